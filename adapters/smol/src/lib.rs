@@ -1,0 +1,194 @@
+//! Runs [hatchery](hatchery) structured concurrency on smol's executor
+//! ([`async_executor`]) with [`async_io`] timers.
+//!
+//! Call [`run`] from `main`: it runs your root future on the calling thread and one
+//! executor thread per further core, so spawned tasks run in parallel.
+//! [`run_current_thread`] keeps everything on the calling thread. In an application that
+//! already runs a smol executor, wrap the root future once with [`enter`].
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! fn main() -> anyhow::Result<()> {
+//!     hatchery_smol::run(async {
+//!         let out = hatchery::move_on_after(Duration::from_millis(5), std::future::pending::<()>()).await;
+//!         assert_eq!(out, None);
+//!         Ok(())
+//!     })
+//! }
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use async_executor::Executor;
+use async_io::Timer;
+use event_listener::Event;
+use hatchery::futures::Enter;
+use hatchery::rt::{Runtime, Sleep};
+
+/// The [`Runtime`] implementation for a smol executor.
+#[derive(Debug, Clone)]
+pub struct SmolRuntime {
+    executor: Arc<Executor<'static>>,
+}
+
+impl SmolRuntime {
+    /// Binds hatchery to `executor`: tasks are spawned on it, so something must run it
+    /// (`executor.run(..)` on one or more threads).
+    pub fn new(executor: Arc<Executor<'static>>) -> Self {
+        SmolRuntime { executor }
+    }
+}
+
+impl Runtime for SmolRuntime {
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        self.executor.spawn(task).detach();
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        Box::pin(SmolSleep {
+            timer: Timer::at(deadline),
+        })
+    }
+
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        blocking::unblock(work).detach();
+    }
+}
+
+/// An `async-io` timer behind hatchery's [`Sleep`] trait.
+struct SmolSleep {
+    timer: Timer,
+}
+
+impl Future for SmolSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.timer).poll(cx).map(drop)
+    }
+}
+
+impl Sleep for SmolSleep {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.timer.set_at(deadline);
+    }
+}
+
+/// Runs `fut` as the root of a hatchery task tree on a new executor with one thread per
+/// core (the calling thread included), and returns its output.
+///
+/// # Examples
+///
+/// ```
+/// let v = hatchery_smol::run(async { 1 + 1 });
+/// assert_eq!(v, 2);
+/// ```
+pub fn run<F: Future>(fut: F) -> F::Output {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    run_with_threads(threads, fut)
+}
+
+/// Like [`run`], with every task on the calling thread.
+///
+/// # Examples
+///
+/// ```
+/// let v = hatchery_smol::run_current_thread(async { 1 + 1 });
+/// assert_eq!(v, 2);
+/// ```
+pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
+    run_with_threads(1, fut)
+}
+
+/// Like [`run`], with `threads` executor threads in all (the calling thread counts as
+/// one; `0` is taken as `1`).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(hatchery_smol::run_with_threads(3, async { 3 }), 3);
+/// ```
+pub fn run_with_threads<F: Future>(threads: usize, fut: F) -> F::Output {
+    let executor = Arc::new(Executor::new());
+    let stop = Arc::new(Stop::default());
+    let workers: Vec<_> = (1..threads.max(1))
+        .map(|i| {
+            let (executor, stop) = (executor.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name(format!("hatchery-smol-{i}"))
+                .spawn(move || async_io::block_on(executor.run(stop.wait())))
+                .expect("hatchery_smol: cannot spawn an executor thread")
+        })
+        .collect();
+    // Stop the workers even if the root future panics.
+    struct StopOnDrop(Arc<Stop>, Vec<std::thread::JoinHandle<()>>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.stop();
+            for w in self.1.drain(..) {
+                let _ = w.join();
+            }
+        }
+    }
+    let _stop = StopOnDrop(stop, workers);
+    let runtime = Arc::new(SmolRuntime::new(executor.clone()));
+    async_io::block_on(executor.run(hatchery::rt::enter(runtime, fut)))
+}
+
+/// Makes `fut` a hatchery root whose tasks are spawned on `executor`: the one line to add
+/// to an application that already runs a smol executor.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// let ex = Arc::new(async_executor::Executor::new());
+/// let out = async_io::block_on(ex.run(hatchery_smol::enter(&ex, hatchery::nursery(|n| async move {
+///     let h = n.spawn(async { Ok::<_, std::io::Error>(7) });
+///     Ok(h.join().await.unwrap())
+/// }))));
+/// assert_eq!(out.unwrap(), 7);
+/// ```
+pub fn enter<F: Future>(executor: &Arc<Executor<'static>>, fut: F) -> Enter<F> {
+    hatchery::rt::enter(Arc::new(SmolRuntime::new(executor.clone())), fut)
+}
+
+/// Tells worker threads to stop.
+#[derive(Default)]
+struct Stop {
+    stopped: AtomicBool,
+    event: Event,
+}
+
+impl Stop {
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+    }
+
+    async fn wait(&self) {
+        loop {
+            if self.stopped.load(Ordering::SeqCst) {
+                return;
+            }
+            let listener = self.event.listen();
+            if self.stopped.load(Ordering::SeqCst) {
+                return;
+            }
+            listener.await;
+        }
+    }
+}

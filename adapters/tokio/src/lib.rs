@@ -1,0 +1,183 @@
+//! Runs [hatchery](hatchery) structured concurrency on the [tokio] runtime.
+//!
+//! Call [`run`] from `main` to build a multi-threaded runtime and run your root future in
+//! it; [`run_current_thread`] uses a single-threaded runtime instead. In an application
+//! that already runs tokio (`#[tokio::main]`), wrap the root future once with [`enter`].
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! fn main() -> anyhow::Result<()> {
+//!     hatchery_tokio::run(async {
+//!         let out = hatchery::move_on_after(Duration::from_millis(5), std::future::pending::<()>()).await;
+//!         assert_eq!(out, None);
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! Time goes through tokio's clock (`tokio::time`), so a paused tokio clock
+//! (`tokio::time::pause`) applies to hatchery's deadlines too.
+
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use hatchery::futures::Enter;
+use hatchery::rt::{Runtime, Sleep};
+
+/// The [`Runtime`] implementation for a tokio runtime, identified by its handle.
+#[derive(Debug, Clone)]
+pub struct TokioRuntime {
+    handle: tokio::runtime::Handle,
+}
+
+impl TokioRuntime {
+    /// Binds hatchery to the runtime behind `handle`.
+    pub fn new(handle: tokio::runtime::Handle) -> Self {
+        TokioRuntime { handle }
+    }
+
+    /// Binds hatchery to the tokio runtime this is called from.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn current() -> Self {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => TokioRuntime { handle },
+            Err(_) => panic!(
+                "hatchery_tokio: no tokio runtime here; call `hatchery_tokio::enter` inside \
+                 `#[tokio::main]` or a tokio task, or use `hatchery_tokio::run` to build one"
+            ),
+        }
+    }
+}
+
+impl Runtime for TokioRuntime {
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        drop(self.handle.spawn(task));
+    }
+
+    fn now(&self) -> Instant {
+        let _guard = self.handle.enter();
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        let _guard = self.handle.enter();
+        Box::pin(TokioSleep {
+            inner: tokio::time::sleep_until(deadline.into()),
+        })
+    }
+
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        drop(self.handle.spawn_blocking(work));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A tokio timer behind hatchery's [`Sleep`] trait.
+    struct TokioSleep {
+        #[pin]
+        inner: tokio::time::Sleep,
+    }
+}
+
+impl Future for TokioSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl Sleep for TokioSleep {
+    fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        self.project().inner.reset(deadline.into());
+    }
+}
+
+/// Builds a multi-threaded tokio runtime (one worker per core), runs `fut` in it as the
+/// root of a hatchery task tree, and returns its output.
+///
+/// # Examples
+///
+/// ```
+/// let v = hatchery_tokio::run(async { 1 + 1 });
+/// assert_eq!(v, 2);
+/// ```
+pub fn run<F: Future>(fut: F) -> F::Output {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    run_with(builder, fut)
+}
+
+/// Like [`run`], on a single-threaded (current-thread) tokio runtime: every task runs on
+/// the calling thread.
+///
+/// # Examples
+///
+/// ```
+/// let v = hatchery_tokio::run_current_thread(async { 1 + 1 });
+/// assert_eq!(v, 2);
+/// ```
+pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all();
+    run_with(builder, fut)
+}
+
+/// Like [`run`], on a runtime built from your own tokio `builder` (remember
+/// `enable_time`, or `enable_all`).
+///
+/// # Panics
+///
+/// If the runtime cannot be built.
+///
+/// # Examples
+///
+/// ```
+/// let mut builder = tokio::runtime::Builder::new_multi_thread();
+/// builder.worker_threads(2).enable_all();
+/// assert_eq!(hatchery_tokio::run_with(builder, async { 3 }), 3);
+/// ```
+pub fn run_with<F: Future>(mut builder: tokio::runtime::Builder, fut: F) -> F::Output {
+    let rt = builder
+        .build()
+        .unwrap_or_else(|e| panic!("hatchery_tokio: cannot build a tokio runtime: {e}"));
+    let runtime = Arc::new(TokioRuntime::new(rt.handle().clone()));
+    rt.block_on(hatchery::rt::enter(runtime, fut))
+}
+
+/// Makes `fut` a hatchery root inside a tokio runtime that is already running: the one
+/// line to add to a `#[tokio::main]` application.
+///
+/// # Panics
+///
+/// When called outside a tokio runtime.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() {
+/// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// # rt.block_on(tokio_main());
+/// # }
+/// // #[tokio::main]
+/// async fn tokio_main() {
+///     let out = hatchery_tokio::enter(hatchery::nursery(|n| async move {
+///         let h = n.spawn(async { Ok::<_, std::io::Error>(7) });
+///         h.join().await.map_err(std::io::Error::other)
+///     }))
+///     .await;
+///     assert_eq!(out.unwrap(), 7);
+/// }
+/// ```
+pub fn enter<F: Future>(fut: F) -> Enter<F> {
+    hatchery::rt::enter(Arc::new(TokioRuntime::current()), fut)
+}

@@ -1,0 +1,247 @@
+//! Error types.
+
+use std::fmt;
+
+/// Why a [`nursery`](crate::nursery) did not return its body's value.
+///
+/// * `Failed`: one or more tasks (or the body) returned `Err`. Every error is kept, in the
+///   order they happened. A lone error is easy to get at with
+///   [`into_first`](NurseryError::into_first).
+/// * `Cancelled`: the nursery's own [`cancel`](crate::Nursery::cancel) ended the body
+///   before it produced its value. Not a failure: tell it apart with
+///   [`is_cancelled`](NurseryError::is_cancelled).
+///
+/// # Converting with `?`
+///
+/// `NurseryError<E>` implements [`std::error::Error`] whenever `E` is `Debug + Display`,
+/// so `?` converts it into `anyhow::Error` and `Box<dyn Error + Send + Sync>`. For your
+/// own error type, add one `From` impl:
+///
+/// ```
+/// use hatchery::NurseryError;
+///
+/// #[derive(Debug)]
+/// enum AppError {
+///     Io(std::io::Error),
+///     Many(Vec<AppError>),
+///     Cancelled,
+/// }
+///
+/// impl From<NurseryError<AppError>> for AppError {
+///     fn from(e: NurseryError<AppError>) -> Self {
+///         match e {
+///             NurseryError::Cancelled => AppError::Cancelled,
+///             NurseryError::Failed(mut errors) if errors.len() == 1 => errors.pop().unwrap(),
+///             NurseryError::Failed(errors) => AppError::Many(errors),
+///         }
+///     }
+/// }
+///
+/// async fn app() -> Result<(), AppError> {
+///     hatchery::nursery(|n| async move {
+///         n.spawn(async { Err(AppError::Io(std::io::ErrorKind::Other.into())) });
+///         Ok(())
+///     })
+///     .await?;
+///     Ok(())
+/// }
+///
+/// let r = hatchery_smol::run(app());
+/// assert!(matches!(r, Err(AppError::Io(_))));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub enum NurseryError<E> {
+    /// Tasks failed; their errors in the order they happened (never empty).
+    Failed(Vec<E>),
+    /// The nursery's own `cancel()` ended the body before it produced a value.
+    Cancelled,
+}
+
+impl<E> NurseryError<E> {
+    /// Whether this is the `Cancelled` outcome (not a failure).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, NurseryError::Cancelled)
+    }
+
+    /// The errors, in the order they happened (empty for `Cancelled`).
+    pub fn errors(&self) -> &[E] {
+        match self {
+            NurseryError::Failed(errors) => errors,
+            NurseryError::Cancelled => &[],
+        }
+    }
+
+    /// The errors, in the order they happened (empty for `Cancelled`).
+    pub fn into_errors(self) -> Vec<E> {
+        match self {
+            NurseryError::Failed(errors) => errors,
+            NurseryError::Cancelled => Vec::new(),
+        }
+    }
+
+    /// The first error, the one that cancelled the nursery.
+    pub fn first(&self) -> Option<&E> {
+        self.errors().first()
+    }
+
+    /// The first error, the one that cancelled the nursery; the others are dropped.
+    pub fn into_first(self) -> Option<E> {
+        self.into_errors().into_iter().next()
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for NurseryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NurseryError::Failed(errors) => f.debug_tuple("Failed").field(errors).finish(),
+            NurseryError::Cancelled => f.write_str("Cancelled"),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for NurseryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NurseryError::Cancelled => f.write_str("nursery cancelled"),
+            NurseryError::Failed(errors) => match errors.as_slice() {
+                [] => f.write_str("nursery failed"),
+                [e] => fmt::Display::fmt(e, f),
+                [first, rest @ ..] => {
+                    write!(f, "{} tasks failed: {first}", rest.len() + 1)?;
+                    for e in rest {
+                        write!(f, "; {e}")?;
+                    }
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for NurseryError<E> {}
+
+/// The error of [`TaskHandle::join`](crate::TaskHandle::join): the task produced no value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct JoinError {
+    kind: JoinKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinKind {
+    Cancelled,
+    Failed,
+    Panicked,
+}
+
+impl JoinError {
+    pub(crate) fn cancelled() -> Self {
+        JoinError {
+            kind: JoinKind::Cancelled,
+        }
+    }
+    pub(crate) fn failed() -> Self {
+        JoinError {
+            kind: JoinKind::Failed,
+        }
+    }
+    pub(crate) fn panicked() -> Self {
+        JoinError {
+            kind: JoinKind::Panicked,
+        }
+    }
+
+    /// The task was cancelled (by its handle, its nursery or an enclosing scope).
+    pub fn is_cancelled(&self) -> bool {
+        self.kind == JoinKind::Cancelled
+    }
+
+    /// The task returned an error; the nursery reports it.
+    pub fn is_failed(&self) -> bool {
+        self.kind == JoinKind::Failed
+    }
+
+    /// The task panicked; the nursery resumes the panic.
+    pub fn is_panicked(&self) -> bool {
+        self.kind == JoinKind::Panicked
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinError").field("kind", &self.kind).finish()
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            JoinKind::Cancelled => "task was cancelled",
+            JoinKind::Failed => "task failed (its nursery reports the error)",
+            JoinKind::Panicked => "task panicked (its nursery resumes the panic)",
+        })
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// The error of [`Nursery::try_spawn`](crate::Nursery::try_spawn): the nursery has
+/// already finished, so nothing can be spawned into it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SpawnError(pub(crate) ());
+
+impl fmt::Debug for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SpawnError")
+    }
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("cannot spawn into a nursery that has already finished")
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
+/// The error of [`Nursery::start`](crate::Nursery::start).
+#[derive(Clone, PartialEq, Eq)]
+pub enum StartError<E> {
+    /// The task returned this error before calling `started`.
+    Failed(E),
+    /// The task finished (or was cancelled) without calling `started`.
+    NotStarted,
+    /// The nursery had already finished.
+    Closed,
+}
+
+impl<E> StartError<E> {
+    /// The task's own error, if it failed.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            StartError::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for StartError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+            StartError::NotStarted => f.write_str("NotStarted"),
+            StartError::Closed => f.write_str("Closed"),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for StartError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Failed(e) => write!(f, "task failed before it started: {e}"),
+            StartError::NotStarted => f.write_str("task finished without calling `started`"),
+            StartError::Closed => SpawnError(()).fmt(f),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for StartError<E> {}

@@ -1,0 +1,116 @@
+//! Structured concurrency for Rust, on any executor: nurseries, cancel scopes, deadlines
+//! and shielding, with trio's semantics.
+//!
+//! Library code written against `hatchery` runs unchanged on tokio or on smol; an
+//! application picks an adapter (`hatchery-tokio`, `hatchery-smol`) and calls its `run`.
+//!
+//! # Concepts
+//!
+//! * A **nursery** ([`nursery`]) is a group of tasks with one owner. It returns only
+//!   when every task in it has finished: on success, on error, on panic, and when it is
+//!   cancelled. The first failure cancels the rest; every error is reported.
+//! * A **cancel scope** ([`CancelScope`]) is a region of code that can be cancelled as a
+//!   unit, by hand or by a deadline. Cancellation reaches everything inside: nested scopes
+//!   and every task spawned into nurseries opened inside it, on any thread. A cancelled
+//!   body is dropped at its next suspension point, so any crate's futures are cancelled
+//!   too. [`move_on_after`] and [`fail_after`] are scopes with a timeout.
+//! * A **shield** ([`shield`]) protects cleanup from the cancellation of enclosing scopes.
+//! * The **effective deadline** ([`current_effective_deadline`]) is what a library
+//!   passes to its I/O so that the whole call tree honours its caller's deadline.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use hatchery::{fail_after, move_on_after, nursery, sleep};
+//!
+//! async fn fetch(id: u32) -> anyhow::Result<u32> {
+//!     sleep(Duration::from_millis(u64::from(id))).await;
+//!     Ok(id * 10)
+//! }
+//!
+//! async fn app() -> anyhow::Result<()> {
+//!     // Run two fetches in parallel; both finish before `nursery` returns.
+//!     let sum = nursery(|n| async move {
+//!         let a = n.spawn(fetch(1));
+//!         let b = n.spawn(fetch(2));
+//!         Ok::<_, anyhow::Error>(a.join().await? + b.join().await?)
+//!     })
+//!     .await?;
+//!     assert_eq!(sum, 30);
+//!
+//!     // Give up after a timeout, with a fallback value.
+//!     let v = move_on_after(Duration::from_millis(5), fetch(1000)).await.unwrap_or(0);
+//!     assert_eq!(v, 0);
+//!
+//!     // Or make the timeout an error.
+//!     assert!(fail_after(Duration::from_millis(5), fetch(1000)).await.is_err());
+//!     Ok(())
+//! }
+//!
+//! fn main() -> anyhow::Result<()> {
+//!     hatchery_smol::run(app()) // or hatchery_tokio::run(app())
+//! }
+//! ```
+//!
+//! # How cancellation works
+//!
+//! Rust cancels a future by dropping it; trio cancels a task by raising at its next
+//! checkpoint. hatchery joins the two. Every task hatchery runs is polled through a
+//! wrapper that records the innermost cancel scope in a thread-local while it polls, so
+//! it works on any executor. Scopes form a tree across tasks and threads. Cancelling a
+//! scope marks its subtree and wakes the tasks in it; each scope, at its next suspension
+//! point, drops its body, unless something inside still has to finish first (an active
+//! shield, or a nursery draining its children). The outermost cancelled scope returns
+//! (`None` from [`CancelScope::run`]); the inner ones never do. hatchery's own waits
+//! ([`sleep`], [`checkpoint`], [`TaskHandle::join`]) never complete in a cancelled scope.
+//!
+//! Code that never suspends is never interrupted: call [`checkpoint`] in long CPU loops.
+//!
+//! The one way to lose the structured guarantee is to drop a hatchery future from
+//! outside hatchery (a `tokio::select!` branch, `tokio::time::timeout`): everything inside
+//! is cancelled at once, and a nursery's children are cancelled without being awaited.
+//! Use hatchery's scopes for timeouts and races instead.
+//!
+//! # Runtimes
+//!
+//! Everything needs a runtime bound through an adapter: `hatchery_tokio::run`,
+//! `hatchery_smol::run`, or their `enter` functions inside an application that already
+//! runs the executor. Calling hatchery outside of one panics with a message saying so.
+//! To bind another executor, implement [`rt::Runtime`].
+//!
+//! # When not to use this
+//!
+//! If you need a fire-and-forget task that outlives its caller, hatchery is the wrong
+//! tool on purpose: open a nursery high enough in your program instead, or use the
+//! executor's own `spawn`. Children must be `Send + 'static`; a borrowing nursery polled
+//! inline is not offered yet.
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod node;
+mod nursery;
+pub mod rt;
+mod scope;
+mod task;
+mod time;
+
+pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
+pub use crate::nursery::{nursery, Nursery};
+pub use crate::scope::{
+    fail_after, fail_at, move_on_after, move_on_at, shield, CancelHandle, CancelScope, Elapsed,
+};
+pub use crate::task::{TaskHandle, TaskStatus};
+pub use crate::time::{
+    checkpoint, current_effective_deadline, now, run_blocking, sleep, sleep_until, Deadline,
+};
+
+/// The named futures returned by hatchery's functions.
+pub mod futures {
+    pub use crate::nursery::NurseryFuture;
+    pub use crate::rt::Enter;
+    pub use crate::scope::{Fail, FailScope, Run, Shield};
+    pub use crate::task::{Join, Start};
+    pub use crate::time::{Checkpoint, RunBlocking, Sleep};
+}

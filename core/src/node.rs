@@ -1,0 +1,300 @@
+//! The cancel-scope tree.
+//!
+//! Every cancel scope, every nursery and every task hatchery runs owns one [`Node`]. Nodes
+//! form a tree through parent links (child to parent, strong) and child lists (parent to
+//! child, weak). Cancelling a node marks its whole subtree as cancelled, stopping at
+//! shields, and wakes every node's runner so that it can drop its body at its current
+//! suspension point.
+//!
+//! Two kinds of state live here:
+//!
+//! * `cancelled`: the *effective* state. A node is effectively cancelled when it was
+//!   cancelled itself (`reason != NONE`) or when its parent is effectively cancelled and it
+//!   is not a shield. The flag only ever goes from `false` to `true`.
+//! * `holds`: how many things inside this node, in the same task, must not be dropped
+//!   yet: open nurseries (they first drain their children), active shields, and pending
+//!   `start` calls. A cancelled runner drops its body only when its node has no holds.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use atomic_waker::AtomicWaker;
+use slab::Slab;
+
+/// Not cancelled.
+pub(crate) const NONE: u8 = 0;
+/// Cancelled by an explicit `cancel()`.
+pub(crate) const EXPLICIT: u8 = 1;
+/// Cancelled because its deadline passed.
+pub(crate) const DEADLINE: u8 = 2;
+/// Cancelled because a task of the nursery failed or panicked.
+pub(crate) const FAILURE: u8 = 3;
+
+pub(crate) struct Node {
+    /// Shields stop cancellation coming from ancestors.
+    shield: AtomicBool,
+    /// Task roots end the walk of holds: holds never cross a task boundary.
+    root: bool,
+    cancelled: AtomicBool,
+    reason: AtomicU8,
+    caught: AtomicBool,
+    holds: AtomicUsize,
+    /// Bumped whenever the deadline changes, so a runner can notice without locking.
+    deadline_version: AtomicU64,
+    waker: AtomicWaker,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    parent: Option<Arc<Node>>,
+    key: usize,
+    children: Slab<Weak<Node>>,
+    deadline: Option<Instant>,
+    /// A relative timeout waiting to be turned into a deadline when the scope is entered.
+    timeout: Option<Duration>,
+    entered: bool,
+}
+
+impl Node {
+    pub(crate) fn new(shield: bool, root: bool) -> Arc<Node> {
+        Arc::new(Node {
+            shield: AtomicBool::new(shield),
+            root,
+            cancelled: AtomicBool::new(false),
+            reason: AtomicU8::new(NONE),
+            caught: AtomicBool::new(false),
+            holds: AtomicUsize::new(0),
+            deadline_version: AtomicU64::new(0),
+            waker: AtomicWaker::new(),
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // No user code runs under this lock, so a poisoned lock still holds valid state.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_shield(&self) -> bool {
+        self.shield.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_shield(&self, shield: bool) {
+        self.shield.store(shield, Ordering::Relaxed);
+    }
+
+    /// Effectively cancelled: by itself or by an unshielded ancestor.
+    #[inline]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Why this node was cancelled itself (`NONE` if it was not).
+    pub(crate) fn reason(&self) -> u8 {
+        self.reason.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    pub(crate) fn has_holds(&self) -> bool {
+        self.holds.load(Ordering::Acquire) != 0
+    }
+
+    /// Cancelled, and nothing inside needs to finish first: the runner may drop its body.
+    #[inline]
+    pub(crate) fn should_drop(&self) -> bool {
+        self.is_cancelled() && !self.has_holds()
+    }
+
+    pub(crate) fn caught(&self) -> bool {
+        self.caught.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_caught(&self) {
+        self.caught.store(true, Ordering::Release);
+    }
+
+    #[inline]
+    pub(crate) fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
+    }
+
+    pub(crate) fn parent(&self) -> Option<Arc<Node>> {
+        self.lock().parent.clone()
+    }
+
+    /// True when the parent is effectively cancelled, so this node's own cancellation
+    /// (if any) is shadowed by an outer one and must not be caught here.
+    pub(crate) fn outer_cancelled(&self) -> bool {
+        if self.is_shield() {
+            return false;
+        }
+        self.lock().parent.as_ref().is_some_and(|p| p.is_cancelled())
+    }
+
+    /// Links this node under `parent`, inheriting its cancellation.
+    pub(crate) fn attach(self: &Arc<Self>, parent: &Arc<Node>) {
+        let inherit = {
+            let mut p = parent.lock();
+            let key = p.children.insert(Arc::downgrade(self));
+            let inherit = parent.is_cancelled();
+            drop(p);
+            let mut me = self.lock();
+            me.parent = Some(parent.clone());
+            me.key = key;
+            me.entered = true;
+            inherit
+        };
+        if inherit && !self.is_shield() {
+            self.propagate();
+        }
+    }
+
+    /// Unlinks this node from its parent. Idempotent.
+    pub(crate) fn detach(&self) {
+        let (parent, key) = {
+            let mut me = self.lock();
+            (me.parent.take(), me.key)
+        };
+        if let Some(parent) = parent {
+            let mut p = parent.lock();
+            if p.children.contains(key) {
+                p.children.remove(key);
+            }
+        }
+    }
+
+    /// Moves a task root to a new parent (used when `start` hands a task to its nursery).
+    pub(crate) fn reparent(self: &Arc<Self>, parent: &Arc<Node>) {
+        self.detach();
+        self.attach(parent);
+    }
+
+    /// Cancels this node itself. The first reason sticks.
+    pub(crate) fn cancel(self: &Arc<Self>, reason: u8) {
+        let _ = self
+            .reason
+            .compare_exchange(NONE, reason, Ordering::AcqRel, Ordering::Acquire);
+        self.propagate();
+    }
+
+    /// Marks this node and its unshielded subtree cancelled and wakes their runners.
+    fn propagate(self: &Arc<Self>) {
+        let mut stack = vec![self.clone()];
+        while let Some(node) = stack.pop() {
+            // Setting the flag before reading the child list pairs with `attach`, which
+            // inserts under the parent's lock and then reads the flag: a new child either
+            // is in the list we read, or sees the flag.
+            if node.cancelled.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            node.waker.wake();
+            let inner = node.lock();
+            stack.extend(
+                inner
+                    .children
+                    .iter()
+                    .filter_map(|(_, w)| w.upgrade())
+                    .filter(|c| !c.is_shield()),
+            );
+        }
+    }
+
+    // ----- deadlines -----
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.lock().deadline
+    }
+
+    #[inline]
+    pub(crate) fn deadline_version(&self) -> u64 {
+        self.deadline_version.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_timeout(&self, timeout: Duration) {
+        let mut me = self.lock();
+        if me.entered {
+            drop(me);
+            panic!("hatchery: a relative timeout can only be set before the scope is entered; use `set_deadline` on a running scope");
+        }
+        me.timeout = Some(timeout);
+        me.deadline = None;
+    }
+
+    pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
+        {
+            let mut me = self.lock();
+            me.deadline = deadline;
+            me.timeout = None;
+        }
+        self.deadline_version.fetch_add(1, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// Turns a pending relative timeout into a deadline. Called once, on entry.
+    pub(crate) fn resolve_timeout(&self, now: Instant) -> Option<Instant> {
+        let mut me = self.lock();
+        if let Some(t) = me.timeout.take() {
+            // `None` on overflow: a timeout too large to represent is no deadline at all.
+            me.deadline = now.checked_add(t);
+        }
+        me.deadline
+    }
+
+    /// The earliest deadline from this node up to (and including) the nearest shield.
+    pub(crate) fn effective_deadline(self: &Arc<Self>) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        let mut cur = Some(self.clone());
+        while let Some(node) = cur {
+            let me = node.lock();
+            if let Some(d) = me.deadline {
+                best = Some(best.map_or(d, |b| b.min(d)));
+            }
+            if node.is_shield() {
+                break;
+            }
+            cur = me.parent.clone();
+        }
+        best
+    }
+
+    // ----- holds -----
+
+    fn add_holds(self: &Arc<Self>, up: bool) {
+        let mut cur = Some(self.clone());
+        while let Some(node) = cur {
+            if up {
+                node.holds.fetch_add(1, Ordering::AcqRel);
+            } else {
+                node.holds.fetch_sub(1, Ordering::AcqRel);
+            }
+            if node.root {
+                break;
+            }
+            cur = node.parent();
+        }
+    }
+}
+
+/// Keeps a node and its ancestors within the same task from dropping their bodies: while
+/// a `Hold` lives, something inside them still has to finish its own work first (a
+/// nursery draining its children, an active shield, a pending `start`).
+pub(crate) struct Hold {
+    from: Arc<Node>,
+}
+
+impl Hold {
+    /// Holds `from` and every ancestor of it up to its task's root.
+    pub(crate) fn new(from: &Arc<Node>) -> Hold {
+        from.add_holds(true);
+        Hold { from: from.clone() }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.from.add_holds(false);
+    }
+}

@@ -1,0 +1,465 @@
+//! Nurseries: `nursery`, `Nursery::{spawn, start, cancel}`.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use atomic_waker::AtomicWaker;
+use pin_project_lite::pin_project;
+
+use crate::error::{NurseryError, SpawnError};
+use crate::node::{self, Hold, Node};
+use crate::rt::{self, Ctx, Runtime};
+use crate::task::{self, TaskHandle};
+
+pub(crate) type Panic = Box<dyn Any + Send + 'static>;
+
+/// Opens a nursery, runs `body` in it, and returns once the body and every task spawned
+/// into the nursery have finished.
+///
+/// `body` receives a [`Nursery`] handle to spawn tasks with. The body is part of the
+/// group: it runs inline in the caller's task, while spawned children are tasks of the
+/// executor that run in parallel on a multi-threaded runtime.
+///
+/// * **Success**: returns the body's value once every child has finished.
+/// * **Errors**: the first child (or body) that returns `Err` cancels the nursery: the
+///   body and all other children are cancelled and awaited. Then every error is returned,
+///   in the order they happened, as [`NurseryError::Failed`]. `?` converts it into
+///   `anyhow::Error` or `Box<dyn Error + Send + Sync>`; for your own error type, implement
+///   `From<NurseryError<YourError>>` (see [`NurseryError`]).
+/// * **Panics**: a panic in a child or the body cancels the rest; once all have finished,
+///   the first panic is resumed in the caller (like [`std::thread::scope`]). A panic wins
+///   over errors.
+/// * **Own cancellation**: [`Nursery::cancel`] cancels the body and every child. If that
+///   ends the body before it produced its value, the result is
+///   [`NurseryError::Cancelled`]; if the body had already finished, its value is returned.
+/// * **Outer cancellation**: cancellation is not an error. When an enclosing scope is
+///   cancelled, the nursery cancels its body and children, waits for all of them, and then
+///   lets the enclosing scope end the work: this future never completes. (Errors that
+///   children returned before they were cancelled are still reported.)
+///
+/// # Cancel safety
+///
+/// If an enclosing scope is cancelled, the nursery still waits for all its children
+/// before the scope ends, as described above. Dropping this future from outside hatchery
+/// (a `select!` branch, `tokio::time::timeout`) is the one way to lose the structured
+/// guarantee: the body is dropped at once and the children are cancelled but not
+/// awaited; each stops at its next suspension point. Use hatchery's own timeouts
+/// ([`move_on_after`](crate::move_on_after)) instead.
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime; and, as above, to resume a panic of the
+/// body or a child.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{nursery, sleep};
+///
+/// # fn main() -> anyhow::Result<()> {
+/// hatchery_smol::run(async {
+///     let total = nursery(|n| async move {
+///         let a = n.spawn(async { sleep(Duration::from_millis(2)).await; Ok(20) });
+///         let b = n.spawn(async { Ok(22) });
+///         n.spawn(async { Ok(0) }); // the handle may be dropped: the task still runs
+///         Ok::<_, anyhow::Error>(a.join().await? + b.join().await?)
+///     })
+///     .await?;
+///     assert_eq!(total, 42);
+///     Ok(())
+/// })
+/// # }
+/// ```
+pub fn nursery<E, T, F, Fut>(body: F) -> NurseryFuture<F, Fut, T, E>
+where
+    F: FnOnce(Nursery<E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Send + 'static,
+{
+    NurseryFuture {
+        make: Some(body),
+        body: None,
+        state: None,
+    }
+}
+
+/// A handle to an open nursery, for spawning tasks into it and cancelling it.
+///
+/// Cheap to clone; clones may be moved into the nursery's children so that they can spawn
+/// siblings.
+pub struct Nursery<E> {
+    pub(crate) shared: Arc<Shared<E>>,
+}
+
+impl<E> Clone for Nursery<E> {
+    fn clone(&self) -> Self {
+        Nursery {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<E> fmt::Debug for Nursery<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.state.load(Ordering::Acquire);
+        f.debug_struct("Nursery")
+            .field("tasks", &(state >> 1))
+            .field("closed", &(state & CLOSED != 0))
+            .field("cancelled", &self.shared.node.is_cancelled())
+            .finish()
+    }
+}
+
+const CLOSED: usize = 1;
+const ONE: usize = 2;
+
+/// State shared by a nursery, its handles and its children.
+pub(crate) struct Shared<E> {
+    pub(crate) node: Arc<Node>,
+    pub(crate) rt: Arc<dyn Runtime>,
+    /// `CLOSED` bit, plus the number of live children times `ONE`.
+    state: AtomicUsize,
+    waker: AtomicWaker,
+    record: Mutex<Record<E>>,
+}
+
+struct Record<E> {
+    errors: Vec<E>,
+    panic: Option<Panic>,
+}
+
+impl<E> Shared<E> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Record<E>> {
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a new child, unless the nursery has closed.
+    pub(crate) fn add_child(&self) -> Result<(), SpawnError> {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            if cur & CLOSED != 0 {
+                return Err(SpawnError(()));
+            }
+            match self.state.compare_exchange_weak(
+                cur,
+                cur + ONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// A child has finished (its future is already dropped).
+    pub(crate) fn child_done(&self) {
+        if self.state.fetch_sub(ONE, Ordering::AcqRel) == ONE {
+            self.waker.wake();
+        }
+    }
+
+    /// Closes the nursery if no child is left. Succeeds at most once.
+    fn try_close(&self) -> bool {
+        self.state
+            .compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Records a failure and cancels the nursery.
+    pub(crate) fn fail(&self, error: E) {
+        self.lock().errors.push(error);
+        self.node.cancel(node::FAILURE);
+    }
+
+    /// Records a panic and cancels the nursery.
+    pub(crate) fn panicked(&self, panic: Panic) {
+        {
+            let mut record = self.lock();
+            if record.panic.is_none() {
+                record.panic = Some(panic);
+            }
+        }
+        self.node.cancel(node::FAILURE);
+    }
+}
+
+impl<E: Send + 'static> Nursery<E> {
+    /// Spawns `fut` as a new task of the nursery and returns a handle to its value.
+    ///
+    /// The task is a task of the executor: on a multi-threaded runtime it runs in
+    /// parallel with the body and its siblings. If it returns `Err`, the nursery is
+    /// cancelled and the error is reported by [`nursery`]. Dropping the [`TaskHandle`]
+    /// does not cancel the task.
+    ///
+    /// A task spawned into a nursery that is already cancelled still runs until its first
+    /// suspension point, then is cancelled.
+    ///
+    /// # Panics
+    ///
+    /// If the nursery has already finished: use [`try_spawn`](Nursery::try_spawn) to get
+    /// an error instead. A task is never silently dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let out = nursery(|n| async move {
+    ///     let n2 = n.clone();
+    ///     // Children may spawn siblings.
+    ///     let h = n.spawn(async move { Ok(n2.spawn(async { Ok(2) }).join().await.unwrap() * 21) });
+    ///     Ok::<_, std::io::Error>(h.join().await.unwrap())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(out, 42);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn spawn<T, F>(&self, fut: F) -> TaskHandle<T>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.try_spawn(fut) {
+            Ok(h) => h,
+            Err(e) => panic!("hatchery: {e}; use `Nursery::try_spawn` to handle this"),
+        }
+    }
+
+    /// Like [`spawn`](Nursery::spawn), but returns [`SpawnError`] instead of panicking if
+    /// the nursery has already finished. The future is dropped unpolled in that case.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] if the nursery is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut saved = None;
+    /// nursery(|n| async {
+    ///     saved = Some(n);
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// let closed = saved.unwrap();
+    /// assert!(closed.try_spawn(async { Ok(()) }).is_err());
+    /// # });
+    /// ```
+    pub fn try_spawn<T, F>(&self, fut: F) -> Result<TaskHandle<T>, SpawnError>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.shared.add_child()?;
+        Ok(task::spawn(&self.shared, &self.shared.node, fut, None))
+    }
+
+    /// Cancels the nursery: its body and every child (children spawned later too). Not an
+    /// error: if this ends the body before it returns a value, [`nursery`] returns
+    /// [`NurseryError::Cancelled`]. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{nursery, sleep};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let r = nursery(|n| async move {
+    ///     n.spawn(async { sleep(Duration::from_secs(3600)).await; Ok(()) });
+    ///     n.cancel();
+    ///     sleep(Duration::from_secs(3600)).await;
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await;
+    /// assert!(r.unwrap_err().is_cancelled());
+    /// # });
+    /// ```
+    pub fn cancel(&self) {
+        self.shared.node.cancel(node::EXPLICIT);
+    }
+
+    /// Whether the nursery has been cancelled (by [`cancel`](Nursery::cancel), a failure
+    /// or an enclosing scope).
+    pub fn is_cancelled(&self) -> bool {
+        self.shared.node.is_cancelled()
+    }
+
+    /// Whether the nursery has finished; spawning into it then fails.
+    pub fn is_closed(&self) -> bool {
+        self.shared.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+}
+
+pin_project! {
+    /// Future returned by [`nursery`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct NurseryFuture<F, Fut, T, E> {
+        make: Option<F>,
+        #[pin]
+        body: Option<Fut>,
+        state: Option<Open<T, E>>,
+    }
+
+    impl<F, Fut, T, E> PinnedDrop for NurseryFuture<F, Fut, T, E> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if let Some(mut open) = this.state.take() {
+                if !open.finished {
+                    // Dropped from outside before it finished (C8): cancel everything
+                    // now. Children stop at their next suspension point; nobody waits.
+                    open.shared.node.cancel(node::EXPLICIT);
+                }
+                this.body.set(None);
+                open.hold.take();
+                open.shared.node.detach();
+            }
+        }
+    }
+}
+
+/// The state of a nursery between its first poll and its completion.
+struct Open<T, E> {
+    shared: Arc<Shared<E>>,
+    ctx: Option<Ctx>,
+    /// Keeps enclosing scopes of this task from dropping the nursery while it drains.
+    hold: Option<Hold>,
+    /// The body's value, once it has produced one.
+    value: Option<T>,
+    body_done: bool,
+    /// Completed (or stalled under an outer cancellation): later polls stay pending.
+    finished: bool,
+}
+
+impl<F, Fut, T, E> fmt::Debug for NurseryFuture<F, Fut, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NurseryFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, Fut, T, E> Future for NurseryFuture<F, Fut, T, E>
+where
+    F: FnOnce(Nursery<E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Send + 'static,
+{
+    type Output = Result<T, NurseryError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let mut first = false;
+        if this.state.is_none() {
+            let make = this
+                .make
+                .take()
+                .expect("hatchery: nursery future polled after completion");
+            let parent = rt::current();
+            let node = Node::new(false, false);
+            node.attach(&parent.node);
+            let shared = Arc::new(Shared {
+                node: node.clone(),
+                rt: parent.rt.clone(),
+                state: AtomicUsize::new(0),
+                waker: AtomicWaker::new(),
+                record: Mutex::new(Record {
+                    errors: Vec::new(),
+                    panic: None,
+                }),
+            });
+            let hold = Hold::new(&parent.node);
+            this.body.set(Some(make(Nursery {
+                shared: shared.clone(),
+            })));
+            *this.state = Some(Open {
+                shared,
+                ctx: Some(Ctx {
+                    rt: parent.rt,
+                    node,
+                }),
+                hold: Some(hold),
+                value: None,
+                body_done: false,
+                finished: false,
+            });
+            first = true;
+        }
+        let open = this.state.as_mut().expect("nursery state");
+        if open.finished {
+            return Poll::Pending;
+        }
+        let shared = open.shared.clone();
+        let node = &shared.node;
+
+        if !open.body_done {
+            if !first && node.should_drop() {
+                this.body.set(None);
+                open.body_done = true;
+            } else {
+                node.register(cx.waker());
+                let body = this.body.as_mut().as_pin_mut().expect("body present");
+                let ctx = &mut open.ctx;
+                let polled = catch_unwind(AssertUnwindSafe(|| rt::enter_with(ctx, || body.poll(cx))));
+                match polled {
+                    Ok(Poll::Pending) if !node.should_drop() => return Poll::Pending,
+                    Ok(Poll::Pending) => {}
+                    Ok(Poll::Ready(Ok(v))) => open.value = Some(v),
+                    Ok(Poll::Ready(Err(e))) => shared.fail(e),
+                    Err(panic) => shared.panicked(panic),
+                }
+                // Drop the body (a no-op if it finished) before waiting for children.
+                let dropped = catch_unwind(AssertUnwindSafe(|| this.body.set(None)));
+                if let Err(panic) = dropped {
+                    shared.panicked(panic);
+                }
+                open.body_done = true;
+            }
+        }
+
+        shared.waker.register(cx.waker());
+        if !shared.try_close() {
+            return Poll::Pending;
+        }
+        // Every child has finished and no more can be spawned.
+        open.finished = true;
+        let (errors, panic) = {
+            let mut record = shared.lock();
+            (std::mem::take(&mut record.errors), record.panic.take())
+        };
+        let value = open.value.take();
+        let outer = node.outer_cancelled();
+        let reason = node.reason();
+        node.detach();
+        // Release the hold last, just before handing control back to enclosing scopes.
+        open.hold.take();
+        if let Some(panic) = panic {
+            resume_unwind(panic);
+        }
+        if !errors.is_empty() {
+            return Poll::Ready(Err(NurseryError::Failed(errors)));
+        }
+        if let Some(v) = value {
+            return Poll::Ready(Ok(v));
+        }
+        if reason == node::EXPLICIT && !outer {
+            node.set_caught();
+            return Poll::Ready(Err(NurseryError::Cancelled));
+        }
+        // Cancelled from outside: the enclosing cancelled scope ends the work and drops us.
+        Poll::Pending
+    }
+}

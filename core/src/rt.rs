@@ -1,0 +1,267 @@
+//! The runtime seam: the few things hatchery needs from an executor.
+//!
+//! hatchery itself never names an executor. An adapter crate implements [`Runtime`] for
+//! one (`hatchery-tokio`, `hatchery-smol`) and hands it to [`enter`], which installs it
+//! for everything the wrapped future does: every scope, nursery and task inside finds the
+//! runtime through the task context that hatchery sets while it polls them.
+//!
+//! # Binding a third-party executor
+//!
+//! Implement [`Runtime`] (spawn, a clock, timers and blocking work) and wrap your root
+//! future with [`enter`]. The adapter below runs hatchery on plain threads: every task
+//! gets a thread with a tiny `block_on`, and timers are threads that sleep. It is slow
+//! but complete, and shows the whole contract.
+//!
+//! ```
+//! use std::future::Future;
+//! use std::pin::Pin;
+//! use std::sync::{Arc, Condvar, Mutex};
+//! use std::task::{Context, Poll, Wake, Waker};
+//! use std::time::{Duration, Instant};
+//!
+//! use hatchery::rt::{self, Runtime, Sleep};
+//!
+//! /// Runs a future to completion on the current thread.
+//! fn block_on<F: Future>(fut: F) -> F::Output {
+//!     struct Unpark(Mutex<bool>, Condvar);
+//!     impl Wake for Unpark {
+//!         fn wake(self: Arc<Self>) {
+//!             *self.0.lock().unwrap() = true;
+//!             self.1.notify_one();
+//!         }
+//!     }
+//!     let unpark = Arc::new(Unpark(Mutex::new(false), Condvar::new()));
+//!     let waker = Waker::from(unpark.clone());
+//!     let mut fut = std::pin::pin!(fut);
+//!     loop {
+//!         if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+//!             return v;
+//!         }
+//!         let mut woken = unpark.0.lock().unwrap();
+//!         while !*woken {
+//!             woken = unpark.1.wait(woken).unwrap();
+//!         }
+//!         *woken = false;
+//!     }
+//! }
+//!
+//! /// A timer: a thread that sleeps, then wakes whoever polled last.
+//! struct ThreadSleep {
+//!     deadline: Instant,
+//!     waker: Arc<Mutex<Option<Waker>>>,
+//!     armed: bool,
+//! }
+//!
+//! impl Future for ThreadSleep {
+//!     type Output = ();
+//!     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+//!         if Instant::now() >= self.deadline {
+//!             return Poll::Ready(());
+//!         }
+//!         *self.waker.lock().unwrap() = Some(cx.waker().clone());
+//!         if !self.armed {
+//!             self.armed = true;
+//!             let (deadline, waker) = (self.deadline, self.waker.clone());
+//!             std::thread::spawn(move || {
+//!                 std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+//!                 if let Some(w) = waker.lock().unwrap().take() {
+//!                     w.wake();
+//!                 }
+//!             });
+//!         }
+//!         Poll::Pending
+//!     }
+//! }
+//!
+//! impl Sleep for ThreadSleep {
+//!     fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+//!         *self = ThreadSleep { deadline, waker: Arc::default(), armed: false };
+//!     }
+//! }
+//!
+//! #[derive(Debug)]
+//! struct Threads;
+//!
+//! impl Runtime for Threads {
+//!     fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
+//!         std::thread::spawn(move || block_on(task));
+//!     }
+//!     fn now(&self) -> Instant {
+//!         Instant::now()
+//!     }
+//!     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+//!         Box::pin(ThreadSleep { deadline, waker: Arc::default(), armed: false })
+//!     }
+//!     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+//!         std::thread::spawn(work);
+//!     }
+//! }
+//!
+//! // The application's `run`: the whole adapter is the code above plus these lines.
+//! fn run<F: Future>(fut: F) -> F::Output {
+//!     block_on(rt::enter(Arc::new(Threads), fut))
+//! }
+//!
+//! let sum = run(hatchery::nursery(|n| async move {
+//!     let a = n.spawn(async { hatchery::sleep(Duration::from_millis(5)).await; Ok::<_, std::io::Error>(1) });
+//!     let b = n.spawn(async { Ok(2) });
+//!     Ok(a.join().await? + b.join().await?)
+//! }));
+//! assert_eq!(sum.unwrap(), 3);
+//! ```
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use pin_project_lite::pin_project;
+
+use crate::node::Node;
+
+/// An executor and clock that hatchery can run on.
+///
+/// This is the whole seam between hatchery's semantics and an executor. All methods may
+/// be called from any thread, including threads the executor does not own. See the
+/// [module docs](self) for a complete adapter.
+pub trait Runtime: Send + Sync + 'static {
+    /// Spawns `task` to run to completion in the background.
+    ///
+    /// hatchery tracks completion itself (the future reports back when it finishes), so
+    /// the executor only needs to poll it until it returns `Ready`. On a multi-threaded
+    /// executor tasks should be able to run in parallel.
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>);
+
+    /// The current time on this runtime's clock.
+    ///
+    /// All hatchery deadlines are measured on this clock, so a runtime with a virtual
+    /// clock makes every timeout, sleep and deadline virtual.
+    fn now(&self) -> Instant;
+
+    /// A timer that completes once [`now`](Runtime::now) has reached `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>>;
+
+    /// Runs `work` on a thread where blocking is allowed.
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>);
+}
+
+/// A timer future made by [`Runtime::sleep_until`].
+pub trait Sleep: Future<Output = ()> + Send + Sync {
+    /// Moves the timer to a new deadline (earlier or later), as if it were new.
+    fn reset(self: Pin<&mut Self>, deadline: Instant);
+}
+
+/// What every hatchery future finds while it is polled: the runtime and the innermost
+/// cancel scope.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) rt: Arc<dyn Runtime>,
+    pub(crate) node: Arc<Node>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Ctx>> = const { RefCell::new(None) };
+}
+
+pub(crate) const NO_RUNTIME: &str = "hatchery: no runtime in this context. \
+Run your code inside `hatchery_tokio::run(..)` or `hatchery_smol::run(..)`, or, in an \
+application that already runs an executor, wrap the future once with \
+`hatchery_tokio::enter(..)` or `hatchery_smol::enter(..)`. Futures spawned directly on \
+the executor (`tokio::spawn`, `smol::spawn`) are outside hatchery: spawn them into a \
+nursery instead.";
+
+/// The current context; panics with instructions if there is none.
+pub(crate) fn current() -> Ctx {
+    try_current().expect(NO_RUNTIME)
+}
+
+pub(crate) fn try_current() -> Option<Ctx> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Calls `f` with the current context, if any, without cloning it.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Ctx>) -> R) -> R {
+    CURRENT.with(|c| f(c.borrow().as_ref()))
+}
+
+/// Whether the innermost scope of the current task is cancelled.
+pub(crate) fn current_cancelled() -> bool {
+    with_current(|c| c.is_some_and(|c| c.node.is_cancelled()))
+}
+
+/// Polls `f` with `slot`'s context installed, moving it into the thread-local and back
+/// (no reference counts change), and restoring the previous context even on panic.
+pub(crate) fn enter_with<R>(slot: &mut Option<Ctx>, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a> {
+        slot: &'a mut Option<Ctx>,
+        prev: Option<Ctx>,
+    }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let prev = self.prev.take();
+            *self.slot = CURRENT.with(|c| c.replace(prev));
+        }
+    }
+    let prev = CURRENT.with(|c| c.replace(slot.take()));
+    let _restore = Restore { slot, prev };
+    f()
+}
+
+/// Installs `runtime` for everything `fut` does, making `fut` the root of a hatchery
+/// task tree.
+///
+/// Adapters call this in their `run` and `enter` functions; call it yourself only when
+/// binding a new executor (see the [module docs](self)).
+///
+/// The root scope cannot be cancelled; wrap `fut` in a [`CancelScope`](crate::CancelScope)
+/// for that.
+pub fn enter<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
+    Enter {
+        fut,
+        ctx: Some(Ctx {
+            rt: runtime,
+            node: Node::new(false, true),
+        }),
+    }
+}
+
+pin_project! {
+    /// Future returned by [`enter`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Enter<F> {
+        #[pin]
+        fut: F,
+        ctx: Option<Ctx>,
+    }
+}
+
+impl<F: Future> Future for Enter<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let fut = this.fut;
+        enter_with(this.ctx, || fut.poll(cx))
+    }
+}
+
+impl<F> fmt::Debug for Enter<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Enter").finish_non_exhaustive()
+    }
+}
+
+/// Whether the current thread is inside a hatchery context (a runtime is bound).
+///
+/// # Examples
+///
+/// ```
+/// assert!(!hatchery::rt::is_entered());
+/// hatchery_smol::run(async { assert!(hatchery::rt::is_entered()) });
+/// ```
+pub fn is_entered() -> bool {
+    with_current(|c| c.is_some())
+}

@@ -1,0 +1,703 @@
+//! Cancel scopes: `CancelScope`, `move_on_*`, `fail_*` and `shield`.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use pin_project_lite::pin_project;
+
+use crate::node::{self, Hold, Node};
+use crate::rt::{self, Ctx, Sleep};
+
+/// A region of code that can be cancelled as a unit: explicitly through its
+/// [`CancelHandle`], or by a deadline.
+///
+/// Build a scope, optionally take a [handle](CancelScope::handle) to it, then
+/// [`run`](CancelScope::run) a future inside it. When the scope is cancelled, the future
+/// is dropped at its next suspension point and `run` returns `None`; if it finishes first,
+/// `run` returns `Some(value)`.
+///
+/// Cancellation reaches everything inside the scope: nested scopes and every task spawned
+/// into a nursery opened inside it, on any thread. Nested scopes follow trio's rules:
+///
+/// * The outermost cancelled scope (below the nearest shield) is the one that returns.
+///   Inner scopes cancelled by an outer one never return; their
+///   [`cancelled_caught`](CancelHandle::cancelled_caught) stays `false`.
+/// * A scope whose body finishes without suspending again returns the value even if it
+///   was cancelled meanwhile, with `cancelled_caught() == false`.
+/// * A relative timeout ([`with_timeout`](CancelScope::with_timeout)) starts when the
+///   scope is entered (first polled), not when it is built. A deadline already in the
+///   past lets the body run to its first suspension point, then cancels it; so does a
+///   scope that was cancelled before it was entered.
+/// * A [shield](CancelScope::with_shield) is not cancelled by its ancestors. Its own
+///   deadline and `cancel` still work. Use it for cleanup that must finish:
+///   [`shield`](crate::shield).
+///
+/// A scope is entered once: `run` consumes it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{sleep, CancelScope};
+///
+/// # hatchery_smol::run(async {
+/// let scope = CancelScope::new().with_timeout(Duration::from_millis(10));
+/// let handle = scope.handle();
+/// let out = scope.run(sleep(Duration::from_secs(3600))).await;
+/// assert_eq!(out, None);
+/// assert!(handle.cancel_called() && handle.cancelled_caught());
+/// # });
+/// ```
+pub struct CancelScope {
+    node: Arc<Node>,
+}
+
+impl CancelScope {
+    /// A scope with no deadline that is not shielded.
+    pub fn new() -> CancelScope {
+        CancelScope {
+            node: Node::new(false, false),
+        }
+    }
+
+    /// Sets an absolute deadline, measured on the runtime's clock
+    /// ([`now`](crate::now)).
+    ///
+    /// A deadline in the past cancels the body at its first suspension point.
+    pub fn with_deadline(self, deadline: Instant) -> CancelScope {
+        self.node.set_deadline(Some(deadline));
+        self
+    }
+
+    /// Sets a deadline `timeout` after the moment the scope is entered.
+    ///
+    /// `Duration::MAX`, or any timeout too large to represent, means no deadline.
+    pub fn with_timeout(self, timeout: Duration) -> CancelScope {
+        self.node.set_timeout(timeout);
+        self
+    }
+
+    /// Shields the scope (if `shield` is true) from the cancellation of its ancestors.
+    pub fn with_shield(self, shield: bool) -> CancelScope {
+        self.node.set_shield(shield);
+        self
+    }
+
+    /// A handle that can cancel this scope or move its deadline from any thread or task.
+    pub fn handle(&self) -> CancelHandle {
+        CancelHandle {
+            node: self.node.clone(),
+        }
+    }
+
+    /// Runs `fut` inside this scope. Returns `None` if this scope was cancelled and
+    /// caught the cancellation, `Some(value)` if `fut` finished.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future drops `fut` (and cancels everything it spawned into
+    /// nurseries it opened). If an enclosing scope is cancelled while this one runs, the
+    /// body is dropped at its next suspension point and this future never completes: the
+    /// enclosing scope that was cancelled returns instead.
+    ///
+    /// # Panics
+    ///
+    /// When first polled outside a hatchery runtime.
+    pub fn run<F: IntoFuture>(self, fut: F) -> Run<F::IntoFuture> {
+        Run {
+            scoped: Scoped::new(self.node, fut.into_future()),
+        }
+    }
+
+    /// Like [`run`](CancelScope::run), but reports a cancellation caused by this scope's
+    /// deadline as an error: `Err(Elapsed)`. An explicit [`cancel`](CancelHandle::cancel)
+    /// of this scope is not an error and gives `Ok(None)`; a finished body gives
+    /// `Ok(Some(value))`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`run`](CancelScope::run).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{sleep, CancelScope};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let scope = CancelScope::new().with_timeout(Duration::from_millis(10));
+    /// let out = scope.fail(sleep(Duration::from_secs(3600))).await;
+    /// assert!(out.is_err());
+    ///
+    /// let scope = CancelScope::new().with_timeout(Duration::from_secs(3600));
+    /// scope.handle().cancel();
+    /// assert_eq!(scope.fail(sleep(Duration::from_secs(3600))).await, Ok(None));
+    /// # });
+    /// ```
+    pub fn fail<F: IntoFuture>(self, fut: F) -> FailScope<F::IntoFuture> {
+        FailScope {
+            scoped: Scoped::new(self.node, fut.into_future()),
+        }
+    }
+}
+
+impl Default for CancelScope {
+    fn default() -> Self {
+        CancelScope::new()
+    }
+}
+
+impl fmt::Debug for CancelScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.handle().fmt_fields("CancelScope", f)
+    }
+}
+
+/// Controls a [`CancelScope`] from anywhere: cancel it, move its deadline, read its state.
+///
+/// Handles are cheap to clone and can be sent to other threads and tasks. A handle keeps
+/// working after its scope has finished; it then has no effect.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{nursery, sleep, CancelScope};
+///
+/// # hatchery_smol::run(async {
+/// let scope = CancelScope::new();
+/// let handle = scope.handle();
+/// let out = nursery(|n| async move {
+///     n.spawn(async move {
+///         sleep(Duration::from_millis(5)).await;
+///         handle.cancel(); // from another task
+///         Ok::<_, std::io::Error>(())
+///     });
+///     Ok(scope.run(sleep(Duration::from_secs(3600))).await)
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(out, None);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct CancelHandle {
+    node: Arc<Node>,
+}
+
+impl CancelHandle {
+    /// Cancels the scope and everything inside it. Idempotent; works before the scope is
+    /// entered (the body then runs to its first suspension point and is cancelled there)
+    /// and after it has finished (no effect).
+    pub fn cancel(&self) {
+        self.node.cancel(node::EXPLICIT);
+    }
+
+    /// Whether the scope was cancelled, by [`cancel`](CancelHandle::cancel) or by its
+    /// deadline. Sticky: once true it stays true. Cancellation inherited from an
+    /// enclosing scope does not count.
+    pub fn cancel_called(&self) -> bool {
+        self.node.reason() != node::NONE
+    }
+
+    /// Whether this scope ended its body because of its own cancellation (and so returned
+    /// `None`). False while the scope runs, if the body finished, or if an enclosing scope
+    /// was the one that caught the cancellation.
+    pub fn cancelled_caught(&self) -> bool {
+        self.node.caught()
+    }
+
+    /// The scope's absolute deadline, if it has one. A relative timeout is only known as a
+    /// deadline once the scope has been entered.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.deadline()
+    }
+
+    /// Sets or moves the deadline, also while the scope runs. An earlier deadline that has
+    /// already passed cancels the scope right away; a later one postpones it; `None`
+    /// removes it. Has no effect on a scope that was already cancelled.
+    pub fn set_deadline(&self, deadline: impl Into<Option<Instant>>) {
+        self.node.set_deadline(deadline.into());
+    }
+
+    /// Whether the scope is shielded from its ancestors' cancellation.
+    pub fn is_shielded(&self) -> bool {
+        self.node.is_shield()
+    }
+
+    fn fmt_fields(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("deadline", &self.deadline())
+            .field("shield", &self.is_shielded())
+            .field("cancel_called", &self.cancel_called())
+            .field("cancelled_caught", &self.cancelled_caught())
+            .finish()
+    }
+}
+
+impl fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_fields("CancelHandle", f)
+    }
+}
+
+/// Timers longer than this are armed in steps, so no executor sees an absurd duration.
+const MAX_TIMER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
+
+/// A scope's timer: armed for its node's deadline, re-armed when the deadline moves.
+pub(crate) struct Timer {
+    sleep: Option<Pin<Box<dyn Sleep>>>,
+    armed_for: Option<Instant>,
+    version: u64,
+}
+
+impl Timer {
+    pub(crate) fn new() -> Timer {
+        Timer {
+            sleep: None,
+            armed_for: None,
+            version: u64::MAX,
+        }
+    }
+
+    /// Checks the node's deadline: cancels the node if it has passed, otherwise makes sure
+    /// a timer will wake this task when it does.
+    pub(crate) fn poll(&mut self, node: &Arc<Node>, ctx: &Ctx, cx: &mut Context<'_>) {
+        let version = node.deadline_version();
+        if version != self.version {
+            self.version = version;
+            let Some(deadline) = node.deadline() else {
+                self.sleep = None;
+                self.armed_for = None;
+                return;
+            };
+            let now = ctx.rt.now();
+            if deadline <= now {
+                node.cancel(node::DEADLINE);
+                return;
+            }
+            let wake_at = deadline.min(now + MAX_TIMER);
+            match &mut self.sleep {
+                Some(s) => s.as_mut().reset(wake_at),
+                None => self.sleep = Some(ctx.rt.sleep_until(wake_at)),
+            }
+            self.armed_for = Some(wake_at);
+        }
+        while let Some(sleep) = &mut self.sleep {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return;
+            }
+            let deadline = node.deadline();
+            let now = ctx.rt.now();
+            match deadline {
+                Some(d) if d <= now => {
+                    node.cancel(node::DEADLINE);
+                    return;
+                }
+                Some(d) => {
+                    let wake_at = d.min(now + MAX_TIMER);
+                    sleep.as_mut().reset(wake_at);
+                    self.armed_for = Some(wake_at);
+                }
+                None => {
+                    self.sleep = None;
+                    self.armed_for = None;
+                }
+            }
+        }
+    }
+}
+
+/// How a scope's body ended.
+pub(crate) enum Outcome<T> {
+    /// The body finished with a value.
+    Done(T),
+    /// This scope was cancelled and caught it; `reason` says why.
+    Caught(u8),
+}
+
+pin_project! {
+    /// The engine shared by every scope future.
+    pub(crate) struct Scoped<F> {
+        #[pin]
+        body: Option<F>,
+        node: Arc<Node>,
+        ctx: Option<Ctx>,
+        timer: Timer,
+        hold: Option<Hold>,
+        entered: bool,
+        done: bool,
+    }
+
+    impl<F> PinnedDrop for Scoped<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            // Drop the body (and any hold inside it) before leaving the tree.
+            this.body.set(None);
+            this.hold.take();
+            this.node.detach();
+        }
+    }
+}
+
+impl<F: Future> Scoped<F> {
+    pub(crate) fn new(node: Arc<Node>, body: F) -> Self {
+        Scoped {
+            body: Some(body),
+            node,
+            ctx: None,
+            timer: Timer::new(),
+            hold: None,
+            entered: false,
+            done: false,
+        }
+    }
+
+    pub(crate) fn poll_scoped(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<F::Output>> {
+        let mut this = self.project();
+        assert!(!*this.done, "hatchery: scope future polled after completion");
+        let node = this.node;
+        if !*this.entered {
+            *this.entered = true;
+            let parent = rt::current();
+            node.attach(&parent.node);
+            node.resolve_timeout(parent.rt.now());
+            if node.is_shield() {
+                *this.hold = Some(Hold::new(&parent.node));
+            }
+            *this.ctx = Some(Ctx {
+                rt: parent.rt,
+                node: node.clone(),
+            });
+        } else if node.should_drop() {
+            // Cancelled while suspended: drop the body where it stands.
+            return finish_cancelled(this.body, this.hold, node, this.done);
+        }
+        node.register(cx.waker());
+        let body = this.body.as_mut().as_pin_mut().expect("body present");
+        let poll = rt::enter_with(this.ctx, || body.poll(cx));
+        if let Poll::Ready(v) = poll {
+            this.body.set(None);
+            this.hold.take();
+            *this.done = true;
+            node.detach();
+            return Poll::Ready(Outcome::Done(v));
+        }
+        if !node.is_cancelled() {
+            let ctx = this.ctx.as_ref().expect("entered");
+            this.timer.poll(node, ctx, cx);
+        }
+        if node.should_drop() {
+            return finish_cancelled(this.body, this.hold, node, this.done);
+        }
+        Poll::Pending
+    }
+}
+
+/// Drops a cancelled body. Returns `Ready(Caught)` if this scope catches the cancellation,
+/// or stays pending forever if an enclosing scope will.
+fn finish_cancelled<F, T>(
+    mut body: Pin<&mut Option<F>>,
+    hold: &mut Option<Hold>,
+    node: &Arc<Node>,
+    done: &mut bool,
+) -> Poll<Outcome<T>> {
+    body.set(None);
+    hold.take();
+    let reason = node.reason();
+    if reason != node::NONE && !node.outer_cancelled() {
+        node.set_caught();
+        *done = true;
+        node.detach();
+        Poll::Ready(Outcome::Caught(reason))
+    } else {
+        // An outer scope was cancelled: it is the one that returns, and it drops us.
+        Poll::Pending
+    }
+}
+
+pin_project! {
+    /// Future returned by [`CancelScope::run`], [`move_on_after`] and [`move_on_at`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Run<F> {
+        #[pin]
+        scoped: Scoped<F>,
+    }
+}
+
+impl<F: Future> Future for Run<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().scoped.poll_scoped(cx).map(|o| match o {
+            Outcome::Done(v) => Some(v),
+            Outcome::Caught(_) => None,
+        })
+    }
+}
+
+pin_project! {
+    /// Future returned by [`CancelScope::fail`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct FailScope<F> {
+        #[pin]
+        scoped: Scoped<F>,
+    }
+}
+
+impl<F: Future> Future for FailScope<F> {
+    type Output = Result<Option<F::Output>, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().scoped.poll_scoped(cx).map(|o| match o {
+            Outcome::Done(v) => Ok(Some(v)),
+            Outcome::Caught(node::DEADLINE) => Err(Elapsed(())),
+            Outcome::Caught(_) => Ok(None),
+        })
+    }
+}
+
+pin_project! {
+    /// Future returned by [`fail_after`] and [`fail_at`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Fail<F> {
+        #[pin]
+        scoped: Scoped<F>,
+    }
+}
+
+impl<F: Future> Future for Fail<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().scoped.poll_scoped(cx).map(|o| match o {
+            Outcome::Done(v) => Ok(v),
+            // Nobody else holds this scope's handle, so only its deadline can cancel it.
+            Outcome::Caught(_) => Err(Elapsed(())),
+        })
+    }
+}
+
+pin_project! {
+    /// Future returned by [`shield`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Shield<F> {
+        #[pin]
+        scoped: Scoped<F>,
+    }
+}
+
+impl<F: Future> Future for Shield<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().scoped.poll_scoped(cx).map(|o| match o {
+            Outcome::Done(v) => v,
+            Outcome::Caught(_) => unreachable!("nothing can cancel an anonymous shield"),
+        })
+    }
+}
+
+macro_rules! debug_future {
+    ($($name:ident),*) => {$(
+        impl<F> fmt::Debug for $name<F> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+debug_future!(Run, FailScope, Fail, Shield);
+
+/// The error of [`fail_after`], [`fail_at`] and [`CancelScope::fail`]: the scope's
+/// deadline passed before the work finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// Runs `fut` with a timeout; gives up and returns `None` if it does not finish within
+/// `timeout` of being first polled.
+///
+/// `Duration::MAX` means no timeout. Like Python's `anyio.move_on_after`.
+///
+/// # Cancel safety
+///
+/// Dropping the future drops `fut`. If an enclosing scope is cancelled while this waits,
+/// `fut` is dropped at its next suspension point and this future never completes (the
+/// cancelled enclosing scope returns instead).
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{move_on_after, sleep};
+///
+/// # hatchery_smol::run(async {
+/// let fast = move_on_after(Duration::from_secs(5), async { 42 }).await;
+/// assert_eq!(fast, Some(42));
+///
+/// let slow = move_on_after(Duration::from_millis(10), sleep(Duration::from_secs(3600))).await;
+/// assert_eq!(slow, None);
+/// # });
+/// ```
+pub fn move_on_after<F: IntoFuture>(timeout: Duration, fut: F) -> Run<F::IntoFuture> {
+    CancelScope::new().with_timeout(timeout).run(fut)
+}
+
+/// Runs `fut` until `deadline` (on the runtime's clock); returns `None` if it is not done
+/// by then.
+///
+/// # Cancel safety
+///
+/// As for [`move_on_after`].
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{move_on_at, now, sleep};
+///
+/// # hatchery_smol::run(async {
+/// let deadline = now() + Duration::from_millis(10);
+/// assert_eq!(move_on_at(deadline, sleep(Duration::from_secs(3600))).await, None);
+/// # });
+/// ```
+pub fn move_on_at<F: IntoFuture>(deadline: Instant, fut: F) -> Run<F::IntoFuture> {
+    CancelScope::new().with_deadline(deadline).run(fut)
+}
+
+/// Runs `fut` with a timeout; fails with [`Elapsed`] if it does not finish within
+/// `timeout` of being first polled.
+///
+/// Only this call's own deadline produces `Elapsed`: if an enclosing scope is cancelled,
+/// that scope returns instead and this future never completes. There is no handle to the
+/// scope, so it cannot be cancelled explicitly; use [`CancelScope::fail`] for that.
+///
+/// # Cancel safety
+///
+/// As for [`move_on_after`].
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{fail_after, sleep, Elapsed};
+///
+/// # hatchery_smol::run(async {
+/// let r = fail_after(Duration::from_millis(10), sleep(Duration::from_secs(3600))).await;
+/// assert!(matches!(r, Err(Elapsed { .. })));
+/// assert_eq!(fail_after(Duration::from_secs(1), async { 7 }).await, Ok(7));
+/// # });
+/// ```
+pub fn fail_after<F: IntoFuture>(timeout: Duration, fut: F) -> Fail<F::IntoFuture> {
+    Fail {
+        scoped: Scoped::new(
+            CancelScope::new().with_timeout(timeout).node,
+            fut.into_future(),
+        ),
+    }
+}
+
+/// Runs `fut` until `deadline`; fails with [`Elapsed`] if it is not done by then.
+///
+/// # Cancel safety
+///
+/// As for [`move_on_after`].
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{fail_at, now};
+///
+/// # hatchery_smol::run(async {
+/// let r = fail_at(now() + Duration::from_secs(1), async { "done" }).await;
+/// assert_eq!(r, Ok("done"));
+/// # });
+/// ```
+pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> {
+    Fail {
+        scoped: Scoped::new(
+            CancelScope::new().with_deadline(deadline).node,
+            fut.into_future(),
+        ),
+    }
+}
+
+/// Runs `fut` protected from the cancellation of enclosing scopes: the way to write async
+/// cleanup inside work that is being cancelled.
+///
+/// Scopes inside `fut` still work (give cleanup its own timeout with
+/// [`move_on_after`]), and nurseries opened inside it are protected too. When the shield
+/// ends inside a scope that is still cancelled, the cancellation lands at the next
+/// suspension point after it.
+///
+/// # Cancel safety
+///
+/// Dropping the future drops `fut`: a shield protects against hatchery cancellation, not
+/// against a foreign owner dropping it. An enclosing scope that is cancelled waits for
+/// the shielded work to finish before it ends.
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{move_on_after, shield, sleep};
+///
+/// # hatchery_smol::run(async {
+/// let mut closed = false;
+/// let out = move_on_after(Duration::from_millis(5), async {
+///     // The deadline passes while the cleanup runs; the cleanup still finishes...
+///     shield(async {
+///         sleep(Duration::from_millis(20)).await;
+///         closed = true;
+///     })
+///     .await;
+///     // ...and the cancellation lands at the next suspension point.
+///     sleep(Duration::from_secs(3600)).await;
+///     unreachable!();
+/// })
+/// .await;
+/// assert_eq!(out, None);
+/// assert!(closed);
+/// # });
+/// ```
+pub fn shield<F: IntoFuture>(fut: F) -> Shield<F::IntoFuture> {
+    Shield {
+        scoped: Scoped::new(
+            CancelScope::new().with_shield(true).node,
+            fut.into_future(),
+        ),
+    }
+}

@@ -1,0 +1,559 @@
+//! Tasks of a nursery: the runner that polls them, `TaskHandle`, and `start`.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use atomic_waker::AtomicWaker;
+use pin_project_lite::pin_project;
+
+use crate::error::{JoinError, StartError};
+use crate::node::{self, Hold, Node};
+use crate::nursery::{Nursery, Panic, Shared};
+use crate::rt::{self, Ctx};
+
+/// How a task ended, minus its value.
+pub(crate) enum End<E> {
+    Value,
+    Failed(E),
+    Panicked(Panic),
+    Cancelled,
+}
+
+/// Where a `start`ed task reports its end before it has called `started`.
+pub(crate) trait Route<E>: Send + Sync {
+    /// Takes the end if the task has not started yet; gives it back otherwise.
+    fn end(&self, end: End<E>) -> Option<End<E>>;
+}
+
+/// What a task shares with its [`TaskHandle`].
+struct TaskShared<T> {
+    node: Arc<Node>,
+    result: Mutex<Option<Result<T, JoinError>>>,
+    finished: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// Spawns `fut` as a child of `nursery`, cancelled through `parent` (the nursery's node,
+/// or the caller's for a task that has not `started` yet). The caller has already counted
+/// the child with `add_child`.
+pub(crate) fn spawn<F, T, E>(
+    nursery: &Arc<Shared<E>>,
+    parent: &Arc<Node>,
+    fut: F,
+    route: Option<Arc<dyn Route<E>>>,
+) -> TaskHandle<T>
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    let node = Node::new(false, true);
+    node.attach(parent);
+    let task = Arc::new(TaskShared {
+        node: node.clone(),
+        result: Mutex::new(None),
+        finished: AtomicBool::new(false),
+        waker: AtomicWaker::new(),
+    });
+    let runner = Runner {
+        fut: Some(fut),
+        ctx: Some(Ctx {
+            rt: nursery.rt.clone(),
+            node,
+        }),
+        task: task.clone(),
+        nursery: nursery.clone(),
+        route,
+        polled: false,
+        done: false,
+    };
+    nursery.rt.spawn(Box::pin(runner));
+    TaskHandle { task }
+}
+
+pin_project! {
+    /// Polls a child task with its context installed, and reports how it ended.
+    pub(crate) struct Runner<F, T, E> {
+        #[pin]
+        fut: Option<F>,
+        ctx: Option<Ctx>,
+        task: Arc<TaskShared<T>>,
+        nursery: Arc<Shared<E>>,
+        route: Option<Arc<dyn Route<E>>>,
+        polled: bool,
+        done: bool,
+    }
+
+    impl<F, T, E> PinnedDrop for Runner<F, T, E> {
+        fn drop(this: Pin<&mut Self>) {
+            // The executor dropped the task before it finished (e.g. at shutdown): it
+            // counts as cancelled, so the nursery is not left waiting for it.
+            let this = this.project();
+            if !*this.done {
+                *this.done = true;
+                let fut = this.fut;
+                finish(fut, this.task, this.nursery, this.route, End::Cancelled, None);
+            }
+        }
+    }
+}
+
+impl<F, T, E> Future for Runner<F, T, E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(());
+        }
+        let node = &this.task.node;
+        let (end, value) = if *this.polled && node.should_drop() {
+            (End::Cancelled, None)
+        } else {
+            node.register(cx.waker());
+            *this.polled = true;
+            let fut = this.fut.as_mut().as_pin_mut().expect("task future present");
+            let ctx = this.ctx;
+            match catch_unwind(AssertUnwindSafe(|| rt::enter_with(ctx, || fut.poll(cx)))) {
+                Ok(Poll::Pending) if !node.should_drop() => return Poll::Pending,
+                Ok(Poll::Pending) => (End::Cancelled, None),
+                Ok(Poll::Ready(Ok(v))) => (End::Value, Some(v)),
+                Ok(Poll::Ready(Err(e))) => (End::Failed(e), None),
+                Err(p) => (End::Panicked(p), None),
+            }
+        };
+        *this.done = true;
+        finish(this.fut, this.task, this.nursery, this.route, end, value);
+        Poll::Ready(())
+    }
+}
+
+/// Drops the task's future, then reports its end: errors and panics to the nursery (or to
+/// `start`), the value to the handle, and finally the child count, so that by the time the
+/// nursery sees zero children every child future has been dropped and every handle has
+/// its result.
+fn finish<F, T, E>(
+    mut fut: Pin<&mut Option<F>>,
+    task: &Arc<TaskShared<T>>,
+    nursery: &Arc<Shared<E>>,
+    route: &Option<Arc<dyn Route<E>>>,
+    mut end: End<E>,
+    value: Option<T>,
+) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(|| fut.set(None))) {
+        if !matches!(end, End::Panicked(_)) {
+            end = End::Panicked(p);
+        }
+    }
+    let end = match route {
+        Some(route) => route.end(end),
+        None => Some(end),
+    };
+    let result = match end {
+        Some(End::Value) => match value {
+            Some(v) => Ok(v),
+            None => Err(JoinError::cancelled()),
+        },
+        Some(End::Failed(e)) => {
+            nursery.fail(e);
+            Err(JoinError::failed())
+        }
+        Some(End::Panicked(p)) => {
+            nursery.panicked(p);
+            Err(JoinError::panicked())
+        }
+        Some(End::Cancelled) | None => Err(JoinError::cancelled()),
+    };
+    *task.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+    task.finished.store(true, Ordering::Release);
+    task.waker.wake();
+    task.node.detach();
+    nursery.child_done();
+}
+
+/// A handle to a task spawned with [`Nursery::spawn`]: wait for its value, cancel just
+/// that task, or ask whether it has finished.
+///
+/// Dropping the handle does not cancel the task; it keeps running as part of its
+/// nursery.
+pub struct TaskHandle<T> {
+    task: Arc<TaskShared<T>>,
+}
+
+impl<T> TaskHandle<T> {
+    /// Waits for the task and returns its value.
+    ///
+    /// # Errors
+    ///
+    /// A [`JoinError`] if the task did not produce a value: it was cancelled, it failed
+    /// (its error went to the nursery, which reports it), or it panicked (the nursery
+    /// resumes the panic).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: if the future is dropped after the task finished, the value is
+    /// lost (the task itself is not affected). If the enclosing scope is cancelled, this
+    /// never completes and the scope drops it. In particular, when a sibling fails, the
+    /// nursery is cancelled before the failed task's handle is completed, so code waiting
+    /// inside the same nursery is cancelled rather than handed a `JoinError`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let h = n.spawn(async { Ok::<_, std::io::Error>(6 * 7) });
+    ///     assert_eq!(h.join().await.unwrap(), 42);
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn join(self) -> Join<T> {
+        Join { task: self.task }
+    }
+
+    /// Cancels this task only. Its handle then reports [`JoinError::is_cancelled`]; this
+    /// is not a failure of the nursery. No effect if the task has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{nursery, sleep};
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let h = n.spawn(async { sleep(Duration::from_secs(3600)).await; Ok::<_, std::io::Error>(()) });
+    ///     h.cancel();
+    ///     assert!(h.join().await.unwrap_err().is_cancelled());
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn cancel(&self) {
+        self.task.node.cancel(node::EXPLICIT);
+    }
+
+    /// Whether the task has finished (its future has been dropped).
+    pub fn is_finished(&self) -> bool {
+        self.task.finished.load(Ordering::Acquire)
+    }
+}
+
+impl<T> fmt::Debug for TaskHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Future returned by [`TaskHandle::join`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Join<T> {
+    task: Arc<TaskShared<T>>,
+}
+
+impl<T> Future for Join<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if rt::current_cancelled() {
+            return Poll::Pending;
+        }
+        if !self.task.finished.load(Ordering::Acquire) {
+            self.task.waker.register(cx.waker());
+            if !self.task.finished.load(Ordering::Acquire) {
+                return Poll::Pending;
+            }
+        }
+        let taken = self
+            .task
+            .result
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        Poll::Ready(taken.unwrap_or_else(|| Err(JoinError::cancelled())))
+    }
+}
+
+impl<T> fmt::Debug for Join<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Join")
+            .field("finished", &self.task.finished.load(Ordering::Acquire))
+            .finish()
+    }
+}
+
+// ----- start -----
+
+/// The token a task started with [`Nursery::start`] uses to say it is ready.
+///
+/// Call [`started`](TaskStatus::started) once the task is ready (a server is listening,
+/// a connection is open): `start` then returns the value, and the task continues as a
+/// child of the nursery. Dropping the token without calling it is allowed; `start` then
+/// fails with [`StartError::NotStarted`] when the task finishes.
+pub struct TaskStatus<V> {
+    sink: Arc<dyn StartSink<V>>,
+}
+
+trait StartSink<V>: Send + Sync {
+    fn started(&self, value: V);
+}
+
+impl<V> TaskStatus<V> {
+    /// Hands `value` to the caller of [`Nursery::start`] and moves this task into the
+    /// nursery. From now on an error or panic of the task goes to the nursery.
+    pub fn started(self, value: V) {
+        self.sink.started(value);
+    }
+}
+
+impl<V> fmt::Debug for TaskStatus<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskStatus").finish_non_exhaustive()
+    }
+}
+
+enum StartState<V, E> {
+    Waiting,
+    Started(V),
+    Failed(E),
+    Panicked(Panic),
+    NotStarted,
+    /// The value has been handed out (or the caller is gone): the task belongs to the
+    /// nursery.
+    Over,
+}
+
+struct StartShared<V, E> {
+    state: Mutex<StartStateFull<V, E>>,
+    waker: AtomicWaker,
+    nursery_node: Arc<Node>,
+}
+
+struct StartStateFull<V, E> {
+    state: StartState<V, E>,
+    child: Option<Arc<Node>>,
+}
+
+impl<V, E> StartShared<V, E> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StartStateFull<V, E>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<V: Send, E: Send> StartSink<V> for StartShared<V, E> {
+    fn started(&self, value: V) {
+        let mut s = self.lock();
+        if let StartState::Waiting = s.state {
+            if let Some(child) = &s.child {
+                child.reparent(&self.nursery_node);
+            }
+            s.state = StartState::Started(value);
+            drop(s);
+            self.waker.wake();
+        }
+    }
+}
+
+impl<V: Send, E: Send> Route<E> for StartShared<V, E> {
+    fn end(&self, end: End<E>) -> Option<End<E>> {
+        let mut s = self.lock();
+        if !matches!(s.state, StartState::Waiting) {
+            return Some(end);
+        }
+        s.state = match end {
+            End::Value | End::Cancelled => StartState::NotStarted,
+            End::Failed(e) => StartState::Failed(e),
+            End::Panicked(p) => StartState::Panicked(p),
+        };
+        drop(s);
+        self.waker.wake();
+        None
+    }
+}
+
+impl<E: Send + 'static> Nursery<E> {
+    /// Starts a task and waits until it signals that it is ready, returning the value it
+    /// passes to [`TaskStatus::started`] (trio's `nursery.start`).
+    ///
+    /// `f` receives the [`TaskStatus`] token and returns the task's future. Until the task
+    /// calls `started`, it runs under the *caller's* cancellation, and an error or panic
+    /// it produces comes out of `start` instead of failing the nursery. After `started`, it
+    /// is an ordinary child of the nursery. A pending `start` keeps the nursery open.
+    ///
+    /// # Errors
+    ///
+    /// * [`StartError::Failed`] with the task's error if it failed before `started`;
+    /// * [`StartError::NotStarted`] if it finished without calling `started`;
+    /// * [`StartError::Closed`] if the nursery has already finished.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the enclosing scope is cancelled while `start` waits, the task (still under the
+    /// caller's cancellation) is cancelled too, `start` waits for it to stop, and then the
+    /// scope ends the work: `start` never returns. If the task had already called
+    /// `started`, it keeps running in the nursery. Dropping the future from outside
+    /// hatchery cancels a task that has not started yet, without waiting for it.
+    ///
+    /// # Panics
+    ///
+    /// When first polled outside a hatchery runtime. A panic of the task before `started`
+    /// is resumed here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{nursery, sleep};
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let port = n
+    ///         .start(|ready| async move {
+    ///             sleep(Duration::from_millis(1)).await; // bind a socket...
+    ///             ready.started(8080u16);
+    ///             sleep(Duration::from_millis(1)).await; // ...then serve
+    ///             Ok(())
+    ///         })
+    ///         .await?;
+    ///     assert_eq!(port, 8080);
+    ///     Ok::<_, anyhow::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn start<V, T, F, Fut>(&self, f: F) -> Start<Fut, V, E>
+    where
+        F: FnOnce(TaskStatus<V>) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        V: Send + 'static,
+    {
+        let shared = Arc::new(StartShared {
+            state: Mutex::new(StartStateFull {
+                state: StartState::Waiting,
+                child: None,
+            }),
+            waker: AtomicWaker::new(),
+            nursery_node: self.shared.node.clone(),
+        });
+        let fut = f(TaskStatus {
+            sink: shared.clone(),
+        });
+        Start {
+            fut: Some(fut),
+            nursery: self.clone(),
+            shared,
+            hold: None,
+        }
+    }
+}
+
+/// Future returned by [`Nursery::start`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Start<Fut, V, E> {
+    fut: Option<Fut>,
+    nursery: Nursery<E>,
+    shared: Arc<StartShared<V, E>>,
+    hold: Option<Hold>,
+}
+
+impl<Fut, V, E> Unpin for Start<Fut, V, E> {}
+
+impl<Fut, V, E> fmt::Debug for Start<Fut, V, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Start").finish_non_exhaustive()
+    }
+}
+
+impl<Fut, T, V, E> Future for Start<Fut, V, E>
+where
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    V: Send + 'static,
+    E: Send + 'static,
+{
+    type Output = Result<V, StartError<E>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some(fut) = this.fut.take() {
+            let caller = rt::current();
+            if let Err(e) = this.nursery.shared.add_child() {
+                let _ = e;
+                return Poll::Ready(Err(StartError::Closed));
+            }
+            this.hold = Some(Hold::new(&caller.node));
+            let route: Arc<dyn Route<E>> = this.shared.clone();
+            // Lock so that a `started` racing with the spawn sees the child node.
+            let handle = {
+                let mut s = this.shared.lock();
+                let h = spawn(&this.nursery.shared, &caller.node, fut, Some(route));
+                s.child = Some(h.task.node.clone());
+                h
+            };
+            drop(handle);
+        }
+        this.shared.waker.register(cx.waker());
+        let mut s = this.shared.lock();
+        let state = std::mem::replace(&mut s.state, StartState::Over);
+        let out = match state {
+            StartState::Waiting => {
+                s.state = StartState::Waiting;
+                return Poll::Pending;
+            }
+            StartState::Over => return Poll::Pending,
+            StartState::Started(v) => Ok(v),
+            StartState::Failed(e) => Err(StartError::Failed(e)),
+            StartState::Panicked(p) => {
+                drop(s);
+                this.hold.take();
+                resume_unwind(p);
+            }
+            StartState::NotStarted => {
+                if rt::current_cancelled() {
+                    // The caller's scope cancelled the task: let that scope end the work.
+                    drop(s);
+                    this.hold.take();
+                    return Poll::Pending;
+                }
+                Err(StartError::NotStarted)
+            }
+        };
+        drop(s);
+        this.hold.take();
+        Poll::Ready(out)
+    }
+}
+
+impl<Fut, V, E> Drop for Start<Fut, V, E> {
+    fn drop(&mut self) {
+        let mut s = self.shared.lock();
+        if let StartState::Waiting = s.state {
+            if self.hold.is_some() {
+                // Dropped from outside while the task has not started: cancel it.
+                s.state = StartState::Over;
+                if let Some(child) = &s.child {
+                    child.cancel(node::EXPLICIT);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Time and checkpoints: `sleep`, `sleep_until`, `now`, `checkpoint`,
+//! `current_effective_deadline`, and `run_blocking`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use atomic_waker::AtomicWaker;
+
+use crate::rt::{self, Sleep as RtSleep};
+
+/// The current time on the runtime's clock.
+///
+/// Deadlines, timeouts and sleeps are all measured on this clock; use it instead of
+/// `Instant::now()` so that code also works on a virtual clock.
+///
+/// # Panics
+///
+/// Outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// # hatchery_smol::run(async {
+/// let start = hatchery::now();
+/// hatchery::sleep(Duration::from_millis(5)).await;
+/// assert!(hatchery::now() - start >= Duration::from_millis(5));
+/// # });
+/// ```
+pub fn now() -> Instant {
+    rt::with_current(|c| c.expect(rt::NO_RUNTIME).rt.now())
+}
+
+/// Waits until `duration` has passed (counted from the first poll).
+///
+/// `Duration::MAX` sleeps forever.
+///
+/// # Cancel safety
+///
+/// Cancel safe: dropping it just stops waiting. If the enclosing scope is cancelled, the
+/// sleep never completes and the scope drops it; the code after it does not run.
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// # hatchery_smol::run(async {
+/// hatchery::sleep(Duration::from_millis(1)).await;
+/// # });
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep {
+        start: Start::After(duration),
+        timer: None,
+    }
+}
+
+/// Waits until `deadline` on the runtime's clock.
+///
+/// # Cancel safety
+///
+/// As for [`sleep`].
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// # hatchery_smol::run(async {
+/// let at = hatchery::now() + Duration::from_millis(2);
+/// hatchery::sleep_until(at).await;
+/// assert!(hatchery::now() >= at);
+/// # });
+/// ```
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        start: Start::At(deadline),
+        timer: None,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    After(Duration),
+    At(Instant),
+    Forever,
+    Armed,
+}
+
+/// Future returned by [`sleep`] and [`sleep_until`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    start: Start,
+    timer: Option<Pin<Box<dyn RtSleep>>>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if rt::current_cancelled() {
+            return Poll::Pending;
+        }
+        if !matches!(self.start, Start::Armed | Start::Forever) {
+            let (start, timer) = rt::with_current(|c| {
+                let rt = &c.expect(rt::NO_RUNTIME).rt;
+                let deadline = match self.start {
+                    Start::After(d) => rt.now().checked_add(d),
+                    Start::At(i) => Some(i),
+                    _ => unreachable!(),
+                };
+                match deadline {
+                    Some(d) => (Start::Armed, Some(rt.sleep_until(d))),
+                    None => (Start::Forever, None),
+                }
+            });
+            self.start = start;
+            self.timer = timer;
+        }
+        match &mut self.timer {
+            Some(t) => t.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("start", &self.start)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A suspension point: lets other tasks run, and lets a cancelled scope stop here.
+///
+/// Code that never suspends is never interrupted; call `checkpoint().await` in long CPU
+/// loops so that cancellation (and the rest of the executor) gets a chance.
+///
+/// # Cancel safety
+///
+/// Cancel safe. If the enclosing scope is cancelled, it never completes and the scope
+/// drops it.
+///
+/// # Panics
+///
+/// Never; outside a hatchery runtime it only yields.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{checkpoint, move_on_after};
+///
+/// # hatchery_smol::run(async {
+/// let mut spins = 0u64;
+/// let out = move_on_after(Duration::from_millis(5), async {
+///     loop {
+///         spins += 1; // CPU work
+///         checkpoint().await;
+///     }
+/// })
+/// .await;
+/// assert_eq!(out, None);
+/// assert!(spins > 0);
+/// # });
+/// ```
+pub fn checkpoint() -> Checkpoint {
+    Checkpoint { yielded: false }
+}
+
+/// Future returned by [`checkpoint`].
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Checkpoint {
+    yielded: bool,
+}
+
+impl Future for Checkpoint {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if rt::current_cancelled() {
+            return Poll::Pending;
+        }
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// The deadline that applies to the current code: see [`current_effective_deadline`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Deadline {
+    /// An enclosing scope has already been cancelled: the next suspension point ends
+    /// the work.
+    Cancelled,
+    /// The earliest deadline of the enclosing scopes.
+    At(Instant),
+    /// No enclosing scope has a deadline.
+    Never,
+}
+
+impl Deadline {
+    /// The instant to pass to an I/O call: `Cancelled` becomes `now`, `Never` is `None`.
+    pub fn instant(self, now: Instant) -> Option<Instant> {
+        match self {
+            Deadline::Cancelled => Some(now),
+            Deadline::At(i) => Some(i),
+            Deadline::Never => None,
+        }
+    }
+
+    /// Time left until the deadline, as of `now`: zero if passed or cancelled, `None` if
+    /// there is no deadline.
+    pub fn remaining(self, now: Instant) -> Option<Duration> {
+        self.instant(now).map(|i| i.saturating_duration_since(now))
+    }
+
+    /// Whether an enclosing scope is already cancelled.
+    pub fn is_cancelled(self) -> bool {
+        self == Deadline::Cancelled
+    }
+}
+
+/// The earliest deadline of the enclosing cancel scopes, up to the nearest shield, or
+/// [`Deadline::Cancelled`] if one of them is already cancelled.
+///
+/// Libraries pass this to the I/O they do, so that a whole call tree honours the
+/// deadline set by its caller. Inside a nursery's child task, the scopes around the
+/// nursery count too.
+///
+/// # Panics
+///
+/// Outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{current_effective_deadline, move_on_after, Deadline};
+///
+/// # hatchery_smol::run(async {
+/// assert_eq!(current_effective_deadline(), Deadline::Never);
+/// move_on_after(Duration::from_secs(10), async {
+///     move_on_after(Duration::from_secs(60), async {
+///         let left = current_effective_deadline().remaining(hatchery::now()).unwrap();
+///         assert!(left <= Duration::from_secs(10));
+///     })
+///     .await;
+/// })
+/// .await;
+/// # });
+/// ```
+pub fn current_effective_deadline() -> Deadline {
+    rt::with_current(|c| {
+        let node = &c.expect(rt::NO_RUNTIME).node;
+        if node.is_cancelled() {
+            return Deadline::Cancelled;
+        }
+        match node.effective_deadline() {
+            Some(d) => Deadline::At(d),
+            None => Deadline::Never,
+        }
+    })
+}
+
+/// Runs the blocking function `f` on the runtime's blocking thread pool and waits for its
+/// result.
+///
+/// # Cancel safety
+///
+/// A running thread cannot be interrupted: if this future is dropped, or the enclosing
+/// scope is cancelled while it waits, `f` keeps running to its end in the background and
+/// its result is dropped. The scope does not wait for it.
+///
+/// # Panics
+///
+/// When called outside a hatchery runtime. A panic in `f` is resumed in the caller.
+///
+/// # Examples
+///
+/// ```
+/// # hatchery_smol::run(async {
+/// let n = hatchery::run_blocking(|| (1..=10u64).product::<u64>()).await;
+/// assert_eq!(n, 3_628_800);
+/// # });
+/// ```
+pub fn run_blocking<T, F>(f: F) -> RunBlocking<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let shared = Arc::new(BlockingShared {
+        result: Mutex::new(None),
+        waker: AtomicWaker::new(),
+    });
+    let tx = shared.clone();
+    rt::with_current(|c| {
+        c.expect(rt::NO_RUNTIME).rt.spawn_blocking(Box::new(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            *tx.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            tx.waker.wake();
+        }))
+    });
+    RunBlocking { shared }
+}
+
+type BlockingResult<T> = std::thread::Result<T>;
+
+struct BlockingShared<T> {
+    result: Mutex<Option<BlockingResult<T>>>,
+    waker: AtomicWaker,
+}
+
+/// Future returned by [`run_blocking`].
+#[must_use = "futures do nothing unless polled"]
+pub struct RunBlocking<T> {
+    shared: Arc<BlockingShared<T>>,
+}
+
+impl<T> Future for RunBlocking<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        if rt::current_cancelled() {
+            return Poll::Pending;
+        }
+        self.shared.waker.register(cx.waker());
+        let taken = self
+            .shared
+            .result
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match taken {
+            Some(Ok(v)) => Poll::Ready(v),
+            Some(Err(p)) => std::panic::resume_unwind(p),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<T> fmt::Debug for RunBlocking<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunBlocking").finish_non_exhaustive()
+    }
+}
