@@ -39,8 +39,8 @@ use std::fmt;
 ///
 /// async fn app() -> Result<(), AppError> {
 ///     hatchery::nursery(|n| async move {
-///         n.spawn(async { Err(AppError::Io(std::io::ErrorKind::Other.into())) });
-///         Ok(())
+///         n.spawn(async { Err::<(), _>(AppError::Io(std::io::ErrorKind::Other.into())) });
+///         Ok::<(), AppError>(())
 ///     })
 ///     .await?;
 ///     Ok(())
@@ -183,6 +183,12 @@ impl fmt::Display for JoinError {
 }
 
 impl std::error::Error for JoinError {}
+
+impl From<JoinError> for std::io::Error {
+    fn from(e: JoinError) -> Self {
+        std::io::Error::other(e)
+    }
+}
 
 /// The error of [`Nursery::try_spawn`](crate::Nursery::try_spawn): the nursery has
 /// already finished, so nothing can be spawned into it.

@@ -40,7 +40,7 @@
 //!     assert_eq!(sum, 30);
 //!
 //!     // Give up after a timeout, with a fallback value.
-//!     let v = move_on_after(Duration::from_millis(5), fetch(1000)).await.unwrap_or(0);
+//!     let v = move_on_after(Duration::from_millis(5), fetch(1000)).await.unwrap_or(Ok(0))?;
 //!     assert_eq!(v, 0);
 //!
 //!     // Or make the timeout an error.
