@@ -168,7 +168,9 @@ impl JoinError {
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinError").field("kind", &self.kind).finish()
+        f.debug_struct("JoinError")
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 

@@ -16,9 +16,9 @@
 //!   `start` calls. A cancelled runner drops its body only when its node has no holds.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use atomic_waker::AtomicWaker;
 use slab::Slab;
@@ -44,18 +44,25 @@ pub(crate) struct Node {
     /// Bumped whenever the deadline changes, so a runner can notice without locking.
     deadline_version: AtomicU64,
     waker: AtomicWaker,
+    parent: Parent,
+    /// This node's key in its parent's child list.
+    key: AtomicUsize,
     inner: Mutex<Inner>,
+}
+
+/// The parent link. Only task roots ever move (when `start` hands a task to its
+/// nursery); every other node gets its parent once, on entry, and keeps it, so reading it
+/// takes no lock.
+enum Parent {
+    Fixed(OnceLock<Arc<Node>>),
+    Movable(Mutex<Option<Arc<Node>>>),
 }
 
 #[derive(Default)]
 struct Inner {
-    parent: Option<Arc<Node>>,
-    key: usize,
-    children: Slab<Weak<Node>>,
+    /// Boxed lazily: most nodes (tasks, leaf scopes) never have children.
+    children: Option<Box<Slab<Weak<Node>>>>,
     deadline: Option<Instant>,
-    /// A relative timeout waiting to be turned into a deadline when the scope is entered.
-    timeout: Option<Duration>,
-    entered: bool,
 }
 
 impl Node {
@@ -69,6 +76,12 @@ impl Node {
             holds: AtomicUsize::new(0),
             deadline_version: AtomicU64::new(0),
             waker: AtomicWaker::new(),
+            parent: if root {
+                Parent::Movable(Mutex::new(None))
+            } else {
+                Parent::Fixed(OnceLock::new())
+            },
+            key: AtomicUsize::new(usize::MAX),
             inner: Mutex::new(Inner::default()),
         })
     }
@@ -122,7 +135,10 @@ impl Node {
     }
 
     pub(crate) fn parent(&self) -> Option<Arc<Node>> {
-        self.lock().parent.clone()
+        match &self.parent {
+            Parent::Fixed(p) => p.get().cloned(),
+            Parent::Movable(p) => p.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
     }
 
     /// True when the parent is effectively cancelled, so this node's own cancellation
@@ -131,37 +147,50 @@ impl Node {
         if self.is_shield() {
             return false;
         }
-        self.lock().parent.as_ref().is_some_and(|p| p.is_cancelled())
+        self.parent().is_some_and(|p| p.is_cancelled())
     }
 
-    /// Links this node under `parent`, inheriting its cancellation.
+    /// Links this node under `parent`, inheriting its cancellation. A node other than a
+    /// task root is attached at most once.
     pub(crate) fn attach(self: &Arc<Self>, parent: &Arc<Node>) {
+        match &self.parent {
+            Parent::Fixed(p) => {
+                if p.set(parent.clone()).is_err() {
+                    panic!("hatchery: internal error: scope entered twice");
+                }
+            }
+            Parent::Movable(p) => {
+                *p.lock().unwrap_or_else(|e| e.into_inner()) = Some(parent.clone())
+            }
+        }
         let inherit = {
             let mut p = parent.lock();
-            let key = p.children.insert(Arc::downgrade(self));
-            let inherit = parent.is_cancelled();
-            drop(p);
-            let mut me = self.lock();
-            me.parent = Some(parent.clone());
-            me.key = key;
-            me.entered = true;
-            inherit
+            let key = p
+                .children
+                .get_or_insert_with(Default::default)
+                .insert(Arc::downgrade(self));
+            self.key.store(key, Ordering::Release);
+            parent.is_cancelled()
         };
         if inherit && !self.is_shield() {
             self.propagate();
         }
     }
 
-    /// Unlinks this node from its parent. Idempotent.
+    /// Unlinks this node from its parent's child list. Idempotent. The parent link itself
+    /// stays (it is only followed upwards, and children are held weakly, so no cycle).
     pub(crate) fn detach(&self) {
-        let (parent, key) = {
-            let mut me = self.lock();
-            (me.parent.take(), me.key)
+        let key = self.key.swap(usize::MAX, Ordering::AcqRel);
+        if key == usize::MAX {
+            return;
+        }
+        let parent = match &self.parent {
+            Parent::Fixed(p) => p.get().cloned(),
+            Parent::Movable(p) => p.lock().unwrap_or_else(|e| e.into_inner()).take(),
         };
         if let Some(parent) = parent {
-            let mut p = parent.lock();
-            if p.children.contains(key) {
-                p.children.remove(key);
+            if let Some(children) = &mut parent.lock().children {
+                children.try_remove(key);
             }
         }
     }
@@ -196,6 +225,7 @@ impl Node {
                 inner
                     .children
                     .iter()
+                    .flat_map(|c| c.iter())
                     .filter_map(|(_, w)| w.upgrade())
                     .filter(|c| !c.is_shield()),
             );
@@ -213,34 +243,15 @@ impl Node {
         self.deadline_version.load(Ordering::Acquire)
     }
 
-    pub(crate) fn set_timeout(&self, timeout: Duration) {
-        let mut me = self.lock();
-        if me.entered {
-            drop(me);
-            panic!("hatchery: a relative timeout can only be set before the scope is entered; use `set_deadline` on a running scope");
-        }
-        me.timeout = Some(timeout);
-        me.deadline = None;
+    /// Sets the deadline of a node nobody else can see yet (on entry).
+    pub(crate) fn init_deadline(&self, deadline: Instant) {
+        self.lock().deadline = Some(deadline);
     }
 
     pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
-        {
-            let mut me = self.lock();
-            me.deadline = deadline;
-            me.timeout = None;
-        }
+        self.lock().deadline = deadline;
         self.deadline_version.fetch_add(1, Ordering::AcqRel);
         self.waker.wake();
-    }
-
-    /// Turns a pending relative timeout into a deadline. Called once, on entry.
-    pub(crate) fn resolve_timeout(&self, now: Instant) -> Option<Instant> {
-        let mut me = self.lock();
-        if let Some(t) = me.timeout.take() {
-            // `None` on overflow: a timeout too large to represent is no deadline at all.
-            me.deadline = now.checked_add(t);
-        }
-        me.deadline
     }
 
     /// The earliest deadline from this node up to (and including) the nearest shield.
@@ -248,14 +259,13 @@ impl Node {
         let mut best: Option<Instant> = None;
         let mut cur = Some(self.clone());
         while let Some(node) = cur {
-            let me = node.lock();
-            if let Some(d) = me.deadline {
+            if let Some(d) = node.lock().deadline {
                 best = Some(best.map_or(d, |b| b.min(d)));
             }
             if node.is_shield() {
                 break;
             }
-            cur = me.parent.clone();
+            cur = node.parent();
         }
         best
     }

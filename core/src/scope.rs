@@ -54,6 +54,11 @@ use crate::rt::{self, Ctx, Sleep};
 /// ```
 pub struct CancelScope {
     node: Arc<Node>,
+    /// A relative timeout, and the node's deadline version when it was set: if the
+    /// deadline is set again (through a handle) before entry, the timeout is dropped.
+    timeout: Option<(Duration, u64)>,
+    /// Whether `with_deadline` set a deadline on the node.
+    has_deadline: bool,
 }
 
 impl CancelScope {
@@ -61,6 +66,8 @@ impl CancelScope {
     pub fn new() -> CancelScope {
         CancelScope {
             node: Node::new(false, false),
+            timeout: None,
+            has_deadline: false,
         }
     }
 
@@ -68,16 +75,22 @@ impl CancelScope {
     /// ([`now`](crate::now)).
     ///
     /// A deadline in the past cancels the body at its first suspension point.
-    pub fn with_deadline(self, deadline: Instant) -> CancelScope {
+    pub fn with_deadline(mut self, deadline: Instant) -> CancelScope {
         self.node.set_deadline(Some(deadline));
+        self.timeout = None;
+        self.has_deadline = true;
         self
     }
 
     /// Sets a deadline `timeout` after the moment the scope is entered.
     ///
     /// `Duration::MAX`, or any timeout too large to represent, means no deadline.
-    pub fn with_timeout(self, timeout: Duration) -> CancelScope {
-        self.node.set_timeout(timeout);
+    pub fn with_timeout(mut self, timeout: Duration) -> CancelScope {
+        if self.has_deadline {
+            self.node.set_deadline(None);
+            self.has_deadline = false;
+        }
+        self.timeout = Some((timeout, self.node.deadline_version()));
         self
     }
 
@@ -109,7 +122,7 @@ impl CancelScope {
     /// When first polled outside a hatchery runtime.
     pub fn run<F: IntoFuture>(self, fut: F) -> Run<F::IntoFuture> {
         Run {
-            scoped: Scoped::new(self.node, fut.into_future()),
+            scoped: Scoped::new(self, fut.into_future()),
         }
     }
 
@@ -140,7 +153,7 @@ impl CancelScope {
     /// ```
     pub fn fail<F: IntoFuture>(self, fut: F) -> FailScope<F::IntoFuture> {
         FailScope {
-            scoped: Scoped::new(self.node, fut.into_future()),
+            scoped: Scoped::new(self, fut.into_future()),
         }
     }
 }
@@ -253,6 +266,8 @@ pub(crate) struct Timer {
     sleep: Option<Pin<Box<dyn Sleep>>>,
     armed_for: Option<Instant>,
     version: u64,
+    /// The clock reading taken on entry, reused the first time the timer is armed.
+    now: Option<Instant>,
 }
 
 impl Timer {
@@ -261,6 +276,7 @@ impl Timer {
             sleep: None,
             armed_for: None,
             version: u64::MAX,
+            now: None,
         }
     }
 
@@ -271,11 +287,12 @@ impl Timer {
         if version != self.version {
             self.version = version;
             let Some(deadline) = node.deadline() else {
+                self.now = None;
                 self.sleep = None;
                 self.armed_for = None;
                 return;
             };
-            let now = ctx.rt.now();
+            let now = self.now.take().unwrap_or_else(|| ctx.rt.now());
             if deadline <= now {
                 node.cancel(node::DEADLINE);
                 return;
@@ -326,6 +343,7 @@ pin_project! {
         #[pin]
         body: Option<F>,
         node: Arc<Node>,
+        timeout: Option<(Duration, u64)>,
         ctx: Option<Ctx>,
         timer: Timer,
         hold: Option<Hold>,
@@ -345,10 +363,11 @@ pin_project! {
 }
 
 impl<F: Future> Scoped<F> {
-    pub(crate) fn new(node: Arc<Node>, body: F) -> Self {
+    pub(crate) fn new(scope: CancelScope, body: F) -> Self {
         Scoped {
             body: Some(body),
-            node,
+            node: scope.node,
+            timeout: scope.timeout,
             ctx: None,
             timer: Timer::new(),
             hold: None,
@@ -357,15 +376,31 @@ impl<F: Future> Scoped<F> {
         }
     }
 
-    pub(crate) fn poll_scoped(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<F::Output>> {
+    pub(crate) fn poll_scoped(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Outcome<F::Output>> {
         let mut this = self.project();
-        assert!(!*this.done, "hatchery: scope future polled after completion");
+        assert!(
+            !*this.done,
+            "hatchery: scope future polled after completion"
+        );
         let node = this.node;
         if !*this.entered {
             *this.entered = true;
             let parent = rt::current();
             node.attach(&parent.node);
-            node.resolve_timeout(parent.rt.now());
+            if let Some((timeout, version)) = this.timeout.take() {
+                // Only if no deadline was set through a handle since `with_timeout`.
+                if node.deadline_version() == version {
+                    let now = parent.rt.now();
+                    this.timer.now = Some(now);
+                    // `None` on overflow: a timeout too large to represent is no deadline.
+                    if let Some(deadline) = now.checked_add(timeout) {
+                        node.init_deadline(deadline);
+                    }
+                }
+            }
             if node.is_shield() {
                 *this.hold = Some(Hold::new(&parent.node));
             }
@@ -614,10 +649,7 @@ pub fn move_on_at<F: IntoFuture>(deadline: Instant, fut: F) -> Run<F::IntoFuture
 /// ```
 pub fn fail_after<F: IntoFuture>(timeout: Duration, fut: F) -> Fail<F::IntoFuture> {
     Fail {
-        scoped: Scoped::new(
-            CancelScope::new().with_timeout(timeout).node,
-            fut.into_future(),
-        ),
+        scoped: Scoped::new(CancelScope::new().with_timeout(timeout), fut.into_future()),
     }
 }
 
@@ -645,7 +677,7 @@ pub fn fail_after<F: IntoFuture>(timeout: Duration, fut: F) -> Fail<F::IntoFutur
 pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> {
     Fail {
         scoped: Scoped::new(
-            CancelScope::new().with_deadline(deadline).node,
+            CancelScope::new().with_deadline(deadline),
             fut.into_future(),
         ),
     }
@@ -695,9 +727,6 @@ pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> 
 /// ```
 pub fn shield<F: IntoFuture>(fut: F) -> Shield<F::IntoFuture> {
     Shield {
-        scoped: Scoped::new(
-            CancelScope::new().with_shield(true).node,
-            fut.into_future(),
-        ),
+        scoped: Scoped::new(CancelScope::new().with_shield(true), fut.into_future()),
     }
 }

@@ -311,11 +311,13 @@ where
     });
     let tx = shared.clone();
     rt::with_current(|c| {
-        c.expect(rt::NO_RUNTIME).rt.spawn_blocking(Box::new(move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            *tx.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-            tx.waker.wake();
-        }))
+        c.expect(rt::NO_RUNTIME)
+            .rt
+            .spawn_blocking(Box::new(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                *tx.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                tx.waker.wake();
+            }))
     });
     RunBlocking { shared }
 }
