@@ -1,0 +1,145 @@
+//! Fail fast, report everything: the first task of a nursery that fails cancels its
+//! siblings (and the body), the nursery waits for all of them, then returns every error in
+//! the order they happened as `NurseryError::Failed`. `?` turns that into `anyhow::Error`.
+//!
+//! ```text
+//! cargo run --example fail_fast -- --backend tokio   # or tokio-current, smol
+//! ```
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use hatchery::{nursery, sleep, NurseryError};
+
+const MS: Duration = Duration::from_millis(1);
+
+/// Prints when a task's future is dropped before it finished: that is what cancellation
+/// looks like from inside (the future is dropped at the point where it was waiting).
+struct Guard {
+    name: String,
+    t0: Instant,
+    finished: bool,
+}
+
+impl Guard {
+    fn new(name: impl Into<String>, t0: Instant) -> Guard {
+        Guard {
+            name: name.into(),
+            t0,
+            finished: false,
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.finished {
+            println!(
+                "  [{:>3} ms] {}: cancelled",
+                self.t0.elapsed().as_millis(),
+                self.name
+            );
+        }
+    }
+}
+
+/// A step that takes `ms` milliseconds, then succeeds or fails.
+async fn step(name: &'static str, ms: u32, fail: bool, t0: Instant) -> anyhow::Result<()> {
+    let mut guard = Guard::new(name, t0);
+    sleep(MS * ms).await;
+    guard.finished = true;
+    println!(
+        "  [{:>3} ms] {name}: {}",
+        t0.elapsed().as_millis(),
+        if fail { "FAILED" } else { "done" }
+    );
+    if fail {
+        return Err(anyhow!("{name}: connection reset"));
+    }
+    Ok(())
+}
+
+/// Parses every input in parallel and sums the numbers. Two inputs are bad: both parse
+/// errors happen at once, before the good jobs get far, and both are reported.
+async fn sum_inputs(inputs: &[&'static str], t0: Instant) -> anyhow::Result<u32> {
+    let total = nursery(|n| async move {
+        let mut handles = Vec::new();
+        for (i, input) in inputs.iter().copied().enumerate() {
+            handles.push(n.spawn(async move {
+                // Fails right away, at the task's first poll, for a bad input.
+                let v: u32 = input
+                    .parse()
+                    .with_context(|| format!("job {i}: bad input {input:?}"))?;
+                let mut guard = Guard::new(format!("job {i} ({input})"), t0);
+                sleep(MS * 50).await; // the real work
+                guard.finished = true;
+                Ok(v)
+            }));
+        }
+        let mut sum = 0;
+        for h in handles {
+            // Under a sibling's failure the body is cancelled here, not handed a JoinError.
+            sum += h.join().await?;
+        }
+        Ok::<_, anyhow::Error>(sum)
+    })
+    .await?; // NurseryError<anyhow::Error> -> anyhow::Error
+    Ok(total)
+}
+
+async fn app() -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    println!("1. one task fails at 20 ms; its siblings and the body are cancelled");
+    let r = nursery(|n| async move {
+        n.spawn(step("download", 100, false, t0));
+        n.spawn(step("resize", 60, false, t0));
+        n.spawn(step("upload", 20, true, t0));
+        let _guard = Guard::new("body", t0);
+        sleep(MS * 1000).await;
+        Ok::<_, anyhow::Error>(())
+    })
+    .await;
+    match r {
+        Ok(()) => println!("  nursery: ok"),
+        Err(NurseryError::Failed(errors)) => {
+            println!(
+                "  [{:>3} ms] nursery returned {} error(s):",
+                t0.elapsed().as_millis(),
+                errors.len()
+            );
+            for e in &errors {
+                println!("    - {e}");
+            }
+        }
+        Err(NurseryError::Cancelled) => println!("  nursery: cancelled"),
+    }
+
+    println!("2. several tasks fail; every error is reported, in the order they happened");
+    let t0 = Instant::now();
+    match sum_inputs(&["42", "x", "7", "-"], t0).await {
+        Ok(sum) => println!("  sum = {sum}"),
+        Err(e) => {
+            // `?` kept the whole NurseryError: print it, or downcast to walk the errors.
+            println!(
+                "  [{:>3} ms] sum_inputs failed: {e}",
+                t0.elapsed().as_millis()
+            );
+            if let Some(NurseryError::Failed(errors)) =
+                e.downcast_ref::<NurseryError<anyhow::Error>>()
+            {
+                for (k, e) in errors.iter().enumerate() {
+                    println!("    error {}: {e:#}", k + 1);
+                }
+            }
+        }
+    }
+
+    println!("3. no failure: the value comes back");
+    let sum = sum_inputs(&["1", "2", "3"], Instant::now()).await?;
+    println!("  sum = {sum}");
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    examples::run(app())
+}

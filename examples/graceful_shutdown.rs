@@ -1,0 +1,159 @@
+//! A small service that shuts down cleanly: a listener started with `Nursery::start`
+//! (the service waits until it reports its address), three workers, and a shutdown signal
+//! (a `CancelHandle` of the scope around the service) fired after a number of jobs, or by
+//! a safety timeout. Each worker writes out every finished job inside `shield`, with its
+//! own `move_on_after` budget, so a shutdown that lands mid-write waits for the write
+//! instead of cutting it in half.
+//!
+//! ```text
+//! cargo run --example graceful_shutdown -- --backend tokio   # or tokio-current, smol
+//! ```
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hatchery::{
+    current_effective_deadline, move_on_after, nursery, shield, sleep, CancelHandle, CancelScope,
+    TaskStatus,
+};
+
+const MS: Duration = Duration::from_millis(1);
+/// The shutdown signal fires when this many jobs are done.
+const JOBS: u32 = 6;
+
+/// Prints a line with the time since the service started.
+fn log(t0: Instant, msg: impl std::fmt::Display) {
+    println!("[{:>3} ms] {msg}", t0.elapsed().as_millis());
+}
+
+/// Says what a worker was doing when it was dropped: how cancellation looks from inside
+/// (the future is dropped at the `.await` where it was waiting).
+struct Doing(Instant, String);
+
+impl Drop for Doing {
+    fn drop(&mut self) {
+        log(self.0, format_args!("{}: cancelled", self.1));
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    next_job: AtomicU32,
+    done: AtomicU32,
+    flushed: AtomicU32,
+}
+
+/// Binds, reports its address through `ready`, then serves until cancelled.
+async fn listener(ready: TaskStatus<&'static str>, t0: Instant) -> anyhow::Result<()> {
+    log(t0, "listener: binding...");
+    sleep(MS * 5).await;
+    ready.started("127.0.0.1:8080"); // `start` returns this to the service
+    let _doing = Doing(t0, "listener: serving".into());
+    loop {
+        sleep(MS * 40).await;
+        log(t0, "listener: accepted a connection");
+    }
+}
+
+/// Writes a job's result out; some writes are slow.
+async fn flush(job: u32) {
+    sleep(MS * if job % 4 == 3 { 80 } else { 10 }).await;
+}
+
+/// Takes jobs until cancelled. Waiting for and processing a job may be cut at any
+/// `.await`; the write of a finished job may not.
+async fn worker(
+    id: u32,
+    stats: Arc<Stats>,
+    shutdown: CancelHandle,
+    t0: Instant,
+) -> anyhow::Result<()> {
+    let mut doing = Doing(t0, String::new());
+    loop {
+        doing.1 = format!("worker {id}: waiting for a job");
+        sleep(MS).await; // wait for the next job (a queue's `recv().await` in real code)
+        let job = stats.next_job.fetch_add(1, Ordering::Relaxed);
+        doing.1 = format!("worker {id}: processing job {job}");
+        sleep(MS * (10 + 5 * id)).await; // process it
+        let done = stats.done.fetch_add(1, Ordering::Relaxed) + 1;
+        log(t0, format_args!("worker {id}: job {job} done, writing it"));
+        if done == JOBS {
+            log(
+                t0,
+                format_args!("worker {id}: that makes {JOBS} jobs: SHUTDOWN"),
+            );
+            shutdown.cancel();
+        }
+
+        // The service may be cancelled while this runs: the shield keeps the write going,
+        // and the write's own 50 ms budget still applies inside the shield.
+        doing.1 = format!("worker {id}: writing job {job}");
+        let written = shield(move_on_after(MS * 50, flush(job))).await;
+        let note = if current_effective_deadline().is_cancelled() {
+            " (shutting down: this worker stops at its next .await)"
+        } else {
+            ""
+        };
+        match written {
+            Some(()) => {
+                stats.flushed.fetch_add(1, Ordering::Relaxed);
+                log(t0, format_args!("worker {id}: job {job} written{note}"));
+            }
+            None => log(
+                t0,
+                format_args!(
+                    "worker {id}: job {job} write timed out after 50 ms, kept for retry{note}"
+                ),
+            ),
+        }
+    }
+}
+
+async fn service() -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let stats = Arc::new(Stats::default());
+    // The service runs in a scope: cancelling it is the shutdown signal. The timeout is a
+    // safety net in case the jobs never add up.
+    let scope = CancelScope::new().with_timeout(MS * 1000);
+    let shutdown = scope.handle();
+    let signal = shutdown.clone();
+    let stats2 = stats.clone();
+    let out = scope
+        .run(nursery(|n| async move {
+            let addr = n.start(|ready| listener(ready, t0)).await?;
+            log(
+                t0,
+                format_args!("service: listener ready on {addr}; starting workers"),
+            );
+            for id in 1..=3 {
+                n.spawn(worker(id, stats2.clone(), shutdown.clone(), t0));
+            }
+            Ok::<_, anyhow::Error>(())
+        }))
+        .await;
+
+    // `None`: the scope caught its own cancellation. Either way, the nursery inside has
+    // waited for the listener and every worker (and their shielded writes).
+    if let Some(r) = out {
+        r?;
+    }
+    log(
+        t0,
+        format_args!(
+            "service: stopped (shutdown called: {}, caught by the service scope: {})",
+            signal.cancel_called(),
+            signal.cancelled_caught()
+        ),
+    );
+    println!(
+        "jobs finished: {}, written: {}",
+        stats.done.load(Ordering::Relaxed),
+        stats.flushed.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    examples::run(service())
+}
