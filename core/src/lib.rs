@@ -14,7 +14,8 @@
 //!   and every task spawned into nurseries opened inside it, on any thread. A cancelled
 //!   body is dropped at its next suspension point, so any crate's futures are cancelled
 //!   too. [`move_on_after`] and [`fail_after`] are scopes with a timeout.
-//! * A **shield** ([`shield`]) protects cleanup from the cancellation of enclosing scopes.
+//! * A **shield** ([`shield`]) protects cleanup from the cancellation of enclosing scopes;
+//!   [`finally`] runs shielded async cleanup after work that may be cancelled.
 //! * The **effective deadline** ([`current_effective_deadline`]) is what a library
 //!   passes to its I/O so that the whole call tree honours its caller's deadline.
 //!
@@ -99,7 +100,8 @@ mod time;
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
 pub use crate::nursery::{nursery, Nursery};
 pub use crate::scope::{
-    fail_after, fail_at, move_on_after, move_on_at, shield, CancelHandle, CancelScope, Elapsed,
+    fail_after, fail_at, finally, move_on_after, move_on_at, shield, CancelHandle, CancelScope,
+    Elapsed,
 };
 pub use crate::task::{TaskHandle, TaskStatus};
 pub use crate::time::{
@@ -110,7 +112,7 @@ pub use crate::time::{
 pub mod futures {
     pub use crate::nursery::NurseryFuture;
     pub use crate::rt::Enter;
-    pub use crate::scope::{Fail, FailScope, Run, Shield};
+    pub use crate::scope::{Fail, FailScope, Finally, Run, Shield};
     pub use crate::task::{Join, Start};
     pub use crate::time::{Checkpoint, RunBlocking, Sleep};
 }

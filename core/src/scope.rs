@@ -376,6 +376,12 @@ impl<F: Future> Scoped<F> {
         }
     }
 
+    /// Whether the body was dropped because an enclosing scope was cancelled (this scope
+    /// then never completes; the enclosing one ends the work).
+    pub(crate) fn stalled(&self) -> bool {
+        self.entered && !self.done && self.body.is_none()
+    }
+
     pub(crate) fn poll_scoped(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -728,5 +734,115 @@ pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> 
 pub fn shield<F: IntoFuture>(fut: F) -> Shield<F::IntoFuture> {
     Shield {
         scoped: Scoped::new(CancelScope::new().with_shield(true), fut.into_future()),
+    }
+}
+
+/// Runs `work`, then `cleanup`, and makes sure `cleanup` runs to its end even when `work`
+/// is cancelled: Python's `try: ... finally:` with a shielded `finally` block.
+///
+/// * If `work` finishes, `cleanup` runs (shielded), then its value is returned.
+/// * If an enclosing scope is cancelled, `work` is dropped at its suspension point,
+///   `cleanup` runs to its end, shielded from that cancellation, and then the cancellation
+///   continues: this future never completes and the cancelled scope returns.
+///
+/// Give the cleanup its own limit with [`move_on_after`] inside it if it might hang.
+/// `cleanup` does not run if `work` panics (only `Drop` runs then).
+///
+/// # Cancel safety
+///
+/// Dropping the future from outside hatchery drops `work` and `cleanup` without running
+/// the cleanup. Cancellation of an enclosing scope is handled as described above.
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::time::Duration;
+/// use hatchery::{finally, move_on_after, sleep};
+///
+/// # hatchery_smol::run(async {
+/// let closed = AtomicBool::new(false);
+/// let out = move_on_after(Duration::from_millis(5), finally(
+///     sleep(Duration::from_secs(3600)), // the work: cancelled after 5 ms
+///     async {
+///         sleep(Duration::from_millis(10)).await; // async cleanup, e.g. `conn.close()`
+///         closed.store(true, Ordering::SeqCst);
+///     },
+/// ))
+/// .await;
+/// assert_eq!(out, None);
+/// assert!(closed.load(Ordering::SeqCst));
+/// # });
+/// ```
+pub fn finally<W: IntoFuture, C: IntoFuture<Output = ()>>(
+    work: W,
+    cleanup: C,
+) -> Finally<W::IntoFuture, C::IntoFuture> {
+    Finally {
+        work: Scoped::new(CancelScope::new(), work.into_future()),
+        cleanup: shield(cleanup),
+        value: None,
+        cleaning: false,
+        hold: None,
+    }
+}
+
+pin_project! {
+    /// Future returned by [`finally`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Finally<W: Future, C> {
+        #[pin]
+        work: Scoped<W>,
+        #[pin]
+        cleanup: Shield<C>,
+        value: Option<W::Output>,
+        cleaning: bool,
+        // Held from the first poll until the cleanup is done, so that a cancelled
+        // enclosing scope lets this future notice the cancellation and clean up.
+        hold: Option<Hold>,
+    }
+}
+
+impl<W: Future, C: Future<Output = ()>> Future for Finally<W, C> {
+    type Output = W::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<W::Output> {
+        let mut this = self.project();
+        if !*this.cleaning {
+            if this.hold.is_none() && !this.work.entered {
+                *this.hold = Some(Hold::new(&rt::current().node));
+            }
+            match this.work.as_mut().poll_scoped(cx) {
+                Poll::Ready(Outcome::Done(v)) => *this.value = Some(v),
+                Poll::Ready(Outcome::Caught(_)) => unreachable!("nothing can cancel this scope"),
+                Poll::Pending if this.work.stalled() => {}
+                Poll::Pending => return Poll::Pending,
+            }
+            // The work is over (finished or dropped). Start the cleanup in this same poll:
+            // entering the shield holds the enclosing scopes until it is done.
+            *this.cleaning = true;
+        }
+        if this.cleanup.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.hold.take();
+        match this.value.take() {
+            Some(v) => Poll::Ready(v),
+            // Cancelled from outside: now that the cleanup is done, the enclosing
+            // cancelled scope ends the work.
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<W: Future, C> fmt::Debug for Finally<W, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Finally")
+            .field("cleaning", &self.cleaning)
+            .finish_non_exhaustive()
     }
 }
