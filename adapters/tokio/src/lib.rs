@@ -151,7 +151,11 @@ pub fn run_with<F: Future>(mut builder: tokio::runtime::Builder, fut: F) -> F::O
         .build()
         .unwrap_or_else(|e| panic!("hatchery_tokio: cannot build a tokio runtime: {e}"));
     let runtime = Arc::new(TokioRuntime::new(rt.handle().clone()));
-    rt.block_on(hatchery::rt::enter(runtime, fut))
+    let out = rt.block_on(hatchery::rt::enter(runtime, fut));
+    // Every hatchery task has finished by now. What may remain is blocking work whose
+    // waiter was cancelled (`hatchery::run_blocking`): don't wait for it.
+    rt.shutdown_background();
+    out
 }
 
 /// Makes `fut` a hatchery root inside a tokio runtime that is already running: the one
