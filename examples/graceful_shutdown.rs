@@ -1,9 +1,10 @@
 //! A small service that shuts down cleanly: a listener started with `Nursery::start`
 //! (the service waits until it reports its address), three workers, and a shutdown signal
 //! (a `CancelHandle` of the scope around the service) fired after a number of jobs, or by
-//! a safety timeout. Each worker writes out every finished job inside `shield`, with its
-//! own `move_on_after` budget, so a shutdown that lands mid-write waits for the write
-//! instead of cutting it in half.
+//! a safety timeout. Each worker writes out every finished job inside `shield`, so a
+//! shutdown that lands mid-write waits for the write instead of cutting it in half, and
+//! closes its connection in a `finally` cleanup, which runs (shielded, with its own
+//! `move_on_after` budget) after the shutdown has cut the work.
 //!
 //! ```text
 //! cargo run --example graceful_shutdown -- --backend tokio   # or tokio-current, smol
@@ -14,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hatchery::{
-    current_effective_deadline, move_on_after, nursery, shield, sleep, CancelHandle, CancelScope,
-    TaskStatus,
+    current_effective_deadline, finally, move_on_after, nursery, shield, sleep, CancelHandle,
+    CancelScope, TaskStatus,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -41,7 +42,7 @@ impl Drop for Doing {
 struct Stats {
     next_job: AtomicU32,
     done: AtomicU32,
-    flushed: AtomicU32,
+    written: AtomicU32,
 }
 
 /// Binds, reports its address through `ready`, then serves until cancelled.
@@ -56,58 +57,67 @@ async fn listener(ready: TaskStatus<&'static str>, t0: Instant) -> anyhow::Resul
     }
 }
 
-/// Writes a job's result out; some writes are slow.
-async fn flush(job: u32) {
-    sleep(MS * if job % 4 == 3 { 80 } else { 10 }).await;
+/// Writes a finished job's result out.
+async fn write(_job: u32) {
+    sleep(MS * 10).await;
 }
 
-/// Takes jobs until cancelled. Waiting for and processing a job may be cut at any
-/// `.await`; the write of a finished job may not.
+/// Closes a worker's connection politely; worker 3's peer is slow to answer.
+async fn close(id: u32) {
+    sleep(MS * if id == 3 { 200 } else { 10 }).await;
+}
+
+/// Takes jobs until cancelled, then closes its connection.
 async fn worker(
     id: u32,
     stats: Arc<Stats>,
     shutdown: CancelHandle,
     t0: Instant,
 ) -> anyhow::Result<()> {
-    let mut doing = Doing(t0, String::new());
-    loop {
-        doing.1 = format!("worker {id}: waiting for a job");
-        sleep(MS).await; // wait for the next job (a queue's `recv().await` in real code)
-        let job = stats.next_job.fetch_add(1, Ordering::Relaxed);
-        doing.1 = format!("worker {id}: processing job {job}");
-        sleep(MS * (10 + 5 * id)).await; // process it
-        let done = stats.done.fetch_add(1, Ordering::Relaxed) + 1;
-        log(t0, format_args!("worker {id}: job {job} done, writing it"));
-        if done == JOBS {
-            log(
-                t0,
-                format_args!("worker {id}: that makes {JOBS} jobs: SHUTDOWN"),
-            );
-            shutdown.cancel();
-        }
-
-        // The service may be cancelled while this runs: the shield keeps the write going,
-        // and the write's own 50 ms budget still applies inside the shield.
-        doing.1 = format!("worker {id}: writing job {job}");
-        let written = shield(move_on_after(MS * 50, flush(job))).await;
-        let note = if current_effective_deadline().is_cancelled() {
-            " (shutting down: this worker stops at its next .await)"
-        } else {
-            ""
-        };
-        match written {
-            Some(()) => {
-                stats.flushed.fetch_add(1, Ordering::Relaxed);
-                log(t0, format_args!("worker {id}: job {job} written{note}"));
+    sleep(MS).await; // connect
+    let serve = async {
+        let mut doing = Doing(t0, String::new());
+        loop {
+            doing.1 = format!("worker {id}: waiting for a job");
+            sleep(MS).await; // wait for the next job (a queue's `recv().await` in real code)
+            let job = stats.next_job.fetch_add(1, Ordering::Relaxed);
+            doing.1 = format!("worker {id}: processing job {job}");
+            sleep(MS * (10 + 5 * id)).await; // process it: may be cut here
+            let done = stats.done.fetch_add(1, Ordering::Relaxed) + 1;
+            log(t0, format_args!("worker {id}: job {job} done, writing it"));
+            if done == JOBS {
+                log(
+                    t0,
+                    format_args!("worker {id}: that makes {JOBS} jobs: SHUTDOWN"),
+                );
+                shutdown.cancel();
             }
+            // Writing the result must not be cut in half: `shield` keeps it going if the
+            // shutdown lands meanwhile. Its own 50 ms budget still applies inside.
+            doing.1 = format!("worker {id}: writing job {job}");
+            if shield(move_on_after(MS * 50, write(job))).await.is_some() {
+                stats.written.fetch_add(1, Ordering::Relaxed);
+            }
+            let note = if current_effective_deadline().is_cancelled() {
+                " (shutting down: this worker stops at its next .await)"
+            } else {
+                ""
+            };
+            log(t0, format_args!("worker {id}: job {job} written{note}"));
+        }
+    };
+    // `finally` runs the cleanup when `serve` ends, also when it is cancelled, and shields
+    // it from that cancellation. The cleanup gets its own 30 ms budget.
+    finally(serve, async {
+        match move_on_after(MS * 30, close(id)).await {
+            Some(()) => log(t0, format_args!("worker {id}: connection closed")),
             None => log(
                 t0,
-                format_args!(
-                    "worker {id}: job {job} write timed out after 50 ms, kept for retry{note}"
-                ),
+                format_args!("worker {id}: close timed out after 30 ms, connection dropped"),
             ),
         }
-    }
+    })
+    .await
 }
 
 async fn service() -> anyhow::Result<()> {
@@ -134,7 +144,7 @@ async fn service() -> anyhow::Result<()> {
         .await;
 
     // `None`: the scope caught its own cancellation. Either way, the nursery inside has
-    // waited for the listener and every worker (and their shielded writes).
+    // waited for the listener and every worker, shielded writes and cleanups included.
     if let Some(r) = out {
         r?;
     }
@@ -149,7 +159,7 @@ async fn service() -> anyhow::Result<()> {
     println!(
         "jobs finished: {}, written: {}",
         stats.done.load(Ordering::Relaxed),
-        stats.flushed.load(Ordering::Relaxed)
+        stats.written.load(Ordering::Relaxed)
     );
     Ok(())
 }
