@@ -1,0 +1,137 @@
+//! The executors under test, each built once and shared by the raw and the hatchery side.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::thread::JoinHandle;
+
+use async_executor::Executor;
+use hatchery_tokio::TokioRuntime;
+
+/// One executor setup. Both sides of every comparison run on the same instance.
+pub(crate) struct Backend {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+}
+
+pub(crate) enum Kind {
+    Tokio(tokio::runtime::Runtime),
+    Smol(SmolPool),
+}
+
+/// The backends in table order.
+pub(crate) const NAMES: [&str; 4] = ["tokio-mt", "tokio-ct", "smol", "smol-ct"];
+
+impl Backend {
+    /// Builds the backend called `name` (one of [`NAMES`]).
+    pub(crate) fn new(name: &'static str) -> Backend {
+        let kind = match name {
+            // What `hatchery_tokio::run` builds: one worker per core.
+            "tokio-mt" => Kind::Tokio(build(tokio::runtime::Builder::new_multi_thread())),
+            "tokio-ct" => Kind::Tokio(build(tokio::runtime::Builder::new_current_thread())),
+            // What `hatchery_smol::run` builds: the calling thread plus one per further core.
+            "smol" => Kind::Smol(SmolPool::new(cores())),
+            "smol-ct" => Kind::Smol(SmolPool::new(1)),
+            _ => unreachable!("unknown backend {name}"),
+        };
+        Backend { name, kind }
+    }
+
+    /// Runs `fut` as a hatchery root on this backend, the way `hatchery_tokio::run_with`
+    /// and `hatchery_smol::run_with_threads` do.
+    pub(crate) fn hatchery<F: Future>(&self, fut: F) -> F::Output {
+        match &self.kind {
+            Kind::Tokio(rt) => {
+                let runtime = Arc::new(TokioRuntime::new(rt.handle().clone()));
+                rt.block_on(hatchery::rt::enter(runtime, fut))
+            }
+            Kind::Smol(pool) => pool.block_on(hatchery_smol::enter(&pool.executor, fut)),
+        }
+    }
+}
+
+fn build(mut builder: tokio::runtime::Builder) -> tokio::runtime::Runtime {
+    builder
+        .enable_all()
+        .build()
+        .expect("cannot build a tokio runtime")
+}
+
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// An `async-executor` run by the calling thread (inside [`SmolPool::block_on`]) and by
+/// `threads - 1` worker threads: the same setup as `hatchery_smol::run_with_threads`.
+pub(crate) struct SmolPool {
+    pub(crate) executor: Arc<Executor<'static>>,
+    stop: Arc<Stop>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl SmolPool {
+    fn new(threads: usize) -> SmolPool {
+        let executor = Arc::new(Executor::new());
+        let stop = Arc::new(Stop::default());
+        let workers = (1..threads.max(1))
+            .map(|i| {
+                let (executor, stop) = (executor.clone(), stop.clone());
+                std::thread::Builder::new()
+                    .name(format!("bench-smol-{i}"))
+                    .spawn(move || async_io::block_on(executor.run(stop.wait())))
+                    .expect("cannot spawn an executor thread")
+            })
+            .collect();
+        SmolPool {
+            executor,
+            stop,
+            workers,
+        }
+    }
+
+    /// Runs `fut` on the calling thread while it also runs the executor's tasks.
+    pub(crate) fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        async_io::block_on(self.executor.run(fut))
+    }
+}
+
+impl Drop for SmolPool {
+    fn drop(&mut self) {
+        self.stop.stop();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// Tells the worker threads of a [`SmolPool`] to return.
+#[derive(Default)]
+struct Stop {
+    stopped: AtomicBool,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl Stop {
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        for waker in self.wakers.lock().expect("stop lock").drain(..) {
+            waker.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            let mut wakers = self.wakers.lock().expect("stop lock");
+            if self.stopped.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            // Polled again every time the executor yields: keep one waker per thread.
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await;
+    }
+}

@@ -1,0 +1,316 @@
+//! The workloads, each written three times: with hatchery (the same code on every
+//! backend), with raw tokio, and with raw smol (`async-executor` + `async-io`).
+//!
+//! Every function times only the operation itself, from inside the executor, and returns
+//! the elapsed time. Child futures are the same on every side; only the machinery that
+//! spawns, waits for or cancels them differs.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use async_executor::{Executor, Task};
+use hatchery::Nursery;
+use tokio::task::JoinSet;
+
+use crate::ALLOCATOR;
+
+/// The timeout of the timeout workload: long enough never to fire.
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A future that is pending once (waking itself at once) and then ready.
+pub(crate) struct YieldOnce {
+    yielded: bool,
+}
+
+pub(crate) fn yield_once() -> YieldOnce {
+    YieldOnce { yielded: false }
+}
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+// ----- spawn + join of N trivial children -----
+
+/// A nursery spawns `n` children returning `Ok(())` and waits for them by returning.
+pub(crate) async fn hatchery_spawn_join(n: usize) -> Duration {
+    let start = Instant::now();
+    hatchery::nursery(|nursery: Nursery<Infallible>| async move {
+        for _ in 0..n {
+            drop(nursery.spawn(async { Ok(()) }));
+        }
+        Ok(())
+    })
+    .await
+    .expect("nursery failed");
+    start.elapsed()
+}
+
+/// A `JoinSet` spawns `n` children and is drained with `join_next`.
+pub(crate) async fn tokio_spawn_join(n: usize) -> Duration {
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for _ in 0..n {
+        set.spawn(async {});
+    }
+    while let Some(res) = set.join_next().await {
+        res.expect("task failed");
+    }
+    start.elapsed()
+}
+
+/// `n` tasks spawned on the executor, kept in a `Vec<Task>` and awaited in order.
+pub(crate) async fn smol_spawn_join(ex: &Executor<'static>, n: usize) -> Duration {
+    let start = Instant::now();
+    let tasks: Vec<Task<()>> = (0..n).map(|_| ex.spawn(async {})).collect();
+    for task in tasks {
+        task.await;
+    }
+    start.elapsed()
+}
+
+// ----- spawn + join through handles, collecting a value -----
+
+/// A nursery spawns `n` children returning their index and joins every handle in order.
+pub(crate) async fn hatchery_spawn_handles(n: usize) -> Duration {
+    let start = Instant::now();
+    let sum = hatchery::nursery(|nursery: Nursery<Infallible>| async move {
+        let handles: Vec<_> = (0..n)
+            .map(|i| nursery.spawn(async move { Ok(i) }))
+            .collect();
+        let mut sum = 0;
+        for handle in handles {
+            sum += handle.join().await.expect("join failed");
+        }
+        Ok(sum)
+    })
+    .await
+    .expect("nursery failed");
+    black_box(sum);
+    start.elapsed()
+}
+
+/// `n` `tokio::spawn`ed tasks returning their index, `JoinHandle`s awaited in order.
+pub(crate) async fn tokio_spawn_handles(n: usize) -> Duration {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..n).map(|i| tokio::spawn(async move { i })).collect();
+    let mut sum = 0;
+    for handle in handles {
+        sum += handle.await.expect("task failed");
+    }
+    black_box(sum);
+    start.elapsed()
+}
+
+/// `n` smol tasks returning their index, awaited in order.
+pub(crate) async fn smol_spawn_handles(ex: &Executor<'static>, n: usize) -> Duration {
+    let start = Instant::now();
+    let tasks: Vec<Task<usize>> = (0..n).map(|i| ex.spawn(async move { i })).collect();
+    let mut sum = 0;
+    for task in tasks {
+        sum += task.await;
+    }
+    black_box(sum);
+    start.elapsed()
+}
+
+// ----- a timeout that does not fire around a future that yields once -----
+
+/// `move_on_after(1s, yield_once())`, `iters` times in a row.
+pub(crate) async fn hatchery_timeout(iters: usize) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let out = hatchery::move_on_after(TIMEOUT, yield_once()).await;
+        out.expect("timed out");
+    }
+    start.elapsed()
+}
+
+/// `tokio::time::timeout(1s, yield_once())`, `iters` times in a row.
+pub(crate) async fn tokio_timeout(iters: usize) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let out = tokio::time::timeout(TIMEOUT, yield_once()).await;
+        out.expect("timed out");
+    }
+    start.elapsed()
+}
+
+/// smol's idiom: `future::or(yield_once(), Timer::after(1s))`, `iters` times in a row.
+pub(crate) async fn smol_timeout(iters: usize) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let out = futures_lite::future::or(
+            async {
+                yield_once().await;
+                Some(())
+            },
+            async {
+                async_io::Timer::after(TIMEOUT).await;
+                None
+            },
+        )
+        .await;
+        out.expect("timed out");
+    }
+    start.elapsed()
+}
+
+// ----- N parked children: memory, then cancellation -----
+
+/// What a parked-children run measured.
+#[derive(Clone, Copy)]
+pub(crate) struct Parked {
+    /// Bytes allocated while the children were parked, per child.
+    pub(crate) bytes_per_child: f64,
+    /// From the cancel request until every child's future was dropped.
+    pub(crate) cancel: Duration,
+}
+
+/// Counts the parked children: how many were polled, how many are still alive.
+struct Park {
+    polled: AtomicUsize,
+    live: AtomicUsize,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Park {
+    fn new() -> Arc<Park> {
+        Arc::new(Park {
+            polled: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            waker: Mutex::new(None),
+        })
+    }
+
+    /// A child that records its first poll and then waits forever.
+    fn child<T: Send + 'static>(self: &Arc<Self>) -> impl Future<Output = T> + Send + 'static {
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let guard = Alive(self.clone());
+        async move {
+            guard.0.polled.fetch_add(1, Ordering::Release);
+            std::future::pending::<T>().await
+        }
+    }
+
+    /// Yields until all `n` children have been polled once.
+    async fn all_polled(&self, n: usize) {
+        while self.polled.load(Ordering::Acquire) < n {
+            yield_once().await;
+        }
+    }
+
+    /// Waits until every child's future has been dropped.
+    async fn all_dropped(&self) {
+        std::future::poll_fn(|cx| {
+            if self.live.load(Ordering::Acquire) == 0 {
+                return Poll::Ready(());
+            }
+            *self.waker.lock().expect("park lock") = Some(cx.waker().clone());
+            if self.live.load(Ordering::Acquire) == 0 {
+                return Poll::Ready(());
+            }
+            Poll::Pending
+        })
+        .await;
+    }
+
+    /// Stops the allocation count started before the children were spawned.
+    fn bytes_per_child(n: usize) -> f64 {
+        ALLOCATOR.stop() as f64 / n as f64
+    }
+}
+
+/// Held by a child's future; counts the child as alive until the future is dropped.
+struct Alive(Arc<Park>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(waker) = self.0.waker.lock().expect("park lock").take() {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// A nursery with `n` parked children; the body measures, then calls `cancel` and
+/// returns; timed until the nursery has returned.
+pub(crate) async fn hatchery_parked(n: usize) -> Parked {
+    let park = Park::new();
+    ALLOCATOR.start();
+    let (bytes_per_child, start) = hatchery::nursery(|nursery: Nursery<Infallible>| {
+        let park = park.clone();
+        async move {
+            for _ in 0..n {
+                drop(nursery.spawn(park.child::<Result<(), Infallible>>()));
+            }
+            park.all_polled(n).await;
+            let bytes = Park::bytes_per_child(n);
+            let start = Instant::now();
+            nursery.cancel();
+            Ok((bytes, start))
+        }
+    })
+    .await
+    .expect("nursery failed");
+    let cancel = start.elapsed();
+    assert_eq!(park.live.load(Ordering::Acquire), 0, "children left alive");
+    Parked {
+        bytes_per_child,
+        cancel,
+    }
+}
+
+/// A `JoinSet` with `n` parked children, cancelled with `JoinSet::shutdown`.
+pub(crate) async fn tokio_parked(n: usize) -> Parked {
+    let park = Park::new();
+    ALLOCATOR.start();
+    let mut set = JoinSet::new();
+    for _ in 0..n {
+        set.spawn(park.child::<()>());
+    }
+    park.all_polled(n).await;
+    let bytes_per_child = Park::bytes_per_child(n);
+    let start = Instant::now();
+    set.shutdown().await;
+    let cancel = start.elapsed();
+    assert_eq!(park.live.load(Ordering::Acquire), 0, "children left alive");
+    Parked {
+        bytes_per_child,
+        cancel,
+    }
+}
+
+/// A `Vec<Task>` of `n` parked children, cancelled by dropping it; timed until the
+/// executor has dropped every child's future (dropping a `Task` only schedules that).
+pub(crate) async fn smol_parked(ex: &Executor<'static>, n: usize) -> Parked {
+    let park = Park::new();
+    ALLOCATOR.start();
+    let tasks: Vec<Task<()>> = (0..n).map(|_| ex.spawn(park.child::<()>())).collect();
+    park.all_polled(n).await;
+    let bytes_per_child = Park::bytes_per_child(n);
+    let start = Instant::now();
+    drop(tasks);
+    park.all_dropped().await;
+    let cancel = start.elapsed();
+    Parked {
+        bytes_per_child,
+        cancel,
+    }
+}
