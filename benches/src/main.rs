@@ -2,7 +2,7 @@
 //! by side in one run, and prints a Markdown table of medians and ratios (DESIGN.md §6).
 //!
 //! ```text
-//! cargo run --release -p hatchery-benches -- [--quick] [--reps N] [--out PATH] [FILTER]
+//! cargo run --release -p hatchery-benches -- [--quick] [--reps N] [--side S] [--out PATH] [FILTER]
 //! ```
 //!
 //! `FILTER` keeps the rows whose `workload/backend` contains it (`spawn`, `timeout/smol`,
@@ -32,6 +32,7 @@ usage: hatchery-benches [--quick] [--reps N] [--out PATH] [FILTER]
   --quick     small sizes and few repetitions (a smoke run for CI)
   --reps N    timed repetitions per side (default 11, quick 5); the median is reported
   --out PATH  also write the Markdown report to PATH
+  --side S    run only the `raw` or only the `hatchery` side (for profiling one)
   FILTER      run only the rows whose `workload/backend` contains FILTER
 
 workloads: spawn_join, spawn_handles, move_on_after, cancel_parked, memory_parked
@@ -47,6 +48,8 @@ struct Config {
     filter: Option<String>,
     out: Option<String>,
     quick: bool,
+    /// Run the raw side, the hatchery side.
+    sides: (bool, bool),
 }
 
 impl Config {
@@ -55,6 +58,7 @@ impl Config {
         let mut reps = None;
         let mut out = None;
         let mut filter = None;
+        let mut sides = (true, true);
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -65,6 +69,11 @@ impl Config {
                     reps = Some(n.max(1));
                 }
                 "--out" => out = Some(args.next().ok_or("--out needs a path")?),
+                "--side" => match args.next().as_deref() {
+                    Some("raw") => sides = (true, false),
+                    Some("hatchery") => sides = (false, true),
+                    _ => return Err("--side needs `raw` or `hatchery`".to_owned()),
+                },
                 "-h" | "--help" => return Err(String::new()),
                 // `cargo bench` passes `--bench`; ignore it like libtest does.
                 "--bench" => {}
@@ -85,6 +94,7 @@ impl Config {
             filter,
             out,
             quick,
+            sides,
         })
     }
 
@@ -113,8 +123,11 @@ impl Value {
         }
     }
 
-    fn show(self) -> String {
-        match self {
+    fn show(value: Option<Value>) -> String {
+        let Some(value) = value else {
+            return "-".to_owned();
+        };
+        match value {
             Value::Time { total, ops } => {
                 let per_op = total.as_secs_f64() * 1e9 / ops as f64;
                 format!("{} ({per_op:.0} ns/op)", show_duration(total))
@@ -138,39 +151,60 @@ fn show_duration(d: Duration) -> String {
 struct Row {
     workload: String,
     backend: &'static str,
-    raw: Value,
-    hatchery: Value,
+    raw: Option<Value>,
+    hatchery: Option<Value>,
 }
 
 impl Row {
-    fn ratio(&self) -> f64 {
-        self.hatchery.amount() / self.raw.amount()
+    fn ratio(&self) -> String {
+        match (self.raw, self.hatchery) {
+            (Some(raw), Some(hatchery)) => {
+                let ratio = hatchery.amount() / raw.amount();
+                let flag = if ratio > 1.25 { " ⚠" } else { "" };
+                format!("{ratio:.2}x{flag}")
+            }
+            _ => "-".to_owned(),
+        }
     }
 }
 
-fn median<T: Copy>(mut xs: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+/// The median sample by `key`, if there are any.
+fn median<T: Copy>(mut xs: Vec<T>, key: impl Fn(&T) -> f64) -> Option<T> {
     xs.sort_by(|a, b| key(a).total_cmp(&key(b)));
-    xs[xs.len() / 2]
+    xs.get(xs.len() / 2).copied()
 }
 
 /// Runs `raw` and `hatchery` alternately, one untimed warm-up each and then `reps` timed
-/// runs each, and returns the samples of each side.
+/// runs each, and returns the samples of each side (none for a side `--side` left out).
 fn alternate<T>(
-    reps: usize,
+    cfg: &Config,
     mut raw: impl FnMut() -> T,
     mut hatchery: impl FnMut() -> T,
 ) -> (Vec<T>, Vec<T>) {
-    raw();
-    hatchery();
-    let (mut r, mut h) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
-    for i in 0..reps {
+    let (run_raw, run_hatchery) = cfg.sides;
+    let mut raw = move |samples: &mut Vec<T>| {
+        if run_raw {
+            samples.push(raw());
+        }
+    };
+    let mut hatchery = move |samples: &mut Vec<T>| {
+        if run_hatchery {
+            samples.push(hatchery());
+        }
+    };
+    let (mut r, mut h) = (Vec::new(), Vec::new());
+    raw(&mut r);
+    hatchery(&mut h);
+    r.clear();
+    h.clear();
+    for i in 0..cfg.reps {
         // Alternate which side goes first, so neither always runs right after the other.
         if i % 2 == 0 {
-            r.push(raw());
-            h.push(hatchery());
+            raw(&mut r);
+            hatchery(&mut h);
         } else {
-            h.push(hatchery());
-            r.push(raw());
+            hatchery(&mut h);
+            raw(&mut r);
         }
     }
     (r, h)
@@ -184,11 +218,9 @@ fn time_row(
     raw: impl FnMut() -> Duration,
     hatchery: impl FnMut() -> Duration,
 ) -> Row {
-    let (r, h) = alternate(cfg.reps, raw, hatchery);
-    let value = |xs: Vec<Duration>| Value::Time {
-        total: median(xs, |d| d.as_secs_f64()),
-        ops,
-    };
+    let (r, h) = alternate(cfg, raw, hatchery);
+    let value =
+        |xs: Vec<Duration>| median(xs, |d| d.as_secs_f64()).map(|total| Value::Time { total, ops });
     Row {
         workload: workload.to_owned(),
         backend: b.name,
@@ -245,11 +277,13 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
             Kind::Smol(p) => p.block_on(work::smol_parked(&p.executor, n)),
         };
         let hatchery = || b.hatchery(work::hatchery_parked(n));
-        let (r, h) = alternate(cfg.reps, raw, hatchery);
+        let (r, h) = alternate(cfg, raw, hatchery);
         if cancel {
-            let time = |xs: &[Parked]| Value::Time {
-                total: median(xs.to_vec(), |p| p.cancel.as_secs_f64()).cancel,
-                ops: n,
+            let time = |xs: &[Parked]| {
+                median(xs.to_vec(), |p| p.cancel.as_secs_f64()).map(|p| Value::Time {
+                    total: p.cancel,
+                    ops: n,
+                })
             };
             rows.push(Row {
                 workload: format!("cancel_parked {}", count(n)),
@@ -261,7 +295,7 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         }
         if memory {
             let bytes = |xs: &[Parked]| {
-                Value::Bytes(median(xs.to_vec(), |p| p.bytes_per_child).bytes_per_child)
+                median(xs.to_vec(), |p| p.bytes_per_child).map(|p| Value::Bytes(p.bytes_per_child))
             };
             rows.push(Row {
                 workload: format!("memory_parked {}", count(n)),
@@ -287,11 +321,11 @@ fn count(n: usize) -> String {
 fn report(rows: &[Row]) {
     if let Some(row) = rows.last() {
         eprintln!(
-            "  {:<22} {:<9} raw {:<26} hatchery {:<26} {:.2}x",
+            "  {:<22} {:<9} raw {:<26} hatchery {:<26} {}",
             row.workload,
             row.backend,
-            row.raw.show(),
-            row.hatchery.show(),
+            Value::show(row.raw),
+            Value::show(row.hatchery),
             row.ratio()
         );
     }
@@ -327,14 +361,13 @@ fn markdown(cfg: &Config, rows: &[Row]) -> String {
     let _ = writeln!(s, "| workload | backend | raw | hatchery | ratio |");
     let _ = writeln!(s, "|---|---|---:|---:|---:|");
     for row in rows {
-        let flag = if row.ratio() > 1.25 { " ⚠" } else { "" };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.2}x{flag} |",
+            "| {} | {} | {} | {} | {} |",
             row.workload,
             row.backend,
-            row.raw.show(),
-            row.hatchery.show(),
+            Value::show(row.raw),
+            Value::show(row.hatchery),
             row.ratio()
         );
     }
