@@ -40,8 +40,9 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 ///   [`NurseryError::Cancelled`]; if the body had already finished, its value is returned.
 /// * **Outer cancellation**: cancellation is not an error. When an enclosing scope is
 ///   cancelled, the nursery cancels its body and children, waits for all of them, and then
-///   lets the enclosing scope end the work: this future never completes. (Errors that
-///   children returned before they were cancelled are still reported.)
+///   lets the enclosing scope end the work: this future never completes, even if the body
+///   had already returned its value. (Errors that children returned before they were
+///   cancelled are still reported.)
 ///
 /// # Cancel safety
 ///
@@ -453,14 +454,17 @@ where
         if !errors.is_empty() {
             return Poll::Ready(Err(NurseryError::Failed(errors)));
         }
+        if outer {
+            // Cancelled from outside (even if the body had finished): waiting for the
+            // children was a suspension point, so the enclosing cancelled scope ends the
+            // work here and drops us, as trio raises `Cancelled` out of the nursery.
+            return Poll::Pending;
+        }
         if let Some(v) = value {
             return Poll::Ready(Ok(v));
         }
-        if reason == node::EXPLICIT && !outer {
-            node.set_caught();
-            return Poll::Ready(Err(NurseryError::Cancelled));
-        }
-        // Cancelled from outside: the enclosing cancelled scope ends the work and drops us.
-        Poll::Pending
+        debug_assert_eq!(reason, node::EXPLICIT, "a failure always records an error");
+        node.set_caught();
+        Poll::Ready(Err(NurseryError::Cancelled))
     }
 }

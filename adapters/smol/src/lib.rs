@@ -1,4 +1,4 @@
-//! Runs [hatchery](hatchery) structured concurrency on smol's executor
+//! Runs [hatchery] structured concurrency on smol's executor
 //! ([`async_executor`]) with [`async_io`] timers.
 //!
 //! Call [`run`] from `main`: it runs your root future on the calling thread and one

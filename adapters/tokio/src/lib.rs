@@ -1,4 +1,4 @@
-//! Runs [hatchery](hatchery) structured concurrency on the [tokio] runtime.
+//! Runs [hatchery] structured concurrency on the [tokio] runtime.
 //!
 //! Call [`run`] from `main` to build a multi-threaded runtime and run your root future in
 //! it; [`run_current_thread`] uses a single-threaded runtime instead. In an application
