@@ -33,6 +33,7 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
+use std::io::Write as _;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -43,8 +44,16 @@ use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
 
-/// How long one test may run before the watchdog fails it.
+/// How long one test may run before the watchdog fails it, unless the environment
+/// variable `HATCHERY_TEST_WATCHDOG_SECS` says otherwise.
 pub const WATCHDOG: Duration = Duration::from_secs(60);
+
+fn watchdog_limit() -> Duration {
+    std::env::var("HATCHERY_TEST_WATCHDOG_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(WATCHDOG, Duration::from_secs)
+}
 
 /// How long [`until`] and [`eventually`] wait for a condition before giving up.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -135,9 +144,11 @@ impl Backend {
             }
         }
         let _reset = Reset(BACKEND.with(|b| b.replace(Some(self))));
-        let fut = fut.or(async {
-            Watchdog::new(WATCHDOG).await;
-            panic!("test did not finish within {WATCHDOG:?} (watchdog): something hangs");
+        let limit = watchdog_limit();
+        let watchdog = Watchdog::new(limit);
+        let fut = fut.or(async move {
+            watchdog.await;
+            panic!("test did not finish within {limit:?} (watchdog): something hangs");
         });
         match self {
             Backend::TokioCurrent => hatchery_tokio::run_current_thread(fut),
@@ -153,22 +164,46 @@ impl Backend {
 
 /// A timer on its own thread, independent of any runtime (and so of anything that
 /// could hang in one). The thread ends when the future is dropped.
+///
+/// When `limit` passes, the future completes (and the test panics). If the test still
+/// has not finished [`GRACE`] later, something blocks its thread synchronously; the
+/// watchdog then ends the whole test process so that the suite fails instead of hanging.
 struct Watchdog {
     shared: Arc<Mutex<(bool, Option<Waker>)>>,
     _stop: mpsc::Sender<()>,
 }
+
+/// How long the watchdog waits, after its limit, before ending the process.
+const GRACE: Duration = Duration::from_secs(10);
 
 impl Watchdog {
     fn new(limit: Duration) -> Watchdog {
         let shared = Arc::new(Mutex::new((false, None::<Waker>)));
         let (stop, stopped) = mpsc::channel::<()>();
         let remote = shared.clone();
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("<unnamed>")
+            .to_string();
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(limit) {
-                let mut s = remote.lock().unwrap_or_else(|e| e.into_inner());
-                s.0 = true;
-                if let Some(w) = s.1.take() {
+                let waker = {
+                    let mut s = remote.lock().unwrap_or_else(|e| e.into_inner());
+                    s.0 = true;
+                    s.1.take()
+                };
+                if let Some(w) = waker {
                     w.wake();
+                }
+                if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(GRACE) {
+                    // Not `eprintln!`: the test harness would capture it, and it is lost
+                    // when the process exits.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "watchdog: test `{test}` still blocked {GRACE:?} after its limit; \
+                         ending the process"
+                    );
+                    std::process::exit(102);
                 }
             }
         });
