@@ -42,13 +42,26 @@ impl Rng {
 #[derive(Debug, Clone)]
 enum Tree {
     /// Suspends `steps` times (checkpoints or short sleeps), then ends as `end` says.
-    Leaf { id: u32, steps: u32, sleep: bool, end: End },
+    Leaf {
+        id: u32,
+        steps: u32,
+        sleep: bool,
+        end: End,
+    },
     /// A cancel scope around `body`.
-    Scope { timeout_us: Option<u64>, shield: bool, cancel_after: Option<u32>, body: Box<Tree> },
+    Scope {
+        timeout_us: Option<u64>,
+        shield: bool,
+        cancel_after: Option<u32>,
+        body: Box<Tree>,
+    },
     /// `body`, then (or when cancelled) the shielded `cleanup`.
     Finally { body: Box<Tree>, cleanup: Box<Tree> },
     /// A nursery whose body runs `body` and whose children are `children`.
-    Nursery { body: Box<Tree>, children: Vec<Tree> },
+    Nursery {
+        body: Box<Tree>,
+        children: Vec<Tree>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,12 +80,19 @@ fn gen(rng: &mut Rng, depth: u32, next_id: &mut u32) -> Tree {
             80..=96 => End::Fail,
             _ => End::Panic,
         };
-        return Tree::Leaf { id: *next_id, steps: rng.below(4) as u32, sleep: rng.chance(30), end };
+        return Tree::Leaf {
+            id: *next_id,
+            steps: rng.below(4) as u32,
+            sleep: rng.chance(30),
+            end,
+        };
     }
     match rng.below(10) {
         0..=3 => Tree::Nursery {
             body: Box::new(gen(rng, depth - 1, next_id)),
-            children: (0..rng.below(4)).map(|_| gen(rng, depth - 1, next_id)).collect(),
+            children: (0..rng.below(4))
+                .map(|_| gen(rng, depth - 1, next_id))
+                .collect(),
         },
         4..=7 => Tree::Scope {
             timeout_us: rng.chance(60).then(|| rng.below(1500)),
@@ -85,7 +105,17 @@ fn gen(rng: &mut Rng, depth: u32, next_id: &mut u32) -> Tree {
             // A cleanup's errors have nowhere to go when its work was cancelled (the
             // `finally` never returns), so cleanups only succeed or panic.
             cleanup: Box::new(match gen(rng, 0, next_id) {
-                Tree::Leaf { id, steps, sleep, end: End::Fail } => Tree::Leaf { id, steps, sleep, end: End::Ok },
+                Tree::Leaf {
+                    id,
+                    steps,
+                    sleep,
+                    end: End::Fail,
+                } => Tree::Leaf {
+                    id,
+                    steps,
+                    sleep,
+                    end: End::Ok,
+                },
                 t => t,
             }),
         },
@@ -116,7 +146,11 @@ impl Drop for LiveCheck {
     fn drop(&mut self) {
         let n = self.live.load(Ordering::SeqCst);
         if n != 0 {
-            self.seen.violations.lock().unwrap().push(format!("nursery exited with {n} live children"));
+            self.seen
+                .violations
+                .lock()
+                .unwrap()
+                .push(format!("nursery exited with {n} live children"));
         }
     }
 }
@@ -132,7 +166,12 @@ impl Drop for Alive {
 fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
     Box::pin(async move {
         match tree {
-            Tree::Leaf { id, steps, sleep: use_sleep, end } => {
+            Tree::Leaf {
+                id,
+                steps,
+                sleep: use_sleep,
+                end,
+            } => {
                 for _ in 0..steps {
                     if use_sleep {
                         sleep(Duration::from_micros(300)).await;
@@ -152,7 +191,12 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                     }
                 }
             }
-            Tree::Scope { timeout_us, shield: sh, cancel_after, body } => {
+            Tree::Scope {
+                timeout_us,
+                shield: sh,
+                cancel_after,
+                body,
+            } => {
                 let mut scope = CancelScope::new().with_shield(sh);
                 if let Some(us) = timeout_us {
                     scope = scope.with_timeout(Duration::from_micros(us));
@@ -197,7 +241,10 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
             }
             Tree::Nursery { body, children } => {
                 let live = Arc::new(AtomicUsize::new(0));
-                let _check = LiveCheck { live: live.clone(), seen: seen.clone() };
+                let _check = LiveCheck {
+                    live: live.clone(),
+                    seen: seen.clone(),
+                };
                 let r = nursery(|n| {
                     let seen = seen.clone();
                     async move {
@@ -232,7 +279,10 @@ fn check_case(seed: u64, backend: Backend) {
     let fut = run_tree(tree.clone(), seen.clone());
     let out = catch_unwind(AssertUnwindSafe(|| backend.run(fut)));
     let violations = seen.violations.lock().unwrap().clone();
-    assert!(violations.is_empty(), "{backend:?} seed {seed}: {violations:?}\n{tree:#?}");
+    assert!(
+        violations.is_empty(),
+        "{backend:?} seed {seed}: {violations:?}\n{tree:#?}"
+    );
     let panicked = !seen.panicked.lock().unwrap().is_empty();
     assert_eq!(
         out.is_err(),
@@ -243,15 +293,24 @@ fn check_case(seed: u64, backend: Backend) {
     if let Ok(r) = out {
         let got: BTreeSet<u32> = r.err().unwrap_or_default().into_iter().collect();
         let failed = seen.failed.lock().unwrap().clone();
-        assert_eq!(got, failed, "{backend:?} seed {seed}: errors out vs. errors returned\n{tree:#?}");
+        assert_eq!(
+            got, failed,
+            "{backend:?} seed {seed}: errors out vs. errors returned\n{tree:#?}"
+        );
     }
 }
 
 /// Cases per backend; `HATCHERY_RANDOM_CASES` overrides, `HATCHERY_RANDOM_SEED` shifts the
 /// seeds (a failure message names the seed to replay).
 fn cases() -> std::ops::Range<u64> {
-    let n = std::env::var("HATCHERY_RANDOM_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let base = std::env::var("HATCHERY_RANDOM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let n = std::env::var("HATCHERY_RANDOM_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let base = std::env::var("HATCHERY_RANDOM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     base..base + n
 }
 

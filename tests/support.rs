@@ -33,8 +33,8 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
-use std::io::Write as _;
 use std::future::Future;
+use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};

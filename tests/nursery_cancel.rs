@@ -1,0 +1,365 @@
+//! Cancelling nurseries (N4, N5, C2): own cancel vs outer cancel, children spawned into a
+//! cancelled nursery, cancellation across threads and of very many children.
+
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
+
+use hatchery::{
+    checkpoint, current_effective_deadline, move_on_after, nursery, sleep, CancelScope,
+    NurseryError,
+};
+use hatchery_tests::{backend_test, ms, until, Backend, Counter, Log, TestError, HOUR};
+
+backend_test! {
+    /// N4: the nursery's own `cancel()` ends the body before it produced a value: the
+    /// result is the distinct `Cancelled` outcome, with no errors; children are dropped.
+    async fn n4_own_cancel_before_value_is_cancelled() {
+        let dropped = Counter::new();
+        let r = nursery(|n| {
+            let dropped = dropped.clone();
+            async move {
+                for _ in 0..3 {
+                    let guard = dropped.guard();
+                    n.spawn(async move {
+                        let _guard = guard;
+                        sleep(HOUR).await;
+                        Ok(())
+                    });
+                }
+                sleep(ms(1)).await;
+                n.cancel();
+                assert!(n.is_cancelled());
+                sleep(HOUR).await;
+                Ok::<_, TestError>("unreachable")
+            }
+        })
+        .await;
+        let e = r.unwrap_err();
+        assert!(e.is_cancelled());
+        assert_eq!(e, NurseryError::Cancelled);
+        assert!(e.errors().is_empty());
+        assert_eq!(e.first(), None);
+        assert_eq!(e.to_string(), "nursery cancelled");
+        assert_eq!(dropped.get(), 3);
+    }
+
+    /// N4: a cancel after the body produced its value (the body returned, children were
+    /// still running) gives `Ok(value)`; so does a body that cancels and returns without
+    /// suspending.
+    async fn n4_own_cancel_after_value_is_ok() {
+        let dropped = Counter::new();
+        let r = nursery(|n| {
+            let dropped = dropped.clone();
+            async move {
+                let guard = dropped.guard();
+                n.spawn(async move {
+                    let _guard = guard;
+                    sleep(HOUR).await;
+                    Ok(())
+                });
+                let n2 = n.clone();
+                n.spawn(async move {
+                    sleep(ms(5)).await;
+                    n2.cancel();
+                    Ok(())
+                });
+                Ok::<_, TestError>(5)
+            }
+        })
+        .await;
+        assert_eq!(r, Ok(5));
+        assert_eq!(dropped.get(), 1);
+
+        let r = nursery(|n| async move {
+            n.cancel();
+            Ok::<_, TestError>(6)
+        })
+        .await;
+        assert_eq!(r, Ok(6));
+    }
+
+    /// N4, N1: an outer scope cancels the nursery: it cancels and drains its children,
+    /// then never returns; the enclosing scope returns `None`; no error anywhere.
+    async fn n4_outer_cancel_nursery_never_returns() {
+        let log = Log::new();
+        let dropped = Counter::new();
+        let scope = CancelScope::new();
+        let handle = scope.handle();
+        let out = scope
+            .run({
+                let (log, dropped, handle) = (log.clone(), dropped.clone(), handle.clone());
+                async move {
+                    let r = nursery(|n| async move {
+                        for _ in 0..4 {
+                            let guard = dropped.guard();
+                            n.spawn(async move {
+                                let _guard = guard;
+                                sleep(HOUR).await;
+                                Ok(())
+                            });
+                        }
+                        sleep(ms(2)).await;
+                        handle.cancel();
+                        assert!(n.is_cancelled(), "an outer cancel shows on the nursery");
+                        sleep(HOUR).await;
+                        Ok::<_, TestError>(())
+                    })
+                    .await;
+                    log.push("unreachable: nursery returned");
+                    r
+                }
+            })
+            .await;
+        assert_eq!(out, None);
+        assert!(log.is_empty());
+        assert_eq!(dropped.get(), 4);
+        assert!(handle.cancelled_caught());
+
+        // The same with a deadline.
+        let dropped = Counter::new();
+        let out = move_on_after(ms(10), nursery(|n| {
+            let dropped = dropped.clone();
+            async move {
+                for _ in 0..4 {
+                    let guard = dropped.guard();
+                    n.spawn(async move {
+                        let _guard = guard;
+                        std::future::pending::<()>().await;
+                        Ok(())
+                    });
+                }
+                sleep(HOUR).await;
+                Ok::<_, TestError>(())
+            }
+        }))
+        .await;
+        assert_eq!(out, None);
+        assert_eq!(dropped.get(), 4);
+    }
+
+    /// N4: cancelling a nursery does not cancel what encloses it.
+    async fn n4_own_cancel_stays_inside() {
+        let scope = CancelScope::new();
+        let handle = scope.handle();
+        let out = scope
+            .run(async {
+                let r = nursery(|n| async move {
+                    n.cancel();
+                    checkpoint().await;
+                    Ok::<_, TestError>(())
+                })
+                .await;
+                assert!(r.unwrap_err().is_cancelled());
+                assert!(!current_effective_deadline().is_cancelled());
+                sleep(ms(1)).await;
+                "continued"
+            })
+            .await;
+        assert_eq!(out, Some("continued"));
+        assert!(!handle.cancel_called());
+    }
+
+    /// N5, C2: children spawned into an already cancelled nursery run to their first
+    /// suspension point, then are cancelled.
+    async fn n5_spawn_into_cancelled_nursery_runs_to_first_suspension() {
+        let log = Log::new();
+        let r = nursery(|n| {
+            let log = log.clone();
+            async move {
+                n.cancel();
+                for _ in 0..3 {
+                    let log = log.clone();
+                    n.spawn(async move {
+                        log.push("first poll");
+                        checkpoint().await;
+                        log.push("unreachable");
+                        Ok::<_, TestError>(())
+                    });
+                }
+                sleep(HOUR).await;
+                Ok(())
+            }
+        })
+        .await;
+        assert!(r.unwrap_err().is_cancelled());
+        assert_eq!(log.events(), ["first poll", "first poll", "first poll"]);
+    }
+
+    /// N5: children spawned but not yet polled when the nursery is cancelled still get
+    /// their first poll (the body spawns and cancels without yielding in between).
+    async fn n5_unpolled_children_get_first_poll() {
+        let first_polls = Counter::new();
+        let r = nursery(|n| {
+            let first_polls = first_polls.clone();
+            async move {
+                for _ in 0..20 {
+                    let first_polls = first_polls.clone();
+                    n.spawn(async move {
+                        first_polls.incr();
+                        sleep(HOUR).await;
+                        Ok::<_, TestError>(())
+                    });
+                }
+                n.cancel();
+                checkpoint().await;
+                Ok(())
+            }
+        })
+        .await;
+        assert!(r.unwrap_err().is_cancelled());
+        assert_eq!(first_polls.get(), 20);
+    }
+
+    /// C2: cancellation reaches grandchildren in nested nurseries running on other
+    /// threads; each one is dropped before the outer scope returns.
+    async fn c2_cancel_reaches_grandchildren_on_other_threads() {
+        const CHILDREN: usize = 4;
+        const GRANDCHILDREN: usize = 8;
+        let backend = Backend::current();
+        let root = std::thread::current().id();
+        let threads: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
+        let started = Counter::new();
+        let dropped = Counter::new();
+        let scope = CancelScope::new();
+        let handle = scope.handle();
+        let out = scope
+            .run({
+                let (threads, started, dropped, handle) =
+                    (threads.clone(), started.clone(), dropped.clone(), handle.clone());
+                nursery(move |n| async move {
+                    for _ in 0..CHILDREN {
+                        let (threads, started, dropped) =
+                            (threads.clone(), started.clone(), dropped.clone());
+                        n.spawn(async move {
+                            nursery(|n2| async move {
+                                for _ in 0..GRANDCHILDREN {
+                                    let (threads, started, guard) =
+                                        (threads.clone(), started.clone(), dropped.guard());
+                                    n2.spawn(async move {
+                                        let _guard = guard;
+                                        threads.lock().unwrap().push(std::thread::current().id());
+                                        started.incr();
+                                        sleep(HOUR).await;
+                                        Ok::<_, TestError>(())
+                                    });
+                                }
+                                sleep(HOUR).await;
+                                Ok(())
+                            })
+                            .await
+                            .map_err(|_| TestError("inner"))
+                        });
+                    }
+                    until(|| started.get() == CHILDREN * GRANDCHILDREN).await;
+                    handle.cancel();
+                    sleep(HOUR).await;
+                    Ok::<_, TestError>(())
+                })
+            })
+            .await;
+        assert_eq!(out, None);
+        assert_eq!(dropped.get(), CHILDREN * GRANDCHILDREN);
+        let threads = threads.lock().unwrap();
+        assert_eq!(threads.len(), CHILDREN * GRANDCHILDREN);
+        if backend == Backend::TokioMulti {
+            assert!(threads.iter().all(|t| *t != root), "grandchildren ran on worker threads");
+        }
+    }
+
+    /// C2, N1: 10,000 parked children (half on hatchery sleeps, half on foreign pending
+    /// futures) cancelled at once by `n.cancel()`: every one is dropped before `nursery`
+    /// returns.
+    async fn n1_ten_thousand_children_cancelled_at_once() {
+        const N: usize = 10_000;
+        let started = Counter::new();
+        let dropped = Counter::new();
+        let r = nursery(|n| {
+            let (started, dropped) = (started.clone(), dropped.clone());
+            async move {
+                for i in 0..N {
+                    let (started, guard) = (started.clone(), dropped.guard());
+                    n.spawn(async move {
+                        let _guard = guard;
+                        started.incr();
+                        if i % 2 == 0 {
+                            sleep(HOUR).await;
+                        } else {
+                            std::future::pending::<()>().await;
+                        }
+                        Ok::<_, TestError>(())
+                    });
+                }
+                until(|| started.get() == N).await;
+                n.cancel();
+                sleep(HOUR).await;
+                Ok(())
+            }
+        })
+        .await;
+        let dropped_at_return = dropped.get();
+        assert!(r.unwrap_err().is_cancelled());
+        assert_eq!(dropped_at_return, N);
+    }
+
+    /// C2, N1: the same 10,000 parked children cancelled by an outer `move_on_after`.
+    async fn n1_ten_thousand_children_cancelled_by_outer_timeout() {
+        const N: usize = 10_000;
+        let started = Counter::new();
+        let dropped = Counter::new();
+        let out = move_on_after(ms(50), nursery(|n| {
+            let (started, dropped) = (started.clone(), dropped.clone());
+            async move {
+                for _ in 0..N {
+                    let (started, guard) = (started.clone(), dropped.guard());
+                    n.spawn(async move {
+                        let _guard = guard;
+                        started.incr();
+                        std::future::pending::<()>().await;
+                        Ok::<_, TestError>(())
+                    });
+                }
+                sleep(HOUR).await;
+                Ok(())
+            }
+        }))
+        .await;
+        let dropped_at_return = dropped.get();
+        assert_eq!(out, None);
+        assert_eq!(started.get(), N, "every child got its first poll");
+        assert_eq!(dropped_at_return, N);
+    }
+
+    /// N5: spawning into a nursery that is being drained after a cancel still works
+    /// (from a child in cleanup), and the new child gets its first poll.
+    async fn n5_spawn_while_draining() {
+        let log = Log::new();
+        let r = nursery(|n| {
+            let log = log.clone();
+            async move {
+                let n2 = n.clone();
+                let log2 = log.clone();
+                n.spawn(async move {
+                    hatchery::shield(async {
+                        until(|| n2.is_cancelled()).await;
+                        let log3 = log2.clone();
+                        let h = n2.try_spawn(async move {
+                            log3.push("late child first poll");
+                            checkpoint().await;
+                            log3.push("unreachable");
+                            Ok(())
+                        });
+                        assert!(h.is_ok(), "the nursery is still open while it drains");
+                    })
+                    .await;
+                    Ok::<_, TestError>(())
+                });
+                n.cancel();
+                sleep(HOUR).await;
+                Ok(())
+            }
+        })
+        .await;
+        assert!(r.unwrap_err().is_cancelled());
+        assert_eq!(log.events(), ["late child first poll"]);
+    }
+}

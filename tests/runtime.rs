@@ -1,0 +1,187 @@
+//! Entry points and the runtime seam: running on each backend, using hatchery inside an
+//! executor that is already running, the runtime's clock, blocking work, and the clear
+//! failure outside any runtime.
+
+use std::panic::{catch_unwind, UnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future::block_on;
+use hatchery::{
+    checkpoint, current_effective_deadline, move_on_after, now, nursery, run_blocking, sleep,
+    Nursery,
+};
+use hatchery_tests::{backend_test, catch_panic, ms, panic_message, Backend, TestError, HOUR};
+
+const NO_RUNTIME: &str = "hatchery: no runtime in this context";
+
+/// Runs `f`, expecting it to panic with the "no runtime" message.
+fn expect_no_runtime<R>(what: &str, f: impl FnOnce() -> R + UnwindSafe) {
+    let err = catch_unwind(f)
+        .err()
+        .unwrap_or_else(|| panic!("{what} did not panic"));
+    let msg = panic_message(&*err);
+    assert!(msg.starts_with(NO_RUNTIME), "{what}: {msg}");
+    assert!(
+        msg.contains("hatchery_tokio::run"),
+        "{what}: says what to do: {msg}"
+    );
+}
+
+#[test]
+fn no_runtime_panics_with_a_clear_message() {
+    assert!(!hatchery::rt::is_entered());
+    expect_no_runtime("now()", now);
+    expect_no_runtime("current_effective_deadline()", current_effective_deadline);
+    expect_no_runtime("polling sleep", || block_on(sleep(ms(1))));
+    expect_no_runtime("polling move_on_after", || {
+        block_on(move_on_after(ms(1), async {}))
+    });
+    expect_no_runtime("polling nursery", || {
+        block_on(nursery(|_n: Nursery<TestError>| async { Ok(()) }))
+    });
+    expect_no_runtime("polling a CancelScope", || {
+        block_on(hatchery::CancelScope::new().run(async {}))
+    });
+    expect_no_runtime("run_blocking()", || run_blocking(|| 1));
+}
+
+#[test]
+fn checkpoint_outside_runtime_only_yields() {
+    block_on(checkpoint());
+}
+
+#[test]
+fn executor_task_outside_hatchery_gets_the_message() {
+    hatchery_tokio::run_current_thread(async {
+        let r = tokio::spawn(async { hatchery::now() }).await;
+        let p = r.unwrap_err().into_panic();
+        assert!(panic_message(&*p).starts_with(NO_RUNTIME));
+    });
+}
+
+#[test]
+fn tokio_enter_inside_a_running_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt.block_on(async {
+        assert!(!hatchery::rt::is_entered());
+        hatchery_tokio::enter(async {
+            assert!(hatchery::rt::is_entered());
+            nursery(|n| async move {
+                let h = n.spawn(async {
+                    sleep(ms(1)).await;
+                    Ok::<_, TestError>(20)
+                });
+                Ok(h.join().await.unwrap() + 1)
+            })
+            .await
+        })
+        .await
+    });
+    assert_eq!(out, Ok(21));
+}
+
+#[test]
+fn smol_enter_inside_a_running_executor() {
+    let ex = Arc::new(async_executor::Executor::new());
+    let out = block_on(ex.run(hatchery_smol::enter(&ex, async {
+        assert_eq!(move_on_after(ms(2), sleep(HOUR)).await, None);
+        nursery(|n| async move {
+            let h = n.spawn(async {
+                sleep(ms(1)).await;
+                Ok::<_, TestError>(30)
+            });
+            Ok(h.join().await.unwrap() + 1)
+        })
+        .await
+    })));
+    assert_eq!(out, Ok(31));
+}
+
+#[test]
+fn time_follows_a_paused_tokio_clock() {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all().start_paused(true);
+    let wall = Instant::now();
+    let (virtual_elapsed, out) = hatchery_tokio::run_with(builder, async {
+        let start = now();
+        let out = move_on_after(HOUR, sleep(2 * HOUR)).await;
+        (now() - start, out)
+    });
+    assert_eq!(out, None);
+    assert!(
+        virtual_elapsed >= HOUR,
+        "the deadline is on the virtual clock"
+    );
+    assert!(
+        wall.elapsed() < Duration::from_secs(10),
+        "no real hour passed"
+    );
+}
+
+#[test]
+fn default_run_functions_return_the_root_value() {
+    assert_eq!(
+        hatchery_tokio::run(async {
+            sleep(ms(1)).await;
+            1
+        }),
+        1
+    );
+    assert_eq!(hatchery_tokio::run_current_thread(async { 2 }), 2);
+    assert_eq!(
+        hatchery_smol::run(async {
+            sleep(ms(1)).await;
+            3
+        }),
+        3
+    );
+    assert_eq!(hatchery_smol::run_current_thread(async { 4 }), 4);
+    assert_eq!(hatchery_smol::run_with_threads(0, async { 5 }), 5);
+}
+
+backend_test! {
+    /// The root future runs inside a hatchery context on every backend.
+    async fn root_is_entered() {
+        assert!(hatchery::rt::is_entered());
+        let _ = Backend::current();
+    }
+
+    /// `sleep` waits at least its duration on the runtime clock; `now` is monotonic.
+    async fn sleep_and_now() {
+        let a = now();
+        sleep(ms(5)).await;
+        let b = now();
+        assert!(b - a >= ms(5));
+        let at = b + ms(3);
+        hatchery::sleep_until(at).await;
+        assert!(now() >= at);
+        // A sleep until a past instant completes at once.
+        hatchery::sleep_until(a).await;
+    }
+
+    /// `run_blocking` returns the function's result, and resumes its panic.
+    async fn run_blocking_result_and_panic() {
+        let thread = std::thread::current().id();
+        let (v, other) = run_blocking(move || ((1..=10u64).product::<u64>(), std::thread::current().id() != thread)).await;
+        assert_eq!(v, 3_628_800);
+        assert!(other, "ran on another thread");
+        let p = catch_panic(run_blocking(|| -> u8 { panic!("blocking boom") })).await;
+        assert_eq!(p.unwrap_err(), "blocking boom");
+    }
+
+    /// `run_blocking` in a cancelled scope: the scope does not wait for the thread, and
+    /// the result is dropped.
+    async fn run_blocking_cancelled() {
+        let out = move_on_after(ms(5), run_blocking(|| {
+            std::thread::sleep(ms(50));
+            1
+        }))
+        .await;
+        assert_eq!(out, None);
+    }
+}
