@@ -1,0 +1,660 @@
+//! Deterministic testing: virtual time with auto-advance, and knowing when every task is
+//! blocked.
+//!
+//! Tests of timeouts and retries should not sleep for real. Run a test under
+//! [`virtual_time`] (or write it with [`#[hatchery::test(virtual_time)]`](crate::test))
+//! and hatchery's clock becomes virtual:
+//!
+//! * time stands still while any hatchery task can run;
+//! * when every task is blocked, the clock jumps straight to the next deadline (a sleep,
+//!   a scope's deadline, a retry's backoff) and wakes whoever waits for it
+//!   ("autojump", like trio's `MockClock(autojump_threshold=0)`);
+//! * [`advance`] moves it by hand.
+//!
+//! So `move_on_after(1 hour)` around a future that never finishes returns at once, and
+//! [`elapsed`] reports exactly one hour. This works on every backend, multi-threaded ones
+//! included: hatchery counts its tasks itself rather than relying on the executor.
+//! Blocking work started with [`run_blocking`](crate::run_blocking) counts as busy.
+//!
+//! [`wait_all_tasks_blocked`] waits until every other task is blocked, for tests of
+//! interleavings ("the worker is now waiting on the channel; send").
+//!
+//! # Caveat: real I/O
+//!
+//! hatchery only sees its own tasks and timers. A task waiting for a socket, a pipe or a
+//! thread outside hatchery looks blocked, so virtual time may jump while the I/O is in
+//! flight (and a timeout around it may fire "early"). Use virtual time for code whose
+//! waiting is all hatchery's (timers, hatchery tasks, in-process channels), or give real
+//! I/O real time.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use hatchery::testing::{elapsed, virtual_time};
+//! use hatchery::{move_on_after, sleep};
+//!
+//! hatchery_smol::run(virtual_time(async {
+//!     let wall = std::time::Instant::now();
+//!     let out = move_on_after(Duration::from_secs(3600), std::future::pending::<()>()).await;
+//!     assert_eq!(out, None);
+//!     assert_eq!(elapsed(), Duration::from_secs(3600));
+//!     sleep(Duration::from_secs(60)).await;
+//!     assert_eq!(elapsed(), Duration::from_secs(3660));
+//!     assert!(wall.elapsed() < Duration::from_secs(5));
+//! }));
+//! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use pin_project_lite::pin_project;
+
+use crate::rt::{self, Runtime, Sleep};
+
+/// The clock and task bookkeeping shared by everything inside one [`virtual_time`] (or
+/// [`tracked`]) run.
+struct Clock {
+    base: Arc<dyn Runtime>,
+    /// Virtual time (else the base runtime's clock, with tracking only).
+    virtual_time: bool,
+    autojump: bool,
+    start: Instant,
+    state: Mutex<State>,
+}
+
+struct State {
+    now: Instant,
+    /// Tasks that are running or ready to run, plus blocking work in flight.
+    busy: usize,
+    timers: BTreeMap<(Instant, u64), Waker>,
+    next_timer: u64,
+    /// `wait_all_tasks_blocked` callers, woken (before any time jump) when `busy` is 0.
+    idle_waiters: Vec<(Waker, Arc<AtomicBool>)>,
+}
+
+impl Clock {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn busy(&self) {
+        self.lock().busy += 1;
+    }
+
+    /// One busy thing is now blocked (or done). If nothing is busy any more, wake the
+    /// `wait_all_tasks_blocked` callers, or else jump to the next deadline.
+    fn unbusy(&self) {
+        let wake = {
+            let mut s = self.lock();
+            s.busy -= 1;
+            if s.busy != 0 {
+                return;
+            }
+            if !s.idle_waiters.is_empty() {
+                s.idle_waiters
+                    .drain(..)
+                    .map(|(w, fired)| {
+                        fired.store(true, Ordering::Release);
+                        w
+                    })
+                    .collect()
+            } else if self.virtual_time && self.autojump {
+                match s.timers.keys().next() {
+                    Some(&(first, _)) => {
+                        s.now = s.now.max(first);
+                        due(&mut s)
+                    }
+                    None => Vec::new(),
+                }
+            } else {
+                Vec::new()
+            }
+        };
+        wake.into_iter().for_each(Waker::wake);
+    }
+
+    fn now(&self) -> Instant {
+        if self.virtual_time {
+            self.lock().now
+        } else {
+            self.base.now()
+        }
+    }
+
+    fn advance(&self, by: Duration) {
+        let wake = {
+            let mut s = self.lock();
+            s.now = s
+                .now
+                .checked_add(by)
+                .expect("hatchery: virtual time overflow");
+            due(&mut s)
+        };
+        wake.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Removes and returns the wakers of every timer that is due.
+fn due(s: &mut State) -> Vec<Waker> {
+    let now = s.now;
+    let later = s.timers.split_off(&(now, u64::MAX));
+    std::mem::replace(&mut s.timers, later)
+        .into_values()
+        .collect()
+}
+
+thread_local! {
+    static CLOCK: RefCell<Option<Arc<Clock>>> = const { RefCell::new(None) };
+}
+
+fn current_clock(what: &str) -> Arc<Clock> {
+    CLOCK
+        .with(|c| c.borrow().clone())
+        .unwrap_or_else(|| panic!("hatchery: `{what}` needs a test run under `hatchery::testing::virtual_time` or `tracked` (or `#[hatchery::test]`)"))
+}
+
+/// The runtime inside a tracked run: the base runtime, with every task wrapped so that
+/// the clock knows when all of them are blocked, and (with virtual time) virtual timers.
+struct TrackedRuntime {
+    clock: Arc<Clock>,
+}
+
+impl Runtime for TrackedRuntime {
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        self.clock.busy();
+        self.clock
+            .base
+            .spawn(Box::pin(Tracked::new(self.clock.clone(), task)));
+    }
+
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        if self.clock.virtual_time {
+            Box::pin(VirtualSleep {
+                clock: self.clock.clone(),
+                deadline,
+                key: None,
+            })
+        } else {
+            self.clock.base.sleep_until(deadline)
+        }
+    }
+
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        struct Done(Arc<Clock>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.unbusy();
+            }
+        }
+        self.clock.busy();
+        let done = Done(self.clock.clone());
+        self.clock.base.spawn_blocking(Box::new(move || {
+            let _done = done;
+            work();
+        }));
+    }
+}
+
+const IDLE: u8 = 0;
+const SCHEDULED: u8 = 1;
+const RUNNING: u8 = 2;
+const NOTIFIED: u8 = 3;
+const DONE: u8 = 4;
+
+/// A task's waker: counts the task busy when it is woken from idle, then wakes it for
+/// real through the executor's waker.
+struct TaskWaker {
+    clock: Arc<Clock>,
+    state: AtomicU8,
+    inner: Mutex<Option<Waker>>,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            let next = match state {
+                IDLE => SCHEDULED,
+                RUNNING => NOTIFIED,
+                _ => break,
+            };
+            match self
+                .state
+                .compare_exchange(state, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if state == IDLE {
+                        self.clock.busy();
+                    }
+                    break;
+                }
+                Err(actual) => state = actual,
+            }
+        }
+        if let Some(w) = &*self.inner.lock().unwrap_or_else(|e| e.into_inner()) {
+            w.wake_by_ref();
+        }
+    }
+}
+
+pin_project! {
+    /// A task (or the root future) whose busy/blocked state the clock tracks.
+    struct Tracked<F> {
+        #[pin]
+        fut: F,
+        waker: Arc<TaskWaker>,
+    }
+
+    impl<F> PinnedDrop for Tracked<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before finishing (e.g. at executor shutdown) while counted busy.
+            let state = this.waker.state.swap(DONE, Ordering::AcqRel);
+            if matches!(state, SCHEDULED | RUNNING | NOTIFIED) {
+                this.waker.clock.unbusy();
+            }
+        }
+    }
+}
+
+impl<F> Tracked<F> {
+    /// The caller has already counted the task busy.
+    fn new(clock: Arc<Clock>, fut: F) -> Self {
+        Tracked {
+            fut,
+            waker: Arc::new(TaskWaker {
+                clock,
+                state: AtomicU8::new(SCHEDULED),
+                inner: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let task = this.waker;
+        {
+            let mut inner = task.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if !inner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *inner = Some(cx.waker().clone());
+            }
+        }
+        // Woken from idle without going through our waker (the executor polled us on
+        // its own): count it busy for the poll.
+        if task
+            .state
+            .compare_exchange(IDLE, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            task.clock.busy();
+        } else {
+            let _ = task.state.compare_exchange(
+                SCHEDULED,
+                RUNNING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+        let waker = Waker::from(task.clone());
+        let mut tcx = Context::from_waker(&waker);
+        let prev = CLOCK.with(|c| c.replace(Some(task.clock.clone())));
+        struct Restore(Option<Arc<Clock>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let prev = self.0.take();
+                CLOCK.with(|c| *c.borrow_mut() = prev);
+            }
+        }
+        let _restore = Restore(prev);
+        let poll = this.fut.poll(&mut tcx);
+        match poll {
+            Poll::Ready(v) => {
+                if task.state.swap(DONE, Ordering::AcqRel) != DONE {
+                    task.clock.unbusy();
+                }
+                Poll::Ready(v)
+            }
+            Poll::Pending => {
+                match task.state.compare_exchange(
+                    RUNNING,
+                    IDLE,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => task.clock.unbusy(),
+                    // Woken while running: it stays busy and will be polled again.
+                    Err(_) => task.state.store(SCHEDULED, Ordering::Release),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// A timer on the virtual clock.
+struct VirtualSleep {
+    clock: Arc<Clock>,
+    deadline: Instant,
+    key: Option<(Instant, u64)>,
+}
+
+impl Future for VirtualSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let mut s = this.clock.lock();
+        if s.now >= this.deadline {
+            if let Some(key) = this.key.take() {
+                s.timers.remove(&key);
+            }
+            return Poll::Ready(());
+        }
+        let key = match this.key {
+            Some(key) => key,
+            None => {
+                s.next_timer += 1;
+                let key = (this.deadline, s.next_timer);
+                this.key = Some(key);
+                key
+            }
+        };
+        s.timers.insert(key, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Sleep for VirtualSleep {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        let this = &mut *self;
+        if let Some(key) = this.key.take() {
+            this.clock.lock().timers.remove(&key);
+        }
+        this.deadline = deadline;
+    }
+}
+
+impl Drop for VirtualSleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.clock.lock().timers.remove(&key);
+        }
+    }
+}
+
+/// Runs `fut` with a virtual clock that jumps to the next deadline whenever every
+/// hatchery task is blocked. See the [module docs](self).
+///
+/// Call it inside a runtime (`hatchery_smol::run(virtual_time(fut))`); everything `fut`
+/// does uses the virtual clock. The virtual clock starts at the base runtime's `now`.
+///
+/// # Cancel safety
+///
+/// Dropping it drops `fut` (with the usual consequences for nurseries inside).
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime.
+pub fn virtual_time<F: IntoFuture>(fut: F) -> TestRun<F::IntoFuture> {
+    TestRun::new(fut.into_future(), true, true)
+}
+
+/// Like [`virtual_time`], but time moves only when you call [`advance`].
+///
+/// # Cancel safety
+///
+/// As for [`virtual_time`].
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::testing::{advance, manual_time, wait_all_tasks_blocked};
+/// use hatchery::{nursery, sleep};
+///
+/// hatchery_smol::run(manual_time(async {
+///     nursery(|n| async move {
+///         let h = n.spawn(async { sleep(Duration::from_secs(10)).await; Ok::<_, std::io::Error>("woke") });
+///         wait_all_tasks_blocked().await; // the child is asleep
+///         assert!(!h.is_finished());
+///         advance(Duration::from_secs(10));
+///         assert_eq!(h.join().await.unwrap(), "woke");
+///         Ok(())
+///     })
+///     .await
+///     .unwrap();
+/// }));
+/// ```
+pub fn manual_time<F: IntoFuture>(fut: F) -> TestRun<F::IntoFuture> {
+    TestRun::new(fut.into_future(), true, false)
+}
+
+/// Runs `fut` on real time, but keeps track of hatchery's tasks so that
+/// [`wait_all_tasks_blocked`] works.
+///
+/// # Cancel safety
+///
+/// As for [`virtual_time`].
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::testing::{tracked, wait_all_tasks_blocked};
+///
+/// hatchery_smol::run(tracked(async {
+///     wait_all_tasks_blocked().await; // nothing else runs: returns at once
+/// }));
+/// ```
+pub fn tracked<F: IntoFuture>(fut: F) -> TestRun<F::IntoFuture> {
+    TestRun::new(fut.into_future(), false, false)
+}
+
+pin_project! {
+    /// Future returned by [`virtual_time`], [`manual_time`] and [`tracked`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct TestRun<F> {
+        #[pin]
+        root: Option<Tracked<rt::Enter<F>>>,
+        pending: Option<(F, bool, bool)>,
+    }
+}
+
+impl<F: Future> TestRun<F> {
+    fn new(fut: F, virtual_time: bool, autojump: bool) -> Self {
+        TestRun {
+            root: None,
+            pending: Some((fut, virtual_time, autojump)),
+        }
+    }
+}
+
+impl<F: Future> Future for TestRun<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        if let Some((fut, virtual_time, autojump)) = this.pending.take() {
+            let base = rt::current().rt;
+            let start = base.now();
+            let clock = Arc::new(Clock {
+                base,
+                virtual_time,
+                autojump,
+                start,
+                state: Mutex::new(State {
+                    now: start,
+                    busy: 1, // the root
+                    timers: BTreeMap::new(),
+                    next_timer: 0,
+                    idle_waiters: Vec::new(),
+                }),
+            });
+            let runtime = Arc::new(TrackedRuntime {
+                clock: clock.clone(),
+            });
+            this.root
+                .set(Some(Tracked::new(clock, rt::enter(runtime, fut))));
+        }
+        this.root
+            .as_pin_mut()
+            .expect("hatchery: test run polled after completion")
+            .poll(cx)
+    }
+}
+
+impl<F> fmt::Debug for TestRun<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestRun").finish_non_exhaustive()
+    }
+}
+
+/// Moves the virtual clock forward by `by` and wakes every timer that is now due.
+///
+/// # Panics
+///
+/// Outside a [`virtual_time`] or [`manual_time`] run, or if the run has no virtual clock.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::testing::{advance, elapsed, manual_time};
+///
+/// hatchery_smol::run(manual_time(async {
+///     advance(Duration::from_secs(5));
+///     assert_eq!(elapsed(), Duration::from_secs(5));
+/// }));
+/// ```
+pub fn advance(by: Duration) {
+    let clock = current_clock("advance");
+    assert!(clock.virtual_time, "hatchery: `advance` needs virtual time");
+    clock.advance(by);
+}
+
+/// How much time has passed on the run's clock since the run started: virtual time under
+/// [`virtual_time`] and [`manual_time`], real time under [`tracked`].
+///
+/// # Panics
+///
+/// Outside a test run.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::testing::{elapsed, virtual_time};
+///
+/// hatchery_smol::run(virtual_time(async {
+///     hatchery::sleep(Duration::from_millis(1500)).await;
+///     assert_eq!(elapsed(), Duration::from_millis(1500));
+/// }));
+/// ```
+pub fn elapsed() -> Duration {
+    let clock = current_clock("elapsed");
+    clock.now().saturating_duration_since(clock.start)
+}
+
+/// Whether the current code runs on a virtual clock.
+pub fn is_virtual_time() -> bool {
+    CLOCK.with(|c| c.borrow().as_ref().is_some_and(|c| c.virtual_time))
+}
+
+/// Waits until every other hatchery task (and all blocking work) of the run is blocked,
+/// then returns. Under virtual time, this happens before the clock would jump.
+///
+/// # Cancel safety
+///
+/// Cancel safe. If the enclosing scope is cancelled while it waits, it never completes
+/// and the scope drops it.
+///
+/// # Panics
+///
+/// Outside a test run ([`virtual_time`], [`manual_time`], [`tracked`] or
+/// `#[hatchery::test]`).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use hatchery::testing::{virtual_time, wait_all_tasks_blocked};
+///
+/// hatchery_smol::run(virtual_time(async {
+///     let reached = Arc::new(AtomicBool::new(false));
+///     let r = reached.clone();
+///     hatchery::nursery(|n| async move {
+///         n.spawn(async move {
+///             r.store(true, Ordering::SeqCst);
+///             hatchery::sleep(Duration::from_secs(1)).await;
+///             Ok::<_, std::io::Error>(())
+///         });
+///         wait_all_tasks_blocked().await;
+///         assert!(reached.load(Ordering::SeqCst)); // the child ran up to its sleep
+///         Ok(())
+///     })
+///     .await
+///     .unwrap();
+/// }));
+/// ```
+pub fn wait_all_tasks_blocked() -> WaitAllTasksBlocked {
+    WaitAllTasksBlocked { fired: None }
+}
+
+/// Future returned by [`wait_all_tasks_blocked`].
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct WaitAllTasksBlocked {
+    fired: Option<Arc<AtomicBool>>,
+}
+
+impl Future for WaitAllTasksBlocked {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if rt::current_cancelled() {
+            return Poll::Pending;
+        }
+        if let Some(fired) = &self.fired {
+            if fired.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+        }
+        let clock = current_clock("wait_all_tasks_blocked");
+        let fired = self
+            .fired
+            .get_or_insert_with(|| Arc::new(AtomicBool::new(false)))
+            .clone();
+        let mut s = clock.lock();
+        s.idle_waiters.retain(|(_, f)| !Arc::ptr_eq(f, &fired));
+        s.idle_waiters.push((cx.waker().clone(), fired));
+        Poll::Pending
+    }
+}
