@@ -95,6 +95,7 @@ mod nursery;
 pub mod rt;
 mod scope;
 mod task;
+pub mod testing;
 mod time;
 
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
