@@ -214,3 +214,28 @@ backend_test! {
         assert!(log.is_empty(), "{log:?}");
     }
 }
+
+backend_test! {
+    /// C8 with C6: a shield protects against hatchery cancellation, not against a foreign
+    /// owner dropping it: dropping the future drops the shielded work at once.
+    async fn c8_foreign_drop_drops_shielded_work() {
+        let log = Log::new();
+        let entered = Counter::new();
+        let fut = CancelScope::new().run(shield({
+            let (log, entered) = (log.clone(), entered.clone());
+            async move {
+                let _guard = log.on_drop("shielded work dropped");
+                entered.incr();
+                sleep(HOUR).await;
+                log.push("unreachable");
+            }
+        }));
+        let out = future::or(async { fut.await.map(|_| "scope") }, async {
+            until(|| entered.get() == 1).await;
+            Some("race")
+        })
+        .await;
+        assert_eq!(out, Some("race"));
+        assert_eq!(log.events(), ["shielded work dropped"]);
+    }
+}

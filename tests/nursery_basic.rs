@@ -335,3 +335,46 @@ backend_test! {
         assert!(matches!(r, Ok(5)));
     }
 }
+
+backend_test! {
+    /// N5: a task is never silently dropped: a plain thread keeps calling `try_spawn`
+    /// while the nursery closes; every spawn that succeeded ran (got its first poll)
+    /// before the nursery returned, and the thread stops at the first `SpawnError`.
+    async fn n5_try_spawn_racing_close_never_drops_a_task() {
+        for round in 0..20u64 {
+            let accepted = Counter::new();
+            let ran = Counter::new();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let r = nursery(|n| {
+                let (accepted, ran) = (accepted.clone(), ran.clone());
+                async move {
+                    let spawner = n.clone();
+                    // Bounded, or the spawner could keep the nursery open forever (it
+                    // closes only once no child is left).
+                    let thread = std::thread::spawn(move || {
+                        for _ in 0..300 {
+                            let ran = ran.clone();
+                            match spawner.try_spawn(async move {
+                                ran.incr();
+                                Ok(())
+                            }) {
+                                Ok(_) => accepted.incr(),
+                                Err(_) => break,
+                            };
+                            std::thread::yield_now();
+                        }
+                    });
+                    tx.send(thread).unwrap();
+                    sleep(ms(round % 3)).await;
+                    Ok::<_, TestError>(())
+                }
+            })
+            .await;
+            assert_eq!(r, Ok(()));
+            let ran_at_return = ran.get();
+            rx.recv().unwrap().join().unwrap();
+            assert_eq!(ran_at_return, accepted.get(), "round {round}");
+            assert_eq!(ran.get(), accepted.get(), "round {round}");
+        }
+    }
+}

@@ -349,3 +349,79 @@ backend_test! {
         assert_eq!(log.events(), ["shielded setup done", "timeout returned"]);
     }
 }
+
+backend_test! {
+    /// N6 with C7: before `started` the task sees the caller's deadlines; after `started`
+    /// it sees the nursery's.
+    async fn n6_effective_deadline_moves_with_the_task() {
+        use hatchery::{current_effective_deadline, move_on_at, now, Deadline};
+        let caller_deadline = now() + HOUR;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let r = nursery(|n| {
+            let seen = seen.clone();
+            async move {
+                let out = move_on_at(caller_deadline, n.start(|status| async move {
+                    seen.lock().unwrap().push(current_effective_deadline());
+                    checkpoint().await;
+                    status.started(());
+                    seen.lock().unwrap().push(current_effective_deadline());
+                    checkpoint().await;
+                    seen.lock().unwrap().push(current_effective_deadline());
+                    Ok::<_, TestError>(())
+                }))
+                .await;
+                assert_eq!(out, Some(Ok(())));
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [Deadline::At(caller_deadline), Deadline::Never, Deadline::Never]
+        );
+    }
+
+    /// N6: a task that calls `started` and fails right away: the error goes to the
+    /// nursery, never to `start`.
+    async fn n6_started_then_immediate_error() {
+        let log = Log::new();
+        let r = nursery(|n| {
+            let log = log.clone();
+            async move {
+                let v = n
+                    .start(|status| async move {
+                        status.started(1);
+                        Err::<(), _>(TestError("right after started"))
+                    })
+                    .await;
+                // `start` may or may not get to return before the failure cancels the
+                // body; if it does, it returns the value.
+                assert_eq!(v.ok(), Some(1));
+                log.push("start returned");
+                sleep(HOUR).await;
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(r, Err(NurseryError::Failed(vec![TestError("right after started")])));
+        assert!(log.len() <= 1);
+    }
+
+    /// N6, N3: a panic after `started` goes to the nursery, which resumes it.
+    async fn n6_panic_after_started_goes_to_nursery() {
+        let r = catch_panic(nursery(|n| async move {
+            n.start::<(), (), _, _>(|status| async move {
+                status.started(());
+                checkpoint().await;
+                panic!("after started");
+            })
+            .await
+            .unwrap();
+            sleep(HOUR).await;
+            Ok::<_, TestError>(())
+        }))
+        .await;
+        assert_eq!(r.unwrap_err(), "after started");
+    }
+}

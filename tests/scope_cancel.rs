@@ -315,3 +315,65 @@ backend_test! {
         let _ = Backend::current();
     }
 }
+
+backend_test! {
+    /// C2: cancellation follows the scope tree, not the call stack: a task spawned from
+    /// inside a cancelled scope into a nursery opened *outside* it is not cancelled.
+    async fn c2_task_in_outer_nursery_not_cancelled() {
+        let log = Log::new();
+        let r = nursery(|n| {
+            let log = log.clone();
+            async move {
+                let out = hatchery::move_on_after(ms(5), async {
+                    let log = log.clone();
+                    n.spawn(async move {
+                        sleep(ms(20)).await;
+                        log.push("outer-nursery task finished");
+                        Ok::<_, TestError>(())
+                    });
+                    sleep(HOUR).await;
+                })
+                .await;
+                assert_eq!(out, None);
+                log.push("scope returned");
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(r, Ok(()));
+        assert_eq!(log.events(), ["scope returned", "outer-nursery task finished"]);
+    }
+
+    /// C1, C3: races between a cancel from another thread and a body finishing: whatever
+    /// wins, the outcome is consistent: `None` exactly when the scope caught the
+    /// cancellation, and then `cancel_called` is set.
+    async fn c3_cancel_races_are_consistent() {
+        for i in 0..200u32 {
+            let scope = CancelScope::new();
+            let handle = scope.handle();
+            let remote = handle.clone();
+            let spins = i % 7;
+            let canceller = std::thread::spawn(move || {
+                for _ in 0..spins {
+                    std::thread::yield_now();
+                }
+                remote.cancel();
+            });
+            let out = scope
+                .run(async move {
+                    for _ in 0..(i % 5) {
+                        checkpoint().await;
+                    }
+                    i
+                })
+                .await;
+            canceller.join().unwrap();
+            assert_eq!(out.is_none(), handle.cancelled_caught(), "iteration {i}");
+            if out.is_none() {
+                assert!(handle.cancel_called());
+            } else {
+                assert_eq!(out, Some(i));
+            }
+        }
+    }
+}

@@ -322,3 +322,31 @@ backend_test! {
         assert_eq!(log.events(), ["inner shield", "outer shield"]);
     }
 }
+
+backend_test! {
+    /// C4 with C6: moving the enclosing scope's deadline into the past while its body is
+    /// inside a shield cancels the scope only once the shield has ended.
+    async fn c6_deadline_moved_earlier_during_shield() {
+        let log = Log::new();
+        let scope = CancelScope::new().with_timeout(HOUR);
+        let handle = scope.handle();
+        let out = scope
+            .run({
+                let (log, handle) = (log.clone(), handle.clone());
+                async move {
+                    shield(async {
+                        handle.set_deadline(now());
+                        sleep(ms(5)).await;
+                        log.push("shield finished");
+                    })
+                    .await;
+                    sleep(HOUR).await;
+                    log.push("unreachable");
+                }
+            })
+            .await;
+        assert_eq!(out, None);
+        assert_eq!(log.events(), ["shield finished"]);
+        assert!(handle.cancelled_caught());
+    }
+}

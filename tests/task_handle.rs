@@ -233,3 +233,49 @@ backend_test! {
         assert_eq!(e.to_string(), "task was cancelled");
     }
 }
+
+backend_test! {
+    /// N7 with C3: a child cancelled by its handle while in a shield finishes the shield;
+    /// if it then returns without suspending again, its value still comes back.
+    async fn n7_cancel_during_shield_value_still_returned() {
+        let r = nursery(|n| async move {
+            let in_shield = Counter::new();
+            let c = in_shield.clone();
+            let h = n.spawn(async move {
+                let v = hatchery::shield(async {
+                    c.incr();
+                    sleep(ms(10)).await;
+                    11
+                })
+                .await;
+                Ok::<_, TestError>(v)
+            });
+            until(|| in_shield.get() == 1).await;
+            h.cancel();
+            Ok(h.join().await)
+        })
+        .await;
+        assert_eq!(r, Ok(Ok(11)));
+    }
+
+    /// N7: dropping a `join` future before the child finished does not cancel the child.
+    async fn n7_dropping_join_future_does_not_cancel() {
+        let log = Log::new();
+        let r = nursery(|n| {
+            let log = log.clone();
+            async move {
+                let h = n.spawn(async move {
+                    sleep(ms(10)).await;
+                    log.push("child finished");
+                    Ok::<_, TestError>(())
+                });
+                let joined = futures_lite::future::poll_once(h.join()).await;
+                assert!(joined.is_none());
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(r, Ok(()));
+        assert_eq!(log.events(), ["child finished"]);
+    }
+}
