@@ -50,8 +50,8 @@ backend_test! {
         assert_eq!(r, Ok("value"));
         let events = log.events();
         assert_eq!(events.len(), 7);
-        assert_eq!(events[0], "body done");
-        assert_eq!(events.iter().filter(|e| **e == "child done").count(), 5);
+        assert_eq!(log.count("body done"), 1);
+        assert_eq!(log.count("child done"), 5);
         assert_eq!(events[6], "nursery returned");
     }
 

@@ -118,6 +118,7 @@ backend_test! {
                         .start(|status| async move {
                             sleep(ms(10)).await;
                             status.started(7);
+                            until(|| log2.contains("start returned in child")).await;
                             sleep(ms(5)).await;
                             log2.push("started task done");
                             Ok(())

@@ -324,16 +324,22 @@ backend_test! {
         let r = nursery(|n| {
             let log = log.clone();
             async move {
-                let out = hatchery::move_on_after(ms(5), async {
-                    let log = log.clone();
-                    n.spawn(async move {
-                        sleep(ms(20)).await;
-                        log.push("outer-nursery task finished");
-                        Ok::<_, TestError>(())
-                    });
-                    sleep(HOUR).await;
-                })
-                .await;
+                let scope = CancelScope::new().with_timeout(ms(5));
+                let handle = scope.handle();
+                let out = scope
+                    .run(async {
+                        let (log, handle) = (log.clone(), handle.clone());
+                        n.spawn(async move {
+                            // Outlives the scope it was spawned from.
+                            until(|| log.contains("scope returned")).await;
+                            assert!(handle.cancelled_caught());
+                            sleep(ms(1)).await;
+                            log.push("outer-nursery task finished");
+                            Ok::<_, TestError>(())
+                        });
+                        sleep(HOUR).await;
+                    })
+                    .await;
                 assert_eq!(out, None);
                 log.push("scope returned");
                 Ok(())
