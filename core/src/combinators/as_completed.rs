@@ -1,0 +1,249 @@
+//! `as_completed`: a stream of outputs in the order the futures finish.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use atomic_waker::AtomicWaker;
+use futures_core::Stream;
+
+use crate::nursery::{nursery, Nursery};
+use crate::rt;
+use crate::task::TaskHandle;
+
+/// Runs every future concurrently and hands `body` a [`Stream`] of their outputs in the
+/// order they finish (Python's `asyncio.as_completed`). Returns what `body` returns, once
+/// every future has stopped.
+///
+/// This is the scoped form: the futures live in a nursery that `as_completed` opens around
+/// `body`. When `body` returns, the futures that have not finished are cancelled, and
+/// `as_completed` waits for them to stop before it returns. Dropping the stream inside
+/// `body` cancels them at once (they are reaped when `body` returns). So `body` may stop
+/// reading early, with `break` or `?`, and nothing is leaked. To read the outputs in a
+/// nursery you already have, use [`as_completed_in`].
+///
+/// The stream's items are the futures' outputs; for fallible futures they are `Result`s,
+/// and an `Err` does not cancel the others (decide in `body`, and return or drop the
+/// stream to stop them).
+///
+/// # Cancel safety
+///
+/// If the enclosing scope is cancelled, `body` is dropped at its suspension point, every
+/// future is cancelled and awaited, then this future never completes (the cancelled scope
+/// returns). Dropping it from outside hatchery cancels the futures without waiting for them
+/// (see [`nursery`](crate::nursery)).
+///
+/// # Panics
+///
+/// If a future or `body` panics: the rest are cancelled and, once all have stopped, the
+/// panic is resumed here. When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use futures_lite::StreamExt;
+/// use hatchery::{as_completed, sleep};
+///
+/// async fn fetch(ms: u64) -> u64 {
+///     sleep(Duration::from_millis(ms)).await;
+///     ms
+/// }
+///
+/// # hatchery_smol::run(async {
+/// // Take the two fastest answers; the hour-long one is cancelled and reaped.
+/// let fastest = as_completed([60, 3_600_000, 1].map(fetch), |mut done| async move {
+///     let a = done.next().await.unwrap();
+///     let b = done.next().await.unwrap();
+///     vec![a, b]
+/// })
+/// .await;
+/// assert_eq!(fastest, [1, 60]);
+/// # });
+/// ```
+pub async fn as_completed<I, B, BFut>(futs: I, body: B) -> BFut::Output
+where
+    I: IntoIterator,
+    I::Item: Future + Send + 'static,
+    <I::Item as Future>::Output: Send + 'static,
+    B: FnOnce(AsCompleted<<I::Item as Future>::Output>) -> BFut,
+    BFut: Future,
+{
+    let out = nursery::<Infallible, _, _, _>(|n| async move {
+        let stream = as_completed_in(&n, futs);
+        let out = body(stream).await;
+        // Whatever is still running is not wanted any more (even if `body` kept the
+        // stream): cancel it; the nursery waits for it to stop.
+        n.cancel();
+        Ok(out)
+    })
+    .await;
+    match out {
+        Ok(v) => v,
+        Err(_) => unreachable!("hatchery: `as_completed` is cancelled only from outside"),
+    }
+}
+
+/// Spawns every future into the nursery `n` and returns a [`Stream`] of their outputs in
+/// the order they finish.
+///
+/// Dropping the stream cancels the futures that have not finished yet; like every child
+/// of `n`, they are awaited before the nursery returns. That is how a stream, which cannot
+/// wait in its destructor, still never leaks a task: the nursery reaps what the stream
+/// cancelled. For a form that reaps before it returns, use [`as_completed`].
+///
+/// The futures are children of `n`: their failures (none, since they report through the
+/// stream) and panics follow the nursery's rules, and cancelling `n` cancels them.
+///
+/// # Panics
+///
+/// If the nursery has already finished (like [`Nursery::spawn`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use futures_lite::StreamExt;
+/// use hatchery::{as_completed_in, nursery, sleep};
+///
+/// # hatchery_smol::run(async {
+/// let first = nursery(|n| async move {
+///     let mut done = as_completed_in(&n, [5u64, 1, 3_600_000].map(|ms| async move {
+///         sleep(Duration::from_millis(ms)).await;
+///         ms
+///     }));
+///     Ok::<_, std::io::Error>(done.next().await)
+///     // `done` is dropped here: the other two are cancelled, and the nursery waits
+///     // for them before it returns.
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(first, Some(1));
+/// # });
+/// ```
+#[track_caller]
+pub fn as_completed_in<E, I>(n: &Nursery<E>, futs: I) -> AsCompleted<<I::Item as Future>::Output>
+where
+    E: Send + 'static,
+    I: IntoIterator,
+    I::Item: Future + Send + 'static,
+    <I::Item as Future>::Output: Send + 'static,
+{
+    let chan = Arc::new(Chan {
+        queue: Mutex::new(VecDeque::new()),
+        senders: AtomicUsize::new(0),
+        waker: AtomicWaker::new(),
+    });
+    let handles = futs
+        .into_iter()
+        .map(|fut| {
+            chan.senders.fetch_add(1, Ordering::AcqRel);
+            let tx = Sender(chan.clone());
+            n.spawn(async move {
+                let v = fut.await;
+                tx.0.lock().push_back(v);
+                Ok(())
+            })
+        })
+        .collect();
+    AsCompleted { chan, handles }
+}
+
+struct Chan<T> {
+    queue: Mutex<VecDeque<T>>,
+    /// Children that have not finished (each holds a `Sender`).
+    senders: AtomicUsize,
+    waker: AtomicWaker,
+}
+
+impl<T> Chan<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<T>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Held by a child; dropped when the child finishes or is cancelled.
+struct Sender<T>(Arc<Chan<T>>);
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.0.senders.fetch_sub(1, Ordering::AcqRel);
+        self.0.waker.wake();
+    }
+}
+
+/// A [`Stream`] of the outputs of futures in the order they finish; made by
+/// [`as_completed`] and [`as_completed_in`].
+///
+/// The stream ends when every future has finished or been cancelled. Dropping it cancels
+/// the futures that have not finished.
+///
+/// Waiting for the next item is a hatchery wait: in a cancelled scope it never completes.
+/// It is cancel safe: an output that arrives while nobody waits stays queued for the next
+/// call.
+pub struct AsCompleted<T> {
+    chan: Arc<Chan<T>>,
+    handles: Vec<TaskHandle<()>>,
+}
+
+impl<T> AsCompleted<T> {
+    /// How many outputs are still to come: queued, or of futures still running.
+    pub fn remaining(&self) -> usize {
+        let queued = self.chan.lock().len();
+        queued + self.chan.senders.load(Ordering::Acquire)
+    }
+}
+
+impl<T> Stream for AsCompleted<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if rt::current_cancelled() {
+            return Poll::Pending;
+        }
+        let chan = &self.chan;
+        if let Some(v) = chan.lock().pop_front() {
+            return Poll::Ready(Some(v));
+        }
+        chan.waker.register(cx.waker());
+        // A child pushes its output before it drops its sender: read the count first.
+        let done = chan.senders.load(Ordering::Acquire) == 0;
+        if let Some(v) = chan.lock().pop_front() {
+            return Poll::Ready(Some(v));
+        }
+        if done {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let queued = self.chan.lock().len();
+        (
+            queued,
+            Some(queued + self.chan.senders.load(Ordering::Acquire)),
+        )
+    }
+}
+
+impl<T> Drop for AsCompleted<T> {
+    fn drop(&mut self) {
+        for h in &self.handles {
+            h.cancel();
+        }
+    }
+}
+
+impl<T> fmt::Debug for AsCompleted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsCompleted")
+            .field("remaining", &self.remaining())
+            .finish()
+    }
+}

@@ -1,0 +1,152 @@
+//! `batches`: cut a stream into batches by size and by time.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+
+use crate::rt;
+use crate::time::{now, sleep_until, Sleep};
+
+/// Groups the items of `stream` into batches of at most `max_size` items, and cuts a batch
+/// early once `max_wait` has passed since its first item arrived (tokio-stream's
+/// `chunks_timeout`; Kafka's `linger`).
+///
+/// A batch is yielded as soon as it is full, or when its first item is `max_wait` old,
+/// whichever comes first; so a slow trickle of items is still delivered promptly, and a
+/// flood is delivered in full batches. Batches are never empty. When `stream` ends, the
+/// last, partial batch is yielded, then the batches end. `Duration::MAX` means no time
+/// limit.
+///
+/// Time is the runtime's clock ([`now`](crate::now)), so a virtual clock applies.
+///
+/// # Cancel safety
+///
+/// Waiting for the next batch is cancel safe as long as the `Batches` stream is kept:
+/// items already taken from `stream` stay in the pending batch. Dropping the `Batches`
+/// stream drops that pending batch. In a cancelled scope the next batch never completes
+/// (like every hatchery wait), and the scope drops the wait.
+///
+/// # Panics
+///
+/// If `max_size` is zero. Polling panics outside a hatchery runtime, once a timer is
+/// needed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use futures_lite::{stream, StreamExt};
+/// use hatchery::batches;
+///
+/// # hatchery_smol::run(async {
+/// let rows = stream::iter(1..=7);
+/// let sizes: Vec<usize> = batches(rows, 3, Duration::from_millis(50))
+///     .map(|batch| batch.len())
+///     .collect()
+///     .await;
+/// assert_eq!(sizes, [3, 3, 1]);
+/// # });
+/// ```
+#[track_caller]
+pub fn batches<S: Stream>(stream: S, max_size: usize, max_wait: Duration) -> Batches<S> {
+    assert!(
+        max_size > 0,
+        "hatchery: `batches` needs a max_size of at least 1"
+    );
+    Batches {
+        stream,
+        max_size,
+        max_wait,
+        items: Vec::new(),
+        timer: None,
+        done: false,
+    }
+}
+
+pin_project! {
+    /// The [`Stream`] of batches made by [`batches`].
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Batches<S: Stream> {
+        #[pin]
+        stream: S,
+        max_size: usize,
+        max_wait: Duration,
+        items: Vec<S::Item>,
+        timer: Option<Sleep>,
+        done: bool,
+    }
+}
+
+impl<S: Stream> Stream for Batches<S> {
+    type Item = Vec<S::Item>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<S::Item>>> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        if rt::current_cancelled() {
+            return Poll::Pending;
+        }
+        loop {
+            match this.stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    if this.items.is_empty() {
+                        *this.timer = now().checked_add(*this.max_wait).map(sleep_until);
+                        this.items.reserve(*this.max_size);
+                    }
+                    this.items.push(item);
+                    if this.items.len() >= *this.max_size {
+                        *this.timer = None;
+                        return Poll::Ready(Some(std::mem::take(this.items)));
+                    }
+                }
+                Poll::Ready(None) => {
+                    *this.done = true;
+                    *this.timer = None;
+                    if this.items.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(std::mem::take(this.items)));
+                }
+                Poll::Pending => break,
+            }
+        }
+        if let Some(timer) = this.timer {
+            if Pin::new(timer).poll(cx).is_ready() {
+                *this.timer = None;
+                return Poll::Ready(Some(std::mem::take(this.items)));
+            }
+        }
+        Poll::Pending
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            return (0, Some(0));
+        }
+        let pending = self.items.len();
+        let (lo, hi) = self.stream.size_hint();
+        // Full batches at least; at worst (time cuts) one item per batch.
+        (
+            pending.saturating_add(lo).div_ceil(self.max_size),
+            hi.and_then(|h| h.checked_add(pending)),
+        )
+    }
+}
+
+impl<S: Stream> fmt::Debug for Batches<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batches")
+            .field("max_size", &self.max_size)
+            .field("max_wait", &self.max_wait)
+            .field("pending", &self.items.len())
+            .field("done", &self.done)
+            .finish()
+    }
+}

@@ -1,0 +1,146 @@
+//! `join`, `try_join` and `settle`: run many futures at once, results in input order.
+
+use std::future::Future;
+
+use crate::combinators::map::map;
+use crate::error::NurseryError;
+
+/// Runs every future concurrently and returns their outputs in input order (Python's
+/// `asyncio.gather`).
+///
+/// Each future is spawned into a nursery as its own task, so on a multi-threaded runtime
+/// they run in parallel; `join` returns once all have finished. The futures may have any
+/// output; for futures that return `Result`, choose between [`try_join`] (fail fast) and
+/// [`settle`] (collect every result). To limit how many run at once, use
+/// [`map`](crate::map).
+///
+/// Futures of different types are best spawned into a [`nursery`](crate::nursery) and
+/// joined through their [`TaskHandle`](crate::TaskHandle)s.
+///
+/// # Cancel safety
+///
+/// If the enclosing scope is cancelled, every future is cancelled and awaited, then this
+/// future never completes (the cancelled scope returns). Dropping it from outside hatchery
+/// cancels the futures without waiting for them (see [`nursery`](crate::nursery)).
+///
+/// # Panics
+///
+/// If a future panics: the others are cancelled and, once all have finished, the panic is
+/// resumed here. When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{join, sleep};
+///
+/// async fn fetch(id: u64) -> u64 {
+///     sleep(Duration::from_millis(10 - id)).await;
+///     id * 10
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let all = join((1..=3).map(fetch)).await;
+/// assert_eq!(all, [10, 20, 30]); // input order, not completion order
+/// # });
+/// ```
+pub fn join<I>(futs: I) -> impl Future<Output = Vec<<I::Item as Future>::Output>>
+where
+    I: IntoIterator,
+    I::Item: Future + Send + 'static,
+    <I::Item as Future>::Output: Send + 'static,
+{
+    map(usize::MAX, futs, |fut| fut).join()
+}
+
+/// Runs every future concurrently and returns their values in input order, or fails fast.
+///
+/// The first future to return `Err` cancels the others; `try_join` waits until all have
+/// finished, then returns every error that happened, in the order they happened (the first
+/// one is the error that cancelled the rest; others may have failed at the same time or
+/// while being cancelled). Like `asyncio.TaskGroup`, or `gather` without
+/// `return_exceptions`, but nothing is left running.
+///
+/// # Errors
+///
+/// [`NurseryError::Failed`] with every error, in the order they happened. `?` converts
+/// it into `anyhow::Error` or `Box<dyn Error + Send + Sync>` (see [`NurseryError`]). It is
+/// never [`NurseryError::Cancelled`].
+///
+/// # Cancel safety
+///
+/// As for [`join`].
+///
+/// # Panics
+///
+/// As for [`join`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{sleep, try_join};
+///
+/// async fn fetch(id: u64) -> Result<u64, String> {
+///     sleep(Duration::from_millis(id)).await;
+///     if id == 2 { Err(format!("{id} failed")) } else { Ok(id) }
+/// }
+///
+/// # hatchery_smol::run(async {
+/// assert_eq!(try_join([1, 3].map(fetch)).await, Ok(vec![1, 3]));
+///
+/// // The failure of 2 cancels the hour-long 3600; both are done when `try_join` returns.
+/// let err = try_join([1, 2, 3600_000].map(fetch)).await.unwrap_err();
+/// assert_eq!(err.errors(), ["2 failed"]);
+/// # });
+/// ```
+pub fn try_join<I, T, E>(futs: I) -> impl Future<Output = Result<Vec<T>, NurseryError<E>>>
+where
+    I: IntoIterator,
+    I::Item: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    map(usize::MAX, futs, |fut| fut).try_join()
+}
+
+/// Runs every future concurrently and returns every result, `Ok` or `Err`, in input order
+/// (Python's `gather(..., return_exceptions=True)`, JavaScript's `Promise.allSettled`).
+///
+/// An error does not cancel the others. This is [`join`] for fallible futures, named so
+/// that the choice between failing fast ([`try_join`]) and collecting every outcome is
+/// visible where it is made.
+///
+/// # Cancel safety
+///
+/// As for [`join`].
+///
+/// # Panics
+///
+/// As for [`join`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::settle;
+///
+/// async fn parse(s: &'static str) -> Result<u32, std::num::ParseIntError> {
+///     s.parse()
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let results = settle(["1", "x", "3"].map(parse)).await;
+/// assert_eq!(results[0], Ok(1));
+/// assert!(results[1].is_err());
+/// assert_eq!(results[2], Ok(3));
+/// # });
+/// ```
+pub fn settle<I, T, E>(futs: I) -> impl Future<Output = Vec<Result<T, E>>>
+where
+    I: IntoIterator,
+    I::Item: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    map(usize::MAX, futs, |fut| fut).settle()
+}

@@ -1,0 +1,195 @@
+//! `race` and `race_ok`: the first to finish wins; the losers are cancelled and awaited.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use crate::error::NurseryError;
+use crate::nursery::nursery;
+
+/// Runs every future concurrently and returns the output of the first to finish. The
+/// others (the losers) are cancelled, and `race` waits until they have stopped before it
+/// returns.
+///
+/// Each future is spawned into a nursery as its own task. The output may be anything,
+/// including a `Result`: an `Err` that comes first wins the race too. To wait for the first
+/// *success*, use [`race_ok`].
+///
+/// A loser that is already past its last suspension point when the winner finishes runs
+/// to its end; its output is dropped. A loser cancelled while it waits is dropped at that
+/// suspension point, so its destructors have run when `race` returns.
+///
+/// # Cancel safety
+///
+/// If the enclosing scope is cancelled, every future is cancelled and awaited, then this
+/// future never completes (the cancelled scope returns). Dropping it from outside hatchery
+/// cancels the futures without waiting for them (see [`nursery`](crate::nursery)).
+///
+/// # Panics
+///
+/// If `futs` is empty (there would be no winner). If a future panics: the others are
+/// cancelled and, once all have finished, the panic is resumed here (even if another
+/// future had already won).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{race, sleep};
+///
+/// async fn mirror(name: &'static str, ms: u64) -> &'static str {
+///     sleep(Duration::from_millis(ms)).await;
+///     name
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let fastest = race([mirror("eu", 30), mirror("us", 1), mirror("asia", 3_600_000)]).await;
+/// assert_eq!(fastest, "us"); // "eu" and "asia" were cancelled and have stopped
+/// # });
+/// ```
+#[track_caller]
+pub fn race<I>(futs: I) -> impl Future<Output = <I::Item as Future>::Output>
+where
+    I: IntoIterator,
+    I::Item: Future + Send + 'static,
+    <I::Item as Future>::Output: Send + 'static,
+{
+    let futs: Vec<I::Item> = futs.into_iter().collect();
+    assert!(
+        !futs.is_empty(),
+        "hatchery: `race` needs at least one future"
+    );
+    async move {
+        let winner = Arc::new(Mutex::new(None));
+        let slot = winner.clone();
+        let done = nursery::<Infallible, _, _, _>(|n| async move {
+            for fut in futs {
+                let slot = slot.clone();
+                let n2 = n.clone();
+                n.spawn(async move {
+                    let v = fut.await;
+                    if offer(&slot, v) {
+                        n2.cancel();
+                    }
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+        .await;
+        // The body never suspends, so the nursery returns its value even though the
+        // winner cancelled it.
+        done.expect("hatchery: `race` body cannot be cancelled");
+        take(&winner)
+    }
+}
+
+/// Runs every future concurrently and returns the first `Ok` value; the others are
+/// cancelled and awaited before it returns. If every future fails, returns every error.
+///
+/// Errors of futures that fail before the winner succeeds are dropped. Like
+/// futures-concurrency's `race_ok` and JavaScript's `Promise.any`: use it for hedged
+/// requests ("ask three replicas, take the first answer").
+///
+/// # Errors
+///
+/// If every future returns `Err`: [`NurseryError::Failed`] with all the errors, in the
+/// order they happened. It is never [`NurseryError::Cancelled`].
+///
+/// # Cancel safety
+///
+/// As for [`race`].
+///
+/// # Panics
+///
+/// If `futs` is empty. If a future panics, as for [`race`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{race_ok, sleep};
+///
+/// async fn replica(ms: u64, ok: bool) -> Result<u64, String> {
+///     sleep(Duration::from_millis(ms)).await;
+///     if ok { Ok(ms) } else { Err(format!("replica {ms} is down")) }
+/// }
+///
+/// # hatchery_smol::run(async {
+/// // The fast replica fails; the first success wins.
+/// let v = race_ok([replica(1, false), replica(5, true), replica(3_600_000, true)]).await;
+/// assert_eq!(v, Ok(5));
+///
+/// let all_down = race_ok([replica(50, false), replica(1, false)]).await.unwrap_err();
+/// assert_eq!(all_down.errors(), ["replica 1 is down", "replica 50 is down"]);
+/// # });
+/// ```
+#[track_caller]
+pub fn race_ok<I, T, E>(futs: I) -> impl Future<Output = Result<T, NurseryError<E>>>
+where
+    I: IntoIterator,
+    I::Item: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    let futs: Vec<I::Item> = futs.into_iter().collect();
+    assert!(
+        !futs.is_empty(),
+        "hatchery: `race_ok` needs at least one future"
+    );
+    async move {
+        let winner = Arc::new(Mutex::new(None));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let (slot, errs) = (winner.clone(), errors.clone());
+        let done = nursery::<Infallible, _, _, _>(|n| async move {
+            for fut in futs {
+                let (slot, errs) = (slot.clone(), errs.clone());
+                let n2 = n.clone();
+                n.spawn(async move {
+                    match fut.await {
+                        Ok(v) => {
+                            if offer(&slot, v) {
+                                n2.cancel();
+                            }
+                        }
+                        Err(e) => errs.lock().unwrap_or_else(|e| e.into_inner()).push(e),
+                    }
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+        .await;
+        done.expect("hatchery: `race_ok` body cannot be cancelled");
+        let won = winner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match won {
+            Some(v) => Ok(v),
+            None => {
+                let errors = std::mem::take(&mut *errors.lock().unwrap_or_else(|e| e.into_inner()));
+                assert!(
+                    !errors.is_empty(),
+                    "hatchery: every `race_ok` child was dropped by the executor before it \
+                     finished (is the runtime shutting down?)"
+                );
+                Err(NurseryError::Failed(errors))
+            }
+        }
+    }
+}
+
+/// Stores `v` if nobody won yet; returns whether it won.
+fn offer<T>(slot: &Mutex<Option<T>>, v: T) -> bool {
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if slot.is_some() {
+        return false;
+    }
+    *slot = Some(v);
+    true
+}
+
+fn take<T>(slot: &Mutex<Option<T>>) -> T {
+    slot.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .expect("hatchery: every `race` child was dropped by the executor before it finished (is the runtime shutting down?)")
+}

@@ -1,0 +1,321 @@
+//! `retry`: exponential backoff with jitter on hatchery's clock, built on backon.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use pin_project_lite::pin_project;
+
+use crate::time::{now, sleep, Sleep};
+
+/// A [`backon::Sleeper`] that sleeps with [`hatchery::sleep`](crate::sleep).
+///
+/// Use it with backon's own retry API (`.sleep(HatcherySleeper)`) so that its backoff
+/// sleeps run on the runtime's clock (a virtual clock in tests) and respect cancel scopes:
+/// in a cancelled scope the sleep never completes and the scope drops the whole retry.
+/// [`retry`] uses it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::backon::{ExponentialBuilder, Retryable};
+/// use hatchery::HatcherySleeper;
+///
+/// # hatchery_smol::run(async {
+/// let mut calls = 0;
+/// let v = (|| { calls += 1; let n = calls; async move { if n < 3 { Err("busy") } else { Ok(n) } } })
+///     .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(1)))
+///     .sleep(HatcherySleeper)
+///     .await;
+/// assert_eq!(v, Ok(3));
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HatcherySleeper;
+
+impl backon::Sleeper for HatcherySleeper {
+    type Sleep = Sleep;
+
+    fn sleep(&self, dur: Duration) -> Sleep {
+        sleep(dur)
+    }
+}
+
+/// Calls `f` and awaits the future it returns; if that fails, waits (exponential backoff
+/// with jitter) and tries again, until it succeeds or a limit is reached.
+///
+/// The defaults: at most **3 attempts**; delays of about 100 ms, 200 ms, 400 ms ... (each
+/// with up to 100% random jitter added, so that clients that failed together do not retry
+/// together), at most 10 s each; every error is retried; no limit on the elapsed time.
+/// Change them with the builder methods:
+///
+/// * [`max_attempts`](Retry::max_attempts): attempts in total, the first included;
+/// * [`max_elapsed`](Retry::max_elapsed): no retry starts later than this after the first
+///   attempt started;
+/// * [`when`](Retry::when): which errors are worth retrying;
+/// * [`backoff`](Retry::backoff): any [backon](crate::backon) policy
+///   (`ExponentialBuilder`, `ConstantBuilder`, `FibonacciBuilder`, an iterator of
+///   durations);
+/// * [`notify`](Retry::notify): a callback before each wait, to log the error.
+///
+/// Attempts run one after the other in the caller's task (nothing is spawned). The waits
+/// are [`hatchery::sleep`](crate::sleep)s on the runtime's clock, so they honour cancel
+/// scopes and a virtual clock. An attempt is not cut short by `max_elapsed`: give each
+/// attempt its own timeout with [`fail_after`](crate::fail_after) inside `f`.
+///
+/// # Why backon, and why this loop
+///
+/// The delays come from backon's policies, and [`HatcherySleeper`] plugs hatchery's clock
+/// into backon's own `Retryable` API. The loop itself is hatchery's (about 50 lines)
+/// rather than backon's `Retry` future, because `max_elapsed` must be measured from the
+/// start of the first attempt on hatchery's clock, and backon's hooks only run after an
+/// attempt has failed; counting attempts here also makes `max_attempts` mean the same for
+/// every policy.
+///
+/// # Cancel safety
+///
+/// Dropping the future drops the running attempt or the wait; no further attempt is made.
+/// If the enclosing scope is cancelled, the running attempt is dropped at its suspension
+/// point (or the wait never completes) and the scope returns: no more attempts start.
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::Duration;
+/// use hatchery::{backon::ExponentialBuilder, retry};
+///
+/// #[derive(Debug, PartialEq)]
+/// enum Error { Busy, NotFound }
+///
+/// static CALLS: AtomicU32 = AtomicU32::new(0);
+///
+/// async fn flaky() -> Result<&'static str, Error> {
+///     if CALLS.fetch_add(1, Ordering::SeqCst) < 2 { Err(Error::Busy) } else { Ok("hello") }
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let v = retry(flaky)
+///     .max_attempts(5)
+///     .max_elapsed(Duration::from_secs(2))
+///     .when(|e| *e == Error::Busy) // NotFound is final
+///     .backoff(ExponentialBuilder::new().with_min_delay(Duration::from_millis(1)).with_jitter())
+///     .await;
+/// assert_eq!(v, Ok("hello"));
+/// assert_eq!(CALLS.load(Ordering::SeqCst), 3);
+///
+/// let gone = retry(|| async { Err::<(), _>(Error::NotFound) }).when(|e| *e == Error::Busy).await;
+/// assert_eq!(gone, Err(Error::NotFound)); // not retried
+/// # });
+/// ```
+#[allow(clippy::type_complexity)] // the defaults of the builder methods
+pub fn retry<F, Fut, T, E>(
+    f: F,
+) -> Retry<F, Fut, ExponentialBuilder, fn(&E) -> bool, fn(&E, Duration)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    Retry {
+        f,
+        builder: Some(
+            ExponentialBuilder::new()
+                .with_min_delay(Duration::from_millis(100))
+                .with_max_delay(Duration::from_secs(10))
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times(),
+        ),
+        backoff: None,
+        when: |_| true,
+        notify: |_, _| {},
+        max_attempts: 3,
+        max_elapsed: None,
+        attempts: 0,
+        give_up_at: None,
+        attempt: None,
+        wait: None,
+    }
+}
+
+pin_project! {
+    /// Future returned by [`retry`]; its methods configure it before it is awaited.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Retry<F, Fut, B: BackoffBuilder, P, N> {
+        f: F,
+        builder: Option<B>,
+        backoff: Option<B::Backoff>,
+        when: P,
+        notify: N,
+        max_attempts: usize,
+        max_elapsed: Option<Duration>,
+        attempts: usize,
+        give_up_at: Option<Instant>,
+        #[pin]
+        attempt: Option<Fut>,
+        wait: Option<Sleep>,
+    }
+}
+
+impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
+    /// The number of attempts in total, the first included (3 by default). `1` means no
+    /// retry.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is zero.
+    #[track_caller]
+    pub fn max_attempts(mut self, n: usize) -> Self {
+        assert!(n > 0, "hatchery: `retry` needs at least one attempt");
+        self.max_attempts = n;
+        self
+    }
+
+    /// Gives up once `limit` has passed since the first attempt started, on the runtime's
+    /// clock: a wait that would end later is not started, and the last error is returned.
+    /// A running attempt is not interrupted. No limit by default.
+    pub fn max_elapsed(mut self, limit: Duration) -> Self {
+        self.max_elapsed = Some(limit);
+        self
+    }
+
+    /// Retries only the errors for which `retryable` returns true; any other error is
+    /// returned at once. Every error is retried by default.
+    pub fn when<P2, T, E>(self, retryable: P2) -> Retry<F, Fut, B, P2, N>
+    where
+        Fut: Future<Output = Result<T, E>>,
+        P2: FnMut(&E) -> bool,
+    {
+        Retry {
+            f: self.f,
+            builder: self.builder,
+            backoff: None,
+            when: retryable,
+            notify: self.notify,
+            max_attempts: self.max_attempts,
+            max_elapsed: self.max_elapsed,
+            attempts: 0,
+            give_up_at: None,
+            attempt: None,
+            wait: None,
+        }
+    }
+
+    /// Calls `notify(&error, delay)` after a failed attempt, before waiting `delay` for
+    /// the next one: for logging and metrics.
+    pub fn notify<N2, T, E>(self, notify: N2) -> Retry<F, Fut, B, P, N2>
+    where
+        Fut: Future<Output = Result<T, E>>,
+        N2: FnMut(&E, Duration),
+    {
+        Retry {
+            f: self.f,
+            builder: self.builder,
+            backoff: None,
+            when: self.when,
+            notify,
+            max_attempts: self.max_attempts,
+            max_elapsed: self.max_elapsed,
+            attempts: 0,
+            give_up_at: None,
+            attempt: None,
+            wait: None,
+        }
+    }
+
+    /// Uses `policy` for the delays between attempts: any backon
+    /// [`BackoffBuilder`](backon::BackoffBuilder), for example
+    /// `ExponentialBuilder::new().with_min_delay(..).with_jitter()`.
+    ///
+    /// The policy's own limits apply too: the attempts stop when the policy runs out of
+    /// delays (backon's builders stop after `max_times` retries, 3 unless changed; call
+    /// `without_max_times()` to let [`max_attempts`](Retry::max_attempts) alone decide).
+    pub fn backoff<B2: BackoffBuilder>(self, policy: B2) -> Retry<F, Fut, B2, P, N> {
+        Retry {
+            f: self.f,
+            builder: Some(policy),
+            backoff: None,
+            when: self.when,
+            notify: self.notify,
+            max_attempts: self.max_attempts,
+            max_elapsed: self.max_elapsed,
+            attempts: 0,
+            give_up_at: None,
+            attempt: None,
+            wait: None,
+        }
+    }
+}
+
+impl<F, Fut, T, E, B, P, N> Future for Retry<F, Fut, B, P, N>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    B: BackoffBuilder,
+    P: FnMut(&E) -> bool,
+    N: FnMut(&E, Duration),
+{
+    type Output = Result<T, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
+        let mut this = self.project();
+        loop {
+            if let Some(wait) = this.wait {
+                ready!(Pin::new(wait).poll(cx));
+                *this.wait = None;
+            }
+            if this.attempt.is_none() {
+                if let Some(builder) = this.builder.take() {
+                    // The first attempt: start the clocks.
+                    *this.backoff = Some(builder.build());
+                    if let Some(limit) = *this.max_elapsed {
+                        *this.give_up_at = now().checked_add(limit);
+                    }
+                }
+                *this.attempts += 1;
+                this.attempt.set(Some((this.f)()));
+            }
+            let fut = this.attempt.as_mut().as_pin_mut().expect("attempt present");
+            let err = match ready!(fut.poll(cx)) {
+                Ok(v) => {
+                    this.attempt.set(None);
+                    return Poll::Ready(Ok(v));
+                }
+                Err(e) => e,
+            };
+            this.attempt.set(None);
+            if *this.attempts >= *this.max_attempts || !(this.when)(&err) {
+                return Poll::Ready(Err(err));
+            }
+            let next = this.backoff.as_mut().and_then(Iterator::next);
+            let Some(delay) = next else {
+                return Poll::Ready(Err(err));
+            };
+            if let Some(give_up_at) = *this.give_up_at {
+                if now().checked_add(delay).map_or(true, |t| t > give_up_at) {
+                    return Poll::Ready(Err(err));
+                }
+            }
+            (this.notify)(&err, delay);
+            *this.wait = Some(sleep(delay));
+        }
+    }
+}
+
+impl<F, Fut, B: BackoffBuilder, P, N> fmt::Debug for Retry<F, Fut, B, P, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("attempts", &self.attempts)
+            .field("max_attempts", &self.max_attempts)
+            .field("max_elapsed", &self.max_elapsed)
+            .finish_non_exhaustive()
+    }
+}

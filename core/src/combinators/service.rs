@@ -1,0 +1,443 @@
+//! `service`: a long-lived group of background work with a graceful shutdown.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use atomic_waker::AtomicWaker;
+
+use crate::error::NurseryError;
+use crate::node::Node;
+use crate::nursery::{nursery, Nursery};
+use crate::rt;
+use crate::scope::{move_on_after, CancelHandle, CancelScope};
+
+/// Runs `body` with a [`Service`] that accepts background work, then shuts the service
+/// down gracefully: the seeds' `BackgroundTasks`, done so that no task outlives it.
+///
+/// `body` is typically the request loop of a server. Its handlers answer quickly and hand
+/// slow work (send a mail, update a cache) to the service with [`Service::spawn`]. Each
+/// piece of work is a task of its own; an error it returns is recorded for the report and
+/// does not disturb the other tasks (a background failure must not take the server down).
+///
+/// **Shutdown** begins when `body` returns (or fails), or when [`Service::shutdown`] is
+/// called from anywhere (a handler, a signal watcher); `shutdown` also cancels `body`.
+/// Then:
+///
+/// 1. the service stops accepting work: `spawn` from outside the service fails. Work
+///    that is already running may still spawn follow-up work into it, so a handler that
+///    was mid-way is not cut off;
+/// 2. the running work gets `grace` to finish (`Duration::MAX`: wait as long as it takes;
+///    `Duration::ZERO`: cancel at once);
+/// 3. whatever is still running then is cancelled, and awaited;
+/// 4. `service` returns a [`ServiceReport`]: the body's value, every error, and how many
+///    tasks finished and how many were cancelled.
+///
+/// Panics are not caught: a panic in `body` or in a task cancels everything, and is resumed
+/// here once all has stopped (as in a [`nursery`](crate::nursery)).
+///
+/// # Cancel safety
+///
+/// If the enclosing scope is cancelled, that is not a graceful shutdown: `body` and every
+/// task are cancelled at once and awaited, then this future never completes (the cancelled
+/// scope returns, and the report is not made). Trigger a graceful shutdown with
+/// [`Service::shutdown`] instead. Dropping the future from outside hatchery cancels
+/// everything without waiting (see [`nursery`](crate::nursery)).
+///
+/// # Panics
+///
+/// As described above; and when first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{service, sleep};
+///
+/// # hatchery_smol::run(async {
+/// let report = service(Duration::from_secs(5), |svc| async move {
+///     for order in 0..3u32 {
+///         // The handler answers at once; the notification is sent in the background.
+///         svc.spawn(async move {
+///             sleep(Duration::from_millis(5)).await;
+///             if order == 1 { Err(format!("order {order}: mail server down")) } else { Ok(()) }
+///         });
+///     }
+///     Ok::<_, String>("3 orders taken")
+/// })
+/// .await;
+/// // Returning from the body shut the service down; the notifications were drained.
+/// assert_eq!(report.value, Some("3 orders taken"));
+/// assert_eq!(report.errors, ["order 1: mail server down"]);
+/// assert_eq!((report.completed, report.cancelled), (3, 0));
+/// # });
+/// ```
+///
+/// A shutdown from a handler, with work that does not finish within the grace period:
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{service, sleep};
+///
+/// # hatchery_smol::run(async {
+/// let report = service(Duration::from_millis(100), |svc| async move {
+///     svc.spawn(async { sleep(Duration::from_millis(1)).await; Ok::<_, String>(()) });
+///     svc.spawn(async { sleep(Duration::from_secs(3600)).await; Ok(()) }); // stuck
+///     let handler = svc.clone();
+///     svc.spawn(async move { handler.shutdown(); Ok(()) }); // e.g. on SIGTERM
+///     sleep(Duration::from_secs(3600)).await; // serve forever: `shutdown` cancels this
+///     Ok(())
+/// })
+/// .await;
+/// assert_eq!(report.value, None); // the body was cancelled
+/// assert_eq!((report.completed, report.cancelled), (2, 1));
+/// # });
+/// ```
+pub async fn service<E, T, F, Fut>(grace: Duration, body: F) -> ServiceReport<T, E>
+where
+    F: FnOnce(Service<E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Send + 'static,
+{
+    let scope = CancelScope::new();
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            phase: Phase::Accepting,
+            running: 0,
+            completed: 0,
+            cancelled: 0,
+            errors: Vec::new(),
+        }),
+        idle: AtomicWaker::new(),
+        body: scope.handle(),
+        body_node: OnceLock::new(),
+    });
+    let sh = shared.clone();
+    let out = nursery::<Infallible, _, _, _>(|n| async move {
+        let svc = Service {
+            n: n.clone(),
+            shared: sh.clone(),
+        };
+        let body_node = &sh.body_node;
+        let body = async move {
+            // Remember the body's scope: code under it is outside the service's work.
+            let _ = body_node.set(rt::current().node);
+            body(svc).await
+        };
+        let value = match scope.run(body).await {
+            Some(Ok(v)) => Some(v),
+            Some(Err(e)) => {
+                sh.lock().errors.push(e);
+                None
+            }
+            None => None,
+        };
+        sh.set_phase(Phase::Draining);
+        let drained = move_on_after(grace, poll_fn(|cx| sh.poll_idle(cx)))
+            .await
+            .is_some();
+        sh.set_phase(Phase::Closed);
+        if !drained {
+            n.cancel();
+        }
+        // No suspension since `cancel`: the nursery returns this value.
+        Ok(value)
+    })
+    .await;
+    let value = match out {
+        Ok(v) => v,
+        Err(_) => unreachable!("hatchery: a service is cancelled only from outside"),
+    };
+    let mut state = shared.lock();
+    ServiceReport {
+        value,
+        errors: std::mem::take(&mut state.errors),
+        completed: state.completed,
+        cancelled: state.cancelled,
+    }
+}
+
+/// A handle to a running [`service`]: spawn background work into it, or shut it down.
+///
+/// Cheap to clone; hand clones to request handlers.
+pub struct Service<E> {
+    n: Nursery<Infallible>,
+    shared: Arc<Shared<E>>,
+}
+
+impl<E> Clone for Service<E> {
+    fn clone(&self) -> Self {
+        Service {
+            n: self.n.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<E> fmt::Debug for Service<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.lock();
+        f.debug_struct("Service")
+            .field("phase", &state.phase)
+            .field("running", &state.running)
+            .field("completed", &state.completed)
+            .field("cancelled", &state.cancelled)
+            .field("errors", &state.errors.len())
+            .finish()
+    }
+}
+
+impl<E: Send + 'static> Service<E> {
+    /// Spawns `work` as a background task of the service.
+    ///
+    /// If it returns `Err`, the error is recorded for the [`ServiceReport`]; the other
+    /// tasks are not affected. Its value is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If the service no longer accepts work (see [`try_spawn`](Service::try_spawn),
+    /// which request handlers racing with a shutdown should prefer).
+    #[track_caller]
+    pub fn spawn<T, F>(&self, work: F)
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        if let Err(e) = self.try_spawn(work) {
+            panic!("hatchery: {e}; use `Service::try_spawn` to handle this");
+        }
+    }
+
+    /// Like [`spawn`](Service::spawn), but returns an error instead of panicking when the
+    /// service no longer accepts work. `work` is then dropped unpolled.
+    ///
+    /// The service accepts work until its shutdown begins; during the grace period it
+    /// still accepts work spawned from inside its own tasks (follow-up work of a task that
+    /// is finishing); after the grace period, nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceClosed`] if the service no longer accepts this work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::service;
+    ///
+    /// # hatchery_smol::run(async {
+    /// service(Duration::from_secs(1), |svc| async move {
+    ///     assert!(svc.try_spawn(async { Ok::<_, String>(()) }).is_ok());
+    ///     svc.shutdown();
+    ///     assert!(svc.try_spawn(async { Ok(()) }).is_err());
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// # });
+    /// ```
+    pub fn try_spawn<T, F>(&self, work: F) -> Result<(), ServiceClosed>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        {
+            let mut state = self.shared.lock();
+            let accepted = match state.phase {
+                Phase::Accepting => true,
+                Phase::Draining => self.inside_work(),
+                Phase::Closed => false,
+            };
+            if !accepted {
+                return Err(ServiceClosed(()));
+            }
+            state.running += 1;
+        }
+        let mut guard = Running {
+            shared: self.shared.clone(),
+            finished: false,
+        };
+        let spawned = self.n.try_spawn(async move {
+            let result = work.await;
+            guard.finished = true;
+            if let Err(e) = result {
+                guard.shared.lock().errors.push(e);
+            }
+            Ok(())
+        });
+        // The nursery is open while the service accepts work; be safe all the same.
+        spawned.map(drop).map_err(|_| ServiceClosed(()))
+    }
+
+    /// Begins the graceful shutdown: stops accepting work from outside the service,
+    /// cancels the body, and gives the running tasks the grace period to finish (see
+    /// [`service`]). Idempotent; returns at once.
+    pub fn shutdown(&self) {
+        self.shared.set_phase(Phase::Draining);
+        self.shared.body.cancel();
+    }
+
+    /// Whether the shutdown has begun (by [`shutdown`](Service::shutdown) or because the
+    /// body returned).
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.lock().phase != Phase::Accepting
+    }
+
+    /// How many background tasks are running.
+    pub fn running(&self) -> usize {
+        self.shared.lock().running
+    }
+}
+
+/// What a [`service`] did, returned once it has shut down.
+///
+/// Cancelled tasks are counted, not reported as errors: cancelling what is left at the
+/// end of the grace period is the normal end of a shutdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServiceReport<T, E> {
+    /// The body's value: `None` if [`Service::shutdown`] cancelled the body, or if the body
+    /// failed (its error is in `errors`).
+    pub value: Option<T>,
+    /// Every error, in the order they happened: of background tasks, and of the body.
+    pub errors: Vec<E>,
+    /// Background tasks that finished by themselves, with a value or an error.
+    pub completed: usize,
+    /// Background tasks that were cancelled: still running at the end of the grace period
+    /// (or stopped by a panic elsewhere).
+    pub cancelled: usize,
+}
+
+impl<T, E> ServiceReport<T, E> {
+    /// Whether nothing failed and nothing had to be cancelled.
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty() && self.cancelled == 0
+    }
+
+    /// The body's value, or every error as [`NurseryError::Failed`] (for `?`). Cancelled
+    /// tasks are not errors.
+    ///
+    /// # Errors
+    ///
+    /// [`NurseryError::Failed`] if the body or any background task failed.
+    pub fn into_result(self) -> Result<Option<T>, NurseryError<E>> {
+        if self.errors.is_empty() {
+            Ok(self.value)
+        } else {
+            Err(NurseryError::Failed(self.errors))
+        }
+    }
+}
+
+/// The error of [`Service::try_spawn`]: the service is shutting down and accepts no new
+/// work.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ServiceClosed(());
+
+impl fmt::Debug for ServiceClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServiceClosed")
+    }
+}
+
+impl fmt::Display for ServiceClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the service is shutting down and accepts no new work")
+    }
+}
+
+impl std::error::Error for ServiceClosed {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Accepting,
+    Draining,
+    Closed,
+}
+
+struct State<E> {
+    phase: Phase,
+    running: usize,
+    completed: usize,
+    cancelled: usize,
+    errors: Vec<E>,
+}
+
+struct Shared<E> {
+    state: Mutex<State<E>>,
+    /// The body's task, woken when the last running task ends.
+    idle: AtomicWaker,
+    body: CancelHandle,
+    /// The body's cancel scope.
+    body_node: OnceLock<Arc<Node>>,
+}
+
+impl<E> Shared<E> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<E>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves the phase forward (never back).
+    fn set_phase(&self, phase: Phase) {
+        let mut state = self.lock();
+        state.phase = state.phase.max(phase);
+    }
+
+    fn poll_idle(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.idle.register(cx.waker());
+        if self.lock().running == 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Counts a running task; dropped with the task's future.
+struct Running<E> {
+    shared: Arc<Shared<E>>,
+    finished: bool,
+}
+
+impl<E> Drop for Running<E> {
+    fn drop(&mut self) {
+        let idle = {
+            let mut state = self.shared.lock();
+            state.running -= 1;
+            if self.finished {
+                state.completed += 1;
+            } else {
+                state.cancelled += 1;
+            }
+            state.running == 0
+        };
+        if idle {
+            self.shared.idle.wake();
+        }
+    }
+}
+
+impl<E> Service<E> {
+    /// Whether the caller runs inside the service's work: in one of its tasks, or in a
+    /// scope or nursery opened by one (not in the body).
+    fn inside_work(&self) -> bool {
+        let service = &self.n.shared.node;
+        let mut below: Option<Arc<Node>> = None;
+        let mut cur = rt::try_current().map(|c| c.node);
+        while let Some(node) = cur {
+            if Arc::ptr_eq(&node, service) {
+                // `below` is the task (or the body's scope) through which we came.
+                return match (below, self.shared.body_node.get()) {
+                    (Some(b), Some(body)) => !Arc::ptr_eq(&b, body),
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+            }
+            cur = node.parent();
+            below = Some(node);
+        }
+        false
+    }
+}
