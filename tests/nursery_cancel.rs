@@ -408,7 +408,6 @@ backend_test! {
     /// before entry, its value comes back and the scope returns the body's value. (Modern
     /// trio likewise ends a nursery with nothing to wait for with a cancel-*shielded*
     /// checkpoint.)
-    #[ignore = "hatchery bug: a nursery with nothing to wait for stalls under an outer cancellation"]
     async fn c3_nursery_that_never_suspends_returns_value() {
         let scope = CancelScope::new();
         let handle = scope.handle();

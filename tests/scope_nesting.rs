@@ -166,7 +166,6 @@ backend_test! {
     /// C3, C4: the outer deadline is earlier, and both deadlines have passed by the time
     /// the task looks at its timers (the body blocked the thread past both): the outer
     /// scope is the cancelled one that must catch; the inner must not return.
-    #[ignore = "hatchery bug: inner scope catches its own deadline though an enclosing deadline passed earlier"]
     async fn c3_outer_deadline_passed_first_while_blocked() {
         let log = Log::new();
         let start = now();
@@ -198,7 +197,6 @@ backend_test! {
 
     /// C5 with C3: a `fail_after` inside a scope whose earlier deadline already passed must
     /// let the outer cancellation through instead of reporting its own timeout.
-    #[ignore = "hatchery bug: fail_after reports Elapsed though an enclosing deadline passed earlier"]
     async fn c5_fail_after_inside_passed_outer_deadline() {
         let log = Log::new();
         let start = now();

@@ -141,13 +141,31 @@ impl Node {
         }
     }
 
-    /// True when the parent is effectively cancelled, so this node's own cancellation
-    /// (if any) is shadowed by an outer one and must not be caught here.
-    pub(crate) fn outer_cancelled(&self) -> bool {
+    /// True when an enclosing scope is cancelled, so this node's own cancellation (if any)
+    /// is shadowed by an outer one and must not be caught here (C3).
+    ///
+    /// An ancestor (up to the nearest shield) whose deadline has passed by `now` counts
+    /// as cancelled even if its timer has not fired yet: it is cancelled here and now, so
+    /// that when deadlines race, the outermost scope still wins.
+    pub(crate) fn outer_cancelled(&self, now: Instant) -> bool {
         if self.is_shield() {
             return false;
         }
-        self.parent().is_some_and(|p| p.is_cancelled())
+        let mut cur = self.parent();
+        while let Some(node) = cur {
+            if node.is_cancelled() {
+                return true;
+            }
+            if node.deadline().is_some_and(|d| d <= now) {
+                node.cancel(DEADLINE);
+                return true;
+            }
+            if node.is_shield() {
+                return false;
+            }
+            cur = node.parent();
+        }
+        false
     }
 
     /// Links this node under `parent`, inheriting its cancellation. A node other than a

@@ -443,7 +443,7 @@ where
             (std::mem::take(&mut record.errors), record.panic.take())
         };
         let value = open.value.take();
-        let outer = node.outer_cancelled();
+        let outer = node.outer_cancelled(shared.rt.now());
         let reason = node.reason();
         node.detach();
         // Release the hold last, just before handing control back to enclosing scopes.
@@ -454,7 +454,9 @@ where
         if !errors.is_empty() {
             return Poll::Ready(Err(NurseryError::Failed(errors)));
         }
-        if outer {
+        // A nursery that produced its value in its first poll never suspended: like code
+        // that never suspends, cancellation does not interrupt it (C1).
+        if outer && !(first && value.is_some()) {
             // Cancelled from outside (even if the body had finished): waiting for the
             // children was a suspension point, so the enclosing cancelled scope ends the
             // work here and drops us, as trio raises `Cancelled` out of the nursery.

@@ -416,7 +416,8 @@ impl<F: Future> Scoped<F> {
             });
         } else if node.should_drop() {
             // Cancelled while suspended: drop the body where it stands.
-            return finish_cancelled(this.body, this.hold, node, this.done);
+            let ctx = this.ctx.as_ref().expect("entered");
+            return finish_cancelled(this.body, this.hold, node, ctx, this.done);
         }
         node.register(cx.waker());
         let body = this.body.as_mut().as_pin_mut().expect("body present");
@@ -433,7 +434,8 @@ impl<F: Future> Scoped<F> {
             this.timer.poll(node, ctx, cx);
         }
         if node.should_drop() {
-            return finish_cancelled(this.body, this.hold, node, this.done);
+            let ctx = this.ctx.as_ref().expect("entered");
+            return finish_cancelled(this.body, this.hold, node, ctx, this.done);
         }
         Poll::Pending
     }
@@ -445,12 +447,13 @@ fn finish_cancelled<F, T>(
     mut body: Pin<&mut Option<F>>,
     hold: &mut Option<Hold>,
     node: &Arc<Node>,
+    ctx: &Ctx,
     done: &mut bool,
 ) -> Poll<Outcome<T>> {
     body.set(None);
     hold.take();
     let reason = node.reason();
-    if reason != node::NONE && !node.outer_cancelled() {
+    if reason != node::NONE && !node.outer_cancelled(ctx.rt.now()) {
         node.set_caught();
         *done = true;
         node.detach();
