@@ -99,6 +99,8 @@ pub mod testing;
 mod time;
 
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
+#[cfg(feature = "macros")]
+pub use hatchery_macros::test;
 pub use crate::nursery::{nursery, Nursery};
 pub use crate::scope::{
     fail_after, fail_at, finally, move_on_after, move_on_at, shield, CancelHandle, CancelScope,

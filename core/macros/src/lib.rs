@@ -1,0 +1,208 @@
+//! The `#[hatchery::test]` attribute. Use it through `hatchery`; see [`macro@test`].
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Error, ItemFn, Meta, Token};
+
+/// Turns one `async fn` test into one `#[test]` per backend.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[hatchery::test]
+/// async fn sums_in_parallel() {
+///     let out = hatchery::nursery(|n| async move {
+///         let a = n.spawn(async { Ok::<_, std::io::Error>(1) });
+///         Ok(a.join().await? + 1)
+///     })
+///     .await
+///     .unwrap();
+///     assert_eq!(out, 2);
+/// }
+///
+/// // Virtual time: this takes no real time, and exactly one virtual hour.
+/// #[hatchery::test(virtual_time)]
+/// async fn gives_up_after_an_hour() {
+///     let out = hatchery::move_on_after(Duration::from_secs(3600), std::future::pending::<()>()).await;
+///     assert_eq!(out, None);
+///     assert_eq!(hatchery::testing::elapsed(), Duration::from_secs(3600));
+/// }
+///
+/// // Only some backends; a test may return a `Result`.
+/// #[hatchery::test(backends(tokio_current, smol))]
+/// async fn returns_result() -> Result<(), std::io::Error> {
+///     hatchery::checkpoint().await;
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// `async fn name()` becomes a module `name` with one test per backend:
+///
+/// | test | backend |
+/// |---|---|
+/// | `name::tokio_current` | `hatchery_tokio::run_current_thread` |
+/// | `name::tokio_multi` | `hatchery_tokio::run` (multi-thread) |
+/// | `name::smol` | `hatchery_smol::run` (one thread per core) |
+///
+/// The test crate needs `hatchery-tokio` and `hatchery-smol` as (dev-)dependencies, or
+/// only the adapters of the backends it selects.
+///
+/// # Options
+///
+/// * `virtual_time`: run on [virtual time](../hatchery/testing/index.html) that jumps to
+///   the next deadline whenever every task is blocked;
+/// * `manual_time`: virtual time that moves only with `hatchery::testing::advance`;
+/// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`.
+///
+/// Without a time option the test runs on real time, with task tracking so that
+/// `hatchery::testing::wait_all_tasks_blocked` works. Other attributes on the function
+/// (`#[ignore]`, `#[should_panic]`, doc comments) are copied onto every generated test.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    match expand(args.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Time {
+    Real,
+    Virtual,
+    Manual,
+}
+
+const BACKENDS: [&str; 3] = ["tokio_current", "tokio_multi", "smol"];
+
+fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    let options = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
+    let mut time: Option<(Time, Span)> = None;
+    let mut backends: Option<Vec<&'static str>> = None;
+    for option in options {
+        let name = option
+            .path()
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        match (name.as_str(), &option) {
+            ("virtual_time" | "manual_time", Meta::Path(path)) => {
+                let t = if name == "virtual_time" {
+                    Time::Virtual
+                } else {
+                    Time::Manual
+                };
+                if time.is_some() {
+                    return Err(Error::new(
+                        path.span(),
+                        "choose one of `virtual_time` and `manual_time`",
+                    ));
+                }
+                time = Some((t, path.span()));
+            }
+            ("backends", Meta::List(list)) => {
+                if backends.is_some() {
+                    return Err(Error::new(list.span(), "`backends` given twice"));
+                }
+                let names = list.parse_args_with(
+                    Punctuated::<syn::Ident, Token![,]>::parse_terminated,
+                )?;
+                let mut chosen = Vec::new();
+                for ident in names {
+                    let Some(b) = BACKENDS.iter().find(|b| ident == **b) else {
+                        return Err(Error::new(
+                            ident.span(),
+                            format!(
+                                "unknown backend `{ident}`; expected `tokio_current`, `tokio_multi` or `smol`"
+                            ),
+                        ));
+                    };
+                    if chosen.contains(b) {
+                        return Err(Error::new(ident.span(), format!("backend `{ident}` listed twice")));
+                    }
+                    chosen.push(*b);
+                }
+                if chosen.is_empty() {
+                    return Err(Error::new(list.span(), "`backends(..)` needs at least one backend"));
+                }
+                backends = Some(chosen);
+            }
+            _ => {
+                return Err(Error::new(
+                    option.span(),
+                    "unknown option; expected `virtual_time`, `manual_time` or `backends(tokio_current, tokio_multi, smol)`",
+                ))
+            }
+        }
+    }
+    let time = time.map_or(Time::Real, |(t, _)| t);
+    let backends = backends.unwrap_or_else(|| BACKENDS.to_vec());
+
+    let func: ItemFn = syn::parse2(item)?;
+    let sig = &func.sig;
+    if sig.asyncness.is_none() {
+        return Err(Error::new(
+            sig.fn_token.span(),
+            "#[hatchery::test] needs an `async fn`",
+        ));
+    }
+    if !sig.inputs.is_empty() {
+        return Err(Error::new(
+            sig.inputs.span(),
+            "#[hatchery::test] functions take no arguments",
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(Error::new(
+            sig.generics.span(),
+            "#[hatchery::test] functions cannot be generic",
+        ));
+    }
+    if let Some(attr) = func.attrs.iter().find(|a| a.path().is_ident("test")) {
+        return Err(Error::new(
+            attr.span(),
+            "remove `#[test]`: #[hatchery::test] generates the tests",
+        ));
+    }
+
+    let name = &sig.ident;
+    let vis = &func.vis;
+    let output = &sig.output;
+    let body = &func.block;
+    let attrs = &func.attrs;
+    let wrap = match time {
+        Time::Real => quote!(::hatchery::testing::tracked),
+        Time::Virtual => quote!(::hatchery::testing::virtual_time),
+        Time::Manual => quote!(::hatchery::testing::manual_time),
+    };
+    let tests = backends.iter().map(|b| {
+        let ident = syn::Ident::new(b, Span::call_site());
+        let run = match *b {
+            "tokio_current" => quote!(::hatchery_tokio::run_current_thread),
+            "tokio_multi" => quote!(::hatchery_tokio::run),
+            _ => quote!(::hatchery_smol::run),
+        };
+        quote_spanned! {name.span()=>
+            #(#attrs)*
+            #[::core::prelude::v1::test]
+            fn #ident() #output {
+                #run(#wrap(body()))
+            }
+        }
+    });
+    Ok(quote! {
+        #[allow(non_snake_case)]
+        #vis mod #name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body() #output #body
+
+            #(#tests)*
+        }
+    })
+}

@@ -1,0 +1,4 @@
+#[hatchery::test]
+async fn generic<T>() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[hatchery::test]
+fn not_async() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[hatchery::test(fast)]
+async fn unknown_option() {}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[hatchery::test]
+#[test]
+async fn doubled() {}
+
+fn main() {}

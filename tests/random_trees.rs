@@ -1,0 +1,347 @@
+//! Randomized scope/nursery trees checked against a simple model (DESIGN §7).
+//!
+//! Each case builds a random tree of nurseries, cancel scopes (timeouts, shields, explicit
+//! cancels), `finally` cleanups and leaves that yield, sleep, fail or panic, runs it, and
+//! checks three things that must hold whatever the timing:
+//!
+//! 1. **Structure (N1).** No nursery is exited, by returning or by being dropped by a
+//!    cancelled scope, while one of its children is still alive.
+//! 2. **No lost or duplicated error (N2).** The set of errors that come out at the top is
+//!    exactly the set of errors that leaves returned.
+//! 3. **No lost panic (N3).** The run panics if and only if some leaf panicked.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hatchery::{checkpoint, finally, nursery, sleep, CancelScope};
+use hatchery_tests::Backend;
+
+/// A tiny deterministic generator (xorshift64*), so that a failing seed can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Tree {
+    /// Suspends `steps` times (checkpoints or short sleeps), then ends as `end` says.
+    Leaf {
+        id: u32,
+        steps: u32,
+        sleep: bool,
+        end: End,
+    },
+    /// A cancel scope around `body`.
+    Scope {
+        timeout_us: Option<u64>,
+        shield: bool,
+        cancel_after: Option<u32>,
+        body: Box<Tree>,
+    },
+    /// `body`, then (or when cancelled) the shielded `cleanup`.
+    Finally { body: Box<Tree>, cleanup: Box<Tree> },
+    /// A nursery whose body runs `body` and whose children are `children`.
+    Nursery {
+        body: Box<Tree>,
+        children: Vec<Tree>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum End {
+    Ok,
+    Fail,
+    Panic,
+}
+
+fn gen(rng: &mut Rng, depth: u32, next_id: &mut u32) -> Tree {
+    let leaf = depth == 0 || rng.chance(35);
+    if leaf {
+        *next_id += 1;
+        let end = match rng.below(100) {
+            0..=79 => End::Ok,
+            80..=96 => End::Fail,
+            _ => End::Panic,
+        };
+        return Tree::Leaf {
+            id: *next_id,
+            steps: rng.below(4) as u32,
+            sleep: rng.chance(30),
+            end,
+        };
+    }
+    match rng.below(10) {
+        0..=3 => Tree::Nursery {
+            body: Box::new(gen(rng, depth - 1, next_id)),
+            children: (0..rng.below(4))
+                .map(|_| gen(rng, depth - 1, next_id))
+                .collect(),
+        },
+        4..=7 => Tree::Scope {
+            timeout_us: rng.chance(60).then(|| rng.below(1500)),
+            shield: rng.chance(20),
+            cancel_after: rng.chance(20).then(|| rng.below(3) as u32),
+            body: Box::new(gen(rng, depth - 1, next_id)),
+        },
+        _ => Tree::Finally {
+            body: Box::new(gen(rng, depth - 1, next_id)),
+            // A cleanup's errors have nowhere to go when its work was cancelled (the
+            // `finally` never returns), so cleanups only succeed or panic.
+            cleanup: Box::new(match gen(rng, 0, next_id) {
+                Tree::Leaf {
+                    id,
+                    steps,
+                    sleep,
+                    end: End::Fail,
+                } => Tree::Leaf {
+                    id,
+                    steps,
+                    sleep,
+                    end: End::Ok,
+                },
+                t => t,
+            }),
+        },
+    }
+}
+
+/// What the run observed.
+#[derive(Default)]
+struct Seen {
+    /// Ids of leaves that returned an error.
+    failed: Mutex<BTreeSet<u32>>,
+    /// Ids of leaves that panicked.
+    panicked: Mutex<BTreeSet<u32>>,
+    /// Structure violations.
+    violations: Mutex<Vec<String>>,
+}
+
+type Errs = Vec<u32>;
+type BoxFut = Pin<Box<dyn Future<Output = Result<(), Errs>> + Send>>;
+
+/// Counts a nursery's live children; checks on drop that none is left.
+struct LiveCheck {
+    live: Arc<AtomicUsize>,
+    seen: Arc<Seen>,
+}
+
+impl Drop for LiveCheck {
+    fn drop(&mut self) {
+        let n = self.live.load(Ordering::SeqCst);
+        if n != 0 {
+            self.seen
+                .violations
+                .lock()
+                .unwrap()
+                .push(format!("nursery exited with {n} live children"));
+        }
+    }
+}
+
+struct Alive(Arc<AtomicUsize>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
+    Box::pin(async move {
+        match tree {
+            Tree::Leaf {
+                id,
+                steps,
+                sleep: use_sleep,
+                end,
+            } => {
+                for _ in 0..steps {
+                    if use_sleep {
+                        sleep(Duration::from_micros(300)).await;
+                    } else {
+                        checkpoint().await;
+                    }
+                }
+                match end {
+                    End::Ok => Ok(()),
+                    End::Fail => {
+                        seen.failed.lock().unwrap().insert(id);
+                        Err(vec![id])
+                    }
+                    End::Panic => {
+                        seen.panicked.lock().unwrap().insert(id);
+                        panic!("leaf {id} panics");
+                    }
+                }
+            }
+            Tree::Scope {
+                timeout_us,
+                shield: sh,
+                cancel_after,
+                body,
+            } => {
+                let mut scope = CancelScope::new().with_shield(sh);
+                if let Some(us) = timeout_us {
+                    scope = scope.with_timeout(Duration::from_micros(us));
+                }
+                let handle = scope.handle();
+                let body = run_tree(*body, seen.clone());
+                let work = async move {
+                    match cancel_after {
+                        None => body.await,
+                        Some(k) => {
+                            // Cancel our own scope after `k` checkpoints, concurrently.
+                            let canceller = async move {
+                                for _ in 0..k {
+                                    checkpoint().await;
+                                }
+                                handle.cancel();
+                                std::future::pending::<Result<(), Errs>>().await
+                            };
+                            futures_lite::future::or(body, canceller).await
+                        }
+                    }
+                };
+                scope.run(work).await.unwrap_or(Ok(()))
+            }
+            Tree::Finally { body, cleanup } => {
+                let cleanup = run_tree(*cleanup, seen.clone());
+                let errs = Arc::new(Mutex::new(Vec::new()));
+                let errs2 = errs.clone();
+                let r = finally(run_tree(*body, seen.clone()), async move {
+                    if let Err(e) = cleanup.await {
+                        errs2.lock().unwrap().extend(e);
+                    }
+                })
+                .await;
+                let mut all = r.err().unwrap_or_default();
+                all.extend(errs.lock().unwrap().drain(..));
+                if all.is_empty() {
+                    Ok(())
+                } else {
+                    Err(all)
+                }
+            }
+            Tree::Nursery { body, children } => {
+                let live = Arc::new(AtomicUsize::new(0));
+                let _check = LiveCheck {
+                    live: live.clone(),
+                    seen: seen.clone(),
+                };
+                let r = nursery(|n| {
+                    let seen = seen.clone();
+                    async move {
+                        for child in children {
+                            live.fetch_add(1, Ordering::SeqCst);
+                            let alive = Alive(live.clone());
+                            let fut = run_tree(child, seen.clone());
+                            n.spawn(async move {
+                                let _alive = alive;
+                                fut.await
+                            });
+                        }
+                        run_tree(*body, seen).await
+                    }
+                })
+                .await;
+                match r {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.is_cancelled() => Ok(()),
+                    Err(e) => Err(e.into_errors().into_iter().flatten().collect()),
+                }
+            }
+        }
+    })
+}
+
+fn check_case(seed: u64, backend: Backend) {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut ids = 0;
+    let tree = gen(&mut rng, 4, &mut ids);
+    let seen = Arc::new(Seen::default());
+    let fut = run_tree(tree.clone(), seen.clone());
+    let out = catch_unwind(AssertUnwindSafe(|| backend.run(fut)));
+    let violations = seen.violations.lock().unwrap().clone();
+    assert!(
+        violations.is_empty(),
+        "{backend:?} seed {seed}: {violations:?}\n{tree:#?}"
+    );
+    let panicked = !seen.panicked.lock().unwrap().is_empty();
+    assert_eq!(
+        out.is_err(),
+        panicked,
+        "{backend:?} seed {seed}: a panic surfaced: {}, a leaf panicked: {panicked}\n{tree:#?}",
+        out.is_err()
+    );
+    if let Ok(r) = out {
+        let got: BTreeSet<u32> = r.err().unwrap_or_default().into_iter().collect();
+        let failed = seen.failed.lock().unwrap().clone();
+        assert_eq!(
+            got, failed,
+            "{backend:?} seed {seed}: errors out vs. errors returned\n{tree:#?}"
+        );
+    }
+}
+
+/// Cases per backend; `HATCHERY_RANDOM_CASES` overrides, `HATCHERY_RANDOM_SEED` shifts the
+/// seeds (a failure message names the seed to replay).
+fn cases() -> std::ops::Range<u64> {
+    let n = std::env::var("HATCHERY_RANDOM_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let base = std::env::var("HATCHERY_RANDOM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    base..base + n
+}
+
+/// Leaves panic on purpose; keep their messages out of the test output.
+fn quiet_leaf_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.to_string().contains("leaf ") {
+            default(info);
+        }
+    }));
+}
+
+fn check_backend(backend: Backend) {
+    quiet_leaf_panics();
+    for seed in cases() {
+        check_case(seed, backend);
+    }
+}
+
+#[test]
+fn random_trees_tokio_current() {
+    check_backend(Backend::TokioCurrent);
+}
+
+#[test]
+fn random_trees_tokio_multi() {
+    check_backend(Backend::TokioMulti);
+}
+
+#[test]
+fn random_trees_smol() {
+    check_backend(Backend::Smol);
+}
