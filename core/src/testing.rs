@@ -63,6 +63,8 @@ use crate::rt::{self, Runtime, Sleep};
 /// [`tracked`]) run.
 struct Clock {
     base: Arc<dyn Runtime>,
+    /// The backend's name, when run by `#[hatchery::test]`.
+    backend: Option<&'static str>,
     /// Virtual time (else the base runtime's clock, with tracking only).
     virtual_time: bool,
     autojump: bool,
@@ -483,6 +485,7 @@ pin_project! {
         #[pin]
         root: Option<Tracked<rt::Enter<F>>>,
         pending: Option<(F, bool, bool)>,
+        backend: Option<&'static str>,
     }
 }
 
@@ -491,7 +494,14 @@ impl<F: Future> TestRun<F> {
         TestRun {
             root: None,
             pending: Some((fut, virtual_time, autojump)),
+            backend: None,
         }
+    }
+
+    /// Names the backend this run is on, for [`backend`] (`#[hatchery::test]` does this).
+    pub fn with_backend_name(mut self, name: &'static str) -> Self {
+        self.backend = Some(name);
+        self
     }
 }
 
@@ -505,6 +515,7 @@ impl<F: Future> Future for TestRun<F> {
             let start = base.now();
             let clock = Arc::new(Clock {
                 base,
+                backend: *this.backend,
                 virtual_time,
                 autojump,
                 start,
@@ -579,6 +590,22 @@ pub fn advance(by: Duration) {
 pub fn elapsed() -> Duration {
     let clock = current_clock("elapsed");
     clock.now().saturating_duration_since(clock.start)
+}
+
+/// The name of the backend running the current `#[hatchery::test]`: `"tokio_current"`,
+/// `"tokio_multi"` or `"smol"`; `None` outside one.
+///
+/// # Examples
+///
+/// ```
+/// #[hatchery::test(backends(smol))]
+/// async fn knows_its_backend() {
+///     assert_eq!(hatchery::testing::backend(), Some("smol"));
+/// }
+/// # fn main() {}
+/// ```
+pub fn backend() -> Option<&'static str> {
+    CLOCK.with(|c| c.borrow().as_ref().and_then(|c| c.backend))
 }
 
 /// Whether the current code runs on a virtual clock.

@@ -190,7 +190,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             #(#attrs)*
             #[::core::prelude::v1::test]
             fn #ident() #output {
-                #run(#wrap(body()))
+                #run(#wrap(body()).with_backend_name(#b))
             }
         }
     });
