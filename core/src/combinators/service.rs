@@ -194,17 +194,17 @@ impl<E: Send + 'static> Service<E> {
     /// Spawns `work` as a background task of the service.
     ///
     /// If it returns `Err`, the error is recorded for the [`ServiceReport`]; the other
-    /// tasks are not affected. Its value is dropped.
+    /// tasks are not affected. Background work has no value to return (hand results on
+    /// through a channel if needed).
     ///
     /// # Panics
     ///
     /// If the service no longer accepts work (see [`try_spawn`](Service::try_spawn),
     /// which request handlers racing with a shutdown should prefer).
     #[track_caller]
-    pub fn spawn<T, F>(&self, work: F)
+    pub fn spawn<F>(&self, work: F)
     where
-        F: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
+        F: Future<Output = Result<(), E>> + Send + 'static,
     {
         if let Err(e) = self.try_spawn(work) {
             panic!("hatchery: {e}; use `Service::try_spawn` to handle this");
@@ -238,10 +238,9 @@ impl<E: Send + 'static> Service<E> {
     /// .await;
     /// # });
     /// ```
-    pub fn try_spawn<T, F>(&self, work: F) -> Result<(), ServiceClosed>
+    pub fn try_spawn<F>(&self, work: F) -> Result<(), ServiceClosed>
     where
-        F: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
+        F: Future<Output = Result<(), E>> + Send + 'static,
     {
         {
             let mut state = self.shared.lock();

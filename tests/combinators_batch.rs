@@ -1,0 +1,102 @@
+//! `batches`: batches cut by size and by the age of their first item (on hatchery's clock),
+//! the last partial batch, and cancellation.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+
+use futures_lite::{stream, StreamExt};
+use hatchery::{batches, move_on_after};
+use hatchery_tests::{backend_test, ms, HOUR};
+
+/// A stream fed by hand: `push` items, `close` to end it.
+#[derive(Clone, Default)]
+struct Feed(Arc<Mutex<(VecDeque<u32>, bool, Option<std::task::Waker>)>>);
+
+impl Feed {
+    fn push(&self, v: u32) {
+        let mut s = self.0.lock().unwrap();
+        s.0.push_back(v);
+        if let Some(w) = s.2.take() {
+            w.wake();
+        }
+    }
+    fn close(&self) {
+        let mut s = self.0.lock().unwrap();
+        s.1 = true;
+        if let Some(w) = s.2.take() {
+            w.wake();
+        }
+    }
+    fn stream(&self) -> impl futures_lite::Stream<Item = u32> + Send + Unpin + 'static {
+        let feed = self.clone();
+        stream::poll_fn(move |cx| {
+            let mut s = feed.0.lock().unwrap();
+            if let Some(v) = s.0.pop_front() {
+                return Poll::Ready(Some(v));
+            }
+            if s.1 {
+                return Poll::Ready(None);
+            }
+            s.2 = Some(cx.waker().clone());
+            Poll::Pending
+        })
+    }
+}
+
+backend_test! {
+    /// A flood is cut into full batches; the last one is partial.
+    async fn cut_by_size() {
+        let all: Vec<Vec<u32>> = batches(stream::iter(1..=7), 3, HOUR).collect().await;
+        assert_eq!(all, [vec![1, 2, 3], vec![4, 5, 6], vec![7]]);
+    }
+
+    /// A trickle is cut by time: a batch is delivered once its first item is `max_wait`
+    /// old, even if it is not full and the source has not ended.
+    async fn cut_by_time() {
+        let feed = Feed::default();
+        let mut b = batches(feed.stream(), 100, ms(10));
+        feed.push(1);
+        feed.push(2);
+        assert_eq!(b.next().await, Some(vec![1, 2]));
+        feed.push(3);
+        assert_eq!(b.next().await, Some(vec![3]));
+        feed.close();
+        assert_eq!(b.next().await, None);
+        assert_eq!(b.next().await, None);
+    }
+
+    /// Empty and single-item sources; batches are never empty.
+    async fn empty_and_single() {
+        let none: Vec<Vec<u8>> = batches(stream::empty(), 4, ms(1)).collect().await;
+        assert!(none.is_empty());
+        let one: Vec<Vec<u8>> = batches(stream::once(5), 4, HOUR).collect().await;
+        assert_eq!(one, [vec![5]]);
+        let exact: Vec<Vec<u8>> = batches(stream::iter([1, 2]), 2, HOUR).collect().await;
+        assert_eq!(exact, [vec![1, 2]]);
+    }
+
+    /// Waiting for a batch is cancel safe: items taken into a pending batch stay there
+    /// when the wait is cancelled, and come out with the next batch.
+    async fn a_cancelled_wait_keeps_the_pending_batch() {
+        let feed = Feed::default();
+        let mut b = batches(feed.stream(), 3, HOUR);
+        feed.push(1);
+        assert_eq!(move_on_after(ms(5), b.next()).await, None);
+        feed.push(2);
+        assert_eq!(move_on_after(ms(5), b.next()).await, None);
+        feed.push(3);
+        assert_eq!(b.next().await, Some(vec![1, 2, 3]));
+        feed.push(4);
+        feed.close();
+        assert_eq!(b.next().await, Some(vec![4]));
+        assert_eq!(b.next().await, None);
+    }
+}
+
+/// A batch size of zero could never be delivered: a clear panic.
+#[test]
+#[should_panic(expected = "max_size of at least 1")]
+fn zero_size_panics() {
+    let _ = batches(stream::iter([1]), 0, HOUR);
+}

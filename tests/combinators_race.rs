@@ -1,0 +1,131 @@
+//! `race` and `race_ok`: the first to finish (or to succeed) wins, and the losers are
+//! cancelled *and awaited* before the race returns.
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+
+use hatchery::{finally, move_on_after, race, race_ok, sleep};
+use hatchery_tests::{backend_test, catch_panic, ms, Counter, Log, TestError, HOUR};
+
+type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A loser: waits an hour; when cancelled, its async cleanup takes 5 ms and then logs.
+fn loser<T: Send + 'static>(log: &Log, dropped: &Counter) -> BoxFut<T> {
+    let (log, guard) = (log.clone(), dropped.guard());
+    Box::pin(async move {
+        let _guard = guard;
+        finally(sleep(HOUR), async move {
+            sleep(ms(5)).await;
+            log.push("loser cleaned up");
+        })
+        .await;
+        unreachable!("a loser is never left to finish")
+    })
+}
+
+backend_test! {
+    /// The first future to finish wins.
+    async fn race_returns_the_first_to_finish() {
+        let futs: Vec<BoxFut<&str>> = vec![
+            Box::pin(async { sleep(ms(200)).await; "slow" }),
+            Box::pin(async { sleep(ms(1)).await; "fast" }),
+            Box::pin(async { sleep(HOUR).await; "never" }),
+        ];
+        assert_eq!(race(futs).await, "fast");
+    }
+
+    /// The losers are cancelled and awaited: when `race` returns, each has been dropped
+    /// and its (async) cleanup has finished.
+    async fn race_cancels_and_awaits_the_losers() {
+        let log = Log::new();
+        let dropped = Counter::new();
+        let mut futs: Vec<BoxFut<u32>> = (0..3).map(|_| loser(&log, &dropped)).collect();
+        futs.push(Box::pin(async { sleep(ms(2)).await; 42 }));
+        assert_eq!(race(futs).await, 42);
+        assert_eq!(dropped.get(), 3);
+        assert_eq!(log.count("loser cleaned up"), 3);
+    }
+
+    /// Outputs are opaque to `race`: an `Err` that comes first wins.
+    async fn race_an_error_can_win() {
+        let futs: Vec<BoxFut<Result<u8, TestError>>> = vec![
+            Box::pin(async { Err(TestError("first")) }),
+            Box::pin(async { sleep(HOUR).await; Ok(1) }),
+        ];
+        assert_eq!(race(futs).await, Err(TestError("first")));
+    }
+
+    /// A single future simply runs.
+    async fn race_single() {
+        assert_eq!(race([ready(5)]).await, 5);
+        assert_eq!(race_ok([ready(Ok::<_, TestError>(5))]).await, Ok(5));
+        let err = race_ok([ready(Err::<u8, _>(TestError("only")))]).await.unwrap_err();
+        assert_eq!(err.errors(), [TestError("only")]);
+    }
+
+    /// `race_ok` skips failures and returns the first success; the rest are cancelled and
+    /// awaited.
+    async fn race_ok_returns_the_first_success() {
+        let log = Log::new();
+        let dropped = Counter::new();
+        let mut futs: Vec<BoxFut<Result<u32, TestError>>> =
+            (0..2).map(|_| loser(&log, &dropped)).collect();
+        futs.push(Box::pin(async { Err(TestError("fast failure")) }));
+        futs.push(Box::pin(async { sleep(ms(5)).await; Ok(7) }));
+        assert_eq!(race_ok(futs).await, Ok(7));
+        assert_eq!(dropped.get(), 2);
+        assert_eq!(log.count("loser cleaned up"), 2);
+    }
+
+    /// If every future fails, `race_ok` reports every error, in the order they happened.
+    async fn race_ok_reports_every_error_when_all_fail() {
+        let futs: Vec<BoxFut<Result<u8, TestError>>> = vec![
+            Box::pin(async { sleep(ms(60)).await; Err(TestError("slow")) }),
+            Box::pin(async { Err(TestError("fast")) }),
+        ];
+        let err = race_ok(futs).await.unwrap_err();
+        assert!(!err.is_cancelled());
+        assert_eq!(err.into_errors(), [TestError("fast"), TestError("slow")]);
+    }
+
+    /// A caller cancelled midway leaks nothing: every contender has been dropped (and
+    /// cleaned up) by the time the enclosing scope returns.
+    async fn caller_cancelled_midway_leaks_nothing() {
+        let log = Log::new();
+        let dropped = Counter::new();
+        let futs: Vec<BoxFut<u8>> = (0..3).map(|_| loser(&log, &dropped)).collect();
+        assert_eq!(move_on_after(ms(10), race(futs)).await, None);
+        assert_eq!(dropped.get(), 3);
+        let futs: Vec<BoxFut<Result<u8, TestError>>> =
+            (0..3).map(|_| loser(&log, &dropped)).collect();
+        assert!(move_on_after(ms(10), race_ok(futs)).await.is_none());
+        assert_eq!(dropped.get(), 6);
+        assert_eq!(log.count("loser cleaned up"), 6);
+    }
+
+    /// A panicking contender cancels the rest; the panic is resumed once all have stopped.
+    async fn a_panic_is_resumed_after_the_rest_stopped() {
+        let log = Log::new();
+        let dropped = Counter::new();
+        let mut futs: Vec<BoxFut<u8>> = (0..2).map(|_| loser(&log, &dropped)).collect();
+        futs.push(Box::pin(async { sleep(ms(2)).await; panic!("contender panicked") }));
+        let r = catch_panic(race(futs)).await;
+        assert_eq!(r.unwrap_err(), "contender panicked");
+        assert_eq!(dropped.get(), 2);
+        assert_eq!(log.count("loser cleaned up"), 2);
+    }
+}
+
+/// A race with no contender has no winner: a clear panic at the call, not a hang.
+#[test]
+#[should_panic(expected = "`race` needs at least one future")]
+fn race_of_nothing_panics() {
+    let _ = race(Vec::<Ready<u8>>::new());
+}
+
+/// Likewise for `race_ok`.
+#[test]
+#[should_panic(expected = "`race_ok` needs at least one future")]
+fn race_ok_of_nothing_panics() {
+    let _ = race_ok(Vec::<Ready<Result<u8, TestError>>>::new());
+}
