@@ -9,9 +9,12 @@ use futures_lite::{stream, StreamExt};
 use hatchery::{batches, move_on_after};
 use hatchery_tests::{backend_test, ms, HOUR};
 
+/// The items, whether the feed is closed, and who waits.
+type FeedState = (VecDeque<u32>, bool, Option<std::task::Waker>);
+
 /// A stream fed by hand: `push` items, `close` to end it.
 #[derive(Clone, Default)]
-struct Feed(Arc<Mutex<(VecDeque<u32>, bool, Option<std::task::Waker>)>>);
+struct Feed(Arc<Mutex<FeedState>>);
 
 impl Feed {
     fn push(&self, v: u32) {

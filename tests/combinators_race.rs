@@ -120,12 +120,12 @@ backend_test! {
 #[test]
 #[should_panic(expected = "`race` needs at least one future")]
 fn race_of_nothing_panics() {
-    let _ = race(Vec::<Ready<u8>>::new());
+    drop(race(Vec::<Ready<u8>>::new()));
 }
 
 /// Likewise for `race_ok`.
 #[test]
 #[should_panic(expected = "`race_ok` needs at least one future")]
 fn race_ok_of_nothing_panics() {
-    let _ = race_ok(Vec::<Ready<Result<u8, TestError>>>::new());
+    drop(race_ok(Vec::<Ready<Result<u8, TestError>>>::new()));
 }

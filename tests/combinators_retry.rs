@@ -187,5 +187,5 @@ backend_test! {
 #[test]
 #[should_panic(expected = "at least one attempt")]
 fn zero_attempts_panics() {
-    let _ = retry(|| async { Ok::<u8, TestError>(0) }).max_attempts(0);
+    drop(retry(|| async { Ok::<u8, TestError>(0) }).max_attempts(0));
 }
