@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use futures_lite::{stream, StreamExt};
+use hatchery::testing::virtual_time;
 use hatchery::{batches, move_on_after};
 use hatchery_tests::{backend_test, ms, HOUR};
 
@@ -67,6 +68,29 @@ backend_test! {
         feed.close();
         assert_eq!(b.next().await, None);
         assert_eq!(b.next().await, None);
+    }
+
+    /// On a virtual clock the time cut is exact: a batch comes out when its first item is
+    /// `max_wait` old, measured from that item, not from the call.
+    async fn time_cut_on_virtual_time() {
+        virtual_time(async {
+            let feed = Feed::default();
+            let mut b = batches(feed.stream(), 100, HOUR);
+            let t0 = hatchery::now();
+            let pusher = {
+                let feed = feed.clone();
+                async move {
+                    hatchery::sleep(ms(600_000)).await; // 10 minutes
+                    feed.push(1);
+                    hatchery::sleep(ms(600_000)).await;
+                    feed.push(2);
+                }
+            };
+            let (batch, ()) = futures_lite::future::zip(b.next(), pusher).await;
+            assert_eq!(batch, Some(vec![1, 2]));
+            assert_eq!((hatchery::now() - t0).as_secs(), 600 + 3600);
+        })
+        .await;
     }
 
     /// Empty and single-item sources; batches are never empty.

@@ -163,3 +163,30 @@ backend_test! {
         assert_eq!(dropped.get(), 3);
     }
 }
+
+/// The combinators' futures are `Send` when their inputs are, so they can themselves be
+/// spawned (built here, never polled).
+#[test]
+fn combinator_futures_are_send() {
+    fn send<T: Send>(t: T) -> T {
+        t
+    }
+    let ok = || ready(Ok::<u8, TestError>(1));
+    drop(send(join([ready(1)])));
+    drop(send(try_join([ok()])));
+    drop(send(settle([ok()])));
+    drop(send(hatchery::race([ready(1)])));
+    drop(send(hatchery::race_ok([ok()])));
+    drop(send(hatchery::map(2, 0..3, |i| ready(i)).join()));
+    drop(send(hatchery::map(2, 0..3, |_| ok()).try_join()));
+    drop(send(hatchery::as_completed([ready(1)], |_s| async { 0 })));
+    drop(send(hatchery::service(HOUR, |_svc| async {
+        Ok::<_, TestError>(())
+    })));
+    drop(send(hatchery::retry(ok)));
+    drop(send(hatchery::batches(
+        futures_lite::stream::iter([1]),
+        2,
+        HOUR,
+    )));
+}

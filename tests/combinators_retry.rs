@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hatchery::backon::{ConstantBuilder, ExponentialBuilder, Retryable};
+use hatchery::testing::virtual_time;
 use hatchery::{move_on_after, retry, sleep, HatcherySleeper};
 use hatchery_tests::{backend_test, ms, Counter, TestError, HOUR};
 
@@ -125,6 +126,41 @@ backend_test! {
         assert!(r.is_err());
         // Attempts at about 0, 20 and 40 ms at most; the next wait would end after 50 ms.
         assert!((1..=3).contains(&attempts.get()), "{} attempts", attempts.get());
+    }
+
+    /// On a virtual clock, hour-long backoffs take no real time and the waits are exact:
+    /// 1 h + 2 h + 4 h before the fourth attempt succeeds.
+    async fn backoff_on_virtual_time() {
+        virtual_time(async {
+            let attempts = Counter::new();
+            let t0 = hatchery::now();
+            let policy = ExponentialBuilder::new()
+                .with_min_delay(HOUR)
+                .with_max_delay(HOUR * 100)
+                .without_max_times();
+            let r = retry(flaky(&attempts, 3)).backoff(policy).max_attempts(5).await;
+            assert_eq!(r, Ok(4));
+            assert_eq!((hatchery::now() - t0).as_secs(), 7 * 3600);
+        })
+        .await;
+    }
+
+    /// On a virtual clock `max_elapsed` is exact: with 20-minute waits and a 50-minute
+    /// limit, attempts start at 0, 20 and 40 minutes, and the next wait is not started.
+    async fn max_elapsed_on_virtual_time() {
+        virtual_time(async {
+            let attempts = Counter::new();
+            let t0 = hatchery::now();
+            let r = retry(flaky(&attempts, usize::MAX))
+                .backoff(ConstantBuilder::new().with_delay(HOUR / 3).without_max_times())
+                .max_attempts(usize::MAX)
+                .max_elapsed(HOUR * 5 / 6)
+                .await;
+            assert!(r.is_err());
+            assert_eq!(attempts.get(), 3);
+            assert_eq!((hatchery::now() - t0).as_secs(), 40 * 60);
+        })
+        .await;
     }
 
     /// The waits are hatchery sleeps: a cancelled scope stops the retrying, and no attempt

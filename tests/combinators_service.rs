@@ -2,6 +2,7 @@
 //! graceful shutdown (stop accepting, drain within the grace period, cancel the rest, report)
 //! after which no task is left running.
 
+use hatchery::testing::virtual_time;
 use hatchery::{finally, move_on_after, service, sleep, Service};
 use hatchery_tests::{backend_test, catch_panic, ms, until, Counter, Log, TestError, HOUR};
 
@@ -60,6 +61,31 @@ backend_test! {
         assert_eq!(report.into_result(), Ok(Some(())));
         assert_eq!(dropped.get(), 3);
         assert_eq!(log.count("cleaned up"), 3);
+    }
+
+    /// On a virtual clock the grace period is exact: the drain ends when the last task
+    /// finishes, or at the end of the grace period, whichever comes first.
+    async fn grace_period_on_virtual_time() {
+        virtual_time(async {
+            let t0 = hatchery::now();
+            let report = service(HOUR, |svc| async move {
+                svc.spawn(async { sleep(HOUR / 2).await; Ok::<_, TestError>(()) });
+                Ok(())
+            })
+            .await;
+            assert_eq!((report.completed, report.cancelled), (1, 0));
+            assert_eq!((hatchery::now() - t0).as_secs(), 1800);
+
+            let t0 = hatchery::now();
+            let report = service(HOUR, |svc| async move {
+                svc.spawn(async { sleep(HOUR * 2).await; Ok::<_, TestError>(()) });
+                Ok(())
+            })
+            .await;
+            assert_eq!((report.completed, report.cancelled), (0, 1));
+            assert_eq!((hatchery::now() - t0).as_secs(), 3600);
+        })
+        .await;
     }
 
     /// `shutdown` cancels the body and stops accepting work from outside; tasks of the
