@@ -177,7 +177,7 @@ fn combinator_futures_are_send() {
     drop(send(settle([ok()])));
     drop(send(hatchery::race([ready(1)])));
     drop(send(hatchery::race_ok([ok()])));
-    drop(send(hatchery::map(2, 0..3, |i| ready(i)).join()));
+    drop(send(hatchery::map(2, 0..3, ready).join()));
     drop(send(hatchery::map(2, 0..3, |_| ok()).try_join()));
     drop(send(hatchery::as_completed([ready(1)], |_s| async { 0 })));
     drop(send(hatchery::service(HOUR, |_svc| async {
