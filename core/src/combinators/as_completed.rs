@@ -193,6 +193,22 @@ pub struct AsCompleted<T> {
 
 impl<T> AsCompleted<T> {
     /// How many outputs are still to come: queued, or of futures still running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_lite::StreamExt;
+    /// use hatchery::as_completed;
+    ///
+    /// # hatchery_smol::run(async {
+    /// as_completed([1, 2].map(|x| async move { x }), |mut done| async move {
+    ///     assert_eq!(done.remaining(), 2);
+    ///     done.next().await;
+    ///     assert_eq!(done.remaining(), 1);
+    /// })
+    /// .await;
+    /// # });
+    /// ```
     pub fn remaining(&self) -> usize {
         let queued = self.chan.lock().len();
         queued + self.chan.senders.load(Ordering::Acquire)

@@ -182,6 +182,23 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
     /// Gives up once `limit` has passed since the first attempt started, on the runtime's
     /// clock: a wait that would end later is not started, and the last error is returned.
     /// A running attempt is not interrupted. No limit by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{backon::ConstantBuilder, retry};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut attempts = 0;
+    /// let r = retry(|| { attempts += 1; async { Err::<(), _>("busy") } })
+    ///     .backoff(ConstantBuilder::new().with_delay(Duration::from_millis(30)).without_max_times())
+    ///     .max_attempts(usize::MAX)
+    ///     .max_elapsed(Duration::from_millis(10)) // the first wait would end too late
+    ///     .await;
+    /// assert_eq!((r, attempts), (Err("busy"), 1));
+    /// # });
+    /// ```
     pub fn max_elapsed(mut self, limit: Duration) -> Self {
         self.max_elapsed = Some(limit);
         self
@@ -211,6 +228,23 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
 
     /// Calls `notify(&error, delay)` after a failed attempt, before waiting `delay` for
     /// the next one: for logging and metrics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{backon::ConstantBuilder, retry};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut waits = Vec::new();
+    /// let r = retry(|| async { Err::<(), _>("busy") })
+    ///     .backoff(ConstantBuilder::new().with_delay(Duration::from_millis(1)))
+    ///     .notify(|e, delay| waits.push(format!("{e}; retrying in {delay:?}")))
+    ///     .await;
+    /// assert_eq!(r, Err("busy"));
+    /// assert_eq!(waits, ["busy; retrying in 1ms", "busy; retrying in 1ms"]); // 3 attempts
+    /// # });
+    /// ```
     pub fn notify<N2, T, E>(self, notify: N2) -> Retry<F, Fut, B, P, N2>
     where
         Fut: Future<Output = Result<T, E>>,

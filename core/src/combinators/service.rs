@@ -273,6 +273,32 @@ impl<E: Send + 'static> Service<E> {
     /// Begins the graceful shutdown: stops accepting work from outside the service,
     /// cancels the body, and gives the running tasks the grace period to finish (see
     /// [`service`]). Idempotent; returns at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{nursery, service, sleep};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let report = service(Duration::from_secs(5), |svc| async move {
+    ///     svc.spawn(async { sleep(Duration::from_millis(5)).await; Ok::<_, String>(()) });
+    ///     assert_eq!(svc.running(), 1);
+    ///     // A signal watcher, say: shuts the service down after a while.
+    ///     nursery(|n| async move {
+    ///         let watcher = svc.clone();
+    ///         n.spawn(async move { sleep(Duration::from_millis(1)).await; watcher.shutdown(); Ok(()) });
+    ///         sleep(Duration::from_secs(3600)).await; // serve until shut down
+    ///         Ok::<_, String>(())
+    ///     })
+    ///     .await
+    ///     .map_err(|e| e.to_string())
+    /// })
+    /// .await;
+    /// assert!(report.value.is_none()); // the body was cancelled...
+    /// assert!(report.is_clean()); // ...and the running work finished in time
+    /// # });
+    /// ```
     pub fn shutdown(&self) {
         self.shared.set_phase(Phase::Draining);
         self.shared.body.cancel();
@@ -321,6 +347,26 @@ impl<T, E> ServiceReport<T, E> {
     /// # Errors
     ///
     /// [`NurseryError::Failed`] if the body or any background task failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::service;
+    ///
+    /// async fn app() -> anyhow::Result<()> {
+    ///     let report = service(Duration::from_secs(1), |svc| async move {
+    ///         svc.spawn(async { Err(std::io::Error::other("disk full")) });
+    ///         Ok(())
+    ///     })
+    ///     .await;
+    ///     report.into_result()?;
+    ///     Ok(())
+    /// }
+    ///
+    /// let err = hatchery_smol::run(app()).unwrap_err();
+    /// assert_eq!(err.to_string(), "disk full");
+    /// ```
     pub fn into_result(self) -> Result<Option<T>, NurseryError<E>> {
         if self.errors.is_empty() {
             Ok(self.value)
