@@ -18,6 +18,10 @@
 //!   [`finally`] runs shielded async cleanup after work that may be cancelled.
 //! * The **effective deadline** ([`current_effective_deadline`]) is what a library
 //!   passes to its I/O so that the whole call tree honours its caller's deadline.
+//! * **Combinators** cover the everyday patterns, each built on a nursery (so nothing is
+//!   leaked and cancellation applies): [`join`], [`try_join`], [`settle`], [`race`],
+//!   [`race_ok`], [`as_completed`], bounded-concurrency [`map`], [`retry`] with backoff, a
+//!   background [`service`] with graceful shutdown, and [`batches`] of a stream.
 //!
 //! # Example
 //!
@@ -89,6 +93,7 @@
 
 #![forbid(unsafe_code)]
 
+mod combinators;
 mod error;
 mod node;
 mod nursery;
@@ -98,9 +103,11 @@ mod task;
 pub mod testing;
 mod time;
 
+pub use crate::combinators::{
+    as_completed, as_completed_in, batches, join, map, map_stream, race, race_ok, retry, service,
+    settle, try_join, HatcherySleeper, Service, ServiceClosed, ServiceReport,
+};
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
-#[cfg(feature = "macros")]
-pub use hatchery_macros::test;
 pub use crate::nursery::{nursery, Nursery};
 pub use crate::scope::{
     fail_after, fail_at, finally, move_on_after, move_on_at, shield, CancelHandle, CancelScope,
@@ -110,9 +117,14 @@ pub use crate::task::{TaskHandle, TaskStatus};
 pub use crate::time::{
     checkpoint, current_effective_deadline, now, run_blocking, sleep, sleep_until, Deadline,
 };
+/// The backoff policies used by [`retry`] (re-exported so that versions match).
+pub use backon;
+#[cfg(feature = "macros")]
+pub use hatchery_macros::test;
 
 /// The named futures returned by hatchery's functions.
 pub mod futures {
+    pub use crate::combinators::{AsCompleted, Batches, InputIter, Map, Retry};
     pub use crate::nursery::NurseryFuture;
     pub use crate::rt::Enter;
     pub use crate::scope::{Fail, FailScope, Finally, Run, Shield};
