@@ -22,6 +22,8 @@
 //!   leaked and cancellation applies): [`join`], [`try_join`], [`settle`], [`race`],
 //!   [`race_ok`], [`as_completed`], bounded-concurrency [`map`], [`retry`] with backoff, a
 //!   background [`service`] with graceful shutdown, and [`batches`] of a stream.
+//! * **Synchronization** ([`sync`]): memory streams ([`memory_stream`], rendezvous or
+//!   buffered), and anyio's primitives, each correct under cancellation.
 //!
 //! # Example
 //!
@@ -57,6 +59,28 @@
 //!     hatchery_smol::run(app()) // or hatchery_tokio::run(app())
 //! }
 //! ```
+//!
+//! # Combinators
+//!
+//! The everyday patterns, each built on a nursery: the futures run as tasks (in parallel
+//! on a multi-threaded runtime); the ones no longer wanted are cancelled *and awaited*
+//! before the combinator returns; enclosing scopes apply (a cancelled caller never gets
+//! a result); a panic cancels the rest and is resumed in the caller.
+//!
+//! | combinator | waits for | returns | on `Err` |
+//! |---|---|---|---|
+//! | [`join`] | all | every output, in input order | (outputs are opaque) |
+//! | [`try_join`] | all, or the first `Err` | every value, in input order | cancels the rest; every error |
+//! | [`settle`] | all | every `Result`, in input order | keeps going |
+//! | [`race`] | the first | its output; the rest are cancelled | (outputs are opaque) |
+//! | [`race_ok`] | the first `Ok` | its value; the rest are cancelled | keeps going; every error if all fail |
+//! | [`as_completed`] | the body | a stream, in completion order | the body decides |
+//! | [`map`] | all, at most N at a time | `join`, `try_join` or `settle`, ordered or not | as chosen |
+//!
+//! Errors come as [`NurseryError::Failed`], every error in the order they happened.
+//! Beyond fan-out: [`retry`] (exponential backoff with jitter on hatchery's clock, with
+//! [backon](crate::backon) policies), [`service`] (background work with a graceful
+//! shutdown) and [`batches`] (cut a stream into batches by size and time).
 //!
 //! # How cancellation works
 //!
@@ -99,6 +123,7 @@ mod node;
 mod nursery;
 pub mod rt;
 mod scope;
+pub mod sync;
 mod task;
 pub mod testing;
 mod time;
@@ -114,6 +139,7 @@ pub use crate::scope::{
     Elapsed,
 };
 pub use crate::task::{TaskHandle, TaskStatus};
+pub use crate::sync::{memory_stream, memory_stream_unbounded, ReceiveStream, SendStream};
 pub use crate::time::{
     checkpoint, current_effective_deadline, now, run_blocking, sleep, sleep_until, Deadline,
 };
@@ -128,6 +154,7 @@ pub mod futures {
     pub use crate::nursery::NurseryFuture;
     pub use crate::rt::Enter;
     pub use crate::scope::{Fail, FailScope, Finally, Run, Shield};
+    pub use crate::sync::futures::*;
     pub use crate::task::{Join, Start};
     pub use crate::time::{Checkpoint, RunBlocking, Sleep};
 }
