@@ -138,8 +138,8 @@ pub use crate::scope::{
     fail_after, fail_at, finally, move_on_after, move_on_at, shield, CancelHandle, CancelScope,
     Elapsed,
 };
-pub use crate::task::{TaskHandle, TaskStatus};
 pub use crate::sync::{memory_stream, memory_stream_unbounded, ReceiveStream, SendStream};
+pub use crate::task::{TaskHandle, TaskStatus};
 pub use crate::time::{
     checkpoint, current_effective_deadline, now, run_blocking, sleep, sleep_until, Deadline,
 };

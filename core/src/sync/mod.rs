@@ -1,0 +1,28 @@
+//! Synchronization primitives and memory streams that honour cancel scopes.
+//!
+//! These are anyio's primitives in Rust form, on every backend:
+//!
+//! | anyio | hatchery |
+//! |---|---|
+//! | `create_memory_object_stream(n)` | [`memory_stream`] (`0` = rendezvous), [`memory_stream_unbounded`] |
+//!
+//! # Cancellation
+//!
+//! Every wait here is a hatchery wait: it never completes inside a cancelled scope, and
+//! the scope drops it where it stands. Each one checks for cancellation *before* it takes
+//! anything (an item, a permit, a token), never after, so that a cancelled wait has
+//! taken nothing and a completed wait has lost nothing. Each async method's
+//! `# Cancel safety` section says exactly what happens when its future is dropped and
+//! when the enclosing scope is cancelled while it waits.
+
+mod stream;
+
+pub use stream::{
+    memory_stream, memory_stream_unbounded, ReceiveStream, RecvError, SendError, SendStream,
+    StreamStatistics, TryRecvError, TrySendError,
+};
+
+/// The named futures of this module (also in [`crate::futures`]).
+pub(crate) mod futures {
+    pub use super::stream::{Recv, Send};
+}

@@ -1,0 +1,959 @@
+//! Memory object streams: in-process channels with clonable ends, a rendezvous kind, and
+//! exact behaviour under cancellation.
+
+use std::collections::VecDeque;
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use crate::rt;
+
+/// Creates a memory stream holding up to `capacity` items in flight.
+///
+/// `capacity == 0` is a *rendezvous*: [`SendStream::send`] completes only once a receiver
+/// has taken the item. Items are delivered in the order they were sent (per sender; across
+/// senders in the order their sends completed). Both ends can be cloned; see
+/// [`SendStream`] and [`ReceiveStream`] for the closing rules.
+///
+/// Any `usize` is a valid capacity (`usize::MAX` behaves like [`memory_stream_unbounded`]);
+/// nothing is allocated up front.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::{memory_stream, nursery};
+///
+/// # hatchery_smol::run(async {
+/// let (tx, rx) = memory_stream::<u32>(0); // rendezvous
+/// let got = nursery(|n| async move {
+///     n.spawn(async move {
+///         for i in 0..3 {
+///             tx.send(i).await?;
+///         }
+///         Ok(())
+///     });
+///     let mut got = Vec::new();
+///     while let Ok(v) = rx.recv().await {
+///         got.push(v);
+///     }
+///     Ok::<_, hatchery::sync::SendError<u32>>(got)
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(got, [0, 1, 2]);
+/// # });
+/// ```
+pub fn memory_stream<T>(capacity: usize) -> (SendStream<T>, ReceiveStream<T>) {
+    let chan = Arc::new(Chan {
+        state: Mutex::new(State {
+            buf: VecDeque::new(),
+            cap: capacity,
+            bounded: capacity != usize::MAX,
+            senders: 1,
+            receivers: 1,
+            send_waiters: VecDeque::new(),
+            recv_waiters: VecDeque::new(),
+            next_id: 2,
+        }),
+    });
+    (
+        SendStream {
+            chan: chan.clone(),
+            handle: 0,
+            closed: AtomicBool::new(false),
+        },
+        ReceiveStream {
+            chan,
+            handle: 1,
+            closed: AtomicBool::new(false),
+            next: None,
+        },
+    )
+}
+
+/// Creates a memory stream with no limit on the items in flight: `send` never waits.
+///
+/// # Examples
+///
+/// ```
+/// # hatchery_smol::run(async {
+/// let (tx, rx) = hatchery::memory_stream_unbounded();
+/// for i in 0..1000 {
+///     tx.try_send(i).unwrap();
+/// }
+/// drop(tx);
+/// let mut sum = 0;
+/// while let Ok(v) = rx.recv().await {
+///     sum += v;
+/// }
+/// assert_eq!(sum, 499_500);
+/// # });
+/// ```
+pub fn memory_stream_unbounded<T>() -> (SendStream<T>, ReceiveStream<T>) {
+    memory_stream(usize::MAX)
+}
+
+struct Chan<T> {
+    state: Mutex<State<T>>,
+}
+
+impl<T> Chan<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // No user code runs under this lock (items are only moved), so a poisoned lock
+        // still holds valid state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct SendWaiter {
+    id: u64,
+    handle: u64,
+    waker: Waker,
+}
+
+struct RecvWaiter<T> {
+    id: u64,
+    handle: u64,
+    waker: Waker,
+    /// An item handed over directly by a sender (rendezvous, or an empty buffer).
+    slot: Option<T>,
+}
+
+struct State<T> {
+    buf: VecDeque<T>,
+    cap: usize,
+    bounded: bool,
+    /// Open send / receive handles.
+    senders: usize,
+    receivers: usize,
+    send_waiters: VecDeque<SendWaiter>,
+    recv_waiters: VecDeque<RecvWaiter<T>>,
+    next_id: u64,
+}
+
+impl<T> State<T> {
+    fn id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Whether a waiting sender could make progress now.
+    fn send_possible(&self) -> bool {
+        self.buf.len() < self.cap
+            || (self.buf.is_empty() && self.recv_waiters.iter().any(|w| w.slot.is_none()))
+    }
+
+    fn wake_first_sender(&self) {
+        if let Some(w) = self.send_waiters.front() {
+            w.waker.wake_by_ref();
+        }
+    }
+
+    fn wake_first_receiver(&self) {
+        if let Some(w) = self.recv_waiters.iter().find(|w| w.slot.is_none()) {
+            w.waker.wake_by_ref();
+        }
+    }
+
+    /// Hands `item` to a waiting receiver or buffers it. Never waits.
+    fn push(&mut self, item: T) -> Result<(), T> {
+        if self.buf.is_empty() {
+            if let Some(w) = self.recv_waiters.iter_mut().find(|w| w.slot.is_none()) {
+                w.slot = Some(item);
+                w.waker.wake_by_ref();
+                return Ok(());
+            }
+        }
+        if self.buf.len() < self.cap {
+            self.buf.push_back(item);
+            self.wake_first_receiver();
+            return Ok(());
+        }
+        Err(item)
+    }
+
+    fn try_send(&mut self, handle_closed: bool, item: T) -> Result<(), TrySendError<T>> {
+        if handle_closed {
+            return Err(TrySendError::Closed(item));
+        }
+        if self.receivers == 0 {
+            return Err(TrySendError::Broken(item));
+        }
+        self.push(item).map_err(TrySendError::Full)
+    }
+
+    /// Takes the next buffered item, making room for a sender.
+    fn pop(&mut self) -> Option<T> {
+        let item = self.buf.pop_front()?;
+        self.wake_first_sender();
+        if !self.buf.is_empty() {
+            self.wake_first_receiver();
+        }
+        Some(item)
+    }
+
+    fn remove_sender(&mut self, id: u64) {
+        if let Some(i) = self.send_waiters.iter().position(|w| w.id == id) {
+            self.send_waiters.remove(i);
+            // Pass on a wake-up this waiter may have received and not used.
+            if i == 0 && self.send_possible() {
+                self.wake_first_sender();
+            }
+        }
+    }
+
+    /// Removes a receive waiter; an item already handed to it goes back to the front of
+    /// the stream, so nothing is lost.
+    fn remove_receiver(&mut self, id: u64) {
+        if let Some(i) = self.recv_waiters.iter().position(|w| w.id == id) {
+            let w = self.recv_waiters.remove(i).expect("index in range");
+            if let Some(item) = w.slot {
+                if self.receivers > 0 {
+                    self.buf.push_front(item);
+                }
+            }
+            if !self.buf.is_empty() {
+                self.wake_first_receiver();
+            }
+        }
+    }
+
+    fn register_sender(&mut self, id: &mut Option<u64>, handle: u64, waker: &Waker) {
+        if let Some(id) = *id {
+            if let Some(w) = self.send_waiters.iter_mut().find(|w| w.id == id) {
+                if !w.waker.will_wake(waker) {
+                    w.waker = waker.clone();
+                }
+                return;
+            }
+        }
+        let new = self.id();
+        *id = Some(new);
+        self.send_waiters.push_back(SendWaiter {
+            id: new,
+            handle,
+            waker: waker.clone(),
+        });
+    }
+
+    fn poll_recv(
+        &mut self,
+        id: &mut Option<u64>,
+        handle: u64,
+        handle_closed: bool,
+        waker: &Waker,
+    ) -> Poll<Result<T, RecvError>> {
+        if let Some(my) = *id {
+            if let Some(i) = self.recv_waiters.iter().position(|w| w.id == my) {
+                if self.recv_waiters[i].slot.is_some() {
+                    let w = self.recv_waiters.remove(i).expect("index in range");
+                    *id = None;
+                    if !self.buf.is_empty() {
+                        self.wake_first_receiver();
+                    }
+                    return Poll::Ready(Ok(w.slot.expect("checked")));
+                }
+            }
+        }
+        let end = if handle_closed {
+            Some(RecvError::Closed)
+        } else if !self.buf.is_empty() {
+            None
+        } else if self.senders == 0 {
+            Some(RecvError::EndOfStream)
+        } else {
+            // Wait.
+            if let Some(my) = *id {
+                if let Some(w) = self.recv_waiters.iter_mut().find(|w| w.id == my) {
+                    if !w.waker.will_wake(waker) {
+                        w.waker = waker.clone();
+                    }
+                    return Poll::Pending;
+                }
+            }
+            let new = self.id();
+            *id = Some(new);
+            self.recv_waiters.push_back(RecvWaiter {
+                id: new,
+                handle,
+                waker: waker.clone(),
+                slot: None,
+            });
+            // A rendezvous sender waits for a receiver to show up.
+            self.wake_first_sender();
+            return Poll::Pending;
+        };
+        if let Some(my) = id.take() {
+            self.remove_receiver(my);
+        }
+        match end {
+            Some(e) => Poll::Ready(Err(e)),
+            None => Poll::Ready(Ok(self.pop().expect("buffer not empty"))),
+        }
+    }
+}
+
+/// The sending end of a memory stream, made by [`memory_stream`].
+///
+/// Clone it to have several producers. The stream ends for receivers once every send
+/// handle is closed (by [`close`](SendStream::close) or by being dropped) and the buffer
+/// has drained.
+///
+/// Closing a handle closes *that handle* (as anyio's `aclose`): its sends that are waiting
+/// wake up with [`SendError::Closed`], and it no longer counts as an open send end; the
+/// other clones are unaffected. Cloning a closed handle gives a closed handle.
+pub struct SendStream<T> {
+    chan: Arc<Chan<T>>,
+    handle: u64,
+    closed: AtomicBool,
+}
+
+/// The receiving end of a memory stream, made by [`memory_stream`].
+///
+/// Clone it to have several consumers; each item goes to exactly one of them. It is a
+/// [`futures_core::Stream`] that ends at end-of-stream (or when this handle is closed).
+///
+/// Closing a handle closes *that handle*: its receives that are waiting wake up with
+/// [`RecvError::Closed`]. Once every receive handle is closed, senders get
+/// [`SendError::Broken`] and buffered items are dropped.
+pub struct ReceiveStream<T> {
+    chan: Arc<Chan<T>>,
+    handle: u64,
+    closed: AtomicBool,
+    /// The waiter of `poll_next`.
+    next: Option<u64>,
+}
+
+/// A snapshot of a memory stream's state (anyio's `MemoryObjectStreamStatistics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamStatistics {
+    /// Items buffered, not counting an item being handed over to a waiting receiver.
+    pub current_buffer_used: usize,
+    /// The capacity; `None` for an unbounded stream.
+    pub max_buffer_size: Option<usize>,
+    /// Open (not closed, not dropped) send handles.
+    pub open_send_streams: usize,
+    /// Open receive handles.
+    pub open_receive_streams: usize,
+    /// Tasks waiting in `send`.
+    pub tasks_waiting_send: usize,
+    /// Tasks waiting in `recv` (or polling the stream).
+    pub tasks_waiting_receive: usize,
+}
+
+fn statistics<T>(st: &State<T>) -> StreamStatistics {
+    StreamStatistics {
+        current_buffer_used: st.buf.len(),
+        max_buffer_size: st.bounded.then_some(st.cap),
+        open_send_streams: st.senders,
+        open_receive_streams: st.receivers,
+        tasks_waiting_send: st.send_waiters.len(),
+        tasks_waiting_receive: st.recv_waiters.iter().filter(|w| w.slot.is_none()).count(),
+    }
+}
+
+impl<T> SendStream<T> {
+    /// Sends `item` if that is possible without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] if the buffer is full (for a rendezvous stream: if no
+    /// receiver is waiting), [`TrySendError::Closed`] if this handle is closed,
+    /// [`TrySendError::Broken`] if every receiver is gone. The item comes back in each.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::sync::TrySendError;
+    ///
+    /// let (tx, rx) = hatchery::memory_stream(1);
+    /// assert!(tx.try_send(1).is_ok());
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    /// drop(rx);
+    /// assert_eq!(tx.try_send(3), Err(TrySendError::Broken(3)));
+    /// ```
+    pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        let mut st = self.chan.lock();
+        st.try_send(self.closed.load(Ordering::Acquire), item)
+    }
+
+    /// Sends `item`, waiting for room in the buffer (for a rendezvous stream: for a
+    /// receiver to take it).
+    ///
+    /// Senders waiting on a full stream are served in FIFO order.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it completes, the item was not sent
+    /// (it is dropped with the future), and the future leaves no waiter behind. If the
+    /// enclosing scope is cancelled while it waits, it withdraws and never completes: the
+    /// scope drops it, and nothing was sent. A send that completed had delivered its item
+    /// (to the buffer, or for a rendezvous, to a receiver) in the same poll that returned.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`] if this handle is (or gets) closed, [`SendError::Broken`] if
+    /// every receiver is (or gets) gone, even if the buffer has room. The item comes back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # hatchery_smol::run(async {
+    /// let (tx, rx) = hatchery::memory_stream(4);
+    /// tx.send("hello").await.unwrap();
+    /// assert_eq!(rx.recv().await, Ok("hello"));
+    /// # });
+    /// ```
+    pub fn send(&self, item: T) -> Send<'_, T> {
+        Send {
+            stream: self,
+            item: Some(item),
+            id: None,
+        }
+    }
+
+    /// Closes this handle: waiting sends on it fail with [`SendError::Closed`], and it
+    /// stops counting as an open send end (when it was the last, receivers see
+    /// end-of-stream after draining the buffer). Other clones are unaffected. Idempotent;
+    /// dropping the handle does the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # hatchery_smol::run(async {
+    /// let (tx, rx) = hatchery::memory_stream(4);
+    /// tx.try_send(1).unwrap();
+    /// tx.close();
+    /// assert!(tx.is_closed());
+    /// assert_eq!(rx.recv().await, Ok(1));
+    /// assert_eq!(rx.recv().await, Err(hatchery::sync::RecvError::EndOfStream));
+    /// # });
+    /// ```
+    pub fn close(&self) {
+        let mut st = self.chan.lock();
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        st.senders -= 1;
+        // This handle's waiting sends find their waiter gone and fail with `Closed`.
+        st.send_waiters.retain(|w| {
+            let mine = w.handle == self.handle;
+            if mine {
+                w.waker.wake_by_ref();
+            }
+            !mine
+        });
+        if st.send_possible() {
+            st.wake_first_sender();
+        }
+        if st.senders == 0 {
+            for w in &st.recv_waiters {
+                w.waker.wake_by_ref();
+            }
+        }
+    }
+
+    /// Whether this handle is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = hatchery::memory_stream::<()>(1);
+    /// assert!(!tx.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// A snapshot of the stream's statistics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = hatchery::memory_stream(2);
+    /// tx.try_send(1).unwrap();
+    /// let s = tx.statistics();
+    /// assert_eq!((s.current_buffer_used, s.max_buffer_size), (1, Some(2)));
+    /// ```
+    pub fn statistics(&self) -> StreamStatistics {
+        statistics(&self.chan.lock())
+    }
+}
+
+impl<T> Clone for SendStream<T> {
+    fn clone(&self) -> Self {
+        let mut st = self.chan.lock();
+        let closed = self.closed.load(Ordering::Acquire);
+        if !closed {
+            st.senders += 1;
+        }
+        let handle = st.id();
+        SendStream {
+            chan: self.chan.clone(),
+            handle,
+            closed: AtomicBool::new(closed),
+        }
+    }
+}
+
+impl<T> Drop for SendStream<T> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<T> fmt::Debug for SendStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendStream")
+            .field("closed", &self.is_closed())
+            .field("statistics", &self.statistics())
+            .finish()
+    }
+}
+
+/// Future returned by [`SendStream::send`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Send<'a, T> {
+    stream: &'a SendStream<T>,
+    item: Option<T>,
+    id: Option<u64>,
+}
+
+// The item is never pinned.
+impl<T> Unpin for Send<'_, T> {}
+
+impl<T> Future for Send<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut st = this.stream.chan.lock();
+        if rt::current_cancelled() {
+            // Withdraw: nothing is sent; the scope drops us.
+            if let Some(id) = this.id.take() {
+                st.remove_sender(id);
+            }
+            return Poll::Pending;
+        }
+        let item = this.item.take().expect("`Send` polled after completion");
+        let out = match st.try_send(this.stream.closed.load(Ordering::Acquire), item) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(item)) => {
+                this.item = Some(item);
+                st.register_sender(&mut this.id, this.stream.handle, cx.waker());
+                return Poll::Pending;
+            }
+            Err(TrySendError::Closed(item)) => Err(SendError::Closed(item)),
+            Err(TrySendError::Broken(item)) => Err(SendError::Broken(item)),
+        };
+        if let Some(id) = this.id.take() {
+            st.remove_sender(id);
+        }
+        Poll::Ready(out)
+    }
+}
+
+impl<T> Drop for Send<'_, T> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.stream.chan.lock().remove_sender(id);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Send<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Send")
+            .field("done", &self.item.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> ReceiveStream<T> {
+    /// Takes the next item if there is one, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] if no item is ready, [`TryRecvError::EndOfStream`] if the
+    /// buffer is drained and every sender is gone, [`TryRecvError::Closed`] if this
+    /// handle is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::sync::TryRecvError;
+    ///
+    /// let (tx, rx) = hatchery::memory_stream(1);
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// tx.try_send(7).unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.try_recv(), Ok(7));
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+    /// ```
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut st = self.chan.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(TryRecvError::Closed);
+        }
+        if let Some(item) = st.pop() {
+            return Ok(item);
+        }
+        if st.senders == 0 {
+            Err(TryRecvError::EndOfStream)
+        } else {
+            Err(TryRecvError::Empty)
+        }
+    }
+
+    /// Receives the next item, waiting for one.
+    ///
+    /// Receivers waiting on an empty stream are served in FIFO order. Buffered items are
+    /// delivered before end-of-stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: no item is lost. If the future is dropped before it completes, it took
+    /// nothing; an item a sender had already handed to it goes back to the *front* of the
+    /// stream for the next receiver (this covers a scope deadline firing during a
+    /// handover). If the enclosing scope is cancelled while it waits, it withdraws
+    /// without taking an item and never completes: the scope drops it. The
+    /// cancellation is checked before an item is taken, never after.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::EndOfStream`] once the buffer is drained and every sender is gone;
+    /// [`RecvError::Closed`] if this handle is (or gets) closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::sync::RecvError;
+    /// # hatchery_smol::run(async {
+    /// let (tx, rx) = hatchery::memory_stream(4);
+    /// tx.send(1).await.unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.recv().await, Ok(1));
+    /// assert_eq!(rx.recv().await, Err(RecvError::EndOfStream));
+    /// # });
+    /// ```
+    pub fn recv(&self) -> Recv<'_, T> {
+        Recv {
+            stream: self,
+            id: None,
+        }
+    }
+
+    /// Closes this handle: waiting receives on it fail with [`RecvError::Closed`], and
+    /// it stops counting as an open receive end. When it was the last, senders get
+    /// [`SendError::Broken`] and buffered items are dropped. Other clones are unaffected.
+    /// Idempotent; dropping the handle does the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::sync::SendError;
+    /// # hatchery_smol::run(async {
+    /// let (tx, rx) = hatchery::memory_stream(4);
+    /// rx.close();
+    /// assert_eq!(tx.send(1).await, Err(SendError::Broken(1)));
+    /// # });
+    /// ```
+    pub fn close(&self) {
+        let mut st = self.chan.lock();
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        st.receivers -= 1;
+        // This handle's waiting receives find their waiter gone and fail with `Closed`;
+        // an item already handed to one of them goes back to the front of the stream.
+        let mut i = 0;
+        while i < st.recv_waiters.len() {
+            if st.recv_waiters[i].handle == self.handle {
+                let w = st.recv_waiters.remove(i).expect("index in range");
+                w.waker.wake();
+                if let Some(item) = w.slot {
+                    st.buf.push_front(item);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        if !st.buf.is_empty() {
+            st.wake_first_receiver();
+        }
+        if st.receivers == 0 {
+            st.buf.clear();
+            for w in &st.send_waiters {
+                w.waker.wake_by_ref();
+            }
+        }
+    }
+
+    /// Whether this handle is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_tx, rx) = hatchery::memory_stream::<()>(1);
+    /// rx.close();
+    /// assert!(rx.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// A snapshot of the stream's statistics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = hatchery::memory_stream::<()>(0);
+    /// let _rx2 = rx.clone();
+    /// assert_eq!(tx.statistics().open_receive_streams, 2);
+    /// ```
+    pub fn statistics(&self) -> StreamStatistics {
+        statistics(&self.chan.lock())
+    }
+}
+
+impl<T> Clone for ReceiveStream<T> {
+    fn clone(&self) -> Self {
+        let mut st = self.chan.lock();
+        let closed = self.closed.load(Ordering::Acquire);
+        if !closed {
+            st.receivers += 1;
+        }
+        let handle = st.id();
+        ReceiveStream {
+            chan: self.chan.clone(),
+            handle,
+            closed: AtomicBool::new(closed),
+            next: None,
+        }
+    }
+}
+
+impl<T> Drop for ReceiveStream<T> {
+    fn drop(&mut self) {
+        if let Some(id) = self.next.take() {
+            self.chan.lock().remove_receiver(id);
+        }
+        self.close();
+    }
+}
+
+impl<T> fmt::Debug for ReceiveStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceiveStream")
+            .field("closed", &self.is_closed())
+            .field("statistics", &self.statistics())
+            .finish()
+    }
+}
+
+impl<T> Unpin for ReceiveStream<T> {}
+
+/// Yields items until end-of-stream, or until this handle is closed.
+///
+/// Polling it follows the rules of [`ReceiveStream::recv`], cancel safety included.
+impl<T> futures_core::Stream for ReceiveStream<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = self.get_mut();
+        let mut st = this.chan.lock();
+        if rt::current_cancelled() {
+            if let Some(id) = this.next.take() {
+                st.remove_receiver(id);
+            }
+            return Poll::Pending;
+        }
+        let closed = this.closed.load(Ordering::Acquire);
+        st.poll_recv(&mut this.next, this.handle, closed, cx.waker())
+            .map(Result::ok)
+    }
+}
+
+/// Future returned by [`ReceiveStream::recv`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'a, T> {
+    stream: &'a ReceiveStream<T>,
+    id: Option<u64>,
+}
+
+impl<T> Future for Recv<'_, T> {
+    type Output = Result<T, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut st = this.stream.chan.lock();
+        // Checked before an item is taken: a cancelled receive takes nothing.
+        if rt::current_cancelled() {
+            if let Some(id) = this.id.take() {
+                st.remove_receiver(id);
+            }
+            return Poll::Pending;
+        }
+        let closed = this.stream.closed.load(Ordering::Acquire);
+        st.poll_recv(&mut this.id, this.stream.handle, closed, cx.waker())
+    }
+}
+
+impl<T> Drop for Recv<'_, T> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.stream.chan.lock().remove_receiver(id);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Recv<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recv")
+            .field("waiting", &self.id.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`SendStream::send`] failed; the item comes back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SendError<T> {
+    /// This send handle is closed (by [`SendStream::close`]).
+    Closed(T),
+    /// Every receive handle is gone: nobody will ever receive the item (anyio's
+    /// `BrokenResourceError`).
+    Broken(T),
+}
+
+impl<T> SendError<T> {
+    /// The item that was not sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(hatchery::sync::SendError::Broken(3).into_inner(), 3);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            SendError::Closed(t) | SendError::Broken(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Closed(_) => f.write_str("Closed(..)"),
+            SendError::Broken(_) => f.write_str("Broken(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Closed(_) => f.write_str("sending on a closed send handle"),
+            SendError::Broken(_) => f.write_str("sending into a stream with no receivers"),
+        }
+    }
+}
+
+impl<T> Error for SendError<T> {}
+
+/// Why [`SendStream::try_send`] failed; the item comes back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The buffer is full (for a rendezvous stream: no receiver is waiting).
+    Full(T),
+    /// This send handle is closed.
+    Closed(T),
+    /// Every receive handle is gone.
+    Broken(T),
+}
+
+impl<T> TrySendError<T> {
+    /// The item that was not sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(hatchery::sync::TrySendError::Full(3).into_inner(), 3);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(t) | TrySendError::Closed(t) | TrySendError::Broken(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Closed(_) => f.write_str("Closed(..)"),
+            TrySendError::Broken(_) => f.write_str("Broken(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("stream is full"),
+            TrySendError::Closed(_) => f.write_str("sending on a closed send handle"),
+            TrySendError::Broken(_) => f.write_str("sending into a stream with no receivers"),
+        }
+    }
+}
+
+impl<T> Error for TrySendError<T> {}
+
+/// Why [`ReceiveStream::recv`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvError {
+    /// The buffer is drained and every send handle is gone: no item will ever come
+    /// (anyio's `EndOfStream`).
+    EndOfStream,
+    /// This receive handle is closed (by [`ReceiveStream::close`]).
+    Closed,
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::EndOfStream => f.write_str("end of stream"),
+            RecvError::Closed => f.write_str("receiving on a closed receive handle"),
+        }
+    }
+}
+
+impl Error for RecvError {}
+
+/// Why [`ReceiveStream::try_recv`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// No item is ready now.
+    Empty,
+    /// The buffer is drained and every send handle is gone.
+    EndOfStream,
+    /// This receive handle is closed.
+    Closed,
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("stream is empty"),
+            TryRecvError::EndOfStream => f.write_str("end of stream"),
+            TryRecvError::Closed => f.write_str("receiving on a closed receive handle"),
+        }
+    }
+}
+
+impl Error for TryRecvError {}

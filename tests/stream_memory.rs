@@ -1,0 +1,333 @@
+//! Memory streams: delivery order, closing rules, statistics and cancellation (no ghost
+//! waiters, nothing lost or sent twice), on every backend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use hatchery::sync::{RecvError, SendError, TryRecvError, TrySendError};
+use hatchery::testing::wait_all_tasks_blocked;
+use hatchery::{memory_stream, memory_stream_unbounded, move_on_after, nursery, CancelScope};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A rendezvous stream delivers in the order sent, and each send completes only once a
+/// receiver has taken its item.
+#[hatchery::test(virtual_time)]
+async fn rendezvous_delivery_order() {
+    let (tx, rx) = memory_stream::<u32>(0);
+    assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+    let got = nursery(|n| async move {
+        n.spawn(async move {
+            for i in 0..100 {
+                tx.send(i).await?;
+                // A rendezvous buffers nothing.
+                assert_eq!(tx.statistics().current_buffer_used, 0);
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+        let mut got = Vec::new();
+        while let Ok(v) = rx.recv().await {
+            got.push(v);
+        }
+        Ok(got)
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+}
+
+/// Two rendezvous senders blocked in turn are served in FIFO order.
+#[hatchery::test(virtual_time)]
+async fn rendezvous_senders_fifo() {
+    let (tx, rx) = memory_stream::<&'static str>(0);
+    nursery(|n| async move {
+        for name in ["a", "b", "c"] {
+            let tx = tx.clone();
+            n.spawn(async move {
+                tx.send(name).await?;
+                Ok::<_, anyhow::Error>(())
+            });
+            wait_all_tasks_blocked().await;
+        }
+        drop(tx);
+        assert_eq!(rx.statistics().tasks_waiting_send, 3);
+        assert_eq!(rx.recv().await, Ok("a"));
+        assert_eq!(rx.recv().await, Ok("b"));
+        assert_eq!(rx.recv().await, Ok("c"));
+        assert_eq!(rx.recv().await, Err(RecvError::EndOfStream));
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// A cancelled rendezvous send sent nothing and leaves no waiter.
+#[hatchery::test(virtual_time)]
+async fn cancelled_rendezvous_send_sent_nothing() {
+    let (tx, rx) = memory_stream::<u32>(0);
+    assert_eq!(move_on_after(HOUR, tx.send(1)).await, None);
+    assert_eq!(tx.statistics().tasks_waiting_send, 0);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    // The stream still works.
+    nursery(|n| async move {
+        n.spawn(async move {
+            tx.send(2).await?;
+            Ok::<_, anyhow::Error>(())
+        });
+        assert_eq!(rx.recv().await, Ok(2));
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// End-of-stream comes only after the buffer has drained.
+#[hatchery::test]
+async fn buffer_drains_before_end_of_stream() {
+    let (tx, rx) = memory_stream(8);
+    let tx2 = tx.clone();
+    for i in 0..5 {
+        tx.send(i).await.unwrap();
+    }
+    drop(tx);
+    tx2.try_send(5).unwrap();
+    tx2.close();
+    assert_eq!(rx.statistics().open_send_streams, 0);
+    let got: Vec<i32> = rx.clone().collect().await;
+    assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+    assert_eq!(rx.recv().await, Err(RecvError::EndOfStream));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+}
+
+/// A sender gets `Broken` once every receiver is gone, even with room in the buffer.
+#[hatchery::test]
+async fn broken_when_receivers_gone() {
+    let (tx, rx) = memory_stream_unbounded();
+    let rx2 = rx.clone();
+    drop(rx);
+    tx.send(1).await.unwrap();
+    rx2.close();
+    assert_eq!(tx.send(2).await, Err(SendError::Broken(2)));
+    assert_eq!(tx.try_send(3), Err(TrySendError::Broken(3)));
+    assert_eq!(tx.statistics().current_buffer_used, 0);
+}
+
+/// Closing wakes blocked peers with the right error: the receive handle's own waiter
+/// gets `Closed`, senders blocked on a full stream get `Broken` when the last receiver
+/// goes, a receiver gets `EndOfStream` when the last sender goes, and a send handle's own
+/// waiter gets `Closed`.
+#[hatchery::test(virtual_time)]
+async fn closing_wakes_blocked_peers() {
+    // Receive handle closed under its own waiting receive.
+    let (tx, rx) = memory_stream::<u32>(1);
+    let rx = Arc::new(rx);
+    let rx2 = (*rx).clone();
+    nursery(|n| {
+        let rx = rx.clone();
+        async move {
+            let waiting = n.spawn({
+                let rx = rx.clone();
+                async move { Ok::<_, anyhow::Error>(rx.recv().await) }
+            });
+            wait_all_tasks_blocked().await;
+            rx.close();
+            assert_eq!(waiting.join().await?, Err(RecvError::Closed));
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+    // The other clone still receives.
+    tx.try_send(1).unwrap();
+    assert_eq!(rx2.recv().await, Ok(1));
+
+    // Last receiver gone: a blocked sender gets `Broken`.
+    tx.try_send(2).unwrap();
+    let tx = Arc::new(tx);
+    nursery(|n| {
+        let tx = tx.clone();
+        async move {
+            let waiting = n.spawn({
+                let tx = tx.clone();
+                async move { Ok::<_, anyhow::Error>(tx.send(3).await) }
+            });
+            wait_all_tasks_blocked().await;
+            assert_eq!(tx.statistics().tasks_waiting_send, 1);
+            drop(rx2);
+            drop(rx);
+            assert_eq!(waiting.join().await?, Err(SendError::Broken(3)));
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+
+    // Last sender gone: a blocked receiver gets `EndOfStream`.
+    let (tx, rx) = memory_stream::<u32>(0);
+    nursery(|n| async move {
+        let waiting = n.spawn(async move { Ok::<_, anyhow::Error>(rx.recv().await) });
+        wait_all_tasks_blocked().await;
+        drop(tx);
+        assert_eq!(waiting.join().await?, Err(RecvError::EndOfStream));
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    // Send handle closed under its own waiting send; its clone is unaffected.
+    let (tx, rx) = memory_stream::<u32>(0);
+    let tx = Arc::new(tx);
+    let tx2 = (*tx).clone();
+    nursery(|n| {
+        let tx = tx.clone();
+        async move {
+            let waiting = n.spawn({
+                let tx = tx.clone();
+                async move { Ok::<_, anyhow::Error>(tx.send(4).await) }
+            });
+            wait_all_tasks_blocked().await;
+            tx.close();
+            assert_eq!(waiting.join().await?, Err(SendError::Closed(4)));
+            assert_eq!(tx.try_send(5), Err(TrySendError::Closed(5)));
+            n.spawn(async move {
+                tx2.send(6).await?;
+                Ok(())
+            });
+            assert_eq!(rx.recv().await, Ok(6));
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// Cancelled receives and sends leave no ghost waiter: the next item goes to a live
+/// receiver, and statistics count no waiting task.
+#[hatchery::test(virtual_time)]
+async fn no_ghost_waiter_after_cancel() {
+    for cap in [0, 1] {
+        let (tx, rx) = memory_stream::<u32>(cap);
+        assert_eq!(move_on_after(HOUR, rx.recv()).await, None);
+        let s = rx.statistics();
+        assert_eq!((s.tasks_waiting_receive, s.tasks_waiting_send), (0, 0));
+        if cap == 0 {
+            // No receiver waits, so a rendezvous cannot take the item.
+            assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+        } else {
+            tx.try_send(1).unwrap();
+            assert_eq!(rx.try_recv(), Ok(1));
+            tx.try_send(2).unwrap();
+            // Full, then a cancelled send.
+            assert_eq!(move_on_after(HOUR, tx.send(3)).await, None);
+            assert_eq!(tx.statistics().tasks_waiting_send, 0);
+            assert_eq!(rx.try_recv(), Ok(2));
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        }
+        // A live receiver still gets the next item.
+        let (tx2, rx2) = (tx.clone(), rx.clone());
+        nursery(|n| async move {
+            let h = n.spawn(async move { Ok::<_, anyhow::Error>(rx2.recv().await) });
+            tx2.send(9).await?;
+            assert_eq!(h.join().await?, Ok(9));
+            Ok::<_, anyhow::Error>(())
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// A receiver's scope cancelled while a sender hands it an item: the item is either
+/// received or stays in the stream, never lost.
+#[hatchery::test(virtual_time)]
+async fn no_item_lost_when_receiver_cancelled_during_handover() {
+    for round in 0..50u32 {
+        let (tx, rx) = memory_stream::<u32>(0);
+        let rx = Arc::new(rx);
+        let scope = CancelScope::new();
+        let handle = scope.handle();
+        let got = nursery(|n| {
+            let rx = rx.clone();
+            async move {
+                let receiver = n.spawn({
+                    let rx = rx.clone();
+                    async move { Ok::<_, anyhow::Error>(scope.run(rx.recv()).await) }
+                });
+                wait_all_tasks_blocked().await;
+                // Hand the item over and cancel the receiver's scope at once.
+                tx.try_send(round).unwrap();
+                handle.cancel();
+                Ok::<_, anyhow::Error>(receiver.join().await?)
+            }
+        })
+        .await
+        .unwrap();
+        match got {
+            Some(v) => {
+                assert_eq!(v, Ok(round));
+                assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+            }
+            None => assert_eq!(rx.try_recv(), Ok(round)),
+        }
+    }
+}
+
+/// The same with a deadline firing at the moment of the handover (virtual time makes
+/// the deadline and the send coincide).
+#[hatchery::test(virtual_time)]
+async fn no_item_lost_when_deadline_fires_during_handover() {
+    let (tx, rx) = memory_stream::<u32>(0);
+    let total = nursery(|n| async move {
+        n.spawn(async move {
+            for i in 0..200 {
+                hatchery::sleep(Duration::from_millis(10)).await;
+                tx.send(i).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+        let mut got = Vec::new();
+        loop {
+            match move_on_after(Duration::from_millis(10), rx.recv()).await {
+                Some(Ok(v)) => got.push(v),
+                Some(Err(_)) => break,
+                None => {}
+            }
+        }
+        Ok(got)
+    })
+    .await
+    .unwrap();
+    assert_eq!(total, (0..200).collect::<Vec<_>>());
+}
+
+/// Statistics count buffer, open ends and waiting tasks.
+#[hatchery::test(virtual_time)]
+async fn statistics() {
+    let (tx, rx) = memory_stream::<u32>(2);
+    let s = tx.statistics();
+    assert_eq!(s.max_buffer_size, Some(2));
+    assert_eq!((s.open_send_streams, s.open_receive_streams), (1, 1));
+    let rx2 = rx.clone();
+    rx2.close();
+    assert_eq!(tx.statistics().open_receive_streams, 1);
+    let (utx, _urx) = memory_stream_unbounded::<u32>();
+    assert_eq!(utx.statistics().max_buffer_size, None);
+    let rx = Arc::new(rx);
+    nursery(|n| {
+        let rx = rx.clone();
+        async move {
+            for _ in 0..2 {
+                let rx = rx.clone();
+                n.spawn(async move { Ok::<_, anyhow::Error>(rx.recv().await.is_ok()) });
+            }
+            wait_all_tasks_blocked().await;
+            assert_eq!(tx.statistics().tasks_waiting_receive, 2);
+            tx.send(1).await?;
+            tx.send(2).await?;
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(rx.statistics().tasks_waiting_receive, 0);
+}
