@@ -5,6 +5,9 @@
 //! | anyio | hatchery |
 //! |---|---|
 //! | `create_memory_object_stream(n)` | [`memory_stream`] (`0` = rendezvous), [`memory_stream_unbounded`] |
+//! | `Event` | [`Event`] (`set`, `is_set`, `wait`; no `clear`) |
+//! | `Lock` | [`Lock<T>`](Lock) (holds the data; guard and owned guard) |
+//! | `Semaphore` | [`Semaphore`] (FIFO-fair; permits and owned permits) |
 //!
 //! # Cancellation
 //!
@@ -15,8 +18,14 @@
 //! `# Cancel safety` section says exactly what happens when its future is dropped and
 //! when the enclosing scope is cancelled while it waits.
 
+mod event;
+mod lock;
+mod semaphore;
 mod stream;
 
+pub use event::Event;
+pub use lock::{Lock, LockGuard, OwnedLockGuard};
+pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 pub use stream::{
     memory_stream, memory_stream_unbounded, ReceiveStream, RecvError, SendError, SendStream,
     StreamStatistics, TryRecvError, TrySendError,
@@ -24,5 +33,8 @@ pub use stream::{
 
 /// The named futures of this module (also in [`crate::futures`]).
 pub(crate) mod futures {
+    pub use super::event::EventWait;
+    pub use super::lock::{LockAcquire, LockAcquireOwned};
+    pub use super::semaphore::{SemaphoreAcquire, SemaphoreAcquireOwned};
     pub use super::stream::{Recv, Send};
 }

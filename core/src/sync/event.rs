@@ -1,0 +1,168 @@
+//! `Event`: a one-shot flag that tasks can wait for.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use event_listener::EventListener;
+
+use crate::rt;
+
+/// A flag that starts unset, can be set once, and that tasks can wait for (anyio's and
+/// trio's `Event`).
+///
+/// There is no `clear`: an event that was set stays set. For something to wait on
+/// repeatedly, make a new `Event` each time or use a `Condition`.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use hatchery::{nursery, sync::Event};
+///
+/// # hatchery_smol::run(async {
+/// let ready = Arc::new(Event::new());
+/// nursery(|n| {
+///     let ready = ready.clone();
+///     async move {
+///         let r = ready.clone();
+///         n.spawn(async move {
+///             r.set();
+///             Ok::<_, std::io::Error>(())
+///         });
+///         ready.wait().await;
+///         Ok(())
+///     }
+/// })
+/// .await
+/// .unwrap();
+/// assert!(ready.is_set());
+/// # });
+/// ```
+pub struct Event {
+    set: AtomicBool,
+    event: event_listener::Event,
+}
+
+impl Event {
+    /// A new, unset event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!hatchery::sync::Event::new().is_set());
+    /// ```
+    pub fn new() -> Event {
+        Event {
+            set: AtomicBool::new(false),
+            event: event_listener::Event::new(),
+        }
+    }
+
+    /// Sets the event and wakes every task waiting for it. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = hatchery::sync::Event::new();
+    /// e.set();
+    /// e.set();
+    /// assert!(e.is_set());
+    /// ```
+    pub fn set(&self) {
+        if !self.set.swap(true, Ordering::AcqRel) {
+            self.event.notify(usize::MAX);
+        }
+    }
+
+    /// Whether the event is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!hatchery::sync::Event::new().is_set());
+    /// ```
+    pub fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    /// Waits until the event is set; completes at once if it already is.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future just stops waiting. If the enclosing scope is
+    /// cancelled while it waits, it never completes (even if the event gets set) and the
+    /// scope drops it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # hatchery_smol::run(async {
+    /// let e = hatchery::sync::Event::new();
+    /// e.set();
+    /// e.wait().await;
+    /// # });
+    /// ```
+    pub fn wait(&self) -> EventWait<'_> {
+        EventWait {
+            event: self,
+            listener: None,
+        }
+    }
+}
+
+impl Default for Event {
+    fn default() -> Self {
+        Event::new()
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("is_set", &self.is_set())
+            .finish()
+    }
+}
+
+/// Future returned by [`Event::wait`].
+#[must_use = "futures do nothing unless polled"]
+pub struct EventWait<'a> {
+    event: &'a Event,
+    listener: Option<EventListener>,
+}
+
+impl Future for EventWait<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if rt::current_cancelled() {
+            return Poll::Pending;
+        }
+        loop {
+            if self.event.is_set() {
+                self.listener = None;
+                return Poll::Ready(());
+            }
+            match &mut self.listener {
+                None => self.listener = Some(self.event.event.listen()),
+                Some(l) => {
+                    if Pin::new(l).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.listener = None;
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for EventWait<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventWait")
+            .field("event", self.event)
+            .finish()
+    }
+}

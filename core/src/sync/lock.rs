@@ -1,0 +1,277 @@
+//! `Lock`: an async mutex (async-lock's `Mutex`, with hatchery's cancellation rule).
+
+use std::fmt;
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::rt;
+
+/// An async mutual-exclusion lock around a value of type `T` (anyio's `Lock`, holding
+/// the data it protects, like `std::sync::Mutex`).
+///
+/// Built on [`async_lock::Mutex`]; what hatchery adds is that acquiring is a hatchery
+/// wait: it never completes (never takes the lock) inside a cancelled scope. The guard
+/// releases the lock when dropped; an [`OwnedLockGuard`] (from [`Lock::lock_owned`]) is
+/// `'static` and can move into a spawned task.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use hatchery::{nursery, sync::Lock};
+///
+/// # hatchery_smol::run(async {
+/// let counter = Arc::new(Lock::new(0));
+/// nursery(|n| {
+///     let counter = counter.clone();
+///     async move {
+///         for _ in 0..10 {
+///             let counter = counter.clone();
+///             n.spawn(async move {
+///                 let mut c = counter.lock().await;
+///                 *c += 1;
+///                 hatchery::checkpoint().await; // still holding the lock
+///                 Ok::<_, std::io::Error>(())
+///             });
+///         }
+///         Ok(())
+///     }
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(*counter.lock().await, 10);
+/// # });
+/// ```
+pub struct Lock<T> {
+    inner: Arc<async_lock::Mutex<T>>,
+}
+
+impl<T> Lock<T> {
+    /// A new, unlocked lock around `value`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = hatchery::sync::Lock::new(5);
+    /// assert_eq!(*lock.try_lock().unwrap(), 5);
+    /// ```
+    pub fn new(value: T) -> Lock<T> {
+        Lock {
+            inner: Arc::new(async_lock::Mutex::new(value)),
+        }
+    }
+
+    /// Takes the lock if it is free, without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = hatchery::sync::Lock::new(());
+    /// let g = lock.try_lock();
+    /// assert!(g.is_some());
+    /// assert!(lock.try_lock().is_none());
+    /// ```
+    pub fn try_lock(&self) -> Option<LockGuard<'_, T>> {
+        self.inner.try_lock().map(|g| LockGuard { guard: g })
+    }
+
+    /// Takes the lock if it is free, without waiting, as an owned guard.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = hatchery::sync::Lock::new(1);
+    /// let g = lock.try_lock_owned().unwrap();
+    /// assert_eq!(*g, 1);
+    /// ```
+    pub fn try_lock_owned(&self) -> Option<OwnedLockGuard<T>> {
+        self.inner
+            .try_lock_arc()
+            .map(|g| OwnedLockGuard { guard: g })
+    }
+
+    /// Waits for the lock and takes it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it completes, it did not take the lock
+    /// (and passes on a wake-up it received). If the enclosing scope is cancelled while it
+    /// waits, it never takes the lock and never completes; the scope drops it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # hatchery_smol::run(async {
+    /// let lock = hatchery::sync::Lock::new(vec![1]);
+    /// lock.lock().await.push(2);
+    /// assert_eq!(*lock.lock().await, [1, 2]);
+    /// # });
+    /// ```
+    pub fn lock(&self) -> LockAcquire<'_, T> {
+        LockAcquire {
+            inner: self.inner.lock(),
+        }
+    }
+
+    /// Waits for the lock and takes it, as an owned (`'static`) guard.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`lock`](Lock::lock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # hatchery_smol::run(async {
+    /// let lock = hatchery::sync::Lock::new(0);
+    /// let mut g = lock.lock_owned().await;
+    /// *g += 1;
+    /// drop(g);
+    /// assert_eq!(*lock.lock().await, 1);
+    /// # });
+    /// ```
+    pub fn lock_owned(&self) -> LockAcquireOwned<T> {
+        LockAcquireOwned {
+            inner: self.inner.lock_arc(),
+        }
+    }
+
+    /// Whether the lock is held right now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = hatchery::sync::Lock::new(());
+    /// let _g = lock.try_lock();
+    /// assert!(lock.is_locked());
+    /// ```
+    pub fn is_locked(&self) -> bool {
+        self.inner.try_lock().is_none()
+    }
+}
+
+impl<T: Default> Default for Lock<T> {
+    fn default() -> Self {
+        Lock::new(T::default())
+    }
+}
+
+impl<T> fmt::Debug for Lock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("locked", &self.is_locked())
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// Future returned by [`Lock::lock`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct LockAcquire<'a, T> {
+        #[pin]
+        inner: async_lock::futures::Lock<'a, T>,
+    }
+}
+
+impl<'a, T> Future for LockAcquire<'a, T> {
+    type Output = LockGuard<'a, T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Checked before taking the lock: a cancelled wait takes nothing.
+        if rt::current_cancelled() {
+            return Poll::Pending;
+        }
+        self.project()
+            .inner
+            .poll(cx)
+            .map(|guard| LockGuard { guard })
+    }
+}
+
+impl<T> fmt::Debug for LockAcquire<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockAcquire").finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// Future returned by [`Lock::lock_owned`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct LockAcquireOwned<T> {
+        #[pin]
+        inner: async_lock::futures::LockArc<T>,
+    }
+}
+
+impl<T> Future for LockAcquireOwned<T> {
+    type Output = OwnedLockGuard<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if rt::current_cancelled() {
+            return Poll::Pending;
+        }
+        self.project()
+            .inner
+            .poll(cx)
+            .map(|guard| OwnedLockGuard { guard })
+    }
+}
+
+impl<T> fmt::Debug for LockAcquireOwned<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockAcquireOwned").finish_non_exhaustive()
+    }
+}
+
+/// Holds a [`Lock`]; releases it when dropped. Dereferences to the protected value.
+pub struct LockGuard<'a, T> {
+    pub(super) guard: async_lock::MutexGuard<'a, T>,
+}
+
+impl<T> Deref for LockGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> DerefMut for LockGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<T> fmt::Debug for LockGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard").finish_non_exhaustive()
+    }
+}
+
+/// Holds a [`Lock`] without borrowing it (`'static`); releases it when dropped.
+pub struct OwnedLockGuard<T> {
+    pub(super) guard: async_lock::MutexGuardArc<T>,
+}
+
+impl<T> Deref for OwnedLockGuard<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> DerefMut for OwnedLockGuard<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<T> fmt::Debug for OwnedLockGuard<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedLockGuard").finish_non_exhaustive()
+    }
+}
