@@ -6,12 +6,14 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_lite::future;
+use hatchery::testing::elapsed;
 use hatchery::{
     checkpoint, move_on_after, nursery, shield, sleep, CancelScope, Nursery, TaskStatus,
 };
-use hatchery_tests::{backend_test, eventually, ms, until, Backend, Counter, Log, TestError, HOUR};
+use hatchery_tests::{eventually, is_tokio, ms, secs, until, Counter, Log, TestError, HOUR};
 
-/// Generous bound for "soon after" the drop.
+/// Generous bound for "soon after" the drop (on real time; under virtual time
+/// [`eventually`] lets no time pass at all).
 const SOON: Duration = Duration::from_secs(5);
 
 /// A nursery with `count` children that each count their start, then park forever (half
@@ -44,198 +46,221 @@ fn parked_nursery(
     })
 }
 
-backend_test! {
-    /// C8: a nursery future dropped by a race (`futures_lite::future::or`) cancels its
-    /// children promptly; none resumes past its suspension point.
-    async fn c8_race_drops_nursery() {
-        let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
-        let nursery_fut = parked_nursery(8, &started, &dropped, &log);
-        let winner = future::or(async { nursery_fut.await.map(|_| "nursery") }, async {
-            until(|| started.get() == 8).await;
-            Ok("race")
-        })
-        .await;
-        assert_eq!(winner, Ok("race"));
-        assert!(eventually(SOON, || dropped.get() == 8).await, "dropped {}", dropped.get());
-        assert!(log.is_empty(), "{log:?}");
-    }
+/// C8: a nursery future dropped by a race (`futures_lite::future::or`) cancels its
+/// children promptly; none resumes past its suspension point.
+#[hatchery::test(virtual_time)]
+async fn c8_race_drops_nursery() {
+    let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
+    let nursery_fut = parked_nursery(8, &started, &dropped, &log);
+    let winner = future::or(async { nursery_fut.await.map(|_| "nursery") }, async {
+        until(|| started.get() == 8).await;
+        Ok("race")
+    })
+    .await;
+    assert_eq!(winner, Ok("race"));
+    assert!(
+        eventually(SOON, || dropped.get() == 8).await,
+        "dropped {}",
+        dropped.get()
+    );
+    assert!(log.is_empty(), "{log:?}");
+    assert_eq!(elapsed(), Duration::ZERO);
+}
 
-    /// C8: `poll_once` then drop: children spawned in that single poll (not yet polled
-    /// themselves) still get their first poll, then are cancelled.
-    async fn c8_poll_once_then_drop() {
-        let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
-        let out = future::poll_once(parked_nursery(6, &started, &dropped, &log)).await;
-        assert!(out.is_none());
-        assert!(eventually(SOON, || dropped.get() == 6).await, "dropped {}", dropped.get());
-        assert_eq!(started.get(), 6);
-        assert!(log.is_empty(), "{log:?}");
-    }
+/// C8: `poll_once` then drop: children spawned in that single poll (not yet polled
+/// themselves) still get their first poll, then are cancelled.
+#[hatchery::test(virtual_time)]
+async fn c8_poll_once_then_drop() {
+    let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
+    let out = future::poll_once(parked_nursery(6, &started, &dropped, &log)).await;
+    assert!(out.is_none());
+    assert!(
+        eventually(SOON, || dropped.get() == 6).await,
+        "dropped {}",
+        dropped.get()
+    );
+    assert_eq!(started.get(), 6);
+    assert!(log.is_empty(), "{log:?}");
+    assert_eq!(elapsed(), Duration::ZERO);
+}
 
-    /// C8: dropping a scope (`move_on_after`) that holds a nursery cancels the children too.
-    async fn c8_dropping_enclosing_scope() {
-        let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
-        let scoped = move_on_after(HOUR, parked_nursery(4, &started, &dropped, &log));
-        let winner = future::or(async { scoped.await.map(|_| "scope") }, async {
-            until(|| started.get() == 4).await;
-            Some("race")
-        })
-        .await;
-        assert_eq!(winner, Some("race"));
-        assert!(eventually(SOON, || dropped.get() == 4).await);
-        assert!(log.is_empty(), "{log:?}");
-    }
+/// C8: dropping a scope (`move_on_after`) that holds a nursery cancels the children too.
+#[hatchery::test(virtual_time)]
+async fn c8_dropping_enclosing_scope() {
+    let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
+    let scoped = move_on_after(HOUR, parked_nursery(4, &started, &dropped, &log));
+    let winner = future::or(async { scoped.await.map(|_| "scope") }, async {
+        until(|| started.get() == 4).await;
+        Some("race")
+    })
+    .await;
+    assert_eq!(winner, Some("race"));
+    assert!(eventually(SOON, || dropped.get() == 4).await);
+    assert!(log.is_empty(), "{log:?}");
+    assert_eq!(elapsed(), Duration::ZERO);
+}
 
-    /// C8: children are not awaited: the drop returns while a child is still inside a
-    /// shield; the child finishes the shield, then stops at its next suspension point.
-    async fn c8_children_not_awaited() {
-        let log = Log::new();
-        let gate = Counter::new();
-        let in_shield = Counter::new();
-        let nursery_fut = nursery({
-            let (log, gate, in_shield) = (log.clone(), gate.clone(), in_shield.clone());
-            move |n: Nursery<TestError>| async move {
-                n.spawn(async move {
-                    shield(async {
-                        in_shield.incr();
-                        until(|| gate.get() == 1).await;
-                        log.push("shielded cleanup done");
-                    })
-                    .await;
-                    log.push("after shield");
-                    checkpoint().await;
-                    log.push("unreachable");
-                    Ok(())
-                });
-                sleep(HOUR).await;
-                Ok(())
-            }
-        });
-        future::or(async { nursery_fut.await.ok() }, async {
-            until(|| in_shield.get() == 1).await;
-            None
-        })
-        .await;
-        // The drop did not wait for the shielded child.
-        assert!(log.is_empty());
-        gate.incr();
-        assert!(eventually(SOON, || log.len() == 2).await);
-        sleep(ms(5)).await;
-        assert_eq!(log.events(), ["shielded cleanup done", "after shield"]);
-    }
-
-    /// C8: a `start` future dropped from outside before the task called `started`
-    /// cancels that task; the nursery carries on.
-    async fn c8_dropping_start_cancels_unstarted_task() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let started = Counter::new();
-                let s = started.clone();
-                let guard_log = log.clone();
-                let start = n.start(move |status: TaskStatus<()>| async move {
-                    let _guard = guard_log.on_drop("starting task dropped");
-                    s.incr();
-                    sleep(HOUR).await;
-                    status.started(());
-                    Ok::<_, TestError>(())
-                });
-                let out = future::or(async { start.await.ok().map(|_| "start") }, async {
-                    until(|| started.get() == 1).await;
-                    None
+/// C8: children are not awaited: the drop returns while a child is still inside a
+/// shield; the child finishes the shield, then stops at its next suspension point.
+#[hatchery::test(virtual_time)]
+async fn c8_children_not_awaited() {
+    let log = Log::new();
+    let gate = Counter::new();
+    let in_shield = Counter::new();
+    let nursery_fut = nursery({
+        let (log, gate, in_shield) = (log.clone(), gate.clone(), in_shield.clone());
+        move |n: Nursery<TestError>| async move {
+            n.spawn(async move {
+                shield(async {
+                    in_shield.incr();
+                    until(|| gate.get() == 1).await;
+                    log.push("shielded cleanup done");
                 })
                 .await;
-                assert_eq!(out, None);
-                let l = log.clone();
-                assert!(eventually(SOON, move || l.contains("starting task dropped")).await);
+                log.push("after shield");
+                checkpoint().await;
+                log.push("unreachable");
                 Ok(())
-            }
-        })
-        .await;
-        assert_eq!(r, Ok(()));
-        assert_eq!(log.events(), ["starting task dropped"]);
-    }
+            });
+            sleep(HOUR).await;
+            Ok(())
+        }
+    });
+    future::or(async { nursery_fut.await.ok() }, async {
+        until(|| in_shield.get() == 1).await;
+        None
+    })
+    .await;
+    // The drop did not wait for the shielded child.
+    assert!(log.is_empty());
+    gate.incr();
+    assert!(eventually(SOON, || log.len() == 2).await);
+    sleep(secs(5)).await;
+    assert_eq!(log.events(), ["shielded cleanup done", "after shield"]);
+    assert_eq!(elapsed(), secs(5));
+}
 
-    /// C8: after a foreign drop, hatchery in the same task keeps working: scopes around
-    /// the dropped future can still be cancelled and return (no leftover state holds them
-    /// open).
-    async fn c8_state_is_clean_after_drop() {
-        let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
-        let scope = CancelScope::new();
-        let handle = scope.handle();
-        let bounded = future::or(
-            async {
-                scope
-                    .run(async {
-                        let _ = future::or(
-                            async { parked_nursery(3, &started, &dropped, &log).await.ok() },
-                            async {
-                                until(|| started.get() == 3).await;
-                                None
-                            },
-                        )
-                        .await;
-                        handle.cancel();
-                        sleep(HOUR).await;
-                        "unreachable"
-                    })
-                    .await
-            },
-            async {
-                // A foreign bound so that a leak fails the test instead of hanging it.
-                sleep(SOON).await;
-                Some("bounded: the scope did not return")
-            },
-        )
-        .await;
-        assert_eq!(bounded, None);
-        assert!(handle.cancelled_caught());
-        assert!(eventually(SOON, || dropped.get() == 3).await);
-    }
-
-    /// C8: `tokio::time::timeout` around a nursery (tokio backends only; on smol the same
-    /// is checked with a race).
-    async fn c8_tokio_timeout_drops_nursery() {
-        let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
-        let fut = parked_nursery(8, &started, &dropped, &log);
-        if Backend::current().is_tokio() {
-            let r = tokio::time::timeout(ms(20), fut).await;
-            assert!(r.is_err(), "the timeout elapsed");
-        } else {
-            let r = future::or(async { fut.await.ok() }, async {
-                sleep(ms(20)).await;
+/// C8: a `start` future dropped from outside before the task called `started`
+/// cancels that task; the nursery carries on.
+#[hatchery::test(virtual_time)]
+async fn c8_dropping_start_cancels_unstarted_task() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let started = Counter::new();
+            let s = started.clone();
+            let guard_log = log.clone();
+            let start = n.start(move |status: TaskStatus<()>| async move {
+                let _guard = guard_log.on_drop("starting task dropped");
+                s.incr();
+                sleep(HOUR).await;
+                status.started(());
+                Ok::<_, TestError>(())
+            });
+            let out = future::or(async { start.await.ok().map(|_| "start") }, async {
+                until(|| started.get() == 1).await;
                 None
             })
             .await;
-            assert!(r.is_none());
+            assert_eq!(out, None);
+            let l = log.clone();
+            assert!(eventually(SOON, move || l.contains("starting task dropped")).await);
+            Ok(())
         }
-        assert!(eventually(SOON, || dropped.get() == 8).await, "dropped {}", dropped.get());
-        assert_eq!(started.get(), 8);
-        assert!(log.is_empty(), "{log:?}");
-    }
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(log.events(), ["starting task dropped"]);
+    assert_eq!(elapsed(), Duration::ZERO);
 }
 
-backend_test! {
-    /// C8 with C6: a shield protects against hatchery cancellation, not against a foreign
-    /// owner dropping it: dropping the future drops the shielded work at once.
-    async fn c8_foreign_drop_drops_shielded_work() {
-        let log = Log::new();
-        let entered = Counter::new();
-        let fut = CancelScope::new().run(shield({
-            let (log, entered) = (log.clone(), entered.clone());
-            async move {
-                let _guard = log.on_drop("shielded work dropped");
-                entered.incr();
-                sleep(HOUR).await;
-                log.push("unreachable");
-            }
-        }));
-        let out = future::or(async { fut.await.map(|_| "scope") }, async {
-            until(|| entered.get() == 1).await;
-            Some("race")
+/// C8: after a foreign drop, hatchery in the same task keeps working: scopes around
+/// the dropped future can still be cancelled and return (no leftover state holds them
+/// open).
+#[hatchery::test(virtual_time)]
+async fn c8_state_is_clean_after_drop() {
+    let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let bounded = future::or(
+        async {
+            scope
+                .run(async {
+                    let _ = future::or(
+                        async { parked_nursery(3, &started, &dropped, &log).await.ok() },
+                        async {
+                            until(|| started.get() == 3).await;
+                            None
+                        },
+                    )
+                    .await;
+                    handle.cancel();
+                    sleep(HOUR).await;
+                    "unreachable"
+                })
+                .await
+        },
+        async {
+            // A foreign bound so that a leak fails the test instead of hanging it.
+            sleep(SOON).await;
+            Some("bounded: the scope did not return")
+        },
+    )
+    .await;
+    assert_eq!(bounded, None);
+    assert!(handle.cancelled_caught());
+    assert!(eventually(SOON, || dropped.get() == 3).await);
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// C8: `tokio::time::timeout` around a nursery (tokio backends only; on smol the same
+/// is checked with a race). Real time: virtual time does not drive tokio's timer.
+#[hatchery::test]
+async fn c8_tokio_timeout_drops_nursery() {
+    let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
+    let fut = parked_nursery(8, &started, &dropped, &log);
+    if is_tokio() {
+        let r = tokio::time::timeout(ms(20), fut).await;
+        assert!(r.is_err(), "the timeout elapsed");
+    } else {
+        let r = future::or(async { fut.await.ok() }, async {
+            sleep(ms(20)).await;
+            None
         })
         .await;
-        assert_eq!(out, Some("race"));
-        assert_eq!(log.events(), ["shielded work dropped"]);
+        assert!(r.is_none());
     }
+    assert!(
+        eventually(SOON, || dropped.get() == 8).await,
+        "dropped {}",
+        dropped.get()
+    );
+    assert_eq!(started.get(), 8);
+    assert!(log.is_empty(), "{log:?}");
+}
+
+/// C8 with C6: a shield protects against hatchery cancellation, not against a foreign
+/// owner dropping it: dropping the future drops the shielded work at once.
+#[hatchery::test(virtual_time)]
+async fn c8_foreign_drop_drops_shielded_work() {
+    let log = Log::new();
+    let entered = Counter::new();
+    let fut = CancelScope::new().run(shield({
+        let (log, entered) = (log.clone(), entered.clone());
+        async move {
+            let _guard = log.on_drop("shielded work dropped");
+            entered.incr();
+            sleep(HOUR).await;
+            log.push("unreachable");
+        }
+    }));
+    let out = future::or(async { fut.await.map(|_| "scope") }, async {
+        until(|| entered.get() == 1).await;
+        Some("race")
+    })
+    .await;
+    assert_eq!(out, Some("race"));
+    assert_eq!(log.events(), ["shielded work dropped"]);
+    assert_eq!(elapsed(), Duration::ZERO);
 }

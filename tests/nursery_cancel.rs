@@ -3,121 +3,129 @@
 
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
+use std::time::Duration;
 
+use hatchery::testing::elapsed;
 use hatchery::{
     checkpoint, current_effective_deadline, move_on_after, nursery, sleep, CancelScope,
     NurseryError,
 };
-use hatchery_tests::{backend_test, ms, until, Backend, Counter, Log, TestError, HOUR};
+use hatchery_tests::{backend, secs, until, Counter, Log, TestError, HOUR};
 
-backend_test! {
-    /// N4: the nursery's own `cancel()` ends the body before it produced a value: the
-    /// result is the distinct `Cancelled` outcome, with no errors; children are dropped.
-    async fn n4_own_cancel_before_value_is_cancelled() {
-        let dropped = Counter::new();
-        let r = nursery(|n| {
-            let dropped = dropped.clone();
-            async move {
-                for _ in 0..3 {
-                    let guard = dropped.guard();
-                    n.spawn(async move {
-                        let _guard = guard;
-                        sleep(HOUR).await;
-                        Ok(())
-                    });
-                }
-                sleep(ms(1)).await;
-                n.cancel();
-                assert!(n.is_cancelled());
-                sleep(HOUR).await;
-                Ok::<_, TestError>("unreachable")
-            }
-        })
-        .await;
-        let e = r.unwrap_err();
-        assert!(e.is_cancelled());
-        assert_eq!(e, NurseryError::Cancelled);
-        assert!(e.errors().is_empty());
-        assert_eq!(e.first(), None);
-        assert_eq!(e.to_string(), "nursery cancelled");
-        assert_eq!(dropped.get(), 3);
-    }
-
-    /// N4: a cancel after the body produced its value (the body returned, children were
-    /// still running) gives `Ok(value)`; so does a body that cancels and returns without
-    /// suspending.
-    async fn n4_own_cancel_after_value_is_ok() {
-        let dropped = Counter::new();
-        let r = nursery(|n| {
-            let dropped = dropped.clone();
-            async move {
+/// N4: the nursery's own `cancel()` ends the body before it produced a value: the
+/// result is the distinct `Cancelled` outcome, with no errors; children are dropped.
+#[hatchery::test(virtual_time)]
+async fn n4_own_cancel_before_value_is_cancelled() {
+    let dropped = Counter::new();
+    let r = nursery(|n| {
+        let dropped = dropped.clone();
+        async move {
+            for _ in 0..3 {
                 let guard = dropped.guard();
                 n.spawn(async move {
                     let _guard = guard;
                     sleep(HOUR).await;
                     Ok(())
                 });
-                let n2 = n.clone();
-                n.spawn(async move {
-                    sleep(ms(5)).await;
-                    n2.cancel();
-                    Ok(())
-                });
-                Ok::<_, TestError>(5)
+            }
+            sleep(secs(1)).await;
+            n.cancel();
+            assert!(n.is_cancelled());
+            sleep(HOUR).await;
+            Ok::<_, TestError>("unreachable")
+        }
+    })
+    .await;
+    let e = r.unwrap_err();
+    assert!(e.is_cancelled());
+    assert_eq!(e, NurseryError::Cancelled);
+    assert!(e.errors().is_empty());
+    assert_eq!(e.first(), None);
+    assert_eq!(e.to_string(), "nursery cancelled");
+    assert_eq!(dropped.get(), 3);
+    assert_eq!(elapsed(), secs(1));
+}
+
+/// N4: a cancel after the body produced its value (the body returned, children were
+/// still running) gives `Ok(value)`; so does a body that cancels and returns without
+/// suspending.
+#[hatchery::test(virtual_time)]
+async fn n4_own_cancel_after_value_is_ok() {
+    let dropped = Counter::new();
+    let r = nursery(|n| {
+        let dropped = dropped.clone();
+        async move {
+            let guard = dropped.guard();
+            n.spawn(async move {
+                let _guard = guard;
+                sleep(HOUR).await;
+                Ok(())
+            });
+            let n2 = n.clone();
+            n.spawn(async move {
+                sleep(secs(5)).await;
+                n2.cancel();
+                Ok(())
+            });
+            Ok::<_, TestError>(5)
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(5));
+    assert_eq!(dropped.get(), 1);
+
+    let r = nursery(|n| async move {
+        n.cancel();
+        Ok::<_, TestError>(6)
+    })
+    .await;
+    assert_eq!(r, Ok(6));
+    assert_eq!(elapsed(), secs(5));
+}
+
+/// N4, N1: an outer scope cancels the nursery: it cancels and drains its children,
+/// then never returns; the enclosing scope returns `None`; no error anywhere.
+#[hatchery::test(virtual_time)]
+async fn n4_outer_cancel_nursery_never_returns() {
+    let log = Log::new();
+    let dropped = Counter::new();
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let out = scope
+        .run({
+            let (log, dropped, handle) = (log.clone(), dropped.clone(), handle.clone());
+            async move {
+                let r = nursery(|n| async move {
+                    for _ in 0..4 {
+                        let guard = dropped.guard();
+                        n.spawn(async move {
+                            let _guard = guard;
+                            sleep(HOUR).await;
+                            Ok(())
+                        });
+                    }
+                    sleep(secs(2)).await;
+                    handle.cancel();
+                    assert!(n.is_cancelled(), "an outer cancel shows on the nursery");
+                    sleep(HOUR).await;
+                    Ok::<_, TestError>(())
+                })
+                .await;
+                log.push("unreachable: nursery returned");
+                r
             }
         })
         .await;
-        assert_eq!(r, Ok(5));
-        assert_eq!(dropped.get(), 1);
+    assert_eq!(out, None);
+    assert!(log.is_empty());
+    assert_eq!(dropped.get(), 4);
+    assert!(handle.cancelled_caught());
 
-        let r = nursery(|n| async move {
-            n.cancel();
-            Ok::<_, TestError>(6)
-        })
-        .await;
-        assert_eq!(r, Ok(6));
-    }
-
-    /// N4, N1: an outer scope cancels the nursery: it cancels and drains its children,
-    /// then never returns; the enclosing scope returns `None`; no error anywhere.
-    async fn n4_outer_cancel_nursery_never_returns() {
-        let log = Log::new();
-        let dropped = Counter::new();
-        let scope = CancelScope::new();
-        let handle = scope.handle();
-        let out = scope
-            .run({
-                let (log, dropped, handle) = (log.clone(), dropped.clone(), handle.clone());
-                async move {
-                    let r = nursery(|n| async move {
-                        for _ in 0..4 {
-                            let guard = dropped.guard();
-                            n.spawn(async move {
-                                let _guard = guard;
-                                sleep(HOUR).await;
-                                Ok(())
-                            });
-                        }
-                        sleep(ms(2)).await;
-                        handle.cancel();
-                        assert!(n.is_cancelled(), "an outer cancel shows on the nursery");
-                        sleep(HOUR).await;
-                        Ok::<_, TestError>(())
-                    })
-                    .await;
-                    log.push("unreachable: nursery returned");
-                    r
-                }
-            })
-            .await;
-        assert_eq!(out, None);
-        assert!(log.is_empty());
-        assert_eq!(dropped.get(), 4);
-        assert!(handle.cancelled_caught());
-
-        // The same with a deadline.
-        let dropped = Counter::new();
-        let out = move_on_after(ms(10), nursery(|n| {
+    // The same with a deadline.
+    let dropped = Counter::new();
+    let out = move_on_after(
+        secs(10),
+        nursery(|n| {
             let dropped = dropped.clone();
             async move {
                 for _ in 0..4 {
@@ -131,182 +139,204 @@ backend_test! {
                 sleep(HOUR).await;
                 Ok::<_, TestError>(())
             }
-        }))
-        .await;
-        assert_eq!(out, None);
-        assert_eq!(dropped.get(), 4);
-    }
+        }),
+    )
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(dropped.get(), 4);
+    assert_eq!(elapsed(), secs(12));
+}
 
-    /// N4: cancelling a nursery does not cancel what encloses it.
-    async fn n4_own_cancel_stays_inside() {
-        let scope = CancelScope::new();
-        let handle = scope.handle();
-        let out = scope
-            .run(async {
-                let r = nursery(|n| async move {
-                    n.cancel();
-                    checkpoint().await;
-                    Ok::<_, TestError>(())
-                })
-                .await;
-                assert!(r.unwrap_err().is_cancelled());
-                assert!(!current_effective_deadline().is_cancelled());
-                sleep(ms(1)).await;
-                "continued"
-            })
-            .await;
-        assert_eq!(out, Some("continued"));
-        assert!(!handle.cancel_called());
-    }
-
-    /// N5, C2: children spawned into an already cancelled nursery run to their first
-    /// suspension point, then are cancelled.
-    async fn n5_spawn_into_cancelled_nursery_runs_to_first_suspension() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                n.cancel();
-                for _ in 0..3 {
-                    let log = log.clone();
-                    n.spawn(async move {
-                        log.push("first poll");
-                        checkpoint().await;
-                        log.push("unreachable");
-                        Ok::<_, TestError>(())
-                    });
-                }
-                sleep(HOUR).await;
-                Ok(())
-            }
-        })
-        .await;
-        assert!(r.unwrap_err().is_cancelled());
-        assert_eq!(log.events(), ["first poll", "first poll", "first poll"]);
-    }
-
-    /// N5: children spawned but not yet polled when the nursery is cancelled still get
-    /// their first poll (the body spawns and cancels without yielding in between).
-    async fn n5_unpolled_children_get_first_poll() {
-        let first_polls = Counter::new();
-        let r = nursery(|n| {
-            let first_polls = first_polls.clone();
-            async move {
-                for _ in 0..20 {
-                    let first_polls = first_polls.clone();
-                    n.spawn(async move {
-                        first_polls.incr();
-                        sleep(HOUR).await;
-                        Ok::<_, TestError>(())
-                    });
-                }
+/// N4: cancelling a nursery does not cancel what encloses it.
+#[hatchery::test(virtual_time)]
+async fn n4_own_cancel_stays_inside() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let out = scope
+        .run(async {
+            let r = nursery(|n| async move {
                 n.cancel();
                 checkpoint().await;
-                Ok(())
-            }
-        })
-        .await;
-        assert!(r.unwrap_err().is_cancelled());
-        assert_eq!(first_polls.get(), 20);
-    }
-
-    /// C2: cancellation reaches grandchildren in nested nurseries running on other
-    /// threads; each one is dropped before the outer scope returns.
-    async fn c2_cancel_reaches_grandchildren_on_other_threads() {
-        const CHILDREN: usize = 4;
-        const GRANDCHILDREN: usize = 8;
-        let backend = Backend::current();
-        let root = std::thread::current().id();
-        let threads: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
-        let started = Counter::new();
-        let dropped = Counter::new();
-        let scope = CancelScope::new();
-        let handle = scope.handle();
-        let out = scope
-            .run({
-                let (threads, started, dropped, handle) =
-                    (threads.clone(), started.clone(), dropped.clone(), handle.clone());
-                nursery(move |n| async move {
-                    for _ in 0..CHILDREN {
-                        let (threads, started, dropped) =
-                            (threads.clone(), started.clone(), dropped.clone());
-                        n.spawn(async move {
-                            nursery(|n2| async move {
-                                for _ in 0..GRANDCHILDREN {
-                                    let (threads, started, guard) =
-                                        (threads.clone(), started.clone(), dropped.guard());
-                                    n2.spawn(async move {
-                                        let _guard = guard;
-                                        threads.lock().unwrap().push(std::thread::current().id());
-                                        started.incr();
-                                        sleep(HOUR).await;
-                                        Ok::<_, TestError>(())
-                                    });
-                                }
-                                sleep(HOUR).await;
-                                Ok(())
-                            })
-                            .await
-                            .map_err(|_| TestError("inner"))
-                        });
-                    }
-                    until(|| started.get() == CHILDREN * GRANDCHILDREN).await;
-                    handle.cancel();
-                    sleep(HOUR).await;
-                    Ok::<_, TestError>(())
-                })
+                Ok::<_, TestError>(())
             })
             .await;
-        assert_eq!(out, None);
-        assert_eq!(dropped.get(), CHILDREN * GRANDCHILDREN);
-        let threads = threads.lock().unwrap();
-        assert_eq!(threads.len(), CHILDREN * GRANDCHILDREN);
-        if backend == Backend::TokioMulti {
-            assert!(threads.iter().all(|t| *t != root), "grandchildren ran on worker threads");
-        }
-    }
-
-    /// C2, N1: 10,000 parked children (half on hatchery sleeps, half on foreign pending
-    /// futures) cancelled at once by `n.cancel()`: every one is dropped before `nursery`
-    /// returns.
-    async fn n1_ten_thousand_children_cancelled_at_once() {
-        const N: usize = 10_000;
-        let started = Counter::new();
-        let dropped = Counter::new();
-        let r = nursery(|n| {
-            let (started, dropped) = (started.clone(), dropped.clone());
-            async move {
-                for i in 0..N {
-                    let (started, guard) = (started.clone(), dropped.guard());
-                    n.spawn(async move {
-                        let _guard = guard;
-                        started.incr();
-                        if i % 2 == 0 {
-                            sleep(HOUR).await;
-                        } else {
-                            std::future::pending::<()>().await;
-                        }
-                        Ok::<_, TestError>(())
-                    });
-                }
-                until(|| started.get() == N).await;
-                n.cancel();
-                sleep(HOUR).await;
-                Ok(())
-            }
+            assert!(r.unwrap_err().is_cancelled());
+            assert!(!current_effective_deadline().is_cancelled());
+            sleep(secs(1)).await;
+            "continued"
         })
         .await;
-        let dropped_at_return = dropped.get();
-        assert!(r.unwrap_err().is_cancelled());
-        assert_eq!(dropped_at_return, N);
-    }
+    assert_eq!(out, Some("continued"));
+    assert!(!handle.cancel_called());
+    assert_eq!(elapsed(), secs(1));
+}
 
-    /// C2, N1: the same 10,000 parked children cancelled by an outer `move_on_after`.
-    async fn n1_ten_thousand_children_cancelled_by_outer_timeout() {
-        const N: usize = 10_000;
-        let started = Counter::new();
-        let dropped = Counter::new();
-        let out = move_on_after(ms(50), nursery(|n| {
+/// N5, C2: children spawned into an already cancelled nursery run to their first
+/// suspension point, then are cancelled.
+#[hatchery::test(virtual_time)]
+async fn n5_spawn_into_cancelled_nursery_runs_to_first_suspension() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            n.cancel();
+            for _ in 0..3 {
+                let log = log.clone();
+                n.spawn(async move {
+                    log.push("first poll");
+                    checkpoint().await;
+                    log.push("unreachable");
+                    Ok::<_, TestError>(())
+                });
+            }
+            sleep(HOUR).await;
+            Ok(())
+        }
+    })
+    .await;
+    assert!(r.unwrap_err().is_cancelled());
+    assert_eq!(log.events(), ["first poll", "first poll", "first poll"]);
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N5: children spawned but not yet polled when the nursery is cancelled still get
+/// their first poll (the body spawns and cancels without yielding in between).
+#[hatchery::test(virtual_time)]
+async fn n5_unpolled_children_get_first_poll() {
+    let first_polls = Counter::new();
+    let r = nursery(|n| {
+        let first_polls = first_polls.clone();
+        async move {
+            for _ in 0..20 {
+                let first_polls = first_polls.clone();
+                n.spawn(async move {
+                    first_polls.incr();
+                    sleep(HOUR).await;
+                    Ok::<_, TestError>(())
+                });
+            }
+            n.cancel();
+            checkpoint().await;
+            Ok(())
+        }
+    })
+    .await;
+    assert!(r.unwrap_err().is_cancelled());
+    assert_eq!(first_polls.get(), 20);
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// C2: cancellation reaches grandchildren in nested nurseries running on other
+/// threads; each one is dropped before the outer scope returns.
+#[hatchery::test(virtual_time)]
+async fn c2_cancel_reaches_grandchildren_on_other_threads() {
+    const CHILDREN: usize = 4;
+    const GRANDCHILDREN: usize = 8;
+    let backend = backend();
+    let root = std::thread::current().id();
+    let threads: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
+    let started = Counter::new();
+    let dropped = Counter::new();
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let out = scope
+        .run({
+            let (threads, started, dropped, handle) = (
+                threads.clone(),
+                started.clone(),
+                dropped.clone(),
+                handle.clone(),
+            );
+            nursery(move |n| async move {
+                for _ in 0..CHILDREN {
+                    let (threads, started, dropped) =
+                        (threads.clone(), started.clone(), dropped.clone());
+                    n.spawn(async move {
+                        nursery(|n2| async move {
+                            for _ in 0..GRANDCHILDREN {
+                                let (threads, started, guard) =
+                                    (threads.clone(), started.clone(), dropped.guard());
+                                n2.spawn(async move {
+                                    let _guard = guard;
+                                    threads.lock().unwrap().push(std::thread::current().id());
+                                    started.incr();
+                                    sleep(HOUR).await;
+                                    Ok::<_, TestError>(())
+                                });
+                            }
+                            sleep(HOUR).await;
+                            Ok(())
+                        })
+                        .await
+                        .map_err(|_| TestError("inner"))
+                    });
+                }
+                until(|| started.get() == CHILDREN * GRANDCHILDREN).await;
+                handle.cancel();
+                sleep(HOUR).await;
+                Ok::<_, TestError>(())
+            })
+        })
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(dropped.get(), CHILDREN * GRANDCHILDREN);
+    let threads = threads.lock().unwrap();
+    assert_eq!(threads.len(), CHILDREN * GRANDCHILDREN);
+    if backend == "tokio_multi" {
+        assert!(
+            threads.iter().all(|t| *t != root),
+            "grandchildren ran on worker threads"
+        );
+    }
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// C2, N1: 10,000 parked children (half on hatchery sleeps, half on foreign pending
+/// futures) cancelled at once by `n.cancel()`: every one is dropped before `nursery`
+/// returns.
+#[hatchery::test(virtual_time)]
+async fn n1_ten_thousand_children_cancelled_at_once() {
+    const N: usize = 10_000;
+    let started = Counter::new();
+    let dropped = Counter::new();
+    let r = nursery(|n| {
+        let (started, dropped) = (started.clone(), dropped.clone());
+        async move {
+            for i in 0..N {
+                let (started, guard) = (started.clone(), dropped.guard());
+                n.spawn(async move {
+                    let _guard = guard;
+                    started.incr();
+                    if i % 2 == 0 {
+                        sleep(HOUR).await;
+                    } else {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok::<_, TestError>(())
+                });
+            }
+            until(|| started.get() == N).await;
+            n.cancel();
+            sleep(HOUR).await;
+            Ok(())
+        }
+    })
+    .await;
+    let dropped_at_return = dropped.get();
+    assert!(r.unwrap_err().is_cancelled());
+    assert_eq!(dropped_at_return, N);
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// C2, N1: the same 10,000 parked children cancelled by an outer `move_on_after`.
+#[hatchery::test(virtual_time)]
+async fn n1_ten_thousand_children_cancelled_by_outer_timeout() {
+    const N: usize = 10_000;
+    let started = Counter::new();
+    let dropped = Counter::new();
+    let out = move_on_after(
+        secs(50),
+        nursery(|n| {
             let (started, dropped) = (started.clone(), dropped.clone());
             async move {
                 for _ in 0..N {
@@ -321,146 +351,151 @@ backend_test! {
                 sleep(HOUR).await;
                 Ok(())
             }
-        }))
-        .await;
-        let dropped_at_return = dropped.get();
-        assert_eq!(out, None);
-        assert_eq!(started.get(), N, "every child got its first poll");
-        assert_eq!(dropped_at_return, N);
-    }
+        }),
+    )
+    .await;
+    let dropped_at_return = dropped.get();
+    assert_eq!(out, None);
+    assert_eq!(started.get(), N, "every child got its first poll");
+    assert_eq!(dropped_at_return, N);
+    assert_eq!(elapsed(), secs(50));
+}
 
-    /// N5: spawning into a nursery that is being drained after a cancel still works
-    /// (from a child in cleanup), and the new child gets its first poll.
-    async fn n5_spawn_while_draining() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
+/// N5: spawning into a nursery that is being drained after a cancel still works
+/// (from a child in cleanup), and the new child gets its first poll.
+#[hatchery::test(virtual_time)]
+async fn n5_spawn_while_draining() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let n2 = n.clone();
+            let log2 = log.clone();
+            n.spawn(async move {
+                hatchery::shield(async {
+                    until(|| n2.is_cancelled()).await;
+                    let log3 = log2.clone();
+                    let h = n2.try_spawn(async move {
+                        log3.push("late child first poll");
+                        checkpoint().await;
+                        log3.push("unreachable");
+                        Ok(())
+                    });
+                    assert!(h.is_ok(), "the nursery is still open while it drains");
+                })
+                .await;
+                Ok::<_, TestError>(())
+            });
+            n.cancel();
+            sleep(HOUR).await;
+            Ok(())
+        }
+    })
+    .await;
+    assert!(r.unwrap_err().is_cancelled());
+    assert_eq!(log.events(), ["late child first poll"]);
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N4 (trio): an outer cancellation that arrives while the body has already returned
+/// its value and the nursery waits for children: waiting is a suspension point, so
+/// the enclosing scope catches the cancellation and the nursery never returns.
+#[hatchery::test(virtual_time)]
+async fn n4_outer_cancel_after_body_value_stalls() {
+    let log = Log::new();
+    let dropped = Counter::new();
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let out = scope
+        .run({
+            let (log, dropped, handle) = (log.clone(), dropped.clone(), handle.clone());
             async move {
-                let n2 = n.clone();
-                let log2 = log.clone();
-                n.spawn(async move {
-                    hatchery::shield(async {
-                        until(|| n2.is_cancelled()).await;
-                        let log3 = log2.clone();
-                        let h = n2.try_spawn(async move {
-                            log3.push("late child first poll");
-                            checkpoint().await;
-                            log3.push("unreachable");
-                            Ok(())
-                        });
-                        assert!(h.is_ok(), "the nursery is still open while it drains");
-                    })
-                    .await;
-                    Ok::<_, TestError>(())
-                });
-                n.cancel();
-                sleep(HOUR).await;
-                Ok(())
+                let r = nursery(|n| async move {
+                    let guard = dropped.guard();
+                    n.spawn(async move {
+                        let _guard = guard;
+                        sleep(HOUR).await;
+                        Ok(())
+                    });
+                    n.spawn(async move {
+                        sleep(secs(2)).await;
+                        handle.cancel();
+                        Ok(())
+                    });
+                    Ok::<_, TestError>(5)
+                })
+                .await;
+                log.push("unreachable: nursery returned");
+                r
             }
         })
         .await;
-        assert!(r.unwrap_err().is_cancelled());
-        assert_eq!(log.events(), ["late child first poll"]);
-    }
+    assert_eq!(out, None);
+    assert!(log.is_empty());
+    assert_eq!(dropped.get(), 1);
+    assert!(handle.cancelled_caught());
+    assert_eq!(elapsed(), secs(2));
 }
 
-backend_test! {
-    /// N4 (trio): an outer cancellation that arrives while the body has already returned
-    /// its value and the nursery waits for children: waiting is a suspension point, so
-    /// the enclosing scope catches the cancellation and the nursery never returns.
-    async fn n4_outer_cancel_after_body_value_stalls() {
-        let log = Log::new();
-        let dropped = Counter::new();
-        let scope = CancelScope::new();
-        let handle = scope.handle();
-        let out = scope
-            .run({
-                let (log, dropped, handle) = (log.clone(), dropped.clone(), handle.clone());
-                async move {
-                    let r = nursery(|n| async move {
-                        let guard = dropped.guard();
-                        n.spawn(async move {
-                            let _guard = guard;
-                            sleep(HOUR).await;
-                            Ok(())
-                        });
-                        n.spawn(async move {
-                            sleep(ms(2)).await;
-                            handle.cancel();
-                            Ok(())
-                        });
-                        Ok::<_, TestError>(5)
-                    })
-                    .await;
-                    log.push("unreachable: nursery returned");
-                    r
-                }
-            })
-            .await;
-        assert_eq!(out, None);
-        assert!(log.is_empty());
-        assert_eq!(dropped.get(), 1);
-        assert!(handle.cancelled_caught());
-    }
+/// C1, C3 with N1: a nursery that never suspends (its body returns at once and it has
+/// no children to wait for) is not an interruption point: inside a scope cancelled
+/// before entry, its value comes back and the scope returns the body's value. (Modern
+/// trio likewise ends a nursery with nothing to wait for with a cancel-*shielded*
+/// checkpoint.)
+#[hatchery::test]
+async fn c3_nursery_that_never_suspends_returns_value() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    handle.cancel();
+    let out = scope
+        .run(async { nursery(|_n: hatchery::Nursery<TestError>| async { Ok(5) }).await })
+        .await;
+    assert_eq!(out, Some(Ok(5)));
+    assert!(!handle.cancelled_caught());
+}
 
-    /// C1, C3 with N1: a nursery that never suspends (its body returns at once and it has
-    /// no children to wait for) is not an interruption point: inside a scope cancelled
-    /// before entry, its value comes back and the scope returns the body's value. (Modern
-    /// trio likewise ends a nursery with nothing to wait for with a cancel-*shielded*
-    /// checkpoint.)
-    async fn c3_nursery_that_never_suspends_returns_value() {
-        let scope = CancelScope::new();
-        let handle = scope.handle();
-        handle.cancel();
-        let out = scope
-            .run(async {
-                nursery(|_n: hatchery::Nursery<TestError>| async { Ok(5) }).await
-            })
-            .await;
-        assert_eq!(out, Some(Ok(5)));
-        assert!(!handle.cancelled_caught());
-    }
-
-    /// N4: a nursery's own cancel and an outer cancel together: the outer scope catches,
-    /// the nursery reports nothing.
-    async fn n4_own_and_outer_cancel_outer_wins() {
-        let log = Log::new();
-        let scope = CancelScope::new();
-        let handle = scope.handle();
-        let out = scope
-            .run({
-                let (log, handle) = (log.clone(), handle.clone());
-                async move {
-                    let r = nursery(|n| async move {
-                        n.cancel();
-                        handle.cancel();
-                        checkpoint().await;
-                        Ok::<_, TestError>(())
-                    })
-                    .await;
-                    log.push("unreachable: nursery returned");
-                    r
-                }
-            })
-            .await;
-        assert_eq!(out, None);
-        assert!(log.is_empty());
-        assert!(handle.cancelled_caught());
-    }
-
-    /// N4: the nursery's own cancel while the body is in shielded work: the body finishes
-    /// its value without suspending again, so the nursery returns that value.
-    async fn n4_own_cancel_body_value_from_shield() {
-        let r = nursery(|n| async move {
-            n.cancel();
-            let v = hatchery::shield(async {
-                sleep(ms(2)).await;
-                8
-            })
-            .await;
-            Ok::<_, TestError>(v)
+/// N4: a nursery's own cancel and an outer cancel together: the outer scope catches,
+/// the nursery reports nothing.
+#[hatchery::test]
+async fn n4_own_and_outer_cancel_outer_wins() {
+    let log = Log::new();
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let out = scope
+        .run({
+            let (log, handle) = (log.clone(), handle.clone());
+            async move {
+                let r = nursery(|n| async move {
+                    n.cancel();
+                    handle.cancel();
+                    checkpoint().await;
+                    Ok::<_, TestError>(())
+                })
+                .await;
+                log.push("unreachable: nursery returned");
+                r
+            }
         })
         .await;
-        assert_eq!(r, Ok(8));
-    }
+    assert_eq!(out, None);
+    assert!(log.is_empty());
+    assert!(handle.cancelled_caught());
+}
+
+/// N4: the nursery's own cancel while the body is in shielded work: the body finishes
+/// its value without suspending again, so the nursery returns that value.
+#[hatchery::test(virtual_time)]
+async fn n4_own_cancel_body_value_from_shield() {
+    let r = nursery(|n| async move {
+        n.cancel();
+        let v = hatchery::shield(async {
+            sleep(secs(2)).await;
+            8
+        })
+        .await;
+        Ok::<_, TestError>(v)
+    })
+    .await;
+    assert_eq!(r, Ok(8));
+    assert_eq!(elapsed(), secs(2));
 }

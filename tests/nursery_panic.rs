@@ -2,201 +2,223 @@
 //! panic is resumed in the caller of `nursery`; a panic wins over errors.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
+use hatchery::testing::elapsed;
 use hatchery::{checkpoint, nursery, shield, sleep, Nursery};
 use hatchery_tests::{
-    backend_test, catch_panic, ms, panic_message, until, Backend, Counter, Log, TestError, HOUR,
+    backend, catch_panic, panic_message, secs, until, Counter, Log, TestError, HOUR,
 };
 
-backend_test! {
-    /// N3: a child panics while its siblings are in shielded cleanup: the siblings'
-    /// cleanups complete before the panic comes out of `nursery`.
-    async fn n3_panic_waits_for_sibling_cleanup() {
-        let log = Log::new();
-        let in_cleanup = Counter::new();
-        let r = catch_panic(nursery(|n| {
-            let (log, in_cleanup) = (log.clone(), in_cleanup.clone());
-            async move {
-                for _ in 0..2 {
-                    let (log, in_cleanup, n2) = (log.clone(), in_cleanup.clone(), n.clone());
-                    n.spawn(async move {
-                        shield(async {
-                            in_cleanup.incr();
-                            until(|| n2.is_cancelled()).await;
-                            sleep(ms(10)).await;
-                            log.push("sibling cleanup done");
-                        })
-                        .await;
-                        checkpoint().await;
-                        log.push("unreachable: sibling");
-                        Ok::<_, TestError>(())
-                    });
-                }
-                n.spawn::<(), _>(async move {
-                    until(|| in_cleanup.get() == 2).await;
-                    panic!("child boom");
+/// N3: a child panics while its siblings are in shielded cleanup: the siblings'
+/// cleanups complete before the panic comes out of `nursery`.
+#[hatchery::test(virtual_time)]
+async fn n3_panic_waits_for_sibling_cleanup() {
+    let log = Log::new();
+    let in_cleanup = Counter::new();
+    let r = catch_panic(nursery(|n| {
+        let (log, in_cleanup) = (log.clone(), in_cleanup.clone());
+        async move {
+            for _ in 0..2 {
+                let (log, in_cleanup, n2) = (log.clone(), in_cleanup.clone(), n.clone());
+                n.spawn(async move {
+                    shield(async {
+                        in_cleanup.incr();
+                        until(|| n2.is_cancelled()).await;
+                        sleep(secs(10)).await;
+                        log.push("sibling cleanup done");
+                    })
+                    .await;
+                    checkpoint().await;
+                    log.push("unreachable: sibling");
+                    Ok::<_, TestError>(())
                 });
-                sleep(HOUR).await;
-                Ok(())
             }
-        }))
-        .await;
-        log.push("panic caught");
-        assert_eq!(r.unwrap_err(), "child boom");
-        assert_eq!(
-            log.events(),
-            ["sibling cleanup done", "sibling cleanup done", "panic caught"]
-        );
-    }
-
-    /// N3: the body panics: every child is cancelled and dropped before the panic is
-    /// resumed; the payload is preserved (formatted messages too).
-    async fn n3_body_panic_cancels_children() {
-        let dropped = Counter::new();
-        let started = Counter::new();
-        let r: Result<Result<(), _>, _> = catch_panic(nursery(|n: Nursery<TestError>| {
-            let (dropped, started) = (dropped.clone(), started.clone());
-            async move {
-                for _ in 0..5 {
-                    let (guard, started) = (dropped.guard(), started.clone());
-                    n.spawn(async move {
-                        let _guard = guard;
-                        started.incr();
-                        std::future::pending::<()>().await;
-                        Ok(())
-                    });
-                }
-                until(|| started.get() == 5).await;
-                let code = 42;
-                panic!("body boom {code}");
-            }
-        }))
-        .await;
-        assert_eq!(r.unwrap_err(), "body boom 42");
-        assert_eq!(dropped.get(), 5);
-    }
-
-    /// N4: when a panic and errors both happen, the panic wins: it is resumed and the
-    /// errors are discarded.
-    async fn n4_panic_wins_over_errors() {
-        let r = catch_panic(nursery(|n| async move {
-            n.spawn(async { Err::<(), _>(TestError("error first")) });
-            let n2 = n.clone();
             n.spawn::<(), _>(async move {
-                shield(async { until(|| n2.is_cancelled()).await }).await;
-                panic!("panic second");
+                until(|| in_cleanup.get() == 2).await;
+                panic!("child boom");
             });
             sleep(HOUR).await;
             Ok(())
-        }))
-        .await;
-        assert_eq!(r.unwrap_err(), "panic second");
-    }
+        }
+    }))
+    .await;
+    log.push("panic caught");
+    assert_eq!(r.unwrap_err(), "child boom");
+    assert_eq!(
+        log.events(),
+        [
+            "sibling cleanup done",
+            "sibling cleanup done",
+            "panic caught"
+        ]
+    );
+    assert_eq!(elapsed(), secs(10));
+}
 
-    /// N3: when several tasks panic, the first panic is the one resumed.
-    async fn n3_first_panic_is_resumed() {
-        let r: Result<Result<(), _>, _> = catch_panic(nursery(|n: Nursery<TestError>| async move {
-            n.spawn::<(), _>(async { panic!("first") });
-            let n2 = n.clone();
-            n.spawn::<(), _>(async move {
-                shield(async { until(|| n2.is_cancelled()).await }).await;
-                panic!("second");
-            });
-            shield(async { sleep(ms(20)).await }).await;
-            panic!("body third");
-        }))
-        .await;
-        assert_eq!(r.unwrap_err(), "first");
-    }
+/// N3: the body panics: every child is cancelled and dropped before the panic is
+/// resumed; the payload is preserved (formatted messages too).
+#[hatchery::test(virtual_time)]
+async fn n3_body_panic_cancels_children() {
+    let dropped = Counter::new();
+    let started = Counter::new();
+    let r: Result<Result<(), _>, _> = catch_panic(nursery(|n: Nursery<TestError>| {
+        let (dropped, started) = (dropped.clone(), started.clone());
+        async move {
+            for _ in 0..5 {
+                let (guard, started) = (dropped.guard(), started.clone());
+                n.spawn(async move {
+                    let _guard = guard;
+                    started.incr();
+                    std::future::pending::<()>().await;
+                    Ok(())
+                });
+            }
+            until(|| started.get() == 5).await;
+            let code = 42;
+            panic!("body boom {code}");
+        }
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "body boom 42");
+    assert_eq!(dropped.get(), 5);
+    assert_eq!(elapsed(), Duration::ZERO);
+}
 
-    /// N3: a panic in a grandchild goes up through both nurseries, message intact.
-    async fn n3_panic_from_grandchild_propagates() {
-        let r = catch_panic(nursery(|n| async move {
-            n.spawn(async {
-                nursery(|n2: Nursery<TestError>| async move {
-                    n2.spawn::<(), _>(async {
-                        sleep(ms(1)).await;
-                        panic!("grandchild boom");
-                    });
+/// N4: when a panic and errors both happen, the panic wins: it is resumed and the
+/// errors are discarded.
+#[hatchery::test(virtual_time)]
+async fn n4_panic_wins_over_errors() {
+    let r = catch_panic(nursery(|n| async move {
+        n.spawn(async { Err::<(), _>(TestError("error first")) });
+        let n2 = n.clone();
+        n.spawn::<(), _>(async move {
+            shield(async { until(|| n2.is_cancelled()).await }).await;
+            panic!("panic second");
+        });
+        sleep(HOUR).await;
+        Ok(())
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "panic second");
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N3: when several tasks panic, the first panic is the one resumed.
+#[hatchery::test(virtual_time)]
+async fn n3_first_panic_is_resumed() {
+    let r: Result<Result<(), _>, _> = catch_panic(nursery(|n: Nursery<TestError>| async move {
+        n.spawn::<(), _>(async { panic!("first") });
+        let n2 = n.clone();
+        n.spawn::<(), _>(async move {
+            shield(async { until(|| n2.is_cancelled()).await }).await;
+            panic!("second");
+        });
+        shield(async { sleep(secs(20)).await }).await;
+        panic!("body third");
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "first");
+    assert_eq!(elapsed(), secs(20));
+}
+
+/// N3: a panic in a grandchild goes up through both nurseries, message intact.
+#[hatchery::test(virtual_time)]
+async fn n3_panic_from_grandchild_propagates() {
+    let r = catch_panic(nursery(|n| async move {
+        n.spawn(async {
+            nursery(|n2: Nursery<TestError>| async move {
+                n2.spawn::<(), _>(async {
+                    sleep(secs(1)).await;
+                    panic!("grandchild boom");
+                });
+                sleep(HOUR).await;
+                Ok(())
+            })
+            .await
+            .map_err(|e| e.into_first().unwrap())
+        });
+        sleep(HOUR).await;
+        Ok::<_, TestError>(())
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "grandchild boom");
+    assert_eq!(elapsed(), secs(1));
+}
+
+/// N3: after a nursery has resumed a panic, the runtime and hatchery keep working.
+#[hatchery::test(virtual_time)]
+async fn n3_runtime_usable_after_panic() {
+    let r = catch_panic(nursery(|n: Nursery<TestError>| async move {
+        n.spawn::<(), _>(async { panic!("boom") });
+        Ok(())
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "boom");
+    let v = nursery(|n| async move {
+        let h = n.spawn(async {
+            sleep(secs(1)).await;
+            Ok::<_, TestError>(5)
+        });
+        Ok(h.join().await.unwrap())
+    })
+    .await;
+    assert_eq!(v, Ok(5));
+    assert_eq!(hatchery::move_on_after(secs(2), sleep(HOUR)).await, None);
+    assert_eq!(elapsed(), secs(3));
+}
+
+/// N3, N7: a panicked child's handle reports `is_panicked` when joined after the
+/// nursery has resumed the panic.
+#[hatchery::test]
+async fn n3_panicked_handle() {
+    let handle = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let r = catch_panic(nursery(|n: Nursery<TestError>| {
+        let handle = handle.clone();
+        async move {
+            *handle.lock().unwrap() = Some(n.spawn(async {
+                checkpoint().await;
+                panic!("boom");
+            }));
+            Ok(())
+        }
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "boom");
+    let h: hatchery::TaskHandle<()> = handle.lock().unwrap().take().unwrap();
+    assert!(h.is_finished());
+    let e = h.join().await.unwrap_err();
+    assert!(e.is_panicked() && !e.is_cancelled() && !e.is_failed());
+}
+
+/// N3: the panic is resumed in the caller of `nursery` even at the root, and the run
+/// function of the backend passes it on (checked with `std::panic::catch_unwind`
+/// around a whole backend run, from inside this test).
+#[hatchery::test]
+async fn n3_panic_out_of_the_backend_run() {
+    let backend = backend();
+    // Running a second runtime inside this one is not allowed on tokio; do it from a
+    // plain thread.
+    let msg = std::thread::spawn(move || {
+        catch_unwind(AssertUnwindSafe(|| {
+            let run = async {
+                nursery(|n: Nursery<TestError>| async move {
+                    n.spawn::<(), _>(async { panic!("from the root") });
                     sleep(HOUR).await;
                     Ok(())
                 })
                 .await
-                .map_err(|e| e.into_first().unwrap())
-            });
-            sleep(HOUR).await;
-            Ok::<_, TestError>(())
-        }))
-        .await;
-        assert_eq!(r.unwrap_err(), "grandchild boom");
-    }
-
-    /// N3: after a nursery has resumed a panic, the runtime and hatchery keep working.
-    async fn n3_runtime_usable_after_panic() {
-        let r = catch_panic(nursery(|n: Nursery<TestError>| async move {
-            n.spawn::<(), _>(async { panic!("boom") });
-            Ok(())
-        }))
-        .await;
-        assert_eq!(r.unwrap_err(), "boom");
-        let v = nursery(|n| async move {
-            let h = n.spawn(async { sleep(ms(1)).await; Ok::<_, TestError>(5) });
-            Ok(h.join().await.unwrap())
-        })
-        .await;
-        assert_eq!(v, Ok(5));
-        assert_eq!(hatchery::move_on_after(ms(2), sleep(HOUR)).await, None);
-    }
-
-    /// N3, N7: a panicked child's handle reports `is_panicked` when joined after the
-    /// nursery has resumed the panic.
-    async fn n3_panicked_handle() {
-        let handle = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let r = catch_panic(nursery(|n: Nursery<TestError>| {
-            let handle = handle.clone();
-            async move {
-                *handle.lock().unwrap() = Some(n.spawn(async {
-                    checkpoint().await;
-                    panic!("boom");
-                }));
-                Ok(())
+            };
+            match backend {
+                "tokio_current" => drop(hatchery_tokio::run_current_thread(run)),
+                "tokio_multi" => drop(hatchery_tokio::run(run)),
+                "smol" => drop(hatchery_smol::run(run)),
+                other => panic!("unknown backend {other}"),
             }
         }))
-        .await;
-        assert_eq!(r.unwrap_err(), "boom");
-        let h: hatchery::TaskHandle<()> = handle.lock().unwrap().take().unwrap();
-        assert!(h.is_finished());
-        let e = h.join().await.unwrap_err();
-        assert!(e.is_panicked() && !e.is_cancelled() && !e.is_failed());
-    }
-
-    /// N3: the panic is resumed in the caller of `nursery` even at the root, and the run
-    /// function of the backend passes it on (checked with `std::panic::catch_unwind`
-    /// around a whole backend run, from inside this test).
-    async fn n3_panic_out_of_the_backend_run() {
-        let backend = Backend::current();
-        // Running a second runtime inside this one is not allowed on tokio; do it from a
-        // plain thread.
-        let msg = std::thread::spawn(move || {
-            catch_unwind(AssertUnwindSafe(|| {
-                let run = async {
-                    nursery(|n: Nursery<TestError>| async move {
-                        n.spawn::<(), _>(async { panic!("from the root") });
-                        sleep(HOUR).await;
-                        Ok(())
-                    })
-                    .await
-                };
-                match backend {
-                    Backend::TokioCurrent => drop(hatchery_tokio::run_current_thread(run)),
-                    Backend::TokioMulti => drop(hatchery_tokio::run(run)),
-                    Backend::Smol => drop(hatchery_smol::run(run)),
-                }
-            }))
-            .map_err(|p| panic_message(&*p))
-        })
-        .join()
-        .unwrap();
-        assert_eq!(msg.unwrap_err(), "from the root");
-    }
+        .map_err(|p| panic_message(&*p))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(msg.unwrap_err(), "from the root");
 }

@@ -11,7 +11,7 @@ use hatchery::{
     checkpoint, current_effective_deadline, move_on_after, now, nursery, run_blocking, sleep,
     Nursery,
 };
-use hatchery_tests::{backend_test, catch_panic, ms, panic_message, Backend, TestError, HOUR};
+use hatchery_tests::{backend, catch_panic, ms, panic_message, TestError, HOUR};
 
 const NO_RUNTIME: &str = "hatchery: no runtime in this context";
 
@@ -144,44 +144,57 @@ fn default_run_functions_return_the_root_value() {
     assert_eq!(hatchery_smol::run_with_threads(0, async { 5 }), 5);
 }
 
-backend_test! {
-    /// The root future runs inside a hatchery context on every backend.
-    async fn root_is_entered() {
-        assert!(hatchery::rt::is_entered());
-        let _ = Backend::current();
-    }
+/// The root future runs inside a hatchery context on every backend.
+#[hatchery::test]
+async fn root_is_entered() {
+    assert!(hatchery::rt::is_entered());
+    assert!(["tokio_current", "tokio_multi", "smol"].contains(&backend()));
+}
 
-    /// `sleep` waits at least its duration on the runtime clock; `now` is monotonic.
-    async fn sleep_and_now() {
-        let a = now();
-        sleep(ms(5)).await;
-        let b = now();
-        assert!(b - a >= ms(5));
-        let at = b + ms(3);
-        hatchery::sleep_until(at).await;
-        assert!(now() >= at);
-        // A sleep until a past instant completes at once.
-        hatchery::sleep_until(a).await;
-    }
+/// `sleep` waits at least its duration on the runtime clock; `now` is monotonic. (Real
+/// time on purpose: this is the backend's own timer.)
+#[hatchery::test]
+async fn sleep_and_now() {
+    let a = now();
+    sleep(ms(5)).await;
+    let b = now();
+    assert!(b - a >= ms(5));
+    let at = b + ms(3);
+    hatchery::sleep_until(at).await;
+    assert!(now() >= at);
+    // A sleep until a past instant completes at once.
+    hatchery::sleep_until(a).await;
+}
 
-    /// `run_blocking` returns the function's result, and resumes its panic.
-    async fn run_blocking_result_and_panic() {
-        let thread = std::thread::current().id();
-        let (v, other) = run_blocking(move || ((1..=10u64).product::<u64>(), std::thread::current().id() != thread)).await;
-        assert_eq!(v, 3_628_800);
-        assert!(other, "ran on another thread");
-        let p = catch_panic(run_blocking(|| -> u8 { panic!("blocking boom") })).await;
-        assert_eq!(p.unwrap_err(), "blocking boom");
-    }
+/// `run_blocking` returns the function's result, and resumes its panic.
+#[hatchery::test]
+async fn run_blocking_result_and_panic() {
+    let thread = std::thread::current().id();
+    let (v, other) = run_blocking(move || {
+        (
+            (1..=10u64).product::<u64>(),
+            std::thread::current().id() != thread,
+        )
+    })
+    .await;
+    assert_eq!(v, 3_628_800);
+    assert!(other, "ran on another thread");
+    let p = catch_panic(run_blocking(|| -> u8 { panic!("blocking boom") })).await;
+    assert_eq!(p.unwrap_err(), "blocking boom");
+}
 
-    /// `run_blocking` in a cancelled scope: the scope does not wait for the thread, and
-    /// the result is dropped.
-    async fn run_blocking_cancelled() {
-        let out = move_on_after(ms(5), run_blocking(|| {
+/// `run_blocking` in a cancelled scope: the scope does not wait for the thread, and
+/// the result is dropped. (Real time: under virtual time blocking work keeps the clock
+/// still, so the deadline could not pass while the thread works.)
+#[hatchery::test]
+async fn run_blocking_cancelled() {
+    let out = move_on_after(
+        ms(5),
+        run_blocking(|| {
             std::thread::sleep(ms(50));
             1
-        }))
-        .await;
-        assert_eq!(out, None);
-    }
+        }),
+    )
+    .await;
+    assert_eq!(out, None);
 }

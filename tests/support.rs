@@ -1,37 +1,47 @@
 //! Shared support for hatchery's conformance tests: one test body, every backend.
 //!
-//! [`backend_test!`] turns each `async fn name() { .. }` into a module `name` with one
-//! `#[test]` per backend:
+//! Tests are `async fn`s marked [`#[hatchery::test]`](hatchery::test), which turns each
+//! one into a module `name` with one `#[test]` per backend:
 //!
-//! * `name::tokio_current`: tokio's current-thread runtime
-//!   ([`hatchery_tokio::run_current_thread`]);
-//! * `name::tokio_multi`: tokio's multi-thread runtime with two workers
-//!   ([`hatchery_tokio::run_with`]);
-//! * `name::smol`: smol's executor on two threads ([`hatchery_smol::run_with_threads`]).
+//! * `name::tokio_current`: tokio's current-thread runtime;
+//! * `name::tokio_multi`: tokio's multi-thread runtime (one worker per core);
+//! * `name::smol`: smol's executor on one thread per core.
+//!
+//! Tests of timeouts and deadlines use `#[hatchery::test(virtual_time)]`: the clock jumps
+//! to the next deadline whenever every task is blocked, so they take no real time and
+//! can assert exact elapsed times ([`hatchery::testing::elapsed`]). Tests that wait for
+//! plain OS threads or tokio's own timers stay on real time (the plain attribute): hatchery
+//! cannot see those, and virtual time would jump while they work.
 //!
 //! The helpers record what happened so that tests assert outcomes, not just termination:
-//! [`Log`] records the order of events, [`Counter`] and [`DropGuard`] count drops.
-//! Every test also runs under a [watchdog](WATCHDOG) so that a hang fails the test with a
-//! message instead of stalling the suite.
+//! [`Log`] records the order of events, [`Counter`] and [`DropGuard`] count drops;
+//! [`until`] waits for a condition (on real or virtual time); [`backend`] and friends say
+//! which backend runs the test.
+//!
+//! There is no watchdog around `#[hatchery::test]`: CI runs the suite under `timeout`.
+//! Under virtual time most hangs do not even happen: a sleep that should have been
+//! cancelled ends after its virtual hour, and the test fails on the wrong outcome.
 //!
 //! ```
-//! use hatchery_tests::{backend_test, Log};
+//! use std::time::Duration;
 //!
-//! backend_test! {
-//!     /// Checks nothing much.
-//!     async fn example() {
-//!         let log = Log::new();
-//!         log.push("a");
-//!         hatchery::checkpoint().await;
-//!         log.push("b");
-//!         assert_eq!(log.events(), ["a", "b"]);
-//!     }
+//! use hatchery::testing::elapsed;
+//! use hatchery_tests::{secs, Log};
+//!
+//! /// Checks nothing much, on every backend, in no real time.
+//! #[hatchery::test(virtual_time)]
+//! async fn example() {
+//!     let log = Log::new();
+//!     log.push("a");
+//!     hatchery::sleep(secs(90)).await;
+//!     log.push("b");
+//!     assert_eq!(log.events(), ["a", "b"]);
+//!     assert_eq!(elapsed(), Duration::from_secs(90));
 //! }
 //! # fn main() {}
 //! ```
 
 use std::any::Any;
-use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::io::Write as _;
@@ -44,26 +54,56 @@ use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
 
-/// How long one test may run before the watchdog fails it, unless the environment
-/// variable `HATCHERY_TEST_WATCHDOG_SECS` says otherwise.
-pub const WATCHDOG: Duration = Duration::from_secs(60);
-
-fn watchdog_limit() -> Duration {
-    std::env::var("HATCHERY_TEST_WATCHDOG_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map_or(WATCHDOG, Duration::from_secs)
+/// The backend running the current `#[hatchery::test]`: `"tokio_current"`,
+/// `"tokio_multi"` or `"smol"` (see [`hatchery::testing::backend`]).
+///
+/// # Panics
+///
+/// Outside a `#[hatchery::test]` (in a plain OS thread, for example: read it in the test
+/// body first).
+pub fn backend() -> &'static str {
+    hatchery::testing::backend().expect("backend() is only known inside a #[hatchery::test]")
 }
 
-/// How long [`until`] and [`eventually`] wait for a condition before giving up.
+/// Whether spawned tasks can run in parallel with each other and with the test body: every
+/// backend but tokio's current-thread runtime.
+///
+/// # Panics
+///
+/// As [`backend`].
+pub fn is_multi_thread() -> bool {
+    backend() != "tokio_current"
+}
+
+/// Whether the backend is tokio (so tokio's own utilities, like its timers, work).
+///
+/// # Panics
+///
+/// As [`backend`].
+pub fn is_tokio() -> bool {
+    backend().starts_with("tokio")
+}
+
+/// How long [`until`] and [`eventually`] wait (in wall-clock time) for a condition on
+/// real time before giving up.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// Defines one `#[test]` per backend for each `async fn name() { body }` it is given.
+/// Under virtual time, [`until`] and [`eventually`] give up once they have seen every
+/// task blocked this many times with their condition still false, and for at least
+/// [`SETTLE_PATIENCE`].
+const ROUNDS: usize = 1000;
+
+/// See [`ROUNDS`]. A floor in wall-clock time, so that a thread that is slow to count a
+/// task it has just woken is not mistaken for "nothing will ever happen".
+const SETTLE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Deprecated: write `#[hatchery::test]` on an `async fn` instead. Kept until the
+/// combinator tests move over.
 ///
-/// Each function becomes a module `name` holding `tokio_current`, `tokio_multi` and
-/// `smol`, each of which runs `body` as the root future of that backend. Attributes on
-/// the function (doc comments, `#[ignore = ".."]`, `#[should_panic]`) are copied onto all
-/// three tests. Items of the enclosing module are visible in the body.
+/// Defines one `#[test]` per backend for each `async fn name() { body }` it is given: a
+/// module `name` holding `tokio_current`, `tokio_multi` and `smol`, each of which runs
+/// `body` with [`Backend::run`]. Attributes on the function are copied onto all three
+/// tests.
 #[macro_export]
 macro_rules! backend_test {
     ($( $(#[$meta:meta])* async fn $name:ident() $body:block )*) => {$(
@@ -92,7 +132,9 @@ macro_rules! backend_test {
     )*};
 }
 
-/// The backends every conformance test runs on.
+/// A backend to run a root future on by hand, for tests that run many roots per `#[test]`
+/// (randomized trees) and for the deprecated [`backend_test!`]. Tests of one scenario use
+/// `#[hatchery::test]` instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// tokio's current-thread runtime: every task on the test's thread.
@@ -104,46 +146,22 @@ pub enum Backend {
     Smol,
 }
 
-thread_local! {
-    static BACKEND: Cell<Option<Backend>> = const { Cell::new(None) };
+/// How long one [`Backend::run`] may take before its watchdog fails it, unless the
+/// environment variable `HATCHERY_TEST_WATCHDOG_SECS` says otherwise.
+pub const WATCHDOG: Duration = Duration::from_secs(60);
+
+fn watchdog_limit() -> Duration {
+    std::env::var("HATCHERY_TEST_WATCHDOG_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(WATCHDOG, Duration::from_secs)
 }
 
 impl Backend {
-    /// Every backend, in the order of the generated tests.
-    pub const ALL: [Backend; 3] = [Backend::TokioCurrent, Backend::TokioMulti, Backend::Smol];
-
-    /// The backend running the current test's root future.
-    ///
-    /// # Panics
-    ///
-    /// Outside [`Backend::run`], or in a spawned task (only the root future knows).
-    pub fn current() -> Backend {
-        BACKEND
-            .with(Cell::get)
-            .expect("Backend::current() is only known in a test's root future")
-    }
-
-    /// Whether spawned tasks can run in parallel with each other and with the root.
-    pub fn is_multi_thread(self) -> bool {
-        self != Backend::TokioCurrent
-    }
-
-    /// Whether this backend is tokio (so tokio's own utilities work in it).
-    pub fn is_tokio(self) -> bool {
-        matches!(self, Backend::TokioCurrent | Backend::TokioMulti)
-    }
-
     /// Runs `fut` as the root future of this backend and returns its output.
     ///
     /// The run fails with a panic if `fut` has not finished within [`WATCHDOG`].
     pub fn run<F: Future>(self, fut: F) -> F::Output {
-        struct Reset(Option<Backend>);
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                BACKEND.with(|b| b.set(self.0));
-            }
-        }
-        let _reset = Reset(BACKEND.with(|b| b.replace(Some(self))));
         let limit = watchdog_limit();
         let watchdog = Watchdog::new(limit);
         let fut = fut.or(async move {
@@ -364,15 +382,30 @@ impl fmt::Debug for DropGuard {
     }
 }
 
-/// Waits, with short hatchery sleeps, until `cond` holds.
+/// Waits until `cond` holds.
+///
+/// On real time it checks after short hatchery sleeps. Under virtual time it lets no time
+/// pass: it waits until every other task is blocked
+/// ([`wait_all_tasks_blocked`](hatchery::testing::wait_all_tasks_blocked)) and checks
+/// again, so the condition must follow from the progress of hatchery tasks alone (not
+/// from a timer or an OS thread). To wait for a time, sleep until it.
 ///
 /// This is a suspension point like any hatchery wait: in a cancelled scope it never
 /// returns.
 ///
 /// # Panics
 ///
-/// If `cond` still does not hold after [`PATIENCE`] (wall-clock time).
+/// If `cond` still does not hold after [`PATIENCE`] (wall-clock time) on real time, or
+/// once every task is blocked, time after time, under virtual time.
 pub async fn until(mut cond: impl FnMut() -> bool) {
+    if hatchery::testing::is_virtual_time() {
+        assert!(
+            settle(&mut cond).await,
+            "condition not reached while every task was blocked (under virtual time, `until` \
+             lets no time pass: sleep until the instant instead)"
+        );
+        return;
+    }
     let start = Instant::now();
     while !cond() {
         assert!(
@@ -383,9 +416,15 @@ pub async fn until(mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Waits, with short hatchery sleeps, until `cond` holds or `limit` (wall-clock time) has
-/// passed; returns whether it held. For bounded "soon after" assertions.
+/// Waits until `cond` holds or `limit` (wall-clock time) has passed; returns whether it
+/// held. For bounded "soon after" assertions.
+///
+/// Under virtual time, like [`until`], it lets no time pass (and ignores `limit`): it
+/// returns whether `cond` holds once every other task is blocked.
 pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    if hatchery::testing::is_virtual_time() {
+        return settle(&mut cond).await;
+    }
     let start = Instant::now();
     loop {
         if cond() {
@@ -396,6 +435,27 @@ pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
         }
         hatchery::sleep(Duration::from_millis(1)).await;
     }
+}
+
+/// Under virtual time: lets every other task run until blocked, again and again, until
+/// `cond` holds. Gives up (returns `false`) after [`ROUNDS`] rounds and
+/// [`SETTLE_PATIENCE`] without it: then nothing but a change of time could help, and time
+/// stands still while anyone waits here.
+async fn settle(cond: &mut impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    let mut rounds = 0;
+    while !cond() {
+        if rounds >= ROUNDS && start.elapsed() >= SETTLE_PATIENCE {
+            return false;
+        }
+        rounds += 1;
+        hatchery::testing::wait_all_tasks_blocked().await;
+        // On multi-threaded backends `wait_all_tasks_blocked` can return while another
+        // thread is still waking a task (woken, not yet counted busy): a race in
+        // `hatchery::testing`. Let that thread go on before the next round.
+        std::thread::yield_now();
+    }
+    true
 }
 
 /// Awaits `fut`, catching a panic that escapes it; the panic's message is the error.
@@ -435,4 +495,9 @@ pub const HOUR: Duration = Duration::from_secs(3600);
 /// Shorthand for `Duration::from_millis(ms)`.
 pub fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
+}
+
+/// Shorthand for `Duration::from_secs(secs)`: the unit of virtual-time tests.
+pub fn secs(secs: u64) -> Duration {
+    Duration::from_secs(secs)
 }
