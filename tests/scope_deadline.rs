@@ -3,11 +3,12 @@
 
 use std::time::{Duration, Instant};
 
+use hatchery::testing::{elapsed, wait_all_tasks_blocked};
 use hatchery::{
     checkpoint, current_effective_deadline, fail_after, fail_at, move_on_after, move_on_at, now,
     nursery, sleep, sleep_until, CancelScope, Deadline,
 };
-use hatchery_tests::{backend_test, ms, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{ms, secs, Counter, Log, TestError, HOUR};
 
 /// The latest instant after `from` that `Instant` can represent, to within a second:
 /// the farthest future a caller can build without overflowing.
@@ -26,340 +27,412 @@ fn century(from: Instant) -> Instant {
     from + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
-backend_test! {
-    /// C4: a relative timeout is computed when the scope is entered (first polled), not
-    /// when the scope or the future is built.
-    async fn c4_timeout_starts_when_entered() {
-        let scope = CancelScope::new().with_timeout(ms(500));
-        let handle = scope.handle();
-        assert_eq!(handle.deadline(), None, "not known before entry");
-        let fut = scope.run({
+/// C4: a relative timeout is computed when the scope is entered (first polled), not
+/// when the scope or the future is built.
+#[hatchery::test(virtual_time)]
+async fn c4_timeout_starts_when_entered() {
+    let scope = CancelScope::new().with_timeout(secs(30));
+    let handle = scope.handle();
+    assert_eq!(handle.deadline(), None, "not known before entry");
+    let fut = scope.run({
+        let handle = handle.clone();
+        async move {
+            let d = handle.deadline().expect("known once entered");
+            sleep(secs(1)).await;
+            d
+        }
+    });
+    sleep(secs(60)).await;
+    let entered = now();
+    let d = fut.await.expect("finished well before its deadline");
+    assert_eq!(d, entered + secs(30), "deadline counted from entry");
+    assert_eq!(elapsed(), secs(61));
+
+    // The same through `move_on_after`: built, then left alone well past its timeout.
+    let fut = move_on_after(secs(20), async {
+        sleep(secs(1)).await;
+        "done"
+    });
+    sleep(secs(25)).await;
+    assert_eq!(fut.await, Some("done"));
+    assert_eq!(elapsed(), secs(61 + 25 + 1));
+}
+
+/// C4: a deadline already in the past lets the body run to its first suspension point,
+/// then cancels it there.
+#[hatchery::test(virtual_time)]
+async fn c4_past_deadline_runs_to_first_suspension() {
+    let log = Log::new();
+    let scope = CancelScope::new().with_deadline(now());
+    let handle = scope.handle();
+    let out = scope
+        .run({
+            let log = log.clone();
+            async move {
+                log.push("first poll");
+                sleep(HOUR).await;
+                log.push("unreachable");
+            }
+        })
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(log.events(), ["first poll"]);
+    assert!(handle.cancel_called() && handle.cancelled_caught());
+
+    // A deadline well in the past, and a zero timeout, behave the same.
+    sleep(secs(2)).await;
+    let long_ago = now() - secs(1);
+    let out = move_on_at(long_ago, async {
+        log.push("first poll 2");
+        checkpoint().await;
+        log.push("unreachable");
+    })
+    .await;
+    assert_eq!(out, None);
+    let out = move_on_after(Duration::ZERO, async {
+        log.push("first poll 3");
+        checkpoint().await;
+        log.push("unreachable");
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(log.events(), ["first poll", "first poll 2", "first poll 3"]);
+    // Passed deadlines cancel at once: no time went by but the sleep's.
+    assert_eq!(elapsed(), secs(2));
+}
+
+/// C3, C4: a past deadline and a body that never suspends: the body's value comes back,
+/// and the scope did not catch anything.
+#[hatchery::test]
+async fn c4_past_deadline_body_without_suspension_returns_value() {
+    let scope = CancelScope::new().with_deadline(now());
+    let handle = scope.handle();
+    assert_eq!(scope.run(async { 5 }).await, Some(5));
+    assert!(!handle.cancelled_caught());
+    assert_eq!(move_on_after(Duration::ZERO, async { 6 }).await, Some(6));
+}
+
+/// C4: `Duration::MAX` means "no deadline": no panic, no overflow, nothing cancelled.
+#[hatchery::test(virtual_time)]
+async fn c4_duration_max_means_no_deadline() {
+    let scope = CancelScope::new().with_timeout(Duration::MAX);
+    let handle = scope.handle();
+    let out = scope
+        .run({
             let handle = handle.clone();
             async move {
-                let d = handle.deadline().expect("known once entered");
-                sleep(ms(1)).await;
-                d
+                assert_eq!(handle.deadline(), None);
+                assert_eq!(current_effective_deadline(), Deadline::Never);
+                sleep(HOUR).await;
+                1
             }
-        });
-        sleep(ms(20)).await;
-        let entered = now();
-        let d = fut.await.expect("finished well before its deadline");
-        assert!(d >= entered + ms(500), "deadline counted from build time");
-
-        // The same through `move_on_after`: built, then left alone well past its timeout.
-        let fut = move_on_after(ms(200), async {
-            sleep(ms(1)).await;
-            "done"
-        });
-        sleep(ms(250)).await;
-        assert_eq!(fut.await, Some("done"));
-    }
-
-    /// C4: a deadline already in the past lets the body run to its first suspension point,
-    /// then cancels it there.
-    async fn c4_past_deadline_runs_to_first_suspension() {
-        let log = Log::new();
-        let scope = CancelScope::new().with_deadline(now());
-        let handle = scope.handle();
-        let out = scope
-            .run({
-                let log = log.clone();
-                async move {
-                    log.push("first poll");
-                    sleep(HOUR).await;
-                    log.push("unreachable");
-                }
-            })
-            .await;
-        assert_eq!(out, None);
-        assert_eq!(log.events(), ["first poll"]);
-        assert!(handle.cancel_called() && handle.cancelled_caught());
-
-        // A deadline well in the past, and a zero timeout, behave the same.
-        sleep(ms(2)).await;
-        let long_ago = now().checked_sub(ms(1)).expect("the clock started before this test");
-        let out = move_on_at(long_ago, async {
-            log.push("first poll 2");
-            checkpoint().await;
-            log.push("unreachable");
         })
         .await;
-        assert_eq!(out, None);
-        let out = move_on_after(Duration::ZERO, async {
-            log.push("first poll 3");
-            checkpoint().await;
-            log.push("unreachable");
+    assert_eq!(out, Some(1));
+    assert!(!handle.cancel_called());
+    assert_eq!(
+        move_on_after(Duration::MAX, async {
+            sleep(HOUR).await;
+            2
+        })
+        .await,
+        Some(2)
+    );
+    assert_eq!(
+        fail_after(Duration::MAX, async {
+            sleep(HOUR).await;
+            3
+        })
+        .await,
+        Ok(3)
+    );
+    // A sleep of Duration::MAX sleeps forever, and can still be cancelled.
+    assert_eq!(move_on_after(secs(5), sleep(Duration::MAX)).await, None);
+    assert_eq!(elapsed(), 3 * HOUR + secs(5));
+}
+
+/// C4: huge but representable timeouts (a century) are real deadlines, armed without
+/// panicking, and do not fire.
+#[hatchery::test(virtual_time)]
+async fn c4_century_timeout_is_a_far_deadline() {
+    let century_len = Duration::from_secs(100 * 365 * 24 * 3600);
+    let scope = CancelScope::new().with_timeout(century_len);
+    let handle = scope.handle();
+    let entered = now();
+    let out = scope
+        .run(async {
+            sleep(HOUR).await;
+            1
         })
         .await;
-        assert_eq!(out, None);
-        assert_eq!(log.events(), ["first poll", "first poll 2", "first poll 3"]);
-    }
+    assert_eq!(out, Some(1));
+    let d = handle.deadline().expect("a century is representable");
+    assert_eq!(d, entered + century_len);
+    assert_eq!(move_on_after(secs(5), sleep(century_len)).await, None);
+    assert_eq!(elapsed(), HOUR + secs(5));
+}
 
-    /// C3, C4: a past deadline and a body that never suspends: the body's value comes back,
-    /// and the scope did not catch anything.
-    async fn c4_past_deadline_body_without_suspension_returns_value() {
-        let scope = CancelScope::new().with_deadline(now());
-        let handle = scope.handle();
-        assert_eq!(scope.run(async { 5 }).await, Some(5));
-        assert!(!handle.cancelled_caught());
-        assert_eq!(move_on_after(Duration::ZERO, async { 6 }).await, Some(6));
-    }
-
-    /// C4: `Duration::MAX` means "no deadline": no panic, no overflow, nothing cancelled.
-    async fn c4_duration_max_means_no_deadline() {
-        let scope = CancelScope::new().with_timeout(Duration::MAX);
+/// C4: far-future instants (a century; the latest representable instant) mean
+/// "effectively no deadline": scopes, sleeps and effective deadlines never panic.
+#[hatchery::test(virtual_time)]
+async fn c4_far_future_instants_never_panic() {
+    for far in [century(now()), latest_instant(now())] {
+        let scope = CancelScope::new().with_deadline(far);
         let handle = scope.handle();
         let out = scope
-            .run({
-                let handle = handle.clone();
-                async move {
-                    assert_eq!(handle.deadline(), None);
-                    assert_eq!(current_effective_deadline(), Deadline::Never);
-                    sleep(ms(2)).await;
-                    1
-                }
+            .run(async move {
+                assert_eq!(current_effective_deadline(), Deadline::At(far));
+                assert!(current_effective_deadline().remaining(now()).unwrap() > HOUR);
+                sleep(HOUR).await;
+                "finished"
             })
             .await;
-        assert_eq!(out, Some(1));
+        assert_eq!(out, Some("finished"));
+        assert_eq!(handle.deadline(), Some(far));
         assert!(!handle.cancel_called());
-        assert_eq!(move_on_after(Duration::MAX, async { sleep(ms(1)).await; 2 }).await, Some(2));
-        assert_eq!(fail_after(Duration::MAX, async { sleep(ms(1)).await; 3 }).await, Ok(3));
-        // A sleep of Duration::MAX sleeps forever, and can still be cancelled.
-        assert_eq!(move_on_after(ms(5), sleep(Duration::MAX)).await, None);
-    }
-
-    /// C4: huge but representable timeouts (a century) are real deadlines, armed without
-    /// panicking, and do not fire.
-    async fn c4_century_timeout_is_a_far_deadline() {
-        let century_len = Duration::from_secs(100 * 365 * 24 * 3600);
-        let scope = CancelScope::new().with_timeout(century_len);
-        let handle = scope.handle();
-        let entered = now();
-        let out = scope.run(async { sleep(ms(2)).await; 1 }).await;
-        assert_eq!(out, Some(1));
-        let d = handle.deadline().expect("a century is representable");
-        assert!(d >= entered + century_len);
-        assert_eq!(move_on_after(ms(5), sleep(century_len)).await, None);
-    }
-
-    /// C4: far-future instants (a century; the latest representable instant) mean
-    /// "effectively no deadline": scopes, sleeps and effective deadlines never panic.
-    async fn c4_far_future_instants_never_panic() {
-        for far in [century(now()), latest_instant(now())] {
-            let scope = CancelScope::new().with_deadline(far);
-            let handle = scope.handle();
-            let out = scope
-                .run(async move {
-                    assert_eq!(current_effective_deadline(), Deadline::At(far));
-                    assert!(current_effective_deadline().remaining(now()).unwrap() > HOUR);
-                    sleep(ms(2)).await;
-                    "finished"
-                })
-                .await;
-            assert_eq!(out, Some("finished"));
-            assert_eq!(handle.deadline(), Some(far));
-            assert!(!handle.cancel_called());
-            assert_eq!(move_on_at(far, async { sleep(ms(1)).await; 1 }).await, Some(1));
-            assert_eq!(fail_at(far, async { sleep(ms(1)).await; 2 }).await, Ok(2));
-            // Sleeping until a far instant: cancellable, no panic.
-            assert_eq!(move_on_after(ms(5), sleep_until(far)).await, None);
-        }
-    }
-
-    /// C4: a sleep long enough to land near the end of `Instant`'s range: no panic.
-    async fn c4_sleep_to_the_edge_of_instant_range() {
-        let start = now();
-        let edge = latest_instant(start);
-        let until_edge = edge - start;
-        assert_eq!(move_on_after(ms(5), sleep(until_edge)).await, None);
-        assert_eq!(move_on_after(ms(5), sleep(until_edge + Duration::from_secs(1))).await, None);
-    }
-
-    /// C4: `set_deadline` to a passed instant while the scope runs cancels it at the next
-    /// suspension point.
-    async fn c4_set_deadline_earlier_cancels() {
-        let log = Log::new();
-        let scope = CancelScope::new().with_timeout(HOUR);
-        let handle = scope.handle();
-        let out = scope
-            .run({
-                let (log, handle) = (log.clone(), handle.clone());
-                async move {
-                    sleep(ms(1)).await;
-                    handle.set_deadline(now());
-                    log.push("same poll");
-                    sleep(HOUR).await;
-                    log.push("unreachable");
-                }
+        assert_eq!(
+            move_on_at(far, async {
+                sleep(HOUR).await;
+                1
             })
-            .await;
-        assert_eq!(out, None);
-        assert_eq!(log.events(), ["same poll"]);
-        assert!(handle.cancel_called() && handle.cancelled_caught());
+            .await,
+            Some(1)
+        );
+        assert_eq!(
+            fail_at(far, async {
+                sleep(HOUR).await;
+                2
+            })
+            .await,
+            Ok(2)
+        );
+        // Sleeping until a far instant: cancellable, no panic.
+        assert_eq!(move_on_after(secs(5), sleep_until(far)).await, None);
     }
+    assert_eq!(elapsed(), 2 * (3 * HOUR + secs(5)));
+}
 
-    /// C4: `set_deadline` from another task to a sooner (future) instant: the scope is
-    /// cancelled once that instant has passed, not before.
-    async fn c4_set_deadline_earlier_from_another_task() {
-        let scope = CancelScope::new().with_timeout(HOUR);
-        let handle = scope.handle();
-        let remote = handle.clone();
-        let out = nursery(|n| async move {
-            let set_to = n.spawn(async move {
-                sleep(ms(2)).await;
-                let d = now() + ms(20);
-                remote.set_deadline(d);
-                Ok::<_, TestError>(d)
-            });
-            let out = scope.run(sleep(HOUR)).await;
-            let returned = now();
-            let d = set_to.join().await.unwrap();
-            assert!(returned >= d, "cancelled before the new deadline");
-            Ok(out)
+/// C4: a sleep long enough to land near the end of `Instant`'s range: no panic.
+#[hatchery::test(virtual_time)]
+async fn c4_sleep_to_the_edge_of_instant_range() {
+    let start = now();
+    let edge = latest_instant(start);
+    let until_edge = edge - start;
+    assert_eq!(move_on_after(secs(5), sleep(until_edge)).await, None);
+    assert_eq!(
+        move_on_after(secs(5), sleep(until_edge + secs(1))).await,
+        None
+    );
+    assert_eq!(elapsed(), secs(10));
+}
+
+/// C4: `set_deadline` to a passed instant while the scope runs cancels it at the next
+/// suspension point.
+#[hatchery::test(virtual_time)]
+async fn c4_set_deadline_earlier_cancels() {
+    let log = Log::new();
+    let scope = CancelScope::new().with_timeout(HOUR);
+    let handle = scope.handle();
+    let out = scope
+        .run({
+            let (log, handle) = (log.clone(), handle.clone());
+            async move {
+                sleep(secs(1)).await;
+                handle.set_deadline(now());
+                log.push("same poll");
+                sleep(HOUR).await;
+                log.push("unreachable");
+            }
         })
         .await;
-        assert_eq!(out, Ok(None));
-        assert!(handle.cancelled_caught());
-    }
+    assert_eq!(out, None);
+    assert_eq!(log.events(), ["same poll"]);
+    assert!(handle.cancel_called() && handle.cancelled_caught());
+    assert_eq!(elapsed(), secs(1));
+}
 
-    /// C4: `set_deadline` from a plain OS thread to an instant already passed.
-    async fn c4_set_deadline_from_os_thread() {
-        let scope = CancelScope::new();
-        let handle = scope.handle();
-        let remote = handle.clone();
-        let past = now();
-        let thread = std::thread::spawn(move || {
-            std::thread::sleep(ms(5));
-            remote.set_deadline(past);
+/// C4: `set_deadline` from another task to a sooner (future) instant: the scope is
+/// cancelled once that instant has passed, not before.
+#[hatchery::test(virtual_time)]
+async fn c4_set_deadline_earlier_from_another_task() {
+    let scope = CancelScope::new().with_timeout(HOUR);
+    let handle = scope.handle();
+    let remote = handle.clone();
+    let out = nursery(|n| async move {
+        let set_to = n.spawn(async move {
+            sleep(secs(2)).await;
+            let d = now() + secs(20);
+            remote.set_deadline(d);
+            Ok::<_, TestError>(d)
         });
         let out = scope.run(sleep(HOUR)).await;
-        thread.join().unwrap();
-        assert_eq!(out, None);
-        assert!(handle.cancelled_caught());
-    }
+        let returned = now();
+        let d = set_to.join().await.unwrap();
+        assert_eq!(returned, d, "cancelled exactly at the new deadline");
+        Ok(out)
+    })
+    .await;
+    assert_eq!(out, Ok(None));
+    assert!(handle.cancelled_caught());
+    assert_eq!(elapsed(), secs(22));
+}
 
-    /// C4: a later deadline postpones the cancellation (set before the first suspension).
-    async fn c4_set_deadline_later_postpones() {
-        let scope = CancelScope::new().with_timeout(ms(10));
-        let handle = scope.handle();
-        let out = scope
-            .run({
-                let handle = handle.clone();
-                async move {
-                    let original = handle.deadline().unwrap();
-                    handle.set_deadline(now() + HOUR);
-                    sleep_until(original + ms(20)).await;
-                    "outlived the original deadline"
-                }
-            })
-            .await;
-        assert_eq!(out, Some("outlived the original deadline"));
-        assert!(!handle.cancel_called());
-    }
+/// C4: `set_deadline` from a plain OS thread to an instant already passed. (Real time:
+/// virtual time cannot see the thread, and would let the sleep end first.)
+#[hatchery::test]
+async fn c4_set_deadline_from_os_thread() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let remote = handle.clone();
+    let past = now();
+    let thread = std::thread::spawn(move || {
+        std::thread::sleep(ms(5));
+        remote.set_deadline(past);
+    });
+    let out = scope.run(sleep(HOUR)).await;
+    thread.join().unwrap();
+    assert_eq!(out, None);
+    assert!(handle.cancelled_caught());
+}
 
-    /// C4: a later deadline set while the scope's timer is already armed (after the body
-    /// suspended) re-arms it.
-    async fn c4_set_deadline_later_after_suspension() {
-        let scope = CancelScope::new().with_timeout(ms(300));
-        let handle = scope.handle();
-        let out = scope
-            .run({
-                let handle = handle.clone();
-                async move {
-                    let original = handle.deadline().unwrap();
-                    sleep(ms(1)).await;
-                    let later = now() + HOUR;
-                    handle.set_deadline(later);
-                    assert_eq!(current_effective_deadline(), Deadline::At(later));
-                    sleep_until(original + ms(30)).await;
-                    "postponed"
-                }
-            })
-            .await;
-        assert_eq!(out, Some("postponed"));
-        assert!(!handle.cancel_called());
-    }
-
-    /// C4: `set_deadline(None)` removes the deadline.
-    async fn c4_set_deadline_none_removes_it() {
-        let scope = CancelScope::new().with_timeout(ms(10));
-        let handle = scope.handle();
-        let out = scope
-            .run({
-                let handle = handle.clone();
-                async move {
-                    let original = handle.deadline().unwrap();
-                    handle.set_deadline(None);
-                    assert_eq!(handle.deadline(), None);
-                    assert_eq!(current_effective_deadline(), Deadline::Never);
-                    sleep_until(original + ms(20)).await;
-                    "no deadline"
-                }
-            })
-            .await;
-        assert_eq!(out, Some("no deadline"));
-        assert!(!handle.cancel_called());
-    }
-
-    /// C4: moving the deadline of a scope that is already cancelled does not undo the
-    /// cancellation.
-    async fn c4_set_deadline_after_cancel_has_no_effect() {
-        let scope = CancelScope::new();
-        let handle = scope.handle();
-        handle.cancel();
-        handle.set_deadline(None);
-        handle.set_deadline(now() + HOUR);
-        assert_eq!(scope.run(sleep(HOUR)).await, None);
-        assert!(handle.cancel_called() && handle.cancelled_caught());
-    }
-
-    /// C4: a deadline set on a scope before it is entered replaces a relative timeout.
-    async fn c4_set_deadline_before_entry_overrides_timeout() {
-        let scope = CancelScope::new().with_timeout(ms(1));
-        let handle = scope.handle();
-        let d = now() + HOUR;
-        handle.set_deadline(d);
-        let out = scope
-            .run(async {
-                sleep(ms(10)).await;
-                current_effective_deadline()
-            })
-            .await;
-        assert_eq!(out, Some(Deadline::At(d)));
-    }
-
-    /// C4: a scope's deadline fires while many tasks poll in parallel; every timeout in a
-    /// batch of sibling tasks fires, each in its own task.
-    async fn c4_many_timeouts_in_parallel_tasks() {
-        let fired = Counter::new();
-        let r = nursery(|n| {
-            let fired = fired.clone();
+/// C4: a later deadline postpones the cancellation (set before the first suspension).
+#[hatchery::test(virtual_time)]
+async fn c4_set_deadline_later_postpones() {
+    let scope = CancelScope::new().with_timeout(secs(10));
+    let handle = scope.handle();
+    let out = scope
+        .run({
+            let handle = handle.clone();
             async move {
-                for i in 0..100u64 {
-                    let fired = fired.clone();
-                    n.spawn(async move {
-                        if move_on_after(ms(i % 7), sleep(HOUR)).await.is_none() {
-                            fired.incr();
-                        }
-                        Ok::<_, TestError>(())
-                    });
-                }
-                Ok(())
+                let original = handle.deadline().unwrap();
+                handle.set_deadline(now() + HOUR);
+                sleep_until(original + secs(20)).await;
+                "outlived the original deadline"
             }
         })
         .await;
-        assert_eq!(r, Ok(()));
-        assert_eq!(fired.get(), 100);
-    }
+    assert_eq!(out, Some("outlived the original deadline"));
+    assert!(!handle.cancel_called());
+    assert_eq!(elapsed(), secs(30));
+}
 
-    /// C4: the timer of a scope does not fire once the scope has finished.
-    async fn c4_finished_scope_timer_is_inert() {
-        let scope = CancelScope::new().with_timeout(ms(5));
-        let handle = scope.handle();
-        assert_eq!(scope.run(async { 1 }).await, Some(1));
-        sleep(ms(15)).await;
-        until(|| true).await;
-        assert!(!handle.cancelled_caught());
-        assert_eq!(current_effective_deadline(), Deadline::Never);
-    }
+/// C4: a later deadline set while the scope's timer is already armed (after the body
+/// suspended) re-arms it.
+#[hatchery::test(virtual_time)]
+async fn c4_set_deadline_later_after_suspension() {
+    let scope = CancelScope::new().with_timeout(secs(300));
+    let handle = scope.handle();
+    let out = scope
+        .run({
+            let handle = handle.clone();
+            async move {
+                let original = handle.deadline().unwrap();
+                sleep(secs(1)).await;
+                let later = now() + HOUR;
+                handle.set_deadline(later);
+                assert_eq!(current_effective_deadline(), Deadline::At(later));
+                sleep_until(original + secs(30)).await;
+                "postponed"
+            }
+        })
+        .await;
+    assert_eq!(out, Some("postponed"));
+    assert!(!handle.cancel_called());
+    assert_eq!(elapsed(), secs(330));
+}
+
+/// C4: `set_deadline(None)` removes the deadline.
+#[hatchery::test(virtual_time)]
+async fn c4_set_deadline_none_removes_it() {
+    let scope = CancelScope::new().with_timeout(secs(10));
+    let handle = scope.handle();
+    let out = scope
+        .run({
+            let handle = handle.clone();
+            async move {
+                let original = handle.deadline().unwrap();
+                handle.set_deadline(None);
+                assert_eq!(handle.deadline(), None);
+                assert_eq!(current_effective_deadline(), Deadline::Never);
+                sleep_until(original + secs(20)).await;
+                "no deadline"
+            }
+        })
+        .await;
+    assert_eq!(out, Some("no deadline"));
+    assert!(!handle.cancel_called());
+    assert_eq!(elapsed(), secs(30));
+}
+
+/// C4: moving the deadline of a scope that is already cancelled does not undo the
+/// cancellation.
+#[hatchery::test(virtual_time)]
+async fn c4_set_deadline_after_cancel_has_no_effect() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    handle.cancel();
+    handle.set_deadline(None);
+    handle.set_deadline(now() + HOUR);
+    assert_eq!(scope.run(sleep(HOUR)).await, None);
+    assert!(handle.cancel_called() && handle.cancelled_caught());
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// C4: a deadline set on a scope before it is entered replaces a relative timeout.
+#[hatchery::test(virtual_time)]
+async fn c4_set_deadline_before_entry_overrides_timeout() {
+    let scope = CancelScope::new().with_timeout(secs(1));
+    let handle = scope.handle();
+    let d = now() + HOUR;
+    handle.set_deadline(d);
+    let out = scope
+        .run(async {
+            sleep(secs(10)).await;
+            current_effective_deadline()
+        })
+        .await;
+    assert_eq!(out, Some(Deadline::At(d)));
+    assert_eq!(elapsed(), secs(10));
+}
+
+/// C4: a scope's deadline fires while many tasks poll in parallel; every timeout in a
+/// batch of sibling tasks fires, each in its own task.
+///
+/// Real time: under virtual time, many deadlines due at the same instant currently race
+/// on multi-threaded backends (a task woken by one jump of the clock may run only after
+/// the next jump, here to the hour-long sleeps).
+#[hatchery::test]
+async fn c4_many_timeouts_in_parallel_tasks() {
+    let fired = Counter::new();
+    let r = nursery(|n| {
+        let fired = fired.clone();
+        async move {
+            for i in 0..100u64 {
+                let fired = fired.clone();
+                n.spawn(async move {
+                    if move_on_after(ms(i % 7), sleep(HOUR)).await.is_none() {
+                        fired.incr();
+                    }
+                    Ok::<_, TestError>(())
+                });
+            }
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(fired.get(), 100);
+}
+
+/// C4: the timer of a scope does not fire once the scope has finished.
+#[hatchery::test(virtual_time)]
+async fn c4_finished_scope_timer_is_inert() {
+    let scope = CancelScope::new().with_timeout(secs(5));
+    let handle = scope.handle();
+    assert_eq!(scope.run(async { 1 }).await, Some(1));
+    sleep(secs(15)).await;
+    wait_all_tasks_blocked().await;
+    assert!(!handle.cancelled_caught());
+    assert_eq!(current_effective_deadline(), Deadline::Never);
+    assert_eq!(elapsed(), secs(15));
 }
