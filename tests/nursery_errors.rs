@@ -3,9 +3,11 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use hatchery::testing::elapsed;
 use hatchery::{checkpoint, move_on_after, nursery, shield, sleep, CancelScope, NurseryError};
-use hatchery_tests::{backend_test, ms, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{secs, until, Counter, Log, TestError, HOUR};
 
 /// A user's own error type, with a `From` impl for nursery errors.
 #[derive(Debug, PartialEq)]
@@ -46,276 +48,317 @@ async fn failing_nursery<E: From<TestError> + Send + 'static>() -> Result<u32, N
     .await
 }
 
-backend_test! {
-    /// N2: a failing child cancels its siblings and the body; the nursery returns
-    /// `Failed` with that one error, which is easy to get at.
-    async fn n2_single_error_cancels_the_rest() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let _guard = log.on_drop("body dropped");
-                for _ in 0..3 {
-                    let log = log.clone();
-                    n.spawn(async move {
-                        let _guard = log.on_drop("sibling dropped");
-                        sleep(HOUR).await;
-                        log.push("unreachable: sibling");
-                        Ok(())
-                    });
-                }
-                n.spawn(async {
-                    sleep(ms(2)).await;
-                    Err::<(), _>(TestError("boom"))
-                });
-                sleep(HOUR).await;
-                log.push("unreachable: body");
-                Ok(())
-            }
-        })
-        .await;
-        let e = r.unwrap_err();
-        assert!(!e.is_cancelled());
-        assert_eq!(e.errors(), [TestError("boom")]);
-        assert_eq!(e.first(), Some(&TestError("boom")));
-        assert_eq!(e.to_string(), TestError("boom").to_string());
-        assert_eq!(e.clone().into_errors(), vec![TestError("boom")]);
-        assert_eq!(e.into_first(), Some(TestError("boom")));
-        assert_eq!(log.count("sibling dropped"), 3);
-        assert_eq!(log.count("body dropped"), 1);
-        assert!(!log.events().iter().any(|e| e.starts_with("unreachable")));
-    }
-
-    /// N2: several failures are all reported, in the order they happened (a child, a
-    /// sibling in shielded cleanup, then the body after its own shielded cleanup).
-    async fn n2_all_errors_in_order() {
-        let r = nursery(|n| async move {
-            n.spawn(async { Err::<(), _>(TestError("first")) });
-            let n2 = n.clone();
-            let second = n.spawn(async move {
-                shield(async { until(|| n2.is_cancelled()).await }).await;
-                Err::<(), _>(TestError("second"))
-            });
-            shield(async { until(|| second.is_finished()).await }).await;
-            Err::<(), _>(TestError("body"))
-        })
-        .await;
-        let e = r.unwrap_err();
-        assert_eq!(e.errors(), [TestError("first"), TestError("second"), TestError("body")]);
-        let text = e.to_string();
-        assert!(text.starts_with("3 tasks failed"), "{text}");
-        for part in ["first", "second", "body"] {
-            assert!(text.contains(part), "{text}");
-        }
-    }
-
-    /// N2: the body's own error cancels the children and is reported.
-    async fn n2_body_error_cancels_children() {
-        let dropped = Counter::new();
-        let r = nursery(|n| {
-            let dropped = dropped.clone();
-            async move {
-                for _ in 0..5 {
-                    let guard = dropped.guard();
-                    n.spawn(async move {
-                        let _guard = guard;
-                        std::future::pending::<()>().await;
-                        Ok(())
-                    });
-                }
-                sleep(ms(1)).await;
-                Err::<(), _>(TestError("body"))
-            }
-        })
-        .await;
-        assert_eq!(r, Err(NurseryError::Failed(vec![TestError("body")])));
-        assert_eq!(dropped.get(), 5);
-    }
-
-    /// N1 with N2: the nursery returns the error only after a sibling's shielded cleanup
-    /// has finished.
-    async fn n2_error_waits_for_sibling_cleanup() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let in_shield = Counter::new();
-                let c = in_shield.clone();
-                let log2 = log.clone();
+/// N2: a failing child cancels its siblings and the body; the nursery returns
+/// `Failed` with that one error, which is easy to get at.
+#[hatchery::test(virtual_time)]
+async fn n2_single_error_cancels_the_rest() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let _guard = log.on_drop("body dropped");
+            for _ in 0..3 {
+                let log = log.clone();
                 n.spawn(async move {
-                    shield(async {
-                        c.incr();
-                        sleep(ms(15)).await;
-                        log2.push("cleanup done");
-                    })
-                    .await;
+                    let _guard = log.on_drop("sibling dropped");
+                    sleep(HOUR).await;
+                    log.push("unreachable: sibling");
                     Ok(())
                 });
-                until(|| in_shield.get() == 1).await;
-                n.spawn(async { Err::<(), _>(TestError("fail")) });
-                sleep(HOUR).await;
-                Ok(())
             }
-        })
-        .await;
-        log.push("nursery returned");
-        assert_eq!(r.unwrap_err().errors(), [TestError("fail")]);
-        assert_eq!(log.events(), ["cleanup done", "nursery returned"]);
-    }
-
-    /// N2: `?` converts a nursery error into `anyhow::Error`.
-    async fn n2_question_mark_into_anyhow() {
-        async fn app() -> anyhow::Result<u32> {
-            let v = failing_nursery::<TestError>().await?;
-            Ok(v)
-        }
-        let e = app().await.unwrap_err();
-        let ne = e.downcast_ref::<NurseryError<TestError>>().expect("the nursery error");
-        assert_eq!(ne.errors(), [TestError("child")]);
-        assert_eq!(e.to_string(), "test error child");
-
-        // With anyhow::Error as the nursery's own error type too.
-        async fn app2() -> anyhow::Result<u32> {
-            let v = nursery(|n| async move {
-                n.spawn(async { Err::<(), _>(anyhow::anyhow!("inner")) });
-                checkpoint().await;
-                Ok(1)
-            })
-            .await?;
-            Ok(v)
-        }
-        assert_eq!(app2().await.unwrap_err().to_string(), "inner");
-    }
-
-    /// N2: `?` converts a nursery error into `Box<dyn Error + Send + Sync>`.
-    async fn n2_question_mark_into_boxed_error() {
-        async fn app() -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
-            let v = failing_nursery::<TestError>().await?;
-            Ok(v)
-        }
-        let e = app().await.unwrap_err();
-        let ne = e.downcast_ref::<NurseryError<TestError>>().expect("the nursery error");
-        assert_eq!(ne.first(), Some(&TestError("child")));
-    }
-
-    /// N2: `?` converts a nursery error into a user's own error type through its `From`
-    /// impl; a lone error comes out as itself, several as `Many`.
-    async fn n2_question_mark_into_own_error_type() {
-        async fn one() -> Result<u32, AppError> {
-            let v = failing_nursery::<AppError>().await?;
-            Ok(v)
-        }
-        assert_eq!(one().await, Err(AppError::Test(TestError("child"))));
-
-        async fn two() -> Result<u32, AppError> {
-            let v = nursery(|n| async move {
-                n.spawn(async { Err::<(), _>(AppError::from(TestError("a"))) });
-                shield(async { until(|| n.is_cancelled()).await }).await;
-                Err(TestError("b"))?;
-                Ok(0)
-            })
-            .await?;
-            Ok(v)
-        }
-        assert_eq!(
-            two().await,
-            Err(AppError::Many(vec![AppError::Test(TestError("a")), AppError::Test(TestError("b"))]))
-        );
-    }
-
-    /// N2: an error in a nested nursery fails the child that opened it, and so the outer
-    /// nursery, with every error carried up.
-    async fn n2_error_from_nested_nursery() {
-        let r = nursery(|n| async move {
             n.spawn(async {
-                nursery(|n2| async move {
-                    n2.spawn(async { Err::<(), _>(TestError("deep")) });
-                    sleep(HOUR).await;
-                    Ok(())
-                })
-                .await
-                .map_err(|e| e.into_first().unwrap())
+                sleep(secs(2)).await;
+                Err::<(), _>(TestError("boom"))
             });
             sleep(HOUR).await;
+            log.push("unreachable: body");
             Ok(())
-        })
-        .await;
-        assert_eq!(r, Err(NurseryError::Failed(vec![TestError("deep")])));
-    }
+        }
+    })
+    .await;
+    let e = r.unwrap_err();
+    assert!(!e.is_cancelled());
+    assert_eq!(e.errors(), [TestError("boom")]);
+    assert_eq!(e.first(), Some(&TestError("boom")));
+    assert_eq!(e.to_string(), TestError("boom").to_string());
+    assert_eq!(e.clone().into_errors(), vec![TestError("boom")]);
+    assert_eq!(e.into_first(), Some(TestError("boom")));
+    assert_eq!(log.count("sibling dropped"), 3);
+    assert_eq!(log.count("body dropped"), 1);
+    assert!(!log.events().iter().any(|e| e.starts_with("unreachable")));
+    assert_eq!(elapsed(), secs(2));
+}
 
-    /// N2 with N4: errors that children return while an outer cancellation drains the
-    /// nursery are still reported (not silently dropped).
-    async fn n2_errors_during_outer_cancellation_are_reported() {
-        let outer = CancelScope::new();
-        let handle = outer.handle();
-        let out = outer
-            .run(nursery(|n| async move {
-                let h2 = handle.clone();
+/// N2: several failures are all reported, in the order they happened (a child, a
+/// sibling in shielded cleanup, then the body after its own shielded cleanup).
+#[hatchery::test(virtual_time)]
+async fn n2_all_errors_in_order() {
+    let r = nursery(|n| async move {
+        n.spawn(async { Err::<(), _>(TestError("first")) });
+        let n2 = n.clone();
+        let second = n.spawn(async move {
+            shield(async { until(|| n2.is_cancelled()).await }).await;
+            Err::<(), _>(TestError("second"))
+        });
+        shield(async { until(|| second.is_finished()).await }).await;
+        Err::<(), _>(TestError("body"))
+    })
+    .await;
+    let e = r.unwrap_err();
+    assert_eq!(
+        e.errors(),
+        [TestError("first"), TestError("second"), TestError("body")]
+    );
+    let text = e.to_string();
+    assert!(text.starts_with("3 tasks failed"), "{text}");
+    for part in ["first", "second", "body"] {
+        assert!(text.contains(part), "{text}");
+    }
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N2: the body's own error cancels the children and is reported.
+#[hatchery::test(virtual_time)]
+async fn n2_body_error_cancels_children() {
+    let dropped = Counter::new();
+    let r = nursery(|n| {
+        let dropped = dropped.clone();
+        async move {
+            for _ in 0..5 {
+                let guard = dropped.guard();
                 n.spawn(async move {
-                    shield(async {
-                        until(|| h2.cancel_called()).await;
-                        sleep(ms(1)).await;
-                    })
-                    .await;
-                    Err::<(), _>(TestError("during drain"))
+                    let _guard = guard;
+                    std::future::pending::<()>().await;
+                    Ok(())
                 });
-                sleep(ms(1)).await;
-                handle.cancel();
+            }
+            sleep(secs(1)).await;
+            Err::<(), _>(TestError("body"))
+        }
+    })
+    .await;
+    assert_eq!(r, Err(NurseryError::Failed(vec![TestError("body")])));
+    assert_eq!(dropped.get(), 5);
+    assert_eq!(elapsed(), secs(1));
+}
+
+/// N1 with N2: the nursery returns the error only after a sibling's shielded cleanup
+/// has finished.
+#[hatchery::test(virtual_time)]
+async fn n2_error_waits_for_sibling_cleanup() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let in_shield = Counter::new();
+            let c = in_shield.clone();
+            let log2 = log.clone();
+            n.spawn(async move {
+                shield(async {
+                    c.incr();
+                    sleep(secs(15)).await;
+                    log2.push("cleanup done");
+                })
+                .await;
+                Ok(())
+            });
+            until(|| in_shield.get() == 1).await;
+            n.spawn(async { Err::<(), _>(TestError("fail")) });
+            sleep(HOUR).await;
+            Ok(())
+        }
+    })
+    .await;
+    log.push("nursery returned");
+    assert_eq!(r.unwrap_err().errors(), [TestError("fail")]);
+    assert_eq!(log.events(), ["cleanup done", "nursery returned"]);
+    assert_eq!(elapsed(), secs(15));
+}
+
+/// N2: `?` converts a nursery error into `anyhow::Error`.
+#[hatchery::test(virtual_time)]
+async fn n2_question_mark_into_anyhow() {
+    async fn app() -> anyhow::Result<u32> {
+        let v = failing_nursery::<TestError>().await?;
+        Ok(v)
+    }
+    let e = app().await.unwrap_err();
+    let ne = e
+        .downcast_ref::<NurseryError<TestError>>()
+        .expect("the nursery error");
+    assert_eq!(ne.errors(), [TestError("child")]);
+    assert_eq!(e.to_string(), "test error child");
+
+    // With anyhow::Error as the nursery's own error type too.
+    async fn app2() -> anyhow::Result<u32> {
+        let v = nursery(|n| async move {
+            n.spawn(async { Err::<(), _>(anyhow::anyhow!("inner")) });
+            checkpoint().await;
+            Ok(1)
+        })
+        .await?;
+        Ok(v)
+    }
+    assert_eq!(app2().await.unwrap_err().to_string(), "inner");
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N2: `?` converts a nursery error into `Box<dyn Error + Send + Sync>`.
+#[hatchery::test(virtual_time)]
+async fn n2_question_mark_into_boxed_error() {
+    async fn app() -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
+        let v = failing_nursery::<TestError>().await?;
+        Ok(v)
+    }
+    let e = app().await.unwrap_err();
+    let ne = e
+        .downcast_ref::<NurseryError<TestError>>()
+        .expect("the nursery error");
+    assert_eq!(ne.first(), Some(&TestError("child")));
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N2: `?` converts a nursery error into a user's own error type through its `From`
+/// impl; a lone error comes out as itself, several as `Many`.
+#[hatchery::test(virtual_time)]
+async fn n2_question_mark_into_own_error_type() {
+    async fn one() -> Result<u32, AppError> {
+        let v = failing_nursery::<AppError>().await?;
+        Ok(v)
+    }
+    assert_eq!(one().await, Err(AppError::Test(TestError("child"))));
+
+    async fn two() -> Result<u32, AppError> {
+        let v = nursery(|n| async move {
+            n.spawn(async { Err::<(), _>(AppError::from(TestError("a"))) });
+            shield(async { until(|| n.is_cancelled()).await }).await;
+            Err(TestError("b"))?;
+            Ok(0)
+        })
+        .await?;
+        Ok(v)
+    }
+    assert_eq!(
+        two().await,
+        Err(AppError::Many(vec![
+            AppError::Test(TestError("a")),
+            AppError::Test(TestError("b"))
+        ]))
+    );
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N2: an error in a nested nursery fails the child that opened it, and so the outer
+/// nursery, with every error carried up.
+#[hatchery::test(virtual_time)]
+async fn n2_error_from_nested_nursery() {
+    let r = nursery(|n| async move {
+        n.spawn(async {
+            nursery(|n2| async move {
+                n2.spawn(async { Err::<(), _>(TestError("deep")) });
                 sleep(HOUR).await;
                 Ok(())
-            }))
-            .await;
-        assert_eq!(out, Some(Err(NurseryError::Failed(vec![TestError("during drain")]))));
-    }
+            })
+            .await
+            .map_err(|e| e.into_first().unwrap())
+        });
+        sleep(HOUR).await;
+        Ok(())
+    })
+    .await;
+    assert_eq!(r, Err(NurseryError::Failed(vec![TestError("deep")])));
+    assert_eq!(elapsed(), Duration::ZERO);
+}
 
-    /// N2: errors from many children failing at once: none is lost.
-    async fn n2_no_error_is_lost() {
-        let r = nursery(|n| async move {
-            for _ in 0..50 {
-                n.spawn(async { Err::<(), _>(TestError("x")) });
-            }
+/// N2 with N4: errors that children return while an outer cancellation drains the
+/// nursery are still reported (not silently dropped).
+#[hatchery::test(virtual_time)]
+async fn n2_errors_during_outer_cancellation_are_reported() {
+    let outer = CancelScope::new();
+    let handle = outer.handle();
+    let out = outer
+        .run(nursery(|n| async move {
+            let h2 = handle.clone();
+            n.spawn(async move {
+                shield(async {
+                    // Past the outer cancel at 1 s: the nursery is draining.
+                    sleep(secs(2)).await;
+                    assert!(h2.cancel_called());
+                })
+                .await;
+                Err::<(), _>(TestError("during drain"))
+            });
+            sleep(secs(1)).await;
+            handle.cancel();
+            sleep(HOUR).await;
             Ok(())
-        })
+        }))
         .await;
-        // Children spawned into a nursery that is being cancelled still run to their first
-        // suspension point; these fail there, so every one of them reports.
-        assert_eq!(r.unwrap_err().errors().len(), 50);
-    }
+    assert_eq!(
+        out,
+        Some(Err(NurseryError::Failed(vec![TestError("during drain")])))
+    );
+    assert_eq!(elapsed(), secs(2));
+}
 
-    /// N2: a `move_on_after` around a failing nursery: the error is a value, not a timeout.
-    async fn n2_failed_nursery_inside_timeout() {
-        let out = move_on_after(HOUR, failing_nursery::<TestError>()).await;
-        assert_eq!(out, Some(Err(NurseryError::Failed(vec![TestError("child")]))));
-    }
+/// N2: errors from many children failing at once: none is lost.
+#[hatchery::test]
+async fn n2_no_error_is_lost() {
+    let r = nursery(|n| async move {
+        for _ in 0..50 {
+            n.spawn(async { Err::<(), _>(TestError("x")) });
+        }
+        Ok(())
+    })
+    .await;
+    // Children spawned into a nursery that is being cancelled still run to their first
+    // suspension point; these fail there, so every one of them reports.
+    assert_eq!(r.unwrap_err().errors().len(), 50);
+}
 
-    /// N2: the record of errors is per nursery: a sibling nursery is unaffected.
-    async fn n2_sibling_nursery_unaffected() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let r = nursery(|n| {
-            let seen = seen.clone();
-            async move {
-                let seen2 = seen.clone();
-                n.spawn(async move {
-                    let r = failing_nursery::<TestError>().await;
-                    seen2.lock().unwrap().push(r.is_err());
+/// N2: a `move_on_after` around a failing nursery: the error is a value, not a timeout.
+#[hatchery::test(virtual_time)]
+async fn n2_failed_nursery_inside_timeout() {
+    let out = move_on_after(HOUR, failing_nursery::<TestError>()).await;
+    assert_eq!(
+        out,
+        Some(Err(NurseryError::Failed(vec![TestError("child")])))
+    );
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N2: the record of errors is per nursery: a sibling nursery is unaffected.
+#[hatchery::test(virtual_time)]
+async fn n2_sibling_nursery_unaffected() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let r = nursery(|n| {
+        let seen = seen.clone();
+        async move {
+            let seen2 = seen.clone();
+            n.spawn(async move {
+                let r = failing_nursery::<TestError>().await;
+                seen2.lock().unwrap().push(r.is_err());
+                Ok(())
+            });
+            n.spawn(async move {
+                let r = nursery(|m| async move {
+                    m.spawn(async {
+                        sleep(secs(5)).await;
+                        Ok::<_, TestError>(())
+                    });
                     Ok(())
-                });
-                n.spawn(async move {
-                    let r = nursery(|m| async move {
-                        m.spawn(async { sleep(ms(5)).await; Ok::<_, TestError>(()) });
-                        Ok(())
-                    })
-                    .await;
-                    seen.lock().unwrap().push(r.is_err());
-                    Ok(())
-                });
-                Ok::<_, TestError>(())
-            }
-        })
-        .await;
-        assert_eq!(r, Ok(()));
-        let mut s = seen.lock().unwrap().clone();
-        s.sort();
-        assert_eq!(s, [false, true]);
-    }
+                })
+                .await;
+                seen.lock().unwrap().push(r.is_err());
+                Ok(())
+            });
+            Ok::<_, TestError>(())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    let mut s = seen.lock().unwrap().clone();
+    s.sort();
+    assert_eq!(s, [false, true]);
+    assert_eq!(elapsed(), secs(5));
 }

@@ -1,154 +1,179 @@
 //! `Nursery::start` (N6): the started value, errors before and after `started`, tasks
 //! that never start, and whose cancellation applies before `started`.
 
+use std::time::Duration;
+
+use hatchery::testing::elapsed;
 use hatchery::{
     checkpoint, move_on_after, nursery, shield, sleep, CancelScope, NurseryError, StartError,
 };
-use hatchery_tests::{backend_test, catch_panic, ms, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{catch_panic, secs, until, Counter, Log, TestError, HOUR};
 
-backend_test! {
-    /// N6: `start` returns the value passed to `started`; the task then keeps running as a
-    /// child of the nursery, which waits for it.
-    async fn n6_start_returns_started_value() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
+/// N6: `start` returns the value passed to `started`; the task then keeps running as a
+/// child of the nursery, which waits for it.
+#[hatchery::test(virtual_time)]
+async fn n6_start_returns_started_value() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let log2 = log.clone();
+            let port = n
+                .start(|status| async move {
+                    sleep(secs(2)).await;
+                    status.started(8080u16);
+                    until(|| log2.contains("start returned")).await;
+                    sleep(secs(5)).await;
+                    log2.push("served");
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            log.push("start returned");
+            Ok::<_, TestError>(port)
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(8080));
+    assert_eq!(log.events(), ["start returned", "served"]);
+    assert_eq!(elapsed(), secs(7));
+}
+
+/// N6: an error before `started` comes out of `start` as `StartError::Failed` and does
+/// not fail (or cancel) the nursery.
+#[hatchery::test(virtual_time)]
+async fn n6_error_before_started_goes_to_start() {
+    let r = nursery(|n| async move {
+        let e = n
+            .start(|_status: hatchery::TaskStatus<u8>| async {
+                sleep(secs(1)).await;
+                Err::<(), _>(TestError("bind failed"))
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StartError::Failed(TestError("bind failed"))));
+        assert_eq!(
+            e.to_string(),
+            "task failed before it started: test error bind failed"
+        );
+        assert_eq!(e.into_inner(), Some(TestError("bind failed")));
+        assert!(!n.is_cancelled());
+        sleep(secs(1)).await;
+        Ok::<_, TestError>("nursery fine")
+    })
+    .await;
+    assert_eq!(r, Ok("nursery fine"));
+    assert_eq!(elapsed(), secs(2));
+}
+
+/// N6: a task that finishes without calling `started` (or drops its token) makes
+/// `start` fail with `NotStarted`; the nursery is unaffected.
+#[hatchery::test(virtual_time)]
+async fn n6_finished_without_started_is_not_started() {
+    let r = nursery(|n| async move {
+        let e = n
+            .start(|_status: hatchery::TaskStatus<u8>| async {
+                sleep(secs(1)).await;
+                Ok::<_, TestError>(())
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StartError::NotStarted));
+        let e = n
+            .start(|status: hatchery::TaskStatus<u8>| async move {
+                drop(status);
+                checkpoint().await;
+                Ok::<_, TestError>(())
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StartError::NotStarted));
+        assert_eq!(e.into_inner(), None);
+        Ok::<_, TestError>(1)
+    })
+    .await;
+    assert_eq!(r, Ok(1));
+    assert_eq!(elapsed(), secs(1));
+}
+
+/// N6: after `started`, an error of the task goes to the nursery and fails it.
+#[hatchery::test(virtual_time)]
+async fn n6_error_after_started_fails_nursery() {
+    let r = nursery(|n| async move {
+        let v = n
+            .start(|status| async move {
+                status.started(3);
+                sleep(secs(2)).await;
+                Err::<(), _>(TestError("after started"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(v, 3);
+        sleep(HOUR).await;
+        Ok(())
+    })
+    .await;
+    assert_eq!(
+        r,
+        Err(NurseryError::Failed(vec![TestError("after started")]))
+    );
+    assert_eq!(elapsed(), secs(2));
+}
+
+/// N6: a pending `start` (in a child, after the body has returned) keeps the nursery
+/// open until the started task, and the child that called `start`, are done.
+#[hatchery::test(virtual_time)]
+async fn n6_pending_start_keeps_nursery_open() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let n2 = n.clone();
+            n.spawn(async move {
                 let log2 = log.clone();
-                let port = n
+                let v = n2
                     .start(|status| async move {
-                        sleep(ms(2)).await;
-                        status.started(8080u16);
-                        until(|| log2.contains("start returned")).await;
-                        sleep(ms(5)).await;
-                        log2.push("served");
+                        sleep(secs(10)).await;
+                        status.started(7);
+                        until(|| log2.contains("start returned in child")).await;
+                        sleep(secs(5)).await;
+                        log2.push("started task done");
                         Ok(())
                     })
                     .await
                     .unwrap();
-                log.push("start returned");
-                Ok::<_, TestError>(port)
-            }
-        })
-        .await;
-        assert_eq!(r, Ok(8080));
-        assert_eq!(log.events(), ["start returned", "served"]);
-    }
-
-    /// N6: an error before `started` comes out of `start` as `StartError::Failed` and does
-    /// not fail (or cancel) the nursery.
-    async fn n6_error_before_started_goes_to_start() {
-        let r = nursery(|n| async move {
-            let e = n
-                .start(|_status: hatchery::TaskStatus<u8>| async {
-                    sleep(ms(1)).await;
-                    Err::<(), _>(TestError("bind failed"))
-                })
-                .await
-                .unwrap_err();
-            assert!(matches!(e, StartError::Failed(TestError("bind failed"))));
-            assert_eq!(e.to_string(), "task failed before it started: test error bind failed");
-            assert_eq!(e.into_inner(), Some(TestError("bind failed")));
-            assert!(!n.is_cancelled());
-            sleep(ms(1)).await;
-            Ok::<_, TestError>("nursery fine")
-        })
-        .await;
-        assert_eq!(r, Ok("nursery fine"));
-    }
-
-    /// N6: a task that finishes without calling `started` (or drops its token) makes
-    /// `start` fail with `NotStarted`; the nursery is unaffected.
-    async fn n6_finished_without_started_is_not_started() {
-        let r = nursery(|n| async move {
-            let e = n
-                .start(|_status: hatchery::TaskStatus<u8>| async {
-                    sleep(ms(1)).await;
-                    Ok::<_, TestError>(())
-                })
-                .await
-                .unwrap_err();
-            assert!(matches!(e, StartError::NotStarted));
-            let e = n
-                .start(|status: hatchery::TaskStatus<u8>| async move {
-                    drop(status);
-                    checkpoint().await;
-                    Ok::<_, TestError>(())
-                })
-                .await
-                .unwrap_err();
-            assert!(matches!(e, StartError::NotStarted));
-            assert_eq!(e.into_inner(), None);
-            Ok::<_, TestError>(1)
-        })
-        .await;
-        assert_eq!(r, Ok(1));
-    }
-
-    /// N6: after `started`, an error of the task goes to the nursery and fails it.
-    async fn n6_error_after_started_fails_nursery() {
-        let r = nursery(|n| async move {
-            let v = n
-                .start(|status| async move {
-                    status.started(3);
-                    sleep(ms(2)).await;
-                    Err::<(), _>(TestError("after started"))
-                })
-                .await
-                .unwrap();
-            assert_eq!(v, 3);
-            sleep(HOUR).await;
+                assert_eq!(v, 7);
+                log.push("start returned in child");
+                Ok::<_, TestError>(())
+            });
             Ok(())
-        })
-        .await;
-        assert_eq!(r, Err(NurseryError::Failed(vec![TestError("after started")])));
-    }
+        }
+    })
+    .await;
+    log.push("nursery returned");
+    assert_eq!(r, Ok(()));
+    assert_eq!(
+        log.events(),
+        [
+            "start returned in child",
+            "started task done",
+            "nursery returned"
+        ]
+    );
+    assert_eq!(elapsed(), secs(15));
+}
 
-    /// N6: a pending `start` (in a child, after the body has returned) keeps the nursery
-    /// open until the started task, and the child that called `start`, are done.
-    async fn n6_pending_start_keeps_nursery_open() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let n2 = n.clone();
-                n.spawn(async move {
-                    let log2 = log.clone();
-                    let v = n2
-                        .start(|status| async move {
-                            sleep(ms(10)).await;
-                            status.started(7);
-                            until(|| log2.contains("start returned in child")).await;
-                            sleep(ms(5)).await;
-                            log2.push("started task done");
-                            Ok(())
-                        })
-                        .await
-                        .unwrap();
-                    assert_eq!(v, 7);
-                    log.push("start returned in child");
-                    Ok::<_, TestError>(())
-                });
-                Ok(())
-            }
-        })
-        .await;
-        log.push("nursery returned");
-        assert_eq!(r, Ok(()));
-        assert_eq!(
-            log.events(),
-            ["start returned in child", "started task done", "nursery returned"]
-        );
-    }
-
-    /// N6: before `started`, the task runs under the caller's cancellation: a timeout
-    /// around `start` cancels the task; the nursery is neither failed nor cancelled.
-    async fn n6_before_started_cancelled_by_callers_scope() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let out = move_on_after(ms(10), n.start(|status| {
+/// N6: before `started`, the task runs under the caller's cancellation: a timeout
+/// around `start` cancels the task; the nursery is neither failed nor cancelled.
+#[hatchery::test(virtual_time)]
+async fn n6_before_started_cancelled_by_callers_scope() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let out = move_on_after(
+                secs(10),
+                n.start(|status| {
                     let log = log.clone();
                     async move {
                         let _guard = log.on_drop("starting task dropped");
@@ -156,180 +181,193 @@ backend_test! {
                         status.started(());
                         Ok::<_, TestError>(())
                     }
-                }))
-                .await;
-                assert!(out.is_none());
-                assert!(!n.is_cancelled());
-                log.push("caller continued");
-                Ok(())
-            }
-        })
-        .await;
-        assert_eq!(r, Ok(()));
-        assert_eq!(log.events(), ["starting task dropped", "caller continued"]);
-    }
-
-    /// N6: a caller's scope cancelled before `start` is polled: the task runs to its first
-    /// suspension point and is cancelled; `start` never returns, the scope does.
-    async fn n6_start_in_cancelled_scope() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let scope = CancelScope::new();
-                let handle = scope.handle();
-                handle.cancel();
-                let out = scope
-                    .run(async {
-                        let v = n
-                            .start(|status| {
-                                let log = log.clone();
-                                async move {
-                                    log.push("task first poll");
-                                    checkpoint().await;
-                                    status.started(1);
-                                    log.push("unreachable: started");
-                                    Ok::<_, TestError>(())
-                                }
-                            })
-                            .await;
-                        log.push("unreachable: start returned");
-                        v
-                    })
-                    .await;
-                assert!(out.is_none());
-                assert!(handle.cancelled_caught());
-                Ok(())
-            }
-        })
-        .await;
-        assert_eq!(r, Ok(()));
-        assert_eq!(log.events(), ["task first poll"]);
-    }
-
-    /// N6: after `started`, the caller's scope no longer applies: cancelling it leaves the
-    /// task running in the nursery.
-    async fn n6_after_started_callers_scope_no_longer_applies() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let scope = CancelScope::new();
-                let handle = scope.handle();
-                let out = scope
-                    .run(async {
-                        let v = n
-                            .start(|status| {
-                                let log = log.clone();
-                                async move {
-                                    status.started(1);
-                                    sleep(ms(10)).await;
-                                    log.push("task finished its work");
-                                    Ok::<_, TestError>(())
-                                }
-                            })
-                            .await
-                            .unwrap();
-                        handle.cancel();
-                        sleep(HOUR).await;
-                        v
-                    })
-                    .await;
-                assert_eq!(out, None);
-                Ok(())
-            }
-        })
-        .await;
-        assert_eq!(r, Ok(()));
-        assert_eq!(log.events(), ["task finished its work"]);
-    }
-
-    /// N6: a started task is cancelled with its nursery like any child.
-    async fn n6_started_task_cancelled_with_nursery() {
-        let dropped = Counter::new();
-        let r = nursery(|n| {
-            let dropped = dropped.clone();
-            async move {
-                let guard = dropped.guard();
-                n.start(|status| async move {
-                    let _guard = guard;
-                    status.started(());
-                    sleep(HOUR).await;
-                    Ok::<_, TestError>(())
-                })
-                .await
-                .unwrap();
-                n.cancel();
-                sleep(HOUR).await;
-                Ok(())
-            }
-        })
-        .await;
-        assert!(r.unwrap_err().is_cancelled());
-        assert_eq!(dropped.get(), 1);
-    }
-
-    /// N6: a panic before `started` is resumed from `start`.
-    async fn n6_panic_before_started_resumed_from_start() {
-        let r = nursery(|n| async move {
-            let p = catch_panic(n.start::<u8, (), _, _>(|_status| async {
-                checkpoint().await;
-                panic!("start boom");
-            }))
+                }),
+            )
             .await;
-            assert_eq!(p.unwrap_err(), "start boom");
-            Ok::<_, TestError>("nursery fine")
-        })
-        .await;
-        assert_eq!(r, Ok("nursery fine"));
-    }
+            assert!(out.is_none());
+            assert!(!n.is_cancelled());
+            log.push("caller continued");
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(log.events(), ["starting task dropped", "caller continued"]);
+    assert_eq!(elapsed(), secs(10));
+}
 
-    /// N6: `start` while the nursery is failing: the task starts under the caller; an
-    /// error elsewhere cancels the nursery, and with it the caller (the body) and the
-    /// starting task.
-    async fn n6_start_while_sibling_fails() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let in_start = Counter::new();
-                let c = in_start.clone();
-                n.spawn(async move {
-                    until(|| c.get() == 1).await;
-                    Err::<(), _>(TestError("sibling"))
-                });
-                let r = n
-                    .start(|status: hatchery::TaskStatus<()>| {
-                        let log = log.clone();
-                        async move {
-                            let _guard = log.on_drop("starting task dropped");
-                            in_start.incr();
-                            sleep(HOUR).await;
-                            status.started(());
-                            Ok(())
-                        }
-                    })
-                    .await;
-                log.push("unreachable: start returned");
-                r.map_err(|_| TestError("start"))
-            }
-        })
-        .await;
-        assert_eq!(r, Err(NurseryError::Failed(vec![TestError("sibling")])));
-        assert_eq!(log.events(), ["starting task dropped"]);
-    }
+/// N6: a caller's scope cancelled before `start` is polled: the task runs to its first
+/// suspension point and is cancelled; `start` never returns, the scope does.
+#[hatchery::test]
+async fn n6_start_in_cancelled_scope() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let scope = CancelScope::new();
+            let handle = scope.handle();
+            handle.cancel();
+            let out = scope
+                .run(async {
+                    let v = n
+                        .start(|status| {
+                            let log = log.clone();
+                            async move {
+                                log.push("task first poll");
+                                checkpoint().await;
+                                status.started(1);
+                                log.push("unreachable: started");
+                                Ok::<_, TestError>(())
+                            }
+                        })
+                        .await;
+                    log.push("unreachable: start returned");
+                    v
+                })
+                .await;
+            assert!(out.is_none());
+            assert!(handle.cancelled_caught());
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(log.events(), ["task first poll"]);
+}
 
-    /// N6: shielded work inside a starting task: the caller's cancellation waits for it.
-    async fn n6_starting_task_with_shield() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let out = move_on_after(ms(5), n.start(|status: hatchery::TaskStatus<()>| {
+/// N6: after `started`, the caller's scope no longer applies: cancelling it leaves the
+/// task running in the nursery.
+#[hatchery::test(virtual_time)]
+async fn n6_after_started_callers_scope_no_longer_applies() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let scope = CancelScope::new();
+            let handle = scope.handle();
+            let out = scope
+                .run(async {
+                    let v = n
+                        .start(|status| {
+                            let log = log.clone();
+                            async move {
+                                status.started(1);
+                                sleep(secs(10)).await;
+                                log.push("task finished its work");
+                                Ok::<_, TestError>(())
+                            }
+                        })
+                        .await
+                        .unwrap();
+                    handle.cancel();
+                    sleep(HOUR).await;
+                    v
+                })
+                .await;
+            assert_eq!(out, None);
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(log.events(), ["task finished its work"]);
+    assert_eq!(elapsed(), secs(10));
+}
+
+/// N6: a started task is cancelled with its nursery like any child.
+#[hatchery::test(virtual_time)]
+async fn n6_started_task_cancelled_with_nursery() {
+    let dropped = Counter::new();
+    let r = nursery(|n| {
+        let dropped = dropped.clone();
+        async move {
+            let guard = dropped.guard();
+            n.start(|status| async move {
+                let _guard = guard;
+                status.started(());
+                sleep(HOUR).await;
+                Ok::<_, TestError>(())
+            })
+            .await
+            .unwrap();
+            n.cancel();
+            sleep(HOUR).await;
+            Ok(())
+        }
+    })
+    .await;
+    assert!(r.unwrap_err().is_cancelled());
+    assert_eq!(dropped.get(), 1);
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N6: a panic before `started` is resumed from `start`.
+#[hatchery::test]
+async fn n6_panic_before_started_resumed_from_start() {
+    let r = nursery(|n| async move {
+        let p = catch_panic(n.start::<u8, (), _, _>(|_status| async {
+            checkpoint().await;
+            panic!("start boom");
+        }))
+        .await;
+        assert_eq!(p.unwrap_err(), "start boom");
+        Ok::<_, TestError>("nursery fine")
+    })
+    .await;
+    assert_eq!(r, Ok("nursery fine"));
+}
+
+/// N6: `start` while the nursery is failing: the task starts under the caller; an
+/// error elsewhere cancels the nursery, and with it the caller (the body) and the
+/// starting task.
+#[hatchery::test(virtual_time)]
+async fn n6_start_while_sibling_fails() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let in_start = Counter::new();
+            let c = in_start.clone();
+            n.spawn(async move {
+                until(|| c.get() == 1).await;
+                Err::<(), _>(TestError("sibling"))
+            });
+            let r = n
+                .start(|status: hatchery::TaskStatus<()>| {
+                    let log = log.clone();
+                    async move {
+                        let _guard = log.on_drop("starting task dropped");
+                        in_start.incr();
+                        sleep(HOUR).await;
+                        status.started(());
+                        Ok(())
+                    }
+                })
+                .await;
+            log.push("unreachable: start returned");
+            r.map_err(|_| TestError("start"))
+        }
+    })
+    .await;
+    assert_eq!(r, Err(NurseryError::Failed(vec![TestError("sibling")])));
+    assert_eq!(log.events(), ["starting task dropped"]);
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N6: shielded work inside a starting task: the caller's cancellation waits for it.
+#[hatchery::test(virtual_time)]
+async fn n6_starting_task_with_shield() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let out = move_on_after(
+                secs(5),
+                n.start(|status: hatchery::TaskStatus<()>| {
                     let log = log.clone();
                     async move {
                         shield(async {
-                            sleep(ms(15)).await;
+                            sleep(secs(15)).await;
                             log.push("shielded setup done");
                         })
                         .await;
@@ -338,30 +376,33 @@ backend_test! {
                         log.push("unreachable");
                         Ok::<_, TestError>(())
                     }
-                }))
-                .await;
-                log.push("timeout returned");
-                assert!(out.is_none());
-                Ok(())
-            }
-        })
-        .await;
-        assert_eq!(r, Ok(()));
-        assert_eq!(log.events(), ["shielded setup done", "timeout returned"]);
-    }
+                }),
+            )
+            .await;
+            log.push("timeout returned");
+            assert!(out.is_none());
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(log.events(), ["shielded setup done", "timeout returned"]);
+    assert_eq!(elapsed(), secs(15));
 }
 
-backend_test! {
-    /// N6 with C7: before `started` the task sees the caller's deadlines; after `started`
-    /// it sees the nursery's.
-    async fn n6_effective_deadline_moves_with_the_task() {
-        use hatchery::{current_effective_deadline, move_on_at, now, Deadline};
-        let caller_deadline = now() + HOUR;
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let r = nursery(|n| {
-            let seen = seen.clone();
-            async move {
-                let out = move_on_at(caller_deadline, n.start(|status| async move {
+/// N6 with C7: before `started` the task sees the caller's deadlines; after `started`
+/// it sees the nursery's.
+#[hatchery::test]
+async fn n6_effective_deadline_moves_with_the_task() {
+    use hatchery::{current_effective_deadline, move_on_at, now, Deadline};
+    let caller_deadline = now() + HOUR;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let r = nursery(|n| {
+        let seen = seen.clone();
+        async move {
+            let out = move_on_at(
+                caller_deadline,
+                n.start(|status| async move {
                     seen.lock().unwrap().push(current_effective_deadline());
                     checkpoint().await;
                     status.started(());
@@ -369,60 +410,71 @@ backend_test! {
                     checkpoint().await;
                     seen.lock().unwrap().push(current_effective_deadline());
                     Ok::<_, TestError>(())
-                }))
+                }),
+            )
+            .await;
+            assert_eq!(out, Some(Ok(())));
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            Deadline::At(caller_deadline),
+            Deadline::Never,
+            Deadline::Never
+        ]
+    );
+}
+
+/// N6: a task that calls `started` and fails right away: the error goes to the
+/// nursery, never to `start`.
+#[hatchery::test(virtual_time)]
+async fn n6_started_then_immediate_error() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let v = n
+                .start(|status| async move {
+                    status.started(1);
+                    Err::<(), _>(TestError("right after started"))
+                })
                 .await;
-                assert_eq!(out, Some(Ok(())));
-                Ok(())
-            }
-        })
-        .await;
-        assert_eq!(r, Ok(()));
-        assert_eq!(
-            *seen.lock().unwrap(),
-            [Deadline::At(caller_deadline), Deadline::Never, Deadline::Never]
-        );
-    }
-
-    /// N6: a task that calls `started` and fails right away: the error goes to the
-    /// nursery, never to `start`.
-    async fn n6_started_then_immediate_error() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let v = n
-                    .start(|status| async move {
-                        status.started(1);
-                        Err::<(), _>(TestError("right after started"))
-                    })
-                    .await;
-                // `start` may or may not get to return before the failure cancels the
-                // body; if it does, it returns the value.
-                assert_eq!(v.ok(), Some(1));
-                log.push("start returned");
-                sleep(HOUR).await;
-                Ok(())
-            }
-        })
-        .await;
-        assert_eq!(r, Err(NurseryError::Failed(vec![TestError("right after started")])));
-        assert!(log.len() <= 1);
-    }
-
-    /// N6, N3: a panic after `started` goes to the nursery, which resumes it.
-    async fn n6_panic_after_started_goes_to_nursery() {
-        let r = catch_panic(nursery(|n| async move {
-            n.start::<(), (), _, _>(|status| async move {
-                status.started(());
-                checkpoint().await;
-                panic!("after started");
-            })
-            .await
-            .unwrap();
+            // `start` may or may not get to return before the failure cancels the
+            // body; if it does, it returns the value.
+            assert_eq!(v.ok(), Some(1));
+            log.push("start returned");
             sleep(HOUR).await;
-            Ok::<_, TestError>(())
-        }))
-        .await;
-        assert_eq!(r.unwrap_err(), "after started");
-    }
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(
+        r,
+        Err(NurseryError::Failed(vec![TestError("right after started")]))
+    );
+    assert!(log.len() <= 1);
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N6, N3: a panic after `started` goes to the nursery, which resumes it.
+#[hatchery::test(virtual_time)]
+async fn n6_panic_after_started_goes_to_nursery() {
+    let r = catch_panic(nursery(|n| async move {
+        n.start::<(), (), _, _>(|status| async move {
+            status.started(());
+            checkpoint().await;
+            panic!("after started");
+        })
+        .await
+        .unwrap();
+        sleep(HOUR).await;
+        Ok::<_, TestError>(())
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "after started");
+    assert_eq!(elapsed(), Duration::ZERO);
 }

@@ -2,280 +2,318 @@
 //! finished; dropping the handle does not cancel the child.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use hatchery::testing::{elapsed, wait_all_tasks_blocked};
 use hatchery::{checkpoint, nursery, sleep, JoinError, NurseryError, TaskHandle};
-use hatchery_tests::{backend_test, ms, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{secs, until, Counter, Log, TestError, HOUR};
 
-backend_test! {
-    /// N7: `join` returns the child's value, from the body and from another child.
-    async fn n7_join_returns_value() {
-        let r = nursery(|n| async move {
-            let a = n.spawn(async { sleep(ms(2)).await; Ok::<_, TestError>("a") });
-            let b = n.spawn(async { Ok(String::from("b")) });
-            let c = n.spawn(async move { Ok(format!("{}+c", b.join().await.unwrap())) });
-            Ok((a.join().await.unwrap(), c.join().await.unwrap()))
-        })
-        .await;
-        assert_eq!(r, Ok(("a", "b+c".to_string())));
-    }
+/// N7: `join` returns the child's value, from the body and from another child.
+#[hatchery::test(virtual_time)]
+async fn n7_join_returns_value() {
+    let r = nursery(|n| async move {
+        let a = n.spawn(async {
+            sleep(secs(2)).await;
+            Ok::<_, TestError>("a")
+        });
+        let b = n.spawn(async { Ok(String::from("b")) });
+        let c = n.spawn(async move { Ok(format!("{}+c", b.join().await.unwrap())) });
+        Ok((a.join().await.unwrap(), c.join().await.unwrap()))
+    })
+    .await;
+    assert_eq!(r, Ok(("a", "b+c".to_string())));
+    assert_eq!(elapsed(), secs(2));
+}
 
-    /// N7: cancelling one child through its handle: its join reports `is_cancelled`, its
-    /// siblings are unaffected, and the nursery is neither cancelled nor failed.
-    async fn n7_cancel_just_one_child() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let victim = n.spawn({
-                    let log = log.clone();
-                    async move {
-                        let _guard = log.on_drop("victim dropped");
-                        sleep(HOUR).await;
-                        log.push("unreachable");
-                        Ok::<_, TestError>(0)
-                    }
-                });
-                let sibling = n.spawn(async { sleep(ms(5)).await; Ok(2) });
-                sleep(ms(1)).await;
-                victim.cancel();
-                let e = victim.join().await.unwrap_err();
-                assert!(e.is_cancelled() && !e.is_failed() && !e.is_panicked());
-                assert_eq!(e.to_string(), "task was cancelled");
-                assert!(!n.is_cancelled());
-                assert_eq!(sibling.join().await, Ok(2));
-                Ok(1)
-            }
-        })
-        .await;
-        assert_eq!(r, Ok(1));
-        assert_eq!(log.events(), ["victim dropped"]);
-    }
-
-    /// N7: cancelling a child through its handle before it was ever polled: it still gets
-    /// its first poll (like any task spawned into a cancelled scope), then is cancelled.
-    async fn n7_cancel_before_first_poll() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let h = n.spawn(async move {
-                    log.push("first poll");
-                    checkpoint().await;
-                    log.push("unreachable");
-                    Ok::<_, TestError>(())
-                });
-                h.cancel();
-                Ok(h.join().await.unwrap_err().is_cancelled())
-            }
-        })
-        .await;
-        assert_eq!(r, Ok(true));
-        assert_eq!(log.events(), ["first poll"]);
-    }
-
-    /// N7: cancelling a child cancels everything inside it (its own nursery's children).
-    async fn n7_cancel_child_with_nested_nursery() {
-        let dropped = Counter::new();
-        let started = Counter::new();
-        let r = nursery(|n| {
-            let (dropped, started) = (dropped.clone(), started.clone());
-            async move {
-                let s2 = started.clone();
-                let h = n.spawn(async move {
-                    nursery(|inner| async move {
-                        for _ in 0..5 {
-                            let (guard, started) = (dropped.guard(), s2.clone());
-                            inner.spawn(async move {
-                                let _guard = guard;
-                                started.incr();
-                                sleep(HOUR).await;
-                                Ok::<_, TestError>(())
-                            });
-                        }
-                        sleep(HOUR).await;
-                        Ok(())
-                    })
-                    .await
-                    .map_err(|_| TestError("inner"))
-                });
-                until(|| started.get() == 5).await;
-                h.cancel();
-                Ok(h.join().await.unwrap_err().is_cancelled())
-            }
-        })
-        .await;
-        assert_eq!(r, Ok(true));
-        assert_eq!(dropped.get(), 5);
-    }
-
-    /// N7: `is_finished` is false while the child runs and true once it has finished (its
-    /// future dropped), before and after `join`.
-    async fn n7_is_finished() {
-        let r = nursery(|n| async move {
-            let gate = Counter::new();
-            let g = gate.clone();
-            let h = n.spawn(async move {
-                until(|| g.get() == 1).await;
-                Ok::<_, TestError>(9)
-            });
-            sleep(ms(2)).await;
-            assert!(!h.is_finished());
-            gate.incr();
-            until(|| h.is_finished()).await;
-            assert!(h.is_finished());
-            assert!(format!("{h:?}").contains("true"));
-            Ok(h.join().await.unwrap())
-        })
-        .await;
-        assert_eq!(r, Ok(9));
-    }
-
-    /// N7: dropping a handle does not cancel the child: it runs to its end, and the
-    /// nursery waits for it.
-    async fn n7_dropping_handle_does_not_cancel() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let h = n.spawn(async move {
-                    sleep(ms(10)).await;
-                    log.push("child finished");
-                    Ok::<_, TestError>(())
-                });
-                drop(h);
-                Ok(())
-            }
-        })
-        .await;
-        log.push("nursery returned");
-        assert_eq!(r, Ok(()));
-        assert_eq!(log.events(), ["child finished", "nursery returned"]);
-    }
-
-    /// N7: a handle that outlives its nursery still yields the value; cancelling a
-    /// finished task has no effect.
-    async fn n7_join_after_nursery_returned() {
-        let h: TaskHandle<u32> = nursery(|n| async move {
-            Ok::<_, TestError>(n.spawn(async { sleep(ms(1)).await; Ok(5) }))
-        })
-        .await
-        .unwrap();
-        assert!(h.is_finished());
-        h.cancel();
-        assert_eq!(h.join().await, Ok(5));
-    }
-
-    /// N7: the handle of a child that failed reports `is_failed` (its error went to the
-    /// nursery, which reports it).
-    async fn n7_failed_child_handle() {
-        let slot: Arc<Mutex<Option<TaskHandle<()>>>> = Arc::default();
-        let r = nursery(|n| {
-            let slot = slot.clone();
-            async move {
-                *slot.lock().unwrap() = Some(n.spawn(async {
-                    checkpoint().await;
-                    Err(TestError("failed"))
-                }));
-                Ok(())
-            }
-        })
-        .await;
-        assert_eq!(r, Err(NurseryError::Failed(vec![TestError("failed")])));
-        let h = slot.lock().unwrap().take().unwrap();
-        let e: JoinError = h.join().await.unwrap_err();
-        assert!(e.is_failed() && !e.is_cancelled() && !e.is_panicked());
-    }
-
-    /// N7: the handle of a child cancelled with its nursery reports `is_cancelled`.
-    async fn n7_child_cancelled_with_nursery() {
-        let slot: Arc<Mutex<Option<TaskHandle<()>>>> = Arc::default();
-        let r = nursery(|n| {
-            let slot = slot.clone();
-            async move {
-                *slot.lock().unwrap() = Some(n.spawn(async {
+/// N7: cancelling one child through its handle: its join reports `is_cancelled`, its
+/// siblings are unaffected, and the nursery is neither cancelled nor failed.
+#[hatchery::test(virtual_time)]
+async fn n7_cancel_just_one_child() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let victim = n.spawn({
+                let log = log.clone();
+                async move {
+                    let _guard = log.on_drop("victim dropped");
                     sleep(HOUR).await;
-                    Ok::<_, TestError>(())
-                }));
-                n.cancel();
-                checkpoint().await;
-                Ok(())
-            }
-        })
-        .await;
-        assert!(r.unwrap_err().is_cancelled());
-        let h = slot.lock().unwrap().take().unwrap();
-        assert!(h.join().await.unwrap_err().is_cancelled());
-    }
+                    log.push("unreachable");
+                    Ok::<_, TestError>(0)
+                }
+            });
+            let sibling = n.spawn(async {
+                sleep(secs(5)).await;
+                Ok(2)
+            });
+            sleep(secs(1)).await;
+            victim.cancel();
+            let e = victim.join().await.unwrap_err();
+            assert!(e.is_cancelled() && !e.is_failed() && !e.is_panicked());
+            assert_eq!(e.to_string(), "task was cancelled");
+            assert!(!n.is_cancelled());
+            assert_eq!(sibling.join().await, Ok(2));
+            Ok(1)
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(1));
+    assert_eq!(log.events(), ["victim dropped"]);
+    assert_eq!(elapsed(), secs(5));
+}
 
-    /// N7: `JoinError` converts into `io::Error` and `anyhow::Error` with `?`.
-    async fn n7_join_error_converts() {
-        let r = nursery(|n| async move {
-            let h = n.spawn(async { sleep(HOUR).await; Ok::<(), std::io::Error>(()) });
+/// N7: cancelling a child through its handle before it was ever polled: it still gets
+/// its first poll (like any task spawned into a cancelled scope), then is cancelled at its
+/// first suspension point. (On a multi-threaded backend a worker may get to poll it
+/// before the cancel; the outcome is the same.)
+#[hatchery::test(virtual_time)]
+async fn n7_cancel_before_first_poll() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let h = n.spawn(async move {
+                log.push("first poll");
+                sleep(HOUR).await;
+                log.push("unreachable");
+                Ok::<_, TestError>(())
+            });
+            h.cancel();
+            Ok(h.join().await.unwrap_err().is_cancelled())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(true));
+    assert_eq!(log.events(), ["first poll"]);
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N7: cancelling a child cancels everything inside it (its own nursery's children).
+#[hatchery::test(virtual_time)]
+async fn n7_cancel_child_with_nested_nursery() {
+    let dropped = Counter::new();
+    let started = Counter::new();
+    let r = nursery(|n| {
+        let (dropped, started) = (dropped.clone(), started.clone());
+        async move {
+            let s2 = started.clone();
+            let h = n.spawn(async move {
+                nursery(|inner| async move {
+                    for _ in 0..5 {
+                        let (guard, started) = (dropped.guard(), s2.clone());
+                        inner.spawn(async move {
+                            let _guard = guard;
+                            started.incr();
+                            sleep(HOUR).await;
+                            Ok::<_, TestError>(())
+                        });
+                    }
+                    sleep(HOUR).await;
+                    Ok(())
+                })
+                .await
+                .map_err(|_| TestError("inner"))
+            });
+            until(|| started.get() == 5).await;
+            h.cancel();
+            Ok(h.join().await.unwrap_err().is_cancelled())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(true));
+    assert_eq!(dropped.get(), 5);
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N7: `is_finished` is false while the child runs and true once it has finished (its
+/// future dropped), before and after `join`.
+#[hatchery::test(virtual_time)]
+async fn n7_is_finished() {
+    let r = nursery(|n| async move {
+        let gate = Counter::new();
+        let g = gate.clone();
+        let h = n.spawn(async move {
+            until(|| g.get() == 1).await;
+            Ok::<_, TestError>(9)
+        });
+        wait_all_tasks_blocked().await; // the child waits at its gate
+        assert!(!h.is_finished());
+        gate.incr();
+        until(|| h.is_finished()).await;
+        assert!(h.is_finished());
+        assert!(format!("{h:?}").contains("true"));
+        Ok(h.join().await.unwrap())
+    })
+    .await;
+    assert_eq!(r, Ok(9));
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N7: dropping a handle does not cancel the child: it runs to its end, and the
+/// nursery waits for it.
+#[hatchery::test(virtual_time)]
+async fn n7_dropping_handle_does_not_cancel() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let h = n.spawn(async move {
+                sleep(secs(10)).await;
+                log.push("child finished");
+                Ok::<_, TestError>(())
+            });
+            drop(h);
+            Ok(())
+        }
+    })
+    .await;
+    log.push("nursery returned");
+    assert_eq!(r, Ok(()));
+    assert_eq!(log.events(), ["child finished", "nursery returned"]);
+    assert_eq!(elapsed(), secs(10));
+}
+
+/// N7: a handle that outlives its nursery still yields the value; cancelling a
+/// finished task has no effect.
+#[hatchery::test(virtual_time)]
+async fn n7_join_after_nursery_returned() {
+    let h: TaskHandle<u32> = nursery(|n| async move {
+        Ok::<_, TestError>(n.spawn(async {
+            sleep(secs(1)).await;
+            Ok(5)
+        }))
+    })
+    .await
+    .unwrap();
+    assert!(h.is_finished());
+    h.cancel();
+    assert_eq!(h.join().await, Ok(5));
+    assert_eq!(elapsed(), secs(1));
+}
+
+/// N7: the handle of a child that failed reports `is_failed` (its error went to the
+/// nursery, which reports it).
+#[hatchery::test]
+async fn n7_failed_child_handle() {
+    let slot: Arc<Mutex<Option<TaskHandle<()>>>> = Arc::default();
+    let r = nursery(|n| {
+        let slot = slot.clone();
+        async move {
+            *slot.lock().unwrap() = Some(n.spawn(async {
+                checkpoint().await;
+                Err(TestError("failed"))
+            }));
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(r, Err(NurseryError::Failed(vec![TestError("failed")])));
+    let h = slot.lock().unwrap().take().unwrap();
+    let e: JoinError = h.join().await.unwrap_err();
+    assert!(e.is_failed() && !e.is_cancelled() && !e.is_panicked());
+}
+
+/// N7: the handle of a child cancelled with its nursery reports `is_cancelled`.
+#[hatchery::test(virtual_time)]
+async fn n7_child_cancelled_with_nursery() {
+    let slot: Arc<Mutex<Option<TaskHandle<()>>>> = Arc::default();
+    let r = nursery(|n| {
+        let slot = slot.clone();
+        async move {
+            *slot.lock().unwrap() = Some(n.spawn(async {
+                sleep(HOUR).await;
+                Ok::<_, TestError>(())
+            }));
+            n.cancel();
+            checkpoint().await;
+            Ok(())
+        }
+    })
+    .await;
+    assert!(r.unwrap_err().is_cancelled());
+    let h = slot.lock().unwrap().take().unwrap();
+    assert!(h.join().await.unwrap_err().is_cancelled());
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N7: `JoinError` converts into `io::Error` and `anyhow::Error` with `?`.
+#[hatchery::test(virtual_time)]
+async fn n7_join_error_converts() {
+    let r = nursery(|n| async move {
+        let h = n.spawn(async {
+            sleep(HOUR).await;
+            Ok::<(), std::io::Error>(())
+        });
+        h.cancel();
+        h.join().await?;
+        Ok(())
+    })
+    .await;
+    let e = r.unwrap_err().into_first().unwrap();
+    assert_eq!(e.kind(), std::io::ErrorKind::Other);
+
+    async fn any() -> anyhow::Result<()> {
+        nursery(|n| async move {
+            let h = n.spawn(async {
+                sleep(HOUR).await;
+                Ok::<(), anyhow::Error>(())
+            });
             h.cancel();
             h.join().await?;
             Ok(())
         })
-        .await;
-        let e = r.unwrap_err().into_first().unwrap();
-        assert_eq!(e.kind(), std::io::ErrorKind::Other);
-
-        async fn any() -> anyhow::Result<()> {
-            nursery(|n| async move {
-                let h = n.spawn(async { sleep(HOUR).await; Ok::<(), anyhow::Error>(()) });
-                h.cancel();
-                h.join().await?;
-                Ok(())
-            })
-            .await?;
-            Ok(())
-        }
-        let e = any().await.unwrap_err();
-        assert_eq!(e.to_string(), "task was cancelled");
+        .await?;
+        Ok(())
     }
+    let e = any().await.unwrap_err();
+    assert_eq!(e.to_string(), "task was cancelled");
+    assert_eq!(elapsed(), Duration::ZERO);
 }
 
-backend_test! {
-    /// N7 with C3: a child cancelled by its handle while in a shield finishes the shield;
-    /// if it then returns without suspending again, its value still comes back.
-    async fn n7_cancel_during_shield_value_still_returned() {
-        let r = nursery(|n| async move {
-            let in_shield = Counter::new();
-            let c = in_shield.clone();
-            let h = n.spawn(async move {
-                let v = hatchery::shield(async {
-                    c.incr();
-                    sleep(ms(10)).await;
-                    11
-                })
-                .await;
-                Ok::<_, TestError>(v)
-            });
-            until(|| in_shield.get() == 1).await;
-            h.cancel();
-            Ok(h.join().await)
-        })
-        .await;
-        assert_eq!(r, Ok(Ok(11)));
-    }
+/// N7 with C3: a child cancelled by its handle while in a shield finishes the shield;
+/// if it then returns without suspending again, its value still comes back.
+#[hatchery::test(virtual_time)]
+async fn n7_cancel_during_shield_value_still_returned() {
+    let r = nursery(|n| async move {
+        let in_shield = Counter::new();
+        let c = in_shield.clone();
+        let h = n.spawn(async move {
+            let v = hatchery::shield(async {
+                c.incr();
+                sleep(secs(10)).await;
+                11
+            })
+            .await;
+            Ok::<_, TestError>(v)
+        });
+        until(|| in_shield.get() == 1).await;
+        h.cancel();
+        Ok(h.join().await)
+    })
+    .await;
+    assert_eq!(r, Ok(Ok(11)));
+    assert_eq!(elapsed(), secs(10));
+}
 
-    /// N7: dropping a `join` future before the child finished does not cancel the child.
-    async fn n7_dropping_join_future_does_not_cancel() {
-        let log = Log::new();
-        let r = nursery(|n| {
-            let log = log.clone();
-            async move {
-                let h = n.spawn(async move {
-                    sleep(ms(10)).await;
-                    log.push("child finished");
-                    Ok::<_, TestError>(())
-                });
-                let joined = futures_lite::future::poll_once(h.join()).await;
-                assert!(joined.is_none());
-                Ok(())
-            }
-        })
-        .await;
-        assert_eq!(r, Ok(()));
-        assert_eq!(log.events(), ["child finished"]);
-    }
+/// N7: dropping a `join` future before the child finished does not cancel the child.
+#[hatchery::test(virtual_time)]
+async fn n7_dropping_join_future_does_not_cancel() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let h = n.spawn(async move {
+                sleep(secs(10)).await;
+                log.push("child finished");
+                Ok::<_, TestError>(())
+            });
+            let joined = futures_lite::future::poll_once(h.join()).await;
+            assert!(joined.is_none());
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(log.events(), ["child finished"]);
+    assert_eq!(elapsed(), secs(10));
 }
