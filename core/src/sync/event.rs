@@ -14,7 +14,7 @@ use crate::rt;
 /// trio's `Event`).
 ///
 /// There is no `clear`: an event that was set stays set. For something to wait on
-/// repeatedly, make a new `Event` each time or use a `Condition`.
+/// repeatedly, make a new `Event` each time or use a [`Condition`](super::Condition).
 ///
 /// # Examples
 ///

@@ -8,6 +8,8 @@
 //! | `Event` | [`Event`] (`set`, `is_set`, `wait`; no `clear`) |
 //! | `Lock` | [`Lock<T>`](Lock) (holds the data; guard and owned guard) |
 //! | `Semaphore` | [`Semaphore`] (FIFO-fair; permits and owned permits) |
+//! | `CapacityLimiter` | [`CapacityLimiter`] (borrowers tracked; `total_tokens` settable) |
+//! | `Condition` | [`Condition`] (with a [`Lock`]; `wait(guard) -> guard`) |
 //!
 //! # Cancellation
 //!
@@ -18,12 +20,16 @@
 //! `# Cancel safety` section says exactly what happens when its future is dropped and
 //! when the enclosing scope is cancelled while it waits.
 
+mod condition;
 mod event;
+mod limiter;
 mod lock;
 mod semaphore;
 mod stream;
 
+pub use condition::Condition;
 pub use event::Event;
+pub use limiter::{CapacityLimiter, CapacityToken, LimiterError, LimiterStatistics};
 pub use lock::{Lock, LockGuard, OwnedLockGuard};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 pub use stream::{
@@ -33,7 +39,9 @@ pub use stream::{
 
 /// The named futures of this module (also in [`crate::futures`]).
 pub(crate) mod futures {
+    pub use super::condition::ConditionWait;
     pub use super::event::EventWait;
+    pub use super::limiter::{LimiterAcquire, LimiterAcquireFor};
     pub use super::lock::{LockAcquire, LockAcquireOwned};
     pub use super::semaphore::{SemaphoreAcquire, SemaphoreAcquireOwned};
     pub use super::stream::{Recv, Send};

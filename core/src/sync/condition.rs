@@ -1,0 +1,227 @@
+//! `Condition`: wait for a notification while releasing a [`Lock`](super::Lock).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use event_listener::{EventListener, IntoNotification};
+
+use super::lock::LockGuard;
+use crate::rt;
+
+/// A condition variable for [`Lock`](super::Lock) (anyio's `Condition`, in the shape of
+/// `std::sync::Condvar`): [`wait`](Condition::wait) releases the lock, waits for a
+/// notification, re-acquires the lock and gives the guard back.
+///
+/// As with every condition variable, check your predicate in a loop: a notification says
+/// "something changed", not "your condition holds".
+///
+/// # Cancellation and the guard
+///
+/// trio's `Condition.wait` re-acquires the lock before returning "even when cancelled",
+/// so that the caller's `async with lock:` never releases a lock it does not hold. In
+/// hatchery the guard *moves into* [`wait`](Condition::wait) and comes back in its
+/// output, so the same guarantee holds by ownership: either `wait` returns, and the lock
+/// is held again, or the enclosing scope was cancelled, `wait` never returns, and no code
+/// of the caller runs again with the guard. There is no state in which the caller has a
+/// guard for a lock it does not hold.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use hatchery::nursery;
+/// use hatchery::sync::{Condition, Lock};
+///
+/// # hatchery_smol::run(async {
+/// let state = Arc::new((Lock::new(false), Condition::new()));
+/// nursery(|n| {
+///     let state = state.clone();
+///     async move {
+///         let s = state.clone();
+///         n.spawn(async move {
+///             *s.0.lock().await = true;
+///             s.1.notify_all();
+///             Ok::<_, std::io::Error>(())
+///         });
+///         let (lock, cond) = &*state;
+///         let mut ready = lock.lock().await;
+///         while !*ready {
+///             ready = cond.wait(ready).await;
+///         }
+///         Ok(())
+///     }
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
+pub struct Condition {
+    event: event_listener::Event,
+}
+
+impl Condition {
+    /// A new condition with no waiters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = hatchery::sync::Condition::new();
+    /// cond.notify(1); // nobody waits: nothing happens
+    /// ```
+    pub fn new() -> Condition {
+        Condition {
+            event: event_listener::Event::new(),
+        }
+    }
+
+    /// Wakes up to `n` waiting tasks, longest-waiting first. A notification is not
+    /// stored: tasks that start waiting later do not see it. A woken task whose wait is
+    /// cancelled before it took the notification passes it to the next waiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// hatchery::sync::Condition::new().notify(2);
+    /// ```
+    pub fn notify(&self, n: usize) {
+        self.event.notify(n.additional());
+    }
+
+    /// Wakes every waiting task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// hatchery::sync::Condition::new().notify_all();
+    /// ```
+    pub fn notify_all(&self) {
+        self.event.notify(usize::MAX);
+    }
+
+    /// Releases the lock held by `guard`, waits for a notification, re-acquires the
+    /// lock and returns the guard.
+    ///
+    /// The wait starts listening before it releases the lock, so a notification sent by
+    /// whoever takes the lock next is not missed.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, the lock is released (if it is held by the future at
+    /// that moment) and the guard is gone with it; a notification it had received but not
+    /// consumed goes to the next waiter. If the enclosing scope is cancelled while it
+    /// waits for a notification, it never completes and the scope drops it (see
+    /// [Cancellation and the guard](Condition#cancellation-and-the-guard)). Once
+    /// notified, re-acquiring the lock is not interrupted by the wait itself: it returns
+    /// the guard as soon as it has the lock, and the scope stops the caller at its next
+    /// suspension point.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::sync::{Condition, Lock};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let (lock, cond) = (Lock::new(0), Condition::new());
+    /// let guard = lock.lock().await;
+    /// // Nobody notifies: the timeout cancels the wait, and the lock is free again.
+    /// let out = hatchery::move_on_after(Duration::from_millis(5), cond.wait(guard)).await;
+    /// assert!(out.is_none());
+    /// assert!(!lock.is_locked());
+    /// # });
+    /// ```
+    pub fn wait<'a, T>(&self, guard: LockGuard<'a, T>) -> ConditionWait<'_, 'a, T> {
+        ConditionWait {
+            cond: self,
+            state: State::Start(guard),
+        }
+    }
+}
+
+impl Default for Condition {
+    fn default() -> Self {
+        Condition::new()
+    }
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Condition").finish_non_exhaustive()
+    }
+}
+
+enum State<'a, T> {
+    Start(LockGuard<'a, T>),
+    Waiting {
+        listener: EventListener,
+        lock: &'a async_lock::Mutex<T>,
+    },
+    Reacquire(Pin<Box<async_lock::futures::Lock<'a, T>>>),
+    Done,
+}
+
+/// Future returned by [`Condition::wait`].
+#[must_use = "futures do nothing unless polled"]
+pub struct ConditionWait<'c, 'a, T> {
+    cond: &'c Condition,
+    state: State<'a, T>,
+}
+
+impl<'a, T> Future for ConditionWait<'_, 'a, T> {
+    type Output = LockGuard<'a, T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            match &mut this.state {
+                State::Start(_) => {
+                    if rt::current_cancelled() {
+                        return Poll::Pending;
+                    }
+                    let listener = this.cond.event.listen();
+                    let State::Start(guard) = std::mem::replace(&mut this.state, State::Done)
+                    else {
+                        unreachable!()
+                    };
+                    let lock = async_lock::MutexGuard::source(&guard.guard);
+                    drop(guard);
+                    this.state = State::Waiting { listener, lock };
+                }
+                State::Waiting { listener, lock } => {
+                    // Not notified yet: a cancelled wait stops here (and, when dropped,
+                    // passes on a notification it may have received).
+                    if rt::current_cancelled() {
+                        return Poll::Pending;
+                    }
+                    if Pin::new(listener).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let fut = Box::pin(lock.lock());
+                    this.state = State::Reacquire(fut);
+                }
+                State::Reacquire(fut) => {
+                    let guard = std::task::ready!(fut.as_mut().poll(cx));
+                    this.state = State::Done;
+                    return Poll::Ready(LockGuard { guard });
+                }
+                State::Done => panic!("`ConditionWait` polled after completion"),
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for ConditionWait<'_, '_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Start(_) => "start",
+            State::Waiting { .. } => "waiting",
+            State::Reacquire(_) => "reacquiring",
+            State::Done => "done",
+        };
+        f.debug_struct("ConditionWait")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,577 @@
+//! `CapacityLimiter`: a FIFO-fair token pool that knows who borrowed each token.
+
+use std::collections::{HashSet, VecDeque};
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use crate::rt;
+
+/// Limits how many tasks may do something at once, tracking who holds each token
+/// (anyio's and trio's `CapacityLimiter`).
+///
+/// Like a [`Semaphore`](super::Semaphore), but:
+///
+/// * each token is held by a *borrower*, and a borrower holds at most one token:
+///   acquiring twice for the same borrower, or releasing a token a borrower does not
+///   hold, is an error ([`LimiterError`]), never a hang or a silent miscount;
+/// * the number of tokens can be changed while in use
+///   ([`set_total_tokens`](CapacityLimiter::set_total_tokens)): raising it wakes that many
+///   waiters at once; lowering it below the number borrowed keeps the current holders
+///   (no one is interrupted) and makes new borrowers wait until enough tokens return.
+///
+/// Tokens are FIFO-fair: a returned token goes to the longest waiter before any new
+/// `try_acquire`. Borrowers are either anonymous (each [`acquire`](CapacityLimiter::acquire)
+/// gets a [`CapacityToken`] that returns itself when dropped) or named by a `u64` of your
+/// choice ([`acquire_on_behalf_of`](CapacityLimiter::acquire_on_behalf_of) and
+/// [`release_on_behalf_of`](CapacityLimiter::release_on_behalf_of), anyio's API).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use hatchery::{nursery, sync::CapacityLimiter};
+///
+/// # hatchery_smol::run(async {
+/// let limiter = Arc::new(CapacityLimiter::new(2));
+/// nursery(|n| async move {
+///     for _ in 0..8 {
+///         let limiter = limiter.clone();
+///         n.spawn(async move {
+///             let _token = limiter.acquire().await;
+///             assert!(limiter.borrowed_tokens() <= 2);
+///             hatchery::checkpoint().await;
+///             Ok::<_, std::io::Error>(())
+///         });
+///     }
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
+pub struct CapacityLimiter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    User(u64),
+    Token(u64),
+}
+
+struct Waiter {
+    id: u64,
+    key: Key,
+    waker: Waker,
+    granted: bool,
+}
+
+struct State {
+    total: usize,
+    borrowers: HashSet<Key>,
+    waiters: VecDeque<Waiter>,
+    next_id: u64,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    /// Hands free tokens to the longest waiters.
+    fn grant(&mut self) {
+        for w in self.waiters.iter_mut().filter(|w| !w.granted) {
+            if self.borrowers.len() >= self.total {
+                break;
+            }
+            w.granted = true;
+            self.borrowers.insert(w.key);
+            w.waker.wake_by_ref();
+        }
+    }
+
+    fn release(&mut self, key: Key) -> bool {
+        let held = self.borrowers.remove(&key);
+        if held {
+            self.grant();
+        }
+        held
+    }
+
+    fn withdraw(&mut self, id: u64) {
+        if let Some(i) = self.waiters.iter().position(|w| w.id == id) {
+            let w = self.waiters.remove(i).expect("index in range");
+            if w.granted {
+                self.release(w.key);
+            }
+        }
+    }
+
+    fn try_take(&mut self, key: Key) -> Result<(), LimiterError> {
+        if self.borrowers.contains(&key) || self.waiters.iter().any(|w| w.key == key) {
+            return Err(LimiterError::AlreadyBorrowing);
+        }
+        // Free tokens imply no one is waiting: `grant` serves waiters first.
+        if self.borrowers.len() < self.total {
+            self.borrowers.insert(key);
+            Ok(())
+        } else {
+            Err(LimiterError::WouldBlock)
+        }
+    }
+
+    fn new_key(&mut self) -> Key {
+        let id = self.next_id;
+        self.next_id += 1;
+        Key::Token(id)
+    }
+}
+
+fn check_total(total: usize) {
+    assert!(
+        total >= 1,
+        "hatchery: a CapacityLimiter needs at least one token (got 0)"
+    );
+}
+
+impl CapacityLimiter {
+    /// A limiter with `total_tokens` tokens.
+    ///
+    /// # Panics
+    ///
+    /// If `total_tokens` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let limiter = hatchery::sync::CapacityLimiter::new(4);
+    /// assert_eq!(limiter.available_tokens(), 4);
+    /// ```
+    pub fn new(total_tokens: usize) -> CapacityLimiter {
+        check_total(total_tokens);
+        CapacityLimiter {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    total: total_tokens,
+                    borrowers: HashSet::new(),
+                    waiters: VecDeque::new(),
+                    next_id: 0,
+                }),
+            }),
+        }
+    }
+
+    /// The total number of tokens.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(hatchery::sync::CapacityLimiter::new(3).total_tokens(), 3);
+    /// ```
+    pub fn total_tokens(&self) -> usize {
+        self.inner.lock().total
+    }
+
+    /// Changes the total number of tokens. Raising it hands the new tokens to waiting
+    /// tasks at once (longest-waiting first); lowering it below the number borrowed
+    /// keeps the current holders, and new borrowers wait until the count is below the
+    /// new total.
+    ///
+    /// # Panics
+    ///
+    /// If `total_tokens` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let limiter = hatchery::sync::CapacityLimiter::new(2);
+    /// let a = limiter.try_acquire().unwrap();
+    /// let b = limiter.try_acquire().unwrap();
+    /// limiter.set_total_tokens(1); // both keep their tokens
+    /// assert_eq!(limiter.borrowed_tokens(), 2);
+    /// drop(a);
+    /// assert!(limiter.try_acquire().is_none()); // still 1 borrowed of 1
+    /// drop(b);
+    /// assert!(limiter.try_acquire().is_some());
+    /// ```
+    pub fn set_total_tokens(&self, total_tokens: usize) {
+        check_total(total_tokens);
+        let mut st = self.inner.lock();
+        st.total = total_tokens;
+        st.grant();
+    }
+
+    /// Tokens borrowed right now (including tokens granted to waiters that have not
+    /// woken up yet).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let limiter = hatchery::sync::CapacityLimiter::new(2);
+    /// let _t = limiter.try_acquire();
+    /// assert_eq!(limiter.borrowed_tokens(), 1);
+    /// ```
+    pub fn borrowed_tokens(&self) -> usize {
+        self.inner.lock().borrowers.len()
+    }
+
+    /// Tokens free right now (0 when more are borrowed than the total).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(hatchery::sync::CapacityLimiter::new(2).available_tokens(), 2);
+    /// ```
+    pub fn available_tokens(&self) -> usize {
+        let st = self.inner.lock();
+        st.total.saturating_sub(st.borrowers.len())
+    }
+
+    /// A snapshot of the limiter's state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let limiter = hatchery::sync::CapacityLimiter::new(2);
+    /// limiter.try_acquire_on_behalf_of(7).unwrap();
+    /// let s = limiter.statistics();
+    /// assert_eq!((s.borrowed_tokens, s.total_tokens, s.tasks_waiting), (1, 2, 0));
+    /// assert_eq!(s.borrowers, [7]);
+    /// ```
+    pub fn statistics(&self) -> LimiterStatistics {
+        let st = self.inner.lock();
+        let mut borrowers: Vec<u64> = st
+            .borrowers
+            .iter()
+            .filter_map(|k| match k {
+                Key::User(b) => Some(*b),
+                Key::Token(_) => None,
+            })
+            .collect();
+        borrowers.sort_unstable();
+        LimiterStatistics {
+            borrowed_tokens: st.borrowers.len(),
+            total_tokens: st.total,
+            borrowers,
+            tasks_waiting: st.waiters.iter().filter(|w| !w.granted).count(),
+        }
+    }
+
+    /// Takes a token if one is free and no task is waiting, as an anonymous borrower.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let limiter = hatchery::sync::CapacityLimiter::new(1);
+    /// let t = limiter.try_acquire();
+    /// assert!(t.is_some());
+    /// assert!(limiter.try_acquire().is_none());
+    /// ```
+    pub fn try_acquire(&self) -> Option<CapacityToken> {
+        let mut st = self.inner.lock();
+        let key = st.new_key();
+        st.try_take(key).ok().map(|()| CapacityToken {
+            inner: self.inner.clone(),
+            key,
+        })
+    }
+
+    /// Waits for a token and takes it, as an anonymous borrower; the token returns when
+    /// the [`CapacityToken`] is dropped. Waiters are served in FIFO order.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it completes, it holds no token (a
+    /// token already granted to it goes to the next waiter). If the enclosing scope is
+    /// cancelled while it waits, it withdraws and never completes; the scope drops it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # hatchery_smol::run(async {
+    /// let limiter = hatchery::sync::CapacityLimiter::new(1);
+    /// let token = limiter.acquire().await;
+    /// assert_eq!(limiter.borrowed_tokens(), 1);
+    /// drop(token);
+    /// assert_eq!(limiter.borrowed_tokens(), 0);
+    /// # });
+    /// ```
+    pub fn acquire(&self) -> LimiterAcquire<'_> {
+        let key = self.inner.lock().new_key();
+        LimiterAcquire {
+            limiter: self,
+            key,
+            id: None,
+        }
+    }
+
+    /// Takes a token for `borrower` if one is free and no task is waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`LimiterError::AlreadyBorrowing`] if `borrower` already holds (or waits for) a
+    /// token; [`LimiterError::WouldBlock`] if no token is free.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::sync::{CapacityLimiter, LimiterError};
+    ///
+    /// let limiter = CapacityLimiter::new(2);
+    /// limiter.try_acquire_on_behalf_of(1).unwrap();
+    /// assert_eq!(limiter.try_acquire_on_behalf_of(1), Err(LimiterError::AlreadyBorrowing));
+    /// ```
+    pub fn try_acquire_on_behalf_of(&self, borrower: u64) -> Result<(), LimiterError> {
+        self.inner.lock().try_take(Key::User(borrower))
+    }
+
+    /// Waits for a token for `borrower` and takes it; give it back with
+    /// [`release_on_behalf_of`](CapacityLimiter::release_on_behalf_of).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire`](CapacityLimiter::acquire): a dropped or cancelled wait leaves
+    /// `borrower` holding nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`LimiterError::AlreadyBorrowing`] at once if `borrower` already holds (or waits
+    /// for) a token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # hatchery_smol::run(async {
+    /// let limiter = hatchery::sync::CapacityLimiter::new(1);
+    /// limiter.acquire_on_behalf_of(42).await.unwrap();
+    /// limiter.release_on_behalf_of(42).unwrap();
+    /// # });
+    /// ```
+    pub fn acquire_on_behalf_of(&self, borrower: u64) -> LimiterAcquireFor<'_> {
+        LimiterAcquireFor {
+            limiter: self,
+            key: Key::User(borrower),
+            id: None,
+        }
+    }
+
+    /// Returns the token held by `borrower`, handing it to the longest waiter.
+    ///
+    /// # Errors
+    ///
+    /// [`LimiterError::NotBorrowing`] if `borrower` holds no token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::sync::{CapacityLimiter, LimiterError};
+    ///
+    /// let limiter = CapacityLimiter::new(1);
+    /// assert_eq!(limiter.release_on_behalf_of(3), Err(LimiterError::NotBorrowing));
+    /// ```
+    pub fn release_on_behalf_of(&self, borrower: u64) -> Result<(), LimiterError> {
+        if self.inner.lock().release(Key::User(borrower)) {
+            Ok(())
+        } else {
+            Err(LimiterError::NotBorrowing)
+        }
+    }
+}
+
+impl fmt::Debug for CapacityLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CapacityLimiter")
+            .field("statistics", &self.statistics())
+            .finish()
+    }
+}
+
+/// A snapshot of a [`CapacityLimiter`] (anyio's `CapacityLimiterStatistics`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LimiterStatistics {
+    /// Tokens borrowed (named and anonymous borrowers).
+    pub borrowed_tokens: usize,
+    /// The total number of tokens.
+    pub total_tokens: usize,
+    /// The named borrowers holding a token, in increasing order.
+    pub borrowers: Vec<u64>,
+    /// Tasks waiting for a token.
+    pub tasks_waiting: usize,
+}
+
+fn poll_acquire(
+    inner: &Inner,
+    key: Key,
+    id: &mut Option<u64>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), LimiterError>> {
+    let mut st = inner.lock();
+    if rt::current_cancelled() {
+        // Checked before taking a token: a cancelled wait takes nothing.
+        if let Some(id) = id.take() {
+            st.withdraw(id);
+        }
+        return Poll::Pending;
+    }
+    if let Some(my) = *id {
+        let i = st
+            .waiters
+            .iter()
+            .position(|w| w.id == my)
+            .expect("hatchery: internal error: limiter waiter lost");
+        if st.waiters[i].granted {
+            st.waiters.remove(i);
+            *id = None;
+            return Poll::Ready(Ok(()));
+        }
+        if !st.waiters[i].waker.will_wake(cx.waker()) {
+            st.waiters[i].waker = cx.waker().clone();
+        }
+        return Poll::Pending;
+    }
+    match st.try_take(key) {
+        Err(LimiterError::WouldBlock) => {
+            let my = st.next_id;
+            st.next_id += 1;
+            st.waiters.push_back(Waiter {
+                id: my,
+                key,
+                waker: cx.waker().clone(),
+                granted: false,
+            });
+            *id = Some(my);
+            Poll::Pending
+        }
+        r => Poll::Ready(r),
+    }
+}
+
+/// Future returned by [`CapacityLimiter::acquire`].
+#[must_use = "futures do nothing unless polled"]
+pub struct LimiterAcquire<'a> {
+    limiter: &'a CapacityLimiter,
+    key: Key,
+    id: Option<u64>,
+}
+
+impl Future for LimiterAcquire<'_> {
+    type Output = CapacityToken;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CapacityToken> {
+        let this = &mut *self;
+        let inner = &this.limiter.inner;
+        poll_acquire(inner, this.key, &mut this.id, cx).map(|r| {
+            r.expect("hatchery: internal error: anonymous borrower reused");
+            CapacityToken {
+                inner: inner.clone(),
+                key: this.key,
+            }
+        })
+    }
+}
+
+impl Drop for LimiterAcquire<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.limiter.inner.lock().withdraw(id);
+        }
+    }
+}
+
+impl fmt::Debug for LimiterAcquire<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimiterAcquire")
+            .field("waiting", &self.id.is_some())
+            .finish()
+    }
+}
+
+/// Future returned by [`CapacityLimiter::acquire_on_behalf_of`].
+#[must_use = "futures do nothing unless polled"]
+pub struct LimiterAcquireFor<'a> {
+    limiter: &'a CapacityLimiter,
+    key: Key,
+    id: Option<u64>,
+}
+
+impl Future for LimiterAcquireFor<'_> {
+    type Output = Result<(), LimiterError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        poll_acquire(&this.limiter.inner, this.key, &mut this.id, cx)
+    }
+}
+
+impl Drop for LimiterAcquireFor<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.limiter.inner.lock().withdraw(id);
+        }
+    }
+}
+
+impl fmt::Debug for LimiterAcquireFor<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimiterAcquireFor")
+            .field("waiting", &self.id.is_some())
+            .finish()
+    }
+}
+
+/// An anonymous borrower's token of a [`CapacityLimiter`] (`'static`); returned (to the
+/// longest waiter first) when dropped.
+#[must_use = "the token is returned at once if not kept"]
+pub struct CapacityToken {
+    inner: Arc<Inner>,
+    key: Key,
+}
+
+impl Drop for CapacityToken {
+    fn drop(&mut self) {
+        self.inner.lock().release(self.key);
+    }
+}
+
+impl fmt::Debug for CapacityToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CapacityToken").finish_non_exhaustive()
+    }
+}
+
+/// Misuse of a [`CapacityLimiter`], or a token that is not free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimiterError {
+    /// No token is free (from the `try_` methods only).
+    WouldBlock,
+    /// The borrower already holds or waits for a token; a borrower holds at most one.
+    AlreadyBorrowing,
+    /// The borrower holds no token to release.
+    NotBorrowing,
+}
+
+impl fmt::Display for LimiterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimiterError::WouldBlock => f.write_str("no capacity token is free"),
+            LimiterError::AlreadyBorrowing => {
+                f.write_str("this borrower already holds a capacity token")
+            }
+            LimiterError::NotBorrowing => f.write_str("this borrower holds no capacity token"),
+        }
+    }
+}
+
+impl Error for LimiterError {}

@@ -1,0 +1,97 @@
+//! `Condition`: wait releases and re-acquires the lock; notifications are not lost to
+//! cancelled waiters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hatchery::sync::{Condition, Lock};
+use hatchery::testing::wait_all_tasks_blocked;
+use hatchery::{move_on_after, nursery, CancelScope};
+
+/// A producer/consumer queue on a lock and a condition: every item arrives.
+#[hatchery::test]
+async fn producer_consumer() {
+    let state = Arc::new((Lock::new((Vec::<u32>::new(), false)), Condition::new()));
+    let s = state.clone();
+    let got = nursery(|n| async move {
+        let p = s.clone();
+        n.spawn(async move {
+            for i in 0..100 {
+                p.0.lock().await.0.push(i);
+                p.1.notify(1);
+                hatchery::checkpoint().await;
+            }
+            p.0.lock().await.1 = true;
+            p.1.notify_all();
+            Ok::<_, anyhow::Error>(())
+        });
+        let (lock, cond) = &*s;
+        let mut got = Vec::new();
+        let mut g = lock.lock().await;
+        loop {
+            got.append(&mut g.0);
+            if g.1 {
+                break;
+            }
+            g = cond.wait(g).await;
+        }
+        Ok(got)
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+}
+
+/// A wait cancelled while waiting releases the lock (and the caller never runs on);
+/// a waiter notified and then cancelled before it woke passes the notification on.
+#[hatchery::test(virtual_time)]
+async fn cancelled_wait_passes_notification_on() {
+    let state = Arc::new((Lock::new(0), Condition::new()));
+    let (lock, cond) = &*state;
+    let g = lock.lock().await;
+    assert!(move_on_after(Duration::from_secs(1), cond.wait(g))
+        .await
+        .is_none());
+    assert!(!lock.is_locked());
+
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let s = state.clone();
+    nursery(|n| async move {
+        let first = n.spawn({
+            let s = s.clone();
+            async move {
+                let out = scope
+                    .run(async {
+                        let g = s.0.lock().await;
+                        drop(s.1.wait(g).await);
+                    })
+                    .await;
+                Ok::<_, anyhow::Error>(out.is_some())
+            }
+        });
+        wait_all_tasks_blocked().await;
+        let second = n.spawn({
+            let s = s.clone();
+            async move {
+                let g = s.0.lock().await;
+                let mut g = s.1.wait(g).await;
+                *g += 1;
+                Ok(true)
+            }
+        });
+        wait_all_tasks_blocked().await;
+        s.1.notify(1); // to the first waiter...
+        handle.cancel(); // ...cancelled before it wakes
+        let first_woke = first.join().await?;
+        if first_woke {
+            // It consumed the notification before the cancel landed; wake the second.
+            s.1.notify(1);
+        }
+        assert!(second.join().await?);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(*lock.lock().await, 1);
+}

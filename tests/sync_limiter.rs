@@ -1,0 +1,169 @@
+//! `CapacityLimiter`: FIFO fairness, raising and lowering `total_tokens`, misuse errors,
+//! and no token lost to cancellation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hatchery::sync::{CapacityLimiter, LimiterError};
+use hatchery::testing::wait_all_tasks_blocked;
+use hatchery::{move_on_after, nursery, sleep};
+use hatchery_tests::Log;
+
+/// Waiters get tokens in the order they asked; a returned token goes to the longest
+/// waiter before a new `try_acquire`.
+#[hatchery::test(virtual_time)]
+async fn fifo_fairness() {
+    let limiter = Arc::new(CapacityLimiter::new(1));
+    let log = Log::new();
+    limiter.try_acquire_on_behalf_of(0).unwrap();
+    let (lim, l) = (limiter.clone(), log.clone());
+    nursery(|n| async move {
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            let (lim, l) = (lim.clone(), l.clone());
+            n.spawn(async move {
+                let b = i as u64 + 1;
+                lim.acquire_on_behalf_of(b).await?;
+                l.push(name);
+                sleep(Duration::from_millis(1)).await;
+                lim.release_on_behalf_of(b)?;
+                Ok::<_, anyhow::Error>(())
+            });
+            wait_all_tasks_blocked().await;
+        }
+        assert_eq!(lim.statistics().tasks_waiting, 3);
+        lim.release_on_behalf_of(0)?;
+        assert!(lim.try_acquire().is_none());
+        assert_eq!(lim.statistics().borrowers, [1]);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(log.events(), ["a", "b", "c"]);
+    assert_eq!(limiter.borrowed_tokens(), 0);
+}
+
+/// Raising `total_tokens` wakes that many waiters at once; lowering it below the number
+/// borrowed keeps the holders and holds back new borrowers.
+#[hatchery::test(virtual_time)]
+async fn raising_and_lowering_total_tokens() {
+    let limiter = Arc::new(CapacityLimiter::new(1));
+    let first = limiter.try_acquire().unwrap();
+    let lim = limiter.clone();
+    nursery(|n| async move {
+        let mut tokens = Vec::new();
+        for _ in 0..4 {
+            let lim = lim.clone();
+            tokens.push(n.spawn(async move { Ok::<_, anyhow::Error>(lim.acquire().await) }));
+        }
+        wait_all_tasks_blocked().await;
+        assert_eq!(lim.statistics().tasks_waiting, 4);
+        lim.set_total_tokens(3); // two more tokens: two waiters wake
+        assert_eq!(lim.borrowed_tokens(), 3);
+        assert_eq!(lim.statistics().tasks_waiting, 2);
+        let a = tokens.remove(0).join().await?;
+        let b = tokens.remove(0).join().await?;
+        // Lower below the number borrowed: holders keep their tokens.
+        lim.set_total_tokens(1);
+        assert_eq!(lim.borrowed_tokens(), 3);
+        assert_eq!(lim.available_tokens(), 0);
+        drop(a);
+        drop(b);
+        // 1 borrowed of 1: the waiters still wait.
+        wait_all_tasks_blocked().await;
+        assert_eq!(lim.statistics().tasks_waiting, 2);
+        drop(first);
+        let c = tokens.remove(0).join().await?;
+        assert_eq!(lim.statistics().tasks_waiting, 1);
+        drop(c);
+        drop(tokens.remove(0).join().await?);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(limiter.borrowed_tokens(), 0);
+}
+
+/// Misuse is an error, never a hang: acquiring twice for one borrower, releasing a token
+/// not held; a zero total panics with a message.
+#[hatchery::test]
+async fn misuse_errors() {
+    let limiter = CapacityLimiter::new(1);
+    limiter.acquire_on_behalf_of(5).await.unwrap();
+    // Twice for the same borrower: an error at once, not a wait for itself.
+    assert_eq!(
+        limiter.acquire_on_behalf_of(5).await,
+        Err(LimiterError::AlreadyBorrowing)
+    );
+    assert_eq!(
+        limiter.try_acquire_on_behalf_of(6),
+        Err(LimiterError::WouldBlock)
+    );
+    assert_eq!(
+        limiter.release_on_behalf_of(6),
+        Err(LimiterError::NotBorrowing)
+    );
+    limiter.release_on_behalf_of(5).unwrap();
+    assert_eq!(
+        limiter.release_on_behalf_of(5),
+        Err(LimiterError::NotBorrowing)
+    );
+    assert_eq!(
+        LimiterError::AlreadyBorrowing.to_string(),
+        "this borrower already holds a capacity token"
+    );
+    let zero = std::panic::catch_unwind(|| CapacityLimiter::new(0)).unwrap_err();
+    let msg = zero.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(msg.contains("at least one token"), "{msg}");
+    let set_zero = std::panic::catch_unwind(|| limiter.set_total_tokens(0));
+    assert!(set_zero.is_err());
+    assert_eq!(limiter.total_tokens(), 1);
+}
+
+/// A cancelled wait holds nothing and leaves no waiter; a token granted to a waiter that
+/// is cancelled before it wakes goes to the next one.
+#[hatchery::test(virtual_time)]
+async fn cancelled_wait_holds_nothing() {
+    let limiter = Arc::new(CapacityLimiter::new(1));
+    limiter.try_acquire_on_behalf_of(1).unwrap();
+    assert_eq!(
+        move_on_after(Duration::from_secs(1), limiter.acquire_on_behalf_of(2)).await,
+        None
+    );
+    let s = limiter.statistics();
+    assert_eq!((s.tasks_waiting, s.borrowers.clone()), (0, vec![1]));
+    // The borrower can try again: it was not left half-registered.
+    let scope = hatchery::CancelScope::new();
+    let handle = scope.handle();
+    let lim = limiter.clone();
+    nursery(|n| async move {
+        let cancelled = n.spawn({
+            let lim = lim.clone();
+            async move { Ok::<_, anyhow::Error>(scope.run(lim.acquire_on_behalf_of(2)).await) }
+        });
+        wait_all_tasks_blocked().await;
+        let next = n.spawn({
+            let lim = lim.clone();
+            async move {
+                lim.acquire_on_behalf_of(3).await?;
+                Ok(None::<Result<(), LimiterError>>)
+            }
+        });
+        wait_all_tasks_blocked().await;
+        lim.release_on_behalf_of(1)?; // granted to borrower 2...
+        handle.cancel(); // ...whose wait is cancelled before it wakes
+                         // Either borrower 2 got it before the cancel landed, or it went on to 3.
+        match cancelled.join().await? {
+            Some(r) => {
+                r?;
+                lim.release_on_behalf_of(2)?;
+            }
+            None => assert!(!lim.statistics().borrowers.contains(&2)),
+        }
+        next.join().await?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(limiter.statistics().borrowers, [3]);
+    assert_eq!(limiter.statistics().tasks_waiting, 0);
+}
