@@ -1,0 +1,89 @@
+//! A producer/consumer pipeline on bounded memory streams, as anyio's
+//! `create_memory_object_stream` pattern writes it: a producer, a pool of workers, and a
+//! collector, connected by two bounded streams. Each stage closes its end by dropping it
+//! (anyio's `async with send_stream:`), so the next stage sees end-of-stream once the
+//! buffer has drained. A deadline around the whole pipeline cancels every stage cleanly.
+//!
+//! ```text
+//! cargo run --example pipeline -- --backend tokio   # or tokio-current, smol
+//! ```
+
+use std::time::Duration;
+
+use hatchery::sync::{ReceiveStream, SendStream};
+use hatchery::{memory_stream, move_on_after, nursery, sleep};
+
+/// Stage 1: produce items (anyio: `async with send_stream: for i in range(..): send`).
+async fn producer(tx: SendStream<String>, count: usize) -> anyhow::Result<()> {
+    for i in 0..count {
+        tx.send(format!("item-{i}")).await?;
+    }
+    Ok(()) // `tx` dropped here: this producer is done
+}
+
+/// Stage 2: process items; several workers share the receive end (clones).
+async fn worker(
+    id: usize,
+    rx: ReceiveStream<String>,
+    tx: SendStream<(usize, String)>,
+) -> anyhow::Result<()> {
+    // Until end-of-stream. (`ReceiveStream` is also a `futures::Stream`.)
+    while let Ok(item) = rx.recv().await {
+        sleep(Duration::from_millis(1)).await; // pretend work
+        tx.send((id, item.to_uppercase())).await?;
+    }
+    Ok(())
+}
+
+async fn run_pipeline(count: usize) -> anyhow::Result<Vec<(usize, String)>> {
+    let (items_tx, items_rx) = memory_stream::<String>(10);
+    let (done_tx, done_rx) = memory_stream::<(usize, String)>(10);
+    nursery(|n| async move {
+        n.spawn(producer(items_tx, count));
+        for id in 0..4 {
+            n.spawn(worker(id, items_rx.clone(), done_tx.clone()));
+        }
+        // Our own handles must go too, or the streams never end.
+        drop(items_rx);
+        drop(done_tx);
+        // Stage 3, in the body: collect until every worker is done.
+        let mut results = Vec::new();
+        while let Ok(r) = done_rx.recv().await {
+            results.push(r);
+        }
+        Ok(results)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("pipeline failed: {e}"))
+}
+
+async fn app() -> anyhow::Result<()> {
+    let results = run_pipeline(100).await?;
+    let mut per_worker = [0usize; 4];
+    for (id, _) in &results {
+        per_worker[*id] += 1;
+    }
+    println!(
+        "processed {} items; per worker: {per_worker:?}; first: {:?}",
+        results.len(),
+        results.first().map(|r| &r.1)
+    );
+    assert_eq!(results.len(), 100);
+
+    // The same pipeline under a deadline: every stage is cancelled where it waits, and
+    // nothing is left running.
+    let out = move_on_after(Duration::from_millis(20), run_pipeline(1_000_000)).await;
+    println!(
+        "a million items in 20 ms: {}",
+        if out.is_none() {
+            "cancelled, as expected"
+        } else {
+            "done?!"
+        }
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    examples::run(app())
+}
