@@ -13,6 +13,7 @@
 //! that same instance, alternating, each as the future given to `block_on`.
 
 mod backend;
+mod sync_work;
 mod work;
 
 use std::fmt::Write as _;
@@ -35,7 +36,8 @@ usage: hatchery-benches [--quick] [--reps N] [--out PATH] [FILTER]
   --side S    run only the `raw` or only the `hatchery` side (for profiling one)
   FILTER      run only the rows whose `workload/backend` contains FILTER
 
-workloads: spawn_join, spawn_handles, move_on_after, cancel_parked, memory_parked
+workloads: spawn_join, spawn_handles, move_on_after, cancel_parked, memory_parked,
+           channel, semaphore
 backends:  tokio-mt, tokio-ct, smol, smol-ct";
 
 struct Config {
@@ -43,6 +45,8 @@ struct Config {
     children: usize,
     /// Iterations of the timeout workload.
     timeouts: usize,
+    /// Messages of the channel workload.
+    messages: usize,
     /// Timed repetitions per side (after one untimed warm-up run).
     reps: usize,
     filter: Option<String>,
@@ -90,6 +94,7 @@ impl Config {
         Ok(Config {
             children,
             timeouts,
+            messages: if quick { 100_000 } else { 1_000_000 },
             reps: reps.unwrap_or(default_reps),
             filter,
             out,
@@ -308,6 +313,34 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     }
 }
 
+/// The synchronization rows: channel throughput and semaphore fan-out.
+fn run_sync(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
+    let name = b.name;
+    let messages = cfg.messages;
+    let workload = format!("channel {}", count(messages));
+    if cfg.wants("channel", name) {
+        let raw = || match &b.kind {
+            Kind::Tokio(rt) => rt.block_on(sync_work::tokio_channel(messages)),
+            Kind::Smol(p) => p.block_on(sync_work::smol_channel(&p.executor, messages)),
+        };
+        let hatchery = || b.hatchery(sync_work::hatchery_channel(messages));
+        rows.push(time_row(cfg, &workload, b, messages, raw, hatchery));
+        report(rows);
+    }
+
+    let acquisitions = cfg.children;
+    let workload = format!("semaphore {}", count(acquisitions));
+    if cfg.wants("semaphore", name) {
+        let raw = || match &b.kind {
+            Kind::Tokio(rt) => rt.block_on(sync_work::tokio_semaphore(acquisitions)),
+            Kind::Smol(p) => p.block_on(sync_work::smol_semaphore(&p.executor, acquisitions)),
+        };
+        let hatchery = || b.hatchery(sync_work::hatchery_semaphore(acquisitions));
+        rows.push(time_row(cfg, &workload, b, acquisitions, raw, hatchery));
+        report(rows);
+    }
+}
+
 /// `100000` as `100k`.
 fn count(n: usize) -> String {
     if n >= 1000 && n % 1000 == 0 {
@@ -391,6 +424,8 @@ fn main() {
         "move_on_after",
         "cancel_parked",
         "memory_parked",
+        "channel",
+        "semaphore",
     ];
     let mut rows = Vec::new();
     for name in backend::NAMES {
@@ -400,6 +435,7 @@ fn main() {
         eprintln!("{name}:");
         let b = Backend::new(name);
         run_backend(&cfg, &b, &mut rows);
+        run_sync(&cfg, &b, &mut rows);
     }
     if rows.is_empty() {
         eprintln!("hatchery-benches: no workload matches the filter\n\n{USAGE}");
