@@ -331,3 +331,27 @@ async fn statistics() {
     .unwrap();
     assert_eq!(rx.statistics().tasks_waiting_receive, 0);
 }
+
+/// A `Stream` poll cut off by its scope leaves no waiter that could swallow an item: the
+/// next item goes to a live receiver.
+#[hatchery::test(virtual_time)]
+async fn cancelled_stream_poll_leaves_no_ghost() {
+    let (tx, rx) = memory_stream::<u32>(0);
+    let mut rx_stream = rx.clone();
+    assert_eq!(move_on_after(HOUR, rx_stream.next()).await, None);
+    assert_eq!(rx.statistics().tasks_waiting_receive, 0);
+    nursery(|n| async move {
+        let h = n.spawn(async move { Ok::<_, anyhow::Error>(rx.recv().await) });
+        tx.send(5).await?;
+        assert_eq!(h.join().await?, Ok(5));
+        // The stream handle still works afterwards.
+        n.spawn(async move {
+            tx.send(6).await?;
+            Ok(())
+        });
+        assert_eq!(rx_stream.next().await, Some(6));
+        Ok::<_, anyhow::Error>(())
+    })
+    .await
+    .unwrap();
+}

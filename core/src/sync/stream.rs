@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use crate::node::Node;
 use crate::rt;
 
 /// Creates a memory stream holding up to `capacity` items in flight.
@@ -121,6 +122,17 @@ struct RecvWaiter<T> {
     waker: Waker,
     /// An item handed over directly by a sender (rendezvous, or an empty buffer).
     slot: Option<T>,
+    /// For the waiter of `poll_next` (which stays registered between polls): the scope
+    /// it waits in. A sender never hands an item to it once that scope is cancelled,
+    /// since the scope may drop the poller without polling it again.
+    scope: Option<Arc<Node>>,
+}
+
+impl<T> RecvWaiter<T> {
+    /// Whether a sender may hand an item to this waiter.
+    fn takes(&self) -> bool {
+        self.slot.is_none() && !self.scope.as_ref().is_some_and(|n| n.is_cancelled())
+    }
 }
 
 struct State<T> {
@@ -145,7 +157,7 @@ impl<T> State<T> {
     /// Whether a waiting sender could make progress now.
     fn send_possible(&self) -> bool {
         self.buf.len() < self.cap
-            || (self.buf.is_empty() && self.recv_waiters.iter().any(|w| w.slot.is_none()))
+            || (self.buf.is_empty() && self.recv_waiters.iter().any(|w| w.takes()))
     }
 
     fn wake_first_sender(&self) {
@@ -155,7 +167,7 @@ impl<T> State<T> {
     }
 
     fn wake_first_receiver(&self) {
-        if let Some(w) = self.recv_waiters.iter().find(|w| w.slot.is_none()) {
+        if let Some(w) = self.recv_waiters.iter().find(|w| w.takes()) {
             w.waker.wake_by_ref();
         }
     }
@@ -163,7 +175,7 @@ impl<T> State<T> {
     /// Hands `item` to a waiting receiver or buffers it. Never waits.
     fn push(&mut self, item: T) -> Result<(), T> {
         if self.buf.is_empty() {
-            if let Some(w) = self.recv_waiters.iter_mut().find(|w| w.slot.is_none()) {
+            if let Some(w) = self.recv_waiters.iter_mut().find(|w| w.takes()) {
                 w.slot = Some(item);
                 w.waker.wake_by_ref();
                 return Ok(());
@@ -247,6 +259,7 @@ impl<T> State<T> {
         handle: u64,
         handle_closed: bool,
         waker: &Waker,
+        stream: bool,
     ) -> Poll<Result<T, RecvError>> {
         if let Some(my) = *id {
             if let Some(i) = self.recv_waiters.iter().position(|w| w.id == my) {
@@ -273,6 +286,17 @@ impl<T> State<T> {
                     if !w.waker.will_wake(waker) {
                         w.waker = waker.clone();
                     }
+                    if stream {
+                        // Polled again, perhaps from another scope.
+                        let same = rt::with_current(|c| match (c, &w.scope) {
+                            (Some(c), Some(n)) => Arc::ptr_eq(&c.node, n),
+                            (None, None) => true,
+                            _ => false,
+                        });
+                        if !same {
+                            w.scope = current_scope();
+                        }
+                    }
                     return Poll::Pending;
                 }
             }
@@ -283,6 +307,7 @@ impl<T> State<T> {
                 handle,
                 waker: waker.clone(),
                 slot: None,
+                scope: if stream { current_scope() } else { None },
             });
             // A rendezvous sender waits for a receiver to show up.
             self.wake_first_sender();
@@ -296,6 +321,11 @@ impl<T> State<T> {
             None => Poll::Ready(Ok(self.pop().expect("buffer not empty"))),
         }
     }
+}
+
+/// The innermost scope of the current task, if any.
+fn current_scope() -> Option<Arc<Node>> {
+    rt::with_current(|c| c.map(|c| c.node.clone()))
 }
 
 /// The sending end of a memory stream, made by [`memory_stream`].
@@ -354,7 +384,7 @@ fn statistics<T>(st: &State<T>) -> StreamStatistics {
         open_send_streams: st.senders,
         open_receive_streams: st.receivers,
         tasks_waiting_send: st.send_waiters.len(),
-        tasks_waiting_receive: st.recv_waiters.iter().filter(|w| w.slot.is_none()).count(),
+        tasks_waiting_receive: st.recv_waiters.iter().filter(|w| w.takes()).count(),
     }
 }
 
@@ -761,7 +791,13 @@ impl<T> Unpin for ReceiveStream<T> {}
 
 /// Yields items until end-of-stream, or until this handle is closed.
 ///
-/// Polling it follows the rules of [`ReceiveStream::recv`], cancel safety included.
+/// Polling it follows the rules of [`ReceiveStream::recv`], cancel safety included: a
+/// poll in a cancelled scope takes nothing and withdraws. One difference, because a
+/// `Stream` stays registered between polls: once the scope of the last `poll_next` is
+/// cancelled, no sender hands an item to this handle any more; and an item handed to it
+/// in the very instant its scope is cancelled stays with this handle (it is the next item
+/// `poll_next` returns, or it goes back to the front of the stream when the handle is
+/// closed or dropped). Nothing is lost either way.
 impl<T> futures_core::Stream for ReceiveStream<T> {
     type Item = T;
 
@@ -775,7 +811,7 @@ impl<T> futures_core::Stream for ReceiveStream<T> {
             return Poll::Pending;
         }
         let closed = this.closed.load(Ordering::Acquire);
-        st.poll_recv(&mut this.next, this.handle, closed, cx.waker())
+        st.poll_recv(&mut this.next, this.handle, closed, cx.waker(), true)
             .map(Result::ok)
     }
 }
@@ -801,7 +837,7 @@ impl<T> Future for Recv<'_, T> {
             return Poll::Pending;
         }
         let closed = this.stream.closed.load(Ordering::Acquire);
-        st.poll_recv(&mut this.id, this.stream.handle, closed, cx.waker())
+        st.poll_recv(&mut this.id, this.stream.handle, closed, cx.waker(), false)
     }
 }
 
