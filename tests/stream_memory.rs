@@ -355,3 +355,35 @@ async fn cancelled_stream_poll_leaves_no_ghost() {
     .await
     .unwrap();
 }
+
+/// The blocking methods bridge threads and tasks, from `run_blocking`; called from async
+/// code they panic with a message instead of blocking the executor.
+#[hatchery::test]
+async fn blocking_methods() {
+    let (tx, rx) = memory_stream::<u32>(0);
+    let got = nursery(|n| async move {
+        n.spawn(async move {
+            hatchery::run_blocking(move || {
+                for i in 0..10 {
+                    tx.send_blocking(i).unwrap();
+                }
+            })
+            .await;
+            Ok::<_, anyhow::Error>(())
+        });
+        let mut got = Vec::new();
+        while let Ok(v) = rx.recv().await {
+            got.push(v);
+        }
+        Ok(got)
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+
+    let (tx, _rx) = memory_stream::<u32>(1);
+    let err =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.send_blocking(1))).unwrap_err();
+    let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(msg.contains("called from async code"), "{msg}");
+}

@@ -141,6 +141,22 @@ impl<T> Lock<T> {
         }
     }
 
+    /// Takes the lock, blocking this thread until it is free. For threads outside the
+    /// executor; never call it from async code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = hatchery::sync::Lock::new(1);
+    /// *lock.lock_blocking() += 1;
+    /// assert_eq!(*lock.lock_blocking(), 2);
+    /// ```
+    pub fn lock_blocking(&self) -> LockGuard<'_, T> {
+        LockGuard {
+            guard: self.inner.lock_blocking(),
+        }
+    }
+
     /// Whether the lock is held right now.
     ///
     /// # Examples

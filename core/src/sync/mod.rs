@@ -37,6 +37,42 @@ pub use stream::{
     StreamStatistics, TryRecvError, TrySendError,
 };
 
+/// Polls `fut` to completion on this thread, parking it between polls: the `_blocking`
+/// methods, for threads outside the executor.
+///
+/// # Panics
+///
+/// When called while a hatchery task is being polled on this thread.
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    assert!(
+        !crate::rt::with_current(|c| c.is_some()),
+        "hatchery: a `_blocking` method was called from async code inside hatchery, where it \
+         would block an executor thread (and never finish in a cancelled scope); use the \
+         async method with `.await`, or call it from `run_blocking` or a plain thread"
+    );
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
 /// The named futures of this module (also in [`crate::futures`]).
 pub(crate) mod futures {
     pub use super::condition::ConditionWait;

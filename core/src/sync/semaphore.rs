@@ -221,6 +221,21 @@ impl Semaphore {
         }
     }
 
+    /// Takes a permit, blocking this thread until one is granted (in FIFO order with the
+    /// async waiters). For threads outside the executor; never call it from async code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = hatchery::sync::Semaphore::new(1);
+    /// let p = sem.acquire_blocking();
+    /// assert_eq!(sem.available_permits(), 0);
+    /// drop(p);
+    /// ```
+    pub fn acquire_blocking(&self) -> SemaphorePermit<'_> {
+        super::block_on(self.acquire())
+    }
+
     /// Adds `n` permits, waking up to `n` waiters (longest-waiting first).
     ///
     /// # Panics

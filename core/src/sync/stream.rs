@@ -448,6 +448,37 @@ impl<T> SendStream<T> {
         }
     }
 
+    /// Sends `item`, blocking this thread until there is room (for a rendezvous: until a
+    /// receiver takes it). For threads outside the executor (a plain thread, or
+    /// [`run_blocking`](crate::run_blocking)); never call it from async code, where it
+    /// would block an executor thread.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](SendStream::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # hatchery_smol::run(async {
+    /// let (tx, rx) = hatchery::memory_stream(0);
+    /// let producer = std::thread::spawn(move || {
+    ///     for i in 0..3 {
+    ///         tx.send_blocking(i).unwrap();
+    ///     }
+    /// });
+    /// let mut got = Vec::new();
+    /// while let Ok(v) = rx.recv().await {
+    ///     got.push(v);
+    /// }
+    /// producer.join().unwrap();
+    /// assert_eq!(got, [0, 1, 2]);
+    /// # });
+    /// ```
+    pub fn send_blocking(&self, item: T) -> Result<(), SendError<T>> {
+        super::block_on(self.send(item))
+    }
+
     /// Closes this handle: waiting sends on it fail with [`SendError::Closed`], and it
     /// stops counting as an open send end (when it was the last, receivers see
     /// end-of-stream after draining the buffer). Other clones are unaffected. Idempotent;
@@ -677,6 +708,34 @@ impl<T> ReceiveStream<T> {
             stream: self,
             id: None,
         }
+    }
+
+    /// Receives the next item, blocking this thread until there is one. For threads
+    /// outside the executor; never call it from async code.
+    ///
+    /// # Errors
+    ///
+    /// As for [`recv`](ReceiveStream::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = hatchery::memory_stream(4);
+    /// let consumer = std::thread::spawn(move || {
+    ///     let mut sum = 0;
+    ///     while let Ok(v) = rx.recv_blocking() {
+    ///         sum += v;
+    ///     }
+    ///     sum
+    /// });
+    /// for i in 1..=4 {
+    ///     tx.send_blocking(i).unwrap();
+    /// }
+    /// drop(tx);
+    /// assert_eq!(consumer.join().unwrap(), 10);
+    /// ```
+    pub fn recv_blocking(&self) -> Result<T, RecvError> {
+        super::block_on(self.recv())
     }
 
     /// Closes this handle: waiting receives on it fail with [`RecvError::Closed`], and
