@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use futures_lite::StreamExt;
 use hatchery::{as_completed, as_completed_in, finally, move_on_after, nursery, sleep};
-use hatchery_tests::{backend_test, ms, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{ms, until, Counter, Log, TestError, HOUR};
 
 type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -24,123 +24,134 @@ fn slow<T: Send + 'static>(log: &Log, dropped: &Counter) -> BoxFut<T> {
     })
 }
 
-backend_test! {
-    /// Items come in the order the futures finish. The order is forced without timing:
-    /// the future of rank `r` finishes only after the body has received `r` items.
-    async fn items_come_in_completion_order() {
-        let received = Counter::new();
-        let futs = [2usize, 0, 3, 1].map(|rank| {
-            let received = received.clone();
-            async move {
-                until(|| received.get() >= rank).await;
-                rank
-            }
-        });
-        let order = as_completed(futs, |mut done| async move {
-            let mut order = Vec::new();
-            while let Some(rank) = done.next().await {
-                order.push(rank);
-                received.incr();
-            }
-            order
-        })
-        .await;
-        assert_eq!(order, [0, 1, 2, 3]);
-    }
+/// Items come in the order the futures finish. The order is forced without timing:
+/// the future of rank `r` finishes only after the body has received `r` items.
+#[hatchery::test]
+async fn items_come_in_completion_order() {
+    let received = Counter::new();
+    let futs = [2usize, 0, 3, 1].map(|rank| {
+        let received = received.clone();
+        async move {
+            until(|| received.get() >= rank).await;
+            rank
+        }
+    });
+    let order = as_completed(futs, |mut done| async move {
+        let mut order = Vec::new();
+        while let Some(rank) = done.next().await {
+            order.push(rank);
+            received.incr();
+        }
+        order
+    })
+    .await;
+    assert_eq!(order, [0, 1, 2, 3]);
+}
 
-    /// When the body returns early, the futures still running are cancelled and awaited
-    /// before `as_completed` returns.
-    async fn returning_early_cancels_and_reaps_the_rest() {
-        let log = Log::new();
-        let dropped = Counter::new();
-        let mut futs: Vec<BoxFut<u32>> = (0..3).map(|_| slow(&log, &dropped)).collect();
-        futs.push(Box::pin(async { sleep(ms(1)).await; 1 }));
-        let first = as_completed(futs, |mut done| async move { done.next().await }).await;
-        assert_eq!(first, Some(1));
-        assert_eq!(dropped.get(), 3);
-        assert_eq!(log.count("cleaned up"), 3);
-    }
+/// When the body returns early, the futures still running are cancelled and awaited
+/// before `as_completed` returns.
+#[hatchery::test]
+async fn returning_early_cancels_and_reaps_the_rest() {
+    let log = Log::new();
+    let dropped = Counter::new();
+    let mut futs: Vec<BoxFut<u32>> = (0..3).map(|_| slow(&log, &dropped)).collect();
+    futs.push(Box::pin(async {
+        sleep(ms(1)).await;
+        1
+    }));
+    let first = as_completed(futs, |mut done| async move { done.next().await }).await;
+    assert_eq!(first, Some(1));
+    assert_eq!(dropped.get(), 3);
+    assert_eq!(log.count("cleaned up"), 3);
+}
 
-    /// Dropping the stream cancels the rest at once, while the body still runs.
-    async fn dropping_the_stream_cancels_at_once() {
-        let log = Log::new();
-        let dropped = Counter::new();
-        let futs: Vec<BoxFut<u32>> = (0..3).map(|_| slow(&log, &dropped)).collect();
-        let seen = as_completed(futs, |done| {
-            let dropped = dropped.clone();
-            async move {
-                drop(done);
-                until(|| dropped.get() == 3).await;
-                dropped.get()
-            }
-        })
-        .await;
-        assert_eq!(seen, 3);
-        assert_eq!(log.count("cleaned up"), 3);
-    }
+/// Dropping the stream cancels the rest at once, while the body still runs.
+#[hatchery::test]
+async fn dropping_the_stream_cancels_at_once() {
+    let log = Log::new();
+    let dropped = Counter::new();
+    let futs: Vec<BoxFut<u32>> = (0..3).map(|_| slow(&log, &dropped)).collect();
+    let seen = as_completed(futs, |done| {
+        let dropped = dropped.clone();
+        async move {
+            drop(done);
+            until(|| dropped.get() == 3).await;
+            dropped.get()
+        }
+    })
+    .await;
+    assert_eq!(seen, 3);
+    assert_eq!(log.count("cleaned up"), 3);
+}
 
-    /// Errors are items like any other: they do not cancel the rest.
-    async fn errors_are_items() {
-        let futs: Vec<BoxFut<Result<u8, TestError>>> = vec![
-            Box::pin(async { Err(TestError("bad")) }),
-            Box::pin(async { sleep(ms(5)).await; Ok(1) }),
-        ];
-        let mut all = as_completed(futs, |done| done.collect::<Vec<_>>()).await;
-        all.sort_by_key(|r| r.is_ok());
-        assert_eq!(all, [Err(TestError("bad")), Ok(1)]);
-    }
+/// Errors are items like any other: they do not cancel the rest.
+#[hatchery::test]
+async fn errors_are_items() {
+    let futs: Vec<BoxFut<Result<u8, TestError>>> = vec![
+        Box::pin(async { Err(TestError("bad")) }),
+        Box::pin(async {
+            sleep(ms(5)).await;
+            Ok(1)
+        }),
+    ];
+    let mut all = as_completed(futs, |done| done.collect::<Vec<_>>()).await;
+    all.sort_by_key(|r| r.is_ok());
+    assert_eq!(all, [Err(TestError("bad")), Ok(1)]);
+}
 
-    /// Empty and single-element inputs.
-    async fn empty_and_single() {
-        let none = as_completed(Vec::<Ready<u8>>::new(), |mut done| async move {
-            (done.remaining(), done.next().await)
-        })
-        .await;
-        assert_eq!(none, (0, None));
-        let one = as_completed([ready(9u8)], |done| done.collect::<Vec<_>>()).await;
-        assert_eq!(one, [9]);
-    }
+/// Empty and single-element inputs.
+#[hatchery::test]
+async fn empty_and_single() {
+    let none = as_completed(Vec::<Ready<u8>>::new(), |mut done| async move {
+        (done.remaining(), done.next().await)
+    })
+    .await;
+    assert_eq!(none, (0, None));
+    let one = as_completed([ready(9u8)], |done| done.collect::<Vec<_>>()).await;
+    assert_eq!(one, [9]);
+}
 
-    /// A caller cancelled midway leaks nothing: the body and every future are dropped by
-    /// the time the enclosing scope returns.
-    async fn caller_cancelled_midway_leaks_nothing() {
-        let log = Log::new();
-        let dropped = Counter::new();
-        let futs: Vec<BoxFut<u8>> = (0..3).map(|_| slow(&log, &dropped)).collect();
-        let body_dropped = log.on_drop("body dropped");
-        let out = move_on_after(
-            ms(10),
-            as_completed(futs, |mut done| async move {
-                let _guard = body_dropped;
-                done.next().await
-            }),
-        )
-        .await;
-        assert_eq!(out, None);
-        assert_eq!(dropped.get(), 3);
-        assert_eq!(log.count("cleaned up"), 3);
-        assert!(log.contains("body dropped"));
-    }
+/// A caller cancelled midway leaks nothing: the body and every future are dropped by
+/// the time the enclosing scope returns.
+#[hatchery::test]
+async fn caller_cancelled_midway_leaks_nothing() {
+    let log = Log::new();
+    let dropped = Counter::new();
+    let futs: Vec<BoxFut<u8>> = (0..3).map(|_| slow(&log, &dropped)).collect();
+    let body_dropped = log.on_drop("body dropped");
+    let out = move_on_after(
+        ms(10),
+        as_completed(futs, |mut done| async move {
+            let _guard = body_dropped;
+            done.next().await
+        }),
+    )
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(dropped.get(), 3);
+    assert_eq!(log.count("cleaned up"), 3);
+    assert!(log.contains("body dropped"));
+}
 
-    /// `as_completed_in`: dropping the stream cancels the rest, and the enclosing
-    /// nursery reaps them before it returns.
-    async fn as_completed_in_is_reaped_by_the_nursery() {
-        let log = Log::new();
-        let dropped = Counter::new();
-        let first = nursery(|n| {
-            let (log, dropped) = (log.clone(), dropped.clone());
-            async move {
-                let mut futs: Vec<BoxFut<u32>> = (0..3).map(|_| slow(&log, &dropped)).collect();
-                futs.push(Box::pin(async { 4 }));
-                let mut done = as_completed_in(&n, futs);
-                assert_eq!(done.remaining(), 4);
-                Ok::<_, TestError>(done.next().await)
-            }
-        })
-        .await
-        .unwrap();
-        assert_eq!(first, Some(4));
-        assert_eq!(dropped.get(), 3);
-        assert_eq!(log.count("cleaned up"), 3);
-    }
+/// `as_completed_in`: dropping the stream cancels the rest, and the enclosing
+/// nursery reaps them before it returns.
+#[hatchery::test]
+async fn as_completed_in_is_reaped_by_the_nursery() {
+    let log = Log::new();
+    let dropped = Counter::new();
+    let first = nursery(|n| {
+        let (log, dropped) = (log.clone(), dropped.clone());
+        async move {
+            let mut futs: Vec<BoxFut<u32>> = (0..3).map(|_| slow(&log, &dropped)).collect();
+            futs.push(Box::pin(async { 4 }));
+            let mut done = as_completed_in(&n, futs);
+            assert_eq!(done.remaining(), 4);
+            Ok::<_, TestError>(done.next().await)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(first, Some(4));
+    assert_eq!(dropped.get(), 3);
+    assert_eq!(log.count("cleaned up"), 3);
 }

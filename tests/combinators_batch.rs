@@ -8,7 +8,7 @@ use std::task::Poll;
 use futures_lite::{stream, StreamExt};
 use hatchery::testing::virtual_time;
 use hatchery::{batches, move_on_after};
-use hatchery_tests::{backend_test, ms, HOUR};
+use hatchery_tests::{ms, HOUR};
 
 /// The items, whether the feed is closed, and who waits.
 type FeedState = (VecDeque<u32>, bool, Option<std::task::Waker>);
@@ -48,77 +48,80 @@ impl Feed {
     }
 }
 
-backend_test! {
-    /// A flood is cut into full batches; the last one is partial.
-    async fn cut_by_size() {
-        let all: Vec<Vec<u32>> = batches(stream::iter(1..=7), 3, HOUR).collect().await;
-        assert_eq!(all, [vec![1, 2, 3], vec![4, 5, 6], vec![7]]);
-    }
+/// A flood is cut into full batches; the last one is partial.
+#[hatchery::test]
+async fn cut_by_size() {
+    let all: Vec<Vec<u32>> = batches(stream::iter(1..=7), 3, HOUR).collect().await;
+    assert_eq!(all, [vec![1, 2, 3], vec![4, 5, 6], vec![7]]);
+}
 
-    /// A trickle is cut by time: a batch is delivered once its first item is `max_wait`
-    /// old, even if it is not full and the source has not ended.
-    async fn cut_by_time() {
+/// A trickle is cut by time: a batch is delivered once its first item is `max_wait`
+/// old, even if it is not full and the source has not ended.
+#[hatchery::test]
+async fn cut_by_time() {
+    let feed = Feed::default();
+    let mut b = batches(feed.stream(), 100, ms(10));
+    feed.push(1);
+    feed.push(2);
+    assert_eq!(b.next().await, Some(vec![1, 2]));
+    feed.push(3);
+    assert_eq!(b.next().await, Some(vec![3]));
+    feed.close();
+    assert_eq!(b.next().await, None);
+    assert_eq!(b.next().await, None);
+}
+
+/// On a virtual clock the time cut is exact: a batch comes out when its first item is
+/// `max_wait` old, measured from that item, not from the call.
+#[hatchery::test]
+async fn time_cut_on_virtual_time() {
+    virtual_time(async {
         let feed = Feed::default();
-        let mut b = batches(feed.stream(), 100, ms(10));
-        feed.push(1);
-        feed.push(2);
-        assert_eq!(b.next().await, Some(vec![1, 2]));
-        feed.push(3);
-        assert_eq!(b.next().await, Some(vec![3]));
-        feed.close();
-        assert_eq!(b.next().await, None);
-        assert_eq!(b.next().await, None);
-    }
+        let mut b = batches(feed.stream(), 100, HOUR);
+        let t0 = hatchery::now();
+        let pusher = {
+            let feed = feed.clone();
+            async move {
+                hatchery::sleep(ms(600_000)).await; // 10 minutes
+                feed.push(1);
+                hatchery::sleep(ms(600_000)).await;
+                feed.push(2);
+            }
+        };
+        let (batch, ()) = futures_lite::future::zip(b.next(), pusher).await;
+        assert_eq!(batch, Some(vec![1, 2]));
+        assert_eq!((hatchery::now() - t0).as_secs(), 600 + 3600);
+    })
+    .await;
+}
 
-    /// On a virtual clock the time cut is exact: a batch comes out when its first item is
-    /// `max_wait` old, measured from that item, not from the call.
-    async fn time_cut_on_virtual_time() {
-        virtual_time(async {
-            let feed = Feed::default();
-            let mut b = batches(feed.stream(), 100, HOUR);
-            let t0 = hatchery::now();
-            let pusher = {
-                let feed = feed.clone();
-                async move {
-                    hatchery::sleep(ms(600_000)).await; // 10 minutes
-                    feed.push(1);
-                    hatchery::sleep(ms(600_000)).await;
-                    feed.push(2);
-                }
-            };
-            let (batch, ()) = futures_lite::future::zip(b.next(), pusher).await;
-            assert_eq!(batch, Some(vec![1, 2]));
-            assert_eq!((hatchery::now() - t0).as_secs(), 600 + 3600);
-        })
-        .await;
-    }
+/// Empty and single-item sources; batches are never empty.
+#[hatchery::test]
+async fn empty_and_single() {
+    let none: Vec<Vec<u8>> = batches(stream::empty(), 4, ms(1)).collect().await;
+    assert!(none.is_empty());
+    let one: Vec<Vec<u8>> = batches(stream::once(5), 4, HOUR).collect().await;
+    assert_eq!(one, [vec![5]]);
+    let exact: Vec<Vec<u8>> = batches(stream::iter([1, 2]), 2, HOUR).collect().await;
+    assert_eq!(exact, [vec![1, 2]]);
+}
 
-    /// Empty and single-item sources; batches are never empty.
-    async fn empty_and_single() {
-        let none: Vec<Vec<u8>> = batches(stream::empty(), 4, ms(1)).collect().await;
-        assert!(none.is_empty());
-        let one: Vec<Vec<u8>> = batches(stream::once(5), 4, HOUR).collect().await;
-        assert_eq!(one, [vec![5]]);
-        let exact: Vec<Vec<u8>> = batches(stream::iter([1, 2]), 2, HOUR).collect().await;
-        assert_eq!(exact, [vec![1, 2]]);
-    }
-
-    /// Waiting for a batch is cancel safe: items taken into a pending batch stay there
-    /// when the wait is cancelled, and come out with the next batch.
-    async fn a_cancelled_wait_keeps_the_pending_batch() {
-        let feed = Feed::default();
-        let mut b = batches(feed.stream(), 3, HOUR);
-        feed.push(1);
-        assert_eq!(move_on_after(ms(5), b.next()).await, None);
-        feed.push(2);
-        assert_eq!(move_on_after(ms(5), b.next()).await, None);
-        feed.push(3);
-        assert_eq!(b.next().await, Some(vec![1, 2, 3]));
-        feed.push(4);
-        feed.close();
-        assert_eq!(b.next().await, Some(vec![4]));
-        assert_eq!(b.next().await, None);
-    }
+/// Waiting for a batch is cancel safe: items taken into a pending batch stay there
+/// when the wait is cancelled, and come out with the next batch.
+#[hatchery::test]
+async fn a_cancelled_wait_keeps_the_pending_batch() {
+    let feed = Feed::default();
+    let mut b = batches(feed.stream(), 3, HOUR);
+    feed.push(1);
+    assert_eq!(move_on_after(ms(5), b.next()).await, None);
+    feed.push(2);
+    assert_eq!(move_on_after(ms(5), b.next()).await, None);
+    feed.push(3);
+    assert_eq!(b.next().await, Some(vec![1, 2, 3]));
+    feed.push(4);
+    feed.close();
+    assert_eq!(b.next().await, Some(vec![4]));
+    assert_eq!(b.next().await, None);
 }
 
 /// A batch size of zero could never be delivered: a clear panic.

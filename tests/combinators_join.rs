@@ -5,163 +5,189 @@
 use std::future::{ready, Ready};
 
 use hatchery::{finally, join, move_on_after, settle, sleep, try_join};
-use hatchery_tests::{backend_test, catch_panic, ms, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{catch_panic, ms, until, Counter, Log, TestError, HOUR};
 
-backend_test! {
-    /// Outputs come in input order, whatever order the futures finish in.
-    async fn join_returns_outputs_in_input_order() {
-        let futs = (0..5u64).map(|i| async move {
-            sleep(ms(10 - 2 * i)).await;
-            i * 10
-        });
-        assert_eq!(join(futs).await, [0, 10, 20, 30, 40]);
+/// Outputs come in input order, whatever order the futures finish in.
+#[hatchery::test]
+async fn join_returns_outputs_in_input_order() {
+    let futs = (0..5u64).map(|i| async move {
+        sleep(ms(10 - 2 * i)).await;
+        i * 10
+    });
+    assert_eq!(join(futs).await, [0, 10, 20, 30, 40]);
+}
+
+/// Every future is running at the same time: each one waits until all have started,
+/// which only finishes if none waits for another to end first.
+#[hatchery::test]
+async fn join_runs_every_future_concurrently() {
+    let started = Counter::new();
+    let futs: Vec<_> = (0..8)
+        .map(|i| {
+            let started = started.clone();
+            async move {
+                started.incr();
+                until(|| started.get() == 8).await;
+                i
+            }
+        })
+        .collect();
+    assert_eq!(join(futs).await, (0..8).collect::<Vec<_>>());
+}
+
+/// Empty and single-element inputs.
+#[hatchery::test]
+async fn join_empty_and_single() {
+    assert!(join(Vec::<Ready<u8>>::new()).await.is_empty());
+    assert_eq!(join([ready(7)]).await, [7]);
+    assert_eq!(
+        try_join(Vec::<Ready<Result<u8, TestError>>>::new()).await,
+        Ok(vec![])
+    );
+    assert_eq!(try_join([ready(Ok::<_, TestError>(7))]).await, Ok(vec![7]));
+    let one_err = try_join([ready(Err::<u8, _>(TestError("only")))]).await;
+    assert_eq!(one_err.unwrap_err().errors(), [TestError("only")]);
+    assert!(settle(Vec::<Ready<Result<u8, TestError>>>::new())
+        .await
+        .is_empty());
+    assert_eq!(
+        settle([ready(Err::<u8, _>(TestError("x")))]).await,
+        [Err(TestError("x"))]
+    );
+}
+
+/// `try_join` returns the values in input order when all succeed.
+#[hatchery::test]
+async fn try_join_ok_in_input_order() {
+    let futs = (0..4u64).map(|i| async move {
+        sleep(ms(8 - 2 * i)).await;
+        Ok::<_, TestError>(i)
+    });
+    assert_eq!(try_join(futs).await, Ok(vec![0, 1, 2, 3]));
+}
+
+/// The first error cancels the others, which are dropped (and their async cleanup
+/// has run) before `try_join` returns.
+#[hatchery::test]
+async fn try_join_fails_fast_and_awaits_the_cancelled() {
+    let dropped = Counter::new();
+    let log = Log::new();
+    let mut futs = Vec::new();
+    for _ in 0..4 {
+        let guard = dropped.guard();
+        let log = log.clone();
+        futs.push(Box::pin(async move {
+            let _guard = guard;
+            finally(sleep(HOUR), async move {
+                sleep(ms(5)).await;
+                log.push("cleaned up");
+            })
+            .await;
+            Ok::<u32, TestError>(1)
+        })
+            as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>);
     }
+    futs.push(Box::pin(async {
+        sleep(ms(2)).await;
+        Err(TestError("boom"))
+    }));
+    let err = try_join(futs).await.unwrap_err();
+    assert_eq!(err.errors(), [TestError("boom")]);
+    assert!(!err.is_cancelled());
+    // Awaited, not just cancelled: every loser is gone and its cleanup has finished.
+    assert_eq!(dropped.get(), 4);
+    assert_eq!(log.count("cleaned up"), 4);
+}
 
-    /// Every future is running at the same time: each one waits until all have started,
-    /// which only finishes if none waits for another to end first.
-    async fn join_runs_every_future_concurrently() {
-        let started = Counter::new();
-        let futs: Vec<_> = (0..8)
-            .map(|i| {
+/// Every error that happened is reported: two futures that fail without ever
+/// suspending both get to fail (a spawned task always gets its first poll).
+#[hatchery::test]
+async fn try_join_reports_every_error() {
+    let futs = ["a", "b", "c"].map(|name| async move {
+        if name == "b" {
+            sleep(HOUR).await;
+            Ok(0)
+        } else {
+            Err(TestError(name))
+        }
+    });
+    let mut errors = try_join(futs).await.unwrap_err().into_errors();
+    errors.sort_by_key(|e| e.0);
+    assert_eq!(errors, [TestError("a"), TestError("c")]);
+}
+
+/// `settle` keeps going after an error and returns every result in input order.
+#[hatchery::test]
+async fn settle_keeps_every_result_in_input_order() {
+    let futs = (0..5u64).map(|i| async move {
+        sleep(ms(i)).await;
+        if i % 2 == 0 {
+            Ok(i)
+        } else {
+            Err(TestError("odd"))
+        }
+    });
+    assert_eq!(
+        settle(futs).await,
+        [
+            Ok(0),
+            Err(TestError("odd")),
+            Ok(2),
+            Err(TestError("odd")),
+            Ok(4)
+        ]
+    );
+}
+
+/// A caller cancelled midway (an outer timeout) leaks nothing: every future has been
+/// dropped by the time the enclosing scope returns.
+#[hatchery::test]
+async fn caller_cancelled_midway_leaks_nothing() {
+    let dropped = Counter::new();
+    let started = Counter::new();
+    let make = |n: usize| {
+        (0..n)
+            .map(|_| {
+                let guard = dropped.guard();
                 let started = started.clone();
                 async move {
+                    let _guard = guard;
                     started.incr();
-                    until(|| started.get() == 8).await;
-                    i
+                    sleep(HOUR).await;
+                    Ok::<u8, TestError>(0)
                 }
             })
-            .collect();
-        assert_eq!(join(futs).await, (0..8).collect::<Vec<_>>());
-    }
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(move_on_after(ms(10), join(make(3))).await, None);
+    assert_eq!(dropped.get(), 3);
+    assert_eq!(move_on_after(ms(10), try_join(make(3))).await, None);
+    assert_eq!(dropped.get(), 6);
+    assert!(move_on_after(ms(10), settle(make(3))).await.is_none());
+    assert_eq!(dropped.get(), 9);
+    assert_eq!(started.get(), 9);
+}
 
-    /// Empty and single-element inputs.
-    async fn join_empty_and_single() {
-        assert!(join(Vec::<Ready<u8>>::new()).await.is_empty());
-        assert_eq!(join([ready(7)]).await, [7]);
-        assert_eq!(try_join(Vec::<Ready<Result<u8, TestError>>>::new()).await, Ok(vec![]));
-        assert_eq!(try_join([ready(Ok::<_, TestError>(7))]).await, Ok(vec![7]));
-        let one_err = try_join([ready(Err::<u8, _>(TestError("only")))]).await;
-        assert_eq!(one_err.unwrap_err().errors(), [TestError("only")]);
-        assert!(settle(Vec::<Ready<Result<u8, TestError>>>::new()).await.is_empty());
-        assert_eq!(settle([ready(Err::<u8, _>(TestError("x")))]).await, [Err(TestError("x"))]);
-    }
-
-    /// `try_join` returns the values in input order when all succeed.
-    async fn try_join_ok_in_input_order() {
-        let futs = (0..4u64).map(|i| async move {
-            sleep(ms(8 - 2 * i)).await;
-            Ok::<_, TestError>(i)
-        });
-        assert_eq!(try_join(futs).await, Ok(vec![0, 1, 2, 3]));
-    }
-
-    /// The first error cancels the others, which are dropped (and their async cleanup
-    /// has run) before `try_join` returns.
-    async fn try_join_fails_fast_and_awaits_the_cancelled() {
-        let dropped = Counter::new();
-        let log = Log::new();
-        let mut futs = Vec::new();
-        for _ in 0..4 {
-            let guard = dropped.guard();
-            let log = log.clone();
-            futs.push(Box::pin(async move {
-                let _guard = guard;
-                finally(sleep(HOUR), async move {
-                    sleep(ms(5)).await;
-                    log.push("cleaned up");
-                })
-                .await;
-                Ok::<u32, TestError>(1)
-            }) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>);
-        }
-        futs.push(Box::pin(async {
-            sleep(ms(2)).await;
-            Err(TestError("boom"))
-        }));
-        let err = try_join(futs).await.unwrap_err();
-        assert_eq!(err.errors(), [TestError("boom")]);
-        assert!(!err.is_cancelled());
-        // Awaited, not just cancelled: every loser is gone and its cleanup has finished.
-        assert_eq!(dropped.get(), 4);
-        assert_eq!(log.count("cleaned up"), 4);
-    }
-
-    /// Every error that happened is reported: two futures that fail without ever
-    /// suspending both get to fail (a spawned task always gets its first poll).
-    async fn try_join_reports_every_error() {
-        let futs = ["a", "b", "c"].map(|name| async move {
-            if name == "b" {
-                sleep(HOUR).await;
-                Ok(0)
-            } else {
-                Err(TestError(name))
+/// A panicking future cancels the others; the panic is resumed once all have stopped.
+#[hatchery::test]
+async fn a_panic_cancels_the_rest_and_is_resumed() {
+    let dropped = Counter::new();
+    let mut futs = Vec::new();
+    for i in 0..3 {
+        let guard = dropped.guard();
+        futs.push(async move {
+            let _guard = guard;
+            if i == 1 {
+                sleep(ms(2)).await;
+                panic!("child {i} panicked");
             }
+            sleep(HOUR).await;
+            i
         });
-        let mut errors = try_join(futs).await.unwrap_err().into_errors();
-        errors.sort_by_key(|e| e.0);
-        assert_eq!(errors, [TestError("a"), TestError("c")]);
     }
-
-    /// `settle` keeps going after an error and returns every result in input order.
-    async fn settle_keeps_every_result_in_input_order() {
-        let futs = (0..5u64).map(|i| async move {
-            sleep(ms(i)).await;
-            if i % 2 == 0 { Ok(i) } else { Err(TestError("odd")) }
-        });
-        assert_eq!(
-            settle(futs).await,
-            [Ok(0), Err(TestError("odd")), Ok(2), Err(TestError("odd")), Ok(4)]
-        );
-    }
-
-    /// A caller cancelled midway (an outer timeout) leaks nothing: every future has been
-    /// dropped by the time the enclosing scope returns.
-    async fn caller_cancelled_midway_leaks_nothing() {
-        let dropped = Counter::new();
-        let started = Counter::new();
-        let make = |n: usize| {
-            (0..n)
-                .map(|_| {
-                    let guard = dropped.guard();
-                    let started = started.clone();
-                    async move {
-                        let _guard = guard;
-                        started.incr();
-                        sleep(HOUR).await;
-                        Ok::<u8, TestError>(0)
-                    }
-                })
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(move_on_after(ms(10), join(make(3))).await, None);
-        assert_eq!(dropped.get(), 3);
-        assert_eq!(move_on_after(ms(10), try_join(make(3))).await, None);
-        assert_eq!(dropped.get(), 6);
-        assert!(move_on_after(ms(10), settle(make(3))).await.is_none());
-        assert_eq!(dropped.get(), 9);
-        assert_eq!(started.get(), 9);
-    }
-
-    /// A panicking future cancels the others; the panic is resumed once all have stopped.
-    async fn a_panic_cancels_the_rest_and_is_resumed() {
-        let dropped = Counter::new();
-        let mut futs = Vec::new();
-        for i in 0..3 {
-            let guard = dropped.guard();
-            futs.push(async move {
-                let _guard = guard;
-                if i == 1 {
-                    sleep(ms(2)).await;
-                    panic!("child {i} panicked");
-                }
-                sleep(HOUR).await;
-                i
-            });
-        }
-        let r = catch_panic(join(futs)).await;
-        assert_eq!(r.unwrap_err(), "child 1 panicked");
-        assert_eq!(dropped.get(), 3);
-    }
+    let r = catch_panic(join(futs)).await;
+    assert_eq!(r.unwrap_err(), "child 1 panicked");
+    assert_eq!(dropped.get(), 3);
 }
 
 /// The combinators' futures are `Send` when their inputs are, so they can themselves be

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_lite::{stream, StreamExt};
 use hatchery::{map, map_stream, move_on_after, nursery, sleep};
-use hatchery_tests::{backend_test, ms, until, Counter, TestError, HOUR};
+use hatchery_tests::{ms, until, Counter, TestError, HOUR};
 
 /// Tracks how many are in flight, and the most there ever were.
 #[derive(Clone, Default)]
@@ -28,204 +28,238 @@ impl InFlight {
     }
 }
 
-backend_test! {
-    /// Never more than `limit` in flight, and the limit is actually used: each child waits
-    /// until `limit` are running at once (which would hang if they ran one by one).
-    async fn at_most_limit_in_flight() {
-        let flight = InFlight::default();
-        let out = map(3, 0..20u32, |i| {
-            let flight = flight.clone();
-            async move {
-                flight.enter();
-                until(|| flight.max() >= 3).await;
-                sleep(ms(1)).await;
-                flight.exit();
-                i
-            }
-        })
-        .join()
-        .await;
-        assert_eq!(out, (0..20).collect::<Vec<_>>());
-        assert_eq!(flight.max(), 3);
-    }
+/// Never more than `limit` in flight, and the limit is actually used: each child waits
+/// until `limit` are running at once (which would hang if they ran one by one).
+#[hatchery::test]
+async fn at_most_limit_in_flight() {
+    let flight = InFlight::default();
+    let out = map(3, 0..20u32, |i| {
+        let flight = flight.clone();
+        async move {
+            flight.enter();
+            until(|| flight.max() >= 3).await;
+            sleep(ms(1)).await;
+            flight.exit();
+            i
+        }
+    })
+    .join()
+    .await;
+    assert_eq!(out, (0..20).collect::<Vec<_>>());
+    assert_eq!(flight.max(), 3);
+}
 
-    /// Backpressure: while every slot is busy, no further input is taken (and `f` is not
-    /// called) however long the children take.
-    async fn input_is_not_read_ahead() {
-        let pulled = Counter::new();
-        let release = Counter::new();
-        let out = nursery(|n| {
-            let (pulled, release) = (pulled.clone(), release.clone());
+/// Backpressure: while every slot is busy, no further input is taken (and `f` is not
+/// called) however long the children take.
+#[hatchery::test]
+async fn input_is_not_read_ahead() {
+    let pulled = Counter::new();
+    let release = Counter::new();
+    let out = nursery(|n| {
+        let (pulled, release) = (pulled.clone(), release.clone());
+        async move {
+            let inputs = (0..100u32).inspect(move |_| {
+                pulled.incr();
+            });
+            let work = n.spawn(async move {
+                Ok(map(4, inputs, move |i| {
+                    let release = release.clone();
+                    async move {
+                        until(|| release.get() > 0).await;
+                        i
+                    }
+                })
+                .join()
+                .await)
+            });
+            Ok::<_, TestError>(work.join().await.unwrap())
+        }
+    });
+    let check = async {
+        until(|| pulled.get() == 4).await;
+        sleep(ms(20)).await; // give a read-ahead every chance to happen
+        assert_eq!(pulled.get(), 4, "the input was read ahead");
+        release.incr();
+    };
+    let (out, ()) = futures_lite::future::zip(out, check).await;
+    assert_eq!(out.unwrap(), (0..100).collect::<Vec<_>>());
+    assert_eq!(pulled.get(), 100);
+}
+
+/// Ordered output is in input order; unordered output is in completion order. The
+/// completion order is forced without timing: with two slots, `a` waits until `d`
+/// has started, and `d` can only start after `b` and `c` have finished and been
+/// collected (a slot is freed only after its output is stored).
+#[hatchery::test]
+async fn ordered_and_unordered_outputs() {
+    for ordered in [true, false] {
+        let started_d = Counter::new();
+        let work = map(2, ["a", "b", "c", "d"], |name| {
+            let started_d = started_d.clone();
             async move {
-                let inputs = (0..100u32).inspect(move |_| {
-                    pulled.incr();
-                });
-                let work = n.spawn(async move {
-                    Ok(map(4, inputs, move |i| {
-                        let release = release.clone();
-                        async move {
-                            until(|| release.get() > 0).await;
-                            i
-                        }
-                    })
-                    .join()
-                    .await)
-                });
-                Ok::<_, TestError>(work.join().await.unwrap())
+                match name {
+                    "a" => until(|| started_d.get() > 0).await,
+                    "d" => {
+                        started_d.incr();
+                    }
+                    _ => {}
+                }
+                name
             }
         });
-        let check = async {
-            until(|| pulled.get() == 4).await;
-            sleep(ms(20)).await; // give a read-ahead every chance to happen
-            assert_eq!(pulled.get(), 4, "the input was read ahead");
-            release.incr();
+        let out = if ordered {
+            work.join().await
+        } else {
+            work.unordered().join().await
         };
-        let (out, ()) = futures_lite::future::zip(out, check).await;
-        assert_eq!(out.unwrap(), (0..100).collect::<Vec<_>>());
-        assert_eq!(pulled.get(), 100);
-    }
-
-    /// Ordered output is in input order; unordered output is in completion order. The
-    /// completion order is forced without timing: with two slots, `a` waits until `d`
-    /// has started, and `d` can only start after `b` and `c` have finished and been
-    /// collected (a slot is freed only after its output is stored).
-    async fn ordered_and_unordered_outputs() {
-        for ordered in [true, false] {
-            let started_d = Counter::new();
-            let work = map(2, ["a", "b", "c", "d"], |name| {
-                let started_d = started_d.clone();
-                async move {
-                    match name {
-                        "a" => until(|| started_d.get() > 0).await,
-                        "d" => {
-                            started_d.incr();
-                        }
-                        _ => {}
-                    }
-                    name
-                }
-            });
-            let out = if ordered { work.join().await } else { work.unordered().join().await };
-            if ordered {
-                assert_eq!(out, ["a", "b", "c", "d"]);
-            } else {
-                assert_eq!(out[..2], ["b", "c"]);
-                let mut rest = out[2..].to_vec();
-                rest.sort();
-                assert_eq!(rest, ["a", "d"]);
-            }
+        if ordered {
+            assert_eq!(out, ["a", "b", "c", "d"]);
+        } else {
+            assert_eq!(out[..2], ["b", "c"]);
+            let mut rest = out[2..].to_vec();
+            rest.sort();
+            assert_eq!(rest, ["a", "d"]);
         }
     }
+}
 
-    /// Fail-fast: the first error cancels the children in flight, no further input is
-    /// taken (even from an endless input), and every started child is dropped before
-    /// `try_join` returns.
-    async fn try_join_fails_fast() {
-        let started = Counter::new();
-        let dropped = Counter::new();
-        let r = map(3, 0u64.., |i| {
+/// Fail-fast: the first error cancels the children in flight, no further input is
+/// taken (even from an endless input), and every started child is dropped before
+/// `try_join` returns.
+#[hatchery::test]
+async fn try_join_fails_fast() {
+    let started = Counter::new();
+    let dropped = Counter::new();
+    let r = map(3, 0u64.., |i| {
+        started.incr();
+        let guard = dropped.guard();
+        async move {
+            let _guard = guard;
+            if i == 4 {
+                return Err(TestError("item 4"));
+            }
+            sleep(if i < 2 { HOUR } else { ms(1) }).await;
+            Ok(i)
+        }
+    })
+    .try_join()
+    .await;
+    assert_eq!(r.unwrap_err().errors(), [TestError("item 4")]);
+    assert_eq!(dropped.get(), started.get());
+    assert!(started.get() <= 5 + 3, "input read after the failure");
+}
+
+/// Settle mode keeps going after errors and keeps every result, in input order (or in
+/// completion order when unordered).
+#[hatchery::test]
+async fn settle_keeps_every_result() {
+    let f = |i: u32| async move {
+        sleep(ms(u64::from(i % 3))).await;
+        if i % 2 == 0 {
+            Ok(i)
+        } else {
+            Err(TestError("odd"))
+        }
+    };
+    let all = map(2, 0..6, f).settle().await;
+    assert_eq!(
+        all,
+        [
+            Ok(0),
+            Err(TestError("odd")),
+            Ok(2),
+            Err(TestError("odd")),
+            Ok(4),
+            Err(TestError("odd"))
+        ]
+    );
+    let unordered = map(2, 0..6, f).unordered().settle().await;
+    assert_eq!(unordered.iter().filter(|r| r.is_err()).count(), 3);
+    let mut oks: Vec<u32> = unordered.into_iter().filter_map(Result::ok).collect();
+    oks.sort();
+    assert_eq!(oks, [0, 2, 4]);
+}
+
+/// Empty and single-element inputs, in every mode.
+#[hatchery::test]
+async fn empty_and_single() {
+    let none = map(2, Vec::<u8>::new(), |i| async move { i }).join().await;
+    assert!(none.is_empty());
+    let none = map(
+        2,
+        Vec::<u8>::new(),
+        |i| async move { Ok::<_, TestError>(i) },
+    )
+    .try_join()
+    .await;
+    assert_eq!(none, Ok(vec![]));
+    let one = map(2, [1u8], |i| async move { Ok::<_, TestError>(i) })
+        .try_join()
+        .await;
+    assert_eq!(one, Ok(vec![1]));
+    let one = map(2, [1u8], |_| async { Err::<u8, _>(TestError("e")) })
+        .unordered()
+        .settle()
+        .await;
+    assert_eq!(one, [Err(TestError("e"))]);
+    let s = map_stream(1, stream::iter(Vec::<u8>::new()), |i| async move { i })
+        .join()
+        .await;
+    assert!(s.is_empty());
+}
+
+/// A stream of inputs is polled only when a slot is free.
+#[hatchery::test]
+async fn stream_inputs_with_backpressure() {
+    let flight = InFlight::default();
+    let pulled = Counter::new();
+    let inputs = stream::iter(0..10u32).inspect({
+        let pulled = pulled.clone();
+        move |_| {
+            pulled.incr();
+        }
+    });
+    let out = map_stream(2, inputs, |i| {
+        let flight = flight.clone();
+        async move {
+            flight.enter();
+            sleep(ms(1)).await;
+            flight.exit();
+            i * 2
+        }
+    })
+    .unordered()
+    .join()
+    .await;
+    let mut out = out;
+    out.sort();
+    assert_eq!(out, (0..10).map(|i| i * 2).collect::<Vec<_>>());
+    assert!(flight.max() <= 2);
+    assert_eq!(pulled.get(), 10);
+}
+
+/// A caller cancelled midway leaks nothing, and takes no more input.
+#[hatchery::test]
+async fn caller_cancelled_midway_leaks_nothing() {
+    let started = Counter::new();
+    let dropped = Counter::new();
+    let out = move_on_after(
+        ms(10),
+        map(2, 0..100u32, |i| {
             started.incr();
             let guard = dropped.guard();
             async move {
                 let _guard = guard;
-                if i == 4 {
-                    return Err(TestError("item 4"));
-                }
-                sleep(if i < 2 { HOUR } else { ms(1) }).await;
-                Ok(i)
+                sleep(HOUR).await;
+                i
             }
         })
-        .try_join()
-        .await;
-        assert_eq!(r.unwrap_err().errors(), [TestError("item 4")]);
-        assert_eq!(dropped.get(), started.get());
-        assert!(started.get() <= 5 + 3, "input read after the failure");
-    }
-
-    /// Settle mode keeps going after errors and keeps every result, in input order (or in
-    /// completion order when unordered).
-    async fn settle_keeps_every_result() {
-        let f = |i: u32| async move {
-            sleep(ms(u64::from(i % 3))).await;
-            if i % 2 == 0 { Ok(i) } else { Err(TestError("odd")) }
-        };
-        let all = map(2, 0..6, f).settle().await;
-        assert_eq!(
-            all,
-            [Ok(0), Err(TestError("odd")), Ok(2), Err(TestError("odd")), Ok(4), Err(TestError("odd"))]
-        );
-        let unordered = map(2, 0..6, f).unordered().settle().await;
-        assert_eq!(unordered.iter().filter(|r| r.is_err()).count(), 3);
-        let mut oks: Vec<u32> = unordered.into_iter().filter_map(Result::ok).collect();
-        oks.sort();
-        assert_eq!(oks, [0, 2, 4]);
-    }
-
-    /// Empty and single-element inputs, in every mode.
-    async fn empty_and_single() {
-        let none = map(2, Vec::<u8>::new(), |i| async move { i }).join().await;
-        assert!(none.is_empty());
-        let none = map(2, Vec::<u8>::new(), |i| async move { Ok::<_, TestError>(i) }).try_join().await;
-        assert_eq!(none, Ok(vec![]));
-        let one = map(2, [1u8], |i| async move { Ok::<_, TestError>(i) }).try_join().await;
-        assert_eq!(one, Ok(vec![1]));
-        let one = map(2, [1u8], |_| async { Err::<u8, _>(TestError("e")) }).unordered().settle().await;
-        assert_eq!(one, [Err(TestError("e"))]);
-        let s = map_stream(1, stream::iter(Vec::<u8>::new()), |i| async move { i }).join().await;
-        assert!(s.is_empty());
-    }
-
-    /// A stream of inputs is polled only when a slot is free.
-    async fn stream_inputs_with_backpressure() {
-        let flight = InFlight::default();
-        let pulled = Counter::new();
-        let inputs = stream::iter(0..10u32).inspect({
-            let pulled = pulled.clone();
-            move |_| {
-                pulled.incr();
-            }
-        });
-        let out = map_stream(2, inputs, |i| {
-            let flight = flight.clone();
-            async move {
-                flight.enter();
-                sleep(ms(1)).await;
-                flight.exit();
-                i * 2
-            }
-        })
-        .unordered()
-        .join()
-        .await;
-        let mut out = out;
-        out.sort();
-        assert_eq!(out, (0..10).map(|i| i * 2).collect::<Vec<_>>());
-        assert!(flight.max() <= 2);
-        assert_eq!(pulled.get(), 10);
-    }
-
-    /// A caller cancelled midway leaks nothing, and takes no more input.
-    async fn caller_cancelled_midway_leaks_nothing() {
-        let started = Counter::new();
-        let dropped = Counter::new();
-        let out = move_on_after(
-            ms(10),
-            map(2, 0..100u32, |i| {
-                started.incr();
-                let guard = dropped.guard();
-                async move {
-                    let _guard = guard;
-                    sleep(HOUR).await;
-                    i
-                }
-            })
-            .join(),
-        )
-        .await;
-        assert_eq!(out, None);
-        assert_eq!(started.get(), 2);
-        assert_eq!(dropped.get(), 2);
-    }
+        .join(),
+    )
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(started.get(), 2);
+    assert_eq!(dropped.get(), 2);
 }
 
 /// A limit of zero could never make progress: a clear panic, not a hang.

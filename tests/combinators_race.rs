@@ -5,7 +5,7 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 
 use hatchery::{finally, move_on_after, race, race_ok, sleep};
-use hatchery_tests::{backend_test, catch_panic, ms, Counter, Log, TestError, HOUR};
+use hatchery_tests::{catch_panic, ms, Counter, Log, TestError, HOUR};
 
 type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -23,97 +23,128 @@ fn loser<T: Send + 'static>(log: &Log, dropped: &Counter) -> BoxFut<T> {
     })
 }
 
-backend_test! {
-    /// The first future to finish wins.
-    async fn race_returns_the_first_to_finish() {
-        let futs: Vec<BoxFut<&str>> = vec![
-            Box::pin(async { sleep(ms(200)).await; "slow" }),
-            Box::pin(async { sleep(ms(1)).await; "fast" }),
-            Box::pin(async { sleep(HOUR).await; "never" }),
-        ];
-        assert_eq!(race(futs).await, "fast");
-    }
+/// The first future to finish wins.
+#[hatchery::test]
+async fn race_returns_the_first_to_finish() {
+    let futs: Vec<BoxFut<&str>> = vec![
+        Box::pin(async {
+            sleep(ms(200)).await;
+            "slow"
+        }),
+        Box::pin(async {
+            sleep(ms(1)).await;
+            "fast"
+        }),
+        Box::pin(async {
+            sleep(HOUR).await;
+            "never"
+        }),
+    ];
+    assert_eq!(race(futs).await, "fast");
+}
 
-    /// The losers are cancelled and awaited: when `race` returns, each has been dropped
-    /// and its (async) cleanup has finished.
-    async fn race_cancels_and_awaits_the_losers() {
-        let log = Log::new();
-        let dropped = Counter::new();
-        let mut futs: Vec<BoxFut<u32>> = (0..3).map(|_| loser(&log, &dropped)).collect();
-        futs.push(Box::pin(async { sleep(ms(2)).await; 42 }));
-        assert_eq!(race(futs).await, 42);
-        assert_eq!(dropped.get(), 3);
-        assert_eq!(log.count("loser cleaned up"), 3);
-    }
+/// The losers are cancelled and awaited: when `race` returns, each has been dropped
+/// and its (async) cleanup has finished.
+#[hatchery::test]
+async fn race_cancels_and_awaits_the_losers() {
+    let log = Log::new();
+    let dropped = Counter::new();
+    let mut futs: Vec<BoxFut<u32>> = (0..3).map(|_| loser(&log, &dropped)).collect();
+    futs.push(Box::pin(async {
+        sleep(ms(2)).await;
+        42
+    }));
+    assert_eq!(race(futs).await, 42);
+    assert_eq!(dropped.get(), 3);
+    assert_eq!(log.count("loser cleaned up"), 3);
+}
 
-    /// Outputs are opaque to `race`: an `Err` that comes first wins.
-    async fn race_an_error_can_win() {
-        let futs: Vec<BoxFut<Result<u8, TestError>>> = vec![
-            Box::pin(async { Err(TestError("first")) }),
-            Box::pin(async { sleep(HOUR).await; Ok(1) }),
-        ];
-        assert_eq!(race(futs).await, Err(TestError("first")));
-    }
+/// Outputs are opaque to `race`: an `Err` that comes first wins.
+#[hatchery::test]
+async fn race_an_error_can_win() {
+    let futs: Vec<BoxFut<Result<u8, TestError>>> = vec![
+        Box::pin(async { Err(TestError("first")) }),
+        Box::pin(async {
+            sleep(HOUR).await;
+            Ok(1)
+        }),
+    ];
+    assert_eq!(race(futs).await, Err(TestError("first")));
+}
 
-    /// A single future simply runs.
-    async fn race_single() {
-        assert_eq!(race([ready(5)]).await, 5);
-        assert_eq!(race_ok([ready(Ok::<_, TestError>(5))]).await, Ok(5));
-        let err = race_ok([ready(Err::<u8, _>(TestError("only")))]).await.unwrap_err();
-        assert_eq!(err.errors(), [TestError("only")]);
-    }
+/// A single future simply runs.
+#[hatchery::test]
+async fn race_single() {
+    assert_eq!(race([ready(5)]).await, 5);
+    assert_eq!(race_ok([ready(Ok::<_, TestError>(5))]).await, Ok(5));
+    let err = race_ok([ready(Err::<u8, _>(TestError("only")))])
+        .await
+        .unwrap_err();
+    assert_eq!(err.errors(), [TestError("only")]);
+}
 
-    /// `race_ok` skips failures and returns the first success; the rest are cancelled and
-    /// awaited.
-    async fn race_ok_returns_the_first_success() {
-        let log = Log::new();
-        let dropped = Counter::new();
-        let mut futs: Vec<BoxFut<Result<u32, TestError>>> =
-            (0..2).map(|_| loser(&log, &dropped)).collect();
-        futs.push(Box::pin(async { Err(TestError("fast failure")) }));
-        futs.push(Box::pin(async { sleep(ms(5)).await; Ok(7) }));
-        assert_eq!(race_ok(futs).await, Ok(7));
-        assert_eq!(dropped.get(), 2);
-        assert_eq!(log.count("loser cleaned up"), 2);
-    }
+/// `race_ok` skips failures and returns the first success; the rest are cancelled and
+/// awaited.
+#[hatchery::test]
+async fn race_ok_returns_the_first_success() {
+    let log = Log::new();
+    let dropped = Counter::new();
+    let mut futs: Vec<BoxFut<Result<u32, TestError>>> =
+        (0..2).map(|_| loser(&log, &dropped)).collect();
+    futs.push(Box::pin(async { Err(TestError("fast failure")) }));
+    futs.push(Box::pin(async {
+        sleep(ms(5)).await;
+        Ok(7)
+    }));
+    assert_eq!(race_ok(futs).await, Ok(7));
+    assert_eq!(dropped.get(), 2);
+    assert_eq!(log.count("loser cleaned up"), 2);
+}
 
-    /// If every future fails, `race_ok` reports every error, in the order they happened.
-    async fn race_ok_reports_every_error_when_all_fail() {
-        let futs: Vec<BoxFut<Result<u8, TestError>>> = vec![
-            Box::pin(async { sleep(ms(60)).await; Err(TestError("slow")) }),
-            Box::pin(async { Err(TestError("fast")) }),
-        ];
-        let err = race_ok(futs).await.unwrap_err();
-        assert!(!err.is_cancelled());
-        assert_eq!(err.into_errors(), [TestError("fast"), TestError("slow")]);
-    }
+/// If every future fails, `race_ok` reports every error, in the order they happened.
+#[hatchery::test]
+async fn race_ok_reports_every_error_when_all_fail() {
+    let futs: Vec<BoxFut<Result<u8, TestError>>> = vec![
+        Box::pin(async {
+            sleep(ms(60)).await;
+            Err(TestError("slow"))
+        }),
+        Box::pin(async { Err(TestError("fast")) }),
+    ];
+    let err = race_ok(futs).await.unwrap_err();
+    assert!(!err.is_cancelled());
+    assert_eq!(err.into_errors(), [TestError("fast"), TestError("slow")]);
+}
 
-    /// A caller cancelled midway leaks nothing: every contender has been dropped (and
-    /// cleaned up) by the time the enclosing scope returns.
-    async fn caller_cancelled_midway_leaks_nothing() {
-        let log = Log::new();
-        let dropped = Counter::new();
-        let futs: Vec<BoxFut<u8>> = (0..3).map(|_| loser(&log, &dropped)).collect();
-        assert_eq!(move_on_after(ms(10), race(futs)).await, None);
-        assert_eq!(dropped.get(), 3);
-        let futs: Vec<BoxFut<Result<u8, TestError>>> =
-            (0..3).map(|_| loser(&log, &dropped)).collect();
-        assert!(move_on_after(ms(10), race_ok(futs)).await.is_none());
-        assert_eq!(dropped.get(), 6);
-        assert_eq!(log.count("loser cleaned up"), 6);
-    }
+/// A caller cancelled midway leaks nothing: every contender has been dropped (and
+/// cleaned up) by the time the enclosing scope returns.
+#[hatchery::test]
+async fn caller_cancelled_midway_leaks_nothing() {
+    let log = Log::new();
+    let dropped = Counter::new();
+    let futs: Vec<BoxFut<u8>> = (0..3).map(|_| loser(&log, &dropped)).collect();
+    assert_eq!(move_on_after(ms(10), race(futs)).await, None);
+    assert_eq!(dropped.get(), 3);
+    let futs: Vec<BoxFut<Result<u8, TestError>>> = (0..3).map(|_| loser(&log, &dropped)).collect();
+    assert!(move_on_after(ms(10), race_ok(futs)).await.is_none());
+    assert_eq!(dropped.get(), 6);
+    assert_eq!(log.count("loser cleaned up"), 6);
+}
 
-    /// A panicking contender cancels the rest; the panic is resumed once all have stopped.
-    async fn a_panic_is_resumed_after_the_rest_stopped() {
-        let log = Log::new();
-        let dropped = Counter::new();
-        let mut futs: Vec<BoxFut<u8>> = (0..2).map(|_| loser(&log, &dropped)).collect();
-        futs.push(Box::pin(async { sleep(ms(2)).await; panic!("contender panicked") }));
-        let r = catch_panic(race(futs)).await;
-        assert_eq!(r.unwrap_err(), "contender panicked");
-        assert_eq!(dropped.get(), 2);
-        assert_eq!(log.count("loser cleaned up"), 2);
-    }
+/// A panicking contender cancels the rest; the panic is resumed once all have stopped.
+#[hatchery::test]
+async fn a_panic_is_resumed_after_the_rest_stopped() {
+    let log = Log::new();
+    let dropped = Counter::new();
+    let mut futs: Vec<BoxFut<u8>> = (0..2).map(|_| loser(&log, &dropped)).collect();
+    futs.push(Box::pin(async {
+        sleep(ms(2)).await;
+        panic!("contender panicked")
+    }));
+    let r = catch_panic(race(futs)).await;
+    assert_eq!(r.unwrap_err(), "contender panicked");
+    assert_eq!(dropped.get(), 2);
+    assert_eq!(log.count("loser cleaned up"), 2);
 }
 
 /// A race with no contender has no winner: a clear panic at the call, not a hang.

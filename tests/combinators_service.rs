@@ -4,7 +4,7 @@
 
 use hatchery::testing::virtual_time;
 use hatchery::{finally, move_on_after, service, sleep, Service};
-use hatchery_tests::{backend_test, catch_panic, ms, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{catch_panic, ms, until, Counter, Log, TestError, HOUR};
 
 /// Background work that panics.
 async fn boom() -> Result<(), TestError> {
@@ -12,210 +12,238 @@ async fn boom() -> Result<(), TestError> {
     panic!("task panicked")
 }
 
-backend_test! {
-    /// When the body returns, the running work is drained; errors are reported, in order,
-    /// and do not cancel the other tasks.
-    async fn drains_when_the_body_returns() {
-        let report = service(HOUR, |svc| async move {
-            svc.spawn(async { Err::<(), _>(TestError("first")) });
-            svc.spawn(async { sleep(ms(10)).await; Ok(()) });
-            svc.spawn(async { sleep(ms(30)).await; Err(TestError("later")) });
-            Ok::<_, TestError>("done")
-        })
-        .await;
-        assert_eq!(report.value, Some("done"));
-        assert_eq!(report.errors, [TestError("first"), TestError("later")]);
-        assert_eq!((report.completed, report.cancelled), (3, 0));
-        assert!(!report.is_clean());
-        assert_eq!(report.into_result().unwrap_err().errors().len(), 2);
-    }
+/// When the body returns, the running work is drained; errors are reported, in order,
+/// and do not cancel the other tasks.
+#[hatchery::test]
+async fn drains_when_the_body_returns() {
+    let report = service(HOUR, |svc| async move {
+        svc.spawn(async { Err::<(), _>(TestError("first")) });
+        svc.spawn(async {
+            sleep(ms(10)).await;
+            Ok(())
+        });
+        svc.spawn(async {
+            sleep(ms(30)).await;
+            Err(TestError("later"))
+        });
+        Ok::<_, TestError>("done")
+    })
+    .await;
+    assert_eq!(report.value, Some("done"));
+    assert_eq!(report.errors, [TestError("first"), TestError("later")]);
+    assert_eq!((report.completed, report.cancelled), (3, 0));
+    assert!(!report.is_clean());
+    assert_eq!(report.into_result().unwrap_err().errors().len(), 2);
+}
 
-    /// Work still running at the end of the grace period is cancelled and awaited: its
-    /// async cleanup has finished when `service` returns.
-    async fn the_grace_period_ends_with_cancellation() {
-        let log = Log::new();
-        let dropped = Counter::new();
-        let report = service(ms(20), |svc| {
-            let (log, dropped) = (log.clone(), dropped.clone());
-            async move {
-                for _ in 0..3 {
-                    let (log, guard) = (log.clone(), dropped.guard());
-                    svc.spawn(async move {
-                        let _guard = guard;
-                        finally(sleep(HOUR), async move {
-                            sleep(ms(5)).await;
-                            log.push("cleaned up");
-                        })
-                        .await;
-                        Ok::<_, TestError>(())
-                    });
-                }
-                svc.spawn(async { sleep(ms(1)).await; Ok(()) });
-                Ok(())
-            }
-        })
-        .await;
-        assert_eq!(report.value, Some(()));
-        assert_eq!((report.completed, report.cancelled), (1, 3));
-        assert!(report.errors.is_empty());
-        assert_eq!(report.into_result(), Ok(Some(())));
-        assert_eq!(dropped.get(), 3);
-        assert_eq!(log.count("cleaned up"), 3);
-    }
-
-    /// On a virtual clock the grace period is exact: the drain ends when the last task
-    /// finishes, or at the end of the grace period, whichever comes first.
-    async fn grace_period_on_virtual_time() {
-        virtual_time(async {
-            let t0 = hatchery::now();
-            let report = service(HOUR, |svc| async move {
-                svc.spawn(async { sleep(HOUR / 2).await; Ok::<_, TestError>(()) });
-                Ok(())
-            })
-            .await;
-            assert_eq!((report.completed, report.cancelled), (1, 0));
-            assert_eq!((hatchery::now() - t0).as_secs(), 1800);
-
-            let t0 = hatchery::now();
-            let report = service(HOUR, |svc| async move {
-                svc.spawn(async { sleep(HOUR * 2).await; Ok::<_, TestError>(()) });
-                Ok(())
-            })
-            .await;
-            assert_eq!((report.completed, report.cancelled), (0, 1));
-            assert_eq!((hatchery::now() - t0).as_secs(), 3600);
-        })
-        .await;
-    }
-
-    /// `shutdown` cancels the body and stops accepting work from outside; tasks of the
-    /// service may still hand off follow-up work while they drain.
-    async fn shutdown_stops_accepting_but_drains_follow_ups() {
-        let log = Log::new();
-        let report = service(HOUR, |svc: Service<TestError>| {
-            let log = log.clone();
-            async move {
-                let _guard = log.on_drop("body dropped");
-                let inner = svc.clone();
-                let log2 = log.clone();
+/// Work still running at the end of the grace period is cancelled and awaited: its
+/// async cleanup has finished when `service` returns.
+#[hatchery::test]
+async fn the_grace_period_ends_with_cancellation() {
+    let log = Log::new();
+    let dropped = Counter::new();
+    let report = service(ms(20), |svc| {
+        let (log, dropped) = (log.clone(), dropped.clone());
+        async move {
+            for _ in 0..3 {
+                let (log, guard) = (log.clone(), dropped.guard());
                 svc.spawn(async move {
-                    until(|| inner.is_shutting_down()).await;
-                    sleep(ms(5)).await;
-                    // A task of the service hands off follow-up work during the drain.
-                    let log3 = log2.clone();
-                    inner
-                        .try_spawn(async move {
-                            sleep(ms(5)).await;
-                            log3.push("follow-up done");
-                            Ok::<_, TestError>(())
-                        })
-                        .expect("follow-up work is accepted while draining");
-                    Ok(())
+                    let _guard = guard;
+                    finally(sleep(HOUR), async move {
+                        sleep(ms(5)).await;
+                        log.push("cleaned up");
+                    })
+                    .await;
+                    Ok::<_, TestError>(())
                 });
-                assert!(!svc.is_shutting_down());
-                svc.shutdown();
-                assert!(svc.is_shutting_down());
-                assert!(svc.try_spawn(async { Ok(()) }).is_err(), "outside work accepted");
-                sleep(HOUR).await;
-                Ok(())
             }
-        })
-        .await;
-        assert_eq!(report.value, None);
-        assert!(log.contains("body dropped"));
-        assert!(log.contains("follow-up done"));
-        assert_eq!((report.completed, report.cancelled), (2, 0));
-    }
+            svc.spawn(async {
+                sleep(ms(1)).await;
+                Ok(())
+            });
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(report.value, Some(()));
+    assert_eq!((report.completed, report.cancelled), (1, 3));
+    assert!(report.errors.is_empty());
+    assert_eq!(report.into_result(), Ok(Some(())));
+    assert_eq!(dropped.get(), 3);
+    assert_eq!(log.count("cleaned up"), 3);
+}
 
-    /// A failing body begins the shutdown like a return; its error is reported after the
-    /// ones that happened before it.
-    async fn a_failing_body_is_reported_and_work_drained() {
+/// On a virtual clock the grace period is exact: the drain ends when the last task
+/// finishes, or at the end of the grace period, whichever comes first.
+#[hatchery::test]
+async fn grace_period_on_virtual_time() {
+    virtual_time(async {
+        let t0 = hatchery::now();
         let report = service(HOUR, |svc| async move {
-            svc.spawn(async { Err::<(), _>(TestError("task")) });
-            until(|| svc.running() == 0).await;
-            svc.spawn(async { sleep(ms(5)).await; Ok(()) });
-            Err::<(), _>(TestError("body"))
-        })
-        .await;
-        assert_eq!(report.value, None);
-        assert_eq!(report.errors, [TestError("task"), TestError("body")]);
-        assert_eq!((report.completed, report.cancelled), (2, 0));
-    }
-
-    /// No background work: the service returns once the body does.
-    async fn empty_and_single() {
-        let report = service(HOUR, |_svc| async { Ok::<_, TestError>(1) }).await;
-        assert_eq!(report.value, Some(1));
-        assert!(report.is_clean());
-        assert_eq!((report.completed, report.cancelled), (0, 0));
-        let report = service(ms(0), |svc| async move {
-            svc.spawn(async { Ok::<_, TestError>(()) });
+            svc.spawn(async {
+                sleep(HOUR / 2).await;
+                Ok::<_, TestError>(())
+            });
             Ok(())
         })
         .await;
-        assert_eq!(report.completed + report.cancelled, 1);
-    }
+        assert_eq!((report.completed, report.cancelled), (1, 0));
+        assert_eq!((hatchery::now() - t0).as_secs(), 1800);
 
-    /// After the service has returned, nothing can be spawned into it.
-    async fn spawning_after_the_end_fails() {
-        let mut saved = None;
-        let report = service(HOUR, |svc: Service<TestError>| {
-            saved = Some(svc);
-            async { Ok(()) }
+        let t0 = hatchery::now();
+        let report = service(HOUR, |svc| async move {
+            svc.spawn(async {
+                sleep(HOUR * 2).await;
+                Ok::<_, TestError>(())
+            });
+            Ok(())
         })
         .await;
-        assert!(report.is_clean());
-        let svc = saved.unwrap();
-        assert!(svc.try_spawn(async { Ok(()) }).is_err());
-        assert_eq!(svc.running(), 0);
-    }
+        assert_eq!((report.completed, report.cancelled), (0, 1));
+        assert_eq!((hatchery::now() - t0).as_secs(), 3600);
+    })
+    .await;
+}
 
-    /// A caller cancelled midway (not a graceful shutdown) leaks nothing: the body and every
-    /// task are dropped by the time the enclosing scope returns.
-    async fn caller_cancelled_midway_leaks_nothing() {
-        let dropped = Counter::new();
-        let out = move_on_after(
-            ms(10),
-            service(HOUR, |svc| {
-                let dropped = dropped.clone();
-                async move {
-                    let _guard = dropped.guard();
-                    for _ in 0..3 {
-                        let guard = dropped.guard();
-                        svc.spawn(async move {
-                            let _guard = guard;
-                            sleep(HOUR).await;
-                            Ok::<_, TestError>(())
-                        });
-                    }
-                    sleep(HOUR).await;
-                    Ok(())
-                }
-            }),
-        )
-        .await;
-        assert!(out.is_none());
-        assert_eq!(dropped.get(), 4);
-    }
+/// `shutdown` cancels the body and stops accepting work from outside; tasks of the
+/// service may still hand off follow-up work while they drain.
+#[hatchery::test]
+async fn shutdown_stops_accepting_but_drains_follow_ups() {
+    let log = Log::new();
+    let report = service(HOUR, |svc: Service<TestError>| {
+        let log = log.clone();
+        async move {
+            let _guard = log.on_drop("body dropped");
+            let inner = svc.clone();
+            let log2 = log.clone();
+            svc.spawn(async move {
+                until(|| inner.is_shutting_down()).await;
+                sleep(ms(5)).await;
+                // A task of the service hands off follow-up work during the drain.
+                let log3 = log2.clone();
+                inner
+                    .try_spawn(async move {
+                        sleep(ms(5)).await;
+                        log3.push("follow-up done");
+                        Ok::<_, TestError>(())
+                    })
+                    .expect("follow-up work is accepted while draining");
+                Ok(())
+            });
+            assert!(!svc.is_shutting_down());
+            svc.shutdown();
+            assert!(svc.is_shutting_down());
+            assert!(
+                svc.try_spawn(async { Ok(()) }).is_err(),
+                "outside work accepted"
+            );
+            sleep(HOUR).await;
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(report.value, None);
+    assert!(log.contains("body dropped"));
+    assert!(log.contains("follow-up done"));
+    assert_eq!((report.completed, report.cancelled), (2, 0));
+}
 
-    /// A panic in background work cancels everything and is resumed once all stopped.
-    async fn a_panic_is_resumed_after_everything_stopped() {
-        let dropped = Counter::new();
-        let r = catch_panic(service(HOUR, |svc| {
-            let guard = dropped.guard();
+/// A failing body begins the shutdown like a return; its error is reported after the
+/// ones that happened before it.
+#[hatchery::test]
+async fn a_failing_body_is_reported_and_work_drained() {
+    let report = service(HOUR, |svc| async move {
+        svc.spawn(async { Err::<(), _>(TestError("task")) });
+        until(|| svc.running() == 0).await;
+        svc.spawn(async {
+            sleep(ms(5)).await;
+            Ok(())
+        });
+        Err::<(), _>(TestError("body"))
+    })
+    .await;
+    assert_eq!(report.value, None);
+    assert_eq!(report.errors, [TestError("task"), TestError("body")]);
+    assert_eq!((report.completed, report.cancelled), (2, 0));
+}
+
+/// No background work: the service returns once the body does.
+#[hatchery::test]
+async fn empty_and_single() {
+    let report = service(HOUR, |_svc| async { Ok::<_, TestError>(1) }).await;
+    assert_eq!(report.value, Some(1));
+    assert!(report.is_clean());
+    assert_eq!((report.completed, report.cancelled), (0, 0));
+    let report = service(ms(0), |svc| async move {
+        svc.spawn(async { Ok::<_, TestError>(()) });
+        Ok(())
+    })
+    .await;
+    assert_eq!(report.completed + report.cancelled, 1);
+}
+
+/// After the service has returned, nothing can be spawned into it.
+#[hatchery::test]
+async fn spawning_after_the_end_fails() {
+    let mut saved = None;
+    let report = service(HOUR, |svc: Service<TestError>| {
+        saved = Some(svc);
+        async { Ok(()) }
+    })
+    .await;
+    assert!(report.is_clean());
+    let svc = saved.unwrap();
+    assert!(svc.try_spawn(async { Ok(()) }).is_err());
+    assert_eq!(svc.running(), 0);
+}
+
+/// A caller cancelled midway (not a graceful shutdown) leaks nothing: the body and every
+/// task are dropped by the time the enclosing scope returns.
+#[hatchery::test]
+async fn caller_cancelled_midway_leaks_nothing() {
+    let dropped = Counter::new();
+    let out = move_on_after(
+        ms(10),
+        service(HOUR, |svc| {
+            let dropped = dropped.clone();
             async move {
-                svc.spawn(async move {
-                    let _guard = guard;
-                    sleep(HOUR).await;
-                    Ok::<_, TestError>(())
-                });
-                svc.spawn(boom());
+                let _guard = dropped.guard();
+                for _ in 0..3 {
+                    let guard = dropped.guard();
+                    svc.spawn(async move {
+                        let _guard = guard;
+                        sleep(HOUR).await;
+                        Ok::<_, TestError>(())
+                    });
+                }
                 sleep(HOUR).await;
                 Ok(())
             }
-        }))
-        .await;
-        assert_eq!(r.unwrap_err(), "task panicked");
-        assert_eq!(dropped.get(), 1);
-    }
+        }),
+    )
+    .await;
+    assert!(out.is_none());
+    assert_eq!(dropped.get(), 4);
+}
+
+/// A panic in background work cancels everything and is resumed once all stopped.
+#[hatchery::test]
+async fn a_panic_is_resumed_after_everything_stopped() {
+    let dropped = Counter::new();
+    let r = catch_panic(service(HOUR, |svc| {
+        let guard = dropped.guard();
+        async move {
+            svc.spawn(async move {
+                let _guard = guard;
+                sleep(HOUR).await;
+                Ok::<_, TestError>(())
+            });
+            svc.spawn(boom());
+            sleep(HOUR).await;
+            Ok(())
+        }
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "task panicked");
+    assert_eq!(dropped.get(), 1);
 }
