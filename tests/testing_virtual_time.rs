@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hatchery::testing::{advance, elapsed, is_virtual_time, wait_all_tasks_blocked};
 use hatchery::{fail_after, move_on_after, nursery, run_blocking, sleep, CancelScope};
-use hatchery_tests::{Log, TestError, HOUR};
+use hatchery_tests::{secs, Counter, Log, TestError, HOUR};
 
 /// An hour-long timeout around a future that never finishes: no real waiting, exactly
 /// one virtual hour.
@@ -143,4 +143,78 @@ async fn real_time_by_default() {
     let start = hatchery::now();
     sleep(Duration::from_millis(2)).await;
     assert!(hatchery::now() - start >= Duration::from_millis(2));
+}
+
+// Regression tests for a race in the virtual clock: tasks woken together by a clock jump
+// (or a `wait_all_tasks_blocked` release) must all be counted busy before anything can
+// find "every task blocked" again.
+
+/// Two timers due at the same instant: the child's 10 s sleep must end at exactly t.
+#[hatchery::test(virtual_time)]
+async fn simultaneous_timers_wake_together() {
+    for i in 0..300u32 {
+        let t = hatchery::now() + secs(10);
+        let seen = nursery(|n| async move {
+            let child = n.spawn(async move {
+                hatchery::sleep_until(t).await;
+                Ok::<_, TestError>(hatchery::now())
+            });
+            hatchery::sleep_until(t).await; // both timers are due at once
+            hatchery::sleep_until(t + secs(10)).await;
+            Ok(child.join().await.unwrap())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, t, "iteration {i}: the child's 10 s sleep woke {:?} late", seen - t);
+    }
+}
+
+/// Two tasks in wait_all_tasks_blocked are woken together; the child must have run
+/// before the next wait_all_tasks_blocked of the parent returns.
+#[hatchery::test(virtual_time)]
+async fn tasks_woken_together_all_run_before_the_next_release() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    for i in 0..300u32 {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        nursery(|n| async move {
+            n.spawn(async move {
+                wait_all_tasks_blocked().await;
+                d.store(true, SeqCst);
+                Ok::<_, TestError>(())
+            });
+            wait_all_tasks_blocked().await; // the child waits too: both are woken together
+            wait_all_tasks_blocked().await; // so the child must have run by now
+            assert!(done.load(SeqCst), "iteration {i}: returned while a woken task had not run");
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// 100 timeouts, ~14 per instant, around hour-long sleeps: every one must fire, on time.
+#[hatchery::test(virtual_time)]
+async fn many_timeouts_each_fire_on_time() {
+    let fired = Counter::new();
+    nursery(|n| {
+        let fired = fired.clone();
+        async move {
+            for i in 0..100u64 {
+                let fired = fired.clone();
+                n.spawn(async move {
+                    let start = hatchery::now();
+                    if hatchery::move_on_after(secs(i % 7), sleep(HOUR)).await.is_none() {
+                        assert_eq!(hatchery::now() - start, secs(i % 7));
+                        fired.incr();
+                    }
+                    Ok::<_, TestError>(())
+                });
+            }
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(fired.get(), 100, "timeouts that did not fire: their hour-long sleep ended first");
 }

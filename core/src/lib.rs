@@ -79,7 +79,7 @@
 //!
 //! Errors come as [`NurseryError::Failed`], every error in the order they happened.
 //! Beyond fan-out: [`retry`] (exponential backoff with jitter on hatchery's clock, with
-//! [backon](crate::backon) policies), [`service`] (background work with a graceful
+//! [backon] policies), [`service`] (background work with a graceful
 //! shutdown) and [`batches`] (cut a stream into batches by size and time).
 //!
 //! # How cancellation works

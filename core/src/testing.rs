@@ -94,13 +94,13 @@ impl Clock {
     /// One busy thing is now blocked (or done). If nothing is busy any more, wake the
     /// `wait_all_tasks_blocked` callers, or else jump to the next deadline.
     fn unbusy(&self) {
-        let wake = {
+        let wake: Vec<Waker> = {
             let mut s = self.lock();
             s.busy -= 1;
             if s.busy != 0 {
                 return;
             }
-            if !s.idle_waiters.is_empty() {
+            let wake: Vec<Waker> = if !s.idle_waiters.is_empty() {
                 s.idle_waiters
                     .drain(..)
                     .map(|(w, fired)| {
@@ -118,9 +118,18 @@ impl Clock {
                 }
             } else {
                 Vec::new()
+            };
+            if wake.is_empty() {
+                return;
             }
+            // Stay busy until every one of them is woken (and so counted busy itself):
+            // otherwise the first to run could find everything blocked again and move
+            // the clock before the others have run.
+            s.busy += 1;
+            wake
         };
         wake.into_iter().for_each(Waker::wake);
+        self.unbusy();
     }
 
     fn now(&self) -> Instant {
@@ -231,22 +240,34 @@ impl Wake for TaskWaker {
     fn wake_by_ref(self: &Arc<Self>) {
         let mut state = self.state.load(Ordering::Acquire);
         loop {
-            let next = match state {
-                IDLE => SCHEDULED,
-                RUNNING => NOTIFIED,
-                _ => break,
-            };
-            match self
-                .state
-                .compare_exchange(state, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    if state == IDLE {
-                        self.clock.busy();
+            match state {
+                IDLE => {
+                    // Count the task busy *before* it is seen as scheduled, so that no
+                    // thread can find "everything blocked" in between.
+                    self.clock.busy();
+                    match self.state.compare_exchange(
+                        IDLE,
+                        SCHEDULED,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => break,
+                        Err(actual) => {
+                            self.clock.unbusy();
+                            state = actual;
+                        }
                     }
-                    break;
                 }
-                Err(actual) => state = actual,
+                RUNNING => match self.state.compare_exchange(
+                    RUNNING,
+                    NOTIFIED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => state = actual,
+                },
+                _ => break,
             }
         }
         if let Some(w) = &*self.inner.lock().unwrap_or_else(|e| e.into_inner()) {
@@ -680,6 +701,10 @@ impl Future for WaitAllTasksBlocked {
             .get_or_insert_with(|| Arc::new(AtomicBool::new(false)))
             .clone();
         let mut s = clock.lock();
+        // Released meanwhile (under this lock): don't leave a stale entry behind.
+        if fired.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
         s.idle_waiters.retain(|(_, f)| !Arc::ptr_eq(f, &fired));
         s.idle_waiters.push((cx.waker().clone(), fired));
         Poll::Pending
