@@ -60,21 +60,34 @@ async fn raising_and_lowering_total_tokens() {
         lim.set_total_tokens(3); // two more tokens: two waiters wake
         assert_eq!(lim.borrowed_tokens(), 3);
         assert_eq!(lim.statistics().tasks_waiting, 2);
-        let a = tokens.remove(0).join().await?;
-        let b = tokens.remove(0).join().await?;
+        // Which two is up to the FIFO order of their first polls (unspecified between
+        // siblings), so take whichever finished.
+        wait_all_tasks_blocked().await;
+        let (done, mut tokens): (Vec<_>, Vec<_>) =
+            tokens.into_iter().partition(|h| h.is_finished());
+        assert_eq!(done.len(), 2);
+        let mut held = Vec::new();
+        for h in done {
+            held.push(h.join().await?);
+        }
         // Lower below the number borrowed: holders keep their tokens.
         lim.set_total_tokens(1);
         assert_eq!(lim.borrowed_tokens(), 3);
         assert_eq!(lim.available_tokens(), 0);
-        drop(a);
-        drop(b);
+        drop(held);
         // 1 borrowed of 1: the waiters still wait.
         wait_all_tasks_blocked().await;
         assert_eq!(lim.statistics().tasks_waiting, 2);
+        assert!(tokens.iter().all(|h| !h.is_finished()));
         drop(first);
-        let c = tokens.remove(0).join().await?;
+        wait_all_tasks_blocked().await;
+        let (done, rest): (Vec<_>, Vec<_>) = tokens.into_iter().partition(|h| h.is_finished());
+        assert_eq!((done.len(), rest.len()), (1, 1));
         assert_eq!(lim.statistics().tasks_waiting, 1);
-        drop(c);
+        for h in done {
+            drop(h.join().await?);
+        }
+        tokens = rest;
         drop(tokens.remove(0).join().await?);
         Ok(())
     })
