@@ -97,44 +97,8 @@ const ROUNDS: usize = 1000;
 /// task it has just woken is not mistaken for "nothing will ever happen".
 const SETTLE_PATIENCE: Duration = Duration::from_secs(1);
 
-/// Deprecated: write `#[hatchery::test]` on an `async fn` instead. Kept until the
-/// combinator tests move over.
-///
-/// Defines one `#[test]` per backend for each `async fn name() { body }` it is given: a
-/// module `name` holding `tokio_current`, `tokio_multi` and `smol`, each of which runs
-/// `body` with [`Backend::run`]. Attributes on the function are copied onto all three
-/// tests.
-#[macro_export]
-macro_rules! backend_test {
-    ($( $(#[$meta:meta])* async fn $name:ident() $body:block )*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            $(#[$meta])*
-            #[test]
-            fn tokio_current() {
-                $crate::Backend::TokioCurrent.run(async move $body)
-            }
-
-            $(#[$meta])*
-            #[test]
-            fn tokio_multi() {
-                $crate::Backend::TokioMulti.run(async move $body)
-            }
-
-            $(#[$meta])*
-            #[test]
-            fn smol() {
-                $crate::Backend::Smol.run(async move $body)
-            }
-        }
-    )*};
-}
-
 /// A backend to run a root future on by hand, for tests that run many roots per `#[test]`
-/// (randomized trees) and for the deprecated [`backend_test!`]. Tests of one scenario use
-/// `#[hatchery::test]` instead.
+/// (randomized trees). Tests of one scenario use `#[hatchery::test]` instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// tokio's current-thread runtime: every task on the test's thread.
