@@ -295,6 +295,13 @@ impl<T> State<T> {
                         });
                         if !same {
                             w.scope = current_scope();
+                            // It may have been skipped while its old scope was cancelled
+                            // (a rendezvous sender then waits for a receiver): it takes
+                            // items again, so let a waiting sender know, as a new
+                            // receiver would.
+                            if w.takes() {
+                                self.wake_first_sender();
+                            }
                         }
                     }
                     return Poll::Pending;
