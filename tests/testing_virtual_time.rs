@@ -165,7 +165,12 @@ async fn simultaneous_timers_wake_together() {
         })
         .await
         .unwrap();
-        assert_eq!(seen, t, "iteration {i}: the child's 10 s sleep woke {:?} late", seen - t);
+        assert_eq!(
+            seen,
+            t,
+            "iteration {i}: the child's 10 s sleep woke {:?} late",
+            seen - t
+        );
     }
 }
 
@@ -185,7 +190,10 @@ async fn tasks_woken_together_all_run_before_the_next_release() {
             });
             wait_all_tasks_blocked().await; // the child waits too: both are woken together
             wait_all_tasks_blocked().await; // so the child must have run by now
-            assert!(done.load(SeqCst), "iteration {i}: returned while a woken task had not run");
+            assert!(
+                done.load(SeqCst),
+                "iteration {i}: returned while a woken task had not run"
+            );
             Ok(())
         })
         .await
@@ -204,7 +212,10 @@ async fn many_timeouts_each_fire_on_time() {
                 let fired = fired.clone();
                 n.spawn(async move {
                     let start = hatchery::now();
-                    if hatchery::move_on_after(secs(i % 7), sleep(HOUR)).await.is_none() {
+                    if hatchery::move_on_after(secs(i % 7), sleep(HOUR))
+                        .await
+                        .is_none()
+                    {
                         assert_eq!(hatchery::now() - start, secs(i % 7));
                         fired.incr();
                     }
@@ -216,5 +227,9 @@ async fn many_timeouts_each_fire_on_time() {
     })
     .await
     .unwrap();
-    assert_eq!(fired.get(), 100, "timeouts that did not fire: their hour-long sleep ended first");
+    assert_eq!(
+        fired.get(),
+        100,
+        "timeouts that did not fire: their hour-long sleep ended first"
+    );
 }
