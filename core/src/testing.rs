@@ -323,20 +323,21 @@ impl<F: Future> Future for Tracked<F> {
         }
         // Woken from idle without going through our waker (the executor polled us on
         // its own): count it busy for the poll.
-        if task
-            .state
-            .compare_exchange(IDLE, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        if task.state.load(Ordering::Acquire) == IDLE {
+            // Count first, as in `wake_by_ref`, so the task is never running uncounted.
             task.clock.busy();
-        } else {
-            let _ = task.state.compare_exchange(
-                SCHEDULED,
-                RUNNING,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            if task
+                .state
+                .compare_exchange(IDLE, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                // Woken meanwhile (and counted by the waker): give ours back.
+                task.clock.unbusy();
+            }
         }
+        let _ =
+            task.state
+                .compare_exchange(SCHEDULED, RUNNING, Ordering::AcqRel, Ordering::Acquire);
         let waker = Waker::from(task.clone());
         let mut tcx = Context::from_waker(&waker);
         let prev = CLOCK.with(|c| c.replace(Some(task.clock.clone())));
@@ -437,6 +438,17 @@ impl Drop for VirtualSleep {
 /// # Panics
 ///
 /// When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::testing::{elapsed, virtual_time};
+/// hatchery_tokio::run(virtual_time(async {
+///     hatchery::sleep(Duration::from_secs(86_400)).await; // a day, at once
+///     assert_eq!(elapsed(), Duration::from_secs(86_400));
+/// }));
+/// ```
 pub fn virtual_time<F: IntoFuture>(fut: F) -> TestRun<F::IntoFuture> {
     TestRun::new(fut.into_future(), true, true)
 }
@@ -630,6 +642,14 @@ pub fn backend() -> Option<&'static str> {
 }
 
 /// Whether the current code runs on a virtual clock.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::testing::{is_virtual_time, tracked, virtual_time};
+/// hatchery_smol::run(virtual_time(async { assert!(is_virtual_time()) }));
+/// hatchery_smol::run(tracked(async { assert!(!is_virtual_time()) }));
+/// ```
 pub fn is_virtual_time() -> bool {
     CLOCK.with(|c| c.borrow().as_ref().is_some_and(|c| c.virtual_time))
 }
