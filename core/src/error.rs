@@ -64,6 +64,22 @@ impl<E> NurseryError<E> {
     }
 
     /// The errors, in the order they happened (empty for `Cancelled`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::{nursery, NurseryError};
+    /// # hatchery_smol::run(async {
+    /// let r: Result<(), NurseryError<&str>> = nursery(|n| async move {
+    ///     n.spawn(async { Err::<(), _>("first") });
+    ///     Ok(())
+    /// }).await;
+    /// let e = r.unwrap_err();
+    /// assert!(!e.is_cancelled());
+    /// assert_eq!(e.errors(), ["first"]);
+    /// assert_eq!(e.into_first(), Some("first"));
+    /// # });
+    /// ```
     pub fn errors(&self) -> &[E] {
         match self {
             NurseryError::Failed(errors) => errors,
@@ -156,6 +172,21 @@ impl JoinError {
     }
 
     /// The task returned an error; the nursery reports it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    /// # hatchery_smol::run(async {
+    /// let mut handle = None;
+    /// let _ = nursery(|n| {
+    ///     handle = Some(n.spawn(async { Err::<(), _>("boom") }));
+    ///     async { Ok(()) }
+    /// }).await;
+    /// // The nursery reported "boom"; the handle only says what happened.
+    /// assert!(handle.unwrap().join().await.unwrap_err().is_failed());
+    /// # });
+    /// ```
     pub fn is_failed(&self) -> bool {
         self.kind == JoinKind::Failed
     }

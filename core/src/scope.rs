@@ -75,6 +75,17 @@ impl CancelScope {
     /// ([`now`](crate::now)).
     ///
     /// A deadline in the past cancels the body at its first suspension point.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{now, sleep, CancelScope};
+    /// # hatchery_smol::run(async {
+    /// let scope = CancelScope::new().with_deadline(now() + Duration::from_millis(5));
+    /// assert_eq!(scope.run(sleep(Duration::from_secs(3600))).await, None);
+    /// # });
+    /// ```
     pub fn with_deadline(mut self, deadline: Instant) -> CancelScope {
         self.node.set_deadline(Some(deadline));
         self.timeout = None;
@@ -95,6 +106,24 @@ impl CancelScope {
     }
 
     /// Shields the scope (if `shield` is true) from the cancellation of its ancestors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{move_on_after, sleep, CancelScope};
+    /// # hatchery_smol::run(async {
+    /// let mut done = false;
+    /// move_on_after(Duration::from_millis(1), async {
+    ///     // The outer deadline passes during the shielded work, which still finishes.
+    ///     CancelScope::new().with_shield(true).run(async {
+    ///         sleep(Duration::from_millis(10)).await;
+    ///         done = true;
+    ///     }).await;
+    /// }).await;
+    /// assert!(done);
+    /// # });
+    /// ```
     pub fn with_shield(self, shield: bool) -> CancelScope {
         self.node.set_shield(shield);
         self
@@ -120,6 +149,18 @@ impl CancelScope {
     /// # Panics
     ///
     /// When first polled outside a hatchery runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{sleep, CancelScope};
+    /// # hatchery_smol::run(async {
+    /// assert_eq!(CancelScope::new().run(async { 1 }).await, Some(1));
+    /// let scope = CancelScope::new().with_timeout(Duration::from_millis(5));
+    /// assert_eq!(scope.run(sleep(Duration::from_secs(3600))).await, None);
+    /// # });
+    /// ```
     pub fn run<F: IntoFuture>(self, fut: F) -> Run<F::IntoFuture> {
         Run {
             scoped: Scoped::new(self, fut.into_future()),
@@ -206,6 +247,19 @@ impl CancelHandle {
     /// Cancels the scope and everything inside it. Idempotent; works before the scope is
     /// entered (the body then runs to its first suspension point and is cancelled there)
     /// and after it has finished (no effect).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::{checkpoint, CancelScope};
+    /// # hatchery_smol::run(async {
+    /// let scope = CancelScope::new();
+    /// let handle = scope.handle();
+    /// handle.cancel(); // before entry: the body runs to its first suspension point
+    /// assert_eq!(scope.run(async { checkpoint().await; 1 }).await, None);
+    /// assert!(handle.cancel_called() && handle.cancelled_caught());
+    /// # });
+    /// ```
     pub fn cancel(&self) {
         self.node.cancel(node::EXPLICIT);
     }
@@ -233,6 +287,23 @@ impl CancelHandle {
     /// Sets or moves the deadline, also while the scope runs. An earlier deadline that has
     /// already passed cancels the scope right away; a later one postpones it; `None`
     /// removes it. Has no effect on a scope that was already cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{now, sleep, CancelScope};
+    /// # hatchery_smol::run(async {
+    /// let scope = CancelScope::new().with_timeout(Duration::from_millis(1));
+    /// let handle = scope.handle();
+    /// let out = scope.run(async {
+    ///     handle.set_deadline(now() + Duration::from_secs(3600)); // postpone
+    ///     sleep(Duration::from_millis(10)).await;
+    ///     "finished"
+    /// }).await;
+    /// assert_eq!(out, Some("finished"));
+    /// # });
+    /// ```
     pub fn set_deadline(&self, deadline: impl Into<Option<Instant>>) {
         self.node.set_deadline(deadline.into());
     }

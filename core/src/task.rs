@@ -249,6 +249,20 @@ impl<T> TaskHandle<T> {
     }
 
     /// Whether the task has finished (its future has been dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    /// # hatchery_smol::run(async {
+    /// let mut handle = None;
+    /// nursery(|n| {
+    ///     handle = Some(n.spawn(async { Ok::<_, std::io::Error>(()) }));
+    ///     async { Ok(()) }
+    /// }).await.unwrap();
+    /// assert!(handle.unwrap().is_finished()); // the nursery waited for it
+    /// # });
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.task.finished.load(Ordering::Acquire)
     }
@@ -318,6 +332,22 @@ trait StartSink<V>: Send + Sync {
 impl<V> TaskStatus<V> {
     /// Hands `value` to the caller of [`Nursery::start`] and moves this task into the
     /// nursery. From now on an error or panic of the task goes to the nursery.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let v = n.start(|status| async move {
+    ///         status.started("ready");
+    ///         Ok(())
+    ///     }).await?;
+    ///     assert_eq!(v, "ready");
+    ///     Ok::<_, anyhow::Error>(())
+    /// }).await.unwrap();
+    /// # });
+    /// ```
     pub fn started(self, value: V) {
         self.sink.started(value);
     }

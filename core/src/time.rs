@@ -227,6 +227,17 @@ impl Deadline {
 
     /// Time left until the deadline, as of `now`: zero if passed or cancelled, `None` if
     /// there is no deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use hatchery::Deadline;
+    /// let now = Instant::now();
+    /// assert_eq!(Deadline::Never.remaining(now), None);
+    /// assert_eq!(Deadline::Cancelled.remaining(now), Some(Duration::ZERO));
+    /// assert_eq!(Deadline::At(now + Duration::from_secs(2)).remaining(now), Some(Duration::from_secs(2)));
+    /// ```
     pub fn remaining(self, now: Instant) -> Option<Duration> {
         self.instant(now).map(|i| i.saturating_duration_since(now))
     }
