@@ -15,6 +15,7 @@
 //!   yet: open nurseries (they first drain their children), active shields, and pending
 //!   `start` calls. A cancelled runner drops its body only when its node has no holds.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
@@ -32,7 +33,13 @@ pub(crate) const DEADLINE: u8 = 2;
 /// Cancelled because a task of the nursery failed or panicked.
 pub(crate) const FAILURE: u8 = 3;
 
-pub(crate) struct Node {
+/// What a node may carry besides its scope state (see [`Node::ext`]).
+pub(crate) type Ext = dyn Any + Send + Sync;
+
+/// A scope of the tree. `Node` (with the default `X`) is the type-erased node every
+/// scope, nursery and task shares; a task allocates its node together with its own state
+/// as `Node<TaskExt<..>>`, one allocation that coerces to `Node`.
+pub(crate) struct Node<X: ?Sized = Ext> {
     /// Shields stop cancellation coming from ancestors.
     shield: AtomicBool,
     /// Task roots end the walk of holds: holds never cross a task boundary.
@@ -48,6 +55,11 @@ pub(crate) struct Node {
     /// This node's key in its parent's child list.
     key: AtomicUsize,
     inner: Mutex<Inner>,
+    /// Whether this node has ever had a child (set under `inner`'s lock, never cleared),
+    /// so that cancelling a leaf does not take its lock.
+    has_children: AtomicBool,
+    /// State that lives in the same allocation as the node (a task's future and result).
+    pub(crate) ext: X,
 }
 
 /// The parent link. Only task roots ever move (when `start` hands a task to its
@@ -67,7 +79,14 @@ struct Inner {
 
 impl Node {
     pub(crate) fn new(shield: bool, root: bool) -> Arc<Node> {
-        Arc::new(Node {
+        Arc::new(Node::with_ext(shield, root, ()))
+    }
+}
+
+impl<X> Node<X> {
+    /// A node carrying `ext`, to be put in an `Arc` and coerced to `Arc<Node>`.
+    pub(crate) fn with_ext(shield: bool, root: bool, ext: X) -> Node<X> {
+        Node {
             shield: AtomicBool::new(shield),
             root,
             cancelled: AtomicBool::new(false),
@@ -83,9 +102,13 @@ impl Node {
             },
             key: AtomicUsize::new(usize::MAX),
             inner: Mutex::new(Inner::default()),
-        })
+            has_children: AtomicBool::new(false),
+            ext,
+        }
     }
+}
 
+impl<X: ?Sized> Node<X> {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // No user code runs under this lock, so a poisoned lock still holds valid state.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -168,59 +191,47 @@ impl Node {
         false
     }
 
-    /// Links this node under `parent`, inheriting its cancellation. A node other than a
-    /// task root is attached at most once.
-    pub(crate) fn attach(self: &Arc<Self>, parent: &Arc<Node>) {
+    /// Unlinks this node from its parent's child list. Idempotent. The parent link of a
+    /// scope stays (it is only followed upwards, and children are held weakly, so no
+    /// cycle); a task root lets go of its parent.
+    pub(crate) fn detach(&self) {
         match &self.parent {
             Parent::Fixed(p) => {
-                if p.set(parent.clone()).is_err() {
-                    panic!("hatchery: internal error: scope entered twice");
+                let key = self.key.swap(usize::MAX, Ordering::AcqRel);
+                if key != usize::MAX {
+                    if let Some(parent) = p.get() {
+                        parent.remove_child(key);
+                    }
                 }
             }
             Parent::Movable(p) => {
-                *p.lock().unwrap_or_else(|e| e.into_inner()) = Some(parent.clone())
-            }
-        }
-        let inherit = {
-            let mut p = parent.lock();
-            let key = p
-                .children
-                .get_or_insert_with(Default::default)
-                .insert(Arc::downgrade(self));
-            self.key.store(key, Ordering::Release);
-            parent.is_cancelled()
-        };
-        if inherit && !self.is_shield() {
-            self.propagate();
-        }
-    }
-
-    /// Unlinks this node from its parent's child list. Idempotent. The parent link itself
-    /// stays (it is only followed upwards, and children are held weakly, so no cycle).
-    pub(crate) fn detach(&self) {
-        let key = self.key.swap(usize::MAX, Ordering::AcqRel);
-        if key == usize::MAX {
-            return;
-        }
-        let parent = match &self.parent {
-            Parent::Fixed(p) => p.get().cloned(),
-            Parent::Movable(p) => p.lock().unwrap_or_else(|e| e.into_inner()).take(),
-        };
-        if let Some(parent) = parent {
-            if let Some(children) = &mut parent.lock().children {
-                children.try_remove(key);
+                // Under the lock, to serialize with `link` and `reparent`.
+                let parent = p.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let key = self.key.swap(usize::MAX, Ordering::AcqRel);
+                if let (Some(parent), true) = (parent, key != usize::MAX) {
+                    parent.remove_child(key);
+                }
             }
         }
     }
 
-    /// Moves a task root to a new parent (used when `start` hands a task to its nursery).
-    pub(crate) fn reparent(self: &Arc<Self>, parent: &Arc<Node>) {
-        self.detach();
-        self.attach(parent);
+    fn remove_child(&self, key: usize) {
+        if let Some(children) = &mut self.lock().children {
+            children.try_remove(key);
+        }
+    }
+
+    fn movable(&self) -> &Mutex<Option<Arc<Node>>> {
+        match &self.parent {
+            Parent::Movable(p) => p,
+            Parent::Fixed(_) => {
+                unreachable!("hatchery: internal error: a scope used as a task root")
+            }
+        }
     }
 
     /// Cancels this node itself. The first reason sticks.
-    pub(crate) fn cancel(self: &Arc<Self>, reason: u8) {
+    pub(crate) fn cancel(&self, reason: u8) {
         let _ = self
             .reason
             .compare_exchange(NONE, reason, Ordering::AcqRel, Ordering::Acquire);
@@ -228,25 +239,41 @@ impl Node {
     }
 
     /// Marks this node and its unshielded subtree cancelled and wakes their runners.
-    fn propagate(self: &Arc<Self>) {
-        let mut stack = vec![self.clone()];
+    fn propagate(&self) {
+        if self.cancelled.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.waker.wake();
+        let mut stack = Vec::new();
+        self.cancel_children(&mut stack);
         while let Some(node) = stack.pop() {
-            // Setting the flag before reading the child list pairs with `attach`, which
-            // inserts under the parent's lock and then reads the flag: a new child either
-            // is in the list we read, or sees the flag.
-            if node.cancelled.swap(true, Ordering::AcqRel) {
+            node.cancel_children(&mut stack);
+        }
+    }
+
+    /// Marks this node's live, unshielded children cancelled and wakes them; pushes
+    /// those that have children of their own, to be walked next.
+    fn cancel_children(&self, stack: &mut Vec<Arc<Node>>) {
+        // Reading the flag after our caller set `cancelled` pairs with `attach`, which
+        // sets it under the lock and then reads `cancelled`: a new child either is in
+        // the list we read, or sees the flag.
+        if !self.has_children.load(Ordering::SeqCst) {
+            return;
+        }
+        let children: Vec<Arc<Node>> = match &self.lock().children {
+            Some(c) => c.iter().filter_map(|(_, w)| w.upgrade()).collect(),
+            None => return,
+        };
+        // Wake outside the lock: a waker is foreign code, and dropping the last
+        // reference to a child may run user destructors.
+        for child in children {
+            if child.is_shield() || child.cancelled.swap(true, Ordering::SeqCst) {
                 continue;
             }
-            node.waker.wake();
-            let inner = node.lock();
-            stack.extend(
-                inner
-                    .children
-                    .iter()
-                    .flat_map(|c| c.iter())
-                    .filter_map(|(_, w)| w.upgrade())
-                    .filter(|c| !c.is_shield()),
-            );
+            child.waker.wake();
+            if child.has_children.load(Ordering::SeqCst) {
+                stack.push(child);
+            }
         }
     }
 
@@ -273,11 +300,14 @@ impl Node {
     }
 
     /// The earliest deadline from this node up to (and including) the nearest shield.
-    pub(crate) fn effective_deadline(self: &Arc<Self>) -> Option<Instant> {
-        let mut best: Option<Instant> = None;
-        let mut cur = Some(self.clone());
+    pub(crate) fn effective_deadline(&self) -> Option<Instant> {
+        let mut best = self.deadline();
+        if self.is_shield() {
+            return best;
+        }
+        let mut cur = self.parent();
         while let Some(node) = cur {
-            if let Some(d) = node.lock().deadline {
+            if let Some(d) = node.deadline() {
                 best = Some(best.map_or(d, |b| b.min(d)));
             }
             if node.is_shield() {
@@ -290,18 +320,116 @@ impl Node {
 
     // ----- holds -----
 
-    fn add_holds(self: &Arc<Self>, up: bool) {
-        let mut cur = Some(self.clone());
+    fn add_holds(&self, up: bool) {
+        self.add_hold(up);
+        if self.root {
+            return;
+        }
+        let mut cur = self.parent();
         while let Some(node) = cur {
-            if up {
-                node.holds.fetch_add(1, Ordering::AcqRel);
-            } else {
-                node.holds.fetch_sub(1, Ordering::AcqRel);
-            }
+            node.add_hold(up);
             if node.root {
                 break;
             }
             cur = node.parent();
+        }
+    }
+
+    fn add_hold(&self, up: bool) {
+        if up {
+            self.holds.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.holds.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Node {
+    /// Links a scope or nursery node under `parent` on entry, inheriting its
+    /// cancellation. Such a node is attached at most once.
+    pub(crate) fn attach(self: &Arc<Self>, parent: &Arc<Node>) {
+        let Parent::Fixed(p) = &self.parent else {
+            unreachable!("hatchery: internal error: a task root attached as a scope");
+        };
+        if p.set(parent.clone()).is_err() {
+            panic!("hatchery: internal error: scope entered twice");
+        }
+        if self.insert_into(parent) && !self.is_shield() {
+            self.propagate();
+        }
+    }
+
+    /// Adds this node to `parent`'s child list. Returns whether `parent` is cancelled.
+    fn insert_into(self: &Arc<Self>, parent: &Node) -> bool {
+        let mut p = parent.lock();
+        let key = p
+            .children
+            .get_or_insert_with(Default::default)
+            .insert(Arc::downgrade(self));
+        self.key.store(key, Ordering::Release);
+        // Pairs with `cancel_children`: it sets the flag, then reads `has_children`.
+        parent.has_children.store(true, Ordering::SeqCst);
+        parent.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Gives a task root its parent, without linking it into the parent's child list yet:
+    /// a task is linked by [`link`](Node::link) when it first suspends, so a task that
+    /// finishes in its first poll never touches its parent's list.
+    pub(crate) fn set_parent(&self, parent: &Arc<Node>) {
+        *self.movable().lock().unwrap_or_else(|e| e.into_inner()) = Some(parent.clone());
+    }
+
+    /// Links a task root into its parent's child list if it is not linked yet, and
+    /// inherits the parent's cancellation. Until then the task only runs inside a poll,
+    /// and cancellation reaches it at the latest here, when it suspends.
+    #[inline]
+    pub(crate) fn link(self: &Arc<Self>) {
+        if self.key.load(Ordering::Acquire) != usize::MAX {
+            return;
+        }
+        let inherit = {
+            let p = self.movable().lock().unwrap_or_else(|e| e.into_inner());
+            match &*p {
+                Some(parent) if self.key.load(Ordering::Acquire) == usize::MAX => {
+                    self.insert_into(parent)
+                }
+                _ => false,
+            }
+        };
+        if inherit && !self.is_shield() {
+            self.propagate();
+        }
+    }
+
+    /// Inherits the cancellation of a task root's parent without linking (on the task's
+    /// first poll, so that code in it sees a cancellation that happened before).
+    pub(crate) fn inherit_parent(&self) {
+        let cancelled = self
+            .movable()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|p| p.is_cancelled());
+        if cancelled && !self.is_shield() {
+            self.propagate();
+        }
+    }
+
+    /// Moves a task root to a new parent (used when `start` hands a task to its nursery).
+    pub(crate) fn reparent(self: &Arc<Self>, parent: &Arc<Node>) {
+        let inherit = {
+            let mut p = self.movable().lock().unwrap_or_else(|e| e.into_inner());
+            let key = self.key.swap(usize::MAX, Ordering::AcqRel);
+            if key != usize::MAX {
+                if let Some(old) = p.as_ref() {
+                    old.remove_child(key);
+                }
+            }
+            *p = Some(parent.clone());
+            key != usize::MAX && self.insert_into(parent)
+        };
+        if inherit && !self.is_shield() {
+            self.propagate();
         }
     }
 }

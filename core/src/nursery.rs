@@ -267,7 +267,7 @@ impl<E: Send + 'static> Nursery<E> {
         T: Send + 'static,
     {
         self.shared.add_child()?;
-        Ok(task::spawn(&self.shared, &self.shared.node, fut, None))
+        Ok(task::spawn(&self.shared, fut))
     }
 
     /// Cancels the nursery: its body and every child (children spawned later too). Not an

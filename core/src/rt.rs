@@ -19,7 +19,7 @@
 //! use std::task::{Context, Poll, Wake, Waker};
 //! use std::time::{Duration, Instant};
 //!
-//! use hatchery::rt::{self, Runtime, Sleep};
+//! use hatchery::rt::{self, Runtime, Sleep, Task};
 //!
 //! /// Runs a future to completion on the current thread.
 //! fn block_on<F: Future>(fut: F) -> F::Output {
@@ -83,7 +83,7 @@
 //! struct Threads;
 //!
 //! impl Runtime for Threads {
-//!     fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
+//!     fn spawn(&self, task: Task) {
 //!         std::thread::spawn(move || block_on(task));
 //!     }
 //!     fn now(&self) -> Instant {
@@ -121,6 +121,7 @@ use std::time::Instant;
 use pin_project_lite::pin_project;
 
 use crate::node::Node;
+use crate::task::RawTask;
 
 /// An executor and clock that hatchery can run on.
 ///
@@ -130,10 +131,14 @@ use crate::node::Node;
 pub trait Runtime: Send + Sync + 'static {
     /// Spawns `task` to run to completion in the background.
     ///
-    /// hatchery tracks completion itself (the future reports back when it finishes), so
-    /// the executor only needs to poll it until it returns `Ready`. On a multi-threaded
-    /// executor tasks should be able to run in parallel.
-    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>);
+    /// hatchery tracks completion itself (the task reports back when it finishes), so the
+    /// executor only needs to poll it until it returns `Ready`, or drop it (an executor
+    /// shutting down may drop unfinished tasks: they then count as cancelled). On a
+    /// multi-threaded executor tasks should be able to run in parallel.
+    ///
+    /// [`Task`] is a plain `Future<Output = ()> + Send + 'static`, a few words in size:
+    /// spawn it as it is, without boxing it again.
+    fn spawn(&self, task: Task);
 
     /// The current time on this runtime's clock.
     ///
@@ -146,6 +151,63 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Runs `work` on a thread where blocking is allowed.
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>);
+}
+
+/// A hatchery task, handed to [`Runtime::spawn`]: a future to poll to completion.
+///
+/// A task spawned into a nursery keeps its future, its result and its place in the scope
+/// tree in a single allocation; `Task` is the executor's reference to it. Wrappers of a
+/// runtime (instrumentation, a test clock) can wrap a `Task` in their own future and
+/// turn that back into a `Task` with [`Task::from_future`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::rt::Task;
+///
+/// let task = Task::from_future(async { println!("polled by some executor") });
+/// # drop(task);
+/// ```
+pub struct Task {
+    inner: TaskInner,
+}
+
+enum TaskInner {
+    Raw(RawTask),
+    Boxed(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
+impl Task {
+    pub(crate) fn raw(raw: RawTask) -> Task {
+        Task {
+            inner: TaskInner::Raw(raw),
+        }
+    }
+
+    /// A task that polls `fut` (boxing it).
+    pub fn from_future<F: Future<Output = ()> + Send + 'static>(fut: F) -> Task {
+        Task {
+            inner: TaskInner::Boxed(Box::pin(fut)),
+        }
+    }
+}
+
+impl Future for Task {
+    type Output = ();
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.get_mut().inner {
+            TaskInner::Raw(raw) => raw.poll(cx),
+            TaskInner::Boxed(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task").finish_non_exhaustive()
+    }
 }
 
 /// A timer future made by [`Runtime::sleep_until`].

@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use crate::error::{JoinError, StartError};
 use crate::node::{self, Hold, Node};
 use crate::nursery::{Nursery, Panic, Shared};
-use crate::rt::{self, Ctx};
+use crate::rt::{self, Ctx, Task};
 
 /// How a task ended, minus its value.
 pub(crate) enum End<E> {
@@ -30,153 +30,231 @@ pub(crate) trait Route<E>: Send + Sync {
     fn end(&self, end: End<E>) -> Option<End<E>>;
 }
 
-/// What a task shares with its [`TaskHandle`].
-struct TaskShared<T> {
-    node: Arc<Node>,
+#[allow(unsafe_code)]
+mod raw;
+
+pub(crate) use raw::RawTask;
+use raw::{Body, Erased, RunSlot};
+
+/// What a task shares with its [`TaskHandle`]: how it ended.
+struct Output<T> {
     result: Mutex<Option<Result<T, JoinError>>>,
     finished: AtomicBool,
     waker: AtomicWaker,
 }
 
+/// A handle's view of a task's allocation.
+trait HasOutput<T>: Send + Sync {
+    fn output(&self) -> &Output<T>;
+}
+
+/// Everything a task keeps besides its node, in the node's allocation.
+pub(crate) struct TaskBody<F, T, E> {
+    output: Output<T>,
+    run: RunSlot<RunState<F, E>>,
+}
+
+pin_project! {
+    /// What only the runner (the executor's [`RawTask`]) touches.
+    #[project = RunStateProj]
+    pub(crate) struct RunState<F, E> {
+        #[pin]
+        fut: Option<F>,
+        // The task's context; its node is this very allocation, a reference cycle
+        // broken when the task finishes.
+        ctx: Option<Ctx>,
+        nursery: Option<Arc<Shared<E>>>,
+        route: Option<Arc<dyn Route<E>>>,
+        polled: bool,
+        done: bool,
+    }
+}
+
+type Cell<F, T, E> = Node<TaskBody<F, T, E>>;
+
 /// Spawns `fut` as a child of `nursery`, cancelled through `parent` (the nursery's node,
 /// or the caller's for a task that has not `started` yet). The caller has already counted
-/// the child with `add_child`.
-pub(crate) fn spawn<F, T, E>(
+/// the child with `add_child`. Returns the task's allocation.
+fn spawn_cell<F, T, E>(
     nursery: &Arc<Shared<E>>,
     parent: &Arc<Node>,
     fut: F,
     route: Option<Arc<dyn Route<E>>>,
-) -> TaskHandle<T>
+) -> Arc<Cell<F, T, E>>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
 {
-    let node = Node::new(false, true);
-    node.attach(parent);
-    let task = Arc::new(TaskShared {
-        node: node.clone(),
-        result: Mutex::new(None),
-        finished: AtomicBool::new(false),
-        waker: AtomicWaker::new(),
-    });
-    let runner = Runner {
-        fut: Some(fut),
-        ctx: Some(Ctx {
+    let body = TaskBody {
+        output: Output {
+            result: Mutex::new(None),
+            finished: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        },
+        run: RunSlot::new(RunState {
+            fut: Some(fut),
+            ctx: None,
+            nursery: Some(nursery.clone()),
+            route,
+            polled: false,
+            done: false,
+        }),
+    };
+    let (raw, cell) = RawTask::new(Node::with_ext(false, true, body), |cell, state| {
+        let node: Arc<Node> = cell.clone();
+        node.set_parent(parent);
+        *state.project().ctx = Some(Ctx {
             rt: nursery.rt.clone(),
             node,
-        }),
-        task: task.clone(),
-        nursery: nursery.clone(),
-        route,
-        polled: false,
-        done: false,
-    };
-    nursery.rt.spawn(Box::pin(runner));
-    TaskHandle { task }
+        });
+    });
+    nursery.rt.spawn(Task::raw(raw));
+    cell
 }
 
-pin_project! {
-    /// Polls a child task with its context installed, and reports how it ended.
-    pub(crate) struct Runner<F, T, E> {
-        #[pin]
-        fut: Option<F>,
-        ctx: Option<Ctx>,
-        task: Arc<TaskShared<T>>,
-        nursery: Arc<Shared<E>>,
-        route: Option<Arc<dyn Route<E>>>,
-        polled: bool,
-        done: bool,
-    }
-
-    impl<F, T, E> PinnedDrop for Runner<F, T, E> {
-        fn drop(this: Pin<&mut Self>) {
-            // The executor dropped the task before it finished (e.g. at shutdown): it
-            // counts as cancelled, so the nursery is not left waiting for it.
-            let this = this.project();
-            if !*this.done {
-                *this.done = true;
-                let fut = this.fut;
-                finish(fut, this.task, this.nursery, this.route, End::Cancelled, None);
-            }
-        }
-    }
-}
-
-impl<F, T, E> Future for Runner<F, T, E>
+/// Spawns a task whose handle the caller wants (see [`spawn_cell`]).
+pub(crate) fn spawn<F, T, E>(nursery: &Arc<Shared<E>>, fut: F) -> TaskHandle<T>
 where
-    F: Future<Output = Result<T, E>>,
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
 {
-    type Output = ();
+    TaskHandle {
+        cell: spawn_cell(nursery, &nursery.node, fut, None),
+    }
+}
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
+impl<F, T, E> HasOutput<T> for TaskBody<F, T, E>
+where
+    F: Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    fn output(&self) -> &Output<T> {
+        &self.output
+    }
+}
+
+impl<F, T, E> Body for TaskBody<F, T, E>
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    type State = RunState<F, E>;
+
+    fn slot(&self) -> &RunSlot<RunState<F, E>> {
+        &self.run
+    }
+
+    fn poll(
+        &self,
+        node: &Node<dyn Erased>,
+        state: Pin<&mut RunState<F, E>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        let mut this = state.project();
         if *this.done {
             return Poll::Ready(());
         }
-        let node = &this.task.node;
         let (end, value) = if *this.polled && node.should_drop() {
             (End::Cancelled, None)
         } else {
-            node.register(cx.waker());
-            *this.polled = true;
+            if !*this.polled {
+                *this.polled = true;
+                this.ctx
+                    .as_ref()
+                    .expect("task context")
+                    .node
+                    .inherit_parent();
+            }
             let fut = this.fut.as_mut().as_pin_mut().expect("task future present");
-            let ctx = this.ctx;
+            let ctx = &mut *this.ctx;
             match catch_unwind(AssertUnwindSafe(|| rt::enter_with(ctx, || fut.poll(cx)))) {
-                Ok(Poll::Pending) if !node.should_drop() => return Poll::Pending,
-                Ok(Poll::Pending) => (End::Cancelled, None),
+                Ok(Poll::Pending) => {
+                    // Registering only now is enough: a cancellation from here on wakes
+                    // us, and one that came earlier is seen by `should_drop` below.
+                    node.register(cx.waker());
+                    this.ctx.as_ref().expect("task context").node.link();
+                    if !node.should_drop() {
+                        return Poll::Pending;
+                    }
+                    (End::Cancelled, None)
+                }
                 Ok(Poll::Ready(Ok(v))) => (End::Value, Some(v)),
                 Ok(Poll::Ready(Err(e))) => (End::Failed(e), None),
                 Err(p) => (End::Panicked(p), None),
             }
         };
         *this.done = true;
-        finish(this.fut, this.task, this.nursery, this.route, end, value);
+        self.finish(node, this, end, value);
         Poll::Ready(())
+    }
+
+    fn abort(&self, node: &Node<dyn Erased>, state: Pin<&mut RunState<F, E>>) {
+        // The executor dropped the task before it finished (e.g. at shutdown): it counts
+        // as cancelled, so the nursery is not left waiting for it.
+        let this = state.project();
+        if !*this.done {
+            *this.done = true;
+            self.finish(node, this, End::Cancelled, None);
+        }
     }
 }
 
-/// Drops the task's future, then reports its end: errors and panics to the nursery (or to
-/// `start`), the value to the handle, and finally the child count, so that by the time the
-/// nursery sees zero children every child future has been dropped and every handle has
-/// its result.
-fn finish<F, T, E>(
-    mut fut: Pin<&mut Option<F>>,
-    task: &Arc<TaskShared<T>>,
-    nursery: &Arc<Shared<E>>,
-    route: &Option<Arc<dyn Route<E>>>,
-    mut end: End<E>,
-    value: Option<T>,
-) {
-    if let Err(p) = catch_unwind(AssertUnwindSafe(|| fut.set(None))) {
-        if !matches!(end, End::Panicked(_)) {
-            end = End::Panicked(p);
+impl<F, T, E> TaskBody<F, T, E>
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    /// Drops the task's future, then reports its end: errors and panics to the nursery
+    /// (or to `start`), the value to the handle, and finally the child count, so that by
+    /// the time the nursery sees zero children every child future has been dropped and
+    /// every handle has its result.
+    fn finish(
+        &self,
+        node: &Node<dyn Erased>,
+        mut this: RunStateProj<'_, F, E>,
+        mut end: End<E>,
+        value: Option<T>,
+    ) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| this.fut.set(None))) {
+            if !matches!(end, End::Panicked(_)) {
+                end = End::Panicked(p);
+            }
         }
+        let end = match this.route.take() {
+            Some(route) => route.end(end),
+            None => Some(end),
+        };
+        let nursery = this.nursery.take().expect("hatchery: task finished twice");
+        let result = match end {
+            Some(End::Value) => match value {
+                Some(v) => Ok(v),
+                None => Err(JoinError::cancelled()),
+            },
+            Some(End::Failed(e)) => {
+                nursery.fail(e);
+                Err(JoinError::failed())
+            }
+            Some(End::Panicked(p)) => {
+                nursery.panicked(p);
+                Err(JoinError::panicked())
+            }
+            Some(End::Cancelled) | None => Err(JoinError::cancelled()),
+        };
+        let output = &self.output;
+        *output.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        output.finished.store(true, Ordering::Release);
+        output.waker.wake();
+        node.detach();
+        // Break the cycle through the context (its node is this allocation).
+        let ctx = this.ctx.take();
+        nursery.child_done();
+        drop(ctx);
     }
-    let end = match route {
-        Some(route) => route.end(end),
-        None => Some(end),
-    };
-    let result = match end {
-        Some(End::Value) => match value {
-            Some(v) => Ok(v),
-            None => Err(JoinError::cancelled()),
-        },
-        Some(End::Failed(e)) => {
-            nursery.fail(e);
-            Err(JoinError::failed())
-        }
-        Some(End::Panicked(p)) => {
-            nursery.panicked(p);
-            Err(JoinError::panicked())
-        }
-        Some(End::Cancelled) | None => Err(JoinError::cancelled()),
-    };
-    *task.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-    task.finished.store(true, Ordering::Release);
-    task.waker.wake();
-    task.node.detach();
-    nursery.child_done();
 }
 
 /// A handle to a task spawned with [`Nursery::spawn`]: wait for its value, cancel just
@@ -185,7 +263,7 @@ fn finish<F, T, E>(
 /// Dropping the handle does not cancel the task; it keeps running as part of its
 /// nursery.
 pub struct TaskHandle<T> {
-    task: Arc<TaskShared<T>>,
+    cell: Arc<Node<dyn HasOutput<T>>>,
 }
 
 impl<T> TaskHandle<T> {
@@ -221,7 +299,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn join(self) -> Join<T> {
-        Join { task: self.task }
+        Join { cell: self.cell }
     }
 
     /// Cancels this task only. Its handle then reports [`JoinError::is_cancelled`]; this
@@ -245,7 +323,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn cancel(&self) {
-        self.task.node.cancel(node::EXPLICIT);
+        self.cell.cancel(node::EXPLICIT);
     }
 
     /// Whether the task has finished (its future has been dropped).
@@ -264,7 +342,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.task.finished.load(Ordering::Acquire)
+        self.cell.ext.output().finished.load(Ordering::Acquire)
     }
 }
 
@@ -279,7 +357,7 @@ impl<T> fmt::Debug for TaskHandle<T> {
 /// Future returned by [`TaskHandle::join`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Join<T> {
-    task: Arc<TaskShared<T>>,
+    cell: Arc<Node<dyn HasOutput<T>>>,
 }
 
 impl<T> Future for Join<T> {
@@ -289,14 +367,14 @@ impl<T> Future for Join<T> {
         if rt::current_cancelled() {
             return Poll::Pending;
         }
-        if !self.task.finished.load(Ordering::Acquire) {
-            self.task.waker.register(cx.waker());
-            if !self.task.finished.load(Ordering::Acquire) {
+        let output = self.cell.ext.output();
+        if !output.finished.load(Ordering::Acquire) {
+            output.waker.register(cx.waker());
+            if !output.finished.load(Ordering::Acquire) {
                 return Poll::Pending;
             }
         }
-        let taken = self
-            .task
+        let taken = output
             .result
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -308,7 +386,10 @@ impl<T> Future for Join<T> {
 impl<T> fmt::Debug for Join<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Join")
-            .field("finished", &self.task.finished.load(Ordering::Acquire))
+            .field(
+                "finished",
+                &self.cell.ext.output().finished.load(Ordering::Acquire),
+            )
             .finish()
     }
 }
@@ -533,13 +614,12 @@ where
             this.hold = Some(Hold::new(&caller.node));
             let route: Arc<dyn Route<E>> = this.shared.clone();
             // Lock so that a `started` racing with the spawn sees the child node.
-            let handle = {
+            {
                 let mut s = this.shared.lock();
-                let h = spawn(&this.nursery.shared, &caller.node, fut, Some(route));
-                s.child = Some(h.task.node.clone());
-                h
-            };
-            drop(handle);
+                let shared = &this.nursery.shared;
+                let cell: Arc<Node> = spawn_cell(shared, &caller.node, fut, Some(route));
+                s.child = Some(cell);
+            }
         }
         this.shared.waker.register(cx.waker());
         let mut s = this.shared.lock();

@@ -57,7 +57,7 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use crate::rt::{self, Runtime, Sleep};
+use crate::rt::{self, Runtime, Sleep, Task};
 
 /// The clock and task bookkeeping shared by everything inside one [`virtual_time`] (or
 /// [`tracked`]) run.
@@ -179,11 +179,11 @@ struct TrackedRuntime {
 }
 
 impl Runtime for TrackedRuntime {
-    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
+    fn spawn(&self, task: Task) {
         self.clock.busy();
         self.clock
             .base
-            .spawn(Box::pin(Tracked::new(self.clock.clone(), task)));
+            .spawn(Task::from_future(Tracked::new(self.clock.clone(), task)));
     }
 
     fn now(&self) -> Instant {

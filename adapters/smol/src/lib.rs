@@ -31,7 +31,7 @@ use async_executor::Executor;
 use async_io::Timer;
 use event_listener::Event;
 use hatchery::futures::Enter;
-use hatchery::rt::{Runtime, Sleep};
+use hatchery::rt::{Runtime, Sleep, Task};
 
 /// The [`Runtime`] implementation for a smol executor.
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ impl SmolRuntime {
 }
 
 impl Runtime for SmolRuntime {
-    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
+    fn spawn(&self, task: Task) {
         self.executor.spawn(task).detach();
     }
 

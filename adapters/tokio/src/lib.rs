@@ -28,7 +28,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use hatchery::futures::Enter;
-use hatchery::rt::{Runtime, Sleep};
+use hatchery::rt::{Runtime, Sleep, Task};
 
 /// The [`Runtime`] implementation for a tokio runtime, identified by its handle.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ impl TokioRuntime {
 }
 
 impl Runtime for TokioRuntime {
-    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
+    fn spawn(&self, task: Task) {
         drop(self.handle.spawn(task));
     }
 
