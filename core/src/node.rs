@@ -359,6 +359,38 @@ impl Node {
         }
     }
 
+    /// [`attach`](Node::attach), also setting the first deadline. A scope nobody holds a
+    /// handle to is set up without atomics or locks.
+    pub(crate) fn enter(this: &mut Arc<Node>, parent: &Arc<Node>, deadline: Option<Instant>) {
+        match Arc::get_mut(this) {
+            Some(node) => {
+                let Parent::Fixed(p) = &mut node.parent else {
+                    unreachable!("hatchery: internal error: a task root entered as a scope");
+                };
+                assert!(
+                    p.get().is_none(),
+                    "hatchery: internal error: scope entered twice"
+                );
+                *p = OnceLock::from(parent.clone());
+                if deadline.is_some() {
+                    node.inner
+                        .get_mut()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .deadline = deadline;
+                }
+                if this.insert_into(parent) && !this.is_shield() {
+                    this.propagate();
+                }
+            }
+            None => {
+                if let Some(d) = deadline {
+                    this.init_deadline(d);
+                }
+                this.attach(parent);
+            }
+        }
+    }
+
     /// Adds this node to `parent`'s child list. Returns whether `parent` is cancelled.
     fn insert_into(self: &Arc<Self>, parent: &Node) -> bool {
         let mut p = parent.lock();
@@ -367,8 +399,11 @@ impl Node {
             .get_or_insert_with(Default::default)
             .insert(Arc::downgrade(self));
         self.key.store(key, Ordering::Release);
-        // Pairs with `cancel_children`: it sets the flag, then reads `has_children`.
-        parent.has_children.store(true, Ordering::SeqCst);
+        // Pairs with `cancel_children`: it sets the flag, then reads `has_children`. (A
+        // flag already set was set under this lock, which orders it for us.)
+        if !parent.has_children.load(Ordering::Relaxed) {
+            parent.has_children.store(true, Ordering::SeqCst);
+        }
         parent.cancelled.load(Ordering::SeqCst)
     }
 

@@ -272,6 +272,39 @@ pub(crate) fn enter_with<R>(slot: &mut Option<Ctx>, f: impl FnOnce() -> R) -> R 
     f()
 }
 
+/// Polls `f` with `node` as the innermost scope of the current context, swapping it in
+/// and back out (no reference counts change), even on panic.
+///
+/// # Panics
+///
+/// Outside a hatchery context.
+pub(crate) fn enter_node<R>(node: &mut Arc<Node>, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a> {
+        node: &'a mut Arc<Node>,
+    }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            swap_node(self.node);
+        }
+    }
+    swap_node(node);
+    let _restore = Restore { node };
+    f()
+}
+
+fn swap_node(node: &mut Arc<Node>) {
+    CURRENT.with(|c| {
+        let mut c = c.borrow_mut();
+        let ctx = c.as_mut().expect(NO_RUNTIME);
+        std::mem::swap(&mut ctx.node, node);
+    });
+}
+
+/// The current runtime's clock, or the system clock outside hatchery.
+pub(crate) fn now_or_instant() -> Instant {
+    with_current(|c| c.map_or_else(Instant::now, |c| c.rt.now()))
+}
+
 /// Installs `runtime` for everything `fut` does, making `fut` the root of a hatchery
 /// task tree.
 ///

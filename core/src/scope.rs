@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use pin_project_lite::pin_project;
 
 use crate::node::{self, Hold, Node};
-use crate::rt::{self, Ctx, Sleep};
+use crate::rt::{self, Runtime, Sleep};
 
 /// A region of code that can be cancelled as a unit: explicitly through its
 /// [`CancelHandle`], or by a deadline.
@@ -353,7 +353,7 @@ impl Timer {
 
     /// Checks the node's deadline: cancels the node if it has passed, otherwise makes sure
     /// a timer will wake this task when it does.
-    pub(crate) fn poll(&mut self, node: &Arc<Node>, ctx: &Ctx, cx: &mut Context<'_>) {
+    pub(crate) fn poll(&mut self, node: &Arc<Node>, rt: &dyn Runtime, cx: &mut Context<'_>) {
         let version = node.deadline_version();
         if version != self.version {
             self.version = version;
@@ -363,7 +363,7 @@ impl Timer {
                 self.armed_for = None;
                 return;
             };
-            let now = self.now.take().unwrap_or_else(|| ctx.rt.now());
+            let now = self.now.take().unwrap_or_else(|| rt.now());
             if deadline <= now {
                 node.cancel(node::DEADLINE);
                 return;
@@ -371,7 +371,7 @@ impl Timer {
             let wake_at = deadline.min(now + MAX_TIMER);
             match &mut self.sleep {
                 Some(s) => s.as_mut().reset(wake_at),
-                None => self.sleep = Some(ctx.rt.sleep_until(wake_at)),
+                None => self.sleep = Some(rt.sleep_until(wake_at)),
             }
             self.armed_for = Some(wake_at);
         }
@@ -380,7 +380,7 @@ impl Timer {
                 return;
             }
             let deadline = node.deadline();
-            let now = ctx.rt.now();
+            let now = rt.now();
             match deadline {
                 Some(d) if d <= now => {
                     node.cancel(node::DEADLINE);
@@ -415,7 +415,6 @@ pin_project! {
         body: Option<F>,
         node: Arc<Node>,
         timeout: Option<(Duration, u64)>,
-        ctx: Option<Ctx>,
         timer: Timer,
         hold: Option<Hold>,
         entered: bool,
@@ -439,7 +438,6 @@ impl<F: Future> Scoped<F> {
             body: Some(body),
             node: scope.node,
             timeout: scope.timeout,
-            ctx: None,
             timer: Timer::new(),
             hold: None,
             entered: false,
@@ -462,37 +460,36 @@ impl<F: Future> Scoped<F> {
             !*this.done,
             "hatchery: scope future polled after completion"
         );
-        let node = this.node;
         if !*this.entered {
             *this.entered = true;
-            let parent = rt::current();
-            node.attach(&parent.node);
-            if let Some((timeout, version)) = this.timeout.take() {
-                // Only if no deadline was set through a handle since `with_timeout`.
-                if node.deadline_version() == version {
-                    let now = parent.rt.now();
-                    this.timer.now = Some(now);
-                    // `None` on overflow: a timeout too large to represent is no deadline.
-                    if let Some(deadline) = now.checked_add(timeout) {
-                        node.init_deadline(deadline);
+            let node = &mut *this.node;
+            let (timer, hold, timeout) = (&mut *this.timer, &mut *this.hold, this.timeout.take());
+            rt::with_current(|parent| {
+                let parent = parent.expect(rt::NO_RUNTIME);
+                let mut deadline = None;
+                if let Some((timeout, version)) = timeout {
+                    // Only if no deadline was set through a handle since `with_timeout`.
+                    if node.deadline_version() == version {
+                        let now = parent.rt.now();
+                        timer.now = Some(now);
+                        // `None` on overflow: a timeout too large to represent is no
+                        // deadline.
+                        deadline = now.checked_add(timeout);
                     }
                 }
-            }
-            if node.is_shield() {
-                *this.hold = Some(Hold::new(&parent.node));
-            }
-            *this.ctx = Some(Ctx {
-                rt: parent.rt,
-                node: node.clone(),
+                Node::enter(node, &parent.node, deadline);
+                if node.is_shield() {
+                    *hold = Some(Hold::new(&parent.node));
+                }
             });
-        } else if node.should_drop() {
+        } else if this.node.should_drop() {
             // Cancelled while suspended: drop the body where it stands.
-            let ctx = this.ctx.as_ref().expect("entered");
-            return finish_cancelled(this.body, this.hold, node, ctx, this.done);
+            return finish_cancelled(this.body, this.hold, this.node, this.done);
         }
-        node.register(cx.waker());
         let body = this.body.as_mut().as_pin_mut().expect("body present");
-        let poll = rt::enter_with(this.ctx, || body.poll(cx));
+        // The body runs with this scope as the innermost one.
+        let poll = rt::enter_node(this.node, || body.poll(cx));
+        let node = &*this.node;
         if let Poll::Ready(v) = poll {
             this.body.set(None);
             this.hold.take();
@@ -500,13 +497,15 @@ impl<F: Future> Scoped<F> {
             node.detach();
             return Poll::Ready(Outcome::Done(v));
         }
+        // Registering only now is enough: a cancellation from here on wakes us, and one
+        // that came earlier is seen by `should_drop` below.
+        node.register(cx.waker());
         if !node.is_cancelled() {
-            let ctx = this.ctx.as_ref().expect("entered");
-            this.timer.poll(node, ctx, cx);
+            let timer = &mut *this.timer;
+            rt::with_current(|c| timer.poll(node, &*c.expect(rt::NO_RUNTIME).rt, cx));
         }
         if node.should_drop() {
-            let ctx = this.ctx.as_ref().expect("entered");
-            return finish_cancelled(this.body, this.hold, node, ctx, this.done);
+            return finish_cancelled(this.body, this.hold, node, this.done);
         }
         Poll::Pending
     }
@@ -518,13 +517,12 @@ fn finish_cancelled<F, T>(
     mut body: Pin<&mut Option<F>>,
     hold: &mut Option<Hold>,
     node: &Arc<Node>,
-    ctx: &Ctx,
     done: &mut bool,
 ) -> Poll<Outcome<T>> {
     body.set(None);
     hold.take();
     let reason = node.reason();
-    if reason != node::NONE && !node.outer_cancelled(ctx.rt.now()) {
+    if reason != node::NONE && !node.outer_cancelled(rt::now_or_instant()) {
         node.set_caught();
         *done = true;
         node.detach();
