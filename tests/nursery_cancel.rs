@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hatchery::testing::elapsed;
 use hatchery::{
-    checkpoint, current_effective_deadline, move_on_after, nursery, sleep, CancelScope,
+    checkpoint, current_effective_deadline, move_on_after, nursery, sleep, CancelScope, Deadline,
     NurseryError,
 };
 use hatchery_tests::{backend, secs, until, Counter, Log, TestError, HOUR};
@@ -223,6 +223,36 @@ async fn n5_unpolled_children_get_first_poll() {
     .await;
     assert!(r.unwrap_err().is_cancelled());
     assert_eq!(first_polls.get(), 20);
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// N5, C2: a child joins its parent's child list only when it first suspends; a
+/// cancellation that came before its first poll is still visible inside that poll.
+#[hatchery::test(virtual_time)]
+async fn n5_cancel_before_first_poll_is_seen_in_it() {
+    let seen = Log::new();
+    let r = nursery(|n| {
+        let seen = seen.clone();
+        async move {
+            for _ in 0..5 {
+                let seen = seen.clone();
+                n.spawn(async move {
+                    seen.push(match current_effective_deadline() {
+                        Deadline::Cancelled => "cancelled",
+                        _ => "not cancelled",
+                    });
+                    sleep(HOUR).await;
+                    Ok::<_, TestError>(())
+                });
+            }
+            n.cancel();
+            Ok(())
+        }
+    })
+    .await;
+    // The body produced its value before the cancel took effect (N4).
+    assert_eq!(r, Ok(()));
+    assert_eq!(seen.events(), ["cancelled"; 5]);
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
