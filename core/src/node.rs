@@ -38,7 +38,7 @@ pub(crate) type Ext = dyn Any + Send + Sync;
 
 /// A scope of the tree. `Node` (with the default `X`) is the type-erased node every
 /// scope, nursery and task shares; a task allocates its node together with its own state
-/// as `Node<TaskExt<..>>`, one allocation that coerces to `Node`.
+/// as `Node<TaskBody<..>>`, one allocation that coerces to `Node`.
 pub(crate) struct Node<X: ?Sized = Ext> {
     /// Shields stop cancellation coming from ancestors.
     shield: AtomicBool,
@@ -206,8 +206,10 @@ impl<X: ?Sized> Node<X> {
             }
             Parent::Movable(p) => {
                 // Under the lock, to serialize with `link` and `reparent`.
-                let parent = p.lock().unwrap_or_else(|e| e.into_inner()).take();
-                let key = self.key.swap(usize::MAX, Ordering::AcqRel);
+                let (parent, key) = {
+                    let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+                    (p.take(), self.key.swap(usize::MAX, Ordering::AcqRel))
+                };
                 if let (Some(parent), true) = (parent, key != usize::MAX) {
                     parent.remove_child(key);
                 }
