@@ -38,7 +38,7 @@ pub(crate) type Ext = dyn Any + Send + Sync;
 
 /// A scope of the tree. `Node` (with the default `X`) is the type-erased node every
 /// scope, nursery and task shares; a task allocates its node together with its own state
-/// as `Node<TaskBody<..>>`, one allocation that coerces to `Node`.
+/// as `Node<Cell<TaskBody<..>>>`, one allocation that coerces to `Node`.
 pub(crate) struct Node<X: ?Sized = Ext> {
     /// Shields stop cancellation coming from ancestors.
     shield: AtomicBool,
@@ -337,6 +337,13 @@ impl<X: ?Sized> Node<X> {
         }
     }
 
+    /// Takes on the cancellation of a parent that is cancelled (unless a shield).
+    fn inherit(&self, parent_cancelled: bool) {
+        if parent_cancelled && !self.is_shield() {
+            self.propagate();
+        }
+    }
+
     fn add_hold(&self, up: bool) {
         if up {
             self.holds.fetch_add(1, Ordering::AcqRel);
@@ -356,9 +363,7 @@ impl Node {
         if p.set(parent.clone()).is_err() {
             panic!("hatchery: internal error: scope entered twice");
         }
-        if self.insert_into(parent) && !self.is_shield() {
-            self.propagate();
-        }
+        self.inherit(self.insert_into(parent));
     }
 
     /// [`attach`](Node::attach), also setting the first deadline. A scope nobody holds a
@@ -380,9 +385,7 @@ impl Node {
                         .unwrap_or_else(|e| e.into_inner())
                         .deadline = deadline;
                 }
-                if this.insert_into(parent) && !this.is_shield() {
-                    this.propagate();
-                }
+                this.inherit(this.insert_into(parent));
             }
             None => {
                 if let Some(d) = deadline {
@@ -433,9 +436,7 @@ impl Node {
                 _ => false,
             }
         };
-        if inherit && !self.is_shield() {
-            self.propagate();
-        }
+        self.inherit(inherit);
     }
 
     /// Inherits the cancellation of a task root's parent without linking (on the task's
@@ -447,9 +448,7 @@ impl Node {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .is_some_and(|p| p.is_cancelled());
-        if cancelled && !self.is_shield() {
-            self.propagate();
-        }
+        self.inherit(cancelled);
     }
 
     /// Moves a task root to a new parent (used when `start` hands a task to its nursery).
@@ -465,9 +464,7 @@ impl Node {
             *p = Some(parent.clone());
             key != usize::MAX && self.insert_into(parent)
         };
-        if inherit && !self.is_shield() {
-            self.propagate();
-        }
+        self.inherit(inherit);
     }
 }
 

@@ -300,11 +300,6 @@ fn swap_node(node: &mut Arc<Node>) {
     });
 }
 
-/// The current runtime's clock, or the system clock outside hatchery.
-pub(crate) fn now_or_instant() -> Instant {
-    with_current(|c| c.map_or_else(Instant::now, |c| c.rt.now()))
-}
-
 /// Installs `runtime` for everything `fut` does, making `fut` the root of a hatchery
 /// task tree.
 ///

@@ -148,7 +148,7 @@ impl CancelScope {
     ///
     /// # Panics
     ///
-    /// When first polled outside a hatchery runtime.
+    /// When polled outside a hatchery runtime.
     ///
     /// # Examples
     ///
@@ -522,7 +522,7 @@ fn finish_cancelled<F, T>(
     body.set(None);
     hold.take();
     let reason = node.reason();
-    if reason != node::NONE && !node.outer_cancelled(rt::now_or_instant()) {
+    if reason != node::NONE && !node.outer_cancelled(crate::time::now()) {
         node.set_caught();
         *done = true;
         node.detach();
@@ -652,7 +652,7 @@ impl std::error::Error for Elapsed {}
 ///
 /// # Panics
 ///
-/// When first polled outside a hatchery runtime.
+/// When polled outside a hatchery runtime.
 ///
 /// # Examples
 ///
@@ -681,7 +681,7 @@ pub fn move_on_after<F: IntoFuture>(timeout: Duration, fut: F) -> Run<F::IntoFut
 ///
 /// # Panics
 ///
-/// When first polled outside a hatchery runtime.
+/// When polled outside a hatchery runtime.
 ///
 /// # Examples
 ///
@@ -711,7 +711,7 @@ pub fn move_on_at<F: IntoFuture>(deadline: Instant, fut: F) -> Run<F::IntoFuture
 ///
 /// # Panics
 ///
-/// When first polled outside a hatchery runtime.
+/// When polled outside a hatchery runtime.
 ///
 /// # Examples
 ///
@@ -739,7 +739,7 @@ pub fn fail_after<F: IntoFuture>(timeout: Duration, fut: F) -> Fail<F::IntoFutur
 ///
 /// # Panics
 ///
-/// When first polled outside a hatchery runtime.
+/// When polled outside a hatchery runtime.
 ///
 /// # Examples
 ///
@@ -777,7 +777,7 @@ pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> 
 ///
 /// # Panics
 ///
-/// When first polled outside a hatchery runtime.
+/// When polled outside a hatchery runtime.
 ///
 /// # Examples
 ///
@@ -827,7 +827,7 @@ pub fn shield<F: IntoFuture>(fut: F) -> Shield<F::IntoFuture> {
 ///
 /// # Panics
 ///
-/// When first polled outside a hatchery runtime.
+/// When polled outside a hatchery runtime.
 ///
 /// # Examples
 ///

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +35,7 @@ pub(crate) trait Route<E>: Send + Sync {
 mod raw;
 
 pub(crate) use raw::RawTask;
-use raw::{Body, Erased, RunSlot};
+use raw::{Body, Cell, Erased};
 
 /// What a task shares with its [`TaskHandle`]: how it ended.
 struct Output<T> {
@@ -48,10 +49,11 @@ trait HasOutput<T>: Send + Sync {
     fn output(&self) -> &Output<T>;
 }
 
-/// Everything a task keeps besides its node, in the node's allocation.
+/// The shared part of a task (besides its node): its output. `F` and `E` name the run
+/// state that goes with it.
 pub(crate) struct TaskBody<F, T, E> {
     output: Output<T>,
-    run: RunSlot<RunState<F, E>>,
+    _run: PhantomData<fn() -> (F, E)>,
 }
 
 pin_project! {
@@ -63,14 +65,14 @@ pin_project! {
         // The task's context; its node is this very allocation, a reference cycle
         // broken when the task finishes.
         ctx: Option<Ctx>,
+        // Taken when the task finishes: `None` means done.
         nursery: Option<Arc<Shared<E>>>,
         route: Option<Arc<dyn Route<E>>>,
         polled: bool,
-        done: bool,
     }
 }
 
-type Cell<F, T, E> = Node<TaskBody<F, T, E>>;
+type TaskCell<F, T, E> = Node<Cell<TaskBody<F, T, E>>>;
 
 /// Spawns `fut` as a child of `nursery`, cancelled through `parent` (the nursery's node,
 /// or the caller's for a task that has not `started` yet). The caller has already counted
@@ -80,7 +82,7 @@ fn spawn_cell<F, T, E>(
     parent: &Arc<Node>,
     fut: F,
     route: Option<Arc<dyn Route<E>>>,
-) -> Arc<Cell<F, T, E>>
+) -> Arc<TaskCell<F, T, E>>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
@@ -92,16 +94,16 @@ where
             finished: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         },
-        run: RunSlot::new(RunState {
-            fut: Some(fut),
-            ctx: None,
-            nursery: Some(nursery.clone()),
-            route,
-            polled: false,
-            done: false,
-        }),
+        _run: PhantomData,
     };
-    let (raw, cell) = RawTask::new(Node::with_ext(false, true, body), |cell, state| {
+    let state = RunState {
+        fut: Some(fut),
+        ctx: None,
+        nursery: Some(nursery.clone()),
+        route,
+        polled: false,
+    };
+    let (raw, cell) = RawTask::new(body, state, |cell, state| {
         let node: Arc<Node> = cell.clone();
         node.set_parent(parent);
         *state.project().ctx = Some(Ctx {
@@ -125,14 +127,14 @@ where
     }
 }
 
-impl<F, T, E> HasOutput<T> for TaskBody<F, T, E>
+impl<F, T, E> HasOutput<T> for Cell<TaskBody<F, T, E>>
 where
-    F: Send + 'static,
+    F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
 {
     fn output(&self) -> &Output<T> {
-        &self.output
+        &self.body().output
     }
 }
 
@@ -144,10 +146,6 @@ where
 {
     type State = RunState<F, E>;
 
-    fn slot(&self) -> &RunSlot<RunState<F, E>> {
-        &self.run
-    }
-
     fn poll(
         &self,
         node: &Node<dyn Erased>,
@@ -155,7 +153,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<()> {
         let mut this = state.project();
-        if *this.done {
+        if this.nursery.is_none() {
             return Poll::Ready(());
         }
         let (end, value) = if *this.polled && node.should_drop() {
@@ -187,7 +185,6 @@ where
                 Err(p) => (End::Panicked(p), None),
             }
         };
-        *this.done = true;
         self.finish(node, this, end, value);
         Poll::Ready(())
     }
@@ -196,8 +193,7 @@ where
         // The executor dropped the task before it finished (e.g. at shutdown): it counts
         // as cancelled, so the nursery is not left waiting for it.
         let this = state.project();
-        if !*this.done {
-            *this.done = true;
+        if this.nursery.is_some() {
             self.finish(node, this, End::Cancelled, None);
         }
     }

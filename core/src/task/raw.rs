@@ -1,10 +1,10 @@
 //! The one place where hatchery uses `unsafe`: the slot that keeps a task's future in
 //! the same allocation as its scope-tree node and its result.
 //!
-//! A spawned task is one `Arc<Node<B>>`: the node (shared with the parent's child list
-//! and with the [`TaskHandle`](crate::TaskHandle)) and the task body `B`, whose run state
-//! (the future, the runner's bookkeeping) sits in a [`RunSlot`]. The executor holds the
-//! only [`RawTask`] for it and polls the future in place. Without this, the future
+//! A spawned task is one `Arc<Node<Cell<B>>>`: the node (shared with the parent's child
+//! list and with the [`TaskHandle`](crate::TaskHandle)), the task's shared body `B` (its
+//! result), and its run state (the future, the runner's bookkeeping). The executor
+//! holds the only [`RawTask`] for it and polls the future in place. Without this, the future
 //! would need a second heap allocation (a `Box` inside the executor's task) next to the
 //! shared node, which costs measurably on every spawn (DESIGN.md §6).
 //!
@@ -13,14 +13,16 @@
 //! * **Exclusive access.** The run state is reachable only through a `RawTask`, and
 //!   [`RawTask::new`] makes exactly one for each allocation it makes (it allocates the
 //!   node itself). `RawTask` is not `Clone`, and every access goes through
-//!   `&mut RawTask`, so accesses never overlap, on any thread. Everybody else holding the `Arc` (handles, the tree) can
-//!   reach the node and the result, never the run state.
+//!   `&mut RawTask`, so accesses never overlap, on any thread. The state is a private
+//!   field of [`Cell`], so everybody else holding the `Arc` (handles, the tree) can reach
+//!   the node and the body, never the run state.
 //! * **Pinning.** The run state lives inside the `Arc`'s allocation, which never moves,
 //!   and it is dropped in place when the allocation is freed. So the state may be
 //!   handed out as `Pin<&mut State>`.
-//! * **Threads.** `RunSlot<S>` is `Sync` only when `S: Send`: sharing the slot lets the
-//!   owner of the `RawTask` touch `S` from its own thread, which moves access to `S`
-//!   between threads, and the last `Arc` may drop `S` on any thread.
+//! * **Threads.** `Cell<B>` is `Sync` because the body is `Sync` and the state `Send`:
+//!   sharing the cell lets the owner of the `RawTask` touch the state from its own
+//!   thread, which moves access to it between threads, and the last `Arc` may drop it on
+//!   any thread.
 
 use std::cell::UnsafeCell;
 use std::pin::Pin;
@@ -29,31 +31,40 @@ use std::task::{Context, Poll};
 
 use crate::node::Node;
 
-/// A task's run state, inside its node's allocation. See the [module docs](self).
-pub(crate) struct RunSlot<S> {
-    state: UnsafeCell<S>,
+/// A task's allocation, besides its node: the body (shared) and the run state (the
+/// `RawTask`'s alone). See the [module docs](self).
+pub(crate) struct Cell<B: Body> {
+    body: B,
+    state: UnsafeCell<B::State>,
 }
 
-// SAFETY: `&RunSlot<S>` gives no access to `S`; only the unique `RawTask` reaches it
-// (module docs), possibly from another thread than the one that made the slot, hence
-// `S: Send`.
-unsafe impl<S: Send> Sync for RunSlot<S> {}
+// SAFETY: `&Cell<B>` gives shared access to `body` (hence `B: Sync`) and none to `state`;
+// only the unique `RawTask` reaches `state` (module docs), possibly from another thread
+// than the one that made it, hence `B::State: Send` (required by `Body`).
+unsafe impl<B: Body> Sync for Cell<B> {}
 
-impl<S> RunSlot<S> {
-    pub(crate) fn new(state: S) -> RunSlot<S> {
-        RunSlot {
-            state: UnsafeCell::new(state),
-        }
+impl<B: Body> Cell<B> {
+    /// The shared part of the task.
+    pub(crate) fn body(&self) -> &B {
+        &self.body
+    }
+
+    /// # Safety
+    ///
+    /// The caller has exclusive access to the state: it is the unique `RawTask`, or it
+    /// made the allocation and no `RawTask` exists yet.
+    // Exclusive access is this unsafe function's contract, not `&self`'s.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn state(&self) -> Pin<&mut B::State> {
+        // SAFETY: exclusive by the caller's contract; the state never moves (module docs).
+        unsafe { Pin::new_unchecked(&mut *self.state.get()) }
     }
 }
 
-/// The body of a task: what the executor polls, with exclusive, pinned access to the
-/// run state.
+/// The shared part of a task: what the executor polls, given exclusive, pinned access to
+/// the run state.
 pub(crate) trait Body: Send + Sync + 'static {
     type State: Send;
-
-    /// The slot holding the run state.
-    fn slot(&self) -> &RunSlot<Self::State>;
 
     /// Polls the task. `node` is the node this body lives in.
     fn poll(
@@ -67,7 +78,7 @@ pub(crate) trait Body: Send + Sync + 'static {
     fn abort(&self, node: &Node<dyn Erased>, state: Pin<&mut Self::State>);
 }
 
-/// A [`Body`] with its state type erased, so that [`RawTask`] needs no type parameters.
+/// A [`Cell`] with its types erased, so that [`RawTask`] needs no type parameters.
 pub(crate) trait Erased: Send + Sync + 'static {
     /// # Safety
     ///
@@ -80,18 +91,15 @@ pub(crate) trait Erased: Send + Sync + 'static {
     unsafe fn abort_erased(&self, node: &Node<dyn Erased>);
 }
 
-impl<B: Body> Erased for B {
+impl<B: Body> Erased for Cell<B> {
     unsafe fn poll_erased(&self, node: &Node<dyn Erased>, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: our caller is the unique `RawTask` (exclusive access), and the state
-        // never moves (module docs).
-        let state = unsafe { Pin::new_unchecked(&mut *self.slot().state.get()) };
-        self.poll(node, state, cx)
+        // SAFETY: our caller is the unique `RawTask`.
+        self.body.poll(node, unsafe { self.state() }, cx)
     }
 
     unsafe fn abort_erased(&self, node: &Node<dyn Erased>) {
         // SAFETY: as in `poll_erased`.
-        let state = unsafe { Pin::new_unchecked(&mut *self.slot().state.get()) };
-        self.abort(node, state)
+        self.body.abort(node, unsafe { self.state() })
     }
 }
 
@@ -101,25 +109,30 @@ pub(crate) struct RawTask {
 }
 
 impl RawTask {
-    /// Allocates `node` and makes the `RawTask` for it; `init` finishes setting up the
-    /// run state, given the allocation.
+    /// Allocates a task root node carrying `body` and `state`, and makes the one
+    /// `RawTask` for it; `init` finishes setting up the state, given the allocation.
     pub(crate) fn new<B: Body>(
-        node: Node<B>,
-        init: impl FnOnce(&Arc<Node<B>>, Pin<&mut B::State>),
-    ) -> (RawTask, Arc<Node<B>>) {
-        let cell = Arc::new(node);
-        // SAFETY: the allocation is new and no `RawTask` for it exists yet, so this is
-        // the only access; the state never moves (module docs).
-        init(&cell, unsafe {
-            Pin::new_unchecked(&mut *cell.ext.slot().state.get())
-        });
+        body: B,
+        state: B::State,
+        init: impl FnOnce(&Arc<Node<Cell<B>>>, Pin<&mut B::State>),
+    ) -> (RawTask, Arc<Node<Cell<B>>>) {
+        let cell = Arc::new(Node::with_ext(
+            false,
+            true,
+            Cell {
+                body,
+                state: UnsafeCell::new(state),
+            },
+        ));
+        // SAFETY: the allocation is new and no `RawTask` for it exists yet.
+        init(&cell, unsafe { cell.ext.state() });
         (RawTask { cell: cell.clone() }, cell)
     }
 
     #[inline]
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: `self` is the unique `RawTask` of this cell (`new` claims it once; not
-        // `Clone`), borrowed mutably for the whole call.
+        // SAFETY: `self` is the unique `RawTask` of this cell (`new` makes one per
+        // allocation; not `Clone`), borrowed mutably for the whole call.
         unsafe { self.cell.ext.poll_erased(&self.cell, cx) }
     }
 }
