@@ -2,15 +2,25 @@
 //!
 //! Every cancel scope, every nursery and every task hatchery runs owns one [`Node`]. Nodes
 //! form a tree through parent links (child to parent, strong) and child lists (parent to
-//! child, weak). Cancelling a node marks its whole subtree as cancelled, stopping at
+//! child, weak). Cancelling a node marks its linked subtree as cancelled, stopping at
 //! shields, and wakes every node's runner so that it can drop its body at its current
 //! suspension point.
 //!
+//! Not every node is in its parent's child list. Nurseries are (their tasks run
+//! elsewhere), and so is every task once it first suspends. A scope is linked only when
+//! its parent's runner would not poll it: when it is polled through a combinator with
+//! wakers of its own, or from another task ([`polled_by_parent`](crate::rt::polled_by_parent)). Any other scope
+//! is polled whenever its parent is, so the wake-up of the runner above reaches it, and
+//! it takes on its ancestors' cancellation on each poll ([`Node::refresh`]). Entering and
+//! leaving such a scope takes no lock.
+//!
 //! Two kinds of state live here:
 //!
-//! * `cancelled`: the *effective* state. A node is effectively cancelled when it was
-//!   cancelled itself (`reason != NONE`) or when its parent is effectively cancelled and it
-//!   is not a shield. The flag only ever goes from `false` to `true`.
+//! * `cancelled`: a flag set when the node is cancelled itself (`reason != NONE`) or its
+//!   cancellation reached it from an ancestor. It only ever goes from `false` to `true`.
+//!   The *effective* state ([`Node::is_cancelled`]) also reads the flags of the
+//!   ancestors within the node's task, up to the nearest shield, since an unlinked
+//!   scope's flag lags until its next poll.
 //! * `holds`: how many things inside this node, in the same task, must not be dropped
 //!   yet: open nurseries (they first drain their children), active shields, and pending
 //!   `start` calls. A cancelled runner drops its body only when its node has no holds.
@@ -123,9 +133,64 @@ impl<X: ?Sized> Node<X> {
     }
 
     /// Effectively cancelled: by itself or by an unshielded ancestor.
+    ///
+    /// A scope's flag can lag behind its ancestors' (an unlinked scope learns of their
+    /// cancellation when it is next polled, see [`refresh`](Node::refresh)), so this also
+    /// reads the flags up to the task's root or the nearest shield. The walk follows
+    /// parent links that never change, without locks or reference counts.
     #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire) || self.ancestors_cancelled()
+    }
+
+    /// This node's own flag: cancelled itself, or marked by an ancestor's cancellation
+    /// that reached it.
+    #[inline]
+    pub(crate) fn is_marked(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Whether an ancestor within this node's task, up to the nearest shield, has its
+    /// flag set (this node's own flag aside). Always false for a shield or a task root.
+    fn ancestors_cancelled(&self) -> bool {
+        if self.root || self.is_shield() {
+            return false;
+        }
+        let mut cur = self.fixed_parent();
+        while let Some(node) = cur {
+            if node.cancelled.load(Ordering::Acquire) {
+                return true;
+            }
+            if node.root || node.is_shield() {
+                return false;
+            }
+            cur = node.fixed_parent();
+        }
+        false
+    }
+
+    /// The parent of a scope or nursery node, once entered (`None` for a task root).
+    pub(crate) fn fixed_parent(&self) -> Option<&Arc<Node>> {
+        match &self.parent {
+            Parent::Fixed(p) => p.get(),
+            Parent::Movable(_) => None,
+        }
+    }
+
+    /// Brings an unlinked scope's flag up to date with its ancestors (on every poll: the
+    /// ancestors' cancellation does not reach a scope that is not in their child lists),
+    /// marking its linked subtree too.
+    #[inline]
+    pub(crate) fn refresh(&self) {
+        if !self.cancelled.load(Ordering::Acquire) && self.ancestors_cancelled() {
+            self.propagate();
+        }
+    }
+
+    /// Whether this node is in its parent's child list.
+    #[inline]
+    pub(crate) fn is_linked(&self) -> bool {
+        self.key.load(Ordering::Acquire) != usize::MAX
     }
 
     /// Why this node was cancelled itself (`NONE` if it was not).
@@ -197,6 +262,11 @@ impl<X: ?Sized> Node<X> {
     pub(crate) fn detach(&self) {
         match &self.parent {
             Parent::Fixed(p) => {
+                // Only the owning task links a scope or nursery node, so an unlinked one
+                // stays unlinked here.
+                if !self.is_linked() {
+                    return;
+                }
                 let key = self.key.swap(usize::MAX, Ordering::AcqRel);
                 if key != usize::MAX {
                     if let Some(parent) = p.get() {
@@ -354,8 +424,9 @@ impl<X: ?Sized> Node<X> {
 }
 
 impl Node {
-    /// Links a scope or nursery node under `parent` on entry, inheriting its
-    /// cancellation. Such a node is attached at most once.
+    /// Links a nursery node under `parent` on entry, inheriting its cancellation. The
+    /// nursery's tasks run elsewhere, so a cancellation must find the nursery through
+    /// `parent`'s child list. Such a node is attached at most once.
     pub(crate) fn attach(self: &Arc<Self>, parent: &Arc<Node>) {
         let Parent::Fixed(p) = &self.parent else {
             unreachable!("hatchery: internal error: a task root attached as a scope");
@@ -366,10 +437,21 @@ impl Node {
         self.inherit(self.insert_into(parent));
     }
 
-    /// [`attach`](Node::attach), also setting the first deadline. A scope nobody holds a
-    /// handle to is set up without atomics or locks.
-    pub(crate) fn enter(this: &mut Arc<Node>, parent: &Arc<Node>, deadline: Option<Instant>) {
-        match Arc::get_mut(this) {
+    /// Enters a scope under `parent`, setting its first deadline and inheriting its
+    /// cancellation, without linking it into `parent`'s child list: a scope polled by
+    /// its parent's own runner learns of the parent's cancellation on its next poll
+    /// ([`refresh`](Node::refresh)); one polled through a combinator with its own waker
+    /// links itself ([`link_scope`](Node::link_scope)).
+    ///
+    /// Returns whether the caller held the only reference to the node (no
+    /// [`CancelHandle`](crate::CancelHandle) exists): such a scope is set up without
+    /// atomics, and can only be cancelled by its own deadline or its ancestors.
+    pub(crate) fn enter(
+        this: &mut Arc<Node>,
+        parent: &Arc<Node>,
+        deadline: Option<Instant>,
+    ) -> bool {
+        let exclusive = match Arc::get_mut(this) {
             Some(node) => {
                 let Parent::Fixed(p) = &mut node.parent else {
                     unreachable!("hatchery: internal error: a task root entered as a scope");
@@ -385,14 +467,34 @@ impl Node {
                         .unwrap_or_else(|e| e.into_inner())
                         .deadline = deadline;
                 }
-                this.inherit(this.insert_into(parent));
+                true
             }
             None => {
                 if let Some(d) = deadline {
                     this.init_deadline(d);
                 }
-                this.attach(parent);
+                let Parent::Fixed(p) = &this.parent else {
+                    unreachable!("hatchery: internal error: a task root entered as a scope");
+                };
+                if p.set(parent.clone()).is_err() {
+                    panic!("hatchery: internal error: scope entered twice");
+                }
+                false
             }
+        };
+        this.refresh();
+        exclusive
+    }
+
+    /// Links an entered scope into its parent's child list, if it is not linked yet, so
+    /// that the parent's cancellation marks and wakes it. Only the scope's own runner
+    /// calls this.
+    pub(crate) fn link_scope(self: &Arc<Self>) {
+        if self.is_linked() {
+            return;
+        }
+        if let Some(parent) = self.fixed_parent() {
+            self.inherit(self.insert_into(parent));
         }
     }
 
@@ -409,7 +511,8 @@ impl Node {
         if !parent.has_children.load(Ordering::Relaxed) {
             parent.has_children.store(true, Ordering::SeqCst);
         }
-        parent.cancelled.load(Ordering::SeqCst)
+        // The parent may itself be an unlinked scope whose flag lags: read up the tree.
+        parent.cancelled.load(Ordering::SeqCst) || parent.ancestors_cancelled()
     }
 
     /// Gives a task root its parent, without linking it into the parent's child list yet:

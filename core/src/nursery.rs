@@ -414,8 +414,9 @@ where
                 node.register(cx.waker());
                 let body = this.body.as_mut().as_pin_mut().expect("body present");
                 let ctx = &mut open.ctx;
-                let polled =
-                    catch_unwind(AssertUnwindSafe(|| rt::enter_with(ctx, || body.poll(cx))));
+                let polled = catch_unwind(AssertUnwindSafe(|| {
+                    rt::enter_with(ctx, cx.waker(), || body.poll(cx))
+                }));
                 match polled {
                     Ok(Poll::Pending) if !node.should_drop() => return Poll::Pending,
                     Ok(Poll::Pending) => {}

@@ -110,12 +110,12 @@
 //! assert_eq!(sum.unwrap(), 3);
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use pin_project_lite::pin_project;
@@ -224,8 +224,22 @@ pub(crate) struct Ctx {
     pub(crate) node: Arc<Node>,
 }
 
+/// What the current thread is polling.
+struct Current {
+    ctx: RefCell<Option<Ctx>>,
+    /// The waker of the runner that installed `ctx` (a task, a nursery, [`enter`]), by
+    /// address only: a scope polled with this very waker, from its parent's body, is
+    /// polled whenever its parent is (see [`polled_by_parent`]).
+    waker: Cell<*const Waker>,
+}
+
 thread_local! {
-    static CURRENT: RefCell<Option<Ctx>> = const { RefCell::new(None) };
+    static CURRENT: Current = const {
+        Current {
+            ctx: RefCell::new(None),
+            waker: Cell::new(std::ptr::null()),
+        }
+    };
 }
 
 pub(crate) const NO_RUNTIME: &str = "hatchery: no runtime in this context. \
@@ -241,12 +255,12 @@ pub(crate) fn current() -> Ctx {
 }
 
 pub(crate) fn try_current() -> Option<Ctx> {
-    CURRENT.with(|c| c.borrow().clone())
+    CURRENT.with(|c| c.ctx.borrow().clone())
 }
 
 /// Calls `f` with the current context, if any, without cloning it.
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Ctx>) -> R) -> R {
-    CURRENT.with(|c| f(c.borrow().as_ref()))
+    CURRENT.with(|c| f(c.ctx.borrow().as_ref()))
 }
 
 /// Whether the innermost scope of the current task is cancelled.
@@ -256,20 +270,47 @@ pub(crate) fn current_cancelled() -> bool {
 
 /// Polls `f` with `slot`'s context installed, moving it into the thread-local and back
 /// (no reference counts change), and restoring the previous context even on panic.
-pub(crate) fn enter_with<R>(slot: &mut Option<Ctx>, f: impl FnOnce() -> R) -> R {
+pub(crate) fn enter_with<R>(slot: &mut Option<Ctx>, waker: &Waker, f: impl FnOnce() -> R) -> R {
     struct Restore<'a> {
         slot: &'a mut Option<Ctx>,
         prev: Option<Ctx>,
+        prev_waker: *const Waker,
     }
     impl Drop for Restore<'_> {
         fn drop(&mut self) {
             let prev = self.prev.take();
-            *self.slot = CURRENT.with(|c| c.replace(prev));
+            *self.slot = CURRENT.with(|c| {
+                c.waker.set(self.prev_waker);
+                c.ctx.replace(prev)
+            });
         }
     }
-    let prev = CURRENT.with(|c| c.replace(slot.take()));
-    let _restore = Restore { slot, prev };
+    let (prev, prev_waker) = CURRENT.with(|c| (c.ctx.replace(slot.take()), c.waker.replace(waker)));
+    let _restore = Restore {
+        slot,
+        prev,
+        prev_waker,
+    };
     f()
+}
+
+/// Whether a scope whose parent is `parent` is being polled directly by its parent's
+/// body, with the waker of the runner that polls the parent: then that runner's wake-up
+/// reaches the scope, and the scope need not be in `parent`'s child list. Call it
+/// outside the scope's own body (where the current node is the scope's caller's).
+///
+/// The waker is compared by address: a combinator that polls its futures with wakers of
+/// its own hands them other `Waker` values (a false "no" only costs a link).
+pub(crate) fn polled_by_parent(parent: &Node, waker: &Waker) -> bool {
+    CURRENT.with(|c| {
+        std::ptr::eq(c.waker.get(), waker)
+            && c.ctx.borrow().as_ref().is_some_and(|ctx| {
+                std::ptr::eq(
+                    Arc::as_ptr(&ctx.node).cast::<u8>(),
+                    (parent as *const Node).cast::<u8>(),
+                )
+            })
+    })
 }
 
 /// Polls `f` with `node` as the innermost scope of the current context, swapping it in
@@ -294,7 +335,7 @@ pub(crate) fn enter_node<R>(node: &mut Arc<Node>, f: impl FnOnce() -> R) -> R {
 
 fn swap_node(node: &mut Arc<Node>) {
     CURRENT.with(|c| {
-        let mut c = c.borrow_mut();
+        let mut c = c.ctx.borrow_mut();
         let ctx = c.as_mut().expect(NO_RUNTIME);
         std::mem::swap(&mut ctx.node, node);
     });
@@ -334,7 +375,7 @@ impl<F: Future> Future for Enter<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let fut = this.fut;
-        enter_with(this.ctx, || fut.poll(cx))
+        enter_with(this.ctx, cx.waker(), || fut.poll(cx))
     }
 }
 

@@ -419,6 +419,9 @@ pin_project! {
         hold: Option<Hold>,
         entered: bool,
         done: bool,
+        // A `CancelHandle` exists: the scope can be cancelled from elsewhere, so its
+        // waker is always registered.
+        shared: bool,
     }
 
     impl<F> PinnedDrop for Scoped<F> {
@@ -442,6 +445,7 @@ impl<F: Future> Scoped<F> {
             hold: None,
             entered: false,
             done: false,
+            shared: true,
         }
     }
 
@@ -463,7 +467,8 @@ impl<F: Future> Scoped<F> {
         if !*this.entered {
             *this.entered = true;
             let node = &mut *this.node;
-            let (timer, hold, timeout) = (&mut *this.timer, &mut *this.hold, this.timeout.take());
+            let (timer, hold, shared) = (&mut *this.timer, &mut *this.hold, &mut *this.shared);
+            let timeout = this.timeout.take();
             rt::with_current(|parent| {
                 let parent = parent.expect(rt::NO_RUNTIME);
                 let mut deadline = None;
@@ -477,15 +482,22 @@ impl<F: Future> Scoped<F> {
                         deadline = now.checked_add(timeout);
                     }
                 }
-                Node::enter(node, &parent.node, deadline);
+                *shared = !Node::enter(node, &parent.node, deadline);
                 if node.is_shield() {
                     *hold = Some(Hold::new(&parent.node));
                 }
             });
-        } else if this.node.should_drop() {
-            // Cancelled while suspended: drop the body where it stands.
-            return finish_cancelled(this.body, this.hold, this.node, this.done);
+        } else {
+            if !this.node.is_linked() {
+                // Our parent's cancellation does not reach us through its child list.
+                this.node.refresh();
+            }
+            if this.node.should_drop() {
+                // Cancelled while suspended: drop the body where it stands.
+                return finish_cancelled(this.body, this.hold, this.node, this.done);
+            }
         }
+        let was_cancelled = this.node.is_marked();
         let body = this.body.as_mut().as_pin_mut().expect("body present");
         // The body runs with this scope as the innermost one.
         let poll = rt::enter_node(this.node, || body.poll(cx));
@@ -497,15 +509,37 @@ impl<F: Future> Scoped<F> {
             node.detach();
             return Poll::Ready(Outcome::Done(v));
         }
+        // Who wakes us when an enclosing scope is cancelled: polled by our parent's own
+        // runner, its wake-up reaches us and we `refresh` on the next poll; polled
+        // through a combinator with other wakers (or moved to another task), the parent
+        // must find us in its child list.
+        let linked = node.is_linked()
+            || match node.fixed_parent() {
+                Some(parent) if rt::polled_by_parent(parent, cx.waker()) => false,
+                _ => {
+                    node.link_scope();
+                    true
+                }
+            };
         // Registering only now is enough: a cancellation from here on wakes us, and one
-        // that came earlier is seen by `should_drop` below.
-        node.register(cx.waker());
+        // that came earlier is seen by `should_drop` below. Without a handle and a link,
+        // only our own timer can cancel us, and it wakes the task itself.
+        if linked || *this.shared {
+            node.register(cx.waker());
+        }
         if !node.is_cancelled() {
             let timer = &mut *this.timer;
             rt::with_current(|c| timer.poll(node, &*c.expect(rt::NO_RUNTIME).rt, cx));
         }
         if node.should_drop() {
             return finish_cancelled(this.body, this.hold, node, this.done);
+        }
+        if !was_cancelled && node.is_marked() {
+            // Cancelled during this poll (by our deadline, or a `cancel` while no waker
+            // was registered), but something inside must finish first (a shielded
+            // cleanup, a nursery draining its children). Scopes in the body that are not
+            // linked learn of it only when polled: poll again.
+            cx.waker().wake_by_ref();
         }
         Poll::Pending
     }

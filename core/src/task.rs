@@ -167,15 +167,24 @@ where
                     .node
                     .inherit_parent();
             }
+            let was_cancelled = node.is_marked();
             let fut = this.fut.as_mut().as_pin_mut().expect("task future present");
             let ctx = &mut *this.ctx;
-            match catch_unwind(AssertUnwindSafe(|| rt::enter_with(ctx, || fut.poll(cx)))) {
+            match catch_unwind(AssertUnwindSafe(|| {
+                rt::enter_with(ctx, cx.waker(), || fut.poll(cx))
+            })) {
                 Ok(Poll::Pending) => {
                     // Registering only now is enough: a cancellation from here on wakes
                     // us, and one that came earlier is seen by `should_drop` below.
                     node.register(cx.waker());
                     this.ctx.as_ref().expect("task context").node.link();
                     if !node.should_drop() {
+                        if !was_cancelled && node.is_marked() {
+                            // Cancelled during this poll, perhaps before our waker was
+                            // registered, with something inside that must finish first:
+                            // poll again, so that the scopes in it see the cancellation.
+                            cx.waker().wake_by_ref();
+                        }
                         return Poll::Pending;
                     }
                     (End::Cancelled, None)

@@ -1,0 +1,292 @@
+//! How a cancellation finds a scope that its parent's runner does not poll directly.
+//!
+//! A scope polled straight from its parent's body learns of the parent's cancellation
+//! when it is next polled, and is not in the parent's child list. These scenarios cover
+//! the scopes that must be found another way: one polled through a combinator with
+//! wakers of its own (like `FuturesUnordered`), one moved to another task after its first
+//! poll, and readers of the cancelled state that run before the scope is polled again.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use futures_lite::future;
+use hatchery::testing::elapsed;
+use hatchery::{
+    current_effective_deadline, finally, move_on_after, nursery, sleep, CancelScope, Deadline,
+    Nursery, TaskHandle,
+};
+use hatchery_tests::{secs, TestError, HOUR};
+
+/// Polls its future with a waker of its own, and only after that waker was woken, as
+/// `FuturesUnordered` does: waking the task alone does not poll the future.
+struct OwnWaker<F> {
+    fut: Pin<Box<F>>,
+    flag: Arc<Flag>,
+}
+
+struct Flag {
+    woken: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        if let Some(w) = self.task.lock().unwrap().take() {
+            w.wake();
+        }
+    }
+}
+
+fn own_waker<F: Future>(fut: F) -> OwnWaker<F> {
+    OwnWaker {
+        fut: Box::pin(fut),
+        flag: Arc::new(Flag {
+            woken: AtomicBool::new(true),
+            task: Mutex::new(None),
+        }),
+    }
+}
+
+impl<F: Future> Future for OwnWaker<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        *self.flag.task.lock().unwrap() = Some(cx.waker().clone());
+        if !self.flag.woken.swap(false, Ordering::SeqCst) {
+            return Poll::Pending;
+        }
+        let waker = Waker::from(self.flag.clone());
+        self.fut.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+}
+
+/// Records the virtual time at which it is dropped.
+#[derive(Clone, Default)]
+struct DroppedAt(Arc<Mutex<Option<Duration>>>);
+
+impl DroppedAt {
+    fn guard(&self) -> DropGuard {
+        DropGuard(self.clone())
+    }
+
+    fn get(&self) -> Option<Duration> {
+        *self.0.lock().unwrap()
+    }
+}
+
+struct DropGuard(DroppedAt);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        *self.0 .0.lock().unwrap() = Some(elapsed());
+    }
+}
+
+/// Sleeps for an hour, recording when it is dropped.
+async fn watched_sleep(at: DroppedAt) {
+    let _guard = at.guard();
+    sleep(HOUR).await;
+}
+
+/// The outer scope cannot drop its body while a shielded cleanup runs (15 s), so a scope
+/// behind a combinator with its own wakers must be cancelled through the outer scope's
+/// child list: its body is dropped when the outer deadline passes, not when the outer
+/// body is.
+#[hatchery::test(virtual_time)]
+async fn scope_behind_own_waker_combinator_is_cancelled_at_once() {
+    let with_handle = DroppedAt::default();
+    let without = DroppedAt::default();
+    let (a, b) = (with_handle.clone(), without.clone());
+    let out = move_on_after(secs(5), async move {
+        future::zip(
+            finally(sleep(HOUR), async { sleep(secs(10)).await }),
+            future::zip(
+                own_waker(CancelScope::new().run(watched_sleep(a))),
+                own_waker(move_on_after(HOUR, watched_sleep(b))),
+            ),
+        )
+        .await;
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(elapsed(), secs(15));
+    assert_eq!(with_handle.get(), Some(secs(5)));
+    assert_eq!(without.get(), Some(secs(5)));
+}
+
+/// The same scopes polled straight from the outer body: the outer scope's timer polls
+/// its body again, and they see the cancellation then.
+#[hatchery::test(virtual_time)]
+async fn scope_polled_directly_is_cancelled_at_once() {
+    let with_handle = DroppedAt::default();
+    let without = DroppedAt::default();
+    let (a, b) = (with_handle.clone(), without.clone());
+    let out = move_on_after(secs(5), async move {
+        future::zip(
+            finally(sleep(HOUR), async { sleep(secs(10)).await }),
+            future::zip(
+                CancelScope::new().run(watched_sleep(a)),
+                move_on_after(HOUR, watched_sleep(b)),
+            ),
+        )
+        .await;
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(elapsed(), secs(15));
+    assert_eq!(with_handle.get(), Some(secs(5)));
+    assert_eq!(without.get(), Some(secs(5)));
+}
+
+/// A scope first polled in one task and then moved into another: its parent's
+/// cancellation still reaches it in its new task.
+#[hatchery::test(virtual_time)]
+async fn scope_moved_to_another_task_is_cancelled() {
+    let at = DroppedAt::default();
+    let a = at.clone();
+    nursery(|n: Nursery<TestError>| async move {
+        let scope = CancelScope::new().with_timeout(secs(5));
+        let handle = scope.handle();
+        let out = scope
+            .run(async {
+                let mut moved = Box::pin(move_on_after(HOUR, watched_sleep(a)));
+                // Entered here, under `scope`, in this task.
+                assert!(future::poll_once(moved.as_mut()).await.is_none());
+                n.spawn(async move {
+                    moved.await;
+                    Ok(())
+                });
+                sleep(HOUR).await;
+            })
+            .await;
+        assert_eq!(out, None);
+        assert!(handle.cancelled_caught());
+        sleep(secs(1)).await;
+        // Dropped when `scope` was cancelled, in the other task, not by `cancel` below.
+        assert_eq!(at.get(), Some(secs(5)));
+        n.cancel();
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(elapsed(), secs(6));
+}
+
+/// Cancelling an enclosing scope is visible at once inside a nested scope, before that
+/// scope is polled again.
+#[hatchery::test(virtual_time)]
+async fn nested_scope_sees_enclosing_cancel_at_once() {
+    let outer = CancelScope::new();
+    let handle = outer.handle();
+    let mut seen = Vec::new();
+    let out = outer
+        .run(async {
+            move_on_after(HOUR, async {
+                seen.push(current_effective_deadline());
+                handle.cancel();
+                seen.push(current_effective_deadline());
+                sleep(secs(1)).await;
+            })
+            .await
+        })
+        .await;
+    assert!(matches!(seen[0], Deadline::At(_)));
+    assert_eq!(seen[1], Deadline::Cancelled);
+    // The outer scope caught it; the inner body was dropped at its sleep.
+    assert_eq!(out, None);
+    assert!(handle.cancelled_caught());
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// A child task reads its nursery's state right after cancelling a scope two levels
+/// above it, before the nursery's own task has run again.
+#[hatchery::test(virtual_time)]
+async fn nursery_sees_enclosing_cancel_from_a_child_at_once() {
+    let outer = CancelScope::new();
+    let handle = outer.handle();
+    let seen = Arc::new(AtomicBool::new(false));
+    let s = seen.clone();
+    outer
+        .run(move_on_after(HOUR, async move {
+            nursery(|n: Nursery<TestError>| async move {
+                let n2 = n.clone();
+                n.spawn(async move {
+                    assert!(!n2.is_cancelled());
+                    handle.cancel();
+                    s.store(n2.is_cancelled(), Ordering::SeqCst);
+                    Ok(())
+                });
+                sleep(HOUR).await;
+                Ok(())
+            })
+            .await
+        }))
+        .await;
+    assert!(seen.load(Ordering::SeqCst));
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
+/// A scope cancelled through its handle from inside its own body, in a poll where no
+/// waker of its own is registered yet, while a cleanup holds it open: the nested scope
+/// still sees the cancellation at once.
+#[hatchery::test(virtual_time)]
+async fn scope_cancelled_from_its_body_reaches_nested_scopes() {
+    let at = DroppedAt::default();
+    let a = at.clone();
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let out = scope
+        .run(future::zip(
+            finally(sleep(HOUR), async { sleep(secs(10)).await }),
+            future::zip(move_on_after(HOUR, watched_sleep(a)), async {
+                handle.cancel();
+            }),
+        ))
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(at.get(), Some(Duration::ZERO));
+    assert_eq!(elapsed(), secs(10));
+}
+
+/// The same for a task cancelled through its handle during its first poll.
+#[hatchery::test(virtual_time)]
+async fn task_cancelled_in_its_first_poll_reaches_nested_scopes() {
+    let at = DroppedAt::default();
+    let a = at.clone();
+    let slot: Arc<Mutex<Option<TaskHandle<()>>>> = Arc::default();
+    let s = slot.clone();
+    nursery(|n: Nursery<TestError>| async move {
+        let handle = n.spawn(async move {
+            future::zip(
+                finally(sleep(HOUR), async { sleep(secs(10)).await }),
+                future::zip(move_on_after(HOUR, watched_sleep(a)), async {
+                    // The spawner stores the handle right after `spawn` returns.
+                    let own = loop {
+                        if let Some(h) = s.lock().unwrap().take() {
+                            break h;
+                        }
+                        std::thread::yield_now();
+                    };
+                    own.cancel();
+                }),
+            )
+            .await;
+            Ok(())
+        });
+        *slot.lock().unwrap() = Some(handle);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(at.get(), Some(Duration::ZERO));
+    assert_eq!(elapsed(), secs(10));
+}
