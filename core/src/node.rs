@@ -76,7 +76,11 @@ pub(crate) struct Node<X: ?Sized = Ext> {
 /// nursery); every other node gets its parent once, on entry, and keeps it, so reading it
 /// takes no lock.
 enum Parent {
+    /// A scope or nursery, given its parent on entry.
     Fixed(OnceLock<Arc<Node>>),
+    /// A scope entered while nobody else could see it (set through `Arc::get_mut`).
+    Set(Arc<Node>),
+    /// A task root.
     Movable(Mutex<Option<Arc<Node>>>),
 }
 
@@ -94,6 +98,15 @@ impl Node {
 }
 
 impl<X> Node<X> {
+    /// A task root under `parent` carrying `ext`, to be put in an `Arc` and coerced to
+    /// `Arc<Node>`. It is not linked into `parent`'s child list yet (see
+    /// [`link`](Node::link)).
+    pub(crate) fn task_root(parent: &Arc<Node>, ext: X) -> Node<X> {
+        let mut node = Node::with_ext(false, true, ext);
+        node.parent = Parent::Movable(Mutex::new(Some(parent.clone())));
+        node
+    }
+
     /// A node carrying `ext`, to be put in an `Arc` and coerced to `Arc<Node>`.
     pub(crate) fn with_ext(shield: bool, root: bool, ext: X) -> Node<X> {
         Node {
@@ -173,6 +186,7 @@ impl<X: ?Sized> Node<X> {
     pub(crate) fn fixed_parent(&self) -> Option<&Arc<Node>> {
         match &self.parent {
             Parent::Fixed(p) => p.get(),
+            Parent::Set(p) => Some(p),
             Parent::Movable(_) => None,
         }
     }
@@ -225,6 +239,7 @@ impl<X: ?Sized> Node<X> {
     pub(crate) fn parent(&self) -> Option<Arc<Node>> {
         match &self.parent {
             Parent::Fixed(p) => p.get().cloned(),
+            Parent::Set(p) => Some(p.clone()),
             Parent::Movable(p) => p.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
@@ -261,7 +276,7 @@ impl<X: ?Sized> Node<X> {
     /// cycle); a task root lets go of its parent.
     pub(crate) fn detach(&self) {
         match &self.parent {
-            Parent::Fixed(p) => {
+            Parent::Fixed(_) | Parent::Set(_) => {
                 // Only the owning task links a scope or nursery node, so an unlinked one
                 // stays unlinked here.
                 if !self.is_linked() {
@@ -269,7 +284,7 @@ impl<X: ?Sized> Node<X> {
                 }
                 let key = self.key.swap(usize::MAX, Ordering::AcqRel);
                 if key != usize::MAX {
-                    if let Some(parent) = p.get() {
+                    if let Some(parent) = self.fixed_parent() {
                         parent.remove_child(key);
                     }
                 }
@@ -296,7 +311,7 @@ impl<X: ?Sized> Node<X> {
     fn movable(&self) -> &Mutex<Option<Arc<Node>>> {
         match &self.parent {
             Parent::Movable(p) => p,
-            Parent::Fixed(_) => {
+            Parent::Fixed(_) | Parent::Set(_) => {
                 unreachable!("hatchery: internal error: a scope used as a task root")
             }
         }
@@ -408,7 +423,7 @@ impl<X: ?Sized> Node<X> {
     }
 
     /// Takes on the cancellation of a parent that is cancelled (unless a shield).
-    fn inherit(&self, parent_cancelled: bool) {
+    pub(crate) fn inherit(&self, parent_cancelled: bool) {
         if parent_cancelled && !self.is_shield() {
             self.propagate();
         }
@@ -453,14 +468,11 @@ impl Node {
     ) -> bool {
         let exclusive = match Arc::get_mut(this) {
             Some(node) => {
-                let Parent::Fixed(p) = &mut node.parent else {
-                    unreachable!("hatchery: internal error: a task root entered as a scope");
-                };
                 assert!(
-                    p.get().is_none(),
-                    "hatchery: internal error: scope entered twice"
+                    matches!(&node.parent, Parent::Fixed(p) if p.get().is_none()),
+                    "hatchery: internal error: scope entered twice, or a task root as a scope"
                 );
-                *p = OnceLock::from(parent.clone());
+                node.parent = Parent::Set(parent.clone());
                 if deadline.is_some() {
                     node.inner
                         .get_mut()
@@ -513,13 +525,6 @@ impl Node {
         }
         // The parent may itself be an unlinked scope whose flag lags: read up the tree.
         parent.cancelled.load(Ordering::SeqCst) || parent.ancestors_cancelled()
-    }
-
-    /// Gives a task root its parent, without linking it into the parent's child list yet:
-    /// a task is linked by [`link`](Node::link) when it first suspends, so a task that
-    /// finishes in its first poll never touches its parent's list.
-    pub(crate) fn set_parent(&self, parent: &Arc<Node>) {
-        *self.movable().lock().unwrap_or_else(|e| e.into_inner()) = Some(parent.clone());
     }
 
     /// Links a task root into its parent's child list if it is not linked yet, and

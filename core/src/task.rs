@@ -103,9 +103,8 @@ where
         route,
         polled: false,
     };
-    let (raw, cell) = RawTask::new(body, state, |cell, state| {
+    let (raw, cell) = RawTask::new(parent, body, state, |cell, state| {
         let node: Arc<Node> = cell.clone();
-        node.set_parent(parent);
         *state.project().ctx = Some(Ctx {
             rt: nursery.rt.clone(),
             node,
@@ -161,11 +160,19 @@ where
         } else {
             if !*this.polled {
                 *this.polled = true;
-                this.ctx
-                    .as_ref()
-                    .expect("task context")
-                    .node
-                    .inherit_parent();
+                match this.route {
+                    // Spawned: the parent is the nursery's node, and stays so.
+                    None => {
+                        node.inherit(this.nursery.as_ref().is_some_and(|n| n.node.is_cancelled()))
+                    }
+                    // Started: `started` may move the task, so read the parent link.
+                    Some(_) => this
+                        .ctx
+                        .as_ref()
+                        .expect("task context")
+                        .node
+                        .inherit_parent(),
+                }
             }
             let was_cancelled = node.is_marked();
             let fut = this.fut.as_mut().as_pin_mut().expect("task future present");
@@ -230,6 +237,7 @@ where
                 end = End::Panicked(p);
             }
         }
+        let started = this.route.is_some();
         let end = match this.route.take() {
             Some(route) => route.end(end),
             None => Some(end),
@@ -254,7 +262,11 @@ where
         *output.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
         output.finished.store(true, Ordering::Release);
         output.waker.wake();
-        node.detach();
+        // A spawned task that never suspended is in no child list, and nothing else
+        // moves it: it keeps its parent link until its allocation goes.
+        if started || node.is_linked() {
+            node.detach();
+        }
         // Break the cycle through the context (its node is this allocation).
         let ctx = this.ctx.take();
         nursery.child_done();

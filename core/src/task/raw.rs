@@ -109,16 +109,17 @@ pub(crate) struct RawTask {
 }
 
 impl RawTask {
-    /// Allocates a task root node carrying `body` and `state`, and makes the one
-    /// `RawTask` for it; `init` finishes setting up the state, given the allocation.
+    /// Allocates a task root node under `parent` carrying `body` and `state`, and makes
+    /// the one `RawTask` for it; `init` finishes setting up the state, given the
+    /// allocation.
     pub(crate) fn new<B: Body>(
+        parent: &Arc<Node>,
         body: B,
         state: B::State,
         init: impl FnOnce(&Arc<Node<Cell<B>>>, Pin<&mut B::State>),
     ) -> (RawTask, Arc<Node<Cell<B>>>) {
-        let cell = Arc::new(Node::with_ext(
-            false,
-            true,
+        let cell = Arc::new(Node::task_root(
+            parent,
             Cell {
                 body,
                 state: UnsafeCell::new(state),
