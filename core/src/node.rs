@@ -26,7 +26,7 @@
 //!   `start` calls. A cancelled runner drops its body only when its node has no holds.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
 use std::time::Instant;
@@ -43,6 +43,9 @@ pub(crate) const DEADLINE: u8 = 2;
 /// Cancelled because a task of the nursery failed or panicked.
 pub(crate) const FAILURE: u8 = 3;
 
+/// The `key` of a node that is in no child list.
+const NO_KEY: u32 = u32::MAX;
+
 /// What a node may carry besides its scope state (see [`Node::ext`]).
 pub(crate) type Ext = dyn Any + Send + Sync;
 
@@ -50,6 +53,16 @@ pub(crate) type Ext = dyn Any + Send + Sync;
 /// scope, nursery and task shares; a task allocates its node together with its own state
 /// as `Node<Cell<TaskBody<..>>>`, one allocation that coerces to `Node`.
 pub(crate) struct Node<X: ?Sized = Ext> {
+    // Fields are laid out in the order written (the tail `ext` may be unsized): largest
+    // alignment first, so that no padding is wasted in every task's allocation.
+    waker: AtomicWaker,
+    parent: Parent,
+    inner: Mutex<Inner>,
+    holds: AtomicU32,
+    /// Bumped whenever the deadline changes, so a runner can notice without locking.
+    deadline_version: AtomicU32,
+    /// This node's key in its parent's child list.
+    key: AtomicU32,
     /// Shields stop cancellation coming from ancestors.
     shield: AtomicBool,
     /// Task roots end the walk of holds: holds never cross a task boundary.
@@ -57,14 +70,6 @@ pub(crate) struct Node<X: ?Sized = Ext> {
     cancelled: AtomicBool,
     reason: AtomicU8,
     caught: AtomicBool,
-    holds: AtomicUsize,
-    /// Bumped whenever the deadline changes, so a runner can notice without locking.
-    deadline_version: AtomicU64,
-    waker: AtomicWaker,
-    parent: Parent,
-    /// This node's key in its parent's child list.
-    key: AtomicUsize,
-    inner: Mutex<Inner>,
     /// Whether this node has ever had a child (set under `inner`'s lock, never cleared),
     /// so that cancelling a leaf does not take its lock.
     has_children: AtomicBool,
@@ -115,15 +120,15 @@ impl<X> Node<X> {
             cancelled: AtomicBool::new(false),
             reason: AtomicU8::new(NONE),
             caught: AtomicBool::new(false),
-            holds: AtomicUsize::new(0),
-            deadline_version: AtomicU64::new(0),
+            holds: AtomicU32::new(0),
+            deadline_version: AtomicU32::new(0),
             waker: AtomicWaker::new(),
             parent: if root {
                 Parent::Movable(Mutex::new(None))
             } else {
                 Parent::Fixed(OnceLock::new())
             },
-            key: AtomicUsize::new(usize::MAX),
+            key: AtomicU32::new(NO_KEY),
             inner: Mutex::new(Inner::default()),
             has_children: AtomicBool::new(false),
             ext,
@@ -204,7 +209,7 @@ impl<X: ?Sized> Node<X> {
     /// Whether this node is in its parent's child list.
     #[inline]
     pub(crate) fn is_linked(&self) -> bool {
-        self.key.load(Ordering::Acquire) != usize::MAX
+        self.key.load(Ordering::Acquire) != NO_KEY
     }
 
     /// Why this node was cancelled itself (`NONE` if it was not).
@@ -282,8 +287,8 @@ impl<X: ?Sized> Node<X> {
                 if !self.is_linked() {
                     return;
                 }
-                let key = self.key.swap(usize::MAX, Ordering::AcqRel);
-                if key != usize::MAX {
+                let key = self.key.swap(NO_KEY, Ordering::AcqRel);
+                if key != NO_KEY {
                     if let Some(parent) = self.fixed_parent() {
                         parent.remove_child(key);
                     }
@@ -293,18 +298,18 @@ impl<X: ?Sized> Node<X> {
                 // Under the lock, to serialize with `link` and `reparent`.
                 let (parent, key) = {
                     let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
-                    (p.take(), self.key.swap(usize::MAX, Ordering::AcqRel))
+                    (p.take(), self.key.swap(NO_KEY, Ordering::AcqRel))
                 };
-                if let (Some(parent), true) = (parent, key != usize::MAX) {
+                if let (Some(parent), true) = (parent, key != NO_KEY) {
                     parent.remove_child(key);
                 }
             }
         }
     }
 
-    fn remove_child(&self, key: usize) {
+    fn remove_child(&self, key: u32) {
         if let Some(children) = &mut self.lock().children {
-            children.try_remove(key);
+            children.try_remove(key as usize);
         }
     }
 
@@ -372,7 +377,7 @@ impl<X: ?Sized> Node<X> {
 
     #[inline]
     pub(crate) fn deadline_version(&self) -> u64 {
-        self.deadline_version.load(Ordering::Acquire)
+        u64::from(self.deadline_version.load(Ordering::Acquire))
     }
 
     /// Sets the deadline of a node nobody else can see yet (on entry).
@@ -517,6 +522,10 @@ impl Node {
             .children
             .get_or_insert_with(Default::default)
             .insert(Arc::downgrade(self));
+        let key = u32::try_from(key)
+            .ok()
+            .filter(|&k| k != NO_KEY)
+            .expect("hatchery: more than 4 billion children in one scope");
         self.key.store(key, Ordering::Release);
         // Pairs with `cancel_children`: it sets the flag, then reads `has_children`. (A
         // flag already set was set under this lock, which orders it for us.)
@@ -532,13 +541,13 @@ impl Node {
     /// and cancellation reaches it at the latest here, when it suspends.
     #[inline]
     pub(crate) fn link(self: &Arc<Self>) {
-        if self.key.load(Ordering::Acquire) != usize::MAX {
+        if self.key.load(Ordering::Acquire) != NO_KEY {
             return;
         }
         let inherit = {
             let p = self.movable().lock().unwrap_or_else(|e| e.into_inner());
             match &*p {
-                Some(parent) if self.key.load(Ordering::Acquire) == usize::MAX => {
+                Some(parent) if self.key.load(Ordering::Acquire) == NO_KEY => {
                     self.insert_into(parent)
                 }
                 _ => false,
@@ -563,14 +572,14 @@ impl Node {
     pub(crate) fn reparent(self: &Arc<Self>, parent: &Arc<Node>) {
         let inherit = {
             let mut p = self.movable().lock().unwrap_or_else(|e| e.into_inner());
-            let key = self.key.swap(usize::MAX, Ordering::AcqRel);
-            if key != usize::MAX {
+            let key = self.key.swap(NO_KEY, Ordering::AcqRel);
+            if key != NO_KEY {
                 if let Some(old) = p.as_ref() {
                     old.remove_child(key);
                 }
             }
             *p = Some(parent.clone());
-            key != usize::MAX && self.insert_into(parent)
+            key != NO_KEY && self.insert_into(parent)
         };
         self.inherit(inherit);
     }

@@ -5,8 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
@@ -39,9 +38,65 @@ use raw::{Body, Cell, Erased};
 
 /// What a task shares with its [`TaskHandle`]: how it ended.
 struct Output<T> {
-    result: Mutex<Option<Result<T, JoinError>>>,
-    finished: AtomicBool,
+    result: Mutex<Slot<T>>,
     waker: AtomicWaker,
+}
+
+impl<T> Output<T> {
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
+        // No user code runs under this lock.
+        self.result.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_finished(&self) -> bool {
+        !matches!(*self.lock(), Slot::Running)
+    }
+
+    /// The result, once the task has finished; a second take reports a cancellation.
+    fn try_take(&self) -> Option<Result<T, JoinError>> {
+        let mut slot = self.lock();
+        match std::mem::replace(&mut *slot, Slot::Taken) {
+            Slot::Running => {
+                *slot = Slot::Running;
+                None
+            }
+            Slot::Done(result) => Some(result),
+            Slot::Taken => Some(Err(JoinError::cancelled())),
+        }
+    }
+}
+
+/// A task's result, as its handle sees it.
+enum Slot<T> {
+    Running,
+    Done(Result<T, JoinError>),
+    Taken,
+}
+
+/// Where a task reports how it ended, besides its handle and its nursery: nowhere for a
+/// spawned task (no room taken in its allocation), its `start` call for a started one.
+pub(crate) trait RouteSlot<E>: Send + 'static {
+    /// Whether `started` may move the task, so that its parent link must be read under
+    /// its lock.
+    const STARTED: bool;
+
+    fn take(&mut self) -> Option<Arc<dyn Route<E>>>;
+}
+
+impl<E> RouteSlot<E> for () {
+    const STARTED: bool = false;
+
+    fn take(&mut self) -> Option<Arc<dyn Route<E>>> {
+        None
+    }
+}
+
+impl<E: 'static> RouteSlot<E> for Option<Arc<dyn Route<E>>> {
+    const STARTED: bool = true;
+
+    fn take(&mut self) -> Option<Arc<dyn Route<E>>> {
+        Option::take(self)
+    }
 }
 
 /// A handle's view of a task's allocation.
@@ -49,17 +104,17 @@ trait HasOutput<T>: Send + Sync {
     fn output(&self) -> &Output<T>;
 }
 
-/// The shared part of a task (besides its node): its output. `F` and `E` name the run
-/// state that goes with it.
-pub(crate) struct TaskBody<F, T, E> {
+/// The shared part of a task (besides its node): its output. `F`, `E` and `R` name the
+/// run state that goes with it.
+pub(crate) struct TaskBody<F, T, E, R> {
     output: Output<T>,
-    _run: PhantomData<fn() -> (F, E)>,
+    _run: PhantomData<fn() -> (F, E, R)>,
 }
 
 pin_project! {
     /// What only the runner (the executor's [`RawTask`]) touches.
     #[project = RunStateProj]
-    pub(crate) struct RunState<F, E> {
+    pub(crate) struct RunState<F, E, R> {
         #[pin]
         fut: Option<F>,
         // The task's context; its node is this very allocation, a reference cycle
@@ -67,31 +122,30 @@ pin_project! {
         ctx: Option<Ctx>,
         // Taken when the task finishes: `None` means done.
         nursery: Option<Arc<Shared<E>>>,
-        route: Option<Arc<dyn Route<E>>>,
-        polled: bool,
+        route: R,
     }
 }
 
-type TaskCell<F, T, E> = Node<Cell<TaskBody<F, T, E>>>;
+type TaskCell<F, T, E, R> = Node<Cell<TaskBody<F, T, E, R>>>;
 
 /// Spawns `fut` as a child of `nursery`, cancelled through `parent` (the nursery's node,
 /// or the caller's for a task that has not `started` yet). The caller has already counted
 /// the child with `add_child`. Returns the task's allocation.
-fn spawn_cell<F, T, E>(
+fn spawn_cell<F, T, E, R>(
     nursery: &Arc<Shared<E>>,
     parent: &Arc<Node>,
     fut: F,
-    route: Option<Arc<dyn Route<E>>>,
-) -> Arc<TaskCell<F, T, E>>
+    route: R,
+) -> Arc<TaskCell<F, T, E, R>>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
+    R: RouteSlot<E>,
 {
     let body = TaskBody {
         output: Output {
-            result: Mutex::new(None),
-            finished: AtomicBool::new(false),
+            result: Mutex::new(Slot::Running),
             waker: AtomicWaker::new(),
         },
         _run: PhantomData,
@@ -101,7 +155,6 @@ where
         ctx: None,
         nursery: Some(nursery.clone()),
         route,
-        polled: false,
     };
     let (raw, cell) = RawTask::new(parent, body, state, |cell, state| {
         let node: Arc<Node> = cell.clone();
@@ -122,56 +175,56 @@ where
     E: Send + 'static,
 {
     TaskHandle {
-        cell: spawn_cell(nursery, &nursery.node, fut, None),
+        cell: spawn_cell(nursery, &nursery.node, fut, ()),
     }
 }
 
-impl<F, T, E> HasOutput<T> for Cell<TaskBody<F, T, E>>
+impl<F, T, E, R> HasOutput<T> for Cell<TaskBody<F, T, E, R>>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
+    R: RouteSlot<E>,
 {
     fn output(&self) -> &Output<T> {
         &self.body().output
     }
 }
 
-impl<F, T, E> Body for TaskBody<F, T, E>
+impl<F, T, E, R> Body for TaskBody<F, T, E, R>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
+    R: RouteSlot<E>,
 {
-    type State = RunState<F, E>;
+    type State = RunState<F, E, R>;
 
     fn poll(
         &self,
         node: &Node<dyn Erased>,
-        state: Pin<&mut RunState<F, E>>,
+        state: Pin<&mut RunState<F, E, R>>,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
         let mut this = state.project();
         if this.nursery.is_none() {
             return Poll::Ready(());
         }
-        let (end, value) = if *this.polled && node.should_drop() {
+        // A task is linked into its parent's child list when it first suspends: an
+        // unlinked one is in its first poll.
+        let first = !node.is_linked();
+        let (end, value) = if !first && node.should_drop() {
             (End::Cancelled, None)
         } else {
-            if !*this.polled {
-                *this.polled = true;
-                match this.route {
+            if first {
+                if R::STARTED {
+                    // `started` may move the task: read the parent link.
+                    let ctx = this.ctx.as_ref().expect("task context");
+                    ctx.node.inherit_parent();
+                } else {
                     // Spawned: the parent is the nursery's node, and stays so.
-                    None => {
-                        node.inherit(this.nursery.as_ref().is_some_and(|n| n.node.is_cancelled()))
-                    }
-                    // Started: `started` may move the task, so read the parent link.
-                    Some(_) => this
-                        .ctx
-                        .as_ref()
-                        .expect("task context")
-                        .node
-                        .inherit_parent(),
+                    let nursery = this.nursery.as_ref();
+                    node.inherit(nursery.is_some_and(|n| n.node.is_cancelled()));
                 }
             }
             let was_cancelled = node.is_marked();
@@ -205,7 +258,7 @@ where
         Poll::Ready(())
     }
 
-    fn abort(&self, node: &Node<dyn Erased>, state: Pin<&mut RunState<F, E>>) {
+    fn abort(&self, node: &Node<dyn Erased>, state: Pin<&mut RunState<F, E, R>>) {
         // The executor dropped the task before it finished (e.g. at shutdown): it counts
         // as cancelled, so the nursery is not left waiting for it.
         let this = state.project();
@@ -215,11 +268,12 @@ where
     }
 }
 
-impl<F, T, E> TaskBody<F, T, E>
+impl<F, T, E, R> TaskBody<F, T, E, R>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
+    R: RouteSlot<E>,
 {
     /// Drops the task's future, then reports its end: errors and panics to the nursery
     /// (or to `start`), the value to the handle, and finally the child count, so that by
@@ -228,7 +282,7 @@ where
     fn finish(
         &self,
         node: &Node<dyn Erased>,
-        mut this: RunStateProj<'_, F, E>,
+        mut this: RunStateProj<'_, F, E, R>,
         mut end: End<E>,
         value: Option<T>,
     ) {
@@ -237,7 +291,7 @@ where
                 end = End::Panicked(p);
             }
         }
-        let started = this.route.is_some();
+        let started = R::STARTED;
         let end = match this.route.take() {
             Some(route) => route.end(end),
             None => Some(end),
@@ -259,8 +313,7 @@ where
             Some(End::Cancelled) | None => Err(JoinError::cancelled()),
         };
         let output = &self.output;
-        *output.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-        output.finished.store(true, Ordering::Release);
+        *output.lock() = Slot::Done(result);
         output.waker.wake();
         // A spawned task that never suspended is in no child list, and nothing else
         // moves it: it keeps its parent link until its allocation goes.
@@ -359,7 +412,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.cell.ext.output().finished.load(Ordering::Acquire)
+        self.cell.ext.output().is_finished()
     }
 }
 
@@ -385,28 +438,21 @@ impl<T> Future for Join<T> {
             return Poll::Pending;
         }
         let output = self.cell.ext.output();
-        if !output.finished.load(Ordering::Acquire) {
-            output.waker.register(cx.waker());
-            if !output.finished.load(Ordering::Acquire) {
-                return Poll::Pending;
-            }
+        if let Some(result) = output.try_take() {
+            return Poll::Ready(result);
         }
-        let taken = output
-            .result
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        Poll::Ready(taken.unwrap_or_else(|| Err(JoinError::cancelled())))
+        output.waker.register(cx.waker());
+        match output.try_take() {
+            Some(result) => Poll::Ready(result),
+            None => Poll::Pending,
+        }
     }
 }
 
 impl<T> fmt::Debug for Join<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Join")
-            .field(
-                "finished",
-                &self.cell.ext.output().finished.load(Ordering::Acquire),
-            )
+            .field("finished", &self.cell.ext.output().is_finished())
             .finish()
     }
 }
