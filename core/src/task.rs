@@ -108,8 +108,11 @@ trait HasOutput<T>: Send + Sync {
 /// run state that goes with it.
 pub(crate) struct TaskBody<F, T, E, R> {
     output: Output<T>,
-    _run: PhantomData<fn() -> (F, E, R)>,
+    _run: PhantomData<RunTypes<F, E, R>>,
 }
+
+/// Names the run state's types without owning them (and without affecting auto traits).
+type RunTypes<F, E, R> = fn() -> (F, E, R);
 
 pin_project! {
     /// What only the runner (the executor's [`RawTask`]) touches.
