@@ -9,10 +9,11 @@
 //! Not every node is in its parent's child list. Nurseries are (their tasks run
 //! elsewhere), and so is every task once it first suspends. A scope is linked only when
 //! its parent's runner would not poll it: when it is polled through a combinator with
-//! wakers of its own, or from another task ([`polled_by_parent`](crate::rt::polled_by_parent)). Any other scope
-//! is polled whenever its parent is, so the wake-up of the runner above reaches it, and
-//! it takes on its ancestors' cancellation on each poll ([`Node::refresh`]). Entering and
-//! leaving such a scope takes no lock.
+//! wakers of its own, or from another task
+//! ([`polled_by_parent`](crate::rt::polled_by_parent)). Any other scope is polled
+//! whenever its parent is, so the wake-up of the runner above reaches it, and it takes
+//! on its ancestors' cancellation on each poll ([`Node::refresh`]). Entering and leaving
+//! such a scope takes no lock.
 //!
 //! Two kinds of state live here:
 //!
@@ -448,12 +449,7 @@ impl Node {
     /// nursery's tasks run elsewhere, so a cancellation must find the nursery through
     /// `parent`'s child list. Such a node is attached at most once.
     pub(crate) fn attach(self: &Arc<Self>, parent: &Arc<Node>) {
-        let Parent::Fixed(p) = &self.parent else {
-            unreachable!("hatchery: internal error: a task root attached as a scope");
-        };
-        if p.set(parent.clone()).is_err() {
-            panic!("hatchery: internal error: scope entered twice");
-        }
+        self.set_parent_once(parent);
         self.inherit(self.insert_into(parent));
     }
 
@@ -465,7 +461,7 @@ impl Node {
     ///
     /// Returns whether the caller held the only reference to the node (no
     /// [`CancelHandle`](crate::CancelHandle) exists): such a scope is set up without
-    /// atomics, and can only be cancelled by its own deadline or its ancestors.
+    /// locks, and can only be cancelled by its own deadline or its ancestors.
     pub(crate) fn enter(
         this: &mut Arc<Node>,
         parent: &Arc<Node>,
@@ -490,17 +486,22 @@ impl Node {
                 if let Some(d) = deadline {
                     this.init_deadline(d);
                 }
-                let Parent::Fixed(p) = &this.parent else {
-                    unreachable!("hatchery: internal error: a task root entered as a scope");
-                };
-                if p.set(parent.clone()).is_err() {
-                    panic!("hatchery: internal error: scope entered twice");
-                }
+                this.set_parent_once(parent);
                 false
             }
         };
         this.refresh();
         exclusive
+    }
+
+    /// Gives a scope or nursery node its parent, through a shared reference.
+    fn set_parent_once(&self, parent: &Arc<Node>) {
+        let Parent::Fixed(p) = &self.parent else {
+            unreachable!("hatchery: internal error: a task root entered as a scope");
+        };
+        if p.set(parent.clone()).is_err() {
+            panic!("hatchery: internal error: scope entered twice");
+        }
     }
 
     /// Links an entered scope into its parent's child list, if it is not linked yet, so
