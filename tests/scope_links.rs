@@ -97,52 +97,48 @@ async fn watched_sleep(at: DroppedAt) {
     sleep(HOUR).await;
 }
 
-/// The outer scope cannot drop its body while a shielded cleanup runs (15 s), so a scope
-/// behind a combinator with its own wakers must be cancelled through the outer scope's
-/// child list: its body is dropped when the outer deadline passes, not when the outer
-/// body is.
-#[hatchery::test(virtual_time)]
-async fn scope_behind_own_waker_combinator_is_cancelled_at_once() {
-    let with_handle = DroppedAt::default();
-    let without = DroppedAt::default();
-    let (a, b) = (with_handle.clone(), without.clone());
+/// Work that a shielded cleanup of 10 s holds open once it is cancelled: the enclosing
+/// scope cannot drop its body until the cleanup is done.
+async fn held_open_by_cleanup() {
+    finally(sleep(HOUR), async { sleep(secs(10)).await }).await;
+}
+
+/// Runs `inner` next to [`held_open_by_cleanup`] in a scope with a 5 s deadline, which
+/// returns when the cleanup is done, at 15 s.
+async fn in_scope_held_open<F: Future>(inner: F) {
     let out = move_on_after(secs(5), async move {
-        future::zip(
-            finally(sleep(HOUR), async { sleep(secs(10)).await }),
-            future::zip(
-                own_waker(CancelScope::new().run(watched_sleep(a))),
-                own_waker(move_on_after(HOUR, watched_sleep(b))),
-            ),
-        )
-        .await;
+        future::zip(held_open_by_cleanup(), inner).await;
     })
     .await;
     assert_eq!(out, None);
     assert_eq!(elapsed(), secs(15));
+}
+
+/// A scope behind a combinator with its own wakers must be cancelled through the outer
+/// scope's child list: its body is dropped when the outer deadline passes (5 s), not when
+/// the outer body is (15 s).
+#[hatchery::test(virtual_time)]
+async fn scope_behind_own_waker_combinator_is_cancelled_at_once() {
+    let (with_handle, without) = (DroppedAt::default(), DroppedAt::default());
+    in_scope_held_open(future::zip(
+        own_waker(CancelScope::new().run(watched_sleep(with_handle.clone()))),
+        own_waker(move_on_after(HOUR, watched_sleep(without.clone()))),
+    ))
+    .await;
     assert_eq!(with_handle.get(), Some(secs(5)));
     assert_eq!(without.get(), Some(secs(5)));
 }
 
-/// The same scopes polled straight from the outer body: the outer scope's timer polls
-/// its body again, and they see the cancellation then.
+/// The same scopes polled straight from the outer body: the outer scope polls its body
+/// again when its deadline passes, and they see the cancellation then.
 #[hatchery::test(virtual_time)]
 async fn scope_polled_directly_is_cancelled_at_once() {
-    let with_handle = DroppedAt::default();
-    let without = DroppedAt::default();
-    let (a, b) = (with_handle.clone(), without.clone());
-    let out = move_on_after(secs(5), async move {
-        future::zip(
-            finally(sleep(HOUR), async { sleep(secs(10)).await }),
-            future::zip(
-                CancelScope::new().run(watched_sleep(a)),
-                move_on_after(HOUR, watched_sleep(b)),
-            ),
-        )
-        .await;
-    })
+    let (with_handle, without) = (DroppedAt::default(), DroppedAt::default());
+    in_scope_held_open(future::zip(
+        CancelScope::new().run(watched_sleep(with_handle.clone())),
+        move_on_after(HOUR, watched_sleep(without.clone())),
+    ))
     .await;
-    assert_eq!(out, None);
-    assert_eq!(elapsed(), secs(15));
     assert_eq!(with_handle.get(), Some(secs(5)));
     assert_eq!(without.get(), Some(secs(5)));
 }
@@ -246,7 +242,7 @@ async fn scope_cancelled_from_its_body_reaches_nested_scopes() {
     let handle = scope.handle();
     let out = scope
         .run(future::zip(
-            finally(sleep(HOUR), async { sleep(secs(10)).await }),
+            held_open_by_cleanup(),
             future::zip(move_on_after(HOUR, watched_sleep(a)), async {
                 handle.cancel();
             }),
@@ -267,7 +263,7 @@ async fn task_cancelled_in_its_first_poll_reaches_nested_scopes() {
     nursery(|n: Nursery<TestError>| async move {
         let handle = n.spawn(async move {
             future::zip(
-                finally(sleep(HOUR), async { sleep(secs(10)).await }),
+                held_open_by_cleanup(),
                 future::zip(move_on_after(HOUR, watched_sleep(a)), async {
                     // The spawner stores the handle right after `spawn` returns.
                     let own = loop {

@@ -523,7 +523,8 @@ impl<F: Future> Scoped<F> {
             };
         // Registering only now is enough: a cancellation from here on wakes us, and one
         // that came earlier is seen by `should_drop` below. Without a handle and a link,
-        // only our own timer can cancel us, and it wakes the task itself.
+        // only our deadline cancels us (here, or from a scope inside that finds it
+        // passed), and our own timer wakes the task for it.
         if linked || *this.shared {
             node.register(cx.waker());
         }

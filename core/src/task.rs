@@ -294,7 +294,6 @@ where
                 end = End::Panicked(p);
             }
         }
-        let started = R::STARTED;
         let end = match this.route.take() {
             Some(route) => route.end(end),
             None => Some(end),
@@ -320,7 +319,7 @@ where
         output.waker.wake();
         // A spawned task that never suspended is in no child list, and nothing else
         // moves it: it keeps its parent link until its allocation goes.
-        if started || node.is_linked() {
+        if R::STARTED || node.is_linked() {
             node.detach();
         }
         // Break the cycle through the context (its node is this allocation).
