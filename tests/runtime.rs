@@ -3,10 +3,12 @@
 //! failure outside any runtime.
 
 use std::panic::{catch_unwind, UnwindSafe};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
+use hatchery::rt::{Runtime, Sleep, Task};
 use hatchery::{
     checkpoint, current_effective_deadline, move_on_after, now, nursery, run_blocking, sleep,
     Nursery,
@@ -197,4 +199,87 @@ async fn run_blocking_cancelled() {
     )
     .await;
     assert_eq!(out, None);
+}
+
+/// A runtime for the tests below: every task on a thread of its own, and a clock that
+/// reads a fixed instant, so that tests can tell two runtimes apart.
+struct ThreadPerTask {
+    clock: Instant,
+    threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
+}
+
+impl ThreadPerTask {
+    fn new(clock: Instant) -> Arc<ThreadPerTask> {
+        Arc::new(ThreadPerTask {
+            clock,
+            threads: Arc::default(),
+        })
+    }
+}
+
+impl Runtime for ThreadPerTask {
+    fn spawn(&self, task: Task) {
+        let thread = std::thread::spawn(move || block_on(task));
+        self.threads.lock().unwrap().push(thread);
+    }
+
+    fn now(&self) -> Instant {
+        self.clock
+    }
+
+    fn sleep_until(&self, _deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        unreachable!("these tests use no timers")
+    }
+
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        std::thread::spawn(work);
+    }
+}
+
+/// Threads keep the runtime they last polled for between polls (to spare a reference
+/// count per poll), but nothing keeps it once the root is gone and its threads are done:
+/// the runtime is dropped when the application's `run` would return.
+#[test]
+fn the_runtime_is_released_when_the_root_goes() {
+    let runtime = ThreadPerTask::new(Instant::now());
+    let (weak, threads) = (Arc::downgrade(&runtime), runtime.threads.clone());
+    let out = block_on(hatchery::rt::enter(
+        runtime,
+        nursery(|n| async move {
+            let a = n.spawn(async { Ok::<_, TestError>(now()) });
+            let b = n.spawn(async { Ok(1) });
+            let _ = a.join().await.unwrap();
+            Ok(b.join().await.unwrap() + 1)
+        }),
+    ));
+    assert_eq!(out, Ok(2));
+    for thread in std::mem::take(&mut *threads.lock().unwrap()) {
+        thread.join().unwrap();
+    }
+    assert!(weak.upgrade().is_none(), "a thread still holds the runtime");
+    assert!(!hatchery::rt::is_entered());
+}
+
+/// A root of one runtime entered inside a poll for another (a nested `block_on`): each
+/// sees its own clock, and the outer one gets its runtime back afterwards.
+#[test]
+fn a_nested_runtime_sees_its_own_clock_and_gives_the_outer_one_back() {
+    let base = Instant::now();
+    let (a, b) = (
+        ThreadPerTask::new(base + HOUR),
+        ThreadPerTask::new(base + 2 * HOUR),
+    );
+    let weak_b = Arc::downgrade(&b);
+    let (outer, inner, outer_again) = block_on(hatchery::rt::enter(a, async move {
+        let outer = now();
+        let inner = block_on(hatchery::rt::enter(b, async { now() }));
+        (outer, inner, now())
+    }));
+    assert_eq!(outer, base + HOUR);
+    assert_eq!(inner, base + 2 * HOUR);
+    assert_eq!(outer_again, base + HOUR, "the outer runtime is back");
+    assert!(
+        weak_b.upgrade().is_none(),
+        "nothing keeps the inner runtime"
+    );
 }

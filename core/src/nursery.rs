@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 
 use crate::error::{NurseryError, SpawnError};
 use crate::node::{self, Hold, Node};
-use crate::rt::{self, Ctx, Runtime};
+use crate::rt::{self, Runtime};
 use crate::task::{self, TaskHandle};
 
 pub(crate) type Panic = Box<dyn Any + Send + 'static>;
@@ -337,7 +337,8 @@ pin_project! {
 /// The state of a nursery between its first poll and its completion.
 struct Open<T, E> {
     shared: Arc<Shared<E>>,
-    ctx: Option<Ctx>,
+    /// The nursery's node, installed as the current one while the body is polled.
+    node: Option<Arc<Node>>,
     /// Keeps enclosing scopes of this task from dropping the nursery while it drains.
     hold: Option<Hold>,
     /// The body's value, once it has produced one.
@@ -374,7 +375,7 @@ where
             node.attach(&parent.node);
             let shared = Arc::new(Shared {
                 node: node.clone(),
-                rt: parent.rt.clone(),
+                rt: parent.rt,
                 state: AtomicUsize::new(0),
                 waker: AtomicWaker::new(),
                 record: Mutex::new(Record {
@@ -388,10 +389,7 @@ where
             })));
             *this.state = Some(Open {
                 shared,
-                ctx: Some(Ctx {
-                    rt: parent.rt,
-                    node,
-                }),
+                node: Some(node),
                 hold: Some(hold),
                 value: None,
                 body_done: false,
@@ -413,9 +411,9 @@ where
             } else {
                 node.register(cx.waker());
                 let body = this.body.as_mut().as_pin_mut().expect("body present");
-                let ctx = &mut open.ctx;
+                let slot = &mut open.node;
                 let polled = catch_unwind(AssertUnwindSafe(|| {
-                    rt::enter_with(ctx, cx.waker(), || body.poll(cx))
+                    rt::enter_with(slot, &shared.rt, cx.waker(), || body.poll(cx))
                 }));
                 match polled {
                     Ok(Poll::Pending) if !node.should_drop() => return Poll::Pending,

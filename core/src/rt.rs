@@ -217,26 +217,45 @@ pub trait Sleep: Future<Output = ()> + Send + Sync {
 }
 
 /// What every hatchery future finds while it is polled: the runtime and the innermost
-/// cancel scope.
+/// cancel scope (an owned copy, see [`current`]).
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub(crate) rt: Arc<dyn Runtime>,
     pub(crate) node: Arc<Node>,
 }
 
+/// The current context, borrowed from the thread-local (see [`with_current`]).
+#[derive(Clone, Copy)]
+pub(crate) struct CtxRef<'a> {
+    pub(crate) rt: &'a Arc<dyn Runtime>,
+    pub(crate) node: &'a Arc<Node>,
+}
+
 /// What the current thread is polling.
 struct Current {
-    ctx: RefCell<Option<Ctx>>,
-    /// The waker of the runner that installed `ctx` (a task, a nursery, [`enter`]), by
+    slots: RefCell<Slots>,
+    /// The waker of the runner that installed the node (a task, a nursery, [`enter`]), by
     /// address only: a scope polled with this very waker, from its parent's body, is
     /// polled whenever its parent is (see [`polled_by_parent`]).
     waker: Cell<*const Waker>,
 }
 
+struct Slots {
+    /// The innermost scope of the task being polled; `None` outside hatchery.
+    node: Option<Arc<Node>>,
+    /// The runtime of the task being polled, valid while `node` is set.
+    ///
+    /// It stays behind after the poll (it is only read while `node` is set): a thread
+    /// polls the tasks of one runtime, and keeping the handle saves every task poll a
+    /// reference count on a line that every thread shares. A poll for another runtime
+    /// swaps its own in and puts the old one back; [`Enter`] clears it when it goes.
+    rt: Option<Arc<dyn Runtime>>,
+}
+
 thread_local! {
     static CURRENT: Current = const {
         Current {
-            ctx: RefCell::new(None),
+            slots: RefCell::new(Slots { node: None, rt: None }),
             waker: Cell::new(std::ptr::null()),
         }
     };
@@ -255,43 +274,102 @@ pub(crate) fn current() -> Ctx {
 }
 
 pub(crate) fn try_current() -> Option<Ctx> {
-    CURRENT.with(|c| c.ctx.borrow().clone())
+    with_current(|c| {
+        c.map(|c| Ctx {
+            rt: c.rt.clone(),
+            node: c.node.clone(),
+        })
+    })
 }
 
 /// Calls `f` with the current context, if any, without cloning it.
-pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Ctx>) -> R) -> R {
-    CURRENT.with(|c| f(c.ctx.borrow().as_ref()))
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<CtxRef<'_>>) -> R) -> R {
+    CURRENT.with(|c| {
+        let slots = c.slots.borrow();
+        f(match (&slots.node, &slots.rt) {
+            (Some(node), Some(rt)) => Some(CtxRef { rt, node }),
+            _ => None,
+        })
+    })
 }
 
 /// Whether the innermost scope of the current task is cancelled.
 pub(crate) fn current_cancelled() -> bool {
-    with_current(|c| c.is_some_and(|c| c.node.is_cancelled()))
+    CURRENT.with(|c| {
+        c.slots
+            .borrow()
+            .node
+            .as_ref()
+            .is_some_and(|n| n.is_cancelled())
+    })
 }
 
-/// Polls `f` with `slot`'s context installed, moving it into the thread-local and back
-/// (no reference counts change), and restoring the previous context even on panic.
-pub(crate) fn enter_with<R>(slot: &mut Option<Ctx>, waker: &Waker, f: impl FnOnce() -> R) -> R {
+/// Polls `f` with `node` (taken out of `slot`) as the current node and `rt` as the
+/// runtime, moving the node into the thread-local and back (no reference counts change
+/// when the thread last polled for the same runtime), and restoring the previous context
+/// even on panic.
+pub(crate) fn enter_with<R>(
+    slot: &mut Option<Arc<Node>>,
+    rt: &Arc<dyn Runtime>,
+    waker: &Waker,
+    f: impl FnOnce() -> R,
+) -> R {
     struct Restore<'a> {
-        slot: &'a mut Option<Ctx>,
-        prev: Option<Ctx>,
+        slot: &'a mut Option<Arc<Node>>,
+        prev: Option<Arc<Node>>,
+        /// The other runtime that was installed before, to put back.
+        prev_rt: Option<Arc<dyn Runtime>>,
         prev_waker: *const Waker,
     }
     impl Drop for Restore<'_> {
         fn drop(&mut self) {
             let prev = self.prev.take();
-            *self.slot = CURRENT.with(|c| {
+            let prev_rt = self.prev_rt.take();
+            let replaced = CURRENT.with(|c| {
                 c.waker.set(self.prev_waker);
-                c.ctx.replace(prev)
+                let mut slots = c.slots.borrow_mut();
+                *self.slot = std::mem::replace(&mut slots.node, prev);
+                prev_rt.map(|rt| slots.rt.replace(rt))
             });
+            // Dropped outside the borrow: it may be the last handle to a runtime.
+            drop(replaced);
         }
     }
-    let (prev, prev_waker) = CURRENT.with(|c| (c.ctx.replace(slot.take()), c.waker.replace(waker)));
+    let (prev, prev_rt, prev_waker) = CURRENT.with(|c| {
+        let mut slots = c.slots.borrow_mut();
+        let prev_rt = match &slots.rt {
+            Some(cur) if same_runtime(cur, rt) => None,
+            // Another runtime's handle is put back afterwards; none stays with ours.
+            _ => slots.rt.replace(rt.clone()),
+        };
+        let prev = std::mem::replace(&mut slots.node, slot.take());
+        (prev, prev_rt, c.waker.replace(waker))
+    });
     let _restore = Restore {
         slot,
         prev,
+        prev_rt,
         prev_waker,
     };
     f()
+}
+
+fn same_runtime(a: &Arc<dyn Runtime>, b: &Arc<dyn Runtime>) -> bool {
+    // By address only: two vtables for one type may differ between codegen units.
+    std::ptr::eq(Arc::as_ptr(a).cast::<u8>(), Arc::as_ptr(b).cast::<u8>())
+}
+
+/// Lets go of the runtime handle the thread keeps after polling, if it is `rt`'s and
+/// nothing is being polled (called when a root made by [`enter`] goes).
+fn forget_runtime(rt: &Arc<dyn Runtime>) {
+    let kept = CURRENT.try_with(|c| {
+        let mut slots = c.slots.try_borrow_mut().ok()?;
+        match &slots.rt {
+            Some(cur) if slots.node.is_none() && same_runtime(cur, rt) => slots.rt.take(),
+            _ => None,
+        }
+    });
+    drop(kept);
 }
 
 /// Whether a scope whose parent is `parent` is being polled directly by its parent's
@@ -304,9 +382,9 @@ pub(crate) fn enter_with<R>(slot: &mut Option<Ctx>, waker: &Waker, f: impl FnOnc
 pub(crate) fn polled_by_parent(parent: &Node, waker: &Waker) -> bool {
     CURRENT.with(|c| {
         std::ptr::eq(c.waker.get(), waker)
-            && c.ctx.borrow().as_ref().is_some_and(|ctx| {
+            && c.slots.borrow().node.as_ref().is_some_and(|node| {
                 std::ptr::eq(
-                    Arc::as_ptr(&ctx.node).cast::<u8>(),
+                    Arc::as_ptr(node).cast::<u8>(),
                     (parent as *const Node).cast::<u8>(),
                 )
             })
@@ -335,9 +413,9 @@ pub(crate) fn enter_node<R>(node: &mut Arc<Node>, f: impl FnOnce() -> R) -> R {
 
 fn swap_node(node: &mut Arc<Node>) {
     CURRENT.with(|c| {
-        let mut c = c.ctx.borrow_mut();
-        let ctx = c.as_mut().expect(NO_RUNTIME);
-        std::mem::swap(&mut ctx.node, node);
+        let mut slots = c.slots.borrow_mut();
+        let current = slots.node.as_mut().expect(NO_RUNTIME);
+        std::mem::swap(current, node);
     });
 }
 
@@ -352,10 +430,8 @@ fn swap_node(node: &mut Arc<Node>) {
 pub fn enter<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
     Enter {
         fut,
-        ctx: Some(Ctx {
-            rt: runtime,
-            node: Node::new(false, true),
-        }),
+        rt: runtime,
+        node: Some(Node::new(false, true)),
     }
 }
 
@@ -365,7 +441,15 @@ pin_project! {
     pub struct Enter<F> {
         #[pin]
         fut: F,
-        ctx: Option<Ctx>,
+        rt: Arc<dyn Runtime>,
+        node: Option<Arc<Node>>,
+    }
+
+    impl<F> PinnedDrop for Enter<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // The root is gone: this thread need not keep its runtime alive.
+            forget_runtime(this.project().rt);
+        }
     }
 }
 
@@ -375,7 +459,7 @@ impl<F: Future> Future for Enter<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let fut = this.fut;
-        enter_with(this.ctx, cx.waker(), || fut.poll(cx))
+        enter_with(this.node, this.rt, cx.waker(), || fut.poll(cx))
     }
 }
 

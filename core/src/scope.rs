@@ -482,9 +482,9 @@ impl<F: Future> Scoped<F> {
                         deadline = now.checked_add(timeout);
                     }
                 }
-                *shared = !Node::enter(node, &parent.node, deadline);
+                *shared = !Node::enter(node, parent.node, deadline);
                 if node.is_shield() {
-                    *hold = Some(Hold::new(&parent.node));
+                    *hold = Some(Hold::new(parent.node));
                 }
             });
         } else {
@@ -530,7 +530,7 @@ impl<F: Future> Scoped<F> {
         }
         if !node.is_cancelled() {
             let timer = &mut *this.timer;
-            rt::with_current(|c| timer.poll(node, &*c.expect(rt::NO_RUNTIME).rt, cx));
+            rt::with_current(|c| timer.poll(node, &**c.expect(rt::NO_RUNTIME).rt, cx));
         }
         if node.should_drop() {
             return finish_cancelled(this.body, this.hold, node, this.done);

@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use crate::error::{JoinError, StartError};
 use crate::node::{self, Hold, Node};
 use crate::nursery::{Nursery, Panic, Shared};
-use crate::rt::{self, Ctx, Task};
+use crate::rt::{self, Task};
 
 /// How a task ended, minus its value.
 pub(crate) enum End<E> {
@@ -120,9 +120,9 @@ pin_project! {
     pub(crate) struct RunState<F, E, R> {
         #[pin]
         fut: Option<F>,
-        // The task's context; its node is this very allocation, a reference cycle
-        // broken when the task finishes.
-        ctx: Option<Ctx>,
+        // The task's node, to install as the current one while it is polled: this very
+        // allocation, a reference cycle broken when the task finishes.
+        own: Option<Arc<Node>>,
         // Taken when the task finishes: `None` means done.
         nursery: Option<Arc<Shared<E>>>,
         route: R,
@@ -155,16 +155,13 @@ where
     };
     let state = RunState {
         fut: Some(fut),
-        ctx: None,
+        own: None,
         nursery: Some(nursery.clone()),
         route,
     };
     let (raw, cell) = RawTask::new(parent, body, state, |cell, state| {
         let node: Arc<Node> = cell.clone();
-        *state.project().ctx = Some(Ctx {
-            rt: nursery.rt.clone(),
-            node,
-        });
+        *state.project().own = Some(node);
     });
     nursery.rt.spawn(Task::raw(raw));
     cell
@@ -222,8 +219,8 @@ where
             if first {
                 if R::STARTED {
                     // `started` may move the task: read the parent link.
-                    let ctx = this.ctx.as_ref().expect("task context");
-                    ctx.node.inherit_parent();
+                    let own = this.own.as_ref().expect("task context");
+                    own.inherit_parent();
                 } else {
                     // Spawned: the parent is the nursery's node, and stays so.
                     let nursery = this.nursery.as_ref();
@@ -232,15 +229,16 @@ where
             }
             let was_cancelled = node.is_marked();
             let fut = this.fut.as_mut().as_pin_mut().expect("task future present");
-            let ctx = &mut *this.ctx;
+            let own = &mut *this.own;
+            let rt = &this.nursery.as_ref().expect("task running").rt;
             match catch_unwind(AssertUnwindSafe(|| {
-                rt::enter_with(ctx, cx.waker(), || fut.poll(cx))
+                rt::enter_with(own, rt, cx.waker(), || fut.poll(cx))
             })) {
                 Ok(Poll::Pending) => {
                     // Registering only now is enough: a cancellation from here on wakes
                     // us, and one that came earlier is seen by `should_drop` below.
                     node.register(cx.waker());
-                    this.ctx.as_ref().expect("task context").node.link();
+                    this.own.as_ref().expect("task context").link();
                     if !node.should_drop() {
                         if !was_cancelled && node.is_marked() {
                             // Cancelled during this poll, perhaps before our waker was
@@ -323,9 +321,9 @@ where
             node.detach();
         }
         // Break the cycle through the context (its node is this allocation).
-        let ctx = this.ctx.take();
+        let own = this.own.take();
         nursery.child_done();
-        drop(ctx);
+        drop(own);
     }
 }
 

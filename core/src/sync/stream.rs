@@ -289,7 +289,7 @@ impl<T> State<T> {
                     if stream {
                         // Polled again, perhaps from another scope.
                         let same = rt::with_current(|c| match (c, &w.scope) {
-                            (Some(c), Some(n)) => Arc::ptr_eq(&c.node, n),
+                            (Some(c), Some(n)) => Arc::ptr_eq(c.node, n),
                             (None, None) => true,
                             _ => false,
                         });
