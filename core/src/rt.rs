@@ -315,6 +315,7 @@ pub(crate) fn enter_with<R>(
     f: impl FnOnce() -> R,
 ) -> R {
     struct Restore<'a> {
+        current: &'a Current,
         slot: &'a mut Option<Arc<Node>>,
         prev: Option<Arc<Node>>,
         /// The other runtime that was installed before, to put back.
@@ -322,38 +323,48 @@ pub(crate) fn enter_with<R>(
         prev_waker: *const Waker,
     }
     impl Drop for Restore<'_> {
+        #[inline]
         fn drop(&mut self) {
-            let prev = self.prev.take();
-            let prev_rt = self.prev_rt.take();
-            let replaced = CURRENT.with(|c| {
-                c.waker.set(self.prev_waker);
-                let mut slots = c.slots.borrow_mut();
-                *self.slot = std::mem::replace(&mut slots.node, prev);
-                prev_rt.map(|rt| slots.rt.replace(rt))
-            });
-            // Dropped outside the borrow: it may be the last handle to a runtime.
-            drop(replaced);
+            let c = self.current;
+            c.waker.set(self.prev_waker);
+            let mut slots = c.slots.borrow_mut();
+            *self.slot = std::mem::replace(&mut slots.node, self.prev.take());
+            if let Some(rt) = self.prev_rt.take() {
+                // Dropped outside the borrow: it may be the last handle to a runtime.
+                let ours = slots.rt.replace(rt);
+                drop(slots);
+                drop(ours);
+            }
         }
     }
-    let (prev, prev_rt, prev_waker) = CURRENT.with(|c| {
-        let mut slots = c.slots.borrow_mut();
+    // One thread-local access for the whole poll: the restore uses the same reference.
+    CURRENT.with(|current| {
+        let mut slots = current.slots.borrow_mut();
         let prev_rt = match &slots.rt {
             Some(cur) if same_runtime(cur, rt) => None,
             // Another runtime's handle is put back afterwards; none stays with ours.
-            _ => slots.rt.replace(rt.clone()),
+            _ => install(&mut slots.rt, rt),
         };
         let prev = std::mem::replace(&mut slots.node, slot.take());
-        (prev, prev_rt, c.waker.replace(waker))
-    });
-    let _restore = Restore {
-        slot,
-        prev,
-        prev_rt,
-        prev_waker,
-    };
-    f()
+        drop(slots);
+        let _restore = Restore {
+            current,
+            slot,
+            prev,
+            prev_rt,
+            prev_waker: current.waker.replace(waker),
+        };
+        f()
+    })
 }
 
+/// Installs `rt` as the thread's runtime, returning the one it replaces.
+#[cold]
+fn install(slot: &mut Option<Arc<dyn Runtime>>, rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
+    slot.replace(rt.clone())
+}
+
+#[inline]
 fn same_runtime(a: &Arc<dyn Runtime>, b: &Arc<dyn Runtime>) -> bool {
     // By address only: two vtables for one type may differ between codegen units.
     std::ptr::eq(Arc::as_ptr(a).cast::<u8>(), Arc::as_ptr(b).cast::<u8>())
