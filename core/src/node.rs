@@ -10,7 +10,7 @@
 //! elsewhere), and so is every task once it first suspends. A scope is linked only when
 //! its parent's runner would not poll it: when it is polled through a combinator with
 //! wakers of its own, or from another task
-//! ([`polled_by_parent`](crate::rt::polled_by_parent)). Any other scope is polled
+//! ([`enter_node`](crate::rt::enter_node)). Any other scope is polled
 //! whenever its parent is, so the wake-up of the runner above reaches it, and it takes
 //! on its ancestors' cancellation on each poll ([`Node::refresh`]). Entering and leaving
 //! such a scope takes no lock.

@@ -236,7 +236,7 @@ struct Current {
     slots: RefCell<Slots>,
     /// The waker of the runner that installed the node (a task, a nursery, [`enter`]), by
     /// address only: a scope polled with this very waker, from its parent's body, is
-    /// polled whenever its parent is (see [`polled_by_parent`]).
+    /// polled whenever its parent is (see [`enter_node`]).
     waker: Cell<*const Waker>,
 }
 
@@ -383,51 +383,57 @@ fn forget_runtime(rt: &Arc<dyn Runtime>) {
     drop(kept);
 }
 
-/// Whether a scope whose parent is `parent` is being polled directly by its parent's
-/// body, with the waker of the runner that polls the parent: then that runner's wake-up
-/// reaches the scope, and the scope need not be in `parent`'s child list. Call it
-/// outside the scope's own body (where the current node is the scope's caller's).
-///
-/// The waker is compared by address: a combinator that polls its futures with wakers of
-/// its own hands them other `Waker` values (a false "no" only costs a link).
-pub(crate) fn polled_by_parent(parent: &Node, waker: &Waker) -> bool {
-    CURRENT.with(|c| {
-        std::ptr::eq(c.waker.get(), waker)
-            && c.slots.borrow().node.as_ref().is_some_and(|node| {
-                std::ptr::eq(
-                    Arc::as_ptr(node).cast::<u8>(),
-                    (parent as *const Node).cast::<u8>(),
-                )
-            })
-    })
-}
-
 /// Polls `f` with `node` as the innermost scope of the current context, swapping it in
 /// and back out (no reference counts change), even on panic.
+///
+/// Also returns whether the scope is polled directly by its parent's body, with the
+/// waker of the runner that polls the parent (`waker` is the scope's): then that
+/// runner's wake-up reaches the scope, and the scope need not be in its parent's child
+/// list. The waker is compared by address: a combinator that polls its futures with
+/// wakers of its own hands them other `Waker` values (a false "no" only costs a link).
 ///
 /// # Panics
 ///
 /// Outside a hatchery context.
-pub(crate) fn enter_node<R>(node: &mut Arc<Node>, f: impl FnOnce() -> R) -> R {
+pub(crate) fn enter_node<R>(
+    node: &mut Arc<Node>,
+    waker: &Waker,
+    f: impl FnOnce() -> R,
+) -> (R, bool) {
     struct Restore<'a> {
+        current: &'a Current,
         node: &'a mut Arc<Node>,
     }
     impl Drop for Restore<'_> {
+        #[inline]
         fn drop(&mut self) {
-            swap_node(self.node);
+            swap_node(self.current, self.node);
         }
     }
-    swap_node(node);
-    let _restore = Restore { node };
-    f()
+    // One thread-local access for the whole poll.
+    CURRENT.with(|current| {
+        swap_node(current, node);
+        let restore = Restore { current, node };
+        let out = f();
+        drop(restore);
+        let by_parent = std::ptr::eq(current.waker.get(), waker)
+            && node.fixed_parent().is_some_and(|parent| {
+                current.slots.borrow().node.as_ref().is_some_and(|caller| {
+                    std::ptr::eq(
+                        Arc::as_ptr(caller).cast::<u8>(),
+                        Arc::as_ptr(parent).cast::<u8>(),
+                    )
+                })
+            });
+        (out, by_parent)
+    })
 }
 
-fn swap_node(node: &mut Arc<Node>) {
-    CURRENT.with(|c| {
-        let mut slots = c.slots.borrow_mut();
-        let current = slots.node.as_mut().expect(NO_RUNTIME);
-        std::mem::swap(current, node);
-    });
+#[inline]
+fn swap_node(current: &Current, node: &mut Arc<Node>) {
+    let mut slots = current.slots.borrow_mut();
+    let installed = slots.node.as_mut().expect(NO_RUNTIME);
+    std::mem::swap(installed, node);
 }
 
 /// Installs `runtime` for everything `fut` does, making `fut` the root of a hatchery

@@ -337,8 +337,16 @@ pub(crate) struct Timer {
     sleep: Option<Pin<Box<dyn Sleep>>>,
     armed_for: Option<Instant>,
     version: u64,
-    /// The clock reading taken on entry, reused the first time the timer is armed.
-    now: Option<Instant>,
+    /// The clock reading taken on entry and the deadline set then, with the node's
+    /// deadline version, reused the first time the timer is armed (if the deadline has
+    /// not moved since).
+    entry: Option<Entry>,
+}
+
+struct Entry {
+    now: Instant,
+    deadline: Instant,
+    version: u64,
 }
 
 impl Timer {
@@ -347,7 +355,7 @@ impl Timer {
             sleep: None,
             armed_for: None,
             version: u64::MAX,
-            now: None,
+            entry: None,
         }
     }
 
@@ -357,13 +365,16 @@ impl Timer {
         let version = node.deadline_version();
         if version != self.version {
             self.version = version;
-            let Some(deadline) = node.deadline() else {
-                self.now = None;
+            let (now, deadline) = match self.entry.take() {
+                Some(e) if e.version == version => (Some(e.now), Some(e.deadline)),
+                _ => (None, node.deadline()),
+            };
+            let Some(deadline) = deadline else {
                 self.sleep = None;
                 self.armed_for = None;
                 return;
             };
-            let now = self.now.take().unwrap_or_else(|| rt.now());
+            let now = now.unwrap_or_else(|| rt.now());
             if deadline <= now {
                 node.cancel(node::DEADLINE);
                 return;
@@ -476,10 +487,17 @@ impl<F: Future> Scoped<F> {
                     // Only if no deadline was set through a handle since `with_timeout`.
                     if node.deadline_version() == version {
                         let now = parent.rt.now();
-                        timer.now = Some(now);
                         // `None` on overflow: a timeout too large to represent is no
                         // deadline.
                         deadline = now.checked_add(timeout);
+                        if let Some(deadline) = deadline {
+                            // Entering sets this deadline without bumping the version.
+                            timer.entry = Some(Entry {
+                                now,
+                                deadline,
+                                version: node.deadline_version(),
+                            });
+                        }
                     }
                 }
                 *shared = !Node::enter(node, parent.node, deadline);
@@ -500,7 +518,7 @@ impl<F: Future> Scoped<F> {
         let was_cancelled = this.node.is_marked();
         let body = this.body.as_mut().as_pin_mut().expect("body present");
         // The body runs with this scope as the innermost one.
-        let poll = rt::enter_node(this.node, || body.poll(cx));
+        let (poll, by_parent) = rt::enter_node(this.node, cx.waker(), || body.poll(cx));
         let node = &*this.node;
         if let Poll::Ready(v) = poll {
             this.body.set(None);
@@ -513,14 +531,10 @@ impl<F: Future> Scoped<F> {
         // runner, its wake-up reaches us and we `refresh` on the next poll; polled
         // through a combinator with other wakers (or moved to another task), the parent
         // must find us in its child list.
-        let linked = node.is_linked()
-            || match node.fixed_parent() {
-                Some(parent) if rt::polled_by_parent(parent, cx.waker()) => false,
-                _ => {
-                    node.link_scope();
-                    true
-                }
-            };
+        if !by_parent {
+            node.link_scope();
+        }
+        let linked = node.is_linked();
         // Registering only now is enough: a cancellation from here on wakes us, and one
         // that came earlier is seen by `should_drop` below. Without a handle and a link,
         // only our deadline cancels us (here, or from a scope inside that finds it
