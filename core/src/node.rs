@@ -78,15 +78,16 @@ pub(crate) struct Node<X: ?Sized = Ext> {
     pub(crate) ext: X,
 }
 
-/// The parent link. Only task roots ever move (when `start` hands a task to its
-/// nursery); every other node gets its parent once, on entry, and keeps it, so reading it
-/// takes no lock.
+/// The parent link. Only the roots of `start`ed tasks ever move (when `start` hands the
+/// task to its nursery); every other node gets its parent once, when it is entered or
+/// spawned, and keeps it, so reading it takes no lock.
 enum Parent {
     /// A scope or nursery, given its parent on entry.
     Fixed(OnceLock<Arc<Node>>),
-    /// A scope entered while nobody else could see it (set through `Arc::get_mut`).
+    /// A scope entered while nobody else could see it (set through `Arc::get_mut`), or a
+    /// spawned task's root.
     Set(Arc<Node>),
-    /// A task root.
+    /// The root of a task that `start` may move.
     Movable(Mutex<Option<Arc<Node>>>),
 }
 
@@ -106,10 +107,15 @@ impl Node {
 impl<X> Node<X> {
     /// A task root under `parent` carrying `ext`, to be put in an `Arc` and coerced to
     /// `Arc<Node>`. It is not linked into `parent`'s child list yet (see
-    /// [`link`](Node::link)).
-    pub(crate) fn task_root(parent: &Arc<Node>, ext: X) -> Node<X> {
+    /// [`link`](Node::link)). Only a `movable` one can be [`reparent`](Node::reparent)ed;
+    /// the parent link of any other is read without a lock.
+    pub(crate) fn task_root(parent: &Arc<Node>, ext: X, movable: bool) -> Node<X> {
         let mut node = Node::with_ext(false, true, ext);
-        node.parent = Parent::Movable(Mutex::new(Some(parent.clone())));
+        node.parent = if movable {
+            Parent::Movable(Mutex::new(Some(parent.clone())))
+        } else {
+            Parent::Set(parent.clone())
+        };
         node
     }
 
@@ -278,13 +284,13 @@ impl<X: ?Sized> Node<X> {
     }
 
     /// Unlinks this node from its parent's child list. Idempotent. The parent link of a
-    /// scope stays (it is only followed upwards, and children are held weakly, so no
-    /// cycle); a task root lets go of its parent.
+    /// scope or a spawned task stays (it is only followed upwards, and children are held
+    /// weakly, so no cycle); a movable task root lets go of its parent.
     pub(crate) fn detach(&self) {
         match &self.parent {
             Parent::Fixed(_) | Parent::Set(_) => {
-                // Only the owning task links a scope or nursery node, so an unlinked one
-                // stays unlinked here.
+                // Only the owning runner links a scope, a nursery or a spawned task, so
+                // an unlinked one stays unlinked here.
                 if !self.is_linked() {
                     return;
                 }
@@ -545,14 +551,20 @@ impl Node {
         if self.key.load(Ordering::Acquire) != NO_KEY {
             return;
         }
-        let inherit = {
-            let p = self.movable().lock().unwrap_or_else(|e| e.into_inner());
-            match &*p {
-                Some(parent) if self.key.load(Ordering::Acquire) == NO_KEY => {
-                    self.insert_into(parent)
+        let inherit = match &self.parent {
+            // Under the lock, to serialize with `reparent`.
+            Parent::Movable(p) => {
+                let p = p.lock().unwrap_or_else(|e| e.into_inner());
+                match &*p {
+                    Some(parent) if self.key.load(Ordering::Acquire) == NO_KEY => {
+                        self.insert_into(parent)
+                    }
+                    _ => false,
                 }
-                _ => false,
             }
+            // Only the task's own runner links and unlinks it.
+            Parent::Set(parent) => self.insert_into(parent),
+            Parent::Fixed(_) => unreachable!("hatchery: internal error: a scope linked as a task"),
         };
         self.inherit(inherit);
     }

@@ -159,7 +159,7 @@ where
         nursery: Some(nursery.clone()),
         route,
     };
-    let (raw, cell) = RawTask::new(parent, body, state, |cell, state| {
+    let (raw, cell) = RawTask::new(parent, R::STARTED, body, state, |cell, state| {
         let node: Arc<Node> = cell.clone();
         *state.project().own = Some(node);
     });

@@ -111,9 +111,10 @@ pub(crate) struct RawTask {
 impl RawTask {
     /// Allocates a task root node under `parent` carrying `body` and `state`, and makes
     /// the one `RawTask` for it; `init` finishes setting up the state, given the
-    /// allocation.
+    /// allocation. Only a `movable` task can change its parent later.
     pub(crate) fn new<B: Body>(
         parent: &Arc<Node>,
+        movable: bool,
         body: B,
         state: B::State,
         init: impl FnOnce(&Arc<Node<Cell<B>>>, Pin<&mut B::State>),
@@ -124,6 +125,7 @@ impl RawTask {
                 body,
                 state: UnsafeCell::new(state),
             },
+            movable,
         ));
         // SAFETY: the allocation is new and no `RawTask` for it exists yet.
         init(&cell, unsafe { cell.ext.state() });
