@@ -316,6 +316,37 @@ async fn c4_set_deadline_later_postpones() {
     assert_eq!(elapsed(), secs(30));
 }
 
+/// C4: a deadline moved between the farthest representable instant and near ones while
+/// the scope runs is reported exactly each time, and the near one is obeyed.
+#[hatchery::test(virtual_time)]
+async fn c4_deadline_moves_between_far_and_near() {
+    let start = now();
+    let (far, near) = (latest_instant(start), start + secs(30));
+    let scope = CancelScope::new().with_deadline(far);
+    let handle = scope.handle();
+    let out = scope
+        .run({
+            let handle = handle.clone();
+            async move {
+                for deadline in [near, far, start + HOUR, far, near] {
+                    handle.set_deadline(deadline);
+                    assert_eq!(handle.deadline(), Some(deadline));
+                    assert_eq!(current_effective_deadline(), Deadline::At(deadline));
+                    sleep(secs(1)).await;
+                }
+                sleep(HOUR).await;
+            }
+        })
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(handle.deadline(), Some(near));
+    assert_eq!(
+        elapsed(),
+        secs(30),
+        "the last deadline, the near one, fired"
+    );
+}
+
 /// C4: a later deadline set while the scope's timer is already armed (after the body
 /// suspended) re-arms it.
 #[hatchery::test(virtual_time)]

@@ -27,10 +27,10 @@
 //!   `start` calls. A cancelled runner drops its body only when its node has no holds.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 use slab::Slab;
@@ -59,9 +59,8 @@ pub(crate) struct Node<X: ?Sized = Ext> {
     waker: AtomicWaker,
     parent: Parent,
     inner: Mutex<Inner>,
+    deadline: AtomicDeadline,
     holds: AtomicU32,
-    /// Bumped whenever the deadline changes, so a runner can notice without locking.
-    deadline_version: AtomicU32,
     /// This node's key in its parent's child list.
     key: AtomicU32,
     /// Shields stop cancellation coming from ancestors.
@@ -74,6 +73,8 @@ pub(crate) struct Node<X: ?Sized = Ext> {
     /// Whether this node has ever had a child (set under `inner`'s lock, never cleared),
     /// so that cancelling a leaf does not take its lock.
     has_children: AtomicBool,
+    /// Whether the deadline was set since [`forget_deadline_set`](Node::forget_deadline_set).
+    deadline_set: AtomicBool,
     /// State that lives in the same allocation as the node (a task's future and result).
     pub(crate) ext: X,
 }
@@ -93,9 +94,69 @@ enum Parent {
 
 #[derive(Default)]
 struct Inner {
-    /// Boxed lazily: most nodes (tasks, leaf scopes) never have children.
-    children: Option<Box<Slab<Weak<Node>>>>,
-    deadline: Option<Instant>,
+    /// Boxed lazily: most nodes (tasks, leaf scopes) never have children, nor a deadline
+    /// too far away for the atomic word.
+    rare: Option<Box<Rare>>,
+}
+
+#[derive(Default)]
+struct Rare {
+    children: Slab<Weak<Node>>,
+    /// The deadline, when the word says [`FAR`].
+    far_deadline: Option<Instant>,
+}
+
+impl Inner {
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Default::default)
+    }
+}
+
+/// A deadline in one atomic word, read without a lock: signed nanoseconds from an
+/// instant taken once per process. An instant more than about 292 years away from it
+/// (in practice: "never") is kept exactly under the node's lock, the word saying [`FAR`].
+struct AtomicDeadline(AtomicI64);
+
+/// The word of "no deadline".
+const NO_DEADLINE: i64 = i64::MIN;
+/// The word of "the deadline is under the lock".
+const FAR: i64 = i64::MAX;
+
+impl AtomicDeadline {
+    fn base() -> Instant {
+        static BASE: OnceLock<Instant> = OnceLock::new();
+        *BASE.get_or_init(Instant::now)
+    }
+
+    /// The word for `deadline`; `FAR` if it does not fit.
+    fn encode(deadline: Option<Instant>) -> i64 {
+        let Some(deadline) = deadline else {
+            return NO_DEADLINE;
+        };
+        let base = Self::base();
+        let word = match deadline.checked_duration_since(base) {
+            Some(after) => i64::try_from(after.as_nanos()).ok(),
+            None => i64::try_from((base - deadline).as_nanos())
+                .ok()
+                .map(|before| -before),
+        };
+        match word {
+            Some(w) if w != NO_DEADLINE && w != FAR => w,
+            _ => FAR,
+        }
+    }
+
+    /// The deadline a word other than `FAR` stands for.
+    fn decode(word: i64) -> Option<Instant> {
+        let base = Self::base();
+        let nanos = Duration::from_nanos(word.unsigned_abs());
+        match word {
+            NO_DEADLINE => None,
+            0.. => base.checked_add(nanos),
+            // Encoded from an instant that exists, so the subtraction cannot fail.
+            _ => base.checked_sub(nanos),
+        }
+    }
 }
 
 impl Node {
@@ -128,7 +189,8 @@ impl<X> Node<X> {
             reason: AtomicU8::new(NONE),
             caught: AtomicBool::new(false),
             holds: AtomicU32::new(0),
-            deadline_version: AtomicU32::new(0),
+            deadline: AtomicDeadline(AtomicI64::new(NO_DEADLINE)),
+            deadline_set: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             parent: if root {
                 Parent::Movable(Mutex::new(None))
@@ -315,8 +377,8 @@ impl<X: ?Sized> Node<X> {
     }
 
     fn remove_child(&self, key: u32) {
-        if let Some(children) = &mut self.lock().children {
-            children.try_remove(key as usize);
+        if let Some(rare) = &mut self.lock().rare {
+            rare.children.try_remove(key as usize);
         }
     }
 
@@ -359,8 +421,12 @@ impl<X: ?Sized> Node<X> {
         if !self.has_children.load(Ordering::SeqCst) {
             return;
         }
-        let children: Vec<Arc<Node>> = match &self.lock().children {
-            Some(c) => c.iter().filter_map(|(_, w)| w.upgrade()).collect(),
+        let children: Vec<Arc<Node>> = match &self.lock().rare {
+            Some(rare) => rare
+                .children
+                .iter()
+                .filter_map(|(_, w)| w.upgrade())
+                .collect(),
             None => return,
         };
         // Wake outside the lock: a waker is foreign code, and dropping the last
@@ -378,24 +444,49 @@ impl<X: ?Sized> Node<X> {
 
     // ----- deadlines -----
 
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.lock().deadline
-    }
-
     #[inline]
-    pub(crate) fn deadline_version(&self) -> u64 {
-        u64::from(self.deadline_version.load(Ordering::Acquire))
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self.deadline.0.load(Ordering::Acquire) {
+            FAR => self.lock().rare.as_ref().and_then(|r| r.far_deadline),
+            word => AtomicDeadline::decode(word),
+        }
     }
 
-    /// Sets the deadline of a node nobody else can see yet (on entry).
+    fn store_deadline(&self, deadline: Option<Instant>) {
+        match AtomicDeadline::encode(deadline) {
+            FAR => {
+                // The word is written under the lock too, after the instant, so a reader
+                // that sees `FAR` finds this instant (or a later one) there.
+                let mut inner = self.lock();
+                inner.rare().far_deadline = deadline;
+                self.deadline.0.store(FAR, Ordering::Release);
+            }
+            word => self.deadline.0.store(word, Ordering::Release),
+        }
+    }
+
+    /// Sets the deadline on entry (a timeout's), before the scope is polled: nobody
+    /// waits on it yet.
     pub(crate) fn init_deadline(&self, deadline: Instant) {
-        self.lock().deadline = Some(deadline);
+        self.store_deadline(Some(deadline));
     }
 
+    /// Moves the deadline (through a handle or a builder) and wakes the runner, so that
+    /// its timer follows.
     pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
-        self.lock().deadline = deadline;
-        self.deadline_version.fetch_add(1, Ordering::AcqRel);
+        self.store_deadline(deadline);
+        self.deadline_set.store(true, Ordering::Release);
         self.waker.wake();
+    }
+
+    /// Whether [`set_deadline`](Node::set_deadline) was called since the last
+    /// [`forget_deadline_set`](Node::forget_deadline_set).
+    pub(crate) fn deadline_was_set(&self) -> bool {
+        self.deadline_set.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn forget_deadline_set(&self) {
+        self.deadline_set.store(false, Ordering::Release);
     }
 
     /// The earliest deadline from this node up to (and including) the nearest shield.
@@ -481,10 +572,7 @@ impl Node {
                 );
                 node.parent = Parent::Set(parent.clone());
                 if deadline.is_some() {
-                    node.inner
-                        .get_mut()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .deadline = deadline;
+                    node.store_deadline(deadline);
                 }
                 true
             }
@@ -525,10 +613,7 @@ impl Node {
     /// Adds this node to `parent`'s child list. Returns whether `parent` is cancelled.
     fn insert_into(self: &Arc<Self>, parent: &Node) -> bool {
         let mut p = parent.lock();
-        let key = p
-            .children
-            .get_or_insert_with(Default::default)
-            .insert(Arc::downgrade(self));
+        let key = p.rare().children.insert(Arc::downgrade(self));
         let key = u32::try_from(key)
             .ok()
             .filter(|&k| k != NO_KEY)

@@ -54,9 +54,9 @@ use crate::rt::{self, Runtime, Sleep};
 /// ```
 pub struct CancelScope {
     node: Arc<Node>,
-    /// A relative timeout, and the node's deadline version when it was set: if the
-    /// deadline is set again (through a handle) before entry, the timeout is dropped.
-    timeout: Option<(Duration, u64)>,
+    /// A relative timeout: if the deadline is set again (through a handle) before entry,
+    /// the timeout is dropped.
+    timeout: Option<Duration>,
     /// Whether `with_deadline` set a deadline on the node.
     has_deadline: bool,
 }
@@ -101,7 +101,9 @@ impl CancelScope {
             self.node.set_deadline(None);
             self.has_deadline = false;
         }
-        self.timeout = Some((timeout, self.node.deadline_version()));
+        // A deadline set through a handle from here on wins over the timeout.
+        self.node.forget_deadline_set();
+        self.timeout = Some(timeout);
         self
     }
 
@@ -336,17 +338,10 @@ const MAX_TIMER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
 pub(crate) struct Timer {
     sleep: Option<Pin<Box<dyn Sleep>>>,
     armed_for: Option<Instant>,
-    version: u64,
-    /// The clock reading taken on entry and the deadline set then, with the node's
-    /// deadline version, reused the first time the timer is armed (if the deadline has
-    /// not moved since).
-    entry: Option<Entry>,
-}
-
-struct Entry {
-    now: Instant,
-    deadline: Instant,
-    version: u64,
+    /// The deadline the timer was last set up for (`None` before the first poll).
+    seen: Option<Option<Instant>>,
+    /// The clock reading taken on entry, reused the first time the timer is armed.
+    now: Option<Instant>,
 }
 
 impl Timer {
@@ -354,21 +349,19 @@ impl Timer {
         Timer {
             sleep: None,
             armed_for: None,
-            version: u64::MAX,
-            entry: None,
+            seen: None,
+            now: None,
         }
     }
 
     /// Checks the node's deadline: cancels the node if it has passed, otherwise makes sure
     /// a timer will wake this task when it does.
     pub(crate) fn poll(&mut self, node: &Arc<Node>, rt: &dyn Runtime, cx: &mut Context<'_>) {
-        let version = node.deadline_version();
-        if version != self.version {
-            self.version = version;
-            let (now, deadline) = match self.entry.take() {
-                Some(e) if e.version == version => (Some(e.now), Some(e.deadline)),
-                _ => (None, node.deadline()),
-            };
+        let deadline = node.deadline();
+        if self.seen != Some(deadline) {
+            self.seen = Some(deadline);
+            // An earlier reading is as good: a deadline it finds passed has passed.
+            let now = self.now.take();
             let Some(deadline) = deadline else {
                 self.sleep = None;
                 self.armed_for = None;
@@ -425,7 +418,7 @@ pin_project! {
         #[pin]
         body: Option<F>,
         node: Arc<Node>,
-        timeout: Option<(Duration, u64)>,
+        timeout: Option<Duration>,
         timer: Timer,
         hold: Option<Hold>,
         entered: bool,
@@ -483,21 +476,14 @@ impl<F: Future> Scoped<F> {
             rt::with_current(|parent| {
                 let parent = parent.expect(rt::NO_RUNTIME);
                 let mut deadline = None;
-                if let Some((timeout, version)) = timeout {
+                if let Some(timeout) = timeout {
                     // Only if no deadline was set through a handle since `with_timeout`.
-                    if node.deadline_version() == version {
+                    if !node.deadline_was_set() {
                         let now = parent.rt.now();
+                        timer.now = Some(now);
                         // `None` on overflow: a timeout too large to represent is no
                         // deadline.
                         deadline = now.checked_add(timeout);
-                        if let Some(deadline) = deadline {
-                            // Entering sets this deadline without bumping the version.
-                            timer.entry = Some(Entry {
-                                now,
-                                deadline,
-                                version: node.deadline_version(),
-                            });
-                        }
                     }
                 }
                 *shared = !Node::enter(node, parent.node, deadline);
