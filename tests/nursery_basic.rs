@@ -82,6 +82,47 @@ async fn n1_children_dropped_before_return() {
     assert_eq!(dropped.get(), 10);
 }
 
+/// N1: the values of children nobody joins (their handles dropped, or never kept) are
+/// dropped before `nursery` returns, whether the child suspended first or not; a kept
+/// handle keeps its value until it is joined or dropped.
+#[hatchery::test]
+async fn n1_unjoined_values_dropped_before_return() {
+    let dropped = Counter::new();
+    let kept = Counter::new();
+    let mut handles = Vec::new();
+    let r = nursery(|n| {
+        let (dropped, kept, handles) = (dropped.clone(), kept.clone(), &mut handles);
+        async move {
+            for i in 0..20 {
+                let guard = if i < 10 {
+                    dropped.guard()
+                } else {
+                    kept.guard()
+                };
+                let h = n.spawn(async move {
+                    if i % 2 == 0 {
+                        checkpoint().await;
+                    }
+                    Ok::<_, TestError>(guard)
+                });
+                if i >= 10 {
+                    handles.push(h);
+                }
+            }
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(dropped.get(), 10, "unjoined values are gone");
+    assert_eq!(kept.get(), 0, "a handle keeps its value");
+    let first = handles.remove(0).join().await.unwrap();
+    drop(first);
+    assert_eq!(kept.get(), 1);
+    drop(handles);
+    assert_eq!(kept.get(), 10);
+}
+
 /// N7 (basic) and N1: join returns each child's value; an empty nursery returns the
 /// body's value.
 #[hatchery::test(virtual_time)]

@@ -168,6 +168,37 @@ async fn n3_runtime_usable_after_panic() {
     assert_eq!(elapsed(), secs(3));
 }
 
+/// N3: a child's value whose destructor panics, with nobody to join it: the panic is
+/// the child's, resumed by `nursery` once the siblings have finished.
+#[hatchery::test]
+async fn n3_panic_dropping_an_unjoined_value() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("value drop boom");
+        }
+    }
+    let log = Log::new();
+    let r = catch_panic(nursery(|n: Nursery<TestError>| {
+        let log = log.clone();
+        async move {
+            n.spawn(async {
+                checkpoint().await;
+                Ok(PanicOnDrop)
+            });
+            n.spawn(async move {
+                shield(checkpoint()).await;
+                log.push("sibling finished");
+                Ok(())
+            });
+            Ok(())
+        }
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "value drop boom");
+    assert_eq!(log.events(), ["sibling finished"]);
+}
+
 /// N3, N7: a panicked child's handle reports `is_panicked` when joined after the
 /// nursery has resumed the panic.
 #[hatchery::test]

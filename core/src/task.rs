@@ -312,9 +312,21 @@ where
             }
             Some(End::Cancelled) | None => Err(JoinError::cancelled()),
         };
-        let output = &self.output;
-        *output.lock() = Slot::Done(result);
-        output.waker.wake();
+        // Without a handle (or a `start` call) holding the task, the runner and the
+        // task's own context hold its only references, and no handle can appear later:
+        // nobody could read the result, so it is dropped here, without a lock.
+        let watched = this
+            .own
+            .as_ref()
+            .map_or(true, |own| Arc::strong_count(own) > 2);
+        if watched {
+            let output = &self.output;
+            *output.lock() = Slot::Done(result);
+            output.waker.wake();
+        } else if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(result))) {
+            // The value's destructor panicked: a panic of the task like any other.
+            nursery.panicked(p);
+        }
         // A spawned task that never suspended is in no child list, and nothing else
         // moves it: it keeps its parent link until its allocation goes.
         if R::STARTED || node.is_linked() {
@@ -331,7 +343,8 @@ where
 /// that task, or ask whether it has finished.
 ///
 /// Dropping the handle does not cancel the task; it keeps running as part of its
-/// nursery.
+/// nursery, and its value is dropped as soon as it finishes (a panic in that drop is a
+/// panic of the task).
 pub struct TaskHandle<T> {
     cell: Arc<Node<dyn HasOutput<T>>>,
 }
