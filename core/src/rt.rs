@@ -128,6 +128,52 @@ use crate::task::RawTask;
 /// This is the whole seam between hatchery's semantics and an executor. All methods may
 /// be called from any thread, including threads the executor does not own. See the
 /// [module docs](self) for a complete adapter.
+///
+/// # Examples
+///
+/// A runtime that wraps another one, here to count the tasks hatchery spawns:
+///
+/// ```
+/// use std::pin::Pin;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Instant;
+/// use hatchery::rt::{self, Runtime, Sleep, Task};
+/// use hatchery_tokio::TokioRuntime;
+///
+/// struct Counting {
+///     inner: TokioRuntime,
+///     spawned: AtomicUsize,
+/// }
+///
+/// impl Runtime for Counting {
+///     fn spawn(&self, task: Task) {
+///         self.spawned.fetch_add(1, Ordering::Relaxed);
+///         self.inner.spawn(task);
+///     }
+///     fn now(&self) -> Instant {
+///         self.inner.now()
+///     }
+///     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+///         self.inner.sleep_until(deadline)
+///     }
+///     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+///         self.inner.spawn_blocking(work);
+///     }
+/// }
+///
+/// # hatchery_tokio::run(async {
+/// let counting = Arc::new(Counting { inner: TokioRuntime::current(), spawned: AtomicUsize::new(0) });
+/// let sum = rt::enter(counting.clone(), hatchery::nursery(|n| async move {
+///     let a = n.spawn(async { Ok::<_, std::io::Error>(1) });
+///     let b = n.spawn(async { Ok(2) });
+///     Ok(a.join().await? + b.join().await?)
+/// }))
+/// .await;
+/// assert_eq!(sum.unwrap(), 3);
+/// assert_eq!(counting.spawned.load(Ordering::Relaxed), 2);
+/// # });
+/// ```
 pub trait Runtime: Send + Sync + 'static {
     /// Spawns `task` to run to completion in the background.
     ///
@@ -138,18 +184,78 @@ pub trait Runtime: Send + Sync + 'static {
     ///
     /// [`Task`] is a plain `Future<Output = ()> + Send + 'static`, a few words in size:
     /// spawn it as it is, without boxing it again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::rt::{Runtime, Task};
+    /// use hatchery_tokio::TokioRuntime;
+    ///
+    /// # hatchery_tokio::run(async {
+    /// let (tx, rx) = hatchery::memory_stream(1);
+    /// TokioRuntime::current().spawn(Task::from_future(async move {
+    ///     tx.try_send("ran in the background").unwrap();
+    /// }));
+    /// assert_eq!(rx.recv().await, Ok("ran in the background"));
+    /// # });
+    /// ```
     fn spawn(&self, task: Task);
 
     /// The current time on this runtime's clock.
     ///
     /// All hatchery deadlines are measured on this clock, so a runtime with a virtual
     /// clock makes every timeout, sleep and deadline virtual.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::rt::Runtime;
+    /// use hatchery_tokio::TokioRuntime;
+    ///
+    /// # hatchery_tokio::run(async {
+    /// let rt = TokioRuntime::current();
+    /// let before = rt.now();
+    /// let seen = hatchery::now(); // hatchery reads the clock of the runtime it runs on
+    /// assert!(before <= seen && seen <= rt.now());
+    /// # });
+    /// ```
     fn now(&self) -> Instant;
 
     /// A timer that completes once [`now`](Runtime::now) has reached `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::rt::Runtime;
+    /// use hatchery_tokio::TokioRuntime;
+    ///
+    /// # hatchery_tokio::run(async {
+    /// let rt = TokioRuntime::current();
+    /// let deadline = rt.now() + Duration::from_millis(5);
+    /// rt.sleep_until(deadline).await;
+    /// assert!(rt.now() >= deadline);
+    /// # });
+    /// ```
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>>;
 
     /// Runs `work` on a thread where blocking is allowed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::rt::Runtime;
+    /// use hatchery_tokio::TokioRuntime;
+    ///
+    /// # hatchery_tokio::run(async {
+    /// let (tx, rx) = hatchery::memory_stream(0);
+    /// TokioRuntime::current().spawn_blocking(Box::new(move || {
+    ///     // Blocking is fine on this thread.
+    ///     tx.send_blocking((1..=5u32).product::<u32>()).unwrap();
+    /// }));
+    /// assert_eq!(rx.recv().await, Ok(120));
+    /// # });
+    /// ```
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>);
 }
 
@@ -185,6 +291,21 @@ impl Task {
     }
 
     /// A task that polls `fut` (boxing it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use hatchery::rt::Task;
+    ///
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let r = ran.clone();
+    /// let task = Task::from_future(async move { r.store(true, Ordering::SeqCst) });
+    /// assert!(!ran.load(Ordering::SeqCst)); // nothing runs until it is polled
+    /// futures_lite::future::block_on(task); // a plain future: any executor can poll it
+    /// assert!(ran.load(Ordering::SeqCst));
+    /// ```
     pub fn from_future<F: Future<Output = ()> + Send + 'static>(fut: F) -> Task {
         Task {
             inner: TaskInner::Boxed(Box::pin(fut)),
@@ -211,8 +332,48 @@ impl fmt::Debug for Task {
 }
 
 /// A timer future made by [`Runtime::sleep_until`].
+///
+/// # Examples
+///
+/// One timer, awaited and re-armed again and again (as a scope does when its deadline
+/// moves):
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::rt::Runtime;
+/// use hatchery_tokio::TokioRuntime;
+///
+/// # hatchery_tokio::run(async {
+/// let rt = TokioRuntime::current();
+/// let start = rt.now();
+/// let mut timer = rt.sleep_until(start + Duration::from_millis(2));
+/// for tick in 1..=3u32 {
+///     timer.as_mut().await;
+///     assert!(rt.now() >= start + Duration::from_millis(2) * tick);
+///     timer.as_mut().reset(start + Duration::from_millis(2) * (tick + 1));
+/// }
+/// # });
+/// ```
 pub trait Sleep: Future<Output = ()> + Send + Sync {
     /// Moves the timer to a new deadline (earlier or later), as if it were new.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::rt::Runtime;
+    /// use hatchery_tokio::TokioRuntime;
+    ///
+    /// # hatchery_tokio::run(async {
+    /// let rt = TokioRuntime::current();
+    /// let start = rt.now();
+    /// let mut timer = rt.sleep_until(start + Duration::from_secs(3600));
+    /// timer.as_mut().reset(start + Duration::from_millis(5)); // much sooner
+    /// timer.await;
+    /// let waited = rt.now() - start;
+    /// assert!(waited >= Duration::from_millis(5) && waited < Duration::from_secs(3600));
+    /// # });
+    /// ```
     fn reset(self: Pin<&mut Self>, deadline: Instant);
 }
 
@@ -444,6 +605,25 @@ fn swap_node(current: &Current, node: &mut Arc<Node>) {
 ///
 /// The root scope cannot be cancelled; wrap `fut` in a [`CancelScope`](crate::CancelScope)
 /// for that.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use hatchery::rt;
+/// use hatchery_tokio::TokioRuntime;
+///
+/// # hatchery_tokio::run(async {
+/// // In a task of a running tokio runtime (what `hatchery_tokio::enter` does):
+/// let runtime = Arc::new(TokioRuntime::current());
+/// let out = rt::enter(runtime, hatchery::nursery(|n| async move {
+///     let h = n.spawn(async { Ok::<_, std::io::Error>(6 * 7) });
+///     Ok(h.join().await?)
+/// }))
+/// .await;
+/// assert_eq!(out.unwrap(), 42);
+/// # });
+/// ```
 pub fn enter<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
     Enter {
         fut,
@@ -454,6 +634,21 @@ pub fn enter<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
 
 pin_project! {
     /// Future returned by [`enter`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use hatchery::futures::Enter;
+    /// use hatchery::rt;
+    ///
+    /// # hatchery_tokio::run(async {
+    /// let runtime = Arc::new(hatchery_tokio::TokioRuntime::current());
+    /// // Runs on the runtime's blocking threads once awaited.
+    /// let root: Enter<_> = rt::enter(runtime, hatchery::run_blocking(|| 2 + 2));
+    /// assert_eq!(root.await, 4);
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Enter<F> {
         #[pin]
