@@ -59,6 +59,22 @@ pub enum NurseryError<E> {
 
 impl<E> NurseryError<E> {
     /// Whether this is the `Cancelled` outcome (not a failure).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::{checkpoint, nursery};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let r = nursery(|n| async move {
+    ///     n.cancel();
+    ///     checkpoint().await; // the body ends here
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await;
+    /// assert!(r.unwrap_err().is_cancelled());
+    /// # });
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         matches!(self, NurseryError::Cancelled)
     }
@@ -88,6 +104,16 @@ impl<E> NurseryError<E> {
     }
 
     /// The errors, in the order they happened (empty for `Cancelled`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::NurseryError;
+    ///
+    /// let e = NurseryError::Failed(vec!["disk full", "timeout"]);
+    /// assert_eq!(e.into_errors(), ["disk full", "timeout"]);
+    /// assert!(NurseryError::<&str>::Cancelled.into_errors().is_empty());
+    /// ```
     pub fn into_errors(self) -> Vec<E> {
         match self {
             NurseryError::Failed(errors) => errors,
@@ -96,11 +122,37 @@ impl<E> NurseryError<E> {
     }
 
     /// The first error, the one that cancelled the nursery.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::NurseryError;
+    ///
+    /// let e = NurseryError::Failed(vec!["disk full", "timeout"]);
+    /// assert_eq!(e.first(), Some(&"disk full"));
+    /// assert_eq!(NurseryError::<&str>::Cancelled.first(), None);
+    /// ```
     pub fn first(&self) -> Option<&E> {
         self.errors().first()
     }
 
     /// The first error, the one that cancelled the nursery; the others are dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let r = nursery(|n| async move {
+    ///     n.spawn(async { Err::<(), _>(std::io::Error::other("disk full")) });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// let e: std::io::Error = r.unwrap_err().into_first().unwrap();
+    /// assert_eq!(e.to_string(), "disk full");
+    /// # });
+    /// ```
     pub fn into_first(self) -> Option<E> {
         self.into_errors().into_iter().next()
     }
@@ -137,6 +189,28 @@ impl<E: fmt::Display> fmt::Display for NurseryError<E> {
 impl<E: fmt::Debug + fmt::Display> std::error::Error for NurseryError<E> {}
 
 /// The error of [`TaskHandle::join`](crate::TaskHandle::join): the task produced no value.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{nursery, sleep, JoinError};
+///
+/// # hatchery_smol::run(async {
+/// nursery(|n| async move {
+///     let h = n.spawn(async { sleep(Duration::from_secs(3600)).await; Ok(()) });
+///     h.cancel();
+///     let err: JoinError = h.join().await.unwrap_err();
+///     assert!(err.is_cancelled() && !err.is_failed() && !err.is_panicked());
+///     // It converts into an `io::Error`, so `?` works in `io::Result` code.
+///     let io: std::io::Error = err.into();
+///     assert_eq!(io.to_string(), "task was cancelled");
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct JoinError {
     kind: JoinKind,
@@ -167,6 +241,25 @@ impl JoinError {
     }
 
     /// The task was cancelled (by its handle, its nursery or an enclosing scope).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{move_on_after, nursery, sleep};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut handle = None;
+    /// let out = move_on_after(Duration::from_millis(5), nursery(|n| {
+    ///     handle = Some(n.spawn(async { sleep(Duration::from_secs(3600)).await; Ok::<_, std::io::Error>(()) }));
+    ///     async { sleep(Duration::from_secs(3600)).await; Ok(()) }
+    /// }))
+    /// .await;
+    /// assert!(out.is_none());
+    /// // The enclosing scope's deadline cancelled the nursery, and the task with it.
+    /// assert!(handle.unwrap().join().await.unwrap_err().is_cancelled());
+    /// # });
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.kind == JoinKind::Cancelled
     }
@@ -192,6 +285,31 @@ impl JoinError {
     }
 
     /// The task panicked; the nursery resumes the panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::panic::AssertUnwindSafe;
+    /// use futures_lite::FutureExt;
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut handle = None;
+    /// let r = AssertUnwindSafe(nursery(|n| {
+    ///     handle = Some(n.spawn(async {
+    ///         if true {
+    ///             panic!("boom");
+    ///         }
+    ///         Ok::<_, std::io::Error>(())
+    ///     }));
+    ///     async { Ok(()) }
+    /// }))
+    /// .catch_unwind()
+    /// .await;
+    /// assert!(r.is_err()); // the nursery resumed the panic
+    /// assert!(handle.unwrap().join().await.unwrap_err().is_panicked());
+    /// # });
+    /// ```
     pub fn is_panicked(&self) -> bool {
         self.kind == JoinKind::Panicked
     }
@@ -225,6 +343,24 @@ impl From<JoinError> for std::io::Error {
 
 /// The error of [`Nursery::try_spawn`](crate::Nursery::try_spawn): the nursery has
 /// already finished, so nothing can be spawned into it.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::{nursery, SpawnError};
+///
+/// # hatchery_smol::run(async {
+/// let mut saved = None;
+/// nursery(|n| async {
+///     saved = Some(n);
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .await
+/// .unwrap();
+/// let err: SpawnError = saved.unwrap().try_spawn(async { Ok(()) }).unwrap_err();
+/// assert_eq!(err.to_string(), "cannot spawn into a nursery that has already finished");
+/// # });
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SpawnError(pub(crate) ());
 
@@ -243,6 +379,28 @@ impl fmt::Display for SpawnError {
 impl std::error::Error for SpawnError {}
 
 /// The error of [`Nursery::start`](crate::Nursery::start).
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::{nursery, StartError};
+///
+/// # hatchery_smol::run(async {
+/// let mut saved = None;
+/// nursery(|n| async {
+///     saved = Some(n);
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .await
+/// .unwrap();
+/// let r = saved.unwrap().start(|status| async move {
+///     status.started(());
+///     Ok(())
+/// })
+/// .await;
+/// assert!(matches!(r, Err(StartError::Closed))); // the nursery had finished
+/// # });
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub enum StartError<E> {
     /// The task returned this error before calling `started`.
@@ -255,6 +413,15 @@ pub enum StartError<E> {
 
 impl<E> StartError<E> {
     /// The task's own error, if it failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::StartError;
+    ///
+    /// assert_eq!(StartError::Failed("cannot bind").into_inner(), Some("cannot bind"));
+    /// assert_eq!(StartError::<&str>::NotStarted.into_inner(), None);
+    /// ```
     pub fn into_inner(self) -> Option<E> {
         match self {
             StartError::Failed(e) => Some(e),

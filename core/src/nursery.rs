@@ -95,6 +95,29 @@ where
 ///
 /// Cheap to clone; clones may be moved into the nursery's children so that they can spawn
 /// siblings.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::{nursery, Nursery, TaskHandle};
+///
+/// fn spawn_squares(n: &Nursery<std::io::Error>, count: u32) -> Vec<TaskHandle<u32>> {
+///     (0..count).map(|i| n.spawn(async move { Ok(i * i) })).collect()
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let total = nursery(|n| async move {
+///     let mut total = 0;
+///     for h in spawn_squares(&n, 4) {
+///         total += h.join().await?;
+///     }
+///     Ok::<_, std::io::Error>(total)
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(total, 1 + 4 + 9);
+/// # });
+/// ```
 pub struct Nursery<E> {
     pub(crate) shared: Arc<Shared<E>>,
 }
@@ -297,11 +320,46 @@ impl<E: Send + 'static> Nursery<E> {
 
     /// Whether the nursery has been cancelled (by [`cancel`](Nursery::cancel), a failure
     /// or an enclosing scope).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let r = nursery(|n| async move {
+    ///     assert!(!n.is_cancelled());
+    ///     n.cancel();
+    ///     assert!(n.is_cancelled());
+    ///     Ok::<_, std::io::Error>("done") // no suspension point since `cancel`
+    /// })
+    /// .await;
+    /// assert_eq!(r.unwrap(), "done");
+    /// # });
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.shared.node.is_cancelled()
     }
 
     /// Whether the nursery has finished; spawning into it then fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut saved = None;
+    /// nursery(|n| async {
+    ///     assert!(!n.is_closed());
+    ///     saved = Some(n);
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert!(saved.unwrap().is_closed());
+    /// # });
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.shared.state.load(Ordering::Acquire) & CLOSED != 0
     }
@@ -309,6 +367,24 @@ impl<E: Send + 'static> Nursery<E> {
 
 pin_project! {
     /// Future returned by [`nursery`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let opened = Cell::new(false);
+    /// let fut = nursery(|_n| {
+    ///     opened.set(true);
+    ///     async { Ok::<_, std::io::Error>(7) }
+    /// });
+    /// assert!(!opened.get()); // the nursery opens when the future is first polled
+    /// assert_eq!(fut.await.unwrap(), 7);
+    /// assert!(opened.get());
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct NurseryFuture<F, Fut, T, E> {
         make: Option<F>,

@@ -345,6 +345,32 @@ where
 /// Dropping the handle does not cancel the task; it keeps running as part of its
 /// nursery, and its value is dropped as soon as it finishes (a panic in that drop is a
 /// panic of the task).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use hatchery::{nursery, sleep, TaskHandle};
+///
+/// # hatchery_smol::run(async {
+/// let done = Arc::new(AtomicBool::new(false));
+/// let d = done.clone();
+/// nursery(|n| async move {
+///     let h: TaskHandle<()> = n.spawn(async move {
+///         sleep(Duration::from_millis(5)).await;
+///         d.store(true, Ordering::SeqCst);
+///         Ok::<_, std::io::Error>(())
+///     });
+///     drop(h); // the task keeps running as part of the nursery
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// assert!(done.load(Ordering::SeqCst));
+/// # });
+/// ```
 pub struct TaskHandle<T> {
     cell: Arc<Node<dyn HasOutput<T>>>,
 }
@@ -438,6 +464,24 @@ impl<T> fmt::Debug for TaskHandle<T> {
 }
 
 /// Future returned by [`TaskHandle::join`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::futures::Join;
+/// use hatchery::nursery;
+///
+/// # hatchery_smol::run(async {
+/// nursery(|n| async move {
+///     let h = n.spawn(async { Ok::<_, std::io::Error>("done") });
+///     let join: Join<&str> = h.join();
+///     assert_eq!(join.await.unwrap(), "done");
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Join<T> {
     cell: Arc<Node<dyn HasOutput<T>>>,
@@ -478,6 +522,27 @@ impl<T> fmt::Debug for Join<T> {
 /// a connection is open): `start` then returns the value, and the task continues as a
 /// child of the nursery. Dropping the token without calling it is allowed; `start` then
 /// fails with [`StartError::NotStarted`] when the task finishes.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::{nursery, StartError, TaskStatus};
+///
+/// # hatchery_smol::run(async {
+/// nursery(|n| async move {
+///     let r = n
+///         .start(|status: TaskStatus<u16>| async move {
+///             drop(status); // gave up before it was ready
+///             Ok::<_, std::io::Error>(())
+///         })
+///         .await;
+///     assert!(matches!(r, Err(StartError::NotStarted)));
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
 pub struct TaskStatus<V> {
     sink: Arc<dyn StartSink<V>>,
 }
@@ -654,6 +719,24 @@ impl<E: Send + 'static> Nursery<E> {
 }
 
 /// Future returned by [`Nursery::start`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::futures::Start;
+/// use hatchery::nursery;
+///
+/// # hatchery_smol::run(async {
+/// nursery(|n| async move {
+///     // An error before `started` comes out of `start`; the nursery does not fail.
+///     let start: Start<_, (), &str> = n.start(|_status| async { Err::<(), _>("cannot bind") });
+///     assert_eq!(start.await.unwrap_err().into_inner(), Some("cannot bind"));
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Start<Fut, V, E> {
     fut: Option<Fut>,
