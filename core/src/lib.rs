@@ -150,6 +150,24 @@ pub use backon;
 pub use hatchery_macros::test;
 
 /// The named futures returned by hatchery's functions.
+///
+/// # Examples
+///
+/// A named future can be returned (or kept in a struct) without boxing it:
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::futures::{Fail, Sleep};
+///
+/// fn nap_with_limit(nap: Duration, limit: Duration) -> Fail<Sleep> {
+///     hatchery::fail_after(limit, hatchery::sleep(nap))
+/// }
+///
+/// # hatchery_smol::run(async {
+/// assert!(nap_with_limit(Duration::from_millis(1), Duration::from_secs(5)).await.is_ok());
+/// assert!(nap_with_limit(Duration::from_secs(3600), Duration::from_millis(5)).await.is_err());
+/// # });
+/// ```
 pub mod futures {
     pub use crate::combinators::{AsCompleted, Batches, InputIter, Map, Retry};
     pub use crate::nursery::NurseryFuture;

@@ -513,6 +513,20 @@ pub fn tracked<F: IntoFuture>(fut: F) -> TestRun<F::IntoFuture> {
 
 pin_project! {
     /// Future returned by [`virtual_time`], [`manual_time`] and [`tracked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::testing::{elapsed, virtual_time, TestRun};
+    ///
+    /// let run: TestRun<_> = virtual_time(async {
+    ///     hatchery::sleep(Duration::from_secs(60)).await;
+    ///     elapsed()
+    /// });
+    /// // A runtime polls it: the test run starts on its clock.
+    /// assert_eq!(hatchery_smol::run(run), Duration::from_secs(60));
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct TestRun<F> {
         #[pin]
@@ -532,6 +546,16 @@ impl<F: Future> TestRun<F> {
     }
 
     /// Names the backend this run is on, for [`backend`] (`#[hatchery::test]` does this).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::testing::{backend, tracked};
+    ///
+    /// let named = hatchery_smol::run(tracked(async { backend() }).with_backend_name("smol"));
+    /// assert_eq!(named, Some("smol"));
+    /// assert_eq!(hatchery_smol::run(tracked(async { backend() })), None);
+    /// ```
     pub fn with_backend_name(mut self, name: &'static str) -> Self {
         self.backend = Some(name);
         self
@@ -697,6 +721,28 @@ pub fn wait_all_tasks_blocked() -> WaitAllTasksBlocked {
 }
 
 /// Future returned by [`wait_all_tasks_blocked`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::nursery;
+/// use hatchery::testing::{tracked, wait_all_tasks_blocked, WaitAllTasksBlocked};
+///
+/// hatchery_smol::run(tracked(async {
+///     let (tx, rx) = hatchery::memory_stream::<u32>(0);
+///     nursery(|n| async move {
+///         let worker = n.spawn(async move { rx.recv().await });
+///         let idle: WaitAllTasksBlocked = wait_all_tasks_blocked();
+///         idle.await; // the worker now waits on the channel
+///         assert_eq!(tx.statistics().tasks_waiting_receive, 1);
+///         tx.send(5).await.unwrap();
+///         assert_eq!(worker.join().await.unwrap(), 5);
+///         Ok(())
+///     })
+///     .await
+///     .unwrap();
+/// }));
+/// ```
 #[must_use = "futures do nothing unless polled"]
 #[derive(Debug)]
 pub struct WaitAllTasksBlocked {

@@ -19,6 +19,29 @@
 //! taken nothing and a completed wait has lost nothing. Each async method's
 //! `# Cancel safety` section says exactly what happens when its future is dropped and
 //! when the enclosing scope is cancelled while it waits.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use hatchery::sync::{Event, TryRecvError};
+//! use hatchery::{memory_stream, move_on_after, CancelScope};
+//!
+//! # hatchery_smol::run(async {
+//! // A wait that a timeout ends...
+//! let ready = Event::new();
+//! assert_eq!(move_on_after(Duration::from_millis(5), ready.wait()).await, None);
+//!
+//! // ...and a receive in a cancelled scope: it takes nothing, so the item stays.
+//! let (tx, rx) = memory_stream(1);
+//! tx.try_send("item").unwrap();
+//! let scope = CancelScope::new();
+//! scope.handle().cancel();
+//! assert_eq!(scope.run(rx.recv()).await, None);
+//! assert_eq!(rx.try_recv(), Ok("item"));
+//! assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+//! # });
+//! ```
 
 mod condition;
 mod event;
