@@ -63,6 +63,20 @@ pub struct CancelScope {
 
 impl CancelScope {
     /// A scope with no deadline that is not shielded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::CancelScope;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let scope = CancelScope::new();
+    /// let handle = scope.handle();
+    /// assert_eq!(handle.deadline(), None);
+    /// assert!(!handle.is_shielded());
+    /// assert_eq!(scope.run(async { 5 }).await, Some(5));
+    /// # });
+    /// ```
     pub fn new() -> CancelScope {
         CancelScope {
             node: Node::new(false, false),
@@ -96,6 +110,24 @@ impl CancelScope {
     /// Sets a deadline `timeout` after the moment the scope is entered.
     ///
     /// `Duration::MAX`, or any timeout too large to represent, means no deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{sleep, CancelScope};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let scope = CancelScope::new().with_timeout(Duration::from_millis(5));
+    /// let handle = scope.handle();
+    /// assert_eq!(handle.deadline(), None); // the clock starts when the scope is entered
+    /// assert_eq!(scope.run(sleep(Duration::from_secs(3600))).await, None);
+    /// assert!(handle.cancelled_caught());
+    ///
+    /// let unlimited = CancelScope::new().with_timeout(Duration::MAX);
+    /// assert_eq!(unlimited.run(sleep(Duration::from_millis(1))).await, Some(()));
+    /// # });
+    /// ```
     pub fn with_timeout(mut self, timeout: Duration) -> CancelScope {
         if self.has_deadline {
             self.node.set_deadline(None);
@@ -132,6 +164,26 @@ impl CancelScope {
     }
 
     /// A handle that can cancel this scope or move its deadline from any thread or task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::{checkpoint, CancelScope};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let scope = CancelScope::new();
+    /// let handle = scope.handle();
+    /// let out = scope
+    ///     .run(async {
+    ///         handle.cancel(); // from inside the body
+    ///         checkpoint().await; // the body is dropped here
+    ///         "not reached"
+    ///     })
+    ///     .await;
+    /// assert_eq!(out, None);
+    /// assert!(handle.cancel_called());
+    /// # });
+    /// ```
     pub fn handle(&self) -> CancelHandle {
         CancelHandle {
             node: self.node.clone(),
@@ -269,6 +321,27 @@ impl CancelHandle {
     /// Whether the scope was cancelled, by [`cancel`](CancelHandle::cancel) or by its
     /// deadline. Sticky: once true it stays true. Cancellation inherited from an
     /// enclosing scope does not count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::{checkpoint, CancelScope};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let (outer, inner) = (CancelScope::new(), CancelScope::new());
+    /// let (outer_h, inner_h) = (outer.handle(), inner.handle());
+    /// assert!(!outer_h.cancel_called());
+    /// let out = outer
+    ///     .run(inner.run(async {
+    ///         outer_h.cancel();
+    ///         checkpoint().await;
+    ///     }))
+    ///     .await;
+    /// assert_eq!(out, None);
+    /// assert!(outer_h.cancel_called());
+    /// assert!(!inner_h.cancel_called()); // inherited from the outer scope: does not count
+    /// # });
+    /// ```
     pub fn cancel_called(&self) -> bool {
         self.node.reason() != node::NONE
     }
@@ -276,12 +349,54 @@ impl CancelHandle {
     /// Whether this scope ended its body because of its own cancellation (and so returned
     /// `None`). False while the scope runs, if the body finished, or if an enclosing scope
     /// was the one that caught the cancellation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{sleep, CancelScope};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let outer = CancelScope::new().with_timeout(Duration::from_millis(5));
+    /// let inner = CancelScope::new();
+    /// let (outer_h, inner_h) = (outer.handle(), inner.handle());
+    /// let out = outer.run(inner.run(sleep(Duration::from_secs(3600)))).await;
+    /// assert_eq!(out, None);
+    /// assert!(outer_h.cancelled_caught());
+    /// assert!(!inner_h.cancelled_caught()); // the outer scope caught it
+    ///
+    /// let finished = CancelScope::new();
+    /// let h = finished.handle();
+    /// finished.run(async {}).await;
+    /// assert!(!h.cancelled_caught());
+    /// # });
+    /// ```
     pub fn cancelled_caught(&self) -> bool {
         self.node.caught()
     }
 
     /// The scope's absolute deadline, if it has one. A relative timeout is only known as a
     /// deadline once the scope has been entered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{now, CancelScope};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let at = now() + Duration::from_secs(10);
+    /// assert_eq!(CancelScope::new().with_deadline(at).handle().deadline(), Some(at));
+    ///
+    /// let scope = CancelScope::new().with_timeout(Duration::from_secs(10));
+    /// let handle = scope.handle();
+    /// assert_eq!(handle.deadline(), None); // not entered yet
+    /// let entered_at = now();
+    /// scope
+    ///     .run(async { assert!(handle.deadline().unwrap() >= entered_at + Duration::from_secs(10)) })
+    ///     .await;
+    /// # });
+    /// ```
     pub fn deadline(&self) -> Option<Instant> {
         self.node.deadline()
     }
@@ -311,6 +426,15 @@ impl CancelHandle {
     }
 
     /// Whether the scope is shielded from its ancestors' cancellation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::CancelScope;
+    ///
+    /// assert!(CancelScope::new().with_shield(true).handle().is_shielded());
+    /// assert!(!CancelScope::new().handle().is_shielded());
+    /// ```
     pub fn is_shielded(&self) -> bool {
         self.node.is_shield()
     }
@@ -570,6 +694,21 @@ fn finish_cancelled<F, T>(
 
 pin_project! {
     /// Future returned by [`CancelScope::run`], [`move_on_after`] and [`move_on_at`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::futures::Run;
+    /// use hatchery::testing::virtual_time;
+    /// use hatchery::{move_on_after, sleep};
+    ///
+    /// hatchery_smol::run(virtual_time(async {
+    ///     let run: Run<_> = move_on_after(Duration::from_secs(60), sleep(Duration::from_secs(1)));
+    ///     sleep(Duration::from_secs(3600)).await; // the timeout has not started yet...
+    ///     assert_eq!(run.await, Some(())); // ...it runs from the first poll
+    /// }));
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Run<F> {
         #[pin]
@@ -590,6 +729,20 @@ impl<F: Future> Future for Run<F> {
 
 pin_project! {
     /// Future returned by [`CancelScope::fail`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::futures::FailScope;
+    /// use hatchery::CancelScope;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let scope = CancelScope::new().with_timeout(Duration::from_secs(5));
+    /// let fut: FailScope<_> = scope.fail(async { 1 + 1 });
+    /// assert_eq!(fut.await, Ok(Some(2))); // finished in time
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct FailScope<F> {
         #[pin]
@@ -611,6 +764,21 @@ impl<F: Future> Future for FailScope<F> {
 
 pin_project! {
     /// Future returned by [`fail_after`] and [`fail_at`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::fail_after;
+    /// use hatchery::futures::Fail;
+    ///
+    /// async fn answer() -> anyhow::Result<u32> {
+    ///     let fut: Fail<_> = fail_after(Duration::from_secs(5), async { 42 });
+    ///     Ok(fut.await?) // `Elapsed` is an error: `?` converts it
+    /// }
+    ///
+    /// assert_eq!(hatchery_smol::run(answer()).unwrap(), 42);
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Fail<F> {
         #[pin]
@@ -632,6 +800,27 @@ impl<F: Future> Future for Fail<F> {
 
 pin_project! {
     /// Future returned by [`shield`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::futures::Shield;
+    /// use hatchery::{move_on_after, shield, sleep};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let out = move_on_after(Duration::from_millis(5), async {
+    ///     let cleanup: Shield<_> = shield(async {
+    ///         sleep(Duration::from_millis(20)).await;
+    ///         "closed"
+    ///     });
+    ///     cleanup.await // finishes although the deadline passes meanwhile
+    /// })
+    /// .await;
+    /// // The body finished without suspending again: its value comes out.
+    /// assert_eq!(out, Some("closed"));
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Shield<F> {
         #[pin]
@@ -663,6 +852,22 @@ debug_future!(Run, FailScope, Fail, Shield);
 
 /// The error of [`fail_after`], [`fail_at`] and [`CancelScope::fail`]: the scope's
 /// deadline passed before the work finished.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{fail_after, sleep, Elapsed};
+///
+/// # hatchery_smol::run(async {
+/// let err: Elapsed = fail_after(Duration::from_millis(5), sleep(Duration::from_secs(3600)))
+///     .await
+///     .unwrap_err();
+/// assert_eq!(err.to_string(), "deadline elapsed");
+/// let err: Box<dyn std::error::Error + Send + Sync> = err.into(); // a std error
+/// assert_eq!(err.to_string(), "deadline elapsed");
+/// # });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Elapsed(());
 
@@ -900,6 +1105,28 @@ pub fn finally<W: IntoFuture, C: IntoFuture<Output = ()>>(
 
 pin_project! {
     /// Future returned by [`finally`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use hatchery::finally;
+    /// use hatchery::futures::Finally;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let steps = RefCell::new(Vec::new());
+    /// let fut: Finally<_, _> = finally(
+    ///     async {
+    ///         steps.borrow_mut().push("work");
+    ///         42
+    ///     },
+    ///     async { steps.borrow_mut().push("cleanup") },
+    /// );
+    /// assert!(steps.borrow().is_empty()); // nothing runs until it is polled
+    /// assert_eq!(fut.await, 42);
+    /// assert_eq!(*steps.borrow(), ["work", "cleanup"]);
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Finally<W: Future, C> {
         #[pin]

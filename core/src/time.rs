@@ -99,6 +99,22 @@ enum Start {
 }
 
 /// Future returned by [`sleep`] and [`sleep_until`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::futures::Sleep;
+/// use hatchery::sleep;
+/// use hatchery::testing::{elapsed, virtual_time};
+///
+/// hatchery_smol::run(virtual_time(async {
+///     let nap: Sleep = sleep(Duration::from_secs(10));
+///     sleep(Duration::from_secs(60)).await;
+///     nap.await; // counted from its first poll, not from its creation
+///     assert_eq!(elapsed(), Duration::from_secs(70));
+/// }));
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     start: Start,
@@ -181,6 +197,19 @@ pub fn checkpoint() -> Checkpoint {
 }
 
 /// Future returned by [`checkpoint`].
+///
+/// # Examples
+///
+/// ```
+/// use futures_lite::future::poll_once;
+/// use hatchery::futures::Checkpoint;
+///
+/// # hatchery_smol::run(async {
+/// let mut cp: Checkpoint = hatchery::checkpoint();
+/// assert_eq!(poll_once(&mut cp).await, None); // the first poll yields to the executor...
+/// assert_eq!(poll_once(&mut cp).await, Some(())); // ...the next one completes
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 #[derive(Debug)]
 pub struct Checkpoint {
@@ -204,6 +233,30 @@ impl Future for Checkpoint {
 }
 
 /// The deadline that applies to the current code: see [`current_effective_deadline`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{checkpoint, current_effective_deadline, move_on_after, CancelScope, Deadline};
+///
+/// # hatchery_smol::run(async {
+/// assert_eq!(current_effective_deadline(), Deadline::Never);
+/// move_on_after(Duration::from_secs(10), async {
+///     assert!(matches!(current_effective_deadline(), Deadline::At(_)));
+/// })
+/// .await;
+/// let scope = CancelScope::new();
+/// let handle = scope.handle();
+/// scope
+///     .run(async {
+///         handle.cancel();
+///         assert_eq!(current_effective_deadline(), Deadline::Cancelled);
+///         checkpoint().await; // the work ends here
+///     })
+///     .await;
+/// # });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Deadline {
     /// An enclosing scope has already been cancelled: the next suspension point ends
@@ -217,6 +270,19 @@ pub enum Deadline {
 
 impl Deadline {
     /// The instant to pass to an I/O call: `Cancelled` becomes `now`, `Never` is `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use hatchery::Deadline;
+    ///
+    /// let now = Instant::now();
+    /// let at = now + Duration::from_secs(1);
+    /// assert_eq!(Deadline::At(at).instant(now), Some(at));
+    /// assert_eq!(Deadline::Cancelled.instant(now), Some(now)); // due at once
+    /// assert_eq!(Deadline::Never.instant(now), None);
+    /// ```
     pub fn instant(self, now: Instant) -> Option<Instant> {
         match self {
             Deadline::Cancelled => Some(now),
@@ -243,6 +309,25 @@ impl Deadline {
     }
 
     /// Whether an enclosing scope is already cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::{checkpoint, current_effective_deadline, CancelScope};
+    ///
+    /// # hatchery_smol::run(async {
+    /// assert!(!current_effective_deadline().is_cancelled());
+    /// let scope = CancelScope::new();
+    /// scope.handle().cancel(); // before entry: the body runs to its first suspension point
+    /// scope
+    ///     .run(async {
+    ///         // Don't start work that cannot finish.
+    ///         assert!(current_effective_deadline().is_cancelled());
+    ///         checkpoint().await;
+    ///     })
+    ///     .await;
+    /// # });
+    /// ```
     pub fn is_cancelled(self) -> bool {
         self == Deadline::Cancelled
     }
@@ -341,6 +426,18 @@ struct BlockingShared<T> {
 }
 
 /// Future returned by [`run_blocking`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::futures::RunBlocking;
+///
+/// # hatchery_smol::run(async {
+/// let job: RunBlocking<std::thread::ThreadId> = hatchery::run_blocking(|| std::thread::current().id());
+/// // It ran on a blocking thread, not on the one that awaits it.
+/// assert_ne!(job.await, std::thread::current().id());
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct RunBlocking<T> {
     shared: Arc<BlockingShared<T>>,
