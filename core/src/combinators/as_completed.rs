@@ -186,6 +186,28 @@ impl<T> Drop for Sender<T> {
 /// Waiting for the next item is a hatchery wait: in a cancelled scope it never completes.
 /// It is cancel safe: an output that arrives while nobody waits stays queued for the next
 /// call.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use futures_lite::StreamExt;
+/// use hatchery::futures::AsCompleted;
+/// use hatchery::{as_completed_in, nursery, sleep};
+///
+/// # hatchery_smol::run(async {
+/// let order = nursery(|n| async move {
+///     let done: AsCompleted<u64> = as_completed_in(&n, [60u64, 1, 25].map(|ms| async move {
+///         sleep(Duration::from_millis(ms)).await;
+///         ms
+///     }));
+///     Ok::<_, std::io::Error>(done.collect::<Vec<_>>().await)
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(order, [1, 25, 60]); // in the order they finished
+/// # });
+/// ```
 pub struct AsCompleted<T> {
     chan: Arc<Chan<T>>,
     handles: Vec<TaskHandle<()>>,

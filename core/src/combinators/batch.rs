@@ -70,6 +70,26 @@ pub fn batches<S: Stream>(stream: S, max_size: usize, max_wait: Duration) -> Bat
 
 pin_project! {
     /// The [`Stream`] of batches made by [`batches`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures_lite::StreamExt;
+    /// use hatchery::futures::Batches;
+    /// use hatchery::{batches, memory_stream};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let (tx, rx) = memory_stream(16);
+    /// let mut b: Batches<_> = batches(rx, 100, Duration::from_millis(10));
+    /// tx.try_send(1).unwrap();
+    /// tx.try_send(2).unwrap();
+    /// // Far from full, but the first item is 10 ms old: the batch is cut by time.
+    /// assert_eq!(b.next().await, Some(vec![1, 2]));
+    /// drop(tx);
+    /// assert_eq!(b.next().await, None);
+    /// # });
+    /// ```
     #[must_use = "streams do nothing unless polled"]
     pub struct Batches<S: Stream> {
         #[pin]

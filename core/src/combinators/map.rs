@@ -111,6 +111,24 @@ where
 /// Concurrent work over many inputs with at most `limit` in flight; made by [`map`] and
 /// [`map_stream`]. Choose the output with [`join`](Map::join),
 /// [`try_join`](Map::try_join) or [`settle`](Map::settle).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use hatchery::futures::Map;
+///
+/// # hatchery_smol::run(async {
+/// let calls = AtomicUsize::new(0);
+/// let work: Map<_, _> = hatchery::map(2, 1..=3, |x| {
+///     calls.fetch_add(1, Ordering::SeqCst);
+///     async move { x * 10 }
+/// });
+/// assert_eq!(calls.load(Ordering::SeqCst), 0); // only described so far
+/// assert_eq!(work.join().await, [10, 20, 30]);
+/// assert_eq!(calls.load(Ordering::SeqCst), 3);
+/// # });
+/// ```
 #[must_use = "`Map` does nothing until one of `join`, `try_join` or `settle` is awaited"]
 pub struct Map<S, F> {
     limit: usize,
@@ -306,6 +324,19 @@ impl<S: Stream, F> Map<S, F> {
 
 pin_project! {
     /// The input of [`map`]: an iterator, seen as a stream that is always ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::ops::Range;
+    /// use hatchery::futures::{InputIter, Map};
+    ///
+    /// # hatchery_smol::run(async {
+    /// // `map` wraps its iterator in an `InputIter`: it shows in the type of the `Map`.
+    /// let work: Map<InputIter<Range<u32>>, _> = hatchery::map(4, 0..3, |i| async move { i + 1 });
+    /// assert_eq!(work.join().await, [1, 2, 3]);
+    /// # });
+    /// ```
     #[must_use = "streams do nothing unless polled"]
     pub struct InputIter<I> {
         iter: I,

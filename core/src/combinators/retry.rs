@@ -148,6 +148,27 @@ where
 
 pin_project! {
     /// Future returned by [`retry`]; its methods configure it before it is awaited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    /// use hatchery::backon::ConstantBuilder;
+    /// use hatchery::futures::Retry;
+    /// use hatchery::retry;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let calls = AtomicU32::new(0);
+    /// let fut: Retry<_, _, _, _, _> = retry(|| {
+    ///     let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+    ///     async move { if n < 2 { Err("busy") } else { Ok(n) } }
+    /// })
+    /// .backoff(ConstantBuilder::new().with_delay(Duration::from_millis(1)));
+    /// assert_eq!(calls.load(Ordering::SeqCst), 0); // nothing is tried before it is awaited
+    /// assert_eq!(fut.await, Ok(2));
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Retry<F, Fut, B: BackoffBuilder, P, N> {
         f: F,
@@ -172,6 +193,22 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
     /// # Panics
     ///
     /// If `n` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{backon::ConstantBuilder, retry};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut attempts = 0;
+    /// let r = retry(|| { attempts += 1; async { Err::<(), _>("down") } })
+    ///     .backoff(ConstantBuilder::new().with_delay(Duration::from_millis(1)).without_max_times())
+    ///     .max_attempts(4)
+    ///     .await;
+    /// assert_eq!((r, attempts), (Err("down"), 4)); // the first attempt and 3 retries
+    /// # });
+    /// ```
     #[track_caller]
     pub fn max_attempts(mut self, n: usize) -> Self {
         assert!(n > 0, "hatchery: `retry` needs at least one attempt");
@@ -206,6 +243,21 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
 
     /// Retries only the errors for which `retryable` returns true; any other error is
     /// returned at once. Every error is retried by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use hatchery::retry;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut attempts = 0;
+    /// let r = retry(|| { attempts += 1; async { Err::<(), _>(ErrorKind::NotFound) } })
+    ///     .when(|e| *e == ErrorKind::TimedOut) // only timeouts are worth another try
+    ///     .await;
+    /// assert_eq!((r, attempts), (Err(ErrorKind::NotFound), 1));
+    /// # });
+    /// ```
     pub fn when<P2, T, E>(self, retryable: P2) -> Retry<F, Fut, B, P2, N>
     where
         Fut: Future<Output = Result<T, E>>,
@@ -272,6 +324,24 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
     /// The policy's own limits apply too: the attempts stop when the policy runs out of
     /// delays (backon's builders stop after `max_times` retries, 3 unless changed; call
     /// `without_max_times()` to let [`max_attempts`](Retry::max_attempts) alone decide).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{backon::ConstantBuilder, retry};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut waits = Vec::new();
+    /// let r = retry(|| async { Err::<(), _>("busy") })
+    ///     .backoff(ConstantBuilder::new().with_delay(Duration::from_millis(2)).with_max_times(1))
+    ///     .max_attempts(10)
+    ///     .notify(|_, delay| waits.push(delay))
+    ///     .await;
+    /// assert_eq!(r, Err("busy"));
+    /// assert_eq!(waits, [Duration::from_millis(2)]); // the policy allowed one retry only
+    /// # });
+    /// ```
     pub fn backoff<B2: BackoffBuilder>(self, policy: B2) -> Retry<F, Fut, B2, P, N> {
         Retry {
             f: self.f,

@@ -163,6 +163,31 @@ where
 /// A handle to a running [`service`]: spawn background work into it, or shut it down.
 ///
 /// Cheap to clone; hand clones to request handlers.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{service, Service};
+///
+/// async fn handle_order(svc: Service<String>, id: u32) -> u32 {
+///     svc.spawn(async move { Ok(()) }); // send the receipt in the background
+///     id * 2
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let report = service(Duration::from_secs(1), |svc| async move {
+///     let mut answers = Vec::new();
+///     for id in 1..=3 {
+///         answers.push(handle_order(svc.clone(), id).await);
+///     }
+///     Ok::<_, String>(answers)
+/// })
+/// .await;
+/// assert_eq!(report.value, Some(vec![2, 4, 6]));
+/// assert_eq!(report.completed, 3);
+/// # });
+/// ```
 pub struct Service<E> {
     n: Nursery<Infallible>,
     shared: Arc<Shared<E>>,
@@ -201,6 +226,24 @@ impl<E: Send + 'static> Service<E> {
     ///
     /// If the service no longer accepts work (see [`try_spawn`](Service::try_spawn),
     /// which request handlers racing with a shutdown should prefer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{service, sleep};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let report = service(Duration::from_secs(1), |svc| async move {
+    ///     svc.spawn(async { Err("cache update failed".to_string()) });
+    ///     svc.spawn(async { sleep(Duration::from_millis(5)).await; Ok(()) }); // not disturbed
+    ///     Ok::<_, String>(())
+    /// })
+    /// .await;
+    /// assert_eq!(report.errors, ["cache update failed"]);
+    /// assert_eq!((report.completed, report.cancelled), (2, 0));
+    /// # });
+    /// ```
     #[track_caller]
     pub fn spawn<F>(&self, work: F)
     where
@@ -306,11 +349,46 @@ impl<E: Send + 'static> Service<E> {
 
     /// Whether the shutdown has begun (by [`shutdown`](Service::shutdown) or because the
     /// body returned).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::service;
+    ///
+    /// # hatchery_smol::run(async {
+    /// service(Duration::from_secs(1), |svc| async move {
+    ///     assert!(!svc.is_shutting_down());
+    ///     svc.shutdown();
+    ///     assert!(svc.is_shutting_down());
+    ///     Ok::<_, String>(())
+    /// })
+    /// .await;
+    /// # });
+    /// ```
     pub fn is_shutting_down(&self) -> bool {
         self.shared.lock().phase != Phase::Accepting
     }
 
     /// How many background tasks are running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{service, sleep};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let report = service(Duration::from_secs(1), |svc| async move {
+    ///     assert_eq!(svc.running(), 0);
+    ///     svc.spawn(async { sleep(Duration::from_millis(5)).await; Ok::<_, String>(()) });
+    ///     assert_eq!(svc.running(), 1);
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(report.completed, 1); // drained at shutdown
+    /// # });
+    /// ```
     pub fn running(&self) -> usize {
         self.shared.lock().running
     }
@@ -320,6 +398,25 @@ impl<E: Send + 'static> Service<E> {
 ///
 /// Cancelled tasks are counted, not reported as errors: cancelling what is left at the
 /// end of the grace period is the normal end of a shutdown.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{service, sleep, ServiceReport};
+///
+/// # hatchery_smol::run(async {
+/// let report: ServiceReport<&str, String> = service(Duration::ZERO, |svc| async move {
+///     svc.spawn(async { sleep(Duration::from_secs(3600)).await; Ok(()) });
+///     Ok("served")
+/// })
+/// .await;
+/// assert_eq!(report.value, Some("served"));
+/// assert!(report.errors.is_empty());
+/// // A grace period of zero: the task still running was cancelled at once.
+/// assert_eq!((report.completed, report.cancelled), (0, 1));
+/// # });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServiceReport<T, E> {
@@ -337,6 +434,29 @@ pub struct ServiceReport<T, E> {
 
 impl<T, E> ServiceReport<T, E> {
     /// Whether nothing failed and nothing had to be cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::service;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let clean = service(Duration::from_secs(1), |svc| async move {
+    ///     svc.spawn(async { Ok::<_, String>(()) });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert!(clean.is_clean());
+    ///
+    /// let failed = service(Duration::from_secs(1), |svc| async move {
+    ///     svc.spawn(async { Err("mail server down".to_string()) });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert!(!failed.is_clean());
+    /// # });
+    /// ```
     pub fn is_clean(&self) -> bool {
         self.errors.is_empty() && self.cancelled == 0
     }
@@ -378,6 +498,23 @@ impl<T, E> ServiceReport<T, E> {
 
 /// The error of [`Service::try_spawn`]: the service is shutting down and accepts no new
 /// work.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{service, ServiceClosed};
+///
+/// # hatchery_smol::run(async {
+/// service(Duration::from_secs(1), |svc| async move {
+///     svc.shutdown();
+///     let err: ServiceClosed = svc.try_spawn(async { Ok::<_, String>(()) }).unwrap_err();
+///     assert_eq!(err.to_string(), "the service is shutting down and accepts no new work");
+///     Ok(())
+/// })
+/// .await;
+/// # });
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ServiceClosed(());
 
