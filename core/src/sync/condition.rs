@@ -163,6 +163,26 @@ enum State<'a, T> {
 }
 
 /// Future returned by [`Condition::wait`].
+///
+/// # Examples
+///
+/// ```
+/// use futures_lite::future;
+/// use hatchery::futures::ConditionWait;
+/// use hatchery::sync::{Condition, Lock};
+///
+/// # hatchery_smol::run(async {
+/// let (lock, cond) = (Lock::new(0), Condition::new());
+/// let wait: ConditionWait<'_, '_, i32> = cond.wait(lock.lock().await);
+/// assert!(lock.is_locked()); // released only once the wait is polled
+/// let (guard, ()) = future::zip(wait, async {
+///     *lock.lock().await += 1; // the wait released the lock
+///     cond.notify_all();
+/// })
+/// .await;
+/// assert_eq!(*guard, 1); // re-acquired after the notification
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct ConditionWait<'c, 'a, T> {
     cond: &'c Condition,

@@ -128,6 +128,23 @@ impl fmt::Debug for Event {
 }
 
 /// Future returned by [`Event::wait`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::futures::EventWait;
+/// use hatchery::move_on_after;
+/// use hatchery::sync::Event;
+///
+/// # hatchery_smol::run(async {
+/// let event = Event::new();
+/// let wait: EventWait<'_> = event.wait();
+/// assert_eq!(move_on_after(Duration::from_millis(5), wait).await, None); // never set
+/// event.set();
+/// assert_eq!(move_on_after(Duration::from_secs(5), event.wait()).await, Some(()));
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct EventWait<'a> {
     event: &'a Event,

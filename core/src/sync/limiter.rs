@@ -397,6 +397,19 @@ impl fmt::Debug for CapacityLimiter {
 }
 
 /// A snapshot of a [`CapacityLimiter`] (anyio's `CapacityLimiterStatistics`).
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::{CapacityLimiter, LimiterStatistics};
+///
+/// let limiter = CapacityLimiter::new(3);
+/// let _token = limiter.try_acquire().unwrap();
+/// limiter.try_acquire_on_behalf_of(9).unwrap();
+/// let s: LimiterStatistics = limiter.statistics();
+/// assert_eq!((s.borrowed_tokens, s.total_tokens), (2, 3));
+/// assert_eq!(s.borrowers, [9]); // anonymous borrowers are not listed
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LimiterStatistics {
@@ -458,6 +471,27 @@ fn poll_acquire(
 }
 
 /// Future returned by [`CapacityLimiter::acquire`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::futures::LimiterAcquire;
+/// use hatchery::move_on_after;
+/// use hatchery::sync::CapacityLimiter;
+///
+/// # hatchery_smol::run(async {
+/// let limiter = CapacityLimiter::new(1);
+/// let first = limiter.try_acquire().unwrap();
+/// let acquire: LimiterAcquire<'_> = limiter.acquire();
+/// // No token is free: the timeout ends the wait, which took nothing.
+/// assert!(move_on_after(Duration::from_millis(5), acquire).await.is_none());
+/// assert_eq!(limiter.statistics().tasks_waiting, 0);
+/// drop(first);
+/// let _token = limiter.acquire().await;
+/// assert_eq!(limiter.borrowed_tokens(), 1);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct LimiterAcquire<'a> {
     limiter: &'a CapacityLimiter,
@@ -498,6 +532,22 @@ impl fmt::Debug for LimiterAcquire<'_> {
 }
 
 /// Future returned by [`CapacityLimiter::acquire_on_behalf_of`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::futures::LimiterAcquireFor;
+/// use hatchery::sync::{CapacityLimiter, LimiterError};
+///
+/// # hatchery_smol::run(async {
+/// let limiter = CapacityLimiter::new(2);
+/// let acquire: LimiterAcquireFor<'_> = limiter.acquire_on_behalf_of(7);
+/// assert_eq!(acquire.await, Ok(()));
+/// // A borrower holds at most one token: asking again fails at once.
+/// assert_eq!(limiter.acquire_on_behalf_of(7).await, Err(LimiterError::AlreadyBorrowing));
+/// assert_eq!(limiter.statistics().borrowers, [7]);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct LimiterAcquireFor<'a> {
     limiter: &'a CapacityLimiter,
@@ -532,6 +582,18 @@ impl fmt::Debug for LimiterAcquireFor<'_> {
 
 /// An anonymous borrower's token of a [`CapacityLimiter`] (`'static`); returned (to the
 /// longest waiter first) when dropped.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::{CapacityLimiter, CapacityToken};
+///
+/// let limiter = CapacityLimiter::new(1);
+/// let token: CapacityToken = limiter.try_acquire().unwrap();
+/// assert_eq!(limiter.available_tokens(), 0);
+/// std::thread::spawn(move || drop(token)).join().unwrap(); // `'static`: it can go anywhere
+/// assert_eq!(limiter.available_tokens(), 1);
+/// ```
 #[must_use = "the token is returned at once if not kept"]
 pub struct CapacityToken {
     inner: Arc<Inner>,
@@ -551,6 +613,18 @@ impl fmt::Debug for CapacityToken {
 }
 
 /// Misuse of a [`CapacityLimiter`], or a token that is not free.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::{CapacityLimiter, LimiterError};
+///
+/// let limiter = CapacityLimiter::new(1);
+/// limiter.try_acquire_on_behalf_of(1).unwrap();
+/// assert_eq!(limiter.try_acquire_on_behalf_of(2), Err(LimiterError::WouldBlock));
+/// assert_eq!(limiter.try_acquire_on_behalf_of(1), Err(LimiterError::AlreadyBorrowing));
+/// assert_eq!(limiter.release_on_behalf_of(2), Err(LimiterError::NotBorrowing));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LimiterError {

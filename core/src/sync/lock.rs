@@ -187,6 +187,25 @@ impl<T> fmt::Debug for Lock<T> {
 
 pin_project! {
     /// Future returned by [`Lock::lock`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::futures::LockAcquire;
+    /// use hatchery::move_on_after;
+    /// use hatchery::sync::Lock;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let lock = Lock::new(1);
+    /// let held = lock.try_lock().unwrap();
+    /// let acquire: LockAcquire<'_, i32> = lock.lock();
+    /// // Held elsewhere: the timeout ends the wait, which never took the lock.
+    /// assert!(move_on_after(Duration::from_millis(5), acquire).await.is_none());
+    /// drop(held);
+    /// assert_eq!(*lock.lock().await, 1);
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct LockAcquire<'a, T> {
         #[pin]
@@ -217,6 +236,30 @@ impl<T> fmt::Debug for LockAcquire<'_, T> {
 
 pin_project! {
     /// Future returned by [`Lock::lock_owned`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::futures::LockAcquireOwned;
+    /// use hatchery::nursery;
+    /// use hatchery::sync::Lock;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let lock = Lock::new(Vec::new());
+    /// let acquire: LockAcquireOwned<Vec<u32>> = lock.lock_owned();
+    /// nursery(|n| async move {
+    ///     // `'static`: the wait (and its guard) can move into a spawned task.
+    ///     n.spawn(async move {
+    ///         acquire.await.push(1);
+    ///         Ok::<_, std::io::Error>(())
+    ///     });
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(*lock.lock().await, [1]);
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct LockAcquireOwned<T> {
         #[pin]
@@ -245,6 +288,23 @@ impl<T> fmt::Debug for LockAcquireOwned<T> {
 }
 
 /// Holds a [`Lock`]; releases it when dropped. Dereferences to the protected value.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::{Lock, LockGuard};
+///
+/// # hatchery_smol::run(async {
+/// let lock = Lock::new(String::from("a"));
+/// {
+///     let mut guard: LockGuard<'_, String> = lock.lock().await;
+///     guard.push('b'); // a `&mut String`
+///     assert!(lock.is_locked());
+/// } // dropped: released
+/// assert!(!lock.is_locked());
+/// assert_eq!(*lock.lock().await, "ab");
+/// # });
+/// ```
 pub struct LockGuard<'a, T> {
     pub(super) guard: async_lock::MutexGuard<'a, T>,
 }
@@ -269,6 +329,19 @@ impl<T> fmt::Debug for LockGuard<'_, T> {
 }
 
 /// Holds a [`Lock`] without borrowing it (`'static`); releases it when dropped.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::{Lock, OwnedLockGuard};
+///
+/// # hatchery_smol::run(async {
+/// let lock = Lock::new(0);
+/// let mut guard: OwnedLockGuard<i32> = lock.lock_owned().await;
+/// std::thread::spawn(move || *guard += 1).join().unwrap(); // moved to another thread
+/// assert_eq!(*lock.lock().await, 1);
+/// # });
+/// ```
 pub struct OwnedLockGuard<T> {
     pub(super) guard: async_lock::MutexGuardArc<T>,
 }

@@ -336,6 +336,25 @@ fn poll_acquire(inner: &Inner, id: &mut Option<u64>, cx: &mut Context<'_>) -> Po
 }
 
 /// Future returned by [`Semaphore::acquire`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::futures::SemaphoreAcquire;
+/// use hatchery::move_on_after;
+/// use hatchery::sync::Semaphore;
+///
+/// # hatchery_smol::run(async {
+/// let sem = Semaphore::new(1);
+/// let held = sem.try_acquire().unwrap();
+/// let acquire: SemaphoreAcquire<'_> = sem.acquire();
+/// assert!(move_on_after(Duration::from_millis(5), acquire).await.is_none());
+/// assert_eq!(sem.tasks_waiting(), 0); // the cancelled wait withdrew
+/// drop(held);
+/// assert_eq!(sem.available_permits(), 1);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct SemaphoreAcquire<'a> {
     sem: &'a Semaphore,
@@ -368,6 +387,28 @@ impl fmt::Debug for SemaphoreAcquire<'_> {
 }
 
 /// Future returned by [`Semaphore::acquire_owned`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::futures::SemaphoreAcquireOwned;
+/// use hatchery::nursery;
+/// use hatchery::sync::Semaphore;
+///
+/// # hatchery_smol::run(async {
+/// let sem = Semaphore::new(1);
+/// let acquire: SemaphoreAcquireOwned = sem.acquire_owned(); // does not borrow `sem`
+/// let permit = nursery(|n| async move {
+///     let h = n.spawn(async move { Ok::<_, std::io::Error>(acquire.await) });
+///     Ok(h.join().await?)
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(sem.available_permits(), 0);
+/// drop(permit);
+/// assert_eq!(sem.available_permits(), 1);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct SemaphoreAcquireOwned {
     inner: Arc<Inner>,
@@ -402,6 +443,18 @@ impl fmt::Debug for SemaphoreAcquireOwned {
 }
 
 /// A permit of a [`Semaphore`]; released (to the longest waiter first) when dropped.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::{Semaphore, SemaphorePermit};
+///
+/// let sem = Semaphore::new(1);
+/// let permit: SemaphorePermit<'_> = sem.try_acquire().unwrap();
+/// assert_eq!(sem.available_permits(), 0);
+/// drop(permit); // nobody waits: back to the count
+/// assert_eq!(sem.available_permits(), 1);
+/// ```
 #[must_use = "the permit is released at once if not kept"]
 pub struct SemaphorePermit<'a> {
     sem: &'a Semaphore,
@@ -420,6 +473,17 @@ impl fmt::Debug for SemaphorePermit<'_> {
 }
 
 /// An owned (`'static`) permit of a [`Semaphore`]; released when dropped.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::{OwnedSemaphorePermit, Semaphore};
+///
+/// let sem = Semaphore::new(1);
+/// let permit: OwnedSemaphorePermit = sem.try_acquire_owned().unwrap();
+/// std::thread::spawn(move || drop(permit)).join().unwrap(); // `'static`: it can go anywhere
+/// assert_eq!(sem.available_permits(), 1);
+/// ```
 #[must_use = "the permit is released at once if not kept"]
 pub struct OwnedSemaphorePermit {
     inner: Arc<Inner>,

@@ -344,6 +344,24 @@ fn current_scope() -> Option<Arc<Node>> {
 /// Closing a handle closes *that handle* (as anyio's `aclose`): its sends that are waiting
 /// wake up with [`SendError::Closed`], and it no longer counts as an open send end; the
 /// other clones are unaffected. Cloning a closed handle gives a closed handle.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::TryRecvError;
+///
+/// let (tx, rx) = hatchery::memory_stream(4);
+/// let tx2 = tx.clone();
+/// tx.try_send(1).unwrap();
+/// tx2.try_send(2).unwrap();
+/// tx.close(); // closes this handle only
+/// tx2.try_send(3).unwrap();
+/// drop(tx2); // the last open send handle
+/// assert_eq!(rx.try_recv(), Ok(1));
+/// assert_eq!(rx.try_recv(), Ok(2));
+/// assert_eq!(rx.try_recv(), Ok(3));
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream)); // after the buffer drained
+/// ```
 pub struct SendStream<T> {
     chan: Arc<Chan<T>>,
     handle: u64,
@@ -358,6 +376,24 @@ pub struct SendStream<T> {
 /// Closing a handle closes *that handle*: its receives that are waiting wake up with
 /// [`RecvError::Closed`]. Once every receive handle is closed, senders get
 /// [`SendError::Broken`] and buffered items are dropped.
+///
+/// # Examples
+///
+/// ```
+/// use futures_lite::StreamExt;
+///
+/// # hatchery_smol::run(async {
+/// let (tx, rx) = hatchery::memory_stream(4);
+/// let rx2 = rx.clone();
+/// for i in 1..=4 {
+///     tx.try_send(i).unwrap();
+/// }
+/// drop(tx);
+/// assert_eq!(rx2.recv().await, Ok(1)); // each item goes to one receiver
+/// let rest: Vec<u32> = rx.collect().await; // a `Stream`, up to end-of-stream
+/// assert_eq!(rest, [2, 3, 4]);
+/// # });
+/// ```
 pub struct ReceiveStream<T> {
     chan: Arc<Chan<T>>,
     handle: u64,
@@ -367,6 +403,21 @@ pub struct ReceiveStream<T> {
 }
 
 /// A snapshot of a memory stream's state (anyio's `MemoryObjectStreamStatistics`).
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::StreamStatistics;
+///
+/// let (tx, rx) = hatchery::memory_stream_unbounded::<u8>();
+/// let _tx2 = tx.clone();
+/// tx.try_send(1).unwrap();
+/// let s: StreamStatistics = rx.statistics();
+/// assert_eq!(s.max_buffer_size, None); // unbounded
+/// assert_eq!(s.current_buffer_used, 1);
+/// assert_eq!((s.open_send_streams, s.open_receive_streams), (2, 1));
+/// assert_eq!((s.tasks_waiting_send, s.tasks_waiting_receive), (0, 0));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StreamStatistics {
@@ -586,6 +637,22 @@ impl<T> fmt::Debug for SendStream<T> {
 }
 
 /// Future returned by [`SendStream::send`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::move_on_after;
+/// use hatchery::sync::TryRecvError;
+///
+/// # hatchery_smol::run(async {
+/// let (tx, rx) = hatchery::memory_stream(0); // rendezvous
+/// let send: hatchery::futures::Send<'_, &str> = tx.send("hello");
+/// // Nobody receives: the timeout ends the send, and nothing was sent.
+/// assert_eq!(move_on_after(Duration::from_millis(5), send).await, None);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Send<'a, T> {
     stream: &'a SendStream<T>,
@@ -883,6 +950,19 @@ impl<T> futures_core::Stream for ReceiveStream<T> {
 }
 
 /// Future returned by [`ReceiveStream::recv`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::futures::Recv;
+///
+/// # hatchery_smol::run(async {
+/// let (tx, rx) = hatchery::memory_stream(1);
+/// let recv: Recv<'_, u32> = rx.recv();
+/// tx.try_send(5).unwrap(); // sent before the receive is first polled
+/// assert_eq!(recv.await, Ok(5));
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Recv<'a, T> {
     stream: &'a ReceiveStream<T>,
@@ -924,6 +1004,23 @@ impl<T> fmt::Debug for Recv<'_, T> {
 }
 
 /// Why [`SendStream::send`] failed; the item comes back.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::SendError;
+///
+/// # hatchery_smol::run(async {
+/// let (tx, rx) = hatchery::memory_stream(1);
+/// let tx2 = tx.clone();
+/// tx2.close();
+/// assert_eq!(tx2.send("a").await, Err(SendError::Closed("a"))); // this handle is closed
+/// drop(rx);
+/// let err = tx.send("b").await.unwrap_err();
+/// assert_eq!(err, SendError::Broken("b")); // nobody will ever receive it
+/// assert_eq!(err.into_inner(), "b");
+/// # });
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum SendError<T> {
     /// This send handle is closed (by [`SendStream::close`]).
@@ -969,6 +1066,21 @@ impl<T> fmt::Display for SendError<T> {
 impl<T> Error for SendError<T> {}
 
 /// Why [`SendStream::try_send`] failed; the item comes back.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::TrySendError;
+///
+/// let (tx, _rx) = hatchery::memory_stream(1);
+/// tx.try_send("first").unwrap();
+/// match tx.try_send("second") {
+///     Err(TrySendError::Full(item)) => assert_eq!(item, "second"), // keep it for later
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// tx.close();
+/// assert_eq!(tx.try_send("third"), Err(TrySendError::Closed("third")));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum TrySendError<T> {
     /// The buffer is full (for a rendezvous stream: no receiver is waiting).
@@ -1017,6 +1129,21 @@ impl<T> fmt::Display for TrySendError<T> {
 impl<T> Error for TrySendError<T> {}
 
 /// Why [`ReceiveStream::recv`] failed.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::RecvError;
+///
+/// # hatchery_smol::run(async {
+/// let (tx, rx) = hatchery::memory_stream::<u32>(1);
+/// let rx2 = rx.clone();
+/// rx2.close();
+/// assert_eq!(rx2.recv().await, Err(RecvError::Closed)); // this handle is closed
+/// drop(tx);
+/// assert_eq!(rx.recv().await, Err(RecvError::EndOfStream)); // no sender is left
+/// # });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecvError {
     /// The buffer is drained and every send handle is gone: no item will ever come
@@ -1038,6 +1165,21 @@ impl fmt::Display for RecvError {
 impl Error for RecvError {}
 
 /// Why [`ReceiveStream::try_recv`] failed.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::sync::TryRecvError;
+///
+/// let (tx, rx) = hatchery::memory_stream(1);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// tx.try_send(1).unwrap();
+/// drop(tx);
+/// assert_eq!(rx.try_recv(), Ok(1));
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+/// rx.close();
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TryRecvError {
     /// No item is ready now.
