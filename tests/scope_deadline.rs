@@ -467,3 +467,68 @@ async fn c4_finished_scope_timer_is_inert() {
     assert_eq!(current_effective_deadline(), Deadline::Never);
     assert_eq!(elapsed(), secs(15));
 }
+
+/// Counts how often the wrapped future is polled.
+struct CountPolls<'a, F> {
+    polls: &'a Counter,
+    fut: std::pin::Pin<Box<F>>,
+}
+
+impl<F: std::future::Future> std::future::Future for CountPolls<'_, F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.polls.incr();
+        self.fut.as_mut().poll(cx)
+    }
+}
+
+/// C4: scopes in a row share one timer (each re-arms the one its predecessor let go of
+/// in the same poll), and each still fires at its own deadline.
+#[hatchery::test(virtual_time)]
+async fn c4_timeouts_in_a_row_each_fire_at_their_own_deadline() {
+    for round in 1..=3u32 {
+        // Suspends once, so its timer is armed; it finishes well before its deadline.
+        assert_eq!(move_on_after(HOUR, checkpoint()).await, Some(()));
+        let start = now();
+        let out = move_on_after(secs(round.into()), sleep(HOUR)).await;
+        assert_eq!(out, None);
+        assert_eq!(now() - start, secs(round.into()), "round {round}");
+    }
+    assert_eq!(elapsed(), secs(1 + 2 + 3));
+}
+
+/// C4: a scope's timer does not outlive the scope across a suspension: a task that
+/// leaves a scope with a near deadline and then waits for something else is not woken
+/// at that deadline.
+#[hatchery::test(virtual_time)]
+async fn c4_a_finished_scope_leaves_no_timer_behind() {
+    let event = std::sync::Arc::new(hatchery::sync::Event::new());
+    let polls = Counter::new();
+    let r = nursery(|n| {
+        let (event, polls) = (event.clone(), polls.clone());
+        async move {
+            let e = event.clone();
+            n.spawn(async move {
+                sleep(secs(10)).await;
+                e.set();
+                Ok::<_, TestError>(())
+            });
+            // Its timer is armed for 1 s from now when the body suspends.
+            assert_eq!(move_on_after(secs(1), checkpoint()).await, Some(()));
+            CountPolls {
+                polls: &polls,
+                fut: Box::pin(event.wait()),
+            }
+            .await;
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(polls.get(), 2, "polled at first and when the event was set");
+    assert_eq!(elapsed(), secs(10));
+}

@@ -395,6 +395,12 @@ pub(crate) struct CtxRef<'a> {
 /// What the current thread is polling.
 struct Current {
     slots: RefCell<Slots>,
+    /// A timer that a scope let go of during the current task poll, for the next scope of
+    /// the same runtime in that poll to re-arm (`Sleep::reset`) instead of making a new
+    /// one. It is dropped when the poll ends, so that no timer outlives its scope across
+    /// a suspension (a virtual clock would see it). A `Cell`: scopes reach it while the
+    /// slots are borrowed.
+    spare: Cell<Option<Spare>>,
     /// The waker of the runner that installed the node (a task, a nursery, [`enter`]), by
     /// address only: a scope polled with this very waker, from its parent's body, is
     /// polled whenever its parent is (see [`enter_node`]).
@@ -413,10 +419,17 @@ struct Slots {
     rt: Option<Arc<dyn Runtime>>,
 }
 
+/// A timer kept for reuse, with the runtime that made it (see [`runtime_id`]).
+struct Spare {
+    rt: usize,
+    sleep: Pin<Box<dyn Sleep>>,
+}
+
 thread_local! {
     static CURRENT: Current = const {
         Current {
             slots: RefCell::new(Slots { node: None, rt: None }),
+            spare: Cell::new(None),
             waker: Cell::new(std::ptr::null()),
         }
     };
@@ -495,7 +508,11 @@ pub(crate) fn enter_with<R>(
                 let ours = slots.rt.replace(rt);
                 drop(slots);
                 drop(ours);
+            } else {
+                drop(slots);
             }
+            // The poll is over: no spare timer survives it.
+            drop(c.spare.take());
         }
     }
     // One thread-local access for the whole poll: the restore uses the same reference.
@@ -523,6 +540,43 @@ pub(crate) fn enter_with<R>(
 #[cold]
 fn install(slot: &mut Option<Arc<dyn Runtime>>, rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
     slot.replace(rt.clone())
+}
+
+/// Identifies a runtime by its address, for matching a spare timer with the runtime
+/// that made it.
+pub(crate) fn runtime_id(rt: &dyn Runtime) -> usize {
+    (rt as *const dyn Runtime).cast::<u8>() as usize
+}
+
+/// Keeps `sleep`, a timer of runtime `rt` that its scope no longer needs, for the next
+/// scope armed during the current task poll (see [`Current::spare`]). Outside a poll,
+/// or if a timer is kept already, it is dropped.
+pub(crate) fn put_spare_timer(rt: usize, sleep: Pin<Box<dyn Sleep>>) {
+    let mut sleep = Some(sleep);
+    let _ = CURRENT.try_with(|c| {
+        let in_poll = c.slots.try_borrow().is_ok_and(|s| s.node.is_some());
+        if in_poll {
+            let kept = c.spare.take();
+            if kept.is_none() {
+                c.spare.set(sleep.take().map(|sleep| Spare { rt, sleep }));
+            } else {
+                c.spare.set(kept);
+            }
+        }
+    });
+    drop(sleep);
+}
+
+/// A timer of runtime `rt` that a scope let go of during the current task poll, if any,
+/// to [`reset`](Sleep::reset) for a new deadline.
+pub(crate) fn take_spare_timer(rt: usize) -> Option<Pin<Box<dyn Sleep>>> {
+    CURRENT.with(|c| match c.spare.take() {
+        Some(spare) if spare.rt == rt => Some(spare.sleep),
+        other => {
+            c.spare.set(other);
+            None
+        }
+    })
 }
 
 #[inline]

@@ -459,9 +459,14 @@ impl fmt::Debug for CancelHandle {
 const MAX_TIMER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
 
 /// A scope's timer: armed for its node's deadline, re-armed when the deadline moves.
+///
+/// A scope that no longer needs its timer hands it to the next scope armed in the same
+/// task poll ([`rt::put_spare_timer`]), which moves it with `Sleep::reset` instead of
+/// making a new one: a loop of timeouts keeps one timer.
 pub(crate) struct Timer {
     sleep: Option<Pin<Box<dyn Sleep>>>,
-    armed_for: Option<Instant>,
+    /// The runtime that made `sleep` ([`rt::runtime_id`]).
+    rt: usize,
     /// The deadline the timer was last set up for (`None` before the first poll).
     seen: Option<Option<Instant>>,
     /// The clock reading taken on entry, reused the first time the timer is armed.
@@ -472,7 +477,7 @@ impl Timer {
     pub(crate) fn new() -> Timer {
         Timer {
             sleep: None,
-            armed_for: None,
+            rt: 0,
             seen: None,
             now: None,
         }
@@ -487,8 +492,7 @@ impl Timer {
             // An earlier reading is as good: a deadline it finds passed has passed.
             let now = self.now.take();
             let Some(deadline) = deadline else {
-                self.sleep = None;
-                self.armed_for = None;
+                self.release();
                 return;
             };
             let now = now.unwrap_or_else(|| rt.now());
@@ -499,9 +503,18 @@ impl Timer {
             let wake_at = deadline.min(now + MAX_TIMER);
             match &mut self.sleep {
                 Some(s) => s.as_mut().reset(wake_at),
-                None => self.sleep = Some(rt.sleep_until(wake_at)),
+                None => {
+                    let id = rt::runtime_id(rt);
+                    self.sleep = Some(match rt::take_spare_timer(id) {
+                        Some(mut spare) => {
+                            spare.as_mut().reset(wake_at);
+                            spare
+                        }
+                        None => rt.sleep_until(wake_at),
+                    });
+                    self.rt = id;
+                }
             }
-            self.armed_for = Some(wake_at);
         }
         while let Some(sleep) = &mut self.sleep {
             if sleep.as_mut().poll(cx).is_pending() {
@@ -514,17 +527,23 @@ impl Timer {
                     node.cancel(node::DEADLINE);
                     return;
                 }
-                Some(d) => {
-                    let wake_at = d.min(now + MAX_TIMER);
-                    sleep.as_mut().reset(wake_at);
-                    self.armed_for = Some(wake_at);
-                }
-                None => {
-                    self.sleep = None;
-                    self.armed_for = None;
-                }
+                Some(d) => sleep.as_mut().reset(d.min(now + MAX_TIMER)),
+                None => self.release(),
             }
         }
+    }
+
+    /// Lets go of the timer, for the next scope armed in this task poll.
+    pub(crate) fn release(&mut self) {
+        if let Some(sleep) = self.sleep.take() {
+            rt::put_spare_timer(self.rt, sleep);
+        }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -635,6 +654,7 @@ impl<F: Future> Scoped<F> {
             this.hold.take();
             *this.done = true;
             node.detach();
+            this.timer.release();
             return Poll::Ready(Outcome::Done(v));
         }
         // Who wakes us when an enclosing scope is cancelled: polled by our parent's own
