@@ -532,3 +532,21 @@ async fn c4_a_finished_scope_leaves_no_timer_behind() {
     assert_eq!(polls.get(), 2, "polled at first and when the event was set");
     assert_eq!(elapsed(), secs(10));
 }
+
+/// Sleeps and timeouts in a row, which pass one timer along within a poll, each wait
+/// exactly their own time.
+#[hatchery::test(virtual_time)]
+async fn c4_sleeps_and_timeouts_in_a_row_wait_their_own_time() {
+    for d in [secs(3), secs(1), secs(2)] {
+        let start = now();
+        sleep(d).await;
+        assert_eq!(now() - start, d);
+        let start = now();
+        assert_eq!(move_on_after(d + secs(1), sleep(d)).await, Some(()));
+        assert_eq!(now() - start, d);
+        let start = now();
+        assert_eq!(move_on_after(d, sleep(HOUR)).await, None);
+        assert_eq!(now() - start, d);
+    }
+    assert_eq!(elapsed(), 3 * secs(3 + 1 + 2));
+}

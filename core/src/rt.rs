@@ -395,11 +395,11 @@ pub(crate) struct CtxRef<'a> {
 /// What the current thread is polling.
 struct Current {
     slots: RefCell<Slots>,
-    /// A timer that a scope let go of during the current task poll, for the next scope of
-    /// the same runtime in that poll to re-arm (`Sleep::reset`) instead of making a new
-    /// one. It is dropped when the poll ends, so that no timer outlives its scope across
-    /// a suspension (a virtual clock would see it). A `Cell`: scopes reach it while the
-    /// slots are borrowed.
+    /// A timer that a scope or a sleep let go of during the current task poll, for the
+    /// next one of the same runtime in that poll to re-arm (`Sleep::reset`) instead of
+    /// making a new one. It is dropped when the poll ends, so that no timer outlives its
+    /// owner across a suspension (a virtual clock would see it). A `Cell`: scopes reach
+    /// it while the slots are borrowed.
     spare: Cell<Option<Spare>>,
     /// The waker of the runner that installed the node (a task, a nursery, [`enter`]), by
     /// address only: a scope polled with this very waker, from its parent's body, is
@@ -548,9 +548,9 @@ pub(crate) fn runtime_id(rt: &dyn Runtime) -> usize {
     (rt as *const dyn Runtime).cast::<u8>() as usize
 }
 
-/// Keeps `sleep`, a timer of runtime `rt` that its scope no longer needs, for the next
-/// scope armed during the current task poll (see [`Current::spare`]). Outside a poll,
-/// or if a timer is kept already, it is dropped.
+/// Keeps `sleep`, a timer of runtime `rt` that its scope or sleep no longer needs, for
+/// the next one armed during the current task poll ([`timer_at`], see
+/// [`Current::spare`]). Outside a poll, or if a timer is kept already, it is dropped.
 pub(crate) fn put_spare_timer(rt: usize, sleep: Pin<Box<dyn Sleep>>) {
     let mut sleep = Some(sleep);
     let _ = CURRENT.try_with(|c| {
@@ -567,16 +567,24 @@ pub(crate) fn put_spare_timer(rt: usize, sleep: Pin<Box<dyn Sleep>>) {
     drop(sleep);
 }
 
-/// A timer of runtime `rt` that a scope let go of during the current task poll, if any,
-/// to [`reset`](Sleep::reset) for a new deadline.
-pub(crate) fn take_spare_timer(rt: usize) -> Option<Pin<Box<dyn Sleep>>> {
-    CURRENT.with(|c| match c.spare.take() {
-        Some(spare) if spare.rt == rt => Some(spare.sleep),
+/// A timer of `rt` for `deadline`: the spare one of this task poll, re-armed, if there
+/// is one for `rt`, or a new one.
+pub(crate) fn timer_at(rt: &dyn Runtime, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+    let id = runtime_id(rt);
+    let spare = CURRENT.with(|c| match c.spare.take() {
+        Some(spare) if spare.rt == id => Some(spare.sleep),
         other => {
             c.spare.set(other);
             None
         }
-    })
+    });
+    match spare {
+        Some(mut sleep) => {
+            sleep.as_mut().reset(deadline);
+            sleep
+        }
+        None => rt.sleep_until(deadline),
+    }
 }
 
 #[inline]

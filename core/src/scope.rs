@@ -460,9 +460,9 @@ const MAX_TIMER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
 
 /// A scope's timer: armed for its node's deadline, re-armed when the deadline moves.
 ///
-/// A scope that no longer needs its timer hands it to the next scope armed in the same
-/// task poll ([`rt::put_spare_timer`]), which moves it with `Sleep::reset` instead of
-/// making a new one: a loop of timeouts keeps one timer.
+/// A scope that no longer needs its timer hands it to the next scope or sleep armed in
+/// the same task poll ([`rt::put_spare_timer`], [`rt::timer_at`]), which moves it with
+/// `Sleep::reset` instead of making a new one: a loop of timeouts keeps one timer.
 pub(crate) struct Timer {
     sleep: Option<Pin<Box<dyn Sleep>>>,
     /// The runtime that made `sleep` ([`rt::runtime_id`]).
@@ -504,15 +504,8 @@ impl Timer {
             match &mut self.sleep {
                 Some(s) => s.as_mut().reset(wake_at),
                 None => {
-                    let id = rt::runtime_id(rt);
-                    self.sleep = Some(match rt::take_spare_timer(id) {
-                        Some(mut spare) => {
-                            spare.as_mut().reset(wake_at);
-                            spare
-                        }
-                        None => rt.sleep_until(wake_at),
-                    });
-                    self.rt = id;
+                    self.sleep = Some(rt::timer_at(rt, wake_at));
+                    self.rt = rt::runtime_id(rt);
                 }
             }
         }

@@ -60,6 +60,7 @@ pub fn sleep(duration: Duration) -> Sleep {
     Sleep {
         start: Start::After(duration),
         timer: None,
+        rt: 0,
     }
 }
 
@@ -87,6 +88,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         start: Start::At(deadline),
         timer: None,
+        rt: 0,
     }
 }
 
@@ -119,6 +121,17 @@ enum Start {
 pub struct Sleep {
     start: Start,
     timer: Option<Pin<Box<dyn RtSleep>>>,
+    /// The runtime that made `timer` ([`rt::runtime_id`]): when the sleep goes, its timer
+    /// is left for the next sleep or scope of that runtime in the same task poll.
+    rt: usize,
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            rt::put_spare_timer(self.rt, timer);
+        }
+    }
 }
 
 impl Future for Sleep {
@@ -129,20 +142,24 @@ impl Future for Sleep {
             return Poll::Pending;
         }
         if !matches!(self.start, Start::Armed | Start::Forever) {
-            let (start, timer) = rt::with_current(|c| {
-                let rt = &c.expect(rt::NO_RUNTIME).rt;
+            let (start, timer, id) = rt::with_current(|c| {
+                let rt = &**c.expect(rt::NO_RUNTIME).rt;
                 let deadline = match self.start {
                     Start::After(d) => rt.now().checked_add(d),
                     Start::At(i) => Some(i),
                     _ => unreachable!(),
                 };
-                match deadline {
-                    Some(d) => (Start::Armed, Some(rt.sleep_until(d))),
-                    None => (Start::Forever, None),
-                }
+                let timer = deadline.map(|d| rt::timer_at(rt, d));
+                let start = if timer.is_some() {
+                    Start::Armed
+                } else {
+                    Start::Forever
+                };
+                (start, timer, rt::runtime_id(rt))
             });
             self.start = start;
             self.timer = timer;
+            self.rt = id;
         }
         match &mut self.timer {
             Some(t) => t.as_mut().poll(cx),
