@@ -126,6 +126,11 @@ async fn ordered_and_unordered_outputs() {
 /// Fail-fast: the first error cancels the children in flight, no further input is
 /// taken (even from an endless input), and every started child is dropped before
 /// `try_join` returns.
+///
+/// Items 2 and 3 finish quickly, item 4 fails, and every later item would run for an
+/// hour: the slot item 4 frees may start one more item before the failure is reported
+/// (its future has returned by then), after which every slot is held until the
+/// cancellation, whatever the timing.
 #[hatchery::test]
 async fn try_join_fails_fast() {
     let started = Counter::new();
@@ -138,7 +143,7 @@ async fn try_join_fails_fast() {
             if i == 4 {
                 return Err(TestError("item 4"));
             }
-            sleep(if i < 2 { HOUR } else { ms(1) }).await;
+            sleep(if i == 2 || i == 3 { ms(1) } else { HOUR }).await;
             Ok(i)
         }
     })
@@ -146,7 +151,11 @@ async fn try_join_fails_fast() {
     .await;
     assert_eq!(r.unwrap_err().errors(), [TestError("item 4")]);
     assert_eq!(dropped.get(), started.get());
-    assert!(started.get() <= 5 + 3, "input read after the failure");
+    let started = started.get();
+    assert!(
+        (5..=6).contains(&started),
+        "input read after the failure: {started}"
+    );
 }
 
 /// Settle mode keeps going after errors and keeps every result, in input order (or in

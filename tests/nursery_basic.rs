@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use hatchery::sync::Event;
 use hatchery::testing::elapsed;
 use hatchery::{checkpoint, nursery, sleep, Nursery, StartError};
 use hatchery_tests::{
@@ -82,9 +83,10 @@ async fn n1_children_dropped_before_return() {
     assert_eq!(dropped.get(), 10);
 }
 
-/// N1: the values of children nobody joins (their handles dropped, or never kept) are
-/// dropped before `nursery` returns, whether the child suspended first or not; a kept
-/// handle keeps its value until it is joined or dropped.
+/// N1: the values of children whose handles are gone when they finish are dropped
+/// before `nursery` returns; a kept handle keeps its value until it is joined or
+/// dropped. (The children wait until the body has dropped the handles: on several
+/// threads a child could otherwise finish before its handle is dropped.)
 #[hatchery::test]
 async fn n1_unjoined_values_dropped_before_return() {
     let dropped = Counter::new();
@@ -93,22 +95,23 @@ async fn n1_unjoined_values_dropped_before_return() {
     let r = nursery(|n| {
         let (dropped, kept, handles) = (dropped.clone(), kept.clone(), &mut handles);
         async move {
+            let go = Arc::new(Event::new());
             for i in 0..20 {
                 let guard = if i < 10 {
                     dropped.guard()
                 } else {
                     kept.guard()
                 };
+                let go = go.clone();
                 let h = n.spawn(async move {
-                    if i % 2 == 0 {
-                        checkpoint().await;
-                    }
+                    go.wait().await;
                     Ok::<_, TestError>(guard)
                 });
                 if i >= 10 {
                     handles.push(h);
                 }
             }
+            go.set();
             Ok(())
         }
     })

@@ -169,7 +169,8 @@ async fn n3_runtime_usable_after_panic() {
 }
 
 /// N3: a child's value whose destructor panics, with nobody to join it: the panic is
-/// the child's, resumed by `nursery` once the siblings have finished.
+/// the child's, resumed by `nursery` once the siblings have finished. (The child waits
+/// until its handle is gone, which on several threads it could otherwise outrun.)
 #[hatchery::test]
 async fn n3_panic_dropping_an_unjoined_value() {
     struct PanicOnDrop;
@@ -182,10 +183,13 @@ async fn n3_panic_dropping_an_unjoined_value() {
     let r = catch_panic(nursery(|n: Nursery<TestError>| {
         let log = log.clone();
         async move {
-            n.spawn(async {
-                checkpoint().await;
+            let go = std::sync::Arc::new(hatchery::sync::Event::new());
+            let gate = go.clone();
+            drop(n.spawn(async move {
+                gate.wait().await;
                 Ok(PanicOnDrop)
-            });
+            }));
+            go.set();
             n.spawn(async move {
                 shield(checkpoint()).await;
                 log.push("sibling finished");
