@@ -49,19 +49,44 @@ impl<T> Output<T> {
     }
 
     fn is_finished(&self) -> bool {
-        !matches!(*self.lock(), Slot::Running)
+        !matches!(*self.lock(), Slot::Running | Slot::Abandoned)
     }
 
     /// The result, once the task has finished; a second take reports a cancellation.
     fn try_take(&self) -> Option<Result<T, JoinError>> {
         let mut slot = self.lock();
         match std::mem::replace(&mut *slot, Slot::Taken) {
-            Slot::Running => {
-                *slot = Slot::Running;
+            running @ (Slot::Running | Slot::Abandoned) => {
+                *slot = running;
                 None
             }
             Slot::Done(result) => Some(result),
             Slot::Taken => Some(Err(JoinError::cancelled())),
+        }
+    }
+
+    /// The task finished with `result`: keeps it for the handle, or hands it back to be
+    /// dropped (outside the lock) if the handle is gone.
+    fn put(&self, result: Result<T, JoinError>) -> Option<Result<T, JoinError>> {
+        let mut slot = self.lock();
+        if let Slot::Abandoned = *slot {
+            return Some(result);
+        }
+        *slot = Slot::Done(result);
+        None
+    }
+
+    /// The handle is gone: hands back the result to be dropped (outside the lock) if the
+    /// task has finished; a task still running will drop its own.
+    fn abandon(&self) -> Option<Result<T, JoinError>> {
+        let mut slot = self.lock();
+        match std::mem::replace(&mut *slot, Slot::Taken) {
+            Slot::Running => {
+                *slot = Slot::Abandoned;
+                None
+            }
+            Slot::Done(result) => Some(result),
+            Slot::Abandoned | Slot::Taken => None,
         }
     }
 }
@@ -69,6 +94,8 @@ impl<T> Output<T> {
 /// A task's result, as its handle sees it.
 enum Slot<T> {
     Running,
+    /// Running, and its handle is gone.
+    Abandoned,
     Done(Result<T, JoinError>),
     Taken,
 }
@@ -175,7 +202,7 @@ where
     E: Send + 'static,
 {
     TaskHandle {
-        cell: spawn_cell(nursery, &nursery.node, fut, ()),
+        cell: HandleCell(Some(spawn_cell(nursery, &nursery.node, fut, ()))),
     }
 }
 
@@ -319,13 +346,19 @@ where
             .own
             .as_ref()
             .map_or(true, |own| Arc::strong_count(own) > 2);
-        if watched {
+        let unwanted = if watched {
             let output = &self.output;
-            *output.lock() = Slot::Done(result);
+            let unwanted = output.put(result);
             output.waker.wake();
-        } else if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(result))) {
-            // The value's destructor panicked: a panic of the task like any other.
-            nursery.panicked(p);
+            unwanted
+        } else {
+            Some(result)
+        };
+        if let Some(result) = unwanted {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(result))) {
+                // The value's destructor panicked: a panic of the task like any other.
+                nursery.panicked(p);
+            }
         }
         // A spawned task that never suspended is in no child list, and nothing else
         // moves it: it keeps its parent link until its allocation goes.
@@ -343,8 +376,8 @@ where
 /// that task, or ask whether it has finished.
 ///
 /// Dropping the handle does not cancel the task; it keeps running as part of its
-/// nursery, and its value is dropped as soon as it finishes (a panic in that drop is a
-/// panic of the task).
+/// nursery. Its value is dropped with the handle if the task has finished, or else as
+/// soon as the task finishes (a panic in that drop is then a panic of the task).
 ///
 /// # Examples
 ///
@@ -372,7 +405,38 @@ where
 /// # });
 /// ```
 pub struct TaskHandle<T> {
-    cell: Arc<Node<dyn HasOutput<T>>>,
+    cell: HandleCell<T>,
+}
+
+/// What a handle (or its `Join`) holds of its task. When it goes before the result was
+/// taken, the result is dropped: here if the task has finished, by the task otherwise.
+struct HandleCell<T>(Option<Arc<Node<dyn HasOutput<T>>>>);
+
+impl<T> HandleCell<T> {
+    fn get(&self) -> &Arc<Node<dyn HasOutput<T>>> {
+        self.0
+            .as_ref()
+            .expect("hatchery: task handle used after its result was taken")
+    }
+
+    /// Moves the reference out, leaving nothing to abandon.
+    fn take(&mut self) -> HandleCell<T> {
+        HandleCell(self.0.take())
+    }
+
+    /// Lets go of the task after its result was taken.
+    fn release(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl<T> Drop for HandleCell<T> {
+    fn drop(&mut self) {
+        if let Some(cell) = &self.0 {
+            // Dropped outside the slot's lock: it may run user code.
+            drop(cell.ext.output().abandon());
+        }
+    }
 }
 
 impl<T> TaskHandle<T> {
@@ -407,8 +471,10 @@ impl<T> TaskHandle<T> {
     /// .unwrap();
     /// # });
     /// ```
-    pub fn join(self) -> Join<T> {
-        Join { cell: self.cell }
+    pub fn join(mut self) -> Join<T> {
+        Join {
+            cell: self.cell.take(),
+        }
     }
 
     /// Cancels this task only. Its handle then reports [`JoinError::is_cancelled`]; this
@@ -432,7 +498,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn cancel(&self) {
-        self.cell.cancel(node::EXPLICIT);
+        self.cell.get().cancel(node::EXPLICIT);
     }
 
     /// Whether the task has finished (its future has been dropped).
@@ -451,7 +517,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.cell.ext.output().is_finished()
+        self.cell.get().ext.output().is_finished()
     }
 }
 
@@ -484,32 +550,43 @@ impl<T> fmt::Debug for TaskHandle<T> {
 /// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Join<T> {
-    cell: Arc<Node<dyn HasOutput<T>>>,
+    cell: HandleCell<T>,
 }
 
 impl<T> Future for Join<T> {
     type Output = Result<T, JoinError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if rt::current_cancelled() {
             return Poll::Pending;
         }
-        let output = self.cell.ext.output();
-        if let Some(result) = output.try_take() {
-            return Poll::Ready(result);
-        }
-        output.waker.register(cx.waker());
-        match output.try_take() {
-            Some(result) => Poll::Ready(result),
-            None => Poll::Pending,
-        }
+        let output = self.cell.get().ext.output();
+        let result = match output.try_take() {
+            Some(result) => result,
+            None => {
+                output.waker.register(cx.waker());
+                match output.try_take() {
+                    Some(result) => result,
+                    None => return Poll::Pending,
+                }
+            }
+        };
+        self.cell.release();
+        Poll::Ready(result)
     }
 }
 
 impl<T> fmt::Debug for Join<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Join")
-            .field("finished", &self.cell.ext.output().is_finished())
+            .field(
+                "finished",
+                &self
+                    .cell
+                    .0
+                    .as_ref()
+                    .map_or(true, |c| c.ext.output().is_finished()),
+            )
             .finish()
     }
 }
