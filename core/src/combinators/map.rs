@@ -415,6 +415,11 @@ where
         let mut index = 0;
         loop {
             poll_fn(|cx| gate.poll_free(limit, cx)).await;
+            if n.is_cancelled() {
+                // A child failed (or the work is cancelled) while slots came free in
+                // this same poll: take no more input. The nursery ends the work.
+                break;
+            }
             let Some(item) = poll_fn(|cx| inputs.as_mut().poll_next(cx)).await else {
                 break;
             };
