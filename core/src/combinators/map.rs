@@ -415,9 +415,11 @@ where
         let mut index = 0;
         loop {
             poll_fn(|cx| gate.poll_free(limit, cx)).await;
-            if n.is_cancelled() {
-                // A child failed (or the work is cancelled) while slots came free in
-                // this same poll: take no more input. The nursery ends the work.
+            if limit != usize::MAX && n.is_cancelled() {
+                // Slots came free because the work is cancelled (a child failed): take
+                // no more input, even if this poll has not been stopped yet. Without a
+                // limit (`join`, `try_join`, `settle`) every future given is spawned, as
+                // into any nursery, cancelled or not.
                 break;
             }
             let Some(item) = poll_fn(|cx| inputs.as_mut().poll_next(cx)).await else {
