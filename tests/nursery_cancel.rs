@@ -10,7 +10,7 @@ use hatchery::{
     checkpoint, current_effective_deadline, move_on_after, nursery, sleep, CancelScope, Deadline,
     NurseryError,
 };
-use hatchery_tests::{backend, secs, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{backend, is_multi_thread, secs, until, Counter, Log, TestError, HOUR};
 
 /// N4: the nursery's own `cancel()` ends the body before it produced a value: the
 /// result is the distinct `Cancelled` outcome, with no errors; children are dropped.
@@ -235,11 +235,11 @@ async fn n5_unpolled_children_get_first_poll() {
 #[hatchery::test(virtual_time)]
 async fn n5_cancel_before_first_poll_is_seen_in_it() {
     let seen = Log::new();
-    let one_thread = backend() == "tokio_current";
+    let parallel = is_multi_thread();
     let r = nursery(|n| {
         let seen = seen.clone();
         async move {
-            if !one_thread {
+            if parallel {
                 n.cancel();
             }
             for _ in 0..5 {
