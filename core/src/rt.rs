@@ -400,7 +400,7 @@ struct Current {
     /// making a new one. It is dropped when the poll ends, so that no timer outlives its
     /// owner across a suspension (a virtual clock would see it). A `Cell`: scopes reach
     /// it while the slots are borrowed.
-    spare: Cell<Option<Spare>>,
+    spare: Cell<Option<RtTimer>>,
     /// The waker of the runner that installed the node (a task, a nursery, [`enter`]), by
     /// address only: a scope polled with this very waker, from its parent's body, is
     /// polled whenever its parent is (see [`enter_node`]).
@@ -419,10 +419,32 @@ struct Slots {
     rt: Option<Arc<dyn Runtime>>,
 }
 
-/// A timer kept for reuse, with the runtime that made it (see [`runtime_id`]).
-struct Spare {
+/// A timer of a runtime, with that runtime's identity (its address), so that one a
+/// scope or a sleep lets go of can be re-armed by the next one of the same runtime in
+/// the same task poll ([`timer_at`], [`RtTimer::release`]).
+pub(crate) struct RtTimer {
     rt: usize,
     sleep: Pin<Box<dyn Sleep>>,
+}
+
+impl RtTimer {
+    pub(crate) fn sleep(&mut self) -> Pin<&mut dyn Sleep> {
+        self.sleep.as_mut()
+    }
+
+    /// Leaves the timer for the next one armed during the current task poll (see
+    /// [`Current::spare`]). Outside a poll, or if a timer is kept already, it is dropped.
+    pub(crate) fn release(self) {
+        let mut timer = Some(self);
+        let _ = CURRENT.try_with(|c| {
+            if c.slots.try_borrow().is_ok_and(|s| s.node.is_some()) {
+                let kept = c.spare.take().or_else(|| timer.take());
+                c.spare.set(kept);
+            }
+        });
+        // Outside the thread-local: dropping a timer runs the executor's code.
+        drop(timer);
+    }
 }
 
 thread_local! {
@@ -544,46 +566,30 @@ fn install(slot: &mut Option<Arc<dyn Runtime>>, rt: &Arc<dyn Runtime>) -> Option
 
 /// Identifies a runtime by its address, for matching a spare timer with the runtime
 /// that made it.
-pub(crate) fn runtime_id(rt: &dyn Runtime) -> usize {
+fn runtime_id(rt: &dyn Runtime) -> usize {
     (rt as *const dyn Runtime).cast::<u8>() as usize
-}
-
-/// Keeps `sleep`, a timer of runtime `rt` that its scope or sleep no longer needs, for
-/// the next one armed during the current task poll ([`timer_at`], see
-/// [`Current::spare`]). Outside a poll, or if a timer is kept already, it is dropped.
-pub(crate) fn put_spare_timer(rt: usize, sleep: Pin<Box<dyn Sleep>>) {
-    let mut sleep = Some(sleep);
-    let _ = CURRENT.try_with(|c| {
-        let in_poll = c.slots.try_borrow().is_ok_and(|s| s.node.is_some());
-        if in_poll {
-            let kept = c.spare.take();
-            if kept.is_none() {
-                c.spare.set(sleep.take().map(|sleep| Spare { rt, sleep }));
-            } else {
-                c.spare.set(kept);
-            }
-        }
-    });
-    drop(sleep);
 }
 
 /// A timer of `rt` for `deadline`: the spare one of this task poll, re-armed, if there
 /// is one for `rt`, or a new one.
-pub(crate) fn timer_at(rt: &dyn Runtime, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+pub(crate) fn timer_at(rt: &dyn Runtime, deadline: Instant) -> RtTimer {
     let id = runtime_id(rt);
     let spare = CURRENT.with(|c| match c.spare.take() {
-        Some(spare) if spare.rt == id => Some(spare.sleep),
+        Some(spare) if spare.rt == id => Some(spare),
         other => {
             c.spare.set(other);
             None
         }
     });
     match spare {
-        Some(mut sleep) => {
-            sleep.as_mut().reset(deadline);
-            sleep
+        Some(mut timer) => {
+            timer.sleep().reset(deadline);
+            timer
         }
-        None => rt.sleep_until(deadline),
+        None => RtTimer {
+            rt: id,
+            sleep: rt.sleep_until(deadline),
+        },
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use pin_project_lite::pin_project;
 
 use crate::node::{self, Hold, Node};
-use crate::rt::{self, Runtime, Sleep};
+use crate::rt::{self, Runtime};
 
 /// A region of code that can be cancelled as a unit: explicitly through its
 /// [`CancelHandle`], or by a deadline.
@@ -461,12 +461,10 @@ const MAX_TIMER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
 /// A scope's timer: armed for its node's deadline, re-armed when the deadline moves.
 ///
 /// A scope that no longer needs its timer hands it to the next scope or sleep armed in
-/// the same task poll ([`rt::put_spare_timer`], [`rt::timer_at`]), which moves it with
+/// the same task poll ([`rt::RtTimer::release`], [`rt::timer_at`]), which moves it with
 /// `Sleep::reset` instead of making a new one: a loop of timeouts keeps one timer.
 pub(crate) struct Timer {
-    sleep: Option<Pin<Box<dyn Sleep>>>,
-    /// The runtime that made `sleep` ([`rt::runtime_id`]).
-    rt: usize,
+    timer: Option<rt::RtTimer>,
     /// The deadline the timer was last set up for (`None` before the first poll).
     seen: Option<Option<Instant>>,
     /// The clock reading taken on entry, reused the first time the timer is armed.
@@ -476,8 +474,7 @@ pub(crate) struct Timer {
 impl Timer {
     pub(crate) fn new() -> Timer {
         Timer {
-            sleep: None,
-            rt: 0,
+            timer: None,
             seen: None,
             now: None,
         }
@@ -501,16 +498,13 @@ impl Timer {
                 return;
             }
             let wake_at = deadline.min(now + MAX_TIMER);
-            match &mut self.sleep {
-                Some(s) => s.as_mut().reset(wake_at),
-                None => {
-                    self.sleep = Some(rt::timer_at(rt, wake_at));
-                    self.rt = rt::runtime_id(rt);
-                }
+            match &mut self.timer {
+                Some(timer) => timer.sleep().reset(wake_at),
+                None => self.timer = Some(rt::timer_at(rt, wake_at)),
             }
         }
-        while let Some(sleep) = &mut self.sleep {
-            if sleep.as_mut().poll(cx).is_pending() {
+        while let Some(timer) = &mut self.timer {
+            if timer.sleep().poll(cx).is_pending() {
                 return;
             }
             let deadline = node.deadline();
@@ -520,7 +514,7 @@ impl Timer {
                     node.cancel(node::DEADLINE);
                     return;
                 }
-                Some(d) => sleep.as_mut().reset(d.min(now + MAX_TIMER)),
+                Some(d) => timer.sleep().reset(d.min(now + MAX_TIMER)),
                 None => self.release(),
             }
         }
@@ -528,8 +522,8 @@ impl Timer {
 
     /// Lets go of the timer, for the next scope armed in this task poll.
     pub(crate) fn release(&mut self) {
-        if let Some(sleep) = self.sleep.take() {
-            rt::put_spare_timer(self.rt, sleep);
+        if let Some(timer) = self.timer.take() {
+            timer.release();
         }
     }
 }

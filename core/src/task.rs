@@ -52,7 +52,8 @@ impl<T> Output<T> {
         !matches!(*self.lock(), Slot::Running | Slot::Abandoned)
     }
 
-    /// The result, once the task has finished; a second take reports a cancellation.
+    /// The result, once the task has finished. (A `Join` lets go of the task once it has
+    /// the result, so nothing takes twice; it would read as a cancellation.)
     fn try_take(&self) -> Option<Result<T, JoinError>> {
         let mut slot = self.lock();
         match std::mem::replace(&mut *slot, Slot::Taken) {

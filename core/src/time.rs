@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 
-use crate::rt::{self, Sleep as RtSleep};
+use crate::rt;
 
 /// The current time on the runtime's clock.
 ///
@@ -60,7 +60,6 @@ pub fn sleep(duration: Duration) -> Sleep {
     Sleep {
         start: Start::After(duration),
         timer: None,
-        rt: 0,
     }
 }
 
@@ -88,7 +87,6 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         start: Start::At(deadline),
         timer: None,
-        rt: 0,
     }
 }
 
@@ -120,16 +118,15 @@ enum Start {
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     start: Start,
-    timer: Option<Pin<Box<dyn RtSleep>>>,
-    /// The runtime that made `timer` ([`rt::runtime_id`]): when the sleep goes, its timer
-    /// is left for the next sleep or scope of that runtime in the same task poll.
-    rt: usize,
+    /// When the sleep goes, its timer is left for the next sleep or scope of its runtime
+    /// in the same task poll.
+    timer: Option<rt::RtTimer>,
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(timer) = self.timer.take() {
-            rt::put_spare_timer(self.rt, timer);
+            timer.release();
         }
     }
 }
@@ -142,7 +139,7 @@ impl Future for Sleep {
             return Poll::Pending;
         }
         if !matches!(self.start, Start::Armed | Start::Forever) {
-            let (start, timer, id) = rt::with_current(|c| {
+            let (start, timer) = rt::with_current(|c| {
                 let rt = &**c.expect(rt::NO_RUNTIME).rt;
                 let deadline = match self.start {
                     Start::After(d) => rt.now().checked_add(d),
@@ -155,14 +152,13 @@ impl Future for Sleep {
                 } else {
                     Start::Forever
                 };
-                (start, timer, rt::runtime_id(rt))
+                (start, timer)
             });
             self.start = start;
             self.timer = timer;
-            self.rt = id;
         }
         match &mut self.timer {
-            Some(t) => t.as_mut().poll(cx),
+            Some(t) => t.sleep().poll(cx),
             None => Poll::Pending,
         }
     }
