@@ -478,3 +478,29 @@ async fn n6_panic_after_started_goes_to_nursery() {
     assert_eq!(r.unwrap_err(), "after started");
     assert_eq!(elapsed(), Duration::ZERO);
 }
+
+/// N1, N3, N6: a started task has no handle, so its final value is dropped when it
+/// finishes, before `nursery` returns; a panic in that drop is the task's panic, which
+/// the nursery resumes.
+#[hatchery::test(virtual_time)]
+async fn n6_started_task_value_dropped_by_the_task() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("started value drop boom");
+        }
+    }
+    let r = catch_panic(nursery(|n: hatchery::Nursery<TestError>| async move {
+        n.start(|status| async move {
+            status.started(());
+            sleep(secs(1)).await;
+            Ok(PanicOnDrop)
+        })
+        .await
+        .unwrap();
+        Ok(())
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "started value drop boom");
+    assert_eq!(elapsed(), secs(1));
+}

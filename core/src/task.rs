@@ -340,13 +340,14 @@ where
             }
             Some(End::Cancelled) | None => Err(JoinError::cancelled()),
         };
-        // Without a handle (or a `start` call) holding the task, the runner and the
-        // task's own context hold its only references, and no handle can appear later:
+        // A started task has no handle. A spawned one whose handle is gone is held only
+        // by the runner and its own context, and no handle can appear later. Either way
         // nobody could read the result, so it is dropped here, without a lock.
-        let watched = this
-            .own
-            .as_ref()
-            .map_or(true, |own| Arc::strong_count(own) > 2);
+        let watched = !R::STARTED
+            && this
+                .own
+                .as_ref()
+                .map_or(true, |own| Arc::strong_count(own) > 2);
         let unwanted = if watched {
             let output = &self.output;
             let unwanted = output.put(result);
