@@ -38,6 +38,9 @@ usage: hatchery-benches [--quick] [--reps N] [--out PATH] [FILTER]
 
 workloads: spawn_join, spawn_handles, move_on_after, cancel_parked, memory_parked,
            channel, semaphore
+           (two reference rows: `spawn_handles (raw+alloc)`, whose raw side also makes
+           the second allocation per child that hatchery makes, and on smol
+           `semaphore (fair raw)`, against a FIFO-fair raw semaphore)
 backends:  tokio-mt, tokio-ct, smol, smol-ct";
 
 struct Config {
@@ -260,6 +263,18 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         report(rows);
     }
 
+    // Reference: the raw side carries a second allocation per child, as hatchery's does.
+    let workload = format!("spawn_handles {} (raw+alloc)", count(n));
+    if cfg.wants("spawn_handles", name) {
+        let raw = || match &b.kind {
+            Kind::Tokio(rt) => rt.block_on(work::tokio_spawn_handles_ballast(n)),
+            Kind::Smol(p) => p.block_on(work::smol_spawn_handles_ballast(&p.executor, n)),
+        };
+        let hatchery = || b.hatchery(work::hatchery_spawn_handles(n));
+        rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
+        report(rows);
+    }
+
     let iters = cfg.timeouts;
     let workload = format!("move_on_after x{}", count(iters));
     if cfg.wants("move_on_after", name) {
@@ -339,6 +354,17 @@ fn run_sync(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         rows.push(time_row(cfg, &workload, b, acquisitions, raw, hatchery));
         report(rows);
     }
+
+    // Reference on smol: a fair raw semaphore (the tokio rows' raw side already is one).
+    let workload = format!("semaphore {} (fair raw)", count(acquisitions));
+    if let Kind::Smol(p) = &b.kind {
+        if cfg.wants("semaphore", name) {
+            let raw = || p.block_on(sync_work::smol_fair_semaphore(&p.executor, acquisitions));
+            let hatchery = || b.hatchery(sync_work::hatchery_semaphore(acquisitions));
+            rows.push(time_row(cfg, &workload, b, acquisitions, raw, hatchery));
+            report(rows);
+        }
+    }
 }
 
 /// `100000` as `100k`.
@@ -354,7 +380,7 @@ fn count(n: usize) -> String {
 fn report(rows: &[Row]) {
     if let Some(row) = rows.last() {
         eprintln!(
-            "  {:<22} {:<9} raw {:<26} hatchery {:<26} {}",
+            "  {:<30} {:<9} raw {:<26} hatchery {:<26} {}",
             row.workload,
             row.backend,
             Value::show(row.raw),

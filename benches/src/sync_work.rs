@@ -142,3 +142,25 @@ pub(crate) async fn smol_semaphore(ex: &Executor<'static>, n: usize) -> Duration
     }
     start.elapsed()
 }
+
+/// The same with `tokio::sync::Semaphore` (FIFO-fair, like hatchery's) on the smol
+/// executor: the fair reference for the smol rows.
+pub(crate) async fn smol_fair_semaphore(ex: &Executor<'static>, n: usize) -> Duration {
+    let start = Instant::now();
+    let sem = Arc::new(tokio::sync::Semaphore::new(PERMITS));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let sem = sem.clone();
+            ex.spawn(async move {
+                for _ in 0..n / TASKS {
+                    let _permit = sem.acquire().await.expect("closed");
+                    yield_once().await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await;
+    }
+    start.elapsed()
+}

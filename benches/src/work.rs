@@ -129,6 +129,56 @@ pub(crate) async fn smol_spawn_handles(ex: &Executor<'static>, n: usize) -> Dura
     start.elapsed()
 }
 
+// ----- reference: raw spawn + join through handles, plus hatchery's second allocation -----
+
+/// What a hatchery child allocates besides the executor's task, for the reference rows:
+/// one shared allocation of about the size of hatchery's (184 bytes with its counts),
+/// kept by the child and by its joiner and touched by both.
+type Ballast = Arc<Mutex<[u8; 160]>>;
+
+fn ballast() -> Ballast {
+    Arc::new(Mutex::new([0; 160]))
+}
+
+/// [`tokio_spawn_handles`] with a [`Ballast`] per child: how far hatchery's second
+/// allocation alone takes the raw side.
+pub(crate) async fn tokio_spawn_handles_ballast(n: usize) -> Duration {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let mine = ballast();
+            let theirs = mine.clone();
+            let handle = tokio::spawn(async move { i + usize::from(theirs.lock().unwrap()[0]) });
+            (handle, mine)
+        })
+        .collect();
+    let mut sum = 0;
+    for (handle, mine) in handles {
+        sum += handle.await.expect("task failed") + usize::from(mine.lock().unwrap()[1]);
+    }
+    black_box(sum);
+    start.elapsed()
+}
+
+/// [`smol_spawn_handles`] with a [`Ballast`] per child.
+pub(crate) async fn smol_spawn_handles_ballast(ex: &Executor<'static>, n: usize) -> Duration {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let mine = ballast();
+            let theirs = mine.clone();
+            let task = ex.spawn(async move { i + usize::from(theirs.lock().unwrap()[0]) });
+            (task, mine)
+        })
+        .collect();
+    let mut sum = 0;
+    for (task, mine) in tasks {
+        sum += task.await + usize::from(mine.lock().unwrap()[1]);
+    }
+    black_box(sum);
+    start.elapsed()
+}
+
 // ----- a timeout that does not fire around a future that yields once -----
 
 /// `move_on_after(1s, yield_once())`, `iters` times in a row.
