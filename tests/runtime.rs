@@ -187,17 +187,21 @@ async fn run_blocking_result_and_panic() {
 
 /// `run_blocking` in a cancelled scope: the scope does not wait for the thread, and
 /// the result is dropped. (Real time: under virtual time blocking work keeps the clock
-/// still, so the deadline could not pass while the thread works.)
+/// still, so the deadline could not pass while the thread works.) The function returns
+/// only once the scope is over, so the outcome does not depend on how fast threads run.
 #[hatchery::test]
 async fn run_blocking_cancelled() {
+    let (release, released) = std::sync::mpsc::channel::<()>();
     let out = move_on_after(
         ms(5),
-        run_blocking(|| {
-            std::thread::sleep(ms(50));
+        run_blocking(move || {
+            // A scope that waited for the thread would wait a minute, then fail below.
+            let _ = released.recv_timeout(Duration::from_secs(60));
             1
         }),
     )
     .await;
+    drop(release);
     assert_eq!(out, None);
 }
 
