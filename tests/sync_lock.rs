@@ -65,3 +65,75 @@ async fn owned_guard_and_cancelled_wait() {
     .unwrap();
     assert_eq!(*lock.try_lock().unwrap(), ["holder", "waiter"]);
 }
+
+/// `is_locked` follows every kind of guard, through a condition wait too.
+#[hatchery::test]
+async fn is_locked_follows_every_guard() {
+    let lock = Lock::new(0);
+    assert!(!lock.is_locked());
+    {
+        let _g = lock.lock().await;
+        assert!(lock.is_locked());
+    }
+    assert!(!lock.is_locked());
+    let owned = lock.lock_owned().await;
+    assert!(lock.is_locked());
+    assert!(lock.try_lock().is_none());
+    assert!(lock.is_locked(), "a failed try_lock left it held");
+    drop(owned);
+    assert!(!lock.is_locked());
+    let g = lock.try_lock_owned().unwrap();
+    assert!(lock.is_locked());
+    drop(g);
+    drop(lock.lock_blocking());
+    assert!(!lock.is_locked());
+
+    // A condition wait releases the lock while it waits and takes it back after.
+    let cond = hatchery::sync::Condition::new();
+    let lock = &lock;
+    let (guard, ()) = futures_lite::future::zip(cond.wait(lock.lock().await), async {
+        let mut g = lock.lock().await; // the wait released it
+        assert!(lock.is_locked());
+        *g += 1;
+        drop(g);
+        assert!(!lock.is_locked());
+        cond.notify_all();
+    })
+    .await;
+    assert!(lock.is_locked());
+    assert_eq!(*guard, 1);
+    drop(guard);
+    assert!(!lock.is_locked());
+}
+
+/// Asking whether the lock is held never takes it: a `try_lock` of the only user always
+/// succeeds while another thread keeps asking. (Asking by trying to take the lock, as
+/// `is_locked` once did, made it fail now and then.)
+#[test]
+fn is_locked_never_makes_try_lock_fail() {
+    let lock = Arc::new(Lock::new(()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let observer = {
+        let (lock, stop) = (lock.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut seen = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seen += u64::from(lock.is_locked());
+            }
+            seen
+        })
+    };
+    let mut failed = 0;
+    for _ in 0..200_000 {
+        match lock.try_lock() {
+            Some(guard) => drop(guard),
+            None => failed += 1,
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    observer.join().unwrap();
+    assert_eq!(
+        failed, 0,
+        "try_lock failed although nobody else takes the lock"
+    );
+}

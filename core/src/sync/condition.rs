@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::task::{Context, Poll};
 
 use event_listener::{EventListener, IntoNotification};
@@ -157,8 +158,12 @@ enum State<'a, T> {
     Waiting {
         listener: EventListener,
         lock: &'a async_lock::Mutex<T>,
+        held: &'a AtomicBool,
     },
-    Reacquire(Pin<Box<async_lock::futures::Lock<'a, T>>>),
+    Reacquire {
+        fut: Pin<Box<async_lock::futures::Lock<'a, T>>>,
+        held: &'a AtomicBool,
+    },
     Done,
 }
 
@@ -206,10 +211,19 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                         unreachable!()
                     };
                     let lock = async_lock::MutexGuard::source(&guard.guard);
+                    let held = guard.held;
                     drop(guard);
-                    this.state = State::Waiting { listener, lock };
+                    this.state = State::Waiting {
+                        listener,
+                        lock,
+                        held,
+                    };
                 }
-                State::Waiting { listener, lock } => {
+                State::Waiting {
+                    listener,
+                    lock,
+                    held,
+                } => {
                     // Not notified yet: a cancelled wait stops here (and, when dropped,
                     // passes on a notification it may have received).
                     if rt::current_cancelled() {
@@ -219,12 +233,13 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                         return Poll::Pending;
                     }
                     let fut = Box::pin(lock.lock());
-                    this.state = State::Reacquire(fut);
+                    this.state = State::Reacquire { fut, held };
                 }
-                State::Reacquire(fut) => {
+                State::Reacquire { fut, held } => {
                     let guard = std::task::ready!(fut.as_mut().poll(cx));
+                    let guard = LockGuard::new(guard, held);
                     this.state = State::Done;
-                    return Poll::Ready(LockGuard { guard });
+                    return Poll::Ready(guard);
                 }
                 State::Done => panic!("`ConditionWait` polled after completion"),
             }
@@ -237,7 +252,7 @@ impl<T> fmt::Debug for ConditionWait<'_, '_, T> {
         let state = match self.state {
             State::Start(_) => "start",
             State::Waiting { .. } => "waiting",
-            State::Reacquire(_) => "reacquiring",
+            State::Reacquire { .. } => "reacquiring",
             State::Done => "done",
         };
         f.debug_struct("ConditionWait")

@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -49,6 +50,9 @@ use crate::rt;
 /// ```
 pub struct Lock<T> {
     inner: Arc<async_lock::Mutex<T>>,
+    /// Whether a guard exists, for [`is_locked`](Lock::is_locked). async-lock can only be
+    /// asked by trying to take the lock, which a concurrent `try_lock` would see fail.
+    held: Arc<AtomicBool>,
 }
 
 impl<T> Lock<T> {
@@ -63,6 +67,7 @@ impl<T> Lock<T> {
     pub fn new(value: T) -> Lock<T> {
         Lock {
             inner: Arc::new(async_lock::Mutex::new(value)),
+            held: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -77,7 +82,9 @@ impl<T> Lock<T> {
     /// assert!(lock.try_lock().is_none());
     /// ```
     pub fn try_lock(&self) -> Option<LockGuard<'_, T>> {
-        self.inner.try_lock().map(|g| LockGuard { guard: g })
+        self.inner
+            .try_lock()
+            .map(|guard| LockGuard::new(guard, &self.held))
     }
 
     /// Takes the lock if it is free, without waiting, as an owned guard.
@@ -92,7 +99,7 @@ impl<T> Lock<T> {
     pub fn try_lock_owned(&self) -> Option<OwnedLockGuard<T>> {
         self.inner
             .try_lock_arc()
-            .map(|g| OwnedLockGuard { guard: g })
+            .map(|guard| OwnedLockGuard::new(guard, &self.held))
     }
 
     /// Waits for the lock and takes it.
@@ -115,6 +122,7 @@ impl<T> Lock<T> {
     pub fn lock(&self) -> LockAcquire<'_, T> {
         LockAcquire {
             inner: self.inner.lock(),
+            held: &self.held,
         }
     }
 
@@ -138,6 +146,7 @@ impl<T> Lock<T> {
     pub fn lock_owned(&self) -> LockAcquireOwned<T> {
         LockAcquireOwned {
             inner: self.inner.lock_arc(),
+            held: self.held.clone(),
         }
     }
 
@@ -152,12 +161,11 @@ impl<T> Lock<T> {
     /// assert_eq!(*lock.lock_blocking(), 2);
     /// ```
     pub fn lock_blocking(&self) -> LockGuard<'_, T> {
-        LockGuard {
-            guard: self.inner.lock_blocking(),
-        }
+        LockGuard::new(self.inner.lock_blocking(), &self.held)
     }
 
-    /// Whether the lock is held right now.
+    /// Whether the lock is held right now: a snapshot, which another task may change at
+    /// once. Asking never takes the lock, so it cannot make anybody's `try_lock` fail.
     ///
     /// # Examples
     ///
@@ -167,7 +175,7 @@ impl<T> Lock<T> {
     /// assert!(lock.is_locked());
     /// ```
     pub fn is_locked(&self) -> bool {
-        self.inner.try_lock().is_none()
+        self.held.load(Ordering::Acquire)
     }
 }
 
@@ -210,6 +218,7 @@ pin_project! {
     pub struct LockAcquire<'a, T> {
         #[pin]
         inner: async_lock::futures::Lock<'a, T>,
+        held: &'a AtomicBool,
     }
 }
 
@@ -221,10 +230,9 @@ impl<'a, T> Future for LockAcquire<'a, T> {
         if rt::current_cancelled() {
             return Poll::Pending;
         }
-        self.project()
-            .inner
-            .poll(cx)
-            .map(|guard| LockGuard { guard })
+        let this = self.project();
+        let held = *this.held;
+        this.inner.poll(cx).map(|guard| LockGuard::new(guard, held))
     }
 }
 
@@ -264,6 +272,7 @@ pin_project! {
     pub struct LockAcquireOwned<T> {
         #[pin]
         inner: async_lock::futures::LockArc<T>,
+        held: Arc<AtomicBool>,
     }
 }
 
@@ -274,10 +283,11 @@ impl<T> Future for LockAcquireOwned<T> {
         if rt::current_cancelled() {
             return Poll::Pending;
         }
-        self.project()
-            .inner
+        let this = self.project();
+        let held = &*this.held;
+        this.inner
             .poll(cx)
-            .map(|guard| OwnedLockGuard { guard })
+            .map(|guard| OwnedLockGuard::new(guard, held))
     }
 }
 
@@ -307,6 +317,23 @@ impl<T> fmt::Debug for LockAcquireOwned<T> {
 /// ```
 pub struct LockGuard<'a, T> {
     pub(super) guard: async_lock::MutexGuard<'a, T>,
+    pub(super) held: &'a AtomicBool,
+}
+
+impl<'a, T> LockGuard<'a, T> {
+    /// Wraps a guard just taken, marking the lock held.
+    pub(super) fn new(guard: async_lock::MutexGuard<'a, T>, held: &'a AtomicBool) -> Self {
+        held.store(true, Ordering::Release);
+        LockGuard { guard, held }
+    }
+}
+
+impl<T> Drop for LockGuard<'_, T> {
+    fn drop(&mut self) {
+        // Before the mutex is released (with the field, after this): whoever takes it
+        // next marks it held after this store.
+        self.held.store(false, Ordering::Release);
+    }
 }
 
 impl<T> Deref for LockGuard<'_, T> {
@@ -343,7 +370,26 @@ impl<T> fmt::Debug for LockGuard<'_, T> {
 /// # });
 /// ```
 pub struct OwnedLockGuard<T> {
-    pub(super) guard: async_lock::MutexGuardArc<T>,
+    guard: async_lock::MutexGuardArc<T>,
+    held: Arc<AtomicBool>,
+}
+
+impl<T> OwnedLockGuard<T> {
+    /// Wraps a guard just taken, marking the lock held.
+    fn new(guard: async_lock::MutexGuardArc<T>, held: &Arc<AtomicBool>) -> Self {
+        held.store(true, Ordering::Release);
+        OwnedLockGuard {
+            guard,
+            held: held.clone(),
+        }
+    }
+}
+
+impl<T> Drop for OwnedLockGuard<T> {
+    fn drop(&mut self) {
+        // As for `LockGuard`.
+        self.held.store(false, Ordering::Release);
+    }
 }
 
 impl<T> Deref for OwnedLockGuard<T> {
