@@ -99,7 +99,7 @@ impl<T> Lock<T> {
     pub fn try_lock_owned(&self) -> Option<OwnedLockGuard<T>> {
         self.inner
             .try_lock_arc()
-            .map(|guard| OwnedLockGuard::new(guard, &self.held))
+            .map(|guard| OwnedLockGuard::new(guard, self.held.clone()))
     }
 
     /// Waits for the lock and takes it.
@@ -146,7 +146,7 @@ impl<T> Lock<T> {
     pub fn lock_owned(&self) -> LockAcquireOwned<T> {
         LockAcquireOwned {
             inner: self.inner.lock_arc(),
-            held: self.held.clone(),
+            held: Some(self.held.clone()),
         }
     }
 
@@ -272,7 +272,8 @@ pin_project! {
     pub struct LockAcquireOwned<T> {
         #[pin]
         inner: async_lock::futures::LockArc<T>,
-        held: Arc<AtomicBool>,
+        // Handed to the guard.
+        held: Option<Arc<AtomicBool>>,
     }
 }
 
@@ -284,10 +285,12 @@ impl<T> Future for LockAcquireOwned<T> {
             return Poll::Pending;
         }
         let this = self.project();
-        let held = &*this.held;
-        this.inner
-            .poll(cx)
-            .map(|guard| OwnedLockGuard::new(guard, held))
+        let guard = std::task::ready!(this.inner.poll(cx));
+        let held = this
+            .held
+            .take()
+            .expect("`LockAcquireOwned` polled after completion");
+        Poll::Ready(OwnedLockGuard::new(guard, held))
     }
 }
 
@@ -376,12 +379,9 @@ pub struct OwnedLockGuard<T> {
 
 impl<T> OwnedLockGuard<T> {
     /// Wraps a guard just taken, marking the lock held.
-    fn new(guard: async_lock::MutexGuardArc<T>, held: &Arc<AtomicBool>) -> Self {
+    fn new(guard: async_lock::MutexGuardArc<T>, held: Arc<AtomicBool>) -> Self {
         held.store(true, Ordering::Release);
-        OwnedLockGuard {
-            guard,
-            held: held.clone(),
-        }
+        OwnedLockGuard { guard, held }
     }
 }
 
