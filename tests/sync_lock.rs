@@ -135,3 +135,86 @@ fn is_locked_never_makes_try_lock_fail() {
         "try_lock failed although nobody else takes the lock"
     );
 }
+
+/// `tasks_waiting` counts every acquisition that waits for the lock (borrowed, owned, a
+/// condition wait re-acquiring it) and forgets a wait once it took the lock or its scope
+/// dropped it.
+#[hatchery::test(virtual_time)]
+async fn tasks_waiting_counts_every_wait() {
+    let lock = Arc::new(Lock::new(Vec::new()));
+    let cond = Arc::new(hatchery::sync::Condition::new());
+    assert_eq!(lock.tasks_waiting(), 0);
+    let (l, c) = (lock.clone(), cond.clone());
+    nursery(|n| async move {
+        // The condition waiter takes the lock first, then waits on the condition
+        // (releasing it): it does not wait for the lock yet.
+        n.spawn({
+            let (l, c) = (l.clone(), c.clone());
+            async move {
+                let g = c.wait(l.lock().await).await;
+                drop(g);
+                l.lock().await.push("notified");
+                Ok::<_, anyhow::Error>(())
+            }
+        });
+        wait_all_tasks_blocked().await;
+        let held = l.lock().await;
+        assert_eq!(l.tasks_waiting(), 0);
+        n.spawn({
+            let l = l.clone();
+            async move {
+                l.lock().await.push("borrowed");
+                Ok(())
+            }
+        });
+        n.spawn({
+            let l = l.clone();
+            async move {
+                l.lock_owned().await.push("owned");
+                Ok(())
+            }
+        });
+        n.spawn({
+            let l = l.clone();
+            async move {
+                let got = move_on_after(Duration::from_secs(1), l.lock()).await;
+                assert!(got.is_none(), "took the lock while it was held");
+                Ok(())
+            }
+        });
+        wait_all_tasks_blocked().await;
+        assert_eq!(l.tasks_waiting(), 3);
+        // Notified while the lock is held: now it waits for the lock too.
+        c.notify_all();
+        wait_all_tasks_blocked().await;
+        assert_eq!(l.tasks_waiting(), 4);
+        // The timeout drops its wait.
+        sleep(Duration::from_secs(2)).await;
+        assert_eq!(l.tasks_waiting(), 3);
+        // A thread blocked in `lock_blocking` counts too.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = {
+            let l = l.clone();
+            std::thread::spawn(move || {
+                tx.send(()).unwrap();
+                l.lock_blocking().push("thread");
+            })
+        };
+        rx.recv().unwrap();
+        while l.tasks_waiting() != 4 {
+            std::thread::yield_now(); // (the thread is about to block)
+        }
+        drop(held);
+        n.spawn(async move {
+            hatchery::run_blocking(move || thread.join().unwrap()).await;
+            Ok(())
+        });
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(lock.tasks_waiting(), 0);
+    let mut got = lock.try_lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, ["borrowed", "notified", "owned", "thread"]);
+}

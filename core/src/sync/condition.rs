@@ -3,12 +3,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicBool;
 use std::task::{Context, Poll};
 
 use event_listener::{EventListener, IntoNotification};
 
-use super::lock::LockGuard;
+use super::lock::{LockGuard, Shared, Waiting};
 use crate::rt;
 
 /// A condition variable for [`Lock`](super::Lock) (anyio's `Condition`, in the shape of
@@ -158,11 +157,13 @@ enum State<'a, T> {
     Waiting {
         listener: EventListener,
         lock: &'a async_lock::Mutex<T>,
-        held: &'a AtomicBool,
+        shared: &'a Shared,
     },
     Reacquire {
         fut: Pin<Box<async_lock::futures::Lock<'a, T>>>,
-        held: &'a AtomicBool,
+        shared: &'a Shared,
+        // Counts this wait in `Lock::tasks_waiting` until it has the lock again.
+        _waiting: Waiting<&'a Shared>,
     },
     Done,
 }
@@ -211,18 +212,18 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                         unreachable!()
                     };
                     let lock = async_lock::MutexGuard::source(&guard.guard);
-                    let held = guard.held;
+                    let shared = guard.shared;
                     drop(guard);
                     this.state = State::Waiting {
                         listener,
                         lock,
-                        held,
+                        shared,
                     };
                 }
                 State::Waiting {
                     listener,
                     lock,
-                    held,
+                    shared,
                 } => {
                     // Not notified yet: a cancelled wait stops here (and, when dropped,
                     // passes on a notification it may have received).
@@ -233,11 +234,16 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                         return Poll::Pending;
                     }
                     let fut = Box::pin(lock.lock());
-                    this.state = State::Reacquire { fut, held };
+                    let shared: &'a Shared = shared;
+                    this.state = State::Reacquire {
+                        fut,
+                        shared,
+                        _waiting: Waiting::new(shared),
+                    };
                 }
-                State::Reacquire { fut, held } => {
+                State::Reacquire { fut, shared, .. } => {
                     let guard = std::task::ready!(fut.as_mut().poll(cx));
-                    let guard = LockGuard::new(guard, held);
+                    let guard = LockGuard::new(guard, shared);
                     this.state = State::Done;
                     return Poll::Ready(guard);
                 }

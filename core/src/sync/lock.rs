@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -50,9 +50,34 @@ use crate::rt;
 /// ```
 pub struct Lock<T> {
     inner: Arc<async_lock::Mutex<T>>,
-    /// Whether a guard exists, for [`is_locked`](Lock::is_locked). async-lock can only be
-    /// asked by trying to take the lock, which a concurrent `try_lock` would see fail.
-    held: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+}
+
+/// What [`Lock`] keeps next to async-lock's mutex, which cannot be asked whether it is
+/// held (except by trying to take it, which a concurrent `try_lock` would see fail) nor
+/// how many wait for it.
+pub(super) struct Shared {
+    /// Whether a guard exists. A guard sets it after taking the lock and clears it
+    /// before releasing it, so its order follows the lock's.
+    pub(super) held: AtomicBool,
+    /// Acquisitions that found the lock held and wait for it (counted by [`Waiting`]).
+    waiting: AtomicUsize,
+}
+
+/// Counts one waiting acquisition while it lives. `P` is `&Shared` or `Arc<Shared>`.
+pub(super) struct Waiting<P: Deref<Target = Shared>>(P);
+
+impl<P: Deref<Target = Shared>> Waiting<P> {
+    pub(super) fn new(shared: P) -> Self {
+        shared.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(shared)
+    }
+}
+
+impl<P: Deref<Target = Shared>> Drop for Waiting<P> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl<T> Lock<T> {
@@ -67,7 +92,10 @@ impl<T> Lock<T> {
     pub fn new(value: T) -> Lock<T> {
         Lock {
             inner: Arc::new(async_lock::Mutex::new(value)),
-            held: Arc::new(AtomicBool::new(false)),
+            shared: Arc::new(Shared {
+                held: AtomicBool::new(false),
+                waiting: AtomicUsize::new(0),
+            }),
         }
     }
 
@@ -84,7 +112,7 @@ impl<T> Lock<T> {
     pub fn try_lock(&self) -> Option<LockGuard<'_, T>> {
         self.inner
             .try_lock()
-            .map(|guard| LockGuard::new(guard, &self.held))
+            .map(|guard| LockGuard::new(guard, &self.shared))
     }
 
     /// Takes the lock if it is free, without waiting, as an owned guard.
@@ -99,7 +127,7 @@ impl<T> Lock<T> {
     pub fn try_lock_owned(&self) -> Option<OwnedLockGuard<T>> {
         self.inner
             .try_lock_arc()
-            .map(|guard| OwnedLockGuard::new(guard, self.held.clone()))
+            .map(|guard| OwnedLockGuard::new(guard, self.shared.clone()))
     }
 
     /// Waits for the lock and takes it.
@@ -122,7 +150,8 @@ impl<T> Lock<T> {
     pub fn lock(&self) -> LockAcquire<'_, T> {
         LockAcquire {
             inner: self.inner.lock(),
-            held: &self.held,
+            shared: &self.shared,
+            waiting: None,
         }
     }
 
@@ -146,7 +175,8 @@ impl<T> Lock<T> {
     pub fn lock_owned(&self) -> LockAcquireOwned<T> {
         LockAcquireOwned {
             inner: self.inner.lock_arc(),
-            held: Some(self.held.clone()),
+            shared: Some(self.shared.clone()),
+            waiting: None,
         }
     }
 
@@ -161,7 +191,11 @@ impl<T> Lock<T> {
     /// assert_eq!(*lock.lock_blocking(), 2);
     /// ```
     pub fn lock_blocking(&self) -> LockGuard<'_, T> {
-        LockGuard::new(self.inner.lock_blocking(), &self.held)
+        if let Some(guard) = self.try_lock() {
+            return guard;
+        }
+        let _waiting = Waiting::new(&*self.shared);
+        LockGuard::new(self.inner.lock_blocking(), &self.shared)
     }
 
     /// Whether the lock is held right now: a snapshot, which another task may change at
@@ -175,7 +209,37 @@ impl<T> Lock<T> {
     /// assert!(lock.is_locked());
     /// ```
     pub fn is_locked(&self) -> bool {
-        self.held.load(Ordering::Acquire)
+        self.shared.held.load(Ordering::Acquire)
+    }
+
+    /// How many acquisitions wait for the lock right now ([`lock`](Lock::lock),
+    /// [`lock_owned`](Lock::lock_owned), [`lock_blocking`](Lock::lock_blocking), and
+    /// [`Condition`](super::Condition) waits re-acquiring it after their notification):
+    /// a snapshot, like
+    /// [`is_locked`](Lock::is_locked) (anyio's `LockStatistics.tasks_waiting`).
+    ///
+    /// A wait counts from its first poll that finds the lock held until it takes the lock
+    /// or is dropped; a wait in a cancelled scope counts until its scope drops it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_lite::future;
+    /// use hatchery::sync::Lock;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let lock = Lock::new(());
+    /// let held = lock.lock().await;
+    /// let mut waiter = Box::pin(lock.lock());
+    /// assert!(future::poll_once(&mut waiter).await.is_none()); // the lock is held
+    /// assert_eq!(lock.tasks_waiting(), 1);
+    /// drop(held);
+    /// let _guard = waiter.await;
+    /// assert_eq!(lock.tasks_waiting(), 0);
+    /// # });
+    /// ```
+    pub fn tasks_waiting(&self) -> usize {
+        self.shared.waiting.load(Ordering::Relaxed)
     }
 }
 
@@ -189,6 +253,7 @@ impl<T> fmt::Debug for Lock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
             .field("locked", &self.is_locked())
+            .field("tasks_waiting", &self.tasks_waiting())
             .finish_non_exhaustive()
     }
 }
@@ -218,7 +283,9 @@ pin_project! {
     pub struct LockAcquire<'a, T> {
         #[pin]
         inner: async_lock::futures::Lock<'a, T>,
-        held: &'a AtomicBool,
+        shared: &'a Shared,
+        // Set while the lock is held by someone else.
+        waiting: Option<Waiting<&'a Shared>>,
     }
 }
 
@@ -231,8 +298,18 @@ impl<'a, T> Future for LockAcquire<'a, T> {
             return Poll::Pending;
         }
         let this = self.project();
-        let held = *this.held;
-        this.inner.poll(cx).map(|guard| LockGuard::new(guard, held))
+        match this.inner.poll(cx) {
+            Poll::Ready(guard) => {
+                *this.waiting = None;
+                Poll::Ready(LockGuard::new(guard, this.shared))
+            }
+            Poll::Pending => {
+                if this.waiting.is_none() {
+                    *this.waiting = Some(Waiting::new(*this.shared));
+                }
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -273,7 +350,8 @@ pin_project! {
         #[pin]
         inner: async_lock::futures::LockArc<T>,
         // Handed to the guard.
-        held: Option<Arc<AtomicBool>>,
+        shared: Option<Arc<Shared>>,
+        waiting: Option<Waiting<Arc<Shared>>>,
     }
 }
 
@@ -285,12 +363,19 @@ impl<T> Future for LockAcquireOwned<T> {
             return Poll::Pending;
         }
         let this = self.project();
-        let guard = std::task::ready!(this.inner.poll(cx));
-        let held = this
-            .held
-            .take()
+        let shared = this
+            .shared
+            .as_ref()
             .expect("`LockAcquireOwned` polled after completion");
-        Poll::Ready(OwnedLockGuard::new(guard, held))
+        let Poll::Ready(guard) = this.inner.poll(cx) else {
+            if this.waiting.is_none() {
+                *this.waiting = Some(Waiting::new(shared.clone()));
+            }
+            return Poll::Pending;
+        };
+        *this.waiting = None;
+        let shared = this.shared.take().expect("checked above");
+        Poll::Ready(OwnedLockGuard::new(guard, shared))
     }
 }
 
@@ -320,14 +405,14 @@ impl<T> fmt::Debug for LockAcquireOwned<T> {
 /// ```
 pub struct LockGuard<'a, T> {
     pub(super) guard: async_lock::MutexGuard<'a, T>,
-    pub(super) held: &'a AtomicBool,
+    pub(super) shared: &'a Shared,
 }
 
 impl<'a, T> LockGuard<'a, T> {
     /// Wraps a guard just taken, marking the lock held.
-    pub(super) fn new(guard: async_lock::MutexGuard<'a, T>, held: &'a AtomicBool) -> Self {
-        held.store(true, Ordering::Release);
-        LockGuard { guard, held }
+    pub(super) fn new(guard: async_lock::MutexGuard<'a, T>, shared: &'a Shared) -> Self {
+        shared.held.store(true, Ordering::Release);
+        LockGuard { guard, shared }
     }
 }
 
@@ -335,7 +420,7 @@ impl<T> Drop for LockGuard<'_, T> {
     fn drop(&mut self) {
         // Before the mutex is released (with the field, after this): whoever takes it
         // next marks it held after this store.
-        self.held.store(false, Ordering::Release);
+        self.shared.held.store(false, Ordering::Release);
     }
 }
 
@@ -374,21 +459,21 @@ impl<T> fmt::Debug for LockGuard<'_, T> {
 /// ```
 pub struct OwnedLockGuard<T> {
     guard: async_lock::MutexGuardArc<T>,
-    held: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
 impl<T> OwnedLockGuard<T> {
     /// Wraps a guard just taken, marking the lock held.
-    fn new(guard: async_lock::MutexGuardArc<T>, held: Arc<AtomicBool>) -> Self {
-        held.store(true, Ordering::Release);
-        OwnedLockGuard { guard, held }
+    fn new(guard: async_lock::MutexGuardArc<T>, shared: Arc<Shared>) -> Self {
+        shared.held.store(true, Ordering::Release);
+        OwnedLockGuard { guard, shared }
     }
 }
 
 impl<T> Drop for OwnedLockGuard<T> {
     fn drop(&mut self) {
         // As for `LockGuard`.
-        self.held.store(false, Ordering::Release);
+        self.shared.held.store(false, Ordering::Release);
     }
 }
 
