@@ -113,6 +113,97 @@ async fn broken_when_receivers_gone() {
     assert_eq!(tx.statistics().current_buffer_used, 0);
 }
 
+/// `SendStream::closed` waits until no send through the handle can succeed: it stays
+/// pending while any receiver is open (a clone too), completes when the last one goes
+/// or when the handle itself is closed, and never completes in a cancelled scope.
+#[hatchery::test(virtual_time)]
+async fn send_closed_waits_for_the_last_receiver() {
+    let (tx, rx) = memory_stream::<u32>(1);
+    let rx2 = rx.clone();
+    let tx = Arc::new(tx);
+    let tx2 = Arc::new((*tx).clone());
+    let t = tx.clone();
+    let order = nursery(|n| async move {
+        let (events, log) = memory_stream_unbounded();
+        for (name, tx) in [("tx", t.clone()), ("tx2", tx2.clone())] {
+            let log = events.clone();
+            n.spawn(async move {
+                tx.closed().await;
+                log.try_send(name)?;
+                Ok::<_, anyhow::Error>(())
+            });
+        }
+        // A wait in a cancelled scope does not complete, even once the stream breaks.
+        let scope = CancelScope::new();
+        let handle = scope.handle();
+        let cancelled = n.spawn({
+            let t = t.clone();
+            async move { Ok(scope.run(t.closed()).await) }
+        });
+        wait_all_tasks_blocked().await;
+        handle.cancel();
+        assert_eq!(cancelled.join().await?, None);
+        drop(rx); // rx2 is still open: nothing completes
+        wait_all_tasks_blocked().await;
+        assert_eq!(log.try_recv(), Err(TryRecvError::Empty));
+        rx2.close(); // the last receiver: both complete
+        drop(events);
+        // (A bound, so that a missed wake-up fails instead of hanging.)
+        let mut got: Vec<_> = hatchery::fail_after(Duration::from_secs(60), log.collect()).await?;
+        got.sort();
+        Ok(got)
+    })
+    .await
+    .unwrap();
+    assert_eq!(order, ["tx", "tx2"]);
+    tx.closed().await; // already broken: at once
+
+    // Closing the handle itself completes its own waits only.
+    let (tx, _rx) = memory_stream::<u32>(1);
+    let tx = Arc::new(tx);
+    let tx2 = Arc::new((*tx).clone());
+    nursery(|n| async move {
+        let own = n.spawn({
+            let tx = tx.clone();
+            async move {
+                tx.closed().await;
+                Ok::<_, anyhow::Error>(())
+            }
+        });
+        let other = n.spawn({
+            let tx2 = tx2.clone();
+            async move {
+                tx2.closed().await;
+                Ok(())
+            }
+        });
+        wait_all_tasks_blocked().await;
+        tx.close();
+        hatchery::fail_after(Duration::from_secs(60), own.join()).await??;
+        wait_all_tasks_blocked().await;
+        assert!(!other.is_finished(), "another handle's wait completed");
+        n.cancel(); // ends the other wait
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// Items dropped because the stream broke are dropped outside the stream's lock, so an
+/// item's destructor may use the stream (here: close a send handle it carries).
+#[hatchery::test]
+async fn items_dropped_by_a_broken_stream_may_use_it() {
+    struct Item(#[allow(dead_code)] hatchery::SendStream<Item>);
+    let (tx, rx) = memory_stream::<Item>(4);
+    tx.try_send(Item(tx.clone())).unwrap();
+    tx.try_send(Item(tx.clone())).unwrap();
+    assert_eq!(tx.statistics().open_send_streams, 3);
+    drop(rx); // drops both items, whose handles close
+    assert_eq!(tx.statistics().open_send_streams, 1);
+    assert_eq!(tx.statistics().current_buffer_used, 0);
+    tx.closed().await;
+}
+
 /// Closing wakes blocked peers with the right error: the receive handle's own waiter
 /// gets `Closed`, senders blocked on a full stream get `Broken` when the last receiver
 /// goes, a receiver gets `EndOfStream` when the last sender goes, and a send handle's own

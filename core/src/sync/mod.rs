@@ -103,5 +103,5 @@ pub(crate) mod futures {
     pub use super::limiter::{LimiterAcquire, LimiterAcquireFor};
     pub use super::lock::{LockAcquire, LockAcquireOwned};
     pub use super::semaphore::{SemaphoreAcquire, SemaphoreAcquireOwned};
-    pub use super::stream::{Recv, Send};
+    pub use super::stream::{Recv, Send, SendClosed};
 }

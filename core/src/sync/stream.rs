@@ -60,6 +60,7 @@ pub fn memory_stream<T>(capacity: usize) -> (SendStream<T>, ReceiveStream<T>) {
             recv_waiters: VecDeque::new(),
             next_id: 2,
         }),
+        closing: event_listener::Event::new(),
     });
     (
         SendStream {
@@ -100,6 +101,8 @@ pub fn memory_stream_unbounded<T>() -> (SendStream<T>, ReceiveStream<T>) {
 
 struct Chan<T> {
     state: Mutex<State<T>>,
+    /// Notified (all listeners) whenever a handle closes, for [`SendStream::closed`].
+    closing: event_listener::Event,
 }
 
 impl<T> Chan<T> {
@@ -576,6 +579,8 @@ impl<T> SendStream<T> {
                 w.waker.wake_by_ref();
             }
         }
+        drop(st);
+        self.chan.closing.notify(usize::MAX);
     }
 
     /// Whether this handle is closed.
@@ -588,6 +593,56 @@ impl<T> SendStream<T> {
     /// ```
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Waits until no send through this handle can succeed any more: every receive
+    /// handle is closed or dropped (a send would fail with [`SendError::Broken`]), or
+    /// this handle is closed. Completes at once if that is already so.
+    ///
+    /// A producer that has nothing to send for a while can race this against its own
+    /// work, so that it stops as soon as nobody listens (tokio's `Sender::closed`). A
+    /// receive end has no counterpart: its `recv` reports end-of-stream once the buffer
+    /// has drained.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future just stops waiting. If the enclosing scope is
+    /// cancelled while it waits, it never completes (even if the stream breaks) and the
+    /// scope drops it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let (tx, rx) = hatchery::memory_stream::<u64>(1);
+    /// nursery(|n| async move {
+    ///     n.spawn(async move {
+    ///         // Stand-in for a producer waiting on something else: it stops once
+    ///         // the consumer is gone.
+    ///         tx.closed().await;
+    ///         assert_eq!(tx.statistics().open_receive_streams, 0);
+    ///         Ok(())
+    ///     });
+    ///     hatchery::checkpoint().await;
+    ///     drop(rx); // the consumer leaves
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn closed(&self) -> SendClosed<'_, T> {
+        SendClosed {
+            stream: self,
+            listener: None,
+        }
+    }
+
+    /// Whether a send through this handle can no longer succeed.
+    fn cannot_send(&self) -> bool {
+        self.is_closed() || self.chan.lock().receivers == 0
     }
 
     /// A snapshot of the stream's statistics.
@@ -707,6 +762,62 @@ impl<T> fmt::Debug for Send<'_, T> {
         f.debug_struct("Send")
             .field("done", &self.item.is_none())
             .finish_non_exhaustive()
+    }
+}
+
+/// Future returned by [`SendStream::closed`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::futures::SendClosed;
+/// use hatchery::move_on_after;
+///
+/// # hatchery_smol::run(async {
+/// let (tx, rx) = hatchery::memory_stream::<()>(0);
+/// let closed: SendClosed<'_, ()> = tx.closed();
+/// assert_eq!(move_on_after(Duration::from_millis(5), closed).await, None); // rx is open
+/// rx.close();
+/// tx.closed().await;
+/// # });
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct SendClosed<'a, T> {
+    stream: &'a SendStream<T>,
+    listener: Option<event_listener::EventListener>,
+}
+
+impl<T> Future for SendClosed<'_, T> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if rt::current_cancelled() {
+            return Poll::Pending;
+        }
+        loop {
+            if self.stream.cannot_send() {
+                self.listener = None;
+                return Poll::Ready(());
+            }
+            match &mut self.listener {
+                // Listening first, then checking again (the loop), so that a close
+                // between the check and the listen is not missed.
+                None => self.listener = Some(self.stream.chan.closing.listen()),
+                Some(l) => {
+                    if Pin::new(l).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.listener = None;
+                }
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for SendClosed<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendClosed").finish_non_exhaustive()
     }
 }
 
@@ -851,10 +962,14 @@ impl<T> ReceiveStream<T> {
             st.wake_first_receiver();
         }
         if st.receivers == 0 {
-            st.buf.clear();
+            // Dropped outside the lock: an item's destructor is user code.
+            let dropped = std::mem::take(&mut st.buf);
             for w in &st.send_waiters {
                 w.waker.wake_by_ref();
             }
+            drop(st);
+            drop(dropped);
+            self.chan.closing.notify(usize::MAX);
         }
     }
 
