@@ -138,6 +138,43 @@ impl Condition {
             state: State::Start(guard),
         }
     }
+
+    /// [`wait`](Condition::wait), blocking this thread: releases the lock held by
+    /// `guard`, blocks until notified, re-acquires the lock and returns the guard. For
+    /// threads outside the executor (a plain thread, or
+    /// [`run_blocking`](crate::run_blocking)); never call it from async code, where it
+    /// would block an executor thread.
+    ///
+    /// # Panics
+    ///
+    /// When called from async code inside hatchery (a task or scope being polled on this
+    /// thread), with a message that says to use the async method instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use hatchery::sync::{Condition, Lock};
+    ///
+    /// let shared = Arc::new((Lock::new(false), Condition::new()));
+    /// let waiter = std::thread::spawn({
+    ///     let shared = shared.clone();
+    ///     move || {
+    ///         let (lock, cond) = &*shared;
+    ///         let mut ready = lock.lock_blocking();
+    ///         while !*ready {
+    ///             ready = cond.wait_blocking(ready);
+    ///         }
+    ///     }
+    /// });
+    /// let (lock, cond) = &*shared;
+    /// *lock.lock_blocking() = true;
+    /// cond.notify_all();
+    /// waiter.join().unwrap();
+    /// ```
+    pub fn wait_blocking<'a, T>(&self, guard: LockGuard<'a, T>) -> LockGuard<'a, T> {
+        super::block_on(self.wait(guard))
+    }
 }
 
 impl Default for Condition {

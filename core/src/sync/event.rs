@@ -111,6 +111,36 @@ impl Event {
             listener: None,
         }
     }
+
+    /// Blocks this thread until the event is set; returns at once if it already is. For
+    /// threads outside the executor (a plain thread, or
+    /// [`run_blocking`](crate::run_blocking)); never call it from async code, where it
+    /// would block an executor thread.
+    ///
+    /// # Panics
+    ///
+    /// When called from async code inside hatchery (a task or scope being polled on this
+    /// thread), with a message that says to use the async method instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let ready = Arc::new(hatchery::sync::Event::new());
+    /// let worker = std::thread::spawn({
+    ///     let ready = ready.clone();
+    ///     move || {
+    ///         ready.wait_blocking();
+    ///         "started"
+    ///     }
+    /// });
+    /// ready.set();
+    /// assert_eq!(worker.join().unwrap(), "started");
+    /// ```
+    pub fn wait_blocking(&self) {
+        super::block_on(self.wait())
+    }
 }
 
 impl Default for Event {

@@ -315,6 +315,41 @@ impl CapacityLimiter {
         }
     }
 
+    /// Takes a token as a new anonymous borrower, blocking this thread until one is free
+    /// (in FIFO order with the async waiters). For threads outside the executor (a plain
+    /// thread, or [`run_blocking`](crate::run_blocking)); never call it from async code,
+    /// where it would block an executor thread.
+    ///
+    /// # Panics
+    ///
+    /// When called from async code inside hatchery (a task or scope being polled on this
+    /// thread), with a message that says to use the async method instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use hatchery::sync::CapacityLimiter;
+    ///
+    /// let limiter = Arc::new(CapacityLimiter::new(1));
+    /// let held = limiter.try_acquire().unwrap();
+    /// let worker = std::thread::spawn({
+    ///     let limiter = limiter.clone();
+    ///     move || {
+    ///         let _token = limiter.acquire_blocking(); // waits for `held`
+    ///         limiter.borrowed_tokens()
+    ///     }
+    /// });
+    /// while limiter.statistics().tasks_waiting == 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// drop(held);
+    /// assert_eq!(worker.join().unwrap(), 1);
+    /// ```
+    pub fn acquire_blocking(&self) -> CapacityToken {
+        super::block_on(self.acquire())
+    }
+
     /// Takes a token for `borrower` if one is free and no task is waiting.
     ///
     /// # Errors

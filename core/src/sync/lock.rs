@@ -181,7 +181,13 @@ impl<T> Lock<T> {
     }
 
     /// Takes the lock, blocking this thread until it is free. For threads outside the
-    /// executor; never call it from async code.
+    /// executor (a plain thread, or [`run_blocking`](crate::run_blocking)); never call it
+    /// from async code, where it would block an executor thread.
+    ///
+    /// # Panics
+    ///
+    /// When called from async code inside hatchery (a task or scope being polled on this
+    /// thread), with a message that says to use the async method instead.
     ///
     /// # Examples
     ///
@@ -191,11 +197,7 @@ impl<T> Lock<T> {
     /// assert_eq!(*lock.lock_blocking(), 2);
     /// ```
     pub fn lock_blocking(&self) -> LockGuard<'_, T> {
-        if let Some(guard) = self.try_lock() {
-            return guard;
-        }
-        let _waiting = Waiting::new(&*self.shared);
-        LockGuard::new(self.inner.lock_blocking(), &self.shared)
+        super::block_on(self.lock())
     }
 
     /// Whether the lock is held right now: a snapshot, which another task may change at

@@ -222,7 +222,14 @@ impl Semaphore {
     }
 
     /// Takes a permit, blocking this thread until one is granted (in FIFO order with the
-    /// async waiters). For threads outside the executor; never call it from async code.
+    /// async waiters). For threads outside the executor (a plain thread, or
+    /// [`run_blocking`](crate::run_blocking)); never call it from async code, where it
+    /// would block an executor thread.
+    ///
+    /// # Panics
+    ///
+    /// When called from async code inside hatchery (a task or scope being polled on this
+    /// thread), with a message that says to use the async method instead.
     ///
     /// # Examples
     ///

@@ -518,6 +518,11 @@ impl<T> SendStream<T> {
     ///
     /// As for [`send`](SendStream::send).
     ///
+    /// # Panics
+    ///
+    /// When called from async code inside hatchery (a task or scope being polled on this
+    /// thread), with a message that says to use the async method instead.
+    ///
     /// # Examples
     ///
     /// ```
@@ -901,6 +906,11 @@ impl<T> ReceiveStream<T> {
     /// # Errors
     ///
     /// As for [`recv`](ReceiveStream::recv).
+    ///
+    /// # Panics
+    ///
+    /// When called from async code inside hatchery (a task or scope being polled on this
+    /// thread), with a message that says to use the async method instead.
     ///
     /// # Examples
     ///
