@@ -198,9 +198,8 @@ enum State<'a, T> {
     },
     Reacquire {
         fut: Pin<Box<async_lock::futures::Lock<'a, T>>>,
-        shared: &'a Shared,
         // Counts this wait in `Lock::tasks_waiting` until it has the lock again.
-        _waiting: Waiting<&'a Shared>,
+        waiting: Waiting<&'a Shared>,
     },
     Done,
 }
@@ -270,17 +269,14 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                     if Pin::new(listener).poll(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    let fut = Box::pin(lock.lock());
-                    let shared: &'a Shared = shared;
                     this.state = State::Reacquire {
-                        fut,
-                        shared,
-                        _waiting: Waiting::new(shared),
+                        fut: Box::pin(lock.lock()),
+                        waiting: Waiting::new(*shared),
                     };
                 }
-                State::Reacquire { fut, shared, .. } => {
+                State::Reacquire { fut, waiting } => {
                     let guard = std::task::ready!(fut.as_mut().poll(cx));
-                    let guard = LockGuard::new(guard, shared);
+                    let guard = LockGuard::new(guard, waiting.0);
                     this.state = State::Done;
                     return Poll::Ready(guard);
                 }

@@ -188,21 +188,9 @@ impl Future for EventWait<'_> {
         if rt::current_cancelled() {
             return Poll::Pending;
         }
-        loop {
-            if self.event.is_set() {
-                self.listener = None;
-                return Poll::Ready(());
-            }
-            match &mut self.listener {
-                None => self.listener = Some(self.event.event.listen()),
-                Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    self.listener = None;
-                }
-            }
-        }
+        let this = &mut *self;
+        let event = this.event;
+        super::poll_until(&event.event, &mut this.listener, cx, || event.is_set())
     }
 }
 

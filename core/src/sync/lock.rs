@@ -65,7 +65,7 @@ pub(super) struct Shared {
 }
 
 /// Counts one waiting acquisition while it lives. `P` is `&Shared` or `Arc<Shared>`.
-pub(super) struct Waiting<P: Deref<Target = Shared>>(P);
+pub(super) struct Waiting<P: Deref<Target = Shared>>(pub(super) P);
 
 impl<P: Deref<Target = Shared>> Waiting<P> {
     pub(super) fn new(shared: P) -> Self {

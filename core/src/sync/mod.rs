@@ -96,6 +96,32 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     }
 }
 
+/// Polls until `done()` holds, listening on `event` in between. A listener is made
+/// before the check that follows it, so a notification between the two is not missed.
+fn poll_until(
+    event: &event_listener::Event,
+    listener: &mut Option<event_listener::EventListener>,
+    cx: &mut std::task::Context<'_>,
+    mut done: impl FnMut() -> bool,
+) -> std::task::Poll<()> {
+    use std::task::Poll;
+    loop {
+        if done() {
+            *listener = None;
+            return Poll::Ready(());
+        }
+        match listener {
+            None => *listener = Some(event.listen()),
+            Some(l) => {
+                if std::future::Future::poll(std::pin::Pin::new(l), cx).is_pending() {
+                    return Poll::Pending;
+                }
+                *listener = None;
+            }
+        }
+    }
+}
+
 /// The named futures of this module (also in [`crate::futures`]).
 pub(crate) mod futures {
     pub use super::condition::ConditionWait;

@@ -800,23 +800,11 @@ impl<T> Future for SendClosed<'_, T> {
         if rt::current_cancelled() {
             return Poll::Pending;
         }
-        loop {
-            if self.stream.cannot_send() {
-                self.listener = None;
-                return Poll::Ready(());
-            }
-            match &mut self.listener {
-                // Listening first, then checking again (the loop), so that a close
-                // between the check and the listen is not missed.
-                None => self.listener = Some(self.stream.chan.closing.listen()),
-                Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    self.listener = None;
-                }
-            }
-        }
+        let this = &mut *self;
+        let stream = this.stream;
+        super::poll_until(&stream.chan.closing, &mut this.listener, cx, || {
+            stream.cannot_send()
+        })
     }
 }
 
