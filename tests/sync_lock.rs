@@ -140,8 +140,8 @@ fn is_locked_never_makes_try_lock_fail() {
 }
 
 /// `tasks_waiting` counts every acquisition that waits for the lock (borrowed, owned, a
-/// condition wait re-acquiring it) and forgets a wait once it took the lock or its scope
-/// dropped it.
+/// condition wait re-acquiring it, a thread in `lock_blocking`) and forgets a wait once
+/// it took the lock or its scope dropped it.
 #[hatchery::test(virtual_time)]
 async fn tasks_waiting_counts_every_wait() {
     let lock = Arc::new(Lock::new(Vec::new()));
