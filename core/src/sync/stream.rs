@@ -228,9 +228,11 @@ impl<T> State<T> {
         if let Some(i) = self.recv_waiters.iter().position(|w| w.id == id) {
             let w = self.recv_waiters.remove(i).expect("index in range");
             if let Some(item) = w.slot {
-                if self.receivers > 0 {
-                    self.buf.push_front(item);
-                }
+                // A waiter belongs to an open receive handle (closing a handle removes
+                // its waiters), so there is a receiver to take the item, and it is never
+                // dropped here, under the lock.
+                debug_assert!(self.receivers > 0, "a receive waiter outlived its handle");
+                self.buf.push_front(item);
             }
             if !self.buf.is_empty() {
                 self.wake_first_receiver();
