@@ -27,7 +27,7 @@
 //!   `start` calls. A cancelled runner drops its body only when its node has no holds.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -586,6 +586,68 @@ impl Node {
         };
         this.refresh();
         exclusive
+    }
+
+    /// A scope node entered under `parent` as it is made (nobody else has seen it): no
+    /// lock, no exclusivity check. It inherits `parent`'s cancellation like
+    /// [`enter`](Node::enter), and is not linked into `parent`'s child list either.
+    pub(crate) fn entered(
+        parent: &Arc<Node>,
+        shield: bool,
+        deadline: Option<Instant>,
+    ) -> Arc<Node> {
+        let mut node = Node::with_ext(shield, false, ());
+        node.parent = Parent::Set(parent.clone());
+        let node: Arc<Node> = Arc::new(node);
+        if deadline.is_some() {
+            node.store_deadline(deadline);
+        }
+        node.refresh();
+        node
+    }
+
+    /// Whether a done scope's node can be entered again by a new scope
+    /// ([`reenter`](Node::reenter)): nothing else holds it (no handle, no child, no
+    /// child list entry), it never had children, holds nothing, and has a fixed parent.
+    /// The caller must also know that its waker was never registered.
+    pub(crate) fn recyclable(self: &Arc<Self>) -> bool {
+        let alone = Arc::strong_count(self) == 1
+            && Arc::weak_count(self) == 0
+            && matches!(self.parent, Parent::Set(_))
+            && !self.root
+            && !self.is_linked()
+            && !self.has_children.load(Ordering::Relaxed)
+            && self.holds.load(Ordering::Relaxed) == 0;
+        if alone {
+            // Pairs with the release decrement of whoever dropped the last other
+            // reference: its writes to the node come before ours.
+            fence(Ordering::Acquire);
+        }
+        alone
+    }
+
+    /// Whether `parent` is this node's parent.
+    pub(crate) fn is_child_of(&self, parent: &Arc<Node>) -> bool {
+        self.fixed_parent().is_some_and(|p| {
+            std::ptr::eq(
+                Arc::as_ptr(p).cast::<u8>(),
+                Arc::as_ptr(parent).cast::<u8>(),
+            )
+        })
+    }
+
+    /// Enters a [recyclable](Node::recyclable) node again, for a new scope under the
+    /// same parent: as if [`entered`](Node::entered) had made it.
+    pub(crate) fn reenter(&self, shield: bool, deadline: Option<Instant>) {
+        // Only the caller can see the node: the stores need no ordering of their own.
+        // Whoever it is shared with later synchronizes through that sharing.
+        self.shield.store(shield, Ordering::Relaxed);
+        self.cancelled.store(false, Ordering::Relaxed);
+        self.reason.store(NONE, Ordering::Relaxed);
+        self.caught.store(false, Ordering::Relaxed);
+        self.deadline_set.store(false, Ordering::Relaxed);
+        self.store_deadline(deadline);
+        self.refresh();
     }
 
     /// Gives a scope or nursery node its parent, through a shared reference.

@@ -390,6 +390,21 @@ pub(crate) struct Ctx {
 pub(crate) struct CtxRef<'a> {
     pub(crate) rt: &'a Arc<dyn Runtime>,
     pub(crate) node: &'a Arc<Node>,
+    spare_node: &'a Cell<Option<Arc<Node>>>,
+}
+
+impl CtxRef<'_> {
+    /// The node a scope let go of during the current task poll ([`recycle_node`]), if
+    /// its parent is the current node: a new scope entered here can take it.
+    pub(crate) fn take_spare_node(&self) -> Option<Arc<Node>> {
+        let spare = self.spare_node.take()?;
+        if spare.is_child_of(self.node) {
+            Some(spare)
+        } else {
+            self.spare_node.set(Some(spare));
+            None
+        }
+    }
 }
 
 /// What the current thread is polling.
@@ -401,6 +416,11 @@ struct Current {
     /// owner across a suspension (a virtual clock would see it). A `Cell`: scopes reach
     /// it while the slots are borrowed.
     spare: Cell<Option<RtTimer>>,
+    /// A done scope's node that nothing else holds, let go of during the current task
+    /// poll, for the next scope entered under the same parent in that poll (see
+    /// [`recycle_node`]). Dropped when the poll ends, like `spare`, so that it keeps its
+    /// parent alive no longer than the poll.
+    spare_node: Cell<Option<Arc<Node>>>,
     /// The waker of the runner that installed the node (a task, a nursery, [`enter`]), by
     /// address only: a scope polled with this very waker, from its parent's body, is
     /// polled whenever its parent is (see [`enter_node`]).
@@ -447,11 +467,34 @@ impl RtTimer {
     }
 }
 
+/// Lets go of a done scope's node: if nothing else holds it
+/// ([`Node::recyclable`](crate::node::Node::recyclable)) and a task is being polled, it is
+/// kept for the next scope entered under the same parent in this poll
+/// ([`CtxRef::take_spare_node`]); a loop of timeouts then reuses one node, with no
+/// allocation and no reference counts. The caller must know that the node's waker was
+/// never registered.
+pub(crate) fn recycle_node(node: Arc<Node>) {
+    if !node.recyclable() {
+        return;
+    }
+    let mut node = Some(node);
+    let mut old = None;
+    let _ = CURRENT.try_with(|c| {
+        if c.slots.try_borrow().is_ok_and(|s| s.node.is_some()) {
+            old = c.spare_node.replace(node.take());
+        }
+    });
+    // Outside the thread-local: a node's last reference may drop its parent's.
+    drop(old);
+    drop(node);
+}
+
 thread_local! {
     static CURRENT: Current = const {
         Current {
             slots: RefCell::new(Slots { node: None, rt: None }),
             spare: Cell::new(None),
+            spare_node: Cell::new(None),
             waker: Cell::new(std::ptr::null()),
         }
     };
@@ -483,7 +526,11 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<CtxRef<'_>>) -> R) -> R {
     CURRENT.with(|c| {
         let slots = c.slots.borrow();
         f(match (&slots.node, &slots.rt) {
-            (Some(node), Some(rt)) => Some(CtxRef { rt, node }),
+            (Some(node), Some(rt)) => Some(CtxRef {
+                rt,
+                node,
+                spare_node: &c.spare_node,
+            }),
             _ => None,
         })
     })
@@ -533,8 +580,9 @@ pub(crate) fn enter_with<R>(
             } else {
                 drop(slots);
             }
-            // The poll is over: no spare timer survives it.
+            // The poll is over: no spare timer or node survives it.
             drop(c.spare.take());
+            drop(c.spare_node.take());
         }
     }
     // One thread-local access for the whole poll: the restore uses the same reference.

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -53,11 +53,18 @@ use crate::rt::{self, Runtime};
 /// # });
 /// ```
 pub struct CancelScope {
-    node: Arc<Node>,
+    /// The scope's node, made before entry only for a [handle](CancelScope::handle);
+    /// otherwise the scope gets it when it is entered (possibly a finished scope's node,
+    /// see [`rt::recycle_node`]), so that building and entering a scope nobody else can
+    /// see costs no allocation and no reference count.
+    node: OnceLock<Arc<Node>>,
+    /// The shield and the deadline, while there is no node to hold them.
+    shield: bool,
+    deadline: Option<Instant>,
     /// A relative timeout: if the deadline is set again (through a handle) before entry,
     /// the timeout is dropped.
     timeout: Option<Duration>,
-    /// Whether `with_deadline` set a deadline on the node.
+    /// Whether `with_deadline` set a deadline.
     has_deadline: bool,
 }
 
@@ -79,7 +86,9 @@ impl CancelScope {
     /// ```
     pub fn new() -> CancelScope {
         CancelScope {
-            node: Node::new(false, false),
+            node: OnceLock::new(),
+            shield: false,
+            deadline: None,
             timeout: None,
             has_deadline: false,
         }
@@ -101,7 +110,10 @@ impl CancelScope {
     /// # });
     /// ```
     pub fn with_deadline(mut self, deadline: Instant) -> CancelScope {
-        self.node.set_deadline(Some(deadline));
+        match self.node.get() {
+            Some(node) => node.set_deadline(Some(deadline)),
+            None => self.deadline = Some(deadline),
+        }
         self.timeout = None;
         self.has_deadline = true;
         self
@@ -130,11 +142,16 @@ impl CancelScope {
     /// ```
     pub fn with_timeout(mut self, timeout: Duration) -> CancelScope {
         if self.has_deadline {
-            self.node.set_deadline(None);
+            match self.node.get() {
+                Some(node) => node.set_deadline(None),
+                None => self.deadline = None,
+            }
             self.has_deadline = false;
         }
         // A deadline set through a handle from here on wins over the timeout.
-        self.node.forget_deadline_set();
+        if let Some(node) = self.node.get() {
+            node.forget_deadline_set();
+        }
         self.timeout = Some(timeout);
         self
     }
@@ -158,8 +175,11 @@ impl CancelScope {
     /// assert!(done);
     /// # });
     /// ```
-    pub fn with_shield(self, shield: bool) -> CancelScope {
-        self.node.set_shield(shield);
+    pub fn with_shield(mut self, shield: bool) -> CancelScope {
+        match self.node.get() {
+            Some(node) => node.set_shield(shield),
+            None => self.shield = shield,
+        }
         self
     }
 
@@ -185,9 +205,15 @@ impl CancelScope {
     /// # });
     /// ```
     pub fn handle(&self) -> CancelHandle {
-        CancelHandle {
-            node: self.node.clone(),
-        }
+        let node = self.node.get_or_init(|| {
+            let node = Node::new(self.shield, false);
+            if let Some(deadline) = self.deadline {
+                // Not through `set_deadline`: a timeout set after this still applies.
+                node.init_deadline(deadline);
+            }
+            node
+        });
+        CancelHandle { node: node.clone() }
     }
 
     /// Runs `fut` inside this scope. Returns `None` if this scope was cancelled and
@@ -261,7 +287,17 @@ impl Default for CancelScope {
 
 impl fmt::Debug for CancelScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.handle().fmt_fields("CancelScope", f)
+        match self.node.get() {
+            Some(node) => CancelHandle { node: node.clone() }.fmt_fields("CancelScope", f),
+            // Nobody could have cancelled it yet.
+            None => f
+                .debug_struct("CancelScope")
+                .field("deadline", &self.deadline)
+                .field("shield", &self.shield)
+                .field("cancel_called", &false)
+                .field("cancelled_caught", &false)
+                .finish(),
+        }
     }
 }
 
@@ -547,7 +583,12 @@ pin_project! {
     pub(crate) struct Scoped<F> {
         #[pin]
         body: Option<F>,
-        node: Arc<Node>,
+        // Before entry, the node a handle made, if any; from entry until the scope is
+        // done, always set; taken when the scope is done (see `rt::recycle_node`).
+        node: Option<Arc<Node>>,
+        // The shield and deadline the node gets on entry, if it is made then.
+        shield: bool,
+        deadline: Option<Instant>,
         timeout: Option<Duration>,
         timer: Timer,
         hold: Option<Hold>,
@@ -556,6 +597,9 @@ pin_project! {
         // A `CancelHandle` exists: the scope can be cancelled from elsewhere, so its
         // waker is always registered.
         shared: bool,
+        // The node's waker was registered: its node is not reused, since it would keep
+        // the waker.
+        registered: bool,
     }
 
     impl<F> PinnedDrop for Scoped<F> {
@@ -564,22 +608,31 @@ pin_project! {
             // Drop the body (and any hold inside it) before leaving the tree.
             this.body.set(None);
             this.hold.take();
-            this.node.detach();
+            if let Some(node) = this.node {
+                node.detach();
+            }
         }
     }
 }
 
 impl<F: Future> Scoped<F> {
     pub(crate) fn new(scope: CancelScope, body: F) -> Self {
+        let node = scope.node.into_inner();
+        // A node made by a handle holds the shield and the deadline itself, and the
+        // handle may have changed them since.
+        let deadline = if node.is_some() { None } else { scope.deadline };
         Scoped {
             body: Some(body),
-            node: scope.node,
+            node,
+            shield: scope.shield,
+            deadline,
             timeout: scope.timeout,
             timer: Timer::new(),
             hold: None,
             entered: false,
             done: false,
             shared: true,
+            registered: false,
         }
     }
 
@@ -600,15 +653,16 @@ impl<F: Future> Scoped<F> {
         );
         if !*this.entered {
             *this.entered = true;
-            let node = &mut *this.node;
+            let slot = &mut *this.node;
             let (timer, hold, shared) = (&mut *this.timer, &mut *this.hold, &mut *this.shared);
-            let timeout = this.timeout.take();
+            let (shield, timeout) = (*this.shield, this.timeout.take());
+            // Set by `with_deadline` (never together with a timeout).
+            let mut deadline = this.deadline.take();
             rt::with_current(|parent| {
                 let parent = parent.expect(rt::NO_RUNTIME);
-                let mut deadline = None;
                 if let Some(timeout) = timeout {
                     // Only if no deadline was set through a handle since `with_timeout`.
-                    if !node.deadline_was_set() {
+                    if !slot.as_ref().is_some_and(|node| node.deadline_was_set()) {
                         let now = parent.rt.now();
                         timer.now = Some(now);
                         // `None` on overflow: a timeout too large to represent is no
@@ -616,32 +670,61 @@ impl<F: Future> Scoped<F> {
                         deadline = now.checked_add(timeout);
                     }
                 }
-                *shared = !Node::enter(node, parent.node, deadline);
+                let node = match slot.take() {
+                    // A handle made the node: it is set up through the handle's rules.
+                    Some(mut node) => {
+                        *shared = !Node::enter(&mut node, parent.node, deadline);
+                        node
+                    }
+                    // Nobody else has seen this scope: it takes a finished scope's node
+                    // if one under the same parent is at hand, or a new one.
+                    None => {
+                        *shared = false;
+                        match parent.take_spare_node() {
+                            Some(node) => {
+                                node.reenter(shield, deadline);
+                                node
+                            }
+                            None => Node::entered(parent.node, shield, deadline),
+                        }
+                    }
+                };
                 if node.is_shield() {
                     *hold = Some(Hold::new(parent.node));
                 }
+                *slot = Some(node);
             });
         } else {
-            if !this.node.is_linked() {
+            let node = this.node.as_ref().expect("node of an entered scope");
+            if !node.is_linked() {
                 // Our parent's cancellation does not reach us through its child list.
-                this.node.refresh();
+                node.refresh();
             }
-            if this.node.should_drop() {
+            if node.should_drop() {
                 // Cancelled while suspended: drop the body where it stands.
-                return finish_cancelled(this.body, this.hold, this.node, this.done);
+                return finish_cancelled(
+                    this.body,
+                    this.hold,
+                    this.node,
+                    *this.registered,
+                    this.done,
+                );
             }
         }
-        let was_cancelled = this.node.is_marked();
+        let slot = &mut *this.node;
+        let node = slot.as_mut().expect("node of an entered scope");
+        let was_cancelled = node.is_marked();
         let body = this.body.as_mut().as_pin_mut().expect("body present");
         // The body runs with this scope as the innermost one.
-        let (poll, by_parent) = rt::enter_node(this.node, cx.waker(), || body.poll(cx));
-        let node = &*this.node;
+        let (poll, by_parent) = rt::enter_node(node, cx.waker(), || body.poll(cx));
+        let node = &*node;
         if let Poll::Ready(v) = poll {
             this.body.set(None);
             this.hold.take();
             *this.done = true;
             node.detach();
             this.timer.release();
+            recycle(slot, *this.registered);
             return Poll::Ready(Outcome::Done(v));
         }
         // Who wakes us when an enclosing scope is cancelled: polled by our parent's own
@@ -658,13 +741,14 @@ impl<F: Future> Scoped<F> {
         // passed), and our own timer wakes the task for it.
         if linked || *this.shared {
             node.register(cx.waker());
+            *this.registered = true;
         }
         if !node.is_cancelled() {
             let timer = &mut *this.timer;
             rt::with_current(|c| timer.poll(node, &**c.expect(rt::NO_RUNTIME).rt, cx));
         }
         if node.should_drop() {
-            return finish_cancelled(this.body, this.hold, node, this.done);
+            return finish_cancelled(this.body, this.hold, slot, *this.registered, this.done);
         }
         if !was_cancelled && node.is_marked() {
             // Cancelled during this poll (by our deadline, or a `cancel` while no waker
@@ -677,21 +761,34 @@ impl<F: Future> Scoped<F> {
     }
 }
 
+/// Lets a done scope's node go: for the next scope entered under the same parent in this
+/// task poll, if nothing else holds it ([`rt::recycle_node`]).
+fn recycle(slot: &mut Option<Arc<Node>>, registered: bool) {
+    if let Some(node) = slot.take() {
+        if !registered {
+            rt::recycle_node(node);
+        }
+    }
+}
+
 /// Drops a cancelled body. Returns `Ready(Caught)` if this scope catches the cancellation,
 /// or stays pending forever if an enclosing scope will.
 fn finish_cancelled<F, T>(
     mut body: Pin<&mut Option<F>>,
     hold: &mut Option<Hold>,
-    node: &Arc<Node>,
+    slot: &mut Option<Arc<Node>>,
+    registered: bool,
     done: &mut bool,
 ) -> Poll<Outcome<T>> {
     body.set(None);
     hold.take();
+    let node = slot.as_ref().expect("node of an entered scope");
     let reason = node.reason();
     if reason != node::NONE && !node.outer_cancelled(crate::time::now()) {
         node.set_caught();
         *done = true;
         node.detach();
+        recycle(slot, registered);
         Poll::Ready(Outcome::Caught(reason))
     } else {
         // An outer scope was cancelled: it is the one that returns, and it drops us.
