@@ -85,8 +85,8 @@ pub(crate) struct Node<X: ?Sized = Ext> {
 enum Parent {
     /// A scope or nursery, given its parent on entry.
     Fixed(OnceLock<Arc<Node>>),
-    /// A scope entered while nobody else could see it (set through `Arc::get_mut`), or a
-    /// spawned task's root.
+    /// A scope made on entry ([`Node::entered`]), or entered while nobody else could see
+    /// it (set through `Arc::get_mut`), or a spawned task's root.
     Set(Arc<Node>),
     /// The root of a task that `start` may move.
     Movable(Mutex<Option<Arc<Node>>>),
