@@ -537,3 +537,68 @@ async fn n4_own_cancel_body_value_from_shield() {
     assert_eq!(r, Ok(8));
     assert_eq!(elapsed(), secs(2));
 }
+
+/// A future that is not hatchery's: ready once opened, whether or not its task was
+/// cancelled meanwhile.
+#[derive(Clone, Default)]
+struct Gate(Arc<Mutex<(bool, Option<std::task::Waker>)>>);
+
+impl Gate {
+    fn open(&self) {
+        let waker = {
+            let mut g = self.0.lock().unwrap();
+            g.0 = true;
+            g.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            let mut g = self.0.lock().unwrap();
+            if g.0 {
+                std::task::Poll::Ready(())
+            } else {
+                g.1 = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// C1, N4: a task cancelled while suspended is dropped at that suspension point without
+/// being polled again, even if what it waits for (here a future that is not hatchery's)
+/// became ready meanwhile. The nursery's cancel also takes the task out of its child
+/// list; the task must still know that this is not its first poll. On one thread the
+/// order is exact: the child waits, the body cancels and opens the gate, then the child
+/// is polled; on several threads the child may also be dropped before the gate opens.
+#[hatchery::test]
+async fn cancelled_task_is_not_polled_again() {
+    let log = Log::new();
+    let gate = Gate::default();
+    let out = nursery(|n| {
+        let (log, gate) = (log.clone(), gate.clone());
+        async move {
+            n.spawn({
+                let (log, gate) = (log.clone(), gate.clone());
+                async move {
+                    log.push("waiting");
+                    gate.wait().await;
+                    log.push("polled after cancel");
+                    Ok::<_, TestError>(())
+                }
+            });
+            until(|| log.contains("waiting")).await;
+            n.cancel();
+            gate.open();
+            Ok(1)
+        }
+    })
+    .await;
+    // The body finished without suspending after its own cancel: its value stands.
+    assert_eq!(out, Ok(1));
+    assert_eq!(log.events(), ["waiting"]);
+}

@@ -46,6 +46,10 @@ pub(crate) const FAILURE: u8 = 3;
 
 /// The `key` of a node that is in no child list.
 const NO_KEY: u32 = u32::MAX;
+/// The `key` of a node that its parent's cancellation took out of the child list (see
+/// [`Node::cancel_children`]): in no child list, but linked before. Keys of a list are
+/// below it.
+const DROPPED_KEY: u32 = u32::MAX - 1;
 
 /// What a node may carry besides its scope state (see [`Node::ext`]).
 pub(crate) type Ext = dyn Any + Send + Sync;
@@ -278,7 +282,14 @@ impl<X: ?Sized> Node<X> {
     /// Whether this node is in its parent's child list.
     #[inline]
     pub(crate) fn is_linked(&self) -> bool {
-        self.key.load(Ordering::Acquire) != NO_KEY
+        self.key.load(Ordering::Acquire) < DROPPED_KEY
+    }
+
+    /// Whether this node has never been in its parent's child list (or has left it
+    /// itself), as opposed to having been taken out by its parent's cancellation.
+    #[inline]
+    pub(crate) fn never_linked(&self) -> bool {
+        self.key.load(Ordering::Acquire) == NO_KEY
     }
 
     /// Why this node was cancelled itself (`NONE` if it was not).
@@ -352,12 +363,13 @@ impl<X: ?Sized> Node<X> {
         match &self.parent {
             Parent::Fixed(_) | Parent::Set(_) => {
                 // Only the owning runner links a scope, a nursery or a spawned task, so
-                // an unlinked one stays unlinked here.
+                // an unlinked one stays unlinked here. (The parent's cancellation may
+                // unlink it meanwhile: then exactly one of us gets the key.)
                 if !self.is_linked() {
                     return;
                 }
                 let key = self.key.swap(NO_KEY, Ordering::AcqRel);
-                if key != NO_KEY {
+                if key < DROPPED_KEY {
                     if let Some(parent) = self.fixed_parent() {
                         parent.remove_child(key);
                     }
@@ -369,7 +381,7 @@ impl<X: ?Sized> Node<X> {
                     let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
                     (p.take(), self.key.swap(NO_KEY, Ordering::AcqRel))
                 };
-                if let (Some(parent), true) = (parent, key != NO_KEY) {
+                if let (Some(parent), true) = (parent, key < DROPPED_KEY) {
                     parent.remove_child(key);
                 }
             }
@@ -414,6 +426,11 @@ impl<X: ?Sized> Node<X> {
 
     /// Marks this node's live, unshielded children cancelled and wakes them; pushes
     /// those that have children of their own, to be walked next.
+    ///
+    /// The children it cancels also leave the child list, under the one lock taken here,
+    /// so that they do not each take it again to unlink themselves when they finish: a
+    /// cancelled child has nothing more to learn from its parent. Shields stay, and so do
+    /// movable task roots (`start` moves them under their own lock).
     fn cancel_children(&self, stack: &mut Vec<Arc<Node>>) {
         // Reading the flag after our caller set `cancelled` pairs with `attach`, which
         // sets it under the lock and then reads `cancelled`: a new child either is in
@@ -421,14 +438,34 @@ impl<X: ?Sized> Node<X> {
         if !self.has_children.load(Ordering::SeqCst) {
             return;
         }
-        let children: Vec<Arc<Node>> = match &self.lock().rare {
-            Some(rare) => rare
-                .children
-                .iter()
-                .filter_map(|(_, w)| w.upgrade())
-                .collect(),
-            None => return,
-        };
+        let mut children = Vec::new();
+        {
+            let mut inner = self.lock();
+            let Some(rare) = &mut inner.rare else {
+                return;
+            };
+            children.reserve(rare.children.len());
+            rare.children.retain(|key, weak| {
+                let Some(child) = weak.upgrade() else {
+                    return true;
+                };
+                // Exactly one of this and the child's own `detach` takes the key.
+                let leaves = !child.is_shield()
+                    && !matches!(child.parent, Parent::Movable(_))
+                    && child
+                        .key
+                        .compare_exchange(
+                            key as u32,
+                            DROPPED_KEY,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_ok();
+                // A weak reference that leaves frees nothing: `children` holds the node.
+                children.push(child);
+                !leaves
+            });
+        }
         // Wake outside the lock: a waker is foreign code, and dropping the last
         // reference to a child may run user destructors.
         for child in children {
@@ -615,7 +652,7 @@ impl Node {
             && Arc::weak_count(self) == 0
             && matches!(self.parent, Parent::Set(_))
             && !self.root
-            && !self.is_linked()
+            && self.never_linked()
             && !self.has_children.load(Ordering::Relaxed)
             && self.holds.load(Ordering::Relaxed) == 0;
         if alone {
@@ -664,7 +701,8 @@ impl Node {
     /// that the parent's cancellation marks and wakes it. Only the scope's own runner
     /// calls this.
     pub(crate) fn link_scope(self: &Arc<Self>) {
-        if self.is_linked() {
+        // A scope its parent's cancellation unlinked is cancelled already: it stays out.
+        if !self.never_linked() {
             return;
         }
         if let Some(parent) = self.fixed_parent() {
@@ -678,7 +716,7 @@ impl Node {
         let key = p.rare().children.insert(Arc::downgrade(self));
         let key = u32::try_from(key)
             .ok()
-            .filter(|&k| k != NO_KEY)
+            .filter(|&k| k < DROPPED_KEY)
             .expect("hatchery: more than 4 billion children in one scope");
         self.key.store(key, Ordering::Release);
         // Pairs with `cancel_children`: it sets the flag, then reads `has_children`. (A

@@ -238,9 +238,9 @@ where
         if this.nursery.is_none() {
             return Poll::Ready(());
         }
-        // A task is linked into its parent's child list when it first suspends: an
-        // unlinked one is in its first poll.
-        let first = !node.is_linked();
+        // A task is linked into its parent's child list when it first suspends: one that
+        // never was is in its first poll.
+        let first = node.never_linked();
         let (end, value) = if !first && node.should_drop() {
             (End::Cancelled, None)
         } else {
