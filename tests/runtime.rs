@@ -2,9 +2,11 @@
 //! executor that is already running, the runtime's clock, blocking work, and the clear
 //! failure outside any runtime.
 
+use std::future::Future;
 use std::panic::{catch_unwind, UnwindSafe};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
@@ -205,11 +207,22 @@ async fn run_blocking_cancelled() {
     assert_eq!(out, None);
 }
 
-/// A runtime for the tests below: every task on a thread of its own, and a clock that
-/// reads a fixed instant, so that tests can tell two runtimes apart.
+/// A runtime for the tests below: every task on a thread of its own, polled with a waker
+/// the runtime keeps track of, and a clock that reads a fixed instant, so that tests can
+/// tell two runtimes apart.
 struct ThreadPerTask {
     clock: Instant,
     threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
+    wakers: Arc<Mutex<Vec<Weak<Unpark>>>>,
+}
+
+/// A task's waker: unparks the task's thread.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
 }
 
 impl ThreadPerTask {
@@ -217,13 +230,38 @@ impl ThreadPerTask {
         Arc::new(ThreadPerTask {
             clock,
             threads: Arc::default(),
+            wakers: Arc::default(),
         })
+    }
+
+    /// Waits until every task spawned so far has finished and its thread has ended.
+    fn join_threads(&self) {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap());
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    }
+
+    /// How many of the tasks' wakers something still holds.
+    fn live_wakers(&self) -> usize {
+        let wakers = self.wakers.lock().unwrap();
+        wakers.iter().filter(|w| w.strong_count() > 0).count()
     }
 }
 
 impl Runtime for ThreadPerTask {
     fn spawn(&self, task: Task) {
-        let thread = std::thread::spawn(move || block_on(task));
+        let wakers = self.wakers.clone();
+        let thread = std::thread::spawn(move || {
+            let unpark = Arc::new(Unpark(std::thread::current()));
+            wakers.lock().unwrap().push(Arc::downgrade(&unpark));
+            let waker = Waker::from(unpark);
+            let mut cx = Context::from_waker(&waker);
+            let mut task = std::pin::pin!(task);
+            while task.as_mut().poll(&mut cx).is_pending() {
+                std::thread::park();
+            }
+        });
         self.threads.lock().unwrap().push(thread);
     }
 
@@ -286,4 +324,53 @@ fn a_nested_runtime_sees_its_own_clock_and_gives_the_outer_one_back() {
         weak_b.upgrade().is_none(),
         "nothing keeps the inner runtime"
     );
+}
+
+/// A child that finishes on another thread than its nursery's is freed by the nursery's
+/// thread, on its next spawn (`Shared::bury` in the core). Its node keeps the executor's
+/// waker it last registered, so the runtime's live wakers show what is kept: never more
+/// than 63 children, and nothing once the nursery has returned, even with a `Nursery`
+/// clone outliving it.
+#[test]
+fn children_finished_on_other_threads_are_freed_by_the_nursery() {
+    let runtime = ThreadPerTask::new(Instant::now());
+    let (rt, watch) = (runtime.clone(), runtime.clone());
+    let kept = Arc::new(Mutex::new(None));
+    let keep = kept.clone();
+    let go = Arc::new(hatchery::sync::Event::new());
+    let out = block_on(hatchery::rt::enter(
+        runtime,
+        nursery(|n: Nursery<TestError>| async move {
+            *keep.lock().unwrap() = Some(n.clone());
+            let child = |go: Arc<hatchery::sync::Event>| async move {
+                // Suspends, so that the child's node registers the runtime's waker...
+                checkpoint().await;
+                // ...and finishes only once every sibling has been spawned.
+                go.wait().await;
+                Ok(())
+            };
+            for _ in 0..100 {
+                drop(n.spawn(child(go.clone())));
+            }
+            go.set();
+            rt.join_threads();
+            // 63 kept, the 64th freed all of them on its own thread, and 36 kept since.
+            assert_eq!(
+                rt.live_wakers(),
+                36,
+                "what is kept for the nursery's thread"
+            );
+            // The nursery's next spawn frees them.
+            drop(n.spawn(child(go.clone())));
+            rt.join_threads();
+            assert_eq!(rt.live_wakers(), 1, "only the last child is kept");
+            Ok(())
+        }),
+    ));
+    assert_eq!(out, Ok(()));
+    assert!(
+        kept.lock().unwrap().is_some(),
+        "a clone outlives the nursery"
+    );
+    assert_eq!(watch.live_wakers(), 0, "nothing kept past the nursery");
 }

@@ -150,9 +150,21 @@ pub(crate) struct Shared<E> {
     pub(crate) rt: Arc<dyn Runtime>,
     /// `CLOSED` bit, plus the number of live children times `ONE`.
     state: AtomicUsize,
+    /// The thread that last spawned into the nursery ([`rt::thread_key`]), where
+    /// children's allocations are freed (see [`Shared::bury`]).
+    home: AtomicUsize,
+    /// How many allocations `dead` holds, read without its lock.
+    dead_len: AtomicUsize,
     waker: AtomicWaker,
     record: Mutex<Record<E>>,
+    /// Allocations of finished children let go of on another thread than `home`, for
+    /// the nursery's thread to free (see [`Shared::bury`]).
+    dead: Mutex<Vec<Arc<Node>>>,
 }
+
+/// How many finished children's allocations other threads may leave for the nursery's
+/// thread to free ([`Shared::bury`]) before they free them themselves.
+const DEAD_MAX: usize = 64;
 
 struct Record<E> {
     errors: Vec<E>,
@@ -180,6 +192,58 @@ impl<E> Shared<E> {
                 Ok(_) => return Ok(()),
                 Err(actual) => cur = actual,
             }
+        }
+    }
+
+    /// Lets go of the allocation of a finished child that nothing but its runner holds
+    /// any more. On the nursery's thread (the one that last spawned into it) this returns
+    /// it, to be dropped as usual; on another thread it is kept for the nursery's thread
+    /// to free ([`reap`](Shared::reap)), and `None` is returned.
+    ///
+    /// Why: a child is allocated by the thread that spawns it and, on a multi-threaded
+    /// runtime, usually finishes on another. glibc's free of memory from another thread's
+    /// arena takes that arena's lock, which the spawning thread's mallocs contend for,
+    /// and the memory is not reused where it is wanted. Freed by the spawning thread
+    /// instead, between its spawns, it goes back to that thread's cache.
+    ///
+    /// At most [`DEAD_MAX`] are kept: past that, the finishing thread frees them itself.
+    /// Nothing of the child's is kept but the memory: its future, value and nursery
+    /// reference were dropped when it finished.
+    pub(crate) fn bury(&self, cell: Arc<Node>) -> Option<Arc<Node>> {
+        let key = rt::thread_key();
+        if key == 0 || self.home.load(Ordering::Relaxed) == key {
+            return Some(cell);
+        }
+        let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        dead.push(cell);
+        if dead.len() < DEAD_MAX {
+            self.dead_len.store(dead.len(), Ordering::Relaxed);
+            return None;
+        }
+        // Nobody came to free them: free them here after all, outside the lock.
+        let batch = std::mem::take(&mut *dead);
+        self.dead_len.store(0, Ordering::Relaxed);
+        drop(dead);
+        drop(batch);
+        None
+    }
+
+    /// Frees what children that finished on other threads left
+    /// ([`bury`](Shared::bury)), and makes the calling thread (`key`, from
+    /// [`rt::thread_key`]) the nursery's. Called on every spawn and when the nursery
+    /// finishes, so nothing is kept past it.
+    pub(crate) fn reap(&self, key: usize) {
+        if self.home.load(Ordering::Relaxed) != key {
+            self.home.store(key, Ordering::Relaxed);
+        }
+        if self.dead_len.load(Ordering::Relaxed) != 0 {
+            let batch = {
+                let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+                self.dead_len.store(0, Ordering::Relaxed);
+                std::mem::take(&mut *dead)
+            };
+            // Outside the lock: a child's last reference may drop executor wakers.
+            drop(batch);
         }
     }
 
@@ -453,11 +517,14 @@ where
                 node: node.clone(),
                 rt: parent.rt,
                 state: AtomicUsize::new(0),
+                home: AtomicUsize::new(rt::thread_key()),
+                dead_len: AtomicUsize::new(0),
                 waker: AtomicWaker::new(),
                 record: Mutex::new(Record {
                     errors: Vec::new(),
                     panic: None,
                 }),
+                dead: Mutex::new(Vec::new()),
             });
             let hold = Hold::new(&parent.node);
             this.body.set(Some(make(Nursery {
@@ -513,6 +580,9 @@ where
         }
         // Every child has finished and no more can be spawned.
         open.finished = true;
+        // Free what children finishing on other threads left, rather than keep it for
+        // as long as a `Nursery` clone outlives the nursery.
+        shared.reap(rt::thread_key());
         let (errors, panic) = {
             let mut record = shared.lock();
             (std::mem::take(&mut record.errors), record.panic.take())

@@ -489,6 +489,15 @@ pub(crate) fn recycle_node(node: Arc<Node>) {
     drop(node);
 }
 
+/// An identity of the calling thread, cheaper to read than `std::thread::current().id()`:
+/// the address of its thread-local context (unique among running threads). Zero while
+/// the thread's locals are being destroyed.
+pub(crate) fn thread_key() -> usize {
+    CURRENT
+        .try_with(|c| c as *const Current as usize)
+        .unwrap_or(0)
+}
+
 thread_local! {
     static CURRENT: Current = const {
         Current {

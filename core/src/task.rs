@@ -174,6 +174,9 @@ where
     E: Send + 'static,
     R: RouteSlot<E>,
 {
+    // Frees what children finished on other threads left, and makes this the nursery's
+    // thread (see `Shared::bury`).
+    nursery.reap(rt::thread_key());
     let body = TaskBody {
         output: Output {
             result: Mutex::new(Slot::Running),
@@ -368,7 +371,13 @@ where
             node.detach();
         }
         // Break the cycle through the context (its node is this allocation).
-        let own = this.own.take();
+        let own = match this.own.take() {
+            // Held by the runner besides, which lets go right after, and by no handle:
+            // ours will be the last, so have the nursery's thread free it if this is
+            // another.
+            Some(own) if Arc::strong_count(&own) == 2 => nursery.bury(own),
+            own => own,
+        };
         nursery.child_done();
         drop(own);
     }
