@@ -360,8 +360,11 @@ fn children_finished_on_other_threads_are_freed_by_the_nursery() {
                 36,
                 "what is kept for the nursery's thread"
             );
-            // The nursery's next spawn frees them.
+            // The nursery's next spawn frees them. (This child, too, finishes only once
+            // its handle is gone, so that it is left to the nursery's thread.)
+            let go = Arc::new(hatchery::sync::Event::new());
             drop(n.spawn(child(go.clone())));
+            go.set();
             rt.join_threads();
             assert_eq!(rt.live_wakers(), 1, "only the last child is kept");
             Ok(())
