@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::panic::{catch_unwind, UnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -376,4 +377,223 @@ fn children_finished_on_other_threads_are_freed_by_the_nursery() {
         "a clone outlives the nursery"
     );
     assert_eq!(watch.live_wakers(), 0, "nothing kept past the nursery");
+}
+
+/// What a [`Keeping`] runtime's handle sees of its task.
+#[derive(Default)]
+struct Record {
+    /// Set by the executor thread once the task's poll returned `Ready`, before it
+    /// drops the task.
+    done: AtomicBool,
+    /// How many times the handle was dropped.
+    drops: AtomicUsize,
+    /// How many of those drops came before the task was done.
+    early: AtomicUsize,
+}
+
+impl Record {
+    fn dropped(&self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+        if !self.done.load(Ordering::SeqCst) {
+            self.early.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A one-word executor handle (kept in place).
+struct Small(Arc<Record>);
+
+impl Drop for Small {
+    fn drop(&mut self) {
+        self.0.dropped();
+    }
+}
+
+/// A handle too big for the slot (kept in a box).
+struct Big(Arc<Record>, [u64; 4]);
+
+impl Drop for Big {
+    fn drop(&mut self) {
+        assert_eq!(self.1, [1, 2, 3, 4], "the handle's bytes survive");
+        self.0.dropped();
+    }
+}
+
+/// A runtime that spawns every task on a thread of its own through
+/// [`Task::spawn_with`], handing hatchery a handle that records when it is dropped.
+struct Keeping {
+    big: bool,
+    records: Mutex<Vec<Arc<Record>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Keeping {
+    fn new(big: bool) -> Arc<Keeping> {
+        Arc::new(Keeping {
+            big,
+            records: Mutex::default(),
+            threads: Mutex::default(),
+        })
+    }
+
+    /// Runs `task` on a new thread; returns its record.
+    fn start(&self, task: Task) -> Arc<Record> {
+        let record = Arc::new(Record::default());
+        let r = record.clone();
+        let thread = std::thread::spawn(move || {
+            let mut task = Box::pin(task);
+            block_on(std::future::poll_fn(|cx| task.as_mut().poll(cx)));
+            r.done.store(true, Ordering::SeqCst);
+            drop(task);
+        });
+        self.threads.lock().unwrap().push(thread);
+        self.records.lock().unwrap().push(record.clone());
+        record
+    }
+
+    fn join_threads(&self) {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap());
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    }
+
+    /// Every task's record: (done, drops, early drops).
+    fn records(&self) -> Vec<(bool, usize, usize)> {
+        let records = self.records.lock().unwrap();
+        records
+            .iter()
+            .map(|r| {
+                (
+                    r.done.load(Ordering::SeqCst),
+                    r.drops.load(Ordering::SeqCst),
+                    r.early.load(Ordering::SeqCst),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Runtime for Keeping {
+    fn spawn(&self, task: Task) {
+        if self.big {
+            task.spawn_with(|task| Big(self.start(task), [1, 2, 3, 4]));
+        } else {
+            task.spawn_with(|task| Small(self.start(task)));
+        }
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, _deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        unreachable!("these tests use no timers")
+    }
+
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        std::thread::spawn(work);
+    }
+}
+
+/// `Task::spawn_with`: hatchery keeps the executor's handle with its own state of the
+/// task and drops it once, after the task has finished, whether the child was joined,
+/// left to the nursery, cancelled or failed; a handle too big for the slot is kept in a
+/// box and dropped all the same.
+#[test]
+fn kept_executor_handles_are_dropped_once_after_their_task() {
+    for big in [false, true] {
+        let runtime = Keeping::new(big);
+        let rt = runtime.clone();
+        let out = block_on(hatchery::rt::enter(
+            runtime.clone(),
+            nursery(|n: Nursery<TestError>| async move {
+                let joined = n.spawn(async { Ok(1) });
+                drop(n.spawn(async {
+                    checkpoint().await;
+                    Ok(())
+                }));
+                let cancelled = n.spawn(std::future::pending::<Result<(), _>>());
+                assert_eq!(joined.join().await, Ok(1));
+                cancelled.cancel();
+                assert!(cancelled.join().await.unwrap_err().is_cancelled());
+                rt.join_threads();
+                Ok(())
+            }),
+        ));
+        assert_eq!(out, Ok(()));
+        runtime.join_threads();
+        assert_eq!(
+            runtime.records(),
+            vec![(true, 1, 0); 3],
+            "big: {big}: (done, drops, drops before done) per task"
+        );
+
+        let runtime = Keeping::new(big);
+        let out = block_on(hatchery::rt::enter(
+            runtime.clone(),
+            nursery(|n: Nursery<TestError>| async move {
+                drop(n.spawn(async { Err::<(), _>(TestError("failed")) }));
+                Ok(())
+            }),
+        ));
+        assert!(out.is_err());
+        runtime.join_threads();
+        assert_eq!(runtime.records(), vec![(true, 1, 0)], "big: {big}: failed");
+    }
+}
+
+/// Only the first handle is kept: spawning the same task again from inside `spawn`
+/// keeps the inner handle and drops the outer one at once; a task made by
+/// `Task::from_future` keeps nothing, so its handle is dropped at once too.
+#[test]
+fn only_the_first_kept_handle_stays() {
+    struct Nested(Arc<Keeping>);
+    impl Runtime for Nested {
+        fn spawn(&self, task: Task) {
+            let outer = Arc::new(Record::default());
+            let o = outer.clone();
+            task.spawn_with(|task| {
+                task.spawn_with(|task| Small(self.0.start(task)));
+                Small(o)
+            });
+            assert_eq!(
+                outer.drops.load(Ordering::SeqCst),
+                1,
+                "outer dropped at once"
+            );
+        }
+        fn now(&self) -> Instant {
+            Instant::now()
+        }
+        fn sleep_until(&self, _deadline: Instant) -> Pin<Box<dyn Sleep>> {
+            unreachable!("these tests use no timers")
+        }
+        fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+            std::thread::spawn(work);
+        }
+    }
+    let inner = Keeping::new(false);
+    let out = block_on(hatchery::rt::enter(
+        Arc::new(Nested(inner.clone())),
+        nursery(|n: Nursery<TestError>| async move {
+            Ok(n.spawn(async { Ok(2) }).join().await.unwrap())
+        }),
+    ));
+    assert_eq!(out, Ok(2));
+    inner.join_threads();
+    assert_eq!(inner.records(), vec![(true, 1, 0)], "the inner handle");
+
+    let record = Arc::new(Record::default());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let task = Task::from_future(async move { tx.send(()).unwrap() });
+    let r = record.clone();
+    let thread = Mutex::new(None);
+    task.spawn_with(|task| {
+        *thread.lock().unwrap() = Some(std::thread::spawn(move || block_on(task)));
+        Small(r)
+    });
+    assert_eq!(record.drops.load(Ordering::SeqCst), 1, "dropped at once");
+    rx.recv().unwrap();
+    thread.into_inner().unwrap().unwrap().join().unwrap();
 }

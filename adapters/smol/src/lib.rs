@@ -49,6 +49,9 @@ impl SmolRuntime {
 
 impl Runtime for SmolRuntime {
     fn spawn(&self, task: Task) {
+        // Detached at once, not kept with `Task::spawn_with` as on tokio's multi-thread
+        // runtime: on smol's executor keeping the handle measured slower
+        // (docs/src/performance.md).
         self.executor.spawn(task).detach();
     }
 

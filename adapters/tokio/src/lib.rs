@@ -29,17 +29,24 @@ use std::time::Instant;
 
 use hatchery::futures::Enter;
 use hatchery::rt::{Runtime, Sleep, Task};
+use tokio::runtime::RuntimeFlavor;
 
 /// The [`Runtime`] implementation for a tokio runtime, identified by its handle.
 #[derive(Debug, Clone)]
 pub struct TokioRuntime {
     handle: tokio::runtime::Handle,
+    /// Whether tasks may finish on another thread than the one that spawned them.
+    multi_thread: bool,
 }
 
 impl TokioRuntime {
     /// Binds hatchery to the runtime behind `handle`.
     pub fn new(handle: tokio::runtime::Handle) -> Self {
-        TokioRuntime { handle }
+        let multi_thread = !matches!(handle.runtime_flavor(), RuntimeFlavor::CurrentThread);
+        TokioRuntime {
+            handle,
+            multi_thread,
+        }
     }
 
     /// Binds hatchery to the tokio runtime this is called from.
@@ -49,7 +56,7 @@ impl TokioRuntime {
     /// Outside a tokio runtime.
     pub fn current() -> Self {
         match tokio::runtime::Handle::try_current() {
-            Ok(handle) => TokioRuntime { handle },
+            Ok(handle) => TokioRuntime::new(handle),
             Err(_) => panic!(
                 "hatchery_tokio: no tokio runtime here; call `hatchery_tokio::enter` inside \
                  `#[tokio::main]` or a tokio task, or use `hatchery_tokio::run` to build one"
@@ -60,7 +67,15 @@ impl TokioRuntime {
 
 impl Runtime for TokioRuntime {
     fn spawn(&self, task: Task) {
-        drop(self.handle.spawn(task));
+        if self.multi_thread {
+            // The `JoinHandle` is kept with hatchery's state of the task, so that tokio's
+            // task is freed where hatchery frees its own: usually on the thread that
+            // allocated both (see `Task::spawn_with`).
+            task.spawn_with(|task| self.handle.spawn(task));
+        } else {
+            // On one thread nothing is freed across threads: detach at once.
+            drop(self.handle.spawn(task));
+        }
     }
 
     fn now(&self) -> Instant {

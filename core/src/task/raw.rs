@@ -23,9 +23,27 @@
 //!   sharing the cell lets the owner of the `RawTask` touch the state from its own
 //!   thread, which moves access to it between threads, and the last `Arc` may drop it on
 //!   any thread.
+//!
+//! The cell also keeps the executor's handle to the task ([`Keep`], filled by
+//! [`Task::spawn_with`](crate::rt::Task::spawn_with)), so that the executor's allocation
+//! is freed where hatchery frees its own, usually on the nursery's thread, which
+//! allocated both. The handle is type-erased into one pointer-sized slot:
+//!
+//! * **One writer.** Whoever wins the compare-exchange of the slot's vtable pointer from
+//!   null to [`claimed`] writes the value, then publishes its vtable (release). A loser
+//!   keeps its handle and drops it. So the value is written once, by one thread.
+//! * **Read only in `Drop`.** Nothing reads the value through `&Keep`; `Drop` has
+//!   exclusive access, after every `Arc` to the cell is gone. The writer holds one while
+//!   it writes, so the write happens before the drop (the `Arc`'s release and acquire),
+//!   and a vtable still [`claimed`] there is impossible (treated as empty).
+//! * **Layout.** A value that does not fit the slot (size or alignment) is boxed first;
+//!   the box does.
 
 use std::cell::UnsafeCell;
+use std::mem::{align_of, size_of, MaybeUninit};
 use std::pin::Pin;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -36,6 +54,7 @@ use crate::node::Node;
 pub(crate) struct Cell<B: Body> {
     body: B,
     state: UnsafeCell<B::State>,
+    keep: Keep,
 }
 
 // SAFETY: `&Cell<B>` gives shared access to `body` (hence `B: Sync`) and none to `state`;
@@ -89,6 +108,9 @@ pub(crate) trait Erased: Send + Sync + 'static {
     ///
     /// As for `poll_erased`.
     unsafe fn abort_erased(&self, node: &Node<dyn Erased>);
+
+    /// Where the executor's handle to the task is kept.
+    fn keep(&self) -> &Keep;
 }
 
 impl<B: Body> Erased for Cell<B> {
@@ -100,6 +122,10 @@ impl<B: Body> Erased for Cell<B> {
     unsafe fn abort_erased(&self, node: &Node<dyn Erased>) {
         // SAFETY: as in `poll_erased`.
         self.body.abort(node, unsafe { self.state() })
+    }
+
+    fn keep(&self) -> &Keep {
+        &self.keep
     }
 }
 
@@ -124,12 +150,18 @@ impl RawTask {
             Cell {
                 body,
                 state: UnsafeCell::new(state),
+                keep: Keep::new(),
             },
             movable,
         ));
         // SAFETY: the allocation is new and no `RawTask` for it exists yet.
         init(&cell, unsafe { cell.ext.state() });
         (RawTask { cell: cell.clone() }, cell)
+    }
+
+    /// Something to keep the executor's handle with, once this has been spawned.
+    pub(crate) fn keeper(&self) -> Keeper {
+        Keeper(self.cell.clone())
     }
 
     #[inline]
@@ -144,5 +176,112 @@ impl Drop for RawTask {
     fn drop(&mut self) {
         // SAFETY: as in `poll`.
         unsafe { self.cell.ext.abort_erased(&self.cell) }
+    }
+}
+
+/// Keeps a value in a task's allocation until the allocation goes (see
+/// [`RawTask::keeper`]).
+pub(crate) struct Keeper(Arc<Node<dyn Erased>>);
+
+impl Keeper {
+    /// Keeps `value` with the task, to be dropped with its allocation, on whichever
+    /// thread lets go of it last. Only the first value is kept: a later one is dropped
+    /// here.
+    pub(crate) fn keep<H: Send + 'static>(self, value: H) {
+        if size_of::<H>() <= size_of::<Slot>() && align_of::<H>() <= align_of::<Slot>() {
+            self.0.ext.keep().put(value);
+        } else {
+            self.0.ext.keep().put(Box::new(value));
+        }
+    }
+}
+
+/// The storage of a kept value: one word (a `Box` fits).
+type Slot = MaybeUninit<usize>;
+
+/// Drops the value of type `H` a slot holds.
+struct KeepVtable {
+    drop: unsafe fn(*mut Slot),
+}
+
+/// How to drop an `H` kept in a slot.
+struct VtableOf<H>(std::marker::PhantomData<H>);
+
+impl<H> VtableOf<H> {
+    const VTABLE: KeepVtable = KeepVtable {
+        drop: drop_slot::<H>,
+    };
+}
+
+/// # Safety
+///
+/// `slot` holds an initialized `H`, dropped here and not used again.
+unsafe fn drop_slot<H>(slot: *mut Slot) {
+    // SAFETY: by the caller's contract.
+    unsafe { ptr::drop_in_place(slot.cast::<H>()) }
+}
+
+/// The vtable pointer of a slot being written: an address no vtable has.
+fn claimed() -> *mut KeepVtable {
+    ptr::NonNull::dangling().as_ptr()
+}
+
+/// The slot of a task's allocation that keeps the executor's handle to it (see the
+/// [module docs](self)).
+pub(crate) struct Keep {
+    /// Null when empty, [`claimed`] while being written, then the value's vtable.
+    vtable: AtomicPtr<KeepVtable>,
+    value: UnsafeCell<Slot>,
+}
+
+// SAFETY: `&Keep` lets one thread write the value once (the compare-exchange picks it)
+// and nobody read it. (`Keep` is `Send` through its fields; the value it hides is too,
+// by the bound on `put`, and is dropped, with exclusive access, wherever the allocation
+// goes.)
+unsafe impl Sync for Keep {}
+
+impl Keep {
+    fn new() -> Keep {
+        Keep {
+            vtable: AtomicPtr::new(ptr::null_mut()),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// Keeps `value` if the slot is empty; drops it otherwise. `H` fits the slot.
+    fn put<H: Send + 'static>(&self, value: H) {
+        // Known at compile time; `keep` boxes what does not fit.
+        assert!(size_of::<H>() <= size_of::<Slot>() && align_of::<H>() <= align_of::<Slot>());
+        if self
+            .vtable
+            .compare_exchange(
+                ptr::null_mut(),
+                claimed(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return;
+        }
+        // SAFETY: the compare-exchange made this the one writer, and nobody reads the
+        // value before `Drop` (module docs); `H` fits the slot (asserted above).
+        unsafe { self.value.get().cast::<H>().write(value) };
+        let vtable: &'static KeepVtable = &VtableOf::<H>::VTABLE;
+        self.vtable
+            .store(ptr::from_ref(vtable).cast_mut(), Ordering::Release);
+    }
+}
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        let vtable = *self.vtable.get_mut();
+        if vtable.is_null() || vtable == claimed() {
+            return;
+        }
+        // SAFETY: a vtable other than null and `claimed()` was published after its value
+        // was written (`put`), as the vtable of that value's type; we have exclusive
+        // access, and the value is not used again.
+        unsafe { ((*vtable).drop)(self.value.get()) }
     }
 }
