@@ -210,11 +210,28 @@ async fn run_blocking_cancelled() {
 
 /// A runtime for the tests below: every task on a thread of its own, polled with a waker
 /// the runtime keeps track of, and a clock that reads a fixed instant, so that tests can
-/// tell two runtimes apart.
+/// tell two runtimes apart. Its [`Handles`] say what it does with the handles of the
+/// threads it spawns.
 struct ThreadPerTask {
     clock: Instant,
+    handles: Handles,
     threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
     wakers: Arc<Mutex<Vec<Weak<Unpark>>>>,
+    records: Mutex<Vec<Arc<Record>>>,
+}
+
+/// What a [`ThreadPerTask`] runtime does with a task's handle, a [`Record`] of it.
+#[derive(Clone, Copy)]
+enum Handles {
+    /// Drops it at once.
+    Drop,
+    /// Hands hatchery a one-word handle with `Task::spawn_with`.
+    Keep,
+    /// The same with a handle too big for the slot.
+    KeepBig,
+    /// Calls `spawn_with` inside `spawn_with`: the inner handle is kept, and the outer
+    /// one must be dropped at once.
+    KeepTwice,
 }
 
 /// A task's waker: unparks the task's thread.
@@ -228,11 +245,42 @@ impl Wake for Unpark {
 
 impl ThreadPerTask {
     fn new(clock: Instant) -> Arc<ThreadPerTask> {
+        ThreadPerTask::with(clock, Handles::Drop)
+    }
+
+    fn keeping(handles: Handles) -> Arc<ThreadPerTask> {
+        ThreadPerTask::with(Instant::now(), handles)
+    }
+
+    fn with(clock: Instant, handles: Handles) -> Arc<ThreadPerTask> {
         Arc::new(ThreadPerTask {
             clock,
+            handles,
             threads: Arc::default(),
             wakers: Arc::default(),
+            records: Mutex::default(),
         })
+    }
+
+    /// Runs `task` on a new thread; returns the record of its handle.
+    fn start(&self, task: Task) -> Arc<Record> {
+        let record = Arc::new(Record::default());
+        let (r, wakers) = (record.clone(), self.wakers.clone());
+        let thread = std::thread::spawn(move || {
+            let unpark = Arc::new(Unpark(std::thread::current()));
+            wakers.lock().unwrap().push(Arc::downgrade(&unpark));
+            let waker = Waker::from(unpark);
+            let mut cx = Context::from_waker(&waker);
+            let mut task = Box::pin(task);
+            while task.as_mut().poll(&mut cx).is_pending() {
+                std::thread::park();
+            }
+            r.done.store(true, Ordering::SeqCst);
+            drop(task);
+        });
+        self.threads.lock().unwrap().push(thread);
+        self.records.lock().unwrap().push(record.clone());
+        record
     }
 
     /// Waits until every task spawned so far has finished and its thread has ended.
@@ -248,22 +296,43 @@ impl ThreadPerTask {
         let wakers = self.wakers.lock().unwrap();
         wakers.iter().filter(|w| w.strong_count() > 0).count()
     }
+
+    /// Every task's handle record: (done, drops, drops before done).
+    fn records(&self) -> Vec<(bool, usize, usize)> {
+        let records = self.records.lock().unwrap();
+        records
+            .iter()
+            .map(|r| {
+                (
+                    r.done.load(Ordering::SeqCst),
+                    r.drops.load(Ordering::SeqCst),
+                    r.early.load(Ordering::SeqCst),
+                )
+            })
+            .collect()
+    }
 }
 
 impl Runtime for ThreadPerTask {
     fn spawn(&self, task: Task) {
-        let wakers = self.wakers.clone();
-        let thread = std::thread::spawn(move || {
-            let unpark = Arc::new(Unpark(std::thread::current()));
-            wakers.lock().unwrap().push(Arc::downgrade(&unpark));
-            let waker = Waker::from(unpark);
-            let mut cx = Context::from_waker(&waker);
-            let mut task = std::pin::pin!(task);
-            while task.as_mut().poll(&mut cx).is_pending() {
-                std::thread::park();
+        match self.handles {
+            Handles::Drop => drop(Small(self.start(task))),
+            Handles::Keep => task.spawn_with(|task| Small(self.start(task))),
+            Handles::KeepBig => task.spawn_with(|task| Big(self.start(task), [1, 2, 3, 4])),
+            Handles::KeepTwice => {
+                let outer = Arc::new(Record::default());
+                let o = outer.clone();
+                task.spawn_with(|task| {
+                    task.spawn_with(|task| Small(self.start(task)));
+                    Small(o)
+                });
+                assert_eq!(
+                    outer.drops.load(Ordering::SeqCst),
+                    1,
+                    "outer dropped at once"
+                );
             }
-        });
-        self.threads.lock().unwrap().push(thread);
+        }
     }
 
     fn now(&self) -> Instant {
@@ -379,7 +448,7 @@ fn children_finished_on_other_threads_are_freed_by_the_nursery() {
     assert_eq!(watch.live_wakers(), 0, "nothing kept past the nursery");
 }
 
-/// What a [`Keeping`] runtime's handle sees of its task.
+/// What a [`ThreadPerTask`] runtime's handle of a task sees.
 #[derive(Default)]
 struct Record {
     /// Set by the executor thread once the task's poll returned `Ready`, before it
@@ -419,91 +488,14 @@ impl Drop for Big {
     }
 }
 
-/// A runtime that spawns every task on a thread of its own through
-/// [`Task::spawn_with`], handing hatchery a handle that records when it is dropped.
-struct Keeping {
-    big: bool,
-    records: Mutex<Vec<Arc<Record>>>,
-    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-}
-
-impl Keeping {
-    fn new(big: bool) -> Arc<Keeping> {
-        Arc::new(Keeping {
-            big,
-            records: Mutex::default(),
-            threads: Mutex::default(),
-        })
-    }
-
-    /// Runs `task` on a new thread; returns its record.
-    fn start(&self, task: Task) -> Arc<Record> {
-        let record = Arc::new(Record::default());
-        let r = record.clone();
-        let thread = std::thread::spawn(move || {
-            let mut task = Box::pin(task);
-            block_on(std::future::poll_fn(|cx| task.as_mut().poll(cx)));
-            r.done.store(true, Ordering::SeqCst);
-            drop(task);
-        });
-        self.threads.lock().unwrap().push(thread);
-        self.records.lock().unwrap().push(record.clone());
-        record
-    }
-
-    fn join_threads(&self) {
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap());
-        for thread in threads {
-            thread.join().unwrap();
-        }
-    }
-
-    /// Every task's record: (done, drops, early drops).
-    fn records(&self) -> Vec<(bool, usize, usize)> {
-        let records = self.records.lock().unwrap();
-        records
-            .iter()
-            .map(|r| {
-                (
-                    r.done.load(Ordering::SeqCst),
-                    r.drops.load(Ordering::SeqCst),
-                    r.early.load(Ordering::SeqCst),
-                )
-            })
-            .collect()
-    }
-}
-
-impl Runtime for Keeping {
-    fn spawn(&self, task: Task) {
-        if self.big {
-            task.spawn_with(|task| Big(self.start(task), [1, 2, 3, 4]));
-        } else {
-            task.spawn_with(|task| Small(self.start(task)));
-        }
-    }
-
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn sleep_until(&self, _deadline: Instant) -> Pin<Box<dyn Sleep>> {
-        unreachable!("these tests use no timers")
-    }
-
-    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
-        std::thread::spawn(work);
-    }
-}
-
 /// `Task::spawn_with`: hatchery keeps the executor's handle with its own state of the
 /// task and drops it once, after the task has finished, whether the child was joined,
 /// left to the nursery, cancelled or failed; a handle too big for the slot is kept in a
 /// box and dropped all the same.
 #[test]
 fn kept_executor_handles_are_dropped_once_after_their_task() {
-    for big in [false, true] {
-        let runtime = Keeping::new(big);
+    for handles in [Handles::Keep, Handles::KeepBig] {
+        let runtime = ThreadPerTask::keeping(handles);
         let rt = runtime.clone();
         let out = block_on(hatchery::rt::enter(
             runtime.clone(),
@@ -526,10 +518,10 @@ fn kept_executor_handles_are_dropped_once_after_their_task() {
         assert_eq!(
             runtime.records(),
             vec![(true, 1, 0); 3],
-            "big: {big}: (done, drops, drops before done) per task"
+            "(done, drops, drops before done) per task"
         );
 
-        let runtime = Keeping::new(big);
+        let runtime = ThreadPerTask::keeping(handles);
         let out = block_on(hatchery::rt::enter(
             runtime.clone(),
             nursery(|n: Nursery<TestError>| async move {
@@ -539,7 +531,7 @@ fn kept_executor_handles_are_dropped_once_after_their_task() {
         ));
         assert!(out.is_err());
         runtime.join_threads();
-        assert_eq!(runtime.records(), vec![(true, 1, 0)], "big: {big}: failed");
+        assert_eq!(runtime.records(), vec![(true, 1, 0)], "failed");
     }
 }
 
@@ -548,41 +540,16 @@ fn kept_executor_handles_are_dropped_once_after_their_task() {
 /// `Task::from_future` keeps nothing, so its handle is dropped at once too.
 #[test]
 fn only_the_first_kept_handle_stays() {
-    struct Nested(Arc<Keeping>);
-    impl Runtime for Nested {
-        fn spawn(&self, task: Task) {
-            let outer = Arc::new(Record::default());
-            let o = outer.clone();
-            task.spawn_with(|task| {
-                task.spawn_with(|task| Small(self.0.start(task)));
-                Small(o)
-            });
-            assert_eq!(
-                outer.drops.load(Ordering::SeqCst),
-                1,
-                "outer dropped at once"
-            );
-        }
-        fn now(&self) -> Instant {
-            Instant::now()
-        }
-        fn sleep_until(&self, _deadline: Instant) -> Pin<Box<dyn Sleep>> {
-            unreachable!("these tests use no timers")
-        }
-        fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
-            std::thread::spawn(work);
-        }
-    }
-    let inner = Keeping::new(false);
+    let runtime = ThreadPerTask::keeping(Handles::KeepTwice);
     let out = block_on(hatchery::rt::enter(
-        Arc::new(Nested(inner.clone())),
+        runtime.clone(),
         nursery(|n: Nursery<TestError>| async move {
             Ok(n.spawn(async { Ok(2) }).join().await.unwrap())
         }),
     ));
     assert_eq!(out, Ok(2));
-    inner.join_threads();
-    assert_eq!(inner.records(), vec![(true, 1, 0)], "the inner handle");
+    runtime.join_threads();
+    assert_eq!(runtime.records(), vec![(true, 1, 0)], "the inner handle");
 
     let record = Arc::new(Record::default());
     let (tx, rx) = std::sync::mpsc::channel();
