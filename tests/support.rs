@@ -38,7 +38,9 @@
 //!     assert_eq!(log.events(), ["a", "b"]);
 //!     assert_eq!(elapsed(), Duration::from_secs(90));
 //! }
-//! # fn main() {}
+//! # fn main() {
+//! #     hatchery_smol::run(hatchery::testing::virtual_time(example::body()));
+//! # }
 //! ```
 
 use std::any::Any;

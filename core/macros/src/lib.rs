@@ -38,7 +38,11 @@ use syn::{Error, ItemFn, Meta, Token};
 ///     hatchery::checkpoint().await;
 ///     Ok(())
 /// }
-/// # fn main() {}
+/// # fn main() {
+/// #     hatchery_smol::run(hatchery::testing::tracked(sums_in_parallel::body()));
+/// #     hatchery_smol::run(hatchery::testing::virtual_time(gives_up_after_an_hour::body()));
+/// #     hatchery_smol::run(returns_result::body()).unwrap();
+/// # }
 /// ```
 ///
 /// `async fn name()` becomes a module `name` with one test per backend:
@@ -48,6 +52,12 @@ use syn::{Error, ItemFn, Meta, Token};
 /// | `name::tokio_current` | `hatchery_tokio::run_current_thread` |
 /// | `name::tokio_multi` | `hatchery_tokio::run` (multi-thread) |
 /// | `name::smol` | `hatchery_smol::run` (one thread per core) |
+///
+/// The function itself stays in that module as `name::body()`, visible to the module
+/// that declared the test. The tests exist only when compiling tests (`cfg(test)`), so a
+/// doc example, which is not compiled that way, runs the body itself, as the example
+/// above does in lines hidden from the rendered docs:
+/// `hatchery_smol::run(hatchery::testing::virtual_time(gives_up_after_an_hour::body()))`.
 ///
 /// The test crate needs `hatchery-tokio` and `hatchery-smol` as (dev-)dependencies, or
 /// only the adapters of the backends it selects.
@@ -200,7 +210,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             #[allow(unused_imports)]
             use super::*;
 
-            async fn body() #output #body
+            pub(super) async fn body() #output #body
 
             #(#tests)*
         }
