@@ -1,0 +1,33 @@
+//! The Rust examples of the book (`docs/src`), run as doc tests.
+//!
+//! Each chapter is included below as the documentation of an item, so `cargo test
+//! --workspace` compiles and runs every Rust code block in it, like a rustdoc example.
+//! Lines that start with `# ` set an example up and check what it did; mdBook hides
+//! them, as rustdoc does. A `#[hatchery::test]` in a chapter runs through its
+//! `name::body()` in such lines, since doc tests are not compiled with `cfg(test)`.
+//!
+//! The README is not included: GitHub would show those set-up lines. Its snippets are
+//! shortened forms of the book's.
+
+macro_rules! chapters {
+    ($($name:ident = $path:literal,)*) => {
+        $(
+            #[cfg(doctest)]
+            #[doc = include_str!($path)]
+            pub struct $name;
+        )*
+    };
+}
+
+chapters! {
+    Introduction = "src/introduction.md",
+    GettingStarted = "src/getting-started.md",
+    Nurseries = "src/nurseries.md",
+    Cancellation = "src/cancellation.md",
+    Combinators = "src/combinators.md",
+    Sync = "src/sync.md",
+    Testing = "src/testing.md",
+    Runtimes = "src/runtimes.md",
+    Performance = "src/performance.md",
+    Decisions = "src/decisions.md",
+}
