@@ -22,6 +22,7 @@ macro_rules! chapters {
 chapters! {
     Introduction = "src/introduction.md",
     GettingStarted = "src/getting-started.md",
+    Python = "src/python.md",
     Nurseries = "src/nurseries.md",
     Cancellation = "src/cancellation.md",
     Combinators = "src/combinators.md",
