@@ -4,9 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_lite::future;
 use hatchery::sync::{Condition, Lock};
-use hatchery::testing::wait_all_tasks_blocked;
-use hatchery::{move_on_after, nursery, CancelScope};
+use hatchery::testing::{elapsed, wait_all_tasks_blocked};
+use hatchery::{move_on_after, nursery, shield, sleep, CancelScope};
+use hatchery_tests::secs;
 
 /// A producer/consumer queue on a lock and a condition: every item arrives.
 #[hatchery::test]
@@ -94,4 +96,45 @@ async fn cancelled_wait_passes_notification_on() {
     .await
     .unwrap();
     assert_eq!(*lock.lock().await, 1);
+}
+
+/// A notification given to a waiter whose scope was cancelled, while a shielded cleanup
+/// next to it keeps the cancelled body alive, goes to the next waiter at once.
+#[hatchery::test(virtual_time)]
+async fn condition_cancelled_waiter_next_to_shield_passes_notification() {
+    let state = Arc::new((Lock::new(()), Condition::new()));
+    let scope = CancelScope::new();
+    let h = scope.handle();
+    let st = state.clone();
+    let at = nursery(|n| async move {
+        let s1 = st.clone();
+        n.spawn(async move {
+            let (lock, cond) = &*s1;
+            let g = lock.lock().await;
+            scope
+                .run(future::zip(cond.wait(g), shield(sleep(secs(100)))))
+                .await;
+            Ok(())
+        });
+        wait_all_tasks_blocked().await;
+        let s2 = st.clone();
+        let c = n.spawn(async move {
+            let (lock, cond) = &*s2;
+            let g = lock.lock().await;
+            let _g = cond.wait(g).await;
+            Ok::<_, anyhow::Error>(elapsed())
+        });
+        wait_all_tasks_blocked().await;
+        h.cancel();
+        wait_all_tasks_blocked().await;
+        st.1.notify(1);
+        Ok(c.join().await?)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        at,
+        Duration::ZERO,
+        "the notification reached the live waiter late"
+    );
 }

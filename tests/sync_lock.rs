@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hatchery::sync::Lock;
-use hatchery::testing::wait_all_tasks_blocked;
-use hatchery::{move_on_after, nursery, sleep};
+use futures_lite::future;
+use hatchery::sync::{Event, Lock};
+use hatchery::testing::{elapsed, wait_all_tasks_blocked};
+use hatchery::{move_on_after, nursery, shield, sleep, CancelScope};
+use hatchery_tests::secs;
 
 /// Counters behind a lock (seed 004): every increment lands, even across suspensions.
 #[hatchery::test]
@@ -220,4 +222,110 @@ async fn tasks_waiting_counts_every_wait() {
     let mut got = lock.try_lock().unwrap().clone();
     got.sort();
     assert_eq!(got, ["borrowed", "notified", "owned", "thread"]);
+}
+
+/// A wait for the lock whose scope is cancelled leaves the lock's queue at once, even
+/// while a shielded cleanup next to it keeps the cancelled body alive: the lock, freed
+/// later, goes to the next waiter at once, not when the cleanup ends.
+#[hatchery::test(virtual_time)]
+async fn lock_cancelled_waiter_next_to_shield_passes_wakeup() {
+    let lock = Arc::new(Lock::new(()));
+    let guard = lock.clone().lock_owned().await;
+    let scope = CancelScope::new();
+    let h = scope.handle();
+    let l = lock.clone();
+    let at = nursery(|n| async move {
+        let l1 = l.clone();
+        n.spawn(async move {
+            scope
+                .run(future::zip(l1.lock(), shield(sleep(secs(100)))))
+                .await;
+            Ok(())
+        });
+        wait_all_tasks_blocked().await;
+        let l2 = l.clone();
+        let c = n.spawn(async move {
+            let _g = l2.lock().await;
+            Ok::<_, anyhow::Error>(elapsed())
+        });
+        wait_all_tasks_blocked().await;
+        h.cancel();
+        wait_all_tasks_blocked().await;
+        drop(guard);
+        Ok(c.join().await?)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        at,
+        Duration::ZERO,
+        "the free lock reached the live waiter late"
+    );
+}
+
+/// The same when the shielded cleanup waits for the next waiter to have used the lock:
+/// if the cancelled wait kept its place (and the wake-up it was given), the two would
+/// wait for each other until the cleanup's 1000 s bound.
+#[hatchery::test(virtual_time)]
+async fn lock_cancelled_waiter_deadlocks_with_shielded_cleanup() {
+    let lock = Arc::new(Lock::new(()));
+    let done = Arc::new(Event::new());
+    let guard = lock.clone().lock_owned().await;
+    let scope = CancelScope::new();
+    let h = scope.handle();
+    let (l, d) = (lock.clone(), done.clone());
+    let at = nursery(|n| async move {
+        let (l1, d1) = (l.clone(), d.clone());
+        n.spawn(async move {
+            // Cleanup: wait (shielded) until the other task has used the lock.
+            let cleanup = shield(move_on_after(secs(1000), d1.wait()));
+            scope.run(future::zip(l1.lock(), cleanup)).await;
+            Ok(())
+        });
+        wait_all_tasks_blocked().await;
+        let (l2, d2) = (l.clone(), d.clone());
+        let c = n.spawn(async move {
+            let _g = l2.lock().await;
+            d2.set();
+            Ok::<_, anyhow::Error>(elapsed())
+        });
+        wait_all_tasks_blocked().await;
+        h.cancel();
+        wait_all_tasks_blocked().await;
+        drop(guard);
+        Ok(c.join().await?)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        at,
+        Duration::ZERO,
+        "deadlock, broken only by the 1000 s bound"
+    );
+}
+
+/// A waiter that async-lock marked as starved (it waited longer than half a millisecond
+/// and was passed over), then cancelled while a shield keeps its body alive, gives up
+/// that mark at once: the lock, once free, can be taken, even with `try_lock`.
+#[hatchery::test]
+async fn lock_free_but_try_lock_fails_after_starved_waiter_cancelled() {
+    let lock = Lock::new(0);
+    let scope = CancelScope::new();
+    let h = scope.handle();
+    let mut guard = lock.lock().await;
+    let mut b = Box::pin(scope.run(future::zip(lock.lock(), shield(sleep(secs(10))))));
+    assert!(future::poll_once(&mut b).await.is_none()); // waits in line
+    std::thread::sleep(Duration::from_millis(2)); // async-lock: starved after 0.5 ms
+    drop(guard);
+    guard = lock.try_lock().expect("B has not run"); // B is woken, finds it held: starved
+    assert!(future::poll_once(&mut b).await.is_none());
+    h.cancel();
+    assert!(future::poll_once(&mut b).await.is_none()); // cancelled; the shield keeps it
+    drop(guard);
+    assert!(!lock.is_locked());
+    assert!(
+        lock.try_lock().is_some(),
+        "the lock is free but cannot be taken"
+    );
+    drop(b);
 }

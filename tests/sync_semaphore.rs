@@ -4,10 +4,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_lite::future;
 use hatchery::sync::Semaphore;
-use hatchery::testing::wait_all_tasks_blocked;
-use hatchery::{move_on_after, nursery, sleep, CancelScope};
-use hatchery_tests::Log;
+use hatchery::testing::{elapsed, wait_all_tasks_blocked};
+use hatchery::{move_on_after, nursery, shield, sleep, CancelScope};
+use hatchery_tests::{secs, Log};
 
 /// Waiters get permits in the order they asked; a released permit goes to the longest
 /// waiter before a new `try_acquire`.
@@ -104,4 +105,39 @@ async fn cancelled_waiter_passes_permit_on() {
     .unwrap();
     assert_eq!(sem.available_permits(), 1);
     assert_eq!(sem.tasks_waiting(), 0);
+}
+
+/// A wait for a permit whose scope is cancelled, while a shielded cleanup next to it
+/// keeps the cancelled body alive, withdraws at once: the next waiter gets the permit at
+/// once, not when the cleanup ends.
+#[hatchery::test(virtual_time)]
+async fn semaphore_cancelled_waiter_next_to_shield_passes_permit() {
+    let sem = Arc::new(Semaphore::new(0));
+    let scope = CancelScope::new();
+    let h = scope.handle();
+    let s = sem.clone();
+    let at = nursery(|n| async move {
+        let s1 = s.clone();
+        n.spawn(async move {
+            // The body waits for a permit next to a 100 s shielded cleanup.
+            scope
+                .run(future::zip(s1.acquire(), shield(sleep(secs(100)))))
+                .await;
+            Ok(())
+        });
+        wait_all_tasks_blocked().await;
+        let s2 = s.clone();
+        let c = n.spawn(async move {
+            let _p = s2.acquire().await;
+            Ok::<_, anyhow::Error>(elapsed())
+        });
+        wait_all_tasks_blocked().await;
+        h.cancel();
+        wait_all_tasks_blocked().await;
+        s.add_permits(1);
+        Ok(c.join().await?)
+    })
+    .await
+    .unwrap();
+    assert_eq!(at, Duration::ZERO);
 }

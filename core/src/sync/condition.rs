@@ -15,7 +15,8 @@ use crate::rt;
 /// notification, re-acquires the lock and gives the guard back.
 ///
 /// As with every condition variable, check your predicate in a loop: a notification says
-/// "something changed", not "your condition holds".
+/// "something changed", not "your condition holds" (and a wait polled again after its
+/// scope was cancelled returns without one).
 ///
 /// # Cancellation and the guard
 ///
@@ -192,7 +193,8 @@ impl fmt::Debug for Condition {
 enum State<'a, T> {
     Start(LockGuard<'a, T>),
     Waiting {
-        listener: EventListener,
+        // `None` once a cancelled poll dropped it (see `poll`).
+        listener: Option<EventListener>,
         lock: &'a async_lock::Mutex<T>,
         shared: &'a Shared,
     },
@@ -251,7 +253,7 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                     let shared = guard.shared;
                     drop(guard);
                     this.state = State::Waiting {
-                        listener,
+                        listener: Some(listener),
                         lock,
                         shared,
                     };
@@ -261,13 +263,19 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                     lock,
                     shared,
                 } => {
-                    // Not notified yet: a cancelled wait stops here (and, when dropped,
-                    // passes on a notification it may have received).
+                    // Not notified yet: a cancelled wait stops here, and stops listening
+                    // at once, which passes on a notification it may have received, even
+                    // while something next to it keeps the cancelled body alive (a
+                    // shield). Polled again outside a cancelled scope, it goes on as if
+                    // woken up without a notification, which callers allow for.
                     if rt::current_cancelled() {
+                        *listener = None;
                         return Poll::Pending;
                     }
-                    if Pin::new(listener).poll(cx).is_pending() {
-                        return Poll::Pending;
+                    if let Some(listener) = listener {
+                        if Pin::new(listener).poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
                     }
                     this.state = State::Reacquire {
                         fut: Box::pin(lock.lock()),

@@ -149,7 +149,8 @@ impl<T> Lock<T> {
     /// ```
     pub fn lock(&self) -> LockAcquire<'_, T> {
         LockAcquire {
-            inner: self.inner.lock(),
+            mutex: &self.inner,
+            inner: None,
             shared: &self.shared,
             waiting: None,
         }
@@ -174,7 +175,8 @@ impl<T> Lock<T> {
     /// ```
     pub fn lock_owned(&self) -> LockAcquireOwned<T> {
         LockAcquireOwned {
-            inner: self.inner.lock_arc(),
+            mutex: self.inner.clone(),
+            inner: None,
             shared: Some(self.shared.clone()),
             waiting: None,
         }
@@ -283,8 +285,11 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct LockAcquire<'a, T> {
+        mutex: &'a async_lock::Mutex<T>,
+        // The wait in async-lock's queue; `None` before the first poll and after a
+        // cancelled one.
         #[pin]
-        inner: async_lock::futures::Lock<'a, T>,
+        inner: Option<async_lock::futures::Lock<'a, T>>,
         shared: &'a Shared,
         // Set while the lock is held by someone else.
         waiting: Option<Waiting<&'a Shared>>,
@@ -295,13 +300,22 @@ impl<'a, T> Future for LockAcquire<'a, T> {
     type Output = LockGuard<'a, T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Checked before taking the lock: a cancelled wait takes nothing.
+        let mut this = self.project();
+        // Checked before taking the lock: a cancelled wait takes nothing, and leaves
+        // async-lock's queue at once, passing on a wake-up it was given, even while
+        // something next to it keeps the cancelled body alive (a shield).
         if rt::current_cancelled() {
+            this.inner.set(None);
+            *this.waiting = None;
             return Poll::Pending;
         }
-        let this = self.project();
-        match this.inner.poll(cx) {
+        if this.inner.is_none() {
+            this.inner.set(Some(this.mutex.lock()));
+        }
+        let inner = this.inner.as_mut().as_pin_mut().expect("set above");
+        match inner.poll(cx) {
             Poll::Ready(guard) => {
+                this.inner.set(None);
                 *this.waiting = None;
                 Poll::Ready(LockGuard::new(guard, this.shared))
             }
@@ -349,8 +363,10 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct LockAcquireOwned<T> {
+        mutex: Arc<async_lock::Mutex<T>>,
+        // As in `LockAcquire`.
         #[pin]
-        inner: async_lock::futures::LockArc<T>,
+        inner: Option<async_lock::futures::LockArc<T>>,
         // Handed to the guard.
         shared: Option<Arc<Shared>>,
         waiting: Option<Waiting<Arc<Shared>>>,
@@ -361,15 +377,22 @@ impl<T> Future for LockAcquireOwned<T> {
     type Output = OwnedLockGuard<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        // As in `LockAcquire`.
         if rt::current_cancelled() {
+            this.inner.set(None);
+            *this.waiting = None;
             return Poll::Pending;
         }
-        let this = self.project();
         let shared = this
             .shared
             .as_ref()
             .expect("`LockAcquireOwned` polled after completion");
-        let Poll::Ready(guard) = this.inner.poll(cx) else {
+        if this.inner.is_none() {
+            this.inner.set(Some(this.mutex.lock_arc()));
+        }
+        let inner = this.inner.as_mut().as_pin_mut().expect("set above");
+        let Poll::Ready(guard) = inner.poll(cx) else {
             if this.waiting.is_none() {
                 *this.waiting = Some(Waiting::new(shared.clone()));
             }
