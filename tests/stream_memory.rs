@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::StreamExt;
+use futures_lite::{future, StreamExt};
 use hatchery::sync::{RecvError, SendError, TryRecvError, TrySendError};
 use hatchery::testing::wait_all_tasks_blocked;
 use hatchery::{memory_stream, memory_stream_unbounded, move_on_after, nursery, CancelScope};
@@ -477,4 +477,84 @@ async fn blocking_methods() {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.send_blocking(1))).unwrap_err();
     let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
     assert!(msg.contains("called from async code"), "{msg}");
+}
+
+/// Items handed to waiting receives that are then dropped go back in the order they were
+/// sent, before the items buffered since.
+#[hatchery::test]
+async fn items_of_dropped_receives_keep_their_order() {
+    let (tx, rx) = memory_stream::<u32>(4);
+    let mut r1 = Box::pin(rx.recv());
+    let mut r2 = Box::pin(rx.recv());
+    assert!(future::poll_once(&mut r1).await.is_none());
+    assert!(future::poll_once(&mut r2).await.is_none());
+    tx.try_send(1).unwrap(); // handed to r1
+    tx.try_send(2).unwrap(); // handed to r2
+    tx.try_send(3).unwrap(); // buffered
+    drop(r1);
+    drop(r2);
+    let got: Vec<u32> = (0..3).map(|_| rx.try_recv().unwrap()).collect();
+    assert_eq!(got, [1, 2, 3]);
+}
+
+/// The same when the receives fail because their handle is closed; and with a receive
+/// that took an item meanwhile, so that the items come back out of the order of their
+/// waiters.
+#[hatchery::test]
+async fn items_of_closed_receives_keep_their_order() {
+    let (tx, rx) = memory_stream::<u32>(4);
+    let rx2 = rx.clone();
+    let mut r1 = Box::pin(rx2.recv());
+    let mut r2 = Box::pin(rx2.recv());
+    assert!(future::poll_once(&mut r1).await.is_none());
+    assert!(future::poll_once(&mut r2).await.is_none());
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    tx.try_send(3).unwrap();
+    rx2.close();
+    assert_eq!(r1.await, Err(RecvError::Closed));
+    assert_eq!(r2.await, Err(RecvError::Closed));
+    let got: Vec<u32> = (0..3).map(|_| rx.try_recv().unwrap()).collect();
+    assert_eq!(got, [1, 2, 3]);
+
+    let mut r1 = Box::pin(rx.recv());
+    assert!(future::poll_once(&mut r1).await.is_none());
+    tx.try_send(4).unwrap(); // handed to r1
+    tx.try_send(5).unwrap(); // buffered
+    assert_eq!(rx.try_recv(), Ok(5));
+    let mut r3 = Box::pin(rx.recv());
+    assert!(future::poll_once(&mut r3).await.is_none());
+    tx.try_send(6).unwrap(); // handed to r3
+    drop(r3);
+    drop(r1);
+    assert_eq!(rx.try_recv(), Ok(4));
+    assert_eq!(rx.try_recv(), Ok(6));
+}
+
+/// A `next()` dropped after it registered (a lost `select!` branch): the item handed to
+/// the handle meanwhile is what the handle's next receive returns, however it receives.
+#[hatchery::test]
+async fn item_parked_by_a_dropped_next_is_received_first() {
+    let (tx, mut rx) = memory_stream::<u32>(4);
+    assert!(future::poll_once(rx.next()).await.is_none());
+    tx.try_send(1).unwrap(); // handed to the handle's stream waiter
+    tx.try_send(2).unwrap();
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(future::poll_once(rx.next()).await, Some(Some(2)));
+    assert!(future::poll_once(rx.next()).await.is_none());
+    tx.try_send(3).unwrap();
+    tx.try_send(4).unwrap();
+    assert_eq!(rx.recv().await, Ok(3));
+    assert_eq!(rx.next().await, Some(4));
+
+    // An older item, back from a dropped receive of another handle, goes first.
+    let rx2 = rx.clone();
+    let mut r = Box::pin(rx2.recv());
+    assert!(future::poll_once(&mut r).await.is_none());
+    assert!(future::poll_once(rx.next()).await.is_none());
+    tx.try_send(5).unwrap(); // handed to `r`
+    tx.try_send(6).unwrap(); // handed to `rx`'s stream waiter
+    drop(r);
+    assert_eq!(rx.try_recv(), Ok(5));
+    assert_eq!(rx.try_recv(), Ok(6));
 }

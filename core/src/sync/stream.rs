@@ -58,6 +58,7 @@ pub fn memory_stream<T>(capacity: usize) -> (SendStream<T>, ReceiveStream<T>) {
             receivers: 1,
             send_waiters: VecDeque::new(),
             recv_waiters: VecDeque::new(),
+            bounced: VecDeque::new(),
             next_id: 2,
         }),
         closing: event_listener::Event::new(),
@@ -123,8 +124,9 @@ struct RecvWaiter<T> {
     id: u64,
     handle: u64,
     waker: Waker,
-    /// An item handed over directly by a sender (rendezvous, or an empty buffer).
-    slot: Option<T>,
+    /// An item handed over directly by a sender (rendezvous, or an empty buffer), with
+    /// its place in the order of hand-overs (see [`State::bounce`]).
+    slot: Option<(u64, T)>,
     /// For the waiter of `poll_next` (which stays registered between polls): the scope
     /// it waits in. A sender never hands an item to it once that scope is cancelled,
     /// since the scope may drop the poller without polling it again.
@@ -147,6 +149,9 @@ struct State<T> {
     receivers: usize,
     send_waiters: VecDeque<SendWaiter>,
     recv_waiters: VecDeque<RecvWaiter<T>>,
+    /// The hand-over numbers of the items at the front of `buf` that came back from
+    /// waiters (`bounced[i]` is that of `buf[i]`), in increasing order.
+    bounced: VecDeque<u64>,
     next_id: u64,
 }
 
@@ -178,8 +183,10 @@ impl<T> State<T> {
     /// Hands `item` to a waiting receiver or buffers it. Never waits.
     fn push(&mut self, item: T) -> Result<(), T> {
         if self.buf.is_empty() {
+            let seq = self.next_id;
             if let Some(w) = self.recv_waiters.iter_mut().find(|w| w.takes()) {
-                w.slot = Some(item);
+                self.next_id += 1;
+                w.slot = Some((seq, item));
                 w.waker.wake_by_ref();
                 return Ok(());
             }
@@ -205,6 +212,7 @@ impl<T> State<T> {
     /// Takes the next buffered item, making room for a sender.
     fn pop(&mut self) -> Option<T> {
         let item = self.buf.pop_front()?;
+        self.bounced.pop_front();
         self.wake_first_sender();
         if !self.buf.is_empty() {
             self.wake_first_receiver();
@@ -227,17 +235,44 @@ impl<T> State<T> {
     fn remove_receiver(&mut self, id: u64) {
         if let Some(i) = self.recv_waiters.iter().position(|w| w.id == id) {
             let w = self.recv_waiters.remove(i).expect("index in range");
-            if let Some(item) = w.slot {
+            if let Some((seq, item)) = w.slot {
                 // A waiter belongs to an open receive handle (closing a handle removes
                 // its waiters), so there is a receiver to take the item, and it is never
                 // dropped here, under the lock.
                 debug_assert!(self.receivers > 0, "a receive waiter outlived its handle");
-                self.buf.push_front(item);
+                self.bounce(seq, item);
             }
             if !self.buf.is_empty() {
                 self.wake_first_receiver();
             }
         }
+    }
+
+    /// Puts back an item that was handed to a waiter that is gone, where it belongs: a
+    /// sender hands an item over only when the buffer is empty, so it is older than every
+    /// item buffered since; among the items that came back, hand-over order decides.
+    fn bounce(&mut self, seq: u64, item: T) {
+        let i = self.bounced.partition_point(|&s| s < seq);
+        self.bounced.insert(i, seq);
+        self.buf.insert(i, item);
+    }
+
+    /// The item handed to a handle's `poll_next` waiter (`next`) and not yet returned, if
+    /// it is the oldest the stream has: a receive on the same handle takes it first (the
+    /// `next()` future that registered the waiter may have been dropped unpolled).
+    fn take_parked(&mut self, next: Option<u64>) -> Option<T> {
+        let next = next?;
+        let i = self.recv_waiters.iter().position(|w| w.id == next)?;
+        let (seq, _) = self.recv_waiters[i].slot.as_ref()?;
+        if self.bounced.front().is_some_and(|s| s < seq) {
+            // An older item came back to the buffer: that one first.
+            return None;
+        }
+        let w = self.recv_waiters.remove(i).expect("index in range");
+        if !self.buf.is_empty() {
+            self.wake_first_receiver();
+        }
+        w.slot.map(|(_, item)| item)
     }
 
     fn register_sender(&mut self, id: &mut Option<u64>, handle: u64, waker: &Waker) {
@@ -274,7 +309,7 @@ impl<T> State<T> {
                     if !self.buf.is_empty() {
                         self.wake_first_receiver();
                     }
-                    return Poll::Ready(Ok(w.slot.expect("checked")));
+                    return Poll::Ready(Ok(w.slot.expect("checked").1));
                 }
             }
         }
@@ -842,6 +877,9 @@ impl<T> ReceiveStream<T> {
         if self.closed.load(Ordering::Acquire) {
             return Err(TryRecvError::Closed);
         }
+        if let Some(item) = st.take_parked(self.next) {
+            return Ok(item);
+        }
         if let Some(item) = st.pop() {
             return Ok(item);
         }
@@ -951,8 +989,8 @@ impl<T> ReceiveStream<T> {
             if st.recv_waiters[i].handle == self.handle {
                 let w = st.recv_waiters.remove(i).expect("index in range");
                 w.waker.wake();
-                if let Some(item) = w.slot {
-                    st.buf.push_front(item);
+                if let Some((seq, item)) = w.slot {
+                    st.bounce(seq, item);
                 }
             } else {
                 i += 1;
@@ -964,6 +1002,7 @@ impl<T> ReceiveStream<T> {
         if st.receivers == 0 {
             // Dropped outside the lock: an item's destructor is user code.
             let dropped = std::mem::take(&mut st.buf);
+            st.bounced.clear();
             for w in &st.send_waiters {
                 w.waker.wake_by_ref();
             }
@@ -1044,8 +1083,14 @@ impl<T> Unpin for ReceiveStream<T> {}
 /// `Stream` stays registered between polls: once the scope of the last `poll_next` is
 /// cancelled, no sender hands an item to this handle any more; and an item handed to it
 /// in the very instant its scope is cancelled stays with this handle (it is the next item
-/// `poll_next` returns, or it goes back to the front of the stream when the handle is
-/// closed or dropped). Nothing is lost either way.
+/// `poll_next`, `recv` or `try_recv` on this handle returns, or it goes back to the
+/// stream, in its place, when the handle is closed or dropped). Nothing is lost either
+/// way.
+///
+/// The same holds when the `next()` future is dropped from outside hatchery (a lost
+/// `select!` branch) after it registered: the handle stays registered, and the next item
+/// may be handed to it. So do not keep a handle whose `next()` was dropped idle while
+/// other handles receive: receive on it again, or drop it, which passes the item on.
 impl<T> futures_core::Stream for ReceiveStream<T> {
     type Item = T;
 
@@ -1098,6 +1143,14 @@ impl<T> Future for Recv<'_, T> {
             return Poll::Pending;
         }
         let closed = this.stream.closed.load(Ordering::Acquire);
+        if !closed {
+            if let Some(item) = st.take_parked(this.stream.next) {
+                if let Some(id) = this.id.take() {
+                    st.remove_receiver(id);
+                }
+                return Poll::Ready(Ok(item));
+            }
+        }
         st.poll_recv(&mut this.id, this.stream.handle, closed, cx.waker(), false)
     }
 }
