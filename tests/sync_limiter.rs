@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_lite::future;
 use hatchery::sync::{CapacityLimiter, LimiterError};
 use hatchery::testing::wait_all_tasks_blocked;
 use hatchery::{move_on_after, nursery, sleep};
@@ -179,4 +180,24 @@ async fn cancelled_wait_holds_nothing() {
     .unwrap();
     assert_eq!(limiter.statistics().borrowers, [3]);
     assert_eq!(limiter.statistics().tasks_waiting, 0);
+}
+
+/// A borrower whose acquire was granted a token but has not returned yet does not hold
+/// it: releasing on its behalf then fails, and the acquire returns holding the token,
+/// counted once.
+#[hatchery::test]
+async fn release_before_the_granted_acquire_returns_is_refused() {
+    let limiter = CapacityLimiter::new(1);
+    limiter.try_acquire_on_behalf_of(1).unwrap();
+    let mut acquire = Box::pin(limiter.acquire_on_behalf_of(7));
+    assert!(future::poll_once(&mut acquire).await.is_none()); // waits
+    limiter.release_on_behalf_of(1).unwrap(); // the token is set aside for 7
+    assert_eq!(
+        limiter.release_on_behalf_of(7),
+        Err(LimiterError::NotBorrowing)
+    );
+    assert_eq!(acquire.await, Ok(()));
+    assert_eq!(limiter.borrowed_tokens(), 1);
+    assert_eq!(limiter.release_on_behalf_of(7), Ok(()));
+    assert_eq!(limiter.borrowed_tokens(), 0);
 }

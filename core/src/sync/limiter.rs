@@ -100,7 +100,12 @@ impl State {
         }
     }
 
+    /// Gives back `key`'s token. A borrower whose wait was granted a token but has not
+    /// returned yet does not hold it yet: its wait does (and gives it back if dropped).
     fn release(&mut self, key: Key) -> bool {
+        if self.waiters.iter().any(|w| w.key == key) {
+            return false;
+        }
         let held = self.borrowers.remove(&key);
         if held {
             self.grant();
@@ -404,7 +409,8 @@ impl CapacityLimiter {
     ///
     /// # Errors
     ///
-    /// [`LimiterError::NotBorrowing`] if `borrower` holds no token.
+    /// [`LimiterError::NotBorrowing`] if `borrower` holds no token, which includes while
+    /// its acquire has not returned yet (even if a token was already set aside for it).
     ///
     /// # Examples
     ///
