@@ -155,3 +155,24 @@ async fn as_completed_in_is_reaped_by_the_nursery() {
     assert_eq!(dropped.get(), 3);
     assert_eq!(log.count("cleaned up"), 3);
 }
+
+/// `remaining` never counts an output twice, also while its child moves it from running
+/// to queued on another thread.
+#[hatchery::test]
+async fn remaining_never_counts_an_output_twice() {
+    for i in 0..2_000 {
+        let max = as_completed([async { 7u32 }], |done| async move {
+            let mut max = 0;
+            loop {
+                max = max.max(done.remaining());
+                if futures_lite::Stream::size_hint(&done) == (1, Some(1)) {
+                    break;
+                }
+                hatchery::checkpoint().await; // lets the child run on one thread
+            }
+            max
+        })
+        .await;
+        assert_eq!(max, 1, "iteration {i}");
+    }
+}

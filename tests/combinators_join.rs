@@ -3,6 +3,7 @@
 //! caller is cancelled).
 
 use std::future::{ready, Ready};
+use std::time::Duration;
 
 use hatchery::{finally, join, move_on_after, settle, sleep, try_join};
 use hatchery_tests::{catch_panic, ms, until, Counter, Log, TestError, HOUR};
@@ -215,4 +216,63 @@ fn combinator_futures_are_send() {
         2,
         HOUR,
     )));
+}
+
+/// `join` of a future that suspends, in a scope cancelled before entry, with an input
+/// that is slow to end: on a multi-threaded runtime the child is polled on another
+/// thread, cancelled at its first suspension, and has finished before the nursery's first
+/// poll ends. `join` still never completes (it panicked, blaming the executor).
+#[hatchery::test]
+async fn join_in_a_cancelled_scope_whose_child_ends_first_returns_nothing() {
+    type Child = std::pin::Pin<Box<dyn std::future::Future<Output = u32> + Send>>;
+    struct SlowEnd(Option<Child>);
+    impl Iterator for SlowEnd {
+        type Item = Child;
+        fn next(&mut self) -> Option<Child> {
+            let item = self.0.take();
+            if item.is_none() {
+                // Time for another thread to poll and cancel the child.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            item
+        }
+    }
+    let scope = hatchery::CancelScope::new();
+    scope.handle().cancel();
+    let out = scope
+        .run(async {
+            let child: Child = Box::pin(async {
+                sleep(HOUR).await;
+                1u32
+            });
+            join(SlowEnd(Some(child))).await
+        })
+        .await;
+    assert_eq!(out, None);
+}
+
+/// The same race by ordinary timing, for `race`, `race_ok` and `join`, many times.
+#[hatchery::test]
+async fn combinators_in_cancelled_scopes_return_nothing() {
+    use std::future::pending;
+    for i in 0..2_000 {
+        let r = catch_panic(async {
+            let scope = hatchery::CancelScope::new();
+            scope.handle().cancel();
+            let a = scope.run(hatchery::race([pending::<u32>()])).await;
+            let scope = hatchery::CancelScope::new();
+            scope.handle().cancel();
+            let b = scope
+                .run(hatchery::race_ok([pending::<Result<u32, TestError>>()]))
+                .await;
+            let scope = hatchery::CancelScope::new();
+            scope.handle().cancel();
+            let c = scope.run(join([pending::<u32>()])).await;
+            assert!(a.is_none() && b.is_none() && c.is_none());
+        })
+        .await;
+        if let Err(msg) = r {
+            panic!("iteration {i}: {msg}");
+        }
+    }
 }

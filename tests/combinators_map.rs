@@ -277,3 +277,25 @@ async fn caller_cancelled_midway_leaks_nothing() {
 fn zero_limit_panics() {
     let _ = map(0, 0..1, |i| async move { i });
 }
+
+/// `map` in a scope cancelled before it is entered takes no input and never completes:
+/// it does not return a success without the results (it returned `Ok(vec![])`).
+#[hatchery::test]
+async fn map_in_a_scope_cancelled_before_entry_returns_nothing() {
+    let scope = hatchery::CancelScope::new();
+    scope.handle().cancel();
+    let taken = Counter::new();
+    let t = taken.clone();
+    let out = scope
+        .run(async move {
+            let inputs = (0..5u32).inspect(move |_| {
+                t.incr();
+            });
+            map(2, inputs, |i| async move { Ok::<_, TestError>(i) })
+                .try_join()
+                .await
+        })
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(taken.get(), 0);
+}

@@ -610,3 +610,25 @@ async fn cancelled_task_is_not_polled_again() {
     assert_eq!(out, Ok(1));
     assert_eq!(log.events(), ["waiting"]);
 }
+
+/// A nursery whose body returns its value in its first poll, in a cancelled scope, while
+/// a child it spawned was cancelled meanwhile (on another thread): the value does not
+/// pass, since that child was cut short; the scope catches, as when the nursery waits.
+#[hatchery::test]
+async fn a_first_poll_value_does_not_pass_a_cancelled_child() {
+    let scope = CancelScope::new();
+    scope.handle().cancel();
+    let out = scope
+        .run(nursery(|n| async move {
+            n.spawn(async {
+                sleep(HOUR).await;
+                Ok::<_, TestError>(())
+            });
+            // Time for another thread to run the child and cancel it; on one thread it
+            // runs later, and the nursery waits for it.
+            std::thread::sleep(Duration::from_millis(50));
+            Ok(1)
+        }))
+        .await;
+    assert_eq!(out, None);
+}

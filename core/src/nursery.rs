@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -155,6 +155,9 @@ pub(crate) struct Shared<E> {
     home: AtomicUsize,
     /// How many allocations `dead` holds, read without its lock.
     dead_len: AtomicUsize,
+    /// Whether a child ended cancelled: then a body that returned in the first poll did
+    /// not run to its end without interruption (see the end of `poll`).
+    child_cancelled: AtomicBool,
     waker: AtomicWaker,
     record: Mutex<Record<E>>,
     /// Allocations of finished children let go of on another thread than `home`, for
@@ -248,6 +251,13 @@ impl<E> Shared<E> {
     }
 
     /// A child has finished (its future is already dropped).
+    /// Notes that a child ended cancelled (before [`child_done`](Self::child_done)).
+    pub(crate) fn child_cancelled(&self) {
+        if !self.child_cancelled.load(Ordering::Relaxed) {
+            self.child_cancelled.store(true, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn child_done(&self) {
         if self.state.fetch_sub(ONE, Ordering::AcqRel) == ONE {
             self.waker.wake();
@@ -519,6 +529,7 @@ where
                 state: AtomicUsize::new(0),
                 home: AtomicUsize::new(rt::thread_key()),
                 dead_len: AtomicUsize::new(0),
+                child_cancelled: AtomicBool::new(false),
                 waker: AtomicWaker::new(),
                 record: Mutex::new(Record {
                     errors: Vec::new(),
@@ -600,8 +611,13 @@ where
             return Poll::Ready(Err(NurseryError::Failed(errors)));
         }
         // A nursery that produced its value in its first poll never suspended: like code
-        // that never suspends, cancellation does not interrupt it (C1).
-        if outer && !(first && value.is_some()) {
+        // that never suspends, cancellation does not interrupt it (C1). Unless a child was
+        // cancelled: on another thread, children can start, be cancelled at their first
+        // suspension and finish before that first poll ends, and the value must not
+        // pass for the work of children that were cut short (combinators build theirs
+        // from their children's outputs). (`try_close` acquired the children's writes.)
+        let uninterrupted = first && !shared.child_cancelled.load(Ordering::Relaxed);
+        if outer && !(uninterrupted && value.is_some()) {
             // Cancelled from outside (even if the body had finished): waiting for the
             // children was a suspension point, so the enclosing cancelled scope ends the
             // work here and drops us, as trio raises `Cancelled` out of the nursery.

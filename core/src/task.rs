@@ -341,7 +341,12 @@ where
                 nursery.panicked(p);
                 Err(JoinError::panicked())
             }
-            Some(End::Cancelled) | None => Err(JoinError::cancelled()),
+            Some(End::Cancelled) => {
+                nursery.child_cancelled();
+                Err(JoinError::cancelled())
+            }
+            // Ended before `started`: it was `start`'s, whose caller had the end.
+            None => Err(JoinError::cancelled()),
         };
         // A started task has no handle. A spawned one whose handle is gone is held only
         // by the runner and its own context, and no handle can appear later. Either way

@@ -143,10 +143,9 @@ where
         .into_iter()
         .map(|fut| {
             chan.senders.fetch_add(1, Ordering::AcqRel);
-            let tx = Sender(chan.clone());
+            let tx = Sender(Some(chan.clone()));
             n.spawn(async move {
-                let v = fut.await;
-                tx.0.lock().push_back(v);
+                tx.send(fut.await);
                 Ok(())
             })
         })
@@ -167,13 +166,29 @@ impl<T> Chan<T> {
     }
 }
 
-/// Held by a child; dropped when the child finishes or is cancelled.
-struct Sender<T>(Arc<Chan<T>>);
+/// Held by a child until it sends its output, or until it is cancelled.
+struct Sender<T>(Option<Arc<Chan<T>>>);
+
+impl<T> Sender<T> {
+    /// Queues the output and stops counting this child as running, in one step under the
+    /// queue's lock, so that [`AsCompleted::remaining`] never counts it twice.
+    fn send(mut self, v: T) {
+        let chan = self.0.take().expect("sent once");
+        {
+            let mut queue = chan.lock();
+            queue.push_back(v);
+            chan.senders.fetch_sub(1, Ordering::AcqRel);
+        }
+        chan.waker.wake();
+    }
+}
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        self.0.senders.fetch_sub(1, Ordering::AcqRel);
-        self.0.waker.wake();
+        if let Some(chan) = self.0.take() {
+            chan.senders.fetch_sub(1, Ordering::AcqRel);
+            chan.waker.wake();
+        }
     }
 }
 
@@ -232,8 +247,10 @@ impl<T> AsCompleted<T> {
     /// # });
     /// ```
     pub fn remaining(&self) -> usize {
-        let queued = self.chan.lock().len();
-        queued + self.chan.senders.load(Ordering::Acquire)
+        // Read together under the lock, which a child holds while it moves its output
+        // from one count to the other.
+        let queue = self.chan.lock();
+        queue.len() + self.chan.senders.load(Ordering::Acquire)
     }
 }
 
@@ -249,7 +266,8 @@ impl<T> Stream for AsCompleted<T> {
             return Poll::Ready(Some(v));
         }
         chan.waker.register(cx.waker());
-        // A child pushes its output before it drops its sender: read the count first.
+        // A child pushes its output before it stops counting as running: read the count
+        // first.
         let done = chan.senders.load(Ordering::Acquire) == 0;
         if let Some(v) = chan.lock().pop_front() {
             return Poll::Ready(Some(v));
@@ -262,7 +280,8 @@ impl<T> Stream for AsCompleted<T> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let queued = self.chan.lock().len();
+        let queue = self.chan.lock();
+        let queued = queue.len();
         (
             queued,
             Some(queued + self.chan.senders.load(Ordering::Acquire)),

@@ -416,11 +416,13 @@ where
         loop {
             poll_fn(|cx| gate.poll_free(limit, cx)).await;
             if limit != usize::MAX && n.is_cancelled() {
-                // Slots came free because the work is cancelled (a child failed): take
-                // no more input, even if this poll has not been stopped yet. Without a
-                // limit (`join`, `try_join`, `settle`) every future given is spawned, as
-                // into any nursery, cancelled or not.
-                break;
+                // Slots came free because the work is cancelled (a child failed, or an
+                // enclosing scope was cancelled, perhaps before we started): take no
+                // more input, even if this poll has not been stopped yet, and produce no
+                // value, which would claim that every input was spawned: wait to be
+                // dropped. Without a limit (`join`, `try_join`, `settle`) every future
+                // given is spawned, as into any nursery, cancelled or not.
+                return std::future::pending().await;
             }
             let Some(item) = poll_fn(|cx| inputs.as_mut().poll_next(cx)).await else {
                 break;
