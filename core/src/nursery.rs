@@ -250,7 +250,6 @@ impl<E> Shared<E> {
         }
     }
 
-    /// A child has finished (its future is already dropped).
     /// Notes that a child ended cancelled (before [`child_done`](Self::child_done)).
     pub(crate) fn child_cancelled(&self) {
         if !self.child_cancelled.load(Ordering::Relaxed) {
@@ -258,6 +257,7 @@ impl<E> Shared<E> {
         }
     }
 
+    /// A child has finished (its future is already dropped).
     pub(crate) fn child_done(&self) {
         if self.state.fetch_sub(ONE, Ordering::AcqRel) == ONE {
             self.waker.wake();
