@@ -329,3 +329,19 @@ async fn lock_free_but_try_lock_fails_after_starved_waiter_cancelled() {
     );
     drop(b);
 }
+
+/// A `lock()` polled again after it returned its guard panics with a message: it never
+/// takes the lock a second time (async-lock's future would, after its fast path).
+#[hatchery::test]
+async fn lock_polled_after_completion_panics() {
+    let lock = Lock::new(0);
+    let mut acquire = Box::pin(lock.lock());
+    let guard = future::poll_once(&mut acquire)
+        .await
+        .expect("the lock is free");
+    drop(guard);
+    let again = hatchery_tests::catch_panic(future::poll_once(&mut acquire)).await;
+    let message = again.map(|_| ()).expect_err("polled after completion");
+    assert!(message.contains("polled after completion"), "{message}");
+    assert!(!lock.is_locked());
+}

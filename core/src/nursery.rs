@@ -251,7 +251,7 @@ impl<E> Shared<E> {
     }
 
     /// Notes that a child ended cancelled (before [`child_done`](Self::child_done)).
-    pub(crate) fn child_cancelled(&self) {
+    pub(crate) fn note_cancelled_child(&self) {
         if !self.child_cancelled.load(Ordering::Relaxed) {
             self.child_cancelled.store(true, Ordering::Relaxed);
         }

@@ -342,7 +342,7 @@ where
                 Err(JoinError::panicked())
             }
             Some(End::Cancelled) => {
-                nursery.child_cancelled();
+                nursery.note_cancelled_child();
                 Err(JoinError::cancelled())
             }
             // Ended before `started`: it was `start`'s, whose caller had the end.

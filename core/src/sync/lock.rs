@@ -149,7 +149,7 @@ impl<T> Lock<T> {
     /// ```
     pub fn lock(&self) -> LockAcquire<'_, T> {
         LockAcquire {
-            mutex: &self.inner,
+            mutex: Some(&self.inner),
             inner: None,
             shared: &self.shared,
             waiting: None,
@@ -285,7 +285,8 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct LockAcquire<'a, T> {
-        mutex: &'a async_lock::Mutex<T>,
+        // `None` once the guard was returned.
+        mutex: Option<&'a async_lock::Mutex<T>>,
         // The wait in async-lock's queue; `None` before the first poll and after a
         // cancelled one.
         #[pin]
@@ -310,12 +311,15 @@ impl<'a, T> Future for LockAcquire<'a, T> {
             return Poll::Pending;
         }
         if this.inner.is_none() {
-            this.inner.set(Some(this.mutex.lock()));
+            // Polled again after it returned a guard, it must not take the lock again.
+            let mutex = this.mutex.expect("`LockAcquire` polled after completion");
+            this.inner.set(Some(mutex.lock()));
         }
         let inner = this.inner.as_mut().as_pin_mut().expect("set above");
         match inner.poll(cx) {
             Poll::Ready(guard) => {
                 this.inner.set(None);
+                *this.mutex = None;
                 *this.waiting = None;
                 Poll::Ready(LockGuard::new(guard, this.shared))
             }
