@@ -7,7 +7,9 @@ use std::time::Duration;
 use futures_lite::{future, StreamExt};
 use hatchery::sync::{RecvError, SendError, TryRecvError, TrySendError};
 use hatchery::testing::wait_all_tasks_blocked;
-use hatchery::{memory_stream, memory_stream_unbounded, move_on_after, nursery, CancelScope};
+use hatchery::{
+    fail_after, memory_stream, memory_stream_unbounded, move_on_after, nursery, CancelScope,
+};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -531,30 +533,97 @@ async fn items_of_closed_receives_keep_their_order() {
     assert_eq!(rx.try_recv(), Ok(6));
 }
 
-/// A `next()` dropped after it registered (a lost `select!` branch): the item handed to
-/// the handle meanwhile is what the handle's next receive returns, however it receives.
-#[hatchery::test]
-async fn item_parked_by_a_dropped_next_is_received_first() {
-    let (tx, mut rx) = memory_stream::<u32>(4);
-    assert!(future::poll_once(rx.next()).await.is_none());
-    tx.try_send(1).unwrap(); // handed to the handle's stream waiter
-    tx.try_send(2).unwrap();
-    assert_eq!(rx.try_recv(), Ok(1));
-    assert_eq!(future::poll_once(rx.next()).await, Some(Some(2)));
-    assert!(future::poll_once(rx.next()).await.is_none());
-    tx.try_send(3).unwrap();
-    tx.try_send(4).unwrap();
-    assert_eq!(rx.recv().await, Ok(3));
-    assert_eq!(rx.next().await, Some(4));
+/// A `next()` dropped after it registered (a lost `select!` branch) leaves its handle
+/// registered; an item sent for it is still received by a receive waiting on another
+/// handle, in a rendezvous and in a buffered stream. (A failure times out.)
+#[hatchery::test(virtual_time)]
+async fn an_idle_stream_handle_holds_no_item_back() {
+    for capacity in [0, 4] {
+        let (tx, mut rx) = memory_stream::<u32>(capacity);
+        let rx2 = rx.clone();
+        fail_after(
+            HOUR,
+            nursery(|n| async move {
+                assert!(future::poll_once(rx.next()).await.is_none());
+                let h = n.spawn(async move { Ok::<_, anyhow::Error>(rx2.recv().await) });
+                wait_all_tasks_blocked().await;
+                // `rx` registered first: the item is sent for it, yet `rx2` receives it.
+                tx.send(1).await?;
+                assert_eq!(h.join().await?, Ok(1));
+                drop(rx);
+                Ok::<_, anyhow::Error>(())
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+}
 
-    // An older item, back from a dropped receive of another handle, goes first.
+/// The same between two `Stream` consumers: the one whose `next()` was dropped does not
+/// keep the other from being woken. (A failure times out.)
+#[hatchery::test(virtual_time)]
+async fn an_idle_stream_handle_does_not_starve_another_stream() {
+    let (tx, mut rx) = memory_stream::<u32>(0);
+    let mut rx2 = rx.clone();
+    fail_after(
+        HOUR,
+        nursery(|n| async move {
+            assert!(future::poll_once(rx.next()).await.is_none());
+            let h = n.spawn(async move {
+                let mut got = Vec::new();
+                while let Some(v) = rx2.next().await {
+                    got.push(v);
+                }
+                Ok::<_, anyhow::Error>(got)
+            });
+            wait_all_tasks_blocked().await;
+            for i in 0..3 {
+                tx.send(i).await?;
+            }
+            drop(tx);
+            assert_eq!(h.join().await?, [0, 1, 2]);
+            drop(rx);
+            Ok::<_, anyhow::Error>(())
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+/// In a rendezvous stream an idle handle counts as a receiver for one send at most: the
+/// next send waits for a real receive, and the handle counts again once polled again.
+#[hatchery::test]
+async fn an_idle_stream_handle_lets_one_rendezvous_send_through() {
+    let (tx, mut rx) = memory_stream::<u32>(0);
+    assert!(future::poll_once(rx.next()).await.is_none());
+    tx.try_send(1).unwrap();
+    assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+    assert!(future::poll_once(rx.next()).await.is_none());
+    tx.try_send(2).unwrap();
+    assert_eq!(rx.next().await, Some(2));
+    // Taking the item ended the wait: nothing registered, nothing sent.
+    assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+    assert_eq!(rx.statistics().tasks_waiting_receive, 0);
+}
+
+/// Items sent for stream waiters and items back from dropped receives keep the order in
+/// which they were sent.
+#[hatchery::test]
+async fn items_sent_for_a_stream_keep_their_order() {
+    let (tx, mut rx) = memory_stream::<u32>(4);
     let rx2 = rx.clone();
     let mut r = Box::pin(rx2.recv());
     assert!(future::poll_once(&mut r).await.is_none());
     assert!(future::poll_once(rx.next()).await.is_none());
-    tx.try_send(5).unwrap(); // handed to `r`
-    tx.try_send(6).unwrap(); // handed to `rx`'s stream waiter
+    tx.try_send(1).unwrap(); // handed to `r`
+    tx.try_send(2).unwrap(); // buffered, for `rx`'s stream waiter
+    tx.try_send(3).unwrap();
     drop(r);
-    assert_eq!(rx.try_recv(), Ok(5));
-    assert_eq!(rx.try_recv(), Ok(6));
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(rx.next().await, Some(2));
+    assert_eq!(rx2.recv().await, Ok(3));
 }

@@ -58,6 +58,7 @@ pub fn memory_stream<T>(capacity: usize) -> (SendStream<T>, ReceiveStream<T>) {
             receivers: 1,
             send_waiters: VecDeque::new(),
             recv_waiters: VecDeque::new(),
+            stream_waiters: 0,
             bounced: VecDeque::new(),
             next_id: 2,
         }),
@@ -124,19 +125,30 @@ struct RecvWaiter<T> {
     id: u64,
     handle: u64,
     waker: Waker,
-    /// An item handed over directly by a sender (rendezvous, or an empty buffer), with
-    /// its place in the order of hand-overs (see [`State::bounce`]).
+    /// For a [`Recv`]: an item handed over directly by a sender (rendezvous, or an
+    /// empty buffer), with its place in the order of hand-overs (see [`State::bounce`]).
     slot: Option<(u64, T)>,
-    /// For the waiter of `poll_next` (which stays registered between polls): the scope
-    /// it waits in. A sender never hands an item to it once that scope is cancelled,
-    /// since the scope may drop the poller without polling it again.
+    /// Whether this is the waiter of a handle's `poll_next`. It stays registered between
+    /// polls, and the `next()` future that polled it may be gone for good (a lost
+    /// `select!` branch) while the handle lives on; so it is never handed an item: an
+    /// item sent for it waits in the buffer, where any receiver takes it, and every
+    /// stream waiter is woken for it (see [`State::wake_receivers`]).
+    stream: bool,
+    /// For a stream waiter: an item was put in the buffer for it since its last poll. It
+    /// stands for no further item until it is polled again, so a rendezvous sender does
+    /// not count an idle handle as a receiver twice.
+    served: bool,
+    /// For a stream waiter: the scope of its last poll. No item is sent for it once that
+    /// scope is cancelled, since the scope may drop the poller without polling it again.
     scope: Option<Arc<Node>>,
 }
 
 impl<T> RecvWaiter<T> {
-    /// Whether a sender may hand an item to this waiter.
+    /// Whether a sender may send an item for this waiter.
     fn takes(&self) -> bool {
-        self.slot.is_none() && !self.scope.as_ref().is_some_and(|n| n.is_cancelled())
+        self.slot.is_none()
+            && !self.served
+            && !self.scope.as_ref().is_some_and(|n| n.is_cancelled())
     }
 }
 
@@ -149,6 +161,8 @@ struct State<T> {
     receivers: usize,
     send_waiters: VecDeque<SendWaiter>,
     recv_waiters: VecDeque<RecvWaiter<T>>,
+    /// How many of `recv_waiters` are stream waiters.
+    stream_waiters: usize,
     /// The hand-over numbers of the items at the front of `buf` that came back from
     /// waiters (`bounced[i]` is that of `buf[i]`), in increasing order.
     bounced: VecDeque<u64>,
@@ -174,9 +188,21 @@ impl<T> State<T> {
         }
     }
 
-    fn wake_first_receiver(&self) {
-        if let Some(w) = self.recv_waiters.iter().find(|w| w.takes()) {
-            w.waker.wake_by_ref();
+    /// Wakes the receivers that may take a buffered item: the first waiting [`Recv`],
+    /// and every stream waiter (served or not), since one of them may never be polled
+    /// again.
+    fn wake_receivers(&self) {
+        let mut recv_woken = false;
+        for w in &self.recv_waiters {
+            if w.stream {
+                w.waker.wake_by_ref();
+            } else if !recv_woken && w.slot.is_none() {
+                w.waker.wake_by_ref();
+                recv_woken = true;
+                if self.stream_waiters == 0 {
+                    break;
+                }
+            }
         }
     }
 
@@ -185,15 +211,23 @@ impl<T> State<T> {
         if self.buf.is_empty() {
             let seq = self.next_id;
             if let Some(w) = self.recv_waiters.iter_mut().find(|w| w.takes()) {
-                self.next_id += 1;
-                w.slot = Some((seq, item));
-                w.waker.wake_by_ref();
+                if w.stream {
+                    // Sent for a waiting `next()`, even in a rendezvous stream, but
+                    // buffered, for whichever receiver comes first.
+                    w.served = true;
+                    self.buf.push_back(item);
+                    self.wake_receivers();
+                } else {
+                    self.next_id += 1;
+                    w.slot = Some((seq, item));
+                    w.waker.wake_by_ref();
+                }
                 return Ok(());
             }
         }
         if self.buf.len() < self.cap {
             self.buf.push_back(item);
-            self.wake_first_receiver();
+            self.wake_receivers();
             return Ok(());
         }
         Err(item)
@@ -215,7 +249,7 @@ impl<T> State<T> {
         self.bounced.pop_front();
         self.wake_first_sender();
         if !self.buf.is_empty() {
-            self.wake_first_receiver();
+            self.wake_receivers();
         }
         Some(item)
     }
@@ -234,7 +268,7 @@ impl<T> State<T> {
     /// the stream, so nothing is lost.
     fn remove_receiver(&mut self, id: u64) {
         if let Some(i) = self.recv_waiters.iter().position(|w| w.id == id) {
-            let w = self.recv_waiters.remove(i).expect("index in range");
+            let w = self.remove_waiter(i);
             if let Some((seq, item)) = w.slot {
                 // A waiter belongs to an open receive handle (closing a handle removes
                 // its waiters), so there is a receiver to take the item, and it is never
@@ -243,7 +277,7 @@ impl<T> State<T> {
                 self.bounce(seq, item);
             }
             if !self.buf.is_empty() {
-                self.wake_first_receiver();
+                self.wake_receivers();
             }
         }
     }
@@ -257,22 +291,12 @@ impl<T> State<T> {
         self.buf.insert(i, item);
     }
 
-    /// The item handed to a handle's `poll_next` waiter (`next`) and not yet returned, if
-    /// it is the oldest the stream has: a receive on the same handle takes it first (the
-    /// `next()` future that registered the waiter may have been dropped unpolled).
-    fn take_parked(&mut self, next: Option<u64>) -> Option<T> {
-        let next = next?;
-        let i = self.recv_waiters.iter().position(|w| w.id == next)?;
-        let (seq, _) = self.recv_waiters[i].slot.as_ref()?;
-        if self.bounced.front().is_some_and(|s| s < seq) {
-            // An older item came back to the buffer: that one first.
-            return None;
-        }
+    fn remove_waiter(&mut self, i: usize) -> RecvWaiter<T> {
         let w = self.recv_waiters.remove(i).expect("index in range");
-        if !self.buf.is_empty() {
-            self.wake_first_receiver();
+        if w.stream {
+            self.stream_waiters -= 1;
         }
-        w.slot.map(|(_, item)| item)
+        w
     }
 
     fn register_sender(&mut self, id: &mut Option<u64>, handle: u64, waker: &Waker) {
@@ -304,10 +328,10 @@ impl<T> State<T> {
         if let Some(my) = *id {
             if let Some(i) = self.recv_waiters.iter().position(|w| w.id == my) {
                 if self.recv_waiters[i].slot.is_some() {
-                    let w = self.recv_waiters.remove(i).expect("index in range");
+                    let w = self.remove_waiter(i);
                     *id = None;
                     if !self.buf.is_empty() {
-                        self.wake_first_receiver();
+                        self.wake_receivers();
                     }
                     return Poll::Ready(Ok(w.slot.expect("checked").1));
                 }
@@ -333,15 +357,17 @@ impl<T> State<T> {
                             (None, None) => true,
                             _ => false,
                         });
+                        let took = w.takes();
+                        w.served = false;
                         if !same {
                             w.scope = current_scope();
-                            // It may have been skipped while its old scope was cancelled
-                            // (a rendezvous sender then waits for a receiver): it takes
-                            // items again, so let a waiting sender know, as a new
-                            // receiver would.
-                            if w.takes() {
-                                self.wake_first_sender();
-                            }
+                        }
+                        // It may have been skipped while served, or while its old scope
+                        // was cancelled (a rendezvous sender then waits for a receiver):
+                        // if it takes items again, let a waiting sender know, as a new
+                        // receiver would.
+                        if !took && w.takes() {
+                            self.wake_first_sender();
                         }
                     }
                     return Poll::Pending;
@@ -354,14 +380,21 @@ impl<T> State<T> {
                 handle,
                 waker: waker.clone(),
                 slot: None,
+                stream,
+                served: false,
                 scope: if stream { current_scope() } else { None },
             });
+            self.stream_waiters += usize::from(stream);
             // A rendezvous sender waits for a receiver to show up.
             self.wake_first_sender();
             return Poll::Pending;
         };
         if let Some(my) = id.take() {
-            self.remove_receiver(my);
+            // Its slot is empty (checked above): nothing to put back, and the wake-ups
+            // for what is left in the buffer are `pop`'s.
+            if let Some(i) = self.recv_waiters.iter().position(|w| w.id == my) {
+                self.remove_waiter(i);
+            }
         }
         match end {
             Some(e) => Poll::Ready(Err(e)),
@@ -877,9 +910,6 @@ impl<T> ReceiveStream<T> {
         if self.closed.load(Ordering::Acquire) {
             return Err(TryRecvError::Closed);
         }
-        if let Some(item) = st.take_parked(self.next) {
-            return Ok(item);
-        }
         if let Some(item) = st.pop() {
             return Ok(item);
         }
@@ -987,7 +1017,7 @@ impl<T> ReceiveStream<T> {
         let mut i = 0;
         while i < st.recv_waiters.len() {
             if st.recv_waiters[i].handle == self.handle {
-                let w = st.recv_waiters.remove(i).expect("index in range");
+                let w = st.remove_waiter(i);
                 w.waker.wake();
                 if let Some((seq, item)) = w.slot {
                     st.bounce(seq, item);
@@ -997,7 +1027,7 @@ impl<T> ReceiveStream<T> {
             }
         }
         if !st.buf.is_empty() {
-            st.wake_first_receiver();
+            st.wake_receivers();
         }
         if st.receivers == 0 {
             // Dropped outside the lock: an item's destructor is user code.
@@ -1079,18 +1109,35 @@ impl<T> Unpin for ReceiveStream<T> {}
 /// Yields items until end-of-stream, or until this handle is closed.
 ///
 /// Polling it follows the rules of [`ReceiveStream::recv`], cancel safety included: a
-/// poll in a cancelled scope takes nothing and withdraws. One difference, because a
-/// `Stream` stays registered between polls: once the scope of the last `poll_next` is
-/// cancelled, no sender hands an item to this handle any more; and an item handed to it
-/// in the very instant its scope is cancelled stays with this handle (it is the next item
-/// `poll_next`, `recv` or `try_recv` on this handle returns, or it goes back to the
-/// stream, in its place, when the handle is closed or dropped). Nothing is lost either
-/// way.
+/// poll in a cancelled scope takes nothing and withdraws.
 ///
-/// The same holds when the `next()` future is dropped from outside hatchery (a lost
-/// `select!` branch) after it registered: the handle stays registered, and the next item
-/// may be handed to it. So do not keep a handle whose `next()` was dropped idle while
-/// other handles receive: receive on it again, or drop it, which passes the item on.
+/// One difference, because a `Stream` stays registered between polls and the `next()`
+/// future that polled it may be gone for good (a lost `select!` branch) while the handle
+/// lives on: no item is ever handed to a waiting `poll_next`. An item sent for it stays
+/// in the stream, where any receiver of any handle takes it, and every handle waiting in
+/// `poll_next` is woken for it. So a handle left idle never holds an item back from the
+/// other receivers. In a rendezvous stream, a send completes when it finds a receiver
+/// waiting, and a waiting `poll_next` counts as one once per poll (not once its scope is
+/// cancelled): a handle whose `next()` was dropped lets at most one send complete
+/// without a receive.
+///
+/// # Examples
+///
+/// A receive on a clone gets the item although another handle's `next()` was dropped
+/// while it waited:
+///
+/// ```
+/// use futures_lite::{future, StreamExt};
+///
+/// # hatchery_smol::run(async {
+/// let (tx, mut rx) = hatchery::memory_stream::<u32>(0);
+/// let rx2 = rx.clone();
+/// // A `next()` that registers, then loses a race and is dropped.
+/// assert_eq!(future::poll_once(rx.next()).await, None);
+/// tx.try_send(1).unwrap(); // completes: `rx` was waiting
+/// assert_eq!(rx2.try_recv(), Ok(1)); // but any handle takes the item
+/// # });
+/// ```
 impl<T> futures_core::Stream for ReceiveStream<T> {
     type Item = T;
 
@@ -1143,14 +1190,6 @@ impl<T> Future for Recv<'_, T> {
             return Poll::Pending;
         }
         let closed = this.stream.closed.load(Ordering::Acquire);
-        if !closed {
-            if let Some(item) = st.take_parked(this.stream.next) {
-                if let Some(id) = this.id.take() {
-                    st.remove_receiver(id);
-                }
-                return Poll::Ready(Ok(item));
-            }
-        }
         st.poll_recv(&mut this.id, this.stream.handle, closed, cx.waker(), false)
     }
 }
