@@ -257,3 +257,67 @@ async fn n3_panic_out_of_the_backend_run() {
     .unwrap();
     assert_eq!(msg.unwrap_err(), "from the root");
 }
+
+/// N1/N3: a body dropped because its nursery was cancelled while it was suspended, whose
+/// destructor panics while a child is still in shielded cleanup: the panic comes out of
+/// `nursery` only once that child has finished.
+#[hatchery::test(virtual_time)]
+async fn n3_panic_dropping_a_cancelled_body_waits_for_children() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("body drop boom");
+        }
+    }
+    let log = Log::new();
+    let r = catch_panic(nursery(|n: Nursery<TestError>| {
+        let log = log.clone();
+        async move {
+            let _guard = PanicOnDrop;
+            let n2 = n.clone();
+            n.spawn(async move {
+                shield(async {
+                    sleep(secs(1)).await;
+                    n2.cancel(); // the body waits in `sleep(HOUR)`
+                    sleep(secs(10)).await;
+                    log.push("child cleanup done");
+                })
+                .await;
+                Ok(())
+            });
+            sleep(HOUR).await;
+            Ok(())
+        }
+    }))
+    .await;
+    log.push("panic caught");
+    assert_eq!(r.unwrap_err(), "body drop boom");
+    assert_eq!(log.events(), ["child cleanup done", "panic caught"]);
+    assert_eq!(elapsed(), secs(11));
+}
+
+/// N3: a panic in the closure that makes the body, after it spawned a child, is the
+/// body's: it comes out once that child has finished (cancelled).
+#[hatchery::test(virtual_time)]
+async fn n3_panic_making_the_body_waits_for_children() {
+    let log = Log::new();
+    let r = catch_panic(nursery(|n: Nursery<TestError>| {
+        let log = log.clone();
+        n.spawn(async move {
+            shield(sleep(secs(2))).await;
+            log.push("child done");
+            checkpoint().await;
+            log.push("child not cancelled");
+            Ok(())
+        });
+        if true {
+            panic!("make boom");
+        }
+        async { Ok(()) }
+    }))
+    .await;
+    log.push("panic caught");
+    assert_eq!(r.unwrap_err(), "make boom");
+    assert_eq!(log.events(), ["child done", "panic caught"]);
+    assert_eq!(elapsed(), secs(2));
+}

@@ -56,7 +56,8 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 /// # Panics
 ///
 /// When first polled outside a hatchery runtime; and, as above, to resume a panic of the
-/// body or a child.
+/// body (in `make`, in a poll or in its destructor) or a child, once every child has
+/// finished.
 ///
 /// # Examples
 ///
@@ -538,15 +539,28 @@ where
                 dead: Mutex::new(Vec::new()),
             });
             let hold = Hold::new(&parent.node);
-            this.body.set(Some(make(Nursery {
-                shared: shared.clone(),
-            })));
+            let made = catch_unwind(AssertUnwindSafe(|| {
+                make(Nursery {
+                    shared: shared.clone(),
+                })
+            }));
+            // A panic in `make` is the body's: children it spawned are waited for.
+            let body_done = match made {
+                Ok(body) => {
+                    this.body.set(Some(body));
+                    false
+                }
+                Err(panic) => {
+                    shared.panicked(panic);
+                    true
+                }
+            };
             *this.state = Some(Open {
                 shared,
                 node: Some(node),
                 hold: Some(hold),
                 value: None,
-                body_done: false,
+                body_done,
                 finished: false,
             });
             first = true;
@@ -560,7 +574,12 @@ where
 
         if !open.body_done {
             if !first && node.should_drop() {
-                this.body.set(None);
+                // A panic in the body's destructor waits for the children, as one in
+                // its poll does.
+                let dropped = catch_unwind(AssertUnwindSafe(|| this.body.set(None)));
+                if let Err(panic) = dropped {
+                    shared.panicked(panic);
+                }
                 open.body_done = true;
             } else {
                 node.register(cx.waker());
