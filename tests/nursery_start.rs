@@ -504,3 +504,44 @@ async fn n6_started_task_value_dropped_by_the_task() {
     assert_eq!(r.unwrap_err(), "started value drop boom");
     assert_eq!(elapsed(), secs(1));
 }
+
+/// N6: a task that calls `started` in a shield after its caller's scope was cancelled is
+/// not moved into the nursery (as in trio): the call is ignored, the task is cancelled
+/// at its next checkpoint, and `start` never returns (the caller's scope catches).
+#[hatchery::test(virtual_time)]
+async fn n6_started_after_the_callers_cancellation_is_ignored() {
+    let log = Log::new();
+    let value_dropped = Counter::new();
+    nursery(|n| {
+        let log = log.clone();
+        let value_dropped = value_dropped.clone();
+        async move {
+            let out = move_on_after(
+                secs(5),
+                n.start(|status| {
+                    let log = log.clone();
+                    async move {
+                        shield(async {
+                            sleep(secs(10)).await; // the caller's timeout passes meanwhile
+                            status.started(value_dropped.guard());
+                            log.push("started called");
+                        })
+                        .await;
+                        sleep(secs(10)).await;
+                        log.push("ran on in the nursery");
+                        Ok::<_, TestError>(())
+                    }
+                }),
+            )
+            .await;
+            assert!(out.is_none());
+            assert_eq!(elapsed(), secs(10));
+            assert!(!n.is_cancelled());
+            Ok::<_, TestError>(())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(log.events(), ["started called"]);
+    assert_eq!(value_dropped.get(), 1);
+}

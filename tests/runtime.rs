@@ -564,3 +564,66 @@ fn only_the_first_kept_handle_stays() {
     rx.recv().unwrap();
     thread.into_inner().unwrap().unwrap().join().unwrap();
 }
+
+/// Runs `f` on a plain thread; panics if it has not finished within 10 s (a hang, even
+/// one that blocks its thread).
+fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("hangs: did not finish within 10 s")
+}
+
+/// An executor that has shut down: it drops every task it is given, inside `spawn`.
+struct ShutDown;
+
+impl Runtime for ShutDown {
+    fn spawn(&self, task: Task) {
+        drop(task);
+    }
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn sleep_until(&self, _: Instant) -> Pin<Box<dyn Sleep>> {
+        unreachable!("no timer is used")
+    }
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        drop(work);
+    }
+}
+
+/// Starts a task on `rt` and reports whether `start` failed (its task was dropped).
+fn start_on(rt: Arc<dyn Runtime>) -> Result<bool, hatchery::NurseryError<TestError>> {
+    block_on(hatchery::rt::enter(
+        rt,
+        nursery(|n: Nursery<TestError>| async move {
+            let spawned = n.spawn(async { Ok(1) }).join().await;
+            let started = n
+                .start(|status: hatchery::TaskStatus<u8>| async move {
+                    status.started(1);
+                    Ok(())
+                })
+                .await;
+            Ok(spawned.is_err() && matches!(started, Err(hatchery::StartError::NotStarted)))
+        }),
+    ))
+}
+
+/// A task the executor drops inside `spawn` (the seam allows it) counts as cancelled, for
+/// `start` as for `spawn`: `start` fails with `NotStarted` instead of deadlocking.
+#[test]
+fn start_on_an_executor_that_drops_tasks_in_spawn() {
+    assert_eq!(within_10s(|| start_on(Arc::new(ShutDown))), Ok(true));
+}
+
+/// The same with the tokio adapter once its runtime has shut down: tokio drops a task
+/// spawned then inside `Handle::spawn`.
+#[test]
+fn start_after_the_tokio_runtime_shut_down() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let tokio_rt = rt.block_on(async { hatchery_tokio::TokioRuntime::current() });
+    drop(rt);
+    assert_eq!(within_10s(move || start_on(Arc::new(tokio_rt))), Ok(true));
+}

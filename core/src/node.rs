@@ -766,20 +766,37 @@ impl Node {
         self.inherit(cancelled);
     }
 
-    /// Moves a task root to a new parent (used when `start` hands a task to its nursery).
-    pub(crate) fn reparent(self: &Arc<Self>, parent: &Arc<Node>) {
+    /// Moves a task root to a new parent (used when `start` hands a task to its nursery),
+    /// unless the task or its old parent is cancelled already: then it stays where it is
+    /// and this returns false (trio ignores such a `started` too). Checked under the old
+    /// parent's lock, so a cancellation of the old parent either is seen here or does not
+    /// reach the moved task.
+    pub(crate) fn reparent(self: &Arc<Self>, parent: &Arc<Node>) -> bool {
         let inherit = {
             let mut p = self.movable().lock().unwrap_or_else(|e| e.into_inner());
-            let key = self.key.swap(NO_KEY, Ordering::AcqRel);
-            if key != NO_KEY {
-                if let Some(old) = p.as_ref() {
-                    old.remove_child(key);
+            if self.is_marked() {
+                return false;
+            }
+            let mut linked = false;
+            if let Some(old) = p.as_ref() {
+                let mut inner = old.lock();
+                if old.cancelled.load(Ordering::SeqCst) || old.ancestors_cancelled() {
+                    return false;
+                }
+                let key = self.key.swap(NO_KEY, Ordering::AcqRel);
+                linked = key != NO_KEY;
+                if key < DROPPED_KEY {
+                    if let Some(rare) = &mut inner.rare {
+                        rare.children.try_remove(key as usize);
+                    }
                 }
             }
             *p = Some(parent.clone());
-            key != NO_KEY && self.insert_into(parent)
+            // A task not linked yet links under its new parent when it first suspends.
+            linked && self.insert_into(parent)
         };
         self.inherit(inherit);
+        true
     }
 }
 

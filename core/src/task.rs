@@ -161,12 +161,15 @@ type TaskCell<F, T, E, R> = Node<Cell<TaskBody<F, T, E, R>>>;
 
 /// Spawns `fut` as a child of `nursery`, cancelled through `parent` (the nursery's node,
 /// or the caller's for a task that has not `started` yet). The caller has already counted
-/// the child with `add_child`. Returns the task's allocation.
+/// the child with `add_child`. `built` sees the task's node before it is spawned (no lock
+/// may be held across the spawn: the executor may run or drop the task in it). Returns
+/// the task's allocation.
 fn spawn_cell<F, T, E, R>(
     nursery: &Arc<Shared<E>>,
     parent: &Arc<Node>,
     fut: F,
     route: R,
+    built: impl FnOnce(&Arc<TaskCell<F, T, E, R>>),
 ) -> Arc<TaskCell<F, T, E, R>>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
@@ -194,6 +197,7 @@ where
         let node: Arc<Node> = cell.clone();
         *state.project().own = Some(node);
     });
+    built(&cell);
     nursery.rt.spawn(Task::raw(raw));
     cell
 }
@@ -206,7 +210,7 @@ where
     E: Send + 'static,
 {
     TaskHandle {
-        cell: HandleCell(Some(spawn_cell(nursery, &nursery.node, fut, ()))),
+        cell: HandleCell(Some(spawn_cell(nursery, &nursery.node, fut, (), |_| {}))),
     }
 }
 
@@ -648,6 +652,11 @@ impl<V> TaskStatus<V> {
     /// Hands `value` to the caller of [`Nursery::start`] and moves this task into the
     /// nursery. From now on an error or panic of the task goes to the nursery.
     ///
+    /// If the caller's scope is cancelled already (the task is then running in a shield
+    /// or has not reached a checkpoint yet), this does nothing, as in trio: `value` is
+    /// dropped, the task stays under the caller's cancellation, and `start` never
+    /// returns. Calling it after the caller dropped `start` does nothing either.
+    ///
     /// # Examples
     ///
     /// ```
@@ -707,7 +716,13 @@ impl<V: Send, E: Send> StartSink<V> for StartShared<V, E> {
         let mut s = self.lock();
         if let StartState::Waiting = s.state {
             if let Some(child) = &s.child {
-                child.reparent(&self.nursery_node);
+                if !child.reparent(&self.nursery_node) {
+                    // The caller is cancelled: the task stays under its cancellation
+                    // and `start` never returns. The value is dropped, outside the lock.
+                    drop(s);
+                    drop(value);
+                    return;
+                }
             }
             s.state = StartState::Started(value);
             drop(s);
@@ -752,8 +767,9 @@ impl<E: Send + 'static> Nursery<E> {
     ///
     /// If the enclosing scope is cancelled while `start` waits, the task (still under the
     /// caller's cancellation) is cancelled too, `start` waits for it to stop, and then the
-    /// scope ends the work: `start` never returns. If the task had already called
-    /// `started`, it keeps running in the nursery. Dropping the future from outside
+    /// scope ends the work: `start` never returns, even if the task calls `started` in a
+    /// shielded part after the cancellation (that call is ignored). If the task had
+    /// called `started` before, it keeps running in the nursery. Dropping the future from outside
     /// hatchery cancels a task that has not started yet, without waiting for it.
     ///
     /// # Panics
@@ -865,13 +881,18 @@ where
             }
             this.hold = Some(Hold::new(&caller.node));
             let route: Arc<dyn Route<E>> = this.shared.clone();
-            // Lock so that a `started` racing with the spawn sees the child node.
-            {
-                let mut s = this.shared.lock();
-                let shared = &this.nursery.shared;
-                let cell: Arc<Node> = spawn_cell(shared, &caller.node, fut, Some(route));
-                s.child = Some(cell);
-            }
+            // The child node is in place before the task can run and call `started`.
+            let start = &this.shared;
+            spawn_cell(
+                &this.nursery.shared,
+                &caller.node,
+                fut,
+                Some(route),
+                |cell| {
+                    let node: Arc<Node> = cell.clone();
+                    start.lock().child = Some(node);
+                },
+            );
         }
         this.shared.waker.register(cx.waker());
         let mut s = this.shared.lock();
