@@ -130,3 +130,21 @@ async fn a_cancelled_wait_keeps_the_pending_batch() {
 fn zero_size_panics() {
     let _ = batches(stream::iter([1]), 0, HOUR);
 }
+
+/// `usize::MAX` is a valid limit ("cut by time only"), and a large limit is not
+/// allocated up front.
+#[hatchery::test]
+async fn a_huge_limit_cuts_by_time_only() {
+    let out: Vec<Vec<u32>> = batches(stream::iter([1u32, 2, 3]), usize::MAX, ms(10))
+        .collect()
+        .await;
+    assert_eq!(out, [vec![1, 2, 3]]);
+    let mut b = batches(stream::iter([[0u8; 1024]]), 1 << 16, ms(10));
+    let batch = b.next().await.unwrap();
+    assert_eq!(batch.len(), 1);
+    assert!(
+        batch.capacity() <= 64,
+        "room for {} items",
+        batch.capacity()
+    );
+}

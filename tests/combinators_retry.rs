@@ -279,3 +279,27 @@ async fn backon_with_hatchery_sleeper() {
 fn zero_attempts_panics() {
     drop(retry(|| async { Ok::<u8, TestError>(0) }).max_attempts(0));
 }
+
+/// The default delays grow from about 100 ms and stop growing at 10 s, jitter on top: no
+/// delay is over 20 s, and the last ones, at the cap, are at least 10 s.
+#[hatchery::test(virtual_time)]
+async fn default_delays_are_capped() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let r = retry(|| std::future::ready(Err::<(), _>(TestError("busy"))))
+        .max_attempts(12)
+        .notify(move |_: &TestError, d: Duration| log.lock().unwrap().push(d))
+        .await;
+    assert!(r.is_err());
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 11);
+    assert!(seen[0] >= ms(100) && seen[0] <= ms(200), "{seen:?}");
+    assert!(
+        seen.iter().all(|d| *d <= Duration::from_secs(20)),
+        "{seen:?}"
+    );
+    assert!(
+        seen[8..].iter().all(|d| *d >= Duration::from_secs(10)),
+        "{seen:?}"
+    );
+}

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use futures_lite::future::block_on;
+use futures_lite::future::{self, block_on};
 use hatchery::rt::{Runtime, Sleep, Task};
 use hatchery::{
     checkpoint, current_effective_deadline, move_on_after, now, nursery, run_blocking, sleep,
@@ -622,8 +622,109 @@ fn start_on_an_executor_that_drops_tasks_in_spawn() {
 /// spawned then inside `Handle::spawn`.
 #[test]
 fn start_after_the_tokio_runtime_shut_down() {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let tokio_rt = rt.block_on(async { hatchery_tokio::TokioRuntime::current() });
     drop(rt);
     assert_eq!(within_10s(move || start_on(Arc::new(tokio_rt))), Ok(true));
+}
+
+/// A zero sleep suspends once, as `checkpoint` does (trio's `sleep(0)`), so a loop of
+/// them ends at its timeout on every runtime (smol's timer is ready at once, and smol has
+/// no budget that would make it yield).
+#[hatchery::test]
+async fn a_zero_sleep_is_a_checkpoint() {
+    assert_eq!(future::poll_once(sleep(Duration::ZERO)).await, None);
+    let mut zero = Box::pin(hatchery::sleep_until(now()));
+    assert_eq!(future::poll_once(&mut zero).await, None);
+    assert_eq!(future::poll_once(&mut zero).await, Some(()));
+    let mut spins = 0u64;
+    let out = move_on_after(ms(10), async {
+        loop {
+            spins += 1;
+            sleep(Duration::ZERO).await;
+        }
+    })
+    .await;
+    assert_eq!(out, None);
+    assert!(spins > 1);
+}
+
+/// A runtime whose timers wait 1 ms at most: hatchery arms longer waits in steps.
+struct ShortTimers(hatchery_tokio::TokioRuntime);
+
+impl Runtime for ShortTimers {
+    fn spawn(&self, task: Task) {
+        self.0.spawn(task);
+    }
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        self.0.sleep_until(deadline)
+    }
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        self.0.spawn_blocking(work);
+    }
+    fn timer_horizon(&self) -> Duration {
+        ms(1)
+    }
+}
+
+/// Sleeps and timeouts longer than the runtime's timer horizon are armed in steps and end
+/// on time, not at the first step.
+#[test]
+fn waits_beyond_the_timer_horizon_end_on_time() {
+    hatchery_tokio::run(async {
+        let rt = Arc::new(ShortTimers(hatchery_tokio::TokioRuntime::current()));
+        hatchery::rt::enter(rt, async {
+            let start = now();
+            sleep(ms(30)).await;
+            assert!(now() - start >= ms(30), "{:?}", now() - start);
+            let start = now();
+            assert_eq!(
+                move_on_after(ms(30), std::future::pending::<()>()).await,
+                None
+            );
+            assert!(now() - start >= ms(30), "{:?}", now() - start);
+        })
+        .await;
+    });
+}
+
+/// A root that panics after a `run_blocking` it cancelled: the panic comes out of `run`
+/// without waiting for the blocking work (which waits here until the test ends), on
+/// every backend, as a root that returns does.
+#[test]
+fn a_root_panic_does_not_wait_for_cancelled_blocking_work() {
+    type Run = fn(Pin<Box<dyn Future<Output = ()> + Send>>);
+    let runs: [(&str, Run); 3] = [
+        ("tokio", |f| hatchery_tokio::run(f)),
+        ("tokio current-thread", |f| {
+            hatchery_tokio::run_current_thread(f)
+        }),
+        ("smol", |f| hatchery_smol::run(f)),
+    ];
+    for (name, run) in runs {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let panicked = within_10s(move || {
+            catch_unwind(move || {
+                run(Box::pin(async move {
+                    let out = move_on_after(
+                        ms(5),
+                        run_blocking(move || {
+                            let _ = released.recv_timeout(Duration::from_secs(60));
+                        }),
+                    )
+                    .await;
+                    assert_eq!(out, None);
+                    panic!("root failed");
+                }));
+            })
+            .map_err(|p| panic_message(&*p).to_string())
+        });
+        assert_eq!(panicked, Err("root failed".to_string()), "{name}");
+        drop(release);
+    }
 }

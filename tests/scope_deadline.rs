@@ -8,19 +8,7 @@ use hatchery::{
     checkpoint, current_effective_deadline, fail_after, fail_at, move_on_after, move_on_at, now,
     nursery, sleep, sleep_until, CancelScope, Deadline,
 };
-use hatchery_tests::{ms, secs, Counter, Log, TestError, HOUR};
-
-/// The latest instant after `from` that `Instant` can represent, to within a second:
-/// the farthest future a caller can build without overflowing.
-fn latest_instant(from: Instant) -> Instant {
-    let mut at = from;
-    for k in (0..64).rev() {
-        if let Some(later) = at.checked_add(Duration::from_secs(1 << k)) {
-            at = later;
-        }
-    }
-    at
-}
+use hatchery_tests::{latest_instant, ms, secs, Counter, Log, TestError, HOUR};
 
 /// A hundred years from `from`: far, but ordinary arithmetic still works around it.
 fn century(from: Instant) -> Instant {
@@ -555,4 +543,15 @@ async fn c4_sleeps_and_timeouts_in_a_row_wait_their_own_time() {
         assert_eq!(now() - start, d);
     }
     assert_eq!(elapsed(), 3 * secs(3 + 1 + 2));
+}
+
+/// C4: a sleep until the very last instant `Instant` can represent neither panics nor
+/// ends early (tokio's timer rounds every deadline up, which would overflow there: the
+/// timer is armed a year at a time), and a scope with that deadline is as fine.
+#[hatchery::test]
+async fn c4_sleep_until_the_latest_instant() {
+    let far = latest_instant(now());
+    assert!(far.checked_add(Duration::from_nanos(1)).is_none());
+    assert_eq!(move_on_after(ms(20), sleep_until(far)).await, None);
+    assert_eq!(move_on_at(far, sleep(ms(5))).await, Some(()));
 }

@@ -467,3 +467,20 @@ pub fn ms(ms: u64) -> Duration {
 pub fn secs(secs: u64) -> Duration {
     Duration::from_secs(secs)
 }
+
+/// The latest instant after `from` that `Instant` can represent, to the nanosecond: the
+/// farthest future a caller can build without overflowing.
+pub fn latest_instant(from: Instant) -> Instant {
+    let mut at = from;
+    for k in (0..64).rev() {
+        if let Some(later) = at.checked_add(Duration::from_secs(1 << k)) {
+            at = later;
+        }
+    }
+    for k in (0..30).rev() {
+        if let Some(later) = at.checked_add(Duration::from_nanos(1 << k)) {
+            at = later;
+        }
+    }
+    at
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hatchery::testing::{advance, elapsed, is_virtual_time, wait_all_tasks_blocked};
 use hatchery::{fail_after, move_on_after, nursery, run_blocking, sleep, CancelScope};
-use hatchery_tests::{secs, Counter, Log, TestError, HOUR};
+use hatchery_tests::{latest_instant, secs, Counter, Log, TestError, HOUR};
 
 /// An hour-long timeout around a future that never finishes: no real waiting, exactly
 /// one virtual hour.
@@ -232,4 +232,31 @@ async fn many_timeouts_each_fire_on_time() {
         100,
         "timeouts that did not fire: their hour-long sleep ended first"
     );
+}
+
+/// The clock jumps to a far deadline at once, not a timer step at a time (a virtual timer
+/// takes any instant): a timeout of 2^50 s returns at once, on the dot.
+#[hatchery::test(virtual_time)]
+async fn the_clock_jumps_to_a_far_deadline_at_once() {
+    let wall = Instant::now();
+    let timeout = secs(1 << 50);
+    assert_eq!(
+        move_on_after(timeout, std::future::pending::<()>()).await,
+        None
+    );
+    assert_eq!(elapsed(), timeout);
+    sleep(timeout).await;
+    assert_eq!(elapsed(), timeout * 2);
+    assert!(wall.elapsed() < secs(30), "took {:?}", wall.elapsed());
+}
+
+/// Near the end of `Instant`'s range a scope's deadline neither overflows nor panics.
+#[hatchery::test(virtual_time)]
+async fn a_timeout_near_the_end_of_time() {
+    let edge = latest_instant(hatchery::now()) - HOUR;
+    hatchery::sleep_until(edge).await;
+    assert_eq!(hatchery::now(), edge);
+    assert_eq!(move_on_after(secs(1), sleep(secs(60))).await, None);
+    assert_eq!(hatchery::now(), edge + secs(1));
+    assert_eq!(move_on_after(HOUR * 2, sleep(secs(60))).await, Some(()));
 }

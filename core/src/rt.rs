@@ -116,7 +116,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
@@ -261,6 +261,42 @@ pub trait Runtime: Send + Sync + 'static {
     /// # });
     /// ```
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>);
+
+    /// The longest wait to arm one timer of this runtime for. hatchery arms longer waits
+    /// in steps of this length, checking the clock after each, so no executor sees an
+    /// absurd deadline (tokio's timers, for one, end early after about two years, and
+    /// fail on the last representable `Instant`).
+    ///
+    /// The default is one year. A runtime whose timers take any instant returns
+    /// `Duration::MAX`: a virtual clock does, so that it jumps to a far deadline at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::rt::Runtime;
+    /// use hatchery_tokio::TokioRuntime;
+    ///
+    /// # hatchery_tokio::run(async {
+    /// assert_eq!(
+    ///     TokioRuntime::current().timer_horizon(),
+    ///     Duration::from_secs(365 * 24 * 60 * 60)
+    /// );
+    /// # });
+    /// ```
+    fn timer_horizon(&self) -> Duration {
+        DEFAULT_TIMER_HORIZON
+    }
+}
+
+/// See [`Runtime::timer_horizon`].
+const DEFAULT_TIMER_HORIZON: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// When a timer for `deadline` should wake: at `deadline`, or [`Runtime::timer_horizon`]
+/// from `now` if that is earlier (the caller then checks the clock and re-arms).
+pub(crate) fn wake_at(rt: &dyn Runtime, deadline: Instant, now: Instant) -> Instant {
+    now.checked_add(rt.timer_horizon())
+        .map_or(deadline, |cap| deadline.min(cap))
 }
 
 /// A hatchery task, handed to [`Runtime::spawn`]: a future to poll to completion.

@@ -491,9 +491,6 @@ impl fmt::Debug for CancelHandle {
     }
 }
 
-/// Timers longer than this are armed in steps, so no executor sees an absurd duration.
-const MAX_TIMER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
-
 /// A scope's timer: armed for its node's deadline, re-armed when the deadline moves.
 ///
 /// A scope that no longer needs its timer hands it to the next scope or sleep armed in
@@ -533,7 +530,7 @@ impl Timer {
                 node.cancel(node::DEADLINE);
                 return;
             }
-            let wake_at = deadline.min(now + MAX_TIMER);
+            let wake_at = rt::wake_at(rt, deadline, now);
             match &mut self.timer {
                 Some(timer) => timer.sleep().reset(wake_at),
                 None => self.timer = Some(rt::timer_at(rt, wake_at)),
@@ -550,7 +547,7 @@ impl Timer {
                     node.cancel(node::DEADLINE);
                     return;
                 }
-                Some(d) => timer.sleep().reset(d.min(now + MAX_TIMER)),
+                Some(d) => timer.sleep().reset(rt::wake_at(rt, d, now)),
                 None => self.release(),
             }
         }

@@ -202,6 +202,16 @@ impl Runtime for TrackedRuntime {
         }
     }
 
+    fn timer_horizon(&self) -> Duration {
+        if self.clock.virtual_time {
+            // A virtual timer takes any instant: the clock jumps to a far deadline at
+            // once instead of a year at a time.
+            Duration::MAX
+        } else {
+            self.clock.base.timer_horizon()
+        }
+    }
+
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
         struct Done(Arc<Clock>);
         impl Drop for Done {

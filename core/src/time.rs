@@ -37,7 +37,9 @@ pub fn now() -> Instant {
 
 /// Waits until `duration` has passed (counted from the first poll).
 ///
-/// `Duration::MAX` sleeps forever.
+/// `Duration::MAX` sleeps forever. `Duration::ZERO` still suspends once, as
+/// [`checkpoint`] does (trio's `sleep(0)`), so a loop of zero sleeps lets other tasks
+/// and cancellation in on every runtime.
 ///
 /// # Cancel safety
 ///
@@ -64,6 +66,9 @@ pub fn sleep(duration: Duration) -> Sleep {
 }
 
 /// Waits until `deadline` on the runtime's clock.
+///
+/// Any instant is valid, however far ahead. A deadline that has passed still suspends
+/// once, as [`checkpoint`] does.
 ///
 /// # Cancel safety
 ///
@@ -95,7 +100,10 @@ enum Start {
     After(Duration),
     At(Instant),
     Forever,
-    Armed,
+    /// Waiting for this deadline.
+    Armed(Instant),
+    /// The deadline had passed at the first poll, which yielded once (a checkpoint).
+    Passed,
 }
 
 /// Future returned by [`sleep`] and [`sleep_until`].
@@ -138,28 +146,63 @@ impl Future for Sleep {
         if rt::current_cancelled() {
             return Poll::Pending;
         }
-        if !matches!(self.start, Start::Armed | Start::Forever) {
-            let (start, timer) = rt::with_current(|c| {
-                let rt = &**c.expect(rt::NO_RUNTIME).rt;
-                let deadline = match self.start {
-                    Start::After(d) => rt.now().checked_add(d),
-                    Start::At(i) => Some(i),
-                    _ => unreachable!(),
-                };
-                let timer = deadline.map(|d| rt::timer_at(rt, d));
-                let start = if timer.is_some() {
-                    Start::Armed
-                } else {
-                    Start::Forever
-                };
-                (start, timer)
+        let deadline = match self.start {
+            Start::Armed(deadline) => deadline,
+            Start::Forever => return Poll::Pending,
+            Start::Passed => return Poll::Ready(()),
+            Start::After(_) | Start::At(_) => {
+                let this = &mut *self;
+                let first = rt::with_current(|c| {
+                    let rt = &**c.expect(rt::NO_RUNTIME).rt;
+                    let now = rt.now();
+                    let deadline = match this.start {
+                        Start::After(d) => now.checked_add(d),
+                        Start::At(i) => Some(i),
+                        _ => unreachable!(),
+                    };
+                    match deadline {
+                        None => Err(Start::Forever),
+                        // A sleep that is due at once still suspends once, as trio's
+                        // `sleep(0)`: a loop of them is a loop of checkpoints (a timer
+                        // may be ready at once, and smol has no budget that yields).
+                        Some(d) if d <= now => Err(Start::Passed),
+                        Some(d) => {
+                            this.timer = Some(rt::timer_at(rt, rt::wake_at(rt, d, now)));
+                            Ok(d)
+                        }
+                    }
+                });
+                match first {
+                    Ok(deadline) => {
+                        self.start = Start::Armed(deadline);
+                        deadline
+                    }
+                    Err(start) => {
+                        self.start = start;
+                        if let Start::Passed = start {
+                            cx.waker().wake_by_ref();
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+        };
+        let timer = self.timer.as_mut().expect("an armed sleep has its timer");
+        loop {
+            if timer.sleep().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // The timer may have been armed short of the deadline (see
+            // `Runtime::timer_horizon`).
+            let rearm = rt::with_current(|c| {
+                let rt = &**c?.rt;
+                let now = rt.now();
+                (now < deadline).then(|| rt::wake_at(rt, deadline, now))
             });
-            self.start = start;
-            self.timer = timer;
-        }
-        match &mut self.timer {
-            Some(t) => t.sleep().poll(cx),
-            None => Poll::Pending,
+            match rearm {
+                Some(at) => timer.sleep().reset(at),
+                None => return Poll::Ready(()),
+            }
         }
     }
 }

@@ -166,11 +166,14 @@ pub fn run_with<F: Future>(mut builder: tokio::runtime::Builder, fut: F) -> F::O
         .build()
         .unwrap_or_else(|e| panic!("hatchery_tokio: cannot build a tokio runtime: {e}"));
     let runtime = Arc::new(TokioRuntime::new(rt.handle().clone()));
-    let out = rt.block_on(hatchery::rt::enter(runtime, fut));
-    // Every hatchery task has finished by now. What may remain is blocking work whose
-    // waiter was cancelled (`hatchery::run_blocking`): don't wait for it.
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(hatchery::rt::enter(runtime, fut))
+    }));
+    // Every hatchery task has finished by now (or the root panicked). What may remain is
+    // blocking work whose waiter was cancelled (`hatchery::run_blocking`): don't wait
+    // for it, not even to resume a panic.
     rt.shutdown_background();
-    out
+    out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Makes `fut` a hatchery root inside a tokio runtime that is already running: the one

@@ -12,6 +12,9 @@ use pin_project_lite::pin_project;
 use crate::rt;
 use crate::time::{now, sleep_until, Sleep};
 
+/// The most items a new batch reserves room for up front.
+const RESERVE: usize = 64;
+
 /// Groups the items of `stream` into batches of at most `max_size` items, and cuts a batch
 /// early once `max_wait` has passed since its first item arrived (tokio-stream's
 /// `chunks_timeout`; Kafka's `linger`).
@@ -118,7 +121,9 @@ impl<S: Stream> Stream for Batches<S> {
                 Poll::Ready(Some(item)) => {
                     if this.items.is_empty() {
                         *this.timer = now().checked_add(*this.max_wait).map(sleep_until);
-                        this.items.reserve(*this.max_size);
+                        // Room for the batch, up to a small number: a large limit
+                        // (`usize::MAX` for "cut by time only") is no size to allocate.
+                        this.items.reserve((*this.max_size).min(RESERVE));
                     }
                     this.items.push(item);
                     if this.items.len() >= *this.max_size {

@@ -48,9 +48,10 @@ impl backon::Sleeper for HatcherySleeper {
 /// Calls `f` and awaits the future it returns; if that fails, waits (exponential backoff
 /// with jitter) and tries again, until it succeeds or a limit is reached.
 ///
-/// The defaults: at most **3 attempts**; delays of about 100 ms, 200 ms, 400 ms ... (each
-/// with up to 100% random jitter added, so that clients that failed together do not retry
-/// together), at most 10 s each; every error is retried; no limit on the elapsed time.
+/// The defaults: at most **3 attempts**; delays of about 100 ms, 200 ms, 400 ms ... up to
+/// 10 s, each with up to 100% random jitter added (so that clients that failed together
+/// do not retry together), so at most 20 s each; every error is retried; no limit on the
+/// elapsed time.
 /// Change them with the builder methods:
 ///
 /// * [`max_attempts`](Retry::max_attempts): attempts in total, the first included;
