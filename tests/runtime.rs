@@ -728,3 +728,25 @@ fn a_root_panic_does_not_wait_for_cancelled_blocking_work() {
         drop(release);
     }
 }
+
+/// A sleep first polled inside hatchery (so armed) may be polled later from outside
+/// hatchery: only its *first* poll needs a runtime (see `sleep`'s "Panics"). Armed in
+/// steps of the runtime's timer horizon, it must still end at its deadline, not at the
+/// first step.
+#[test]
+fn a_stepped_sleep_polled_outside_hatchery_ends_on_time() {
+    hatchery_tokio::run(async {
+        let rt = Arc::new(ShortTimers(hatchery_tokio::TokioRuntime::current()));
+        hatchery::rt::enter(rt, async {
+            let start = Instant::now();
+            let mut nap = Box::pin(sleep(ms(100)));
+            // First poll inside hatchery: armed (for 1 ms, the horizon, then re-armed).
+            assert_eq!(future::poll_once(&mut nap).await, None);
+            // The rest of the wait on a plain tokio task: no hatchery context there.
+            tokio::spawn(nap).await.unwrap();
+            let waited = start.elapsed();
+            assert!(waited >= ms(100), "a 100 ms sleep ended after {waited:?}");
+        })
+        .await;
+    });
+}

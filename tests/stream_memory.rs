@@ -627,3 +627,20 @@ async fn items_sent_for_a_stream_keep_their_order() {
     assert_eq!(rx.next().await, Some(2));
     assert_eq!(rx2.recv().await, Ok(3));
 }
+
+/// A rendezvous stream holds no items (`max_buffer_size == Some(0)`): an item sent for a
+/// waiting `next()` is being handed over, which `current_buffer_used` does not count.
+#[hatchery::test]
+async fn rendezvous_statistics_with_a_waiting_next() {
+    let (tx, mut rx) = memory_stream::<u32>(0);
+    let mut next = rx.next();
+    assert!(future::poll_once(&mut next).await.is_none()); // waiting, not dropped
+    assert_eq!(tx.statistics().tasks_waiting_receive, 1);
+    tx.try_send(1).unwrap();
+    let s = tx.statistics();
+    assert!(
+        s.current_buffer_used <= s.max_buffer_size.unwrap(),
+        "{s:?}: more items buffered than the capacity"
+    );
+    assert_eq!(next.await, Some(1));
+}

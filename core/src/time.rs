@@ -95,15 +95,32 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 enum Start {
     After(Duration),
     At(Instant),
     Forever,
-    /// Waiting for this deadline.
-    Armed(Instant),
+    /// Waiting for the deadline: the timer is armed for it.
+    Armed,
+    /// Waiting for this deadline, further away than the runtime's timer horizon: the
+    /// timer is armed for a step towards it, and the runtime's clock says when it is
+    /// reached (the sleep may be polled outside hatchery by then).
+    Stepped(Instant, Arc<dyn rt::Runtime>),
     /// The deadline had passed at the first poll, which yielded once (a checkpoint).
     Passed,
+}
+
+impl fmt::Debug for Start {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Start::After(d) => f.debug_tuple("After").field(d).finish(),
+            Start::At(i) => f.debug_tuple("At").field(i).finish(),
+            Start::Forever => f.write_str("Forever"),
+            Start::Armed => f.write_str("Armed"),
+            Start::Stepped(i, _) => f.debug_tuple("Stepped").field(i).finish(),
+            Start::Passed => f.write_str("Passed"),
+        }
+    }
 }
 
 /// Future returned by [`sleep`] and [`sleep_until`].
@@ -146,14 +163,15 @@ impl Future for Sleep {
         if rt::current_cancelled() {
             return Poll::Pending;
         }
-        let deadline = match self.start {
-            Start::Armed(deadline) => deadline,
+        match self.start {
+            Start::Armed | Start::Stepped(..) => {}
             Start::Forever => return Poll::Pending,
             Start::Passed => return Poll::Ready(()),
             Start::After(_) | Start::At(_) => {
                 let this = &mut *self;
-                let first = rt::with_current(|c| {
-                    let rt = &**c.expect(rt::NO_RUNTIME).rt;
+                this.start = rt::with_current(|c| {
+                    let c = c.expect(rt::NO_RUNTIME);
+                    let rt = &**c.rt;
                     let now = rt.now();
                     let deadline = match this.start {
                         Start::After(d) => now.checked_add(d),
@@ -161,48 +179,47 @@ impl Future for Sleep {
                         _ => unreachable!(),
                     };
                     match deadline {
-                        None => Err(Start::Forever),
+                        None => Start::Forever,
                         // A sleep that is due at once still suspends once, as trio's
                         // `sleep(0)`: a loop of them is a loop of checkpoints (a timer
                         // may be ready at once, and smol has no budget that yields).
-                        Some(d) if d <= now => Err(Start::Passed),
+                        Some(d) if d <= now => Start::Passed,
                         Some(d) => {
-                            this.timer = Some(rt::timer_at(rt, rt::wake_at(rt, d, now)));
-                            Ok(d)
+                            let at = rt::wake_at(rt, d, now);
+                            this.timer = Some(rt::timer_at(rt, at));
+                            if at < d {
+                                Start::Stepped(d, c.rt.clone())
+                            } else {
+                                Start::Armed
+                            }
                         }
                     }
                 });
-                match first {
-                    Ok(deadline) => {
-                        self.start = Start::Armed(deadline);
-                        deadline
-                    }
-                    Err(start) => {
-                        self.start = start;
-                        if let Start::Passed = start {
-                            cx.waker().wake_by_ref();
-                        }
+                match this.start {
+                    Start::Passed => {
+                        cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
+                    Start::Forever => return Poll::Pending,
+                    _ => {}
                 }
             }
-        };
-        let timer = self.timer.as_mut().expect("an armed sleep has its timer");
+        }
+        let this = &mut *self;
+        let timer = this.timer.as_mut().expect("an armed sleep has its timer");
         loop {
             if timer.sleep().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            // The timer may have been armed short of the deadline (see
-            // `Runtime::timer_horizon`).
-            let rearm = rt::with_current(|c| {
-                let rt = &**c?.rt;
-                let now = rt.now();
-                (now < deadline).then(|| rt::wake_at(rt, deadline, now))
-            });
-            match rearm {
-                Some(at) => timer.sleep().reset(at),
-                None => return Poll::Ready(()),
+            let Start::Stepped(deadline, rt) = &this.start else {
+                return Poll::Ready(());
+            };
+            // A step of the wait is over: on to the next, or done.
+            let now = rt.now();
+            if now >= *deadline {
+                return Poll::Ready(());
             }
+            timer.sleep().reset(rt::wake_at(&**rt, *deadline, now));
         }
     }
 }

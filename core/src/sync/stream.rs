@@ -494,7 +494,10 @@ pub struct ReceiveStream<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StreamStatistics {
-    /// Items buffered, not counting an item being handed over to a waiting receiver.
+    /// Items buffered, up to the capacity. Items beyond it are being handed over (an
+    /// item sent for a waiting `next()`, or put back by a receive that went away, may
+    /// wait in the stream even at capacity 0) and are not counted; neither is an item
+    /// handed to a waiting `recv`.
     pub current_buffer_used: usize,
     /// The capacity; `None` for an unbounded stream.
     pub max_buffer_size: Option<usize>,
@@ -510,7 +513,7 @@ pub struct StreamStatistics {
 
 fn statistics<T>(st: &State<T>) -> StreamStatistics {
     StreamStatistics {
-        current_buffer_used: st.buf.len(),
+        current_buffer_used: st.buf.len().min(st.cap),
         max_buffer_size: st.bounded.then_some(st.cap),
         open_send_streams: st.senders,
         open_receive_streams: st.receivers,
