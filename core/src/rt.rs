@@ -264,8 +264,8 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// The longest wait to arm one timer of this runtime for. hatchery arms longer waits
     /// in steps of this length, checking the clock after each, so no executor sees an
-    /// absurd deadline (tokio's timers, for one, end early after about two years, and
-    /// fail on the last representable `Instant`).
+    /// absurd deadline (tokio, for one, caps a timer at about 2.2 years, and fails on
+    /// the last representable `Instant`).
     ///
     /// The default is one year. A runtime whose timers take any instant returns
     /// `Duration::MAX`: a virtual clock does, so that it jumps to a far deadline at once.

@@ -769,8 +769,9 @@ impl<E: Send + 'static> Nursery<E> {
     /// caller's cancellation) is cancelled too, `start` waits for it to stop, and then the
     /// scope ends the work: `start` never returns, even if the task calls `started` in a
     /// shielded part after the cancellation (that call is ignored). If the task had
-    /// called `started` before, it keeps running in the nursery. Dropping the future from outside
-    /// hatchery cancels a task that has not started yet, without waiting for it.
+    /// called `started` before, it keeps running in the nursery. Dropping the future
+    /// from outside hatchery cancels a task that has not started yet, without waiting
+    /// for it.
     ///
     /// # Panics
     ///
