@@ -291,16 +291,21 @@ pin_project! {
     struct Tracked<F> {
         #[pin]
         fut: F,
-        waker: Arc<TaskWaker>,
+        // After `fut`: fields drop in order, so a task dropped unfinished counts busy
+        // until its future's drop (which may wake its nursery) is over.
+        waker: TrackedWaker,
     }
+}
 
-    impl<F> PinnedDrop for Tracked<F> {
-        fn drop(this: Pin<&mut Self>) {
-            // Dropped before finishing (e.g. at executor shutdown) while counted busy.
-            let state = this.waker.state.swap(DONE, Ordering::AcqRel);
-            if matches!(state, SCHEDULED | RUNNING | NOTIFIED) {
-                this.waker.clock.unbusy();
-            }
+/// The waker state of a [`Tracked`] task; dropping it ends a task that did not finish.
+struct TrackedWaker(Arc<TaskWaker>);
+
+impl Drop for TrackedWaker {
+    fn drop(&mut self) {
+        // Dropped before finishing (e.g. at executor shutdown) while counted busy.
+        let state = self.0.state.swap(DONE, Ordering::AcqRel);
+        if matches!(state, SCHEDULED | RUNNING | NOTIFIED) {
+            self.0.clock.unbusy();
         }
     }
 }
@@ -310,11 +315,11 @@ impl<F> Tracked<F> {
     fn new(clock: Arc<Clock>, fut: F) -> Self {
         Tracked {
             fut,
-            waker: Arc::new(TaskWaker {
+            waker: TrackedWaker(Arc::new(TaskWaker {
                 clock,
                 state: AtomicU8::new(SCHEDULED),
                 inner: Mutex::new(None),
-            }),
+            })),
         }
     }
 }
@@ -324,7 +329,7 @@ impl<F: Future> Future for Tracked<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let task = this.waker;
+        let task = &this.waker.0;
         {
             let mut inner = task.inner.lock().unwrap_or_else(|e| e.into_inner());
             if !inner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
