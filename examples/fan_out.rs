@@ -1,7 +1,7 @@
-//! A concurrency-limited fan-out, as the seeds write it with `anyio.Semaphore`
+//! A concurrency-limited fan-out, as anyio code writes it with `anyio.Semaphore`
 //! (`async with semaphore:` around each fetch) and `CapacityLimiter`: start one task per
 //! URL, but let at most N of them fetch at once. The results are collected behind a
-//! `Lock` (the seeds' "counters behind a lock").
+//! `Lock` (anyio's "counters behind a lock").
 //!
 //! ```text
 //! cargo run --example fan_out -- --backend tokio   # or tokio-current, smol
@@ -38,9 +38,9 @@ async fn rate_limited_fetch(
                 let _permit = semaphore.acquire().await; // `async with semaphore:`
                 let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 peak.fetch_max(now, Ordering::SeqCst);
-                let size = fetch_url(&url).await?;
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-                results.lock().await.push(size);
+                let size = fetch_url(&url).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst); // failed or not, it is over
+                results.lock().await.push(size?);
                 anyhow::Ok(())
             });
         }

@@ -1,4 +1,5 @@
-//! Fetch 200 items from a slow, flaky service: the seeds' everyday pattern, end to end.
+//! Fetch 200 items from a slow, flaky service: asyncio's and anyio's everyday pattern, end
+//! to end.
 //!
 //! * at most 5 requests in flight (`hatchery::map`, with backpressure: an id is taken only
 //!   when a slot is free);

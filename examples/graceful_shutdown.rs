@@ -1,18 +1,25 @@
 //! A small service that shuts down cleanly: a listener started with `Nursery::start`
-//! (the service waits until it reports its address), three workers, and a shutdown signal
-//! (a `CancelHandle` of the scope around the service) fired after a number of jobs, or by
-//! a safety timeout. Each worker writes out every finished job inside `shield`, so a
-//! shutdown that lands mid-write waits for the write instead of cutting it in half, and
-//! closes its connection in a `finally` cleanup, which runs (shielded, with its own
-//! `move_on_after` budget) after the shutdown has cut the work.
+//! (the service waits until it reports its address), three workers, and a shutdown (the
+//! `CancelHandle` of the scope around the service) triggered by Ctrl-C or SIGTERM, after a
+//! number of jobs, or by a safety timeout. Each worker writes out every finished job
+//! inside `shield`, so a shutdown that lands mid-write waits for the write instead of
+//! cutting it in half, and closes its connection in a `finally` cleanup, which runs
+//! (shielded, with its own `move_on_after` budget) after the shutdown has cut the work.
 //!
 //! ```text
 //! cargo run --example graceful_shutdown -- --backend tokio   # or tokio-current, smol
 //! ```
+//!
+//! It shuts itself down after 6 jobs (about 50 ms), or after 1 s. Run it with
+//! `-- --jobs 1000` (the safety timeout is then a minute) and press Ctrl-C to shut it down
+//! yourself.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use async_signal::{Signal, Signals};
+use futures_lite::StreamExt;
 
 use hatchery::{
     current_effective_deadline, finally, move_on_after, nursery, shield, sleep, CancelHandle,
@@ -20,7 +27,7 @@ use hatchery::{
 };
 
 const MS: Duration = Duration::from_millis(1);
-/// The shutdown signal fires when this many jobs are done.
+/// The service shuts itself down when this many jobs are done (unless `--jobs N`).
 const JOBS: u32 = 6;
 
 /// Prints a line with the time since the service started.
@@ -38,11 +45,35 @@ impl Drop for Doing {
     }
 }
 
-#[derive(Default)]
 struct Stats {
+    /// The number of jobs after which the service shuts itself down.
+    jobs: u32,
     next_job: AtomicU32,
     done: AtomicU32,
     written: AtomicU32,
+    /// What triggered the shutdown, if anything did before the safety timeout.
+    trigger: Mutex<Option<String>>,
+}
+
+impl Stats {
+    /// Records the first trigger and shuts the service down.
+    fn shut_down(&self, shutdown: &CancelHandle, why: String) {
+        self.trigger.lock().unwrap().get_or_insert(why);
+        shutdown.cancel();
+    }
+}
+
+/// Shuts the service down on the first Ctrl-C (SIGINT) or SIGTERM. Until then the signals
+/// are ours (not the default "exit at once"); the watcher is cancelled with the rest of
+/// the service, which gives them back.
+async fn on_signal(stats: Arc<Stats>, shutdown: CancelHandle, t0: Instant) -> anyhow::Result<()> {
+    let mut signals = Signals::new([Signal::Int, Signal::Term])?;
+    if let Some(signal) = signals.next().await {
+        let signal = signal?;
+        log(t0, format_args!("service: got {signal:?}: SHUTDOWN"));
+        stats.shut_down(&shutdown, format!("{signal:?}"));
+    }
+    Ok(())
 }
 
 /// Binds, reports its address through `ready`, then serves until cancelled.
@@ -85,12 +116,12 @@ async fn worker(
             sleep(MS * (10 + 5 * id)).await; // process it: may be cut here
             let done = stats.done.fetch_add(1, Ordering::Relaxed) + 1;
             log(t0, format_args!("worker {id}: job {job} done, writing it"));
-            if done == JOBS {
+            if done == stats.jobs {
                 log(
                     t0,
-                    format_args!("worker {id}: that makes {JOBS} jobs: SHUTDOWN"),
+                    format_args!("worker {id}: that makes {done} jobs: SHUTDOWN"),
                 );
-                shutdown.cancel();
+                stats.shut_down(&shutdown, format!("{done} jobs done"));
             }
             // Writing the result must not be cut in half: `shield` keeps it going if the
             // shutdown lands meanwhile. Its own 50 ms budget still applies inside.
@@ -120,17 +151,25 @@ async fn worker(
     .await
 }
 
-async fn service() -> anyhow::Result<()> {
+/// Runs the service until `jobs` jobs are done, a signal comes, or `safety` has passed.
+async fn service(jobs: u32, safety: Duration) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let stats = Arc::new(Stats::default());
-    // The service runs in a scope: cancelling it is the shutdown signal. The timeout is a
-    // safety net in case the jobs never add up.
-    let scope = CancelScope::new().with_timeout(MS * 1000);
+    let stats = Arc::new(Stats {
+        jobs,
+        next_job: AtomicU32::new(0),
+        done: AtomicU32::new(0),
+        written: AtomicU32::new(0),
+        trigger: Mutex::new(None),
+    });
+    // The service runs in a scope: cancelling it is the shutdown. The timeout is a safety
+    // net in case nothing else shuts it down.
+    let scope = CancelScope::new().with_timeout(safety);
     let shutdown = scope.handle();
     let signal = shutdown.clone();
     let stats2 = stats.clone();
     let out = scope
         .run(nursery(|n| async move {
+            n.spawn(on_signal(stats2.clone(), shutdown.clone(), t0));
             let addr = n.start(|ready| listener(ready, t0)).await?;
             log(
                 t0,
@@ -148,11 +187,12 @@ async fn service() -> anyhow::Result<()> {
     if let Some(r) = out {
         r?;
     }
+    let trigger = stats.trigger.lock().unwrap().take();
     log(
         t0,
         format_args!(
-            "service: stopped (shutdown called: {}, caught by the service scope: {})",
-            signal.cancel_called(),
+            "service: stopped (shut down by: {}; caught by the service scope: {})",
+            trigger.as_deref().unwrap_or("the safety timeout"),
             signal.cancelled_caught()
         ),
     );
@@ -165,5 +205,17 @@ async fn service() -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    examples::run(service())
+    let args: Vec<String> = std::env::args().collect();
+    let (jobs, safety) = match args.iter().position(|a| a == "--jobs") {
+        Some(i) => {
+            let jobs = args
+                .get(i + 1)
+                .and_then(|n| n.parse().ok())
+                .filter(|&n| n > 0)
+                .ok_or_else(|| anyhow::anyhow!("--jobs takes a number of jobs, at least 1"))?;
+            (jobs, Duration::from_secs(60))
+        }
+        None => (JOBS, Duration::from_secs(1)),
+    };
+    examples::run(service(jobs, safety))
 }
