@@ -48,7 +48,7 @@ fn no_runtime_panics_with_a_clear_message() {
     expect_no_runtime("polling a CancelScope", || {
         block_on(hatchery::CancelScope::new().run(async {}))
     });
-    expect_no_runtime("run_blocking()", || run_blocking(|| 1));
+    expect_no_runtime("polling run_blocking", || block_on(run_blocking(|| 1)));
 }
 
 #[test]
@@ -749,4 +749,31 @@ fn a_stepped_sleep_polled_outside_hatchery_ends_on_time() {
         })
         .await;
     });
+}
+
+/// `run_blocking` does nothing until polled: a job never awaited never runs, and one
+/// first reached in a cancelled scope is not started. (Passing cannot be flaky: the
+/// sleeps only give a wrongly started job time to show.)
+#[hatchery::test]
+async fn run_blocking_starts_at_its_first_poll() {
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let job = run_blocking(move || r.store(true, Ordering::SeqCst));
+    sleep(ms(100)).await;
+    assert!(!ran.load(Ordering::SeqCst), "ran before it was polled");
+    drop(job);
+
+    let scope = hatchery::CancelScope::new();
+    scope.handle().cancel();
+    let r = ran.clone();
+    let out = scope
+        .run(async move { run_blocking(move || r.store(true, Ordering::SeqCst)).await })
+        .await;
+    assert_eq!(out, None);
+    sleep(ms(100)).await;
+    assert!(!ran.load(Ordering::SeqCst), "ran in a cancelled scope");
+
+    let r = ran.clone();
+    run_blocking(move || r.store(true, Ordering::SeqCst)).await;
+    assert!(ran.load(Ordering::SeqCst));
 }

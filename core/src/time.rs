@@ -451,6 +451,10 @@ pub fn current_effective_deadline() -> Deadline {
 /// Runs the blocking function `f` on the runtime's blocking thread pool and waits for its
 /// result.
 ///
+/// Like any future, it does nothing until it is polled: `f` is handed to the pool at the
+/// first poll (anyio's `to_thread.run_sync` starts nothing before it is awaited either),
+/// and not at all if the enclosing scope is cancelled by then.
+///
 /// # Cancel safety
 ///
 /// A running thread cannot be interrupted: if this future is dropped, or the enclosing
@@ -459,7 +463,8 @@ pub fn current_effective_deadline() -> Deadline {
 ///
 /// # Panics
 ///
-/// When called outside a hatchery runtime. A panic in `f` is resumed in the caller.
+/// When first polled outside a hatchery runtime. A panic in `f` is resumed in the
+/// caller.
 ///
 /// # Examples
 ///
@@ -479,16 +484,15 @@ where
         waker: AtomicWaker::new(),
     });
     let tx = shared.clone();
-    rt::with_current(|c| {
-        c.expect(rt::NO_RUNTIME)
-            .rt
-            .spawn_blocking(Box::new(move || {
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-                *tx.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-                tx.waker.wake();
-            }))
+    let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        *tx.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        tx.waker.wake();
     });
-    RunBlocking { shared }
+    RunBlocking {
+        shared,
+        job: Mutex::new(Some(job)),
+    }
 }
 
 type BlockingResult<T> = std::thread::Result<T>;
@@ -514,14 +518,21 @@ struct BlockingShared<T> {
 #[must_use = "futures do nothing unless polled"]
 pub struct RunBlocking<T> {
     shared: Arc<BlockingShared<T>>,
+    /// The work, until the first poll hands it to the pool. (In a `Mutex` only to keep
+    /// the future `Sync`: it is reached through `&mut self`, never locked.)
+    job: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl<T> Future for RunBlocking<T> {
     type Output = T;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         if rt::current_cancelled() {
             return Poll::Pending;
+        }
+        let job = self.job.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(job) = job {
+            rt::with_current(|c| c.expect(rt::NO_RUNTIME).rt.spawn_blocking(job));
         }
         self.shared.waker.register(cx.waker());
         let taken = self
