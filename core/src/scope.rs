@@ -438,8 +438,10 @@ impl CancelHandle {
     }
 
     /// Sets or moves the deadline, also while the scope runs. An earlier deadline that has
-    /// already passed cancels the scope right away; a later one postpones it; `None`
-    /// removes it. Has no effect on a scope that was already cancelled.
+    /// already passed cancels the scope at its next suspension point (the scope reads
+    /// the clock when it is next polled; use [`cancel`](CancelHandle::cancel) to cancel
+    /// at once); a later one postpones it; `None` removes it. Has no effect on a scope
+    /// that was already cancelled.
     ///
     /// # Examples
     ///
