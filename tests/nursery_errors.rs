@@ -362,3 +362,20 @@ async fn n2_sibling_nursery_unaffected() {
     assert_eq!(s, [false, true]);
     assert_eq!(elapsed(), secs(5));
 }
+
+/// A lone error is formatted with the caller's flags: `{:#}` shows an anyhow context
+/// chain, as it would on the error itself.
+#[hatchery::test]
+async fn a_lone_error_keeps_its_alternate_format() {
+    use anyhow::Context;
+    let err = nursery(|n| async move {
+        n.spawn(async { Err::<(), _>(anyhow::anyhow!("disk full")).context("writing cache") });
+        Ok::<_, anyhow::Error>(())
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(format!("{err}"), "writing cache");
+    assert_eq!(format!("{err:#}"), "writing cache: disk full");
+    let first = err.into_first().unwrap();
+    assert_eq!(format!("{first:#}"), "writing cache: disk full");
+}

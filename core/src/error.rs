@@ -14,8 +14,12 @@ use std::fmt;
 /// # Converting with `?`
 ///
 /// `NurseryError<E>` implements [`std::error::Error`] whenever `E` is `Debug + Display`,
-/// so `?` converts it into `anyhow::Error` and `Box<dyn Error + Send + Sync>`. For your
-/// own error type, add one `From` impl:
+/// so `?` converts it into `anyhow::Error` and `Box<dyn Error + Send + Sync>`. It names no
+/// [`source`](std::error::Error::source), since `E` need not be an `Error` itself
+/// (`anyhow::Error` is not): a cause chain inside a child's error is shown by `{:#}` on
+/// the `NurseryError` (a lone error is formatted with the same flags), but not followed
+/// once it is wrapped; take the errors out ([`into_first`](NurseryError::into_first))
+/// to keep it. For your own error type, add one `From` impl:
 ///
 /// ```
 /// use hatchery::NurseryError;

@@ -53,11 +53,14 @@ use syn::{Error, ItemFn, Meta, Token};
 /// | `name::tokio_multi` | `hatchery_tokio::run` (multi-thread) |
 /// | `name::smol` | `hatchery_smol::run` (one thread per core) |
 ///
-/// The function itself stays in that module as `name::body()`, visible to the module
-/// that declared the test. The tests exist only when compiling tests (`cfg(test)`), so a
-/// doc example, which is not compiled that way, runs the body itself, as the example
-/// above does in lines hidden from the rendered docs:
+/// The function itself stays where it was declared, unchanged (the module shares its
+/// name, in the other namespace), and the module also names it `name::body()`. The tests
+/// exist only when compiling tests (`cfg(test)`), so a doc example, which is not
+/// compiled that way, runs the body itself, as the example above does in lines hidden
+/// from the rendered docs:
 /// `hatchery_smol::run(hatchery::testing::virtual_time(gives_up_after_an_hour::body()))`.
+/// The function is compiled outside tests too: in a library, keep such tests in a
+/// `#[cfg(test)]` module, as usual, if they use dev-dependencies.
 ///
 /// The test crate needs `hatchery-tokio` and `hatchery-smol` as (dev-)dependencies, or
 /// only the adapters of the backends it selects.
@@ -178,12 +181,42 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             "remove `#[test]`: #[hatchery::test] generates the tests",
         ));
     }
+    if let Some(attr) = func.attrs.iter().find(|a| {
+        let segments: Vec<String> = a
+            .path()
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect();
+        segments == ["hatchery", "test"]
+    }) {
+        return Err(Error::new(
+            attr.meta.span(),
+            "#[hatchery::test] is applied twice: keep one (with all its options)",
+        ));
+    }
+    if let Some(span) = sig
+        .constness
+        .map(|t| t.span())
+        .or(sig.unsafety.map(|t| t.span()))
+        .or(sig.abi.as_ref().map(|a| a.span()))
+    {
+        return Err(Error::new(
+            span,
+            "#[hatchery::test] functions are plain `async fn`s: no `const`, `unsafe` or `extern`",
+        ));
+    }
 
     let name = &sig.ident;
     let vis = &func.vis;
     let output = &sig.output;
-    let body = &func.block;
-    let attrs = &func.attrs;
+    let stmts = &func.block.stmts;
+    // Inner attributes (`#![allow(..)]` at the top of the body) stay in the body; the
+    // others (`#[ignore]`, `#[should_panic]`, docs, `#[cfg]`) go on each test.
+    let (inner, attrs): (Vec<_>, Vec<_>) = func
+        .attrs
+        .iter()
+        .partition(|a| matches!(a.style, syn::AttrStyle::Inner(_)));
     let wrap = match time {
         Time::Real => quote!(::hatchery::testing::tracked),
         Time::Virtual => quote!(::hatchery::testing::virtual_time),
@@ -204,13 +237,20 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             }
         }
     });
+    // The function stays where it was declared, so that its paths (`super::`, helpers
+    // with any name) mean what they say; the module, in the other namespace, shares its
+    // name and holds the tests.
     Ok(quote! {
+        #[allow(dead_code)]
+        #vis async fn #name() #output {
+            #(#inner)*
+            #(#stmts)*
+        }
+
         #[allow(non_snake_case)]
         #vis mod #name {
             #[allow(unused_imports)]
-            use super::*;
-
-            pub(super) async fn body() #output #body
+            pub(super) use super::#name as body;
 
             #(#tests)*
         }

@@ -1,0 +1,5 @@
+#[hatchery::test]
+#[hatchery::test(virtual_time)]
+async fn twice() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[hatchery::test]
+async unsafe fn not_unsafe() {}
+
+fn main() {}
