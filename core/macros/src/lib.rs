@@ -217,8 +217,6 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         .attrs
         .iter()
         .partition(|a| matches!(a.style, syn::AttrStyle::Inner(_)));
-    // A test configured away takes its body (and module) with it.
-    let cfgs: Vec<_> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
     let wrap = match time {
         Time::Real => quote!(::hatchery::testing::tracked),
         Time::Virtual => quote!(::hatchery::testing::virtual_time),
@@ -243,14 +241,12 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     // with any name) mean what they say; the module, in the other namespace, shares its
     // name and holds the tests.
     Ok(quote! {
-        #(#cfgs)*
         #[allow(dead_code)]
         #vis async fn #name() #output {
             #(#inner)*
             #(#stmts)*
         }
 
-        #(#cfgs)*
         #[allow(non_snake_case)]
         #vis mod #name {
             #[allow(unused_imports)]

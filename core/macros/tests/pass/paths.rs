@@ -36,11 +36,3 @@ fn main() {
     tests::inner::run();
     hatchery_smol::run(calls_a_helper_named_body());
 }
-
-/// A test configured away takes its body with it: this one would not compile. (The
-/// `cfg` comes after the attribute, so the attribute sees it.)
-#[hatchery::test]
-#[cfg(any())]
-async fn configured_away() {
-    this_function_does_not_exist();
-}
