@@ -235,6 +235,7 @@ where
 {
     type State = RunState<F, E, R>;
 
+    #[inline]
     fn poll(
         &self,
         node: &Node<dyn Erased>,

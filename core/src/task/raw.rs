@@ -138,6 +138,7 @@ impl RawTask {
     /// Allocates a task root node under `parent` carrying `body` and `state`, and makes
     /// the one `RawTask` for it; `init` finishes setting up the state, given the
     /// allocation. Only a `movable` task can change its parent later.
+    #[inline]
     pub(crate) fn new<B: Body>(
         parent: &Arc<Node>,
         movable: bool,
