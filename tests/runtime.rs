@@ -647,8 +647,10 @@ async fn a_zero_sleep_is_a_checkpoint() {
         }
     })
     .await;
+    // The loop ended at its timeout (before the fix it spun forever on smol); how many
+    // times it spun depends on the machine's load.
     assert_eq!(out, None);
-    assert!(spins > 1);
+    assert!(spins >= 1);
 }
 
 /// A runtime whose timers wait 1 ms at most: hatchery arms longer waits in steps.
