@@ -448,7 +448,9 @@ impl<E: fmt::Display> fmt::Display for StartError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Failed(e) => write!(f, "task failed before it started: {e}"),
-            StartError::NotStarted => f.write_str("task finished without calling `started`"),
+            StartError::NotStarted => {
+                f.write_str("task ended (returned or was cancelled) without calling `started`")
+            }
             StartError::Closed => SpawnError(()).fmt(f),
         }
     }

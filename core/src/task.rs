@@ -761,7 +761,8 @@ impl<E: Send + 'static> Nursery<E> {
     /// # Errors
     ///
     /// * [`StartError::Failed`] with the task's error if it failed before `started`;
-    /// * [`StartError::NotStarted`] if it finished without calling `started`;
+    /// * [`StartError::NotStarted`] if it ended without calling `started` (it returned,
+    ///   or was cancelled by the nursery, or dropped by the executor);
     /// * [`StartError::Closed`] if the nursery has already finished.
     ///
     /// # Cancel safety
