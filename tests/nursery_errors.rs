@@ -379,3 +379,41 @@ async fn a_lone_error_keeps_its_alternate_format() {
     let first = err.into_first().unwrap();
     assert_eq!(format!("{first:#}"), "writing cache: disk full");
 }
+
+/// `?` into `io::Error`: a lone error comes back as itself; several as one error of the
+/// first one's kind carrying the whole `NurseryError`; `Cancelled` as `Interrupted`.
+#[hatchery::test(virtual_time)]
+async fn nursery_errors_convert_into_io_errors() {
+    use std::io;
+    async fn two_failures() -> io::Result<()> {
+        nursery(|n| async move {
+            n.spawn(async { Err::<(), _>(io::Error::new(io::ErrorKind::NotFound, "a.txt")) });
+            n.spawn(async {
+                // Fails second: in its cleanup, after the first failure cancelled it.
+                shield(sleep(HOUR)).await;
+                Err::<(), _>(io::Error::new(io::ErrorKind::PermissionDenied, "b.txt"))
+            });
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+    let err = two_failures().await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    let inner = err.get_ref().unwrap().downcast_ref::<NurseryError<io::Error>>();
+    let kinds: Vec<_> = inner.unwrap().errors().iter().map(io::Error::kind).collect();
+    assert_eq!(kinds, [io::ErrorKind::NotFound, io::ErrorKind::PermissionDenied]);
+    assert_eq!(err.to_string(), "2 tasks failed: a.txt; b.txt");
+
+    let cancelled: io::Result<()> = async {
+        nursery(|n: hatchery::Nursery<io::Error>| async move {
+            n.cancel();
+            checkpoint().await;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+    .await;
+    assert_eq!(cancelled.unwrap_err().kind(), io::ErrorKind::Interrupted);
+}

@@ -192,6 +192,53 @@ impl<E: fmt::Display> fmt::Display for NurseryError<E> {
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for NurseryError<E> {}
 
+/// For code that returns `io::Result`: `nursery(..).await?` with `io::Error` children.
+///
+/// A lone error comes back as itself (its kind and payload kept). Several come back as
+/// one `io::Error` of the first one's kind whose payload is the whole `NurseryError`
+/// (reach it with [`get_ref`](std::io::Error::get_ref) and `downcast_ref`). `Cancelled`
+/// is [`ErrorKind::Interrupted`](std::io::ErrorKind::Interrupted).
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+///
+/// async fn copy_both() -> io::Result<()> {
+///     hatchery::nursery(|n| async move {
+///         n.spawn(async { Err::<(), _>(io::Error::new(io::ErrorKind::NotFound, "a.txt")) });
+///         Ok(())
+///     })
+///     .await?;
+///     Ok(())
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let err = copy_both().await.unwrap_err();
+/// assert_eq!(err.kind(), io::ErrorKind::NotFound);
+/// assert_eq!(err.to_string(), "a.txt");
+/// # });
+/// ```
+impl From<NurseryError<std::io::Error>> for std::io::Error {
+    fn from(e: NurseryError<std::io::Error>) -> Self {
+        match e {
+            NurseryError::Cancelled => std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                NurseryError::<std::io::Error>::Cancelled,
+            ),
+            NurseryError::Failed(mut errors) if errors.len() == 1 => {
+                errors.pop().expect("one error")
+            }
+            NurseryError::Failed(errors) => {
+                let kind = errors
+                    .first()
+                    .map_or(std::io::ErrorKind::Other, std::io::Error::kind);
+                std::io::Error::new(kind, NurseryError::Failed(errors))
+            }
+        }
+    }
+}
+
 /// The error of [`TaskHandle::join`](crate::TaskHandle::join): the task produced no value.
 ///
 /// # Examples
