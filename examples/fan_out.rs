@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use hatchery::sync::{CapacityLimiter, Lock, Semaphore};
 use hatchery::{nursery, sleep};
 
@@ -47,7 +48,7 @@ async fn rate_limited_fetch(
         Ok(())
     })
     .await
-    .map_err(|e| anyhow::anyhow!("fan-out failed: {e}"))?;
+    .context("fan-out failed")?;
     println!("  at most {} fetches at once", peak.load(Ordering::SeqCst));
     let results = results.lock().await;
     Ok(results.clone())
@@ -87,7 +88,7 @@ async fn app() -> anyhow::Result<()> {
         Ok(())
     })
     .await
-    .map_err(|e| anyhow::anyhow!("fan-out failed: {e}"))?;
+    .context("fan-out failed")?;
     println!(
         "  {} fetches in {:?}; tokens now {:?}",
         done.load(Ordering::SeqCst),

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use hatchery::sync::{ReceiveStream, SendStream};
 use hatchery::{memory_stream, move_on_after, nursery, sleep};
 
@@ -54,7 +55,7 @@ async fn run_pipeline(count: usize) -> anyhow::Result<Vec<(usize, String)>> {
         Ok(results)
     })
     .await
-    .map_err(|e| anyhow::anyhow!("pipeline failed: {e}"))
+    .context("pipeline failed")
 }
 
 async fn app() -> anyhow::Result<()> {

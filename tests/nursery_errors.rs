@@ -400,9 +400,20 @@ async fn nursery_errors_convert_into_io_errors() {
     }
     let err = two_failures().await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
-    let inner = err.get_ref().unwrap().downcast_ref::<NurseryError<io::Error>>();
-    let kinds: Vec<_> = inner.unwrap().errors().iter().map(io::Error::kind).collect();
-    assert_eq!(kinds, [io::ErrorKind::NotFound, io::ErrorKind::PermissionDenied]);
+    let inner = err
+        .get_ref()
+        .unwrap()
+        .downcast_ref::<NurseryError<io::Error>>();
+    let kinds: Vec<_> = inner
+        .unwrap()
+        .errors()
+        .iter()
+        .map(io::Error::kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [io::ErrorKind::NotFound, io::ErrorKind::PermissionDenied]
+    );
     assert_eq!(err.to_string(), "2 tasks failed: a.txt; b.txt");
 
     let cancelled: io::Result<()> = async {
