@@ -63,11 +63,15 @@ impl Stats {
     }
 }
 
-/// Shuts the service down on the first Ctrl-C (SIGINT) or SIGTERM. Until then the signals
-/// are ours (not the default "exit at once"); the watcher is cancelled with the rest of
-/// the service, which gives them back.
-async fn on_signal(stats: Arc<Stats>, shutdown: CancelHandle, t0: Instant) -> anyhow::Result<()> {
-    let mut signals = Signals::new([Signal::Int, Signal::Term])?;
+/// Shuts the service down on the first Ctrl-C (SIGINT) or SIGTERM. From the moment
+/// `signals` was registered they are ours (not the default "exit at once"); the watcher
+/// is cancelled with the rest of the service, and dropping `signals` gives them back.
+async fn on_signal(
+    mut signals: Signals,
+    stats: Arc<Stats>,
+    shutdown: CancelHandle,
+    t0: Instant,
+) -> anyhow::Result<()> {
     if let Some(signal) = signals.next().await {
         let signal = signal?;
         log(t0, format_args!("service: got {signal:?}: SHUTDOWN"));
@@ -167,9 +171,12 @@ async fn service(jobs: u32, safety: Duration) -> anyhow::Result<()> {
     let shutdown = scope.handle();
     let signal = shutdown.clone();
     let stats2 = stats.clone();
+    // Registered before the service starts, not in the watcher task: a signal that comes
+    // before that task first runs must not kill the process.
+    let signals = Signals::new([Signal::Int, Signal::Term])?;
     let out = scope
         .run(nursery(|n| async move {
-            n.spawn(on_signal(stats2.clone(), shutdown.clone(), t0));
+            n.spawn(on_signal(signals, stats2.clone(), shutdown.clone(), t0));
             let addr = n.start(|ready| listener(ready, t0)).await?;
             log(
                 t0,

@@ -95,7 +95,6 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     }
 }
 
-#[derive(Clone)]
 enum Start {
     After(Duration),
     At(Instant),
