@@ -639,18 +639,14 @@ async fn a_zero_sleep_is_a_checkpoint() {
     let mut zero = Box::pin(hatchery::sleep_until(now()));
     assert_eq!(future::poll_once(&mut zero).await, None);
     assert_eq!(future::poll_once(&mut zero).await, Some(()));
-    let mut spins = 0u64;
+    // The loop ends at its timeout (before the fix it spun forever on smol).
     let out = move_on_after(ms(10), async {
         loop {
-            spins += 1;
             sleep(Duration::ZERO).await;
         }
     })
     .await;
-    // The loop ended at its timeout (before the fix it spun forever on smol); how many
-    // times it spun depends on the machine's load.
     assert_eq!(out, None);
-    assert!(spins >= 1);
 }
 
 /// A runtime whose timers wait 1 ms at most: hatchery arms longer waits in steps.
