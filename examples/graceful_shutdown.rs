@@ -212,17 +212,17 @@ async fn service(jobs: u32, safety: Duration) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let (jobs, safety) = match args.iter().position(|a| a == "--jobs") {
-        Some(i) => {
-            let jobs = args
-                .get(i + 1)
-                .and_then(|n| n.parse().ok())
+    let args = examples::Args::parse(&["--jobs"]);
+    let (jobs, safety) = match args.get("--jobs") {
+        Some(n) => {
+            let jobs = n
+                .parse()
+                .ok()
                 .filter(|&n| n > 0)
                 .ok_or_else(|| anyhow::anyhow!("--jobs takes a number of jobs, at least 1"))?;
             (jobs, Duration::from_secs(60))
         }
         None => (JOBS, Duration::from_secs(1)),
     };
-    examples::run(service(jobs, safety))
+    args.run(service(jobs, safety))
 }
