@@ -775,3 +775,89 @@ async fn run_blocking_starts_at_its_first_poll() {
     run_blocking(move || r.store(true, Ordering::SeqCst)).await;
     assert!(ran.load(Ordering::SeqCst));
 }
+
+/// smol's executor drops the tasks left in it when it goes, hatchery's too: the runtime
+/// handle that hatchery's tasks hold does not keep the executor (and so the tasks) alive.
+mod smol_leak {
+    use std::sync::Arc;
+
+    use futures_lite::future;
+    use hatchery::{nursery, sleep, Nursery};
+    use hatchery_tests::{Counter, TestError, HOUR};
+
+    /// A root that opens a nursery with one parked child, then drops the nursery from
+    /// outside (C8) and returns.
+    async fn root_dropping_its_nursery(dropped: Counter) {
+        let guard = dropped.guard();
+        let mut n = Box::pin(nursery(move |n: Nursery<TestError>| async move {
+            n.spawn(async move {
+                let _guard = guard;
+                std::future::pending::<()>().await;
+                Ok(())
+            });
+            std::future::pending::<()>().await;
+            Ok(())
+        }));
+        assert!(future::poll_once(&mut n).await.is_none());
+        // Let the child run to its suspension point (one thread: the executor polls it).
+        for _ in 0..10 {
+            future::yield_now().await;
+        }
+        drop(n); // C8: the child is cancelled, not awaited
+    }
+
+    #[test]
+    fn run_current_thread_drops_children_left_by_a_foreign_drop() {
+        // Control on tokio: passes.
+        let dropped = Counter::new();
+        hatchery_tokio::run_current_thread(root_dropping_its_nursery(dropped.clone()));
+        assert_eq!(dropped.get(), 1, "tokio");
+        // smol: fails, the child's future is never dropped.
+        let dropped = Counter::new();
+        hatchery_smol::run_current_thread(root_dropping_its_nursery(dropped.clone()));
+        assert_eq!(
+            dropped.get(),
+            1,
+            "smol: the cancelled child's future leaked"
+        );
+    }
+
+    #[test]
+    fn dropping_the_executor_drops_a_parked_hatchery_root() {
+        let dropped = Counter::new();
+        let ex = Arc::new(async_executor::Executor::new());
+        let guard = dropped.guard();
+        ex.spawn(hatchery_smol::enter(&ex, async move {
+            let _guard = guard;
+            sleep(HOUR).await;
+        }))
+        .detach();
+        future::block_on(ex.run(async {
+            for _ in 0..10 {
+                future::yield_now().await;
+            }
+        }));
+        drop(ex);
+        assert_eq!(dropped.get(), 1, "the parked root's future leaked");
+    }
+
+    /// The same without hatchery: smol drops the task with the executor.
+    #[test]
+    fn control_plain_smol_task_is_dropped_with_the_executor() {
+        let dropped = Counter::new();
+        let ex = Arc::new(async_executor::Executor::new());
+        let guard = dropped.guard();
+        ex.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        })
+        .detach();
+        future::block_on(ex.run(async {
+            for _ in 0..10 {
+                future::yield_now().await;
+            }
+        }));
+        drop(ex);
+        assert_eq!(dropped.get(), 1);
+    }
+}

@@ -23,7 +23,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -34,16 +34,24 @@ use hatchery::futures::Enter;
 use hatchery::rt::{Runtime, Sleep, Task};
 
 /// The [`Runtime`] implementation for a smol executor.
+///
+/// It does not keep the executor alive: hatchery's tasks hold their runtime, and the
+/// executor holds the tasks, so a strong reference would be a cycle that kept a dropped
+/// executor and every task left in it (their futures never dropped) alive for good.
+/// Once the application has dropped the executor, its tasks are dropped with it, and a
+/// task spawned after that is dropped at once, which hatchery counts as cancelled.
 #[derive(Debug, Clone)]
 pub struct SmolRuntime {
-    executor: Arc<Executor<'static>>,
+    executor: Weak<Executor<'static>>,
 }
 
 impl SmolRuntime {
     /// Binds hatchery to `executor`: tasks are spawned on it, so something must run it
-    /// (`executor.run(..)` on one or more threads).
-    pub fn new(executor: Arc<Executor<'static>>) -> Self {
-        SmolRuntime { executor }
+    /// (`executor.run(..)` on one or more threads), and keep it (see [`SmolRuntime`]).
+    pub fn new(executor: &Arc<Executor<'static>>) -> Self {
+        SmolRuntime {
+            executor: Arc::downgrade(executor),
+        }
     }
 }
 
@@ -52,7 +60,9 @@ impl Runtime for SmolRuntime {
         // Detached at once, not kept with `Task::spawn_with` as on tokio's multi-thread
         // runtime: on smol's executor keeping the handle measured slower
         // (docs/src/performance.md).
-        self.executor.spawn(task).detach();
+        if let Some(executor) = self.executor.upgrade() {
+            executor.spawn(task).detach();
+        }
     }
 
     fn now(&self) -> Instant {
@@ -146,7 +156,7 @@ pub fn run_with_threads<F: Future>(threads: usize, fut: F) -> F::Output {
         }
     }
     let _stop = StopOnDrop(stop, workers);
-    let runtime = Arc::new(SmolRuntime::new(executor.clone()));
+    let runtime = Arc::new(SmolRuntime::new(&executor));
     async_io::block_on(executor.run(hatchery::rt::enter(runtime, fut)))
 }
 
@@ -166,7 +176,7 @@ pub fn run_with_threads<F: Future>(threads: usize, fut: F) -> F::Output {
 /// assert_eq!(out.unwrap(), 7);
 /// ```
 pub fn enter<F: Future>(executor: &Arc<Executor<'static>>, fut: F) -> Enter<F> {
-    hatchery::rt::enter(Arc::new(SmolRuntime::new(executor.clone())), fut)
+    hatchery::rt::enter(Arc::new(SmolRuntime::new(executor)), fut)
 }
 
 /// Tells worker threads to stop.
