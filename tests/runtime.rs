@@ -861,3 +861,49 @@ mod smol_leak {
         assert_eq!(dropped.get(), 1);
     }
 }
+
+/// `run_blocking` whose work the runtime drops unrun panics in its caller instead of
+/// waiting for good.
+mod run_blocking_dropped {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::Arc;
+
+    use futures_lite::future::block_on;
+    use hatchery::run_blocking;
+    use hatchery_tests::panic_message;
+
+    use super::{within_10s, ShutDown};
+
+    /// Runs `run_blocking(|| 1)` as a root on `rt`; Ok(value) or Err(panic message).
+    fn blocking_on(rt: Arc<dyn hatchery::rt::Runtime>) -> Result<i32, String> {
+        within_10s(move || {
+            catch_unwind(AssertUnwindSafe(move || {
+                block_on(hatchery::rt::enter(rt, run_blocking(|| 1)))
+            }))
+            .map_err(|p| panic_message(&*p))
+        })
+    }
+
+    /// An executor that drops blocking work it cannot run.
+    #[test]
+    fn on_an_executor_that_drops_blocking_work() {
+        let out = blocking_on(Arc::new(ShutDown));
+        assert!(out
+            .unwrap_err()
+            .contains("dropped the work of `run_blocking`"));
+    }
+
+    /// The tokio adapter once its runtime has shut down.
+    #[test]
+    fn after_the_tokio_runtime_shut_down() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let tokio_rt = rt.block_on(async { hatchery_tokio::TokioRuntime::current() });
+        drop(rt);
+        let out = blocking_on(Arc::new(tokio_rt));
+        assert!(out
+            .unwrap_err()
+            .contains("dropped the work of `run_blocking`"));
+    }
+}

@@ -245,6 +245,9 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Runs `work` on a thread where blocking is allowed.
     ///
+    /// A runtime that cannot run it (one that has shut down) may drop it instead:
+    /// [`run_blocking`](crate::run_blocking) then panics in its caller rather than wait.
+    ///
     /// # Examples
     ///
     /// ```

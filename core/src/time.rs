@@ -463,7 +463,8 @@ pub fn current_effective_deadline() -> Deadline {
 /// # Panics
 ///
 /// When first polled outside a hatchery runtime. A panic in `f` is resumed in the
-/// caller.
+/// caller. If the runtime drops `f` without running it (tokio's blocking pool does once
+/// its runtime has shut down), the caller panics with a message that says so.
 ///
 /// # Examples
 ///
@@ -482,11 +483,14 @@ where
         result: Mutex::new(None),
         waker: AtomicWaker::new(),
     });
-    let tx = shared.clone();
+    let mut job = BlockingJob {
+        f: Some(f),
+        shared: shared.clone(),
+    };
     let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let f = job.f.take().expect("blocking work runs once");
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        *tx.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-        tx.waker.wake();
+        job.shared.finish(r);
     });
     RunBlocking {
         shared,
@@ -499,6 +503,31 @@ type BlockingResult<T> = std::thread::Result<T>;
 struct BlockingShared<T> {
     result: Mutex<Option<BlockingResult<T>>>,
     waker: AtomicWaker,
+}
+
+impl<T> BlockingShared<T> {
+    fn finish(&self, result: BlockingResult<T>) {
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        self.waker.wake();
+    }
+}
+
+/// The work handed to the pool. A runtime may drop it without running it (tokio does once
+/// it has shut down): the waiter then gets a panic instead of waiting for good.
+struct BlockingJob<T, F> {
+    f: Option<F>,
+    shared: Arc<BlockingShared<T>>,
+}
+
+impl<T, F> Drop for BlockingJob<T, F> {
+    fn drop(&mut self) {
+        if self.f.take().is_some() {
+            self.shared.finish(Err(Box::new(
+                "hatchery: the runtime dropped the work of `run_blocking` without running \
+                 it (has it shut down?)",
+            )));
+        }
+    }
 }
 
 /// Future returned by [`run_blocking`].
