@@ -907,3 +907,41 @@ mod run_blocking_dropped {
             .contains("dropped the work of `run_blocking`"));
     }
 }
+
+/// A runtime whose timer horizon is zero: its timers are re-armed in steps of the
+/// shortest horizon hatchery uses, not spun on at once for good.
+struct ZeroHorizon(hatchery_tokio::TokioRuntime);
+
+impl Runtime for ZeroHorizon {
+    fn spawn(&self, task: Task) {
+        self.0.spawn(task);
+    }
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        self.0.sleep_until(deadline)
+    }
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        self.0.spawn_blocking(work);
+    }
+    fn timer_horizon(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+#[test]
+fn zero_timer_horizon_does_not_hang() {
+    within_10s(|| {
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        builder.enable_all().start_paused(true);
+        hatchery_tokio::run_with(builder, async {
+            let rt = Arc::new(ZeroHorizon(hatchery_tokio::TokioRuntime::current()));
+            hatchery::rt::enter(rt, async {
+                sleep(ms(10)).await;
+                assert_eq!(move_on_after(ms(10), sleep(HOUR)).await, None);
+            })
+            .await;
+        });
+    });
+}

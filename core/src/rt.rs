@@ -272,6 +272,8 @@ pub trait Runtime: Send + Sync + 'static {
     ///
     /// The default is one year. A runtime whose timers take any instant returns
     /// `Duration::MAX`: a virtual clock does, so that it jumps to a far deadline at once.
+    /// A horizon under a millisecond is taken as one millisecond (zero would re-arm a
+    /// timer that is always due, for good).
     ///
     /// # Examples
     ///
@@ -295,10 +297,13 @@ pub trait Runtime: Send + Sync + 'static {
 /// See [`Runtime::timer_horizon`].
 const DEFAULT_TIMER_HORIZON: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
+/// The shortest [`Runtime::timer_horizon`] used.
+const MIN_TIMER_HORIZON: Duration = Duration::from_millis(1);
+
 /// When a timer for `deadline` should wake: at `deadline`, or [`Runtime::timer_horizon`]
 /// from `now` if that is earlier (the caller then checks the clock and re-arms).
 pub(crate) fn wake_at(rt: &dyn Runtime, deadline: Instant, now: Instant) -> Instant {
-    now.checked_add(rt.timer_horizon())
+    now.checked_add(rt.timer_horizon().max(MIN_TIMER_HORIZON))
         .map_or(deadline, |cap| deadline.min(cap))
 }
 

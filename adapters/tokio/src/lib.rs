@@ -32,6 +32,13 @@ use hatchery::rt::{Runtime, Sleep, Task};
 use tokio::runtime::RuntimeFlavor;
 
 /// The [`Runtime`] implementation for a tokio runtime, identified by its handle.
+///
+/// Its [`now`](Runtime::now) is tokio's `Instant::now()`: with a paused clock
+/// (`tokio::time::pause`, tokio's `test-util` feature), that is the clock of the tokio
+/// runtime the calling thread is in, which for hatchery's own calls (from tasks and roots
+/// that the runtime polls) is this one. Reading it from elsewhere, or polling a root bound
+/// to a paused runtime outside it, reads another clock. Entering the runtime on every
+/// read would cost every timeout on the hot path, for a case only tests can make.
 #[derive(Debug, Clone)]
 pub struct TokioRuntime {
     handle: tokio::runtime::Handle,
