@@ -102,6 +102,16 @@ impl Sleep for SmolSleep {
 /// Runs `fut` as the root of a hatchery task tree on a new executor with one thread per
 /// core (the calling thread included), and returns its output.
 ///
+/// When `run` returns, every task of the tree has finished (nurseries wait for their
+/// children) or been dropped: the children of a nursery the root dropped from outside
+/// (C8), cancelled but not awaited, are dropped with the executor before `run` returns.
+/// Blocking work that a cancelled [`run_blocking`](hatchery::run_blocking) left running
+/// is not waited for.
+///
+/// # Panics
+///
+/// If `fut` panics (after its nurseries have finished, as always), with its payload.
+///
 /// # Examples
 ///
 /// ```

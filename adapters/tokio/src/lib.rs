@@ -127,6 +127,18 @@ impl Sleep for TokioSleep {
 /// Builds a multi-threaded tokio runtime (one worker per core), runs `fut` in it as the
 /// root of a hatchery task tree, and returns its output.
 ///
+/// When `run` returns, every task of the tree has finished: nurseries wait for their
+/// children. The exception is a nursery the root dropped from outside (C8): its children
+/// were cancelled but not awaited, and are dropped as the runtime shuts down, on its
+/// threads, possibly just after `run` has returned. Blocking work that a cancelled
+/// [`run_blocking`](hatchery::run_blocking) left running is not waited for either.
+///
+/// # Panics
+///
+/// If `fut` panics (after its nurseries have finished, as always), with its payload.
+/// Inside a tokio runtime, with tokio's "Cannot start a runtime from within a runtime":
+/// use [`enter`] there.
+///
 /// # Examples
 ///
 /// ```
@@ -176,9 +188,10 @@ pub fn run_with<F: Future>(mut builder: tokio::runtime::Builder, fut: F) -> F::O
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         rt.block_on(hatchery::rt::enter(runtime, fut))
     }));
-    // Every hatchery task has finished by now (or the root panicked). What may remain is
-    // blocking work whose waiter was cancelled (`hatchery::run_blocking`): don't wait
-    // for it, not even to resume a panic.
+    // Every hatchery task has finished by now, except children of a nursery the root
+    // dropped from outside, which the shutdown drops, and blocking work whose waiter was
+    // cancelled (`hatchery::run_blocking`): don't wait for that, not even to resume a
+    // panic.
     rt.shutdown_background();
     out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
