@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_lite::{stream, StreamExt};
 use hatchery::{map, map_stream, move_on_after, nursery, sleep};
-use hatchery_tests::{ms, until, Counter, TestError, HOUR};
+use hatchery_tests::{catch_panic, ms, until, Counter, TestError, HOUR};
 
 /// Tracks how many are in flight, and the most there ever were.
 #[derive(Clone, Default)]
@@ -298,4 +298,151 @@ async fn map_in_a_scope_cancelled_before_entry_returns_nothing() {
         .await;
     assert_eq!(out, None);
     assert_eq!(taken.get(), 0);
+}
+
+// A child that fails or panics frees its slot before the nursery hears of the failure
+// (its future is dropped first). `map` must not take more input in between. On a
+// multi-thread runtime the window is real but short: `interpose` holds the thread that
+// frees the slot until `map` has been polled again, which makes it wide every time
+// (on one thread the child runs on the polling thread, and the window cannot open).
+mod interpose {
+    //! Polls a future with a waker that, the first time it is woken from another thread
+    //! than the one that polls, holds that thread until the future has been polled again
+    //! (at most 2 s). Only the first: later wakes may come under a lock that the poll
+    //! needs.
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::thread::ThreadId;
+    use std::time::Duration;
+
+    #[derive(Default)]
+    struct State {
+        outer: Option<Waker>,
+        poller: Option<ThreadId>,
+        /// A wake from another thread waits for the next poll to end.
+        waiting: bool,
+        /// How many times a waking thread was held.
+        held: usize,
+    }
+
+    #[derive(Default)]
+    pub struct Gate {
+        state: Mutex<State>,
+        cond: Condvar,
+    }
+
+    impl Gate {
+        pub fn held(&self) -> usize {
+            self.state.lock().unwrap().held
+        }
+    }
+
+    impl Wake for Gate {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref()
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(w) = s.outer.clone() {
+                w.wake();
+            }
+            if s.poller == Some(std::thread::current().id()) || s.waiting || s.held > 0 {
+                return;
+            }
+            s.waiting = true;
+            s.held += 1;
+            let _ = self
+                .cond
+                .wait_timeout_while(s, Duration::from_secs(2), |s| s.waiting);
+        }
+    }
+
+    pub struct Interpose<F> {
+        gate: Arc<Gate>,
+        fut: Pin<Box<F>>,
+    }
+
+    impl<F: Future> Future for Interpose<F> {
+        type Output = F::Output;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            let was_waiting = {
+                let mut s = self.gate.state.lock().unwrap_or_else(|e| e.into_inner());
+                s.outer = Some(cx.waker().clone());
+                s.poller = Some(std::thread::current().id());
+                s.waiting
+            };
+            let waker = Waker::from(self.gate.clone());
+            let polled = self.fut.as_mut().poll(&mut Context::from_waker(&waker));
+            let mut s = self.gate.state.lock().unwrap_or_else(|e| e.into_inner());
+            if was_waiting || s.waiting {
+                s.waiting = false;
+                self.gate.cond.notify_all();
+            }
+            polled
+        }
+    }
+
+    pub fn interpose<F: Future>(fut: F) -> (Interpose<F>, Arc<Gate>) {
+        let gate = Arc::new(Gate::default());
+        (
+            Interpose {
+                gate: gate.clone(),
+                fut: Box::pin(fut),
+            },
+            gate,
+        )
+    }
+}
+
+/// With one slot, the first item fails at once: no further input may be taken.
+#[hatchery::test]
+async fn no_input_is_taken_after_a_failure() {
+    for _ in 0..20 {
+        let calls = Counter::new();
+        let c = calls.clone();
+        let work = map(1, 0..4u32, move |i| {
+            c.incr();
+            async move {
+                if i == 0 {
+                    Err(TestError("first"))
+                } else {
+                    Ok(i)
+                }
+            }
+        })
+        .try_join();
+        let (work, gate) = interpose::interpose(work);
+        let r = work.await;
+        assert_eq!(r.unwrap_err().errors(), [TestError("first")]);
+        if gate.held() > 0 {
+            assert_eq!(calls.get(), 1, "input was taken after the failure");
+        }
+    }
+}
+
+/// The same with a panic: it cancels the rest, and no further input may be taken.
+#[hatchery::test]
+async fn no_input_is_taken_after_a_panic() {
+    for _ in 0..20 {
+        let calls = Counter::new();
+        let c = calls.clone();
+        let work = map(1, 0..4u32, move |i| {
+            c.incr();
+            async move {
+                if i == 0 {
+                    panic!("first");
+                }
+                i
+            }
+        })
+        .join();
+        let (work, gate) = interpose::interpose(work);
+        let r = catch_panic(work).await;
+        assert_eq!(r.unwrap_err(), "first");
+        if gate.held() > 0 {
+            assert_eq!(calls.get(), 1, "input was taken after the panic");
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -364,6 +364,10 @@ impl<I> fmt::Debug for InputIter<I> {
 /// Counts the children in flight and wakes the body when one finishes.
 struct Gate {
     in_flight: AtomicUsize,
+    /// A child failed or panicked. Set before its slot comes free: the nursery hears of
+    /// the failure only after the child's future is gone, and a freed slot must not take
+    /// more input meanwhile.
+    stopped: AtomicBool,
     waker: AtomicWaker,
 }
 
@@ -384,8 +388,18 @@ impl Gate {
 /// Frees a slot when the child's future is dropped (it finished or was cancelled).
 struct Slot(Arc<Gate>);
 
+impl Slot {
+    /// The child failed: no more input is taken.
+    fn stop(&self) {
+        self.0.stopped.store(true, Ordering::Release);
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.stop();
+        }
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.0.waker.wake();
     }
@@ -408,6 +422,7 @@ where
 {
     let gate = Arc::new(Gate {
         in_flight: AtomicUsize::new(0),
+        stopped: AtomicBool::new(false),
         waker: AtomicWaker::new(),
     });
     nursery(|n| async move {
@@ -415,7 +430,7 @@ where
         let mut index = 0;
         loop {
             poll_fn(|cx| gate.poll_free(limit, cx)).await;
-            if limit != usize::MAX && n.is_cancelled() {
+            if limit != usize::MAX && (gate.stopped.load(Ordering::Acquire) || n.is_cancelled()) {
                 // Slots came free because the work is cancelled (a child failed, or an
                 // enclosing scope was cancelled, perhaps before we started): take no
                 // more input, even if this poll has not been stopped yet, and produce no
@@ -432,8 +447,12 @@ where
             let child = wrap(index, f(item));
             index += 1;
             n.spawn(async move {
-                let _slot = slot;
-                child.await
+                let out = child.await;
+                if out.is_err() {
+                    slot.stop();
+                }
+                drop(slot);
+                out
             });
         }
         Ok(index)
