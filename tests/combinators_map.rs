@@ -328,13 +328,13 @@ mod interpose {
     }
 
     #[derive(Default)]
-    pub struct Gate {
+    pub(crate) struct Gate {
         state: Mutex<State>,
         cond: Condvar,
     }
 
     impl Gate {
-        pub fn held(&self) -> usize {
+        pub(crate) fn held(&self) -> usize {
             self.state.lock().unwrap().held
         }
     }
@@ -359,7 +359,7 @@ mod interpose {
         }
     }
 
-    pub struct Interpose<F> {
+    pub(crate) struct Interpose<F> {
         gate: Arc<Gate>,
         fut: Pin<Box<F>>,
     }
@@ -384,7 +384,7 @@ mod interpose {
         }
     }
 
-    pub fn interpose<F: Future>(fut: F) -> (Interpose<F>, Arc<Gate>) {
+    pub(crate) fn interpose<F: Future>(fut: F) -> (Interpose<F>, Arc<Gate>) {
         let gate = Arc::new(Gate::default());
         (
             Interpose {
