@@ -6,7 +6,7 @@ use std::future::{ready, Ready};
 use std::time::Duration;
 
 use hatchery::{finally, join, move_on_after, settle, sleep, try_join};
-use hatchery_tests::{catch_panic, ms, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{catch_panic, ms, secs, until, Counter, Log, TestError, HOUR};
 
 /// Outputs come in input order, whatever order the futures finish in.
 #[hatchery::test]
@@ -275,4 +275,33 @@ async fn combinators_in_cancelled_scopes_return_nothing() {
             panic!("iteration {i}: {msg}");
         }
     }
+}
+
+/// A `try_join` whose future failed before the enclosing scope was cancelled reports the
+/// error once the rest has finished (as a nursery does), even though the scope's
+/// deadline passed meanwhile: the scope does not swallow it.
+#[hatchery::test(virtual_time)]
+async fn errors_are_reported_under_outer_cancellation() {
+    type Child =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<u32, TestError>> + Send>>;
+    let out = move_on_after(secs(2), async {
+        try_join([
+            Box::pin(async {
+                sleep(secs(1)).await;
+                Err(TestError("a"))
+            }) as Child,
+            // Cancelled at 1 s by the failure; its cleanup runs past the 2 s deadline.
+            Box::pin(async {
+                finally(sleep(HOUR), sleep(secs(5))).await;
+                Ok(1)
+            }),
+        ])
+        .await
+    })
+    .await;
+    assert_eq!(hatchery::testing::elapsed(), secs(6));
+    assert_eq!(
+        out.expect("the error is reported").unwrap_err().errors(),
+        [TestError("a")]
+    );
 }

@@ -69,7 +69,10 @@ where
 ///
 /// # Cancel safety
 ///
-/// As for [`join`].
+/// As for [`join`], with one difference: if a future failed before or while the
+/// enclosing scope's cancellation reached it, `try_join` returns its errors once every
+/// future has finished (a nursery's errors are reported even when it is cancelled from
+/// outside), so a `move_on_after` around it returns `Some(Err(..))`.
 ///
 /// # Panics
 ///

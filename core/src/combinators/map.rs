@@ -239,7 +239,10 @@ impl<S: Stream, F> Map<S, F> {
     ///
     /// # Cancel safety
     ///
-    /// As for [`join`](Map::join).
+    /// As for [`join`](Map::join), except that errors are reported even when the
+    /// enclosing scope is cancelled: a child that failed before or while being cancelled
+    /// makes this return its errors once every child has finished (see
+    /// [`try_join`](crate::try_join)).
     ///
     /// # Panics
     ///

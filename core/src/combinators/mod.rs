@@ -9,7 +9,9 @@
 //!   cancelled **and awaited**: when the combinator returns, every one of them has been
 //!   dropped;
 //! * enclosing cancel scopes and deadlines apply: when one is cancelled, the combinator
-//!   cancels its futures, waits for them, and never returns (the cancelled scope does);
+//!   cancels its futures, waits for them, and never returns (the cancelled scope does),
+//!   unless a future had failed by then: like a nursery, a failing combinator reports
+//!   the errors its futures returned before or while being cancelled;
 //! * a panic in a future cancels the rest and is resumed in the caller.
 //!
 //! | combinator | waits for | returns | on `Err` |
@@ -24,7 +26,8 @@
 //!
 //! Errors are reported like a nursery's: [`NurseryError::Failed`](crate::NurseryError)
 //! with every error, in the order they happened (never `Cancelled`: these combinators do
-//! not cancel themselves, and when they are cancelled from outside they do not return).
+//! not cancel themselves, and when they are cancelled from outside they return only to
+//! report errors).
 //!
 //! Beyond fan-out: [`retry`](crate::retry) (exponential backoff with jitter on hatchery's
 //! clock, with [backon](crate::backon) policies), [`service`](crate::service)
