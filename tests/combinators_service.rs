@@ -2,9 +2,11 @@
 //! graceful shutdown (stop accepting, drain within the grace period, cancel the rest, report)
 //! after which no task is left running.
 
+use std::sync::{Arc, Mutex};
+
 use hatchery::testing::virtual_time;
 use hatchery::{finally, move_on_after, service, sleep, Service};
-use hatchery_tests::{catch_panic, ms, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{catch_panic, ms, secs, until, Counter, Log, TestError, HOUR};
 
 /// Background work that panics.
 async fn boom() -> Result<(), TestError> {
@@ -245,4 +247,31 @@ async fn a_panic_is_resumed_after_everything_stopped() {
     .await;
     assert_eq!(r.unwrap_err(), "task panicked");
     assert_eq!(dropped.get(), 1);
+}
+
+/// A service that an enclosing scope cancelled is closed: a handle kept past it says so
+/// and refuses work (without counting the refusal as a cancelled task).
+#[hatchery::test(virtual_time)]
+async fn a_service_cancelled_from_outside_is_closed() {
+    let slot: Arc<Mutex<Option<Service<TestError>>>> = Arc::default();
+    let s2 = slot.clone();
+    let r = move_on_after(
+        secs(1),
+        service(HOUR, move |svc| async move {
+            *s2.lock().unwrap() = Some(svc.clone());
+            sleep(HOUR).await;
+            Ok(())
+        }),
+    )
+    .await;
+    assert!(r.is_none());
+    let svc = slot.lock().unwrap().take().unwrap();
+    assert!(svc.is_shutting_down(), "{svc:?}");
+    assert!(svc.try_spawn(async { Ok(()) }).is_err());
+    assert_eq!(svc.running(), 0);
+    let dbg = format!("{svc:?}");
+    assert!(
+        dbg.contains("cancelled: 0"),
+        "a refused spawn counted: {dbg}"
+    );
 }

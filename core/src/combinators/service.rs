@@ -117,6 +117,9 @@ where
     });
     let sh = shared.clone();
     let out = nursery::<Infallible, _, _, _>(|n| async move {
+        // Cancelled from outside, the service ends here (its work is cancelled and
+        // awaited): it no longer accepts any.
+        let _closed = CloseOnDrop(&sh);
         let svc = Service {
             n: n.clone(),
             shared: sh.clone(),
@@ -347,8 +350,8 @@ impl<E: Send + 'static> Service<E> {
         self.shared.body.cancel();
     }
 
-    /// Whether the shutdown has begun (by [`shutdown`](Service::shutdown) or because the
-    /// body returned).
+    /// Whether the shutdown has begun (by [`shutdown`](Service::shutdown), because the
+    /// body returned, or because an enclosing scope cancelled the service).
     ///
     /// # Examples
     ///
@@ -598,6 +601,15 @@ impl<E> Drop for Running<E> {
         if idle {
             self.shared.idle.wake();
         }
+    }
+}
+
+/// Closes the service when dropped.
+struct CloseOnDrop<'a, E>(&'a Shared<E>);
+
+impl<E> Drop for CloseOnDrop<'_, E> {
+    fn drop(&mut self) {
+        self.0.set_phase(Phase::Closed);
     }
 }
 
