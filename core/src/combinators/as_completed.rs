@@ -102,7 +102,7 @@ where
 ///
 /// # Panics
 ///
-/// If the nursery has already finished (like [`Nursery::spawn`]).
+/// If the nursery has already finished (like [`Nursery::spawn`]) and `futs` is not empty.
 ///
 /// # Examples
 ///

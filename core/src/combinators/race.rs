@@ -11,7 +11,9 @@ use crate::nursery::nursery;
 /// others (the losers) are cancelled, and `race` waits until they have stopped before it
 /// returns.
 ///
-/// Each future is spawned into a nursery as its own task. The output may be anything,
+/// Each future is spawned into a nursery as its own task, when `race` is first polled;
+/// `futs` is collected into a `Vec` at the call (unlike [`map`](crate::map), which takes
+/// its input lazily). The output may be anything,
 /// including a `Result`: an `Err` that comes first wins the race too. To wait for the first
 /// *success*, use [`race_ok`].
 ///

@@ -85,7 +85,8 @@ impl backon::Sleeper for HatcherySleeper {
 ///
 /// # Panics
 ///
-/// When first polled outside a hatchery runtime.
+/// When it needs the clock outside a hatchery runtime: at its first poll if
+/// `max_elapsed` is set, otherwise before its first wait between attempts.
 ///
 /// # Examples
 ///

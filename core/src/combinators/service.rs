@@ -31,7 +31,9 @@ use crate::scope::{move_on_after, CancelHandle, CancelScope};
 ///    that is already running may still spawn follow-up work into it, so a handler that
 ///    was mid-way is not cut off;
 /// 2. the running work gets `grace` to finish (`Duration::MAX`: wait as long as it takes;
-///    `Duration::ZERO`: cancel at once);
+///    `Duration::ZERO`: cancel at once), counted from when `body` has stopped: a body
+///    cancelled by `shutdown` first finishes its own cleanup (shielded work, `finally`),
+///    during which the running work goes on;
 /// 3. whatever is still running then is cancelled, and awaited;
 /// 4. `service` returns a [`ServiceReport`]: the body's value, every error, and how many
 ///    tasks finished and how many were cancelled.
