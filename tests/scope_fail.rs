@@ -173,3 +173,17 @@ async fn c5_elapsed_converts_with_question_mark() {
     assert!(e.downcast_ref::<Elapsed>().is_some());
     assert_eq!(elapsed(), secs(2));
 }
+
+/// `Elapsed` converts into an `io::Error` of kind `TimedOut` that can be downcast back,
+/// so `fail_after(..).await?` works in `io::Result` code.
+#[hatchery::test(virtual_time)]
+async fn elapsed_converts_into_io_error() {
+    async fn load() -> std::io::Result<u32> {
+        fail_after(secs(1), sleep(HOUR)).await?;
+        Ok(1)
+    }
+    let err = load().await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    assert!(err.get_ref().is_some_and(|e| e.is::<Elapsed>()));
+    assert_eq!(elapsed(), secs(1));
+}

@@ -971,6 +971,28 @@ debug_future!(Run, FailScope, Fail, Shield);
 /// assert_eq!(err.to_string(), "deadline elapsed");
 /// # });
 /// ```
+///
+/// In code that returns `io::Result`, `?` turns it into an [`io::Error`](std::io::Error)
+/// of kind `TimedOut`:
+///
+/// ```
+/// use std::io;
+/// use std::time::Duration;
+/// use hatchery::{fail_after, sleep};
+///
+/// async fn read_config() -> io::Result<String> {
+///     sleep(Duration::from_secs(3600)).await; // a slow disk
+///     Ok(String::new())
+/// }
+///
+/// async fn load() -> io::Result<String> {
+///     fail_after(Duration::from_millis(5), read_config()).await?
+/// }
+///
+/// # hatchery_smol::run(async {
+/// assert_eq!(load().await.unwrap_err().kind(), io::ErrorKind::TimedOut);
+/// # });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Elapsed(());
 
@@ -981,6 +1003,14 @@ impl fmt::Display for Elapsed {
 }
 
 impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for std::io::Error {
+    /// An error of kind [`TimedOut`](std::io::ErrorKind::TimedOut) that carries the
+    /// `Elapsed` (so it can be downcast back).
+    fn from(elapsed: Elapsed) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, elapsed)
+    }
+}
 
 /// Runs `fut` with a timeout; gives up and returns `None` if it does not finish within
 /// `timeout` of being first polled.
