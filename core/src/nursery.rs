@@ -31,8 +31,9 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 ///   body and all other children are cancelled and awaited. Then every error is returned,
 ///   in the order they happened, as [`NurseryError::Failed`]. `?` converts it into
 ///   `anyhow::Error` or `Box<dyn Error + Send + Sync>`; for your own error type, implement
-///   `From<NurseryError<YourError>>` (see [`NurseryError`]), and [`From<JoinError>`](crate::JoinError) if
-///   the body uses `?` on [`TaskHandle::join`](crate::TaskHandle::join).
+///   `From<NurseryError<YourError>>` (see [`NurseryError`]), and
+///   [`From<JoinError>`](crate::JoinError) if the body uses `?` on
+///   [`TaskHandle::join`](crate::TaskHandle::join).
 /// * **Panics**: a panic in a child or the body cancels the rest; once all have finished,
 ///   the first panic is resumed in the caller (like [`std::thread::scope`]). A panic wins
 ///   over errors.
