@@ -138,3 +138,51 @@ async fn condition_cancelled_waiter_next_to_shield_passes_notification() {
         "the notification reached the live waiter late"
     );
 }
+
+/// A waiter notified while the notifier holds the lock, then cancelled while it waits to
+/// take the lock back, passes its notification on: `notify(1)` still wakes somebody.
+#[hatchery::test(virtual_time)]
+async fn a_waiter_cancelled_while_taking_the_lock_back_passes_its_notification_on() {
+    let state = Arc::new((Lock::new(0u32), Condition::new()));
+    let scope = CancelScope::new();
+    let h = scope.handle();
+    let st = state.clone();
+    let (first_returned, second_woken) = nursery(|n| async move {
+        let s1 = st.clone();
+        let first = n.spawn(async move {
+            let (lock, cond) = &*s1;
+            let out = scope
+                .run(async {
+                    let g = lock.lock().await;
+                    let g = cond.wait(g).await;
+                    drop(g);
+                })
+                .await;
+            Ok::<_, anyhow::Error>(out.is_some())
+        });
+        wait_all_tasks_blocked().await;
+        let s2 = st.clone();
+        let second = n.spawn(async move {
+            let (lock, cond) = &*s2;
+            let g = lock.lock().await;
+            let woken = move_on_after(secs(10), cond.wait(g)).await.is_some();
+            Ok::<_, anyhow::Error>(woken)
+        });
+        wait_all_tasks_blocked().await;
+        let (lock, cond) = &*st;
+        let mut g = lock.lock().await;
+        *g += 1;
+        cond.notify(1); // to the first waiter (longest waiting), lock held
+        wait_all_tasks_blocked().await; // it woke, and now waits for the lock we hold
+        h.cancel(); // its timeout fires now
+        wait_all_tasks_blocked().await;
+        drop(g);
+        Ok((first.join().await?, second.join().await?))
+    })
+    .await
+    .unwrap();
+    // The first waiter was dropped while it waited for the lock; the second got the
+    // notification it had taken.
+    assert!(!first_returned);
+    assert!(second_woken, "notify(1) woke nobody");
+}

@@ -116,7 +116,8 @@ impl Condition {
     /// [Cancellation and the guard](Condition#cancellation-and-the-guard)). Once
     /// notified, re-acquiring the lock is not interrupted by the wait itself: it returns
     /// the guard as soon as it has the lock, and the scope stops the caller at its next
-    /// suspension point.
+    /// suspension point. If the scope drops it while it waits for the lock, the
+    /// notification goes to the next waiter.
     ///
     /// # Examples
     ///
@@ -290,6 +291,17 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                 }
                 State::Done => panic!("`ConditionWait` polled after completion"),
             }
+        }
+    }
+}
+
+impl<T> Drop for ConditionWait<'_, '_, T> {
+    fn drop(&mut self) {
+        // Notified, then dropped (its scope cancelled, say) while taking the lock back:
+        // the notification was ours and is lost with us, so pass it on. At worst another
+        // waiter wakes up without a reason, which callers allow for.
+        if let State::Reacquire { .. } = self.state {
+            self.cond.event.notify(1.additional());
         }
     }
 }
