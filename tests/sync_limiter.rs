@@ -201,3 +201,25 @@ async fn release_before_the_granted_acquire_returns_is_refused() {
     assert_eq!(limiter.release_on_behalf_of(7), Ok(()));
     assert_eq!(limiter.borrowed_tokens(), 0);
 }
+
+/// An acquire polled again after it returned panics with a message that blames the
+/// caller: it never takes a second token.
+#[hatchery::test]
+async fn acquire_polled_after_completion_panics() {
+    let limiter = CapacityLimiter::new(3);
+    let mut acquire = Box::pin(limiter.acquire());
+    let _token = future::poll_once(&mut acquire)
+        .await
+        .expect("a token is free");
+    let again = hatchery_tests::catch_panic(future::poll_once(&mut acquire)).await;
+    let message = again.map(|_| ()).expect_err("polled after completion");
+    assert!(
+        message.contains("`LimiterAcquire` polled after completion"),
+        "{message}"
+    );
+    let mut named = Box::pin(limiter.acquire_on_behalf_of(7));
+    assert_eq!(future::poll_once(&mut named).await, Some(Ok(())));
+    let again = hatchery_tests::catch_panic(future::poll_once(&mut named)).await;
+    assert!(again.is_err());
+    assert_eq!(limiter.borrowed_tokens(), 2);
+}

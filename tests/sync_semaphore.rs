@@ -141,3 +141,29 @@ async fn semaphore_cancelled_waiter_next_to_shield_passes_permit() {
     .unwrap();
     assert_eq!(at, Duration::ZERO);
 }
+
+/// An acquire polled again after it returned its permit panics with a message: it never
+/// takes a second permit.
+#[hatchery::test]
+async fn acquire_polled_after_completion_panics() {
+    let sem = Semaphore::new(2);
+    let mut acquire = Box::pin(sem.acquire());
+    let permit = future::poll_once(&mut acquire)
+        .await
+        .expect("a permit is free");
+    let again = hatchery_tests::catch_panic(future::poll_once(&mut acquire)).await;
+    let message = again.map(|_| ()).expect_err("polled after completion");
+    assert!(
+        message.contains("`SemaphoreAcquire` polled after completion"),
+        "{message}"
+    );
+    assert_eq!(sem.available_permits(), 1);
+    drop(permit);
+    let mut owned = Box::pin(sem.acquire_owned());
+    let _permit = future::poll_once(&mut owned)
+        .await
+        .expect("a permit is free");
+    let again = hatchery_tests::catch_panic(future::poll_once(&mut owned)).await;
+    assert!(again.is_err());
+    assert_eq!(sem.available_permits(), 1);
+}

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use super::poll_once;
 use crate::rt;
 
 /// Limits how many tasks may do something at once, tracking who holds each token
@@ -317,6 +318,7 @@ impl CapacityLimiter {
             limiter: self,
             key,
             id: None,
+            done: false,
         }
     }
 
@@ -402,6 +404,7 @@ impl CapacityLimiter {
             limiter: self,
             key: Key::User(borrower),
             id: None,
+            done: false,
         }
     }
 
@@ -458,7 +461,9 @@ pub struct LimiterStatistics {
     pub borrowed_tokens: usize,
     /// The total number of tokens.
     pub total_tokens: usize,
-    /// The named borrowers holding a token, in increasing order.
+    /// The named borrowers holding a token, in increasing order. Like
+    /// `borrowed_tokens`, this includes a borrower whose wait was granted a token and
+    /// has not returned yet.
     pub borrowers: Vec<u64>,
     /// Tasks waiting for a token.
     pub tasks_waiting: usize,
@@ -538,6 +543,8 @@ pub struct LimiterAcquire<'a> {
     limiter: &'a CapacityLimiter,
     key: Key,
     id: Option<u64>,
+    /// It returned its token: polling again would take another.
+    done: bool,
 }
 
 impl Future for LimiterAcquire<'_> {
@@ -546,7 +553,10 @@ impl Future for LimiterAcquire<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CapacityToken> {
         let this = &mut *self;
         let inner = &this.limiter.inner;
-        poll_acquire(inner, this.key, &mut this.id, cx).map(|r| {
+        poll_once(&mut this.done, "LimiterAcquire", || {
+            poll_acquire(inner, this.key, &mut this.id, cx)
+        })
+        .map(|r| {
             r.expect("hatchery: internal error: anonymous borrower reused");
             CapacityToken {
                 inner: inner.clone(),
@@ -594,6 +604,8 @@ pub struct LimiterAcquireFor<'a> {
     limiter: &'a CapacityLimiter,
     key: Key,
     id: Option<u64>,
+    /// As in [`LimiterAcquire`].
+    done: bool,
 }
 
 impl Future for LimiterAcquireFor<'_> {
@@ -601,7 +613,9 @@ impl Future for LimiterAcquireFor<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        poll_acquire(&this.limiter.inner, this.key, &mut this.id, cx)
+        poll_once(&mut this.done, "LimiterAcquireFor", || {
+            poll_acquire(&this.limiter.inner, this.key, &mut this.id, cx)
+        })
     }
 }
 

@@ -20,6 +20,10 @@ use crate::rt;
 /// releases the lock when dropped; an [`OwnedLockGuard`] (from [`Lock::lock_owned`]) is
 /// `'static` and can move into a spawned task.
 ///
+/// Unlike `std::sync::Mutex` there is no poisoning (as with async-lock and tokio): a
+/// panic while the guard is held releases the lock, and the value is available to the
+/// next holder as the panicking code left it.
+///
 /// # Examples
 ///
 /// ```
@@ -222,8 +226,9 @@ impl<T> Lock<T> {
     /// a snapshot, like
     /// [`is_locked`](Lock::is_locked) (anyio's `LockStatistics.tasks_waiting`).
     ///
-    /// A wait counts from its first poll that finds the lock held until it takes the lock
-    /// or is dropped; a wait in a cancelled scope counts until its scope drops it.
+    /// A wait counts from its first poll that finds the lock held until it takes the lock,
+    /// is dropped, or is polled in a cancelled scope (which it leaves the queue for, even
+    /// if a shield next to it keeps it alive).
     ///
     /// # Examples
     ///

@@ -122,6 +122,19 @@ fn poll_until(
     }
 }
 
+/// Polls an acquiring future's `poll`, which must not run again once it returned `Ready`
+/// (it would take a second permit or token): polling `name` after that panics.
+fn poll_once<T>(
+    done: &mut bool,
+    name: &str,
+    poll: impl FnOnce() -> std::task::Poll<T>,
+) -> std::task::Poll<T> {
+    assert!(!*done, "`{name}` polled after completion");
+    let out = poll();
+    *done = out.is_ready();
+    out
+}
+
 /// The named futures of this module (also in [`crate::futures`]).
 pub(crate) mod futures {
     pub use super::condition::ConditionWait;

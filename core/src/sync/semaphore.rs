@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use super::poll_once;
 use crate::rt;
 
 /// A counting semaphore with FIFO-fair permits (anyio's `Semaphore`).
@@ -195,6 +196,7 @@ impl Semaphore {
         SemaphoreAcquire {
             sem: self,
             id: None,
+            done: false,
         }
     }
 
@@ -218,6 +220,7 @@ impl Semaphore {
         SemaphoreAcquireOwned {
             inner: self.inner.clone(),
             id: None,
+            done: false,
         }
     }
 
@@ -366,14 +369,20 @@ fn poll_acquire(inner: &Inner, id: &mut Option<u64>, cx: &mut Context<'_>) -> Po
 pub struct SemaphoreAcquire<'a> {
     sem: &'a Semaphore,
     id: Option<u64>,
+    /// It returned its permit: polling again would take another.
+    done: bool,
 }
 
 impl<'a> Future for SemaphoreAcquire<'a> {
     type Output = SemaphorePermit<'a>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let sem = self.sem;
-        poll_acquire(&sem.inner, &mut self.id, cx).map(|()| SemaphorePermit { sem })
+        let this = &mut *self;
+        let sem = this.sem;
+        poll_once(&mut this.done, "SemaphoreAcquire", || {
+            poll_acquire(&sem.inner, &mut this.id, cx)
+        })
+        .map(|()| SemaphorePermit { sem })
     }
 }
 
@@ -420,6 +429,8 @@ impl fmt::Debug for SemaphoreAcquire<'_> {
 pub struct SemaphoreAcquireOwned {
     inner: Arc<Inner>,
     id: Option<u64>,
+    /// As in [`SemaphoreAcquire`].
+    done: bool,
 }
 
 impl Future for SemaphoreAcquireOwned {
@@ -427,7 +438,10 @@ impl Future for SemaphoreAcquireOwned {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        poll_acquire(&this.inner, &mut this.id, cx).map(|()| OwnedSemaphorePermit {
+        poll_once(&mut this.done, "SemaphoreAcquireOwned", || {
+            poll_acquire(&this.inner, &mut this.id, cx)
+        })
+        .map(|()| OwnedSemaphorePermit {
             inner: this.inner.clone(),
         })
     }
