@@ -1,0 +1,763 @@
+//! Randomized model tests of `Semaphore`, `CapacityLimiter` and `Lock`: random
+//! interleavings of acquires (plain, in a scope, in a scope next to a shield that keeps
+//! the cancelled body alive), polls, cancellations, drops, releases and capacity
+//! changes, every waiter polled by hand inside a hatchery task (so each seed is
+//! deterministic on every backend). After every step the primitive's counts and
+//! statistics are compared with a simple FIFO model; a granted waiter must have been
+//! woken, a free lock with live waiters must have woken one, and nothing may leak.
+
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures_lite::future;
+use hatchery::sync::{
+    CapacityLimiter, CapacityToken, LimiterError, Lock, OwnedLockGuard, OwnedSemaphorePermit,
+    Semaphore,
+};
+use hatchery::{shield, CancelHandle, CancelScope};
+
+struct Flag(AtomicBool);
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+type BoxFut<T> = Pin<Box<dyn Future<Output = Option<T>>>>;
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Mode {
+    Plain,
+    Scoped,
+    Shielded,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum MState {
+    New,
+    Queued { granted: bool },
+    Gone,
+}
+
+struct W<T> {
+    fut: BoxFut<T>,
+    mode: Mode,
+    handle: Option<CancelHandle>,
+    cancelled: bool,
+    slot: Arc<Mutex<Option<T>>>,
+    flag: Arc<Flag>,
+    waker: Waker,
+    st: MState,
+    id: u64,
+    polled: bool,
+}
+
+fn make<T: 'static, F: Future<Output = T> + 'static>(mode: Mode, acq: F, id: u64) -> W<T> {
+    let flag = Arc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(flag.clone());
+    let slot = Arc::new(Mutex::new(None));
+    let (fut, handle): (BoxFut<T>, _) = match mode {
+        Mode::Plain => (Box::pin(async move { Some(acq.await) }), None),
+        Mode::Scoped => {
+            let s = CancelScope::new();
+            let h = s.handle();
+            (Box::pin(s.run(acq)), Some(h))
+        }
+        Mode::Shielded => {
+            let s = CancelScope::new();
+            let h = s.handle();
+            let sl = slot.clone();
+            let body = future::zip(
+                async move {
+                    let v = acq.await;
+                    *sl.lock().unwrap() = Some(v);
+                },
+                shield(future::pending::<()>()),
+            );
+            (
+                Box::pin(async move {
+                    s.run(body).await;
+                    None
+                }),
+                Some(h),
+            )
+        }
+    };
+    W {
+        fut,
+        mode,
+        handle,
+        cancelled: false,
+        slot,
+        flag,
+        waker,
+        st: MState::New,
+        id,
+        polled: false,
+    }
+}
+
+impl<T> W<T> {
+    fn poll(&mut self, cx_outer: &mut Context<'_>) -> Poll<Option<T>> {
+        let _ = cx_outer;
+        self.flag.0.store(false, Ordering::SeqCst);
+        self.polled = true;
+        let mut cx = Context::from_waker(&self.waker);
+        self.fut.as_mut().poll(&mut cx)
+    }
+}
+
+// ---------------------------------------------------------------- semaphore
+
+struct SemModel {
+    permits: usize,
+    queue: VecDeque<(u64, bool)>,
+}
+impl SemModel {
+    fn release(&mut self, mut n: usize, ws: &mut [W<OwnedSemaphorePermit>]) {
+        for q in self.queue.iter_mut().filter(|q| !q.1) {
+            if n == 0 {
+                return;
+            }
+            q.1 = true;
+            for w in ws.iter_mut() {
+                if w.id == q.0 {
+                    w.st = MState::Queued { granted: true };
+                }
+            }
+            n -= 1;
+        }
+        self.permits += n;
+    }
+    fn withdraw(&mut self, id: u64, ws: &mut [W<OwnedSemaphorePermit>]) {
+        let i = self.queue.iter().position(|q| q.0 == id).unwrap();
+        let (_, g) = self.queue.remove(i).unwrap();
+        if g {
+            self.release(1, ws);
+        }
+    }
+}
+
+async fn run_sem(seed: u64) {
+    let mut rng = Rng(seed);
+    let init = rng.below(3);
+    let sem = Arc::new(Semaphore::new(init));
+    let mut m = SemModel {
+        permits: init,
+        queue: VecDeque::new(),
+    };
+    let mut ws: Vec<W<OwnedSemaphorePermit>> = Vec::new();
+    let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
+    let mut next_id = 0;
+    let mut added = 0;
+    let mut trace = Vec::new();
+    for step in 0..200 {
+        let op = rng.below(10);
+        future::poll_fn(|cx| {
+            match op {
+                0 | 1 => {
+                    let mode = [Mode::Plain, Mode::Scoped, Mode::Shielded][rng.below(3)];
+                    ws.push(make(mode, sem.acquire_owned(), next_id));
+                    trace.push(format!("new {next_id} {mode:?}"));
+                    next_id += 1;
+                }
+                2..=4 if !ws.is_empty() => {
+                    let i = rng.below(ws.len());
+                    let id = ws[i].id;
+                    trace.push(format!("poll {id}"));
+                    let cancelled = ws[i].cancelled;
+                    let mode = ws[i].mode;
+                    let r = ws[i].poll(cx);
+                    // model
+                    let mut took = false;
+                    if cancelled {
+                        if let MState::Queued { .. } = ws[i].st {
+                            m.withdraw(id, &mut ws);
+                        }
+                        ws[i].st = MState::Gone;
+                    } else {
+                        match ws[i].st {
+                            MState::New => {
+                                if m.permits > 0 {
+                                    m.permits -= 1;
+                                    took = true;
+                                } else {
+                                    m.queue.push_back((id, false));
+                                    ws[i].st = MState::Queued { granted: false };
+                                }
+                            }
+                            MState::Queued { granted: true } => {
+                                let p = m.queue.iter().position(|q| q.0 == id).unwrap();
+                                m.queue.remove(p);
+                                took = true;
+                            }
+                            _ => {}
+                        }
+                        if took {
+                            ws[i].st = MState::Gone;
+                        }
+                    }
+                    match (mode, cancelled) {
+                        (Mode::Shielded, _) => {
+                            assert!(r.is_pending(), "{trace:?}");
+                            if let Some(p) = ws[i].slot.lock().unwrap().take() {
+                                assert!(took, "shielded took unexpectedly {trace:?}");
+                                held.push(p);
+                            } else {
+                                assert!(!took, "shielded did not take {trace:?}");
+                            }
+                        }
+                        (_, true) => {
+                            assert!(matches!(r, Poll::Ready(None)), "{trace:?}");
+                            ws.remove(i);
+                        }
+                        (_, false) => {
+                            if took {
+                                match r {
+                                    Poll::Ready(Some(p)) => held.push(p),
+                                    _ => panic!("expected permit at step {step}: {trace:?}"),
+                                }
+                                ws.remove(i);
+                            } else {
+                                assert!(r.is_pending(), "unexpected ready {trace:?}");
+                            }
+                        }
+                    }
+                }
+                5 if !ws.is_empty() => {
+                    let i = rng.below(ws.len());
+                    if let Some(h) = &ws[i].handle {
+                        trace.push(format!("cancel {}", ws[i].id));
+                        h.cancel();
+                        ws[i].cancelled = true;
+                        if matches!(ws[i].st, MState::Queued { .. }) {
+                            assert!(
+                                ws[i].flag.0.load(Ordering::SeqCst),
+                                "cancel did not wake the waiter {trace:?}"
+                            );
+                        }
+                    }
+                }
+                6 if !ws.is_empty() => {
+                    let i = rng.below(ws.len());
+                    let id = ws[i].id;
+                    trace.push(format!("drop {id}"));
+                    let w = ws.remove(i);
+                    if let Some(p) = w.slot.lock().unwrap().take() {
+                        held.push(p);
+                    }
+                    if let MState::Queued { .. } = w.st {
+                        m.withdraw(id, &mut ws);
+                    }
+                    drop(w);
+                }
+                7 | 8 if !held.is_empty() => {
+                    let i = rng.below(held.len());
+                    trace.push("release".into());
+                    drop(held.remove(i));
+                    m.release(1, &mut ws);
+                }
+                9 => {
+                    if rng.below(2) == 0 {
+                        let k = rng.below(3);
+                        trace.push(format!("add {k}"));
+                        sem.add_permits(k);
+                        added += k;
+                        m.release(k, &mut ws);
+                    } else {
+                        trace.push("try".into());
+                        let p = sem.try_acquire_owned();
+                        assert_eq!(p.is_some(), m.permits > 0, "{trace:?}");
+                        if let Some(p) = p {
+                            m.permits -= 1;
+                            held.push(p);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            // invariants
+            assert_eq!(
+                sem.available_permits(),
+                m.permits,
+                "permits at step {step}: {trace:?}"
+            );
+            assert_eq!(
+                sem.tasks_waiting(),
+                m.queue.iter().filter(|q| !q.1).count(),
+                "waiting at step {step}: {trace:?}"
+            );
+            for w in &ws {
+                if w.st == (MState::Queued { granted: true }) {
+                    assert!(
+                        w.flag.0.load(Ordering::SeqCst),
+                        "granted waiter {} not woken: {trace:?}",
+                        w.id
+                    );
+                }
+            }
+            Poll::Ready(())
+        })
+        .await;
+    }
+    drop(ws);
+    drop(held);
+    assert_eq!(sem.available_permits(), init + added, "end: {trace:?}");
+    assert_eq!(sem.tasks_waiting(), 0);
+}
+
+#[hatchery::test]
+async fn semaphore_model() {
+    for seed in 1..400u64 {
+        run_sem(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).await;
+    }
+}
+
+// ---------------------------------------------------------------- limiter
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Key {
+    User(u64),
+    Anon(u64),
+}
+
+enum Got {
+    Tok(CapacityToken),
+    Named(u64),
+}
+
+async fn run_lim(seed: u64) {
+    let mut rng = Rng(seed);
+    let init = 1 + rng.below(3);
+    let lim = Arc::new(CapacityLimiter::new(init));
+    let mut total = init;
+    let mut borrowers: HashSet<Key> = HashSet::new();
+    let mut queue: VecDeque<(u64, Key, bool)> = VecDeque::new();
+    let mut ws: Vec<(W<Result<Got, LimiterError>>, Key)> = Vec::new();
+    let mut held: Vec<(Got, Key)> = Vec::new();
+    let mut next_id = 0u64;
+    let mut trace: Vec<String> = Vec::new();
+
+    fn grant(total: usize, borrowers: &mut HashSet<Key>, queue: &mut VecDeque<(u64, Key, bool)>) {
+        for q in queue.iter_mut().filter(|q| !q.2) {
+            if borrowers.len() >= total {
+                break;
+            }
+            q.2 = true;
+            assert!(borrowers.insert(q.1));
+        }
+    }
+    fn release(
+        k: Key,
+        total: usize,
+        borrowers: &mut HashSet<Key>,
+        queue: &mut VecDeque<(u64, Key, bool)>,
+    ) -> bool {
+        if queue.iter().any(|q| q.1 == k) {
+            return false;
+        }
+        let h = borrowers.remove(&k);
+        if h {
+            grant(total, borrowers, queue);
+        }
+        h
+    }
+
+    for step in 0..200 {
+        let op = rng.below(12);
+        future::poll_fn(|cx| {
+            match op {
+                0 | 1 => {
+                    let mode = [Mode::Plain, Mode::Scoped, Mode::Shielded][rng.below(3)];
+                    let (w, key) = if rng.below(2) == 0 {
+                        let a = lim.clone();
+                        let fut = async move { Ok(Got::Tok(a.acquire().await)) };
+                        (make(mode, fut, next_id), Key::Anon(next_id))
+                    } else {
+                        let b = rng.below(4) as u64;
+                        let a = lim.clone();
+                        let fut =
+                            async move { a.acquire_on_behalf_of(b).await.map(|()| Got::Named(b)) };
+                        (make(mode, fut, next_id), Key::User(b))
+                    };
+                    trace.push(format!("new {next_id} {mode:?} {key:?}"));
+                    ws.push((w, key));
+                    next_id += 1;
+                }
+                2..=4 if !ws.is_empty() => {
+                    let i = rng.below(ws.len());
+                    let key = ws[i].1;
+                    let w = &mut ws[i].0;
+                    let id = w.id;
+                    trace.push(format!("poll {id}"));
+                    let cancelled = w.cancelled;
+                    let mode = w.mode;
+                    let r = w.poll(cx);
+                    let mut took: Option<Result<(), LimiterError>> = None;
+                    if cancelled {
+                        if let MState::Queued { .. } = w.st {
+                            let p = queue.iter().position(|q| q.0 == id).unwrap();
+                            let (_, k, g) = queue.remove(p).unwrap();
+                            if g {
+                                release(k, total, &mut borrowers, &mut queue);
+                            }
+                        }
+                        ws[i].0.st = MState::Gone;
+                    } else {
+                        match w.st {
+                            MState::New => {
+                                if borrowers.contains(&key) || queue.iter().any(|q| q.1 == key) {
+                                    took = Some(Err(LimiterError::AlreadyBorrowing));
+                                } else if borrowers.len() < total {
+                                    borrowers.insert(key);
+                                    took = Some(Ok(()));
+                                } else {
+                                    queue.push_back((id, key, false));
+                                    w.st = MState::Queued { granted: false };
+                                }
+                            }
+                            MState::Queued { .. } => {
+                                let p = queue.iter().position(|q| q.0 == id).unwrap();
+                                if queue[p].2 {
+                                    queue.remove(p);
+                                    took = Some(Ok(()));
+                                }
+                            }
+                            MState::Gone => {}
+                        }
+                        if took.is_some() {
+                            w.st = MState::Gone;
+                        }
+                    }
+                    let w = &mut ws[i].0;
+                    match (mode, cancelled) {
+                        (Mode::Shielded, _) => {
+                            assert!(r.is_pending(), "{trace:?}");
+                            match (w.slot.lock().unwrap().take(), took) {
+                                (Some(Ok(g)), Some(Ok(()))) => held.push((g, key)),
+                                (Some(Err(e)), Some(Err(e2))) => assert_eq!(e, e2),
+                                (None, None) => {}
+                                (a, b) => panic!(
+                                    "shielded mismatch {:?} vs {b:?}: {trace:?}",
+                                    a.map(|r| r.map(|_| ()))
+                                ),
+                            }
+                        }
+                        (_, true) => {
+                            assert!(matches!(r, Poll::Ready(None)), "{trace:?}");
+                            ws.remove(i);
+                        }
+                        (_, false) => match (r, took) {
+                            (Poll::Ready(Some(Ok(g))), Some(Ok(()))) => {
+                                held.push((g, key));
+                                ws.remove(i);
+                            }
+                            (Poll::Ready(Some(Err(e))), Some(Err(e2))) => {
+                                assert_eq!(e, e2);
+                                ws.remove(i);
+                            }
+                            (Poll::Pending, None) => {}
+                            (r, t) => panic!(
+                                "mismatch {:?} vs {t:?} at step {step}: {trace:?}",
+                                r.map(|o| o.map(|r| r.map(|_| ())))
+                            ),
+                        },
+                    }
+                }
+                5 if !ws.is_empty() => {
+                    let i = rng.below(ws.len());
+                    if let Some(h) = &ws[i].0.handle {
+                        trace.push(format!("cancel {}", ws[i].0.id));
+                        h.cancel();
+                        ws[i].0.cancelled = true;
+                    }
+                }
+                6 if !ws.is_empty() => {
+                    let i = rng.below(ws.len());
+                    let (w, key) = ws.remove(i);
+                    trace.push(format!("drop {}", w.id));
+                    if let Some(Ok(g)) = w.slot.lock().unwrap().take() {
+                        held.push((g, key));
+                    }
+                    if let MState::Queued { .. } = w.st {
+                        let p = queue.iter().position(|q| q.0 == w.id).unwrap();
+                        let (_, k, g) = queue.remove(p).unwrap();
+                        if g {
+                            release(k, total, &mut borrowers, &mut queue);
+                        }
+                    }
+                    drop(w);
+                }
+                7 | 8 if !held.is_empty() => {
+                    let i = rng.below(held.len());
+                    match held.remove(i) {
+                        (Got::Tok(t), k) => {
+                            trace.push("drop token".into());
+                            drop(t);
+                            assert!(release(k, total, &mut borrowers, &mut queue), "{trace:?}");
+                        }
+                        (Got::Named(b), _) => {
+                            trace.push(format!("release {b}"));
+                            let ok = release(Key::User(b), total, &mut borrowers, &mut queue);
+                            assert_eq!(lim.release_on_behalf_of(b).is_ok(), ok, "{trace:?}");
+                            assert!(ok, "{trace:?}");
+                        }
+                    }
+                }
+                9 => {
+                    // release by a random (maybe non-owner) name
+                    let b = rng.below(4) as u64;
+                    if !held.iter().any(|g| matches!(g.0, Got::Named(x) if x == b)) {
+                        trace.push(format!("stray release {b}"));
+                        let ok = release(Key::User(b), total, &mut borrowers, &mut queue);
+                        let got = lim.release_on_behalf_of(b);
+                        assert_eq!(got.is_ok(), ok, "stray release {b}: {trace:?}");
+                    }
+                }
+                10 => {
+                    let t = 1 + rng.below(4);
+                    trace.push(format!("total {t}"));
+                    lim.set_total_tokens(t);
+                    total = t;
+                    grant(total, &mut borrowers, &mut queue);
+                }
+                11 => {
+                    let b = rng.below(4) as u64;
+                    trace.push(format!("try {b}"));
+                    let key = Key::User(b);
+                    let exp = if borrowers.contains(&key) || queue.iter().any(|q| q.1 == key) {
+                        Err(LimiterError::AlreadyBorrowing)
+                    } else if borrowers.len() < total {
+                        borrowers.insert(key);
+                        Ok(())
+                    } else {
+                        Err(LimiterError::WouldBlock)
+                    };
+                    let got = lim.try_acquire_on_behalf_of(b);
+                    assert_eq!(got, exp, "{trace:?}");
+                    if got.is_ok() {
+                        held.push((Got::Named(b), key));
+                    }
+                }
+                _ => {}
+            }
+            let s = lim.statistics();
+            assert_eq!(
+                s.borrowed_tokens,
+                borrowers.len(),
+                "borrowed at {step}: {trace:?}"
+            );
+            assert_eq!(s.total_tokens, total);
+            assert_eq!(
+                s.tasks_waiting,
+                queue.iter().filter(|q| !q.2).count(),
+                "waiting at {step}: {trace:?}"
+            );
+            for (w, _) in &ws {
+                if let Some(q) = queue.iter().find(|q| q.0 == w.id) {
+                    if q.2 {
+                        assert!(
+                            w.flag.0.load(Ordering::SeqCst),
+                            "granted not woken {trace:?}"
+                        );
+                    }
+                }
+            }
+            Poll::Ready(())
+        })
+        .await;
+    }
+    drop(ws);
+    for (g, _) in held {
+        if let Got::Named(b) = g {
+            lim.release_on_behalf_of(b).unwrap();
+        }
+    }
+    let s = lim.statistics();
+    assert_eq!(
+        (s.borrowed_tokens, s.tasks_waiting),
+        (0, 0),
+        "end: {trace:?}"
+    );
+}
+
+#[hatchery::test]
+async fn limiter_model() {
+    for seed in 1..400u64 {
+        run_lim(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).await;
+    }
+}
+
+// ---------------------------------------------------------------- lock
+
+#[allow(dead_code)]
+fn _unused(_: Option<OwnedLockGuard<()>>, _: Lock<()>) {}
+
+async fn run_lock(seed: u64) {
+    let mut rng = Rng(seed);
+    let lock = Arc::new(Lock::new(()));
+    let mut ws: Vec<W<OwnedLockGuard<()>>> = Vec::new();
+    let mut held: Option<OwnedLockGuard<()>> = None;
+    let mut next_id = 0;
+    let mut trace: Vec<String> = Vec::new();
+    for step in 0..150 {
+        let op = rng.below(9);
+        future::poll_fn(|cx| {
+            match op {
+                0 | 1 => {
+                    let mode = [Mode::Plain, Mode::Scoped, Mode::Shielded][rng.below(3)];
+                    ws.push(make(mode, lock.lock_owned(), next_id));
+                    trace.push(format!("new {next_id} {mode:?}"));
+                    next_id += 1;
+                }
+                2..=4 if !ws.is_empty() => {
+                    let i = rng.below(ws.len());
+                    trace.push(format!("poll {}", ws[i].id));
+                    let r = ws[i].poll(cx);
+                    let ready = r.is_ready();
+                    let w = &mut ws[i];
+                    let mut got = None;
+                    match r {
+                        Poll::Ready(Some(g)) => got = Some(g),
+                        Poll::Ready(None) => {
+                            assert!(w.cancelled);
+                            w.st = MState::Gone;
+                        }
+                        Poll::Pending => {
+                            if let Some(g) = w.slot.lock().unwrap().take() {
+                                got = Some(g);
+                            }
+                            if w.cancelled {
+                                w.st = MState::Gone;
+                            } else if w.st == MState::New {
+                                w.st = MState::Queued { granted: false };
+                            }
+                        }
+                    }
+                    if let Some(g) = got {
+                        assert!(held.is_none(), "two guards {trace:?}");
+                        assert!(!w.cancelled, "cancelled took lock {trace:?}");
+                        held = Some(g);
+                        w.st = MState::Gone;
+                    }
+                    if ready {
+                        ws.remove(i);
+                    }
+                }
+                5 if !ws.is_empty() => {
+                    let i = rng.below(ws.len());
+                    if let Some(h) = &ws[i].handle {
+                        trace.push(format!("cancel {}", ws[i].id));
+                        h.cancel();
+                        ws[i].cancelled = true;
+                    }
+                }
+                6 if !ws.is_empty() => {
+                    let i = rng.below(ws.len());
+                    trace.push(format!("drop {}", ws[i].id));
+                    let w = ws.remove(i);
+                    let x = w.slot.lock().unwrap().take();
+                    if let Some(g) = x {
+                        assert!(held.is_none());
+                        held = Some(g);
+                    }
+                }
+                7 if held.is_some() => {
+                    held = None;
+                    trace.push("release".into());
+                }
+                8 if held.is_none() => {
+                    trace.push("try".into());
+                    held = lock.try_lock_owned();
+                }
+                _ => {}
+            }
+            assert_eq!(
+                lock.is_locked(),
+                held.is_some(),
+                "is_locked at {step}: {trace:?}"
+            );
+            // No lost wake-up: a free lock with live waiters has woken one of them.
+            let live: Vec<&W<OwnedLockGuard<()>>> = ws
+                .iter()
+                .filter(|w| w.st == (MState::Queued { granted: false }) && !w.cancelled)
+                .collect();
+            if held.is_none() && !live.is_empty() {
+                assert!(
+                    live.iter().any(|w| w.flag.0.load(Ordering::SeqCst))
+                        || ws.iter().any(|w| w.cancelled
+                            && w.flag.0.load(Ordering::SeqCst)
+                            && w.st != MState::Gone),
+                    "free lock, {} live waiters, none woken at step {step}: {trace:?}",
+                    live.len()
+                );
+            }
+            Poll::Ready(())
+        })
+        .await;
+    }
+    drop(held);
+    // Drain: every live waiter gets the lock in turn.
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds < 10_000, "drain did not finish: {trace:?}");
+        let done = future::poll_fn(|cx| {
+            ws.retain(|w| !w.cancelled && w.st != MState::Gone);
+            if ws.is_empty() {
+                return Poll::Ready(true);
+            }
+            let woken: Vec<usize> = (0..ws.len())
+                .filter(|&i| ws[i].flag.0.load(Ordering::SeqCst) || !ws[i].polled)
+                .collect();
+            assert!(!woken.is_empty(), "lost wake-up while draining: {trace:?}");
+            for i in woken {
+                let r = ws[i].poll(cx);
+                if r.is_ready() {
+                    drop(r);
+                    ws[i].st = MState::Gone;
+                } else {
+                    let x = ws[i].slot.lock().unwrap().take();
+                    if x.is_some() {
+                        drop(x);
+                        ws[i].st = MState::Gone;
+                    }
+                }
+            }
+            Poll::Ready(false)
+        })
+        .await;
+        if done {
+            break;
+        }
+    }
+    assert!(!lock.is_locked());
+    assert!(lock.try_lock().is_some(), "{trace:?}");
+}
+
+#[hatchery::test]
+async fn lock_model() {
+    for seed in 1..400u64 {
+        run_lock(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).await;
+    }
+}
