@@ -649,8 +649,8 @@ async fn a_zero_sleep_is_a_checkpoint() {
     assert_eq!(out, None);
 }
 
-/// A runtime whose timers wait 1 ms at most: hatchery arms longer waits in steps.
-struct ShortTimers(hatchery_tokio::TokioRuntime);
+/// A runtime whose timers wait its horizon at most: hatchery arms longer waits in steps.
+struct ShortTimers(hatchery_tokio::TokioRuntime, Duration);
 
 impl Runtime for ShortTimers {
     fn spawn(&self, task: Task) {
@@ -666,7 +666,7 @@ impl Runtime for ShortTimers {
         self.0.spawn_blocking(work);
     }
     fn timer_horizon(&self) -> Duration {
-        ms(1)
+        self.1
     }
 }
 
@@ -675,7 +675,7 @@ impl Runtime for ShortTimers {
 #[test]
 fn waits_beyond_the_timer_horizon_end_on_time() {
     hatchery_tokio::run(async {
-        let rt = Arc::new(ShortTimers(hatchery_tokio::TokioRuntime::current()));
+        let rt = Arc::new(ShortTimers(hatchery_tokio::TokioRuntime::current(), ms(1)));
         hatchery::rt::enter(rt, async {
             let start = now();
             sleep(ms(30)).await;
@@ -734,7 +734,7 @@ fn a_root_panic_does_not_wait_for_cancelled_blocking_work() {
 #[test]
 fn a_stepped_sleep_polled_outside_hatchery_ends_on_time() {
     hatchery_tokio::run(async {
-        let rt = Arc::new(ShortTimers(hatchery_tokio::TokioRuntime::current()));
+        let rt = Arc::new(ShortTimers(hatchery_tokio::TokioRuntime::current(), ms(1)));
         hatchery::rt::enter(rt, async {
             let start = Instant::now();
             let mut nap = Box::pin(sleep(ms(100)));
@@ -912,33 +912,16 @@ mod run_blocking_dropped {
 
 /// A runtime whose timer horizon is zero: its timers are re-armed in steps of the
 /// shortest horizon hatchery uses, not spun on at once for good.
-struct ZeroHorizon(hatchery_tokio::TokioRuntime);
-
-impl Runtime for ZeroHorizon {
-    fn spawn(&self, task: Task) {
-        self.0.spawn(task);
-    }
-    fn now(&self) -> Instant {
-        self.0.now()
-    }
-    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
-        self.0.sleep_until(deadline)
-    }
-    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
-        self.0.spawn_blocking(work);
-    }
-    fn timer_horizon(&self) -> Duration {
-        Duration::ZERO
-    }
-}
-
 #[test]
 fn zero_timer_horizon_does_not_hang() {
     within_10s(|| {
         let mut builder = tokio::runtime::Builder::new_current_thread();
         builder.enable_all().start_paused(true);
         hatchery_tokio::run_with(builder, async {
-            let rt = Arc::new(ZeroHorizon(hatchery_tokio::TokioRuntime::current()));
+            let rt = Arc::new(ShortTimers(
+                hatchery_tokio::TokioRuntime::current(),
+                Duration::ZERO,
+            ));
             hatchery::rt::enter(rt, async {
                 sleep(ms(10)).await;
                 assert_eq!(move_on_after(ms(10), sleep(HOUR)).await, None);
