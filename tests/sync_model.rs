@@ -52,6 +52,12 @@ enum Mode {
     Shielded,
 }
 
+impl Mode {
+    fn random(rng: &mut Rng) -> Mode {
+        [Mode::Plain, Mode::Scoped, Mode::Shielded][rng.below(3)]
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum MState {
     New,
@@ -176,7 +182,7 @@ async fn run_sem(seed: u64) {
         future::poll_fn(|cx| {
             match op {
                 0 | 1 => {
-                    let mode = [Mode::Plain, Mode::Scoped, Mode::Shielded][rng.below(3)];
+                    let mode = Mode::random(&mut rng);
                     ws.push(make(mode, sem.acquire_owned(), next_id));
                     trace.push(format!("new {next_id} {mode:?}"));
                     next_id += 1;
@@ -388,7 +394,7 @@ async fn run_lim(seed: u64) {
         future::poll_fn(|cx| {
             match op {
                 0 | 1 => {
-                    let mode = [Mode::Plain, Mode::Scoped, Mode::Shielded][rng.below(3)];
+                    let mode = Mode::random(&mut rng);
                     let (w, key) = if rng.below(2) == 0 {
                         let a = lim.clone();
                         let fut = async move { Ok(Got::Tok(a.acquire().await)) };
@@ -610,9 +616,6 @@ async fn limiter_model() {
 
 // ---------------------------------------------------------------- lock
 
-#[allow(dead_code)]
-fn _unused(_: Option<OwnedLockGuard<()>>, _: Lock<()>) {}
-
 async fn run_lock(seed: u64) {
     let mut rng = Rng(seed);
     let lock = Arc::new(Lock::new(()));
@@ -625,7 +628,7 @@ async fn run_lock(seed: u64) {
         future::poll_fn(|cx| {
             match op {
                 0 | 1 => {
-                    let mode = [Mode::Plain, Mode::Scoped, Mode::Shielded][rng.below(3)];
+                    let mode = Mode::random(&mut rng);
                     ws.push(make(mode, lock.lock_owned(), next_id));
                     trace.push(format!("new {next_id} {mode:?}"));
                     next_id += 1;
