@@ -317,3 +317,59 @@ async fn n7_dropping_join_future_does_not_cancel() {
     assert_eq!(log.events(), ["child finished"]);
     assert_eq!(elapsed(), secs(10));
 }
+
+/// `asyncio.wait_for(task, t)`: a deadline on `&mut join` stops only the waiting; the
+/// join stays usable, `Join::cancel` stops the task, and the join then reports it.
+#[hatchery::test(virtual_time)]
+async fn join_with_deadline_then_cancel() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let mut join = n
+                .spawn({
+                    let log = log.clone();
+                    async move {
+                        let _guard = log.on_drop("task dropped");
+                        sleep(HOUR).await;
+                        Ok::<_, TestError>("late")
+                    }
+                })
+                .join();
+            assert_eq!(hatchery::move_on_after(secs(2), &mut join).await, None);
+            assert!(!join.is_finished(), "the timeout must not touch the task");
+            log.push("timed out");
+            join.cancel();
+            let e = join.await.unwrap_err();
+            assert!(e.is_cancelled());
+            assert!(!n.is_cancelled());
+            Ok(elapsed())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(secs(2)));
+    assert_eq!(log.events(), ["timed out", "task dropped"]);
+}
+
+/// A value that arrives after the deadline but before the cancel is not lost: the
+/// join still returns it, and the cancel has no effect.
+#[hatchery::test(virtual_time)]
+async fn join_value_after_deadline_is_kept() {
+    let r = nursery(|n| async move {
+        let mut join = n
+            .spawn(async {
+                sleep(secs(3)).await;
+                Ok::<_, TestError>(7)
+            })
+            .join();
+        assert_eq!(hatchery::move_on_after(secs(2), &mut join).await, None);
+        sleep(secs(2)).await; // the task finishes meanwhile
+        assert!(join.is_finished());
+        join.cancel();
+        let v = (&mut join).await.unwrap();
+        assert!(join.is_finished());
+        Ok(v)
+    })
+    .await;
+    assert_eq!(r, Ok(7));
+}

@@ -477,6 +477,10 @@ impl<T> TaskHandle<T> {
     /// nursery is cancelled before the failed task's handle is completed, so code waiting
     /// inside the same nursery is cancelled rather than handed a `JoinError`.
     ///
+    /// A [`Join`] that is not dropped loses nothing: it takes the value only in the poll
+    /// that returns it. To wait with a deadline and then cancel the task, lend it to the
+    /// scope (`move_on_after(t, &mut join)`) and keep it; see [`Join::cancel`].
+    ///
     /// # Examples
     ///
     /// ```
@@ -574,6 +578,72 @@ pub struct Join<T> {
     cell: HandleCell<T>,
 }
 
+impl<T> Join<T> {
+    /// Cancels the task being joined, as [`TaskHandle::cancel`] does. The join then
+    /// completes with [`JoinError::is_cancelled`], unless the task had already finished.
+    /// No effect once the join has returned.
+    ///
+    /// This is how to give up waiting *and* stop the task, as Python's
+    /// `asyncio.wait_for(task, t)` does: wait on `&mut join` in a scope with a
+    /// deadline, then cancel and await what is left.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{move_on_after, nursery, sleep};
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let h = n.spawn(async {
+    ///         sleep(Duration::from_secs(3600)).await;
+    ///         Ok::<_, std::io::Error>("slow")
+    ///     });
+    ///     let mut join = h.join();
+    ///     // `&mut join`: the timeout stops the waiting, the join stays ours.
+    ///     if move_on_after(Duration::from_millis(10), &mut join).await.is_none() {
+    ///         join.cancel();
+    ///         assert!(join.await.unwrap_err().is_cancelled());
+    ///     }
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn cancel(&self) {
+        if let Some(cell) = &self.cell.0 {
+            cell.cancel(node::EXPLICIT);
+        }
+    }
+
+    /// Whether the task has finished (its future has been dropped). `true` once the
+    /// join has returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let mut join = n.spawn(async { Ok::<_, std::io::Error>(1) }).join();
+    ///     assert_eq!((&mut join).await.unwrap(), 1);
+    ///     assert!(join.is_finished());
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.cell
+            .0
+            .as_ref()
+            .map_or(true, |c| c.ext.output().is_finished())
+    }
+}
+
 impl<T> Future for Join<T> {
     type Output = Result<T, JoinError>;
 
@@ -600,14 +670,7 @@ impl<T> Future for Join<T> {
 impl<T> fmt::Debug for Join<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Join")
-            .field(
-                "finished",
-                &self
-                    .cell
-                    .0
-                    .as_ref()
-                    .map_or(true, |c| c.ext.output().is_finished()),
-            )
+            .field("finished", &self.is_finished())
             .finish()
     }
 }
