@@ -303,3 +303,15 @@ async fn default_delays_are_capped() {
         "{seen:?}"
     );
 }
+
+/// A retry polled again after it returned panics, instead of starting over with another
+/// attempt.
+#[hatchery::test]
+async fn retry_polled_after_completion_panics() {
+    let attempts = Counter::new();
+    let mut r = std::pin::pin!(retry(flaky(&attempts, 0)));
+    assert_eq!((&mut r).await, Ok(1));
+    let e = hatchery_tests::catch_panic(r).await.unwrap_err();
+    assert!(e.contains("`Retry` polled after completion"), "{e}");
+    assert_eq!(attempts.get(), 1, "no second attempt");
+}

@@ -86,7 +86,8 @@ impl backon::Sleeper for HatcherySleeper {
 /// # Panics
 ///
 /// When it needs the clock outside a hatchery runtime: at its first poll if
-/// `max_elapsed` is set, otherwise before its first wait between attempts.
+/// `max_elapsed` is set, otherwise before its first wait between attempts. When polled
+/// after it returned (it does not start over).
 ///
 /// # Examples
 ///
@@ -373,7 +374,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
         let mut this = self.project();
-        loop {
+        // The policy is built at the first attempt and dropped at the end: with neither,
+        // the retry has finished.
+        assert!(
+            this.builder.is_some() || this.backoff.is_some(),
+            "`Retry` polled after completion"
+        );
+        let out = loop {
             if let Some(wait) = this.wait {
                 ready!(Pin::new(wait).poll(cx));
                 *this.wait = None;
@@ -391,28 +398,28 @@ where
             }
             let fut = this.attempt.as_mut().as_pin_mut().expect("attempt present");
             let err = match ready!(fut.poll(cx)) {
-                Ok(v) => {
-                    this.attempt.set(None);
-                    return Poll::Ready(Ok(v));
-                }
+                Ok(v) => break Ok(v),
                 Err(e) => e,
             };
             this.attempt.set(None);
             if *this.attempts >= *this.max_attempts || !(this.when)(&err) {
-                return Poll::Ready(Err(err));
+                break Err(err);
             }
             let next = this.backoff.as_mut().and_then(Iterator::next);
             let Some(delay) = next else {
-                return Poll::Ready(Err(err));
+                break Err(err);
             };
             if let Some(give_up_at) = *this.give_up_at {
                 if now().checked_add(delay).map_or(true, |t| t > give_up_at) {
-                    return Poll::Ready(Err(err));
+                    break Err(err);
                 }
             }
             (this.notify)(&err, delay);
             *this.wait = Some(sleep(delay));
-        }
+        };
+        this.attempt.set(None);
+        *this.backoff = None;
+        Poll::Ready(out)
     }
 }
 
