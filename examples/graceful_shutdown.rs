@@ -1,10 +1,11 @@
 //! A small service that shuts down cleanly: a listener started with `Nursery::start`
 //! (the service waits until it reports its address), three workers, and a shutdown (the
 //! `CancelHandle` of the scope around the service) triggered by Ctrl-C or SIGTERM, after a
-//! number of jobs, or by a safety timeout. Each worker writes out every finished job
-//! inside `shield`, so a shutdown that lands mid-write waits for the write instead of
-//! cutting it in half, and closes its connection in a `finally` cleanup, which runs
-//! (shielded, with its own `move_on_after` budget) after the shutdown has cut the work.
+//! number of jobs, or by a safety timeout. A shutdown stops each worker where it waits for
+//! its next job: a job already taken is processed and written out inside `shield` (with a
+//! `move_on_after` budget), so the shutdown waits for it instead of cutting it in half.
+//! Each worker then closes its connection in a `finally` cleanup, which runs (shielded,
+//! with a budget of its own) after the shutdown has stopped the work.
 //!
 //! ```text
 //! cargo run --example graceful_shutdown -- --backend tokio   # or tokio-current, smol
@@ -113,32 +114,37 @@ async fn worker(
     let serve = async {
         let mut doing = Doing(t0, String::new());
         loop {
+            // Waiting for the next job is where a shutdown stops a worker.
             doing.1 = format!("worker {id}: waiting for a job");
             sleep(MS).await; // wait for the next job (a queue's `recv().await` in real code)
             let job = stats.next_job.fetch_add(1, Ordering::Relaxed);
-            doing.1 = format!("worker {id}: processing job {job}");
-            sleep(MS * (10 + 5 * id)).await; // process it: may be cut here
-            let done = stats.done.fetch_add(1, Ordering::Relaxed) + 1;
-            log(t0, format_args!("worker {id}: job {job} done, writing it"));
-            if done == stats.jobs {
-                log(
-                    t0,
-                    format_args!("worker {id}: that makes {done} jobs: SHUTDOWN"),
-                );
-                stats.shut_down(&shutdown, format!("{done} jobs done"));
-            }
-            // Writing the result must not be cut in half: `shield` keeps it going if the
-            // shutdown lands meanwhile. Its own 50 ms budget still applies inside.
-            doing.1 = format!("worker {id}: writing job {job}");
-            if shield(move_on_after(MS * 50, write(job))).await.is_some() {
+            // A job taken is finished and written out: `shield` keeps it going if the
+            // shutdown lands meanwhile, and its own 100 ms budget still applies inside,
+            // so a stuck job cannot hold the shutdown up.
+            doing.1 = format!("worker {id}: on job {job}");
+            let finished = shield(move_on_after(MS * 100, async {
+                sleep(MS * (10 + 5 * id)).await; // process it
+                let done = stats.done.fetch_add(1, Ordering::Relaxed) + 1;
+                log(t0, format_args!("worker {id}: job {job} done, writing it"));
+                if done == stats.jobs {
+                    log(
+                        t0,
+                        format_args!("worker {id}: that makes {done} jobs: SHUTDOWN"),
+                    );
+                    stats.shut_down(&shutdown, format!("{done} jobs done"));
+                }
+                write(job).await;
                 stats.written.fetch_add(1, Ordering::Relaxed);
-            }
-            let note = if current_effective_deadline().is_cancelled() {
-                " (shutting down: this worker stops at its next .await)"
-            } else {
-                ""
+            }))
+            .await;
+            let note = match finished {
+                None => " over its budget: abandoned",
+                Some(()) if current_effective_deadline().is_cancelled() => {
+                    " written (shutting down: this worker stops at its next .await)"
+                }
+                Some(()) => " written",
             };
-            log(t0, format_args!("worker {id}: job {job} written{note}"));
+            log(t0, format_args!("worker {id}: job {job}{note}"));
         }
     };
     // `finally` runs the cleanup when `serve` ends, also when it is cancelled, and shields
@@ -190,7 +196,7 @@ async fn service(jobs: u32, safety: Duration) -> anyhow::Result<()> {
         .await;
 
     // `None`: the scope caught its own cancellation. Either way, the nursery inside has
-    // waited for the listener and every worker, shielded writes and cleanups included.
+    // waited for the listener and every worker, jobs in hand and cleanups included.
     if let Some(r) = out {
         r?;
     }
