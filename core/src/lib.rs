@@ -151,6 +151,11 @@ pub use hatchery_macros::test;
 
 /// The named futures returned by hatchery's functions.
 ///
+/// Name them by path (`hatchery::futures::Sleep`) or import them one by one; do not
+/// glob-import this module: [`Send`](futures::Send), the future of
+/// [`SendStream::send`](crate::SendStream::send) (named like `async_channel::Send`), would
+/// shadow the `Send` marker trait of the prelude.
+///
 /// # Examples
 ///
 /// A named future can be returned (or kept in a struct) without boxing it:
