@@ -208,6 +208,33 @@ async fn run_blocking_cancelled() {
     assert_eq!(out, None);
 }
 
+/// A limiter token moved into `run_blocking`'s function stays borrowed after the wait
+/// is cancelled, until the thread is done: the limit holds for threads, not waiters.
+#[hatchery::test]
+async fn run_blocking_token_outlives_cancelled_wait() {
+    let limiter = std::sync::Arc::new(hatchery::sync::CapacityLimiter::new(1));
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (finished, thread_done) = std::sync::mpsc::channel::<()>();
+    let token = limiter.acquire().await;
+    let out = move_on_after(
+        ms(5),
+        run_blocking(move || {
+            let _token = token;
+            let _ = released.recv_timeout(Duration::from_secs(60));
+            drop(_token);
+            let _ = finished.send(());
+        }),
+    )
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(limiter.borrowed_tokens(), 1, "the thread still holds it");
+    assert!(limiter.try_acquire().is_none());
+    drop(release);
+    thread_done.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(limiter.borrowed_tokens(), 0);
+    assert!(limiter.try_acquire().is_some());
+}
+
 /// A runtime for the tests below: every task on a thread of its own, polled with a waker
 /// the runtime keeps track of, and a clock that reads a fixed instant, so that tests can
 /// tell two runtimes apart. Its [`Handles`] say what it does with the handles of the

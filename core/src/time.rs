@@ -474,6 +474,39 @@ pub fn current_effective_deadline() -> Deadline {
 /// assert_eq!(n, 3_628_800);
 /// # });
 /// ```
+///
+/// To bound how many threads run at once (anyio's `limiter=`), move a token of a
+/// [`CapacityLimiter`](crate::sync::CapacityLimiter) into `f`. It returns when the
+/// thread is done, not when the waiter stops waiting, so a cancelled wait does not let
+/// more threads through than the limit:
+///
+/// ```
+/// use std::sync::Arc;
+/// use hatchery::{nursery, run_blocking, sync::CapacityLimiter};
+///
+/// # hatchery_smol::run(async {
+/// let limiter = Arc::new(CapacityLimiter::new(2));
+/// nursery(|n| async move {
+///     for i in 0..8u64 {
+///         let limiter = limiter.clone();
+///         n.spawn(async move {
+///             let token = limiter.acquire().await;
+///             let l = limiter.clone();
+///             let square = run_blocking(move || {
+///                 let _token = token; // held for as long as the thread works
+///                 assert!(l.borrowed_tokens() <= 2);
+///                 i * i
+///             })
+///             .await;
+///             Ok::<_, std::io::Error>(square)
+///         });
+///     }
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
 pub fn run_blocking<T, F>(f: F) -> RunBlocking<T>
 where
     F: FnOnce() -> T + Send + 'static,
