@@ -305,3 +305,171 @@ async fn errors_are_reported_under_outer_cancellation() {
         [TestError("a")]
     );
 }
+
+// ----- join! and try_join!: futures of different types -----
+
+/// `join!` runs futures of different types at once and returns a tuple in argument
+/// order; the futures are made left to right before any runs, and making them does not
+/// move what their arguments clone.
+#[hatchery::test(virtual_time)]
+async fn join_macro_different_types_in_order() {
+    let log = Log::new();
+    let made = |event: &'static str| {
+        log.push(event);
+        log.clone()
+    };
+    let name = String::from("Ada");
+    let (a, b, c) = join!(
+        {
+            let log = made("made a");
+            let name = name.clone();
+            async move {
+                sleep(secs(3)).await;
+                log.push("a done");
+                name
+            }
+        },
+        {
+            let log = made("made b");
+            async move {
+                sleep(secs(1)).await;
+                log.push("b done");
+                36u32
+            }
+        },
+        async { ready(()).await },
+    );
+    assert_eq!((a, b, c), (name.clone(), 36, ()));
+    assert_eq!(name, "Ada", "still ours");
+    assert_eq!(log.events(), ["made a", "made b", "b done", "a done"]);
+    assert_eq!(
+        hatchery::testing::elapsed(),
+        secs(3),
+        "at once, not one by one"
+    );
+}
+
+/// `try_join!` returns the values as a tuple; the first error cancels the others, which
+/// are awaited (their async cleanup included) before it returns with every error.
+#[hatchery::test]
+async fn try_join_macro_fails_fast_and_awaits_the_rest() {
+    let log = Log::new();
+    let ok = try_join!(async { Ok::<_, TestError>(1u8) }, async { Ok("two") }).unwrap();
+    assert_eq!(ok, (1, "two"));
+
+    let dropped = Counter::new();
+    let slow = |guard| {
+        let log = log.clone();
+        async move {
+            let _guard = guard;
+            finally(sleep(HOUR), async move {
+                sleep(ms(5)).await;
+                log.push("cleaned up");
+            })
+            .await;
+            Ok::<String, TestError>("never".into())
+        }
+    };
+    let err = try_join!(
+        slow(dropped.guard()),
+        async {
+            sleep(ms(2)).await;
+            Err::<u64, _>(TestError("boom"))
+        },
+        slow(dropped.guard()),
+    )
+    .unwrap_err();
+    assert_eq!(err.errors(), [TestError("boom")]);
+    assert_eq!(dropped.get(), 2);
+    assert_eq!(log.count("cleaned up"), 2);
+}
+
+/// Futures that fail at once, many times: the body may see a failed join before it sees
+/// the nursery's cancellation (on a multi-threaded runtime); it must wait to be dropped,
+/// and `try_join!` reports the errors, never panics.
+#[hatchery::test]
+async fn try_join_macro_immediate_failures() {
+    for _ in 0..200 {
+        let err = try_join!(async { Err::<(), _>(TestError("first")) }, async {
+            Ok::<_, TestError>(2u8)
+        })
+        .unwrap_err();
+        assert_eq!(err.errors(), [TestError("first")]);
+        let mut errors = try_join!(async { Err::<u8, _>(TestError("a")) }, async {
+            Err::<String, _>(TestError("b"))
+        },)
+        .unwrap_err()
+        .into_errors();
+        errors.sort_by_key(|e| e.0);
+        assert_eq!(errors, [TestError("a"), TestError("b")]);
+    }
+}
+
+/// A panic in one future of `join!` cancels the rest and is resumed once all stopped;
+/// an enclosing scope's cancellation reaches every future and the macro never returns.
+#[hatchery::test]
+async fn join_macro_panic_and_outer_cancellation() {
+    let dropped = Counter::new();
+    let (g1, g2) = (dropped.guard(), dropped.guard());
+    let r = catch_panic(async {
+        join!(
+            async move {
+                let _g = g1;
+                sleep(HOUR).await;
+                1u8
+            },
+            async move {
+                let _g = g2;
+                sleep(ms(2)).await;
+                panic!("boom in join!")
+            },
+        )
+    })
+    .await;
+    assert_eq!(r.unwrap_err(), "boom in join!");
+    assert_eq!(dropped.get(), 2);
+
+    let (g1, g2) = (dropped.guard(), dropped.guard());
+    let out = move_on_after(ms(5), async move {
+        try_join!(
+            async move {
+                let _g = g1;
+                sleep(HOUR).await;
+                Ok::<_, TestError>(1u8)
+            },
+            async move {
+                let _g = g2;
+                sleep(HOUR).await;
+                Ok("x")
+            },
+        )
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(dropped.get(), 4);
+}
+
+/// Twelve futures of different types, the most the macros take; their futures are `Send`.
+#[hatchery::test]
+async fn join_macro_twelve() {
+    let all = join!(
+        ready(1u8),
+        ready(2u16),
+        ready(3u32),
+        ready(4u64),
+        ready(5usize),
+        ready(6i8),
+        ready(7i16),
+        ready(8i32),
+        ready(9i64),
+        ready('a'),
+        ready("b"),
+        ready(true),
+    );
+    assert_eq!(all, (1, 2, 3, 4, 5, 6, 7, 8, 9, 'a', "b", true));
+    fn send<T: Send>(t: T) -> T {
+        t
+    }
+    let fut = send(async { try_join!(ready(Ok::<_, TestError>(1)), ready(Ok(2u8))) });
+    assert_eq!(fut.await, Ok((1, 2)));
+}

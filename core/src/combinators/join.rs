@@ -14,8 +14,9 @@ use crate::error::NurseryError;
 /// [`settle`] (collect every result). To limit how many run at once, use
 /// [`map`](crate::map).
 ///
-/// Futures of different types are best spawned into a [`nursery`](crate::nursery) and
-/// joined through their [`TaskHandle`](crate::TaskHandle)s.
+/// For a few futures of different types, [`join!`](crate::join!) returns their outputs
+/// as a tuple. (So does a [`nursery`](crate::nursery) whose body joins their
+/// [`TaskHandle`](crate::TaskHandle)s.)
 ///
 /// # Cancel safety
 ///
@@ -54,6 +55,9 @@ where
 }
 
 /// Runs every future concurrently and returns their values in input order, or fails fast.
+///
+/// For a few futures of different types, [`try_join!`](crate::try_join!) returns their
+/// values as a tuple.
 ///
 /// The first future to return `Err` cancels the others; `try_join` waits until all have
 /// finished, then returns every error that happened, in the order they happened (the first

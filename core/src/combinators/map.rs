@@ -242,7 +242,7 @@ impl<S: Stream, F> Map<S, F> {
     /// As for [`join`](Map::join), except that errors are reported even when the
     /// enclosing scope is cancelled: a child that failed before or while being cancelled
     /// makes this return its errors once every child has finished (see
-    /// [`try_join`](crate::try_join)).
+    /// [`try_join`](fn@crate::try_join)).
     ///
     /// # Panics
     ///

@@ -23,6 +23,7 @@
 //! | [`race_ok`](crate::race_ok) | the first `Ok` | its value; the rest are cancelled | keeps going; every error if all fail |
 //! | [`as_completed`](crate::as_completed) | the body | a stream, in completion order | the body decides |
 //! | [`map`](crate::map) | all, at most N at a time | `join`, `try_join` or `settle`, ordered or not | as chosen |
+//! | [`join!`](crate::join!), [`try_join!`](crate::try_join!) | as `join`, `try_join` | a tuple: futures of different types | as `join`, `try_join` |
 //!
 //! Errors are reported like a nursery's: [`NurseryError::Failed`](crate::NurseryError)
 //! with every error, in the order they happened (never `Cancelled`: these combinators do
@@ -51,6 +52,7 @@ mod map;
 mod race;
 mod retry;
 mod service;
+pub(crate) mod tuple;
 
 pub use self::as_completed::{as_completed, as_completed_in, AsCompleted};
 pub use self::batch::{batches, Batches};

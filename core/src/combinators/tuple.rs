@@ -1,0 +1,205 @@
+//! `join!` and `try_join!`: futures of different types, values as a tuple.
+//!
+//! The macros hand their futures, as a tuple, to the traits below, implemented for
+//! tuples of up to 12 futures. Each future becomes a task of a nursery, as in
+//! [`join`](fn@crate::join), and its value is taken through its handle.
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use crate::error::NurseryError;
+use crate::nursery::nursery;
+use crate::task::Join;
+use crate::time::checkpoint;
+
+/// Runs futures of different types concurrently, each as its own task, and returns their
+/// outputs as a tuple (Python's `asyncio.gather(a(), b())`, unpacked).
+///
+/// `join!(a, b, ..)` awaits (use it in async code); it is [`join`](fn@crate::join) for up
+/// to 12 futures of different types, with the same rules: the futures are `Send +
+/// 'static`, each is spawned into a nursery of its own, and it returns once all have
+/// finished. The futures are made before anything is spawned, from left to right, so an
+/// argument like `fetch(client.clone())` does not move `client`.
+///
+/// # Cancel safety
+///
+/// If the enclosing scope is cancelled, every future is cancelled and awaited, then the
+/// macro's await never completes (the cancelled scope returns).
+///
+/// # Panics
+///
+/// If a future panics: the others are cancelled and, once all have finished, the panic is
+/// resumed here. Outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::sleep;
+///
+/// async fn name() -> String {
+///     sleep(Duration::from_millis(5)).await;
+///     "Ada".to_string()
+/// }
+/// async fn age() -> u32 {
+///     sleep(Duration::from_millis(5)).await;
+///     36
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let (name, age) = hatchery::join!(name(), age());
+/// assert_eq!((name.as_str(), age), ("Ada", 36));
+/// # });
+/// ```
+#[macro_export]
+macro_rules! join {
+    ($($fut:expr),+ $(,)?) => {
+        $crate::__private::JoinTuple::join_tuple(($($fut,)+)).await
+    };
+}
+
+/// Runs fallible futures of different types concurrently, each as its own task, and
+/// returns their values as a tuple, or fails fast (`asyncio.gather(a(), b())` whose
+/// results have different types, or a `TaskGroup` of two tasks).
+///
+/// `try_join!(a, b, ..)` awaits (use it in async code); it is
+/// [`try_join`](fn@crate::try_join) for up to 12 futures of different types and one error
+/// type `E`, with the same rules: the first `Err` cancels the others, all are awaited,
+/// and every error is reported. The futures are made before anything is spawned, from
+/// left to right.
+///
+/// # Errors
+///
+/// [`NurseryError::Failed`](crate::NurseryError) with every error, in the order they
+/// happened; never `Cancelled`. `?` converts it as for a nursery.
+///
+/// # Cancel safety
+///
+/// As for [`join!`](crate::join!), with one difference: if a future failed before or
+/// while the enclosing scope's cancellation reached it, the errors are returned once
+/// every future has finished (as [`try_join`](fn@crate::try_join) does).
+///
+/// # Panics
+///
+/// As for [`join!`](crate::join!).
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::NurseryError;
+///
+/// async fn user(id: u32) -> Result<String, String> {
+///     Ok(format!("user {id}"))
+/// }
+/// async fn orders(id: u32) -> Result<Vec<u32>, String> {
+///     if id == 0 { Err("no orders for 0".into()) } else { Ok(vec![id * 10]) }
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let (u, o) = hatchery::try_join!(user(7), orders(7)).unwrap();
+/// assert_eq!((u.as_str(), o), ("user 7", vec![70]));
+///
+/// let err: NurseryError<String> = hatchery::try_join!(user(0), orders(0)).unwrap_err();
+/// assert_eq!(err.errors(), ["no orders for 0"]);
+/// # });
+/// ```
+#[macro_export]
+macro_rules! try_join {
+    ($($fut:expr),+ $(,)?) => {
+        $crate::__private::TryJoinTuple::try_join_tuple(($($fut,)+)).await
+    };
+}
+
+/// A tuple of futures that [`join!`](crate::join!) can run.
+pub trait JoinTuple {
+    /// The tuple of their outputs.
+    type Output;
+    /// Runs them as tasks of one nursery; their outputs in order.
+    fn join_tuple(self) -> impl Future<Output = Self::Output> + Send;
+}
+
+/// A tuple of fallible futures with one error type that [`try_join!`](crate::try_join!)
+/// can run.
+pub trait TryJoinTuple<E> {
+    /// The tuple of their values.
+    type Output;
+    /// Runs them as tasks of one nursery; their values in order, or every error.
+    fn try_join_tuple(self) -> impl Future<Output = Result<Self::Output, NurseryError<E>>> + Send;
+}
+
+/// The value of a task joined in its nursery's body. A join fails only when the task
+/// failed, panicked or was cancelled, and each of those cancels the nursery before the
+/// handle completes: the body then waits here to be dropped.
+async fn value<T>(join: Join<T>) -> T {
+    match join.await {
+        Ok(v) => v,
+        Err(e) => {
+            checkpoint().await;
+            unreachable!("hatchery: a task of `join!` ended with `{e}` but its nursery went on")
+        }
+    }
+}
+
+macro_rules! tuples {
+    ($($F:ident $T:ident),+) => {
+        impl<$($F, $T),+> JoinTuple for ($($F,)+)
+        where
+            $($F: Future<Output = $T> + Send + 'static, $T: Send + 'static,)+
+        {
+            type Output = ($($T,)+);
+
+            #[allow(non_snake_case)]
+            fn join_tuple(self) -> impl Future<Output = Self::Output> + Send {
+                let ($($F,)+) = self;
+                let all = nursery(move |n| async move {
+                    $(let $F = n.spawn(async move { Ok::<_, Infallible>($F.await) }).join();)+
+                    Ok(($(value($F).await,)+))
+                });
+                async move {
+                    match all.await {
+                        Ok(values) => values,
+                        Err(NurseryError::Failed(e)) => match e.into_iter().next() {
+                            Some(never) => match never {},
+                            None => unreachable!("hatchery: a nursery failed without errors"),
+                        },
+                        Err(NurseryError::Cancelled) => {
+                            unreachable!("hatchery: the nursery of `join!` cancelled itself")
+                        }
+                    }
+                }
+            }
+        }
+
+        impl<E, $($F, $T),+> TryJoinTuple<E> for ($($F,)+)
+        where
+            E: Send + 'static,
+            $($F: Future<Output = Result<$T, E>> + Send + 'static, $T: Send + 'static,)+
+        {
+            type Output = ($($T,)+);
+
+            #[allow(non_snake_case)]
+            fn try_join_tuple(
+                self,
+            ) -> impl Future<Output = Result<Self::Output, NurseryError<E>>> + Send {
+                let ($($F,)+) = self;
+                nursery(move |n| async move {
+                    $(let $F = n.spawn($F).join();)+
+                    Ok(($(value($F).await,)+))
+                })
+            }
+        }
+    };
+}
+
+tuples!(F1 T1);
+tuples!(F1 T1, F2 T2);
+tuples!(F1 T1, F2 T2, F3 T3);
+tuples!(F1 T1, F2 T2, F3 T3, F4 T4);
+tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5);
+tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6);
+tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7);
+tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7, F8 T8);
+tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7, F8 T8, F9 T9);
+tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7, F8 T8, F9 T9, F10 T10);
+tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7, F8 T8, F9 T9, F10 T10, F11 T11);
+tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7, F8 T8, F9 T9, F10 T10, F11 T11, F12 T12);
