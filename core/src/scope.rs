@@ -1223,6 +1223,36 @@ pub fn shield<F: IntoFuture>(fut: F) -> Shield<F::IntoFuture> {
 /// assert!(closed.load(Ordering::SeqCst));
 /// # });
 /// ```
+///
+/// The cleanup does not learn how the work ended. For a cleanup that depends on it
+/// (Python's `except Cancelled:`, a rollback unless the work committed), let the work
+/// say so through a `Cell` both futures share (they run in one task):
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::time::Duration;
+/// use hatchery::{finally, move_on_after, sleep};
+///
+/// # hatchery_smol::run(async {
+/// let committed = Cell::new(false);
+/// let rolled_back = Cell::new(false);
+/// let out = move_on_after(Duration::from_millis(5), finally(
+///     async {
+///         sleep(Duration::from_secs(3600)).await; // cancelled before it commits
+///         committed.set(true);
+///     },
+///     async {
+///         if !committed.get() {
+///             sleep(Duration::from_millis(1)).await; // e.g. `tx.rollback().await`
+///             rolled_back.set(true);
+///         }
+///     },
+/// ))
+/// .await;
+/// assert_eq!(out, None);
+/// assert!(rolled_back.get());
+/// # });
+/// ```
 pub fn finally<W: IntoFuture, C: IntoFuture<Output = ()>>(
     work: W,
     cleanup: C,
