@@ -160,3 +160,76 @@ fn race_of_nothing_panics() {
 fn race_ok_of_nothing_panics() {
     drop(race_ok(Vec::<Ready<Result<u8, TestError>>>::new()));
 }
+
+// ----- race!: futures of different types -----
+
+/// `race!` takes futures of different types (no boxing): the first output wins, the
+/// losers are cancelled and awaited (their async cleanup has finished when it returns).
+#[hatchery::test]
+async fn race_macro_first_wins_losers_awaited() {
+    let log = Log::new();
+    let dropped = Counter::new();
+    let (l1, g1) = (log.clone(), dropped.guard());
+    let w = race!(
+        async move {
+            let _g = g1;
+            finally(sleep(HOUR), async move {
+                sleep(ms(5)).await;
+                l1.push("cleaned up");
+            })
+            .await;
+            "slow"
+        },
+        async {
+            sleep(ms(2)).await;
+            "fast"
+        },
+        loser::<&str>(&log, &dropped),
+    );
+    assert_eq!(w, "fast");
+    assert_eq!(dropped.get(), 2);
+    assert_eq!(log.count("cleaned up"), 1);
+    assert_eq!(log.count("loser cleaned up"), 1);
+}
+
+/// A panic in a `race!` future is resumed after the others stopped; a cancelled caller
+/// cancels every future and `race!` never returns.
+#[hatchery::test]
+async fn race_macro_panic_and_outer_cancellation() {
+    let dropped = Counter::new();
+    let g = dropped.guard();
+    let r = catch_panic(async {
+        race!(
+            async move {
+                let _g = g;
+                sleep(HOUR).await;
+                1u8
+            },
+            async {
+                sleep(ms(2)).await;
+                panic!("boom in race!")
+            },
+        )
+    })
+    .await;
+    assert_eq!(r.unwrap_err(), "boom in race!");
+    assert_eq!(dropped.get(), 1);
+
+    let (g1, g2) = (dropped.guard(), dropped.guard());
+    let out = move_on_after(ms(5), async move {
+        race!(
+            async move {
+                let _g = g1;
+                sleep(HOUR).await;
+            },
+            async move {
+                let _g = g2;
+                sleep(HOUR).await;
+            },
+        )
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(dropped.get(), 3);
+    assert_eq!(race!(ready(7)), 7, "one future");
+}

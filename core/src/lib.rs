@@ -20,10 +20,10 @@
 //!   passes to its I/O so that the whole call tree honours its caller's deadline.
 //! * **Combinators** cover the everyday patterns, each built on a nursery (so nothing is
 //!   leaked and cancellation applies): [`join`](fn@join), [`try_join`](fn@try_join),
-//!   [`settle`], [`race`], [`race_ok`], [`as_completed`], bounded-concurrency [`map`],
-//!   [`retry`] with backoff, a background [`service`] with graceful shutdown, and
-//!   [`batches`] of a stream. For a few futures of different types, the macros
-//!   [`join!`] and [`try_join!`] return a tuple.
+//!   [`settle`], [`race`](fn@race), [`race_ok`], [`as_completed`], bounded-concurrency
+//!   [`map`], [`retry`] with backoff, a background [`service`] with graceful shutdown,
+//!   and [`batches`] of a stream. For a few futures of different types, the macros
+//!   [`join!`] and [`try_join!`] return a tuple and [`race!`] the first output.
 //! * **Synchronization** ([`sync`]): memory streams ([`memory_stream`], rendezvous or
 //!   buffered), and anyio's primitives, each correct under cancellation.
 //!
@@ -74,11 +74,12 @@
 //! | [`join`](fn@join) | all | every output, in input order | (outputs are opaque) |
 //! | [`try_join`](fn@try_join) | all, or the first `Err` | every value, in input order | cancels the rest; every error |
 //! | [`settle`] | all | every `Result`, in input order | keeps going |
-//! | [`race`] | the first | its output; the rest are cancelled | (outputs are opaque) |
+//! | [`race`](fn@race) | the first | its output; the rest are cancelled | (outputs are opaque) |
 //! | [`race_ok`] | the first `Ok` | its value; the rest are cancelled | keeps going; every error if all fail |
 //! | [`as_completed`] | the body | a stream, in completion order | the body decides |
 //! | [`map`] | all, at most N at a time | `join`, `try_join` or `settle`, ordered or not | as chosen |
 //! | [`join!`], [`try_join!`] | as `join`, `try_join` | a tuple: futures of different types | as `join`, `try_join` |
+//! | [`race!`] | the first | as `race`, for futures of different types | (outputs are opaque) |
 //!
 //! Errors come as [`NurseryError::Failed`], every error in the order they happened.
 //! Beyond fan-out: [`retry`] (exponential backoff with jitter on hatchery's clock, with
@@ -150,7 +151,7 @@ pub use crate::time::{
 /// Not public API: what the macros expand to.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::combinators::tuple::{JoinTuple, TryJoinTuple};
+    pub use crate::combinators::tuple::{JoinTuple, RaceTuple, TryJoinTuple};
 }
 /// The backoff policies used by [`retry`] (re-exported so that versions match).
 pub use backon;

@@ -24,6 +24,7 @@
 //! | [`as_completed`](crate::as_completed) | the body | a stream, in completion order | the body decides |
 //! | [`map`](crate::map) | all, at most N at a time | `join`, `try_join` or `settle`, ordered or not | as chosen |
 //! | [`join!`](crate::join!), [`try_join!`](crate::try_join!) | as `join`, `try_join` | a tuple: futures of different types | as `join`, `try_join` |
+//! | [`race!`](crate::race!) | the first | as `race`, for futures of different types | (outputs are opaque) |
 //!
 //! Errors are reported like a nursery's: [`NurseryError::Failed`](crate::NurseryError)
 //! with every error, in the order they happened (never `Cancelled`: these combinators do

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use crate::error::NurseryError;
-use crate::nursery::nursery;
+use crate::nursery::{nursery, Nursery};
 
 /// Runs every future concurrently and returns the output of the first to finish. The
 /// others (the losers) are cancelled, and `race` waits until they have stopped before it
@@ -16,6 +16,9 @@ use crate::nursery::nursery;
 /// its input lazily). The output may be anything,
 /// including a `Result`: an `Err` that comes first wins the race too. To wait for the first
 /// *success*, use [`race_ok`].
+///
+/// For a few futures of different types (with one output type), [`race!`](crate::race!)
+/// takes them without boxing.
 ///
 /// A loser that is already past its last suspension point when the winner finishes runs
 /// to its end; its output is dropped. A loser cancelled while it waits is dropped at that
@@ -61,29 +64,51 @@ where
         !futs.is_empty(),
         "hatchery: `race` needs at least one future"
     );
-    async move {
-        let winner = Arc::new(Mutex::new(None));
-        let slot = winner.clone();
-        let done = nursery::<Infallible, _, _, _>(|n| async move {
-            for fut in futs {
-                let slot = slot.clone();
-                let n2 = n.clone();
-                n.spawn(async move {
-                    let v = fut.await;
-                    if offer(&slot, v) {
-                        n2.cancel();
-                    }
-                    Ok(())
-                });
+    run_race(move |racers| {
+        for fut in futs {
+            racers.spawn(fut);
+        }
+    })
+}
+
+/// The racers of a [`run_race`]: the nursery and the winner's slot.
+pub(crate) struct Racers<T> {
+    n: Nursery<Infallible>,
+    slot: Arc<Mutex<Option<T>>>,
+}
+
+impl<T: Send + 'static> Racers<T> {
+    /// Spawns `fut` as a racer: if its output comes first, it wins and cancels the rest.
+    pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(&self, fut: F) {
+        let slot = self.slot.clone();
+        let n = self.n.clone();
+        self.n.spawn(async move {
+            let v = fut.await;
+            if offer(&slot, v) {
+                n.cancel();
             }
             Ok(())
-        })
-        .await;
-        // The body never suspends, so the nursery returns its value even though the
-        // winner cancelled it.
-        done.expect("hatchery: `race` body cannot be cancelled");
-        take(&winner)
+        });
     }
+}
+
+/// A race whose racers `spawn_all` spawns (at least one): the first output.
+pub(crate) async fn run_race<T, S>(spawn_all: S) -> T
+where
+    T: Send + 'static,
+    S: FnOnce(&Racers<T>),
+{
+    let winner = Arc::new(Mutex::new(None));
+    let slot = winner.clone();
+    let done = nursery::<Infallible, _, _, _>(|n| async move {
+        spawn_all(&Racers { n, slot });
+        Ok(())
+    })
+    .await;
+    // The body never suspends, so the nursery returns its value even though the
+    // winner cancelled it.
+    done.expect("hatchery: `race` body cannot be cancelled");
+    take(&winner)
 }
 
 /// Runs every future concurrently and returns the first `Ok` value; the others are

@@ -1,4 +1,4 @@
-//! `join!` and `try_join!`: futures of different types, values as a tuple.
+//! `join!`, `try_join!` and `race!`: futures of different types.
 //!
 //! The macros hand their futures, as a tuple, to the traits below, implemented for
 //! tuples of up to 12 futures. Each future becomes a task of a nursery, as in
@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 
+use crate::combinators::race::run_race;
 use crate::error::NurseryError;
 use crate::nursery::nursery;
 use crate::task::Join;
@@ -110,6 +111,58 @@ macro_rules! try_join {
     };
 }
 
+/// Runs futures of different types with one output type concurrently, each as its own
+/// task, and returns the output of the first to finish; the others are cancelled and
+/// awaited (Python's `asyncio.wait(.., return_when=FIRST_COMPLETED)` of a few
+/// coroutines, or a `select` whose losers are cleaned up).
+///
+/// `race!(a, b, ..)` awaits (use it in async code); it is [`race`](fn@crate::race) for up
+/// to 12 futures of different types, without boxing them, with the same rules. The
+/// futures are made before anything is spawned, from left to right.
+///
+/// # Cancel safety
+///
+/// If the enclosing scope is cancelled, every future is cancelled and awaited, then the
+/// macro's await never completes (the cancelled scope returns).
+///
+/// # Panics
+///
+/// If a future panics: the others are cancelled and, once all have finished, the panic is
+/// resumed here (even if another future had already won). Outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::sleep;
+///
+/// # hatchery_smol::run(async {
+/// let work = async {
+///     sleep(Duration::from_millis(5)).await;
+///     "work done"
+/// };
+/// let shutdown = async {
+///     sleep(Duration::from_secs(3600)).await; // e.g. waiting for Ctrl-C
+///     "shut down"
+/// };
+/// assert_eq!(hatchery::race!(work, shutdown), "work done"); // `shutdown` was cancelled
+/// # });
+/// ```
+#[macro_export]
+macro_rules! race {
+    ($($fut:expr),+ $(,)?) => {
+        $crate::__private::RaceTuple::race_tuple(($($fut,)+)).await
+    };
+}
+
+/// A tuple of futures with one output type that [`race!`](crate::race!) can run.
+pub trait RaceTuple {
+    /// Their output type.
+    type Output;
+    /// Runs them as tasks of one nursery; the first output.
+    fn race_tuple(self) -> impl Future<Output = Self::Output> + Send;
+}
+
 /// A tuple of futures that [`join!`](crate::join!) can run.
 pub trait JoinTuple {
     /// The tuple of their outputs.
@@ -185,6 +238,22 @@ macro_rules! tuples {
                 nursery(move |n| async move {
                     $(let $F = n.spawn($F).join();)+
                     Ok(($(value($F).await,)+))
+                })
+            }
+        }
+
+        impl<T, $($F),+> RaceTuple for ($($F,)+)
+        where
+            T: Send + 'static,
+            $($F: Future<Output = T> + Send + 'static,)+
+        {
+            type Output = T;
+
+            #[allow(non_snake_case)]
+            fn race_tuple(self) -> impl Future<Output = T> + Send {
+                let ($($F,)+) = self;
+                run_race(move |racers| {
+                    $(racers.spawn($F);)+
                 })
             }
         }
