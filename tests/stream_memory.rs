@@ -644,3 +644,91 @@ async fn rendezvous_statistics_with_a_waiting_next() {
     );
     assert_eq!(next.await, Some(1));
 }
+/// `EndOfStream` is final: a receiver does not see it while an item is still being
+/// handed over to another receive that may give it back.
+#[hatchery::test]
+async fn end_of_stream_waits_for_items_in_flight() {
+    let (tx, rx) = memory_stream::<u32>(0);
+    let rx_b = rx.clone();
+    // Worker A waits in a receive in its own scope.
+    let scope = CancelScope::new();
+    let a_scope = scope.handle();
+    let mut a = Box::pin(scope.run(rx.recv()));
+    assert!(future::poll_once(a.as_mut()).await.is_none());
+    tx.try_send(1).unwrap(); // the last item, handed to A
+    drop(tx); // the producer is done
+    a_scope.cancel(); // A's deadline fires during the hand-over: A gives the item back
+                      // Worker B is polled first, then A.
+    let (b, a) = future::zip(rx_b.recv(), a).await;
+    assert_eq!(a, None);
+    let later = rx_b.try_recv();
+    assert_eq!(
+        b,
+        Ok(1),
+        "EndOfStream while item 1 was being handed over (a later try_recv gave {later:?})"
+    );
+    assert_eq!(later, Err(TryRecvError::EndOfStream));
+}
+
+/// While the last item is in flight, other receivers wait (`try_recv` says `Empty`);
+/// once it is taken, a parked `recv` and a parked `next()` are woken and see the end, and
+/// `try_recv` says `EndOfStream`.
+#[hatchery::test(virtual_time)]
+async fn end_of_stream_comes_once_the_item_in_flight_is_taken() {
+    let (tx, rx) = memory_stream::<u32>(0);
+    let (rx_b, mut rx_c) = (rx.clone(), rx.clone());
+    let mut a = Box::pin(rx.recv());
+    assert!(future::poll_once(a.as_mut()).await.is_none());
+    tx.try_send(1).unwrap(); // handed to A, not yet taken
+    drop(tx);
+    assert_eq!(rx_b.try_recv(), Err(TryRecvError::Empty));
+    let ends = fail_after(
+        HOUR,
+        nursery(|n| async move {
+            let b = n.spawn(async move { Ok::<_, RecvError>(rx_b.recv().await) });
+            let c = n.spawn(async move { Ok(rx_c.next().await) });
+            wait_all_tasks_blocked().await; // both parked
+            assert_eq!(a.await, Ok(1));
+            Ok((b.join().await.unwrap(), c.join().await.unwrap()))
+        }),
+    )
+    .await;
+    // A lost wake-up would leave them parked until the hour is up.
+    assert_eq!(ends, Ok(Ok((Err(RecvError::EndOfStream), None))));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+}
+
+/// A `Recv` polled again after it returned panics instead of taking a second item.
+#[hatchery::test]
+async fn recv_polled_after_completion_panics() {
+    let (tx, rx) = memory_stream::<u32>(2);
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    let mut recv = std::pin::pin!(rx.recv());
+    assert_eq!((&mut recv).await, Ok(1));
+    let again = hatchery_tests::catch_panic(recv).await;
+    assert!(again
+        .unwrap_err()
+        .contains("`Recv` polled after completion"));
+    assert_eq!(rx.try_recv(), Ok(2), "the second item is still there");
+}
+
+/// `is_terminated` (`FusedStream`): not while an item is buffered or in flight, and
+/// for good once the stream has ended or the handle is closed.
+#[hatchery::test]
+async fn receive_stream_is_terminated() {
+    use futures_core::FusedStream;
+    let (tx, rx) = memory_stream::<u32>(0);
+    let rx2 = rx.clone();
+    assert!(!rx.is_terminated());
+    let mut a = Box::pin(rx.recv());
+    assert!(future::poll_once(a.as_mut()).await.is_none());
+    tx.try_send(1).unwrap(); // in flight to `a`
+    drop(tx);
+    assert!(!rx2.is_terminated(), "the item may come back");
+    assert_eq!(a.await, Ok(1));
+    assert!(rx.is_terminated() && rx2.is_terminated());
+    let (_tx, rx3) = memory_stream::<u32>(1);
+    rx3.close();
+    assert!(rx3.is_terminated());
+}

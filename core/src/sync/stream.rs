@@ -15,10 +15,17 @@ use crate::rt;
 
 /// Creates a memory stream holding up to `capacity` items in flight.
 ///
-/// `capacity == 0` is a *rendezvous*: [`SendStream::send`] completes only once a receiver
-/// has taken the item. Items are delivered in the order they were sent (per sender; across
-/// senders in the order their sends completed). Both ends can be cloned; see
-/// [`SendStream`] and [`ReceiveStream`] for the closing rules.
+/// `capacity == 0` is a *rendezvous*: [`SendStream::send`] completes only when it hands
+/// the item to a receive that is waiting for one. (If that receive is then cancelled, the
+/// item goes back to the stream for the next receiver; if no receive handle is left, it
+/// is dropped.) A waiting `send` keeps its item until it meets a waiting `recv`:
+/// [`try_recv`](ReceiveStream::try_recv) does not take it, unlike anyio's
+/// `receive_nowait`.
+///
+/// Items are taken in the order they were sent (per sender; across senders in the order
+/// their sends completed); with several receivers, an item given back by a cancelled
+/// receive may arrive after a later one. Both ends can be cloned; see [`SendStream`] and
+/// [`ReceiveStream`] for the closing rules.
 ///
 /// Any `usize` is a valid capacity (`usize::MAX` behaves like [`memory_stream_unbounded`]);
 /// nothing is allocated up front.
@@ -182,6 +189,25 @@ impl<T> State<T> {
             || (self.buf.is_empty() && self.recv_waiters.iter().any(|w| w.takes()))
     }
 
+    /// Whether an item handed to a waiting receive is still in its slot. It may yet come
+    /// back (if that receive is dropped), so the stream has not ended while it is there.
+    fn in_flight(&self) -> bool {
+        self.recv_waiters.iter().any(|w| w.slot.is_some())
+    }
+
+    /// Whether the stream has ended for receivers: every sender is gone and no item is
+    /// left, buffered or in flight. Final: nothing can send again.
+    fn ended(&self) -> bool {
+        self.senders == 0 && self.buf.is_empty() && !self.in_flight()
+    }
+
+    /// Wakes every waiting receive, to see the end of the stream.
+    fn wake_all_receivers(&self) {
+        for w in &self.recv_waiters {
+            w.waker.wake_by_ref();
+        }
+    }
+
     fn wake_first_sender(&self) {
         if let Some(w) = self.send_waiters.front() {
             w.waker.wake_by_ref();
@@ -332,6 +358,10 @@ impl<T> State<T> {
                     *id = None;
                     if !self.buf.is_empty() {
                         self.wake_receivers();
+                    } else if self.ended() {
+                        // That was the last item: receives that waited for it to be taken
+                        // or to come back now see the end.
+                        self.wake_all_receivers();
                     }
                     return Poll::Ready(Ok(w.slot.expect("checked").1));
                 }
@@ -341,10 +371,11 @@ impl<T> State<T> {
             Some(RecvError::Closed)
         } else if !self.buf.is_empty() {
             None
-        } else if self.senders == 0 {
+        } else if self.ended() {
             Some(RecvError::EndOfStream)
         } else {
-            // Wait.
+            // Wait: for a sender, or for an item in flight to be taken (the end) or to
+            // come back.
             if let Some(my) = *id {
                 if let Some(w) = self.recv_waiters.iter_mut().find(|w| w.id == my) {
                     if !w.waker.will_wake(waker) {
@@ -507,7 +538,9 @@ pub struct StreamStatistics {
     pub open_receive_streams: usize,
     /// Tasks waiting in `send`.
     pub tasks_waiting_send: usize,
-    /// Tasks waiting in `recv` (or polling the stream).
+    /// Tasks waiting in `recv`, and receive handles registered by a `Stream` poll that is
+    /// pending (such a handle counts until it is polled again, dropped or closed, even if
+    /// the `next()` future that polled it is gone).
     pub tasks_waiting_receive: usize,
 }
 
@@ -550,7 +583,11 @@ impl<T> SendStream<T> {
     /// Sends `item`, waiting for room in the buffer (for a rendezvous stream: for a
     /// receiver to take it).
     ///
-    /// Senders waiting on a full stream are served in FIFO order.
+    /// Senders waiting on a full stream are woken in FIFO order, one for each item taken.
+    /// This is not a reservation: a send polled before the woken one (a new `send`, or a
+    /// waiting one whose task a sibling future woke) may take the room first, and the
+    /// woken one waits again at the front. ([`Semaphore`](crate::sync::Semaphore) does
+    /// reserve.)
     ///
     /// # Cancel safety
     ///
@@ -653,9 +690,7 @@ impl<T> SendStream<T> {
             st.wake_first_sender();
         }
         if st.senders == 0 {
-            for w in &st.recv_waiters {
-                w.waker.wake_by_ref();
-            }
+            st.wake_all_receivers();
         }
         drop(st);
         self.chan.closing.notify(usize::MAX);
@@ -892,9 +927,11 @@ impl<T> ReceiveStream<T> {
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Empty`] if no item is ready, [`TryRecvError::EndOfStream`] if the
-    /// buffer is drained and every sender is gone, [`TryRecvError::Closed`] if this
-    /// handle is closed.
+    /// [`TryRecvError::Empty`] if no item is buffered (a sender waiting in `send` on a
+    /// rendezvous stream keeps its item: use [`recv`](ReceiveStream::recv) to meet it),
+    /// or if the last item is still being handed to another receive;
+    /// [`TryRecvError::EndOfStream`] if the buffer is drained, every sender is gone and
+    /// no item is in flight; [`TryRecvError::Closed`] if this handle is closed.
     ///
     /// # Examples
     ///
@@ -916,7 +953,7 @@ impl<T> ReceiveStream<T> {
         if let Some(item) = st.pop() {
             return Ok(item);
         }
-        if st.senders == 0 {
+        if st.ended() {
             Err(TryRecvError::EndOfStream)
         } else {
             Err(TryRecvError::Empty)
@@ -925,8 +962,12 @@ impl<T> ReceiveStream<T> {
 
     /// Receives the next item, waiting for one.
     ///
-    /// Receivers waiting on an empty stream are served in FIFO order. Buffered items are
-    /// delivered before end-of-stream.
+    /// Receivers waiting on an empty stream are woken in FIFO order, and a sender hands
+    /// its item straight to the longest waiting receive (for a rendezvous stream, or an
+    /// empty buffer). An item that comes back from a cancelled receive is not reserved:
+    /// the receive polled first takes it. Buffered items are delivered before
+    /// end-of-stream, and end-of-stream is final: it is not reported while an item is
+    /// still being handed to another receive, which might give it back.
     ///
     /// # Cancel safety
     ///
@@ -958,6 +999,7 @@ impl<T> ReceiveStream<T> {
         Recv {
             stream: self,
             id: None,
+            done: false,
         }
     }
 
@@ -1159,6 +1201,28 @@ impl<T> futures_core::Stream for ReceiveStream<T> {
     }
 }
 
+/// The stream is over for good once this handle is closed, or once every sender is gone
+/// and no item is left, buffered or in flight: `select!`-style code can skip it.
+///
+/// # Examples
+///
+/// ```
+/// use futures_core::FusedStream;
+///
+/// let (tx, rx) = hatchery::memory_stream::<u8>(1);
+/// tx.try_send(1).unwrap();
+/// drop(tx);
+/// assert!(!rx.is_terminated()); // an item is left
+/// assert_eq!(rx.try_recv(), Ok(1));
+/// assert!(rx.is_terminated());
+/// ```
+impl<T> futures_core::FusedStream for ReceiveStream<T> {
+    fn is_terminated(&self) -> bool {
+        let st = self.chan.lock();
+        self.closed.load(Ordering::Acquire) || st.ended()
+    }
+}
+
 /// Future returned by [`ReceiveStream::recv`].
 ///
 /// # Examples
@@ -1177,6 +1241,7 @@ impl<T> futures_core::Stream for ReceiveStream<T> {
 pub struct Recv<'a, T> {
     stream: &'a ReceiveStream<T>,
     id: Option<u64>,
+    done: bool,
 }
 
 impl<T> Future for Recv<'_, T> {
@@ -1184,16 +1249,19 @@ impl<T> Future for Recv<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let mut st = this.stream.chan.lock();
-        // Checked before an item is taken: a cancelled receive takes nothing.
-        if rt::current_cancelled() {
-            if let Some(id) = this.id.take() {
-                st.remove_receiver(id);
+        // A second poll after `Ready` would take a second item.
+        super::poll_once(&mut this.done, "Recv", || {
+            let mut st = this.stream.chan.lock();
+            // Checked before an item is taken: a cancelled receive takes nothing.
+            if rt::current_cancelled() {
+                if let Some(id) = this.id.take() {
+                    st.remove_receiver(id);
+                }
+                return Poll::Pending;
             }
-            return Poll::Pending;
-        }
-        let closed = this.stream.closed.load(Ordering::Acquire);
-        st.poll_recv(&mut this.id, this.stream.handle, closed, cx.waker(), false)
+            let closed = this.stream.closed.load(Ordering::Acquire);
+            st.poll_recv(&mut this.id, this.stream.handle, closed, cx.waker(), false)
+        })
     }
 }
 

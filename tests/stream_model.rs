@@ -1,0 +1,508 @@
+//! A randomized model test of memory streams: seeded random mixes of sends and receives
+//! (plain or in a cancel scope), polls (also unprompted ones), cancellations, drops,
+//! `try_send`/`try_recv`, `Stream` handles left idle, clones and closes, on capacities 0,
+//! 1 and 2, all polled by hand with wakers that record whether they were woken.
+//!
+//! After every step it checks the open counts, that the buffer stays within capacity and
+//! that no item sent is dropped while a receiver is open. At each "settle" it polls what
+//! was woken until nothing is, then polls every waiter once more: one that completes was
+//! ready but never woken (a lost wake-up). `EndOfStream` must be final: no item may come
+//! after it. At the end every item sent must have been received.
+//!
+//! `SM_SEEDS` and `SM_STEPS` raise the number of seeds (600) and steps per seed (150)
+//! for a longer hunt.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures_lite::future;
+use futures_lite::Stream;
+use hatchery::sync::{ReceiveStream, RecvError, SendError, SendStream, TryRecvError, TrySendError};
+use hatchery::{memory_stream, CancelHandle, CancelScope};
+
+struct Flag(AtomicBool);
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[derive(Default)]
+struct Track {
+    sent: Mutex<HashSet<u32>>,
+    received: Mutex<HashSet<u32>>,
+    broken: AtomicBool,
+    lost: Mutex<Vec<u32>>,
+}
+
+struct It(u32, Arc<Track>);
+impl Drop for It {
+    fn drop(&mut self) {
+        let t = &self.1;
+        if t.sent.lock().unwrap().contains(&self.0)
+            && !t.received.lock().unwrap().contains(&self.0)
+            && !t.broken.load(Ordering::SeqCst)
+        {
+            t.lost.lock().unwrap().push(self.0);
+        }
+    }
+}
+
+enum Out {
+    Send(u32, Option<Result<(), SendError<It>>>),
+    Recv(Option<Result<It, RecvError>>),
+}
+
+struct F {
+    fut: Pin<Box<dyn Future<Output = Out>>>,
+    handle: Option<CancelHandle>,
+    flag: Arc<Flag>,
+    waker: Waker,
+    desc: String,
+    sender: Option<usize>,
+    receiver: Option<usize>,
+}
+
+fn mk(
+    fut: impl Future<Output = Out> + 'static,
+    scoped: bool,
+    desc: String,
+) -> (
+    Pin<Box<dyn Future<Output = Out>>>,
+    Option<CancelHandle>,
+    String,
+) {
+    if scoped {
+        let s = CancelScope::new();
+        let h = s.handle();
+        // The scope returns None when cancelled: map to an Out.
+        (
+            Box::pin(async move {
+                match s.run(fut).await {
+                    Some(o) => o,
+                    None => Out::Recv(None), // marker; distinguished below
+                }
+            }),
+            Some(h),
+            desc + " scoped",
+        )
+    } else {
+        (Box::pin(fut), None, desc)
+    }
+}
+
+struct St {
+    cap: usize,
+    strict_eos: bool,
+    track: Arc<Track>,
+    senders: Vec<Arc<SendStream<It>>>,
+    receivers: Vec<Arc<ReceiveStream<It>>>,
+    streams: Vec<(ReceiveStream<It>, Arc<Flag>, bool)>,
+    futs: Vec<F>,
+    next_item: u32,
+    eos_seen: bool,
+    trace: Vec<String>,
+}
+
+impl St {
+    fn open_senders(&self) -> usize {
+        self.senders.iter().filter(|s| !s.is_closed()).count()
+    }
+    fn open_receivers(&self) -> usize {
+        self.receivers.iter().filter(|s| !s.is_closed()).count()
+            + self.streams.iter().filter(|s| !s.0.is_closed()).count()
+    }
+    fn got(&mut self, it: It) {
+        assert!(
+            !(self.strict_eos && self.eos_seen),
+            "item {} received after EndOfStream: {:?}",
+            it.0,
+            self.trace
+        );
+        self.track.received.lock().unwrap().insert(it.0);
+        drop(it);
+    }
+    fn eos(&mut self) {
+        assert_eq!(
+            self.open_senders(),
+            0,
+            "EOS with open senders {:?}",
+            self.trace
+        );
+        self.eos_seen = true;
+    }
+    /// Polls future i; returns whether it completed (and then removes it).
+    fn poll_fut(&mut self, i: usize) -> bool {
+        let f = &mut self.futs[i];
+        f.flag.0.store(false, Ordering::SeqCst);
+        let mut cx = Context::from_waker(&f.waker);
+        let r = f.fut.as_mut().poll(&mut cx);
+        let Poll::Ready(out) = r else { return false };
+        let f = self.futs.remove(i);
+        self.trace.push(format!("  done {}", f.desc));
+        let cancelled = f.handle.as_ref().is_some_and(|h| h.cancel_called());
+        match out {
+            Out::Send(id, Some(Ok(()))) => {
+                self.track.sent.lock().unwrap().insert(id);
+            }
+            Out::Send(_, Some(Err(SendError::Closed(_)))) => {
+                assert!(
+                    self.senders[f.sender.unwrap()].is_closed(),
+                    "{:?}",
+                    self.trace
+                )
+            }
+            Out::Send(_, Some(Err(SendError::Broken(_)))) => {
+                assert_eq!(self.open_receivers(), 0, "{:?}", self.trace)
+            }
+            Out::Send(_, None) => {}
+            Out::Recv(Some(Ok(it))) => self.got(it),
+            Out::Recv(Some(Err(RecvError::Closed))) => {
+                assert!(
+                    self.receivers[f.receiver.unwrap()].is_closed(),
+                    "{:?}",
+                    self.trace
+                )
+            }
+            Out::Recv(Some(Err(RecvError::EndOfStream))) => self.eos(),
+            Out::Recv(None) => {
+                assert!(cancelled, "None without cancel {:?}", self.trace);
+            }
+        }
+        true
+    }
+    fn poll_stream(&mut self, j: usize) -> bool {
+        let (s, flag, _) = &mut self.streams[j];
+        flag.0.store(false, Ordering::SeqCst);
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        match Pin::new(s).poll_next(&mut cx) {
+            Poll::Pending => false,
+            Poll::Ready(Some(it)) => {
+                self.trace.push(format!("  stream {j} got {}", it.0));
+                self.streams[j].2 = false;
+                self.got(it);
+                true
+            }
+            Poll::Ready(None) => {
+                self.trace.push(format!("  stream {j} ended"));
+                self.streams[j].2 = false;
+                if !self.streams[j].0.is_closed() {
+                    self.eos();
+                }
+                true
+            }
+        }
+    }
+    /// Polls woken futures until none is woken; then checks that no pending future
+    /// could complete (a lost wake-up).
+    fn settle(&mut self) {
+        for round in 0.. {
+            assert!(round < 10_000, "livelock {:?}", self.trace);
+            let mut any = false;
+            let mut i = 0;
+            while i < self.futs.len() {
+                if self.futs[i].flag.0.load(Ordering::SeqCst) {
+                    any = true;
+                    if self.poll_fut(i) {
+                        continue;
+                    }
+                }
+                i += 1;
+            }
+            for j in 0..self.streams.len() {
+                if self.streams[j].2 && self.streams[j].1 .0.load(Ordering::SeqCst) {
+                    any = true;
+                    self.poll_stream(j);
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        // Lost wake-up check: a spurious poll of each pending future must not complete.
+        for i in 0..self.futs.len() {
+            let desc = self.futs[i].desc.clone();
+            if self.poll_fut(i) {
+                panic!(
+                    "lost wake-up: {desc} was ready but not woken: {:?}",
+                    self.trace
+                );
+            }
+        }
+        for j in 0..self.streams.len() {
+            if self.streams[j].2 && self.poll_stream(j) {
+                panic!(
+                    "lost wake-up: stream {j} was ready but not woken: {:?}",
+                    self.trace
+                );
+            }
+        }
+    }
+}
+
+async fn run(seed: u64) {
+    let mut rng = Rng(seed);
+    let cap = [0, 0, 1, 2][rng.below(4)];
+    let track = Arc::new(Track::default());
+    let (tx, rx) = memory_stream::<It>(cap);
+    let mut st = St {
+        cap,
+        strict_eos: true,
+        track: track.clone(),
+        senders: vec![Arc::new(tx)],
+        receivers: vec![Arc::new(rx)],
+        streams: Vec::new(),
+        futs: Vec::new(),
+        next_item: 0,
+        eos_seen: false,
+        trace: vec![format!("cap {cap}")],
+    };
+    future::poll_fn(|_cx| {
+        for _step in 0..std::env::var("SM_STEPS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(150)
+        {
+            let op = rng.below(14);
+            match op {
+                0 | 1 => {
+                    let k = rng.below(st.senders.len());
+                    let s = st.senders[k].clone();
+                    let id = st.next_item;
+                    st.next_item += 1;
+                    let it = It(id, track.clone());
+                    let scoped = rng.below(2) == 0;
+                    let (fut, handle, desc) = mk(
+                        async move { Out::Send(id, Some(s.send(it).await)) },
+                        scoped,
+                        format!("send#{id} on s{k}"),
+                    );
+                    // A cancelled scoped send maps to Out::Recv(None): fix it up.
+                    let fut: Pin<Box<dyn Future<Output = Out>>> = Box::pin(async move {
+                        match fut.await {
+                            Out::Recv(None) => Out::Send(id, None),
+                            o => o,
+                        }
+                    });
+                    let flag = Arc::new(Flag(AtomicBool::new(true)));
+                    st.trace.push(format!("new {desc}"));
+                    st.futs.push(F {
+                        fut,
+                        handle,
+                        waker: Waker::from(flag.clone()),
+                        flag,
+                        desc,
+                        sender: Some(k),
+                        receiver: None,
+                    });
+                }
+                2 | 3 => {
+                    let k = rng.below(st.receivers.len());
+                    let r = st.receivers[k].clone();
+                    let scoped = rng.below(2) == 0;
+                    let n = st.futs.len();
+                    let (fut, handle, desc) = mk(
+                        async move { Out::Recv(Some(r.recv().await)) },
+                        scoped,
+                        format!("recv@{} on r{k}", st.trace.len() + n),
+                    );
+                    let flag = Arc::new(Flag(AtomicBool::new(true)));
+                    st.trace.push(format!("new {desc}"));
+                    st.futs.push(F {
+                        fut,
+                        handle,
+                        waker: Waker::from(flag.clone()),
+                        flag,
+                        desc,
+                        sender: None,
+                        receiver: Some(k),
+                    });
+                }
+                4 if !st.futs.is_empty() => {
+                    let i = rng.below(st.futs.len());
+                    st.trace.push(format!("poll {}", st.futs[i].desc));
+                    st.poll_fut(i);
+                }
+                5 if !st.futs.is_empty() => {
+                    let i = rng.below(st.futs.len());
+                    if let Some(h) = &st.futs[i].handle {
+                        st.trace.push(format!("cancel {}", st.futs[i].desc));
+                        h.cancel();
+                    }
+                }
+                6 if !st.futs.is_empty() => {
+                    let i = rng.below(st.futs.len());
+                    st.trace.push(format!("drop {}", st.futs[i].desc));
+                    st.futs.remove(i);
+                }
+                7 => {
+                    let k = rng.below(st.senders.len());
+                    let id = st.next_item;
+                    st.next_item += 1;
+                    let r = st.senders[k].try_send(It(id, track.clone()));
+                    st.trace.push(format!(
+                        "try_send#{id} s{k} -> {:?}",
+                        r.as_ref().map_err(|e| format!("{e}"))
+                    ));
+                    match r {
+                        Ok(()) => {
+                            track.sent.lock().unwrap().insert(id);
+                        }
+                        Err(TrySendError::Closed(_)) => assert!(st.senders[k].is_closed()),
+                        Err(TrySendError::Broken(_)) => assert_eq!(st.open_receivers(), 0),
+                        Err(TrySendError::Full(_)) => {}
+                    }
+                }
+                8 => {
+                    let k = rng.below(st.receivers.len());
+                    let r = st.receivers[k].try_recv();
+                    st.trace
+                        .push(format!("try_recv r{k} -> {:?}", r.as_ref().map(|i| i.0)));
+                    match r {
+                        Ok(it) => st.got(it),
+                        Err(TryRecvError::Closed) => assert!(st.receivers[k].is_closed()),
+                        Err(TryRecvError::EndOfStream) => st.eos(),
+                        Err(TryRecvError::Empty) => {}
+                    }
+                }
+                9 => {
+                    if st.streams.len() < 2 && rng.below(3) == 0 {
+                        let k = rng.below(st.receivers.len());
+                        let s = (*st.receivers[k]).clone();
+                        st.trace
+                            .push(format!("stream {} from r{k}", st.streams.len()));
+                        st.streams
+                            .push((s, Arc::new(Flag(AtomicBool::new(false))), false));
+                    } else if !st.streams.is_empty() {
+                        let j = rng.below(st.streams.len());
+                        if rng.below(3) == 0 {
+                            st.trace.push(format!("stream {j} idle"));
+                            st.streams[j].2 = false;
+                        } else {
+                            st.trace.push(format!("stream {j} next"));
+                            st.streams[j].2 = true;
+                            st.poll_stream(j);
+                        }
+                    }
+                }
+                10 => {
+                    if rng.below(2) == 0 {
+                        let k = rng.below(st.senders.len());
+                        let c = Arc::new((*st.senders[k]).clone());
+                        st.trace
+                            .push(format!("clone s{k} -> s{}", st.senders.len()));
+                        st.senders.push(c);
+                    } else {
+                        let k = rng.below(st.receivers.len());
+                        let c = Arc::new((*st.receivers[k]).clone());
+                        st.trace
+                            .push(format!("clone r{k} -> r{}", st.receivers.len()));
+                        st.receivers.push(c);
+                    }
+                }
+                11 if rng.below(3) == 0 => {
+                    if rng.below(2) == 0 {
+                        let k = rng.below(st.senders.len());
+                        st.trace.push(format!("close s{k}"));
+                        st.senders[k].close();
+                    } else {
+                        let k = rng.below(st.receivers.len());
+                        if !st.receivers[k].is_closed() && st.open_receivers() == 1 {
+                            track.broken.store(true, Ordering::SeqCst);
+                        }
+                        st.trace.push(format!("close r{k}"));
+                        st.receivers[k].close();
+                    }
+                }
+                12 | 13 => {
+                    st.trace.push("settle".into());
+                    st.settle();
+                }
+                _ => {}
+            }
+            // invariants
+            let s = st.senders[0].statistics();
+            assert_eq!(s.open_send_streams, st.open_senders(), "{:?}", st.trace);
+            assert_eq!(
+                s.open_receive_streams,
+                st.open_receivers(),
+                "{:?}",
+                st.trace
+            );
+            assert!(s.current_buffer_used <= st.cap, "{:?}", st.trace);
+            assert!(
+                track.lost.lock().unwrap().is_empty(),
+                "lost {:?} {:?}",
+                track.lost,
+                st.trace
+            );
+        }
+        st.strict_eos = false;
+        // Drain: drop all futures, close senders, drain.
+        st.settle();
+        st.futs.clear();
+        for s in &st.senders {
+            s.close();
+        }
+        if let Some(r) = st.receivers.iter().find(|r| !r.is_closed()).cloned() {
+            loop {
+                match r.try_recv() {
+                    Ok(it) => {
+                        st.eos_seen = false;
+                        st.got(it)
+                    }
+                    Err(TryRecvError::EndOfStream) => break,
+                    Err(e) => panic!("drain: {e:?} {:?}", st.trace),
+                }
+            }
+        } else if let Some(j) = st.streams.iter().position(|s| !s.0.is_closed()) {
+            while let Ok(it) = st.streams[j].0.try_recv() {
+                st.got(it);
+            }
+        }
+        let lost: Vec<u32> = {
+            let sent = track.sent.lock().unwrap();
+            let rec = track.received.lock().unwrap();
+            if track.broken.load(Ordering::SeqCst) {
+                Vec::new()
+            } else {
+                sent.difference(&rec).copied().collect()
+            }
+        };
+        assert!(lost.is_empty(), "never received {lost:?}: {:?}", st.trace);
+        Poll::Ready(())
+    })
+    .await;
+}
+
+#[hatchery::test]
+async fn stream_model() {
+    let n: u64 = std::env::var("SM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    for seed in 1..=n {
+        run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).await;
+    }
+}
