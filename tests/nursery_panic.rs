@@ -321,3 +321,42 @@ async fn n3_panic_making_the_body_waits_for_children() {
     assert_eq!(log.events(), ["child done", "panic caught"]);
     assert_eq!(elapsed(), secs(2));
 }
+
+/// A future that returns a value and then panics when dropped: the panic wins, and the
+/// value (unwanted now) is dropped before `nursery` returns, even when it is the task's
+/// last act on another thread.
+#[hatchery::test]
+async fn value_of_a_future_whose_drop_panics_is_dropped_in_time() {
+    struct SlowDrop(Counter);
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            self.0.incr();
+        }
+    }
+    struct ThenPanic(Option<SlowDrop>);
+    impl std::future::Future for ThenPanic {
+        type Output = Result<SlowDrop, TestError>;
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Self::Output> {
+            std::task::Poll::Ready(Ok(self.0.take().expect("polled once")))
+        }
+    }
+    impl Drop for ThenPanic {
+        fn drop(&mut self) {
+            panic!("future drop boom");
+        }
+    }
+    let dropped = Counter::new();
+    let d = dropped.clone();
+    let r = catch_panic(nursery(|n| async move {
+        let h = n.spawn(ThenPanic(Some(SlowDrop(d))));
+        drop(h);
+        Ok::<_, TestError>(())
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "future drop boom");
+    assert_eq!(dropped.get(), 1, "the value outlived the nursery");
+}

@@ -545,3 +545,73 @@ async fn n6_started_after_the_callers_cancellation_is_ignored() {
     assert_eq!(log.events(), ["started called"]);
     assert_eq!(value_dropped.get(), 1);
 }
+/// N3/N6: the value of a task that returns before calling `started` panics when dropped:
+/// that panic is a panic of the task and must not be lost.
+#[hatchery::test(virtual_time)]
+async fn n6_unstarted_value_drop_panic_is_not_lost() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("unstarted value drop boom");
+        }
+    }
+    let r = catch_panic(nursery(|n: hatchery::Nursery<TestError>| async move {
+        let r = n
+            .start(|_status: hatchery::TaskStatus<()>| async move { Ok(PanicOnDrop) })
+            .await;
+        assert!(matches!(r, Err(StartError::NotStarted)));
+        Ok(())
+    }))
+    .await;
+    // Actual: the nursery returned Ok(()); the panic went to the executor.
+    assert_eq!(r.unwrap_err(), "unstarted value drop boom");
+}
+
+/// N1/N6: the value of a task that returns before calling `started` is dropped before
+/// `nursery` returns. (Real time: the destructor blocks its thread on purpose.)
+#[hatchery::test]
+async fn n6_unstarted_value_dropped_before_nursery_returns() {
+    struct SlowDrop(Counter);
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            self.0.incr();
+        }
+    }
+    let dropped = Counter::new();
+    let d = dropped.clone();
+    nursery(|n: hatchery::Nursery<TestError>| async move {
+        let r = n
+            .start(|_status: hatchery::TaskStatus<()>| async move { Ok(SlowDrop(d)) })
+            .await;
+        assert!(matches!(r, Err(StartError::NotStarted)));
+        Ok(())
+    })
+    .await
+    .unwrap();
+    // Actual on tokio_multi: 0, the value is still being dropped on a worker.
+    assert_eq!(dropped.get(), 1, "the task's value outlived the nursery");
+}
+
+/// A started task's value whose destructor panics, after `started`: a panic of the task,
+/// resumed by the nursery.
+#[hatchery::test]
+async fn n6_started_value_drop_panic_goes_to_the_nursery() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("started value drop boom");
+        }
+    }
+    let r = catch_panic(nursery(|n: hatchery::Nursery<TestError>| async move {
+        n.start(|status: hatchery::TaskStatus<u8>| async move {
+            status.started(1);
+            Ok(PanicOnDrop)
+        })
+        .await
+        .unwrap();
+        Ok(())
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "started value drop boom");
+}

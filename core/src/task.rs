@@ -321,11 +321,23 @@ where
         node: &Node<dyn Erased>,
         mut this: RunStateProj<'_, F, E, R>,
         mut end: End<E>,
-        value: Option<T>,
+        mut value: Option<T>,
     ) {
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| this.fut.set(None))) {
             if !matches!(end, End::Panicked(_)) {
                 end = End::Panicked(p);
+            }
+        }
+        if R::STARTED {
+            // Nobody takes a started task's value: drop it with the future, so that a
+            // panic in its destructor is the task's, and goes where its end goes (to
+            // `start`'s caller if it ended before `started`).
+            if let Some(v) = value.take() {
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(v))) {
+                    if !matches!(end, End::Panicked(_)) {
+                        end = End::Panicked(p);
+                    }
+                }
             }
         }
         let end = match this.route.take() {
@@ -334,7 +346,7 @@ where
         };
         let nursery = this.nursery.take().expect("hatchery: task finished twice");
         let result = match end {
-            Some(End::Value) => match value {
+            Some(End::Value) => match value.take() {
                 Some(v) => Ok(v),
                 None => Err(JoinError::cancelled()),
             },
@@ -372,6 +384,13 @@ where
         if let Some(result) = unwanted {
             if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(result))) {
                 // The value's destructor panicked: a panic of the task like any other.
+                nursery.panicked(p);
+            }
+        }
+        // A value returned by a future whose own drop then panicked: the panic won, and
+        // the value goes now, before the nursery hears that this child is done.
+        if let Some(v) = value {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(v))) {
                 nursery.panicked(p);
             }
         }
