@@ -264,3 +264,34 @@ async fn c8_foreign_drop_drops_shielded_work() {
     assert_eq!(log.events(), ["shielded work dropped"]);
     assert_eq!(elapsed(), Duration::ZERO);
 }
+
+/// C8/N5: a nursery dropped from outside is closed: spawning into it through a clone
+/// that outlived it fails clearly, instead of running a task nobody waits for.
+#[hatchery::test(virtual_time)]
+async fn c8_dropped_nursery_refuses_spawns() {
+    let saved = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let s = saved.clone();
+    let mut fut = Box::pin(nursery(move |n: Nursery<TestError>| {
+        *s.lock().unwrap() = Some(n);
+        async {
+            sleep(HOUR).await;
+            Ok(())
+        }
+    }));
+    assert!(future::poll_once(fut.as_mut()).await.is_none());
+    let n = saved.lock().unwrap().take().unwrap();
+    assert!(!n.is_closed());
+    drop(fut); // a foreign dropper (C8)
+    assert!(n.is_closed());
+    let ran = Counter::new();
+    let r = n.try_spawn({
+        let ran = ran.clone();
+        async move {
+            ran.incr();
+            Err::<(), _>(TestError("lost"))
+        }
+    });
+    assert!(r.is_err(), "spawned into a dropped nursery");
+    sleep(secs(1)).await;
+    assert_eq!(ran.get(), 0);
+}

@@ -52,7 +52,9 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 /// before the scope ends, as described above. Dropping this future from outside hatchery
 /// (a `select!` branch, `tokio::time::timeout`) is the one way to lose the structured
 /// guarantee: the body is dropped at once and the children are cancelled but not
-/// awaited; each stops at its next suspension point. Use hatchery's own timeouts
+/// awaited; each stops at its next suspension point. The nursery is closed: spawning
+/// into it fails, and its children's errors and panics are not reported (nobody is
+/// left to report them to). Use hatchery's own timeouts
 /// ([`move_on_after`](crate::move_on_after)) instead.
 ///
 /// # Panics
@@ -267,6 +269,12 @@ impl<E> Shared<E> {
         }
     }
 
+    /// Closes the nursery whatever is left: its future is gone. Children still running
+    /// finish on their own; nobody is woken when they do.
+    fn close(&self) {
+        self.state.fetch_or(CLOSED, Ordering::AcqRel);
+    }
+
     /// Closes the nursery if no child is left. Succeeds at most once.
     fn try_close(&self) -> bool {
         self.state
@@ -418,7 +426,8 @@ impl<E: Send + 'static> Nursery<E> {
         self.shared.node.is_cancelled()
     }
 
-    /// Whether the nursery has finished; spawning into it then fails.
+    /// Whether the nursery has finished, or its future was dropped from outside hatchery
+    /// (C8); spawning into it then fails.
     ///
     /// # Examples
     ///
@@ -479,6 +488,9 @@ pin_project! {
                     // now. Children stop at their next suspension point; nobody waits.
                     open.shared.node.cancel(node::EXPLICIT);
                 }
+                // Nobody will wait for a child spawned from now on: spawning fails (a
+                // nursery that finished is closed already).
+                open.shared.close();
                 this.body.set(None);
                 open.hold.take();
                 open.shared.node.detach();
