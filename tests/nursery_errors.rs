@@ -380,6 +380,21 @@ async fn a_lone_error_keeps_its_alternate_format() {
     assert_eq!(format!("{first:#}"), "writing cache: disk full");
 }
 
+/// `{:#}` on several errors shows every error's cause chain, as for a lone one; `{}`
+/// shows their outer messages.
+#[test]
+fn several_errors_keep_their_alternate_format() {
+    let several = NurseryError::Failed(vec![
+        anyhow::anyhow!("root1").context("ctx1"),
+        anyhow::anyhow!("root2").context("ctx2"),
+    ]);
+    assert_eq!(format!("{several}"), "2 tasks failed: ctx1; ctx2");
+    assert_eq!(
+        format!("{several:#}"),
+        "2 tasks failed: ctx1: root1; ctx2: root2"
+    );
+}
+
 /// `?` into `io::Error`: a lone error comes back as itself; several as one error of the
 /// first one's kind carrying the whole `NurseryError`; `Cancelled` as `Interrupted`.
 #[hatchery::test(virtual_time)]

@@ -178,10 +178,17 @@ impl<E: fmt::Display> fmt::Display for NurseryError<E> {
             NurseryError::Failed(errors) => match errors.as_slice() {
                 [] => f.write_str("nursery failed"),
                 [e] => fmt::Display::fmt(e, f),
-                [first, rest @ ..] => {
-                    write!(f, "{} tasks failed: {first}", rest.len() + 1)?;
-                    for e in rest {
-                        write!(f, "; {e}")?;
+                [_, rest @ ..] => {
+                    // `{:#}` reaches every error (anyhow's cause chains), as for a lone one.
+                    let alternate = f.alternate();
+                    write!(f, "{} tasks failed: ", rest.len() + 1)?;
+                    for (i, e) in errors.iter().enumerate() {
+                        let sep = if i == 0 { "" } else { "; " };
+                        if alternate {
+                            write!(f, "{sep}{e:#}")?;
+                        } else {
+                            write!(f, "{sep}{e}")?;
+                        }
                     }
                     Ok(())
                 }
