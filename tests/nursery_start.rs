@@ -615,3 +615,22 @@ async fn n6_started_value_drop_panic_goes_to_the_nursery() {
     .await;
     assert_eq!(r.unwrap_err(), "started value drop boom");
 }
+
+/// A `Start` polled again after it returned panics, instead of staying pending for good.
+#[hatchery::test]
+async fn start_polled_after_completion_panics() {
+    let r = nursery(|n: hatchery::Nursery<TestError>| async move {
+        let mut start = n.start(|status: hatchery::TaskStatus<u8>| async move {
+            status.started(5);
+            Ok(())
+        });
+        assert_eq!((&mut start).await.unwrap(), 5);
+        let again = catch_panic(start).await;
+        assert!(again
+            .unwrap_err()
+            .contains("`Start` polled after completion"));
+        Ok(())
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+}

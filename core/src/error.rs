@@ -463,7 +463,7 @@ impl std::error::Error for SpawnError {}
 pub enum StartError<E> {
     /// The task returned this error before calling `started`.
     Failed(E),
-    /// The task finished (or was cancelled) without calling `started`.
+    /// The task returned without calling `started`, or the executor dropped it first.
     NotStarted,
     /// The nursery had already finished.
     Closed,

@@ -33,7 +33,9 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 ///   `anyhow::Error` or `Box<dyn Error + Send + Sync>`; for your own error type, implement
 ///   `From<NurseryError<YourError>>` (see [`NurseryError`]), and
 ///   [`From<JoinError>`](crate::JoinError) if the body uses `?` on
-///   [`TaskHandle::join`](crate::TaskHandle::join).
+///   [`TaskHandle::join`](crate::TaskHandle::join), and
+///   [`From<StartError<YourError>>`](crate::StartError) if it uses `?` on
+///   [`Nursery::start`].
 /// * **Panics**: a panic in a child or the body cancels the rest; once all have finished,
 ///   the first panic is resumed in the caller (like [`std::thread::scope`]). A panic wins
 ///   over errors.
@@ -491,9 +493,13 @@ pin_project! {
                 // Nobody will wait for a child spawned from now on: spawning fails (a
                 // nursery that finished is closed already).
                 open.shared.close();
-                this.body.set(None);
+                // The body's destructor may panic: leave the tree in order first.
+                let dropped = catch_unwind(AssertUnwindSafe(|| this.body.set(None)));
                 open.hold.take();
                 open.shared.node.detach();
+                if let Err(p) = dropped {
+                    resume_unwind(p);
+                }
             }
         }
     }

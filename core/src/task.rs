@@ -522,7 +522,9 @@ impl<T> TaskHandle<T> {
     }
 
     /// Cancels this task only. Its handle then reports [`JoinError::is_cancelled`]; this
-    /// is not a failure of the nursery. No effect if the task has finished.
+    /// is not a failure of the nursery. No effect if the task has finished. (A task that
+    /// still returns after the cancellation, from a shielded part, gives its value or
+    /// error as usual.)
     ///
     /// # Examples
     ///
@@ -843,8 +845,9 @@ impl<E: Send + 'static> Nursery<E> {
     /// # Errors
     ///
     /// * [`StartError::Failed`] with the task's error if it failed before `started`;
-    /// * [`StartError::NotStarted`] if it ended without calling `started` (it returned,
-    ///   or was cancelled by the nursery, or dropped by the executor);
+    /// * [`StartError::NotStarted`] if it ended without calling `started`: it returned,
+    ///   or the executor dropped it (a cancellation of the caller's scope, the only one
+    ///   that reaches a task before `started`, makes `start` itself never return);
     /// * [`StartError::Closed`] if the nursery has already finished.
     ///
     /// # Cancel safety
@@ -855,12 +858,13 @@ impl<E: Send + 'static> Nursery<E> {
     /// shielded part after the cancellation (that call is ignored). If the task had
     /// called `started` before, it keeps running in the nursery. Dropping the future
     /// from outside hatchery cancels a task that has not started yet, without waiting
-    /// for it.
+    /// for it; an error or panic of that task before `started` is then dropped with it
+    /// (C8: nobody is left to report it to).
     ///
     /// # Panics
     ///
     /// When first polled outside a hatchery runtime. A panic of the task before `started`
-    /// is resumed here.
+    /// is resumed here. When polled after it returned.
     ///
     /// # Examples
     ///
@@ -908,6 +912,7 @@ impl<E: Send + 'static> Nursery<E> {
             nursery: self.clone(),
             shared,
             hold: None,
+            done: false,
         }
     }
 }
@@ -937,6 +942,8 @@ pub struct Start<Fut, V, E> {
     nursery: Nursery<E>,
     shared: Arc<StartShared<V, E>>,
     hold: Option<Hold>,
+    /// It has returned `Ready`.
+    done: bool,
 }
 
 impl<Fut, V, E> Unpin for Start<Fut, V, E> {}
@@ -958,10 +965,11 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        assert!(!this.done, "`Start` polled after completion");
         if let Some(fut) = this.fut.take() {
             let caller = rt::current();
-            if let Err(e) = this.nursery.shared.add_child() {
-                let _ = e;
+            if this.nursery.shared.add_child().is_err() {
+                this.done = true;
                 return Poll::Ready(Err(StartError::Closed));
             }
             this.hold = Some(Hold::new(&caller.node));
@@ -993,6 +1001,7 @@ where
             StartState::Panicked(p) => {
                 drop(s);
                 this.hold.take();
+                this.done = true;
                 resume_unwind(p);
             }
             StartState::NotStarted => {
@@ -1007,6 +1016,7 @@ where
         };
         drop(s);
         this.hold.take();
+        this.done = true;
         Poll::Ready(out)
     }
 }
