@@ -53,17 +53,20 @@ use syn::{Error, ItemFn, Meta, Token};
 /// | `name::tokio_multi` | `hatchery_tokio::run` (multi-thread) |
 /// | `name::smol` | `hatchery_smol::run` (one thread per core) |
 ///
-/// The function itself stays where it was declared, unchanged (the module shares its
-/// name, in the other namespace), and the module also names it `name::body()`. The tests
-/// exist only when compiling tests (`cfg(test)`), so a doc example, which is not
-/// compiled that way, runs the body itself, as the example above does in lines hidden
-/// from the rendered docs:
+/// The function itself stays where it was declared, with its docs and lint levels (the
+/// module shares its name, in the other namespace), and the module also names it
+/// `name::body()`. The tests exist only when compiling tests (`cfg(test)`), so a doc
+/// example, which is not compiled that way, runs the body itself, as the example above
+/// does in lines hidden from the rendered docs:
 /// `hatchery_smol::run(hatchery::testing::virtual_time(gives_up_after_an_hour::body()))`.
 /// The function is compiled outside tests too: in a library, keep such tests in a
 /// `#[cfg(test)]` module, as usual, if they use dev-dependencies.
 ///
 /// The test crate needs `hatchery-tokio` and `hatchery-smol` as (dev-)dependencies, or
-/// only the adapters of the backends it selects.
+/// only the adapters of the backends it selects, under those names (the expansion
+/// names `::hatchery`, `::hatchery_tokio` and `::hatchery_smol`; a renamed dependency is
+/// not found). Write it `#[hatchery::test]`: after `use hatchery::*`, a plain `#[test]`
+/// is ambiguous (rustc's error E0659) because the glob brings this `test` in.
 ///
 /// # Options
 ///
@@ -73,7 +76,8 @@ use syn::{Error, ItemFn, Meta, Token};
 /// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`.
 ///
 /// Without a time option the test runs on real time, with task tracking so that
-/// `hatchery::testing::wait_all_tasks_blocked` works. Other attributes on the function
+/// `hatchery::testing::wait_all_tasks_blocked` works. Lint levels on the function
+/// (`#[allow(..)]`, `#[expect(..)]`, ..) apply to its body; its other attributes
 /// (`#[ignore]`, `#[should_panic]`, doc comments) are copied onto every generated test.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -211,12 +215,21 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let vis = &func.vis;
     let output = &sig.output;
     let stmts = &func.block.stmts;
-    // Inner attributes (`#![allow(..)]` at the top of the body) stay in the body; the
-    // others (`#[ignore]`, `#[should_panic]`, docs, `#[cfg]`) go on each test.
-    let (inner, attrs): (Vec<_>, Vec<_>) = func
+    // Inner attributes (`#![allow(..)]` at the top of the body) stay in the body. Lint
+    // levels (`#[allow(..)]`, `#[expect(..)]`, ..) are about the body's code: they go on
+    // the function. Docs go on both; the others (`#[ignore]`, `#[should_panic]`, another
+    // crate's test attributes) go on each test.
+    let (inner, outer): (Vec<_>, Vec<_>) = func
         .attrs
         .iter()
         .partition(|a| matches!(a.style, syn::AttrStyle::Inner(_)));
+    let is_lint = |a: &&syn::Attribute| {
+        ["allow", "warn", "deny", "forbid", "expect"]
+            .iter()
+            .any(|lint| a.path().is_ident(lint))
+    };
+    let (lints, attrs): (Vec<_>, Vec<_>) = outer.into_iter().partition(is_lint);
+    let docs = attrs.iter().filter(|a| a.path().is_ident("doc"));
     let wrap = match time {
         Time::Real => quote!(::hatchery::testing::tracked),
         Time::Virtual => quote!(::hatchery::testing::virtual_time),
@@ -241,6 +254,8 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     // with any name) mean what they say; the module, in the other namespace, shares its
     // name and holds the tests.
     Ok(quote! {
+        #(#docs)*
+        #(#lints)*
         #[allow(dead_code)]
         #vis async fn #name() #output {
             #(#inner)*
