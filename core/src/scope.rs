@@ -304,7 +304,11 @@ impl fmt::Debug for CancelScope {
 /// Controls a [`CancelScope`] from anywhere: cancel it, move its deadline, read its state.
 ///
 /// Handles are cheap to clone and can be sent to other threads and tasks. A handle keeps
-/// working after its scope has finished; it then has no effect.
+/// working after its scope has finished, without effect on anything that runs: `cancel`
+/// then only makes [`cancel_called`](CancelHandle::cancel_called) true (as in trio), and
+/// `set_deadline` only changes what [`deadline`](CancelHandle::deadline) reports. A handle
+/// keeps its scope's bookkeeping (and that of the task around it) allocated; drop it
+/// when done.
 ///
 /// # Examples
 ///
@@ -357,6 +361,12 @@ impl CancelHandle {
     /// Whether the scope was cancelled, by [`cancel`](CancelHandle::cancel) or by its
     /// deadline. Sticky: once true it stays true. Cancellation inherited from an
     /// enclosing scope does not count.
+    ///
+    /// A deadline counts once the scope has seen it pass: when its timer fires, or when
+    /// the scope is polled after it (at entry, a deadline already past is seen once the
+    /// body first suspends). Trio also reads the clock here; hatchery does not, so read
+    /// [`deadline`](CancelHandle::deadline) against [`now`](crate::now) to know whether
+    /// it has passed before the scope has noticed.
     ///
     /// # Examples
     ///
