@@ -178,10 +178,10 @@ impl<E: fmt::Display> fmt::Display for NurseryError<E> {
             NurseryError::Failed(errors) => match errors.as_slice() {
                 [] => f.write_str("nursery failed"),
                 [e] => fmt::Display::fmt(e, f),
-                [_, rest @ ..] => {
+                _ => {
                     // `{:#}` reaches every error (anyhow's cause chains), as for a lone one.
                     let alternate = f.alternate();
-                    write!(f, "{} tasks failed: ", rest.len() + 1)?;
+                    write!(f, "{} tasks failed: ", errors.len())?;
                     for (i, e) in errors.iter().enumerate() {
                         let sep = if i == 0 { "" } else { "; " };
                         if alternate {

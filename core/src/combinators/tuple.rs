@@ -18,7 +18,7 @@ use crate::time::checkpoint;
 ///
 /// `join!(a, b, ..)` awaits (use it in async code); it is [`join`](fn@crate::join) for up
 /// to 12 futures of different types, with the same rules: the futures are `Send +
-/// 'static`, each is spawned into a nursery of its own, and it returns once all have
+/// 'static`, each is spawned as a task of one nursery, and it returns once all have
 /// finished. The futures are made before anything is spawned, from left to right, so an
 /// argument like `fetch(client.clone())` does not move `client`.
 ///
@@ -188,7 +188,7 @@ async fn value<T>(join: Join<T>) -> T {
         Ok(v) => v,
         Err(e) => {
             checkpoint().await;
-            unreachable!("hatchery: a task of `join!` ended with `{e}` but its nursery went on")
+            unreachable!("hatchery: a task of `join!` or `try_join!` ended with `{e}` but its nursery went on")
         }
     }
 }
