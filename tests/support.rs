@@ -49,9 +49,9 @@ use std::future::Future;
 use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
@@ -483,4 +483,38 @@ pub fn latest_instant(from: Instant) -> Instant {
         }
     }
     at
+}
+
+/// A waker that records that it was woken, for futures polled by hand (model tests):
+/// `Waker::from(flag.clone())`, then `flag.0.load(..)`.
+#[derive(Debug)]
+pub struct Flag(pub AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A small seeded generator (xorshift) for randomized model tests: a seed replays its
+/// run exactly. The seed must not be zero.
+#[derive(Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (which must not be zero).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
 }
