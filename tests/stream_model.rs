@@ -61,37 +61,32 @@ struct F {
     receiver: Option<usize>,
 }
 
+/// A future of the model, run in a cancel scope of its own if `scoped`: then a
+/// cancelled scope yields `cancelled`.
 fn mk(
     fut: impl Future<Output = Out> + 'static,
     scoped: bool,
+    cancelled: Out,
     desc: String,
 ) -> (
     Pin<Box<dyn Future<Output = Out>>>,
     Option<CancelHandle>,
     String,
 ) {
-    if scoped {
-        let s = CancelScope::new();
-        let h = s.handle();
-        // The scope returns None when cancelled: map to an Out.
-        (
-            Box::pin(async move {
-                match s.run(fut).await {
-                    Some(o) => o,
-                    None => Out::Recv(None), // marker; distinguished below
-                }
-            }),
-            Some(h),
-            desc + " scoped",
-        )
-    } else {
-        (Box::pin(fut), None, desc)
+    if !scoped {
+        return (Box::pin(fut), None, desc);
     }
+    let s = CancelScope::new();
+    let h = s.handle();
+    (
+        Box::pin(async move { s.run(fut).await.unwrap_or(cancelled) }),
+        Some(h),
+        desc + " scoped",
+    )
 }
 
 struct St {
     cap: usize,
-    strict_eos: bool,
     track: Arc<Track>,
     senders: Vec<Arc<SendStream<It>>>,
     receivers: Vec<Arc<ReceiveStream<It>>>,
@@ -103,6 +98,28 @@ struct St {
 }
 
 impl St {
+    /// Adds a new future, marked woken so that the next settle polls it.
+    fn push_fut(
+        &mut self,
+        fut: Pin<Box<dyn Future<Output = Out>>>,
+        handle: Option<CancelHandle>,
+        desc: String,
+        sender: Option<usize>,
+        receiver: Option<usize>,
+    ) {
+        let flag = Arc::new(Flag(AtomicBool::new(true)));
+        self.trace.push(format!("new {desc}"));
+        self.futs.push(F {
+            fut,
+            handle,
+            waker: Waker::from(flag.clone()),
+            flag,
+            desc,
+            sender,
+            receiver,
+        });
+    }
+
     fn open_senders(&self) -> usize {
         self.senders.iter().filter(|s| !s.is_closed()).count()
     }
@@ -112,10 +129,9 @@ impl St {
     }
     fn got(&mut self, it: It) {
         assert!(
-            !(self.strict_eos && self.eos_seen),
+            !self.eos_seen,
             "item {} received after EndOfStream: {:?}",
-            it.0,
-            self.trace
+            it.0, self.trace
         );
         self.track.received.lock().unwrap().insert(it.0);
         drop(it);
@@ -246,7 +262,6 @@ async fn run(seed: u64) {
     let (tx, rx) = memory_stream::<It>(cap);
     let mut st = St {
         cap,
-        strict_eos: true,
         track: track.clone(),
         senders: vec![Arc::new(tx)],
         receivers: vec![Arc::new(rx)],
@@ -274,26 +289,10 @@ async fn run(seed: u64) {
                     let (fut, handle, desc) = mk(
                         async move { Out::Send(id, Some(s.send(it).await)) },
                         scoped,
+                        Out::Send(id, None),
                         format!("send#{id} on s{k}"),
                     );
-                    // A cancelled scoped send maps to Out::Recv(None): fix it up.
-                    let fut: Pin<Box<dyn Future<Output = Out>>> = Box::pin(async move {
-                        match fut.await {
-                            Out::Recv(None) => Out::Send(id, None),
-                            o => o,
-                        }
-                    });
-                    let flag = Arc::new(Flag(AtomicBool::new(true)));
-                    st.trace.push(format!("new {desc}"));
-                    st.futs.push(F {
-                        fut,
-                        handle,
-                        waker: Waker::from(flag.clone()),
-                        flag,
-                        desc,
-                        sender: Some(k),
-                        receiver: None,
-                    });
+                    st.push_fut(fut, handle, desc, Some(k), None);
                 }
                 2 | 3 => {
                     let k = rng.below(st.receivers.len());
@@ -303,19 +302,10 @@ async fn run(seed: u64) {
                     let (fut, handle, desc) = mk(
                         async move { Out::Recv(Some(r.recv().await)) },
                         scoped,
+                        Out::Recv(None),
                         format!("recv@{} on r{k}", st.trace.len() + n),
                     );
-                    let flag = Arc::new(Flag(AtomicBool::new(true)));
-                    st.trace.push(format!("new {desc}"));
-                    st.futs.push(F {
-                        fut,
-                        handle,
-                        waker: Waker::from(flag.clone()),
-                        flag,
-                        desc,
-                        sender: None,
-                        receiver: Some(k),
-                    });
+                    st.push_fut(fut, handle, desc, None, Some(k));
                 }
                 4 if !st.futs.is_empty() => {
                     let i = rng.below(st.futs.len());
@@ -436,7 +426,6 @@ async fn run(seed: u64) {
                 st.trace
             );
         }
-        st.strict_eos = false;
         // Drain: drop all futures, close senders, drain.
         st.settle();
         st.futs.clear();
@@ -446,10 +435,7 @@ async fn run(seed: u64) {
         if let Some(r) = st.receivers.iter().find(|r| !r.is_closed()).cloned() {
             loop {
                 match r.try_recv() {
-                    Ok(it) => {
-                        st.eos_seen = false;
-                        st.got(it)
-                    }
+                    Ok(it) => st.got(it),
                     Err(TryRecvError::EndOfStream) => break,
                     Err(e) => panic!("drain: {e:?} {:?}", st.trace),
                 }
