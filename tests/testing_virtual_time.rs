@@ -260,3 +260,52 @@ async fn a_timeout_near_the_end_of_time() {
     assert_eq!(hatchery::now(), edge + secs(1));
     assert_eq!(move_on_after(HOUR * 2, sleep(secs(60))).await, Some(()));
 }
+
+/// A virtual-time run awaited inside another is a run of its own: its clock starts at the
+/// enclosing `now` and moves by itself; the enclosing clock stays where it was.
+#[hatchery::test(virtual_time)]
+async fn a_nested_run_has_its_own_clock() {
+    sleep(secs(10)).await;
+    let before = hatchery::now();
+    let (inner_elapsed, inner_now) = hatchery::testing::virtual_time(async {
+        assert_eq!(elapsed(), Duration::ZERO);
+        sleep(secs(5)).await;
+        (elapsed(), hatchery::now())
+    })
+    .await;
+    assert_eq!(inner_elapsed, secs(5));
+    assert_eq!(inner_now, before + secs(5));
+    assert_eq!(elapsed(), secs(10));
+    assert_eq!(hatchery::now(), before);
+}
+
+/// The enclosing scopes do not cancel a nested run: a cancelled one drops it, as a future
+/// that is not hatchery's, so its `finally` cleanup does not run (documented in the
+/// testing module and the book).
+#[hatchery::test]
+async fn an_enclosing_cancel_drops_a_nested_run() {
+    let log = Log::new();
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let inner_log = log.clone();
+    let out = scope
+        .run(hatchery::testing::virtual_time(async move {
+            let _dropped = inner_log.on_drop("inner run dropped");
+            let cleanup_log = inner_log.clone();
+            hatchery::finally(
+                async {
+                    handle.cancel();
+                    inner_log.push("cancelled the enclosing scope");
+                    std::future::pending::<()>().await
+                },
+                async move { cleanup_log.push("cleanup") },
+            )
+            .await
+        }))
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(
+        log.events(),
+        ["cancelled the enclosing scope", "inner run dropped"]
+    );
+}

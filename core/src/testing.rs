@@ -19,6 +19,15 @@
 //! [`wait_all_tasks_blocked`] waits until every other task is blocked, for tests of
 //! interleavings ("the worker is now waiting on the channel; send").
 //!
+//! # A test run inside another
+//!
+//! A [`virtual_time`], [`manual_time`] or [`tracked`] future awaited inside another
+//! hatchery run is a run of its own: its clock starts at the enclosing run's `now` and
+//! moves by itself (the enclosing clock does not move with it); its tasks and its scope
+//! tree are its own. The enclosing scopes do not cancel it: if one of them is cancelled,
+//! the inner run is dropped, as if from outside hatchery (see the cancel safety of
+//! [`nursery`](crate::nursery())), and its `finally` cleanups do not run.
+//!
 //! # Caveat: real I/O
 //!
 //! hatchery only sees its own tasks and timers. A task waiting for a socket, a pipe or a
