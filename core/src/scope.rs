@@ -158,6 +158,11 @@ impl CancelScope {
 
     /// Shields the scope (if `shield` is true) from the cancellation of its ancestors.
     ///
+    /// The shield is chosen before the scope runs and stays as it is while it runs: there
+    /// is no `cancel_scope.shield = True` of trio's to switch it on halfway. Shield the
+    /// part of the work that needs it instead, with [`shield`](crate::shield()) or a
+    /// shielded scope of its own.
+    ///
     /// # Examples
     ///
     /// ```
