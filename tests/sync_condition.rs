@@ -186,3 +186,95 @@ async fn a_waiter_cancelled_while_taking_the_lock_back_passes_its_notification_o
     assert!(!first_returned);
     assert!(second_woken, "notify(1) woke nobody");
 }
+
+/// A waiter notified while the lock is held, then cancelled while it waits to take the
+/// lock back, with a shielded cleanup next to it that keeps the cancelled body alive,
+/// leaves the lock's queue and passes its notification on at once: the cancelled body
+/// never takes the lock, and the next waiter is woken.
+#[hatchery::test(virtual_time)]
+async fn a_waiter_cancelled_while_taking_the_lock_back_next_to_a_shield_leaves_the_queue() {
+    let state = Arc::new((Lock::new(0u32), Condition::new()));
+    let scope = CancelScope::new();
+    let h = scope.handle();
+    let st = state.clone();
+    let (first, second_woken_at, free_after) = nursery(|n| async move {
+        let s1 = st.clone();
+        let first = n.spawn(async move {
+            let (lock, cond) = &*s1;
+            let g = lock.lock().await;
+            let out = scope
+                .run(future::zip(cond.wait(g), shield(sleep(secs(100)))))
+                .await;
+            Ok::<_, anyhow::Error>((out.is_some(), elapsed()))
+        });
+        wait_all_tasks_blocked().await;
+        let s2 = st.clone();
+        let second = n.spawn(async move {
+            let (lock, cond) = &*s2;
+            let g = lock.lock().await;
+            let woken = move_on_after(secs(1000), cond.wait(g)).await.is_some();
+            Ok::<_, anyhow::Error>(woken.then(elapsed))
+        });
+        wait_all_tasks_blocked().await;
+        let (lock, cond) = &*st;
+        let g = lock.lock().await;
+        cond.notify(1); // to the first waiter, while the lock is held
+        wait_all_tasks_blocked().await; // it woke and waits for the lock
+        assert_eq!(lock.tasks_waiting(), 1);
+        h.cancel();
+        wait_all_tasks_blocked().await;
+        // The first left the queue; the second, given the notification, joined it.
+        assert_eq!(lock.tasks_waiting(), 1);
+        drop(g);
+        let second_woken_at = second.join().await?;
+        let free_after = lock.try_lock().is_some().then(elapsed);
+        Ok((first.join().await?, second_woken_at, free_after))
+    })
+    .await
+    .unwrap();
+    assert_eq!(second_woken_at, Some(Duration::ZERO), "notify(1) lost");
+    assert_eq!(
+        free_after,
+        Some(Duration::ZERO),
+        "the cancelled body took the lock and held it"
+    );
+    assert_eq!(first, (false, secs(100)));
+}
+
+/// A wait first polled in a scope that is already cancelled, with a shielded cleanup next
+/// to it that keeps the cancelled body alive, releases the lock at once rather than
+/// holding it for the whole cleanup.
+#[hatchery::test(virtual_time)]
+async fn a_wait_polled_in_a_cancelled_scope_next_to_a_shield_releases_the_lock() {
+    let state = Arc::new((Lock::new(0u32), Condition::new()));
+    let scope = CancelScope::new();
+    let h = scope.handle();
+    let st = state.clone();
+    let (free_at, cleanup_done) = nursery(|n| async move {
+        let s1 = st.clone();
+        let waiter = n.spawn(async move {
+            let (lock, cond) = &*s1;
+            let g = lock.lock().await;
+            let out = scope
+                .run(future::zip(
+                    async {
+                        h.cancel();
+                        cond.wait(g).await
+                    },
+                    shield(sleep(secs(100))),
+                ))
+                .await;
+            Ok::<_, anyhow::Error>((out.is_some(), elapsed()))
+        });
+        wait_all_tasks_blocked().await;
+        let (lock, _) = &*st;
+        let g = lock.lock().await;
+        let free_at = elapsed();
+        drop(g);
+        Ok((free_at, waiter.join().await?))
+    })
+    .await
+    .unwrap();
+    assert_eq!(free_at, Duration::ZERO, "the cancelled wait held the lock");
+    assert_eq!(cleanup_done, (false, secs(100)));
+}

@@ -111,13 +111,15 @@ impl Condition {
     ///
     /// If the future is dropped, the lock is released (if it is held by the future at
     /// that moment) and the guard is gone with it; a notification it had received but not
-    /// consumed goes to the next waiter. If the enclosing scope is cancelled while it
-    /// waits for a notification, it never completes and the scope drops it (see
-    /// [Cancellation and the guard](Condition#cancellation-and-the-guard)). Once
-    /// notified, re-acquiring the lock is not interrupted by the wait itself: it returns
-    /// the guard as soon as it has the lock, and the scope stops the caller at its next
-    /// suspension point. If the scope drops it while it waits for the lock, the
-    /// notification goes to the next waiter.
+    /// consumed goes to the next waiter. If the enclosing scope is cancelled, it never
+    /// completes and the scope drops it (see
+    /// [Cancellation and the guard](Condition#cancellation-and-the-guard)), whatever it
+    /// was doing: polled in the cancelled scope, it releases the lock if it still holds
+    /// it, stops waiting for a notification or for the lock, and passes a notification it
+    /// had taken to the next waiter, at once, even if something next to it (a shield)
+    /// keeps the cancelled code alive. So a `notify(1)` is never lost to a cancelled
+    /// waiter. (Polled again later outside a cancelled scope, it goes on as after a
+    /// wake-up without a notification: it takes the lock back and returns.)
     ///
     /// # Examples
     ///
@@ -203,6 +205,7 @@ enum State<'a, T> {
         fut: Pin<Box<async_lock::futures::Lock<'a, T>>>,
         // Counts this wait in `Lock::tasks_waiting` until it has the lock again.
         waiting: Waiting<&'a Shared>,
+        lock: &'a async_lock::Mutex<T>,
     },
     Done,
 }
@@ -242,10 +245,12 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
         loop {
             match &mut this.state {
                 State::Start(_) => {
-                    if rt::current_cancelled() {
-                        return Poll::Pending;
-                    }
-                    let listener = this.cond.event.listen();
+                    // In a cancelled scope the wait releases the lock and never listens:
+                    // it stops as a wait that was not notified does (below), and does
+                    // not hold the lock while a shield next to it keeps the cancelled
+                    // body alive.
+                    let cancelled = rt::current_cancelled();
+                    let listener = (!cancelled).then(|| this.cond.event.listen());
                     let State::Start(guard) = std::mem::replace(&mut this.state, State::Done)
                     else {
                         unreachable!()
@@ -254,10 +259,13 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                     let shared = guard.shared;
                     drop(guard);
                     this.state = State::Waiting {
-                        listener: Some(listener),
+                        listener,
                         lock,
                         shared,
                     };
+                    if cancelled {
+                        return Poll::Pending;
+                    }
                 }
                 State::Waiting {
                     listener,
@@ -281,9 +289,25 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                     this.state = State::Reacquire {
                         fut: Box::pin(lock.lock()),
                         waiting: Waiting::new(*shared),
+                        lock,
                     };
                 }
-                State::Reacquire { fut, waiting } => {
+                State::Reacquire { fut, waiting, lock } => {
+                    // Notified, but cancelled before it had the lock again: it leaves the
+                    // lock's queue and passes its notification on at once (not only when
+                    // dropped: a shield next to it may keep the cancelled body alive), and
+                    // polled again outside a cancelled scope, it goes on as if woken up
+                    // without a notification.
+                    if rt::current_cancelled() {
+                        let (lock, shared) = (*lock, waiting.0);
+                        this.state = State::Waiting {
+                            listener: None,
+                            lock,
+                            shared,
+                        };
+                        this.cond.event.notify(1.additional());
+                        return Poll::Pending;
+                    }
                     let guard = std::task::ready!(fut.as_mut().poll(cx));
                     let guard = LockGuard::new(guard, waiting.0);
                     this.state = State::Done;
