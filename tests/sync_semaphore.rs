@@ -167,3 +167,30 @@ async fn acquire_polled_after_completion_panics() {
     assert!(again.is_err());
     assert_eq!(sem.available_permits(), 1);
 }
+
+/// A permit returned to a count at `usize::MAX` is absorbed rather than panicking in its
+/// drop; `add_permits` past `usize::MAX` panics, in the call itself.
+#[test]
+fn a_full_count_absorbs_a_returned_permit() {
+    let sem = Semaphore::new(usize::MAX);
+    let permit = sem.try_acquire().unwrap();
+    sem.add_permits(1);
+    assert_eq!(sem.available_permits(), usize::MAX);
+    drop(permit);
+    assert_eq!(sem.available_permits(), usize::MAX);
+    let overflow = std::panic::catch_unwind(|| sem.add_permits(1)).unwrap_err();
+    assert_eq!(
+        hatchery_tests::panic_message(&*overflow),
+        "hatchery: Semaphore permit count overflow"
+    );
+    // Permits handed to waiters do not count towards the overflow.
+    let sem = Semaphore::new(1);
+    let held = sem.try_acquire().unwrap();
+    let mut waiter = Box::pin(sem.acquire());
+    assert!(future::block_on(future::poll_once(&mut waiter)).is_none());
+    sem.add_permits(usize::MAX);
+    assert_eq!(sem.available_permits(), usize::MAX - 1);
+    drop(held);
+    assert_eq!(sem.available_permits(), usize::MAX);
+    drop(waiter);
+}

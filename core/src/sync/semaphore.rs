@@ -73,14 +73,17 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn release(&self, n: usize) {
+    /// Returns one permit (from a permit's drop, which must not panic).
+    fn release(&self) {
         let mut st = self.lock();
-        st.release(n);
+        st.release(1);
     }
 }
 
 impl State {
-    /// Gives `n` permits to the longest-waiting tasks first, the rest to the count.
+    /// Gives `n` permits to the longest-waiting tasks first, the rest to the count. The
+    /// count stops at `usize::MAX` (a permit returned to a full count is absorbed: the
+    /// semaphore is as good as unlimited); `add_permits` checks for overflow first.
     fn release(&mut self, mut n: usize) {
         for w in self.waiters.iter_mut().filter(|w| !w.granted) {
             if n == 0 {
@@ -90,10 +93,7 @@ impl State {
             w.waker.wake_by_ref();
             n -= 1;
         }
-        self.permits = self
-            .permits
-            .checked_add(n)
-            .expect("hatchery: Semaphore permit count overflow");
+        self.permits = self.permits.saturating_add(n);
     }
 
     /// Removes a waiter; a permit already granted to it goes to the next one.
@@ -260,7 +260,15 @@ impl Semaphore {
     /// assert_eq!(sem.available_permits(), 2);
     /// ```
     pub fn add_permits(&self, n: usize) {
-        self.inner.release(n);
+        let mut st = self.inner.lock();
+        let ungranted = st.waiters.iter().filter(|w| !w.granted).count();
+        assert!(
+            st.permits
+                .checked_add(n.saturating_sub(ungranted))
+                .is_some(),
+            "hatchery: Semaphore permit count overflow"
+        );
+        st.release(n);
     }
 
     /// Permits available right now (not counting permits granted to waiting tasks that
@@ -483,7 +491,7 @@ pub struct SemaphorePermit<'a> {
 
 impl Drop for SemaphorePermit<'_> {
     fn drop(&mut self) {
-        self.sem.inner.release(1);
+        self.sem.inner.release();
     }
 }
 
@@ -512,7 +520,7 @@ pub struct OwnedSemaphorePermit {
 
 impl Drop for OwnedSemaphorePermit {
     fn drop(&mut self) {
-        self.inner.release(1);
+        self.inner.release();
     }
 }
 
