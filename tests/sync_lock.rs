@@ -304,24 +304,20 @@ async fn lock_cancelled_waiter_deadlocks_with_shielded_cleanup() {
     );
 }
 
-/// A waiter that async-lock marked as starved (it waited longer than half a millisecond
-/// and was passed over), then cancelled while a shield keeps its body alive, gives up
-/// that mark at once: the lock, once free, can be taken, even with `try_lock`.
+/// A waiter the lock was handed to, cancelled before it woke up while a shield keeps its
+/// body alive, passes the lock on at once: it is free again, even for `try_lock`.
 #[hatchery::test]
-async fn lock_free_but_try_lock_fails_after_starved_waiter_cancelled() {
+async fn a_waiter_handed_the_lock_then_cancelled_passes_it_on() {
     let lock = Lock::new(0);
     let scope = CancelScope::new();
     let h = scope.handle();
-    let mut guard = lock.lock().await;
+    let guard = lock.lock().await;
     let mut b = Box::pin(scope.run(future::zip(lock.lock(), shield(sleep(secs(10))))));
     assert!(future::poll_once(&mut b).await.is_none()); // waits in line
-    std::thread::sleep(Duration::from_millis(2)); // async-lock: starved after 0.5 ms
     drop(guard);
-    guard = lock.try_lock().expect("B has not run"); // B is woken, finds it held: starved
-    assert!(future::poll_once(&mut b).await.is_none());
+    assert!(lock.is_locked(), "handed to the waiter");
     h.cancel();
     assert!(future::poll_once(&mut b).await.is_none()); // cancelled; the shield keeps it
-    drop(guard);
     assert!(!lock.is_locked());
     assert!(
         lock.try_lock().is_some(),
@@ -331,7 +327,7 @@ async fn lock_free_but_try_lock_fails_after_starved_waiter_cancelled() {
 }
 
 /// A `lock()` polled again after it returned its guard panics with a message: it never
-/// takes the lock a second time (async-lock's future would, after its fast path).
+/// takes the lock a second time.
 #[hatchery::test]
 async fn lock_polled_after_completion_panics() {
     let lock = Lock::new(0);
@@ -344,4 +340,65 @@ async fn lock_polled_after_completion_panics() {
     let message = again.map(|_| ()).expect_err("polled after completion");
     assert!(message.contains("polled after completion"), "{message}");
     assert!(!lock.is_locked());
+}
+
+/// The lock is fair: released, it goes to the task that has waited longest, before a
+/// later `try_lock` or `lock` can take it, and waiters get it in the order they asked.
+#[hatchery::test]
+async fn a_released_lock_goes_to_the_longest_waiter() {
+    let lock = Lock::new(String::new());
+    let held = lock.lock().await;
+    let mut a = Box::pin(lock.lock());
+    let mut b = Box::pin(lock.lock_owned());
+    assert!(future::poll_once(&mut a).await.is_none());
+    assert!(future::poll_once(&mut b).await.is_none());
+    drop(held);
+    // Handed to `a`, which has not woken up yet: nobody else can take it.
+    assert!(lock.is_locked());
+    assert!(lock.try_lock().is_none(), "try_lock overtook a waiter");
+    assert!(
+        lock.try_lock_owned().is_none(),
+        "try_lock_owned overtook a waiter"
+    );
+    let mut c = Box::pin(lock.lock());
+    assert!(
+        future::poll_once(&mut c).await.is_none(),
+        "a new lock() overtook a waiter"
+    );
+    assert!(future::poll_once(&mut b).await.is_none(), "not b's turn");
+    assert_eq!(lock.tasks_waiting(), 2);
+    future::poll_once(&mut a).await.expect("a's turn").push('a');
+    assert!(future::poll_once(&mut c).await.is_none(), "not c's turn");
+    future::poll_once(&mut b).await.expect("b's turn").push('b');
+    future::poll_once(&mut c).await.expect("c's turn").push('c');
+    assert!(!lock.is_locked());
+    assert_eq!(*lock.lock().await, "abc");
+}
+
+/// Tasks that queue for a lock one after another get it in that order, each after the
+/// one before has released it.
+#[hatchery::test]
+async fn tasks_take_a_lock_in_the_order_they_asked() {
+    let lock = Arc::new(Lock::new(Vec::new()));
+    let held = lock.lock().await;
+    nursery(|n| {
+        let lock = lock.clone();
+        async move {
+            for i in 0..8 {
+                let lock = lock.clone();
+                n.spawn(async move {
+                    let mut order = lock.lock().await;
+                    order.push(i);
+                    hatchery::checkpoint().await; // still holding it
+                    Ok::<_, std::io::Error>(())
+                });
+                wait_all_tasks_blocked().await; // queued before the next one asks
+            }
+            drop(held);
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(*lock.lock().await, (0..8).collect::<Vec<_>>());
 }

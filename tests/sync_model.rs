@@ -3,8 +3,8 @@
 //! the cancelled body alive), polls, cancellations, drops, releases and capacity
 //! changes, every waiter polled by hand inside a hatchery task (so each seed is
 //! deterministic on every backend). After every step the primitive's counts and
-//! statistics are compared with a simple FIFO model; a granted waiter must have been
-//! woken, a free lock with live waiters must have woken one, and nothing may leak.
+//! statistics are compared with a simple FIFO model (a lock is a queue of one permit); a
+//! granted waiter must have been woken, and nothing may leak.
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
@@ -113,12 +113,62 @@ impl<T> W<T> {
 
 // ---------------------------------------------------------------- semaphore
 
+/// What the FIFO queue model drives: a `Semaphore`, or a `Lock` (one permit, no adding).
+trait Queue: 'static {
+    type Guard: 'static;
+    fn acquire(&self) -> impl Future<Output = Self::Guard> + 'static;
+    fn try_acquire(&self) -> Option<Self::Guard>;
+    /// Adds `n` permits; `false` if the primitive has no such operation.
+    fn add(&self, n: usize) -> bool;
+    fn available(&self) -> usize;
+    fn waiting(&self) -> usize;
+}
+
+impl Queue for Arc<Semaphore> {
+    type Guard = OwnedSemaphorePermit;
+    fn acquire(&self) -> impl Future<Output = Self::Guard> + 'static {
+        self.acquire_owned()
+    }
+    fn try_acquire(&self) -> Option<Self::Guard> {
+        self.try_acquire_owned()
+    }
+    fn add(&self, n: usize) -> bool {
+        self.add_permits(n);
+        true
+    }
+    fn available(&self) -> usize {
+        self.available_permits()
+    }
+    fn waiting(&self) -> usize {
+        self.tasks_waiting()
+    }
+}
+
+impl Queue for Arc<Lock<()>> {
+    type Guard = OwnedLockGuard<()>;
+    fn acquire(&self) -> impl Future<Output = Self::Guard> + 'static {
+        self.lock_owned()
+    }
+    fn try_acquire(&self) -> Option<Self::Guard> {
+        self.try_lock_owned()
+    }
+    fn add(&self, _: usize) -> bool {
+        false
+    }
+    fn available(&self) -> usize {
+        usize::from(!self.is_locked())
+    }
+    fn waiting(&self) -> usize {
+        self.tasks_waiting()
+    }
+}
+
 struct SemModel {
     permits: usize,
     queue: VecDeque<(u64, bool)>,
 }
 impl SemModel {
-    fn release(&mut self, mut n: usize, ws: &mut [W<OwnedSemaphorePermit>]) {
+    fn release<T>(&mut self, mut n: usize, ws: &mut [W<T>]) {
         for q in self.queue.iter_mut().filter(|q| !q.1) {
             if n == 0 {
                 return;
@@ -133,7 +183,7 @@ impl SemModel {
         }
         self.permits += n;
     }
-    fn withdraw(&mut self, id: u64, ws: &mut [W<OwnedSemaphorePermit>]) {
+    fn withdraw<T>(&mut self, id: u64, ws: &mut [W<T>]) {
         let i = self.queue.iter().position(|q| q.0 == id).unwrap();
         let (_, g) = self.queue.remove(i).unwrap();
         if g {
@@ -142,16 +192,17 @@ impl SemModel {
     }
 }
 
-async fn run_sem(seed: u64) {
+/// One seed of the FIFO model. `new` makes the primitive from a random count of 0 to 2
+/// permits, and says how many it has (a lock: always 1).
+async fn run_queue<Q: Queue>(seed: u64, new: impl FnOnce(usize) -> (Q, usize)) {
     let mut rng = Rng(seed);
-    let init = rng.below(3);
-    let sem = Arc::new(Semaphore::new(init));
+    let (sem, init) = new(rng.below(3));
     let mut m = SemModel {
         permits: init,
         queue: VecDeque::new(),
     };
-    let mut ws: Vec<W<OwnedSemaphorePermit>> = Vec::new();
-    let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
+    let mut ws: Vec<W<Q::Guard>> = Vec::new();
+    let mut held: Vec<Q::Guard> = Vec::new();
     let mut next_id = 0;
     let mut added = 0;
     let mut trace = Vec::new();
@@ -161,7 +212,7 @@ async fn run_sem(seed: u64) {
             match op {
                 0 | 1 => {
                     let mode = Mode::random(&mut rng);
-                    ws.push(make(mode, sem.acquire_owned(), next_id));
+                    ws.push(make(mode, sem.acquire(), next_id));
                     trace.push(format!("new {next_id} {mode:?}"));
                     next_id += 1;
                 }
@@ -262,15 +313,14 @@ async fn run_sem(seed: u64) {
                     m.release(1, &mut ws);
                 }
                 9 => {
-                    if rng.below(2) == 0 {
-                        let k = rng.below(3);
+                    let k = rng.below(3);
+                    if rng.below(2) == 0 && sem.add(k) {
                         trace.push(format!("add {k}"));
-                        sem.add_permits(k);
                         added += k;
                         m.release(k, &mut ws);
                     } else {
                         trace.push("try".into());
-                        let p = sem.try_acquire_owned();
+                        let p = sem.try_acquire();
                         assert_eq!(p.is_some(), m.permits > 0, "{trace:?}");
                         if let Some(p) = p {
                             m.permits -= 1;
@@ -282,12 +332,12 @@ async fn run_sem(seed: u64) {
             }
             // invariants
             assert_eq!(
-                sem.available_permits(),
+                sem.available(),
                 m.permits,
                 "permits at step {step}: {trace:?}"
             );
             assert_eq!(
-                sem.tasks_waiting(),
+                sem.waiting(),
                 m.queue.iter().filter(|q| !q.1).count(),
                 "waiting at step {step}: {trace:?}"
             );
@@ -306,14 +356,29 @@ async fn run_sem(seed: u64) {
     }
     drop(ws);
     drop(held);
-    assert_eq!(sem.available_permits(), init + added, "end: {trace:?}");
-    assert_eq!(sem.tasks_waiting(), 0);
+    assert_eq!(sem.available(), init + added, "end: {trace:?}");
+    assert_eq!(sem.waiting(), 0);
 }
 
 #[hatchery::test]
 async fn semaphore_model() {
     for seed in 1..400u64 {
-        run_sem(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).await;
+        run_queue(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, |init| {
+            (Arc::new(Semaphore::new(init)), init)
+        })
+        .await;
+    }
+}
+
+/// The lock is a FIFO queue of one permit: the semaphore's model, with `try_lock`, and
+/// no adding.
+#[hatchery::test]
+async fn lock_model() {
+    for seed in 1..400u64 {
+        run_queue(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, |_| {
+            (Arc::new(Lock::new(())), 1)
+        })
+        .await;
     }
 }
 
@@ -589,156 +654,5 @@ async fn run_lim(seed: u64) {
 async fn limiter_model() {
     for seed in 1..400u64 {
         run_lim(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).await;
-    }
-}
-
-// ---------------------------------------------------------------- lock
-
-async fn run_lock(seed: u64) {
-    let mut rng = Rng(seed);
-    let lock = Arc::new(Lock::new(()));
-    let mut ws: Vec<W<OwnedLockGuard<()>>> = Vec::new();
-    let mut held: Option<OwnedLockGuard<()>> = None;
-    let mut next_id = 0;
-    let mut trace: Vec<String> = Vec::new();
-    for step in 0..150 {
-        let op = rng.below(9);
-        future::poll_fn(|cx| {
-            match op {
-                0 | 1 => {
-                    let mode = Mode::random(&mut rng);
-                    ws.push(make(mode, lock.lock_owned(), next_id));
-                    trace.push(format!("new {next_id} {mode:?}"));
-                    next_id += 1;
-                }
-                2..=4 if !ws.is_empty() => {
-                    let i = rng.below(ws.len());
-                    trace.push(format!("poll {}", ws[i].id));
-                    let r = ws[i].poll(cx);
-                    let ready = r.is_ready();
-                    let w = &mut ws[i];
-                    let mut got = None;
-                    match r {
-                        Poll::Ready(Some(g)) => got = Some(g),
-                        Poll::Ready(None) => {
-                            assert!(w.cancelled);
-                            w.st = MState::Gone;
-                        }
-                        Poll::Pending => {
-                            if let Some(g) = w.slot.lock().unwrap().take() {
-                                got = Some(g);
-                            }
-                            if w.cancelled {
-                                w.st = MState::Gone;
-                            } else if w.st == MState::New {
-                                w.st = MState::Queued { granted: false };
-                            }
-                        }
-                    }
-                    if let Some(g) = got {
-                        assert!(held.is_none(), "two guards {trace:?}");
-                        assert!(!w.cancelled, "cancelled took lock {trace:?}");
-                        held = Some(g);
-                        w.st = MState::Gone;
-                    }
-                    if ready {
-                        ws.remove(i);
-                    }
-                }
-                5 if !ws.is_empty() => {
-                    let i = rng.below(ws.len());
-                    if let Some(h) = &ws[i].handle {
-                        trace.push(format!("cancel {}", ws[i].id));
-                        h.cancel();
-                        ws[i].cancelled = true;
-                    }
-                }
-                6 if !ws.is_empty() => {
-                    let i = rng.below(ws.len());
-                    trace.push(format!("drop {}", ws[i].id));
-                    let w = ws.remove(i);
-                    let x = w.slot.lock().unwrap().take();
-                    if let Some(g) = x {
-                        assert!(held.is_none());
-                        held = Some(g);
-                    }
-                }
-                7 if held.is_some() => {
-                    held = None;
-                    trace.push("release".into());
-                }
-                8 if held.is_none() => {
-                    trace.push("try".into());
-                    held = lock.try_lock_owned();
-                }
-                _ => {}
-            }
-            assert_eq!(
-                lock.is_locked(),
-                held.is_some(),
-                "is_locked at {step}: {trace:?}"
-            );
-            // No lost wake-up: a free lock with live waiters has woken one of them.
-            let live: Vec<&W<OwnedLockGuard<()>>> = ws
-                .iter()
-                .filter(|w| w.st == (MState::Queued { granted: false }) && !w.cancelled)
-                .collect();
-            if held.is_none() && !live.is_empty() {
-                assert!(
-                    live.iter().any(|w| w.flag.0.load(Ordering::SeqCst))
-                        || ws.iter().any(|w| w.cancelled
-                            && w.flag.0.load(Ordering::SeqCst)
-                            && w.st != MState::Gone),
-                    "free lock, {} live waiters, none woken at step {step}: {trace:?}",
-                    live.len()
-                );
-            }
-            Poll::Ready(())
-        })
-        .await;
-    }
-    drop(held);
-    // Drain: every live waiter gets the lock in turn.
-    let mut rounds = 0;
-    loop {
-        rounds += 1;
-        assert!(rounds < 10_000, "drain did not finish: {trace:?}");
-        let done = future::poll_fn(|cx| {
-            ws.retain(|w| !w.cancelled && w.st != MState::Gone);
-            if ws.is_empty() {
-                return Poll::Ready(true);
-            }
-            let woken: Vec<usize> = (0..ws.len())
-                .filter(|&i| ws[i].flag.0.load(Ordering::SeqCst) || !ws[i].polled)
-                .collect();
-            assert!(!woken.is_empty(), "lost wake-up while draining: {trace:?}");
-            for i in woken {
-                let r = ws[i].poll(cx);
-                if r.is_ready() {
-                    drop(r);
-                    ws[i].st = MState::Gone;
-                } else {
-                    let x = ws[i].slot.lock().unwrap().take();
-                    if x.is_some() {
-                        drop(x);
-                        ws[i].st = MState::Gone;
-                    }
-                }
-            }
-            Poll::Ready(false)
-        })
-        .await;
-        if done {
-            break;
-        }
-    }
-    assert!(!lock.is_locked());
-    assert!(lock.try_lock().is_some(), "{trace:?}");
-}
-
-#[hatchery::test]
-async fn lock_model() {
-    for seed in 1..400u64 {
-        run_lock(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).await;
     }
 }

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use event_listener::{EventListener, IntoNotification};
 
-use super::lock::{LockGuard, Shared, Waiting};
+use super::lock::{Lock, LockAcquire, LockGuard};
 use crate::rt;
 
 /// A condition variable for [`Lock`](super::Lock) (anyio's `Condition`, in the shape of
@@ -198,15 +198,10 @@ enum State<'a, T> {
     Waiting {
         // `None` once a cancelled poll dropped it (see `poll`).
         listener: Option<EventListener>,
-        lock: &'a async_lock::Mutex<T>,
-        shared: &'a Shared,
+        lock: &'a Lock<T>,
     },
-    Reacquire {
-        fut: Pin<Box<async_lock::futures::Lock<'a, T>>>,
-        // Counts this wait in `Lock::tasks_waiting` until it has the lock again.
-        waiting: Waiting<&'a Shared>,
-        lock: &'a async_lock::Mutex<T>,
-    },
+    // Counts in `Lock::tasks_waiting` while it waits for the lock.
+    Reacquire(LockAcquire<'a, T>),
     Done,
 }
 
@@ -255,23 +250,14 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                     else {
                         unreachable!()
                     };
-                    let lock = async_lock::MutexGuard::source(&guard.guard);
-                    let shared = guard.shared;
+                    let lock = guard.lock();
                     drop(guard);
-                    this.state = State::Waiting {
-                        listener,
-                        lock,
-                        shared,
-                    };
+                    this.state = State::Waiting { listener, lock };
                     if cancelled {
                         return Poll::Pending;
                     }
                 }
-                State::Waiting {
-                    listener,
-                    lock,
-                    shared,
-                } => {
+                State::Waiting { listener, lock } => {
                     // Not notified yet: a cancelled wait stops here, and stops listening
                     // at once, which passes on a notification it may have received, even
                     // while something next to it keeps the cancelled body alive (a
@@ -286,30 +272,24 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                             return Poll::Pending;
                         }
                     }
-                    this.state = State::Reacquire {
-                        fut: Box::pin(lock.lock()),
-                        waiting: Waiting::new(*shared),
-                        lock,
-                    };
+                    this.state = State::Reacquire(LockAcquire::new(lock));
                 }
-                State::Reacquire { fut, waiting, lock } => {
+                State::Reacquire(fut) => {
                     // Notified, but cancelled before it had the lock again: it leaves the
                     // lock's queue and passes its notification on at once (not only when
                     // dropped: a shield next to it may keep the cancelled body alive), and
                     // polled again outside a cancelled scope, it goes on as if woken up
                     // without a notification.
                     if rt::current_cancelled() {
-                        let (lock, shared) = (*lock, waiting.0);
+                        let lock = fut.lock();
                         this.state = State::Waiting {
                             listener: None,
                             lock,
-                            shared,
                         };
                         this.cond.event.notify(1.additional());
                         return Poll::Pending;
                     }
-                    let guard = std::task::ready!(fut.as_mut().poll(cx));
-                    let guard = LockGuard::new(guard, waiting.0);
+                    let guard = std::task::ready!(Pin::new(fut).poll(cx));
                     this.state = State::Done;
                     return Poll::Ready(guard);
                 }
@@ -324,7 +304,7 @@ impl<T> Drop for ConditionWait<'_, '_, T> {
         // Notified, then dropped (its scope cancelled, say) while taking the lock back:
         // the notification was ours and is lost with us, so pass it on. At worst another
         // waiter wakes up without a reason, which callers allow for.
-        if let State::Reacquire { .. } = self.state {
+        if let State::Reacquire(_) = self.state {
             self.cond.event.notify(1.additional());
         }
     }
@@ -335,7 +315,7 @@ impl<T> fmt::Debug for ConditionWait<'_, '_, T> {
         let state = match self.state {
             State::Start(_) => "start",
             State::Waiting { .. } => "waiting",
-            State::Reacquire { .. } => "reacquiring",
+            State::Reacquire(_) => "reacquiring",
             State::Done => "done",
         };
         f.debug_struct("ConditionWait")

@@ -1,24 +1,28 @@
-//! `Lock`: an async mutex (async-lock's `Mutex`, with hatchery's cancellation rule).
+//! `Lock`: a FIFO-fair async mutex: a semaphore of one permit around the value.
 
 use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use pin_project_lite::pin_project;
-
-use crate::rt;
+use super::poll_once;
+use super::semaphore::{self, poll_acquire};
 
 /// An async mutual-exclusion lock around a value of type `T` (anyio's `Lock`, holding
 /// the data it protects, like `std::sync::Mutex`).
 ///
-/// Built on [`async_lock::Mutex`]; what hatchery adds is that acquiring is a hatchery
-/// wait: it never completes (never takes the lock) inside a cancelled scope. The guard
-/// releases the lock when dropped; an [`OwnedLockGuard`] (from [`Lock::lock_owned`]) is
-/// `'static` and can move into a spawned task.
+/// Acquiring is a hatchery wait: it never completes (never takes the lock) inside a
+/// cancelled scope. The guard releases the lock when dropped; an [`OwnedLockGuard`]
+/// (from [`Lock::lock_owned`]) is `'static` and can move into a spawned task.
+///
+/// The lock is *fair*, as trio's, anyio's and tokio's are: a released lock goes to the
+/// task that has waited longest, before any later [`try_lock`](Lock::try_lock) or
+/// [`lock`](Lock::lock) can take it, so nobody starves and the lock is handed out in the
+/// order asked for. (async-lock's `Mutex` lets a newcomer take a lock that a waiting task
+/// was woken for, so the queue is hatchery's own, that of
+/// [`Semaphore`](super::Semaphore); async-lock's mutex only holds the value.)
 ///
 /// Unlike `std::sync::Mutex` there is no poisoning (as with async-lock and tokio): a
 /// panic while the guard is held releases the lock, and the value is available to the
@@ -53,35 +57,12 @@ use crate::rt;
 /// # });
 /// ```
 pub struct Lock<T> {
-    inner: Arc<async_lock::Mutex<T>>,
-    shared: Arc<Shared>,
-}
-
-/// What [`Lock`] keeps next to async-lock's mutex, which cannot be asked whether it is
-/// held (except by trying to take it, which a concurrent `try_lock` would see fail) nor
-/// how many wait for it.
-pub(super) struct Shared {
-    /// Whether a guard exists. A guard sets it after taking the lock and clears it
-    /// before releasing it, so its order follows the lock's.
-    pub(super) held: AtomicBool,
-    /// Acquisitions that found the lock held and wait for it (counted by [`Waiting`]).
-    waiting: AtomicUsize,
-}
-
-/// Counts one waiting acquisition while it lives. `P` is `&Shared` or `Arc<Shared>`.
-pub(super) struct Waiting<P: Deref<Target = Shared>>(pub(super) P);
-
-impl<P: Deref<Target = Shared>> Waiting<P> {
-    pub(super) fn new(shared: P) -> Self {
-        shared.waiting.fetch_add(1, Ordering::Relaxed);
-        Waiting(shared)
-    }
-}
-
-impl<P: Deref<Target = Shared>> Drop for Waiting<P> {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
-    }
+    // The queue: a semaphore of one permit. Whoever holds the permit holds the lock.
+    sem: Arc<semaphore::Inner>,
+    // The value, in async-lock's mutex (for its guards), which only the permit's holder
+    // locks: its `try_lock` always succeeds. A guard unlocks it before it releases the
+    // permit.
+    value: Arc<async_lock::Mutex<T>>,
 }
 
 impl<T> Lock<T> {
@@ -95,15 +76,12 @@ impl<T> Lock<T> {
     /// ```
     pub fn new(value: T) -> Lock<T> {
         Lock {
-            inner: Arc::new(async_lock::Mutex::new(value)),
-            shared: Arc::new(Shared {
-                held: AtomicBool::new(false),
-                waiting: AtomicUsize::new(0),
-            }),
+            sem: Arc::new(semaphore::Inner::new(1)),
+            value: Arc::new(async_lock::Mutex::new(value)),
         }
     }
 
-    /// Takes the lock if it is free, without waiting.
+    /// Takes the lock if it is free and no task is waiting for it, without waiting.
     ///
     /// # Examples
     ///
@@ -114,12 +92,10 @@ impl<T> Lock<T> {
     /// assert!(lock.try_lock().is_none());
     /// ```
     pub fn try_lock(&self) -> Option<LockGuard<'_, T>> {
-        self.inner
-            .try_lock()
-            .map(|guard| LockGuard::new(guard, &self.shared))
+        self.sem.try_take().then(|| LockGuard::new(self))
     }
 
-    /// Takes the lock if it is free, without waiting, as an owned guard.
+    /// As [`try_lock`](Lock::try_lock), with an owned guard.
     ///
     /// # Examples
     ///
@@ -129,18 +105,17 @@ impl<T> Lock<T> {
     /// assert_eq!(*g, 1);
     /// ```
     pub fn try_lock_owned(&self) -> Option<OwnedLockGuard<T>> {
-        self.inner
-            .try_lock_arc()
-            .map(|guard| OwnedLockGuard::new(guard, self.shared.clone()))
+        self.sem.try_take().then(|| OwnedLockGuard::new(self))
     }
 
-    /// Waits for the lock and takes it.
+    /// Waits for the lock and takes it. Waiters are served in FIFO order.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: if the future is dropped before it completes, it did not take the lock
-    /// (and passes on a wake-up it received). If the enclosing scope is cancelled while it
-    /// waits, it never takes the lock and never completes; the scope drops it.
+    /// (a lock already handed to it goes to the next waiter). If the enclosing scope is
+    /// cancelled while it waits, it leaves the queue, never takes the lock and never
+    /// completes; the scope drops it.
     ///
     /// # Examples
     ///
@@ -152,12 +127,7 @@ impl<T> Lock<T> {
     /// # });
     /// ```
     pub fn lock(&self) -> LockAcquire<'_, T> {
-        LockAcquire {
-            mutex: Some(&self.inner),
-            inner: None,
-            shared: &self.shared,
-            waiting: None,
-        }
+        LockAcquire::new(self)
     }
 
     /// Waits for the lock and takes it, as an owned (`'static`) guard.
@@ -179,10 +149,10 @@ impl<T> Lock<T> {
     /// ```
     pub fn lock_owned(&self) -> LockAcquireOwned<T> {
         LockAcquireOwned {
-            mutex: self.inner.clone(),
-            inner: None,
-            shared: Some(self.shared.clone()),
-            waiting: None,
+            sem: self.sem.clone(),
+            value: self.value.clone(),
+            id: None,
+            done: false,
         }
     }
 
@@ -206,8 +176,9 @@ impl<T> Lock<T> {
         super::block_on(self.lock())
     }
 
-    /// Whether the lock is held right now: a snapshot, which another task may change at
-    /// once. Asking never takes the lock, so it cannot make anybody's `try_lock` fail.
+    /// Whether the lock is held right now (or handed to a waiting task that has not woken
+    /// up yet): a snapshot, which another task may change at once. Asking never takes the
+    /// lock, so it cannot make anybody's `try_lock` fail.
     ///
     /// # Examples
     ///
@@ -217,7 +188,7 @@ impl<T> Lock<T> {
     /// assert!(lock.is_locked());
     /// ```
     pub fn is_locked(&self) -> bool {
-        self.shared.held.load(Ordering::Acquire)
+        self.sem.available() == 0
     }
 
     /// How many acquisitions wait for the lock right now ([`lock`](Lock::lock),
@@ -226,9 +197,9 @@ impl<T> Lock<T> {
     /// a snapshot, like
     /// [`is_locked`](Lock::is_locked) (anyio's `LockStatistics.tasks_waiting`).
     ///
-    /// A wait counts from its first poll that finds the lock held until it takes the lock,
-    /// is dropped, or is polled in a cancelled scope (which it leaves the queue for, even
-    /// if a shield next to it keeps it alive).
+    /// A wait counts from its first poll that finds the lock held until the lock is handed
+    /// to it, or it is dropped, or polled in a cancelled scope (which it leaves the queue
+    /// for, even if a shield next to it keeps it alive).
     ///
     /// # Examples
     ///
@@ -248,7 +219,7 @@ impl<T> Lock<T> {
     /// # });
     /// ```
     pub fn tasks_waiting(&self) -> usize {
-        self.shared.waiting.load(Ordering::Relaxed)
+        self.sem.waiting()
     }
 }
 
@@ -267,155 +238,138 @@ impl<T> fmt::Debug for Lock<T> {
     }
 }
 
-pin_project! {
-    /// Future returned by [`Lock::lock`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use hatchery::futures::LockAcquire;
-    /// use hatchery::move_on_after;
-    /// use hatchery::sync::Lock;
-    ///
-    /// # hatchery_smol::run(async {
-    /// let lock = Lock::new(1);
-    /// let held = lock.try_lock().unwrap();
-    /// let acquire: LockAcquire<'_, i32> = lock.lock();
-    /// // Held elsewhere: the timeout ends the wait, which never took the lock.
-    /// assert!(move_on_after(Duration::from_millis(5), acquire).await.is_none());
-    /// drop(held);
-    /// assert_eq!(*lock.lock().await, 1);
-    /// # });
-    /// ```
-    #[must_use = "futures do nothing unless polled"]
-    pub struct LockAcquire<'a, T> {
-        // `None` once the guard was returned.
-        mutex: Option<&'a async_lock::Mutex<T>>,
-        // The wait in async-lock's queue; `None` before the first poll and after a
-        // cancelled one.
-        #[pin]
-        inner: Option<async_lock::futures::Lock<'a, T>>,
-        shared: &'a Shared,
-        // Set while the lock is held by someone else.
-        waiting: Option<Waiting<&'a Shared>>,
+/// Future returned by [`Lock::lock`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::futures::LockAcquire;
+/// use hatchery::move_on_after;
+/// use hatchery::sync::Lock;
+///
+/// # hatchery_smol::run(async {
+/// let lock = Lock::new(1);
+/// let held = lock.try_lock().unwrap();
+/// let acquire: LockAcquire<'_, i32> = lock.lock();
+/// // Held elsewhere: the timeout ends the wait, which never took the lock.
+/// assert!(move_on_after(Duration::from_millis(5), acquire).await.is_none());
+/// drop(held);
+/// assert_eq!(*lock.lock().await, 1);
+/// # });
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct LockAcquire<'a, T> {
+    lock: &'a Lock<T>,
+    // Its place in the queue while it waits.
+    id: Option<u64>,
+    // It returned its guard: polling again would take the lock again.
+    done: bool,
+}
+
+impl<'a, T> LockAcquire<'a, T> {
+    pub(super) fn new(lock: &'a Lock<T>) -> Self {
+        LockAcquire {
+            lock,
+            id: None,
+            done: false,
+        }
+    }
+
+    /// The lock it waits for.
+    pub(super) fn lock(&self) -> &'a Lock<T> {
+        self.lock
     }
 }
 
 impl<'a, T> Future for LockAcquire<'a, T> {
     type Output = LockGuard<'a, T>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        // Checked before taking the lock: a cancelled wait takes nothing, and leaves
-        // async-lock's queue at once, passing on a wake-up it was given, even while
-        // something next to it keeps the cancelled body alive (a shield).
-        if rt::current_cancelled() {
-            this.inner.set(None);
-            *this.waiting = None;
-            return Poll::Pending;
-        }
-        if this.inner.is_none() {
-            // Polled again after it returned a guard, it must not take the lock again.
-            let mutex = this.mutex.expect("`LockAcquire` polled after completion");
-            this.inner.set(Some(mutex.lock()));
-        }
-        let inner = this.inner.as_mut().as_pin_mut().expect("set above");
-        match inner.poll(cx) {
-            Poll::Ready(guard) => {
-                this.inner.set(None);
-                *this.mutex = None;
-                *this.waiting = None;
-                Poll::Ready(LockGuard::new(guard, this.shared))
-            }
-            Poll::Pending => {
-                if this.waiting.is_none() {
-                    *this.waiting = Some(Waiting::new(*this.shared));
-                }
-                Poll::Pending
-            }
-        }
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let lock = this.lock;
+        // Checks for cancellation first: a cancelled wait takes nothing, and leaves the
+        // queue at once, even while something next to it keeps the cancelled body alive
+        // (a shield).
+        poll_once(&mut this.done, "LockAcquire", || {
+            poll_acquire(&lock.sem, &mut this.id, cx)
+        })
+        .map(|()| LockGuard::new(lock))
+    }
+}
+
+impl<T> Drop for LockAcquire<'_, T> {
+    fn drop(&mut self) {
+        self.lock.sem.withdraw(self.id.take());
     }
 }
 
 impl<T> fmt::Debug for LockAcquire<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockAcquire").finish_non_exhaustive()
+        f.debug_struct("LockAcquire")
+            .field("waiting", &self.id.is_some())
+            .finish_non_exhaustive()
     }
 }
 
-pin_project! {
-    /// Future returned by [`Lock::lock_owned`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hatchery::futures::LockAcquireOwned;
-    /// use hatchery::nursery;
-    /// use hatchery::sync::Lock;
-    ///
-    /// # hatchery_smol::run(async {
-    /// let lock = Lock::new(Vec::new());
-    /// let acquire: LockAcquireOwned<Vec<u32>> = lock.lock_owned();
-    /// nursery(|n| async move {
-    ///     // `'static`: the wait (and its guard) can move into a spawned task.
-    ///     n.spawn(async move {
-    ///         acquire.await.push(1);
-    ///         Ok::<_, std::io::Error>(())
-    ///     });
-    ///     Ok(())
-    /// })
-    /// .await
-    /// .unwrap();
-    /// assert_eq!(*lock.lock().await, [1]);
-    /// # });
-    /// ```
-    #[must_use = "futures do nothing unless polled"]
-    pub struct LockAcquireOwned<T> {
-        mutex: Arc<async_lock::Mutex<T>>,
-        // As in `LockAcquire`.
-        #[pin]
-        inner: Option<async_lock::futures::LockArc<T>>,
-        // Handed to the guard.
-        shared: Option<Arc<Shared>>,
-        waiting: Option<Waiting<Arc<Shared>>>,
-    }
+/// Future returned by [`Lock::lock_owned`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::futures::LockAcquireOwned;
+/// use hatchery::nursery;
+/// use hatchery::sync::Lock;
+///
+/// # hatchery_smol::run(async {
+/// let lock = Lock::new(Vec::new());
+/// let acquire: LockAcquireOwned<Vec<u32>> = lock.lock_owned();
+/// nursery(|n| async move {
+///     // `'static`: the wait (and its guard) can move into a spawned task.
+///     n.spawn(async move {
+///         acquire.await.push(1);
+///         Ok::<_, std::io::Error>(())
+///     });
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(*lock.lock().await, [1]);
+/// # });
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct LockAcquireOwned<T> {
+    sem: Arc<semaphore::Inner>,
+    value: Arc<async_lock::Mutex<T>>,
+    // As in `LockAcquire`.
+    id: Option<u64>,
+    done: bool,
 }
 
 impl<T> Future for LockAcquireOwned<T> {
     type Output = OwnedLockGuard<T>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
         // As in `LockAcquire`.
-        if rt::current_cancelled() {
-            this.inner.set(None);
-            *this.waiting = None;
-            return Poll::Pending;
-        }
-        let shared = this
-            .shared
-            .as_ref()
-            .expect("`LockAcquireOwned` polled after completion");
-        if this.inner.is_none() {
-            this.inner.set(Some(this.mutex.lock_arc()));
-        }
-        let inner = this.inner.as_mut().as_pin_mut().expect("set above");
-        let Poll::Ready(guard) = inner.poll(cx) else {
-            if this.waiting.is_none() {
-                *this.waiting = Some(Waiting::new(shared.clone()));
-            }
-            return Poll::Pending;
-        };
-        *this.waiting = None;
-        let shared = this.shared.take().expect("checked above");
-        Poll::Ready(OwnedLockGuard::new(guard, shared))
+        poll_once(&mut this.done, "LockAcquireOwned", || {
+            poll_acquire(&this.sem, &mut this.id, cx)
+        })
+        .map(|()| OwnedLockGuard::taken(this.sem.clone(), &this.value))
+    }
+}
+
+impl<T> Drop for LockAcquireOwned<T> {
+    fn drop(&mut self) {
+        self.sem.withdraw(self.id.take());
     }
 }
 
 impl<T> fmt::Debug for LockAcquireOwned<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockAcquireOwned").finish_non_exhaustive()
+        f.debug_struct("LockAcquireOwned")
+            .field("waiting", &self.id.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -438,36 +392,58 @@ impl<T> fmt::Debug for LockAcquireOwned<T> {
 /// # });
 /// ```
 pub struct LockGuard<'a, T> {
-    pub(super) guard: async_lock::MutexGuard<'a, T>,
-    pub(super) shared: &'a Shared,
+    // Dropped first: the mutex is unlocked before the permit goes to the next holder.
+    value: async_lock::MutexGuard<'a, T>,
+    permit: Permit<'a, T>,
 }
 
-impl<'a, T> LockGuard<'a, T> {
-    /// Wraps a guard just taken, marking the lock held.
-    pub(super) fn new(guard: async_lock::MutexGuard<'a, T>, shared: &'a Shared) -> Self {
-        shared.held.store(true, Ordering::Release);
-        LockGuard { guard, shared }
+/// The message of a `try_lock` of the value that failed: only the permit's holder locks
+/// it, and the last holder unlocked it before it released the permit.
+const TAKEN: &str = "hatchery: internal error: a `Lock`'s value is locked without its permit";
+
+/// Releases a lock's permit when dropped (to the longest waiter first).
+struct Permit<'a, T>(&'a Lock<T>);
+
+impl<T> Drop for Permit<'_, T> {
+    fn drop(&mut self) {
+        self.0.sem.release();
     }
 }
 
-impl<T> Drop for LockGuard<'_, T> {
+/// [`Permit`] of an [`OwnedLockGuard`].
+struct OwnedPermit(Arc<semaphore::Inner>);
+
+impl Drop for OwnedPermit {
     fn drop(&mut self) {
-        // Before the mutex is released (with the field, after this): whoever takes it
-        // next marks it held after this store.
-        self.shared.held.store(false, Ordering::Release);
+        self.0.release();
+    }
+}
+
+impl<'a, T> LockGuard<'a, T> {
+    /// The guard of a lock whose permit was just taken.
+    fn new(lock: &'a Lock<T>) -> Self {
+        LockGuard {
+            value: lock.value.try_lock().expect(TAKEN),
+            permit: Permit(lock),
+        }
+    }
+
+    /// The lock it holds.
+    pub(super) fn lock(&self) -> &'a Lock<T> {
+        self.permit.0
     }
 }
 
 impl<T> Deref for LockGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.guard
+        &self.value
     }
 }
 
 impl<T> DerefMut for LockGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
+        &mut self.value
     }
 }
 
@@ -492,35 +468,35 @@ impl<T> fmt::Debug for LockGuard<'_, T> {
 /// # });
 /// ```
 pub struct OwnedLockGuard<T> {
-    guard: async_lock::MutexGuardArc<T>,
-    shared: Arc<Shared>,
+    // As in `LockGuard`: dropped first.
+    value: async_lock::MutexGuardArc<T>,
+    _permit: OwnedPermit,
 }
 
 impl<T> OwnedLockGuard<T> {
-    /// Wraps a guard just taken, marking the lock held.
-    fn new(guard: async_lock::MutexGuardArc<T>, shared: Arc<Shared>) -> Self {
-        shared.held.store(true, Ordering::Release);
-        OwnedLockGuard { guard, shared }
+    /// The guard of a lock whose permit was just taken.
+    fn new(lock: &Lock<T>) -> Self {
+        Self::taken(lock.sem.clone(), &lock.value)
     }
-}
 
-impl<T> Drop for OwnedLockGuard<T> {
-    fn drop(&mut self) {
-        // As for `LockGuard`.
-        self.shared.held.store(false, Ordering::Release);
+    fn taken(sem: Arc<semaphore::Inner>, value: &Arc<async_lock::Mutex<T>>) -> Self {
+        OwnedLockGuard {
+            value: value.try_lock_arc().expect(TAKEN),
+            _permit: OwnedPermit(sem),
+        }
     }
 }
 
 impl<T> Deref for OwnedLockGuard<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.guard
+        &self.value
     }
 }
 
 impl<T> DerefMut for OwnedLockGuard<T> {
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
+        &mut self.value
     }
 }
 

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `create_memory_object_stream(n)` | [`memory_stream`] (`0` = rendezvous), [`memory_stream_unbounded`] |
 //! | `Event` | [`Event`] (`set`, `is_set`, `wait`; no `clear`) |
-//! | `Lock` | [`Lock<T>`](Lock) (holds the data; guard and owned guard) |
+//! | `Lock` | [`Lock<T>`](Lock) (FIFO-fair; holds the data; guard and owned guard) |
 //! | `Semaphore` | [`Semaphore`] (FIFO-fair; permits and owned permits) |
 //! | `CapacityLimiter` | [`CapacityLimiter`] (borrowers tracked; `total_tokens` settable) |
 //! | `Condition` | [`Condition`] (with a [`Lock`]; `wait(guard) -> guard`) |

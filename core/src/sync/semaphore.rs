@@ -52,7 +52,9 @@ pub struct Semaphore {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+/// The count and the queue, shared with [`Lock`](super::Lock), which is a semaphore of
+/// one permit around its value.
+pub(super) struct Inner {
     state: Mutex<State>,
 }
 
@@ -69,14 +71,53 @@ struct State {
 }
 
 impl Inner {
+    pub(super) fn new(permits: usize) -> Inner {
+        Inner {
+            state: Mutex::new(State {
+                permits,
+                waiters: VecDeque::new(),
+                next_id: 0,
+            }),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Returns one permit (from a permit's drop, which must not panic).
-    fn release(&self) {
+    pub(super) fn release(&self) {
         let mut st = self.lock();
         st.release(1);
+    }
+
+    /// Takes a permit if one is available. `permits > 0` implies no task is waiting (a
+    /// release serves waiters first), so this never overtakes one.
+    pub(super) fn try_take(&self) -> bool {
+        let mut st = self.lock();
+        if st.permits > 0 {
+            st.permits -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Leaves the queue (an acquire dropped while it waited); a permit already granted
+    /// to it goes to the next waiter.
+    pub(super) fn withdraw(&self, id: Option<u64>) {
+        if let Some(id) = id {
+            self.lock().withdraw(id);
+        }
+    }
+
+    pub(super) fn available(&self) -> usize {
+        self.lock().permits
+    }
+
+    /// Waiters not granted a permit yet.
+    pub(super) fn waiting(&self) -> usize {
+        self.lock().waiters.iter().filter(|w| !w.granted).count()
     }
 }
 
@@ -119,13 +160,7 @@ impl Semaphore {
     /// ```
     pub fn new(permits: usize) -> Semaphore {
         Semaphore {
-            inner: Arc::new(Inner {
-                state: Mutex::new(State {
-                    permits,
-                    waiters: VecDeque::new(),
-                    next_id: 0,
-                }),
-            }),
+            inner: Arc::new(Inner::new(permits)),
         }
     }
 
@@ -163,14 +198,7 @@ impl Semaphore {
     }
 
     fn try_take(&self) -> bool {
-        let mut st = self.inner.lock();
-        // `permits > 0` implies no task is waiting: a release serves waiters first.
-        if st.permits > 0 {
-            st.permits -= 1;
-            true
-        } else {
-            false
-        }
+        self.inner.try_take()
     }
 
     /// Waits for a permit and takes it. Waiters are served in FIFO order.
@@ -280,7 +308,7 @@ impl Semaphore {
     /// assert_eq!(hatchery::sync::Semaphore::new(4).available_permits(), 4);
     /// ```
     pub fn available_permits(&self) -> usize {
-        self.inner.lock().permits
+        self.inner.available()
     }
 
     /// Tasks waiting in [`acquire`](Semaphore::acquire) right now.
@@ -291,12 +319,7 @@ impl Semaphore {
     /// assert_eq!(hatchery::sync::Semaphore::new(4).tasks_waiting(), 0);
     /// ```
     pub fn tasks_waiting(&self) -> usize {
-        self.inner
-            .lock()
-            .waiters
-            .iter()
-            .filter(|w| !w.granted)
-            .count()
+        self.inner.waiting()
     }
 }
 
@@ -309,7 +332,8 @@ impl fmt::Debug for Semaphore {
     }
 }
 
-fn poll_acquire(inner: &Inner, id: &mut Option<u64>, cx: &mut Context<'_>) -> Poll<()> {
+/// Polls an acquire of one permit: `id` is its place in the queue while it waits.
+pub(super) fn poll_acquire(inner: &Inner, id: &mut Option<u64>, cx: &mut Context<'_>) -> Poll<()> {
     let mut st = inner.lock();
     if rt::current_cancelled() {
         // Checked before taking a permit: a cancelled wait takes nothing.
@@ -396,9 +420,7 @@ impl<'a> Future for SemaphoreAcquire<'a> {
 
 impl Drop for SemaphoreAcquire<'_> {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.sem.inner.lock().withdraw(id);
-        }
+        self.sem.inner.withdraw(self.id.take());
     }
 }
 
@@ -457,9 +479,7 @@ impl Future for SemaphoreAcquireOwned {
 
 impl Drop for SemaphoreAcquireOwned {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.inner.lock().withdraw(id);
-        }
+        self.inner.withdraw(self.id.take());
     }
 }
 
