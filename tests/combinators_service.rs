@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use hatchery::testing::virtual_time;
-use hatchery::{finally, move_on_after, service, sleep, Service};
+use hatchery::{finally, move_on_after, service, shield, sleep, Service};
 use hatchery_tests::{catch_panic, ms, secs, until, Counter, Log, TestError, HOUR};
 
 /// Background work that panics.
@@ -274,4 +274,27 @@ async fn a_service_cancelled_from_outside_is_closed() {
         dbg.contains("cancelled: 0"),
         "a refused spawn counted: {dbg}"
     );
+}
+
+/// A service cancelled from outside is shutting down (and refuses work) even while its
+/// body is still finishing a shielded section.
+#[hatchery::test(virtual_time)]
+async fn cancelled_from_outside_while_the_body_is_shielded_refuses_work() {
+    let seen = Arc::new(Mutex::new(None));
+    let s2 = seen.clone();
+    let r = move_on_after(
+        secs(1),
+        service(HOUR, move |svc| async move {
+            shield(async {
+                sleep(secs(2)).await; // the outer scope is cancelled at 1 s
+                let accepted = svc.try_spawn(async { Ok::<_, TestError>(()) }).is_ok();
+                *s2.lock().unwrap() = Some((svc.is_shutting_down(), accepted));
+            })
+            .await;
+            Ok::<_, TestError>(())
+        }),
+    )
+    .await;
+    assert!(r.is_none());
+    assert_eq!(*seen.lock().unwrap(), Some((true, false)));
 }

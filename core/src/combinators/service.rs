@@ -292,11 +292,14 @@ impl<E: Send + 'static> Service<E> {
     {
         {
             let mut state = self.shared.lock();
-            let accepted = match state.phase {
-                Phase::Accepting => true,
-                Phase::Draining => self.inside_work(),
-                Phase::Closed => false,
-            };
+            // Cancelled by an enclosing scope, the service is closed even while a shield
+            // keeps its body alive (the phase moves on only when the body is dropped).
+            let accepted = !self.n.is_cancelled()
+                && match state.phase {
+                    Phase::Accepting => true,
+                    Phase::Draining => self.inside_work(),
+                    Phase::Closed => false,
+                };
             if !accepted {
                 return Err(ServiceClosed(()));
             }
@@ -372,7 +375,7 @@ impl<E: Send + 'static> Service<E> {
     /// # });
     /// ```
     pub fn is_shutting_down(&self) -> bool {
-        self.shared.lock().phase != Phase::Accepting
+        self.shared.lock().phase != Phase::Accepting || self.n.is_cancelled()
     }
 
     /// How many background tasks are running.
