@@ -5,7 +5,7 @@
 use std::future::{ready, Ready};
 use std::time::Duration;
 
-use hatchery::{finally, join, move_on_after, settle, sleep, try_join};
+use hatchery::{finally, join, move_on_after, settle, sleep, try_join, CancelScope};
 use hatchery_tests::{catch_panic, ms, secs, until, Counter, Log, TestError, HOUR};
 
 /// Outputs come in input order, whatever order the futures finish in.
@@ -472,4 +472,24 @@ async fn join_macro_twelve() {
     }
     let fut = send(async { try_join!(ready(Ok::<_, TestError>(1)), ready(Ok(2u8))) });
     assert_eq!(fut.await, Ok((1, 2)));
+}
+
+/// In a cancelled scope, `join` spawns every future it was given, as a nursery would:
+/// each runs to its first suspension point, where it is cancelled (unlike `map`, which
+/// takes no more input once cancelled: these futures exist already).
+#[hatchery::test]
+async fn join_in_a_cancelled_scope_spawns_every_future() {
+    let started = Counter::new();
+    let scope = CancelScope::new();
+    scope.handle().cancel();
+    let futs = (0..3).map(|i| {
+        let started = started.clone();
+        async move {
+            started.incr();
+            hatchery::checkpoint().await;
+            i
+        }
+    });
+    assert_eq!(scope.run(join(futs)).await, None);
+    assert_eq!(started.get(), 3);
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_lite::{stream, StreamExt};
-use hatchery::{map, map_stream, move_on_after, nursery, sleep};
+use hatchery::{map, map_stream, move_on_after, nursery, sleep, CancelScope};
 use hatchery_tests::{catch_panic, ms, until, Counter, TestError, HOUR};
 
 /// Tracks how many are in flight, and the most there ever were.
@@ -444,5 +444,31 @@ async fn no_input_is_taken_after_a_panic() {
         if gate.held() > 0 {
             assert_eq!(calls.get(), 1, "input was taken after the panic");
         }
+    }
+}
+
+/// In a cancelled scope `map` takes no input, whatever its limit.
+#[hatchery::test]
+async fn no_input_is_taken_in_a_cancelled_scope_even_without_a_limit() {
+    for limit in [usize::MAX, usize::MAX - 1, 10] {
+        let calls = Counter::new();
+        let c = calls.clone();
+        let scope = CancelScope::new();
+        scope.handle().cancel();
+        let out = scope
+            .run(
+                map(limit, 0..5, move |i| {
+                    c.incr();
+                    async move { i }
+                })
+                .join(),
+            )
+            .await;
+        assert!(out.is_none());
+        assert_eq!(
+            calls.get(),
+            0,
+            "limit {limit}: f was called in a cancelled scope"
+        );
     }
 }

@@ -51,7 +51,7 @@ where
     I::Item: Future + Send + 'static,
     <I::Item as Future>::Output: Send + 'static,
 {
-    map(usize::MAX, futs, |fut| fut).join()
+    map(usize::MAX, futs, |fut| fut).spawn_all().join()
 }
 
 /// Runs every future concurrently and returns their values in input order, or fails fast.
@@ -108,7 +108,7 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    map(usize::MAX, futs, |fut| fut).try_join()
+    map(usize::MAX, futs, |fut| fut).spawn_all().try_join()
 }
 
 /// Runs every future concurrently and returns every result, `Ok` or `Err`, in input order
@@ -149,5 +149,5 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    map(usize::MAX, futs, |fut| fut).settle()
+    map(usize::MAX, futs, |fut| fut).spawn_all().settle()
 }

@@ -105,6 +105,7 @@ where
         inputs,
         f,
         ordered: true,
+        all: false,
     }
 }
 
@@ -135,6 +136,9 @@ pub struct Map<S, F> {
     inputs: S,
     f: F,
     ordered: bool,
+    // Every input is spawned, even in a cancelled scope, as into any nursery: `join`,
+    // `try_join` and `settle`, whose futures exist already.
+    all: bool,
 }
 
 impl<S, F> fmt::Debug for Map<S, F> {
@@ -168,6 +172,12 @@ impl<S: Stream, F> Map<S, F> {
     /// ```
     pub fn unordered(mut self) -> Self {
         self.ordered = false;
+        self
+    }
+
+    /// Spawns every input, even in a cancelled scope (see `Map::all`).
+    pub(crate) fn spawn_all(mut self) -> Self {
+        self.all = true;
         self
     }
 
@@ -205,18 +215,20 @@ impl<S: Stream, F> Map<S, F> {
             inputs,
             f,
             ordered,
+            all,
         } = self;
         async move {
             let out = Collector::new(ordered);
             let sink = out.clone();
-            let spawned = drive::<Infallible, _, _, _, _, _>(limit, inputs, f, move |i, fut| {
-                let sink = sink.clone();
-                async move {
-                    sink.put(i, fut.await);
-                    Ok(())
-                }
-            })
-            .await;
+            let spawned =
+                drive::<Infallible, _, _, _, _, _>(limit, all, inputs, f, move |i, fut| {
+                    let sink = sink.clone();
+                    async move {
+                        sink.put(i, fut.await);
+                        Ok(())
+                    }
+                })
+                .await;
             match spawned {
                 Ok(n) => out.finish(n),
                 Err(_) => unreachable!("hatchery: `join` children cannot fail"),
@@ -272,11 +284,12 @@ impl<S: Stream, F> Map<S, F> {
             inputs,
             f,
             ordered,
+            all,
         } = self;
         async move {
             let out = Collector::new(ordered);
             let sink = out.clone();
-            let n = drive(limit, inputs, f, move |i, fut| {
+            let n = drive(limit, all, inputs, f, move |i, fut| {
                 let sink = sink.clone();
                 async move {
                     sink.put(i, fut.await?);
@@ -409,9 +422,11 @@ impl Drop for Slot {
 }
 
 /// Spawns `wrap(index, f(item))` for every input, with at most `limit` in flight, and
-/// waits for all of them. Returns how many were spawned.
+/// waits for all of them. Returns how many were spawned. Once the work is cancelled it
+/// takes no more input, unless `all`.
 pub(crate) async fn drive<E, S, F, Fut, W, C>(
     limit: usize,
+    all: bool,
     inputs: S,
     mut f: F,
     mut wrap: W,
@@ -433,13 +448,13 @@ where
         let mut index = 0;
         loop {
             poll_fn(|cx| gate.poll_free(limit, cx)).await;
-            if limit != usize::MAX && (gate.stopped.load(Ordering::Acquire) || n.is_cancelled()) {
+            if !all && (gate.stopped.load(Ordering::Acquire) || n.is_cancelled()) {
                 // Slots came free because the work is cancelled (a child failed, or an
                 // enclosing scope was cancelled, perhaps before we started): take no
                 // more input, even if this poll has not been stopped yet, and produce no
                 // value, which would claim that every input was spawned: wait to be
-                // dropped. Without a limit (`join`, `try_join`, `settle`) every future
-                // given is spawned, as into any nursery, cancelled or not.
+                // dropped. With `all` (`join`, `try_join`, `settle`) every future given is
+                // spawned, as into any nursery, cancelled or not.
                 return std::future::pending().await;
             }
             let Some(item) = poll_fn(|cx| inputs.as_mut().poll_next(cx)).await else {
