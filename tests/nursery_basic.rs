@@ -452,3 +452,39 @@ async fn n5_try_spawn_racing_close_never_drops_a_task() {
         assert_eq!(ran.get(), accepted.get(), "round {round}");
     }
 }
+
+/// A nursery future polled again after it returned (a value, errors, or a panic) panics
+/// with a message, rather than staying pending for good.
+#[hatchery::test]
+async fn nursery_polled_after_completion_panics() {
+    async fn poll_again<F: std::future::Future + Unpin>(fut: &mut F) -> String {
+        hatchery_tests::catch_panic(futures_lite::future::poll_once(fut))
+            .await
+            .map(|_| ())
+            .expect_err("polled after completion")
+    }
+    let mut ok = Box::pin(nursery(|_n| async { Ok::<u8, TestError>(1) }));
+    assert_eq!((&mut ok).await.unwrap(), 1);
+    assert!(poll_again(&mut ok)
+        .await
+        .contains("polled after completion"));
+
+    let mut failed = Box::pin(nursery(|n| async move {
+        n.spawn(async { Err::<(), _>(TestError("child")) });
+        Ok::<u8, TestError>(1)
+    }));
+    assert!((&mut failed).await.is_err());
+    assert!(poll_again(&mut failed)
+        .await
+        .contains("polled after completion"));
+
+    let mut panicked = Box::pin(nursery(|n| async move {
+        n.spawn::<(), _>(async { panic!("child panic") });
+        Ok::<u8, TestError>(1)
+    }));
+    let first = hatchery_tests::catch_panic(&mut panicked).await;
+    assert_eq!(first.map(|_| ()).unwrap_err(), "child panic");
+    assert!(poll_again(&mut panicked)
+        .await
+        .contains("polled after completion"));
+}

@@ -515,8 +515,11 @@ struct Open<T, E> {
     /// The body's value, once it has produced one.
     value: Option<T>,
     body_done: bool,
-    /// Completed (or stalled under an outer cancellation): later polls stay pending.
+    /// Every child finished: later polls stay pending (stalled under an outer
+    /// cancellation, until the enclosing scope drops us), or panic if we returned.
     finished: bool,
+    /// Returned its output (or resumed a panic): polling again is a bug of the caller.
+    returned: bool,
 }
 
 impl<F, Fut, T, E> fmt::Debug for NurseryFuture<F, Fut, T, E> {
@@ -582,11 +585,16 @@ where
                 value: None,
                 body_done,
                 finished: false,
+                returned: false,
             });
             first = true;
         }
         let open = this.state.as_mut().expect("nursery state");
         if open.finished {
+            assert!(
+                !open.returned,
+                "hatchery: nursery future polled after completion"
+            );
             return Poll::Pending;
         }
         let shared = open.shared.clone();
@@ -644,9 +652,11 @@ where
         // Release the hold last, just before handing control back to enclosing scopes.
         open.hold.take();
         if let Some(panic) = panic {
+            open.returned = true;
             resume_unwind(panic);
         }
         if !errors.is_empty() {
+            open.returned = true;
             return Poll::Ready(Err(NurseryError::Failed(errors)));
         }
         // A nursery that produced its value in its first poll never suspended: like code
@@ -662,6 +672,7 @@ where
             // work here and drops us, as trio raises `Cancelled` out of the nursery.
             return Poll::Pending;
         }
+        open.returned = true;
         if let Some(v) = value {
             return Poll::Ready(Ok(v));
         }
