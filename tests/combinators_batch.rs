@@ -148,3 +148,43 @@ async fn a_huge_limit_cuts_by_time_only() {
         batch.capacity()
     );
 }
+
+/// A stream that is always ready but takes a millisecond of (manual) time to produce each
+/// item, `count` items in all.
+struct SlowReady(u32);
+
+impl futures_core::Stream for SlowReady {
+    type Item = u32;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<u32>> {
+        if self.0 == 0 {
+            return Poll::Ready(None);
+        }
+        self.0 -= 1;
+        hatchery::testing::advance(ms(1));
+        Poll::Ready(Some(self.0))
+    }
+}
+
+/// The time cut applies while the stream stays ready too: a batch is cut at the first
+/// item that arrives once the batch is `max_wait` old, not when the stream first waits.
+#[hatchery::test(manual_time)]
+async fn time_cut_while_the_stream_stays_ready() {
+    let sizes: Vec<usize> = batches(SlowReady(60), 1000, ms(10))
+        .map(|b| b.len())
+        .collect()
+        .await;
+    // The first item arrives at 1 ms, the batch is 10 ms old at the 11th: 11 per batch.
+    assert_eq!(sizes, [11, 11, 11, 11, 11, 5]);
+}
+
+/// `Duration::ZERO`: every batch is cut at its first item, even in a flood.
+#[hatchery::test]
+async fn a_zero_wait_makes_batches_of_one() {
+    let out: Vec<Vec<u32>> = batches(stream::iter(1..=3), 10, std::time::Duration::ZERO)
+        .collect()
+        .await;
+    assert_eq!(out, [vec![1], vec![2], vec![3]]);
+}

@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use pin_project_lite::pin_project;
@@ -21,9 +21,11 @@ const RESERVE: usize = 64;
 ///
 /// A batch is yielded as soon as it is full, or when its first item is `max_wait` old,
 /// whichever comes first; so a slow trickle of items is still delivered promptly, and a
-/// flood is delivered in full batches. Batches are never empty. When `stream` ends, the
-/// last, partial batch is yielded, then the batches end. `Duration::MAX` means no time
-/// limit.
+/// flood is delivered in full batches. The age is checked after every item too, so a
+/// stream that is always ready but slow to produce each item does not hold a batch past
+/// its time (and `Duration::ZERO` makes batches of one item). Batches are never empty.
+/// When `stream` ends, the last, partial batch is yielded, then the batches end.
+/// `Duration::MAX` means no time limit.
 ///
 /// Time is the runtime's clock ([`now`](crate::now)), so a virtual clock applies.
 ///
@@ -42,7 +44,7 @@ const RESERVE: usize = 64;
 /// # Examples
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// use futures_lite::{stream, StreamExt};
 /// use hatchery::batches;
 ///
@@ -66,6 +68,7 @@ pub fn batches<S: Stream>(stream: S, max_size: usize, max_wait: Duration) -> Bat
         max_size,
         max_wait,
         items: Vec::new(),
+        deadline: None,
         timer: None,
         done: false,
     }
@@ -77,7 +80,7 @@ pin_project! {
     /// # Examples
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, Instant};
     /// use futures_lite::StreamExt;
     /// use hatchery::futures::Batches;
     /// use hatchery::{batches, memory_stream};
@@ -100,6 +103,9 @@ pin_project! {
         max_size: usize,
         max_wait: Duration,
         items: Vec<S::Item>,
+        // When the pending batch is cut by time (`None`: no time limit or no batch), and
+        // the timer that wakes us then (made when first needed).
+        deadline: Option<Instant>,
         timer: Option<Sleep>,
         done: bool,
     }
@@ -119,20 +125,26 @@ impl<S: Stream> Stream for Batches<S> {
         loop {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
+                    let arrived = now();
                     if this.items.is_empty() {
-                        *this.timer = now().checked_add(*this.max_wait).map(sleep_until);
+                        *this.deadline = arrived.checked_add(*this.max_wait);
                         // Room for the batch, up to a small number: a large limit
                         // (`usize::MAX` for "cut by time only") is no size to allocate.
                         this.items.reserve((*this.max_size).min(RESERVE));
                     }
                     this.items.push(item);
-                    if this.items.len() >= *this.max_size {
+                    // Full, or old enough: a stream that stays ready never lets the
+                    // timer below be polled.
+                    let full = this.items.len() >= *this.max_size;
+                    if full || this.deadline.is_some_and(|d| arrived >= d) {
+                        *this.deadline = None;
                         *this.timer = None;
                         return Poll::Ready(Some(std::mem::take(this.items)));
                     }
                 }
                 Poll::Ready(None) => {
                     *this.done = true;
+                    *this.deadline = None;
                     *this.timer = None;
                     if this.items.is_empty() {
                         return Poll::Ready(None);
@@ -142,8 +154,10 @@ impl<S: Stream> Stream for Batches<S> {
                 Poll::Pending => break,
             }
         }
-        if let Some(timer) = this.timer {
+        if let Some(deadline) = *this.deadline {
+            let timer = this.timer.get_or_insert_with(|| sleep_until(deadline));
             if Pin::new(timer).poll(cx).is_ready() {
+                *this.deadline = None;
                 *this.timer = None;
                 return Poll::Ready(Some(std::mem::take(this.items)));
             }
