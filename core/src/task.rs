@@ -601,8 +601,9 @@ pub struct Join<T> {
 
 impl<T> Join<T> {
     /// Cancels the task being joined, as [`TaskHandle::cancel`] does. The join then
-    /// completes with [`JoinError::is_cancelled`], unless the task had already finished.
-    /// No effect once the join has returned.
+    /// completes with [`JoinError::is_cancelled`], unless the task had already finished,
+    /// or still returns (its value or its error) from a shielded part, as described
+    /// there. No effect once the join has returned.
     ///
     /// This is how to give up waiting *and* stop the task, as Python's
     /// `asyncio.wait_for(task, t)` does: wait on `&mut join` in a scope with a
