@@ -957,3 +957,84 @@ fn zero_timer_horizon_does_not_hang() {
         });
     });
 }
+
+/// `hatchery_tokio::enter` inside hatchery code (a library that enters to be safe) runs
+/// in the enclosing scope, not as a root of its own that an enclosing scope could only
+/// drop: a shield inside it is not cut, a nursery inside it waits for its children, and
+/// the caller's deadline is seen.
+mod nested_enter {
+    use super::*;
+    use hatchery::{current_effective_deadline, move_on_after, nursery, shield, sleep, Deadline};
+    use hatchery_tests::{ms, Log, TestError};
+
+    /// A shield inside a nested `hatchery_tokio::enter` is not cut by the enclosing timeout.
+    #[hatchery::test(backends(tokio_current, tokio_multi))]
+    async fn nested_enter_keeps_a_shield() {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let out = move_on_after(
+            ms(10),
+            hatchery_tokio::enter(async move {
+                shield(async move {
+                    sleep(ms(200)).await;
+                    d.store(true, Ordering::SeqCst);
+                })
+                .await;
+            }),
+        )
+        .await;
+        assert!(
+            done.load(Ordering::SeqCst),
+            "the shield was cut: the outer scope returned before it ended"
+        );
+        // As without `enter`: no suspension point follows the shield (C6).
+        assert_eq!(out, Some(()));
+    }
+
+    /// A nursery inside a nested `hatchery_tokio::enter` waits for its children (and their
+    /// `finally` cleanup) when the enclosing scope is cancelled (N1), instead of being
+    /// dropped from outside (C8), which returns at once and leaves the cleanup running.
+    #[hatchery::test(backends(tokio_current, tokio_multi))]
+    async fn nested_enter_nursery_awaits_its_children() {
+        let log = Log::new();
+        let l = log.clone();
+        let out = move_on_after(
+            ms(10),
+            hatchery_tokio::enter(nursery(move |n| async move {
+                let l2 = l.clone();
+                n.spawn(hatchery::finally(
+                    async move {
+                        std::future::pending::<()>().await;
+                        Ok::<_, TestError>(())
+                    },
+                    async move {
+                        // Async cleanup that takes a while: N1 says the nursery waits for it.
+                        sleep(ms(200)).await;
+                        l2.push("child cleaned up");
+                    },
+                ));
+                std::future::pending::<()>().await;
+                Ok(())
+            })),
+        )
+        .await;
+        assert!(out.is_none());
+        assert!(
+            log.contains("child cleaned up"),
+            "nursery returned before its child finished: {:?}",
+            log.events()
+        );
+    }
+
+    /// The caller's deadline is visible inside a nested `hatchery_tokio::enter` (C7).
+    #[hatchery::test(backends(tokio_current, tokio_multi))]
+    async fn nested_enter_sees_the_callers_deadline() {
+        let d = move_on_after(
+            Duration::from_secs(5),
+            hatchery_tokio::enter(async { current_effective_deadline() }),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(d, Deadline::At(_)), "{d:?}");
+    }
+}

@@ -732,6 +732,36 @@ pub(crate) fn enter_with<R>(
     })
 }
 
+/// Polls `f` with `rt` as the runtime of the current context, whose scope stays the
+/// current one (an [`enter`] nested in a hatchery context), and puts the runtime back
+/// afterwards, even on panic.
+fn with_runtime<R>(rt: &Arc<dyn Runtime>, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a> {
+        current: &'a Current,
+        prev: Option<Arc<dyn Runtime>>,
+    }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            if let Some(prev) = self.prev.take() {
+                let ours = self.current.slots.borrow_mut().rt.replace(prev);
+                // Dropped outside the borrow: it may be the last handle to a runtime.
+                drop(ours);
+            }
+        }
+    }
+    CURRENT.with(|current| {
+        let prev = {
+            let mut slots = current.slots.borrow_mut();
+            match &slots.rt {
+                Some(cur) if same_runtime(cur, rt) => None,
+                _ => install(&mut slots.rt, rt),
+            }
+        };
+        let _restore = Restore { current, prev };
+        f()
+    })
+}
+
 /// Installs `rt` as the thread's runtime, returning the one it replaces.
 #[cold]
 fn install(slot: &mut Option<Arc<dyn Runtime>>, rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
@@ -848,6 +878,13 @@ fn swap_node(current: &Current, node: &mut Arc<Node>) {
 /// The root scope cannot be cancelled; wrap `fut` in a [`CancelScope`](crate::CancelScope)
 /// for that.
 ///
+/// Polled inside a hatchery context already (`hatchery_tokio::enter` in a library called
+/// from hatchery code, say), `fut` is not a new root: it runs in the enclosing scope,
+/// under its cancellation, deadlines and shields, as any code there does, and only the
+/// runtime changes (the one its nurseries spawn children on, and whose clock and timers
+/// it uses). A root of its own would be cut loose: dropped, not cancelled, by an enclosing
+/// scope (C8).
+///
 /// # Examples
 ///
 /// ```
@@ -871,6 +908,18 @@ pub fn enter<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
         fut,
         rt: runtime,
         node: Some(Node::new(false, true)),
+        nest: true,
+    }
+}
+
+/// [`enter`], always as a root of its own, even inside a hatchery context: a test run
+/// with a clock of its own, whose deadlines the enclosing scopes' cannot be compared with.
+pub(crate) fn enter_root<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
+    Enter {
+        fut,
+        rt: runtime,
+        node: Some(Node::new(false, true)),
+        nest: false,
     }
 }
 
@@ -897,6 +946,8 @@ pin_project! {
         fut: F,
         rt: Arc<dyn Runtime>,
         node: Option<Arc<Node>>,
+        // Inside a hatchery context, runs in the enclosing scope rather than as a root.
+        nest: bool,
     }
 
     impl<F> PinnedDrop for Enter<F> {
@@ -913,6 +964,9 @@ impl<F: Future> Future for Enter<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let fut = this.fut;
+        if *this.nest && with_current(|c| c.is_some()) {
+            return with_runtime(this.rt, || fut.poll(cx));
+        }
         enter_with(this.node, this.rt, cx.waker(), || fut.poll(cx))
     }
 }

@@ -26,7 +26,9 @@
 //! moves by itself (the enclosing clock does not move with it); its tasks and its scope
 //! tree are its own. The enclosing scopes do not cancel it: if one of them is cancelled,
 //! the inner run is dropped, as if from outside hatchery (see the cancel safety of
-//! [`nursery`](crate::nursery())), and its `finally` cleanups do not run.
+//! [`nursery`](crate::nursery())), and its `finally` cleanups do not run. (Unlike
+//! [`rt::enter`], which runs in the enclosing scope: the enclosing
+//! deadlines are on another clock than the run's.)
 //!
 //! # Caveat: real I/O
 //!
@@ -612,7 +614,7 @@ impl<F: Future> Future for TestRun<F> {
                 clock: clock.clone(),
             });
             this.root
-                .set(Some(Tracked::new(clock, rt::enter(runtime, fut))));
+                .set(Some(Tracked::new(clock, rt::enter_root(runtime, fut))));
         }
         this.root
             .as_pin_mut()

@@ -173,6 +173,9 @@ pub fn run_with_threads<F: Future>(threads: usize, fut: F) -> F::Output {
 /// Makes `fut` a hatchery root whose tasks are spawned on `executor`: the one line to add
 /// to an application that already runs a smol executor.
 ///
+/// Inside hatchery code already, it makes no new root: `fut` runs in the enclosing scope,
+/// with this runtime (see [`hatchery::rt::enter`]).
+///
 /// # Examples
 ///
 /// ```

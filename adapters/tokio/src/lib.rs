@@ -199,6 +199,9 @@ pub fn run_with<F: Future>(mut builder: tokio::runtime::Builder, fut: F) -> F::O
 /// Makes `fut` a hatchery root inside a tokio runtime that is already running: the one
 /// line to add to a `#[tokio::main]` application.
 ///
+/// Inside hatchery code already, it makes no new root: `fut` runs in the enclosing scope,
+/// with this runtime (see [`hatchery::rt::enter`]).
+///
 /// # Panics
 ///
 /// When called outside a tokio runtime.
