@@ -16,7 +16,7 @@ use hatchery::{
     checkpoint, current_effective_deadline, move_on_after, now, nursery, run_blocking, sleep,
     Nursery,
 };
-use hatchery_tests::{backend, catch_panic, ms, panic_message, TestError, HOUR};
+use hatchery_tests::{backend, catch_panic, ms, panic_message, ShutDown, TestError, HOUR};
 
 const NO_RUNTIME: &str = "hatchery: no runtime in this context";
 
@@ -601,24 +601,6 @@ fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     });
     rx.recv_timeout(Duration::from_secs(10))
         .expect("hangs: did not finish within 10 s")
-}
-
-/// An executor that has shut down: it drops every task it is given, inside `spawn`.
-struct ShutDown;
-
-impl Runtime for ShutDown {
-    fn spawn(&self, task: Task) {
-        drop(task);
-    }
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-    fn sleep_until(&self, _: Instant) -> Pin<Box<dyn Sleep>> {
-        unreachable!("no timer is used")
-    }
-    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
-        drop(work);
-    }
 }
 
 /// Starts a task on `rt` and reports whether `start` failed (its task was dropped).

@@ -523,7 +523,7 @@ where
     let job: Box<dyn FnOnce() + Send> = Box::new(move || {
         let f = job.f.take().expect("blocking work runs once");
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        job.shared.finish(r);
+        job.shared.finish(BlockingResult::Ran(r));
     });
     RunBlocking {
         shared,
@@ -531,7 +531,13 @@ where
     }
 }
 
-type BlockingResult<T> = std::thread::Result<T>;
+/// How blocking work ended.
+enum BlockingResult<T> {
+    /// It ran: its value, or its panic.
+    Ran(std::thread::Result<T>),
+    /// The runtime dropped it without running it.
+    Dropped,
+}
 
 struct BlockingShared<T> {
     result: Mutex<Option<BlockingResult<T>>>,
@@ -555,10 +561,7 @@ struct BlockingJob<T, F> {
 impl<T, F> Drop for BlockingJob<T, F> {
     fn drop(&mut self) {
         if self.f.take().is_some() {
-            self.shared.finish(Err(Box::new(
-                "hatchery: the runtime dropped the work of `run_blocking` without running \
-                 it (has it shut down?)",
-            )));
+            self.shared.finish(BlockingResult::Dropped);
         }
     }
 }
@@ -603,8 +606,14 @@ impl<T> Future for RunBlocking<T> {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         match taken {
-            Some(Ok(v)) => Poll::Ready(v),
-            Some(Err(p)) => std::panic::resume_unwind(p),
+            Some(BlockingResult::Ran(Ok(v))) => Poll::Ready(v),
+            // The work's own panic, already reported by the hook where it happened.
+            Some(BlockingResult::Ran(Err(p))) => std::panic::resume_unwind(p),
+            // A new panic, which the hook shows.
+            Some(BlockingResult::Dropped) => panic!(
+                "hatchery: the runtime dropped the work of `run_blocking` without running it \
+                 (has it shut down?)"
+            ),
             None => Poll::Pending,
         }
     }
