@@ -204,7 +204,9 @@ pub fn run_with<F: Future>(mut builder: tokio::runtime::Builder, fut: F) -> F::O
 ///
 /// # Panics
 ///
-/// When called outside a tokio runtime.
+/// When called outside a tokio runtime: it finds the runtime when called, not when
+/// polled. With a runtime of your own, call it inside: `rt.block_on(async {
+/// hatchery_tokio::enter(app()).await })`, not `rt.block_on(hatchery_tokio::enter(app()))`.
 ///
 /// # Examples
 ///
