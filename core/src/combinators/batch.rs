@@ -44,7 +44,7 @@ const RESERVE: usize = 64;
 /// # Examples
 ///
 /// ```
-/// use std::time::{Duration, Instant};
+/// use std::time::Duration;
 /// use futures_lite::{stream, StreamExt};
 /// use hatchery::batches;
 ///
@@ -80,7 +80,7 @@ pin_project! {
     /// # Examples
     ///
     /// ```
-    /// use std::time::{Duration, Instant};
+    /// use std::time::Duration;
     /// use futures_lite::StreamExt;
     /// use hatchery::futures::Batches;
     /// use hatchery::{batches, memory_stream};
