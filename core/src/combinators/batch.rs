@@ -38,8 +38,8 @@ const RESERVE: usize = 64;
 ///
 /// # Panics
 ///
-/// If `max_size` is zero. Polling panics outside a hatchery runtime, once a timer is
-/// needed.
+/// If `max_size` is zero. Polling panics outside a hatchery runtime once `stream` yields
+/// an item (each item's arrival is read from the runtime's clock).
 ///
 /// # Examples
 ///

@@ -149,8 +149,10 @@ impl<T> Lock<T> {
     /// ```
     pub fn lock_owned(&self) -> LockAcquireOwned<T> {
         LockAcquireOwned {
-            sem: self.sem.clone(),
-            value: self.value.clone(),
+            lock: Lock {
+                sem: self.sem.clone(),
+                value: self.value.clone(),
+            },
             id: None,
             done: false,
         }
@@ -339,8 +341,8 @@ impl<T> fmt::Debug for LockAcquire<'_, T> {
 /// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct LockAcquireOwned<T> {
-    sem: Arc<semaphore::Inner>,
-    value: Arc<async_lock::Mutex<T>>,
+    // A second handle to the same lock (its two `Arc`s).
+    lock: Lock<T>,
     // As in `LockAcquire`.
     id: Option<u64>,
     done: bool,
@@ -353,15 +355,15 @@ impl<T> Future for LockAcquireOwned<T> {
         let this = &mut *self;
         // As in `LockAcquire`.
         poll_once(&mut this.done, "LockAcquireOwned", || {
-            poll_acquire(&this.sem, &mut this.id, cx)
+            poll_acquire(&this.lock.sem, &mut this.id, cx)
         })
-        .map(|()| OwnedLockGuard::taken(this.sem.clone(), &this.value))
+        .map(|()| OwnedLockGuard::new(&this.lock))
     }
 }
 
 impl<T> Drop for LockAcquireOwned<T> {
     fn drop(&mut self) {
-        self.sem.withdraw(self.id.take());
+        self.lock.sem.withdraw(self.id.take());
     }
 }
 
@@ -476,13 +478,9 @@ pub struct OwnedLockGuard<T> {
 impl<T> OwnedLockGuard<T> {
     /// The guard of a lock whose permit was just taken.
     fn new(lock: &Lock<T>) -> Self {
-        Self::taken(lock.sem.clone(), &lock.value)
-    }
-
-    fn taken(sem: Arc<semaphore::Inner>, value: &Arc<async_lock::Mutex<T>>) -> Self {
         OwnedLockGuard {
-            value: value.try_lock_arc().expect(TAKEN),
-            _permit: OwnedPermit(sem),
+            value: lock.value.try_lock_arc().expect(TAKEN),
+            _permit: OwnedPermit(lock.sem.clone()),
         }
     }
 }
