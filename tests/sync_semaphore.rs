@@ -168,29 +168,40 @@ async fn acquire_polled_after_completion_panics() {
     assert_eq!(sem.available_permits(), 1);
 }
 
-/// A permit returned to a count at `usize::MAX` is absorbed rather than panicking in its
-/// drop; `add_permits` past `usize::MAX` panics, in the call itself.
+/// A permit returned to a full count (`MAX_PERMITS`) is absorbed rather than panicking
+/// in its drop; `add_permits` past it panics, in the call itself, and a count above it
+/// is refused by `new`.
 #[test]
 fn a_full_count_absorbs_a_returned_permit() {
-    let sem = Semaphore::new(usize::MAX);
+    const MAX: usize = Semaphore::MAX_PERMITS;
+    assert_eq!(MAX, usize::MAX - 1);
+    let sem = Semaphore::new(MAX);
     let permit = sem.try_acquire().unwrap();
     sem.add_permits(1);
-    assert_eq!(sem.available_permits(), usize::MAX);
+    assert_eq!(sem.available_permits(), MAX);
     drop(permit);
-    assert_eq!(sem.available_permits(), usize::MAX);
+    assert_eq!(sem.available_permits(), MAX);
     let overflow = std::panic::catch_unwind(|| sem.add_permits(1)).unwrap_err();
     assert_eq!(
         hatchery_tests::panic_message(&*overflow),
         "hatchery: Semaphore permit count overflow"
     );
+    assert_eq!(sem.available_permits(), MAX);
     // Permits handed to waiters do not count towards the overflow.
     let sem = Semaphore::new(1);
     let held = sem.try_acquire().unwrap();
     let mut waiter = Box::pin(sem.acquire());
     assert!(future::block_on(future::poll_once(&mut waiter)).is_none());
-    sem.add_permits(usize::MAX);
-    assert_eq!(sem.available_permits(), usize::MAX - 1);
+    sem.add_permits(MAX);
+    assert_eq!(sem.available_permits(), MAX - 1);
     drop(held);
-    assert_eq!(sem.available_permits(), usize::MAX);
+    assert_eq!(sem.available_permits(), MAX);
     drop(waiter);
+    assert_eq!(sem.available_permits(), MAX);
+    let too_many = std::panic::catch_unwind(|| Semaphore::new(usize::MAX)).unwrap_err();
+    assert_eq!(
+        hatchery_tests::panic_message(&*too_many),
+        "hatchery: a Semaphore can count at most Semaphore::MAX_PERMITS (usize::MAX - 1) \
+         permits, not 18446744073709551615"
+    );
 }

@@ -37,7 +37,7 @@ usage: hatchery-benches [--quick] [--reps N] [--out PATH] [FILTER]
   FILTER      run only the rows whose `workload/backend` contains FILTER
 
 workloads: spawn_join, spawn_handles, move_on_after, cancel_parked, memory_parked,
-           channel, semaphore
+           channel, semaphore, lock (uncontended lock/unlock pairs)
            (two reference rows: `spawn_handles (raw+alloc)`, whose raw side also makes
            the second allocation per child that hatchery makes, and on smol
            `semaphore (fair raw)`, against a FIFO-fair raw semaphore)
@@ -328,7 +328,7 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     }
 }
 
-/// The synchronization rows: channel throughput and semaphore fan-out.
+/// The synchronization rows: channel throughput, semaphore fan-out and locking.
 fn run_sync(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     let name = b.name;
     let messages = cfg.messages;
@@ -364,6 +364,18 @@ fn run_sync(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
             rows.push(time_row(cfg, &workload, b, acquisitions, raw, hatchery));
             report(rows);
         }
+    }
+
+    let pairs = cfg.messages;
+    let workload = format!("lock {}", count(pairs));
+    if cfg.wants("lock", name) {
+        let raw = || match &b.kind {
+            Kind::Tokio(rt) => rt.block_on(sync_work::tokio_lock(pairs)),
+            Kind::Smol(p) => p.block_on(sync_work::smol_lock(pairs)),
+        };
+        let hatchery = || b.hatchery(sync_work::hatchery_lock(pairs));
+        rows.push(time_row(cfg, &workload, b, pairs, raw, hatchery));
+        report(rows);
     }
 }
 
@@ -452,6 +464,7 @@ fn main() {
         "memory_parked",
         "channel",
         "semaphore",
+        "lock",
     ];
     let mut rows = Vec::new();
     for name in backend::NAMES {

@@ -1,6 +1,6 @@
-//! The synchronization workloads: channel throughput and semaphore fan-out, each with
-//! hatchery (`memory_stream`, `sync::Semaphore`), with raw smol (async-channel,
-//! async-lock) and with raw tokio (`tokio::sync`).
+//! The synchronization workloads: channel throughput, semaphore fan-out and uncontended
+//! locking, each with hatchery (`memory_stream`, `sync::Semaphore`, `sync::Lock`), with
+//! raw smol (async-channel, async-lock) and with raw tokio (`tokio::sync`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -162,5 +162,40 @@ pub(crate) async fn smol_fair_semaphore(ex: &Executor<'static>, n: usize) -> Dur
     for t in tasks {
         t.await;
     }
+    start.elapsed()
+}
+
+// ----- lock: `n` lock/unlock pairs, in one task (uncontended) or spread over TASKS -----
+
+/// `n` uncontended lock/unlock pairs of a `sync::Lock`, in the caller.
+pub(crate) async fn hatchery_lock(n: usize) -> Duration {
+    let start = Instant::now();
+    let lock = hatchery::sync::Lock::new(0usize);
+    for _ in 0..n {
+        *lock.lock().await += 1;
+    }
+    assert_eq!(*lock.try_lock().expect("lock is free"), n);
+    start.elapsed()
+}
+
+/// The same with `tokio::sync::Mutex`.
+pub(crate) async fn tokio_lock(n: usize) -> Duration {
+    let start = Instant::now();
+    let lock = tokio::sync::Mutex::new(0usize);
+    for _ in 0..n {
+        *lock.lock().await += 1;
+    }
+    assert_eq!(lock.into_inner(), n);
+    start.elapsed()
+}
+
+/// The same with `async_lock::Mutex`.
+pub(crate) async fn smol_lock(n: usize) -> Duration {
+    let start = Instant::now();
+    let lock = async_lock::Mutex::new(0usize);
+    for _ in 0..n {
+        *lock.lock().await += 1;
+    }
+    assert_eq!(lock.into_inner(), n);
     start.elapsed()
 }

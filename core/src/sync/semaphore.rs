@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -19,7 +20,8 @@ use crate::rt;
 /// dropped.
 ///
 /// (async-lock's `Semaphore` lets a new `try_acquire` overtake a waiter, so this one is
-/// hatchery's own: a mutex-protected count and queue.)
+/// hatchery's own: an atomic count, and a queue behind a mutex that only waiting tasks
+/// touch.)
 ///
 /// # Examples
 ///
@@ -54,9 +56,26 @@ pub struct Semaphore {
 
 /// The count and the queue, shared with [`Lock`](super::Lock), which is a semaphore of
 /// one permit around its value.
+///
+/// The count is an atomic, so that taking and returning a permit nobody waits for costs
+/// one compare-exchange and no lock. The queue is behind a mutex. The count is
+/// [`WAITING`] exactly while the queue holds a task not yet granted a permit; it enters
+/// and leaves that state only under the mutex. So:
+/// - a permit is taken or returned without the mutex only while the count is not
+///   `WAITING`, that is, while nobody waits: no one is overtaken;
+/// - a return that finds the count `WAITING` takes the mutex and hands the permit to the
+///   longest waiter (FIFO);
+/// - a task queues itself only under the mutex, after turning a count of 0 into
+///   `WAITING`; the compare-exchange fails if a permit came back just before.
 pub(super) struct Inner {
-    state: Mutex<State>,
+    count: AtomicUsize,
+    queue: Mutex<Queue>,
 }
+
+/// The count's value while a task waits for a permit not granted yet (there are no
+/// permits then). Hence the most permits a semaphore can count, [`Semaphore::MAX_PERMITS`],
+/// is one less than `usize::MAX`.
+const WAITING: usize = usize::MAX;
 
 struct Waiter {
     id: u64,
@@ -64,55 +83,138 @@ struct Waiter {
     granted: bool,
 }
 
-struct State {
-    permits: usize,
+struct Queue {
     waiters: VecDeque<Waiter>,
     next_id: u64,
 }
 
+impl Queue {
+    fn any_ungranted(&self) -> bool {
+        self.waiters.iter().any(|w| !w.granted)
+    }
+}
+
 impl Inner {
     pub(super) fn new(permits: usize) -> Inner {
+        assert!(
+            permits <= Semaphore::MAX_PERMITS,
+            "hatchery: a Semaphore can count at most Semaphore::MAX_PERMITS \
+             (usize::MAX - 1) permits, not {permits}"
+        );
         Inner {
-            state: Mutex::new(State {
-                permits,
+            count: AtomicUsize::new(permits),
+            queue: Mutex::new(Queue {
                 waiters: VecDeque::new(),
                 next_id: 0,
             }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Returns one permit (from a permit's drop, which must not panic).
+    /// Returns a permit: to the longest waiter if a task waits, else to the count, which
+    /// stops at `MAX_PERMITS` (a permit returned to a full count is absorbed: the
+    /// semaphore is as good as unlimited).
     pub(super) fn release(&self) {
-        let mut st = self.lock();
-        st.release(1);
+        let mut c = self.count.load(Ordering::Relaxed);
+        while c != WAITING {
+            let new = c.saturating_add(1).min(Semaphore::MAX_PERMITS);
+            match self
+                .count
+                .compare_exchange_weak(c, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => c = actual,
+            }
+        }
+        let mut queue = self.lock();
+        self.give(&mut queue, 1, false);
     }
 
-    /// Takes a permit if one is available. `permits > 0` implies no task is waiting (a
+    /// Gives `n` permits, with the mutex held: to the longest-waiting tasks first, the
+    /// rest to the count. With `checked`, panics if the count would pass `MAX_PERMITS`,
+    /// before changing anything; else the count stops there.
+    fn give(&self, queue: &mut Queue, mut n: usize, checked: bool) {
+        // `WAITING` is entered and left only under the mutex, which we hold.
+        if self.count.load(Ordering::Acquire) == WAITING {
+            for w in queue.waiters.iter_mut().filter(|w| !w.granted) {
+                if n == 0 {
+                    return;
+                }
+                w.granted = true;
+                w.waker.wake_by_ref();
+                n -= 1;
+            }
+            // Nobody is left to grant: the count leaves `WAITING`.
+            self.count.store(0, Ordering::Release);
+        }
+        if n == 0 {
+            return;
+        }
+        // Not `WAITING`, and it cannot become so while we hold the mutex; permits taken
+        // without the mutex can only lower it meanwhile.
+        let mut c = self.count.load(Ordering::Relaxed);
+        loop {
+            let new = match c.checked_add(n).filter(|&m| m <= Semaphore::MAX_PERMITS) {
+                Some(m) => m,
+                None if checked => panic!("hatchery: Semaphore permit count overflow"),
+                None => Semaphore::MAX_PERMITS,
+            };
+            match self
+                .count
+                .compare_exchange_weak(c, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => c = actual,
+            }
+        }
+    }
+
+    /// Takes a permit if one is available. A count above 0 means no task is waiting (a
     /// release serves waiters first), so this never overtakes one.
     pub(super) fn try_take(&self) -> bool {
-        let mut st = self.lock();
-        if st.permits > 0 {
-            st.permits -= 1;
-            true
-        } else {
-            false
+        let mut c = self.count.load(Ordering::Relaxed);
+        while c != 0 && c != WAITING {
+            match self
+                .count
+                .compare_exchange_weak(c, c - 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(actual) => c = actual,
+            }
         }
+        false
     }
 
     /// Leaves the queue (an acquire dropped while it waited); a permit already granted
     /// to it goes to the next waiter.
     pub(super) fn withdraw(&self, id: Option<u64>) {
         if let Some(id) = id {
-            self.lock().withdraw(id);
+            let mut queue = self.lock();
+            self.withdraw_locked(&mut queue, id);
+        }
+    }
+
+    fn withdraw_locked(&self, queue: &mut Queue, id: u64) {
+        let Some(i) = queue.waiters.iter().position(|w| w.id == id) else {
+            return;
+        };
+        let w = queue.waiters.remove(i).expect("index in range");
+        if w.granted {
+            self.give(queue, 1, false);
+        } else if !queue.any_ungranted() {
+            // It was the last task waiting for a grant.
+            self.count.store(0, Ordering::Release);
         }
     }
 
     pub(super) fn available(&self) -> usize {
-        self.lock().permits
+        match self.count.load(Ordering::Acquire) {
+            WAITING => 0,
+            c => c,
+        }
     }
 
     /// Waiters not granted a permit yet.
@@ -121,36 +223,29 @@ impl Inner {
     }
 }
 
-impl State {
-    /// Gives `n` permits to the longest-waiting tasks first, the rest to the count. The
-    /// count stops at `usize::MAX` (a permit returned to a full count is absorbed: the
-    /// semaphore is as good as unlimited); `add_permits` checks for overflow first.
-    fn release(&mut self, mut n: usize) {
-        for w in self.waiters.iter_mut().filter(|w| !w.granted) {
-            if n == 0 {
-                return;
-            }
-            w.granted = true;
-            w.waker.wake_by_ref();
-            n -= 1;
-        }
-        self.permits = self.permits.saturating_add(n);
-    }
-
-    /// Removes a waiter; a permit already granted to it goes to the next one.
-    fn withdraw(&mut self, id: u64) {
-        if let Some(i) = self.waiters.iter().position(|w| w.id == id) {
-            let w = self.waiters.remove(i).expect("index in range");
-            if w.granted {
-                self.release(1);
-            }
-        }
-    }
-}
-
 impl Semaphore {
-    /// A semaphore with `permits` permits available. Any count is valid, zero included
-    /// (then tasks wait until [`add_permits`](Semaphore::add_permits)).
+    /// The most permits a semaphore counts: `usize::MAX - 1`. A permit returned to a
+    /// count at this value is absorbed (the semaphore is as good as unlimited).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::sync::Semaphore;
+    ///
+    /// let sem = Semaphore::new(Semaphore::MAX_PERMITS);
+    /// let permit = sem.try_acquire().unwrap();
+    /// sem.add_permits(1);
+    /// drop(permit); // absorbed
+    /// assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
+    /// ```
+    pub const MAX_PERMITS: usize = usize::MAX - 1;
+
+    /// A semaphore with `permits` permits available, zero included (then tasks wait
+    /// until [`add_permits`](Semaphore::add_permits)).
+    ///
+    /// # Panics
+    ///
+    /// If `permits` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
     ///
     /// # Examples
     ///
@@ -278,7 +373,8 @@ impl Semaphore {
     ///
     /// # Panics
     ///
-    /// If the count of available permits would overflow `usize`.
+    /// If the count of available permits would pass
+    /// [`MAX_PERMITS`](Semaphore::MAX_PERMITS) (nothing is added then).
     ///
     /// # Examples
     ///
@@ -288,15 +384,8 @@ impl Semaphore {
     /// assert_eq!(sem.available_permits(), 2);
     /// ```
     pub fn add_permits(&self, n: usize) {
-        let mut st = self.inner.lock();
-        let ungranted = st.waiters.iter().filter(|w| !w.granted).count();
-        assert!(
-            st.permits
-                .checked_add(n.saturating_sub(ungranted))
-                .is_some(),
-            "hatchery: Semaphore permit count overflow"
-        );
-        st.release(n);
+        let mut queue = self.inner.lock();
+        self.inner.give(&mut queue, n, true);
     }
 
     /// Permits available right now (not counting permits granted to waiting tasks that
@@ -334,47 +423,69 @@ impl fmt::Debug for Semaphore {
 
 /// Polls an acquire of one permit: `id` is its place in the queue while it waits.
 pub(super) fn poll_acquire(inner: &Inner, id: &mut Option<u64>, cx: &mut Context<'_>) -> Poll<()> {
-    let mut st = inner.lock();
     if rt::current_cancelled() {
         // Checked before taking a permit: a cancelled wait takes nothing.
-        if let Some(id) = id.take() {
-            st.withdraw(id);
-        }
+        inner.withdraw(id.take());
         return Poll::Pending;
     }
-    match *id {
-        Some(my) => {
-            let i = st
-                .waiters
-                .iter()
-                .position(|w| w.id == my)
-                .expect("hatchery: internal error: semaphore waiter lost");
-            if st.waiters[i].granted {
-                st.waiters.remove(i);
-                *id = None;
-                return Poll::Ready(());
-            }
-            if !st.waiters[i].waker.will_wake(cx.waker()) {
-                st.waiters[i].waker = cx.waker().clone();
-            }
-            Poll::Pending
+    let Some(my) = *id else {
+        // A free permit is taken without the mutex.
+        if inner.try_take() {
+            return Poll::Ready(());
         }
-        None => {
-            if st.permits > 0 {
-                st.permits -= 1;
-                return Poll::Ready(());
+        let mut queue = inner.lock();
+        let mut c = inner.count.load(Ordering::Acquire);
+        loop {
+            let taken = match c {
+                WAITING => break,
+                // A permit came back since `try_take`.
+                1.. => inner.count.compare_exchange_weak(
+                    c,
+                    c - 1,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ),
+                // None: the first waiter turns the count into `WAITING`.
+                0 => match inner.count.compare_exchange_weak(
+                    0,
+                    WAITING,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => Err(actual),
+                },
+            };
+            match taken {
+                Ok(_) => return Poll::Ready(()),
+                Err(actual) => c = actual,
             }
-            let my = st.next_id;
-            st.next_id += 1;
-            st.waiters.push_back(Waiter {
-                id: my,
-                waker: cx.waker().clone(),
-                granted: false,
-            });
-            *id = Some(my);
-            Poll::Pending
         }
+        let my = queue.next_id;
+        queue.next_id += 1;
+        queue.waiters.push_back(Waiter {
+            id: my,
+            waker: cx.waker().clone(),
+            granted: false,
+        });
+        *id = Some(my);
+        return Poll::Pending;
+    };
+    let mut queue = inner.lock();
+    let i = queue
+        .waiters
+        .iter()
+        .position(|w| w.id == my)
+        .expect("hatchery: internal error: semaphore waiter lost");
+    if queue.waiters[i].granted {
+        queue.waiters.remove(i);
+        *id = None;
+        return Poll::Ready(());
     }
+    if !queue.waiters[i].waker.will_wake(cx.waker()) {
+        queue.waiters[i].waker = cx.waker().clone();
+    }
+    Poll::Pending
 }
 
 /// Future returned by [`Semaphore::acquire`].

@@ -1,0 +1,129 @@
+//! Races on a multi-thread runtime: each test repeats an interleaving-sensitive
+//! operation many times on tokio with four workers (more threads than this machine's
+//! cores, so the OS preempts them at arbitrary points) and checks its invariant every
+//! round. They pass or fail by invariant, not by timing; a lost wake-up shows as the
+//! generous real-time limit (`fail_after`) running out.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hatchery::sync::{Lock, Semaphore};
+use hatchery::{fail_after, move_on_after, nursery};
+use hatchery_tests::Rng;
+
+/// Runs `f` on a tokio multi-thread runtime with four workers, failing the test if it
+/// takes more than a minute (a lost wake-up).
+fn on_four_workers<F: Future<Output = ()> + Send + 'static>(f: F) {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(4).enable_all();
+    hatchery_tokio::run_with(builder, async move {
+        fail_after(Duration::from_secs(60), f)
+            .await
+            .expect("a task waited for good: a lost wake-up");
+    });
+}
+
+fn spin(n: usize) {
+    for _ in 0..n {
+        std::hint::spin_loop();
+    }
+}
+
+/// Permits taken and returned without the queue's lock (`try_acquire`, uncontended
+/// `acquire`, a release nobody waits for) race tasks queueing and timing out: no permit is
+/// lost or doubled, nobody waits for good, and every permit comes back.
+#[test]
+fn semaphore_fast_path_racing_waiters() {
+    on_four_workers(async {
+        for round in 0..100u64 {
+            let sem = Arc::new(Semaphore::new(2));
+            let holders = Arc::new(AtomicUsize::new(0));
+            nursery(|n| {
+                let (sem, holders) = (sem.clone(), holders.clone());
+                async move {
+                    for t in 0..6u64 {
+                        let (sem, holders) = (sem.clone(), holders.clone());
+                        n.spawn(async move {
+                            let mut rng = Rng(round * 131 + t + 1);
+                            for _ in 0..200 {
+                                let permit = match rng.below(3) {
+                                    0 => sem.try_acquire(),
+                                    1 => Some(sem.acquire().await),
+                                    _ => {
+                                        move_on_after(Duration::from_micros(20), sem.acquire())
+                                            .await
+                                    }
+                                };
+                                if let Some(permit) = permit {
+                                    assert!(holders.fetch_add(1, Ordering::SeqCst) < 2);
+                                    spin(rng.below(100));
+                                    holders.fetch_sub(1, Ordering::SeqCst);
+                                    drop(permit);
+                                }
+                                if rng.below(4) == 0 {
+                                    tokio::task::yield_now().await;
+                                }
+                            }
+                            Ok(())
+                        });
+                    }
+                    Ok::<_, std::io::Error>(())
+                }
+            })
+            .await
+            .unwrap();
+            assert_eq!(sem.available_permits(), 2, "round {round}");
+            assert_eq!(sem.tasks_waiting(), 0, "round {round}");
+        }
+    });
+}
+
+/// The same for `Lock`: every increment made under the lock is kept, and the lock ends
+/// free with nobody waiting.
+#[test]
+fn lock_fast_path_racing_waiters() {
+    on_four_workers(async {
+        for round in 0..100u64 {
+            let lock = Arc::new(Lock::new(0usize));
+            let done = Arc::new(AtomicUsize::new(0));
+            nursery(|n| {
+                let (lock, done) = (lock.clone(), done.clone());
+                async move {
+                    for t in 0..6u64 {
+                        let (lock, done) = (lock.clone(), done.clone());
+                        n.spawn(async move {
+                            let mut rng = Rng(round * 71 + t + 1);
+                            for _ in 0..200 {
+                                let guard = match rng.below(2) {
+                                    0 => lock.try_lock(),
+                                    _ => Some(lock.lock().await),
+                                };
+                                if let Some(mut guard) = guard {
+                                    let seen = *guard;
+                                    spin(rng.below(50));
+                                    *guard = seen + 1;
+                                    done.fetch_add(1, Ordering::Relaxed);
+                                }
+                                if rng.below(4) == 0 {
+                                    tokio::task::yield_now().await;
+                                }
+                            }
+                            Ok(())
+                        });
+                    }
+                    Ok::<_, std::io::Error>(())
+                }
+            })
+            .await
+            .unwrap();
+            assert_eq!(
+                *lock.try_lock().expect("free"),
+                done.load(Ordering::Relaxed)
+            );
+            assert!(!lock.is_locked());
+            assert_eq!(lock.tasks_waiting(), 0, "round {round}");
+        }
+    });
+}
