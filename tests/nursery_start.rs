@@ -611,3 +611,128 @@ impl Drop for PanicOnDrop {
         panic!("{}", self.0);
     }
 }
+
+/// `n.cancel()` does not reach a task that called `started` in `f`.
+#[hatchery::test(virtual_time)]
+async fn n6_started_in_f_task_is_cancelled_by_nursery() {
+    let r = nursery(|n| async move {
+        let n2 = n.clone();
+        n.spawn(async move {
+            n2.start(|status| {
+                status.started(());
+                async {
+                    sleep(HOUR).await;
+                    Ok::<_, TestError>(())
+                }
+            })
+            .await
+            .unwrap();
+            Ok(())
+        })
+        .join()
+        .await
+        .unwrap();
+        n.cancel();
+        Ok(())
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(
+        elapsed(),
+        Duration::ZERO,
+        "n.cancel() did not reach the started task"
+    );
+}
+
+/// The caller's scope, cancelled after `start` returned, cancels the started task.
+#[hatchery::test(virtual_time)]
+async fn n6_started_in_f_task_outlives_callers_scope() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let scope = CancelScope::new();
+            let h = scope.handle();
+            let log2 = log.clone();
+            scope
+                .run(async {
+                    n.start(|status| {
+                        status.started(());
+                        async move {
+                            sleep(secs(5)).await;
+                            log2.push("served");
+                            Ok::<_, TestError>(())
+                        }
+                    })
+                    .await
+                    .unwrap();
+                    h.cancel();
+                    sleep(HOUR).await;
+                })
+                .await;
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(
+        log.events(),
+        ["served"],
+        "the caller's scope cancelled the started task"
+    );
+}
+
+/// In an already-cancelled caller scope, `started` must be ignored and `start` must
+/// not return.
+#[hatchery::test(virtual_time)]
+async fn n6_started_in_f_in_cancelled_scope_is_ignored() {
+    let log = Log::new();
+    let r = nursery(|n| {
+        let log = log.clone();
+        async move {
+            let scope = CancelScope::new();
+            scope.handle().cancel();
+            let out = scope
+                .run(async {
+                    let r = n
+                        .start(|status| {
+                            status.started(());
+                            async { Ok::<_, TestError>(()) }
+                        })
+                        .await;
+                    log.push(if r.is_ok() {
+                        "start returned Ok"
+                    } else {
+                        "start returned Err"
+                    });
+                })
+                .await;
+            Ok(out)
+        }
+    })
+    .await;
+    assert_eq!(r, Ok(None));
+    assert!(log.is_empty(), "{:?}", log.events());
+}
+
+/// `started` in `f`, with `start` called from the nursery's own body: `Nursery::cancel`
+/// reaches the started task at once.
+#[hatchery::test(virtual_time)]
+async fn n6_started_in_f_from_the_body_is_cancelled_by_nursery() {
+    let r = nursery(|n| async move {
+        n.start(|status| {
+            status.started(());
+            async {
+                sleep(HOUR).await;
+                Ok::<_, TestError>(())
+            }
+        })
+        .await
+        .unwrap();
+        n.cancel();
+        Ok(())
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(elapsed(), Duration::ZERO);
+}

@@ -743,6 +743,11 @@ impl<V> TaskStatus<V> {
     /// dropped, the task stays under the caller's cancellation, and `start` never
     /// returns. Calling it after the caller dropped `start` does nothing either.
     ///
+    /// It may also be called before the task first runs, in `start`'s closure itself
+    /// (`n.start(|status| { status.started(port); serve(listener) })`): the task then
+    /// belongs to the nursery from its start, and the caller's scope is checked when
+    /// `start` is first polled.
+    ///
     /// # Examples
     ///
     /// ```
@@ -984,7 +989,21 @@ where
                 Some(route),
                 |cell| {
                     let node: Arc<Node> = cell.clone();
-                    start.lock().child = Some(node);
+                    let mut s = start.lock();
+                    // `started` was called before this first poll (in `f` itself, or by
+                    // a thread `f` handed the token to): move the task now, as `started`
+                    // does once the task exists. In a cancelled caller the call is
+                    // ignored, as a late `started` is.
+                    if matches!(s.state, StartState::Started(_))
+                        && !node.reparent(&start.nursery_node)
+                    {
+                        let ignored = std::mem::replace(&mut s.state, StartState::Waiting);
+                        s.child = Some(node);
+                        drop(s);
+                        drop(ignored);
+                        return;
+                    }
+                    s.child = Some(node);
                 },
             );
         }
