@@ -555,3 +555,58 @@ async fn c4_sleep_until_the_latest_instant() {
     assert_eq!(move_on_after(ms(20), sleep_until(far)).await, None);
     assert_eq!(move_on_at(far, sleep(ms(5))).await, Some(()));
 }
+
+/// Tokio, plus a hook that another thread runs (once) inside the next `now()`: that
+/// thread acts at exactly the moment the caller reads the clock.
+struct Hooked {
+    inner: hatchery_tokio::TokioRuntime,
+    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl hatchery::rt::Runtime for Hooked {
+    fn spawn(&self, task: hatchery::rt::Task) {
+        self.inner.spawn(task);
+    }
+    fn now(&self) -> Instant {
+        let hook = self.hook.lock().unwrap().take();
+        if let Some(hook) = hook {
+            std::thread::spawn(hook).join().unwrap();
+        }
+        self.inner.now()
+    }
+    fn sleep_until(&self, deadline: Instant) -> std::pin::Pin<Box<dyn hatchery::rt::Sleep>> {
+        self.inner.sleep_until(deadline)
+    }
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        self.inner.spawn_blocking(work);
+    }
+}
+
+/// C4: a deadline set through a handle from another thread while the scope is being
+/// entered (between the entry's look for one and its storing the timeout's) wins over
+/// the timeout. It was lost: the scope ran for its whole timeout.
+#[test]
+fn c4_set_deadline_racing_entry_wins_over_the_timeout() {
+    hatchery_tokio::run(async {
+        let rt = std::sync::Arc::new(Hooked {
+            inner: hatchery_tokio::TokioRuntime::current(),
+            hook: std::sync::Mutex::new(None),
+        });
+        hatchery::rt::enter(rt.clone(), async move {
+            let scope = CancelScope::new().with_timeout(HOUR);
+            let handle = scope.handle();
+            let target = now();
+            let setter = handle.clone();
+            // A watchdog: fails the test instead of waiting an hour.
+            let out = move_on_after(secs(10), async {
+                // The next `now()` is the one the scope's entry reads.
+                *rt.hook.lock().unwrap() = Some(Box::new(move || setter.set_deadline(target)));
+                scope.run(sleep(HOUR)).await
+            })
+            .await;
+            assert_eq!(handle.deadline(), Some(target), "the deadline set was lost");
+            assert_eq!(out, Some(None), "cancelled at its first suspension");
+        })
+        .await;
+    });
+}

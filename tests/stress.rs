@@ -5,12 +5,12 @@
 //! generous real-time limit (`fail_after`) running out.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hatchery::sync::{Lock, Semaphore};
-use hatchery::{fail_after, move_on_after, nursery};
+use hatchery::{fail_after, move_on_after, now, nursery, CancelHandle, CancelScope};
 use hatchery_tests::Rng;
 
 /// Runs `f` on a tokio multi-thread runtime with four workers, failing the test if it
@@ -126,4 +126,73 @@ fn lock_fast_path_racing_waiters() {
             assert_eq!(lock.tasks_waiting(), 0, "round {round}");
         }
     });
+}
+
+/// `CancelHandle::set_deadline` from a plain thread, at a random moment around the
+/// scope's entry (which computes its timeout's deadline): the deadline set always wins.
+#[test]
+fn set_deadline_racing_entry_is_never_lost() {
+    const ROUNDS: u64 = 20_000;
+    struct Ctl {
+        round: AtomicU64,
+        done: AtomicU64,
+        target: Mutex<Option<(CancelHandle, Instant)>>,
+        stop: AtomicBool,
+    }
+    let ctl = Arc::new(Ctl {
+        round: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        target: Mutex::new(None),
+        stop: AtomicBool::new(false),
+    });
+    let setter = {
+        let ctl = ctl.clone();
+        std::thread::spawn(move || {
+            let mut rng = Rng(12345);
+            let mut seen = 0;
+            while !ctl.stop.load(Ordering::Relaxed) {
+                let round = ctl.round.load(Ordering::Acquire);
+                if round == seen {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                seen = round;
+                spin(rng.below(400));
+                let (handle, at) = ctl.target.lock().unwrap().clone().unwrap();
+                handle.set_deadline(at);
+                ctl.done.store(round, Ordering::Release);
+            }
+        })
+    };
+    let lost = Arc::new(AtomicU64::new(0));
+    on_four_workers({
+        let (ctl, lost) = (ctl.clone(), lost.clone());
+        async move {
+            for round in 1..=ROUNDS {
+                let scope = CancelScope::new().with_timeout(Duration::from_secs(3600));
+                let handle = scope.handle();
+                let target = now() + Duration::from_secs(7200);
+                *ctl.target.lock().unwrap() = Some((handle.clone(), target));
+                ctl.round.store(round, Ordering::Release);
+                let ctl = ctl.clone();
+                scope
+                    .run(async move {
+                        while ctl.done.load(Ordering::Acquire) != round {
+                            std::hint::spin_loop();
+                        }
+                    })
+                    .await;
+                if handle.deadline() != Some(target) {
+                    lost.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    ctl.stop.store(true, Ordering::Relaxed);
+    setter.join().unwrap();
+    assert_eq!(
+        lost.load(Ordering::Relaxed),
+        0,
+        "deadlines lost in {ROUNDS} rounds"
+    );
 }

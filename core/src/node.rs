@@ -491,10 +491,17 @@ impl<X: ?Sized> Node<X> {
 
     fn store_deadline(&self, deadline: Option<Instant>) {
         match AtomicDeadline::encode(deadline) {
+            FAR => self.store_deadline_locked(&mut self.lock(), deadline),
+            word => self.deadline.0.store(word, Ordering::Release),
+        }
+    }
+
+    /// [`store_deadline`](Node::store_deadline) with the lock held.
+    fn store_deadline_locked(&self, inner: &mut Inner, deadline: Option<Instant>) {
+        match AtomicDeadline::encode(deadline) {
             FAR => {
                 // The word is written under the lock too, after the instant, so a reader
                 // that sees `FAR` finds this instant (or a later one) there.
-                let mut inner = self.lock();
                 inner.rare().far_deadline = deadline;
                 self.deadline.0.store(FAR, Ordering::Release);
             }
@@ -502,17 +509,32 @@ impl<X: ?Sized> Node<X> {
         }
     }
 
-    /// Sets the deadline on entry (a timeout's), before the scope is polled: nobody
-    /// waits on it yet.
+    /// Sets the deadline of a scope not entered yet, not through `set_deadline` (so a
+    /// timeout set later still applies): nobody waits on it yet.
     pub(crate) fn init_deadline(&self, deadline: Instant) {
         self.store_deadline(Some(deadline));
+    }
+
+    /// Sets a timeout's deadline on entry, unless a deadline was set through
+    /// [`set_deadline`](Node::set_deadline) since the timeout was: under the lock that
+    /// `set_deadline` takes, so that one racing the entry on another thread is never
+    /// overwritten.
+    fn init_deadline_unless_set(&self, deadline: Instant) {
+        let mut inner = self.lock();
+        if !self.deadline_set.load(Ordering::Acquire) {
+            self.store_deadline_locked(&mut inner, Some(deadline));
+        }
     }
 
     /// Moves the deadline (through a handle or a builder) and wakes the runner, so that
     /// its timer follows.
     pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
-        self.store_deadline(deadline);
-        self.deadline_set.store(true, Ordering::Release);
+        {
+            // Under the lock: see `init_deadline_unless_set`.
+            let mut inner = self.lock();
+            self.store_deadline_locked(&mut inner, deadline);
+            self.deadline_set.store(true, Ordering::Release);
+        }
         self.waker.wake();
     }
 
@@ -614,8 +636,9 @@ impl Node {
                 true
             }
             None => {
+                // A handle exists, and may set a deadline from another thread right now.
                 if let Some(d) = deadline {
-                    this.init_deadline(d);
+                    this.init_deadline_unless_set(d);
                 }
                 this.set_parent_once(parent);
                 false
