@@ -176,3 +176,26 @@ async fn remaining_never_counts_an_output_twice() {
         assert_eq!(max, 1, "iteration {i}");
     }
 }
+
+/// `as_completed_in` on a closed nursery panics with its own message (it has no `try_`
+/// form to point to, as `spawn`'s message does).
+#[hatchery::test]
+async fn as_completed_in_a_closed_nursery_panics_at_the_caller() {
+    let mut saved = None;
+    nursery(|n| {
+        saved = Some(n);
+        async { Ok::<_, TestError>(()) }
+    })
+    .await
+    .unwrap();
+    let n = saved.unwrap();
+    let p = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(as_completed_in(&n, [ready(1)]));
+    }));
+    let p = p.unwrap_err();
+    assert_eq!(
+        hatchery_tests::panic_message(&*p),
+        "hatchery: as_completed_in: cannot spawn into a closed nursery (it has finished, or \
+         its future was dropped)"
+    );
+}

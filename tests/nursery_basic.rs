@@ -242,14 +242,21 @@ async fn n5_spawn_after_close_fails_clearly() {
         })
         .unwrap_err();
     assert_eq!(log.events(), ["future dropped"]);
-    assert!(e.to_string().contains("already finished"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "cannot spawn into a closed nursery (it has finished, or its future was dropped)"
+    );
 
     let p = catch_unwind(AssertUnwindSafe(|| {
         n.spawn(async { Ok(()) });
     }))
     .unwrap_err();
     let msg = panic_message(&*p);
-    assert!(msg.contains("already finished"), "{msg}");
+    assert_eq!(
+        msg,
+        "hatchery: cannot spawn into a closed nursery (it has finished, or its future was \
+         dropped); use `Nursery::try_spawn` to handle this"
+    );
 
     let s = n.start(|status| async move {
         status.started(());

@@ -309,3 +309,18 @@ async fn an_enclosing_cancel_drops_a_nested_run() {
         ["cancelled the enclosing scope", "inner run dropped"]
     );
 }
+
+/// `advance` past the latest instant `Instant` can hold panics with a message that says
+/// what happened and what to do, and leaves the clock where it was.
+#[hatchery::test(manual_time)]
+async fn advance_past_the_latest_instant_panics_clearly() {
+    advance(secs(5));
+    let p = std::panic::catch_unwind(|| advance(Duration::MAX)).unwrap_err();
+    assert_eq!(
+        hatchery_tests::panic_message(&*p),
+        "hatchery: virtual time overflow: advancing the clock by \
+         18446744073709551615.999999999s passes the latest instant `Instant` can hold; \
+         advance by less"
+    );
+    assert_eq!(elapsed(), secs(5));
+}

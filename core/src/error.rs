@@ -399,8 +399,9 @@ impl From<JoinError> for std::io::Error {
     }
 }
 
-/// The error of [`Nursery::try_spawn`](crate::Nursery::try_spawn): the nursery has
-/// already finished, so nothing can be spawned into it.
+/// The error of [`Nursery::try_spawn`](crate::Nursery::try_spawn): the nursery is
+/// closed (it has finished, or its future was dropped from outside), so nothing can be
+/// spawned into it.
 ///
 /// # Examples
 ///
@@ -416,7 +417,10 @@ impl From<JoinError> for std::io::Error {
 /// .await
 /// .unwrap();
 /// let err: SpawnError = saved.unwrap().try_spawn(async { Ok(()) }).unwrap_err();
-/// assert_eq!(err.to_string(), "cannot spawn into a nursery that has already finished");
+/// assert_eq!(
+///     err.to_string(),
+///     "cannot spawn into a closed nursery (it has finished, or its future was dropped)"
+/// );
 /// # });
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -430,7 +434,9 @@ impl fmt::Debug for SpawnError {
 
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("cannot spawn into a nursery that has already finished")
+        f.write_str(
+            "cannot spawn into a closed nursery (it has finished, or its future was dropped)",
+        )
     }
 }
 

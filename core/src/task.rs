@@ -862,7 +862,9 @@ impl<E: Send + 'static> Nursery<E> {
     /// caller's cancellation) is cancelled too, `start` waits for it to stop, and then the
     /// scope ends the work: `start` never returns, even if the task calls `started` in a
     /// shielded part after the cancellation (that call is ignored). If the task had
-    /// called `started` before, it keeps running in the nursery. Dropping the future
+    /// called `started` before, it keeps running in the nursery, and `start` returns its
+    /// value when next polled, even in a scope cancelled since: the value is handed over,
+    /// not lost. Dropping the future
     /// from outside hatchery cancels a task that has not started yet, without waiting
     /// for it; an error or panic of that task before `started` is then dropped with it
     /// (C8: nobody is left to report it to).

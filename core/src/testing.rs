@@ -154,10 +154,12 @@ impl Clock {
     fn advance(&self, by: Duration) {
         let wake = {
             let mut s = self.lock();
-            s.now = s
-                .now
-                .checked_add(by)
-                .expect("hatchery: virtual time overflow");
+            s.now = s.now.checked_add(by).unwrap_or_else(|| {
+                panic!(
+                    "hatchery: virtual time overflow: advancing the clock by {by:?} passes \
+                         the latest instant `Instant` can hold; advance by less"
+                )
+            });
             due(&mut s)
         };
         wake.into_iter().for_each(Waker::wake);
@@ -634,6 +636,7 @@ impl<F> fmt::Debug for TestRun<F> {
 /// # Panics
 ///
 /// Outside a [`virtual_time`] or [`manual_time`] run, or if the run has no virtual clock.
+/// If the clock would pass the latest instant `Instant` can hold (`Duration::MAX`, say).
 ///
 /// # Examples
 ///

@@ -454,6 +454,13 @@ pub fn current_effective_deadline() -> Deadline {
 /// first poll (anyio's `to_thread.run_sync` starts nothing before it is awaited either),
 /// and not at all if the enclosing scope is cancelled by then.
 ///
+/// `f` runs on a plain thread, outside hatchery: hatchery's functions that need a run
+/// ([`now`](crate::now), the scopes, [`testing::elapsed`](crate::testing::elapsed), ...)
+/// panic there as they do outside any runtime. Read what it needs before, and reach back
+/// with the blocking forms of the [`sync`](crate::sync) primitives
+/// ([`SendStream::send_blocking`](crate::SendStream::send_blocking),
+/// [`Event::wait_blocking`](crate::sync::Event::wait_blocking), ...).
+///
 /// # Cancel safety
 ///
 /// A running thread cannot be interrupted: if this future is dropped, or the enclosing

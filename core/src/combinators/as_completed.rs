@@ -139,17 +139,21 @@ where
         senders: AtomicUsize::new(0),
         waker: AtomicWaker::new(),
     });
-    let handles = futs
-        .into_iter()
-        .map(|fut| {
-            chan.senders.fetch_add(1, Ordering::AcqRel);
-            let tx = Sender(Some(chan.clone()));
-            n.spawn(async move {
-                tx.send(fut.await);
-                Ok(())
-            })
-        })
-        .collect();
+    let futs = futs.into_iter();
+    let mut handles = Vec::with_capacity(futs.size_hint().0);
+    // A loop, not a closure, so that a panic names the caller (`#[track_caller]`).
+    for fut in futs {
+        chan.senders.fetch_add(1, Ordering::AcqRel);
+        let tx = Sender(Some(chan.clone()));
+        let spawned = n.try_spawn(async move {
+            tx.send(fut.await);
+            Ok(())
+        });
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(e) => panic!("hatchery: as_completed_in: {e}"),
+        }
+    }
     AsCompleted { chan, handles }
 }
 

@@ -328,6 +328,12 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
     /// delays (backon's builders stop after `max_times` retries, 3 unless changed; call
     /// `without_max_times()` to let [`max_attempts`](Retry::max_attempts) alone decide).
     ///
+    /// A delay is slept as the policy gives it. A policy whose delays grow without bound
+    /// (`without_max_delay()` over many attempts; a NaN or negative factor, which backon
+    /// turns into the longest delay) reaches `Duration::MAX`, a sleep that never ends: keep
+    /// a `with_max_delay`, or bound the whole retry with
+    /// [`max_elapsed`](Retry::max_elapsed) or a deadline.
+    ///
     /// # Examples
     ///
     /// ```
