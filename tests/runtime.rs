@@ -1020,3 +1020,33 @@ mod nested_enter {
         assert!(matches!(d, Deadline::At(_)), "{d:?}");
     }
 }
+
+/// The runtime of a test run (`testing::tracked`, `virtual_time`, `#[hatchery::test]`)
+/// wraps every task to watch it, and still lets the base runtime keep its handle with
+/// the task: the handle is dropped once, after the task, as outside a test run. (It
+/// was dropped at once, so the tests never ran the kept-handle path.)
+#[test]
+fn a_test_run_keeps_the_base_runtimes_handles_too() {
+    let runtime = ThreadPerTask::keeping(Handles::Keep);
+    let rt = runtime.clone();
+    let out = block_on(hatchery::rt::enter(
+        runtime.clone(),
+        hatchery::testing::tracked(nursery(|n: Nursery<TestError>| async move {
+            let joined = n.spawn(async { Ok(1) });
+            drop(n.spawn(async {
+                checkpoint().await;
+                Ok(())
+            }));
+            assert_eq!(joined.join().await, Ok(1));
+            rt.join_threads();
+            Ok(())
+        })),
+    ));
+    assert_eq!(out, Ok(()));
+    runtime.join_threads();
+    assert_eq!(
+        runtime.records(),
+        vec![(true, 1, 0); 2],
+        "(done, drops, drops before done) per task"
+    );
+}

@@ -121,7 +121,7 @@ use std::time::{Duration, Instant};
 use pin_project_lite::pin_project;
 
 use crate::node::Node;
-use crate::task::RawTask;
+use crate::task::{Keeper, RawTask};
 
 /// An executor and clock that hatchery can run on.
 ///
@@ -328,7 +328,9 @@ pub struct Task {
 
 enum TaskInner {
     Raw(RawTask),
-    Boxed(Pin<Box<dyn Future<Output = ()> + Send>>),
+    /// A future, and where to keep its executor's handle: a task of hatchery's wrapped by
+    /// [`Task::wrap`] keeps it with the task it wraps.
+    Boxed(Pin<Box<dyn Future<Output = ()> + Send>>, Option<Keeper>),
 }
 
 impl Task {
@@ -356,7 +358,23 @@ impl Task {
     /// ```
     pub fn from_future<F: Future<Output = ()> + Send + 'static>(fut: F) -> Task {
         Task {
-            inner: TaskInner::Boxed(Box::pin(fut)),
+            inner: TaskInner::Boxed(Box::pin(fut), None),
+        }
+    }
+
+    /// A task that polls `wrap(self)`, a future that drives this task (a runtime that
+    /// watches every task, as the test runs' does). A handle given to
+    /// [`spawn_with`](Task::spawn_with) is still kept with this task's state.
+    pub(crate) fn wrap<F>(mut self, wrap: impl FnOnce(Task) -> F) -> Task
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let keeper = match &mut self.inner {
+            TaskInner::Raw(raw) => Some(raw.keeper()),
+            TaskInner::Boxed(_, keeper) => keeper.take(),
+        };
+        Task {
+            inner: TaskInner::Boxed(Box::pin(wrap(self)), keeper),
         }
     }
 
@@ -419,13 +437,15 @@ impl Task {
     /// ));
     /// assert_eq!(out.unwrap(), 42);
     /// ```
-    pub fn spawn_with<H: Send + 'static>(self, spawn: impl FnOnce(Task) -> H) {
-        match &self.inner {
-            TaskInner::Raw(raw) => {
-                let keeper = raw.keeper();
-                keeper.keep(spawn(self));
-            }
-            TaskInner::Boxed(_) => drop(spawn(self)),
+    pub fn spawn_with<H: Send + 'static>(mut self, spawn: impl FnOnce(Task) -> H) {
+        let keeper = match &mut self.inner {
+            TaskInner::Raw(raw) => Some(raw.keeper()),
+            TaskInner::Boxed(_, keeper) => keeper.take(),
+        };
+        let handle = spawn(self);
+        match keeper {
+            Some(keeper) => keeper.keep(handle),
+            None => drop(handle),
         }
     }
 }
@@ -437,7 +457,7 @@ impl Future for Task {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         match &mut self.get_mut().inner {
             TaskInner::Raw(raw) => raw.poll(cx),
-            TaskInner::Boxed(fut) => fut.as_mut().poll(cx),
+            TaskInner::Boxed(fut, _) => fut.as_mut().poll(cx),
         }
     }
 }

@@ -33,8 +33,8 @@ pub(crate) trait Route<E>: Send + Sync {
 #[allow(unsafe_code)]
 mod raw;
 
-pub(crate) use raw::RawTask;
 use raw::{Body, Cell, Erased};
+pub(crate) use raw::{Keeper, RawTask};
 
 /// What a task shares with its [`TaskHandle`]: how it ended.
 struct Output<T> {

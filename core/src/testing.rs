@@ -194,9 +194,12 @@ struct TrackedRuntime {
 impl Runtime for TrackedRuntime {
     fn spawn(&self, task: Task) {
         self.clock.busy();
+        // Wrapped, not made anew: the base runtime may still keep its handle with the
+        // task (`Task::spawn_with`), as it does outside test runs.
+        let clock = self.clock.clone();
         self.clock
             .base
-            .spawn(Task::from_future(Tracked::new(self.clock.clone(), task)));
+            .spawn(task.wrap(|task| Tracked::new(clock, task)));
     }
 
     fn now(&self) -> Instant {
