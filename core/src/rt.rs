@@ -935,7 +935,7 @@ pub fn enter<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
     Enter {
         fut,
         rt: runtime,
-        node: Some(Node::new(false, true)),
+        node: None,
         nest: true,
     }
 }
@@ -946,7 +946,7 @@ pub(crate) fn enter_root<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<
     Enter {
         fut,
         rt: runtime,
-        node: Some(Node::new(false, true)),
+        node: None,
         nest: false,
     }
 }
@@ -973,6 +973,7 @@ pin_project! {
         #[pin]
         fut: F,
         rt: Arc<dyn Runtime>,
+        // The root's node, made at its first poll as a root (a nested one needs none).
         node: Option<Arc<Node>>,
         // Inside a hatchery context, runs in the enclosing scope rather than as a root.
         nest: bool,
@@ -994,6 +995,9 @@ impl<F: Future> Future for Enter<F> {
         let fut = this.fut;
         if *this.nest && with_current(|c| c.is_some()) {
             return with_runtime(this.rt, || fut.poll(cx));
+        }
+        if this.node.is_none() {
+            *this.node = Some(Node::new(false, true));
         }
         enter_with(this.node, this.rt, cx.waker(), || fut.poll(cx))
     }
