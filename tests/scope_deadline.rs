@@ -415,13 +415,22 @@ async fn c4_set_deadline_before_entry_overrides_timeout() {
 }
 
 /// C4: a scope's deadline fires while many tasks poll in parallel; every timeout in a
-/// batch of sibling tasks fires, each in its own task.
-///
-/// Real time: under virtual time, many deadlines due at the same instant currently race
-/// on multi-threaded backends (a task woken by one jump of the clock may run only after
-/// the next jump, here to the hour-long sleeps).
+/// batch of sibling tasks fires, each in its own task. In real time, with the
+/// runtime's own timers.
 #[hatchery::test]
 async fn c4_many_timeouts_in_parallel_tasks() {
+    many_timeouts_in_parallel_tasks().await;
+}
+
+/// The same under virtual time, where many deadlines are due at the same instants: every
+/// task a jump of the clock wakes runs before the next jump (to the hour-long sleeps).
+#[hatchery::test(virtual_time)]
+async fn c4_many_timeouts_in_parallel_tasks_virtual() {
+    many_timeouts_in_parallel_tasks().await;
+    assert_eq!(elapsed(), ms(6));
+}
+
+async fn many_timeouts_in_parallel_tasks() {
     let fired = Counter::new();
     let r = nursery(|n| {
         let fired = fired.clone();
