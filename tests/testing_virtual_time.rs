@@ -324,3 +324,24 @@ async fn advance_past_the_latest_instant_panics_clearly() {
     );
     assert_eq!(elapsed(), secs(5));
 }
+
+/// A `wait_all_tasks_blocked` dropped before it fired (polled once in a task that then
+/// finished) does not hold the clock: the next time all tasks are blocked, it jumps to
+/// the next deadline as usual.
+#[hatchery::test(virtual_time)]
+async fn a_dropped_wait_all_tasks_blocked_does_not_stop_the_clock() {
+    let r = nursery(|n| async move {
+        n.spawn(async {
+            let mut wait = wait_all_tasks_blocked();
+            assert!(futures_lite::future::poll_once(&mut wait).await.is_none());
+            Ok::<_, TestError>(())
+        })
+        .join()
+        .await
+        .unwrap();
+        sleep(secs(5)).await;
+        Ok::<_, TestError>(())
+    });
+    assert_eq!(r.await, Ok(()));
+    assert_eq!(elapsed(), secs(5));
+}

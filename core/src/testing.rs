@@ -749,7 +749,7 @@ pub fn is_virtual_time() -> bool {
 /// }));
 /// ```
 pub fn wait_all_tasks_blocked() -> WaitAllTasksBlocked {
-    WaitAllTasksBlocked { fired: None }
+    WaitAllTasksBlocked { waiting: None }
 }
 
 /// Future returned by [`wait_all_tasks_blocked`].
@@ -776,9 +776,9 @@ pub fn wait_all_tasks_blocked() -> WaitAllTasksBlocked {
 /// }));
 /// ```
 #[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
 pub struct WaitAllTasksBlocked {
-    fired: Option<Arc<AtomicBool>>,
+    /// Once registered: the clock it waits on, and its flag there.
+    waiting: Option<(Arc<Clock>, Arc<AtomicBool>)>,
 }
 
 impl Future for WaitAllTasksBlocked {
@@ -788,15 +788,17 @@ impl Future for WaitAllTasksBlocked {
         if rt::current_cancelled() {
             return Poll::Pending;
         }
-        if let Some(fired) = &self.fired {
+        if let Some((_, fired)) = &self.waiting {
             if fired.load(Ordering::Acquire) {
                 return Poll::Ready(());
             }
         }
-        let clock = current_clock("wait_all_tasks_blocked");
-        let fired = self
-            .fired
-            .get_or_insert_with(|| Arc::new(AtomicBool::new(false)))
+        let (clock, fired) = self
+            .waiting
+            .get_or_insert_with(|| {
+                let clock = current_clock("wait_all_tasks_blocked");
+                (clock, Arc::new(AtomicBool::new(false)))
+            })
             .clone();
         let mut s = clock.lock();
         // Released meanwhile (under this lock): don't leave a stale entry behind.
@@ -806,5 +808,26 @@ impl Future for WaitAllTasksBlocked {
         s.idle_waiters.retain(|(_, f)| !Arc::ptr_eq(f, &fired));
         s.idle_waiters.push((cx.waker().clone(), fired));
         Poll::Pending
+    }
+}
+
+impl fmt::Debug for WaitAllTasksBlocked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitAllTasksBlocked")
+            .field("waiting", &self.waiting.is_some())
+            .finish()
+    }
+}
+
+impl Drop for WaitAllTasksBlocked {
+    fn drop(&mut self) {
+        // A wait dropped before it fired leaves the clock's list: it would take the next
+        // moment all tasks are blocked (a wake-up of nobody, and no jump of the clock).
+        if let Some((clock, fired)) = self.waiting.take() {
+            if !fired.load(Ordering::Acquire) {
+                let mut s = clock.lock();
+                s.idle_waiters.retain(|(_, f)| !Arc::ptr_eq(f, &fired));
+            }
+        }
     }
 }
