@@ -266,6 +266,10 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         #vis mod #name {
             #[allow(unused_imports)]
             pub(super) use super::#name as body;
+            // The copied return type and attributes name what the test's own module
+            // sees (`use anyhow::Result;`, a local error type, an imported attribute).
+            #[allow(unused_imports)]
+            use super::*;
 
             #(#tests)*
         }
