@@ -10,7 +10,9 @@ use hatchery::testing::elapsed;
 use hatchery::{
     checkpoint, move_on_after, nursery, shield, sleep, CancelScope, Nursery, TaskStatus,
 };
-use hatchery_tests::{eventually, is_tokio, ms, secs, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{
+    catch_panic, eventually, is_tokio, ms, secs, until, Counter, Log, TestError, HOUR,
+};
 
 /// Generous bound for "soon after" the drop (on real time; under virtual time
 /// [`eventually`] lets no time pass at all).
@@ -294,4 +296,57 @@ async fn c8_dropped_nursery_refuses_spawns() {
     assert!(r.is_err(), "spawned into a dropped nursery");
     sleep(secs(1)).await;
     assert_eq!(ran.get(), 0);
+}
+
+/// C8: an error of a task whose `start` was dropped from outside before `started` is
+/// dropped with it (nobody is left to report it to): it does not fail the nursery.
+#[hatchery::test(virtual_time)]
+async fn c8_dropped_start_error_is_not_reported_to_the_nursery() {
+    let r = nursery(|n| async move {
+        let running = Counter::new();
+        let r2 = running.clone();
+        let start = n.start(move |_status: TaskStatus<()>| async move {
+            r2.incr();
+            shield(sleep(secs(5))).await; // busy when `start` is dropped
+            Err::<(), _>(TestError("after drop"))
+        });
+        // A foreign dropper: `or` drops `start` once the task is running.
+        let out = future::or(async { start.await.ok().map(|()| "started") }, async {
+            until(|| running.get() == 1).await;
+            None
+        })
+        .await;
+        assert_eq!(out, None);
+        sleep(secs(10)).await; // the body goes on with other work
+        Ok(())
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+}
+
+/// The same for a panic: the nursery does not resume it.
+#[hatchery::test(virtual_time)]
+async fn c8_dropped_start_panic_is_not_resumed_by_the_nursery() {
+    let r = catch_panic(nursery(|n| async move {
+        let running = Counter::new();
+        let r2 = running.clone();
+        let start = n.start(move |_status: TaskStatus<()>| async move {
+            r2.incr();
+            shield(sleep(secs(5))).await;
+            if true {
+                panic!("after drop");
+            }
+            Ok::<(), TestError>(())
+        });
+        let out = future::or(async { start.await.ok().map(|()| "started") }, async {
+            until(|| running.get() == 1).await;
+            None
+        })
+        .await;
+        assert_eq!(out, None);
+        sleep(secs(10)).await;
+        Ok(())
+    }))
+    .await;
+    assert_eq!(r, Ok(Ok(())));
 }

@@ -736,3 +736,29 @@ async fn n6_started_in_f_from_the_body_is_cancelled_by_nursery() {
     assert_eq!(r, Ok(()));
     assert_eq!(elapsed(), Duration::ZERO);
 }
+
+/// N6: `StartError`'s `{:#}` passes the flag on to the task's error, as `NurseryError`'s
+/// does, so anyhow's cause chain shows (`{}` shows only the outermost context).
+#[hatchery::test]
+async fn n6_start_error_alternate_display_shows_the_cause_chain() {
+    use anyhow::Context;
+    let e = nursery(|n| async move {
+        let e = n
+            .start(|_status: hatchery::TaskStatus<u16>| async move {
+                Err::<(), _>(anyhow::anyhow!("address in use")).context("binding port 8080")
+            })
+            .await
+            .unwrap_err();
+        Ok::<_, anyhow::Error>(e)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        format!("{e:#}"),
+        "task failed before it started: binding port 8080: address in use"
+    );
+    assert_eq!(
+        format!("{e}"),
+        "task failed before it started: binding port 8080"
+    );
+}

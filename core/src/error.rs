@@ -444,6 +444,9 @@ impl std::error::Error for SpawnError {}
 
 /// The error of [`Nursery::start`](crate::Nursery::start).
 ///
+/// Its `Display` with `{:#}` shows a `Failed` task's error with `{:#}` too (anyhow's
+/// cause chain), as [`NurseryError`]'s does. Like it, it names no `source()`.
+///
 /// # Examples
 ///
 /// ```
@@ -507,6 +510,10 @@ impl<E: fmt::Debug> fmt::Debug for StartError<E> {
 impl<E: fmt::Display> fmt::Display for StartError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // `{:#}` reaches the task's error (anyhow's cause chain), as `NurseryError`'s.
+            StartError::Failed(e) if f.alternate() => {
+                write!(f, "task failed before it started: {e:#}")
+            }
             StartError::Failed(e) => write!(f, "task failed before it started: {e}"),
             StartError::NotStarted => {
                 f.write_str("task ended (returned or was cancelled) without calling `started`")

@@ -780,9 +780,11 @@ enum StartState<V, E> {
     Failed(E),
     Panicked(Panic),
     NotStarted,
-    /// The value has been handed out (or the caller is gone): the task belongs to the
-    /// nursery.
+    /// The value has been handed out: the task belongs to the nursery.
     Over,
+    /// `Start` was dropped from outside before the task started (C8): the task is
+    /// cancelled under the caller's scope, and an error or panic of it goes nowhere.
+    Abandoned,
 }
 
 struct StartShared<V, E> {
@@ -825,8 +827,15 @@ impl<V: Send, E: Send> StartSink<V> for StartShared<V, E> {
 impl<V: Send, E: Send> Route<E> for StartShared<V, E> {
     fn end(&self, end: End<E>) -> Option<End<E>> {
         let mut s = self.lock();
-        if !matches!(s.state, StartState::Waiting) {
-            return Some(end);
+        match s.state {
+            StartState::Waiting => {}
+            StartState::Abandoned => {
+                // Nobody is left to report it to (C8); dropped outside the lock.
+                drop(s);
+                drop(end);
+                return None;
+            }
+            _ => return Some(end),
         }
         s.state = match end {
             End::Value | End::Cancelled => StartState::NotStarted,
@@ -1017,7 +1026,7 @@ where
                 s.state = StartState::Waiting;
                 return Poll::Pending;
             }
-            StartState::Over => return Poll::Pending,
+            StartState::Over | StartState::Abandoned => return Poll::Pending,
             StartState::Started(v) => Ok(v),
             StartState::Failed(e) => Err(StartError::Failed(e)),
             StartState::Panicked(p) => {
@@ -1049,7 +1058,7 @@ impl<Fut, V, E> Drop for Start<Fut, V, E> {
         if let StartState::Waiting = s.state {
             if self.hold.is_some() {
                 // Dropped from outside while the task has not started: cancel it.
-                s.state = StartState::Over;
+                s.state = StartState::Abandoned;
                 if let Some(child) = &s.child {
                     child.cancel(node::EXPLICIT);
                 }
