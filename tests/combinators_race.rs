@@ -5,7 +5,7 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 
 use hatchery::{finally, move_on_after, race, race_ok, sleep};
-use hatchery_tests::{catch_panic, ms, Counter, Log, TestError, HOUR};
+use hatchery_tests::{catch_panic, ms, secs, Counter, Log, TestError, HOUR};
 
 type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -232,4 +232,32 @@ async fn race_macro_panic_and_outer_cancellation() {
     assert_eq!(out, None);
     assert_eq!(dropped.get(), 3);
     assert_eq!(race!(ready(7)), 7, "one future");
+}
+
+/// A cancelled `race_ok` never returns, even when every future has failed by the time
+/// the last one is done (one before the deadline, one in its shielded cleanup after
+/// it): its errors are its output, not a failure of it (the combinators' docs).
+#[hatchery::test(virtual_time)]
+async fn a_cancelled_race_ok_never_returns_even_if_all_failed() {
+    let out = move_on_after(secs(2), async {
+        race_ok([
+            Box::pin(async {
+                sleep(secs(1)).await;
+                Err::<u32, _>(TestError("a"))
+            }) as BoxFut<Result<u32, TestError>>,
+            // Cancelled at 2 s; fails in its cleanup, at 3 s.
+            Box::pin(async {
+                hatchery::shield(sleep(secs(3))).await;
+                Err(TestError("b"))
+            }),
+        ])
+        .await
+    })
+    .await;
+    assert_eq!(
+        hatchery::testing::elapsed(),
+        secs(3),
+        "the cleanup was awaited"
+    );
+    assert!(out.is_none());
 }

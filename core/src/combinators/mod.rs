@@ -10,8 +10,11 @@
 //!   dropped;
 //! * enclosing cancel scopes and deadlines apply: when one is cancelled, the combinator
 //!   cancels its futures, waits for them, and never returns (the cancelled scope does),
-//!   unless a future had failed by then: like a nursery, a failing combinator reports
-//!   the errors its futures returned before or while being cancelled;
+//!   unless a future had failed by then in a combinator that fails on an error
+//!   ([`try_join`](crate::try_join), [`try_join!`](crate::try_join!), `map`'s
+//!   `try_join`): like a nursery, it reports the errors its futures returned before or
+//!   while being cancelled. For the others an error is an output (`settle`, `race_ok`
+//!   until all fail): a cancelled one never returns;
 //! * a panic in a future cancels the rest and is resumed in the caller.
 //!
 //! | combinator | waits for | returns | on `Err` |

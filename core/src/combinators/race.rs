@@ -125,7 +125,8 @@ where
 ///
 /// # Cancel safety
 ///
-/// As for [`race`].
+/// As for [`race`]: a cancelled `race_ok` never returns, even if every future had
+/// failed by then (the errors are its output, not a failure of it, and go with it).
 ///
 /// # Panics
 ///
