@@ -345,3 +345,55 @@ async fn a_dropped_wait_all_tasks_blocked_does_not_stop_the_clock() {
     assert_eq!(r.await, Ok(()));
     assert_eq!(elapsed(), secs(5));
 }
+
+/// Draining a full tokio channel never blocks: an hour-long timeout around it does not
+/// fire, and no virtual time passes. (After 128 messages tokio's budget makes `recv`
+/// return `Pending` and wake the task only later: test runs lift the budget.)
+#[hatchery::test(virtual_time)]
+async fn a_tokio_budget_yield_does_not_jump_the_clock() {
+    let out = nursery(|n| async move {
+        // In a child: on tokio_multi the root is polled by `block_on`, outside a worker.
+        let h = n.spawn(async move {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+            for i in 0..1000 {
+                tx.send(i).unwrap();
+            }
+            drop(tx);
+            let got = move_on_after(HOUR, async move {
+                let mut k = 0;
+                while rx.recv().await.is_some() {
+                    k += 1;
+                }
+                k
+            })
+            .await;
+            Ok::<_, TestError>((got, elapsed()))
+        });
+        h.join().await.map_err(|_| TestError("join"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(out, (Some(1000), Duration::ZERO));
+}
+
+/// Real time too: `wait_all_tasks_blocked` does not return while a child that drains a
+/// tokio channel can run.
+#[hatchery::test]
+async fn wait_all_tasks_blocked_waits_for_a_budget_yielded_child() {
+    nursery(|n| async move {
+        let h = n.spawn(async move {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+            for i in 0..1000 {
+                tx.send(i).unwrap();
+            }
+            drop(tx);
+            while rx.recv().await.is_some() {}
+            Ok::<_, TestError>(())
+        });
+        wait_all_tasks_blocked().await;
+        assert!(h.is_finished(), "returned while the child could still run");
+        Ok::<_, TestError>(())
+    })
+    .await
+    .unwrap();
+}

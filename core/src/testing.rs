@@ -14,7 +14,10 @@
 //! So `move_on_after(1 hour)` around a future that never finishes returns at once, and
 //! [`elapsed`] reports exactly one hour. This works on every backend, multi-threaded ones
 //! included: hatchery counts its tasks itself rather than relying on the executor.
-//! Blocking work started with [`run_blocking`](crate::run_blocking) counts as busy.
+//! Blocking work started with [`run_blocking`](crate::run_blocking) counts as busy, for
+//! as long as it runs: so time stands still while it waits, too (on a stream's
+//! `send_blocking`, say). Work on a thread that waits for a hatchery task which waits
+//! for the clock never ends under virtual time; give such a test real time.
 //!
 //! [`wait_all_tasks_blocked`] waits until every other task is blocked, for tests of
 //! interleavings ("the worker is now waiting on the channel; send").
@@ -36,7 +39,9 @@
 //! thread outside hatchery looks blocked, so virtual time may jump while the I/O is in
 //! flight (and a timeout around it may fire "early"). Use virtual time for code whose
 //! waiting is all hatchery's (timers, hatchery tasks, in-process channels), or give real
-//! I/O real time.
+//! I/O real time. Likewise, `tokio::task::yield_now` looks blocked (tokio wakes the task
+//! only after the poll): yield with [`checkpoint`](crate::checkpoint) instead. (Tokio's
+//! cooperative budget, which holds a task back the same way, is lifted in test runs.)
 //!
 //! # Examples
 //!
@@ -228,6 +233,14 @@ impl Runtime for TrackedRuntime {
         }
     }
 
+    fn poll_without_budget(
+        &self,
+        cx: &mut Context<'_>,
+        poll: &mut dyn FnMut(&mut Context<'_>) -> Poll<()>,
+    ) -> Poll<()> {
+        self.clock.base.poll_without_budget(cx, poll)
+    }
+
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
         struct Done(Arc<Clock>);
         impl Drop for Done {
@@ -380,7 +393,14 @@ impl<F: Future> Future for Tracked<F> {
             }
         }
         let _restore = Restore(prev);
-        let poll = this.fut.poll(&mut tcx);
+        // Without the executor's cooperative budget: a task it held back would look
+        // blocked (see `Runtime::poll_without_budget`).
+        let mut fut = this.fut;
+        let mut out = None;
+        let poll = task.clock.base.poll_without_budget(&mut tcx, &mut |cx| {
+            fut.as_mut().poll(cx).map(|v| out = Some(v))
+        });
+        let poll = poll.map(|()| out.take().expect("the value of a ready poll"));
         match poll {
             Poll::Ready(v) => {
                 if task.state.swap(DONE, Ordering::AcqRel) != DONE {

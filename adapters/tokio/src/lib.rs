@@ -100,6 +100,15 @@ impl Runtime for TokioRuntime {
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
         drop(self.handle.spawn_blocking(work));
     }
+
+    fn poll_without_budget(
+        &self,
+        cx: &mut Context<'_>,
+        poll: &mut dyn FnMut(&mut Context<'_>) -> Poll<()>,
+    ) -> Poll<()> {
+        let unconstrained = tokio::task::unconstrained(std::future::poll_fn(poll));
+        std::pin::pin!(unconstrained).poll(cx)
+    }
 }
 
 pin_project_lite::pin_project! {
