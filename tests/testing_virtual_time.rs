@@ -397,3 +397,35 @@ async fn wait_all_tasks_blocked_waits_for_a_budget_yielded_child() {
     .await
     .unwrap();
 }
+
+/// A test run inside another takes on its backend's name (`backend()`), so code that
+/// asks which backend it runs on works in nested runs too.
+#[hatchery::test]
+async fn a_nested_run_knows_its_backend() {
+    let outer = hatchery::testing::backend();
+    assert!(outer.is_some());
+    let inner = hatchery::testing::virtual_time(async { hatchery::testing::backend() }).await;
+    assert_eq!(inner, outer);
+}
+
+/// A `tracked` run inside a virtual-time run runs on the enclosing virtual clock, and
+/// `is_virtual_time()` says so.
+#[hatchery::test(virtual_time)]
+async fn a_tracked_run_in_virtual_time_knows_its_clock_is_virtual() {
+    let (virt, el) = hatchery::testing::tracked(async {
+        sleep(HOUR).await;
+        (is_virtual_time(), elapsed())
+    })
+    .await;
+    assert_eq!(el, HOUR);
+    assert!(virt);
+}
+
+/// A test run polled again after it returned panics with its own message.
+#[hatchery::test]
+async fn a_test_run_polled_after_completion_panics_clearly() {
+    let mut run = Box::pin(hatchery::testing::tracked(async { 1 }));
+    assert_eq!(run.as_mut().await, 1);
+    let again = hatchery_tests::catch_panic(run.as_mut()).await.unwrap_err();
+    assert_eq!(again, "hatchery: test run polled after completion");
+}

@@ -83,6 +83,8 @@ struct Clock {
     backend: Option<&'static str>,
     /// Virtual time (else the base runtime's clock, with tracking only).
     virtual_time: bool,
+    /// The base runtime's clock is virtual: a `tracked` run inside a virtual-time run.
+    virtual_base: bool,
     autojump: bool,
     start: Instant,
     state: Mutex<State>,
@@ -539,7 +541,8 @@ pub fn manual_time<F: IntoFuture>(fut: F) -> TestRun<F::IntoFuture> {
 }
 
 /// Runs `fut` on real time, but keeps track of hatchery's tasks so that
-/// [`wait_all_tasks_blocked`] works.
+/// [`wait_all_tasks_blocked`] works. (Inside another test run, "real time" is the
+/// enclosing run's clock: virtual, if that one is, and [`is_virtual_time`] says so.)
 ///
 /// # Cancel safety
 ///
@@ -621,9 +624,15 @@ impl<F: Future> Future for TestRun<F> {
         if let Some((fut, virtual_time, autojump)) = this.pending.take() {
             let base = rt::current().rt;
             let start = base.now();
+            // A run inside another takes on its backend's name, and knows whether its
+            // base clock is the enclosing run's virtual one.
+            let enclosing = CLOCK.with(|c| c.borrow().clone());
             let clock = Arc::new(Clock {
                 base,
-                backend: *this.backend,
+                backend: this
+                    .backend
+                    .or_else(|| enclosing.as_ref().and_then(|c| c.backend)),
+                virtual_base: enclosing.is_some_and(|c| c.virtual_time || c.virtual_base),
                 virtual_time,
                 autojump,
                 start,
@@ -641,10 +650,16 @@ impl<F: Future> Future for TestRun<F> {
             this.root
                 .set(Some(Tracked::new(clock, rt::enter_root(runtime, fut))));
         }
-        this.root
+        let out = this
+            .root
+            .as_mut()
             .as_pin_mut()
             .expect("hatchery: test run polled after completion")
-            .poll(cx)
+            .poll(cx);
+        if out.is_ready() {
+            this.root.set(None);
+        }
+        out
     }
 }
 
@@ -727,11 +742,19 @@ pub fn backend() -> Option<&'static str> {
 /// hatchery_smol::run(tracked(async { assert!(!is_virtual_time()) }));
 /// ```
 pub fn is_virtual_time() -> bool {
-    CLOCK.with(|c| c.borrow().as_ref().is_some_and(|c| c.virtual_time))
+    CLOCK.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|c| c.virtual_time || c.virtual_base)
+    })
 }
 
 /// Waits until every other hatchery task (and all blocking work) of the run is blocked,
 /// then returns. Under virtual time, this happens before the clock would jump.
+///
+/// Several tasks waiting at once are released together (trio releases one at a time):
+/// each then runs while the others may too. Have one task wait, and the rest wait for
+/// it.
 ///
 /// # Cancel safety
 ///
