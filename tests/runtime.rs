@@ -1050,3 +1050,16 @@ fn a_test_run_keeps_the_base_runtimes_handles_too() {
         "(done, drops, drops before done) per task"
     );
 }
+
+/// `run_blocking` polled again after it returned panics with its message, as hatchery's
+/// other futures do (it stayed pending for good).
+#[hatchery::test]
+async fn run_blocking_polled_after_completion_panics() {
+    let mut work = Box::pin(hatchery::run_blocking(|| 7));
+    assert_eq!(work.as_mut().await, 7);
+    let again = catch_panic(future::poll_once(work.as_mut())).await;
+    assert_eq!(
+        again,
+        Err("hatchery: `RunBlocking` polled after completion".to_owned())
+    );
+}

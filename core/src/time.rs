@@ -471,7 +471,8 @@ pub fn current_effective_deadline() -> Deadline {
 ///
 /// When first polled outside a hatchery runtime. A panic in `f` is resumed in the
 /// caller. If the runtime drops `f` without running it (tokio's blocking pool does once
-/// its runtime has shut down), the caller panics with a message that says so.
+/// its runtime has shut down), the caller panics with a message that says so. When
+/// polled after it returned.
 ///
 /// # Examples
 ///
@@ -535,6 +536,7 @@ where
     RunBlocking {
         shared,
         job: Mutex::new(Some(job)),
+        done: false,
     }
 }
 
@@ -592,12 +594,18 @@ pub struct RunBlocking<T> {
     /// The work, until the first poll hands it to the pool. (In a `Mutex` only to keep
     /// the future `Sync`: it is reached through `&mut self`, never locked.)
     job: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// It has returned (or panicked with) the result.
+    done: bool,
 }
 
 impl<T> Future for RunBlocking<T> {
     type Output = T;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        assert!(
+            !self.done,
+            "hatchery: `RunBlocking` polled after completion"
+        );
         if rt::current_cancelled() {
             return Poll::Pending;
         }
@@ -612,6 +620,9 @@ impl<T> Future for RunBlocking<T> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        if taken.is_some() {
+            self.done = true;
+        }
         match taken {
             Some(BlockingResult::Ran(Ok(v))) => Poll::Ready(v),
             // The work's own panic, already reported by the hook where it happened.
