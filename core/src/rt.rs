@@ -368,9 +368,61 @@ pub struct Task {
 
 enum TaskInner {
     Raw(RawTask),
-    /// A future, and where to keep its executor's handle: a task of hatchery's wrapped by
-    /// [`Task::wrap`] keeps it with the task it wraps.
-    Boxed(Pin<Box<dyn Future<Output = ()> + Send>>, Option<Keeper>),
+    /// A future; one made by [`Task::wrap`] also knows where to keep its executor's
+    /// handle (with the task it wraps). One box either way, so that a `Task` stays three
+    /// words: it lives in every executor task.
+    Boxed(Pin<Box<dyn BoxedTask>>),
+}
+
+/// The future of a [`TaskInner::Boxed`] task.
+trait BoxedTask: Future<Output = ()> + Send {
+    /// Where to keep the executor's handle to this task, if anywhere (taken once).
+    fn take_keeper(self: Pin<&mut Self>) -> Option<Keeper>;
+}
+
+pin_project! {
+    /// A task made by [`Task::from_future`]: nothing to keep a handle with.
+    struct Plain<F> {
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Plain<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().fut.poll(cx)
+    }
+}
+
+impl<F: Future<Output = ()> + Send> BoxedTask for Plain<F> {
+    fn take_keeper(self: Pin<&mut Self>) -> Option<Keeper> {
+        None
+    }
+}
+
+pin_project! {
+    /// A task made by [`Task::wrap`]: keeps a handle with the task it wraps.
+    struct Wrapped<F> {
+        #[pin]
+        fut: F,
+        keeper: Option<Keeper>,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Wrapped<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().fut.poll(cx)
+    }
+}
+
+impl<F: Future<Output = ()> + Send> BoxedTask for Wrapped<F> {
+    fn take_keeper(self: Pin<&mut Self>) -> Option<Keeper> {
+        self.project().keeper.take()
+    }
 }
 
 impl Task {
@@ -398,7 +450,7 @@ impl Task {
     /// ```
     pub fn from_future<F: Future<Output = ()> + Send + 'static>(fut: F) -> Task {
         Task {
-            inner: TaskInner::Boxed(Box::pin(fut), None),
+            inner: TaskInner::Boxed(Box::pin(Plain { fut })),
         }
     }
 
@@ -409,12 +461,20 @@ impl Task {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let keeper = match &mut self.inner {
-            TaskInner::Raw(raw) => Some(raw.keeper()),
-            TaskInner::Boxed(_, keeper) => keeper.take(),
-        };
+        let keeper = self.take_keeper();
         Task {
-            inner: TaskInner::Boxed(Box::pin(wrap(self)), keeper),
+            inner: TaskInner::Boxed(Box::pin(Wrapped {
+                fut: wrap(self),
+                keeper,
+            })),
+        }
+    }
+
+    /// Where to keep the executor's handle to this task, if anywhere.
+    fn take_keeper(&mut self) -> Option<Keeper> {
+        match &mut self.inner {
+            TaskInner::Raw(raw) => Some(raw.keeper()),
+            TaskInner::Boxed(fut) => fut.as_mut().take_keeper(),
         }
     }
 
@@ -478,10 +538,7 @@ impl Task {
     /// assert_eq!(out.unwrap(), 42);
     /// ```
     pub fn spawn_with<H: Send + 'static>(mut self, spawn: impl FnOnce(Task) -> H) {
-        let keeper = match &mut self.inner {
-            TaskInner::Raw(raw) => Some(raw.keeper()),
-            TaskInner::Boxed(_, keeper) => keeper.take(),
-        };
+        let keeper = self.take_keeper();
         let handle = spawn(self);
         match keeper {
             Some(keeper) => keeper.keep(handle),
@@ -497,7 +554,7 @@ impl Future for Task {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         match &mut self.get_mut().inner {
             TaskInner::Raw(raw) => raw.poll(cx),
-            TaskInner::Boxed(fut, _) => fut.as_mut().poll(cx),
+            TaskInner::Boxed(fut) => fut.as_mut().poll(cx),
         }
     }
 }
