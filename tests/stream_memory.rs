@@ -732,3 +732,34 @@ async fn receive_stream_is_terminated() {
     rx3.close();
     assert!(rx3.is_terminated());
 }
+
+/// End-of-stream reaches every parked receive after the last item in flight came back
+/// and was taken.
+#[hatchery::test(virtual_time)]
+async fn eos_reaches_every_parked_receive_after_bounce() {
+    let (tx, rx) = memory_stream::<u32>(0);
+    let (rx_b, rx_c) = (rx.clone(), rx.clone());
+    let mut a = Box::pin(rx.recv());
+    assert!(future::poll_once(a.as_mut()).await.is_none()); // A waits first
+    let out = fail_after(
+        HOUR,
+        nursery(|n| async move {
+            let b = n.spawn(async move { Ok::<_, RecvError>(rx_b.recv().await) });
+            let c = n.spawn(async move { Ok::<_, RecvError>(rx_c.recv().await) });
+            wait_all_tasks_blocked().await; // B and C parked
+            tx.try_send(1).unwrap(); // handed to A, the longest waiter
+            drop(tx); // the producer is done: B and C see the item in flight and wait
+            wait_all_tasks_blocked().await;
+            drop(a); // A is cancelled: the item goes back to the stream
+            let (b, c) = (b.join().await.unwrap(), c.join().await.unwrap());
+            Ok::<_, RecvError>((b, c))
+        }),
+    )
+    .await;
+    let (b, c) = out
+        .expect("a receive never saw end-of-stream (lost wake-up)")
+        .unwrap();
+    let mut got = [b, c];
+    got.sort_by_key(|r| r.is_err());
+    assert_eq!(got, [Ok(1), Err(RecvError::EndOfStream)]);
+}

@@ -276,6 +276,10 @@ impl<T> State<T> {
         self.wake_first_sender();
         if !self.buf.is_empty() {
             self.wake_receivers();
+        } else if self.ended() {
+            // That was the last item (one handed back, say, while receives waited for it
+            // to come back or not): the others learn that the stream has ended.
+            self.wake_all_receivers();
         }
         Some(item)
     }
