@@ -763,3 +763,24 @@ async fn eos_reaches_every_parked_receive_after_bounce() {
     got.sort_by_key(|r| r.is_err());
     assert_eq!(got, [Ok(1), Err(RecvError::EndOfStream)]);
 }
+
+/// A rendezvous send does not complete for a receive whose scope is already cancelled.
+#[hatchery::test]
+async fn rendezvous_send_skips_a_cancelled_recv() {
+    // A `next()` in a cancelled scope is not a receiver:
+    let (tx, mut rx) = memory_stream::<u32>(0);
+    let scope = CancelScope::new();
+    let h = scope.handle();
+    let mut w = Box::pin(scope.run(rx.next()));
+    assert!(future::poll_once(w.as_mut()).await.is_none());
+    h.cancel();
+    assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)), "next() case");
+    drop(w);
+    // Nor is a `recv()`:
+    let scope = CancelScope::new();
+    let h = scope.handle();
+    let mut r = Box::pin(scope.run(rx.recv()));
+    assert!(future::poll_once(r.as_mut()).await.is_none());
+    h.cancel(); // the receiver is cancelled: it will never take an item
+    assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)), "recv() case");
+}

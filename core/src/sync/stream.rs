@@ -145,8 +145,9 @@ struct RecvWaiter<T> {
     /// stands for no further item until it is polled again, so a rendezvous sender does
     /// not count an idle handle as a receiver twice.
     served: bool,
-    /// For a stream waiter: the scope of its last poll. No item is sent for it once that
-    /// scope is cancelled, since the scope may drop the poller without polling it again.
+    /// The scope of its last poll. No item is sent for it once that scope is cancelled:
+    /// it will never take one (a cancelled `Recv` withdraws at its next poll, and the
+    /// scope may drop a stream's poller without polling it again).
     scope: Option<Arc<Node>>,
 }
 
@@ -385,25 +386,23 @@ impl<T> State<T> {
                     if !w.waker.will_wake(waker) {
                         w.waker = waker.clone();
                     }
-                    if stream {
-                        // Polled again, perhaps from another scope.
-                        let same = rt::with_current(|c| match (c, &w.scope) {
-                            (Some(c), Some(n)) => Arc::ptr_eq(c.node, n),
-                            (None, None) => true,
-                            _ => false,
-                        });
-                        let took = w.takes();
-                        w.served = false;
-                        if !same {
-                            w.scope = current_scope();
-                        }
-                        // It may have been skipped while served, or while its old scope
-                        // was cancelled (a rendezvous sender then waits for a receiver):
-                        // if it takes items again, let a waiting sender know, as a new
-                        // receiver would.
-                        if !took && w.takes() {
-                            self.wake_first_sender();
-                        }
+                    // Polled again, perhaps from another scope.
+                    let same = rt::with_current(|c| match (c, &w.scope) {
+                        (Some(c), Some(n)) => Arc::ptr_eq(c.node, n),
+                        (None, None) => true,
+                        _ => false,
+                    });
+                    let took = w.takes();
+                    w.served = false;
+                    if !same {
+                        w.scope = current_scope();
+                    }
+                    // It may have been skipped while served, or while its old scope
+                    // was cancelled (a rendezvous sender then waits for a receiver):
+                    // if it takes items again, let a waiting sender know, as a new
+                    // receiver would.
+                    if !took && w.takes() {
+                        self.wake_first_sender();
                     }
                     return Poll::Pending;
                 }
@@ -417,7 +416,7 @@ impl<T> State<T> {
                 slot: None,
                 stream,
                 served: false,
-                scope: if stream { current_scope() } else { None },
+                scope: current_scope(),
             });
             self.stream_waiters += usize::from(stream);
             // A rendezvous sender waits for a receiver to show up.
@@ -542,9 +541,11 @@ pub struct StreamStatistics {
     pub open_receive_streams: usize,
     /// Tasks waiting in `send`.
     pub tasks_waiting_send: usize,
-    /// Tasks waiting in `recv`, and receive handles registered by a `Stream` poll that is
-    /// pending (such a handle counts until it is polled again, dropped or closed, even if
-    /// the `next()` future that polled it is gone).
+    /// Receivers a sender could hand an item to now: tasks waiting in `recv`, and receive
+    /// handles registered by a `Stream` poll that is pending (such a handle counts even
+    /// if the `next()` future that polled it is gone, until it is polled again, dropped
+    /// or closed, or an item is sent for it). A wait whose scope is cancelled does not
+    /// count: it will take nothing.
     pub tasks_waiting_receive: usize,
 }
 
