@@ -16,10 +16,10 @@ use std::time::Duration;
 use futures_lite::future;
 use hatchery::testing::elapsed;
 use hatchery::{
-    current_effective_deadline, finally, move_on_after, nursery, sleep, CancelScope, Deadline,
-    Nursery, TaskHandle,
+    checkpoint, current_effective_deadline, finally, move_on_after, nursery, sleep, CancelScope,
+    Deadline, Nursery, TaskHandle,
 };
-use hatchery_tests::{secs, TestError, HOUR};
+use hatchery_tests::{secs, Log, TestError, HOUR};
 
 /// Polls its future with a waker of its own, and only after that waker was woken, as
 /// `FuturesUnordered` does: waking the task alone does not poll the future.
@@ -285,4 +285,126 @@ async fn task_cancelled_in_its_first_poll_reaches_nested_scopes() {
     .unwrap();
     assert_eq!(at.get(), Some(Duration::ZERO));
     assert_eq!(elapsed(), secs(10));
+}
+
+/// A child that cancels its own nursery in its first poll then joins a finished sibling:
+/// the join must not complete (the body is dropped at that suspension point instead).
+#[hatchery::test]
+async fn join_in_first_poll_of_a_cancelled_task_does_not_complete() {
+    let log = Log::new();
+    let l = log.clone();
+    let _ = nursery(|n: Nursery<TestError>| async move {
+        let done = n.spawn(async { Ok(7) });
+        while !done.is_finished() {
+            checkpoint().await;
+        }
+        let n2 = n.clone();
+        n.spawn(async move {
+            n2.cancel(); // first poll: no suspension yet
+            let _v = done.join().await; // a finished sibling: ready at once
+            l.push("join returned in a cancelled nursery");
+            Ok(())
+        });
+        Ok(())
+    })
+    .await;
+    assert!(log.is_empty(), "{:?}", log.events());
+}
+
+/// The same cancellation is seen by `current_effective_deadline` in the task's first
+/// poll, as by `Nursery::is_cancelled` (it said `Never`).
+#[hatchery::test]
+async fn effective_deadline_in_first_poll_sees_the_cancellation() {
+    let seen: Arc<Mutex<Option<(bool, Deadline)>>> = Arc::default();
+    let s = seen.clone();
+    let _ = nursery(|n: Nursery<TestError>| async move {
+        let n2 = n.clone();
+        n.spawn(async move {
+            n2.cancel();
+            *s.lock().unwrap() = Some((n2.is_cancelled(), current_effective_deadline()));
+            Ok(())
+        });
+        Ok(())
+    })
+    .await;
+    assert_eq!(
+        seen.lock().unwrap().take(),
+        Some((true, Deadline::Cancelled))
+    );
+}
+
+/// A task that cancels an enclosing scope above a plain inner scope (`outer.run(
+/// move_on_after(t, nursery(..)))`) is cancelled at once: its join of a finished sibling
+/// does not complete. The inner scope was left out of the outer's child list, so the
+/// cancellation reached the nursery only when the parent task polled it again.
+#[hatchery::test(virtual_time)]
+async fn join_after_outer_cancel_through_inner_scope_does_not_complete() {
+    let log = Log::new();
+    let l = log.clone();
+    let outer = CancelScope::new();
+    let handle = outer.handle();
+    let out = outer
+        .run(move_on_after(HOUR, async move {
+            nursery(|n: Nursery<TestError>| async move {
+                let done = n.spawn(async { Ok(7) });
+                n.spawn(async move {
+                    while !done.is_finished() {
+                        checkpoint().await; // suspends: this task is linked from here on
+                    }
+                    handle.cancel(); // cancels the outer scope, and so this task
+                    let _v = done.join().await; // must not complete
+                    l.push("join returned in a cancelled scope");
+                    Ok(())
+                });
+                sleep(HOUR).await;
+                Ok(())
+            })
+            .await
+        }))
+        .await;
+    assert_eq!(out, None);
+    assert!(log.is_empty(), "{:?}", log.events());
+}
+
+/// What a child sees right after it cancels the outer scope, with or without a plain
+/// scope between the outer one and the nursery.
+async fn probe(inner_scope: bool) -> Option<(bool, Deadline)> {
+    let outer = CancelScope::new();
+    let handle = outer.handle();
+    let seen: Arc<Mutex<Option<(bool, Deadline)>>> = Arc::default();
+    let s = seen.clone();
+    let body = async move {
+        nursery(|n: Nursery<TestError>| async move {
+            let n2 = n.clone();
+            n.spawn(async move {
+                checkpoint().await; // linked from here on
+                handle.cancel();
+                *s.lock().unwrap() = Some((n2.is_cancelled(), current_effective_deadline()));
+                Ok(())
+            });
+            sleep(HOUR).await;
+            Ok(())
+        })
+        .await
+    };
+    if inner_scope {
+        outer.run(move_on_after(HOUR, body)).await;
+    } else {
+        outer.run(body).await;
+    }
+    let got = seen.lock().unwrap().take();
+    got
+}
+
+/// The same reads without the inner scope.
+#[hatchery::test(virtual_time)]
+async fn effective_deadline_sees_outer_cancel_without_inner_scope() {
+    assert_eq!(probe(false).await, Some((true, Deadline::Cancelled)));
+}
+
+/// A child of a nursery under a plain inner scope sees an outer cancellation at once
+/// (`current_effective_deadline` was the inner scope's `At(..)`).
+#[hatchery::test(virtual_time)]
+async fn effective_deadline_sees_outer_cancel_through_inner_scope() {
+    assert_eq!(probe(true).await, Some((true, Deadline::Cancelled)));
 }

@@ -227,8 +227,9 @@ impl<X: ?Sized> Node<X> {
     ///
     /// A scope's flag can lag behind its ancestors' (an unlinked scope learns of their
     /// cancellation when it is next polled, see [`refresh`](Node::refresh)), so this also
-    /// reads the flags up to the task's root or the nearest shield. The walk follows
-    /// parent links that never change, without locks or reference counts.
+    /// reads the flags up to the task's root (past it in the task's first poll) or the
+    /// nearest shield. The walk follows parent links that never change, without locks or
+    /// reference counts.
     #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire) || self.ancestors_cancelled()
@@ -241,10 +242,12 @@ impl<X: ?Sized> Node<X> {
         self.cancelled.load(Ordering::Acquire)
     }
 
-    /// Whether an ancestor within this node's task, up to the nearest shield, has its
-    /// flag set (this node's own flag aside). Always false for a shield or a task root.
+    /// Whether an ancestor up to the nearest shield has its flag set (this node's own
+    /// flag aside): within this node's task, and past its root into the nursery while
+    /// the root is not in the nursery's child list yet (the task's first poll), where the
+    /// nursery's cancellation cannot reach it. Always false for a shield.
     fn ancestors_cancelled(&self) -> bool {
-        if self.root || self.is_shield() {
+        if self.is_shield() || self.stops_walk() {
             return false;
         }
         let mut cur = self.fixed_parent();
@@ -252,12 +255,20 @@ impl<X: ?Sized> Node<X> {
             if node.cancelled.load(Ordering::Acquire) {
                 return true;
             }
-            if node.root || node.is_shield() {
+            if node.is_shield() || node.stops_walk() {
                 return false;
             }
             cur = node.fixed_parent();
         }
         false
+    }
+
+    /// A task root in its parent's child list: the parent's cancellation marks it, so
+    /// an upward walk of flags ends here. (A spawned task's root joins the list when the
+    /// task first suspends; a `start`ed task's parent can move, and is not walked.)
+    #[inline]
+    fn stops_walk(&self) -> bool {
+        self.root && self.key.load(Ordering::Acquire) != NO_KEY
     }
 
     /// The parent of a scope or nursery node, once entered (`None` for a task root).
@@ -606,7 +617,25 @@ impl Node {
     /// `parent`'s child list. Such a node is attached at most once.
     pub(crate) fn attach(self: &Arc<Self>, parent: &Arc<Node>) {
         self.set_parent_once(parent);
+        // The scopes between here and the task's root join their parents' lists too:
+        // left out, they would learn of an enclosing cancellation only when this task
+        // next polls them, and the nursery's tasks, which run elsewhere, not until then.
+        parent.link_ancestors();
         self.inherit(self.insert_into(parent));
+    }
+
+    /// Links this scope and its unlinked ancestors in the same task, up to the nearest
+    /// linked one, shield or task root, each into its parent's child list (as
+    /// [`link_scope`](Node::link_scope) does). Called by the task's own runner.
+    fn link_ancestors(self: &Arc<Self>) {
+        let mut cur = self.clone();
+        while !cur.root && !cur.is_shield() && cur.never_linked() {
+            let Some(parent) = cur.fixed_parent().cloned() else {
+                return;
+            };
+            cur.inherit(cur.insert_into(&parent));
+            cur = parent;
+        }
     }
 
     /// Enters a scope under `parent`, setting its first deadline and inheriting its
