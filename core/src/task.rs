@@ -870,7 +870,9 @@ impl<E: Send + 'static> Nursery<E> {
     /// If the enclosing scope is cancelled while `start` waits, the task (still under the
     /// caller's cancellation) is cancelled too, `start` waits for it to stop, and then the
     /// scope ends the work: `start` never returns, even if the task calls `started` in a
-    /// shielded part after the cancellation (that call is ignored). If the task had
+    /// shielded part after the cancellation (that call is ignored), unless the task then
+    /// fails or panics: its error comes out of `start` (`StartError::Failed`), and its
+    /// panic is resumed there, as from a nursery that fails while cancelled. If the task had
     /// called `started` before, it keeps running in the nursery, and `start` returns its
     /// value when next polled, even in a scope cancelled since: the value is handed over,
     /// not lost. Dropping the future
