@@ -872,13 +872,12 @@ impl<E: Send + 'static> Nursery<E> {
     /// scope ends the work: `start` never returns, even if the task calls `started` in a
     /// shielded part after the cancellation (that call is ignored), unless the task then
     /// fails or panics: its error comes out of `start` (`StartError::Failed`), and its
-    /// panic is resumed there, as from a nursery that fails while cancelled. If the task had
-    /// called `started` before, it keeps running in the nursery, and `start` returns its
-    /// value when next polled, even in a scope cancelled since: the value is handed over,
-    /// not lost. Dropping the future
-    /// from outside hatchery cancels a task that has not started yet, without waiting
-    /// for it; an error or panic of that task before `started` is then dropped with it
-    /// (C8: nobody is left to report it to).
+    /// panic is resumed there, as from a nursery that fails while cancelled. If the task
+    /// had called `started` before, it keeps running in the nursery, and `start` returns
+    /// its value when next polled, even in a scope cancelled since: the value is handed
+    /// over, not lost. Dropping the future from outside hatchery cancels a task that has
+    /// not started yet, without waiting for it; an error or panic of that task before
+    /// `started` is then dropped with it (C8: nobody is left to report it to).
     ///
     /// # Panics
     ///
