@@ -116,8 +116,9 @@ struct Chan<T> {
 
 impl<T> Chan<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // No user code runs under this lock (items are only moved), so a poisoned lock
-        // still holds valid state.
+        // Items are only moved under this lock, never dropped (that is done outside it),
+        // and the wakers woken under it are the executors', so a poisoned lock still
+        // holds valid state.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
