@@ -1063,3 +1063,45 @@ async fn run_blocking_polled_after_completion_panics() {
         Err("hatchery: `RunBlocking` polled after completion".to_owned())
     );
 }
+
+/// A consumer that always finds an item ready: tokio's cooperative budget runs out in
+/// every poll (a receive returns `Pending` after 128 items, and the task is woken again
+/// after its poll).
+async fn budget_hog() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+    loop {
+        tx.send(1).unwrap();
+        rx.recv().await;
+    }
+}
+
+/// A hatchery timeout fires around code that spends tokio's budget in every poll, as
+/// tokio's own `timeout` does. The scope polls its timer after its body, whose spent
+/// budget kept tokio's sleep from ever completing.
+#[test]
+fn move_on_after_fires_around_a_budget_hog() {
+    for multi in [false, true] {
+        let out = within_10s(move || {
+            let fut = move_on_after(ms(20), budget_hog());
+            if multi {
+                hatchery_tokio::run(fut)
+            } else {
+                hatchery_tokio::run_current_thread(fut)
+            }
+        });
+        assert_eq!(out, None, "multi-thread: {multi}");
+    }
+}
+
+/// A test run keeps tokio's cooperative budget, as production does: code that relies on
+/// it to let other tasks run (here tokio's own timer, around a budget hog) behaves the
+/// same under `#[hatchery::test]`. (Lifting the budget in test runs hung this.)
+#[test]
+fn a_test_run_keeps_tokios_budget() {
+    let out = within_10s(|| {
+        hatchery_tokio::run_current_thread(hatchery::testing::tracked(async {
+            tokio::time::timeout(ms(20), budget_hog()).await.is_err()
+        }))
+    });
+    assert!(out, "tokio's timeout fired");
+}

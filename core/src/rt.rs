@@ -293,44 +293,30 @@ pub trait Runtime: Send + Sync + 'static {
         DEFAULT_TIMER_HORIZON
     }
 
-    /// Polls `poll` with this executor's cooperative budget lifted, if it has one
-    /// (tokio's coop: a task that has used many resources in one go gets `Pending` from
-    /// the next, and is woken only after the poll, from a list the scheduler drains
-    /// later).
+    /// Whether the task being polled has spent this executor's cooperative budget, if it
+    /// has one (tokio's coop: a task that has used many resources in one go gets
+    /// `Pending` from the next, and is woken only after its poll, from a list the
+    /// scheduler drains later).
     ///
     /// Test runs ([`testing::virtual_time`](crate::testing::virtual_time) and the
-    /// others) poll every task through this: they count a task whose poll returns
-    /// `Pending` without having been woken as blocked, and move the virtual clock once
-    /// all are, so a runnable task held back by a budget would let time jump. Outside
-    /// test runs hatchery never calls it. The default polls `poll` as it is, which is
-    /// right for an executor without such a budget.
+    /// others) ask after each poll that returns `Pending`: they count a task that returns
+    /// `Pending` without having been woken as blocked, and move the virtual clock once all
+    /// are, so a task held back by its budget is woken again at once and stays counted
+    /// busy. Outside test runs hatchery never calls it. The default, `false`, is right for
+    /// an executor without such a budget.
     ///
     /// # Examples
     ///
     /// ```
-    /// use std::task::{Context, Poll};
     /// use hatchery::rt::Runtime;
     /// use hatchery_tokio::TokioRuntime;
     ///
     /// # hatchery_tokio::run(async {
-    /// let runtime = TokioRuntime::current();
-    /// let mut polls = 0;
-    /// let out = std::future::poll_fn(|cx: &mut Context<'_>| {
-    ///     runtime.poll_without_budget(cx, &mut |_| {
-    ///         polls += 1;
-    ///         Poll::Ready(())
-    ///     })
-    /// })
-    /// .await;
-    /// assert_eq!((out, polls), ((), 1));
+    /// assert!(!TokioRuntime::current().budget_spent()); // nothing used yet
     /// # });
     /// ```
-    fn poll_without_budget(
-        &self,
-        cx: &mut Context<'_>,
-        poll: &mut dyn FnMut(&mut Context<'_>) -> Poll<()>,
-    ) -> Poll<()> {
-        poll(cx)
+    fn budget_spent(&self) -> bool {
+        false
     }
 }
 

@@ -40,8 +40,9 @@
 //! flight (and a timeout around it may fire "early"). Use virtual time for code whose
 //! waiting is all hatchery's (timers, hatchery tasks, in-process channels), or give real
 //! I/O real time. Likewise, `tokio::task::yield_now` looks blocked (tokio wakes the task
-//! only after the poll): yield with [`checkpoint`](crate::checkpoint) instead. (Tokio's
-//! cooperative budget, which holds a task back the same way, is lifted in test runs.)
+//! only after the poll): yield with [`checkpoint`](crate::checkpoint) instead. (A task
+//! that tokio's cooperative budget holds back the same way counts as busy: it is woken
+//! again at once, see [`Runtime::budget_spent`].)
 //!
 //! # Examples
 //!
@@ -235,12 +236,8 @@ impl Runtime for TrackedRuntime {
         }
     }
 
-    fn poll_without_budget(
-        &self,
-        cx: &mut Context<'_>,
-        poll: &mut dyn FnMut(&mut Context<'_>) -> Poll<()>,
-    ) -> Poll<()> {
-        self.clock.base.poll_without_budget(cx, poll)
+    fn budget_spent(&self) -> bool {
+        self.clock.base.budget_spent()
     }
 
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
@@ -395,14 +392,13 @@ impl<F: Future> Future for Tracked<F> {
             }
         }
         let _restore = Restore(prev);
-        // Without the executor's cooperative budget: a task it held back would look
-        // blocked (see `Runtime::poll_without_budget`).
-        let mut fut = this.fut;
-        let mut out = None;
-        let poll = task.clock.base.poll_without_budget(&mut tcx, &mut |cx| {
-            fut.as_mut().poll(cx).map(|v| out = Some(v))
-        });
-        let poll = poll.map(|()| out.take().expect("the value of a ready poll"));
+        let poll = this.fut.poll(&mut tcx);
+        if poll.is_pending() && task.clock.base.budget_spent() {
+            // Held back by the executor's budget, which wakes the task only after this
+            // poll: it can run, so it stays busy, and is polled again (see
+            // `Runtime::budget_spent`).
+            waker.wake_by_ref();
+        }
         match poll {
             Poll::Ready(v) => {
                 if task.state.swap(DONE, Ordering::AcqRel) != DONE {

@@ -101,13 +101,8 @@ impl Runtime for TokioRuntime {
         drop(self.handle.spawn_blocking(work));
     }
 
-    fn poll_without_budget(
-        &self,
-        cx: &mut Context<'_>,
-        poll: &mut dyn FnMut(&mut Context<'_>) -> Poll<()>,
-    ) -> Poll<()> {
-        let unconstrained = tokio::task::unconstrained(std::future::poll_fn(poll));
-        std::pin::pin!(unconstrained).poll(cx)
+    fn budget_spent(&self) -> bool {
+        !tokio::task::coop::has_budget_remaining()
     }
 }
 
@@ -123,7 +118,15 @@ impl Future for TokioSleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.project().inner.poll(cx)
+        // Once the budget is spent, without it: a scope polls its timer after its body, so
+        // a body that spends the budget in every poll (draining a busy channel) would
+        // keep the deadline from ever being seen (tokio's own `timeout` does the same).
+        let inner = self.project().inner;
+        if tokio::task::coop::has_budget_remaining() {
+            inner.poll(cx)
+        } else {
+            std::pin::pin!(tokio::task::unconstrained(inner)).poll(cx)
+        }
     }
 }
 
