@@ -374,7 +374,8 @@ impl Semaphore {
     /// # Panics
     ///
     /// If the count of available permits would pass
-    /// [`MAX_PERMITS`](Semaphore::MAX_PERMITS) (nothing is added then).
+    /// [`MAX_PERMITS`](Semaphore::MAX_PERMITS). Waiting tasks are granted their permits
+    /// first; the rest is not added.
     ///
     /// # Examples
     ///
