@@ -626,7 +626,9 @@ impl Node {
 
     /// Links this scope and its unlinked ancestors in the same task, up to the nearest
     /// linked one, shield or task root, each into its parent's child list (as
-    /// [`link_scope`](Node::link_scope) does). Called by the task's own runner.
+    /// [`link_scope`](Node::link_scope) does). Called when a nursery is entered, by the
+    /// task that polls these scopes (their own runner, unless a scope future was moved
+    /// to another task after its first poll).
     fn link_ancestors(self: &Arc<Self>) {
         let mut cur = self.clone();
         while !cur.root && !cur.is_shield() && cur.never_linked() {

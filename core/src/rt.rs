@@ -992,9 +992,10 @@ fn swap_node(current: &Current, node: &mut Arc<Node>) {
 ///
 /// As a root (outside hatchery), nothing can cancel `fut`; dropping this future drops
 /// `fut` from outside (C8): everything in it is cancelled at once, and its nurseries'
-/// children are aborted without being waited for. Inside a hatchery context, it is `fut` itself, in the
-/// enclosing scope: if that scope is cancelled while it waits, `fut` is cancelled as the
-/// code around it is, and this future completes only if `fut` does.
+/// children are aborted without being waited for. Inside a hatchery context, it is
+/// `fut` itself, in the enclosing scope: if that scope is cancelled while it waits,
+/// `fut` is cancelled as the code around it is, and this future completes only if `fut`
+/// does.
 ///
 /// # Examples
 ///
