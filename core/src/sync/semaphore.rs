@@ -135,7 +135,7 @@ impl Inner {
 
     /// Gives `n` permits, with the mutex held: to the longest-waiting tasks first, the
     /// rest to the count. With `checked`, panics if the count would pass `MAX_PERMITS`,
-    /// before changing anything; else the count stops there.
+    /// before adding to it (waiters are granted first); else the count stops there.
     fn give(&self, queue: &mut Queue, mut n: usize, checked: bool) {
         // `WAITING` is entered and left only under the mutex, which we hold.
         if self.count.load(Ordering::Acquire) == WAITING {
