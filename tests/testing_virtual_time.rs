@@ -429,3 +429,38 @@ async fn a_test_run_polled_after_completion_panics_clearly() {
     let again = hatchery_tests::catch_panic(run.as_mut()).await.unwrap_err();
     assert_eq!(again, "hatchery: test run polled after completion");
 }
+
+/// A nested run dropped mid-poll does not hand its clock's timer to the next nested run,
+/// which a new runtime at the freed runtime's address used to take (and never fired).
+#[hatchery::test]
+async fn a_dropped_nested_run_does_not_lend_its_timer_to_the_next_one() {
+    use futures_lite::future::poll_once;
+    use hatchery::testing::manual_time;
+    for round in 0..10 {
+        // Everything below happens in one poll of this task.
+        let mut r1 = Box::pin(manual_time(move_on_after(
+            HOUR,
+            std::future::pending::<()>(),
+        )));
+        assert!(poll_once(r1.as_mut()).await.is_none()); // its scope armed a virtual timer
+        drop(r1); // the timer becomes the spare; r1's runtime is freed
+        let mut r2 = Box::pin(manual_time(move_on_after(secs(1), async {
+            advance(secs(2));
+            hatchery::checkpoint().await;
+            std::future::pending::<()>().await
+        })));
+        let mut out = None;
+        for _ in 0..10 {
+            if let Some(v) = poll_once(r2.as_mut()).await {
+                out = Some(v);
+                break;
+            }
+            hatchery::checkpoint().await;
+        }
+        assert_eq!(
+            out,
+            Some(None),
+            "round {round}: the second run's 1 s timeout never fired"
+        );
+    }
+}

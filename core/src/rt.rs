@@ -677,7 +677,16 @@ impl RtTimer {
     pub(crate) fn release(self) {
         let mut timer = Some(self);
         let _ = CURRENT.try_with(|c| {
-            if c.slots.try_borrow().is_ok_and(|s| s.node.is_some()) {
+            // Only a timer of the runtime being polled for, which the poll holds: the
+            // address of a runtime that may go meanwhile (a nested test run's, dropped
+            // in this poll) could be a new runtime's by the next `timer_at`.
+            let ours = c.slots.try_borrow().is_ok_and(|s| {
+                s.node.is_some()
+                    && s.rt
+                        .as_ref()
+                        .is_some_and(|rt| runtime_id(&**rt) == timer.as_ref().map_or(0, |t| t.rt))
+            });
+            if ours {
                 let kept = c.spare.take().or_else(|| timer.take());
                 c.spare.set(kept);
             }
@@ -847,7 +856,10 @@ fn with_runtime<R>(rt: &Arc<dyn Runtime>, f: impl FnOnce() -> R) -> R {
         fn drop(&mut self) {
             if let Some(prev) = self.prev.take() {
                 let ours = self.current.slots.borrow_mut().rt.replace(prev);
-                // Dropped outside the borrow: it may be the last handle to a runtime.
+                // A spare timer is of the runtime polled for: ours goes with it. Both
+                // dropped outside the borrow: a timer runs the executor's code, and this
+                // may be the last handle to a runtime.
+                drop(self.current.spare.take());
                 drop(ours);
             }
         }
