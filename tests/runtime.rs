@@ -1105,3 +1105,69 @@ fn a_test_run_keeps_tokios_budget() {
     });
     assert!(out, "tokio's timeout fired");
 }
+
+/// A cancelled scope whose body, before its next suspension, makes a blocking call that
+/// runs async code on an executor of its own (`f`).
+async fn blocking_call_in_a_cancelled_scope<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let scope = hatchery::CancelScope::new();
+    let handle = scope.handle();
+    scope
+        .run(async move {
+            handle.cancel(); // the body goes on until its next suspension (C1)...
+            f() // ...and this sync call has none
+        })
+        .await
+}
+
+/// An adapter's blocking `run`, called from hatchery code (a sync library function that
+/// runs its async code so), is a root of its own: the calling task's cancelled scope does
+/// not reach it. (Nested in that scope, its first wait never completed, and the thread
+/// hung, blocked on it.)
+#[test]
+fn an_adapters_run_inside_hatchery_code_is_a_root_of_its_own() {
+    let tokio_smol = within_10s(|| {
+        hatchery_tokio::run(blocking_call_in_a_cancelled_scope(|| {
+            hatchery_smol::run_current_thread(async {
+                sleep(ms(1)).await;
+                7
+            })
+        }))
+    });
+    assert_eq!(tokio_smol, Some(7));
+    let smol_tokio = within_10s(|| {
+        hatchery_smol::run(blocking_call_in_a_cancelled_scope(|| {
+            hatchery_tokio::run_current_thread(async {
+                sleep(ms(1)).await;
+                7
+            })
+        }))
+    });
+    assert_eq!(smol_tokio, Some(7));
+}
+
+/// The documented way to block on async code from a hatchery task: on another thread,
+/// with `run_blocking`. It works, and in a cancelled scope it does not start.
+#[test]
+fn blocking_on_async_code_from_a_task_goes_through_run_blocking() {
+    let out = within_10s(|| {
+        hatchery_tokio::run(async {
+            let handle = tokio::runtime::Handle::current();
+            let fut = async {
+                sleep(ms(1)).await;
+                7
+            };
+            let ran = run_blocking(move || handle.block_on(hatchery_tokio::enter(fut))).await;
+            let handle = tokio::runtime::Handle::current();
+            let scope = hatchery::CancelScope::new();
+            let cancel = scope.handle();
+            let cancelled = scope
+                .run(async move {
+                    cancel.cancel();
+                    run_blocking(move || handle.block_on(hatchery_tokio::enter(async { 8 }))).await
+                })
+                .await;
+            (ran, cancelled)
+        })
+    });
+    assert_eq!(out, (7, None));
+}

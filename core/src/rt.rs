@@ -998,7 +998,11 @@ fn swap_node(current: &Current, node: &mut Arc<Node>) {
 /// under its cancellation, deadlines and shields, as any code there does, and only the
 /// runtime changes (the one its nurseries spawn children on, and whose clock and timers
 /// it uses). A root of its own would be cut loose: dropped, not cancelled, by an enclosing
-/// scope (C8).
+/// scope (C8). "Inside" means polled on a thread where hatchery code is being polled:
+/// an executor blocked on from hatchery code (`block_in_place` and `Handle::block_on`,
+/// a `LocalSet` driven there) polls `fut` inside the blocked task's scope, and once that
+/// scope is cancelled, `fut` stops for good. Block with [`enter_root`], or on another
+/// thread ([`run_blocking`](crate::run_blocking)).
 ///
 /// # Cancel safety
 ///
@@ -1036,9 +1040,47 @@ pub fn enter<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
     }
 }
 
-/// [`enter`], always as a root of its own, even inside a hatchery context: a test run
-/// with a clock of its own, whose deadlines the enclosing scopes' cannot be compared with.
-pub(crate) fn enter_root<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
+/// [`enter`], always as a root of its own, even when polled inside a hatchery context.
+///
+/// For an adapter's blocking `run` function: a sync function that runs async code on an
+/// executor of its own (`hatchery_smol::run_current_thread`, say) may be called from
+/// hatchery code, and then blocks the task that called it. Nested in that task's scope,
+/// as [`enter`] would be, the code would stop for good once the scope is cancelled (a
+/// cancelled scope's waits never complete, and the scope cannot drop code its own task
+/// is blocked on). As a root it runs to its end. hatchery's test runs use it too: their
+/// clock is their own, and the enclosing deadlines cannot be compared with it.
+///
+/// # Cancel safety
+///
+/// As a root, nothing can cancel `fut`; dropping this future drops `fut` from outside
+/// (C8).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use futures_lite::future::block_on;
+/// use hatchery::{rt, CancelScope};
+/// use hatchery_tokio::TokioRuntime;
+///
+/// # hatchery_tokio::run(async {
+/// let runtime: Arc<dyn rt::Runtime> = Arc::new(TokioRuntime::current());
+/// let scope = CancelScope::new();
+/// scope.handle().cancel();
+/// let out = scope
+///     .run(async move {
+///         // A blocking call in a cancelled scope, before its next suspension: the
+///         // root's code does not see that cancellation.
+///         block_on(rt::enter_root(runtime, async {
+///             hatchery::checkpoint().await;
+///             7
+///         }))
+///     })
+///     .await;
+/// assert_eq!(out, Some(7));
+/// # });
+/// ```
+pub fn enter_root<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
     Enter {
         fut,
         rt: runtime,

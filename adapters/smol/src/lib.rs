@@ -108,6 +108,10 @@ impl Sleep for SmolSleep {
 /// Blocking work that a cancelled [`run_blocking`](hatchery::run_blocking) left running
 /// is not waited for.
 ///
+/// Called from hatchery code (a sync function that runs its async code this way), `fut`
+/// is still a root of its own ([`hatchery::rt::enter_root`]): the calling task is
+/// blocked meanwhile, so its scope's cancellation does not reach `fut`.
+///
 /// # Panics
 ///
 /// If `fut` panics (after its nurseries have finished, as always), with its payload.
@@ -167,7 +171,7 @@ pub fn run_with_threads<F: Future>(threads: usize, fut: F) -> F::Output {
     }
     let _stop = StopOnDrop(stop, workers);
     let runtime = Arc::new(SmolRuntime::new(&executor));
-    async_io::block_on(executor.run(hatchery::rt::enter(runtime, fut)))
+    async_io::block_on(executor.run(hatchery::rt::enter_root(runtime, fut)))
 }
 
 /// Makes `fut` a hatchery root whose tasks are spawned on `executor`: the one line to add

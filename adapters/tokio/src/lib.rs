@@ -145,6 +145,10 @@ impl Sleep for TokioSleep {
 /// threads, possibly just after `run` has returned. Blocking work that a cancelled
 /// [`run_blocking`](hatchery::run_blocking) left running is not waited for either.
 ///
+/// Called from hatchery code on another executor (a sync function that runs its async
+/// code this way), `fut` is still a root of its own ([`hatchery::rt::enter_root`]): the
+/// calling task is blocked meanwhile, so its scope's cancellation does not reach `fut`.
+///
 /// # Panics
 ///
 /// If `fut` panics (after its nurseries have finished, as always), with its payload.
@@ -198,7 +202,7 @@ pub fn run_with<F: Future>(mut builder: tokio::runtime::Builder, fut: F) -> F::O
         .unwrap_or_else(|e| panic!("hatchery_tokio: cannot build a tokio runtime: {e}"));
     let runtime = Arc::new(TokioRuntime::new(rt.handle().clone()));
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        rt.block_on(hatchery::rt::enter(runtime, fut))
+        rt.block_on(hatchery::rt::enter_root(runtime, fut))
     }));
     // Every hatchery task has finished by now, except children of a nursery the root
     // dropped from outside, which the shutdown drops, and blocking work whose waiter was
@@ -212,7 +216,11 @@ pub fn run_with<F: Future>(mut builder: tokio::runtime::Builder, fut: F) -> F::O
 /// line to add to a `#[tokio::main]` application.
 ///
 /// Inside hatchery code already, it makes no new root: `fut` runs in the enclosing scope,
-/// with this runtime (see [`hatchery::rt::enter`]).
+/// with this runtime (see [`hatchery::rt::enter`]). So do not block on it there
+/// (`block_in_place(|| handle.block_on(enter(fut)))`): once that scope is cancelled, `fut`
+/// stops for good, and the scope cannot drop it while its own task is blocked. From sync
+/// code in a hatchery task, block on another thread instead:
+/// `run_blocking(move || handle.block_on(hatchery_tokio::enter(fut)))`.
 ///
 /// # Panics
 ///
