@@ -472,3 +472,31 @@ async fn no_input_is_taken_in_a_cancelled_scope_even_without_a_limit() {
         );
     }
 }
+
+/// `map` in a scope whose deadline has passed already takes no input either: such a
+/// scope is cancelled on entry, as one cancelled before it is entered is. (It took
+/// `limit` inputs, and more on a multi-thread runtime, before its timer noticed.)
+#[hatchery::test(virtual_time)]
+async fn map_in_a_scope_whose_deadline_has_passed_takes_no_input() {
+    let taken = Counter::new();
+    let calls = Counter::new();
+    let (t, c) = (taken.clone(), calls.clone());
+    let out = move_on_after(std::time::Duration::ZERO, async move {
+        let inputs = (0..100u32).inspect(move |_| {
+            t.incr();
+        });
+        map(4, inputs, move |i| {
+            c.incr();
+            async move {
+                sleep(HOUR).await;
+                Ok::<_, TestError>(i)
+            }
+        })
+        .try_join()
+        .await
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(taken.get(), 0, "inputs taken under a passed deadline");
+    assert_eq!(calls.get(), 0, "`f` called under a passed deadline");
+}

@@ -619,3 +619,25 @@ fn c4_set_deadline_racing_entry_wins_over_the_timeout() {
         .await;
     });
 }
+
+/// C4: a scope whose deadline has passed when it is entered is cancelled on entry, as
+/// trio's is: its body sees the cancellation from its first line (and stops at its first
+/// suspension point), and `cancel_called` is true even if the body never suspends.
+#[hatchery::test(virtual_time)]
+async fn c4_a_passed_deadline_cancels_on_entry() {
+    let past = now();
+    sleep(secs(1)).await;
+    let scope = CancelScope::new().with_deadline(past);
+    let handle = scope.handle();
+    let seen = scope.run(async { current_effective_deadline() }).await;
+    assert_eq!(
+        seen,
+        Some(Deadline::Cancelled),
+        "the body ran to its end, not suspending"
+    );
+    assert!(handle.cancel_called());
+    assert!(!handle.cancelled_caught());
+    let zero = move_on_after(Duration::ZERO, async { current_effective_deadline() }).await;
+    assert_eq!(zero, Some(Deadline::Cancelled));
+    assert_eq!(move_on_after(Duration::ZERO, checkpoint()).await, None);
+}

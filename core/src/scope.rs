@@ -97,7 +97,8 @@ impl CancelScope {
     /// Sets an absolute deadline, measured on the runtime's clock
     /// ([`now`](crate::now)).
     ///
-    /// A deadline in the past cancels the body at its first suspension point.
+    /// A deadline in the past cancels the scope on entry: its body runs to its first
+    /// suspension point and is cancelled there.
     ///
     /// # Examples
     ///
@@ -367,9 +368,9 @@ impl CancelHandle {
     /// deadline. Sticky: once true it stays true. Cancellation inherited from an
     /// enclosing scope does not count.
     ///
-    /// A deadline counts once the scope has seen it pass: when its timer fires, or when
-    /// the scope is polled after it (at entry, a deadline already past is seen once the
-    /// body first suspends). Trio also reads the clock here; hatchery does not, so read
+    /// A deadline counts once the scope has seen it pass: on entry, when its timer fires,
+    /// or when the scope is polled after it. Trio also reads the clock here; hatchery
+    /// does not, so read
     /// [`deadline`](CancelHandle::deadline) against [`now`](crate::now) to know whether
     /// it has passed before the scope has noticed.
     ///
@@ -667,6 +668,7 @@ impl<F: Future> Scoped<F> {
         );
         if !*this.entered {
             *this.entered = true;
+            let made_by_handle = this.node.is_some();
             let slot = &mut *this.node;
             let (timer, hold, shared) = (&mut *this.timer, &mut *this.hold, &mut *this.shared);
             let (shield, timeout) = (*this.shield, this.timeout.take());
@@ -708,6 +710,14 @@ impl<F: Future> Scoped<F> {
                 }
                 *slot = Some(node);
             });
+            // A deadline passed already: cancelled on entry, as a scope cancelled before
+            // it is entered is (trio's rule), so the body sees it from its first line,
+            // and stops at its first suspension point. (A timeout of more than zero,
+            // counted from the clock just read, has not passed: no check.)
+            if made_by_handle || deadline.is_some() && !timeout.is_some_and(|t| !t.is_zero()) {
+                let node = this.node.as_ref().expect("node of an entered scope");
+                cancel_if_passed(node, made_by_handle, deadline, this.timer);
+            }
         } else {
             let node = this.node.as_ref().expect("node of an entered scope");
             if !node.is_linked() {
@@ -772,6 +782,30 @@ impl<F: Future> Scoped<F> {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
+    }
+}
+
+/// Cancels a scope being entered whose deadline has passed already (see the entry in
+/// `poll_scoped`). Out of line: most scopes have a timeout, which cannot have passed.
+#[cold]
+#[inline(never)]
+fn cancel_if_passed(
+    node: &Arc<Node>,
+    made_by_handle: bool,
+    deadline: Option<Instant>,
+    timer: &mut Timer,
+) {
+    let deadline = if made_by_handle {
+        node.deadline()
+    } else {
+        deadline
+    };
+    if let Some(d) = deadline {
+        // The clock reading is the timer's first.
+        let now = *timer.now.get_or_insert_with(|| rt::current().rt.now());
+        if d <= now {
+            node.cancel(node::DEADLINE);
+        }
     }
 }
 
