@@ -612,7 +612,9 @@ impl Drop for PanicOnDrop {
     }
 }
 
-/// `n.cancel()` does not reach a task that called `started` in `f`.
+/// N6: a task that called `started` in `start`'s closure, before its first poll,
+/// belongs to the nursery: `n.cancel()` reaches it (it did not, and the nursery waited
+/// for it).
 #[hatchery::test(virtual_time)]
 async fn n6_started_in_f_task_is_cancelled_by_nursery() {
     let r = nursery(|n| async move {
@@ -644,7 +646,8 @@ async fn n6_started_in_f_task_is_cancelled_by_nursery() {
     );
 }
 
-/// The caller's scope, cancelled after `start` returned, cancels the started task.
+/// N6: the caller's scope, cancelled after `start` returned, does not cancel a task that
+/// called `started` in `start`'s closure (it did).
 #[hatchery::test(virtual_time)]
 async fn n6_started_in_f_task_outlives_callers_scope() {
     let log = Log::new();
@@ -682,8 +685,8 @@ async fn n6_started_in_f_task_outlives_callers_scope() {
     );
 }
 
-/// In an already-cancelled caller scope, `started` must be ignored and `start` must
-/// not return.
+/// N6: in an already-cancelled caller scope, a `started` called in `start`'s closure is
+/// ignored and `start` does not return (it returned `Ok`).
 #[hatchery::test(virtual_time)]
 async fn n6_started_in_f_in_cancelled_scope_is_ignored() {
     let log = Log::new();
