@@ -16,7 +16,7 @@ use hatchery::{
     checkpoint, current_effective_deadline, move_on_after, now, nursery, run_blocking, sleep,
     Nursery,
 };
-use hatchery_tests::{backend, catch_panic, ms, panic_message, ShutDown, TestError, HOUR};
+use hatchery_tests::{backend, catch_panic, ms, panic_message, secs, ShutDown, TestError, HOUR};
 
 const NO_RUNTIME: &str = "hatchery: no runtime in this context";
 
@@ -1170,4 +1170,26 @@ fn blocking_on_async_code_from_a_task_goes_through_run_blocking() {
         })
     });
     assert_eq!(out, (7, None));
+}
+
+/// A test run blocked on from code whose tokio budget is spent still lets its virtual
+/// clock jump.
+#[test]
+fn a_test_run_blocked_on_with_a_spent_budget_does_not_spin() {
+    let out = within_10s(|| {
+        hatchery_tokio::run_current_thread(async {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+            for i in 0..128 {
+                tx.send(i).unwrap();
+            }
+            for _ in 0..128 {
+                rx.recv().await; // all ready: the task's budget is now 0
+            }
+            futures_lite::future::block_on(hatchery::testing::virtual_time(async {
+                sleep(secs(1)).await;
+                7
+            }))
+        })
+    });
+    assert_eq!(out, 7);
 }

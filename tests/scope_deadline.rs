@@ -641,3 +641,26 @@ async fn c4_a_passed_deadline_cancels_on_entry() {
     assert_eq!(zero, Some(Deadline::Cancelled));
     assert_eq!(move_on_after(Duration::ZERO, checkpoint()).await, None);
 }
+
+/// C1/C4: a deadline that passes while the body's first poll runs (blocking work) stops
+/// the body at its next suspension point, even one that is ready at once.
+#[hatchery::test]
+async fn a_deadline_passed_during_the_first_poll_stops_the_body_at_its_checkpoint() {
+    for round in 0..10 {
+        let out = move_on_at(now() + ms(5), async {
+            std::thread::sleep(ms(20)); // blocking work past the deadline
+            checkpoint().await;
+            "finished"
+        })
+        .await;
+        assert_eq!(out, None, "move_on_at, round {round}");
+
+        let out = fail_at(now() + ms(5), async {
+            std::thread::sleep(ms(20));
+            checkpoint().await;
+            "finished"
+        })
+        .await;
+        assert!(out.is_err(), "fail_at, round {round}: {out:?}");
+    }
+}

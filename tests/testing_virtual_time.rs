@@ -348,7 +348,8 @@ async fn a_dropped_wait_all_tasks_blocked_does_not_stop_the_clock() {
 
 /// Draining a full tokio channel never blocks: an hour-long timeout around it does not
 /// fire, and no virtual time passes. (After 128 messages tokio's budget makes `recv`
-/// return `Pending` and wake the task only later: test runs lift the budget.)
+/// return `Pending` and wake the task only later: test runs see the budget spent and
+/// keep the task busy.)
 #[hatchery::test(virtual_time)]
 async fn a_tokio_budget_yield_does_not_jump_the_clock() {
     let out = nursery(|n| async move {

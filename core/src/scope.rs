@@ -537,7 +537,9 @@ impl Timer {
         let deadline = node.deadline();
         if self.seen != Some(deadline) {
             self.seen = Some(deadline);
-            // An earlier reading is as good: a deadline it finds passed has passed.
+            // The entry's reading, for a timeout (it saves reading the clock again): a
+            // deadline it finds passed has passed. One that passed since (a body that
+            // blocked its thread) is seen when the timer fires.
             let now = self.now.take();
             let Some(deadline) = deadline else {
                 self.release();
@@ -793,7 +795,7 @@ fn cancel_if_passed(
     node: &Arc<Node>,
     made_by_handle: bool,
     deadline: Option<Instant>,
-    timer: &mut Timer,
+    timer: &Timer,
 ) {
     let deadline = if made_by_handle {
         node.deadline()
@@ -801,8 +803,9 @@ fn cancel_if_passed(
         deadline
     };
     if let Some(d) = deadline {
-        // The clock reading is the timer's first.
-        let now = *timer.now.get_or_insert_with(|| rt::current().rt.now());
+        // Not kept for the timer's first arming, which comes after the body's first
+        // poll: a deadline that passes meanwhile must be found passed then.
+        let now = timer.now.unwrap_or_else(|| rt::current().rt.now());
         if d <= now {
             node.cancel(node::DEADLINE);
         }

@@ -392,8 +392,11 @@ impl<F: Future> Future for Tracked<F> {
             }
         }
         let _restore = Restore(prev);
+        // Spent already (a run blocked on from a task that spent it): this poll cannot
+        // have been held back by it, and the budget will not come back for it.
+        let spent_before = task.clock.base.budget_spent();
         let poll = this.fut.poll(&mut tcx);
-        if poll.is_pending() && task.clock.base.budget_spent() {
+        if poll.is_pending() && !spent_before && task.clock.base.budget_spent() {
             // Held back by the executor's budget, which wakes the task only after this
             // poll: it can run, so it stays busy, and is polled again (see
             // `Runtime::budget_spent`).
