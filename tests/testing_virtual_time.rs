@@ -465,3 +465,49 @@ async fn a_dropped_nested_run_does_not_lend_its_timer_to_the_next_one() {
         );
     }
 }
+
+/// A sleep armed in one nested run and dropped in the next one does not lend its timer
+/// (of a clock that is gone) to the next run's timeout: a spare timer is matched to its
+/// runtime by address, and the next run's runtime can sit at the freed one's.
+#[hatchery::test]
+async fn a_timer_outliving_its_run_is_not_lent_to_the_next_run() {
+    use futures_lite::future::poll_once;
+    use hatchery::checkpoint;
+    use hatchery::testing::manual_time;
+    use std::future::Future;
+    use std::task::Poll;
+    for round in 0..20 {
+        let mut s = Box::pin(sleep(HOUR));
+        {
+            let s = &mut s;
+            // r1 arms `s` on its virtual clock, finishes, and frees its runtime.
+            let r1 = manual_time(std::future::poll_fn(move |cx| {
+                let _ = s.as_mut().poll(cx);
+                Poll::Ready(())
+            }));
+            r1.await;
+        }
+        let mut r2 = Box::pin(manual_time(async move {
+            drop(s); // in r2's poll: its timer becomes the spare
+            move_on_after(secs(1), async {
+                advance(secs(2));
+                checkpoint().await;
+                std::future::pending::<()>().await
+            })
+            .await
+        }));
+        let mut out = None;
+        for _ in 0..10 {
+            if let Some(v) = poll_once(r2.as_mut()).await {
+                out = Some(v);
+                break;
+            }
+            checkpoint().await;
+        }
+        assert_eq!(
+            out,
+            Some(None),
+            "round {round}: the second run's 1 s timeout never fired"
+        );
+    }
+}

@@ -466,6 +466,17 @@ impl Sleep for VirtualSleep {
             this.clock.lock().timers.remove(&key);
         }
         this.deadline = deadline;
+        // Re-armed as a spare timer (`rt::timer_at`) by a run whose virtual clock is not
+        // ours: ours is gone, and its runtime's address is the new run's (a timer can
+        // outlive the run that made it, in a future polled there and kept elsewhere).
+        // Move to the clock of the run being polled.
+        CLOCK.with(|c| {
+            if let Some(current) = &*c.borrow() {
+                if current.virtual_time && !Arc::ptr_eq(current, &this.clock) {
+                    this.clock = current.clone();
+                }
+            }
+        });
     }
 }
 
