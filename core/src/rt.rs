@@ -367,37 +367,16 @@ trait BoxedTask: Future<Output = ()> + Send {
 }
 
 pin_project! {
-    /// A task made by [`Task::from_future`]: nothing to keep a handle with.
-    struct Plain<F> {
-        #[pin]
-        fut: F,
-    }
-}
-
-impl<F: Future<Output = ()>> Future for Plain<F> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.project().fut.poll(cx)
-    }
-}
-
-impl<F: Future<Output = ()> + Send> BoxedTask for Plain<F> {
-    fn take_keeper(self: Pin<&mut Self>) -> Option<Keeper> {
-        None
-    }
-}
-
-pin_project! {
-    /// A task made by [`Task::wrap`]: keeps a handle with the task it wraps.
-    struct Wrapped<F> {
+    /// The future of a task made by [`Task::from_future`] (nothing to keep a handle
+    /// with) or [`Task::wrap`] (keeps it with the task it wraps).
+    struct Held<F> {
         #[pin]
         fut: F,
         keeper: Option<Keeper>,
     }
 }
 
-impl<F: Future<Output = ()>> Future for Wrapped<F> {
+impl<F: Future<Output = ()>> Future for Held<F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -405,7 +384,7 @@ impl<F: Future<Output = ()>> Future for Wrapped<F> {
     }
 }
 
-impl<F: Future<Output = ()> + Send> BoxedTask for Wrapped<F> {
+impl<F: Future<Output = ()> + Send> BoxedTask for Held<F> {
     fn take_keeper(self: Pin<&mut Self>) -> Option<Keeper> {
         self.project().keeper.take()
     }
@@ -436,7 +415,7 @@ impl Task {
     /// ```
     pub fn from_future<F: Future<Output = ()> + Send + 'static>(fut: F) -> Task {
         Task {
-            inner: TaskInner::Boxed(Box::pin(Plain { fut })),
+            inner: TaskInner::Boxed(Box::pin(Held { fut, keeper: None })),
         }
     }
 
@@ -449,7 +428,7 @@ impl Task {
     {
         let keeper = self.take_keeper();
         Task {
-            inner: TaskInner::Boxed(Box::pin(Wrapped {
+            inner: TaskInner::Boxed(Box::pin(Held {
                 fut: wrap(self),
                 keeper,
             })),
@@ -675,16 +654,14 @@ impl RtTimer {
     /// Leaves the timer for the next one armed during the current task poll (see
     /// [`Current::spare`]). Outside a poll, or if a timer is kept already, it is dropped.
     pub(crate) fn release(self) {
+        let id = self.rt;
         let mut timer = Some(self);
         let _ = CURRENT.try_with(|c| {
             // Only a timer of the runtime being polled for, which the poll holds: the
             // address of a runtime that may go meanwhile (a nested test run's, dropped
             // in this poll) could be a new runtime's by the next `timer_at`.
             let ours = c.slots.try_borrow().is_ok_and(|s| {
-                s.node.is_some()
-                    && s.rt
-                        .as_ref()
-                        .is_some_and(|rt| runtime_id(&**rt) == timer.as_ref().map_or(0, |t| t.rt))
+                s.node.is_some() && s.rt.as_ref().is_some_and(|rt| runtime_id(&**rt) == id)
             });
             if ours {
                 let kept = c.spare.take().or_else(|| timer.take());

@@ -370,9 +370,8 @@ impl CancelHandle {
     ///
     /// A deadline counts once the scope has seen it pass: on entry, when its timer fires,
     /// or when the scope is polled after it. Trio also reads the clock here; hatchery
-    /// does not, so read
-    /// [`deadline`](CancelHandle::deadline) against [`now`](crate::now) to know whether
-    /// it has passed before the scope has noticed.
+    /// does not, so read [`deadline`](CancelHandle::deadline) against
+    /// [`now`](crate::now) to know whether it has passed before the scope has noticed.
     ///
     /// # Examples
     ///
@@ -718,7 +717,7 @@ impl<F: Future> Scoped<F> {
             // counted from the clock just read, has not passed: no check.)
             if made_by_handle || deadline.is_some() && !timeout.is_some_and(|t| !t.is_zero()) {
                 let node = this.node.as_ref().expect("node of an entered scope");
-                cancel_if_passed(node, made_by_handle, deadline, this.timer);
+                cancel_if_passed(node, made_by_handle, deadline, this.timer.now);
             }
         } else {
             let node = this.node.as_ref().expect("node of an entered scope");
@@ -795,7 +794,7 @@ fn cancel_if_passed(
     node: &Arc<Node>,
     made_by_handle: bool,
     deadline: Option<Instant>,
-    timer: &Timer,
+    entry_now: Option<Instant>,
 ) {
     let deadline = if made_by_handle {
         node.deadline()
@@ -803,9 +802,10 @@ fn cancel_if_passed(
         deadline
     };
     if let Some(d) = deadline {
-        // Not kept for the timer's first arming, which comes after the body's first
-        // poll: a deadline that passes meanwhile must be found passed then.
-        let now = timer.now.unwrap_or_else(|| rt::current().rt.now());
+        // A reading of our own is not kept for the timer's first arming, which comes
+        // after the body's first poll: a deadline that passes meanwhile must be found
+        // passed then.
+        let now = entry_now.unwrap_or_else(|| rt::current().rt.now());
         if d <= now {
             node.cancel(node::DEADLINE);
         }
