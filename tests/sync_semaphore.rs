@@ -184,7 +184,10 @@ fn a_full_count_absorbs_a_returned_permit() {
     let overflow = std::panic::catch_unwind(|| sem.add_permits(1)).unwrap_err();
     assert_eq!(
         hatchery_tests::panic_message(&*overflow),
-        "hatchery: Semaphore permit count overflow"
+        format!(
+            "hatchery: Semaphore::add_permits would pass Semaphore::MAX_PERMITS \
+             (usize::MAX - 1): {MAX} available, 1 more"
+        )
     );
     assert_eq!(sem.available_permits(), MAX);
     // Permits handed to waiters do not count towards the overflow.

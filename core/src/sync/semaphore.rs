@@ -20,8 +20,8 @@ use crate::rt;
 /// dropped.
 ///
 /// (async-lock's `Semaphore` lets a new `try_acquire` overtake a waiter, so this one is
-/// hatchery's own: an atomic count, and a queue behind a mutex that only waiting tasks
-/// touch.)
+/// hatchery's own: an atomic count, and a queue behind a mutex that taking or returning
+/// a free permit never touches.)
 ///
 /// # Examples
 ///
@@ -92,6 +92,13 @@ impl Queue {
     fn any_ungranted(&self) -> bool {
         self.waiters.iter().any(|w| !w.granted)
     }
+
+    /// Where waiter `id` is. Ids only grow and waiters leave without reordering the
+    /// rest, so the queue is sorted by id: a binary search, not a scan (a waiter far
+    /// back, dropped or polled spuriously, costs no more than the first).
+    fn find(&self, id: u64) -> Option<usize> {
+        self.waiters.binary_search_by_key(&id, |w| w.id).ok()
+    }
 }
 
 impl Inner {
@@ -159,7 +166,10 @@ impl Inner {
         loop {
             let new = match c.checked_add(n).filter(|&m| m <= Semaphore::MAX_PERMITS) {
                 Some(m) => m,
-                None if checked => panic!("hatchery: Semaphore permit count overflow"),
+                None if checked => panic!(
+                    "hatchery: Semaphore::add_permits would pass Semaphore::MAX_PERMITS \
+                     (usize::MAX - 1): {c} available, {n} more"
+                ),
                 None => Semaphore::MAX_PERMITS,
             };
             match self
@@ -198,7 +208,7 @@ impl Inner {
     }
 
     fn withdraw_locked(&self, queue: &mut Queue, id: u64) {
-        let Some(i) = queue.waiters.iter().position(|w| w.id == id) else {
+        let Some(i) = queue.find(id) else {
             return;
         };
         let w = queue.waiters.remove(i).expect("index in range");
@@ -401,7 +411,15 @@ impl Semaphore {
         self.inner.available()
     }
 
-    /// Tasks waiting in [`acquire`](Semaphore::acquire) right now.
+    /// How many acquisitions wait for a permit right now ([`acquire`](Semaphore::acquire),
+    /// [`acquire_owned`](Semaphore::acquire_owned),
+    /// [`acquire_blocking`](Semaphore::acquire_blocking)): a snapshot, like
+    /// [`available_permits`](Semaphore::available_permits) (anyio's
+    /// `SemaphoreStatistics.tasks_waiting`).
+    ///
+    /// A wait counts from its first poll that finds no permit until a permit is handed
+    /// to it (it then counts in neither this nor `available_permits` until it wakes), or
+    /// it is dropped, or polled in a cancelled scope.
     ///
     /// # Examples
     ///
@@ -474,9 +492,7 @@ pub(super) fn poll_acquire(inner: &Inner, id: &mut Option<u64>, cx: &mut Context
     };
     let mut queue = inner.lock();
     let i = queue
-        .waiters
-        .iter()
-        .position(|w| w.id == my)
+        .find(my)
         .expect("hatchery: internal error: semaphore waiter lost");
     if queue.waiters[i].granted {
         queue.waiters.remove(i);
