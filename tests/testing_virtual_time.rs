@@ -511,3 +511,176 @@ async fn a_timer_outliving_its_run_is_not_lent_to_the_next_run() {
         );
     }
 }
+
+/// A virtual-time run where every task waits for what never comes, with no timer set,
+/// panics with a message that says so, instead of hanging.
+#[hatchery::test]
+async fn a_deadlocked_virtual_time_run_panics() {
+    use hatchery::sync::Lock;
+    use hatchery::testing::virtual_time;
+    let run = virtual_time(async {
+        let lock = Arc::new(Lock::new(()));
+        let l = lock.clone();
+        let guard = lock.lock().await;
+        nursery(|n| async move {
+            // Waits for the guard, which its parent keeps until the child is done.
+            let child = n.spawn(async move {
+                let _g = l.lock().await;
+                Ok::<_, TestError>(())
+            });
+            child.join().await.unwrap();
+            drop(guard);
+            Ok::<_, TestError>(())
+        })
+        .await
+    })
+    .with_deadlock_timeout(Some(Duration::from_millis(200)));
+    let wall = Instant::now();
+    let msg = hatchery_tests::catch_panic(run).await.unwrap_err();
+    assert!(
+        msg.starts_with("hatchery: deadlock in a virtual-time test run: every task has been blocked for 200ms of real time, and no timer is set"),
+        "{msg}"
+    );
+    assert!(wall.elapsed() >= Duration::from_millis(200));
+}
+
+/// Under `manual_time`, every task blocked is a deadlock even with timers set: only a
+/// task could `advance` the clock.
+#[hatchery::test]
+async fn a_manual_time_run_with_every_task_asleep_panics() {
+    use hatchery::testing::manual_time;
+    let run = manual_time(sleep(HOUR)).with_deadlock_timeout(Some(Duration::from_millis(100)));
+    let msg = hatchery_tests::catch_panic(run).await.unwrap_err();
+    assert!(
+        msg.contains("under `manual_time` only they could `advance` the clock"),
+        "{msg}"
+    );
+}
+
+/// A deadlocked run inside another virtual-time run is caught by the enclosing run's
+/// watch (the inner run waits on nothing the enclosing clock knows of).
+#[hatchery::test]
+async fn a_deadlocked_nested_run_is_caught_by_the_enclosing_one() {
+    use hatchery::testing::virtual_time;
+    let inner = virtual_time(std::future::pending::<()>()).with_deadlock_timeout(None);
+    let run = virtual_time(inner).with_deadlock_timeout(Some(Duration::from_millis(100)));
+    let msg = hatchery_tests::catch_panic(run).await.unwrap_err();
+    assert!(msg.contains("deadlock in a virtual-time test run"), "{msg}");
+}
+
+/// A plain thread that wakes a task now and then ends each stall: the run may stall in
+/// all for longer than the timeout, never once for that long. (Generous margins: each
+/// stall is 0.8 s of a 2 s timeout, and the three stalls take 2.4 s together.)
+#[hatchery::test]
+async fn a_stall_ended_by_a_thread_starts_the_deadlock_timeout_again() {
+    use hatchery::testing::virtual_time;
+    let (tx, rx) = hatchery::memory_stream::<u32>(0);
+    let sender = std::thread::spawn(move || {
+        for i in 0..3 {
+            std::thread::sleep(Duration::from_millis(800));
+            tx.send_blocking(i).unwrap();
+        }
+    });
+    let run = virtual_time(async move {
+        let mut got = Vec::new();
+        while let Ok(i) = rx.recv().await {
+            got.push(i);
+        }
+        (got, elapsed())
+    })
+    .with_deadlock_timeout(Some(Duration::from_secs(2)));
+    let (got, virtual_elapsed) = run.await;
+    assert_eq!(got, [0, 1, 2]);
+    assert_eq!(virtual_elapsed, Duration::ZERO);
+    sender.join().unwrap();
+}
+
+/// Stalls and timers: a run whose tasks all wait on timers is not stalled (the clock
+/// jumps), however long the wait; nor is one where a task waits for every task blocked.
+#[hatchery::test]
+async fn timers_and_idle_waiters_are_not_a_deadlock() {
+    use hatchery::testing::virtual_time;
+    let run = virtual_time(async {
+        nursery(|n| async move {
+            n.spawn(async {
+                sleep(HOUR * 24 * 365).await;
+                Ok::<_, TestError>(())
+            });
+            for _ in 0..100 {
+                wait_all_tasks_blocked().await;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        elapsed()
+    })
+    .with_deadlock_timeout(Some(Duration::from_millis(1)));
+    assert_eq!(run.await, HOUR * 24 * 365);
+}
+
+/// A library that wraps itself in an adapter's `enter` inside a virtual-time test (found
+/// by an audit): its sleeps and timeouts are on the virtual clock too. (They were on the
+/// adapter's real clock, which the test run cannot see: the clock jumped past the
+/// 1-second sleep to the enclosing 10-second deadline.)
+#[hatchery::test(virtual_time, backends(tokio_current, tokio_multi))]
+async fn an_adapter_enter_inside_virtual_time_keeps_the_virtual_clock() {
+    let r = move_on_after(
+        secs(10),
+        hatchery_tokio::enter(async {
+            sleep(secs(1)).await;
+            "done"
+        }),
+    )
+    .await;
+    assert_eq!(r, Some("done"));
+    assert_eq!(elapsed(), secs(1));
+}
+
+/// Inside an adapter's `enter` in a virtual-time test, the enclosing deadline and `now`
+/// are on one clock (`now` was real time, an hour behind the virtual deadline).
+#[hatchery::test(virtual_time, backends(tokio_current, tokio_multi))]
+async fn an_adapter_enter_inside_virtual_time_sees_a_consistent_deadline() {
+    sleep(HOUR).await;
+    let left = move_on_after(
+        secs(10),
+        hatchery_tokio::enter(async {
+            hatchery::current_effective_deadline().remaining(hatchery::now())
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(left, secs(10));
+}
+
+/// Children of a nursery inside an adapter's `enter` count as the test run's tasks:
+/// `wait_all_tasks_blocked` waits for them, and the clock does not jump while they run.
+#[hatchery::test(virtual_time, backends(tokio_current, tokio_multi))]
+async fn an_adapter_enter_inside_a_test_run_tracks_its_children() {
+    let log = Log::new();
+    let l = log.clone();
+    hatchery_tokio::enter(nursery(|n| async move {
+        let l2 = l.clone();
+        n.spawn(async move {
+            // Busy (not blocked) for a while, then asleep: the clock must wait for it.
+            for _ in 0..100 {
+                hatchery::checkpoint().await;
+            }
+            l2.push("child reached its sleep");
+            sleep(secs(5)).await;
+            l2.push("child woke");
+            Ok::<_, TestError>(())
+        });
+        wait_all_tasks_blocked().await;
+        l.push("all blocked");
+        Ok(())
+    }))
+    .await
+    .unwrap();
+    assert_eq!(
+        log.events(),
+        ["child reached its sleep", "all blocked", "child woke"]
+    );
+    assert_eq!(elapsed(), secs(5));
+}

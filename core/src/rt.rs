@@ -895,6 +895,18 @@ fn same_runtime(a: &Arc<dyn Runtime>, b: &Arc<dyn Runtime>) -> bool {
     std::ptr::eq(Arc::as_ptr(a).cast::<u8>(), Arc::as_ptr(b).cast::<u8>())
 }
 
+/// The runtime for an [`enter`] nested in a hatchery context, if not `rt` itself: inside
+/// a test run ([`testing`](crate::testing)), `rt`'s executor under the run's clock and
+/// task tracking, which the test would otherwise lose there.
+#[cold]
+fn nested_runtime(rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
+    let same = with_current(|c| c.is_some_and(|c| same_runtime(c.rt, rt)));
+    match same {
+        true => None,
+        false => crate::testing::in_test_run(rt),
+    }
+}
+
 /// Lets go of the runtime handle the thread keeps after polling, if it is `rt`'s and
 /// nothing is being polled (called when a root made by [`enter`] goes).
 fn forget_runtime(rt: &Arc<dyn Runtime>) {
@@ -974,7 +986,8 @@ fn swap_node(current: &Current, node: &mut Arc<Node>) {
 /// from hatchery code, say), `fut` is not a new root: it runs in the enclosing scope,
 /// under its cancellation, deadlines and shields, as any code there does, and only the
 /// runtime changes (the one its nurseries spawn children on, and whose clock and timers
-/// it uses). A root of its own would be cut loose: dropped, not cancelled, by an enclosing
+/// it uses; inside a [test run](crate::testing), `fut` stays on the run's clock, and its
+/// tasks count as the run's). A root of its own would be cut loose: dropped, not cancelled, by an enclosing
 /// scope (C8). "Inside" means polled on a thread where hatchery code is being polled:
 /// an executor blocked on from hatchery code (`block_in_place` and `Handle::block_on`,
 /// a `LocalSet` driven there) polls `fut` inside the blocked task's scope, and once that
@@ -1014,6 +1027,7 @@ pub fn enter<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
         rt: runtime,
         node: None,
         nest: true,
+        fitted: false,
     }
 }
 
@@ -1063,6 +1077,7 @@ pub fn enter_root<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
         rt: runtime,
         node: None,
         nest: false,
+        fitted: false,
     }
 }
 
@@ -1092,6 +1107,8 @@ pin_project! {
         node: Option<Arc<Node>>,
         // Inside a hatchery context, runs in the enclosing scope rather than as a root.
         nest: bool,
+        // Nested: `rt` has been fitted to the enclosing context (see `nested_runtime`).
+        fitted: bool,
     }
 
     impl<F> PinnedDrop for Enter<F> {
@@ -1109,6 +1126,12 @@ impl<F: Future> Future for Enter<F> {
         let this = self.project();
         let fut = this.fut;
         if *this.nest && with_current(|c| c.is_some()) {
+            if !*this.fitted {
+                *this.fitted = true;
+                if let Some(rt) = nested_runtime(this.rt) {
+                    *this.rt = rt;
+                }
+            }
             return with_runtime(this.rt, || fut.poll(cx));
         }
         if this.node.is_none() {

@@ -22,6 +22,11 @@
 //! [`wait_all_tasks_blocked`] waits until every other task is blocked, for tests of
 //! interleavings ("the worker is now waiting on the channel; send").
 //!
+//! A virtual-time run in which every task is blocked and the clock cannot move (no timer
+//! is set; under [`manual_time`], always) is deadlocked, unless something outside
+//! hatchery wakes a task. If that lasts 10 seconds of real time, the run panics and says
+//! so, rather than hanging; see [`TestRun::with_deadlock_timeout`].
+//!
 //! # A test run inside another
 //!
 //! A [`virtual_time`], [`manual_time`] or [`tracked`] future awaited inside another
@@ -99,6 +104,12 @@ struct State {
     next_timer: u64,
     /// `wait_all_tasks_blocked` callers, woken (before any time jump) when `busy` is 0.
     idle_waiters: Vec<(Waker, Arc<AtomicBool>)>,
+    /// Counts every time something becomes busy: a stall (see [`Clock::stalled`]) is the
+    /// same stall for as long as this does not move.
+    activity: u64,
+    /// The test run's own waker, while it watches for deadlocks: woken when the run
+    /// stalls.
+    stall_waker: Option<Waker>,
 }
 
 impl Clock {
@@ -107,7 +118,19 @@ impl Clock {
     }
 
     fn busy(&self) {
-        self.lock().busy += 1;
+        let mut s = self.lock();
+        s.busy += 1;
+        s.activity = s.activity.wrapping_add(1);
+    }
+
+    /// Nothing in the run can move any more, unless something outside hatchery wakes a
+    /// task: every task is blocked, nobody waits for that, and the virtual clock cannot
+    /// jump (no timer is set, or only [`advance`] moves it).
+    fn stalled(&self, s: &State) -> bool {
+        self.virtual_time
+            && s.busy == 0
+            && s.idle_waiters.is_empty()
+            && (!self.autojump || s.timers.is_empty())
     }
 
     /// One busy thing is now blocked (or done). If nothing is busy any more, wake the
@@ -139,6 +162,15 @@ impl Clock {
                 Vec::new()
             };
             if wake.is_empty() {
+                // Tell the test run, which watches for deadlocks.
+                let stall = match self.stalled(&s) {
+                    true => s.stall_waker.take(),
+                    false => None,
+                };
+                drop(s);
+                if let Some(w) = stall {
+                    w.wake();
+                }
                 return;
             }
             // Stay busy until every one of them is woken (and so counted busy itself):
@@ -197,6 +229,20 @@ fn current_clock(what: &str) -> Arc<Clock> {
 /// the clock knows when all of them are blocked, and (with virtual time) virtual timers.
 struct TrackedRuntime {
     clock: Arc<Clock>,
+    /// The executor: the run's base runtime, or the one of an adapter's `enter` inside
+    /// the run (see [`in_test_run`]).
+    base: Arc<dyn Runtime>,
+}
+
+/// For an [`rt::enter`] nested in hatchery code: if that code is a test run's, `rt`'s
+/// executor under the run's clock and tracking. (A library that wraps itself in
+/// `hatchery_tokio::enter` keeps to the test's virtual clock, and its tasks count.)
+pub(crate) fn in_test_run(rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
+    let clock = CLOCK.with(|c| c.borrow().clone())?;
+    Some(Arc::new(TrackedRuntime {
+        clock,
+        base: rt.clone(),
+    }))
 }
 
 impl Runtime for TrackedRuntime {
@@ -205,9 +251,9 @@ impl Runtime for TrackedRuntime {
         // Wrapped, not made anew: the base runtime may still keep its handle with the
         // task (`Task::spawn_with`), as it does outside test runs.
         let clock = self.clock.clone();
-        self.clock
-            .base
-            .spawn(task.wrap(|task| Tracked::new(clock, task)));
+        let base = self.base.clone();
+        self.base
+            .spawn(task.wrap(|task| Tracked::new(clock, base, task)));
     }
 
     fn now(&self) -> Instant {
@@ -222,7 +268,7 @@ impl Runtime for TrackedRuntime {
                 key: None,
             })
         } else {
-            self.clock.base.sleep_until(deadline)
+            self.base.sleep_until(deadline)
         }
     }
 
@@ -232,12 +278,12 @@ impl Runtime for TrackedRuntime {
             // once instead of a year at a time.
             Duration::MAX
         } else {
-            self.clock.base.timer_horizon()
+            self.base.timer_horizon()
         }
     }
 
     fn budget_spent(&self) -> bool {
-        self.clock.base.budget_spent()
+        self.base.budget_spent()
     }
 
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
@@ -249,7 +295,7 @@ impl Runtime for TrackedRuntime {
         }
         self.clock.busy();
         let done = Done(self.clock.clone());
-        self.clock.base.spawn_blocking(Box::new(move || {
+        self.base.spawn_blocking(Box::new(move || {
             let _done = done;
             work();
         }));
@@ -319,6 +365,8 @@ pin_project! {
     struct Tracked<F> {
         #[pin]
         fut: F,
+        // The executor polling it, for `budget_spent`.
+        base: Arc<dyn Runtime>,
         // After `fut`: fields drop in order, so a task dropped unfinished counts busy
         // until its future's drop (which may wake its nursery) is over.
         waker: TrackedWaker,
@@ -340,15 +388,21 @@ impl Drop for TrackedWaker {
 
 impl<F> Tracked<F> {
     /// The caller has already counted the task busy.
-    fn new(clock: Arc<Clock>, fut: F) -> Self {
+    fn new(clock: Arc<Clock>, base: Arc<dyn Runtime>, fut: F) -> Self {
         Tracked {
             fut,
+            base,
             waker: TrackedWaker(Arc::new(TaskWaker {
                 clock,
                 state: AtomicU8::new(SCHEDULED),
                 inner: Mutex::new(None),
             })),
         }
+    }
+
+    /// Blocked, and not woken since.
+    fn is_idle(&self) -> bool {
+        self.waker.0.state.load(Ordering::Acquire) == IDLE
     }
 }
 
@@ -394,9 +448,9 @@ impl<F: Future> Future for Tracked<F> {
         let _restore = Restore(prev);
         // Spent already (a run blocked on from a task that spent it): this poll cannot
         // have been held back by it, and the budget will not come back for it.
-        let spent_before = task.clock.base.budget_spent();
+        let spent_before = this.base.budget_spent();
         let poll = this.fut.poll(&mut tcx);
-        if poll.is_pending() && !spent_before && task.clock.base.budget_spent() {
+        if poll.is_pending() && !spent_before && this.base.budget_spent() {
             // Held back by the executor's budget, which wakes the task only after this
             // poll: it can run, so it stays busy, and is polled again (see
             // `Runtime::budget_spent`).
@@ -597,6 +651,65 @@ pin_project! {
         root: Option<Tracked<rt::Enter<F>>>,
         pending: Option<(F, bool, bool)>,
         backend: Option<&'static str>,
+        deadlock_timeout: Option<Duration>,
+        watch: Option<Watch>,
+    }
+}
+
+/// How long a virtual-time run may stall (see [`TestRun::with_deadlock_timeout`]) before
+/// it panics, by default.
+const DEADLOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A virtual-time run's deadlock watch: a real-time timer armed while the run stalls.
+struct Watch {
+    clock: Arc<Clock>,
+    timeout: Duration,
+    /// The stall it was armed for (the clock's `activity` then), and its timer.
+    timer: Option<(u64, Pin<Box<dyn Sleep>>)>,
+}
+
+impl Watch {
+    /// Panics if the run has stalled for the whole timeout; else makes sure that `cx` is
+    /// woken when it stalls, or has stalled long enough.
+    fn check(&mut self, cx: &mut Context<'_>) {
+        let stall = {
+            let mut s = self.clock.lock();
+            if !s
+                .stall_waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                s.stall_waker = Some(cx.waker().clone());
+            }
+            self.clock.stalled(&s).then_some(s.activity)
+        };
+        let Some(activity) = stall else {
+            self.timer = None;
+            return;
+        };
+        if !matches!(&self.timer, Some((armed, _)) if *armed == activity) {
+            let base = &self.clock.base;
+            let at = base.now().checked_add(self.timeout);
+            // A timeout too far to be an instant never fires.
+            self.timer = at.map(|at| (activity, base.sleep_until(at)));
+        }
+        if let Some((_, timer)) = &mut self.timer {
+            if timer.as_mut().poll(cx).is_ready() {
+                let moves = match self.clock.autojump {
+                    true => "no timer is set, so virtual time cannot move either",
+                    false => "under `manual_time` only they could `advance` the clock",
+                };
+                panic!(
+                    "hatchery: deadlock in a virtual-time test run: every task has been \
+                     blocked for {:?} of real time, and {moves}. Something waits for what \
+                     never comes (a lock or permit never released, a channel nobody sends \
+                     on, an event never set, a task joining itself), or for a thread or \
+                     real I/O outside hatchery, which virtual time does not see: then give \
+                     the run longer (`TestRun::with_deadlock_timeout`) or real time",
+                    self.timeout
+                );
+            }
+        }
     }
 }
 
@@ -606,6 +719,8 @@ impl<F: Future> TestRun<F> {
             root: None,
             pending: Some((fut, virtual_time, autojump)),
             backend: None,
+            deadlock_timeout: Some(DEADLOCK_TIMEOUT),
+            watch: None,
         }
     }
 
@@ -622,6 +737,51 @@ impl<F: Future> TestRun<F> {
     /// ```
     pub fn with_backend_name(mut self, name: &'static str) -> Self {
         self.backend = Some(name);
+        self
+    }
+
+    /// Sets how long a run on a virtual clock may stall before it panics: 10 seconds of
+    /// real time by default, `None` to wait for ever. (No effect on [`tracked`] runs, or
+    /// on a run inside another virtual-time run, which the enclosing run watches.)
+    ///
+    /// A run stalls when every task is blocked, nobody waits in
+    /// [`wait_all_tasks_blocked`], and the virtual clock cannot move: no timer is set
+    /// (under [`virtual_time`]), or only [`advance`] moves it (under [`manual_time`]).
+    /// Then nothing in hatchery can ever wake a task: the test is deadlocked, unless a
+    /// thread or real I/O outside hatchery (which virtual time does not see) wakes one.
+    /// A stall ends when any task is woken, and the next one gets the whole timeout again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::testing::virtual_time;
+    ///
+    /// let (tx, rx) = hatchery::memory_stream::<u32>(1);
+    /// // A plain thread sends after a while; no timer is set meanwhile.
+    /// let sender = std::thread::spawn(move || {
+    ///     std::thread::sleep(Duration::from_millis(50));
+    ///     tx.send_blocking(7).unwrap();
+    /// });
+    /// let run = virtual_time(async move { rx.recv().await.unwrap() })
+    ///     .with_deadlock_timeout(Some(Duration::from_secs(60)));
+    /// assert_eq!(hatchery_smol::run(run), 7);
+    /// sender.join().unwrap();
+    /// ```
+    ///
+    /// A deadlock fails the test:
+    ///
+    /// ```should_panic
+    /// use std::time::Duration;
+    /// use hatchery::testing::virtual_time;
+    ///
+    /// let (_tx, rx) = hatchery::memory_stream::<u32>(1);
+    /// let run = virtual_time(async move { rx.recv().await }) // nobody ever sends
+    ///     .with_deadlock_timeout(Some(Duration::from_millis(100)));
+    /// hatchery_smol::run(run); // panics: "deadlock in a virtual-time test run"
+    /// ```
+    pub fn with_deadlock_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.deadlock_timeout = timeout;
         self
     }
 }
@@ -652,24 +812,48 @@ impl<F: Future> Future for TestRun<F> {
                     timers: BTreeMap::new(),
                     next_timer: 0,
                     idle_waiters: Vec::new(),
+                    activity: 0,
+                    stall_waker: None,
                 }),
             });
+            // An enclosing virtual-time run sees this one blocked, and watches itself.
+            if virtual_time && !clock.virtual_base {
+                *this.watch = this.deadlock_timeout.map(|timeout| Watch {
+                    clock: clock.clone(),
+                    timeout,
+                    timer: None,
+                });
+            }
+            let base = clock.base.clone();
             let runtime = Arc::new(TrackedRuntime {
                 clock: clock.clone(),
+                base: base.clone(),
             });
-            this.root
-                .set(Some(Tracked::new(clock, rt::enter_root(runtime, fut))));
+            this.root.set(Some(Tracked::new(
+                clock,
+                base,
+                rt::enter_root(runtime, fut),
+            )));
         }
-        let out = this
+        let mut root = this
             .root
             .as_mut()
             .as_pin_mut()
-            .expect("hatchery: test run polled after completion")
-            .poll(cx);
-        if out.is_ready() {
-            this.root.set(None);
+            .expect("hatchery: test run polled after completion");
+        // Not woken (the deadlock watch's wake-up, or a spurious one): polling it would
+        // count it busy, and end the stall it is polled for.
+        if !root.as_ref().get_ref().is_idle() {
+            let out = root.as_mut().poll(cx);
+            if out.is_ready() {
+                this.root.set(None);
+                *this.watch = None;
+                return out;
+            }
         }
-        out
+        if let Some(watch) = this.watch {
+            watch.check(cx);
+        }
+        Poll::Pending
     }
 }
 

@@ -76,7 +76,10 @@ use syn::{Error, ItemFn, Meta, Token};
 /// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`.
 ///
 /// Without a time option the test runs on real time, with task tracking so that
-/// `hatchery::testing::wait_all_tasks_blocked` works. Lint levels on the function
+/// `hatchery::testing::wait_all_tasks_blocked` works. With a virtual clock, a test whose
+/// tasks are all blocked with nothing that could wake them (a deadlock) panics after 10
+/// seconds of real time instead of hanging (for a longer limit, write the run by hand:
+/// `hatchery::testing::TestRun::with_deadlock_timeout`). Lint levels on the function
 /// (`#[allow(..)]`, `#[expect(..)]`, ..) apply to its body; its other attributes
 /// (`#[ignore]`, `#[should_panic]`, doc comments) are copied onto every generated test.
 #[proc_macro_attribute]
