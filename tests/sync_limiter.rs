@@ -223,3 +223,43 @@ async fn acquire_polled_after_completion_panics() {
     assert!(again.is_err());
     assert_eq!(limiter.borrowed_tokens(), 2);
 }
+
+/// A fan-out of 100k tasks through one token, anonymous and named borrowers, takes time
+/// linear in their number (found by an audit): each acquire and each returned token
+/// looked for its borrower in the whole queue of waiters, which made this quadratic
+/// (minutes at this size, against seconds in a debug build; the generous real-time
+/// limit fails the test rather than waiting for it).
+#[hatchery::test]
+async fn a_fan_out_of_100k_waiting_tasks_is_not_quadratic() {
+    const N: u64 = 100_000;
+    let limiter = Arc::new(CapacityLimiter::new(1));
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (lim, d) = (limiter.clone(), done.clone());
+    hatchery::fail_after(
+        Duration::from_secs(60),
+        nursery(|n| async move {
+            for i in 0..N {
+                let (lim, d) = (lim.clone(), d.clone());
+                n.spawn(async move {
+                    if i % 2 == 0 {
+                        let _token = lim.acquire().await;
+                        hatchery::checkpoint().await;
+                    } else {
+                        lim.acquire_on_behalf_of(i).await.unwrap();
+                        hatchery::checkpoint().await;
+                        lim.release_on_behalf_of(i).unwrap();
+                    }
+                    d.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok::<_, anyhow::Error>(())
+                });
+            }
+            Ok(())
+        }),
+    )
+    .await
+    .expect("100k tasks through one token took over a minute")
+    .unwrap();
+    assert_eq!(done.load(std::sync::atomic::Ordering::Relaxed), N);
+    assert_eq!(limiter.borrowed_tokens(), 0);
+    assert_eq!(limiter.statistics().tasks_waiting, 0);
+}

@@ -208,3 +208,31 @@ fn a_full_count_absorbs_a_returned_permit() {
          permits, not 18446744073709551615"
     );
 }
+
+/// 100k waiting acquisitions dropped newest first take time linear in their number
+/// (found by an audit): each one looked for itself from the front of the queue, which
+/// made this quadratic (minutes at this size; the generous real-time limit fails the
+/// test rather than waiting for it).
+#[hatchery::test]
+async fn dropping_100k_waiters_newest_first_is_not_quadratic() {
+    const N: usize = 100_000;
+    let sem = Semaphore::new(0);
+    let out = hatchery::fail_after(Duration::from_secs(60), async {
+        let mut waits: Vec<_> = (0..N).map(|_| Box::pin(sem.acquire())).collect();
+        for w in &mut waits {
+            assert!(future::poll_once(w).await.is_none());
+        }
+        assert_eq!(sem.tasks_waiting(), N);
+        while let Some(w) = waits.pop() {
+            drop(w);
+            if waits.len() % 1000 == 0 {
+                hatchery::checkpoint().await; // lets the time limit in
+            }
+        }
+    })
+    .await;
+    assert!(out.is_ok(), "dropping 100k waiters took over a minute");
+    assert_eq!(sem.tasks_waiting(), 0);
+    sem.add_permits(1);
+    assert_eq!(sem.available_permits(), 1);
+}

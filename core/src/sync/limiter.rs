@@ -18,7 +18,11 @@ use crate::rt;
 ///
 /// * each token is held by a *borrower*, and a borrower holds at most one token:
 ///   acquiring twice for the same borrower, or releasing a token a borrower does not
-///   hold, is an error ([`LimiterError`]), never a hang or a silent miscount;
+///   hold, is an error ([`LimiterError`]), never a hang or a silent miscount. (Each
+///   anonymous [`acquire`](CapacityLimiter::acquire) is a borrower of its own: a task
+///   that holds an anonymous token and acquires another one on a full limiter waits for
+///   itself. Name the borrower, with
+///   [`acquire_on_behalf_of`](CapacityLimiter::acquire_on_behalf_of), to get the error);
 /// * the number of tokens can be changed while in use
 ///   ([`set_total_tokens`](CapacityLimiter::set_total_tokens)): raising it wakes that many
 ///   waiters at once; lowering it below the number borrowed keeps the current holders
@@ -78,7 +82,11 @@ struct Waiter {
 struct State {
     total: usize,
     borrowers: HashSet<Key>,
+    /// In FIFO order, which is the order of their ids.
     waiters: VecDeque<Waiter>,
+    /// The keys of `waiters`: a borrower waits at most once, and looking it up must not
+    /// scan the queue (a fan-out of n waiting tasks would take n² steps).
+    queued: HashSet<Key>,
     next_id: u64,
 }
 
@@ -104,7 +112,7 @@ impl State {
     /// Gives back `key`'s token. A borrower whose wait was granted a token but has not
     /// returned yet does not hold it yet: its wait does (and gives it back if dropped).
     fn release(&mut self, key: Key) -> bool {
-        if self.waiters.iter().any(|w| w.key == key) {
+        if self.queued.contains(&key) {
             return false;
         }
         let held = self.borrowers.remove(&key);
@@ -114,9 +122,22 @@ impl State {
         held
     }
 
+    /// Where waiter `id` is: a binary search, as ids only grow and waiters leave without
+    /// reordering the rest.
+    fn find(&self, id: u64) -> Option<usize> {
+        self.waiters.binary_search_by_key(&id, |w| w.id).ok()
+    }
+
+    /// Takes waiter `i` out of the queue.
+    fn unqueue(&mut self, i: usize) -> Waiter {
+        let w = self.waiters.remove(i).expect("index in range");
+        self.queued.remove(&w.key);
+        w
+    }
+
     fn withdraw(&mut self, id: u64) {
-        if let Some(i) = self.waiters.iter().position(|w| w.id == id) {
-            let w = self.waiters.remove(i).expect("index in range");
+        if let Some(i) = self.find(id) {
+            let w = self.unqueue(i);
             if w.granted {
                 self.release(w.key);
             }
@@ -124,7 +145,7 @@ impl State {
     }
 
     fn try_take(&mut self, key: Key) -> Result<(), LimiterError> {
-        if self.borrowers.contains(&key) || self.waiters.iter().any(|w| w.key == key) {
+        if self.borrowers.contains(&key) || self.queued.contains(&key) {
             return Err(LimiterError::AlreadyBorrowing);
         }
         // Free tokens imply no one is waiting: `grant` serves waiters first.
@@ -171,6 +192,7 @@ impl CapacityLimiter {
                     total: total_tokens,
                     borrowers: HashSet::new(),
                     waiters: VecDeque::new(),
+                    queued: HashSet::new(),
                     next_id: 0,
                 }),
             }),
@@ -461,7 +483,9 @@ pub struct LimiterStatistics {
     pub borrowed_tokens: usize,
     /// The total number of tokens.
     pub total_tokens: usize,
-    /// The named borrowers holding a token, in increasing order. Like
+    /// The named borrowers holding a token, in increasing order (anonymous borrowers,
+    /// of [`acquire`](CapacityLimiter::acquire), are counted in `borrowed_tokens` only;
+    /// trio and anyio list those too, as their task objects). Like
     /// `borrowed_tokens`, this includes a borrower whose wait was granted a token and
     /// has not returned yet.
     pub borrowers: Vec<u64>,
@@ -485,12 +509,10 @@ fn poll_acquire(
     }
     if let Some(my) = *id {
         let i = st
-            .waiters
-            .iter()
-            .position(|w| w.id == my)
+            .find(my)
             .expect("hatchery: internal error: limiter waiter lost");
         if st.waiters[i].granted {
-            st.waiters.remove(i);
+            st.unqueue(i);
             *id = None;
             return Poll::Ready(Ok(()));
         }
@@ -509,6 +531,7 @@ fn poll_acquire(
                 waker: cx.waker().clone(),
                 granted: false,
             });
+            st.queued.insert(key);
             *id = Some(my);
             Poll::Pending
         }
