@@ -298,3 +298,63 @@ async fn cancelled_from_outside_while_the_body_is_shielded_refuses_work() {
     assert!(r.is_none());
     assert_eq!(*seen.lock().unwrap(), Some((true, false)));
 }
+
+/// An enclosing cancellation does not turn `spawn` into a panic (found by an audit): a
+/// service entered under a deadline that has passed still runs its body to its first
+/// suspension, and work it spawns there is dropped unpolled (`try_spawn` refuses it). (It
+/// panicked "the service is shutting down", although nobody had shut it down.)
+#[hatchery::test(virtual_time)]
+async fn spawn_under_an_enclosing_cancellation_does_not_panic() {
+    let ran = Counter::new();
+    let r = ran.clone();
+    let out = catch_panic(move_on_after(
+        std::time::Duration::ZERO,
+        service(HOUR, move |svc: Service<TestError>| async move {
+            svc.spawn(async move {
+                r.incr();
+                sleep(secs(1)).await;
+                r.incr();
+                Ok(())
+            });
+            assert!(svc.try_spawn(async { Ok(()) }).is_err());
+            assert_eq!(svc.running(), 0);
+            sleep(secs(1)).await;
+            Ok(())
+        }),
+    ))
+    .await;
+    assert_eq!(out, Ok(None));
+    assert_eq!(ran.get(), 0, "the refused work ran");
+}
+
+/// A service started in a nursery that a sibling's error has already cancelled: its
+/// spawned work is cancelled, and the nursery reports the sibling's error (it reported
+/// the service's panic, which won over the error).
+#[hatchery::test(virtual_time)]
+async fn a_service_in_a_failing_nursery_reports_the_sibling_error() {
+    let r = catch_panic(hatchery::nursery(|n| async move {
+        n.spawn(async { Err::<(), _>(TestError("sibling")) });
+        let n2 = n.clone();
+        // The service's task is spawned once the sibling's error has cancelled the
+        // nursery.
+        shield(until(move || n2.is_cancelled())).await;
+        n.spawn(async {
+            service(HOUR, |svc: Service<TestError>| async move {
+                svc.spawn(async {
+                    sleep(secs(1)).await;
+                    Ok(())
+                });
+                sleep(HOUR).await;
+                Ok(())
+            })
+            .await;
+            Ok(())
+        });
+        Ok(())
+    }))
+    .await;
+    let e = r
+        .expect("a panic instead of the sibling's error")
+        .unwrap_err();
+    assert_eq!(e.errors(), [TestError("sibling")]);
+}

@@ -34,7 +34,9 @@ use crate::scope::{move_on_after, CancelHandle, CancelScope};
 ///    `Duration::ZERO`: cancel at once), counted from when `body` has stopped: a body
 ///    cancelled by `shutdown` first finishes its own cleanup (shielded work, `finally`),
 ///    during which the running work goes on;
-/// 3. whatever is still running then is cancelled, and awaited;
+/// 3. whatever is still running then is cancelled, and awaited (a cancellation, not a
+///    hard stop: work inside a [`shield`](crate::shield) runs on until the shield ends,
+///    and counts as completed if it then returns by itself);
 /// 4. `service` returns a [`ServiceReport`]: the body's value, every error, and how many
 ///    tasks finished and how many were cancelled.
 ///
@@ -230,7 +232,10 @@ impl<E: Send + 'static> Service<E> {
     /// # Panics
     ///
     /// If the service no longer accepts work (see [`try_spawn`](Service::try_spawn),
-    /// which request handlers racing with a shutdown should prefer).
+    /// which request handlers racing with a shutdown should prefer). Not when it refuses
+    /// it because an enclosing scope has cancelled it: that cancellation may land at any
+    /// moment (between an `accept` and this `spawn`, say), and what is spawned then would
+    /// only be cancelled. `work` is then dropped unpolled.
     ///
     /// # Examples
     ///
@@ -254,8 +259,11 @@ impl<E: Send + 'static> Service<E> {
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        if let Err(e) = self.try_spawn(work) {
-            panic!("hatchery: {e}; use `Service::try_spawn` to handle this");
+        if let Err(Refused::Closed) = self.offer(work) {
+            panic!(
+                "hatchery: {}; use `Service::try_spawn` to handle this",
+                ServiceClosed(())
+            );
         }
     }
 
@@ -264,7 +272,9 @@ impl<E: Send + 'static> Service<E> {
     ///
     /// The service accepts work until its shutdown begins; during the grace period it
     /// still accepts work spawned from inside its own tasks (follow-up work of a task that
-    /// is finishing); after the grace period, nothing.
+    /// is finishing: code polled in the task, not threads it starts, `run_blocking`
+    /// included); after the grace period, nothing. Nor once an enclosing scope has
+    /// cancelled the service (not a graceful shutdown: see [`service`]).
     ///
     /// # Errors
     ///
@@ -290,18 +300,28 @@ impl<E: Send + 'static> Service<E> {
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
+        self.offer(work).map_err(|_| ServiceClosed(()))
+    }
+
+    /// [`try_spawn`](Service::try_spawn), saying why work is refused.
+    fn offer<F>(&self, work: F) -> Result<(), Refused>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
         {
             let mut state = self.shared.lock();
             // Cancelled by an enclosing scope, the service is closed even while a shield
             // keeps its body alive (the phase moves on only when the body is dropped).
-            let accepted = !self.n.is_cancelled()
-                && match state.phase {
-                    Phase::Accepting => true,
-                    Phase::Draining => self.inside_work(),
-                    Phase::Closed => false,
-                };
+            let accepted = match state.phase {
+                Phase::Accepting => true,
+                Phase::Draining => self.inside_work(),
+                Phase::Closed => false,
+            };
             if !accepted {
-                return Err(ServiceClosed(()));
+                return Err(Refused::Closed);
+            }
+            if self.n.is_cancelled() {
+                return Err(Refused::Cancelled);
             }
             state.running += 1;
         }
@@ -318,7 +338,7 @@ impl<E: Send + 'static> Service<E> {
             Ok(())
         });
         // The nursery is open while the service accepts work; be safe all the same.
-        spawned.map(drop).map_err(|_| ServiceClosed(()))
+        spawned.map(drop).map_err(|_| Refused::Closed)
     }
 
     /// Begins the graceful shutdown: stops accepting work from outside the service,
@@ -539,6 +559,14 @@ impl fmt::Display for ServiceClosed {
 }
 
 impl std::error::Error for ServiceClosed {}
+
+/// Why a service refused work.
+enum Refused {
+    /// Shut down (or shutting down, and the work comes from outside).
+    Closed,
+    /// Cancelled by an enclosing scope.
+    Cancelled,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Phase {
