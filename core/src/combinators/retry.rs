@@ -332,7 +332,9 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
     /// (`without_max_delay()` over many attempts; a NaN or negative factor, which backon
     /// turns into the longest delay) reaches `Duration::MAX`, a sleep that never ends: keep
     /// a `with_max_delay`, or bound the whole retry with
-    /// [`max_elapsed`](Retry::max_elapsed) or a deadline.
+    /// [`max_elapsed`](Retry::max_elapsed) or a deadline. (Some of backon's own
+    /// arithmetic, jitter on a `ConstantBuilder` and `with_total_delay`'s sum, panics on
+    /// overflow instead, with delays near `Duration::MAX`.)
     ///
     /// # Examples
     ///
