@@ -8,9 +8,27 @@
 //! # Binding a third-party executor
 //!
 //! Implement [`Runtime`] (spawn, a clock, timers and blocking work) and wrap your root
-//! future with [`enter`]. The adapter below runs hatchery on plain threads: every task
-//! gets a thread with a tiny `block_on`, and timers are threads that sleep. It is slow
-//! but complete, and shows the whole contract.
+//! future with [`enter`] (an `async` entry point, for code already running on your
+//! executor) or [`enter_root`] (a blocking `run`). The adapter below runs hatchery on
+//! plain threads: every task gets a thread with a tiny `block_on`, and timers are threads
+//! that sleep. It is slow but complete, and shows the whole contract.
+//!
+//! What the contract asks beyond the signatures:
+//!
+//! * [`spawn`](Runtime::spawn) runs the task in the background: never poll it inside
+//!   `spawn` (children must run while their spawner goes on, rule N8), and on a
+//!   multi-threaded executor let tasks run in parallel.
+//! * [`spawn_blocking`](Runtime::spawn_blocking) runs the work on another thread, never
+//!   inline.
+//! * Threads that poll hatchery tasks keep a clone of the last runtime they polled for,
+//!   until they poll for another one or end. So a runtime must not own its executor's
+//!   threads: hold a handle that does not (tokio's `Handle`, a `Weak`), or let go of the
+//!   executor when your `run` returns, or the threads keep the runtime and the runtime
+//!   keeps the threads.
+//! * Two methods have defaults: [`timer_horizon`](Runtime::timer_horizon) (a year) and
+//!   [`budget_spent`](Runtime::budget_spent) (`false`). Override them if your timers
+//!   reach less far, or your executor has a cooperative budget; a runtime that wraps
+//!   another must forward them (see [`Runtime`]'s example).
 //!
 //! ```
 //! use std::future::Future;
@@ -98,8 +116,10 @@
 //! }
 //!
 //! // The application's `run`: the whole adapter is the code above plus these lines.
+//! // `enter_root`, not `enter`: a sync library may call `run` from hatchery code, and
+//! // nested in the caller's scope, it would block for good once that scope is cancelled.
 //! fn run<F: Future>(fut: F) -> F::Output {
-//!     block_on(rt::enter(Arc::new(Threads), fut))
+//!     block_on(rt::enter_root(Arc::new(Threads), fut))
 //! }
 //!
 //! let sum = run(hatchery::nursery(|n| async move {
@@ -131,13 +151,15 @@ use crate::task::{Keeper, RawTask};
 ///
 /// # Examples
 ///
-/// A runtime that wraps another one, here to count the tasks hatchery spawns:
+/// A runtime that wraps another one, here to count the tasks hatchery spawns. It forwards
+/// every method, the two with defaults too: without `budget_spent`, a test run on it
+/// would take a task that tokio's budget holds back for blocked.
 ///
 /// ```
 /// use std::pin::Pin;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
-/// use std::time::Instant;
+/// use std::time::{Duration, Instant};
 /// use hatchery::rt::{self, Runtime, Sleep, Task};
 /// use hatchery_tokio::TokioRuntime;
 ///
@@ -160,6 +182,12 @@ use crate::task::{Keeper, RawTask};
 ///     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
 ///         self.inner.spawn_blocking(work);
 ///     }
+///     fn timer_horizon(&self) -> Duration {
+///         self.inner.timer_horizon()
+///     }
+///     fn budget_spent(&self) -> bool {
+///         self.inner.budget_spent()
+///     }
 /// }
 ///
 /// # hatchery_tokio::run(async {
@@ -181,6 +209,9 @@ pub trait Runtime: Send + Sync + 'static {
     /// executor only needs to poll it until it returns `Ready`, or drop it (an executor
     /// shutting down may drop unfinished tasks: they then count as cancelled). On a
     /// multi-threaded executor tasks should be able to run in parallel.
+    ///
+    /// Never poll `task` inside `spawn`: a child runs while its spawner goes on (rule N8),
+    /// and hatchery may hold its own state while it spawns.
     ///
     /// [`Task`] is a plain `Future<Output = ()> + Send + 'static`, a few words in size:
     /// spawn it as it is, without boxing it again.
@@ -243,7 +274,8 @@ pub trait Runtime: Send + Sync + 'static {
     /// ```
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>>;
 
-    /// Runs `work` on a thread where blocking is allowed.
+    /// Runs `work` on a thread where blocking is allowed, not inline: the caller is an
+    /// async task, which `work` may block on.
     ///
     /// A runtime that cannot run it (one that has shut down) may drop it instead:
     /// [`run_blocking`](crate::run_blocking) then panics in its caller rather than wait.
@@ -531,6 +563,10 @@ impl fmt::Debug for Task {
 }
 
 /// A timer future made by [`Runtime::sleep_until`].
+///
+/// hatchery never polls a timer again after it completed, unless it was
+/// [`reset`](Sleep::reset) first (executors differ there: tokio's completes again,
+/// async-io's stays pending).
 ///
 /// # Examples
 ///

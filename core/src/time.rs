@@ -611,7 +611,10 @@ impl<T> Future for RunBlocking<T> {
         }
         let job = self.job.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(job) = job {
-            rt::with_current(|c| c.expect(rt::NO_RUNTIME).rt.spawn_blocking(job));
+            // Called outside the context's borrow: a runtime that runs the work inline
+            // (against its contract) then still works, if slowly.
+            let runtime = rt::with_current(|c| c.expect(rt::NO_RUNTIME).rt.clone());
+            runtime.spawn_blocking(job);
         }
         self.shared.waker.register(cx.waker());
         let taken = self

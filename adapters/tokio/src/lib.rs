@@ -65,8 +65,10 @@ impl TokioRuntime {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => TokioRuntime::new(handle),
             Err(_) => panic!(
-                "hatchery_tokio: no tokio runtime here; call `hatchery_tokio::enter` inside \
-                 `#[tokio::main]` or a tokio task, or use `hatchery_tokio::run` to build one"
+                "hatchery_tokio: no tokio runtime here (on this thread); call \
+                 `hatchery_tokio::enter` inside `#[tokio::main]` or a tokio task, or use \
+                 `hatchery_tokio::run` to build one. (Code that already runs on hatchery, \
+                 on another executor, needs no `enter`.)"
             ),
         }
     }
@@ -187,7 +189,8 @@ pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
 ///
 /// # Panics
 ///
-/// If the runtime cannot be built.
+/// If the runtime cannot be built. A runtime built without tokio's timers (no
+/// `enable_time`) fails at the first hatchery timer, with tokio's panic that says so.
 ///
 /// # Examples
 ///
