@@ -416,9 +416,9 @@ async fn settle(cond: &mut impl FnMut() -> bool) -> bool {
         }
         rounds += 1;
         hatchery::testing::wait_all_tasks_blocked().await;
-        // On multi-threaded backends `wait_all_tasks_blocked` can return while another
-        // thread is still waking a task (woken, not yet counted busy): a race in
-        // `hatchery::testing`. Let that thread go on before the next round.
+        // Threads outside hatchery (a plain thread about to wake a task) are not
+        // counted: every task may be blocked while one of them is about to change
+        // that. Let them go on before the next round.
         std::thread::yield_now();
     }
     true
