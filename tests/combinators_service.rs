@@ -358,3 +358,33 @@ async fn a_service_in_a_failing_nursery_reports_the_sibling_error() {
         .unwrap_err();
     assert_eq!(e.errors(), [TestError("sibling")]);
 }
+
+/// A task's shielded cleanup that hands on follow-up work after an enclosing scope has
+/// cancelled the service (and so ended it) does not panic either: the work is dropped
+/// (found by a review; the service's end by cancellation counted as a shutdown).
+#[hatchery::test(virtual_time)]
+async fn a_shielded_follow_up_after_an_enclosing_cancellation_does_not_panic() {
+    let refused = Arc::new(Mutex::new(None));
+    let r = refused.clone();
+    let out = catch_panic(move_on_after(
+        secs(1),
+        service(HOUR, move |svc: Service<TestError>| async move {
+            let s = svc.clone();
+            svc.spawn(async move {
+                // Cleanup that the cancellation cannot cut, which hands on a follow-up.
+                shield(async move {
+                    sleep(secs(2)).await;
+                    *r.lock().unwrap() = Some(s.try_spawn(async { Ok(()) }).is_err());
+                    s.spawn(async { Ok(()) });
+                })
+                .await;
+                Ok(())
+            });
+            sleep(HOUR).await;
+            Ok(())
+        }),
+    ))
+    .await;
+    assert_eq!(out, Ok(None));
+    assert_eq!(*refused.lock().unwrap(), Some(true));
+}

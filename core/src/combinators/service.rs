@@ -122,7 +122,8 @@ where
     let sh = shared.clone();
     let out = nursery::<Infallible, _, _, _>(|n| async move {
         // Cancelled from outside, the service ends here (its work is cancelled and
-        // awaited): it no longer accepts any.
+        // awaited): it no longer accepts any. (After a graceful shutdown, the phase is
+        // `Closed` already, which this leaves as it is.)
         let _closed = CloseOnDrop(&sh);
         let svc = Service {
             n: n.clone(),
@@ -315,6 +316,7 @@ impl<E: Send + 'static> Service<E> {
             let accepted = match state.phase {
                 Phase::Accepting => true,
                 Phase::Draining => self.inside_work(),
+                Phase::Cancelled => return Err(Refused::Cancelled),
                 Phase::Closed => false,
             };
             if !accepted {
@@ -572,6 +574,9 @@ enum Refused {
 enum Phase {
     Accepting,
     Draining,
+    /// Ended by an enclosing scope's cancellation (not a graceful shutdown).
+    Cancelled,
+    /// Shut down: the grace period is over.
     Closed,
 }
 
@@ -642,7 +647,7 @@ struct CloseOnDrop<'a, E>(&'a Shared<E>);
 
 impl<E> Drop for CloseOnDrop<'_, E> {
     fn drop(&mut self) {
-        self.0.set_phase(Phase::Closed);
+        self.0.set_phase(Phase::Cancelled);
     }
 }
 
