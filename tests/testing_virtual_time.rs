@@ -684,3 +684,99 @@ async fn an_adapter_enter_inside_a_test_run_tracks_its_children() {
     );
     assert_eq!(elapsed(), secs(5));
 }
+
+/// A separate root inside a virtual-time test (a sync library's own blocking run) keeps
+/// its own real clock, also for an adapter's enter inside it (from a review: it took the
+/// test's frozen virtual clock and hung).
+#[test]
+fn a_separate_root_inside_a_virtual_time_run_keeps_its_own_clock() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = hatchery_smol::run(
+            hatchery::testing::virtual_time(async {
+                // A sync library called from the test: a root of its own, on its own
+                // (real) runtime; the library wraps its async code in `enter`.
+                hatchery_tokio::run_current_thread(async {
+                    hatchery_tokio::enter(async {
+                        sleep(Duration::from_millis(10)).await;
+                        "done"
+                    })
+                    .await
+                })
+            })
+            .with_deadlock_timeout(None),
+        );
+        let _ = done_tx.send(r);
+    });
+    assert_eq!(
+        done_rx.recv_timeout(Duration::from_secs(10)),
+        Ok("done"),
+        "the nested real-time run hung: its 10 ms sleep was on the test's frozen virtual clock"
+    );
+}
+
+/// An adapter's enter in a tracked run inside a virtual-time run stays on the enclosing
+/// virtual clock (from a review: its timers went to the raw runtime, an hour away).
+#[test]
+fn an_adapter_enter_in_a_tracked_run_inside_virtual_time_keeps_the_clock() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = hatchery_tokio::run(hatchery::testing::virtual_time(async {
+            sleep(HOUR).await; // the virtual clock is now an hour ahead of real time
+            hatchery::testing::tracked(async {
+                let before = hatchery::now();
+                hatchery_tokio::enter(async {
+                    sleep(secs(1)).await;
+                })
+                .await;
+                hatchery::now() - before
+            })
+            .await
+        }));
+        let _ = done_tx.send(r);
+    });
+    let r = done_rx.recv_timeout(Duration::from_secs(20));
+    assert_eq!(r, Ok(secs(1)));
+}
+
+/// A test run polled by another waker than before wakes that one (from a review: a run
+/// whose root was idle kept the first poll's waker).
+#[test]
+fn a_test_run_wakes_the_waker_of_its_latest_poll() {
+    use std::future::Future;
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Context, Wake, Waker};
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    hatchery_smol::run(async {
+        let (tx, rx) = hatchery::memory_stream::<u32>(1);
+        let mut run = Box::pin(
+            hatchery::testing::virtual_time(async move { rx.recv().await.unwrap() })
+                .with_deadlock_timeout(None),
+        );
+        let a = Arc::new(Flag(AtomicBool::new(false)));
+        let b = Arc::new(Flag(AtomicBool::new(false)));
+        let wa = Waker::from(a.clone());
+        let wb = Waker::from(b.clone());
+        assert!(run
+            .as_mut()
+            .poll(&mut Context::from_waker(&wa))
+            .is_pending());
+        // Polled again, now by another task (moved, or a combinator's own waker).
+        assert!(run
+            .as_mut()
+            .poll(&mut Context::from_waker(&wb))
+            .is_pending());
+        tx.try_send(7).unwrap();
+        assert!(
+            b.0.load(Ordering::SeqCst),
+            "the waker of the latest poll was not woken (the first poll's was: {})",
+            a.0.load(Ordering::SeqCst)
+        );
+        assert_eq!(run.await, 7);
+    });
+}

@@ -936,10 +936,10 @@ fn same_runtime(a: &Arc<dyn Runtime>, b: &Arc<dyn Runtime>) -> bool {
 /// task tracking, which the test would otherwise lose there.
 #[cold]
 fn nested_runtime(rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
-    let same = with_current(|c| c.is_some_and(|c| same_runtime(c.rt, rt)));
-    match same {
+    let current = with_current(|c| c.map(|c| c.rt.clone()))?;
+    match same_runtime(&current, rt) {
         true => None,
-        false => crate::testing::in_test_run(rt),
+        false => crate::testing::in_test_run(&current, rt),
     }
 }
 
@@ -1022,8 +1022,8 @@ fn swap_node(current: &Current, node: &mut Arc<Node>) {
 /// from hatchery code, say), `fut` is not a new root: it runs in the enclosing scope,
 /// under its cancellation, deadlines and shields, as any code there does, and only the
 /// runtime changes (the one its nurseries spawn children on, and whose clock and timers
-/// it uses; inside a [test run](crate::testing), `fut` stays on the run's clock, and its
-/// tasks count as the run's). A root of its own would be cut loose: dropped, not cancelled, by an enclosing
+/// it uses; in a [test run](crate::testing)'s code, `fut` stays on the run's clock, and
+/// its tasks count as the run's). A root of its own would be cut loose: dropped, not cancelled, by an enclosing
 /// scope (C8). "Inside" means polled on a thread where hatchery code is being polled:
 /// an executor blocked on from hatchery code (`block_in_place` and `Handle::block_on`,
 /// a `LocalSet` driven there) polls `fut` inside the blocked task's scope, and once that

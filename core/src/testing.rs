@@ -73,7 +73,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -94,6 +94,12 @@ struct Clock {
     autojump: bool,
     start: Instant,
     state: Mutex<State>,
+    /// The run this one runs inside, if its base runtime is one of that run's.
+    parent: Option<Arc<Clock>>,
+    /// This run's runtimes: its own, and those of adapters' `enter`s inside it (see
+    /// [`in_test_run`]). They tell this run's code from that of another root (an
+    /// adapter's blocking `run`) polled in one of its tasks, where `CLOCK` is set too.
+    runtimes: Mutex<Vec<Weak<TrackedRuntime>>>,
 }
 
 struct State {
@@ -234,15 +240,58 @@ struct TrackedRuntime {
     base: Arc<dyn Runtime>,
 }
 
-/// For an [`rt::enter`] nested in hatchery code: if that code is a test run's, `rt`'s
-/// executor under the run's clock and tracking. (A library that wraps itself in
-/// `hatchery_tokio::enter` keeps to the test's virtual clock, and its tasks count.)
-pub(crate) fn in_test_run(rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
-    let clock = CLOCK.with(|c| c.borrow().clone())?;
-    Some(Arc::new(TrackedRuntime {
-        clock,
-        base: rt.clone(),
-    }))
+impl Clock {
+    /// Whether `rt` is one of this run's runtimes.
+    fn owns(&self, rt: &Arc<dyn Runtime>) -> bool {
+        let rt = Arc::as_ptr(rt).cast::<u8>();
+        let runtimes = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        // A `Weak` keeps its allocation: no other runtime can be at that address.
+        runtimes.iter().any(|w| w.as_ptr().cast::<u8>() == rt)
+    }
+
+    fn add_runtime(&self, rt: &Arc<TrackedRuntime>) {
+        let mut runtimes = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        runtimes.retain(|w| w.strong_count() > 0);
+        runtimes.push(Arc::downgrade(rt));
+    }
+}
+
+/// The test run that `rt` (the runtime of the code being polled) belongs to, if any.
+fn run_of(rt: &Arc<dyn Runtime>) -> Option<Arc<Clock>> {
+    let mut clock = CLOCK.with(|c| c.borrow().clone());
+    while let Some(c) = clock {
+        if c.owns(rt) {
+            return Some(c);
+        }
+        clock = c.parent.clone();
+    }
+    None
+}
+
+/// `executor` under `clock`'s run, and the runs it runs inside.
+fn tracked_runtime(clock: &Arc<Clock>, executor: &Arc<dyn Runtime>) -> Arc<TrackedRuntime> {
+    let base: Arc<dyn Runtime> = match &clock.parent {
+        Some(parent) => tracked_runtime(parent, executor),
+        None => executor.clone(),
+    };
+    let rt = Arc::new(TrackedRuntime {
+        clock: clock.clone(),
+        base,
+    });
+    clock.add_runtime(&rt);
+    rt
+}
+
+/// For an [`rt::enter`] of `rt` nested in code whose runtime is `current`: if that code
+/// is a test run's, `rt`'s executor under the run's clock and tracking (and those of
+/// the runs it runs inside). A library that wraps itself in `hatchery_tokio::enter`
+/// keeps to the test's virtual clock, and its tasks count.
+pub(crate) fn in_test_run(
+    current: &Arc<dyn Runtime>,
+    rt: &Arc<dyn Runtime>,
+) -> Option<Arc<dyn Runtime>> {
+    let clock = run_of(current)?;
+    Some(tracked_runtime(&clock, rt))
 }
 
 impl Runtime for TrackedRuntime {
@@ -314,6 +363,16 @@ struct TaskWaker {
     clock: Arc<Clock>,
     state: AtomicU8,
     inner: Mutex<Option<Waker>>,
+}
+
+impl TaskWaker {
+    /// Makes the task's wake-ups reach `waker` (the executor's).
+    fn set_waker(&self, waker: &Waker) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !inner.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *inner = Some(waker.clone());
+        }
+    }
 }
 
 impl Wake for TaskWaker {
@@ -404,6 +463,11 @@ impl<F> Tracked<F> {
     fn is_idle(&self) -> bool {
         self.waker.0.state.load(Ordering::Acquire) == IDLE
     }
+
+    /// Makes its wake-ups reach `waker`.
+    fn set_waker(&self, waker: &Waker) {
+        self.waker.0.set_waker(waker);
+    }
 }
 
 impl<F: Future> Future for Tracked<F> {
@@ -412,12 +476,7 @@ impl<F: Future> Future for Tracked<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let task = &this.waker.0;
-        {
-            let mut inner = task.inner.lock().unwrap_or_else(|e| e.into_inner());
-            if !inner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *inner = Some(cx.waker().clone());
-            }
-        }
+        task.set_waker(cx.waker());
         // Woken from idle without going through our waker (the executor polled us on
         // its own): count it busy for the poll.
         if task.state.load(Ordering::Acquire) == IDLE {
@@ -797,12 +856,17 @@ impl<F: Future> Future for TestRun<F> {
             // A run inside another takes on its backend's name, and knows whether its
             // base clock is the enclosing run's virtual one.
             let enclosing = CLOCK.with(|c| c.borrow().clone());
+            let parent = run_of(&base);
             let clock = Arc::new(Clock {
                 base,
                 backend: this
                     .backend
                     .or_else(|| enclosing.as_ref().and_then(|c| c.backend)),
-                virtual_base: enclosing.is_some_and(|c| c.virtual_time || c.virtual_base),
+                virtual_base: parent
+                    .as_ref()
+                    .is_some_and(|c| c.virtual_time || c.virtual_base),
+                parent,
+                runtimes: Mutex::new(Vec::new()),
                 virtual_time,
                 autojump,
                 start,
@@ -829,6 +893,7 @@ impl<F: Future> Future for TestRun<F> {
                 clock: clock.clone(),
                 base: base.clone(),
             });
+            clock.add_runtime(&runtime);
             this.root.set(Some(Tracked::new(
                 clock,
                 base,
@@ -841,8 +906,11 @@ impl<F: Future> Future for TestRun<F> {
             .as_pin_mut()
             .expect("hatchery: test run polled after completion");
         // Not woken (the deadlock watch's wake-up, or a spurious one): polling it would
-        // count it busy, and end the stall it is polled for.
-        if !root.as_ref().get_ref().is_idle() {
+        // count it busy, and end the stall it is polled for. Its next wake-up must reach
+        // this poll's waker all the same.
+        if root.as_ref().get_ref().is_idle() {
+            root.as_ref().get_ref().set_waker(cx.waker());
+        } else {
             let out = root.as_mut().poll(cx);
             if out.is_ready() {
                 this.root.set(None);
