@@ -459,14 +459,15 @@ impl<F> Tracked<F> {
         }
     }
 
-    /// Blocked, and not woken since.
-    fn is_idle(&self) -> bool {
-        self.waker.0.state.load(Ordering::Acquire) == IDLE
+    /// Blocked, and not woken since. (Through the projection: a reference to the whole
+    /// `Tracked` would cover the future too, whose own borrows Miri then sees clash.)
+    fn is_idle(self: Pin<&mut Self>) -> bool {
+        self.project().waker.0.state.load(Ordering::Acquire) == IDLE
     }
 
     /// Makes its wake-ups reach `waker`.
-    fn set_waker(&self, waker: &Waker) {
-        self.waker.0.set_waker(waker);
+    fn set_waker(self: Pin<&mut Self>, waker: &Waker) {
+        self.project().waker.0.set_waker(waker);
     }
 }
 
@@ -908,8 +909,8 @@ impl<F: Future> Future for TestRun<F> {
         // Not woken (the deadlock watch's wake-up, or a spurious one): polling it would
         // count it busy, and end the stall it is polled for. Its next wake-up must reach
         // this poll's waker all the same.
-        if root.as_ref().get_ref().is_idle() {
-            root.as_ref().get_ref().set_waker(cx.waker());
+        if root.as_mut().is_idle() {
+            root.as_mut().set_waker(cx.waker());
         } else {
             let out = root.as_mut().poll(cx);
             if out.is_ready() {
