@@ -765,3 +765,81 @@ async fn n6_start_error_alternate_display_shows_the_cause_chain() {
         "task failed before it started: binding port 8080"
     );
 }
+
+/// A `Start` lent to a timeout that cancelled its task before `started`, awaited again
+/// outside that scope, reports `NotStarted` (found by an audit: it stayed pending for
+/// good, as its state was consumed by the cancelled poll).
+#[hatchery::test(virtual_time)]
+async fn a_start_awaited_again_after_its_timeout_reports_not_started() {
+    let r = nursery(|n| async move {
+        let mut start = n.start(|status: hatchery::TaskStatus<u32>| async move {
+            sleep(HOUR).await;
+            status.started(1);
+            Ok::<_, TestError>(())
+        });
+        let first = move_on_after(secs(1), &mut start).await;
+        assert!(first.is_none());
+        // Bounded, so that the test cannot hang.
+        let again = move_on_after(secs(10), start).await;
+        Ok(again.map(|r| matches!(r, Err(StartError::NotStarted))))
+    })
+    .await;
+    assert_eq!(r, Ok(Some(true)));
+    assert_eq!(elapsed(), secs(1));
+}
+
+/// A value handed to `started` after its `Start` was dropped from outside (as by a
+/// `select!`) is dropped with the `Start`'s end, where a panic in its drop is not lost
+/// (found by an audit: it was kept until the task ended, then dropped outside the task's
+/// panic handling, and the executor swallowed the panic).
+#[hatchery::test(virtual_time)]
+async fn a_started_value_nobody_takes_does_not_lose_its_drop_panic() {
+    struct PanicOnDrop(&'static str);
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("{}", self.0);
+        }
+    }
+    let r = catch_panic(nursery(|n: hatchery::Nursery<TestError>| async move {
+        let mut start = n.start(|status| async move {
+            sleep(secs(1)).await;
+            status.started(PanicOnDrop("started value drop"));
+            sleep(secs(1)).await;
+            Ok(())
+        });
+        // The first poll spawns the task; it calls `started` at 1 s.
+        assert!(futures_lite::future::poll_once(&mut start).await.is_none());
+        sleep(Duration::from_millis(1500)).await;
+        let dropped = catch_panic(async move { drop(start) }).await;
+        assert_eq!(dropped.unwrap_err(), "started value drop");
+        Ok(())
+    }))
+    .await;
+    assert_eq!(r, Ok(Ok(())));
+}
+
+/// The error of a task whose `start` was dropped from outside before `started` has
+/// nobody to go to (C8) and is dropped; a panic in that drop is the task's, and reaches
+/// the nursery (it escaped into the executor, which swallowed it).
+#[hatchery::test(virtual_time)]
+async fn an_abandoned_start_errors_drop_panic_reaches_the_nursery() {
+    #[derive(Debug)]
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("error drop");
+        }
+    }
+    let r = catch_panic(nursery(|n: hatchery::Nursery<PanicOnDrop>| async move {
+        let mut start = n.start(|_status: hatchery::TaskStatus<()>| async move {
+            // Shielded: it outlives the cancellation of its abandoned `start`.
+            shield(sleep(secs(1))).await;
+            Err::<(), _>(PanicOnDrop)
+        });
+        assert!(futures_lite::future::poll_once(&mut start).await.is_none());
+        drop(start);
+        Ok(())
+    }))
+    .await;
+    assert_eq!(r.map(|r| r.is_ok()).unwrap_err(), "error drop");
+}

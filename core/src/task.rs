@@ -341,7 +341,11 @@ where
             }
         }
         let end = match this.route.take() {
-            Some(route) => route.end(end),
+            // The route drops what nobody takes any more (an abandoned `start`'s end, a
+            // value `started` handed to a `start` dropped since): a panic in that drop is
+            // the task's too. (The route goes inside, as it may be the last reference.)
+            Some(route) => catch_unwind(AssertUnwindSafe(move || route.end(end)))
+                .unwrap_or_else(|p| Some(End::Panicked(p))),
             None => Some(end),
         };
         let nursery = this.nursery.take().expect("hatchery: task finished twice");
@@ -1039,6 +1043,8 @@ where
             StartState::NotStarted => {
                 if rt::current_cancelled() {
                     // The caller's scope cancelled the task: let that scope end the work.
+                    // (Kept: awaited again outside that scope, this reports it.)
+                    s.state = StartState::NotStarted;
                     drop(s);
                     this.hold.take();
                     return Poll::Pending;
@@ -1056,14 +1062,25 @@ where
 impl<Fut, V, E> Drop for Start<Fut, V, E> {
     fn drop(&mut self) {
         let mut s = self.shared.lock();
-        if let StartState::Waiting = s.state {
-            if self.hold.is_some() {
-                // Dropped from outside while the task has not started: cancel it.
-                s.state = StartState::Abandoned;
-                if let Some(child) = &s.child {
-                    child.cancel(node::EXPLICIT);
+        match s.state {
+            StartState::Waiting => {
+                if self.hold.is_some() {
+                    // Dropped from outside while the task has not started: cancel it.
+                    s.state = StartState::Abandoned;
+                    if let Some(child) = &s.child {
+                        child.cancel(node::EXPLICIT);
+                    }
                 }
             }
+            // An end nobody took (a value `started` handed over, an error, a panic): it
+            // is dropped here, by whoever dropped the `Start`, not kept for as long as
+            // the task runs (and then dropped where a panic in its drop is lost).
+            StartState::Started(_) | StartState::Failed(_) | StartState::Panicked(_) => {
+                let unclaimed = std::mem::replace(&mut s.state, StartState::Over);
+                drop(s);
+                drop(unclaimed);
+            }
+            _ => {}
         }
     }
 }
