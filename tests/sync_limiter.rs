@@ -263,3 +263,37 @@ async fn a_fan_out_of_100k_waiting_tasks_is_not_quadratic() {
     assert_eq!(limiter.borrowed_tokens(), 0);
     assert_eq!(limiter.statistics().tasks_waiting, 0);
 }
+
+/// Raising the total one token at a time for 100k waiting tasks that have not woken yet
+/// takes time linear in their number (found by a review: each raise looked for the first
+/// waiter not granted a token past all those granted before).
+#[hatchery::test]
+async fn raising_the_total_one_by_one_for_100k_waiters_is_not_quadratic() {
+    const N: usize = 100_000;
+    let limiter = CapacityLimiter::new(1);
+    let _first = limiter.try_acquire().unwrap();
+    let mut waits: Vec<_> = (0..N).map(|_| Box::pin(limiter.acquire())).collect();
+    for w in &mut waits {
+        assert!(future::poll_once(w).await.is_none());
+    }
+    let out = hatchery::fail_after(Duration::from_secs(60), async {
+        for total in 2..=N + 1 {
+            limiter.set_total_tokens(total);
+            if total % 1000 == 0 {
+                hatchery::checkpoint().await; // lets the time limit in
+            }
+        }
+    })
+    .await;
+    assert!(
+        out.is_ok(),
+        "raising the total 100k times took over a minute"
+    );
+    assert_eq!(limiter.statistics().tasks_waiting, 0);
+    let mut tokens = Vec::new();
+    for w in waits {
+        tokens.push(w.await);
+    }
+    assert_eq!(limiter.borrowed_tokens(), N + 1);
+    drop(tokens);
+}

@@ -236,3 +236,31 @@ async fn dropping_100k_waiters_newest_first_is_not_quadratic() {
     sem.add_permits(1);
     assert_eq!(sem.available_permits(), 1);
 }
+
+/// 200k permits returned one by one to 200k waiters that have not woken yet take time
+/// linear in their number (found by a review: each return looked for the first waiter
+/// not granted one past all those granted before; minutes at this size).
+#[hatchery::test]
+async fn returning_200k_permits_one_by_one_is_not_quadratic() {
+    const N: usize = 200_000;
+    let sem = Semaphore::new(0);
+    let mut waits: Vec<_> = (0..N).map(|_| Box::pin(sem.acquire())).collect();
+    for w in &mut waits {
+        assert!(future::poll_once(w).await.is_none());
+    }
+    let out = hatchery::fail_after(Duration::from_secs(60), async {
+        for i in 0..N {
+            sem.add_permits(1); // before any woken waiter runs
+            if i % 1000 == 0 {
+                hatchery::checkpoint().await; // lets the time limit in
+            }
+        }
+    })
+    .await;
+    assert!(out.is_ok(), "returning 200k permits took over a minute");
+    assert_eq!(sem.tasks_waiting(), 0);
+    for w in waits {
+        drop(w.await);
+    }
+    assert_eq!(sem.available_permits(), N);
+}

@@ -88,9 +88,17 @@ struct Queue {
     next_id: u64,
 }
 
+/// The waiters granted a permit (not woken yet) are the front of the queue: permits go to
+/// the first waiters not granted one, and waiters leave without reordering the rest.
 impl Queue {
     fn any_ungranted(&self) -> bool {
-        self.waiters.iter().any(|w| !w.granted)
+        self.waiters.back().is_some_and(|w| !w.granted)
+    }
+
+    /// The first waiter not granted a permit (or the queue's length): a binary search,
+    /// so that handing out permits one by one to n waiters is not n² steps.
+    fn first_ungranted(&self) -> usize {
+        self.waiters.partition_point(|w| w.granted)
     }
 
     /// Where waiter `id` is. Ids only grow and waiters leave without reordering the
@@ -146,7 +154,8 @@ impl Inner {
     fn give(&self, queue: &mut Queue, mut n: usize, checked: bool) {
         // `WAITING` is entered and left only under the mutex, which we hold.
         if self.count.load(Ordering::Acquire) == WAITING {
-            for w in queue.waiters.iter_mut().filter(|w| !w.granted) {
+            let first = queue.first_ungranted();
+            for w in queue.waiters.range_mut(first..) {
                 if n == 0 {
                     return;
                 }
@@ -229,7 +238,8 @@ impl Inner {
 
     /// Waiters not granted a permit yet.
     pub(super) fn waiting(&self) -> usize {
-        self.lock().waiters.iter().filter(|w| !w.granted).count()
+        let queue = self.lock();
+        queue.waiters.len() - queue.first_ungranted()
     }
 }
 
