@@ -75,7 +75,7 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 ///
 /// When first polled outside a hatchery runtime; and, as above, to resume a panic of the
 /// body (in `make`, in a poll or in its destructor) or a child, once every child has
-/// finished.
+/// finished. When polled after it returned.
 ///
 /// # Examples
 ///

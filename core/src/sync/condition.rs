@@ -187,6 +187,10 @@ impl Condition {
     /// waiter. (Polled again later outside a cancelled scope, it goes on as after a
     /// wake-up without a notification: it takes the lock back and returns.)
     ///
+    /// # Panics
+    ///
+    /// When polled after it returned.
+    ///
     /// # Examples
     ///
     /// ```
