@@ -48,6 +48,18 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 ///   had already returned its value. (Errors that children returned before they were
 ///   cancelled are still reported.)
 ///
+/// # Errors
+///
+/// Once the body and every child have finished:
+///
+/// * [`NurseryError::Failed`] with every error that the body and the children returned,
+///   in the order they happened, if any did (the first one cancelled the rest);
+/// * [`NurseryError::Cancelled`] if [`Nursery::cancel`] ended the body before it produced
+///   its value.
+///
+/// An enclosing scope's cancellation is not an error: it gives no `Err` of its own (see
+/// **Outer cancellation** above).
+///
 /// # Cancel safety
 ///
 /// If an enclosing scope is cancelled, the nursery still waits for all its children
@@ -63,7 +75,7 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 ///
 /// When first polled outside a hatchery runtime; and, as above, to resume a panic of the
 /// body (in `make`, in a poll or in its destructor) or a child, once every child has
-/// finished.
+/// finished. When polled after it returned.
 ///
 /// # Examples
 ///

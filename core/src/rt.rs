@@ -258,6 +258,13 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// A timer that completes once [`now`](Runtime::now) has reached `deadline`.
     ///
+    /// Dropping the timer before it completes must cancel it and let go of what it holds:
+    /// hatchery drops timers all the time (every scope or sleep that ends before its
+    /// deadline drops one). Like every method here, it may be called from any thread, and
+    /// the timer may be polled, [`reset`](Sleep::reset) and dropped on another thread than
+    /// the one that made it. The deadlines of hatchery's scopes and sleeps are asked for
+    /// at most [`timer_horizon`](Runtime::timer_horizon) ahead.
+    ///
     /// # Examples
     ///
     /// ```
@@ -375,10 +382,21 @@ pub(crate) fn wake_at(rt: &dyn Runtime, deadline: Instant, now: Instant) -> Inst
 /// # Examples
 ///
 /// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
 /// use hatchery::rt::Task;
 ///
-/// let task = Task::from_future(async { println!("polled by some executor") });
-/// # drop(task);
+/// let steps = Arc::new(AtomicUsize::new(0));
+/// let s = steps.clone();
+/// let task = Task::from_future(async move { s.fetch_add(1, Ordering::SeqCst); });
+/// // A wrapper's own future around the task, made a `Task` again:
+/// let s = steps.clone();
+/// let wrapped = Task::from_future(async move {
+///     task.await;
+///     s.fetch_add(10, Ordering::SeqCst); // after the task has finished
+/// });
+/// futures_lite::future::block_on(wrapped); // what an executor does with it
+/// assert_eq!(steps.load(Ordering::SeqCst), 11);
 /// ```
 pub struct Task {
     inner: TaskInner,
@@ -1079,8 +1097,13 @@ pub fn enter<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
 ///
 /// # Cancel safety
 ///
-/// As a root, nothing can cancel `fut`; dropping this future drops `fut` from outside
-/// (C8).
+/// As a root, nothing can cancel `fut`. Dropping this future drops `fut` from outside
+/// (C8): everything in it is cancelled at once, and its nurseries' children are
+/// cancelled without being awaited. That includes being awaited in hatchery code whose
+/// scope is then cancelled: that scope does not cancel `fut` in order, it drops this
+/// future at its suspension point, like any foreign future, so `fut`'s
+/// [`finally`](crate::finally) cleanups do not run. Wrap `fut` in a
+/// [`CancelScope`](crate::CancelScope) of its own if it must be stoppable.
 ///
 /// # Examples
 ///

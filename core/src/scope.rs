@@ -258,9 +258,19 @@ impl CancelScope {
     /// of this scope is not an error and gives `Ok(None)`; a finished body gives
     /// `Ok(Some(value))`.
     ///
+    /// # Errors
+    ///
+    /// [`Elapsed`] if this scope's own deadline cancelled the body. An explicit
+    /// [`cancel`](CancelHandle::cancel) of this scope gives `Ok(None)`; an enclosing
+    /// scope's cancellation makes this future never complete.
+    ///
     /// # Cancel safety
     ///
     /// As for [`run`](CancelScope::run).
+    ///
+    /// # Panics
+    ///
+    /// When polled outside a hatchery runtime.
     ///
     /// # Examples
     ///
@@ -461,18 +471,43 @@ impl CancelHandle {
     /// # Examples
     ///
     /// ```
+    /// use std::cell::Cell;
     /// use std::time::Duration;
-    /// use hatchery::{now, sleep, CancelScope};
-    /// # hatchery_smol::run(async {
-    /// let scope = CancelScope::new().with_timeout(Duration::from_millis(1));
+    /// use hatchery::testing::virtual_time;
+    /// use hatchery::{checkpoint, now, sleep, CancelScope};
+    /// # hatchery_smol::run(virtual_time(async {
+    /// let scope = CancelScope::new().with_timeout(Duration::from_secs(1));
     /// let handle = scope.handle();
     /// let out = scope.run(async {
     ///     handle.set_deadline(now() + Duration::from_secs(3600)); // postpone
-    ///     sleep(Duration::from_millis(10)).await;
+    ///     sleep(Duration::from_secs(10)).await;
     ///     "finished"
     /// }).await;
     /// assert_eq!(out, Some("finished"));
-    /// # });
+    ///
+    /// // A deadline that has already passed cancels at the next suspension point.
+    /// let scope = CancelScope::new();
+    /// let handle = scope.handle();
+    /// let steps = Cell::new(0);
+    /// let out = scope.run(async {
+    ///     handle.set_deadline(now()); // due now
+    ///     assert!(!handle.cancel_called()); // not cancelled yet (`cancel` would be)
+    ///     steps.set(1);
+    ///     checkpoint().await; // the scope reads the clock: cancelled here
+    ///     steps.set(2);
+    /// }).await;
+    /// assert_eq!((out, steps.get()), (None, 1));
+    /// assert!(handle.cancel_called());
+    ///
+    /// // A cancelled scope stays cancelled: removing the deadline does not undo it.
+    /// let scope = CancelScope::new().with_deadline(now());
+    /// let handle = scope.handle();
+    /// let out = scope.run(async {
+    ///     handle.set_deadline(None);
+    ///     checkpoint().await;
+    /// }).await;
+    /// assert_eq!(out, None);
+    /// # }));
     /// ```
     pub fn set_deadline(&self, deadline: impl Into<Option<Instant>>) {
         self.node.set_deadline(deadline.into());
@@ -1130,6 +1165,11 @@ pub fn move_on_at<F: IntoFuture>(deadline: Instant, fut: F) -> Run<F::IntoFuture
 /// that scope returns instead and this future never completes. There is no handle to the
 /// scope, so it cannot be cancelled explicitly; use [`CancelScope::fail`] for that.
 ///
+/// # Errors
+///
+/// [`Elapsed`] if this call's own deadline passed before `fut` finished; never for an
+/// enclosing scope's cancellation, which makes this future never complete.
+///
 /// # Cancel safety
 ///
 /// As for [`move_on_after`].
@@ -1158,6 +1198,11 @@ pub fn fail_after<F: IntoFuture>(timeout: Duration, fut: F) -> Fail<F::IntoFutur
 
 /// Runs `fut` until `deadline`; fails with [`Elapsed`] if it is not done by then.
 ///
+/// # Errors
+///
+/// [`Elapsed`] if `deadline` passed before `fut` finished; never for an enclosing
+/// scope's cancellation, which makes this future never complete.
+///
 /// # Cancel safety
 ///
 /// As for [`move_on_after`].
@@ -1170,12 +1215,18 @@ pub fn fail_after<F: IntoFuture>(timeout: Duration, fut: F) -> Fail<F::IntoFutur
 ///
 /// ```
 /// use std::time::Duration;
-/// use hatchery::{fail_at, now};
+/// use hatchery::testing::{elapsed, virtual_time};
+/// use hatchery::{fail_at, now, sleep, Elapsed};
 ///
-/// # hatchery_smol::run(async {
+/// # hatchery_smol::run(virtual_time(async {
 /// let r = fail_at(now() + Duration::from_secs(1), async { "done" }).await;
 /// assert_eq!(r, Ok("done"));
-/// # });
+///
+/// let deadline = now() + Duration::from_secs(10);
+/// let r = fail_at(deadline, sleep(Duration::from_secs(3600))).await;
+/// assert!(matches!(r, Err(Elapsed { .. })));
+/// assert_eq!(elapsed(), Duration::from_secs(10)); // it gave up at the deadline
+/// # }));
 /// ```
 pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> {
     Fail {

@@ -504,6 +504,10 @@ impl<T> TaskHandle<T> {
     /// that returns it. To wait with a deadline and then cancel the task, lend it to the
     /// scope (`move_on_after(t, &mut join)`) and keep it; see [`Join::cancel`].
     ///
+    /// # Panics
+    ///
+    /// When polled after it returned (outside a cancelled scope).
+    ///
     /// # Examples
     ///
     /// ```

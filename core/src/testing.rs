@@ -2,7 +2,15 @@
 //! blocked.
 //!
 //! Tests of timeouts and retries should not sleep for real. Run a test under
-//! [`virtual_time`] (or write it with [`#[hatchery::test(virtual_time)]`](crate::test))
+//! [`virtual_time`] (or write it with
+#![cfg_attr(
+    feature = "macros",
+    doc = "[`#[hatchery::test(virtual_time)]`](crate::test))"
+)]
+#![cfg_attr(
+    not(feature = "macros"),
+    doc = "`#[hatchery::test(virtual_time)]`, with the `macros` feature)"
+)]
 //! and hatchery's clock becomes virtual:
 //!
 //! * time stands still while any hatchery task can run;
@@ -610,11 +618,18 @@ impl Drop for VirtualSleep {
 ///
 /// # Cancel safety
 ///
-/// Dropping it drops `fut` (with the usual consequences for nurseries inside).
+/// Dropping it drops `fut` (C8: the nurseries inside cancel their children without
+/// awaiting them; see the cancel safety of [`nursery`](crate::nursery())). Awaited
+/// inside another hatchery run, it is a root of its own: a cancelled enclosing scope
+/// does not cancel it but *drops* it, with the same consequences, and its
+/// [`finally`](crate::finally) cleanups do not run (see
+/// [A test run inside another](self#a-test-run-inside-another)).
 ///
 /// # Panics
 ///
-/// When first polled outside a hatchery runtime.
+/// When first polled outside a hatchery runtime. When the run stays deadlocked for its
+/// deadlock timeout (see [`TestRun::with_deadlock_timeout`]). When polled after it
+/// returned.
 ///
 /// # Examples
 ///
@@ -634,11 +649,14 @@ pub fn virtual_time<F: IntoFuture>(fut: F) -> TestRun<F::IntoFuture> {
 ///
 /// # Cancel safety
 ///
-/// As for [`virtual_time`].
+/// As for [`virtual_time`]: dropping it drops `fut` (C8), and so does a cancelled
+/// enclosing scope, without running its [`finally`](crate::finally) cleanups.
 ///
 /// # Panics
 ///
-/// When first polled outside a hatchery runtime.
+/// When first polled outside a hatchery runtime. When the run stays deadlocked for its
+/// deadlock timeout (see [`TestRun::with_deadlock_timeout`]): under `manual_time`, when
+/// every task is blocked and nobody calls [`advance`]. When polled after it returned.
 ///
 /// # Examples
 ///
@@ -670,19 +688,40 @@ pub fn manual_time<F: IntoFuture>(fut: F) -> TestRun<F::IntoFuture> {
 ///
 /// # Cancel safety
 ///
-/// As for [`virtual_time`].
+/// As for [`virtual_time`]: dropping it drops `fut` (C8), and so does a cancelled
+/// enclosing scope, without running its [`finally`](crate::finally) cleanups.
 ///
 /// # Panics
 ///
-/// When first polled outside a hatchery runtime.
+/// When first polled outside a hatchery runtime. When polled after it returned.
 ///
 /// # Examples
 ///
 /// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
 /// use hatchery::testing::{tracked, wait_all_tasks_blocked};
+/// use hatchery::{nursery, sync::Event};
 ///
 /// hatchery_smol::run(tracked(async {
-///     wait_all_tasks_blocked().await; // nothing else runs: returns at once
+///     let (go, ready) = (Arc::new(Event::new()), Arc::new(AtomicUsize::new(0)));
+///     nursery(|n| async move {
+///         for _ in 0..3 {
+///             let (go, ready) = (go.clone(), ready.clone());
+///             n.spawn(async move {
+///                 ready.fetch_add(1, Ordering::SeqCst);
+///                 go.wait().await;
+///                 Ok::<_, std::io::Error>(())
+///             });
+///         }
+///         // On real time, without a sleep: returns once all three wait for `go`.
+///         wait_all_tasks_blocked().await;
+///         assert_eq!(ready.load(Ordering::SeqCst), 3);
+///         go.set();
+///         Ok(())
+///     })
+///     .await
+///     .unwrap();
 /// }));
 /// ```
 pub fn tracked<F: IntoFuture>(fut: F) -> TestRun<F::IntoFuture> {

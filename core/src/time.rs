@@ -420,19 +420,27 @@ impl Deadline {
 ///
 /// ```
 /// use std::time::Duration;
-/// use hatchery::{current_effective_deadline, move_on_after, Deadline};
+/// use hatchery::testing::virtual_time;
+/// use hatchery::{current_effective_deadline, move_on_after, now, CancelScope, Deadline};
 ///
-/// # hatchery_smol::run(async {
+/// # hatchery_smol::run(virtual_time(async {
 /// assert_eq!(current_effective_deadline(), Deadline::Never);
+/// let start = now();
 /// move_on_after(Duration::from_secs(10), async {
 ///     move_on_after(Duration::from_secs(60), async {
-///         let left = current_effective_deadline().remaining(hatchery::now()).unwrap();
-///         assert!(left <= Duration::from_secs(10));
+///         // The earliest of the two, the outer one:
+///         let d = current_effective_deadline();
+///         assert_eq!(d, Deadline::At(start + Duration::from_secs(10)));
+///         assert_eq!(d.remaining(now()), Some(Duration::from_secs(10)));
+///         // Up to the nearest shield: the deadlines outside it do not count inside.
+///         let shielded = CancelScope::new().with_shield(true);
+///         let inside = shielded.run(async { current_effective_deadline() }).await;
+///         assert_eq!(inside, Some(Deadline::Never));
 ///     })
 ///     .await;
 /// })
 /// .await;
-/// # });
+/// # }));
 /// ```
 pub fn current_effective_deadline() -> Deadline {
     rt::with_current(|c| {

@@ -40,6 +40,27 @@ use hatchery::rt::{Runtime, Sleep, Task};
 /// executor and every task left in it (their futures never dropped) alive for good.
 /// Once the application has dropped the executor, its tasks are dropped with it, and a
 /// task spawned after that is dropped at once, which hatchery counts as cancelled.
+///
+/// [`run`], [`run_with_threads`] and [`enter`] make one for you; use it directly to bind
+/// hatchery with [`hatchery::rt::enter`] or [`hatchery::rt::enter_root`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use hatchery::rt::{self, Runtime};
+/// use hatchery_smol::SmolRuntime;
+///
+/// let ex = Arc::new(async_executor::Executor::new());
+/// let runtime: Arc<dyn Runtime> = Arc::new(SmolRuntime::new(&ex));
+/// // A root of its own, its children spawned on `ex`, which `ex.run` runs meanwhile.
+/// let root = rt::enter_root(runtime, hatchery::nursery(|n| async move {
+///     let h = n.spawn(async { Ok::<_, std::io::Error>(6 * 7) });
+///     Ok(h.join().await?)
+/// }));
+/// let out = async_io::block_on(ex.run(root));
+/// assert_eq!(out.unwrap(), 42);
+/// ```
 #[derive(Debug, Clone)]
 pub struct SmolRuntime {
     executor: Weak<Executor<'static>>,
@@ -48,6 +69,21 @@ pub struct SmolRuntime {
 impl SmolRuntime {
     /// Binds hatchery to `executor`: tasks are spawned on it, so something must run it
     /// (`executor.run(..)` on one or more threads), and keep it (see [`SmolRuntime`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use hatchery::rt;
+    /// use hatchery_smol::SmolRuntime;
+    ///
+    /// let ex = Arc::new(async_executor::Executor::new());
+    /// let runtime = Arc::new(SmolRuntime::new(&ex));
+    /// // `ex.run` polls the root and runs the tasks it spawns.
+    /// let root = rt::enter_root(runtime, hatchery::run_blocking(|| 2 + 2));
+    /// let out = async_io::block_on(ex.run(root));
+    /// assert_eq!(out, 4);
+    /// ```
     pub fn new(executor: &Arc<Executor<'static>>) -> Self {
         SmolRuntime {
             executor: Arc::downgrade(executor),
@@ -129,6 +165,10 @@ pub fn run<F: Future>(fut: F) -> F::Output {
 
 /// Like [`run`], with every task on the calling thread.
 ///
+/// # Panics
+///
+/// If `fut` panics (after its nurseries have finished, as always), with its payload.
+///
 /// # Examples
 ///
 /// ```
@@ -141,6 +181,12 @@ pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
 
 /// Like [`run`], with `threads` executor threads in all (the calling thread counts as
 /// one; `0` is taken as `1`).
+///
+/// # Panics
+///
+/// If `fut` panics (after its nurseries have finished, as always), with its payload; the
+/// executor threads are stopped and joined first. If an executor thread cannot be
+/// spawned.
 ///
 /// # Examples
 ///
@@ -177,8 +223,31 @@ pub fn run_with_threads<F: Future>(threads: usize, fut: F) -> F::Output {
 /// Makes `fut` a hatchery root whose tasks are spawned on `executor`: the one line to add
 /// to an application that already runs a smol executor.
 ///
+/// `executor` must be running (`executor.run(..)` on this thread or others, as in the
+/// example): the nurseries' children are spawned on it, and on an executor that nobody
+/// runs they never start, so a nursery waits for them for good.
+///
 /// Inside hatchery code already, it makes no new root: `fut` runs in the enclosing scope,
-/// with this runtime (see [`hatchery::rt::enter`]).
+/// with this runtime (see [`hatchery::rt::enter`]). So do not block on it there
+/// (`block_on(executor.run(enter(..)))` in a hatchery task): once that scope is
+/// cancelled, `fut` stops for good, and the scope cannot drop it while its own task is
+/// blocked. Use [`run_current_thread`], which is always a root, or block on another
+/// thread ([`run_blocking`](hatchery::run_blocking)).
+///
+/// # Cancel safety
+///
+/// As a root (awaited outside hatchery), nothing inside hatchery can cancel `fut`; wrap
+/// it in a [`CancelScope`](hatchery::CancelScope) for a cancellable root. Dropping the
+/// returned future (a `select`, a foreign timeout, a dropped smol `Task`) drops `fut`
+/// from outside hatchery (C8): everything in it is cancelled at once, and the children
+/// of its nurseries are cancelled **without being awaited**. Each stops at its next
+/// suspension point, possibly after the drop has returned, and their errors and panics
+/// are not reported. Put a timeout inside, with hatchery's own:
+/// `enter(&ex, move_on_after(t, app()))`.
+///
+/// Inside hatchery code already, it is `fut` itself, in the enclosing scope: a
+/// cancellation of that scope cancels `fut` as it does the code around it, and this
+/// future completes only if `fut` does (see [`hatchery::rt::enter`]).
 ///
 /// # Examples
 ///

@@ -39,6 +39,29 @@ use tokio::runtime::RuntimeFlavor;
 /// that the runtime polls) is this one. Reading it from elsewhere, or polling a root bound
 /// to a paused runtime outside it, reads another clock. Entering the runtime on every
 /// read would cost every timeout on the hot path, for a case only tests can make.
+///
+/// [`run`], [`run_with`] and [`enter`] make one for you; use it directly to bind
+/// hatchery with [`hatchery::rt::enter`] or [`hatchery::rt::enter_root`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use hatchery::rt::{self, Runtime};
+/// use hatchery_tokio::TokioRuntime;
+///
+/// let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+///     .enable_all()
+///     .build()
+///     .unwrap();
+/// let runtime: Arc<dyn Runtime> = Arc::new(TokioRuntime::new(tokio_rt.handle().clone()));
+/// // What `run_with` does: a root of its own, its children spawned on `tokio_rt`.
+/// let out = tokio_rt.block_on(rt::enter_root(runtime, hatchery::nursery(|n| async move {
+///     let h = n.spawn(async { Ok::<_, std::io::Error>(6 * 7) });
+///     Ok(h.join().await?)
+/// })));
+/// assert_eq!(out.unwrap(), 42);
+/// ```
 #[derive(Debug, Clone)]
 pub struct TokioRuntime {
     handle: tokio::runtime::Handle,
@@ -48,6 +71,29 @@ pub struct TokioRuntime {
 
 impl TokioRuntime {
     /// Binds hatchery to the runtime behind `handle`.
+    ///
+    /// The runtime must have tokio's timers enabled (`enable_time`, or `enable_all`):
+    /// without them, the first hatchery timer panics, with tokio's message that says so.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use hatchery::rt;
+    /// use hatchery_tokio::TokioRuntime;
+    ///
+    /// let tokio_rt = tokio::runtime::Builder::new_current_thread()
+    ///     .enable_time() // hatchery's deadlines use tokio's timers
+    ///     .build()
+    ///     .unwrap();
+    /// let runtime = Arc::new(TokioRuntime::new(tokio_rt.handle().clone()));
+    /// let out = tokio_rt.block_on(rt::enter_root(
+    ///     runtime,
+    ///     hatchery::move_on_after(Duration::from_millis(1), std::future::pending::<()>()),
+    /// ));
+    /// assert_eq!(out, None);
+    /// ```
     pub fn new(handle: tokio::runtime::Handle) -> Self {
         let multi_thread = !matches!(handle.runtime_flavor(), RuntimeFlavor::CurrentThread);
         TokioRuntime {
@@ -61,6 +107,23 @@ impl TokioRuntime {
     /// # Panics
     ///
     /// Outside a tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use hatchery::rt;
+    /// use hatchery_tokio::TokioRuntime;
+    ///
+    /// # let mut builder = tokio::runtime::Builder::new_current_thread();
+    /// # let tokio_rt = builder.enable_all().build().unwrap();
+    /// # tokio_rt.block_on(async {
+    /// // In a task of a running tokio runtime (what `hatchery_tokio::enter` does):
+    /// let runtime = Arc::new(TokioRuntime::current());
+    /// let out = rt::enter(runtime, hatchery::run_blocking(|| 2 + 2)).await;
+    /// assert_eq!(out, 4);
+    /// # });
+    /// ```
     pub fn current() -> Self {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => TokioRuntime::new(handle),
@@ -172,6 +235,10 @@ pub fn run<F: Future>(fut: F) -> F::Output {
 /// Like [`run`], on a single-threaded (current-thread) tokio runtime: every task runs on
 /// the calling thread.
 ///
+/// # Panics
+///
+/// As [`run`]: if `fut` panics, with its payload, and inside a tokio runtime.
+///
 /// # Examples
 ///
 /// ```
@@ -191,6 +258,8 @@ pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
 ///
 /// If the runtime cannot be built. A runtime built without tokio's timers (no
 /// `enable_time`) fails at the first hatchery timer, with tokio's panic that says so.
+/// As [`run`]: if `fut` panics, with its payload, and inside a tokio runtime, with
+/// tokio's "Cannot start a runtime from within a runtime".
 ///
 /// # Examples
 ///
@@ -224,6 +293,21 @@ pub fn run_with<F: Future>(mut builder: tokio::runtime::Builder, fut: F) -> F::O
 /// stops for good, and the scope cannot drop it while its own task is blocked. From sync
 /// code in a hatchery task, block on another thread instead:
 /// `run_blocking(move || handle.block_on(hatchery_tokio::enter(fut)))`.
+///
+/// # Cancel safety
+///
+/// As a root (awaited in plain tokio code), nothing inside hatchery can cancel `fut`;
+/// wrap it in a [`CancelScope`](hatchery::CancelScope) for a cancellable root. Dropping
+/// the returned future, which is what `tokio::select!`, `tokio::time::timeout` and
+/// `JoinHandle::abort` do, drops `fut` from outside hatchery (C8): everything in it is
+/// cancelled at once, and the children of its nurseries are cancelled **without being
+/// awaited**. Each stops at its next suspension point, possibly after the drop has
+/// returned, and their errors and panics are not reported. Put the timeout inside:
+/// `enter(move_on_after(t, app()))`, not `timeout(t, enter(app()))`.
+///
+/// Inside hatchery code already, it is `fut` itself, in the enclosing scope: a
+/// cancellation of that scope cancels `fut` as it does the code around it, and this
+/// future completes only if `fut` does (see [`hatchery::rt::enter`]).
 ///
 /// # Panics
 ///

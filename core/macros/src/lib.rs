@@ -70,8 +70,8 @@ use syn::{Error, ItemFn, Meta, Token};
 ///
 /// # Options
 ///
-/// * `virtual_time`: run on [virtual time](../hatchery/testing/index.html) that jumps to
-///   the next deadline whenever every task is blocked;
+/// * `virtual_time`: run on virtual time (see the module `hatchery::testing`) that jumps
+///   to the next deadline whenever every task is blocked;
 /// * `manual_time`: virtual time that moves only with `hatchery::testing::advance`;
 /// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`.
 ///

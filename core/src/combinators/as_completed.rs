@@ -46,25 +46,41 @@ use crate::task::TaskHandle;
 /// # Examples
 ///
 /// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
 /// use std::time::Duration;
 /// use futures_lite::StreamExt;
+/// use hatchery::testing::{elapsed, virtual_time};
 /// use hatchery::{as_completed, sleep};
 ///
-/// async fn fetch(ms: u64) -> u64 {
-///     sleep(Duration::from_millis(ms)).await;
-///     ms
+/// struct Stopped(Arc<AtomicUsize>); // counts the fetches that have been dropped
+/// impl Drop for Stopped {
+///     fn drop(&mut self) {
+///         self.0.fetch_add(1, Ordering::SeqCst);
+///     }
 /// }
 ///
-/// # hatchery_smol::run(async {
+/// # hatchery_smol::run(virtual_time(async {
+/// let stopped = Arc::new(AtomicUsize::new(0));
+/// let fetch = |secs: u64| {
+///     let guard = Stopped(stopped.clone());
+///     async move {
+///         let _guard = guard;
+///         sleep(Duration::from_secs(secs)).await;
+///         secs
+///     }
+/// };
 /// // Take the two fastest answers; the hour-long one is cancelled and reaped.
-/// let fastest = as_completed([60, 3_600_000, 1].map(fetch), |mut done| async move {
+/// let fastest = as_completed([60, 3600, 1].map(fetch), |mut done| async move {
 ///     let a = done.next().await.unwrap();
 ///     let b = done.next().await.unwrap();
 ///     vec![a, b]
 /// })
 /// .await;
 /// assert_eq!(fastest, [1, 60]);
-/// # });
+/// assert_eq!(stopped.load(Ordering::SeqCst), 3); // the hour-long one has stopped too...
+/// assert_eq!(elapsed(), Duration::from_secs(60)); // ...at once, not after an hour
+/// # }));
 /// ```
 pub async fn as_completed<I, B, BFut>(futs: I, body: B) -> BFut::Output
 where
@@ -100,6 +116,13 @@ where
 /// The futures are children of `n`: their failures (none, since they report through the
 /// stream) and panics follow the nursery's rules, and cancelling `n` cancels them.
 ///
+/// # Cancel safety
+///
+/// The call does not wait: it spawns every future into `n` at once. Waiting for the
+/// stream's items is cancel safe, and never completes in a cancelled scope (see
+/// [`AsCompleted`]). Cancelling `n`, or a scope around it, cancels the futures as it does
+/// the rest of `n`'s children.
+///
 /// # Panics
 ///
 /// If the nursery has already finished (like [`Nursery::spawn`]) and `futs` is not empty.
@@ -107,16 +130,32 @@ where
 /// # Examples
 ///
 /// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
 /// use std::time::Duration;
 /// use futures_lite::StreamExt;
+/// use hatchery::testing::{elapsed, virtual_time};
 /// use hatchery::{as_completed_in, nursery, sleep};
 ///
-/// # hatchery_smol::run(async {
+/// struct Stopped(Arc<AtomicUsize>); // counts the futures that have been dropped
+/// impl Drop for Stopped {
+///     fn drop(&mut self) {
+///         self.0.fetch_add(1, Ordering::SeqCst);
+///     }
+/// }
+///
+/// # hatchery_smol::run(virtual_time(async {
+/// let stopped = Arc::new(AtomicUsize::new(0));
+/// let futs = [5u64, 1, 3600].map(|secs| {
+///     let guard = Stopped(stopped.clone());
+///     async move {
+///         let _guard = guard;
+///         sleep(Duration::from_secs(secs)).await;
+///         secs
+///     }
+/// });
 /// let first = nursery(|n| async move {
-///     let mut done = as_completed_in(&n, [5u64, 1, 3_600_000].map(|ms| async move {
-///         sleep(Duration::from_millis(ms)).await;
-///         ms
-///     }));
+///     let mut done = as_completed_in(&n, futs);
 ///     Ok::<_, std::io::Error>(done.next().await)
 ///     // `done` is dropped here: the other two are cancelled, and the nursery waits
 ///     // for them before it returns.
@@ -124,7 +163,9 @@ where
 /// .await
 /// .unwrap();
 /// assert_eq!(first, Some(1));
-/// # });
+/// assert_eq!(stopped.load(Ordering::SeqCst), 3); // the other two have stopped...
+/// assert_eq!(elapsed(), Duration::from_secs(1)); // ...at once
+/// # }));
 /// ```
 #[track_caller]
 pub fn as_completed_in<E, I>(n: &Nursery<E>, futs: I) -> AsCompleted<<I::Item as Future>::Output>
@@ -212,20 +253,21 @@ impl<T> Drop for Sender<T> {
 /// use std::time::Duration;
 /// use futures_lite::StreamExt;
 /// use hatchery::futures::AsCompleted;
+/// use hatchery::testing::virtual_time;
 /// use hatchery::{as_completed_in, nursery, sleep};
 ///
-/// # hatchery_smol::run(async {
+/// # hatchery_smol::run(virtual_time(async {
 /// let order = nursery(|n| async move {
-///     let done: AsCompleted<u64> = as_completed_in(&n, [60u64, 1, 25].map(|ms| async move {
-///         sleep(Duration::from_millis(ms)).await;
-///         ms
+///     let done: AsCompleted<u64> = as_completed_in(&n, [60u64, 1, 25].map(|s| async move {
+///         sleep(Duration::from_secs(s)).await;
+///         s
 ///     }));
 ///     Ok::<_, std::io::Error>(done.collect::<Vec<_>>().await)
 /// })
 /// .await
 /// .unwrap();
 /// assert_eq!(order, [1, 25, 60]); // in the order they finished
-/// # });
+/// # }));
 /// ```
 pub struct AsCompleted<T> {
     chan: Arc<Chan<T>>,

@@ -85,21 +85,39 @@ where
 /// # Examples
 ///
 /// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
 /// use std::time::Duration;
+/// use hatchery::testing::{elapsed, virtual_time};
 /// use hatchery::{sleep, try_join};
 ///
-/// async fn fetch(id: u64) -> Result<u64, String> {
-///     sleep(Duration::from_millis(id)).await;
-///     if id == 2 { Err(format!("{id} failed")) } else { Ok(id) }
+/// struct Stopped(Arc<AtomicUsize>); // counts the fetches that have been dropped
+/// impl Drop for Stopped {
+///     fn drop(&mut self) {
+///         self.0.fetch_add(1, Ordering::SeqCst);
+///     }
 /// }
 ///
-/// # hatchery_smol::run(async {
+/// # hatchery_smol::run(virtual_time(async {
+/// let stopped = Arc::new(AtomicUsize::new(0));
+/// let fetch = |secs: u64| {
+///     let guard = Stopped(stopped.clone());
+///     async move {
+///         let _guard = guard;
+///         sleep(Duration::from_secs(secs)).await;
+///         if secs == 2 { Err(format!("{secs} failed")) } else { Ok(secs) }
+///     }
+/// };
 /// assert_eq!(try_join([1, 3].map(fetch)).await, Ok(vec![1, 3]));
+/// assert_eq!(elapsed(), Duration::from_secs(3));
 ///
-/// // The failure of 2 cancels the hour-long 3600; both are done when `try_join` returns.
-/// let err = try_join([1, 2, 3600_000].map(fetch)).await.unwrap_err();
+/// // The failure of 2 cancels the hour-long 3600; all are done when `try_join` returns.
+/// stopped.store(0, Ordering::SeqCst);
+/// let err = try_join([1, 2, 3600].map(fetch)).await.unwrap_err();
 /// assert_eq!(err.errors(), ["2 failed"]);
-/// # });
+/// assert_eq!(stopped.load(Ordering::SeqCst), 3);
+/// assert_eq!(elapsed(), Duration::from_secs(3 + 2)); // not an hour
+/// # }));
 /// ```
 pub fn try_join<I, T, E>(futs: I) -> impl Future<Output = Result<Vec<T>, NurseryError<E>>>
 where

@@ -39,21 +39,32 @@ use crate::nursery::nursery;
 /// # Examples
 ///
 /// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
 /// use std::time::Duration;
 /// use hatchery::sleep;
+/// use hatchery::testing::{elapsed, virtual_time};
 ///
-/// async fn fetch(id: u32) -> Result<String, std::io::Error> {
-///     sleep(Duration::from_millis(1)).await;
-///     Ok(format!("item {id}"))
-/// }
-///
-/// # hatchery_smol::run(async {
-/// // 20 fetches, at most 5 at a time, results in input order.
-/// let items = hatchery::map(5, 0..20, fetch).try_join().await?;
+/// # hatchery_smol::run(virtual_time(async {
+/// let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+/// // 20 fetches of one second each, at most 5 at a time, results in input order.
+/// let items = hatchery::map(5, 0..20, |id| {
+///     let (running, peak) = (running.clone(), peak.clone());
+///     async move {
+///         peak.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+///         sleep(Duration::from_secs(1)).await; // a slow fetch
+///         running.fetch_sub(1, Ordering::SeqCst);
+///         Ok::<_, std::io::Error>(format!("item {id}"))
+///     }
+/// })
+/// .try_join()
+/// .await?;
 /// assert_eq!(items.len(), 20);
 /// assert_eq!(items[3], "item 3");
+/// assert_eq!(peak.load(Ordering::SeqCst), 5); // never more than 5 in flight...
+/// assert_eq!(elapsed(), Duration::from_secs(4)); // ...so 20 take 4 s, not 1 s
 /// # Ok::<_, anyhow::Error>(())
-/// # }).unwrap();
+/// # })).unwrap();
 /// ```
 #[track_caller]
 pub fn map<I, F, Fut>(limit: usize, inputs: I, f: F) -> Map<InputIter<I::IntoIter>, F>
@@ -158,17 +169,18 @@ impl<S: Stream, F> Map<S, F> {
     /// ```
     /// use std::time::Duration;
     /// use hatchery::sleep;
+    /// use hatchery::testing::virtual_time;
     ///
-    /// # hatchery_smol::run(async {
-    /// let order = hatchery::map(3, [60u64, 1, 25], |ms| async move {
-    ///     sleep(Duration::from_millis(ms)).await;
-    ///     ms
+    /// # hatchery_smol::run(virtual_time(async {
+    /// let order = hatchery::map(3, [60u64, 1, 25], |secs| async move {
+    ///     sleep(Duration::from_secs(secs)).await;
+    ///     secs
     /// })
     /// .unordered()
     /// .join()
     /// .await;
     /// assert_eq!(order, [1, 25, 60]);
-    /// # });
+    /// # }));
     /// ```
     pub fn unordered(mut self) -> Self {
         self.ordered = false;
@@ -193,8 +205,8 @@ impl<S: Stream, F> Map<S, F> {
     ///
     /// # Panics
     ///
-    /// If a child panics: the others are cancelled and, once all have finished, the panic
-    /// is resumed here.
+    /// When first polled outside a hatchery runtime. If a child panics: the others are
+    /// cancelled and, once all have finished, the panic is resumed here.
     ///
     /// # Examples
     ///

@@ -34,23 +34,41 @@ use crate::nursery::{nursery, Nursery};
 ///
 /// If `futs` is empty (there would be no winner). If a future panics: the others are
 /// cancelled and, once all have finished, the panic is resumed here (even if another
-/// future had already won).
+/// future had already won). When first polled outside a hatchery runtime. If the
+/// executor drops every future's task before one of them finished (a runtime that is
+/// shutting down), with a message that says so.
 ///
 /// # Examples
 ///
 /// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
 /// use std::time::Duration;
+/// use hatchery::testing::{elapsed, virtual_time};
 /// use hatchery::{race, sleep};
 ///
-/// async fn mirror(name: &'static str, ms: u64) -> &'static str {
-///     sleep(Duration::from_millis(ms)).await;
-///     name
+/// struct Stopped(Arc<AtomicUsize>); // counts the mirrors that have been dropped
+/// impl Drop for Stopped {
+///     fn drop(&mut self) {
+///         self.0.fetch_add(1, Ordering::SeqCst);
+///     }
 /// }
 ///
-/// # hatchery_smol::run(async {
-/// let fastest = race([mirror("eu", 30), mirror("us", 1), mirror("asia", 3_600_000)]).await;
-/// assert_eq!(fastest, "us"); // "eu" and "asia" were cancelled and have stopped
-/// # });
+/// # hatchery_smol::run(virtual_time(async {
+/// let stopped = Arc::new(AtomicUsize::new(0));
+/// let mirror = |name: &'static str, secs: u64| {
+///     let guard = Stopped(stopped.clone());
+///     async move {
+///         let _guard = guard;
+///         sleep(Duration::from_secs(secs)).await;
+///         name
+///     }
+/// };
+/// let fastest = race([mirror("eu", 30), mirror("us", 1), mirror("asia", 3600)]).await;
+/// assert_eq!(fastest, "us");
+/// assert_eq!(stopped.load(Ordering::SeqCst), 3); // "eu" and "asia" have stopped too...
+/// assert_eq!(elapsed(), Duration::from_secs(1)); // ...cancelled at once, not waited for
+/// # }));
 /// ```
 #[track_caller]
 pub fn race<I>(futs: I) -> impl Future<Output = <I::Item as Future>::Output>
@@ -130,27 +148,30 @@ where
 ///
 /// # Panics
 ///
-/// If `futs` is empty. If a future panics, as for [`race`].
+/// If `futs` is empty. If a future panics, as for [`race`]. When first polled outside a
+/// hatchery runtime. If the executor drops every future's task before one of them
+/// finished (a runtime that is shutting down), with a message that says so.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::time::Duration;
+/// use hatchery::testing::virtual_time;
 /// use hatchery::{race_ok, sleep};
 ///
-/// async fn replica(ms: u64, ok: bool) -> Result<u64, String> {
-///     sleep(Duration::from_millis(ms)).await;
-///     if ok { Ok(ms) } else { Err(format!("replica {ms} is down")) }
+/// async fn replica(secs: u64, ok: bool) -> Result<u64, String> {
+///     sleep(Duration::from_secs(secs)).await;
+///     if ok { Ok(secs) } else { Err(format!("replica {secs} is down")) }
 /// }
 ///
-/// # hatchery_smol::run(async {
+/// # hatchery_smol::run(virtual_time(async {
 /// // The fast replica fails; the first success wins.
-/// let v = race_ok([replica(1, false), replica(5, true), replica(3_600_000, true)]).await;
+/// let v = race_ok([replica(1, false), replica(5, true), replica(3600, true)]).await;
 /// assert_eq!(v, Ok(5));
 ///
 /// let all_down = race_ok([replica(50, false), replica(1, false)]).await.unwrap_err();
 /// assert_eq!(all_down.errors(), ["replica 1 is down", "replica 50 is down"]);
-/// # });
+/// # }));
 /// ```
 #[track_caller]
 pub fn race_ok<I, T, E>(futs: I) -> impl Future<Output = Result<T, NurseryError<E>>>

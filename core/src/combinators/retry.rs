@@ -77,6 +77,13 @@ impl backon::Sleeper for HatcherySleeper {
 /// attempt has failed; counting attempts here also makes `max_attempts` mean the same for
 /// every policy.
 ///
+/// # Errors
+///
+/// The error of the last attempt, returned at once when no retry follows it: `when`
+/// returns false for it (a final error is not retried); it was attempt `max_attempts`;
+/// the backoff policy has no more delays; or the next delay would start the retry more
+/// than `max_elapsed` after the first attempt started.
+///
 /// # Cancel safety
 ///
 /// Dropping the future drops the running attempt or the wait; no further attempt is made.

@@ -25,7 +25,9 @@ use crate::time::checkpoint;
 /// # Cancel safety
 ///
 /// If the enclosing scope is cancelled, every future is cancelled and awaited, then the
-/// macro's await never completes (the cancelled scope returns).
+/// macro's await never completes (the cancelled scope returns). The macro awaits inline:
+/// dropping the async code around it from outside hatchery cancels the futures without
+/// waiting for them (see [`nursery`](crate::nursery())).
 ///
 /// # Panics
 ///
@@ -123,7 +125,9 @@ macro_rules! try_join {
 /// # Cancel safety
 ///
 /// If the enclosing scope is cancelled, every future is cancelled and awaited, then the
-/// macro's await never completes (the cancelled scope returns).
+/// macro's await never completes (the cancelled scope returns). The macro awaits inline:
+/// dropping the async code around it from outside hatchery cancels the futures without
+/// waiting for them (see [`nursery`](crate::nursery())).
 ///
 /// # Panics
 ///

@@ -68,8 +68,17 @@ impl Condition {
     /// # Examples
     ///
     /// ```
-    /// let cond = hatchery::sync::Condition::new();
-    /// cond.notify(1); // nobody waits: nothing happens
+    /// use std::time::Duration;
+    /// use hatchery::sync::{Condition, Lock};
+    /// use hatchery::testing::virtual_time;
+    ///
+    /// # hatchery_smol::run(virtual_time(async {
+    /// let (lock, cond) = (Lock::new(()), Condition::new());
+    /// cond.notify(1); // nobody waits: nothing happens, and nothing is stored
+    /// let guard = lock.lock().await;
+    /// let woken = hatchery::move_on_after(Duration::from_secs(1), cond.wait(guard)).await;
+    /// assert!(woken.is_none()); // the later wait did not see it
+    /// # }));
     /// ```
     pub fn new() -> Condition {
         Condition {
@@ -84,7 +93,38 @@ impl Condition {
     /// # Examples
     ///
     /// ```
-    /// hatchery::sync::Condition::new().notify(2);
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use hatchery::nursery;
+    /// use hatchery::sync::{Condition, Lock};
+    /// use hatchery::testing::{tracked, wait_all_tasks_blocked};
+    ///
+    /// # hatchery_smol::run(tracked(async {
+    /// let shared = Arc::new((Lock::new(()), Condition::new(), AtomicUsize::new(0)));
+    /// let sh = shared.clone();
+    /// nursery(|n| async move {
+    ///     for _ in 0..3 {
+    ///         let s = sh.clone();
+    ///         n.spawn(async move {
+    ///             let (lock, cond, woken) = &*s;
+    ///             let guard = lock.lock().await;
+    ///             let _guard = cond.wait(guard).await;
+    ///             woken.fetch_add(1, Ordering::SeqCst);
+    ///             Ok::<_, std::io::Error>(())
+    ///         });
+    ///     }
+    ///     wait_all_tasks_blocked().await; // all three wait
+    ///     let (_, cond, woken) = &*sh;
+    ///     cond.notify(1);
+    ///     wait_all_tasks_blocked().await;
+    ///     assert_eq!(woken.load(Ordering::SeqCst), 1); // one woke, two still wait
+    ///     cond.notify(2);
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(shared.2.load(Ordering::SeqCst), 3);
+    /// # }));
     /// ```
     pub fn notify(&self, n: usize) {
         self.event.notify(n.additional());
@@ -95,7 +135,33 @@ impl Condition {
     /// # Examples
     ///
     /// ```
-    /// hatchery::sync::Condition::new().notify_all();
+    /// use std::sync::Arc;
+    /// use hatchery::nursery;
+    /// use hatchery::sync::{Condition, Lock};
+    /// use hatchery::testing::{tracked, wait_all_tasks_blocked};
+    ///
+    /// # hatchery_smol::run(tracked(async {
+    /// let shared = Arc::new((Lock::new(0), Condition::new()));
+    /// let sh = shared.clone();
+    /// nursery(|n| async move {
+    ///     for _ in 0..3 {
+    ///         let s = sh.clone();
+    ///         n.spawn(async move {
+    ///             let (lock, cond) = &*s;
+    ///             let guard = lock.lock().await;
+    ///             let mut woken = cond.wait(guard).await;
+    ///             *woken += 1;
+    ///             Ok::<_, std::io::Error>(())
+    ///         });
+    ///     }
+    ///     wait_all_tasks_blocked().await; // all three wait
+    ///     sh.1.notify_all(); // the nursery returns: every waiter woke
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(*shared.0.lock().await, 3);
+    /// # }));
     /// ```
     pub fn notify_all(&self) {
         self.event.notify(usize::MAX);
@@ -120,6 +186,10 @@ impl Condition {
     /// keeps the cancelled code alive. So a `notify(1)` is never lost to a cancelled
     /// waiter. (Polled again later outside a cancelled scope, it goes on as after a
     /// wake-up without a notification: it takes the lock back and returns.)
+    ///
+    /// # Panics
+    ///
+    /// When polled after it returned.
     ///
     /// # Examples
     ///

@@ -99,10 +99,24 @@ impl Event {
     /// # Examples
     ///
     /// ```
+    /// use std::sync::Arc;
+    /// use hatchery::{nursery, sync::Event};
+    ///
     /// # hatchery_smol::run(async {
-    /// let e = hatchery::sync::Event::new();
-    /// e.set();
-    /// e.wait().await;
+    /// let ready = Arc::new(Event::new());
+    /// let r = ready.clone();
+    /// nursery(|n| async move {
+    ///     let waiter = n.spawn(async move {
+    ///         r.wait().await; // until the body sets it
+    ///         Ok::<_, std::io::Error>(r.is_set())
+    ///     });
+    ///     ready.set();
+    ///     assert!(waiter.join().await?);
+    ///     ready.wait().await; // already set: completes at once
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
     /// # });
     /// ```
     pub fn wait(&self) -> EventWait<'_> {

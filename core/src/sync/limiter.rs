@@ -424,10 +424,19 @@ impl CapacityLimiter {
     /// # Examples
     ///
     /// ```
+    /// use hatchery::sync::{CapacityLimiter, LimiterError};
+    ///
     /// # hatchery_smol::run(async {
-    /// let limiter = hatchery::sync::CapacityLimiter::new(1);
+    /// let limiter = CapacityLimiter::new(2);
     /// limiter.acquire_on_behalf_of(42).await.unwrap();
+    /// assert_eq!(limiter.borrowed_tokens(), 1);
+    /// // One token per borrower: a second one for 42 fails at once, though one is free.
+    /// let again = limiter.acquire_on_behalf_of(42).await;
+    /// assert_eq!(again, Err(LimiterError::AlreadyBorrowing));
+    /// limiter.acquire_on_behalf_of(7).await.unwrap(); // another borrower
     /// limiter.release_on_behalf_of(42).unwrap();
+    /// limiter.release_on_behalf_of(7).unwrap();
+    /// assert_eq!(limiter.available_tokens(), 2);
     /// # });
     /// ```
     pub fn acquire_on_behalf_of(&self, borrower: u64) -> LimiterAcquireFor<'_> {

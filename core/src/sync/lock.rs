@@ -31,20 +31,24 @@ use super::semaphore::{self, poll_acquire};
 /// # Examples
 ///
 /// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::sync::Arc;
 /// use hatchery::{nursery, sync::Lock};
 ///
 /// # hatchery_smol::run(async {
 /// let counter = Arc::new(Lock::new(0));
+/// let inside = Arc::new(AtomicBool::new(false)); // whether a task holds the guard
 /// nursery(|n| {
-///     let counter = counter.clone();
+///     let (counter, inside) = (counter.clone(), inside.clone());
 ///     async move {
 ///         for _ in 0..10 {
-///             let counter = counter.clone();
+///             let (counter, inside) = (counter.clone(), inside.clone());
 ///             n.spawn(async move {
 ///                 let mut c = counter.lock().await;
+///                 assert!(!inside.swap(true, Ordering::SeqCst)); // alone in here...
+///                 hatchery::checkpoint().await; // ...even while we suspend, holding it
 ///                 *c += 1;
-///                 hatchery::checkpoint().await; // still holding the lock
+///                 inside.store(false, Ordering::SeqCst);
 ///                 Ok::<_, std::io::Error>(())
 ///             });
 ///         }

@@ -353,10 +353,27 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
+    /// use std::sync::Arc;
+    /// use hatchery::nursery;
+    /// use hatchery::sync::{OwnedSemaphorePermit, Semaphore};
+    ///
     /// # hatchery_smol::run(async {
-    /// let sem = hatchery::sync::Semaphore::new(1);
-    /// let p: hatchery::sync::OwnedSemaphorePermit = sem.acquire_owned().await;
-    /// drop(p);
+    /// let sem = Arc::new(Semaphore::new(1));
+    /// let s = sem.clone();
+    /// nursery(|n| async move {
+    ///     let permit: OwnedSemaphorePermit = s.acquire_owned().await;
+    ///     // `'static`: the permit moves into the child, and is released when it ends.
+    ///     n.spawn(async move {
+    ///         let _permit = permit;
+    ///         Ok::<_, std::io::Error>(())
+    ///     });
+    ///     let again = s.acquire().await; // waits until the child has let go of it
+    ///     drop(again);
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(sem.available_permits(), 1);
     /// # });
     /// ```
     pub fn acquire_owned(&self) -> SemaphoreAcquireOwned {

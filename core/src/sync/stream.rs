@@ -608,6 +608,10 @@ impl<T> SendStream<T> {
     /// [`SendError::Closed`] if this handle is (or gets) closed, [`SendError::Broken`] if
     /// every receiver is (or gets) gone, even if the buffer has room. The item comes back.
     ///
+    /// # Panics
+    ///
+    /// When polled after it returned (outside a cancelled scope).
+    ///
     /// # Examples
     ///
     /// ```
