@@ -700,6 +700,43 @@ fn waits_beyond_the_timer_horizon_end_on_time() {
     });
 }
 
+/// A runtime whose timers really fire at its horizon at the latest (as one bound to a
+/// timer wheel of limited reach would), earlier than asked for.
+struct CappedTimers(hatchery_tokio::TokioRuntime, Duration);
+
+impl Runtime for CappedTimers {
+    fn spawn(&self, task: Task) {
+        self.0.spawn(task);
+    }
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        self.0.sleep_until(deadline.min(self.0.now() + self.1))
+    }
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        self.0.spawn_blocking(work);
+    }
+    fn timer_horizon(&self) -> Duration {
+        self.1
+    }
+}
+
+/// A test run's deadlock timeout longer than the runtime's timer horizon is waited for in
+/// steps, in full (it panicked at the first step, after the horizon).
+#[test]
+fn a_deadlock_timeout_past_the_timer_horizon_is_waited_in_full() {
+    hatchery_tokio::run(async {
+        let rt = Arc::new(CappedTimers(hatchery_tokio::TokioRuntime::current(), ms(1)));
+        let run = hatchery::testing::virtual_time(std::future::pending::<()>())
+            .with_deadlock_timeout(Some(ms(500)));
+        let start = Instant::now();
+        let msg = catch_panic(hatchery::rt::enter(rt, run)).await.unwrap_err();
+        assert!(msg.contains("deadlock in a virtual-time test run"), "{msg}");
+        assert!(start.elapsed() >= ms(500), "{:?}", start.elapsed());
+    });
+}
+
 /// A root that panics after a `run_blocking` it cancelled: the panic comes out of `run`
 /// without waiting for the blocking work (which waits here until the test ends), on
 /// every backend, as a root that returns does.

@@ -763,8 +763,9 @@ const DEADLOCK_TIMEOUT: Duration = Duration::from_secs(10);
 struct Watch {
     clock: Arc<Clock>,
     timeout: Duration,
-    /// The stall it was armed for (the clock's `activity` then), and its timer.
-    timer: Option<(u64, Pin<Box<dyn Sleep>>)>,
+    /// The stall it was armed for (the clock's `activity` then), when that stall is
+    /// a deadlock, and the timer.
+    timer: Option<(u64, Instant, Pin<Box<dyn Sleep>>)>,
 }
 
 impl Watch {
@@ -786,14 +787,25 @@ impl Watch {
             self.timer = None;
             return;
         };
-        if !matches!(&self.timer, Some((armed, _)) if *armed == activity) {
-            let base = &self.clock.base;
-            let at = base.now().checked_add(self.timeout);
+        let base = &self.clock.base;
+        if !matches!(&self.timer, Some((armed, ..)) if *armed == activity) {
+            let now = base.now();
             // A timeout too far to be an instant never fires.
-            self.timer = at.map(|at| (activity, base.sleep_until(at)));
+            self.timer = now.checked_add(self.timeout).map(|deadline| {
+                let timer = base.sleep_until(rt::wake_at(&**base, deadline, now));
+                (activity, deadline, timer)
+            });
         }
-        if let Some((_, timer)) = &mut self.timer {
-            if timer.as_mut().poll(cx).is_ready() {
+        if let Some((_, deadline, timer)) = &mut self.timer {
+            // Woken at the runtime's timer horizon at the latest: re-armed until due.
+            while timer.as_mut().poll(cx).is_ready() {
+                let now = base.now();
+                if now >= *deadline {
+                    break;
+                }
+                timer.as_mut().reset(rt::wake_at(&**base, *deadline, now));
+            }
+            if base.now() >= *deadline {
                 let moves = match self.clock.autojump {
                     true => "no timer is set, so virtual time cannot move either",
                     false => "under `manual_time` only they could `advance` the clock",
