@@ -1067,13 +1067,11 @@ impl<Fut, V, E> Drop for Start<Fut, V, E> {
     fn drop(&mut self) {
         let mut s = self.shared.lock();
         match s.state {
-            StartState::Waiting => {
-                if self.hold.is_some() {
-                    // Dropped from outside while the task has not started: cancel it.
-                    s.state = StartState::Abandoned;
-                    if let Some(child) = &s.child {
-                        child.cancel(node::EXPLICIT);
-                    }
+            // Dropped from outside while the task has not started: cancel it.
+            StartState::Waiting if self.hold.is_some() => {
+                s.state = StartState::Abandoned;
+                if let Some(child) = &s.child {
+                    child.cancel(node::EXPLICIT);
                 }
             }
             // An end nobody took (a value `started` handed over, an error, a panic): it

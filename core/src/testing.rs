@@ -763,9 +763,16 @@ const DEADLOCK_TIMEOUT: Duration = Duration::from_secs(10);
 struct Watch {
     clock: Arc<Clock>,
     timeout: Duration,
-    /// The stall it was armed for (the clock's `activity` then), when that stall is
-    /// a deadlock, and the timer.
-    timer: Option<(u64, Instant, Pin<Box<dyn Sleep>>)>,
+    timer: Option<Armed>,
+}
+
+/// The deadlock watch's timer, for one stall.
+struct Armed {
+    /// The stall (the clock's `activity` then).
+    activity: u64,
+    /// When that stall is a deadlock.
+    deadline: Instant,
+    timer: Pin<Box<dyn Sleep>>,
 }
 
 impl Watch {
@@ -788,15 +795,19 @@ impl Watch {
             return;
         };
         let base = &self.clock.base;
-        if !matches!(&self.timer, Some((armed, ..)) if *armed == activity) {
+        if !matches!(&self.timer, Some(armed) if armed.activity == activity) {
             let now = base.now();
             // A timeout too far to be an instant never fires.
-            self.timer = now.checked_add(self.timeout).map(|deadline| {
-                let timer = base.sleep_until(rt::wake_at(&**base, deadline, now));
-                (activity, deadline, timer)
+            self.timer = now.checked_add(self.timeout).map(|deadline| Armed {
+                activity,
+                deadline,
+                timer: base.sleep_until(rt::wake_at(&**base, deadline, now)),
             });
         }
-        if let Some((_, deadline, timer)) = &mut self.timer {
+        if let Some(Armed {
+            deadline, timer, ..
+        }) = &mut self.timer
+        {
             // Woken at the runtime's timer horizon at the latest: re-armed until due.
             while timer.as_mut().poll(cx).is_ready() {
                 let now = base.now();

@@ -195,17 +195,7 @@ pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
 /// ```
 pub fn run_with_threads<F: Future>(threads: usize, fut: F) -> F::Output {
     let executor = Arc::new(Executor::new());
-    let stop = Arc::new(Stop::default());
-    let workers: Vec<_> = (1..threads.max(1))
-        .map(|i| {
-            let (executor, stop) = (executor.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name(format!("hatchery-smol-{i}"))
-                .spawn(move || async_io::block_on(executor.run(stop.wait())))
-                .expect("hatchery_smol: cannot spawn an executor thread")
-        })
-        .collect();
-    // Stop the workers even if the root future panics.
+    // Stop the workers even if the root future panics, or a worker cannot be spawned.
     struct StopOnDrop(Arc<Stop>, Vec<std::thread::JoinHandle<()>>);
     impl Drop for StopOnDrop {
         fn drop(&mut self) {
@@ -215,7 +205,15 @@ pub fn run_with_threads<F: Future>(threads: usize, fut: F) -> F::Output {
             }
         }
     }
-    let _stop = StopOnDrop(stop, workers);
+    let mut workers = StopOnDrop(Arc::new(Stop::default()), Vec::new());
+    for i in 1..threads.max(1) {
+        let (executor, stop) = (executor.clone(), workers.0.clone());
+        let worker = std::thread::Builder::new()
+            .name(format!("hatchery-smol-{i}"))
+            .spawn(move || async_io::block_on(executor.run(stop.wait())))
+            .expect("hatchery_smol: cannot spawn an executor thread");
+        workers.1.push(worker);
+    }
     let runtime = Arc::new(SmolRuntime::new(&executor));
     async_io::block_on(executor.run(hatchery::rt::enter_root(runtime, fut)))
 }
