@@ -968,12 +968,12 @@ impl<F: Future> Future for TestRun<F> {
             .as_mut()
             .as_pin_mut()
             .expect("hatchery: test run polled after completion");
-        // Not woken (the deadlock watch's wake-up, or a spurious one): polling it would
-        // count it busy, and end the stall it is polled for. Its next wake-up must reach
-        // this poll's waker all the same.
-        if root.as_mut().is_idle() {
-            root.as_mut().set_waker(cx.waker());
-        } else {
+        // A root not woken (by the deadlock watch's wake-up, or a spurious one) is not
+        // polled: that would count it busy, and end the stall it is polled for. Its next
+        // wake-up must reach this poll's waker all the same, so that is set first: a
+        // wake-up racing the check then reaches it, or the check sees the root woken.
+        root.as_mut().set_waker(cx.waker());
+        if !root.as_mut().is_idle() {
             let out = root.as_mut().poll(cx);
             if out.is_ready() {
                 this.root.set(None);

@@ -234,9 +234,10 @@ impl<E: Send + 'static> Service<E> {
     ///
     /// If the service no longer accepts work (see [`try_spawn`](Service::try_spawn),
     /// which request handlers racing with a shutdown should prefer). Not when it refuses
-    /// it because an enclosing scope has cancelled it: that cancellation may land at any
-    /// moment (between an `accept` and this `spawn`, say), and what is spawned then would
-    /// only be cancelled. `work` is then dropped unpolled.
+    /// it because an enclosing scope has cancelled it, or because the `service` future
+    /// was dropped from outside hatchery (C8): that may happen at any moment (between an
+    /// `accept` and this `spawn`, say), and what is spawned then would only be cancelled.
+    /// `work` is then dropped unpolled.
     ///
     /// # Examples
     ///
