@@ -102,7 +102,10 @@ impl State {
     /// granted one, and waiters leave without reordering the rest. So a binary search,
     /// and handing out tokens one by one to n waiters is not n² steps.
     fn first_ungranted(&self) -> usize {
-        self.waiters.partition_point(|w| w.granted)
+        match self.waiters.front() {
+            Some(w) if w.granted => self.waiters.partition_point(|w| w.granted),
+            _ => 0,
+        }
     }
 
     /// Hands free tokens to the longest waiters.
@@ -134,7 +137,10 @@ impl State {
     /// Where waiter `id` is: a binary search, as ids only grow and waiters leave without
     /// reordering the rest.
     fn find(&self, id: u64) -> Option<usize> {
-        self.waiters.binary_search_by_key(&id, |w| w.id).ok()
+        match self.waiters.front() {
+            Some(w) if w.id == id => Some(0),
+            _ => self.waiters.binary_search_by_key(&id, |w| w.id).ok(),
+        }
     }
 
     /// Takes waiter `i` out of the queue.

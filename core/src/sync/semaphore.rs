@@ -95,17 +95,25 @@ impl Queue {
         self.waiters.back().is_some_and(|w| !w.granted)
     }
 
-    /// The first waiter not granted a permit (or the queue's length): a binary search,
-    /// so that handing out permits one by one to n waiters is not n² steps.
+    /// The first waiter not granted a permit (or the queue's length): usually the first
+    /// (a granted waiter leaves the queue when it wakes), else a binary search, so that
+    /// handing out permits one by one to n waiters that have not woken is not n² steps.
     fn first_ungranted(&self) -> usize {
-        self.waiters.partition_point(|w| w.granted)
+        match self.waiters.front() {
+            Some(w) if w.granted => self.waiters.partition_point(|w| w.granted),
+            _ => 0,
+        }
     }
 
     /// Where waiter `id` is. Ids only grow and waiters leave without reordering the
     /// rest, so the queue is sorted by id: a binary search, not a scan (a waiter far
     /// back, dropped or polled spuriously, costs no more than the first).
     fn find(&self, id: u64) -> Option<usize> {
-        self.waiters.binary_search_by_key(&id, |w| w.id).ok()
+        match self.waiters.front() {
+            // The usual case: the longest waiter, woken by its grant.
+            Some(w) if w.id == id => Some(0),
+            _ => self.waiters.binary_search_by_key(&id, |w| w.id).ok(),
+        }
     }
 }
 
