@@ -188,3 +188,18 @@ async fn a_zero_wait_makes_batches_of_one() {
         .await;
     assert_eq!(out, [vec![1], vec![2], vec![3]]);
 }
+
+/// In a cancelled scope the next batch never completes, like every hatchery wait, also
+/// once the stream has ended (found by an audit: the end came out, and the code after a
+/// `while let` loop ran on to its next suspension).
+#[hatchery::test(virtual_time)]
+async fn an_ended_stream_waits_in_a_cancelled_scope_too() {
+    let mut b = batches(stream::iter([1, 2]), 10, HOUR);
+    assert_eq!(b.next().await, Some(vec![1, 2]));
+    assert_eq!(b.next().await, None);
+    let scope = hatchery::CancelScope::new();
+    scope.handle().cancel();
+    assert_eq!(scope.run(b.next()).await, None);
+    // Outside the cancelled scope, the end again.
+    assert_eq!(b.next().await, None);
+}

@@ -116,11 +116,12 @@ impl<S: Stream> Stream for Batches<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<S::Item>>> {
         let mut this = self.project();
-        if *this.done {
-            return Poll::Ready(None);
-        }
+        // In a cancelled scope, even after the end: like every hatchery wait.
         if rt::current_cancelled() {
             return Poll::Pending;
+        }
+        if *this.done {
+            return Poll::Ready(None);
         }
         loop {
             match this.stream.as_mut().poll_next(cx) {

@@ -32,7 +32,8 @@ use crate::time::checkpoint;
 /// # Panics
 ///
 /// If a future panics: the others are cancelled and, once all have finished, the panic is
-/// resumed here. Outside a hatchery runtime.
+/// resumed here. Outside a hatchery runtime. If the executor drops a task unfinished (a
+/// runtime shutting down).
 ///
 /// # Examples
 ///
@@ -160,6 +161,10 @@ macro_rules! race {
 }
 
 /// A tuple of futures with one output type that [`race!`](crate::race!) can run.
+#[diagnostic::on_unimplemented(
+    message = "`race!` takes 1 to 12 futures of one output type",
+    label = "not 1 to 12 futures, or their outputs differ"
+)]
 pub trait RaceTuple {
     /// Their output type.
     type Output;
@@ -168,6 +173,10 @@ pub trait RaceTuple {
 }
 
 /// A tuple of futures that [`join!`](crate::join!) can run.
+#[diagnostic::on_unimplemented(
+    message = "`join!` takes 1 to 12 futures",
+    label = "not 1 to 12 futures"
+)]
 pub trait JoinTuple {
     /// The tuple of their outputs.
     type Output;
@@ -177,6 +186,10 @@ pub trait JoinTuple {
 
 /// A tuple of fallible futures with one error type that [`try_join!`](crate::try_join!)
 /// can run.
+#[diagnostic::on_unimplemented(
+    message = "`try_join!` takes 1 to 12 futures of `Result`s with one error type",
+    label = "not 1 to 12 futures of `Result<_, E>` with one `E`"
+)]
 pub trait TryJoinTuple<E> {
     /// The tuple of their values.
     type Output;
@@ -192,7 +205,10 @@ async fn value<T>(join: Join<T>) -> T {
         Ok(v) => v,
         Err(e) => {
             checkpoint().await;
-            unreachable!("hatchery: a task of `join!` or `try_join!` ended with `{e}` but its nursery went on")
+            panic!(
+                "hatchery: a task of `join!` or `try_join!` ended with `{e}` but its nursery \
+                 went on: is the runtime shutting down?"
+            )
         }
     }
 }
