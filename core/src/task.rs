@@ -885,7 +885,10 @@ impl<E: Send + 'static> Nursery<E> {
     /// its value when next polled, even in a scope cancelled since: the value is handed
     /// over, not lost. Dropping the future from outside hatchery cancels a task that has
     /// not started yet, without waiting for it; an error or panic of that task before
-    /// `started` is then dropped with it (C8: nobody is left to report it to).
+    /// `started` is then dropped with it (C8: nobody is left to report it to). A `start`
+    /// polled once and then kept without being polled again (the loser of a `select` that
+    /// is not dropped) holds on to the caller's scopes: a cancelled one cannot end its
+    /// body until the `start` is polled again or dropped. Drop what you do not poll.
     ///
     /// # Panics
     ///
