@@ -23,6 +23,7 @@ chapters! {
     Introduction = "src/introduction.md",
     GettingStarted = "src/getting-started.md",
     Python = "src/python.md",
+    Tokio = "src/tokio.md",
     Nurseries = "src/nurseries.md",
     Cancellation = "src/cancellation.md",
     Combinators = "src/combinators.md",

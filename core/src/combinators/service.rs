@@ -16,7 +16,8 @@ use crate::rt;
 use crate::scope::{move_on_after, CancelHandle, CancelScope};
 
 /// Runs `body` with a [`Service`] that accepts background work, then shuts the service
-/// down gracefully: the seeds' `BackgroundTasks`, done so that no task outlives it.
+/// down gracefully. It plays the part of FastAPI's `BackgroundTasks` (slow work that a
+/// request handler hands off), except that no task outlives it.
 ///
 /// `body` is typically the request loop of a server. Its handlers answer quickly and hand
 /// slow work (send a mail, update a cache) to the service with [`Service::spawn`]. Each
