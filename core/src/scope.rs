@@ -234,7 +234,7 @@ impl CancelScope {
     ///
     /// # Panics
     ///
-    /// When polled outside a hatchery runtime.
+    /// When polled outside a hatchery runtime. When polled after it returned.
     ///
     /// # Examples
     ///
@@ -270,7 +270,7 @@ impl CancelScope {
     ///
     /// # Panics
     ///
-    /// When polled outside a hatchery runtime.
+    /// When polled outside a hatchery runtime. When polled after it returned.
     ///
     /// # Examples
     ///
@@ -1112,7 +1112,7 @@ impl From<Elapsed> for std::io::Error {
 ///
 /// # Panics
 ///
-/// When polled outside a hatchery runtime.
+/// When polled outside a hatchery runtime. When polled after it returned.
 ///
 /// # Examples
 ///
@@ -1141,7 +1141,7 @@ pub fn move_on_after<F: IntoFuture>(timeout: Duration, fut: F) -> Run<F::IntoFut
 ///
 /// # Panics
 ///
-/// When polled outside a hatchery runtime.
+/// When polled outside a hatchery runtime. When polled after it returned.
 ///
 /// # Examples
 ///
@@ -1176,7 +1176,7 @@ pub fn move_on_at<F: IntoFuture>(deadline: Instant, fut: F) -> Run<F::IntoFuture
 ///
 /// # Panics
 ///
-/// When polled outside a hatchery runtime.
+/// When polled outside a hatchery runtime. When polled after it returned.
 ///
 /// # Examples
 ///
@@ -1209,7 +1209,7 @@ pub fn fail_after<F: IntoFuture>(timeout: Duration, fut: F) -> Fail<F::IntoFutur
 ///
 /// # Panics
 ///
-/// When polled outside a hatchery runtime.
+/// When polled outside a hatchery runtime. When polled after it returned.
 ///
 /// # Examples
 ///
@@ -1253,7 +1253,7 @@ pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> 
 ///
 /// # Panics
 ///
-/// When polled outside a hatchery runtime.
+/// When polled outside a hatchery runtime. When polled after it returned.
 ///
 /// # Examples
 ///
@@ -1303,7 +1303,7 @@ pub fn shield<F: IntoFuture>(fut: F) -> Shield<F::IntoFuture> {
 ///
 /// # Panics
 ///
-/// When polled outside a hatchery runtime.
+/// When polled outside a hatchery runtime. When polled after it returned.
 ///
 /// # Examples
 ///

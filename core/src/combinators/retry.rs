@@ -51,7 +51,9 @@ impl backon::Sleeper for HatcherySleeper {
 /// The defaults: at most **3 attempts**; delays of about 100 ms, 200 ms, 400 ms ... up to
 /// 10 s, each with up to 100% random jitter added (so that clients that failed together
 /// do not retry together), so at most 20 s each; every error is retried; no limit on the
-/// elapsed time.
+/// elapsed time. (The jitter is random: for exact timings in a virtual-time test, give
+/// [`backoff`](Retry::backoff) a policy without jitter, or seeded with backon's
+/// `with_jitter_seed`.)
 /// Change them with the builder methods:
 ///
 /// * [`max_attempts`](Retry::max_attempts): attempts in total, the first included;

@@ -338,6 +338,10 @@ impl CapacityLimiter {
     /// token already granted to it goes to the next waiter). If the enclosing scope is
     /// cancelled while it waits, it withdraws and never completes; the scope drops it.
     ///
+    /// # Panics
+    ///
+    /// When polled after it returned.
+    ///
     /// # Examples
     ///
     /// ```
@@ -426,6 +430,10 @@ impl CapacityLimiter {
     ///
     /// [`LimiterError::AlreadyBorrowing`] at once if `borrower` already holds (or waits
     /// for) a token.
+    ///
+    /// # Panics
+    ///
+    /// When polled after it returned.
     ///
     /// # Examples
     ///

@@ -121,6 +121,10 @@ impl<T> Lock<T> {
     /// cancelled while it waits, it leaves the queue, never takes the lock and never
     /// completes; the scope drops it.
     ///
+    /// # Panics
+    ///
+    /// When polled after it returned.
+    ///
     /// # Examples
     ///
     /// ```
@@ -139,6 +143,10 @@ impl<T> Lock<T> {
     /// # Cancel safety
     ///
     /// As for [`lock`](Lock::lock).
+    ///
+    /// # Panics
+    ///
+    /// When polled after it returned.
     ///
     /// # Examples
     ///

@@ -333,6 +333,10 @@ impl Semaphore {
     /// the enclosing scope is cancelled while it waits, it withdraws and never completes;
     /// the scope drops it.
     ///
+    /// # Panics
+    ///
+    /// When polled after it returned.
+    ///
     /// # Examples
     ///
     /// ```
@@ -357,6 +361,10 @@ impl Semaphore {
     /// # Cancel safety
     ///
     /// As for [`acquire`](Semaphore::acquire).
+    ///
+    /// # Panics
+    ///
+    /// When polled after it returned.
     ///
     /// # Examples
     ///

@@ -993,6 +993,10 @@ impl<T> ReceiveStream<T> {
     /// [`RecvError::EndOfStream`] once the buffer is drained and every sender is gone;
     /// [`RecvError::Closed`] if this handle is (or gets) closed.
     ///
+    /// # Panics
+    ///
+    /// When polled after it returned.
+    ///
     /// # Examples
     ///
     /// ```
