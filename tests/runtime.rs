@@ -658,7 +658,8 @@ async fn a_zero_sleep_is_a_checkpoint() {
     assert_eq!(out, None);
 }
 
-/// A runtime whose timers wait its horizon at most: hatchery arms longer waits in steps.
+/// A runtime whose timers reach its horizon at most (1 ms at least): they fire early, at
+/// the horizon, when asked for more; hatchery arms longer waits in steps.
 struct ShortTimers(hatchery_tokio::TokioRuntime, Duration);
 
 impl Runtime for ShortTimers {
@@ -669,7 +670,8 @@ impl Runtime for ShortTimers {
         self.0.now()
     }
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
-        self.0.sleep_until(deadline)
+        let reach = self.0.now() + self.1.max(Duration::from_millis(1));
+        self.0.sleep_until(deadline.min(reach))
     }
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
         self.0.spawn_blocking(work);
@@ -700,34 +702,12 @@ fn waits_beyond_the_timer_horizon_end_on_time() {
     });
 }
 
-/// A runtime whose timers really fire at its horizon at the latest (as one bound to a
-/// timer wheel of limited reach would), earlier than asked for.
-struct CappedTimers(hatchery_tokio::TokioRuntime, Duration);
-
-impl Runtime for CappedTimers {
-    fn spawn(&self, task: Task) {
-        self.0.spawn(task);
-    }
-    fn now(&self) -> Instant {
-        self.0.now()
-    }
-    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
-        self.0.sleep_until(deadline.min(self.0.now() + self.1))
-    }
-    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
-        self.0.spawn_blocking(work);
-    }
-    fn timer_horizon(&self) -> Duration {
-        self.1
-    }
-}
-
 /// A test run's deadlock timeout longer than the runtime's timer horizon is waited for in
 /// steps, in full (it panicked at the first step, after the horizon).
 #[test]
 fn a_deadlock_timeout_past_the_timer_horizon_is_waited_in_full() {
     hatchery_tokio::run(async {
-        let rt = Arc::new(CappedTimers(hatchery_tokio::TokioRuntime::current(), ms(1)));
+        let rt = Arc::new(ShortTimers(hatchery_tokio::TokioRuntime::current(), ms(1)));
         let run = hatchery::testing::virtual_time(std::future::pending::<()>())
             .with_deadlock_timeout(Some(ms(500)));
         let start = Instant::now();
