@@ -230,7 +230,11 @@ impl CancelScope {
     /// Dropping the returned future drops `fut` (and cancels everything it spawned into
     /// nurseries it opened). If an enclosing scope is cancelled while this one runs, the
     /// body is dropped at its next suspension point and this future never completes: the
-    /// enclosing scope that was cancelled returns instead.
+    /// enclosing scope that was cancelled returns instead. The enclosing scopes are those
+    /// of its first poll: polled there once, then kept and awaited after that scope has
+    /// finished (the loser of a select, say), it still follows that scope's deadline and
+    /// handle, and never completes once they cancel it. Finish it where it started, or
+    /// drop it.
     ///
     /// # Panics
     ///
