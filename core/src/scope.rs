@@ -382,10 +382,12 @@ impl CancelHandle {
     /// deadline. Sticky: once true it stays true. Cancellation inherited from an
     /// enclosing scope does not count.
     ///
-    /// A deadline counts once the scope has seen it pass: on entry, when its timer fires,
-    /// or when the scope is polled after it. Trio also reads the clock here; hatchery
-    /// does not, so read [`deadline`](CancelHandle::deadline) against
-    /// [`now`](crate::now) to know whether it has passed before the scope has noticed.
+    /// A deadline counts once the scope has seen it pass: on entry, or when the scope
+    /// checks its timer, after each poll of its body that leaves the body pending (a body
+    /// that finishes in the poll where its deadline passes finishes uncancelled). Trio
+    /// also reads the clock here; hatchery does not, so read
+    /// [`deadline`](CancelHandle::deadline) against [`now`](crate::now) to know whether
+    /// it has passed before the scope has noticed.
     ///
     /// # Examples
     ///
