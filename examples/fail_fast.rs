@@ -143,3 +143,11 @@ async fn app() -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     examples::run(app())
 }
+
+#[cfg(test)]
+mod tests {
+    #[hatchery::test(virtual_time)]
+    async fn runs() {
+        super::app().await.unwrap();
+    }
+}

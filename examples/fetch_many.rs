@@ -213,3 +213,13 @@ async fn app() -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     examples::run(app())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The whole example on every backend, on virtual time: its own checks (at most 5 in
+    /// flight, nothing left running) become assertions.
+    #[hatchery::test(virtual_time)]
+    async fn runs() {
+        super::app().await.unwrap();
+    }
+}

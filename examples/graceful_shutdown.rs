@@ -11,7 +11,8 @@
 //! cargo run --example graceful_shutdown -- --backend tokio   # or tokio-current, smol
 //! ```
 //!
-//! It shuts itself down after 6 jobs (about 50 ms), or after 1 s. Run it with
+//! It shuts itself down after 6 jobs (about 100 ms; jobs already taken are finished
+//! too, so 6 to 8 may be reported), or after 1 s. Run it with
 //! `-- --jobs 1000` (the safety timeout is then a minute) and press Ctrl-C to shut it down
 //! yourself.
 
@@ -231,4 +232,14 @@ fn main() -> anyhow::Result<()> {
         None => (JOBS, Duration::from_secs(1)),
     };
     args.run(service(jobs, safety))
+}
+
+#[cfg(test)]
+mod tests {
+    #[hatchery::test(virtual_time)]
+    async fn runs() {
+        super::service(6, std::time::Duration::from_secs(1))
+            .await
+            .unwrap();
+    }
 }
