@@ -131,6 +131,20 @@ impl Clock {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether `rt` is one of this run's runtimes.
+    fn owns(&self, rt: &Arc<dyn Runtime>) -> bool {
+        let rt = Arc::as_ptr(rt).cast::<u8>();
+        let runtimes = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        // A `Weak` keeps its allocation: no other runtime can be at that address.
+        runtimes.iter().any(|w| w.as_ptr().cast::<u8>() == rt)
+    }
+
+    fn add_runtime(&self, rt: &Arc<TrackedRuntime>) {
+        let mut runtimes = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        runtimes.retain(|w| w.strong_count() > 0);
+        runtimes.push(Arc::downgrade(rt));
+    }
+
     fn busy(&self) {
         let mut s = self.lock();
         s.busy += 1;
@@ -246,22 +260,6 @@ struct TrackedRuntime {
     /// The executor: the run's base runtime, or the one of an adapter's `enter` inside
     /// the run (see [`in_test_run`]).
     base: Arc<dyn Runtime>,
-}
-
-impl Clock {
-    /// Whether `rt` is one of this run's runtimes.
-    fn owns(&self, rt: &Arc<dyn Runtime>) -> bool {
-        let rt = Arc::as_ptr(rt).cast::<u8>();
-        let runtimes = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
-        // A `Weak` keeps its allocation: no other runtime can be at that address.
-        runtimes.iter().any(|w| w.as_ptr().cast::<u8>() == rt)
-    }
-
-    fn add_runtime(&self, rt: &Arc<TrackedRuntime>) {
-        let mut runtimes = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
-        runtimes.retain(|w| w.strong_count() > 0);
-        runtimes.push(Arc::downgrade(rt));
-    }
 }
 
 /// The test run that `rt` (the runtime of the code being polled) belongs to, if any.
