@@ -9,7 +9,9 @@ use std::fmt;
 ///   [`into_first`](NurseryError::into_first).
 /// * `Cancelled`: the nursery's own [`cancel`](crate::Nursery::cancel) ended the body
 ///   before it produced its value. Not a failure: tell it apart with
-///   [`is_cancelled`](NurseryError::is_cancelled).
+///   [`is_cancelled`](NurseryError::is_cancelled). (Also the end of a nursery future
+///   kept past the scope it was first polled in, once that scope, cancelled while the
+///   nursery ran in it, has finished: see [`CancelScope::run`](crate::CancelScope::run).)
 ///
 /// # Converting with `?`
 ///
@@ -57,7 +59,8 @@ use std::fmt;
 pub enum NurseryError<E> {
     /// Tasks failed; their errors in the order they happened (never empty).
     Failed(Vec<E>),
-    /// The nursery's own `cancel()` ended the body before it produced a value.
+    /// The nursery's own `cancel()` ended the body before it produced a value (or a
+    /// finished scope's cancellation, for a nursery future kept past it).
     Cancelled,
 }
 

@@ -79,6 +79,10 @@ pub(crate) struct Node<X: ?Sized = Ext> {
     has_children: AtomicBool,
     /// Whether the deadline was set since [`forget_deadline_set`](Node::forget_deadline_set).
     deadline_set: AtomicBool,
+    /// The scope, nursery or task is over ([`finish`](Node::finish)): it no longer
+    /// cancels anything, nor catches anything. Only a scope future kept past the scope
+    /// it was first polled in can still see it, as an ancestor.
+    finished: AtomicBool,
     /// State that lives in the same allocation as the node (a task's future and result).
     pub(crate) ext: X,
 }
@@ -195,6 +199,7 @@ impl<X> Node<X> {
             holds: AtomicU32::new(0),
             deadline: AtomicDeadline(AtomicI64::new(NO_DEADLINE)),
             deadline_set: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             parent: if root {
                 Parent::Movable(Mutex::new(None))
@@ -252,7 +257,7 @@ impl<X: ?Sized> Node<X> {
         }
         let mut cur = self.fixed_parent();
         while let Some(node) = cur {
-            if node.cancelled.load(Ordering::Acquire) {
+            if node.cancelled.load(Ordering::Acquire) && !node.is_finished() {
                 return true;
             }
             if node.is_shield() || node.stops_walk() {
@@ -261,6 +266,26 @@ impl<X: ?Sized> Node<X> {
             cur = node.fixed_parent();
         }
         false
+    }
+
+    /// Marks the scope, nursery or task of this node as over, once its body is gone.
+    ///
+    /// Nothing inside it is left then, except a scope future that was first polled in
+    /// it and kept to be awaited elsewhere (the loser of a select, say). For such a
+    /// future this node stays an ancestor, but a finished one: its flag (if a
+    /// cancellation came while it ran) no longer reaches down, a `cancel` through a
+    /// handle or a deadline passing from now on changes nothing, and it catches nothing
+    /// (see [`outer_cancelled`](Node::outer_cancelled)). The kept future follows the
+    /// scopes around this one that are still running. (One that this node's
+    /// cancellation reached while it ran is cancelled itself, by its own flag.)
+    pub(crate) fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+    }
+
+    /// Whether [`finish`](Node::finish) was called.
+    #[inline]
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
     }
 
     /// A task root in its parent's child list: the parent's cancellation marks it, so
@@ -352,12 +377,15 @@ impl<X: ?Sized> Node<X> {
         }
         let mut cur = self.parent();
         while let Some(node) = cur {
-            if node.is_cancelled() {
-                return true;
-            }
-            if node.deadline().is_some_and(|d| d <= now) {
-                node.cancel(DEADLINE);
-                return true;
+            // A finished scope catches nothing any more: the walk goes past it.
+            if !node.is_finished() {
+                if node.is_cancelled() {
+                    return true;
+                }
+                if node.deadline().is_some_and(|d| d <= now) {
+                    node.cancel(DEADLINE);
+                    return true;
+                }
             }
             if node.is_shield() {
                 return false;
@@ -365,6 +393,21 @@ impl<X: ?Sized> Node<X> {
             cur = node.parent();
         }
         false
+    }
+
+    /// Why the cancellation that reached this node came, when no running scope around
+    /// it will catch it: the reason of the nearest finished ancestor cancelled itself
+    /// ([`EXPLICIT`] if none is found). See [`finish`](Node::finish).
+    pub(crate) fn orphan_reason(&self) -> u8 {
+        let mut cur = self.parent();
+        while let Some(node) = cur {
+            let reason = node.reason();
+            if node.is_finished() && reason != NONE {
+                return reason;
+            }
+            cur = node.parent();
+        }
+        EXPLICIT
     }
 
     /// Unlinks this node from its parent's child list. Idempotent. The parent link of a
@@ -414,12 +457,15 @@ impl<X: ?Sized> Node<X> {
         }
     }
 
-    /// Cancels this node itself. The first reason sticks.
+    /// Cancels this node itself. The first reason sticks. A finished node only records
+    /// the call (trio's `cancel_called`): nothing is left to cancel.
     pub(crate) fn cancel(&self, reason: u8) {
         let _ = self
             .reason
             .compare_exchange(NONE, reason, Ordering::AcqRel, Ordering::Acquire);
-        self.propagate();
+        if !self.is_finished() {
+            self.propagate();
+        }
     }
 
     /// Marks this node and its unshielded subtree cancelled and wakes their runners.
@@ -567,7 +613,7 @@ impl<X: ?Sized> Node<X> {
         }
         let mut cur = self.parent();
         while let Some(node) = cur {
-            if let Some(d) = node.deadline() {
+            if let Some(d) = node.deadline().filter(|_| !node.is_finished()) {
                 best = Some(best.map_or(d, |b| b.min(d)));
             }
             if node.is_shield() {
@@ -737,6 +783,7 @@ impl Node {
         self.reason.store(NONE, Ordering::Relaxed);
         self.caught.store(false, Ordering::Relaxed);
         self.deadline_set.store(false, Ordering::Relaxed);
+        self.finished.store(false, Ordering::Relaxed);
         self.store_deadline(deadline);
         self.refresh();
     }
@@ -779,7 +826,8 @@ impl Node {
             parent.has_children.store(true, Ordering::SeqCst);
         }
         // The parent may itself be an unlinked scope whose flag lags: read up the tree.
-        parent.cancelled.load(Ordering::SeqCst) || parent.ancestors_cancelled()
+        (parent.cancelled.load(Ordering::SeqCst) && !parent.is_finished())
+            || parent.ancestors_cancelled()
     }
 
     /// Links a task root into its parent's child list if it is not linked yet, and

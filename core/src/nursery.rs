@@ -509,6 +509,7 @@ pin_project! {
                 let dropped = catch_unwind(AssertUnwindSafe(|| this.body.set(None)));
                 open.hold.take();
                 open.shared.node.detach();
+                open.shared.node.finish();
                 if let Err(p) = dropped {
                     resume_unwind(p);
                 }
@@ -607,6 +608,14 @@ where
                 !open.returned,
                 "hatchery: nursery future polled after completion"
             );
+            // Stalled under a cancelled enclosing scope, which drops us. Unless we were
+            // kept past it, and it has finished since (see `Node::finish`): then nothing
+            // is left to catch the cancellation, and we return it ourselves.
+            if !open.shared.node.outer_cancelled(open.shared.rt.now()) {
+                open.returned = true;
+                open.shared.node.set_caught();
+                return Poll::Ready(Err(NurseryError::Cancelled));
+            }
             return Poll::Pending;
         }
         let shared = open.shared.clone();
@@ -661,6 +670,7 @@ where
         let outer = node.outer_cancelled(shared.rt.now());
         let reason = node.reason();
         node.detach();
+        node.finish();
         // Release the hold last, just before handing control back to enclosing scopes.
         open.hold.take();
         if let Some(panic) = panic {
@@ -688,7 +698,12 @@ where
         if let Some(v) = value {
             return Poll::Ready(Ok(v));
         }
-        debug_assert_eq!(reason, node::EXPLICIT, "a failure always records an error");
+        // Cancelled itself (a failure always records an error), or, kept past the scope
+        // it was first polled in, by that finished scope (see `Node::finish`).
+        debug_assert!(
+            matches!(reason, node::EXPLICIT | node::NONE),
+            "a failure always records an error"
+        );
         node.set_caught();
         Poll::Ready(Err(NurseryError::Cancelled))
     }

@@ -230,11 +230,15 @@ impl CancelScope {
     /// Dropping the returned future drops `fut` (and cancels everything it spawned into
     /// nurseries it opened). If an enclosing scope is cancelled while this one runs, the
     /// body is dropped at its next suspension point and this future never completes: the
-    /// enclosing scope that was cancelled returns instead. The enclosing scopes are those
-    /// of its first poll: polled there once, then kept and awaited after that scope has
-    /// finished (the loser of a select, say), it still follows that scope's deadline and
-    /// handle, and never completes once they cancel it. Finish it where it started, or
-    /// drop it.
+    /// enclosing scope that was cancelled returns instead.
+    ///
+    /// It may also be polled in one scope and kept to be awaited after that scope has
+    /// finished (`move_on_after(d, &mut this)` then `this.await`, or the loser of a
+    /// select). The finished scope then neither cancels it (not its handle, not its
+    /// deadline) nor catches anything for it; it follows the scopes around it that still
+    /// run. Only if that scope's cancellation reached it while the scope ran (it was
+    /// polled again after that, or polled through a combinator with wakers of its own)
+    /// is it cancelled, and it returns `None` as if this scope had caught it.
     ///
     /// # Panics
     ///
@@ -667,6 +671,7 @@ pin_project! {
             this.hold.take();
             if let Some(node) = this.node {
                 node.detach();
+                node.finish();
             }
         }
     }
@@ -789,6 +794,7 @@ impl<F: Future> Scoped<F> {
             this.hold.take();
             *this.done = true;
             node.detach();
+            node.finish();
             this.timer.release();
             recycle(slot, *this.registered);
             return Poll::Ready(Outcome::Done(v));
@@ -865,6 +871,10 @@ fn recycle(slot: &mut Option<Arc<Node>>, registered: bool) {
 
 /// Drops a cancelled body. Returns `Ready(Caught)` if this scope catches the cancellation,
 /// or stays pending forever if an enclosing scope will.
+///
+/// A scope future kept past the scope it was first polled in (see [`Node::finish`]) may
+/// have been reached by that scope's cancellation, which nothing can catch any more: it
+/// returns as cancelled itself, with that scope's reason.
 fn finish_cancelled<F, T>(
     mut body: Pin<&mut Option<F>>,
     hold: &mut Option<Hold>,
@@ -875,11 +885,18 @@ fn finish_cancelled<F, T>(
     body.set(None);
     hold.take();
     let node = slot.as_ref().expect("node of an entered scope");
-    let reason = node.reason();
-    if reason != node::NONE && !node.outer_cancelled(crate::time::now()) {
+    let own = node.reason();
+    // Cancelled itself, or by a finished ancestor (whose reason then counts).
+    if !node.outer_cancelled(crate::time::now()) {
+        let reason = if own != node::NONE {
+            own
+        } else {
+            node.orphan_reason()
+        };
         node.set_caught();
         *done = true;
         node.detach();
+        node.finish();
         recycle(slot, registered);
         Poll::Ready(Outcome::Caught(reason))
     } else {
@@ -988,7 +1005,8 @@ impl<F: Future> Future for Fail<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project().scoped.poll_scoped(cx).map(|o| match o {
             Outcome::Done(v) => Ok(v),
-            // Nobody else holds this scope's handle, so only its deadline can cancel it.
+            // Nobody else holds this scope's handle, so only its deadline can cancel it
+            // (or, kept past the scope it was first polled in, that scope's cancellation).
             Outcome::Caught(_) => Err(Elapsed(())),
         })
     }
@@ -1175,6 +1193,9 @@ pub fn move_on_at<F: IntoFuture>(deadline: Instant, fut: F) -> Run<F::IntoFuture
 ///
 /// [`Elapsed`] if this call's own deadline passed before `fut` finished; never for an
 /// enclosing scope's cancellation, which makes this future never complete.
+/// (Except in a future kept past the scope it was first polled in, which that scope's
+/// cancellation reached while it ran: nothing is left to catch it, and this returns
+/// `Elapsed`; see [`CancelScope::run`].)
 ///
 /// # Cancel safety
 ///
@@ -1208,6 +1229,9 @@ pub fn fail_after<F: IntoFuture>(timeout: Duration, fut: F) -> Fail<F::IntoFutur
 ///
 /// [`Elapsed`] if `deadline` passed before `fut` finished; never for an enclosing
 /// scope's cancellation, which makes this future never complete.
+/// (Except in a future kept past the scope it was first polled in, which that scope's
+/// cancellation reached while it ran: nothing is left to catch it, and this returns
+/// `Elapsed`; see [`CancelScope::run`].)
 ///
 /// # Cancel safety
 ///

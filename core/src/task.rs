@@ -403,6 +403,9 @@ where
         if R::STARTED || node.is_linked() {
             node.detach();
         }
+        // A scope future first polled in this task and kept elsewhere no longer follows
+        // the task's cancellation (see `Node::finish`).
+        node.finish();
         // Break the cycle through the context (its node is this allocation).
         let own = match this.own.take() {
             // Held by the runner besides, which lets go right after, and by no handle:

@@ -1,0 +1,238 @@
+//! A scope future kept past the scope it was first polled in.
+//!
+//! `move_on_after(d, &mut op)` and then `op.await`, or the loser of a select awaited
+//! later: `op` was entered under a scope that has finished by the time it runs again.
+//! That finished scope no longer cancels it (not its handle, not its deadline) and can
+//! no longer catch anything; `op` follows the scopes around it that still run. Only a
+//! cancellation that reached `op` while that scope ran ends it, as cancelled.
+
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures_lite::future;
+use hatchery::testing::elapsed;
+use hatchery::{
+    current_effective_deadline, fail_after, finally, move_on_after, now, nursery, sleep,
+    CancelScope, Deadline, Nursery,
+};
+use hatchery_tests::{secs, until, TestError, HOUR};
+
+/// The tokio idiom (`timeout(d, &mut op)`, then `op.await`): the timeout only stops
+/// polling `op`, which goes on afterwards under its own deadline.
+#[hatchery::test(virtual_time)]
+async fn kept_past_a_timeout_goes_on() {
+    let start = now();
+    let mut op = pin!(fail_after(secs(10), async {
+        sleep(secs(5)).await;
+        current_effective_deadline()
+    }));
+    assert_eq!(move_on_after(secs(1), &mut op).await, None);
+    assert_eq!(elapsed(), secs(1));
+    let deadline = op.await.expect("its own deadline is 10 s away");
+    assert_eq!(elapsed(), secs(5));
+    // Its own deadline, not the finished timeout's (1 s).
+    assert_eq!(deadline, Deadline::At(start + secs(10)));
+}
+
+/// Cancelling a finished scope through its handle is recorded, and changes nothing for a
+/// future kept past it.
+#[hatchery::test(virtual_time)]
+async fn cancel_of_a_finished_scope_leaves_a_kept_future_alone() {
+    let mut op = pin!(move_on_after(HOUR, async {
+        sleep(secs(2)).await;
+        3
+    }));
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let first = scope.run(future::poll_once(&mut op)).await;
+    assert_eq!(first, Some(None)); // entered, and pending
+    handle.cancel();
+    assert!(handle.cancel_called());
+    assert!(!handle.cancelled_caught());
+    assert_eq!(op.await, Some(3));
+    assert_eq!(elapsed(), secs(2));
+}
+
+/// The deadline of a finished scope passing later changes nothing for a future kept past
+/// it, nor for scopes inside that future that are cancelled themselves.
+#[hatchery::test(virtual_time)]
+async fn deadline_of_a_finished_scope_is_not_an_outer_cancellation() {
+    let mut op = pin!(move_on_after(HOUR, async {
+        // Times out at 2 s, after the finished scope's deadline (1 s): it catches its
+        // own cancellation, as no running scope around it is cancelled.
+        let inner = move_on_after(secs(2), sleep(HOUR)).await;
+        (inner, current_effective_deadline())
+    }));
+    let first = move_on_after(secs(1), future::poll_once(&mut op)).await;
+    assert_eq!(first, Some(None)); // finished at once, its deadline still ahead
+    let (inner, deadline) = op.await.expect("nothing cancels the kept future");
+    assert_eq!(inner, None);
+    assert_eq!(elapsed(), secs(2));
+    assert!(matches!(deadline, Deadline::At(_)));
+}
+
+/// A kept future still follows the running scopes around the finished one.
+#[hatchery::test(virtual_time)]
+async fn kept_future_follows_the_running_scopes_around() {
+    let outer = move_on_after(secs(3), async {
+        let mut op = pin!(move_on_after(HOUR, sleep(HOUR)));
+        let first = move_on_after(secs(1), future::poll_once(&mut op)).await;
+        assert_eq!(first, Some(None));
+        op.await;
+        unreachable!("the outer deadline ends the kept future");
+    })
+    .await;
+    assert_eq!(outer, None);
+    assert_eq!(elapsed(), secs(3));
+}
+
+/// Polls its future with a waker of its own (as `FuturesUnordered` does), so that the
+/// scope inside links itself into its parent's child list, where the parent's
+/// cancellation marks it at once.
+struct OwnWaker<'a, F>(Pin<&'a mut F>);
+
+struct Noop;
+
+impl Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
+
+impl<F: Future> Future for OwnWaker<'_, F> {
+    type Output = Poll<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Poll<F::Output>> {
+        let waker = Waker::from(Arc::new(Noop));
+        Poll::Ready(self.0.as_mut().poll(&mut Context::from_waker(&waker)))
+    }
+}
+
+/// A kept future that the cancellation of its first scope reached while that scope ran
+/// is cancelled: with nothing left to catch it, it returns as cancelled (`None`), where
+/// it used to stay pending for good.
+#[hatchery::test(virtual_time)]
+async fn kept_future_reached_by_the_cancellation_returns_cancelled() {
+    let mut op = pin!(move_on_after(HOUR, sleep(HOUR)));
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let out = scope
+        .run(async {
+            assert!(OwnWaker(op.as_mut()).await.is_pending()); // linked under `scope`
+            handle.cancel(); // marks `op` too
+            sleep(HOUR).await;
+        })
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(op.await, None);
+    assert_eq!(elapsed(), secs(0));
+}
+
+/// The same for `fail_after`: the deadline of the scope that cancelled it counts as its
+/// own (`Elapsed`).
+#[hatchery::test(virtual_time)]
+async fn kept_fail_after_reached_by_a_deadline_fails() {
+    let mut op = pin!(fail_after(HOUR, sleep(HOUR)));
+    let out = move_on_after(secs(1), async {
+        assert!(OwnWaker(op.as_mut()).await.is_pending());
+        sleep(HOUR).await;
+    })
+    .await;
+    assert_eq!(out, None);
+    assert!(op.await.is_err());
+    assert_eq!(elapsed(), secs(1));
+}
+
+/// A kept future that saw its first scope's cancellation while a shielded cleanup held
+/// that scope open: its body was dropped then, and once the scope has finished it
+/// returns as cancelled.
+#[hatchery::test(virtual_time)]
+async fn kept_future_dropped_by_a_held_scope_returns_cancelled() {
+    let mut op = pin!(move_on_after(HOUR, sleep(HOUR)));
+    let out = move_on_after(secs(5), async {
+        let cleanup = finally(sleep(HOUR), async { sleep(secs(10)).await });
+        // Both pending at 5 s: the scope polls its body again for the cleanup, and `op`
+        // sees the cancellation then.
+        future::zip(
+            cleanup,
+            future::poll_fn(|cx| match op.as_mut().poll(cx) {
+                Poll::Ready(_) => unreachable!("cancelled, with the scope still running"),
+                Poll::Pending => Poll::<()>::Pending,
+            }),
+        )
+        .await;
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(elapsed(), secs(15));
+    assert_eq!(op.await, None);
+    assert_eq!(elapsed(), secs(15));
+}
+
+/// A nursery future kept past a scope that finished without being cancelled (the loser
+/// of a select) goes on, and its tasks with it; a cancel of the finished scope changes
+/// nothing.
+#[hatchery::test(virtual_time)]
+async fn kept_nursery_goes_on() {
+    let mut op = pin!(nursery(|n: Nursery<TestError>| async move {
+        let h = n.spawn(async {
+            sleep(secs(4)).await;
+            Ok(4)
+        });
+        Ok(h.join().await.unwrap())
+    }));
+    let scope = CancelScope::new().with_timeout(secs(1));
+    let handle = scope.handle();
+    assert_eq!(scope.run(future::poll_once(&mut op)).await, Some(None));
+    handle.cancel();
+    assert_eq!(op.await.unwrap(), 4);
+    assert_eq!(elapsed(), secs(4));
+}
+
+/// A nursery is in its scope's child list, so that scope's cancellation always reaches
+/// it: kept past it, it returns as cancelled once the scope has finished, where it used to
+/// stay pending for good. Its task was cancelled with the scope.
+#[hatchery::test(virtual_time)]
+async fn kept_nursery_past_a_cancelled_scope_returns_cancelled() {
+    let mut op = pin!(nursery(|n: Nursery<TestError>| async move {
+        n.spawn(async {
+            finally(sleep(HOUR), async { sleep(secs(2)).await }).await;
+            Ok(())
+        });
+        sleep(HOUR).await;
+        Ok(())
+    }));
+    assert_eq!(move_on_after(secs(1), &mut op).await, None);
+    // The task's shielded cleanup held the timeout open.
+    assert_eq!(elapsed(), secs(3));
+    assert!(op.await.unwrap_err().is_cancelled());
+    assert_eq!(elapsed(), secs(3));
+}
+
+/// A scope future first polled in a task that has finished since, and awaited in another:
+/// a cancel of the finished task through its handle changes nothing for it.
+#[hatchery::test(virtual_time)]
+async fn kept_past_its_task_goes_on() {
+    type Kept = Pin<Box<dyn Future<Output = Option<u32>> + Send>>;
+    let slot: Arc<Mutex<Option<Kept>>> = Arc::default();
+    let s = slot.clone();
+    nursery(|n: Nursery<TestError>| async move {
+        let h = n.spawn(async move {
+            let mut op: Kept = Box::pin(move_on_after(HOUR, async {
+                sleep(secs(2)).await;
+                2
+            }));
+            assert!(future::poll_once(op.as_mut()).await.is_none());
+            *s.lock().unwrap() = Some(op);
+            Ok(())
+        });
+        until(|| h.is_finished()).await;
+        h.cancel();
+        let op = slot.lock().unwrap().take().expect("kept by the task");
+        assert_eq!(op.await, Some(2));
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(elapsed(), secs(2));
+}
