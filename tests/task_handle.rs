@@ -1,9 +1,14 @@
 //! `TaskHandle` (N7): join a child's value, cancel just that child, ask whether it has
 //! finished; dropping the handle does not cancel the child.
 
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::Context;
+use std::time::{Duration, Instant};
 
+use hatchery::sync::Event;
 use hatchery::testing::{elapsed, wait_all_tasks_blocked};
 use hatchery::{checkpoint, nursery, sleep, JoinError, NurseryError, TaskHandle};
 use hatchery_tests::{secs, until, Counter, Log, TestError, HOUR};
@@ -372,4 +377,100 @@ async fn join_value_after_deadline_is_kept() {
     })
     .await;
     assert_eq!(r, Ok(7));
+}
+
+#[allow(unsafe_code)]
+mod hook {
+    //! A waker that runs a callback the first time it is cloned.
+    use std::sync::Arc;
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+
+    pub(super) struct Data {
+        pub(super) inner: Waker,
+        pub(super) on_clone: Box<dyn Fn() + Send + Sync>,
+    }
+
+    static VT: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_it);
+
+    unsafe fn clone(p: *const ()) -> RawWaker {
+        // SAFETY: `p` comes from `Arc::into_raw` of an `Arc<Data>` (see `waker`).
+        let a = unsafe { Arc::from_raw(p.cast::<Data>()) };
+        (a.on_clone)();
+        let b = a.clone();
+        std::mem::forget(a);
+        RawWaker::new(Arc::into_raw(b).cast(), &VT)
+    }
+    unsafe fn wake(p: *const ()) {
+        // SAFETY: as in `clone`; this consumes the reference.
+        let a = unsafe { Arc::from_raw(p.cast::<Data>()) };
+        a.inner.wake_by_ref();
+    }
+    unsafe fn wake_by_ref(p: *const ()) {
+        // SAFETY: as in `clone`; the reference is kept.
+        let a = unsafe { Arc::from_raw(p.cast::<Data>()) };
+        a.inner.wake_by_ref();
+        std::mem::forget(a);
+    }
+    unsafe fn drop_it(p: *const ()) {
+        // SAFETY: as in `clone`; this consumes the reference.
+        drop(unsafe { Arc::from_raw(p.cast::<Data>()) });
+    }
+
+    pub(super) fn waker(data: Data) -> Waker {
+        let raw = RawWaker::new(Arc::into_raw(Arc::new(data)).cast(), &VT);
+        // SAFETY: the vtable functions above uphold the `RawWaker` contract.
+        unsafe { Waker::from_raw(raw) }
+    }
+}
+
+/// N7 with a failing sibling on another thread: the failure cancels the nursery before
+/// the handle has the result, so a join that takes the result in between sees the
+/// cancellation too, and stays pending rather than hand the failure to code the failure
+/// cancelled. The waker's `clone` (in the join's register, between its cancellation check
+/// and its second look at the result) lets the child fail on another executor thread and
+/// waits until it has finished; a multi-thread backend runs it.
+#[hatchery::test(backends(tokio_multi, smol))]
+async fn join_never_hands_a_failure_to_code_it_cancelled() {
+    let r = nursery(|n| async move {
+        let gate = Arc::new(Event::new());
+        let g = gate.clone();
+        let a = n.spawn(async move {
+            g.wait().await; // suspends: linked into the nursery
+            Err::<(), _>(TestError("a"))
+        });
+        let mut join = a.join();
+        let fired = Arc::new(AtomicBool::new(false));
+        let n2 = n.clone();
+        let out = poll_fn(|cx: &mut Context<'_>| {
+            let (gate, fired, n2) = (gate.clone(), fired.clone(), n2.clone());
+            let w = hook::waker(hook::Data {
+                inner: cx.waker().clone(),
+                on_clone: Box::new(move || {
+                    if fired.swap(true, Ordering::SeqCst) {
+                        return;
+                    }
+                    // Let the child fail, from a foreign thread (so that another
+                    // executor thread runs it), and wait until it has finished.
+                    let gate = gate.clone();
+                    std::thread::spawn(move || gate.set()).join().unwrap();
+                    let start = Instant::now();
+                    while !format!("{n2:?}").contains("tasks: 0") {
+                        assert!(start.elapsed() < Duration::from_secs(10), "child never ran");
+                        std::thread::yield_now();
+                    }
+                    assert!(n2.is_cancelled(), "the failure cancelled the nursery");
+                }),
+            });
+            Pin::new(&mut join).poll(&mut Context::from_waker(&w))
+        })
+        .await;
+        // Not reached: the body is cancelled in its join.
+        match out {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_failed() => Err(TestError("join handed: task failed")),
+            Err(_) => Err(TestError("join handed: other")),
+        }
+    })
+    .await;
+    assert_eq!(r, Err(NurseryError::Failed(vec![TestError("a")])));
 }

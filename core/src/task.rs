@@ -66,6 +66,12 @@ impl<T> Output<T> {
         }
     }
 
+    /// Puts back a result that [`try_take`](Output::try_take) took but that the handle
+    /// could not return yet.
+    fn restore(&self, result: Result<T, JoinError>) {
+        *self.lock() = Slot::Done(result);
+    }
+
     /// The task finished with `result`: keeps it for the handle, or hands it back to be
     /// dropped (outside the lock) if the handle is gone.
     fn put(&self, result: Result<T, JoinError>) -> Option<Result<T, JoinError>> {
@@ -695,6 +701,14 @@ impl<T> Future for Join<T> {
                 }
             }
         };
+        // A task that failed or panicked cancelled its nursery before it put its result,
+        // so a join that took the failure sees the cancellation now, even if it came after
+        // the check above (from another thread): it must not hand a sibling's failure to
+        // code the failure cancelled. The result goes back for a later join.
+        if matches!(&result, Err(e) if !e.is_cancelled()) && rt::current_cancelled() {
+            output.restore(result);
+            return Poll::Pending;
+        }
         self.cell.release();
         Poll::Ready(result)
     }
