@@ -784,3 +784,40 @@ async fn rendezvous_send_skips_a_cancelled_recv() {
     h.cancel(); // the receiver is cancelled: it will never take an item
     assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)), "recv() case");
 }
+
+/// Panics when dropped (unless already unwinding).
+struct PanicOnDrop;
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("PanicOnDrop dropped");
+        }
+    }
+}
+
+/// A `tx.closed()` that waits completes when the last receiver goes, even if a buffered
+/// item's destructor panics while the broken stream drops it.
+#[hatchery::test]
+async fn closed_wakes_even_if_a_dropped_item_panics() {
+    let (tx, rx) = memory_stream::<PanicOnDrop>(1);
+    assert!(tx.try_send(PanicOnDrop).is_ok());
+    nursery(|n| async move {
+        let waiter = n.spawn(async move {
+            tx.closed().await;
+            Ok::<_, anyhow::Error>(())
+        });
+        wait_all_tasks_blocked().await; // `closed()` is parked
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(rx)));
+        assert!(r.is_err(), "the item's destructor panicked out of the drop");
+        wait_all_tasks_blocked().await;
+        let woken = waiter.is_finished();
+        waiter.cancel(); // so that the nursery ends either way
+        assert!(
+            woken,
+            "tx.closed() still waits although no receiver is left"
+        );
+        Ok::<_, anyhow::Error>(())
+    })
+    .await
+    .unwrap();
+}

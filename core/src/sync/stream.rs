@@ -1096,8 +1096,10 @@ impl<T> ReceiveStream<T> {
                 w.waker.wake_by_ref();
             }
             drop(st);
-            drop(dropped);
+            // Wake `closed()` first: the state is final, and an item's destructor may
+            // panic.
             self.chan.closing.notify(usize::MAX);
+            drop(dropped);
         }
     }
 
