@@ -100,6 +100,50 @@ enum Parent {
     Movable(Mutex<Option<Arc<Node>>>),
 }
 
+impl Parent {
+    /// Takes the parent link out, leaving none.
+    fn take(&mut self) -> Option<Arc<Node>> {
+        match self {
+            Parent::Fixed(p) => p.take(),
+            Parent::Set(_) => match std::mem::replace(self, Parent::Fixed(OnceLock::new())) {
+                Parent::Set(p) => Some(p),
+                _ => unreachable!(),
+            },
+            Parent::Movable(p) => p.get_mut().unwrap_or_else(|e| e.into_inner()).take(),
+        }
+    }
+}
+
+impl<X: ?Sized> Drop for Node<X> {
+    /// Frees the ancestors that this node alone kept alive in a loop rather than by
+    /// recursion: a chain of nested nurseries thousands deep (each level a task that
+    /// opens a nursery) must not need stack in proportion to its depth when its last
+    /// reference goes (a kept `TaskHandle` of the innermost task, say).
+    fn drop(&mut self) {
+        // Most parents have other references (the scope, nursery or task above still
+        // runs): then the fields drop as usual.
+        let last = match &mut self.parent {
+            Parent::Fixed(p) => p.get(),
+            Parent::Set(p) => Some(&*p),
+            Parent::Movable(p) => p.get_mut().unwrap_or_else(|e| e.into_inner()).as_ref(),
+        };
+        if !last.is_some_and(|p| Arc::strong_count(p) == 1) {
+            return;
+        }
+        let mut next = self.parent.take();
+        while let Some(mut node) = next {
+            // Only the parent we hold the last reference to goes now (and no weak one:
+            // nobody can upgrade it meanwhile); its own parent is taken out first, so
+            // dropping it does not recurse.
+            next = match Arc::strong_count(&node) {
+                1 => Arc::get_mut(&mut node).and_then(|n| n.parent.take()),
+                _ => None,
+            };
+            drop(node);
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     /// Boxed lazily: most nodes (tasks, leaf scopes) never have children, nor a deadline
