@@ -929,8 +929,14 @@ impl Node {
                 if old.cancelled.load(Ordering::SeqCst) || old.ancestors_cancelled() {
                     return false;
                 }
-                let key = self.key.swap(NO_KEY, Ordering::AcqRel);
+                // A linked task is "taken out" (not "never linked") until it is in its
+                // new parent's list: its runner, polling on another thread meanwhile,
+                // must not take the poll for its first and skip the cancellation check.
+                let key = self.key.load(Ordering::Acquire);
                 linked = key != NO_KEY;
+                if linked {
+                    self.key.store(DROPPED_KEY, Ordering::Release);
+                }
                 if key < DROPPED_KEY {
                     if let Some(rare) = &mut inner.rare {
                         rare.children.try_remove(key as usize);
