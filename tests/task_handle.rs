@@ -382,6 +382,7 @@ async fn join_value_after_deadline_is_kept() {
 #[allow(unsafe_code)]
 mod hook {
     //! A waker that runs a callback the first time it is cloned.
+    use std::mem::ManuallyDrop;
     use std::sync::Arc;
     use std::task::{RawWaker, RawWakerVTable, Waker};
 
@@ -394,11 +395,10 @@ mod hook {
 
     unsafe fn clone(p: *const ()) -> RawWaker {
         // SAFETY: `p` comes from `Arc::into_raw` of an `Arc<Data>` (see `waker`).
-        let a = unsafe { Arc::from_raw(p.cast::<Data>()) };
+        // Not dropped, even if `on_clone` panics: the caller's waker keeps its reference.
+        let a = ManuallyDrop::new(unsafe { Arc::from_raw(p.cast::<Data>()) });
         (a.on_clone)();
-        let b = a.clone();
-        std::mem::forget(a);
-        RawWaker::new(Arc::into_raw(b).cast(), &VT)
+        RawWaker::new(Arc::into_raw(Arc::clone(&a)).cast(), &VT)
     }
     unsafe fn wake(p: *const ()) {
         // SAFETY: as in `clone`; this consumes the reference.
