@@ -350,3 +350,41 @@ async fn c8_dropped_start_panic_is_not_resumed_by_the_nursery() {
     .await;
     assert_eq!(r, Ok(Ok(())));
 }
+
+/// C8 with a child in its first poll: the nursery is dropped from outside (here by the
+/// child itself, which gives the order a child on another worker can have) before the
+/// child first suspends. The child links into the dropped nursery at that suspension,
+/// and must inherit its cancellation there, not run on as an orphan.
+#[hatchery::test(virtual_time)]
+async fn c8_drop_during_a_childs_first_poll_cancels_it() {
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    type Kept = Pin<Box<dyn Future<Output = Result<(), hatchery::NurseryError<TestError>>> + Send>>;
+    let slot: Arc<Mutex<Option<Kept>>> = Arc::default();
+    let log = Log::new();
+    let (s, l) = (slot.clone(), log.clone());
+    let fut: Kept = Box::pin(nursery(move |n: Nursery<TestError>| async move {
+        n.spawn(async move {
+            // The foreign dropper, while this child runs its first poll.
+            let kept = s.lock().unwrap().take();
+            drop(kept);
+            sleep(secs(1)).await;
+            l.push("child resumed after the C8 drop");
+            Ok(())
+        });
+        sleep(HOUR).await;
+        Ok(())
+    }));
+    *slot.lock().unwrap() = Some(fut);
+    // Poll the nursery once (it opens and spawns its child), then let go of it.
+    future::poll_fn(|cx| {
+        if let Some(f) = slot.lock().unwrap().as_mut() {
+            let _ = f.as_mut().poll(cx);
+        }
+        std::task::Poll::Ready(())
+    })
+    .await;
+    until(|| slot.lock().unwrap().is_none()).await;
+    sleep(secs(10)).await;
+    assert!(log.is_empty(), "{:?}", log.events());
+}

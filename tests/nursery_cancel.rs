@@ -8,7 +8,7 @@ use std::time::Duration;
 use hatchery::testing::elapsed;
 use hatchery::{
     checkpoint, current_effective_deadline, move_on_after, nursery, sleep, CancelScope, Deadline,
-    NurseryError,
+    Nursery, NurseryError,
 };
 use hatchery_tests::{backend, is_multi_thread, secs, until, Counter, Log, TestError, HOUR};
 
@@ -631,4 +631,21 @@ async fn a_first_poll_value_does_not_pass_a_cancelled_child() {
         }))
         .await;
     assert_eq!(out, None);
+}
+
+/// `cancel` on a nursery that has finished changes nothing, but `is_cancelled` says it
+/// was called, as it did before the nursery finished.
+#[hatchery::test]
+async fn cancel_after_finish_is_recorded() {
+    let mut saved = None;
+    nursery(|n: Nursery<TestError>| {
+        saved = Some(n.clone());
+        async { Ok(()) }
+    })
+    .await
+    .unwrap();
+    let n = saved.unwrap();
+    assert!(!n.is_cancelled());
+    n.cancel();
+    assert!(n.is_cancelled());
 }

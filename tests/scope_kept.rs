@@ -4,7 +4,9 @@
 //! later: `op` was entered under a scope that has finished by the time it runs again.
 //! That finished scope no longer cancels it (not its handle, not its deadline) and can
 //! no longer catch anything; `op` follows the scopes around it that still run. Only a
-//! cancellation that reached `op` while that scope ran ends it, as cancelled.
+//! cancellation that reached `op` while that scope ran ends it, as cancelled: `op` was
+//! polled after it, or was in the scope's child list (polled through a combinator with
+//! wakers of its own, or with a nursery open inside).
 
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -17,7 +19,7 @@ use hatchery::{
     current_effective_deadline, fail_after, finally, move_on_after, now, nursery, sleep,
     CancelScope, Deadline, Nursery,
 };
-use hatchery_tests::{secs, until, TestError, HOUR};
+use hatchery_tests::{catch_panic, secs, until, TestError, HOUR};
 
 /// The tokio idiom (`timeout(d, &mut op)`, then `op.await`): the timeout only stops
 /// polling `op`, which goes on afterwards under its own deadline.
@@ -235,4 +237,98 @@ async fn kept_past_its_task_goes_on() {
     .await
     .unwrap();
     assert_eq!(elapsed(), secs(2));
+}
+
+/// A nursery open inside a kept future puts it in the enclosing scopes' child lists (its
+/// tasks run elsewhere, and a cancellation must reach them): the timeout's cancellation
+/// reaches it while the timeout runs, its tasks are cancelled, and it returns as
+/// cancelled rather than going on. The same through `join`, which runs a nursery.
+#[hatchery::test(virtual_time)]
+async fn kept_future_with_a_nursery_inside_is_reached() {
+    let done = Arc::new(Mutex::new(false));
+    let d = done.clone();
+    let mut op = pin!(fail_after(secs(10), async move {
+        nursery(|n: Nursery<TestError>| async move {
+            n.spawn(async move {
+                sleep(secs(5)).await;
+                *d.lock().unwrap() = true;
+                Ok(())
+            });
+            Ok(())
+        })
+        .await
+        .unwrap();
+        "done"
+    }));
+    assert_eq!(move_on_after(secs(1), &mut op).await, None);
+    assert!(op.await.is_err());
+    assert_eq!(elapsed(), secs(1));
+    assert!(!*done.lock().unwrap(), "its task was cancelled at 1 s");
+
+    let mut op = pin!(move_on_after(secs(10), async {
+        hatchery::join([sleep(secs(5)), sleep(secs(4))]).await;
+        "done"
+    }));
+    assert_eq!(move_on_after(secs(1), &mut op).await, None);
+    assert_eq!(op.await, None);
+    assert_eq!(elapsed(), secs(2));
+}
+
+/// A kept `finally` whose work the finished scope's cancellation reached: its cleanup
+/// runs, and since it has no value to return and nothing is left to catch the
+/// cancellation, it panics and says why, rather than hang.
+#[hatchery::test(virtual_time)]
+async fn kept_finally_reached_by_the_cancellation_panics_after_its_cleanup() {
+    let cleaned = Arc::new(Mutex::new(false));
+    let c = cleaned.clone();
+    let mut op = pin!(finally(sleep(HOUR), async move {
+        *c.lock().unwrap() = true;
+    }));
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let out = scope
+        .run(async {
+            assert!(OwnWaker(op.as_mut()).await.is_pending()); // linked under `scope`
+            handle.cancel(); // marks `op`'s work scope too
+        })
+        .await;
+    assert_eq!(out, Some(())); // the body never suspended after the cancel
+    let r = catch_panic(move_on_after(secs(5), op)).await;
+    assert!(r
+        .unwrap_err()
+        .contains("`finally` future was cancelled by the scope"));
+    assert!(*cleaned.lock().unwrap());
+}
+
+/// The same for a kept `finally` with a nursery inside, past a timeout: the work was
+/// dropped and the cleanup ran while the timeout held on; awaited later, it panics and
+/// says why (it used to poll its finished cleanup again).
+#[hatchery::test(virtual_time)]
+async fn kept_finally_with_a_nursery_past_a_timeout_panics() {
+    let cleaned = Arc::new(Mutex::new(false));
+    let c = cleaned.clone();
+    let mut op = pin!(finally(
+        async {
+            nursery(|n: Nursery<TestError>| async move {
+                n.spawn(async {
+                    sleep(secs(5)).await;
+                    Ok(())
+                });
+                Ok(())
+            })
+            .await
+            .unwrap();
+            "done"
+        },
+        async move {
+            *c.lock().unwrap() = true;
+        }
+    ));
+    assert_eq!(move_on_after(secs(1), &mut op).await, None);
+    assert!(*cleaned.lock().unwrap());
+    let r = catch_panic(move_on_after(secs(10), op)).await;
+    assert!(r
+        .unwrap_err()
+        .contains("`finally` future was cancelled by the scope"));
+    assert_eq!(elapsed(), secs(1));
 }

@@ -437,7 +437,9 @@ impl<E: Send + 'static> Nursery<E> {
     /// # });
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.shared.node.is_cancelled()
+        let node = &self.shared.node;
+        // A `cancel` after the nursery finished is recorded, with nothing left to mark.
+        node.is_cancelled() || node.reason() != node::NONE
     }
 
     /// Whether the nursery has finished, or its future was dropped from outside hatchery
@@ -509,7 +511,8 @@ pin_project! {
                 let dropped = catch_unwind(AssertUnwindSafe(|| this.body.set(None)));
                 open.hold.take();
                 open.shared.node.detach();
-                open.shared.node.finish();
+                // Not `finish`ed: after a drop from outside, children may still run (and
+                // link in their first poll): the node stays cancelled for them.
                 if let Err(p) = dropped {
                     resume_unwind(p);
                 }

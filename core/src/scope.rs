@@ -237,8 +237,9 @@ impl CancelScope {
     /// select). The finished scope then neither cancels it (not its handle, not its
     /// deadline) nor catches anything for it; it follows the scopes around it that still
     /// run. Only if that scope's cancellation reached it while the scope ran (it was
-    /// polled again after that, or polled through a combinator with wakers of its own)
-    /// is it cancelled, and it returns `None` as if this scope had caught it.
+    /// polled again after that, polled through a combinator with wakers of its own, or
+    /// had a nursery open inside, as `join` and `race` do) is it cancelled, and it
+    /// returns `None` as if this scope had caught it.
     ///
     /// # Panics
     ///
@@ -702,6 +703,16 @@ impl<F: Future> Scoped<F> {
     /// then never completes; the enclosing one ends the work).
     pub(crate) fn stalled(&self) -> bool {
         self.entered && !self.done && self.body.is_none()
+    }
+
+    /// Stalled, but the enclosing scope that cancelled it has finished since (a scope
+    /// future kept past the scope it was first polled in): nothing will drop it.
+    fn orphaned(&self) -> bool {
+        self.stalled()
+            && self
+                .node
+                .as_ref()
+                .is_some_and(|node| !node.outer_cancelled(crate::time::now()))
     }
 
     pub(crate) fn poll_scoped(
@@ -1333,7 +1344,9 @@ pub fn shield<F: IntoFuture>(fut: F) -> Shield<F::IntoFuture> {
 ///
 /// # Panics
 ///
-/// When polled outside a hatchery runtime. When polled after it returned.
+/// When polled outside a hatchery runtime. When kept past the scope it was first polled
+/// in (see [`CancelScope::run`]) and awaited after that scope, cancelled while it ran,
+/// has finished: its cleanup has run, and it has no value to return.
 ///
 /// # Examples
 ///
@@ -1395,6 +1408,8 @@ pub fn finally<W: IntoFuture, C: IntoFuture<Output = ()>>(
         cleanup: shield(cleanup),
         value: None,
         cleaning: false,
+        cleaned: false,
+        orphaned: false,
         hold: None,
     }
 }
@@ -1431,6 +1446,9 @@ pin_project! {
         cleanup: Shield<C>,
         value: Option<W::Output>,
         cleaning: bool,
+        cleaned: bool,
+        // The work was cancelled by a scope that has finished since (see `orphaned`).
+        orphaned: bool,
         // Held from the first poll until the cleanup is done, so that a cancelled
         // enclosing scope lets this future notice the cancellation and clean up.
         hold: Option<Hold>,
@@ -1448,7 +1466,9 @@ impl<W: Future, C: Future<Output = ()>> Future for Finally<W, C> {
             }
             match this.work.as_mut().poll_scoped(cx) {
                 Poll::Ready(Outcome::Done(v)) => *this.value = Some(v),
-                Poll::Ready(Outcome::Caught(_)) => unreachable!("nothing can cancel this scope"),
+                // Nothing else can cancel this scope than the scope (finished since) that
+                // a kept `finally` was first polled in.
+                Poll::Ready(Outcome::Caught(_)) => *this.orphaned = true,
                 Poll::Pending if this.work.stalled() => {}
                 Poll::Pending => return Poll::Pending,
             }
@@ -1456,14 +1476,23 @@ impl<W: Future, C: Future<Output = ()>> Future for Finally<W, C> {
             // entering the shield holds the enclosing scopes until it is done.
             *this.cleaning = true;
         }
-        if this.cleanup.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
+        if !*this.cleaned {
+            if this.cleanup.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            *this.cleaned = true;
+            this.hold.take();
         }
-        this.hold.take();
         match this.value.take() {
             Some(v) => Poll::Ready(v),
             // Cancelled from outside: now that the cleanup is done, the enclosing
-            // cancelled scope ends the work.
+            // cancelled scope ends the work. Unless it has finished since: kept past the
+            // scope it was first polled in, this `finally` has no value to return.
+            None if *this.orphaned || this.work.orphaned() => panic!(
+                "hatchery: a `finally` future was cancelled by the scope it was first polled \
+                 in, which has finished since, and it has no value to return (its cleanup \
+                 ran): await a `finally` in the scope where it started, or drop it"
+            ),
             None => Poll::Pending,
         }
     }
