@@ -649,3 +649,36 @@ async fn cancel_after_finish_is_recorded() {
     n.cancel();
     assert!(n.is_cancelled());
 }
+
+/// A cancelled child's locals are dropped as part of the task, in its context: a `Drop`
+/// may read the clock, and sees its scope cancelled. (They were dropped outside any
+/// runtime, where both panic.)
+#[hatchery::test(virtual_time)]
+async fn cancelled_child_drops_its_locals_in_its_context() {
+    type Seen = Arc<Mutex<Option<(std::time::Instant, Deadline)>>>;
+    struct Stamp(Seen);
+    impl Drop for Stamp {
+        fn drop(&mut self) {
+            *self.0.lock().unwrap() = Some((hatchery::now(), current_effective_deadline()));
+        }
+    }
+    let start = hatchery::now();
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    nursery(|n: Nursery<TestError>| async move {
+        n.spawn(async move {
+            let _stamp = Stamp(s);
+            sleep(HOUR).await;
+            Ok(())
+        });
+        sleep(secs(3)).await;
+        n.cancel();
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some((start + secs(3), Deadline::Cancelled))
+    );
+}

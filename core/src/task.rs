@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 
 use atomic_waker::AtomicWaker;
 use pin_project_lite::pin_project;
@@ -297,7 +297,7 @@ where
                 Err(p) => (End::Panicked(p), None),
             }
         };
-        self.finish(node, this, end, value);
+        self.finish(node, this, end, value, cx.waker());
         Poll::Ready(())
     }
 
@@ -306,7 +306,8 @@ where
         // as cancelled, so the nursery is not left waiting for it.
         let this = state.project();
         if this.nursery.is_some() {
-            self.finish(node, this, End::Cancelled, None);
+            let waker = Waker::from(Arc::new(NoWake));
+            self.finish(node, this, End::Cancelled, None, &waker);
         }
     }
 }
@@ -328,8 +329,21 @@ where
         mut this: RunStateProj<'_, F, E, R>,
         mut end: End<E>,
         mut value: Option<T>,
+        waker: &Waker,
     ) {
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| this.fut.set(None))) {
+        let mut fut = this.fut.as_mut();
+        let drop_fut = AssertUnwindSafe(move || fut.set(None));
+        let dropped = match end {
+            // Cancelled at a suspension point: the future's locals are dropped now, as
+            // part of the task, in its context (a `Drop` may read the clock or spawn).
+            // A future that returned or panicked has dropped them already.
+            End::Cancelled => {
+                let rt = &this.nursery.as_ref().expect("task running").rt;
+                rt::enter_with(this.own, rt, waker, || catch_unwind(drop_fut))
+            }
+            _ => catch_unwind(drop_fut),
+        };
+        if let Err(p) = dropped {
             if !matches!(end, End::Panicked(_)) {
                 end = End::Panicked(p);
             }
@@ -423,6 +437,13 @@ where
         nursery.child_done();
         drop(own);
     }
+}
+
+/// The waker of a task the executor dropped: nothing polls it any more.
+struct NoWake;
+
+impl Wake for NoWake {
+    fn wake(self: Arc<Self>) {}
 }
 
 /// A handle to a task spawned with [`Nursery::spawn`]: wait for its value, cancel just
