@@ -164,6 +164,7 @@ fn main() -> anyhow::Result<()> {
 mod tests {
     use super::MS;
     use hatchery::testing::elapsed;
+    use std::time::Duration;
 
     /// The errors each nursery returned, and when: at the first failure, not when the
     /// slowest sibling would have finished (it was cancelled).
@@ -181,7 +182,7 @@ mod tests {
                 format!("job 3: bad input \"-\": {bad}"),
             ]
         );
-        assert_eq!(s.several_at, MS * 0); // the good jobs' 50 ms were cut
+        assert_eq!(s.several_at, Duration::ZERO); // the good jobs' 50 ms were cut
         assert_eq!(s.sum, 6);
         assert_eq!(elapsed(), MS * 70); // 20 + 0 + 50
     }
