@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use hatchery::{nursery, sleep, NurseryError};
+use hatchery::{now, nursery, sleep, NurseryError};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -60,7 +60,8 @@ async fn step(name: &'static str, ms: u32, fail: bool, t0: Instant) -> anyhow::R
 }
 
 /// Parses every input in parallel and sums the numbers. Two inputs are bad: both parse
-/// errors happen at once, before the good jobs get far, and both are reported.
+/// errors happen at once, before the good jobs get far, and both are reported (in the
+/// order they happened: on several threads, either may come first).
 async fn sum_inputs(inputs: &[&'static str], t0: Instant) -> anyhow::Result<u32> {
     let total = nursery(|n| async move {
         let mut handles = Vec::new();
@@ -87,8 +88,19 @@ async fn sum_inputs(inputs: &[&'static str], t0: Instant) -> anyhow::Result<u32>
     Ok(total)
 }
 
-async fn app() -> anyhow::Result<()> {
-    let t0 = Instant::now();
+/// What each section ended with: the errors, and when the nursery returned.
+#[derive(Debug, Default)]
+struct Summary {
+    one_failure: Vec<String>,
+    one_failure_at: Duration,
+    several: Vec<String>,
+    several_at: Duration,
+    sum: u32,
+}
+
+async fn app() -> anyhow::Result<Summary> {
+    let mut summary = Summary::default();
+    let (t0, start) = (Instant::now(), now()); // the printed times, and hatchery's clock
     println!("1. one task fails at 20 ms; its siblings and the body are cancelled");
     let r = nursery(|n| async move {
         n.spawn(step("download", 100, false, t0));
@@ -102,6 +114,7 @@ async fn app() -> anyhow::Result<()> {
     match r {
         Ok(()) => println!("  nursery: ok"),
         Err(NurseryError::Failed(errors)) => {
+            summary.one_failure_at = now() - start;
             println!(
                 "  [{:>3} ms] nursery returned {} error(s):",
                 t0.elapsed().as_millis(),
@@ -109,17 +122,19 @@ async fn app() -> anyhow::Result<()> {
             );
             for e in &errors {
                 println!("    - {e}");
+                summary.one_failure.push(e.to_string());
             }
         }
         Err(NurseryError::Cancelled) => println!("  nursery: cancelled"),
     }
 
     println!("2. several tasks fail; every error is reported, in the order they happened");
-    let t0 = Instant::now();
+    let (t0, start) = (Instant::now(), now());
     match sum_inputs(&["42", "x", "7", "-"], t0).await {
         Ok(sum) => println!("  sum = {sum}"),
         Err(e) => {
             // `?` kept the whole NurseryError: print it, or downcast to walk the errors.
+            summary.several_at = now() - start;
             println!(
                 "  [{:>3} ms] sum_inputs failed: {e}",
                 t0.elapsed().as_millis()
@@ -129,25 +144,46 @@ async fn app() -> anyhow::Result<()> {
             {
                 for (k, e) in errors.iter().enumerate() {
                     println!("    error {}: {e:#}", k + 1);
+                    summary.several.push(format!("{e:#}"));
                 }
             }
         }
     }
 
     println!("3. no failure: the value comes back");
-    let sum = sum_inputs(&["1", "2", "3"], Instant::now()).await?;
-    println!("  sum = {sum}");
-    Ok(())
+    summary.sum = sum_inputs(&["1", "2", "3"], Instant::now()).await?;
+    println!("  sum = {}", summary.sum);
+    Ok(summary)
 }
 
 fn main() -> anyhow::Result<()> {
-    examples::run(app())
+    examples::run(app()).map(drop)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::MS;
+    use hatchery::testing::elapsed;
+    use std::time::Duration;
+
+    /// The errors each nursery returned, and when: at the first failure, not when the
+    /// slowest sibling would have finished (it was cancelled).
     #[hatchery::test(virtual_time)]
     async fn runs() {
-        super::app().await.unwrap();
+        let mut s = super::app().await.unwrap();
+        assert_eq!(s.one_failure, ["upload: connection reset"]);
+        assert_eq!(s.one_failure_at, MS * 20); // not 100 ms: download was cancelled
+        s.several.sort(); // jobs 1 and 3 fail at once: either may come first
+        let bad = "invalid digit found in string";
+        assert_eq!(
+            s.several,
+            [
+                format!("job 1: bad input \"x\": {bad}"),
+                format!("job 3: bad input \"-\": {bad}"),
+            ]
+        );
+        assert_eq!(s.several_at, Duration::ZERO); // the good jobs' 50 ms were cut
+        assert_eq!(s.sum, 6);
+        assert_eq!(elapsed(), MS * 70); // 20 + 0 + 50
     }
 }

@@ -1,19 +1,20 @@
 //! A concurrency-limited fan-out, as anyio code writes it with `anyio.Semaphore`
 //! (`async with semaphore:` around each fetch) and `CapacityLimiter`: start one task per
-//! URL, but let at most N of them fetch at once. The results are collected behind a
-//! `Lock` (anyio's "counters behind a lock").
+//! URL, but let at most N of them fetch at once. The results are collected behind a plain
+//! `std::sync::Mutex`: anyio's "counters behind a lock" needs an async lock (hatchery's
+//! `Lock`) only when the holder awaits while holding it.
 //!
 //! ```text
 //! cargo run --example fan_out -- --backend tokio   # or tokio-current, smol
 //! ```
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
-use hatchery::sync::{CapacityLimiter, Lock, Semaphore};
-use hatchery::{nursery, sleep};
+use hatchery::sync::{CapacityLimiter, LimiterStatistics, Semaphore};
+use hatchery::{now, nursery, sleep};
 
 /// A pretend HTTP fetch.
 async fn fetch_url(url: &str) -> anyhow::Result<usize> {
@@ -21,13 +22,19 @@ async fn fetch_url(url: &str) -> anyhow::Result<usize> {
     Ok(url.len())
 }
 
+/// The sizes fetched (in completion order), and the most fetches that ran at once.
+struct Fetched {
+    sizes: Vec<usize>,
+    peak: usize,
+}
+
 /// anyio: `rate_limited_fetch(urls, max_concurrent=5)` with a `Semaphore`.
-async fn rate_limited_fetch(
-    urls: Vec<String>,
-    max_concurrent: usize,
-) -> anyhow::Result<Vec<usize>> {
+async fn rate_limited_fetch(urls: Vec<String>, max_concurrent: usize) -> anyhow::Result<Fetched> {
     let semaphore = Arc::new(Semaphore::new(max_concurrent));
-    let results = Arc::new(Lock::new(Vec::new()));
+    // A std Mutex, not hatchery's `Lock`: it is held only for a `push`, never across an
+    // `.await`, so no task ever waits for it while holding it, and an async lock would
+    // only add a suspension point (and a cancellation point) to every push.
+    let results = Arc::new(Mutex::new(Vec::new()));
     let in_flight = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let (r, pk) = (results.clone(), peak.clone());
@@ -41,7 +48,8 @@ async fn rate_limited_fetch(
                 peak.fetch_max(now, Ordering::SeqCst);
                 let size = fetch_url(&url).await;
                 in_flight.fetch_sub(1, Ordering::SeqCst); // failed or not, it is over
-                results.lock().await.push(size?);
+                let size = size?;
+                results.lock().unwrap().push(size);
                 anyhow::Ok(())
             });
         }
@@ -49,28 +57,31 @@ async fn rate_limited_fetch(
     })
     .await
     .context("fan-out failed")?;
-    println!("  at most {} fetches at once", peak.load(Ordering::SeqCst));
-    let results = results.lock().await;
-    Ok(results.clone())
+    let peak = peak.load(Ordering::SeqCst);
+    let sizes = std::mem::take(&mut *results.lock().unwrap());
+    Ok(Fetched { sizes, peak })
 }
 
-async fn app() -> anyhow::Result<()> {
+/// What both fan-outs did.
+struct Summary {
+    semaphore: Fetched,
+    semaphore_time: Duration,
+    limited: usize,
+    limited_time: Duration,
+    limiter: LimiterStatistics,
+}
+
+async fn app() -> anyhow::Result<Summary> {
     let urls: Vec<String> = (0..50)
         .map(|i| format!("https://example.com/{i}"))
         .collect();
 
-    println!("50 fetches of 10 ms, at most 5 at once (Semaphore):");
-    let start = Instant::now();
-    let sizes = rate_limited_fetch(urls.clone(), 5).await?;
-    println!(
-        "  {} results in {:?} (about 10 rounds of 10 ms)",
-        sizes.len(),
-        start.elapsed()
-    );
+    let start = now();
+    let semaphore = rate_limited_fetch(urls.clone(), 5).await?;
+    let semaphore_time = now() - start;
 
-    println!("the same with a CapacityLimiter, widened from 5 to 25 half-way:");
     let limiter = Arc::new(CapacityLimiter::new(5));
-    let start = Instant::now();
+    let start = now();
     let done = Arc::new(AtomicUsize::new(0));
     let (lim, d) = (limiter.clone(), done.clone());
     nursery(|n| async move {
@@ -89,23 +100,57 @@ async fn app() -> anyhow::Result<()> {
     })
     .await
     .context("fan-out failed")?;
+    let (limited, limited_time) = (done.load(Ordering::SeqCst), now() - start);
+    Ok(Summary {
+        semaphore,
+        semaphore_time,
+        limited,
+        limited_time,
+        limiter: limiter.statistics(),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let s = examples::run(app())?;
+    println!("50 fetches of 10 ms, at most 5 at once (Semaphore):");
+    println!("  at most {} fetches at once", s.semaphore.peak);
+    println!(
+        "  {} results in {:?} (about 10 rounds of 10 ms)",
+        s.semaphore.sizes.len(),
+        s.semaphore_time
+    );
+    println!("the same with a CapacityLimiter, widened from 5 to 25 half-way:");
     println!(
         "  {} fetches in {:?}; tokens now {:?}",
-        done.load(Ordering::SeqCst),
-        start.elapsed(),
-        limiter.statistics()
+        s.limited, s.limited_time, s.limiter
     );
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
-    examples::run(app())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Every URL fetched once, never more than 5 at a time, and the time that takes: 10
+    /// rounds of 10 ms; then 5 rounds of 5 and one of 25.
     #[hatchery::test(virtual_time)]
     async fn runs() {
-        super::app().await.unwrap();
+        let s = super::app().await.unwrap();
+        let mut sizes = s.semaphore.sizes;
+        sizes.sort();
+        let mut expected: Vec<usize> = (0..50)
+            .map(|i| format!("https://example.com/{i}").len())
+            .collect();
+        expected.sort();
+        assert_eq!(sizes, expected);
+        assert_eq!(s.semaphore.peak, 5);
+        assert_eq!(s.semaphore_time, MS * 100);
+        assert_eq!(s.limited, 50);
+        assert_eq!(s.limited_time, MS * 60);
+        assert_eq!(s.limiter.total_tokens, 25);
+        assert_eq!(s.limiter.borrowed_tokens, 0);
+        assert_eq!(hatchery::testing::elapsed(), MS * 160);
     }
 }

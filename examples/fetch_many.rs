@@ -21,10 +21,10 @@
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hatchery::backon::ExponentialBuilder;
-use hatchery::{fail_after, map, retry, sleep, Elapsed};
+use hatchery::{fail_after, map, now, retry, sleep, Elapsed};
 
 const ITEMS: u32 = 200;
 const IN_FLIGHT: usize = 5;
@@ -141,15 +141,35 @@ async fn fetch(
     .await
 }
 
-async fn app() -> anyhow::Result<()> {
-    let t0 = Instant::now();
+/// What `app` did, counted.
+#[derive(Debug)]
+struct Summary {
+    items: Vec<String>,
+    first_try: usize,
+    /// The items that got a fallback value, and why.
+    fallbacks: Vec<(u32, FetchError)>,
+    calls: usize,
+    retries: usize,
+    max_in_flight: usize,
+    /// Calls still running after `map` returned (none, if the timeouts did their job).
+    left_running: usize,
+    time: Duration,
+}
+
+impl Summary {
+    fn fallbacks_for(&self, what: FetchError) -> usize {
+        self.fallbacks.iter().filter(|(_, e)| *e == what).count()
+    }
+}
+
+async fn app() -> Summary {
+    let t0 = now();
     let remote = Arc::new(Remote {
         attempts: Mutex::new(vec![0; ITEMS as usize]),
         ..Remote::default()
     });
     let retries = Arc::new(AtomicUsize::new(0));
 
-    println!("fetching {ITEMS} items, at most {IN_FLIGHT} at a time, {TIMEOUT:?} per call, up to {ATTEMPTS} attempts");
     let results = map(IN_FLIGHT, 0..ITEMS, |id| {
         let (remote, retries) = (remote.clone(), retries.clone());
         async move { (id, fetch(remote, retries, id).await) }
@@ -175,51 +195,91 @@ async fn app() -> anyhow::Result<()> {
         })
         .collect();
 
-    let reason = |what: FetchError| fallbacks.iter().filter(|(_, e)| *e == what).count();
-    let max_in_flight = remote.max_in_flight.load(Ordering::SeqCst);
+    Summary {
+        items,
+        first_try,
+        fallbacks,
+        calls: remote.calls.load(Ordering::SeqCst),
+        retries: retries.load(Ordering::SeqCst),
+        max_in_flight: remote.max_in_flight.load(Ordering::SeqCst),
+        left_running: remote.in_flight.load(Ordering::SeqCst),
+        time: now() - t0,
+    }
+}
 
+fn main() -> anyhow::Result<()> {
+    println!("fetching {ITEMS} items, at most {IN_FLIGHT} at a time, {TIMEOUT:?} per call, up to {ATTEMPTS} attempts");
+    let s = examples::run(app());
+    let fetched = s.items.len() - s.fallbacks.len();
     println!();
     println!("summary");
-    println!("  items:              {}", items.len());
-    println!("  fetched:            {}", items.len() - fallbacks.len());
-    println!("    at the 1st try:   {first_try}");
+    println!("  items:              {}", s.items.len());
+    println!("  fetched:            {fetched}");
+    println!("    at the 1st try:   {}", s.first_try);
+    println!("    after retries:    {}", fetched - s.first_try);
+    println!("  fallback values:    {}", s.fallbacks.len());
     println!(
-        "    after retries:    {}",
-        items.len() - fallbacks.len() - first_try
+        "    not found:        {}",
+        s.fallbacks_for(FetchError::NotFound)
     );
-    println!("  fallback values:    {}", fallbacks.len());
-    println!("    not found:        {}", reason(FetchError::NotFound));
-    println!("    timed out:        {}", reason(FetchError::Timeout));
-    println!("    unavailable:      {}", reason(FetchError::Unavailable));
     println!(
-        "  calls:              {}",
-        remote.calls.load(Ordering::SeqCst)
+        "    timed out:        {}",
+        s.fallbacks_for(FetchError::Timeout)
     );
-    println!("  retries:            {}", retries.load(Ordering::SeqCst));
-    println!("  most in flight:     {max_in_flight}");
-    println!("  time:               {} ms", t0.elapsed().as_millis());
-    println!("  e.g.:               {}, {}", items[0], items[40]);
+    println!(
+        "    unavailable:      {}",
+        s.fallbacks_for(FetchError::Unavailable)
+    );
+    println!("  calls:              {}", s.calls);
+    println!("  retries:            {}", s.retries);
+    println!("  most in flight:     {}", s.max_in_flight);
+    println!("  time:               {} ms", s.time.as_millis());
+    println!("  e.g.:               {}, {}", s.items[0], s.items[40]);
 
-    anyhow::ensure!(items.len() == ITEMS as usize, "lost items");
+    anyhow::ensure!(s.items.len() == ITEMS as usize, "lost items");
     anyhow::ensure!(
-        max_in_flight <= IN_FLIGHT,
+        s.max_in_flight <= IN_FLIGHT,
         "more than {IN_FLIGHT} calls in flight"
     );
-    let left = remote.in_flight.load(Ordering::SeqCst);
+    let left = s.left_running;
     anyhow::ensure!(left == 0, "{left} calls still running after `map` returned");
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
-    examples::run(app())
-}
-
 #[cfg(test)]
 mod tests {
-    /// The whole example on every backend, on virtual time: its own checks (at most 5 in
-    /// flight, nothing left running) become assertions.
+    use super::{FetchError, ITEMS};
+    use hatchery::testing::elapsed;
+
+    /// The whole example on every backend, on virtual time. Each call's outcome is a fixed
+    /// function of the item and the attempt, so the counts are exact whatever the order;
+    /// the time depends on the backoff's random jitter.
     #[hatchery::test(virtual_time)]
     async fn runs() {
-        super::app().await.unwrap();
+        let s = super::app().await;
+        assert_eq!(s.items.len(), ITEMS as usize);
+        assert_eq!(s.items[0], "item-0");
+        assert_eq!(s.items[40], "item-40 (fallback)"); // not found
+        assert_eq!(s.first_try, 157);
+        assert_eq!(s.items.len() - s.fallbacks.len() - s.first_try, 37);
+        let mut fallbacks = s.fallbacks.clone();
+        fallbacks.sort_by_key(|f| f.0);
+        let (nf, to) = (FetchError::NotFound, FetchError::Timeout);
+        // Items 40, 81, 122, 163 do not exist; 96 and 193 always hang.
+        assert_eq!(
+            fallbacks,
+            [
+                (40, nf),
+                (81, nf),
+                (96, to),
+                (122, nf),
+                (163, nf),
+                (193, to)
+            ]
+        );
+        assert_eq!((s.calls, s.retries), (252, 52));
+        assert_eq!(s.max_in_flight, 5);
+        assert_eq!(s.left_running, 0);
+        assert_eq!(s.time, elapsed());
     }
 }

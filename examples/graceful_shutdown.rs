@@ -24,7 +24,7 @@ use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
 
 use hatchery::{
-    current_effective_deadline, finally, move_on_after, nursery, shield, sleep, CancelHandle,
+    current_effective_deadline, finally, move_on_after, now, nursery, shield, sleep, CancelHandle,
     CancelScope, TaskStatus,
 };
 
@@ -53,6 +53,8 @@ struct Stats {
     next_job: AtomicU32,
     done: AtomicU32,
     written: AtomicU32,
+    /// Connections whose cleanup ran (closed, or dropped after the close timed out).
+    closed: AtomicU32,
     /// What triggered the shutdown, if anything did before the safety timeout.
     trigger: Mutex<Option<String>>,
 }
@@ -151,6 +153,7 @@ async fn worker(
     // `finally` runs the cleanup when `serve` ends, also when it is cancelled, and shields
     // it from that cancellation. The cleanup gets its own 30 ms budget.
     finally(serve, async {
+        stats.closed.fetch_add(1, Ordering::Relaxed);
         match move_on_after(MS * 30, close(id)).await {
             Some(()) => log(t0, format_args!("worker {id}: connection closed")),
             None => log(
@@ -162,14 +165,30 @@ async fn worker(
     .await
 }
 
+/// How the service ended.
+#[derive(Debug)]
+#[cfg_attr(not(test), allow(dead_code))] // printed as it happens; returned for the test
+struct Ended {
+    /// What shut it down (`None`: the safety timeout).
+    trigger: Option<String>,
+    /// The service scope caught the cancellation (`cancelled_caught`).
+    caught: bool,
+    done: u32,
+    written: u32,
+    closed: u32,
+    /// On hatchery's clock.
+    took: Duration,
+}
+
 /// Runs the service until `jobs` jobs are done, a signal comes, or `safety` has passed.
-async fn service(jobs: u32, safety: Duration) -> anyhow::Result<()> {
-    let t0 = Instant::now();
+async fn service(jobs: u32, safety: Duration) -> anyhow::Result<Ended> {
+    let (t0, start) = (Instant::now(), now());
     let stats = Arc::new(Stats {
         jobs,
         next_job: AtomicU32::new(0),
         done: AtomicU32::new(0),
         written: AtomicU32::new(0),
+        closed: AtomicU32::new(0),
         trigger: Mutex::new(None),
     });
     // The service runs in a scope: cancelling it is the shutdown. The timeout is a safety
@@ -210,12 +229,19 @@ async fn service(jobs: u32, safety: Duration) -> anyhow::Result<()> {
             signal.cancelled_caught()
         ),
     );
+    let ended = Ended {
+        trigger,
+        caught: signal.cancelled_caught(),
+        done: stats.done.load(Ordering::Relaxed),
+        written: stats.written.load(Ordering::Relaxed),
+        closed: stats.closed.load(Ordering::Relaxed),
+        took: now() - start,
+    };
     println!(
-        "jobs finished: {}, written: {}",
-        stats.done.load(Ordering::Relaxed),
-        stats.written.load(Ordering::Relaxed)
+        "jobs finished: {}, written: {}; connections cleaned up: {}",
+        ended.done, ended.written, ended.closed
     );
-    Ok(())
+    Ok(ended)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -231,15 +257,35 @@ fn main() -> anyhow::Result<()> {
         }
         None => (JOBS, Duration::from_secs(1)),
     };
-    args.run(service(jobs, safety))
+    args.run(service(jobs, safety)).map(drop)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Shut down by the sixth job: the jobs in hand are finished and written (7 in all),
+    /// every worker's cleanup runs, and the service ends when worker 3's slow close gives
+    /// up, 30 ms after its last write.
     #[hatchery::test(virtual_time)]
     async fn runs() {
-        super::service(6, std::time::Duration::from_secs(1))
-            .await
-            .unwrap();
+        let e = super::service(6, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(e.trigger.as_deref(), Some("6 jobs done"));
+        assert!(e.caught);
+        assert_eq!((e.done, e.written, e.closed), (7, 7, 3));
+        assert_eq!(e.took, MS * 108);
+        assert_eq!(hatchery::testing::elapsed(), e.took);
+    }
+
+    /// Nothing shuts it down: the safety timeout does, at 1 s, with the same care.
+    #[hatchery::test(virtual_time)]
+    async fn safety_timeout() {
+        let e = super::service(1000, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(e.trigger, None);
+        assert!(e.caught);
+        assert_eq!((e.done, e.written, e.closed), (100, 100, 3));
+        assert_eq!(e.took, MS * 1044);
     }
 }

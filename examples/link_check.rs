@@ -18,7 +18,7 @@
 //! cargo run --example link_check -- --backend tokio [--stop-after-ms 300] [--deadline-ms 1500]
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,8 +55,9 @@ struct Web {
 }
 
 impl Web {
-    fn add(&mut self, url: &str, latency_ms: u32, links: &[&str], behaviour: Behaviour) {
-        let links = links.iter().map(|l| l.to_string()).collect();
+    /// `links`: the page's links, separated by spaces.
+    fn add(&mut self, url: &str, latency_ms: u32, links: &str, behaviour: Behaviour) {
+        let links = links.split_whitespace().map(String::from).collect();
         self.pages
             .insert(url.into(), (MS * latency_ms, links, behaviour));
     }
@@ -86,42 +87,33 @@ impl Web {
 fn sample_web() -> Web {
     use Behaviour::*;
     let mut web = Web::default();
-    web.add("/", 50, &["/docs", "/blog", "/about", "/missing"], Ok);
-    web.add("/about", 30, &["/", "/team", "/jobs"], Ok);
-    web.add("/team", 40, &["/about"], Flaky(2));
-    web.add("/jobs", 40, &["/jobs/closed"], Ok);
-    web.add("/jobs/closed", 10, &[], Status(410));
-    web.add(
-        "/docs",
-        80,
-        &["/docs/1", "/docs/2", "/docs/3", "/docs/4", "/docs/5"],
-        Ok,
-    );
+    web.add("/", 50, "/docs /blog /about /missing", Ok);
+    web.add("/about", 30, "/ /team /jobs", Ok);
+    web.add("/team", 40, "/about", Flaky(2));
+    web.add("/jobs", 40, "/jobs/closed", Ok);
+    web.add("/jobs/closed", 10, "", Status(410));
+    web.add("/docs", 80, "/docs/1 /docs/2 /docs/3 /docs/4 /docs/5", Ok);
     for i in 1..=5 {
-        let (next, api) = (format!("/docs/{}", i + 1), format!("/docs/{i}/api"));
-        web.add(&format!("/docs/{i}"), 60 + 10 * i, &[&next, &api, "/"], Ok);
-        web.add(&api, 120, &[], if i == 3 { Flaky(5) } else { Ok });
+        let api = format!("/docs/{i}/api");
+        let links = format!("/docs/{} {api} /", i + 1);
+        web.add(&format!("/docs/{i}"), 60 + 10 * i, &links, Ok);
+        web.add(&api, 120, "", if i == 3 { Flaky(5) } else { Ok });
     }
-    web.add("/docs/6", 30, &["/docs/1"], Hangs);
-    web.add(
-        "/blog",
-        70,
-        &["/blog/a", "/blog/b", "/blog/c", "/blog/archive"],
-        Ok,
-    );
-    web.add("/blog/a", 45, &["/blog", "/blog/b"], Ok);
-    web.add("/blog/b", 45, &["/blog/gone"], Flaky(1));
-    web.add("/blog/c", 500, &["/blog/c/comments"], Ok);
-    web.add("/blog/c/comments", 300, &[], Status(500));
+    web.add("/docs/6", 30, "/docs/1", Hangs);
+    web.add("/blog", 70, "/blog/a /blog/b /blog/c /blog/archive", Ok);
+    web.add("/blog/a", 45, "/blog /blog/b", Ok);
+    web.add("/blog/b", 45, "/blog/gone", Flaky(1));
+    web.add("/blog/c", 500, "/blog/c/comments", Ok);
+    web.add("/blog/c/comments", 300, "", Status(500));
     web.add(
         "/blog/archive",
         200,
-        &["/blog/archive/2019", "/blog/archive/2020"],
+        "/blog/archive/2019 /blog/archive/2020",
         Ok,
     );
-    web.add("/blog/archive/2019", 700, &["/blog/archive/2018"], Ok);
-    web.add("/blog/archive/2020", 700, &[], Ok);
-    web.add("/blog/archive/2018", 700, &[], Ok);
+    web.add("/blog/archive/2019", 700, "/blog/archive/2018", Ok);
+    web.add("/blog/archive/2020", 700, "", Ok);
+    web.add("/blog/archive/2018", 700, "", Ok);
     web
 }
 
@@ -148,13 +140,12 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let (fetch_timeout, deadline, grace) = (MS * 1000, MS * 10_000, MS * 100);
         Config {
             in_flight: 4,
-            fetch_timeout,
+            fetch_timeout: MS * 1000,
             attempts: 3,
-            deadline,
-            grace,
+            deadline: MS * 10_000,
+            grace: MS * 100,
         }
     }
 }
@@ -170,14 +161,14 @@ enum Ending {
 #[derive(Debug, Default)]
 struct Report {
     ending: Ending,
-    ok: Vec<String>,
-    /// (url, linked from, error).
-    broken: Vec<(String, Option<String>, FetchError)>,
+    ok: BTreeSet<String>,
+    /// url -> (linked from, error).
+    broken: BTreeMap<String, (Option<String>, FetchError)>,
     retried: usize,
     /// Found, never fetched (deadline or stop).
-    unchecked: Vec<String>,
+    unchecked: BTreeSet<String>,
     /// Cancelled in flight (deadline, or the end of the grace period).
-    interrupted: Vec<String>,
+    interrupted: BTreeSet<String>,
     elapsed: Duration,
     ticks: usize,
     /// Every fetch slot came back.
@@ -261,13 +252,14 @@ async fn writer(rx: ReceiveStream<Outcome>, limit: Arc<Semaphore>, slots: usize)
     let record = |(url, from, attempts, result): Outcome, report: &mut Report| {
         report.retried += usize::from(attempts > 1);
         match result {
-            Ok(()) => report.ok.push(url),
-            Err(e) => report.broken.push((url, from, e)),
+            Ok(()) => drop(report.ok.insert(url)),
+            Err(e) => drop(report.broken.insert(url, (from, e))),
         }
     };
     let mut next_tick = start + TICK;
     loop {
-        // What is there already: a tick that is due would not let `recv` take it.
+        // What is there already: a tick that is due would not let `recv` take it (so a
+        // plain `recv` loop will not do here; see the book's "Receiving with ticks").
         while let Ok(outcome) = rx.try_recv() {
             record(outcome, &mut report);
         }
@@ -300,14 +292,13 @@ async fn link_check(
 ) -> anyhow::Result<Report> {
     let (tx, rx) = memory_stream::<Outcome>(16);
     let limit = Arc::new(Semaphore::new(cfg.in_flight));
-    let (seen, started) = (Mutex::default(), Mutex::default());
     let crawl = Arc::new(Crawl {
         web,
         cfg: cfg.clone(),
         limit: limit.clone(),
         stop: stop.clone(),
-        seen,
-        started,
+        seen: Mutex::default(),
+        started: Mutex::default(),
         results: tx,
     });
     let start = start.to_string();
@@ -327,11 +318,12 @@ async fn link_check(
                 cancel.cancel();
                 Ok(())
             });
-            let finished = scope.fail(nursery(|n| async move {
-                visit(&n, &c, start, None);
-                Ok(())
-            }));
-            let finished = finished.await;
+            let finished = scope
+                .fail(nursery(|n| async move {
+                    visit(&n, &c, start, None);
+                    Ok(())
+                }))
+                .await;
             helpers.cancel();
             Ok::<_, anyhow::Error>(finished)
         })
@@ -354,21 +346,11 @@ async fn link_check(
         let mut report = writer.join().await?;
         report.ending = ending;
         report.slots_back = limit.available_permits() == cfg.in_flight;
-        let reported: HashSet<&String> = report
-            .ok
-            .iter()
-            .chain(report.broken.iter().map(|b| &b.0))
-            .collect();
-        report.interrupted = started
-            .iter()
-            .filter(|u| !reported.contains(u))
-            .cloned()
-            .collect();
         report.unchecked = seen.difference(&started).cloned().collect();
-        report.ok.sort();
-        report.broken.sort_by(|a, b| a.0.cmp(&b.0));
-        report.interrupted.sort();
-        report.unchecked.sort();
+        report.interrupted = started
+            .into_iter()
+            .filter(|u| !report.ok.contains(u) && !report.broken.contains_key(u))
+            .collect();
         Ok::<_, anyhow::Error>(report)
     })
     .await?;
@@ -379,7 +361,7 @@ fn print(report: &Report) {
     println!("link check: {:?} after {:?}", report.ending, report.elapsed);
     println!("  ok: {}, retried: {}", report.ok.len(), report.retried);
     println!("  broken: {}", report.broken.len());
-    for (url, from, e) in &report.broken {
+    for (url, (from, e)) in &report.broken {
         println!(
             "    {url} ({e:?}), linked from {}",
             from.as_deref().unwrap_or("-")
@@ -389,6 +371,31 @@ fn print(report: &Report) {
     println!("  interrupted: {:?}", report.interrupted);
 }
 
+/// Crawls the sample web from "/", with a stop signal after `stop_after` if given.
+async fn crawl(cfg: Config, stop_after: Option<Duration>) -> anyhow::Result<Report> {
+    let stop = Arc::new(Event::new());
+    nursery(|n| async move {
+        // The signal: a timer here, Ctrl-C in a real program. A helper next to the
+        // work: keep its handle, and cancel it when the work is done.
+        let signal = stop_after.map(|after| {
+            let stop = stop.clone();
+            n.spawn(async move {
+                sleep(after).await;
+                println!("-- stop signal --");
+                stop.set();
+                Ok(())
+            })
+        });
+        let report = link_check(Arc::new(sample_web()), "/", cfg, stop).await?;
+        if let Some(signal) = signal {
+            signal.cancel();
+        }
+        Ok::<_, anyhow::Error>(report)
+    })
+    .await
+    .map_err(Into::into)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = examples::Args::parse(&["--stop-after-ms", "--deadline-ms"]);
     let stop_after: Option<u32> = args.get("--stop-after-ms").map(str::parse).transpose()?;
@@ -396,28 +403,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(ms) = args.get("--deadline-ms") {
         cfg.deadline = MS * ms.parse()?;
     }
-    let report = args.run(async move {
-        let stop = Arc::new(Event::new());
-        nursery(|n| async move {
-            // The signal: a timer here, Ctrl-C in a real program. A helper next to the
-            // work: keep its handle, and cancel it when the work is done.
-            let signal = stop_after.map(|ms| {
-                let stop = stop.clone();
-                n.spawn(async move {
-                    sleep(MS * ms).await;
-                    println!("-- stop signal --");
-                    stop.set();
-                    Ok(())
-                })
-            });
-            let report = link_check(Arc::new(sample_web()), "/", cfg, stop).await?;
-            if let Some(signal) = signal {
-                signal.cancel();
-            }
-            Ok::<_, anyhow::Error>(report)
-        })
-        .await
-    })?;
+    let report = args.run(crawl(cfg, stop_after.map(|ms| MS * ms)))?;
     print(&report);
     Ok(())
 }
@@ -427,21 +413,15 @@ mod tests {
     use super::*;
     use hatchery::testing::elapsed;
 
-    async fn crawl(cfg: Config, stop: Arc<Event>) -> Report {
-        link_check(Arc::new(sample_web()), "/", cfg, stop)
-            .await
-            .unwrap()
-    }
-
     /// On every backend: outcomes that do not depend on the order of the fetches.
     #[hatchery::test(virtual_time)]
     async fn complete_crawl() {
-        let report = crawl(Config::default(), Arc::new(Event::new())).await;
+        let report = crawl(Config::default(), None).await.unwrap();
         assert_eq!(report.ending, Ending::Complete);
         let broken: Vec<_> = report
             .broken
             .iter()
-            .map(|(u, _, e)| (u.as_str(), *e))
+            .map(|(u, (_, e))| (u.as_str(), *e))
             .collect();
         assert_eq!(
             broken,
@@ -465,7 +445,7 @@ mod tests {
     /// order from run to run.
     #[hatchery::test(virtual_time, backends(tokio_current))]
     async fn complete_crawl_exact_time() {
-        let report = crawl(Config::default(), Arc::new(Event::new())).await;
+        let report = crawl(Config::default(), None).await.unwrap();
         assert_eq!(report.ending, Ending::Complete);
         assert_eq!(elapsed(), EXACT);
     }
@@ -476,7 +456,7 @@ mod tests {
             deadline: MS * 1500,
             ..Config::default()
         };
-        let report = crawl(cfg, Arc::new(Event::new())).await;
+        let report = crawl(cfg, None).await.unwrap();
         assert_eq!(report.ending, Ending::Deadline);
         assert_eq!(elapsed(), MS * 1500);
         assert!(!report.interrupted.is_empty());
@@ -485,18 +465,7 @@ mod tests {
 
     #[hatchery::test(virtual_time)]
     async fn stop_is_graceful() {
-        let stop = Arc::new(Event::new());
-        let s = stop.clone();
-        let report = nursery(|n| async move {
-            n.spawn(async move {
-                sleep(MS * 300).await;
-                s.set();
-                Ok(())
-            });
-            Ok::<_, anyhow::Error>(crawl(Config::default(), stop).await)
-        })
-        .await
-        .unwrap();
+        let report = crawl(Config::default(), Some(MS * 300)).await.unwrap();
         assert_eq!(report.ending, Ending::Stopped);
         assert!(elapsed() <= MS * 400, "{:?}", elapsed()); // the signal, then the grace
         assert!(!report.unchecked.is_empty());

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hatchery::sync::{ReceiveStream, SendStream};
-use hatchery::{memory_stream, move_on_after, nursery, sleep};
+use hatchery::{memory_stream, move_on_after, now, nursery, sleep};
 
 /// Stage 1: produce items (anyio: `async with send_stream: for i in range(..): send`).
 async fn producer(tx: SendStream<String>, count: usize) -> anyhow::Result<()> {
@@ -58,25 +58,49 @@ async fn run_pipeline(count: usize) -> anyhow::Result<Vec<(usize, String)>> {
     .context("pipeline failed")
 }
 
-async fn app() -> anyhow::Result<()> {
+/// What the two runs did.
+struct Summary {
+    /// (worker, item) in the order the collector received them.
+    results: Vec<(usize, String)>,
+    per_worker: [usize; 4],
+    /// How long the 100 items took.
+    took: Duration,
+    /// Whether the deadline cut the million-item run.
+    cut_by_deadline: bool,
+}
+
+async fn app() -> anyhow::Result<Summary> {
+    let start = now();
     let results = run_pipeline(100).await?;
+    let took = now() - start;
     let mut per_worker = [0usize; 4];
     for (id, _) in &results {
         per_worker[*id] += 1;
     }
-    println!(
-        "processed {} items; per worker: {per_worker:?}; first: {:?}",
-        results.len(),
-        results.first().map(|r| &r.1)
-    );
-    assert_eq!(results.len(), 100);
 
     // The same pipeline under a deadline: every stage is cancelled where it waits, and
     // nothing is left running.
     let out = move_on_after(Duration::from_millis(20), run_pipeline(1_000_000)).await;
+    Ok(Summary {
+        results,
+        per_worker,
+        took,
+        cut_by_deadline: out.is_none(),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let s = examples::run(app())?;
+    println!(
+        "processed {} items in {:?}; per worker: {:?}; first: {:?}",
+        s.results.len(),
+        s.took,
+        s.per_worker,
+        s.results.first().map(|r| &r.1)
+    );
     println!(
         "a million items in 20 ms: {}",
-        if out.is_none() {
+        if s.cut_by_deadline {
             "cancelled, as expected"
         } else {
             "done?!"
@@ -85,14 +109,25 @@ async fn app() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
-    examples::run(app())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Every item once, the work shared evenly (on virtual time the four workers take an
+    /// item each per millisecond), and the deadline cuts the second run at 20 ms.
     #[hatchery::test(virtual_time)]
     async fn runs() {
-        super::app().await.unwrap();
+        let s = super::app().await.unwrap();
+        let mut items: Vec<&str> = s.results.iter().map(|r| r.1.as_str()).collect();
+        items.sort();
+        let mut expected: Vec<String> = (0..100).map(|i| format!("ITEM-{i}")).collect();
+        expected.sort();
+        assert_eq!(items, expected);
+        assert_eq!(s.per_worker, [25; 4]);
+        assert_eq!(s.took, MS * 25);
+        assert!(s.cut_by_deadline);
+        assert_eq!(hatchery::testing::elapsed(), MS * 45);
     }
 }

@@ -6,7 +6,7 @@
 //! cargo run --example timeouts -- --backend tokio   # or tokio-current, smol
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hatchery::{
     current_effective_deadline, fail_after, move_on_after, now, nursery, shield, sleep,
@@ -23,17 +23,37 @@ async fn lookup(key: &str, ms: u32) -> String {
 
 /// A "library" function with no timeout parameter: it asks hatchery how much time its
 /// caller left it, and would hand that to its I/O (a socket timeout, a gRPC deadline).
-async fn query(name: &str) -> anyhow::Result<()> {
+/// Returns that budget, for the test.
+async fn query(name: &str) -> anyhow::Result<Option<Duration>> {
     let budget = current_effective_deadline().remaining(now());
     match budget {
         Some(left) => println!("  query({name}): {} ms left for my I/O", left.as_millis()),
         None => println!("  query({name}): no deadline"),
     }
     sleep(MS * 5).await;
-    Ok(())
+    Ok(budget)
 }
 
-async fn app() -> anyhow::Result<()> {
+/// What each section ended with (printed as it happens; returned for the test).
+#[derive(Debug)]
+#[cfg_attr(not(test), allow(dead_code))]
+struct Outcomes {
+    fast: Option<String>,
+    slow: String,
+    fail_after: Result<String, Elapsed>,
+    outer: Option<()>,
+    /// The idle timeout: chunks received, when it ended (since the first wait), and the
+    /// scope's `cancel_called` and `cancelled_caught`.
+    chunks: u32,
+    idle_ended: Duration,
+    idle_flags: (bool, bool),
+    explicit_cancel: Result<Option<String>, Elapsed>,
+    /// What `query` saw at top level, in a 100 ms scope, in a 5 s scope inside it, in a
+    /// nursery child, and in a shield.
+    budgets: Vec<Option<Duration>>,
+}
+
+async fn app() -> anyhow::Result<Outcomes> {
     // 1. A fallback value. `move_on_after` returns `None` if the work is not done in time;
     //    the work is dropped at the point where it was waiting.
     println!("1. move_on_after with a fallback");
@@ -46,7 +66,8 @@ async fn app() -> anyhow::Result<()> {
 
     // 2. A timeout as an error. `Elapsed` is a std::error::Error, so `?` works into anyhow.
     println!("2. fail_after as an error");
-    match fail_after(MS * 20, lookup("slow", 1000)).await {
+    let failed = fail_after(MS * 20, lookup("slow", 1000)).await;
+    match &failed {
         Ok(v) => println!("  got {v}"),
         Err(Elapsed { .. }) => println!("  fail_after: error \"deadline elapsed\" after 20 ms"),
     }
@@ -64,7 +85,7 @@ async fn app() -> anyhow::Result<()> {
     println!("3. CancelScope with a moving deadline (30 ms idle timeout)");
     let scope = CancelScope::new().with_timeout(MS * 30);
     let idle = scope.handle();
-    let t0 = Instant::now();
+    let t0 = now();
     let mut chunks = 0;
     let done = scope
         .run(async {
@@ -73,7 +94,7 @@ async fn app() -> anyhow::Result<()> {
                 chunks += 1;
                 println!(
                     "  chunk {chunks} at {:>3} ms (gap {gap} ms): deadline pushed to +30 ms",
-                    t0.elapsed().as_millis()
+                    (now() - t0).as_millis()
                 );
                 idle.set_deadline(now() + MS * 30);
             }
@@ -86,46 +107,76 @@ async fn app() -> anyhow::Result<()> {
         } else {
             "idle timeout"
         },
-        t0.elapsed().as_millis(),
+        (now() - t0).as_millis(),
         idle.cancel_called(),
         idle.cancelled_caught(),
     );
+    let (idle_ended, idle_flags) = (now() - t0, (idle.cancel_called(), idle.cancelled_caught()));
     // An explicit cancel is not a timeout: `CancelScope::fail` gives `Ok(None)` for it.
     let scope = CancelScope::new().with_timeout(MS * 1000);
     scope.handle().cancel();
-    let r = scope.fail(lookup("cancelled", 1000)).await;
-    println!("  explicit cancel under CancelScope::fail: {r:?} (not Err(Elapsed))");
+    let explicit_cancel = scope.fail(lookup("cancelled", 1000)).await;
+    println!("  explicit cancel under CancelScope::fail: {explicit_cancel:?} (not Err(Elapsed))");
 
     // 4. The effective deadline reaches everything inside the scope: nested scopes with
     //    longer timeouts, children in nurseries, but not code inside a shield.
     println!("4. current_effective_deadline passed down");
-    query("top level").await?;
-    move_on_after(MS * 100, async {
-        query("inside a 100 ms scope").await?;
-        move_on_after(MS * 5000, query("inside a nested 5 s scope"))
-            .await
-            .transpose()?;
-        nursery(|n| async move {
-            n.spawn(query("in a nursery child"));
-            Ok::<_, anyhow::Error>(())
-        })
-        .await?;
-        shield(query("inside a shield")).await?;
-        anyhow::Ok(())
+    let mut budgets = vec![query("top level").await?];
+    let inside = move_on_after(MS * 100, async {
+        let mut budgets = vec![query("inside a 100 ms scope").await?];
+        let nested = move_on_after(MS * 5000, query("inside a nested 5 s scope")).await;
+        budgets.push(nested.transpose()?.flatten());
+        budgets.push(
+            nursery(|n| async move {
+                let child = n.spawn(query("in a nursery child"));
+                Ok::<_, anyhow::Error>(child.join().await?)
+            })
+            .await?,
+        );
+        budgets.push(shield(query("inside a shield")).await?);
+        anyhow::Ok(budgets)
     })
-    .await
-    .transpose()?;
-    Ok(())
+    .await;
+    budgets.extend(inside.transpose()?.unwrap_or_default());
+    Ok(Outcomes {
+        fast,
+        slow,
+        fail_after: failed,
+        outer,
+        chunks,
+        idle_ended,
+        idle_flags,
+        explicit_cancel,
+        budgets,
+    })
 }
 
 fn main() -> anyhow::Result<()> {
-    examples::run(app())
+    examples::run(app()).map(drop)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::MS;
+    use hatchery::{testing::elapsed, Elapsed};
+
+    /// Every section's outcome, on virtual time: the budgets are exact there.
     #[hatchery::test(virtual_time)]
     async fn runs() {
-        super::app().await.unwrap();
+        let o = super::app().await.unwrap();
+        assert_eq!(o.fast.as_deref(), Some("value of fast"));
+        assert_eq!(o.slow, "cached value");
+        assert!(matches!(o.fail_after, Err(Elapsed { .. })));
+        assert_eq!(o.outer, None);
+        // Chunks after 10 and 20 ms; the 40 ms gap is 10 ms too long.
+        assert_eq!(o.chunks, 2);
+        assert_eq!(o.idle_ended, MS * 60);
+        assert_eq!(o.idle_flags, (true, true));
+        assert!(matches!(o.explicit_cancel, Ok(None)));
+        // Each query takes 5 ms of the 100 ms scope; the shield sees no deadline.
+        let budgets = [None, Some(100), Some(95), Some(90), None].map(|ms| ms.map(|ms| MS * ms));
+        assert_eq!(o.budgets, budgets);
+        // 5 + 20 + 20 + 10 + 60 (+ 0: the cancelled scope) + 5 + 20 ms of queries.
+        assert_eq!(elapsed(), MS * 140);
     }
 }
