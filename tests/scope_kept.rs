@@ -332,3 +332,49 @@ async fn kept_finally_with_a_nursery_past_a_timeout_panics() {
         .contains("`finally` future was cancelled by the scope"));
     assert_eq!(elapsed(), secs(1));
 }
+
+/// Awaits `fut` for a second after a timeout cancelled it, and returns its panic message.
+async fn kept_panic<F: Future>(fut: F) -> String {
+    let mut op = pin!(fut);
+    assert!(move_on_after(secs(1), &mut op).await.is_none());
+    match catch_panic(op).await {
+        Ok(_) => panic!("a kept combinator returned"),
+        Err(message) => message,
+    }
+}
+
+/// The combinators run their futures in a nursery, which a timeout's cancellation always
+/// reaches: kept past it, each panics and says why (its outputs are gone), rather than
+/// report an internal error or, for `try_join`, an `Err(Cancelled)` it documents as
+/// impossible.
+#[hatchery::test(virtual_time)]
+async fn kept_combinators_panic_and_say_why() {
+    type B<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+    fn slow() -> B<Result<u8, TestError>> {
+        Box::pin(async {
+            sleep(HOUR).await;
+            Ok(1)
+        })
+    }
+    let why = "was cancelled by the scope it was first polled in";
+    let messages = [
+        kept_panic(hatchery::join([Box::pin(sleep(HOUR)) as B<()>])).await,
+        kept_panic(hatchery::try_join([slow()])).await,
+        kept_panic(hatchery::settle([slow()])).await,
+        kept_panic(hatchery::map(2, 0..3, |_| sleep(HOUR)).join()).await,
+        kept_panic(hatchery::race([Box::pin(sleep(HOUR)) as B<()>])).await,
+        kept_panic(hatchery::race_ok([slow()])).await,
+        kept_panic(hatchery::as_completed(
+            [Box::pin(sleep(HOUR)) as B<()>],
+            |_s| sleep(HOUR),
+        ))
+        .await,
+        kept_panic(async { hatchery::join!(sleep(HOUR), sleep(HOUR)) }).await,
+        kept_panic(async { hatchery::try_join!(slow(), slow()) }).await,
+        kept_panic(async { hatchery::race!(sleep(HOUR), std::future::pending::<()>()) }).await,
+    ];
+    for m in &messages {
+        assert!(m.contains(why), "{m}");
+    }
+    assert_eq!(elapsed(), secs(10));
+}

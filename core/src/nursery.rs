@@ -691,7 +691,17 @@ where
         // pass for the work of children that were cut short (combinators build theirs
         // from their children's outputs). (`try_close` acquired the children's writes.)
         let uninterrupted = first && !shared.child_cancelled.load(Ordering::Relaxed);
-        if outer && !(uninterrupted && value.is_some()) {
+        // Marked by an ancestor that no running scope stands for: a nursery kept past the
+        // scope it was first polled in, which cancelled it and has finished since (see
+        // `Node::finish`). Its work was cut short as under `outer`, with nothing to catch.
+        let orphan = !outer && reason == node::NONE && node.is_marked();
+        if (outer || orphan) && !(uninterrupted && value.is_some()) {
+            if orphan {
+                drop(value);
+                open.returned = true;
+                node.set_caught();
+                return Poll::Ready(Err(NurseryError::Cancelled));
+            }
             // Cancelled from outside (even if the body had finished): waiting for the
             // children was a suspension point, so the enclosing cancelled scope ends the
             // work here and drops us, as trio raises `Cancelled` out of the nursery.

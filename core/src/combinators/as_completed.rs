@@ -99,9 +99,9 @@ where
         Ok(out)
     })
     .await;
-    match out {
+    match super::not_kept("as_completed", out) {
         Ok(v) => v,
-        Err(_) => unreachable!("hatchery: `as_completed` is cancelled only from outside"),
+        Err(_) => unreachable!("hatchery: `as_completed` children cannot fail"),
     }
 }
 

@@ -18,6 +18,10 @@ use crate::error::NurseryError;
 /// as a tuple. (So does a [`nursery`](crate::nursery) whose body joins their
 /// [`TaskHandle`](crate::TaskHandle)s.)
 ///
+/// The input is read when this future is first polled, not when it is made, one item at
+/// a time with a spawn after each: on several threads the first futures may be running
+/// before the last are made (make them all first, in a `Vec`, if that matters).
+///
 /// # Cancel safety
 ///
 /// If the enclosing scope is cancelled, every future is cancelled and awaited, then this
@@ -63,7 +67,10 @@ where
 /// finished, then returns every error that happened, in the order they happened (the first
 /// one is the error that cancelled the rest; others may have failed at the same time or
 /// while being cancelled). Like `asyncio.TaskGroup`, or `gather` without
-/// `return_exceptions`, but nothing is left running.
+/// `return_exceptions`, but nothing is left running. Inputs not read yet when a future
+/// fails are still made and spawned, as into any cancelled nursery: each gets a first
+/// poll, up to its first suspension point, and is then cancelled (as `gather` creates
+/// every task up front). Use [`map`](crate::map) to take no more input after a failure.
 ///
 /// # Errors
 ///

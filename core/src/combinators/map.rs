@@ -243,7 +243,10 @@ impl<S: Stream, F> Map<S, F> {
                 .await;
             match spawned {
                 Ok(n) => out.finish(n),
-                Err(_) => unreachable!("hatchery: `join` children cannot fail"),
+                Err(_) => unreachable!(
+                    "hatchery: `join` children cannot fail, and `drive` \
+                    is not cancelled"
+                ),
             }
         }
     }
@@ -455,7 +458,7 @@ where
         stopped: AtomicBool::new(false),
         waker: AtomicWaker::new(),
     });
-    nursery(|n| async move {
+    let done = nursery(|n| async move {
         let mut inputs = pin!(inputs);
         let mut index = 0;
         loop {
@@ -487,7 +490,8 @@ where
         }
         Ok(index)
     })
-    .await
+    .await;
+    super::not_kept("map", done)
 }
 
 /// Where children put their outputs: by input index, or in completion order.

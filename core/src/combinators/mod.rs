@@ -32,7 +32,9 @@
 //! Errors are reported like a nursery's: [`NurseryError::Failed`](crate::NurseryError)
 //! with every error, in the order they happened (never `Cancelled`: these combinators do
 //! not cancel themselves, and when they are cancelled from outside they return only to
-//! report errors).
+//! report errors). One kept past the scope it was first polled in and cancelled by it
+//! (`move_on_after(d, &mut fut)`, then `fut.await`) has lost its outputs, and panics when
+//! awaited again (see [`CancelScope::run`](crate::CancelScope::run)).
 //!
 //! Beyond fan-out: [`retry`](crate::retry) (exponential backoff with jitter on hatchery's
 //! clock, with [backon](crate::backon) policies), [`service`](crate::service)
@@ -59,6 +61,34 @@ mod service;
 pub(crate) mod tuple;
 
 pub use self::as_completed::{as_completed, as_completed_in, AsCompleted};
+
+use crate::NurseryError;
+
+/// A combinator's nursery ended `Cancelled`. These nurseries never cancel themselves, and
+/// under a cancelled enclosing scope they do not return: only a combinator future kept
+/// past the scope it was first polled in, and awaited after that scope (cancelled while
+/// it ran) finished, gets here. Its outputs are gone and nothing can catch the
+/// cancellation: a panic that says so, rather than a wrong value or a hang.
+pub(crate) fn not_kept<T, E>(
+    what: &str,
+    r: Result<T, NurseryError<E>>,
+) -> Result<T, NurseryError<E>> {
+    if let Err(NurseryError::Cancelled) = r {
+        kept_cancelled(what)
+    }
+    r
+}
+
+#[cold]
+#[track_caller]
+fn kept_cancelled(what: &str) -> ! {
+    panic!(
+        "hatchery: `{what}` was cancelled by the scope it was first polled in, which has \
+         finished since: its outputs are gone, and nothing is left to catch the \
+         cancellation. Await it in the scope where it started, or drop it (see \
+         `CancelScope::run` on futures kept past their scope)"
+    )
+}
 pub use self::batch::{batches, Batches};
 pub use self::join::{join, settle, try_join};
 pub use self::map::{map, map_stream, InputIter, Map};

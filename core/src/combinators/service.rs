@@ -156,9 +156,9 @@ where
         Ok(value)
     })
     .await;
-    let value = match out {
+    let value = match super::not_kept("service", out) {
         Ok(v) => v,
-        Err(_) => unreachable!("hatchery: a service is cancelled only from outside"),
+        Err(_) => unreachable!("hatchery: a service's body cannot fail"),
     };
     let mut state = shared.lock();
     ServiceReport {

@@ -229,15 +229,13 @@ macro_rules! tuples {
                     Ok(($(value($F).await,)+))
                 });
                 async move {
-                    match all.await {
+                    match crate::combinators::not_kept("join!", all.await) {
                         Ok(values) => values,
                         Err(NurseryError::Failed(e)) => match e.into_iter().next() {
                             Some(never) => match never {},
                             None => unreachable!("hatchery: a nursery failed without errors"),
                         },
-                        Err(NurseryError::Cancelled) => {
-                            unreachable!("hatchery: the nursery of `join!` cancelled itself")
-                        }
+                        Err(NurseryError::Cancelled) => unreachable!(),
                     }
                 }
             }
@@ -255,10 +253,11 @@ macro_rules! tuples {
                 self,
             ) -> impl Future<Output = Result<Self::Output, NurseryError<E>>> + Send {
                 let ($($F,)+) = self;
-                nursery(move |n| async move {
+                let all = nursery(move |n| async move {
                     $(let $F = n.spawn($F).join();)+
                     Ok(($(value($F).await,)+))
-                })
+                });
+                async move { crate::combinators::not_kept("try_join!", all.await) }
             }
         }
 
