@@ -682,3 +682,41 @@ async fn cancelled_child_drops_its_locals_in_its_context() {
         Some((start + secs(3), Deadline::Cancelled))
     );
 }
+
+/// A `Drop` in a cancelled task's future that blocks on a hatchery wait (async cleanup
+/// done the sync way): the wait would never complete in the cancelled task, so it panics
+/// and says what to do instead, rather than hang the executor's thread.
+#[test]
+fn drop_blocking_on_a_hatchery_wait_panics_instead_of_hanging() {
+    struct BlockingCleanup;
+    impl Drop for BlockingCleanup {
+        fn drop(&mut self) {
+            futures_lite::future::block_on(sleep(hatchery_tests::ms(1)));
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(|| {
+            hatchery_tokio::run_current_thread(async {
+                nursery(|n: Nursery<TestError>| async move {
+                    n.spawn(async move {
+                        let _cleanup = BlockingCleanup;
+                        sleep(HOUR).await;
+                        Ok(())
+                    });
+                    sleep(hatchery_tests::ms(5)).await;
+                    n.cancel();
+                    Ok(())
+                })
+                .await
+            })
+        });
+        let _ = tx.send(r);
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the runtime thread hung in a Drop that blocks on hatchery code");
+    let payload = r.expect_err("the blocking wait panics");
+    let message = hatchery_tests::panic_message(&*payload);
+    assert!(message.contains("hatchery wait in a `Drop`"), "{message}");
+}

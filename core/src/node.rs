@@ -312,6 +312,21 @@ impl<X: ?Sized> Node<X> {
         false
     }
 
+    /// Whether the node at `ancestor` (by address) is this node or one of its ancestors.
+    pub(crate) fn descends_from(&self, ancestor: *const ()) -> bool {
+        if std::ptr::eq((self as *const Self).cast::<()>(), ancestor) {
+            return true;
+        }
+        let mut cur = self.parent();
+        while let Some(node) = cur {
+            if std::ptr::eq(Arc::as_ptr(&node).cast::<()>(), ancestor) {
+                return true;
+            }
+            cur = node.parent();
+        }
+        false
+    }
+
     /// Marks the scope, nursery or task of this node as over, once its body is gone.
     ///
     /// Nothing inside it is left then, except a scope future that was first polled in

@@ -670,6 +670,10 @@ where
             (std::mem::take(&mut record.errors), record.panic.take())
         };
         let value = open.value.take();
+        // Our flag first: an ancestor's cancellation sets its own flag before ours, so one
+        // that marked us by now is seen by the walk below if it still runs. (Read after
+        // the walk, a cancellation landing in between would pass for an orphan's.)
+        let marked = node.is_marked();
         let outer = node.outer_cancelled(shared.rt.now());
         let reason = node.reason();
         node.detach();
@@ -694,7 +698,7 @@ where
         // Marked by an ancestor that no running scope stands for: a nursery kept past the
         // scope it was first polled in, which cancelled it and has finished since (see
         // `Node::finish`). Its work was cut short as under `outer`, with nothing to catch.
-        let orphan = !outer && reason == node::NONE && node.is_marked();
+        let orphan = !outer && reason == node::NONE && marked;
         if (outer || orphan) && !(uninterrupted && value.is_some()) {
             if orphan {
                 drop(value);

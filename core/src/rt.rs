@@ -678,6 +678,9 @@ struct Current {
     /// address only: a scope polled with this very waker, from its parent's body, is
     /// polled whenever its parent is (see [`enter_node`]).
     waker: Cell<*const Waker>,
+    /// While a cancelled task's future is dropped ([`drop_cancelled`]), that task's
+    /// node, by address: a hatchery wait under it would never complete.
+    dropping: Cell<*const ()>,
 }
 
 struct Slots {
@@ -765,6 +768,7 @@ thread_local! {
             spare: Cell::new(None),
             spare_node: Cell::new(None),
             waker: Cell::new(std::ptr::null()),
+            dropping: Cell::new(std::ptr::null()),
         }
     };
 }
@@ -805,14 +809,58 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<CtxRef<'_>>) -> R) -> R {
     })
 }
 
-/// Whether the innermost scope of the current task is cancelled.
+/// Whether the innermost scope of the current task is cancelled. Every hatchery wait
+/// asks this first, and stays pending if so.
 pub(crate) fn current_cancelled() -> bool {
     CURRENT.with(|c| {
-        c.slots
-            .borrow()
-            .node
-            .as_ref()
-            .is_some_and(|n| n.is_cancelled())
+        let slots = c.slots.borrow();
+        let cancelled = slots.node.as_ref().is_some_and(|n| n.is_cancelled());
+        if cancelled && !c.dropping.get().is_null() {
+            let inside = slots
+                .node
+                .as_ref()
+                .is_some_and(|n| n.descends_from(c.dropping.get()));
+            drop(slots);
+            if inside {
+                panic!(
+                    "hatchery: a hatchery wait in a `Drop` that runs as a cancelled task's \
+                     future is dropped: it would never complete (the task is cancelled), and \
+                     blocking on it would hang the thread. Spawn async cleanup into a \
+                     nursery instead (`Nursery::try_spawn`), or use `finally`"
+                );
+            }
+        }
+        cancelled
+    })
+}
+
+/// Drops a cancelled task's future with `drop`, in the task's context (`slot` holds its
+/// node), so that a `Drop` in it can read the clock or spawn; a hatchery wait there
+/// panics rather than stay pending for good (see [`current_cancelled`]). Without a
+/// thread-local context any more (the thread is exiting), just drops it.
+pub(crate) fn drop_cancelled<R>(
+    slot: &mut Option<Arc<Node>>,
+    rt: &Arc<dyn Runtime>,
+    waker: &Waker,
+    drop: impl FnOnce() -> R,
+) -> R {
+    if thread_key() == 0 {
+        return drop();
+    }
+    let node = slot
+        .as_ref()
+        .map_or(std::ptr::null(), |n| Arc::as_ptr(n).cast::<()>());
+    enter_with(slot, rt, waker, || {
+        CURRENT.with(|c| {
+            struct Reset<'a>(&'a Cell<*const ()>, *const ());
+            impl Drop for Reset<'_> {
+                fn drop(&mut self) {
+                    self.0.set(self.1);
+                }
+            }
+            let _reset = Reset(&c.dropping, c.dropping.replace(node));
+            drop()
+        })
     })
 }
 

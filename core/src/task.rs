@@ -339,7 +339,7 @@ where
             // A future that returned or panicked has dropped them already.
             End::Cancelled => {
                 let rt = &this.nursery.as_ref().expect("task running").rt;
-                rt::enter_with(this.own, rt, waker, || catch_unwind(drop_fut))
+                rt::drop_cancelled(this.own, rt, waker, || catch_unwind(drop_fut))
             }
             _ => catch_unwind(drop_fut),
         };

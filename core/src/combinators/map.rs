@@ -233,7 +233,7 @@ impl<S: Stream, F> Map<S, F> {
             let out = Collector::new(ordered);
             let sink = out.clone();
             let spawned =
-                drive::<Infallible, _, _, _, _, _>(limit, all, inputs, f, move |i, fut| {
+                drive::<Infallible, _, _, _, _, _>("join", limit, all, inputs, f, move |i, fut| {
                     let sink = sink.clone();
                     async move {
                         sink.put(i, fut.await);
@@ -304,7 +304,7 @@ impl<S: Stream, F> Map<S, F> {
         async move {
             let out = Collector::new(ordered);
             let sink = out.clone();
-            let n = drive(limit, all, inputs, f, move |i, fut| {
+            let n = drive("try_join", limit, all, inputs, f, move |i, fut| {
                 let sink = sink.clone();
                 async move {
                     sink.put(i, fut.await?);
@@ -440,6 +440,7 @@ impl Drop for Slot {
 /// waits for all of them. Returns how many were spawned. Once the work is cancelled it
 /// takes no more input, unless `all`.
 pub(crate) async fn drive<E, S, F, Fut, W, C>(
+    what: &str,
     limit: usize,
     all: bool,
     inputs: S,
@@ -491,7 +492,7 @@ where
         Ok(index)
     })
     .await;
-    super::not_kept("map", done)
+    super::not_kept(what, done)
 }
 
 /// Where children put their outputs: by input index, or in completion order.
