@@ -58,24 +58,9 @@ fn child() {
 
 #[test]
 fn dropping_a_deep_chain_does_not_overflow_the_stack() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        child();
-        return;
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "dropping_a_deep_chain_does_not_overflow_the_stack",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "1")
-        .output()
-        .expect("run the child process");
-    assert!(
-        out.status.success(),
-        "the child process did not exit cleanly: {:?}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    hatchery_tests::in_child_process(
+        "dropping_a_deep_chain_does_not_overflow_the_stack",
+        CHILD_ENV,
+        child,
     );
 }

@@ -538,3 +538,28 @@ impl hatchery::rt::Runtime for ShutDown {
         drop(work);
     }
 }
+
+/// Runs `scenario` in a child process of this test binary, for what would end the whole
+/// binary when it fails (a stack overflow, an abort), and asserts that the child exits
+/// cleanly. `test` is the test's full name (as `--exact` takes it); `env` names the
+/// variable that tells the child it is the child, where `scenario` runs.
+pub fn in_child_process(test: &str, env: &str, scenario: impl FnOnce()) {
+    if std::env::var_os(env).is_some() {
+        scenario();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(env, "1")
+        .output()
+        .expect("run the child process");
+    assert!(
+        out.status.success(),
+        "the child process did not exit cleanly: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A name that matches no test would pass without running anything.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 passed"), "the child ran no test:\n{stdout}");
+}

@@ -46,25 +46,10 @@ mod tls_abort {
 
     #[test]
     fn executor_in_a_thread_local_drops_a_task_at_thread_exit() {
-        if std::env::var_os(CHILD_ENV).is_some() {
-            child();
-            return;
-        }
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "tls_abort::executor_in_a_thread_local_drops_a_task_at_thread_exit",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, "1")
-            .output()
-            .expect("run the child process");
-        assert!(
-            out.status.success(),
-            "the child process did not exit cleanly: {:?}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+        hatchery_tests::in_child_process(
+            "tls_abort::executor_in_a_thread_local_drops_a_task_at_thread_exit",
+            CHILD_ENV,
+            child,
         );
     }
 }
