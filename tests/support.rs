@@ -561,5 +561,8 @@ pub fn in_child_process(test: &str, env: &str, scenario: impl FnOnce()) {
     );
     // A name that matches no test would pass without running anything.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("1 passed"), "the child ran no test:\n{stdout}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran no test:\n{stdout}"
+    );
 }
