@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use hatchery::testing::elapsed;
 use hatchery::{
-    checkpoint, current_effective_deadline, move_on_after, nursery, sleep, CancelScope, Deadline,
-    Nursery, NurseryError,
+    checkpoint, current_effective_deadline, move_on_after, nursery, shield, sleep, CancelScope,
+    Deadline, Nursery, NurseryError,
 };
 use hatchery_tests::{backend, is_multi_thread, secs, until, Counter, Log, TestError, HOUR};
 
@@ -718,5 +718,41 @@ fn drop_blocking_on_a_hatchery_wait_panics_instead_of_hanging() {
         .expect("the runtime thread hung in a Drop that blocks on hatchery code");
     let payload = r.expect_err("the blocking wait panics");
     let message = hatchery_tests::panic_message(&*payload);
-    assert!(message.contains("hatchery wait in a `Drop`"), "{message}");
+    assert!(
+        message.contains("hatchery wait polled in a `Drop`"),
+        "{message}"
+    );
+}
+
+/// Inside a shield in such a `Drop`, a scope cancelled itself catches its cancellation as
+/// anywhere else: its wait is not one that could never complete, and must not panic.
+#[hatchery::test(virtual_time)]
+async fn drop_of_a_cancelled_task_can_wait_inside_a_shield() {
+    type Seen = Arc<Mutex<Option<Option<()>>>>;
+    struct Cleanup(Seen);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let r = futures_lite::future::block_on(shield(async {
+                let s = CancelScope::new();
+                s.handle().cancel();
+                s.run(sleep(HOUR)).await
+            }));
+            *self.0.lock().unwrap() = Some(r);
+        }
+    }
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    nursery(|n: Nursery<TestError>| async move {
+        n.spawn(async move {
+            let _cleanup = Cleanup(s);
+            sleep(HOUR).await;
+            Ok(())
+        });
+        sleep(secs(1)).await;
+        n.cancel();
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(*seen.lock().unwrap(), Some(None));
 }

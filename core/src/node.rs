@@ -312,15 +312,23 @@ impl<X: ?Sized> Node<X> {
         false
     }
 
-    /// Whether the node at `ancestor` (by address) is this node or one of its ancestors.
-    pub(crate) fn descends_from(&self, ancestor: *const ()) -> bool {
+    /// Whether the cancellation of the node at `ancestor` (by address) reaches this node:
+    /// it is this node, or an ancestor with no shield in between. (Below a shield, a
+    /// cancellation comes from a scope inside it, which catches it.)
+    pub(crate) fn reached_from(&self, ancestor: *const ()) -> bool {
         if std::ptr::eq((self as *const Self).cast::<()>(), ancestor) {
             return true;
+        }
+        if self.is_shield() {
+            return false;
         }
         let mut cur = self.parent();
         while let Some(node) = cur {
             if std::ptr::eq(Arc::as_ptr(&node).cast::<()>(), ancestor) {
                 return true;
+            }
+            if node.is_shield() {
+                return false;
             }
             cur = node.parent();
         }

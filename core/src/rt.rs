@@ -819,13 +819,13 @@ pub(crate) fn current_cancelled() -> bool {
             let inside = slots
                 .node
                 .as_ref()
-                .is_some_and(|n| n.descends_from(c.dropping.get()));
+                .is_some_and(|n| n.reached_from(c.dropping.get()));
             drop(slots);
             if inside {
                 panic!(
-                    "hatchery: a hatchery wait in a `Drop` that runs as a cancelled task's \
-                     future is dropped: it would never complete (the task is cancelled), and \
-                     blocking on it would hang the thread. Spawn async cleanup into a \
+                    "hatchery: a hatchery wait polled in a `Drop` that runs as a cancelled \
+                     task's future is dropped: it can never complete (the task is cancelled), \
+                     and blocking on it would hang the thread. Spawn async cleanup into a \
                      nursery instead (`Nursery::try_spawn`), or use `finally`"
                 );
             }
@@ -835,8 +835,9 @@ pub(crate) fn current_cancelled() -> bool {
 }
 
 /// Drops a cancelled task's future with `drop`, in the task's context (`slot` holds its
-/// node), so that a `Drop` in it can read the clock or spawn; a hatchery wait there
-/// panics rather than stay pending for good (see [`current_cancelled`]). Without a
+/// node), so that a `Drop` in it can read the clock or spawn; a hatchery wait polled
+/// there, unless inside a shield, panics rather than stay pending for good (see
+/// [`current_cancelled`]). Without a
 /// thread-local context any more (the thread is exiting), just drops it.
 pub(crate) fn drop_cancelled<R>(
     slot: &mut Option<Arc<Node>>,
