@@ -837,8 +837,8 @@ pub(crate) fn current_cancelled() -> bool {
 /// Drops a cancelled task's future with `drop`, in the task's context (`slot` holds its
 /// node), so that a `Drop` in it can read the clock or spawn; a hatchery wait polled
 /// there, unless inside a shield, panics rather than stay pending for good (see
-/// [`current_cancelled`]). Without a
-/// thread-local context any more (the thread is exiting), just drops it.
+/// [`current_cancelled`]). Without a thread-local context any more (the thread is
+/// exiting), just drops it.
 pub(crate) fn drop_cancelled<R>(
     slot: &mut Option<Arc<Node>>,
     rt: &Arc<dyn Runtime>,
