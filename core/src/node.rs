@@ -446,7 +446,9 @@ impl<X: ?Sized> Node<X> {
         while let Some(node) = cur {
             // A finished scope catches nothing any more: the walk goes past it.
             if !node.is_finished() {
-                if node.is_cancelled() {
+                // Its own flag only: the walk visits every ancestor up to the shield,
+                // which is all that `is_cancelled` would read.
+                if node.is_marked() {
                     return true;
                 }
                 if node.deadline().is_some_and(|d| d <= now) {
