@@ -715,6 +715,48 @@ fn a_separate_root_inside_a_virtual_time_run_keeps_its_own_clock() {
     );
 }
 
+/// The testing helpers inside such a separate root are outside the test run: they read
+/// the run of the code being polled, not the one whose task blocks on the root (from an
+/// audit: `wait_all_tasks_blocked` waited for the enclosing run, which could never go
+/// idle, and hung; `is_virtual_time` said true on a real clock; `elapsed` answered the
+/// enclosing run's virtual hour).
+#[test]
+fn testing_helpers_in_a_separate_root_inside_a_test_run_are_outside_it() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = hatchery_smol::run(
+            hatchery::testing::virtual_time(async {
+                sleep(HOUR).await;
+                hatchery_tokio::run_current_thread(async {
+                    let waited = nursery(|n| async move {
+                        n.spawn(async {
+                            sleep(Duration::from_millis(10)).await;
+                            Ok::<_, TestError>(())
+                        });
+                        let waited = std::panic::AssertUnwindSafe(wait_all_tasks_blocked());
+                        Ok(futures_lite::FutureExt::catch_unwind(waited).await.is_ok())
+                    })
+                    .await
+                    .unwrap();
+                    (
+                        waited,
+                        is_virtual_time(),
+                        std::panic::catch_unwind(elapsed).ok(),
+                        hatchery::testing::backend(),
+                    )
+                })
+            })
+            .with_deadlock_timeout(None),
+        );
+        let _ = tx.send(r);
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)),
+        Ok((false, false, None, None)),
+        "wait_all_tasks_blocked should panic (not hang), and the root is on real time"
+    );
+}
+
 /// An adapter's enter in a tracked run inside a virtual-time run stays on the enclosing
 /// virtual clock (from a review: its timers went to the raw runtime, an hour away).
 #[test]

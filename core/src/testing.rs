@@ -248,9 +248,7 @@ thread_local! {
 }
 
 fn current_clock(what: &str) -> Arc<Clock> {
-    CLOCK
-        .with(|c| c.borrow().clone())
-        .unwrap_or_else(|| panic!("hatchery: `{what}` needs a test run under `hatchery::testing::virtual_time` or `tracked` (or `#[hatchery::test]`)"))
+    run_clock().unwrap_or_else(|| panic!("hatchery: `{what}` needs a test run under `hatchery::testing::virtual_time` or `tracked` (or `#[hatchery::test]`)"))
 }
 
 /// The runtime inside a tracked run: the base runtime, with every task wrapped so that
@@ -260,6 +258,15 @@ struct TrackedRuntime {
     /// The executor: the run's base runtime, or the one of an adapter's `enter` inside
     /// the run (see [`in_test_run`]).
     base: Arc<dyn Runtime>,
+}
+
+/// The test run of the code being polled, if any.
+///
+/// `CLOCK` is set for a whole task poll of a run, so a separate root that the task runs
+/// on its thread (an adapter's blocking `run`, which is not part of the run) sees it
+/// too: the run counts only if it owns the runtime of the code being polled.
+fn run_clock() -> Option<Arc<Clock>> {
+    rt::with_current(|c| c.and_then(|c| run_of(c.rt)))
 }
 
 /// The test run that `rt` (the runtime of the code being polled) belongs to, if any.
@@ -916,13 +923,12 @@ impl<F: Future> Future for TestRun<F> {
             let start = base.now();
             // A run inside another takes on its backend's name, and knows whether its
             // base clock is the enclosing run's virtual one.
-            let enclosing = CLOCK.with(|c| c.borrow().clone());
             let parent = run_of(&base);
             let clock = Arc::new(Clock {
                 base,
                 backend: this
                     .backend
-                    .or_else(|| enclosing.as_ref().and_then(|c| c.backend)),
+                    .or_else(|| parent.as_ref().and_then(|c| c.backend)),
                 virtual_base: parent
                     .as_ref()
                     .is_some_and(|c| c.virtual_time || c.virtual_base),
@@ -1052,7 +1058,7 @@ pub fn elapsed() -> Duration {
 /// # fn main() {}
 /// ```
 pub fn backend() -> Option<&'static str> {
-    CLOCK.with(|c| c.borrow().as_ref().and_then(|c| c.backend))
+    run_clock().and_then(|c| c.backend)
 }
 
 /// Whether the current code runs on a virtual clock.
@@ -1065,11 +1071,7 @@ pub fn backend() -> Option<&'static str> {
 /// hatchery_smol::run(tracked(async { assert!(!is_virtual_time()) }));
 /// ```
 pub fn is_virtual_time() -> bool {
-    CLOCK.with(|c| {
-        c.borrow()
-            .as_ref()
-            .is_some_and(|c| c.virtual_time || c.virtual_base)
-    })
+    run_clock().is_some_and(|c| c.virtual_time || c.virtual_base)
 }
 
 /// Waits until every other hatchery task (and all blocking work) of the run is blocked,
