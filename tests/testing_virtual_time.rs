@@ -822,3 +822,36 @@ fn a_test_run_wakes_the_waker_of_its_latest_poll() {
         assert_eq!(run.await, 7);
     });
 }
+
+/// A cancelled scope whose body is kept alive (a shielded cleanup waiting on a thread)
+/// lets go of its deadline's timer: the virtual clock has nothing to jump to (from an
+/// audit: it jumped to the cancelled scope's dead one-hour deadline).
+#[hatchery::test(virtual_time)]
+async fn a_cancelled_scopes_deadline_does_not_move_virtual_time() {
+    let ev = Arc::new(hatchery::sync::Event::new());
+    let e2 = ev.clone();
+    let thread = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        e2.set();
+    });
+    let scope = CancelScope::new().with_timeout(HOUR);
+    let h = scope.handle();
+    let seen = scope
+        .run(async {
+            sleep(secs(1)).await; // the scope's timer is armed by now
+            h.cancel();
+            // Cleanup that waits for a thread: the run has nothing to jump to.
+            hatchery::shield(async {
+                ev.wait().await;
+                elapsed()
+            })
+            .await
+        })
+        .await;
+    thread.join().unwrap();
+    assert_eq!(
+        seen,
+        Some(secs(1)),
+        "virtual time jumped to a cancelled scope's deadline"
+    );
+}

@@ -618,6 +618,14 @@ impl Timer {
         }
     }
 
+    /// Lets go of the timer of a scope that is cancelled: its deadline no longer
+    /// matters (and a virtual clock must not jump to it). Armed again if polled after
+    /// all (a kept scope future whose cancelled ancestor has finished).
+    pub(crate) fn disarm(&mut self) {
+        self.release();
+        self.seen = None;
+    }
+
     /// Lets go of the timer, for the next scope armed in this task poll.
     pub(crate) fn release(&mut self) {
         if let Some(timer) = self.timer.take() {
@@ -784,6 +792,7 @@ impl<F: Future> Scoped<F> {
             }
             if node.should_drop() {
                 // Cancelled while suspended: drop the body where it stands.
+                this.timer.disarm();
                 return finish_cancelled(
                     this.body,
                     this.hold,
@@ -826,12 +835,16 @@ impl<F: Future> Scoped<F> {
             node.register(cx.waker());
             *this.registered = true;
         }
-        if !node.is_cancelled() {
+        let cancelled = node.is_cancelled() || {
             let timer = &mut *this.timer;
             rt::with_current(|c| timer.poll(node, &**c.expect(rt::NO_RUNTIME).rt, cx));
-        }
-        if node.should_drop() {
-            return finish_cancelled(this.body, this.hold, slot, *this.registered, this.done);
+            node.is_marked()
+        };
+        if cancelled {
+            this.timer.disarm();
+            if !node.has_holds() {
+                return finish_cancelled(this.body, this.hold, slot, *this.registered, this.done);
+            }
         }
         if !was_cancelled && node.is_marked() {
             // Cancelled during this poll (by our deadline, or a `cancel` while no waker
