@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use hatchery::testing::{elapsed, wait_all_tasks_blocked};
+use hatchery::testing::{advance, elapsed, wait_all_tasks_blocked};
 use hatchery::{
     checkpoint, current_effective_deadline, fail_after, fail_at, move_on_after, move_on_at, now,
     nursery, sleep, sleep_until, CancelScope, Deadline,
@@ -663,4 +663,139 @@ async fn a_deadline_passed_during_the_first_poll_stops_the_body_at_its_checkpoin
         .await;
         assert!(out.is_err(), "fail_at, round {round}: {out:?}");
     }
+}
+
+/// The clock moves past a scope's deadline (10 s) and its body's sleep (20 s) at once
+/// (`advance`; a thread kept busy does the same on real time): the deadline came first,
+/// so the body stops there, whichever timer is polled first (from an audit: the sleep
+/// completed, the body ran on, and `fail_after` returned `Ok`).
+#[hatchery::test(manual_time)]
+async fn a_deadline_passed_before_a_due_sleep_stops_the_body() {
+    let log = Log::new();
+    let l = log.clone();
+    let out = nursery(|n| async move {
+        n.spawn(async {
+            wait_all_tasks_blocked().await;
+            advance(secs(30));
+            Ok::<_, TestError>(())
+        });
+        Ok(fail_after(secs(10), async {
+            sleep(secs(20)).await;
+            l.push("after the 20 s sleep");
+            checkpoint().await;
+        })
+        .await)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        log.events(),
+        Vec::<&str>::new(),
+        "the body ran past its deadline"
+    );
+    assert!(
+        out.is_err(),
+        "the 10 s deadline came before the 20 s sleep: {out:?}"
+    );
+}
+
+/// The same for a kept scope future awaited after both instants have passed.
+#[hatchery::test(virtual_time)]
+async fn a_kept_scope_whose_deadline_passed_before_its_sleep_times_out() {
+    let mut op = std::pin::pin!(fail_after(secs(10), async {
+        sleep(secs(30)).await;
+        "done"
+    }));
+    assert!(move_on_after(secs(1), &mut op).await.is_none());
+    sleep(secs(60)).await; // its deadline (at 11 s) and its sleep (at 31 s) both pass
+    let r = op.await;
+    assert!(
+        r.is_err(),
+        "its 10 s deadline passed before its 30 s sleep: {r:?}"
+    );
+}
+
+/// The same across tasks: a child's sleep is due after the deadline of a scope around
+/// its nursery, and the clock moves past both at once.
+#[hatchery::test(manual_time)]
+async fn a_deadline_around_a_nursery_passed_before_a_childs_sleep_stops_it() {
+    for _ in 0..20 {
+        let log = Log::new();
+        let l = log.clone();
+        let caught = nursery(|n| async move {
+            n.spawn(async {
+                wait_all_tasks_blocked().await;
+                advance(secs(30));
+                Ok::<_, TestError>(())
+            });
+            let r = move_on_after(
+                secs(10),
+                nursery(|m| async move {
+                    m.spawn(async move {
+                        sleep(secs(20)).await;
+                        l.push("child after sleep");
+                        Ok::<_, TestError>(())
+                    });
+                    Ok::<_, TestError>(())
+                }),
+            )
+            .await;
+            Ok::<_, TestError>(r.is_none())
+        })
+        .await
+        .unwrap();
+        assert!(caught);
+        assert_eq!(
+            log.events(),
+            Vec::<&str>::new(),
+            "the child ran past the deadline"
+        );
+    }
+}
+
+/// At the same instant, the sleep wins (as the inner future of tokio's `timeout`): the
+/// body completes, and code after the sleep runs to its next suspension.
+#[hatchery::test(manual_time)]
+async fn a_sleep_due_at_the_deadline_completes() {
+    let out = nursery(|n| async move {
+        n.spawn(async {
+            wait_all_tasks_blocked().await;
+            advance(secs(30));
+            Ok::<_, TestError>(())
+        });
+        Ok(fail_after(secs(10), async {
+            sleep(secs(10)).await;
+            "slept"
+        })
+        .await)
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.ok(), Some("slept"));
+}
+
+/// A sleep due before the deadline completes even when the clock moves past both at
+/// once; the deadline stops the body at its next wait.
+#[hatchery::test(manual_time)]
+async fn a_sleep_due_before_a_passed_deadline_completes() {
+    let log = Log::new();
+    let l = log.clone();
+    let out = nursery(|n| async move {
+        n.spawn(async {
+            wait_all_tasks_blocked().await;
+            advance(secs(30));
+            Ok::<_, TestError>(())
+        });
+        Ok(fail_after(secs(10), async {
+            sleep(secs(5)).await;
+            l.push("after the 5 s sleep");
+            sleep(secs(1)).await;
+            l.push("after the 1 s sleep");
+        })
+        .await)
+    })
+    .await
+    .unwrap();
+    assert_eq!(log.events(), ["after the 5 s sleep"]);
+    assert!(out.is_err());
 }

@@ -464,6 +464,38 @@ impl<X: ?Sized> Node<X> {
         false
     }
 
+    /// Cancels the nearest running scope, from this node up to the nearest shield, whose
+    /// deadline is earlier than `deadline`, which has passed: so it has too, and it came
+    /// first. Whether one was found. (At the same instant, the wait for `deadline` wins,
+    /// as the inner future of tokio's `timeout` does.)
+    pub(crate) fn cancel_deadlines_before(&self, deadline: Instant) -> bool {
+        if self.cancel_if_before(deadline) {
+            return true;
+        }
+        if self.is_shield() {
+            return false;
+        }
+        let mut cur = self.parent();
+        while let Some(node) = cur {
+            if node.cancel_if_before(deadline) {
+                return true;
+            }
+            if node.is_shield() {
+                return false;
+            }
+            cur = node.parent();
+        }
+        false
+    }
+
+    fn cancel_if_before(&self, deadline: Instant) -> bool {
+        let before = !self.is_finished() && self.deadline().is_some_and(|d| d < deadline);
+        if before {
+            self.cancel(DEADLINE);
+        }
+        before
+    }
+
     /// Why the cancellation that reached this node came, when no running scope around
     /// it will catch it: the reason of the nearest finished ancestor cancelled itself
     /// ([`EXPLICIT`] if none is found). See [`finish`](Node::finish).

@@ -834,6 +834,15 @@ pub(crate) fn current_cancelled() -> bool {
     })
 }
 
+/// Cancels the scopes around the code being polled whose deadline is earlier than
+/// `deadline`, which has just passed (up to the nearest shield, across nurseries; see
+/// [`Node::cancel_deadlines_before`]). Whether one was.
+#[cold]
+pub(crate) fn cancel_deadlines_before(deadline: Instant) -> bool {
+    let node = with_current(|c| c.map(|c| c.node.clone()));
+    node.is_some_and(|node| node.cancel_deadlines_before(deadline))
+}
+
 /// Drops a cancelled task's future with `drop`, in the task's context (`slot` holds its
 /// node), so that a `Drop` in it can read the clock or spawn; a hatchery wait polled
 /// there, unless inside a shield, panics rather than stay pending for good (see

@@ -44,7 +44,10 @@ pub fn now() -> Instant {
 /// # Cancel safety
 ///
 /// Cancel safe: dropping it just stops waiting. If the enclosing scope is cancelled, the
-/// sleep never completes and the scope drops it; the code after it does not run.
+/// sleep never completes and the scope drops it; the code after it does not run. That
+/// includes a scope whose deadline came before the sleep's end, when the clock moved
+/// past both at once (a thread kept busy, `testing::advance`); at the same instant, the
+/// sleep completes.
 ///
 /// # Panics
 ///
@@ -99,8 +102,8 @@ enum Start {
     After(Duration),
     At(Instant),
     Forever,
-    /// Waiting for the deadline: the timer is armed for it.
-    Armed,
+    /// Waiting for this deadline: the timer is armed for it.
+    Armed(Instant),
     /// Waiting for this deadline, further away than the runtime's timer horizon: the
     /// timer is armed for a step towards it, and the runtime's clock says when it is
     /// reached (the sleep may be polled outside hatchery by then).
@@ -115,7 +118,7 @@ impl fmt::Debug for Start {
             Start::After(d) => f.debug_tuple("After").field(d).finish(),
             Start::At(i) => f.debug_tuple("At").field(i).finish(),
             Start::Forever => f.write_str("Forever"),
-            Start::Armed => f.write_str("Armed"),
+            Start::Armed(i) => f.debug_tuple("Armed").field(i).finish(),
             Start::Stepped(i, _) => f.debug_tuple("Stepped").field(i).finish(),
             Start::Passed => f.write_str("Passed"),
         }
@@ -163,7 +166,7 @@ impl Future for Sleep {
             return Poll::Pending;
         }
         match self.start {
-            Start::Armed | Start::Stepped(..) => {}
+            Start::Armed(_) | Start::Stepped(..) => {}
             Start::Forever => return Poll::Pending,
             Start::Passed => return Poll::Ready(()),
             Start::After(_) | Start::At(_) => {
@@ -189,7 +192,7 @@ impl Future for Sleep {
                             if at < d {
                                 Start::Stepped(d, c.rt.clone())
                             } else {
-                                Start::Armed
+                                Start::Armed(d)
                             }
                         }
                     }
@@ -206,20 +209,30 @@ impl Future for Sleep {
         }
         let this = &mut *self;
         let timer = this.timer.as_mut().expect("an armed sleep has its timer");
-        loop {
+        let deadline = loop {
             if timer.sleep().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            let Start::Stepped(deadline, rt) = &this.start else {
-                return Poll::Ready(());
-            };
-            // A step of the wait is over: on to the next, or done.
-            let now = rt.now();
-            if now >= *deadline {
-                return Poll::Ready(());
+            match &this.start {
+                Start::Armed(deadline) => break *deadline,
+                Start::Stepped(deadline, rt) => {
+                    // A step of the wait is over: on to the next, or done.
+                    let now = rt.now();
+                    if now >= *deadline {
+                        break *deadline;
+                    }
+                    timer.sleep().reset(rt::wake_at(&**rt, *deadline, now));
+                }
+                _ => unreachable!("an armed sleep"),
             }
-            timer.sleep().reset(rt::wake_at(&**rt, *deadline, now));
+        };
+        // The clock may have moved past an enclosing scope's deadline and ours at once
+        // (a thread kept busy, `testing::advance`): if that deadline came first, the
+        // scope was cancelled before we were due, whichever timer is polled first.
+        if rt::cancel_deadlines_before(deadline) {
+            return Poll::Pending;
         }
+        Poll::Ready(())
     }
 }
 
