@@ -799,3 +799,17 @@ async fn a_sleep_due_before_a_passed_deadline_completes() {
     assert_eq!(log.events(), ["after the 5 s sleep"]);
     assert!(out.is_err());
 }
+
+/// A sleep counts from its first poll, also when that poll is in a cancelled scope and the
+/// sleep is kept and awaited later (from an audit: it counted from its next poll).
+#[hatchery::test(virtual_time)]
+async fn a_kept_sleep_first_polled_in_a_cancelled_scope_counts_from_that_poll() {
+    let scope = CancelScope::new();
+    scope.handle().cancel();
+    let start = now();
+    let mut nap = std::pin::pin!(sleep(secs(10)));
+    assert_eq!(scope.run(&mut nap).await, None);
+    sleep(secs(4)).await;
+    nap.await;
+    assert_eq!(now() - start, secs(10));
+}

@@ -1002,7 +1002,8 @@ impl<F> fmt::Debug for TestRun<F> {
 ///
 /// # Panics
 ///
-/// Outside a [`virtual_time`] or [`manual_time`] run, or if the run has no virtual clock.
+/// Outside a [`virtual_time`] or [`manual_time`] run: also in a [`tracked`] run nested
+/// in one (its time is virtual, but the clock is the enclosing run's; advance it there).
 /// If the clock would pass the latest instant `Instant` can hold (`Duration::MAX`, say).
 ///
 /// # Examples

@@ -163,6 +163,13 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if rt::current_cancelled() {
+            if let Start::After(d) = self.start {
+                // Counted from the first poll all the same: a sleep kept past a cancelled
+                // scope may be awaited later.
+                if let Some(now) = rt::with_current(|c| c.map(|c| c.rt.now())) {
+                    self.start = now.checked_add(d).map_or(Start::Forever, Start::At);
+                }
+            }
             return Poll::Pending;
         }
         match self.start {
