@@ -399,6 +399,57 @@ fn the_runtime_is_released_when_the_root_goes() {
     assert!(!hatchery::rt::is_entered());
 }
 
+/// One root on `rt`, with one child that suspends once (so that it is polled by the
+/// executor's thread, not inline).
+fn one_root_with_a_child(rt: Arc<dyn Runtime>) -> u32 {
+    block_on(hatchery::rt::enter_root(
+        rt,
+        nursery(|n: Nursery<TestError>| async move {
+            let h = n.spawn(async {
+                sleep(ms(1)).await;
+                Ok(1)
+            });
+            Ok(h.join().await.unwrap())
+        }),
+    ))
+    .unwrap()
+}
+
+/// A thread keeps the runtime it last polled for, and lets go of the one before (from an
+/// audit: it kept the first one for as long as it lived, and every later poll for another
+/// runtime cloned that one's handle and dropped it again).
+#[test]
+fn a_thread_lets_go_of_a_runtime_once_it_polls_for_another() {
+    let ex = Arc::new(async_executor::Executor::new());
+    let stop = Arc::new(hatchery::sync::Event::new());
+    let (e, s) = (ex.clone(), stop.clone());
+    // One executor thread polls every child.
+    let worker = std::thread::spawn(move || block_on(e.run(s.wait())));
+    // Waits until the worker has finished every poll it started before.
+    let settle = |ex: &Arc<async_executor::Executor<'static>>| block_on(ex.spawn(async {}));
+
+    let a: Arc<dyn Runtime> = Arc::new(hatchery_smol::SmolRuntime::new(&ex));
+    let weak_a = Arc::downgrade(&a);
+    assert_eq!(one_root_with_a_child(a), 1);
+    settle(&ex);
+    assert_eq!(
+        weak_a.strong_count(),
+        1,
+        "the worker keeps A: it last polled for it"
+    );
+
+    let b: Arc<dyn Runtime> = Arc::new(hatchery_smol::SmolRuntime::new(&ex));
+    let weak_b = Arc::downgrade(&b);
+    assert_eq!(one_root_with_a_child(b), 1);
+    settle(&ex);
+    let kept = (weak_a.strong_count(), weak_b.strong_count());
+
+    stop.set();
+    worker.join().unwrap();
+    assert_eq!(kept, (0, 1), "the worker should keep B, and only B");
+    assert_eq!(weak_b.strong_count(), 0, "gone with the thread");
+}
+
 /// A root of one runtime entered inside a poll for another (a nested `block_on`): each
 /// sees its own clock, and the outer one gets its runtime back afterwards.
 #[test]

@@ -915,13 +915,18 @@ pub(crate) fn enter_with<R>(
     // One thread-local access for the whole poll: the restore uses the same reference.
     CURRENT.with(|current| {
         let mut slots = current.slots.borrow_mut();
-        let prev_rt = match &slots.rt {
-            Some(cur) if same_runtime(cur, rt) => None,
-            // Another runtime's handle is put back afterwards; none stays with ours.
-            _ => install(&mut slots.rt, rt),
+        let (prev_rt, stale) = match &slots.rt {
+            Some(cur) if same_runtime(cur, rt) => (None, None),
+            // Inside a poll for another runtime: its handle is put back afterwards.
+            _ if slots.node.is_some() => (install(&mut slots.rt, rt), None),
+            // No poll in progress: the thread keeps ours from now on (the last runtime it
+            // polled for), and lets go of the one it kept before.
+            _ => (None, install(&mut slots.rt, rt)),
         };
         let prev = std::mem::replace(&mut slots.node, slot.take());
         drop(slots);
+        // Outside the borrow: it may be the last handle to a runtime.
+        drop(stale);
         let _restore = Restore {
             current,
             slot,
