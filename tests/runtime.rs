@@ -90,6 +90,40 @@ fn tokio_enter_inside_a_running_runtime() {
     assert_eq!(out, Ok(21));
 }
 
+/// An `enter` future first polled outside hatchery code is a root, and stays one when it
+/// is polled inside hatchery code later (from an audit: each poll decided again, so its
+/// code moved into the enclosing scope for that poll, deadline and all).
+#[test]
+fn an_enter_root_stays_a_root_when_polled_inside_hatchery_later() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seen = rt.block_on(async {
+        let mut root = Box::pin(hatchery_tokio::enter(async {
+            let first = current_effective_deadline();
+            checkpoint().await;
+            (first, current_effective_deadline())
+        }));
+        assert!(future::poll_once(&mut root).await.is_none());
+        hatchery_tokio::enter(async move {
+            move_on_after(HOUR, async move {
+                assert!(matches!(
+                    current_effective_deadline(),
+                    hatchery::Deadline::At(_)
+                ));
+                root.await
+            })
+            .await
+        })
+        .await
+    });
+    assert_eq!(
+        seen,
+        Some((hatchery::Deadline::Never, hatchery::Deadline::Never))
+    );
+}
+
 #[test]
 fn smol_enter_inside_a_running_executor() {
     let ex = Arc::new(async_executor::Executor::new());

@@ -1109,7 +1109,9 @@ fn swap_node(current: &Current, node: &mut Arc<Node>) {
 /// an executor blocked on from hatchery code (`block_in_place` and `Handle::block_on`,
 /// a `LocalSet` driven there) polls `fut` inside the blocked task's scope, and once that
 /// scope is cancelled, `fut` stops for good. Block with [`enter_root`], or on another
-/// thread ([`run_blocking`](crate::run_blocking)).
+/// thread ([`run_blocking`](crate::run_blocking)). Which of the two it is, a root or
+/// code of the enclosing scope, is decided at its first poll: a root stays one when it
+/// is polled inside hatchery code later.
 ///
 /// # Cancel safety
 ///
@@ -1247,7 +1249,8 @@ impl<F: Future> Future for Enter<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let fut = this.fut;
-        if *this.nest && with_current(|c| c.is_some()) {
+        // Decided at the first poll: a root stays one (its scopes are under its node).
+        if *this.nest && this.node.is_none() && with_current(|c| c.is_some()) {
             if !*this.fitted {
                 *this.fitted = true;
                 if let Some(rt) = nested_runtime(this.rt) {
