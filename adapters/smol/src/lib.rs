@@ -223,7 +223,9 @@ pub fn run_with_threads<F: Future>(threads: usize, fut: F) -> F::Output {
 ///
 /// `executor` must be running (`executor.run(..)` on this thread or others, as in the
 /// example): the nurseries' children are spawned on it, and on an executor that nobody
-/// runs they never start, so a nursery waits for them for good.
+/// runs they never start, so a nursery waits for them for good. (On smol's global
+/// executor, which has no handle, make one for hatchery and run it where you await:
+/// `ex.run(enter(&ex, fut)).await`.)
 ///
 /// Inside hatchery code already, it makes no new root: `fut` runs in the enclosing scope,
 /// with this runtime (see [`hatchery::rt::enter`]). So do not block on it there

@@ -74,6 +74,8 @@ impl TokioRuntime {
     ///
     /// The runtime must have tokio's timers enabled (`enable_time`, or `enable_all`):
     /// without them, the first hatchery timer panics, with tokio's message that says so.
+    /// On a current-thread runtime, the nurseries' children run only while a thread is
+    /// in its `block_on` (as in the example); a nursery waits for them meanwhile.
     ///
     /// # Examples
     ///
