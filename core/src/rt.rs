@@ -239,7 +239,8 @@ pub trait Runtime: Send + Sync + 'static {
     /// The current time on this runtime's clock.
     ///
     /// All hatchery deadlines are measured on this clock, so a runtime with a virtual
-    /// clock makes every timeout, sleep and deadline virtual.
+    /// clock makes every timeout, sleep and deadline virtual. It must never go back, as
+    /// `Instant::now` never does.
     ///
     /// # Examples
     ///
