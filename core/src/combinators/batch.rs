@@ -16,8 +16,9 @@ use crate::time::{now, sleep_until, Sleep};
 const RESERVE: usize = 64;
 
 /// Groups the items of `stream` into batches of at most `max_size` items, and cuts a batch
-/// early once `max_wait` has passed since its first item arrived (tokio-stream's
-/// `chunks_timeout`; Kafka's `linger`).
+/// early once `max_wait` has passed since its first item arrived, that is, was taken
+/// from `stream` (tokio-stream's `chunks_timeout`; Kafka's `linger`). Items that wait in
+/// a channel while the consumer handles the batch before are not counted as waiting.
 ///
 /// A batch is yielded as soon as it is full, or when its first item is `max_wait` old,
 /// whichever comes first; so a slow trickle of items is still delivered promptly, and a
@@ -33,7 +34,9 @@ const RESERVE: usize = 64;
 ///
 /// Waiting for the next batch is cancel safe as long as the `Batches` stream is kept:
 /// items already taken from `stream` stay in the pending batch. Dropping the `Batches`
-/// stream drops that pending batch. In a cancelled scope the next batch never completes
+/// stream drops that pending batch. So to shut down without losing items, end `stream`
+/// (drop its senders) rather than cancel the consumer: the partial batch then comes
+/// out. In a cancelled scope the next batch never completes
 /// (like every hatchery wait), and the scope drops the wait.
 ///
 /// # Panics

@@ -232,6 +232,10 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
     /// clock: a wait that would end later is not started, and the last error is returned.
     /// A running attempt is not interrupted. No limit by default.
     ///
+    /// An enclosing timeout does not count here: one that passes during an attempt or a
+    /// wait cancels the retry, and its caller gets the timeout, not the last error. If
+    /// the last error matters, set `max_elapsed` a little below that timeout.
+    ///
     /// # Examples
     ///
     /// ```
