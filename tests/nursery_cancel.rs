@@ -724,6 +724,108 @@ fn drop_blocking_on_a_hatchery_wait_panics_instead_of_hanging() {
     );
 }
 
+/// A `Drop` that blocks on a hatchery wait (here an event that is set, so the wait would
+/// complete at once anywhere else).
+struct BlockOnEvent(Arc<hatchery::sync::Event>);
+
+impl Drop for BlockOnEvent {
+    fn drop(&mut self) {
+        futures_lite::future::block_on(self.0.wait());
+    }
+}
+
+/// Runs `root` on smol in a thread of its own; the panic message it ends with, if any.
+/// Fails if it hangs.
+fn panic_of<F>(root: impl FnOnce() -> F + Send + 'static) -> Option<String>
+where
+    F: std::future::Future<Output = ()>,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            hatchery_smol::run_with_threads(2, root())
+        }));
+        let _ = tx.send(
+            r.err()
+                .map(|p| hatchery_tests::panic_message(&*p).to_string()),
+        );
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("hung: a wait in the Drop of cancelled code never returns")
+}
+
+/// The locals of a cancelled scope's body are dropped in the context around it: when that
+/// is cancelled too, a wait there would never complete, so it panics and says so (from
+/// an audit: a shielded cleanup scope with a limit of its own, ended by that limit inside
+/// cancelled work, hung its thread with no message).
+#[test]
+fn drop_blocking_in_a_cancelled_scope_body_inside_cancelled_work_panics() {
+    let message = panic_of(|| async {
+        let ev = Arc::new(hatchery::sync::Event::new());
+        ev.set();
+        let outer = CancelScope::new();
+        outer.handle().cancel();
+        outer
+            .run(async {
+                CancelScope::new()
+                    .with_shield(true)
+                    .with_timeout(hatchery_tests::ms(10))
+                    .run(async {
+                        let _cleanup = BlockOnEvent(ev.clone());
+                        sleep(HOUR).await;
+                    })
+                    .await
+            })
+            .await;
+    });
+    let message = message.expect("the blocking wait panics");
+    assert!(
+        message.contains("hatchery wait polled in a `Drop`"),
+        "{message}"
+    );
+}
+
+/// The same for a cancelled nursery's body.
+#[test]
+fn drop_blocking_in_a_cancelled_nursery_body_inside_cancelled_work_panics() {
+    let message = panic_of(|| async {
+        let ev = Arc::new(hatchery::sync::Event::new());
+        ev.set();
+        let outer = CancelScope::new();
+        let h = outer.handle();
+        outer
+            .run(nursery(|n: Nursery<TestError>| async move {
+                n.spawn(async move {
+                    h.cancel();
+                    Ok(())
+                });
+                let _cleanup = BlockOnEvent(ev.clone());
+                sleep(HOUR).await;
+                Ok(())
+            }))
+            .await;
+    });
+    let message = message.expect("the blocking wait panics");
+    assert!(
+        message.contains("hatchery wait polled in a `Drop`"),
+        "{message}"
+    );
+}
+
+/// A scope that cancelled itself (its own timeout) while the code around it runs on: a
+/// wait in its body's `Drop` can complete, and does.
+#[hatchery::test]
+async fn drop_blocking_in_a_scope_body_that_timed_out_by_itself_completes() {
+    let ev = Arc::new(hatchery::sync::Event::new());
+    ev.set();
+    let out = move_on_after(hatchery_tests::ms(5), async {
+        let _cleanup = BlockOnEvent(ev.clone());
+        sleep(HOUR).await;
+    })
+    .await;
+    assert_eq!(out, None);
+}
+
 /// Inside a shield in such a `Drop`, a scope cancelled itself catches its cancellation as
 /// anywhere else: its wait is not one that could never complete, and must not panic.
 #[hatchery::test(virtual_time)]

@@ -628,7 +628,9 @@ where
             if !first && node.should_drop() {
                 // A panic in the body's destructor waits for the children, as one in
                 // its poll does.
-                let dropped = catch_unwind(AssertUnwindSafe(|| this.body.set(None)));
+                let dropped = catch_unwind(AssertUnwindSafe(|| {
+                    rt::drop_cancelled_body(|| this.body.set(None))
+                }));
                 if let Err(panic) = dropped {
                     shared.panicked(panic);
                 }
@@ -648,7 +650,9 @@ where
                     Err(panic) => shared.panicked(panic),
                 }
                 // Drop the body (a no-op if it finished) before waiting for children.
-                let dropped = catch_unwind(AssertUnwindSafe(|| this.body.set(None)));
+                let dropped = catch_unwind(AssertUnwindSafe(|| {
+                    rt::drop_cancelled_body(|| this.body.set(None))
+                }));
                 if let Err(panic) = dropped {
                     shared.panicked(panic);
                 }

@@ -679,8 +679,10 @@ struct Current {
     /// address only: a scope polled with this very waker, from its parent's body, is
     /// polled whenever its parent is (see [`enter_node`]).
     waker: Cell<*const Waker>,
-    /// While a cancelled task's future is dropped ([`drop_cancelled`]), that task's
-    /// node, by address: a hatchery wait under it would never complete.
+    /// While cancelled code is dropped (a task's future, [`drop_cancelled`]; a scope's
+    /// or a nursery's body, [`drop_cancelled_body`]), the node of the context it is
+    /// dropped in, by address: a hatchery wait under it would never complete once that
+    /// node is cancelled.
     dropping: Cell<*const ()>,
 }
 
@@ -824,10 +826,11 @@ pub(crate) fn current_cancelled() -> bool {
             drop(slots);
             if inside {
                 panic!(
-                    "hatchery: a hatchery wait polled in a `Drop` that runs as a cancelled \
-                     task's future is dropped: it can never complete (the task is cancelled), \
-                     and blocking on it would hang the thread. Spawn async cleanup into a \
-                     nursery instead (`Nursery::try_spawn`), or use `finally`"
+                    "hatchery: a hatchery wait polled in a `Drop` that runs as cancelled code \
+                     is dropped (a cancelled task's future, or a cancelled scope's body): it \
+                     can never complete (the code around it is cancelled), and blocking on it \
+                     would hang the thread. Spawn async cleanup into a nursery instead \
+                     (`Nursery::try_spawn`), or use `finally`"
                 );
             }
         }
@@ -863,16 +866,39 @@ pub(crate) fn drop_cancelled<R>(
         .map_or(std::ptr::null(), |n| Arc::as_ptr(n).cast::<()>());
     enter_with(slot, rt, waker, || {
         CURRENT.with(|c| {
-            struct Reset<'a>(&'a Cell<*const ()>, *const ());
-            impl Drop for Reset<'_> {
-                fn drop(&mut self) {
-                    self.0.set(self.1);
-                }
-            }
-            let _reset = Reset(&c.dropping, c.dropping.replace(node));
+            let _reset = ResetDropping(&c.dropping, c.dropping.replace(node));
             drop()
         })
     })
+}
+
+/// Drops the body of a cancelled scope or nursery with `drop`, in the current context
+/// (the scope's parent): a hatchery wait polled in a `Drop` there panics, as in
+/// [`drop_cancelled`], if that context is cancelled too, rather than stay pending for
+/// good; one that can complete (the scope cancelled itself) works.
+pub(crate) fn drop_cancelled_body<R>(drop: impl FnOnce() -> R) -> R {
+    if thread_key() == 0 {
+        return drop();
+    }
+    CURRENT.with(|c| {
+        let node = c
+            .slots
+            .borrow()
+            .node
+            .as_ref()
+            .map_or(std::ptr::null(), |n| Arc::as_ptr(n).cast::<()>());
+        let _reset = ResetDropping(&c.dropping, c.dropping.replace(node));
+        drop()
+    })
+}
+
+/// Puts back the `dropping` marker of the code around (see [`Current::dropping`]).
+struct ResetDropping<'a>(&'a Cell<*const ()>, *const ());
+
+impl Drop for ResetDropping<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.1);
+    }
 }
 
 /// Polls `f` with `node` (taken out of `slot`) as the current node and `rt` as the

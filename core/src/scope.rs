@@ -906,7 +906,7 @@ fn finish_cancelled<F, T>(
     registered: bool,
     done: &mut bool,
 ) -> Poll<Outcome<T>> {
-    body.set(None);
+    rt::drop_cancelled_body(|| body.set(None));
     hold.take();
     let node = slot.as_ref().expect("node of an entered scope");
     let own = node.reason();

@@ -15,8 +15,8 @@ use crate::rt;
 /// notification, re-acquires the lock and gives the guard back.
 ///
 /// As with every condition variable, check your predicate in a loop: a notification says
-/// "something changed", not "your condition holds" (and a wait polled again after its
-/// scope was cancelled returns without one).
+/// "something changed", not "your condition holds" (and a wait polled again in a scope
+/// that was cancelled returns without one).
 ///
 /// # Cancellation and the guard
 ///

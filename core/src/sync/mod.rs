@@ -20,6 +20,11 @@
 //! `# Cancel safety` section says exactly what happens when its future is dropped and
 //! when the enclosing scope is cancelled while it waits.
 //!
+//! A wait kept past a timeout that only borrowed it (`move_on_after(d, &mut acquire)`,
+//! then `acquire.await` later) was not dropped: a queued acquire keeps its place, may be
+//! granted while nobody polls it (the permit, lock or token is then its own), and
+//! completes when awaited. Drop it to give its place up.
+//!
 //! # Examples
 //!
 //! ```
@@ -83,7 +88,8 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         !crate::rt::with_current(|c| c.is_some()),
         "hatchery: a `_blocking` method was called from async code inside hatchery, where it \
          would block an executor thread (and never finish in a cancelled scope); use the \
-         async method with `.await`, or call it from `run_blocking` or a plain thread"
+         async method with `.await`, or call it from `run_blocking` or a plain thread (in a \
+         `Drop`, spawn the cleanup with `Nursery::try_spawn`, or use `finally`)"
     );
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
