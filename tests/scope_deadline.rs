@@ -753,10 +753,11 @@ async fn a_deadline_around_a_nursery_passed_before_a_childs_sleep_stops_it() {
     }
 }
 
-/// At the same instant, the sleep wins (as the inner future of tokio's `timeout`): the
-/// body completes, and code after the sleep runs to its next suspension.
+/// At the same instant, the deadline wins, as in trio (where a scope's deadline is also
+/// set before the sleep in it starts, so on a real clock it comes first anyway): the
+/// same on a virtual clock, where both fall on the same instant.
 #[hatchery::test(manual_time)]
-async fn a_sleep_due_at_the_deadline_completes() {
+async fn a_sleep_due_at_the_deadline_is_cut_by_it() {
     let out = nursery(|n| async move {
         n.spawn(async {
             wait_all_tasks_blocked().await;
@@ -771,7 +772,14 @@ async fn a_sleep_due_at_the_deadline_completes() {
     })
     .await
     .unwrap();
-    assert_eq!(out.ok(), Some("slept"));
+    assert!(out.is_err(), "{out:?}");
+}
+
+/// The same when a virtual clock jumps to the shared instant by itself.
+#[hatchery::test(virtual_time)]
+async fn a_sleep_due_at_the_deadline_is_cut_by_it_on_a_virtual_clock() {
+    assert_eq!(move_on_after(secs(10), sleep(secs(10))).await, None);
+    assert_eq!(elapsed(), secs(10));
 }
 
 /// A sleep due before the deadline completes even when the clock moves past both at

@@ -378,3 +378,25 @@ async fn kept_combinators_panic_and_say_why() {
     }
     assert_eq!(elapsed(), secs(10));
 }
+
+/// A kept scope future whose enclosing scope is cancelled during its own body's poll (by
+/// the body itself here; a sibling failing on another thread does the same), then
+/// awaited after that scope has finished: it was reached by the cancellation, so it
+/// returns as cancelled (from a review: it panicked with an internal "body present").
+#[hatchery::test(virtual_time)]
+async fn kept_future_cancelled_during_its_own_poll_returns_cancelled() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let h = handle.clone();
+    let mut op = pin!(move_on_after(HOUR, async move {
+        h.cancel(); // cancels the enclosing scope from inside `op`'s body
+        sleep(secs(1)).await;
+        1
+    }));
+    let out = scope.run(async { (&mut op).await }).await;
+    assert_eq!(out, None);
+    assert!(handle.cancelled_caught());
+    let r = catch_panic(op).await;
+    assert_eq!(r, Ok(None));
+    assert_eq!(elapsed(), secs(0));
+}

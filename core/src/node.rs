@@ -465,9 +465,9 @@ impl<X: ?Sized> Node<X> {
     }
 
     /// Cancels the nearest running scope, from this node up to the nearest shield, whose
-    /// deadline is earlier than `deadline`, which has passed: so it has too, and it came
-    /// first. Whether one was found. (At the same instant, the wait for `deadline` wins,
-    /// as the inner future of tokio's `timeout` does.)
+    /// deadline is not later than `deadline`, which has passed: so it has too, and it
+    /// came first (at the same instant the scope wins, as in trio, where a scope's
+    /// deadline is set before the wait inside starts). Whether one was found.
     pub(crate) fn cancel_deadlines_before(&self, deadline: Instant) -> bool {
         if self.cancel_if_before(deadline) {
             return true;
@@ -489,7 +489,7 @@ impl<X: ?Sized> Node<X> {
     }
 
     fn cancel_if_before(&self, deadline: Instant) -> bool {
-        let before = !self.is_finished() && self.deadline().is_some_and(|d| d < deadline);
+        let before = !self.is_finished() && self.deadline().is_some_and(|d| d <= deadline);
         if before {
             self.cancel(DEADLINE);
         }

@@ -838,7 +838,7 @@ pub(crate) fn current_cancelled() -> bool {
     })
 }
 
-/// Cancels the scopes around the code being polled whose deadline is earlier than
+/// Cancels the scopes around the code being polled whose deadline is not later than
 /// `deadline`, which has just passed (up to the nearest shield, across nurseries; see
 /// [`Node::cancel_deadlines_before`]). Whether one was.
 #[cold]
@@ -1135,10 +1135,9 @@ fn swap_node(current: &Current, node: &mut Arc<Node>) {
 /// scope (C8). "Inside" means polled on a thread where hatchery code is being polled:
 /// an executor blocked on from hatchery code (`block_in_place` and `Handle::block_on`,
 /// a `LocalSet` driven there) polls `fut` inside the blocked task's scope, and once that
-/// scope is cancelled, `fut` stops for good. Block with [`enter_root`], or on another
-/// thread ([`run_blocking`](crate::run_blocking)). Which of the two it is, a root or
-/// code of the enclosing scope, is decided at its first poll: a root stays one when it
-/// is polled inside hatchery code later.
+/// scope is cancelled (or its deadline passes), `fut` stops for good. Block with
+/// [`enter_root`], or on another thread ([`run_blocking`](crate::run_blocking)). A root
+/// (first polled outside hatchery) stays one, wherever it is polled later.
 ///
 /// # Cancel safety
 ///

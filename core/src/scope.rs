@@ -906,9 +906,13 @@ fn finish_cancelled<F, T>(
     registered: bool,
     done: &mut bool,
 ) -> Poll<Outcome<T>> {
+    let node = slot.as_ref().expect("node of an entered scope");
+    // Cancelled by an ancestor whose cancellation has not reached our own flag (we are not
+    // in its child list): set it, so that if we are kept and polled after that ancestor
+    // has finished, we still know we were cancelled.
+    node.refresh();
     rt::drop_cancelled_body(|| body.set(None));
     hold.take();
-    let node = slot.as_ref().expect("node of an entered scope");
     let own = node.reason();
     // Cancelled itself, or by a finished ancestor (whose reason then counts).
     if !node.outer_cancelled(crate::time::now()) {

@@ -45,9 +45,9 @@ pub fn now() -> Instant {
 ///
 /// Cancel safe: dropping it just stops waiting. If the enclosing scope is cancelled, the
 /// sleep never completes and the scope drops it; the code after it does not run. That
-/// includes a scope whose deadline came before the sleep's end, when the clock moved
-/// past both at once (a thread kept busy, `testing::advance`); at the same instant, the
-/// sleep completes.
+/// includes a scope whose deadline came before the sleep's end, or with it, when the
+/// clock moved past both at once (a thread kept busy, `testing::advance`, a virtual
+/// clock's jump): `move_on_after(d, sleep(d))` is `None`, as in trio.
 ///
 /// # Panics
 ///
@@ -234,8 +234,9 @@ impl Future for Sleep {
             }
         };
         // The clock may have moved past an enclosing scope's deadline and ours at once
-        // (a thread kept busy, `testing::advance`): if that deadline came first, the
-        // scope was cancelled before we were due, whichever timer is polled first.
+        // (a thread kept busy, `testing::advance`, both on one instant of a virtual
+        // clock): if that deadline came first, or with ours, the scope was cancelled by
+        // the time we were due, whichever timer is polled first.
         if rt::cancel_deadlines_before(deadline) {
             return Poll::Pending;
         }
