@@ -1307,7 +1307,9 @@ pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> 
 ///
 /// Dropping the future drops `fut`: a shield protects against hatchery cancellation, not
 /// against a foreign owner dropping it. An enclosing scope that is cancelled waits for
-/// the shielded work to finish before it ends.
+/// the shielded work to finish before it ends. (So this is anyio's shielded
+/// `CancelScope`, not `asyncio.shield`, whose caller stops waiting while the work runs
+/// on: for that, spawn the work into a nursery and wait for its handle with a limit.)
 ///
 /// # Panics
 ///
@@ -1389,31 +1391,36 @@ pub fn shield<F: IntoFuture>(fut: F) -> Shield<F::IntoFuture> {
 ///
 /// The cleanup does not learn how the work ended. For a cleanup that depends on it
 /// (Python's `except Cancelled:`, a rollback unless the work committed), let the work
-/// say so through a `Cell` both futures share (they run in one task):
+/// say so through a flag both futures share (an `AtomicBool`, so that the `finally` can
+/// run in a spawned task, which must be `Send`; in the root future a `Cell` does too).
+/// Both futures exist at once, so they cannot both borrow one resource mutably: put it
+/// in a [`sync::Lock`](crate::sync::Lock) that each locks in turn (the work, and its
+/// guard, are gone before the cleanup starts), with an `Option` inside for a `close`
+/// that takes it by value.
 ///
 /// ```
-/// use std::cell::Cell;
+/// use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 /// use std::time::Duration;
 /// use hatchery::{finally, move_on_after, sleep};
 ///
 /// # hatchery_smol::run(async {
-/// let committed = Cell::new(false);
-/// let rolled_back = Cell::new(false);
+/// let committed = AtomicBool::new(false);
+/// let rolled_back = AtomicBool::new(false);
 /// let out = move_on_after(Duration::from_millis(5), finally(
 ///     async {
 ///         sleep(Duration::from_secs(3600)).await; // cancelled before it commits
-///         committed.set(true);
+///         committed.store(true, SeqCst);
 ///     },
 ///     async {
-///         if !committed.get() {
+///         if !committed.load(SeqCst) {
 ///             sleep(Duration::from_millis(1)).await; // e.g. `tx.rollback().await`
-///             rolled_back.set(true);
+///             rolled_back.store(true, SeqCst);
 ///         }
 ///     },
 /// ))
 /// .await;
 /// assert_eq!(out, None);
-/// assert!(rolled_back.get());
+/// assert!(rolled_back.load(SeqCst));
 /// # });
 /// ```
 pub fn finally<W: IntoFuture, C: IntoFuture<Output = ()>>(

@@ -121,7 +121,10 @@ macro_rules! try_join {
 ///
 /// `race!(a, b, ..)` awaits (use it in async code); it is [`race`](fn@crate::race) for up
 /// to 12 futures of different types, without boxing them, with the same rules. The
-/// futures are made before anything is spawned, from left to right.
+/// futures are made before anything is spawned, from left to right. Each runs as a task,
+/// so it is `Send + 'static` and owns its data (`async move`, cloned `Arc`s); to race
+/// leaf waits on borrowed data (a local `Event`'s `wait()`), `futures_lite::future::or`
+/// polls them in place.
 ///
 /// # Cancel safety
 ///
