@@ -127,7 +127,7 @@ impl<X: ?Sized> Drop for Node<X> {
             Parent::Set(p) => Some(&*p),
             Parent::Movable(p) => p.get_mut().unwrap_or_else(|e| e.into_inner()).as_ref(),
         };
-        if !last.is_some_and(|p| Arc::strong_count(p) == 1) {
+        if last.is_none_or(|p| Arc::strong_count(p) != 1) {
             return;
         }
         let mut next = self.parent.take();

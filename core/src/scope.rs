@@ -780,7 +780,7 @@ impl<F: Future> Scoped<F> {
             // it is entered is (trio's rule), so the body sees it from its first line,
             // and stops at its first suspension point. (A timeout of more than zero,
             // counted from the clock just read, has not passed: no check.)
-            if made_by_handle || deadline.is_some() && !timeout.is_some_and(|t| !t.is_zero()) {
+            if made_by_handle || deadline.is_some() && timeout.is_none_or(|t| t.is_zero()) {
                 let node = this.node.as_ref().expect("node of an entered scope");
                 cancel_if_passed(node, made_by_handle, deadline, this.timer.now);
             }

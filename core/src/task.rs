@@ -396,7 +396,7 @@ where
             && this
                 .own
                 .as_ref()
-                .map_or(true, |own| Arc::strong_count(own) > 2);
+                .is_none_or(|own| Arc::strong_count(own) > 2);
         let unwanted = if watched {
             let output = &self.output;
             let unwanted = output.put(result);
@@ -700,7 +700,7 @@ impl<T> Join<T> {
         self.cell
             .0
             .as_ref()
-            .map_or(true, |c| c.ext.output().is_finished())
+            .is_none_or(|c| c.ext.output().is_finished())
     }
 }
 

@@ -431,7 +431,7 @@ where
                 break Err(err);
             };
             if let Some(give_up_at) = *this.give_up_at {
-                if now().checked_add(delay).map_or(true, |t| t > give_up_at) {
+                if now().checked_add(delay).is_none_or(|t| t > give_up_at) {
                     break Err(err);
                 }
             }
