@@ -26,6 +26,9 @@
 //!   [`join!`] and [`try_join!`] return a tuple and [`race!`] the first output.
 //! * **Synchronization** ([`sync`]): memory streams ([`memory_stream`], rendezvous or
 //!   buffered), and anyio's primitives, each correct under cancellation.
+//! * **Testing** ([`testing`]): `#[hatchery::test]` runs an `async fn` test on every
+//!   backend (with `hatchery-tokio` and `hatchery-smol` as dev-dependencies), on a
+//!   virtual clock if asked (`#[hatchery::test(virtual_time)]`).
 //!
 //! # Example
 //!

@@ -1056,7 +1056,10 @@ pub fn elapsed() -> Duration {
 /// async fn knows_its_backend() {
 ///     assert_eq!(hatchery::testing::backend(), Some("smol"));
 /// }
-/// # fn main() {}
+/// # fn main() {
+/// #     use hatchery::testing::tracked;
+/// #     hatchery_smol::run(tracked(knows_its_backend::body()).with_backend_name("smol"));
+/// # }
 /// ```
 pub fn backend() -> Option<&'static str> {
     run_clock().and_then(|c| c.backend)

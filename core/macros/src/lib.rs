@@ -54,8 +54,10 @@ use syn::{Error, ItemFn, Meta, Token};
 /// | `name::smol` | `hatchery_smol::run` (one thread per core) |
 ///
 /// The function itself stays where it was declared, with its docs and lint levels (the
-/// module shares its name, in the other namespace), and the module also names it
-/// `name::body()`. The tests exist only when compiling tests (`cfg(test)`), so a doc
+/// module shares its name, in the other namespace, and its docs), and the module also
+/// names it `name::body()`. Being a module, the name hides a crate or module of the same
+/// name in the function's own module: a test named `tokio` or `config` cannot use
+/// `tokio::..` or `config::..` in its body; name it otherwise. The tests exist only when compiling tests (`cfg(test)`), so a doc
 /// example, which is not compiled that way, runs the body itself, as the example above
 /// does in lines hidden from the rendered docs:
 /// `hatchery_smol::run(hatchery::testing::virtual_time(gives_up_after_an_hour::body()))`.
@@ -79,7 +81,8 @@ use syn::{Error, ItemFn, Meta, Token};
 /// `hatchery::testing::wait_all_tasks_blocked` works. With a virtual clock, a test whose
 /// tasks are all blocked with nothing that could wake them (a deadlock) panics after 10
 /// seconds of real time instead of hanging (for a longer limit, write the run by hand:
-/// `hatchery::testing::TestRun::with_deadlock_timeout`). Lint levels on the function
+/// `hatchery::testing::TestRun::with_deadlock_timeout`); so give `#[should_panic]` an
+/// `expected = ".."`, or a deadlock passes it. Lint levels on the function
 /// (`#[allow(..)]`, `#[expect(..)]`, ..) apply to its body; its other attributes
 /// (`#[ignore]`, `#[should_panic]`, doc comments) are copied onto every generated test.
 #[proc_macro_attribute]
@@ -116,17 +119,25 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 } else {
                     Time::Manual
                 };
-                if time.is_some() {
-                    return Err(Error::new(
-                        path.span(),
-                        "choose one of `virtual_time` and `manual_time`",
-                    ));
+                if let Some((seen, _)) = time {
+                    let message = if seen == t {
+                        format!("`{name}` given twice")
+                    } else {
+                        "choose one of `virtual_time` and `manual_time`".to_string()
+                    };
+                    return Err(Error::new(path.span(), message));
                 }
                 time = Some((t, path.span()));
             }
             ("backends", Meta::List(list)) => {
                 if backends.is_some() {
                     return Err(Error::new(list.span(), "`backends` given twice"));
+                }
+                if list.tokens.to_string().contains('-') {
+                    return Err(Error::new(
+                        list.tokens.span(),
+                        "backend names are written with underscores: `tokio_current`, `tokio_multi`, `smol`",
+                    ));
                 }
                 let names = list.parse_args_with(
                     Punctuated::<syn::Ident, Token![,]>::parse_terminated,
@@ -164,6 +175,31 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
 
     let func: ItemFn = syn::parse2(item)?;
     let sig = &func.sig;
+    // Another test attribute (`#[test]`, `#[tokio::test]`, `#[test_log::test]`..), before
+    // the `async` check: one above this one has already turned the function into a plain
+    // `fn` with a `#[::core::prelude::v1::test]`.
+    if let Some(attr) = func.attrs.iter().find(|a| {
+        let path = a.path();
+        let last = path.segments.last().map(|s| s.ident.to_string());
+        last.as_deref() == Some("test") && !is_hatchery_test(path)
+    }) {
+        let path = attr.path();
+        let what = if path.segments.len() == 1 {
+            "`#[test]`".to_string()
+        } else if is_std_test(path) {
+            // Left by another test attribute above this one.
+            "the other test attribute (`#[tokio::test]`, say)".to_string()
+        } else {
+            let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+            format!("`#[{}]`", segments.join("::"))
+        };
+        return Err(Error::new(
+            attr.span(),
+            format!(
+                "remove {what}: #[hatchery::test] generates the tests, one per backend (tokio and smol)"
+            ),
+        ));
+    }
     if sig.asyncness.is_none() {
         return Err(Error::new(
             sig.fn_token.span(),
@@ -182,21 +218,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             "#[hatchery::test] functions cannot be generic",
         ));
     }
-    if let Some(attr) = func.attrs.iter().find(|a| a.path().is_ident("test")) {
-        return Err(Error::new(
-            attr.span(),
-            "remove `#[test]`: #[hatchery::test] generates the tests",
-        ));
-    }
-    if let Some(attr) = func.attrs.iter().find(|a| {
-        let segments: Vec<String> = a
-            .path()
-            .segments
-            .iter()
-            .map(|s| s.ident.to_string())
-            .collect();
-        segments == ["hatchery", "test"]
-    }) {
+    if let Some(attr) = func.attrs.iter().find(|a| is_hatchery_test(a.path())) {
         return Err(Error::new(
             attr.meta.span(),
             "#[hatchery::test] is applied twice: keep one (with all its options)",
@@ -232,7 +254,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             .any(|lint| a.path().is_ident(lint))
     };
     let (lints, attrs): (Vec<_>, Vec<_>) = outer.into_iter().partition(is_lint);
-    let docs = attrs.iter().filter(|a| a.path().is_ident("doc"));
+    let docs: Vec<_> = attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
     let wrap = match time {
         Time::Real => quote!(::hatchery::testing::tracked),
         Time::Virtual => quote!(::hatchery::testing::virtual_time),
@@ -265,6 +287,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             #(#stmts)*
         }
 
+        #(#docs)*
         #[allow(non_snake_case)]
         #vis mod #name {
             #[allow(unused_imports)]
@@ -277,4 +300,22 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             #(#tests)*
         }
     })
+}
+
+/// `hatchery::test` (this attribute, applied again).
+fn is_hatchery_test(path: &syn::Path) -> bool {
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    segments == ["hatchery", "test"]
+}
+
+/// The standard library's `#[test]` by its full path (`::core::prelude::v1::test`), as
+/// `#[tokio::test]` leaves it.
+fn is_std_test(path: &syn::Path) -> bool {
+    matches!(
+        path.segments
+            .first()
+            .map(|s| s.ident.to_string())
+            .as_deref(),
+        Some("core" | "std")
+    )
 }

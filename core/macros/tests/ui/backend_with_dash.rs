@@ -1,0 +1,4 @@
+#[hatchery::test(backends(tokio-current))]
+async fn dashed() {}
+
+fn main() {}

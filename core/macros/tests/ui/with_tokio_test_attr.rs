@@ -1,0 +1,5 @@
+#[hatchery::test]
+#[tokio::test]
+async fn doubled() {}
+
+fn main() {}
