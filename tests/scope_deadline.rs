@@ -1,6 +1,7 @@
 //! Deadlines and timeouts of cancel scopes (C4): when they start, past deadlines,
 //! "no deadline" values, and moving a deadline while the scope runs.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hatchery::testing::{advance, elapsed, wait_all_tasks_blocked};
@@ -665,6 +666,21 @@ async fn a_deadline_passed_during_the_first_poll_stops_the_body_at_its_checkpoin
     }
 }
 
+/// Runs `body` while a sibling task, once every task is blocked, moves the manual clock
+/// by `by` in one step (as a thread kept busy that long would find it).
+async fn with_jump<T>(by: Duration, body: impl Future<Output = T>) -> T {
+    nursery(|n| async move {
+        n.spawn(async move {
+            wait_all_tasks_blocked().await;
+            advance(by);
+            Ok::<_, TestError>(())
+        });
+        Ok(body.await)
+    })
+    .await
+    .unwrap()
+}
+
 /// The clock moves past a scope's deadline (10 s) and its body's sleep (20 s) at once
 /// (`advance`; a thread kept busy does the same on real time): the deadline came first,
 /// so the body stops there, whichever timer is polled first (from an audit: the sleep
@@ -672,22 +688,15 @@ async fn a_deadline_passed_during_the_first_poll_stops_the_body_at_its_checkpoin
 #[hatchery::test(manual_time)]
 async fn a_deadline_passed_before_a_due_sleep_stops_the_body() {
     let log = Log::new();
-    let l = log.clone();
-    let out = nursery(|n| async move {
-        n.spawn(async {
-            wait_all_tasks_blocked().await;
-            advance(secs(30));
-            Ok::<_, TestError>(())
-        });
-        Ok(fail_after(secs(10), async {
+    let out = with_jump(
+        secs(30),
+        fail_after(secs(10), async {
             sleep(secs(20)).await;
-            l.push("after the 20 s sleep");
+            log.push("after the 20 s sleep");
             checkpoint().await;
-        })
-        .await)
-    })
-    .await
-    .unwrap();
+        }),
+    )
+    .await;
     assert_eq!(
         log.events(),
         Vec::<&str>::new(),
@@ -722,13 +731,9 @@ async fn a_deadline_around_a_nursery_passed_before_a_childs_sleep_stops_it() {
     for _ in 0..20 {
         let log = Log::new();
         let l = log.clone();
-        let caught = nursery(|n| async move {
-            n.spawn(async {
-                wait_all_tasks_blocked().await;
-                advance(secs(30));
-                Ok::<_, TestError>(())
-            });
-            let r = move_on_after(
+        let out = with_jump(
+            secs(30),
+            move_on_after(
                 secs(10),
                 nursery(|m| async move {
                     m.spawn(async move {
@@ -738,13 +743,10 @@ async fn a_deadline_around_a_nursery_passed_before_a_childs_sleep_stops_it() {
                     });
                     Ok::<_, TestError>(())
                 }),
-            )
-            .await;
-            Ok::<_, TestError>(r.is_none())
-        })
-        .await
-        .unwrap();
-        assert!(caught);
+            ),
+        )
+        .await;
+        assert!(out.is_none());
         assert_eq!(
             log.events(),
             Vec::<&str>::new(),
@@ -758,20 +760,14 @@ async fn a_deadline_around_a_nursery_passed_before_a_childs_sleep_stops_it() {
 /// same on a virtual clock, where both fall on the same instant.
 #[hatchery::test(manual_time)]
 async fn a_sleep_due_at_the_deadline_is_cut_by_it() {
-    let out = nursery(|n| async move {
-        n.spawn(async {
-            wait_all_tasks_blocked().await;
-            advance(secs(30));
-            Ok::<_, TestError>(())
-        });
-        Ok(fail_after(secs(10), async {
+    let out = with_jump(
+        secs(30),
+        fail_after(secs(10), async {
             sleep(secs(10)).await;
             "slept"
-        })
-        .await)
-    })
-    .await
-    .unwrap();
+        }),
+    )
+    .await;
     assert!(out.is_err(), "{out:?}");
 }
 
@@ -787,23 +783,16 @@ async fn a_sleep_due_at_the_deadline_is_cut_by_it_on_a_virtual_clock() {
 #[hatchery::test(manual_time)]
 async fn a_sleep_due_before_a_passed_deadline_completes() {
     let log = Log::new();
-    let l = log.clone();
-    let out = nursery(|n| async move {
-        n.spawn(async {
-            wait_all_tasks_blocked().await;
-            advance(secs(30));
-            Ok::<_, TestError>(())
-        });
-        Ok(fail_after(secs(10), async {
+    let out = with_jump(
+        secs(30),
+        fail_after(secs(10), async {
             sleep(secs(5)).await;
-            l.push("after the 5 s sleep");
+            log.push("after the 5 s sleep");
             sleep(secs(1)).await;
-            l.push("after the 1 s sleep");
-        })
-        .await)
-    })
-    .await
-    .unwrap();
+            log.push("after the 1 s sleep");
+        }),
+    )
+    .await;
     assert_eq!(log.events(), ["after the 5 s sleep"]);
     assert!(out.is_err());
 }
