@@ -202,8 +202,24 @@ struct Case {
     actions: Vec<Action>,
 }
 
+/// The shape of the trees of a case, drawn per seed.
+struct Profile {
+    depth: u32,
+    /// Percent of nodes above the leaves that are leaves anyway.
+    leaf: u64,
+    /// Percent of scopes that are `CancelScope`s with a handle.
+    custom: u64,
+    /// Percent of leaf operations that are checkpoints (the rest: sleeps).
+    checkpoints: u64,
+    /// Percent of nursery-body nodes that are `start`s.
+    starts: u64,
+    /// Up to this many controller actions.
+    actions: u64,
+}
+
 struct Gen<'a> {
     rng: &'a mut Rng,
+    p: Profile,
     next_id: u32,
     /// Ids of `Custom` scopes (they have handles).
     handles: Vec<u32>,
@@ -222,10 +238,14 @@ impl Gen<'_> {
             1 + self.rng.below(max_ops)
         };
         let ops = (0..n)
-            .map(|_| match self.rng.below(100) {
-                0..=54 => Op::Sleep(self.rng.below(4)),
-                55..=77 => Op::Until(self.rng.below(10)),
-                _ => Op::Checkpoint,
+            .map(|_| {
+                if self.rng.chance(self.p.checkpoints) {
+                    Op::Checkpoint
+                } else if self.rng.chance(70) {
+                    Op::Sleep(self.rng.below(4))
+                } else {
+                    Op::Until(self.rng.below(10))
+                }
             })
             .collect();
         Tree::Leaf { id: self.id(), ops }
@@ -234,8 +254,15 @@ impl Gen<'_> {
     /// A tree; `body_of` says whether this code runs in a nursery's body (in its task),
     /// where `Start`s may go.
     fn tree(&mut self, depth: u32, body_of: bool) -> Tree {
-        if depth == 0 || self.rng.chance(25) {
+        if depth == 0 || self.rng.chance(self.p.leaf) {
             return self.leaf(3);
+        }
+        if body_of && self.rng.chance(self.p.starts) {
+            return Tree::Start {
+                id: self.id(),
+                pre: Box::new(self.leaf(2)),
+                post: Box::new(self.tree(depth - 1, false)),
+            };
         }
         match self.rng.below(100) {
             0..=39 => self.scope(depth, body_of),
@@ -245,11 +272,6 @@ impl Gen<'_> {
                     .map(|_| self.tree(depth - 1, false))
                     .collect(),
                 body: Box::new(self.tree(depth - 1, true)),
-            },
-            57..=68 if body_of => Tree::Start {
-                id: self.id(),
-                pre: Box::new(self.leaf(2)),
-                post: Box::new(self.tree(depth - 1, false)),
             },
             57..=79 => Tree::Finally {
                 id: self.id(),
@@ -268,13 +290,16 @@ impl Gen<'_> {
         let id = self.id();
         let secs = self.rng.below(5);
         let at = self.rng.below(10);
-        let kind = match self.rng.below(100) {
-            0..=14 => ScopeKind::MoveOnAfter(secs),
-            15..=24 => ScopeKind::MoveOnAt(at),
-            25..=34 => ScopeKind::FailAfter(secs),
-            35..=41 => ScopeKind::FailAt(at),
-            42..=49 => ScopeKind::Shield,
-            _ => {
+        let kind = if self.rng.chance(100 - self.p.custom) {
+            match self.rng.below(100) {
+                0..=29 => ScopeKind::MoveOnAfter(secs),
+                30..=49 => ScopeKind::MoveOnAt(at),
+                50..=69 => ScopeKind::FailAfter(secs),
+                70..=84 => ScopeKind::FailAt(at),
+                _ => ScopeKind::Shield,
+            }
+        } else {
+            {
                 self.handles.push(id);
                 let limit = match self.rng.below(3) {
                     0 => Limit::None,
@@ -298,16 +323,26 @@ impl Gen<'_> {
 
 fn gen_case(seed: u64) -> Case {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let p = Profile {
+        depth: 3 + rng.below(4) as u32,
+        leaf: 10 + rng.below(20),
+        custom: 30 + rng.below(50),
+        checkpoints: 10 + rng.below(30),
+        starts: rng.below(30),
+        actions: 2 + rng.below(7),
+    };
+    let (depth, max_actions) = (p.depth, p.actions);
     let mut g = Gen {
         rng: &mut rng,
+        p,
         next_id: 0,
         handles: Vec::new(),
     };
-    let tree = g.tree(4, false);
+    let tree = g.tree(depth, false);
     let handles = std::mem::take(&mut g.handles);
     let mut actions = Vec::new();
     if !handles.is_empty() {
-        let count = rng.below(5);
+        let count = rng.below(max_actions + 1);
         // Distinct fractions (1..=15 sixteenths), so that no two actions, and nothing
         // else, ever fall on the same instant.
         let mut fractions: Vec<u64> = (1..TICKS).collect();
@@ -774,18 +809,34 @@ fn cancelled_at(env: &[Frame], t: u64, task: u32) -> Tri {
     }
 }
 
+/// Whether code returned `Pending` to its executor on the way (its task suspended),
+/// rather than only reaching suspension points where a cancellation was caught in the
+/// same poll: a nursery that finishes in its first poll is not interrupted (C1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Susp {
+    No,
+    /// Up to which task goes first.
+    Maybe,
+    Yes,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Out {
-    /// Finished at `at`; `suspended`: it suspended at least once on the way.
-    Done { at: u64, suspended: bool },
+    /// Finished at `at`.
+    Done { at: u64, susp: Susp },
     /// A cancellation landed in it and is on its way out, at `at`.
-    Unwind { at: u64 },
+    Unwind { at: u64, susp: Susp },
 }
 
 impl Out {
     fn at(self) -> u64 {
         match self {
-            Out::Done { at, .. } | Out::Unwind { at } => at,
+            Out::Done { at, .. } | Out::Unwind { at, .. } => at,
+        }
+    }
+    fn susp(self) -> Susp {
+        match self {
+            Out::Done { susp, .. } | Out::Unwind { susp, .. } => susp,
         }
     }
 }
@@ -920,30 +971,39 @@ impl Model<'_> {
             Tree::Leaf { id, ops } => self.leaf(*id, ops, t, task, env),
             Tree::Seq(items) => {
                 let mut t = t;
-                let mut suspended = false;
+                let mut susp = Susp::No;
                 for item in items {
                     match self.eval(item, t, task, env, nctx) {
-                        Out::Done { at, suspended: s } => {
+                        Out::Done { at, susp: s } => {
                             t = at;
-                            suspended |= s;
+                            susp = susp.max(s);
                         }
-                        unwind => return unwind,
+                        Out::Unwind { at, susp: s } => {
+                            return Out::Unwind {
+                                at,
+                                susp: susp.max(s),
+                            }
+                        }
                     }
                 }
-                Out::Done { at: t, suspended }
+                Out::Done { at: t, susp }
             }
             Tree::Scope { id, kind, body } => self.scope(*id, *kind, body, t, task, env, nctx),
             Tree::Nursery { id, children, body } => self.nursery(*id, children, body, t, task, env),
             Tree::Start { id, pre, post } => {
                 let nctx = nctx.expect("model: a start outside a nursery's body");
                 let child = self.new_task();
-                let (t_started, pre_suspended) = match self.eval(pre, t, child, env, None) {
-                    Out::Done { at, suspended } => (at, suspended),
-                    Out::Unwind { at } => {
+                // `start` suspends its caller: the task runs elsewhere.
+                let (t_started, pre_susp) = match self.eval(pre, t, child, env, None) {
+                    Out::Done { at, susp } => (at, susp),
+                    end @ Out::Unwind { at, .. } => {
                         // The caller's cancellation: `start` waits for the task, then the
                         // cancellation goes on from the caller.
-                        self.nurseries[nctx].started.push(Out::Unwind { at });
-                        return Out::Unwind { at };
+                        self.nurseries[nctx].started.push(end);
+                        return Out::Unwind {
+                            at,
+                            susp: Susp::Yes,
+                        };
                     }
                 };
                 match cancelled_at(env, t_started, child) {
@@ -959,7 +1019,10 @@ impl Model<'_> {
                         // never returns.
                         let end = self.eval(post, t_started, child, env, None);
                         self.nurseries[nctx].started.push(end);
-                        return Out::Unwind { at: end.at() };
+                        return Out::Unwind {
+                            at: end.at(),
+                            susp: Susp::Yes,
+                        };
                     }
                     Tri::No => {}
                 }
@@ -971,7 +1034,7 @@ impl Model<'_> {
                     },
                 );
                 let mut nenv = self.nurseries[nctx].env.clone();
-                if !pre_suspended && cancelled_at(&nenv, t_started, child) != Tri::No {
+                if pre_susp != Susp::Yes && cancelled_at(&nenv, t_started, child) != Tri::No {
                     // Known bug (/tmp/audit17-g/bug1_started_first_poll_cancelled_nursery.rs):
                     // a task that calls `started` in its first poll, into a nursery that
                     // is cancelled, does not see that cancellation until it suspends
@@ -983,7 +1046,7 @@ impl Model<'_> {
                 self.nurseries[nctx].started.push(end);
                 Out::Done {
                     at: t_started,
-                    suspended: true,
+                    susp: Susp::Yes,
                 }
             }
             Tree::Finally { id, work, cleanup } => {
@@ -998,20 +1061,18 @@ impl Model<'_> {
                 });
                 let clean = self.eval(cleanup, work.at(), task, env, nctx);
                 env.pop();
-                let Out::Done { at, suspended } = clean else {
+                let Out::Done { at, susp } = clean else {
                     panic!("model: a shielded cleanup unwinds");
                 };
+                let susp = susp.max(work.susp());
                 match work {
-                    Out::Done { suspended: s, .. } => {
+                    Out::Done { .. } => {
                         self.record(*id, Obs::Returned { at, val: Val::Unit });
-                        Out::Done {
-                            at,
-                            suspended: suspended || s,
-                        }
+                        Out::Done { at, susp }
                     }
                     Out::Unwind { .. } => {
                         self.path("finally: cleanup after cancel");
-                        Out::Unwind { at }
+                        Out::Unwind { at, susp }
                     }
                 }
             }
@@ -1020,6 +1081,7 @@ impl Model<'_> {
 
     fn leaf(&mut self, id: u32, ops: &[Op], t0: u64, task: u32, env: &[Frame]) -> Out {
         let mut t = t0;
+        let mut susp = Susp::No;
         let first = self.ced(env, t0);
         for (k, op) in ops.iter().enumerate() {
             let end = match *op {
@@ -1041,13 +1103,16 @@ impl Model<'_> {
                                 first,
                             },
                         );
-                        return Out::Unwind { at: t };
+                        // Cancelled in the poll that reached it: not a suspension of
+                        // the task.
+                        return Out::Unwind { at: t, susp };
                     }
                     Tri::Maybe => {
                         self.racy(format!("leaf {id}: op {k} due at {t} with a deadline"))
                     }
                     Tri::No => {}
                 }
+                susp = Susp::Yes;
             } else if let Some(c) = min_cancel(env).filter(|c| *c <= end) {
                 // A deadline due with the end of the sleep wins (as in trio).
                 if c == end {
@@ -1055,17 +1120,25 @@ impl Model<'_> {
                 }
                 let at = c.max(t);
                 self.record(id, Obs::Cancelled { op: k, at, first });
-                return Out::Unwind { at };
+                // Cancelled already when it started (the poll that reached it ends the
+                // work), or later (the task suspended meanwhile).
+                let s = match cancelled_at(env, t, task) {
+                    Tri::Yes => Susp::No,
+                    Tri::Maybe => Susp::Maybe,
+                    Tri::No => Susp::Yes,
+                };
+                return Out::Unwind {
+                    at,
+                    susp: susp.max(s),
+                };
             } else {
                 t = end;
+                susp = Susp::Yes;
             }
         }
         let last = self.ced(env, t);
         self.record(id, Obs::Done { at: t, first, last });
-        Out::Done {
-            at: t,
-            suspended: !ops.is_empty(),
-        }
+        Out::Done { at: t, susp }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1109,7 +1182,7 @@ impl Model<'_> {
             reach(env).copied().collect()
         };
         let (result, caught) = match out {
-            Out::Done { at, suspended } => {
+            Out::Done { at, susp } => {
                 let val = match kind {
                     ScopeKind::MoveOnAfter(_) | ScopeKind::MoveOnAt(_) => Val::Some,
                     ScopeKind::FailAfter(_) | ScopeKind::FailAt(_) => Val::Ok,
@@ -1118,16 +1191,16 @@ impl Model<'_> {
                     ScopeKind::Custom { fail: true, .. } => Val::OkSome,
                 };
                 self.record(id, Obs::Returned { at, val });
-                (Out::Done { at, suspended }, false)
+                (Out::Done { at, susp }, false)
             }
-            Out::Unwind { at } => {
+            Out::Unwind { at, susp } => {
                 let outer_cancelled = outer.iter().any(|f| f.cancel.is_some_and(|(c, _)| c <= at));
                 match cancel.filter(|(c, _)| *c <= at) {
                     _ if outer_cancelled => {
                         if cancel.is_some_and(|(c, _)| c <= at) {
                             self.path("scope: cancelled, outer catches");
                         }
-                        (Out::Unwind { at }, false)
+                        (Out::Unwind { at, susp }, false)
                     }
                     Some((_, why)) => {
                         let deadline = why != Why::Explicit;
@@ -1140,13 +1213,7 @@ impl Model<'_> {
                             ScopeKind::Custom { fail: true, .. } => Val::OkNone,
                         };
                         self.record(id, Obs::Returned { at, val });
-                        (
-                            Out::Done {
-                                at,
-                                suspended: true,
-                            },
-                            true,
-                        )
+                        (Out::Done { at, susp }, true)
                     }
                     None => panic!("model: scope {id} unwinds with nothing cancelled"),
                 }
@@ -1227,23 +1294,29 @@ impl Model<'_> {
         assert_eq!(self.nurseries.len(), idx);
         ends.extend(ctx.started);
         let last = ends.iter().map(|o| o.at()).max();
+        // Children run elsewhere: waiting for them suspends (unless they all finish
+        // during the first poll, on other threads: see below).
+        let susp = if ends.is_empty() {
+            body.susp()
+        } else {
+            Susp::Yes
+        };
         match body {
-            Out::Unwind { at } => Out::Unwind {
+            Out::Unwind { at, .. } => Out::Unwind {
                 at: at.max(last.unwrap_or(at)),
+                susp,
             },
-            Out::Done { at, suspended } => {
-                if min_cancel(env).is_some_and(|c| c <= at) {
+            Out::Done {
+                at,
+                susp: body_susp,
+            } => {
+                let close = at.max(last.unwrap_or(at));
+                let cancelled = min_cancel(env).is_some_and(|c| c <= close);
+                if cancelled {
                     self.path("nursery: body done under a cancelled scope");
                 }
-                if ends.is_empty() && !suspended {
-                    // Done in its first poll, without suspending: not interrupted (C1).
-                    self.record(id, Obs::Returned { at, val: Val::Unit });
-                    return Out::Done {
-                        at,
-                        suspended: false,
-                    };
-                }
-                if !suspended
+                if body_susp != Susp::Yes
+                    && !ends.is_empty()
                     && ends
                         .iter()
                         .all(|o| matches!(o, Out::Done { at, .. } if *at == t0))
@@ -1252,11 +1325,23 @@ impl Model<'_> {
                         "nursery {id}: its children may all finish in its first poll"
                     ));
                 }
-                let close = at.max(last.unwrap_or(at));
+                if ends.is_empty() && body_susp == Susp::Maybe && cancelled {
+                    self.racy(format!("nursery {id}: done in its first poll or not"));
+                }
+                if ends.is_empty() && body_susp == Susp::No {
+                    // Done in its first poll, without suspending: not interrupted (C1),
+                    // even under a cancelled scope.
+                    if cancelled {
+                        self.path("nursery: done in its first poll under a cancelled scope");
+                    }
+                    self.record(id, Obs::Returned { at, val: Val::Unit });
+                    return Out::Done { at, susp };
+                }
                 // Waiting for the children is a suspension point; and a nursery under a
-                // cancelled scope never returns (documented), even if its body did.
-                if min_cancel(env).is_some_and(|c| c <= close) {
-                    Out::Unwind { at: close }
+                // cancelled scope never returns once it has suspended (documented), even
+                // if its body did.
+                if cancelled {
+                    Out::Unwind { at: close, susp }
                 } else {
                     self.record(
                         id,
@@ -1265,10 +1350,7 @@ impl Model<'_> {
                             val: Val::Unit,
                         },
                     );
-                    Out::Done {
-                        at: close,
-                        suspended: true,
-                    }
+                    Out::Done { at: close, susp }
                 }
             }
         }
