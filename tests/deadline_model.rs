@@ -61,7 +61,7 @@ use hatchery::testing::{elapsed, virtual_time};
 use hatchery::{
     checkpoint, current_effective_deadline, fail_after, fail_at, finally, move_on_after,
     move_on_at, now, nursery, shield, sleep, sleep_until, CancelHandle, CancelScope, Deadline,
-    Nursery,
+    Nursery, TaskHandle,
 };
 use hatchery_tests::Backend;
 
@@ -155,10 +155,11 @@ enum Tree {
         kind: ScopeKind,
         body: Box<Tree>,
     },
-    /// Spawns `children`, then runs `body` (where `Start`s go into this nursery).
+    /// Spawns `children` (each with the id of its task), then runs `body` (where
+    /// `Start`s go into this nursery).
     Nursery {
         id: u32,
-        children: Vec<Tree>,
+        children: Vec<(u32, Tree)>,
         body: Box<Tree>,
     },
     /// `n.start(..)` into the innermost nursery whose body this is: the task runs the leaf
@@ -174,6 +175,15 @@ enum Tree {
         work: Box<Tree>,
         cleanup: Box<Tree>,
     },
+}
+
+/// What the controller acts on: a `CancelScope`'s handle, a `Nursery` (only `cancel`),
+/// a spawned task's `TaskHandle` (only `cancel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Scope,
+    Nursery,
+    Task,
 }
 
 /// What the controller does to a scope through its handle.
@@ -192,7 +202,8 @@ enum Act {
 struct Action {
     /// In ticks; never a whole second, and no two actions share their fraction.
     at: u64,
-    scope: u32,
+    target: u32,
+    kind: Target,
     act: Act,
 }
 
@@ -221,8 +232,9 @@ struct Gen<'a> {
     rng: &'a mut Rng,
     p: Profile,
     next_id: u32,
-    /// Ids of `Custom` scopes (they have handles).
-    handles: Vec<u32>,
+    /// What the controller may act on: `Custom` scopes (they have handles), nurseries,
+    /// spawned tasks.
+    handles: Vec<(u32, Target)>,
 }
 
 impl Gen<'_> {
@@ -266,13 +278,26 @@ impl Gen<'_> {
         }
         match self.rng.below(100) {
             0..=39 => self.scope(depth, body_of),
-            40..=56 => Tree::Nursery {
-                id: self.id(),
-                children: (0..self.rng.below(3))
-                    .map(|_| self.tree(depth - 1, false))
-                    .collect(),
-                body: Box::new(self.tree(depth - 1, true)),
-            },
+            40..=56 => {
+                let id = self.id();
+                if self.rng.chance(30) {
+                    self.handles.push((id, Target::Nursery));
+                }
+                let children = (0..self.rng.below(3))
+                    .map(|_| {
+                        let task = self.id();
+                        if self.rng.chance(20) {
+                            self.handles.push((task, Target::Task));
+                        }
+                        (task, self.tree(depth - 1, false))
+                    })
+                    .collect();
+                Tree::Nursery {
+                    id,
+                    children,
+                    body: Box::new(self.tree(depth - 1, true)),
+                }
+            }
             57..=79 => Tree::Finally {
                 id: self.id(),
                 work: Box::new(self.tree(depth - 1, body_of)),
@@ -300,7 +325,7 @@ impl Gen<'_> {
             }
         } else {
             {
-                self.handles.push(id);
+                self.handles.push((id, Target::Scope));
                 let limit = match self.rng.below(3) {
                     0 => Limit::None,
                     1 => Limit::Timeout(secs),
@@ -348,7 +373,9 @@ fn gen_case(seed: u64) -> Case {
         let mut fractions: Vec<u64> = (1..TICKS).collect();
         for _ in 0..count {
             let f = fractions.remove(rng.below(fractions.len() as u64) as usize);
+            let (target, kind) = handles[rng.below(handles.len() as u64) as usize];
             let act = match rng.below(100) {
+                _ if kind != Target::Scope => Act::Cancel,
                 0..=39 => Act::Cancel,
                 40..=74 => Act::SetAt(rng.below(11)),
                 75..=89 => Act::SetIn(1 + rng.below(3)),
@@ -356,7 +383,8 @@ fn gen_case(seed: u64) -> Case {
             };
             actions.push(Action {
                 at: rng.below(10) * TICKS + f,
-                scope: handles[rng.below(handles.len() as u64) as usize],
+                target,
+                kind,
                 act,
             });
         }
@@ -382,6 +410,8 @@ enum Val {
     /// `CancelScope::fail`: `Ok(Some(()))` and `Ok(None)` (`Err` is `Elapsed`).
     OkSome,
     OkNone,
+    /// A nursery's `Err(NurseryError::Cancelled)`.
+    Cancelled,
     /// Anything else (an error from a nursery or `start`): never expected.
     Other,
 }
@@ -432,6 +462,9 @@ enum Obs {
     Cancelled { op: usize, at: u64, first: Ced },
     /// A scope, nursery, `finally` or `start` returned this value at this tick.
     Returned { at: u64, val: Val },
+    /// A spawned task that the controller may cancel: whether `join` gave its value
+    /// (else it was cancelled).
+    Joined(bool),
 }
 
 /// A handle's `cancel_called()` (`None` in the model: not checked) and
@@ -451,6 +484,9 @@ struct Shared {
     start: Instant,
     log: Mutex<Vec<(u32, Obs)>>,
     scopes: Mutex<HashMap<u32, CancelScope>>,
+    /// Open (and finished) nurseries and spawned tasks, for the controller.
+    nurseries: Mutex<HashMap<u32, N>>,
+    tasks: Mutex<HashMap<u32, TaskHandle<()>>>,
 }
 
 impl Shared {
@@ -518,7 +554,7 @@ fn build_scopes(
             build_scopes(body, shared, scopes, handles);
         }
         Tree::Nursery { children, body, .. } => {
-            for t in children {
+            for (_, t) in children {
                 build_scopes(t, shared, scopes, handles);
             }
             build_scopes(body, shared, scopes, handles);
@@ -618,18 +654,24 @@ fn run_tree(tree: Tree, shared: Arc<Shared>, n: Option<N>) -> BoxFut {
             Tree::Nursery { id, children, body } => {
                 let s = shared.clone();
                 let r = nursery(move |n: N| async move {
-                    for child in children {
+                    s.nurseries.lock().unwrap().insert(id, n.clone());
+                    for (task, child) in children {
                         let fut = run_tree(child, s.clone(), None);
-                        n.spawn(async move {
+                        let h = n.spawn(async move {
                             fut.await;
                             Ok::<(), Infallible>(())
                         });
+                        s.tasks.lock().unwrap().insert(task, h);
                     }
                     run_tree(*body, s, Some(n)).await;
                     Ok(())
                 })
                 .await;
-                let val = if r.is_ok() { Val::Unit } else { Val::Other };
+                let val = match r {
+                    Ok(()) => Val::Unit,
+                    Err(e) if e.is_cancelled() => Val::Cancelled,
+                    Err(_) => Val::Other,
+                };
                 shared.record(
                     id,
                     Obs::Returned {
@@ -683,17 +725,36 @@ fn run_case(case: &Case, backend: Backend) -> Outcome {
             start: now(),
             log: Mutex::new(Vec::new()),
             scopes: Mutex::new(HashMap::new()),
+            nurseries: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(HashMap::new()),
         });
         let mut scopes = HashMap::new();
         let mut handles = BTreeMap::new();
         build_scopes(&case.tree, &shared, &mut scopes, &mut handles);
         *shared.scopes.lock().unwrap() = scopes;
         let controller = {
-            let (shared, handles, actions) = (shared.clone(), handles.clone(), case.actions);
+            let (shared, handles, actions) =
+                (shared.clone(), handles.clone(), case.actions.clone());
             async move {
                 for a in actions {
                     sleep_until(shared.start + dur(a.at)).await;
-                    let h = &handles[&a.scope];
+                    match a.kind {
+                        // Not open yet: nothing to cancel.
+                        Target::Nursery => {
+                            if let Some(n) = shared.nurseries.lock().unwrap().get(&a.target) {
+                                n.cancel();
+                            }
+                            continue;
+                        }
+                        Target::Task => {
+                            if let Some(h) = shared.tasks.lock().unwrap().get(&a.target) {
+                                h.cancel();
+                            }
+                            continue;
+                        }
+                        Target::Scope => {}
+                    }
+                    let h = &handles[&a.target];
                     match a.act {
                         Act::Cancel => h.cancel(),
                         Act::SetAt(s) => h.set_deadline(shared.at(s)),
@@ -713,6 +774,21 @@ fn run_case(case: &Case, backend: Backend) -> Outcome {
         .await
         .unwrap();
         let total = now_ticks();
+        // The tasks the controller may cancel (all finished by now).
+        let targets: Vec<u32> = case
+            .actions
+            .iter()
+            .filter(|a| a.kind == Target::Task)
+            .map(|a| a.target)
+            .collect();
+        for id in targets {
+            let h = shared.tasks.lock().unwrap().remove(&id);
+            if let Some(h) = h {
+                assert!(h.is_finished());
+                let joined = h.join().await.is_ok();
+                shared.record(id, Obs::Joined(joined));
+            }
+        }
         let mut obs = BTreeMap::new();
         for (id, o) in shared.log.lock().unwrap().drain(..) {
             if let Some(prev) = obs.insert(id, o) {
@@ -883,7 +959,7 @@ impl Model<'_> {
     /// When and why the scope `id`, entered at `t_in` with deadline `limit`, is cancelled
     /// itself, as far as time and the controller go (it may have finished by then).
     fn scope_cancel(&self, id: u32, limit: Limit, t_in: u64) -> Option<(u64, Why)> {
-        let mut acts = self.actions.iter().filter(|a| a.scope == id).peekable();
+        let mut acts = self.actions.iter().filter(|a| a.target == id).peekable();
         let mut deadline = match limit {
             Limit::None => None,
             Limit::Timeout(s) => Some(t_in + s * TICKS),
@@ -928,7 +1004,7 @@ impl Model<'_> {
             Limit::Timeout(s) => Some(t_in + s * TICKS),
             Limit::At(s) => Some(s * TICKS),
         };
-        for a in self.actions.iter().filter(|a| a.scope == id && a.at <= t) {
+        for a in self.actions.iter().filter(|a| a.target == id && a.at <= t) {
             match a.act {
                 Act::Cancel => {}
                 Act::SetAt(s) => deadline = Some(s * TICKS),
@@ -1240,7 +1316,7 @@ impl Model<'_> {
         let by_hand = self
             .actions
             .iter()
-            .any(|a| a.scope == id && matches!(a.act, Act::Cancel));
+            .any(|a| a.target == id && matches!(a.act, Act::Cancel));
         if by_hand || caught {
             return Some(true);
         }
@@ -1269,27 +1345,63 @@ impl Model<'_> {
         }
     }
 
+    /// The first `cancel` of the nursery or task `id` after `t0` (when it opened or was
+    /// spawned: the controller finds nothing to cancel before), as a frame's
+    /// cancellation. (One after it finished changes nothing: the evaluation shows it.)
+    fn handle_cancel(&self, id: u32, t0: u64) -> Option<(u64, Why)> {
+        self.actions
+            .iter()
+            .find(|a| a.target == id && a.at > t0)
+            .map(|a| (a.at, Why::Explicit))
+    }
+
     fn nursery(
         &mut self,
         id: u32,
-        children: &[Tree],
+        children: &[(u32, Tree)],
         body: &Tree,
         t0: u64,
         task: u32,
-        env: &mut Vec<Frame>,
+        env: &[Frame],
     ) -> Out {
+        // The nursery's own cancellation (N4) reaches its body and every child.
+        let own = self.handle_cancel(id, t0);
+        let nframe = Frame {
+            id,
+            limit: Limit::None,
+            t_in: t0,
+            task,
+            cancel: own,
+            shield: false,
+        };
         let mut ends = Vec::new();
-        for child in children {
+        for (child_id, child) in children {
             let child_task = self.new_task();
-            let mut cenv = env.clone();
-            ends.push(self.eval(child, t0, child_task, &mut cenv, None));
+            let mut cenv = env.to_vec();
+            cenv.push(nframe);
+            // `TaskHandle::cancel` (N7) cancels just that task.
+            cenv.push(Frame {
+                id: *child_id,
+                limit: Limit::None,
+                t_in: t0,
+                task: child_task,
+                cancel: self.handle_cancel(*child_id, t0),
+                shield: false,
+            });
+            let end = self.eval(child, t0, child_task, &mut cenv, None);
+            if self.actions.iter().any(|a| a.target == *child_id) {
+                self.record(*child_id, Obs::Joined(matches!(end, Out::Done { .. })));
+            }
+            ends.push(end);
         }
+        let mut nenv = env.to_vec();
+        nenv.push(nframe);
         self.nurseries.push(NurseryCtx {
-            env: env.clone(),
+            env: nenv.clone(),
             started: Vec::new(),
         });
         let idx = self.nurseries.len() - 1;
-        let body = self.eval(body, t0, task, env, Some(idx));
+        let body = self.eval(body, t0, task, &mut nenv, Some(idx));
         let ctx = self.nurseries.pop().expect("nursery context");
         assert_eq!(self.nurseries.len(), idx);
         ends.extend(ctx.started);
@@ -1301,18 +1413,32 @@ impl Model<'_> {
         } else {
             Susp::Yes
         };
+        let close = body.at().max(last.unwrap_or(0));
+        // Only the scopes around count (`outer_cancelled`), not the nursery's own cancel.
+        let outer = min_cancel(env).is_some_and(|c| c <= close);
         match body {
-            Out::Unwind { at, .. } => Out::Unwind {
-                at: at.max(last.unwrap_or(at)),
-                susp,
-            },
+            Out::Unwind { .. } if outer => Out::Unwind { at: close, susp },
+            Out::Unwind { .. } => {
+                // Its own `cancel` ended the body before its value: `Cancelled` (N4).
+                assert!(
+                    own.is_some_and(|(c, _)| c <= close),
+                    "model: nursery {id} unwinds with nothing cancelled"
+                );
+                self.path("nursery: cancelled itself");
+                self.record(
+                    id,
+                    Obs::Returned {
+                        at: close,
+                        val: Val::Cancelled,
+                    },
+                );
+                Out::Done { at: close, susp }
+            }
             Out::Done {
                 at,
                 susp: body_susp,
             } => {
-                let close = at.max(last.unwrap_or(at));
-                let cancelled = min_cancel(env).is_some_and(|c| c <= close);
-                if cancelled {
+                if outer {
                     self.path("nursery: body done under a cancelled scope");
                 }
                 if body_susp != Susp::Yes
@@ -1325,13 +1451,13 @@ impl Model<'_> {
                         "nursery {id}: its children may all finish in its first poll"
                     ));
                 }
-                if ends.is_empty() && body_susp == Susp::Maybe && cancelled {
+                if ends.is_empty() && body_susp == Susp::Maybe && outer {
                     self.racy(format!("nursery {id}: done in its first poll or not"));
                 }
                 if ends.is_empty() && body_susp == Susp::No {
                     // Done in its first poll, without suspending: not interrupted (C1),
                     // even under a cancelled scope.
-                    if cancelled {
+                    if outer {
                         self.path("nursery: done in its first poll under a cancelled scope");
                     }
                     self.record(id, Obs::Returned { at, val: Val::Unit });
@@ -1339,10 +1465,13 @@ impl Model<'_> {
                 }
                 // Waiting for the children is a suspension point; and a nursery under a
                 // cancelled scope never returns once it has suspended (documented), even
-                // if its body did.
-                if cancelled {
+                // if its body did. Its own `cancel` after the body's value leaves it.
+                if outer {
                     Out::Unwind { at: close, susp }
                 } else {
+                    if own.is_some_and(|(c, _)| c <= close) {
+                        self.path("nursery: cancelled itself after its body's value");
+                    }
                     self.record(
                         id,
                         Obs::Returned {
@@ -1383,10 +1512,12 @@ fn model(case: &Case) -> Result<Outcome, String> {
     }
     // Handles of scopes never entered.
     let mut flags = m.flags;
-    for a in &case.actions {
-        flags.entry(a.scope).or_insert_with(|| (Some(false), false));
+    for a in case.actions.iter().filter(|a| a.kind == Target::Scope) {
+        flags
+            .entry(a.target)
+            .or_insert_with(|| (Some(false), false));
         if let Act::Cancel = a.act {
-            let f = flags.get_mut(&a.scope).unwrap();
+            let f = flags.get_mut(&a.target).unwrap();
             f.0 = Some(true);
         }
     }
@@ -1473,8 +1604,8 @@ impl fmt::Display for Show<'_> {
             }
             Tree::Nursery { id, children, body } => {
                 writeln!(f, "{pad}nursery {id}")?;
-                for c in children {
-                    writeln!(f, "{pad} child:")?;
+                for (task, c) in children {
+                    writeln!(f, "{pad} child {task}:")?;
                     write!(f, "{}", sub(c))?;
                 }
                 writeln!(f, "{pad} body:")?;
@@ -1500,10 +1631,11 @@ fn describe(case: &Case) -> String {
     let mut s = format!("{}", Show(&case.tree, 1));
     for a in &case.actions {
         s += &format!(
-            "  at {}+{}/16 s: scope {} {:?}\n",
+            "  at {}+{}/16 s: {:?} {} {:?}\n",
             a.at / TICKS,
             a.at % TICKS,
-            a.scope,
+            a.kind,
+            a.target,
             a.act
         );
     }
@@ -1555,6 +1687,7 @@ fn check_backend(backend: Backend) {
         for o in expected.obs.values() {
             let k = match o {
                 Obs::Done { .. } => "done".to_string(),
+                Obs::Joined(j) => format!("joined={j}"),
                 Obs::Cancelled { .. } => "cancelled".to_string(),
                 Obs::Returned { val, .. } => format!("{val:?}"),
             };
