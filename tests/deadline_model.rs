@@ -193,8 +193,9 @@ enum Tree {
         children: Vec<(u32, Tree)>,
         body: Box<Tree>,
     },
-    /// `n.start(..)` into the innermost nursery whose body this is: the task runs the leaf
-    /// `pre`, calls `started`, then runs `post`.
+    /// `n.start(..)` into the innermost nursery whose body this is: the task runs `pre`
+    /// (under the caller's cancellation), calls `started`, then runs `post` (in the
+    /// nursery).
     Start {
         id: u32,
         pre: Box<Tree>,
@@ -303,7 +304,11 @@ impl Gen<'_> {
         if body_of && self.rng.chance(self.p.starts) {
             return Tree::Start {
                 id: self.id(),
-                pre: Box::new(self.leaf(2)),
+                pre: Box::new(if self.rng.chance(70) {
+                    self.leaf(2)
+                } else {
+                    self.tree(depth.min(3) - 1, false)
+                }),
                 post: Box::new(self.tree(depth - 1, false)),
             };
         }
