@@ -50,9 +50,10 @@
 //!
 //! And `cancel_called()` follows hatchery's documented rule (it does not read the clock:
 //! a deadline counts once the scope has seen it pass): the model checks it where that is
-//! decided, not when the deadline passes at the very instant the scope ends, nor when an
-//! enclosing cancellation reaches the scope by then (its own poll then does not look, a
-//! scope inside may still mark it on its way up).
+//! decided: not when the deadline passes at the very instant the scope ends, nor when an
+//! enclosing scope is cancelled at that same instant (which is noticed first depends on
+//! the tasks). An enclosing cancellation that came before makes it `false` (the scope no
+//! longer looks at its deadline; trio would say `true`).
 //!
 //! One shape is skipped for a known bug: see `BUG1`.
 //!
@@ -1423,11 +1424,13 @@ impl Model<'_> {
                     return None;
                 }
                 // It waited at `d`: its timer fired, and it saw its deadline. Unless an
-                // enclosing cancellation reached it by then: its own poll then does not
-                // look, but a scope inside that catches nothing may still mark it on its
-                // way up (`outer_cancelled`), and which comes first is the code path's
-                // (and, at one instant, the threads') business: not checked.
-                if outer.iter().any(|f| f.cancel.is_some_and(|(c, _)| c <= d)) {
+                // enclosing cancellation reached it before: then its own poll does not
+                // look. One at that very instant (another deadline) may come first or
+                // not: a task elsewhere may notice it first, or a scope inside that
+                // catches nothing may mark either on its way up (`outer_cancelled`).
+                if outer.iter().any(|f| f.cancel.is_some_and(|(c, _)| c < d)) {
+                    Some(false)
+                } else if outer.iter().any(|f| f.cancel.is_some_and(|(c, _)| c == d)) {
                     None
                 } else {
                     Some(true)
