@@ -55,8 +55,6 @@
 //! the tasks). An enclosing cancellation that came before makes it `false` (the scope no
 //! longer looks at its deadline; trio would say `true`).
 //!
-//! One shape is skipped for a known bug: see `BUG1`.
-//!
 //! `HATCHERY_RANDOM_CASES` sets the number of cases per backend (3000), and
 //! `HATCHERY_RANDOM_SEED` shifts the seeds; a failure prints the seed, the tree and the
 //! differences. `DEADLINE_MODEL_STATS=1` prints how often each path of the model ran.
@@ -915,9 +913,6 @@ thread_local! {
         const { std::cell::RefCell::new(BTreeMap::new()) };
 }
 
-/// Marks the cases skipped for a known bug (see where it is used).
-const BUG1: &str = "bug1:";
-
 /// How a scope came to be cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Why {
@@ -1162,8 +1157,8 @@ impl Model<'_> {
                 let nctx = nctx.expect("model: a start outside a nursery's body");
                 let child = self.new_task();
                 // `start` suspends its caller: the task runs elsewhere.
-                let (t_started, pre_susp) = match self.eval(pre, t, child, env, None) {
-                    Out::Done { at, susp } => (at, susp),
+                let t_started = match self.eval(pre, t, child, env, None) {
+                    Out::Done { at, .. } => at,
                     end @ Out::Unwind { at, .. } => {
                         // The caller's cancellation: `start` waits for the task, then the
                         // cancellation goes on from the caller.
@@ -1202,14 +1197,6 @@ impl Model<'_> {
                     },
                 );
                 let mut nenv = self.nurseries[nctx].env.clone();
-                if pre_susp != Susp::Yes && cancelled_at(&nenv, t_started, child) != Tri::No {
-                    // Known bug (/tmp/audit17-g/bug1_started_first_poll_cancelled_nursery.rs):
-                    // a task that calls `started` in its first poll, into a nursery that
-                    // is cancelled, does not see that cancellation until it suspends
-                    // (`current_effective_deadline` is not `Cancelled`). Such cases are
-                    // skipped until it is fixed.
-                    self.racy(format!("{BUG1} start {id}"));
-                }
                 let end = self.eval(post, t_started, child, &mut nenv, None);
                 self.nurseries[nctx].started.push(end);
                 Out::Done {
@@ -1771,7 +1758,6 @@ fn cases() -> std::ops::Range<u64> {
 
 fn check_backend(backend: Backend) {
     let mut racy = 0;
-    let mut bug1 = 0;
     let mut racy_differ = 0;
     let mut stats = BTreeMap::<String, usize>::new();
     let range = cases();
@@ -1780,18 +1766,14 @@ fn check_backend(backend: Backend) {
         let case = gen_case(seed);
         let (expected, skip) = model(&case);
         if let Some(why) = skip {
-            if why.starts_with(BUG1) {
-                bug1 += 1;
-            } else {
-                racy += 1;
-                if std::env::var_os("DEADLINE_MODEL_RACY").is_some() {
-                    // Run it anyway, to see how often the race goes either way.
-                    let got = run_case(&case, backend);
-                    let diff = differences(&expected, &got);
-                    if !diff.is_empty() {
-                        racy_differ += 1;
-                        eprintln!("{backend:?} seed {seed} ({why}): {}", diff.join("; "));
-                    }
+            racy += 1;
+            if std::env::var_os("DEADLINE_MODEL_RACY").is_some() {
+                // Run it anyway, to see how often the race goes either way.
+                let got = run_case(&case, backend);
+                let diff = differences(&expected, &got);
+                if !diff.is_empty() {
+                    racy_differ += 1;
+                    eprintln!("{backend:?} seed {seed} ({why}): {}", diff.join("; "));
                 }
             }
             continue;
@@ -1830,8 +1812,7 @@ fn check_backend(backend: Backend) {
     }
     if std::env::var_os("DEADLINE_MODEL_STATS").is_some() {
         eprintln!(
-            "{backend:?}: {total} cases, {racy} racy ({racy_differ} run and differ), {bug1} \
-             skipped (bug 1); {stats:?}"
+            "{backend:?}: {total} cases, {racy} racy ({racy_differ} run and differ); {stats:?}"
         );
         PATHS.with(|p| eprintln!("model paths: {:#?}", p.borrow()));
     }

@@ -1,11 +1,13 @@
 //! `Nursery::start` (N6): the started value, errors before and after `started`, tasks
 //! that never start, and whose cancellation applies before `started`.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hatchery::testing::elapsed;
 use hatchery::{
-    checkpoint, move_on_after, nursery, shield, sleep, CancelScope, NurseryError, StartError,
+    checkpoint, current_effective_deadline, move_on_after, nursery, shield, sleep, CancelScope,
+    Deadline, NurseryError, StartError,
 };
 use hatchery_tests::{catch_panic, secs, until, Counter, Log, TestError, HOUR};
 
@@ -842,4 +844,73 @@ async fn an_abandoned_start_errors_drop_panic_reaches_the_nursery() {
     }))
     .await;
     assert_eq!(r.map(|r| r.is_ok()).unwrap_err(), "error drop");
+}
+
+/// A task that calls `started()` in its first poll, from a caller that is not cancelled
+/// (shielded), into a nursery that is: it sees the cancellation at once, as a task
+/// spawned into a cancelled nursery does (from the deadline model: it saw `Never` until
+/// it first suspended).
+#[hatchery::test(virtual_time)]
+async fn started_in_first_poll_into_cancelled_nursery_sees_cancelled() {
+    let seen = Arc::new(Mutex::new(None));
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let s2 = seen.clone();
+    let out = scope
+        .run(nursery(|n| async move {
+            handle.cancel(); // the nursery (inside the scope) is cancelled from here on
+                             // The caller is shielded, so `started` is honoured: the task moves into the
+                             // cancelled nursery, and the `start` returns.
+            let r = shield(n.start(move |status| async move {
+                status.started(());
+                *s2.lock().unwrap() = Some(current_effective_deadline());
+                checkpoint().await; // cancelled here (correctly)
+                Ok::<(), TestError>(())
+            }))
+            .await;
+            assert!(r.is_ok());
+            checkpoint().await;
+            Ok::<(), TestError>(())
+        }))
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(Deadline::Cancelled),
+        "a task moved into a cancelled nursery must see the cancellation at once"
+    );
+}
+
+/// The same window: `join` of a finished sibling completes although the task is in a
+/// cancelled nursery.
+#[hatchery::test(virtual_time)]
+async fn join_completes_after_started_into_cancelled() {
+    let joined = Arc::new(Mutex::new(None));
+    let j2 = joined.clone();
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let out = scope
+        .run(nursery(|n| async move {
+            let h = n.spawn(async { Ok::<u32, TestError>(5) });
+            until(|| h.is_finished()).await;
+            handle.cancel();
+            let r = shield(n.start(move |status| async move {
+                status.started(());
+                let v = h.join().await; // must never complete: the nursery is cancelled
+                *j2.lock().unwrap() = Some(v.is_ok());
+                checkpoint().await;
+                Ok::<(), TestError>(())
+            }))
+            .await;
+            assert!(r.is_ok());
+            checkpoint().await;
+            Ok::<(), TestError>(())
+        }))
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(
+        *joined.lock().unwrap(),
+        None,
+        "join completed in a cancelled scope"
+    );
 }

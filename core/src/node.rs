@@ -1001,8 +1001,14 @@ impl Node {
                 }
             }
             *p = Some(parent.clone());
-            // A task not linked yet links under its new parent when it first suspends.
-            linked && self.insert_into(parent)
+            // A task not linked yet (in its first poll) links under its new parent when it
+            // first suspends; it sees that parent's cancellation from now on all the same,
+            // as a task spawned into a cancelled nursery does from its first line.
+            if linked {
+                self.insert_into(parent)
+            } else {
+                parent.is_cancelled()
+            }
         };
         self.inherit(inherit);
         true
