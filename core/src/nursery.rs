@@ -46,7 +46,9 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 ///   cancelled, the nursery cancels its body and children, waits for all of them, and then
 ///   lets the enclosing scope end the work: this future never completes, even if the body
 ///   had already returned its value. (Errors that children returned before they were
-///   cancelled are still reported.)
+///   cancelled are still reported. A nursery that finishes in its very first poll, with
+///   no child cancelled, never suspended, and returns its value as code that never
+///   suspends does.)
 ///
 /// # Errors
 ///
