@@ -826,6 +826,53 @@ async fn drop_blocking_in_a_scope_body_that_timed_out_by_itself_completes() {
     assert_eq!(out, None);
 }
 
+/// A `Drop` that blocks on a scope of its own that is cancelled (a limit of its own that
+/// passes, say): that scope catches its cancellation.
+struct InnerCancelledScope(Arc<Mutex<Option<Option<()>>>>);
+
+impl Drop for InnerCancelledScope {
+    fn drop(&mut self) {
+        let r = futures_lite::future::block_on(async {
+            let s = CancelScope::new();
+            s.handle().cancel();
+            s.run(sleep(HOUR)).await
+        });
+        *self.0.lock().unwrap() = Some(r);
+    }
+}
+
+/// In the body of a scope that cancelled itself while the code around it runs on, a
+/// `Drop` may run a scope that cancels itself: it catches that (from a review: the first
+/// wait in it panicked with the Drop message, as if the code around were cancelled).
+#[hatchery::test(virtual_time)]
+async fn drop_in_a_self_cancelled_scope_body_runs_an_inner_cancelled_scope() {
+    let seen = Arc::new(Mutex::new(None));
+    let s = seen.clone();
+    let out = move_on_after(secs(1), async move {
+        let _cleanup = InnerCancelledScope(s);
+        sleep(HOUR).await;
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(*seen.lock().unwrap(), Some(None));
+}
+
+/// The same in the body of a nursery cancelled by its own `cancel()`.
+#[hatchery::test(virtual_time)]
+async fn drop_in_a_self_cancelled_nursery_body_runs_an_inner_cancelled_scope() {
+    let seen = Arc::new(Mutex::new(None));
+    let s = seen.clone();
+    let r = nursery(|n: Nursery<TestError>| async move {
+        let _cleanup = InnerCancelledScope(s);
+        n.cancel();
+        sleep(HOUR).await;
+        Ok(())
+    })
+    .await;
+    assert!(r.unwrap_err().is_cancelled());
+    assert_eq!(*seen.lock().unwrap(), Some(None));
+}
+
 /// Inside a shield in such a `Drop`, a scope cancelled itself catches its cancellation as
 /// anywhere else: its wait is not one that could never complete, and must not panic.
 #[hatchery::test(virtual_time)]

@@ -312,12 +312,13 @@ impl<X: ?Sized> Node<X> {
         false
     }
 
-    /// Whether the cancellation of the node at `ancestor` (by address) reaches this node:
-    /// it is this node, or an ancestor with no shield in between. (Below a shield, a
-    /// cancellation comes from a scope inside it, which catches it.)
-    pub(crate) fn reached_from(&self, ancestor: *const ()) -> bool {
+    /// Whether the node at `ancestor` (by address) is cancelled and its cancellation
+    /// reaches this node: it is this node, or an ancestor with no shield in between.
+    /// (Below a shield, or under an ancestor that is not cancelled, a cancellation comes
+    /// from a scope in between, which catches it.)
+    pub(crate) fn cancelled_from(&self, ancestor: *const ()) -> bool {
         if std::ptr::eq((self as *const Self).cast::<()>(), ancestor) {
-            return true;
+            return self.is_cancelled();
         }
         if self.is_shield() {
             return false;
@@ -325,7 +326,7 @@ impl<X: ?Sized> Node<X> {
         let mut cur = self.parent();
         while let Some(node) = cur {
             if std::ptr::eq(Arc::as_ptr(&node).cast::<()>(), ancestor) {
-                return true;
+                return node.is_cancelled();
             }
             if node.is_shield() {
                 return false;

@@ -822,7 +822,7 @@ pub(crate) fn current_cancelled() -> bool {
             let inside = slots
                 .node
                 .as_ref()
-                .is_some_and(|n| n.reached_from(c.dropping.get()));
+                .is_some_and(|n| n.cancelled_from(c.dropping.get()));
             drop(slots);
             if inside {
                 panic!(
