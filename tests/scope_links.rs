@@ -396,6 +396,20 @@ async fn probe(inner_scope: bool) -> Option<(bool, Deadline)> {
     got
 }
 
+/// Many rounds of the probe above, where the outer scope's task runs on another thread
+/// at the same time: woken by the cancel, it refreshes the inner scope, which the cancel
+/// has just unlinked, and marks that part of the tree itself. The cancel still returns
+/// only once the child's own node is marked (it returned early, and the child read
+/// `At(..)` right after cancelling: about once in 10,000 rounds on the multi-threaded
+/// backends).
+#[hatchery::test(virtual_time)]
+async fn a_cancel_racing_a_refresh_on_another_thread_marks_the_whole_tree() {
+    for round in 0..3000 {
+        let got = probe(true).await;
+        assert_eq!(got, Some((true, Deadline::Cancelled)), "round {round}");
+    }
+}
+
 /// The same reads without the inner scope.
 #[hatchery::test(virtual_time)]
 async fn effective_deadline_sees_outer_cancel_without_inner_scope() {

@@ -571,11 +571,17 @@ impl<X: ?Sized> Node<X> {
     }
 
     /// Marks this node and its unshielded subtree cancelled and wakes their runners.
+    ///
+    /// When it returns, the whole subtree is marked, even where another thread is
+    /// marking it at the same time (an unlinked scope's `refresh`, a second `cancel`):
+    /// a node found marked already is walked all the same, since whoever marked it may
+    /// not have reached its children yet. (A cancelled node's list holds little: its
+    /// cancelled children left it.) So code that cancels a scope it runs in sees the
+    /// cancellation at once.
     fn propagate(&self) {
-        if self.cancelled.swap(true, Ordering::SeqCst) {
-            return;
+        if !self.cancelled.swap(true, Ordering::SeqCst) {
+            self.waker.wake();
         }
-        self.waker.wake();
         let mut stack = Vec::new();
         self.cancel_children(&mut stack);
         while let Some(node) = stack.pop() {
@@ -597,6 +603,7 @@ impl<X: ?Sized> Node<X> {
         if !self.has_children.load(Ordering::SeqCst) {
             return;
         }
+        // Each child with whether we marked it (and so wake it).
         let mut children = Vec::new();
         {
             let mut inner = self.lock();
@@ -608,9 +615,17 @@ impl<X: ?Sized> Node<X> {
                 let Some(child) = weak.upgrade() else {
                     return true;
                 };
+                if child.is_shield() {
+                    // A weak reference that stays frees nothing: dropping `child` here
+                    // leaves the list's own.
+                    children.push((child, false));
+                    return true;
+                }
+                // Marked under the lock that it leaves the list under: a walk that finds
+                // it gone finds it marked.
+                let marked = !child.cancelled.swap(true, Ordering::SeqCst);
                 // Exactly one of this and the child's own `detach` takes the key.
-                let leaves = !child.is_shield()
-                    && !matches!(child.parent, Parent::Movable(_))
+                let leaves = !matches!(child.parent, Parent::Movable(_))
                     && child
                         .key
                         .compare_exchange(
@@ -621,17 +636,20 @@ impl<X: ?Sized> Node<X> {
                         )
                         .is_ok();
                 // A weak reference that leaves frees nothing: `children` holds the node.
-                children.push(child);
+                children.push((child, marked));
                 !leaves
             });
         }
         // Wake outside the lock: a waker is foreign code, and dropping the last
         // reference to a child may run user destructors.
-        for child in children {
-            if child.is_shield() || child.cancelled.swap(true, Ordering::SeqCst) {
+        for (child, marked) in children {
+            if child.is_shield() {
                 continue;
             }
-            child.waker.wake();
+            if marked {
+                child.waker.wake();
+            }
+            // Walked even if marked before: see `propagate`.
             if child.has_children.load(Ordering::SeqCst) {
                 stack.push(child);
             }
