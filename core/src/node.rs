@@ -572,16 +572,14 @@ impl<X: ?Sized> Node<X> {
 
     /// Marks this node and its unshielded subtree cancelled and wakes their runners.
     ///
-    /// When it returns, the whole subtree is marked, even where another thread is
-    /// marking it at the same time (an unlinked scope's `refresh`, a second `cancel`):
-    /// a node found marked already is walked all the same, since whoever marked it may
-    /// not have reached its children yet. (A cancelled node's list holds little: its
-    /// cancelled children left it.) So code that cancels a scope it runs in sees the
-    /// cancellation at once.
+    /// A node that is marked already is not walked again: whoever marked it walks it.
+    /// (So when two cancels of overlapping trees run at the same time on two threads,
+    /// one may return before the other has marked the part they share.)
     fn propagate(&self) {
-        if !self.cancelled.swap(true, Ordering::SeqCst) {
-            self.waker.wake();
+        if self.cancelled.swap(true, Ordering::SeqCst) {
+            return;
         }
+        self.waker.wake();
         let mut stack = Vec::new();
         self.cancel_children(&mut stack);
         while let Some(node) = stack.pop() {
@@ -621,8 +619,10 @@ impl<X: ?Sized> Node<X> {
                     children.push((child, false));
                     return true;
                 }
-                // Marked under the lock that it leaves the list under: a walk that finds
-                // it gone finds it marked.
+                // Marked before it leaves the list, under the lock: code that finds it
+                // taken out (an unlinked scope's `refresh`, on its task's thread) finds
+                // it marked, and does not take over the walk of its subtree, which this
+                // walk does before `cancel` returns.
                 let marked = !child.cancelled.swap(true, Ordering::SeqCst);
                 // Exactly one of this and the child's own `detach` takes the key.
                 let leaves = !matches!(child.parent, Parent::Movable(_))
@@ -643,13 +643,11 @@ impl<X: ?Sized> Node<X> {
         // Wake outside the lock: a waker is foreign code, and dropping the last
         // reference to a child may run user destructors.
         for (child, marked) in children {
-            if child.is_shield() {
+            // Not a shield, and not marked by someone else, who walks it.
+            if !marked {
                 continue;
             }
-            if marked {
-                child.waker.wake();
-            }
-            // Walked even if marked before: see `propagate`.
+            child.waker.wake();
             if child.has_children.load(Ordering::SeqCst) {
                 stack.push(child);
             }
