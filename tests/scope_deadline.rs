@@ -810,3 +810,26 @@ async fn a_kept_sleep_first_polled_in_a_cancelled_scope_counts_from_that_poll() 
     nap.await;
     assert_eq!(now() - start, secs(10));
 }
+
+/// A sleep kept past a scope whose deadline fell with its own (the deadline won): awaited
+/// later, it completes at once, its time having come (it waited on its spent timer for
+/// good on an executor whose timers do not complete twice).
+#[hatchery::test(virtual_time)]
+async fn a_kept_sleep_cut_by_a_deadline_at_its_own_instant_completes_later() {
+    let mut nap = std::pin::pin!(sleep(secs(10)));
+    assert_eq!(move_on_after(secs(10), &mut nap).await, None);
+    nap.await;
+    assert_eq!(elapsed(), secs(10));
+}
+
+/// The same on the executor's real timers.
+#[hatchery::test]
+async fn a_kept_sleep_cut_by_a_deadline_at_its_own_instant_completes_later_on_real_time() {
+    let start = now();
+    let at = start + hatchery_tests::ms(20);
+    let mut nap = std::pin::pin!(sleep_until(at));
+    assert_eq!(move_on_at(at, &mut nap).await, None);
+    fail_after(secs(5), nap)
+        .await
+        .expect("the kept sleep completes");
+}

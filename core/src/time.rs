@@ -108,7 +108,8 @@ enum Start {
     /// timer is armed for a step towards it, and the runtime's clock says when it is
     /// reached (the sleep may be polled outside hatchery by then).
     Stepped(Instant, Arc<dyn rt::Runtime>),
-    /// The deadline had passed at the first poll, which yielded once (a checkpoint).
+    /// The deadline had passed at the first poll, which yielded once (a checkpoint); or
+    /// it came when an enclosing deadline did, which cancelled the scope instead.
     Passed,
 }
 
@@ -238,6 +239,13 @@ impl Future for Sleep {
         // clock): if that deadline came first, or with ours, the scope was cancelled by
         // the time we were due, whichever timer is polled first.
         if rt::cancel_deadlines_before(deadline) {
+            // Our time has come all the same: polled again where no scope is cancelled (a
+            // sleep kept past that scope), we are done, without the spent timer (which
+            // some executors never complete twice).
+            this.start = Start::Passed;
+            if let Some(timer) = this.timer.take() {
+                timer.release();
+            }
             return Poll::Pending;
         }
         Poll::Ready(())
