@@ -74,7 +74,7 @@ use hatchery::{
     move_on_at, now, nursery, shield, sleep, sleep_until, CancelHandle, CancelScope, Deadline,
     Nursery, TaskHandle,
 };
-use hatchery_tests::Backend;
+use hatchery_tests::{Backend, Rng};
 
 // ----- time -----
 
@@ -117,24 +117,6 @@ fn now_ticks() -> u64 {
 }
 
 // ----- random trees -----
-
-/// A tiny deterministic generator (xorshift64*), so that a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// One suspension of a leaf. Durations and instants are whole seconds.
 #[derive(Debug, Clone, Copy)]
@@ -278,16 +260,16 @@ impl Gen<'_> {
         let n = if self.rng.chance(12) {
             0
         } else {
-            1 + self.rng.below(max_ops)
+            1 + self.rng.below_u64(max_ops)
         };
         let ops = (0..n)
             .map(|_| {
                 if self.rng.chance(self.p.checkpoints) {
                     Op::Checkpoint
                 } else if self.rng.chance(70) {
-                    Op::Sleep(self.rng.below(4))
+                    Op::Sleep(self.rng.below_u64(4))
                 } else {
-                    Op::Until(self.rng.below(10))
+                    Op::Until(self.rng.below_u64(10))
                 }
             })
             .collect();
@@ -311,14 +293,14 @@ impl Gen<'_> {
                 post: Box::new(self.tree(depth - 1, false)),
             };
         }
-        match self.rng.below(100) {
+        match self.rng.below_u64(100) {
             0..=39 => self.scope(depth, body_of),
             40..=56 => {
                 let id = self.id();
                 if self.rng.chance(30) {
                     self.handles.push((id, Target::Nursery));
                 }
-                let children = (0..self.rng.below(3))
+                let children = (0..self.rng.below_u64(3))
                     .map(|_| {
                         let task = self.id();
                         if self.rng.chance(20) {
@@ -339,7 +321,7 @@ impl Gen<'_> {
                 cleanup: Box::new(self.tree(depth.min(2) - 1, body_of)),
             },
             _ => Tree::Seq(
-                (0..2 + self.rng.below(2))
+                (0..2 + self.rng.below_u64(2))
                     .map(|_| self.tree(depth - 1, body_of))
                     .collect(),
             ),
@@ -351,15 +333,15 @@ impl Gen<'_> {
         let secs = if self.rng.chance(4) {
             FOREVER
         } else {
-            self.rng.below(5)
+            self.rng.below_u64(5)
         };
         let at = if self.rng.chance(4) {
             FAR
         } else {
-            self.rng.below(10)
+            self.rng.below_u64(10)
         };
         let kind = if self.rng.chance(100 - self.p.custom) {
-            match self.rng.below(100) {
+            match self.rng.below_u64(100) {
                 0..=29 => ScopeKind::MoveOnAfter(secs),
                 30..=49 => ScopeKind::MoveOnAt(at),
                 50..=69 => ScopeKind::FailAfter(secs),
@@ -369,7 +351,7 @@ impl Gen<'_> {
         } else {
             {
                 self.handles.push((id, Target::Scope));
-                let limit = match self.rng.below(3) {
+                let limit = match self.rng.below_u64(3) {
                     0 => Limit::None,
                     1 => Limit::Timeout(secs),
                     _ => Limit::At(at),
@@ -390,14 +372,14 @@ impl Gen<'_> {
 }
 
 fn gen_case(seed: u64) -> Case {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::seeded(seed);
     let p = Profile {
-        depth: 3 + rng.below(4) as u32,
-        leaf: 10 + rng.below(20),
-        custom: 30 + rng.below(50),
-        checkpoints: 10 + rng.below(30),
-        starts: rng.below(30),
-        actions: 2 + rng.below(7),
+        depth: 3 + rng.below_u64(4) as u32,
+        leaf: 10 + rng.below_u64(20),
+        custom: 30 + rng.below_u64(50),
+        checkpoints: 10 + rng.below_u64(30),
+        starts: rng.below_u64(30),
+        actions: 2 + rng.below_u64(7),
     };
     let (depth, max_actions) = (p.depth, p.actions);
     let mut g = Gen {
@@ -410,23 +392,23 @@ fn gen_case(seed: u64) -> Case {
     let handles = std::mem::take(&mut g.handles);
     let mut actions = Vec::new();
     if !handles.is_empty() {
-        let count = rng.below(max_actions + 1);
+        let count = rng.below_u64(max_actions + 1);
         // Distinct fractions (1..=15 sixteenths), so that no two actions, and nothing
         // else, ever fall on the same instant.
         let mut fractions: Vec<u64> = (1..TICKS).collect();
         for _ in 0..count {
-            let f = fractions.remove(rng.below(fractions.len() as u64) as usize);
-            let (target, kind) = handles[rng.below(handles.len() as u64) as usize];
-            let act = match rng.below(100) {
+            let f = fractions.remove(rng.below_u64(fractions.len() as u64) as usize);
+            let (target, kind) = handles[rng.below_u64(handles.len() as u64) as usize];
+            let act = match rng.below_u64(100) {
                 _ if kind != Target::Scope => Act::Cancel,
                 0..=39 => Act::Cancel,
                 40..=44 => Act::SetAt(FAR),
-                45..=74 => Act::SetAt(rng.below(11)),
-                75..=89 => Act::SetIn(1 + rng.below(3)),
+                45..=74 => Act::SetAt(rng.below_u64(11)),
+                75..=89 => Act::SetIn(1 + rng.below_u64(3)),
                 _ => Act::Remove,
             };
             actions.push(Action {
-                at: rng.below(10) * TICKS + f,
+                at: rng.below_u64(10) * TICKS + f,
                 target,
                 kind,
                 act,

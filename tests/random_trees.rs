@@ -19,25 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hatchery::{checkpoint, finally, nursery, sleep, CancelScope};
-use hatchery_tests::Backend;
-
-/// A tiny deterministic generator (xorshift64*), so that a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+use hatchery_tests::{Backend, Rng};
 
 #[derive(Debug, Clone)]
 enum Tree {
@@ -75,29 +57,29 @@ fn gen(rng: &mut Rng, depth: u32, next_id: &mut u32) -> Tree {
     let leaf = depth == 0 || rng.chance(35);
     if leaf {
         *next_id += 1;
-        let end = match rng.below(100) {
+        let end = match rng.below_u64(100) {
             0..=79 => End::Ok,
             80..=96 => End::Fail,
             _ => End::Panic,
         };
         return Tree::Leaf {
             id: *next_id,
-            steps: rng.below(4) as u32,
+            steps: rng.below_u64(4) as u32,
             sleep: rng.chance(30),
             end,
         };
     }
-    match rng.below(10) {
+    match rng.below_u64(10) {
         0..=3 => Tree::Nursery {
             body: Box::new(gen(rng, depth - 1, next_id)),
-            children: (0..rng.below(4))
+            children: (0..rng.below_u64(4))
                 .map(|_| gen(rng, depth - 1, next_id))
                 .collect(),
         },
         4..=7 => Tree::Scope {
-            timeout_us: rng.chance(60).then(|| rng.below(1500)),
+            timeout_us: rng.chance(60).then(|| rng.below_u64(1500)),
             shield: rng.chance(20),
-            cancel_after: rng.chance(20).then(|| rng.below(3) as u32),
+            cancel_after: rng.chance(20).then(|| rng.below_u64(3) as u32),
             body: Box::new(gen(rng, depth - 1, next_id)),
         },
         _ => Tree::Finally {
@@ -272,7 +254,7 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
 }
 
 fn check_case(seed: u64, backend: Backend) {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::seeded(seed);
     let mut ids = 0;
     let tree = gen(&mut rng, 4, &mut ids);
     let seen = Arc::new(Seen::default());
