@@ -2,7 +2,7 @@
 //! or was cancelled (C6 applied to Python's `try: ... finally:`).
 
 use hatchery::testing::elapsed;
-use hatchery::{finally, move_on_after, nursery, sleep, CancelScope};
+use hatchery::{finally, finally_with, move_on_after, nursery, sleep, CancelScope};
 use hatchery_tests::{secs, Log, TestError, HOUR};
 
 /// Work that finishes: the cleanup runs after it, then the value comes out.
@@ -133,4 +133,118 @@ async fn cleanup_when_sibling_fails() {
 async fn checkpoint_twice() {
     hatchery::checkpoint().await;
     hatchery::checkpoint().await;
+}
+
+/// A resource with `&mut self` methods and a `close` that takes it, for `finally_with`.
+struct Session {
+    log: Log,
+    rows: u32,
+}
+
+impl Session {
+    async fn execute(&mut self, secs_taken: u64) -> u32 {
+        self.log.push("execute");
+        sleep(secs(secs_taken)).await;
+        self.rows += 1;
+        self.rows
+    }
+
+    async fn close(self) {
+        sleep(secs(1)).await;
+        self.log.push("closed");
+    }
+}
+
+/// The work borrows the resource mutably, the cleanup takes it: after the work's value.
+#[hatchery::test(virtual_time)]
+async fn finally_with_lends_then_hands_over_the_resource() {
+    let log = Log::new();
+    let session = Session {
+        log: log.clone(),
+        rows: 41,
+    };
+    let out = finally_with(
+        session,
+        async |s: &mut Session| s.execute(2).await,
+        async |s: Session| {
+            assert_eq!(s.rows, 42, "the cleanup sees what the work did");
+            s.close().await
+        },
+    )
+    .await;
+    assert_eq!(out, 42);
+    assert_eq!(log.events(), ["execute", "closed"]);
+    assert_eq!(elapsed(), secs(3));
+}
+
+/// Cancelled at its suspension point, the work gives the resource back, and the cleanup
+/// runs to its end, shielded; then the cancellation goes on.
+#[hatchery::test(virtual_time)]
+async fn finally_with_cleans_up_a_cancelled_work() {
+    let log = Log::new();
+    let session = Session {
+        log: log.clone(),
+        rows: 0,
+    };
+    let out = move_on_after(
+        secs(5),
+        finally_with(
+            session,
+            async |s: &mut Session| s.execute(3600).await,
+            async |s: Session| s.close().await,
+        ),
+    )
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(log.events(), ["execute", "closed"]);
+    assert_eq!(elapsed(), secs(6));
+}
+
+/// In a scope cancelled before it starts, the work runs to its first suspension point,
+/// as `finally`'s does, and the cleanup still gets the resource.
+#[hatchery::test(virtual_time)]
+async fn finally_with_in_a_cancelled_scope_still_cleans_up() {
+    let log = Log::new();
+    let session = Session {
+        log: log.clone(),
+        rows: 0,
+    };
+    let scope = CancelScope::new();
+    scope.handle().cancel();
+    let out = scope
+        .run(finally_with(
+            session,
+            async |s: &mut Session| s.execute(1).await,
+            async |s: Session| s.close().await,
+        ))
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(log.events(), ["execute", "closed"]);
+}
+
+/// It runs in a spawned task (its future is `Send` when the resource and the closures'
+/// futures are), and a cancelled nursery waits for its cleanup.
+#[hatchery::test(virtual_time)]
+async fn finally_with_in_a_spawned_task() {
+    let log = Log::new();
+    let l = log.clone();
+    let r = nursery(|n: hatchery::Nursery<TestError>| async move {
+        n.spawn(async move {
+            let session = Session { log: l, rows: 0 };
+            finally_with(
+                session,
+                async |s: &mut Session| s.execute(3600).await,
+                async |s: Session| s.close().await,
+            )
+            .await;
+            Ok(())
+        });
+        sleep(secs(1)).await;
+        n.cancel();
+        Ok(())
+    })
+    .await;
+    assert!(r.is_ok(), "the body had produced its value");
+    assert_eq!(log.events(), ["execute", "closed"]);
+    assert_eq!(elapsed(), secs(2));
 }

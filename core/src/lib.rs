@@ -15,7 +15,8 @@
 //!   body is dropped at its next suspension point, so any crate's futures are cancelled
 //!   too. [`move_on_after`] and [`fail_after`] are scopes with a timeout.
 //! * A **shield** ([`shield`]) protects cleanup from the cancellation of enclosing scopes;
-//!   [`finally`] runs shielded async cleanup after work that may be cancelled.
+//!   [`finally`] runs shielded async cleanup after work that may be cancelled, and
+//!   [`finally_with`] does so for a resource that the work borrows and the cleanup takes.
 //! * The **effective deadline** ([`current_effective_deadline`]) is what a library
 //!   passes to its I/O so that the whole call tree honours its caller's deadline.
 //! * **Combinators** cover the everyday patterns, each built on a nursery (so nothing is
@@ -143,8 +144,8 @@ pub use crate::combinators::{
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
 pub use crate::nursery::{nursery, Nursery};
 pub use crate::scope::{
-    fail_after, fail_at, finally, move_on_after, move_on_at, shield, CancelHandle, CancelScope,
-    Elapsed,
+    fail_after, fail_at, finally, finally_with, move_on_after, move_on_at, shield, CancelHandle,
+    CancelScope, Elapsed,
 };
 pub use crate::sync::{memory_stream, memory_stream_unbounded, ReceiveStream, SendStream};
 pub use crate::task::{TaskHandle, TaskStatus};

@@ -1393,10 +1393,8 @@ pub fn shield<F: IntoFuture>(fut: F) -> Shield<F::IntoFuture> {
 /// (Python's `except Cancelled:`, a rollback unless the work committed), let the work
 /// say so through a flag both futures share (an `AtomicBool`, so that the `finally` can
 /// run in a spawned task, which must be `Send`; in the root future a `Cell` does too).
-/// Both futures exist at once, so they cannot both borrow one resource mutably: put it
-/// in a [`sync::Lock`](crate::sync::Lock) that each locks in turn (the work, and its
-/// guard, are gone before the cleanup starts), with an `Option` inside for a `close`
-/// that takes it by value.
+/// Both futures exist at once, so they cannot both borrow one resource mutably: for
+/// work on a resource that the cleanup then closes, use [`finally_with`].
 ///
 /// ```
 /// use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -1436,6 +1434,101 @@ pub fn finally<W: IntoFuture, C: IntoFuture<Output = ()>>(
         orphaned: false,
         hold: None,
     }
+}
+
+/// [`finally`] for work on a resource that the cleanup then takes: runs
+/// `work(&mut resource)`, then `cleanup(resource)`, and makes sure the cleanup runs to its
+/// end even when the work is cancelled (Python's `async with session:`, or
+/// `try: await s.execute() finally: await s.close()` with a `close` that takes `self`).
+///
+/// `finally(s.execute(..), s.close())` cannot be written for a resource whose methods
+/// take `&mut self` (the two futures would borrow it at once) or whose `close` takes it
+/// by value. Here the resource is lent to the work, then handed to the cleanup, which
+/// gets it back whether the work finished, was cancelled at a suspension point, or
+/// never started. Otherwise everything is as for [`finally`]: the cleanup is shielded
+/// (give it its own limit with [`move_on_after`] inside), and does not run if the work
+/// panics (the resource is dropped then).
+///
+/// # Cancel safety
+///
+/// As for [`finally`]: if an enclosing scope is cancelled, the work is dropped at its
+/// suspension point, the cleanup runs to its end with the resource, and then this future
+/// never completes (the cancelled scope returns). Dropping the future from outside
+/// hatchery drops the work and the resource without running the cleanup.
+///
+/// # Panics
+///
+/// As for [`finally`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+/// use std::time::Duration;
+/// use hatchery::{finally_with, move_on_after, sleep};
+///
+/// static CLOSED: AtomicBool = AtomicBool::new(false);
+///
+/// struct Session {
+///     rows: u32,
+/// }
+///
+/// impl Session {
+///     async fn execute(&mut self, _sql: &str) -> u32 {
+///         sleep(Duration::from_secs(3600)).await; // a slow query
+///         self.rows += 1;
+///         self.rows
+///     }
+///     async fn close(self) {
+///         sleep(Duration::from_millis(1)).await; // say goodbye to the server
+///         CLOSED.store(true, SeqCst);
+///     }
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let out = move_on_after(
+///     Duration::from_millis(5),
+///     finally_with(
+///         Session { rows: 0 },
+///         async |s: &mut Session| s.execute("UPDATE ...").await,
+///         async |s: Session| s.close().await, // runs, shielded, after the timeout
+///     ),
+/// )
+/// .await;
+/// assert_eq!(out, None);
+/// assert!(CLOSED.load(SeqCst));
+/// # });
+/// ```
+pub async fn finally_with<R, T, W, C>(resource: R, work: W, cleanup: C) -> T
+where
+    W: AsyncFnOnce(&mut R) -> T,
+    C: AsyncFnOnce(R),
+{
+    // Taken by the work for its duration, and put back even when the work is dropped
+    // (cancelled) or unwinds; the two never run at once.
+    let slot = std::sync::Mutex::new(Some(resource));
+    struct Lent<'a, R>(&'a std::sync::Mutex<Option<R>>, Option<R>);
+    impl<R> Drop for Lent<'_, R> {
+        fn drop(&mut self) {
+            if let Some(r) = self.1.take() {
+                *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            }
+        }
+    }
+    let take = || slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    finally(
+        async {
+            let mut lent = Lent(&slot, take());
+            let resource = lent.1.as_mut().expect("the resource is lent once");
+            work(resource).await
+        },
+        async {
+            if let Some(resource) = take() {
+                cleanup(resource).await;
+            }
+        },
+    )
+    .await
 }
 
 pin_project! {
