@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use hatchery::testing::elapsed;
@@ -421,4 +421,135 @@ async fn effective_deadline_sees_outer_cancel_without_inner_scope() {
 #[hatchery::test(virtual_time)]
 async fn effective_deadline_sees_outer_cancel_through_inner_scope() {
     assert_eq!(probe(true).await, Some((true, Deadline::Cancelled)));
+}
+
+/// A waker that, once armed, holds the thread that first wakes it until released
+/// (stands in for a slow waker, or the walking thread being preempted).
+struct Gate {
+    armed: AtomicBool,
+    in_wake: AtomicBool,
+    release: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+/// Waits (in real time, up to 10 s) until `flag` is set; whether it was.
+fn wait_until_set(flag: &AtomicBool) -> bool {
+    let start = Instant::now();
+    while !flag.load(Ordering::SeqCst) {
+        if start.elapsed() > Duration::from_secs(10) {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+    true
+}
+
+impl Wake for Gate {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.in_wake.store(true, Ordering::SeqCst);
+            wait_until_set(&self.release);
+        }
+        if let Some(w) = self.task.lock().unwrap().take() {
+            w.wake();
+        }
+    }
+}
+
+/// Polls its future with the gate's waker (as a combinator with wakers of its own does):
+/// a scope inside is linked into its parent's child list and registers the gate.
+struct Gated<F> {
+    fut: Pin<Box<F>>,
+    gate: Arc<Gate>,
+}
+
+impl<F: Future> Future for Gated<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        *self.gate.task.lock().unwrap() = Some(cx.waker().clone());
+        let waker = Waker::from(self.gate.clone());
+        self.fut.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+}
+
+/// KNOWN, not fixed yet: two cancels of one scope racing on two threads. The first
+/// walk takes a nursery out of the scope's list (marking it) and is held (a slow waker,
+/// or preemption) before it walks that nursery's subtree; the second `cancel()` finds the
+/// list empty and returns at once, and the task that called it reads `Never`. The fix
+/// this asks for: a node leaves its parent's list only once its subtree is marked
+/// (children with children of their own removed after their walk; children that link
+/// into a cancelled parent not kept in its list; cancelled `start`ed roots removed too),
+/// so that a walk that finds a child gone knows its subtree is done, and one that finds
+/// it still there helps. (From a review; see the CHANGELOG.)
+#[hatchery::test]
+#[ignore = "known: two cancels racing on two threads (see the doc comment)"]
+async fn a_second_cancel_racing_the_first_returns_only_once_the_tree_is_marked() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let gate = Arc::new(Gate {
+        armed: AtomicBool::new(false),
+        in_wake: AtomicBool::new(false),
+        release: AtomicBool::new(false),
+        task: Mutex::new(None),
+    });
+    let ready = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<Option<Option<Deadline>>>> = Arc::default();
+    // Thread C: the first cancel.
+    let other = {
+        let (h, ready) = (handle.clone(), ready.clone());
+        std::thread::spawn(move || {
+            if wait_until_set(&ready) {
+                h.cancel();
+            }
+        })
+    };
+    let (g, r, s, h) = (gate.clone(), ready.clone(), seen.clone(), handle.clone());
+    let g2 = gate.clone();
+    scope
+        .run(nursery(move |n: Nursery<TestError>| async move {
+            // X: a task with a nursery of its own, holding T.
+            n.spawn(async move {
+                nursery(move |n2: Nursery<TestError>| async move {
+                    n2.spawn(async move {
+                        // T: linked into n2 from its first suspension; give X time to
+                        // suspend (and link into n) too.
+                        checkpoint().await;
+                        sleep(Duration::from_millis(50)).await;
+                        g.armed.store(true, Ordering::SeqCst);
+                        r.store(true, Ordering::SeqCst); // C cancels the scope now
+                        let reached = wait_until_set(&g.in_wake);
+                        h.cancel(); // a second cancel of the same scope, from inside it
+                        let got = current_effective_deadline();
+                        *s.lock().unwrap() = Some(reached.then_some(got));
+                        g.release.store(true, Ordering::SeqCst);
+                        Ok(())
+                    });
+                    std::future::pending::<()>().await;
+                    Ok(())
+                })
+                .await
+                .map_err(|_| TestError("inner nursery"))
+            });
+            // A scope in the body polled with the gate's waker: linked into n.
+            Gated {
+                fut: Box::pin(CancelScope::new().run(std::future::pending::<()>())),
+                gate: g2,
+            }
+            .await;
+            Ok(())
+        }))
+        .await;
+    gate.release.store(true, Ordering::SeqCst);
+    other.join().unwrap();
+    let got = seen.lock().unwrap().take();
+    assert_eq!(
+        got,
+        Some(Some(Deadline::Cancelled)),
+        "(None inside: the first cancel's walk never reached the gate, a setup problem)"
+    );
 }
