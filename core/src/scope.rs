@@ -1460,6 +1460,8 @@ pub fn finally<W: IntoFuture, C: IntoFuture<Output = ()>>(
 ///
 /// As for [`finally`].
 ///
+/// Its future is an `async fn`'s, which has no name: box it to keep it in a struct.
+///
 /// # Examples
 ///
 /// ```
