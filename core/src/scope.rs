@@ -1447,7 +1447,8 @@ pub fn finally<W: IntoFuture, C: IntoFuture<Output = ()>>(
 /// gets it back whether the work finished, was cancelled at a suspension point, or
 /// never started. Otherwise everything is as for [`finally`]: the cleanup is shielded
 /// (give it its own limit with [`move_on_after`] inside), and does not run if the work
-/// panics (the resource is dropped then).
+/// panics (the resource is dropped then). Its future is an `async fn`'s, which has no
+/// name: box it to keep it in a struct.
 ///
 /// # Cancel safety
 ///
@@ -1459,8 +1460,6 @@ pub fn finally<W: IntoFuture, C: IntoFuture<Output = ()>>(
 /// # Panics
 ///
 /// As for [`finally`].
-///
-/// Its future is an `async fn`'s, which has no name: box it to keep it in a struct.
 ///
 /// # Examples
 ///
