@@ -572,42 +572,64 @@ impl<X: ?Sized> Node<X> {
 
     /// Marks this node and its unshielded subtree cancelled and wakes their runners.
     ///
-    /// A node that is marked already is not walked again: whoever marked it walks it.
-    /// (So when two cancels of overlapping trees run at the same time on two threads,
-    /// one may return before the other has marked the part they share.)
+    /// When it returns, the whole subtree is marked, also where another thread marks
+    /// part of it at the same time (a second `cancel`, an unlinked scope's `refresh`):
+    /// a marked node leaves its parent's list only once its own subtree is marked, so a
+    /// walk that finds a child gone knows it is done, and one that finds a marked child
+    /// still there walks it too. Lists of cancelled nodes are left with their shields
+    /// only (a child that links into a cancelled parent does not stay), so walking a
+    /// cancelled node again costs next to nothing.
     fn propagate(&self) {
-        if self.cancelled.swap(true, Ordering::SeqCst) {
-            return;
+        if !self.cancelled.swap(true, Ordering::SeqCst) {
+            self.waker.wake();
         }
-        self.waker.wake();
+        // Nodes whose lists are still to walk, and the marked children with children of
+        // their own, to take out of their parents' lists once the whole walk is done.
         let mut stack = Vec::new();
-        self.cancel_children(&mut stack);
+        let mut later = Vec::new();
+        self.cancel_children(None, &mut stack, &mut later);
         while let Some(node) = stack.pop() {
-            node.cancel_children(&mut stack);
+            node.cancel_children(Some(&node), &mut stack, &mut later);
+        }
+        for (parent, child, key) in later {
+            match &parent {
+                Some(parent) => parent.take_out(&child, key),
+                None => self.take_out(&child, key),
+            }
         }
     }
 
-    /// Marks this node's live, unshielded children cancelled and wakes them; pushes
-    /// those that have children of their own, to be walked next.
-    ///
-    /// The children it cancels also leave the child list, under the one lock taken here,
-    /// so that they do not each take it again to unlink themselves when they finish: a
-    /// cancelled child has nothing more to learn from its parent. Shields stay, and so do
-    /// movable task roots (`start` moves them under their own lock).
-    fn cancel_children(&self, stack: &mut Vec<Arc<Node>>) {
+    /// Marks this node's live, unshielded children cancelled and wakes those it marked.
+    /// A child without children of its own leaves the list at once, under the one lock
+    /// taken here, so that it does not take that lock again to unlink itself when it
+    /// finishes: a cancelled child has nothing more to learn from its parent. A child
+    /// with children is pushed on `stack`, to be walked, and on `later`, to leave the
+    /// list once that walk is done. Shields stay. (`me` is this node, for `later`; `None`
+    /// for the node the walk started from.)
+    fn cancel_children(
+        &self,
+        me: Option<&Arc<Node>>,
+        stack: &mut Vec<Arc<Node>>,
+        later: &mut Vec<TakeOut>,
+    ) {
         // Reading the flag after our caller set `cancelled` pairs with `attach`, which
         // sets it under the lock and then reads `cancelled`: a new child either is in
         // the list we read, or sees the flag.
         if !self.has_children.load(Ordering::SeqCst) {
             return;
         }
-        // Each child with whether we marked it (and so wake it).
+        // Each child with whether we marked it (and so wake it), and its key if it is
+        // to leave the list after its walk.
         let mut children = Vec::new();
         {
             let mut inner = self.lock();
             let Some(rare) = &mut inner.rare else {
                 return;
             };
+            // An empty list costs nothing to walk again (its slots are not visited).
+            if rare.children.is_empty() {
+                return;
+            }
             children.reserve(rare.children.len());
             rare.children.retain(|key, weak| {
                 let Some(child) = weak.upgrade() else {
@@ -616,40 +638,59 @@ impl<X: ?Sized> Node<X> {
                 if child.is_shield() {
                     // A weak reference that stays frees nothing: dropping `child` here
                     // leaves the list's own.
-                    children.push((child, false));
+                    children.push((child, false, None));
                     return true;
                 }
-                // Marked before it leaves the list, under the lock: code that finds it
-                // taken out (an unlinked scope's `refresh`, on its task's thread) finds
-                // it marked, and does not take over the walk of its subtree, which this
-                // walk does before `cancel` returns.
+                // Marked under the lock, before it leaves the list: code that finds it
+                // gone finds it marked.
                 let marked = !child.cancelled.swap(true, Ordering::SeqCst);
-                // Exactly one of this and the child's own `detach` takes the key.
-                let leaves = !matches!(child.parent, Parent::Movable(_))
-                    && child
-                        .key
-                        .compare_exchange(
-                            key as u32,
-                            DROPPED_KEY,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        )
-                        .is_ok();
+                // Read after marking: pairs with `insert_into`, which sets the flag and
+                // then reads ours. A grandchild either is in the child's list when the
+                // child is walked, or sees the child marked.
+                if child.has_children.load(Ordering::SeqCst) {
+                    children.push((child, marked, Some(key as u32)));
+                    return true;
+                }
+                // Exactly one of this and the child's own `detach` takes the key. (A
+                // marked `start`ed root is never moved: `reparent` refuses it.)
+                let leaves = child
+                    .key
+                    .compare_exchange(key as u32, DROPPED_KEY, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
                 // A weak reference that leaves frees nothing: `children` holds the node.
-                children.push((child, marked));
+                children.push((child, marked, None));
                 !leaves
             });
+            if rare.children.is_empty() {
+                // Let its slots go: walking it again (another cancel) visits every slot.
+                rare.children = Slab::new();
+            }
         }
         // Wake outside the lock: a waker is foreign code, and dropping the last
         // reference to a child may run user destructors.
-        for (child, marked) in children {
-            // Not a shield, and not marked by someone else, who walks it.
-            if !marked {
-                continue;
+        for (child, marked, walk) in children {
+            if marked {
+                child.waker.wake();
             }
-            child.waker.wake();
-            if child.has_children.load(Ordering::SeqCst) {
+            if let Some(key) = walk {
+                later.push((me.cloned(), child.clone(), key));
                 stack.push(child);
+            }
+        }
+    }
+
+    /// Takes `child` (marked, its subtree too) out of this node's list, unless it left
+    /// by itself (`detach`) or another walk took it out.
+    fn take_out(&self, child: &Node, key: u32) {
+        let mut inner = self.lock();
+        if child
+            .key
+            .compare_exchange(key, DROPPED_KEY, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            if let Some(rare) = &mut inner.rare {
+                // The weak reference frees nothing: the caller holds `child`.
+                rare.children.try_remove(key as usize);
             }
         }
     }
@@ -944,8 +985,15 @@ impl Node {
             parent.has_children.store(true, Ordering::SeqCst);
         }
         // The parent may itself be an unlinked scope whose flag lags: read up the tree.
-        (parent.cancelled.load(Ordering::SeqCst) && !parent.is_finished())
-            || parent.ancestors_cancelled()
+        let cancelled = (parent.cancelled.load(Ordering::SeqCst) && !parent.is_finished())
+            || parent.ancestors_cancelled();
+        if cancelled && !self.is_shield() {
+            // A cancelled parent's list keeps only its shields (see `propagate`): we take
+            // its cancellation ourselves (our caller inherits it), as its walk would.
+            p.rare().children.try_remove(key as usize);
+            self.key.store(DROPPED_KEY, Ordering::Release);
+        }
+        cancelled
     }
 
     /// Links a task root into its parent's child list if it is not linked yet, and
@@ -1031,6 +1079,10 @@ impl Node {
         true
     }
 }
+
+/// A marked child with children of its own, to take out of its parent's list (`None`:
+/// the node the walk started from) under its key once the walk is done.
+type TakeOut = (Option<Arc<Node>>, Arc<Node>, u32);
 
 /// Keeps a node and its ancestors within the same task from dropping their bodies: while
 /// a `Hold` lives, something inside them still has to finish its own work first (a
