@@ -142,6 +142,13 @@ struct Session {
 }
 
 impl Session {
+    fn new(log: &Log, rows: u32) -> Session {
+        Session {
+            log: log.clone(),
+            rows,
+        }
+    }
+
     async fn execute(&mut self, secs_taken: u64) -> u32 {
         self.log.push("execute");
         sleep(secs(secs_taken)).await;
@@ -159,10 +166,7 @@ impl Session {
 #[hatchery::test(virtual_time)]
 async fn finally_with_lends_then_hands_over_the_resource() {
     let log = Log::new();
-    let session = Session {
-        log: log.clone(),
-        rows: 41,
-    };
+    let session = Session::new(&log, 41);
     let out = finally_with(
         session,
         async |s: &mut Session| s.execute(2).await,
@@ -182,10 +186,7 @@ async fn finally_with_lends_then_hands_over_the_resource() {
 #[hatchery::test(virtual_time)]
 async fn finally_with_cleans_up_a_cancelled_work() {
     let log = Log::new();
-    let session = Session {
-        log: log.clone(),
-        rows: 0,
-    };
+    let session = Session::new(&log, 0);
     let out = move_on_after(
         secs(5),
         finally_with(
@@ -205,10 +206,7 @@ async fn finally_with_cleans_up_a_cancelled_work() {
 #[hatchery::test(virtual_time)]
 async fn finally_with_in_a_cancelled_scope_still_cleans_up() {
     let log = Log::new();
-    let session = Session {
-        log: log.clone(),
-        rows: 0,
-    };
+    let session = Session::new(&log, 0);
     let scope = CancelScope::new();
     scope.handle().cancel();
     let out = scope
@@ -230,7 +228,7 @@ async fn finally_with_in_a_spawned_task() {
     let l = log.clone();
     let r = nursery(|n: hatchery::Nursery<TestError>| async move {
         n.spawn(async move {
-            let session = Session { log: l, rows: 0 };
+            let session = Session::new(&l, 0);
             finally_with(
                 session,
                 async |s: &mut Session| s.execute(3600).await,
