@@ -17,7 +17,7 @@ use futures_lite::future;
 use hatchery::testing::elapsed;
 use hatchery::{
     checkpoint, current_effective_deadline, finally, move_on_after, nursery, sleep, CancelScope,
-    Deadline, Nursery, TaskHandle,
+    Deadline, Nursery, TaskHandle, TaskStatus,
 };
 use hatchery_tests::{secs, Log, TestError, HOUR};
 
@@ -364,6 +364,80 @@ async fn join_after_outer_cancel_through_inner_scope_does_not_complete() {
         .await;
     assert_eq!(out, None);
     assert!(log.is_empty(), "{:?}", log.events());
+}
+
+/// A task `start`ed from inside a plain scope of the caller (`move_on_after(t,
+/// n.start(..))`, the usual start with a timeout) that cancels a scope around that one,
+/// before `started`, is cancelled at once, as a spawned task is: it reads `Cancelled`,
+/// and its join of a finished sibling does not complete. The caller's scope was left out
+/// of the nursery's child list, so the cancellation did not reach the task.
+#[hatchery::test(virtual_time)]
+async fn start_task_under_inner_scope_sees_outer_cancel_at_once() {
+    let outer = CancelScope::new();
+    let handle = outer.handle();
+    let seen: Arc<Mutex<Option<(Deadline, bool)>>> = Arc::default();
+    let s = seen.clone();
+    let out = outer
+        .run(nursery(|n: Nursery<TestError>| async move {
+            let done = n.spawn(async { Ok(7) });
+            CancelScope::new()
+                .run(n.start(move |_status: TaskStatus<()>| async move {
+                    while !done.is_finished() {
+                        checkpoint().await; // suspends: linked from here on
+                    }
+                    handle.cancel(); // cancels outer, around the caller's scope
+                    *s.lock().unwrap() = Some((current_effective_deadline(), false));
+                    let _v = done.join().await; // a finished sibling: must not complete
+                    s.lock().unwrap().as_mut().unwrap().1 = true;
+                    sleep(HOUR).await;
+                    Ok(())
+                }))
+                .await;
+            Ok(())
+        }))
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(
+        seen.lock().unwrap().take(),
+        Some((Deadline::Cancelled, false)),
+        "(effective deadline right after cancel(), whether the join completed)"
+    );
+}
+
+/// A `start`ed task that cancels its caller's scope (the nursery) in its first poll sees
+/// the cancellation at once, as a spawned task does
+/// (`effective_deadline_in_first_poll_sees_the_cancellation`). The task was in nobody's
+/// child list until it first suspended, and the walk up from inside it stopped at its
+/// root.
+#[hatchery::test]
+async fn start_task_sees_its_callers_cancel_in_its_first_poll() {
+    let seen: Arc<Mutex<Option<(Deadline, bool)>>> = Arc::default();
+    let s = seen.clone();
+    let r = nursery(|n: Nursery<TestError>| async move {
+        let done = n.spawn(async { Ok(7) });
+        while !done.is_finished() {
+            checkpoint().await;
+        }
+        let n2 = n.clone();
+        let _ = n
+            .start(move |_status: TaskStatus<()>| async move {
+                n2.cancel(); // first poll: cancels the caller's scope, the nursery
+                *s.lock().unwrap() = Some((current_effective_deadline(), false));
+                let _v = done.join().await; // a finished sibling: must not complete
+                s.lock().unwrap().as_mut().unwrap().1 = true;
+                sleep(HOUR).await;
+                Ok(())
+            })
+            .await;
+        Ok(())
+    })
+    .await;
+    assert!(r.unwrap_err().is_cancelled());
+    assert_eq!(
+        seen.lock().unwrap().take(),
+        Some((Deadline::Cancelled, false)),
+        "(effective deadline right after cancel(), whether the join completed)"
+    );
 }
 
 /// What a child sees right after it cancels the outer scope, with or without a plain

@@ -7,7 +7,8 @@
 //! suspension point.
 //!
 //! Not every node is in its parent's child list. Nurseries are (their tasks run
-//! elsewhere), and so is every task once it first suspends. A scope is linked only when
+//! elsewhere), and so is every task once it first suspends (a `start`ed one from its
+//! first poll on). A scope is linked only when
 //! its parent's runner would not poll it: when it is polled through a combinator with
 //! wakers of its own, or from another task
 //! ([`enter_node`](crate::rt::enter_node)). Any other scope is polled
@@ -358,7 +359,8 @@ impl<X: ?Sized> Node<X> {
 
     /// A task root in its parent's child list: the parent's cancellation marks it, so
     /// an upward walk of flags ends here. (A spawned task's root joins the list when the
-    /// task first suspends; a `start`ed task's parent can move, and is not walked.)
+    /// task first suspends; a `start`ed task's parent can move, and is not walked: its
+    /// root joins the list when its first poll begins.)
     #[inline]
     fn stops_walk(&self) -> bool {
         self.root && self.key.load(Ordering::Acquire) != NO_KEY
@@ -833,10 +835,10 @@ impl Node {
 
     /// Links this scope and its unlinked ancestors in the same task, up to the nearest
     /// linked one, shield or task root, each into its parent's child list (as
-    /// [`link_scope`](Node::link_scope) does). Called when a nursery is entered, by the
-    /// task that polls these scopes (their own runner, unless a scope future was moved
-    /// to another task after its first poll).
-    fn link_ancestors(self: &Arc<Self>) {
+    /// [`link_scope`](Node::link_scope) does). Called when a nursery is entered or a
+    /// `start` first polled, by the task that polls these scopes (their own runner,
+    /// unless a scope future was moved to another task after its first poll).
+    pub(crate) fn link_ancestors(self: &Arc<Self>) {
         let mut cur = self.clone();
         while !cur.root && !cur.is_shield() && cur.never_linked() {
             let Some(parent) = cur.fixed_parent().cloned() else {
@@ -1000,7 +1002,9 @@ impl Node {
 
     /// Links a task root into its parent's child list if it is not linked yet, and
     /// inherits the parent's cancellation. Until then the task only runs inside a poll,
-    /// and cancellation reaches it at the latest here, when it suspends.
+    /// and cancellation reaches it at the latest here, when it suspends (a spawned task,
+    /// whose walk up goes on into the nursery meanwhile) or when its first poll begins (a
+    /// `start`ed one).
     #[inline]
     pub(crate) fn link(self: &Arc<Self>) {
         if self.key.load(Ordering::Acquire) != NO_KEY {
@@ -1022,18 +1026,6 @@ impl Node {
             Parent::Fixed(_) => unreachable!("hatchery: internal error: a scope linked as a task"),
         };
         self.inherit(inherit);
-    }
-
-    /// Inherits the cancellation of a task root's parent without linking (on the task's
-    /// first poll, so that code in it sees a cancellation that happened before).
-    pub(crate) fn inherit_parent(&self) {
-        let cancelled = self
-            .movable()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|p| p.is_cancelled());
-        self.inherit(cancelled);
     }
 
     /// Moves a task root to a new parent (used when `start` hands a task to its nursery),
@@ -1068,9 +1060,9 @@ impl Node {
                 }
             }
             *p = Some(parent.clone());
-            // A task not linked yet (in its first poll) links under its new parent when it
-            // first suspends; it sees that parent's cancellation from now on all the same,
-            // as a task spawned into a cancelled nursery does from its first line.
+            // A task not linked yet (its first poll has not begun: `started` came early) links
+            // under its new parent when its first poll begins; it takes that parent's
+            // cancellation from now on all the same.
             if linked {
                 self.insert_into(parent)
             } else {

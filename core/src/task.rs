@@ -260,9 +260,11 @@ where
         } else {
             if first {
                 if R::STARTED {
-                    // `started` may move the task: read the parent link.
-                    let own = this.own.as_ref().expect("task context");
-                    own.inherit_parent();
+                    // A started task joins its parent's child list now, not when it first
+                    // suspends: a walk up from inside it stops at its root (`started` may
+                    // move it), so the parent's cancellation must find it through the
+                    // list, also during this poll.
+                    this.own.as_ref().expect("task context").link();
                 } else {
                     // Spawned: the parent is the nursery's node, and stays so.
                     let nursery = this.nursery.as_ref();
@@ -1039,6 +1041,11 @@ where
                 this.done = true;
                 return Poll::Ready(Err(StartError::Closed));
             }
+            // The task runs elsewhere under the caller's scopes: those between here and
+            // the caller's task root join their parents' lists, as for a nursery, so that
+            // an enclosing cancellation finds the task without waiting for the caller to
+            // poll them again.
+            caller.node.link_ancestors();
             this.hold = Some(Hold::new(&caller.node));
             let route: Arc<dyn Route<E>> = this.shared.clone();
             // The child node is in place before the task can run and call `started`.
