@@ -246,3 +246,43 @@ async fn finally_with_in_a_spawned_task() {
     assert_eq!(log.events(), ["execute", "closed"]);
     assert_eq!(elapsed(), secs(2));
 }
+
+/// A `finally` whose cleanup panicked, its panic caught and the future kept rather than
+/// dropped, no longer holds the enclosing scope: that scope's cancellation ends the work
+/// at its next suspension point. The same for a panic of the work.
+#[hatchery::test(virtual_time)]
+async fn a_kept_finally_that_panicked_does_not_hold_the_cancelled_scope() {
+    use futures_lite::FutureExt;
+    use std::panic::AssertUnwindSafe;
+
+    let out = move_on_after(secs(1), async {
+        let mut kept = std::pin::pin!(AssertUnwindSafe(finally(sleep(HOUR), async {
+            sleep(secs(2)).await;
+            panic!("cleanup failed");
+        }))
+        .catch_unwind());
+        assert!(kept.as_mut().await.is_err());
+        sleep(HOUR).await; // the deadline has passed: cancelled here
+        "unreachable"
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(elapsed(), secs(3));
+
+    let out = move_on_after(secs(1), async {
+        let mut kept = std::pin::pin!(AssertUnwindSafe(finally(
+            async {
+                hatchery::shield(sleep(secs(2))).await;
+                panic!("work failed");
+            },
+            async {}
+        ))
+        .catch_unwind());
+        assert!(kept.as_mut().await.is_err());
+        sleep(HOUR).await;
+        "unreachable"
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(elapsed(), secs(5));
+}

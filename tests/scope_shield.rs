@@ -406,3 +406,26 @@ async fn c6_deadline_moved_earlier_during_shield() {
     assert!(handle.cancelled_caught());
     assert_eq!(elapsed(), secs(5));
 }
+
+/// A shield whose body panicked, its panic caught and the future kept rather than
+/// dropped, no longer holds the enclosing scope: that scope's cancellation ends the work
+/// at its next suspension point (it hung before, the scope unable to drop its body).
+#[hatchery::test(virtual_time)]
+async fn a_kept_shield_that_panicked_does_not_hold_the_cancelled_scope() {
+    use futures_lite::FutureExt;
+    use std::panic::AssertUnwindSafe;
+
+    let out = move_on_after(secs(1), async {
+        let mut kept = std::pin::pin!(AssertUnwindSafe(shield(async {
+            sleep(secs(2)).await;
+            panic!("cleanup failed");
+        }))
+        .catch_unwind());
+        assert!(kept.as_mut().await.is_err());
+        sleep(HOUR).await; // the deadline has passed: cancelled here
+        "unreachable"
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(elapsed(), secs(2));
+}

@@ -1091,6 +1091,23 @@ impl Hold {
         from.add_holds(true);
         Hold { from: from.clone() }
     }
+
+    /// Runs `f`, and releases `hold` if `f` unwinds: a future whose panic was caught and
+    /// that is kept rather than dropped must not hold the scopes around it, or a
+    /// cancelled one could never end its body.
+    #[inline]
+    pub(crate) fn release_on_unwind<R>(hold: &mut Option<Hold>, f: impl FnOnce() -> R) -> R {
+        struct Release<'a>(&'a mut Option<Hold>);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.take();
+            }
+        }
+        let release = Release(hold);
+        let out = f();
+        std::mem::forget(release);
+        out
+    }
 }
 
 impl Drop for Hold {

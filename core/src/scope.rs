@@ -807,7 +807,9 @@ impl<F: Future> Scoped<F> {
         let was_cancelled = node.is_marked();
         let body = this.body.as_mut().as_pin_mut().expect("body present");
         // The body runs with this scope as the innermost one.
-        let (poll, by_parent) = rt::enter_node(node, cx.waker(), || body.poll(cx));
+        let (poll, by_parent) = Hold::release_on_unwind(this.hold, || {
+            rt::enter_node(node, cx.waker(), || body.poll(cx))
+        });
         let node = &*node;
         if let Poll::Ready(v) = poll {
             this.body.set(None);
@@ -1582,7 +1584,8 @@ impl<W: Future, C: Future<Output = ()>> Future for Finally<W, C> {
             if this.hold.is_none() && !this.work.entered {
                 *this.hold = Some(Hold::new(&rt::current().node));
             }
-            match this.work.as_mut().poll_scoped(cx) {
+            let work = this.work.as_mut();
+            match Hold::release_on_unwind(this.hold, || work.poll_scoped(cx)) {
                 Poll::Ready(Outcome::Done(v)) => *this.value = Some(v),
                 // Nothing else can cancel this scope than the scope (finished since) that
                 // a kept `finally` was first polled in.
@@ -1595,7 +1598,8 @@ impl<W: Future, C: Future<Output = ()>> Future for Finally<W, C> {
             *this.cleaning = true;
         }
         if !*this.cleaned {
-            if this.cleanup.as_mut().poll(cx).is_pending() {
+            let cleanup = this.cleanup.as_mut();
+            if Hold::release_on_unwind(this.hold, || cleanup.poll(cx)).is_pending() {
                 return Poll::Pending;
             }
             *this.cleaned = true;
