@@ -1,12 +1,17 @@
 //! `as_completed` and `as_completed_in`: outputs in completion order; stopping early (or
 //! dropping the stream) cancels the rest, which are reaped before the scope returns.
 
-use std::future::{ready, Future, Ready};
+use std::future::{poll_fn, ready, Future, Ready};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
+use std::time::{Duration, Instant};
 
+use futures_core::Stream;
 use futures_lite::StreamExt;
 use hatchery::{as_completed, as_completed_in, finally, move_on_after, nursery, sleep};
-use hatchery_tests::{ms, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{catch_panic, ms, until, Counter, Log, TestError, HOUR};
 
 type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -197,5 +202,80 @@ async fn as_completed_in_a_closed_nursery_panics_at_the_caller() {
         hatchery_tests::panic_message(&*p),
         "hatchery: as_completed_in: cannot spawn into a closed nursery (it has finished, or \
          its future was dropped)"
+    );
+}
+
+// ----- a panic in flight -----
+
+/// What the body's waker and the body tell each other.
+struct Gate {
+    woken_panicking: AtomicBool,
+    polled_since: AtomicBool,
+}
+
+/// The body's waker, wrapped: woken by an unwinding thread, it holds that thread until
+/// the body has polled the stream again (at most 5 s: with a fix, nothing changes).
+struct HoldUnwinding(Waker, Arc<Gate>);
+
+impl Wake for HoldUnwinding {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.wake_by_ref();
+        if std::thread::panicking() {
+            self.1.polled_since.store(false, SeqCst);
+            self.1.woken_panicking.store(true, SeqCst);
+            let start = Instant::now();
+            while !self.1.polled_since.load(SeqCst) && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// A future of `as_completed` that panics does not end the body's stream: the body is
+/// cancelled by the panic, it never sees `None`. (The unwinding dropped the future's
+/// sender, which counted it as done and woke the body before the panic reached the
+/// nursery; the body's waker here holds the unwinding thread until the body has polled,
+/// to force that window.)
+#[hatchery::test(backends(tokio_multi))]
+async fn as_completed_panic_does_not_end_the_stream_early() {
+    let saw_end = Arc::new(AtomicBool::new(false));
+    let saw = saw_end.clone();
+    let gate = Arc::new(Gate {
+        woken_panicking: AtomicBool::new(false),
+        polled_since: AtomicBool::new(false),
+    });
+    let r = catch_panic(hatchery::as_completed(
+        [async {
+            sleep(Duration::from_millis(20)).await;
+            if true {
+                panic!("child boom");
+            }
+            1u32
+        }],
+        move |mut s| async move {
+            let got = poll_fn(|cx| {
+                let w = Waker::from(Arc::new(HoldUnwinding(cx.waker().clone(), gate.clone())));
+                let out = Pin::new(&mut s).poll_next(&mut Context::from_waker(&w));
+                if gate.woken_panicking.load(SeqCst) {
+                    gate.polled_since.store(true, SeqCst);
+                }
+                out
+            })
+            .await;
+            if got.is_none() {
+                // "every job finished": commit, report success, ...
+                saw.store(true, SeqCst);
+            }
+            got
+        },
+    ))
+    .await;
+    assert_eq!(r.unwrap_err(), "child boom");
+    assert!(
+        !saw_end.load(SeqCst),
+        "the body saw the end of the stream while a future's panic was in flight"
     );
 }

@@ -396,7 +396,8 @@ fn several_errors_keep_their_alternate_format() {
 }
 
 /// `?` into `io::Error`: a lone error comes back as itself; several as one error of the
-/// first one's kind carrying the whole `NurseryError`; `Cancelled` as `Interrupted`.
+/// first one's kind carrying the whole `NurseryError`; `Cancelled` as `Other` (not
+/// `Interrupted`, which `std::io` retries).
 #[hatchery::test(virtual_time)]
 async fn nursery_errors_convert_into_io_errors() {
     use std::io;
@@ -441,5 +442,11 @@ async fn nursery_errors_convert_into_io_errors() {
         Ok(())
     }
     .await;
-    assert_eq!(cancelled.unwrap_err().kind(), io::ErrorKind::Interrupted);
+    let cancelled = cancelled.unwrap_err();
+    assert_eq!(cancelled.kind(), io::ErrorKind::Other);
+    let inner = cancelled.get_ref().unwrap();
+    assert!(inner
+        .downcast_ref::<NurseryError<io::Error>>()
+        .unwrap()
+        .is_cancelled());
 }

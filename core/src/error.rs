@@ -207,7 +207,9 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for NurseryError<E> {}
 /// A lone error comes back as itself (its kind and payload kept). Several come back as
 /// one `io::Error` of the first one's kind whose payload is the whole `NurseryError`
 /// (reach it with [`get_ref`](std::io::Error::get_ref) and `downcast_ref`). `Cancelled`
-/// is [`ErrorKind::Interrupted`](std::io::ErrorKind::Interrupted).
+/// is of kind [`Other`](std::io::ErrorKind::Other), carrying the `NurseryError` (not
+/// `Interrupted`, which `std::io`'s `read_exact`, `write_all` and `copy` take as "try
+/// again": code that reads through a nursery would loop).
 ///
 /// # Examples
 ///
@@ -227,15 +229,17 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for NurseryError<E> {}
 /// let err = copy_both().await.unwrap_err();
 /// assert_eq!(err.kind(), io::ErrorKind::NotFound);
 /// assert_eq!(err.to_string(), "a.txt");
+///
+/// let cancelled = io::Error::from(hatchery::NurseryError::<io::Error>::Cancelled);
+/// assert_eq!(cancelled.kind(), io::ErrorKind::Other);
 /// # });
 /// ```
 impl From<NurseryError<std::io::Error>> for std::io::Error {
     fn from(e: NurseryError<std::io::Error>) -> Self {
         match e {
-            NurseryError::Cancelled => std::io::Error::new(
-                std::io::ErrorKind::Interrupted,
-                NurseryError::<std::io::Error>::Cancelled,
-            ),
+            NurseryError::Cancelled => {
+                std::io::Error::other(NurseryError::<std::io::Error>::Cancelled)
+            }
             NurseryError::Failed(mut errors) if errors.len() == 1 => {
                 errors.pop().expect("one error")
             }
@@ -445,6 +449,39 @@ impl fmt::Display for SpawnError {
 
 impl std::error::Error for SpawnError {}
 
+/// For code that returns `io::Result`: `n.try_spawn(..)?`. The error is of kind
+/// [`Other`](std::io::ErrorKind::Other), carrying the `SpawnError`.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use hatchery::{nursery, Nursery, SpawnError};
+///
+/// fn spawn_logger(n: &Nursery<io::Error>) -> io::Result<()> {
+///     n.try_spawn(async { Ok(()) })?;
+///     Ok(())
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let mut saved = None;
+/// nursery(|n| async {
+///     saved = Some(n);
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// let err = spawn_logger(&saved.unwrap()).unwrap_err(); // the nursery had finished
+/// assert_eq!(err.kind(), io::ErrorKind::Other);
+/// assert!(err.get_ref().unwrap().is::<SpawnError>());
+/// # });
+/// ```
+impl From<SpawnError> for std::io::Error {
+    fn from(e: SpawnError) -> Self {
+        std::io::Error::other(e)
+    }
+}
+
 /// The error of [`Nursery::start`](crate::Nursery::start).
 ///
 /// Its `Display` with `{:#}` shows a `Failed` task's error with `{:#}` too (anyhow's
@@ -527,3 +564,41 @@ impl<E: fmt::Display> fmt::Display for StartError<E> {
 }
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for StartError<E> {}
+
+/// For code that returns `io::Result`: `n.start(..).await?` with a task whose error is an
+/// `io::Error`.
+///
+/// A `Failed` task's error comes back as itself (its kind and payload kept); `NotStarted`
+/// and `Closed` as errors of kind [`Other`](std::io::ErrorKind::Other) carrying the
+/// `StartError`.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use hatchery::{nursery, Nursery};
+///
+/// async fn serve(n: &Nursery<io::Error>) -> io::Result<u16> {
+///     let port = n
+///         .start(|_ready| async { Err::<(), _>(io::Error::from(io::ErrorKind::AddrInUse)) })
+///         .await?;
+///     Ok(port)
+/// }
+///
+/// # hatchery_smol::run(async {
+/// nursery(|n| async move {
+///     assert_eq!(serve(&n).await.unwrap_err().kind(), io::ErrorKind::AddrInUse);
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
+impl From<StartError<std::io::Error>> for std::io::Error {
+    fn from(e: StartError<std::io::Error>) -> Self {
+        match e {
+            StartError::Failed(e) => e,
+            other => std::io::Error::other(other),
+        }
+    }
+}

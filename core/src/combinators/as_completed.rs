@@ -230,6 +230,12 @@ impl<T> Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        // Dropped by a panic unwinding its future: that panic cancels the body once it
+        // reaches the nursery. Counted as done now, the child would let the body, polling
+        // on another thread meanwhile, see a clean end of the stream first.
+        if std::thread::panicking() {
+            return;
+        }
         if let Some(chan) = self.0.take() {
             chan.senders.fetch_sub(1, Ordering::AcqRel);
             chan.waker.wake();
