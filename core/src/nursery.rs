@@ -38,7 +38,10 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 ///   [`Nursery::start`].
 /// * **Panics**: a panic in a child or the body cancels the rest; once all have finished,
 ///   the first panic is resumed in the caller (like [`std::thread::scope`]). A panic wins
-///   over errors.
+///   over errors. "First" is the first to reach the nursery: a panicking child's own
+///   destructors run while it unwinds, before its panic is recorded, so one that wakes
+///   the body (a channel sender dropped: the stream ends, as `std::sync::mpsc`'s does)
+///   can let the body panic first in response.
 /// * **Own cancellation**: [`Nursery::cancel`] cancels the body and every child. If that
 ///   ends the body before it produced its value, the result is
 ///   [`NurseryError::Cancelled`]; if the body had already finished, its value is returned.
