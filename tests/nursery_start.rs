@@ -914,3 +914,78 @@ async fn join_completes_after_started_into_cancelled() {
         "join completed in a cancelled scope"
     );
 }
+
+/// A `start` kept past the inner scope of its first poll, awaited in an enclosing
+/// scope that is cancelled: the task has not called `started`, so the cancellation
+/// reaches it, and the scope ends at once.
+#[hatchery::test(virtual_time)]
+async fn a_kept_start_is_cancelled_with_the_scope_that_awaits_it() {
+    let r = nursery(|n| async move {
+        let outer = CancelScope::new();
+        let handle = outer.handle();
+        let out = outer
+            .run(async {
+                let mut start = n.start(|status: hatchery::TaskStatus<u32>| async move {
+                    sleep(HOUR).await;
+                    status.started(1);
+                    Ok::<_, TestError>(())
+                });
+                // The start loses a race to a 1 s sleep; the inner scope ends normally.
+                let inner = CancelScope::new()
+                    .run(futures_lite::future::or(
+                        async {
+                            let _ = (&mut start).await;
+                        },
+                        sleep(secs(1)),
+                    ))
+                    .await;
+                assert!(inner.is_some());
+                futures_lite::future::or(
+                    async {
+                        let _ = (&mut start).await;
+                    },
+                    async {
+                        sleep(secs(1)).await;
+                        handle.cancel(); // at 2 s
+                        std::future::pending::<()>().await;
+                    },
+                )
+                .await;
+            })
+            .await;
+        Ok::<_, TestError>((out.is_none(), elapsed()))
+    })
+    .await;
+    assert_eq!(r, Ok((true, secs(2))));
+}
+
+/// The same with a deadline on the enclosing scope: the task must not stall on a
+/// deadline whose cancellation cannot reach it (it did, and nothing around it could end).
+#[hatchery::test(virtual_time)]
+async fn a_kept_start_is_cancelled_by_the_deadline_of_the_scope_that_awaits_it() {
+    let r = nursery(|n| async move {
+        let outer = CancelScope::new().with_timeout(secs(10));
+        let out = outer
+            .run(async {
+                let mut start = n.start(|status: hatchery::TaskStatus<u32>| async move {
+                    sleep(HOUR).await;
+                    status.started(1);
+                    Ok::<_, TestError>(())
+                });
+                let inner = CancelScope::new()
+                    .run(futures_lite::future::or(
+                        async {
+                            let _ = (&mut start).await;
+                        },
+                        sleep(secs(1)),
+                    ))
+                    .await;
+                assert!(inner.is_some());
+                start.await
+            })
+            .await;
+        Ok::<_, TestError>((out.is_none(), elapsed()))
+    })
+    .await;
+    assert_eq!(r, Ok((true, secs(10))));
+}

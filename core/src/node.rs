@@ -1028,7 +1028,8 @@ impl Node {
         self.inherit(inherit);
     }
 
-    /// Moves a task root to a new parent (used when `start` hands a task to its nursery),
+    /// Moves a task root to a new parent (used when `start` hands a task to its nursery,
+    /// and when a kept `start` is awaited under another scope than before),
     /// unless the task or its old parent is cancelled already: then it stays where it is
     /// and this returns false (trio ignores such a `started` too). Checked under the old
     /// parent's lock, so a cancellation of the old parent either is seen here or does not
@@ -1090,6 +1091,11 @@ impl Hold {
     pub(crate) fn new(from: &Arc<Node>) -> Hold {
         from.add_holds(true);
         Hold { from: from.clone() }
+    }
+
+    /// Whether this holds `node` (and its ancestors).
+    pub(crate) fn is_on(&self, node: &Arc<Node>) -> bool {
+        Arc::ptr_eq(&self.from, node)
     }
 
     /// Runs `f`, and releases `hold` if `f` unwinds: a future whose panic was caught and

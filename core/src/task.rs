@@ -928,7 +928,10 @@ impl<E: Send + 'static> Nursery<E> {
     /// `started` is then dropped with it (C8: nobody is left to report it to). A `start`
     /// polled once and then kept without being polled again (the loser of a `select` that
     /// is not dropped) holds on to the caller's scopes: a cancelled one cannot end its
-    /// body until the `start` is polled again or dropped. Drop what you do not poll.
+    /// body until the `start` is polled again or dropped. Drop what you do not poll. A
+    /// kept `start` awaited again under another scope (after the scope of its first poll
+    /// has ended, say) takes its task, if not started yet, along: the task runs under the
+    /// cancellation of that scope from then on.
     ///
     /// # Panics
     ///
@@ -1074,6 +1077,24 @@ where
                     s.child = Some(node);
                 },
             );
+        } else if this.hold.is_some() {
+            // Kept past the scope of its last poll and awaited in another (the loser of a
+            // race, awaited again): a task that has not started runs under the
+            // cancellation of whoever awaits it, so it moves under this caller's scope,
+            // and so does the hold.
+            rt::with_current(|c| {
+                let node = c.expect(rt::NO_RUNTIME).node;
+                if this.hold.as_ref().is_none_or(|hold| hold.is_on(node)) {
+                    return;
+                }
+                let s = this.shared.lock();
+                if let (StartState::Waiting, Some(child)) = (&s.state, &s.child) {
+                    node.link_ancestors();
+                    // Refused if the task or its old scope is cancelled: it is ending.
+                    child.reparent(node);
+                    this.hold = Some(Hold::new(node));
+                }
+            });
         }
         this.shared.waker.register(cx.waker());
         let mut s = this.shared.lock();
