@@ -143,10 +143,19 @@
 //!
 //! # Runtimes
 //!
-//! Everything needs a runtime bound through an adapter: `hatchery_tokio::run`,
-//! `hatchery_smol::run`, or their `enter` functions inside an application that already
-//! runs the executor. Calling hatchery outside of one panics with a message saying so.
-//! To bind another executor, implement [`rt::Runtime`].
+//! Bind a runtime through an adapter: `hatchery_tokio::run`, `hatchery_smol::run`, or
+//! their `enter` functions inside an application that already runs the executor. What
+//! needs the runtime (the clock, timers and timeouts, cancel scopes, nurseries and the
+//! combinators built on them, [`Nursery::start`], [`run_blocking`]) panics outside one,
+//! with a message saying what to do. [`checkpoint`], the [`sync`] primitives, the memory
+//! streams and [`TaskHandle::join`] work anywhere, a plain `tokio::spawn` task included
+//! (outside a runtime, `checkpoint` only yields). [`rt::is_entered`] tells whether code
+//! runs inside one. To bind another executor, implement [`rt::Runtime`].
+//!
+//! # Features
+//!
+//! * `macros` (on by default): the `#[hatchery::test]` attribute (see [`testing`]),
+//!   from the `hatchery-macros` crate.
 //!
 //! # When not to use this
 //!
