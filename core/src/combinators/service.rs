@@ -462,8 +462,7 @@ pub struct ServiceReport<T, E> {
     pub errors: Vec<E>,
     /// Background tasks that finished by themselves, with a value or an error.
     pub completed: usize,
-    /// Background tasks that were cancelled: still running at the end of the grace period
-    /// (or stopped by a panic elsewhere).
+    /// Background tasks that were cancelled: still running at the end of the grace period.
     pub cancelled: usize,
 }
 
