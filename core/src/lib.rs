@@ -68,10 +68,23 @@
 //!
 //! # Combinators
 //!
-//! The everyday patterns, each built on a nursery: the futures run as tasks (in parallel
-//! on a multi-threaded runtime); the ones no longer wanted are cancelled *and awaited*
-//! before the combinator returns; enclosing scopes apply (a cancelled caller never gets
-//! a result); a panic cancels the rest and is resumed in the caller.
+//! The everyday patterns. Each combinator that runs futures concurrently spawns them into
+//! a [`nursery`] it opens (or, for [`as_completed_in`], into yours), so the nursery's
+//! guarantees hold:
+//!
+//! * the futures are tasks of the executor (`Send + 'static`): on a multi-threaded runtime
+//!   they run in parallel;
+//! * futures that are no longer wanted (losers of a race, the rest after a failure) are
+//!   cancelled **and awaited**: when the combinator returns, every one of them has been
+//!   dropped;
+//! * enclosing cancel scopes and deadlines apply: when one is cancelled, the combinator
+//!   cancels its futures, waits for them, and never returns (the cancelled scope does),
+//!   unless a future had failed by then in a combinator that fails on an error
+//!   ([`try_join`](fn@try_join), [`try_join!`], [`Map::try_join`](futures::Map::try_join)):
+//!   like a nursery, it reports the errors its futures returned before or while being
+//!   cancelled. Where an error is an output ([`settle`], [`race_ok`] until all fail,
+//!   [`as_completed`]), a cancelled combinator never returns;
+//! * a panic in a future cancels the rest and is resumed in the caller.
 //!
 //! | combinator | waits for | returns | on `Err` |
 //! |---|---|---|---|
@@ -85,10 +98,29 @@
 //! | [`join!`], [`try_join!`] | as `join`, `try_join` | a tuple: futures of different types | as `join`, `try_join` |
 //! | [`race!`] | the first | as `race`, for futures of different types | (outputs are opaque) |
 //!
-//! Errors come as [`NurseryError::Failed`], every error in the order they happened.
+//! Errors are reported like a nursery's: [`NurseryError::Failed`] with every error, in
+//! the order they happened. Never [`NurseryError::Cancelled`]: these combinators do not
+//! cancel themselves, and when they are cancelled from outside they return only to
+//! report errors.
+//!
+//! A combinator future can be kept past the scope it was first polled in
+//! (`move_on_after(d, &mut fut)`, then `fut.await`; see [`CancelScope::run`]). If that
+//! scope was cancelled while the combinator ran in it, the cancellation reached its
+//! nursery: its futures were cancelled and its outputs are gone. Awaited after that
+//! scope has finished, it panics with a message that says so, rather than return a
+//! wrong value or hang. Await it in the scope where it started, or drop it.
+//!
 //! Beyond fan-out: [`retry`] (exponential backoff with jitter on hatchery's clock, with
 //! [backon] policies), [`service`] (background work with a graceful
 //! shutdown) and [`batches`] (cut a stream into batches by size and time).
+//!
+//! The combinators that open a nursery return `impl Future`: the future contains the
+//! nursery's body, whose type cannot be named. Naming it would cost an allocation per
+//! call and force `Send + 'static` on everything the body uses, such as the input
+//! iterator of `map`, which may borrow. The futures are `Send` whenever their inputs
+//! are. The hand-written futures and streams ([`Retry`](futures::Retry),
+//! [`AsCompleted`](futures::AsCompleted), [`Batches`](futures::Batches)) are named, in
+//! [`futures`].
 //!
 //! # How cancellation works
 //!
@@ -111,10 +143,19 @@
 //!
 //! # Runtimes
 //!
-//! Everything needs a runtime bound through an adapter: `hatchery_tokio::run`,
-//! `hatchery_smol::run`, or their `enter` functions inside an application that already
-//! runs the executor. Calling hatchery outside of one panics with a message saying so.
-//! To bind another executor, implement [`rt::Runtime`].
+//! Bind a runtime through an adapter: `hatchery_tokio::run`, `hatchery_smol::run`, or
+//! their `enter` functions inside an application that already runs the executor. What
+//! needs the runtime (the clock, timers and timeouts, cancel scopes, nurseries and the
+//! combinators built on them, [`Nursery::start`], [`run_blocking`]) panics outside one,
+//! with a message saying what to do. [`checkpoint`], the [`sync`] primitives, the memory
+//! streams and [`TaskHandle::join`] work anywhere, a plain `tokio::spawn` task included
+//! (outside a runtime, `checkpoint` only yields). [`rt::is_entered`] tells whether code
+//! runs inside one. To bind another executor, implement [`rt::Runtime`].
+//!
+//! # Features
+//!
+//! * `macros` (on by default): the `#[hatchery::test]` attribute (see [`testing`]),
+//!   from the `hatchery-macros` crate.
 //!
 //! # When not to use this
 //!

@@ -79,8 +79,8 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 /// # Panics
 ///
 /// When first polled outside a hatchery runtime; and, as above, to resume a panic of the
-/// body (in `make`, in a poll or in its destructor) or a child, once every child has
-/// finished. When polled after it returned.
+/// body (in the `body` closure, in a poll of its future or in its destructor) or a
+/// child, once every child has finished. When polled after it returned.
 ///
 /// # Examples
 ///

@@ -266,6 +266,14 @@ pub trait Runtime: Send + Sync + 'static {
     /// the one that made it. The deadlines of hatchery's scopes and sleeps are asked for
     /// at most [`timer_horizon`](Runtime::timer_horizon) ahead.
     ///
+    /// # Cancel safety
+    ///
+    /// This is a raw timer of the executor, for hatchery and adapters, not a hatchery
+    /// wait: it does not look at cancel scopes. Awaited in a scope that is cancelled, it
+    /// is dropped at its suspension point like any foreign future, and dropping it
+    /// cancels it. Code that waits should use [`sleep_until`](crate::sleep_until), which
+    /// follows the rules of hatchery's waits.
+    ///
     /// # Examples
     ///
     /// ```
@@ -379,6 +387,13 @@ pub(crate) fn wake_at(rt: &dyn Runtime, deadline: Instant, now: Instant) -> Inst
 /// tree in a single allocation; `Task` is the executor's reference to it. Wrappers of a
 /// runtime (instrumentation, a test clock) can wrap a `Task` in their own future and
 /// turn that back into a `Task` with [`Task::from_future`].
+///
+/// Dropping a `Task` before it has finished drops its future where it stands. An
+/// executor may do so (one that shuts down drops its unfinished tasks; see
+/// [`Runtime::spawn`]): a task of a nursery then counts as cancelled. Its handle's
+/// [`join`](crate::TaskHandle::join) returns a cancelled [`JoinError`](crate::JoinError),
+/// its nursery stops waiting for it, and a [`start`](crate::Nursery::start) that waits
+/// for it fails with [`NotStarted`](crate::StartError::NotStarted).
 ///
 /// # Examples
 ///
@@ -586,6 +601,12 @@ impl fmt::Debug for Task {
 /// hatchery never polls a timer again after it completed, unless it was
 /// [`reset`](Sleep::reset) first (executors differ there: tokio's completes again,
 /// async-io's stays pending).
+///
+/// # Cancel safety
+///
+/// As for [`Runtime::sleep_until`]: a raw timer of the seam, not a hatchery wait. A
+/// cancelled scope drops it like any foreign future. Code that waits should use
+/// [`sleep`](crate::sleep) or [`sleep_until`](crate::sleep_until).
 ///
 /// # Examples
 ///

@@ -57,9 +57,16 @@ pub fn now() -> Instant {
 ///
 /// ```
 /// use std::time::Duration;
-/// # hatchery_smol::run(async {
-/// hatchery::sleep(Duration::from_millis(1)).await;
-/// # });
+/// use hatchery::testing::{elapsed, virtual_time};
+/// use hatchery::{move_on_after, sleep};
+///
+/// # hatchery_smol::run(virtual_time(async {
+/// sleep(Duration::from_secs(60)).await; // a virtual minute: no real wait
+/// assert_eq!(elapsed(), Duration::from_secs(60));
+/// // A deadline that comes with the sleep's end wins the tie.
+/// let d = Duration::from_secs(1);
+/// assert_eq!(move_on_after(d, sleep(d)).await, None);
+/// # }));
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
     Sleep {

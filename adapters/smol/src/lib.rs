@@ -155,8 +155,15 @@ impl Sleep for SmolSleep {
 /// # Examples
 ///
 /// ```
-/// let v = hatchery_smol::run(async { 1 + 1 });
-/// assert_eq!(v, 2);
+/// use hatchery::nursery;
+///
+/// // The children may run on any executor thread; `run` returns once both are done.
+/// let sum = hatchery_smol::run(nursery(|n| async move {
+///     let a = n.spawn(async { Ok::<_, std::io::Error>((1..=10u64).sum::<u64>()) });
+///     let b = n.spawn(async { Ok((11..=20u64).sum::<u64>()) });
+///     Ok(a.join().await? + b.join().await?)
+/// }));
+/// assert_eq!(sum.unwrap(), 210);
 /// ```
 pub fn run<F: Future>(fut: F) -> F::Output {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -172,8 +179,12 @@ pub fn run<F: Future>(fut: F) -> F::Output {
 /// # Examples
 ///
 /// ```
-/// let v = hatchery_smol::run_current_thread(async { 1 + 1 });
-/// assert_eq!(v, 2);
+/// let here = std::thread::current().id();
+/// let there = hatchery_smol::run_current_thread(hatchery::nursery(|n| async move {
+///     let h = n.spawn(async { Ok::<_, std::io::Error>(std::thread::current().id()) });
+///     Ok(h.join().await?)
+/// }));
+/// assert_eq!(there.unwrap(), here); // the child ran on the calling thread
 /// ```
 pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
     run_with_threads(1, fut)
@@ -191,7 +202,15 @@ pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(hatchery_smol::run_with_threads(3, async { 3 }), 3);
+/// use std::time::Duration;
+/// use hatchery::{map, sleep};
+///
+/// // Two executor threads; at most 4 of the inputs in flight at a time.
+/// let lens = hatchery_smol::run_with_threads(2, map(4, ["a", "bb", "ccc"], |s| async move {
+///     sleep(Duration::from_millis(1)).await;
+///     s.len()
+/// }).join());
+/// assert_eq!(lens, [1, 2, 3]);
 /// ```
 pub fn run_with_threads<F: Future>(threads: usize, fut: F) -> F::Output {
     let executor = Arc::new(Executor::new());

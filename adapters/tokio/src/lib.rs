@@ -225,8 +225,15 @@ impl Sleep for TokioSleep {
 /// # Examples
 ///
 /// ```
-/// let v = hatchery_tokio::run(async { 1 + 1 });
-/// assert_eq!(v, 2);
+/// use hatchery::nursery;
+///
+/// // The children run on the runtime's worker threads; `run` returns once both are done.
+/// let sum = hatchery_tokio::run(nursery(|n| async move {
+///     let a = n.spawn(async { Ok::<_, std::io::Error>((1..=10u64).sum::<u64>()) });
+///     let b = n.spawn(async { Ok((11..=20u64).sum::<u64>()) });
+///     Ok(a.join().await? + b.join().await?)
+/// }));
+/// assert_eq!(sum.unwrap(), 210);
 /// ```
 pub fn run<F: Future>(fut: F) -> F::Output {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -244,8 +251,15 @@ pub fn run<F: Future>(fut: F) -> F::Output {
 /// # Examples
 ///
 /// ```
-/// let v = hatchery_tokio::run_current_thread(async { 1 + 1 });
-/// assert_eq!(v, 2);
+/// use std::time::Duration;
+/// use hatchery::{move_on_after, sleep};
+///
+/// // Every task and timer runs on the calling thread.
+/// let out = hatchery_tokio::run_current_thread(move_on_after(
+///     Duration::from_millis(5),
+///     sleep(Duration::from_secs(3600)),
+/// ));
+/// assert_eq!(out, None); // gave up after 5 ms
 /// ```
 pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
     let mut builder = tokio::runtime::Builder::new_current_thread();
@@ -267,8 +281,14 @@ pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
 ///
 /// ```
 /// let mut builder = tokio::runtime::Builder::new_multi_thread();
-/// builder.worker_threads(2).enable_all();
-/// assert_eq!(hatchery_tokio::run_with(builder, async { 3 }), 3);
+/// builder.worker_threads(2).thread_name("worker").enable_all();
+/// let name = hatchery_tokio::run_with(builder, hatchery::nursery(|n| async move {
+///     let h = n.spawn(async {
+///         Ok::<_, std::io::Error>(std::thread::current().name().map(String::from))
+///     });
+///     Ok(h.join().await?)
+/// }));
+/// assert_eq!(name.unwrap().as_deref(), Some("worker")); // children run on the workers
 /// ```
 pub fn run_with<F: Future>(mut builder: tokio::runtime::Builder, fut: F) -> F::Output {
     let rt = builder

@@ -41,7 +41,10 @@ use crate::task::TaskHandle;
 /// # Panics
 ///
 /// If a future or `body` panics: the rest are cancelled and, once all have stopped, the
-/// panic is resumed here. When first polled outside a hatchery runtime.
+/// panic is resumed here. When first polled outside a hatchery runtime. When kept past
+/// the scope it was first polled in, cancelled by that scope while it ran, and awaited
+/// after that scope has finished: its outputs are gone (see
+/// [Combinators](crate#combinators)).
 ///
 /// # Examples
 ///

@@ -31,7 +31,9 @@ use crate::error::NurseryError;
 /// # Panics
 ///
 /// If a future panics: the others are cancelled and, once all have finished, the panic is
-/// resumed here. When first polled outside a hatchery runtime.
+/// resumed here. When first polled outside a hatchery runtime. When kept past the scope
+/// it was first polled in, cancelled by that scope while it ran, and awaited after that
+/// scope has finished: its outputs are gone (see [Combinators](crate#combinators)).
 ///
 /// # Examples
 ///

@@ -206,7 +206,10 @@ impl<S: Stream, F> Map<S, F> {
     /// # Panics
     ///
     /// When first polled outside a hatchery runtime. If a child panics: the others are
-    /// cancelled and, once all have finished, the panic is resumed here.
+    /// cancelled and, once all have finished, the panic is resumed here. When kept past
+    /// the scope it was first polled in, cancelled by that scope while it ran, and
+    /// awaited after that scope has finished: its outputs are gone (see
+    /// [Combinators](crate#combinators)).
     ///
     /// # Examples
     ///

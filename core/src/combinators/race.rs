@@ -36,7 +36,9 @@ use crate::nursery::{nursery, Nursery};
 /// cancelled and, once all have finished, the panic is resumed here (even if another
 /// future had already won). When first polled outside a hatchery runtime. If the
 /// executor drops every future's task before one of them finished (a runtime that is
-/// shutting down), with a message that says so.
+/// shutting down), with a message that says so. When kept past the scope it was first
+/// polled in, cancelled by that scope while it ran, and awaited after that scope has
+/// finished: its outputs are gone (see [Combinators](crate#combinators)).
 ///
 /// # Examples
 ///
@@ -150,7 +152,8 @@ where
 ///
 /// If `futs` is empty. If a future panics, as for [`race`]. When first polled outside a
 /// hatchery runtime. If the executor drops every future's task before one of them
-/// finished (a runtime that is shutting down), with a message that says so.
+/// finished (a runtime that is shutting down), with a message that says so. When kept
+/// past its scope, as for [`race`].
 ///
 /// # Examples
 ///

@@ -54,7 +54,10 @@ use crate::scope::{move_on_after, CancelHandle, CancelScope};
 ///
 /// # Panics
 ///
-/// As described above; and when first polled outside a hatchery runtime.
+/// As described above; and when first polled outside a hatchery runtime. When kept past
+/// the scope it was first polled in, cancelled by that scope while it ran, and awaited
+/// after that scope has finished: the report is gone with the service's work (see
+/// [Combinators](crate#combinators)).
 ///
 /// # Examples
 ///
@@ -459,8 +462,7 @@ pub struct ServiceReport<T, E> {
     pub errors: Vec<E>,
     /// Background tasks that finished by themselves, with a value or an error.
     pub completed: usize,
-    /// Background tasks that were cancelled: still running at the end of the grace period
-    /// (or stopped by a panic elsewhere).
+    /// Background tasks that were cancelled: still running at the end of the grace period.
     pub cancelled: usize,
 }
 

@@ -33,7 +33,10 @@ use crate::time::checkpoint;
 ///
 /// If a future panics: the others are cancelled and, once all have finished, the panic is
 /// resumed here. Outside a hatchery runtime. If the executor drops a task unfinished (a
-/// runtime shutting down).
+/// runtime shutting down). When the async code around it is kept past the scope it was
+/// first polled in, cancelled by that scope while the macro's futures ran, and awaited
+/// after that scope has finished: their outputs are gone (see
+/// [Combinators](crate#combinators)).
 ///
 /// # Examples
 ///
@@ -136,7 +139,10 @@ macro_rules! try_join {
 /// # Panics
 ///
 /// If a future panics: the others are cancelled and, once all have finished, the panic is
-/// resumed here (even if another future had already won). Outside a hatchery runtime.
+/// resumed here (even if another future had already won). Outside a hatchery runtime. If
+/// the executor drops every future's task before one of them finished (a runtime that is
+/// shutting down), with a message that says so. When kept past its scope, as for
+/// [`join!`](crate::join!).
 ///
 /// # Examples
 ///

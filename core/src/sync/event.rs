@@ -82,7 +82,10 @@ impl Event {
     /// # Examples
     ///
     /// ```
-    /// assert!(!hatchery::sync::Event::new().is_set());
+    /// let e = hatchery::sync::Event::new();
+    /// assert!(!e.is_set());
+    /// e.set();
+    /// assert!(e.is_set());
     /// ```
     pub fn is_set(&self) -> bool {
         self.set.load(Ordering::Acquire)

@@ -467,7 +467,17 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(hatchery::sync::Semaphore::new(4).tasks_waiting(), 0);
+    /// use futures_lite::future;
+    /// use hatchery::sync::Semaphore;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let sem = Semaphore::new(0);
+    /// let mut waiter = Box::pin(sem.acquire());
+    /// assert!(future::poll_once(&mut waiter).await.is_none()); // no permit
+    /// assert_eq!(sem.tasks_waiting(), 1);
+    /// drop(waiter); // a wait that is dropped withdraws
+    /// assert_eq!(sem.tasks_waiting(), 0);
+    /// # });
     /// ```
     pub fn tasks_waiting(&self) -> usize {
         self.inner.waiting()

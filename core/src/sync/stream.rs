@@ -712,7 +712,11 @@ impl<T> SendStream<T> {
     ///
     /// ```
     /// let (tx, _rx) = hatchery::memory_stream::<()>(1);
+    /// let tx2 = tx.clone();
     /// assert!(!tx.is_closed());
+    /// tx.close();
+    /// assert!(tx.is_closed());
+    /// assert!(!tx2.is_closed()); // closing one handle leaves its clones open
     /// ```
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
