@@ -19,11 +19,11 @@
 //!   [`finally_with`] does so for a resource that the work borrows and the cleanup takes.
 //! * The **effective deadline** ([`current_effective_deadline`]) is what a library
 //!   passes to its I/O so that the whole call tree honours its caller's deadline.
-//! * **Combinators** cover the everyday patterns, each built on a nursery (so nothing is
-//!   leaked and cancellation applies): [`join`](fn@join), [`try_join`](fn@try_join),
-//!   [`settle`], [`race`](fn@race), [`race_ok`], [`as_completed`], bounded-concurrency
-//!   [`map`], [`retry`] with backoff, a background [`service`] with graceful shutdown,
-//!   and [`batches`] of a stream. For a few futures of different types, the macros
+//! * **Combinators** cover the everyday patterns (those that run futures concurrently
+//!   are built on a nursery, so nothing is leaked and cancellation applies):
+//!   [`join`](fn@join), [`try_join`](fn@try_join), [`settle`], [`race`](fn@race),
+//!   [`race_ok`], [`as_completed`], bounded-concurrency [`map`], [`retry`] with backoff,
+//!   a background [`service`] with graceful shutdown, and [`batches`] of a stream. For a few futures of different types, the macros
 //!   [`join!`] and [`try_join!`] return a tuple and [`race!`] the first output.
 //! * **Synchronization** ([`sync`]): memory streams ([`memory_stream`], rendezvous or
 //!   buffered), and anyio's primitives, each correct under cancellation.
