@@ -19,7 +19,7 @@ use hatchery::{
     checkpoint, current_effective_deadline, finally, move_on_after, nursery, sleep, CancelScope,
     Deadline, Nursery, TaskHandle, TaskStatus,
 };
-use hatchery_tests::{secs, Log, TestError, HOUR};
+use hatchery_tests::{is_multi_thread, secs, Log, TestError, HOUR};
 
 /// Polls its future with a waker of its own, and only after that waker was woken, as
 /// `FuturesUnordered` does: waking the task alone does not poll the future.
@@ -437,6 +437,68 @@ async fn start_task_sees_its_callers_cancel_in_its_first_poll() {
         seen.lock().unwrap().take(),
         Some((Deadline::Cancelled, false)),
         "(effective deadline right after cancel(), whether the join completed)"
+    );
+}
+
+/// A task in its first poll (in nobody's child list until it first suspends) opens a
+/// nursery whose child runs on another thread and has suspended once (so it is in that
+/// nursery's list, and the walk up from inside it stops at its own root). A cancellation
+/// of the outer nursery that returns during that first poll reaches the child at once:
+/// it reads `Cancelled`, and its next checkpoint does not complete.
+#[hatchery::test]
+async fn grandchild_sees_cancel_during_its_parents_first_poll() {
+    if !is_multi_thread() {
+        return; // the task spins, in its first poll, until its child has run elsewhere
+    }
+    let seen: Arc<Mutex<Option<Deadline>>> = Arc::default();
+    let log = Log::new();
+    let (s, l) = (seen.clone(), log.clone());
+    let r = nursery(|n: Nursery<TestError>| async move {
+        let outer = n.clone();
+        n.spawn(async move {
+            // Nothing here suspends before the inner nursery waits for its child.
+            let _ = nursery(|inner: Nursery<TestError>| async move {
+                let linked = Arc::new(AtomicBool::new(false));
+                let go = Arc::new(AtomicBool::new(false));
+                let (lk, g, log) = (linked.clone(), go.clone(), l.clone());
+                let child = async move {
+                    let _over = log.on_drop("child over");
+                    checkpoint().await; // suspends: in the inner nursery's list from here on
+                    lk.store(true, Ordering::SeqCst);
+                    while !g.load(Ordering::SeqCst) {
+                        std::hint::spin_loop();
+                    }
+                    *s.lock().unwrap() = Some(current_effective_deadline());
+                    checkpoint().await; // must not complete
+                    log.push("checkpoint completed");
+                    Ok(())
+                };
+                // Spawned from a plain thread, so that any worker can take it.
+                std::thread::spawn(move || drop(inner.spawn(child)))
+                    .join()
+                    .unwrap();
+                while !linked.load(Ordering::SeqCst) {
+                    std::hint::spin_loop();
+                }
+                outer.cancel(); // still in this task's first poll
+                go.store(true, Ordering::SeqCst);
+                while !l.contains("child over") {
+                    std::hint::spin_loop();
+                }
+                Ok(())
+            })
+            .await;
+            Ok(())
+        });
+        sleep(HOUR).await;
+        Ok(())
+    })
+    .await;
+    assert!(r.unwrap_err().is_cancelled());
+    assert_eq!(
+        (seen.lock().unwrap().take(), log.events()),
+        (Some(Deadline::Cancelled), vec!["child over"]),
+        "(the child's effective deadline right after the outer nursery's cancel(), events)"
     );
 }
 

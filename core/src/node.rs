@@ -834,17 +834,25 @@ impl Node {
     }
 
     /// Links this scope and its unlinked ancestors in the same task, up to the nearest
-    /// linked one, shield or task root, each into its parent's child list (as
-    /// [`link_scope`](Node::link_scope) does). Called when a nursery is entered or a
-    /// `start` first polled, by the task that polls these scopes (their own runner,
-    /// unless a scope future was moved to another task after its first poll).
+    /// linked one or shield, each into its parent's child list (as
+    /// [`link_scope`](Node::link_scope) does), and the task's root too if it is a
+    /// spawned task in its first poll (not in its nursery's list yet): else a
+    /// cancellation of that nursery would not reach the new nursery's children, which
+    /// run elsewhere and whose walk up stops at their own roots. Called when a nursery is
+    /// entered or a `start` first polled, by the task that polls these scopes (their own
+    /// runner, unless a scope future was moved to another task after its first poll).
     pub(crate) fn link_ancestors(self: &Arc<Self>) {
         let mut cur = self.clone();
-        while !cur.root && !cur.is_shield() && cur.never_linked() {
+        while !cur.is_shield() && cur.never_linked() {
+            // A `start`ed task's root has no fixed parent: it is linked from its first
+            // poll on. A run's root has no parent at all.
             let Some(parent) = cur.fixed_parent().cloned() else {
                 return;
             };
             cur.inherit(cur.insert_into(&parent));
+            if cur.root {
+                return;
+            }
             cur = parent;
         }
     }

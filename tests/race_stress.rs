@@ -1,0 +1,1038 @@
+//! Randomized races on the multi-thread backends (tokio's multi-thread runtime and smol,
+//! each on two threads), against what the rustdoc of `CancelHandle`, `Nursery`, `start`,
+//! `TaskStatus::started` and `TaskHandle` promises.
+//!
+//! Each round builds a random plan from its seed ([`Rng`]): an outer `CancelScope` around
+//! a nursery `N` whose body spawns children (checkpoints, short sleeps, spins, shielded
+//! steps, cancel scopes of their own, `finally` cleanups, nested nurseries whose
+//! grandchildren run on other threads, spawns of siblings, errors, panics), `start`s a
+//! child (maybe inside a caller scope `cs` of its own) that calls `started` at a random
+//! step (maybe shielded), and joins, cancels, keeps or drops the children's handles.
+//! Plain OS threads race the round: they cancel the outer scope (or move its deadline to
+//! now), `N`, `cs`, inner scopes and tasks, join handles with `block_on`, and `try_spawn`
+//! into `N` while it finishes. The plan replays exactly; the interleaving is up to the OS,
+//! so a failing seed fails often, not always.
+//!
+//! Checked in every round:
+//!
+//! * **Cancellation is seen at once**: once a `cancel()` (of the outer scope, `N`, `cs`,
+//!   an inner scope, a nested nursery, a task) has returned, no checkpoint or sleep that
+//!   begins afterwards inside it, outside a shield, completes.
+//! * **Structure**: every child future is dropped before its nursery returns, and none is
+//!   polled after.
+//! * **No lost or duplicated error, no lost panic**: every error a leaf returned comes out
+//!   exactly once, from `N` or from `start`; a panic comes out if and only if a leaf
+//!   panicked.
+//! * **`start`**: `Ok` only with the value given to `started`, and not if the caller's
+//!   scope was cancelled before `started` was called (the call is then ignored); `Ok` if
+//!   `started` returned before any cancellation began; `Failed` only if the task failed,
+//!   `NotStarted` only if it returned without calling `started`.
+//! * **Joins**: a value if and only if the task returned it; otherwise an error that says
+//!   how it ended (cancelled, failed, panicked). A handle kept past the nursery is
+//!   finished and its join is ready at once.
+//! * **Scopes**: one returns `None` only after its own `cancel()` or deadline, and then
+//!   with `cancelled_caught()` and `cancel_called()`; `N` returns `Cancelled` only after
+//!   `N.cancel()`.
+//! * **`try_spawn`** from another thread fails only once the nursery is closed.
+//! * **No hang**: each round runs in its own [`Backend::run`], whose watchdog fails it.
+//!
+//! `RACE_ROUNDS` sets the rounds per backend, `RACE_SEED` the first seed; `RACE_BRIEF=1`
+//! lists every failing seed's violations, `RACE_PLAN=1` prints the plan of `RACE_SEED`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hatchery::{
+    checkpoint, finally, nursery, run_blocking, shield, sleep, CancelHandle, CancelScope,
+    JoinError, Nursery, NurseryError, StartError, TaskHandle, TaskStatus,
+};
+use hatchery_tests::{catch_panic, panic_message, Backend, Rng};
+
+/// Rounds per backend unless `RACE_ROUNDS` says otherwise: 3 to 5 s per backend in a
+/// debug build on two cores.
+const ROUNDS: u64 = 1200;
+
+type E = Vec<u32>;
+type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+// ---------------------------------------------------------------- plans
+
+#[derive(Debug, Clone)]
+enum Step {
+    Checkpoint,
+    Sleep(u64),
+    Spin(usize),
+    /// Checkpoints and sleeps in a shield.
+    Shielded(Vec<Step>),
+    /// Spawns a sibling leaf into `N`, racing `N`'s cancellation and end.
+    SpawnSibling(Box<Leaf>),
+    /// A cancel scope (maybe with a timeout) around `body`. A plain thread, after a spin,
+    /// cancels it (`true`) or moves its deadline to now (`false`), racing the scope's
+    /// entry, polls and end.
+    Scope {
+        timeout_us: Option<u64>,
+        foreign: Option<(usize, bool)>,
+        body: Vec<Step>,
+    },
+    /// Calls `started` (in a start leaf), maybe in a shield.
+    Started {
+        shielded: bool,
+    },
+    /// Cancels `N` (in the nursery's body).
+    CancelNursery,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum End {
+    Ok,
+    Fail,
+    Panic,
+}
+
+/// A task: its steps, then maybe a nested nursery, then its end.
+#[derive(Debug, Clone)]
+struct Leaf {
+    id: u32,
+    steps: Vec<Step>,
+    /// A nested nursery with these grandchildren, run after the steps.
+    nested: Option<Vec<Leaf>>,
+    /// The grandchild (an index into `nested`) that cancels the nested nursery when it
+    /// ends.
+    nested_cancel: Option<usize>,
+    /// A `finally` cleanup around the steps and the nested nursery.
+    cleanup: Option<Vec<Step>>,
+    end: End,
+}
+
+/// What happens to a child's handle.
+#[derive(Debug, Clone, Copy)]
+enum HandleUse {
+    Drop,
+    Join,
+    CancelThenJoin,
+    /// Kept, to be checked after the nursery returned.
+    Keep,
+    /// Given to a plain thread.
+    Thread(ThreadAct),
+}
+
+/// What a plain thread does to a task handle.
+#[derive(Debug, Clone, Copy)]
+enum ThreadAct {
+    Cancel,
+    Drop,
+    CancelThenDrop,
+    /// Cancels, then gives the handle back to be checked after the nursery returned.
+    CancelKeep,
+    /// `block_on(handle.join())`, racing the task's end.
+    JoinBlocking,
+}
+
+/// One round. The `usize`s are how long a plain thread spins before it acts.
+#[derive(Debug)]
+struct Plan {
+    children: Vec<(Leaf, HandleUse)>,
+    handle_thread_spin: usize,
+    /// A leaf `start`ed by the body, maybe inside a caller scope `cs` (`true`).
+    start: Option<(Leaf, bool)>,
+    body_steps: Vec<Step>,
+    body_end: End,
+    cancel_outer: Option<usize>,
+    outer_deadline_now: Option<usize>,
+    cancel_n: Option<usize>,
+    cancel_cs: Option<usize>,
+    foreign_spawn: Option<(usize, Leaf)>,
+}
+
+fn gen_short(rng: &mut Rng, max_us: u64) -> Step {
+    if rng.chance(50) {
+        Step::Checkpoint
+    } else {
+        Step::Sleep(rng.below_u64(max_us))
+    }
+}
+
+fn gen_steps(rng: &mut Rng, ids: &mut u32, depth: u32, start_leaf: bool) -> Vec<Step> {
+    let n = rng.below(5);
+    let mut steps: Vec<Step> = (0..n)
+        .map(|_| match rng.below(10) {
+            4..=5 => Step::Sleep(rng.below_u64(200)),
+            6 => Step::Spin(rng.below(3000)),
+            7 => Step::Shielded(vec![gen_short(rng, 100)]),
+            8 if depth > 0 => Step::SpawnSibling(Box::new(gen_leaf(rng, ids, depth - 1, false))),
+            9 => Step::Scope {
+                timeout_us: rng.chance(40).then(|| rng.below_u64(300)),
+                foreign: rng.chance(80).then(|| (rng.below(20_000), rng.chance(70))),
+                body: (0..1 + rng.below(3)).map(|_| gen_short(rng, 150)).collect(),
+            },
+            _ => Step::Checkpoint,
+        })
+        .collect();
+    if start_leaf && rng.chance(85) {
+        let at = rng.below(steps.len() + 1);
+        let shielded = rng.chance(25);
+        steps.insert(at, Step::Started { shielded });
+    }
+    steps
+}
+
+fn gen_end(rng: &mut Rng) -> End {
+    match rng.below(100) {
+        0..=74 => End::Ok,
+        75..=94 => End::Fail,
+        _ => End::Panic,
+    }
+}
+
+fn gen_leaf(rng: &mut Rng, ids: &mut u32, depth: u32, start_leaf: bool) -> Leaf {
+    *ids += 1;
+    let id = *ids;
+    let steps = gen_steps(rng, ids, depth, start_leaf);
+    let nested = (depth > 0 && rng.chance(20)).then(|| {
+        (0..1 + rng.below(3))
+            .map(|_| gen_leaf(rng, ids, depth - 1, false))
+            .collect::<Vec<_>>()
+    });
+    let nested_cancel = nested
+        .as_ref()
+        .and_then(|g| rng.chance(20).then(|| rng.below(g.len())));
+    let cleanup = rng
+        .chance(15)
+        .then(|| (0..1 + rng.below(2)).map(|_| gen_short(rng, 100)).collect());
+    Leaf {
+        id,
+        steps,
+        nested,
+        nested_cancel,
+        cleanup,
+        end: gen_end(rng),
+    }
+}
+
+fn gen_plan(seed: u64) -> Plan {
+    let mut rng = Rng::seeded(seed);
+    let mut ids = 0;
+    let children = (0..rng.below(5))
+        .map(|_| {
+            let leaf = gen_leaf(&mut rng, &mut ids, 2, false);
+            let handle = match rng.below(9) {
+                0 => HandleUse::Drop,
+                1 => HandleUse::Join,
+                2 => HandleUse::CancelThenJoin,
+                3 => HandleUse::Keep,
+                4 => HandleUse::Thread(ThreadAct::Cancel),
+                5 => HandleUse::Thread(ThreadAct::Drop),
+                6 => HandleUse::Thread(ThreadAct::CancelThenDrop),
+                7 => HandleUse::Thread(ThreadAct::CancelKeep),
+                _ => HandleUse::Thread(ThreadAct::JoinBlocking),
+            };
+            (leaf, handle)
+        })
+        .collect();
+    let spin = |rng: &mut Rng| rng.below(40_000);
+    let handle_thread_spin = spin(&mut rng);
+    let start = rng
+        .chance(60)
+        .then(|| (gen_leaf(&mut rng, &mut ids, 1, true), rng.chance(50)));
+    let mut body_steps = gen_steps(&mut rng, &mut ids, 1, false);
+    if rng.chance(10) {
+        let at = rng.below(body_steps.len() + 1);
+        body_steps.insert(at, Step::CancelNursery);
+    }
+    let body_end = if rng.chance(10) { End::Fail } else { End::Ok };
+    Plan {
+        children,
+        handle_thread_spin,
+        start,
+        body_steps,
+        body_end,
+        cancel_outer: rng.chance(30).then(|| spin(&mut rng)),
+        outer_deadline_now: rng.chance(10).then(|| spin(&mut rng)),
+        cancel_n: rng.chance(30).then(|| spin(&mut rng)),
+        cancel_cs: rng.chance(40).then(|| spin(&mut rng)),
+        foreign_spawn: rng
+            .chance(30)
+            .then(|| (spin(&mut rng), gen_leaf(&mut rng, &mut ids, 1, false))),
+    }
+}
+
+// ---------------------------------------------------------------- tracking
+
+/// A canceller's progress: `begun` is set just before it cancels (or moves a deadline),
+/// `done` once `cancel()` has returned.
+#[derive(Default, Debug)]
+struct Flags {
+    begun: AtomicBool,
+    done: AtomicBool,
+}
+
+impl Flags {
+    fn cancel(&self, cancel: impl FnOnce()) {
+        self.begun.store(true, SeqCst);
+        cancel();
+        self.done.store(true, SeqCst);
+    }
+}
+
+/// How a leaf ended (a leaf cancelled at a suspension point has none).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    Returned(u32),
+    Failed,
+    Panicked,
+}
+
+/// The `started` call of the start leaf.
+#[derive(Debug, Clone, Copy)]
+struct StartedCall {
+    /// A cancellation of the caller's scope had returned before the call.
+    cancelled_before: bool,
+    /// No cancellation of the caller's scope had begun when the call returned.
+    clean: bool,
+}
+
+/// What a round saw.
+#[derive(Default)]
+struct Track {
+    outer: Arc<Flags>,
+    n: Arc<Flags>,
+    cs: Arc<Flags>,
+    /// A leaf or the body is about to fail or panic (which cancels `N`).
+    failure_begun: AtomicBool,
+    /// Leaves (and the body, 0) that returned their own error, and that panicked.
+    errors: Mutex<BTreeSet<u32>>,
+    panics: Mutex<BTreeSet<u32>>,
+    outcomes: Mutex<BTreeMap<u32, Outcome>>,
+    /// Leaf futures polled at least once and not dropped yet.
+    live: AtomicUsize,
+    /// `N` has returned, or the outer scope ended it.
+    n_over: AtomicBool,
+    started_call: Mutex<Option<StartedCall>>,
+    start_returned: AtomicBool,
+    /// Errors that came out of `start`.
+    start_errors: Mutex<BTreeSet<u32>>,
+    /// The plain threads racing the round, joined at its end.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    violations: Mutex<Vec<String>>,
+}
+
+impl Track {
+    fn violation(&self, s: String) {
+        self.violations.lock().unwrap().push(s);
+    }
+
+    /// Starts a plain thread that spins, then runs `f`.
+    fn thread(&self, spin_for: usize, f: impl FnOnce() + Send + 'static) {
+        let t = std::thread::spawn(move || {
+            spin(spin_for);
+            f();
+        });
+        self.threads.lock().unwrap().push(t);
+    }
+
+    fn outcome(&self, id: u32) -> Option<Outcome> {
+        self.outcomes.lock().unwrap().get(&id).copied()
+    }
+
+    fn ended(&self, id: u32, outcome: Outcome) {
+        if outcome != Outcome::Returned(id) {
+            self.failure_begun.store(true, SeqCst);
+        }
+        self.outcomes.lock().unwrap().insert(id, outcome);
+    }
+
+    /// Whether a cancellation that reaches the start leaf's caller has begun.
+    fn caller_cancel_begun(&self) -> bool {
+        [&self.outer, &self.n, &self.cs]
+            .iter()
+            .any(|f| f.begun.load(SeqCst))
+            || self.failure_begun.load(SeqCst)
+    }
+}
+
+/// A leaf's future: counted in [`Track::live`] from its first poll until it is dropped,
+/// and checked not to be polled after its nursery returned.
+struct Watched {
+    track: Arc<Track>,
+    id: u32,
+    polled: bool,
+    fut: BoxFut<Result<u32, E>>,
+}
+
+impl Future for Watched {
+    type Output = Result<u32, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.track.n_over.load(SeqCst) {
+            let id = self.id;
+            self.track
+                .violation(format!("leaf {id} polled after its nursery returned"));
+        }
+        if !self.polled {
+            self.polled = true;
+            self.track.live.fetch_add(1, SeqCst);
+        }
+        self.fut.as_mut().poll(cx)
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if self.polled {
+            self.track.live.fetch_sub(1, SeqCst);
+        }
+    }
+}
+
+/// The cancellations that reach a piece of code: once one of them has returned, no
+/// suspension point that begins there completes.
+#[derive(Clone, Default)]
+struct Covers(Vec<(&'static str, Arc<Flags>)>);
+
+impl Covers {
+    fn with(&self, name: &'static str, flags: Arc<Flags>) -> Covers {
+        let mut c = self.clone();
+        c.0.push((name, flags));
+        c
+    }
+
+    /// The name of a cancellation that has returned, if any.
+    fn done(&self) -> Option<&'static str> {
+        let done = self.0.iter().find(|(_, f)| f.done.load(SeqCst));
+        done.map(|(name, _)| *name)
+    }
+}
+
+/// What reaches a child of `N`: the outer scope's and `N`'s cancellations.
+fn base_covers(track: &Track) -> Covers {
+    Covers::default()
+        .with("outer", track.outer.clone())
+        .with("N", track.n.clone())
+}
+
+fn spin(n: usize) {
+    for _ in 0..n {
+        std::hint::spin_loop();
+    }
+}
+
+// ---------------------------------------------------------------- running a plan
+
+/// What every leaf of a round shares.
+struct Ctx {
+    track: Arc<Track>,
+    /// The round's nursery `N`.
+    n: Nursery<E>,
+}
+
+/// Awaits one suspension point of leaf `id`, checked against `covers`.
+async fn suspend(ctx: &Ctx, id: u32, covers: &Covers, what: &str, wait: impl Future<Output = ()>) {
+    let cancelled = covers.done();
+    wait.await;
+    if let Some(name) = cancelled {
+        ctx.track.violation(format!(
+            "leaf {id}: a {what} begun after `{name}.cancel()` returned completed"
+        ));
+    }
+}
+
+/// Runs `steps` of leaf `id` (0: the nursery's body). A start leaf passes its `status`;
+/// its `covers` lose `cs` once `started` moved it into `N`.
+fn run_steps<'a>(
+    ctx: &'a Arc<Ctx>,
+    id: u32,
+    steps: &'a [Step],
+    covers: &'a mut Covers,
+    status: &'a mut Option<TaskStatus<u32>>,
+) -> BoxFutRef<'a> {
+    Box::pin(async move {
+        for step in steps {
+            match step {
+                Step::Checkpoint => suspend(ctx, id, covers, "checkpoint", checkpoint()).await,
+                Step::Sleep(us) => {
+                    let s = sleep(Duration::from_micros(*us));
+                    suspend(ctx, id, covers, "sleep", s).await;
+                }
+                Step::Spin(n) => spin(*n),
+                Step::Shielded(inner) => {
+                    // Nothing outside reaches a shield.
+                    shield(run_steps(ctx, id, inner, &mut Covers::default(), &mut None)).await;
+                }
+                Step::Scope {
+                    timeout_us,
+                    foreign,
+                    body,
+                } => run_scope(ctx, id, *timeout_us, *foreign, body, covers).await,
+                Step::SpawnSibling(leaf) => {
+                    // `N` is open while one of its children (or its body) runs.
+                    let fut =
+                        run_leaf(ctx.clone(), (**leaf).clone(), base_covers(&ctx.track), None);
+                    drop(ctx.n.spawn(fut));
+                }
+                Step::CancelNursery => ctx.track.n.cancel(|| ctx.n.cancel()),
+                Step::Started { shielded } => {
+                    let Some(status) = status.take() else {
+                        continue;
+                    };
+                    let track = &ctx.track;
+                    let cancelled_before = covers.done().is_some();
+                    let call = || {
+                        // Recorded before the call: `start` may return before it does.
+                        let mut record = StartedCall {
+                            cancelled_before,
+                            clean: false,
+                        };
+                        *track.started_call.lock().unwrap() = Some(record);
+                        status.started(1000 + id);
+                        record.clean = !track.caller_cancel_begun();
+                        *track.started_call.lock().unwrap() = Some(record);
+                    };
+                    if *shielded {
+                        shield(async { call() }).await;
+                    } else {
+                        call();
+                    }
+                    if !cancelled_before {
+                        // Moved into `N`, unless a cancel raced the call: only the outer
+                        // scope's and `N`'s cancellations surely reach it now.
+                        *covers = base_covers(track);
+                    }
+                }
+            }
+        }
+    })
+}
+
+type BoxFutRef<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// A [`Step::Scope`]: checks what the scope returned against who cancelled it.
+async fn run_scope(
+    ctx: &Arc<Ctx>,
+    id: u32,
+    timeout_us: Option<u64>,
+    foreign: Option<(usize, bool)>,
+    body: &[Step],
+    covers: &Covers,
+) {
+    let mut scope = CancelScope::new();
+    if let Some(us) = timeout_us {
+        scope = scope.with_timeout(Duration::from_micros(us));
+    }
+    let h = scope.handle();
+    let flags = Arc::new(Flags::default());
+    if let Some((spin_for, cancel)) = foreign {
+        let (h, flags) = (h.clone(), flags.clone());
+        ctx.track.thread(spin_for, move || {
+            if cancel {
+                flags.cancel(|| h.cancel());
+            } else {
+                // Not `done`: a passed deadline cancels when the scope next reads the
+                // clock (the runtime's clock is `Instant`'s on real time).
+                flags.begun.store(true, SeqCst);
+                h.set_deadline(Instant::now());
+            }
+        });
+    }
+    let mut inner = covers.with("scope", flags.clone());
+    let r = scope
+        .run(run_steps(ctx, id, body, &mut inner, &mut None))
+        .await;
+    let track = &ctx.track;
+    match r {
+        None if !flags.begun.load(SeqCst) && timeout_us.is_none() => {
+            track.violation(format!("leaf {id}: scope caught, nobody cancelled it"));
+        }
+        None if !h.cancelled_caught() || !h.cancel_called() => {
+            track.violation(format!("leaf {id}: scope returned None, {h:?}"))
+        }
+        Some(()) if h.cancelled_caught() => {
+            track.violation(format!("leaf {id}: scope returned Some, {h:?}"));
+        }
+        _ => {}
+    }
+}
+
+/// A nested nursery in leaf `id`, whose grandchildren are leaves too; one of them may
+/// cancel it when it ends. A grandchild's panic comes out here: it is this leaf's panic.
+async fn run_nested(
+    ctx: &Arc<Ctx>,
+    id: u32,
+    grandchildren: Vec<Leaf>,
+    cancel_by: Option<usize>,
+    covers: &Covers,
+) -> Result<(), E> {
+    let flags = Arc::new(Flags::default());
+    let covers = covers.with("nested nursery", flags.clone());
+    let nested = nursery(|n2: Nursery<E>| {
+        let (ctx, flags) = (ctx.clone(), flags.clone());
+        async move {
+            for (i, g) in grandchildren.into_iter().enumerate() {
+                let fut = run_leaf(ctx.clone(), g, covers.clone(), None);
+                if cancel_by == Some(i) {
+                    let (n2c, flags) = (n2.clone(), flags.clone());
+                    n2.spawn(async move {
+                        let r = fut.await;
+                        flags.cancel(|| n2c.cancel());
+                        r
+                    });
+                } else {
+                    n2.spawn(fut);
+                }
+            }
+            Ok(())
+        }
+    });
+    match catch_panic(nested).await {
+        Err(msg) => {
+            ctx.track.ended(id, Outcome::Panicked);
+            resume_unwind(Box::new(msg));
+        }
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) if e.is_cancelled() => {
+            if !flags.begun.load(SeqCst) {
+                ctx.track.violation(format!(
+                    "leaf {id}: nested nursery Cancelled without its cancel()"
+                ));
+            }
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.into_errors().into_iter().flatten().collect()),
+    }
+}
+
+/// The future of a leaf: its steps, nested nursery and cleanup, then its end.
+fn run_leaf(
+    ctx: Arc<Ctx>,
+    leaf: Leaf,
+    mut covers: Covers,
+    mut status: Option<TaskStatus<u32>>,
+) -> Watched {
+    let track = ctx.track.clone();
+    let id = leaf.id;
+    let fut = Box::pin(async move {
+        let work = async {
+            run_steps(&ctx, id, &leaf.steps, &mut covers, &mut status).await;
+            match leaf.nested.clone() {
+                Some(g) => run_nested(&ctx, id, g, leaf.nested_cancel, &covers).await,
+                None => Ok(()),
+            }
+        };
+        let r = match &leaf.cleanup {
+            None => work.await,
+            // `finally` runs its cleanup in a shield: nothing outside reaches it.
+            Some(cleanup) => {
+                let cleanup = async {
+                    run_steps(&ctx, id, cleanup, &mut Covers::default(), &mut None).await;
+                };
+                finally(work, cleanup).await
+            }
+        };
+        let track = &ctx.track;
+        if let Err(e) = r {
+            track.ended(id, Outcome::Failed);
+            return Err(e);
+        }
+        match leaf.end {
+            End::Ok => {
+                track.ended(id, Outcome::Returned(id));
+                Ok(id)
+            }
+            End::Fail => {
+                track.errors.lock().unwrap().insert(id);
+                track.ended(id, Outcome::Failed);
+                Err(vec![id])
+            }
+            End::Panic => {
+                track.panics.lock().unwrap().insert(id);
+                track.ended(id, Outcome::Panicked);
+                panic!("leaf {id} panics");
+            }
+        }
+    });
+    Watched {
+        track,
+        id,
+        polled: false,
+        fut,
+    }
+}
+
+// ---------------------------------------------------------------- a round
+
+/// Handles checked after the nursery returned.
+type Kept = Arc<Mutex<Vec<(u32, TaskHandle<u32>)>>>;
+
+/// A join's result against how leaf `id` ended.
+fn check_join(track: &Track, id: u32, r: &Result<u32, JoinError>, what: &str) {
+    let outcome = track.outcome(id);
+    let ok = match r {
+        Ok(v) => *v == id && outcome == Some(Outcome::Returned(id)),
+        Err(e) if e.is_cancelled() => outcome.is_none(),
+        Err(e) if e.is_failed() => outcome == Some(Outcome::Failed),
+        Err(e) if e.is_panicked() => outcome == Some(Outcome::Panicked),
+        Err(_) => false,
+    };
+    if !ok {
+        track.violation(format!(
+            "{what} of leaf {id}: {r:?}, but the leaf ended {outcome:?}"
+        ));
+    }
+}
+
+/// Spawns the children and hands their handles out as the plan says; returns those the
+/// body joins.
+fn spawn_children(ctx: &Arc<Ctx>, plan: &Plan, kept: &Kept) -> Vec<(u32, TaskHandle<u32>)> {
+    let track = &ctx.track;
+    let mut joins = Vec::new();
+    let mut to_thread = Vec::new();
+    for (leaf, handle_use) in &plan.children {
+        let own = Arc::new(Flags::default());
+        let covers = base_covers(track).with("task", own.clone());
+        let id = leaf.id;
+        let h = ctx
+            .n
+            .spawn(run_leaf(ctx.clone(), leaf.clone(), covers, None));
+        match *handle_use {
+            HandleUse::Drop => drop(h),
+            HandleUse::Join => joins.push((id, h)),
+            HandleUse::CancelThenJoin => {
+                own.cancel(|| h.cancel());
+                joins.push((id, h));
+            }
+            HandleUse::Keep => kept.lock().unwrap().push((id, h)),
+            HandleUse::Thread(act) => to_thread.push((id, h, own, act)),
+        }
+    }
+    if !to_thread.is_empty() {
+        let (track, kept) = (track.clone(), kept.clone());
+        ctx.track.thread(plan.handle_thread_spin, move || {
+            for (id, h, own, act) in to_thread {
+                match act {
+                    ThreadAct::Cancel => own.cancel(|| h.cancel()),
+                    ThreadAct::Drop => drop(h),
+                    ThreadAct::CancelThenDrop => {
+                        own.cancel(|| h.cancel());
+                        drop(h);
+                    }
+                    ThreadAct::CancelKeep => {
+                        own.cancel(|| h.cancel());
+                        kept.lock().unwrap().push((id, h));
+                    }
+                    ThreadAct::JoinBlocking => {
+                        let r = futures_lite::future::block_on(h.join());
+                        check_join(&track, id, &r, "blocking join on a thread");
+                    }
+                }
+            }
+        });
+    }
+    joins
+}
+
+/// Starts the start leaf (in `cs` if `in_cs`) and checks what `start` returned.
+async fn start_leaf(ctx: &Arc<Ctx>, leaf: Leaf, in_cs: bool, cs_spin: Option<usize>) {
+    let track = &ctx.track;
+    let id = leaf.id;
+    let cs = CancelScope::new();
+    let csh = cs.handle();
+    let mut covers = base_covers(track);
+    if in_cs {
+        covers = covers.with("cs", track.cs.clone());
+        if let Some(spin_for) = cs_spin {
+            let (h, t) = (csh.clone(), track.clone());
+            ctx.track
+                .thread(spin_for, move || t.cs.cancel(|| h.cancel()));
+        }
+    }
+    let c = ctx.clone();
+    let start = ctx
+        .n
+        .start(move |status: TaskStatus<u32>| run_leaf(c, leaf, covers, Some(status)));
+    let r = if in_cs {
+        cs.run(start).await
+    } else {
+        Some(start.await)
+    };
+    track.start_returned.store(true, SeqCst);
+    let call = *track.started_call.lock().unwrap();
+    let outcome = track.outcome(id);
+    let ok = match &r {
+        Some(Ok(v)) => *v == 1000 + id && call.is_some_and(|c| !c.cancelled_before),
+        Some(Err(StartError::Failed(e))) => {
+            track.start_errors.lock().unwrap().extend(e);
+            outcome == Some(Outcome::Failed)
+        }
+        Some(Err(StartError::NotStarted)) => {
+            call.is_none() && outcome == Some(Outcome::Returned(id))
+        }
+        Some(Err(_)) => false,
+        None => track.cs.begun.load(SeqCst) && csh.cancelled_caught() && csh.cancel_called(),
+    };
+    let clean = call.is_some_and(|c| c.clean);
+    if !ok || (clean && !matches!(r, Some(Ok(_)))) || (r.is_some() && csh.cancelled_caught()) {
+        track.violation(format!(
+            "start of leaf {id} gave {r:?}: started call {call:?}, leaf ended {outcome:?}, \
+             cs {csh:?}"
+        ));
+    }
+}
+
+/// Runs the round of `seed` and returns what it violated.
+async fn round(seed: u64) -> Vec<String> {
+    let plan = gen_plan(seed);
+    let track = Arc::new(Track::default());
+    let outer = CancelScope::new();
+    let oh = outer.handle();
+    let kept: Kept = Arc::default();
+    if let Some(s) = plan.cancel_outer {
+        let (oh, t) = (oh.clone(), track.clone());
+        track.thread(s, move || t.outer.cancel(|| oh.cancel()));
+    }
+    if let Some(s) = plan.outer_deadline_now {
+        let (oh, t) = (oh.clone(), track.clone());
+        track.thread(s, move || {
+            // Not `done`: a passed deadline cancels when the scope next reads the clock.
+            t.outer.begun.store(true, SeqCst);
+            oh.set_deadline(Instant::now());
+        });
+    }
+    let body = nursery(|n: Nursery<E>| {
+        let ctx = Arc::new(Ctx {
+            track: track.clone(),
+            n,
+        });
+        let (plan, kept) = (&plan, kept.clone());
+        async move {
+            let track = &ctx.track;
+            if let Some(s) = plan.cancel_n {
+                let (n, t) = (ctx.n.clone(), track.clone());
+                track.thread(s, move || t.n.cancel(|| n.cancel()));
+            }
+            if let Some((s, leaf)) = plan.foreign_spawn.clone() {
+                let (c, kept) = (ctx.clone(), kept.clone());
+                track.thread(s, move || {
+                    let id = leaf.id;
+                    let fut = run_leaf(c.clone(), leaf, base_covers(&c.track), None);
+                    match c.n.try_spawn(fut) {
+                        Ok(h) => kept.lock().unwrap().push((id, h)),
+                        Err(_) if !c.n.is_closed() => {
+                            c.track
+                                .violation("try_spawn failed on an open nursery".into());
+                        }
+                        Err(_) => {}
+                    }
+                });
+            }
+            let joins = spawn_children(&ctx, plan, &kept);
+            if let Some((leaf, in_cs)) = plan.start.clone() {
+                start_leaf(&ctx, leaf, in_cs, plan.cancel_cs).await;
+            }
+            let mut covers = base_covers(track);
+            run_steps(&ctx, 0, &plan.body_steps, &mut covers, &mut None).await;
+            for (id, h) in joins {
+                let r = h.join().await;
+                check_join(track, id, &r, "join in the body");
+            }
+            if plan.body_end == End::Fail {
+                track.errors.lock().unwrap().insert(0);
+                track.failure_begun.store(true, SeqCst);
+                return Err(vec![0]);
+            }
+            Ok(())
+        }
+    });
+    let res = catch_panic(outer.run(body)).await;
+    track.n_over.store(true, SeqCst);
+    // Every thread has been started (leaves start some): join them. One that never ends
+    // (a blocking join of a task that never finishes) leaves this pending, for the
+    // watchdog to report.
+    let threads = std::mem::take(&mut *track.threads.lock().unwrap());
+    run_blocking(move || {
+        for t in threads {
+            if let Err(panic) = t.join() {
+                resume_unwind(panic);
+            }
+        }
+    })
+    .await;
+    check_round(&track, &oh, &res, &kept).await;
+    let v = std::mem::take(&mut *track.violations.lock().unwrap());
+    v
+}
+
+/// Checks a round's end: the nursery's result and the handles kept past it.
+async fn check_round(
+    track: &Track,
+    oh: &CancelHandle,
+    res: &Result<Option<Result<(), NurseryError<E>>>, String>,
+    kept: &Kept,
+) {
+    let live = track.live.load(SeqCst);
+    if live != 0 {
+        track.violation(format!(
+            "{live} leaf futures alive after the nursery returned"
+        ));
+    }
+    let panics = track.panics.lock().unwrap().clone();
+    let errors = track.errors.lock().unwrap().clone();
+    let from_start = track.start_errors.lock().unwrap().clone();
+    if !from_start.is_subset(&errors) {
+        track.violation(format!(
+            "start gave errors {from_start:?}, leaves returned {errors:?}"
+        ));
+    }
+    // What `N` must report.
+    let expected: BTreeSet<u32> = errors.difference(&from_start).copied().collect();
+    let no_error_expected = |what: &str| {
+        if !expected.is_empty() {
+            track.violation(format!("{what}, but leaves returned errors {expected:?}"));
+        }
+    };
+    match res {
+        Err(msg) => {
+            if !panics.iter().any(|id| *msg == format!("leaf {id} panics")) {
+                track.violation(format!(
+                    "panic `{msg}` escaped; leaves panicked: {panics:?}"
+                ));
+            }
+        }
+        Ok(r) => {
+            if !panics.is_empty() {
+                track.violation(format!("leaves {panics:?} panicked, none came out: {r:?}"));
+            }
+            match r {
+                Some(Ok(())) => no_error_expected("the nursery returned Ok"),
+                Some(Err(e)) if e.is_cancelled() => {
+                    no_error_expected("the nursery returned Cancelled");
+                    if !track.n.begun.load(SeqCst) {
+                        track.violation("the nursery returned Cancelled without N.cancel()".into());
+                    }
+                }
+                Some(Err(e)) => {
+                    let got: Vec<u32> = e.errors().iter().flatten().copied().collect();
+                    let set: BTreeSet<u32> = got.iter().copied().collect();
+                    if set.len() != got.len() || set != expected {
+                        track.violation(format!(
+                            "the nursery gave errors {got:?}, expected {expected:?}"
+                        ));
+                    }
+                }
+                None => {
+                    no_error_expected("the outer scope caught");
+                    if !track.outer.begun.load(SeqCst) {
+                        track.violation("the outer scope caught, nobody cancelled it".into());
+                    }
+                    if !oh.cancelled_caught() || !oh.cancel_called() {
+                        track.violation(format!("the outer scope returned None, {oh:?}"));
+                    }
+                }
+            }
+            if r.is_some() && oh.cancelled_caught() {
+                track.violation(format!("the outer scope returned Some, {oh:?}"));
+            }
+            let call = *track.started_call.lock().unwrap();
+            if call.is_some_and(|c| c.clean) && !track.start_returned.load(SeqCst) {
+                track
+                    .violation("started() returned before any cancel, start never returned".into());
+            }
+        }
+    }
+    let kept = std::mem::take(&mut *kept.lock().unwrap());
+    for (id, h) in kept {
+        if !h.is_finished() {
+            track.violation(format!(
+                "kept handle of leaf {id} not finished after the nursery"
+            ));
+        }
+        match futures_lite::future::poll_once(h.join()).await {
+            None => track.violation(format!("join of leaf {id} not ready after the nursery")),
+            Some(r) => check_join(track, id, &r, "join after the nursery"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- driver
+
+/// Leaves panic on purpose; keep their messages out of the test output.
+fn quiet_leaf_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = panic_message(info.payload());
+            if !(msg.starts_with("leaf ") && msg.ends_with(" panics")) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// The seeds to run: `RACE_ROUNDS` of them (default [`ROUNDS`]) from `RACE_SEED` (0).
+fn seeds() -> std::ops::Range<u64> {
+    let var = |name, default| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let first = var("RACE_SEED", 0);
+    first..first + var("RACE_ROUNDS", ROUNDS)
+}
+
+/// Runs every round, each on a fresh runtime of `backend`, and fails with the seeds of
+/// the rounds that violated something.
+fn check_backend(backend: Backend) {
+    let seeds = seeds();
+    if std::env::var_os("RACE_PLAN").is_some() {
+        eprintln!("{:#?}", gen_plan(seeds.start));
+        return;
+    }
+    quiet_leaf_panics();
+    let started = Instant::now();
+    let count = seeds.end - seeds.start;
+    let mut failures = Vec::new();
+    for seed in seeds {
+        // A panic here is the watchdog's (a hang) or the harness's own.
+        let v = catch_unwind(AssertUnwindSafe(|| backend.run(round(seed))))
+            .unwrap_or_else(|p| vec![format!("round panicked: {}", panic_message(&*p))]);
+        if !v.is_empty() {
+            failures.push((seed, v));
+        }
+    }
+    eprintln!(
+        "race_stress {backend:?}: {count} rounds in {:.1?}, {} failed",
+        started.elapsed(),
+        failures.len()
+    );
+    if std::env::var_os("RACE_BRIEF").is_some() {
+        for (seed, v) in &failures {
+            eprintln!("seed {seed}: {v:?}");
+        }
+    }
+    if let Some((seed, v)) = failures.first() {
+        panic!(
+            "{backend:?}: {} of {count} rounds failed; the first, seed {seed} (RACE_SEED={seed} \
+             RACE_ROUNDS=1): {v:#?}\nplan: {:#?}\nall failing seeds: {:?}",
+            failures.len(),
+            gen_plan(*seed),
+            failures.iter().map(|f| f.0).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn race_stress_tokio_multi() {
+    check_backend(Backend::TokioMulti);
+}
+
+#[test]
+fn race_stress_smol() {
+    check_backend(Backend::Smol);
+}
