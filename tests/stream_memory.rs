@@ -821,3 +821,134 @@ async fn closed_wakes_even_if_a_dropped_item_panics() {
     .await
     .unwrap();
 }
+
+/// A paused send at the front of the queue does not keep the sends behind it from the
+/// room that the receiver made for them.
+#[hatchery::test(virtual_time)]
+async fn a_paused_send_does_not_stall_the_sends_behind_it() {
+    let (tx, rx) = memory_stream::<u32>(2);
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap(); // full
+                             // A waits first, then is kept without being polled (paused).
+    let mut a = Box::pin(tx.send(10));
+    assert!(future::poll_once(a.as_mut()).await.is_none());
+    let tx_b = tx.clone();
+    let rx = &rx;
+    let out = fail_after(
+        HOUR,
+        nursery(|n| async move {
+            let b = n.spawn(async move { Ok::<_, anyhow::Error>(tx_b.send(20).await.is_ok()) });
+            wait_all_tasks_blocked().await; // B waits behind A
+            assert_eq!(rx.statistics().tasks_waiting_send, 2);
+            // Two items taken: room for A and for B.
+            assert_eq!(rx.try_recv(), Ok(1));
+            assert_eq!(rx.try_recv(), Ok(2));
+            let sent = b.join().await?;
+            Ok::<_, anyhow::Error>(sent)
+        }),
+    )
+    .await;
+    let sent = out
+        .expect("the send behind a paused send never woke, although the buffer had room")
+        .unwrap();
+    assert!(sent);
+    assert_eq!(rx.try_recv(), Ok(20));
+    drop(a);
+}
+
+/// An item that comes back to the stream wakes a receive that can take it, not a paused
+/// receive in a finished, cancelled scope that nobody polls.
+#[hatchery::test(virtual_time)]
+async fn a_paused_recv_does_not_swallow_the_wake_up_for_a_returned_item() {
+    let (tx, rx) = memory_stream::<u32>(0);
+    let (rx_b, rx_c) = (rx.clone(), rx.clone());
+    // A: lent to a timeout, which fires; A is kept (paused) to be awaited later.
+    let mut a = Box::pin(rx.recv());
+    assert!(move_on_after(Duration::from_secs(1), &mut a)
+        .await
+        .is_none());
+    // C: waits next (not cancelled).
+    let mut c = Box::pin(rx_c.recv());
+    assert!(future::poll_once(c.as_mut()).await.is_none());
+    let out = fail_after(
+        HOUR,
+        nursery(|n| async move {
+            // B: waits last, in its own task.
+            let b = n.spawn(async move { Ok::<_, anyhow::Error>(rx_b.recv().await) });
+            wait_all_tasks_blocked().await;
+            tx.try_send(1).unwrap(); // skips paused A, handed to C
+            drop(c); // C gives up: the item goes back to the front of the stream
+            Ok::<_, anyhow::Error>(b.join().await?)
+        }),
+    )
+    .await;
+    let got = out
+        .expect("the item came back but the waiting receive was never woken")
+        .unwrap();
+    assert_eq!(got, Ok(1));
+    drop(a);
+}
+
+/// A paused receive (not cancelled) takes one wake-up for the items in the stream, not
+/// all of them: with two items back in the stream, the receive behind it is woken for
+/// the second.
+#[hatchery::test(virtual_time)]
+async fn a_paused_recv_takes_one_wake_up_not_all() {
+    let (tx, rx) = memory_stream::<u32>(0);
+    let rx_b = rx.clone();
+    let (mut c1, mut c2) = (Box::pin(rx.recv()), Box::pin(rx.recv()));
+    assert!(future::poll_once(c1.as_mut()).await.is_none());
+    assert!(future::poll_once(c2.as_mut()).await.is_none());
+    // A waits next, and is kept without being polled.
+    let mut a = Box::pin(rx.recv());
+    assert!(future::poll_once(a.as_mut()).await.is_none());
+    let out = fail_after(
+        HOUR,
+        nursery(|n| async move {
+            let b = n.spawn(async move { Ok::<_, anyhow::Error>(rx_b.recv().await) });
+            wait_all_tasks_blocked().await; // B waits behind A
+            tx.try_send(1).unwrap(); // handed to C1
+            tx.try_send(2).unwrap(); // handed to C2
+                                     // Both give up: the two items go back to the stream, one for A, one for B.
+            drop(c1);
+            drop(c2);
+            Ok::<_, anyhow::Error>(b.join().await?)
+        }),
+    )
+    .await;
+    let got = out
+        .expect("the receive behind a paused receive was not woken for the second item")
+        .unwrap();
+    assert_eq!(got, Ok(1));
+    assert_eq!(a.await, Ok(2));
+}
+
+/// A paused send that was woken for room and is then dropped passes its wake-up on to
+/// the send behind it.
+#[hatchery::test(virtual_time)]
+async fn a_dropped_paused_send_passes_its_wake_up_on() {
+    let (tx, rx) = memory_stream::<u32>(1);
+    tx.try_send(1).unwrap(); // full
+    let mut a = Box::pin(tx.send(10));
+    assert!(future::poll_once(a.as_mut()).await.is_none());
+    let tx_b = tx.clone();
+    let rx = &rx;
+    let out = fail_after(
+        HOUR,
+        nursery(|n| async move {
+            let b = n.spawn(async move { Ok::<_, anyhow::Error>(tx_b.send(20).await.is_ok()) });
+            wait_all_tasks_blocked().await; // B waits behind A
+            assert_eq!(rx.try_recv(), Ok(1)); // room for one: A is woken, not B
+            wait_all_tasks_blocked().await;
+            assert!(!b.is_finished());
+            drop(a); // A gives up its place, and the wake-up with it
+            Ok::<_, anyhow::Error>(b.join().await?)
+        }),
+    )
+    .await;
+    let sent = out
+        .expect("the send behind a dropped paused send was never woken")
+        .unwrap();
+    assert!(sent);
+    assert_eq!(rx.try_recv(), Ok(20));
+}

@@ -1,13 +1,18 @@
 //! A randomized model test of memory streams: seeded random mixes of sends and receives
 //! (plain or in a cancel scope), polls (also unprompted ones), cancellations, drops,
-//! `try_send`/`try_recv`, `Stream` handles left idle, clones and closes, on capacities 0,
-//! 1 and 2, all polled by hand with wakers that record whether they were woken.
+//! sends and receives kept without being polled for a while (paused, as a `select!`
+//! loser kept with `&mut`), `try_send`/`try_recv`, `Stream` handles left idle, clones and
+//! closes, on capacities 0, 1 and 2, all polled by hand with wakers that record whether
+//! they were woken.
 //!
 //! After every step it checks the open counts, that the buffer stays within capacity and
 //! that no item sent is dropped while a receiver is open. At each "settle" it polls what
-//! was woken until nothing is, then polls every waiter once more: one that completes was
-//! ready but never woken (a lost wake-up). `EndOfStream` must be final: no item may come
-//! after it. At the end every item sent must have been received.
+//! was woken (and is not paused) until nothing is, then polls every waiter that is not
+//! paused once more: one that completes was ready but never woken (a lost wake-up). The
+//! one exception: a paused wait that was woken keeps that wake-up, so a send (receive)
+//! that completes there is not counted lost if there was room (were items) for no more
+//! than the paused sends (receives) that were woken. `EndOfStream` must be final: no item
+//! may come after it. At the end every item sent must have been received.
 //!
 //! `SM_SEEDS` and `SM_STEPS` raise the number of seeds (600) and steps per seed (150)
 //! for a longer hunt.
@@ -51,6 +56,17 @@ enum Out {
     Recv(Option<Result<It, RecvError>>),
 }
 
+/// How a polled future completed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Done {
+    /// A send that sent its item.
+    Sent,
+    /// A receive that got an item.
+    Received,
+    /// Anything else (an error, a cancellation).
+    Other,
+}
+
 struct F {
     fut: Pin<Box<dyn Future<Output = Out>>>,
     handle: Option<CancelHandle>,
@@ -59,6 +75,11 @@ struct F {
     desc: String,
     sender: Option<usize>,
     receiver: Option<usize>,
+    /// Kept without being polled: a settle does not poll it, even if it is woken.
+    paused: bool,
+    /// Whether it had been woken (and not polled since) when its scope was cancelled:
+    /// a wake-up it holds then may be one for an item (see `check_wake_ups`).
+    woken_at_cancel: bool,
 }
 
 /// A future of the model, run in a cancel scope of its own if `scoped`: then a
@@ -117,6 +138,8 @@ impl St {
             desc,
             sender,
             receiver,
+            paused: false,
+            woken_at_cancel: false,
         });
     }
 
@@ -145,16 +168,23 @@ impl St {
         );
         self.eos_seen = true;
     }
-    /// Polls future i; returns whether it completed (and then removes it).
-    fn poll_fut(&mut self, i: usize) -> bool {
+    /// Polls future i (which is no longer paused); returns how it completed, if it did
+    /// (and then removes it).
+    fn poll_fut(&mut self, i: usize) -> Option<Done> {
         let f = &mut self.futs[i];
+        f.paused = false;
         f.flag.0.store(false, Ordering::SeqCst);
         let mut cx = Context::from_waker(&f.waker);
         let r = f.fut.as_mut().poll(&mut cx);
-        let Poll::Ready(out) = r else { return false };
+        let Poll::Ready(out) = r else { return None };
         let f = self.futs.remove(i);
         self.trace.push(format!("  done {}", f.desc));
         let cancelled = f.handle.as_ref().is_some_and(|h| h.cancel_called());
+        let done = match &out {
+            Out::Send(_, Some(Ok(()))) => Done::Sent,
+            Out::Recv(Some(Ok(_))) => Done::Received,
+            _ => Done::Other,
+        };
         match out {
             Out::Send(id, Some(Ok(()))) => {
                 self.track.sent.lock().unwrap().insert(id);
@@ -183,7 +213,7 @@ impl St {
                 assert!(cancelled, "None without cancel {:?}", self.trace);
             }
         }
-        true
+        Some(done)
     }
     fn poll_stream(&mut self, j: usize) -> bool {
         let (s, flag, _) = &mut self.streams[j];
@@ -208,17 +238,27 @@ impl St {
             }
         }
     }
-    /// Polls woken futures until none is woken; then checks that no pending future
-    /// could complete (a lost wake-up).
+    /// Polls woken futures (not paused ones) until none is woken; then checks that no
+    /// pending future could complete (a lost wake-up).
     fn settle(&mut self) {
+        for round in 0.. {
+            assert!(round < 10_000, "livelock {:?}", self.trace);
+            self.poll_woken();
+            if !self.check_wake_ups() {
+                break;
+            }
+        }
+    }
+
+    fn poll_woken(&mut self) {
         for round in 0.. {
             assert!(round < 10_000, "livelock {:?}", self.trace);
             let mut any = false;
             let mut i = 0;
             while i < self.futs.len() {
-                if self.futs[i].flag.0.load(Ordering::SeqCst) {
+                if !self.futs[i].paused && self.futs[i].flag.0.load(Ordering::SeqCst) {
                     any = true;
-                    if self.poll_fut(i) {
+                    if self.poll_fut(i).is_some() {
                         continue;
                     }
                 }
@@ -234,24 +274,121 @@ impl St {
                 break;
             }
         }
-        // Lost wake-up check: a spurious poll of each pending future must not complete.
-        for i in 0..self.futs.len() {
-            let desc = self.futs[i].desc.clone();
-            if self.poll_fut(i) {
-                panic!(
-                    "lost wake-up: {desc} was ready but not woken: {:?}",
-                    self.trace
-                );
+    }
+
+    /// Polls every pending future that is not paused once more (a spurious poll). One
+    /// that completes was ready but never woken: a lost wake-up, unless it sent (received)
+    /// an item while paused sends (receives) held the wake-ups for all the room (items)
+    /// there was. A paused wait woken and not polled since keeps one wake-up, and each
+    /// place (item) wakes one more waiter, so the room must not exceed the paused sends
+    /// that were woken. (Counted leniently: a flag may have been set for other reasons. A
+    /// receive whose scope is cancelled takes nothing, so it holds a wake-up only if it
+    /// had one before the cancellation.) Returns whether the check changed the state (a
+    /// future completed), which calls for another round.
+    fn check_wake_ups(&mut self) -> bool {
+        let woken = |f: &F| f.paused && f.flag.0.load(Ordering::SeqCst);
+        let held_sends = self
+            .futs
+            .iter()
+            .filter(|f| f.sender.is_some() && woken(f))
+            .count();
+        let held_recvs = self
+            .futs
+            .iter()
+            .filter(|f| {
+                f.receiver.is_some()
+                    && woken(f)
+                    && (f.woken_at_cancel || !f.handle.as_ref().is_some_and(|h| h.cancel_called()))
+            })
+            .count();
+        // Sends first (a receive that completes makes room for one).
+        let sent = self.spurious_polls(true);
+        if let Some((sent, k)) = sent {
+            // The room there was: the sends that completed, and what is left.
+            let mut room = sent;
+            loop {
+                let id = self.next_item;
+                self.next_item += 1;
+                if self.senders[k]
+                    .try_send(It(id, self.track.clone()))
+                    .is_err()
+                {
+                    break;
+                }
+                self.track.sent.lock().unwrap().insert(id);
+                self.trace.push(format!("  probe try_send#{id} s{k}"));
+                room += 1;
             }
+            assert!(
+                room <= held_sends,
+                "lost wake-up: {sent} send(s) ready but not woken, room for {room}, \
+                 {held_sends} paused send(s) woken: {:?}",
+                self.trace
+            );
+            return true;
         }
+        let got = self.spurious_polls(false);
         for j in 0..self.streams.len() {
-            if self.streams[j].2 && self.poll_stream(j) {
+            let woken = self.streams[j].1 .0.load(Ordering::SeqCst);
+            if self.streams[j].2 && !woken && self.poll_stream(j) {
                 panic!(
                     "lost wake-up: stream {j} was ready but not woken: {:?}",
                     self.trace
                 );
             }
         }
+        if let Some((got, k)) = got {
+            // The items there were: those taken, and what is left.
+            let mut items = got;
+            while let Ok(it) = self.receivers[k].try_recv() {
+                self.trace
+                    .push(format!("  probe try_recv r{k} -> {}", it.0));
+                self.got(it);
+                items += 1;
+            }
+            assert!(
+                items <= held_recvs,
+                "lost wake-up: {got} receive(s) ready but not woken, {items} item(s), \
+                 {held_recvs} paused receive(s) woken: {:?}",
+                self.trace
+            );
+            return true;
+        }
+        false
+    }
+
+    /// Polls each pending send (or receive) that is not paused or woken once; any completion
+    /// other than an item sent (received) is a lost wake-up. Returns how many sent
+    /// (received) and the handle of one of them.
+    fn spurious_polls(&mut self, sends: bool) -> Option<(usize, usize)> {
+        let mut done = None;
+        let mut i = 0;
+        while i < self.futs.len() {
+            let f = &self.futs[i];
+            let k = if sends { f.sender } else { f.receiver };
+            // (One woken by what completed before it in this loop is not checked: the
+            // next round polls it.)
+            let (Some(k), false, false) = (k, f.paused, f.flag.0.load(Ordering::SeqCst)) else {
+                i += 1;
+                continue;
+            };
+            let desc = f.desc.clone();
+            match self.poll_fut(i) {
+                None => i += 1,
+                Some(Done::Sent | Done::Received) => {
+                    self.trace.push(format!("  (not woken: {desc})"));
+                    let n = done.map_or(0, |(n, _)| n);
+                    done = Some((n + 1, k));
+                }
+                Some(Done::Other) => {
+                    panic!(
+                        "lost wake-up: {desc} was ready but not woken: {:?}",
+                        self.trace
+                    )
+                }
+            }
+        }
+        done
     }
 }
 
@@ -277,7 +414,7 @@ async fn run(seed: u64) {
             .and_then(|s| s.parse().ok())
             .unwrap_or(150)
         {
-            let op = rng.below(14);
+            let op = rng.below(15);
             match op {
                 0 | 1 => {
                     let k = rng.below(st.senders.len());
@@ -309,13 +446,18 @@ async fn run(seed: u64) {
                 }
                 4 if !st.futs.is_empty() => {
                     let i = rng.below(st.futs.len());
+                    // (A paused future is awaited again.)
                     st.trace.push(format!("poll {}", st.futs[i].desc));
                     st.poll_fut(i);
                 }
                 5 if !st.futs.is_empty() => {
                     let i = rng.below(st.futs.len());
-                    if let Some(h) = &st.futs[i].handle {
-                        st.trace.push(format!("cancel {}", st.futs[i].desc));
+                    let f = &mut st.futs[i];
+                    if let Some(h) = &f.handle {
+                        st.trace.push(format!("cancel {}", f.desc));
+                        if !h.cancel_called() {
+                            f.woken_at_cancel = f.flag.0.load(Ordering::SeqCst);
+                        }
                         h.cancel();
                     }
                 }
@@ -406,6 +548,12 @@ async fn run(seed: u64) {
                 12 | 13 => {
                     st.trace.push("settle".into());
                     st.settle();
+                }
+                14 if !st.futs.is_empty() => {
+                    // Kept without being polled until an unprompted poll (op 4) or a drop.
+                    let i = rng.below(st.futs.len());
+                    st.trace.push(format!("pause {}", st.futs[i].desc));
+                    st.futs[i].paused = true;
                 }
                 _ => {}
             }

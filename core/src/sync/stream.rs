@@ -64,6 +64,7 @@ pub fn memory_stream<T>(capacity: usize) -> (SendStream<T>, ReceiveStream<T>) {
             senders: 1,
             receivers: 1,
             send_waiters: VecDeque::new(),
+            send_woken: 0,
             recv_waiters: VecDeque::new(),
             stream_waiters: 0,
             bounced: VecDeque::new(),
@@ -127,6 +128,8 @@ struct SendWaiter {
     id: u64,
     handle: u64,
     waker: Waker,
+    /// Woken for room, and not polled since (see [`State::wake_senders`]).
+    notified: bool,
 }
 
 struct RecvWaiter<T> {
@@ -150,6 +153,9 @@ struct RecvWaiter<T> {
     /// it will never take one (a cancelled `Recv` withdraws at its next poll, and the
     /// scope may drop a stream's poller without polling it again).
     scope: Option<Arc<Node>>,
+    /// For a [`Recv`]: woken for a buffered item, and not polled since (see
+    /// [`State::wake_receivers`]).
+    notified: bool,
 }
 
 impl<T> RecvWaiter<T> {
@@ -169,6 +175,9 @@ struct State<T> {
     senders: usize,
     receivers: usize,
     send_waiters: VecDeque<SendWaiter>,
+    /// The first `send_woken` send waiters are notified (others may be too): where
+    /// [`State::wake_senders`] starts looking.
+    send_woken: usize,
     recv_waiters: VecDeque<RecvWaiter<T>>,
     /// How many of `recv_waiters` are stream waiters.
     stream_waiters: usize,
@@ -183,12 +192,6 @@ impl<T> State<T> {
         let id = self.next_id;
         self.next_id += 1;
         id
-    }
-
-    /// Whether a waiting sender could make progress now.
-    fn send_possible(&self) -> bool {
-        self.buf.len() < self.cap
-            || (self.buf.is_empty() && self.recv_waiters.iter().any(|w| w.takes()))
     }
 
     /// Whether an item handed to a waiting receive is still in its slot. It may yet come
@@ -210,25 +213,59 @@ impl<T> State<T> {
         }
     }
 
-    fn wake_first_sender(&self) {
-        if let Some(w) = self.send_waiters.front() {
-            w.waker.wake_by_ref();
+    /// Wakes waiting sends for the room there is. As many sends can complete now as
+    /// there are free places in the buffer (plus, when it is empty, the receives waiting
+    /// for an item); the first that many waiters are woken, each once: one woken and not
+    /// polled since (perhaps kept without being polled: a paused wait) is not woken
+    /// again, and counts. So each item taken wakes one more send, however many paused
+    /// sends are ahead of it.
+    ///
+    /// Called whenever the room grows or the waiters ahead change. The first
+    /// `send_woken` waiters are skipped, so in the common case this is O(1).
+    fn wake_senders(&mut self) {
+        let waiting = self.send_waiters.len();
+        if self.send_woken >= waiting {
+            return; // no waiter, or all woken
         }
+        let mut room = self.cap.saturating_sub(self.buf.len());
+        if room < waiting && self.buf.is_empty() {
+            // Each waiting receive takes one item (handed over).
+            let takers = self.recv_waiters.iter().filter(|w| w.takes());
+            room += takers.take(waiting - room).count();
+        }
+        let target = room.min(waiting);
+        for w in self
+            .send_waiters
+            .range_mut(self.send_woken.min(target)..target)
+        {
+            if !w.notified {
+                w.notified = true;
+                w.waker.wake_by_ref();
+            }
+        }
+        self.send_woken = self.send_woken.max(target);
     }
 
-    /// Wakes the receivers that may take a buffered item: the first waiting [`Recv`],
-    /// and every stream waiter (served or not), since one of them may never be polled
-    /// again.
-    fn wake_receivers(&self) {
-        let mut recv_woken = false;
-        for w in &self.recv_waiters {
+    /// Wakes the receivers that may take a buffered item: as many waiting [`Recv`]s as
+    /// there are items, the first ones that can take an item (not those whose scope is
+    /// cancelled), each once: one woken and not polled since (a paused wait) keeps its
+    /// wake-up, and the next item wakes the receive behind it. And every stream waiter
+    /// (served or not), since one of them may never be polled again.
+    fn wake_receivers(&mut self) {
+        let mut items = self.buf.len();
+        let mut streams = self.stream_waiters;
+        for w in &mut self.recv_waiters {
+            if items == 0 && streams == 0 {
+                break;
+            }
             if w.stream {
                 w.waker.wake_by_ref();
-            } else if !recv_woken && w.slot.is_none() {
-                w.waker.wake_by_ref();
-                recv_woken = true;
-                if self.stream_waiters == 0 {
-                    break;
+                streams -= 1;
+            } else if items > 0 && w.takes() {
+                items -= 1;
+                if !w.notified {
+                    w.notified = true;
+                    w.waker.wake_by_ref();
                 }
             }
         }
@@ -275,7 +312,7 @@ impl<T> State<T> {
     fn pop(&mut self) -> Option<T> {
         let item = self.buf.pop_front()?;
         self.bounced.pop_front();
-        self.wake_first_sender();
+        self.wake_senders();
         if !self.buf.is_empty() {
             self.wake_receivers();
         } else if self.ended() {
@@ -288,10 +325,13 @@ impl<T> State<T> {
 
     fn remove_sender(&mut self, id: u64) {
         if let Some(i) = self.send_waiters.iter().position(|w| w.id == id) {
-            self.send_waiters.remove(i);
+            let w = self.send_waiters.remove(i).expect("index in range");
+            if i < self.send_woken {
+                self.send_woken -= 1;
+            }
             // Pass on a wake-up this waiter may have received and not used.
-            if i == 0 && self.send_possible() {
-                self.wake_first_sender();
+            if w.notified {
+                self.wake_senders();
             }
         }
     }
@@ -333,9 +373,16 @@ impl<T> State<T> {
 
     fn register_sender(&mut self, id: &mut Option<u64>, handle: u64, waker: &Waker) {
         if let Some(id) = *id {
-            if let Some(w) = self.send_waiters.iter_mut().find(|w| w.id == id) {
+            if let Some(i) = self.send_waiters.iter().position(|w| w.id == id) {
+                let w = &mut self.send_waiters[i];
                 if !w.waker.will_wake(waker) {
                     w.waker = waker.clone();
+                }
+                // Polled, and no room: a wake-up it had is used up (a send polled
+                // before it took the room).
+                if w.notified {
+                    w.notified = false;
+                    self.send_woken = self.send_woken.min(i);
                 }
                 return;
             }
@@ -346,6 +393,7 @@ impl<T> State<T> {
             id: new,
             handle,
             waker: waker.clone(),
+            notified: false,
         });
     }
 
@@ -395,6 +443,9 @@ impl<T> State<T> {
                     });
                     let took = w.takes();
                     w.served = false;
+                    // Polled, and no item: a wake-up it had is used up (a receive
+                    // polled before it took the item).
+                    w.notified = false;
                     if !same {
                         w.scope = current_scope();
                     }
@@ -403,7 +454,7 @@ impl<T> State<T> {
                     // if it takes items again, let a waiting sender know, as a new
                     // receiver would.
                     if !took && w.takes() {
-                        self.wake_first_sender();
+                        self.wake_senders();
                     }
                     return Poll::Pending;
                 }
@@ -418,10 +469,11 @@ impl<T> State<T> {
                 stream,
                 served: false,
                 scope: current_scope(),
+                notified: false,
             });
             self.stream_waiters += usize::from(stream);
             // A rendezvous sender waits for a receiver to show up.
-            self.wake_first_sender();
+            self.wake_senders();
             return Poll::Pending;
         };
         if let Some(my) = id.take() {
@@ -593,7 +645,9 @@ impl<T> SendStream<T> {
     /// This is not a reservation: a send polled before the woken one (a new `send`, or a
     /// waiting one whose task a sibling future woke) may take the room first, and the
     /// woken one waits again at the front. ([`Semaphore`](crate::sync::Semaphore) does
-    /// reserve.)
+    /// reserve.) A waiting send that is kept without being polled (paused: a `select!`
+    /// loser kept with `&mut`, or one lent to a timeout that fired) keeps its place and
+    /// takes at most one wake-up: the next item taken wakes the send behind it.
     ///
     /// # Cancel safety
     ///
@@ -696,9 +750,9 @@ impl<T> SendStream<T> {
             }
             !mine
         });
-        if st.send_possible() {
-            st.wake_first_sender();
-        }
+        // Pass on the wake-ups that those had (the waiters ahead changed).
+        st.send_woken = 0;
+        st.wake_senders();
         if st.senders == 0 {
             st.wake_all_receivers();
         }
@@ -979,7 +1033,13 @@ impl<T> ReceiveStream<T> {
     /// Receivers waiting on an empty stream are woken in FIFO order, and a sender hands
     /// its item straight to the longest waiting receive (for a rendezvous stream, or an
     /// empty buffer). An item that comes back from a cancelled receive is not reserved:
-    /// the receive polled first takes it. Buffered items are delivered before
+    /// the receive polled first takes it; it wakes one waiting receive, as each item in
+    /// the stream does. A waiting receive that is kept without being polled (paused)
+    /// keeps its place: it may be handed an item, which it holds until it is awaited or
+    /// dropped, and it takes at most one wake-up for an item in the stream, so the next
+    /// item wakes the receive behind it. One paused in a cancelled scope (lent to a
+    /// timeout that fired) takes nothing, neither items nor wake-ups, until it is polled
+    /// again outside that scope. Buffered items are delivered before
     /// end-of-stream, and end-of-stream is final: it is not reported while an item is
     /// still being handed to another receive, which might give it back.
     ///
