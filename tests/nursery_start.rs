@@ -989,3 +989,73 @@ async fn a_kept_start_is_cancelled_by_the_deadline_of_the_scope_that_awaits_it()
     .await;
     assert_eq!(r, Ok((true, secs(10))));
 }
+
+/// A kept `start` awaited again in a scope cancelled while the start was not polled (and
+/// out of reach: the scope of its first poll had finished) takes that cancellation, and
+/// the scope ends at once.
+#[hatchery::test(virtual_time)]
+async fn a_kept_start_repolled_in_an_already_cancelled_scope_is_cancelled() {
+    let r = nursery(|n| async move {
+        let outer = CancelScope::new();
+        let handle = outer.handle();
+        let out = outer
+            .run(async {
+                let mut start = n.start(|status: hatchery::TaskStatus<u32>| async move {
+                    sleep(HOUR).await;
+                    status.started(1);
+                    Ok::<_, TestError>(())
+                });
+                // The start loses a race to a 1 s sleep; the inner scope ends normally.
+                let inner = CancelScope::new()
+                    .run(futures_lite::future::or(
+                        async {
+                            let _ = (&mut start).await;
+                        },
+                        sleep(secs(1)),
+                    ))
+                    .await;
+                assert!(inner.is_some());
+                handle.cancel(); // at 1 s, before the start is polled again
+                let _ = (&mut start).await;
+                unreachable!("the cancelled scope ends the work")
+            })
+            .await;
+        Ok::<_, TestError>((out.is_none(), elapsed()))
+    })
+    .await;
+    assert_eq!(r, Ok((true, secs(1))));
+}
+
+/// A `start` first polled inside hatchery can be awaited by a plain thread afterwards.
+#[hatchery::test]
+async fn a_kept_start_can_be_awaited_outside_hatchery() {
+    let r = nursery(|n| async move {
+        let go = Arc::new(hatchery::sync::Event::new());
+        let go2 = go.clone();
+        let mut start = n.start(|status: hatchery::TaskStatus<u32>| async move {
+            go2.wait().await;
+            status.started(7);
+            Ok::<_, TestError>(())
+        });
+        // First poll inside hatchery: the task is spawned, and waits for `go`.
+        let first = futures_lite::future::poll_once(&mut start).await;
+        go.set();
+        let v = match first {
+            Some(r) => r.unwrap(),
+            None => {
+                let t = std::thread::spawn(move || futures_lite::future::block_on(start));
+                let joined = hatchery::run_blocking(move || t.join()).await;
+                match joined {
+                    Ok(r) => r.unwrap(),
+                    Err(p) => panic!(
+                        "awaiting the start outside hatchery panicked: {}",
+                        hatchery_tests::panic_message(&*p)
+                    ),
+                }
+            }
+        };
+        Ok::<_, TestError>(v)
+    })
+    .await;
+    assert_eq!(r, Ok(7));
+}

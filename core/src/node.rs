@@ -7,8 +7,8 @@
 //! suspension point.
 //!
 //! Not every node is in its parent's child list. Nurseries are (their tasks run
-//! elsewhere), and so is every task once it first suspends (a `start`ed one from its
-//! first poll on). A scope is linked only when
+//! elsewhere), and so is every task once it first suspends, or opens a nursery or
+//! polls a `start` before that (a `start`ed task from its first poll on). A scope is linked only when
 //! its parent's runner would not poll it: when it is polled through a combinator with
 //! wakers of its own, or from another task
 //! ([`enter_node`](crate::rt::enter_node)). Any other scope is polled
@@ -359,8 +359,9 @@ impl<X: ?Sized> Node<X> {
 
     /// A task root in its parent's child list: the parent's cancellation marks it, so
     /// an upward walk of flags ends here. (A spawned task's root joins the list when the
-    /// task first suspends; a `start`ed task's parent can move, and is not walked: its
-    /// root joins the list when its first poll begins.)
+    /// task first suspends, or opens a nursery or polls a `start` before that; a
+    /// `start`ed task's parent can move, and is not walked: its root joins the list when
+    /// its first poll begins.)
     #[inline]
     fn stops_walk(&self) -> bool {
         self.root && self.key.load(Ordering::Acquire) != NO_KEY
@@ -934,6 +935,22 @@ impl Node {
         alone
     }
 
+    /// Whether `ancestor` is this node or one of its ancestors.
+    pub(crate) fn is_within(&self, ancestor: &Arc<Node>) -> bool {
+        let target = Arc::as_ptr(ancestor).cast::<u8>();
+        if std::ptr::eq((self as *const Self).cast::<u8>(), target) {
+            return true;
+        }
+        let mut cur = self.parent();
+        while let Some(node) = cur {
+            if std::ptr::eq(Arc::as_ptr(&node).cast::<u8>(), target) {
+                return true;
+            }
+            cur = node.parent();
+        }
+        false
+    }
+
     /// Whether `parent` is this node's parent.
     pub(crate) fn is_child_of(&self, parent: &Arc<Node>) -> bool {
         self.fixed_parent().is_some_and(|p| {
@@ -1011,8 +1028,9 @@ impl Node {
     /// Links a task root into its parent's child list if it is not linked yet, and
     /// inherits the parent's cancellation. Until then the task only runs inside a poll,
     /// and cancellation reaches it at the latest here, when it suspends (a spawned task,
-    /// whose walk up goes on into the nursery meanwhile) or when its first poll begins (a
-    /// `start`ed one).
+    /// whose walk up goes on into the nursery meanwhile, unless
+    /// [`link_ancestors`](Node::link_ancestors) linked it first) or when its first poll
+    /// begins (a `start`ed one).
     #[inline]
     pub(crate) fn link(self: &Arc<Self>) {
         if self.key.load(Ordering::Acquire) != NO_KEY {
@@ -1052,6 +1070,11 @@ impl Node {
             if let Some(old) = p.as_ref() {
                 let mut inner = old.lock();
                 if old.cancelled.load(Ordering::SeqCst) || old.ancestors_cancelled() {
+                    drop(inner);
+                    drop(p);
+                    // Its walk may never reach us (a finished scope of a kept `start`
+                    // is in no list): take the cancellation ourselves.
+                    self.inherit(true);
                     return false;
                 }
                 // A linked task is "taken out" (not "never linked") until it is in its

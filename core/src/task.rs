@@ -1082,19 +1082,30 @@ where
             // race, awaited again): a task that has not started runs under the
             // cancellation of whoever awaits it, so it moves under this caller's scope,
             // and so does the hold.
-            rt::with_current(|c| {
-                let node = c.expect(rt::NO_RUNTIME).node;
+            let old = rt::with_current(|c| {
+                // Awaited outside hatchery (a plain thread's `block_on`): nothing to
+                // follow.
+                let node = c?.node;
                 if this.hold.as_ref().is_none_or(|hold| hold.is_on(node)) {
-                    return;
+                    return None;
                 }
                 let s = this.shared.lock();
-                if let (StartState::Waiting, Some(child)) = (&s.state, &s.child) {
-                    node.link_ancestors();
-                    // Refused if the task or its old scope is cancelled: it is ending.
-                    child.reparent(node);
-                    this.hold = Some(Hold::new(node));
+                let (StartState::Waiting, Some(child)) = (&s.state, &s.child) else {
+                    return None;
+                };
+                // Awaited inside the task itself (or below it): it cannot move under
+                // itself.
+                if node.is_within(child) {
+                    return None;
                 }
+                node.link_ancestors();
+                // Refused if the task or its old scope is cancelled: then it is, or now
+                // takes that cancellation, and ends.
+                child.reparent(node);
+                drop(s);
+                this.hold.replace(Hold::new(node))
             });
+            drop(old);
         }
         this.shared.waker.register(cx.waker());
         let mut s = this.shared.lock();
