@@ -400,3 +400,70 @@ async fn kept_future_cancelled_during_its_own_poll_returns_cancelled() {
     assert_eq!(r, Ok(None));
     assert_eq!(elapsed(), secs(0));
 }
+
+/// A nursery first polled in an inner scope that then finishes normally, kept and awaited
+/// in the enclosing scope: that scope's cancellation reaches the nursery's children (the
+/// finished inner scope had left the enclosing scope's child list, with the nursery in
+/// its own, so the children ran on until something else woke them).
+#[hatchery::test(virtual_time)]
+async fn kept_nursery_children_are_reached_by_the_outer_cancel() {
+    let ev = Arc::new(hatchery::sync::Event::new());
+    let e2 = ev.clone();
+    nursery(|outer: Nursery<TestError>| async move {
+        outer.spawn(async move {
+            sleep(secs(30)).await;
+            e2.set(); // lets the kept nursery's child go, if nothing cancelled it
+            Ok(())
+        });
+        let out = move_on_after(secs(1), async {
+            let mut work = pin!(nursery(|n: Nursery<TestError>| async move {
+                n.spawn(async move {
+                    ev.wait().await;
+                    Ok(())
+                });
+                Ok(())
+            }));
+            // Polled once in an inner scope, which finishes without being cancelled.
+            let first = CancelScope::new().run(future::poll_once(&mut work)).await;
+            assert!(matches!(first, Some(None)));
+            let _ = work.await;
+            unreachable!("the timeout ends the work");
+        })
+        .await;
+        assert_eq!(out, None);
+        assert_eq!(
+            elapsed(),
+            secs(1),
+            "the kept nursery's child was not cancelled"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// The same with a scope around the nursery: the kept scope follows the enclosing scope
+/// that still runs (with a sleeping child, it hung: the child's sleep saw the enclosing
+/// deadline, which had cancelled nothing it could reach).
+#[hatchery::test(virtual_time)]
+async fn kept_scope_with_a_nursery_follows_a_cancelled_outer_scope() {
+    let out = move_on_after(secs(1), async {
+        let mut op = pin!(move_on_after(HOUR, async {
+            nursery(|n: Nursery<TestError>| async move {
+                n.spawn(async {
+                    sleep(secs(30)).await;
+                    Ok(())
+                });
+                Ok(())
+            })
+            .await
+        }));
+        let first = CancelScope::new().run(future::poll_once(&mut op)).await;
+        assert!(matches!(first, Some(None)));
+        let _ = op.await;
+        unreachable!("the timeout ends the work");
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(elapsed(), secs(1));
+}

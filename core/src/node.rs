@@ -102,6 +102,15 @@ enum Parent {
 }
 
 impl Parent {
+    /// The parent link, through exclusive access (no lock).
+    fn get_mut(&mut self) -> Option<&Arc<Node>> {
+        match self {
+            Parent::Fixed(p) => p.get(),
+            Parent::Set(p) => Some(&*p),
+            Parent::Movable(p) => p.get_mut().unwrap_or_else(|e| e.into_inner()).as_ref(),
+        }
+    }
+
     /// Takes the parent link out, leaving none.
     fn take(&mut self) -> Option<Arc<Node>> {
         match self {
@@ -121,13 +130,10 @@ impl<X: ?Sized> Drop for Node<X> {
     /// opens a nursery) must not need stack in proportion to its depth when its last
     /// reference goes (a kept `TaskHandle` of the innermost task, say).
     fn drop(&mut self) {
+        leave_list(*self.key.get_mut(), self.parent.get_mut());
         // Most parents have other references (the scope, nursery or task above still
         // runs): then the fields drop as usual.
-        let last = match &mut self.parent {
-            Parent::Fixed(p) => p.get(),
-            Parent::Set(p) => Some(&*p),
-            Parent::Movable(p) => p.get_mut().unwrap_or_else(|e| e.into_inner()).as_ref(),
-        };
+        let last = self.parent.get_mut();
         if last.is_none_or(|p| Arc::strong_count(p) != 1) {
             return;
         }
@@ -136,11 +142,25 @@ impl<X: ?Sized> Drop for Node<X> {
             // Only the parent we hold the last reference to goes now (and no weak one:
             // nobody can upgrade it meanwhile); its own parent is taken out first, so
             // dropping it does not recurse.
-            next = match Arc::strong_count(&node) {
-                1 => Arc::get_mut(&mut node).and_then(|n| n.parent.take()),
-                _ => None,
+            next = match Arc::get_mut(&mut node) {
+                Some(n) => {
+                    leave_list(*n.key.get_mut(), n.parent.get_mut());
+                    n.parent.take()
+                }
+                None => None,
             };
             drop(node);
+        }
+    }
+}
+
+/// A node freed while still in its parent's child list leaves it: a finished scope or
+/// nursery stays in the list for as long as a future kept past it is in its own (see
+/// [`Node::detach_unless_kept`]). Any other node has left by then.
+fn leave_list(key: u32, parent: Option<&Arc<Node>>) {
+    if key < DROPPED_KEY {
+        if let Some(parent) = parent {
+            parent.remove_child(key);
         }
     }
 }
@@ -545,6 +565,24 @@ impl<X: ?Sized> Node<X> {
                 }
             }
         }
+    }
+
+    /// Leaves the parent's child list as this scope or nursery ends (see
+    /// [`detach`](Node::detach)), unless a future first polled in it and kept past it
+    /// (a nursery, or a scope with one open inside) is still in its own list: then it
+    /// stays, so that the cancellation of the scopes around it still reaches that
+    /// future's tasks, and leaves when it is freed.
+    pub(crate) fn detach_unless_kept(&self) {
+        if self.has_children.load(Ordering::Acquire)
+            && self
+                .lock()
+                .rare
+                .as_ref()
+                .is_some_and(|r| !r.children.is_empty())
+        {
+            return;
+        }
+        self.detach();
     }
 
     fn remove_child(&self, key: u32) {

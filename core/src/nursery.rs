@@ -685,7 +685,7 @@ where
         let marked = node.is_marked();
         let outer = node.outer_cancelled(shared.rt.now());
         let reason = node.reason();
-        node.detach();
+        node.detach_unless_kept();
         node.finish();
         // Release the hold last, just before handing control back to enclosing scopes.
         open.hold.take();

@@ -679,7 +679,7 @@ pin_project! {
             this.body.set(None);
             this.hold.take();
             if let Some(node) = this.node {
-                node.detach();
+                node.detach_unless_kept();
                 node.finish();
             }
         }
@@ -815,7 +815,7 @@ impl<F: Future> Scoped<F> {
             this.body.set(None);
             this.hold.take();
             *this.done = true;
-            node.detach();
+            node.detach_unless_kept();
             node.finish();
             this.timer.release();
             recycle(slot, *this.registered);
