@@ -10,13 +10,14 @@
 
 use std::future::Future;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 use futures_lite::future;
 use hatchery::testing::elapsed;
 use hatchery::{
-    current_effective_deadline, fail_after, finally, move_on_after, now, nursery, sleep,
+    current_effective_deadline, fail_after, finally, move_on_after, now, nursery, shield, sleep,
     CancelScope, Deadline, Nursery,
 };
 use hatchery_tests::{catch_panic, secs, until, TestError, HOUR};
@@ -466,4 +467,55 @@ async fn kept_scope_with_a_nursery_follows_a_cancelled_outer_scope() {
     .await;
     assert_eq!(out, None);
     assert_eq!(elapsed(), secs(1));
+}
+/// A shield first polled in one scope and then moved into another (here a timeout's)
+/// holds the new one: its cancellation waits for the shield, which is not cut (C6). The
+/// hold stayed with the first scope.
+#[hatchery::test(virtual_time)]
+async fn moved_shield_is_not_cut_by_the_new_scope() {
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let mut cleanup = Box::pin(shield(async move {
+        sleep(secs(5)).await;
+        d.store(true, Ordering::SeqCst);
+        "closed"
+    }));
+    assert!(future::poll_once(&mut cleanup).await.is_none()); // entered here
+    let out = move_on_after(secs(1), cleanup).await;
+    assert_eq!(out, Some("closed"), "at {:?}", elapsed());
+    assert!(done.load(Ordering::SeqCst));
+    assert_eq!(elapsed(), secs(5));
+}
+
+type Kept = Pin<Box<dyn Future<Output = &'static str> + Send>>;
+
+/// A shield first polled in one task and sent to another, where it is awaited, no longer
+/// holds the first task's scope: that scope's timeout ends its body on time (it waited
+/// until an unrelated timer woke it).
+#[hatchery::test(virtual_time)]
+async fn shield_sent_to_another_task_leaves_no_hold_behind() {
+    let (tx, rx) = hatchery::memory_stream::<Kept>(1);
+    nursery(|n: Nursery<TestError>| async move {
+        n.spawn(async move {
+            let cleanup: Kept = rx.recv().await.unwrap();
+            assert_eq!(cleanup.await, "closed");
+            Ok(())
+        });
+        let out = move_on_after(secs(1), async {
+            let mut cleanup: Kept = Box::pin(shield(async {
+                sleep(secs(5)).await;
+                "closed"
+            }));
+            assert!(future::poll_once(&mut cleanup).await.is_none());
+            tx.send(cleanup).await.unwrap();
+            sleep(HOUR).await;
+        })
+        .await;
+        assert_eq!(out, None);
+        let at = elapsed();
+        assert!(at <= secs(5), "the timeout returned at {at:?}");
+        Ok(())
+    })
+    .await
+    .unwrap();
 }

@@ -853,8 +853,12 @@ impl<X: ?Sized> Node<X> {
     fn add_hold(&self, up: bool) {
         if up {
             self.holds.fetch_add(1, Ordering::AcqRel);
-        } else {
-            self.holds.fetch_sub(1, Ordering::AcqRel);
+        } else if self.holds.fetch_sub(1, Ordering::AcqRel) == 1 && self.is_marked() {
+            // A cancelled runner may be waiting for its last hold to go, and this one
+            // may go elsewhere (a kept shield that moved on, or finished in another
+            // task): wake it to drop its body. (Spurious when it goes in that runner's
+            // own poll, which then ends the body anyway.)
+            self.waker.wake();
         }
     }
 }

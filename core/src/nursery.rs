@@ -76,6 +76,14 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 /// left to report them to). Use hatchery's own timeouts
 /// ([`move_on_after`](crate::move_on_after)) instead.
 ///
+/// A nursery belongs to the scope of its first poll. Kept and awaited later in a scope
+/// around that one (`move_on_after(d, &mut work)`, then `work.await`), it follows the
+/// scopes that still run there. Moved into another scope instead (passed by value to a
+/// timeout, sent to another task), it still follows only the first one's, and the new
+/// scope, once cancelled, drops it as from outside hatchery (above). Kept without being
+/// polled while an enclosing scope is cancelled, it keeps that scope from ending its
+/// body until it is polled again or dropped: drop what you do not poll.
+///
 /// # Panics
 ///
 /// When first polled outside a hatchery runtime; and, as above, to resume a panic of the

@@ -785,6 +785,16 @@ impl<F: Future> Scoped<F> {
                 cancel_if_passed(node, made_by_handle, deadline, this.timer.now);
             }
         } else {
+            if let Some(hold) = this.hold.as_ref() {
+                // A shield kept and polled under another scope (or task) than before
+                // holds that one now: its cancellation must wait for us, as the first
+                // one's did, and the first one's no longer does.
+                let moved =
+                    rt::with_current(|c| c.filter(|c| !hold.is_on(c.node)).map(|c| c.node.clone()));
+                if let Some(node) = moved {
+                    drop(this.hold.replace(Hold::new(&node)));
+                }
+            }
             let node = this.node.as_ref().expect("node of an entered scope");
             if !node.is_linked() {
                 // Our parent's cancellation does not reach us through its child list.
@@ -846,6 +856,21 @@ impl<F: Future> Scoped<F> {
             this.timer.disarm();
             if !node.has_holds() {
                 return finish_cancelled(this.body, this.hold, slot, *this.registered, this.done);
+            }
+            // Something inside must finish first. Its hold may go elsewhere (a kept
+            // shield polled from now on in another scope or task), which then wakes us.
+            if !*this.registered {
+                node.register(cx.waker());
+                *this.registered = true;
+                if !node.has_holds() {
+                    return finish_cancelled(
+                        this.body,
+                        this.hold,
+                        slot,
+                        *this.registered,
+                        this.done,
+                    );
+                }
             }
         }
         if !was_cancelled && node.is_marked() {
@@ -1313,6 +1338,13 @@ pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> 
 /// `CancelScope`, not `asyncio.shield`, whose caller stops waiting while the work runs
 /// on: for that, spawn the work into a nursery and wait for its handle with a limit.)
 ///
+/// It holds the scopes it is polled in: kept and awaited later under another scope (the
+/// loser of a select, moved into a timeout, sent to another task), it holds that one
+/// from then on. Kept *without* being polled while an enclosing scope is cancelled, it
+/// keeps that scope from ending its body until it is polled again or dropped, so code
+/// that awaits something else meanwhile waits for good: poll it in every round of the
+/// loop, or drop it.
+///
 /// # Panics
 ///
 /// When polled outside a hatchery runtime. When polled after it returned.
@@ -1361,7 +1393,10 @@ pub fn shield<F: IntoFuture>(fut: F) -> Shield<F::IntoFuture> {
 /// # Cancel safety
 ///
 /// Dropping the future from outside hatchery drops `work` and `cleanup` without running
-/// the cleanup. Cancellation of an enclosing scope is handled as described above.
+/// the cleanup. Cancellation of an enclosing scope is handled as described above. Like
+/// [`shield`], it holds the scopes it is polled in, from its first poll until its
+/// cleanup is done: one kept without being polled keeps a cancelled enclosing scope
+/// from ending its body until it is polled again or dropped.
 ///
 /// # Panics
 ///
@@ -1580,10 +1615,18 @@ impl<W: Future, C: Future<Output = ()>> Future for Finally<W, C> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<W::Output> {
         let mut this = self.project();
-        if !*this.cleaning {
-            if this.hold.is_none() && !this.work.entered {
-                *this.hold = Some(Hold::new(&rt::current().node));
+        if this.hold.is_none() && !this.work.entered {
+            *this.hold = Some(Hold::new(&rt::current().node));
+        } else if let Some(hold) = this.hold.as_ref() {
+            // Kept and polled under another scope (or task) than before: hold that one
+            // now, as a shield does.
+            let moved =
+                rt::with_current(|c| c.filter(|c| !hold.is_on(c.node)).map(|c| c.node.clone()));
+            if let Some(node) = moved {
+                drop(this.hold.replace(Hold::new(&node)));
             }
+        }
+        if !*this.cleaning {
             let work = this.work.as_mut();
             match Hold::release_on_unwind(this.hold, || work.poll_scoped(cx)) {
                 Poll::Ready(Outcome::Done(v)) => *this.value = Some(v),
