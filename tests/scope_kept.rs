@@ -519,3 +519,109 @@ async fn shield_sent_to_another_task_leaves_no_hold_behind() {
     .await
     .unwrap();
 }
+
+/// A scope cancelled while held, whose first hold went in its own poll, is woken again
+/// when a second one goes elsewhere (a shield handed to another task): the first wake-up
+/// had taken its waker out.
+#[hatchery::test(virtual_time)]
+async fn a_second_moved_shield_wakes_the_cancelled_scope() {
+    let slot: Arc<Mutex<Option<Kept>>> = Arc::new(Mutex::new(None));
+    let ev = Arc::new(hatchery::sync::Event::new());
+    let (s2, e2) = (slot.clone(), ev.clone());
+    nursery(|n: Nursery<TestError>| async move {
+        n.spawn(async move {
+            e2.wait().await;
+            // Only once everything else is idle (the scope's task has been polled again).
+            sleep(secs(1)).await;
+            let cleanup = s2.lock().unwrap().take().unwrap();
+            assert_eq!(cleanup.await, "closed");
+            Ok(())
+        });
+        let rescue = move_on_after(secs(100), async {
+            let out = move_on_after(secs(1), async {
+                // Cancelled at 1 s while this shield holds the scope.
+                shield(sleep(secs(2))).await;
+                let mut cleanup: Kept = Box::pin(shield(async {
+                    sleep(secs(5)).await;
+                    "closed"
+                }));
+                assert!(future::poll_once(&mut cleanup).await.is_none());
+                *slot.lock().unwrap() = Some(cleanup);
+                ev.set();
+                sleep(HOUR).await;
+            })
+            .await;
+            assert_eq!(out, None);
+            elapsed()
+        })
+        .await;
+        let at = rescue.expect("only the 100 s rescue timeout ended the scope");
+        assert!(at <= secs(7), "the scope ended at {at:?}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// A shield with a nursery open inside, sent to another task: the nursery's hold stays
+/// inside the shield, so the first task's timeout ends its body on time.
+#[hatchery::test(virtual_time)]
+async fn a_moved_shield_with_a_nursery_inside_leaves_no_hold_behind() {
+    let (tx, rx) = hatchery::memory_stream::<Kept>(1);
+    nursery(|n: Nursery<TestError>| async move {
+        n.spawn(async move {
+            let cleanup: Kept = rx.recv().await.unwrap();
+            assert_eq!(cleanup.await, "closed");
+            Ok(())
+        });
+        let out = move_on_after(secs(1), async {
+            let mut cleanup: Kept = Box::pin(shield(async {
+                nursery(|inner: Nursery<TestError>| async move {
+                    inner.spawn(async {
+                        sleep(secs(50)).await;
+                        Ok(())
+                    });
+                    Ok(())
+                })
+                .await
+                .unwrap();
+                "closed"
+            }));
+            assert!(future::poll_once(&mut cleanup).await.is_none());
+            tx.send(cleanup).await.unwrap();
+            sleep(HOUR).await;
+        })
+        .await;
+        assert_eq!(out, None);
+        let at = elapsed();
+        assert!(at <= secs(5), "the timeout returned at {at:?}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// A `finally` moved by value into a timeout belongs to the scope of its first poll, like
+/// any scope: the timeout, once cancelled, drops it as from outside hatchery, without the
+/// cleanup (it did not hold the timeout open for the work's hour).
+#[hatchery::test(virtual_time)]
+async fn a_moved_finally_follows_its_first_scope() {
+    let cleaned = Arc::new(AtomicBool::new(false));
+    let c = cleaned.clone();
+    let mut fin = Box::pin(finally(
+        async {
+            sleep(HOUR).await;
+            "work done"
+        },
+        async move { c.store(true, Ordering::SeqCst) },
+    ));
+    assert!(future::poll_once(&mut fin).await.is_none()); // entered here
+    let out = move_on_after(secs(1), fin).await;
+    assert_eq!(
+        elapsed(),
+        secs(1),
+        "the timeout returned at {:?} with {out:?}",
+        elapsed()
+    );
+    assert_eq!(out, None);
+}

@@ -828,15 +828,18 @@ impl<X: ?Sized> Node<X> {
 
     // ----- holds -----
 
+    /// Counts a hold on this node and its ancestors up to its task's root, or up to the
+    /// nearest shield: a shield holds the scopes around it itself, wherever it is polled
+    /// (see `Scoped`), so what it holds inside stays inside.
     fn add_holds(&self, up: bool) {
         self.add_hold(up);
-        if self.root {
+        if self.root || self.is_shield() {
             return;
         }
         let mut cur = self.parent();
         while let Some(node) = cur {
             node.add_hold(up);
-            if node.root {
+            if node.root || node.is_shield() {
                 break;
             }
             cur = node.parent();
@@ -1152,15 +1155,16 @@ impl Node {
 /// the node the walk started from) under its key once the walk is done.
 type TakeOut = (Option<Arc<Node>>, Arc<Node>, u32);
 
-/// Keeps a node and its ancestors within the same task from dropping their bodies: while
-/// a `Hold` lives, something inside them still has to finish its own work first (a
-/// nursery draining its children, an active shield, a pending `start`).
+/// Keeps a node and its ancestors within the same task (up to the nearest shield, which
+/// holds the rest itself) from dropping their bodies: while a `Hold` lives, something
+/// inside them still has to finish its own work first (a nursery draining its children,
+/// an active shield, a pending `start`).
 pub(crate) struct Hold {
     from: Arc<Node>,
 }
 
 impl Hold {
-    /// Holds `from` and every ancestor of it up to its task's root.
+    /// Holds `from` and every ancestor of it up to its task's root or nearest shield.
     pub(crate) fn new(from: &Arc<Node>) -> Hold {
         from.add_holds(true);
         Hold { from: from.clone() }

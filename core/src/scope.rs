@@ -858,19 +858,12 @@ impl<F: Future> Scoped<F> {
                 return finish_cancelled(this.body, this.hold, slot, *this.registered, this.done);
             }
             // Something inside must finish first. Its hold may go elsewhere (a kept
-            // shield polled from now on in another scope or task), which then wakes us.
-            if !*this.registered {
-                node.register(cx.waker());
-                *this.registered = true;
-                if !node.has_holds() {
-                    return finish_cancelled(
-                        this.body,
-                        this.hold,
-                        slot,
-                        *this.registered,
-                        this.done,
-                    );
-                }
+            // shield polled from now on in another scope or task), which then wakes us:
+            // register on every such poll (a wake-up takes the waker out).
+            node.register(cx.waker());
+            *this.registered = true;
+            if !node.has_holds() {
+                return finish_cancelled(this.body, this.hold, slot, *this.registered, this.done);
             }
         }
         if !was_cancelled && node.is_marked() {
@@ -1340,7 +1333,7 @@ pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> 
 ///
 /// It holds the scopes it is polled in: kept and awaited later under another scope (the
 /// loser of a select, moved into a timeout, sent to another task), it holds that one
-/// from then on. Kept *without* being polled while an enclosing scope is cancelled, it
+/// from then on, and so does everything inside it (a nursery, a `finally`). Kept *without* being polled while an enclosing scope is cancelled, it
 /// keeps that scope from ending its body until it is polled again or dropped, so code
 /// that awaits something else meanwhile waits for good: poll it in every round of the
 /// loop, or drop it.
@@ -1393,10 +1386,13 @@ pub fn shield<F: IntoFuture>(fut: F) -> Shield<F::IntoFuture> {
 /// # Cancel safety
 ///
 /// Dropping the future from outside hatchery drops `work` and `cleanup` without running
-/// the cleanup. Cancellation of an enclosing scope is handled as described above. Like
-/// [`shield`], it holds the scopes it is polled in, from its first poll until its
-/// cleanup is done: one kept without being polled keeps a cancelled enclosing scope
-/// from ending its body until it is polled again or dropped.
+/// the cleanup. Cancellation of an enclosing scope is handled as described above. It
+/// holds the scopes of its first poll until its cleanup is done: one kept without being
+/// polled keeps a cancelled enclosing scope from ending its body until it is polled
+/// again or dropped. Like a scope, it belongs to the scope of its first poll: moved into
+/// another (passed by value to a timeout, sent to another task), it follows only the
+/// first one's cancellation, and the new one, once cancelled, drops it as from outside
+/// hatchery.
 ///
 /// # Panics
 ///
@@ -1617,14 +1613,6 @@ impl<W: Future, C: Future<Output = ()>> Future for Finally<W, C> {
         let mut this = self.project();
         if this.hold.is_none() && !this.work.entered {
             *this.hold = Some(Hold::new(&rt::current().node));
-        } else if let Some(hold) = this.hold.as_ref() {
-            // Kept and polled under another scope (or task) than before: hold that one
-            // now, as a shield does.
-            let moved =
-                rt::with_current(|c| c.filter(|c| !hold.is_on(c.node)).map(|c| c.node.clone()));
-            if let Some(node) = moved {
-                drop(this.hold.replace(Hold::new(&node)));
-            }
         }
         if !*this.cleaning {
             let work = this.work.as_mut();
