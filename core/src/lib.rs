@@ -23,8 +23,9 @@
 //!   are built on a nursery, so nothing is leaked and cancellation applies):
 //!   [`join`](fn@join), [`try_join`](fn@try_join), [`settle`], [`race`](fn@race),
 //!   [`race_ok`], [`as_completed`], bounded-concurrency [`map`], [`retry`] with backoff,
-//!   a background [`service`] with graceful shutdown, and [`batches`] of a stream. For a few futures of different types, the macros
-//!   [`join!`] and [`try_join!`] return a tuple and [`race!`] the first output.
+//!   a background [`service`] with graceful shutdown, and [`batches`] of a stream. For
+//!   a few futures of different types, the macros [`join!`] and [`try_join!`] return a
+//!   tuple and [`race!`] the first output.
 //! * **Synchronization** ([`sync`]): memory streams ([`memory_stream`], rendezvous or
 //!   buffered), and anyio's primitives, each correct under cancellation.
 //! * **Testing** ([`testing`]): `#[hatchery::test]` runs an `async fn` test on every

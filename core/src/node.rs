@@ -7,10 +7,10 @@
 //! suspension point.
 //!
 //! Not every node is in its parent's child list. Nurseries are (their tasks run
-//! elsewhere), and so is every task once it first suspends, or opens a nursery or
-//! polls a `start` before that (a `start`ed task from its first poll on). A scope is linked only when
-//! its parent's runner would not poll it: when it is polled through a combinator with
-//! wakers of its own, or from another task
+//! elsewhere), and so is every task once it first suspends, or opens a nursery or polls
+//! a `start` before that (a `start`ed task from its first poll on). A scope is linked
+//! only when its parent's runner would not poll it: when it is polled through a
+//! combinator with wakers of its own, or from another task
 //! ([`enter_node`](crate::rt::enter_node)). Any other scope is polled
 //! whenever its parent is, so the wake-up of the runner above reaches it, and it takes
 //! on its ancestors' cancellation on each poll ([`Node::refresh`]). Entering and leaving
@@ -1137,9 +1137,9 @@ impl Node {
                 }
             }
             *p = Some(parent.clone());
-            // A task not linked yet (its first poll has not begun: `started` came early) links
-            // under its new parent when its first poll begins; it takes that parent's
-            // cancellation from now on all the same.
+            // A task not linked yet (its first poll has not begun: `started` came early)
+            // links under its new parent when its first poll begins; it takes that
+            // parent's cancellation from now on all the same.
             if linked {
                 self.insert_into(parent)
             } else {

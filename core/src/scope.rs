@@ -1333,10 +1333,11 @@ pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> 
 ///
 /// It holds the scopes it is polled in: kept and awaited later under another scope (the
 /// loser of a select, moved into a timeout, sent to another task), it holds that one
-/// from then on, and so does everything inside it (a nursery, a `finally`). Kept *without* being polled while an enclosing scope is cancelled, it
-/// keeps that scope from ending its body until it is polled again or dropped, so code
-/// that awaits something else meanwhile waits for good: poll it in every round of the
-/// loop, or drop it.
+/// from then on, and so does everything inside it (a nursery, a `finally`). Kept
+/// *without* being polled while an enclosing scope is cancelled, it keeps that scope
+/// from ending its body until it is polled again or dropped, so code that awaits
+/// something else meanwhile waits for good: poll it in every round of the loop, or drop
+/// it.
 ///
 /// # Panics
 ///
