@@ -10,8 +10,8 @@ use hatchery::backon::ConstantBuilder;
 use hatchery::sync::{CapacityLimiter, Event, LimiterError, Lock, Semaphore};
 use hatchery::testing::{elapsed, wait_all_tasks_blocked};
 use hatchery::{
-    as_completed, finally, map, memory_stream, memory_stream_unbounded, move_on_after, nursery,
-    retry, shield, sleep, try_join, CancelScope,
+    as_completed, fail_after, finally, map, memory_stream, memory_stream_unbounded, move_on_after,
+    nursery, retry, shield, sleep, try_join, CancelScope, Elapsed, StartError, TaskStatus,
 };
 use hatchery_tests::{secs, Counter, Log, TestError, HOUR};
 
@@ -547,4 +547,83 @@ async fn huge_timeout_is_no_deadline() {
     assert_eq!((out, h.deadline()), (Some(1), None));
     assert_eq!(move_on_after(secs(5), sleep(huge)).await, None);
     assert_eq!(hatchery::fail_after(huge, sleep(secs(1))).await, Ok(()));
+}
+
+/// cancellation.md, kept futures: a kept `fail_after` with a pending `start` inside, lent
+/// to a timeout that fires, is cancelled there (the `start`'s task runs elsewhere, so
+/// the caller's scopes are in their parents' lists), and returns as cancelled once
+/// awaited: `Err(Elapsed)`, at once.
+#[hatchery::test(virtual_time)]
+async fn a_kept_scope_with_a_pending_start_inside_is_cancelled_by_the_timeout() {
+    let r = nursery(|n| async move {
+        let mut op = std::pin::pin!(fail_after(
+            secs(10),
+            n.start(|status: TaskStatus<u32>| async move {
+                sleep(secs(5)).await;
+                status.started(7);
+                Ok::<_, TestError>(())
+            })
+        ));
+        let paused = move_on_after(secs(1), &mut op).await.is_none();
+        let v = op.await;
+        Ok::<_, TestError>((paused, v.is_err(), elapsed()))
+    })
+    .await;
+    assert_eq!(r, Ok((true, true, secs(1))), "(paused, elapsed, at)");
+}
+
+/// `Nursery::start`, # Errors: a kept `start` lent to a timeout that fires has its task
+/// cancelled with that scope; awaited afterwards, it returns `NotStarted`.
+#[hatchery::test(virtual_time)]
+async fn a_kept_start_lent_to_a_timeout_that_fired_is_not_started() {
+    let r = nursery(|n| async move {
+        let mut s = n.start(|status: TaskStatus<u32>| async move {
+            sleep(secs(5)).await;
+            status.started(7);
+            Ok::<_, TestError>(())
+        });
+        let paused = move_on_after(secs(1), &mut s).await.is_none();
+        let v = s.await;
+        Ok::<_, TestError>((paused, v, elapsed()))
+    })
+    .await;
+    assert_eq!(r, Ok((true, Err(StartError::NotStarted), secs(1))));
+}
+
+/// cancellation.md, kept futures: a shield inside a kept scope holds the timeout it is
+/// lent to until the shielded work is done.
+#[hatchery::test(virtual_time)]
+async fn a_kept_scope_with_a_shield_inside_holds_the_timeout() {
+    let mut op = std::pin::pin!(move_on_after(secs(10), shield(sleep(secs(5)))));
+    let first = move_on_after(secs(1), &mut op).await;
+    assert_eq!((first, elapsed()), (Some(Some(())), secs(5)));
+}
+
+/// `finally`, # Cancel safety: one moved into another scope while its cleanup runs holds
+/// the new scope until the cleanup is done (the cleanup is a shield), and returns its
+/// value.
+#[hatchery::test(virtual_time)]
+async fn a_finally_moved_during_its_cleanup_holds_the_new_scope() {
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    let mut fin = Box::pin(finally(async { 1u32 }, async move {
+        sleep(secs(5)).await;
+        d.fetch_add(1, Ordering::SeqCst);
+    }));
+    // First polled in a scope that finishes normally at 1 s, the cleanup under way.
+    let first = CancelScope::new()
+        .run(futures_lite::future::or(
+            async { Some((&mut fin).await) },
+            async {
+                sleep(secs(1)).await;
+                None
+            },
+        ))
+        .await;
+    assert_eq!(first, Some(None));
+    let out = move_on_after(secs(1), fin).await;
+    assert_eq!(
+        (out, done.load(Ordering::SeqCst), elapsed()),
+        (Some(1), 1, secs(5))
+    );
 }

@@ -512,7 +512,8 @@ impl From<SpawnError> for std::io::Error {
 pub enum StartError<E> {
     /// The task returned this error before calling `started`.
     Failed(E),
-    /// The task returned without calling `started`, or the executor dropped it first.
+    /// The task ended without calling `started`: it returned, or was cancelled (by the
+    /// executor, or by the earlier scope of a kept `start`).
     NotStarted,
     /// The nursery had already finished.
     Closed,

@@ -9,9 +9,10 @@
 //! Not every node is in its parent's child list. Nurseries are (their tasks run
 //! elsewhere), and so is every task once it first suspends, or opens a nursery or polls
 //! a `start` before that (a `start`ed task from its first poll on). A scope is linked
-//! only when its parent's runner would not poll it: when it is polled through a
-//! combinator with wakers of its own, or from another task
-//! ([`enter_node`](crate::rt::enter_node)). Any other scope is polled
+//! only when its parent's runner would not poll it (when it is polled through a
+//! combinator with wakers of its own, or from another task:
+//! [`enter_node`](crate::rt::enter_node)), or when a nursery is opened or a `start`
+//! first polled inside it (their tasks run elsewhere). Any other scope is polled
 //! whenever its parent is, so the wake-up of the runner above reaches it, and it takes
 //! on its ancestors' cancellation on each poll ([`Node::refresh`]). Entering and leaving
 //! such a scope takes no lock.
@@ -24,8 +25,10 @@
 //!   ancestors within the node's task, up to the nearest shield, since an unlinked
 //!   scope's flag lags until its next poll.
 //! * `holds`: how many things inside this node, in the same task, must not be dropped
-//!   yet: open nurseries (they first drain their children), active shields, and pending
-//!   `start` calls. A cancelled runner drops its body only when its node has no holds.
+//!   yet: open nurseries (they first drain their children), active shields, `finally`
+//!   futures until their cleanup is done, and pending `start` calls, each counted up to
+//!   the task's root or the nearest shield. A cancelled runner drops its body only when
+//!   its node has no holds.
 
 use std::any::Any;
 use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU32, AtomicU8, Ordering};

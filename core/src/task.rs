@@ -252,8 +252,9 @@ where
         if this.nursery.is_none() {
             return Poll::Ready(());
         }
-        // A task is linked into its parent's child list when it first suspends: one that
-        // never was is in its first poll.
+        // A task is linked into its parent's child list when it first suspends (or earlier:
+        // a started task when its first poll begins, a spawned one when it opens a nursery
+        // or polls a `start`), always within its first poll: one that never was is in it.
         let first = node.never_linked();
         let (end, value) = if !first && node.should_drop() {
             (End::Cancelled, None)
@@ -909,8 +910,9 @@ impl<E: Send + 'static> Nursery<E> {
     ///
     /// * [`StartError::Failed`] with the task's error if it failed before `started`;
     /// * [`StartError::NotStarted`] if it ended without calling `started`: it returned,
-    ///   or the executor dropped it (a cancellation of the caller's scope, the only one
-    ///   that reaches a task before `started`, makes `start` itself never return);
+    ///   or was cancelled, by the executor or by the scope of an earlier poll of a kept
+    ///   `start` (a timeout it was lent to, say). A cancellation of the scope that awaits
+    ///   `start` makes `start` itself never return;
     /// * [`StartError::Closed`] if the nursery has already finished.
     ///
     /// # Cancel safety
@@ -930,8 +932,8 @@ impl<E: Send + 'static> Nursery<E> {
     /// is not dropped) holds on to the caller's scopes: a cancelled one cannot end its
     /// body until the `start` is polled again or dropped. Drop what you do not poll. A
     /// kept `start` awaited again under another scope (after the scope of its first poll
-    /// has ended, say) takes its task, if not started yet, along: the task runs under the
-    /// cancellation of that scope from then on.
+    /// has ended, say) takes its task, if not started yet and not cancelled there, along:
+    /// the task runs under the cancellation of that scope from then on.
     ///
     /// # Panics
     ///
