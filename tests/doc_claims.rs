@@ -11,7 +11,7 @@ use hatchery::sync::{CapacityLimiter, Event, LimiterError, Lock, Semaphore};
 use hatchery::testing::{elapsed, wait_all_tasks_blocked};
 use hatchery::{
     as_completed, fail_after, finally, map, memory_stream, memory_stream_unbounded, move_on_after,
-    nursery, retry, shield, sleep, try_join, CancelScope, Elapsed, StartError, TaskStatus,
+    nursery, retry, shield, sleep, try_join, CancelScope, StartError, TaskStatus,
 };
 use hatchery_tests::{secs, Counter, Log, TestError, HOUR};
 
