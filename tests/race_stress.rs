@@ -1,17 +1,25 @@
 //! Randomized races on the multi-thread backends (tokio's multi-thread runtime and smol,
 //! each on two threads), against what the rustdoc of `CancelHandle`, `Nursery`, `start`,
-//! `TaskStatus::started` and `TaskHandle` promises.
+//! `TaskStatus::started`, `TaskHandle` and the combinators promises.
 //!
 //! Each round builds a random plan from its seed ([`Rng`]): an outer `CancelScope` around
 //! a nursery `N` whose body spawns children (checkpoints, short sleeps, spins, shielded
 //! steps, cancel scopes of their own, `finally` cleanups, nested nurseries whose
-//! grandchildren run on other threads, spawns of siblings, errors, panics), `start`s a
-//! child (maybe inside a caller scope `cs` of its own) that calls `started` at a random
-//! step (maybe shielded), and joins, cancels, keeps or drops the children's handles.
-//! Plain OS threads race the round: they cancel the outer scope (or move its deadline to
-//! now), `N`, `cs`, inner scopes and tasks, join handles with `block_on`, and `try_spawn`
-//! into `N` while it finishes. The plan replays exactly; the interleaving is up to the OS,
-//! so a failing seed fails often, not always.
+//! grandchildren run on other threads, spawns of siblings, combinators, errors, panics),
+//! `start`s a child (maybe inside a caller scope `cs` of its own) that calls `started` at
+//! a random step (maybe shielded), and joins, cancels, keeps or drops the children's
+//! handles. Plain OS threads race the round: they cancel the outer scope (or move its
+//! deadline to now), `N`, `cs`, inner scopes and tasks, join handles with `block_on`, and
+//! `try_spawn` into `N` while it finishes. The plan replays exactly; the interleaving is
+//! up to the OS, so a failing seed fails often, not always.
+//!
+//! A combinator step ([`Comb`], in a child's, the start leaf's or the body's steps) runs
+//! a few branches (steps, then `Ok`, `Err` or a panic) as the futures of `join`,
+//! `try_join`, `race`, `race_ok`, `map(limit, ..)` (`join` or `try_join`, maybe
+//! `unordered`), `as_completed` (whose body reads some outputs and returns), `join!`,
+//! `try_join!`, `race!`, or `service` (whose body `try_spawn`s them, runs a few steps and
+//! returns; grace zero, short or unbounded). The branches' steps are checked against the
+//! cancellations that reach the step, as the leaf's own are.
 //!
 //! Checked in every round:
 //!
@@ -34,6 +42,22 @@
 //!   with `cancelled_caught()` and `cancel_called()`; `N` returns `Cancelled` only after
 //!   `N.cancel()`.
 //! * **`try_spawn`** from another thread fails only once the nursery is closed.
+//! * **Combinators**: outputs are the branches' own (`join`, `join!`, `map(..).join()`:
+//!   every one, in input order, or in any order after `unordered`; `race`, `race!`: one
+//!   of a branch that returned; `race_ok`: an `Ok`, or `Failed` with every branch's
+//!   error; `as_completed`: distinct outputs, the stream not ended early); `try_join`,
+//!   `try_join!`, `map(..).try_join()` give every value in order, or `Failed` with the
+//!   error of every branch that failed, each once, never `Cancelled`; `map` never has
+//!   more than `limit` futures alive; `service`'s report has the body's value, each task
+//!   error once, and `completed`/`cancelled` counts that match the tasks that returned
+//!   (none cancelled with an unbounded grace), and `try_spawn` is refused only once a
+//!   cancellation reached the service. Every branch future is dropped before the
+//!   combinator returns (or resumes a branch's panic). Once a cancellation that reaches
+//!   the step has returned, a combinator begun afterwards does not return, unless it
+//!   finished in its first poll (code that never suspends is not interrupted) or, for
+//!   the `try_` ones, with errors; nor does a wait for an `as_completed` output. The
+//!   errors a combinator reports fail its leaf and must come out of `N` (or `start`)
+//!   exactly once; a branch's panic must come out.
 //! * **No hang**: each round runs in its own [`Backend::run`], whose watchdog fails it.
 //!
 //! `RACE_ROUNDS` sets the rounds per backend, `RACE_SEED` the first seed; `RACE_BRIEF=1`
@@ -58,6 +82,9 @@ use hatchery_tests::{catch_panic, panic_message, Backend, Rng};
 /// Rounds per backend unless `RACE_ROUNDS` says otherwise: 3 to 5 s per backend in a
 /// debug build on two cores.
 const ROUNDS: u64 = 1200;
+
+/// How often (in percent) a leaf's or the body's steps include a combinator.
+const COMB_PERCENT: u64 = 20;
 
 type E = Vec<u32>;
 type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -87,6 +114,83 @@ enum Step {
     },
     /// Cancels `N` (in the nursery's body).
     CancelNursery,
+    /// A combinator whose futures are branches (run as the combinator's tasks).
+    Comb(Comb),
+}
+
+/// A future run by a combinator: its steps, then its end (`Ok(id)`, `Err(vec![id])` or a
+/// panic).
+#[derive(Debug, Clone)]
+struct Branch {
+    id: u32,
+    steps: Vec<Step>,
+    end: End,
+}
+
+/// Which combinator a [`Comb`] runs its branches in.
+#[derive(Debug, Clone)]
+enum CombKind {
+    Join,
+    TryJoin,
+    Race,
+    RaceOk,
+    /// `map(limit, branches, f)`, then `join` or `try_join`, maybe `unordered`.
+    Map {
+        limit: usize,
+        try_join: bool,
+        unordered: bool,
+    },
+    /// `as_completed`, whose body reads `take` outputs and returns.
+    AsCompleted {
+        take: usize,
+    },
+    /// `join!`, `try_join!` and `race!` of two branches.
+    JoinMacro,
+    TryJoinMacro,
+    RaceMacro,
+    /// `service` with this grace period (`None`: `Duration::MAX`): the body spawns the
+    /// branches with `try_spawn`, runs `body`, and returns.
+    Service {
+        grace_us: Option<u64>,
+        body: Vec<Step>,
+    },
+}
+
+impl CombKind {
+    fn name(&self) -> &'static str {
+        match self {
+            CombKind::Join => "join",
+            CombKind::TryJoin => "try_join",
+            CombKind::Race => "race",
+            CombKind::RaceOk => "race_ok",
+            CombKind::Map {
+                try_join: false, ..
+            } => "map(..).join()",
+            CombKind::Map { try_join: true, .. } => "map(..).try_join()",
+            CombKind::AsCompleted { .. } => "as_completed",
+            CombKind::JoinMacro => "join!",
+            CombKind::TryJoinMacro => "try_join!",
+            CombKind::RaceMacro => "race!",
+            CombKind::Service { .. } => "service",
+        }
+    }
+
+    /// Whether it returns the errors of futures that failed before or while an
+    /// enclosing scope's cancellation reached them (it never returns otherwise, once
+    /// cancelled).
+    fn fails_on_error(&self) -> bool {
+        matches!(
+            self,
+            CombKind::TryJoin | CombKind::TryJoinMacro | CombKind::Map { try_join: true, .. }
+        )
+    }
+}
+
+/// A combinator step.
+#[derive(Debug, Clone)]
+struct Comb {
+    kind: CombKind,
+    branches: Vec<Branch>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,6 +263,70 @@ fn gen_short(rng: &mut Rng, max_us: u64) -> Step {
     }
 }
 
+/// The steps of a branch: what a leaf does, without spawns or combinators.
+fn gen_branch(rng: &mut Rng, ids: &mut u32) -> Branch {
+    *ids += 1;
+    let id = *ids;
+    let steps = (0..rng.below(4))
+        .map(|_| match rng.below(10) {
+            0..=2 => Step::Sleep(rng.below_u64(200)),
+            3 => Step::Spin(rng.below(3000)),
+            4 => Step::Shielded(vec![gen_short(rng, 100)]),
+            5 => Step::Scope {
+                timeout_us: rng.chance(40).then(|| rng.below_u64(300)),
+                foreign: rng.chance(60).then(|| (rng.below(20_000), rng.chance(70))),
+                body: (0..1 + rng.below(2)).map(|_| gen_short(rng, 150)).collect(),
+            },
+            _ => Step::Checkpoint,
+        })
+        .collect();
+    Branch {
+        id,
+        steps,
+        end: gen_end(rng),
+    }
+}
+
+fn gen_comb(rng: &mut Rng, ids: &mut u32) -> Comb {
+    let kind = match rng.below(11) {
+        0 => CombKind::Join,
+        1 => CombKind::TryJoin,
+        2 => CombKind::Race,
+        3 => CombKind::RaceOk,
+        4 | 5 => CombKind::Map {
+            limit: 1 + rng.below(3),
+            try_join: rng.chance(50),
+            unordered: rng.chance(30),
+        },
+        6 => CombKind::AsCompleted { take: 0 },
+        7 => CombKind::JoinMacro,
+        8 => CombKind::TryJoinMacro,
+        9 => CombKind::RaceMacro,
+        _ => CombKind::Service {
+            grace_us: match rng.below(3) {
+                0 => Some(0),
+                1 => Some(rng.below_u64(300)),
+                _ => None,
+            },
+            body: (0..rng.below(3)).map(|_| gen_short(rng, 150)).collect(),
+        },
+    };
+    let n = match kind {
+        CombKind::JoinMacro | CombKind::TryJoinMacro | CombKind::RaceMacro => 2,
+        CombKind::Map { .. } => 1 + rng.below(5),
+        CombKind::Service { .. } => rng.below(4),
+        _ => 1 + rng.below(3),
+    };
+    let branches: Vec<Branch> = (0..n).map(|_| gen_branch(rng, ids)).collect();
+    let kind = match kind {
+        CombKind::AsCompleted { .. } => CombKind::AsCompleted {
+            take: rng.below(n + 1),
+        },
+        kind => kind,
+    };
+    Comb { kind, branches }
+}
+
 fn gen_steps(rng: &mut Rng, ids: &mut u32, depth: u32, start_leaf: bool) -> Vec<Step> {
     let n = rng.below(5);
     let mut steps: Vec<Step> = (0..n)
@@ -175,6 +343,10 @@ fn gen_steps(rng: &mut Rng, ids: &mut u32, depth: u32, start_leaf: bool) -> Vec<
             _ => Step::Checkpoint,
         })
         .collect();
+    if rng.chance(COMB_PERCENT) {
+        let at = rng.below(steps.len() + 1);
+        steps.insert(at, Step::Comb(gen_comb(rng, ids)));
+    }
     if start_leaf && rng.chance(85) {
         let at = rng.below(steps.len() + 1);
         let shielded = rng.chance(25);
@@ -408,6 +580,11 @@ impl Covers {
         let done = self.0.iter().find(|(_, f)| f.done.load(SeqCst));
         done.map(|(name, _)| *name)
     }
+
+    /// Whether one of them has begun.
+    fn begun(&self) -> bool {
+        self.0.iter().any(|(_, f)| f.begun.load(SeqCst))
+    }
 }
 
 /// What reaches a child of `N`: the outer scope's and `N`'s cancellations.
@@ -444,7 +621,8 @@ async fn suspend(ctx: &Ctx, id: u32, covers: &Covers, what: &str, wait: impl Fut
 }
 
 /// Runs `steps` of leaf `id` (0: the nursery's body). A start leaf passes its `status`;
-/// its `covers` lose `cs` once `started` moved it into `N`.
+/// its `covers` lose `cs` once `started` moved it into `N`. Fails with the errors a
+/// combinator reported.
 fn run_steps<'a>(
     ctx: &'a Arc<Ctx>,
     id: u32,
@@ -463,13 +641,13 @@ fn run_steps<'a>(
                 Step::Spin(n) => spin(*n),
                 Step::Shielded(inner) => {
                     // Nothing outside reaches a shield.
-                    shield(run_steps(ctx, id, inner, &mut Covers::default(), &mut None)).await;
+                    shield(run_steps(ctx, id, inner, &mut Covers::default(), &mut None)).await?;
                 }
                 Step::Scope {
                     timeout_us,
                     foreign,
                     body,
-                } => run_scope(ctx, id, *timeout_us, *foreign, body, covers).await,
+                } => run_scope(ctx, id, *timeout_us, *foreign, body, covers).await?,
                 Step::SpawnSibling(leaf) => {
                     // `N` is open while one of its children (or its body) runs.
                     let fut =
@@ -505,12 +683,14 @@ fn run_steps<'a>(
                         *covers = base_covers(track);
                     }
                 }
+                Step::Comb(comb) => run_comb(ctx, id, comb, covers).await?,
             }
         }
+        Ok(())
     })
 }
 
-type BoxFutRef<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+type BoxFutRef<'a> = Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'a>>;
 
 /// A [`Step::Scope`]: checks what the scope returned against who cancelled it.
 async fn run_scope(
@@ -520,7 +700,7 @@ async fn run_scope(
     foreign: Option<(usize, bool)>,
     body: &[Step],
     covers: &Covers,
-) {
+) -> Result<(), E> {
     let mut scope = CancelScope::new();
     if let Some(us) = timeout_us {
         scope = scope.with_timeout(Duration::from_micros(us));
@@ -543,7 +723,8 @@ async fn run_scope(
     let mut inner = covers.with("scope", flags.clone());
     let r = scope
         .run(run_steps(ctx, id, body, &mut inner, &mut None))
-        .await;
+        .await
+        .transpose()?;
     let track = &ctx.track;
     match r {
         None if !flags.begun.load(SeqCst) && timeout_us.is_none() => {
@@ -557,6 +738,7 @@ async fn run_scope(
         }
         _ => {}
     }
+    Ok(())
 }
 
 /// A nested nursery in leaf `id`, whose grandchildren are leaves too; one of them may
@@ -618,7 +800,7 @@ fn run_leaf(
     let id = leaf.id;
     let fut = Box::pin(async move {
         let work = async {
-            run_steps(&ctx, id, &leaf.steps, &mut covers, &mut status).await;
+            run_steps(&ctx, id, &leaf.steps, &mut covers, &mut status).await?;
             match leaf.nested.clone() {
                 Some(g) => run_nested(&ctx, id, g, leaf.nested_cancel, &covers).await,
                 None => Ok(()),
@@ -629,7 +811,9 @@ fn run_leaf(
             // `finally` runs its cleanup in a shield: nothing outside reaches it.
             Some(cleanup) => {
                 let cleanup = async {
-                    run_steps(&ctx, id, cleanup, &mut Covers::default(), &mut None).await;
+                    let (mut none, mut status) = (Covers::default(), None);
+                    let r = run_steps(&ctx, id, cleanup, &mut none, &mut status).await;
+                    r.expect("cleanups run no combinator");
                 };
                 finally(work, cleanup).await
             }
@@ -661,6 +845,402 @@ fn run_leaf(
         id,
         polled: false,
         fut,
+    }
+}
+
+// ---------------------------------------------------------------- combinators
+
+/// What the branches of one combinator step did.
+#[derive(Default)]
+struct Rec {
+    /// How each branch ended (a branch cancelled at a suspension point has none).
+    outcomes: Mutex<BTreeMap<u32, Outcome>>,
+    /// Branch futures made and not dropped yet, and the most there were at once.
+    live: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Rec {
+    /// The output branch `bid` returned, if it returned.
+    fn output(&self, bid: u32) -> Option<Result<u32, E>> {
+        match self.outcomes.lock().unwrap().get(&bid)? {
+            Outcome::Returned(v) => Some(Ok(*v)),
+            Outcome::Failed => Some(Err(vec![bid])),
+            Outcome::Panicked => None,
+        }
+    }
+
+    /// Whether a branch panicked.
+    fn panicked(&self) -> bool {
+        let outcomes = self.outcomes.lock().unwrap();
+        outcomes.values().any(|o| *o == Outcome::Panicked)
+    }
+
+    /// The branches among `bids` that returned `Err`.
+    fn failed(&self, bids: &[u32]) -> BTreeSet<u32> {
+        let outcomes = self.outcomes.lock().unwrap();
+        let failed = bids
+            .iter()
+            .filter(|b| outcomes.get(b) == Some(&Outcome::Failed));
+        failed.copied().collect()
+    }
+}
+
+/// Counts a branch future in [`Rec::live`] from when it is made until it is dropped.
+struct Alive(Arc<Rec>);
+
+impl Alive {
+    fn new(rec: &Arc<Rec>) -> Alive {
+        let now = rec.live.fetch_add(1, SeqCst) + 1;
+        rec.peak.fetch_max(now, SeqCst);
+        Alive(rec.clone())
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, SeqCst);
+    }
+}
+
+/// The future of a branch: its steps, checked against the `covers` of the leaf that runs
+/// the combinator, then its end, recorded in `rec`.
+fn run_branch(ctx: Arc<Ctx>, branch: Branch, covers: Covers, rec: Arc<Rec>) -> Watched {
+    let track = ctx.track.clone();
+    let id = branch.id;
+    let alive = Alive::new(&rec);
+    let fut = Box::pin(async move {
+        let _alive = alive;
+        let mut covers = covers;
+        run_steps(&ctx, id, &branch.steps, &mut covers, &mut None).await?;
+        let outcome = match branch.end {
+            End::Ok => Outcome::Returned(id),
+            End::Fail => Outcome::Failed,
+            End::Panic => {
+                ctx.track.panics.lock().unwrap().insert(id);
+                Outcome::Panicked
+            }
+        };
+        rec.outcomes.lock().unwrap().insert(id, outcome);
+        match branch.end {
+            End::Ok => Ok(id),
+            End::Fail => Err(vec![id]),
+            End::Panic => panic!("leaf {id} panics"),
+        }
+    });
+    Watched {
+        track,
+        id,
+        polled: false,
+        fut,
+    }
+}
+
+/// The branch whose output `out` is.
+fn branch_of(out: &Result<u32, E>) -> Option<u32> {
+    match out {
+        Ok(v) => Some(*v),
+        Err(e) if e.len() == 1 => Some(e[0]),
+        Err(_) => None,
+    }
+}
+
+/// The errors among outputs.
+fn errors_in<'a>(outs: impl IntoIterator<Item = &'a Result<u32, E>>) -> Vec<u32> {
+    let errors = outs.into_iter().filter_map(|o| o.as_ref().err());
+    errors.flatten().copied().collect()
+}
+
+/// A combinator step of leaf `id` (0: the body): runs it, checks what it returned against
+/// its rustdoc, and fails with the errors it reported (counted in `track.errors` here, so
+/// that `N` must report each exactly once). A panic it resumed is the leaf's.
+async fn run_comb(ctx: &Arc<Ctx>, id: u32, comb: &Comb, covers: &Covers) -> Result<(), E> {
+    let track = &ctx.track;
+    let what = comb.kind.name();
+    let rec = Arc::new(Rec::default());
+    let cancelled = covers.done();
+    let r = catch_panic(first_poll(comb_outputs(ctx, id, comb, covers, &rec))).await;
+    let live = rec.live.load(SeqCst);
+    if live != 0 {
+        track.violation(format!(
+            "leaf {id}: {live} futures of {what} alive after it returned"
+        ));
+    }
+    let (errors, unsuspended) = match r {
+        Err(msg) => {
+            track.ended(id, Outcome::Panicked);
+            resume_unwind(Box::new(msg));
+        }
+        Ok(r) => r,
+    };
+    // Code that never suspends is not interrupted (C1): a combinator that finished in its
+    // first poll (a nursery with nothing to wait for) returns even in a cancelled scope.
+    if let (Some(name), false) = (cancelled, unsuspended) {
+        if errors.is_empty() || !comb.kind.fails_on_error() {
+            track.violation(format!(
+                "leaf {id}: a {what} begun after `{name}.cancel()` returned completed \
+                 (errors {errors:?})"
+            ));
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    track.errors.lock().unwrap().extend(errors.iter().copied());
+    Err(errors)
+}
+
+/// Awaits `fut`; with its output, whether it finished in its first poll.
+async fn first_poll<F: Future>(fut: F) -> (F::Output, bool) {
+    let mut fut = std::pin::pin!(fut);
+    let mut polls = 0u32;
+    let out = std::future::poll_fn(|cx| {
+        polls += 1;
+        fut.as_mut().poll(cx)
+    })
+    .await;
+    (out, polls == 1)
+}
+
+/// Runs the combinator of `comb`, checks its outputs, and returns the errors it reported.
+async fn comb_outputs(
+    ctx: &Arc<Ctx>,
+    id: u32,
+    comb: &Comb,
+    covers: &Covers,
+    rec: &Arc<Rec>,
+) -> Vec<u32> {
+    let track = &ctx.track;
+    let what = comb.kind.name();
+    let bad = |s: String| track.violation(format!("leaf {id}: {what}: {s}"));
+    let bids: Vec<u32> = comb.branches.iter().map(|b| b.id).collect();
+    let branch = |b: &Branch| run_branch(ctx.clone(), b.clone(), covers.clone(), rec.clone());
+    let futs = || comb.branches.iter().map(branch).collect::<Vec<_>>();
+    // Outputs in input order: each what its branch returned.
+    let in_order = |outs: &[Result<u32, E>]| {
+        let expected: Vec<_> = bids.iter().map(|b| rec.output(*b)).collect();
+        if outs.len() != bids.len()
+            || outs
+                .iter()
+                .zip(&expected)
+                .any(|(o, e)| e.as_ref() != Some(o))
+        {
+            bad(format!(
+                "gave {outs:?}, the branches {bids:?} returned {expected:?}"
+            ));
+        }
+    };
+    // Outputs in any order: each what its branch returned, each branch at most once, and
+    // all of them if `all`.
+    let any_order = |outs: &[Result<u32, E>], all: bool| {
+        let mut seen = BTreeSet::new();
+        for o in outs {
+            let from = branch_of(o).filter(|b| bids.contains(b));
+            match from {
+                Some(b) if rec.output(b).as_ref() == Some(o) && seen.insert(b) => {}
+                _ => bad(format!("gave {o:?} (of {outs:?}); branches {bids:?}")),
+            }
+        }
+        if all && seen.len() != bids.len() {
+            bad(format!(
+                "gave {outs:?}, not one output per branch of {bids:?}"
+            ));
+        }
+    };
+    // The errors of a failure: each of a branch that failed, once, all of them.
+    let failure = |e: NurseryError<E>, of: &[u32]| {
+        if e.is_cancelled() {
+            bad("returned Cancelled".into());
+            return Vec::new();
+        }
+        let got: Vec<u32> = e.into_errors().into_iter().flatten().collect();
+        let set: BTreeSet<u32> = got.iter().copied().collect();
+        let failed = rec.failed(of);
+        if got.is_empty() || set.len() != got.len() || set != failed {
+            bad(format!(
+                "failed with {got:?}, the branches that failed: {failed:?}"
+            ));
+        }
+        got
+    };
+    // The values of a success: every branch returned.
+    let values = |vals: &[u32], ordered: bool| {
+        let mut sorted = vals.to_vec();
+        if !ordered {
+            sorted.sort_unstable();
+        }
+        let returned = bids.iter().all(|b| rec.output(*b) == Some(Ok(*b)));
+        if sorted != bids || !returned {
+            bad(format!("gave {vals:?}, branches {bids:?}"));
+        }
+    };
+    match &comb.kind {
+        CombKind::Join => {
+            let outs = hatchery::join(futs()).await;
+            in_order(&outs);
+            errors_in(&outs)
+        }
+        CombKind::TryJoin => match hatchery::try_join(futs()).await {
+            Ok(vals) => {
+                values(&vals, true);
+                Vec::new()
+            }
+            Err(e) => failure(e, &bids),
+        },
+        CombKind::Race => {
+            let out = hatchery::race(futs()).await;
+            any_order(std::slice::from_ref(&out), false);
+            errors_in([&out])
+        }
+        CombKind::RaceOk => match hatchery::race_ok(futs()).await {
+            Ok(v) => {
+                any_order(&[Ok(v)], false);
+                Vec::new()
+            }
+            Err(e) => {
+                let got = failure(e, &bids);
+                if got.len() != bids.len() {
+                    bad(format!("failed with {got:?}, not every branch of {bids:?}"));
+                }
+                got
+            }
+        },
+        CombKind::Map {
+            limit,
+            try_join,
+            unordered,
+        } => {
+            let mut work = hatchery::map(*limit, &comb.branches, branch);
+            if *unordered {
+                work = work.unordered();
+            }
+            let errors = if *try_join {
+                match work.try_join().await {
+                    Ok(vals) => {
+                        values(&vals, !unordered);
+                        Vec::new()
+                    }
+                    Err(e) => failure(e, &bids),
+                }
+            } else {
+                let outs = work.join().await;
+                if *unordered {
+                    any_order(&outs, true);
+                } else {
+                    in_order(&outs);
+                }
+                errors_in(&outs)
+            };
+            let peak = rec.peak.load(SeqCst);
+            if peak > *limit {
+                bad(format!("{peak} futures in flight, limit {limit}"));
+            }
+            errors
+        }
+        CombKind::AsCompleted { take } => {
+            let n = bids.len();
+            let outs = hatchery::as_completed(futs(), |mut done| async move {
+                let mut outs = Vec::new();
+                while outs.len() < *take {
+                    let cancelled = covers.done();
+                    let next = futures_lite::StreamExt::next(&mut done).await;
+                    if let Some(name) = cancelled {
+                        bad(format!(
+                            "a wait for an output begun after `{name}.cancel()` returned completed"
+                        ));
+                    }
+                    match next {
+                        Some(out) => outs.push(out),
+                        None => {
+                            bad(format!(
+                                "the stream ended after {} of {n} outputs",
+                                outs.len()
+                            ));
+                            break;
+                        }
+                    }
+                }
+                outs
+            })
+            .await;
+            any_order(&outs, false);
+            errors_in(&outs)
+        }
+        CombKind::JoinMacro => {
+            let [a, b]: [Watched; 2] = futs().try_into().ok().expect("two branches");
+            let (a, b) = hatchery::join!(a, b);
+            let outs = [a, b];
+            in_order(&outs);
+            errors_in(&outs)
+        }
+        CombKind::TryJoinMacro => {
+            let [a, b]: [Watched; 2] = futs().try_into().ok().expect("two branches");
+            match hatchery::try_join!(a, b) {
+                Ok((a, b)) => {
+                    values(&[a, b], true);
+                    Vec::new()
+                }
+                Err(e) => failure(e, &bids),
+            }
+        }
+        CombKind::RaceMacro => {
+            let [a, b]: [Watched; 2] = futs().try_into().ok().expect("two branches");
+            let out = hatchery::race!(a, b);
+            any_order(std::slice::from_ref(&out), false);
+            errors_in([&out])
+        }
+        CombKind::Service { grace_us, body } => {
+            let grace = grace_us.map_or(Duration::MAX, Duration::from_micros);
+            let report = hatchery::service(grace, |svc: hatchery::Service<E>| async move {
+                let mut spawned = Vec::new();
+                for b in &comb.branches {
+                    let fut = branch(b);
+                    match svc.try_spawn(async move { fut.await.map(drop) }) {
+                        Ok(()) => spawned.push(b.id),
+                        // `covers` lose `cs` once `started` returned, but a cancel of
+                        // `cs` that raced the call may still reach the leaf; a task that
+                        // panicked cancels the service.
+                        Err(_)
+                            if !covers.begun()
+                                && !track.caller_cancel_begun()
+                                && !rec.panicked() =>
+                        {
+                            bad("try_spawn refused, nothing cancelled the service".into());
+                        }
+                        Err(_) => {}
+                    }
+                }
+                let mut covers = covers.clone();
+                run_steps(ctx, id, body, &mut covers, &mut None).await?;
+                Ok(spawned)
+            })
+            .await;
+            let Some(spawned) = report.value.clone() else {
+                bad(format!(
+                    "the body returned, the report has no value: {report:?}"
+                ));
+                return report.errors.into_iter().flatten().collect();
+            };
+            let completed = spawned.iter().filter(|b| rec.output(**b).is_some()).count();
+            let cancelled = spawned.len() - completed;
+            if (report.completed, report.cancelled) != (completed, cancelled)
+                || (grace_us.is_none() && cancelled != 0)
+            {
+                bad(format!(
+                    "{report:?}: of the tasks {spawned:?}, {completed} returned, {cancelled} \
+                     did not (grace {grace:?})"
+                ));
+            }
+            let got: Vec<u32> = report.errors.iter().flatten().copied().collect();
+            let set: BTreeSet<u32> = got.iter().copied().collect();
+            let failed = rec.failed(&spawned);
+            if set.len() != got.len() || set != failed {
+                bad(format!(
+                    "reported errors {got:?}, the tasks that failed: {failed:?}"
+                ));
+            }
+            got
+        }
     }
 }
 
@@ -835,7 +1415,12 @@ async fn round(seed: u64) -> Vec<String> {
                 start_leaf(&ctx, leaf, in_cs, plan.cancel_cs).await;
             }
             let mut covers = base_covers(track);
-            run_steps(&ctx, 0, &plan.body_steps, &mut covers, &mut None).await;
+            let r = run_steps(&ctx, 0, &plan.body_steps, &mut covers, &mut None).await;
+            if let Err(e) = r {
+                // A combinator's errors (already counted in `track.errors`).
+                track.failure_begun.store(true, SeqCst);
+                return Err(e);
+            }
             for (id, h) in joins {
                 let r = h.join().await;
                 check_join(track, id, &r, "join in the body");
