@@ -388,3 +388,24 @@ async fn a_shielded_follow_up_after_an_enclosing_cancellation_does_not_panic() {
     assert_eq!(out, Ok(None));
     assert_eq!(*refused.lock().unwrap(), Some(true));
 }
+
+/// A service whose body returns at once in a scope cancelled already (its `try_spawn` is
+/// refused there) finishes in its first poll, never suspending, and returns its report,
+/// as a nursery that never suspended does (documented on `service`).
+#[hatchery::test]
+async fn a_service_that_finishes_in_its_first_poll_in_a_cancelled_scope_returns() {
+    let scope = hatchery::CancelScope::new();
+    let h = scope.handle();
+    let out = scope
+        .run(async move {
+            h.cancel();
+            service(HOUR, |svc: Service<TestError>| async move {
+                Ok::<_, TestError>(svc.try_spawn(async { Ok(()) }).is_err())
+            })
+            .await
+        })
+        .await;
+    let report = out.expect("returned in its first poll");
+    assert_eq!(report.value, Some(true), "try_spawn was refused");
+    assert_eq!((report.completed, report.cancelled), (0, 0));
+}

@@ -84,7 +84,10 @@
 //!   ([`try_join`](fn@try_join), [`try_join!`], [`Map::try_join`](futures::Map::try_join)):
 //!   like a nursery, it reports the errors its futures returned before or while being
 //!   cancelled. Where an error is an output ([`settle`], [`race_ok`] until all fail,
-//!   [`as_completed`]), a cancelled combinator never returns;
+//!   [`as_completed`]), a cancelled combinator never returns. (Like a nursery, one that
+//!   finishes in its very first poll, nothing of it cancelled, never suspended and
+//!   returns, as code that never suspends does: a `service` whose body returns at once,
+//!   say, since its `try_spawn`s are refused in a cancelled scope);
 //! * a panic in a future cancels the rest and is resumed in the caller.
 //!
 //! | combinator | waits for | returns | on `Err` |

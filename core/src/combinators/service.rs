@@ -48,9 +48,12 @@ use crate::scope::{move_on_after, CancelHandle, CancelScope};
 ///
 /// If the enclosing scope is cancelled, that is not a graceful shutdown: `body` and every
 /// task are cancelled at once and awaited, then this future never completes (the cancelled
-/// scope returns, and the report is not made). Trigger a graceful shutdown with
-/// [`Service::shutdown`] instead. Dropping the future from outside hatchery cancels
-/// everything without waiting (see [`nursery`](crate::nursery)).
+/// scope returns, and the report is not made), unless it finishes in its very first poll
+/// (a body that returns at once, its `try_spawn`s refused in a scope cancelled already):
+/// then, like a [`nursery`](crate::nursery) that never suspended, it returns its report.
+/// Trigger a graceful shutdown with [`Service::shutdown`] instead. Dropping the future
+/// from outside hatchery cancels everything without waiting (see
+/// [`nursery`](crate::nursery)).
 ///
 /// # Panics
 ///
