@@ -1,6 +1,7 @@
 //! `Nursery::start` (N6): the started value, errors before and after `started`, tasks
 //! that never start, and whose cancellation applies before `started`.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -915,6 +916,20 @@ async fn join_completes_after_started_into_cancelled() {
     );
 }
 
+/// Polls `start` first in an inner scope, where it loses a race to a 1 s sleep: the
+/// inner scope ends normally, and `start` is kept, its task not started.
+async fn lose_a_race_in_an_inner_scope<F: Future + Unpin>(start: &mut F) {
+    let inner = CancelScope::new()
+        .run(futures_lite::future::or(
+            async {
+                let _ = start.await;
+            },
+            sleep(secs(1)),
+        ))
+        .await;
+    assert!(inner.is_some(), "the inner scope ended normally");
+}
+
 /// A `start` kept past the inner scope of its first poll, awaited in an enclosing
 /// scope that is cancelled: the task has not called `started`, so the cancellation
 /// reaches it, and the scope ends at once.
@@ -930,16 +945,7 @@ async fn a_kept_start_is_cancelled_with_the_scope_that_awaits_it() {
                     status.started(1);
                     Ok::<_, TestError>(())
                 });
-                // The start loses a race to a 1 s sleep; the inner scope ends normally.
-                let inner = CancelScope::new()
-                    .run(futures_lite::future::or(
-                        async {
-                            let _ = (&mut start).await;
-                        },
-                        sleep(secs(1)),
-                    ))
-                    .await;
-                assert!(inner.is_some());
+                lose_a_race_in_an_inner_scope(&mut start).await;
                 futures_lite::future::or(
                     async {
                         let _ = (&mut start).await;
@@ -972,15 +978,7 @@ async fn a_kept_start_is_cancelled_by_the_deadline_of_the_scope_that_awaits_it()
                     status.started(1);
                     Ok::<_, TestError>(())
                 });
-                let inner = CancelScope::new()
-                    .run(futures_lite::future::or(
-                        async {
-                            let _ = (&mut start).await;
-                        },
-                        sleep(secs(1)),
-                    ))
-                    .await;
-                assert!(inner.is_some());
+                lose_a_race_in_an_inner_scope(&mut start).await;
                 start.await
             })
             .await;
@@ -1005,16 +1003,7 @@ async fn a_kept_start_repolled_in_an_already_cancelled_scope_is_cancelled() {
                     status.started(1);
                     Ok::<_, TestError>(())
                 });
-                // The start loses a race to a 1 s sleep; the inner scope ends normally.
-                let inner = CancelScope::new()
-                    .run(futures_lite::future::or(
-                        async {
-                            let _ = (&mut start).await;
-                        },
-                        sleep(secs(1)),
-                    ))
-                    .await;
-                assert!(inner.is_some());
+                lose_a_race_in_an_inner_scope(&mut start).await;
                 handle.cancel(); // at 1 s, before the start is polled again
                 let _ = (&mut start).await;
                 unreachable!("the cancelled scope ends the work")
@@ -1038,21 +1027,15 @@ async fn a_kept_start_can_be_awaited_outside_hatchery() {
             Ok::<_, TestError>(())
         });
         // First poll inside hatchery: the task is spawned, and waits for `go`.
-        let first = futures_lite::future::poll_once(&mut start).await;
+        assert!(futures_lite::future::poll_once(&mut start).await.is_none());
         go.set();
-        let v = match first {
-            Some(r) => r.unwrap(),
-            None => {
-                let t = std::thread::spawn(move || futures_lite::future::block_on(start));
-                let joined = hatchery::run_blocking(move || t.join()).await;
-                match joined {
-                    Ok(r) => r.unwrap(),
-                    Err(p) => panic!(
-                        "awaiting the start outside hatchery panicked: {}",
-                        hatchery_tests::panic_message(&*p)
-                    ),
-                }
-            }
+        let t = std::thread::spawn(move || futures_lite::future::block_on(start));
+        let v = match hatchery::run_blocking(move || t.join()).await {
+            Ok(r) => r.unwrap(),
+            Err(p) => panic!(
+                "awaiting the start outside hatchery panicked: {}",
+                hatchery_tests::panic_message(&*p)
+            ),
         };
         Ok::<_, TestError>(v)
     })
