@@ -916,6 +916,17 @@ async fn join_completes_after_started_into_cancelled() {
     );
 }
 
+/// A `start` whose task calls `started(1)` after an hour.
+fn start_in_an_hour(
+    n: &hatchery::Nursery<TestError>,
+) -> impl Future<Output = Result<u32, hatchery::StartError<TestError>>> + Unpin {
+    n.start(|status: hatchery::TaskStatus<u32>| async move {
+        sleep(HOUR).await;
+        status.started(1);
+        Ok(())
+    })
+}
+
 /// Polls `start` first in an inner scope, where it loses a race to a 1 s sleep: the
 /// inner scope ends normally, and `start` is kept, its task not started.
 async fn lose_a_race_in_an_inner_scope<F: Future + Unpin>(start: &mut F) {
@@ -940,11 +951,7 @@ async fn a_kept_start_is_cancelled_with_the_scope_that_awaits_it() {
         let handle = outer.handle();
         let out = outer
             .run(async {
-                let mut start = n.start(|status: hatchery::TaskStatus<u32>| async move {
-                    sleep(HOUR).await;
-                    status.started(1);
-                    Ok::<_, TestError>(())
-                });
+                let mut start = start_in_an_hour(&n);
                 lose_a_race_in_an_inner_scope(&mut start).await;
                 futures_lite::future::or(
                     async {
@@ -973,11 +980,7 @@ async fn a_kept_start_is_cancelled_by_the_deadline_of_the_scope_that_awaits_it()
         let outer = CancelScope::new().with_timeout(secs(10));
         let out = outer
             .run(async {
-                let mut start = n.start(|status: hatchery::TaskStatus<u32>| async move {
-                    sleep(HOUR).await;
-                    status.started(1);
-                    Ok::<_, TestError>(())
-                });
+                let mut start = start_in_an_hour(&n);
                 lose_a_race_in_an_inner_scope(&mut start).await;
                 start.await
             })
@@ -998,11 +1001,7 @@ async fn a_kept_start_repolled_in_an_already_cancelled_scope_is_cancelled() {
         let handle = outer.handle();
         let out = outer
             .run(async {
-                let mut start = n.start(|status: hatchery::TaskStatus<u32>| async move {
-                    sleep(HOUR).await;
-                    status.started(1);
-                    Ok::<_, TestError>(())
-                });
+                let mut start = start_in_an_hour(&n);
                 lose_a_race_in_an_inner_scope(&mut start).await;
                 handle.cancel(); // at 1 s, before the start is polled again
                 let _ = (&mut start).await;
