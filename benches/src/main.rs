@@ -38,9 +38,10 @@ usage: hatchery-benches [--quick] [--reps N] [--out PATH] [FILTER]
 
 workloads: spawn_join, spawn_handles, move_on_after, cancel_parked, memory_parked,
            channel, semaphore, lock (uncontended lock/unlock pairs)
-           (two reference rows: `spawn_handles (raw+alloc)`, whose raw side also makes
-           the second allocation per child that hatchery makes, and on smol
-           `semaphore (fair raw)`, against a FIFO-fair raw semaphore)
+           (reference rows: `(raw+alloc)` for spawn_join, spawn_handles and
+           cancel_parked, whose raw side also makes the second allocation per child that
+           hatchery makes, and on smol `semaphore (fair raw)`, against a FIFO-fair raw
+           semaphore)
 backends:  tokio-mt, tokio-ct, smol, smol-ct";
 
 struct Config {
@@ -241,15 +242,19 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     let n = cfg.children;
     let name = b.name;
 
-    let workload = format!("spawn_join {}", count(n));
-    if cfg.wants("spawn_join", name) {
-        let raw = || match &b.kind {
-            Kind::Tokio(rt) => rt.block_on(work::tokio_spawn_join(n)),
-            Kind::Smol(p) => p.block_on(work::smol_spawn_join(&p.executor, n)),
-        };
-        let hatchery = || b.hatchery(work::hatchery_spawn_join(n));
-        rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
-        report(rows);
+    // Each raw side once as it is and once carrying a second allocation per child, as
+    // hatchery's children do (the reference rows, "raw+alloc").
+    for (ballast, suffix) in [(false, ""), (true, REFERENCE)] {
+        let workload = format!("spawn_join {}{suffix}", count(n));
+        if cfg.wants("spawn_join", name) {
+            let raw = || match &b.kind {
+                Kind::Tokio(rt) => rt.block_on(work::tokio_spawn_join(n, ballast)),
+                Kind::Smol(p) => p.block_on(work::smol_spawn_join(&p.executor, n, ballast)),
+            };
+            let hatchery = || b.hatchery(work::hatchery_spawn_join(n));
+            rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
+            report(rows);
+        }
     }
 
     let workload = format!("spawn_handles {}", count(n));
@@ -263,8 +268,7 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         report(rows);
     }
 
-    // Reference: the raw side carries a second allocation per child, as hatchery's does.
-    let workload = format!("spawn_handles {} (raw+alloc)", count(n));
+    let workload = format!("spawn_handles {}{REFERENCE}", count(n));
     if cfg.wants("spawn_handles", name) {
         let raw = || match &b.kind {
             Kind::Tokio(rt) => rt.block_on(work::tokio_spawn_handles_ballast(n)),
@@ -287,14 +291,25 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         report(rows);
     }
 
+    for (ballast, suffix) in [(false, ""), (true, REFERENCE)] {
+        parked_rows(cfg, b, rows, ballast, suffix);
+    }
+}
+
+/// The `cancel_parked` and `memory_parked` rows, which come from the same runs; with
+/// `ballast`, the `cancel_parked` reference row.
+fn parked_rows(cfg: &Config, b: &Backend, rows: &mut Vec<Row>, ballast: bool, suffix: &str) {
+    let (n, name) = (cfg.children, b.name);
+    // The memory rows have no reference: a raw side with a second allocation per child
+    // would only show the size picked for it.
     let (cancel, memory) = (
         cfg.wants("cancel_parked", name),
-        cfg.wants("memory_parked", name),
+        !ballast && cfg.wants("memory_parked", name),
     );
     if cancel || memory {
         let raw = || match &b.kind {
-            Kind::Tokio(rt) => rt.block_on(work::tokio_parked(n)),
-            Kind::Smol(p) => p.block_on(work::smol_parked(&p.executor, n)),
+            Kind::Tokio(rt) => rt.block_on(work::tokio_parked(n, ballast)),
+            Kind::Smol(p) => p.block_on(work::smol_parked(&p.executor, n, ballast)),
         };
         let hatchery = || b.hatchery(work::hatchery_parked(n));
         let (r, h) = alternate(cfg, raw, hatchery);
@@ -306,7 +321,7 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
                 })
             };
             rows.push(Row {
-                workload: format!("cancel_parked {}", count(n)),
+                workload: format!("cancel_parked {}{suffix}", count(n)),
                 backend: name,
                 raw: time(&r),
                 hatchery: time(&h),
@@ -327,6 +342,10 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         }
     }
 }
+
+/// The suffix of a reference row: its raw side carries a second allocation per child,
+/// as hatchery's children do.
+const REFERENCE: &str = " (raw+alloc)";
 
 /// The synchronization rows: channel throughput, semaphore fan-out and locking.
 fn run_sync(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {

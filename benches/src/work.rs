@@ -61,12 +61,17 @@ pub(crate) async fn hatchery_spawn_join(n: usize) -> Duration {
     start.elapsed()
 }
 
-/// A `JoinSet` spawns `n` children and is drained with `join_next`.
-pub(crate) async fn tokio_spawn_join(n: usize) -> Duration {
+/// A `JoinSet` spawns `n` children and is drained with `join_next`. With `ballast`,
+/// each child also carries a [`Ballast`] (the reference row).
+pub(crate) async fn tokio_spawn_join(n: usize, ballast: bool) -> Duration {
     let start = Instant::now();
     let mut set = JoinSet::new();
     for _ in 0..n {
-        set.spawn(async {});
+        if ballast {
+            set.spawn(carry());
+        } else {
+            set.spawn(async {});
+        }
     }
     while let Some(res) = set.join_next().await {
         res.expect("task failed");
@@ -74,10 +79,16 @@ pub(crate) async fn tokio_spawn_join(n: usize) -> Duration {
     start.elapsed()
 }
 
-/// `n` tasks spawned on the executor, kept in a `Vec<Task>` and awaited in order.
-pub(crate) async fn smol_spawn_join(ex: &Executor<'static>, n: usize) -> Duration {
+/// `n` tasks spawned on the executor, kept in a `Vec<Task>` and awaited in order. With
+/// `ballast`, each child also carries a [`Ballast`] (the reference row).
+pub(crate) async fn smol_spawn_join(ex: &Executor<'static>, n: usize, ballast: bool) -> Duration {
     let start = Instant::now();
-    let tasks: Vec<Task<()>> = (0..n).map(|_| ex.spawn(async {})).collect();
+    let tasks: Vec<Task<()>> = (0..n)
+        .map(|_| match ballast {
+            true => ex.spawn(carry()),
+            false => ex.spawn(async {}),
+        })
+        .collect();
     for task in tasks {
         task.await;
     }
@@ -138,6 +149,18 @@ type Ballast = Arc<Mutex<[u8; 160]>>;
 
 fn ballast() -> Ballast {
     Arc::new(Mutex::new([0; 160]))
+}
+
+/// The child of the raw `spawn_join` reference rows: it carries a [`Ballast`] that its
+/// spawner also held for a moment (as a dropped `TaskHandle` does) and that the child
+/// touches when it runs and frees when it finishes, as hatchery's runner does. (The main
+/// rows spawn `async {}` itself: their children must stay the size they were.)
+fn carry() -> impl Future<Output = ()> + Send + 'static {
+    let theirs = ballast();
+    drop(theirs.clone());
+    async move {
+        black_box(theirs.lock().expect("ballast lock")[0]);
+    }
 }
 
 /// [`tokio_spawn_handles`] with a [`Ballast`] per child: how far hatchery's second
@@ -258,6 +281,20 @@ impl Park {
         }
     }
 
+    /// [`child`](Park::child) carrying `ballast`, touched in its first poll (the
+    /// reference rows). A separate future, so that the main rows' children stay the size
+    /// they were.
+    fn child_with<T: Send + 'static>(
+        self: &Arc<Self>,
+        ballast: Ballast,
+    ) -> impl Future<Output = T> + Send + 'static {
+        let child = self.child::<T>();
+        async move {
+            black_box(ballast.lock().expect("ballast lock")[0]);
+            child.await
+        }
+    }
+
     /// Yields until all `n` children have been polled once.
     async fn all_polled(&self, n: usize) {
         while self.polled.load(Ordering::Acquire) < n {
@@ -327,17 +364,49 @@ pub(crate) async fn hatchery_parked(n: usize) -> Parked {
     }
 }
 
-/// A `JoinSet` with `n` parked children, cancelled with `JoinSet::shutdown`.
-pub(crate) async fn tokio_parked(n: usize) -> Parked {
+/// The reference rows' side of a parked child's second allocation: the canceller keeps
+/// a reference to each child's [`Ballast`], as a nursery's child list does, and reaches
+/// every one of them when it cancels (hatchery's cancellation marks each child's node and
+/// takes its waker from there before it wakes the child's task).
+struct Reach(Vec<Ballast>);
+
+impl Reach {
+    fn new(ballast: bool, n: usize) -> Option<Reach> {
+        ballast.then(|| Reach(Vec::with_capacity(n)))
+    }
+
+    /// A ballast for a new child, if this is a reference row; keeps a reference to it.
+    fn ballast(reach: &mut Option<Reach>) -> Option<Ballast> {
+        let reach = reach.as_mut()?;
+        let b = ballast();
+        reach.0.push(b.clone());
+        Some(b)
+    }
+
+    /// Touches a child's ballast and lets go of the reference to it.
+    fn touch(b: Ballast) {
+        black_box(b.lock().expect("ballast lock")[0]);
+    }
+}
+
+/// A `JoinSet` with `n` parked children, cancelled with `JoinSet::shutdown`. With
+/// `ballast`, each child also carries a [`Ballast`] that the cancellation reaches first
+/// (the reference rows; see [`Reach`]).
+pub(crate) async fn tokio_parked(n: usize, ballast: bool) -> Parked {
     let park = Park::new();
     ALLOCATOR.start();
+    let mut reach = Reach::new(ballast, n);
     let mut set = JoinSet::new();
     for _ in 0..n {
-        set.spawn(park.child::<()>());
+        match Reach::ballast(&mut reach) {
+            Some(b) => set.spawn(park.child_with::<()>(b)),
+            None => set.spawn(park.child::<()>()),
+        };
     }
     park.all_polled(n).await;
     let bytes_per_child = Park::bytes_per_child(n);
     let start = Instant::now();
+    reach.into_iter().flat_map(|r| r.0).for_each(Reach::touch);
     set.shutdown().await;
     let cancel = start.elapsed();
     assert_eq!(park.live.load(Ordering::Acquire), 0, "children left alive");
@@ -349,14 +418,30 @@ pub(crate) async fn tokio_parked(n: usize) -> Parked {
 
 /// A `Vec<Task>` of `n` parked children, cancelled by dropping it; timed until the
 /// executor has dropped every child's future (dropping a `Task` only schedules that).
-pub(crate) async fn smol_parked(ex: &Executor<'static>, n: usize) -> Parked {
+/// With `ballast`, each child also carries a [`Ballast`] that the cancellation reaches
+/// just before it drops the child's task (the reference rows; see [`Reach`]).
+pub(crate) async fn smol_parked(ex: &Executor<'static>, n: usize, ballast: bool) -> Parked {
     let park = Park::new();
     ALLOCATOR.start();
-    let tasks: Vec<Task<()>> = (0..n).map(|_| ex.spawn(park.child::<()>())).collect();
+    let mut reach = Reach::new(ballast, n);
+    let tasks: Vec<Task<()>> = (0..n)
+        .map(|_| match Reach::ballast(&mut reach) {
+            Some(b) => ex.spawn(park.child_with::<()>(b)),
+            None => ex.spawn(park.child::<()>()),
+        })
+        .collect();
     park.all_polled(n).await;
     let bytes_per_child = Park::bytes_per_child(n);
     let start = Instant::now();
-    drop(tasks);
+    match reach {
+        Some(reach) => {
+            for (b, task) in reach.0.into_iter().zip(tasks) {
+                Reach::touch(b);
+                drop(task);
+            }
+        }
+        None => drop(tasks),
+    }
     park.all_dropped().await;
     let cancel = start.elapsed();
     Parked {
