@@ -144,11 +144,16 @@ pub(crate) async fn smol_spawn_handles(ex: &Executor<'static>, n: usize) -> Dura
 
 /// What a hatchery child allocates besides the executor's task, for the reference rows:
 /// one shared allocation of about the size of hatchery's (184 bytes with its counts),
-/// kept by the child and by its joiner and touched by both.
+/// shared by the child and whoever else reaches it (its joiner, its canceller).
 type Ballast = Arc<Mutex<[u8; 160]>>;
 
 fn ballast() -> Ballast {
     Arc::new(Mutex::new([0; 160]))
+}
+
+/// Reads a ballast, as hatchery reads a child's node or result slot.
+fn touch(b: &Ballast) {
+    black_box(b.lock().expect("ballast lock")[0]);
 }
 
 /// The child of the raw `spawn_join` reference rows: it carries a [`Ballast`] that its
@@ -158,9 +163,7 @@ fn ballast() -> Ballast {
 fn carry() -> impl Future<Output = ()> + Send + 'static {
     let theirs = ballast();
     drop(theirs.clone());
-    async move {
-        black_box(theirs.lock().expect("ballast lock")[0]);
-    }
+    async move { touch(&theirs) }
 }
 
 /// [`tokio_spawn_handles`] with a [`Ballast`] per child: how far hatchery's second
@@ -290,7 +293,7 @@ impl Park {
     ) -> impl Future<Output = T> + Send + 'static {
         let child = self.child::<T>();
         async move {
-            black_box(ballast.lock().expect("ballast lock")[0]);
+            touch(&ballast);
             child.await
         }
     }
@@ -368,24 +371,20 @@ pub(crate) async fn hatchery_parked(n: usize) -> Parked {
 /// a reference to each child's [`Ballast`], as a nursery's child list does, and reaches
 /// every one of them when it cancels (hatchery's cancellation marks each child's node and
 /// takes its waker from there before it wakes the child's task).
-struct Reach(Vec<Ballast>);
+/// `None` in the main rows.
+struct Reach(Option<Vec<Ballast>>);
 
 impl Reach {
-    fn new(ballast: bool, n: usize) -> Option<Reach> {
-        ballast.then(|| Reach(Vec::with_capacity(n)))
+    fn new(ballast: bool, n: usize) -> Reach {
+        Reach(ballast.then(|| Vec::with_capacity(n)))
     }
 
     /// A ballast for a new child, if this is a reference row; keeps a reference to it.
-    fn ballast(reach: &mut Option<Reach>) -> Option<Ballast> {
-        let reach = reach.as_mut()?;
+    fn ballast(&mut self) -> Option<Ballast> {
+        let kept = self.0.as_mut()?;
         let b = ballast();
-        reach.0.push(b.clone());
+        kept.push(b.clone());
         Some(b)
-    }
-
-    /// Touches a child's ballast and lets go of the reference to it.
-    fn touch(b: Ballast) {
-        black_box(b.lock().expect("ballast lock")[0]);
     }
 }
 
@@ -398,7 +397,7 @@ pub(crate) async fn tokio_parked(n: usize, ballast: bool) -> Parked {
     let mut reach = Reach::new(ballast, n);
     let mut set = JoinSet::new();
     for _ in 0..n {
-        match Reach::ballast(&mut reach) {
+        match reach.ballast() {
             Some(b) => set.spawn(park.child_with::<()>(b)),
             None => set.spawn(park.child::<()>()),
         };
@@ -406,7 +405,8 @@ pub(crate) async fn tokio_parked(n: usize, ballast: bool) -> Parked {
     park.all_polled(n).await;
     let bytes_per_child = Park::bytes_per_child(n);
     let start = Instant::now();
-    reach.into_iter().flat_map(|r| r.0).for_each(Reach::touch);
+    // Every child's ballast is reached before the cancellation, which is one call here.
+    reach.0.into_iter().flatten().for_each(|b| touch(&b));
     set.shutdown().await;
     let cancel = start.elapsed();
     assert_eq!(park.live.load(Ordering::Acquire), 0, "children left alive");
@@ -425,7 +425,7 @@ pub(crate) async fn smol_parked(ex: &Executor<'static>, n: usize, ballast: bool)
     ALLOCATOR.start();
     let mut reach = Reach::new(ballast, n);
     let tasks: Vec<Task<()>> = (0..n)
-        .map(|_| match Reach::ballast(&mut reach) {
+        .map(|_| match reach.ballast() {
             Some(b) => ex.spawn(park.child_with::<()>(b)),
             None => ex.spawn(park.child::<()>()),
         })
@@ -433,10 +433,11 @@ pub(crate) async fn smol_parked(ex: &Executor<'static>, n: usize, ballast: bool)
     park.all_polled(n).await;
     let bytes_per_child = Park::bytes_per_child(n);
     let start = Instant::now();
-    match reach {
-        Some(reach) => {
-            for (b, task) in reach.0.into_iter().zip(tasks) {
-                Reach::touch(b);
+    match reach.0 {
+        Some(kept) => {
+            for (b, task) in kept.into_iter().zip(tasks) {
+                touch(&b);
+                drop(b);
                 drop(task);
             }
         }
