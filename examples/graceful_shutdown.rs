@@ -1,7 +1,7 @@
 //! A small service that shuts down cleanly: a listener started with `Nursery::start`
 //! (the service waits until it reports its address), three workers, and a shutdown (the
-//! `CancelHandle` of the scope around the service) triggered by Ctrl-C or SIGTERM, after a
-//! number of jobs, or by a safety timeout. A shutdown stops each worker where it waits for
+//! `CancelHandle` of the scope around the service) triggered by Ctrl-C or SIGTERM
+//! (`hatchery::signal`, on every backend), after a number of jobs, or by a safety timeout. A shutdown stops each worker where it waits for
 //! its next job: a job already taken is processed and written out inside `shield` (with a
 //! `move_on_after` budget), so the shutdown waits for it instead of cutting it in half.
 //! Each worker then closes its connection in a `finally` cleanup, which runs (shielded,
@@ -20,9 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_signal::{Signal, Signals};
-use futures_lite::StreamExt;
-
+use hatchery::signal::{Signal, Signals};
 use hatchery::{
     current_effective_deadline, finally, move_on_after, now, nursery, shield, sleep, CancelHandle,
     CancelScope, TaskStatus,
@@ -68,19 +66,17 @@ impl Stats {
 }
 
 /// Shuts the service down on the first Ctrl-C (SIGINT) or SIGTERM. From the moment
-/// `signals` was registered they are ours (not the default "exit at once"); the watcher
-/// is cancelled with the rest of the service, and dropping `signals` gives them back.
+/// `signals` was created they are ours (not the default "exit at once"); the watcher is
+/// cancelled with the rest of the service, and dropping `signals` gives them back.
 async fn on_signal(
     mut signals: Signals,
     stats: Arc<Stats>,
     shutdown: CancelHandle,
     t0: Instant,
 ) -> anyhow::Result<()> {
-    if let Some(signal) = signals.next().await {
-        let signal = signal?;
-        log(t0, format_args!("service: got {signal:?}: SHUTDOWN"));
-        stats.shut_down(&shutdown, format!("{signal:?}"));
-    }
+    let signal = signals.recv().await?;
+    log(t0, format_args!("service: got {signal}: SHUTDOWN"));
+    stats.shut_down(&shutdown, signal.to_string());
     Ok(())
 }
 
@@ -199,7 +195,7 @@ async fn service(jobs: u32, safety: Duration) -> anyhow::Result<Ended> {
     let stats2 = stats.clone();
     // Registered before the service starts, not in the watcher task: a signal that comes
     // before that task first runs must not kill the process.
-    let signals = Signals::new([Signal::Int, Signal::Term])?;
+    let signals = Signals::new([Signal::INT, Signal::TERM])?;
     let out = scope
         .run(nursery(|n| async move {
             n.spawn(on_signal(signals, stats2.clone(), shutdown.clone(), t0));
@@ -262,15 +258,24 @@ fn main() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
     use std::time::Duration;
 
+    use hatchery::signal::{Signal, Signals};
+    use hatchery::sync::Lock;
+
     const MS: Duration = Duration::from_millis(1);
+
+    /// Held by each test while its service handles SIGINT and SIGTERM: signals belong
+    /// to the process, and the tests (each backend a test) run at once.
+    static SIGNALS: LazyLock<Lock<()>> = LazyLock::new(|| Lock::new(()));
 
     /// Shut down by the sixth job: the jobs in hand are finished and written (7 in all),
     /// every worker's cleanup runs, and the service ends when worker 3's slow close gives
     /// up, 30 ms after its last write.
     #[hatchery::test(virtual_time)]
     async fn runs() {
+        let _serial = SIGNALS.lock().await;
         let e = super::service(6, Duration::from_secs(1)).await.unwrap();
         assert_eq!(e.trigger.as_deref(), Some("6 jobs done"));
         assert!(e.caught);
@@ -282,10 +287,33 @@ mod tests {
     /// Nothing shuts it down: the safety timeout does, at 1 s, with the same care.
     #[hatchery::test(virtual_time)]
     async fn safety_timeout() {
+        let _serial = SIGNALS.lock().await;
         let e = super::service(1000, Duration::from_secs(1)).await.unwrap();
         assert_eq!(e.trigger, None);
         assert!(e.caught);
         assert_eq!((e.done, e.written, e.closed), (100, 100, 3));
         assert_eq!(e.took, MS * 1044);
+    }
+
+    /// SIGTERM shuts it down, as `kill` or a service manager would, with the same care.
+    /// On real time: the signal comes through the runtime's reactor. A stream of SIGTERM
+    /// held around the service keeps a SIGTERM raised before the service handles it (or
+    /// after) from ending the test binary; the raises repeat until the service stops.
+    #[hatchery::test]
+    async fn sigterm() {
+        let _serial = SIGNALS.lock().await;
+        let _guard = Signals::new([Signal::TERM]).unwrap();
+        let e = hatchery::race!(super::service(1000, Duration::from_secs(60)), async {
+            loop {
+                hatchery::sleep(MS * 20).await;
+                signal_hook::low_level::raise(Signal::TERM.as_raw()).unwrap();
+            }
+        })
+        .unwrap();
+        assert_eq!(e.trigger.as_deref(), Some("SIGTERM"));
+        assert!(e.caught);
+        assert_eq!(e.closed, 3);
+        assert_eq!(e.done, e.written);
+        assert!(e.took < Duration::from_secs(60));
     }
 }

@@ -132,7 +132,7 @@ fn futures_are_send_when_their_contents_are() {
 fn assert_send_future<F: Future + Send + 'static>(_: F) {}
 
 /// A `Task` lives inside every executor task, so its size is part of the memory per
-/// child (DESIGN.md §6): three words, whatever the task (hatchery's own, a boxed future,
+/// child (rule E2): three words, whatever the task (hatchery's own, a boxed future,
 /// one wrapped by a test run).
 #[test]
 fn a_task_is_three_words() {
@@ -140,4 +140,261 @@ fn a_task_is_three_words() {
         std::mem::size_of::<hatchery::rt::Task>(),
         3 * std::mem::size_of::<usize>()
     );
+}
+
+/// The thread types: the portal's handles go to any thread (`Send + Sync`), and the
+/// futures are `Send`, so that a task can await them.
+#[test]
+fn thread_types() {
+    use hatchery::from_thread::{
+        BlockingPortal, FromThreadError, PortalError, PortalRuntime, PortalTask, ServePortal,
+    };
+    use hatchery::futures::RunSync;
+    send_sync_static::<BlockingPortal>();
+    send_sync_static::<PortalTask<u8>>();
+    send_sync_static::<PortalRuntime>();
+    send::<ServePortal>();
+    send::<RunSync<u8>>();
+    sync::<RunSync<u8>>();
+    unpin::<RunSync<u8>>();
+    error::<FromThreadError>();
+    error::<PortalError>();
+    debug::<BlockingPortal>();
+    debug::<PortalTask<u8>>();
+    debug::<PortalRuntime>();
+    debug::<ServePortal>();
+    debug::<RunSync<u8>>();
+    // Built, never polled.
+    assert_send_future(hatchery::to_thread::run_sync(|| 1));
+    assert_send_future(hatchery::from_thread::blocking_portal(
+        |portal| async move { portal.is_stopped() },
+    ));
+}
+
+/// A signal stream moves into a watcher task; its `recv` future is `Send`.
+#[test]
+fn signal_types() {
+    use hatchery::signal::{Signal, Signals};
+    send_sync_static::<Signals>();
+    send_sync_static::<Signal>();
+    unpin::<Signals>();
+    debug::<Signals>();
+    debug::<Signal>();
+    // Built, never polled (`ctrl_c` handles nothing before its first poll).
+    assert_send_future(hatchery::signal::ctrl_c());
+    fn is_send<F: Future + Send>(_: &F) {}
+    let _ = |signals: &'static mut Signals| is_send(&signals.recv());
+}
+
+/// The memory streams and their futures are `Send + Sync` for every `T: Send` (a stream
+/// moves items between tasks; its handles are shared by reference), and `Unpin`; the
+/// handle used as a `Sink` keeps all three.
+fn streams_are_send_sync<T: Send + 'static>() {
+    use hatchery::futures::{Recv, Send as SendFut, SendClosed};
+    use hatchery::{ReceiveStream, SendStream};
+    send::<SendStream<T>>();
+    sync::<SendStream<T>>();
+    unpin::<SendStream<T>>();
+    send::<ReceiveStream<T>>();
+    sync::<ReceiveStream<T>>();
+    unpin::<ReceiveStream<T>>();
+    send::<SendFut<'static, T>>();
+    send::<Recv<'static, T>>();
+    sync::<Recv<'static, T>>();
+    send::<SendClosed<'static, T>>();
+    sync::<SendClosed<'static, T>>();
+    debug::<SendStream<T>>();
+    debug::<ReceiveStream<T>>();
+    debug::<hatchery::sync::SendError<T>>();
+    debug::<hatchery::sync::TrySendError<T>>();
+    fn sink<S: futures_util::Sink<T>, T>() {}
+    sink::<SendStream<T>, T>();
+}
+
+#[test]
+fn streams() {
+    streams_are_send_sync::<std::cell::Cell<u8>>(); // Send, not Sync
+    streams_are_send_sync::<String>();
+    use hatchery::sync::{RecvError, SendError, StreamStatistics, TryRecvError, TrySendError};
+    error::<SendError<u8>>();
+    error::<TrySendError<u8>>();
+    error::<RecvError>();
+    error::<TryRecvError>();
+    send_sync_static::<StreamStatistics>();
+}
+
+/// The sync primitives are shared between tasks: `Send + Sync`; their guards and
+/// permits move between tasks: `Send`.
+#[test]
+fn sync_primitives() {
+    use hatchery::futures::{
+        ConditionWait, EventWait, LimiterAcquire, LimiterAcquireFor, LockAcquire, LockAcquireOwned,
+        SemaphoreAcquire, SemaphoreAcquireOwned,
+    };
+    use hatchery::sync::{
+        CapacityLimiter, CapacityToken, Condition, Event, LimiterError, LimiterStatistics, Lock,
+        LockGuard, OwnedLockGuard, OwnedSemaphorePermit, Semaphore, SemaphorePermit,
+    };
+    send_sync_static::<Lock<std::cell::Cell<u8>>>(); // the data needs `Send` only
+    send_sync_static::<Semaphore>();
+    send_sync_static::<CapacityLimiter>();
+    send_sync_static::<Event>();
+    send_sync_static::<Condition>();
+    send::<LockGuard<'static, u8>>();
+    sync::<LockGuard<'static, u8>>();
+    send::<OwnedLockGuard<u8>>();
+    send::<SemaphorePermit<'static>>();
+    send::<OwnedSemaphorePermit>();
+    send::<CapacityToken>();
+    send::<LockAcquire<'static, u8>>();
+    send::<LockAcquireOwned<u8>>();
+    send::<SemaphoreAcquire<'static>>();
+    send::<SemaphoreAcquireOwned>();
+    send::<LimiterAcquire<'static>>();
+    send::<LimiterAcquireFor<'static>>();
+    send::<EventWait<'static>>();
+    send::<ConditionWait<'static, 'static, u8>>();
+    error::<LimiterError>();
+    send_sync_static::<LimiterStatistics>();
+    debug::<Lock<u8>>();
+    debug::<Semaphore>();
+    debug::<CapacityLimiter>();
+    debug::<Event>();
+    debug::<Condition>();
+}
+
+/// The combinators' named types.
+#[test]
+fn combinators() {
+    use hatchery::futures::AsCompleted;
+    use hatchery::{Service, ServiceClosed};
+    send::<AsCompleted<u8>>();
+    sync::<AsCompleted<u8>>();
+    send_sync_static::<Service<std::io::Error>>();
+    error::<ServiceClosed>();
+    debug::<AsCompleted<u8>>();
+    debug::<Service<std::io::Error>>();
+}
+
+/// The adapters' runtimes are shared by every task: `Send + Sync + Clone + Debug`.
+#[test]
+fn runtimes() {
+    fn clone<T: Clone>() {}
+    send_sync_static::<hatchery_tokio::TokioRuntime>();
+    send_sync_static::<hatchery_smol::SmolRuntime>();
+    clone::<hatchery_tokio::TokioRuntime>();
+    clone::<hatchery_smol::SmolRuntime>();
+    debug::<hatchery_tokio::TokioRuntime>();
+    debug::<hatchery_smol::SmolRuntime>();
+}
+
+/// Small value types can be keys: `Hash` where they are `Eq` (the errors, `Deadline`,
+/// the statistics), and `Deadline` is ordered (the earlier of two is their `min`).
+#[test]
+fn value_types_are_hash() {
+    use std::collections::HashSet;
+    fn hash<T: std::hash::Hash + Eq>() {}
+    fn ord<T: Ord>() {}
+    hash::<JoinError>();
+    hash::<hatchery::CancelReason>();
+    send_sync_static::<hatchery::CancelReason>();
+    debug::<hatchery::CancelReason>();
+    hash::<SpawnError>();
+    hash::<Elapsed>();
+    hash::<Deadline>();
+    hash::<NurseryError<std::io::ErrorKind>>();
+    hash::<StartError<&str>>();
+    hash::<hatchery::ServiceClosed>();
+    hash::<hatchery::ServiceReport<u8, &str>>();
+    hash::<hatchery::sync::SendError<u8>>();
+    hash::<hatchery::sync::TrySendError<u8>>();
+    hash::<hatchery::sync::RecvError>();
+    hash::<hatchery::sync::TryRecvError>();
+    hash::<hatchery::sync::LimiterError>();
+    hash::<hatchery::sync::StreamStatistics>();
+    hash::<hatchery::sync::LimiterStatistics>();
+    ord::<Deadline>();
+    let kinds: HashSet<_> = [
+        NurseryError::Failed(vec!["a"]),
+        NurseryError::Failed(vec!["a"]),
+        NurseryError::Cancelled,
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(kinds.len(), 2);
+}
+
+/// The networking types can move into tasks and be shared (`Arc<TcpListener>`,
+/// `Arc<UdpSocket>`); their futures are `Send`, so a task can await them.
+#[test]
+fn net_types() {
+    use hatchery::net::{
+        ConnectError, ReadHalf, ReuniteError, SystemResolver, TcpConnector, TcpListener, TcpStream,
+        UdpSocket, WriteHalf,
+    };
+    send_sync_static::<TcpStream>();
+    send_sync_static::<TcpListener>();
+    send_sync_static::<UdpSocket>();
+    send_sync_static::<TcpConnector>();
+    send_sync_static::<SystemResolver>();
+    send_sync_static::<ReadHalf<TcpStream>>();
+    send_sync_static::<WriteHalf<TcpStream>>();
+    unpin::<TcpStream>();
+    unpin::<ReadHalf<TcpStream>>();
+    unpin::<WriteHalf<TcpStream>>();
+    error::<ConnectError>();
+    error::<ReuniteError<TcpStream>>();
+    debug::<TcpStream>();
+    debug::<TcpListener>();
+    debug::<UdpSocket>();
+    debug::<TcpConnector>();
+    debug::<ReadHalf<TcpStream>>();
+    debug::<WriteHalf<TcpStream>>();
+    debug::<hatchery::rt::Interest>();
+    debug::<hatchery_smol::AsyncIoReactor>();
+    #[cfg(unix)]
+    {
+        use hatchery::net::{UnixListener, UnixSocketAddr, UnixStream};
+        send_sync_static::<UnixStream>();
+        send_sync_static::<UnixListener>();
+        debug::<UnixStream>();
+        debug::<UnixListener>();
+        debug::<UnixSocketAddr>();
+        debug::<ReadHalf<UnixStream>>();
+    }
+    // The futures of every operation are `Send`: tasks await them.
+    async fn uses(
+        stream: &mut TcpStream,
+        listener: &TcpListener,
+        udp: &UdpSocket,
+        connector: &TcpConnector,
+    ) -> std::io::Result<()> {
+        let mut buf = [0; 4];
+        stream.read(&mut buf).await?;
+        stream.write_all(&buf).await?;
+        stream.shutdown().await?;
+        listener.accept().await?;
+        udp.send_to(&buf, "127.0.0.1:1".parse().unwrap()).await?;
+        udp.recv_from(&mut buf).await?;
+        connector.connect(("localhost", 1)).await?;
+        TcpStream::connect("127.0.0.1:1").await?;
+        TcpListener::bind("127.0.0.1:0").await?;
+        let (r, w) = TcpStream::connect("127.0.0.1:1").await?.into_split();
+        drop((r, w));
+        Ok(())
+    }
+    fn is_send<F: Future + Send>(_: &F) {}
+    let _ = |stream: &'static mut TcpStream,
+             listener: &'static TcpListener,
+             udp: &'static UdpSocket,
+             connector: &'static TcpConnector| {
+        let fut = uses(stream, listener, udp, connector);
+        is_send(&fut);
+    };
+    let _ = |listener: TcpListener| {
+        let serve = hatchery::net::serve(listener, |_s: TcpStream| async {
+            Ok::<_, std::io::Error>(())
+        });
+        is_send(&serve);
+    };
 }

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use futures_lite::StreamExt;
-use hatchery::{as_completed, as_completed_in, finally, move_on_after, nursery, sleep};
-use hatchery_tests::{catch_panic, ms, until, Counter, Log, TestError, HOUR};
+use hatchery::{
+    as_completed, as_completed_in, finally, move_on_after, nursery, sleep, Nursery, NurseryError,
+};
+use hatchery_tests::{catch_panic, hook, ms, until, Counter, Log, TestError, HOUR};
 
 type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -207,14 +209,29 @@ async fn as_completed_in_a_closed_nursery_panics_at_the_caller() {
 
 // ----- a panic in flight -----
 
-/// What the body's waker and the body tell each other.
+/// What the child, the body's waker and the body tell each other.
 struct Gate {
+    /// The child's panic has begun (set as it unwinds through the child's future).
+    child_panicked: AtomicBool,
     woken_panicking: AtomicBool,
     polled_since: AtomicBool,
 }
 
-/// The body's waker, wrapped: woken by an unwinding thread, it holds that thread until
-/// the body has polled the stream again (at most 5 s: with a fix, nothing changes).
+/// Tells the gate, as the child's panic unwinds, that it has begun.
+struct PanicBegun(Arc<Gate>);
+
+impl Drop for PanicBegun {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.child_panicked.store(true, SeqCst);
+        }
+    }
+}
+
+/// The body's waker, wrapped: woken by the child's thread once its panic has begun
+/// (while it unwinds, or after the panic was caught on its way to the nursery), it holds
+/// that thread until the body has polled the stream again (at most 5 s: with a fix,
+/// nothing changes).
 struct HoldUnwinding(Waker, Arc<Gate>);
 
 impl Wake for HoldUnwinding {
@@ -222,10 +239,15 @@ impl Wake for HoldUnwinding {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.wake_by_ref();
-        if std::thread::panicking() {
-            self.1.polled_since.store(false, SeqCst);
-            self.1.woken_panicking.store(true, SeqCst);
+        let begun = std::thread::panicking() || self.1.child_panicked.load(SeqCst);
+        // Once: the first wake-up after the panic began.
+        if !begun || self.1.woken_panicking.swap(true, SeqCst) {
+            self.0.wake_by_ref();
+        } else {
+            // Woken from another thread: a worker that wakes a task keeps it for itself
+            // (tokio's LIFO slot), and this one is held below.
+            let w = self.0.clone();
+            std::thread::spawn(move || w.wake());
             let start = Instant::now();
             while !self.1.polled_since.load(SeqCst) && start.elapsed() < Duration::from_secs(5) {
                 std::thread::sleep(Duration::from_millis(1));
@@ -235,20 +257,23 @@ impl Wake for HoldUnwinding {
 }
 
 /// A future of `as_completed` that panics does not end the body's stream: the body is
-/// cancelled by the panic, it never sees `None`. (The unwinding dropped the future's
-/// sender, which counted it as done and woke the body before the panic reached the
-/// nursery; the body's waker here holds the unwinding thread until the body has polled,
-/// to force that window.)
+/// cancelled by the panic, it never sees `None`, even if it polls the stream between the
+/// panic and the moment the nursery hears of it. (The body's waker here holds the child's
+/// thread, once the panic has begun, until the body has polled, to force that window: a
+/// stream that counts the child as done as soon as it panics ends in it.)
 #[hatchery::test(backends(tokio_multi))]
 async fn as_completed_panic_does_not_end_the_stream_early() {
     let saw_end = Arc::new(AtomicBool::new(false));
     let saw = saw_end.clone();
     let gate = Arc::new(Gate {
+        child_panicked: AtomicBool::new(false),
         woken_panicking: AtomicBool::new(false),
         polled_since: AtomicBool::new(false),
     });
+    let begun = PanicBegun(gate.clone());
     let r = catch_panic(hatchery::as_completed(
-        [async {
+        [async move {
+            let _begun = begun;
             sleep(Duration::from_millis(20)).await;
             if true {
                 panic!("child boom");
@@ -278,4 +303,116 @@ async fn as_completed_panic_does_not_end_the_stream_early() {
         !saw_end.load(SeqCst),
         "the body saw the end of the stream while a future's panic was in flight"
     );
+}
+
+/// A reader whose nursery is cancelled in the middle of its poll (after the stream's
+/// check on entry, before it finds that every future has finished) does not see the
+/// end: in a cancelled scope the wait never completes, and the reader is dropped. (A
+/// future that panics on another thread cancels it so, and its sibling then stops.)
+/// The waker's `clone`, in the stream's registration between the two, cancels the
+/// nursery here, on every backend.
+#[hatchery::test]
+async fn a_reader_cancelled_mid_poll_does_not_see_the_end() {
+    let log = Log::new();
+    let l = log.clone();
+    let r = nursery(|n: Nursery<TestError>| async move {
+        let mut s = as_completed_in(&n, [ready(1u32)]);
+        assert_eq!(s.next().await, Some(1));
+        assert_eq!(s.remaining(), 0, "every future has finished");
+        let end = poll_fn(|cx| {
+            let n = n.clone();
+            let w = hook::waker(hook::Data {
+                inner: cx.waker().clone(),
+                on_clone: Box::new(move || n.cancel()),
+            });
+            Pin::new(&mut s).poll_next(&mut Context::from_waker(&w))
+        })
+        .await;
+        // Not reached: the body is cancelled in its poll.
+        l.push(match end {
+            None => "saw the end",
+            Some(_) => "saw an item",
+        });
+        Ok(())
+    })
+    .await;
+    assert!(log.is_empty(), "{:?}", log.events());
+    assert_eq!(r, Err(NurseryError::Cancelled));
+}
+
+/// Panics with "child boom" after `d`.
+async fn boom_after(d: Duration) -> u32 {
+    sleep(d).await;
+    panic!("child boom")
+}
+
+/// A future of `as_completed` that panics still ends the stream: a body that drains it
+/// shielded (so the panic's cancellation does not reach it) sees the end and returns,
+/// and the panic is resumed with its payload. The stream ends only once the panic has
+/// reached the nursery. (The unwinding sender skipped its bookkeeping, so the stream
+/// waited for it forever; the hour-long limit here is what ended the wait.)
+#[hatchery::test(virtual_time)]
+async fn as_completed_panic_ends_a_shielded_drain() {
+    let log = Log::new();
+    let l = log.clone();
+    let r = catch_panic(as_completed(
+        [
+            Box::pin(boom_after(ms(10))) as BoxFut<u32>,
+            Box::pin(async {
+                sleep(ms(20)).await;
+                2
+            }),
+        ],
+        move |mut s| {
+            hatchery::shield(async move {
+                let mut got = Vec::new();
+                loop {
+                    match move_on_after(HOUR, s.next()).await {
+                        Some(Some(v)) => got.push(v),
+                        Some(None) => break l.push("end"),
+                        None => break l.push("hung"),
+                    }
+                }
+                got
+            })
+        },
+    ))
+    .await;
+    assert_eq!(r.unwrap_err(), "child boom");
+    assert_eq!(log.events(), ["end"]);
+    assert!(hatchery::testing::elapsed() < HOUR);
+}
+
+/// The same with `as_completed_in`, drained in a `finally` after the body was cancelled
+/// by the panic: the stream ends, and the nursery resumes the panic.
+#[hatchery::test(virtual_time)]
+async fn as_completed_in_panic_ends_a_drain_in_finally() {
+    let log = Log::new();
+    let l = log.clone();
+    let r = catch_panic(nursery(|n| async move {
+        let mut s = as_completed_in(
+            &n,
+            [
+                Box::pin(boom_after(ms(10))) as BoxFut<u32>,
+                Box::pin(async {
+                    sleep(HOUR).await;
+                    2
+                }),
+            ],
+        );
+        finally(sleep(HOUR), async move {
+            // The panic cancelled the nursery: the hour-long future is cancelled too,
+            // and the stream ends once both have stopped.
+            match move_on_after(HOUR, s.next()).await {
+                Some(None) => l.push("end"),
+                Some(Some(_)) => l.push("item"),
+                None => l.push("hung"),
+            }
+        })
+        .await;
+        Ok::<_, TestError>(())
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "child boom");
+    assert_eq!(log.events(), ["end"]);
 }

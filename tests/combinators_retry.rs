@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hatchery::backon::{ConstantBuilder, ExponentialBuilder, Retryable};
 use hatchery::testing::virtual_time;
-use hatchery::{move_on_after, retry, sleep, HatcherySleeper};
+use hatchery::{move_on_after, retry, sleep, Backoff, HatcherySleeper};
 use hatchery_tests::{ms, Counter, TestError, HOUR};
 
 /// An operation that fails `failures` times, then succeeds; counts its attempts.
@@ -302,6 +302,67 @@ async fn default_delays_are_capped() {
         seen[8..].iter().all(|d| *d >= Duration::from_secs(10)),
         "{seen:?}"
     );
+}
+
+/// The default policy without jitter waits exactly 100, 200 and 400 ms on a virtual
+/// clock, to the nanosecond: its delays are whole nanoseconds (backon's
+/// `ExponentialBuilder`, computing in `f32`, waits 700.000009 ms in all).
+#[hatchery::test(virtual_time)]
+async fn default_backoff_is_exact() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let r = retry(|| std::future::ready(Err::<(), _>(TestError("busy"))))
+        .backoff(Backoff::new().without_jitter())
+        .max_attempts(4)
+        .notify(move |_: &TestError, d: Duration| log.lock().unwrap().push(d))
+        .await;
+    assert!(r.is_err());
+    assert_eq!(*seen.lock().unwrap(), [ms(100), ms(200), ms(400)]);
+    assert_eq!(hatchery::testing::elapsed(), ms(700));
+}
+
+/// A factor of 1.5 and a cap: exact delays too, and the cap holds from the first delay
+/// that would pass it.
+#[hatchery::test(virtual_time)]
+async fn fractional_factor_is_exact() {
+    let start = hatchery::now();
+    let r = retry(|| std::future::ready(Err::<(), _>(TestError("busy"))))
+        .backoff(
+            Backoff::new()
+                .with_min_delay(ms(40))
+                .with_factor(1.5)
+                .with_max_delay(ms(100))
+                .without_jitter(),
+        )
+        .max_attempts(6)
+        .await;
+    assert!(r.is_err());
+    // 40 + 60 + 90 + 100 + 100
+    assert_eq!(hatchery::now() - start, ms(390));
+}
+
+/// Seeded jitter: the same delays on every run, each between the delay and twice it, and
+/// the clock moves by exactly their sum.
+#[hatchery::test(virtual_time)]
+async fn seeded_jitter_is_repeatable_and_exact() {
+    let run = || async {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let start = hatchery::now();
+        let _ = retry(|| std::future::ready(Err::<(), _>(TestError("busy"))))
+            .backoff(Backoff::new().with_jitter_seed(99))
+            .max_attempts(5)
+            .notify(move |_: &TestError, d: Duration| log.lock().unwrap().push(d))
+            .await;
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(hatchery::now() - start, seen.iter().sum::<Duration>());
+        seen
+    };
+    let first = run().await;
+    assert_eq!(run().await, first);
+    for (d, base) in first.iter().zip([100, 200, 400, 800]) {
+        assert!(*d >= ms(base) && *d <= ms(2 * base), "{first:?}");
+    }
 }
 
 /// A retry polled again after it returned panics, instead of starting over with another

@@ -30,9 +30,9 @@
 //!
 //! Where the model follows hatchery rather than trio (both documented): a nursery under
 //! a cancelled scope never returns once it has suspended, but one that finishes in its
-//! first poll (its body never returned `Pending`, no children) returns its value (C1);
-//! `current_effective_deadline()` may still be `At(now)` for a deadline due at this very
-//! instant that its scope has not noticed yet (C7: "a past instant").
+//! first poll (its body never returned `Pending`, no children) returns its value (C1,
+//! N4); `current_effective_deadline()` may still be `At(now)` for a deadline due at this
+//! very instant that its scope has not noticed yet (D6, D10).
 //!
 //! # What the model leaves out
 //!
@@ -48,12 +48,14 @@
 //!   that same instant: whether the nursery sees them finished in its first poll (and so
 //!   "never suspended", C1) depends on the threads.
 //!
-//! And `cancel_called()` follows hatchery's documented rule (it does not read the clock:
-//! a deadline counts once the scope has seen it pass): the model checks it where that is
-//! decided: not when the deadline passes at the very instant the scope ends, nor when an
-//! enclosing scope is cancelled at that same instant (which is noticed first depends on
-//! the tasks). An enclosing cancellation that came before makes it `false` (the scope no
-//! longer looks at its deadline; trio would say `true`).
+//! And `cancel_called()` follows hatchery's documented rule (H2, D6: it does not read
+//! the clock; a deadline counts once the scope has seen it pass): the model checks it
+//! where that is decided: not when the deadline passes at the very instant the scope
+//! ends, nor when an enclosing scope is cancelled at that same instant (which is noticed
+//! first depends on the tasks). An enclosing cancellation that came before makes it
+//! `false` (the scope no longer looks at its deadline; trio would say `true`). A
+//! `set_deadline` to an instant that has passed is seen when it is called (D5): `true` if
+//! the scope still runs then, an enclosing cancellation or not, as in trio.
 //!
 //! `HATCHERY_RANDOM_CASES` sets the number of cases per backend (3000), and
 //! `HATCHERY_RANDOM_SEED` shifts the seeds; a failure prints the seed, the tree and the
@@ -449,8 +451,8 @@ enum Ced {
     At(u64),
     Never,
     /// Only in the model: a deadline due at this very tick that its scope may not have
-    /// noticed yet (`cancel_called` does not read the clock either): `Cancelled` or
-    /// `At(this tick)`, both "already cancelled" in C7's words.
+    /// noticed yet (`cancel_called` does not read the clock either, H2): `Cancelled` or
+    /// `At(this tick)`, both allowed by D10.
     Due(u64),
 }
 
@@ -1385,7 +1387,15 @@ impl Model<'_> {
         match cancel {
             None => Some(false),
             Some((_, Why::Explicit | Why::Entry)) => Some(true),
-            Some((d, Why::Timer | Why::Moved)) => {
+            // `set_deadline` to an instant that has passed cancels the scope itself when it
+            // is called, as `cancel` does, also under an enclosing cancellation (as in
+            // trio); at the instant the scope ends, which comes first depends on the tasks.
+            Some((d, Why::Moved)) => match d.cmp(&end) {
+                std::cmp::Ordering::Less => Some(true),
+                std::cmp::Ordering::Equal => None,
+                std::cmp::Ordering::Greater => Some(false),
+            },
+            Some((d, Why::Timer)) => {
                 if d > end {
                     return Some(false);
                 }
@@ -1397,12 +1407,24 @@ impl Model<'_> {
                 // look. One at that very instant (another deadline) may come first or
                 // not: a task elsewhere may notice it first, or a scope inside that
                 // catches nothing may mark either on its way up (`outer_cancelled`).
-                if outer.iter().any(|f| f.cancel.is_some_and(|(c, _)| c < d)) {
+                let shadowed = if outer.iter().any(|f| f.cancel.is_some_and(|(c, _)| c < d)) {
                     Some(false)
                 } else if outer.iter().any(|f| f.cancel.is_some_and(|(c, _)| c == d)) {
                     None
                 } else {
-                    Some(true)
+                    return Some(true);
+                };
+                // Not looked at: a `set_deadline` to a passed instant while the scope still
+                // runs cancels it all the same (see `Why::Moved`).
+                let moved = self.actions.iter().find(|a| {
+                    a.target == id
+                        && (d..=end).contains(&a.at)
+                        && matches!(a.act, Act::SetAt(s) if s * TICKS <= a.at)
+                });
+                match moved {
+                    Some(a) if a.at < end => Some(true),
+                    Some(_) => None,
+                    None => shadowed,
                 }
             }
         }

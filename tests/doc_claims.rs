@@ -528,7 +528,7 @@ fn run_with_without_time() {
     assert!(msg.contains("enable_time"), "{msg}");
 }
 
-/// cancellation.md rule 6: a timeout too large to add to the clock means no deadline.
+/// D3: a timeout too large to add to the clock means no deadline.
 #[hatchery::test(virtual_time)]
 async fn huge_timeout_is_no_deadline() {
     let huge = Duration::from_secs(u64::MAX / 2);

@@ -450,3 +450,159 @@ async fn nursery_errors_convert_into_io_errors() {
         .unwrap()
         .is_cancelled());
 }
+
+/// N2 with `err_into`: a task whose error converts into the nursery's is spawned (and
+/// started, and spawned into a subgroup) through `err_into`, its error reported as the
+/// nursery's type, and the nursery's error type is still inferred from the body.
+#[hatchery::test(virtual_time)]
+async fn n2_err_into_converts_a_task_error() {
+    async fn lib_call(fail: bool) -> Result<u32, TestError> {
+        sleep(secs(1)).await;
+        if fail {
+            Err(TestError("lib"))
+        } else {
+            Ok(5)
+        }
+    }
+    let r = nursery(|n| async move {
+        let ok = n.spawn(hatchery::err_into(lib_call(false)));
+        let started = n
+            .start(|status| {
+                status.started(1u8);
+                hatchery::err_into(lib_call(false))
+            })
+            .await?;
+        let group = n.subgroup();
+        let in_group = group.spawn(hatchery::err_into(lib_call(false)));
+        let tried = n.try_spawn(hatchery::err_into(lib_call(false)))?;
+        n.spawn(async { Ok(()) }); // the usual case: inferred from the nursery
+        Ok::<_, AppError>(
+            ok.join().await.unwrap()
+                + u32::from(started)
+                + in_group.join().await.unwrap()
+                + tried.join().await.unwrap(),
+        )
+    })
+    .await;
+    assert_eq!(r.unwrap(), 16);
+
+    let r: Result<(), AppError> = nursery(|n| async move {
+        n.spawn(hatchery::err_into(lib_call(true)));
+        sleep(HOUR).await;
+        Ok::<_, AppError>(())
+    })
+    .await
+    .map_err(AppError::from);
+    assert_eq!(r, Err(AppError::Test(TestError("lib"))));
+    assert_eq!(elapsed(), secs(2));
+}
+
+impl From<hatchery::StartError<AppError>> for AppError {
+    fn from(e: hatchery::StartError<AppError>) -> Self {
+        e.into_inner().unwrap_or(AppError::Cancelled)
+    }
+}
+
+impl From<hatchery::SpawnError> for AppError {
+    fn from(_: hatchery::SpawnError) -> Self {
+        AppError::Cancelled
+    }
+}
+
+/// N2: a nursery error converted by `?` wraps its errors and names no `source()` (its
+/// `E` need not be an `Error`): anyhow's chain stops at it, and the lone error is reached
+/// by downcasting the aggregate.
+#[hatchery::test]
+async fn a_wrapped_error_names_no_source() {
+    let err: anyhow::Error = failing_nursery::<anyhow::Error>().await.unwrap_err().into();
+    assert_eq!(err.chain().count(), 1);
+    assert!(err.downcast_ref::<TestError>().is_none());
+    let inner = err.downcast_ref::<NurseryError<anyhow::Error>>().unwrap();
+    assert_eq!(
+        inner.first().unwrap().downcast_ref(),
+        Some(&TestError("child"))
+    );
+}
+
+/// N2: `flatten` before `?` keeps a lone child error as itself: anyhow's `downcast_ref`
+/// and `chain()` reach it and the context it carries.
+#[hatchery::test]
+async fn a_flattened_lone_error_is_reachable_through_anyhow() {
+    use anyhow::Context;
+
+    async fn app() -> anyhow::Result<u32> {
+        let v = nursery(|n| async move {
+            n.spawn(async {
+                Err::<(), _>(anyhow::Error::new(TestError("disk full"))).context("writing cache")
+            });
+            sleep(HOUR).await;
+            Ok::<_, anyhow::Error>(1)
+        })
+        .await
+        .map_err(NurseryError::flatten)?;
+        Ok(v)
+    }
+    let err = app().await.unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<TestError>(),
+        Some(&TestError("disk full"))
+    );
+    let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+    assert_eq!(chain, ["writing cache", "test error disk full"]);
+    assert!(err.chain().any(|e| e.downcast_ref::<TestError>().is_some()));
+    assert_eq!(
+        err.root_cause().downcast_ref(),
+        Some(&TestError("disk full"))
+    );
+
+    // An `io::Error` child: its kind is kept for a downcast after `?`.
+    let r = nursery(|n| async move {
+        n.spawn(async { Err::<(), _>(std::io::Error::new(std::io::ErrorKind::NotFound, "a.txt")) });
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+    let err = anyhow::Error::from(r.unwrap_err().flatten());
+    let io = err.downcast_ref::<std::io::Error>().unwrap();
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+}
+
+/// `flatten` keeps several errors together (and `Cancelled` as it is), reachable by
+/// downcasting the aggregate.
+#[hatchery::test]
+async fn flatten_keeps_several_errors_together() {
+    let r = nursery(|n| async move {
+        n.spawn(async { Err::<(), _>(anyhow::anyhow!("first")) });
+        Err::<(), _>(anyhow::anyhow!("body"))
+    })
+    .await;
+    let err = r.unwrap_err().flatten();
+    let all = err.downcast_ref::<NurseryError<anyhow::Error>>().unwrap();
+    assert_eq!(all.errors().len(), 2);
+
+    let r = nursery(|n| async move {
+        n.cancel();
+        checkpoint().await;
+        Ok::<(), anyhow::Error>(())
+    })
+    .await;
+    let err = r.unwrap_err().flatten();
+    assert!(err
+        .downcast_ref::<NurseryError<anyhow::Error>>()
+        .unwrap()
+        .is_cancelled());
+}
+
+/// `StartError::flatten`: the task's own error as itself.
+#[hatchery::test]
+async fn start_error_flattens_to_the_tasks_error() {
+    let err = nursery(|n| async move {
+        let r: Result<(), anyhow::Error> = n
+            .start(|_status| async { Err::<(), _>(anyhow::Error::new(TestError("bind"))) })
+            .await
+            .map_err(hatchery::StartError::flatten);
+        Ok::<_, anyhow::Error>(r.unwrap_err())
+    })
+    .await
+    .unwrap();
+    assert_eq!(err.downcast_ref(), Some(&TestError("bind")));
+}

@@ -99,6 +99,34 @@ async fn n6_finished_without_started_is_not_started() {
     assert_eq!(elapsed(), secs(1));
 }
 
+/// S1: `start` on a nursery that has finished fails with `Closed` without calling its
+/// closure (trio's `start` fails before it calls the function): nothing of the task is
+/// made, and nothing it would have done happens.
+#[hatchery::test(virtual_time)]
+async fn s1_start_on_a_closed_nursery_never_calls_the_closure() {
+    let mut saved = None;
+    nursery(|n| {
+        saved = Some(n.clone());
+        async { Ok::<_, TestError>(()) }
+    })
+    .await
+    .unwrap();
+    let n = saved.unwrap();
+    assert!(n.is_closed());
+    let called = Counter::new();
+    let start = n.start(|status: hatchery::TaskStatus<u16>| {
+        called.incr();
+        async move {
+            status.started(8080);
+            Ok(())
+        }
+    });
+    assert_eq!(called.get(), 0, "not called by `start`");
+    assert!(matches!(start.await, Err(StartError::Closed)));
+    assert_eq!(called.get(), 0, "nor by its first poll");
+    assert_eq!(elapsed(), Duration::ZERO);
+}
+
 /// N6: after `started`, an error of the task goes to the nursery and fails it.
 #[hatchery::test(virtual_time)]
 async fn n6_error_after_started_fails_nursery() {
@@ -1040,4 +1068,137 @@ async fn a_kept_start_can_be_awaited_outside_hatchery() {
     })
     .await;
     assert_eq!(r, Ok(7));
+}
+
+/// `start_with_handle` keeps both values: the one passed to `started` comes out of it,
+/// and the task's own final value out of its handle, which `start` drops.
+#[hatchery::test(virtual_time)]
+async fn n6_start_with_handle_hands_back_the_final_value() {
+    let r = nursery(|n| async move {
+        let (port, server) = n
+            .start_with_handle(|status| async move {
+                sleep(secs(1)).await;
+                status.started(8080u16);
+                sleep(secs(2)).await;
+                Ok::<_, TestError>(3u32) // served three requests
+            })
+            .await
+            .unwrap();
+        assert_eq!(elapsed(), secs(1));
+        assert_eq!(port, 8080);
+        assert!(!server.is_finished());
+        Ok::<_, TestError>(server.join().await.unwrap())
+    })
+    .await;
+    assert_eq!(r, Ok(3));
+    assert_eq!(elapsed(), secs(3));
+}
+
+/// The handle of a started task is a task handle like a spawned one's: `cancel` cancels
+/// that task alone (not a failure), and a failure after `started` goes to the nursery
+/// (the handle reports it failed).
+#[hatchery::test(virtual_time)]
+async fn n6_start_with_handle_cancel_and_failure() {
+    let r = nursery(|n| async move {
+        let ((), h) = n
+            .start_with_handle(|status| async move {
+                status.started(());
+                sleep(HOUR).await;
+                Ok::<_, TestError>(1)
+            })
+            .await
+            .unwrap();
+        h.cancel();
+        assert!(h.join().await.unwrap_err().is_cancelled());
+        Ok::<_, TestError>("body")
+    })
+    .await;
+    assert_eq!(r, Ok("body"));
+
+    let r = nursery(|n| async move {
+        let ((), h) = n
+            .start_with_handle(|status| async move {
+                status.started(());
+                sleep(secs(1)).await;
+                Err::<u8, _>(TestError("after started"))
+            })
+            .await
+            .unwrap();
+        let joined = move_on_after(HOUR, h.join()).await;
+        assert!(joined.is_none(), "the body is cancelled by the failure");
+        Ok::<_, TestError>(())
+    })
+    .await;
+    assert_eq!(r.unwrap_err().into_errors(), [TestError("after started")]);
+}
+
+/// Before `started`, as `start`: an error comes out of `start_with_handle` (no handle is
+/// made), and a task that returns without starting gives `NotStarted`; in both cases the
+/// task's value, if any, is dropped with the task.
+#[hatchery::test(virtual_time)]
+async fn n6_start_with_handle_before_started() {
+    let dropped = Counter::new();
+    let d = dropped.clone();
+    nursery(|n| async move {
+        let r = n
+            .start_with_handle(|_status: hatchery::TaskStatus<()>| async move {
+                Err::<u8, _>(TestError("cannot bind"))
+            })
+            .await;
+        assert!(matches!(
+            r,
+            Err(StartError::Failed(TestError("cannot bind")))
+        ));
+        let d2 = d.clone();
+        let r = n
+            .start_with_handle(|_status: hatchery::TaskStatus<()>| async move {
+                Ok::<_, TestError>(d2.guard())
+            })
+            .await;
+        assert!(matches!(r, Err(StartError::NotStarted)));
+        assert_eq!(d.get(), 1);
+        Ok::<_, TestError>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(dropped.get(), 1);
+}
+
+/// A dropped handle does not cancel the task, and the task's value is dropped once it
+/// finishes (nobody can take it); a handle dropped after the task finished drops it
+/// then.
+#[hatchery::test(virtual_time)]
+async fn n6_start_with_handle_dropped_handle() {
+    let dropped = Counter::new();
+    let d = dropped.clone();
+    nursery(|n| async move {
+        let d2 = d.clone();
+        let ((), h) = n
+            .start_with_handle(|status| async move {
+                status.started(());
+                sleep(secs(1)).await;
+                Ok::<_, TestError>(d2.guard())
+            })
+            .await
+            .unwrap();
+        drop(h);
+        sleep(secs(2)).await;
+        assert_eq!(d.get(), 1, "finished, and its value dropped");
+        let d3 = d.clone();
+        let ((), h) = n
+            .start_with_handle(|status| async move {
+                status.started(());
+                Ok::<_, TestError>(d3.guard())
+            })
+            .await
+            .unwrap();
+        sleep(secs(1)).await;
+        assert!(h.is_finished());
+        assert_eq!(d.get(), 1, "kept for the handle");
+        drop(h);
+        assert_eq!(d.get(), 2);
+        Ok::<_, TestError>(())
+    })
+    .await
+    .unwrap();
 }

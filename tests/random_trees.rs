@@ -1,4 +1,4 @@
-//! Randomized scope/nursery trees checked against a simple model (DESIGN §7).
+//! Randomized scope/nursery trees checked against a simple model (rule E3).
 //!
 //! Each case builds a random tree of nurseries, cancel scopes (timeouts, shields, explicit
 //! cancels), `finally` cleanups and leaves that yield, sleep, fail or panic, runs it, and
@@ -19,90 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hatchery::{checkpoint, finally, nursery, sleep, CancelScope};
+use hatchery_tests::trees::{gen, End, Mix, Node, Tree};
 use hatchery_tests::{Backend, Rng};
 
-#[derive(Debug, Clone)]
-enum Tree {
-    /// Suspends `steps` times (checkpoints or short sleeps), then ends as `end` says.
-    Leaf {
-        id: u32,
-        steps: u32,
-        sleep: bool,
-        end: End,
-    },
-    /// A cancel scope around `body`.
-    Scope {
-        timeout_us: Option<u64>,
-        shield: bool,
-        cancel_after: Option<u32>,
-        body: Box<Tree>,
-    },
-    /// `body`, then (or when cancelled) the shielded `cleanup`.
-    Finally { body: Box<Tree>, cleanup: Box<Tree> },
-    /// A nursery whose body runs `body` and whose children are `children`.
-    Nursery {
-        body: Box<Tree>,
-        children: Vec<Tree>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum End {
-    Ok,
-    Fail,
-    Panic,
-}
-
-fn gen(rng: &mut Rng, depth: u32, next_id: &mut u32) -> Tree {
-    let leaf = depth == 0 || rng.chance(35);
-    if leaf {
-        *next_id += 1;
-        let end = match rng.below_u64(100) {
-            0..=79 => End::Ok,
-            80..=96 => End::Fail,
-            _ => End::Panic,
-        };
-        return Tree::Leaf {
-            id: *next_id,
-            steps: rng.below_u64(4) as u32,
-            sleep: rng.chance(30),
-            end,
-        };
-    }
-    match rng.below_u64(10) {
-        0..=3 => Tree::Nursery {
-            body: Box::new(gen(rng, depth - 1, next_id)),
-            children: (0..rng.below_u64(4))
-                .map(|_| gen(rng, depth - 1, next_id))
-                .collect(),
-        },
-        4..=7 => Tree::Scope {
-            timeout_us: rng.chance(60).then(|| rng.below_u64(1500)),
-            shield: rng.chance(20),
-            cancel_after: rng.chance(20).then(|| rng.below_u64(3) as u32),
-            body: Box::new(gen(rng, depth - 1, next_id)),
-        },
-        _ => Tree::Finally {
-            body: Box::new(gen(rng, depth - 1, next_id)),
-            // A cleanup's errors have nowhere to go when its work was cancelled (the
-            // `finally` never returns), so cleanups only succeed or panic.
-            cleanup: Box::new(match gen(rng, 0, next_id) {
-                Tree::Leaf {
-                    id,
-                    steps,
-                    sleep,
-                    end: End::Fail,
-                } => Tree::Leaf {
-                    id,
-                    steps,
-                    sleep,
-                    end: End::Ok,
-                },
-                t => t,
-            }),
-        },
-    }
-}
+/// The kinds of node these trees have (no inline ones), and how often each is drawn.
+const MIX: &Mix = &[(Node::Nursery, 4), (Node::Scope, 4), (Node::Finally, 2)];
 
 /// What the run observed.
 #[derive(Default)]
@@ -249,6 +170,7 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                     Err(e) => Err(e.into_errors().into_iter().flatten().collect()),
                 }
             }
+            Tree::Inline { .. } | Tree::Group { .. } => unreachable!("not in this test's mix"),
         }
     })
 }
@@ -256,7 +178,7 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
 fn check_case(seed: u64, backend: Backend) {
     let mut rng = Rng::seeded(seed);
     let mut ids = 0;
-    let tree = gen(&mut rng, 4, &mut ids);
+    let tree = gen(&mut rng, MIX, 4, &mut ids);
     let seen = Arc::new(Seen::default());
     let fut = run_tree(tree.clone(), seen.clone());
     let out = catch_unwind(AssertUnwindSafe(|| backend.run(fut)));

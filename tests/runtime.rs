@@ -190,6 +190,77 @@ async fn root_is_entered() {
     assert!(["tokio_current", "tokio_multi", "smol"].contains(&backend()));
 }
 
+/// `rt::current()` hands code the runtime it runs on, named after its executor, also in
+/// a child task and inside the test run (whose runtime forwards the backend's name);
+/// nothing outside hatchery, nor in a plain thread spawned from hatchery code.
+#[hatchery::test]
+async fn current_runtime_names_its_executor() {
+    let expected = if backend().starts_with("tokio") {
+        "tokio"
+    } else {
+        "smol"
+    };
+    let rt = hatchery::rt::current().expect("inside hatchery");
+    assert_eq!(rt.name(), expected);
+    let child = nursery(|n: Nursery<TestError>| async move {
+        let h = n.spawn(async { Ok(hatchery::rt::current().map(|rt| rt.name())) });
+        Ok(h.join().await.unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(child, Some(expected));
+    let outside = std::thread::spawn(|| hatchery::rt::current().is_none());
+    assert!(run_blocking(move || outside.join().unwrap()).await);
+}
+
+/// A thread-to-async helper built on `rt::current()`: a plain thread runs async code
+/// bound to its caller's runtime, whose nursery spawns its children on the caller's
+/// executor (so they count in the test run, and virtual time waits for them), and the
+/// caller's clock is the one that code reads.
+#[hatchery::test(virtual_time)]
+async fn current_runtime_binds_a_thread_to_the_callers_executor() {
+    let rt = hatchery::rt::current().expect("inside hatchery");
+    let start = now();
+    // Not `run_blocking` to wait for the thread: blocking work keeps virtual time still.
+    let (tx, rx) = hatchery::memory_stream(1);
+    let thread = std::thread::spawn(move || {
+        let out = block_on(hatchery::rt::enter(
+            rt,
+            nursery(|n: Nursery<TestError>| async move {
+                let h = n.spawn(async {
+                    sleep(secs(5)).await;
+                    Ok(hatchery::testing::is_virtual_time())
+                });
+                Ok((h.join().await.unwrap(), now()))
+            }),
+        ));
+        tx.try_send(out).unwrap();
+    });
+    let (virtual_child, end) = rx.recv().await.unwrap().unwrap();
+    thread.join().unwrap();
+    assert!(virtual_child);
+    assert_eq!(end - start, secs(5));
+}
+
+/// A runtime that names nothing reports its type's name (a wrapper that does not forward
+/// `name` is its own); the adapters name their executors.
+#[test]
+fn runtime_name_defaults_to_the_type_name() {
+    assert!(hatchery::rt::current().is_none());
+    assert!(ThreadPerTask::new(Instant::now())
+        .name()
+        .ends_with("::ThreadPerTask"));
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tokio = hatchery_tokio::TokioRuntime::new(tokio_rt.handle().clone());
+    assert_eq!(tokio.name(), "tokio");
+    assert!(ShortTimers(tokio, ms(1)).name().ends_with("::ShortTimers"));
+    let ex = Arc::new(async_executor::Executor::new());
+    assert_eq!(hatchery_smol::SmolRuntime::new(&ex).name(), "smol");
+}
+
 /// `sleep` waits at least its duration on the runtime clock; `now` is monotonic. (Real
 /// time on purpose: this is the backend's own timer.)
 #[hatchery::test]

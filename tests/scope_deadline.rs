@@ -215,8 +215,8 @@ async fn c4_sleep_to_the_edge_of_instant_range() {
     assert_eq!(elapsed(), secs(10));
 }
 
-/// C4: `set_deadline` to a passed instant while the scope runs cancels it at the next
-/// suspension point.
+/// C4: `set_deadline` to a passed instant while the scope runs cancels it; the body
+/// stops at its next suspension point.
 #[hatchery::test(virtual_time)]
 async fn c4_set_deadline_earlier_cancels() {
     let log = Log::new();
@@ -238,6 +238,167 @@ async fn c4_set_deadline_earlier_cancels() {
     assert_eq!(log.events(), ["same poll"]);
     assert!(handle.cancel_called() && handle.cancelled_caught());
     assert_eq!(elapsed(), secs(1));
+}
+
+/// D5: `set_deadline` to an instant that has passed cancels a running scope at once, as
+/// trio's deadline setter does: `cancel_called` is true when it returns, and stays true
+/// when the deadline is moved back before the scope is polled again; the body stops at
+/// its next suspension point.
+#[hatchery::test(virtual_time)]
+async fn d5_set_deadline_to_a_passed_instant_cancels_at_once_and_sticks() {
+    let log = Log::new();
+    let scope = CancelScope::new().with_timeout(HOUR);
+    let handle = scope.handle();
+    let out = scope
+        .run({
+            let (log, handle) = (log.clone(), handle.clone());
+            async move {
+                sleep(secs(1)).await;
+                handle.set_deadline(now() - secs(1));
+                assert!(
+                    handle.cancel_called(),
+                    "cancelled when set_deadline returns"
+                );
+                handle.set_deadline(now() + HOUR);
+                handle.set_deadline(None);
+                assert!(handle.cancel_called(), "moved back: still cancelled");
+                log.push("same poll");
+                sleep(HOUR).await;
+                log.push("unreachable");
+            }
+        })
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(log.events(), ["same poll"]);
+    assert!(handle.cancel_called() && handle.cancelled_caught());
+    assert_eq!(handle.deadline(), None);
+    assert_eq!(elapsed(), secs(1));
+}
+
+/// D5: a passed deadline set from another task, then moved back before the scope runs
+/// again, still cancels the scope (the scope's own poll never sees the passed deadline).
+#[hatchery::test(virtual_time)]
+async fn d5_set_deadline_to_a_passed_instant_from_another_task_sticks() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let remote = handle.clone();
+    let out = nursery(|n| async move {
+        n.spawn(async move {
+            sleep(secs(2)).await;
+            remote.set_deadline(now());
+            let called = remote.cancel_called();
+            remote.set_deadline(now() + HOUR);
+            assert!(called && remote.cancel_called());
+            Ok::<_, TestError>(())
+        });
+        Ok(scope.run(sleep(HOUR)).await)
+    })
+    .await;
+    assert_eq!(out, Ok(None));
+    assert!(handle.cancelled_caught());
+    assert_eq!(elapsed(), secs(2));
+}
+
+/// D5: from a plain thread (no hatchery context there) the passed deadline is read on
+/// the clock of the runtime the scope runs on: the test run's virtual clock, which has
+/// not moved while the thread works.
+#[hatchery::test(virtual_time)]
+async fn d5_set_deadline_to_a_passed_instant_from_a_thread_on_virtual_time() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let remote = handle.clone();
+    let start = now();
+    let out = nursery(|n| async move {
+        n.spawn(async move {
+            sleep(secs(3)).await;
+            // Passed on the virtual clock (3 s ago), but far ahead of the real one.
+            let called = hatchery::run_blocking(move || {
+                remote.set_deadline(start + secs(1));
+                let called = remote.cancel_called();
+                remote.set_deadline(None);
+                called
+            })
+            .await;
+            assert!(called, "cancelled when set_deadline returned");
+            Ok::<_, TestError>(())
+        });
+        Ok(scope.run(sleep(HOUR)).await)
+    })
+    .await;
+    assert_eq!(out, Ok(None));
+    assert!(handle.cancel_called() && handle.cancelled_caught());
+    assert_eq!(elapsed(), secs(3));
+}
+
+/// D5: the same from a plain OS thread on real time; the scope is cancelled although
+/// the deadline is removed right after. (Bounded: a lost cancellation fails the test
+/// after 10 s instead of waiting an hour.)
+#[hatchery::test]
+async fn d5_set_deadline_to_a_passed_instant_from_os_thread_sticks() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let remote = handle.clone();
+    let past = now();
+    let thread = std::thread::spawn(move || {
+        std::thread::sleep(ms(5));
+        remote.set_deadline(past);
+        let called = remote.cancel_called();
+        remote.set_deadline(None);
+        called
+    });
+    let out = move_on_after(secs(10), scope.run(sleep(HOUR))).await;
+    assert!(
+        thread.join().unwrap(),
+        "cancelled when set_deadline returned"
+    );
+    assert_eq!(out, Some(None), "the scope caught it, not the watchdog");
+    assert!(handle.cancelled_caught());
+}
+
+/// D5: before entry, a passed deadline does not cancel yet (the scope has no clock
+/// yet): it cancels on entry. After the scope has finished, it changes only what
+/// `deadline` reports.
+#[hatchery::test(virtual_time)]
+async fn d5_set_deadline_to_a_passed_instant_before_entry_and_after_finish() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    handle.set_deadline(now());
+    assert!(!handle.cancel_called(), "not entered yet");
+    assert_eq!(scope.run(checkpoint()).await, None);
+    assert!(handle.cancel_called() && handle.cancelled_caught());
+
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    assert_eq!(scope.run(async { 1 }).await, Some(1));
+    handle.set_deadline(now() - secs(1));
+    assert!(!handle.cancel_called(), "finished: nothing to cancel");
+    assert_eq!(handle.deadline(), Some(now() - secs(1)));
+}
+
+/// D5: a scope follows every move of its deadline from another task, not only the first:
+/// each wakes it, and it arms its timer for the new deadline (a scope whose waker was
+/// registered only once slept through the second move, to the first deadline).
+#[hatchery::test(virtual_time)]
+async fn d5_every_deadline_move_from_another_task_is_followed() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let remote = handle.clone();
+    let out = nursery(|n| async move {
+        n.spawn(async move {
+            sleep(secs(1)).await;
+            remote.set_deadline(now() + secs(60));
+            sleep(secs(1)).await;
+            remote.set_deadline(now() + secs(30));
+            sleep(secs(1)).await;
+            remote.set_deadline(now() + secs(5));
+            Ok::<_, TestError>(())
+        });
+        Ok(scope.run(sleep(HOUR)).await)
+    })
+    .await;
+    assert_eq!(out, Ok(None));
+    assert!(handle.cancelled_caught());
+    assert_eq!(elapsed(), secs(8), "the last deadline, set at 3 s, 5 s on");
 }
 
 /// C4: `set_deadline` from another task to a sooner (future) instant: the scope is

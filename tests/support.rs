@@ -56,6 +56,11 @@ use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
 
+#[path = "support/hook.rs"]
+pub mod hook;
+#[path = "support/trees.rs"]
+pub mod trees;
+
 /// The backend running the current `#[hatchery::test]`: `"tokio_current"`,
 /// `"tokio_multi"` or `"smol"` (see [`hatchery::testing::backend`]).
 ///

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hatchery::sync::Event;
 use hatchery::testing::{elapsed, wait_all_tasks_blocked};
 use hatchery::{checkpoint, nursery, sleep, JoinError, NurseryError, TaskHandle};
-use hatchery_tests::{secs, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{hook, secs, until, Counter, Log, TestError, HOUR};
 
 /// N7: `join` returns the child's value, from the body and from another child.
 #[hatchery::test(virtual_time)]
@@ -377,50 +377,6 @@ async fn join_value_after_deadline_is_kept() {
     })
     .await;
     assert_eq!(r, Ok(7));
-}
-
-#[allow(unsafe_code)]
-mod hook {
-    //! A waker that runs a callback the first time it is cloned.
-    use std::mem::ManuallyDrop;
-    use std::sync::Arc;
-    use std::task::{RawWaker, RawWakerVTable, Waker};
-
-    pub(super) struct Data {
-        pub(super) inner: Waker,
-        pub(super) on_clone: Box<dyn Fn() + Send + Sync>,
-    }
-
-    static VT: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_it);
-
-    unsafe fn clone(p: *const ()) -> RawWaker {
-        // SAFETY: `p` comes from `Arc::into_raw` of an `Arc<Data>` (see `waker`).
-        // Not dropped, even if `on_clone` panics: the caller's waker keeps its reference.
-        let a = ManuallyDrop::new(unsafe { Arc::from_raw(p.cast::<Data>()) });
-        (a.on_clone)();
-        RawWaker::new(Arc::into_raw(Arc::clone(&a)).cast(), &VT)
-    }
-    unsafe fn wake(p: *const ()) {
-        // SAFETY: as in `clone`; this consumes the reference.
-        let a = unsafe { Arc::from_raw(p.cast::<Data>()) };
-        a.inner.wake_by_ref();
-    }
-    unsafe fn wake_by_ref(p: *const ()) {
-        // SAFETY: as in `clone`; the reference is kept.
-        let a = unsafe { Arc::from_raw(p.cast::<Data>()) };
-        a.inner.wake_by_ref();
-        std::mem::forget(a);
-    }
-    unsafe fn drop_it(p: *const ()) {
-        // SAFETY: as in `clone`; this consumes the reference.
-        drop(unsafe { Arc::from_raw(p.cast::<Data>()) });
-    }
-
-    pub(super) fn waker(data: Data) -> Waker {
-        let raw = RawWaker::new(Arc::into_raw(Arc::new(data)).cast(), &VT);
-        // SAFETY: the vtable functions above uphold the `RawWaker` contract.
-        unsafe { Waker::from_raw(raw) }
-    }
 }
 
 /// N7 with a failing sibling on another thread: the failure cancels the nursery before

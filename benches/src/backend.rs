@@ -38,15 +38,50 @@ impl Backend {
         Backend { name, kind }
     }
 
-    /// Runs `fut` as a hatchery root on this backend, the way `hatchery_tokio::run_with`
-    /// and `hatchery_smol::run_with_threads` do.
-    pub(crate) fn hatchery<F: Future>(&self, fut: F) -> F::Output {
+    /// Runs `fut` as a hatchery root in a task spawned on this backend, the way an
+    /// application's code runs: the `block_on` root only awaits that task. (A timed
+    /// future that is the root of `block_on` pays the executor's park and reactor poll
+    /// around every yield, on both sides, which hides the difference between them; smol's
+    /// `block_on` also polls its root at every wake-up of the thread.)
+    pub(crate) fn hatchery<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         match &self.kind {
             Kind::Tokio(rt) => {
                 let runtime = Arc::new(TokioRuntime::new(rt.handle().clone()));
-                rt.block_on(hatchery::rt::enter(runtime, fut))
+                let task = rt.spawn(hatchery::rt::enter(runtime, fut));
+                rt.block_on(task).expect("the benchmark task failed")
             }
-            Kind::Smol(pool) => pool.block_on(hatchery_smol::enter(&pool.executor, fut)),
+            Kind::Smol(pool) => {
+                let task = pool
+                    .executor
+                    .spawn(hatchery_smol::enter(&pool.executor, fut));
+                pool.block_on(task)
+            }
+        }
+    }
+
+    /// Runs a raw workload in a task spawned on this backend: the future `tokio` makes
+    /// on the tokio backends, the one `smol` makes (given the executor) on the smol ones.
+    pub(crate) fn raw<T, S, FT, FS, O>(&self, tokio: T, smol: S) -> O
+    where
+        T: FnOnce() -> FT,
+        S: FnOnce(Arc<Executor<'static>>) -> FS,
+        FT: Future<Output = O> + Send + 'static,
+        FS: Future<Output = O> + Send + 'static,
+        O: Send + 'static,
+    {
+        match &self.kind {
+            Kind::Tokio(rt) => {
+                let task = rt.spawn(tokio());
+                rt.block_on(task).expect("the benchmark task failed")
+            }
+            Kind::Smol(pool) => {
+                let task = pool.executor.spawn(smol(pool.executor.clone()));
+                pool.block_on(task)
+            }
         }
     }
 }

@@ -1,87 +1,189 @@
 //! Benchmarks hatchery against the raw idiomatic equivalent on the same executor, side
-//! by side in one run, and prints a Markdown table of medians and ratios (DESIGN.md §6).
+//! by side, and prints a Markdown table of medians, ratios and their spread over fresh
+//! processes (rule E2 of the book's chapter *Semantics: the rules*,
+//! `docs/src/semantics.md`).
 //!
 //! ```text
-//! cargo run --release -p hatchery-benches -- [--quick] [--reps N] [--side S] [--out PATH] [FILTER]
+//! cargo run --release -p hatchery-benches -- [--quick] [--procs P] [--reps N] [--side S]
+//!     [--out PATH] [--svg PATH] [FILTER]
 //! ```
 //!
-//! `FILTER` keeps the rows whose `workload/backend` contains it (`spawn`, `timeout/smol`,
-//! `tokio-ct`, ...). Backends: `tokio-mt` (multi-thread, one worker per core), `tokio-ct`
+//! The binary is its own harness: for every cell (a workload on a backend) it runs
+//! itself again, `--procs` times, in fresh processes, one cell per process, round after
+//! round over all cells, and reports per row the median over those processes and their
+//! range. In a process, the raw side, the reference side (if the row has one) and the
+//! hatchery side run on one executor instance, alternating, one untimed warm-up each
+//! and then `--reps` timed runs each, and the process reports the median of each side.
+//! Every timed workload runs inside a task spawned on the executor, as an application's
+//! code does, never as the future given to `block_on`.
+//!
+//! Backends: `tokio-mt` (multi-thread, one worker per core), `tokio-ct`
 //! (current-thread), `smol` (an `async-executor` run by the calling thread plus one
 //! thread per further core, as `hatchery_smol::run` sets it up) and `smol-ct` (one
-//! thread). Each backend is built once; the raw and the hatchery side of a row run on
-//! that same instance, alternating, each as the future given to `block_on`.
+//! thread).
+//!
+//! # Adding a row
+//!
+//! Name the workload in [`WORKLOADS`], then in one of the `run_*` functions (or a new
+//! one called from [`child`]): `if cfg.wants("name", b.name) { ... }`, make the row with
+//! [`time_row`] (raw and hatchery) or [`time_row_ref`] (with a reference side too), whose
+//! closures run a workload with [`Backend::raw`] and [`Backend::hatchery`], push it to
+//! `rows` and call [`report`].
 
 mod backend;
+mod borrow_work;
+mod chart;
+mod harness;
+mod net_work;
+mod stack;
 mod sync_work;
+mod thread_work;
 mod work;
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
-use backend::{Backend, Kind};
+use backend::Backend;
 use hatchery_bench_alloc::Counting;
-use work::Parked;
+use work::{Parked, Wait};
 
 /// Counts allocated bytes for the memory rows; switched off while anything is timed.
 #[global_allocator]
 static ALLOCATOR: Counting = Counting::new();
 
 const USAGE: &str = "\
-usage: hatchery-benches [--quick] [--reps N] [--out PATH] [FILTER]
+usage: hatchery-benches [--quick] [--procs P] [--reps N] [--side S] [--out PATH]
+                        [--svg PATH] [FILTER]
 
-  --quick     small sizes and few repetitions (a smoke run for CI)
-  --reps N    timed repetitions per side (default 11, quick 5); the median is reported
+  --quick     small sizes, few processes and repetitions (a smoke run for CI)
+  --procs P   fresh processes per cell (default 5, quick 2); the table shows the
+              median over them and their range
+  --reps N    timed repetitions per side in each process (default 3, quick 2); each
+              process reports the median of its repetitions
+  --side S    run only the `raw`, `reference` or `hatchery` side (for profiling one)
   --out PATH  also write the Markdown report to PATH
-  --side S    run only the `raw` or only the `hatchery` side (for profiling one)
-  FILTER      run only the rows whose `workload/backend` contains FILTER
+  --svg PATH  also write a chart of the ratios to PATH (an SVG image)
+  --save PATH also write every process's rows to PATH, as they come
+  --load PATH run nothing: make the table and the chart from a file of --save (give
+              the --reps it was run with, for the table's preamble)
+  --child C   run only cell C (`workload/backend`) in this process and print its rows
+              as the harness reads them (for a profiler; with --side, one side)
+  FILTER      run only the cells whose `workload/backend` contains FILTER
 
-workloads: spawn_join, spawn_handles, move_on_after, cancel_parked, memory_parked,
-           channel, semaphore, lock (uncontended lock/unlock pairs)
-           (reference rows: `(raw+alloc)` for spawn_join, spawn_handles and
-           cancel_parked, whose raw side also makes the second allocation per child that
-           hatchery makes, and on smol `semaphore (fair raw)`, against a FIFO-fair raw
-           semaphore)
+workloads: spawn_join, spawn_handles, cancel_parked, memory_pending, memory_sleep,
+           move_on_after, yield (the floor under move_on_after: bare yields), stack
+           (bytes of stack per nested timeout against tokio::time::timeout, tokio-ct
+           only), channel, recv_waiters, send_waiters, clone_drops, semaphore,
+           limiter, lock, inline_spawn_join, inline_join2, ping_pong, echo, accept,
+           to_thread, run_blocking, from_thread, portal
 backends:  tokio-mt, tokio-ct, smol, smol-ct";
 
-struct Config {
+/// Every workload's name, in table order. The harness runs each on each backend in
+/// processes of its own; a row's code asks [`Config::wants`] with one of these names.
+pub(crate) const WORKLOADS: &[&str] = &[
+    "spawn_join",
+    "spawn_handles",
+    "cancel_parked",
+    "memory_pending",
+    "memory_sleep",
+    "move_on_after",
+    "yield",
+    "stack",
+    "channel",
+    "recv_waiters",
+    "send_waiters",
+    "clone_drops",
+    "semaphore",
+    "limiter",
+    "lock",
+    "inline_spawn_join",
+    "inline_join2",
+    "ping_pong",
+    "echo",
+    "accept",
+    "to_thread",
+    "run_blocking",
+    "from_thread",
+    "portal",
+];
+
+/// Workloads whose sides each run in processes of their own: the memory rows, whose
+/// resident set growth is only meaningful on a heap that nothing ran on before.
+pub(crate) const SIDE_SPLIT: &[&str] = &["memory_pending", "memory_sleep"];
+
+pub(crate) struct Config {
     /// Children per spawn / parked workload.
     children: usize,
     /// Iterations of the timeout workload.
     timeouts: usize,
     /// Messages of the channel workload.
     messages: usize,
-    /// Timed repetitions per side (after one untimed warm-up run).
-    reps: usize,
+    /// Round trips of the thread workloads.
+    round_trips: usize,
+    /// Waiting tasks of the stream-waiter workloads, one row each.
+    waiters: &'static [usize],
+    /// Round trips of the ping-pong workload.
+    pings: usize,
+    /// Round trips per connection of the echo workload.
+    echoes: usize,
+    /// Connections of the accept workload.
+    accepts: usize,
+    /// Timed repetitions per side in each process (after one untimed warm-up run).
+    pub(crate) reps: usize,
+    /// Fresh processes per cell.
+    pub(crate) procs: usize,
     filter: Option<String>,
-    out: Option<String>,
-    quick: bool,
-    /// Run the raw side, the hatchery side.
-    sides: (bool, bool),
+    /// In a child process: the one cell it runs, `workload/backend`.
+    only: Option<String>,
+    pub(crate) out: Option<String>,
+    pub(crate) svg: Option<String>,
+    pub(crate) save: Option<String>,
+    pub(crate) load: Option<String>,
+    pub(crate) quick: bool,
+    pub(crate) sides: Sides,
+    /// The `--side` argument, passed on to the child processes.
+    pub(crate) side_arg: Option<String>,
+}
+
+/// The sides a process runs.
+#[derive(Clone, Copy)]
+pub(crate) struct Sides {
+    raw: bool,
+    reference: bool,
+    hatchery: bool,
 }
 
 impl Config {
     fn from_args() -> Result<Config, String> {
         let mut quick = false;
-        let mut reps = None;
-        let mut out = None;
-        let mut filter = None;
-        let mut sides = (true, true);
+        let (mut reps, mut procs) = (None, None);
+        let (mut out, mut svg, mut filter, mut only) = (None, None, None, None);
+        let (mut save, mut load) = (None, None);
+        let mut side_arg = None;
         let mut args = std::env::args().skip(1);
+        let number = |name: &str, v: Option<String>| -> Result<usize, String> {
+            let v = v.ok_or(format!("{name} needs a number"))?;
+            v.parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or(format!("bad {name} value {v:?}"))
+        };
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => quick = true,
-                "--reps" => {
-                    let n = args.next().ok_or("--reps needs a number")?;
-                    let n: usize = n.parse().map_err(|_| format!("bad --reps value {n:?}"))?;
-                    reps = Some(n.max(1));
-                }
+                "--reps" => reps = Some(number("--reps", args.next())?),
+                "--procs" => procs = Some(number("--procs", args.next())?),
                 "--out" => out = Some(args.next().ok_or("--out needs a path")?),
-                "--side" => match args.next().as_deref() {
-                    Some("raw") => sides = (true, false),
-                    Some("hatchery") => sides = (false, true),
-                    _ => return Err("--side needs `raw` or `hatchery`".to_owned()),
+                "--svg" => svg = Some(args.next().ok_or("--svg needs a path")?),
+                "--save" => save = Some(args.next().ok_or("--save needs a path")?),
+                "--load" => load = Some(args.next().ok_or("--load needs a path")?),
+                "--side" => match args.next() {
+                    Some(s) if ["raw", "reference", "hatchery"].contains(&s.as_str()) => {
+                        side_arg = Some(s)
+                    }
+                    _ => return Err("--side needs `raw`, `reference` or `hatchery`".into()),
                 },
+                // How the harness runs one cell in a fresh process.
+                "--child" => only = Some(args.next().ok_or("--child needs a cell")?),
                 "-h" | "--help" => return Err(String::new()),
                 // `cargo bench` passes `--bench`; ignore it like libtest does.
                 "--bench" => {}
@@ -90,88 +192,176 @@ impl Config {
                 s => return Err(format!("more than one filter: {s}")),
             }
         }
-        let (children, timeouts, default_reps) = if quick {
-            (10_000, 20_000, 5)
+        let side = |s: &str| side_arg.as_deref().is_none_or(|a| a == s);
+        let sides = Sides {
+            raw: side("raw"),
+            reference: side("reference"),
+            hatchery: side("hatchery"),
+        };
+        let (children, timeouts) = if quick {
+            (10_000, 20_000)
         } else {
-            (100_000, 200_000, 11)
+            (100_000, 200_000)
         };
         Ok(Config {
             children,
             timeouts,
             messages: if quick { 100_000 } else { 1_000_000 },
-            reps: reps.unwrap_or(default_reps),
+            round_trips: if quick { 1_000 } else { 10_000 },
+            waiters: if quick {
+                &[1_000, 4_000]
+            } else {
+                &[4_000, 16_000, 64_000]
+            },
+            pings: if quick { 2_000 } else { 20_000 },
+            echoes: if quick { 20 } else { 200 },
+            accepts: if quick { 500 } else { 2_000 },
+            reps: reps.unwrap_or(if quick { 2 } else { 3 }),
+            procs: procs.unwrap_or(if quick { 2 } else { 5 }),
             filter,
+            only,
             out,
+            svg,
+            save,
+            load,
             quick,
             sides,
+            side_arg,
         })
     }
 
-    fn wants(&self, workload: &str, backend: &str) -> bool {
-        match &self.filter {
-            Some(f) => format!("{workload}/{backend}").contains(f.as_str()),
-            None => true,
+    /// Whether to run the rows of `workload` (one of [`WORKLOADS`]) on `backend`: in a
+    /// child process, whether that is its cell; in the harness, whether the filter
+    /// keeps it.
+    pub(crate) fn wants(&self, workload: &str, backend: &str) -> bool {
+        assert!(
+            WORKLOADS.contains(&workload),
+            "workload {workload} is missing from WORKLOADS"
+        );
+        let cell = format!("{workload}/{backend}");
+        match (&self.only, &self.filter) {
+            (Some(only), _) => cell == *only,
+            (None, Some(f)) => cell.contains(f.as_str()),
+            (None, None) => true,
         }
     }
 }
 
-/// One cell of the table.
-#[derive(Clone, Copy)]
-enum Value {
+/// One side's measurement in a row, from one process.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Value {
     /// A median time for `ops` operations.
     Time { total: Duration, ops: usize },
-    /// Bytes per child.
-    Bytes(f64),
+    /// Bytes allocated per child, and resident set growth per child.
+    Bytes { alloc: f64, rss: f64 },
+    /// Bytes of stack per nested level.
+    Stack(f64),
 }
 
 impl Value {
-    fn amount(self) -> f64 {
-        match self {
-            Value::Time { total, .. } => total.as_secs_f64(),
-            Value::Bytes(b) => b,
-        }
-    }
-
-    fn show(value: Option<Value>) -> String {
-        let Some(value) = value else {
-            return "-".to_owned();
-        };
+    /// The value as the child process prints it for the harness.
+    fn encode(value: Option<Value>) -> String {
         match value {
-            Value::Time { total, ops } => {
-                let per_op = total.as_secs_f64() * 1e9 / ops as f64;
-                format!("{} ({per_op:.0} ns/op)", show_duration(total))
-            }
-            Value::Bytes(b) => format!("{b:.0} B/child"),
+            None => "-".to_owned(),
+            Some(Value::Time { total, ops }) => format!("t:{}:{ops}", total.as_nanos()),
+            Some(Value::Bytes { alloc, rss }) => format!("b:{alloc}:{rss}"),
+            Some(Value::Stack(bytes)) => format!("s:{bytes}"),
+        }
+    }
+
+    fn decode(s: &str) -> Result<Option<Value>, String> {
+        let bad = || format!("bad value {s:?}");
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts[..] {
+            ["-"] => Ok(None),
+            ["t", total, ops] => Ok(Some(Value::Time {
+                total: Duration::from_nanos(total.parse().map_err(|_| bad())?),
+                ops: ops.parse().map_err(|_| bad())?,
+            })),
+            ["b", alloc, rss] => Ok(Some(Value::Bytes {
+                alloc: alloc.parse().map_err(|_| bad())?,
+                rss: rss.parse().map_err(|_| bad())?,
+            })),
+            ["s", bytes] => Ok(Some(Value::Stack(bytes.parse().map_err(|_| bad())?))),
+            _ => Err(bad()),
+        }
+    }
+
+    /// Per operation: nanoseconds, allocated bytes, or bytes of stack per level.
+    pub(crate) fn per_op(self) -> f64 {
+        match self {
+            Value::Time { total, ops } => total.as_secs_f64() * 1e9 / ops.max(1) as f64,
+            Value::Bytes { alloc, .. } => alloc,
+            Value::Stack(bytes) => bytes,
+        }
+    }
+
+    /// For progress lines.
+    fn show(value: Option<Value>) -> String {
+        match value {
+            None => "-".to_owned(),
+            Some(v @ Value::Time { .. }) => format!("{:.0} ns/op", v.per_op()),
+            Some(Value::Bytes { alloc, rss }) => format!("{alloc:.0} B (RSS {rss:.0})"),
+            Some(Value::Stack(bytes)) => format!("{bytes:.0} B/level"),
         }
     }
 }
 
-fn show_duration(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s >= 1.0 {
-        format!("{s:.2} s")
-    } else if s >= 1e-3 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{:.1} µs", s * 1e6)
-    }
-}
-
-struct Row {
-    workload: String,
-    backend: &'static str,
-    raw: Option<Value>,
-    hatchery: Option<Value>,
+/// One row of the table, as one process measured it.
+#[derive(Clone, Debug)]
+pub(crate) struct Row {
+    pub(crate) workload: String,
+    pub(crate) backend: &'static str,
+    /// The raw executor's idiom.
+    pub(crate) raw: Option<Value>,
+    /// A second side: what the row is judged against where that is not the raw side
+    /// (raw plus the one allocation a hatchery child carries, a fair semaphore, a call
+    /// handed to a task by hand), or, for the inline rows, a second crate's idiom shown
+    /// beside the raw one (see [`harness::Target::of`]).
+    pub(crate) reference: Option<Value>,
+    pub(crate) hatchery: Option<Value>,
 }
 
 impl Row {
+    /// The row as the child process prints it on stdout for the harness.
+    pub(crate) fn encode(&self) -> String {
+        format!(
+            "@row\t{}\t{}\t{}\t{}\t{}",
+            self.workload,
+            self.backend,
+            Value::encode(self.raw),
+            Value::encode(self.reference),
+            Value::encode(self.hatchery)
+        )
+    }
+
+    /// A line printed by [`encode`](Row::encode), or `None` for any other line.
+    pub(crate) fn decode(line: &str) -> Option<Result<Row, String>> {
+        let rest = line.strip_prefix("@row\t")?;
+        let parse = || {
+            let f: Vec<&str> = rest.split('\t').collect();
+            let [workload, backend, raw, reference, hatchery] = f[..] else {
+                return Err(format!("bad row {line:?}"));
+            };
+            let backend = backend::NAMES
+                .into_iter()
+                .find(|&b| b == backend)
+                .ok_or(format!("unknown backend in {line:?}"))?;
+            Ok(Row {
+                workload: workload.to_owned(),
+                backend,
+                raw: Value::decode(raw)?,
+                reference: Value::decode(reference)?,
+                hatchery: Value::decode(hatchery)?,
+            })
+        };
+        Some(parse())
+    }
+
+    /// hatchery / raw in this process.
     fn ratio(&self) -> String {
         match (self.raw, self.hatchery) {
-            (Some(raw), Some(hatchery)) => {
-                let ratio = hatchery.amount() / raw.amount();
-                let flag = if ratio > 1.25 { " ⚠" } else { "" };
-                format!("{ratio:.2}x{flag}")
-            }
+            (Some(raw), Some(h)) => format!("{:.2}x", h.per_op() / raw.per_op()),
             _ => "-".to_owned(),
         }
     }
@@ -183,224 +373,453 @@ fn median<T: Copy>(mut xs: Vec<T>, key: impl Fn(&T) -> f64) -> Option<T> {
     xs.get(xs.len() / 2).copied()
 }
 
-/// Runs `raw` and `hatchery` alternately, one untimed warm-up each and then `reps` timed
-/// runs each, and returns the samples of each side (none for a side `--side` left out).
-fn alternate<T>(
-    cfg: &Config,
-    mut raw: impl FnMut() -> T,
-    mut hatchery: impl FnMut() -> T,
-) -> (Vec<T>, Vec<T>) {
-    let (run_raw, run_hatchery) = cfg.sides;
-    let mut raw = move |samples: &mut Vec<T>| {
-        if run_raw {
-            samples.push(raw());
-        }
-    };
-    let mut hatchery = move |samples: &mut Vec<T>| {
-        if run_hatchery {
-            samples.push(hatchery());
-        }
-    };
-    let (mut r, mut h) = (Vec::new(), Vec::new());
-    raw(&mut r);
-    hatchery(&mut h);
-    r.clear();
-    h.clear();
-    for i in 0..cfg.reps {
-        // Alternate which side goes first, so neither always runs right after the other.
-        if i % 2 == 0 {
-            raw(&mut r);
-            hatchery(&mut h);
-        } else {
-            hatchery(&mut h);
-            raw(&mut r);
+/// A side of a row: runs the workload once and returns its measurement.
+type Side<'a, T> = Option<&'a mut dyn FnMut() -> T>;
+
+/// Runs the sides given (raw, reference, hatchery) in turn, one untimed warm-up each
+/// and then `reps` timed runs each, starting each round with the next side so that no
+/// side always runs right after another; returns each side's samples (none for a side
+/// that is absent or that `--side` left out).
+fn alternate<T>(cfg: &Config, sides: [Side<'_, T>; 3]) -> [Vec<T>; 3] {
+    let wanted = [cfg.sides.raw, cfg.sides.reference, cfg.sides.hatchery];
+    let mut sides = sides;
+    for (side, wanted) in sides.iter_mut().zip(wanted) {
+        if !wanted {
+            *side = None;
         }
     }
-    (r, h)
+    for side in sides.iter_mut().flatten() {
+        side();
+    }
+    let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+    for i in 0..cfg.reps {
+        for k in 0..3 {
+            let j = (i + k) % 3;
+            if let Some(side) = &mut sides[j] {
+                samples[j].push(side());
+            }
+        }
+    }
+    samples
 }
 
-fn time_row(
+fn time_value(xs: Vec<Duration>, ops: usize) -> Option<Value> {
+    median(xs, |d| d.as_secs_f64()).map(|total| Value::Time { total, ops })
+}
+
+/// A row of `ops` operations timed on `b`, raw against hatchery.
+pub(crate) fn time_row(
     cfg: &Config,
     workload: &str,
     b: &Backend,
     ops: usize,
-    raw: impl FnMut() -> Duration,
-    hatchery: impl FnMut() -> Duration,
+    mut raw: impl FnMut() -> Duration,
+    mut hatchery: impl FnMut() -> Duration,
 ) -> Row {
-    let (r, h) = alternate(cfg, raw, hatchery);
-    let value =
-        |xs: Vec<Duration>| median(xs, |d| d.as_secs_f64()).map(|total| Value::Time { total, ops });
+    let [r, _, h] = alternate(cfg, [Some(&mut raw), None, Some(&mut hatchery)]);
     Row {
         workload: workload.to_owned(),
         backend: b.name,
-        raw: value(r),
-        hatchery: value(h),
+        raw: time_value(r, ops),
+        reference: None,
+        hatchery: time_value(h, ops),
     }
 }
 
+/// [`time_row`] with a reference side (see [`Row::reference`]).
+pub(crate) fn time_row_ref(
+    cfg: &Config,
+    workload: &str,
+    b: &Backend,
+    ops: usize,
+    mut raw: impl FnMut() -> Duration,
+    mut reference: impl FnMut() -> Duration,
+    mut hatchery: impl FnMut() -> Duration,
+) -> Row {
+    let [r, f, h] = alternate(
+        cfg,
+        [Some(&mut raw), Some(&mut reference), Some(&mut hatchery)],
+    );
+    Row {
+        workload: workload.to_owned(),
+        backend: b.name,
+        raw: time_value(r, ops),
+        reference: time_value(f, ops),
+        hatchery: time_value(h, ops),
+    }
+}
+
+/// Spawning, timeouts and parked children.
 fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     let n = cfg.children;
     let name = b.name;
 
-    // Each raw side once as it is and once carrying a second allocation per child, as
-    // hatchery's children do (the reference rows, "raw+alloc").
-    for (ballast, suffix) in [(false, ""), (true, REFERENCE)] {
-        let workload = format!("spawn_join {}{suffix}", count(n));
-        if cfg.wants("spawn_join", name) {
-            let raw = || match &b.kind {
-                Kind::Tokio(rt) => rt.block_on(work::tokio_spawn_join(n, ballast)),
-                Kind::Smol(p) => p.block_on(work::smol_spawn_join(&p.executor, n, ballast)),
-            };
-            let hatchery = || b.hatchery(work::hatchery_spawn_join(n));
-            rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
-            report(rows);
-        }
-    }
-
-    let workload = format!("spawn_handles {}", count(n));
-    if cfg.wants("spawn_handles", name) {
-        let raw = || match &b.kind {
-            Kind::Tokio(rt) => rt.block_on(work::tokio_spawn_handles(n)),
-            Kind::Smol(p) => p.block_on(work::smol_spawn_handles(&p.executor, n)),
+    // Each reference side is the raw side with a second allocation per child, as
+    // hatchery's children carry (`ballast`).
+    if cfg.wants("spawn_join", name) {
+        let raw = |ballast| {
+            b.raw(
+                || work::tokio_spawn_join(n, ballast),
+                |ex| async move { work::smol_spawn_join(&ex, n, ballast).await },
+            )
         };
-        let hatchery = || b.hatchery(work::hatchery_spawn_handles(n));
-        rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
+        let hatchery = || b.hatchery(work::hatchery_spawn_join(n));
+        let workload = format!("spawn_join {}", count(n));
+        let row = time_row_ref(cfg, &workload, b, n, || raw(false), || raw(true), hatchery);
+        rows.push(row);
         report(rows);
     }
 
-    let workload = format!("spawn_handles {}{REFERENCE}", count(n));
     if cfg.wants("spawn_handles", name) {
-        let raw = || match &b.kind {
-            Kind::Tokio(rt) => rt.block_on(work::tokio_spawn_handles_ballast(n)),
-            Kind::Smol(p) => p.block_on(work::smol_spawn_handles_ballast(&p.executor, n)),
+        let raw = || {
+            b.raw(
+                || work::tokio_spawn_handles(n),
+                |ex| async move { work::smol_spawn_handles(&ex, n).await },
+            )
+        };
+        let reference = || {
+            b.raw(
+                || work::tokio_spawn_handles_ballast(n),
+                |ex| async move { work::smol_spawn_handles_ballast(&ex, n).await },
+            )
         };
         let hatchery = || b.hatchery(work::hatchery_spawn_handles(n));
-        rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
+        let workload = format!("spawn_handles {}", count(n));
+        rows.push(time_row_ref(cfg, &workload, b, n, raw, reference, hatchery));
         report(rows);
+    }
+
+    for wait in [Wait::Sleep, Wait::Pending] {
+        parked_rows(cfg, b, rows, wait);
     }
 
     let iters = cfg.timeouts;
-    let workload = format!("move_on_after x{}", count(iters));
     if cfg.wants("move_on_after", name) {
-        let raw = || match &b.kind {
-            Kind::Tokio(rt) => rt.block_on(work::tokio_timeout(iters)),
-            Kind::Smol(p) => p.block_on(work::smol_timeout(iters)),
-        };
+        let raw = || b.raw(|| work::tokio_timeout(iters), |_| work::smol_timeout(iters));
         let hatchery = || b.hatchery(work::hatchery_timeout(iters));
+        let workload = format!("move_on_after x{}", count(iters));
         rows.push(time_row(cfg, &workload, b, iters, raw, hatchery));
         report(rows);
     }
-
-    for (ballast, suffix) in [(false, ""), (true, REFERENCE)] {
-        parked_rows(cfg, b, rows, ballast, suffix);
+    // The floor under `move_on_after`: its body alone, a hatchery task's poll against
+    // the executor's own.
+    if cfg.wants("yield", name) {
+        let raw = || b.raw(|| work::yield_loop(iters), |_| work::yield_loop(iters));
+        let hatchery = || b.hatchery(work::yield_loop(iters));
+        let workload = format!("yield x{}", count(iters));
+        rows.push(time_row(cfg, &workload, b, iters, raw, hatchery));
+        report(rows);
+    }
+    // Deterministic (no timing): one run per side, on tokio's current-thread runtime
+    // only (the raw side is `tokio::time::timeout`; one thread, so that both depths are
+    // measured on the same stack).
+    if cfg.wants("stack", name) && name == "tokio-ct" {
+        let s = cfg.sides;
+        let raw = |level: stack::Level| b.raw(|| level, |_| async {});
+        let hatchery = |level: stack::Level| b.hatchery(level);
+        let plain = stack::per_level(raw, stack::plain_levels);
+        let (raw_size, hatchery_size) = stack::future_sizes();
+        rows.push(Row {
+            workload: format!(
+                "stack per timeout level (plain nesting: {plain:.0} B; futures {raw_size} B, \
+                 {hatchery_size} B)"
+            ),
+            backend: name,
+            raw: s
+                .raw
+                .then(|| Value::Stack(stack::per_level(raw, stack::tokio_levels))),
+            reference: None,
+            hatchery: s
+                .hatchery
+                .then(|| Value::Stack(stack::per_level(hatchery, stack::hatchery_levels))),
+        });
+        report(rows);
     }
 }
 
-/// The `cancel_parked` and `memory_parked` rows, which come from the same runs; with
-/// `ballast`, the `cancel_parked` reference row.
-fn parked_rows(cfg: &Config, b: &Backend, rows: &mut Vec<Row>, ballast: bool, suffix: &str) {
+/// Runs `n` children parked in `wait` on the raw side (with a second allocation per
+/// child if `ballast`) and returns what the run measured.
+fn raw_parked(b: &Backend, n: usize, ballast: bool, wait: Wait) -> Parked {
+    b.raw(
+        || work::tokio_parked(n, ballast, wait),
+        |ex| async move { work::smol_parked(&ex, n, ballast, wait).await },
+    )
+}
+
+/// The `cancel_parked` and `memory_pending` or `memory_sleep` rows of children parked
+/// in `wait`.
+fn parked_rows(cfg: &Config, b: &Backend, rows: &mut Vec<Row>, wait: Wait) {
     let (n, name) = (cfg.children, b.name);
-    // The memory rows have no reference: a raw side with a second allocation per child
-    // would only show the size picked for it.
-    let (cancel, memory) = (
-        cfg.wants("cancel_parked", name),
-        !ballast && cfg.wants("memory_parked", name),
-    );
-    if cancel || memory {
-        let raw = || match &b.kind {
-            Kind::Tokio(rt) => rt.block_on(work::tokio_parked(n, ballast)),
-            Kind::Smol(p) => p.block_on(work::smol_parked(&p.executor, n, ballast)),
+    if cfg.wants("cancel_parked", name) {
+        let workload = format!("cancel_parked {} {}", count(n), wait.label());
+        let mut raw = || raw_parked(b, n, false, wait).cancel;
+        let mut reference = || raw_parked(b, n, true, wait).cancel;
+        let mut hatchery = || b.hatchery(work::hatchery_parked(n, wait)).cancel;
+        let row = time_row_ref(
+            cfg,
+            &workload,
+            b,
+            n,
+            &mut raw,
+            &mut reference,
+            &mut hatchery,
+        );
+        rows.push(row);
+        report(rows);
+    }
+    // One run per side and process: the resident set only grows on a fresh heap, so the
+    // harness runs each side in processes of its own, and each wait has a workload of
+    // its own. No reference: a raw side with a second allocation per child would only
+    // show the size picked for it.
+    let memory = match wait {
+        Wait::Pending => "memory_pending",
+        Wait::Sleep => "memory_sleep",
+    };
+    if cfg.wants(memory, name) {
+        let bytes = |p: Parked| Value::Bytes {
+            alloc: p.bytes_per_child,
+            rss: p.rss_per_child,
         };
-        let hatchery = || b.hatchery(work::hatchery_parked(n));
-        let (r, h) = alternate(cfg, raw, hatchery);
-        if cancel {
-            let time = |xs: &[Parked]| {
-                median(xs.to_vec(), |p| p.cancel.as_secs_f64()).map(|p| Value::Time {
-                    total: p.cancel,
-                    ops: n,
-                })
-            };
-            rows.push(Row {
-                workload: format!("cancel_parked {}{suffix}", count(n)),
-                backend: name,
-                raw: time(&r),
-                hatchery: time(&h),
-            });
-            report(rows);
-        }
-        if memory {
-            let bytes = |xs: &[Parked]| {
-                median(xs.to_vec(), |p| p.bytes_per_child).map(|p| Value::Bytes(p.bytes_per_child))
-            };
-            rows.push(Row {
-                workload: format!("memory_parked {}", count(n)),
-                backend: name,
-                raw: bytes(&r),
-                hatchery: bytes(&h),
-            });
-            report(rows);
-        }
+        let s = cfg.sides;
+        rows.push(Row {
+            workload: format!("{memory} {}", count(n)),
+            backend: name,
+            raw: s.raw.then(|| bytes(raw_parked(b, n, false, wait))),
+            reference: None,
+            hatchery: s
+                .hatchery
+                .then(|| bytes(b.hatchery(work::hatchery_parked(n, wait)))),
+        });
+        report(rows);
     }
 }
 
-/// The suffix of a reference row: its raw side carries a second allocation per child,
-/// as hatchery's children do.
-const REFERENCE: &str = " (raw+alloc)";
-
-/// The synchronization rows: channel throughput, semaphore fan-out and locking.
+/// The synchronization rows: channel throughput, waiters, semaphore fan-out, locking.
 fn run_sync(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     let name = b.name;
     let messages = cfg.messages;
-    let workload = format!("channel {}", count(messages));
     if cfg.wants("channel", name) {
-        let raw = || match &b.kind {
-            Kind::Tokio(rt) => rt.block_on(sync_work::tokio_channel(messages)),
-            Kind::Smol(p) => p.block_on(sync_work::smol_channel(&p.executor, messages)),
+        let raw = || {
+            b.raw(
+                || sync_work::tokio_channel(messages),
+                |ex| async move { sync_work::smol_channel(&ex, messages).await },
+            )
         };
         let hatchery = || b.hatchery(sync_work::hatchery_channel(messages));
+        let workload = format!("channel {}", count(messages));
         rows.push(time_row(cfg, &workload, b, messages, raw, hatchery));
         report(rows);
     }
 
-    let acquisitions = cfg.children;
-    let workload = format!("semaphore {}", count(acquisitions));
-    if cfg.wants("semaphore", name) {
-        let raw = || match &b.kind {
-            Kind::Tokio(rt) => rt.block_on(sync_work::tokio_semaphore(acquisitions)),
-            Kind::Smol(p) => p.block_on(sync_work::smol_semaphore(&p.executor, acquisitions)),
+    waiter_rows(cfg, b, rows);
+
+    // Raw: async-lock's semaphore (not fair); reference: tokio's (fair, as hatchery's
+    // are), on every backend.
+    let n = cfg.children;
+    type Unfair = async_lock::Semaphore;
+    type Fair = tokio::sync::Semaphore;
+    use hatchery::sync::{CapacityLimiter, Semaphore};
+    for workload in ["semaphore", "limiter"] {
+        if !cfg.wants(workload, name) {
+            continue;
+        }
+        let raw = || {
+            b.raw(
+                || sync_work::tokio_semaphore::<Unfair>(n),
+                |ex| async move { sync_work::smol_semaphore::<Unfair>(&ex, n).await },
+            )
         };
-        let hatchery = || b.hatchery(sync_work::hatchery_semaphore(acquisitions));
-        rows.push(time_row(cfg, &workload, b, acquisitions, raw, hatchery));
+        let reference = || {
+            b.raw(
+                || sync_work::tokio_semaphore::<Fair>(n),
+                |ex| async move { sync_work::smol_semaphore::<Fair>(&ex, n).await },
+            )
+        };
+        let hatchery = || match workload {
+            "semaphore" => b.hatchery(sync_work::hatchery_semaphore::<Semaphore>(n)),
+            _ => b.hatchery(sync_work::hatchery_semaphore::<CapacityLimiter>(n)),
+        };
+        let label = format!("{workload} {}", count(n));
+        rows.push(time_row_ref(cfg, &label, b, n, raw, reference, hatchery));
         report(rows);
     }
 
-    // Reference on smol: a fair raw semaphore (the tokio rows' raw side already is one).
-    let workload = format!("semaphore {} (fair raw)", count(acquisitions));
-    if let Kind::Smol(p) = &b.kind {
-        if cfg.wants("semaphore", name) {
-            let raw = || p.block_on(sync_work::smol_fair_semaphore(&p.executor, acquisitions));
-            let hatchery = || b.hatchery(sync_work::hatchery_semaphore(acquisitions));
-            rows.push(time_row(cfg, &workload, b, acquisitions, raw, hatchery));
-            report(rows);
-        }
-    }
-
     let pairs = cfg.messages;
-    let workload = format!("lock {}", count(pairs));
     if cfg.wants("lock", name) {
-        let raw = || match &b.kind {
-            Kind::Tokio(rt) => rt.block_on(sync_work::tokio_lock(pairs)),
-            Kind::Smol(p) => p.block_on(sync_work::smol_lock(pairs)),
+        let raw = || {
+            b.raw(
+                || sync_work::tokio_lock(pairs),
+                |_| sync_work::smol_lock(pairs),
+            )
         };
         let hatchery = || b.hatchery(sync_work::hatchery_lock(pairs));
+        let workload = format!("lock {}", count(pairs));
         rows.push(time_row(cfg, &workload, b, pairs, raw, hatchery));
         report(rows);
     }
 }
 
-/// `100000` as `100k`.
+/// Many tasks waiting on one stream at once, at each size of `cfg.waiters`, so that how
+/// the cost grows with the number of waiters shows: tasks waiting in `recv` served,
+/// tasks waiting in `send` drained, and clones of a send handle dropped while they wait.
+/// The raw sides: async-channel (tokio has no channel with several receivers), and for
+/// the send rows on tokio, `tokio::sync::mpsc`.
+fn waiter_rows(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
+    let name = b.name;
+    for &n in cfg.waiters {
+        if cfg.wants("recv_waiters", name) {
+            let raw = || {
+                b.raw(
+                    || sync_work::tokio_recv_waiters(n),
+                    |ex| async move { sync_work::smol_recv_waiters(&ex, n).await },
+                )
+            };
+            let hatchery = || b.hatchery(sync_work::hatchery_recv_waiters(n));
+            let workload = format!("recv_waiters {}", count(n));
+            rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
+            report(rows);
+        }
+    }
+    for &n in cfg.waiters {
+        if cfg.wants("send_waiters", name) {
+            let raw = || {
+                b.raw(
+                    || sync_work::tokio_send_waiters(n),
+                    |ex| async move { sync_work::smol_send_waiters(&ex, n).await },
+                )
+            };
+            let hatchery = || b.hatchery(sync_work::hatchery_send_waiters(n));
+            let workload = format!("send_waiters {}", count(n));
+            rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
+            report(rows);
+        }
+    }
+    for &n in cfg.waiters {
+        if cfg.wants("clone_drops", name) {
+            let raw = || {
+                b.raw(
+                    || sync_work::tokio_clone_drops(n),
+                    |ex| async move { sync_work::smol_clone_drops(&ex, n).await },
+                )
+            };
+            let hatchery = || b.hatchery(sync_work::hatchery_clone_drops(n));
+            let workload = format!("clone_drops {}", count(n));
+            rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
+            report(rows);
+        }
+    }
+}
+
+/// The networking rows: ping-pong latency, echo throughput, accept rate.
+fn run_net(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
+    let name = b.name;
+    let n = cfg.pings;
+    if cfg.wants("ping_pong", name) {
+        let raw = || {
+            b.raw(
+                || net_work::tokio_ping_pong(n),
+                |ex| async move { net_work::smol_ping_pong(&ex, n).await },
+            )
+        };
+        let hatchery = || b.hatchery(net_work::hatchery_ping_pong(n));
+        let workload = format!("ping_pong x{}", count(n));
+        rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
+        report(rows);
+    }
+
+    let n = cfg.echoes;
+    if cfg.wants("echo", name) {
+        let raw = || {
+            b.raw(
+                || net_work::tokio_echo(n),
+                |ex| async move { net_work::smol_echo(&ex, n).await },
+            )
+        };
+        let hatchery = || b.hatchery(net_work::hatchery_echo(n));
+        let workload = format!(
+            "echo {}x{} KiB x{}",
+            net_work::CONNECTIONS,
+            net_work::MESSAGE / 1024,
+            count(n)
+        );
+        let ops = n * net_work::CONNECTIONS;
+        rows.push(time_row(cfg, &workload, b, ops, raw, hatchery));
+        report(rows);
+    }
+
+    let n = cfg.accepts;
+    if cfg.wants("accept", name) {
+        let raw = || {
+            b.raw(
+                || net_work::tokio_accept(n),
+                |ex| async move { net_work::smol_accept(&ex, n).await },
+            )
+        };
+        let hatchery = || b.hatchery(net_work::hatchery_accept(n));
+        let workload = format!("accept x{}", count(n));
+        rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
+        report(rows);
+    }
+}
+
+/// The thread rows: round trips to a blocking thread, calls back from one, and calls
+/// through a blocking portal.
+fn run_threads(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
+    let (name, n) = (b.name, cfg.round_trips);
+    for (workload, limited) in [("to_thread", true), ("run_blocking", false)] {
+        if cfg.wants(workload, name) {
+            let raw = || {
+                b.raw(
+                    || thread_work::tokio_to_thread(n),
+                    |_| thread_work::smol_to_thread(n),
+                )
+            };
+            let hatchery = || b.hatchery(thread_work::hatchery_to_thread(n, limited));
+            let row = format!("{workload} x{}", count(n));
+            rows.push(time_row(cfg, &row, b, n, raw, hatchery));
+            report(rows);
+        }
+    }
+    // Raw: the executor's `block_on` on the blocking thread, which polls the future
+    // there, outside any task (shown, not comparable); reference: the call handed to the
+    // task that started the thread and answered, by hand, as `from_thread::run` does.
+    if cfg.wants("from_thread", name) {
+        let raw = || {
+            b.raw(
+                || thread_work::tokio_block_on(n),
+                |_| thread_work::smol_block_on(n),
+            )
+        };
+        let reference = || {
+            b.raw(
+                || thread_work::tokio_task_round_trip(n),
+                |_| thread_work::smol_task_round_trip(n),
+            )
+        };
+        let hatchery = || b.hatchery(thread_work::hatchery_from_thread(n));
+        let row = format!("from_thread x{}", count(n));
+        rows.push(time_row_ref(cfg, &row, b, n, raw, reference, hatchery));
+        report(rows);
+    }
+    if cfg.wants("portal", name) {
+        let raw = || {
+            b.raw(
+                || thread_work::tokio_portal(n),
+                |ex| thread_work::smol_portal(ex, n),
+            )
+        };
+        let hatchery = || b.hatchery(thread_work::hatchery_portal(n));
+        let row = format!("portal x{}", count(n));
+        rows.push(time_row(cfg, &row, b, n, raw, hatchery));
+        report(rows);
+    }
+}
+
+/// `100000` as `100k`, `1000000` as `1M`.
 fn count(n: usize) -> String {
-    if n >= 1000 && n % 1000 == 0 {
+    if n >= 1_000_000 && n % 1_000_000 == 0 {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1000 && n % 1000 == 0 {
         format!("{}k", n / 1000)
     } else {
         n.to_string()
@@ -408,60 +827,40 @@ fn count(n: usize) -> String {
 }
 
 /// Prints the newest row to stderr as progress.
-fn report(rows: &[Row]) {
+pub(crate) fn report(rows: &[Row]) {
     if let Some(row) = rows.last() {
         eprintln!(
-            "  {:<30} {:<9} raw {:<26} hatchery {:<26} {}",
+            "  {:<32} {:<9} raw {:<22} ref {:<14} hatchery {:<22} {}",
             row.workload,
             row.backend,
             Value::show(row.raw),
+            Value::show(row.reference),
             Value::show(row.hatchery),
             row.ratio()
         );
     }
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn markdown(cfg: &Config, rows: &[Row]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "hatchery vs raw, same executor instance per row; median of {} runs per side{}.",
-        cfg.reps,
-        if cfg.quick { " (--quick)" } else { "" }
-    );
-    let _ = writeln!(
-        s,
-        "Machine: {} cores, {}. Ratio = hatchery / raw (lower is better; target <= 1.25).",
-        backend::cores(),
-        cpu_model()
-    );
-    let _ = writeln!(s);
-    let _ = writeln!(s, "| workload | backend | raw | hatchery | ratio |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|");
-    for row in rows {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} |",
-            row.workload,
-            row.backend,
-            Value::show(row.raw),
-            Value::show(row.hatchery),
-            row.ratio()
-        );
+/// A child process: runs the one cell `cell` (`workload/backend`) and prints its rows
+/// for the harness.
+fn child(cfg: &Config, cell: &str) {
+    let backend = cell
+        .rsplit_once('/')
+        .and_then(|(_, b)| backend::NAMES.into_iter().find(|&n| n == b))
+        .unwrap_or_else(|| {
+            eprintln!("hatchery-benches: bad cell {cell:?}");
+            std::process::exit(2);
+        });
+    let b = Backend::new(backend);
+    let mut rows = Vec::new();
+    run_backend(cfg, &b, &mut rows);
+    run_sync(cfg, &b, &mut rows);
+    borrow_work::run(cfg, &b, &mut rows);
+    run_net(cfg, &b, &mut rows);
+    run_threads(cfg, &b, &mut rows);
+    for row in &rows {
+        println!("{}", row.encode());
     }
-    s
 }
 
 fn main() {
@@ -475,36 +874,8 @@ fn main() {
             std::process::exit(if e.is_empty() { 0 } else { 2 });
         }
     };
-    let workloads = [
-        "spawn_join",
-        "spawn_handles",
-        "move_on_after",
-        "cancel_parked",
-        "memory_parked",
-        "channel",
-        "semaphore",
-        "lock",
-    ];
-    let mut rows = Vec::new();
-    for name in backend::NAMES {
-        if !workloads.iter().any(|w| cfg.wants(w, name)) {
-            continue;
-        }
-        eprintln!("{name}:");
-        let b = Backend::new(name);
-        run_backend(&cfg, &b, &mut rows);
-        run_sync(&cfg, &b, &mut rows);
-    }
-    if rows.is_empty() {
-        eprintln!("hatchery-benches: no workload matches the filter\n\n{USAGE}");
-        std::process::exit(2);
-    }
-    let table = markdown(&cfg, &rows);
-    println!("\n{table}");
-    if let Some(path) = &cfg.out {
-        if let Err(e) = std::fs::write(path, &table) {
-            eprintln!("hatchery-benches: cannot write {path}: {e}");
-            std::process::exit(1);
-        }
+    match &cfg.only {
+        Some(cell) => child(&cfg, cell),
+        None => harness::run(&cfg),
     }
 }

@@ -1,8 +1,11 @@
-//! The synchronization workloads: channel throughput, semaphore fan-out and uncontended
-//! locking, each with hatchery (`memory_stream`, `sync::Semaphore`, `sync::Lock`), with
-//! raw smol (async-channel, async-lock) and with raw tokio (`tokio::sync`).
+//! The synchronization workloads: channel throughput, many tasks waiting on one stream,
+//! semaphore fan-out and uncontended locking, each with hatchery (`memory_stream`,
+//! `sync::Semaphore`, `sync::Lock`), with raw smol (async-channel, async-lock) and with
+//! raw tokio (`tokio::sync`).
 
 use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,17 +83,74 @@ pub(crate) async fn smol_channel(ex: &Executor<'static>, n: usize) -> Duration {
 
 // ----- semaphore fan-out: TASKS tasks, PERMITS permits, `n` acquisitions in all -----
 
-/// Each task acquires a permit, yields once holding it, and releases it.
-pub(crate) async fn hatchery_semaphore(n: usize) -> Duration {
+/// A semaphore of the fan-out workload: made with [`PERMITS`] permits, held across one
+/// yield at a time.
+pub(crate) trait Permits: Send + Sync + 'static {
+    fn make() -> Self;
+    /// Acquires a permit, yields once holding it, and releases it.
+    fn hold_once(&self) -> impl std::future::Future<Output = ()> + Send + '_;
+}
+
+/// hatchery's FIFO-fair semaphore.
+impl Permits for hatchery::sync::Semaphore {
+    fn make() -> Self {
+        hatchery::sync::Semaphore::new(PERMITS)
+    }
+
+    async fn hold_once(&self) {
+        let _permit = self.acquire().await;
+        yield_once().await;
+    }
+}
+
+/// hatchery's capacity limiter (a FIFO-fair semaphore whose tokens know their borrower).
+impl Permits for hatchery::sync::CapacityLimiter {
+    fn make() -> Self {
+        hatchery::sync::CapacityLimiter::new(PERMITS)
+    }
+
+    async fn hold_once(&self) {
+        let _token = self.acquire().await;
+        yield_once().await;
+    }
+}
+
+/// smol's semaphore: not fair (a released permit goes to whoever asks first, which
+/// lets a task that releases and acquires again in one poll keep it).
+impl Permits for async_lock::Semaphore {
+    fn make() -> Self {
+        async_lock::Semaphore::new(PERMITS)
+    }
+
+    async fn hold_once(&self) {
+        let _permit = self.acquire().await;
+        yield_once().await;
+    }
+}
+
+/// tokio's semaphore: FIFO-fair like hatchery's, and usable on any executor (it needs
+/// no tokio runtime): the fair reference on every backend.
+impl Permits for tokio::sync::Semaphore {
+    fn make() -> Self {
+        tokio::sync::Semaphore::new(PERMITS)
+    }
+
+    async fn hold_once(&self) {
+        let _permit = self.acquire().await.expect("closed");
+        yield_once().await;
+    }
+}
+
+/// `TASKS` children of a nursery share an `S`; `n` acquisitions in all.
+pub(crate) async fn hatchery_semaphore<S: Permits>(n: usize) -> Duration {
     let start = Instant::now();
-    let sem = Arc::new(hatchery::sync::Semaphore::new(PERMITS));
+    let sem = Arc::new(S::make());
     hatchery::nursery(|nursery: Nursery<Infallible>| async move {
         for _ in 0..TASKS {
             let sem = sem.clone();
             nursery.spawn(async move {
                 for _ in 0..n / TASKS {
-                    let _permit = sem.acquire().await;
-                    yield_once().await;
+                    sem.hold_once().await;
                 }
                 Ok(())
             });
@@ -102,17 +162,16 @@ pub(crate) async fn hatchery_semaphore(n: usize) -> Duration {
     start.elapsed()
 }
 
-/// The same with `tokio::sync::Semaphore` (fair too) and `tokio::spawn`.
-pub(crate) async fn tokio_semaphore(n: usize) -> Duration {
+/// The same with `tokio::spawn`ed tasks in a `JoinSet`.
+pub(crate) async fn tokio_semaphore<S: Permits>(n: usize) -> Duration {
     let start = Instant::now();
-    let sem = Arc::new(tokio::sync::Semaphore::new(PERMITS));
+    let sem = Arc::new(S::make());
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..TASKS {
         let sem = sem.clone();
         set.spawn(async move {
             for _ in 0..n / TASKS {
-                let _permit = sem.acquire().await.expect("closed");
-                yield_once().await;
+                sem.hold_once().await;
             }
         });
     }
@@ -122,39 +181,16 @@ pub(crate) async fn tokio_semaphore(n: usize) -> Duration {
     start.elapsed()
 }
 
-/// The same with `async_lock::Semaphore` on the smol executor.
-pub(crate) async fn smol_semaphore(ex: &Executor<'static>, n: usize) -> Duration {
+/// The same with tasks on the smol executor, awaited in order.
+pub(crate) async fn smol_semaphore<S: Permits>(ex: &Executor<'static>, n: usize) -> Duration {
     let start = Instant::now();
-    let sem = Arc::new(async_lock::Semaphore::new(PERMITS));
+    let sem = Arc::new(S::make());
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
             let sem = sem.clone();
             ex.spawn(async move {
                 for _ in 0..n / TASKS {
-                    let _permit = sem.acquire().await;
-                    yield_once().await;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await;
-    }
-    start.elapsed()
-}
-
-/// The same with `tokio::sync::Semaphore` (FIFO-fair, like hatchery's) on the smol
-/// executor: the fair reference for the smol rows.
-pub(crate) async fn smol_fair_semaphore(ex: &Executor<'static>, n: usize) -> Duration {
-    let start = Instant::now();
-    let sem = Arc::new(tokio::sync::Semaphore::new(PERMITS));
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|_| {
-            let sem = sem.clone();
-            ex.spawn(async move {
-                for _ in 0..n / TASKS {
-                    let _permit = sem.acquire().await.expect("closed");
-                    yield_once().await;
+                    sem.hold_once().await;
                 }
             })
         })
@@ -198,4 +234,295 @@ pub(crate) async fn smol_lock(n: usize) -> Duration {
     }
     assert_eq!(lock.into_inner(), n);
     start.elapsed()
+}
+
+// ----- many waiters on one stream: `n` tasks wait at once, each with its own clone -----
+
+/// Counts the waiting tasks that have started (each counts itself just before it waits).
+fn started() -> Arc<AtomicUsize> {
+    Arc::new(AtomicUsize::new(0))
+}
+
+/// Yields until `n` tasks have started, then a few more times so that the last of them
+/// has reached its wait.
+async fn all_started(started: &AtomicUsize, n: usize) {
+    while started.load(Ordering::Acquire) < n {
+        yield_once().await;
+    }
+    for _ in 0..4 {
+        yield_once().await;
+    }
+}
+
+/// `n` tasks, each with its own clone of the receive handle, wait in `recv` on an
+/// unbounded memory stream; a driver task sends `n` items once all have started, one for
+/// each. Each receiving task drops its clone as it finishes, while the others still wait.
+pub(crate) async fn hatchery_recv_waiters(n: usize) -> Duration {
+    let start = Instant::now();
+    let (tx, rx) = hatchery::memory_stream_unbounded::<usize>();
+    let count = started();
+    hatchery::nursery(|nursery: Nursery<Infallible>| async move {
+        for _ in 0..n {
+            let (rx, count) = (rx.clone(), count.clone());
+            nursery.spawn(async move {
+                count.fetch_add(1, Ordering::Release);
+                black_box(rx.recv().await.expect("stream ended"));
+                Ok(())
+            });
+        }
+        drop(rx);
+        nursery.spawn(async move {
+            all_started(&count, n).await;
+            for i in 0..n {
+                tx.try_send(i).expect("receivers gone");
+            }
+            Ok(())
+        });
+        Ok(())
+    })
+    .await
+    .expect("nursery failed");
+    start.elapsed()
+}
+
+/// The same through `async_channel::unbounded` (tokio has no channel with several
+/// receivers), on tokio's tasks.
+pub(crate) async fn tokio_recv_waiters(n: usize) -> Duration {
+    let start = Instant::now();
+    let (tx, rx) = async_channel::unbounded::<usize>();
+    let count = started();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (rx, count) = (rx.clone(), count.clone());
+        set.spawn(async move {
+            count.fetch_add(1, Ordering::Release);
+            black_box(rx.recv().await.expect("channel closed"));
+        });
+    }
+    drop(rx);
+    set.spawn(async move {
+        all_started(&count, n).await;
+        for i in 0..n {
+            tx.try_send(i).expect("receivers gone");
+        }
+    });
+    while let Some(res) = set.join_next().await {
+        res.expect("task failed");
+    }
+    start.elapsed()
+}
+
+/// The same through `async_channel::unbounded` on the smol executor.
+pub(crate) async fn smol_recv_waiters(ex: &Executor<'static>, n: usize) -> Duration {
+    let start = Instant::now();
+    let (tx, rx) = async_channel::unbounded::<usize>();
+    let count = started();
+    let mut tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (rx, count) = (rx.clone(), count.clone());
+            ex.spawn(async move {
+                count.fetch_add(1, Ordering::Release);
+                black_box(rx.recv().await.expect("channel closed"));
+            })
+        })
+        .collect();
+    drop(rx);
+    tasks.push(ex.spawn(async move {
+        all_started(&count, n).await;
+        for i in 0..n {
+            tx.try_send(i).expect("receivers gone");
+        }
+    }));
+    for t in tasks {
+        t.await;
+    }
+    start.elapsed()
+}
+
+/// `n` tasks, each with its own clone of the send handle, wait in `send` on a full
+/// `memory_stream(1)`; a driver task receives the `n + 1` items once all have started.
+/// Each sending task drops its clone as it finishes, while the others still wait.
+pub(crate) async fn hatchery_send_waiters(n: usize) -> Duration {
+    let start = Instant::now();
+    let (tx, rx) = hatchery::memory_stream::<usize>(1);
+    tx.try_send(0).expect("room for one");
+    let count = started();
+    hatchery::nursery(|nursery: Nursery<Infallible>| async move {
+        for i in 0..n {
+            let (tx, count) = (tx.clone(), count.clone());
+            nursery.spawn(async move {
+                count.fetch_add(1, Ordering::Release);
+                tx.send(i).await.expect("receiver gone");
+                Ok(())
+            });
+        }
+        drop(tx);
+        nursery.spawn(async move {
+            all_started(&count, n).await;
+            for _ in 0..=n {
+                black_box(rx.recv().await.expect("stream ended"));
+            }
+            Ok(())
+        });
+        Ok(())
+    })
+    .await
+    .expect("nursery failed");
+    start.elapsed()
+}
+
+/// The same through `tokio::sync::mpsc::channel(1)`.
+pub(crate) async fn tokio_send_waiters(n: usize) -> Duration {
+    let start = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<usize>(1);
+    tx.try_send(0).expect("room for one");
+    let count = started();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (tx, count) = (tx.clone(), count.clone());
+        set.spawn(async move {
+            count.fetch_add(1, Ordering::Release);
+            tx.send(i).await.expect("receiver gone");
+        });
+    }
+    drop(tx);
+    set.spawn(async move {
+        all_started(&count, n).await;
+        for _ in 0..=n {
+            black_box(rx.recv().await.expect("channel closed"));
+        }
+    });
+    while let Some(res) = set.join_next().await {
+        res.expect("task failed");
+    }
+    start.elapsed()
+}
+
+/// The same through `async_channel::bounded(1)` on the smol executor.
+pub(crate) async fn smol_send_waiters(ex: &Executor<'static>, n: usize) -> Duration {
+    let start = Instant::now();
+    let (tx, rx) = async_channel::bounded::<usize>(1);
+    tx.try_send(0).expect("room for one");
+    let count = started();
+    let mut tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (tx, count) = (tx.clone(), count.clone());
+            ex.spawn(async move {
+                count.fetch_add(1, Ordering::Release);
+                tx.send(i).await.expect("receiver gone");
+            })
+        })
+        .collect();
+    drop(tx);
+    tasks.push(ex.spawn(async move {
+        all_started(&count, n).await;
+        for _ in 0..=n {
+            black_box(rx.recv().await.expect("channel closed"));
+        }
+    }));
+    for t in tasks {
+        t.await;
+    }
+    start.elapsed()
+}
+
+/// `n` tasks wait in `send` on a full `memory_stream(1)`, as in the send-waiters
+/// workload; meanwhile a driver task makes `n` clones of its send handle and drops each
+/// (every worker that drops its clone). Only the clones are timed, in the driver; then
+/// it receives the items and the waiting tasks finish.
+pub(crate) async fn hatchery_clone_drops(n: usize) -> Duration {
+    let (tx, rx) = hatchery::memory_stream::<usize>(1);
+    tx.try_send(0).expect("room for one");
+    let count = started();
+    hatchery::nursery(|nursery: Nursery<Infallible>| async move {
+        for i in 0..n {
+            let (tx, count) = (tx.clone(), count.clone());
+            nursery.spawn(async move {
+                count.fetch_add(1, Ordering::Release);
+                tx.send(i).await.expect("receiver gone");
+                Ok(())
+            });
+        }
+        let driver = nursery.spawn(async move {
+            all_started(&count, n).await;
+            let start = Instant::now();
+            for _ in 0..n {
+                drop(black_box(tx.clone()));
+            }
+            let elapsed = start.elapsed();
+            drop(tx);
+            for _ in 0..=n {
+                black_box(rx.recv().await.expect("stream ended"));
+            }
+            Ok(elapsed)
+        });
+        Ok(driver.join().await.expect("driver failed"))
+    })
+    .await
+    .expect("nursery failed")
+}
+
+/// The same with `tokio::sync::mpsc::channel(1)`.
+pub(crate) async fn tokio_clone_drops(n: usize) -> Duration {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<usize>(1);
+    tx.try_send(0).expect("room for one");
+    let count = started();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (tx, count) = (tx.clone(), count.clone());
+        set.spawn(async move {
+            count.fetch_add(1, Ordering::Release);
+            tx.send(i).await.expect("receiver gone");
+        });
+    }
+    let driver = tokio::spawn(async move {
+        all_started(&count, n).await;
+        let start = Instant::now();
+        for _ in 0..n {
+            drop(black_box(tx.clone()));
+        }
+        let elapsed = start.elapsed();
+        drop(tx);
+        for _ in 0..=n {
+            black_box(rx.recv().await.expect("channel closed"));
+        }
+        elapsed
+    });
+    while let Some(res) = set.join_next().await {
+        res.expect("task failed");
+    }
+    driver.await.expect("driver failed")
+}
+
+/// The same with `async_channel::bounded(1)` on the smol executor.
+pub(crate) async fn smol_clone_drops(ex: &Executor<'static>, n: usize) -> Duration {
+    let (tx, rx) = async_channel::bounded::<usize>(1);
+    tx.try_send(0).expect("room for one");
+    let count = started();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (tx, count) = (tx.clone(), count.clone());
+            ex.spawn(async move {
+                count.fetch_add(1, Ordering::Release);
+                tx.send(i).await.expect("receiver gone");
+            })
+        })
+        .collect();
+    let driver = ex.spawn(async move {
+        all_started(&count, n).await;
+        let start = Instant::now();
+        for _ in 0..n {
+            drop(black_box(tx.clone()));
+        }
+        let elapsed = start.elapsed();
+        drop(tx);
+        for _ in 0..=n {
+            black_box(rx.recv().await.expect("channel closed"));
+        }
+        elapsed
+    });
+    for t in tasks {
+        t.await;
+    }
+    driver.await
 }

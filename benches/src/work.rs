@@ -249,20 +249,58 @@ pub(crate) async fn smol_timeout(iters: usize) -> Duration {
 
 // ----- N parked children: memory, then cancellation -----
 
+/// How long a child parked in a sleep sleeps: long enough never to wake.
+const PARK: Duration = Duration::from_secs(3600);
+
+/// What parked children wait on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wait {
+    /// `std::future::pending()`: no timer at all.
+    Pending,
+    /// The side's own sleep of an hour: `hatchery::sleep`, `tokio::time::sleep`, or
+    /// `async_io::Timer::after`.
+    Sleep,
+}
+
+impl Wait {
+    /// The row name's suffix.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Wait::Pending => "pending()",
+            Wait::Sleep => "sleep",
+        }
+    }
+}
+
 /// What a parked-children run measured.
 #[derive(Clone, Copy)]
 pub(crate) struct Parked {
     /// Bytes allocated while the children were parked, per child.
     pub(crate) bytes_per_child: f64,
+    /// Growth of the resident set while the children were parked, per child.
+    pub(crate) rss_per_child: f64,
     /// From the cancel request until every child's future was dropped.
     pub(crate) cancel: Duration,
 }
 
-/// Counts the parked children: how many were polled, how many are still alive.
+/// The resident set size of this process, in bytes (0 where `/proc` is not there).
+fn rss() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib * 1024.0)
+}
+
+/// Counts the parked children: how many were polled, how many are still alive; and
+/// measures the memory they hold.
 struct Park {
     polled: AtomicUsize,
     live: AtomicUsize,
     waker: Mutex<Option<Waker>>,
+    /// The resident set size when the count started.
+    rss: Mutex<f64>,
 }
 
 impl Park {
@@ -271,27 +309,56 @@ impl Park {
             polled: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
             waker: Mutex::new(None),
+            rss: Mutex::new(0.0),
         })
     }
 
-    /// A child that records its first poll and then waits forever.
-    fn child<T: Send + 'static>(self: &Arc<Self>) -> impl Future<Output = T> + Send + 'static {
+    /// Starts counting allocated bytes and notes the resident set size.
+    fn start(&self) {
+        *self.rss.lock().expect("park lock") = rss();
+        ALLOCATOR.start();
+    }
+
+    /// Stops the count started by [`start`](Park::start); bytes allocated and resident
+    /// set growth per child.
+    fn measure(&self, n: usize) -> (f64, f64) {
+        let bytes = ALLOCATOR.stop() as f64 / n as f64;
+        let grown = rss() - *self.rss.lock().expect("park lock");
+        (bytes, grown / n as f64)
+    }
+
+    /// A child that records its first poll and then waits forever in what `wait` makes
+    /// (called in that first poll, as a child's own code would).
+    fn child<T, W>(
+        self: &Arc<Self>,
+        wait: impl FnOnce() -> W + Send + 'static,
+    ) -> impl Future<Output = T> + Send + 'static
+    where
+        T: Send + 'static,
+        W: Future<Output = ()> + Send,
+    {
         self.live.fetch_add(1, Ordering::Relaxed);
         let guard = Alive(self.clone());
         async move {
             guard.0.polled.fetch_add(1, Ordering::Release);
-            std::future::pending::<T>().await
+            wait().await;
+            unreachable!("a parked child woke up")
         }
     }
 
     /// [`child`](Park::child) carrying `ballast`, touched in its first poll (the
     /// reference rows). A separate future, so that the main rows' children stay the size
     /// they were.
-    fn child_with<T: Send + 'static>(
+    fn child_with<T, W>(
         self: &Arc<Self>,
         ballast: Ballast,
-    ) -> impl Future<Output = T> + Send + 'static {
-        let child = self.child::<T>();
+        wait: impl FnOnce() -> W + Send + 'static,
+    ) -> impl Future<Output = T> + Send + 'static
+    where
+        T: Send + 'static,
+        W: Future<Output = ()> + Send,
+    {
+        let child = self.child::<T, W>(wait);
         async move {
             touch(&ballast);
             child.await
@@ -319,11 +386,6 @@ impl Park {
         })
         .await;
     }
-
-    /// Stops the allocation count started before the children were spawned.
-    fn bytes_per_child(n: usize) -> f64 {
-        ALLOCATOR.stop() as f64 / n as f64
-    }
 }
 
 /// Held by a child's future; counts the child as alive until the future is dropped.
@@ -339,22 +401,32 @@ impl Drop for Alive {
     }
 }
 
-/// A nursery with `n` parked children; the body measures, then calls `cancel` and
-/// returns; timed until the nursery has returned.
-pub(crate) async fn hatchery_parked(n: usize) -> Parked {
+/// A nursery with `n` children parked in `wait`; the body measures, then calls
+/// `cancel` and returns; timed until the nursery has returned.
+pub(crate) async fn hatchery_parked(n: usize, wait: Wait) -> Parked {
+    match wait {
+        Wait::Pending => hatchery_parked_in(n, std::future::pending::<()>).await,
+        Wait::Sleep => hatchery_parked_in(n, || hatchery::sleep(PARK)).await,
+    }
+}
+
+async fn hatchery_parked_in<W>(n: usize, wait: fn() -> W) -> Parked
+where
+    W: Future<Output = ()> + Send + 'static,
+{
     let park = Park::new();
-    ALLOCATOR.start();
-    let (bytes_per_child, start) = hatchery::nursery(|nursery: Nursery<Infallible>| {
+    park.start();
+    let (measured, start) = hatchery::nursery(|nursery: Nursery<Infallible>| {
         let park = park.clone();
         async move {
             for _ in 0..n {
-                drop(nursery.spawn(park.child::<Result<(), Infallible>>()));
+                drop(nursery.spawn(park.child::<Result<(), Infallible>, W>(wait)));
             }
             park.all_polled(n).await;
-            let bytes = Park::bytes_per_child(n);
+            let measured = park.measure(n);
             let start = Instant::now();
             nursery.cancel();
-            Ok((bytes, start))
+            Ok((measured, start))
         }
     })
     .await
@@ -362,7 +434,8 @@ pub(crate) async fn hatchery_parked(n: usize) -> Parked {
     let cancel = start.elapsed();
     assert_eq!(park.live.load(Ordering::Acquire), 0, "children left alive");
     Parked {
-        bytes_per_child,
+        bytes_per_child: measured.0,
+        rss_per_child: measured.1,
         cancel,
     }
 }
@@ -388,22 +461,32 @@ impl Reach {
     }
 }
 
-/// A `JoinSet` with `n` parked children, cancelled with `JoinSet::shutdown`. With
-/// `ballast`, each child also carries a [`Ballast`] that the cancellation reaches first
-/// (the reference rows; see [`Reach`]).
-pub(crate) async fn tokio_parked(n: usize, ballast: bool) -> Parked {
+/// A `JoinSet` with `n` children parked in `wait` (`tokio::time::sleep` for a sleep),
+/// cancelled with `JoinSet::shutdown`. With `ballast`, each child also carries a
+/// [`Ballast`] that the cancellation reaches first (the reference rows; see [`Reach`]).
+pub(crate) async fn tokio_parked(n: usize, ballast: bool, wait: Wait) -> Parked {
+    match wait {
+        Wait::Pending => tokio_parked_in(n, ballast, std::future::pending::<()>).await,
+        Wait::Sleep => tokio_parked_in(n, ballast, || tokio::time::sleep(PARK)).await,
+    }
+}
+
+async fn tokio_parked_in<W>(n: usize, ballast: bool, wait: fn() -> W) -> Parked
+where
+    W: Future<Output = ()> + Send + 'static,
+{
     let park = Park::new();
-    ALLOCATOR.start();
+    park.start();
     let mut reach = Reach::new(ballast, n);
     let mut set = JoinSet::new();
     for _ in 0..n {
         match reach.ballast() {
-            Some(b) => set.spawn(park.child_with::<()>(b)),
-            None => set.spawn(park.child::<()>()),
+            Some(b) => set.spawn(park.child_with::<(), W>(b, wait)),
+            None => set.spawn(park.child::<(), W>(wait)),
         };
     }
     park.all_polled(n).await;
-    let bytes_per_child = Park::bytes_per_child(n);
+    let (bytes_per_child, rss_per_child) = park.measure(n);
     let start = Instant::now();
     // Every child's ballast is reached before the cancellation, which is one call here.
     reach.0.into_iter().flatten().for_each(|b| touch(&b));
@@ -412,26 +495,51 @@ pub(crate) async fn tokio_parked(n: usize, ballast: bool) -> Parked {
     assert_eq!(park.live.load(Ordering::Acquire), 0, "children left alive");
     Parked {
         bytes_per_child,
+        rss_per_child,
         cancel,
     }
 }
 
-/// A `Vec<Task>` of `n` parked children, cancelled by dropping it; timed until the
-/// executor has dropped every child's future (dropping a `Task` only schedules that).
-/// With `ballast`, each child also carries a [`Ballast`] that the cancellation reaches
-/// just before it drops the child's task (the reference rows; see [`Reach`]).
-pub(crate) async fn smol_parked(ex: &Executor<'static>, n: usize, ballast: bool) -> Parked {
+/// A `Vec<Task>` of `n` children parked in `wait` (`async_io::Timer::after` for a
+/// sleep), cancelled by dropping it; timed until the executor has dropped every child's
+/// future (dropping a `Task` only schedules that). With `ballast`, each child also
+/// carries a [`Ballast`] that the cancellation reaches just before it drops the child's
+/// task (the reference rows; see [`Reach`]).
+pub(crate) async fn smol_parked(
+    ex: &Executor<'static>,
+    n: usize,
+    ballast: bool,
+    wait: Wait,
+) -> Parked {
+    async fn timer() {
+        async_io::Timer::after(PARK).await;
+    }
+    match wait {
+        Wait::Pending => smol_parked_in(ex, n, ballast, std::future::pending::<()>).await,
+        Wait::Sleep => smol_parked_in(ex, n, ballast, timer).await,
+    }
+}
+
+async fn smol_parked_in<W>(
+    ex: &Executor<'static>,
+    n: usize,
+    ballast: bool,
+    wait: fn() -> W,
+) -> Parked
+where
+    W: Future<Output = ()> + Send + 'static,
+{
     let park = Park::new();
-    ALLOCATOR.start();
+    park.start();
     let mut reach = Reach::new(ballast, n);
     let tasks: Vec<Task<()>> = (0..n)
         .map(|_| match reach.ballast() {
-            Some(b) => ex.spawn(park.child_with::<()>(b)),
-            None => ex.spawn(park.child::<()>()),
+            Some(b) => ex.spawn(park.child_with::<(), W>(b, wait)),
+            None => ex.spawn(park.child::<(), W>(wait)),
         })
         .collect();
     park.all_polled(n).await;
-    let bytes_per_child = Park::bytes_per_child(n);
+    let (bytes_per_child, rss_per_child) = park.measure(n);
     let start = Instant::now();
     match reach.0 {
         Some(kept) => {
@@ -447,6 +555,19 @@ pub(crate) async fn smol_parked(ex: &Executor<'static>, n: usize, ballast: bool)
     let cancel = start.elapsed();
     Parked {
         bytes_per_child,
+        rss_per_child,
         cancel,
     }
+}
+
+// ----- the floor under the timeout row: bare yields -----
+
+/// `yield_once()`, `iters` times in a row: what the timeout row's body costs without the
+/// timeout, on each side (a hatchery task's poll against the executor's own).
+pub(crate) async fn yield_loop(iters: usize) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        yield_once().await;
+    }
+    start.elapsed()
 }

@@ -17,11 +17,43 @@ use std::fmt;
 ///
 /// `NurseryError<E>` implements [`std::error::Error`] whenever `E` is `Debug + Display`,
 /// so `?` converts it into `anyhow::Error` and `Box<dyn Error + Send + Sync>`. It names no
-/// [`source`](std::error::Error::source), since `E` need not be an `Error` itself
-/// (`anyhow::Error` is not): a cause chain inside a child's error is shown by `{:#}` on
-/// the `NurseryError` (a lone error is formatted with the same flags), but not followed
-/// once it is wrapped; take the errors out ([`into_first`](NurseryError::into_first))
-/// to keep it. For your own error type, add one `From` impl:
+/// [`source`](std::error::Error::source): `E` need not be an `Error` itself
+/// (`anyhow::Error`, `Box<dyn Error>` and `String` are not), and Rust has no way for one
+/// generic impl to return `E` only when it is one. A cause chain inside a child's error
+/// is shown by `{:#}` on the `NurseryError` (a lone error is formatted with the same
+/// flags), but not followed by error reporters, anyhow's
+/// [`chain`](https://docs.rs/anyhow/1/anyhow/struct.Error.html#method.chain) or
+/// `downcast_ref`. To keep it, [`flatten`](NurseryError::flatten) before `?`: a lone
+/// error comes out as itself, so everything it carries stays reachable.
+///
+/// ```
+/// use hatchery::{nursery, NurseryError};
+///
+/// #[derive(Debug)]
+/// struct DiskFull;
+/// # impl std::fmt::Display for DiskFull {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// #         f.write_str("disk full")
+/// #     }
+/// # }
+/// # impl std::error::Error for DiskFull {}
+///
+/// async fn app() -> anyhow::Result<()> {
+///     nursery(|n| async move {
+///         n.spawn(async { Err::<(), _>(anyhow::Error::new(DiskFull).context("writing cache")) });
+///         Ok::<_, anyhow::Error>(())
+///     })
+///     .await
+///     .map_err(NurseryError::flatten)?; // the lone error itself
+///     Ok(())
+/// }
+///
+/// let err = hatchery_smol::run(app()).unwrap_err();
+/// assert!(err.downcast_ref::<DiskFull>().is_some());
+/// assert_eq!(format!("{err:#}"), "writing cache: disk full");
+/// ```
+///
+/// For your own error type, add one `From` impl:
 ///
 /// ```
 /// use hatchery::NurseryError;
@@ -55,7 +87,7 @@ use std::fmt;
 /// let r = hatchery_smol::run(app());
 /// assert!(matches!(r, Err(AppError::Io(_))));
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum NurseryError<E> {
     /// Tasks failed; their errors in the order they happened (never empty).
     Failed(Vec<E>),
@@ -162,6 +194,49 @@ impl<E> NurseryError<E> {
     /// ```
     pub fn into_first(self) -> Option<E> {
         self.into_errors().into_iter().next()
+    }
+
+    /// Collapses the nursery's error into one `E`: a lone error as itself, several errors
+    /// (or `Cancelled`) through `E`'s `From<NurseryError<E>>`.
+    ///
+    /// Use it before `?` where the lone error should stay what it is rather than be
+    /// wrapped: `nursery(..).await.map_err(NurseryError::flatten)?`. With `anyhow`, the
+    /// child's error is then the `anyhow::Error` itself, so `downcast_ref`, `chain()` and
+    /// the context lines of its report reach what it carries (a wrapped one stops at the
+    /// `NurseryError`, which names no [`source`](std::error::Error::source)). For
+    /// `io::Error`, and for your own error type with a `From` impl like the one in the
+    /// type's docs, `?` already does this.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::{nursery, NurseryError};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let r = nursery(|n| async move {
+    ///     n.spawn(async { Err::<(), _>(anyhow::Error::new(std::fmt::Error).context("rendering")) });
+    ///     Ok::<_, anyhow::Error>(())
+    /// })
+    /// .await;
+    /// let err: anyhow::Error = r.unwrap_err().flatten();
+    /// assert!(err.downcast_ref::<std::fmt::Error>().is_some()); // the child's own error
+    ///
+    /// // Several errors stay together, in a `NurseryError`.
+    /// let several = NurseryError::Failed(vec![anyhow::anyhow!("a"), anyhow::anyhow!("b")]);
+    /// let err = several.flatten();
+    /// assert_eq!(err.downcast_ref::<NurseryError<anyhow::Error>>().unwrap().errors().len(), 2);
+    /// # });
+    /// ```
+    pub fn flatten(self) -> E
+    where
+        E: From<NurseryError<E>>,
+    {
+        match self {
+            NurseryError::Failed(mut errors) if errors.len() == 1 => {
+                errors.pop().expect("one error")
+            }
+            other => E::from(other),
+        }
     }
 }
 
@@ -276,12 +351,12 @@ impl From<NurseryError<std::io::Error>> for std::io::Error {
 /// .unwrap();
 /// # });
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct JoinError {
     kind: JoinKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum JoinKind {
     Cancelled,
     Failed,
@@ -430,7 +505,7 @@ impl From<JoinError> for std::io::Error {
 /// );
 /// # });
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SpawnError(pub(crate) ());
 
 impl fmt::Debug for SpawnError {
@@ -485,7 +560,9 @@ impl From<SpawnError> for std::io::Error {
 /// The error of [`Nursery::start`](crate::Nursery::start).
 ///
 /// Its `Display` with `{:#}` shows a `Failed` task's error with `{:#}` too (anyhow's
-/// cause chain), as [`NurseryError`]'s does. Like it, it names no `source()`.
+/// cause chain), as [`NurseryError`]'s does. Like it, it names no `source()` (`E` need not
+/// be an `Error`): [`flatten`](StartError::flatten) it before `?` to keep the task's own
+/// error as it is.
 ///
 /// # Examples
 ///
@@ -508,7 +585,7 @@ impl From<SpawnError> for std::io::Error {
 /// assert!(matches!(r, Err(StartError::Closed))); // the nursery had finished
 /// # });
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum StartError<E> {
     /// The task returned this error before calling `started`.
     Failed(E),
@@ -534,6 +611,31 @@ impl<E> StartError<E> {
         match self {
             StartError::Failed(e) => Some(e),
             _ => None,
+        }
+    }
+
+    /// Collapses the error into one `E`: the task's own error as itself, `NotStarted` and
+    /// `Closed` through `E`'s `From<StartError<E>>` (as
+    /// [`NurseryError::flatten`]). With `anyhow`, `.await.map_err(StartError::flatten)?`
+    /// keeps the task's error reachable by `downcast_ref` and `chain()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::StartError;
+    ///
+    /// let err = StartError::Failed(anyhow::Error::new(std::fmt::Error)).flatten();
+    /// assert!(err.downcast_ref::<std::fmt::Error>().is_some());
+    /// let err = StartError::<anyhow::Error>::NotStarted.flatten();
+    /// assert!(matches!(err.downcast_ref(), Some(StartError::<anyhow::Error>::NotStarted)));
+    /// ```
+    pub fn flatten(self) -> E
+    where
+        E: From<StartError<E>>,
+    {
+        match self {
+            StartError::Failed(e) => e,
+            other => E::from(other),
         }
     }
 }

@@ -26,8 +26,24 @@
 //!   a background [`service`] with graceful shutdown, and [`batches`] of a stream. For
 //!   a few futures of different types, the macros [`join!`] and [`try_join!`] return a
 //!   tuple and [`race!`] the first output.
+//! * **Inline nurseries** ([`inline`]): a nursery whose children are polled by its own
+//!   task, so that they can borrow from the caller and need not be `Send`, with the same
+//!   cancellation rules, and the combinators [`inline::join`], [`inline::try_join`],
+//!   [`inline::race`], [`inline::race_ok`] and [`inline::map`] built on it.
 //! * **Synchronization** ([`sync`]): memory streams ([`memory_stream`], rendezvous or
 //!   buffered), and anyio's primitives, each correct under cancellation.
+//! * **Diagnostics** ([`diagnostics`]): a warning when a cancelled scope waits on a
+//!   nursery, shield, `finally` or `start` that is kept but no longer polled.
+//! * **Networking** ([`net`]): TCP, UDP and Unix sockets on every runtime (its own
+//!   reactor), whose operations are checkpoints and say what a cancellation leaves
+//!   behind; happy eyeballs for host names, and [`net::serve`] for a task per connection.
+//! * **Threads** ([`to_thread`], [`from_thread`]): blocking work on a thread under a
+//!   capacity limiter, calls back into the runtime from such a thread, and blocking
+//!   portals through which any thread calls async code (anyio's `to_thread`,
+//!   `from_thread` and `BlockingPortal`).
+//! * **Signals** ([`signal`]): a stream of the signals the process receives, in order,
+//!   and [`signal::ctrl_c`]; dropping the stream gives the signals back (anyio's
+//!   `open_signal_receiver`).
 //! * **Testing** ([`testing`]): `#[hatchery::test]` runs an `async fn` test on every
 //!   backend (with `hatchery-tokio` and `hatchery-smol` as dev-dependencies), on a
 //!   virtual clock if asked (`#[hatchery::test(virtual_time)]`).
@@ -145,6 +161,22 @@
 //! is cancelled at once, and a nursery's children are cancelled without being awaited.
 //! Use hatchery's scopes for timeouts and races instead.
 //!
+//! # The rules
+//!
+//! The semantics are stated once, as numbered rules, in the book's chapter *Semantics:
+//! the rules* (`docs/src/semantics.md`); the docs, comments and tests cite them by name:
+//!
+//! * **C1–C8**, cancellation: delivery at suspension points, the whole tree, the
+//!   outermost scope catches, deadlines, `fail_after`, shields, the effective deadline,
+//!   foreign droppers. **N1–N8**, nurseries: waiting for all, errors, panics,
+//!   cancellation is not an error, spawning, `start`, task handles, executor tasks.
+//! * **S** [`Nursery::start`]; **H** handles ([`CancelHandle`], [`TaskHandle`]);
+//!   **D** deadlines, the clock and the effective deadline; **P** shields and
+//!   [`finally`]; **K** kept futures (polled in one scope, awaited in another);
+//!   **F** foreign droppers; **W** hatchery's waits and the [`sync`] primitives;
+//!   **G** combinators; **T** threads; **R** the runtime and the task context; **E**
+//!   engineering rules (executor independence, speed, soundness).
+//!
 //! # Runtimes
 //!
 //! Bind a runtime through an adapter: `hatchery_tokio::run`, `hatchery_smol::run`, or
@@ -158,45 +190,122 @@
 //!
 //! # Features
 //!
-//! * `macros` (on by default): the `#[hatchery::test]` attribute (see [`testing`]),
-//!   from the `hatchery-macros` crate.
+//! * `macros` (off by default, so that a library compiles no proc-macro crate): the
+//!   `#[hatchery::test]` attribute (see [`testing`]), from the `hatchery-macros` crate.
+//! * `tokio-io` (off by default): tokio's `AsyncRead` and `AsyncWrite` for the streams of
+//!   [`net`] (tokio's traits only, no tokio runtime: for `tokio-util`'s codecs, and hyper
+//!   through `hyper_util::rt::TokioIo`, on any runtime). They always implement
+//!   `futures_io`'s.
+//! * `tracing` (off by default): spans and events through the
+//!   [`tracing`](https://docs.rs/tracing) crate, all with the target `hatchery` (filter
+//!   them with `hatchery=debug`). Without the feature there is no code for them at all.
+//!
+//!   | span | level | fields | made |
+//!   |---|---|---|---|
+//!   | `nursery` | DEBUG | `site`: where [`nursery`] was called | at the nursery's first poll, a child of the span current there |
+//!   | `task` | DEBUG | `name` (if [`spawn_named`](Nursery::spawn_named) gave one), `site`: where it was spawned | at the spawn, a child of its nursery's span (whichever task spawns it) |
+//!   | `scope` | DEBUG | `site`: where the scope's future was built ([`move_on_after`], [`CancelScope::run`], [`shield`], ...), `shield`, `timeout` (if any) | at the scope's first poll, a child of the span current there |
+//!
+//!   Each span is entered around every poll of its work, on whichever thread polls it,
+//!   so that the spans follow the tree of nurseries, tasks and scopes, and the user's own
+//!   spans and events inside them are their children.
+//!
+//!   | event | level | in the span of | fields |
+//!   |---|---|---|---|
+//!   | `cancelled` | DEBUG | the scope, task or nursery body whose work is dropped by a cancellation | `reason`: the [`CancelReason`]'s `Display`; `cancel_message`: its message, if any; `caught` (scopes): whether this scope returns (rather than an enclosing cancelled one) |
+//!   | `deadline expired` | DEBUG | the scope whose own deadline cancelled it, just before its `cancelled` | none |
+//!   | `task failed`, `body failed` | DEBUG | the task, or the nursery (its body) | `error`: its `Display` for the standard error and string types (`Box<dyn Error + ...>`, `io::Error`, `String`, `&str`; the nursery's error type has no `Display` bound), `error_type`: its type's name |
+//!   | `task panicked`, `body panicked` | WARN | the task, or the nursery | `panic`: the payload, if a `&str` or a `String` |
+//!
+//!   An error is DEBUG: the nursery returns it to its caller, whose business it is to
+//!   report it. A panic is WARN: it is resumed in the caller too, but is a bug. The
+//!   book's chapter *Tracing* shows a trace, and what the feature costs.
 //!
 //! # When not to use this
 //!
 //! If you need a fire-and-forget task that outlives its caller, hatchery is the wrong
 //! tool on purpose: open a nursery high enough in your program instead, or use the
-//! executor's own `spawn`. Children must be `Send + 'static`; a borrowing nursery polled
-//! inline is not offered yet.
+//! executor's own `spawn`. Spawned children must be `Send + 'static`; for children that
+//! borrow from the caller or are not `Send`, use an [`inline`] nursery, which polls them in
+//! its own task: concurrently, never in parallel, so a child that blocks its thread
+//! blocks its siblings too.
 
-// `unsafe` is denied everywhere but in `task::raw`, whose module docs argue its soundness.
+// `unsafe` is denied everywhere but in `task::raw`, whose module docs argue its soundness,
+// and in two functions of `signal` (registering a signal handler's action, reading a
+// signal's disposition), each with its own safety comment.
 #![deny(unsafe_code)]
+// docs.rs (`--cfg docsrs`, see Cargo.toml): mark feature-gated items with their feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The layers, bottom to top (a module imports only modules below it): the runtime seam
+// (`rt`, which imports nothing), the cancel tree (`node`), the deadlines a task keeps
+// (`timer`), the ambient context, tasks, nurseries and `start`, scopes, time, the sync
+// primitives, the combinators, testing, and threads (`to_thread`, `from_thread`) and
+// `signal` (over `net`'s registered sockets) on top. `error` imports nothing.
 mod combinators;
+mod context;
+pub mod diagnostics;
 mod error;
+pub mod inline;
+pub mod net;
 mod node;
 mod nursery;
-pub mod rt;
+mod reason;
 mod scope;
+pub mod signal;
 pub mod sync;
 mod task;
 pub mod testing;
+mod thread;
 mod time;
+mod timer;
+mod trace;
+mod tree;
+
+/// The runtime seam: the few things hatchery needs from an executor ([`Runtime`]: spawn,
+/// a clock, timers and blocking work), the [`Task`] it spawns, and the entry points that
+/// bind a runtime to a future ([`enter`], [`enter_root`]).
+///
+/// hatchery itself never names an executor. An adapter crate implements [`Runtime`] for
+/// one (`hatchery-tokio`, `hatchery-smol`) and hands it to [`enter`], which installs it for
+/// everything the wrapped future does. To bind another executor, see [`Runtime`]: its
+/// first example is a complete adapter.
+///
+/// [`Runtime`]: rt::Runtime
+/// [`Task`]: rt::Task
+/// [`enter`]: rt::enter
+/// [`enter_root`]: rt::enter_root
+pub mod rt {
+    // The seam itself (`rt/seam.rs`) imports nothing else of the crate; the entry points
+    // belong to the ambient context, above it.
+    mod reactor;
+    mod seam;
+
+    pub use self::reactor::{
+        AsSocket, BorrowedSocket, Interest, OwnedSocket, Reactor, Readiness, Registration,
+    };
+    pub(crate) use self::seam::{wake_at, Handoff, Keep, RawTask, Run};
+    pub use self::seam::{Runtime, Sleep, Task};
+    pub use crate::context::{current_runtime as current, enter, enter_root, is_entered, Enter};
+}
 
 pub use crate::combinators::{
     as_completed, as_completed_in, batches, join, map, map_stream, race, race_ok, retry, service,
-    settle, try_join, HatcherySleeper, Service, ServiceClosed, ServiceReport,
+    settle, try_join, Backoff, HatcherySleeper, Service, ServiceClosed, ServiceReport,
 };
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
-pub use crate::nursery::{nursery, Nursery};
+pub use crate::nursery::{
+    err_into, nursery, nursery_named, BodyOutput, Nursery, Subgroup, TaskStatus,
+};
+pub use crate::reason::CancelReason;
 pub use crate::scope::{
     fail_after, fail_at, finally, finally_with, move_on_after, move_on_at, shield, CancelHandle,
     CancelScope, Elapsed,
 };
 pub use crate::sync::{memory_stream, memory_stream_unbounded, ReceiveStream, SendStream};
-pub use crate::task::{TaskHandle, TaskStatus};
-pub use crate::time::{
-    checkpoint, current_effective_deadline, now, run_blocking, sleep, sleep_until, Deadline,
-};
+pub use crate::task::TaskHandle;
+pub use crate::thread::{from_thread, to_thread, to_thread::run_blocking};
+pub use crate::time::{checkpoint, current_effective_deadline, now, sleep, sleep_until, Deadline};
 /// Not public API: what the macros expand to.
 #[doc(hidden)]
 pub mod __private {
@@ -205,6 +314,7 @@ pub mod __private {
 /// The backoff policies used by [`retry`] (re-exported so that versions match).
 pub use backon;
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use hatchery_macros::test;
 
 /// The named futures returned by hatchery's functions.
@@ -233,10 +343,11 @@ pub use hatchery_macros::test;
 /// ```
 pub mod futures {
     pub use crate::combinators::{AsCompleted, Batches, InputIter, Map, Retry};
-    pub use crate::nursery::NurseryFuture;
-    pub use crate::rt::Enter;
+    pub use crate::context::Enter;
+    pub use crate::nursery::{ErrInto, NurseryFuture, Start, StartWithHandle, SubgroupWait};
     pub use crate::scope::{Fail, FailScope, Finally, Run, Shield};
     pub use crate::sync::futures::*;
-    pub use crate::task::{Join, Start};
-    pub use crate::time::{Checkpoint, RunBlocking, Sleep};
+    pub use crate::task::Join;
+    pub use crate::thread::to_thread::{RunBlocking, RunSync};
+    pub use crate::time::{Checkpoint, Sleep};
 }

@@ -22,10 +22,13 @@
 //! So `move_on_after(1 hour)` around a future that never finishes returns at once, and
 //! [`elapsed`] reports exactly one hour. This works on every backend, multi-threaded ones
 //! included: hatchery counts its tasks itself rather than relying on the executor.
-//! Blocking work started with [`run_blocking`](crate::run_blocking) counts as busy, for
-//! as long as it runs: so time stands still while it waits, too (on a stream's
-//! `send_blocking`, say). Work on a thread that waits for a hatchery task which waits
-//! for the clock never ends under virtual time; give such a test real time.
+//! Blocking work started with [`to_thread::run_sync`](crate::to_thread::run_sync) or
+//! [`run_blocking`](crate::run_blocking) counts as busy, for as long as it runs: so time
+//! stands still while it waits, too (on a stream's `send_blocking`, say), except in a
+//! call back into the runtime ([`from_thread`](crate::from_thread), a portal's `call`),
+//! where it counts as idle. Work on a thread that waits for a hatchery task in another
+//! way, a task which waits for the clock, never ends under virtual time; call back with
+//! `from_thread`, or give such a test real time.
 //!
 //! [`wait_all_tasks_blocked`] waits until every other task is blocked, for tests of
 //! interleavings ("the worker is now waiting on the channel; send").
@@ -87,6 +90,7 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
+use crate::context;
 use crate::rt::{self, Runtime, Sleep, Task};
 
 /// The clock and task bookkeeping shared by everything inside one [`virtual_time`] (or
@@ -105,7 +109,7 @@ struct Clock {
     /// The run this one runs inside, if its base runtime is one of that run's.
     parent: Option<Arc<Clock>>,
     /// This run's runtimes: its own, and those of adapters' `enter`s inside it (see
-    /// [`in_test_run`]). They tell this run's code from that of another root (an
+    /// [`Runtime::nested`]). They tell this run's code from that of another root (an
     /// adapter's blocking `run`) polled in one of its tasks, where `CLOCK` is set too.
     runtimes: Mutex<Vec<Weak<TrackedRuntime>>>,
 }
@@ -256,7 +260,7 @@ fn current_clock(what: &str) -> Arc<Clock> {
 struct TrackedRuntime {
     clock: Arc<Clock>,
     /// The executor: the run's base runtime, or the one of an adapter's `enter` inside
-    /// the run (see [`in_test_run`]).
+    /// the run (see [`Runtime::nested`]).
     base: Arc<dyn Runtime>,
 }
 
@@ -266,7 +270,7 @@ struct TrackedRuntime {
 /// on its thread (an adapter's blocking `run`, which is not part of the run) sees it
 /// too: the run counts only if it owns the runtime of the code being polled.
 fn run_clock() -> Option<Arc<Clock>> {
-    rt::with_current(|c| c.and_then(|c| run_of(c.rt)))
+    context::with_current(|c| c.and_then(|c| run_of(c.rt)))
 }
 
 /// The test run that `rt` (the runtime of the code being polled) belongs to, if any.
@@ -293,18 +297,6 @@ fn tracked_runtime(clock: &Arc<Clock>, executor: &Arc<dyn Runtime>) -> Arc<Track
     });
     clock.add_runtime(&rt);
     rt
-}
-
-/// For an [`rt::enter`] of `rt` nested in code whose runtime is `current`: if that code
-/// is a test run's, `rt`'s executor under the run's clock and tracking (and those of
-/// the runs it runs inside). A library that wraps itself in `hatchery_tokio::enter`
-/// keeps to the test's virtual clock, and its tasks count.
-pub(crate) fn in_test_run(
-    current: &Arc<dyn Runtime>,
-    rt: &Arc<dyn Runtime>,
-) -> Option<Arc<dyn Runtime>> {
-    let clock = run_of(current)?;
-    Some(tracked_runtime(&clock, rt))
 }
 
 impl Runtime for TrackedRuntime {
@@ -348,6 +340,22 @@ impl Runtime for TrackedRuntime {
         self.base.budget_spent()
     }
 
+    fn name(&self) -> &'static str {
+        self.base.name()
+    }
+
+    /// An [`rt::enter`] of `inner` in this run's code: `inner`'s executor under the run's
+    /// clock and tracking (and those of the runs it runs inside). A library that wraps
+    /// itself in `hatchery_tokio::enter` keeps to the test's virtual clock, and its tasks
+    /// count.
+    fn nested(&self, inner: Arc<dyn Runtime>) -> Arc<dyn Runtime> {
+        tracked_runtime(&self.clock, &inner)
+    }
+
+    fn reactor(&self) -> Option<&dyn rt::Reactor> {
+        self.base.reactor()
+    }
+
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
         struct Done(Arc<Clock>);
         impl Drop for Done {
@@ -358,9 +366,58 @@ impl Runtime for TrackedRuntime {
         self.clock.busy();
         let done = Done(self.clock.clone());
         self.base.spawn_blocking(Box::new(move || {
+            let _on = OnBlockingThread::set(&done.0);
             let _done = done;
             work();
         }));
+    }
+}
+
+thread_local! {
+    /// The test run whose blocking work this thread runs, while it runs it.
+    static BLOCKING: RefCell<Option<Arc<Clock>>> = const { RefCell::new(None) };
+}
+
+/// Marks this thread as running a test run's blocking work, until dropped.
+struct OnBlockingThread(Option<Arc<Clock>>);
+
+impl OnBlockingThread {
+    fn set(clock: &Arc<Clock>) -> OnBlockingThread {
+        OnBlockingThread(BLOCKING.with(|b| b.borrow_mut().replace(clock.clone())))
+    }
+}
+
+impl Drop for OnBlockingThread {
+    fn drop(&mut self) {
+        let _ = BLOCKING.try_with(|b| *b.borrow_mut() = self.0.take());
+    }
+}
+
+/// The clock of the test run whose blocking work runs on this thread (which counts as
+/// busy while it runs), for a thread that blocks until a task of the run answers it
+/// (`hatchery::from_thread`): it counts as idle while it waits, so that the clock can
+/// move for the task it waits for.
+pub(crate) struct BlockingClock(Arc<Clock>);
+
+impl BlockingClock {
+    /// The clock of the run whose blocking work this thread runs, if any.
+    pub(crate) fn current() -> Option<BlockingClock> {
+        BLOCKING
+            .try_with(|b| b.borrow().clone())
+            .ok()
+            .flatten()
+            .map(BlockingClock)
+    }
+
+    /// The thread stops counting as busy (it waits for a task of the run, which the
+    /// waker of its wait counts busy again with [`BlockingClock::busy`] first).
+    pub(crate) fn idle(&self) {
+        self.0.unbusy();
+    }
+
+    /// The thread counts as busy again.
+    pub(crate) fn busy(&self) {
+        self.0.busy();
     }
 }
 
@@ -522,7 +579,10 @@ impl<F: Future> Future for Tracked<F> {
         // Spent already (a run blocked on from a task that spent it): this poll cannot
         // have been held back by it, and the budget will not come back for it.
         let spent_before = this.base.budget_spent();
-        let poll = this.fut.poll(&mut tcx);
+        // On a virtual clock, a task's timer is re-armed exactly for its earliest
+        // deadline, so that the clock never jumps to an instant nobody waits for (D11).
+        let exact = task.clock.virtual_time || task.clock.virtual_base;
+        let poll = context::with_exact_timers(exact, || this.fut.poll(&mut tcx));
         if poll.is_pending() && !spent_before && this.base.budget_spent() {
             // Held back by the executor's budget, which wakes the task only after this
             // poll: it can run, so it stays busy, and is polled again (see
@@ -593,10 +653,10 @@ impl Sleep for VirtualSleep {
             this.clock.lock().timers.remove(&key);
         }
         this.deadline = deadline;
-        // Re-armed as a spare timer (`rt::timer_at`) by a run whose virtual clock is not
-        // ours: ours is gone, and its runtime's address is the new run's (a timer can
-        // outlive the run that made it, in a future polled there and kept elsewhere).
-        // Move to the clock of the run being polled.
+        // Re-armed by code that a run whose virtual clock is not ours polls: ours is gone,
+        // and its runtime's address is the new run's (a timer can outlive the run that
+        // made it, in a future polled there and kept elsewhere). Move to the clock of the
+        // run being polled.
         CLOCK.with(|c| {
             if let Some(current) = &*c.borrow() {
                 if current.virtual_time && !Arc::ptr_eq(current, &this.clock) {
@@ -919,11 +979,14 @@ impl<F: Future> Future for TestRun<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         if let Some((fut, virtual_time, autojump)) = this.pending.take() {
-            let base = rt::current().rt;
+            let base = context::current().rt;
             let start = base.now();
             // A run inside another takes on its backend's name, and knows whether its
             // base clock is the enclosing run's virtual one.
             let parent = run_of(&base);
+            // The default hold warnings stay off on a virtual clock (their timer would
+            // move it): they ask here.
+            crate::diagnostics::set_virtual_probe(is_virtual_time);
             let clock = Arc::new(Clock {
                 base,
                 backend: this
@@ -1047,7 +1110,8 @@ pub fn elapsed() -> Duration {
 }
 
 /// The name of the backend running the current `#[hatchery::test]`: `"tokio_current"`,
-/// `"tokio_multi"` or `"smol"`; `None` outside one.
+/// `"tokio_multi"` or `"smol"`, or the name of a backend of your own
+/// (`backends(mine = path::to::run)`: `"mine"`); `None` outside one.
 ///
 /// # Examples
 ///
@@ -1157,7 +1221,7 @@ impl Future for WaitAllTasksBlocked {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if rt::current_cancelled() {
+        if context::current_cancelled() {
             return Poll::Pending;
         }
         if let Some((_, fired)) = &self.waiting {

@@ -1,16 +1,15 @@
 //! Time and checkpoints: `sleep`, `sleep_until`, `now`, `checkpoint`,
-//! `current_effective_deadline`, and `run_blocking`.
+//! `current_effective_deadline`.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use atomic_waker::AtomicWaker;
-
-use crate::rt;
+use crate::context;
+use crate::node::deadline_word;
+use crate::timer::Reg;
 
 /// The current time on the runtime's clock.
 ///
@@ -32,7 +31,7 @@ use crate::rt;
 /// # });
 /// ```
 pub fn now() -> Instant {
-    rt::with_current(|c| c.expect(rt::NO_RUNTIME).rt.now())
+    context::now()
 }
 
 /// Waits until `duration` has passed (counted from the first poll).
@@ -71,7 +70,7 @@ pub fn now() -> Instant {
 pub fn sleep(duration: Duration) -> Sleep {
     Sleep {
         start: Start::After(duration),
-        timer: None,
+        reg: Reg::Idle,
     }
 }
 
@@ -101,36 +100,21 @@ pub fn sleep(duration: Duration) -> Sleep {
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         start: Start::At(deadline),
-        timer: None,
+        reg: Reg::Idle,
     }
 }
 
+#[derive(Debug)]
 enum Start {
     After(Duration),
     At(Instant),
     Forever,
-    /// Waiting for this deadline: the timer is armed for it.
-    Armed(Instant),
-    /// Waiting for this deadline, further away than the runtime's timer horizon: the
-    /// timer is armed for a step towards it, and the runtime's clock says when it is
-    /// reached (the sleep may be polled outside hatchery by then).
-    Stepped(Instant, Arc<dyn rt::Runtime>),
+    /// Waiting for this deadline (see `Sleep::reg`), with its word
+    /// (`node::deadline_word`).
+    Waiting(Instant, Option<i64>),
     /// The deadline had passed at the first poll, which yielded once (a checkpoint); or
     /// it came when an enclosing deadline did, which cancelled the scope instead.
     Passed,
-}
-
-impl fmt::Debug for Start {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Start::After(d) => f.debug_tuple("After").field(d).finish(),
-            Start::At(i) => f.debug_tuple("At").field(i).finish(),
-            Start::Forever => f.write_str("Forever"),
-            Start::Armed(i) => f.debug_tuple("Armed").field(i).finish(),
-            Start::Stepped(i, _) => f.debug_tuple("Stepped").field(i).finish(),
-            Start::Passed => f.write_str("Passed"),
-        }
-    }
 }
 
 /// Future returned by [`sleep`] and [`sleep_until`].
@@ -153,15 +137,17 @@ impl fmt::Debug for Start {
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     start: Start,
-    /// When the sleep goes, its timer is left for the next sleep or scope of its runtime
-    /// in the same task poll.
-    timer: Option<rt::RtTimer>,
+    /// How it is woken: an entry in the deadlines of the task that polls it, or a timer
+    /// of its own where it is polled with another waker (see [`crate::timer`]).
+    reg: Reg,
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some(timer) = self.timer.take() {
-            timer.release();
+        if self.reg.is_armed() {
+            let reg = &mut self.reg;
+            let released = context::with_owner_timers(|owner| reg.clear(owner));
+            drop(released);
         }
     }
 }
@@ -170,25 +156,34 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if rt::current_cancelled() {
+        if context::current_cancelled() {
             if let Start::After(d) = self.start {
                 // Counted from the first poll all the same: a sleep kept past a cancelled
                 // scope may be awaited later.
-                if let Some(now) = rt::with_current(|c| c.map(|c| c.rt.now())) {
+                if let Some(now) = context::with_current(|c| c.map(|c| c.rt.now())) {
                     self.start = now.checked_add(d).map_or(Start::Forever, Start::At);
                 }
             }
             return Poll::Pending;
         }
-        match self.start {
-            Start::Armed(_) | Start::Stepped(..) => {}
+        let this = &mut *self;
+        let deadline = match this.start {
             Start::Forever => return Poll::Pending,
             Start::Passed => return Poll::Ready(()),
+            Start::Waiting(deadline, word) => {
+                let reg = &mut this.reg;
+                let (poll, released) = context::with_here(cx.waker(), false, |here| {
+                    reg.poll(word, || deadline, here, None, cx)
+                });
+                drop(released);
+                if poll.is_pending() {
+                    return Poll::Pending;
+                }
+                deadline
+            }
             Start::After(_) | Start::At(_) => {
-                let this = &mut *self;
-                this.start = rt::with_current(|c| {
-                    let c = c.expect(rt::NO_RUNTIME);
-                    let rt = &**c.rt;
+                let (start, poll, released) = context::with_here(cx.waker(), false, |here| {
+                    let rt = here.rt.expect(context::NO_RUNTIME);
                     let now = rt.now();
                     let deadline = match this.start {
                         Start::After(d) => now.checked_add(d),
@@ -196,62 +191,43 @@ impl Future for Sleep {
                         _ => unreachable!(),
                     };
                     match deadline {
-                        None => Start::Forever,
+                        None => (Start::Forever, Poll::Pending, None),
                         // A sleep that is due at once still suspends once, as trio's
                         // `sleep(0)`: a loop of them is a loop of checkpoints (a timer
                         // may be ready at once, and smol has no budget that yields).
-                        Some(d) if d <= now => Start::Passed,
+                        Some(d) if d <= now => (Start::Passed, Poll::Pending, None),
                         Some(d) => {
-                            let at = rt::wake_at(rt, d, now);
-                            this.timer = Some(rt::timer_at(rt, at));
-                            if at < d {
-                                Start::Stepped(d, c.rt.clone())
-                            } else {
-                                Start::Armed(d)
-                            }
+                            let word = deadline_word(d);
+                            let (poll, released) = this.reg.poll(word, || d, here, Some(now), cx);
+                            (Start::Waiting(d, word), poll, Some(released))
                         }
                     }
                 });
-                match this.start {
-                    Start::Passed => {
+                drop(released);
+                this.start = start;
+                match (&this.start, poll) {
+                    (Start::Passed, _) => {
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
-                    Start::Forever => return Poll::Pending,
-                    _ => {}
+                    (Start::Waiting(d, _), Poll::Ready(())) => *d,
+                    _ => return Poll::Pending,
                 }
-            }
-        }
-        let this = &mut *self;
-        let timer = this.timer.as_mut().expect("an armed sleep has its timer");
-        let deadline = loop {
-            if timer.sleep().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            match &this.start {
-                Start::Armed(deadline) => break *deadline,
-                Start::Stepped(deadline, rt) => {
-                    // A step of the wait is over: on to the next, or done.
-                    let now = rt.now();
-                    if now >= *deadline {
-                        break *deadline;
-                    }
-                    timer.sleep().reset(rt::wake_at(&**rt, *deadline, now));
-                }
-                _ => unreachable!("an armed sleep"),
             }
         };
         // The clock may have moved past an enclosing scope's deadline and ours at once
         // (a thread kept busy, `testing::advance`, both on one instant of a virtual
         // clock): if that deadline came first, or with ours, the scope was cancelled by
-        // the time we were due, whichever timer is polled first.
-        if rt::cancel_deadlines_before(deadline) {
+        // the time we were due, whichever timer fired first (rule D7).
+        if context::cancel_deadlines_before(deadline) {
             // Our time has come all the same: polled again where no scope is cancelled (a
             // sleep kept past that scope), we are done, without the spent timer (which
             // some executors never complete twice).
             this.start = Start::Passed;
-            if let Some(timer) = this.timer.take() {
-                timer.release();
+            if this.reg.is_armed() {
+                let reg = &mut this.reg;
+                let released = context::with_owner_timers(|owner| reg.clear(owner));
+                drop(released);
             }
             return Poll::Pending;
         }
@@ -328,7 +304,7 @@ impl Future for Checkpoint {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if rt::current_cancelled() {
+        if context::current_cancelled() {
             return Poll::Pending;
         }
         if self.yielded {
@@ -341,6 +317,19 @@ impl Future for Checkpoint {
 }
 
 /// The deadline that applies to the current code: see [`current_effective_deadline`].
+///
+/// Deadlines are ordered by how soon they come: `Cancelled` first, then `At` by instant,
+/// then `Never`, so the earlier of two is their `min`:
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use hatchery::Deadline;
+///
+/// let soon = Instant::now();
+/// let later = soon + Duration::from_secs(1);
+/// assert_eq!(Deadline::At(later).min(Deadline::At(soon)), Deadline::At(soon));
+/// assert!(Deadline::Cancelled < Deadline::At(soon) && Deadline::At(later) < Deadline::Never);
+/// ```
 ///
 /// # Examples
 ///
@@ -365,7 +354,7 @@ impl Future for Checkpoint {
 ///     .await;
 /// # });
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Deadline {
     /// An enclosing scope has already been cancelled: the next suspension point ends
     /// the work.
@@ -479,8 +468,8 @@ impl Deadline {
 /// # }));
 /// ```
 pub fn current_effective_deadline() -> Deadline {
-    rt::with_current(|c| {
-        let node = &c.expect(rt::NO_RUNTIME).node;
+    context::with_current(|c| {
+        let node = &c.expect(context::NO_RUNTIME).node;
         if node.is_cancelled() {
             return Deadline::Cancelled;
         }
@@ -489,203 +478,4 @@ pub fn current_effective_deadline() -> Deadline {
             None => Deadline::Never,
         }
     })
-}
-
-/// Runs the blocking function `f` on the runtime's blocking thread pool and waits for its
-/// result.
-///
-/// Like any future, it does nothing until it is polled: `f` is handed to the pool at the
-/// first poll (anyio's `to_thread.run_sync` starts nothing before it is awaited either),
-/// and not at all if the enclosing scope is cancelled by then.
-///
-/// `f` runs on a plain thread, outside hatchery: hatchery's functions that need a run
-/// ([`now`](crate::now), the scopes, [`testing::elapsed`](crate::testing::elapsed), ...)
-/// panic there as they do outside any runtime. Read what it needs before, and reach back
-/// with the blocking forms of the [`sync`](crate::sync) primitives
-/// ([`SendStream::send_blocking`](crate::SendStream::send_blocking),
-/// [`Event::wait_blocking`](crate::sync::Event::wait_blocking), ...).
-///
-/// # Cancel safety
-///
-/// A running thread cannot be interrupted: if this future is dropped, or the enclosing
-/// scope is cancelled while it waits, `f` keeps running to its end in the background and
-/// its result is dropped. The scope does not wait for it.
-///
-/// # Panics
-///
-/// When first polled outside a hatchery runtime. A panic in `f` is resumed in the
-/// caller. If the runtime drops `f` without running it (tokio's blocking pool does once
-/// its runtime has shut down), the caller panics with a message that says so. When
-/// polled after it returned.
-///
-/// # Examples
-///
-/// ```
-/// # hatchery_smol::run(async {
-/// let n = hatchery::run_blocking(|| (1..=10u64).product::<u64>()).await;
-/// assert_eq!(n, 3_628_800);
-/// # });
-/// ```
-///
-/// To bound how many threads run at once (anyio's `limiter=`), move a token of a
-/// [`CapacityLimiter`](crate::sync::CapacityLimiter) into `f`. It returns when the
-/// thread is done, not when the waiter stops waiting, so a cancelled wait does not let
-/// more threads through than the limit:
-///
-/// ```
-/// use std::sync::Arc;
-/// use hatchery::{nursery, run_blocking, sync::CapacityLimiter};
-///
-/// # hatchery_smol::run(async {
-/// let limiter = Arc::new(CapacityLimiter::new(2));
-/// nursery(|n| async move {
-///     for i in 0..8u64 {
-///         let limiter = limiter.clone();
-///         n.spawn(async move {
-///             let token = limiter.acquire().await;
-///             let l = limiter.clone();
-///             let square = run_blocking(move || {
-///                 let _token = token; // held for as long as the thread works
-///                 assert!(l.borrowed_tokens() <= 2);
-///                 i * i
-///             })
-///             .await;
-///             Ok::<_, std::io::Error>(square)
-///         });
-///     }
-///     Ok(())
-/// })
-/// .await
-/// .unwrap();
-/// # });
-/// ```
-pub fn run_blocking<T, F>(f: F) -> RunBlocking<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let shared = Arc::new(BlockingShared {
-        result: Mutex::new(None),
-        waker: AtomicWaker::new(),
-    });
-    let mut job = BlockingJob {
-        f: Some(f),
-        shared: shared.clone(),
-    };
-    let job: Box<dyn FnOnce() + Send> = Box::new(move || {
-        let f = job.f.take().expect("blocking work runs once");
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        job.shared.finish(BlockingResult::Ran(r));
-    });
-    RunBlocking {
-        shared,
-        job: Mutex::new(Some(job)),
-        done: false,
-    }
-}
-
-/// How blocking work ended.
-enum BlockingResult<T> {
-    /// It ran: its value, or its panic.
-    Ran(std::thread::Result<T>),
-    /// The runtime dropped it without running it.
-    Dropped,
-}
-
-struct BlockingShared<T> {
-    result: Mutex<Option<BlockingResult<T>>>,
-    waker: AtomicWaker,
-}
-
-impl<T> BlockingShared<T> {
-    fn finish(&self, result: BlockingResult<T>) {
-        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-        self.waker.wake();
-    }
-}
-
-/// The work handed to the pool. A runtime may drop it without running it (tokio does once
-/// it has shut down): the waiter then gets a panic instead of waiting for good.
-struct BlockingJob<T, F> {
-    f: Option<F>,
-    shared: Arc<BlockingShared<T>>,
-}
-
-impl<T, F> Drop for BlockingJob<T, F> {
-    fn drop(&mut self) {
-        if self.f.take().is_some() {
-            self.shared.finish(BlockingResult::Dropped);
-        }
-    }
-}
-
-/// Future returned by [`run_blocking`].
-///
-/// # Examples
-///
-/// ```
-/// use hatchery::futures::RunBlocking;
-///
-/// # hatchery_smol::run(async {
-/// let job: RunBlocking<std::thread::ThreadId> = hatchery::run_blocking(|| std::thread::current().id());
-/// // It ran on a blocking thread, not on the one that awaits it.
-/// assert_ne!(job.await, std::thread::current().id());
-/// # });
-/// ```
-#[must_use = "futures do nothing unless polled"]
-pub struct RunBlocking<T> {
-    shared: Arc<BlockingShared<T>>,
-    /// The work, until the first poll hands it to the pool. (In a `Mutex` only to keep
-    /// the future `Sync`: it is reached through `&mut self`, never locked.)
-    job: Mutex<Option<Box<dyn FnOnce() + Send>>>,
-    /// It has returned (or panicked with) the result.
-    done: bool,
-}
-
-impl<T> Future for RunBlocking<T> {
-    type Output = T;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        assert!(
-            !self.done,
-            "hatchery: `RunBlocking` polled after completion"
-        );
-        if rt::current_cancelled() {
-            return Poll::Pending;
-        }
-        let job = self.job.get_mut().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(job) = job {
-            // Called outside the context's borrow: a runtime that runs the work inline
-            // (against its contract) then still works, if slowly.
-            let runtime = rt::with_current(|c| c.expect(rt::NO_RUNTIME).rt.clone());
-            runtime.spawn_blocking(job);
-        }
-        self.shared.waker.register(cx.waker());
-        let taken = self
-            .shared
-            .result
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if taken.is_some() {
-            self.done = true;
-        }
-        match taken {
-            Some(BlockingResult::Ran(Ok(v))) => Poll::Ready(v),
-            // The work's own panic, already reported by the hook where it happened.
-            Some(BlockingResult::Ran(Err(p))) => std::panic::resume_unwind(p),
-            // A new panic, which the hook shows.
-            Some(BlockingResult::Dropped) => panic!(
-                "hatchery: the runtime dropped the work of `run_blocking` without running it \
-                 (has it shut down?)"
-            ),
-            None => Poll::Pending,
-        }
-    }
-}
-
-impl<T> fmt::Debug for RunBlocking<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RunBlocking").finish_non_exhaustive()
-    }
 }

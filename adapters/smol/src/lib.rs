@@ -6,6 +6,10 @@
 //! [`run_current_thread`] keeps everything on the calling thread. In an application that
 //! already runs a smol executor, wrap the root future once with [`enter`].
 //!
+//! I/O goes through async-io's reactor: [`hatchery::net`]'s sockets are registered with
+//! it as `async-net`'s are (`async_io::Async`). That reactor, [`AsyncIoReactor`], works
+//! on any executor: a runtime binding of your own can use it too.
+//!
 //! ```
 //! use std::time::Duration;
 //!
@@ -30,8 +34,13 @@ use std::time::Instant;
 use async_executor::Executor;
 use async_io::Timer;
 use event_listener::Event;
+use hatchery::from_thread::PortalRuntime;
 use hatchery::futures::Enter;
-use hatchery::rt::{Runtime, Sleep, Task};
+use hatchery::rt::{Reactor, Runtime, Sleep, Task};
+
+mod reactor;
+
+pub use reactor::AsyncIoReactor;
 
 /// The [`Runtime`] implementation for a smol executor.
 ///
@@ -113,6 +122,16 @@ impl Runtime for SmolRuntime {
 
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
         blocking::unblock(work).detach();
+    }
+
+    /// `"smol"`.
+    fn name(&self) -> &'static str {
+        "smol"
+    }
+
+    /// async-io's reactor, [`AsyncIoReactor`].
+    fn reactor(&self) -> Option<&dyn Reactor> {
+        Some(&AsyncIoReactor)
     }
 }
 
@@ -282,6 +301,38 @@ pub fn run_with_threads<F: Future>(threads: usize, fut: F) -> F::Output {
 /// ```
 pub fn enter<F: Future>(executor: &Arc<Executor<'static>>, fut: F) -> Enter<F> {
     hatchery::rt::enter(Arc::new(SmolRuntime::new(executor)), fut)
+}
+
+/// Starts a [`BlockingPortal`](hatchery::from_thread::BlockingPortal) with a runtime of
+/// its own ([`run`]'s) on a background thread, for sync code to call async code through
+/// (anyio's `start_blocking_portal`). The semantics are
+/// [`hatchery::from_thread::start_blocking_portal`]'s: this passes it [`run`].
+///
+/// The returned [`PortalRuntime`] owns the thread: its `stop` (or its drop) cancels what
+/// runs in the portal and waits for the runtime to end. Clones of its `portal()` go to
+/// any thread.
+///
+/// # Panics
+///
+/// If the thread cannot be spawned, or [`run`] panics before the portal serves.
+///
+/// # Examples
+///
+/// ```
+/// // Sync code, with no runtime of its own:
+/// let rt = hatchery_smol::start_blocking_portal();
+/// let portal = rt.portal().clone();
+/// let worker = std::thread::spawn(move || {
+///     portal.call(async {
+///         hatchery::sleep(std::time::Duration::from_millis(1)).await;
+///         "slept on the portal's runtime"
+///     })
+/// });
+/// assert_eq!(worker.join().unwrap(), Ok("slept on the portal's runtime"));
+/// rt.stop();
+/// ```
+pub fn start_blocking_portal() -> PortalRuntime {
+    hatchery::from_thread::start_blocking_portal(run)
 }
 
 /// Tells worker threads to stop.

@@ -18,6 +18,12 @@
 //!
 //! Time goes through tokio's clock (`tokio::time`), so a paused tokio clock
 //! (`tokio::time::pause`) applies to hatchery's deadlines too.
+//!
+//! I/O goes through tokio's reactor: [`hatchery::net`]'s sockets are registered with it
+//! as `tokio::net`'s are (`tokio::io::unix::AsyncFd`), on Unix. On Windows tokio offers
+//! no readiness API for sockets, so [`TokioRuntime`] has no reactor there, and opening a
+//! socket fails with an error that says so: use `hatchery-smol`, or a runtime that wraps
+//! `TokioRuntime` and returns `hatchery_smol::AsyncIoReactor` as its reactor.
 
 #![forbid(unsafe_code)]
 
@@ -27,9 +33,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use hatchery::from_thread::PortalRuntime;
 use hatchery::futures::Enter;
-use hatchery::rt::{Runtime, Sleep, Task};
+use hatchery::rt::{Reactor, Runtime, Sleep, Task};
 use tokio::runtime::RuntimeFlavor;
+
+#[cfg(unix)]
+mod reactor;
 
 /// The [`Runtime`] implementation for a tokio runtime, identified by its handle.
 ///
@@ -74,6 +84,8 @@ impl TokioRuntime {
     ///
     /// The runtime must have tokio's timers enabled (`enable_time`, or `enable_all`):
     /// without them, the first hatchery timer panics, with tokio's message that says so.
+    /// Likewise its I/O (`enable_io`) for [`hatchery::net`]'s sockets: without it, the
+    /// first socket opened panics, with tokio's message.
     /// On a current-thread runtime, the nurseries' children run only while a thread is
     /// in its `block_on` (as in the example); a nursery waits for them meanwhile.
     ///
@@ -170,6 +182,19 @@ impl Runtime for TokioRuntime {
 
     fn budget_spent(&self) -> bool {
         !tokio::task::coop::has_budget_remaining()
+    }
+
+    /// `"tokio"`, for both flavors (`Handle::runtime_flavor` tells them apart).
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
+
+    /// tokio's reactor on Unix (see [`reactor`](Runtime::reactor)); none on Windows.
+    fn reactor(&self) -> Option<&dyn Reactor> {
+        #[cfg(unix)]
+        return Some(self);
+        #[cfg(not(unix))]
+        return None;
     }
 }
 
@@ -356,4 +381,36 @@ pub fn run_with<F: Future>(mut builder: tokio::runtime::Builder, fut: F) -> F::O
 /// ```
 pub fn enter<F: Future>(fut: F) -> Enter<F> {
     hatchery::rt::enter(Arc::new(TokioRuntime::current()), fut)
+}
+
+/// Starts a [`BlockingPortal`](hatchery::from_thread::BlockingPortal) with a runtime of
+/// its own ([`run`]'s) on a background thread, for sync code to call async code through
+/// (anyio's `start_blocking_portal`). The semantics are
+/// [`hatchery::from_thread::start_blocking_portal`]'s: this passes it [`run`].
+///
+/// The returned [`PortalRuntime`] owns the thread: its `stop` (or its drop) cancels what
+/// runs in the portal and waits for the runtime to end. Clones of its `portal()` go to
+/// any thread.
+///
+/// # Panics
+///
+/// If the thread cannot be spawned, or [`run`] panics before the portal serves.
+///
+/// # Examples
+///
+/// ```
+/// // Sync code, with no runtime of its own:
+/// let rt = hatchery_tokio::start_blocking_portal();
+/// let portal = rt.portal().clone();
+/// let worker = std::thread::spawn(move || {
+///     portal.call(async {
+///         hatchery::sleep(std::time::Duration::from_millis(1)).await;
+///         "slept on the portal's runtime"
+///     })
+/// });
+/// assert_eq!(worker.join().unwrap(), Ok("slept on the portal's runtime"));
+/// rt.stop();
+/// ```
+pub fn start_blocking_portal() -> PortalRuntime {
+    hatchery::from_thread::start_blocking_portal(run)
 }

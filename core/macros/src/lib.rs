@@ -38,10 +38,21 @@ use syn::{Error, ItemFn, Meta, Token};
 ///     hatchery::checkpoint().await;
 ///     Ok(())
 /// }
+///
+/// // A backend of your own, next to a built-in one: `run` is your runtime's entry point.
+/// fn run<F: std::future::Future>(fut: F) -> F::Output {
+///     hatchery_smol::run_current_thread(fut) // a third-party runtime's `run` here
+/// }
+///
+/// #[hatchery::test(backends(smol, mine = run))]
+/// async fn on_my_runtime() {
+///     assert!(matches!(hatchery::testing::backend(), Some("smol" | "mine")));
+/// }
 /// # fn main() {
 /// #     hatchery_smol::run(hatchery::testing::tracked(sums_in_parallel::body()));
 /// #     hatchery_smol::run(hatchery::testing::virtual_time(gives_up_after_an_hour::body()));
 /// #     hatchery_smol::run(returns_result::body()).unwrap();
+/// #     run(hatchery::testing::tracked(on_my_runtime::body()).with_backend_name("mine"));
 /// # }
 /// ```
 ///
@@ -52,6 +63,7 @@ use syn::{Error, ItemFn, Meta, Token};
 /// | `name::tokio_current` | `hatchery_tokio::run_current_thread` |
 /// | `name::tokio_multi` | `hatchery_tokio::run` (multi-thread) |
 /// | `name::smol` | `hatchery_smol::run` (one thread per core) |
+/// | `name::mine` | `path::to::run`, given as `backends(mine = path::to::run)` |
 ///
 /// The function itself stays where it was declared, with its docs and lint levels (the
 /// module shares its name, in the other namespace, and its docs), and the module also
@@ -64,10 +76,13 @@ use syn::{Error, ItemFn, Meta, Token};
 /// The function is compiled outside tests too: in a library, keep such tests in a
 /// `#[cfg(test)]` module, as usual, if they use dev-dependencies.
 ///
-/// The test crate needs `hatchery-tokio` and `hatchery-smol` as (dev-)dependencies, or
+/// It needs hatchery's `macros` feature (`hatchery = { version = "0.1", features =
+/// ["macros"] }` under `[dev-dependencies]`). The test crate needs `hatchery-tokio` and
+/// `hatchery-smol` as (dev-)dependencies, or
 /// only the adapters of the backends it selects, under those names (the expansion
 /// names `::hatchery`, `::hatchery_tokio` and `::hatchery_smol`; a renamed dependency is
-/// not found). Write it `#[hatchery::test]`: after `use hatchery::*`, a plain `#[test]`
+/// not found; a test crate whose tests list only backends of its own needs neither
+/// adapter). Write it `#[hatchery::test]`: after `use hatchery::*`, a plain `#[test]`
 /// is ambiguous (rustc's error E0659) because the glob brings this `test` in.
 ///
 /// # Options
@@ -75,7 +90,12 @@ use syn::{Error, ItemFn, Meta, Token};
 /// * `virtual_time`: run on virtual time (see the module `hatchery::testing`) that jumps
 ///   to the next deadline whenever every task is blocked;
 /// * `manual_time`: virtual time that moves only with `hatchery::testing::advance`;
-/// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`.
+/// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`, and backends of
+///   your own, written `name = path::to::run`: a test `name::<name>` that calls your
+///   `run` (any `fn run<F: Future>(fut: F) -> F::Output`, a third-party runtime's, say),
+///   as the adapters' `run` functions are called for the built-in ones. The path is
+///   written as in the function's module. `hatchery::testing::backend()` returns the
+///   name.
 ///
 /// Without a time option the test runs on real time, with task tracking so that
 /// `hatchery::testing::wait_all_tasks_blocked` works. With a virtual clock, a test whose
@@ -105,7 +125,7 @@ const BACKENDS: [&str; 3] = ["tokio_current", "tokio_multi", "smol"];
 fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let options = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
     let mut time: Option<(Time, Span)> = None;
-    let mut backends: Option<Vec<&'static str>> = None;
+    let mut backends: Option<Vec<Backend>> = None;
     for option in options {
         let name = option
             .path()
@@ -139,23 +159,64 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                         "backend names are written with underscores: `tokio_current`, `tokio_multi`, `smol`",
                     ));
                 }
-                let names = list.parse_args_with(
-                    Punctuated::<syn::Ident, Token![,]>::parse_terminated,
+                let entries = list.parse_args_with(
+                    Punctuated::<Meta, Token![,]>::parse_terminated,
                 )?;
-                let mut chosen = Vec::new();
-                for ident in names {
-                    let Some(b) = BACKENDS.iter().find(|b| ident == **b) else {
-                        return Err(Error::new(
-                            ident.span(),
-                            format!(
-                                "unknown backend `{ident}`; expected `tokio_current`, `tokio_multi` or `smol`"
-                            ),
-                        ));
+                let mut chosen: Vec<Backend> = Vec::new();
+                for entry in entries {
+                    let backend = match &entry {
+                        // A built-in backend, by name.
+                        Meta::Path(path) => {
+                            let Some(b) = path
+                                .get_ident()
+                                .and_then(|ident| BACKENDS.iter().find(|b| ident == **b))
+                            else {
+                                return Err(Error::new(
+                                    path.span(),
+                                    format!(
+                                        "unknown backend `{}`; expected `tokio_current`, `tokio_multi` or `smol`, or a backend of your own: `name = path::to::run`",
+                                        quote!(#path).to_string().replace(' ', "")
+                                    ),
+                                ));
+                            };
+                            Backend::BuiltIn(b)
+                        }
+                        // A backend of the test crate's: `name = path::to::run`.
+                        Meta::NameValue(nv) => {
+                            let Some(name) = nv.path.get_ident().cloned() else {
+                                return Err(Error::new(
+                                    nv.path.span(),
+                                    "a backend's name is one identifier: `name = path::to::run`",
+                                ));
+                            };
+                            if BACKENDS.iter().any(|b| name == *b) {
+                                return Err(Error::new(
+                                    name.span(),
+                                    format!("`{name}` is a built-in backend: list it alone, or give yours another name"),
+                                ));
+                            }
+                            let syn::Expr::Path(run) = &nv.value else {
+                                return Err(Error::new(
+                                    nv.value.span(),
+                                    "expected the path of a `run` function (`fn run<F: Future>(fut: F) -> F::Output`)",
+                                ));
+                            };
+                            Backend::Custom(name, run.path.clone())
+                        }
+                        Meta::List(list) => {
+                            return Err(Error::new(
+                                list.span(),
+                                "a backend is `tokio_current`, `tokio_multi`, `smol`, or `name = path::to::run`",
+                            ))
+                        }
                     };
-                    if chosen.contains(b) {
-                        return Err(Error::new(ident.span(), format!("backend `{ident}` listed twice")));
+                    if chosen.iter().any(|c| c.name() == backend.name()) {
+                        return Err(Error::new(
+                            entry.span(),
+                            format!("backend `{}` listed twice", backend.name()),
+                        ));
                     }
-                    chosen.push(*b);
+                    chosen.push(backend);
                 }
                 if chosen.is_empty() {
                     return Err(Error::new(list.span(), "`backends(..)` needs at least one backend"));
@@ -171,7 +232,8 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         }
     }
     let time = time.map_or(Time::Real, |(t, _)| t);
-    let backends = backends.unwrap_or_else(|| BACKENDS.to_vec());
+    let backends =
+        backends.unwrap_or_else(|| BACKENDS.iter().copied().map(Backend::BuiltIn).collect());
 
     let func: ItemFn = syn::parse2(item)?;
     let sig = &func.sig;
@@ -261,17 +323,23 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         Time::Manual => quote!(::hatchery::testing::manual_time),
     };
     let tests = backends.iter().map(|b| {
-        let ident = syn::Ident::new(b, Span::call_site());
-        let run = match *b {
-            "tokio_current" => quote!(::hatchery_tokio::run_current_thread),
-            "tokio_multi" => quote!(::hatchery_tokio::run),
-            _ => quote!(::hatchery_smol::run),
+        let label = b.name();
+        let (ident, run) = match b {
+            Backend::BuiltIn(b) => {
+                let run = match *b {
+                    "tokio_current" => quote!(::hatchery_tokio::run_current_thread),
+                    "tokio_multi" => quote!(::hatchery_tokio::run),
+                    _ => quote!(::hatchery_smol::run),
+                };
+                (syn::Ident::new(b, Span::call_site()), run)
+            }
+            Backend::Custom(name, path) => (name.clone(), from_test_module(path)),
         };
         quote_spanned! {name.span()=>
             #(#attrs)*
             #[::core::prelude::v1::test]
             fn #ident() #output {
-                #run(#wrap(body()).with_backend_name(#b))
+                #run(#wrap(body()).with_backend_name(#label))
             }
         }
     });
@@ -300,6 +368,43 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             #(#tests)*
         }
     })
+}
+
+/// A backend a test runs on.
+enum Backend {
+    /// `tokio_current`, `tokio_multi` or `smol`.
+    BuiltIn(&'static str),
+    /// `name = path::to::run`: a `run` function of the test crate's own.
+    Custom(syn::Ident, syn::Path),
+}
+
+impl Backend {
+    fn name(&self) -> String {
+        match self {
+            Backend::BuiltIn(b) => b.to_string(),
+            Backend::Custom(name, _) => name.to_string(),
+        }
+    }
+}
+
+/// `path`, written in the test function's module, as seen from the module of the
+/// generated tests inside it: a path that starts with `self` or `super` gets one more
+/// `super` (the others resolve the same, through the module's `use super::*`).
+fn from_test_module(path: &syn::Path) -> TokenStream2 {
+    let relative = path.leading_colon.is_none()
+        && path
+            .segments
+            .first()
+            .is_some_and(|s| s.ident == "self" || s.ident == "super");
+    match relative {
+        true => {
+            let rest = path.segments.iter().skip(usize::from(
+                path.segments.first().is_some_and(|s| s.ident == "self"),
+            ));
+            quote!(super #(::#rest)*)
+        }
+        false => quote!(#path),
+    }
 }
 
 /// `hatchery::test` (this attribute, applied again).

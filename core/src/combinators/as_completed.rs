@@ -1,20 +1,23 @@
 //! `as_completed`: a stream of outputs in the order the futures finish.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use atomic_waker::AtomicWaker;
 use futures_core::Stream;
+use pin_project_lite::pin_project;
 
-use crate::nursery::{nursery, Nursery};
-use crate::rt;
-use crate::task::TaskHandle;
+use crate::context as rt;
+use crate::nursery::{nursery_at, Nursery};
+use crate::task::Join;
 
 /// Runs every future concurrently and hands `body` a [`Stream`] of their outputs in the
 /// order they finish (Python's `asyncio.as_completed`). Returns what `body` returns, once
@@ -41,10 +44,11 @@ use crate::task::TaskHandle;
 /// # Panics
 ///
 /// If a future or `body` panics: the rest are cancelled and, once all have stopped, the
-/// panic is resumed here. When first polled outside a hatchery runtime. When kept past
-/// the scope it was first polled in, cancelled by that scope while it ran, and awaited
-/// after that scope has finished: its outputs are gone (see
-/// [Combinators](crate#combinators)).
+/// panic is resumed here (a `body` that reads the stream out of the panic's reach,
+/// shielded, sees it end, without the panicked future's output). When first polled
+/// outside a hatchery runtime. When kept past the scope it was first polled in, cancelled
+/// by that scope while it ran, and awaited after that scope has finished: its outputs are
+/// gone (see [Combinators](crate#combinators)).
 ///
 /// # Examples
 ///
@@ -85,7 +89,8 @@ use crate::task::TaskHandle;
 /// assert_eq!(elapsed(), Duration::from_secs(60)); // ...at once, not after an hour
 /// # }));
 /// ```
-pub async fn as_completed<I, B, BFut>(futs: I, body: B) -> BFut::Output
+#[track_caller]
+pub fn as_completed<I, B, BFut>(futs: I, body: B) -> impl Future<Output = BFut::Output>
 where
     I: IntoIterator,
     I::Item: Future + Send + 'static,
@@ -93,18 +98,22 @@ where
     B: FnOnce(AsCompleted<<I::Item as Future>::Output>) -> BFut,
     BFut: Future,
 {
-    let out = nursery::<Infallible, _, _, _>(|n| async move {
-        let stream = as_completed_in(&n, futs);
-        let out = body(stream).await;
-        // Whatever is still running is not wanted any more (even if `body` kept the
-        // stream): cancel it; the nursery waits for it to stop.
-        n.cancel();
-        Ok(out)
-    })
-    .await;
-    match super::not_kept("as_completed", out) {
-        Ok(v) => v,
-        Err(_) => unreachable!("hatchery: `as_completed` children cannot fail"),
+    // The caller's place, for the nursery and its tasks (task tree, hold warnings).
+    let site = Location::caller();
+    async move {
+        let out = nursery_at::<Infallible, _, _, _>(site, |n| async move {
+            let stream = as_completed_at(site, &n, futs);
+            let out = body(stream).await;
+            // Whatever is still running is not wanted any more (even if `body` kept the
+            // stream): cancel it; the nursery waits for it to stop.
+            n.cancel();
+            Ok(out)
+        })
+        .await;
+        match super::not_kept("as_completed", out) {
+            Ok(v) => v,
+            Err(_) => unreachable!("hatchery: `as_completed` children cannot fail"),
+        }
     }
 }
 
@@ -178,8 +187,27 @@ where
     I::Item: Future + Send + 'static,
     <I::Item as Future>::Output: Send + 'static,
 {
+    as_completed_at(Location::caller(), n, futs)
+}
+
+/// [`as_completed_in`], its tasks spawned at `site`.
+#[track_caller]
+fn as_completed_at<E, I>(
+    site: &'static Location<'static>,
+    n: &Nursery<E>,
+    futs: I,
+) -> AsCompleted<<I::Item as Future>::Output>
+where
+    E: Send + 'static,
+    I: IntoIterator,
+    I::Item: Future + Send + 'static,
+    <I::Item as Future>::Output: Send + 'static,
+{
     let chan = Arc::new(Chan {
-        queue: Mutex::new(VecDeque::new()),
+        queue: Mutex::new(Queue {
+            items: VecDeque::new(),
+            unwound: Vec::new(),
+        }),
         senders: AtomicUsize::new(0),
         waker: AtomicWaker::new(),
     });
@@ -188,58 +216,123 @@ where
     // A loop, not a closure, so that a panic names the caller (`#[track_caller]`).
     for fut in futs {
         chan.senders.fetch_add(1, Ordering::AcqRel);
-        let tx = Sender(Some(chan.clone()));
-        let spawned = n.try_spawn(async move {
-            tx.send(fut.await);
+        let tx = Sender {
+            chan: Some(chan.clone()),
+            index: handles.len(),
+        };
+        let spawned = n.try_spawn_at(site, async move {
+            match (CatchUnwind { fut: Some(fut) }).await {
+                Ok(v) => tx.send(v),
+                Err(panic) => {
+                    tx.unwound();
+                    resume_unwind(panic)
+                }
+            }
             Ok(())
         });
         match spawned {
-            Ok(handle) => handles.push(handle),
+            Ok(handle) => handles.push(handle.join()),
             Err(e) => panic!("hatchery: as_completed_in: {e}"),
         }
     }
-    AsCompleted { chan, handles }
+    AsCompleted {
+        chan,
+        handles,
+        unwinding: Vec::new(),
+    }
+}
+
+pin_project! {
+    /// Polls a future and catches its panics, its drop's included: a future is dropped
+    /// as soon as it returns, so that a panic in that drop is its panic too.
+    struct CatchUnwind<F> {
+        #[pin]
+        fut: Option<F>,
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut fut = self.project().fut;
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            let running = fut.as_mut().as_pin_mut().expect("polled after completion");
+            let v = ready!(running.poll(cx));
+            fut.set(None);
+            Poll::Ready(v)
+        }));
+        match polled {
+            Ok(p) => p.map(Ok),
+            Err(panic) => {
+                // Dropped now, not while the panic unwinds on: a second panic from its
+                // drop is lost (the first one wins, as in a nursery), not an abort.
+                let _ = catch_unwind(AssertUnwindSafe(|| fut.set(None)));
+                Poll::Ready(Err(panic))
+            }
+        }
+    }
 }
 
 struct Chan<T> {
-    queue: Mutex<VecDeque<T>>,
-    /// Children that have not finished (each holds a `Sender`).
+    queue: Mutex<Queue<T>>,
+    /// Children that have not finished, or whose panic the stream has not seen reach the
+    /// nursery yet (each running one holds a `Sender`).
     senders: AtomicUsize,
     waker: AtomicWaker,
 }
 
+struct Queue<T> {
+    items: VecDeque<T>,
+    /// The children whose future panicked, by index, not yet taken by the stream.
+    unwound: Vec<usize>,
+}
+
 impl<T> Chan<T> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<T>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue<T>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Held by a child until it sends its output, or until it is cancelled.
-struct Sender<T>(Option<Arc<Chan<T>>>);
+/// Held by a child until it sends its output, until its future panics, or until it is
+/// cancelled.
+struct Sender<T> {
+    chan: Option<Arc<Chan<T>>>,
+    /// The child's place in `AsCompleted::handles`.
+    index: usize,
+}
 
 impl<T> Sender<T> {
     /// Queues the output and stops counting this child as running, in one step under the
     /// queue's lock, so that [`AsCompleted::remaining`] never counts it twice.
     fn send(mut self, v: T) {
-        let chan = self.0.take().expect("sent once");
+        let chan = self.chan.take().expect("sent once");
         {
             let mut queue = chan.lock();
-            queue.push_back(v);
+            queue.items.push_back(v);
             chan.senders.fetch_sub(1, Ordering::AcqRel);
         }
+        chan.waker.wake();
+    }
+
+    /// The child's future panicked, and the panic is on its way to the nursery. Counted
+    /// as done now, the child would let the body, polling on another thread meanwhile,
+    /// see a clean end of the stream before the panic cancels it; never counted as done,
+    /// it would keep a body that drains the stream out of the panic's reach (shielded, or
+    /// in a `finally`) waiting forever. So the stream takes the child's index, and counts
+    /// it as done once the child's task has ended, which is after its nursery heard of
+    /// the panic.
+    fn unwound(mut self) {
+        let chan = self.chan.take().expect("sent once");
+        chan.lock().unwound.push(self.index);
         chan.waker.wake();
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        // Dropped by a panic unwinding its future: that panic cancels the body once it
-        // reaches the nursery. Counted as done now, the child would let the body, polling
-        // on another thread meanwhile, see a clean end of the stream first.
-        if std::thread::panicking() {
-            return;
-        }
-        if let Some(chan) = self.0.take() {
+        // Cancelled (or dropped by an unwinding executor): no output will come.
+        if let Some(chan) = self.chan.take() {
             chan.senders.fetch_sub(1, Ordering::AcqRel);
             chan.waker.wake();
         }
@@ -251,6 +344,13 @@ impl<T> Drop for Sender<T> {
 ///
 /// The stream ends when every future has finished or been cancelled. Dropping it cancels
 /// the futures that have not finished.
+///
+/// A future that panics gives no item. Its panic goes to the nursery, which cancels the
+/// futures and the code reading the stream, and resumes the panic once all have stopped.
+/// The stream counts that future as finished only once its nursery has heard of the
+/// panic, so a reader that the cancellation reaches never sees the end first; a reader
+/// out of its reach (shielded, or in a `finally`) sees the stream end once the others
+/// have stopped, as in trio, where a crashed producer closes its channel.
 ///
 /// Waiting for the next item is a hatchery wait: in a cancelled scope it never completes.
 /// It is cancel safe: an output that arrives while nobody waits stays queued for the next
@@ -280,7 +380,10 @@ impl<T> Drop for Sender<T> {
 /// ```
 pub struct AsCompleted<T> {
     chan: Arc<Chan<T>>,
-    handles: Vec<TaskHandle<()>>,
+    handles: Vec<Join<()>>,
+    /// Children whose future panicked, taken from `Queue::unwound`: each counts as
+    /// running until its task has ended.
+    unwinding: Vec<usize>,
 }
 
 impl<T> AsCompleted<T> {
@@ -302,10 +405,35 @@ impl<T> AsCompleted<T> {
     /// # });
     /// ```
     pub fn remaining(&self) -> usize {
-        // Read together under the lock, which a child holds while it moves its output
-        // from one count to the other.
+        let (queued, running) = self.counts();
+        queued + running
+    }
+
+    /// The outputs queued, and the futures still running (a panicked one gives no
+    /// output). Read together under the lock, which a child holds while it moves its
+    /// output from one count to the other.
+    fn counts(&self) -> (usize, usize) {
         let queue = self.chan.lock();
-        queue.len() + self.chan.senders.load(Ordering::Acquire)
+        let senders = self.chan.senders.load(Ordering::Acquire);
+        let panicked = queue.unwound.len() + self.unwinding.len();
+        (queue.items.len(), senders - panicked)
+    }
+
+    /// Counts as done the children whose panic has reached their nursery: their task has
+    /// ended (the nursery hears of a panic before the task's handle does).
+    fn reap_unwound(&mut self, cx: &mut Context<'_>) {
+        let unwound = std::mem::take(&mut self.chan.lock().unwound);
+        self.unwinding.extend(unwound);
+        let handles = &mut self.handles;
+        let chan = &self.chan;
+        self.unwinding.retain(|&i| {
+            // Its result is the nursery's to report: the stream just ends without it.
+            let ended = Pin::new(&mut handles[i]).poll(cx).is_ready();
+            if ended {
+                chan.senders.fetch_sub(1, Ordering::AcqRel);
+            }
+            !ended
+        });
     }
 }
 
@@ -316,18 +444,23 @@ impl<T> Stream for AsCompleted<T> {
         if rt::current_cancelled() {
             return Poll::Pending;
         }
-        let chan = &self.chan;
-        if let Some(v) = chan.lock().pop_front() {
+        let this = self.get_mut();
+        if let Some(v) = this.chan.lock().items.pop_front() {
             return Poll::Ready(Some(v));
         }
-        chan.waker.register(cx.waker());
-        // A child pushes its output before it stops counting as running: read the count
-        // first.
-        let done = chan.senders.load(Ordering::Acquire) == 0;
-        if let Some(v) = chan.lock().pop_front() {
+        this.chan.waker.register(cx.waker());
+        this.reap_unwound(cx);
+        // A child pushes its output (or its index, if it panicked) before it stops
+        // counting as running: read the count first.
+        let done = this.chan.senders.load(Ordering::Acquire) == 0;
+        if let Some(v) = this.chan.lock().items.pop_front() {
             return Poll::Ready(Some(v));
         }
-        if done {
+        // The cancellation checked on entry may have come since: a panicking child
+        // cancels the nursery before its handle says it ended, and the last sibling stops
+        // only once cancelled. A reader that saw the count reach zero therefore sees that
+        // cancellation now, and must wait to be dropped rather than see a clean end.
+        if done && !rt::current_cancelled() {
             Poll::Ready(None)
         } else {
             Poll::Pending
@@ -335,12 +468,17 @@ impl<T> Stream for AsCompleted<T> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let queue = self.chan.lock();
-        let queued = queue.len();
-        (
-            queued,
-            Some(queued + self.chan.senders.load(Ordering::Acquire)),
-        )
+        let (queued, running) = self.counts();
+        (queued, Some(queued + running))
+    }
+}
+
+/// Terminated once every future has finished and every output has been taken: the
+/// next poll returns `None`.
+impl<T> futures_core::FusedStream for AsCompleted<T> {
+    fn is_terminated(&self) -> bool {
+        // A child pushes its output before it stops counting: read the count first.
+        self.chan.senders.load(Ordering::Acquire) == 0 && self.chan.lock().items.is_empty()
     }
 }
 

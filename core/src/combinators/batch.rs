@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use crate::rt;
+use crate::context as rt;
 use crate::time::{now, sleep_until, Sleep};
 
 /// The most items a new batch reserves room for up front.
@@ -111,6 +111,13 @@ pin_project! {
         deadline: Option<Instant>,
         timer: Option<Sleep>,
         done: bool,
+    }
+}
+
+/// Terminated once the stream has ended and its last batch has been returned.
+impl<S: Stream> futures_core::FusedStream for Batches<S> {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 

@@ -51,6 +51,7 @@ use crate::error::NurseryError;
 /// assert_eq!(all, [10, 20, 30]); // input order, not completion order
 /// # });
 /// ```
+#[track_caller]
 pub fn join<I>(futs: I) -> impl Future<Output = Vec<<I::Item as Future>::Output>>
 where
     I: IntoIterator,
@@ -128,6 +129,7 @@ where
 /// assert_eq!(elapsed(), Duration::from_secs(3 + 2)); // not an hour
 /// # }));
 /// ```
+#[track_caller]
 pub fn try_join<I, T, E>(futs: I) -> impl Future<Output = Result<Vec<T>, NurseryError<E>>>
 where
     I: IntoIterator,
@@ -169,6 +171,7 @@ where
 /// assert_eq!(results[2], Ok(3));
 /// # });
 /// ```
+#[track_caller]
 pub fn settle<I, T, E>(futs: I) -> impl Future<Output = Vec<Result<T, E>>>
 where
     I: IntoIterator,

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::{poll_fn, Future};
+use std::panic::Location;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ use futures_core::Stream;
 use pin_project_lite::pin_project;
 
 use crate::error::NurseryError;
-use crate::nursery::nursery;
+use crate::nursery::nursery_at;
 
 /// Maps `f` over `inputs` concurrently, with at most `limit` futures in flight: the
 /// semaphore-limited fan-out (Python's `gather_with_concurrency`).
@@ -117,6 +118,7 @@ where
         f,
         ordered: true,
         all: false,
+        site: Location::caller(),
     }
 }
 
@@ -150,6 +152,9 @@ pub struct Map<S, F> {
     // Every input is spawned, even in a cancelled scope, as into any nursery: `join`,
     // `try_join` and `settle`, whose futures exist already.
     all: bool,
+    // Where `map` (or `join`, ...) was called: the place of its nursery and tasks in the
+    // task tree and the hold warnings (`diagnostics`).
+    site: &'static Location<'static>,
 }
 
 impl<S, F> fmt::Debug for Map<S, F> {
@@ -231,19 +236,27 @@ impl<S: Stream, F> Map<S, F> {
             f,
             ordered,
             all,
+            site,
         } = self;
         async move {
             let out = Collector::new(ordered);
             let sink = out.clone();
-            let spawned =
-                drive::<Infallible, _, _, _, _, _>("join", limit, all, inputs, f, move |i, fut| {
+            let spawned = drive::<Infallible, _, _, _, _, _>(
+                "join",
+                site,
+                limit,
+                all,
+                inputs,
+                f,
+                move |i, fut| {
                     let sink = sink.clone();
                     async move {
                         sink.put(i, fut.await);
                         Ok(())
                     }
-                })
-                .await;
+                },
+            )
+            .await;
             match spawned {
                 Ok(n) => out.finish(n),
                 Err(_) => unreachable!(
@@ -303,11 +316,12 @@ impl<S: Stream, F> Map<S, F> {
             f,
             ordered,
             all,
+            site,
         } = self;
         async move {
             let out = Collector::new(ordered);
             let sink = out.clone();
-            let n = drive("try_join", limit, all, inputs, f, move |i, fut| {
+            let n = drive("try_join", site, limit, all, inputs, f, move |i, fut| {
                 let sink = sink.clone();
                 async move {
                     sink.put(i, fut.await?);
@@ -444,6 +458,7 @@ impl Drop for Slot {
 /// takes no more input, unless `all`.
 pub(crate) async fn drive<E, S, F, Fut, W, C>(
     what: &str,
+    site: &'static Location<'static>,
     limit: usize,
     all: bool,
     inputs: S,
@@ -462,7 +477,7 @@ where
         stopped: AtomicBool::new(false),
         waker: AtomicWaker::new(),
     });
-    let done = nursery(|n| async move {
+    let done = nursery_at(site, |n| async move {
         let mut inputs = pin!(inputs);
         let mut index = 0;
         loop {
@@ -483,7 +498,7 @@ where
             let slot = Slot(gate.clone());
             let child = wrap(index, f(item));
             index += 1;
-            n.spawn(async move {
+            n.spawn_at(site, async move {
                 let out = child.await;
                 if out.is_err() {
                     slot.stop();

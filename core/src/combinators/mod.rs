@@ -10,6 +10,7 @@
 //! cancels itself, so `Cancelled` can only mean a combinator kept past its scope.
 
 mod as_completed;
+mod backoff;
 mod batch;
 mod join;
 mod map;
@@ -47,6 +48,7 @@ fn kept_cancelled(what: &str) -> ! {
          `CancelScope::run` on futures kept past their scope)"
     )
 }
+pub use self::backoff::Backoff;
 pub use self::batch::{batches, Batches};
 pub use self::join::{join, settle, try_join};
 pub use self::map::{map, map_stream, InputIter, Map};

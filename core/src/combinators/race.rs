@@ -2,10 +2,11 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::Location;
 use std::sync::{Arc, Mutex};
 
 use crate::error::NurseryError;
-use crate::nursery::{nursery, Nursery};
+use crate::nursery::{nursery_at, Nursery};
 
 /// Runs every future concurrently and returns the output of the first to finish. The
 /// others (the losers) are cancelled, and `race` waits until they have stopped before it
@@ -84,7 +85,7 @@ where
         !futs.is_empty(),
         "hatchery: `race` needs at least one future"
     );
-    run_race(move |racers| {
+    run_race(Location::caller(), move |racers| {
         for fut in futs {
             racers.spawn(fut);
         }
@@ -95,17 +96,19 @@ where
 pub(crate) struct Racers<T> {
     n: Nursery<Infallible>,
     slot: Arc<Mutex<Option<T>>>,
+    /// Where `race` was called: the place of its nursery and tasks.
+    site: &'static Location<'static>,
 }
 
 impl<T: Send + 'static> Racers<T> {
     /// Spawns `fut` as a racer: if its output comes first, it wins and cancels the rest.
     pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(&self, fut: F) {
         let slot = self.slot.clone();
-        let n = self.n.clone();
-        self.n.spawn(async move {
+        let (n, site) = (self.n.clone(), self.site);
+        self.n.spawn_at(self.site, async move {
             let v = fut.await;
             if offer(&slot, v) {
-                n.cancel();
+                n.race_won(site);
             }
             Ok(())
         });
@@ -113,15 +116,15 @@ impl<T: Send + 'static> Racers<T> {
 }
 
 /// A race whose racers `spawn_all` spawns (at least one): the first output.
-pub(crate) async fn run_race<T, S>(spawn_all: S) -> T
+pub(crate) async fn run_race<T, S>(site: &'static Location<'static>, spawn_all: S) -> T
 where
     T: Send + 'static,
     S: FnOnce(&Racers<T>),
 {
     let winner = Arc::new(Mutex::new(None));
     let slot = winner.clone();
-    let done = nursery::<Infallible, _, _, _>(|n| async move {
-        spawn_all(&Racers { n, slot });
+    let done = nursery_at::<Infallible, _, _, _>(site, |n| async move {
+        spawn_all(&Racers { n, slot, site });
         Ok(())
     })
     .await;
@@ -189,19 +192,20 @@ where
         !futs.is_empty(),
         "hatchery: `race_ok` needs at least one future"
     );
+    let site = Location::caller();
     async move {
         let winner = Arc::new(Mutex::new(None));
         let errors = Arc::new(Mutex::new(Vec::new()));
         let (slot, errs) = (winner.clone(), errors.clone());
-        let done = nursery::<Infallible, _, _, _>(|n| async move {
+        let done = nursery_at::<Infallible, _, _, _>(site, |n| async move {
             for fut in futs {
                 let (slot, errs) = (slot.clone(), errs.clone());
                 let n2 = n.clone();
-                n.spawn(async move {
+                n.spawn_at(site, async move {
                     match fut.await {
                         Ok(v) => {
                             if offer(&slot, v) {
-                                n2.cancel();
+                                n2.race_won(site);
                             }
                         }
                         Err(e) => errs.lock().unwrap_or_else(|e| e.into_inner()).push(e),

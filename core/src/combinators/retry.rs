@@ -1,4 +1,4 @@
-//! `retry`: exponential backoff with jitter on hatchery's clock, built on backon.
+//! `retry`: exponential backoff with jitter on hatchery's clock, with backon's policies.
 
 use std::fmt;
 use std::future::Future;
@@ -6,9 +6,10 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::BackoffBuilder;
 use pin_project_lite::pin_project;
 
+use super::Backoff;
 use crate::time::{now, sleep, Sleep};
 
 /// A [`backon::Sleeper`] that sleeps with [`hatchery::sleep`](crate::sleep).
@@ -48,21 +49,22 @@ impl backon::Sleeper for HatcherySleeper {
 /// Calls `f` and awaits the future it returns; if that fails, waits (exponential backoff
 /// with jitter) and tries again, until it succeeds or a limit is reached.
 ///
-/// The defaults: at most **3 attempts**; delays of about 100 ms, 200 ms, 400 ms ... up to
+/// The defaults: at most **3 attempts**; delays of 100 ms, 200 ms, 400 ms ... up to
 /// 10 s, each with up to 100% random jitter added (so that clients that failed together
-/// do not retry together), so at most 20 s each; every error is retried; no limit on the
-/// elapsed time. (The jitter is random: for exact timings in a virtual-time test, give
-/// [`backoff`](Retry::backoff) a policy without jitter, or seeded with backon's
-/// `with_jitter_seed`.)
+/// do not retry together), so at most 20 s each ([`Backoff::new`]); every error is
+/// retried; no limit on the elapsed time. (The jitter is random: for exact timings in a
+/// virtual-time test, give [`backoff`](Retry::backoff) `Backoff::new().without_jitter()`,
+/// or a seed: `with_jitter_seed`. [`Backoff`] computes its delays in whole nanoseconds,
+/// so they add up exactly.)
 /// Change them with the builder methods:
 ///
 /// * [`max_attempts`](Retry::max_attempts): attempts in total, the first included;
 /// * [`max_elapsed`](Retry::max_elapsed): no retry starts later than this after the first
 ///   attempt started;
 /// * [`when`](Retry::when): which errors are worth retrying;
-/// * [`backoff`](Retry::backoff): any [backon](crate::backon) policy
-///   (`ExponentialBuilder`, `ConstantBuilder`, `FibonacciBuilder`, an iterator of
-///   durations);
+/// * [`backoff`](Retry::backoff): [`Backoff`] with other settings, or any
+///   [backon](crate::backon) policy (`ConstantBuilder`, `FibonacciBuilder`, an iterator
+///   of durations);
 /// * [`notify`](Retry::notify): a callback before each wait, to log the error.
 ///
 /// Attempts run one after the other in the caller's task (nothing is spawned). The waits
@@ -72,8 +74,9 @@ impl backon::Sleeper for HatcherySleeper {
 ///
 /// # Why backon, and why this loop
 ///
-/// The delays come from backon's policies, and [`HatcherySleeper`] plugs hatchery's clock
-/// into backon's own `Retryable` API. The loop itself is hatchery's (about 50 lines)
+/// The delays come from backon's policies ([`Backoff`] is one: an exponential policy in
+/// exact integer arithmetic, where backon's `ExponentialBuilder` computes in `f32`), and
+/// [`HatcherySleeper`] plugs hatchery's clock into backon's own `Retryable` API. The loop itself is hatchery's (about 50 lines)
 /// rather than backon's `Retry` future, because `max_elapsed` must be measured from the
 /// start of the first attempt on hatchery's clock, and backon's hooks only run after an
 /// attempt has failed; counting attempts here also makes `max_attempts` mean the same for
@@ -103,7 +106,7 @@ impl backon::Sleeper for HatcherySleeper {
 /// ```
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use std::time::Duration;
-/// use hatchery::{backon::ExponentialBuilder, retry};
+/// use hatchery::{retry, Backoff};
 ///
 /// #[derive(Debug, PartialEq)]
 /// enum Error { Busy, NotFound }
@@ -119,7 +122,7 @@ impl backon::Sleeper for HatcherySleeper {
 ///     .max_attempts(5)
 ///     .max_elapsed(Duration::from_secs(2))
 ///     .when(|e| *e == Error::Busy) // NotFound is final
-///     .backoff(ExponentialBuilder::new().with_min_delay(Duration::from_millis(1)).with_jitter())
+///     .backoff(Backoff::new().with_min_delay(Duration::from_millis(1)))
 ///     .await;
 /// assert_eq!(v, Ok("hello"));
 /// assert_eq!(CALLS.load(Ordering::SeqCst), 3);
@@ -129,23 +132,14 @@ impl backon::Sleeper for HatcherySleeper {
 /// # });
 /// ```
 #[allow(clippy::type_complexity)] // the defaults of the builder methods
-pub fn retry<F, Fut, T, E>(
-    f: F,
-) -> Retry<F, Fut, ExponentialBuilder, fn(&E) -> bool, fn(&E, Duration)>
+pub fn retry<F, Fut, T, E>(f: F) -> Retry<F, Fut, Backoff, fn(&E) -> bool, fn(&E, Duration)>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
     Retry {
         f,
-        builder: Some(
-            ExponentialBuilder::new()
-                .with_min_delay(Duration::from_millis(100))
-                .with_max_delay(Duration::from_secs(10))
-                .with_factor(2.0)
-                .with_jitter()
-                .without_max_times(),
-        ),
+        builder: Some(Backoff::new()),
         backoff: None,
         when: |_| true,
         notify: |_, _| {},
@@ -333,13 +327,16 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
         }
     }
 
-    /// Uses `policy` for the delays between attempts: any backon
-    /// [`BackoffBuilder`](backon::BackoffBuilder), for example
-    /// `ExponentialBuilder::new().with_min_delay(..).with_jitter()`.
+    /// Uses `policy` for the delays between attempts: [`Backoff`] with other settings
+    /// (`Backoff::new().with_min_delay(..)`), or any backon
+    /// [`BackoffBuilder`](backon::BackoffBuilder).
     ///
     /// The policy's own limits apply too: the attempts stop when the policy runs out of
     /// delays (backon's builders stop after `max_times` retries, 3 unless changed; call
-    /// `without_max_times()` to let [`max_attempts`](Retry::max_attempts) alone decide).
+    /// `without_max_times()` to let [`max_attempts`](Retry::max_attempts) alone decide;
+    /// [`Backoff`] never runs out). backon's `ExponentialBuilder` computes its delays in
+    /// `f32`, a few nanoseconds off (100 ms doubled is 200.000003 ms); [`Backoff`]'s are
+    /// exact.
     ///
     /// A delay is slept as the policy gives it. A policy whose delays grow without bound
     /// (`without_max_delay()` over many attempts; a NaN or negative factor, which backon
@@ -380,6 +377,20 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
             attempt: None,
             wait: None,
         }
+    }
+}
+
+/// Terminated once it has returned (its policy is then dropped).
+impl<F, Fut, T, E, B, P, N> futures_core::future::FusedFuture for Retry<F, Fut, B, P, N>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    B: BackoffBuilder,
+    P: FnMut(&E) -> bool,
+    N: FnMut(&E, Duration),
+{
+    fn is_terminated(&self) -> bool {
+        self.builder.is_none() && self.backoff.is_none()
     }
 }
 

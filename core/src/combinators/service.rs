@@ -3,16 +3,17 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::{poll_fn, Future};
+use std::panic::Location;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
 
+use crate::context as rt;
 use crate::error::NurseryError;
 use crate::node::Node;
-use crate::nursery::{nursery, Nursery};
-use crate::rt;
+use crate::nursery::{nursery_at, Nursery};
 use crate::scope::{move_on_after, CancelHandle, CancelScope};
 
 /// Runs `body` with a [`Service`] that accepts background work, then shuts the service
@@ -107,71 +108,77 @@ use crate::scope::{move_on_after, CancelHandle, CancelScope};
 /// assert_eq!((report.completed, report.cancelled), (2, 1));
 /// # });
 /// ```
-pub async fn service<E, T, F, Fut>(grace: Duration, body: F) -> ServiceReport<T, E>
+#[track_caller]
+pub fn service<E, T, F, Fut>(grace: Duration, body: F) -> impl Future<Output = ServiceReport<T, E>>
 where
     F: FnOnce(Service<E>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: Send + 'static,
 {
+    // The caller's place, for the nursery and the body's scope (task tree, hold
+    // warnings).
+    let site = Location::caller();
     let scope = CancelScope::new();
-    let shared = Arc::new(Shared {
-        state: Mutex::new(State {
-            phase: Phase::Accepting,
-            running: 0,
-            completed: 0,
-            cancelled: 0,
-            errors: Vec::new(),
-        }),
-        idle: AtomicWaker::new(),
-        body: scope.handle(),
-        body_node: OnceLock::new(),
-    });
-    let sh = shared.clone();
-    let out = nursery::<Infallible, _, _, _>(|n| async move {
-        // Cancelled from outside, the service ends here (its work is cancelled and
-        // awaited): it no longer accepts any. (After a graceful shutdown, the phase is
-        // `Closed` already, which this leaves as it is.)
-        let _closed = CloseOnDrop(&sh);
-        let svc = Service {
-            n: n.clone(),
-            shared: sh.clone(),
-        };
-        let body_node = &sh.body_node;
-        let body = async move {
-            // Remember the body's scope: code under it is outside the service's work.
-            let _ = body_node.set(rt::current().node);
-            body(svc).await
-        };
-        let value = match scope.run(body).await {
-            Some(Ok(v)) => Some(v),
-            Some(Err(e)) => {
-                sh.lock().errors.push(e);
-                None
+    async move {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                phase: Phase::Accepting,
+                running: 0,
+                completed: 0,
+                cancelled: 0,
+                errors: Vec::new(),
+            }),
+            idle: AtomicWaker::new(),
+            body: scope.handle(),
+            body_node: OnceLock::new(),
+        });
+        let sh = shared.clone();
+        let out = nursery_at::<Infallible, _, _, _>(site, |n| async move {
+            // Cancelled from outside, the service ends here (its work is cancelled and
+            // awaited): it no longer accepts any. (After a graceful shutdown, the phase is
+            // `Closed` already, which this leaves as it is.)
+            let _closed = CloseOnDrop(&sh);
+            let svc = Service {
+                n: n.clone(),
+                shared: sh.clone(),
+            };
+            let body_node = &sh.body_node;
+            let body = async move {
+                // Remember the body's scope: code under it is outside the service's work.
+                let _ = body_node.set(rt::current().node);
+                body(svc).await
+            };
+            let value = match scope.run(body).await {
+                Some(Ok(v)) => Some(v),
+                Some(Err(e)) => {
+                    sh.lock().errors.push(e);
+                    None
+                }
+                None => None,
+            };
+            sh.set_phase(Phase::Draining);
+            let drained = move_on_after(grace, poll_fn(|cx| sh.poll_idle(cx)))
+                .await
+                .is_some();
+            sh.set_phase(Phase::Closed);
+            if !drained {
+                n.cancel();
             }
-            None => None,
+            // No suspension since `cancel`: the nursery returns this value.
+            Ok(value)
+        })
+        .await;
+        let value = match super::not_kept("service", out) {
+            Ok(v) => v,
+            Err(_) => unreachable!("hatchery: a service's body cannot fail"),
         };
-        sh.set_phase(Phase::Draining);
-        let drained = move_on_after(grace, poll_fn(|cx| sh.poll_idle(cx)))
-            .await
-            .is_some();
-        sh.set_phase(Phase::Closed);
-        if !drained {
-            n.cancel();
+        let mut state = shared.lock();
+        ServiceReport {
+            value,
+            errors: std::mem::take(&mut state.errors),
+            completed: state.completed,
+            cancelled: state.cancelled,
         }
-        // No suspension since `cancel`: the nursery returns this value.
-        Ok(value)
-    })
-    .await;
-    let value = match super::not_kept("service", out) {
-        Ok(v) => v,
-        Err(_) => unreachable!("hatchery: a service's body cannot fail"),
-    };
-    let mut state = shared.lock();
-    ServiceReport {
-        value,
-        errors: std::mem::take(&mut state.errors),
-        completed: state.completed,
-        cancelled: state.cancelled,
     }
 }
 
@@ -268,7 +275,7 @@ impl<E: Send + 'static> Service<E> {
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        if let Err(Refused::Closed) = self.offer(work) {
+        if let Err(Refused::Closed) = self.offer(Location::caller(), work) {
             panic!(
                 "hatchery: {}; use `Service::try_spawn` to handle this",
                 ServiceClosed(())
@@ -305,15 +312,18 @@ impl<E: Send + 'static> Service<E> {
     /// .await;
     /// # });
     /// ```
+    #[track_caller]
     pub fn try_spawn<F>(&self, work: F) -> Result<(), ServiceClosed>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        self.offer(work).map_err(|_| ServiceClosed(()))
+        self.offer(Location::caller(), work)
+            .map_err(|_| ServiceClosed(()))
     }
 
-    /// [`try_spawn`](Service::try_spawn), saying why work is refused.
-    fn offer<F>(&self, work: F) -> Result<(), Refused>
+    /// [`try_spawn`](Service::try_spawn), saying why work is refused; the work is known
+    /// by `site`, its caller's place.
+    fn offer<F>(&self, site: &'static Location<'static>, work: F) -> Result<(), Refused>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
@@ -339,7 +349,7 @@ impl<E: Send + 'static> Service<E> {
             shared: self.shared.clone(),
             finished: false,
         };
-        let spawned = self.n.try_spawn(async move {
+        let spawned = self.n.try_spawn_at(site, async move {
             let result = work.await;
             guard.finished = true;
             if let Err(e) = result {
@@ -455,7 +465,7 @@ impl<E: Send + 'static> Service<E> {
 /// assert_eq!((report.completed, report.cancelled), (0, 1));
 /// # });
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct ServiceReport<T, E> {
     /// The body's value: `None` if [`Service::shutdown`] cancelled the body, or if the body
@@ -552,7 +562,7 @@ impl<T, E> ServiceReport<T, E> {
 /// .await;
 /// # });
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ServiceClosed(());
 
 impl fmt::Debug for ServiceClosed {

@@ -6,10 +6,11 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::Location;
 
 use crate::combinators::race::run_race;
 use crate::error::NurseryError;
-use crate::nursery::nursery;
+use crate::nursery::nursery_at;
 use crate::task::Join;
 use crate::time::checkpoint;
 
@@ -56,6 +57,14 @@ use crate::time::checkpoint;
 /// # hatchery_smol::run(async {
 /// let (name, age) = hatchery::join!(name(), age());
 /// assert_eq!((name.as_str(), age), ("Ada", 36));
+/// # });
+/// ```
+///
+/// Without futures it does not compile: there would be nothing to join.
+///
+/// ```compile_fail
+/// # hatchery_smol::run(async {
+/// let nothing = hatchery::join!();
 /// # });
 /// ```
 #[macro_export]
@@ -110,6 +119,14 @@ macro_rules! join {
 /// assert_eq!(err.errors(), ["no orders for 0"]);
 /// # });
 /// ```
+///
+/// Without futures it does not compile: there would be nothing to join.
+///
+/// ```compile_fail
+/// # hatchery_smol::run(async {
+/// let nothing = hatchery::try_join!();
+/// # });
+/// ```
 #[macro_export]
 macro_rules! try_join {
     ($($fut:expr),+ $(,)?) => {
@@ -162,6 +179,14 @@ macro_rules! try_join {
 /// assert_eq!(hatchery::race!(work, shutdown), "work done"); // `shutdown` was cancelled
 /// # });
 /// ```
+///
+/// Without futures it does not compile: there would be nothing to race.
+///
+/// ```compile_fail
+/// # hatchery_smol::run(async {
+/// let nothing = hatchery::race!();
+/// # });
+/// ```
 #[macro_export]
 macro_rules! race {
     ($($fut:expr),+ $(,)?) => {
@@ -178,6 +203,7 @@ pub trait RaceTuple {
     /// Their output type.
     type Output;
     /// Runs them as tasks of one nursery; the first output.
+    #[track_caller]
     fn race_tuple(self) -> impl Future<Output = Self::Output> + Send;
 }
 
@@ -190,6 +216,7 @@ pub trait JoinTuple {
     /// The tuple of their outputs.
     type Output;
     /// Runs them as tasks of one nursery; their outputs in order.
+    #[track_caller]
     fn join_tuple(self) -> impl Future<Output = Self::Output> + Send;
 }
 
@@ -203,6 +230,7 @@ pub trait TryJoinTuple<E> {
     /// The tuple of their values.
     type Output;
     /// Runs them as tasks of one nursery; their values in order, or every error.
+    #[track_caller]
     fn try_join_tuple(self) -> impl Future<Output = Result<Self::Output, NurseryError<E>>> + Send;
 }
 
@@ -231,10 +259,12 @@ macro_rules! tuples {
             type Output = ($($T,)+);
 
             #[allow(non_snake_case)]
+            #[track_caller]
             fn join_tuple(self) -> impl Future<Output = Self::Output> + Send {
                 let ($($F,)+) = self;
-                let all = nursery(move |n| async move {
-                    $(let $F = n.spawn(async move { Ok::<_, Infallible>($F.await) }).join();)+
+                let site = Location::caller();
+                let all = nursery_at(site, move |n| async move {
+                    $(let $F = n.spawn_at(site, async move { Ok::<_, Infallible>($F.await) }).join();)+
                     Ok(($(value($F).await,)+))
                 });
                 async move {
@@ -258,12 +288,14 @@ macro_rules! tuples {
             type Output = ($($T,)+);
 
             #[allow(non_snake_case)]
+            #[track_caller]
             fn try_join_tuple(
                 self,
             ) -> impl Future<Output = Result<Self::Output, NurseryError<E>>> + Send {
                 let ($($F,)+) = self;
-                let all = nursery(move |n| async move {
-                    $(let $F = n.spawn($F).join();)+
+                let site = Location::caller();
+                let all = nursery_at(site, move |n| async move {
+                    $(let $F = n.spawn_at(site, $F).join();)+
                     Ok(($(value($F).await,)+))
                 });
                 async move { crate::combinators::not_kept("try_join!", all.await) }
@@ -278,9 +310,10 @@ macro_rules! tuples {
             type Output = T;
 
             #[allow(non_snake_case)]
+            #[track_caller]
             fn race_tuple(self) -> impl Future<Output = T> + Send {
                 let ($($F,)+) = self;
-                run_race(move |racers| {
+                run_race(Location::caller(), move |racers| {
                     $(racers.spawn($F);)+
                 })
             }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use event_listener::{EventListener, IntoNotification};
 
 use super::lock::{Lock, LockAcquire, LockGuard};
-use crate::rt;
+use crate::context as rt;
 
 /// A condition variable for [`Lock`](super::Lock) (anyio's `Condition`, in the shape of
 /// `std::sync::Condvar`): [`wait`](Condition::wait) releases the lock, waits for a
@@ -366,6 +366,13 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                 State::Done => panic!("`ConditionWait` polled after completion"),
             }
         }
+    }
+}
+
+/// Terminated once it has returned the guard.
+impl<T> futures_core::future::FusedFuture for ConditionWait<'_, '_, T> {
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, State::Done)
     }
 }
 

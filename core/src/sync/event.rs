@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use event_listener::EventListener;
 
-use crate::rt;
+use crate::context as rt;
 
 /// A flag that starts unset, can be set once, and that tasks can wait for (anyio's and
 /// trio's `Event`).
@@ -126,6 +126,7 @@ impl Event {
         EventWait {
             event: self,
             listener: None,
+            done: false,
         }
     }
 
@@ -196,6 +197,8 @@ impl fmt::Debug for Event {
 pub struct EventWait<'a> {
     event: &'a Event,
     listener: Option<EventListener>,
+    /// It has returned (for [`FusedFuture`](futures_core::future::FusedFuture)).
+    done: bool,
 }
 
 impl Future for EventWait<'_> {
@@ -207,7 +210,17 @@ impl Future for EventWait<'_> {
         }
         let this = &mut *self;
         let event = this.event;
-        super::poll_until(&event.event, &mut this.listener, cx, || event.is_set())
+        let out = super::poll_until(&event.event, &mut this.listener, cx, || event.is_set());
+        this.done = out.is_ready();
+        out
+    }
+}
+
+/// Terminated once it has returned. (Polled again, it returns at once: an event stays
+/// set.)
+impl futures_core::future::FusedFuture for EventWait<'_> {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use super::poll_once;
-use crate::rt;
+use crate::context as rt;
 
 /// Limits how many tasks may do something at once, tracking who holds each token
 /// (anyio's and trio's `CapacityLimiter`).
@@ -66,10 +66,14 @@ struct Inner {
     state: Mutex<State>,
 }
 
+/// Who borrows a token: a user's borrower id, or an anonymous [`CapacityToken`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
     User(u64),
-    Token(u64),
+    /// Every anonymous borrower is a new one, so nothing needs to tell them apart: they
+    /// are counted, not kept in the sets (hashing them was a third of `acquire`'s time
+    /// in the benchmark's fan-out of 64 tasks over 8 tokens).
+    Anonymous,
 }
 
 struct Waiter {
@@ -81,11 +85,14 @@ struct Waiter {
 
 struct State {
     total: usize,
+    /// The user borrowers holding a token.
     borrowers: HashSet<Key>,
+    /// Tokens held by anonymous borrowers.
+    anonymous: usize,
     /// In FIFO order, which is the order of their ids.
     waiters: VecDeque<Waiter>,
-    /// The keys of `waiters`: a borrower waits at most once, and looking it up must not
-    /// scan the queue (a fan-out of n waiting tasks would take n² steps).
+    /// The user keys of `waiters`: a borrower waits at most once, and looking it up must
+    /// not scan the queue (a fan-out of n waiting tasks would take n² steps).
     queued: HashSet<Key>,
     next_id: u64,
 }
@@ -112,11 +119,16 @@ impl State {
     fn grant(&mut self) {
         let first = self.first_ungranted();
         for w in self.waiters.range_mut(first..) {
-            if self.borrowers.len() >= self.total {
+            if self.borrowers.len() + self.anonymous >= self.total {
                 break;
             }
             w.granted = true;
-            self.borrowers.insert(w.key);
+            match w.key {
+                Key::User(_) => {
+                    self.borrowers.insert(w.key);
+                }
+                Key::Anonymous => self.anonymous += 1,
+            }
             w.waker.wake_by_ref();
         }
     }
@@ -124,10 +136,15 @@ impl State {
     /// Gives back `key`'s token. A borrower whose wait was granted a token but has not
     /// returned yet does not hold it yet: its wait does (and gives it back if dropped).
     fn release(&mut self, key: Key) -> bool {
-        if self.queued.contains(&key) {
-            return false;
-        }
-        let held = self.borrowers.remove(&key);
+        let held = match key {
+            Key::User(_) if self.queued.contains(&key) => false,
+            Key::User(_) => self.borrowers.remove(&key),
+            // Only a token or a granted wait gives an anonymous token back.
+            Key::Anonymous => {
+                self.anonymous -= 1;
+                true
+            }
+        };
         if held {
             self.grant();
         }
@@ -146,7 +163,9 @@ impl State {
     /// Takes waiter `i` out of the queue.
     fn unqueue(&mut self, i: usize) -> Waiter {
         let w = self.waiters.remove(i).expect("index in range");
-        self.queued.remove(&w.key);
+        if let Key::User(_) = w.key {
+            self.queued.remove(&w.key);
+        }
         w
     }
 
@@ -160,22 +179,28 @@ impl State {
     }
 
     fn try_take(&mut self, key: Key) -> Result<(), LimiterError> {
-        if self.borrowers.contains(&key) || self.queued.contains(&key) {
+        let user = matches!(key, Key::User(_));
+        if user && (self.borrowers.contains(&key) || self.queued.contains(&key)) {
             return Err(LimiterError::AlreadyBorrowing);
         }
         // Free tokens imply no one is waiting: `grant` serves waiters first.
-        if self.borrowers.len() < self.total {
-            self.borrowers.insert(key);
+        if self.borrowed() < self.total {
+            match user {
+                true => self.borrowers.insert(key),
+                false => {
+                    self.anonymous += 1;
+                    true
+                }
+            };
             Ok(())
         } else {
             Err(LimiterError::WouldBlock)
         }
     }
 
-    fn new_key(&mut self) -> Key {
-        let id = self.next_id;
-        self.next_id += 1;
-        Key::Token(id)
+    /// Tokens borrowed, by users and anonymously.
+    fn borrowed(&self) -> usize {
+        self.borrowers.len() + self.anonymous
     }
 }
 
@@ -206,6 +231,7 @@ impl CapacityLimiter {
                 state: Mutex::new(State {
                     total: total_tokens,
                     borrowers: HashSet::new(),
+                    anonymous: 0,
                     waiters: VecDeque::new(),
                     queued: HashSet::new(),
                     next_id: 0,
@@ -265,7 +291,7 @@ impl CapacityLimiter {
     /// assert_eq!(limiter.borrowed_tokens(), 1);
     /// ```
     pub fn borrowed_tokens(&self) -> usize {
-        self.inner.lock().borrowers.len()
+        self.inner.lock().borrowed()
     }
 
     /// Tokens free right now (0 when more are borrowed than the total).
@@ -277,7 +303,7 @@ impl CapacityLimiter {
     /// ```
     pub fn available_tokens(&self) -> usize {
         let st = self.inner.lock();
-        st.total.saturating_sub(st.borrowers.len())
+        st.total.saturating_sub(st.borrowed())
     }
 
     /// A snapshot of the limiter's state.
@@ -298,12 +324,12 @@ impl CapacityLimiter {
             .iter()
             .filter_map(|k| match k {
                 Key::User(b) => Some(*b),
-                Key::Token(_) => None,
+                Key::Anonymous => None,
             })
             .collect();
         borrowers.sort_unstable();
         LimiterStatistics {
-            borrowed_tokens: st.borrowers.len(),
+            borrowed_tokens: st.borrowed(),
             total_tokens: st.total,
             borrowers,
             tasks_waiting: st.waiters.len() - st.first_ungranted(),
@@ -321,12 +347,15 @@ impl CapacityLimiter {
     /// assert!(limiter.try_acquire().is_none());
     /// ```
     pub fn try_acquire(&self) -> Option<CapacityToken> {
-        let mut st = self.inner.lock();
-        let key = st.new_key();
-        st.try_take(key).ok().map(|()| CapacityToken {
-            inner: self.inner.clone(),
-            key,
-        })
+        let key = Key::Anonymous;
+        self.inner
+            .lock()
+            .try_take(key)
+            .ok()
+            .map(|()| CapacityToken {
+                inner: self.inner.clone(),
+                key,
+            })
     }
 
     /// Waits for a token and takes it, as an anonymous borrower; the token returns when
@@ -354,10 +383,21 @@ impl CapacityLimiter {
     /// # });
     /// ```
     pub fn acquire(&self) -> LimiterAcquire<'_> {
-        let key = self.inner.lock().new_key();
+        let key = Key::Anonymous;
         LimiterAcquire {
             limiter: self,
             key,
+            id: None,
+            done: false,
+        }
+    }
+
+    /// [`acquire`](CapacityLimiter::acquire) as a wait that does not borrow the limiter
+    /// (for `to_thread`, which owns its wait from construction to the thread's start).
+    pub(crate) fn acquire_owned(&self) -> LimiterAcquireOwned {
+        LimiterAcquireOwned {
+            inner: self.inner.clone(),
+            key: Key::Anonymous,
             id: None,
             done: false,
         }
@@ -508,7 +548,7 @@ impl fmt::Debug for CapacityLimiter {
 /// assert_eq!((s.borrowed_tokens, s.total_tokens), (2, 3));
 /// assert_eq!(s.borrowers, [9]); // anonymous borrowers are not listed
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct LimiterStatistics {
     /// Tokens borrowed (named and anonymous borrowers).
@@ -563,12 +603,31 @@ fn poll_acquire(
                 waker: cx.waker().clone(),
                 granted: false,
             });
-            st.queued.insert(key);
+            if let Key::User(_) = key {
+                st.queued.insert(key);
+            }
             *id = Some(my);
             Poll::Pending
         }
         r => Poll::Ready(r),
     }
+}
+
+/// Polls an anonymous borrower's wait ([`LimiterAcquire`], [`LimiterAcquireOwned`]).
+fn poll_token(
+    inner: &Arc<Inner>,
+    key: Key,
+    id: &mut Option<u64>,
+    done: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<CapacityToken> {
+    poll_once(done, "LimiterAcquire", || poll_acquire(inner, key, id, cx)).map(|r| {
+        r.expect("hatchery: internal error: anonymous borrower reused");
+        CapacityToken {
+            inner: inner.clone(),
+            key,
+        }
+    })
 }
 
 /// Future returned by [`CapacityLimiter::acquire`].
@@ -607,17 +666,13 @@ impl Future for LimiterAcquire<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CapacityToken> {
         let this = &mut *self;
-        let inner = &this.limiter.inner;
-        poll_once(&mut this.done, "LimiterAcquire", || {
-            poll_acquire(inner, this.key, &mut this.id, cx)
-        })
-        .map(|r| {
-            r.expect("hatchery: internal error: anonymous borrower reused");
-            CapacityToken {
-                inner: inner.clone(),
-                key: this.key,
-            }
-        })
+        poll_token(
+            &this.limiter.inner,
+            this.key,
+            &mut this.id,
+            &mut this.done,
+            cx,
+        )
     }
 }
 
@@ -629,11 +684,43 @@ impl Drop for LimiterAcquire<'_> {
     }
 }
 
+/// Terminated once it has returned.
+impl futures_core::future::FusedFuture for LimiterAcquire<'_> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
 impl fmt::Debug for LimiterAcquire<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LimiterAcquire")
             .field("waiting", &self.id.is_some())
             .finish()
+    }
+}
+
+/// [`LimiterAcquire`] without the borrow: see [`CapacityLimiter::acquire_owned`].
+pub(crate) struct LimiterAcquireOwned {
+    inner: Arc<Inner>,
+    key: Key,
+    id: Option<u64>,
+    done: bool,
+}
+
+impl Future for LimiterAcquireOwned {
+    type Output = CapacityToken;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CapacityToken> {
+        let this = &mut *self;
+        poll_token(&this.inner, this.key, &mut this.id, &mut this.done, cx)
+    }
+}
+
+impl Drop for LimiterAcquireOwned {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.inner.lock().withdraw(id);
+        }
     }
 }
 
@@ -679,6 +766,13 @@ impl Drop for LimiterAcquireFor<'_> {
         if let Some(id) = self.id.take() {
             self.limiter.inner.lock().withdraw(id);
         }
+    }
+}
+
+/// Terminated once it has returned.
+impl futures_core::future::FusedFuture for LimiterAcquireFor<'_> {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 
@@ -735,7 +829,7 @@ impl fmt::Debug for CapacityToken {
 /// assert_eq!(limiter.try_acquire_on_behalf_of(1), Err(LimiterError::AlreadyBorrowing));
 /// assert_eq!(limiter.release_on_behalf_of(2), Err(LimiterError::NotBorrowing));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LimiterError {
     /// No token is free (from the `try_` methods only).

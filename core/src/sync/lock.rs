@@ -318,6 +318,13 @@ impl<T> Drop for LockAcquire<'_, T> {
     }
 }
 
+/// Terminated once it has returned.
+impl<T> futures_core::future::FusedFuture for LockAcquire<'_, T> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
 impl<T> fmt::Debug for LockAcquire<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockAcquire")
@@ -379,6 +386,13 @@ impl<T> Drop for LockAcquireOwned<T> {
     }
 }
 
+/// Terminated once it has returned.
+impl<T> futures_core::future::FusedFuture for LockAcquireOwned<T> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
 impl<T> fmt::Debug for LockAcquireOwned<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockAcquireOwned")
@@ -405,6 +419,7 @@ impl<T> fmt::Debug for LockAcquireOwned<T> {
 /// assert_eq!(*lock.lock().await, "ab");
 /// # });
 /// ```
+#[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a, T> {
     // Dropped first: the mutex is unlocked before the permit goes to the next holder.
     value: async_lock::MutexGuard<'a, T>,
@@ -481,6 +496,7 @@ impl<T> fmt::Debug for LockGuard<'_, T> {
 /// assert_eq!(*lock.lock().await, 1);
 /// # });
 /// ```
+#[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct OwnedLockGuard<T> {
     // As in `LockGuard`: dropped first.
     value: async_lock::MutexGuardArc<T>,

@@ -57,6 +57,7 @@ mod stream;
 
 pub use condition::Condition;
 pub use event::Event;
+pub(crate) use limiter::LimiterAcquireOwned;
 pub use limiter::{CapacityLimiter, CapacityToken, LimiterError, LimiterStatistics};
 pub use lock::{Lock, LockGuard, OwnedLockGuard};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
@@ -85,7 +86,7 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         }
     }
     assert!(
-        !crate::rt::with_current(|c| c.is_some()),
+        !crate::context::with_current(|c| c.is_some()),
         "hatchery: a `_blocking` method was called from async code inside hatchery, where it \
          would block an executor thread (and never finish in a cancelled scope); use the \
          async method with `.await`, or call it from `run_blocking` or a plain thread (in a \

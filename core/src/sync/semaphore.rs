@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use super::poll_once;
-use crate::rt;
+use crate::context as rt;
 
 /// A counting semaphore with FIFO-fair permits (anyio's `Semaphore`).
 ///
@@ -605,6 +605,13 @@ impl Drop for SemaphoreAcquire<'_> {
     }
 }
 
+/// Terminated once it has returned.
+impl futures_core::future::FusedFuture for SemaphoreAcquire<'_> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
 impl fmt::Debug for SemaphoreAcquire<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SemaphoreAcquire")
@@ -661,6 +668,13 @@ impl Future for SemaphoreAcquireOwned {
 impl Drop for SemaphoreAcquireOwned {
     fn drop(&mut self) {
         self.inner.withdraw(self.id.take());
+    }
+}
+
+/// Terminated once it has returned.
+impl futures_core::future::FusedFuture for SemaphoreAcquireOwned {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 

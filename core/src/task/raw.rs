@@ -3,19 +3,26 @@
 //!
 //! A spawned task is one `Arc<Node<Cell<B>>>`: the node (shared with the parent's child
 //! list and with the [`TaskHandle`](crate::TaskHandle)), the task's shared body `B` (its
-//! result), and its run state (the future, the runner's bookkeeping). The executor
-//! holds the only [`RawTask`] for it and polls the future in place. Without this, the future
-//! would need a second heap allocation (a `Box` inside the executor's task) next to the
-//! shared node, which costs measurably on every spawn (DESIGN.md §6).
+//! result), and its run state (the future, the runner's bookkeeping). The executor holds
+//! the only [`RawTask`] for it, the seam's reference to the allocation as a [`Run`]
+//! object, and polls the future in place. Without this, the future would need a second
+//! heap allocation (a `Box` inside the executor's task) next to the shared node, which
+//! costs measurably on every spawn: the floor of rule E2 is the executor's task plus one
+//! allocation of ours (the book's `docs/src/performance.md` has the numbers), and rule E4
+//! allows `unsafe` for such a measured need only.
 //!
 //! # Why this is sound
 //!
-//! * **Exclusive access.** The run state is reachable only through a `RawTask`, and
-//!   [`RawTask::new`] makes exactly one for each allocation it makes (it allocates the
-//!   node itself). `RawTask` is not `Clone`, and every access goes through
-//!   `&mut RawTask`, so accesses never overlap, on any thread. The state is a private
-//!   field of [`Cell`], so everybody else holding the `Arc` (handles, the tree) can reach
-//!   the node and the body, never the run state.
+//! * **Exclusive access.** The run state is reached only through the [`Run`] methods of
+//!   the allocation, and only its [`RawTask`] calls them. [`spawn`] makes the allocation
+//!   and, for it, one `Arc<dyn Run>`, which it moves into one `RawTask`; the seam's
+//!   `RawTask` is not `Clone`, never lets its `Arc` out, and calls [`Run::poll_run`]
+//!   through `&mut self` and [`Run::drop_run`] once, in its `Drop`. So accesses never
+//!   overlap, on any thread. Nothing else can reach the state: [`Cell`] is private to this
+//!   module, and everybody else holding the allocation (handles, the tree, the executor's
+//!   [`Keeper`](crate::rt::Keep)) holds it as another trait object (`Node`,
+//!   `Node<dyn Part<_>>`, `dyn Keep`), which reaches the node and the body, never the run
+//!   state.
 //! * **Pinning.** The run state lives inside the `Arc`'s allocation, which never moves,
 //!   and it is dropped in place when the allocation is freed. So the state may be
 //!   handed out as `Pin<&mut State>`.
@@ -24,20 +31,27 @@
 //!   thread, which moves access to it between threads, and the last `Arc` may drop it on
 //!   any thread.
 //!
-//! The cell also keeps the executor's handle to the task ([`Keep`], filled by
+//! The cell also keeps the executor's handle to the task ([`KeepSlot`], filled through
 //! [`Task::spawn_with`](crate::rt::Task::spawn_with)), so that the executor's allocation
 //! is freed where hatchery frees its own, usually on the nursery's thread, which
-//! allocated both. The handle is type-erased into one pointer-sized slot:
+//! allocated both. The handle comes type-erased through the seam's [`Handoff`] (whose
+//! only implementation, for `Option<H>`, reports `H`'s layout, the address of the value
+//! and `ptr::drop_in_place::<H>`), into one word-sized slot:
 //!
-//! * **One writer.** Whoever wins the compare-exchange of the slot's vtable pointer from
-//!   null to [`claimed`] writes the value, then publishes its vtable (release). A loser
-//!   keeps its handle and drops it. So the value is written once, by one thread.
-//! * **Read only in `Drop`.** Nothing reads the value through `&Keep`; `Drop` has
+//! * **One writer.** Whoever wins the compare-exchange of the slot's destructor pointer
+//!   from null to [`claimed`] moves the value in (copies its bytes, then has the
+//!   `Handoff` forget it), then publishes its destructor (release). A loser leaves the
+//!   value in its `Handoff`, whose owner drops it. So the value is written once, by one
+//!   thread.
+//! * **Read only in `Drop`.** Nothing reads the value through `&KeepSlot`; `Drop` has
 //!   exclusive access, after every `Arc` to the cell is gone. The writer holds one while
 //!   it writes, so the write happens before the drop (the `Arc`'s release and acquire),
-//!   and a vtable still [`claimed`] there is impossible (treated as empty).
-//! * **Layout.** A value that does not fit the slot (size or alignment) is boxed first;
-//!   the box does.
+//!   and a destructor still [`claimed`] there is impossible (treated as empty).
+//! * **Layout.** The seam boxes a value that does not fit the slot (size or alignment)
+//!   first; the box does. The slot checks the layout again before it writes.
+//! * **The destructor.** It is `ptr::drop_in_place::<H>` for the `H` whose bytes were
+//!   moved in, called with the slot's address as `*mut u8`: raw pointers to sized types
+//!   are ABI-compatible, so this is the call `drop_in_place::<H>(slot as *mut H)`.
 
 use std::cell::UnsafeCell;
 use std::mem::{align_of, size_of, MaybeUninit};
@@ -47,27 +61,23 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::node::Node;
+use crate::node::{Kind, Label, Labelled, Node, Tag};
+use crate::rt::{Handoff, Keep, RawTask, Run};
 
 /// A task's allocation, besides its node: the body (shared) and the run state (the
 /// `RawTask`'s alone). See the [module docs](self).
-pub(crate) struct Cell<B: Body> {
+struct Cell<B: Body> {
     body: B,
     state: UnsafeCell<B::State>,
-    keep: Keep,
+    keep: KeepSlot,
 }
 
-// SAFETY: `&Cell<B>` gives shared access to `body` (hence `B: Sync`) and none to `state`;
-// only the unique `RawTask` reaches `state` (module docs), possibly from another thread
-// than the one that made it, hence `B::State: Send` (required by `Body`).
+// SAFETY: `&Cell<B>` gives shared access to `body` (hence `B: Sync`) and none to `state`
+// but through `Run`, which only the unique `RawTask` calls (module docs), possibly from
+// another thread than the one that made it, hence `B::State: Send` (required by `Body`).
 unsafe impl<B: Body> Sync for Cell<B> {}
 
 impl<B: Body> Cell<B> {
-    /// The shared part of the task.
-    pub(crate) fn body(&self) -> &B {
-        &self.body
-    }
-
     /// # Safety
     ///
     /// The caller has exclusive access to the state: it is the unique `RawTask`, or it
@@ -83,178 +93,141 @@ impl<B: Body> Cell<B> {
 /// The shared part of a task: what the executor polls, given exclusive, pinned access to
 /// the run state.
 pub(crate) trait Body: Send + Sync + 'static {
+    /// What only the runner touches.
     type State: Send;
 
+    /// What a handle of the task reaches of the body (its result).
+    type Part: Send + Sync + 'static;
+
+    fn part(&self) -> &Self::Part;
+
+    /// What the task is called (for the task tree).
+    fn label(&self) -> &Label;
+
     /// Polls the task. `node` is the node this body lives in.
-    fn poll(
-        &self,
-        node: &Node<dyn Erased>,
-        state: Pin<&mut Self::State>,
-        cx: &mut Context<'_>,
-    ) -> Poll<()>;
+    fn poll(&self, node: &Node, state: Pin<&mut Self::State>, cx: &mut Context<'_>) -> Poll<()>;
 
     /// The executor dropped the task (finished or not).
-    fn abort(&self, node: &Node<dyn Erased>, state: Pin<&mut Self::State>);
+    fn abort(&self, node: &Node, state: Pin<&mut Self::State>);
 }
 
-/// A [`Cell`] with its types erased, so that [`RawTask`] needs no type parameters.
-pub(crate) trait Erased: Send + Sync + 'static {
-    /// # Safety
-    ///
-    /// Only the unique `RawTask` of this node may call this (module docs).
-    unsafe fn poll_erased(&self, node: &Node<dyn Erased>, cx: &mut Context<'_>) -> Poll<()>;
-
-    /// # Safety
-    ///
-    /// As for `poll_erased`.
-    unsafe fn abort_erased(&self, node: &Node<dyn Erased>);
-
-    /// Where the executor's handle to the task is kept.
-    fn keep(&self) -> &Keep;
+/// A task's allocation as a handle holds it: its node, and the part `P` of its body.
+pub(crate) trait Part<P>: Send + Sync {
+    fn part(&self) -> &P;
 }
 
-impl<B: Body> Erased for Cell<B> {
-    unsafe fn poll_erased(&self, node: &Node<dyn Erased>, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: our caller is the unique `RawTask`.
-        self.body.poll(node, unsafe { self.state() }, cx)
-    }
-
-    unsafe fn abort_erased(&self, node: &Node<dyn Erased>) {
-        // SAFETY: as in `poll_erased`.
-        self.body.abort(node, unsafe { self.state() })
-    }
-
-    fn keep(&self) -> &Keep {
-        &self.keep
+impl<B: Body> Part<B::Part> for Cell<B> {
+    fn part(&self) -> &B::Part {
+        self.body.part()
     }
 }
 
-/// The executor's reference to a task: the only way to reach its run state.
-pub(crate) struct RawTask {
-    cell: Arc<Node<dyn Erased>>,
+/// Allocates a task root node under `parent` carrying `body` and `state`, and makes the
+/// one [`RawTask`] for it; `init` finishes setting up the state, given the allocation as
+/// a node (before the task can run). Only a `movable` task can change its parent later.
+/// Returns the `RawTask`, for the executor, and the allocation as a handle holds it.
+#[inline]
+pub(crate) fn spawn<B: Body>(
+    parent: &Arc<Node>,
+    movable: bool,
+    body: B,
+    state: B::State,
+    init: impl FnOnce(Arc<Node>, Pin<&mut B::State>),
+) -> (RawTask, Arc<Node<dyn Part<B::Part>>>) {
+    let cell = Arc::new(Node::task_root(
+        parent,
+        Cell {
+            body,
+            state: UnsafeCell::new(state),
+            keep: KeepSlot::new(),
+        },
+        movable,
+    ));
+    // SAFETY: the allocation is new and no `RawTask` for it exists yet.
+    init(cell.clone(), unsafe { cell.ext.state() });
+    let part: Arc<Node<dyn Part<B::Part>>> = cell.clone();
+    // The one `Arc<dyn Run>` of this allocation (module docs).
+    (RawTask::new(cell), part)
 }
 
-impl RawTask {
-    /// Allocates a task root node under `parent` carrying `body` and `state`, and makes
-    /// the one `RawTask` for it; `init` finishes setting up the state, given the
-    /// allocation. Only a `movable` task can change its parent later.
+impl<B: Body> Tag for Cell<B> {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn label(&self) -> Option<Labelled<'_>> {
+        Some(self.body.label().labelled(Kind::Task))
+    }
+}
+
+impl<B: Body> Run for Node<Cell<B>> {
     #[inline]
-    pub(crate) fn new<B: Body>(
-        parent: &Arc<Node>,
-        movable: bool,
-        body: B,
-        state: B::State,
-        init: impl FnOnce(&Arc<Node<Cell<B>>>, Pin<&mut B::State>),
-    ) -> (RawTask, Arc<Node<Cell<B>>>) {
-        let cell = Arc::new(Node::task_root(
-            parent,
-            Cell {
-                body,
-                state: UnsafeCell::new(state),
-                keep: Keep::new(),
-            },
-            movable,
-        ));
-        // SAFETY: the allocation is new and no `RawTask` for it exists yet.
-        init(&cell, unsafe { cell.ext.state() });
-        (RawTask { cell: cell.clone() }, cell)
+    fn poll_run(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: our caller is the unique `RawTask` of this allocation (module docs),
+        // borrowed mutably for the whole call.
+        let state = unsafe { self.ext.state() };
+        self.ext.body.poll(self, state, cx)
     }
 
-    /// Something to keep the executor's handle with, once this has been spawned.
-    pub(crate) fn keeper(&self) -> Keeper {
-        Keeper(self.cell.clone())
+    fn drop_run(&self) {
+        // SAFETY: as in `poll_run`.
+        let state = unsafe { self.ext.state() };
+        self.ext.body.abort(self, state)
     }
 
-    #[inline]
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: `self` is the unique `RawTask` of this cell (`new` makes one per
-        // allocation; not `Clone`), borrowed mutably for the whole call.
-        unsafe { self.cell.ext.poll_erased(&self.cell, cx) }
+    fn keeper(self: Arc<Self>) -> Arc<dyn Keep> {
+        self
     }
 }
 
-impl Drop for RawTask {
-    fn drop(&mut self) {
-        // SAFETY: as in `poll`.
-        unsafe { self.cell.ext.abort_erased(&self.cell) }
-    }
-}
-
-/// Keeps a value in a task's allocation until the allocation goes (see
-/// [`RawTask::keeper`]).
-pub(crate) struct Keeper(Arc<Node<dyn Erased>>);
-
-impl Keeper {
-    /// Keeps `value` with the task, to be dropped with its allocation, on whichever
-    /// thread lets go of it last. Only the first value is kept: a later one is dropped
-    /// here.
-    pub(crate) fn keep<H: Send + 'static>(self, value: H) {
-        if size_of::<H>() <= size_of::<Slot>() && align_of::<H>() <= align_of::<Slot>() {
-            self.0.ext.keep().put(value);
-        } else {
-            self.0.ext.keep().put(Box::new(value));
-        }
+impl<B: Body> Keep for Node<Cell<B>> {
+    fn keep(&self, handle: &mut dyn Handoff) {
+        self.ext.keep.put(handle);
     }
 }
 
 /// The storage of a kept value: one word (a `Box` fits).
 type Slot = MaybeUninit<usize>;
 
-/// Drops the value of type `H` a slot holds.
-struct KeepVtable {
-    drop: unsafe fn(*mut Slot),
-}
+/// A value's destructor: `ptr::drop_in_place` of its type, called with its address.
+type DropFn = unsafe fn(*mut u8);
 
-/// How to drop an `H` kept in a slot.
-struct VtableOf<H>(std::marker::PhantomData<H>);
-
-impl<H> VtableOf<H> {
-    const VTABLE: KeepVtable = KeepVtable {
-        drop: drop_slot::<H>,
-    };
-}
-
-/// # Safety
-///
-/// `slot` holds an initialized `H`, dropped here and not used again.
-unsafe fn drop_slot<H>(slot: *mut Slot) {
-    // SAFETY: by the caller's contract.
-    unsafe { ptr::drop_in_place(slot.cast::<H>()) }
-}
-
-/// The vtable pointer of a slot being written: an address no vtable has.
-fn claimed() -> *mut KeepVtable {
+/// The destructor pointer of a slot being written: an address no function has.
+fn claimed() -> *mut () {
     ptr::NonNull::dangling().as_ptr()
 }
 
 /// The slot of a task's allocation that keeps the executor's handle to it (see the
 /// [module docs](self)).
-pub(crate) struct Keep {
-    /// Null when empty, [`claimed`] while being written, then the value's vtable.
-    vtable: AtomicPtr<KeepVtable>,
+struct KeepSlot {
+    /// Null when empty, [`claimed`] while being written, then the value's destructor.
+    drop: AtomicPtr<()>,
     value: UnsafeCell<Slot>,
 }
 
-// SAFETY: `&Keep` lets one thread write the value once (the compare-exchange picks it)
-// and nobody read it. (`Keep` is `Send` through its fields; the value it hides is too,
-// by the bound on `put`, and is dropped, with exclusive access, wherever the allocation
-// goes.)
-unsafe impl Sync for Keep {}
+// SAFETY: `&KeepSlot` lets one thread write the value once (the compare-exchange picks it)
+// and nobody read it. (The value is `Send`, by the bound of `Handoff`'s implementation,
+// and is dropped, with exclusive access, wherever the allocation goes.)
+unsafe impl Sync for KeepSlot {}
 
-impl Keep {
-    fn new() -> Keep {
-        Keep {
-            vtable: AtomicPtr::new(ptr::null_mut()),
+impl KeepSlot {
+    fn new() -> KeepSlot {
+        KeepSlot {
+            drop: AtomicPtr::new(ptr::null_mut()),
             value: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
 
-    /// Keeps `value` if the slot is empty; drops it otherwise. `H` fits the slot.
-    fn put<H: Send + 'static>(&self, value: H) {
-        // Known at compile time; `keep` boxes what does not fit.
-        assert!(size_of::<H>() <= size_of::<Slot>() && align_of::<H>() <= align_of::<Slot>());
+    /// Moves the value out of `handle` if the slot is empty; leaves it there otherwise.
+    fn put(&self, handle: &mut dyn Handoff) {
+        let layout = handle.layout();
+        // The seam boxes what does not fit.
+        assert!(layout.size() <= size_of::<Slot>() && layout.align() <= align_of::<Slot>());
+        let Some(src) = handle.as_ptr() else {
+            return;
+        };
         if self
-            .vtable
+            .drop
             .compare_exchange(
                 ptr::null_mut(),
                 claimed(),
@@ -265,24 +238,38 @@ impl Keep {
         {
             return;
         }
-        // SAFETY: the compare-exchange made this the one writer, and nobody reads the
-        // value before `Drop` (module docs); `H` fits the slot (asserted above).
-        unsafe { self.value.get().cast::<H>().write(value) };
-        let vtable: &'static KeepVtable = &VtableOf::<H>::VTABLE;
-        self.vtable
-            .store(ptr::from_ref(vtable).cast_mut(), Ordering::Release);
+        // SAFETY: `src` is the address of a live value of `layout` (`Handoff`'s one
+        // implementation, `Option<H>`, reports its `H`), which fits the slot (asserted
+        // above); the compare-exchange made this the one writer, and nobody reads the
+        // value before `Drop` (module docs). The value is forgotten where it was right
+        // after, so it is moved, not copied.
+        unsafe {
+            ptr::copy_nonoverlapping(
+                src.cast_const(),
+                self.value.get().cast::<u8>(),
+                layout.size(),
+            );
+        }
+        handle.forget();
+        self.drop
+            .store(handle.drop_fn().cast_mut(), Ordering::Release);
     }
 }
 
-impl Drop for Keep {
+impl Drop for KeepSlot {
     fn drop(&mut self) {
-        let vtable = *self.vtable.get_mut();
-        if vtable.is_null() || vtable == claimed() {
+        let drop = *self.drop.get_mut();
+        if drop.is_null() || drop == claimed() {
             return;
         }
-        // SAFETY: a vtable other than null and `claimed()` was published after its value
-        // was written (`put`), as the vtable of that value's type; we have exclusive
-        // access, and the value is not used again.
-        unsafe { ((*vtable).drop)(self.value.get()) }
+        // SAFETY: a pointer other than null and `claimed()` was published after the value
+        // was moved in (`put`), as the value's `ptr::drop_in_place::<H>` (`Handoff`'s
+        // implementation made it from that function's pointer); `*mut u8` and `*mut H` are
+        // ABI-compatible (module docs). We have exclusive access, and the value is not
+        // used again.
+        unsafe {
+            let drop = std::mem::transmute::<*mut (), DropFn>(drop);
+            drop(self.value.get().cast::<u8>());
+        }
     }
 }

@@ -11,7 +11,7 @@
 //! a `start` before that (a `start`ed task from its first poll on). A scope is linked
 //! only when its parent's runner would not poll it (when it is polled through a
 //! combinator with wakers of its own, or from another task:
-//! [`enter_node`](crate::rt::enter_node)), or when a nursery is opened or a `start`
+//! [`enter_node`](crate::context::enter_node)), or when a nursery is opened or a `start`
 //! first polled inside it (their tasks run elsewhere). Any other scope is polled
 //! whenever its parent is, so the wake-up of the runner above reaches it, and it takes
 //! on its ancestors' cancellation on each poll ([`Node::refresh`]). Entering and leaving
@@ -19,7 +19,7 @@
 //!
 //! Two kinds of state live here:
 //!
-//! * `cancelled`: a flag set when the node is cancelled itself (`reason != NONE`) or its
+//! * `cancelled`: a flag set when the node is cancelled itself (it has a [`Reason`]) or its
 //!   cancellation reached it from an ancestor. It only ever goes from `false` to `true`.
 //!   The *effective* state ([`Node::is_cancelled`]) also reads the flags of the
 //!   ancestors within the node's task, up to the nearest shield, since an unlinked
@@ -29,24 +29,174 @@
 //!   futures until their cleanup is done, and pending `start` calls, each counted up to
 //!   the task's root or the nearest shield. A cancelled runner drops its body only when
 //!   its node has no holds.
+//!
+//! # Invariants
+//!
+//! These hold at all times, except inside the critical section (under the lock named)
+//! that restores one. The code that relies on one cites it (`// Invariant 3:`).
+//!
+//! 1. **Flags only rise.** `cancelled`, `caught`, `has_children` and `finished` go from
+//!    `false` to `true`, never back, and `reason` is set once: the first reason sticks (a
+//!    compare-exchange from none). The one exception is a done scope's node entered again
+//!    by a new scope ([`Node::reenter`]), which nobody else can see (invariant 10).
+//! 2. **One key, one entry.** A node's `key` is `NO_KEY` (in no child list: never linked,
+//!    or it left by itself), a slot key below `DROPPED_KEY` (its weak reference is in that
+//!    slot of its parent's list), or `DROPPED_KEY` (its parent's cancellation, or
+//!    [`Node::reparent`], took it out). A node gets a slot key only under its parent's
+//!    lock, as its entry goes in; it loses it through one atomic exchange, its own
+//!    [`Node::detach`] or, under the parent's lock, the cancellation walk, `take_out` or
+//!    `reparent`; the one that wins the exchange removes the entry, and nobody else.
+//! 3. **Marked before it leaves.** A node leaves its parent's list through the parent's
+//!    cancellation only once it is marked (under the parent's lock), and, if it has
+//!    children, once its whole subtree is marked too (it leaves after the walk). So a walk
+//!    that finds a child gone knows its subtree is marked, and one that finds a child
+//!    still listed walks it, marked or not: when [`Node::cancel`] returns, the subtree is
+//!    marked, also while another thread marks part of it.
+//! 4. **A cancelled list keeps only shields.** When the cancellation of a node has
+//!    returned, its list holds shields only: the walk takes the other children out, and a
+//!    child that links into a cancelled parent takes itself out again, with the
+//!    cancellation (invariant 5).
+//! 5. **Linked or told.** A child joining a list sets the parent's `has_children` (under
+//!    the parent's lock), then reads the parent's flags; a cancellation sets the flag,
+//!    then reads `has_children`; both sequentially consistent. So either the walk finds
+//!    the new child in the list, or the child finds the parent cancelled and takes the
+//!    cancellation itself ([`Node::inherit`]): never neither.
+//! 6. **Fixed parents.** The parent link of a scope, a nursery or a spawned task is set
+//!    once, when it is entered or spawned, before anyone else follows it, and never
+//!    changes, so it is read without a lock ([`Node::fixed_parent`]); so is the shield
+//!    flag, fixed before entry. Only the root of a `start`ed task moves
+//!    (`Parent::Movable`), under its own mutex, and never once it or its old parent is
+//!    cancelled ([`Node::reparent`] refuses then). Parent links are strong and child
+//!    lists weak, so the tree holds no reference cycle.
+//! 7. **Effective cancellation.** A node is cancelled in effect when its own flag is set,
+//!    or the flag of an ancestor within its task, up to the nearest shield
+//!    ([`Node::is_cancelled`]; an unlinked scope's own flag lags until
+//!    [`Node::refresh`]). The walk up stops at a shield and at a task root in its
+//!    parent's list (the parent's cancellation sets that root's flag, invariants 3 and
+//!    5), and skips the flags of finished nodes (invariant 9).
+//! 8. **Holds are released where they were counted.** A [`Hold`] counts one on its node
+//!    and on every ancestor up to the task's root or the nearest shield, and releases the
+//!    same nodes: the walk follows fixed links only (invariant 6). A runner drops its
+//!    cancelled body only when its node has no holds, and the release that takes a marked
+//!    node to none wakes its runner. The release (the decrement, then the read of the
+//!    flag) and the runner's check after registering its waker (the read of the count)
+//!    are sequentially consistent, like the cancellation's mark: else the release could
+//!    miss a mark that the runner saw, while the runner missed the release.
+//! 9. **A finished node is inert.** Once [`Node::finish`]ed, a node cancels nothing more
+//!    (`cancel` only records its reason), catches nothing, and its flag no longer reaches
+//!    the nodes below it.
+//! 10. **Reuse only unseen.** A done scope's node is entered again ([`Node::reenter`])
+//!     only when nothing else can see it ([`Node::recyclable`]: the last strong
+//!     reference, no weak one, no list entry, never a child, no holds, and a waker never
+//!     registered), so its plain stores need no ordering.
+//! 11. **A far deadline lives under the lock.** The deadline word says `FAR` only when the
+//!     instant is kept under the node's lock, stored there first, under the same lock.
+//!     `deadline_set` is set under the lock with the deadline a handle sets, and a
+//!     timeout stored on entry checks it under that lock, so it never overwrites a
+//!     handle's deadline.
+//!
+//! The races between these handshakes are model-checked with loom (`loom.rs` beside this
+//! file, built with `--cfg hatchery_loom`); the transitions one at a time are unit-tested
+//! in `tests.rs`.
+//!
+//! # Deadlock safety
+//!
+//! The locks are each node's `inner` lock (its child list and a far deadline) and the
+//! mutex of a movable parent link (`Parent::Movable`, the root of a `start`ed task).
+//!
+//! 1. **One node lock at a time.** No thread takes a node's `inner` lock while it holds
+//!    another's. Walks over the tree visit one node at a time, and what they read under
+//!    a lock (flags, keys, fixed parent links, invariant 6) needs no other lock.
+//! 2. **Movable link, then node.** A movable link's mutex may be held while taking one
+//!    `inner` lock at a time (the old or the new parent's, in [`Node::link`] and
+//!    [`Node::reparent`], or a parent's while a node dropped there leaves its list),
+//!    never the other way round, and never two movable mutexes at once.
+//! 3. **Nothing foreign under a node lock.** Under an `inner` lock no waker is woken, no
+//!    user code runs, and no node's last strong reference is dropped (a node's `Drop`
+//!    takes its parent's lock to leave its list, rule 1): what must be woken or dropped
+//!    is moved out, and handled once the lock is released. (A weak reference may be
+//!    dropped there: that frees memory, and runs no `Drop` of a node.)
 
 use std::any::Any;
-use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU32, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::borrow::Cow;
+use std::panic::Location;
+use std::sync::{Arc, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use atomic_waker::AtomicWaker;
 use slab::Slab;
 
-/// Not cancelled.
-pub(crate) const NONE: u8 = 0;
-/// Cancelled by an explicit `cancel()`.
-pub(crate) const EXPLICIT: u8 = 1;
-/// Cancelled because its deadline passed.
-pub(crate) const DEADLINE: u8 = 2;
-/// Cancelled because a task of the nursery failed or panicked.
-pub(crate) const FAILURE: u8 = 3;
+use self::sync::{
+    fence, AtomicBool, AtomicI64, AtomicU32, AtomicU8, AtomicWaker, Mutex, MutexGuard, OnceLock,
+    Ordering, ReadMut,
+};
+
+#[cfg(all(test, hatchery_loom))]
+mod loom;
+mod sync;
+#[cfg(all(test, not(hatchery_loom)))]
+mod tests;
+
+/// Why a node was cancelled itself: its own `cancel()`, its deadline, or a failure of one
+/// of its tasks. The first reason sticks; until then a node has none.
+///
+/// Kept in one atomic byte ([`Reason::encode`]), zero for "none". What more a reason
+/// says (a message, where `cancel` was called, which task failed) is a [`Detail`], kept
+/// under the node's lock and boxed only when there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Reason {
+    /// An explicit `cancel()` of a scope's or a task's handle.
+    Explicit = 1,
+    /// Its deadline passed.
+    Deadline = 2,
+    /// A task of the nursery failed or panicked.
+    Failure = 3,
+    /// The nursery's own `cancel()`.
+    Nursery = 4,
+    /// A future dropped from outside hatchery cancelling what it started.
+    Dropped = 5,
+}
+
+/// What a reason says besides its kind, kept with the node that was cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Detail {
+    /// Where `cancel` was called, and the message it was given.
+    Said {
+        at: &'static Location<'static>,
+        message: Option<Cow<'static, str>>,
+    },
+    /// Where the task that failed was spawned and its name (`None`: the nursery's
+    /// body), and whether it panicked.
+    Failed {
+        task: Option<&'static Location<'static>>,
+        name: Option<Cow<'static, str>>,
+        panicked: bool,
+    },
+}
+
+/// The byte of "no reason": not cancelled itself.
+const NO_REASON: u8 = 0;
+
+impl Reason {
+    /// The reason's byte (never [`NO_REASON`]).
+    fn encode(self) -> u8 {
+        self as u8
+    }
+
+    /// The reason a byte stands for.
+    fn decode(byte: u8) -> Option<Reason> {
+        match byte {
+            NO_REASON => None,
+            1 => Some(Reason::Explicit),
+            2 => Some(Reason::Deadline),
+            3 => Some(Reason::Failure),
+            4 => Some(Reason::Nursery),
+            5 => Some(Reason::Dropped),
+            _ => unreachable!("hatchery: internal error: no reason has the byte {byte}"),
+        }
+    }
+}
 
 /// The `key` of a node that is in no child list.
 const NO_KEY: u32 = u32::MAX;
@@ -56,7 +206,95 @@ const NO_KEY: u32 = u32::MAX;
 const DROPPED_KEY: u32 = u32::MAX - 1;
 
 /// What a node may carry besides its scope state (see [`Node::ext`]).
-pub(crate) type Ext = dyn Any + Send + Sync;
+pub(crate) type Ext = dyn Tag;
+
+/// What a node carries besides its scope state: reachable as `Any`, and saying what the
+/// node is and is called, for the task tree
+/// ([`diagnostics::tree`](crate::diagnostics::tree)). Read only when someone asks.
+pub(crate) trait Tag: Send + Sync + 'static {
+    fn as_any(&self) -> &dyn Any;
+
+    /// What the node is and is called (`None`: a scope without a name or a handle, a
+    /// subgroup, or a run's root).
+    fn label(&self) -> Option<Labelled<'_>> {
+        None
+    }
+}
+
+impl Tag for () {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// What a labelled node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Task,
+    Nursery,
+    Scope,
+    /// A child of an inline nursery or combinator, polled by its parent's task.
+    Inline,
+}
+
+/// What a node says it is ([`Tag::label`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Labelled<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) site: Option<&'static Location<'static>>,
+    pub(crate) name: Option<&'a str>,
+    /// When the named work began (only named work reads the clock for it).
+    pub(crate) since: Option<Instant>,
+}
+
+impl Labelled<'_> {
+    /// A node of `kind` that does not know where it was made.
+    pub(crate) fn unplaced(kind: Kind) -> Labelled<'static> {
+        Labelled {
+            kind,
+            site: None,
+            name: None,
+            since: None,
+        }
+    }
+}
+
+/// What a task, a nursery or a scope is called: where it was made (`#[track_caller]`),
+/// and the name it was given, if any (boxed, so that a node without a name pays one word
+/// for it).
+pub(crate) struct Label {
+    pub(crate) site: &'static Location<'static>,
+    pub(crate) name: Option<Box<Named>>,
+}
+
+/// A name, and when the named work began on its runtime's clock (only named work reads
+/// the clock for it: unnamed work costs nothing more).
+pub(crate) struct Named {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) since: Instant,
+}
+
+impl Label {
+    /// The name as a cancel reason carries it.
+    pub(crate) fn name(&self) -> Option<Cow<'static, str>> {
+        self.name.as_ref().map(|n| n.name.clone())
+    }
+
+    /// The name, borrowed.
+    pub(crate) fn name_str(&self) -> Option<&str> {
+        self.name.as_deref().map(|n| &*n.name)
+    }
+
+    /// This label, as a node of `kind` says it.
+    pub(crate) fn labelled(&self, kind: Kind) -> Labelled<'_> {
+        Labelled {
+            kind,
+            site: Some(self.site),
+            name: self.name_str(),
+            since: self.name.as_deref().map(|n| n.since),
+        }
+    }
+}
 
 /// A scope of the tree. `Node` (with the default `X`) is the type-erased node every
 /// scope, nursery and task shares; a task allocates its node together with its own state
@@ -133,7 +371,9 @@ impl<X: ?Sized> Drop for Node<X> {
     /// opens a nursery) must not need stack in proportion to its depth when its last
     /// reference goes (a kept `TaskHandle` of the innermost task, say).
     fn drop(&mut self) {
-        leave_list(*self.key.get_mut(), self.parent.get_mut());
+        // Invariant 2: a slot key still here means the entry is ours to remove. Deadlock
+        // safety 3: whoever drops the last reference holds no node lock.
+        leave_list(self.key.read_mut(), self.parent.get_mut());
         // Most parents have other references (the scope, nursery or task above still
         // runs): then the fields drop as usual.
         let last = self.parent.get_mut();
@@ -147,7 +387,7 @@ impl<X: ?Sized> Drop for Node<X> {
             // dropping it does not recurse.
             next = match Arc::get_mut(&mut node) {
                 Some(n) => {
-                    leave_list(*n.key.get_mut(), n.parent.get_mut());
+                    leave_list(n.key.read_mut(), n.parent.get_mut());
                     n.parent.take()
                 }
                 None => None,
@@ -180,12 +420,31 @@ struct Rare {
     children: Slab<Weak<Node>>,
     /// The deadline, when the word says [`FAR`].
     far_deadline: Option<Instant>,
+    /// What the first reason said, if it said more than its kind (set with it, under the
+    /// lock: see [`Node::cancel_with`]).
+    detail: Option<Detail>,
+    /// The children this node's cancellation took out of `children` (and those that
+    /// joined after it and took themselves out again), for the task tree alone
+    /// ([`Node::children`]): a cancelled scope's subtree still runs until it has wound
+    /// down, and a snapshot must show it. Filled only on cancellation; nothing reads it
+    /// on the paths that run tasks. Its entries are weak: an ended child's frees nothing
+    /// but its slot, pruned as the list grows.
+    taken: Vec<Weak<Node>>,
 }
 
 impl Inner {
     fn rare(&mut self) -> &mut Rare {
         self.rare.get_or_insert_with(Default::default)
     }
+}
+
+/// Keeps `child` in a `taken` list (see [`Rare::taken`]), first pruning the entries of
+/// nodes that are gone whenever the list would grow its allocation.
+fn keep_taken(taken: &mut Vec<Weak<Node>>, child: Weak<Node>) {
+    if taken.len() == taken.capacity() && !taken.is_empty() {
+        taken.retain(|w| w.strong_count() > 0);
+    }
+    taken.push(child);
 }
 
 /// A deadline in one atomic word, read without a lock: signed nanoseconds from an
@@ -200,7 +459,8 @@ const FAR: i64 = i64::MAX;
 
 impl AtomicDeadline {
     fn base() -> Instant {
-        static BASE: OnceLock<Instant> = OnceLock::new();
+        // The standard `OnceLock` also under loom: a `static`, shared by every node.
+        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
         *BASE.get_or_init(Instant::now)
     }
 
@@ -224,15 +484,32 @@ impl AtomicDeadline {
 
     /// The deadline a word other than `FAR` stands for.
     fn decode(word: i64) -> Option<Instant> {
+        if word == NO_DEADLINE {
+            return None;
+        }
         let base = Self::base();
         let nanos = Duration::from_nanos(word.unsigned_abs());
         match word {
-            NO_DEADLINE => None,
             0.. => base.checked_add(nanos),
             // Encoded from an instant that exists, so the subtraction cannot fail.
             _ => base.checked_sub(nanos),
         }
     }
+}
+
+/// A deadline as the word a node keeps it in (nanoseconds from an instant taken once per
+/// process), if it has one (not one about 292 years away from that instant): words
+/// compare as their instants do, and cost less to compare.
+pub(crate) fn deadline_word(deadline: Instant) -> Option<i64> {
+    match AtomicDeadline::encode(Some(deadline)) {
+        FAR => None,
+        word => Some(word),
+    }
+}
+
+/// The instant of a word made by [`deadline_word`] or [`Node::deadline_word`].
+pub(crate) fn word_deadline(word: i64) -> Instant {
+    AtomicDeadline::decode(word).expect("hatchery: internal error: not a deadline's word")
 }
 
 impl Node {
@@ -262,7 +539,7 @@ impl<X> Node<X> {
             shield: AtomicBool::new(shield),
             root,
             cancelled: AtomicBool::new(false),
-            reason: AtomicU8::new(NONE),
+            reason: AtomicU8::new(NO_REASON),
             caught: AtomicBool::new(false),
             holds: AtomicU32::new(0),
             deadline: AtomicDeadline(AtomicI64::new(NO_DEADLINE)),
@@ -284,7 +561,8 @@ impl<X> Node<X> {
 
 impl<X: ?Sized> Node<X> {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // No user code runs under this lock, so a poisoned lock still holds valid state.
+        // Deadlock safety 3: no user code runs under this lock, so a poisoned lock still
+        // holds valid state.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -293,6 +571,7 @@ impl<X: ?Sized> Node<X> {
     }
 
     pub(crate) fn set_shield(&self, shield: bool) {
+        // Invariant 6: only before the node is entered (a builder's), so relaxed.
         self.shield.store(shield, Ordering::Relaxed);
     }
 
@@ -323,8 +602,11 @@ impl<X: ?Sized> Node<X> {
         if self.is_shield() || self.stops_walk() {
             return false;
         }
+        // Invariant 7, through fixed links only (invariant 6): no lock, no reference
+        // count, so it may be read under a node's lock (deadlock safety 1).
         let mut cur = self.fixed_parent();
         while let Some(node) = cur {
+            // Invariant 9: a finished node's flag no longer reaches down.
             if node.cancelled.load(Ordering::Acquire) && !node.is_finished() {
                 return true;
             }
@@ -404,6 +686,7 @@ impl<X: ?Sized> Node<X> {
     /// marking its linked subtree too.
     #[inline]
     pub(crate) fn refresh(&self) {
+        // Invariant 7: the flag catches up with what `is_cancelled` reads.
         if !self.cancelled.load(Ordering::Acquire) && self.ancestors_cancelled() {
             self.propagate();
         }
@@ -422,14 +705,34 @@ impl<X: ?Sized> Node<X> {
         self.key.load(Ordering::Acquire) == NO_KEY
     }
 
-    /// Why this node was cancelled itself (`NONE` if it was not).
-    pub(crate) fn reason(&self) -> u8 {
-        self.reason.load(Ordering::Acquire)
+    /// Why this node was cancelled itself (`None` if it was not).
+    pub(crate) fn reason(&self) -> Option<Reason> {
+        Reason::decode(self.reason.load(Ordering::Acquire))
     }
 
+    /// Why this node was cancelled itself, with what the reason said besides its kind.
+    /// Takes the node's lock only when there is a reason.
+    pub(crate) fn reason_detail(&self) -> Option<(Reason, Option<Detail>)> {
+        let reason = self.reason()?;
+        // `cancel_with` sets the byte and the detail under the lock: a detail of the
+        // reason read above is there once the lock is ours.
+        let detail = self.lock().rare.as_ref().and_then(|r| r.detail.clone());
+        Some((reason, detail))
+    }
+
+    /// Whether something inside must finish first. Sequentially consistent: a runner
+    /// that registers its waker and then finds its node held pairs with the release of
+    /// the last hold (see `add_hold`).
     #[inline]
     pub(crate) fn has_holds(&self) -> bool {
-        self.holds.load(Ordering::Acquire) != 0
+        self.holds.load(Ordering::SeqCst) != 0
+    }
+
+    /// How many holds count on this node now: read before and after polling one of the
+    /// futures that share a node (an inline combinator's), to tell which of them holds.
+    #[inline]
+    pub(crate) fn hold_count(&self) -> u32 {
+        self.holds.load(Ordering::Acquire)
     }
 
     /// Cancelled, and nothing inside needs to finish first: the runner may drop its body.
@@ -451,6 +754,8 @@ impl<X: ?Sized> Node<X> {
         self.waker.register(waker);
     }
 
+    /// The parent link, as it is now (a movable one under its mutex, briefly: deadlock
+    /// safety 2). Never called under a node's lock.
     pub(crate) fn parent(&self) -> Option<Arc<Node>> {
         match &self.parent {
             Parent::Fixed(p) => p.get().cloned(),
@@ -471,7 +776,8 @@ impl<X: ?Sized> Node<X> {
         }
         let mut cur = self.parent();
         while let Some(node) = cur {
-            // A finished scope catches nothing any more: the walk goes past it.
+            // Invariant 9: a finished scope catches nothing any more: the walk goes past
+            // it.
             if !node.is_finished() {
                 // Its own flag only: the walk visits every ancestor up to the shield,
                 // which is all that `is_cancelled` would read.
@@ -479,7 +785,7 @@ impl<X: ?Sized> Node<X> {
                     return true;
                 }
                 if node.deadline().is_some_and(|d| d <= now) {
-                    node.cancel(DEADLINE);
+                    node.cancel(Reason::Deadline);
                     return true;
                 }
             }
@@ -518,24 +824,23 @@ impl<X: ?Sized> Node<X> {
     fn cancel_if_before(&self, deadline: Instant) -> bool {
         let before = !self.is_finished() && self.deadline().is_some_and(|d| d <= deadline);
         if before {
-            self.cancel(DEADLINE);
+            self.cancel(Reason::Deadline);
         }
         before
     }
 
     /// Why the cancellation that reached this node came, when no running scope around
     /// it will catch it: the reason of the nearest finished ancestor cancelled itself
-    /// ([`EXPLICIT`] if none is found). See [`finish`](Node::finish).
-    pub(crate) fn orphan_reason(&self) -> u8 {
+    /// ([`Reason::Explicit`] if none is found). See [`finish`](Node::finish).
+    pub(crate) fn orphan_reason(&self) -> Reason {
         let mut cur = self.parent();
         while let Some(node) = cur {
-            let reason = node.reason();
-            if node.is_finished() && reason != NONE {
+            if let Some(reason) = node.reason().filter(|_| node.is_finished()) {
                 return reason;
             }
             cur = node.parent();
         }
-        EXPLICIT
+        Reason::Explicit
     }
 
     /// Unlinks this node from its parent's child list. Idempotent. The parent link of a
@@ -545,8 +850,9 @@ impl<X: ?Sized> Node<X> {
         match &self.parent {
             Parent::Fixed(_) | Parent::Set(_) => {
                 // Only the owning runner links a scope, a nursery or a spawned task, so
-                // an unlinked one stays unlinked here. (The parent's cancellation may
-                // unlink it meanwhile: then exactly one of us gets the key.)
+                // an unlinked one stays unlinked here. Invariant 2: the parent's
+                // cancellation may unlink it meanwhile, and exactly one of us gets the
+                // key.
                 if !self.is_linked() {
                     return;
                 }
@@ -558,7 +864,9 @@ impl<X: ?Sized> Node<X> {
                 }
             }
             Parent::Movable(p) => {
-                // Under the lock, to serialize with `link` and `reparent`.
+                // Under the mutex, to serialize with `link` and `reparent` (invariant 2),
+                // released before the parent's lock is taken (deadlock safety 2), and the
+                // parent dropped after (deadlock safety 3).
                 let (parent, key) = {
                     let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
                     (p.take(), self.key.swap(NO_KEY, Ordering::AcqRel))
@@ -576,6 +884,7 @@ impl<X: ?Sized> Node<X> {
     /// stays, so that the cancellation of the scopes around it still reaches that
     /// future's tasks, and leaves when it is freed.
     pub(crate) fn detach_unless_kept(&self) {
+        // Deadlock safety 1: our lock is released before `detach` takes the parent's.
         if self.has_children.load(Ordering::Acquire)
             && self
                 .lock()
@@ -605,10 +914,40 @@ impl<X: ?Sized> Node<X> {
 
     /// Cancels this node itself. The first reason sticks. A finished node only records
     /// the call (trio's `cancel_called`): nothing is left to cancel.
-    pub(crate) fn cancel(&self, reason: u8) {
-        let _ = self
-            .reason
-            .compare_exchange(NONE, reason, Ordering::AcqRel, Ordering::Acquire);
+    pub(crate) fn cancel(&self, reason: Reason) {
+        // Invariant 1: the first reason sticks. Invariant 9: a finished node records it
+        // and marks nothing.
+        let _ = self.reason.compare_exchange(
+            NO_REASON,
+            reason.encode(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if !self.is_finished() {
+            self.propagate();
+        }
+    }
+
+    /// [`cancel`](Node::cancel) with what the reason says besides its kind, kept if this
+    /// reason is the first (invariant 1). The byte and the detail are set under the lock
+    /// (released before the walk: deadlock safety 1), so whoever reads the byte and then
+    /// takes the lock finds the detail.
+    pub(crate) fn cancel_with(&self, reason: Reason, detail: Detail) {
+        {
+            let mut inner = self.lock();
+            let first = self
+                .reason
+                .compare_exchange(
+                    NO_REASON,
+                    reason.encode(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok();
+            if first {
+                inner.rare().detail = Some(detail);
+            }
+        }
         if !self.is_finished() {
             self.propagate();
         }
@@ -624,6 +963,8 @@ impl<X: ?Sized> Node<X> {
     /// only (a child that links into a cancelled parent does not stay), so walking a
     /// cancelled node again costs next to nothing.
     fn propagate(&self) {
+        // Invariant 5: set (sequentially consistent) before `cancel_children` reads
+        // `has_children`. Woken outside any lock (deadlock safety 3).
         if !self.cancelled.swap(true, Ordering::SeqCst) {
             self.waker.wake();
         }
@@ -635,6 +976,8 @@ impl<X: ?Sized> Node<X> {
         while let Some(node) = stack.pop() {
             node.cancel_children(Some(&node), &mut stack, &mut later);
         }
+        // Invariant 3: a child with children leaves its parent's list only now, its whole
+        // subtree marked.
         for (parent, child, key) in later {
             match &parent {
                 Some(parent) => parent.take_out(&child, key),
@@ -656,9 +999,9 @@ impl<X: ?Sized> Node<X> {
         stack: &mut Vec<Arc<Node>>,
         later: &mut Vec<TakeOut>,
     ) {
-        // Reading the flag after our caller set `cancelled` pairs with `attach`, which
-        // sets it under the lock and then reads `cancelled`: a new child either is in
-        // the list we read, or sees the flag.
+        // Invariant 5: reading the flag after our caller set `cancelled` pairs with
+        // `insert_into`, which sets it under the lock and then reads `cancelled`: a new
+        // child either is in the list we read, or sees the flag.
         if !self.has_children.load(Ordering::SeqCst) {
             return;
         }
@@ -680,28 +1023,31 @@ impl<X: ?Sized> Node<X> {
                     return true;
                 };
                 if child.is_shield() {
-                    // A weak reference that stays frees nothing: dropping `child` here
-                    // leaves the list's own.
+                    // Invariant 4: a shield stays. Deadlock safety 3: `child` is dropped
+                    // after the lock, in `children`.
                     children.push((child, false, None));
                     return true;
                 }
-                // Marked under the lock, before it leaves the list: code that finds it
-                // gone finds it marked.
+                // Invariant 3: marked under the lock, before it leaves the list: code
+                // that finds it gone finds it marked.
                 let marked = !child.cancelled.swap(true, Ordering::SeqCst);
-                // Read after marking: pairs with `insert_into`, which sets the flag and
-                // then reads ours. A grandchild either is in the child's list when the
-                // child is walked, or sees the child marked.
+                // Invariant 5: read after marking: pairs with `insert_into`, which sets
+                // the flag and then reads ours. A grandchild either is in the child's list
+                // when the child is walked, or sees the child marked.
                 if child.has_children.load(Ordering::SeqCst) {
                     children.push((child, marked, Some(key as u32)));
                     return true;
                 }
-                // Exactly one of this and the child's own `detach` takes the key. (A
-                // marked `start`ed root is never moved: `reparent` refuses it.)
+                // Invariant 2: exactly one of this and the child's own `detach` takes the
+                // key. (Invariant 6: a marked `start`ed root is never moved.)
                 let leaves = child
                     .key
                     .compare_exchange(key as u32, DROPPED_KEY, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok();
                 // A weak reference that leaves frees nothing: `children` holds the node.
+                if leaves {
+                    keep_taken(&mut rare.taken, weak.clone());
+                }
                 children.push((child, marked, None));
                 !leaves
             });
@@ -712,8 +1058,8 @@ impl<X: ?Sized> Node<X> {
                 rare.children = Slab::new();
             }
         }
-        // Wake outside the lock: a waker is foreign code, and dropping the last
-        // reference to a child may run user destructors.
+        // Deadlock safety 3: wake outside the lock (a waker is foreign code), and drop
+        // the children here (the last reference to one takes our lock to leave).
         for (child, marked, walk) in children {
             if marked {
                 child.waker.wake();
@@ -729,6 +1075,7 @@ impl<X: ?Sized> Node<X> {
     /// by itself (`detach`) or another walk took it out.
     fn take_out(&self, child: &Node, key: u32) {
         let mut inner = self.lock();
+        // Invariant 2: under our lock, against the child's own `detach`.
         if child
             .key
             .compare_exchange(key, DROPPED_KEY, Ordering::AcqRel, Ordering::Acquire)
@@ -736,16 +1083,30 @@ impl<X: ?Sized> Node<X> {
         {
             if let Some(rare) = &mut inner.rare {
                 // The weak reference frees nothing: the caller holds `child`.
-                rare.children.try_remove(key as usize);
+                if let Some(weak) = rare.children.try_remove(key as usize) {
+                    keep_taken(&mut rare.taken, weak);
+                }
             }
         }
     }
 
     // ----- deadlines -----
 
+    /// The deadline as the word it is kept in ([`deadline_word`]), read with one atomic
+    /// load; `None` if there is no deadline, or one kept under the lock (invariant 11),
+    /// which [`deadline`](Node::deadline) tells apart.
+    #[inline]
+    pub(crate) fn deadline_word(&self) -> Option<i64> {
+        match self.deadline.0.load(Ordering::Acquire) {
+            FAR | NO_DEADLINE => None,
+            word => Some(word),
+        }
+    }
+
     #[inline]
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match self.deadline.0.load(Ordering::Acquire) {
+            // Invariant 11.
             FAR => self.lock().rare.as_ref().and_then(|r| r.far_deadline),
             word => AtomicDeadline::decode(word),
         }
@@ -762,8 +1123,8 @@ impl<X: ?Sized> Node<X> {
     fn store_deadline_locked(&self, inner: &mut Inner, deadline: Option<Instant>) {
         match AtomicDeadline::encode(deadline) {
             FAR => {
-                // The word is written under the lock too, after the instant, so a reader
-                // that sees `FAR` finds this instant (or a later one) there.
+                // Invariant 11: the word is written under the lock too, after the instant,
+                // so a reader that sees `FAR` finds this instant (or a later one) there.
                 inner.rare().far_deadline = deadline;
                 self.deadline.0.store(FAR, Ordering::Release);
             }
@@ -782,6 +1143,7 @@ impl<X: ?Sized> Node<X> {
     /// `set_deadline` takes, so that one racing the entry on another thread is never
     /// overwritten.
     fn init_deadline_unless_set(&self, deadline: Instant) {
+        // Invariant 11.
         let mut inner = self.lock();
         if !self.deadline_set.load(Ordering::Acquire) {
             self.store_deadline_locked(&mut inner, Some(deadline));
@@ -792,11 +1154,12 @@ impl<X: ?Sized> Node<X> {
     /// its timer follows.
     pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
         {
-            // Under the lock: see `init_deadline_unless_set`.
+            // Invariant 11: under the lock, see `init_deadline_unless_set`.
             let mut inner = self.lock();
             self.store_deadline_locked(&mut inner, deadline);
             self.deadline_set.store(true, Ordering::Release);
         }
+        // Deadlock safety 3: woken after the lock.
         self.waker.wake();
     }
 
@@ -836,6 +1199,9 @@ impl<X: ?Sized> Node<X> {
     /// (see `Scoped`), so what it holds inside stays inside.
     fn add_holds(&self, up: bool) {
         self.add_hold(up);
+        // Invariant 8: the walk stops at the task's root, before its parent link (which may
+        // move), and at a shield; the links it follows are fixed (invariant 6), so the
+        // release walks the same nodes.
         if self.root || self.is_shield() {
             return;
         }
@@ -849,8 +1215,33 @@ impl<X: ?Sized> Node<X> {
         }
     }
 
+    /// Whether a hold counted from this node counts on `node` too: it is this node, or an
+    /// ancestor that [`add_holds`](Node::add_holds) reaches (up to the task's root or the
+    /// nearest shield).
+    pub(crate) fn holds_up_to(&self, node: &Node) -> bool {
+        let target = (node as *const Node).cast::<u8>();
+        if std::ptr::eq((self as *const Self).cast::<u8>(), target) {
+            return true;
+        }
+        if self.root || self.is_shield() {
+            return false;
+        }
+        let mut cur = self.parent();
+        while let Some(n) = cur {
+            if std::ptr::eq(Arc::as_ptr(&n).cast::<u8>(), target) {
+                return true;
+            }
+            if n.root || n.is_shield() {
+                return false;
+            }
+            cur = n.parent();
+        }
+        false
+    }
+
     /// Takes on the cancellation of a parent that is cancelled (unless a shield).
     pub(crate) fn inherit(&self, parent_cancelled: bool) {
+        // Invariant 5: the child's half of "linked or told".
         if parent_cancelled && !self.is_shield() {
             self.propagate();
         }
@@ -859,11 +1250,17 @@ impl<X: ?Sized> Node<X> {
     fn add_hold(&self, up: bool) {
         if up {
             self.holds.fetch_add(1, Ordering::AcqRel);
-        } else if self.holds.fetch_sub(1, Ordering::AcqRel) == 1 && self.is_marked() {
-            // A cancelled runner may be waiting for its last hold to go, and this one
-            // may go elsewhere (a kept shield that moved on, or finished in another
-            // task): wake it to drop its body. (Spurious when it goes in that runner's
-            // own poll, which then ends the body anyway.)
+        } else if self.holds.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.cancelled.load(Ordering::SeqCst)
+        {
+            // Invariant 8: a cancelled runner may be waiting for its last hold to go, and
+            // this one may go elsewhere (a kept shield that moved on, or finished in
+            // another task): wake it to drop its body. (Spurious when it goes in that runner's
+            // own poll, which then ends the body anyway.) Both sequentially consistent,
+            // with the mark's swap and `has_holds`: with acquire and release only, this
+            // read could miss a mark that a runner saw before it read the count we are
+            // taking away, and neither would wake the runner (found by the loom model
+            // `hold_released_while_cancel_walks`).
             self.waker.wake();
         }
     }
@@ -926,6 +1323,7 @@ impl Node {
                     matches!(&node.parent, Parent::Fixed(p) if p.get().is_none()),
                     "hatchery: internal error: scope entered twice, or a task root as a scope"
                 );
+                // Invariant 6: set before anyone else can follow it.
                 node.parent = Parent::Set(parent.clone());
                 if deadline.is_some() {
                     node.store_deadline(deadline);
@@ -933,7 +1331,8 @@ impl Node {
                 true
             }
             None => {
-                // A handle exists, and may set a deadline from another thread right now.
+                // A handle exists, and may set a deadline from another thread right now
+                // (invariant 11).
                 if let Some(d) = deadline {
                     this.init_deadline_unless_set(d);
                 }
@@ -976,8 +1375,8 @@ impl Node {
             && !self.has_children.load(Ordering::Relaxed)
             && self.holds.load(Ordering::Relaxed) == 0;
         if alone {
-            // Pairs with the release decrement of whoever dropped the last other
-            // reference: its writes to the node come before ours.
+            // Invariant 10. Pairs with the release decrement of whoever dropped the last
+            // other reference: its writes to the node come before ours.
             fence(Ordering::Acquire);
         }
         alone
@@ -999,6 +1398,22 @@ impl Node {
         false
     }
 
+    /// Whether this node is in the task whose root is at `task` (by address): it is that
+    /// root, or the first task root above it is. The walk follows fixed links only
+    /// (invariant 6), without locks or reference counts.
+    pub(crate) fn in_task(&self, task: *const ()) -> bool {
+        let mut cur: &Node = self;
+        loop {
+            if cur.root {
+                return std::ptr::eq((cur as *const Node).cast::<()>(), task);
+            }
+            match cur.fixed_parent() {
+                Some(parent) => cur = parent,
+                None => return false,
+            }
+        }
+    }
+
     /// Whether `parent` is this node's parent.
     pub(crate) fn is_child_of(&self, parent: &Arc<Node>) -> bool {
         self.fixed_parent().is_some_and(|p| {
@@ -1012,11 +1427,16 @@ impl Node {
     /// Enters a [recyclable](Node::recyclable) node again, for a new scope under the
     /// same parent: as if [`entered`](Node::entered) had made it.
     pub(crate) fn reenter(&self, shield: bool, deadline: Option<Instant>) {
-        // Only the caller can see the node: the stores need no ordering of their own.
-        // Whoever it is shared with later synchronizes through that sharing.
+        // Invariants 1 and 10: only the caller can see the node, so its flags may fall,
+        // and the stores need no ordering of their own. Whoever it is shared with later
+        // synchronizes through that sharing.
         self.shield.store(shield, Ordering::Relaxed);
         self.cancelled.store(false, Ordering::Relaxed);
-        self.reason.store(NONE, Ordering::Relaxed);
+        if self.reason.swap(NO_REASON, Ordering::Relaxed) != NO_REASON {
+            if let Some(rare) = &mut self.lock().rare {
+                rare.detail = None;
+            }
+        }
         self.caught.store(false, Ordering::Relaxed);
         self.deadline_set.store(false, Ordering::Relaxed);
         self.finished.store(false, Ordering::Relaxed);
@@ -1026,6 +1446,7 @@ impl Node {
 
     /// Gives a scope or nursery node its parent, through a shared reference.
     fn set_parent_once(&self, parent: &Arc<Node>) {
+        // Invariant 6: once, at entry.
         let Parent::Fixed(p) = &self.parent else {
             unreachable!("hatchery: internal error: a task root entered as a scope");
         };
@@ -1038,7 +1459,8 @@ impl Node {
     /// that the parent's cancellation marks and wakes it. Only the scope's own runner
     /// calls this.
     pub(crate) fn link_scope(self: &Arc<Self>) {
-        // A scope its parent's cancellation unlinked is cancelled already: it stays out.
+        // Invariant 3: a scope its parent's cancellation unlinked is cancelled already:
+        // it stays out.
         if !self.never_linked() {
             return;
         }
@@ -1050,24 +1472,30 @@ impl Node {
     /// Adds this node to `parent`'s child list. Returns whether `parent` is cancelled.
     fn insert_into(self: &Arc<Self>, parent: &Node) -> bool {
         let mut p = parent.lock();
+        // Invariant 2: the slot key is given under the parent's lock, with the entry.
         let key = p.rare().children.insert(Arc::downgrade(self));
         let key = u32::try_from(key)
             .ok()
             .filter(|&k| k < DROPPED_KEY)
             .expect("hatchery: more than 4 billion children in one scope");
         self.key.store(key, Ordering::Release);
-        // Pairs with `cancel_children`: it sets the flag, then reads `has_children`. (A
-        // flag already set was set under this lock, which orders it for us.)
+        // Invariant 5: pairs with `cancel_children`, which sets the flag, then reads
+        // `has_children`. (A flag already set was set under this lock, which orders it for
+        // us.)
         if !parent.has_children.load(Ordering::Relaxed) {
             parent.has_children.store(true, Ordering::SeqCst);
         }
-        // The parent may itself be an unlinked scope whose flag lags: read up the tree.
+        // Invariant 7: the parent may itself be an unlinked scope whose flag lags: read up
+        // the tree (fixed links only, no other lock: deadlock safety 1).
         let cancelled = (parent.cancelled.load(Ordering::SeqCst) && !parent.is_finished())
             || parent.ancestors_cancelled();
         if cancelled && !self.is_shield() {
-            // A cancelled parent's list keeps only its shields (see `propagate`): we take
-            // its cancellation ourselves (our caller inherits it), as its walk would.
-            p.rare().children.try_remove(key as usize);
+            // Invariant 4: a cancelled parent's list keeps only its shields: we take its
+            // cancellation ourselves (our caller inherits it), as its walk would.
+            let rare = p.rare();
+            if let Some(weak) = rare.children.try_remove(key as usize) {
+                keep_taken(&mut rare.taken, weak);
+            }
             self.key.store(DROPPED_KEY, Ordering::Release);
         }
         cancelled
@@ -1085,7 +1513,8 @@ impl Node {
             return;
         }
         let inherit = match &self.parent {
-            // Under the lock, to serialize with `reparent`.
+            // Under the mutex, to serialize with `reparent` (invariant 2), and then the
+            // parent's lock (deadlock safety 2).
             Parent::Movable(p) => {
                 let p = p.lock().unwrap_or_else(|e| e.into_inner());
                 match &*p {
@@ -1110,7 +1539,10 @@ impl Node {
     /// reach the moved task.
     pub(crate) fn reparent(self: &Arc<Self>, parent: &Arc<Node>) -> bool {
         let inherit = {
+            // Deadlock safety 2: our mutex, then one node lock at a time (the old parent's,
+            // then the new one's in `insert_into`).
             let mut p = self.movable().lock().unwrap_or_else(|e| e.into_inner());
+            // Invariant 6: a cancelled root is never moved.
             if self.is_marked() {
                 return false;
             }
@@ -1118,6 +1550,7 @@ impl Node {
             if let Some(old) = p.as_ref() {
                 let mut inner = old.lock();
                 if old.cancelled.load(Ordering::SeqCst) || old.ancestors_cancelled() {
+                    // Deadlock safety 3: the cancellation is taken outside the locks.
                     drop(inner);
                     drop(p);
                     // Its walk may never reach us (a finished scope of a kept `start`
@@ -1128,6 +1561,8 @@ impl Node {
                 // A linked task is "taken out" (not "never linked") until it is in its
                 // new parent's list: its runner, polling on another thread meanwhile,
                 // must not take the poll for its first and skip the cancellation check.
+                // Invariant 2: the walk of the old parent and `take_out` take its lock,
+                // and `link` and `detach` our mutex: the key is ours here.
                 let key = self.key.load(Ordering::Acquire);
                 linked = key != NO_KEY;
                 if linked {
@@ -1139,6 +1574,8 @@ impl Node {
                     }
                 }
             }
+            // The old parent may go here: its `Drop` takes node locks one at a time
+            // (deadlock safety 2).
             *p = Some(parent.clone());
             // A task not linked yet (its first poll has not begun: `started` came early)
             // links under its new parent when its first poll begins; it takes that
@@ -1151,6 +1588,62 @@ impl Node {
         };
         self.inherit(inherit);
         true
+    }
+}
+
+/// Reading the tree for [`diagnostics::tree`](crate::diagnostics::tree): only when
+/// someone asks, never on the paths that run tasks and scopes.
+impl Node {
+    /// The ext, if it is a `T`.
+    pub(crate) fn ext_ref<T: 'static>(&self) -> Option<&T> {
+        self.ext.as_any().downcast_ref()
+    }
+
+    /// Whether this is a task's root (or a run's, which has no parent).
+    pub(crate) fn is_task_root(&self) -> bool {
+        self.root
+    }
+
+    /// Links this node and its unlinked ancestors in its task, shields too, each into its
+    /// parent's child list, and the task's root if it is not linked yet, so that a walk
+    /// down from the run's root finds it: [`link_ancestors`](Node::link_ancestors)
+    /// without its stop at shields (a shield in a list is kept there, invariant 4, and
+    /// takes no cancellation from it). For a named scope, on entry, by its own runner.
+    pub(crate) fn link_path(self: &Arc<Self>) {
+        let mut cur = self.clone();
+        while cur.never_linked() {
+            let Some(parent) = cur.fixed_parent().cloned() else {
+                return;
+            };
+            cur.inherit(cur.insert_into(&parent));
+            if cur.root {
+                return;
+            }
+            cur = parent;
+        }
+    }
+
+    /// The nodes in this node's child list now, in the order they joined it (slab order),
+    /// then those that this node's cancellation took out of it and that have not
+    /// finished (see [`Rare::taken`]).
+    ///
+    /// A node leaves the list when it ends, and joins lazily (see the module docs). The
+    /// weak references are copied under the lock and upgraded after it (deadlock safety
+    /// 3: the last strong reference of a child that ends meanwhile may be ours, and is
+    /// dropped by the caller, under no lock).
+    pub(crate) fn children(&self) -> Vec<Arc<Node>> {
+        let (weak, listed): (Vec<Weak<Node>>, usize) = match &self.lock().rare {
+            Some(rare) => {
+                let listed = rare.children.iter().map(|(_, w)| w.clone());
+                let weak = listed.chain(rare.taken.iter().cloned()).collect();
+                (weak, rare.children.len())
+            }
+            None => return Vec::new(),
+        };
+        weak.iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.upgrade().filter(|c| i < listed || !c.is_finished()))
+            .collect()
     }
 }
 
@@ -1178,13 +1671,13 @@ impl Hold {
         Arc::ptr_eq(&self.from, node)
     }
 
-    /// Runs `f`, and releases `hold` if `f` unwinds: a future whose panic was caught and
-    /// that is kept rather than dropped must not hold the scopes around it, or a
-    /// cancelled one could never end its body.
+    /// Runs `f`, and releases `hold` (a [`Hold`], or something that owns one) if `f`
+    /// unwinds: a future whose panic was caught and that is kept rather than dropped must
+    /// not hold the scopes around it, or a cancelled one could never end its body.
     #[inline]
-    pub(crate) fn release_on_unwind<R>(hold: &mut Option<Hold>, f: impl FnOnce() -> R) -> R {
-        struct Release<'a>(&'a mut Option<Hold>);
-        impl Drop for Release<'_> {
+    pub(crate) fn release_on_unwind<H, R>(hold: &mut Option<H>, f: impl FnOnce() -> R) -> R {
+        struct Release<'a, H>(&'a mut Option<H>);
+        impl<H> Drop for Release<'_, H> {
             fn drop(&mut self) {
                 self.0.take();
             }

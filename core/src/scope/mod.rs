@@ -1,16 +1,28 @@
-//! Cancel scopes: `CancelScope`, `move_on_*`, `fail_*` and `shield`.
+//! Cancel scopes: `CancelScope` and its handle, `move_on_*`, `fail_*` and `shield` (the
+//! public API; the futures all run on the engine in [`engine`]), and `finally`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::{Future, IntoFuture};
+use std::panic::Location;
 use std::pin::Pin;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use crate::node::{self, Hold, Node};
-use crate::rt::{self, Runtime};
+use crate::diagnostics::{self, HolderKind, Site};
+use crate::node::{Kind, Labelled, Node, Reason, Tag};
+use crate::reason::{said, CancelReason};
+use crate::rt::Runtime;
+
+mod engine;
+mod finally;
+
+use self::engine::{Outcome, Scoped};
+pub use self::finally::{finally, finally_with, Finally};
 
 /// A region of code that can be cancelled as a unit: explicitly through its
 /// [`CancelHandle`], or by a deadline.
@@ -52,20 +64,25 @@ use crate::rt::{self, Runtime};
 /// assert!(handle.cancel_called() && handle.cancelled_caught());
 /// # });
 /// ```
+#[must_use = "a cancel scope does nothing until a future runs in it (`run`, `fail`)"]
 pub struct CancelScope {
     /// The scope's node, made before entry only for a [handle](CancelScope::handle);
     /// otherwise the scope gets it when it is entered (possibly a finished scope's node,
-    /// see [`rt::recycle_node`]), so that building and entering a scope nobody else can
+    /// see [`context::recycle_node`](crate::context::recycle_node)), so that building and entering a scope nobody else can
     /// see costs no allocation and no reference count.
-    node: OnceLock<Arc<Node>>,
-    /// The shield and the deadline, while there is no node to hold them.
-    shield: bool,
+    node: OnceLock<Arc<Node<EnteredOn>>>,
+    /// The shield and the deadline, while there is no node to hold them. A shield is
+    /// where `with_shield(true)` was called, for the hold warnings (`diagnostics`).
+    shield: Option<&'static Location<'static>>,
     deadline: Option<Instant>,
     /// A relative timeout: if the deadline is set again (through a handle) before entry,
     /// the timeout is dropped.
     timeout: Option<Duration>,
     /// Whether `with_deadline` set a deadline.
     has_deadline: bool,
+    /// Where the scope was made (`#[track_caller]`), for the task tree: kept in the node,
+    /// if one is made (a handle's or a name's).
+    site: &'static Location<'static>,
 }
 
 impl CancelScope {
@@ -84,14 +101,40 @@ impl CancelScope {
     /// assert_eq!(scope.run(async { 5 }).await, Some(5));
     /// # });
     /// ```
+    #[track_caller]
     pub fn new() -> CancelScope {
         CancelScope {
             node: OnceLock::new(),
-            shield: false,
+            shield: None,
             deadline: None,
             timeout: None,
             has_deadline: false,
+            site: Location::caller(),
         }
+    }
+
+    /// Names the scope: its handle's [`name`](CancelHandle::name), and how the task tree
+    /// shows it ([`diagnostics::tree`](crate::diagnostics::tree)). A named scope is in
+    /// the tree for as long as it runs; an unnamed one only while its cancellation needs
+    /// to find it from above (rule O2). A name costs what a [handle](CancelScope::handle) does
+    /// (the scope's node is made now, not on entry) and one read of the clock on entry,
+    /// for its age in the tree. A second name replaces the first only before entry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::CancelScope;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let scope = CancelScope::new().with_name("shutdown");
+    /// let handle = scope.handle();
+    /// assert_eq!(handle.name(), Some("shutdown"));
+    /// assert_eq!(scope.run(async { 1 }).await, Some(1));
+    /// # });
+    /// ```
+    pub fn with_name(self, name: impl Into<Cow<'static, str>>) -> CancelScope {
+        let _ = self.made_node().ext.3.set(name.into());
+        self
     }
 
     /// Sets an absolute deadline, measured on the runtime's clock
@@ -181,10 +224,20 @@ impl CancelScope {
     /// assert!(done);
     /// # });
     /// ```
+    #[track_caller]
     pub fn with_shield(mut self, shield: bool) -> CancelScope {
+        // Called here, not through a closure: `#[track_caller]` reaches direct calls only.
+        let site = if shield {
+            Some(Location::caller())
+        } else {
+            None
+        };
         match self.node.get() {
-            Some(node) => node.set_shield(shield),
-            None => self.shield = shield,
+            Some(node) => {
+                node.set_shield(shield);
+                node.ext.watch(node, site);
+            }
+            None => self.shield = site,
         }
         self
     }
@@ -211,15 +264,36 @@ impl CancelScope {
     /// # });
     /// ```
     pub fn handle(&self) -> CancelHandle {
-        let node = self.node.get_or_init(|| {
-            let node = Node::new(self.shield, false);
+        CancelHandle {
+            node: self.made_node().clone(),
+        }
+    }
+
+    /// The scope's node, made now if there is none yet (for a handle).
+    fn made_node(&self) -> &Arc<Node<EnteredOn>> {
+        self.node.get_or_init(|| {
+            let shield = self.shield.is_some();
+            let node = Arc::new(Node::with_ext(shield, false, EnteredOn::new(self.site)));
             if let Some(deadline) = self.deadline {
                 // Not through `set_deadline`: a timeout set after this still applies.
                 node.init_deadline(deadline);
             }
+            if shield {
+                node.ext.watch(&node, self.shield);
+            }
             node
-        });
-        CancelHandle { node: node.clone() }
+        })
+    }
+
+    /// The scope, with its node made before entry if it is a shield watched by the hold
+    /// warnings (`diagnostics`): the node carries where the shield was made. Otherwise
+    /// (in release builds, by default) the node is made on entry, as usual.
+    #[inline]
+    fn watched(self) -> CancelScope {
+        if self.shield.is_some() && diagnostics::enabled() {
+            self.made_node();
+        }
+        self
     }
 
     /// Runs `fut` inside this scope. Returns `None` if this scope was cancelled and
@@ -256,9 +330,10 @@ impl CancelScope {
     /// assert_eq!(scope.run(sleep(Duration::from_secs(3600))).await, None);
     /// # });
     /// ```
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub fn run<F: IntoFuture>(self, fut: F) -> Run<F::IntoFuture> {
         Run {
-            scoped: Scoped::new(self, fut.into_future()),
+            scoped: Scoped::new(self.watched(), fut.into_future()),
         }
     }
 
@@ -297,14 +372,16 @@ impl CancelScope {
     /// assert_eq!(scope.fail(sleep(Duration::from_secs(3600))).await, Ok(None));
     /// # });
     /// ```
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub fn fail<F: IntoFuture>(self, fut: F) -> FailScope<F::IntoFuture> {
         FailScope {
-            scoped: Scoped::new(self, fut.into_future()),
+            scoped: Scoped::new(self.watched(), fut.into_future()),
         }
     }
 }
 
 impl Default for CancelScope {
+    #[track_caller]
     fn default() -> Self {
         CancelScope::new()
     }
@@ -318,9 +395,10 @@ impl fmt::Debug for CancelScope {
             None => f
                 .debug_struct("CancelScope")
                 .field("deadline", &self.deadline)
-                .field("shield", &self.shield)
+                .field("shield", &self.shield.is_some())
                 .field("cancel_called", &false)
                 .field("cancelled_caught", &false)
+                .field("cancel_reason", &None::<CancelReason>)
                 .finish(),
         }
     }
@@ -359,7 +437,83 @@ impl fmt::Debug for CancelScope {
 /// ```
 #[derive(Clone)]
 pub struct CancelHandle {
-    node: Arc<Node>,
+    node: Arc<Node<EnteredOn>>,
+}
+
+/// What the node of a scope with a [`CancelHandle`] carries besides its state: the
+/// runtime the scope was entered on, whose clock [`CancelHandle::set_deadline`] reads (it
+/// may be called from a plain thread, and under a test run's virtual time the clock is
+/// the run's). Set once, on entry. A shield's node also carries where it was made, while
+/// the hold warnings watch it (`diagnostics`). And what the scope is called, for the task
+/// tree: where it was made, the name `with_name` gave it, and when it was entered (named
+/// scopes only).
+pub(crate) struct EnteredOn(
+    pub(crate) OnceLock<Arc<dyn Runtime>>,
+    OnceLock<Arc<Site>>,
+    &'static Location<'static>,
+    OnceLock<Cow<'static, str>>,
+    OnceLock<Instant>,
+);
+
+impl Tag for EnteredOn {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn label(&self) -> Option<Labelled<'_>> {
+        Some(Labelled {
+            kind: Kind::Scope,
+            site: Some(self.2),
+            name: self.3.get().map(|n| &**n),
+            since: self.4.get().copied(),
+        })
+    }
+}
+
+impl EnteredOn {
+    /// The name [`CancelScope::with_name`] gave the scope, if any.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.3.get().map(|n| &**n)
+    }
+
+    fn new(site: &'static Location<'static>) -> EnteredOn {
+        EnteredOn(
+            OnceLock::new(),
+            OnceLock::new(),
+            site,
+            OnceLock::new(),
+            OnceLock::new(),
+        )
+    }
+
+    /// A scope's node was entered (its runner calls this, once): a named one links itself
+    /// and the scopes around it in its task into their parents' child lists, as a
+    /// nursery does on entry, so that the task tree finds it from the root. (Shields too:
+    /// a shield in a list takes nothing from it.)
+    pub(crate) fn entered(node: &Arc<Node>, rt: &dyn Runtime) {
+        let Some(on) = node.ext_ref::<EnteredOn>() else {
+            return;
+        };
+        if on.3.get().is_none() {
+            return;
+        }
+        let _ = on.4.set(rt.now());
+        node.link_path();
+    }
+    /// Watches the shield of `node` (whose ext this is), made at `site`, if the hold
+    /// warnings are on.
+    fn watch(&self, node: &Arc<Node<EnteredOn>>, site: Option<&'static Location<'static>>) {
+        if let Some(site) = site.and_then(|at| diagnostics::site(HolderKind::Shield, at)) {
+            let node: Arc<Node> = node.clone();
+            site.owned_by(&node);
+            let _ = self.1.set(site);
+        }
+    }
+
+    /// The watched site of a shield's node, if any.
+    pub(crate) fn site_of(node: &Arc<Node>) -> Option<&Arc<Site>> {
+        node.ext_ref::<EnteredOn>()?.1.get()
+    }
 }
 
 impl CancelHandle {
@@ -379,20 +533,80 @@ impl CancelHandle {
     /// assert!(handle.cancel_called() && handle.cancelled_caught());
     /// # });
     /// ```
+    #[track_caller]
     pub fn cancel(&self) {
-        self.node.cancel(node::EXPLICIT);
+        self.node
+            .cancel_with(Reason::Explicit, said(Location::caller(), None));
+    }
+
+    /// [`cancel`](CancelHandle::cancel), with a message that the scope's
+    /// [`cancel_reason`](CancelHandle::cancel_reason) carries (and the reason of the work
+    /// inside, as [`CancelReason::Outer`]). If the scope was cancelled already, the
+    /// first reason stays and the message is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::{checkpoint, CancelReason, CancelScope};
+    /// # hatchery_smol::run(async {
+    /// let scope = CancelScope::new();
+    /// let handle = scope.handle();
+    /// scope.run(async {
+    ///     handle.cancel_with("enough");
+    ///     checkpoint().await;
+    /// }).await;
+    /// let reason = handle.cancel_reason().unwrap();
+    /// assert!(matches!(reason, CancelReason::Explicit { .. }));
+    /// assert_eq!(reason.message(), Some("enough"));
+    /// assert!(reason.to_string().ends_with(": enough"));
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn cancel_with(&self, message: impl Into<Cow<'static, str>>) {
+        let detail = said(Location::caller(), Some(message.into()));
+        self.node.cancel_with(Reason::Explicit, detail);
+    }
+
+    /// Why the scope was cancelled, if it was: by its handle, its deadline, or (as
+    /// [`CancelReason::Outer`]) an enclosing scope, nursery or task whose cancellation
+    /// reached it while it ran. Readable after the scope has ended.
+    ///
+    /// An enclosing scope's cancellation counts once it has reached this scope (at its
+    /// next poll if nothing made it a child of that scope's list: while the scope runs,
+    /// an enclosing scope cancelled now counts at once). A shielded scope has only its
+    /// own reasons.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{move_on_after, sleep, CancelReason, CancelScope};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let inner = CancelScope::new();
+    /// let handle = inner.handle();
+    /// assert_eq!(handle.cancel_reason(), None);
+    /// move_on_after(Duration::from_millis(1), inner.run(sleep(Duration::from_secs(3600)))).await;
+    /// let reason = handle.cancel_reason().unwrap();
+    /// assert_eq!(reason, CancelReason::Outer(Box::new(CancelReason::Deadline)));
+    /// assert!(!handle.cancel_called()); // not cancelled itself
+    /// # });
+    /// ```
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        CancelReason::of(&self.node)
     }
 
     /// Whether the scope was cancelled, by [`cancel`](CancelHandle::cancel) or by its
     /// deadline. Sticky: once true it stays true. Cancellation inherited from an
     /// enclosing scope does not count.
     ///
-    /// A deadline counts once the scope has seen it pass: on entry, or when the scope
-    /// checks its timer, after each poll of its body that leaves the body pending (a body
-    /// that finishes in the poll where its deadline passes finishes uncancelled). Trio
-    /// also reads the clock here; hatchery does not, so read
+    /// A deadline counts once the scope has seen it pass: on entry, when
+    /// [`set_deadline`](CancelHandle::set_deadline) moves it to an instant that has
+    /// passed, or when the scope checks its timer, after each poll of its body that
+    /// leaves the body pending (a body that finishes in the poll where its deadline passes
+    /// finishes uncancelled). Trio also reads the clock here; hatchery does not, so read
     /// [`deadline`](CancelHandle::deadline) against [`now`](crate::now) to know whether
-    /// it has passed before the scope has noticed.
+    /// a deadline has passed before the scope has noticed.
     ///
     /// # Examples
     ///
@@ -415,7 +629,7 @@ impl CancelHandle {
     /// # });
     /// ```
     pub fn cancel_called(&self) -> bool {
-        self.node.reason() != node::NONE
+        self.node.reason().is_some()
     }
 
     /// Whether this scope ended its body because of its own cancellation (and so returned
@@ -473,11 +687,23 @@ impl CancelHandle {
         self.node.deadline()
     }
 
-    /// Sets or moves the deadline, also while the scope runs. An earlier deadline that has
-    /// already passed cancels the scope at its next suspension point (the scope reads
-    /// the clock when it is next polled; use [`cancel`](CancelHandle::cancel) to cancel
-    /// at once); a later one postpones it; `None` removes it. Has no effect on a scope
-    /// that was already cancelled.
+    /// Sets or moves the deadline, also while the scope runs: earlier, later, or `None`
+    /// to remove it.
+    ///
+    /// A deadline that has already passed cancels a running scope at once, as
+    /// [`cancel`](CancelHandle::cancel) does (D5): [`cancel_called`] is true when this
+    /// returns, and stays true if the deadline is moved back later; the body stops at
+    /// its next suspension point. "Passed" is read once here, on the clock of the runtime
+    /// the scope runs on (a test run's virtual clock under
+    /// [`virtual_time`](crate::testing::virtual_time)), from any thread. A later deadline
+    /// postpones the cancellation. Has no effect on a scope that is cancelled already.
+    ///
+    /// Before the scope is entered, the deadline replaces the one it was built with (a
+    /// relative timeout too), and a deadline that has passed by the time the scope is
+    /// entered cancels it there, as one it was built with would. After the scope has
+    /// finished, only [`deadline`](CancelHandle::deadline) changes.
+    ///
+    /// [`cancel_called`]: CancelHandle::cancel_called
     ///
     /// # Examples
     ///
@@ -496,32 +722,69 @@ impl CancelHandle {
     /// }).await;
     /// assert_eq!(out, Some("finished"));
     ///
-    /// // A deadline that has already passed cancels at the next suspension point.
+    /// // A deadline that has already passed cancels at once; the body stops at its next
+    /// // suspension point.
     /// let scope = CancelScope::new();
     /// let handle = scope.handle();
     /// let steps = Cell::new(0);
     /// let out = scope.run(async {
     ///     handle.set_deadline(now()); // due now
-    ///     assert!(!handle.cancel_called()); // not cancelled yet (`cancel` would be)
+    ///     assert!(handle.cancel_called()); // cancelled already
+    ///     handle.set_deadline(None); // and it sticks
     ///     steps.set(1);
-    ///     checkpoint().await; // the scope reads the clock: cancelled here
+    ///     checkpoint().await; // the body is dropped here
     ///     steps.set(2);
     /// }).await;
     /// assert_eq!((out, steps.get()), (None, 1));
-    /// assert!(handle.cancel_called());
-    ///
-    /// // A cancelled scope stays cancelled: removing the deadline does not undo it.
-    /// let scope = CancelScope::new().with_deadline(now());
-    /// let handle = scope.handle();
-    /// let out = scope.run(async {
-    ///     handle.set_deadline(None);
-    ///     checkpoint().await;
-    /// }).await;
-    /// assert_eq!(out, None);
+    /// assert!(handle.cancel_called() && handle.cancelled_caught());
     /// # }));
     /// ```
     pub fn set_deadline(&self, deadline: impl Into<Option<Instant>>) {
-        self.node.set_deadline(deadline.into());
+        let deadline = deadline.into();
+        self.node.set_deadline(deadline);
+        let Some(deadline) = deadline else {
+            return;
+        };
+        if self.node.reason().is_some() {
+            return;
+        }
+        // Pairs with the fence of the entry (`Scoped::poll_scoped`), which sets the runtime
+        // and then reads the deadline: either it finds the deadline stored above, or we
+        // find its runtime here. (Before entry, the entry checks the deadline itself.)
+        fence(Ordering::SeqCst);
+        if let Some(rt) = self.node.ext.0.get() {
+            if !self.node.is_finished() && deadline <= rt.now() {
+                self.node.cancel(Reason::Deadline);
+            }
+        }
+    }
+
+    /// The name the scope was given by [`with_name`](CancelScope::with_name), if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::CancelScope;
+    ///
+    /// assert_eq!(CancelScope::new().with_name("drain").handle().name(), Some("drain"));
+    /// assert_eq!(CancelScope::new().handle().name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.node.ext.3.get().map(|n| &**n)
+    }
+
+    /// Where the scope was made: the call of [`CancelScope::new`] (or `default`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::CancelScope;
+    ///
+    /// let handle = CancelScope::new().handle();
+    /// assert_eq!((handle.made_at().file(), handle.made_at().line()), (file!(), line!() - 1));
+    /// ```
+    pub fn made_at(&self) -> &'static Location<'static> {
+        self.node.ext.2
     }
 
     /// Whether the scope is shielded from its ancestors' cancellation.
@@ -544,6 +807,7 @@ impl CancelHandle {
             .field("shield", &self.is_shielded())
             .field("cancel_called", &self.cancel_called())
             .field("cancelled_caught", &self.cancelled_caught())
+            .field("cancel_reason", &self.cancel_reason())
             .finish()
     }
 }
@@ -551,405 +815,6 @@ impl CancelHandle {
 impl fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_fields("CancelHandle", f)
-    }
-}
-
-/// A scope's timer: armed for its node's deadline, re-armed when the deadline moves.
-///
-/// A scope that no longer needs its timer hands it to the next scope or sleep armed in
-/// the same task poll ([`rt::RtTimer::release`], [`rt::timer_at`]), which moves it with
-/// `Sleep::reset` instead of making a new one: a loop of timeouts keeps one timer.
-pub(crate) struct Timer {
-    timer: Option<rt::RtTimer>,
-    /// The deadline the timer was last set up for (`None` before the first poll).
-    seen: Option<Option<Instant>>,
-    /// The clock reading taken on entry, reused the first time the timer is armed.
-    now: Option<Instant>,
-}
-
-impl Timer {
-    pub(crate) fn new() -> Timer {
-        Timer {
-            timer: None,
-            seen: None,
-            now: None,
-        }
-    }
-
-    /// Checks the node's deadline: cancels the node if it has passed, otherwise makes sure
-    /// a timer will wake this task when it does.
-    pub(crate) fn poll(&mut self, node: &Arc<Node>, rt: &dyn Runtime, cx: &mut Context<'_>) {
-        let deadline = node.deadline();
-        if self.seen != Some(deadline) {
-            self.seen = Some(deadline);
-            // The entry's reading, for a timeout (it saves reading the clock again): a
-            // deadline it finds passed has passed. One that passed since (a body that
-            // blocked its thread) is seen when the timer fires.
-            let now = self.now.take();
-            let Some(deadline) = deadline else {
-                self.release();
-                return;
-            };
-            let now = now.unwrap_or_else(|| rt.now());
-            if deadline <= now {
-                node.cancel(node::DEADLINE);
-                return;
-            }
-            let wake_at = rt::wake_at(rt, deadline, now);
-            match &mut self.timer {
-                Some(timer) => timer.sleep().reset(wake_at),
-                None => self.timer = Some(rt::timer_at(rt, wake_at)),
-            }
-        }
-        while let Some(timer) = &mut self.timer {
-            if timer.sleep().poll(cx).is_pending() {
-                return;
-            }
-            let deadline = node.deadline();
-            let now = rt.now();
-            match deadline {
-                Some(d) if d <= now => {
-                    node.cancel(node::DEADLINE);
-                    return;
-                }
-                Some(d) => timer.sleep().reset(rt::wake_at(rt, d, now)),
-                None => self.release(),
-            }
-        }
-    }
-
-    /// Lets go of the timer of a scope that is cancelled: its deadline no longer
-    /// matters (and a virtual clock must not jump to it). Armed again if polled after
-    /// all (a kept scope future whose cancelled ancestor has finished).
-    pub(crate) fn disarm(&mut self) {
-        self.release();
-        self.seen = None;
-    }
-
-    /// Lets go of the timer, for the next scope armed in this task poll.
-    pub(crate) fn release(&mut self) {
-        if let Some(timer) = self.timer.take() {
-            timer.release();
-        }
-    }
-}
-
-impl Drop for Timer {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
-/// How a scope's body ended.
-pub(crate) enum Outcome<T> {
-    /// The body finished with a value.
-    Done(T),
-    /// This scope was cancelled and caught it; `reason` says why.
-    Caught(u8),
-}
-
-pin_project! {
-    /// The engine shared by every scope future.
-    pub(crate) struct Scoped<F> {
-        #[pin]
-        body: Option<F>,
-        // Before entry, the node a handle made, if any; from entry until the scope is
-        // done, always set; taken when the scope is done (see `rt::recycle_node`).
-        node: Option<Arc<Node>>,
-        // The shield and deadline the node gets on entry, if it is made then.
-        shield: bool,
-        deadline: Option<Instant>,
-        timeout: Option<Duration>,
-        timer: Timer,
-        hold: Option<Hold>,
-        entered: bool,
-        done: bool,
-        // A `CancelHandle` exists: the scope can be cancelled from elsewhere, so its
-        // waker is always registered.
-        shared: bool,
-        // The node's waker was registered: its node is not reused, since it would keep
-        // the waker.
-        registered: bool,
-    }
-
-    impl<F> PinnedDrop for Scoped<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
-            // Drop the body (and any hold inside it) before leaving the tree.
-            this.body.set(None);
-            this.hold.take();
-            if let Some(node) = this.node {
-                node.detach_unless_kept();
-                node.finish();
-            }
-        }
-    }
-}
-
-impl<F: Future> Scoped<F> {
-    pub(crate) fn new(scope: CancelScope, body: F) -> Self {
-        let node = scope.node.into_inner();
-        // A node made by a handle holds the shield and the deadline itself, and the
-        // handle may have changed them since.
-        let deadline = if node.is_some() { None } else { scope.deadline };
-        Scoped {
-            body: Some(body),
-            node,
-            shield: scope.shield,
-            deadline,
-            timeout: scope.timeout,
-            timer: Timer::new(),
-            hold: None,
-            entered: false,
-            done: false,
-            shared: true,
-            registered: false,
-        }
-    }
-
-    /// Whether the body was dropped because an enclosing scope was cancelled (this scope
-    /// then never completes; the enclosing one ends the work).
-    pub(crate) fn stalled(&self) -> bool {
-        self.entered && !self.done && self.body.is_none()
-    }
-
-    /// Stalled, but the enclosing scope that cancelled it has finished since (a scope
-    /// future kept past the scope it was first polled in): nothing will drop it.
-    fn orphaned(&self) -> bool {
-        self.stalled()
-            && self
-                .node
-                .as_ref()
-                .is_some_and(|node| !node.outer_cancelled(crate::time::now()))
-    }
-
-    pub(crate) fn poll_scoped(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Outcome<F::Output>> {
-        let mut this = self.project();
-        assert!(
-            !*this.done,
-            "hatchery: scope future polled after completion"
-        );
-        if !*this.entered {
-            *this.entered = true;
-            let made_by_handle = this.node.is_some();
-            let slot = &mut *this.node;
-            let (timer, hold, shared) = (&mut *this.timer, &mut *this.hold, &mut *this.shared);
-            let (shield, timeout) = (*this.shield, this.timeout.take());
-            // Set by `with_deadline` (never together with a timeout).
-            let mut deadline = this.deadline.take();
-            rt::with_current(|parent| {
-                let parent = parent.expect(rt::NO_RUNTIME);
-                if let Some(timeout) = timeout {
-                    // Only if no deadline was set through a handle since `with_timeout`.
-                    if !slot.as_ref().is_some_and(|node| node.deadline_was_set()) {
-                        let now = parent.rt.now();
-                        timer.now = Some(now);
-                        // `None` on overflow: a timeout too large to represent is no
-                        // deadline.
-                        deadline = now.checked_add(timeout);
-                    }
-                }
-                let node = match slot.take() {
-                    // A handle made the node: it is set up through the handle's rules.
-                    Some(mut node) => {
-                        *shared = !Node::enter(&mut node, parent.node, deadline);
-                        node
-                    }
-                    // Nobody else has seen this scope: it takes a finished scope's node
-                    // if one under the same parent is at hand, or a new one.
-                    None => {
-                        *shared = false;
-                        match parent.take_spare_node() {
-                            Some(node) => {
-                                node.reenter(shield, deadline);
-                                node
-                            }
-                            None => Node::entered(parent.node, shield, deadline),
-                        }
-                    }
-                };
-                if node.is_shield() {
-                    *hold = Some(Hold::new(parent.node));
-                }
-                *slot = Some(node);
-            });
-            // A deadline passed already: cancelled on entry, as a scope cancelled before
-            // it is entered is (trio's rule), so the body sees it from its first line,
-            // and stops at its first suspension point. (A timeout of more than zero,
-            // counted from the clock just read, has not passed: no check.)
-            if made_by_handle || deadline.is_some() && timeout.is_none_or(|t| t.is_zero()) {
-                let node = this.node.as_ref().expect("node of an entered scope");
-                cancel_if_passed(node, made_by_handle, deadline, this.timer.now);
-            }
-        } else {
-            if let Some(hold) = this.hold.as_ref() {
-                // A shield kept and polled under another scope (or task) than before
-                // holds that one now: its cancellation must wait for us, as the first
-                // one's did, and the first one's no longer does.
-                let moved =
-                    rt::with_current(|c| c.filter(|c| !hold.is_on(c.node)).map(|c| c.node.clone()));
-                if let Some(node) = moved {
-                    drop(this.hold.replace(Hold::new(&node)));
-                }
-            }
-            let node = this.node.as_ref().expect("node of an entered scope");
-            if !node.is_linked() {
-                // Our parent's cancellation does not reach us through its child list.
-                node.refresh();
-            }
-            if node.should_drop() {
-                // Cancelled while suspended: drop the body where it stands.
-                this.timer.disarm();
-                return finish_cancelled(
-                    this.body,
-                    this.hold,
-                    this.node,
-                    *this.registered,
-                    this.done,
-                );
-            }
-        }
-        let slot = &mut *this.node;
-        let node = slot.as_mut().expect("node of an entered scope");
-        let was_cancelled = node.is_marked();
-        let body = this.body.as_mut().as_pin_mut().expect("body present");
-        // The body runs with this scope as the innermost one.
-        let (poll, by_parent) = Hold::release_on_unwind(this.hold, || {
-            rt::enter_node(node, cx.waker(), || body.poll(cx))
-        });
-        let node = &*node;
-        if let Poll::Ready(v) = poll {
-            this.body.set(None);
-            this.hold.take();
-            *this.done = true;
-            node.detach_unless_kept();
-            node.finish();
-            this.timer.release();
-            recycle(slot, *this.registered);
-            return Poll::Ready(Outcome::Done(v));
-        }
-        // Who wakes us when an enclosing scope is cancelled: polled by our parent's own
-        // runner, its wake-up reaches us and we `refresh` on the next poll; polled
-        // through a combinator with other wakers (or moved to another task), the parent
-        // must find us in its child list.
-        if !by_parent {
-            node.link_scope();
-        }
-        let linked = node.is_linked();
-        // Registering only now is enough: a cancellation from here on wakes us, and one
-        // that came earlier is seen by `should_drop` below. Without a handle and a link,
-        // only our deadline cancels us (here, or from a scope inside that finds it
-        // passed), and our own timer wakes the task for it.
-        if linked || *this.shared {
-            node.register(cx.waker());
-            *this.registered = true;
-        }
-        let cancelled = node.is_cancelled() || {
-            let timer = &mut *this.timer;
-            rt::with_current(|c| timer.poll(node, &**c.expect(rt::NO_RUNTIME).rt, cx));
-            node.is_marked()
-        };
-        if cancelled {
-            this.timer.disarm();
-            if !node.has_holds() {
-                return finish_cancelled(this.body, this.hold, slot, *this.registered, this.done);
-            }
-            // Something inside must finish first. Its hold may go elsewhere (a kept
-            // shield polled from now on in another scope or task), which then wakes us:
-            // register on every such poll (a wake-up takes the waker out).
-            node.register(cx.waker());
-            *this.registered = true;
-            if !node.has_holds() {
-                return finish_cancelled(this.body, this.hold, slot, *this.registered, this.done);
-            }
-        }
-        if !was_cancelled && node.is_marked() {
-            // Cancelled during this poll (by our deadline, or a `cancel` while no waker
-            // was registered), but something inside must finish first (a shielded
-            // cleanup, a nursery draining its children). Scopes in the body that are not
-            // linked learn of it only when polled: poll again.
-            cx.waker().wake_by_ref();
-        }
-        Poll::Pending
-    }
-}
-
-/// Cancels a scope being entered whose deadline has passed already (see the entry in
-/// `poll_scoped`). Out of line: most scopes have a timeout, which cannot have passed.
-#[cold]
-#[inline(never)]
-fn cancel_if_passed(
-    node: &Arc<Node>,
-    made_by_handle: bool,
-    deadline: Option<Instant>,
-    entry_now: Option<Instant>,
-) {
-    let deadline = if made_by_handle {
-        node.deadline()
-    } else {
-        deadline
-    };
-    if let Some(d) = deadline {
-        // A reading of our own is not kept for the timer's first arming, which comes
-        // after the body's first poll: a deadline that passes meanwhile must be found
-        // passed then.
-        let now = entry_now.unwrap_or_else(|| rt::current().rt.now());
-        if d <= now {
-            node.cancel(node::DEADLINE);
-        }
-    }
-}
-
-/// Lets a done scope's node go: for the next scope entered under the same parent in this
-/// task poll, if nothing else holds it ([`rt::recycle_node`]).
-fn recycle(slot: &mut Option<Arc<Node>>, registered: bool) {
-    if let Some(node) = slot.take() {
-        if !registered {
-            rt::recycle_node(node);
-        }
-    }
-}
-
-/// Drops a cancelled body. Returns `Ready(Caught)` if this scope catches the cancellation,
-/// or stays pending forever if an enclosing scope will.
-///
-/// A scope future kept past the scope it was first polled in (see [`Node::finish`]) may
-/// have been reached by that scope's cancellation, which nothing can catch any more: it
-/// returns as cancelled itself, with that scope's reason.
-fn finish_cancelled<F, T>(
-    mut body: Pin<&mut Option<F>>,
-    hold: &mut Option<Hold>,
-    slot: &mut Option<Arc<Node>>,
-    registered: bool,
-    done: &mut bool,
-) -> Poll<Outcome<T>> {
-    let node = slot.as_ref().expect("node of an entered scope");
-    // Cancelled by an ancestor whose cancellation has not reached our own flag (we are not
-    // in its child list): set it, so that if we are kept and polled after that ancestor
-    // has finished, we still know we were cancelled.
-    node.refresh();
-    rt::drop_cancelled_body(|| body.set(None));
-    hold.take();
-    let own = node.reason();
-    // Cancelled itself, or by a finished ancestor (whose reason then counts).
-    if !node.outer_cancelled(crate::time::now()) {
-        let reason = if own != node::NONE {
-            own
-        } else {
-            node.orphan_reason()
-        };
-        node.set_caught();
-        *done = true;
-        node.detach();
-        node.finish();
-        recycle(slot, registered);
-        Poll::Ready(Outcome::Caught(reason))
-    } else {
-        // An outer scope was cancelled: it is the one that returns, and it drops us.
-        Poll::Pending
     }
 }
 
@@ -980,6 +845,7 @@ pin_project! {
 impl<F: Future> Future for Run<F> {
     type Output = Option<F::Output>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project().scoped.poll_scoped(cx).map(|o| match o {
             Outcome::Done(v) => Some(v),
@@ -1017,7 +883,7 @@ impl<F: Future> Future for FailScope<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project().scoped.poll_scoped(cx).map(|o| match o {
             Outcome::Done(v) => Ok(Some(v)),
-            Outcome::Caught(node::DEADLINE) => Err(Elapsed(())),
+            Outcome::Caught(Reason::Deadline) => Err(Elapsed(())),
             Outcome::Caught(_) => Ok(None),
         })
     }
@@ -1112,6 +978,19 @@ macro_rules! debug_future {
 }
 debug_future!(Run, FailScope, Fail, Shield);
 
+// Terminated once they have returned. A scope stalled under a cancelled enclosing scope
+// (which ends the work and drops it) is not.
+macro_rules! fused_future {
+    ($($name:ident),*) => {$(
+        impl<F: Future> futures_core::future::FusedFuture for $name<F> {
+            fn is_terminated(&self) -> bool {
+                self.scoped.is_done()
+            }
+        }
+    )*};
+}
+fused_future!(Run, FailScope, Fail, Shield);
+
 /// The error of [`fail_after`], [`fail_at`] and [`CancelScope::fail`]: the scope's
 /// deadline passed before the work finished.
 ///
@@ -1200,6 +1079,7 @@ impl From<Elapsed> for std::io::Error {
 /// assert_eq!(slow, None);
 /// # });
 /// ```
+#[cfg_attr(feature = "tracing", track_caller)]
 pub fn move_on_after<F: IntoFuture>(timeout: Duration, fut: F) -> Run<F::IntoFuture> {
     CancelScope::new().with_timeout(timeout).run(fut)
 }
@@ -1226,6 +1106,7 @@ pub fn move_on_after<F: IntoFuture>(timeout: Duration, fut: F) -> Run<F::IntoFut
 /// assert_eq!(move_on_at(deadline, sleep(Duration::from_secs(3600))).await, None);
 /// # });
 /// ```
+#[cfg_attr(feature = "tracing", track_caller)]
 pub fn move_on_at<F: IntoFuture>(deadline: Instant, fut: F) -> Run<F::IntoFuture> {
     CancelScope::new().with_deadline(deadline).run(fut)
 }
@@ -1265,6 +1146,7 @@ pub fn move_on_at<F: IntoFuture>(deadline: Instant, fut: F) -> Run<F::IntoFuture
 /// assert_eq!(fail_after(Duration::from_secs(1), async { 7 }).await, Ok(7));
 /// # });
 /// ```
+#[cfg_attr(feature = "tracing", track_caller)]
 pub fn fail_after<F: IntoFuture>(timeout: Duration, fut: F) -> Fail<F::IntoFuture> {
     Fail {
         scoped: Scoped::new(CancelScope::new().with_timeout(timeout), fut.into_future()),
@@ -1306,6 +1188,7 @@ pub fn fail_after<F: IntoFuture>(timeout: Duration, fut: F) -> Fail<F::IntoFutur
 /// assert_eq!(elapsed(), Duration::from_secs(10)); // it gave up at the deadline
 /// # }));
 /// ```
+#[cfg_attr(feature = "tracing", track_caller)]
 pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> {
     Fail {
         scoped: Scoped::new(
@@ -1367,295 +1250,12 @@ pub fn fail_at<F: IntoFuture>(deadline: Instant, fut: F) -> Fail<F::IntoFuture> 
 /// assert!(closed);
 /// # });
 /// ```
+#[track_caller]
 pub fn shield<F: IntoFuture>(fut: F) -> Shield<F::IntoFuture> {
     Shield {
-        scoped: Scoped::new(CancelScope::new().with_shield(true), fut.into_future()),
-    }
-}
-
-/// Runs `work`, then `cleanup`, and makes sure `cleanup` runs to its end even when `work`
-/// is cancelled: Python's `try: ... finally:` with a shielded `finally` block.
-///
-/// * If `work` finishes, `cleanup` runs (shielded), then its value is returned.
-/// * If an enclosing scope is cancelled, `work` is dropped at its suspension point,
-///   `cleanup` runs to its end, shielded from that cancellation, and then the cancellation
-///   continues: this future never completes and the cancelled scope returns.
-///
-/// Give the cleanup its own limit with [`move_on_after`] inside it if it might hang.
-/// `cleanup` does not run if `work` panics (only `Drop` runs then).
-///
-/// # Cancel safety
-///
-/// Dropping the future from outside hatchery drops `work` and `cleanup` without running
-/// the cleanup. Cancellation of an enclosing scope is handled as described above. It
-/// holds the scopes of its first poll until its cleanup is done: one kept without being
-/// polled keeps a cancelled enclosing scope from ending its body until it is polled
-/// again or dropped. Like a scope, it belongs to the scope of its first poll: moved into
-/// another (passed by value to a timeout, sent to another task), it follows only the
-/// first one's cancellation, and the new one, once cancelled, drops it as from outside
-/// hatchery.
-///
-/// # Panics
-///
-/// When polled outside a hatchery runtime. When kept past the scope it was first polled
-/// in (see [`CancelScope::run`]) and awaited after that scope, cancelled while it ran,
-/// has finished: its cleanup has run, and it has no value to return.
-///
-/// # Examples
-///
-/// ```
-/// use std::sync::atomic::{AtomicBool, Ordering};
-/// use std::time::Duration;
-/// use hatchery::{finally, move_on_after, sleep};
-///
-/// # hatchery_smol::run(async {
-/// let closed = AtomicBool::new(false);
-/// let out = move_on_after(Duration::from_millis(5), finally(
-///     sleep(Duration::from_secs(3600)), // the work: cancelled after 5 ms
-///     async {
-///         sleep(Duration::from_millis(10)).await; // async cleanup, e.g. `conn.close()`
-///         closed.store(true, Ordering::SeqCst);
-///     },
-/// ))
-/// .await;
-/// assert_eq!(out, None);
-/// assert!(closed.load(Ordering::SeqCst));
-/// # });
-/// ```
-///
-/// The cleanup does not learn how the work ended. For a cleanup that depends on it
-/// (Python's `except Cancelled:`, a rollback unless the work committed), let the work
-/// say so through a flag both futures share (an `AtomicBool`, so that the `finally` can
-/// run in a spawned task, which must be `Send`; in the root future a `Cell` does too).
-/// Both futures exist at once, so they cannot both borrow one resource mutably: for
-/// work on a resource that the cleanup then closes, use [`finally_with`].
-///
-/// ```
-/// use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-/// use std::time::Duration;
-/// use hatchery::{finally, move_on_after, sleep};
-///
-/// # hatchery_smol::run(async {
-/// let committed = AtomicBool::new(false);
-/// let rolled_back = AtomicBool::new(false);
-/// let out = move_on_after(Duration::from_millis(5), finally(
-///     async {
-///         sleep(Duration::from_secs(3600)).await; // cancelled before it commits
-///         committed.store(true, SeqCst);
-///     },
-///     async {
-///         if !committed.load(SeqCst) {
-///             sleep(Duration::from_millis(1)).await; // e.g. `tx.rollback().await`
-///             rolled_back.store(true, SeqCst);
-///         }
-///     },
-/// ))
-/// .await;
-/// assert_eq!(out, None);
-/// assert!(rolled_back.load(SeqCst));
-/// # });
-/// ```
-pub fn finally<W: IntoFuture, C: IntoFuture<Output = ()>>(
-    work: W,
-    cleanup: C,
-) -> Finally<W::IntoFuture, C::IntoFuture> {
-    Finally {
-        work: Scoped::new(CancelScope::new(), work.into_future()),
-        cleanup: shield(cleanup),
-        value: None,
-        cleaning: false,
-        cleaned: false,
-        orphaned: false,
-        hold: None,
-    }
-}
-
-/// [`finally`] for work on a resource that the cleanup then takes: runs
-/// `work(&mut resource)`, then `cleanup(resource)`, and makes sure the cleanup runs to its
-/// end even when the work is cancelled (Python's `async with session:`, or
-/// `try: await s.execute() finally: await s.close()` with a `close` that takes `self`).
-///
-/// `finally(s.execute(..), s.close())` cannot be written for a resource whose methods
-/// take `&mut self` (the two futures would borrow it at once) or whose `close` takes it
-/// by value. Here the resource is lent to the work, then handed to the cleanup, which
-/// gets it back whether the work finished, was cancelled at a suspension point, or
-/// never started. Otherwise everything is as for [`finally`]: the cleanup is shielded
-/// (give it its own limit with [`move_on_after`] inside), and does not run if the work
-/// panics (the resource is dropped then). Its future is an `async fn`'s, which has no
-/// name: box it to keep it in a struct.
-///
-/// # Cancel safety
-///
-/// As for [`finally`]: if an enclosing scope is cancelled, the work is dropped at its
-/// suspension point, the cleanup runs to its end with the resource, and then this future
-/// never completes (the cancelled scope returns). Dropping the future from outside
-/// hatchery drops the work and the resource without running the cleanup.
-///
-/// # Panics
-///
-/// As for [`finally`].
-///
-/// # Examples
-///
-/// ```
-/// use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-/// use std::time::Duration;
-/// use hatchery::{finally_with, move_on_after, sleep};
-///
-/// static CLOSED: AtomicBool = AtomicBool::new(false);
-///
-/// struct Session {
-///     rows: u32,
-/// }
-///
-/// impl Session {
-///     async fn execute(&mut self, _sql: &str) -> u32 {
-///         sleep(Duration::from_secs(3600)).await; // a slow query
-///         self.rows += 1;
-///         self.rows
-///     }
-///     async fn close(self) {
-///         sleep(Duration::from_millis(1)).await; // say goodbye to the server
-///         CLOSED.store(true, SeqCst);
-///     }
-/// }
-///
-/// # hatchery_smol::run(async {
-/// let out = move_on_after(
-///     Duration::from_millis(5),
-///     finally_with(
-///         Session { rows: 0 },
-///         async |s: &mut Session| s.execute("UPDATE ...").await,
-///         async |s: Session| s.close().await, // runs, shielded, after the timeout
-///     ),
-/// )
-/// .await;
-/// assert_eq!(out, None);
-/// assert!(CLOSED.load(SeqCst));
-/// # });
-/// ```
-pub async fn finally_with<R, T, W, C>(resource: R, work: W, cleanup: C) -> T
-where
-    W: AsyncFnOnce(&mut R) -> T,
-    C: AsyncFnOnce(R),
-{
-    // Taken by the work for its duration, and put back even when the work is dropped
-    // (cancelled) or unwinds; the two never run at once.
-    let slot = std::sync::Mutex::new(Some(resource));
-    struct Lent<'a, R>(&'a std::sync::Mutex<Option<R>>, Option<R>);
-    impl<R> Drop for Lent<'_, R> {
-        fn drop(&mut self) {
-            if let Some(r) = self.1.take() {
-                *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-            }
-        }
-    }
-    let take = || slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-    finally(
-        async {
-            let mut lent = Lent(&slot, take());
-            let resource = lent.1.as_mut().expect("the resource is lent once");
-            work(resource).await
-        },
-        async {
-            if let Some(resource) = take() {
-                cleanup(resource).await;
-            }
-        },
-    )
-    .await
-}
-
-pin_project! {
-    /// Future returned by [`finally`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::cell::RefCell;
-    /// use hatchery::finally;
-    /// use hatchery::futures::Finally;
-    ///
-    /// # hatchery_smol::run(async {
-    /// let steps = RefCell::new(Vec::new());
-    /// let fut: Finally<_, _> = finally(
-    ///     async {
-    ///         steps.borrow_mut().push("work");
-    ///         42
-    ///     },
-    ///     async { steps.borrow_mut().push("cleanup") },
-    /// );
-    /// assert!(steps.borrow().is_empty()); // nothing runs until it is polled
-    /// assert_eq!(fut.await, 42);
-    /// assert_eq!(*steps.borrow(), ["work", "cleanup"]);
-    /// # });
-    /// ```
-    #[must_use = "futures do nothing unless polled"]
-    pub struct Finally<W: Future, C> {
-        #[pin]
-        work: Scoped<W>,
-        #[pin]
-        cleanup: Shield<C>,
-        value: Option<W::Output>,
-        cleaning: bool,
-        cleaned: bool,
-        // The work was cancelled by a scope that has finished since (see `orphaned`).
-        orphaned: bool,
-        // Held from the first poll until the cleanup is done, so that a cancelled
-        // enclosing scope lets this future notice the cancellation and clean up.
-        hold: Option<Hold>,
-    }
-}
-
-impl<W: Future, C: Future<Output = ()>> Future for Finally<W, C> {
-    type Output = W::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<W::Output> {
-        let mut this = self.project();
-        if this.hold.is_none() && !this.work.entered {
-            *this.hold = Some(Hold::new(&rt::current().node));
-        }
-        if !*this.cleaning {
-            let work = this.work.as_mut();
-            match Hold::release_on_unwind(this.hold, || work.poll_scoped(cx)) {
-                Poll::Ready(Outcome::Done(v)) => *this.value = Some(v),
-                // Nothing else can cancel this scope than the scope (finished since) that
-                // a kept `finally` was first polled in.
-                Poll::Ready(Outcome::Caught(_)) => *this.orphaned = true,
-                Poll::Pending if this.work.stalled() => {}
-                Poll::Pending => return Poll::Pending,
-            }
-            // The work is over (finished or dropped). Start the cleanup in this same poll:
-            // entering the shield holds the enclosing scopes until it is done.
-            *this.cleaning = true;
-        }
-        if !*this.cleaned {
-            let cleanup = this.cleanup.as_mut();
-            if Hold::release_on_unwind(this.hold, || cleanup.poll(cx)).is_pending() {
-                return Poll::Pending;
-            }
-            *this.cleaned = true;
-            this.hold.take();
-        }
-        match this.value.take() {
-            Some(v) => Poll::Ready(v),
-            // Cancelled from outside: now that the cleanup is done, the enclosing
-            // cancelled scope ends the work. Unless it has finished since: kept past the
-            // scope it was first polled in, this `finally` has no value to return.
-            None if *this.orphaned || this.work.orphaned() => panic!(
-                "hatchery: a `finally` future was cancelled by the scope it was first polled \
-                 in, which has finished since, and it has no value to return (its cleanup \
-                 ran): await a `finally` in the scope where it started, or drop it"
-            ),
-            None => Poll::Pending,
-        }
-    }
-}
-
-impl<W: Future, C> fmt::Debug for Finally<W, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Finally")
-            .field("cleaning", &self.cleaning)
-            .finish_non_exhaustive()
+        scoped: Scoped::new(
+            CancelScope::new().with_shield(true).watched(),
+            fut.into_future(),
+        ),
     }
 }

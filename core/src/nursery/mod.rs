@@ -1,9 +1,9 @@
 //! Nurseries: `nursery`, `Nursery::{spawn, start, cancel}`.
 
-use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,12 +12,23 @@ use std::task::{Context, Poll};
 use atomic_waker::AtomicWaker;
 use pin_project_lite::pin_project;
 
+use crate::context;
+use crate::diagnostics::{self, Held, HolderKind};
 use crate::error::{NurseryError, SpawnError};
-use crate::node::{self, Hold, Node};
-use crate::rt::{self, Runtime};
-use crate::task::{self, TaskHandle};
+use crate::node::{Detail, Kind, Labelled, Named, Node, Reason, Tag};
+use crate::reason::{said, CancelReason};
+use crate::rt::Runtime;
+use crate::task::{Group, Label, Panic, TaskHandle};
+use crate::trace;
 
-pub(crate) type Panic = Box<dyn Any + Send + 'static>;
+mod convert;
+mod spawn;
+mod start;
+mod subgroup;
+
+pub use self::convert::{err_into, BodyOutput, ErrInto};
+pub use self::start::{Start, StartWithHandle, TaskStatus};
+pub use self::subgroup::{Subgroup, SubgroupWait};
 
 /// Opens a nursery, runs `body` in it, and returns once the body and every task spawned
 /// into the nursery have finished.
@@ -110,16 +121,91 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 /// })
 /// # }
 /// ```
+#[track_caller]
 pub fn nursery<E, T, F, Fut>(body: F) -> NurseryFuture<F, Fut, T, E>
 where
     F: FnOnce(Nursery<E>) -> Fut,
+    Fut::Output: BodyOutput<E>,
     Fut: Future<Output = Result<T, E>>,
     E: Send + 'static,
 {
-    NurseryFuture {
-        make: Some(body),
-        body: None,
-        state: None,
+    NurseryFuture::new(Location::caller(), None, body)
+}
+
+/// [`nursery`], giving the nursery a name: its handle's [`name`](Nursery::name), and how
+/// the task tree shows it ([`diagnostics::tree`](crate::diagnostics::tree)). A nursery
+/// without a name is known by where `nursery` was called; a name costs one allocation
+/// and one read of the clock (for its age in the tree), made when the nursery opens.
+///
+/// # Cancel safety
+///
+/// As [`nursery`]'s: dropping the future before it completes cancels the body and every
+/// child, and does not wait for them. If an enclosing scope is cancelled while it waits,
+/// the body and every child are cancelled, and it waits for them to finish.
+///
+/// # Panics
+///
+/// As [`nursery`]'s.
+///
+/// # Errors
+///
+/// As [`nursery`]'s: every error of the body and the children, or
+/// [`NurseryError::Cancelled`] if [`Nursery::cancel`] ended the body before its value.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::nursery_named;
+///
+/// # hatchery_smol::run(async {
+/// let name = nursery_named("fetchers", |n| async move {
+///     Ok::<_, std::io::Error>(n.name().map(str::to_owned))
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(name.as_deref(), Some("fetchers"));
+/// # });
+/// ```
+#[track_caller]
+pub fn nursery_named<E, T, F, Fut>(
+    name: impl Into<Cow<'static, str>>,
+    body: F,
+) -> NurseryFuture<F, Fut, T, E>
+where
+    F: FnOnce(Nursery<E>) -> Fut,
+    Fut::Output: BodyOutput<E>,
+    Fut: Future<Output = Result<T, E>>,
+    E: Send + 'static,
+{
+    NurseryFuture::new(Location::caller(), Some(name.into()), body)
+}
+
+/// [`nursery`] called at `site`: for the combinators, which open nurseries on their
+/// caller's behalf and record the caller's place (`#[track_caller]` does not reach into
+/// the futures they return).
+pub(crate) fn nursery_at<E, T, F, Fut>(
+    site: &'static Location<'static>,
+    body: F,
+) -> NurseryFuture<F, Fut, T, E>
+where
+    F: FnOnce(Nursery<E>) -> Fut,
+    Fut::Output: BodyOutput<E>,
+    Fut: Future<Output = Result<T, E>>,
+    E: Send + 'static,
+{
+    NurseryFuture::new(site, None, body)
+}
+
+/// What a nursery's node carries: what the nursery is called, for the task tree.
+struct NurseryTag(Label);
+
+impl Tag for NurseryTag {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn label(&self) -> Option<Labelled<'_>> {
+        Some(self.0.labelled(Kind::Nursery))
     }
 }
 
@@ -169,6 +255,7 @@ impl<E> fmt::Debug for Nursery<E> {
             .field("tasks", &(state >> 1))
             .field("closed", &(state & CLOSED != 0))
             .field("cancelled", &self.shared.node.is_cancelled())
+            .field("cancel_reason", &CancelReason::of(&self.shared.node))
             .finish()
     }
 }
@@ -182,8 +269,8 @@ pub(crate) struct Shared<E> {
     pub(crate) rt: Arc<dyn Runtime>,
     /// `CLOSED` bit, plus the number of live children times `ONE`.
     state: AtomicUsize,
-    /// The thread that last spawned into the nursery ([`rt::thread_key`]), where
-    /// children's allocations are freed (see [`Shared::bury`]).
+    /// The thread that last spawned into the nursery ([`context::thread_key`]), where
+    /// children's allocations are freed (see [`Group::bury`]).
     home: AtomicUsize,
     /// How many allocations `dead` holds, read without its lock.
     dead_len: AtomicUsize,
@@ -193,12 +280,14 @@ pub(crate) struct Shared<E> {
     waker: AtomicWaker,
     record: Mutex<Record<E>>,
     /// Allocations of finished children let go of on another thread than `home`, for
-    /// the nursery's thread to free (see [`Shared::bury`]).
+    /// the nursery's thread to free (see [`Group::bury`]).
     dead: Mutex<Vec<Arc<Node>>>,
+    /// The nursery's span, its tasks' spans' parent (`tracing` feature).
+    trace: trace::Parent,
 }
 
 /// How many finished children's allocations other threads may leave for the nursery's
-/// thread to free ([`Shared::bury`]) before they free them themselves.
+/// thread to free ([`Group::bury`]) before they free them themselves.
 const DEAD_MAX: usize = 64;
 
 struct Record<E> {
@@ -230,10 +319,47 @@ impl<E> Shared<E> {
         }
     }
 
+    /// Closes the nursery whatever is left: its future is gone. Children still running
+    /// finish on their own; nobody is woken when they do.
+    fn close(&self) {
+        self.state.fetch_or(CLOSED, Ordering::AcqRel);
+    }
+
+    /// Closes the nursery if no child is left. Succeeds at most once.
+    fn try_close(&self) -> bool {
+        self.state
+            .compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+impl<E: Send + 'static> spawn::Admit for Shared<E> {
+    const TYPE: &'static str = "Nursery";
+
+    fn admit(&self) -> Result<(), SpawnError> {
+        self.add_child()
+    }
+}
+
+impl<E: Send + 'static> Group for Shared<E> {
+    type Error = E;
+
+    fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.rt
+    }
+
+    fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    fn trace_parent(&self) -> trace::Parent {
+        self.trace.clone()
+    }
+
     /// Lets go of the allocation of a finished child that nothing but its runner holds
     /// any more. On the nursery's thread (the one that last spawned into it) this returns
     /// it, to be dropped as usual; on another thread it is kept for the nursery's thread
-    /// to free ([`reap`](Shared::reap)), and `None` is returned.
+    /// to free ([`reap`](Group::reap)), and `None` is returned.
     ///
     /// Why: a child is allocated by the thread that spawns it and, on a multi-threaded
     /// runtime, usually finishes on another. glibc's free of memory from another thread's
@@ -244,8 +370,8 @@ impl<E> Shared<E> {
     /// At most [`DEAD_MAX`] are kept: past that, the finishing thread frees them itself.
     /// Nothing of the child's is kept but the memory: its future, value and nursery
     /// reference were dropped when it finished.
-    pub(crate) fn bury(&self, cell: Arc<Node>) -> Option<Arc<Node>> {
-        let key = rt::thread_key();
+    fn bury(&self, cell: Arc<Node>) -> Option<Arc<Node>> {
+        let key = context::thread_key();
         if key == 0 || self.home.load(Ordering::Relaxed) == key {
             return Some(cell);
         }
@@ -264,10 +390,10 @@ impl<E> Shared<E> {
     }
 
     /// Frees what children that finished on other threads left
-    /// ([`bury`](Shared::bury)), and makes the calling thread (`key`, from
-    /// [`rt::thread_key`]) the nursery's. Called on every spawn and when the nursery
+    /// ([`bury`](Group::bury)), and makes the calling thread (`key`, from
+    /// [`context::thread_key`]) the nursery's. Called on every spawn and when the nursery
     /// finishes, so nothing is kept past it.
-    pub(crate) fn reap(&self, key: usize) {
+    fn reap(&self, key: usize) {
         if self.home.load(Ordering::Relaxed) != key {
             self.home.store(key, Ordering::Relaxed);
         }
@@ -283,47 +409,51 @@ impl<E> Shared<E> {
     }
 
     /// Notes that a child ended cancelled (before [`child_done`](Self::child_done)).
-    pub(crate) fn note_cancelled_child(&self) {
+    fn note_cancelled_child(&self) {
         if !self.child_cancelled.load(Ordering::Relaxed) {
             self.child_cancelled.store(true, Ordering::Relaxed);
         }
     }
 
     /// A child has finished (its future is already dropped).
-    pub(crate) fn child_done(&self) {
+    fn child_done(&self) {
         if self.state.fetch_sub(ONE, Ordering::AcqRel) == ONE {
             self.waker.wake();
         }
     }
 
-    /// Closes the nursery whatever is left: its future is gone. Children still running
-    /// finish on their own; nobody is woken when they do.
-    fn close(&self) {
-        self.state.fetch_or(CLOSED, Ordering::AcqRel);
-    }
-
-    /// Closes the nursery if no child is left. Succeeds at most once.
-    fn try_close(&self) -> bool {
-        self.state
-            .compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
     /// Records a failure and cancels the nursery.
-    pub(crate) fn fail(&self, error: E) {
+    fn fail(&self, error: E, task: Option<&Label>) {
+        if task.is_none() {
+            // The body's (a task's end has its own event, in its span).
+            trace::failed(&error, false);
+        }
         self.lock().errors.push(error);
-        self.node.cancel(node::FAILURE);
+        let detail = Detail::Failed {
+            task: task.map(|t| t.site),
+            name: task.and_then(Label::name),
+            panicked: false,
+        };
+        self.node.cancel_with(Reason::Failure, detail);
     }
 
     /// Records a panic and cancels the nursery.
-    pub(crate) fn panicked(&self, panic: Panic) {
+    fn panicked(&self, panic: Panic, task: Option<&Label>) {
+        if task.is_none() {
+            trace::panicked(&*panic, false);
+        }
         {
             let mut record = self.lock();
             if record.panic.is_none() {
                 record.panic = Some(panic);
             }
         }
-        self.node.cancel(node::FAILURE);
+        let detail = Detail::Failed {
+            task: task.map(|t| t.site),
+            name: task.and_then(Label::name),
+            panicked: true,
+        };
+        self.node.cancel_with(Reason::Failure, detail);
     }
 }
 
@@ -337,6 +467,17 @@ impl<E: Send + 'static> Nursery<E> {
     ///
     /// A task spawned into a nursery that is already cancelled still runs until its first
     /// suspension point, then is cancelled.
+    ///
+    /// The task's error type is the nursery's, `E`. A future whose error converts into it
+    /// (a library's error into `anyhow::Error`, say) is spawned through
+    /// [`err_into`](crate::err_into): `n.spawn(err_into(client.ping()))`. (A `spawn`
+    /// taking any `E2: Into<E>` would leave the error type of `n.spawn(async { Ok(x) })`,
+    /// and of every `?` in it, with nothing to infer it from.)
+    ///
+    /// A task that never returns (`async move { loop { .. } }`) gives its value type
+    /// nothing to be inferred from either (rustc's E0282 or E0283, "cannot infer type"):
+    /// name it, `n.spawn::<(), _>(..)`, or write the loop in a function that returns
+    /// `Result<(), E>`.
     ///
     /// # Panics
     ///
@@ -366,10 +507,7 @@ impl<E: Send + 'static> Nursery<E> {
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        match self.try_spawn(fut) {
-            Ok(h) => h,
-            Err(e) => panic!("hatchery: {e}; use `Nursery::try_spawn` to handle this"),
-        }
+        spawn::spawn(&self.shared, fut, None)
     }
 
     /// Like [`spawn`](Nursery::spawn), but returns [`SpawnError`] instead of panicking if
@@ -396,18 +534,64 @@ impl<E: Send + 'static> Nursery<E> {
     /// assert!(closed.try_spawn(async { Ok(()) }).is_err());
     /// # });
     /// ```
+    #[track_caller]
     pub fn try_spawn<T, F>(&self, fut: F) -> Result<TaskHandle<T>, SpawnError>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        self.shared.add_child()?;
-        Ok(task::spawn(&self.shared, fut))
+        spawn::try_spawn(&self.shared, fut, None)
+    }
+
+    /// [`spawn`](Nursery::spawn), giving the task a name: its handle's
+    /// [`name`](TaskHandle::name), and what a cancel reason says of it if it fails
+    /// ([`CancelReason::Failure`]). A task without a name is known by where it was
+    /// spawned ([`TaskHandle::spawned_at`]); a name costs one allocation, made only here.
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`](Nursery::spawn): if the nursery has already finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::{nursery, CancelReason};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut kept = None;
+    /// let r = nursery(|n| async {
+    ///     let n = n;
+    ///     n.spawn_named(format!("worker {}", 3), async { Err::<(), _>("boom") });
+    ///     kept = Some(n.clone());
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert!(r.is_err());
+    /// let reason = kept.unwrap().cancel_reason().unwrap();
+    /// assert!(matches!(&reason, CancelReason::Failure { name: Some(name), .. } if name == "worker 3"));
+    /// assert!(reason.to_string().starts_with("task \"worker 3\" (spawned at "));
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn spawn_named<T, F>(&self, name: impl Into<Cow<'static, str>>, fut: F) -> TaskHandle<T>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let named = Named {
+            name: name.into(),
+            since: self.shared.rt.now(),
+        };
+        spawn::spawn(&self.shared, fut, Some(Box::new(named)))
     }
 
     /// Cancels the nursery: its body and every child (children spawned later too). Not an
     /// error: if this ends the body before it returns a value, [`nursery`] returns
     /// [`NurseryError::Cancelled`]. Idempotent.
+    ///
+    /// To stop some children and let the body go on (to close a connection they used,
+    /// say, and then return its value), spawn them into a [`subgroup`](Nursery::subgroup)
+    /// and cancel that.
     ///
     /// # Examples
     ///
@@ -426,8 +610,79 @@ impl<E: Send + 'static> Nursery<E> {
     /// assert!(r.unwrap_err().is_cancelled());
     /// # });
     /// ```
+    #[track_caller]
     pub fn cancel(&self) {
-        self.shared.node.cancel(node::EXPLICIT);
+        let detail = said(Location::caller(), None);
+        self.shared.node.cancel_with(Reason::Nursery, detail);
+    }
+
+    /// Cancels the nursery of a race (called at `at`) that was won.
+    pub(crate) fn race_won(&self, at: &'static Location<'static>) {
+        let detail = crate::reason::race_won(at);
+        self.shared.node.cancel_with(Reason::Nursery, detail);
+    }
+
+    /// [`cancel`](Nursery::cancel), with a message that the nursery's
+    /// [`cancel_reason`](Nursery::cancel_reason) carries, and so do its tasks' (as
+    /// [`CancelReason::Outer`]). If the nursery was cancelled already, the first reason
+    /// stays and the message is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{nursery, sleep, CancelReason};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let r = nursery(|n| async move {
+    ///     let h = n.spawn(async { sleep(Duration::from_secs(3600)).await; Ok(()) });
+    ///     n.cancel_with("no longer needed");
+    ///     let reason = h.cancel_reason().unwrap(); // the child's: its nursery's reason
+    ///     assert!(matches!(reason.origin(), CancelReason::Nursery { .. }));
+    ///     assert_eq!(reason.message(), Some("no longer needed"));
+    ///     assert!(h.join().await.unwrap_err().is_cancelled());
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await;
+    /// assert!(r.unwrap_err().is_cancelled());
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn cancel_with(&self, message: impl Into<Cow<'static, str>>) {
+        let detail = said(Location::caller(), Some(message.into()));
+        self.shared.node.cancel_with(Reason::Nursery, detail);
+    }
+
+    /// Why the nursery was cancelled, if it was: by its own
+    /// [`cancel`](Nursery::cancel), by the failure of a task or of its body (naming
+    /// where that task was spawned), by an enclosing scope
+    /// ([`CancelReason::Outer`]), or by its future being dropped from outside hatchery.
+    /// Readable after the nursery has finished, through a kept clone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::{nursery, CancelReason};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut kept = None;
+    /// let r = nursery(|n| async {
+    ///     let n = n; // moved into the body
+    ///     n.spawn(async { Err::<(), _>("boom") });
+    ///     kept = Some(n.clone());
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert!(r.is_err());
+    /// let reason = kept.unwrap().cancel_reason().unwrap();
+    /// let CancelReason::Failure { task: Some(at), panicked: false, .. } = reason else {
+    ///     panic!("{reason}")
+    /// };
+    /// assert_eq!(at.line(), line!() - 10); // where the failed task was spawned
+    /// # });
+    /// ```
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        CancelReason::of(&self.shared.node)
     }
 
     /// Whether the nursery has been cancelled (by [`cancel`](Nursery::cancel), a failure
@@ -452,7 +707,7 @@ impl<E: Send + 'static> Nursery<E> {
     pub fn is_cancelled(&self) -> bool {
         let node = &self.shared.node;
         // A `cancel` after the nursery finished is recorded, with nothing left to mark.
-        node.is_cancelled() || node.reason() != node::NONE
+        node.is_cancelled() || node.reason().is_some()
     }
 
     /// Whether the nursery has finished, or its future was dropped from outside hatchery
@@ -477,6 +732,85 @@ impl<E: Send + 'static> Nursery<E> {
     /// ```
     pub fn is_closed(&self) -> bool {
         self.shared.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// [`spawn`](Nursery::spawn) called at `site` (see [`nursery_at`]).
+    pub(crate) fn spawn_at<T, F>(&self, site: &'static Location<'static>, fut: F) -> TaskHandle<T>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match spawn::try_spawn_at(&self.shared, fut, None, site) {
+            Ok(h) => h,
+            Err(e) => spawn::refused(e, "Nursery"),
+        }
+    }
+
+    /// [`try_spawn`](Nursery::try_spawn) called at `site` (see [`nursery_at`]).
+    pub(crate) fn try_spawn_at<T, F>(
+        &self,
+        site: &'static Location<'static>,
+        fut: F,
+    ) -> Result<TaskHandle<T>, SpawnError>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn::try_spawn_at(&self.shared, fut, None, site)
+    }
+
+    /// The name the nursery was given by [`nursery_named`], if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::{nursery, nursery_named};
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery_named("pool", |n| async move {
+    ///     assert_eq!(n.name(), Some("pool"));
+    ///     nursery(|inner| async move {
+    ///         assert_eq!(inner.name(), None);
+    ///         Ok::<_, std::io::Error>(())
+    ///     })
+    ///     .await
+    ///     .map_err(std::io::Error::other)
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.label().and_then(Label::name_str)
+    }
+
+    /// Where the nursery was opened: the call of [`nursery`] (or [`nursery_named`], or
+    /// the combinator that opened it for you: `join_all`, `race` and the others record
+    /// their caller).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let line = line!() + 1;
+    /// nursery(|n| async move {
+    ///     assert_eq!((n.opened_at().file(), n.opened_at().line()), (file!(), line));
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn opened_at(&self) -> &'static Location<'static> {
+        self.label()
+            .map(|l| l.site)
+            .expect("hatchery: internal error: a nursery's node without its label")
+    }
+
+    fn label(&self) -> Option<&Label> {
+        self.shared.node.ext_ref::<NurseryTag>().map(|t| &t.0)
     }
 }
 
@@ -506,6 +840,12 @@ pin_project! {
         #[pin]
         body: Option<Fut>,
         state: Option<Open<T, E>>,
+        // Where `nursery` was called, for the hold warnings and the task tree
+        // (`diagnostics`); with the `tracing` feature, also the nursery's span, entered
+        // around every poll.
+        site: trace::Sited,
+        // The name `nursery_named` gave, until the nursery opens.
+        name: Option<Cow<'static, str>>,
     }
 
     impl<F, Fut, T, E> PinnedDrop for NurseryFuture<F, Fut, T, E> {
@@ -515,7 +855,7 @@ pin_project! {
                 if !open.finished {
                     // Dropped from outside before it finished (C8): cancel everything
                     // now. Children stop at their next suspension point; nobody waits.
-                    open.shared.node.cancel(node::EXPLICIT);
+                    open.shared.node.cancel(Reason::Dropped);
                 }
                 // Nobody will wait for a child spawned from now on: spawning fails (a
                 // nursery that finished is closed already).
@@ -540,7 +880,7 @@ struct Open<T, E> {
     /// The nursery's node, installed as the current one while the body is polled.
     node: Option<Arc<Node>>,
     /// Keeps enclosing scopes of this task from dropping the nursery while it drains.
-    hold: Option<Hold>,
+    hold: Option<Held>,
     /// The body's value, once it has produced one.
     value: Option<T>,
     body_done: bool,
@@ -557,9 +897,52 @@ impl<F, Fut, T, E> fmt::Debug for NurseryFuture<F, Fut, T, E> {
     }
 }
 
+/// Terminated once it has returned its output (or resumed a panic): `select!` loops can
+/// keep it without `.fuse()`. A nursery still draining its children, or stalled under a
+/// cancelled enclosing scope, is not terminated.
+///
+/// # Examples
+///
+/// ```
+/// use futures_core::future::FusedFuture;
+/// use futures_lite::future::poll_once;
+///
+/// # hatchery_smol::run(async {
+/// let mut n = Box::pin(hatchery::nursery(|_| async { Ok::<_, std::io::Error>(7) }));
+/// assert!(!n.is_terminated());
+/// assert_eq!(poll_once(n.as_mut()).await.map(Result::unwrap), Some(7));
+/// assert!(n.is_terminated());
+/// # });
+/// ```
+impl<F, Fut, T, E> futures_core::future::FusedFuture for NurseryFuture<F, Fut, T, E>
+where
+    F: FnOnce(Nursery<E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Send + 'static,
+{
+    fn is_terminated(&self) -> bool {
+        self.state.as_ref().is_some_and(|open| open.returned)
+    }
+}
+
+impl<F, Fut, T, E> NurseryFuture<F, Fut, T, E> {
+    /// The future of a nursery opened at `site` (its caller's, for `nursery` and
+    /// `nursery_named`), called `name` if it has one, that will run `body`.
+    fn new(site: &'static Location<'static>, name: Option<Cow<'static, str>>, body: F) -> Self {
+        NurseryFuture {
+            make: Some(body),
+            body: None,
+            state: None,
+            site: trace::Sited::nursery(site),
+            name,
+        }
+    }
+}
+
 impl<F, Fut, T, E> Future for NurseryFuture<F, Fut, T, E>
 where
     F: FnOnce(Nursery<E>) -> Fut,
+    Fut::Output: BodyOutput<E>,
     Fut: Future<Output = Result<T, E>>,
     E: Send + 'static,
 {
@@ -567,20 +950,30 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let _entered = this.site.entry(this.name.as_deref());
         let mut first = false;
         if this.state.is_none() {
             let make = this
                 .make
                 .take()
                 .expect("hatchery: nursery future polled after completion");
-            let parent = rt::current();
-            let node = Node::new(false, false);
+            let parent = context::current();
+            let label = Label {
+                site: this.site.at(),
+                name: this.name.take().map(|name| {
+                    Box::new(Named {
+                        name,
+                        since: parent.rt.now(),
+                    })
+                }),
+            };
+            let node: Arc<Node> = Arc::new(Node::with_ext(false, false, NurseryTag(label)));
             node.attach(&parent.node);
             let shared = Arc::new(Shared {
                 node: node.clone(),
                 rt: parent.rt,
                 state: AtomicUsize::new(0),
-                home: AtomicUsize::new(rt::thread_key()),
+                home: AtomicUsize::new(context::thread_key()),
                 dead_len: AtomicUsize::new(0),
                 child_cancelled: AtomicBool::new(false),
                 waker: AtomicWaker::new(),
@@ -589,8 +982,9 @@ where
                     panic: None,
                 }),
                 dead: Mutex::new(Vec::new()),
+                trace: this.site.parent(),
             });
-            let hold = Hold::new(&parent.node);
+            let hold = Held::new(&parent.node, HolderKind::Nursery, this.site.at());
             let made = catch_unwind(AssertUnwindSafe(|| {
                 make(Nursery {
                     shared: shared.clone(),
@@ -603,7 +997,7 @@ where
                     false
                 }
                 Err(panic) => {
-                    shared.panicked(panic);
+                    shared.panicked(panic, None);
                     true
                 }
             };
@@ -619,6 +1013,9 @@ where
             first = true;
         }
         let open = this.state.as_mut().expect("nursery state");
+        if let Some(hold) = &open.hold {
+            hold.polled();
+        }
         if open.finished {
             assert!(
                 !open.returned,
@@ -639,13 +1036,14 @@ where
 
         if !open.body_done {
             if !first && node.should_drop() {
+                trace::cancelled(node, None);
                 // A panic in the body's destructor waits for the children, as one in
                 // its poll does.
                 let dropped = catch_unwind(AssertUnwindSafe(|| {
-                    rt::drop_cancelled_body(|| this.body.set(None))
+                    context::drop_cancelled_body(|| this.body.set(None))
                 }));
                 if let Err(panic) = dropped {
-                    shared.panicked(panic);
+                    shared.panicked(panic, None);
                 }
                 open.body_done = true;
             } else {
@@ -653,26 +1051,34 @@ where
                 let body = this.body.as_mut().as_pin_mut().expect("body present");
                 let slot = &mut open.node;
                 let polled = catch_unwind(AssertUnwindSafe(|| {
-                    rt::enter_with(slot, &shared.rt, cx.waker(), || body.poll(cx))
+                    context::enter_with(slot, &shared.rt, cx.waker(), || body.poll(cx))
                 }));
                 match polled {
-                    Ok(Poll::Pending) if !node.should_drop() => return Poll::Pending,
-                    Ok(Poll::Pending) => {}
+                    Ok(Poll::Pending) if !node.should_drop() => {
+                        if node.is_marked() {
+                            // Cancelled, but held: warn of a holder kept unpolled (cold).
+                            diagnostics::held(node, &*shared.rt, cx);
+                        }
+                        return Poll::Pending;
+                    }
+                    Ok(Poll::Pending) => trace::cancelled(node, None),
                     Ok(Poll::Ready(Ok(v))) => open.value = Some(v),
-                    Ok(Poll::Ready(Err(e))) => shared.fail(e),
-                    Err(panic) => shared.panicked(panic),
+                    Ok(Poll::Ready(Err(e))) => shared.fail(e, None),
+                    Err(panic) => shared.panicked(panic, None),
                 }
                 // Drop the body (a no-op if it finished) before waiting for children.
                 let dropped = catch_unwind(AssertUnwindSafe(|| {
-                    rt::drop_cancelled_body(|| this.body.set(None))
+                    context::drop_cancelled_body(|| this.body.set(None))
                 }));
                 if let Err(panic) = dropped {
-                    shared.panicked(panic);
+                    shared.panicked(panic, None);
                 }
                 open.body_done = true;
             }
         }
 
+        // The body is gone: nothing holds the node any more.
+        diagnostics::unwatch(node);
         shared.waker.register(cx.waker());
         if !shared.try_close() {
             return Poll::Pending;
@@ -681,7 +1087,7 @@ where
         open.finished = true;
         // Free what children finishing on other threads left, rather than keep it for
         // as long as a `Nursery` clone outlives the nursery.
-        shared.reap(rt::thread_key());
+        shared.reap(context::thread_key());
         let (errors, panic) = {
             let mut record = shared.lock();
             (std::mem::take(&mut record.errors), record.panic.take())
@@ -715,7 +1121,7 @@ where
         // Marked by an ancestor that no running scope stands for: a nursery kept past the
         // scope it was first polled in, which cancelled it and has finished since (see
         // `Node::finish`). Its work was cut short as under `outer`, with nothing to catch.
-        let orphan = !outer && reason == node::NONE && marked;
+        let orphan = !outer && reason.is_none() && marked;
         if (outer || orphan) && !(uninterrupted && value.is_some()) {
             if orphan {
                 drop(value);
@@ -735,7 +1141,7 @@ where
         // Cancelled itself (a failure always records an error), or, kept past the scope
         // it was first polled in, by that finished scope (see `Node::finish`).
         debug_assert!(
-            matches!(reason, node::EXPLICIT | node::NONE),
+            matches!(reason, Some(Reason::Nursery) | None),
             "a failure always records an error"
         );
         node.set_caught();

@@ -1,0 +1,369 @@
+//! A conformance kit for runtimes bound to [hatchery]: its semantics, checked on your
+//! executor.
+//!
+//! hatchery runs on any executor bound through its seam, [`hatchery::rt::Runtime`]
+//! (spawn, a clock, timers, blocking work). Its semantics live in the core, so a binding
+//! is a few dozen lines; but a binding can still break them (a `spawn` that polls the
+//! task inline, a timer that does not wake, a runtime its own threads keep alive). This
+//! crate runs a curated set of scenarios on your binding, each a short program with
+//! asserted outcomes, one `#[test]` per scenario:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! hatchery-conformance = "0.1"
+//! ```
+//!
+//! ```
+//! // tests/conformance.rs of your crate
+//! # mod my_runtime {
+//! #     pub fn run<F: std::future::Future>(fut: F) -> F::Output {
+//! #         hatchery_smol::run(fut)
+//! #     }
+//! # }
+//! /// Your runtime's blocking entry point: any `fn<F: Future>(F) -> F::Output` that runs
+//! /// `fut` as a hatchery root (`hatchery::rt::enter_root` on your executor).
+//! fn run<F: std::future::Future>(fut: F) -> F::Output {
+//!     my_runtime::run(fut)
+//! }
+//!
+//! hatchery_conformance::tests!(run);
+//! # fn main() {
+//! #     for s in hatchery_conformance::SCENARIOS.iter().take(3) {
+//! #         run(hatchery_conformance::prepare(s));
+//! #     }
+//! # }
+//! ```
+//!
+//! `cargo test` then runs `c1_delivery_at_suspension_points`,
+//! `n2_first_error_cancels_the_rest`, ... on your runtime, each through your `run`, plus
+//! [`runtime_is_released`](macro@tests#the-runtime-is-released). Scenarios on a virtual
+//! clock run under [`hatchery::testing::virtual_time`] (your executor, hatchery's
+//! clock), the others under [`hatchery::testing::tracked`] (your executor, your clock
+//! and timers). To run one by hand, or all in a loop of your own, see [`SCENARIOS`] and
+//! [`prepare`]. For tests of your own on your runtime, `#[hatchery::test]` takes it as a
+//! backend: `#[hatchery::test(backends(mine = crate::run))]`.
+//!
+//! # What is checked, and how the scenarios were chosen
+//!
+//! hatchery's own suite has about two thousand tests; most check the core's semantics,
+//! which no binding can change, and would only repeat the same code on another
+//! executor. The kit keeps
+//!
+//! * **every scenario whose outcome depends on the binding**: that `spawn` runs tasks in
+//!   the background, never inline (N8), and that many of them finish; that the runtime's
+//!   clock and timers drive sleeps, timeouts and moved deadlines (D1, D5, C2 and C8 on
+//!   real time); that blocking work runs on another thread and its panic comes back
+//!   (W6); that tasks find their runtime in any thread the executor uses (R1), and code
+//!   outside finds none (R2); that an `enter` nested in hatchery code stays in its scope
+//!   (R3); that a cancelled task is dropped in its context (R5); that virtual time moves
+//!   over your executor's tasks; and that the runtime is let go of once `run` returns;
+//! * **one scenario for each rule of the principles**, C1–C8 and N1–N8, and one for each
+//!   other family of the book's *Semantics* chapter (S `start`, H handles, D deadlines,
+//!   P shields and `finally`, K kept futures, F foreign droppers, W waits and the `sync`
+//!   primitives, G combinators, R the runtime): the common path through each, run on
+//!   your executor's threads, so that a binding that breaks a family's assumptions
+//!   (wakers, ordering, thread hops) fails it.
+//!
+//! The engineering rules (E) are not about a binding: the core's independence, speed
+//! and soundness are checked by hatchery's CI; E5's clear errors appear in the scenarios
+//! of N5 and R2. The scenarios and the rules they check are listed in [`scenarios`] (each
+//! with its rule in its name and docs) and in [`SCENARIOS`].
+//!
+//! A scenario that fails panics with the assertion that failed, like any test. A
+//! scenario that hangs is a hang of your binding: run the suite under a timeout in CI
+//! (virtual-time scenarios fail on their own after 10 s of deadlock).
+//!
+//! # When not to use this
+//!
+//! The adapters `hatchery-tokio` and `hatchery-smol` pass this kit in hatchery's CI: an
+//! application using them needs nothing from here.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use hatchery::rt::Runtime;
+use hatchery::testing::TestRun;
+
+mod support;
+
+pub mod scenarios;
+
+/// The clock a scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// hatchery's virtual clock over your executor ([`hatchery::testing::virtual_time`]):
+    /// the scenario asserts exact times, and takes no real time.
+    Virtual,
+    /// Your runtime's clock and timers, with hatchery's task tracking
+    /// ([`hatchery::testing::tracked`]): the scenario checks them, in at most a fraction
+    /// of a second.
+    Real,
+}
+
+/// One scenario of the kit: a short program with asserted outcomes.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery_conformance::{prepare, Clock, SCENARIOS};
+///
+/// let virtual_ones = SCENARIOS.iter().filter(|s| s.clock == Clock::Virtual).count();
+/// assert!(virtual_ones > 0);
+/// let c1 = SCENARIOS.iter().find(|s| s.rule == "C1").unwrap();
+/// hatchery_smol::run(prepare(c1)); // panics if the runtime breaks the rule
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// Its name: the rule's prefix, then what it checks (`c1_delivery_at_suspension_points`).
+    pub name: &'static str,
+    /// The rule of the book's *Semantics* chapter it checks (`"C1"`), or the rules.
+    pub rule: &'static str,
+    /// The clock it runs on.
+    pub clock: Clock,
+    /// The scenario's future, as [`prepare`] runs it.
+    pub future: fn() -> Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+/// A scenario ready to run: its future, under its clock ([`Clock`]), named after the
+/// scenario for [`hatchery::testing::backend`]. Run it with your `run`.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery_conformance::{prepare, SCENARIOS};
+///
+/// for scenario in SCENARIOS.iter().filter(|s| s.rule.starts_with('G')) {
+///     hatchery_tokio::run_current_thread(prepare(scenario));
+/// }
+/// ```
+pub fn prepare(scenario: &Scenario) -> TestRun<Pin<Box<dyn Future<Output = ()> + Send>>> {
+    __wrap(scenario.clock, (scenario.future)(), scenario.name)
+}
+
+/// Not public API: what [`tests!`] expands to.
+#[doc(hidden)]
+pub fn __wrap<F: Future>(clock: Clock, fut: F, name: &'static str) -> TestRun<F> {
+    match clock {
+        Clock::Virtual => hatchery::testing::virtual_time(fut),
+        Clock::Real => hatchery::testing::tracked(fut),
+    }
+    .with_backend_name(name)
+}
+
+/// The runtime of the root that awaits this, after a task has run on it: what
+/// [`assert_released`] watches. [`tests!`]' `runtime_is_released` runs it with your
+/// `run`.
+///
+/// # Panics
+///
+/// Outside a hatchery runtime (`run` made no root).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery_conformance::{assert_released, root_runtime};
+///
+/// let runtime = hatchery_smol::run(root_runtime());
+/// assert_released(runtime, Duration::from_secs(10));
+/// ```
+pub async fn root_runtime() -> Weak<dyn Runtime> {
+    let rt = hatchery::rt::current().expect("hatchery-conformance: `run` made no hatchery root");
+    // A task too, so that the executor's threads have polled for the runtime.
+    hatchery::nursery(|n| async move {
+        n.spawn(async {
+            hatchery::checkpoint().await;
+            Ok::<_, std::convert::Infallible>(())
+        });
+        Ok::<_, std::convert::Infallible>(())
+    })
+    .await
+    .unwrap();
+    Arc::downgrade(&rt)
+}
+
+/// Asserts that the runtime behind `runtime` is dropped within `patience` (of real
+/// time), waiting for it: run it just after your `run` returned (see
+/// [`root_runtime`]).
+///
+/// # Panics
+///
+/// If the runtime is still alive after `patience`, with a message that says why that
+/// usually is: its executor's threads keep it.
+///
+/// # Examples
+///
+/// ```should_panic
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use hatchery::rt::Runtime;
+/// use hatchery_conformance::assert_released;
+///
+/// let ex = Arc::new(async_executor::Executor::new());
+/// let runtime: Arc<dyn Runtime> = Arc::new(hatchery_smol::SmolRuntime::new(&ex));
+/// // Still held here: panics after 10 ms.
+/// assert_released(Arc::downgrade(&runtime), Duration::from_millis(10));
+/// ```
+#[track_caller]
+pub fn assert_released(runtime: Weak<dyn Runtime>, patience: Duration) {
+    let start = Instant::now();
+    while runtime.strong_count() != 0 {
+        assert!(
+            start.elapsed() < patience,
+            "hatchery-conformance: the runtime is still alive {patience:?} after `run` \
+             returned ({} strong references). A thread that polls hatchery tasks keeps the \
+             last runtime it polled for until it polls for another or ends: a runtime that \
+             owns its executor's threads keeps them, and they keep it, for good (one more \
+             pool of threads leaked per `run`). Hold the executor weakly (or a handle that \
+             does not own its threads), or let go of it when `run` returns; see the book's \
+             chapter on runtimes, \"Who owns the threads\"",
+            runtime.strong_count()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Generates one `#[test]` per scenario of the kit, each run with `run`, your runtime's
+/// blocking entry point (`fn run<F: Future>(fut: F) -> F::Output`, given by its path).
+///
+/// Invoke it once, at module level in a test file (or inside a `mod`, to run the kit on
+/// several runtimes). The tests are named after the scenarios ([`SCENARIOS`]), and one
+/// more:
+///
+/// # The runtime is released
+///
+/// `runtime_is_released` runs a root that spawns a task, and checks that the runtime it
+/// ran on ([`hatchery::rt::current`]) is dropped within 10 seconds of `run` returning. A
+/// runtime that owns its executor's threads fails it: those threads keep the last
+/// runtime they polled for, so the runtime and its threads keep each other alive, and
+/// every `run` leaks a pool.
+///
+/// # Examples
+///
+/// ```
+/// mod on_smol {
+///     hatchery_conformance::tests!(hatchery_smol::run);
+/// }
+///
+/// mod on_tokio {
+///     fn run<F: std::future::Future>(fut: F) -> F::Output {
+///         hatchery_tokio::run_current_thread(fut)
+///     }
+///
+///     hatchery_conformance::tests!(run);
+/// }
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! tests {
+    ($run:path) => {
+        $crate::__with_scenarios!(__tests($run));
+
+        #[test]
+        fn runtime_is_released() {
+            let runtime = $run($crate::root_runtime());
+            $crate::assert_released(runtime, ::std::time::Duration::from_secs(10));
+        }
+    };
+}
+
+/// Not public API: one test per scenario, for [`tests!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tests {
+    (($run:path) $($name:ident: $clock:ident, $rule:literal;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $run($crate::__wrap(
+                    $crate::Clock::$clock,
+                    $crate::scenarios::$name(),
+                    ::core::stringify!($name),
+                ))
+            }
+        )*
+    };
+}
+
+/// Not public API: [`SCENARIOS`], from the list.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __list {
+    (() $($name:ident: $clock:ident, $rule:literal;)*) => {
+        /// Every scenario of the kit, in the order of the book's rule families.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use hatchery_conformance::SCENARIOS;
+        ///
+        /// for family in ["C", "N", "S", "H", "D", "P", "K", "F", "W", "G", "R"] {
+        ///     assert!(SCENARIOS.iter().any(|s| s.rule.starts_with(family)), "{family}");
+        /// }
+        /// ```
+        pub const SCENARIOS: &[Scenario] = &[
+            $(
+                Scenario {
+                    name: ::core::stringify!($name),
+                    rule: $rule,
+                    clock: Clock::$clock,
+                    future: || ::std::boxed::Box::pin($crate::scenarios::$name()),
+                },
+            )*
+        ];
+    };
+}
+
+/// Not public API: the list of scenarios, once, handed to `$callback` (a macro of this
+/// crate) after `$args`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_scenarios {
+    ($callback:ident $args:tt) => {
+        $crate::$callback! { $args
+            c1_delivery_at_suspension_points: Virtual, "C1";
+            c2_cancellation_reaches_every_task: Real, "C2";
+            c3_the_outermost_cancelled_scope_catches: Virtual, "C3";
+            c4_deadlines_move: Virtual, "C4";
+            c5_fail_after_reports_its_own_deadline: Virtual, "C5";
+            c6_shields_protect_cleanup: Virtual, "C6";
+            c7_the_effective_deadline: Virtual, "C7";
+            c8_a_foreign_drop_cancels_without_waiting: Real, "C8";
+            n1_a_nursery_waits_for_all: Virtual, "N1";
+            n2_first_error_cancels_the_rest: Virtual, "N2";
+            n3_panics_resume_after_all_finished: Virtual, "N3";
+            n4_cancellation_is_not_an_error: Virtual, "N4";
+            n5_spawning_after_close_fails_clearly: Virtual, "N5";
+            n6_start_waits_until_ready: Virtual, "N6";
+            n7_task_handles: Virtual, "N7";
+            n8_spawn_never_polls_inline: Real, "N8";
+            n8_many_tasks_finish: Real, "N8";
+            s3_an_error_before_started_comes_out_of_start: Virtual, "S3";
+            h2_h3_cancel_called_and_cancelled_caught: Virtual, "H2, H3";
+            d1_the_runtime_clock_drives_sleeps_and_timeouts: Real, "D1";
+            d2_timeouts_count_from_entry: Virtual, "D2";
+            d3_far_deadlines_never_overflow: Virtual, "D3";
+            d4_a_passed_deadline_cancels_at_the_first_suspension: Virtual, "D4";
+            d5_a_moved_deadline_rearms_the_runtime_timer: Real, "D5";
+            p5_finally_cleans_up_after_cancellation: Virtual, "P5";
+            k1_a_finished_scope_lets_go: Virtual, "K1";
+            f2_a_dropped_nursery_is_closed: Real, "F2";
+            w1_waits_never_complete_in_a_cancelled_scope: Virtual, "W1";
+            w3_a_cancelled_receive_loses_nothing: Virtual, "W3";
+            w6_run_blocking_runs_on_another_thread: Real, "W6";
+            w_a_limiter_bounds_concurrency: Virtual, "W2, W5";
+            g2_race_cancels_and_awaits_the_losers: Virtual, "G1, G2";
+            g_map_runs_at_most_n_at_a_time: Virtual, "G1";
+            g6_retry_backs_off_on_the_clock: Virtual, "G6";
+            r1_tasks_find_their_runtime: Real, "R1";
+            r2_no_runtime_outside: Real, "R2";
+            r3_a_nested_enter_stays_in_its_scope: Real, "R3";
+            r5_a_cancelled_task_is_dropped_in_its_context: Virtual, "R5";
+            r_virtual_time_moves_over_the_executor: Virtual, "R1, D1";
+        }
+    };
+}
+
+__with_scenarios!(__list());

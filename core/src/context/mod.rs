@@ -1,0 +1,650 @@
+//! The ambient context: what the code being polled finds without being handed it, the
+//! runtime it runs on and the innermost cancel scope around it.
+//!
+//! Every runner hatchery polls on a task's behalf (a nursery child's, a scope, a
+//! nursery's body, a root made by [`enter`](crate::rt::enter)) installs its runtime and
+//! its node in a thread-local for the duration of its `poll`, and puts back what was
+//! there afterwards, also on panic ([`enter_with`], [`enter_node`]). That is how
+//! `sleep()` or `nursery()` work with no runtime argument, on any executor, without a
+//! global (rules R1, R2 of the book's semantics chapter).
+//!
+//! The runner that the executor polls (a nursery's task, a root) also installs its
+//! deadlines for the duration of its poll ([`enter_task`]): the scopes and sleeps polled
+//! with its waker keep their deadlines there, and the runner arms one executor timer for
+//! the earliest (see [`crate::timer`]).
+//!
+//! A task poll also keeps a done scope's node that nothing else holds, dropped when the
+//! poll ends, for the next scope entered under the same parent ([`recycle_node`]). A loop
+//! of timeouts then allocates nothing.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Instant;
+
+use crate::node::Node;
+use crate::rt::Runtime;
+use crate::timer::{runtime_id, Here, TimerSlot, Timers};
+
+mod armed;
+mod enter;
+
+use self::armed::{make_group, Made};
+pub(crate) use self::armed::{
+    polled_by_parent, with_armed_group, with_children, ArmedGroup, Children,
+};
+pub use self::enter::{current as current_runtime, enter, enter_root, is_entered, Enter};
+
+/// What every hatchery future finds while it is polled: the runtime and the innermost
+/// cancel scope (an owned copy, see [`current`]).
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) rt: Arc<dyn Runtime>,
+    pub(crate) node: Arc<Node>,
+}
+
+/// The current context, borrowed from the thread-local (see [`with_current`]).
+#[derive(Clone, Copy)]
+pub(crate) struct CtxRef<'a> {
+    pub(crate) rt: &'a Arc<dyn Runtime>,
+    pub(crate) node: &'a Arc<Node>,
+    spare_node: &'a Cell<Option<Arc<Node>>>,
+}
+
+impl CtxRef<'_> {
+    /// The node a scope let go of during the current task poll ([`recycle_node`]), if
+    /// its parent is the current node: a new scope entered here can take it.
+    pub(crate) fn take_spare_node(&self) -> Option<Arc<Node>> {
+        let spare = self.spare_node.take()?;
+        if spare.is_child_of(self.node) {
+            Some(spare)
+        } else {
+            self.spare_node.set(Some(spare));
+            None
+        }
+    }
+}
+
+/// What the current thread is polling.
+struct Current {
+    slots: RefCell<Slots>,
+    /// A done scope's node that nothing else holds, let go of during the current task
+    /// poll, for the next scope entered under the same parent in that poll (see
+    /// [`recycle_node`]). Dropped when the poll ends, so that it keeps its parent alive no
+    /// longer than the poll.
+    spare_node: Cell<Option<Arc<Node>>>,
+    /// The deadlines of the runner being polled (a task's, a root's: [`enter_task`]),
+    /// moved in for its poll and back out after; made when a scope or a sleep first
+    /// needs them. (`None` also while [`with_here`] lends them out.)
+    timers: Cell<Option<Box<Timers>>>,
+    /// The waker that runner was polled with, by address; null outside its poll. Only a
+    /// scope or a sleep polled with this very waker keeps its deadline in `timers`: that
+    /// runner's poll reaches it (timer invariant 1).
+    owner_waker: Cell<*const Waker>,
+    /// That runner's runtime, by address: code nested in it on another runtime (an
+    /// [`enter`](crate::rt::enter) of another one) has another clock.
+    owner_rt: Cell<usize>,
+    /// A test run's virtual clock runs the code being polled: deadlines are re-armed
+    /// exactly ([`with_exact_timers`]).
+    exact_timers: Cell<bool>,
+    /// The waker of the runner that installed the node (a task, a nursery,
+    /// [`enter`](crate::rt::enter)), by address only: a scope polled with this very waker,
+    /// from its parent's body, is polled whenever its parent is (see [`enter_node`]).
+    waker: Cell<*const Waker>,
+    /// While cancelled code is dropped (a task's future, [`drop_cancelled`]; a scope's
+    /// or a nursery's body, [`drop_cancelled_body`]), the node of the context it is
+    /// dropped in, by address: a hatchery wait under it would never complete once that
+    /// node is cancelled.
+    dropping: Cell<*const ()>,
+    /// While an inline group polls its futures in the current scope without a node of
+    /// its own ([`ArmedGroup`]), the address of that scope's node; zero otherwise.
+    armed: Cell<usize>,
+    /// The node made for the armed group once its futures asked for their context, and
+    /// the node it replaced as the current one (put back when the group is disarmed).
+    made: Cell<Option<Made>>,
+}
+
+struct Slots {
+    /// The innermost scope of the task being polled; `None` outside hatchery.
+    node: Option<Arc<Node>>,
+    /// The runtime of the task being polled, valid while `node` is set.
+    ///
+    /// It stays behind after the poll (it is only read while `node` is set): a thread
+    /// polls the tasks of one runtime, and keeping the handle saves every task poll a
+    /// reference count on a line that every thread shares. A poll for another runtime
+    /// swaps its own in and puts the old one back; [`Enter`] clears it when it goes.
+    rt: Option<Arc<dyn Runtime>>,
+}
+
+/// Lets go of a done scope's node: if nothing else holds it
+/// ([`Node::recyclable`](crate::node::Node::recyclable)) and a task is being polled, it is
+/// kept for the next scope entered under the same parent in this poll
+/// ([`CtxRef::take_spare_node`]); a loop of timeouts then reuses one node, with no
+/// allocation and no reference counts. The caller must know that the node's waker was
+/// never registered.
+pub(crate) fn recycle_node(node: Arc<Node>) {
+    // Node invariant 10.
+    if !node.recyclable() {
+        return;
+    }
+    let mut node = Some(node);
+    let mut old = None;
+    let _ = CURRENT.try_with(|c| {
+        if c.slots.try_borrow().is_ok_and(|s| s.node.is_some()) {
+            old = c.spare_node.replace(node.take());
+        }
+    });
+    // Outside the thread-local: a node's last reference may drop its parent's.
+    drop(old);
+    drop(node);
+}
+
+/// An identity of the calling thread, cheaper to read than `std::thread::current().id()`:
+/// the address of its thread-local context (unique among running threads). Zero while
+/// the thread's locals are being destroyed.
+pub(crate) fn thread_key() -> usize {
+    CURRENT
+        .try_with(|c| c as *const Current as usize)
+        .unwrap_or(0)
+}
+
+thread_local! {
+    static CURRENT: Current = const {
+        Current {
+            slots: RefCell::new(Slots { node: None, rt: None }),
+            spare_node: Cell::new(None),
+            timers: Cell::new(None),
+            owner_waker: Cell::new(std::ptr::null()),
+            owner_rt: Cell::new(0),
+            exact_timers: Cell::new(false),
+            waker: Cell::new(std::ptr::null()),
+            dropping: Cell::new(std::ptr::null()),
+            armed: Cell::new(0),
+            made: Cell::new(None),
+        }
+    };
+}
+
+pub(crate) const NO_RUNTIME: &str = "hatchery: no runtime in this context. \
+Run your code inside `hatchery_tokio::run(..)` or `hatchery_smol::run(..)`, or, in an \
+application that already runs an executor, wrap the future once with \
+`hatchery_tokio::enter(..)` or `hatchery_smol::enter(..)`. Futures spawned directly on \
+the executor (`tokio::spawn`, `smol::spawn`) are outside hatchery: spawn them into a \
+nursery instead.";
+
+/// The current time on the clock of the runtime of the code being polled; panics with
+/// instructions outside hatchery.
+pub(crate) fn now() -> Instant {
+    with_current(|c| c.expect(NO_RUNTIME).rt.now())
+}
+
+/// The current context; panics with instructions if there is none.
+pub(crate) fn current() -> Ctx {
+    try_current().expect(NO_RUNTIME)
+}
+
+pub(crate) fn try_current() -> Option<Ctx> {
+    with_current(|c| {
+        c.map(|c| Ctx {
+            rt: c.rt.clone(),
+            node: c.node.clone(),
+        })
+    })
+}
+
+/// Calls `f` with the current context, if any, without cloning it.
+///
+/// Inside the futures of an [armed](ArmedGroup) inline group, this first makes the
+/// group's node and installs it: whatever `f` keeps of the context (a scope's parent, a
+/// hold) is then the group's.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<CtxRef<'_>>) -> R) -> R {
+    CURRENT.with(|c| {
+        if c.armed.get() != 0 {
+            make_group(c);
+        }
+        let slots = c.slots.borrow();
+        f(match (&slots.node, &slots.rt) {
+            (Some(node), Some(rt)) => Some(CtxRef {
+                rt,
+                node,
+                spare_node: &c.spare_node,
+            }),
+            _ => None,
+        })
+    })
+}
+
+/// Whether the innermost scope of the current task is cancelled. Every hatchery wait
+/// asks this first, and stays pending if so.
+pub(crate) fn current_cancelled() -> bool {
+    CURRENT.with(|c| {
+        let slots = c.slots.borrow();
+        let cancelled = slots.node.as_ref().is_some_and(|n| n.is_cancelled());
+        if cancelled && !c.dropping.get().is_null() {
+            let inside = slots
+                .node
+                .as_ref()
+                .is_some_and(|n| n.cancelled_from(c.dropping.get()));
+            drop(slots);
+            if inside {
+                panic!(
+                    "hatchery: a hatchery wait polled in a `Drop` that runs as cancelled code \
+                     is dropped (a cancelled task's future, or a cancelled scope's body): it \
+                     can never complete (the code around it is cancelled), and blocking on it \
+                     would hang the thread. Spawn async cleanup into a nursery instead \
+                     (`Nursery::try_spawn`), or use `finally`"
+                );
+            }
+        }
+        cancelled
+    })
+}
+
+/// Cancels the scopes around the code being polled whose deadline is not later than
+/// `deadline`, which has just passed (up to the nearest shield, across nurseries; see
+/// [`Node::cancel_deadlines_before`]). Whether one was.
+#[cold]
+pub(crate) fn cancel_deadlines_before(deadline: Instant) -> bool {
+    let node = with_current(|c| c.map(|c| c.node.clone()));
+    node.is_some_and(|node| node.cancel_deadlines_before(deadline))
+}
+
+/// Drops a cancelled task's future with `drop`, in the task's context (`slot` holds its
+/// node), so that a `Drop` in it can read the clock or spawn; a hatchery wait polled
+/// there, unless inside a shield, panics rather than stay pending for good (see
+/// [`current_cancelled`]). Without a thread-local context any more (the thread is
+/// exiting), just drops it.
+pub(crate) fn drop_cancelled<R>(
+    slot: &mut Option<Arc<Node>>,
+    rt: &Arc<dyn Runtime>,
+    waker: &Waker,
+    drop: impl FnOnce() -> R,
+) -> R {
+    if thread_key() == 0 {
+        return drop();
+    }
+    let node = slot
+        .as_ref()
+        .map_or(std::ptr::null(), |n| Arc::as_ptr(n).cast::<()>());
+    enter_with(slot, rt, waker, || {
+        CURRENT.with(|c| {
+            let _reset = ResetDropping(&c.dropping, c.dropping.replace(node));
+            drop()
+        })
+    })
+}
+
+/// Drops the body of a cancelled scope or nursery with `drop`, in the current context
+/// (the scope's parent): a hatchery wait polled in a `Drop` there panics, as in
+/// [`drop_cancelled`], if that context is cancelled too, rather than stay pending for
+/// good; one that can complete (the scope cancelled itself) works.
+pub(crate) fn drop_cancelled_body<R>(drop: impl FnOnce() -> R) -> R {
+    if thread_key() == 0 {
+        return drop();
+    }
+    CURRENT.with(|c| {
+        let node = c
+            .slots
+            .borrow()
+            .node
+            .as_ref()
+            .map_or(std::ptr::null(), |n| Arc::as_ptr(n).cast::<()>());
+        let _reset = ResetDropping(&c.dropping, c.dropping.replace(node));
+        drop()
+    })
+}
+
+/// Puts back the `dropping` marker of the code around (see [`Current::dropping`]).
+struct ResetDropping<'a>(&'a Cell<*const ()>, *const ());
+
+impl Drop for ResetDropping<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.1);
+    }
+}
+
+/// Polls `f` with `node` (taken out of `slot`) as the current node and `rt` as the
+/// runtime, moving the node into the thread-local and back (no reference counts change
+/// when the thread last polled for the same runtime), and restoring the previous context
+/// even on panic.
+pub(crate) fn enter_with<R>(
+    slot: &mut Option<Arc<Node>>,
+    rt: &Arc<dyn Runtime>,
+    waker: &Waker,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore<'a> {
+        current: &'a Current,
+        slot: &'a mut Option<Arc<Node>>,
+        prev: Option<Arc<Node>>,
+        /// The other runtime that was installed before, to put back.
+        prev_rt: Option<Arc<dyn Runtime>>,
+        prev_waker: *const Waker,
+    }
+    impl Drop for Restore<'_> {
+        #[inline]
+        fn drop(&mut self) {
+            let c = self.current;
+            c.waker.set(self.prev_waker);
+            let mut slots = c.slots.borrow_mut();
+            *self.slot = std::mem::replace(&mut slots.node, self.prev.take());
+            if let Some(rt) = self.prev_rt.take() {
+                // Dropped outside the borrow: it may be the last handle to a runtime.
+                let ours = slots.rt.replace(rt);
+                drop(slots);
+                drop(ours);
+            } else {
+                drop(slots);
+            }
+            // The poll is over: no spare node survives it.
+            drop(c.spare_node.take());
+        }
+    }
+    // One thread-local access for the whole poll: the restore uses the same reference.
+    CURRENT.with(|current| {
+        let mut slots = current.slots.borrow_mut();
+        let (prev_rt, stale) = match &slots.rt {
+            Some(cur) if same_runtime(cur, rt) => (None, None),
+            // Inside a poll for another runtime: its handle is put back afterwards.
+            _ if slots.node.is_some() => (install(&mut slots.rt, rt), None),
+            // No poll in progress: the thread keeps ours from now on (the last runtime it
+            // polled for), and lets go of the one it kept before.
+            _ => (None, install(&mut slots.rt, rt)),
+        };
+        let prev = std::mem::replace(&mut slots.node, slot.take());
+        drop(slots);
+        // Outside the borrow: it may be the last handle to a runtime.
+        drop(stale);
+        let _restore = Restore {
+            current,
+            slot,
+            prev,
+            prev_rt,
+            prev_waker: current.waker.replace(waker),
+        };
+        f()
+    })
+}
+
+/// Polls `f` with `rt` as the runtime of the current context, whose scope stays the
+/// current one (an [`enter`](crate::rt::enter) nested in a hatchery context), and puts
+/// the runtime back afterwards, even on panic.
+fn with_runtime<R>(rt: &Arc<dyn Runtime>, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a> {
+        current: &'a Current,
+        prev: Option<Arc<dyn Runtime>>,
+    }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            if let Some(prev) = self.prev.take() {
+                let ours = self.current.slots.borrow_mut().rt.replace(prev);
+                // Dropped outside the borrow: this may be the last handle to a runtime.
+                drop(ours);
+            }
+        }
+    }
+    CURRENT.with(|current| {
+        let prev = {
+            let mut slots = current.slots.borrow_mut();
+            match &slots.rt {
+                Some(cur) if same_runtime(cur, rt) => None,
+                _ => install(&mut slots.rt, rt),
+            }
+        };
+        let _restore = Restore { current, prev };
+        f()
+    })
+}
+
+/// Installs `rt` as the thread's runtime, returning the one it replaces.
+#[cold]
+fn install(slot: &mut Option<Arc<dyn Runtime>>, rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
+    slot.replace(rt.clone())
+}
+
+/// Polls `f` as [`enter_with`] does, for a runner that the executor polls (a nursery's
+/// task, a root): with its deadlines `timers` installed for the poll (see
+/// [`crate::timer`]). Before the poll, the deadlines that are due fire; after it, the
+/// runner's executor timer is armed for the earliest one.
+pub(crate) fn enter_task<R>(
+    slot: &mut Option<Arc<Node>>,
+    rt: &Arc<dyn Runtime>,
+    waker: &Waker,
+    timers: &mut TimerSlot,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore<'a> {
+        current: &'a Current,
+        timers: &'a mut TimerSlot,
+        prev: Option<Box<Timers>>,
+        prev_waker: *const Waker,
+        prev_rt: usize,
+    }
+    impl Drop for Restore<'_> {
+        #[inline]
+        fn drop(&mut self) {
+            let c = self.current;
+            self.timers.put(c.timers.replace(self.prev.take()));
+            c.owner_waker.set(self.prev_waker);
+            c.owner_rt.set(self.prev_rt);
+        }
+    }
+    timers.fire(&**rt);
+    let (out, exact) = CURRENT.with(|current| {
+        let restore = Restore {
+            current,
+            prev: current.timers.replace(timers.take()),
+            prev_waker: current.owner_waker.replace(waker),
+            prev_rt: current.owner_rt.replace(runtime_id(&**rt)),
+            timers,
+        };
+        let out = enter_with(slot, rt, waker, f);
+        drop(restore);
+        (out, current.exact_timers.get())
+    });
+    timers.settle(&**rt, waker, exact);
+    out
+}
+
+/// Calls `f` with what a scope or a sleep polled with `waker` finds here: the deadlines
+/// of the runner being polled if `waker` is that runner's (and the runtime its own), and
+/// the runtime (see [`Here`]). With `make`, the runner's deadlines are made if it has
+/// none yet; without, a runner with none offers none (see [`crate::timer`]: a sleep
+/// alone in its task keeps a timer of its own).
+pub(crate) fn with_here<R>(waker: &Waker, make: bool, f: impl FnOnce(Here<'_>) -> R) -> R {
+    /// Puts the deadlines back where they were lent from, also on unwind.
+    struct Lent<'a> {
+        cell: &'a Cell<Option<Box<Timers>>>,
+        timers: Option<Box<Timers>>,
+    }
+    impl Drop for Lent<'_> {
+        #[inline]
+        fn drop(&mut self) {
+            self.cell.set(self.timers.take());
+        }
+    }
+    CURRENT.with(|c| {
+        let slots = c.slots.borrow();
+        let rt = match (&slots.node, &slots.rt) {
+            (Some(_), Some(rt)) => Some(rt),
+            _ => None,
+        };
+        let owned = rt.is_some_and(|rt| {
+            std::ptr::eq(c.owner_waker.get(), waker) && c.owner_rt.get() == runtime_id(&**rt)
+        });
+        if !owned {
+            return f(Here { owner: None, rt });
+        }
+        let timers = match c.timers.take() {
+            Some(timers) => timers,
+            None if make => Timers::new(),
+            None => return f(Here { owner: None, rt }),
+        };
+        let mut lent = Lent {
+            cell: &c.timers,
+            timers: Some(timers),
+        };
+        f(Here {
+            owner: lent.timers.as_deref_mut(),
+            rt,
+        })
+    })
+}
+
+/// Calls `f` with the deadlines of the runner being polled, if any (to take out an entry
+/// of a scope or sleep that goes).
+pub(crate) fn with_owner_timers<R>(f: impl FnOnce(Option<&mut Timers>) -> R) -> R {
+    let mut f = Some(f);
+    let out = CURRENT.try_with(|c| {
+        let mut timers = c.timers.take();
+        let out = (f.take().expect("called once"))(timers.as_deref_mut());
+        c.timers.set(timers);
+        out
+    });
+    match out {
+        Ok(out) => out,
+        // The thread is exiting: no runner is polled.
+        Err(_) => (f.take().expect("called once"))(None),
+    }
+}
+
+/// Runs `f` with deadlines re-armed exactly (`exact`) or lazily, for the code that a
+/// test run polls: on a virtual clock, a timer left armed for an instant nobody waits
+/// for any more would make the clock jump there (rule D11).
+pub(crate) fn with_exact_timers<R>(exact: bool, f: impl FnOnce() -> R) -> R {
+    struct Reset<'a>(&'a Cell<bool>, bool);
+    impl Drop for Reset<'_> {
+        fn drop(&mut self) {
+            self.0.set(self.1);
+        }
+    }
+    CURRENT.with(|c| {
+        let _reset = Reset(&c.exact_timers, c.exact_timers.replace(exact));
+        f()
+    })
+}
+
+#[inline]
+fn same_runtime(a: &Arc<dyn Runtime>, b: &Arc<dyn Runtime>) -> bool {
+    // By address only: two vtables for one type may differ between codegen units.
+    std::ptr::eq(Arc::as_ptr(a).cast::<u8>(), Arc::as_ptr(b).cast::<u8>())
+}
+
+/// The runtime for an [`enter`](crate::rt::enter) of `rt` nested in a hatchery context,
+/// if not `rt` itself: what the current runtime makes of it ([`Runtime::nested`]; inside
+/// a test run, `rt`'s executor under the run's clock and task tracking, which the test
+/// would otherwise lose there).
+#[cold]
+fn nested_runtime(rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
+    let current = with_current(|c| c.map(|c| c.rt.clone()))?;
+    match same_runtime(&current, rt) {
+        true => None,
+        false => Some(current.nested(rt.clone())),
+    }
+}
+
+/// Lets go of the runtime handle the thread keeps after polling, if it is `rt`'s and
+/// nothing is being polled (called when a root made by [`enter`](crate::rt::enter) goes).
+fn forget_runtime(rt: &Arc<dyn Runtime>) {
+    let kept = CURRENT.try_with(|c| {
+        let mut slots = c.slots.try_borrow_mut().ok()?;
+        match &slots.rt {
+            Some(cur) if slots.node.is_none() && same_runtime(cur, rt) => slots.rt.take(),
+            _ => None,
+        }
+    });
+    drop(kept);
+}
+
+/// Polls `f` with `node` as the innermost scope of the current context, swapping it in
+/// and back out (no reference counts change), even on panic.
+///
+/// Also returns whether the scope is polled directly by its parent's body, with the
+/// waker of the runner that polls the parent (`waker` is the scope's): then that
+/// runner's wake-up reaches the scope, and the scope need not be in its parent's child
+/// list. The waker is compared by address: a combinator that polls its futures with
+/// wakers of its own hands them other `Waker` values (a false "no" only costs a link).
+///
+/// # Panics
+///
+/// Outside a hatchery context.
+pub(crate) fn enter_node<R>(
+    node: &mut Arc<Node>,
+    waker: &Waker,
+    f: impl FnOnce() -> R,
+) -> (R, bool) {
+    struct Restore<'a> {
+        current: &'a Current,
+        node: &'a mut Arc<Node>,
+    }
+    impl Drop for Restore<'_> {
+        #[inline]
+        fn drop(&mut self) {
+            swap_node(self.current, self.node);
+        }
+    }
+    // One thread-local access for the whole poll.
+    CURRENT.with(|current| {
+        swap_node(current, node);
+        let restore = Restore { current, node };
+        let out = f();
+        drop(restore);
+        let by_parent = std::ptr::eq(current.waker.get(), waker)
+            && node.fixed_parent().is_some_and(|parent| {
+                current.slots.borrow().node.as_ref().is_some_and(|caller| {
+                    std::ptr::eq(
+                        Arc::as_ptr(caller).cast::<u8>(),
+                        Arc::as_ptr(parent).cast::<u8>(),
+                    )
+                })
+            });
+        (out, by_parent)
+    })
+}
+
+/// Installs `node` as the innermost scope of the current context, swapping it with the
+/// one installed (no reference counts change), for a scope future that polls its body
+/// in its own frame: [`node_left`] swaps it back. Unlike [`enter_node`], no closure and
+/// no frame of this function stays on the stack while the body is polled, which recursive
+/// code with a scope per level feels at every level. The caller swaps back on unwind too.
+///
+/// # Panics
+///
+/// Outside a hatchery context.
+#[inline(never)]
+pub(crate) fn node_entered(node: &mut Arc<Node>) {
+    CURRENT.with(|current| swap_node(current, node));
+}
+
+/// Swaps back what [`node_entered`] installed, and returns whether the scope was polled
+/// directly by its parent's body, with the waker of the runner that polls the parent (as
+/// [`enter_node`] does).
+#[inline(never)]
+pub(crate) fn node_left(node: &mut Arc<Node>, waker: &Waker) -> bool {
+    CURRENT.with(|current| {
+        swap_node(current, node);
+        std::ptr::eq(current.waker.get(), waker)
+            && node.fixed_parent().is_some_and(|parent| {
+                current.slots.borrow().node.as_ref().is_some_and(|caller| {
+                    std::ptr::eq(
+                        Arc::as_ptr(caller).cast::<u8>(),
+                        Arc::as_ptr(parent).cast::<u8>(),
+                    )
+                })
+            })
+    })
+}
+
+/// Swaps back what [`node_entered`] installed, on unwind (the thread may be exiting).
+#[cold]
+#[inline(never)]
+pub(crate) fn node_left_on_unwind(node: &mut Arc<Node>) {
+    let _ = CURRENT.try_with(|current| swap_node(current, node));
+}
+
+#[inline]
+fn swap_node(current: &Current, node: &mut Arc<Node>) {
+    let mut slots = current.slots.borrow_mut();
+    let installed = slots.node.as_mut().expect(NO_RUNTIME);
+    std::mem::swap(installed, node);
+}

@@ -1,0 +1,636 @@
+//! The combinators that borrow: [`join`], [`try_join`], [`race`], [`race_ok`] and
+//! bounded [`map`], each an inline nursery over futures of one type.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::{ready, Future};
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use super::core::Core;
+use super::engine::Shared;
+use super::fixed::{self, Fixed};
+use crate::error::NurseryError;
+use crate::sync::{OwnedSemaphorePermit, Semaphore};
+
+pin_project! {
+    /// A future of a combinator, with its index among the inputs, and the permit of a
+    /// bounded `map` (released when it ends).
+    struct Indexed<F: Future, O, E> {
+        #[pin]
+        fut: F,
+        index: usize,
+        permit: Option<OwnedSemaphorePermit>,
+        split: fn(F::Output) -> Result<O, E>,
+    }
+}
+
+impl<F: Future, O, E> Future for Indexed<F, O, E> {
+    type Output = Result<(usize, O), E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.fut.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(out) => {
+                this.permit.take();
+                Poll::Ready((this.split)(out).map(|o| (*this.index, o)))
+            }
+        }
+    }
+}
+
+type Child<F, O, E> = Pin<Box<Indexed<F, O, E>>>;
+
+/// The output that stops a group (`race`): the first one cancels the rest.
+type Stop<O> = Option<fn(&O) -> bool>;
+
+/// The shared state of a bounded map's group.
+type MapShared<'env, F, O, E> = Arc<Shared<'env, E, Child<F, O, E>>>;
+
+/// The outputs of a group in input order.
+fn ordered<O>(mut outputs: Vec<(usize, O)>) -> Vec<O> {
+    outputs.sort_unstable_by_key(|(i, _)| *i);
+    outputs.into_iter().map(|(_, o)| o).collect()
+}
+
+pin_project! {
+    /// Runs every input at once (no body of its own) with an inline nursery's engine: the
+    /// path of `join`, `try_join`, `race` and `race_ok` for more than [`fixed::MAX`]
+    /// futures, whose per-future wakers poll only those that were woken.
+    struct All<'env, F: Future, O, E> {
+        futs: Option<Vec<F>>,
+        split: fn(F::Output) -> Result<O, E>,
+        #[pin]
+        core: Core<'env, std::future::Ready<Result<(), E>>, (), E, Child<F, O, E>, (usize, O)>,
+    }
+}
+
+impl<'env, F, O, E> Future for All<'env, F, O, E>
+where
+    F: Future + 'env,
+{
+    type Output = Result<Vec<O>, NurseryError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let (futs, split) = (this.futs, *this.split);
+        this.core
+            .poll_core(cx, |shared| {
+                let futs = futs
+                    .take()
+                    .expect("hatchery: combinator polled after completion");
+                for (index, fut) in futs.into_iter().enumerate() {
+                    let child = Box::pin(Indexed {
+                        fut,
+                        index,
+                        permit: None,
+                        split,
+                    });
+                    if shared.push(child, None).is_err() {
+                        unreachable!("hatchery: internal error: a new group is closed");
+                    }
+                }
+                ready(Ok(()))
+            })
+            .map(|r| r.map(|((), outputs)| ordered(outputs)))
+    }
+}
+
+pin_project! {
+    /// A combinator's group: the fast path for a few futures, the engine for many
+    /// (boxed: the group is moved into the caller's future, and a join of two should
+    /// not move the engine's state around with it).
+    #[project = GroupProj]
+    enum Group<'env, F: Future, O, E> {
+        Fixed { #[pin] fixed: Fixed<F, O, E> },
+        Engine { all: Pin<Box<All<'env, F, O, E>>> },
+    }
+}
+
+impl<'env, F, O, E> Group<'env, F, O, E>
+where
+    F: Future + 'env,
+{
+    /// The group of `futs`; `race` (with a `stop`) needs one at least.
+    #[track_caller]
+    fn new<I>(
+        futs: I,
+        split: fn(F::Output) -> Result<O, E>,
+        stop: Stop<O>,
+        stop_indexed: Stop<(usize, O)>,
+        what: &str,
+    ) -> Self
+    where
+        I: IntoIterator<Item = F>,
+    {
+        let mut futs = futs.into_iter();
+        let (first, second) = (futs.next(), futs.next());
+        assert!(
+            stop.is_none() || first.is_some(),
+            "hatchery: `inline::{what}` of no futures"
+        );
+        // No allocation for two futures or fewer.
+        let rest: Vec<F> = futs.collect();
+        if rest.len() + 2 <= fixed::MAX {
+            return Group::Fixed {
+                fixed: Fixed::new(first, second, rest, split, stop, Location::caller()),
+            };
+        }
+        let futs = first.into_iter().chain(second).chain(rest).collect();
+        Group::Engine {
+            all: Box::pin(All {
+                futs: Some(futs),
+                split,
+                core: Core::new(stop_indexed, Location::caller()),
+            }),
+        }
+    }
+}
+
+impl<'env, F, O, E> Future for Group<'env, F, O, E>
+where
+    F: Future + 'env,
+{
+    type Output = Result<Vec<O>, NurseryError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            GroupProj::Fixed { fixed } => fixed.poll(cx),
+            GroupProj::Engine { all } => all.as_mut().poll(cx),
+        }
+    }
+}
+
+pin_project! {
+    /// A combinator's group, its outputs (`A`) turned into the combinator's. `A` is a
+    /// parameter, not `F::Output`: that projection through the group's `Future` impl
+    /// (which needs `F: 'env`) in a field's type would make rustc unable to prove a
+    /// future that awaits this one `Send` when the futures borrow from it.
+    struct Then<F, A, T> {
+        #[pin]
+        fut: F,
+        then: fn(A) -> T,
+    }
+}
+
+impl<F: Future<Output = A>, A, T> Future for Then<F, A, T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.project();
+        this.fut.poll(cx).map(*this.then)
+    }
+}
+
+/// Outer cancellation never returns from a combinator that has no error to report: the
+/// nursery stays pending. `Cancelled` comes only from a kept combinator whose scope has
+/// finished (rule K).
+#[track_caller]
+fn no_errors<T>(r: Result<T, NurseryError<Infallible>>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(NurseryError::Failed(never)) => match never.into_iter().next() {
+            Some(e) => match e {},
+            None => unreachable!("hatchery: internal error: a failure without an error"),
+        },
+        Err(NurseryError::Cancelled) => kept_cancelled(),
+    }
+}
+
+/// A `try_join`'s result, which is never `Cancelled` (rule G4) but from a combinator kept
+/// past the scope that cancelled it: that panics, as for the other combinators (G5).
+#[track_caller]
+fn not_kept<T, E>(r: Result<T, NurseryError<E>>) -> Result<T, NurseryError<E>> {
+    if let Err(NurseryError::Cancelled) = r {
+        kept_cancelled();
+    }
+    r
+}
+
+#[cold]
+#[track_caller]
+fn kept_cancelled() -> ! {
+    panic!(
+        "hatchery: an inline combinator kept past the scope it was first polled in was \
+         cancelled by that scope, and awaited after it finished: its outputs are gone"
+    )
+}
+
+/// Runs every future concurrently in the caller's task and returns their outputs in
+/// input order: [`crate::join()`] for futures that borrow, or are not `Send`.
+///
+/// The futures are polled by an inline nursery (see the [module docs](super)): they
+/// may borrow from the caller, run concurrently but not in parallel, and this future is
+/// `Send` exactly when they are.
+///
+/// # Cancel safety
+///
+/// If the enclosing scope is cancelled, every future is cancelled at its next
+/// suspension point and awaited, and this future never completes (the scope returns).
+/// Dropping it from outside hatchery drops every future at once.
+///
+/// # Panics
+///
+/// If a future panics: the others are cancelled and, once all have finished, the panic
+/// is resumed here. When first polled outside a hatchery runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{inline, sleep};
+///
+/// struct Client { base: u64 }
+///
+/// async fn fetch(client: &Client, id: u64) -> u64 {
+///     sleep(Duration::from_millis(5 - id)).await;
+///     client.base + id
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let client = Client { base: 100 };
+/// let out = inline::join([fetch(&client, 1), fetch(&client, 2)]).await;
+/// assert_eq!(out, [101, 102]); // input order; `client` was only borrowed
+/// # });
+/// ```
+#[track_caller]
+pub fn join<'env, I>(futs: I) -> impl Future<Output = Vec<<I::Item as Future>::Output>> + 'env
+where
+    I: IntoIterator,
+    I::IntoIter: 'env,
+    I::Item: Future + 'env,
+{
+    Then {
+        fut: Group::new(futs, Ok::<_, Infallible>, None, None, "join"),
+        then: no_errors,
+    }
+}
+
+/// Runs every future concurrently in the caller's task and returns their values in input
+/// order, or fails fast: [`crate::try_join()`] for futures that borrow.
+///
+/// The first future to return `Err` cancels the others (each at its next suspension
+/// point); once all have finished, every error is returned, in the order they happened.
+///
+/// # Cancel safety
+///
+/// If the enclosing scope is cancelled, every future is cancelled and awaited, and this
+/// future never completes, unless a future had failed by then: the errors are returned.
+/// Dropping it from outside hatchery drops every future at once.
+///
+/// # Panics
+///
+/// As [`join`].
+///
+/// # Errors
+///
+/// [`NurseryError::Failed`] with every error, in the order they happened.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::inline;
+///
+/// # hatchery_smol::run(async {
+/// let limits = [3, 5];
+/// let check = |i: usize, v: u32| {
+///     let limits = &limits;
+///     async move { if v <= limits[i] { Ok(v) } else { Err(format!("{v} too big")) } }
+/// };
+/// assert_eq!(inline::try_join([check(0, 2), check(1, 4)]).await.unwrap(), [2, 4]);
+/// let err = inline::try_join([check(0, 2), check(1, 9)]).await.unwrap_err();
+/// assert_eq!(err.into_errors(), ["9 too big"]);
+/// # });
+/// ```
+#[track_caller]
+pub fn try_join<'env, I, T, E>(
+    futs: I,
+) -> impl Future<Output = Result<Vec<T>, NurseryError<E>>> + 'env
+where
+    I: IntoIterator,
+    I::IntoIter: 'env,
+    I::Item: Future<Output = Result<T, E>> + 'env,
+    T: 'env,
+    E: 'env,
+{
+    Then {
+        fut: Group::new(futs, |r| r, None, None, "try_join"),
+        then: not_kept,
+    }
+}
+
+/// Runs the futures concurrently in the caller's task and returns the first output; the
+/// others are cancelled and awaited: [`crate::race()`] for futures that borrow.
+///
+/// # Cancel safety
+///
+/// If the enclosing scope is cancelled, every future is cancelled and awaited, and this
+/// future never completes. Dropping it from outside hatchery drops every future at once.
+///
+/// # Panics
+///
+/// If `futs` is empty (there would be no winner). If a future panics, as [`join`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{inline, sleep};
+///
+/// # hatchery_smol::run(async {
+/// let replicas = ["slow", "fast"];
+/// let ask = |i: usize, ms: u64| {
+///     let replicas = &replicas;
+///     async move { sleep(Duration::from_millis(ms)).await; replicas[i] }
+/// };
+/// assert_eq!(inline::race([ask(0, 3600_000), ask(1, 1)]).await, "fast");
+/// # });
+/// ```
+#[track_caller]
+pub fn race<'env, I>(futs: I) -> impl Future<Output = <I::Item as Future>::Output> + 'env
+where
+    I: IntoIterator,
+    I::IntoIter: 'env,
+    I::Item: Future + 'env,
+{
+    Then {
+        fut: Group::new(
+            futs,
+            Ok::<_, Infallible>,
+            Some(|_| true),
+            Some(|_| true),
+            "race",
+        ),
+        then: |r: Result<Vec<_>, _>| match no_errors(r).into_iter().next() {
+            Some(out) => out,
+            None => unreachable!("hatchery: internal error: a race without a winner"),
+        },
+    }
+}
+
+/// Runs the futures concurrently in the caller's task and returns the first `Ok` value;
+/// the others are cancelled and awaited. If all fail, returns every error, in the order
+/// they happened: [`crate::race_ok`] for futures that borrow.
+///
+/// # Cancel safety
+///
+/// As [`race`].
+///
+/// # Panics
+///
+/// If `futs` is empty. If a future panics, as [`join`].
+///
+/// # Errors
+///
+/// [`NurseryError::Failed`] with every error, if every future failed.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::inline;
+///
+/// # hatchery_smol::run(async {
+/// let mirrors = ["down", "up"];
+/// let get = |i: usize| {
+///     let mirrors = &mirrors;
+///     async move { if mirrors[i] == "up" { Ok(i) } else { Err(mirrors[i]) } }
+/// };
+/// assert_eq!(inline::race_ok([get(0), get(1)]).await.unwrap(), 1);
+/// # });
+/// ```
+#[track_caller]
+pub fn race_ok<'env, I, T, E>(futs: I) -> impl Future<Output = Result<T, NurseryError<E>>> + 'env
+where
+    I: IntoIterator,
+    I::IntoIter: 'env,
+    I::Item: Future<Output = Result<T, E>> + 'env,
+    T: 'env,
+    E: 'env,
+{
+    Then {
+        fut: Group::new(
+            futs,
+            Ok::<_, Infallible>,
+            Some(|r: &Result<T, E>| r.is_ok()),
+            Some(|(_, r): &(usize, Result<T, E>)| r.is_ok()),
+            "race_ok",
+        ),
+        then: |r| {
+            let mut errors = Vec::new();
+            for r in no_errors(r) {
+                match r {
+                    Ok(v) => return Ok(v),
+                    Err(e) => errors.push(e),
+                }
+            }
+            Err(NurseryError::Failed(errors))
+        },
+    }
+}
+
+/// Applies `f` to every input and runs the futures it makes in the caller's task, at
+/// most `limit` at a time: [`crate::map`] for futures that borrow. Finish it with
+/// [`Map::join`] or [`Map::try_join`].
+///
+/// An input is read, and its future made, only when fewer than `limit` futures run.
+///
+/// # Panics
+///
+/// If `limit` is zero.
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::time::Duration;
+/// use hatchery::{inline, sleep};
+///
+/// # hatchery_smol::run(async {
+/// let (running, peak) = (Cell::new(0), Cell::new(0));
+/// let out = inline::map(2, 1..=5, |i| {
+///     let (running, peak) = (&running, &peak);
+///     async move {
+///         running.set(running.get() + 1);
+///         peak.set(peak.get().max(running.get()));
+///         sleep(Duration::from_millis(1)).await;
+///         running.set(running.get() - 1);
+///         i * 10
+///     }
+/// })
+/// .join()
+/// .await;
+/// assert_eq!(out, [10, 20, 30, 40, 50]);
+/// assert_eq!(peak.get(), 2);
+/// # });
+/// ```
+#[track_caller]
+pub fn map<I, F, Fut>(limit: usize, inputs: I, f: F) -> Map<I::IntoIter, F>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: Future,
+{
+    assert!(limit > 0, "hatchery: `inline::map` with a limit of zero");
+    Map {
+        limit,
+        inputs: inputs.into_iter(),
+        f,
+        at: Location::caller(),
+    }
+}
+
+/// A bounded map over inputs, from [`map`]: finish it with [`join`](Map::join) or
+/// [`try_join`](Map::try_join).
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::inline::{self, Map};
+///
+/// # hatchery_smol::run(async {
+/// let base = 7;
+/// let m: Map<_, _> = inline::map(4, 0..3, |i| async move { base + i });
+/// assert_eq!(m.join().await, [7, 8, 9]);
+/// # });
+/// ```
+#[must_use = "a `Map` does nothing until `join` or `try_join` is awaited"]
+pub struct Map<I, F> {
+    limit: usize,
+    inputs: I,
+    f: F,
+    // Where `map` was called: the site of its group's span (`tracing` feature).
+    at: &'static Location<'static>,
+}
+
+impl<I, F> fmt::Debug for Map<I, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, F> Map<I, F> {
+    /// Runs every future and returns their outputs in input order, as [`join`] does.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`join`]: no input is read after the enclosing scope is cancelled.
+    ///
+    /// # Panics
+    ///
+    /// As [`join`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::inline;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let words = ["a", "bb"];
+    /// let lens = inline::map(1, &words, |w| async move { w.len() }).join().await;
+    /// assert_eq!(lens, [1, 2]);
+    /// # });
+    /// ```
+    pub fn join<'env, Fut>(self) -> impl Future<Output = Vec<Fut::Output>> + 'env
+    where
+        I: Iterator + 'env,
+        F: FnMut(I::Item) -> Fut + 'env,
+        Fut: Future + 'env,
+    {
+        let run = bounded(self, Ok::<_, Infallible>);
+        async move { ordered(no_errors(run.await)) }
+    }
+
+    /// Runs the futures and returns their values in input order, or fails fast, as
+    /// [`try_join`] does; after a failure, no more input is read.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`try_join`].
+    ///
+    /// # Panics
+    ///
+    /// As [`join`].
+    ///
+    /// # Errors
+    ///
+    /// [`NurseryError::Failed`] with every error, in the order they happened.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::inline;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let max = 2;
+    /// let r = inline::map(3, 0..5, |i| async move { if i <= max { Ok(i) } else { Err(i) } })
+    ///     .try_join()
+    ///     .await;
+    /// assert_eq!(r.unwrap_err().into_errors()[0], 3);
+    /// # });
+    /// ```
+    pub fn try_join<'env, Fut, T, E>(
+        self,
+    ) -> impl Future<Output = Result<Vec<T>, NurseryError<E>>> + 'env
+    where
+        I: Iterator + 'env,
+        F: FnMut(I::Item) -> Fut + 'env,
+        Fut: Future<Output = Result<T, E>> + 'env,
+        T: 'env,
+        E: 'env,
+    {
+        let run = bounded(self, |r| r);
+        async move { not_kept(run.await).map(ordered) }
+    }
+}
+
+/// A bounded map's nursery: its body reads an input whenever a permit is free.
+fn bounded<'env, I, F, Fut, O, E>(
+    map: Map<I, F>,
+    split: fn(Fut::Output) -> Result<O, E>,
+) -> impl Future<Output = Result<Vec<(usize, O)>, NurseryError<E>>> + 'env
+where
+    I: Iterator + 'env,
+    F: FnMut(I::Item) -> Fut + 'env,
+    Fut: Future + 'env,
+    O: 'env,
+    E: 'env,
+{
+    let Map {
+        limit,
+        inputs,
+        mut f,
+        at,
+    } = map;
+    let mut make = Some(move |shared: &MapShared<'env, Fut, O, E>| {
+        let shared = shared.clone();
+        async move {
+            let permits = Semaphore::new(limit);
+            for (index, input) in inputs.enumerate() {
+                let permit = permits.acquire_owned().await;
+                let child = Box::pin(Indexed {
+                    fut: f(input),
+                    index,
+                    permit: Some(permit),
+                    split,
+                });
+                if shared.push(child, None).is_err() {
+                    unreachable!("hatchery: internal error: an open group is closed");
+                }
+            }
+            Ok(())
+        }
+    });
+    let mut core = Box::pin(Core::new(None, at));
+    std::future::poll_fn(move |cx| {
+        core.as_mut()
+            .poll_core(cx, |shared| (make.take().expect("made once"))(shared))
+            .map(|r| r.map(|((), outputs)| outputs))
+    })
+}

@@ -1,0 +1,636 @@
+//! The engine of inline nurseries: the state a nursery shares with its handles and wakers
+//! ([`Shared`]), and the children it owns and polls ([`Group`]), in rounds that poll only
+//! the children that were woken.
+//!
+//! # How it works
+//!
+//! A child is a future (`C`, a boxed future) with a node of its own: a task root under
+//! the nursery's node, as a spawned task's is, so that holds inside it (a shield, a
+//! `finally`, a nursery) count on the child only and never keep its siblings from being
+//! dropped, and its cancellation (its handle's `cancel`) is its own. The node's
+//! allocation is also the child's waker ([`ChildWaker`]): waking it puts the child's key
+//! in the ready queue ([`Ready`]) and wakes the task that polls the nursery.
+//!
+//! [`spawn`](Shared::push) puts a new child in the shared inbox; the nursery's poll moves
+//! it into the [`Group`], which the nursery future owns, and which no lock guards. A
+//! round takes the keys of the woken children out of the ready queue (one lock, the two
+//! vectors swapped so that neither allocates again), polls each child where it lies,
+//! with its node installed as the innermost scope and its own waker, and ends those that
+//! finished. A round costs in proportion to the children woken, not to the children
+//! alive: 100,000 children cost no more per wake-up than ten.
+//!
+//! # Invariants
+//!
+//! 1. **Owned, not shared.** The group (and so the nursery future) owns every child
+//!    future once it is placed, and the inbox owns it before: wakers and handles reach
+//!    a child's node and output only, never its future. A nursery future that is
+//!    forgotten (`mem::forget`) leaves its children unpolled for good, and nothing can
+//!    poll them or reach what they borrow: no `unsafe`, no lifetime is extended.
+//! 2. **Dropped in order.** A child's future is dropped when it finishes, or when it is
+//!    cancelled (its node, rule C1) at a suspension point, or with the group. Each is
+//!    dropped before the group reports its end, so every borrow a child holds is
+//!    released before the nursery returns.
+//! 3. **Queued once.** A child is polled from a key only if its `queued` flag was set
+//!    (by its waker, by the sweep, or from birth), and the round clears the flag as it
+//!    polls: a stale key (its child finished and the slot went to another) polls nobody
+//!    twice.
+//! 4. **The cycle is broken.** A child's node keeps the child's waker once it has
+//!    suspended, and that waker is the node itself: the end of the child replaces it
+//!    with a no-op waker.
+
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+
+use atomic_waker::AtomicWaker;
+use slab::Slab;
+
+use crate::context::{self, Children};
+use crate::node::{Detail, Node, Reason};
+use crate::reason::race_won;
+use crate::rt::Runtime;
+use crate::task::Panic;
+use crate::trace;
+
+/// The wakers of a group's children push their keys here.
+pub(crate) struct Ready {
+    keys: Mutex<Vec<u32>>,
+    /// The task that polls the nursery future.
+    waker: AtomicWaker,
+}
+
+impl Ready {
+    fn push(&self, key: u32) {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let first = keys.is_empty();
+        keys.push(key);
+        drop(keys);
+        // Woken once per batch, by whoever found the queue empty: the round that takes
+        // the batch takes every key pushed after it too.
+        if first {
+            self.waker.wake();
+        }
+    }
+}
+
+/// The key of a child that is not in the group yet.
+const UNPLACED: u32 = u32::MAX;
+
+/// What a child's node carries: its waker's state.
+pub(crate) struct ChildWaker {
+    /// Its key in the group, once placed there.
+    key: AtomicU32,
+    /// In the ready queue, or about to be polled (as a new child) already.
+    queued: AtomicBool,
+    ready: Arc<Ready>,
+}
+
+impl crate::node::Tag for ChildWaker {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn label(&self) -> Option<crate::node::Labelled<'_>> {
+        Some(crate::node::Labelled::unplaced(crate::node::Kind::Inline))
+    }
+}
+
+impl Wake for Node<ChildWaker> {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let w = &self.ext;
+        if !w.queued.swap(true, Ordering::AcqRel) {
+            // Not queued, so placed (a child is born queued): its key is set.
+            w.ready.push(w.key.load(Ordering::Acquire));
+        }
+    }
+}
+
+/// A child spawned (or handed over by `start`) and not in the group yet.
+pub(crate) struct New<C> {
+    fut: C,
+    own: Arc<Node<ChildWaker>>,
+    /// Polled before (by `start`): cancelled at its next suspension point.
+    polled: bool,
+    /// Where it was spawned.
+    site: &'static Location<'static>,
+    span: trace::Span,
+}
+
+/// What the nursery shares with its handles, its `start`s and the wakers of its
+/// children: the inbox of new children and the record of errors and panics. `C` is the
+/// stored child (a boxed future); `'env` is what children may borrow.
+pub(crate) struct Shared<'env, E, C> {
+    pub(crate) node: Arc<Node>,
+    pub(crate) rt: Arc<dyn Runtime>,
+    ready: Arc<Ready>,
+    inbox: Mutex<Inbox<E, C>>,
+    /// What the children's spans are children of (`tracing` feature), and where the
+    /// nursery was opened: the site of a child spawned by hatchery itself.
+    trace: trace::Parent,
+    at: &'static Location<'static>,
+    _env: PhantomData<fn(&'env ()) -> &'env ()>,
+}
+
+struct Inbox<E, C> {
+    new: Vec<New<C>>,
+    closed: bool,
+    /// Pending `start` calls: they keep the group open.
+    starting: usize,
+    /// Every error, of the body and the children, in the order they happened.
+    errors: Vec<E>,
+    /// The first panic.
+    panic: Option<Panic>,
+}
+
+/// How a child ended.
+pub(crate) enum Exit<O, E> {
+    Value(O),
+    Failed(E),
+    Panicked(Panic),
+    Cancelled,
+}
+
+/// What the group records for its owner once it has closed.
+pub(crate) struct Record<E, O> {
+    pub(crate) errors: Vec<E>,
+    pub(crate) panic: Option<Panic>,
+    pub(crate) outputs: Vec<O>,
+    /// A child ended cancelled (see the end of the nursery's poll).
+    pub(crate) child_cancelled: bool,
+}
+
+impl<'env, E, C> Shared<'env, E, C> {
+    pub(crate) fn new(
+        node: Arc<Node>,
+        rt: Arc<dyn Runtime>,
+        trace: trace::Parent,
+        at: &'static Location<'static>,
+    ) -> Self {
+        Shared {
+            node,
+            rt,
+            ready: Arc::new(Ready {
+                keys: Mutex::new(Vec::new()),
+                waker: AtomicWaker::new(),
+            }),
+            inbox: Mutex::new(Inbox {
+                new: Vec::new(),
+                closed: false,
+                starting: 0,
+                errors: Vec::new(),
+                panic: None,
+            }),
+            trace,
+            at,
+            _env: PhantomData,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inbox<E, C>> {
+        // No user code runs under this lock (futures are moved, and dropped outside it).
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a child, spawned at `site` (`None`: by hatchery, for the nursery's caller),
+    /// unless the group has closed (then the future comes back). Returns the child's
+    /// node.
+    pub(crate) fn push(
+        &self,
+        fut: C,
+        site: Option<&'static Location<'static>>,
+    ) -> Result<Arc<Node>, C> {
+        let own = Arc::new(Node::task_root(&self.node, self.waker_ext(), false));
+        let node: Arc<Node> = own.clone();
+        let site = site.unwrap_or(self.at);
+        // Made before the lock: a subscriber's code runs here.
+        let span = trace::Span::child(&self.trace, site);
+        let mut inbox = self.lock();
+        if inbox.closed {
+            drop(inbox);
+            return Err(fut);
+        }
+        let first = inbox.new.is_empty();
+        inbox.new.push(New {
+            fut,
+            own,
+            polled: false,
+            site,
+            span,
+        });
+        drop(inbox);
+        // The task that polls the nursery takes the inbox at its next round; spawned
+        // from elsewhere than its poll (a handle sent to another task), it may be parked.
+        // Woken once per batch: whoever found the inbox empty.
+        if first {
+            self.ready.waker.wake();
+        }
+        Ok(node)
+    }
+
+    /// The waker state of a new child.
+    pub(crate) fn waker_ext(&self) -> ChildWaker {
+        ChildWaker {
+            key: AtomicU32::new(UNPLACED),
+            queued: AtomicBool::new(true),
+            ready: self.ready.clone(),
+        }
+    }
+
+    /// Counts a pending `start` (which keeps the group open), unless the group has
+    /// closed.
+    pub(crate) fn reserve(&self) -> bool {
+        let mut inbox = self.lock();
+        if inbox.closed {
+            return false;
+        }
+        inbox.starting += 1;
+        true
+    }
+
+    /// Hands a started child, whose node `own` is under the nursery already, to the
+    /// group, in place of its [`reserve`](Self::reserve).
+    pub(crate) fn fill(&self, fut: C, own: Arc<Node<ChildWaker>>, at: &'static Location<'static>) {
+        // Made before the lock: a subscriber's code runs here.
+        let span = trace::Span::child(&self.trace, at);
+        let mut inbox = self.lock();
+        inbox.starting -= 1;
+        inbox.new.push(New {
+            fut,
+            own,
+            polled: true,
+            site: at,
+            span,
+        });
+        drop(inbox);
+        self.ready.waker.wake();
+    }
+
+    /// Gives back a [`reserve`](Self::reserve) whose `start` ended without `started`.
+    pub(crate) fn unreserve(&self) {
+        self.lock().starting -= 1;
+        // The nursery may be waiting for this `start` alone to close.
+        self.ready.waker.wake();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Records a failure (of the body, `child` `None`, or of the child spawned there)
+    /// and cancels the group.
+    pub(crate) fn fail(&self, error: E, child: Option<&'static Location<'static>>) {
+        self.lock().errors.push(error);
+        self.node.cancel_with(Reason::Failure, failed(child, false));
+    }
+
+    /// Records a panic (of the body, `child` `None`, or of the child spawned there) and
+    /// cancels the group.
+    pub(crate) fn panicked(&self, panic: Panic, child: Option<&'static Location<'static>>) {
+        {
+            let mut inbox = self.lock();
+            if inbox.panic.is_none() {
+                inbox.panic = Some(panic);
+            }
+        }
+        self.node.cancel_with(Reason::Failure, failed(child, true));
+    }
+
+    /// Registers the task that polls the group.
+    pub(crate) fn register(&self, waker: &Waker) {
+        self.ready.waker.register(waker);
+    }
+}
+
+/// What a cancellation by the failure (or panic) of the child spawned at `child` (or
+/// of the body: `None`) says.
+pub(crate) fn failed(child: Option<&'static Location<'static>>, panicked: bool) -> Detail {
+    Detail::Failed {
+        task: child,
+        name: None,
+        panicked,
+    }
+}
+
+/// A child in the group.
+struct Child<C> {
+    fut: C,
+    own: Arc<Node<ChildWaker>>,
+    /// Its node, as installed while it is polled (moved into the context and back).
+    node: Option<Arc<Node>>,
+    waker: Waker,
+    /// Polled at least once: a child is cancelled only at a suspension point (rule N5).
+    polled: bool,
+    /// Its waker is registered in its node (invariant 4).
+    registered: bool,
+    /// Where it was spawned (or started; for a combinator's future, where the
+    /// combinator was called): what a cancellation by its failure names.
+    site: &'static Location<'static>,
+    /// Entered around its polls and its drop (`tracing` feature).
+    span: trace::Span,
+}
+
+/// The children of an inline nursery, owned by its future: polled without a lock. `O`
+/// is what a child returns to the group (its value goes to its handle otherwise, and `O`
+/// is `()`).
+pub(crate) struct Group<C, O> {
+    children: Slab<Child<C>>,
+    /// The keys of the round being run, swapped with the ready queue's.
+    keys: Vec<u32>,
+    /// New children, swapped with the inbox's.
+    new: Vec<New<C>>,
+    outputs: Vec<O>,
+    child_cancelled: bool,
+    /// The group's cancellation was swept through the children already.
+    swept: bool,
+    /// An output that stops the group: the first one cancels the rest (`race`).
+    stop: Option<fn(&O) -> bool>,
+}
+
+/// Rounds of children polled in one poll of the nursery before it yields to the
+/// executor, if children keep waking each other (a group must not starve its task's
+/// neighbours, as `FuturesUnordered` yields too).
+const ROUNDS: usize = 32;
+
+impl<C, O> Group<C, O> {
+    pub(crate) fn new(stop: Option<fn(&O) -> bool>) -> Self {
+        Group {
+            children: Slab::new(),
+            keys: Vec::new(),
+            new: Vec::new(),
+            outputs: Vec::new(),
+            child_cancelled: false,
+            swept: false,
+            stop,
+        }
+    }
+
+    /// Polls the children that were woken (and the new ones), for up to [`ROUNDS`]
+    /// rounds; if work is left, the caller's task is woken to come back.
+    pub(crate) fn run<E>(&mut self, shared: &Shared<'_, E, C>, cx: &mut Context<'_>)
+    where
+        C: std::future::Future<Output = Result<O, E>> + Unpin,
+    {
+        for _ in 0..ROUNDS {
+            if !self.round(shared) {
+                return;
+            }
+        }
+        // Children keep waking each other: let the executor run others first.
+        cx.waker().wake_by_ref();
+    }
+
+    /// One round: sweeps a new cancellation of the group through its children, places
+    /// the new ones, then polls each woken child once. Whether any child was polled or
+    /// dropped.
+    fn round<E>(&mut self, shared: &Shared<'_, E, C>) -> bool
+    where
+        C: std::future::Future<Output = Result<O, E>> + Unpin,
+    {
+        debug_assert!(self.keys.is_empty() && self.new.is_empty());
+        std::mem::swap(
+            &mut *shared.ready.keys.lock().unwrap_or_else(|e| e.into_inner()),
+            &mut self.keys,
+        );
+        {
+            let mut inbox = shared.lock();
+            if !inbox.new.is_empty() {
+                std::mem::swap(&mut inbox.new, &mut self.new);
+            }
+        }
+        let mut any = false;
+        if !self.swept && shared.node.is_cancelled() {
+            self.swept = true;
+            any = self.sweep(shared);
+        }
+        for New {
+            fut,
+            own,
+            polled,
+            site,
+            span,
+        } in self.new.drain(..)
+        {
+            let entry = self.children.vacant_entry();
+            let key = u32::try_from(entry.key())
+                .ok()
+                .filter(|&k| k != UNPLACED)
+                .expect("hatchery: more than 4 billion children in one inline nursery");
+            own.ext.key.store(key, Ordering::Release);
+            let node: Arc<Node> = own.clone();
+            let waker = Waker::from(own.clone());
+            entry.insert(Child {
+                fut,
+                own,
+                node: Some(node),
+                waker,
+                polled,
+                registered: false,
+                site,
+                span,
+            });
+            self.keys.push(key);
+        }
+        if self.keys.is_empty() {
+            return any;
+        }
+        let mut keys = std::mem::take(&mut self.keys);
+        context::with_children(&shared.rt, |children| {
+            for key in keys.drain(..) {
+                let Some(child) = self.children.get_mut(key as usize) else {
+                    continue;
+                };
+                // Invariant 3.
+                if !child.own.ext.queued.swap(false, Ordering::AcqRel) {
+                    continue;
+                }
+                if let Some(exit) = poll_child(child, children) {
+                    let child = self.children.remove(key as usize);
+                    self.finish(shared, child, exit);
+                }
+            }
+        });
+        // Kept for the next round, with its capacity.
+        self.keys = keys;
+        true
+    }
+
+    /// Drops a finished or cancelled child's future (invariant 2) and records its end,
+    /// cancelling the group on a failure, a panic or a stopping output.
+    fn finish<E>(&mut self, shared: &Shared<'_, E, C>, child: Child<C>, exit: Exit<O, E>) {
+        {
+            let _entered = child.span.enter();
+            match &exit {
+                Exit::Value(_) => {}
+                Exit::Failed(_) => trace::failed_borrowed::<E>(true),
+                Exit::Panicked(p) => trace::panicked(&**p, true),
+                Exit::Cancelled => trace::cancelled(&*child.own, None),
+            }
+        }
+        let site = Some(child.site);
+        match (
+            end(child, matches!(exit, Exit::Cancelled), &shared.rt),
+            exit,
+        ) {
+            (Err(p), _) | (Ok(()), Exit::Panicked(p)) => shared.panicked(p, site),
+            (Ok(()), Exit::Value(o)) => {
+                if self.stop.is_some_and(|stop| stop(&o)) {
+                    shared
+                        .node
+                        .cancel_with(Reason::Nursery, race_won(shared.at));
+                }
+                self.outputs.push(o);
+            }
+            (Ok(()), Exit::Failed(e)) => shared.fail(e, site),
+            (Ok(()), Exit::Cancelled) => self.child_cancelled = true,
+        }
+    }
+
+    /// The group's cancellation reached its children: each one's flag is brought up to
+    /// date (so that a hold released later wakes it), those polled already and holding
+    /// nothing are dropped, the others are queued to see it. Whether any was dropped.
+    fn sweep<E>(&mut self, shared: &Shared<'_, E, C>) -> bool {
+        let mut gone = Vec::new();
+        for (key, child) in self.children.iter() {
+            child.own.refresh();
+            if child.polled && child.own.should_drop() {
+                gone.push(key);
+            } else if child.polled && !child.own.ext.queued.swap(true, Ordering::AcqRel) {
+                self.keys.push(key as u32);
+            }
+        }
+        let any = !gone.is_empty();
+        for key in gone {
+            let child = self.children.remove(key);
+            self.finish(shared, child, Exit::Cancelled);
+        }
+        any
+    }
+
+    /// Closes the group if no child is left (nor a pending `start`): its record then
+    /// goes to the caller.
+    pub(crate) fn try_close<E>(&mut self, shared: &Shared<'_, E, C>) -> Option<Record<E, O>> {
+        if !self.children.is_empty() {
+            return None;
+        }
+        let mut inbox = shared.lock();
+        if inbox.closed || !inbox.new.is_empty() || inbox.starting != 0 {
+            return None;
+        }
+        inbox.closed = true;
+        Some(Record {
+            errors: std::mem::take(&mut inbox.errors),
+            panic: inbox.panic.take(),
+            outputs: std::mem::take(&mut self.outputs),
+            child_cancelled: self.child_cancelled,
+        })
+    }
+
+    /// Closes the group and drops every child at once, each in its own context: the
+    /// nursery future is dropped from outside hatchery (C8). The first panic of their
+    /// destructors is returned.
+    pub(crate) fn abort<E>(&mut self, shared: &Shared<'_, E, C>) -> Option<Panic> {
+        let new = {
+            let mut inbox = shared.lock();
+            inbox.closed = true;
+            std::mem::take(&mut inbox.new)
+        };
+        let mut first = None;
+        for (_, child) in std::mem::take(&mut self.children) {
+            if let Err(p) = end(child, false, &shared.rt) {
+                first.get_or_insert(p);
+            }
+        }
+        for New { fut, own, .. } in new.into_iter().chain(self.new.drain(..)) {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(fut))) {
+                first.get_or_insert(p);
+            }
+            if own.is_linked() {
+                own.detach();
+            }
+            own.finish();
+        }
+        first
+    }
+}
+
+/// Polls one child in its own context: `None` if it is still running.
+fn poll_child<C, O, E>(child: &mut Child<C>, children: &Children<'_>) -> Option<Exit<O, E>>
+where
+    C: std::future::Future<Output = Result<O, E>> + Unpin,
+{
+    let own = &child.own;
+    if child.polled && own.should_drop() {
+        return Some(Exit::Cancelled);
+    }
+    child.polled = true;
+    let _entered = child.span.enter();
+    let was_marked = own.is_marked();
+    let fut = &mut child.fut;
+    let waker = &child.waker;
+    let mut cx = Context::from_waker(waker);
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        children.poll(&mut child.node, waker, || Pin::new(fut).poll(&mut cx))
+    }));
+    match polled {
+        Ok(Poll::Pending) => {
+            // Registered once: only a cancellation (which marks the node first) takes the
+            // waker out, so once marked, on every suspension. A cancellation from here on
+            // wakes the child, and one that came earlier is seen just below.
+            if !child.registered || own.is_marked() {
+                own.register(waker);
+                child.registered = true;
+            }
+            if own.should_drop() {
+                return Some(Exit::Cancelled);
+            }
+            if !was_marked && own.is_marked() {
+                // Cancelled during this poll with something inside that must finish
+                // first: poll again, so that the scopes in it see the cancellation.
+                waker.wake_by_ref();
+            }
+            None
+        }
+        Ok(Poll::Ready(Ok(o))) => Some(Exit::Value(o)),
+        Ok(Poll::Ready(Err(e))) => Some(Exit::Failed(e)),
+        Err(p) => Some(Exit::Panicked(p)),
+    }
+}
+
+/// Drops a child's future (in its own context if it was cancelled at a suspension point,
+/// so that its destructors can read the clock or spawn) and takes its node out of the
+/// tree. The panic of its destructor, if any.
+fn end<C>(child: Child<C>, cancelled: bool, rt: &Arc<dyn Runtime>) -> Result<(), Panic> {
+    let Child {
+        fut,
+        own,
+        mut node,
+        waker,
+        registered,
+        span,
+        ..
+    } = child;
+    // Its destructors run in its span.
+    let _entered = span.enter();
+    let dropped = match cancelled {
+        true => context::drop_cancelled(&mut node, rt, &waker, || {
+            catch_unwind(AssertUnwindSafe(|| drop(fut)))
+        }),
+        false => catch_unwind(AssertUnwindSafe(|| drop(fut))),
+    };
+    if own.is_linked() {
+        own.detach();
+    }
+    own.finish();
+    if registered {
+        // Invariant 4.
+        own.register(Waker::noop());
+    }
+    dropped
+}

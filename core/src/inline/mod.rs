@@ -1,0 +1,683 @@
+//! Inline nurseries: children that borrow from the caller's stack, polled by the
+//! nursery's own task, with the same cancellation rules as [`crate::nursery`].
+//!
+//! # What is an inline nursery?
+//!
+//! A [`crate::nursery`] spawns its children as tasks of the executor: they run in
+//! parallel, so they must be `Send + 'static`, and "run these three calls at once over
+//! my local data" needs `Arc`s and clones. An *inline* nursery ([`nursery`],
+//! [`local_nursery`]) owns its children instead and polls them itself, inside the task
+//! that awaits it, as `futures::join!` or `FuturesUnordered` do. They run concurrently,
+//! not in parallel, and so they may borrow from the enclosing stack, and need not be
+//! `Send` (with [`local_nursery`]) or `'static`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use hatchery::{inline, sleep};
+//!
+//! async fn word_len(word: &str) -> usize {
+//!     sleep(Duration::from_millis(1)).await;
+//!     word.len()
+//! }
+//!
+//! # hatchery_smol::run(async {
+//! let words = vec!["nursery".to_string(), "scope".to_string()];
+//! let mut lens = Vec::new();
+//! let (w, out) = (&words, &mut lens);
+//! inline::nursery(|n| async move {
+//!     let a = n.spawn(async move { Ok::<_, std::io::Error>(word_len(&w[0]).await) });
+//!     let b = n.spawn(async move { Ok(word_len(&w[1]).await) });
+//!     let lens = out;
+//!     lens.push(a.join().await?);
+//!     lens.push(b.join().await?);
+//!     Ok(())
+//! })
+//! .await
+//! .unwrap();
+//! lens.push(words.len()); // `words` and `lens` were borrowed, not moved
+//! assert_eq!(lens, [7, 5, 2]);
+//! # });
+//! ```
+//!
+//! # The same rules
+//!
+//! Everything the book's chapter *Semantics: the rules* says of a nursery holds, but
+//! N8 (children are tasks of the executor), replaced by rule I1: the body is a child; the
+//! first error cancels the rest, and every error is reported in order (N2); a panic is
+//! resumed once every child has finished (N3); cancellation is not an error (N4);
+//! spawning from children, and refused once the nursery has closed (N5); handles with
+//! the child's value and its own cancellation (N7, [`TaskHandle`]). Each child runs in
+//! a cancel scope of its own, so cancel scopes, deadlines, shields, [`finally`](crate::finally),
+//! nested nurseries of either kind and [`current_effective_deadline`](crate::current_effective_deadline)
+//! work inside children exactly as inside spawned tasks.
+//!
+//! # Cancellation, and how it differs
+//!
+//! Cancelling an enclosing scope (or the nursery, or one child through its handle)
+//! cancels every child concerned at its next suspension point: its future is dropped
+//! there, and with it every borrow it held, before the nursery returns. A child in a
+//! shielded part runs to the end of the shield first, and the nursery waits for it. A
+//! child that never suspends again is not interrupted (rule C1).
+//!
+//! What differs from the spawning kind is what "inline" means: the children share one
+//! task, and so one thread at a time. There is no parallelism, and a child that blocks
+//! its thread (a CPU loop without [`checkpoint`](crate::checkpoint), a blocking call)
+//! blocks its siblings and the body too; use [`run_blocking`](crate::run_blocking), or a
+//! spawning nursery, for such work. Dropping the nursery future from outside hatchery
+//! (C8) drops every child at once, since the nursery owns them: nothing runs on after.
+//!
+//! # `Send`
+//!
+//! [`nursery`] takes children that are `Send`, and its future is `Send` when its body is:
+//! it can be awaited in a task of a multi-threaded runtime, and move between threads
+//! between polls. [`local_nursery`] takes any children (an `Rc`, a `RefCell` borrow) and
+//! its future is not `Send`: await it in a task that is not sent (the root future of
+//! `hatchery_tokio::run_current_thread`, a `LocalSet`'s task, or an executor's local
+//! task). The two are one type, [`Nursery`], told apart by how it stores its children
+//! ([`SendChild`], [`LocalChild`]), so that code written for one reads as code for the
+//! other. The combinators ([`join`], [`try_join`], [`race`], [`race_ok`], [`map`])
+//! take futures of one type, which they store as they are: their future is `Send`
+//! exactly when the futures are, with no choice to make.
+//!
+//! # How it works
+//!
+//! The nursery owns its children: none is ever polled or reached except through the
+//! nursery future, so soundness does not depend on anyone running a destructor (a
+//! forgotten nursery future just never polls its children again), and there is no
+//! `unsafe`. Each child has a waker of its own, and a woken child's key goes into a ready
+//! queue: a poll of the nursery polls only the children that were woken, so a nursery of
+//! 100,000 children costs no more per wake-up than one of ten.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::error::{NurseryError, SpawnError};
+use crate::node::Reason;
+use crate::reason::said;
+
+mod combinators;
+mod core;
+mod engine;
+mod fixed;
+mod handle;
+mod start;
+
+pub use self::combinators::{join, map, race, race_ok, try_join, Map};
+pub use self::handle::{Join, TaskHandle};
+pub use self::start::{Start, TaskStatus};
+
+use self::core::Core;
+use self::engine::Shared;
+use self::handle::{Output, Tracked};
+
+/// A child of a [`nursery`] as the nursery stores it: a boxed future that is `Send`.
+///
+/// Only named in types: [`Nursery<'env, E>`](Nursery) is
+/// `Nursery<'env, E, SendChild<'env, E>>`.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::inline::{Nursery, SendChild};
+///
+/// fn spawn_two<'env>(n: &Nursery<'env, std::io::Error, SendChild<'env, std::io::Error>>) {
+///     n.spawn(async { Ok(1) });
+///     n.spawn(async { Ok(2) });
+/// }
+/// # hatchery_smol::run(async {
+/// hatchery::inline::nursery(|n| async move { spawn_two(&n); Ok(()) }).await.unwrap();
+/// # });
+/// ```
+pub struct SendChild<'env, E>(Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'env>>);
+
+/// A child of a [`local_nursery`] as the nursery stores it: a boxed future, `Send` or not.
+///
+/// Only named in types: [`LocalNursery<'env, E>`](LocalNursery) is
+/// `Nursery<'env, E, LocalChild<'env, E>>`.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use hatchery::inline::{LocalChild, Nursery};
+///
+/// fn spawn_rc<'env>(n: &Nursery<'env, std::io::Error, LocalChild<'env, std::io::Error>>) {
+///     let shared = Rc::new(5);
+///     n.spawn(async move { Ok(*shared) });
+/// }
+/// # hatchery_smol::run_current_thread(async {
+/// hatchery::inline::local_nursery(|n| async move { spawn_rc(&n); Ok(()) }).await.unwrap();
+/// # });
+/// ```
+pub struct LocalChild<'env, E>(Pin<Box<dyn Future<Output = Result<(), E>> + 'env>>);
+
+impl<E> Future for SendChild<'_, E> {
+    type Output = Result<(), E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl<E> Future for LocalChild<'_, E> {
+    type Output = Result<(), E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl<E> fmt::Debug for SendChild<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendChild").finish_non_exhaustive()
+    }
+}
+
+impl<E> fmt::Debug for LocalChild<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalChild").finish_non_exhaustive()
+    }
+}
+
+/// A handle to an open inline nursery, for spawning children into it and cancelling it.
+///
+/// Cheap to clone; clones may be moved into children so that they can spawn siblings.
+/// `'env` is what the children may borrow; `C` how they are stored: [`SendChild`] for a
+/// [`nursery`], [`LocalChild`] for a [`local_nursery`] ([`LocalNursery`]).
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::inline::{self, Nursery, TaskHandle};
+///
+/// fn spawn_lens<'env>(n: &Nursery<'env, std::io::Error>, words: &'env [&str]) -> Vec<TaskHandle<usize>> {
+///     words.iter().map(|w| n.spawn(async move { Ok(w.len()) })).collect()
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let words = ["a", "bb", "ccc"];
+/// let w = &words;
+/// let total = inline::nursery(|n| async move {
+///     let mut total = 0;
+///     for h in spawn_lens(&n, w) {
+///         total += h.join().await?;
+///     }
+///     Ok::<_, std::io::Error>(total)
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(total, 6);
+/// # });
+/// ```
+pub struct Nursery<'env, E, C = SendChild<'env, E>> {
+    shared: Arc<Shared<'env, E, C>>,
+}
+
+/// The handle of a [`local_nursery`], whose children need not be `Send`.
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::Cell;
+/// use hatchery::inline::{self, LocalNursery};
+///
+/// fn bump<'env>(n: &LocalNursery<'env, std::io::Error>, count: &'env Cell<u32>) {
+///     n.spawn(async move { count.set(count.get() + 1); Ok(()) });
+/// }
+///
+/// # hatchery_smol::run_current_thread(async {
+/// let count = Cell::new(0);
+/// let c = &count;
+/// inline::local_nursery(|n| async move { bump(&n, c); bump(&n, c); Ok(()) })
+///     .await
+///     .unwrap();
+/// assert_eq!(count.get(), 2);
+/// # });
+/// ```
+pub type LocalNursery<'env, E> = Nursery<'env, E, LocalChild<'env, E>>;
+
+impl<E, C> Clone for Nursery<'_, E, C> {
+    fn clone(&self) -> Self {
+        Nursery {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<E, C> fmt::Debug for Nursery<'_, E, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Nursery")
+            .field("closed", &self.shared.is_closed())
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+/// Opens an inline nursery whose children are `Send`, runs `body` in it, and returns once
+/// the body and every child have finished.
+///
+/// The children are futures that the nursery polls itself, in the task that awaits it
+/// (see the [module docs](self)): they may borrow from the caller's stack. The nursery
+/// future is `Send` when `body`'s future is. For children that are not `Send`, use
+/// [`local_nursery`].
+///
+/// The outcome is the spawning [`nursery`](crate::nursery)'s: the body's value once every
+/// child has finished; every error, in order, if any failed (the first cancelled the
+/// rest); a panic resumed once all have finished; [`NurseryError::Cancelled`] if the
+/// nursery's own [`cancel`](Nursery::cancel) ended the body before it returned a value.
+///
+/// # Cancel safety
+///
+/// If an enclosing scope is cancelled, every child is cancelled at its next suspension
+/// point (a shielded one finishes its shield first), the nursery waits for all of them,
+/// and then this future never completes: the cancelled scope returns. Dropping this
+/// future from outside hatchery (C8) drops the body and every child at once.
+///
+/// # Panics
+///
+/// When first polled outside a hatchery runtime; to resume a panic of the body or of a
+/// child, once every child has finished; when polled after it returned.
+///
+/// # Errors
+///
+/// [`NurseryError::Failed`] with every error the body and the children returned, in
+/// the order they happened; [`NurseryError::Cancelled`] if [`Nursery::cancel`] ended the
+/// body before it produced its value.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::inline;
+///
+/// # hatchery_smol::run(async {
+/// let mut totals = vec![0u32; 3];
+/// let slots = &mut totals;
+/// inline::nursery(|n| async move {
+///     for (i, slot) in slots.iter_mut().enumerate() {
+///         n.spawn(async move {
+///             *slot = (i as u32 + 1) * 10; // each child writes its own slot
+///             Ok::<_, std::io::Error>(())
+///         });
+///     }
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// totals.push(40); // the borrows ended with the nursery
+/// assert_eq!(totals, [10, 20, 30, 40]);
+/// # });
+/// ```
+#[track_caller]
+pub fn nursery<'env, E, T, F, Fut>(body: F) -> NurseryFuture<'env, F, Fut, T, E>
+where
+    F: FnOnce(Nursery<'env, E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    NurseryFuture {
+        make: Some(body),
+        core: Core::new(None, Location::caller()),
+    }
+}
+
+/// Opens an inline nursery whose children need not be `Send` (an `Rc`, a `RefCell`
+/// borrow), runs `body` in it, and returns once the body and every child have finished.
+///
+/// Like [`nursery`] in all else; its future is not `Send`. Await it in a task that stays
+/// on one thread: the future given to `hatchery_tokio::run_current_thread` or
+/// `hatchery_smol::run_current_thread`, or a local task of the executor.
+///
+/// # Cancel safety
+///
+/// As [`nursery`]: an enclosing scope's cancellation cancels every child at its next
+/// suspension point, the nursery waits for them, and this future never completes.
+/// Dropping it from outside hatchery drops every child at once.
+///
+/// # Panics
+///
+/// As [`nursery`].
+///
+/// # Errors
+///
+/// As [`nursery`].
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use hatchery::inline;
+///
+/// # hatchery_smol::run_current_thread(async {
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let log_ref = &log;
+/// inline::local_nursery(|n| async move {
+///     for i in 0..3 {
+///         let log = log_ref;
+///         let log = log.clone();
+///         n.spawn(async move { log.borrow_mut().push(i); Ok::<_, std::io::Error>(()) });
+///     }
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(log.borrow().len(), 3);
+/// # });
+/// ```
+#[track_caller]
+pub fn local_nursery<'env, E, T, F, Fut>(
+    body: F,
+) -> NurseryFuture<'env, F, Fut, T, E, LocalChild<'env, E>>
+where
+    F: FnOnce(LocalNursery<'env, E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    NurseryFuture {
+        make: Some(body),
+        core: Core::new(None, Location::caller()),
+    }
+}
+
+pin_project! {
+    /// Future returned by [`nursery`] and [`local_nursery`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use hatchery::inline;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let opened = Cell::new(false);
+    /// let fut = inline::nursery(|_n| {
+    ///     opened.set(true);
+    ///     async { Ok::<_, std::io::Error>(7) }
+    /// });
+    /// assert!(!opened.get()); // the nursery opens when the future is first polled
+    /// assert_eq!(fut.await.unwrap(), 7);
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct NurseryFuture<'env, F, Fut, T, E, C = SendChild<'env, E>> {
+        make: Option<F>,
+        #[pin]
+        core: Core<'env, Fut, T, E, C, ()>,
+    }
+}
+
+impl<F, Fut, T, E, C> fmt::Debug for NurseryFuture<'_, F, Fut, T, E, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NurseryFuture").finish_non_exhaustive()
+    }
+}
+
+impl<'env, F, Fut, T, E, C> Future for NurseryFuture<'env, F, Fut, T, E, C>
+where
+    F: FnOnce(Nursery<'env, E, C>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    C: Future<Output = Result<(), E>> + Unpin,
+{
+    type Output = Result<T, NurseryError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let make = this.make;
+        this.core
+            .poll_core(cx, |shared| {
+                let make = make
+                    .take()
+                    .expect("hatchery: nursery future polled after completion");
+                make(Nursery {
+                    shared: shared.clone(),
+                })
+            })
+            .map(|r| r.map(|(v, _)| v))
+    }
+}
+
+impl<'env, E: 'env> Nursery<'env, E, SendChild<'env, E>> {
+    /// Spawns `fut` as a child of the nursery and returns a handle to its value.
+    ///
+    /// The child is polled by the nursery, in the task that awaits it, concurrently with
+    /// the body and its siblings (never in parallel). If it returns `Err`, the nursery is
+    /// cancelled and the error reported. Dropping the handle does not cancel the child.
+    /// A child spawned into a nursery that is cancelled already runs until its first
+    /// suspension point, then is cancelled (N5).
+    ///
+    /// # Panics
+    ///
+    /// If the nursery has already finished: use [`try_spawn`](Nursery::try_spawn) to get
+    /// an error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::inline;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let data = vec![1, 2, 3];
+    /// let data = &data;
+    /// let sum = inline::nursery(|n| async move {
+    ///     let h = n.spawn(async move { Ok::<_, std::io::Error>(data.iter().sum::<i32>()) });
+    ///     Ok(h.join().await?)
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(sum, 6);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn spawn<T, F>(&self, fut: F) -> TaskHandle<T>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'env,
+        T: Send + 'env,
+    {
+        match self.try_spawn(fut) {
+            Ok(h) => h,
+            Err(e) => panic!("hatchery: {e}; use `Nursery::try_spawn` to handle this"),
+        }
+    }
+
+    /// Like [`spawn`](Nursery::spawn), but returns [`SpawnError`] instead of panicking if
+    /// the nursery has already finished. The future is dropped unpolled then.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] if the nursery is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::inline;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut saved = None;
+    /// let keep = &mut saved;
+    /// inline::nursery(|n| async move {
+    ///     *keep = Some(n);
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert!(saved.unwrap().try_spawn(async { Ok(()) }).is_err());
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn try_spawn<T, F>(&self, fut: F) -> Result<TaskHandle<T>, SpawnError>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'env,
+        T: Send + 'env,
+    {
+        let out = Arc::new(Output::new());
+        let child = SendChild(Box::pin(Tracked::new(fut, out.clone())));
+        match self.shared.push(child, Some(Location::caller())) {
+            Ok(node) => Ok(TaskHandle::new(out, node)),
+            Err(child) => {
+                drop(child);
+                Err(SpawnError(()))
+            }
+        }
+    }
+}
+
+impl<'env, E: 'env> Nursery<'env, E, LocalChild<'env, E>> {
+    /// Spawns `fut`, which need not be `Send`, as a child of the nursery and returns a
+    /// handle to its value; as [`Nursery::spawn`] does for a [`nursery`].
+    ///
+    /// # Panics
+    ///
+    /// If the nursery has already finished: use [`try_spawn`](Nursery::try_spawn) to get
+    /// an error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use hatchery::inline;
+    ///
+    /// # hatchery_tokio::run_current_thread(async {
+    /// let shared = Rc::new(vec![1, 2, 3]);
+    /// let shared = &shared;
+    /// let len = inline::local_nursery(|n| async move {
+    ///     let s = shared.clone();
+    ///     let h = n.spawn(async move { Ok::<_, std::io::Error>(s.len()) });
+    ///     Ok(h.join().await?)
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(len, 3);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn spawn<T, F>(&self, fut: F) -> TaskHandle<T>
+    where
+        F: Future<Output = Result<T, E>> + 'env,
+        T: 'env,
+    {
+        match self.try_spawn(fut) {
+            Ok(h) => h,
+            Err(e) => panic!("hatchery: {e}; use `Nursery::try_spawn` to handle this"),
+        }
+    }
+
+    /// Like [`spawn`](Nursery::spawn), but returns [`SpawnError`] instead of panicking if
+    /// the nursery has already finished.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] if the nursery is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::inline;
+    ///
+    /// # hatchery_smol::run_current_thread(async {
+    /// inline::local_nursery(|n| async move {
+    ///     assert!(n.try_spawn(async { Ok(()) }).is_ok());
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn try_spawn<T, F>(&self, fut: F) -> Result<TaskHandle<T>, SpawnError>
+    where
+        F: Future<Output = Result<T, E>> + 'env,
+        T: 'env,
+    {
+        let out = Arc::new(Output::new());
+        let child = LocalChild(Box::pin(Tracked::new(fut, out.clone())));
+        match self.shared.push(child, Some(Location::caller())) {
+            Ok(node) => Ok(TaskHandle::new(out, node)),
+            Err(child) => {
+                drop(child);
+                Err(SpawnError(()))
+            }
+        }
+    }
+}
+
+impl<E, C> Nursery<'_, E, C> {
+    /// Cancels the nursery: its body and every child (children spawned later too). Not
+    /// an error: if this ends the body before it returns a value, the nursery returns
+    /// [`NurseryError::Cancelled`]. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{inline, sleep};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let r = inline::nursery(|n| async move {
+    ///     n.spawn(async { sleep(Duration::from_secs(3600)).await; Ok(()) });
+    ///     n.cancel();
+    ///     sleep(Duration::from_secs(3600)).await;
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await;
+    /// assert!(r.unwrap_err().is_cancelled());
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn cancel(&self) {
+        let detail = said(Location::caller(), None);
+        self.shared.node.cancel_with(Reason::Nursery, detail);
+    }
+
+    /// Whether the nursery has been cancelled (by [`cancel`](Nursery::cancel), a failure
+    /// or an enclosing scope).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::inline;
+    ///
+    /// # hatchery_smol::run(async {
+    /// inline::nursery(|n| async move {
+    ///     assert!(!n.is_cancelled());
+    ///     n.cancel();
+    ///     assert!(n.is_cancelled());
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        let node = &self.shared.node;
+        node.is_cancelled() || node.reason().is_some()
+    }
+
+    /// Whether the nursery has finished, or its future was dropped; spawning into it
+    /// then fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::inline;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut saved = None;
+    /// let keep = &mut saved;
+    /// inline::nursery(|n| async move {
+    ///     assert!(!n.is_closed());
+    ///     *keep = Some(n);
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert!(saved.unwrap().is_closed());
+    /// # });
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+}

@@ -1,0 +1,332 @@
+//! A socket registered with its runtime's reactor, and the operations every socket type
+//! shares: each one a checkpoint, done inside one poll.
+
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::context as rt;
+use crate::rt::Runtime;
+use crate::rt::{BorrowedSocket, Interest, OwnedSocket, Registration};
+
+use super::sys;
+
+/// A registered socket: the registration owns it, and closes it when dropped.
+///
+/// `pub` only for the sealed trait of the stream types (`SplitStream`), which returns
+/// it; the module is private.
+#[allow(unreachable_pub)]
+pub struct Io {
+    reg: Box<dyn Registration>,
+}
+
+/// Why a runtime cannot open sockets.
+const NO_REACTOR: &str = "hatchery: this runtime has no I/O reactor, so it cannot open \
+sockets (its `Runtime::reactor` returns `None`). Run on an adapter that provides one \
+(`hatchery_tokio` on Unix, `hatchery_smol`), or, in a runtime binding of your own, return \
+`hatchery_smol::AsyncIoReactor` (async-io's reactor, which runs on any executor) from \
+`Runtime::reactor`.";
+
+impl Io {
+    /// Registers `fd` with the reactor of the runtime of the code being polled.
+    ///
+    /// # Panics
+    ///
+    /// Outside a hatchery runtime.
+    pub(crate) fn new(fd: OwnedSocket) -> io::Result<Io> {
+        rt::with_current(|c| Io::with_runtime(&**c.expect(rt::NO_RUNTIME).rt, fd))
+    }
+
+    /// Fails as [`Io::new`] would, before a socket is made (so that a connect with
+    /// nothing to register its socket with sends nothing).
+    ///
+    /// # Panics
+    ///
+    /// Outside a hatchery runtime.
+    pub(crate) fn check_reactor() -> io::Result<()> {
+        rt::with_current(|c| match c.expect(rt::NO_RUNTIME).rt.reactor() {
+            Some(_) => Ok(()),
+            None => Err(io::Error::new(io::ErrorKind::Unsupported, NO_REACTOR)),
+        })
+    }
+
+    /// Registers `fd` with `rt`'s reactor.
+    pub(crate) fn with_runtime(rt: &dyn Runtime, fd: OwnedSocket) -> io::Result<Io> {
+        match rt.reactor() {
+            Some(reactor) => Ok(Io {
+                reg: reactor.register(fd)?,
+            }),
+            None => Err(io::Error::new(io::ErrorKind::Unsupported, NO_REACTOR)),
+        }
+    }
+
+    /// The socket, for system calls.
+    #[inline]
+    pub(crate) fn fd(&self) -> BorrowedSocket<'_> {
+        self.reg.socket()
+    }
+
+    /// One operation: a checkpoint (a cancelled scope stops it before `op` runs), then
+    /// `op` once the socket may be ready for `interest`, inside this one poll.
+    #[inline]
+    pub(crate) fn poll_op(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        op: &mut dyn FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        if rt::current_cancelled() {
+            // Nothing done: the cancelled scope drops the operation here.
+            return Poll::Pending;
+        }
+        self.reg.poll_io(cx, interest, op)
+    }
+
+    /// Reads into `buf`.
+    #[inline]
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let fd = self.fd();
+        self.poll_op(cx, Interest::Read, &mut || sys::recv(fd, buf))
+    }
+
+    /// Writes from `buf`.
+    #[inline]
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            // A zero-length send is a no-op; don't wait for writability to do nothing.
+            return match rt::current_cancelled() {
+                true => Poll::Pending,
+                false => Poll::Ready(Ok(0)),
+            };
+        }
+        let fd = self.fd();
+        self.poll_op(cx, Interest::Write, &mut || sys::send(fd, buf))
+    }
+
+    /// Shuts down the write side: a checkpoint, then at once.
+    pub(crate) fn poll_shutdown(&self) -> Poll<io::Result<()>> {
+        if rt::current_cancelled() {
+            return Poll::Pending;
+        }
+        Poll::Ready(sys::shutdown_write(self.fd()))
+    }
+
+    pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+
+    pub(crate) async fn read_exact(&self, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read(buf).await? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => buf = &mut buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_write(cx, buf)).await
+    }
+
+    pub(crate) async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(buf).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => buf = &buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn shutdown(&self) -> io::Result<()> {
+        poll_fn(|_| self.poll_shutdown()).await
+    }
+}
+
+impl fmt::Debug for Io {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.fd(), f)
+    }
+}
+
+/// A checkpoint that never yields: `Pending` for good in a cancelled scope (which drops
+/// the operation there), `Ready` at once otherwise. Every async operation of
+/// `hatchery::net` starts with one, so that a cancelled scope stops it before it does
+/// anything (opens a socket, sends a SYN).
+pub(crate) fn enter() -> Enter {
+    Enter
+}
+
+pub(crate) struct Enter;
+
+impl Future for Enter {
+    type Output = ();
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        match rt::current_cancelled() {
+            true => Poll::Pending,
+            false => Poll::Ready(()),
+        }
+    }
+}
+
+/// Operations on a socket that several tasks may share (`&self`: accepting, sending
+/// and receiving datagrams). A reactor keeps one waiter per interest, so the waiters of
+/// one interest take turns: a FIFO lock each, held while waiting for readiness.
+pub(crate) struct Shared {
+    pub(crate) io: Io,
+    read: async_lock::Mutex<()>,
+    write: async_lock::Mutex<()>,
+}
+
+impl Shared {
+    pub(crate) fn new(io: Io) -> Shared {
+        Shared {
+            io,
+            read: async_lock::Mutex::new(()),
+            write: async_lock::Mutex::new(()),
+        }
+    }
+
+    /// Runs `op` as an operation for `interest`, after the tasks that were waiting for
+    /// the same interest before.
+    pub(crate) async fn op(
+        &self,
+        interest: Interest,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        enter().await;
+        let lock = match interest {
+            Interest::Write => &self.write,
+            _ => &self.read,
+        };
+        let _turn = lock.lock().await;
+        poll_fn(|cx| self.io.poll_op(cx, interest, &mut op)).await
+    }
+}
+
+impl Shared {
+    /// Accepts a connection (skipping those aborted before they could be), inside one
+    /// poll: an accept that returns `Pending` took none.
+    pub(crate) async fn accept(
+        &self,
+    ) -> io::Result<(OwnedSocket, Option<rustix::net::SocketAddrAny>)> {
+        let fd = self.io.fd();
+        let mut accepted = None;
+        self.op(Interest::Read, || loop {
+            match sys::accept(fd) {
+                Ok(conn) => {
+                    accepted = Some(conn);
+                    return Ok(0);
+                }
+                Err(e) if sys::accept_skippable(&e) => continue,
+                Err(e) if sys::is_errno(&e, rustix::io::Errno::INVAL) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "accept on a listener that no longer listens (its socket was shut down)",
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
+        })
+        .await?;
+        Ok(accepted.expect("an accept that succeeded took a connection"))
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.io, f)
+    }
+}
+
+/// Implements `futures_io::AsyncRead`/`AsyncWrite` (and tokio's, with the `tokio-io`
+/// feature) for a type with `fn io(&self) -> &Io`: `read` or `write`, the generics in
+/// brackets, the type.
+macro_rules! impl_async_io {
+    (read, [$($gen:tt)*], $ty:ty) => {
+        impl<$($gen)*> futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.io().poll_read(cx, buf)
+            }
+        }
+
+        #[cfg(feature = "tokio-io")]
+        impl<$($gen)*> tokio::io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                let n = std::task::ready!(self.io().poll_read(cx, buf.initialize_unfilled()))?;
+                buf.advance(n);
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+    };
+    (write, [$($gen:tt)*], $ty:ty) => {
+        impl<$($gen)*> futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.io().poll_write(cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                // Nothing is buffered.
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.io().poll_shutdown()
+            }
+        }
+
+        #[cfg(feature = "tokio-io")]
+        impl<$($gen)*> tokio::io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.io().poll_write(cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.io().poll_shutdown()
+            }
+        }
+    };
+}
+
+pub(crate) use impl_async_io;

@@ -1,0 +1,387 @@
+//! The transitions of the cancel tree, node by node, without a runtime: cancellation
+//! marks, shields, holds, linking and unlinking, finishing, moving a parent, and moving
+//! deadlines. The invariants they check are numbered in the [module docs](super).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Wake, Waker};
+use std::time::{Duration, Instant};
+
+use super::{Detail, Hold, Node, Reason};
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+struct Count(AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Count {
+    fn waker() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count::default());
+        (count.clone(), Waker::from(count))
+    }
+
+    fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The root of a run: a task root with no parent.
+fn root() -> Arc<Node> {
+    Node::new(false, true)
+}
+
+/// A scope entered under `parent` and linked into its child list.
+fn linked(parent: &Arc<Node>, shield: bool) -> Arc<Node> {
+    let node = Node::entered(parent, shield, None);
+    node.link_scope();
+    node
+}
+
+/// A spawned task's root under `parent` (its nursery), not linked yet.
+fn task(parent: &Arc<Node>, movable: bool) -> Arc<Node> {
+    Arc::new(Node::task_root(parent, (), movable))
+}
+
+#[test]
+fn cancel_marks_the_linked_subtree_and_wakes_it() {
+    let root = root();
+    let a = linked(&root, false);
+    let b = linked(&a, false);
+    let (woken, waker) = Count::waker();
+    b.register(&waker);
+    root.cancel(Reason::Explicit);
+    assert!(
+        a.is_marked() && b.is_marked(),
+        "the whole linked subtree is marked"
+    );
+    assert_eq!(woken.get(), 1, "the runner below is woken");
+    // Invariant 1: only the node cancelled itself has a reason, and the first one sticks.
+    assert_eq!(root.reason(), Some(Reason::Explicit));
+    assert_eq!((a.reason(), b.reason()), (None, None));
+    root.cancel(Reason::Deadline);
+    assert_eq!(root.reason(), Some(Reason::Explicit));
+    // Invariants 3 and 4: the marked children left the cancelled lists, taken out (not
+    // "never linked", so they do not link again).
+    assert!(!a.is_linked() && !a.never_linked());
+    assert!(!b.is_linked() && !b.never_linked());
+}
+
+#[test]
+fn an_unlinked_scope_follows_its_ancestors_and_refresh_marks_it() {
+    let root = root();
+    let a = Node::entered(&root, false, None);
+    let b = Node::entered(&a, false, None);
+    root.cancel(Reason::Explicit);
+    // Invariant 7: the flag lags, the effective state does not.
+    assert!(!a.is_marked() && !b.is_marked());
+    assert!(a.is_cancelled() && b.is_cancelled());
+    b.refresh();
+    assert!(b.is_marked());
+    // A scope entered under a cancelled parent takes the cancellation on entry.
+    let c = Node::entered(&root, false, None);
+    assert!(c.is_marked());
+}
+
+#[test]
+fn a_shield_stops_its_ancestors_cancellation_but_not_its_own() {
+    let root = root();
+    let shield = linked(&root, true);
+    let inside = linked(&shield, false);
+    let unlinked = Node::entered(&shield, false, None);
+    root.cancel(Reason::Explicit);
+    assert!(!shield.is_marked() && !shield.is_cancelled());
+    assert!(!inside.is_marked() && !unlinked.is_cancelled());
+    // Invariant 4: a cancelled list keeps its shields.
+    assert!(shield.is_linked());
+    shield.cancel(Reason::Explicit);
+    assert!(inside.is_marked() && unlinked.is_cancelled());
+}
+
+#[test]
+fn a_child_that_links_into_a_cancelled_parent_takes_the_cancellation() {
+    let root = root();
+    root.cancel(Reason::Explicit);
+    // Invariant 5, the child's half: a nursery attached under a cancelled scope.
+    let nursery = Node::new(false, false);
+    nursery.attach(&root);
+    assert!(nursery.is_marked());
+    // Invariant 4: and it does not stay in the cancelled list.
+    assert!(!nursery.is_linked() && !nursery.never_linked());
+    // A shield links all the same, and stays uncancelled.
+    let shield = Node::new(true, false);
+    shield.attach(&root);
+    assert!(shield.is_linked() && !shield.is_marked());
+}
+
+#[test]
+fn a_task_links_at_its_first_suspension_and_its_walk_stops_there() {
+    let nursery = root();
+    let child = task(&nursery, false);
+    let scope = Node::entered(&child, false, None);
+    // Before it is linked, the walk goes on past the task's root into the nursery.
+    nursery.cancel(Reason::Explicit);
+    assert!(scope.is_cancelled());
+    let nursery = root();
+    let child = task(&nursery, false);
+    child.link();
+    assert!(child.is_linked());
+    let scope = Node::entered(&child, false, None);
+    nursery.cancel(Reason::Explicit);
+    // Linked: the nursery's cancellation marked the root, where the walk now stops.
+    assert!(child.is_marked() && scope.is_cancelled());
+}
+
+#[test]
+fn detach_leaves_the_list_and_the_cancellation_walk_then_misses_the_node() {
+    let root = root();
+    let a = linked(&root, false);
+    a.detach();
+    // Invariant 2: left by itself, `NO_KEY` again.
+    assert!(!a.is_linked() && a.never_linked());
+    root.cancel(Reason::Explicit);
+    // Not in the list: not marked, but still cancelled in effect through its fixed parent.
+    assert!(!a.is_marked() && a.is_cancelled());
+    a.detach(); // idempotent
+    assert!(a.never_linked());
+}
+
+#[test]
+fn a_finished_node_cancels_nothing_and_no_longer_reaches_down() {
+    let root = root();
+    let a = linked(&root, false);
+    let kept = Node::entered(&a, false, None);
+    a.cancel(Reason::Explicit);
+    assert!(kept.is_cancelled());
+    a.finish();
+    // Invariant 9: its flag stays set but no longer reaches the scope kept past it.
+    assert!(a.is_marked() && !kept.is_cancelled());
+    assert!(!kept.outer_cancelled(Instant::now()));
+    assert_eq!(kept.orphan_reason(), Reason::Explicit);
+    // A `cancel` after it finished only records the reason.
+    let b = linked(&root, false);
+    let under_b = linked(&b, false);
+    b.finish();
+    b.cancel(Reason::Deadline);
+    assert_eq!(b.reason(), Some(Reason::Deadline));
+    assert!(!b.is_marked() && !under_b.is_marked());
+}
+
+#[test]
+fn holds_count_up_to_the_task_root_and_the_last_release_wakes() {
+    let root = root();
+    let a = Node::entered(&root, false, None);
+    let b = Node::entered(&a, false, None);
+    let hold = Hold::new(&b);
+    assert!(b.has_holds() && a.has_holds() && root.has_holds());
+    let (woken, waker) = Count::waker();
+    a.register(&waker);
+    a.cancel(Reason::Explicit);
+    assert_eq!(woken.get(), 1);
+    // A cancelled runner keeps its body while something inside must finish.
+    assert!(a.is_cancelled() && !a.should_drop());
+    a.register(&waker);
+    // Invariant 8: released on the same nodes; the last release of a marked node wakes.
+    drop(hold);
+    assert!(!b.has_holds() && !a.has_holds() && !root.has_holds());
+    assert!(a.should_drop());
+    assert_eq!(woken.get(), 2);
+}
+
+#[test]
+fn holds_stop_at_a_shield_and_at_a_task_root() {
+    let nursery = root();
+    let child = task(&nursery, false);
+    let shield = Node::entered(&child, true, None);
+    let inside = Node::entered(&shield, false, None);
+    let hold = Hold::new(&inside);
+    assert!(inside.has_holds() && shield.has_holds());
+    assert!(
+        !child.has_holds(),
+        "a shield holds the scopes around it itself"
+    );
+    drop(hold);
+    let hold = Hold::new(&child);
+    assert!(
+        child.has_holds() && !nursery.has_holds(),
+        "holds never cross a task"
+    );
+    drop(hold);
+    assert!(!child.has_holds());
+}
+
+/// `holds_up_to` (which the hold warnings use to find a scope's holders) answers for
+/// exactly the nodes a hold reaches.
+#[test]
+fn holds_up_to_names_the_nodes_a_hold_reaches() {
+    let nursery = root();
+    let child = task(&nursery, false);
+    let scope = Node::entered(&child, false, None);
+    let shield = Node::entered(&scope, true, None);
+    let inside = Node::entered(&shield, false, None);
+    let _hold = Hold::new(&inside);
+    for (node, held) in [
+        (&inside, true),
+        (&shield, true),
+        (&scope, false),
+        (&child, false),
+    ] {
+        assert_eq!(inside.holds_up_to(node), held);
+        assert_eq!(node.has_holds(), held);
+    }
+    let _hold = Hold::new(&scope);
+    for (node, held) in [
+        (&scope, true),
+        (&child, true),
+        (&nursery, false),
+        (&inside, false),
+    ] {
+        assert_eq!(scope.holds_up_to(node), held);
+    }
+    assert!(!nursery.has_holds());
+}
+
+#[test]
+fn reparent_moves_a_started_task_unless_either_side_is_cancelled() {
+    let caller = root();
+    let nursery = root();
+    let started = task(&caller, true);
+    started.link();
+    assert!(started.reparent(&nursery));
+    // Invariant 2: the entry moved with the key.
+    assert!(started.is_linked());
+    caller.cancel(Reason::Explicit);
+    assert!(!started.is_marked(), "the old parent no longer reaches it");
+    nursery.cancel(Reason::Explicit);
+    assert!(started.is_marked());
+    // Invariant 6: a cancelled task is not moved.
+    let other = root();
+    assert!(!started.reparent(&other));
+    // Nor one whose old parent is cancelled: it takes that cancellation instead (its walk
+    // may never reach it).
+    let caller = root();
+    caller.cancel(Reason::Explicit);
+    let late = task(&caller, true);
+    assert!(!late.is_marked());
+    assert!(!late.reparent(&root()));
+    assert!(late.is_marked());
+}
+
+#[test]
+fn deadlines_move_exactly_near_and_far() {
+    let root = root();
+    let now = Instant::now();
+    let scope = Node::entered(&root, false, Some(now + Duration::from_secs(5)));
+    assert_eq!(scope.deadline(), Some(now + Duration::from_secs(5)));
+    assert!(!scope.deadline_was_set());
+    scope.set_deadline(Some(now + Duration::from_secs(1)));
+    assert!(scope.deadline_was_set());
+    assert_eq!(scope.deadline(), Some(now + Duration::from_secs(1)));
+    // Invariant 11: an instant too far for the word is kept exactly under the lock.
+    let far = now + Duration::from_secs(400 * 365 * 24 * 3600);
+    scope.set_deadline(Some(far));
+    assert_eq!(scope.deadline(), Some(far));
+    scope.set_deadline(None);
+    assert_eq!(scope.deadline(), None);
+    // A timeout stored on entry never overwrites a deadline a handle set.
+    scope.set_deadline(Some(now));
+    scope.init_deadline_unless_set(now + Duration::from_secs(60));
+    assert_eq!(scope.deadline(), Some(now));
+    scope.forget_deadline_set();
+    scope.init_deadline_unless_set(now + Duration::from_secs(60));
+    assert_eq!(scope.deadline(), Some(now + Duration::from_secs(60)));
+}
+
+#[test]
+fn the_effective_deadline_is_the_earliest_up_to_the_nearest_shield() {
+    let root = root();
+    let now = Instant::now();
+    let outer = Node::entered(&root, false, Some(now + Duration::from_secs(10)));
+    let inner = Node::entered(&outer, false, Some(now + Duration::from_secs(60)));
+    assert_eq!(
+        inner.effective_deadline(),
+        Some(now + Duration::from_secs(10))
+    );
+    let shield = Node::entered(&inner, true, None);
+    let below = Node::entered(&shield, false, Some(now + Duration::from_secs(30)));
+    assert_eq!(
+        below.effective_deadline(),
+        Some(now + Duration::from_secs(30))
+    );
+    // A finished scope's deadline no longer counts.
+    outer.finish();
+    assert_eq!(
+        inner.effective_deadline(),
+        Some(now + Duration::from_secs(60))
+    );
+}
+
+#[test]
+fn a_passed_deadline_cancels_the_nearest_scope_that_came_first() {
+    let root = root();
+    let now = Instant::now();
+    let outer = Node::entered(&root, false, Some(now));
+    let inner = Node::entered(&outer, false, Some(now + Duration::from_secs(1)));
+    // The inner scope's deadline came later: the outer one is cancelled, for its
+    // deadline, and nothing else.
+    assert!(inner.cancel_deadlines_before(now));
+    assert_eq!(outer.reason(), Some(Reason::Deadline));
+    assert_eq!(inner.reason(), None);
+    // Polled late, past both: the outer one catches (it is cancelled from inside).
+    let root2 = self::root();
+    let outer = Node::entered(&root2, false, Some(now));
+    let inner = Node::entered(&outer, false, Some(now));
+    assert!(inner.outer_cancelled(now + Duration::from_secs(1)));
+    assert_eq!(outer.reason(), Some(Reason::Deadline));
+}
+
+#[test]
+fn a_node_is_reused_only_when_nothing_else_can_see_it() {
+    let root = root();
+    let scope = Node::entered(&root, false, None);
+    assert!(scope.recyclable());
+    let other = scope.clone();
+    assert!(!scope.recyclable(), "another reference");
+    drop(other);
+    let child = linked(&scope, false);
+    assert!(!scope.recyclable(), "it has had a child");
+    drop(child);
+    let fresh = Node::entered(&root, false, None);
+    let detail = Detail::Failed {
+        task: None,
+        name: None,
+        panicked: false,
+    };
+    fresh.cancel_with(Reason::Failure, detail.clone());
+    assert_eq!(fresh.reason_detail(), Some((Reason::Failure, Some(detail))));
+    fresh.set_caught();
+    fresh.finish();
+    assert!(fresh.recyclable());
+    // Invariants 1 and 10: entered again, it starts over.
+    fresh.reenter(false, None);
+    assert!(!fresh.is_marked() && !fresh.caught() && !fresh.is_finished());
+    assert_eq!(fresh.reason(), None);
+    assert_eq!(fresh.reason_detail(), None);
+    fresh.cancel(Reason::Deadline);
+    assert_eq!(fresh.reason_detail(), Some((Reason::Deadline, None)));
+}
+
+#[test]
+fn in_task_finds_the_task_root_above_a_scope() {
+    let nursery = root();
+    let child = task(&nursery, false);
+    let scope = Node::entered(&child, false, None);
+    let inner = Node::entered(&scope, true, None);
+    let at = |node: &Arc<Node>| Arc::as_ptr(node).cast::<()>();
+    assert!(inner.in_task(at(&child)) && child.in_task(at(&child)));
+    assert!(
+        !inner.in_task(at(&nursery)),
+        "the walk stops at the task's own root"
+    );
+    let sibling = task(&nursery, false);
+    assert!(!inner.in_task(at(&sibling)));
+}

@@ -1,0 +1,543 @@
+//! The handles of a spawned task: [`TaskHandle`] and its [`Join`] future, and the
+//! result they share with the task.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use atomic_waker::AtomicWaker;
+
+use super::raw::Part;
+use crate::context;
+use crate::error::JoinError;
+use crate::node::{Label, Node, Reason};
+use crate::reason::{said, CancelReason};
+
+/// What a task shares with its [`TaskHandle`]: how it ended, and what it is called.
+pub(crate) struct Output<T> {
+    result: Mutex<Slot<T>>,
+    waker: AtomicWaker,
+    pub(super) label: Label,
+}
+
+impl<T> Output<T> {
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
+        // No user code runs under this lock.
+        self.result.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_finished(&self) -> bool {
+        !matches!(*self.lock(), Slot::Running | Slot::Abandoned)
+    }
+
+    /// The result, once the task has finished. (A `Join` lets go of the task once it has
+    /// the result, so nothing takes twice; it would read as a cancellation.)
+    fn try_take(&self) -> Option<Result<T, JoinError>> {
+        let mut slot = self.lock();
+        match std::mem::replace(&mut *slot, Slot::Taken) {
+            running @ (Slot::Running | Slot::Abandoned) => {
+                *slot = running;
+                None
+            }
+            Slot::Done(result) => Some(result),
+            Slot::Taken => Some(Err(JoinError::cancelled())),
+        }
+    }
+
+    /// Puts back a result that [`try_take`](Output::try_take) took but that the handle
+    /// could not return yet.
+    fn restore(&self, result: Result<T, JoinError>) {
+        *self.lock() = Slot::Done(result);
+    }
+
+    /// What the task is called.
+    pub(super) fn label(&self) -> &Label {
+        &self.label
+    }
+
+    /// The result of a task that is still running, called `label`.
+    pub(super) fn new(label: Label) -> Output<T> {
+        Output {
+            result: Mutex::new(Slot::Running),
+            waker: AtomicWaker::new(),
+            label,
+        }
+    }
+
+    /// The task finished with `result`: keeps it for the handle and wakes its join, or
+    /// hands it back to be dropped (outside the lock) if the handle is gone.
+    pub(super) fn put(&self, result: Result<T, JoinError>) -> Option<Result<T, JoinError>> {
+        let mut slot = self.lock();
+        if let Slot::Abandoned = *slot {
+            return Some(result);
+        }
+        *slot = Slot::Done(result);
+        drop(slot);
+        self.waker.wake();
+        None
+    }
+
+    /// The handle is gone: hands back the result to be dropped (outside the lock) if the
+    /// task has finished; a task still running will drop its own.
+    fn abandon(&self) -> Option<Result<T, JoinError>> {
+        let mut slot = self.lock();
+        match std::mem::replace(&mut *slot, Slot::Taken) {
+            Slot::Running => {
+                *slot = Slot::Abandoned;
+                None
+            }
+            Slot::Done(result) => Some(result),
+            Slot::Abandoned | Slot::Taken => None,
+        }
+    }
+}
+
+/// A task's result, as its handle sees it.
+enum Slot<T> {
+    Running,
+    /// Running, and its handle is gone.
+    Abandoned,
+    Done(Result<T, JoinError>),
+    Taken,
+}
+
+/// A handle to a task spawned with [`Nursery::spawn`](crate::Nursery::spawn): wait for its value, cancel just
+/// that task, or ask whether it has finished.
+///
+/// Dropping the handle does not cancel the task; it keeps running as part of its
+/// nursery. Its value is dropped with the handle if the task has finished, or else as
+/// soon as the task finishes (a panic in that drop is then a panic of the task).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use hatchery::{nursery, sleep, TaskHandle};
+///
+/// # hatchery_smol::run(async {
+/// let done = Arc::new(AtomicBool::new(false));
+/// let d = done.clone();
+/// nursery(|n| async move {
+///     let h: TaskHandle<()> = n.spawn(async move {
+///         sleep(Duration::from_millis(5)).await;
+///         d.store(true, Ordering::SeqCst);
+///         Ok::<_, std::io::Error>(())
+///     });
+///     drop(h); // the task keeps running as part of the nursery
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// assert!(done.load(Ordering::SeqCst));
+/// # });
+/// ```
+pub struct TaskHandle<T> {
+    cell: HandleCell<T>,
+}
+
+/// What a handle (or its `Join`) holds of its task. When it goes before the result was
+/// taken, the result is dropped: here if the task has finished, by the task otherwise.
+struct HandleCell<T>(Option<Arc<Node<dyn Part<Output<T>>>>>);
+
+impl<T> TaskHandle<T> {
+    /// The handle of the task whose allocation is `cell`.
+    pub(super) fn new(cell: Arc<Node<dyn Part<Output<T>>>>) -> TaskHandle<T> {
+        TaskHandle {
+            cell: HandleCell(Some(cell)),
+        }
+    }
+}
+
+impl<T> HandleCell<T> {
+    fn get(&self) -> &Arc<Node<dyn Part<Output<T>>>> {
+        self.0
+            .as_ref()
+            .expect("hatchery: task handle used after its result was taken")
+    }
+
+    /// Moves the reference out, leaving nothing to abandon.
+    fn take(&mut self) -> HandleCell<T> {
+        HandleCell(self.0.take())
+    }
+
+    /// Lets go of the task after its result was taken.
+    fn release(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl<T> Drop for HandleCell<T> {
+    fn drop(&mut self) {
+        if let Some(cell) = &self.0 {
+            // Dropped outside the slot's lock: it may run user code.
+            drop(cell.ext.part().abandon());
+        }
+    }
+}
+
+impl<T> TaskHandle<T> {
+    /// Waits for the task and returns its value.
+    ///
+    /// # Errors
+    ///
+    /// A [`JoinError`] if the task did not produce a value: it was cancelled, it failed
+    /// (its error went to the nursery, which reports it), or it panicked (the nursery
+    /// resumes the panic).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: if the future is dropped after the task finished, the value is
+    /// lost (the task itself is not affected). If the enclosing scope is cancelled, this
+    /// never completes and the scope drops it. In particular, when a sibling fails, the
+    /// nursery is cancelled before the failed task's handle is completed, so code waiting
+    /// inside the same nursery is cancelled rather than handed a `JoinError`.
+    ///
+    /// A [`Join`] that is not dropped loses nothing: it takes the value only in the poll
+    /// that returns it. To wait with a deadline and then cancel the task, lend it to the
+    /// scope (`move_on_after(t, &mut join)`) and keep it; see [`Join::cancel`].
+    ///
+    /// # Panics
+    ///
+    /// When polled after it returned (outside a cancelled scope). When awaited in the task
+    /// it joins (a task that joins its own handle would wait for itself forever; asyncio
+    /// raises there too).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let h = n.spawn(async { Ok::<_, std::io::Error>(6 * 7) });
+    ///     assert_eq!(h.join().await.unwrap(), 42);
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn join(mut self) -> Join<T> {
+        Join {
+            cell: self.cell.take(),
+        }
+    }
+
+    /// Cancels this task only. Its handle then reports [`JoinError::is_cancelled`]; this
+    /// is not a failure of the nursery. No effect if the task has finished. (A task that
+    /// still returns after the cancellation, from a shielded part, gives its value or
+    /// error as usual.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{nursery, sleep};
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let h = n.spawn(async { sleep(Duration::from_secs(3600)).await; Ok::<_, std::io::Error>(()) });
+    ///     h.cancel();
+    ///     assert!(h.join().await.unwrap_err().is_cancelled());
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn cancel(&self) {
+        let detail = said(Location::caller(), None);
+        self.cell.get().cancel_with(Reason::Explicit, detail);
+    }
+
+    /// [`cancel`](TaskHandle::cancel), with a message that the task's
+    /// [`cancel_reason`](TaskHandle::cancel_reason) carries. If the task was cancelled
+    /// already, the first reason stays and the message is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{nursery, sleep, CancelReason};
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let h = n.spawn(async { sleep(Duration::from_secs(3600)).await; Ok::<_, std::io::Error>(()) });
+    ///     h.cancel_with("stale");
+    ///     let reason = h.cancel_reason().unwrap();
+    ///     assert!(matches!(reason, CancelReason::Explicit { .. }));
+    ///     assert_eq!(reason.message(), Some("stale"));
+    ///     assert!(h.join().await.unwrap_err().is_cancelled());
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn cancel_with(&self, message: impl Into<Cow<'static, str>>) {
+        let detail = said(Location::caller(), Some(message.into()));
+        self.cell.get().cancel_with(Reason::Explicit, detail);
+    }
+
+    /// Why the task was cancelled, if it was: by its handle
+    /// ([`CancelReason::Explicit`]), or by its nursery's cancellation
+    /// ([`CancelReason::Outer`], with the nursery's reason: a sibling's failure naming
+    /// where that sibling was spawned, the nursery's own `cancel`, or the reason of an
+    /// enclosing scope). Readable after the task has finished. A task that failed itself
+    /// was not cancelled: `None`, also once its failure has cancelled the nursery.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{nursery, sleep, CancelReason};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut kept = None;
+    /// let r = nursery(|n| async {
+    ///     let n = n; // moved into the body
+    ///     kept = Some(n.spawn(async { sleep(Duration::from_secs(3600)).await; Ok(()) }));
+    ///     n.spawn(async { Err::<(), _>("boom") });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert!(r.is_err());
+    /// let reason = kept.unwrap().cancel_reason().unwrap();
+    /// assert!(matches!(reason.origin(), CancelReason::Failure { task: Some(_), .. }));
+    /// assert!(reason.to_string().contains("failed"));
+    /// # });
+    /// ```
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        CancelReason::of(self.cell.get())
+    }
+
+    /// The name the task was given by [`spawn_named`](crate::Nursery::spawn_named), if
+    /// any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let h = n.spawn_named("fetcher", async { Ok::<_, std::io::Error>(()) });
+    ///     assert_eq!(h.name(), Some("fetcher"));
+    ///     assert_eq!(n.spawn(async { Ok(()) }).name(), None);
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.cell.get().ext.part().label.name_str()
+    }
+
+    /// Where the task was spawned: the call of [`spawn`](crate::Nursery::spawn) (or
+    /// `try_spawn`, `spawn_named`) that made it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let h = n.spawn(async { Ok::<_, std::io::Error>(()) });
+    ///     assert_eq!((h.spawned_at().file(), h.spawned_at().line()), (file!(), line!() - 1));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn spawned_at(&self) -> &'static Location<'static> {
+        self.cell.get().ext.part().label.site
+    }
+
+    /// Whether the task has finished (its future has been dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    /// # hatchery_smol::run(async {
+    /// let mut handle = None;
+    /// nursery(|n| {
+    ///     handle = Some(n.spawn(async { Ok::<_, std::io::Error>(()) }));
+    ///     async { Ok(()) }
+    /// }).await.unwrap();
+    /// assert!(handle.unwrap().is_finished()); // the nursery waited for it
+    /// # });
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.cell.get().ext.part().is_finished()
+    }
+}
+
+impl<T> fmt::Debug for TaskHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("name", &self.name())
+            .field("spawned_at", &format_args!("{}", self.spawned_at()))
+            .field("finished", &self.is_finished())
+            .field("cancel_reason", &self.cancel_reason())
+            .finish()
+    }
+}
+
+/// Future returned by [`TaskHandle::join`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::futures::Join;
+/// use hatchery::nursery;
+///
+/// # hatchery_smol::run(async {
+/// nursery(|n| async move {
+///     let h = n.spawn(async { Ok::<_, std::io::Error>("done") });
+///     let join: Join<&str> = h.join();
+///     assert_eq!(join.await.unwrap(), "done");
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct Join<T> {
+    cell: HandleCell<T>,
+}
+
+impl<T> Join<T> {
+    /// Cancels the task being joined, as [`TaskHandle::cancel`] does. The join then
+    /// completes with [`JoinError::is_cancelled`], unless the task had already finished,
+    /// or still returns (its value or its error) from a shielded part, as described
+    /// there. No effect once the join has returned.
+    ///
+    /// This is how to give up waiting *and* stop the task, as Python's
+    /// `asyncio.wait_for(task, t)` does: wait on `&mut join` in a scope with a
+    /// deadline, then cancel and await what is left.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{move_on_after, nursery, sleep};
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let h = n.spawn(async {
+    ///         sleep(Duration::from_secs(3600)).await;
+    ///         Ok::<_, std::io::Error>("slow")
+    ///     });
+    ///     let mut join = h.join();
+    ///     // `&mut join`: the timeout stops the waiting, the join stays ours.
+    ///     if move_on_after(Duration::from_millis(10), &mut join).await.is_none() {
+    ///         join.cancel();
+    ///         assert!(join.await.unwrap_err().is_cancelled());
+    ///     }
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn cancel(&self) {
+        if let Some(cell) = &self.cell.0 {
+            cell.cancel_with(Reason::Explicit, said(Location::caller(), None));
+        }
+    }
+
+    /// Whether the task has finished (its future has been dropped). `true` once the
+    /// join has returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// nursery(|n| async move {
+    ///     let mut join = n.spawn(async { Ok::<_, std::io::Error>(1) }).join();
+    ///     assert_eq!((&mut join).await.unwrap(), 1);
+    ///     assert!(join.is_finished());
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.cell
+            .0
+            .as_ref()
+            .is_none_or(|c| c.ext.part().is_finished())
+    }
+}
+
+impl<T> Future for Join<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if context::current_cancelled() {
+            return Poll::Pending;
+        }
+        let output = self.cell.get().ext.part();
+        let result = match output.try_take() {
+            Some(result) => result,
+            None => {
+                output.waker.register(cx.waker());
+                match output.try_take() {
+                    Some(result) => result,
+                    None => {
+                        let task = Arc::as_ptr(self.cell.get()).cast::<()>();
+                        if context::with_current(|c| c.is_some_and(|c| c.node.in_task(task))) {
+                            panic!(
+                                "hatchery: a task joins its own handle: it would wait for \
+                                 itself forever"
+                            );
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+        };
+        // A task that failed or panicked cancelled its nursery before it put its result,
+        // so a join that took the failure sees the cancellation now, even if it came after
+        // the check above (from another thread): it must not hand a sibling's failure to
+        // code the failure cancelled. The result goes back for a later join.
+        if matches!(&result, Err(e) if !e.is_cancelled()) && context::current_cancelled() {
+            output.restore(result);
+            return Poll::Pending;
+        }
+        self.cell.release();
+        Poll::Ready(result)
+    }
+}
+
+/// Terminated once it has returned the task's result (it then lets go of the task).
+impl<T> futures_core::future::FusedFuture for Join<T> {
+    fn is_terminated(&self) -> bool {
+        self.cell.0.is_none()
+    }
+}
+
+impl<T> fmt::Debug for Join<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Join")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

@@ -1,0 +1,590 @@
+//! Deadlines kept by hatchery: each task keeps the deadlines of the scopes and sleeps it
+//! polls in a queue of its own ([`Timers`]), and arms one timer of the executor, for the
+//! earliest of them. trio keeps its deadlines in its run loop the same way, and sleeps
+//! in the loop's I/O wait until the first one.
+//!
+//! So entering and leaving a scope whose deadline does not fire costs an entry in a small
+//! sorted vector, and touches no executor timer: in a loop of timeouts, or with a timeout
+//! around each step of a task, the one executor timer of the task stays armed. It is
+//! re-armed only when a deadline comes before the instant it is armed for, or after it
+//! fired.
+//!
+//! # Owners and registrants
+//!
+//! A *registrant* is a scope with a deadline, or a sleep ([`Reg`]). An *owner* is what
+//! the executor polls: a nursery's task, or a root made by [`rt::enter`](crate::rt::enter)
+//! ([`TimerSlot`]). While an owner is polled, its queue is installed in the thread's
+//! context (`context::enter_task`), with the waker it was polled with. A registrant
+//! polled with that very waker (by address), on the owner's runtime, is reached whenever
+//! the owner is polled: it takes an entry in the owner's queue, and on each of its polls
+//! checks that its entry is still there.
+//!
+//! The executor timer wakes the owner. Before the owner polls its future, it takes out
+//! the entries that are due ([`TimerSlot::fire`]); a registrant that finds its entry gone
+//! reads the clock, and its deadline has passed: a scope cancels itself, a sleep
+//! completes. That is where they saw their deadline before hatchery kept them (a scope
+//! after polling its body, a sleep when polled), so the rules of the book's semantics
+//! chapter that order deadlines and sleeps (D6 to D8) hold as they did. After the poll,
+//! the owner arms its executor timer for the earliest entry, unless it is armed for an
+//! instant no later than that ([`TimerSlot::settle`]).
+//!
+//! A registrant polled with another waker (a combinator that polls its futures with
+//! wakers of its own, a `block_on` inside a poll), on another runtime, or outside any
+//! owner arms a timer of its own instead, polled with its own waker, as all of them did
+//! before hatchery kept its deadlines. So does a sleep in an owner that has no queue yet
+//! (no scope with a deadline was polled there): a task whose one deadline is a sleep (a
+//! child parked in `sleep`) makes one executor timer and nothing else, where a queue
+//! would cost it three allocations more (the queue, its vector, the alarm). Scopes make
+//! the queue; sleeps join it once it is there.
+//!
+//! # Invariants
+//!
+//! 1. **An entry's registrant is reached by its owner's poll.** An entry goes into an
+//!    owner's queue only from a registrant polled with the owner's waker, inside the
+//!    owner's poll. So when the owner's timer fires and wakes the owner, its poll reaches
+//!    the registrant (as it reaches a scope for its parent's cancellation, node
+//!    invariant 7), which finds its entry gone.
+//! 2. **Only the owner touches its queue.** The queue is a plain value: the owner moves it
+//!    into the thread's context for its poll and back after, so it is reached from one
+//!    thread at a time, by the owner and by registrants polled inside the owner's poll.
+//!    A registrant dropped or polled anywhere else leaves its entry behind (a *stale*
+//!    entry), which fires in its time and wakes the owner once for nothing.
+//! 3. **A missing entry is checked on the clock.** A registrant whose entry is gone
+//!    (taken out as due, or the queue it was in is not the one polling it now) reads the
+//!    clock: a deadline that has passed is done, one that has not is registered again.
+//!    So an entry taken out early (a clock read before the deadline) only costs a new
+//!    entry, never a missed deadline.
+//! 4. **The timer is never later than the earliest entry.** After each poll of the owner
+//!    its executor timer is armed for the earliest entry or earlier, at most
+//!    [`Runtime::timer_horizon`] ahead. It may be armed for an instant whose entry has
+//!    gone (a scope that finished): it then fires early, the owner finds nothing due, and
+//!    re-arms it for the earliest entry. With no entry left, it stays as it is but wakes
+//!    nobody (the alarm forgets the owner's waker; a fire only sets the flag, seen when
+//!    the owner registers again). On a test run's virtual clock it is re-armed for the
+//!    earliest entry exactly, and dropped with no entry, so that the clock never jumps to
+//!    an instant that no deadline or sleep waits for (rule D11).
+//! 5. **The alarm is set before the owner is woken.** The executor timer is polled with
+//!    the owner's alarm ([`Alarm`]), which records that it fired and then wakes the owner:
+//!    the owner polls its executor timer only when the alarm has fired, not on each poll.
+//!
+//! A registrant that finds the queue full ([`MAX_ENTRIES`]) arms a timer of its own.
+//!
+//! # What it buys
+//!
+//! Measured with the benches' `move_on_after` row (docs/src/performance.md, "Deadlines
+//! kept by the task"), this queue against a timer of its own for every scope, built both
+//! ways and run alternately (three runs each, hatchery / raw): 1.5x-2.0x against
+//! 2.4x-3.0x on tokio, 1.0x-1.3x against 1.7x-2.1x on smol. A sleep alone in its task
+//! keeping a timer of its own (not the queue) buys `cancel_parked` in a sleep about 10%
+//! (0.98x against 1.28x of raw on tokio-mt, 0.70x against 0.81x on tokio-ct, 1.95x
+//! against 2.10x on smol): the queue, its vector and the alarm are three allocations a
+//! task that sleeps once does not need.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+use atomic_waker::AtomicWaker;
+
+use crate::node::{deadline_word, word_deadline};
+use crate::rt::{self, Runtime, Sleep};
+
+/// The most entries an owner's queue keeps; a registrant that finds it full arms a timer
+/// of its own. The queue is a sorted vector, fast for the few deadlines a task waits for
+/// at once (nested scopes, a `select!` of a few sleeps), not for thousands.
+pub(crate) const MAX_ENTRIES: usize = 256;
+
+/// The deadlines of one owner (a task, or a root), and the one executor timer it arms for
+/// the earliest. See the [module docs](self).
+pub(crate) struct Timers {
+    /// Never the id of another queue, so a registrant can tell whether it is registered
+    /// here.
+    id: u64,
+    next_seq: u64,
+    /// `(deadline, seq)`, the deadline as its word (`node::deadline_word`), sorted the
+    /// latest first: the earliest entry is the last one.
+    entries: Vec<(i64, u64)>,
+    /// The executor timer, with the alarm it is polled with; made when first armed.
+    exec: Option<Exec>,
+    /// The deadline the executor timer is armed for (it wakes at that instant, or at the
+    /// timer horizon before it), as its word; `None` while it is not armed (not made yet,
+    /// or fired).
+    armed: Option<i64>,
+}
+
+/// An owner's executor timer, polled with its alarm.
+struct Exec {
+    timer: Pin<Box<dyn Sleep>>,
+    alarm: Arc<Alarm>,
+    /// `alarm` as a waker, to poll `timer` with.
+    waker: Waker,
+    /// The owner's waker registered in the alarm, if still there, to tell whether a new
+    /// one must be (`Waker::will_wake`).
+    registered: Option<Waker>,
+}
+
+/// What the executor timer wakes: it records that the timer fired, then wakes the owner
+/// (invariant 5).
+struct Alarm {
+    fired: AtomicBool,
+    owner: AtomicWaker,
+}
+
+impl Wake for Alarm {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.owner.wake();
+    }
+}
+
+impl Timers {
+    pub(crate) fn new() -> Box<Timers> {
+        Box::new(Timers {
+            id: next_id(),
+            next_seq: 0,
+            entries: Vec::new(),
+            exec: None,
+            armed: None,
+        })
+    }
+
+    /// The position of the entry `(deadline, seq)` if it is there (`Ok`), or where it goes
+    /// (`Err`).
+    fn find(&self, deadline: i64, seq: u64) -> Result<usize, usize> {
+        // Sorted latest first.
+        self.entries.binary_search_by(|e| (deadline, seq).cmp(e))
+    }
+
+    /// Adds an entry for `deadline`; its sequence number, or `None` if the queue is full.
+    fn insert(&mut self, deadline: i64) -> Option<u64> {
+        if self.entries.len() >= MAX_ENTRIES {
+            return None;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let at = self.find(deadline, seq).unwrap_or_else(|at| at);
+        self.entries.insert(at, (deadline, seq));
+        Some(seq)
+    }
+
+    /// Takes out the entry `(deadline, seq)`, if it is still there.
+    #[inline]
+    fn remove(&mut self, deadline: i64, seq: u64) {
+        // Usually the earliest (the innermost scope, the one registered last).
+        if self.entries.last() == Some(&(deadline, seq)) {
+            self.entries.pop();
+        } else if let Ok(at) = self.find(deadline, seq) {
+            self.entries.remove(at);
+        }
+    }
+
+    #[inline]
+    fn contains(&self, deadline: i64, seq: u64) -> bool {
+        // The entry of the one registrant that registered last is usually the earliest.
+        self.entries.last() == Some(&(deadline, seq)) || self.find(deadline, seq).is_ok()
+    }
+
+    /// Takes out the entries due by `now`. Returns whether there were any.
+    fn take_due(&mut self, now: Instant) -> bool {
+        // The clock never reaches an instant without a word.
+        let now = deadline_word(now).unwrap_or(i64::MAX);
+        let before = self.entries.len();
+        while self.entries.last().is_some_and(|e| e.0 <= now) {
+            self.entries.pop();
+        }
+        self.entries.len() != before
+    }
+}
+
+impl fmt::Debug for Timers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timers")
+            .field("entries", &self.entries.len())
+            .field("armed", &self.armed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new queue id: a block of ids is taken from a global counter per thread, so that
+/// tasks made on several threads at once do not contend on one counter.
+fn next_id() -> u64 {
+    const BLOCK: u64 = 1 << 16;
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+    }
+    IDS.with(|ids| {
+        let (mut next, mut end) = ids.get();
+        if next == end {
+            next = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+            end = next + BLOCK;
+        }
+        ids.set((next + 1, end));
+        next
+    })
+}
+
+/// An owner's deadlines (a task's, a root's): made when a registrant first needs them,
+/// and dropped with the owner's future.
+#[derive(Default)]
+pub(crate) struct TimerSlot(Option<Box<Timers>>);
+
+impl TimerSlot {
+    /// The queue, moved out for the owner's poll (see `context::enter_task`).
+    pub(crate) fn take(&mut self) -> Option<Box<Timers>> {
+        self.0.take()
+    }
+
+    /// Puts back what [`take`](TimerSlot::take) took (perhaps made meanwhile).
+    pub(crate) fn put(&mut self, timers: Option<Box<Timers>>) {
+        self.0 = timers;
+    }
+
+    /// Before the owner's poll: if the executor timer has fired, takes out the entries
+    /// that are due (their registrants see it when the poll reaches them).
+    #[inline]
+    pub(crate) fn fire(&mut self, rt: &dyn Runtime) {
+        let Some(t) = self.0.as_deref_mut() else {
+            return;
+        };
+        let Some(exec) = t.exec.as_mut() else {
+            return;
+        };
+        if t.armed.is_none() || !exec.alarm.fired.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        // The alarm took the owner's waker out as it woke it.
+        exec.registered = None;
+        let mut cx = Context::from_waker(&exec.waker);
+        if exec.timer.as_mut().poll(&mut cx).is_pending() {
+            return;
+        }
+        // Spent: an executor need not complete a timer twice; reset before it is polled
+        // again (in `settle`, after this poll).
+        t.armed = None;
+        t.take_due(rt.now());
+    }
+
+    /// After the owner's poll: arms the executor timer for the earliest entry if it is not
+    /// armed early enough (invariant 4); with no entry, it wakes nobody. With `exact`
+    /// (a virtual clock), re-arms it for the earliest entry whenever that differs. Entries
+    /// due already are taken out, and the owner woken to poll its registrants again.
+    pub(crate) fn settle(&mut self, rt: &dyn Runtime, waker: &Waker, exact: bool) {
+        let Some(t) = self.0.as_deref_mut() else {
+            return;
+        };
+        loop {
+            let Some(&(word, _)) = t.entries.last() else {
+                if exact {
+                    // Nothing to wait for: no timer stays behind, for a virtual clock to
+                    // jump to (rule D11).
+                    t.armed = None;
+                    let exec = t.exec.take();
+                    drop(exec);
+                } else if let Some(exec) = t.exec.as_mut() {
+                    // Nothing to wait for: the timer stays as it is, but wakes nobody
+                    // (rule D11). Kept, not dropped: a task that alternates a timeout
+                    // with an await outside any deadline would otherwise make, arm and
+                    // drop an executor timer per round, which is what keeping the
+                    // deadlines here saves.
+                    exec.unregister();
+                }
+                return;
+            };
+            let early_enough = match t.armed {
+                Some(armed) if exact => armed == word,
+                Some(armed) => armed <= word,
+                None => false,
+            };
+            if early_enough {
+                break;
+            }
+            let earliest = word_deadline(word);
+            let now = rt.now();
+            if earliest <= now {
+                // Due already (the clock moved during the poll): the registrants see it
+                // at the next poll.
+                t.armed = None;
+                t.take_due(now);
+                waker.wake_by_ref();
+                continue;
+            }
+            let at = rt::wake_at(rt, earliest, now);
+            let exec = match &mut t.exec {
+                Some(exec) => {
+                    // A wake-up of the timer as it was is no news any more (a fire of the
+                    // new one shows when it is polled below).
+                    exec.alarm.fired.store(false, Ordering::Release);
+                    exec.timer.as_mut().reset(at);
+                    exec
+                }
+                None => t.exec.insert(Exec::new(rt.sleep_until(at))),
+            };
+            t.armed = Some(word);
+            // The owner is registered before the timer can fire (invariant 5).
+            exec.register(waker);
+            if exec
+                .timer
+                .as_mut()
+                .poll(&mut Context::from_waker(&exec.waker))
+                .is_pending()
+            {
+                return;
+            }
+            // Due already, or a step of a far wait is over: checked on the clock above.
+            t.armed = None;
+        }
+        if let Some(exec) = t.exec.as_mut() {
+            // Registered anew (the alarm had no owner while there was no entry): a fire
+            // in between woke nobody, so the owner wakes itself to see it.
+            if exec.register(waker) && exec.alarm.fired.load(Ordering::Acquire) {
+                waker.wake_by_ref();
+            }
+        }
+    }
+}
+
+impl Exec {
+    fn new(timer: Pin<Box<dyn Sleep>>) -> Exec {
+        let alarm = Arc::new(Alarm {
+            fired: AtomicBool::new(false),
+            owner: AtomicWaker::new(),
+        });
+        Exec {
+            timer,
+            waker: Waker::from(alarm.clone()),
+            alarm,
+            registered: None,
+        }
+    }
+
+    /// Makes the alarm wake `waker` (the owner's), unless it does already. Returns whether
+    /// it registered it anew.
+    #[inline]
+    fn register(&mut self, waker: &Waker) -> bool {
+        if self.registered.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            return false;
+        }
+        // `AtomicWaker::register` orders this with the alarm's wake: a fire whose wake
+        // found no waker set `fired` before, and the caller sees it.
+        self.alarm.owner.register(waker);
+        self.registered = Some(waker.clone());
+        true
+    }
+
+    /// The alarm wakes nobody from now on (a fire only sets `fired`).
+    #[inline]
+    fn unregister(&mut self) {
+        if self.registered.take().is_some() {
+            drop(self.alarm.owner.take());
+        }
+    }
+}
+
+impl fmt::Debug for TimerSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TimerSlot").field(&self.0).finish()
+    }
+}
+
+/// What a registrant finds where it is polled (see `context::with_here`).
+pub(crate) struct Here<'a> {
+    /// The owner's queue, if the registrant is polled with the owner's waker on the
+    /// owner's runtime (invariant 1).
+    pub(crate) owner: Option<&'a mut Timers>,
+    /// The runtime of the code being polled; `None` outside hatchery.
+    pub(crate) rt: Option<&'a Arc<dyn Runtime>>,
+}
+
+/// How a scope or a sleep is woken at its deadline: an entry in an owner's queue, or a
+/// timer of its own.
+#[derive(Default)]
+pub(crate) enum Reg {
+    /// Nothing armed.
+    #[default]
+    Idle,
+    /// The entry `(word, seq)` in the queue `id` (the deadline as its word,
+    /// `node::deadline_word`).
+    Shared { id: u64, word: i64, seq: u64 },
+    /// A timer of its own, armed for `deadline` (or a step towards it).
+    Private(Box<Private>),
+}
+
+/// A registrant's own executor timer.
+pub(crate) struct Private {
+    deadline: Instant,
+    /// `deadline`'s word, if it has one.
+    word: Option<i64>,
+    timer: Pin<Box<dyn Sleep>>,
+    /// The runtime that made the timer, by address: polled under another one (a kept
+    /// future), the registrant arms a new timer there.
+    rt: usize,
+    /// Armed for a step towards `deadline`, which is further away than the runtime's
+    /// timer horizon: that runtime's clock says when the deadline has come.
+    stepped: Option<Arc<dyn Runtime>>,
+    /// The deadline has come: the timer is spent, and not polled again.
+    done: bool,
+}
+
+impl Reg {
+    /// Waits for a deadline, given as its word (`node::deadline_word`; `None` for one
+    /// without) and as an instant (made only when needed, so perhaps twice): `Ready` once it has passed.
+    /// `now` is a reading of the clock taken by the caller, if any (saving another).
+    /// Returns what it let go of, for the caller to drop outside the context (it runs the
+    /// executor's code).
+    ///
+    /// Registered with this owner for this deadline already, it only checks that its
+    /// entry is still there; gone (taken out as due), or registered elsewhere (a future
+    /// moved to another task) or for another deadline, it reads the clock and registers
+    /// again if the deadline has not passed (invariant 3). A deadline without a word
+    /// (centuries away) gets a timer of its own.
+    ///
+    /// # Panics
+    ///
+    /// Outside hatchery, when it must register (a sleep first polled inside a task and
+    /// then moved out of hatchery; a scope panics before, as it has no context).
+    #[inline]
+    pub(crate) fn poll(
+        &mut self,
+        word: Option<i64>,
+        deadline: impl Fn() -> Instant,
+        here: Here<'_>,
+        now: Option<Instant>,
+        cx: &mut Context<'_>,
+    ) -> (Poll<()>, Option<Box<Private>>) {
+        match self {
+            Reg::Shared { id, word: w, seq } if word == Some(*w) => {
+                if let Some(owner) = here.owner.as_deref() {
+                    if owner.id == *id && owner.contains(*w, *seq) {
+                        return (Poll::Pending, None);
+                    }
+                }
+            }
+            Reg::Private(p)
+                if p.word == word
+                    && here.rt.is_none_or(|rt| runtime_id(&**rt) == p.rt)
+                    && (word.is_some() || p.deadline == deadline()) =>
+            {
+                return (p.poll(cx), None);
+            }
+            _ => {}
+        }
+        self.register(word, deadline(), here, now, cx)
+    }
+
+    /// The slow path of [`poll`](Reg::poll): registers anew.
+    #[inline(never)]
+    fn register(
+        &mut self,
+        word: Option<i64>,
+        deadline: Instant,
+        mut here: Here<'_>,
+        now: Option<Instant>,
+        cx: &mut Context<'_>,
+    ) -> (Poll<()>, Option<Box<Private>>) {
+        let released = self.clear(here.owner.as_deref_mut());
+        let rt = here.rt.expect(MOVED_OUT);
+        let now = now.unwrap_or_else(|| rt.now());
+        if deadline <= now {
+            return (Poll::Ready(()), released);
+        }
+        if let (Some(owner), Some(word)) = (here.owner, word) {
+            if let Some(seq) = owner.insert(word) {
+                *self = Reg::Shared {
+                    id: owner.id,
+                    word,
+                    seq,
+                };
+                return (Poll::Pending, released);
+            }
+        }
+        let at = rt::wake_at(&**rt, deadline, now);
+        let mut private = Box::new(Private {
+            deadline,
+            word,
+            timer: rt.sleep_until(at),
+            rt: runtime_id(&**rt),
+            stepped: (at < deadline).then(|| rt.clone()),
+            done: false,
+        });
+        let poll = private.poll(cx);
+        *self = Reg::Private(private);
+        (poll, released)
+    }
+
+    /// Lets go of what is armed: takes the entry out of `owner`'s queue if it is there
+    /// (else leaves it behind, stale: invariant 2), or returns the timer of its own, for
+    /// the caller to drop outside the context.
+    #[inline]
+    pub(crate) fn clear(&mut self, owner: Option<&mut Timers>) -> Option<Box<Private>> {
+        match std::mem::take(self) {
+            Reg::Idle => None,
+            Reg::Shared { id, word, seq } => {
+                if let Some(owner) = owner.filter(|o| o.id == id) {
+                    owner.remove(word, seq);
+                }
+                None
+            }
+            Reg::Private(p) => Some(p),
+        }
+    }
+
+    /// Whether something is armed.
+    #[inline]
+    pub(crate) fn is_armed(&self) -> bool {
+        !matches!(self, Reg::Idle)
+    }
+}
+
+impl fmt::Debug for Reg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reg::Idle => f.write_str("Idle"),
+            Reg::Shared { word, .. } => f
+                .debug_tuple("Shared")
+                .field(&word_deadline(*word))
+                .finish(),
+            Reg::Private(p) => f.debug_tuple("Private").field(&p.deadline).finish(),
+        }
+    }
+}
+
+impl Private {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while !self.done {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let Some(rt) = &self.stepped else {
+                self.done = true;
+                break;
+            };
+            // A step of the wait is over: on to the next, or done.
+            let now = rt.now();
+            if now >= self.deadline {
+                self.done = true;
+                break;
+            }
+            let at = rt::wake_at(&**rt, self.deadline, now);
+            self.timer.as_mut().reset(at);
+        }
+        Poll::Ready(())
+    }
+}
+
+/// The panic of a registrant that must arm its deadline outside hatchery.
+const MOVED_OUT: &str = "hatchery: a sleep first polled in hatchery code was polled outside \
+it (moved into a future spawned directly on the executor?): it needs the runtime's clock and \
+timers. Await it in hatchery code, or use the executor's own sleep there";
+
+/// Identifies a runtime by its address.
+pub(crate) fn runtime_id(rt: &dyn Runtime) -> usize {
+    (rt as *const dyn Runtime).cast::<u8>() as usize
+}
