@@ -250,12 +250,14 @@ struct Polling<'a, O, E, T> {
 }
 
 /// Whether a future whose count is `holds` holds something (invariant 4).
+#[inline]
 fn holds(holds: i32, group: Option<&Arc<Node>>) -> bool {
     holds > 0 && group.is_some_and(|g| g.has_holds())
 }
 
 impl<O, E, T> Polling<'_, O, E, T> {
     /// Polls one future, or drops it if the group is cancelled and it holds nothing.
+    #[inline(always)]
     fn poll<F: Future<Output = T>>(&mut self, slot: Pin<&mut Slot<F, O>>) {
         let mut s = slot.project();
         let Some(fut) = s.fut.as_mut().as_pin_mut() else {
