@@ -1,7 +1,8 @@
 //! The inline (borrowing) nursery's rows: spawn-and-join of N inline children against
 //! `FuturesUnordered` of boxed futures (raw) and futures-concurrency's `FutureGroup`
 //! (reference, shown beside), and a two-way `inline::join` against `futures::join!` (raw)
-//! and futures-concurrency's `Join` for a tuple (reference). Every side is timed inside
+//! and futures-concurrency's `Join` for a tuple (reference), with its floor: `futures::join!`
+//! in a hatchery task against a raw one. Every side is timed inside
 //! the task the harness spawns on the backend's executor (never as the `block_on` root),
 //! the hatchery side under `hatchery::rt::enter` in that task.
 
@@ -15,7 +16,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::backend::Backend;
 use crate::work::yield_once;
-use crate::{count, report, time_row_ref, Config, Row};
+use crate::{count, report, time_row, time_row_ref, Config, Row};
 
 /// An inline nursery spawns `n` children that yield once, and returns once all have.
 async fn inline_spawn_join(n: usize) -> Duration {
@@ -118,6 +119,17 @@ pub(crate) fn run(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         rows.push(time_row_ref(
             cfg, &workload, b, iters, raw, reference, hatchery,
         ));
+        report(rows);
+    }
+    // The floor under `inline_join2`, as `yield` is under `move_on_after`: the same
+    // `futures::join!` on both sides, in a hatchery task against a raw one. What is left
+    // is a hatchery task's per-poll cost (two polls per join), which every hatchery
+    // combinator pays in addition to its own.
+    if cfg.wants("join2_in_task", b.name) {
+        let raw = || b.raw(|| raw_join2(iters), |_| raw_join2(iters));
+        let hatchery = || b.hatchery(raw_join2(iters));
+        let workload = format!("join2_in_task x{}", count(iters));
+        rows.push(time_row(cfg, &workload, b, iters, raw, hatchery));
         report(rows);
     }
 }
