@@ -116,3 +116,34 @@ async fn burst(backend: &str) {
     );
     assert_eq!(tx.statistics().tasks_waiting_send, 0);
 }
+
+/// Cloning a send handle and dropping (or closing) the clone allocates nothing and takes
+/// no lock when no send of the clone waited: a worker's clone costs what the executor's
+/// own channels' cost (the `clone_drops` benchmark row).
+#[test]
+fn a_send_clone_made_and_dropped_allocates_nothing() {
+    on_every_backend(clone_drops);
+}
+
+async fn clone_drops(backend: &str) {
+    let (tx, rx) = memory_stream::<u32>(1);
+    settle().await;
+    ALLOCATOR.start();
+    for i in 0..1000 {
+        let clone = tx.clone();
+        if i % 2 == 0 {
+            clone.close();
+        }
+        drop(clone);
+    }
+    ALLOCATOR.stop();
+    assert_eq!(
+        ALLOCATOR.allocations(),
+        0,
+        "{backend}: allocations by 1000 clones"
+    );
+    let s = tx.statistics();
+    assert_eq!((s.open_send_streams, s.open_receive_streams), (1, 1));
+    drop(tx);
+    assert_eq!(rx.recv().await, Err(hatchery::sync::RecvError::EndOfStream));
+}

@@ -1,13 +1,15 @@
 //! Stress: 8 producers, 8 consumers, 100k items through a memory stream, with random
 //! scope cancellations (deadlines already past, short deadlines, and a task cancelling
 //! scopes from outside while sends and receives are in flight). Every item is counted:
-//! nothing is lost and nothing is delivered twice. Seeded, on every backend.
+//! nothing is lost and nothing is delivered twice. Seeded, on every backend. And send
+//! handles cloned, closed and waited on from several threads at once (clones and closes
+//! that take no lock).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hatchery::sync::{RecvError, SendError};
+use hatchery::sync::{RecvError, SendError, TryRecvError, TrySendError};
 use hatchery::{checkpoint, memory_stream, nursery, CancelHandle, CancelScope};
 
 const PRODUCERS: usize = 8;
@@ -154,4 +156,133 @@ async fn rendezvous_nothing_lost_or_duplicated() {
 #[hatchery::test(virtual_time)]
 async fn bounded_nothing_lost_or_duplicated() {
     run(16, 0x5EED_0016).await;
+}
+
+/// Send handles cloned and closed on several threads at once (clones and closes take no
+/// lock unless a send of the handle waited or it is the last): the count of open handles
+/// is exact, the stream never ends while a handle is open, and a clone made from a
+/// handle while another thread closes it is either open and counted, or closed.
+#[test]
+fn clones_closed_across_threads_keep_the_count() {
+    const THREADS: usize = 4;
+    const ROUNDS: usize = 2_000;
+    for round in 0..20 {
+        let (tx, rx) = hatchery::memory_stream_unbounded::<usize>();
+        let shared = Arc::new(tx);
+        let keep = shared.clone();
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    let mut kept = Vec::new();
+                    for i in 0..ROUNDS {
+                        let c = (*shared).clone();
+                        if (i + t + round) % 7 == 0 {
+                            // A clone kept for now, sent on later.
+                            kept.push(c);
+                        } else {
+                            c.try_send(i).expect("an open clone sends");
+                        }
+                    }
+                    for c in &kept {
+                        c.try_send(usize::MAX).expect("a kept clone is open");
+                    }
+                    kept.len()
+                })
+            })
+            .collect();
+        let kept: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert!(kept > 0);
+        // Every clone is gone: the original handle is the only one open.
+        assert_eq!(keep.statistics().open_send_streams, 1);
+        drop(shared);
+        let mut items = 0;
+        loop {
+            match rx.try_recv() {
+                Ok(_) => items += 1,
+                Err(TryRecvError::Empty) => {
+                    // `keep` is still open: no end of stream.
+                    assert_eq!(items, THREADS * ROUNDS);
+                    break;
+                }
+                Err(e) => panic!("the stream ended with a handle open: {e:?}"),
+            }
+        }
+        drop(keep);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+    }
+}
+
+/// A handle cloned on one thread while another closes it (the only open handle): a
+/// clone that is open keeps the stream from ending while it lives, and a clone made
+/// after the close is closed, so nothing is sent once the stream has ended.
+#[test]
+fn a_clone_racing_the_last_close_is_closed_after_it() {
+    for round in 0..2_000 {
+        let (tx, rx) = hatchery::memory_stream_unbounded::<usize>();
+        let tx = Arc::new(tx);
+        let closer = {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for _ in 0..round % 4 {
+                    std::thread::yield_now();
+                }
+                tx.close();
+            })
+        };
+        let mut clones = 0;
+        while !tx.is_closed() && clones < 100_000 {
+            let c = (*tx).clone();
+            clones += 1;
+            if !c.is_closed() {
+                // Open: it counts, so the stream has not ended (the close of `tx` alone
+                // cannot end it now).
+                assert_ne!(
+                    rx.try_recv(),
+                    Err(TryRecvError::EndOfStream),
+                    "round {round}: an open clone of a stream that has ended"
+                );
+                c.try_send(clones).expect("an open clone sends");
+            }
+        }
+        closer.join().unwrap();
+        // Made after the close: closed.
+        let last = (*tx).clone();
+        assert!(last.is_closed(), "a clone of a closed handle is closed");
+        assert!(matches!(last.try_send(0), Err(TrySendError::Closed(0))));
+        assert_eq!(tx.statistics().open_send_streams, 0);
+        while rx.try_recv().is_ok() {}
+        assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+    }
+}
+
+/// A send waiting on a full stream while another thread closes its handle (a close that
+/// takes no lock when the handle never waited before): the send fails with `Closed`,
+/// whichever comes first, and never waits for good.
+#[hatchery::test(backends(tokio_multi, smol))]
+async fn a_waiting_send_closed_from_another_thread_fails() {
+    for i in 0..500 {
+        let (tx, rx) = memory_stream::<usize>(1);
+        tx.try_send(0).unwrap();
+        let h = Arc::new(tx.clone());
+        let closer = {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                for _ in 0..i % 3 {
+                    std::thread::yield_now();
+                }
+                h.close();
+            })
+        };
+        let sent = hatchery::fail_after(Duration::from_secs(10), h.send(i))
+            .await
+            .expect("a send on a closed handle waited for good");
+        assert!(matches!(sent, Err(SendError::Closed(v)) if v == i));
+        closer.join().unwrap();
+        // The other handle is untouched, and nothing of the failed send is buffered.
+        assert!(!tx.is_closed());
+        assert_eq!(rx.try_recv(), Ok(0));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(tx.statistics().tasks_waiting_send, 0);
+    }
 }

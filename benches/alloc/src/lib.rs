@@ -1,5 +1,5 @@
-//! A global allocator that wraps [`System`] and counts the bytes currently allocated,
-//! but only while switched on.
+//! A global allocator that wraps [`System`] and counts the bytes currently allocated
+//! (and the allocations made), but only while switched on.
 //!
 //! hatchery's benchmark needs a byte count for its memory rows and undisturbed timings
 //! for all the others. A counter that is always on (one shared atomic updated by every
@@ -16,17 +16,20 @@
 //! ALLOCATOR.start();
 //! let v = vec![0u8; 1000];
 //! assert_eq!(ALLOCATOR.stop(), 1000);
+//! assert_eq!(ALLOCATOR.allocations(), 1);
 //! drop(v);
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 
-/// The system allocator with a switchable count of net allocated bytes.
+/// The system allocator with a switchable count of net allocated bytes and of
+/// allocations.
 #[derive(Debug, Default)]
 pub struct Counting {
     on: AtomicBool,
     bytes: AtomicIsize,
+    allocations: AtomicUsize,
 }
 
 impl Counting {
@@ -35,13 +38,21 @@ impl Counting {
         Counting {
             on: AtomicBool::new(false),
             bytes: AtomicIsize::new(0),
+            allocations: AtomicUsize::new(0),
         }
     }
 
-    /// Resets the count to zero and starts counting, on every thread.
+    /// Resets the counts to zero and starts counting, on every thread.
     pub fn start(&self) {
         self.bytes.store(0, Ordering::SeqCst);
+        self.allocations.store(0, Ordering::SeqCst);
         self.on.store(true, Ordering::SeqCst);
+    }
+
+    /// The allocations (and reallocations) made between [`start`](Counting::start) and
+    /// [`stop`](Counting::stop), whether freed since or not.
+    pub fn allocations(&self) -> usize {
+        self.allocations.load(Ordering::SeqCst)
     }
 
     /// Stops counting and returns the bytes allocated minus the bytes freed since
@@ -57,6 +68,14 @@ impl Counting {
             self.bytes.fetch_add(bytes, Ordering::Relaxed);
         }
     }
+
+    #[inline]
+    fn allocated(&self, bytes: isize) {
+        if self.on.load(Ordering::Relaxed) {
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.allocations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged and
@@ -66,7 +85,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which we forward.
         let ptr = unsafe { System.alloc(layout) };
         if !ptr.is_null() {
-            self.add(layout.size() as isize);
+            self.allocated(layout.size() as isize);
         }
         ptr
     }
@@ -75,7 +94,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: as for `alloc`.
         let ptr = unsafe { System.alloc_zeroed(layout) };
         if !ptr.is_null() {
-            self.add(layout.size() as isize);
+            self.allocated(layout.size() as isize);
         }
         ptr
     }
@@ -91,7 +110,7 @@ unsafe impl GlobalAlloc for Counting {
         // the caller upholds the rest of `GlobalAlloc::realloc`'s contract.
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
-            self.add(new_size as isize - layout.size() as isize);
+            self.allocated(new_size as isize - layout.size() as isize);
         }
         new
     }

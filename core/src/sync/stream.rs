@@ -9,7 +9,7 @@ use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -38,7 +38,10 @@ use crate::node::Node;
 /// O(1) amortized, however many tasks wait: each waiting task is kept on a few lists
 /// (its handle's, and its side's, longest waiting first), so an operation visits only the
 /// waiters it acts on. Closing a handle visits that handle's waiters and wakes them
-/// only; dropping a clone that nobody waits on visits none. What happens at most once in
+/// only; dropping a clone that nobody waits on visits none. Cloning a send handle, and
+/// dropping or closing one whose sends never waited (unless it is the last), take no
+/// lock and allocate nothing: a handle per worker costs what the executor's channels'
+/// senders cost. What happens at most once in
 /// a stream's life visits every waiter once: the last send handle or the last receive
 /// handle going, and the end of the stream. An item that comes back from a receive that
 /// went away is put back in hand-over order, in O(log n) of the items that came back and
@@ -80,15 +83,17 @@ use crate::node::Node;
 pub fn memory_stream<T>(capacity: usize) -> (SendStream<T>, ReceiveStream<T>) {
     let chan = Arc::new(Chan {
         state: Mutex::new(State::new(capacity)),
+        senders: AtomicUsize::new(1),
         closing: event_listener::Event::new(),
     });
     (
         SendStream {
             chan: chan.clone(),
-            handle: 0,
+            handle: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             waited: AtomicBool::new(false),
             closing: event_listener::Event::new(),
+            watched: AtomicBool::new(false),
             sink: None,
         },
         ReceiveStream {
@@ -130,8 +135,47 @@ pub fn memory_stream_unbounded<T>() -> (SendStream<T>, ReceiveStream<T>) {
     memory_stream(usize::MAX)
 }
 
+/// A [`SendStream::handle`] not given yet.
+const NO_HANDLE: u64 = u64::MAX;
+
+/// A send handle's `handle`, `closed` and `waited` (split from the handle, whose `Sink`
+/// state may be borrowed beside them).
+type HandleFlags<'a> = (&'a AtomicU64, &'a AtomicBool, &'a AtomicBool);
+
+/// Registers a send of a handle (`flags`) that must wait (`waiter` is its id), under
+/// the stream's lock (`st`), unless the handle was closed meanwhile by a
+/// [`SendStream::close`] that took no lock: then returns `false`, and the send fails
+/// with `Closed`. Gives the handle its id on the waiters' lists if it has none yet.
+fn wait_registered<T>(
+    st: &mut State<T>,
+    (handle, closed, waited): HandleFlags<'_>,
+    waiter: &mut Option<u64>,
+    waker: &Waker,
+    sink: bool,
+) -> bool {
+    // `waited` before `closed`: see `SendStream::close`.
+    waited.store(true, Ordering::SeqCst);
+    if closed.load(Ordering::SeqCst) {
+        return false;
+    }
+    let id = match handle.load(Ordering::Relaxed) {
+        NO_HANDLE => {
+            let id = st.id();
+            handle.store(id, Ordering::Relaxed);
+            id
+        }
+        id => id,
+    };
+    st.register_sender(waiter, id, waker, sink);
+    true
+}
+
 struct Chan<T> {
     state: Mutex<State<T>>,
+    /// Open send handles, counted outside the lock: cloning a send handle, and closing
+    /// one that never waited and was not the last, take no lock (see
+    /// [`SendStream::close`]). Never raised again once it is zero.
+    senders: AtomicUsize,
     /// Notified (all listeners) when the last receive handle closes, for
     /// [`SendStream::closed`]. (A send handle that closes notifies its own
     /// [`SendStream::closing`].)
@@ -411,8 +455,10 @@ struct State<T> {
     returned: BTreeMap<u64, T>,
     cap: usize,
     bounded: bool,
-    /// Open send / receive handles.
-    senders: usize,
+    /// Every send handle has closed (set under the lock by the last one, once
+    /// [`Chan::senders`] is zero).
+    senders_gone: bool,
+    /// Open receive handles.
     receivers: usize,
     send: Senders,
     recv: Receivers<T>,
@@ -426,7 +472,7 @@ impl<T> State<T> {
             returned: BTreeMap::new(),
             cap,
             bounded: cap != usize::MAX,
-            senders: 1,
+            senders_gone: false,
             receivers: 1,
             send: Senders {
                 waiters: Arena::new(),
@@ -468,7 +514,7 @@ impl<T> State<T> {
     /// left, buffered or in flight (handed to a waiting receive, which may give it back).
     /// Final: nothing can send again.
     fn ended(&self) -> bool {
-        self.senders == 0 && self.buffered() == 0 && self.recv.in_flight == 0
+        self.senders_gone && self.buffered() == 0 && self.recv.in_flight == 0
     }
 
     /// Wakes every waiting receive, to see the end of the stream (or that it may end).
@@ -869,14 +915,20 @@ fn current_scope() -> Option<Arc<Node>> {
 /// ```
 pub struct SendStream<T> {
     chan: Arc<Chan<T>>,
-    handle: u64,
+    /// This handle's id on the waiters' lists: [`NO_HANDLE`] until a send of it first
+    /// waits (given then, under the stream's lock; see [`wait_registered`]).
+    handle: AtomicU64,
     closed: AtomicBool,
-    /// Whether a send of this handle ever waited (set under the stream's lock): closing
-    /// a handle that never did has no waiter to look for.
+    /// Whether a send of this handle ever waited (set under the stream's lock, before
+    /// that send reads `closed` again): closing a handle that never did has no waiter to
+    /// look for, and takes no lock for it (see [`SendStream::close`]).
     waited: AtomicBool,
     /// Notified (all listeners) when this handle closes, for [`SendStream::closed`]: the
     /// `closed()` futures of the other handles are not woken.
     closing: event_listener::Event,
+    /// Whether a [`SendStream::closed`] future of this handle was ever polled: only then
+    /// does closing it notify `closing`.
+    watched: AtomicBool,
     /// The state of the [`Sink`](futures_sink::Sink) impl, made by its first use.
     sink: Option<Box<sink::SinkState<T>>>,
 }
@@ -959,11 +1011,12 @@ pub struct StreamStatistics {
     pub tasks_waiting_receive: usize,
 }
 
-fn statistics<T>(st: &State<T>) -> StreamStatistics {
+fn statistics<T>(chan: &Chan<T>) -> StreamStatistics {
+    let st = chan.lock();
     StreamStatistics {
         current_buffer_used: st.buffered().min(st.cap),
         max_buffer_size: st.bounded.then_some(st.cap),
-        open_send_streams: st.senders,
+        open_send_streams: chan.senders.load(Ordering::Acquire),
         open_receive_streams: st.receivers,
         tasks_waiting_send: st.send.waiters.len(),
         tasks_waiting_receive: st.recv.live_takers(),
@@ -1094,21 +1147,44 @@ impl<T> SendStream<T> {
     /// # });
     /// ```
     pub fn close(&self) {
-        let mut st = self.chan.lock();
-        if self.closed.swap(true, Ordering::AcqRel) {
+        // `closed` and `waited` are set and read in opposite orders here and in a send that
+        // waits ([`wait_registered`]), sequentially consistent, so that one of the two
+        // sees the other's: either this close looks for the send's waiter, or the send
+        // sees the handle closed. The same for `watched` and a `closed()` future of this
+        // handle, which sets it, then listens, then reads `closed` (a listener made
+        // before that read is found by `notify`).
+        if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
-        st.senders -= 1;
-        // This handle's waiting sends find their waiter gone and fail with `Closed`; the
-        // wake-ups that those had pass on. (Another handle's waiters are not touched.)
-        if self.waited.load(Ordering::Relaxed) && st.close_senders(self.handle) {
-            st.wake_senders();
+        let waited = self.waited.load(Ordering::SeqCst);
+        let watched = self.watched.load(Ordering::SeqCst);
+        self.release(waited, watched);
+    }
+
+    /// Closing, once this handle's `closed` is set: it stops counting as an open send
+    /// handle, its waiting sends (if a send of it ever `waited`) fail, the receives see
+    /// the end of the stream if it was the last, and its `closed()` futures (if one was
+    /// ever `watched`) wake. Without the lock when the handle never waited and is not the
+    /// last; without notifying when it was never watched (`notify` would make the event's
+    /// state, an allocation per closed handle).
+    fn release(&self, waited: bool, watched: bool) {
+        let last = self.chan.senders.fetch_sub(1, Ordering::AcqRel) == 1;
+        if waited || last {
+            let mut st = self.chan.lock();
+            // This handle's waiting sends find their waiter gone and fail with `Closed`;
+            // the wake-ups that those had pass on. (Another handle's waiters are not
+            // touched.)
+            if waited && st.close_senders(self.handle.load(Ordering::Relaxed)) {
+                st.wake_senders();
+            }
+            if last {
+                st.senders_gone = true;
+                st.wake_all_receivers();
+            }
         }
-        if st.senders == 0 {
-            st.wake_all_receivers();
+        if watched {
+            self.closing.notify(usize::MAX);
         }
-        drop(st);
-        self.closing.notify(usize::MAX);
     }
 
     /// Whether this handle is closed.
@@ -1191,24 +1267,30 @@ impl<T> SendStream<T> {
     /// assert_eq!((s.current_buffer_used, s.max_buffer_size), (1, Some(2)));
     /// ```
     pub fn statistics(&self) -> StreamStatistics {
-        statistics(&self.chan.lock())
+        statistics(&self.chan)
     }
 }
 
 impl<T> Clone for SendStream<T> {
     fn clone(&self) -> Self {
-        let mut st = self.chan.lock();
-        let closed = self.closed.load(Ordering::Acquire);
-        if !closed {
-            st.senders += 1;
-        }
-        let handle = st.id();
+        // Without the lock. The count is only raised from one, or more, and `self` counts
+        // unless it is closed: if it reached zero, `self` was closed meanwhile by another
+        // thread, and its clone is closed too (as if cloned after that close).
+        let closed = self.closed.load(Ordering::Acquire)
+            || self
+                .chan
+                .senders
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n > 0).then_some(n + 1)
+                })
+                .is_err();
         SendStream {
             chan: self.chan.clone(),
-            handle,
+            handle: AtomicU64::new(NO_HANDLE),
             closed: AtomicBool::new(closed),
             waited: AtomicBool::new(false),
             closing: event_listener::Event::new(),
+            watched: AtomicBool::new(false),
             sink: None,
         }
     }
@@ -1216,7 +1298,14 @@ impl<T> Clone for SendStream<T> {
 
 impl<T> Drop for SendStream<T> {
     fn drop(&mut self) {
-        self.close();
+        // As `close`, without its atomic swap: nothing else can reach the handle now (no
+        // send or `closed()` future of it is left, nor a clone being made), so its flags
+        // are read and set as plain fields.
+        if std::mem::replace(self.closed.get_mut(), true) {
+            return;
+        }
+        let (waited, watched) = (*self.waited.get_mut(), *self.watched.get_mut());
+        self.release(waited, watched);
     }
 }
 
@@ -1273,10 +1362,13 @@ impl<T> Future for Send<'_, T> {
         let out = match st.try_send(this.stream.closed.load(Ordering::Acquire), item) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(item)) => {
-                this.item = Some(item);
-                st.register_sender(&mut this.id, this.stream.handle, cx.waker(), false);
-                this.stream.waited.store(true, Ordering::Relaxed);
-                return Poll::Pending;
+                let stream = this.stream;
+                let flags = (&stream.handle, &stream.closed, &stream.waited);
+                if wait_registered(&mut st, flags, &mut this.id, cx.waker(), false) {
+                    this.item = Some(item);
+                    return Poll::Pending;
+                }
+                Err(SendError::Closed(item))
             }
             Err(TrySendError::Closed(item)) => Err(SendError::Closed(item)),
             Err(TrySendError::Broken(item)) => Err(SendError::Broken(item)),
@@ -1347,6 +1439,8 @@ impl<T> Future for SendClosed<'_, T> {
         }
         let this = &mut *self;
         let stream = this.stream;
+        // Before listening: see `SendStream::close`.
+        stream.watched.store(true, Ordering::SeqCst);
         let events = [&stream.closing, &stream.chan.closing];
         // Each listener is made before the check that follows it, so a notification
         // between the two is not missed.
@@ -1591,7 +1685,7 @@ impl<T> ReceiveStream<T> {
     /// assert_eq!(tx.statistics().open_receive_streams, 2);
     /// ```
     pub fn statistics(&self) -> StreamStatistics {
-        statistics(&self.chan.lock())
+        statistics(&self.chan)
     }
 }
 

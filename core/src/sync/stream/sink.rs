@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use super::{rt, SendError, SendStream, State, TrySendError};
+use super::{rt, wait_registered, SendError, SendStream, State, TrySendError};
 
 /// The state of a handle used as a `Sink` (boxed: made by the first use, so that a
 /// handle never used as one stays small).
@@ -71,10 +71,12 @@ impl<T> SendStream<T> {
         let out = match st.try_send(self.closed.load(Ordering::Acquire), item) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(item)) => {
-                *slot = Some(item);
-                st.register_sender(&mut sink.waiter, self.handle, cx.waker(), true);
-                self.waited.store(true, Ordering::Relaxed);
-                return Poll::Pending;
+                let flags = (&self.handle, &self.closed, &self.waited);
+                if wait_registered(&mut st, flags, &mut sink.waiter, cx.waker(), true) {
+                    *slot = Some(item);
+                    return Poll::Pending;
+                }
+                Err(SendError::Closed(item))
             }
             Err(TrySendError::Closed(item)) => Err(SendError::Closed(item)),
             Err(TrySendError::Broken(item)) => Err(SendError::Broken(item)),
@@ -188,9 +190,15 @@ impl<T> futures_sink::Sink<T> for SendStream<T> {
             return Poll::Ready(Ok(()));
         }
         let waiter = &mut state(&mut this.sink).waiter;
-        st.register_sender(waiter, this.handle, cx.waker(), true);
-        this.waited.store(true, Ordering::Relaxed);
-        Poll::Pending
+        let flags = (&this.handle, &this.closed, &this.waited);
+        if wait_registered(&mut st, flags, waiter, cx.waker(), true) {
+            return Poll::Pending;
+        }
+        // Closed meanwhile by a close that took no lock: ready, as above.
+        if let Some(id) = waiter.take() {
+            st.remove_sender(id);
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
