@@ -1,6 +1,7 @@
 //! Memory streams give memory back as they drain: the bytes a stream keeps after a burst
 //! of items or of waiting tasks, counted by this test binary's own global allocator, on
-//! every backend.
+//! every backend. And what closing handles and setting an event allocate when nobody
+//! waits for them: nothing.
 //!
 //! The count is of every thread, so each test takes a lock before it builds its runtimes
 //! (one per backend, in turn), and no other test of this binary allocates meanwhile.
@@ -146,4 +147,39 @@ async fn clone_drops(backend: &str) {
     assert_eq!((s.open_send_streams, s.open_receive_streams), (1, 1));
     drop(tx);
     assert_eq!(rx.recv().await, Err(hatchery::sync::RecvError::EndOfStream));
+}
+
+/// Closing the last receive handle of a stream nobody waits on, and setting an
+/// `Event` nobody waits for, allocate nothing: there is no one to notify (the event
+/// listener's state is made by the first listener, not by a notification).
+#[test]
+fn closing_and_setting_unwatched_allocates_nothing() {
+    on_every_backend(unwatched);
+}
+
+async fn unwatched(backend: &str) {
+    let streams: Vec<_> = (0..100).map(|_| memory_stream::<u32>(1)).collect();
+    let events: Vec<_> = (0..100).map(|_| hatchery::sync::Event::new()).collect();
+    settle().await;
+    ALLOCATOR.start();
+    for (tx, rx) in &streams {
+        rx.close();
+        tx.close();
+    }
+    for e in &events {
+        e.set();
+    }
+    ALLOCATOR.stop();
+    assert_eq!(
+        ALLOCATOR.allocations(),
+        0,
+        "{backend}: allocations by closing 100 streams and setting 100 events"
+    );
+    for (tx, _) in &streams {
+        assert_eq!(tx.try_send(1), Err(hatchery::sync::TrySendError::Closed(1)));
+    }
+    // A waiter that comes later sees the state at once.
+    for e in &events {
+        e.wait().await;
+    }
 }

@@ -161,7 +161,7 @@ impl<E: Send + 'static> Group for SubShared<E> {
         // The subgroup's count first: by the time the nursery hears of the last of its
         // children, every `wait` has been told.
         if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.idle.notify(usize::MAX);
+            crate::sync::notify_listeners(&self.idle);
         }
         self.nursery.child_done();
     }

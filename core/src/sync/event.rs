@@ -73,7 +73,7 @@ impl Event {
     /// ```
     pub fn set(&self) {
         if !self.set.swap(true, Ordering::AcqRel) {
-            self.event.notify(usize::MAX);
+            super::notify_listeners(&self.event);
         }
     }
 

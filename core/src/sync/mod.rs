@@ -105,6 +105,19 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
 
 /// Polls until `done()` holds, listening on `event` in between. A listener is made
 /// before the check that follows it, so a notification between the two is not missed.
+/// Notifies every listener of `event`, if it has any, after the caller's store of what
+/// they wait for. Every waiter of this crate makes its listener before it reads that
+/// again (see [`poll_until`]), and `listen` fences after making it; with a fence here
+/// between the store and the look at the listeners, either the waiter sees the store, or
+/// this sees its listener. Without listeners, nothing is notified: `notify` would make
+/// the event's state, an allocation, for nobody.
+pub(crate) fn notify_listeners(event: &event_listener::Event) {
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    if event.total_listeners() != 0 {
+        event.notify(usize::MAX);
+    }
+}
+
 fn poll_until(
     event: &event_listener::Event,
     listener: &mut Option<event_listener::EventListener>,

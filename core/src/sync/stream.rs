@@ -1655,7 +1655,7 @@ impl<T> ReceiveStream<T> {
             drop(st);
             // Wake `closed()` first: the state is final, and an item's destructor may
             // panic.
-            self.chan.closing.notify(usize::MAX);
+            super::notify_listeners(&self.chan.closing);
             drop(dropped);
         }
     }
