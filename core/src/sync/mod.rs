@@ -103,8 +103,6 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     }
 }
 
-/// Polls until `done()` holds, listening on `event` in between. A listener is made
-/// before the check that follows it, so a notification between the two is not missed.
 /// Notifies every listener of `event`, if it has any, after the caller's store of what
 /// they wait for. Every waiter of this crate makes its listener before it reads that
 /// again (see [`poll_until`]), and `listen` fences after making it; with a fence here
@@ -118,6 +116,8 @@ pub(crate) fn notify_listeners(event: &event_listener::Event) {
     }
 }
 
+/// Polls until `done()` holds, listening on `event` in between. A listener is made
+/// before the check that follows it, so a notification between the two is not missed.
 fn poll_until(
     event: &event_listener::Event,
     listener: &mut Option<event_listener::EventListener>,
