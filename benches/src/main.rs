@@ -62,9 +62,10 @@ usage: hatchery-benches [--quick] [--procs P] [--reps N] [--side S] [--out PATH]
   --side S    run only the `raw`, `reference` or `hatchery` side (for profiling one)
   --out PATH  also write the Markdown report to PATH
   --svg PATH  also write a chart of the ratios to PATH (an SVG image)
-  --save PATH also write every process's rows to PATH, as they come
-  --load PATH run nothing: make the table and the chart from a file of --save (give
-              the --reps it was run with, for the table's preamble)
+  --save PATH also write every process's rows to PATH, as they come, after a line
+              saying when, on what machine and with how many runs they were taken
+  --load PATH run nothing: make the table and the chart from a file of --save, with
+              the date, machine and runs it names
   --child C   run only cell C (`workload/backend`) in this process and print its rows
               as the harness reads them (for a profiler; with --side, one side)
   FILTER      run only the cells whose `workload/backend` contains FILTER
