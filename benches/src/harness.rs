@@ -273,12 +273,15 @@ impl Taken {
         }
     }
 
-    /// The line that `--save` writes first.
+    /// The line that `--save` writes first (a tab in the CPU's name becomes a space).
     fn encode(&self) -> String {
         let mode = if self.quick { "quick" } else { "full" };
         format!(
             "@taken\t{}\t{}\t{}\t{}\t{mode}",
-            self.date, self.cores, self.cpu, self.reps
+            self.date,
+            self.cores,
+            self.cpu.replace('\t', " "),
+            self.reps
         )
     }
 
@@ -309,26 +312,32 @@ impl Taken {
 }
 
 /// The rows saved by an earlier run's `--save`, and when and where that run measured
-/// them. A file without its `@taken` line (an older one) fails: the table would name
-/// the wrong day or machine.
+/// them.
 fn load(path: &str) -> (Taken, Vec<Line>) {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| fail(&format!("cannot read {path}: {e}")));
-    let taken = text
-        .lines()
-        .find_map(Taken::decode)
-        .unwrap_or_else(|| {
-            Err(format!(
-                "{path} does not say when and where it was measured (its first line, \
-                 `@taken<TAB>date<TAB>cores<TAB>cpu<TAB>runs per side<TAB>full|quick`)"
-            ))
-        })
-        .unwrap_or_else(|e| fail(&e));
+    let (taken, rows) = parse_saved(&text).unwrap_or_else(|e| fail(&format!("{path}: {e}")));
     let mut lines = Vec::new();
-    for row in text.lines().filter_map(Row::decode) {
-        add(&mut lines, row.unwrap_or_else(|e| fail(&e)));
+    for row in rows {
+        add(&mut lines, row);
     }
     (taken, lines)
+}
+
+/// The text of a `--save` file: its `@taken` line and its rows. A file without the
+/// `@taken` line (one saved before it existed) is refused: the table would name the
+/// day and machine it was loaded on.
+fn parse_saved(text: &str) -> Result<(Taken, Vec<Row>), String> {
+    let taken = text.lines().find_map(Taken::decode).unwrap_or_else(|| {
+        Err("no line says when and where the rows were measured \
+             (`@taken<TAB>date<TAB>cores<TAB>cpu<TAB>runs per side<TAB>full|quick`)"
+            .to_owned())
+    })?;
+    let rows = text
+        .lines()
+        .filter_map(Row::decode)
+        .collect::<Result<_, _>>()?;
+    Ok((taken, rows))
 }
 
 /// Runs the cells, round after round, and collects what the processes report (also
@@ -562,4 +571,61 @@ fn markdown(taken: &Taken, procs: usize, lines: &[Line]) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn taken() -> Taken {
+        Taken {
+            date: "2026-11-24".to_owned(),
+            cores: 2,
+            cpu: "AMD\tEPYC".to_owned(),
+            reps: 3,
+            quick: false,
+        }
+    }
+
+    #[test]
+    fn a_saved_file_gives_back_its_run_and_rows() {
+        let text = format!(
+            "{}\n@row\tchannel 1M\tsmol-ct\tt:70:1\t-\tt:42:1\nround 1 of 1:\n",
+            taken().encode()
+        );
+        let (back, rows) = parse_saved(&text).unwrap();
+        assert_eq!(
+            (back.date.as_str(), back.cores, back.cpu.as_str()),
+            ("2026-11-24", 2, "AMD EPYC")
+        );
+        assert_eq!((back.reps, back.quick), (3, false));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].workload.as_str(), rows[0].backend),
+            ("channel 1M", "smol-ct")
+        );
+    }
+
+    #[test]
+    fn a_saved_file_without_its_run_line_is_refused() {
+        let err = parse_saved("@row\tchannel 1M\tsmol-ct\tt:70:1\t-\tt:42:1\n").unwrap_err();
+        assert!(err.contains("@taken"), "{err}");
+        let bad = parse_saved("@taken\t2026-11-24\ttwo\tcpu\t3\tfull\n").unwrap_err();
+        assert!(bad.contains("bad run line"), "{bad}");
+    }
+
+    #[test]
+    fn networking_rows_are_judged_at_one_point_one_of_raw() {
+        for row in ["ping_pong x20k", "echo 64x4 KiB x200", "accept x2k"] {
+            for backend in backend::NAMES {
+                assert!(
+                    matches!(
+                        Target::of(row, backend),
+                        Target::Ratio { reference: false, max } if max == 1.10
+                    ),
+                    "{row} on {backend}"
+                );
+            }
+        }
+    }
 }
