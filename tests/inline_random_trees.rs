@@ -3,7 +3,7 @@
 //!
 //! Each case builds a random tree of spawning nurseries, inline nurseries
 //! (`inline::nursery`), inline combinators (`inline::join`, `try_join`, `race`, a few
-//! futures or more than fit their fast path), cancel scopes (timeouts, shields, explicit
+//! futures or more than fit their fast path; two as `join!`, `try_join!`), cancel scopes (timeouts, shields, explicit
 //! cancels), `finally` cleanups and leaves that yield, sleep, fail or panic. Seeded
 //! cancellations come at random points: a scope cancels itself, an inline nursery's
 //! child cancels the nursery or a sibling through its handle, after a random number of
@@ -399,12 +399,24 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                 }
                 match kind {
                     Kind::Join => {
-                        let outs = inline::join(futs).await;
+                        // Two futures: the tuple form (its slots in place), as often.
+                        let outs = if futs.len() == 2 {
+                            let (b, a) = (futs.pop(), futs.pop());
+                            let (a, b) = inline::join!(a.unwrap(), b.unwrap());
+                            vec![a, b]
+                        } else {
+                            inline::join(futs).await
+                        };
                         done.store(true, Ordering::SeqCst);
                         flat(outs.into_iter().filter_map(|(_, r)| r.err()).collect())
                     }
                     Kind::TryJoin => {
-                        let r = inline::try_join(results).await;
+                        let r = if results.len() == 2 {
+                            let (b, a) = (results.pop(), results.pop());
+                            inline::try_join!(a.unwrap(), b.unwrap()).map(|(a, b)| vec![a, b])
+                        } else {
+                            inline::try_join(results).await
+                        };
                         done.store(true, Ordering::SeqCst);
                         match r {
                             Ok(_) => Ok(()),

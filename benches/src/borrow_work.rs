@@ -68,8 +68,18 @@ async fn step(i: usize) -> usize {
     i
 }
 
-/// `iters` two-way joins of futures that yield once, with `inline::join`.
+/// `iters` two-way joins of futures that yield once, with `inline::join!`.
 async fn inline_join2(iters: usize) -> Duration {
+    let start = Instant::now();
+    for i in 0..iters {
+        let out = hatchery::inline::join!(step(i), step(i + 1));
+        std::hint::black_box(out);
+    }
+    start.elapsed()
+}
+
+/// The same with `inline::join` of an array, which returns a `Vec`.
+async fn inline_join2_vec(iters: usize) -> Duration {
     let start = Instant::now();
     for i in 0..iters {
         let out = hatchery::inline::join([step(i), step(i + 1)]).await;
@@ -116,6 +126,16 @@ pub(crate) fn run(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         let reference = || b.raw(|| concurrency_join2(iters), |_| concurrency_join2(iters));
         let hatchery = || b.hatchery(inline_join2(iters));
         let workload = format!("inline_join2 x{}", count(iters));
+        rows.push(time_row_ref(
+            cfg, &workload, b, iters, raw, reference, hatchery,
+        ));
+        report(rows);
+    }
+    if cfg.wants("inline_join2_vec", b.name) {
+        let raw = || b.raw(|| raw_join2(iters), |_| raw_join2(iters));
+        let reference = || b.raw(|| concurrency_join2(iters), |_| concurrency_join2(iters));
+        let hatchery = || b.hatchery(inline_join2_vec(iters));
+        let workload = format!("inline_join2_vec x{}", count(iters));
         rows.push(time_row_ref(
             cfg, &workload, b, iters, raw, reference, hatchery,
         ));

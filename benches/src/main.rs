@@ -99,6 +99,7 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "lock",
     "inline_spawn_join",
     "inline_join2",
+    "inline_join2_vec",
     "join2_in_task",
     "ping_pong",
     "echo",

@@ -310,6 +310,10 @@ pub use crate::time::{checkpoint, current_effective_deadline, now, sleep, sleep_
 #[doc(hidden)]
 pub mod __private {
     pub use crate::combinators::tuple::{JoinTuple, RaceTuple, TryJoinTuple};
+    /// What `inline::join!` and `inline::try_join!` expand to.
+    pub mod inline {
+        pub use crate::inline::tuple::*;
+    }
 }
 /// The backoff policies used by [`retry`] (re-exported so that versions match).
 pub use backon;

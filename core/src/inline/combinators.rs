@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 
 use super::core::Core;
 use super::engine::Shared;
-use super::fixed::{self, Fixed};
+use super::fixed::{self, Fixed, JoinMode, RaceMode, RaceOkMode, Takes, TryJoinMode, VecSlots};
 use crate::error::NurseryError;
 use crate::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -104,59 +104,59 @@ where
 pin_project! {
     /// A combinator's group: the fast path for a few futures, the engine for many
     /// (boxed: the group is moved into the caller's future, and a join of two should
-    /// not move the engine's state around with it).
+    /// not move the engine's state around with it). `M` is the combinator's [`Mode`].
     #[project = GroupProj]
-    enum Group<'env, F: Future, O, E> {
-        Fixed { #[pin] fixed: Fixed<F, O, E> },
-        Engine { all: Pin<Box<All<'env, F, O, E>>> },
+    enum Group<'env, F: Future, M: Takes<F::Output>> {
+        Fixed { #[pin] fixed: Fixed<VecSlots<F, M>> },
+        Engine { all: Pin<Box<All<'env, F, M::Value, M::Error>>> },
     }
 }
 
-impl<'env, F, O, E> Group<'env, F, O, E>
+impl<'env, F, M> Group<'env, F, M>
 where
     F: Future + 'env,
+    M: Takes<F::Output>,
 {
-    /// The group of `futs`; `race` (with a `stop`) needs one at least.
+    /// The group of `futs`; `race` (a mode that stops) needs one at least.
     #[track_caller]
-    fn new<I>(
-        futs: I,
-        split: fn(F::Output) -> Result<O, E>,
-        stop: Stop<O>,
-        stop_indexed: Stop<(usize, O)>,
-        what: &str,
-    ) -> Self
+    fn new<I>(futs: I, what: &str) -> Self
     where
         I: IntoIterator<Item = F>,
     {
         let mut futs = futs.into_iter();
         let (first, second) = (futs.next(), futs.next());
         assert!(
-            stop.is_none() || first.is_some(),
+            !M::STOPS || first.is_some(),
             "hatchery: `inline::{what}` of no futures"
         );
         // No allocation for two futures or fewer.
         let rest: Vec<F> = futs.collect();
         if rest.len() + 2 <= fixed::MAX {
             return Group::Fixed {
-                fixed: Fixed::new(first, second, rest, split, stop, Location::caller()),
+                fixed: Fixed::new(VecSlots::new(first, second, rest), Location::caller()),
             };
         }
         let futs = first.into_iter().chain(second).chain(rest).collect();
+        let stop: Stop<(usize, M::Value)> = match M::STOPS {
+            true => Some(|(_, value)| M::stops(value)),
+            false => None,
+        };
         Group::Engine {
             all: Box::pin(All {
                 futs: Some(futs),
-                split,
-                core: Core::new(stop_indexed, Location::caller()),
+                split: M::split,
+                core: Core::new(stop, Location::caller()),
             }),
         }
     }
 }
 
-impl<'env, F, O, E> Future for Group<'env, F, O, E>
+impl<'env, F, M> Future for Group<'env, F, M>
 where
     F: Future + 'env,
+    M: Takes<F::Output>,
 {
-    type Output = Result<Vec<O>, NurseryError<E>>;
+    type Output = Result<Vec<M::Value>, NurseryError<M::Error>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
@@ -191,7 +191,7 @@ impl<F: Future<Output = A>, A, T> Future for Then<F, A, T> {
 /// nursery stays pending. `Cancelled` comes only from a kept combinator whose scope has
 /// finished (rule K).
 #[track_caller]
-fn no_errors<T>(r: Result<T, NurseryError<Infallible>>) -> T {
+pub(crate) fn no_errors<T>(r: Result<T, NurseryError<Infallible>>) -> T {
     match r {
         Ok(v) => v,
         Err(NurseryError::Failed(never)) => match never.into_iter().next() {
@@ -205,7 +205,7 @@ fn no_errors<T>(r: Result<T, NurseryError<Infallible>>) -> T {
 /// A `try_join`'s result, which is never `Cancelled` (rule G4) but from a combinator kept
 /// past the scope that cancelled it: that panics, as for the other combinators (G5).
 #[track_caller]
-fn not_kept<T, E>(r: Result<T, NurseryError<E>>) -> Result<T, NurseryError<E>> {
+pub(crate) fn not_kept<T, E>(r: Result<T, NurseryError<E>>) -> Result<T, NurseryError<E>> {
     if let Err(NurseryError::Cancelled) = r {
         kept_cancelled();
     }
@@ -266,7 +266,7 @@ where
     I::Item: Future + 'env,
 {
     Then {
-        fut: Group::new(futs, Ok::<_, Infallible>, None, None, "join"),
+        fut: Group::<_, JoinMode>::new(futs, "join"),
         then: no_errors,
     }
 }
@@ -319,7 +319,7 @@ where
     E: 'env,
 {
     Then {
-        fut: Group::new(futs, |r| r, None, None, "try_join"),
+        fut: Group::<_, TryJoinMode<E>>::new(futs, "try_join"),
         then: not_kept,
     }
 }
@@ -359,13 +359,7 @@ where
     I::Item: Future + 'env,
 {
     Then {
-        fut: Group::new(
-            futs,
-            Ok::<_, Infallible>,
-            Some(|_| true),
-            Some(|_| true),
-            "race",
-        ),
+        fut: Group::<_, RaceMode>::new(futs, "race"),
         then: |r: Result<Vec<_>, _>| match no_errors(r).into_iter().next() {
             Some(out) => out,
             None => unreachable!("hatchery: internal error: a race without a winner"),
@@ -413,13 +407,7 @@ where
     E: 'env,
 {
     Then {
-        fut: Group::new(
-            futs,
-            Ok::<_, Infallible>,
-            Some(|r: &Result<T, E>| r.is_ok()),
-            Some(|(_, r): &(usize, Result<T, E>)| r.is_ok()),
-            "race_ok",
-        ),
+        fut: Group::<_, RaceOkMode>::new(futs, "race_ok"),
         then: |r| {
             let mut errors = Vec::new();
             for r in no_errors(r) {

@@ -4,11 +4,12 @@
 //!
 //! # How it works
 //!
-//! `join`, `try_join`, `race` and `race_ok` know their futures when they are called and
-//! never spawn more, so they need no inbox, no ready queue and no per-future waker: like
-//! `futures::join!`, [`Fixed`] keeps the first two futures inside itself (the rest
-//! boxed), and polls every one still running, in order, with the caller's waker, on
-//! every poll.
+//! `join`, `try_join`, `race` and `race_ok` (and their tuple forms, `join!` and
+//! `try_join!`) know their futures when they are called and never spawn more, so they
+//! need no inbox, no ready queue and no per-future waker: like `futures::join!`, [`Fixed`]
+//! keeps its futures inside itself (a tuple's all of them, a collection's first two, the
+//! rest boxed: [`Slots`]), and polls every one still running, in order, with the caller's
+//! waker, on every poll.
 //!
 //! The futures share one node, the *group*'s, which does what a nursery's does: the
 //! first error (`try_join`), panic or winner (`race`, `race_ok`) cancels it, and with it
@@ -35,11 +36,17 @@
 //! polled on, and sees the cancellation, until it holds nothing. (A future run without
 //! the group's node holds nothing: a hold is taken through the context.)
 //!
+//! What a combinator makes of a future's output is its [`Mode`]: a value to keep
+//! (`join`, `race`), a `Result` whose error fails the group (`try_join`), an output that
+//! ends the group (`race`: any, `race_ok`: an `Ok`). Modes are types, so that the polls
+//! of a tuple's futures, each of its own type, are inlined with no call through a
+//! pointer.
+//!
 //! # Invariants
 //!
-//! 1. **Owned in place.** Every future lives inside the `Fixed` future (the first two)
-//!    or in a box it owns: none is reachable from anywhere else, so a forgotten `Fixed`
-//!    never polls them again, and no lifetime is extended.
+//! 1. **Owned in place.** Every future lives inside the `Fixed` future (a tuple's, a
+//!    collection's first two) or in a box it owns: none is reachable from anywhere else,
+//!    so a forgotten `Fixed` never polls them again, and no lifetime is extended.
 //! 2. **Dropped before the end.** A future is dropped when it finishes or when it is
 //!    cancelled at a suspension point, and every one of them before `Fixed` returns.
 //! 3. **Kept means the group's.** A future that keeps anything of its context (a
@@ -50,8 +57,14 @@
 //!    in another's (a shield future handed between them) leaves the first with a
 //!    count above zero: it then counts as holding only while the group has any hold at
 //!    all, so at worst it is dropped when the last hold goes, never kept for good.
+//! 5. **Success means every value.** A group of a mode that never stops early (`join`,
+//!    `try_join`) returns `Ok` only when every future finished with a value: any
+//!    cancellation, error or panic ends it otherwise. So a tuple's outputs are all there.
 
+use std::convert::Infallible;
+use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -66,94 +79,256 @@ use crate::node::{Detail, Node, Reason};
 use crate::reason::race_won;
 use crate::task::Panic;
 
-/// How many futures [`Fixed`] takes: more are run by an inline nursery's engine, whose
-/// per-future wakers poll only the futures that were woken.
+/// How many futures a collection's [`Fixed`] takes: more are run by an inline nursery's
+/// engine, whose per-future wakers poll only the futures that were woken.
 pub(crate) const MAX: usize = 32;
 
-pin_project! {
-    /// One future of a [`Fixed`] group and what became of it.
-    struct Slot<F: Future, O> {
-        // `None` once it finished or was dropped.
-        #[pin]
-        fut: Option<F>,
-        out: Option<O>,
-        // Polled once at least: cancelled only at a suspension point (rule N5).
-        polled: bool,
-        // The change of the group's holds across this future's polls (invariant 4).
-        holds: i32,
+/// What a combinator makes of its futures' outputs: the error type that fails its group.
+pub trait Mode {
+    /// The error that fails a group of this mode.
+    type Error;
+}
+
+/// What a combinator of mode `Self` makes of an output `T`: a value to keep, or an error
+/// that fails the group; and whether a value ends the group (its first one cancels the
+/// rest).
+pub trait Takes<T>: Mode {
+    /// What the group keeps of an output.
+    type Value;
+
+    /// Whether some value ends the group ([`stops`](Takes::stops) may say yes).
+    const STOPS: bool = false;
+
+    /// The output as a value to keep, or an error that fails the group.
+    fn split(out: T) -> Result<Self::Value, Self::Error>;
+
+    /// Whether this value ends the group.
+    #[inline(always)]
+    fn stops(_value: &Self::Value) -> bool {
+        false
     }
 }
 
-impl<F: Future, O> Slot<F, O> {
-    fn new(fut: Option<F>) -> Self {
-        Slot {
+/// `join`: every output is a value.
+#[derive(Debug)]
+pub struct JoinMode;
+
+/// `try_join`: an `Err` fails the group.
+#[derive(Debug)]
+pub struct TryJoinMode<E>(PhantomData<fn() -> E>);
+
+/// `race`: the first output ends the group.
+#[derive(Debug)]
+pub(crate) struct RaceMode;
+
+/// `race_ok`: the first `Ok` ends the group; errors are values (all of them are the
+/// answer if every future fails).
+#[derive(Debug)]
+pub(crate) struct RaceOkMode;
+
+impl Mode for JoinMode {
+    type Error = Infallible;
+}
+
+impl<T> Takes<T> for JoinMode {
+    type Value = T;
+
+    #[inline(always)]
+    fn split(out: T) -> Result<T, Infallible> {
+        Ok(out)
+    }
+}
+
+impl<E> Mode for TryJoinMode<E> {
+    type Error = E;
+}
+
+impl<T, E> Takes<Result<T, E>> for TryJoinMode<E> {
+    type Value = T;
+
+    #[inline(always)]
+    fn split(out: Result<T, E>) -> Result<T, E> {
+        out
+    }
+}
+
+impl Mode for RaceMode {
+    type Error = Infallible;
+}
+
+impl<T> Takes<T> for RaceMode {
+    type Value = T;
+
+    const STOPS: bool = true;
+
+    #[inline(always)]
+    fn split(out: T) -> Result<T, Infallible> {
+        Ok(out)
+    }
+
+    #[inline(always)]
+    fn stops(_value: &T) -> bool {
+        true
+    }
+}
+
+impl Mode for RaceOkMode {
+    type Error = Infallible;
+}
+
+impl<T, E> Takes<Result<T, E>> for RaceOkMode {
+    type Value = Result<T, E>;
+
+    const STOPS: bool = true;
+
+    #[inline(always)]
+    fn split(out: Result<T, E>) -> Result<Result<T, E>, Infallible> {
+        Ok(out)
+    }
+
+    #[inline(always)]
+    fn stops(value: &Result<T, E>) -> bool {
+        value.is_ok()
+    }
+}
+
+pin_project! {
+    /// One future of a group, and what became of it. (Its variants' fields are
+    /// documented in comments: `pin_project!` takes no attribute on them.)
+    #[allow(missing_docs)]
+    #[project = SlotProj]
+    #[project_replace = SlotOwn]
+    pub enum Slot<F, V> {
+        /// The future runs.
+        Running {
+            // The future.
+            #[pin]
+            fut: F,
+            // Polled once at least: cancelled only at a suspension point (rule N5).
+            polled: bool,
+            // The change of the group's holds across this future's polls (invariant 4).
+            holds: i32,
+        },
+        /// It finished with this value.
+        Done { value: V },
+        /// It was dropped: finished with an error or a panic, cancelled, or its value
+        /// taken.
+        Gone,
+    }
+}
+
+impl<F, V> Slot<F, V> {
+    pub(crate) fn new(fut: F) -> Self {
+        Slot::Running {
             fut,
-            out: None,
             polled: false,
             holds: 0,
         }
     }
+
+    /// Its value, if it finished with one; the slot is empty after.
+    pub(crate) fn take(self: Pin<&mut Self>) -> Option<V> {
+        match self.project_replace(Slot::Gone) {
+            SlotOwn::Done { value } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Its value, which a group that returns `Ok` has (invariant 5).
+    pub(crate) fn value(self: Pin<&mut Self>) -> V {
+        match self.take() {
+            Some(value) => value,
+            None => unreachable!("hatchery: internal error: a joined future without its value"),
+        }
+    }
+
+    /// Drops its future, if it still has one; the panic of that drop, if any.
+    pub(crate) fn drop_future(self: Pin<&mut Self>) -> Option<Panic> {
+        if !matches!(*self, Slot::Running { .. }) {
+            return None;
+        }
+        let mut slot = self;
+        catch_unwind(AssertUnwindSafe(|| slot.set(Slot::Gone))).err()
+    }
+}
+
+/// The futures of a group, as it stores them: a tuple's in place, a collection's first
+/// two in place and the rest boxed.
+pub trait Slots {
+    /// The error that fails the group (its mode's).
+    type Error;
+    /// What the group returns when it succeeds.
+    type Outputs;
+
+    /// Polls every future still running, in order.
+    fn poll_all(self: Pin<&mut Self>, p: &mut Polling<'_, Self::Error>);
+
+    /// Drops every future still there; the first panic of their destructors.
+    fn drop_all(self: Pin<&mut Self>) -> Option<Panic>;
+
+    /// The outputs, once every future is gone.
+    fn outputs(self: Pin<&mut Self>) -> Self::Outputs;
 }
 
 pin_project! {
-    /// A fixed set of at most [`MAX`] futures, run concurrently in the caller's task (see
-    /// the [module docs](self)). `split` turns a future's output into a value or an
-    /// error (an error cancels the rest); `stop` says which value ends the group
-    /// (`race`). Returns the values in input order, or every error.
-    pub(crate) struct Fixed<F: Future, O, E> {
+    /// A collection's futures ([`Slots`]): the first two in place (a join of two allocates
+    /// nothing for them), the rest boxed, at most [`MAX`] in all.
+    pub(crate) struct VecSlots<F: Future, M: Takes<F::Output>> {
         #[pin]
-        first: Slot<F, O>,
+        first: Slot<F, M::Value>,
         #[pin]
-        second: Slot<F, O>,
-        rest: Vec<Pin<Box<Slot<F, O>>>>,
-        split: fn(F::Output) -> Result<O, E>,
-        stop: Option<fn(&O) -> bool>,
-        state: State<E>,
-        // Where the combinator was called: what a cancellation of the group names.
-        at: &'static Location<'static>,
+        second: Slot<F, M::Value>,
+        rest: Vec<Pin<Box<Slot<F, M::Value>>>>,
     }
+}
 
-    impl<F: Future, O, E> PinnedDrop for Fixed<F, O, E> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            let State::Running(run) = std::mem::replace(this.state, State::Done) else {
-                return;
-            };
-            // Dropped from outside before it finished (C8): everything inside is
-            // cancelled, and the futures, which it owns, are dropped now.
-            if let Some(group) = &run.group {
-                group.node.cancel(Reason::Dropped);
-            }
-            let mut first_panic = None;
-            let mut drop_slot = |slot: Pin<&mut Slot<F, O>>| {
-                let mut fut = slot.project().fut;
-                if let Err(p) = catch_unwind(AssertUnwindSafe(|| fut.set(None))) {
-                    first_panic.get_or_insert(p);
-                }
-            };
-            drop_slot(this.first);
-            drop_slot(this.second);
-            for slot in this.rest.iter_mut() {
-                drop_slot(slot.as_mut());
-            }
-            if let Some(group) = &run.group {
-                group.node.detach();
-                group.node.finish();
-            }
-            if let Some(p) = first_panic {
-                resume_unwind(p);
-            }
+impl<F: Future, M: Takes<F::Output>> VecSlots<F, M> {
+    /// The slots of `first`, `second` and `rest` (none after a missing one).
+    pub(crate) fn new(first: Option<F>, second: Option<F>, rest: Vec<F>) -> Self {
+        debug_assert!(rest.len() + 2 <= MAX);
+        let slot = |f: Option<F>| f.map_or(Slot::Gone, Slot::new);
+        VecSlots {
+            first: slot(first),
+            second: slot(second),
+            rest: rest.into_iter().map(|f| Box::pin(Slot::new(f))).collect(),
         }
     }
 }
 
-enum State<E> {
-    Fresh,
-    Running(Run<E>),
-    /// Every future is gone, under a cancelled enclosing scope, which ends the work and
-    /// drops us (or, kept past it, this returns as cancelled when polled again).
-    Stalled(Arc<Node>),
-    Done,
+impl<F: Future, M: Takes<F::Output>> Slots for VecSlots<F, M> {
+    type Error = M::Error;
+    type Outputs = Vec<M::Value>;
+
+    #[inline(always)]
+    fn poll_all(self: Pin<&mut Self>, p: &mut Polling<'_, M::Error>) {
+        let this = self.project();
+        p.poll::<F, M>(this.first);
+        p.poll::<F, M>(this.second);
+        for slot in this.rest.iter_mut() {
+            p.poll::<F, M>(slot.as_mut());
+        }
+    }
+
+    fn drop_all(self: Pin<&mut Self>) -> Option<Panic> {
+        let this = self.project();
+        let mut first = this.first.drop_future();
+        first = first.or(this.second.drop_future());
+        for slot in this.rest.iter_mut() {
+            first = first.or(slot.as_mut().drop_future());
+        }
+        first
+    }
+
+    fn outputs(self: Pin<&mut Self>) -> Vec<M::Value> {
+        let this = self.project();
+        let mut outputs = Vec::with_capacity(2 + this.rest.len());
+        outputs.extend(this.first.take());
+        outputs.extend(this.second.take());
+        for slot in this.rest.iter_mut() {
+            outputs.extend(slot.as_mut().take());
+        }
+        outputs
+    }
 }
 
 /// The group while it runs.
@@ -166,6 +341,15 @@ struct Run<E> {
     cancelled: bool,
     /// The caller's scope was cancelled when the last poll began.
     caller_cancelled: bool,
+}
+
+enum State<E> {
+    Fresh,
+    Running(Run<E>),
+    /// Every future is gone, under a cancelled enclosing scope, which ends the work and
+    /// drops us (or, kept past it, this returns as cancelled when polled again).
+    Stalled(Arc<Node>),
+    Done,
 }
 
 /// The group's node.
@@ -202,27 +386,68 @@ impl<E> Default for Trouble<E> {
     }
 }
 
-impl<F: Future, O, E> Fixed<F, O, E> {
-    /// The group of `first`, `second` and `rest`, at most [`MAX`] futures in all (none
-    /// after a missing one).
-    pub(crate) fn new(
-        first: Option<F>,
-        second: Option<F>,
-        rest: Vec<F>,
-        split: fn(F::Output) -> Result<O, E>,
-        stop: Option<fn(&O) -> bool>,
+pin_project! {
+    /// A fixed set of futures ([`Slots`]), run concurrently in the caller's task (see the
+    /// [module docs](self)). Returns their outputs, or every error.
+    pub struct Fixed<S: Slots> {
+        #[pin]
+        slots: S,
+        state: State<S::Error>,
+        // Where the combinator was called: what a cancellation of the group names.
         at: &'static Location<'static>,
-    ) -> Self {
-        debug_assert!(rest.len() + 2 <= MAX);
+    }
+
+    impl<S: Slots> PinnedDrop for Fixed<S> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let State::Running(run) = std::mem::replace(this.state, State::Done) else {
+                return;
+            };
+            // Dropped from outside before it finished (C8): everything inside is
+            // cancelled, and the futures, which it owns, are dropped now.
+            if let Some(group) = &run.group {
+                group.node.cancel(Reason::Dropped);
+            }
+            let panic = this.slots.drop_all();
+            if let Some(group) = &run.group {
+                group.node.detach();
+                group.node.finish();
+            }
+            if let Some(p) = panic {
+                resume_unwind(p);
+            }
+        }
+    }
+}
+
+impl<S: Slots> fmt::Debug for Fixed<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fixed").finish_non_exhaustive()
+    }
+}
+
+impl<F, V> fmt::Debug for Slot<F, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self {
+            Slot::Running { .. } => "Running",
+            Slot::Done { .. } => "Done",
+            Slot::Gone => "Gone",
+        };
+        f.debug_tuple("Slot").field(&state).finish()
+    }
+}
+
+impl<E> fmt::Debug for Polling<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Polling").finish_non_exhaustive()
+    }
+}
+
+impl<S: Slots> Fixed<S> {
+    /// The group of `slots`, for a combinator called at `at`.
+    pub(crate) fn new(slots: S, at: &'static Location<'static>) -> Self {
         Fixed {
-            first: Slot::new(first),
-            second: Slot::new(second),
-            rest: rest
-                .into_iter()
-                .map(|f| Box::pin(Slot::new(Some(f))))
-                .collect(),
-            split,
-            stop,
+            slots,
             state: State::Fresh,
             at,
         }
@@ -230,7 +455,7 @@ impl<F: Future, O, E> Fixed<F, O, E> {
 }
 
 /// One poll of the futures of a group.
-struct Polling<'a, O, E, T> {
+pub struct Polling<'a, E> {
     waker: &'a Waker,
     /// Armed: the futures run in the caller's scope until the group's node is made.
     armed: Option<&'a ArmedGroup<'a>>,
@@ -238,8 +463,6 @@ struct Polling<'a, O, E, T> {
     group: Option<Arc<Node>>,
     /// The group is cancelled (by itself, or an enclosing scope).
     cancelled: bool,
-    split: fn(T) -> Result<O, E>,
-    stop: Option<fn(&O) -> bool>,
     at: &'static Location<'static>,
     trouble: &'a mut Option<Box<Trouble<E>>>,
     dropped: &'a mut bool,
@@ -255,53 +478,64 @@ fn holds(holds: i32, group: Option<&Arc<Node>>) -> bool {
     holds > 0 && group.is_some_and(|g| g.has_holds())
 }
 
-impl<O, E, T> Polling<'_, O, E, T> {
+impl<E> Polling<'_, E> {
     /// Polls one future, or drops it if the group is cancelled and it holds nothing.
     #[inline(always)]
-    fn poll<F: Future<Output = T>>(&mut self, slot: Pin<&mut Slot<F, O>>) {
-        let mut s = slot.project();
-        let Some(fut) = s.fut.as_mut().as_pin_mut() else {
+    pub(crate) fn poll<F: Future, M: Takes<F::Output, Error = E>>(
+        &mut self,
+        mut slot: Pin<&mut Slot<F, M::Value>>,
+    ) {
+        let SlotProj::Running {
+            fut,
+            polled,
+            holds: count,
+        } = slot.as_mut().project()
+        else {
             return;
         };
-        if *s.polled && self.cancelled && !holds(*s.holds, self.group.as_ref()) {
-            self.drop_cancelled(s.fut);
+        if *polled && self.cancelled && !holds(*count, self.group.as_ref()) {
+            self.drop_cancelled(slot);
             return;
         }
         let before = self.group.as_ref().map_or(0, |g| g.hold_count());
         let mut cx = Context::from_waker(self.waker);
-        let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx)));
-        *s.polled = true;
-        if self.group.is_none() && self.armed.is_some_and(|a| a.is_made()) {
-            // It asked for its context: the group's node is made, and current.
-            self.group = self.armed.map(ArmedGroup::make);
+        let out = catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx)));
+        *polled = true;
+        if self.group.is_none() {
+            if let Some(armed) = self.armed.filter(|a| a.is_made()) {
+                // It asked for its context: the group's node is made, and current.
+                self.group = Some(armed.make());
+            }
         }
+        let mut holding = false;
         if let Some(group) = &self.group {
             // Counted from zero if the node was made in this poll.
             let now = group.hold_count();
-            *s.holds = s.holds.wrapping_add(now.wrapping_sub(before) as i32);
+            *count = count.wrapping_add(now.wrapping_sub(before) as i32);
+            holding = holds(*count, Some(group));
             // A cancellation that reached the node in this poll (from a linked ancestor,
             // or from inside).
             self.cancelled |= group.is_marked();
         }
-        match polled {
+        match out {
             Ok(Poll::Pending) => {
-                if self.cancelled && !holds(*s.holds, self.group.as_ref()) {
+                if self.cancelled && !holding {
                     // Cancelled (by a sibling, in this poll, or from outside) where it
                     // stands, holding nothing: dropped at once.
-                    self.drop_cancelled(s.fut);
+                    self.drop_cancelled(slot);
                 } else {
                     self.running = true;
-                    self.holding |= holds(*s.holds, self.group.as_ref());
+                    self.holding |= holding;
                 }
             }
             Ok(Poll::Ready(out)) => {
-                self.drop_done(s.fut);
-                match (self.split)(out) {
-                    Ok(o) => {
-                        if self.stop.is_some_and(|stop| stop(&o)) {
+                self.drop_done(slot.as_mut());
+                match M::split(out) {
+                    Ok(value) => {
+                        if M::stops(&value) {
                             self.cancel(Reason::Nursery, race_won(self.at));
                         }
-                        *s.out = Some(o);
+                        slot.set(Slot::Done { value });
                     }
                     Err(e) => {
                         self.trouble.get_or_insert_default().errors.push(e);
@@ -311,13 +545,14 @@ impl<O, E, T> Polling<'_, O, E, T> {
             }
             Err(p) => {
                 self.panicked(p);
-                self.drop_done(s.fut);
+                self.drop_done(slot);
             }
         }
     }
 
     /// The group cancels itself: its node is made first if it was not, so that the
     /// futures polled from now on (a first poll, rule N5) see the cancellation.
+    #[cold]
     fn cancel(&mut self, reason: Reason, detail: Detail) {
         if self.group.is_none() {
             self.group = self.armed.map(ArmedGroup::make);
@@ -328,6 +563,7 @@ impl<O, E, T> Polling<'_, O, E, T> {
         self.cancelled = true;
     }
 
+    #[cold]
     fn panicked(&mut self, p: Panic) {
         let trouble = self.trouble.get_or_insert_default();
         if trouble.panic.is_none() {
@@ -337,19 +573,19 @@ impl<O, E, T> Polling<'_, O, E, T> {
     }
 
     /// Drops a future that finished (or panicked).
-    fn drop_done<F>(&mut self, fut: Pin<&mut Option<F>>) {
-        let mut fut = fut;
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| fut.set(None))) {
+    #[inline]
+    fn drop_done<F, V>(&mut self, slot: Pin<&mut Slot<F, V>>) {
+        if let Some(p) = slot.drop_future() {
             self.panicked(p);
         }
     }
 
     /// Drops a cancelled future where it stands, as cancelled code (rule R5).
-    fn drop_cancelled<F>(&mut self, fut: Pin<&mut Option<F>>) {
-        let mut fut = fut;
+    #[cold]
+    fn drop_cancelled<F, V>(&mut self, mut slot: Pin<&mut Slot<F, V>>) {
         *self.dropped = true;
         let dropped = catch_unwind(AssertUnwindSafe(|| {
-            context::drop_cancelled_body(|| fut.set(None))
+            context::drop_cancelled_body(|| slot.set(Slot::Gone))
         }));
         if let Err(p) = dropped {
             self.panicked(p);
@@ -357,8 +593,27 @@ impl<O, E, T> Polling<'_, O, E, T> {
     }
 }
 
-impl<F: Future, O, E> Future for Fixed<F, O, E> {
-    type Output = Result<Vec<O>, NurseryError<E>>;
+/// Polls every future until the group's state settles: a cancellation during a pass (an
+/// error, a panic, a winner, or from outside) drops the futures polled before it in a
+/// second pass, not at the next poll, so that the group ends in this poll unless a
+/// future holds. The group holds nothing of its own: an enclosing scope cancelled before
+/// the next poll would drop it with the errors it has not returned yet (rule G3 says a
+/// `try_join` returns them). One that holds is polled again, and sees the cancellation.
+#[inline(always)]
+fn poll_settled<S: Slots>(mut slots: Pin<&mut S>, p: &mut Polling<'_, S::Error>) {
+    loop {
+        let was_cancelled = p.cancelled;
+        slots.as_mut().poll_all(p);
+        if was_cancelled || !p.cancelled || !p.running {
+            return;
+        }
+        p.running = false;
+        p.holding = false;
+    }
+}
+
+impl<S: Slots> Future for Fixed<S> {
+    type Output = Result<S::Outputs, NurseryError<S::Error>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.as_mut().project();
@@ -388,28 +643,8 @@ impl<F: Future, O, E> Future for Fixed<F, O, E> {
         let State::Running(run) = &mut *this.state else {
             unreachable!()
         };
-        let (mut first, mut second, rest) = (this.first, this.second, &mut *this.rest);
+        let mut slots = this.slots;
         let waker = cx.waker();
-        let mut poll_all = |p: &mut Polling<'_, O, E, F::Output>| loop {
-            let was_cancelled = p.cancelled;
-            p.poll(first.as_mut());
-            p.poll(second.as_mut());
-            for slot in rest.iter_mut() {
-                p.poll(slot.as_mut());
-            }
-            if was_cancelled || !p.cancelled || !p.running {
-                break;
-            }
-            // Cancelled during this pass (an error, a panic, a winner, or from outside):
-            // the futures polled before it are dropped now, not at the next poll, so
-            // that the group ends in this poll unless a future holds. The group holds
-            // nothing of its own: an enclosing scope cancelled before the next poll
-            // would drop it with the errors it has not returned yet (rule G3 says a
-            // `try_join` returns them). One that holds is polled again, and sees the
-            // cancellation.
-            p.running = false;
-            p.holding = false;
-        };
         let (running, holding, was_cancelled) = match &mut run.group {
             Some(group) => {
                 let node = &group.node;
@@ -424,16 +659,15 @@ impl<F: Future, O, E> Future for Fixed<F, O, E> {
                     armed: None,
                     group: Some(node.clone()),
                     cancelled: was_cancelled,
-                    split: *this.split,
-                    stop: *this.stop,
                     at: this.at,
                     trouble: &mut run.trouble,
                     dropped: &mut run.cancelled,
                     running: false,
                     holding: false,
                 };
-                let ((), by_parent) =
-                    context::enter_node(&mut group.slot, waker, || poll_all(&mut p));
+                let ((), by_parent) = context::enter_node(&mut group.slot, waker, || {
+                    poll_settled(slots.as_mut(), &mut p)
+                });
                 let (running, holding) = (p.running, p.holding);
                 if running {
                     // Who wakes us when an enclosing scope is cancelled, as for a scope:
@@ -459,29 +693,18 @@ impl<F: Future, O, E> Future for Fixed<F, O, E> {
                             armed: Some(armed),
                             group: None,
                             cancelled: was_cancelled,
-                            split: *this.split,
-                            stop: *this.stop,
                             at: this.at,
                             trouble,
                             dropped,
                             running: false,
                             holding: false,
                         };
-                        poll_all(&mut p);
+                        poll_settled(slots.as_mut(), &mut p);
                         (p.running, p.holding, was_cancelled)
                     });
                 run.caller_cancelled = was_cancelled;
                 if let Some(node) = made {
-                    let mut group = Group::new(node);
-                    // Linked as in the branch above, the node being new.
-                    if running && !context::polled_by_parent(&group.node, waker) {
-                        group.node.link_scope();
-                        if group.node.is_linked() {
-                            group.node.register(waker);
-                            group.registered = true;
-                        }
-                    }
-                    run.group = Some(group);
+                    run.group = Some(made_group(node, running, waker));
                 }
                 (running, holding, was_cancelled)
             }
@@ -502,9 +725,25 @@ impl<F: Future, O, E> Future for Fixed<F, O, E> {
     }
 }
 
-impl<F: Future, O, E> Fixed<F, O, E> {
+/// The group's node, made during a poll of its futures, linked as a scope's is if a
+/// future still runs.
+#[cold]
+fn made_group(node: Arc<Node>, running: bool, waker: &Waker) -> Group {
+    let mut group = Group::new(node);
+    // Linked as in the poll's other branch, the node being new.
+    if running && !context::polled_by_parent(&group.node, waker) {
+        group.node.link_scope();
+        if group.node.is_linked() {
+            group.node.register(waker);
+            group.registered = true;
+        }
+    }
+    group
+}
+
+impl<S: Slots> Fixed<S> {
     /// Every future is gone: the group ends as a nursery does.
-    fn end(self: Pin<&mut Self>, fresh: bool) -> Poll<Result<Vec<O>, NurseryError<E>>> {
+    fn end(self: Pin<&mut Self>, fresh: bool) -> Poll<Result<S::Outputs, NurseryError<S::Error>>> {
         let this = self.project();
         let State::Running(run) = std::mem::replace(this.state, State::Done) else {
             unreachable!()
@@ -515,27 +754,26 @@ impl<F: Future, O, E> Fixed<F, O, E> {
             cancelled,
             caller_cancelled,
         } = run;
-        let node = group.map(|g| {
-            drop(g.slot);
-            (g.node, g.registered)
-        });
-        // As the spawning nursery ends: our flag first, then the walk up (unless nothing
-        // was cancelled at all: then nothing is caught, and the outputs are complete).
-        let marked = node.as_ref().is_some_and(|(n, _)| n.is_marked());
-        let outer = match &node {
-            Some((n, _)) if marked || cancelled || n.is_cancelled() => {
-                n.outer_cancelled(context::now())
-            }
-            Some(_) => false,
+        let Some(group) = group else {
             // No node: the futures ran in the caller's scope, and any cancellation of
             // theirs was the caller's.
-            None => cancelled || (!fresh && caller_cancelled),
+            let outer = cancelled || (!fresh && caller_cancelled);
+            return end_unmade(this.slots, this.state, trouble, fresh, cancelled, outer);
         };
-        let reason = node.as_ref().and_then(|(n, _)| n.reason());
-        if let Some((n, _)) = &node {
-            n.detach_unless_kept();
-            n.finish();
-        }
+        let Group {
+            slot,
+            node,
+            registered,
+        } = group;
+        drop(slot);
+        // As the spawning nursery ends: our flag first, then the walk up (unless nothing
+        // was cancelled at all: then nothing is caught, and the outputs are complete).
+        let marked = node.is_marked();
+        let outer =
+            (marked || cancelled || node.is_cancelled()) && node.outer_cancelled(context::now());
+        let reason = node.reason();
+        node.detach_unless_kept();
+        node.finish();
         if let Some(trouble) = trouble {
             let Trouble { errors, panic } = *trouble;
             if let Some(p) = panic {
@@ -551,37 +789,54 @@ impl<F: Future, O, E> Fixed<F, O, E> {
         let orphan = !outer && reason.is_none() && marked;
         if (outer || orphan) && !uninterrupted {
             if orphan {
-                if let Some((n, _)) = &node {
-                    n.set_caught();
-                }
+                node.set_caught();
                 return Poll::Ready(Err(NurseryError::Cancelled));
             }
             // Cancelled from outside: the enclosing cancelled scope ends the work here
-            // and drops us (N4). A node to tell, if we are kept and polled again later,
+            // and drops us (N4). The node tells, if we are kept and polled again later,
             // whether that scope has finished since.
-            let node = match node {
-                Some((n, _)) => n,
-                None => {
-                    let n = context::with_current(|c| {
-                        Node::entered(c.expect(context::NO_RUNTIME).node, false, None)
-                    });
-                    n.finish();
-                    n
-                }
-            };
             *this.state = State::Stalled(node);
             return Poll::Pending;
         }
-        let mut outputs = Vec::with_capacity(2 + this.rest.len());
-        outputs.extend(this.first.project().out.take());
-        outputs.extend(this.second.project().out.take());
-        for slot in this.rest.iter_mut() {
-            outputs.extend(slot.as_mut().project().out.take());
-        }
-        if let Some((n, false)) = node {
+        let outputs = this.slots.outputs();
+        if !registered {
             // For the next scope entered here in this task poll (a loop of joins).
-            context::recycle_node(n);
+            context::recycle_node(node);
         }
         Poll::Ready(Ok(outputs))
     }
+}
+
+/// The end of a group that never made its node (see [`Fixed::end`]): `outer` says
+/// whether a cancellation of the caller's ended it.
+#[inline(always)]
+fn end_unmade<S: Slots>(
+    slots: Pin<&mut S>,
+    state: &mut State<S::Error>,
+    trouble: Option<Box<Trouble<S::Error>>>,
+    fresh: bool,
+    cancelled: bool,
+    outer: bool,
+) -> Poll<Result<S::Outputs, NurseryError<S::Error>>> {
+    if let Some(trouble) = trouble {
+        let Trouble { errors, panic } = *trouble;
+        if let Some(p) = panic {
+            resume_unwind(p);
+        }
+        if !errors.is_empty() {
+            return Poll::Ready(Err(NurseryError::Failed(errors)));
+        }
+    }
+    let uninterrupted = fresh && !cancelled;
+    if outer && !uninterrupted {
+        // Cancelled from outside (see `Fixed::end`): a node to tell, if we are kept and
+        // polled again later, whether that scope has finished since.
+        let node = context::with_current(|c| {
+            Node::entered(c.expect(context::NO_RUNTIME).node, false, None)
+        });
+        node.finish();
+        *state = State::Stalled(node);
+        return Poll::Pending;
+    }
+    Poll::Ready(Ok(slots.outputs()))
 }

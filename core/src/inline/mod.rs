@@ -107,10 +107,152 @@ mod engine;
 mod fixed;
 mod handle;
 mod start;
+pub(crate) mod tuple;
 
 pub use self::combinators::{join, map, race, race_ok, try_join, Map};
 pub use self::handle::{Join, TaskHandle};
 pub use self::start::{Start, TaskStatus};
+
+/// Runs futures of different types concurrently in the caller's task and returns their
+/// outputs as a tuple: [`futures::join!`]'s form of [`inline::join`](join()), and the
+/// borrowing form of [`hatchery::join!`](crate::join!).
+///
+/// `inline::join!(a, b, ..)` awaits (use it in async code) up to 12 futures, which may
+/// borrow from the caller and need not be `Send`: it polls them in place, every one on
+/// every wake-up, as `futures::join!` does, and allocates nothing. What it adds to
+/// `futures::join!` is what the rules ask of a group (see the [module docs](self)): a
+/// future that panics cancels the others, which finish (each at its next suspension
+/// point, a shielded part first) before the panic is resumed here (rule N3); the
+/// futures run in the caller's scope, under its cancellation and deadlines, and if one
+/// of them enters a scope, opens a nursery or reads the clock, the group gets a cancel
+/// node of its own so that it can cancel what that future keeps (rule I2). The macro's
+/// future is `Send` exactly when the futures are.
+///
+/// [`futures::join!`]: https://docs.rs/futures/latest/futures/macro.join.html
+///
+/// # Cancel safety
+///
+/// If the enclosing scope is cancelled, every future is cancelled at its next suspension
+/// point (a shielded part runs to its end first), and the macro's await never completes
+/// (the cancelled scope returns). The macro awaits inline: dropping the async code
+/// around it from outside hatchery drops every future at once (rule I3).
+///
+/// # Panics
+///
+/// If a future panics: the others are cancelled and, once all have finished, the panic is
+/// resumed here. When first polled outside a hatchery runtime, if a future asks for its
+/// context. When the async code around it is kept past the scope it was first polled in,
+/// cancelled by that scope while the futures ran, and awaited after that scope has
+/// finished (rule I4): their outputs are gone.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::{inline, sleep};
+///
+/// struct Db { users: Vec<&'static str> }
+///
+/// async fn name(db: &Db, id: usize) -> &'static str {
+///     sleep(Duration::from_millis(5)).await;
+///     db.users[id]
+/// }
+/// async fn count(db: &Db) -> usize {
+///     sleep(Duration::from_millis(5)).await;
+///     db.users.len()
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let db = Db { users: vec!["ada", "grace"] };
+/// // Two futures of different types, both borrowing `db`: no `Arc`, no clone.
+/// let (who, how_many) = inline::join!(name(&db, 1), count(&db));
+/// assert_eq!((who, how_many), ("grace", 2));
+/// # });
+/// ```
+///
+/// Without futures it does not compile: there would be nothing to join.
+///
+/// ```compile_fail
+/// # hatchery_smol::run(async {
+/// let nothing = hatchery::inline::join!();
+/// # });
+/// ```
+#[doc(inline)]
+pub use crate::__inline_join as join;
+
+/// Runs fallible futures of different types concurrently in the caller's task and returns
+/// their values as a tuple, or fails fast: the tuple form of
+/// [`inline::try_join`](try_join()), and the borrowing form of
+/// [`hatchery::try_join!`](crate::try_join!).
+///
+/// `inline::try_join!(a, b, ..)` awaits up to 12 futures of `Result`s with one error type,
+/// in place, as [`inline::join!`](join!) does. The first to return `Err` cancels the
+/// others (each at its next suspension point); once all have finished, every error is
+/// returned, in the order they happened (rule N2).
+///
+/// # Cancel safety
+///
+/// If the enclosing scope is cancelled, every future is cancelled and awaited, and the
+/// macro's await never completes, unless a future had failed by then: the errors are
+/// returned. Dropping the async code around it from outside hatchery drops every future
+/// at once.
+///
+/// # Panics
+///
+/// As [`inline::join!`](join!).
+///
+/// # Errors
+///
+/// [`NurseryError::Failed`](crate::NurseryError::Failed) with every error, in the order
+/// they happened.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::inline;
+///
+/// # hatchery_smol::run(async {
+/// let config = String::from("port=8080");
+/// let parse_port = async { config.trim_start_matches("port=").parse::<u16>() };
+/// let check_len = async { Ok(config.len()) };
+/// let (port, len) = inline::try_join!(parse_port, check_len).unwrap();
+/// assert_eq!((port, len), (8080, 9));
+///
+/// let bad = async { "x".parse::<u16>() };
+/// let slow = async {
+///     hatchery::sleep(std::time::Duration::from_secs(3600)).await; // cancelled
+///     Ok(1)
+/// };
+/// let err = inline::try_join!(bad, slow).unwrap_err();
+/// assert_eq!(err.into_errors().len(), 1);
+/// # });
+/// ```
+#[doc(inline)]
+pub use crate::__inline_try_join as try_join;
+
+/// What [`inline::join!`](crate::inline::join!) is, under a name of the crate's root (a
+/// `#[macro_export]` macro lives there). Use `hatchery::inline::join!`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __inline_join {
+    ($($fut:expr),+ $(,)?) => {
+        $crate::__private::inline::joined(
+            $crate::__private::inline::join(($($fut,)+)).await
+        )
+    };
+}
+
+/// What [`inline::try_join!`](crate::inline::try_join!) is, under a name of the crate's
+/// root. Use `hatchery::inline::try_join!`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __inline_try_join {
+    ($($fut:expr),+ $(,)?) => {
+        $crate::__private::inline::tried(
+            $crate::__private::inline::try_join(($($fut,)+)).await
+        )
+    };
+}
 
 use self::core::Core;
 use self::engine::Shared;

@@ -1,0 +1,172 @@
+//! The tuple forms of the borrowing combinators, [`join!`](super::join!) and
+//! [`try_join!`](super::try_join!): futures of different types, each kept in place in
+//! the combinator's future (no allocation), their outputs returned as a tuple.
+//!
+//! The macros hand their futures, as a tuple, to [`join`] or [`try_join`], which make a
+//! [`Fixed`] group of them: the combinators' fast path (see `fixed.rs`), with a slot per
+//! future ([`Slots`], implemented here for tuples of 1 to 12 futures).
+//!
+//! Everything here is public only so that the macros can reach it, and hidden from the
+//! docs (`hatchery::__private::inline`).
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::pin::Pin;
+
+use pin_project_lite::pin_project;
+
+pub use super::fixed::{Fixed, JoinMode, Mode, Polling, Slot, Slots, Takes, TryJoinMode};
+use crate::error::NurseryError;
+use crate::task::Panic;
+
+/// A tuple of futures that [`join!`](super::join!) can run.
+#[diagnostic::on_unimplemented(
+    message = "`inline::join!` takes 1 to 12 futures",
+    label = "not 1 to 12 futures"
+)]
+pub trait JoinTuple {
+    /// The futures' slots.
+    type Slots: Slots<Error = Infallible>;
+
+    /// The futures, each in a slot.
+    fn slots(self) -> Self::Slots;
+}
+
+/// A tuple of fallible futures with one error type that [`try_join!`](super::try_join!)
+/// can run.
+#[diagnostic::on_unimplemented(
+    message = "`inline::try_join!` takes 1 to 12 futures of `Result`s with one error type",
+    label = "not 1 to 12 futures of `Result<_, E>` with one `E`"
+)]
+pub trait TryJoinTuple<E> {
+    /// The futures' slots.
+    type Slots: Slots<Error = E>;
+
+    /// The futures, each in a slot.
+    fn slots(self) -> Self::Slots;
+}
+
+/// The group of [`join!`](super::join!)'s futures.
+#[track_caller]
+pub fn join<T: JoinTuple>(futs: T) -> Fixed<T::Slots> {
+    Fixed::new(futs.slots(), Location::caller())
+}
+
+/// The group of [`try_join!`](super::try_join!)'s futures.
+#[track_caller]
+pub fn try_join<E, T: TryJoinTuple<E>>(futs: T) -> Fixed<T::Slots> {
+    Fixed::new(futs.slots(), Location::caller())
+}
+
+/// What [`join!`](super::join!) returns: its outputs (it has no error to report, and is
+/// never `Cancelled` but kept past the scope that cancelled it: that panics, rule I4).
+#[track_caller]
+pub fn joined<O>(r: Result<O, NurseryError<Infallible>>) -> O {
+    super::combinators::no_errors(r)
+}
+
+/// What [`try_join!`](super::try_join!) returns: its values or its errors (never
+/// `Cancelled`, as [`joined`]).
+#[track_caller]
+pub fn tried<O, E>(r: Result<O, NurseryError<E>>) -> Result<O, NurseryError<E>> {
+    super::combinators::not_kept(r)
+}
+
+macro_rules! tuples {
+    ($name:ident: $($F:ident $T:ident $f:ident),+) => {
+        pin_project! {
+            /// The slots of a tuple of futures.
+            pub struct $name<M, $($F),+>
+            where
+                $($F: Future, M: Takes<$F::Output>,)+
+            {
+                $(#[pin] $f: Slot<$F, <M as Takes<$F::Output>>::Value>,)+
+                _mode: PhantomData<fn() -> M>,
+            }
+        }
+
+        impl<M, $($F),+> fmt::Debug for $name<M, $($F),+>
+        where
+            $($F: Future, M: Takes<$F::Output>,)+
+        {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+
+        impl<M: Mode, $($F),+> Slots for $name<M, $($F),+>
+        where
+            $($F: Future, M: Takes<$F::Output>,)+
+        {
+            type Error = M::Error;
+            type Outputs = ($(<M as Takes<$F::Output>>::Value,)+);
+
+            #[inline(always)]
+            fn poll_all(self: Pin<&mut Self>, p: &mut Polling<'_, M::Error>) {
+                let this = self.project();
+                $(p.poll::<$F, M>(this.$f);)+
+            }
+
+            fn drop_all(self: Pin<&mut Self>) -> Option<Panic> {
+                let this = self.project();
+                let mut first = None;
+                $(first = first.or(this.$f.drop_future());)+
+                first
+            }
+
+            fn outputs(self: Pin<&mut Self>) -> Self::Outputs {
+                let this = self.project();
+                ($(this.$f.value(),)+)
+            }
+        }
+
+        impl<$($F: Future),+> JoinTuple for ($($F,)+) {
+            type Slots = $name<JoinMode, $($F),+>;
+
+            #[allow(non_snake_case)]
+            fn slots(self) -> Self::Slots {
+                let ($($F,)+) = self;
+                $name {
+                    $($f: Slot::new($F),)+
+                    _mode: PhantomData,
+                }
+            }
+        }
+
+        impl<E, $($F, $T),+> TryJoinTuple<E> for ($($F,)+)
+        where
+            $($F: Future<Output = Result<$T, E>>,)+
+        {
+            type Slots = $name<TryJoinMode<E>, $($F),+>;
+
+            #[allow(non_snake_case)]
+            fn slots(self) -> Self::Slots {
+                let ($($F,)+) = self;
+                $name {
+                    $($f: Slot::new($F),)+
+                    _mode: PhantomData,
+                }
+            }
+        }
+    };
+}
+
+tuples!(Tuple1: A1 T1 a1);
+tuples!(Tuple2: A1 T1 a1, A2 T2 a2);
+tuples!(Tuple3: A1 T1 a1, A2 T2 a2, A3 T3 a3);
+tuples!(Tuple4: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4);
+tuples!(Tuple5: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5);
+tuples!(Tuple6: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6);
+tuples!(Tuple7: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6, A7 T7 a7);
+tuples!(Tuple8: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6, A7 T7 a7, A8 T8 a8);
+tuples!(Tuple9: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6, A7 T7 a7, A8 T8 a8,
+    A9 T9 a9);
+tuples!(Tuple10: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6, A7 T7 a7,
+    A8 T8 a8, A9 T9 a9, A10 T10 a10);
+tuples!(Tuple11: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6, A7 T7 a7,
+    A8 T8 a8, A9 T9 a9, A10 T10 a10, A11 T11 a11);
+tuples!(Tuple12: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6, A7 T7 a7,
+    A8 T8 a8, A9 T9 a9, A10 T10 a10, A11 T11 a11, A12 T12 a12);
