@@ -35,8 +35,7 @@
 //!    polls: a stale key (its child finished and the slot went to another) polls nobody
 //!    twice.
 //! 4. **The cycle is broken.** A child's node keeps the child's waker once it has
-//!    suspended, and that waker is the node itself: the end of the child replaces it
-//!    with a no-op waker.
+//!    suspended, and that waker is the node itself: the end of the child takes it out.
 
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
@@ -630,7 +629,7 @@ fn end<C>(child: Child<C>, cancelled: bool, rt: &Arc<dyn Runtime>) -> Result<(),
     own.finish();
     if registered {
         // Invariant 4.
-        own.register(Waker::noop());
+        own.forget_waker();
     }
     dropped
 }

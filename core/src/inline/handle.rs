@@ -71,7 +71,7 @@ pin_project! {
     impl<F, T> PinnedDrop for Tracked<F, T> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if !*this.done {
+            if !*this.done && has_handle(this.out) {
                 this.out.put(Err(JoinError::cancelled()));
             }
         }
@@ -86,6 +86,14 @@ impl<F, T> Tracked<F, T> {
             done: false,
         }
     }
+}
+
+/// Whether the child's handle (or its `join` future) still holds its output: if not,
+/// nobody can read it, and none can appear (a handle is made only with the child), so
+/// the child's value is dropped where it is, with no lock.
+#[inline]
+fn has_handle<T>(out: &Arc<Output<T>>) -> bool {
+    Arc::strong_count(out) > 1
 }
 
 /// Marks the output as panicked if a poll unwinds.
@@ -112,12 +120,16 @@ where
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(v)) => {
                 *this.done = true;
-                this.out.put(Ok(v));
+                if has_handle(this.out) {
+                    this.out.put(Ok(v));
+                }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => {
                 *this.done = true;
-                this.out.put(Err(JoinError::failed()));
+                if has_handle(this.out) {
+                    this.out.put(Err(JoinError::failed()));
+                }
                 Poll::Ready(Err(e))
             }
         }

@@ -754,6 +754,13 @@ impl<X: ?Sized> Node<X> {
         self.waker.register(waker);
     }
 
+    /// Takes out the waker registered last, if any: a node that keeps its runner's waker
+    /// lets go of it when the runner is done (an inline child's waker is its own node).
+    #[inline]
+    pub(crate) fn forget_waker(&self) {
+        drop(self.waker.take());
+    }
+
     /// The parent link, as it is now (a movable one under its mutex, briefly: deadlock
     /// safety 2). Never called under a node's lock.
     pub(crate) fn parent(&self) -> Option<Arc<Node>> {

@@ -209,6 +209,10 @@ mod imp {
         pub(crate) fn wake(&self) {
             self.0.wake();
         }
+
+        pub(crate) fn take(&self) -> Option<Waker> {
+            self.0.take_waker()
+        }
     }
 }
 
