@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::engine::{Group, Shared};
+use super::engine::{Group, Ready, Shared};
 use crate::context;
 use crate::error::NurseryError;
 use crate::node::{Hold, Node, Reason};
@@ -99,13 +99,14 @@ where
         let mut first = false;
         if this.state.is_none() {
             let parent = context::current();
-            let node = Node::new(false, false);
+            let group = Ready::node();
+            let node: Arc<Node> = group.clone();
             // Linked into the parent's list: an enclosing cancellation must reach the
             // children (which do not suspend the parent's runner) through the wake-up of
             // this node.
             node.attach(&parent.node);
             let shared = Arc::new(Shared::new(
-                node.clone(),
+                group,
                 parent.rt,
                 this.site.parent(),
                 this.site.at(),

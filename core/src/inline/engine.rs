@@ -42,9 +42,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
 use atomic_waker::AtomicWaker;
+use futures_task::{waker_ref, ArcWake};
 use slab::Slab;
 
 use crate::context::{self, Children};
@@ -54,14 +55,34 @@ use crate::rt::Runtime;
 use crate::task::Panic;
 use crate::trace;
 
-/// The wakers of a group's children push their keys here.
+/// The wakers of a group's children push their keys here. It is what the nursery's
+/// node carries (its `ext`), so that a child's waker, whose node's parent is the
+/// nursery's, finds it through that link and keeps no reference of its own.
 pub(crate) struct Ready {
     keys: Mutex<Vec<u32>>,
     /// The task that polls the nursery future.
     waker: AtomicWaker,
 }
 
+impl crate::node::Tag for Ready {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 impl Ready {
+    /// The node of a new inline nursery, which carries its ready queue.
+    pub(crate) fn node() -> Arc<Node<Ready>> {
+        Arc::new(Node::with_ext(
+            false,
+            false,
+            Ready {
+                keys: Mutex::new(Vec::new()),
+                waker: AtomicWaker::new(),
+            },
+        ))
+    }
+
     fn push(&self, key: u32) {
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         let first = keys.is_empty();
@@ -84,7 +105,6 @@ pub(crate) struct ChildWaker {
     key: AtomicU32,
     /// In the ready queue, or about to be polled (as a new child) already.
     queued: AtomicBool,
-    ready: Arc<Ready>,
 }
 
 impl crate::node::Tag for ChildWaker {
@@ -97,17 +117,33 @@ impl crate::node::Tag for ChildWaker {
     }
 }
 
-impl Wake for Node<ChildWaker> {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let w = &self.ext;
+impl ArcWake for Node<ChildWaker> {
+    fn wake_by_ref(this: &Arc<Self>) {
+        let w = &this.ext;
         if !w.queued.swap(true, Ordering::AcqRel) {
-            // Not queued, so placed (a child is born queued): its key is set.
-            w.ready.push(w.key.load(Ordering::Acquire));
+            // Not queued, so placed (a child is born queued): its key is set, and its
+            // parent is the nursery's node (a started child's since `started` moved it
+            // there, before the group first polled it).
+            let key = w.key.load(Ordering::Acquire);
+            match this.fixed_parent() {
+                Some(parent) => push_to(parent, key),
+                None => {
+                    if let Some(parent) = this.parent() {
+                        push_to(&parent, key);
+                    }
+                }
+            }
         }
+    }
+}
+
+/// Pushes `key` to the ready queue that the nursery's node `parent` carries.
+#[inline]
+fn push_to(parent: &Node, key: u32) {
+    let ready = parent.ext_ref::<Ready>();
+    debug_assert!(ready.is_some(), "hatchery: internal error: a child outside its group");
+    if let Some(ready) = ready {
+        ready.push(key);
     }
 }
 
@@ -127,8 +163,9 @@ pub(crate) struct New<C> {
 /// stored child (a boxed future); `'env` is what children may borrow.
 pub(crate) struct Shared<'env, E, C> {
     pub(crate) node: Arc<Node>,
+    /// The same node, as the ready queue's owner.
+    group: Arc<Node<Ready>>,
     pub(crate) rt: Arc<dyn Runtime>,
-    ready: Arc<Ready>,
     inbox: Mutex<Inbox<E, C>>,
     /// What the children's spans are children of (`tracing` feature), and where the
     /// nursery was opened: the site of a child spawned by hatchery itself.
@@ -166,19 +203,17 @@ pub(crate) struct Record<E, O> {
 }
 
 impl<'env, E, C> Shared<'env, E, C> {
+    /// The shared state of the nursery whose node is `group` ([`Ready::node`]).
     pub(crate) fn new(
-        node: Arc<Node>,
+        group: Arc<Node<Ready>>,
         rt: Arc<dyn Runtime>,
         trace: trace::Parent,
         at: &'static Location<'static>,
     ) -> Self {
         Shared {
-            node,
+            node: group.clone(),
+            group,
             rt,
-            ready: Arc::new(Ready {
-                keys: Mutex::new(Vec::new()),
-                waker: AtomicWaker::new(),
-            }),
             inbox: Mutex::new(Inbox {
                 new: Vec::new(),
                 closed: false,
@@ -228,7 +263,7 @@ impl<'env, E, C> Shared<'env, E, C> {
         // from elsewhere than its poll (a handle sent to another task), it may be parked.
         // Woken once per batch: whoever found the inbox empty.
         if first {
-            self.ready.waker.wake();
+            self.group.ext.waker.wake();
         }
         Ok(node)
     }
@@ -238,7 +273,6 @@ impl<'env, E, C> Shared<'env, E, C> {
         ChildWaker {
             key: AtomicU32::new(UNPLACED),
             queued: AtomicBool::new(true),
-            ready: self.ready.clone(),
         }
     }
 
@@ -268,14 +302,14 @@ impl<'env, E, C> Shared<'env, E, C> {
             span,
         });
         drop(inbox);
-        self.ready.waker.wake();
+        self.group.ext.waker.wake();
     }
 
     /// Gives back a [`reserve`](Self::reserve) whose `start` ended without `started`.
     pub(crate) fn unreserve(&self) {
         self.lock().starting -= 1;
         // The nursery may be waiting for this `start` alone to close.
-        self.ready.waker.wake();
+        self.group.ext.waker.wake();
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -303,7 +337,7 @@ impl<'env, E, C> Shared<'env, E, C> {
 
     /// Registers the task that polls the group.
     pub(crate) fn register(&self, waker: &Waker) {
-        self.ready.waker.register(waker);
+        self.group.ext.waker.register(waker);
     }
 }
 
@@ -323,7 +357,6 @@ struct Child<C> {
     own: Arc<Node<ChildWaker>>,
     /// Its node, as installed while it is polled (moved into the context and back).
     node: Option<Arc<Node>>,
-    waker: Waker,
     /// Polled at least once: a child is cancelled only at a suspension point (rule N5).
     polled: bool,
     /// Its waker is registered in its node (invariant 4).
@@ -394,7 +427,7 @@ impl<C, O> Group<C, O> {
     {
         debug_assert!(self.keys.is_empty() && self.new.is_empty());
         std::mem::swap(
-            &mut *shared.ready.keys.lock().unwrap_or_else(|e| e.into_inner()),
+            &mut *shared.group.ext.keys.lock().unwrap_or_else(|e| e.into_inner()),
             &mut self.keys,
         );
         {
@@ -423,12 +456,10 @@ impl<C, O> Group<C, O> {
                 .expect("hatchery: more than 4 billion children in one inline nursery");
             own.ext.key.store(key, Ordering::Release);
             let node: Arc<Node> = own.clone();
-            let waker = Waker::from(own.clone());
             entry.insert(Child {
                 fut,
                 own,
                 node: Some(node),
-                waker,
                 polled,
                 registered: false,
                 site,
@@ -572,7 +603,10 @@ where
     let _entered = child.span.enter();
     let was_marked = own.is_marked();
     let fut = &mut child.fut;
-    let waker = &child.waker;
+    // The node is the waker: made here by reference, with no reference count (one is
+    // taken only where it is kept, as by its registration below).
+    let waker = waker_ref(own);
+    let waker: &Waker = &waker;
     let mut cx = Context::from_waker(waker);
     let polled = catch_unwind(AssertUnwindSafe(|| {
         children.poll(&mut child.node, waker, || Pin::new(fut).poll(&mut cx))
@@ -610,13 +644,13 @@ fn end<C>(child: Child<C>, cancelled: bool, rt: &Arc<dyn Runtime>) -> Result<(),
         fut,
         own,
         mut node,
-        waker,
         registered,
         span,
         ..
     } = child;
     // Its destructors run in its span.
     let _entered = span.enter();
+    let waker = waker_ref(&own);
     let dropped = match cancelled {
         true => context::drop_cancelled(&mut node, rt, &waker, || {
             catch_unwind(AssertUnwindSafe(|| drop(fut)))
