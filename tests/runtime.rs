@@ -3,7 +3,7 @@
 //! failure outside any runtime.
 
 use std::future::Future;
-use std::panic::{catch_unwind, UnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe, UnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -573,6 +573,57 @@ fn a_nested_runtime_sees_its_own_clock_and_gives_the_outer_one_back() {
     assert_eq!(outer, base + HOUR);
     assert_eq!(inner, base + 2 * HOUR);
     assert_eq!(outer_again, base + HOUR, "the outer runtime is back");
+    assert!(
+        weak_b.upgrade().is_none(),
+        "nothing keeps the inner runtime"
+    );
+}
+
+/// A root of its own (`enter_root`) on one runtime, blocked on inside a poll for another:
+/// the outer root gets its runtime and its scope back after it, also after a poll of it
+/// that panics (caught by the outer root's code), and the thread keeps nothing of the
+/// inner runtime.
+#[test]
+fn a_nested_root_of_another_runtime_gives_the_outer_one_back_also_on_panic() {
+    let base = Instant::now();
+    let (a, b) = (
+        ThreadPerTask::new(base + HOUR),
+        ThreadPerTask::new(base + 2 * HOUR),
+    );
+    let weak_b = Arc::downgrade(&b);
+    let (inner, caught, outer_again, reached) = block_on(hatchery::rt::enter(a, async move {
+        let scope = hatchery::CancelScope::new();
+        let handle = scope.handle();
+        let mut outer_again = Vec::new();
+        let mut inner = None;
+        let mut caught = None;
+        let reached = scope
+            .run(async {
+                inner = Some(block_on(hatchery::rt::enter_root(b.clone(), async {
+                    checkpoint().await;
+                    now()
+                })));
+                outer_again.push(now());
+                caught = catch_unwind(AssertUnwindSafe(|| {
+                    block_on(hatchery::rt::enter_root(b, async {
+                        assert_eq!(now(), base + 2 * HOUR);
+                        panic!("inner root");
+                    }))
+                }))
+                .err()
+                .map(|p| panic_message(&*p));
+                outer_again.push(now());
+                // The scope is the current one again: its cancellation reaches this wait.
+                handle.cancel();
+                checkpoint().await;
+            })
+            .await;
+        (inner, caught, outer_again, reached)
+    }));
+    assert_eq!(inner, Some(base + 2 * HOUR));
+    assert_eq!(caught.as_deref(), Some("inner root"));
+    assert_eq!(outer_again, [base + HOUR; 2], "the outer runtime is back");
+    assert_eq!(reached, None, "the outer scope is the current one again");
     assert!(
         weak_b.upgrade().is_none(),
         "nothing keeps the inner runtime"

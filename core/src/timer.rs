@@ -80,6 +80,7 @@
 //! against 2.10x on smol): the queue, its vector and the alarm are three allocations a
 //! task that sleeps once does not need.
 
+use std::cell::Cell;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -237,14 +238,12 @@ fn next_id() -> u64 {
 pub(crate) struct TimerSlot(Option<Box<Timers>>);
 
 impl TimerSlot {
-    /// The queue, moved out for the owner's poll (see `context::enter_task`).
-    pub(crate) fn take(&mut self) -> Option<Box<Timers>> {
-        self.0.take()
-    }
-
-    /// Puts back what [`take`](TimerSlot::take) took (perhaps made meanwhile).
-    pub(crate) fn put(&mut self, timers: Option<Box<Timers>>) {
-        self.0 = timers;
+    /// Swaps the queue with the one in `cell`: moves it into the thread's context for the
+    /// owner's poll, and back after (perhaps made meanwhile; see `context::enter_task`).
+    #[inline]
+    pub(crate) fn swap(&mut self, cell: &Cell<Option<Box<Timers>>>) {
+        let ours = self.0.take();
+        self.0 = cell.replace(ours);
     }
 
     /// Before the owner's poll: if the executor timer has fired, takes out the entries
@@ -276,10 +275,19 @@ impl TimerSlot {
     /// armed early enough (invariant 4); with no entry, it wakes nobody. With `exact`
     /// (a virtual clock), re-arms it for the earliest entry whenever that differs. Entries
     /// due already are taken out, and the owner woken to poll its registrants again.
+    #[inline]
     pub(crate) fn settle(&mut self, rt: &dyn Runtime, waker: &Waker, exact: bool) {
-        let Some(t) = self.0.as_deref_mut() else {
-            return;
-        };
+        // A task with no queue (no scope with a deadline polled yet) has nothing to arm.
+        if let Some(t) = self.0.as_deref_mut() {
+            t.settle(rt, waker, exact);
+        }
+    }
+}
+
+impl Timers {
+    /// What [`TimerSlot::settle`] does with a queue.
+    fn settle(&mut self, rt: &dyn Runtime, waker: &Waker, exact: bool) {
+        let t = self;
         loop {
             let Some(&(word, _)) = t.entries.last() else {
                 if exact {

@@ -174,28 +174,49 @@ pin_project! {
 impl<F: Future> Future for Enter<F> {
     type Output = F::Output;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    // Inlined into the executor's poll of the task, as the task's own future would be
+    // without it: a root is polled once per poll of its task, and that is the cost of
+    // every task poll (see `context::Entered`). What is not the common poll of a root is
+    // out of line ([`Enter::first_poll`]).
+    #[inline(always)]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // A root has its node from its first poll on; a nested one never has one.
+        if self.node.is_none() {
+            if let Some(out) = self.as_mut().first_poll(cx) {
+                return out;
+            }
+        }
         let this = self.project();
         let fut = this.fut;
-        // Decided at the first poll: a root stays one (its scopes are under its node).
-        if *this.nest && this.node.is_none() && with_current(|c| c.is_some()) {
-            if !*this.fitted {
-                *this.fitted = true;
-                if let Some(rt) = nested_runtime(this.rt) {
-                    *this.rt = rt;
-                }
-            }
-            return with_runtime(this.rt, || fut.poll(cx));
-        }
-        if this.node.is_none() {
-            *this.node = Some(Node::new(false, true));
-        }
         let out = enter_task(this.node, this.rt, cx.waker(), this.timers, || fut.poll(cx));
         if out.is_ready() {
             // No deadline of the root's outlives it.
             drop(std::mem::take(this.timers));
         }
         out
+    }
+}
+
+impl<F: Future> Enter<F> {
+    /// A poll before the root has its node: decides whether it is a root (it stays one,
+    /// as its scopes are under its node) and makes its node, or, nested in a hatchery
+    /// context, polls it there and returns its output (every poll of a nested one comes
+    /// here).
+    #[inline(never)]
+    fn first_poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Option<Poll<F::Output>> {
+        let this = self.project();
+        if *this.nest && with_current(|c| c.is_some()) {
+            if !*this.fitted {
+                *this.fitted = true;
+                if let Some(rt) = nested_runtime(this.rt) {
+                    *this.rt = rt;
+                }
+            }
+            let fut = this.fut;
+            return Some(with_runtime(this.rt, || fut.poll(cx)));
+        }
+        *this.node = Some(Node::new(false, true));
+        None
     }
 }
 

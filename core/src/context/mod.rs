@@ -113,7 +113,25 @@ struct Slots {
     /// polls the tasks of one runtime, and keeping the handle saves every task poll a
     /// reference count on a line that every thread shares. A poll for another runtime
     /// swaps its own in and puts the old one back; [`Enter`] clears it when it goes.
+    /// Changed only through [`Slots::replace_rt`], which keeps `rt_id`.
     rt: Option<Arc<dyn Runtime>>,
+    /// `rt`'s identity ([`runtime_id`]), zero without one: a poll tells whether its
+    /// runtime is the one installed with one comparison.
+    rt_id: usize,
+}
+
+impl Slots {
+    /// Whether the runtime installed is the one whose identity is `id`.
+    #[inline]
+    fn has_runtime(&self, id: usize) -> bool {
+        self.rt_id == id
+    }
+
+    /// Installs `rt` as the runtime, returning the one it replaces.
+    fn replace_rt(&mut self, rt: Option<Arc<dyn Runtime>>) -> Option<Arc<dyn Runtime>> {
+        self.rt_id = rt.as_ref().map_or(0, |rt| runtime_id(&**rt));
+        std::mem::replace(&mut self.rt, rt)
+    }
 }
 
 /// Lets go of a done scope's node: if nothing else holds it
@@ -151,7 +169,11 @@ pub(crate) fn thread_key() -> usize {
 thread_local! {
     static CURRENT: Current = const {
         Current {
-            slots: RefCell::new(Slots { node: None, rt: None }),
+            slots: RefCell::new(Slots {
+                node: None,
+                rt: None,
+                rt_id: 0,
+            }),
             spare_node: Cell::new(None),
             timers: Cell::new(None),
             owner_waker: Cell::new(std::ptr::null()),
@@ -313,57 +335,225 @@ pub(crate) fn enter_with<R>(
     waker: &Waker,
     f: impl FnOnce() -> R,
 ) -> R {
-    struct Restore<'a> {
-        current: &'a Current,
-        slot: &'a mut Option<Arc<Node>>,
-        prev: Option<Arc<Node>>,
-        /// The other runtime that was installed before, to put back.
-        prev_rt: Option<Arc<dyn Runtime>>,
-        prev_waker: *const Waker,
+    poll_entered(slot, rt, runtime_id(&**rt), waker, (), f).0
+}
+
+/// Polls `f` as [`enter_with`] does, for a runner that the executor polls (a nursery's
+/// task, a root): with its deadlines `timers` installed for the poll (see
+/// [`crate::timer`]). Before the poll, the deadlines that are due fire; after it, the
+/// runner's executor timer is armed for the earliest one.
+#[inline(always)]
+pub(crate) fn enter_task<R>(
+    slot: &mut Option<Arc<Node>>,
+    rt: &Arc<dyn Runtime>,
+    waker: &Waker,
+    timers: &mut TimerSlot,
+    f: impl FnOnce() -> R,
+) -> R {
+    let runtime = &**rt;
+    timers.fire(runtime);
+    let owner = Owner {
+        timers: &mut *timers,
+        prev_waker: std::ptr::null(),
+        prev_rt: 0,
+    };
+    let (out, exact) = poll_entered(slot, rt, runtime_id(runtime), waker, owner, f);
+    timers.settle(runtime, waker, exact);
+    out
+}
+
+/// Polls `f` with the node taken out of `slot`, the runtime `rt` (whose identity is
+/// `rt_id`) and `waker` installed, and what `owner` installs besides, and puts back the
+/// context around afterwards, also on unwind. Returns `f`'s output and whether deadlines
+/// are re-armed exactly ([`with_exact_timers`]).
+///
+/// The thread-local is reached here, in a function generic over the runner's poll,
+/// rather than in `Entered`'s methods: each runner's poll has accesses of its own,
+/// which the compiler inlines into it (see [`Entered`]).
+#[inline(always)]
+fn poll_entered<O: Installed, R>(
+    slot: &mut Option<Arc<Node>>,
+    rt: &Arc<dyn Runtime>,
+    rt_id: usize,
+    waker: &Waker,
+    mut owner: O,
+    f: impl FnOnce() -> R,
+) -> (R, bool) {
+    let (mut entered, same_rt) = CURRENT.with(|c| {
+        owner.install(c, rt_id, waker);
+        Entered::install(c, slot, rt_id, waker, owner)
+    });
+    let unwind = OnUnwind(&mut entered);
+    if !same_rt {
+        unwind.0.switch_runtime(rt);
     }
-    impl Drop for Restore<'_> {
-        #[inline]
-        fn drop(&mut self) {
-            let c = self.current;
-            c.waker.set(self.prev_waker);
-            let mut slots = c.slots.borrow_mut();
-            *self.slot = std::mem::replace(&mut slots.node, self.prev.take());
-            if let Some(rt) = self.prev_rt.take() {
-                // Dropped outside the borrow: it may be the last handle to a runtime.
-                let ours = slots.rt.replace(rt);
-                drop(slots);
-                drop(ours);
-            } else {
-                drop(slots);
-            }
-            // The poll is over: no spare node survives it.
-            drop(c.spare_node.take());
+    let out = f();
+    let (spare, exact) = CURRENT.with(|c| (unwind.0.restore(c), c.exact_timers.get()));
+    // Restored: the guard is not needed any more.
+    std::mem::forget(unwind);
+    entered.done(spare);
+    (out, exact)
+}
+
+/// What a runner's poll installs in the thread-local ([`enter_with`], [`enter_task`]),
+/// and what it replaced, put back after the poll ([`Entered::restore`], then
+/// [`Entered::done`]), or on unwind ([`OnUnwind`]).
+///
+/// The runner's node is swapped with the thread-local's: while the runner is polled, its
+/// slot holds the node of the code around (none, outside hatchery), and the swap back
+/// puts each where it was. A task's deadlines are swapped the same way ([`Owner`]). So
+/// entering and leaving drop no node and change no reference count, and the guard holds
+/// nothing to drop but, inside a poll for another runtime, the runtime to put back.
+///
+/// This is every task poll's cost, so it is kept to the fields a poll sets and puts back,
+/// with no call and no closure around the future's poll: installing and restoring each
+/// reach the thread-local once, in code small enough for the compiler to inline into the
+/// runner's poll, and what is rare (another runtime than the one the thread keeps, a
+/// spare node to drop) is done out of line, after the thread-local access. What a task
+/// installs besides is a type parameter (`O`), not an `Option`, so that each kind of
+/// runner has code of its own, with no branch on it.
+struct Entered<'a, O: Installed> {
+    slot: &'a mut Option<Arc<Node>>,
+    prev_waker: *const Waker,
+    /// The other runtime that was installed before, to put back: only inside a poll for
+    /// another runtime (see [`Slots::rt`]).
+    prev_rt: Option<Arc<dyn Runtime>>,
+    /// What the runner installed besides: a task's deadlines ([`Owner`]), or nothing.
+    owner: O,
+}
+
+/// What a runner installs besides its node, runtime and waker, put back with them.
+trait Installed {
+    /// Installs it for a runner polled with `waker` on the runtime `rt_id`.
+    fn install(&mut self, c: &Current, rt_id: usize, waker: &Waker);
+    /// Puts back what [`install`](Installed::install) replaced.
+    fn restore(&mut self, c: &Current);
+}
+
+impl Installed for () {
+    #[inline(always)]
+    fn install(&mut self, _: &Current, _: usize, _: &Waker) {}
+    #[inline(always)]
+    fn restore(&mut self, _: &Current) {}
+}
+
+/// The deadlines of a runner that the executor polls, installed for its poll, and what
+/// they replaced (see [`Current::timers`]).
+struct Owner<'a> {
+    /// The runner's queue while it is not polled; during its poll, the one of the runner
+    /// around (if any).
+    timers: &'a mut TimerSlot,
+    prev_waker: *const Waker,
+    prev_rt: usize,
+}
+
+impl Installed for Owner<'_> {
+    #[inline(always)]
+    fn install(&mut self, c: &Current, rt_id: usize, waker: &Waker) {
+        self.timers.swap(&c.timers);
+        self.prev_waker = c.owner_waker.replace(waker);
+        self.prev_rt = c.owner_rt.replace(rt_id);
+    }
+
+    #[inline(always)]
+    fn restore(&mut self, c: &Current) {
+        self.timers.swap(&c.timers);
+        c.owner_waker.set(self.prev_waker);
+        c.owner_rt.set(self.prev_rt);
+    }
+}
+
+impl<'a, O: Installed> Entered<'a, O> {
+    /// Installs a runner's node and waker, and `owner`. Also returns whether the runtime
+    /// installed is the runner's (identity `rt_id`); if not, the caller installs it with
+    /// [`switch_runtime`](Self::switch_runtime) before the poll.
+    #[inline(always)]
+    fn install(
+        c: &Current,
+        slot: &'a mut Option<Arc<Node>>,
+        rt_id: usize,
+        waker: &Waker,
+        owner: O,
+    ) -> (Self, bool) {
+        let mut slots = c.slots.borrow_mut();
+        std::mem::swap(&mut slots.node, slot);
+        let same_rt = slots.has_runtime(rt_id);
+        drop(slots);
+        let entered = Entered {
+            slot,
+            prev_waker: c.waker.replace(waker),
+            prev_rt: None,
+            owner,
+        };
+        (entered, same_rt)
+    }
+
+    /// Installs `rt` as the thread's runtime for a poll whose runtime is not the one the
+    /// thread keeps. Inside a poll for another runtime, the one it replaced is put back
+    /// after the poll ([`done`](Self::done)); with no poll in progress, the thread keeps
+    /// `rt` from now on (the last runtime it polled for), and lets go of the one it kept
+    /// before.
+    #[cold]
+    #[inline(never)]
+    fn switch_runtime(&mut self, rt: &Arc<dyn Runtime>) {
+        // The runner's slot holds the node of the code around: with one, a poll is in
+        // progress.
+        let polling = self.slot.is_some();
+        let old = CURRENT.with(|c| c.slots.borrow_mut().replace_rt(Some(rt.clone())));
+        match polling {
+            true => self.prev_rt = old,
+            // Outside the borrow: it may be the last handle to a runtime.
+            false => drop(old),
         }
     }
-    // One thread-local access for the whole poll: the restore uses the same reference.
-    CURRENT.with(|current| {
-        let mut slots = current.slots.borrow_mut();
-        let (prev_rt, stale) = match &slots.rt {
-            Some(cur) if same_runtime(cur, rt) => (None, None),
-            // Inside a poll for another runtime: its handle is put back afterwards.
-            _ if slots.node.is_some() => (install(&mut slots.rt, rt), None),
-            // No poll in progress: the thread keeps ours from now on (the last runtime it
-            // polled for), and lets go of the one it kept before.
-            _ => (None, install(&mut slots.rt, rt)),
-        };
-        let prev = std::mem::replace(&mut slots.node, slot.take());
-        drop(slots);
-        // Outside the borrow: it may be the last handle to a runtime.
-        drop(stale);
-        let _restore = Restore {
-            current,
-            slot,
-            prev,
-            prev_rt,
-            prev_waker: current.waker.replace(waker),
-        };
-        f()
-    })
+
+    /// Puts back what was installed, after the runner's poll (then [`done`](Self::done)),
+    /// or on unwind. Returns the spare node the poll left ([`recycle_node`]), to be
+    /// dropped outside the thread-local.
+    #[inline(always)]
+    fn restore(&mut self, c: &Current) -> Option<Arc<Node>> {
+        c.waker.set(self.prev_waker);
+        self.owner.restore(c);
+        std::mem::swap(&mut c.slots.borrow_mut().node, self.slot);
+        // The poll is over: no spare node survives it.
+        c.spare_node.take()
+    }
+
+    /// Once [`restore`](Self::restore) has put its fields back: puts back the runtime
+    /// [`switch_runtime`](Self::switch_runtime) replaced, and drops the poll's spare node.
+    #[inline(always)]
+    fn done(&mut self, spare: Option<Arc<Node>>) {
+        if self.prev_rt.is_some() || spare.is_some() {
+            after_poll(self.prev_rt.take(), spare);
+        }
+    }
+}
+
+/// Puts back what a runner's poll installed ([`Entered`]) if the poll unwinds; forgotten
+/// otherwise. A guard of its own, holding the installed state by reference: letting go
+/// of it moves nothing.
+struct OnUnwind<'e, 'a, O: Installed>(&'e mut Entered<'a, O>);
+
+impl<O: Installed> Drop for OnUnwind<'_, '_, O> {
+    /// The thread-local outlives every poll on its thread.
+    fn drop(&mut self) {
+        let spare = CURRENT.try_with(|c| self.0.restore(c)).ok().flatten();
+        self.0.done(spare);
+    }
+}
+
+/// What a poll leaves to put back or drop, rarely: the runtime that
+/// [`Entered::switch_runtime`] replaced, and a spare node ([`recycle_node`]).
+#[cold]
+#[inline(never)]
+fn after_poll(rt: Option<Arc<dyn Runtime>>, spare: Option<Arc<Node>>) {
+    if let Some(rt) = rt {
+        let ours = CURRENT.try_with(|c| c.slots.borrow_mut().replace_rt(Some(rt)));
+        // Dropped outside the borrow: it may be the last handle to a runtime.
+        drop(ours);
+    }
+    // Its last reference may drop its parent's.
+    drop(spare);
 }
 
 /// Polls `f` with `rt` as the runtime of the current context, whose scope stays the
@@ -377,7 +567,7 @@ fn with_runtime<R>(rt: &Arc<dyn Runtime>, f: impl FnOnce() -> R) -> R {
     impl Drop for Restore<'_> {
         fn drop(&mut self) {
             if let Some(prev) = self.prev.take() {
-                let ours = self.current.slots.borrow_mut().rt.replace(prev);
+                let ours = self.current.slots.borrow_mut().replace_rt(Some(prev));
                 // Dropped outside the borrow: this may be the last handle to a runtime.
                 drop(ours);
             }
@@ -386,9 +576,9 @@ fn with_runtime<R>(rt: &Arc<dyn Runtime>, f: impl FnOnce() -> R) -> R {
     CURRENT.with(|current| {
         let prev = {
             let mut slots = current.slots.borrow_mut();
-            match &slots.rt {
-                Some(cur) if same_runtime(cur, rt) => None,
-                _ => install(&mut slots.rt, rt),
+            match slots.has_runtime(runtime_id(&**rt)) {
+                true => None,
+                false => install(&mut slots, rt),
             }
         };
         let _restore = Restore { current, prev };
@@ -398,52 +588,8 @@ fn with_runtime<R>(rt: &Arc<dyn Runtime>, f: impl FnOnce() -> R) -> R {
 
 /// Installs `rt` as the thread's runtime, returning the one it replaces.
 #[cold]
-fn install(slot: &mut Option<Arc<dyn Runtime>>, rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
-    slot.replace(rt.clone())
-}
-
-/// Polls `f` as [`enter_with`] does, for a runner that the executor polls (a nursery's
-/// task, a root): with its deadlines `timers` installed for the poll (see
-/// [`crate::timer`]). Before the poll, the deadlines that are due fire; after it, the
-/// runner's executor timer is armed for the earliest one.
-pub(crate) fn enter_task<R>(
-    slot: &mut Option<Arc<Node>>,
-    rt: &Arc<dyn Runtime>,
-    waker: &Waker,
-    timers: &mut TimerSlot,
-    f: impl FnOnce() -> R,
-) -> R {
-    struct Restore<'a> {
-        current: &'a Current,
-        timers: &'a mut TimerSlot,
-        prev: Option<Box<Timers>>,
-        prev_waker: *const Waker,
-        prev_rt: usize,
-    }
-    impl Drop for Restore<'_> {
-        #[inline]
-        fn drop(&mut self) {
-            let c = self.current;
-            self.timers.put(c.timers.replace(self.prev.take()));
-            c.owner_waker.set(self.prev_waker);
-            c.owner_rt.set(self.prev_rt);
-        }
-    }
-    timers.fire(&**rt);
-    let (out, exact) = CURRENT.with(|current| {
-        let restore = Restore {
-            current,
-            prev: current.timers.replace(timers.take()),
-            prev_waker: current.owner_waker.replace(waker),
-            prev_rt: current.owner_rt.replace(runtime_id(&**rt)),
-            timers,
-        };
-        let out = enter_with(slot, rt, waker, f);
-        drop(restore);
-        (out, current.exact_timers.get())
-    });
-    timers.settle(&**rt, waker, exact);
-    out
+fn install(slots: &mut Slots, rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
+    slots.replace_rt(Some(rt.clone()))
 }
 
 /// Calls `f` with what a scope or a sleep polled with `waker` finds here: the deadlines
@@ -548,9 +694,9 @@ fn nested_runtime(rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
 fn forget_runtime(rt: &Arc<dyn Runtime>) {
     let kept = CURRENT.try_with(|c| {
         let mut slots = c.slots.try_borrow_mut().ok()?;
-        match &slots.rt {
-            Some(cur) if slots.node.is_none() && same_runtime(cur, rt) => slots.rt.take(),
-            _ => None,
+        match slots.node.is_none() && slots.has_runtime(runtime_id(&**rt)) {
+            true => slots.replace_rt(None),
+            false => None,
         }
     });
     drop(kept);
