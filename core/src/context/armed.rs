@@ -6,12 +6,14 @@
 use std::sync::Arc;
 use std::task::Waker;
 
-use super::{with_runtime, Current, CURRENT, NO_RUNTIME};
+use super::{with_runtime, Current, ARMED, CURRENT, NO_RUNTIME};
 use crate::node::Node;
 use crate::rt::Runtime;
 
-/// An armed group's node, made, and the caller's node it replaced as the current one.
-pub(super) type Made = (Arc<Node>, Arc<Node>);
+/// The caller's node that an armed group's node replaced as the current one, once made
+/// (put back when the group is disarmed; the group's own node is the current one until
+/// then).
+pub(super) type Made = Arc<Node>;
 
 /// An inline group (an inline combinator's futures) polling its futures in the current
 /// scope, without a node of its own: the futures run in the caller's scope, as
@@ -19,7 +21,7 @@ pub(super) type Made = (Arc<Node>, Arc<Node>);
 /// a nursery, take a hold, read the clock; [`with_current`](super::with_current),
 /// [`current`](super::current)). Then, before that access, the group's node is made
 /// under the current scope and installed as the current one, for the rest of that poll
-/// of the group ([`with_armed_group`] then puts the caller's node back and hands the
+/// of the group ([`ArmedGroup::disarm`] then puts the caller's node back and hands the
 /// group's over): whatever a future keeps of its context is the group's, so that the
 /// group can cancel it. A future that never asks (a computation, a foreign future, a
 /// hatchery wait, which only reads whether its scope is cancelled) needs no node, and a
@@ -27,93 +29,117 @@ pub(super) type Made = (Arc<Node>, Arc<Node>);
 ///
 /// Armed inside the futures of another armed group, the outer group's node is made
 /// first: the inner group's goes under it.
-pub(crate) struct ArmedGroup<'a> {
-    c: &'a Current,
+///
+/// This is every poll of an inline join, so arming ([`arm`](ArmedGroup::arm)), asking
+/// whether the node was made ([`armed_made`]) and disarming each reach the thread-local
+/// once, in code small enough for the compiler to inline into the group's poll, with
+/// no closure around the futures' polls and nothing to move but two words: what an
+/// enclosing group had armed, put back when ours is disarmed. If the polls unwind, a
+/// [`DisarmOnUnwind`] guard over it disarms it all the same.
+pub(crate) struct ArmedGroup {
+    /// The scope an enclosing group armed, if any (zero: none).
+    prev_armed: usize,
+    /// The caller's node of an enclosing group whose node was made in this poll.
+    prev_made: Option<Made>,
+    /// Put back already.
+    disarmed: bool,
 }
 
-impl ArmedGroup<'_> {
-    /// Whether the group's node has been made (and is the current node).
-    #[inline]
-    pub(crate) fn is_made(&self) -> bool {
-        self.c.armed.get() == 0
-    }
-
-    /// The group's node: made now if it was not, and installed as the current node.
-    pub(crate) fn make(&self) -> Arc<Node> {
-        let c = self.c;
-        if c.armed.get() != 0 {
-            make_group(c);
-        }
-        let made = c.made.take();
-        let group = made.as_ref().map(|(group, _)| group.clone());
-        c.made.set(made);
-        group.expect("hatchery: internal error: an armed group without its node")
-    }
-}
-
-/// Runs `f` (the polls of a group's futures) with an [`ArmedGroup`] armed in the current
-/// scope, and whether that scope is cancelled; then the caller's node is the current one
-/// again, even on panic. Returns `f`'s result and the group's node, if it was made.
-///
-/// # Panics
-///
-/// Outside a hatchery context.
-pub(crate) fn with_armed_group<R>(
-    f: impl FnOnce(&ArmedGroup<'_>, bool) -> R,
-) -> (R, Option<Arc<Node>>) {
-    /// Puts back what the group replaced: an enclosing group's state, and the caller's
-    /// node if the group's was made and installed.
-    struct Restore<'a> {
-        c: &'a Current,
-        prev: Option<(usize, Option<Made>)>,
-    }
-    impl Restore<'_> {
-        #[inline]
-        fn restore(&mut self) -> Option<Arc<Node>> {
-            let (armed, made) = self.prev.take()?;
-            let c = self.c;
-            // Still armed: our group's node was not made (a group armed inside ours puts
-            // back what it found).
-            let ours = c.armed.get() == 0;
-            c.armed.set(armed);
-            if !ours {
-                if made.is_some() {
-                    c.made.set(made);
-                }
-                return None;
+impl ArmedGroup {
+    /// Arms a group in the current scope; also returns whether that scope is cancelled.
+    ///
+    /// # Panics
+    ///
+    /// Outside a hatchery context.
+    #[inline(always)]
+    pub(crate) fn arm() -> (ArmedGroup, bool) {
+        let nested = ARMED.get() != 0;
+        let (at, cancelled, prev_made) = CURRENT.with(|c| {
+            if nested {
+                // Inside an armed group's future: that group's node first, ours under it.
+                make_group(c);
             }
-            let (group, caller) = c.made.replace(made)?;
-            let replaced = c.slots.borrow_mut().node.replace(caller);
-            // Not the last reference: `group` is the same node.
-            drop(replaced);
-            Some(group)
-        }
+            let slots = c.slots.borrow();
+            let node = slots.node.as_deref().expect(NO_RUNTIME);
+            let at = (node as *const Node).cast::<u8>() as usize;
+            (at, node.is_cancelled(), c.made.take())
+        });
+        let armed = ArmedGroup {
+            prev_armed: ARMED.replace(at),
+            prev_made,
+            disarmed: false,
+        };
+        (armed, cancelled)
     }
-    impl Drop for Restore<'_> {
-        fn drop(&mut self) {
-            // Only when unwinding out of `f`: the caller's context is put back all the
-            // same.
-            drop(self.restore());
+
+    /// Disarms the group: the caller's node is the current one again, and what an
+    /// enclosing group had armed is back. Returns the group's node, if it was made.
+    #[inline(always)]
+    pub(crate) fn disarm(&mut self) -> Option<Arc<Node>> {
+        self.disarmed = true;
+        // Still armed: our group's node was not made (a group armed inside ours puts back
+        // what it found).
+        let made = ARMED.get() == 0;
+        ARMED.set(self.prev_armed);
+        if made || self.prev_made.is_some() {
+            return restore(made, self.prev_made.take());
         }
+        None
     }
+}
+
+/// Whether the node of the group armed innermost has been made (and is the current
+/// node): a future asked for its context since the group was armed.
+#[inline(always)]
+pub(crate) fn armed_made() -> bool {
+    ARMED.get() == 0
+}
+
+/// The node of the group armed innermost: made now if it was not, and installed as the
+/// current node.
+#[cold]
+pub(crate) fn make_armed() -> Arc<Node> {
     CURRENT.with(|c| {
-        if c.armed.get() != 0 {
-            // Inside an armed group's future: that group's node first, ours under it.
+        if ARMED.get() != 0 {
             make_group(c);
         }
-        let (at, cancelled) = {
-            let slots = c.slots.borrow();
-            let node = slots.node.as_ref().expect(NO_RUNTIME);
-            (Arc::as_ptr(node).cast::<u8>() as usize, node.is_cancelled())
-        };
-        let mut restore = Restore {
-            c,
-            prev: Some((c.armed.replace(at), c.made.take())),
-        };
-        let out = f(&ArmedGroup { c }, cancelled);
-        let group = restore.restore();
-        (out, group)
+        c.slots
+            .borrow()
+            .node
+            .clone()
+            .expect("hatchery: internal error: an armed group without its node")
     })
+}
+
+/// Disarms an [`ArmedGroup`] whose polls unwound before [`ArmedGroup::disarm`]: the
+/// caller's context is put back all the same. Forgotten once disarmed.
+pub(crate) struct DisarmOnUnwind<'a>(pub(crate) &'a mut ArmedGroup);
+
+impl Drop for DisarmOnUnwind<'_> {
+    fn drop(&mut self) {
+        if !self.0.disarmed {
+            let group = self.0.disarm();
+            drop(group);
+        }
+    }
+}
+
+/// What a disarmed group puts back besides the armed scope: the caller's node, if the
+/// group's node was `made` and installed (returned then), and an enclosing group's
+/// caller's node (`prev_made`).
+#[cold]
+#[inline(never)]
+fn restore(made: bool, prev_made: Option<Made>) -> Option<Arc<Node>> {
+    let restore = |c: &Current| {
+        if !made {
+            c.made.set(prev_made);
+            return None;
+        }
+        let caller = c.made.replace(prev_made)?;
+        c.slots.borrow_mut().node.replace(caller)
+    };
+    // The thread may be exiting (a guard unwinding): then nothing is installed.
+    CURRENT.try_with(restore).ok().flatten()
 }
 
 /// Whether a scope `node`, whose parent is the current node, is polled with `waker` by
@@ -140,7 +166,7 @@ pub(crate) fn polled_by_parent(node: &Node, waker: &Waker) -> bool {
 #[cold]
 #[inline(never)]
 pub(super) fn make_group(c: &Current) {
-    let armed = c.armed.get();
+    let armed = ARMED.get();
     let Ok(mut slots) = c.slots.try_borrow_mut() else {
         return;
     };
@@ -161,11 +187,10 @@ pub(super) fn make_group(c: &Current) {
             Node::entered(caller, false, None)
         }
     };
-    let caller = slots.node.replace(group.clone());
+    let caller = slots.node.replace(group);
     drop(slots);
-    c.armed.set(0);
-    let caller = caller.expect("the current node");
-    let old = c.made.replace(Some((group, caller)));
+    ARMED.set(0);
+    let old = c.made.replace(caller);
     debug_assert!(old.is_none());
 }
 

@@ -31,7 +31,8 @@ mod enter;
 
 use self::armed::{make_group, Made};
 pub(crate) use self::armed::{
-    polled_by_parent, with_armed_group, with_children, ArmedGroup, Children,
+    armed_made, make_armed, polled_by_parent, with_children, ArmedGroup, Children,
+    DisarmOnUnwind,
 };
 pub use self::enter::{current as current_runtime, enter, enter_root, is_entered, Enter};
 
@@ -96,9 +97,6 @@ struct Current {
     /// dropped in, by address: a hatchery wait under it would never complete once that
     /// node is cancelled.
     dropping: Cell<*const ()>,
-    /// While an inline group polls its futures in the current scope without a node of
-    /// its own ([`ArmedGroup`]), the address of that scope's node; zero otherwise.
-    armed: Cell<usize>,
     /// The node made for the armed group once its futures asked for their context, and
     /// the node it replaced as the current one (put back when the group is disarmed).
     made: Cell<Option<Made>>,
@@ -167,6 +165,13 @@ pub(crate) fn thread_key() -> usize {
 }
 
 thread_local! {
+    /// While an inline group polls its futures in the current scope without a node of
+    /// its own ([`ArmedGroup`]), the address of that scope's node; zero otherwise. A
+    /// thread-local of its own, with no destructor: reading and writing it is a plain
+    /// load and store, and every hatchery context access and every poll of an inline
+    /// join reads it.
+    static ARMED: Cell<usize> = const { Cell::new(0) };
+
     static CURRENT: Current = const {
         Current {
             slots: RefCell::new(Slots {
@@ -181,7 +186,6 @@ thread_local! {
             exact_timers: Cell::new(false),
             waker: Cell::new(std::ptr::null()),
             dropping: Cell::new(std::ptr::null()),
-            armed: Cell::new(0),
             made: Cell::new(None),
         }
     };
@@ -221,7 +225,7 @@ pub(crate) fn try_current() -> Option<Ctx> {
 /// hold) is then the group's.
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<CtxRef<'_>>) -> R) -> R {
     CURRENT.with(|c| {
-        if c.armed.get() != 0 {
+        if ARMED.get() != 0 {
             make_group(c);
         }
         let slots = c.slots.borrow();

@@ -73,7 +73,7 @@ use std::task::{Context, Poll, Waker};
 use pin_project_lite::pin_project;
 
 use super::engine::failed;
-use crate::context::{self, ArmedGroup};
+use crate::context::{self, ArmedGroup, DisarmOnUnwind};
 use crate::error::NurseryError;
 use crate::node::{Detail, Node, Reason};
 use crate::reason::race_won;
@@ -458,7 +458,7 @@ impl<S: Slots> Fixed<S> {
 pub struct Polling<'a, E> {
     waker: &'a Waker,
     /// Armed: the futures run in the caller's scope until the group's node is made.
-    armed: Option<&'a ArmedGroup<'a>>,
+    armed: bool,
     /// The group's node, once made.
     group: Option<Arc<Node>>,
     /// The group is cancelled (by itself, or an enclosing scope).
@@ -501,11 +501,9 @@ impl<E> Polling<'_, E> {
         let mut cx = Context::from_waker(self.waker);
         let out = catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx)));
         *polled = true;
-        if self.group.is_none() {
-            if let Some(armed) = self.armed.filter(|a| a.is_made()) {
-                // It asked for its context: the group's node is made, and current.
-                self.group = Some(armed.make());
-            }
+        if self.armed && self.group.is_none() && context::armed_made() {
+            // It asked for its context: the group's node is made, and current.
+            self.group = Some(context::make_armed());
         }
         let mut holding = false;
         if let Some(group) = &self.group {
@@ -554,8 +552,8 @@ impl<E> Polling<'_, E> {
     /// futures polled from now on (a first poll, rule N5) see the cancellation.
     #[cold]
     fn cancel(&mut self, reason: Reason, detail: Detail) {
-        if self.group.is_none() {
-            self.group = self.armed.map(ArmedGroup::make);
+        if self.group.is_none() && self.armed {
+            self.group = Some(context::make_armed());
         }
         if let Some(group) = &self.group {
             group.cancel_with(reason, detail);
@@ -656,7 +654,7 @@ impl<S: Slots> Future for Fixed<S> {
                 let was_cancelled = node.is_cancelled();
                 let mut p = Polling {
                     waker,
-                    armed: None,
+                    armed: false,
                     group: Some(node.clone()),
                     cancelled: was_cancelled,
                     at: this.at,
@@ -685,23 +683,23 @@ impl<S: Slots> Future for Fixed<S> {
                 (running, holding, was_cancelled)
             }
             None => {
-                let (trouble, dropped) = (&mut run.trouble, &mut run.cancelled);
-                let ((running, holding, was_cancelled), made) =
-                    context::with_armed_group(|armed, was_cancelled| {
-                        let mut p = Polling {
-                            waker,
-                            armed: Some(armed),
-                            group: None,
-                            cancelled: was_cancelled,
-                            at: this.at,
-                            trouble,
-                            dropped,
-                            running: false,
-                            holding: false,
-                        };
-                        poll_settled(slots.as_mut(), &mut p);
-                        (p.running, p.holding, was_cancelled)
-                    });
+                let (mut armed, was_cancelled) = ArmedGroup::arm();
+                let unwind = DisarmOnUnwind(&mut armed);
+                let mut p = Polling {
+                    waker,
+                    armed: true,
+                    group: None,
+                    cancelled: was_cancelled,
+                    at: this.at,
+                    trouble: &mut run.trouble,
+                    dropped: &mut run.cancelled,
+                    running: false,
+                    holding: false,
+                };
+                poll_settled(slots.as_mut(), &mut p);
+                let (running, holding) = (p.running, p.holding);
+                let made = unwind.0.disarm();
+                std::mem::forget(unwind);
                 run.caller_cancelled = was_cancelled;
                 if let Some(node) = made {
                     run.group = Some(made_group(node, running, waker));
