@@ -323,3 +323,124 @@ async fn join_kept_past_its_scope() {
     let message = catch_panic(reached).await.unwrap_err();
     assert!(message.contains("its outputs are gone"), "{message}");
 }
+
+/// A future that hatchery's context never sees: pending for good, and logs its drop
+/// (and whether a panic was unwinding through it then: a group drops its cancelled
+/// futures before it resumes a panic, not while it unwinds).
+async fn foreign_pending(log: &Log, name: &'static str) {
+    struct Guard<'a>(&'a Log, &'static str);
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            match std::thread::panicking() {
+                false => self.0.push(self.1),
+                true => self.0.push("dropped while unwinding"),
+            }
+        }
+    }
+    let _g = Guard(log, name);
+    std::future::pending::<()>().await;
+}
+
+/// Logs that a value came out of a combinator (before its future is dropped: at the end
+/// of the statement the macro is in).
+fn returned<T>(log: &Log, value: T) -> T {
+    log.push("returned");
+    value
+}
+
+/// N3, I2: a panic after a sibling that is pending outside hatchery's view (the group
+/// still has no node, and took its fast path): the sibling is dropped in the same poll,
+/// then the panic is resumed. The same for an error of `try_join!`, and for a `race`
+/// whose winner comes after such a sibling.
+#[hatchery::test(virtual_time)]
+async fn failure_after_a_plain_pending_sibling() {
+    let log = Log::new();
+    let r = std::panic::AssertUnwindSafe(async {
+        inline::join!(foreign_pending(&log, "pending dropped"), async {
+            panic!("second");
+        })
+    })
+    .catch_unwind()
+    .await;
+    assert_eq!(panic_message(&*r.unwrap_err()), "second");
+    assert_eq!(log.events(), ["pending dropped"]);
+
+    let log = Log::new();
+    let r = returned(
+        &log,
+        inline::try_join!(
+            async {
+                foreign_pending(&log, "pending dropped").await;
+                Ok::<_, TestError>(())
+            },
+            async { Err::<(), _>(TestError("second")) },
+        ),
+    );
+    assert_eq!(r.unwrap_err().into_errors(), [TestError("second")]);
+    assert_eq!(log.events(), ["pending dropped", "returned"]);
+
+    let log = Log::new();
+    type Racer<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = u8> + Send + 'a>>;
+    let racers: [Racer<'_>; 2] = [
+        Box::pin(async {
+            foreign_pending(&log, "loser dropped").await;
+            1
+        }),
+        Box::pin(async { 2 }),
+    ];
+    assert_eq!(returned(&log, inline::race(racers).await), 2);
+    assert_eq!(log.events(), ["loser dropped", "returned"]);
+    assert_eq!(elapsed(), ms(0));
+}
+
+/// Reads the clock when dropped: a context access from a future's destructor.
+struct ReadsClockOnDrop;
+
+impl Drop for ReadsClockOnDrop {
+    fn drop(&mut self) {
+        let _ = hatchery::now();
+    }
+}
+
+/// I2: the group gets its node when a future asks for its context after others have
+/// run without it, or when a finished future's destructor does; then an enclosing
+/// timeout still cancels the rest, and values already in stay.
+#[hatchery::test(virtual_time)]
+async fn node_made_after_plain_polls() {
+    let log = Log::new();
+    let out = move_on_after(ms(5), async {
+        inline::join!(
+            async { 1 },
+            foreign_pending(&log, "pending dropped"),
+            async {
+                let _g = log.on_drop("sleeper dropped");
+                sleep(secs(3600)).await;
+            },
+        )
+    })
+    .await;
+    assert!(out.is_none());
+    assert_eq!(log.count("pending dropped"), 1);
+    assert_eq!(log.count("sleeper dropped"), 1);
+    assert_eq!(elapsed(), ms(5));
+
+    let (a, b) = inline::join!(
+        async {
+            let _g = ReadsClockOnDrop;
+            7
+        },
+        async {
+            sleep(ms(2)).await;
+            8
+        },
+    );
+    assert_eq!((a, b), (7, 8));
+    let (a, b) = inline::join!(
+        async {
+            let _g = ReadsClockOnDrop;
+            7
+        },
+        async { 8 },
+    );
+    assert_eq!((a, b), (7, 8));
+}

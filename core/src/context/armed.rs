@@ -53,17 +53,25 @@ impl ArmedGroup {
     /// Outside a hatchery context.
     #[inline(always)]
     pub(crate) fn arm() -> (ArmedGroup, bool) {
-        let nested = ARMED.get() != 0;
+        if ARMED.get() != 0 {
+            // Inside an armed group's future: that group's node first, ours under it.
+            make_enclosing();
+        }
+        // Kept small, so that it is inlined: what is rare is out of it.
         let (at, cancelled, prev_made) = CURRENT.with(|c| {
-            if nested {
-                // Inside an armed group's future: that group's node first, ours under it.
-                make_group(c);
-            }
             let slots = c.slots.borrow();
-            let node = slots.node.as_deref().expect(NO_RUNTIME);
-            let at = (node as *const Node).cast::<u8>() as usize;
-            (at, node.is_cancelled(), c.made.take())
+            let (at, cancelled) = match slots.node.as_deref() {
+                Some(node) => (
+                    (node as *const Node).cast::<u8>() as usize,
+                    node.is_cancelled(),
+                ),
+                None => (0, false),
+            };
+            (at, cancelled, c.made.take())
         });
+        if at == 0 {
+            no_runtime();
+        }
         let armed = ArmedGroup {
             prev_armed: ARMED.replace(at),
             prev_made,
@@ -86,6 +94,21 @@ impl ArmedGroup {
         }
         None
     }
+}
+
+/// Makes the node of the group armed around the one being armed (see
+/// [`ArmedGroup::arm`]).
+#[cold]
+#[inline(never)]
+fn make_enclosing() {
+    CURRENT.with(make_group);
+}
+
+/// Outside a hatchery context, an inline group cannot be armed.
+#[cold]
+#[inline(never)]
+fn no_runtime() -> ! {
+    panic!("{}", NO_RUNTIME)
 }
 
 /// Whether the node of the group armed innermost has been made (and is the current

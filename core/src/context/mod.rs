@@ -29,11 +29,10 @@ use crate::timer::{runtime_id, Here, TimerSlot, Timers};
 mod armed;
 mod enter;
 
-use self::armed::{make_group, Made};
 pub(crate) use self::armed::{
-    armed_made, make_armed, polled_by_parent, with_children, ArmedGroup, Children,
-    DisarmOnUnwind,
+    armed_made, make_armed, polled_by_parent, with_children, ArmedGroup, Children, DisarmOnUnwind,
 };
+use self::armed::{make_group, Made};
 pub use self::enter::{current as current_runtime, enter, enter_root, is_entered, Enter};
 
 /// What every hatchery future finds while it is polled: the runtime and the innermost

@@ -141,7 +141,10 @@ impl ArcWake for Node<ChildWaker> {
 #[inline]
 fn push_to(parent: &Node, key: u32) {
     let ready = parent.ext_ref::<Ready>();
-    debug_assert!(ready.is_some(), "hatchery: internal error: a child outside its group");
+    debug_assert!(
+        ready.is_some(),
+        "hatchery: internal error: a child outside its group"
+    );
     if let Some(ready) = ready {
         ready.push(key);
     }
@@ -427,7 +430,12 @@ impl<C, O> Group<C, O> {
     {
         debug_assert!(self.keys.is_empty() && self.new.is_empty());
         std::mem::swap(
-            &mut *shared.group.ext.keys.lock().unwrap_or_else(|e| e.into_inner()),
+            &mut *shared
+                .group
+                .ext
+                .keys
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
             &mut self.keys,
         );
         {

@@ -263,6 +263,9 @@ pub trait Slots {
     /// Polls every future still running, in order.
     fn poll_all(self: Pin<&mut Self>, p: &mut Polling<'_, Self::Error>);
 
+    /// Polls every future still running, in order, on the fast pass ([`Fast`]).
+    fn poll_fast(self: Pin<&mut Self>, f: &mut Fast<'_, Self::Error>);
+
     /// Drops every future still there; the first panic of their destructors.
     fn drop_all(self: Pin<&mut Self>) -> Option<Panic>;
 
@@ -309,6 +312,16 @@ impl<F: Future, M: Takes<F::Output>> Slots for VecSlots<F, M> {
         }
     }
 
+    #[inline(always)]
+    fn poll_fast(self: Pin<&mut Self>, f: &mut Fast<'_, M::Error>) {
+        let this = self.project();
+        f.poll::<F, M>(this.first);
+        f.poll::<F, M>(this.second);
+        for slot in this.rest.iter_mut() {
+            f.poll::<F, M>(slot.as_mut());
+        }
+    }
+
     fn drop_all(self: Pin<&mut Self>) -> Option<Panic> {
         let this = self.project();
         let mut first = this.first.drop_future();
@@ -341,6 +354,24 @@ struct Run<E> {
     cancelled: bool,
     /// The caller's scope was cancelled when the last poll began.
     caller_cancelled: bool,
+}
+
+impl<E> Run<E> {
+    fn new() -> Self {
+        Run {
+            group: None,
+            trouble: None,
+            cancelled: false,
+            caller_cancelled: false,
+        }
+    }
+
+    /// Nothing has happened yet: no node, no error or panic, no future dropped. Its polls
+    /// take the fast path (see [`Fast`]) while the caller's scope is not cancelled.
+    #[inline]
+    fn is_simple(&self) -> bool {
+        self.group.is_none() && self.trouble.is_none() && !self.cancelled
+    }
 }
 
 enum State<E> {
@@ -400,6 +431,9 @@ pin_project! {
     impl<S: Slots> PinnedDrop for Fixed<S> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
+            if !matches!(this.state, State::Running(_)) {
+                return;
+            }
             let State::Running(run) = std::mem::replace(this.state, State::Done) else {
                 return;
             };
@@ -501,16 +535,30 @@ impl<E> Polling<'_, E> {
         let mut cx = Context::from_waker(self.waker);
         let out = catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx)));
         *polled = true;
+        self.after::<F, M>(slot, out, before);
+    }
+
+    /// What follows a future's poll, whose outcome is `out`, the group's holds having
+    /// been `before` when it began (see [`poll`](Self::poll)).
+    #[inline(always)]
+    fn after<F: Future, M: Takes<F::Output, Error = E>>(
+        &mut self,
+        mut slot: Pin<&mut Slot<F, M::Value>>,
+        out: std::thread::Result<Poll<F::Output>>,
+        before: u32,
+    ) {
         if self.armed && self.group.is_none() && context::armed_made() {
             // It asked for its context: the group's node is made, and current.
             self.group = Some(context::make_armed());
         }
         let mut holding = false;
         if let Some(group) = &self.group {
-            // Counted from zero if the node was made in this poll.
-            let now = group.hold_count();
-            *count = count.wrapping_add(now.wrapping_sub(before) as i32);
-            holding = holds(*count, Some(group));
+            if let SlotProj::Running { holds: count, .. } = slot.as_mut().project() {
+                // Counted from zero if the node was made in this poll.
+                let now = group.hold_count();
+                *count = count.wrapping_add(now.wrapping_sub(before) as i32);
+                holding = holds(*count, Some(group));
+            }
             // A cancellation that reached the node in this poll (from a linked ancestor,
             // or from inside).
             self.cancelled |= group.is_marked();
@@ -527,23 +575,39 @@ impl<E> Polling<'_, E> {
                 }
             }
             Ok(Poll::Ready(out)) => {
-                self.drop_done(slot.as_mut());
-                match M::split(out) {
-                    Ok(value) => {
-                        if M::stops(&value) {
-                            self.cancel(Reason::Nursery, race_won(self.at));
-                        }
-                        slot.set(Slot::Done { value });
-                    }
-                    Err(e) => {
-                        self.trouble.get_or_insert_default().errors.push(e);
-                        self.cancel(Reason::Failure, failed(Some(self.at), false));
-                    }
-                }
+                let panic = slot.as_mut().drop_future();
+                self.ready::<F, M>(slot, M::split(out), panic);
             }
             Err(p) => {
                 self.panicked(p);
                 self.drop_done(slot);
+            }
+        }
+    }
+
+    /// A future returned `split` (its output made a value or an error), its drop having
+    /// panicked with `panic`, if so: the panic and the error cancel the group, as does a
+    /// value that ends it (`race`); a value is kept.
+    #[inline(always)]
+    fn ready<F: Future, M: Takes<F::Output, Error = E>>(
+        &mut self,
+        mut slot: Pin<&mut Slot<F, M::Value>>,
+        split: Result<M::Value, E>,
+        panic: Option<Panic>,
+    ) {
+        if let Some(p) = panic {
+            self.panicked(p);
+        }
+        match split {
+            Ok(value) => {
+                if M::stops(&value) {
+                    self.cancel(Reason::Nursery, race_won(self.at));
+                }
+                slot.set(Slot::Done { value });
+            }
+            Err(e) => {
+                self.trouble.get_or_insert_default().errors.push(e);
+                self.cancel(Reason::Failure, failed(Some(self.at), false));
             }
         }
     }
@@ -591,6 +655,98 @@ impl<E> Polling<'_, E> {
     }
 }
 
+/// A pass over a group's futures in the common case, the fast path of [`Fixed`]'s poll:
+/// the group is armed in the caller's scope, which is not cancelled, and nothing has
+/// happened yet in it (no node made, no future dropped, no error, no panic). Each
+/// future is polled, then a value is kept and a pending future left as it is, with no
+/// more bookkeeping than that. Anything else (a future that asked for its context, an
+/// error, a panic, a value that ends the group) hands that future's outcome to the
+/// general pass ([`Polling`]), made then, which polls the rest.
+pub struct Fast<'a, E> {
+    waker: &'a Waker,
+    at: &'static Location<'static>,
+    /// A future is still running.
+    running: bool,
+    /// What the general pass needs, until it is made.
+    trouble: Option<&'a mut Option<Box<Trouble<E>>>>,
+    dropped: Option<&'a mut bool>,
+    /// The general pass, once something happened.
+    slow: Option<Polling<'a, E>>,
+}
+
+impl<E> fmt::Debug for Fast<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fast").finish_non_exhaustive()
+    }
+}
+
+impl<'a, E> Fast<'a, E> {
+    /// Polls one future.
+    #[inline(always)]
+    pub(crate) fn poll<F: Future, M: Takes<F::Output, Error = E>>(
+        &mut self,
+        mut slot: Pin<&mut Slot<F, M::Value>>,
+    ) {
+        if let Some(p) = &mut self.slow {
+            p.poll::<F, M>(slot);
+            return;
+        }
+        let SlotProj::Running { fut, polled, .. } = slot.as_mut().project() else {
+            return;
+        };
+        let mut cx = Context::from_waker(self.waker);
+        let out = catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx)));
+        *polled = true;
+        if !context::armed_made() {
+            match out {
+                Ok(Poll::Pending) => {
+                    self.running = true;
+                    return;
+                }
+                Ok(Poll::Ready(out)) => {
+                    let panic = slot.as_mut().drop_future();
+                    match M::split(out) {
+                        Ok(value) if panic.is_none() && !M::stops(&value) => {
+                            slot.set(Slot::Done { value });
+                        }
+                        split => self.slow().ready::<F, M>(slot, split, panic),
+                    }
+                    return;
+                }
+                Err(p) => {
+                    let slow = self.slow();
+                    slow.panicked(p);
+                    slow.drop_done(slot);
+                    return;
+                }
+            }
+        }
+        // It asked for its context: the group's node is made, its holds counted from
+        // zero.
+        self.slow().after::<F, M>(slot, out, 0);
+    }
+
+    /// The general pass, made now if it was not.
+    #[cold]
+    fn slow(&mut self) -> &mut Polling<'a, E> {
+        let waker = self.waker;
+        let (at, running) = (self.at, self.running);
+        let trouble = self.trouble.take();
+        let dropped = self.dropped.take();
+        self.slow.get_or_insert_with(|| Polling {
+            waker,
+            armed: true,
+            group: None,
+            cancelled: false,
+            at,
+            trouble: trouble.expect("a fast pass gone slow once"),
+            dropped: dropped.expect("a fast pass gone slow once"),
+            running,
+            holding: false,
+        })
+    }
+}
+
 /// Polls every future until the group's state settles: a cancellation during a pass (an
 /// error, a panic, a winner, or from outside) drops the futures polled before it in a
 /// second pass, not at the next poll, so that the group ends in this poll unless a
@@ -614,17 +770,13 @@ impl<S: Slots> Future for Fixed<S> {
     type Output = Result<S::Outputs, NurseryError<S::Error>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(done) = self.as_mut().poll_fast(cx) {
+            return done;
+        }
         let this = self.as_mut().project();
         let fresh = matches!(this.state, State::Fresh);
         match this.state {
-            State::Fresh => {
-                *this.state = State::Running(Run {
-                    group: None,
-                    trouble: None,
-                    cancelled: false,
-                    caller_cancelled: false,
-                })
-            }
+            State::Fresh => *this.state = State::Running(Run::new()),
             State::Running(_) => {}
             State::Stalled(node) => {
                 // Kept past the scope that cancelled us, which has finished since:
@@ -701,12 +853,106 @@ impl<S: Slots> Future for Fixed<S> {
                 let made = unwind.0.disarm();
                 std::mem::forget(unwind);
                 run.caller_cancelled = was_cancelled;
-                if let Some(node) = made {
-                    run.group = Some(made_group(node, running, waker));
-                }
-                (running, holding, was_cancelled)
+                return self.finish_poll(cx, fresh, running, holding, was_cancelled, made);
             }
         };
+        self.finish_poll(cx, fresh, running, holding, was_cancelled, None)
+    }
+}
+
+impl<S: Slots> Fixed<S> {
+    /// The fast path (see [`Fast`]): a fresh group, or one running with nothing happened
+    /// yet, in a caller's scope that is not cancelled. `None` if it does not apply: the
+    /// general path polls instead.
+    #[inline(always)]
+    fn poll_fast(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<Result<S::Outputs, NurseryError<S::Error>>>> {
+        let this = self.as_mut().project();
+        let fresh = match this.state {
+            State::Fresh => true,
+            State::Running(run) if run.is_simple() => false,
+            _ => return None,
+        };
+        let (mut armed, caller_cancelled) = ArmedGroup::arm();
+        if caller_cancelled {
+            let made = armed.disarm();
+            debug_assert!(made.is_none());
+            return None;
+        }
+        if fresh {
+            *this.state = State::Running(Run::new());
+        }
+        let State::Running(run) = this.state else {
+            unreachable!()
+        };
+        let unwind = DisarmOnUnwind(&mut armed);
+        let waker = cx.waker();
+        let mut f = Fast {
+            waker,
+            at: this.at,
+            running: false,
+            trouble: Some(&mut run.trouble),
+            dropped: Some(&mut run.cancelled),
+            slow: None,
+        };
+        let mut slots = this.slots;
+        slots.as_mut().poll_fast(&mut f);
+        let (running, holding) = match &mut f.slow {
+            None => (f.running, false),
+            Some(p) => {
+                if p.cancelled && p.running {
+                    // Cancelled during this pass: the futures polled before are dropped
+                    // now (see `poll_settled`).
+                    p.running = false;
+                    p.holding = false;
+                    poll_settled(slots.as_mut(), p);
+                }
+                (p.running, p.holding)
+            }
+        };
+        let simple = f.slow.is_none();
+        drop(f);
+        let made = unwind.0.disarm();
+        std::mem::forget(unwind);
+        if simple && made.is_none() {
+            if running {
+                return Some(Poll::Pending);
+            }
+            // Every future finished with a value, nothing cancelled. (A simple run holds
+            // nothing to drop.)
+            std::mem::forget(std::mem::replace(this.state, State::Done));
+            return Some(Poll::Ready(Ok(slots.outputs())));
+        }
+        if let State::Running(run) = this.state {
+            run.caller_cancelled = false;
+        }
+        // Something happened: as the general path ends its poll.
+        Some(self.finish_poll(cx, fresh, running, holding, false, made))
+    }
+
+    /// Ends a poll of the group's futures, which left `running` and `holding` (as
+    /// [`Polling`] says them) with the caller's scope cancelled or not when it began
+    /// (`was_cancelled`), and the group's node `made` if it was made in this poll: links
+    /// that node, or wakes the caller if a future holds in a group cancelled in this
+    /// poll, or ends the group.
+    fn finish_poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        fresh: bool,
+        running: bool,
+        holding: bool,
+        was_cancelled: bool,
+        made: Option<Arc<Node>>,
+    ) -> Poll<Result<S::Outputs, NurseryError<S::Error>>> {
+        let this = self.as_mut().project();
+        let State::Running(run) = this.state else {
+            unreachable!()
+        };
+        if let Some(node) = made {
+            run.group = Some(made_group(node, running, cx.waker()));
+        }
         if running {
             let cancelled = run
                 .group

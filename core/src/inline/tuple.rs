@@ -18,7 +18,7 @@ use std::pin::Pin;
 
 use pin_project_lite::pin_project;
 
-pub use super::fixed::{Fixed, JoinMode, Mode, Polling, Slot, Slots, Takes, TryJoinMode};
+pub use super::fixed::{Fast, Fixed, JoinMode, Mode, Polling, Slot, Slots, Takes, TryJoinMode};
 use crate::error::NurseryError;
 use crate::task::Panic;
 
@@ -108,6 +108,12 @@ macro_rules! tuples {
             fn poll_all(self: Pin<&mut Self>, p: &mut Polling<'_, M::Error>) {
                 let this = self.project();
                 $(p.poll::<$F, M>(this.$f);)+
+            }
+
+            #[inline(always)]
+            fn poll_fast(self: Pin<&mut Self>, f: &mut Fast<'_, M::Error>) {
+                let this = self.project();
+                $(f.poll::<$F, M>(this.$f);)+
             }
 
             fn drop_all(self: Pin<&mut Self>) -> Option<Panic> {

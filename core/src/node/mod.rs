@@ -597,7 +597,9 @@ impl<X: ?Sized> Node<X> {
     /// Whether an ancestor up to the nearest shield has its flag set (this node's own
     /// flag aside): within this node's task, and past its root into the nursery while
     /// the root is not in the nursery's child list yet (the task's first poll), where the
-    /// nursery's cancellation cannot reach it. Always false for a shield.
+    /// nursery's cancellation cannot reach it. Always false for a shield. Out of line: the
+    /// flag of the node itself, read first, is what callers inline.
+    #[inline(never)]
     fn ancestors_cancelled(&self) -> bool {
         if self.is_shield() || self.stops_walk() {
             return false;
