@@ -344,6 +344,9 @@ impl<F: Future, M: Takes<F::Output>> Slots for VecSlots<F, M> {
     }
 }
 
+/// What a group of slots `S` returns: its outputs, or every error.
+type Ended<S> = Result<<S as Slots>::Outputs, NurseryError<<S as Slots>::Error>>;
+
 /// The group while it runs.
 struct Run<E> {
     /// The group's node, once made.
@@ -865,10 +868,7 @@ impl<S: Slots> Fixed<S> {
     /// yet, in a caller's scope that is not cancelled. `None` if it does not apply: the
     /// general path polls instead.
     #[inline(always)]
-    fn poll_fast(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Option<Poll<Result<S::Outputs, NurseryError<S::Error>>>> {
+    fn poll_fast(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Option<Poll<Ended<S>>> {
         let this = self.as_mut().project();
         let fresh = match this.state {
             State::Fresh => true,
@@ -945,7 +945,7 @@ impl<S: Slots> Fixed<S> {
         holding: bool,
         was_cancelled: bool,
         made: Option<Arc<Node>>,
-    ) -> Poll<Result<S::Outputs, NurseryError<S::Error>>> {
+    ) -> Poll<Ended<S>> {
         let this = self.as_mut().project();
         let State::Running(run) = this.state else {
             unreachable!()
