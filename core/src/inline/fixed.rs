@@ -899,21 +899,12 @@ impl<S: Slots> Fixed<S> {
         };
         let mut slots = this.slots;
         slots.as_mut().poll_fast(&mut f);
-        let (running, holding) = match &mut f.slow {
-            None => (f.running, false),
-            Some(p) => {
-                if p.cancelled && p.running {
-                    // Cancelled during this pass: the futures polled before are dropped
-                    // now (see `poll_settled`).
-                    p.running = false;
-                    p.holding = false;
-                    poll_settled(slots.as_mut(), p);
-                }
-                (p.running, p.holding)
-            }
+        let (simple, running, holding) = match f.slow.take() {
+            None => (true, f.running, false),
+            Some(p) => slow_pass_end(slots.as_mut(), p),
         };
-        let simple = f.slow.is_none();
-        drop(f);
+        // Nothing left in it to drop.
+        std::mem::forget(f);
         let made = unwind.0.disarm();
         std::mem::forget(unwind);
         if simple && made.is_none() {
@@ -967,6 +958,19 @@ impl<S: Slots> Fixed<S> {
         }
         self.end(fresh)
     }
+}
+
+/// Ends a fast pass that went slow: if the group was cancelled during the pass, the
+/// futures polled before are dropped now (see [`poll_settled`]). Returns that the pass
+/// was not simple, and whether a future still runs and whether one that holds does.
+#[cold]
+fn slow_pass_end<S: Slots>(slots: Pin<&mut S>, mut p: Polling<'_, S::Error>) -> (bool, bool, bool) {
+    if p.cancelled && p.running {
+        p.running = false;
+        p.holding = false;
+        poll_settled(slots, &mut p);
+    }
+    (false, p.running, p.holding)
 }
 
 /// The group's node, made during a poll of its futures, linked as a scope's is if a
