@@ -772,10 +772,21 @@ fn poll_settled<S: Slots>(mut slots: Pin<&mut S>, p: &mut Polling<'_, S::Error>)
 impl<S: Slots> Future for Fixed<S> {
     type Output = Result<S::Outputs, NurseryError<S::Error>>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let Some(done) = self.as_mut().poll_fast(cx) {
             return done;
         }
+        self.poll_general(cx)
+    }
+}
+
+impl<S: Slots> Fixed<S> {
+    /// The general path of a poll (see [`Fixed::poll_fast`] for the common one): a group
+    /// whose node was made, that failed or dropped a future, or whose caller's scope is
+    /// cancelled. Out of line, so that the fast path's frame is small.
+    #[inline(never)]
+    fn poll_general(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended<S>> {
         let this = self.as_mut().project();
         let fresh = matches!(this.state, State::Fresh);
         match this.state {
@@ -882,7 +893,8 @@ impl<S: Slots> Fixed<S> {
             return None;
         }
         if fresh {
-            *this.state = State::Running(Run::new());
+            // Replacing `Fresh`, which holds nothing to drop.
+            std::mem::forget(std::mem::replace(this.state, State::Running(Run::new())));
         }
         let State::Running(run) = this.state else {
             unreachable!()
@@ -928,6 +940,7 @@ impl<S: Slots> Fixed<S> {
     /// (`was_cancelled`), and the group's node `made` if it was made in this poll: links
     /// that node, or wakes the caller if a future holds in a group cancelled in this
     /// poll, or ends the group.
+    #[inline(never)]
     fn finish_poll(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
