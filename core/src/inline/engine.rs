@@ -137,6 +137,27 @@ impl ArcWake for Node<ChildWaker> {
     }
 }
 
+/// Cancels the child whose node is `node` (through its handle), and wakes it, so that
+/// the group drops it at its suspension point: a child's node keeps its waker only while
+/// something inside holds (see [`poll_child`]).
+pub(crate) fn cancel_child(node: &Arc<Node>, detail: Detail) {
+    node.cancel_with(Reason::Explicit, detail);
+    if let Some(w) = node.ext_ref::<ChildWaker>() {
+        if !w.queued.swap(true, Ordering::AcqRel) {
+            // Placed: its key is set (see `wake_by_ref`).
+            let key = w.key.load(Ordering::Acquire);
+            match node.fixed_parent() {
+                Some(parent) => push_to(parent, key),
+                None => {
+                    if let Some(parent) = node.parent() {
+                        push_to(&parent, key);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Pushes `key` to the ready queue that the nursery's node `parent` carries.
 #[inline]
 fn push_to(parent: &Node, key: u32) {
@@ -621,10 +642,14 @@ where
     }));
     match polled {
         Ok(Poll::Pending) => {
-            // Registered once: only a cancellation (which marks the node first) takes the
-            // waker out, so once marked, on every suspension. A cancellation from here on
-            // wakes the child, and one that came earlier is seen just below.
-            if !child.registered || own.is_marked() {
+            // The node keeps the child's waker only while something inside holds, or once
+            // it is marked (and then on every suspension: a cancellation takes the waker
+            // out): the release of a hold that takes a marked node to none wakes its
+            // runner. A cancellation of the node itself is the handle's, which wakes the
+            // child ([`cancel_child`]), or the group's, which reaches it through the
+            // group's own wake-up (the sweep). A cancellation from here on wakes the child,
+            // and one that came earlier is seen just below.
+            if own.is_marked() || own.has_holds() {
                 own.register(waker);
                 child.registered = true;
             }

@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 
 use crate::context;
 use crate::error::JoinError;
-use crate::node::{Node, Reason};
+use crate::node::Node;
 use crate::reason::said;
 
 /// What a child shares with its handle: how it ended.
@@ -244,7 +244,7 @@ impl<T> TaskHandle<T> {
     #[track_caller]
     pub fn cancel(&self) {
         let detail = said(Location::caller(), None);
-        self.node.cancel_with(Reason::Explicit, detail);
+        super::engine::cancel_child(&self.node, detail);
     }
 
     /// Whether the child has finished (its future has been dropped, or is being dropped).
@@ -329,7 +329,7 @@ impl<T> Join<T> {
     #[track_caller]
     pub fn cancel(&self) {
         let detail = said(Location::caller(), None);
-        self.node.cancel_with(Reason::Explicit, detail);
+        super::engine::cancel_child(&self.node, detail);
     }
 
     /// Whether the child has finished; `true` once the join has returned.
