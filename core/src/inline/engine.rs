@@ -37,6 +37,7 @@
 //! 4. **The cycle is broken.** A child's node keeps the child's waker once it has
 //!    suspended, and that waker is the node itself: the end of the child takes it out.
 
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
@@ -117,13 +118,49 @@ impl crate::node::Tag for ChildWaker {
     }
 }
 
+thread_local! {
+    /// The group whose round this thread is running, if any, and the keys of its
+    /// children woken on this thread during the round (see [`Group::round`]): most
+    /// wake-ups of a child come from its own poll or a sibling's, and need no lock.
+    static LOCAL: Local = const {
+        Local {
+            group: Cell::new(0),
+            keys: RefCell::new(Vec::new()),
+        }
+    };
+}
+
+struct Local {
+    /// The group's nursery node, by address; zero outside a round.
+    group: Cell<usize>,
+    keys: RefCell<Vec<u32>>,
+}
+
 impl ArcWake for Node<ChildWaker> {
     fn wake_by_ref(this: &Arc<Self>) {
         let w = &this.ext;
+        // Placed (a child is born queued): its key is set, and its parent is the
+        // nursery's node (a started child's since `started` moved it there, before the
+        // group first polled it).
+        if let Some(parent) = this.fixed_parent() {
+            let local = LOCAL.try_with(|l| {
+                if l.group.get() != node_addr(parent) {
+                    return false;
+                }
+                // Woken in its group's round, on the thread running it: queued with no
+                // lock, and no read-modify-write (a wake-up racing from another thread
+                // may queue the child twice, and the round polls it once: invariant 3).
+                if !w.queued.load(Ordering::Acquire) {
+                    w.queued.store(true, Ordering::Release);
+                    l.keys.borrow_mut().push(w.key.load(Ordering::Acquire));
+                }
+                true
+            });
+            if local == Ok(true) {
+                return;
+            }
+        }
         if !w.queued.swap(true, Ordering::AcqRel) {
-            // Not queued, so placed (a child is born queued): its key is set, and its
-            // parent is the nursery's node (a started child's since `started` moved it
-            // there, before the group first polled it).
             let key = w.key.load(Ordering::Acquire);
             match this.fixed_parent() {
                 Some(parent) => push_to(parent, key),
@@ -133,6 +170,52 @@ impl ArcWake for Node<ChildWaker> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A node's address, as [`Local::group`] keeps it.
+#[inline]
+fn node_addr(node: &Node) -> usize {
+    (node as *const Node).cast::<u8>() as usize
+}
+
+/// A group's round in [`LOCAL`], and what it replaced there (an enclosing group's round
+/// on this thread), put back when it leaves, also on unwind.
+struct LocalRound {
+    outer: Option<(usize, Vec<u32>)>,
+}
+
+impl LocalRound {
+    /// Makes the group whose node is `node` the one whose children queue themselves in
+    /// [`LOCAL`], with `keys` (an empty vector, kept for its capacity) to queue in.
+    #[inline]
+    fn enter(node: &Node, keys: Vec<u32>) -> LocalRound {
+        let outer = LOCAL.with(|l| {
+            let group = l.group.replace(node_addr(node));
+            (group, std::mem::replace(&mut *l.keys.borrow_mut(), keys))
+        });
+        LocalRound { outer: Some(outer) }
+    }
+
+    /// Puts back what the round replaced; returns the keys its children queued.
+    #[inline]
+    fn leave(&mut self) -> Vec<u32> {
+        let (group, keys) = self.outer.take().expect("a round leaves once");
+        LOCAL
+            .try_with(|l| {
+                l.group.set(group);
+                std::mem::replace(&mut *l.keys.borrow_mut(), keys)
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for LocalRound {
+    fn drop(&mut self) {
+        // Only when the round unwinds: the keys queued are lost with the group.
+        if self.outer.is_some() {
+            drop(self.leave());
         }
     }
 }
@@ -399,6 +482,8 @@ pub(crate) struct Group<C, O> {
     children: Slab<Child<C>>,
     /// The keys of the round being run, swapped with the ready queue's.
     keys: Vec<u32>,
+    /// The keys of children woken on this thread during the last round, for the next.
+    local: Vec<u32>,
     /// New children, swapped with the inbox's.
     new: Vec<New<C>>,
     outputs: Vec<O>,
@@ -419,6 +504,7 @@ impl<C, O> Group<C, O> {
         Group {
             children: Slab::new(),
             keys: Vec::new(),
+            local: Vec::new(),
             new: Vec::new(),
             outputs: Vec::new(),
             child_cancelled: false,
@@ -459,6 +545,9 @@ impl<C, O> Group<C, O> {
                 .unwrap_or_else(|e| e.into_inner()),
             &mut self.keys,
         );
+        if !self.local.is_empty() {
+            self.keys.append(&mut self.local);
+        }
         {
             let mut inbox = shared.lock();
             if !inbox.new.is_empty() {
@@ -500,6 +589,9 @@ impl<C, O> Group<C, O> {
             return any;
         }
         let mut keys = std::mem::take(&mut self.keys);
+        // Children woken on this thread during the round queue themselves here, with
+        // no lock (see `LOCAL`); an inner group's round keeps its own meanwhile.
+        let mut local = LocalRound::enter(&shared.node, std::mem::take(&mut self.local));
         context::with_children(&shared.rt, |children| {
             for key in keys.drain(..) {
                 let Some(child) = self.children.get_mut(key as usize) else {
@@ -515,6 +607,7 @@ impl<C, O> Group<C, O> {
                 }
             }
         });
+        self.local = local.leave();
         // Kept for the next round, with its capacity.
         self.keys = keys;
         true
