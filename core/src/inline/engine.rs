@@ -555,7 +555,11 @@ impl<C, O> Group<C, O> {
             }
         }
         let mut any = false;
-        if !self.swept && shared.node.is_cancelled() {
+        // The nursery's cancellation, read once a round (its node is in its parent's
+        // list, so its own flag follows its ancestors'), and again after a child that
+        // may have cancelled it: what a child's own flag does not say of it.
+        let mut group_cancelled = shared.node.is_cancelled();
+        if !self.swept && group_cancelled {
             self.swept = true;
             any = self.sweep(shared);
         }
@@ -601,9 +605,10 @@ impl<C, O> Group<C, O> {
                 if !child.own.ext.queued.swap(false, Ordering::AcqRel) {
                     continue;
                 }
-                if let Some(exit) = poll_child(child, children) {
+                if let Some(exit) = poll_child(child, children, group_cancelled) {
                     let child = self.children.remove(key as usize);
                     self.finish(shared, child, exit);
+                    group_cancelled |= shared.node.is_marked();
                 }
             }
         });
@@ -712,13 +717,21 @@ impl<C, O> Group<C, O> {
     }
 }
 
-/// Polls one child in its own context: `None` if it is still running.
-fn poll_child<C, O, E>(child: &mut Child<C>, children: &Children<'_>) -> Option<Exit<O, E>>
+/// Polls one child in its own context: `None` if it is still running. `group_cancelled`
+/// says whether its nursery is: a child is cancelled in effect if its own flag is set or
+/// its nursery is (its node is a task root under the nursery's, and the nursery's node
+/// is in its parent's list), which spares a walk up the tree per poll.
+fn poll_child<C, O, E>(
+    child: &mut Child<C>,
+    children: &Children<'_>,
+    group_cancelled: bool,
+) -> Option<Exit<O, E>>
 where
     C: std::future::Future<Output = Result<O, E>> + Unpin,
 {
     let own = &child.own;
-    if child.polled && own.should_drop() {
+    let should_drop = || (group_cancelled || own.is_marked()) && !own.has_holds();
+    if child.polled && should_drop() {
         return Some(Exit::Cancelled);
     }
     child.polled = true;
@@ -746,7 +759,7 @@ where
                 own.register(waker);
                 child.registered = true;
             }
-            if own.should_drop() {
+            if should_drop() {
                 return Some(Exit::Cancelled);
             }
             if !was_marked && own.is_marked() {
