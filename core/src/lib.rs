@@ -28,8 +28,10 @@
 //!   tuple and [`race!`] the first output.
 //! * **Inline nurseries** ([`inline`]): a nursery whose children are polled by its own
 //!   task, so that they can borrow from the caller and need not be `Send`, with the same
-//!   cancellation rules, and the combinators [`inline::join`], [`inline::try_join`],
-//!   [`inline::race`], [`inline::race_ok`] and [`inline::map`] built on it.
+//!   cancellation rules, and the combinators [`inline::join!`] and [`inline::try_join!`]
+//!   (futures of different types, as a tuple), [`inline::join()`],
+//!   [`inline::try_join()`], [`inline::race`], [`inline::race_ok`] and [`inline::map`]
+//!   built on it.
 //! * **Synchronization** ([`sync`]): memory streams ([`memory_stream`], rendezvous or
 //!   buffered), and anyio's primitives, each correct under cancellation.
 //! * **Diagnostics** ([`diagnostics`]): a warning when a cancelled scope waits on a

@@ -180,8 +180,10 @@ impl<F: Future> Future for Enter<F> {
     // out of line ([`Enter::first_poll`]).
     #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // A root has its node from its first poll on; a nested one never has one.
-        if self.node.is_none() {
+        // A root has its node from its first poll on; a nested one never has one. (Read
+        // through the projection: a shared reference to the whole would cover `fut`, an
+        // async body that may hold references into itself.)
+        if self.as_mut().project().node.is_none() {
             if let Some(out) = self.as_mut().first_poll(cx) {
                 return out;
             }

@@ -9,7 +9,11 @@
 //! `finally`, a nursery) count on the child only and never keep its siblings from being
 //! dropped, and its cancellation (its handle's `cancel`) is its own. The node's
 //! allocation is also the child's waker ([`ChildWaker`]): waking it puts the child's key
-//! in the ready queue ([`Ready`]) and wakes the task that polls the nursery.
+//! in the ready queue ([`Ready`], which the nursery's node carries, so that a child's
+//! node reaches it through its parent link) and wakes the task that polls the nursery.
+//! A child woken on the thread that runs its group's round (by its own poll or a
+//! sibling's: most wake-ups) queues itself in a thread-local list instead, with no lock
+//! and no read-modify-write ([`LOCAL`]).
 //!
 //! [`spawn`](Shared::push) puts a new child in the shared inbox; the nursery's poll moves
 //! it into the [`Group`], which the nursery future owns, and which no lock guards. A
@@ -18,6 +22,15 @@
 //! with its node installed as the innermost scope and its own waker, and ends those that
 //! finished. A round costs in proportion to the children woken, not to the children
 //! alive: 100,000 children cost no more per wake-up than ten.
+//!
+//! A child is cancelled in effect when its own node's flag is set or its nursery's is
+//! (the nursery's node is in its parent's list, so its flag follows its ancestors'):
+//! the round reads the nursery's once, and a child's poll reads the child's own, with no
+//! walk up the tree. A child's node keeps the child's waker only while something inside
+//! the child holds, or once the node is marked: the release of a hold on a marked node
+//! is the one wake-up that must come through the node. A cancellation of the node
+//! itself is its handle's, which wakes the child ([`cancel_child`]), or reaches it from
+//! the nursery, whose own wake-up makes the round sweep its children.
 //!
 //! # Invariants
 //!
@@ -34,8 +47,8 @@
 //!    (by its waker, by the sweep, or from birth), and the round clears the flag as it
 //!    polls: a stale key (its child finished and the slot went to another) polls nobody
 //!    twice.
-//! 4. **The cycle is broken.** A child's node keeps the child's waker once it has
-//!    suspended, and that waker is the node itself: the end of the child takes it out.
+//! 4. **The cycle is broken.** A child's node that keeps the child's waker keeps itself
+//!    (the waker is the node): the end of the child takes the waker out.
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;

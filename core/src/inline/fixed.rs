@@ -27,6 +27,15 @@
 //! needs its node, as a join of computations or of foreign I/O, costs what
 //! `futures::join!` costs, plus its bookkeeping.
 //!
+//! Most polls are the fast path ([`Fast`]): no node made yet, nothing cancelled, no
+//! error or panic, in a caller's scope that is not cancelled. Each future is polled and
+//! its value kept, with the thread-local work of arming the group (a load and a store of
+//! a thread-local with no destructor, and one read of the caller's node) and nothing
+//! else; the first thing that is not a plain pending future or a value (a future that
+//! asks for its context, an error, a panic, a winner) hands that future's outcome to the
+//! general pass ([`Polling`]), which polls the rest as below. The general path of a poll
+//! is out of line.
+//!
 //! What a future holds (a shield, a nursery, a `finally`) counts on the group's node
 //! and up through the caller's scopes, as it would inside a scope: so a cancelled
 //! caller's scope waits for it, and the group needs no hold of its own. Which future
@@ -243,8 +252,10 @@ impl<F, V> Slot<F, V> {
     }
 
     /// Drops its future, if it still has one; the panic of that drop, if any.
-    pub(crate) fn drop_future(self: Pin<&mut Self>) -> Option<Panic> {
-        if !matches!(*self, Slot::Running { .. }) {
+    pub(crate) fn drop_future(mut self: Pin<&mut Self>) -> Option<Panic> {
+        // Through the projection: a shared reference to the whole slot would cover the
+        // future, an async body that may hold references into itself.
+        if !matches!(self.as_mut().project(), SlotProj::Running { .. }) {
             return None;
         }
         let mut slot = self;

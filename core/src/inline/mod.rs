@@ -75,9 +75,10 @@
 //! `hatchery_tokio::run_current_thread`, a `LocalSet`'s task, or an executor's local
 //! task). The two are one type, [`Nursery`], told apart by how it stores its children
 //! ([`SendChild`], [`LocalChild`]), so that code written for one reads as code for the
-//! other. The combinators ([`join`], [`try_join`], [`race`], [`race_ok`], [`map`])
-//! take futures of one type, which they store as they are: their future is `Send`
-//! exactly when the futures are, with no choice to make.
+//! other. The combinators ([`join!`], [`try_join!`] for futures of different types;
+//! [`join()`], [`try_join()`], [`race`], [`race_ok`], [`map`] for any number of one
+//! type) store their futures as they are: their future is `Send` exactly when the
+//! futures are, with no choice to make.
 //!
 //! # How it works
 //!
@@ -203,8 +204,7 @@ pub use crate::__inline_join as join;
 ///
 /// # Errors
 ///
-/// [`NurseryError::Failed`](crate::NurseryError::Failed) with every error, in the order
-/// they happened.
+/// [`crate::NurseryError::Failed`] with every error, in the order they happened.
 ///
 /// # Examples
 ///
