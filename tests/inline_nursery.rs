@@ -784,3 +784,109 @@ async fn i3_dropped_from_outside_and_forgotten() {
     assert_eq!(polls.load(Ordering::SeqCst), seen);
     assert_eq!(data, [1, 2, 3, 4]);
 }
+
+/// N7 with a child's future and its output in one allocation: a handle that outlives
+/// what the child borrowed (returned out of the nursery, the data dropped) still reads
+/// the value, and freeing the allocation then touches nothing the future borrowed (Miri
+/// runs this test).
+#[hatchery::test(virtual_time)]
+async fn n7_handle_outlives_what_its_child_borrowed() {
+    let log = Log::new();
+    let handle = {
+        let data = vec![1u8, 2, 3];
+        let data_ref = &data;
+        let guard = log.on_drop("future dropped");
+        let mut kept = None;
+        inline::nursery(|n| {
+            kept = Some(n.spawn(async move {
+                let _guard = guard;
+                sleep(ms(1)).await;
+                Ok::<_, TestError>(data_ref.iter().map(|&b| u32::from(b)).sum::<u32>())
+            }));
+            async { Ok(()) }
+        })
+        .await
+        .unwrap();
+        // The future was dropped where the child ended, not with the handle.
+        assert_eq!(log.events(), ["future dropped"]);
+        kept.unwrap()
+    };
+    assert!(handle.is_finished());
+    assert_eq!(handle.join().await.unwrap(), 6);
+}
+
+/// N7: a child's value is dropped exactly once whatever its handle does: where the child
+/// ends if the handle is gone, with the handle if it is kept and never joined, with the
+/// join's output if joined; and a cancelled child's future is dropped at once, while its
+/// handle still holds the allocation.
+#[hatchery::test(virtual_time)]
+async fn n7_values_and_futures_dropped_once() {
+    let log = Log::new();
+    let log_ref = &log;
+    let kept = inline::nursery(|n| async move {
+        // Handle dropped before the child ends: the value is dropped where it ends.
+        drop(n.spawn(async move {
+            sleep(ms(1)).await;
+            Ok::<_, TestError>(log_ref.on_drop("value of the handle-less child"))
+        }));
+        // Kept, never joined: dropped with the handle, after the nursery.
+        let kept = n.spawn(async move { Ok(log_ref.on_drop("value of the kept child")) });
+        // Joined: the value is the join's output.
+        let joined = n.spawn(async move { Ok(log_ref.on_drop("value of the joined child")) });
+        let value = joined.join().await.unwrap();
+        drop(value);
+        // Cancelled with its handle kept: its future is dropped when it is cancelled.
+        let cancelled = n.spawn(async move {
+            let _guard = log_ref.on_drop("future of the cancelled child");
+            sleep(secs(3600)).await;
+            Ok(log_ref.on_drop("never made"))
+        });
+        sleep(ms(2)).await;
+        cancelled.cancel();
+        sleep(ms(1)).await;
+        assert!(log_ref.contains("future of the cancelled child"));
+        assert!(cancelled.join().await.unwrap_err().is_cancelled());
+        Ok(kept)
+    })
+    .await
+    .unwrap();
+    assert_eq!(log.count("value of the handle-less child"), 1);
+    assert_eq!(log.count("value of the joined child"), 1);
+    assert_eq!(log.count("future of the cancelled child"), 1);
+    assert!(!log.contains("value of the kept child"));
+    assert!(kept.is_finished());
+    drop(kept);
+    assert_eq!(log.count("value of the kept child"), 1);
+    assert!(!log.contains("never made"));
+}
+
+/// N3 and N7: a child whose future panics as it is dropped (cancelled, its handle kept)
+/// has its destructor run once; the handle reports the cancellation and the nursery the
+/// panic.
+#[hatchery::test(virtual_time)]
+async fn n7_future_that_panics_when_dropped() {
+    struct PanicOnDrop(Log);
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            self.0.push("dropped");
+            panic!("boom in drop");
+        }
+    }
+    let log = Log::new();
+    let log_ref = &log;
+    let r = std::panic::AssertUnwindSafe(inline::nursery(|n| async move {
+        let h = n.spawn(async move {
+            let _p = PanicOnDrop(log_ref.clone());
+            sleep(secs(3600)).await;
+            Ok::<_, TestError>(())
+        });
+        sleep(ms(1)).await;
+        h.cancel();
+        assert!(h.join().await.unwrap_err().is_cancelled());
+        Ok(())
+    }))
+    .catch_unwind()
+    .await;
+    assert_eq!(panic_message(&*r.unwrap_err()), "boom in drop");
+    assert_eq!(log.count("dropped"), 1);
+}

@@ -49,25 +49,6 @@ async fn unordered_spawn_join(n: usize) -> Duration {
     start.elapsed()
 }
 
-/// `FuturesUnordered` of `n` boxed futures that yield once and each own one more
-/// allocation, of the size of an inline child's handle slot (a `Mutex` over its result and
-/// the joiner's waker, 32 bytes): the floor under `inline_spawn_join`, where each child has
-/// a handle (see the row's comment in [`run`]).
-async fn unordered_alloc_spawn_join(n: usize) -> Duration {
-    let start = Instant::now();
-    let mut set: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>> =
-        FuturesUnordered::new();
-    for _ in 0..n {
-        let slot = std::sync::Arc::new(std::hint::black_box([0u64; 4]));
-        set.push(Box::pin(async move {
-            yield_once().await;
-            drop(std::hint::black_box(slot));
-        }));
-    }
-    while set.next().await.is_some() {}
-    start.elapsed()
-}
-
 /// futures-concurrency's `FutureGroup` of `n` boxed futures that yield once, drained.
 async fn group_spawn_join(n: usize) -> Duration {
     let start = Instant::now();
@@ -137,24 +118,6 @@ pub(crate) fn run(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         let hatchery = || b.hatchery(inline_spawn_join(n));
         let workload = format!("inline_spawn_join {}", count(n));
         rows.push(time_row_ref(cfg, &workload, b, n, raw, reference, hatchery));
-        report(rows);
-    }
-    // The floor under `inline_spawn_join`, as `join2_in_task` is under `inline_join2`:
-    // `FuturesUnordered` against the same with one more allocation per child. An inline
-    // child has a handle to its value, and in safe Rust that value cannot share an
-    // allocation with the child's future (which borrows, and is pinned) nor with its
-    // waker (which must be `'static`, and the value may borrow): any design pays a third
-    // allocation per child, where `FuturesUnordered` makes two.
-    if cfg.wants("unordered_alloc", b.name) {
-        let raw = || b.raw(|| unordered_spawn_join(n), |_| unordered_spawn_join(n));
-        let hatchery = || {
-            b.raw(
-                || unordered_alloc_spawn_join(n),
-                |_| unordered_alloc_spawn_join(n),
-            )
-        };
-        let workload = format!("unordered_alloc {}", count(n));
-        rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
         report(rows);
     }
     let iters = cfg.children;

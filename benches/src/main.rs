@@ -74,11 +74,10 @@ workloads: spawn_join, spawn_handles, cancel_parked, memory_pending, memory_slee
            move_on_after, yield (the floor under move_on_after: bare yields), stack
            (bytes of stack per nested timeout against tokio::time::timeout, tokio-ct
            only), channel, recv_waiters, send_waiters, clone_drops, semaphore,
-           limiter, lock, inline_spawn_join, unordered_alloc (the floor under
-           inline_spawn_join: FuturesUnordered with one more allocation per child),
-           inline_join2, inline_join2_vec, join2_in_task (the floor under
-           inline_join2: futures::join! in a hatchery task), ping_pong, echo, accept,
-           to_thread, run_blocking, from_thread, portal
+           limiter, lock, inline_spawn_join, inline_join2, inline_join2_vec,
+           join2_in_task (the floor under inline_join2: futures::join! in a hatchery
+           task), ping_pong, echo, accept, to_thread, run_blocking, from_thread,
+           portal
 backends:  tokio-mt, tokio-ct, smol, smol-ct";
 
 /// Every workload's name, in table order. The harness runs each on each backend in
@@ -100,7 +99,6 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "limiter",
     "lock",
     "inline_spawn_join",
-    "unordered_alloc",
     "inline_join2",
     "inline_join2_vec",
     "join2_in_task",

@@ -232,9 +232,10 @@
 //! its own task: concurrently, never in parallel, so a child that blocks its thread
 //! blocks its siblings too.
 
-// `unsafe` is denied everywhere but in `task::raw`, whose module docs argue its soundness,
-// and in two functions of `signal` (registering a signal handler's action, reading a
-// signal's disposition), each with its own safety comment.
+// `unsafe` is denied everywhere but in `task::raw` and `inline::cell` (a task's, and an
+// inline child's, future in one allocation with what its handle reads), whose module docs
+// argue their soundness, and in two functions of `signal` (registering a signal handler's
+// action, reading a signal's disposition), each with its own safety comment.
 #![deny(unsafe_code)]
 // docs.rs (`--cfg docsrs`, see Cargo.toml): mark feature-gated items with their feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]

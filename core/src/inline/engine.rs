@@ -4,10 +4,11 @@
 //!
 //! # How it works
 //!
-//! A child is a future (`C`, a boxed future) with a node of its own: a task root under
-//! the nursery's node, as a spawned task's is, so that holds inside it (a shield, a
-//! `finally`, a nursery) count on the child only and never keep its siblings from being
-//! dropped, and its cancellation (its handle's `cancel`) is its own. The node's
+//! A child is a future (`C`: a spawned child's cell, a combinator's boxed future) with
+//! a node of its own: a task root under the nursery's node, as a spawned task's is, so
+//! that holds inside it (a shield, a `finally`, a nursery) count on the child only and
+//! never keep its siblings from being dropped, and its cancellation (its handle's
+//! `cancel`) is its own. The node's
 //! allocation is also the child's waker ([`ChildWaker`]): waking it puts the child's key
 //! in the ready queue ([`Ready`], which the nursery's node carries, so that a child's
 //! node reaches it through its parent link) and wakes the task that polls the nursery.
@@ -280,7 +281,8 @@ pub(crate) struct New<C> {
 
 /// What the nursery shares with its handles, its `start`s and the wakers of its
 /// children: the inbox of new children and the record of errors and panics. `C` is the
-/// stored child (a boxed future); `'env` is what children may borrow.
+/// stored child (a spawned child's cell, a combinator's boxed future); `'env` is what
+/// children may borrow.
 pub(crate) struct Shared<'env, E, C> {
     pub(crate) node: Arc<Node>,
     /// The same node, as the ready queue's owner.

@@ -1,140 +1,18 @@
-//! The handle of an inline child: [`TaskHandle`] and its [`Join`] future, and the
-//! wrapper ([`Tracked`]) that hands the child's value to them.
+//! The handle of an inline child: [`TaskHandle`] and its [`Join`] future, which read
+//! how the child ended from its [`Cell`](super::cell::Cell).
 
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use atomic_waker::AtomicWaker;
-use pin_project_lite::pin_project;
-
+use super::cell::{HandleCell, Slot};
 use crate::context;
 use crate::error::JoinError;
 use crate::node::Node;
 use crate::reason::said;
-
-/// What a child shares with its handle: how it ended.
-pub(crate) struct Output<T> {
-    slot: Mutex<Slot<T>>,
-    waker: AtomicWaker,
-}
-
-enum Slot<T> {
-    Running,
-    Done(Result<T, JoinError>),
-    Taken,
-}
-
-impl<T> Output<T> {
-    pub(crate) fn new() -> Output<T> {
-        Output {
-            slot: Mutex::new(Slot::Running),
-            waker: AtomicWaker::new(),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
-        // No user code runs under this lock.
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The child ended with `result`, unless it had ended already.
-    fn put(&self, result: Result<T, JoinError>) {
-        let mut slot = self.lock();
-        if let Slot::Running = *slot {
-            *slot = Slot::Done(result);
-            drop(slot);
-            self.waker.wake();
-        }
-    }
-
-    fn is_finished(&self) -> bool {
-        !matches!(*self.lock(), Slot::Running)
-    }
-}
-
-pin_project! {
-    /// A child future that hands its value to its handle ([`Output`]) and its error to
-    /// the group. Dropped before it returned (cancelled, or the group dropped), or
-    /// unwinding from a panic, it tells its handle so.
-    pub(crate) struct Tracked<F, T> {
-        #[pin]
-        fut: F,
-        out: Arc<Output<T>>,
-        // It returned, and its output says how: nothing to tell on drop.
-        done: bool,
-    }
-
-    impl<F, T> PinnedDrop for Tracked<F, T> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if !*this.done && has_handle(this.out) {
-                this.out.put(Err(JoinError::cancelled()));
-            }
-        }
-    }
-}
-
-impl<F, T> Tracked<F, T> {
-    pub(crate) fn new(fut: F, out: Arc<Output<T>>) -> Self {
-        Tracked {
-            fut,
-            out,
-            done: false,
-        }
-    }
-}
-
-/// Whether the child's handle (or its `join` future) still holds its output: if not,
-/// nobody can read it, and none can appear (a handle is made only with the child), so
-/// the child's value is dropped where it is, with no lock.
-#[inline]
-fn has_handle<T>(out: &Arc<Output<T>>) -> bool {
-    Arc::strong_count(out) > 1
-}
-
-/// Marks the output as panicked if a poll unwinds.
-struct PanicMark<'a, T>(&'a Output<T>);
-
-impl<T> Drop for PanicMark<'_, T> {
-    fn drop(&mut self) {
-        self.0.put(Err(JoinError::panicked()));
-    }
-}
-
-impl<F, T, E> Future for Tracked<F, T>
-where
-    F: Future<Output = Result<T, E>>,
-{
-    type Output = Result<(), E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        let this = self.project();
-        let mark = PanicMark(this.out);
-        let poll = this.fut.poll(cx);
-        std::mem::forget(mark);
-        match poll {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(v)) => {
-                *this.done = true;
-                if has_handle(this.out) {
-                    this.out.put(Ok(v));
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => {
-                *this.done = true;
-                if has_handle(this.out) {
-                    this.out.put(Err(JoinError::failed()));
-                }
-                Poll::Ready(Err(e))
-            }
-        }
-    }
-}
 
 /// A handle to a child of an [inline nursery](super::nursery): wait for its value,
 /// cancel just that child, or ask whether it has finished (rule N7).
@@ -169,12 +47,12 @@ where
 /// # });
 /// ```
 pub struct TaskHandle<T> {
-    out: Arc<Output<T>>,
+    out: HandleCell<T>,
     node: Arc<Node>,
 }
 
 impl<T> TaskHandle<T> {
-    pub(crate) fn new(out: Arc<Output<T>>, node: Arc<Node>) -> Self {
+    pub(super) fn new(out: HandleCell<T>, node: Arc<Node>) -> Self {
         TaskHandle { out, node }
     }
 
@@ -266,7 +144,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.out.is_finished()
+        self.out.output().is_finished()
     }
 }
 
@@ -298,7 +176,7 @@ impl<T> fmt::Debug for TaskHandle<T> {
 #[must_use = "futures do nothing unless polled"]
 pub struct Join<T> {
     /// Taken when it returns.
-    out: Option<Arc<Output<T>>>,
+    out: Option<HandleCell<T>>,
     node: Arc<Node>,
 }
 
@@ -351,7 +229,9 @@ impl<T> Join<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.out.as_ref().is_none_or(|out| out.is_finished())
+        self.out
+            .as_ref()
+            .is_none_or(|cell| cell.output().is_finished())
     }
 }
 
@@ -364,11 +244,12 @@ impl<T> Future for Join<T> {
         if context::current_cancelled() {
             return Poll::Pending;
         }
-        let out = self
+        let out = &self
             .out
             .as_ref()
-            .expect("hatchery: `Join` polled after completion");
-        let take = |out: &Output<T>| {
+            .expect("hatchery: `Join` polled after completion")
+            .output();
+        let take = |out: &super::cell::Output<T>| {
             let mut slot = out.lock();
             match std::mem::replace(&mut *slot, Slot::Taken) {
                 Slot::Running => {

@@ -84,8 +84,10 @@
 //!
 //! The nursery owns its children: none is ever polled or reached except through the
 //! nursery future, so soundness does not depend on anyone running a destructor (a
-//! forgotten nursery future just never polls its children again), and there is no
-//! `unsafe`. Each child has a waker of its own, and a woken child's key goes into a ready
+//! forgotten nursery future just never polls its children again). A spawned child's
+//! future shares one allocation with the output its handle reads, which the nursery
+//! alone polls and drops the future of (the private module `cell`, the one `unsafe` of
+//! inline nurseries, argues why that is sound). Each child has a waker of its own, and a woken child's key goes into a ready
 //! queue: a poll of the nursery polls only the children that were woken, so a nursery of
 //! 100,000 children costs no more per wake-up than one of ten.
 
@@ -102,6 +104,8 @@ use crate::error::{NurseryError, SpawnError};
 use crate::node::Reason;
 use crate::reason::said;
 
+#[allow(unsafe_code)]
+mod cell;
 mod combinators;
 mod core;
 mod engine;
@@ -254,11 +258,12 @@ macro_rules! __inline_try_join {
     };
 }
 
+use self::cell::{HandleCell, Owner, Run};
 use self::core::Core;
 use self::engine::Shared;
-use self::handle::{Output, Tracked};
 
-/// A child of a [`nursery`] as the nursery stores it: a boxed future that is `Send`.
+/// A child of a [`nursery`] as the nursery stores it: a future that is `Send`, in one
+/// allocation with what its handle reads.
 ///
 /// Only named in types: [`Nursery<'env, E>`](Nursery) is
 /// `Nursery<'env, E, SendChild<'env, E>>`.
@@ -276,9 +281,10 @@ use self::handle::{Output, Tracked};
 /// hatchery::inline::nursery(|n| async move { spawn_two(&n); Ok(()) }).await.unwrap();
 /// # });
 /// ```
-pub struct SendChild<'env, E>(Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'env>>);
+pub struct SendChild<'env, E>(Owner<dyn Run<E> + Send + Sync + 'env>);
 
-/// A child of a [`local_nursery`] as the nursery stores it: a boxed future, `Send` or not.
+/// A child of a [`local_nursery`] as the nursery stores it: a future, `Send` or not, in
+/// one allocation with what its handle reads.
 ///
 /// Only named in types: [`LocalNursery<'env, E>`](LocalNursery) is
 /// `Nursery<'env, E, LocalChild<'env, E>>`.
@@ -297,13 +303,37 @@ pub struct SendChild<'env, E>(Pin<Box<dyn Future<Output = Result<(), E>> + Send 
 /// hatchery::inline::local_nursery(|n| async move { spawn_rc(&n); Ok(()) }).await.unwrap();
 /// # });
 /// ```
-pub struct LocalChild<'env, E>(Pin<Box<dyn Future<Output = Result<(), E>> + 'env>>);
+pub struct LocalChild<'env, E>(Owner<dyn Run<E> + 'env>);
+
+impl<'env, E> SendChild<'env, E> {
+    /// The child that runs `fut`, and what its handle reads.
+    fn new<T, F>(fut: F) -> (Self, HandleCell<T>)
+    where
+        F: Future<Output = Result<T, E>> + Send + 'env,
+        T: Send + 'env,
+    {
+        let (owner, handle) = cell::send_child(fut);
+        (SendChild(owner), handle)
+    }
+}
+
+impl<'env, E> LocalChild<'env, E> {
+    /// The child that runs `fut`, and what its handle reads.
+    fn new<T, F>(fut: F) -> (Self, HandleCell<T>)
+    where
+        F: Future<Output = Result<T, E>> + 'env,
+        T: 'env,
+    {
+        let (owner, handle) = cell::local_child(fut);
+        (LocalChild(owner), handle)
+    }
+}
 
 impl<E> Future for SendChild<'_, E> {
     type Output = Result<(), E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        self.0.as_mut().poll(cx)
+        self.0.poll(cx)
     }
 }
 
@@ -311,7 +341,7 @@ impl<E> Future for LocalChild<'_, E> {
     type Output = Result<(), E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        self.0.as_mut().poll(cx)
+        self.0.poll(cx)
     }
 }
 
@@ -655,8 +685,7 @@ impl<'env, E: 'env> Nursery<'env, E, SendChild<'env, E>> {
         F: Future<Output = Result<T, E>> + Send + 'env,
         T: Send + 'env,
     {
-        let out = Arc::new(Output::new());
-        let child = SendChild(Box::pin(Tracked::new(fut, out.clone())));
+        let (child, out) = SendChild::new(fut);
         match self.shared.push(child, Some(Location::caller())) {
             Ok(node) => Ok(TaskHandle::new(out, node)),
             Err(child) => {
@@ -734,8 +763,7 @@ impl<'env, E: 'env> Nursery<'env, E, LocalChild<'env, E>> {
         F: Future<Output = Result<T, E>> + 'env,
         T: 'env,
     {
-        let out = Arc::new(Output::new());
-        let child = LocalChild(Box::pin(Tracked::new(fut, out.clone())));
+        let (child, out) = LocalChild::new(fut);
         match self.shared.push(child, Some(Location::caller())) {
             Ok(node) => Ok(TaskHandle::new(out, node)),
             Err(child) => {

@@ -186,7 +186,7 @@ impl<'env, E: 'env> Nursery<'env, E, SendChild<'env, E>> {
         Start {
             shared: self.shared.clone(),
             slot,
-            child: Some(SendChild(Box::pin(async move { fut.await.map(drop) }))),
+            child: Some(SendChild::new(async move { fut.await.map(drop) }).0),
             state: State::Fresh,
             at: Location::caller(),
         }
@@ -237,7 +237,7 @@ impl<'env, E: 'env> Nursery<'env, E, LocalChild<'env, E>> {
         Start {
             shared: self.shared.clone(),
             slot,
-            child: Some(LocalChild(Box::pin(async move { fut.await.map(drop) }))),
+            child: Some(LocalChild::new(async move { fut.await.map(drop) }).0),
             state: State::Fresh,
             at: Location::caller(),
         }
