@@ -757,23 +757,29 @@ async fn i3_dropped_from_outside_and_forgotten() {
 
     let mut data = vec![1u32, 2, 3];
     let polls = AtomicUsize::new(0);
+    let mut kept = None;
     {
-        let (data, polls) = (&data, &polls);
-        let mut work = Box::pin(inline::nursery(|n| async move {
-            n.spawn(async move {
+        let (data, polls, kept) = (&data, &polls, &mut kept);
+        let mut work = Box::pin(inline::nursery(|n| {
+            *kept = Some(n.spawn(async move {
                 loop {
                     polls.fetch_add(data.len(), Ordering::SeqCst);
                     hatchery::checkpoint().await;
                 }
                 #[allow(unreachable_code)]
                 Ok::<_, TestError>(())
-            });
-            Ok(())
+            }));
+            async { Ok(()) }
         }));
         let polled = futures_lite::future::poll_once(&mut work).await;
         assert!(polled.is_none());
         std::mem::forget(work);
     }
+    // A handle that outlived the forgotten nursery sees a child that never ended; its
+    // join would wait forever, and dropping it frees nothing the child borrowed.
+    let kept = kept.unwrap();
+    assert!(!kept.is_finished());
+    assert!(futures_lite::future::poll_once(kept.join()).await.is_none());
     // Polled in that one poll of the nursery (up to its rounds' limit: it wakes itself).
     let seen = polls.load(Ordering::SeqCst);
     assert!(seen >= 3, "{seen}");

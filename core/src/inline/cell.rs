@@ -27,6 +27,12 @@
 //!   cell's own destructor never drops the future (`ManuallyDrop`), so a handle that
 //!   frees the cell after `'env` has ended touches only the output, whose `T` its type
 //!   still names, and the memory.
+//! * **Forgetting.** Soundness does not depend on a destructor running (rule I3 of the
+//!   book): an owner forgotten with its nursery's future never polls nor drops the future
+//!   again, and a handle that outlives it sees a child that never ended (`is_finished` is
+//!   false, a `join` waits) and gives up only its own reference. Nothing the children
+//!   borrow is reached after `'env`: the one lifetime changed is that of a type that is
+//!   never used to reach the future.
 //! * **Threads.** The cell is `Sync` for a `Send` future and a `Send` output: the handle
 //!   shares only the output (a mutex and an atomic waker), and the owner moves access to
 //!   the future between threads only by moving itself. A handle is `Send` and `Sync` for
