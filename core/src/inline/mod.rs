@@ -87,9 +87,10 @@
 //! forgotten nursery future just never polls its children again). A spawned child's
 //! future shares one allocation with the output its handle reads, which the nursery
 //! alone polls and drops the future of (the private module `cell`, the one `unsafe` of
-//! inline nurseries, argues why that is sound). Each child has a waker of its own, and a woken child's key goes into a ready
-//! queue: a poll of the nursery polls only the children that were woken, so a nursery of
-//! 100,000 children costs no more per wake-up than one of ten.
+//! inline nurseries, argues why that is sound). Each child has a waker of its own, and a
+//! woken child's key goes into a ready queue: a poll of the nursery polls only the
+//! children that were woken, so a nursery of 100,000 children costs no more per wake-up
+//! than one of ten.
 
 use std::fmt;
 use std::future::Future;
