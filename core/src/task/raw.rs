@@ -1,5 +1,6 @@
-//! The one place where hatchery uses `unsafe`: the slot that keeps a task's future in
-//! the same allocation as its scope-tree node and its result.
+//! Where hatchery's tasks use `unsafe` (as `inline::cell` does for an inline child, and
+//! two functions of `signal` for a signal handler): the slot that keeps a task's future
+//! in the same allocation as its scope-tree node and its result.
 //!
 //! A spawned task is one `Arc<Node<Cell<B>>>`: the node (shared with the parent's child
 //! list and with the [`TaskHandle`](crate::TaskHandle)), the task's shared body `B` (its
