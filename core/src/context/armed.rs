@@ -41,8 +41,6 @@ pub(crate) struct ArmedGroup {
     prev_armed: usize,
     /// The caller's node of an enclosing group whose node was made in this poll.
     prev_made: Option<Made>,
-    /// Put back already.
-    disarmed: bool,
 }
 
 impl ArmedGroup {
@@ -75,16 +73,15 @@ impl ArmedGroup {
         let armed = ArmedGroup {
             prev_armed: ARMED.replace(at),
             prev_made,
-            disarmed: false,
         };
         (armed, cancelled)
     }
 
     /// Disarms the group: the caller's node is the current one again, and what an
-    /// enclosing group had armed is back. Returns the group's node, if it was made.
+    /// enclosing group had armed is back. Returns the group's node, if it was made. Once
+    /// only (a [`DisarmOnUnwind`] over it is forgotten then).
     #[inline(always)]
     pub(crate) fn disarm(&mut self) -> Option<Arc<Node>> {
-        self.disarmed = true;
         // Still armed: our group's node was not made (a group armed inside ours puts back
         // what it found).
         let made = ARMED.get() == 0;
@@ -135,15 +132,13 @@ pub(crate) fn make_armed() -> Arc<Node> {
 }
 
 /// Disarms an [`ArmedGroup`] whose polls unwound before [`ArmedGroup::disarm`]: the
-/// caller's context is put back all the same. Forgotten once disarmed.
+/// caller's context is put back all the same. Dropped only on unwind: forgotten once
+/// the group is disarmed.
 pub(crate) struct DisarmOnUnwind<'a>(pub(crate) &'a mut ArmedGroup);
 
 impl Drop for DisarmOnUnwind<'_> {
     fn drop(&mut self) {
-        if !self.0.disarmed {
-            let group = self.0.disarm();
-            drop(group);
-        }
+        drop(self.0.disarm());
     }
 }
 

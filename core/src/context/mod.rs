@@ -96,8 +96,9 @@ struct Current {
     /// dropped in, by address: a hatchery wait under it would never complete once that
     /// node is cancelled.
     dropping: Cell<*const ()>,
-    /// The node made for the armed group once its futures asked for their context, and
-    /// the node it replaced as the current one (put back when the group is disarmed).
+    /// Once the armed group's node is made (its futures asked for their context, and it
+    /// is the current node), the caller's node it replaced as the current one: put back
+    /// when the group is disarmed.
     made: Cell<Option<Made>>,
 }
 

@@ -8,10 +8,10 @@
 //! a node of its own: a task root under the nursery's node, as a spawned task's is, so
 //! that holds inside it (a shield, a `finally`, a nursery) count on the child only and
 //! never keep its siblings from being dropped, and its cancellation (its handle's
-//! `cancel`) is its own. The node's
-//! allocation is also the child's waker ([`ChildWaker`]): waking it puts the child's key
-//! in the ready queue ([`Ready`], which the nursery's node carries, so that a child's
-//! node reaches it through its parent link) and wakes the task that polls the nursery.
+//! `cancel`) is its own. The node's allocation is also the child's waker
+//! ([`ChildWaker`]): waking it puts the child's key in the ready queue ([`Ready`], which
+//! the nursery's node carries, so that a child's node reaches it through its parent
+//! link) and wakes the task that polls the nursery.
 //! A child woken on the thread that runs its group's round (by its own poll or a
 //! sibling's: most wake-ups) queues itself in a thread-local list instead, with no lock
 //! and no read-modify-write ([`LOCAL`]).
@@ -174,14 +174,20 @@ impl ArcWake for Node<ChildWaker> {
                 return;
             }
         }
-        if !w.queued.swap(true, Ordering::AcqRel) {
-            let key = w.key.load(Ordering::Acquire);
-            match this.fixed_parent() {
-                Some(parent) => push_to(parent, key),
-                None => {
-                    if let Some(parent) = this.parent() {
-                        push_to(&parent, key);
-                    }
+        queue(this, w);
+    }
+}
+
+/// Queues the child whose node is `node` in its nursery's ready queue, unless it is
+/// queued already. Placed (a child is born queued): its key is set.
+fn queue<X: ?Sized>(node: &Node<X>, w: &ChildWaker) {
+    if !w.queued.swap(true, Ordering::AcqRel) {
+        let key = w.key.load(Ordering::Acquire);
+        match node.fixed_parent() {
+            Some(parent) => push_to(parent, key),
+            None => {
+                if let Some(parent) = node.parent() {
+                    push_to(&parent, key);
                 }
             }
         }
@@ -240,18 +246,7 @@ impl Drop for LocalRound {
 pub(crate) fn cancel_child(node: &Arc<Node>, detail: Detail) {
     node.cancel_with(Reason::Explicit, detail);
     if let Some(w) = node.ext_ref::<ChildWaker>() {
-        if !w.queued.swap(true, Ordering::AcqRel) {
-            // Placed: its key is set (see `wake_by_ref`).
-            let key = w.key.load(Ordering::Acquire);
-            match node.fixed_parent() {
-                Some(parent) => push_to(parent, key),
-                None => {
-                    if let Some(parent) = node.parent() {
-                        push_to(&parent, key);
-                    }
-                }
-            }
-        }
+        queue(node, w);
     }
 }
 

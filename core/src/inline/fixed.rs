@@ -271,11 +271,9 @@ pub trait Slots {
     /// What the group returns when it succeeds.
     type Outputs;
 
-    /// Polls every future still running, in order.
-    fn poll_all(self: Pin<&mut Self>, p: &mut Polling<'_, Self::Error>);
-
-    /// Polls every future still running, in order, on the fast pass ([`Fast`]).
-    fn poll_fast(self: Pin<&mut Self>, f: &mut Fast<'_, Self::Error>);
+    /// Polls every future still running, in order, in the pass `p` (the general one or
+    /// the fast one).
+    fn poll_each<P: Pass<Self::Error>>(self: Pin<&mut Self>, p: &mut P);
 
     /// Drops every future still there; the first panic of their destructors.
     fn drop_all(self: Pin<&mut Self>) -> Option<Panic>;
@@ -314,22 +312,12 @@ impl<F: Future, M: Takes<F::Output>> Slots for VecSlots<F, M> {
     type Outputs = Vec<M::Value>;
 
     #[inline(always)]
-    fn poll_all(self: Pin<&mut Self>, p: &mut Polling<'_, M::Error>) {
+    fn poll_each<P: Pass<M::Error>>(self: Pin<&mut Self>, p: &mut P) {
         let this = self.project();
         p.poll::<F, M>(this.first);
         p.poll::<F, M>(this.second);
         for slot in this.rest.iter_mut() {
             p.poll::<F, M>(slot.as_mut());
-        }
-    }
-
-    #[inline(always)]
-    fn poll_fast(self: Pin<&mut Self>, f: &mut Fast<'_, M::Error>) {
-        let this = self.project();
-        f.poll::<F, M>(this.first);
-        f.poll::<F, M>(this.second);
-        for slot in this.rest.iter_mut() {
-            f.poll::<F, M>(slot.as_mut());
         }
     }
 
@@ -353,6 +341,16 @@ impl<F: Future, M: Takes<F::Output>> Slots for VecSlots<F, M> {
         }
         outputs
     }
+}
+
+/// A pass over a group's futures, polling one at a time: the general pass
+/// ([`Polling`]) or the fast one ([`Fast`]).
+pub trait Pass<E> {
+    /// Polls the future in `slot`, if it still runs.
+    fn poll<F: Future, M: Takes<F::Output, Error = E>>(
+        &mut self,
+        slot: Pin<&mut Slot<F, M::Value>>,
+    );
 }
 
 /// What a group of slots `S` returns: its outputs, or every error.
@@ -445,11 +443,12 @@ pin_project! {
     impl<S: Slots> PinnedDrop for Fixed<S> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
+            // Most groups end `Done`: nothing to replace then.
             if !matches!(this.state, State::Running(_)) {
                 return;
             }
             let State::Running(run) = std::mem::replace(this.state, State::Done) else {
-                return;
+                unreachable!()
             };
             // Dropped from outside before it finished (C8): everything inside is
             // cancelled, and the futures, which it owns, are dropped now.
@@ -503,7 +502,7 @@ impl<S: Slots> Fixed<S> {
 }
 
 /// One poll of the futures of a group.
-pub struct Polling<'a, E> {
+pub(super) struct Polling<'a, E> {
     waker: &'a Waker,
     /// Armed: the futures run in the caller's scope until the group's node is made.
     armed: bool,
@@ -526,10 +525,10 @@ fn holds(holds: i32, group: Option<&Arc<Node>>) -> bool {
     holds > 0 && group.is_some_and(|g| g.has_holds())
 }
 
-impl<E> Polling<'_, E> {
+impl<E> Pass<E> for Polling<'_, E> {
     /// Polls one future, or drops it if the group is cancelled and it holds nothing.
     #[inline(always)]
-    pub(crate) fn poll<F: Future, M: Takes<F::Output, Error = E>>(
+    fn poll<F: Future, M: Takes<F::Output, Error = E>>(
         &mut self,
         mut slot: Pin<&mut Slot<F, M::Value>>,
     ) {
@@ -551,7 +550,9 @@ impl<E> Polling<'_, E> {
         *polled = true;
         self.after::<F, M>(slot, out, before);
     }
+}
 
+impl<E> Polling<'_, E> {
     /// What follows a future's poll, whose outcome is `out`, the group's holds having
     /// been `before` when it began (see [`poll`](Self::poll)).
     #[inline(always)]
@@ -676,7 +677,7 @@ impl<E> Polling<'_, E> {
 /// more bookkeeping than that. Anything else (a future that asked for its context, an
 /// error, a panic, a value that ends the group) hands that future's outcome to the
 /// general pass ([`Polling`]), made then, which polls the rest.
-pub struct Fast<'a, E> {
+pub(super) struct Fast<'a, E> {
     waker: &'a Waker,
     at: &'static Location<'static>,
     /// A future is still running.
@@ -694,10 +695,10 @@ impl<E> fmt::Debug for Fast<'_, E> {
     }
 }
 
-impl<'a, E> Fast<'a, E> {
+impl<E> Pass<E> for Fast<'_, E> {
     /// Polls one future.
     #[inline(always)]
-    pub(crate) fn poll<F: Future, M: Takes<F::Output, Error = E>>(
+    fn poll<F: Future, M: Takes<F::Output, Error = E>>(
         &mut self,
         mut slot: Pin<&mut Slot<F, M::Value>>,
     ) {
@@ -739,7 +740,9 @@ impl<'a, E> Fast<'a, E> {
         // zero.
         self.slow().after::<F, M>(slot, out, 0);
     }
+}
 
+impl<'a, E> Fast<'a, E> {
     /// The general pass, made now if it was not.
     #[cold]
     fn slow(&mut self) -> &mut Polling<'a, E> {
@@ -771,7 +774,7 @@ impl<'a, E> Fast<'a, E> {
 fn poll_settled<S: Slots>(mut slots: Pin<&mut S>, p: &mut Polling<'_, S::Error>) {
     loop {
         let was_cancelled = p.cancelled;
-        slots.as_mut().poll_all(p);
+        slots.as_mut().poll_each(p);
         if was_cancelled || !p.cancelled || !p.running {
             return;
         }
@@ -921,7 +924,7 @@ impl<S: Slots> Fixed<S> {
             slow: None,
         };
         let mut slots = this.slots;
-        slots.as_mut().poll_fast(&mut f);
+        slots.as_mut().poll_each(&mut f);
         let (simple, running, holding) = match f.slow.take() {
             None => (true, f.running, false),
             Some(p) => slow_pass_end(slots.as_mut(), p),

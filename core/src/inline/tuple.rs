@@ -18,7 +18,7 @@ use std::pin::Pin;
 
 use pin_project_lite::pin_project;
 
-pub use super::fixed::{Fast, Fixed, JoinMode, Mode, Polling, Slot, Slots, Takes, TryJoinMode};
+pub use super::fixed::{Fixed, JoinMode, Mode, Pass, Slot, Slots, Takes, TryJoinMode};
 use crate::error::NurseryError;
 use crate::task::Panic;
 
@@ -105,15 +105,9 @@ macro_rules! tuples {
             type Outputs = ($(<M as Takes<$F::Output>>::Value,)+);
 
             #[inline(always)]
-            fn poll_all(self: Pin<&mut Self>, p: &mut Polling<'_, M::Error>) {
+            fn poll_each<P: Pass<M::Error>>(self: Pin<&mut Self>, p: &mut P) {
                 let this = self.project();
                 $(p.poll::<$F, M>(this.$f);)+
-            }
-
-            #[inline(always)]
-            fn poll_fast(self: Pin<&mut Self>, f: &mut Fast<'_, M::Error>) {
-                let this = self.project();
-                $(f.poll::<$F, M>(this.$f);)+
             }
 
             fn drop_all(self: Pin<&mut Self>) -> Option<Panic> {
