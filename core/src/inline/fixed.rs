@@ -343,8 +343,8 @@ impl<F: Future, M: Takes<F::Output>> Slots for VecSlots<F, M> {
     }
 }
 
-/// A pass over a group's futures, polling one at a time: the general pass
-/// ([`Polling`]) or the fast one ([`Fast`]).
+/// A pass over a group's futures, polling one at a time: the general pass or the fast
+/// one (the module docs say when each runs).
 pub trait Pass<E> {
     /// Polls the future in `slot`, if it still runs.
     fn poll<F: Future, M: Takes<F::Output, Error = E>>(
