@@ -337,12 +337,12 @@ async fn n6_start() {
             .await
             .unwrap();
         assert_eq!(v, 3);
-        let e = n.start(|_s: inline::TaskStatus<()>| async { Err::<(), _>(TestError("bind")) });
+        let e = n.start(|_s: hatchery::TaskStatus<()>| async { Err::<(), _>(TestError("bind")) });
         assert!(matches!(
             e.await,
             Err(StartError::Failed(TestError("bind")))
         ));
-        let ns = n.start(|_s: inline::TaskStatus<()>| async { Ok::<_, TestError>(()) });
+        let ns = n.start(|_s: hatchery::TaskStatus<()>| async { Ok::<_, TestError>(()) });
         assert!(matches!(ns.await, Err(StartError::NotStarted)));
         Ok::<_, TestError>(v)
     })

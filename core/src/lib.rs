@@ -249,6 +249,7 @@ mod combinators;
 mod context;
 pub mod diagnostics;
 mod error;
+mod group;
 pub mod inline;
 pub mod net;
 mod node;

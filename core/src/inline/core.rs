@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 use super::engine::{Group, Ready, Shared};
 use crate::context;
 use crate::error::NurseryError;
+use crate::group::{decide, make_body, poll_body, Body, Phase, Seen};
 use crate::node::{Hold, Node, Reason};
 use crate::trace;
 
@@ -33,7 +34,7 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
             if let Some(mut open) = this.state.take() {
-                if !open.finished {
+                if !open.phase.finished() {
                     // Dropped from outside before it finished (C8): everything is
                     // cancelled, and the children, which it owns, are dropped now.
                     open.shared.node.cancel(Reason::Dropped);
@@ -68,9 +69,8 @@ struct Open<'env, T, E, C, O> {
     /// children run (their holds stop at their own nodes).
     hold: Option<Hold>,
     value: Option<T>,
-    body_done: bool,
-    finished: bool,
-    returned: bool,
+    /// Where it is in its life.
+    phase: Phase,
 }
 
 impl<'env, Fut, T, E, C, O> Core<'env, Fut, T, E, C, O>
@@ -112,96 +112,37 @@ where
                 this.site.at(),
             ));
             let hold = Hold::new(&parent.node);
-            let made = catch_unwind(AssertUnwindSafe(|| make(&shared)));
-            let body_done = match made {
-                Ok(body) => {
-                    this.body.set(Some(body));
-                    false
-                }
-                Err(panic) => {
-                    shared.panicked(panic, None);
-                    true
-                }
-            };
+            let phase = make_body(this.body.as_mut(), || make(&shared), &*shared);
             *this.state = Some(Open {
                 shared,
                 group: Group::new(*this.stop),
                 node: Some(node),
                 hold: Some(hold),
                 value: None,
-                body_done,
-                finished: false,
-                returned: false,
+                phase,
             });
             first = true;
         }
         let open = this.state.as_mut().expect("nursery state");
-        if open.finished {
-            assert!(
-                !open.returned,
-                "hatchery: nursery future polled after completion"
-            );
-            // Stalled under a cancelled enclosing scope, which drops us; kept past it
-            // (rule K), nothing else catches, and we return it ourselves.
-            if !open.shared.node.outer_cancelled(open.shared.rt.now()) {
-                open.returned = true;
-                open.shared.node.set_caught();
-                return Poll::Ready(Err(NurseryError::Cancelled));
-            }
-            return Poll::Pending;
+        if let Some(ended) = open
+            .phase
+            .poll_ended(&open.shared.node, open.shared.rt.now())
+        {
+            return ended;
         }
         let shared = open.shared.clone();
         let node = &shared.node;
         node.register(cx.waker());
         shared.register(cx.waker());
 
-        if !open.body_done {
-            if !first && node.should_drop() {
-                trace::cancelled(node, None);
-                let dropped = catch_unwind(AssertUnwindSafe(|| {
-                    context::drop_cancelled_body(|| this.body.set(None))
-                }));
-                if let Err(panic) = dropped {
-                    shared.panicked(panic, None);
-                }
-                open.body_done = true;
-            } else if let Some(body) = this.body.as_mut().as_pin_mut() {
-                let slot = &mut open.node;
-                let polled = catch_unwind(AssertUnwindSafe(|| {
-                    context::enter_with(slot, &shared.rt, cx.waker(), || body.poll(cx))
-                }));
-                let ended = match polled {
-                    Ok(Poll::Pending) => {
-                        let cancelled = node.should_drop();
-                        if cancelled {
-                            trace::cancelled(node, None);
-                        }
-                        cancelled
-                    }
-                    Ok(Poll::Ready(Ok(v))) => {
-                        open.value = Some(v);
-                        true
-                    }
-                    Ok(Poll::Ready(Err(e))) => {
-                        trace::failed_borrowed::<E>(false);
-                        shared.fail(e, None);
-                        true
-                    }
-                    Err(panic) => {
-                        trace::panicked(&*panic, false);
-                        shared.panicked(panic, None);
-                        true
-                    }
-                };
-                if ended {
-                    let dropped = catch_unwind(AssertUnwindSafe(|| {
-                        context::drop_cancelled_body(|| this.body.set(None))
-                    }));
-                    if let Err(panic) = dropped {
-                        shared.panicked(panic, None);
-                    }
-                    open.body_done = true;
-                }
+        if open.phase == Phase::Body {
+            let body = Body {
+                fut: this.body.as_mut(),
+                value: &mut open.value,
+                slot: &mut open.node,
+            };
+            if poll_body(body, first, node, &shared.rt, cx, &*shared) {
+                open.phase = Phase::Draining;
             }
         }
 
@@ -209,50 +150,20 @@ where
         // nursery is cancelled.
         open.group.run(&shared, cx);
 
-        if !open.body_done {
+        if open.phase == Phase::Body {
             return Poll::Pending;
         }
-        let Some(record) = open.group.try_close(&shared) else {
+        let Some(closed) = open.group.try_close(&shared) else {
             return Poll::Pending;
         };
-        open.finished = true;
         let value = open.value.take();
-        // As the spawning nursery ends (`nursery::NurseryFuture`): our flag first, then
-        // the walk up.
-        let marked = node.is_marked();
-        let outer = node.outer_cancelled(shared.rt.now());
-        let reason = node.reason();
-        node.detach_unless_kept();
-        node.finish();
+        let seen = Seen::close(node, shared.rt.now(), true);
         open.hold.take();
-        if let Some(panic) = record.panic {
-            open.returned = true;
-            resume_unwind(panic);
-        }
-        if !record.errors.is_empty() {
-            open.returned = true;
-            return Poll::Ready(Err(NurseryError::Failed(record.errors)));
-        }
         // Finished in its first poll, nothing of it cancelled: it never suspended, and
         // cancellation does not interrupt it (C1).
-        let uninterrupted = first && !record.child_cancelled;
-        let orphan = !outer && reason.is_none() && marked;
-        if (outer || orphan) && !(uninterrupted && value.is_some()) {
-            if orphan {
-                drop(value);
-                open.returned = true;
-                node.set_caught();
-                return Poll::Ready(Err(NurseryError::Cancelled));
-            }
-            // Cancelled from outside: the enclosing cancelled scope ends the work here
-            // and drops us (N4).
-            return Poll::Pending;
-        }
-        open.returned = true;
-        if let Some(v) = value {
-            return Poll::Ready(Ok((v, record.outputs)));
-        }
-        node.set_caught();
-        Poll::Ready(Err(NurseryError::Cancelled))
+        let uninterrupted = first && !closed.child_cancelled;
+        let decision = decide(Some(node), closed.record, value, seen, uninterrupted);
+        open.phase = decision.phase();
+        decision.into_poll().map_ok(|v| (v, closed.outputs))
     }
 }

@@ -64,10 +64,10 @@ use futures_task::{waker_ref, ArcWake};
 use slab::Slab;
 
 use crate::context::{self, Children};
+use crate::group::{Exit, Failures, Panic, Record};
 use crate::node::{Detail, Node, Reason};
 use crate::reason::race_won;
 use crate::rt::Runtime;
-use crate::task::Panic;
 use crate::trace;
 
 /// The wakers of a group's children push their keys here. It is what the nursery's
@@ -296,24 +296,13 @@ struct Inbox<E, C> {
     closed: bool,
     /// Pending `start` calls: they keep the group open.
     starting: usize,
-    /// Every error, of the body and the children, in the order they happened.
-    errors: Vec<E>,
-    /// The first panic.
-    panic: Option<Panic>,
+    /// What the body and the children failed with (rules N2, N3).
+    record: Record<E>,
 }
 
-/// How a child ended.
-pub(crate) enum Exit<O, E> {
-    Value(O),
-    Failed(E),
-    Panicked(Panic),
-    Cancelled,
-}
-
-/// What the group records for its owner once it has closed.
-pub(crate) struct Record<E, O> {
-    pub(crate) errors: Vec<E>,
-    pub(crate) panic: Option<Panic>,
+/// What the group hands its owner once it has closed.
+pub(crate) struct Closed<E, O> {
+    pub(crate) record: Record<E>,
     pub(crate) outputs: Vec<O>,
     /// A child ended cancelled (see the end of the nursery's poll).
     pub(crate) child_cancelled: bool,
@@ -335,8 +324,7 @@ impl<'env, E, C> Shared<'env, E, C> {
                 new: Vec::new(),
                 closed: false,
                 starting: 0,
-                errors: Vec::new(),
-                panic: None,
+                record: Record::default(),
             }),
             trace,
             at,
@@ -436,25 +424,32 @@ impl<'env, E, C> Shared<'env, E, C> {
     /// Records a failure (of the body, `child` `None`, or of the child spawned there)
     /// and cancels the group.
     pub(crate) fn fail(&self, error: E, child: Option<&'static Location<'static>>) {
-        self.lock().errors.push(error);
+        self.lock().record.errors.push(error);
         self.node.cancel_with(Reason::Failure, failed(child, false));
     }
 
     /// Records a panic (of the body, `child` `None`, or of the child spawned there) and
     /// cancels the group.
     pub(crate) fn panicked(&self, panic: Panic, child: Option<&'static Location<'static>>) {
-        {
-            let mut inbox = self.lock();
-            if inbox.panic.is_none() {
-                inbox.panic = Some(panic);
-            }
-        }
+        self.lock().record.panicked(panic);
         self.node.cancel_with(Reason::Failure, failed(child, true));
     }
 
     /// Registers the task that polls the group.
     pub(crate) fn register(&self, waker: &Waker) {
         self.group.ext.waker.register(waker);
+    }
+}
+
+impl<E, C> Failures<E> for Shared<'_, E, C> {
+    fn body_failed(&self, error: E) {
+        trace::failed_borrowed::<E>(false);
+        self.fail(error, None);
+    }
+
+    fn body_panicked(&self, panic: Panic) {
+        trace::panicked(&*panic, false);
+        self.panicked(panic, None);
     }
 }
 
@@ -682,7 +677,7 @@ impl<C, O> Group<C, O> {
 
     /// Closes the group if no child is left (nor a pending `start`): its record then
     /// goes to the caller.
-    pub(crate) fn try_close<E>(&mut self, shared: &Shared<'_, E, C>) -> Option<Record<E, O>> {
+    pub(crate) fn try_close<E>(&mut self, shared: &Shared<'_, E, C>) -> Option<Closed<E, O>> {
         if !self.children.is_empty() {
             return None;
         }
@@ -691,9 +686,8 @@ impl<C, O> Group<C, O> {
             return None;
         }
         inbox.closed = true;
-        Some(Record {
-            errors: std::mem::take(&mut inbox.errors),
-            panic: inbox.panic.take(),
+        Some(Closed {
+            record: inbox.record.take(),
             outputs: std::mem::take(&mut self.outputs),
             child_cancelled: self.child_cancelled,
         })

@@ -84,9 +84,9 @@ use pin_project_lite::pin_project;
 use super::engine::failed;
 use crate::context::{self, ArmedGroup, DisarmOnUnwind};
 use crate::error::NurseryError;
+use crate::group::{decide, poll_stalled, Decision, Panic, Record, Seen};
 use crate::node::{Detail, Node, Reason};
 use crate::reason::race_won;
-use crate::task::Panic;
 
 /// How many futures a collection's [`Fixed`] takes: more are run by an inline nursery's
 /// engine, whose per-future wakers poll only the futures that were woken.
@@ -415,19 +415,8 @@ impl Group {
     }
 }
 
-struct Trouble<E> {
-    errors: Vec<E>,
-    panic: Option<Panic>,
-}
-
-impl<E> Default for Trouble<E> {
-    fn default() -> Self {
-        Trouble {
-            errors: Vec::new(),
-            panic: None,
-        }
-    }
-}
+/// What went wrong in a group, boxed: most groups never fail, and a `Fixed` stays small.
+type Trouble<E> = Record<E>;
 
 pin_project! {
     /// A fixed set of futures ([`Slots`]), run concurrently in the caller's task (see the
@@ -642,10 +631,7 @@ impl<E> Polling<'_, E> {
 
     #[cold]
     fn panicked(&mut self, p: Panic) {
-        let trouble = self.trouble.get_or_insert_default();
-        if trouble.panic.is_none() {
-            trouble.panic = Some(p);
-        }
+        self.trouble.get_or_insert_default().panicked(p);
         self.cancel(Reason::Failure, failed(Some(self.at), true));
     }
 
@@ -809,12 +795,11 @@ impl<S: Slots> Fixed<S> {
             State::Stalled(node) => {
                 // Kept past the scope that cancelled us, which has finished since:
                 // nothing else will catch it, and we return it ourselves (rule K2).
-                if !node.outer_cancelled(context::now()) {
-                    node.set_caught();
+                let stalled = poll_stalled(node, context::now());
+                if stalled.is_ready() {
                     *this.state = State::Done;
-                    return Poll::Ready(Err(NurseryError::Cancelled));
                 }
-                return Poll::Pending;
+                return stalled;
             }
             State::Done => panic!("hatchery: combinator polled after completion"),
         }
@@ -1029,11 +1014,31 @@ impl<S: Slots> Fixed<S> {
             cancelled,
             caller_cancelled,
         } = run;
+        let record = trouble.map_or_else(Record::default, |t| *t);
+        // Finished in its first poll, nothing of it cancelled: it never suspended, and
+        // cancellation does not interrupt it (C1).
+        let uninterrupted = fresh && !cancelled;
         let Some(group) = group else {
             // No node: the futures ran in the caller's scope, and any cancellation of
             // theirs was the caller's.
-            let outer = cancelled || (!fresh && caller_cancelled);
-            return end_unmade(this.slots, this.state, trouble, fresh, cancelled, outer);
+            let seen = Seen {
+                marked: false,
+                outer: cancelled || (!fresh && caller_cancelled),
+                reason: None,
+            };
+            return match decide(None, record, Some(()), seen, uninterrupted) {
+                Decision::Stall => {
+                    // A node to tell, if we are kept and polled again later, whether
+                    // the enclosing scope has finished since.
+                    let node = context::with_current(|c| {
+                        Node::entered(c.expect(context::NO_RUNTIME).node, false, None)
+                    });
+                    node.finish();
+                    *this.state = State::Stalled(node);
+                    Poll::Pending
+                }
+                decision => decision.into_poll().map_ok(|()| this.slots.outputs()),
+            };
         };
         let Group {
             slot,
@@ -1041,77 +1046,25 @@ impl<S: Slots> Fixed<S> {
             registered,
         } = group;
         drop(slot);
-        // As the spawning nursery ends: our flag first, then the walk up (unless nothing
-        // was cancelled at all: then nothing is caught, and the outputs are complete).
-        let marked = node.is_marked();
-        let outer =
-            (marked || cancelled || node.is_cancelled()) && node.outer_cancelled(context::now());
-        let reason = node.reason();
-        node.detach_unless_kept();
-        node.finish();
-        if let Some(trouble) = trouble {
-            let Trouble { errors, panic } = *trouble;
-            if let Some(p) = panic {
-                resume_unwind(p);
+        // Unless nothing was cancelled at all: then nothing is caught, and the outputs
+        // are complete.
+        let seen = Seen::close(&node, context::now(), cancelled);
+        match decide(Some(&node), record, Some(()), seen, uninterrupted) {
+            Decision::Stall => {
+                // The node tells, if we are kept and polled again later, whether the
+                // enclosing scope has finished since.
+                *this.state = State::Stalled(node);
+                Poll::Pending
             }
-            if !errors.is_empty() {
-                return Poll::Ready(Err(NurseryError::Failed(errors)));
+            Decision::Return(Ok(())) => {
+                let outputs = this.slots.outputs();
+                if !registered {
+                    // For the next scope entered here in this task poll (a loop of joins).
+                    context::recycle_node(node);
+                }
+                Poll::Ready(Ok(outputs))
             }
-        }
-        // Finished in its first poll, nothing of it cancelled: it never suspended, and
-        // cancellation does not interrupt it (C1).
-        let uninterrupted = fresh && !cancelled;
-        let orphan = !outer && reason.is_none() && marked;
-        if (outer || orphan) && !uninterrupted {
-            if orphan {
-                node.set_caught();
-                return Poll::Ready(Err(NurseryError::Cancelled));
-            }
-            // Cancelled from outside: the enclosing cancelled scope ends the work here
-            // and drops us (N4). The node tells, if we are kept and polled again later,
-            // whether that scope has finished since.
-            *this.state = State::Stalled(node);
-            return Poll::Pending;
-        }
-        let outputs = this.slots.outputs();
-        if !registered {
-            // For the next scope entered here in this task poll (a loop of joins).
-            context::recycle_node(node);
-        }
-        Poll::Ready(Ok(outputs))
-    }
-}
-
-/// The end of a group that never made its node (see [`Fixed::end`]): `outer` says
-/// whether a cancellation of the caller's ended it.
-#[inline(always)]
-fn end_unmade<S: Slots>(
-    slots: Pin<&mut S>,
-    state: &mut State<S::Error>,
-    trouble: Option<Box<Trouble<S::Error>>>,
-    fresh: bool,
-    cancelled: bool,
-    outer: bool,
-) -> Poll<Result<S::Outputs, NurseryError<S::Error>>> {
-    if let Some(trouble) = trouble {
-        let Trouble { errors, panic } = *trouble;
-        if let Some(p) = panic {
-            resume_unwind(p);
-        }
-        if !errors.is_empty() {
-            return Poll::Ready(Err(NurseryError::Failed(errors)));
+            decision => decision.into_poll().map_ok(|()| unreachable!()),
         }
     }
-    let uninterrupted = fresh && !cancelled;
-    if outer && !uninterrupted {
-        // Cancelled from outside (see `Fixed::end`): a node to tell, if we are kept and
-        // polled again later, whether that scope has finished since.
-        let node = context::with_current(|c| {
-            Node::entered(c.expect(context::NO_RUNTIME).node, false, None)
-        });
-        node.finish();
-        *state = State::Stalled(node);
-        return Poll::Pending;
-    }
-    Poll::Ready(Ok(slots.outputs()))
 }

@@ -117,7 +117,7 @@ pub(crate) mod tuple;
 
 pub use self::combinators::{join, map, race, race_ok, try_join, Map};
 pub use self::handle::{Join, TaskHandle};
-pub use self::start::{Start, TaskStatus};
+pub use self::start::Start;
 
 /// Runs futures of different types concurrently in the caller's task and returns their
 /// outputs as a tuple: [`futures::join!`]'s form of [`inline::join`](join()), and the

@@ -1,6 +1,6 @@
 //! [`Nursery::start`] for inline nurseries: the child is polled by the caller, under the
-//! caller's cancellation, until it calls [`TaskStatus::started`]; then the nursery
-//! takes it over (rule N6).
+//! caller's cancellation, until it calls [`TaskStatus::started`]; then the nursery takes
+//! it over (rule N6).
 
 use std::fmt;
 use std::future::Future;
@@ -14,65 +14,7 @@ use super::{LocalChild, Nursery, SendChild};
 use crate::context;
 use crate::error::StartError;
 use crate::node::{Hold, Node};
-
-/// The token a child started with an inline [`Nursery::start`] uses to say it is ready.
-///
-/// # Examples
-///
-/// ```
-/// use hatchery::inline;
-///
-/// # hatchery_smol::run(async {
-/// let config = String::from("port=8080");
-/// let config = &config;
-/// inline::nursery(|n| async move {
-///     let port = n
-///         .start(|status: inline::TaskStatus<u16>| async move {
-///             let port = config.trim_start_matches("port=").parse().unwrap();
-///             status.started(port);
-///             Ok::<(), anyhow::Error>(())
-///         })
-///         .await?;
-///     assert_eq!(port, 8080);
-///     Ok(())
-/// })
-/// .await
-/// .unwrap();
-/// # });
-/// ```
-pub struct TaskStatus<V> {
-    slot: Arc<Mutex<Option<V>>>,
-}
-
-impl<V> TaskStatus<V> {
-    /// Hands `value` to the caller of [`Nursery::start`]; the nursery takes the child
-    /// over at its next suspension point (or when it returns). If the caller's scope is
-    /// cancelled by then, the value is dropped and the child stays under the caller's
-    /// cancellation (as in trio).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hatchery::inline;
-    /// # hatchery_smol::run(async {
-    /// inline::nursery(|n| async move {
-    ///     let v = n.start(|status| async move { status.started("ready"); Ok(()) }).await?;
-    ///     assert_eq!(v, "ready");
-    ///     Ok::<_, anyhow::Error>(())
-    /// }).await.unwrap();
-    /// # });
-    /// ```
-    pub fn started(self, value: V) {
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        *slot = Some(value);
-    }
-}
-
-impl<V> fmt::Debug for TaskStatus<V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskStatus").finish_non_exhaustive()
-    }
-}
+use crate::TaskStatus;
 
 /// Future returned by an inline [`Nursery::start`].
 ///
@@ -182,7 +124,7 @@ impl<'env, E: 'env> Nursery<'env, E, SendChild<'env, E>> {
         V: Send,
     {
         let slot = Arc::new(Mutex::new(None));
-        let fut = f(TaskStatus { slot: slot.clone() });
+        let fut = f(TaskStatus::inline(slot.clone()));
         Start {
             shared: self.shared.clone(),
             slot,
@@ -233,7 +175,7 @@ impl<'env, E: 'env> Nursery<'env, E, LocalChild<'env, E>> {
         T: 'env,
     {
         let slot = Arc::new(Mutex::new(None));
-        let fut = f(TaskStatus { slot: slot.clone() });
+        let fut = f(TaskStatus::inline(slot.clone()));
         Start {
             shared: self.shared.clone(),
             slot,

@@ -15,6 +15,7 @@ use pin_project_lite::pin_project;
 use crate::context;
 use crate::diagnostics::{self, Held, HolderKind};
 use crate::error::{NurseryError, SpawnError};
+use crate::group::{decide, make_body, poll_body, Body, Failures, Phase, Record, Seen};
 use crate::node::{Detail, Kind, Labelled, Named, Node, Reason, Tag};
 use crate::reason::{said, CancelReason};
 use crate::rt::Runtime;
@@ -290,11 +291,6 @@ pub(crate) struct Shared<E> {
 /// thread to free ([`Group::bury`]) before they free them themselves.
 const DEAD_MAX: usize = 64;
 
-struct Record<E> {
-    errors: Vec<E>,
-    panic: Option<Panic>,
-}
-
 impl<E> Shared<E> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Record<E>> {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
@@ -330,6 +326,16 @@ impl<E> Shared<E> {
         self.state
             .compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+    }
+}
+
+impl<E: Send + 'static> Failures<E> for Shared<E> {
+    fn body_failed(&self, error: E) {
+        self.fail(error, None);
+    }
+
+    fn body_panicked(&self, panic: Panic) {
+        self.panicked(panic, None);
     }
 }
 
@@ -442,12 +448,7 @@ impl<E: Send + 'static> Group for Shared<E> {
         if task.is_none() {
             trace::panicked(&*panic, false);
         }
-        {
-            let mut record = self.lock();
-            if record.panic.is_none() {
-                record.panic = Some(panic);
-            }
-        }
+        self.lock().panicked(panic);
         let detail = Detail::Failed {
             task: task.map(|t| t.site),
             name: task.and_then(Label::name),
@@ -852,7 +853,7 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
             if let Some(mut open) = this.state.take() {
-                if !open.finished {
+                if !open.phase.finished() {
                     // Dropped from outside before it finished (C8): cancel everything
                     // now. Children stop at their next suspension point; nobody waits.
                     open.shared.node.cancel(Reason::Dropped);
@@ -883,12 +884,8 @@ struct Open<T, E> {
     hold: Option<Held>,
     /// The body's value, once it has produced one.
     value: Option<T>,
-    body_done: bool,
-    /// Every child finished: later polls stay pending (stalled under an outer
-    /// cancellation, until the enclosing scope drops us), or panic if we returned.
-    finished: bool,
-    /// Returned its output (or resumed a panic): polling again is a bug of the caller.
-    returned: bool,
+    /// Where it is in its life.
+    phase: Phase,
 }
 
 impl<F, Fut, T, E> fmt::Debug for NurseryFuture<F, Fut, T, E> {
@@ -921,7 +918,9 @@ where
     E: Send + 'static,
 {
     fn is_terminated(&self) -> bool {
-        self.state.as_ref().is_some_and(|open| open.returned)
+        self.state
+            .as_ref()
+            .is_some_and(|open| open.phase == Phase::Returned)
     }
 }
 
@@ -977,38 +976,21 @@ where
                 dead_len: AtomicUsize::new(0),
                 child_cancelled: AtomicBool::new(false),
                 waker: AtomicWaker::new(),
-                record: Mutex::new(Record {
-                    errors: Vec::new(),
-                    panic: None,
-                }),
+                record: Mutex::new(Record::default()),
                 dead: Mutex::new(Vec::new()),
                 trace: this.site.parent(),
             });
             let hold = Held::new(&parent.node, HolderKind::Nursery, this.site.at());
-            let made = catch_unwind(AssertUnwindSafe(|| {
-                make(Nursery {
-                    shared: shared.clone(),
-                })
-            }));
-            // A panic in `make` is the body's: children it spawned are waited for.
-            let body_done = match made {
-                Ok(body) => {
-                    this.body.set(Some(body));
-                    false
-                }
-                Err(panic) => {
-                    shared.panicked(panic, None);
-                    true
-                }
+            let nursery = Nursery {
+                shared: shared.clone(),
             };
+            let phase = make_body(this.body.as_mut(), || make(nursery), &*shared);
             *this.state = Some(Open {
                 shared,
                 node: Some(node),
                 hold: Some(hold),
                 value: None,
-                body_done,
-                finished: false,
-                returned: false,
+                phase,
             });
             first = true;
         }
@@ -1016,65 +998,33 @@ where
         if let Some(hold) = &open.hold {
             hold.polled();
         }
-        if open.finished {
-            assert!(
-                !open.returned,
-                "hatchery: nursery future polled after completion"
-            );
-            // Stalled under a cancelled enclosing scope, which drops us. Unless we were
-            // kept past it, and it has finished since (see `Node::finish`): then nothing
-            // is left to catch the cancellation, and we return it ourselves.
-            if !open.shared.node.outer_cancelled(open.shared.rt.now()) {
-                open.returned = true;
-                open.shared.node.set_caught();
-                return Poll::Ready(Err(NurseryError::Cancelled));
-            }
-            return Poll::Pending;
+        // Stalled under a cancelled enclosing scope, which drops us. Unless we were kept
+        // past it, and it has finished since (see `Node::finish`): then nothing is left
+        // to catch the cancellation, and we return it ourselves.
+        if let Some(ended) = open
+            .phase
+            .poll_ended(&open.shared.node, open.shared.rt.now())
+        {
+            return ended;
         }
         let shared = open.shared.clone();
         let node = &shared.node;
 
-        if !open.body_done {
-            if !first && node.should_drop() {
-                trace::cancelled(node, None);
-                // A panic in the body's destructor waits for the children, as one in
-                // its poll does.
-                let dropped = catch_unwind(AssertUnwindSafe(|| {
-                    context::drop_cancelled_body(|| this.body.set(None))
-                }));
-                if let Err(panic) = dropped {
-                    shared.panicked(panic, None);
+        if open.phase == Phase::Body {
+            node.register(cx.waker());
+            let body = Body {
+                fut: this.body.as_mut(),
+                value: &mut open.value,
+                slot: &mut open.node,
+            };
+            if !poll_body(body, first, node, &shared.rt, cx, &*shared) {
+                if node.is_marked() {
+                    // Cancelled, but held: warn of a holder kept unpolled (cold).
+                    diagnostics::held(node, &*shared.rt, cx);
                 }
-                open.body_done = true;
-            } else {
-                node.register(cx.waker());
-                let body = this.body.as_mut().as_pin_mut().expect("body present");
-                let slot = &mut open.node;
-                let polled = catch_unwind(AssertUnwindSafe(|| {
-                    context::enter_with(slot, &shared.rt, cx.waker(), || body.poll(cx))
-                }));
-                match polled {
-                    Ok(Poll::Pending) if !node.should_drop() => {
-                        if node.is_marked() {
-                            // Cancelled, but held: warn of a holder kept unpolled (cold).
-                            diagnostics::held(node, &*shared.rt, cx);
-                        }
-                        return Poll::Pending;
-                    }
-                    Ok(Poll::Pending) => trace::cancelled(node, None),
-                    Ok(Poll::Ready(Ok(v))) => open.value = Some(v),
-                    Ok(Poll::Ready(Err(e))) => shared.fail(e, None),
-                    Err(panic) => shared.panicked(panic, None),
-                }
-                // Drop the body (a no-op if it finished) before waiting for children.
-                let dropped = catch_unwind(AssertUnwindSafe(|| {
-                    context::drop_cancelled_body(|| this.body.set(None))
-                }));
-                if let Err(panic) = dropped {
-                    shared.panicked(panic, None);
-                }
-                open.body_done = true;
+                return Poll::Pending;
             }
+            open.phase = Phase::Draining;
         }
 
         // The body is gone: nothing holds the node any more.
@@ -1084,33 +1034,14 @@ where
             return Poll::Pending;
         }
         // Every child has finished and no more can be spawned.
-        open.finished = true;
         // Free what children finishing on other threads left, rather than keep it for
         // as long as a `Nursery` clone outlives the nursery.
         shared.reap(context::thread_key());
-        let (errors, panic) = {
-            let mut record = shared.lock();
-            (std::mem::take(&mut record.errors), record.panic.take())
-        };
+        let record = shared.lock().take();
         let value = open.value.take();
-        // Our flag first: an ancestor's cancellation sets its own flag before ours, so one
-        // that marked us by now is seen by the walk below if it still runs. (Read after
-        // the walk, a cancellation landing in between would pass for an orphan's.)
-        let marked = node.is_marked();
-        let outer = node.outer_cancelled(shared.rt.now());
-        let reason = node.reason();
-        node.detach_unless_kept();
-        node.finish();
+        let seen = Seen::close(node, shared.rt.now(), true);
         // Release the hold last, just before handing control back to enclosing scopes.
         open.hold.take();
-        if let Some(panic) = panic {
-            open.returned = true;
-            resume_unwind(panic);
-        }
-        if !errors.is_empty() {
-            open.returned = true;
-            return Poll::Ready(Err(NurseryError::Failed(errors)));
-        }
         // A nursery that produced its value in its first poll never suspended: like code
         // that never suspends, cancellation does not interrupt it (C1). Unless a child was
         // cancelled: on another thread, children can start, be cancelled at their first
@@ -1118,33 +1049,8 @@ where
         // pass for the work of children that were cut short (combinators build theirs
         // from their children's outputs). (`try_close` acquired the children's writes.)
         let uninterrupted = first && !shared.child_cancelled.load(Ordering::Relaxed);
-        // Marked by an ancestor that no running scope stands for: a nursery kept past the
-        // scope it was first polled in, which cancelled it and has finished since (see
-        // `Node::finish`). Its work was cut short as under `outer`, with nothing to catch.
-        let orphan = !outer && reason.is_none() && marked;
-        if (outer || orphan) && !(uninterrupted && value.is_some()) {
-            if orphan {
-                drop(value);
-                open.returned = true;
-                node.set_caught();
-                return Poll::Ready(Err(NurseryError::Cancelled));
-            }
-            // Cancelled from outside (even if the body had finished): waiting for the
-            // children was a suspension point, so the enclosing cancelled scope ends the
-            // work here and drops us, as trio raises `Cancelled` out of the nursery.
-            return Poll::Pending;
-        }
-        open.returned = true;
-        if let Some(v) = value {
-            return Poll::Ready(Ok(v));
-        }
-        // Cancelled itself (a failure always records an error), or, kept past the scope
-        // it was first polled in, by that finished scope (see `Node::finish`).
-        debug_assert!(
-            matches!(reason, Some(Reason::Nursery) | None),
-            "a failure always records an error"
-        );
-        node.set_caught();
-        Poll::Ready(Err(NurseryError::Cancelled))
+        let decision = decide(Some(node), record, value, seen, uninterrupted);
+        open.phase = decision.phase();
+        decision.into_poll()
     }
 }

@@ -46,7 +46,16 @@ use crate::task::{self, spawn_cell, End, Label, Panic, Route, TaskHandle};
 /// # });
 /// ```
 pub struct TaskStatus<V> {
-    sink: Arc<dyn StartSink<V>>,
+    sink: Sink<V>,
+}
+
+/// Where a [`TaskStatus`] hands its value.
+enum Sink<V> {
+    /// A spawned task's `start`, which takes the task over at once.
+    Task(Arc<dyn StartSink<V>>),
+    /// An inline child's `start`, which looks at the value after each poll of the child
+    /// (the child is polled in the caller's task until then).
+    Inline(Arc<Mutex<Option<V>>>),
 }
 
 trait StartSink<V>: Send + Sync {
@@ -54,8 +63,17 @@ trait StartSink<V>: Send + Sync {
 }
 
 impl<V> TaskStatus<V> {
+    /// The token of an inline child's `start`, which finds the value in `slot`.
+    pub(crate) fn inline(slot: Arc<Mutex<Option<V>>>) -> Self {
+        TaskStatus {
+            sink: Sink::Inline(slot),
+        }
+    }
+
     /// Hands `value` to the caller of [`Nursery::start`] and moves this task into the
-    /// nursery. From now on an error or panic of the task goes to the nursery.
+    /// nursery. From now on an error or panic of the task goes to the nursery. (In an
+    /// [inline nursery](crate::inline), the nursery takes the child over at the child's
+    /// next suspension point, or when it returns.)
     ///
     /// If the caller's scope is cancelled already (the task is then running in a shield
     /// or has not reached a checkpoint yet), this does nothing, as in trio: `value` is
@@ -83,7 +101,10 @@ impl<V> TaskStatus<V> {
     /// # });
     /// ```
     pub fn started(self, value: V) {
-        self.sink.started(value);
+        match self.sink {
+            Sink::Task(sink) => sink.started(value),
+            Sink::Inline(slot) => *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(value),
+        }
     }
 }
 
@@ -159,7 +180,7 @@ impl<V: Send, E: Send> Route<E> for StartShared<V, E> {
             _ => return Some(end),
         }
         s.state = match end {
-            End::Value | End::Cancelled => StartState::NotStarted,
+            End::Value(()) | End::Cancelled => StartState::NotStarted,
             End::Failed(e) => StartState::Failed(e),
             End::Panicked(p) => StartState::Panicked(p),
         };
@@ -337,7 +358,7 @@ impl<E: Send + 'static> Nursery<E> {
         let first = match self.is_closed() {
             true => First::Closed,
             false => First::Spawn(f(TaskStatus {
-                sink: shared.clone(),
+                sink: Sink::Task(shared.clone()),
             })),
         };
         Start {

@@ -1,7 +1,6 @@
 //! The runner: what the executor polls for a task of a nursery, and how a task reports
 //! its end (to its handle, to its nursery or, before it has started, to its `start`).
 
-use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,18 +15,15 @@ use super::raw::{self, Body, Part};
 use crate::context;
 use crate::diagnostics;
 use crate::error::JoinError;
+use crate::group::Exit;
+pub(crate) use crate::group::Panic;
 use crate::node::{Label, Node};
 use crate::rt::{Runtime, Task};
 use crate::timer::TimerSlot;
 use crate::trace;
 
-/// How a task ended, minus its value.
-pub(crate) enum End<E> {
-    Value,
-    Failed(E),
-    Panicked(Panic),
-    Cancelled,
-}
+/// How a task ended, minus its value (which stays in the task's cell for its handle).
+pub(crate) type End<E> = Exit<(), E>;
 
 /// Where a `start`ed task reports its end before it has called `started`.
 pub(crate) trait Route<E>: Send + Sync {
@@ -38,9 +34,6 @@ pub(crate) trait Route<E>: Send + Sync {
     /// one (`start_with_handle`). Otherwise nobody takes it.
     fn wants_value(&self) -> bool;
 }
-
-/// A panic's payload, as `catch_unwind` gives it.
-pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 
 /// The group a task belongs to, its nursery: where the task reports how it ended. The
 /// nursery implements it, so that this layer does not name the nursery.
@@ -287,7 +280,7 @@ where
                     }
                     (End::Cancelled, None)
                 }
-                Ok(Poll::Ready(Ok(v))) => (End::Value, Some(v)),
+                Ok(Poll::Ready(Ok(v))) => (End::Value(()), Some(v)),
                 Ok(Poll::Ready(Err(e))) => (End::Failed(e), None),
                 Err(p) => (End::Panicked(p), None),
             };
@@ -387,7 +380,7 @@ where
             node.detach();
         }
         let result = match end {
-            Some(End::Value) => match value.take() {
+            Some(End::Value(())) => match value.take() {
                 Some(v) => Ok(v),
                 None => Err(JoinError::cancelled()),
             },
@@ -456,7 +449,7 @@ where
 #[inline(always)]
 fn trace_end<E: 'static>(node: &Node, end: &End<E>) {
     match end {
-        End::Value => {}
+        End::Value(()) => {}
         End::Failed(e) => trace::failed(e, true),
         End::Panicked(p) => trace::panicked(&**p, true),
         End::Cancelled => trace::cancelled(node, None),
