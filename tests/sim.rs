@@ -379,3 +379,95 @@ fn tasks_left_are_dropped_when_the_run_ends() {
     assert_eq!(dropped.load(Ordering::SeqCst), 3);
     assert_eq!(runtime.strong_count(), 0, "the runtime was let go of");
 }
+
+// ----- `#[hatchery::test]` on the simulator -----
+
+/// One body, on tokio, smol, and the simulator under 20 seeds.
+#[hatchery::test(sim(seeds = 20))]
+async fn one_body_on_every_backend() {
+    let backend = hatchery::testing::backend().unwrap();
+    assert!(
+        ["tokio_current", "tokio_multi", "smol", "sim"].contains(&backend),
+        "{backend}"
+    );
+    // Only the simulator has a seed, and runs on its own runtime.
+    assert_eq!(hatchery_sim::current_seed().is_some(), backend == "sim");
+    if backend == "sim" {
+        assert_eq!(hatchery::rt::current().unwrap().name(), "hatchery-sim");
+    }
+    let order = order_of(4).await;
+    assert_eq!(order.len(), 4);
+}
+
+/// With virtual time: the test run's clock, over the simulator.
+#[hatchery::test(virtual_time, sim(seeds = 5))]
+async fn virtual_time_on_every_backend() {
+    let out = move_on_after(secs(3600), std::future::pending::<()>()).await;
+    assert_eq!(out, None);
+    assert_eq!(hatchery::testing::elapsed(), secs(3600));
+}
+
+/// The simulator alone, with the default seeds; a test that returns a `Result`.
+#[hatchery::test(backends(sim))]
+async fn the_simulator_alone() -> Result<(), io::Error> {
+    assert_eq!(hatchery::testing::backend(), Some("sim"));
+    let seed = hatchery_sim::current_seed().unwrap();
+    assert!(seed < 100, "{seed}");
+    sleep(secs(1)).await;
+    Ok(())
+}
+
+/// Fails on purpose under some seeds: run by `a_failing_seed_is_printed_and_replayed`.
+#[hatchery::test(backends(sim), sim(seeds = 64))]
+#[ignore = "fails on purpose; a_failing_seed_is_printed_and_replayed runs it"]
+async fn lost_increment() {
+    assert_eq!(racy_increments().await, 2, "an increment was lost");
+}
+
+/// Runs this test binary on `lost_increment::sim` alone, with `seed` in the environment.
+fn run_lost_increment(seed: Option<u64>) -> (bool, String) {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["lost_increment::sim", "--exact", "--ignored", "--nocapture"])
+        .env_remove(hatchery_sim::SEED_VAR)
+        .env_remove(hatchery_sim::SEEDS_VAR);
+    if let Some(seed) = seed {
+        cmd.env(hatchery_sim::SEED_VAR, seed.to_string());
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_failing_seed_is_printed_and_replayed() {
+    let bad = (0..64)
+        .find(|&seed| Sim::new(seed).run(racy_increments()) != 2)
+        .expect("some seed of 64 loses an increment");
+    let (passed, stderr) = run_lost_increment(None);
+    assert!(!passed, "{stderr}");
+    let line = format!(
+        "hatchery-sim: seed {bad} failed (of seeds 0..64); replay it with:\n    \
+         HATCHERY_SIM_SEED={bad} cargo test -p hatchery-tests -- lost_increment::sim --exact"
+    );
+    assert!(stderr.contains(&line), "{stderr}");
+    assert!(stderr.contains("an increment was lost"), "{stderr}");
+    // The line replays it: that seed alone, failing the same way.
+    let (passed, stderr) = run_lost_increment(Some(bad));
+    assert!(!passed, "{stderr}");
+    assert!(
+        stderr.contains(&format!("replaying seed {bad}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("hatchery-sim: seed {bad} failed; replay it with")),
+        "{stderr}"
+    );
+    // A seed that passes passes.
+    let good = (0..64)
+        .find(|&seed| Sim::new(seed).run(racy_increments()) == 2)
+        .unwrap();
+    let (passed, stderr) = run_lost_increment(Some(good));
+    assert!(passed, "{stderr}");
+}
