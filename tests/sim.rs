@@ -276,6 +276,36 @@ fn blocking_work_is_refused() {
 }
 
 #[test]
+fn blocking_work_in_a_child_is_refused_and_the_siblings_cancelled() {
+    let cancelled = Arc::new(AtomicU32::new(0));
+    let c = cancelled.clone();
+    let out = catch_unwind(AssertUnwindSafe(|| {
+        Sim::new(2).run(nursery(|n: Nursery<Infallible>| async move {
+            n.spawn(async move {
+                let _on_drop = hatchery::finally(sleep(secs(3600)), async move {
+                    c.fetch_add(1, Ordering::SeqCst);
+                })
+                .await;
+                Ok(())
+            });
+            n.spawn(async {
+                checkpoint().await;
+                hatchery::run_blocking(|| 1).await;
+                Ok(())
+            });
+            Ok(())
+        }))
+    }));
+    let msg = message(&*out.expect_err("run_blocking ran"));
+    assert!(msg.starts_with("hatchery-sim: blocking work"), "{msg}");
+    assert_eq!(
+        cancelled.load(Ordering::SeqCst),
+        1,
+        "the sibling was cancelled (N3)"
+    );
+}
+
+#[test]
 fn sockets_are_unsupported() {
     let errors = Sim::new(0).run(async {
         let udp = hatchery::net::UdpSocket::bind("127.0.0.1:0")

@@ -64,6 +64,8 @@ struct Slot {
     id: u64,
     task: Option<Task>,
     queued: bool,
+    /// The task's waker, made once (a poll clones it).
+    waker: Waker,
 }
 
 #[derive(Clone, Copy)]
@@ -168,10 +170,17 @@ impl Runtime for SimRuntime {
         }
         let id = s.next_id;
         s.next_id += 1;
-        let key = s.tasks.insert(Slot {
+        let entry = s.tasks.vacant_entry();
+        let key = entry.key();
+        entry.insert(Slot {
             id,
             task: Some(task),
             queued: true,
+            waker: Waker::from(Arc::new(TaskWaker {
+                shared: Arc::downgrade(&self.shared),
+                key,
+                id,
+            })),
         });
         s.ready.push(Ready::Task { key, id });
         s.recorder.push(Event::Spawn(id));
@@ -369,8 +378,9 @@ pub(crate) fn block_on<F: Future>(
                     Some(slot) if slot.id == id => {
                         slot.queued = false;
                         let task = slot.task.take().expect("a ready task is in its slot");
+                        let waker = slot.waker.clone();
                         s.recorder.push(Event::Poll(id));
-                        Some((key, id, task))
+                        Some((key, id, task, waker))
                     }
                     _ => continue,
                 },
@@ -387,21 +397,16 @@ pub(crate) fn block_on<F: Future>(
                     return (out, trace);
                 }
             }
-            Some((key, id, mut task)) => {
-                let waker = Waker::from(Arc::new(TaskWaker {
-                    shared: Arc::downgrade(&shared),
-                    key,
-                    id,
-                }));
+            Some((key, id, mut task, waker)) => {
                 let done = Pin::new(&mut task)
                     .poll(&mut Context::from_waker(&waker))
                     .is_ready();
                 let mut s = shared.lock();
                 if done {
-                    s.tasks.remove(key);
+                    let slot = s.tasks.remove(key);
                     s.recorder.push(Event::Done(id));
                     drop(s);
-                    drop(task); // invariant 4
+                    drop((task, slot, waker)); // invariant 4
                 } else {
                     s.tasks[key].task = Some(task);
                 }
