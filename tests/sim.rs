@@ -459,7 +459,9 @@ fn run_lost_increment(seed: Option<u64>) -> (bool, String) {
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     cmd.args(["lost_increment::sim", "--exact", "--ignored", "--nocapture"])
         .env_remove(hatchery_sim::SEED_VAR)
-        .env_remove(hatchery_sim::SEEDS_VAR);
+        .env_remove(hatchery_sim::SEEDS_VAR)
+        // As `cargo test` sets it, also when this binary is run by hand.
+        .env("CARGO_PKG_NAME", env!("CARGO_PKG_NAME"));
     if let Some(seed) = seed {
         cmd.env(hatchery_sim::SEED_VAR, seed.to_string());
     }
@@ -500,4 +502,47 @@ fn a_failing_seed_is_printed_and_replayed() {
         .unwrap();
     let (passed, stderr) = run_lost_increment(Some(good));
     assert!(passed, "{stderr}");
+}
+
+/// `wait_all_tasks_blocked` works on the simulator as on the other backends.
+#[hatchery::test(sim(seeds = 10))]
+async fn waiting_until_all_are_blocked() {
+    let (tx, rx) = memory_stream::<u32>(0);
+    nursery(|n: Nursery<Infallible>| async move {
+        let worker = n.spawn(async move { Ok(rx.recv().await.unwrap()) });
+        hatchery::testing::wait_all_tasks_blocked().await;
+        assert_eq!(tx.statistics().tasks_waiting_receive, 1);
+        tx.send(5).await.unwrap();
+        assert_eq!(worker.join().await.unwrap(), 5);
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// Prints the trace hashes of a few seeds of `pipeline`, for
+/// `another_process_replays_the_same_traces`.
+#[test]
+#[ignore = "run by another_process_replays_the_same_traces"]
+fn print_trace_hashes() {
+    for seed in 0..5 {
+        let (_, trace) = Sim::new(seed).run_traced(pipeline());
+        println!("trace {seed} {:016x}", trace.hash());
+    }
+}
+
+#[test]
+fn another_process_replays_the_same_traces() {
+    // Another process: other addresses (ASLR), another heap, the same runs.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["print_trace_hashes", "--exact", "--ignored", "--nocapture"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for seed in 0..5 {
+        let (_, trace) = Sim::new(seed).run_traced(pipeline());
+        let line = format!("trace {seed} {:016x}", trace.hash());
+        assert!(stdout.contains(&line), "{line} not in:\n{stdout}");
+    }
 }
