@@ -91,8 +91,8 @@ use syn::{Error, ItemFn, Meta, Token};
 /// `hatchery-smol` as (dev-)dependencies, or
 /// only the adapters of the backends it selects, under those names, and `hatchery-sim`
 /// for the simulator (the expansion names `::hatchery`, `::hatchery_tokio`,
-/// `::hatchery_smol` and `::hatchery_sim`; a renamed dependency is not found; a test crate whose tests list only backends of its own needs neither
-/// adapter). Write it `#[hatchery::test]`: after `use hatchery::*`, a plain `#[test]`
+/// `::hatchery_smol` and `::hatchery_sim`; a renamed dependency is not found; a test
+/// crate whose tests list only backends of its own needs no adapter). Write it `#[hatchery::test]`: after `use hatchery::*`, a plain `#[test]`
 /// is ambiguous (rustc's error E0659) because the glob brings this `test` in.
 ///
 /// # Options
@@ -109,13 +109,15 @@ use syn::{Error, ItemFn, Meta, Token};
 ///   same body still runs on the other backends; without a time option, it runs on the
 ///   simulator's own clock, which is always virtual;
 /// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`, `sim` (with 100
-///   seeds, or those of `sim(seeds = N)`), and backends of your own, written `name = path::to::run`: a test `name::<name>` that calls your
-///   `run` (any `fn run<F: Future>(fut: F) -> F::Output`, a third-party runtime's, say),
-///   as the adapters' `run` functions are called for the built-in ones. The path is
-///   written as in the function's module. `hatchery::testing::backend()` returns the
+///   seeds, or those of `sim(seeds = N)`), and backends of your own, written
+///   `name = path::to::run`: a test `name::<name>` that calls your `run` (any
+///   `fn run<F: Future>(fut: F) -> F::Output`, a third-party runtime's, say), as the
+///   adapters' `run` functions are called for the built-in ones. The path is written as
+///   in the function's module. `hatchery::testing::backend()` returns the
 ///   name.
 ///
-/// Without a time option the test runs on real time, with task tracking so that
+/// Without a time option the test runs on real time (the simulator's clock, on `sim`),
+/// with task tracking so that
 /// `hatchery::testing::wait_all_tasks_blocked` works. With a virtual clock, a test whose
 /// tasks are all blocked with nothing that could wake them (a deadlock) panics after 10
 /// seconds of real time instead of hanging (for a longer limit, write the run by hand:
