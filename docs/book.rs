@@ -34,6 +34,7 @@ chapters! {
     Net = "src/net.md",
     Threads = "src/threads.md",
     Testing = "src/testing.md",
+    Simulation = "src/simulation.md",
     Library = "src/library.md",
     Recipes = "src/recipes.md",
     Semantics = "src/semantics.md",

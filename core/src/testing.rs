@@ -1110,7 +1110,7 @@ pub fn elapsed() -> Duration {
 }
 
 /// The name of the backend running the current `#[hatchery::test]`: `"tokio_current"`,
-/// `"tokio_multi"` or `"smol"`, or the name of a backend of your own
+/// `"tokio_multi"`, `"smol"` or `"sim"` (the simulator, `hatchery-sim`), or the name of a backend of your own
 /// (`backends(mine = path::to::run)`: `"mine"`); `None` outside one.
 ///
 /// # Examples

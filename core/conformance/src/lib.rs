@@ -75,7 +75,8 @@
 //!
 //! # When not to use this
 //!
-//! The adapters `hatchery-tokio` and `hatchery-smol` pass this kit in hatchery's CI: an
+//! The adapters `hatchery-tokio` and `hatchery-smol`, and the simulator `hatchery-sim`
+//! (without the scenarios that need threads), pass this kit in hatchery's CI: an
 //! application using them needs nothing from here.
 
 use std::future::Future;
@@ -122,6 +123,9 @@ pub struct Scenario {
     pub rule: &'static str,
     /// The clock it runs on.
     pub clock: Clock,
+    /// It needs a thread for blocking work (`run_blocking`): a runtime that runs none
+    /// (a simulator) skips it (see [`tests!`](macro@tests#a-runtime-without-threads)).
+    pub needs_threads: bool,
     /// The scenario's future, as [`prepare`] runs it.
     pub future: fn() -> Pin<Box<dyn Future<Output = ()> + Send>>,
 }
@@ -240,6 +244,23 @@ pub fn assert_released(runtime: Weak<dyn Runtime>, patience: Duration) {
 /// runtime they polled for, so the runtime and its threads keep each other alive, and
 /// every `run` leaks a pool.
 ///
+/// # A runtime without threads
+///
+/// `tests!(run, without_threads)` is for a runtime that runs no thread for blocking
+/// work, on purpose: a deterministic simulator (`hatchery-sim`), whose
+/// [`spawn_blocking`](hatchery::rt::Runtime::spawn_blocking) refuses it. The scenarios
+/// that need one ([`Scenario::needs_threads`]: `w6_run_blocking_runs_on_another_thread`
+/// and `r2_no_runtime_outside`, which runs its check on a blocking thread) are then
+/// generated `#[ignore]`d, with the reason, so that `cargo test` lists them as ignored
+/// rather than passing them; every other scenario runs as usual.
+///
+/// ```
+/// mod on_the_simulator {
+///     hatchery_conformance::tests!(hatchery_sim::run, without_threads);
+/// }
+/// # fn main() {}
+/// ```
+///
 /// # Examples
 ///
 /// ```
@@ -259,7 +280,16 @@ pub fn assert_released(runtime: Weak<dyn Runtime>, patience: Duration) {
 #[macro_export]
 macro_rules! tests {
     ($run:path) => {
-        $crate::__with_scenarios!(__tests($run));
+        $crate::__with_scenarios!(__tests($run, threads));
+
+        #[test]
+        fn runtime_is_released() {
+            let runtime = $run($crate::root_runtime());
+            $crate::assert_released(runtime, ::std::time::Duration::from_secs(10));
+        }
+    };
+    ($run:path, without_threads) => {
+        $crate::__with_scenarios!(__tests($run, without_threads));
 
         #[test]
         fn runtime_is_released() {
@@ -273,17 +303,32 @@ macro_rules! tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __tests {
-    (($run:path) $($name:ident: $clock:ident, $rule:literal;)*) => {
+    (($run:path, $threads:ident) $($name:ident: $clock:ident, $rule:literal $(, $needs:ident)?;)*) => {
         $(
-            #[test]
-            fn $name() {
-                $run($crate::__wrap(
-                    $crate::Clock::$clock,
-                    $crate::scenarios::$name(),
-                    ::core::stringify!($name),
-                ))
-            }
+            $crate::__test!($run, $threads, $name, $clock, $($needs)?);
         )*
+    };
+}
+
+/// Not public API: one scenario's test, for [`tests!`]: ignored, with the reason, if it
+/// needs a thread and the runtime runs none.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __test {
+    ($run:path, without_threads, $name:ident, $clock:ident, threads) => {
+        #[test]
+        #[ignore = "needs a thread for blocking work, which this runtime does not run"]
+        fn $name() {}
+    };
+    ($run:path, $threads:ident, $name:ident, $clock:ident, $($needs:ident)?) => {
+        #[test]
+        fn $name() {
+            $run($crate::__wrap(
+                $crate::Clock::$clock,
+                $crate::scenarios::$name(),
+                ::core::stringify!($name),
+            ))
+        }
     };
 }
 
@@ -291,7 +336,7 @@ macro_rules! __tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __list {
-    (() $($name:ident: $clock:ident, $rule:literal;)*) => {
+    (() $($name:ident: $clock:ident, $rule:literal $(, $needs:ident)?;)*) => {
         /// Every scenario of the kit, in the order of the book's rule families.
         ///
         /// # Examples
@@ -309,10 +354,23 @@ macro_rules! __list {
                     name: ::core::stringify!($name),
                     rule: $rule,
                     clock: Clock::$clock,
+                    needs_threads: $crate::__needs_threads!($($needs)?),
                     future: || ::std::boxed::Box::pin($crate::scenarios::$name()),
                 },
             )*
         ];
+    };
+}
+
+/// Not public API: whether a scenario of the list needs threads.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __needs_threads {
+    () => {
+        false
+    };
+    (threads) => {
+        true
     };
 }
 
@@ -352,13 +410,13 @@ macro_rules! __with_scenarios {
             f2_a_dropped_nursery_is_closed: Real, "F2";
             w1_waits_never_complete_in_a_cancelled_scope: Virtual, "W1";
             w3_a_cancelled_receive_loses_nothing: Virtual, "W3";
-            w6_run_blocking_runs_on_another_thread: Real, "W6";
+            w6_run_blocking_runs_on_another_thread: Real, "W6", threads;
             w_a_limiter_bounds_concurrency: Virtual, "W2, W5";
             g2_race_cancels_and_awaits_the_losers: Virtual, "G1, G2";
             g_map_runs_at_most_n_at_a_time: Virtual, "G1";
             g6_retry_backs_off_on_the_clock: Virtual, "G6";
             r1_tasks_find_their_runtime: Real, "R1";
-            r2_no_runtime_outside: Real, "R2";
+            r2_no_runtime_outside: Real, "R2", threads;
             r3_a_nested_enter_stays_in_its_scope: Real, "R3";
             r5_a_cancelled_task_is_dropped_in_its_context: Virtual, "R5";
             r_virtual_time_moves_over_the_executor: Virtual, "R1, D1";

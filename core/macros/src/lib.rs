@@ -48,11 +48,20 @@ use syn::{Error, ItemFn, Meta, Token};
 /// async fn on_my_runtime() {
 ///     assert!(matches!(hatchery::testing::backend(), Some("smol" | "mine")));
 /// }
+///
+/// // On tokio and smol, and on the deterministic simulator under 500 seeds (500
+/// // interleavings); a failing seed is printed with the line that replays it.
+/// #[hatchery::test(sim(seeds = 500))]
+/// async fn under_many_schedules() {
+///     let (a, b) = hatchery::join!(async { 1 }, async { 2 });
+///     assert_eq!(a + b, 3);
+/// }
 /// # fn main() {
 /// #     hatchery_smol::run(hatchery::testing::tracked(sums_in_parallel::body()));
 /// #     hatchery_smol::run(hatchery::testing::virtual_time(gives_up_after_an_hour::body()));
 /// #     hatchery_smol::run(returns_result::body()).unwrap();
 /// #     run(hatchery::testing::tracked(on_my_runtime::body()).with_backend_name("mine"));
+/// #     hatchery_sim::check_seeds(5, || hatchery::testing::tracked(under_many_schedules::body()));
 /// # }
 /// ```
 ///
@@ -64,6 +73,7 @@ use syn::{Error, ItemFn, Meta, Token};
 /// | `name::tokio_multi` | `hatchery_tokio::run` (multi-thread) |
 /// | `name::smol` | `hatchery_smol::run` (one thread per core) |
 /// | `name::mine` | `path::to::run`, given as `backends(mine = path::to::run)` |
+/// | `name::sim` | `hatchery_sim::check_seeds`: the simulator, once per seed (with `sim` or `backends(.., sim)`) |
 ///
 /// The function itself stays where it was declared, with its docs and lint levels (the
 /// module shares its name, in the other namespace, and its docs), and the module also
@@ -79,10 +89,10 @@ use syn::{Error, ItemFn, Meta, Token};
 /// It needs hatchery's `macros` feature (`hatchery = { version = "0.1", features =
 /// ["macros"] }` under `[dev-dependencies]`). The test crate needs `hatchery-tokio` and
 /// `hatchery-smol` as (dev-)dependencies, or
-/// only the adapters of the backends it selects, under those names (the expansion
-/// names `::hatchery`, `::hatchery_tokio` and `::hatchery_smol`; a renamed dependency is
-/// not found; a test crate whose tests list only backends of its own needs neither
-/// adapter). Write it `#[hatchery::test]`: after `use hatchery::*`, a plain `#[test]`
+/// only the adapters of the backends it selects, under those names, and `hatchery-sim`
+/// for the simulator (the expansion names `::hatchery`, `::hatchery_tokio`,
+/// `::hatchery_smol` and `::hatchery_sim`; a renamed dependency is not found; a test
+/// crate whose tests list only backends of its own needs no adapter). Write it `#[hatchery::test]`: after `use hatchery::*`, a plain `#[test]`
 /// is ambiguous (rustc's error E0659) because the glob brings this `test` in.
 ///
 /// # Options
@@ -90,14 +100,24 @@ use syn::{Error, ItemFn, Meta, Token};
 /// * `virtual_time`: run on virtual time (see the module `hatchery::testing`) that jumps
 ///   to the next deadline whenever every task is blocked;
 /// * `manual_time`: virtual time that moves only with `hatchery::testing::advance`;
-/// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`, and backends of
-///   your own, written `name = path::to::run`: a test `name::<name>` that calls your
-///   `run` (any `fn run<F: Future>(fut: F) -> F::Output`, a third-party runtime's, say),
-///   as the adapters' `run` functions are called for the built-in ones. The path is
-///   written as in the function's module. `hatchery::testing::backend()` returns the
+/// * `sim(seeds = N)`, or `sim` for 100 seeds: run on the deterministic simulator too
+///   (`hatchery-sim`: one thread, virtual time, the order of ready tasks drawn from a
+///   seed), once for each seed from 0 to N - 1, in a test `name::sim`. The first seed
+///   that fails stops it: it prints the seed and the line that replays it
+///   (`HATCHERY_SIM_SEED=<seed> cargo test -p <package> -- <test> --exact`), then fails
+///   as that run did. `HATCHERY_SIM_SEEDS=<count>` tries another number of seeds. The
+///   same body still runs on the other backends; without a time option, it runs on the
+///   simulator's own clock, which is always virtual;
+/// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`, `sim` (with 100
+///   seeds, or those of `sim(seeds = N)`), and backends of your own, written
+///   `name = path::to::run`: a test `name::<name>` that calls your `run` (any
+///   `fn run<F: Future>(fut: F) -> F::Output`, a third-party runtime's, say), as the
+///   adapters' `run` functions are called for the built-in ones. The path is written as
+///   in the function's module. `hatchery::testing::backend()` returns the
 ///   name.
 ///
-/// Without a time option the test runs on real time, with task tracking so that
+/// Without a time option the test runs on real time (the simulator's clock, on `sim`),
+/// with task tracking so that
 /// `hatchery::testing::wait_all_tasks_blocked` works. With a virtual clock, a test whose
 /// tasks are all blocked with nothing that could wake them (a deadlock) panics after 10
 /// seconds of real time instead of hanging (for a longer limit, write the run by hand:
@@ -120,12 +140,20 @@ enum Time {
     Manual,
 }
 
+/// The backends a test runs on unless `backends(..)` says otherwise.
 const BACKENDS: [&str; 3] = ["tokio_current", "tokio_multi", "smol"];
+
+/// The built-in backends that `backends(..)` may list.
+const BUILT_IN: [&str; 4] = ["tokio_current", "tokio_multi", "smol", "sim"];
+
+/// How many seeds the simulator runs a test under, unless `sim(seeds = N)` says.
+const DEFAULT_SEEDS: u64 = 100;
 
 fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let options = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
     let mut time: Option<(Time, Span)> = None;
     let mut backends: Option<Vec<Backend>> = None;
+    let mut sim: Option<(u64, Span)> = None;
     for option in options {
         let name = option
             .path()
@@ -149,6 +177,12 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 }
                 time = Some((t, path.span()));
             }
+            ("sim", Meta::Path(_) | Meta::List(_)) => {
+                if sim.is_some() {
+                    return Err(Error::new(option.span(), "`sim` given twice"));
+                }
+                sim = Some((sim_seeds(&option)?, option.span()));
+            }
             ("backends", Meta::List(list)) => {
                 if backends.is_some() {
                     return Err(Error::new(list.span(), "`backends` given twice"));
@@ -156,7 +190,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 if list.tokens.to_string().contains('-') {
                     return Err(Error::new(
                         list.tokens.span(),
-                        "backend names are written with underscores: `tokio_current`, `tokio_multi`, `smol`",
+                        "backend names are written with underscores: `tokio_current`, `tokio_multi`, `smol`, `sim`",
                     ));
                 }
                 let entries = list.parse_args_with(
@@ -169,12 +203,12 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                         Meta::Path(path) => {
                             let Some(b) = path
                                 .get_ident()
-                                .and_then(|ident| BACKENDS.iter().find(|b| ident == **b))
+                                .and_then(|ident| BUILT_IN.iter().find(|b| ident == **b))
                             else {
                                 return Err(Error::new(
                                     path.span(),
                                     format!(
-                                        "unknown backend `{}`; expected `tokio_current`, `tokio_multi` or `smol`, or a backend of your own: `name = path::to::run`",
+                                        "unknown backend `{}`; expected `tokio_current`, `tokio_multi`, `smol` or `sim`, or a backend of your own: `name = path::to::run`",
                                         quote!(#path).to_string().replace(' ', "")
                                     ),
                                 ));
@@ -189,7 +223,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                                     "a backend's name is one identifier: `name = path::to::run`",
                                 ));
                             };
-                            if BACKENDS.iter().any(|b| name == *b) {
+                            if BUILT_IN.iter().any(|b| name == *b) {
                                 return Err(Error::new(
                                     name.span(),
                                     format!("`{name}` is a built-in backend: list it alone, or give yours another name"),
@@ -206,7 +240,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                         Meta::List(list) => {
                             return Err(Error::new(
                                 list.span(),
-                                "a backend is `tokio_current`, `tokio_multi`, `smol`, or `name = path::to::run`",
+                                "a backend is `tokio_current`, `tokio_multi`, `smol`, `sim`, or `name = path::to::run` (the simulator's seeds are an option of their own: `sim(seeds = 1000)`)",
                             ))
                         }
                     };
@@ -226,14 +260,19 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             _ => {
                 return Err(Error::new(
                     option.span(),
-                    "unknown option; expected `virtual_time`, `manual_time` or `backends(tokio_current, tokio_multi, smol)`",
+                    "unknown option; expected `virtual_time`, `manual_time`, `sim(seeds = N)` or `backends(tokio_current, tokio_multi, smol, sim)`",
                 ))
             }
         }
     }
     let time = time.map_or(Time::Real, |(t, _)| t);
-    let backends =
+    let mut backends =
         backends.unwrap_or_else(|| BACKENDS.iter().copied().map(Backend::BuiltIn).collect());
+    // `sim(seeds = N)` adds the simulator to the backends, if they do not list it.
+    if sim.is_some() && !backends.iter().any(|b| b.name() == "sim") {
+        backends.push(Backend::BuiltIn("sim"));
+    }
+    let seeds = sim.map_or(DEFAULT_SEEDS, |(seeds, _)| seeds);
 
     let func: ItemFn = syn::parse2(item)?;
     let sig = &func.sig;
@@ -329,17 +368,25 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 let run = match *b {
                     "tokio_current" => quote!(::hatchery_tokio::run_current_thread),
                     "tokio_multi" => quote!(::hatchery_tokio::run),
+                    "sim" => quote!(::hatchery_sim::run),
                     _ => quote!(::hatchery_smol::run),
                 };
                 (syn::Ident::new(b, Span::call_site()), run)
             }
             Backend::Custom(name, path) => (name.clone(), from_test_module(path)),
         };
+        // The simulator runs the body once per seed, and names the seed that fails.
+        let call = match b.name() == "sim" {
+            true => quote! {
+                ::hatchery_sim::check_seeds(#seeds, || #wrap(body()).with_backend_name(#label))
+            },
+            false => quote!(#run(#wrap(body()).with_backend_name(#label))),
+        };
         quote_spanned! {name.span()=>
             #(#attrs)*
             #[::core::prelude::v1::test]
             fn #ident() #output {
-                #run(#wrap(body()).with_backend_name(#label))
+                #call
             }
         }
     });
@@ -370,9 +417,32 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     })
 }
 
+/// The seeds of `sim` (100) or `sim(seeds = N)` (`N`, at least 1).
+fn sim_seeds(option: &Meta) -> syn::Result<u64> {
+    let Meta::List(list) = option else {
+        return Ok(DEFAULT_SEEDS);
+    };
+    let usage = "expected `sim` or `sim(seeds = N)`, N a number of seeds (at least 1)";
+    let nv: syn::MetaNameValue = list.parse_args().map_err(|e| Error::new(e.span(), usage))?;
+    if !nv.path.is_ident("seeds") {
+        return Err(Error::new(nv.path.span(), usage));
+    }
+    let seeds = match &nv.value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(n),
+            ..
+        }) => n.base10_parse::<u64>()?,
+        other => return Err(Error::new(other.span(), usage)),
+    };
+    if seeds == 0 {
+        return Err(Error::new(nv.value.span(), usage));
+    }
+    Ok(seeds)
+}
+
 /// A backend a test runs on.
 enum Backend {
-    /// `tokio_current`, `tokio_multi` or `smol`.
+    /// `tokio_current`, `tokio_multi`, `smol` or `sim`.
     BuiltIn(&'static str),
     /// `name = path::to::run`: a `run` function of the test crate's own.
     Custom(syn::Ident, syn::Path),

@@ -22,12 +22,21 @@ pub struct Io {
     reg: Box<dyn Registration>,
 }
 
-/// Why a runtime cannot open sockets.
-const NO_REACTOR: &str = "hatchery: this runtime has no I/O reactor, so it cannot open \
-sockets (its `Runtime::reactor` returns `None`). Run on an adapter that provides one \
-(`hatchery_tokio` on Unix, `hatchery_smol`), or, in a runtime binding of your own, return \
-`hatchery_smol::AsyncIoReactor` (async-io's reactor, which runs on any executor) from \
-`Runtime::reactor`.";
+/// Why `rt` cannot open sockets: it names the runtime (`hatchery-sim`, the simulator,
+/// says so).
+fn no_reactor(rt: &dyn Runtime) -> io::Error {
+    let name = rt.name();
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "hatchery: this runtime (`{name}`) has no I/O reactor, so it cannot open \
+             sockets (its `Runtime::reactor` returns `None`). Run on an adapter that \
+             provides one (`hatchery_tokio` on Unix, `hatchery_smol`), or, in a runtime \
+             binding of your own, return `hatchery_smol::AsyncIoReactor` (async-io's \
+             reactor, which runs on any executor) from `Runtime::reactor`."
+        ),
+    )
+}
 
 impl Io {
     /// Registers `fd` with the reactor of the runtime of the code being polled.
@@ -46,9 +55,12 @@ impl Io {
     ///
     /// Outside a hatchery runtime.
     pub(crate) fn check_reactor() -> io::Result<()> {
-        rt::with_current(|c| match c.expect(rt::NO_RUNTIME).rt.reactor() {
-            Some(_) => Ok(()),
-            None => Err(io::Error::new(io::ErrorKind::Unsupported, NO_REACTOR)),
+        rt::with_current(|c| {
+            let rt = &**c.expect(rt::NO_RUNTIME).rt;
+            match rt.reactor() {
+                Some(_) => Ok(()),
+                None => Err(no_reactor(rt)),
+            }
         })
     }
 
@@ -58,7 +70,7 @@ impl Io {
             Some(reactor) => Ok(Io {
                 reg: reactor.register(fd)?,
             }),
-            None => Err(io::Error::new(io::ErrorKind::Unsupported, NO_REACTOR)),
+            None => Err(no_reactor(rt)),
         }
     }
 

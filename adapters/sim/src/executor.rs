@@ -1,0 +1,454 @@
+//! The simulator's executor: one thread, a virtual clock, and a seeded choice of which
+//! ready task runs next.
+//!
+//! # Invariants
+//!
+//! 1. Everything runs on the thread that called [`block_on`] (the simulator's thread):
+//!    tasks are polled there, and wake-ups, spawns and timers come from code polled
+//!    there. A wake-up or spawn from any other thread is recorded as a refusal, and the
+//!    run panics at its next step (see [`Shared::refuse`]): its timing is not the seed's.
+//! 2. A task is in the ready list at most once (its slot's `queued` flag; the root's
+//!    `root_queued`), so that the list, and the draw from it, depend only on the order of
+//!    wake-ups, which depends only on the seed.
+//! 3. The clock moves only when the ready list is empty, and then straight to the
+//!    earliest timer: time stands still while anything can run.
+//! 4. The state's lock is never held while a task is polled or dropped, or a waker woken:
+//!    all of those may call back into the runtime (spawn, wake, arm a timer).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use hatchery::rt::{Runtime, Sleep, Task};
+use slab::Slab;
+
+use crate::trace::{Event, Recorder, Trace};
+
+/// The id of the root future in the trace; tasks are numbered from 1 in spawn order.
+const ROOT: u64 = 0;
+
+/// State shared by the run loop, the runtime, its timers and its wakers.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// The simulator's thread (invariant 1).
+    thread: ThreadId,
+    seed: u64,
+}
+
+struct State {
+    /// The virtual clock: `start` plus the time simulated so far.
+    start: Instant,
+    elapsed: Duration,
+    /// Spawned tasks that have not finished; a slot's task is out while it is polled.
+    tasks: Slab<Slot>,
+    /// Tasks ready to run, in the order they became ready (invariant 2).
+    ready: Vec<Ready>,
+    root_queued: bool,
+    timers: BTreeMap<(Instant, u64), Waker>,
+    next_timer: u64,
+    /// The next task's id.
+    next_id: u64,
+    recorder: Recorder,
+    /// What was refused off the simulator's thread, to panic with (invariant 1).
+    refused: Option<&'static str>,
+    /// The run has ended: a task spawned now is dropped at once.
+    closed: bool,
+}
+
+struct Slot {
+    id: u64,
+    task: Option<Task>,
+    queued: bool,
+    /// The task's waker, made once (a poll clones it).
+    waker: Waker,
+}
+
+#[derive(Clone, Copy)]
+enum Ready {
+    Root,
+    Task { key: usize, id: u64 },
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the caller runs on the simulator's thread; if not, records `what` as
+    /// refused (invariant 1).
+    fn on_thread(&self, what: &'static str) -> bool {
+        if std::thread::current().id() == self.thread {
+            return true;
+        }
+        self.lock().refused.get_or_insert(what);
+        false
+    }
+
+    fn wake(&self, key: usize, id: u64) {
+        if !self.on_thread("a task was woken from another thread") {
+            return;
+        }
+        let mut s = self.lock();
+        if key == usize::MAX {
+            if !s.root_queued && !s.closed {
+                s.root_queued = true;
+                s.ready.push(Ready::Root);
+                s.recorder.push(Event::Wake(ROOT));
+            }
+            return;
+        }
+        let Some(slot) = s.tasks.get_mut(key) else {
+            return;
+        };
+        // A finished task's waker, its slot taken by another since: nothing to wake.
+        if slot.id != id || slot.queued {
+            return;
+        }
+        slot.queued = true;
+        s.ready.push(Ready::Task { key, id });
+        s.recorder.push(Event::Wake(id));
+    }
+
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
+/// A task's waker: its slot and id (the slot may be reused once the task is gone).
+struct TaskWaker {
+    shared: Weak<Shared>,
+    key: usize,
+    id: u64,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.wake(self.key, self.id);
+        }
+    }
+}
+
+/// The simulator as hatchery's [`Runtime`].
+pub(crate) struct SimRuntime {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SimRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimRuntime")
+            .field("seed", &self.shared.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The message of a refused [`Runtime::spawn_blocking`].
+pub(crate) const NO_THREADS: &str = "hatchery-sim: blocking work (`run_blocking`, \
+`to_thread::run_sync`, a blocking portal, host-name resolution) needs a real thread, which \
+the simulator does not run: a thread's timing is outside the simulation and would make the \
+run depend on more than its seed. Keep blocking work out of the code under simulation, or \
+test it on tokio or smol";
+
+impl Runtime for SimRuntime {
+    fn spawn(&self, task: Task) {
+        self.shared
+            .on_thread("a task was spawned from another thread");
+        let mut s = self.shared.lock();
+        if s.closed {
+            drop(s);
+            drop(task); // counts as cancelled
+            return;
+        }
+        let id = s.next_id;
+        s.next_id += 1;
+        let entry = s.tasks.vacant_entry();
+        let key = entry.key();
+        entry.insert(Slot {
+            id,
+            task: Some(task),
+            queued: true,
+            waker: Waker::from(Arc::new(TaskWaker {
+                shared: Arc::downgrade(&self.shared),
+                key,
+                id,
+            })),
+        });
+        s.ready.push(Ready::Task { key, id });
+        s.recorder.push(Event::Spawn(id));
+    }
+
+    fn now(&self) -> Instant {
+        let s = self.shared.lock();
+        s.start + s.elapsed
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        Box::pin(SimSleep {
+            shared: self.shared.clone(),
+            deadline,
+            key: None,
+        })
+    }
+
+    /// Refused: panics (in the task that asked) with a message that says why.
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        drop(work);
+        panic!("{NO_THREADS}");
+    }
+
+    /// Any instant: the clock jumps to a far deadline at once.
+    fn timer_horizon(&self) -> Duration {
+        Duration::MAX
+    }
+
+    /// `"hatchery-sim"`.
+    fn name(&self) -> &'static str {
+        "hatchery-sim"
+    }
+}
+
+/// A timer on the virtual clock.
+struct SimSleep {
+    shared: Arc<Shared>,
+    deadline: Instant,
+    key: Option<(Instant, u64)>,
+}
+
+impl Future for SimSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let mut s = this.shared.lock();
+        if s.start + s.elapsed >= this.deadline {
+            if let Some(key) = this.key.take() {
+                s.timers.remove(&key);
+            }
+            return Poll::Ready(());
+        }
+        let key = *this.key.get_or_insert_with(|| {
+            s.next_timer += 1;
+            (this.deadline, s.next_timer)
+        });
+        s.timers.insert(key, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Sleep for SimSleep {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        let this = &mut *self;
+        if let Some(key) = this.key.take() {
+            this.shared.lock().timers.remove(&key);
+        }
+        this.deadline = deadline;
+    }
+}
+
+impl Drop for SimSleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            // Dropped with its waker outside the lock (invariant 4).
+            let waker = self.shared.lock().timers.remove(&key);
+            drop(waker);
+        }
+    }
+}
+
+/// Drops every task left when the run ends, however it ends, so that the tasks (which
+/// hold the runtime) and the runtime (which holds them) do not keep each other.
+struct Close(Arc<Shared>);
+
+impl Drop for Close {
+    fn drop(&mut self) {
+        loop {
+            // Out of the lock first (invariant 4): a task's drop may wake or spawn.
+            let (tasks, timers) = {
+                let mut s = self.0.lock();
+                s.closed = true;
+                s.ready.clear();
+                let tasks: Vec<Slot> = s.tasks.drain().collect();
+                (tasks, std::mem::take(&mut s.timers))
+            };
+            if tasks.is_empty() && timers.is_empty() {
+                break;
+            }
+            drop(tasks);
+            drop(timers);
+        }
+    }
+}
+
+/// Runs `root` to completion on the simulator, with the schedule drawn from `seed`.
+///
+/// The caller has made `root` a hatchery root on the runtime passed to it.
+pub(crate) fn block_on<F: Future>(
+    seed: u64,
+    record: bool,
+    root: impl FnOnce(Arc<dyn Runtime>) -> F,
+) -> (F::Output, Trace) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            start: Instant::now(),
+            elapsed: Duration::ZERO,
+            tasks: Slab::new(),
+            ready: vec![Ready::Root],
+            root_queued: true,
+            timers: BTreeMap::new(),
+            next_timer: 0,
+            next_id: ROOT + 1,
+            recorder: Recorder::new(seed, record),
+            refused: None,
+            closed: false,
+        }),
+        thread: std::thread::current().id(),
+        seed,
+    });
+    let _seeded = Seeded::enter(&shared);
+    let runtime: Arc<dyn Runtime> = Arc::new(SimRuntime {
+        shared: shared.clone(),
+    });
+    let mut root = std::pin::pin!(root(runtime));
+    // Dropped before the root, however the run ends: the tasks' drops (in their
+    // context) leave the runtime in the thread's context, which the root's `Enter`
+    // clears as it goes.
+    let _close = Close(shared.clone());
+    let root_waker = Waker::from(Arc::new(TaskWaker {
+        shared: Arc::downgrade(&shared),
+        key: usize::MAX,
+        id: ROOT,
+    }));
+    let mut rng = fastrand::Rng::with_seed(seed);
+    loop {
+        let next = {
+            let mut s = shared.lock();
+            if let Some(what) = s.refused {
+                drop(s);
+                panic!(
+                    "hatchery-sim: {what} than the simulator's (seed {seed}): work on a real \
+                     thread is outside the simulation, and its timing would make the run depend \
+                     on more than its seed. Everything a simulated test does must run in its \
+                     tasks, on the simulator's thread"
+                );
+            }
+            if s.ready.is_empty() {
+                // Invariant 3: nothing can run; jump to the earliest timer.
+                let Some(&(at, _)) = s.timers.keys().next() else {
+                    let elapsed = s.elapsed;
+                    drop(s);
+                    panic!(
+                        "hatchery-sim: deadlock (seed {seed}, at {elapsed:?} of simulated \
+                         time): every task is blocked and no timer is set, so nothing can ever \
+                         wake one. Something waits for what never comes: a lock or permit never \
+                         released, a channel nobody sends on, an event never set, a task \
+                         joining itself"
+                    );
+                };
+                let now = s.start + s.elapsed;
+                if at > now {
+                    s.elapsed = at - s.start;
+                }
+                let elapsed = s.elapsed;
+                s.recorder.push(Event::Jump(elapsed));
+                let later = s.timers.split_off(&(at, u64::MAX));
+                let due = std::mem::replace(&mut s.timers, later);
+                drop(s);
+                // In the order they were armed: deterministic (invariant 4: unlocked).
+                due.into_values().for_each(Waker::wake);
+                continue;
+            }
+            let i = rng.usize(..s.ready.len());
+            let next = s.ready.swap_remove(i);
+            match next {
+                Ready::Root => {
+                    s.root_queued = false;
+                    s.recorder.push(Event::Poll(ROOT));
+                    None
+                }
+                Ready::Task { key, id } => match s.tasks.get_mut(key) {
+                    Some(slot) if slot.id == id => {
+                        slot.queued = false;
+                        let task = slot.task.take().expect("a ready task is in its slot");
+                        let waker = slot.waker.clone();
+                        s.recorder.push(Event::Poll(id));
+                        Some((key, id, task, waker))
+                    }
+                    _ => continue,
+                },
+            }
+        };
+        match next {
+            None => {
+                if let Poll::Ready(out) = root.as_mut().poll(&mut Context::from_waker(&root_waker))
+                {
+                    let mut s = shared.lock();
+                    s.recorder.push(Event::Done(ROOT));
+                    let elapsed = s.elapsed;
+                    let trace = s.recorder.finish(elapsed);
+                    return (out, trace);
+                }
+            }
+            Some((key, id, mut task, waker)) => {
+                let done = Pin::new(&mut task)
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_ready();
+                let mut s = shared.lock();
+                if done {
+                    let slot = s.tasks.remove(key);
+                    s.recorder.push(Event::Done(id));
+                    drop(s);
+                    drop((task, slot, waker)); // invariant 4
+                } else {
+                    s.tasks[key].task = Some(task);
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The run on this thread, for [`current_seed`](crate::current_seed).
+    static CURRENT: std::cell::RefCell<Option<Arc<Shared>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The seed of the run on this thread, if any.
+pub(crate) fn current() -> Option<Arc<Shared>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Marks the run on this thread, and seeds the thread's own generator (fastrand's,
+/// which `hatchery::Backoff`'s jitter draws from) from the run's seed; both are put
+/// back when the run ends.
+struct Seeded {
+    previous: Option<Arc<Shared>>,
+    thread_seed: u64,
+}
+
+impl Seeded {
+    fn enter(shared: &Arc<Shared>) -> Seeded {
+        let thread_seed = fastrand::get_seed();
+        // Another stream than the schedule's, from the same seed.
+        fastrand::seed(shared.seed ^ 0x9E37_79B9_7F4A_7C15);
+        Seeded {
+            previous: CURRENT.with(|c| c.borrow_mut().replace(shared.clone())),
+            thread_seed,
+        }
+    }
+}
+
+impl Drop for Seeded {
+    fn drop(&mut self) {
+        fastrand::seed(self.thread_seed);
+        let previous = self.previous.take();
+        let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
+    }
+}

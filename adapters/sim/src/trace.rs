@@ -1,0 +1,277 @@
+//! The trace of a simulated run: its events, hashed as they happen.
+
+use std::time::Duration;
+
+/// One step of a simulated run, as its [`Trace`] records it.
+///
+/// Tasks are numbered in the order they were spawned, from 1; the root future (the one
+/// given to [`run`](crate::run)) is 0. A task of a nursery, a task handle's task and a
+/// task an adapter would spawn are all tasks here.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery_sim::{Event, Sim};
+///
+/// let (_, trace) = Sim::new(7).record_events(true).run_traced(async {
+///     hatchery::nursery(|n| async move {
+///         n.spawn(async { Ok::<_, std::io::Error>(()) });
+///         Ok(())
+///     })
+///     .await
+///     .unwrap();
+/// });
+/// assert_eq!(trace.events().first(), Some(&Event::Poll(0))); // the root runs first
+/// assert!(trace.events().contains(&Event::Spawn(1)));
+/// assert!(trace.events().contains(&Event::Done(1)));
+/// assert_eq!(trace.events().last(), Some(&Event::Done(0)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Event {
+    /// A task was spawned (and is ready to run).
+    Spawn(u64),
+    /// A task was chosen among the ready ones, and polled.
+    Poll(u64),
+    /// A task was woken, and is ready to run (a wake-up of a task already ready is not
+    /// an event: it changes nothing).
+    Wake(u64),
+    /// A task finished (its poll returned `Ready`).
+    Done(u64),
+    /// Nothing could run: the clock jumped to the earliest timer, now this long after
+    /// the run started, and woke the timers due then.
+    Jump(Duration),
+}
+
+/// What happened in one simulated run: a hash of its events in order, counts, and the
+/// events themselves if they were kept ([`Sim::record_events`](crate::Sim::record_events)).
+///
+/// Two runs with the same seed of the same program have the same trace: that is what
+/// the simulator promises, and [`hash`](Trace::hash) is the cheap way to check it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery_sim::Sim;
+///
+/// let scenario = || async {
+///     hatchery::nursery(|n| async move {
+///         for i in 1..=3u64 {
+///             n.spawn(async move {
+///                 hatchery::sleep(Duration::from_secs(i)).await;
+///                 Ok::<_, std::io::Error>(())
+///             });
+///         }
+///         Ok(())
+///     })
+///     .await
+///     .unwrap();
+/// };
+/// let (_, first) = Sim::new(42).run_traced(scenario());
+/// let (_, again) = Sim::new(42).run_traced(scenario());
+/// assert_eq!(first.hash(), again.hash());
+/// assert_eq!(first.elapsed(), Duration::from_secs(3)); // simulated, not real, time
+/// assert_eq!(first.jumps(), 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    seed: u64,
+    hash: u64,
+    polls: u64,
+    wakes: u64,
+    spawns: u64,
+    jumps: u64,
+    elapsed: Duration,
+    events: Vec<Event>,
+}
+
+impl Trace {
+    /// The seed of the run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_, trace) = hatchery_sim::Sim::new(5).run_traced(async {});
+    /// assert_eq!(trace.seed(), 5);
+    /// ```
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// A hash of every event of the run, in order (64-bit FNV-1a, stable across builds
+    /// and platforms): equal for two runs of one program with one seed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery_sim::Sim;
+    ///
+    /// let (_, a) = Sim::new(1).run_traced(async { hatchery::checkpoint().await });
+    /// let (_, b) = Sim::new(1).run_traced(async { hatchery::checkpoint().await });
+    /// assert_eq!(a.hash(), b.hash());
+    /// ```
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// How many polls of tasks (the root's included) the run made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_, trace) = hatchery_sim::Sim::new(0).run_traced(async {});
+    /// assert_eq!(trace.polls(), 1); // the root, once
+    /// ```
+    pub fn polls(&self) -> u64 {
+        self.polls
+    }
+
+    /// How many wake-ups of tasks that were not already ready the run had.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_, trace) = hatchery_sim::Sim::new(0).run_traced(hatchery::checkpoint());
+    /// assert_eq!(trace.wakes(), 1); // the checkpoint yields once: the root is woken
+    /// ```
+    pub fn wakes(&self) -> u64 {
+        self.wakes
+    }
+
+    /// How many tasks were spawned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_, trace) = hatchery_sim::Sim::new(0).run_traced(async {
+    ///     hatchery::nursery(|n| async move {
+    ///         n.spawn(async { Ok::<_, std::io::Error>(()) });
+    ///         n.spawn(async { Ok(()) });
+    ///         Ok(())
+    ///     })
+    ///     .await
+    ///     .unwrap()
+    /// });
+    /// assert_eq!(trace.spawns(), 2);
+    /// ```
+    pub fn spawns(&self) -> u64 {
+        self.spawns
+    }
+
+    /// How many times the clock jumped to the next timer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (_, trace) = hatchery_sim::Sim::new(0).run_traced(async {
+    ///     hatchery::sleep(Duration::from_secs(1)).await;
+    ///     hatchery::sleep(Duration::from_secs(1)).await;
+    /// });
+    /// assert_eq!(trace.jumps(), 2);
+    /// ```
+    pub fn jumps(&self) -> u64 {
+        self.jumps
+    }
+
+    /// The simulated time the run took.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let day = Duration::from_secs(86_400);
+    /// let (_, trace) = hatchery_sim::Sim::new(0).run_traced(hatchery::sleep(day));
+    /// assert_eq!(trace.elapsed(), day);
+    /// ```
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// The events of the run, in order, if they were kept
+    /// ([`Sim::record_events`](crate::Sim::record_events)); else empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery_sim::{Event, Sim};
+    ///
+    /// let (_, kept) = Sim::new(0).record_events(true).run_traced(async {});
+    /// assert_eq!(kept.events(), [Event::Poll(0), Event::Done(0)]);
+    /// let (_, hashed) = Sim::new(0).run_traced(async {});
+    /// assert!(hashed.events().is_empty());
+    /// assert_eq!(kept.hash(), hashed.hash());
+    /// ```
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+}
+
+/// Hashes events as they happen, and keeps them if asked to.
+pub(crate) struct Recorder {
+    trace: Trace,
+    keep: bool,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+impl Recorder {
+    pub(crate) fn new(seed: u64, keep: bool) -> Recorder {
+        Recorder {
+            trace: Trace {
+                seed,
+                hash: FNV_OFFSET,
+                polls: 0,
+                wakes: 0,
+                spawns: 0,
+                jumps: 0,
+                elapsed: Duration::ZERO,
+                events: Vec::new(),
+            },
+            keep,
+        }
+    }
+
+    pub(crate) fn push(&mut self, event: Event) {
+        let t = &mut self.trace;
+        let (tag, value): (u8, u128) = match event {
+            Event::Spawn(id) => {
+                t.spawns += 1;
+                (1, id.into())
+            }
+            Event::Poll(id) => {
+                t.polls += 1;
+                (2, id.into())
+            }
+            Event::Wake(id) => {
+                t.wakes += 1;
+                (3, id.into())
+            }
+            Event::Done(id) => (4, id.into()),
+            Event::Jump(at) => {
+                t.jumps += 1;
+                (5, at.as_nanos())
+            }
+        };
+        for byte in std::iter::once(tag).chain(value.to_le_bytes()) {
+            t.hash = (t.hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
+        }
+        if self.keep {
+            t.events.push(event);
+        }
+    }
+
+    /// The trace so far, of a run that has simulated `elapsed`.
+    pub(crate) fn finish(&mut self, elapsed: Duration) -> Trace {
+        let events = std::mem::take(&mut self.trace.events);
+        Trace {
+            elapsed,
+            events,
+            ..self.trace.clone()
+        }
+    }
+}

@@ -1,0 +1,4 @@
+#[hatchery::test(sim(runs = 10))]
+async fn not_seeds() {}
+
+fn main() {}

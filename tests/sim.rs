@@ -1,0 +1,548 @@
+//! The deterministic simulator (`hatchery-sim`): the same seed replays the same run,
+//! other seeds interleave tasks otherwise, a seeded bug is found by some seed and
+//! replayed by it, and what cannot be simulated is refused clearly.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use hatchery::{checkpoint, memory_stream, move_on_after, nursery, sleep, Nursery};
+use hatchery_sim::{check_seeds, Event, Sim};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// The message of a panic payload.
+fn message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// A scenario with tasks, a channel, sleeps and a timeout: enough choices for the seed.
+async fn pipeline() -> Vec<u32> {
+    let got = nursery(|n: Nursery<Infallible>| async move {
+        let (tx, rx) = memory_stream::<u32>(2);
+        for producer in 0..3u32 {
+            let tx = tx.clone();
+            n.spawn(async move {
+                for i in 0..4 {
+                    sleep(Duration::from_millis(u64::from(producer * 3 + i))).await;
+                    tx.send(producer * 10 + i).await.unwrap();
+                    checkpoint().await;
+                }
+                Ok(())
+            });
+        }
+        drop(tx);
+        let consumer = n.spawn(async move {
+            let mut got = Vec::new();
+            while let Ok(v) = rx.recv().await {
+                got.push(v);
+            }
+            Ok(got)
+        });
+        // A timeout that fires, around work that would take longer.
+        assert_eq!(move_on_after(secs(1), sleep(secs(5))).await, None);
+        Ok(consumer.join().await.unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.len(), 12);
+    got
+}
+
+#[test]
+fn same_seed_same_trace() {
+    for seed in [0, 1, 7, 12_345, u64::MAX] {
+        let sim = Sim::new(seed).record_events(true);
+        let (out1, trace1) = sim.run_traced(pipeline());
+        let (out2, trace2) = sim.run_traced(pipeline());
+        assert_eq!(out1, out2, "seed {seed}");
+        assert_eq!(trace1.hash(), trace2.hash(), "seed {seed}");
+        assert_eq!(trace1.events(), trace2.events(), "seed {seed}");
+        assert_eq!(trace1.elapsed(), secs(1));
+        assert!(trace1.polls() > 20 && trace1.spawns() == 4 && trace1.jumps() > 0);
+        // Without the events kept, the same hash.
+        let (_, hashed) = Sim::new(seed).run_traced(pipeline());
+        assert_eq!(hashed.hash(), trace1.hash());
+        assert!(hashed.events().is_empty());
+    }
+}
+
+/// The order in which `tasks` tasks, spawned together, each run once past a checkpoint.
+async fn order_of(tasks: u32) -> Vec<u32> {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let o = order.clone();
+    nursery(|n: Nursery<Infallible>| async move {
+        for id in 0..tasks {
+            let o = o.clone();
+            n.spawn(async move {
+                checkpoint().await;
+                o.lock().unwrap().push(id);
+                Ok(())
+            });
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let order = order.lock().unwrap().clone();
+    order
+}
+
+#[test]
+fn different_seeds_interleave_differently() {
+    let mut orders = BTreeSet::new();
+    let mut hashes = BTreeSet::new();
+    for seed in 0..32 {
+        let (order, trace) = Sim::new(seed).run_traced(order_of(5));
+        assert_eq!(order.len(), 5);
+        orders.insert(order);
+        hashes.insert(trace.hash());
+    }
+    // 5! = 120 orders: 32 seeds see many of them (a fixed schedule would see one).
+    assert!(orders.len() >= 10, "{} orders in 32 seeds", orders.len());
+    assert!(hashes.len() >= 10, "{} traces in 32 seeds", hashes.len());
+}
+
+/// The seeded bug: two tasks increment a counter by reading it, yielding, and writing
+/// it back. Some schedules lose an increment.
+async fn racy_increments() -> u32 {
+    let counter = Arc::new(AtomicU32::new(0));
+    let c = counter.clone();
+    nursery(|n: Nursery<Infallible>| async move {
+        for _ in 0..2 {
+            let c = c.clone();
+            n.spawn(async move {
+                let read = c.load(Ordering::SeqCst);
+                checkpoint().await;
+                c.store(read + 1, Ordering::SeqCst);
+                Ok(())
+            });
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    counter.load(Ordering::SeqCst)
+}
+
+#[test]
+fn a_seeded_bug_is_found_and_replayed() {
+    let outcomes: Vec<(u64, u32, u64)> = (0..64)
+        .map(|seed| {
+            let (count, trace) = Sim::new(seed).run_traced(racy_increments());
+            (seed, count, trace.hash())
+        })
+        .collect();
+    let (bad, _, bad_hash) = *outcomes
+        .iter()
+        .find(|(_, count, _)| *count != 2)
+        .expect("some seed of 64 loses an increment");
+    assert!(
+        outcomes.iter().any(|(_, count, _)| *count == 2),
+        "and some seed does not"
+    );
+    // The failing seed replays: the same lost increment, the same trace.
+    for _ in 0..3 {
+        let (count, trace) = Sim::new(bad).run_traced(racy_increments());
+        assert_eq!((count, trace.hash()), (1, bad_hash));
+    }
+    // `check_seeds` stops at that seed: the first that fails.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let failed = catch_unwind(AssertUnwindSafe(|| {
+        check_seeds(64, || {
+            let s = s.clone();
+            async move {
+                s.lock()
+                    .unwrap()
+                    .push(hatchery_sim::current_seed().unwrap());
+                assert_eq!(racy_increments().await, 2, "an increment was lost");
+            }
+        })
+    }));
+    if std::env::var_os(hatchery_sim::SEED_VAR).is_none() {
+        let msg = message(&*failed.expect_err("check_seeds found the bug"));
+        assert_eq!(
+            msg,
+            "assertion `left == right` failed: an increment was lost\n  left: 1\n right: 2"
+        );
+        assert_eq!(*seen.lock().unwrap(), (0..=bad).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn check_seeds_returns_an_error_with_its_seed() {
+    if std::env::var_os(hatchery_sim::SEED_VAR).is_some() {
+        return;
+    }
+    let mut runs = 0;
+    let out: Result<(), String> = check_seeds(10, || {
+        runs += 1;
+        async {
+            match hatchery_sim::current_seed() {
+                Some(3) => Err("seed 3 fails".to_string()),
+                _ => Ok(()),
+            }
+        }
+    });
+    assert_eq!(out, Err("seed 3 fails".to_string()));
+    assert_eq!(runs, 4);
+}
+
+#[test]
+fn virtual_time_jumps_to_the_next_timer() {
+    let (elapsed, trace) = Sim::new(5).run_traced(async {
+        let start = hatchery::now();
+        nursery(|n: Nursery<Infallible>| async move {
+            for i in 1..=10 {
+                n.spawn(async move {
+                    sleep(secs(i * 3600)).await;
+                    assert_eq!(hatchery::now() - start, secs(i * 3600));
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        hatchery::now() - start
+    });
+    assert_eq!(elapsed, secs(36_000));
+    assert_eq!(trace.elapsed(), secs(36_000));
+    assert_eq!(trace.jumps(), 10);
+    assert!(trace.events().is_empty());
+}
+
+#[test]
+fn timers_due_together_wake_together() {
+    let (_, trace) = Sim::new(0).record_events(true).run_traced(async {
+        nursery(|n: Nursery<Infallible>| async move {
+            for _ in 0..3 {
+                n.spawn(async {
+                    sleep(secs(1)).await;
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+    let jumps: Vec<_> = trace
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::Jump(_)))
+        .collect();
+    assert_eq!(jumps, [&Event::Jump(secs(1))]);
+}
+
+#[test]
+fn the_thread_generator_is_seeded() {
+    let draw = || async { (fastrand_u64(), hatchery_sim::current_seed()) };
+    let a = Sim::new(11).run(draw());
+    let b = Sim::new(11).run(draw());
+    let c = Sim::new(12).run(draw());
+    assert_eq!(a, b);
+    assert_ne!(a.0, c.0);
+    assert_eq!((a.1, c.1), (Some(11), Some(12)));
+}
+
+/// A draw from the thread's generator, as `hatchery::Backoff`'s jitter makes one.
+fn fastrand_u64() -> u64 {
+    hatchery::Backoff::new()
+        .with_jitter()
+        .next()
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[test]
+fn blocking_work_is_refused() {
+    let out = catch_unwind(|| Sim::new(0).run(hatchery::run_blocking(|| 1)));
+    let msg = message(&*out.expect_err("run_blocking ran"));
+    assert!(msg.starts_with("hatchery-sim: blocking work"), "{msg}");
+    assert!(msg.contains("real thread"), "{msg}");
+}
+
+#[test]
+fn blocking_work_in_a_child_is_refused_and_the_siblings_cancelled() {
+    let cancelled = Arc::new(AtomicU32::new(0));
+    let c = cancelled.clone();
+    let out = catch_unwind(AssertUnwindSafe(|| {
+        Sim::new(2).run(nursery(|n: Nursery<Infallible>| async move {
+            n.spawn(async move {
+                let _on_drop = hatchery::finally(sleep(secs(3600)), async move {
+                    c.fetch_add(1, Ordering::SeqCst);
+                })
+                .await;
+                Ok(())
+            });
+            n.spawn(async {
+                checkpoint().await;
+                hatchery::run_blocking(|| 1).await;
+                Ok(())
+            });
+            Ok(())
+        }))
+    }));
+    let msg = message(&*out.expect_err("run_blocking ran"));
+    assert!(msg.starts_with("hatchery-sim: blocking work"), "{msg}");
+    assert_eq!(
+        cancelled.load(Ordering::SeqCst),
+        1,
+        "the sibling was cancelled (N3)"
+    );
+}
+
+#[test]
+fn sockets_are_unsupported() {
+    let errors = Sim::new(0).run(async {
+        let udp = hatchery::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .unwrap_err();
+        let tcp = hatchery::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_err();
+        let connect = hatchery::net::TcpStream::connect("127.0.0.1:9")
+            .await
+            .unwrap_err();
+        [udp, tcp, connect]
+    });
+    for err in errors {
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        assert!(
+            err.to_string()
+                .contains("(`hatchery-sim`) has no I/O reactor"),
+            "{err}"
+        );
+    }
+}
+
+/// A future that, on its first poll, has another thread wake it.
+fn woken_from_another_thread() -> impl Future<Output = ()> {
+    let mut polled = false;
+    std::future::poll_fn(move |cx| {
+        if polled {
+            return Poll::Ready(());
+        }
+        polled = true;
+        let waker = cx.waker().clone();
+        std::thread::spawn(move || waker.wake()).join().unwrap();
+        Poll::Pending
+    })
+}
+
+#[test]
+fn a_wake_from_another_thread_is_refused() {
+    let out = catch_unwind(|| Sim::new(3).run(woken_from_another_thread()));
+    let msg = message(&*out.expect_err("the run went on"));
+    assert!(
+        msg.starts_with(
+            "hatchery-sim: a task was woken from another thread than the simulator's (seed 3)"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_deadlock_panics_at_once() {
+    let wall = std::time::Instant::now();
+    let out = catch_unwind(|| {
+        Sim::new(4).run(async {
+            sleep(secs(30)).await;
+            let (_tx, rx) = memory_stream::<u32>(1);
+            rx.recv().await // nobody sends
+        })
+    });
+    let msg = message(&*out.expect_err("the run returned"));
+    assert!(
+        msg.starts_with("hatchery-sim: deadlock (seed 4, at 30s of simulated time)"),
+        "{msg}"
+    );
+    assert!(wall.elapsed() < secs(10));
+}
+
+#[test]
+fn tasks_left_are_dropped_when_the_run_ends() {
+    struct Guard(Arc<AtomicU32>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicU32::new(0));
+    let d = dropped.clone();
+    let runtime = Sim::new(0).run(async move {
+        // A nursery polled once and dropped from outside hatchery (C8): its children are
+        // cancelled without being awaited, and left to the executor.
+        let mut fut = Box::pin(nursery(|n: Nursery<Infallible>| async move {
+            for _ in 0..3 {
+                let guard = Guard(d.clone());
+                n.spawn(async move {
+                    let _guard = guard;
+                    sleep(secs(3600)).await;
+                    Ok(())
+                });
+            }
+            sleep(secs(3600)).await;
+            Ok(())
+        }));
+        std::future::poll_fn(|cx| {
+            assert!(fut.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        drop(fut);
+        Arc::downgrade(&hatchery::rt::current().unwrap())
+    });
+    assert_eq!(dropped.load(Ordering::SeqCst), 3);
+    assert_eq!(runtime.strong_count(), 0, "the runtime was let go of");
+}
+
+// ----- `#[hatchery::test]` on the simulator -----
+
+/// One body, on tokio, smol, and the simulator under 20 seeds.
+#[hatchery::test(sim(seeds = 20))]
+async fn one_body_on_every_backend() {
+    let backend = hatchery::testing::backend().unwrap();
+    assert!(
+        ["tokio_current", "tokio_multi", "smol", "sim"].contains(&backend),
+        "{backend}"
+    );
+    // Only the simulator has a seed, and runs on its own runtime.
+    assert_eq!(hatchery_sim::current_seed().is_some(), backend == "sim");
+    if backend == "sim" {
+        assert_eq!(hatchery::rt::current().unwrap().name(), "hatchery-sim");
+    }
+    let order = order_of(4).await;
+    assert_eq!(order.len(), 4);
+}
+
+/// With virtual time: the test run's clock, over the simulator.
+#[hatchery::test(virtual_time, sim(seeds = 5))]
+async fn virtual_time_on_every_backend() {
+    let out = move_on_after(secs(3600), std::future::pending::<()>()).await;
+    assert_eq!(out, None);
+    assert_eq!(hatchery::testing::elapsed(), secs(3600));
+}
+
+/// The simulator alone, with the default seeds; a test that returns a `Result`.
+#[hatchery::test(backends(sim))]
+async fn the_simulator_alone() -> Result<(), io::Error> {
+    assert_eq!(hatchery::testing::backend(), Some("sim"));
+    let seed = hatchery_sim::current_seed().unwrap();
+    assert!(seed < 100, "{seed}");
+    sleep(secs(1)).await;
+    Ok(())
+}
+
+/// Fails on purpose under some seeds: run by `a_failing_seed_is_printed_and_replayed`.
+#[hatchery::test(backends(sim), sim(seeds = 64))]
+#[ignore = "fails on purpose; a_failing_seed_is_printed_and_replayed runs it"]
+async fn lost_increment() {
+    assert_eq!(racy_increments().await, 2, "an increment was lost");
+}
+
+/// Runs this test binary on `lost_increment::sim` alone, with `seed` in the environment.
+fn run_lost_increment(seed: Option<u64>) -> (bool, String) {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["lost_increment::sim", "--exact", "--ignored", "--nocapture"])
+        .env_remove(hatchery_sim::SEED_VAR)
+        .env_remove(hatchery_sim::SEEDS_VAR)
+        // As `cargo test` sets it, also when this binary is run by hand.
+        .env("CARGO_PKG_NAME", env!("CARGO_PKG_NAME"));
+    if let Some(seed) = seed {
+        cmd.env(hatchery_sim::SEED_VAR, seed.to_string());
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_failing_seed_is_printed_and_replayed() {
+    let bad = (0..64)
+        .find(|&seed| Sim::new(seed).run(racy_increments()) != 2)
+        .expect("some seed of 64 loses an increment");
+    let (passed, stderr) = run_lost_increment(None);
+    assert!(!passed, "{stderr}");
+    let line = format!(
+        "hatchery-sim: seed {bad} failed (of seeds 0..64); replay it with:\n    \
+         HATCHERY_SIM_SEED={bad} cargo test -p hatchery-tests -- lost_increment::sim --exact"
+    );
+    assert!(stderr.contains(&line), "{stderr}");
+    assert!(stderr.contains("an increment was lost"), "{stderr}");
+    // The line replays it: that seed alone, failing the same way.
+    let (passed, stderr) = run_lost_increment(Some(bad));
+    assert!(!passed, "{stderr}");
+    assert!(
+        stderr.contains(&format!("replaying seed {bad}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("hatchery-sim: seed {bad} failed; replay it with")),
+        "{stderr}"
+    );
+    // A seed that passes passes.
+    let good = (0..64)
+        .find(|&seed| Sim::new(seed).run(racy_increments()) == 2)
+        .unwrap();
+    let (passed, stderr) = run_lost_increment(Some(good));
+    assert!(passed, "{stderr}");
+}
+
+/// `wait_all_tasks_blocked` works on the simulator as on the other backends.
+#[hatchery::test(sim(seeds = 10))]
+async fn waiting_until_all_are_blocked() {
+    let (tx, rx) = memory_stream::<u32>(0);
+    nursery(|n: Nursery<Infallible>| async move {
+        let worker = n.spawn(async move { Ok(rx.recv().await.unwrap()) });
+        hatchery::testing::wait_all_tasks_blocked().await;
+        assert_eq!(tx.statistics().tasks_waiting_receive, 1);
+        tx.send(5).await.unwrap();
+        assert_eq!(worker.join().await.unwrap(), 5);
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// Prints the trace hashes of a few seeds of `pipeline`, for
+/// `another_process_replays_the_same_traces`.
+#[test]
+#[ignore = "run by another_process_replays_the_same_traces"]
+fn print_trace_hashes() {
+    for seed in 0..5 {
+        let (_, trace) = Sim::new(seed).run_traced(pipeline());
+        println!("trace {seed} {:016x}", trace.hash());
+    }
+}
+
+#[test]
+fn another_process_replays_the_same_traces() {
+    // Another process: other addresses (ASLR), another heap, the same runs.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["print_trace_hashes", "--exact", "--ignored", "--nocapture"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for seed in 0..5 {
+        let (_, trace) = Sim::new(seed).run_traced(pipeline());
+        let line = format!("trace {seed} {:016x}", trace.hash());
+        assert!(stdout.contains(&line), "{line} not in:\n{stdout}");
+    }
+}
