@@ -1,7 +1,8 @@
 //! Bad input and failures give clear errors, never a hang: refused and unanswered
 //! connections, names that do not resolve, invalid address strings, addresses in use,
 //! writing to a closed connection (without SIGPIPE), accepting on a shut-down
-//! listener, sockets whose runtime is gone, runtimes without a reactor.
+//! listener, sockets whose runtime is gone, runtimes without a reactor, reads into an
+//! empty buffer.
 
 #[path = "net_common/mod.rs"]
 mod common;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{pair, Blackhole, V4};
-use hatchery::net::{ConnectError, TcpConnector, TcpListener, TcpStream, UdpSocket};
+use hatchery::net::{ConnectError, TcpConnector, TcpListener, TcpStream, UdpSocket, UnixStream};
 use hatchery::rt::{Runtime, Sleep, Task};
 use hatchery_tests::ms;
 
@@ -317,4 +318,66 @@ fn a_socket_after_its_tokio_runtime_is_gone_fails_clearly() {
     let err = futures_lite::future::block_on(later.write_all(b"x")).unwrap_err();
     assert!(err.to_string().contains("has shut down"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// Reads `want.len()` bytes from `stream`, and asserts they are `want`.
+async fn read_some(stream: &mut (impl futures_io::AsyncRead + Unpin), want: &[u8]) {
+    let mut got = vec![0; want.len()];
+    futures_lite::AsyncReadExt::read_exact(stream, &mut got)
+        .await
+        .unwrap();
+    assert_eq!(got, want);
+}
+
+/// A read into an empty buffer returns 0 at once, on a TCP and a Unix stream and a
+/// stream's read half, through `read`, futures-io's `poll_read` and tokio's (a `ReadBuf`
+/// with no room): with no data there (it does not wait for data it cannot take), and
+/// with data there (which it leaves for the next read). In a cancelled scope it is a
+/// checkpoint, as every operation is. Bounded by `fail_after`: a read that waits for
+/// data fails the test instead of hanging it.
+#[hatchery::test]
+async fn e5_a_zero_length_read_returns_at_once() {
+    let (mut tcp, mut tcp_peer) = pair(V4).await;
+    let (mut unix, mut unix_peer) = UnixStream::pair().unwrap();
+    hatchery::fail_after(Duration::from_secs(10), async {
+        for data_waiting in [false, true] {
+            if data_waiting {
+                tcp_peer.write_all(b"kept").await.unwrap();
+                unix_peer.write_all(b"kept").await.unwrap();
+                hatchery::sleep(ms(20)).await; // arrived
+            }
+            assert_eq!(tcp.read(&mut []).await.unwrap(), 0);
+            assert_eq!(unix.read(&mut []).await.unwrap(), 0);
+            let futures_io = futures_lite::AsyncReadExt::read(&mut tcp, &mut []).await;
+            assert_eq!(futures_io.unwrap(), 0);
+            let futures_io = futures_lite::AsyncReadExt::read(&mut unix, &mut []).await;
+            assert_eq!(futures_io.unwrap(), 0);
+            let mut full = tokio::io::ReadBuf::new(&mut []);
+            let tokio_io = std::future::poll_fn(|cx| {
+                tokio::io::AsyncRead::poll_read(Pin::new(&mut tcp), cx, &mut full)
+            });
+            tokio_io.await.unwrap();
+            assert_eq!(
+                tokio::io::AsyncReadExt::read(&mut unix, &mut [])
+                    .await
+                    .unwrap(),
+                0
+            );
+        }
+        // The data is still there, all of it.
+        read_some(&mut tcp, b"kept").await;
+        read_some(&mut unix, b"kept").await;
+        // A read half too.
+        let (mut half, _write) = tcp.into_split();
+        assert_eq!(half.read(&mut []).await.unwrap(), 0);
+    })
+    .await
+    .expect("a read into an empty buffer waited");
+
+    // A checkpoint all the same: in a cancelled scope it does not complete.
+    let scope = hatchery::CancelScope::new();
+    let handle = scope.handle();
+    handle.cancel();
+    assert!(scope.run(unix.read(&mut [])).await.is_none());
+    assert!(handle.cancelled_caught());
 }

@@ -155,3 +155,35 @@ async fn udp_from_std() {
     assert_eq!(&buf[..n], b"std");
     assert!(format!("{a:?}").starts_with("UdpSocket"));
 }
+
+/// A receive into an empty buffer is a receive like any other: a datagram is taken, cut
+/// to nothing (as a datagram larger than the buffer is cut to the buffer), and its
+/// length and sender reported as 0 and its address; with none there, it waits for one.
+/// It does not return 0 at once without one: a datagram may be empty, so that 0 would
+/// report one that never came. Bounded by `fail_after`, with the datagrams already there.
+#[hatchery::test]
+async fn a_zero_length_receive_takes_one_datagram() {
+    let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = b.local_addr().unwrap();
+    for datagram in [&b"first"[..], b"second", b"", b"third", b"fourth"] {
+        a.send_to(datagram, to).await.unwrap();
+    }
+    b.connect(a.local_addr().unwrap()).await.unwrap();
+    hatchery::fail_after(std::time::Duration::from_secs(10), async {
+        let mut buf = [0; 16];
+        assert_eq!(b.recv(&mut []).await.unwrap(), 0); // "first", taken
+        let n = b.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"second");
+        assert_eq!(b.recv(&mut buf).await.unwrap(), 0); // the empty one
+        let (n, from) = b.recv_from(&mut []).await.unwrap(); // "third", taken
+        assert_eq!((n, from), (0, a.local_addr().unwrap()));
+        let n = b.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"fourth");
+    })
+    .await
+    .unwrap();
+    // With nothing there, it waits.
+    let waited = hatchery::move_on_after(hatchery_tests::ms(50), b.recv(&mut [])).await;
+    assert!(waited.is_none());
+}

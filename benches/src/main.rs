@@ -33,6 +33,7 @@
 mod backend;
 mod borrow_work;
 mod chart;
+mod flat;
 mod harness;
 mod net_work;
 mod stack;
@@ -78,6 +79,10 @@ workloads: spawn_join, spawn_handles, cancel_parked, memory_pending, memory_slee
            join2_in_task (the floor under inline_join2: futures::join! in a hatchery
            task), ping_pong, echo, accept, to_thread, run_blocking, from_thread,
            portal
+checks:    memory_flat (after the table; a million short children through each
+           kind of nursery, and a million connections to `serve` (quick: 100,000),
+           on tokio-mt, tokio-ct and smol: the heap's peak must stay flat, or the
+           run fails; FILTER memory_flat runs it alone)
 backends:  tokio-mt, tokio-ct, smol, smol-ct";
 
 /// Every workload's name, in table order. The harness runs each on each backend in
@@ -881,6 +886,20 @@ fn main() {
     };
     match &cfg.only {
         Some(cell) => child(&cfg, cell),
-        None => harness::run(&cfg),
+        None if cfg.filter.as_deref() == Some("memory_flat") => flat_or_exit(&cfg),
+        None => {
+            harness::run(&cfg);
+            if cfg.filter.is_none() && cfg.load.is_none() {
+                flat_or_exit(&cfg);
+            }
+        }
+    }
+}
+
+/// Runs the "memory stays flat" check ([`flat`]); exits with an error if it fails.
+fn flat_or_exit(cfg: &Config) {
+    if !flat::run(cfg.quick) {
+        eprintln!("hatchery-benches: memory did not stay flat (see above)");
+        std::process::exit(1);
     }
 }

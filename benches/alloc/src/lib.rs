@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 pub struct Counting {
     on: AtomicBool,
     bytes: AtomicIsize,
+    peak: AtomicIsize,
     allocations: AtomicUsize,
 }
 
@@ -38,6 +39,7 @@ impl Counting {
         Counting {
             on: AtomicBool::new(false),
             bytes: AtomicIsize::new(0),
+            peak: AtomicIsize::new(0),
             allocations: AtomicUsize::new(0),
         }
     }
@@ -45,6 +47,7 @@ impl Counting {
     /// Resets the counts to zero and starts counting, on every thread.
     pub fn start(&self) {
         self.bytes.store(0, Ordering::SeqCst);
+        self.peak.store(0, Ordering::SeqCst);
         self.allocations.store(0, Ordering::SeqCst);
         self.on.store(true, Ordering::SeqCst);
     }
@@ -53,6 +56,24 @@ impl Counting {
     /// [`stop`](Counting::stop), whether freed since or not.
     pub fn allocations(&self) -> usize {
         self.allocations.load(Ordering::SeqCst)
+    }
+
+    /// The most bytes allocated (minus freed) at any moment since
+    /// [`start`](Counting::start): the peak of the heap's growth, counting or stopped.
+    ///
+    /// ```
+    /// use hatchery_bench_alloc::Counting;
+    ///
+    /// #[global_allocator]
+    /// static ALLOCATOR: Counting = Counting::new();
+    ///
+    /// ALLOCATOR.start();
+    /// drop(vec![0u8; 1000]);
+    /// let _small = vec![0u8; 10];
+    /// assert_eq!((ALLOCATOR.stop(), ALLOCATOR.peak()), (10, 1000));
+    /// ```
+    pub fn peak(&self) -> isize {
+        self.peak.load(Ordering::SeqCst)
     }
 
     /// Stops counting and returns the bytes allocated minus the bytes freed since
@@ -72,7 +93,8 @@ impl Counting {
     #[inline]
     fn allocated(&self, bytes: isize) {
         if self.on.load(Ordering::Relaxed) {
-            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+            let now = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+            self.peak.fetch_max(now, Ordering::Relaxed);
             self.allocations.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -56,7 +56,10 @@
 //!   (W6); that tasks find their runtime in any thread the executor uses (R1), and code
 //!   outside finds none (R2); that an `enter` nested in hatchery code stays in its scope
 //!   (R3); that a cancelled task is dropped in its context (R5); that virtual time moves
-//!   over your executor's tasks; and that the runtime is let go of once `run` returns;
+//!   over your executor's tasks; that the reactor, if the runtime has one, ends the
+//!   wait of a read or a write on an event that carries an error or a hang-up (R6: a
+//!   UDP socket's ICMP answer, a connection reset; these pass at once on a runtime
+//!   without a reactor); and that the runtime is let go of once `run` returns;
 //! * **one scenario for each rule of the principles**, C1–C8 and N1–N8, and one for each
 //!   other family of the book's *Semantics* chapter (S `start`, H handles, D deadlines,
 //!   P shields and `finally`, K kept futures, F foreign droppers, W waits and the `sync`
@@ -420,6 +423,10 @@ macro_rules! __with_scenarios {
             r3_a_nested_enter_stays_in_its_scope: Real, "R3";
             r5_a_cancelled_task_is_dropped_in_its_context: Virtual, "R5";
             r_virtual_time_moves_over_the_executor: Virtual, "R1, D1";
+            r6_an_error_event_ends_a_waiting_receive: Real, "R6";
+            r6_an_error_pending_before_the_receive_is_returned: Real, "R6";
+            r6_a_reset_ends_a_waiting_read: Real, "R6";
+            r6_a_reset_ends_a_waiting_write: Real, "R6";
         }
     };
 }

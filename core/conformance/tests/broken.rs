@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use async_executor::Executor;
 use futures_lite::future::block_on;
-use hatchery::rt::{self, Runtime, Sleep, Task};
+use hatchery::rt::{self, Reactor, Runtime, Sleep, Task};
 use hatchery_conformance::{assert_released, prepare, root_runtime, SCENARIOS};
-use hatchery_smol::SmolRuntime;
+use hatchery_smol::{AsyncIoReactor, SmolRuntime};
 
 /// What a [`Broken`] runtime gets wrong.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,6 +25,10 @@ enum Fault {
     EarlyTimers,
     /// `spawn_blocking` runs the work inline, on the calling thread.
     BlockingInline,
+    /// The reactor waits for tokio's read or write readiness only, which an event that
+    /// carries only an error is not.
+    #[cfg(unix)]
+    ErrorsUnseen,
 }
 
 /// smol's runtime, with one fault.
@@ -56,6 +60,73 @@ impl Runtime for Broken {
         match self.fault {
             Fault::BlockingInline => work(),
             _ => self.inner.spawn_blocking(work),
+        }
+    }
+    fn reactor(&self) -> Option<&dyn Reactor> {
+        match self.fault {
+            #[cfg(unix)]
+            Fault::ErrorsUnseen => Some(errors_unseen::reactor()),
+            _ => Some(&AsyncIoReactor),
+        }
+    }
+}
+
+/// A reactor on tokio's `AsyncFd` that waits with `poll_read_ready` and
+/// `poll_write_ready` alone (as `hatchery-tokio` did before rule R6): their readiness
+/// never includes tokio's error readiness, so an event that carries only an error (an
+/// ICMP answer to a UDP socket) ends no wait.
+#[cfg(unix)]
+mod errors_unseen {
+    use std::io;
+    use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+    use std::sync::OnceLock;
+    use std::task::{Context, Poll};
+
+    use hatchery::rt::{Reactor, Readiness, Registration};
+    use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
+
+    pub(super) struct ErrorsUnseen(tokio::runtime::Runtime);
+
+    /// One, with a tokio runtime whose thread drives its reactor, for the whole test.
+    pub(super) fn reactor() -> &'static ErrorsUnseen {
+        static REACTOR: OnceLock<ErrorsUnseen> = OnceLock::new();
+        REACTOR.get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_io()
+                .build()
+                .unwrap();
+            ErrorsUnseen(rt)
+        })
+    }
+
+    impl Reactor for ErrorsUnseen {
+        fn register(&self, socket: OwnedFd) -> io::Result<Box<dyn Registration>> {
+            let _guard = self.0.enter();
+            #[allow(deprecated)] // as in hatchery-tokio: an `OwnedFd` keeps its descriptor
+            Ok(Box::new(Fd(AsyncFd::new(socket)?)))
+        }
+    }
+
+    struct Fd(AsyncFd<OwnedFd>);
+
+    impl AsFd for Fd {
+        fn as_fd(&self) -> BorrowedFd<'_> {
+            self.0.get_ref().as_fd()
+        }
+    }
+
+    impl Readiness for Fd {
+        type Ready<'a> = AsyncFdReadyGuard<'a, OwnedFd>;
+
+        fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Ready<'_>>> {
+            self.0.poll_read_ready(cx)
+        }
+        fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Ready<'_>>> {
+            self.0.poll_write_ready(cx)
+        }
+        fn clear_ready(&self, mut ready: Self::Ready<'_>) {
+            ready.clear_ready();
         }
     }
 }
@@ -103,6 +174,20 @@ fn blocking_work_run_inline_fails_w6() {
     assert!(!passes(
         "w6_run_blocking_runs_on_another_thread",
         Fault::BlockingInline
+    ));
+}
+
+/// The scenario fails on its bound (5 s) rather than hanging.
+#[cfg(unix)]
+#[test]
+fn a_reactor_that_misses_error_events_fails_r6() {
+    let name = "r6_an_error_event_ends_a_waiting_receive";
+    assert!(passes(name, Fault::None));
+    assert!(!passes(name, Fault::ErrorsUnseen));
+    // The resets come with a hang-up, which tokio's readiness includes.
+    assert!(passes(
+        "r6_a_reset_ends_a_waiting_read",
+        Fault::ErrorsUnseen
     ));
 }
 

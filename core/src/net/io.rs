@@ -96,13 +96,20 @@ impl Io {
         self.reg.poll_io(cx, interest, op)
     }
 
-    /// Reads into `buf`.
+    /// Reads into `buf` (a stream's read: datagram sockets receive through
+    /// [`Shared::op`]).
     #[inline]
     pub(crate) fn poll_read(
         &self,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            // Nothing to read into: 0 at once, nothing consumed. (A non-blocking
+            // `recv` of zero bytes from a stream answers `EAGAIN` while no data is
+            // there, so the system call would make it wait for data it cannot take.)
+            return nothing_to_do();
+        }
         let fd = self.fd();
         self.poll_op(cx, Interest::Read, &mut || sys::recv(fd, buf))
     }
@@ -112,10 +119,7 @@ impl Io {
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             // A zero-length send is a no-op; don't wait for writability to do nothing.
-            return match rt::current_cancelled() {
-                true => Poll::Pending,
-                false => Poll::Ready(Ok(0)),
-            };
+            return nothing_to_do();
         }
         let fd = self.fd();
         self.poll_op(cx, Interest::Write, &mut || sys::send(fd, buf))
@@ -159,6 +163,16 @@ impl Io {
 
     pub(crate) async fn shutdown(&self) -> io::Result<()> {
         poll_fn(|_| self.poll_shutdown()).await
+    }
+}
+
+/// A stream operation on an empty buffer: a checkpoint (`Pending` in a cancelled scope,
+/// which drops the operation there), then `Ok(0)` at once, with no system call.
+#[inline]
+fn nothing_to_do() -> Poll<io::Result<usize>> {
+    match rt::current_cancelled() {
+        true => Poll::Pending,
+        false => Poll::Ready(Ok(0)),
     }
 }
 

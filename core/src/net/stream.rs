@@ -66,6 +66,8 @@ macro_rules! read_methods {
         /// writing side, or closed the connection) or if `buf` is empty.
         ///
         /// Data is read as soon as some is there; `n < buf.len()` is no sign of the end.
+        /// An empty `buf` returns `0` at once, whether or not data is there, and takes
+        /// nothing (as `poll_read` of the I/O traits does).
         ///
         /// # Cancel safety
         ///

@@ -21,7 +21,11 @@ use crate::rt::{Interest, OwnedSocket};
 ///
 /// A datagram larger than the buffer given to [`recv_from`](UdpSocket::recv_from) or
 /// [`recv`](UdpSocket::recv) is cut to the buffer's length, the rest lost (as the
-/// system does); a datagram of up to 65,507 bytes fits a 64 KiB buffer.
+/// system does); a datagram of up to 65,507 bytes fits a 64 KiB buffer. An empty
+/// buffer is no exception: the receive waits for a datagram and takes it, cut to
+/// nothing, as `std`'s and tokio's sockets do. (A stream's read of an empty buffer
+/// returns 0 at once instead; for a datagram socket that 0 would report an empty
+/// datagram that never came.)
 ///
 /// # Examples
 ///
@@ -155,7 +159,8 @@ impl UdpSocket {
     }
 
     /// Waits for a datagram and receives it into `buf`: its length (cut to `buf`'s)
-    /// and its sender's address.
+    /// and its sender's address. With an empty `buf`, the datagram is taken all the
+    /// same (see [`UdpSocket`]).
     ///
     /// # Cancel safety
     ///

@@ -89,6 +89,11 @@ pub use std::os::windows::io::{AsSocket, BorrowedSocket, OwnedSocket};
 /// assert_eq!(&echoed.unwrap(), b"hello");
 /// ```
 ///
+/// What a reactor must report is rule R6 of the book's semantics chapter: every event
+/// that may let an operation complete, and an event that carries an error or a hang-up
+/// to both a waiting read and a waiting write (see [`Registration::poll_io`]). The
+/// conformance kit's `r6_` scenarios check it.
+///
 /// To write a reactor of your own, implement [`Reactor`], and [`Readiness`] for its
 /// registrations: hatchery runs [`Registration::poll_io`]'s contract on top of it, and
 /// the reactor only says how to wait until a socket may be ready and how to forget a
@@ -211,6 +216,13 @@ pub trait Registration: Send + Sync {
     ///
     /// * `op` may be called when the socket is not ready (speculatively, or on a
     ///   spurious event): it then returns [`WouldBlock`](io::ErrorKind::WouldBlock).
+    /// * An event that carries an error or a hang-up (`EPOLLERR`, `EPOLLHUP`,
+    ///   `EPOLLRDHUP`) makes the socket "may be ready" for both interests, whatever else
+    ///   it carries: run `op`, which returns the error (rule R6 of the book's semantics
+    ///   chapter). Some errors come as nothing else: the ICMP answer to a connected UDP
+    ///   socket's datagram is `EPOLLERR` without `EPOLLIN` on Linux, so a reactor that
+    ///   waits for "readable" only leaves that receive waiting for good. The conformance
+    ///   kit (`hatchery-conformance`) checks it.
     /// * When `op` returns `WouldBlock`, clear the readiness for `interest` that was seen
     ///   *before* that call (never a readiness event that came after it: that would be
     ///   a lost wake-up), and wait for the next event: return `Pending`, with `cx`'s
@@ -258,8 +270,12 @@ pub trait Registration: Send + Sync {
 ///
 /// | adapter | `poll_read_ready` | `Ready` | `clear_ready` | `TRY_FIRST` |
 /// |---|---|---|---|---|
-/// | `hatchery-tokio` | `AsyncFd::poll_read_ready` | its guard | the guard's `clear_ready` | no |
-/// | `hatchery-smol` | `Async::poll_readable` | `()` | nothing (async-io's next wait waits for a new event) | yes |
+/// | `hatchery-tokio` | `AsyncFd::poll_read_ready`, or tokio's error readiness (rule R6) | its guard, or "an error" | the guard's `clear_ready` (the error's is cleared when seen) | no |
+/// | `hatchery-smol` | `Async::poll_readable` (an error or hang-up is readable, and writable) | `()` | nothing (async-io's next wait waits for a new event) | yes |
+///
+/// Both waits must end on an event that carries an error or a hang-up, as well as on
+/// their interest's own readiness (rule R6 of the book's semantics chapter): see
+/// [`Registration::poll_io`].
 ///
 /// # Examples
 ///
@@ -339,6 +355,7 @@ pub trait Readiness: AsSocket + Send + Sync {
 
     /// Waits until the socket may be ready for reading: `Pending`, with `cx`'s waker to
     /// be woken by the next event, until then. Only the last waker needs to be kept.
+    /// An event that carries an error or a hang-up ends the wait (rule R6).
     ///
     /// # Errors
     ///
@@ -350,7 +367,8 @@ pub trait Readiness: AsSocket + Send + Sync {
     /// See [`Readiness`].
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Ready<'_>>>;
 
-    /// As [`poll_read_ready`](Readiness::poll_read_ready), for writing.
+    /// As [`poll_read_ready`](Readiness::poll_read_ready), for writing: an event that
+    /// carries an error or a hang-up ends this wait too.
     ///
     /// # Errors
     ///
@@ -426,10 +444,10 @@ impl<R: Readiness> Registration for R {
 #[non_exhaustive]
 pub enum Interest {
     /// The socket may be read from: data, a datagram, a connection to accept, the
-    /// peer's end of stream, or an error.
+    /// peer's end of stream, or an error or hang-up (rule R6).
     Read,
-    /// The socket may be written to: buffer space, or a connection attempt that has
-    /// finished (either way).
+    /// The socket may be written to: buffer space, a connection attempt that has
+    /// finished (either way), or an error or hang-up (rule R6).
     Write,
 }
 

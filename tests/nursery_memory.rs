@@ -1,0 +1,262 @@
+//! Finished children cost nothing: a nursery that lives long and spawns short children
+//! keeps its memory flat. A child's allocation, its node and its handle's slot are freed
+//! when the child has ended and its handle is dropped, not when the nursery ends; a kept
+//! handle holds its child's value alone. Shown on every backend for the spawning nursery
+//! (handles dropped, and handles kept then joined), the inline nursery, `service` and
+//! `serve`.
+//!
+//! Each test runs `CHILDREN` children in sequence, at most `WINDOW` alive at a time, and
+//! counts the heap with this binary's own global allocator: the peak over all the
+//! children stays within `SLACK` of the peak over the first thousand. A leak of one byte
+//! word per child would show as 8 × `CHILDREN` bytes. (The million-child version runs in release
+//! in the benchmark's `--quick` run: `cargo run --release -p hatchery-benches --
+//! --quick`, its "memory stays flat" check.)
+//!
+//! The count is of every thread, so each test takes a lock before it builds its runtimes
+//! (one per backend, in turn), and no other test of this binary allocates meanwhile.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hatchery::{checkpoint, inline, nursery, service, Nursery};
+use hatchery_bench_alloc::Counting;
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting::new();
+
+/// One test at a time.
+static TURN: Mutex<()> = Mutex::new(());
+
+/// Children per test (in a debug build; the benchmark runs a million in release).
+const CHILDREN: usize = 20_000;
+/// Children alive at once, at most.
+const WINDOW: usize = 64;
+/// How far the peak over all the children may be above the peak over the first
+/// thousand: what the runtimes and the allocator's size classes may add (a leak of a
+/// word per child would be 160 KB).
+const SLACK: isize = 64 * 1024;
+
+/// Runs `body` on every backend in turn (given the backend's name), with no other test
+/// of this binary running.
+fn on_every_backend<F: Future<Output = ()>>(body: fn(&'static str) -> F) {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    hatchery_tokio::run_current_thread(body("tokio_current"));
+    hatchery_tokio::run(body("tokio_multi"));
+    hatchery_smol::run(body("smol"));
+}
+
+/// Counts the heap's peaks over a run of children: the first thousand's, and all's.
+struct Peaks {
+    what: &'static str,
+    backend: &'static str,
+    first: Option<isize>,
+}
+
+impl Peaks {
+    /// Lets the runtime's threads start up (and allocate what they keep), then counts.
+    async fn start(what: &'static str, backend: &'static str) -> Peaks {
+        hatchery::sleep(Duration::from_millis(50)).await;
+        ALLOCATOR.start();
+        Peaks {
+            what,
+            backend,
+            first: None,
+        }
+    }
+
+    /// Called before the `i`th child: notes the peak once a thousand have run.
+    fn before(&mut self, i: usize) {
+        if i == 1000 {
+            self.first = Some(ALLOCATOR.peak());
+        }
+    }
+
+    /// Stops counting, and asserts that the heap stayed flat.
+    fn check(self) {
+        ALLOCATOR.stop();
+        let all = ALLOCATOR.peak();
+        let first = self.first.expect("fewer than a thousand children");
+        let (what, backend) = (self.what, self.backend);
+        assert!(
+            all <= first + SLACK,
+            "{backend}, {what}: the heap's peak grew from {first} bytes over the first \
+             thousand children to {all} over all"
+        );
+    }
+}
+
+/// Children alive, counted by the spawner (up) and by the children (down).
+#[derive(Clone, Default)]
+struct Live(Arc<AtomicUsize>);
+
+impl Live {
+    /// Waits (yielding) until fewer than `WINDOW` are alive, and counts one more.
+    async fn enter(&self) {
+        while self.0.load(Ordering::SeqCst) >= WINDOW {
+            checkpoint().await;
+        }
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn leave(&self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A short child: one suspension, then it ends.
+async fn short(live: Live) -> Result<(), Infallible> {
+    checkpoint().await;
+    live.leave();
+    Ok(())
+}
+
+/// The spawning nursery, each child's handle dropped at once (the child runs on).
+#[test]
+fn a_nursery_spawning_short_children_stays_flat() {
+    on_every_backend(|backend| async move {
+        let mut peaks = Peaks::start("nursery, handles dropped", backend).await;
+        nursery(|n: Nursery<Infallible>| async move {
+            let live = Live::default();
+            for i in 0..CHILDREN {
+                peaks.before(i);
+                live.enter().await;
+                n.spawn(short(live.clone()));
+            }
+            Ok(peaks)
+        })
+        .await
+        .unwrap()
+        .check();
+    });
+}
+
+/// The spawning nursery, each handle kept until its child is joined: a kept handle
+/// holds its child's value alone (here a `u64`), and the join frees it.
+#[test]
+fn a_nursery_joining_its_children_stays_flat() {
+    on_every_backend(|backend| async move {
+        let mut peaks = Peaks::start("nursery, handles joined", backend).await;
+        nursery(|n: Nursery<Infallible>| async move {
+            let mut handles = std::collections::VecDeque::with_capacity(WINDOW);
+            let mut sum = 0;
+            for i in 0..CHILDREN {
+                peaks.before(i);
+                if handles.len() == WINDOW {
+                    let h: hatchery::TaskHandle<u64> = handles.pop_front().unwrap();
+                    sum += h.join().await.unwrap();
+                }
+                handles.push_back(n.spawn(async move {
+                    checkpoint().await;
+                    Ok(i as u64)
+                }));
+            }
+            for h in handles {
+                sum += h.join().await.unwrap();
+            }
+            assert_eq!(sum, (0..CHILDREN as u64).sum::<u64>());
+            Ok(peaks)
+        })
+        .await
+        .unwrap()
+        .check();
+    });
+}
+
+/// The inline nursery: its children are polled by the nursery's own task, and each
+/// child's allocation (its future and its handle's output in one) is freed when it ends.
+#[test]
+fn an_inline_nursery_spawning_short_children_stays_flat() {
+    on_every_backend(|backend| async move {
+        let mut peaks = Peaks::start("inline nursery", backend).await;
+        let live = Live::default();
+        let live = &live;
+        inline::nursery(|n: inline::Nursery<'_, Infallible>| async move {
+            for i in 0..CHILDREN {
+                peaks.before(i);
+                live.enter().await;
+                n.spawn(short(live.clone()));
+            }
+            Ok(peaks)
+        })
+        .await
+        .unwrap()
+        .check();
+    });
+}
+
+/// `service`: its background work, each piece a task, spawned from the body for as
+/// long as the service runs.
+#[test]
+fn a_service_taking_short_work_stays_flat() {
+    on_every_backend(|backend| async move {
+        let mut peaks = Peaks::start("service", backend).await;
+        let report = service(Duration::MAX, |svc| async move {
+            let live = Live::default();
+            for i in 0..CHILDREN {
+                peaks.before(i);
+                live.enter().await;
+                svc.spawn(short(live.clone()));
+            }
+            Ok::<_, Infallible>(peaks)
+        })
+        .await;
+        assert_eq!(report.completed, CHILDREN);
+        report.value.unwrap().check();
+    });
+}
+
+/// Connections `serve` takes in its test.
+const CONNECTIONS: usize = 10_000;
+
+/// `serve`: a handler task per connection, for as long as it runs. Over a Unix-domain
+/// socket: closed connections leave nothing behind in the system (TCP over loopback
+/// would leave each in TIME_WAIT, and run out of ephemeral ports in a long run).
+#[test]
+fn serve_taking_short_connections_stays_flat() {
+    on_every_backend(|backend| async move {
+        use hatchery::net::{serve, UnixListener, UnixStream};
+
+        let path = std::env::temp_dir().join(format!(
+            "hatchery-memory-{}-{backend}.sock",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let live = Live::default();
+        let mut peaks = Peaks::start("serve", backend).await;
+        let accepting = hatchery::CancelScope::new();
+        let stop = accepting.handle();
+        let path = &path;
+        let peaks = nursery(|n: Nursery<std::io::Error>| async move {
+            let l = live.clone();
+            n.spawn(async move {
+                let handler = move |mut conn: UnixStream| {
+                    let l = l.clone();
+                    async move {
+                        let _ = conn.read(&mut [0; 1]).await; // the client's close
+                        l.leave();
+                        Ok::<_, std::io::Error>(())
+                    }
+                };
+                if let Some(Err(e)) = accepting.run(serve(listener, handler)).await {
+                    panic!("serve failed: {e}");
+                }
+                Ok(())
+            });
+            for i in 0..CONNECTIONS {
+                peaks.before(i);
+                live.enter().await;
+                drop(UnixStream::connect(path).await?);
+            }
+            stop.cancel();
+            Ok(peaks)
+        })
+        .await
+        .unwrap();
+        std::fs::remove_file(path).unwrap();
+        peaks.check();
+    });
+}
