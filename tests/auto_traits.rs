@@ -398,3 +398,24 @@ fn net_types() {
         is_send(&serve);
     };
 }
+
+/// `io::Async` moves into tasks and is shared (`Arc<Async<File>>`); its futures are
+/// `Send`.
+#[cfg(unix)]
+#[test]
+fn io_types() {
+    use hatchery::io::Async;
+    use std::fs::File;
+    send_sync_static::<Async<File>>();
+    send_sync_static::<Async<std::os::fd::OwnedFd>>();
+    unpin::<Async<File>>();
+    debug::<Async<File>>();
+    fn is_send<F: Future + Send>(_: &F) {}
+    let _ = |a: &'static mut Async<File>| {
+        is_send(&a.readable());
+        is_send(&a.writable());
+        is_send(&a.read_with(|_| Ok(())));
+        is_send(&a.write_with(|_| Ok(())));
+    };
+    let _ = |a: &'static mut Async<File>| is_send(&a.read_with_mut(|_| Ok(())));
+}

@@ -39,6 +39,9 @@
 //! * **Networking** ([`net`]): TCP, UDP and Unix sockets on every runtime (its own
 //!   reactor), whose operations are checkpoints and say what a cancellation leaves
 //!   behind; happy eyeballs for host names, and [`net::serve`] for a task per connection.
+//! * **Any descriptor** ([`io::Async`]): a pipe, an eventfd or a C library's socket
+//!   on the runtime's reactor, waiting until readable or writable (trio's
+//!   `wait_readable`), its waits checkpoints as every other I/O operation.
 //! * **Threads** ([`to_thread`], [`from_thread`]): blocking work on a thread under a
 //!   capacity limiter, calls back into the runtime from such a thread, and blocking
 //!   portals through which any thread calls async code (anyio's `to_thread`,
@@ -250,6 +253,7 @@ mod context;
 pub mod diagnostics;
 mod error;
 pub mod inline;
+pub mod io;
 pub mod net;
 mod node;
 mod nursery;

@@ -141,8 +141,8 @@ mod unix;
 
 pub use addr::{Resolve, Resolving, SystemResolver, ToSocketAddrs};
 pub use connect::{happy_eyeballs, ConnectError, TcpConnector, HAPPY_EYEBALLS_DELAY};
-#[cfg(unix)] // `signal`
-pub(crate) use io::Io;
+// `signal` (Unix), `io::Async`.
+pub(crate) use io::{Io, Shared};
 pub use serve::{serve, serve_in, Listener};
 pub use stream::{ReadHalf, ReuniteError, SplitStream, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
