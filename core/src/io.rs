@@ -595,7 +595,7 @@ impl Shared {
 
 /// Whether `fd` is ready for `interest` now (`poll(2)` with no timeout): `Ok` if so,
 /// `WouldBlock` if not.
-fn probe(fd: BorrowedSocket<'_>, interest: Interest) -> io::Result<usize> {
+pub(crate) fn probe(fd: BorrowedSocket<'_>, interest: Interest) -> io::Result<usize> {
     use rustix::event::{poll, PollFd, PollFlags};
     let flags = match interest {
         Interest::Write => PollFlags::OUT,

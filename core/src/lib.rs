@@ -39,6 +39,9 @@
 //! * **Networking** ([`net`]): TCP, UDP and Unix sockets on every runtime (its own
 //!   reactor), whose operations are checkpoints and say what a cancellation leaves
 //!   behind; happy eyeballs for host names, and [`net::serve`] for a task per connection.
+//! * **Child processes** ([`process`]): std's `Command`, run with its pipes on the
+//!   reactor; a cancelled `run` terminates and reaps its child, and a dropped running
+//!   `Child` is killed and reaped (anyio's `run_process` and `open_process`).
 //! * **Any descriptor** ([`io::Async`]): a pipe, an eventfd or a C library's socket
 //!   on the runtime's reactor, waiting until readable or writable (trio's
 //!   `wait_readable`), its waits checkpoints as every other I/O operation.
@@ -257,6 +260,7 @@ pub mod io;
 pub mod net;
 mod node;
 mod nursery;
+pub mod process;
 mod reason;
 mod scope;
 pub mod signal;
