@@ -250,7 +250,8 @@
 // (`rt`, which imports nothing), the cancel tree (`node`), the deadlines a task keeps
 // (`timer`), the ambient context, tasks, nurseries and `start`, scopes, time, the sync
 // primitives, the combinators, testing, and threads (`to_thread`, `from_thread`) and
-// `signal` (over `net`'s registered sockets) on top. `error` imports nothing.
+// `signal`, `io` and `process` (over `net`'s registered sockets) on top. `error` imports
+// nothing.
 mod combinators;
 mod context;
 pub mod diagnostics;
