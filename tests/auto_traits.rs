@@ -398,3 +398,47 @@ fn net_types() {
         is_send(&serve);
     };
 }
+
+/// `io::Async` moves into tasks and is shared (`Arc<Async<File>>`); its futures are
+/// `Send`.
+#[cfg(unix)]
+#[test]
+fn io_types() {
+    use hatchery::io::Async;
+    use std::fs::File;
+    send_sync_static::<Async<File>>();
+    send_sync_static::<Async<std::os::fd::OwnedFd>>();
+    unpin::<Async<File>>();
+    debug::<Async<File>>();
+    fn is_send<F: Future + Send>(_: &F) {}
+    let _ = |a: &'static mut Async<File>| {
+        is_send(&a.readable());
+        is_send(&a.writable());
+        is_send(&a.read_with(|_| Ok(())));
+        is_send(&a.write_with(|_| Ok(())));
+    };
+    let _ = |a: &'static mut Async<File>| is_send(&a.read_with_mut(|_| Ok(())));
+}
+
+/// The process types move into tasks; their futures are `Send`.
+#[cfg(unix)]
+#[test]
+fn process_types() {
+    use hatchery::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitError};
+    send_sync_static::<Command>();
+    send_sync_static::<Child>();
+    send_sync_static::<ChildStdin>();
+    send_sync_static::<ChildStdout>();
+    send_sync_static::<ChildStderr>();
+    error::<ExitError>();
+    debug::<Command>();
+    debug::<Child>();
+    fn is_send<F: Future + Send>(_: &F) {}
+    let _ = |c: &'static mut Command, child: &'static mut Child| {
+        is_send(&c.run());
+        is_send(&c.status());
+        is_send(&c.output());
+        is_send(&c.run_with_input(b""));
+        is_send(&child.wait());
+    };
+}

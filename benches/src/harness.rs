@@ -71,8 +71,9 @@ impl Target {
                 reference: false,
                 max: 1.5,
             },
-            // Networking, against the executor's own sockets (`tokio::net`, async-io).
-            "ping_pong" | "echo" | "accept" => Target::Ratio {
+            // Networking, against the executor's own sockets (`tokio::net`, async-io);
+            // processes, against its own (`tokio::process`, async-process).
+            "ping_pong" | "echo" | "accept" | "spawn_wait" => Target::Ratio {
                 reference: false,
                 max: 1.10,
             },
@@ -615,8 +616,13 @@ mod tests {
     }
 
     #[test]
-    fn networking_rows_are_judged_at_one_point_one_of_raw() {
-        for row in ["ping_pong x20k", "echo 64x4 KiB x200", "accept x2k"] {
+    fn networking_and_process_rows_are_judged_at_one_point_one_of_raw() {
+        for row in [
+            "ping_pong x20k",
+            "echo 64x4 KiB x200",
+            "accept x2k",
+            "spawn_wait x500",
+        ] {
             for backend in backend::NAMES {
                 assert!(
                     matches!(

@@ -36,6 +36,7 @@ mod chart;
 mod flat;
 mod harness;
 mod net_work;
+mod process_work;
 mod stack;
 mod sync_work;
 mod thread_work;
@@ -77,7 +78,8 @@ workloads: spawn_join, spawn_handles, cancel_parked, memory_pending, memory_slee
            only), channel, recv_waiters, send_waiters, clone_drops, semaphore,
            limiter, lock, inline_spawn_join, inline_join2, inline_join2_vec,
            join2_in_task (the floor under inline_join2: futures::join! in a hatchery
-           task), ping_pong, echo, accept, to_thread, run_blocking, from_thread,
+           task), ping_pong, echo, accept, spawn_wait (spawn `true` and wait:
+           tokio::process, async-process), to_thread, run_blocking, from_thread,
            portal
 checks:    memory_flat (after the table; a million short children through each
            kind of nursery, and a million connections to `serve` (quick: 100,000),
@@ -110,6 +112,7 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "ping_pong",
     "echo",
     "accept",
+    "spawn_wait",
     "to_thread",
     "run_blocking",
     "from_thread",
@@ -137,6 +140,8 @@ pub(crate) struct Config {
     echoes: usize,
     /// Connections of the accept workload.
     accepts: usize,
+    /// Children of the spawn_wait workload, one after the other.
+    spawns: usize,
     /// Timed repetitions per side in each process (after one untimed warm-up run).
     pub(crate) reps: usize,
     /// Fresh processes per cell.
@@ -226,6 +231,7 @@ impl Config {
             pings: if quick { 2_000 } else { 20_000 },
             echoes: if quick { 20 } else { 200 },
             accepts: if quick { 500 } else { 2_000 },
+            spawns: if quick { 50 } else { 500 },
             reps: reps.unwrap_or(if quick { 2 } else { 3 }),
             procs: procs.unwrap_or(if quick { 2 } else { 5 }),
             filter,
@@ -772,6 +778,23 @@ fn run_net(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     }
 }
 
+/// The process row: spawning `true` and waiting for it.
+fn run_process(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
+    let (name, n) = (b.name, cfg.spawns);
+    if cfg.wants("spawn_wait", name) {
+        let raw = || {
+            b.raw(
+                || process_work::tokio_spawn_wait(n),
+                |_| process_work::smol_spawn_wait(n),
+            )
+        };
+        let hatchery = || b.hatchery(process_work::hatchery_spawn_wait(n));
+        let workload = format!("spawn_wait x{}", count(n));
+        rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
+        report(rows);
+    }
+}
+
 /// The thread rows: round trips to a blocking thread, calls back from one, and calls
 /// through a blocking portal.
 fn run_threads(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
@@ -867,6 +890,7 @@ fn child(cfg: &Config, cell: &str) {
     run_sync(cfg, &b, &mut rows);
     borrow_work::run(cfg, &b, &mut rows);
     run_net(cfg, &b, &mut rows);
+    run_process(cfg, &b, &mut rows);
     run_threads(cfg, &b, &mut rows);
     for row in &rows {
         println!("{}", row.encode());

@@ -39,6 +39,12 @@
 //! * **Networking** ([`net`]): TCP, UDP and Unix sockets on every runtime (its own
 //!   reactor), whose operations are checkpoints and say what a cancellation leaves
 //!   behind; happy eyeballs for host names, and [`net::serve`] for a task per connection.
+//! * **Child processes** ([`process`]): std's `Command`, run with its pipes on the
+//!   reactor; a cancelled `run` terminates and reaps its child, and a dropped running
+//!   `Child` is killed and reaped (anyio's `run_process` and `open_process`).
+//! * **Any descriptor** ([`io::Async`]): a pipe, an eventfd or a C library's socket
+//!   on the runtime's reactor, waiting until readable or writable (trio's
+//!   `wait_readable`), its waits checkpoints as every other I/O operation.
 //! * **Threads** ([`to_thread`], [`from_thread`]): blocking work on a thread under a
 //!   capacity limiter, calls back into the runtime from such a thread, and blocking
 //!   portals through which any thread calls async code (anyio's `to_thread`,
@@ -244,16 +250,19 @@
 // (`rt`, which imports nothing), the cancel tree (`node`), the deadlines a task keeps
 // (`timer`), the ambient context, tasks, nurseries and `start`, scopes, time, the sync
 // primitives, the combinators, testing, and threads (`to_thread`, `from_thread`) and
-// `signal` (over `net`'s registered sockets) on top. `error` imports nothing.
+// `signal`, `io` and `process` (over `net`'s registered sockets) on top. `error` imports
+// nothing.
 mod combinators;
 mod context;
 pub mod diagnostics;
 mod error;
 mod group;
 pub mod inline;
+pub mod io;
 pub mod net;
 mod node;
 mod nursery;
+pub mod process;
 mod reason;
 mod scope;
 pub mod signal;

@@ -13,8 +13,9 @@
 //! | | |
 //! |---|---|
 //! | [`TcpStream`] | a TCP connection: [`connect`](TcpStream::connect) (an address, or a host name with happy eyeballs), read, write, half-close, owned halves |
-//! | [`TcpListener`] | [`bind`](TcpListener::bind), [`accept`](TcpListener::accept) |
-//! | [`serve`], [`serve_in`] | run a handler per connection as a task of a nursery |
+//! | [`TcpListener`] | [`bind`](TcpListener::bind), [`accept`](TcpListener::accept); [`bind_all`](TcpListener::bind_all) for several addresses on one port |
+//! | [`open_tcp_listeners`] | every interface, IPv6 and IPv4, on one port (trio's) |
+//! | [`serve`], [`serve_in`] | run a handler per connection as a task of a nursery; over several listeners at once (a `Vec`) |
 //! | [`TcpConnector`] | connect options: a [`Resolve`]r of your own (or a fake one for tests), the happy eyeballs delay |
 //! | [`happy_eyeballs`] | race connection attempts by address (RFC 8305), for any kind of connection |
 //! | [`UdpSocket`] | datagrams: `send_to`/`recv_from`, or `connect` then `send`/`recv` |
@@ -141,11 +142,11 @@ mod unix;
 
 pub use addr::{Resolve, Resolving, SystemResolver, ToSocketAddrs};
 pub use connect::{happy_eyeballs, ConnectError, TcpConnector, HAPPY_EYEBALLS_DELAY};
-#[cfg(unix)] // `signal`
-pub(crate) use io::Io;
+// `signal` (Unix), `io::Async`.
+pub(crate) use io::{enter, Io, Shared};
 pub use serve::{serve, serve_in, Listener};
 pub use stream::{ReadHalf, ReuniteError, SplitStream, WriteHalf};
-pub use tcp::{TcpListener, TcpStream};
+pub use tcp::{open_tcp_listeners, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 #[cfg(unix)]
 pub use unix::{UnixListener, UnixSocketAddr, UnixStream};

@@ -1,8 +1,10 @@
 //! Serving connections: the `Listener` trait, `serve` and `serve_in`.
 
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use crate::{nursery, sleep, Nursery, NurseryError};
@@ -63,6 +65,66 @@ pub trait Listener: Send + Sync + 'static {
     ///
     /// See [`Listener`].
     fn accept_stream(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Several listeners as one (those of [`open_tcp_listeners`](super::open_tcp_listeners)
+/// or [`TcpListener::bind_all`](super::TcpListener::bind_all), or a TCP and a Unix
+/// listener of one stream type): [`accept_stream`](Listener::accept_stream) waits on all
+/// of them at once and returns the first connection, so [`serve`] serves them all (trio's
+/// `serve_listeners`).
+///
+/// Each accept looks at the listeners starting from one picked at random, so that a busy
+/// listener does not starve the others. When one accept completes, the
+/// others are dropped: an accept that did not complete took no connection, so none is
+/// lost. An empty `Vec` is an error, never a wait for good.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::net::{serve, Listener, TcpListener, TcpStream};
+///
+/// # hatchery_smol::run(async {
+/// let listeners = vec![
+///     TcpListener::bind("127.0.0.1:0").await?,
+///     TcpListener::bind("127.0.0.1:0").await?,
+/// ];
+/// let second = listeners[1].local_addr()?;
+/// let _client = TcpStream::connect(second).await?;
+/// let stream = listeners.accept_stream().await?; // from whichever has one
+/// assert_eq!(stream.local_addr()?, second);
+/// # Ok::<_, std::io::Error>(())
+/// # }).unwrap();
+/// ```
+impl<L: Listener> Listener for Vec<L> {
+    type Stream = L::Stream;
+
+    async fn accept_stream(&self) -> io::Result<L::Stream> {
+        match &self[..] {
+            [] => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "hatchery: accept on an empty list of listeners",
+            )),
+            [one] => one.accept_stream().await,
+            many => {
+                type Accept<'a, S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send + 'a>>;
+                let mut accepts: Vec<Accept<'_, L::Stream>> = many
+                    .iter()
+                    .map(|l| Box::pin(l.accept_stream()) as Accept<'_, L::Stream>)
+                    .collect();
+                let first = fastrand::usize(..many.len());
+                poll_fn(|cx| {
+                    let n = accepts.len();
+                    for i in 0..n {
+                        if let Poll::Ready(r) = accepts[(first + i) % n].as_mut().poll(cx) {
+                            return Poll::Ready(r);
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await
+            }
+        }
+    }
 }
 
 /// Serves connections: accepts them from `listener` for as long as it runs, and runs

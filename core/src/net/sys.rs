@@ -228,6 +228,28 @@ pub(crate) fn bind(addr: &SocketAddr, ty: SocketType) -> io::Result<OwnedSocket>
     Ok(fd)
 }
 
+/// A new listening TCP socket bound to `addr`, reusing the address as [`bind`] does; an
+/// IPv6 one only for IPv6 (`IPV6_V6ONLY`), so that the same port can be bound on IPv4 by
+/// another.
+pub(crate) fn bind_listener(addr: &SocketAddr) -> io::Result<OwnedSocket> {
+    let fd = socket(family(addr), SocketType::STREAM)?;
+    #[cfg(unix)]
+    rn::sockopt::set_socket_reuseaddr(&fd, true)?;
+    if addr.is_ipv6() {
+        rn::sockopt::set_ipv6_v6only(&fd, true)?;
+    }
+    rn::bind(&fd, addr)?;
+    listen(&fd)?;
+    Ok(fd)
+}
+
+/// Whether `e`, from making or binding a socket, says that this machine lacks the
+/// address family (no IPv6: the family is not supported, or its wildcard address is
+/// not available).
+pub(crate) fn family_missing(e: &io::Error) -> bool {
+    is_errno(e, rustix::io::Errno::AFNOSUPPORT) || e.kind() == io::ErrorKind::AddrNotAvailable
+}
+
 /// The backlog of hatchery's listeners (as tokio's; the system may cap it lower, at
 /// `net.core.somaxconn` on Linux).
 pub(crate) const BACKLOG: i32 = 1024;

@@ -366,6 +366,61 @@ impl TcpListener {
         Err(last.expect("at least one address"))
     }
 
+    /// Binds a listener to every address `addrs` resolves to (see [`ToSocketAddrs`]), on
+    /// one port: several listeners, for [`serve`](super::serve) to serve at once (a `Vec`
+    /// of listeners is a [`Listener`](super::Listener)).
+    ///
+    /// Port 0 picks **one port free on every address**: the system picks it for the
+    /// first address, and it is tried on the others; if it is taken on one of them, every
+    /// socket is closed and another port is tried (up to 16 times). An IPv6 socket is
+    /// bound with `IPV6_V6ONLY`, so that `[::]:p` and `0.0.0.0:p` are two listeners that
+    /// do not collide, as trio's `open_tcp_listeners` does. Duplicate addresses are bound
+    /// once. Otherwise as [`bind`](TcpListener::bind); [`open_tcp_listeners`] binds every
+    /// interface of both families.
+    ///
+    /// A checkpoint: in a cancelled scope it does nothing.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped, or stopped by the enclosing scope's cancellation (while it resolves a
+    /// name), it has bound nothing.
+    ///
+    /// # Panics
+    ///
+    /// Outside a hatchery runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](TcpListener::bind), for the first address that cannot be bound (the
+    /// others are closed then): every address must be bound.
+    ///
+    /// # Examples
+    ///
+    /// IPv6 and IPv4 loopback on one port:
+    ///
+    /// ```
+    /// use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    /// use hatchery::net::TcpListener;
+    ///
+    /// # hatchery_smol::run(async {
+    /// # if std::net::TcpListener::bind("[::1]:0").is_err() { return Ok(()); } // no IPv6
+    /// let addrs = [
+    ///     SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
+    ///     SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+    /// ];
+    /// let listeners = TcpListener::bind_all(&addrs[..]).await?;
+    /// assert_eq!(listeners.len(), 2);
+    /// assert_eq!(listeners[0].local_addr()?.port(), listeners[1].local_addr()?.port());
+    /// # Ok::<_, std::io::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn bind_all(addrs: impl ToSocketAddrs) -> io::Result<Vec<TcpListener>> {
+        enter().await;
+        let (addrs, _) = resolve(addrs.target()?, None).await?;
+        let rt = rt::with_current(|c| c.expect(rt::NO_RUNTIME).rt.clone());
+        bind_on_one_port(&rt, &addrs, false)
+    }
+
     /// Takes a listening `std::net::TcpListener` (made non-blocking here) and registers
     /// it with the current runtime's reactor.
     ///
@@ -476,5 +531,119 @@ impl fmt::Debug for TcpListener {
             d.field("local", &addr);
         }
         d.field("socket", self.io()).finish()
+    }
+}
+
+/// Binds a listener to every interface of both families, `[::]:port` (with
+/// `IPV6_V6ONLY`) and `0.0.0.0:port`, on one port (port 0: one free on both), skipping a
+/// family this machine does not have: trio's `open_tcp_listeners`.
+///
+/// The listeners go to [`serve`](super::serve) as they are (a `Vec` of listeners is a
+/// [`Listener`](super::Listener)). For other addresses (loopback only, say), see
+/// [`TcpListener::bind_all`].
+///
+/// A checkpoint: in a cancelled scope it does nothing.
+///
+/// # Cancel safety
+///
+/// It does not wait: dropped before it completed, or in a cancelled scope, it has bound
+/// nothing.
+///
+/// # Panics
+///
+/// Outside a hatchery runtime.
+///
+/// # Errors
+///
+/// As [`TcpListener::bind`] (`AddrInUse` when the port is taken on either family);
+/// `AddrNotAvailable` when neither family can be bound.
+///
+/// # Examples
+///
+/// ```no_run
+/// use hatchery::net::{open_tcp_listeners, serve, TcpStream};
+///
+/// # hatchery_smol::run(async {
+/// let listeners = open_tcp_listeners(8080).await?; // [::]:8080 and 0.0.0.0:8080
+/// serve(listeners, |mut stream: TcpStream| async move {
+///     stream.write_all(b"hello\n").await
+/// })
+/// .await?;
+/// # Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+/// # }).unwrap();
+/// ```
+pub async fn open_tcp_listeners(port: u16) -> io::Result<Vec<TcpListener>> {
+    enter().await;
+    let rt = rt::with_current(|c| c.expect(rt::NO_RUNTIME).rt.clone());
+    let addrs = [
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)),
+    ];
+    bind_on_one_port(&rt, &addrs, true)
+}
+
+/// How many ports [`bind_on_one_port`] tries for port 0 before it gives up.
+const PORT_TRIES: usize = 16;
+
+/// Binds a listener to each of `addrs` (without duplicates), the port-0 ones on one port;
+/// with `skip_missing`, an address of a family this machine lacks is skipped.
+fn bind_on_one_port(
+    rt: &Arc<dyn Runtime>,
+    addrs: &[SocketAddr],
+    skip_missing: bool,
+) -> io::Result<Vec<TcpListener>> {
+    let mut unique: Vec<SocketAddr> = Vec::with_capacity(addrs.len());
+    for a in addrs {
+        if !unique.contains(a) {
+            unique.push(*a);
+        }
+    }
+    let mut tries = 1;
+    'again: loop {
+        let mut fds = Vec::with_capacity(unique.len());
+        // The port the system picked for the first port-0 address.
+        let mut picked: Option<u16> = None;
+        for &addr in &unique {
+            let mut at = addr;
+            if let (0, Some(port)) = (addr.port(), picked) {
+                at.set_port(port);
+            }
+            match sys::bind_listener(&at) {
+                Ok(fd) => {
+                    if addr.port() == 0 && picked.is_none() {
+                        picked = Some(sys::inet(Some(rustix::net::getsockname(&fd)?))?.port());
+                    }
+                    fds.push(fd);
+                }
+                Err(e) if skip_missing && sys::family_missing(&e) => {}
+                // The picked port is taken on this address: try another (the sockets
+                // bound so far close).
+                Err(e)
+                    if addr.port() == 0
+                        && picked.is_some()
+                        && e.kind() == io::ErrorKind::AddrInUse
+                        && tries < PORT_TRIES =>
+                {
+                    tries += 1;
+                    continue 'again;
+                }
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot bind to {at}: {e}"),
+                    ))
+                }
+            }
+        }
+        if fds.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "cannot bind a listener: this machine has neither IPv6 nor IPv4",
+            ));
+        }
+        return fds
+            .into_iter()
+            .map(|fd| TcpListener::with_runtime(rt.clone(), fd))
+            .collect();
     }
 }
