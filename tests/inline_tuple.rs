@@ -109,7 +109,9 @@ async fn rc_join_async() -> (usize, u32) {
     let f = |by: u32| {
         let shared = shared.clone();
         async move {
-            sleep(ms(1)).await;
+            // Suspends once whatever the clock does (a `sleep` of a millisecond may be
+            // over by its first poll on a slow machine, under valgrind say).
+            hatchery::checkpoint().await;
             shared.set(shared.get() * by);
             shared.get()
         }
