@@ -243,7 +243,8 @@
 // The layers, bottom to top: a module imports only modules listed above its line here.
 // The `layers` step of `.ci/run` (`.ci/check_layers.py`) reads this list and fails on an
 // import that goes up, or on a top-level module missing from it: a new module gets a
-// line here, above every module that imports it and below every module it imports.
+// line here after the lines of the modules it imports, before those of the modules that
+// import it.
 //
 // layer rt: the runtime seam (its files import nothing; the entry points it re-exports
 //     belong to `context`)
