@@ -135,7 +135,7 @@ fn assert_send_future<F: Future + Send + 'static>(_: F) {}
 /// child (rule E2): three words, whatever the task (hatchery's own, a boxed future,
 /// one wrapped by a test run).
 #[test]
-fn a_task_is_three_words() {
+fn e2_a_task_is_three_words() {
     assert_eq!(
         std::mem::size_of::<hatchery::rt::Task>(),
         3 * std::mem::size_of::<usize>()

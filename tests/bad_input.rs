@@ -51,7 +51,7 @@ fn far_past() -> Instant {
 /// `sleep(Duration::ZERO)` suspends once (a checkpoint) and takes no time; in a cancelled
 /// scope it does not complete.
 #[hatchery::test(virtual_time)]
-async fn a_zero_sleep_is_a_checkpoint() {
+async fn d9_a_zero_sleep_is_a_checkpoint() {
     sleep(Duration::ZERO).await;
     assert_eq!(elapsed(), Duration::ZERO);
     let scope = CancelScope::new();
@@ -239,7 +239,7 @@ async fn a_semaphore_of_zero_permits_waits_for_add_permits() {
 /// Past `Semaphore::MAX_PERMITS` (`usize::MAX - 1`), `new` and `add_permits` panic and
 /// say why.
 #[test]
-fn a_semaphore_past_max_permits_panics() {
+fn e5_a_semaphore_past_max_permits_panics() {
     let msg = panic_of(|| Semaphore::new(usize::MAX));
     assert!(msg.contains("at most Semaphore::MAX_PERMITS"), "{msg}");
     let sem = Semaphore::new(Semaphore::MAX_PERMITS);
@@ -317,7 +317,7 @@ async fn empty_joins_return_nothing_at_once() {
 /// Empty `race` and `race_ok` have no winner: they panic at the call, naming themselves.
 /// (`join!`, `try_join!` and `race!` without futures do not compile.)
 #[test]
-fn empty_races_panic_at_the_call() {
+fn e5_empty_races_panic_at_the_call() {
     type F = std::future::Ready<Result<u32, TestError>>;
     let msg = panic_of(|| drop(race(Vec::<F>::new())));
     assert_eq!(msg, "hatchery: `race` needs at least one future");
@@ -580,7 +580,7 @@ async fn a_lock_taken_twice_by_one_task_waits_for_itself() {
 /// nothing left to hand out, which are ready again: `sleep`, `checkpoint`,
 /// `Event::wait`.
 #[hatchery::test]
-async fn futures_polled_after_they_returned() {
+async fn w8_futures_polled_after_they_returned() {
     async fn again<F: Future + Unpin>(mut f: F) -> Result<bool, String> {
         (&mut f).await;
         catch_panic(poll_fn(|cx| {

@@ -21,7 +21,7 @@ async fn join_returns_outputs_in_input_order() {
 /// Every future is running at the same time: each one waits until all have started,
 /// which only finishes if none waits for another to end first.
 #[hatchery::test]
-async fn join_runs_every_future_concurrently() {
+async fn g1_join_runs_every_future_concurrently() {
     let started = Counter::new();
     let futs: Vec<_> = (0..8)
         .map(|i| {
@@ -103,7 +103,7 @@ async fn try_join_fails_fast_and_awaits_the_cancelled() {
 /// Every error that happened is reported: two futures that fail without ever
 /// suspending both get to fail (a spawned task always gets its first poll).
 #[hatchery::test]
-async fn try_join_reports_every_error() {
+async fn g4_try_join_reports_every_error() {
     let futs = ["a", "b", "c"].map(|name| async move {
         if name == "b" {
             sleep(HOUR).await;
@@ -171,7 +171,7 @@ async fn caller_cancelled_midway_leaks_nothing() {
 
 /// A panicking future cancels the others; the panic is resumed once all have stopped.
 #[hatchery::test]
-async fn a_panic_cancels_the_rest_and_is_resumed() {
+async fn g4_a_panic_cancels_the_rest_and_is_resumed() {
     let dropped = Counter::new();
     let mut futs = Vec::new();
     for i in 0..3 {
@@ -253,7 +253,7 @@ async fn join_in_a_cancelled_scope_whose_child_ends_first_returns_nothing() {
 
 /// The same race by ordinary timing, for `race`, `race_ok` and `join`, many times.
 #[hatchery::test]
-async fn combinators_in_cancelled_scopes_return_nothing() {
+async fn g3_combinators_in_cancelled_scopes_return_nothing() {
     use std::future::pending;
     for i in 0..2_000 {
         let r = catch_panic(async {
@@ -281,7 +281,7 @@ async fn combinators_in_cancelled_scopes_return_nothing() {
 /// error once the rest has finished (as a nursery does), even though the scope's
 /// deadline passed meanwhile: the scope does not swallow it.
 #[hatchery::test(virtual_time)]
-async fn errors_are_reported_under_outer_cancellation() {
+async fn g3_errors_are_reported_under_outer_cancellation() {
     type Child =
         std::pin::Pin<Box<dyn std::future::Future<Output = Result<u32, TestError>> + Send>>;
     let out = move_on_after(secs(2), async {

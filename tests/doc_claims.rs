@@ -24,7 +24,7 @@ fn cancelled() -> CancelScope {
 /// sync.md: a wait that could complete at once still checks for cancellation first, and
 /// takes nothing in a cancelled scope.
 #[hatchery::test(virtual_time)]
-async fn waits_that_could_complete_take_nothing_in_a_cancelled_scope() {
+async fn w2_w4_waits_that_could_complete_take_nothing_in_a_cancelled_scope() {
     let lock = Arc::new(Lock::new(0));
     assert_eq!(cancelled().run(lock.lock()).await.map(|_| ()), None);
     assert!(!lock.is_locked());
@@ -435,7 +435,7 @@ async fn start_cut_off_then_ends_without_suspending() {
 
 /// decisions.md: `CancelHandle::is_shielded`.
 #[hatchery::test]
-async fn handle_reads_the_shield() {
+async fn p4_handle_reads_the_shield() {
     let s = CancelScope::new().with_shield(true);
     assert!(s.handle().is_shielded());
     assert!(!CancelScope::new().handle().is_shielded());
@@ -593,7 +593,7 @@ async fn a_kept_start_lent_to_a_timeout_that_fired_is_not_started() {
 /// cancellation.md, kept futures: a shield inside a kept scope holds the timeout it is
 /// lent to until the shielded work is done.
 #[hatchery::test(virtual_time)]
-async fn a_kept_scope_with_a_shield_inside_holds_the_timeout() {
+async fn k4_a_kept_scope_with_a_shield_inside_holds_the_timeout() {
     let mut op = std::pin::pin!(move_on_after(secs(10), shield(sleep(secs(5)))));
     let first = move_on_after(secs(1), &mut op).await;
     assert_eq!((first, elapsed()), (Some(Some(())), secs(5)));
@@ -626,4 +626,115 @@ async fn a_finally_moved_during_its_cleanup_holds_the_new_scope() {
         (out, done.load(Ordering::SeqCst), elapsed()),
         (Some(1), 1, secs(5))
     );
+}
+
+/// semantics.md, E1: the crate `hatchery` depends on no executor. Its normal dependencies
+/// (core/Cargo.toml) name none, but for tokio, optional, behind the `tokio-io` feature
+/// (tokio's I/O traits, without its runtime); `.ci/run independence` checks the built
+/// dependency tree.
+#[test]
+fn e1_the_core_depends_on_no_executor() {
+    const EXECUTORS: [&str; 5] = ["tokio", "smol", "async-executor", "async-io", "async-std"];
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../core/Cargo.toml"))
+            .expect("core/Cargo.toml");
+    let mut normal = false;
+    let mut seen = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            // `[dependencies]` and `[target.'cfg(..)'.dependencies]`, not dev- or build-.
+            normal = line == "[dependencies]" || line.ends_with(".dependencies]");
+            continue;
+        }
+        let Some((name, spec)) = line.split_once('=') else {
+            continue;
+        };
+        let name = name.trim().trim_end_matches(".workspace");
+        if normal && !line.starts_with('#') {
+            seen.push(name.to_owned());
+            if EXECUTORS.contains(&name) {
+                assert!(
+                    name == "tokio" && spec.contains("optional = true"),
+                    "hatchery depends on the executor {name}: {line}"
+                );
+            }
+        }
+    }
+    assert!(
+        seen.iter().any(|d| d == "slab"),
+        "the dependencies were read: {seen:?}"
+    );
+    let features = manifest
+        .split("[features]")
+        .nth(1)
+        .expect("a [features] table");
+    assert!(features.contains(r#"tokio-io = ["dep:tokio"]"#));
+    assert!(!features.contains(r#"default = ["tokio-io"]"#));
+}
+
+/// semantics.md, E4: `unsafe` is allowed in three places of the core only (the modules
+/// `task::raw` and `inline::cell`, and two functions of `signal`), every `unsafe` block
+/// and `unsafe impl` there has a `SAFETY:` comment, and the adapters forbid it.
+#[test]
+fn e4_unsafe_only_in_its_three_places() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("core/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut allowed = Vec::new();
+    for path in &files {
+        let name = path.strip_prefix(&root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let code = line.split("//").next().unwrap();
+            if code.contains("allow(unsafe_code)") {
+                // The item allowed: the next line that is no attribute or comment.
+                let item = lines[i + 1..]
+                    .iter()
+                    .map(|l| l.trim())
+                    .find(|l| !l.starts_with("#[") && !l.starts_with("//"))
+                    .unwrap_or("");
+                allowed.push(format!(
+                    "{name}: {}",
+                    item.split(['(', '{']).next().unwrap().trim()
+                ));
+            }
+            if code.contains("unsafe {") || code.contains("unsafe impl") {
+                let above = &lines[i.saturating_sub(10)..i];
+                assert!(
+                    above.iter().any(|l| l.contains("SAFETY:")),
+                    "{name}:{}: an unsafe block or impl without a `// SAFETY:` comment",
+                    i + 1
+                );
+            }
+        }
+    }
+    assert_eq!(
+        allowed,
+        [
+            "core/src/inline/mod.rs: mod cell;",
+            "core/src/signal.rs: fn register",
+            "core/src/signal.rs: fn default_disposition",
+            "core/src/task/mod.rs: mod raw;",
+        ],
+        "the places where the core allows `unsafe` (rule E4)"
+    );
+    for adapter in ["adapters/tokio/src/lib.rs", "adapters/smol/src/lib.rs"] {
+        let text = std::fs::read_to_string(root.join(adapter)).unwrap();
+        assert!(
+            text.contains("#![forbid(unsafe_code)]"),
+            "{adapter} forbids unsafe"
+        );
+    }
 }

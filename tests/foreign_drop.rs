@@ -105,7 +105,7 @@ async fn c8_dropping_enclosing_scope() {
 /// C8: children are not awaited: the drop returns while a child is still inside a
 /// shield; the child finishes the shield, then stops at its next suspension point.
 #[hatchery::test(virtual_time)]
-async fn c8_children_not_awaited() {
+async fn c8_f1_children_not_awaited() {
     let log = Log::new();
     let gate = Counter::new();
     let in_shield = Counter::new();
@@ -145,7 +145,7 @@ async fn c8_children_not_awaited() {
 /// C8: a `start` future dropped from outside before the task called `started`
 /// cancels that task; the nursery carries on.
 #[hatchery::test(virtual_time)]
-async fn c8_dropping_start_cancels_unstarted_task() {
+async fn c8_f3_dropping_start_cancels_unstarted_task() {
     let log = Log::new();
     let r = nursery(|n| {
         let log = log.clone();
@@ -245,7 +245,7 @@ async fn c8_tokio_timeout_drops_nursery() {
 /// C8 with C6: a shield protects against hatchery cancellation, not against a foreign
 /// owner dropping it: dropping the future drops the shielded work at once.
 #[hatchery::test(virtual_time)]
-async fn c8_foreign_drop_drops_shielded_work() {
+async fn c8_f4_p6_foreign_drop_drops_shielded_work() {
     let log = Log::new();
     let entered = Counter::new();
     let fut = CancelScope::new().run(shield({
@@ -301,7 +301,7 @@ async fn c8_dropped_nursery_refuses_spawns() {
 /// C8: an error of a task whose `start` was dropped from outside before `started` is
 /// dropped with it (nobody is left to report it to): it does not fail the nursery.
 #[hatchery::test(virtual_time)]
-async fn c8_dropped_start_error_is_not_reported_to_the_nursery() {
+async fn c8_f3_dropped_start_error_is_not_reported_to_the_nursery() {
     let r = nursery(|n| async move {
         let running = Counter::new();
         let r2 = running.clone();
@@ -387,4 +387,55 @@ async fn c8_drop_during_a_childs_first_poll_cancels_it() {
     until(|| slot.lock().unwrap().is_none()).await;
     sleep(secs(10)).await;
     assert!(log.is_empty(), "{:?}", log.events());
+}
+
+/// F5: leaf waits and scopes with no nursery inside (`sleep`, a primitive's wait,
+/// `move_on_after`, `fail_after`, `shield`, `CancelScope::run`) may lose any select and
+/// be dropped: nothing of them stays behind (no deadline, no hold on the scopes around),
+/// so a cancellation of the enclosing scope afterwards ends it at its next suspension.
+#[hatchery::test(virtual_time)]
+async fn f5_scopes_without_a_nursery_may_lose_any_select() {
+    async fn lost<F: Future>(loser: F) -> &'static str {
+        loser.await;
+        "lost"
+    }
+    let sem = hatchery::sync::Semaphore::new(0);
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let out = scope
+        .run(async {
+            let won = || async {
+                sleep(secs(1)).await;
+                "won"
+            };
+            let r = [
+                future::or(async { lost(sleep(HOUR)).await }, won()).await,
+                future::or(async { lost(sem.acquire()).await }, won()).await,
+                future::or(
+                    async { lost(move_on_after(HOUR, sleep(HOUR))).await },
+                    won(),
+                )
+                .await,
+                future::or(
+                    async { lost(hatchery::fail_after(HOUR, sleep(HOUR))).await },
+                    won(),
+                )
+                .await,
+                future::or(async { lost(shield(sleep(HOUR))).await }, won()).await,
+                future::or(
+                    async { lost(CancelScope::new().run(sleep(HOUR))).await },
+                    won(),
+                )
+                .await,
+            ];
+            assert_eq!(r, ["won"; 6]);
+            assert_eq!(
+                hatchery::current_effective_deadline(),
+                hatchery::Deadline::Never
+            );
+            handle.cancel();
+            sleep(HOUR).await
+        })
+        .await;
+    assert_eq!((out, elapsed()), (None, secs(6)));
 }

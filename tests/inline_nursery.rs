@@ -34,7 +34,7 @@ impl<F: Future> Future for OnDrop<F> {
 /// I1: children borrow a local `Vec` (shared) and disjoint `&mut` slots; both are used
 /// mutably again after the nursery returns.
 #[hatchery::test(virtual_time)]
-async fn borrows_local_vec_mutated_after() {
+async fn i1_borrows_local_vec_mutated_after() {
     let mut data = vec![1u64, 2, 3];
     let mut outs = vec![0u64; 3];
     let sum = inline::nursery(|n| {
@@ -388,7 +388,7 @@ async fn n7_handles() {
 /// cancel. (Holding the borrow across a suspension is the point.)
 #[hatchery::test(virtual_time)]
 #[allow(clippy::await_holding_refcell_ref)]
-async fn cancelled_child_releases_borrow_before_return() {
+async fn i2_cancelled_child_releases_borrow_before_return() {
     let cell = RefCell::new(0);
     let cell_ref = &cell;
     let r = inline::local_nursery(|n| async move {
@@ -427,7 +427,7 @@ async fn cancelled_child_releases_borrow_before_return() {
 /// I1, I2: scopes, deadlines, shields and the effective deadline inside children work
 /// as in spawned tasks; an outer cancellation waits for a shielded child.
 #[hatchery::test(virtual_time)]
-async fn scopes_inside_children() {
+async fn i1_scopes_inside_children() {
     let log = Log::new();
     let scope = CancelScope::new().with_timeout(ms(10));
     let log_ref = &log;
@@ -463,7 +463,7 @@ async fn scopes_inside_children() {
 /// I1, I2: nested freely: a spawning nursery inside an inline child, and an inline nursery in a
 /// spawned task; an outer cancellation reaches all of them.
 #[hatchery::test(virtual_time)]
-async fn nested_both_ways_cancelled_from_outside() {
+async fn i2_nested_both_ways_cancelled_from_outside() {
     let log = Log::new();
     let log_ref = &log;
     let out = move_on_after(
@@ -667,7 +667,7 @@ async fn try_join_error_survives_a_cancellation_before_its_next_poll() {
 /// open) has lost its outputs and panics, as the spawning combinators do, `try_join`
 /// included; a kept inline nursery returns `Err(Cancelled)` (K2).
 #[hatchery::test(virtual_time)]
-async fn k_kept_inline_combinators() {
+async fn i4_kept_inline_combinators() {
     use std::pin::pin;
     let base = 10;
     let get = |s: u64| {

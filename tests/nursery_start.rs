@@ -72,7 +72,7 @@ async fn n6_error_before_started_goes_to_start() {
 /// N6: a task that finishes without calling `started` (or drops its token) makes
 /// `start` fail with `NotStarted`; the nursery is unaffected.
 #[hatchery::test(virtual_time)]
-async fn n6_finished_without_started_is_not_started() {
+async fn n6_s5_finished_without_started_is_not_started() {
     let r = nursery(|n| async move {
         let e = n
             .start(|_status: hatchery::TaskStatus<u8>| async {
@@ -129,7 +129,7 @@ async fn s1_start_on_a_closed_nursery_never_calls_the_closure() {
 
 /// N6: after `started`, an error of the task goes to the nursery and fails it.
 #[hatchery::test(virtual_time)]
-async fn n6_error_after_started_fails_nursery() {
+async fn n6_s4_error_after_started_fails_nursery() {
     let r = nursery(|n| async move {
         let v = n
             .start(|status| async move {
@@ -154,7 +154,7 @@ async fn n6_error_after_started_fails_nursery() {
 /// N6: a pending `start` (in a child, after the body has returned) keeps the nursery
 /// open until the started task, and the child that called `start`, are done.
 #[hatchery::test(virtual_time)]
-async fn n6_pending_start_keeps_nursery_open() {
+async fn n6_s2_pending_start_keeps_nursery_open() {
     let log = Log::new();
     let r = nursery(|n| {
         let log = log.clone();
@@ -197,7 +197,7 @@ async fn n6_pending_start_keeps_nursery_open() {
 /// N6: before `started`, the task runs under the caller's cancellation: a timeout
 /// around `start` cancels the task; the nursery is neither failed nor cancelled.
 #[hatchery::test(virtual_time)]
-async fn n6_before_started_cancelled_by_callers_scope() {
+async fn n6_s6_before_started_cancelled_by_callers_scope() {
     let log = Log::new();
     let r = nursery(|n| {
         let log = log.clone();
@@ -534,7 +534,7 @@ async fn n6_started_task_value_dropped_by_the_task() {
 /// not moved into the nursery (as in trio): the call is ignored, the task is cancelled
 /// at its next checkpoint, and `start` never returns (the caller's scope catches).
 #[hatchery::test(virtual_time)]
-async fn n6_started_after_the_callers_cancellation_is_ignored() {
+async fn n6_s6_started_after_the_callers_cancellation_is_ignored() {
     let log = Log::new();
     let value_dropped = Counter::new();
     nursery(|n| {
@@ -617,7 +617,7 @@ async fn n6_unstarted_value_dropped_before_nursery_returns() {
 
 /// A `Start` polled again after it returned panics, instead of staying pending for good.
 #[hatchery::test]
-async fn start_polled_after_completion_panics() {
+async fn w8_start_polled_after_completion_panics() {
     let r = nursery(|n: hatchery::Nursery<TestError>| async move {
         let mut start = n.start(|status: hatchery::TaskStatus<u8>| async move {
             status.started(5);
@@ -973,7 +973,7 @@ async fn lose_a_race_in_an_inner_scope<F: Future + Unpin>(start: &mut F) {
 /// scope that is cancelled: the task has not called `started`, so the cancellation
 /// reaches it, and the scope ends at once.
 #[hatchery::test(virtual_time)]
-async fn a_kept_start_is_cancelled_with_the_scope_that_awaits_it() {
+async fn s7_a_kept_start_is_cancelled_with_the_scope_that_awaits_it() {
     let r = nursery(|n| async move {
         let outer = CancelScope::new();
         let handle = outer.handle();

@@ -236,16 +236,16 @@ fn check_backend(backend: Backend) {
 }
 
 #[test]
-fn random_trees_tokio_current() {
+fn e3_random_trees_tokio_current() {
     check_backend(Backend::TokioCurrent);
 }
 
 #[test]
-fn random_trees_tokio_multi() {
+fn e3_random_trees_tokio_multi() {
     check_backend(Backend::TokioMulti);
 }
 
 #[test]
-fn random_trees_smol() {
+fn e3_random_trees_smol() {
     check_backend(Backend::Smol);
 }

@@ -1417,3 +1417,25 @@ fn a_test_run_blocked_on_with_a_spent_budget_does_not_spin() {
     });
     assert_eq!(out, 7);
 }
+
+/// R4: a future that another executor polls while hatchery code is being polled on the
+/// same thread (here async code a task blocks on) runs in the scope of the hatchery code
+/// around it: it sees that scope's deadline, and its scopes are children of that scope.
+#[hatchery::test(virtual_time)]
+async fn r4_code_blocked_on_inside_hatchery_runs_in_its_scope() {
+    let (outside, inside) = move_on_after(HOUR, async {
+        let outside = current_effective_deadline();
+        let inside = block_on(async {
+            move_on_after(secs(2 * 3600), async { current_effective_deadline() }).await
+        });
+        (outside, inside)
+    })
+    .await
+    .unwrap();
+    assert!(matches!(outside, hatchery::Deadline::At(_)), "{outside:?}");
+    assert_eq!(
+        inside,
+        Some(outside),
+        "the enclosing scope's earlier deadline counts"
+    );
+}

@@ -74,7 +74,7 @@ async fn c1_foreign_future_is_dropped() {
 /// C1, C2: a handle can cancel a scope from a plain OS thread. (Real time: virtual time
 /// cannot see the thread, and would let the sleep end first.)
 #[hatchery::test]
-async fn c2_cancel_from_another_os_thread() {
+async fn c2_h1_cancel_from_another_os_thread() {
     let scope = CancelScope::new();
     let handle = scope.handle();
     let remote = handle.clone();
@@ -177,7 +177,7 @@ async fn c4_cancelled_before_entered_runs_to_first_suspension() {
 /// C3: `cancel_called` is sticky; `cancelled_caught` is false while the scope runs and
 /// when its body finished; a handle outlives its scope harmlessly.
 #[hatchery::test(virtual_time)]
-async fn c3_handle_flags_over_the_scope_lifetime() {
+async fn c3_h1_handle_flags_over_the_scope_lifetime() {
     let scope = CancelScope::new();
     let handle = scope.handle();
     let inner = handle.clone();

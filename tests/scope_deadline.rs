@@ -19,7 +19,7 @@ fn century(from: Instant) -> Instant {
 /// C4: a relative timeout is computed when the scope is entered (first polled), not
 /// when the scope or the future is built.
 #[hatchery::test(virtual_time)]
-async fn c4_timeout_starts_when_entered() {
+async fn c4_h4_timeout_starts_when_entered() {
     let scope = CancelScope::new().with_timeout(secs(30));
     let handle = scope.handle();
     assert_eq!(handle.deadline(), None, "not known before entry");
@@ -807,7 +807,7 @@ async fn c4_a_passed_deadline_cancels_on_entry() {
 /// C1/C4: a deadline that passes while the body's first poll runs (blocking work) stops
 /// the body at its next suspension point, even one that is ready at once.
 #[hatchery::test]
-async fn a_deadline_passed_during_the_first_poll_stops_the_body_at_its_checkpoint() {
+async fn d6_a_deadline_passed_during_the_first_poll_stops_the_body_at_its_checkpoint() {
     for round in 0..10 {
         let out = move_on_at(now() + ms(5), async {
             std::thread::sleep(ms(20)); // blocking work past the deadline
@@ -920,7 +920,7 @@ async fn a_deadline_around_a_nursery_passed_before_a_childs_sleep_stops_it() {
 /// set before the sleep in it starts, so on a real clock it comes first anyway): the
 /// same on a virtual clock, where both fall on the same instant.
 #[hatchery::test(manual_time)]
-async fn a_sleep_due_at_the_deadline_is_cut_by_it() {
+async fn d7_a_sleep_due_at_the_deadline_is_cut_by_it() {
     let out = with_jump(
         secs(30),
         fail_after(secs(10), async {
@@ -934,7 +934,7 @@ async fn a_sleep_due_at_the_deadline_is_cut_by_it() {
 
 /// The same when a virtual clock jumps to the shared instant by itself.
 #[hatchery::test(virtual_time)]
-async fn a_sleep_due_at_the_deadline_is_cut_by_it_on_a_virtual_clock() {
+async fn d7_a_sleep_due_at_the_deadline_is_cut_by_it_on_a_virtual_clock() {
     assert_eq!(move_on_after(secs(10), sleep(secs(10))).await, None);
     assert_eq!(elapsed(), secs(10));
 }

@@ -53,7 +53,7 @@ async fn c7_minimum_of_enclosing_deadlines() {
 /// C7: shields stop the walk: ancestors' deadlines do not count inside a shield, the
 /// shield's own deadline and scopes inside it do.
 #[hatchery::test]
-async fn c7_stops_at_shields() {
+async fn c7_d10_stops_at_shields() {
     let d1 = now() + Duration::from_secs(10);
     let d2 = d1 + Duration::from_secs(10);
     let d0 = d1 - Duration::from_secs(5);

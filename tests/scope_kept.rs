@@ -116,7 +116,7 @@ impl<F: Future> Future for OwnWaker<'_, F> {
 /// is cancelled: with nothing left to catch it, it returns as cancelled (`None`), where
 /// it used to stay pending for good.
 #[hatchery::test(virtual_time)]
-async fn kept_future_reached_by_the_cancellation_returns_cancelled() {
+async fn k2_kept_future_reached_by_the_cancellation_returns_cancelled() {
     let mut op = pin!(move_on_after(HOUR, sleep(HOUR)));
     let scope = CancelScope::new();
     let handle = scope.handle();
@@ -280,7 +280,7 @@ async fn kept_future_with_a_nursery_inside_is_reached() {
 /// runs, and since it has no value to return and nothing is left to catch the
 /// cancellation, it panics and says why, rather than hang.
 #[hatchery::test(virtual_time)]
-async fn kept_finally_reached_by_the_cancellation_panics_after_its_cleanup() {
+async fn k3_kept_finally_reached_by_the_cancellation_panics_after_its_cleanup() {
     let cleaned = Arc::new(Mutex::new(false));
     let c = cleaned.clone();
     let mut op = pin!(finally(sleep(HOUR), async move {
@@ -350,7 +350,7 @@ async fn kept_panic<F: Future>(fut: F) -> String {
 /// report an internal error or, for `try_join`, an `Err(Cancelled)` it documents as
 /// impossible.
 #[hatchery::test(virtual_time)]
-async fn kept_combinators_panic_and_say_why() {
+async fn g5_k3_kept_combinators_panic_and_say_why() {
     type B<T> = Pin<Box<dyn Future<Output = T> + Send>>;
     fn slow() -> B<Result<u8, TestError>> {
         Box::pin(async {
@@ -473,7 +473,7 @@ async fn kept_scope_with_a_nursery_follows_a_cancelled_outer_scope() {
 /// holds the new one: its cancellation waits for the shield, which is not cut (C6). The
 /// hold stayed with the first scope.
 #[hatchery::test(virtual_time)]
-async fn moved_shield_is_not_cut_by_the_new_scope() {
+async fn k5_moved_shield_is_not_cut_by_the_new_scope() {
     let done = Arc::new(AtomicBool::new(false));
     let d = done.clone();
     let mut cleanup = Box::pin(shield(async move {
@@ -595,7 +595,7 @@ async fn a_moved_shield_with_a_nursery_inside_leaves_no_hold_behind() {
 /// any scope: the timeout, once cancelled, drops it as from outside hatchery, without the
 /// cleanup (it did not hold the timeout open for the work's hour).
 #[hatchery::test(virtual_time)]
-async fn a_moved_finally_follows_its_first_scope() {
+async fn k5_a_moved_finally_follows_its_first_scope() {
     let cleaned = Arc::new(AtomicBool::new(false));
     let c = cleaned.clone();
     let mut fin = Box::pin(finally(

@@ -176,7 +176,7 @@ async fn c3_inner_cancel_does_not_leak_outward() {
 /// the task looks at its timers (time moved past both while the body ran): the outer
 /// scope is the cancelled one that must catch; the inner must not return.
 #[hatchery::test(virtual_time)]
-async fn c3_outer_deadline_passed_first_while_blocked() {
+async fn c3_d8_outer_deadline_passed_first_while_blocked() {
     let log = Log::new();
     let start = now();
     let outer = CancelScope::new().with_deadline(start + secs(10));

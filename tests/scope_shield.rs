@@ -14,7 +14,7 @@ use hatchery_tests::{secs, until, Counter, Log, TestError, HOUR};
 /// every step, the cancellation lands at the first suspension point after the shield,
 /// and the outer scope returns `None` only then.
 #[hatchery::test(virtual_time)]
-async fn c6_cleanup_completes_after_outer_deadline() {
+async fn c6_p1_p3_cleanup_completes_after_outer_deadline() {
     let log = Log::new();
     let scope = CancelScope::new().with_timeout(secs(5));
     let handle = scope.handle();
@@ -114,7 +114,7 @@ async fn c6_shield_entered_after_cancel() {
 /// C6: inside a shield within cancelled work, the shield's own `move_on_after` still
 /// times out normally, and a shielded scope's own deadline and `cancel` still work.
 #[hatchery::test(virtual_time)]
-async fn c6_scopes_inside_shield_still_work() {
+async fn c6_p2_scopes_inside_shield_still_work() {
     let log = Log::new();
     let outer = CancelScope::new();
     let outer_handle = outer.handle();
@@ -171,7 +171,7 @@ async fn c6_scopes_inside_shield_still_work() {
 /// C6: a nursery opened inside a shield is protected: its children finish their sleeps
 /// while the enclosing scope is cancelled, and the nursery returns their values.
 #[hatchery::test(virtual_time)]
-async fn c6_nursery_inside_shield_is_protected() {
+async fn c6_p2_nursery_inside_shield_is_protected() {
     let log = Log::new();
     let outer = CancelScope::new();
     let handle = outer.handle();
@@ -226,7 +226,7 @@ async fn c6_nursery_inside_shield_is_protected() {
 /// spawned into it from inside the shield: the task runs to its first suspension point
 /// and is cancelled there.
 #[hatchery::test(virtual_time)]
-async fn c6_nursery_outside_shield_is_not_protected() {
+async fn c6_p2_nursery_outside_shield_is_not_protected() {
     let log = Log::new();
     let outer = CancelScope::new();
     let handle = outer.handle();

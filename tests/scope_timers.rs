@@ -137,7 +137,7 @@ impl<F: Future> Future for RecordPolls<F> {
 /// same task still waits (the task's timer, armed for the earlier one, is moved to the
 /// later one): the virtual clock does not jump to it.
 #[hatchery::test(virtual_time)]
-async fn a_finished_inner_deadline_wakes_nothing_while_an_outer_one_waits() {
+async fn d11_a_finished_inner_deadline_wakes_nothing_while_an_outer_one_waits() {
     let event = Arc::new(Event::new());
     let polls = Arc::new(Mutex::new(Vec::new()));
     let (e, p) = (event.clone(), polls.clone());
@@ -292,7 +292,7 @@ async fn an_earlier_deadline_moves_the_tasks_timer() {
 /// outside any deadline, is not woken when that timeout's instant comes (its timer, left
 /// armed, wakes nobody).
 #[hatchery::test]
-async fn a_finished_deadline_does_not_wake_its_task_on_real_time() {
+async fn d11_a_finished_deadline_does_not_wake_its_task_on_real_time() {
     let event = Arc::new(Event::new());
     let polls = Arc::new(Mutex::new(Vec::new()));
     let (e, p) = (event.clone(), polls.clone());

@@ -25,7 +25,7 @@ static SIGNALS: LazyLock<Lock<()>> = LazyLock::new(|| Lock::new(()));
 /// Different signals, raised in an order, come out of the stream in that order; the
 /// stream, read as a `Stream`, gives the same.
 #[hatchery::test]
-async fn received_in_order() {
+async fn t7_received_in_order() {
     let _serial = SIGNALS.lock().await;
     let mut signals = Signals::new([Signal::USR1, Signal::USR2]).unwrap();
     let sent = [
@@ -183,7 +183,7 @@ async fn bad_sets_fail_clearly() {
 /// Dropping the last stream of SIGUSR1 gives it its default action back: a SIGUSR1
 /// raised after the drop ends the process. In a child process, one per backend.
 #[test]
-fn dropping_restores_the_default_action() {
+fn t7_dropping_restores_the_default_action() {
     use std::os::unix::process::ExitStatusExt as _;
     const CHILD: &str = "HATCHERY_TEST_SIGNAL_CHILD";
     if let Some(backend) = std::env::var_os(CHILD) {
@@ -217,7 +217,7 @@ fn dropping_restores_the_default_action() {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "dropping_restores_the_default_action",
+                "t7_dropping_restores_the_default_action",
                 "--nocapture",
                 "--test-threads=1",
             ])

@@ -115,7 +115,7 @@ async fn tasks_wait_for_threads() {
 /// Called from async code, each `_blocking` method panics at once with a message that
 /// says what to do, instead of blocking the executor thread.
 #[hatchery::test]
-async fn panic_in_async_code() {
+async fn w7_panic_in_async_code() {
     fn expect_panic(what: &str, f: impl FnOnce()) {
         let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
             .expect_err(&format!("{what} did not panic in async code"));

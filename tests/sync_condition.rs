@@ -47,7 +47,7 @@ async fn producer_consumer() {
 /// A wait cancelled while waiting releases the lock (and the caller never runs on);
 /// a waiter notified and then cancelled before it woke passes the notification on.
 #[hatchery::test(virtual_time)]
-async fn cancelled_wait_passes_notification_on() {
+async fn w2_cancelled_wait_passes_notification_on() {
     let state = Arc::new((Lock::new(0), Condition::new()));
     let (lock, cond) = &*state;
     let g = lock.lock().await;

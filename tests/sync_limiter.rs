@@ -136,7 +136,7 @@ async fn misuse_errors() {
 /// A cancelled wait holds nothing and leaves no waiter; a token granted to a waiter that
 /// is cancelled before it wakes goes to the next one.
 #[hatchery::test(virtual_time)]
-async fn cancelled_wait_holds_nothing() {
+async fn w2_cancelled_wait_holds_nothing() {
     let limiter = Arc::new(CapacityLimiter::new(1));
     limiter.try_acquire_on_behalf_of(1).unwrap();
     assert_eq!(

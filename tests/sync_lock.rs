@@ -329,7 +329,7 @@ async fn a_waiter_handed_the_lock_then_cancelled_passes_it_on() {
 /// A `lock()` polled again after it returned its guard panics with a message: it never
 /// takes the lock a second time.
 #[hatchery::test]
-async fn lock_polled_after_completion_panics() {
+async fn w8_lock_polled_after_completion_panics() {
     let lock = Lock::new(0);
     let mut acquire = Box::pin(lock.lock());
     let guard = future::poll_once(&mut acquire)

@@ -71,7 +71,7 @@ async fn bounds_concurrency() {
 /// A waiter cancelled after its permit was granted (before it woke) passes the permit
 /// on: nothing leaks, no ghost waiter remains.
 #[hatchery::test(virtual_time)]
-async fn cancelled_waiter_passes_permit_on() {
+async fn w2_cancelled_waiter_passes_permit_on() {
     let sem = Arc::new(Semaphore::new(1));
     let held = sem.try_acquire_owned().unwrap();
     assert!(move_on_after(Duration::from_secs(1), sem.acquire())
@@ -145,7 +145,7 @@ async fn semaphore_cancelled_waiter_next_to_shield_passes_permit() {
 /// An acquire polled again after it returned its permit panics with a message: it never
 /// takes a second permit.
 #[hatchery::test]
-async fn acquire_polled_after_completion_panics() {
+async fn w8_acquire_polled_after_completion_panics() {
     let sem = Semaphore::new(2);
     let mut acquire = Box::pin(sem.acquire());
     let permit = future::poll_once(&mut acquire)
@@ -263,4 +263,61 @@ async fn returning_200k_permits_one_by_one_is_not_quadratic() {
         drop(w.await);
     }
     assert_eq!(sem.available_permits(), N);
+}
+
+/// W4: a wait that can complete at once (here a free permit) checks for cancellation and
+/// returns in its first poll, without suspending; in a cancelled scope it takes nothing
+/// (W2).
+#[hatchery::test]
+async fn w4_a_free_permit_is_taken_without_suspending() {
+    let sem = Semaphore::new(1);
+    let permit = future::poll_once(sem.acquire()).await;
+    assert!(permit.is_some(), "a free permit is taken in the first poll");
+    drop(permit);
+    let scope = CancelScope::new();
+    scope.handle().cancel();
+    let taken = scope
+        .run(async { future::poll_once(sem.acquire()).await.is_some() })
+        .await;
+    assert_eq!(
+        taken,
+        Some(false),
+        "a cancelled wait takes nothing, and does not complete"
+    );
+    assert_eq!(sem.available_permits(), 1);
+}
+
+/// W5: a queued acquire lent to a timeout is paused, not dropped: it keeps its place in
+/// the queue, is granted the permit while nobody polls it (a later `try_acquire` and a
+/// later waiter do not get it), and completes when awaited.
+#[hatchery::test(virtual_time)]
+async fn w5_a_paused_acquire_keeps_its_place() {
+    let sem = Semaphore::new(1);
+    let held = sem.try_acquire().unwrap();
+    let mut acquire = std::pin::pin!(sem.acquire());
+    assert!(
+        move_on_after(secs(1), &mut acquire).await.is_none(),
+        "paused"
+    );
+    let mut later = std::pin::pin!(sem.acquire());
+    assert!(
+        future::poll_once(&mut later).await.is_none(),
+        "queued behind it"
+    );
+    drop(held);
+    assert!(
+        sem.try_acquire().is_none(),
+        "the permit is the paused acquire's"
+    );
+    assert!(
+        future::poll_once(&mut later).await.is_none(),
+        "and not the later waiter's"
+    );
+    let permit = future::poll_once(&mut acquire).await;
+    assert!(
+        permit.is_some(),
+        "the paused acquire completes when awaited"
+    );
+    drop(permit);
+    assert!(future::poll_once(&mut later).await.is_some());
 }

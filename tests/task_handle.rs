@@ -15,7 +15,7 @@ use hatchery_tests::{hook, secs, until, Counter, Log, TestError, HOUR};
 
 /// N7: `join` returns the child's value, from the body and from another child.
 #[hatchery::test(virtual_time)]
-async fn n7_join_returns_value() {
+async fn n7_h5_join_returns_value() {
     let r = nursery(|n| async move {
         let a = n.spawn(async {
             sleep(secs(2)).await;
@@ -33,7 +33,7 @@ async fn n7_join_returns_value() {
 /// N7: cancelling one child through its handle: its join reports `is_cancelled`, its
 /// siblings are unaffected, and the nursery is neither cancelled nor failed.
 #[hatchery::test(virtual_time)]
-async fn n7_cancel_just_one_child() {
+async fn n7_h6_cancel_just_one_child() {
     let log = Log::new();
     let r = nursery(|n| {
         let log = log.clone();
@@ -133,7 +133,7 @@ async fn n7_cancel_child_with_nested_nursery() {
 /// N7: `is_finished` is false while the child runs and true once it has finished (its
 /// future dropped), before and after `join`.
 #[hatchery::test(virtual_time)]
-async fn n7_is_finished() {
+async fn n7_h8_is_finished() {
     let r = nursery(|n| async move {
         let gate = Counter::new();
         let g = gate.clone();
@@ -157,7 +157,7 @@ async fn n7_is_finished() {
 /// N7: dropping a handle does not cancel the child: it runs to its end, and the
 /// nursery waits for it.
 #[hatchery::test(virtual_time)]
-async fn n7_dropping_handle_does_not_cancel() {
+async fn n7_h7_dropping_handle_does_not_cancel() {
     let log = Log::new();
     let r = nursery(|n| {
         let log = log.clone();
@@ -181,7 +181,7 @@ async fn n7_dropping_handle_does_not_cancel() {
 /// N7: a handle that outlives its nursery still yields the value; cancelling a
 /// finished task has no effect.
 #[hatchery::test(virtual_time)]
-async fn n7_join_after_nursery_returned() {
+async fn n7_h5_join_after_nursery_returned() {
     let h: TaskHandle<u32> = nursery(|n| async move {
         Ok::<_, TestError>(n.spawn(async {
             sleep(secs(1)).await;
@@ -302,7 +302,7 @@ async fn n7_cancel_during_shield_value_still_returned() {
 
 /// N7: dropping a `join` future before the child finished does not cancel the child.
 #[hatchery::test(virtual_time)]
-async fn n7_dropping_join_future_does_not_cancel() {
+async fn n7_h7_dropping_join_future_does_not_cancel() {
     let log = Log::new();
     let r = nursery(|n| {
         let log = log.clone();
@@ -326,7 +326,7 @@ async fn n7_dropping_join_future_does_not_cancel() {
 /// `asyncio.wait_for(task, t)`: a deadline on `&mut join` stops only the waiting; the
 /// join stays usable, `Join::cancel` stops the task, and the join then reports it.
 #[hatchery::test(virtual_time)]
-async fn join_with_deadline_then_cancel() {
+async fn h8_join_with_deadline_then_cancel() {
     let log = Log::new();
     let r = nursery(|n| {
         let log = log.clone();

@@ -17,7 +17,7 @@ use hatchery_tests::{catch_panic, panic_message, Log, HOUR};
 /// Calls run in the caller's scope: they see its deadline, async or sync, and hatchery's
 /// functions work in them as in the caller.
 #[hatchery::test(virtual_time)]
-async fn calls_run_in_the_callers_scope() {
+async fn t4_calls_run_in_the_callers_scope() {
     let deadline = hatchery::now() + HOUR;
     let seen = hatchery::move_on_at(
         deadline,
@@ -59,7 +59,7 @@ async fn a_nursery_in_a_call_runs_on_the_runtime() {
 /// A call waits for the virtual clock like the caller does: the thread counts as idle
 /// while it waits in the call, so the clock moves.
 #[hatchery::test(virtual_time)]
-async fn a_call_lets_the_virtual_clock_move() {
+async fn t6_a_call_lets_the_virtual_clock_move() {
     let slept = to_thread::run_sync(|| {
         from_thread::run(async {
             sleep(HOUR).await;
@@ -76,7 +76,7 @@ async fn a_call_lets_the_virtual_clock_move() {
 /// suspension point and returns `Cancelled`, as does `check_cancelled` and every later
 /// call that suspends; the scope waits for the thread, then catches.
 #[hatchery::test]
-async fn a_call_sees_the_callers_cancellation() {
+async fn t4_a_call_sees_the_callers_cancellation() {
     let started = Arc::new(Event::new());
     let log = Log::new();
     let scope = CancelScope::new();

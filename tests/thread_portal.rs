@@ -42,7 +42,7 @@ fn eight_threads(portal: &BlockingPortal) {
 }
 
 #[hatchery::test]
-async fn a_portal_serves_eight_threads_at_once() {
+async fn t5_a_portal_serves_eight_threads_at_once() {
     blocking_portal(|portal| async move {
         run_blocking(move || eight_threads(&portal)).await;
     })
@@ -52,7 +52,7 @@ async fn a_portal_serves_eight_threads_at_once() {
 /// Calls run as tasks of the portal, in parallel, under the scope the portal was opened
 /// in: they see its deadline.
 #[hatchery::test(virtual_time)]
-async fn calls_run_under_the_portals_scope() {
+async fn t5_calls_run_under_the_portals_scope() {
     let deadline = hatchery::now() + HOUR;
     let seen = hatchery::move_on_at(
         deadline,
@@ -209,7 +209,7 @@ async fn blocking_calls_from_async_code_fail() {
 /// Cancelling the scope around `blocking_portal` stops the portal: calls in flight
 /// return `Stopped`, and later ones too.
 #[hatchery::test]
-async fn cancelling_the_enclosing_scope_stops_the_portal() {
+async fn t5_cancelling_the_enclosing_scope_stops_the_portal() {
     let scope = CancelScope::new();
     let handle = scope.handle();
     let (started, done) = (Arc::new(Event::new()), Arc::new(Event::new()));

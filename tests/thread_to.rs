@@ -101,7 +101,7 @@ async fn capped(
 /// The default limiter has 40 tokens: 60 calls at once run 40 threads, and the other 20
 /// wait for tokens; every call returns in the end, and every token comes back.
 #[hatchery::test]
-async fn the_default_limiter_caps_threads_at_its_total() {
+async fn t1_the_default_limiter_caps_threads_at_its_total() {
     let limiter = to_thread::default_limiter();
     assert_eq!(limiter.total_tokens(), 40);
     let peak = capped(60, None, 40, || limiter.statistics().tasks_waiting == 20).await;
@@ -155,7 +155,7 @@ async fn a_given_limiter_replaces_the_default() {
 /// the thread keeps its token until it is done, then gives it back, and its value is
 /// dropped.
 #[hatchery::test]
-async fn abandon_on_cancel_returns_at_once_and_the_token_comes_back_later() {
+async fn t3_abandon_on_cancel_returns_at_once_and_the_token_comes_back_later() {
     let limiter = Arc::new(CapacityLimiter::new(1));
     let (release, running) = (Arc::new(Event::new()), Arc::new(Event::new()));
     let (dropped, log) = (Counter::new(), Log::new());
@@ -199,7 +199,7 @@ async fn abandon_on_cancel_returns_at_once_and_the_token_comes_back_later() {
 /// Without `abandon_on_cancel`, a cancelled scope waits for its thread to end (as for a
 /// shield), then catches the cancellation; the thread's value is dropped.
 #[hatchery::test]
-async fn a_cancelled_caller_waits_for_its_thread() {
+async fn t2_a_cancelled_caller_waits_for_its_thread() {
     let (release, running) = (Arc::new(Event::new()), Arc::new(Event::new()));
     let (dropped, log) = (Counter::new(), Log::new());
     let scope = CancelScope::new();
@@ -240,7 +240,7 @@ async fn a_cancelled_caller_waits_for_its_thread() {
 /// Shielded, the call returns its value to a cancelled caller, which then stops at its
 /// next suspension point (rule C6).
 #[hatchery::test]
-async fn a_shielded_call_returns_its_value_to_a_cancelled_caller() {
+async fn t2_a_shielded_call_returns_its_value_to_a_cancelled_caller() {
     let scope = CancelScope::new();
     let handle = scope.handle();
     let got = Log::new();
@@ -263,7 +263,7 @@ async fn a_shielded_call_returns_its_value_to_a_cancelled_caller() {
 
 /// A scope cancelled before the first poll starts no thread and takes no token.
 #[hatchery::test]
-async fn a_cancelled_scope_starts_nothing() {
+async fn t1_a_cancelled_scope_starts_nothing() {
     let ran = Counter::new();
     let r = ran.clone();
     let scope = CancelScope::new();
@@ -322,7 +322,7 @@ async fn a_panic_reaches_a_cancelled_caller_that_waited() {
 /// `run_blocking` is the same work without a limiter, abandoned on cancellation (rule
 /// W6): a cancelled scope does not wait.
 #[hatchery::test]
-async fn run_blocking_abandons_and_takes_no_token() {
+async fn t3_run_blocking_abandons_and_takes_no_token() {
     let release = Arc::new(Event::new());
     let r = release.clone();
     let started = Arc::new(Event::new());
@@ -349,7 +349,7 @@ async fn run_blocking_abandons_and_takes_no_token() {
 /// A thread counts as busy under virtual time: the clock stands still while it runs, so
 /// a timeout around it does not fire, however long it takes in real time.
 #[hatchery::test(virtual_time)]
-async fn a_thread_counts_as_busy_under_virtual_time() {
+async fn t6_a_thread_counts_as_busy_under_virtual_time() {
     let out = move_on_after(
         Duration::from_secs(1),
         to_thread::run_sync(|| std::thread::sleep(Duration::from_millis(30))),

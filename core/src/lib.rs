@@ -246,12 +246,36 @@
 // docs.rs (`--cfg docsrs`, see Cargo.toml): mark feature-gated items with their feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// The layers, bottom to top (a module imports only modules below it): the runtime seam
-// (`rt`, which imports nothing), the cancel tree (`node`), the deadlines a task keeps
-// (`timer`), the ambient context, tasks, nurseries and `start`, scopes, time, the sync
-// primitives, the combinators, testing, and threads (`to_thread`, `from_thread`) and
-// `signal`, `io` and `process` (over `net`'s registered sockets) on top. `error` imports
-// nothing.
+// The layers, bottom to top: a module imports only modules listed above its line here.
+// The `layers` step of `.ci/run` (`.ci/check_layers.py`) reads this list and fails on an
+// import that goes up, or on a top-level module missing from it: a new module gets a
+// line here after the lines of the modules it imports, before those of the modules that
+// import it.
+//
+// layer rt: the runtime seam (its files import nothing; the entry points it re-exports
+//     belong to `context`)
+// layer error: the public error types
+// layer node: the cancel tree
+// layer reason: why a scope was cancelled, as the public API reports it
+// layer timer: the deadlines a task keeps
+// layer trace: spans and events of the `tracing` feature
+// layer context: the ambient context: the current runtime, scope and task
+// layer tree: the task tree as `diagnostics` shows it
+// layer diagnostics: task-tree dumps and warnings about holds
+// layer sync: the sync primitives and the streams
+// layer time: `sleep`, `now`, the effective deadline
+// layer group: what every group shares: its record, its body's poll, how it ends
+// layer task: spawned tasks and their handles (`task::raw`: their allocation)
+// layer scope: cancel scopes, shields and `finally`
+// layer nursery: the spawning nursery and `start`
+// layer inline: inline nurseries and their combinators
+// layer combinators: `join`, `race`, `map` and the rest, over nurseries
+// layer thread: work on threads, calls back, portals
+// layer net: sockets over the runtime's reactor
+// layer signal: Unix signals (over `net`'s sockets)
+// layer io: any descriptor on the runtime's reactor
+// layer process: child processes (over `io`'s pipes)
+// layer testing: test runs and virtual time (over everything; nothing imports it)
 mod combinators;
 mod context;
 pub mod diagnostics;
@@ -289,11 +313,13 @@ mod tree;
 /// [`enter`]: rt::enter
 /// [`enter_root`]: rt::enter_root
 pub mod rt {
-    // The seam itself (`rt/seam.rs`) imports nothing else of the crate; the entry points
-    // belong to the ambient context, above it.
+    // The seam itself (`rt/seam.rs`, `rt/reactor.rs`, `rt/blocking.rs`) imports nothing
+    // else of the crate; the entry points belong to the ambient context, above it.
+    mod blocking;
     mod reactor;
     mod seam;
 
+    pub(crate) use self::blocking::{BlockingClock, Busy, OnBlockingThread};
     pub use self::reactor::{
         AsSocket, BorrowedSocket, Interest, OwnedSocket, Reactor, Readiness, Registration,
     };

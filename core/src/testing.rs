@@ -130,6 +130,17 @@ struct State {
     stall_waker: Option<Waker>,
 }
 
+// The seam's view of the count, for the threads that run the run's blocking work.
+impl rt::Busy for Clock {
+    fn busy(&self) {
+        Clock::busy(self);
+    }
+
+    fn unbusy(&self) {
+        Clock::unbusy(self);
+    }
+}
+
 impl Clock {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -366,58 +377,10 @@ impl Runtime for TrackedRuntime {
         self.clock.busy();
         let done = Done(self.clock.clone());
         self.base.spawn_blocking(Box::new(move || {
-            let _on = OnBlockingThread::set(&done.0);
+            let _on = rt::OnBlockingThread::set(done.0.clone());
             let _done = done;
             work();
         }));
-    }
-}
-
-thread_local! {
-    /// The test run whose blocking work this thread runs, while it runs it.
-    static BLOCKING: RefCell<Option<Arc<Clock>>> = const { RefCell::new(None) };
-}
-
-/// Marks this thread as running a test run's blocking work, until dropped.
-struct OnBlockingThread(Option<Arc<Clock>>);
-
-impl OnBlockingThread {
-    fn set(clock: &Arc<Clock>) -> OnBlockingThread {
-        OnBlockingThread(BLOCKING.with(|b| b.borrow_mut().replace(clock.clone())))
-    }
-}
-
-impl Drop for OnBlockingThread {
-    fn drop(&mut self) {
-        let _ = BLOCKING.try_with(|b| *b.borrow_mut() = self.0.take());
-    }
-}
-
-/// The clock of the test run whose blocking work runs on this thread (which counts as
-/// busy while it runs), for a thread that blocks until a task of the run answers it
-/// (`hatchery::from_thread`): it counts as idle while it waits, so that the clock can
-/// move for the task it waits for.
-pub(crate) struct BlockingClock(Arc<Clock>);
-
-impl BlockingClock {
-    /// The clock of the run whose blocking work this thread runs, if any.
-    pub(crate) fn current() -> Option<BlockingClock> {
-        BLOCKING
-            .try_with(|b| b.borrow().clone())
-            .ok()
-            .flatten()
-            .map(BlockingClock)
-    }
-
-    /// The thread stops counting as busy (it waits for a task of the run, which the
-    /// waker of its wait counts busy again with [`BlockingClock::busy`] first).
-    pub(crate) fn idle(&self) {
-        self.0.unbusy();
-    }
-
-    /// The thread counts as busy again.
-    pub(crate) fn busy(&self) {
-        self.0.busy();
     }
 }
 

@@ -112,6 +112,8 @@ mod core;
 mod engine;
 mod fixed;
 mod handle;
+#[cfg(all(test, hatchery_loom))]
+mod loom;
 mod start;
 pub(crate) mod tuple;
 

@@ -19,7 +19,7 @@ use crate::group::{decide, make_body, poll_body, Body, Failures, Phase, Record, 
 use crate::node::{Detail, Kind, Labelled, Named, Node, Reason, Tag};
 use crate::reason::{said, CancelReason};
 use crate::rt::Runtime;
-use crate::task::{Group, Label, Panic, TaskHandle};
+use crate::task::{Graves, Group, Label, Panic, TaskHandle};
 use crate::trace;
 
 mod convert;
@@ -270,26 +270,18 @@ pub(crate) struct Shared<E> {
     pub(crate) rt: Arc<dyn Runtime>,
     /// `CLOSED` bit, plus the number of live children times `ONE`.
     state: AtomicUsize,
-    /// The thread that last spawned into the nursery ([`context::thread_key`]), where
-    /// children's allocations are freed (see [`Group::bury`]).
-    home: AtomicUsize,
-    /// How many allocations `dead` holds, read without its lock.
-    dead_len: AtomicUsize,
+    /// Allocations of finished children let go of on another thread than the
+    /// nursery's, for the nursery's thread to free.
+    pub(crate) graves: Graves,
     /// Whether a child ended cancelled: then a body that returned in the first poll did
     /// not run to its end without interruption (see the end of `poll`).
     child_cancelled: AtomicBool,
     waker: AtomicWaker,
     record: Mutex<Record<E>>,
-    /// Allocations of finished children let go of on another thread than `home`, for
-    /// the nursery's thread to free (see [`Group::bury`]).
-    dead: Mutex<Vec<Arc<Node>>>,
     /// The nursery's span, its tasks' spans' parent (`tracing` feature).
     trace: trace::Parent,
 }
 
-/// How many finished children's allocations other threads may leave for the nursery's
-/// thread to free ([`Group::bury`]) before they free them themselves.
-const DEAD_MAX: usize = 64;
 
 impl<E> Shared<E> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Record<E>> {
@@ -362,56 +354,8 @@ impl<E: Send + 'static> Group for Shared<E> {
         self.trace.clone()
     }
 
-    /// Lets go of the allocation of a finished child that nothing but its runner holds
-    /// any more. On the nursery's thread (the one that last spawned into it) this returns
-    /// it, to be dropped as usual; on another thread it is kept for the nursery's thread
-    /// to free ([`reap`](Group::reap)), and `None` is returned.
-    ///
-    /// Why: a child is allocated by the thread that spawns it and, on a multi-threaded
-    /// runtime, usually finishes on another. glibc's free of memory from another thread's
-    /// arena takes that arena's lock, which the spawning thread's mallocs contend for,
-    /// and the memory is not reused where it is wanted. Freed by the spawning thread
-    /// instead, between its spawns, it goes back to that thread's cache.
-    ///
-    /// At most [`DEAD_MAX`] are kept: past that, the finishing thread frees them itself.
-    /// Nothing of the child's is kept but the memory: its future, value and nursery
-    /// reference were dropped when it finished.
-    fn bury(&self, cell: Arc<Node>) -> Option<Arc<Node>> {
-        let key = context::thread_key();
-        if key == 0 || self.home.load(Ordering::Relaxed) == key {
-            return Some(cell);
-        }
-        let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
-        dead.push(cell);
-        if dead.len() < DEAD_MAX {
-            self.dead_len.store(dead.len(), Ordering::Relaxed);
-            return None;
-        }
-        // Nobody came to free them: free them here after all, outside the lock.
-        let batch = std::mem::take(&mut *dead);
-        self.dead_len.store(0, Ordering::Relaxed);
-        drop(dead);
-        drop(batch);
-        None
-    }
-
-    /// Frees what children that finished on other threads left
-    /// ([`bury`](Group::bury)), and makes the calling thread (`key`, from
-    /// [`context::thread_key`]) the nursery's. Called on every spawn and when the nursery
-    /// finishes, so nothing is kept past it.
-    fn reap(&self, key: usize) {
-        if self.home.load(Ordering::Relaxed) != key {
-            self.home.store(key, Ordering::Relaxed);
-        }
-        if self.dead_len.load(Ordering::Relaxed) != 0 {
-            let batch = {
-                let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
-                self.dead_len.store(0, Ordering::Relaxed);
-                std::mem::take(&mut *dead)
-            };
-            // Outside the lock: a child's last reference may drop executor wakers.
-            drop(batch);
-        }
+    fn graves(&self) -> &Graves {
+        &self.graves
     }
 
     /// Notes that a child ended cancelled (before [`child_done`](Self::child_done)).
@@ -972,12 +916,10 @@ where
                 node: node.clone(),
                 rt: parent.rt,
                 state: AtomicUsize::new(0),
-                home: AtomicUsize::new(context::thread_key()),
-                dead_len: AtomicUsize::new(0),
+                graves: Graves::new(),
                 child_cancelled: AtomicBool::new(false),
                 waker: AtomicWaker::new(),
                 record: Mutex::new(Record::default()),
-                dead: Mutex::new(Vec::new()),
                 trace: this.site.parent(),
             });
             let hold = Held::new(&parent.node, HolderKind::Nursery, this.site.at());
@@ -1036,7 +978,7 @@ where
         // Every child has finished and no more can be spawned.
         // Free what children finishing on other threads left, rather than keep it for
         // as long as a `Nursery` clone outlives the nursery.
-        shared.reap(context::thread_key());
+        shared.graves.reap(context::thread_key());
         let record = shared.lock().take();
         let value = open.value.take();
         let seen = Seen::close(node, shared.rt.now(), true);

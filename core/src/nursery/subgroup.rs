@@ -17,7 +17,7 @@ use crate::error::SpawnError;
 use crate::node::{Node, Reason};
 use crate::reason::said;
 use crate::rt::Runtime;
-use crate::task::{Group, Label, Panic, TaskHandle};
+use crate::task::{Graves, Group, Label, Panic, TaskHandle};
 use crate::trace;
 
 /// A group of tasks inside a nursery, that can be cancelled and awaited apart from the
@@ -137,8 +137,8 @@ impl<E: Send + 'static> Group for SubShared<E> {
         self.nursery.trace_parent()
     }
 
-    fn reap(&self, thread: usize) {
-        self.nursery.reap(thread);
+    fn graves(&self) -> &Graves {
+        &self.nursery.graves
     }
 
     fn fail(&self, error: E, task: Option<&Label>) {
@@ -151,10 +151,6 @@ impl<E: Send + 'static> Group for SubShared<E> {
 
     fn note_cancelled_child(&self) {
         self.nursery.note_cancelled_child();
-    }
-
-    fn bury(&self, cell: Arc<Node>) -> Option<Arc<Node>> {
-        self.nursery.bury(cell)
     }
 
     fn child_done(&self) {

@@ -58,12 +58,53 @@ use std::cell::UnsafeCell;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::pin::Pin;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::node::{Kind, Label, Labelled, Node, Tag};
 use crate::rt::{Handoff, Keep, RawTask, Run};
+
+use self::slot_sync::{AtomicPtr, ValueCell};
+
+#[cfg(all(test, hatchery_loom))]
+mod loom;
+
+/// What a [`KeepSlot`] is made of: the standard atomic and cell, or loom's under
+/// `--cfg hatchery_loom`, whose model of the slot's compare-exchange (`raw/loom.rs`)
+/// checks every interleaving of two writers and the drop.
+#[cfg(not(all(test, hatchery_loom)))]
+mod slot_sync {
+    pub(super) use std::sync::atomic::AtomicPtr;
+
+    /// The slot's value: an `UnsafeCell`, reached as loom's is.
+    pub(super) struct ValueCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> ValueCell<T> {
+        pub(super) fn new(value: T) -> ValueCell<T> {
+            ValueCell(std::cell::UnsafeCell::new(value))
+        }
+
+        pub(super) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+
+    /// The atomic's value, read with exclusive access.
+    pub(super) fn load_mut(atomic: &mut AtomicPtr<()>) -> *mut () {
+        *atomic.get_mut()
+    }
+}
+
+#[cfg(all(test, hatchery_loom))]
+mod slot_sync {
+    pub(super) use loom::cell::UnsafeCell as ValueCell;
+    pub(super) use loom::sync::atomic::AtomicPtr;
+
+    pub(super) fn load_mut(atomic: &mut AtomicPtr<()>) -> *mut () {
+        atomic.with_mut(|ptr| *ptr)
+    }
+}
 
 /// A task's allocation, besides its node: the body (shared) and the run state (the
 /// `RawTask`'s alone). See the [module docs](self).
@@ -203,7 +244,7 @@ fn claimed() -> *mut () {
 struct KeepSlot {
     /// Null when empty, [`claimed`] while being written, then the value's destructor.
     drop: AtomicPtr<()>,
-    value: UnsafeCell<Slot>,
+    value: ValueCell<Slot>,
 }
 
 // SAFETY: `&KeepSlot` lets one thread write the value once (the compare-exchange picks it)
@@ -215,7 +256,7 @@ impl KeepSlot {
     fn new() -> KeepSlot {
         KeepSlot {
             drop: AtomicPtr::new(ptr::null_mut()),
-            value: UnsafeCell::new(MaybeUninit::uninit()),
+            value: ValueCell::new(MaybeUninit::uninit()),
         }
     }
 
@@ -244,13 +285,9 @@ impl KeepSlot {
         // above); the compare-exchange made this the one writer, and nobody reads the
         // value before `Drop` (module docs). The value is forgotten where it was right
         // after, so it is moved, not copied.
-        unsafe {
-            ptr::copy_nonoverlapping(
-                src.cast_const(),
-                self.value.get().cast::<u8>(),
-                layout.size(),
-            );
-        }
+        self.value.with_mut(|value| unsafe {
+            ptr::copy_nonoverlapping(src.cast_const(), value.cast::<u8>(), layout.size());
+        });
         handle.forget();
         self.drop
             .store(handle.drop_fn().cast_mut(), Ordering::Release);
@@ -259,7 +296,7 @@ impl KeepSlot {
 
 impl Drop for KeepSlot {
     fn drop(&mut self) {
-        let drop = *self.drop.get_mut();
+        let drop = slot_sync::load_mut(&mut self.drop);
         if drop.is_null() || drop == claimed() {
             return;
         }
@@ -268,9 +305,9 @@ impl Drop for KeepSlot {
         // implementation made it from that function's pointer); `*mut u8` and `*mut H` are
         // ABI-compatible (module docs). We have exclusive access, and the value is not
         // used again.
-        unsafe {
+        self.value.with_mut(|value| unsafe {
             let drop = std::mem::transmute::<*mut (), DropFn>(drop);
-            drop(self.value.get().cast::<u8>());
-        }
+            drop(value.cast::<u8>());
+        });
     }
 }

@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use pin_project_lite::pin_project;
 
+use super::graves::Graves;
 use super::handle::{Output, TaskHandle};
 use super::raw::{self, Body, Part};
 use crate::context;
@@ -50,9 +51,9 @@ pub(crate) trait Group: Send + Sync + 'static {
     /// The span the spans of the group's tasks are children of (`tracing` feature).
     fn trace_parent(&self) -> trace::Parent;
 
-    /// Frees what tasks that finished on other threads left, and makes `thread` (a
-    /// [`context::thread_key`]) the group's own. Called on every spawn.
-    fn reap(&self, thread: usize);
+    /// Where the allocations of the group's tasks that finished on another thread wait
+    /// for the group's thread to free them.
+    fn graves(&self) -> &Graves;
 
     /// A task failed with `error`: the group records it, and is cancelled. `task` names
     /// the task (`None`: the group's body), for the cancel reason.
@@ -64,10 +65,6 @@ pub(crate) trait Group: Send + Sync + 'static {
 
     /// A task ended cancelled (before [`child_done`](Group::child_done)).
     fn note_cancelled_child(&self);
-
-    /// Lets go of a finished task's allocation that nothing but its runner holds any more:
-    /// returns it to be dropped here, or keeps it for the group's thread to free (`None`).
-    fn bury(&self, cell: Arc<Node>) -> Option<Arc<Node>>;
 
     /// A task has finished: its future is dropped, its end reported.
     fn child_done(&self);
@@ -161,8 +158,8 @@ where
     R: RouteSlot<G::Error>,
 {
     // Frees what children finished on other threads left, and makes this the group's
-    // thread (see `Group::bury`).
-    group.reap(context::thread_key());
+    // thread (see `Graves::bury`).
+    group.graves().reap(context::thread_key());
     let span = trace::Span::task(&group.trace_parent(), label.name_str(), label.site);
     let body = TaskBody {
         output: Output::new(label),
@@ -437,7 +434,7 @@ where
             // Held by the runner besides, which lets go right after, and by no handle:
             // ours will be the last, so have the nursery's thread free it if this is
             // another.
-            Some(own) if Arc::strong_count(&own) == 2 => group.bury(own),
+            Some(own) if Arc::strong_count(&own) == 2 => group.graves().bury(own),
             own => own,
         };
         group.child_done();

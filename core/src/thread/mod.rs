@@ -19,7 +19,8 @@
 //! 3. **Counted busy before the wait ends.** In a test run, a thread blocked in
 //!    [`block_on`] counts as idle; the waker that ends the wait counts it busy again
 //!    before it returns, so the run never sees every task blocked while the thread is
-//!    about to go on (see `testing::BlockingClock`).
+//!    about to go on (see `rt::BlockingClock`, through which a test run's clock reaches
+//!    the thread).
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -35,7 +36,7 @@ use pin_project_lite::pin_project;
 
 use crate::context;
 use crate::node::Node;
-use crate::testing::BlockingClock;
+use crate::rt::BlockingClock;
 
 pub mod from_thread;
 mod limiter;
