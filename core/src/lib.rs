@@ -39,6 +39,9 @@
 //! * **Networking** ([`net`]): TCP, UDP and Unix sockets on every runtime (its own
 //!   reactor), whose operations are checkpoints and say what a cancellation leaves
 //!   behind; happy eyeballs for host names, and [`net::serve`] for a task per connection.
+//! * **Files** ([`fs`]): open, read, write and seek files, whole-file reads and writes,
+//!   directories as streams, on worker threads under a limiter of their own, buffered,
+//!   with written-down cancellation rules (anyio's `open_file` and `Path`).
 //! * **Threads** ([`to_thread`], [`from_thread`]): blocking work on a thread under a
 //!   capacity limiter, calls back into the runtime from such a thread, and blocking
 //!   portals through which any thread calls async code (anyio's `to_thread`,
@@ -176,8 +179,9 @@
 //!   **D** deadlines, the clock and the effective deadline; **P** shields and
 //!   [`finally`]; **K** kept futures (polled in one scope, awaited in another);
 //!   **F** foreign droppers; **W** hatchery's waits and the [`sync`] primitives;
-//!   **G** combinators; **T** threads; **R** the runtime and the task context; **E**
-//!   engineering rules (executor independence, speed, soundness).
+//!   **G** combinators; **T** threads; **X** the operating system (files, descriptors,
+//!   processes); **R** the runtime and the task context; **E** engineering rules
+//!   (executor independence, speed, soundness).
 //!
 //! # Runtimes
 //!
@@ -195,7 +199,7 @@
 //! * `macros` (off by default, so that a library compiles no proc-macro crate): the
 //!   `#[hatchery::test]` attribute (see [`testing`]), from the `hatchery-macros` crate.
 //! * `tokio-io` (off by default): tokio's `AsyncRead` and `AsyncWrite` for the streams of
-//!   [`net`] (tokio's traits only, no tokio runtime: for `tokio-util`'s codecs, and hyper
+//!   [`net`], and with `AsyncSeek` for [`fs::File`] (tokio's traits only, no tokio runtime: for `tokio-util`'s codecs, and hyper
 //!   through `hyper_util::rt::TokioIo`, on any runtime). They always implement
 //!   `futures_io`'s.
 //! * `tracing` (off by default): spans and events through the
@@ -244,11 +248,13 @@
 // (`rt`, which imports nothing), the cancel tree (`node`), the deadlines a task keeps
 // (`timer`), the ambient context, tasks, nurseries and `start`, scopes, time, the sync
 // primitives, the combinators, testing, and threads (`to_thread`, `from_thread`) and
-// `signal` (over `net`'s registered sockets) on top. `error` imports nothing.
+// `signal` (over `net`'s registered sockets) and `fs` (over the threads) on top. `error`
+// imports nothing.
 mod combinators;
 mod context;
 pub mod diagnostics;
 mod error;
+pub mod fs;
 pub mod inline;
 pub mod net;
 mod node;

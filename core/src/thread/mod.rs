@@ -38,7 +38,7 @@ use crate::node::Node;
 use crate::testing::BlockingClock;
 
 pub mod from_thread;
-mod limiter;
+pub(crate) mod limiter;
 mod portal;
 pub mod to_thread;
 
