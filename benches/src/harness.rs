@@ -72,10 +72,14 @@ impl Target {
                 max: 1.5,
             },
             // Networking, against the executor's own sockets (`tokio::net`, async-io).
-            "ping_pong" | "echo" | "accept" => Target::Ratio {
-                reference: false,
-                max: 1.10,
-            },
+            // Networking and files, against the executor's own (`tokio::net`, async-io;
+            // `tokio::fs`, async-fs).
+            "ping_pong" | "echo" | "accept" | "fs_read" | "fs_write" | "fs_metadata" => {
+                Target::Ratio {
+                    reference: false,
+                    max: 1.10,
+                }
+            }
             // Cheaper than the executor's own timeout; no more stack per nested level.
             "move_on_after" | "stack" => Target::Ratio {
                 reference: false,
