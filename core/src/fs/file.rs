@@ -16,6 +16,9 @@
 //!    job in flight holds the scope ([`blocking`](super::blocking) invariant 1), which
 //!    waits for it and then drops the operation; the outcome stays in the job for the
 //!    next operation.
+//! 4. **Sequential access grows the chunk.** Each read the buffer starts, and each
+//!    write it hands over, doubles the chunk (from [`CHUNK`] up to [`MAX_CHUNK`]); a
+//!    seek sets it back, so random access reads no more than 64 KiB ahead.
 
 use std::fmt;
 use std::future::poll_fn;
@@ -28,9 +31,13 @@ use std::task::{ready, Context, Poll};
 use super::blocking::{self, with_path, Job, Worker};
 use crate::context;
 
-/// The least a read asks the system for: small reads are served from the buffer, one
+/// The least a read asks the system for, and how much a write gathers before it hands
+/// the bytes to a thread, at first: small reads and writes are served by the buffer, one
 /// thread hand-off per this many bytes.
 pub(super) const CHUNK: usize = 64 * 1024;
+/// What [`CHUNK`] grows to, doubling at each hand-off, while the reads or writes go on
+/// without a seek: fewer hand-offs for a long sequential read or write (invariant 4).
+const MAX_CHUNK: usize = 1024 * 1024;
 /// The most a read asks for, and a write hands over, at once (tokio's).
 const MAX_BUF: usize = 2 * 1024 * 1024;
 
@@ -148,7 +155,8 @@ enum State {
 /// runs the system call on a worker thread under the [file limiter](super::limiter)
 /// (rule X1), with the file's buffer: a read asks for at least 64 KiB and keeps what
 /// the caller did not take for the next reads; writes are gathered up to 64 KiB before
-/// one is handed to a thread, and `write` returns as soon as its bytes are taken
+/// they are handed to a thread (both growing, doubling at each hand-off, up to 1 MiB
+/// while the access goes on without a seek), and `write` returns as soon as its bytes are taken
 /// (rule X5). [`flush`](File::flush) (or `close`, `sync_all`) hands the rest over and
 /// waits for it; a dropped `File` writes what it holds in the background (rule X7).
 ///
@@ -188,6 +196,8 @@ pub struct File {
     std: Arc<std::fs::File>,
     worker: Worker,
     state: State,
+    /// How much the next read asks for at least, and a write gathers (invariant 4).
+    chunk: usize,
     /// A seek started by tokio's `start_seek`, for `poll_complete`.
     #[cfg(feature = "tokio-io")]
     tokio_seek: Option<SeekFrom>,
@@ -327,6 +337,7 @@ impl File {
             std: Arc::new(file),
             worker,
             state: State::Idle(Buf::default()),
+            chunk: CHUNK,
             #[cfg(feature = "tokio-io")]
             tokio_seek: None,
         }
@@ -377,7 +388,14 @@ impl File {
 
     /// Starts writing out the buffer.
     fn poll_start_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.poll_start(cx, None, |file, buf| Op::Write(buf.write_out(file)))
+        ready!(self.poll_start(cx, None, |file, buf| Op::Write(buf.write_out(file))));
+        self.grow();
+        Poll::Ready(())
+    }
+
+    /// Doubles the chunk, up to [`MAX_CHUNK`] (invariant 4).
+    fn grow(&mut self) {
+        self.chunk = (self.chunk * 2).min(MAX_CHUNK);
     }
 
     /// Moves the system's position back over the read-ahead bytes, if any (invariant 2).
@@ -397,7 +415,7 @@ impl File {
     }
 
     /// Makes sure the buffer holds bytes read ahead, with one read of at least
-    /// [`CHUNK`] (and `want`) if it holds none; none after it means the end of the file.
+    /// the chunk (and `want`) if it holds none; none after it means the end of the file.
     fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<()>> {
         if context::current_cancelled() {
             return Poll::Pending; // invariant 3
@@ -419,8 +437,9 @@ impl File {
                 ready!(self.poll_start_write(cx));
                 continue;
             }
-            let n = want.clamp(CHUNK, MAX_BUF);
+            let n = want.clamp(self.chunk, MAX_BUF);
             ready!(self.poll_start(cx, None, move |file, buf| Op::Read(buf.read_in(file, n))));
+            self.grow();
         }
     }
 
@@ -443,8 +462,8 @@ impl File {
         Poll::Ready(Ok(&buf.data[buf.pos..buf.pos + buf.unread()]))
     }
 
-    /// Takes `src` into the buffer, handing the buffer to a thread once it holds
-    /// [`CHUNK`].
+    /// Takes `src` into the buffer, handing the buffer to a thread once it holds the
+    /// chunk.
     fn poll_write_inner(&mut self, cx: &mut Context<'_>, src: &[u8]) -> Poll<io::Result<usize>> {
         if context::current_cancelled() {
             return Poll::Pending; // invariant 3
@@ -456,14 +475,15 @@ impl File {
             if ready!(self.poll_start_unread(cx)) {
                 continue;
             }
-            if self.buf().unwritten() >= CHUNK {
+            if self.buf().unwritten() >= self.chunk {
                 ready!(self.poll_start_write(cx));
                 continue;
             }
+            let chunk = self.chunk;
             let buf = self.buf();
             let n = src.len().min(MAX_BUF - buf.unwritten());
             buf.append(&src[..n]);
-            if buf.unwritten() >= CHUNK {
+            if buf.unwritten() >= chunk {
                 // Handed over now if a token is free, else by the next operation: the
                 // bytes are taken either way (rule X5).
                 let _ = self.poll_start_write(cx);
@@ -503,6 +523,7 @@ impl File {
                 Some(_) | None => {}
             }
             let token = ready!(self.worker.poll_token(cx));
+            self.chunk = CHUNK; // invariant 4
             let back = self.buf().discard_read();
             let target = match pos {
                 SeekFrom::Current(n) => match n.checked_add(back) {
@@ -529,7 +550,7 @@ impl File {
     /// Reads some bytes into `buf`; how many (0 at the end of the file).
     ///
     /// Served from the file's buffer when it holds any; else one read of at least
-    /// 64 KiB on a worker thread fills it.
+    /// 64 KiB (up to 1 MiB for a long sequential read) on a worker thread fills it.
     ///
     /// # Cancel safety
     ///
@@ -651,7 +672,8 @@ impl File {
 
     /// Takes some bytes of `buf` to write; how many.
     ///
-    /// The bytes go into the file's buffer; a buffer of 64 KiB or more is handed to a
+    /// The bytes go into the file's buffer; a buffer of 64 KiB or more (up to 1 MiB
+    /// for a long sequential write) is handed to a
     /// worker thread. [`flush`](File::flush) writes them out and says whether it worked
     /// (rule X5).
     ///

@@ -47,7 +47,9 @@
 //! run's file [`limiter`] (40 by default, as anyio's thread limiter; settable). A
 //! [`File`] keeps one buffer so that a sequential read or write does not pay a thread
 //! hand-off per call: a read asks the system for at least 64 KiB and serves the next
-//! reads from what it got; writes are gathered up to 64 KiB, and a `write` returns as
+//! reads from what it got; writes are gathered up to 64 KiB; both amounts double at
+//! each hand-off, up to 1 MiB, while the access goes on without a seek (a seek sets
+//! them back to 64 KiB, so random access does not read far ahead); a `write` returns as
 //! soon as its bytes are taken (tokio's `File` hands each write to a thread; async-fs's
 //! `Unblock` pipes them to one through a buffer). The position the caller sees is the
 //! one the bytes it read or wrote leave behind, whatever the buffer holds.
