@@ -39,15 +39,49 @@ pub(super) fn current_limiter() -> Arc<CapacityLimiter> {
     limiter::default_of(&rt, Kind::Files)
 }
 
-/// Runs the path operation `f` on a worker thread under the file limiter: rules X1
-/// and X2 (a cancelled scope waits for it, then drops its value).
-pub(super) async fn run<T, F>(f: F) -> T
+/// Runs the path operation `f` on a worker thread under the file limiter: rules X1 and
+/// X2 (a checkpoint first; then a cancelled scope waits for the call, as for
+/// `to_thread::run_sync`, and drops its value, rule W1).
+///
+/// # Panics
+///
+/// When polled outside a hatchery runtime.
+pub(super) async fn run<T, F>(f: F) -> io::Result<T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: FnOnce() -> io::Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    let limiter = current_limiter();
-    crate::to_thread::run_sync(f).limiter(&limiter).await
+    let mut worker = Worker::current();
+    let mut f = Some(f);
+    let mut job: Option<Job<io::Result<T>>> = None;
+    let mut caught = false;
+    std::future::poll_fn(move |cx| {
+        if caught {
+            return Poll::Pending; // the scope drops us
+        }
+        let job = match &mut job {
+            Some(job) => job,
+            None => {
+                if context::current_cancelled() {
+                    return Poll::Pending; // X1: nothing started
+                }
+                let token = std::task::ready!(worker.poll_token(cx));
+                let f = f.take().expect("started once");
+                job.insert(worker.start(token, f))
+            }
+        };
+        // The job holds the scope until its call has returned (invariant 1).
+        let r = std::task::ready!(job.poll(cx)).and_then(|r| r);
+        if context::current_cancelled() {
+            // A hatchery wait does not complete in a cancelled scope (W1): the value
+            // (an opened file: X3) is dropped here.
+            caught = true;
+            drop(r);
+            return Poll::Pending;
+        }
+        Poll::Ready(r)
+    })
+    .await
 }
 
 /// A path's error with the path and what was done to it: the system's kind, and the
