@@ -1,6 +1,6 @@
-//! The blocking work of `hatchery::fs`: path operations through `to_thread::run_sync`
-//! under the file limiter, and the [`Job`]s that a [`File`](super::File) or a
-//! [`ReadDir`](super::ReadDir) keeps in flight between polls.
+//! The blocking work of `hatchery::fs`: [`Job`]s on the runtime's blocking pool under
+//! the file limiter, awaited at once by the path operations ([`run`]) and kept in
+//! flight between polls by a [`File`](super::File) or a [`ReadDir`](super::ReadDir).
 //!
 //! # Invariants
 //!
