@@ -141,7 +141,14 @@ impl ReadDir {
                 let batch = std
                     .by_ref()
                     .take(BATCH)
-                    .map(|entry| entry.map(|std| DirEntry { std }))
+                    .map(|entry| {
+                        entry.map(|std| DirEntry {
+                            // Free on most systems (the entry says it); else a system
+                            // call here, on the thread, rather than at `file_type`.
+                            file_type: std.file_type().ok(),
+                            std,
+                        })
+                    })
                     .collect();
                 (std, batch)
             });
@@ -186,6 +193,8 @@ impl fmt::Debug for ReadDir {
 /// ```
 pub struct DirEntry {
     std: std::fs::DirEntry,
+    /// Read with the entry, on the thread that read the batch.
+    file_type: Option<std::fs::FileType>,
 }
 
 impl DirEntry {
@@ -234,12 +243,17 @@ impl DirEntry {
         .await
     }
 
-    /// The entry's file type, not following a symlink; most systems tell it with the
-    /// entry, without another system call (std's `DirEntry::file_type`).
+    /// The entry's file type, not following a symlink (std's `DirEntry::file_type`).
+    ///
+    /// Read with the entry, on the thread that read it (most systems tell it with the
+    /// entry, without another system call): no thread hand-off here, unless reading it
+    /// failed then, when it is asked for again.
     ///
     /// # Cancel safety
     ///
-    /// As [`DirEntry::metadata`].
+    /// Cancel safe (it changes nothing). A checkpoint: in a cancelled scope it returns
+    /// nothing; if the enclosing scope is cancelled while a system call runs, the scope
+    /// waits for it (rule X2).
     ///
     /// # Panics
     ///
@@ -253,6 +267,10 @@ impl DirEntry {
     ///
     /// See [`DirEntry`].
     pub async fn file_type(&self) -> io::Result<std::fs::FileType> {
+        if let Some(file_type) = self.file_type {
+            blocking::enter().await;
+            return Ok(file_type);
+        }
         let path = self.std.path();
         blocking::run(move || {
             std::fs::symlink_metadata(&path)
