@@ -158,6 +158,7 @@ macro_rules! path_op {
             -> $out:ty = $std:expr, $what:literal;
         cancel: $cancel:literal;
         errors: $errors:literal;
+        $(#[$examples:meta])*
     ) => {
         $(#[$doc])*
         ///
@@ -175,6 +176,8 @@ macro_rules! path_op {
         ///
         #[doc = $errors]
         /// The message names the path (rule X9).
+        ///
+        $(#[$examples])*
         pub async fn $name($path: impl AsRef<Path> $(, $arg: $ty)?) -> io::Result<$out> {
             let $path = $path.as_ref().to_owned();
             $(#[allow(clippy::redundant_locals)] let $arg = $own;)?
@@ -185,7 +188,9 @@ macro_rules! path_op {
 
 path_op! {
     /// Reads the whole file at `path` (std's `fs::read`).
-    ///
+    fn read(path: impl AsRef<Path>) -> Vec<u8> = |p: &Path| std::fs::read(p), "read";
+    cancel: "Cancel safe: it changes nothing; dropped, its thread runs on and its bytes are dropped.";
+    errors: "The system's error: `NotFound`, `PermissionDenied`, `IsADirectory`, ...";
     /// # Examples
     ///
     /// ```
@@ -198,14 +203,13 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn read(path: impl AsRef<Path>) -> Vec<u8> = |p: &Path| std::fs::read(p), "read";
-    cancel: "Cancel safe: it changes nothing; dropped, its thread runs on and its bytes are dropped.";
-    errors: "The system's error: `NotFound`, `PermissionDenied`, `IsADirectory`, ...";
 }
 
 path_op! {
     /// Reads the whole file at `path` as UTF-8 (std's `fs::read_to_string`).
-    ///
+    fn read_to_string(path: impl AsRef<Path>) -> String = |p: &Path| std::fs::read_to_string(p), "read";
+    cancel: "Cancel safe: it changes nothing.";
+    errors: "As [`read`], and `InvalidData` if the file is not UTF-8.";
     /// # Examples
     ///
     /// ```
@@ -218,9 +222,6 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn read_to_string(path: impl AsRef<Path>) -> String = |p: &Path| std::fs::read_to_string(p), "read";
-    cancel: "Cancel safe: it changes nothing.";
-    errors: "As [`read`], and `InvalidData` if the file is not UTF-8.";
 }
 
 /// Writes `contents` as the whole file at `path`, creating it if need be and
@@ -265,7 +266,9 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
 
 path_op! {
     /// The metadata of what `path` names, following symlinks (std's `fs::metadata`).
-    ///
+    fn metadata(path: impl AsRef<Path>) -> Metadata = |p: &Path| std::fs::metadata(p), "metadata of";
+    cancel: "Cancel safe: it changes nothing.";
+    errors: "The system's error: `NotFound`, `PermissionDenied` (a directory on the way not searchable), ...";
     /// # Examples
     ///
     /// ```
@@ -275,15 +278,14 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn metadata(path: impl AsRef<Path>) -> Metadata = |p: &Path| std::fs::metadata(p), "metadata of";
-    cancel: "Cancel safe: it changes nothing.";
-    errors: "The system's error: `NotFound`, `PermissionDenied` (a directory on the way not searchable), ...";
 }
 
 path_op! {
     /// The metadata of what `path` names, not following a symlink at the end (std's
     /// `fs::symlink_metadata`).
-    ///
+    fn symlink_metadata(path: impl AsRef<Path>) -> Metadata = |p: &Path| std::fs::symlink_metadata(p), "metadata of";
+    cancel: "Cancel safe: it changes nothing.";
+    errors: "As [`metadata`].";
     /// # Examples
     ///
     /// ```
@@ -293,15 +295,14 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn symlink_metadata(path: impl AsRef<Path>) -> Metadata = |p: &Path| std::fs::symlink_metadata(p), "metadata of";
-    cancel: "Cancel safe: it changes nothing.";
-    errors: "As [`metadata`].";
 }
 
 path_op! {
     /// Whether `path` names something, following symlinks: `Ok(false)` if it does not,
     /// an error if that cannot be told (std's `fs::exists`, `Path::try_exists`).
-    ///
+    fn try_exists(path: impl AsRef<Path>) -> bool = |p: &Path| p.try_exists(), "look for";
+    cancel: "Cancel safe: it changes nothing.";
+    errors: "The system's error other than `NotFound` (`PermissionDenied`, ...).";
     /// # Examples
     ///
     /// ```
@@ -311,15 +312,14 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn try_exists(path: impl AsRef<Path>) -> bool = |p: &Path| p.try_exists(), "look for";
-    cancel: "Cancel safe: it changes nothing.";
-    errors: "The system's error other than `NotFound` (`PermissionDenied`, ...).";
 }
 
 path_op! {
     /// The absolute path of `path` with every symlink, `.` and `..` resolved (std's
     /// `fs::canonicalize`).
-    ///
+    fn canonicalize(path: impl AsRef<Path>) -> PathBuf = |p: &Path| std::fs::canonicalize(p), "canonicalize";
+    cancel: "Cancel safe: it changes nothing.";
+    errors: "The system's error: `NotFound` if `path`, or a part of it, does not exist.";
     /// # Examples
     ///
     /// ```
@@ -329,9 +329,6 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn canonicalize(path: impl AsRef<Path>) -> PathBuf = |p: &Path| std::fs::canonicalize(p), "canonicalize";
-    cancel: "Cancel safe: it changes nothing.";
-    errors: "The system's error: `NotFound` if `path`, or a part of it, does not exist.";
 }
 
 /// Opens the directory at `path` to read its entries, as a [`ReadDir`] stream (std's
@@ -370,7 +367,9 @@ pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
 
 path_op! {
     /// Creates the directory `path`, whose parent must exist (std's `fs::create_dir`).
-    ///
+    fn create_dir(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::create_dir(p), "create directory";
+    cancel: "Not cancel safe: the directory is made if the system call had started.";
+    errors: "The system's error: `AlreadyExists`, `NotFound` (no parent), `PermissionDenied`, ...";
     /// # Examples
     ///
     /// ```
@@ -383,15 +382,14 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn create_dir(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::create_dir(p), "create directory";
-    cancel: "Not cancel safe: the directory is made if the system call had started.";
-    errors: "The system's error: `AlreadyExists`, `NotFound` (no parent), `PermissionDenied`, ...";
 }
 
 path_op! {
     /// Creates the directory `path` and every missing parent; nothing if it exists
     /// (std's `fs::create_dir_all`).
-    ///
+    fn create_dir_all(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::create_dir_all(p), "create directory";
+    cancel: "Not cancel safe: some of the directories may have been made, if its thread had started.";
+    errors: "The system's error (`NotADirectory` where a part is a file, `PermissionDenied`, ...).";
     /// # Examples
     ///
     /// ```
@@ -403,14 +401,13 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn create_dir_all(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::create_dir_all(p), "create directory";
-    cancel: "Not cancel safe: some of the directories may have been made, if its thread had started.";
-    errors: "The system's error (`NotADirectory` where a part is a file, `PermissionDenied`, ...).";
 }
 
 path_op! {
     /// Removes the file (or symlink) `path` (std's `fs::remove_file`).
-    ///
+    fn remove_file(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::remove_file(p), "remove file";
+    cancel: "Not cancel safe: the file is removed if the system call had started.";
+    errors: "The system's error: `NotFound`, `PermissionDenied`, `IsADirectory` (or `PermissionDenied`, as the system says) for a directory.";
     /// # Examples
     ///
     /// ```
@@ -424,14 +421,13 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn remove_file(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::remove_file(p), "remove file";
-    cancel: "Not cancel safe: the file is removed if the system call had started.";
-    errors: "The system's error: `NotFound`, `PermissionDenied`, `IsADirectory` (or `PermissionDenied`, as the system says) for a directory.";
 }
 
 path_op! {
     /// Removes the empty directory `path` (std's `fs::remove_dir`).
-    ///
+    fn remove_dir(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::remove_dir(p), "remove directory";
+    cancel: "Not cancel safe: the directory is removed if the system call had started.";
+    errors: "The system's error: `NotFound`, `DirectoryNotEmpty`, `NotADirectory`, `PermissionDenied`.";
     /// # Examples
     ///
     /// ```
@@ -442,14 +438,13 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn remove_dir(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::remove_dir(p), "remove directory";
-    cancel: "Not cancel safe: the directory is removed if the system call had started.";
-    errors: "The system's error: `NotFound`, `DirectoryNotEmpty`, `NotADirectory`, `PermissionDenied`.";
 }
 
 path_op! {
     /// Removes the directory `path` with everything in it (std's `fs::remove_dir_all`).
-    ///
+    fn remove_dir_all(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::remove_dir_all(p), "remove directory";
+    cancel: "Not cancel safe: once its thread started, it runs to its end (the scope waits for it): the directory is gone, or an error said what was left.";
+    errors: "The system's error for the first thing it could not remove.";
     /// # Examples
     ///
     /// ```
@@ -462,14 +457,14 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn remove_dir_all(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::remove_dir_all(p), "remove directory";
-    cancel: "Not cancel safe: once its thread started, it runs to its end (the scope waits for it): the directory is gone, or an error said what was left.";
-    errors: "The system's error for the first thing it could not remove.";
 }
 
 path_op! {
     /// Renames `from` to `to`, replacing `to` if it is a file (std's `fs::rename`).
-    ///
+    fn rename(from: impl AsRef<Path>, to: impl AsRef<Path> => to.as_ref().to_owned()) -> ()
+        = |p: &Path, to: PathBuf| std::fs::rename(p, to), "rename";
+    cancel: "Not cancel safe: the rename is done if the system call had started.";
+    errors: "The system's error (`NotFound`, `CrossesDevices`, `PermissionDenied`, ...), naming `from`.";
     /// # Examples
     ///
     /// ```
@@ -483,16 +478,15 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn rename(from: impl AsRef<Path>, to: impl AsRef<Path> => to.as_ref().to_owned()) -> ()
-        = |p: &Path, to: PathBuf| std::fs::rename(p, to), "rename";
-    cancel: "Not cancel safe: the rename is done if the system call had started.";
-    errors: "The system's error (`NotFound`, `CrossesDevices`, `PermissionDenied`, ...), naming `from`.";
 }
 
 path_op! {
     /// Copies the file `from` to `to`, with its permissions; how many bytes (std's
     /// `fs::copy`, which uses the system's copy where there is one).
-    ///
+    fn copy(from: impl AsRef<Path>, to: impl AsRef<Path> => to.as_ref().to_owned()) -> u64
+        = |p: &Path, to: PathBuf| std::fs::copy(p, to), "copy";
+    cancel: "Not cancel safe: once its thread started, the copy runs to its end (the scope waits for it).";
+    errors: "The system's error (`from` missing or a directory, `to` in a missing directory, ...), naming `from`.";
     /// # Examples
     ///
     /// ```
@@ -505,16 +499,15 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn copy(from: impl AsRef<Path>, to: impl AsRef<Path> => to.as_ref().to_owned()) -> u64
-        = |p: &Path, to: PathBuf| std::fs::copy(p, to), "copy";
-    cancel: "Not cancel safe: once its thread started, the copy runs to its end (the scope waits for it).";
-    errors: "The system's error (`from` missing or a directory, `to` in a missing directory, ...), naming `from`.";
 }
 
 path_op! {
     /// Makes `link` a new name (a hard link) for the file `original` (std's
     /// `fs::hard_link`).
-    ///
+    fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path> => link.as_ref().to_owned()) -> ()
+        = |p: &Path, link: PathBuf| std::fs::hard_link(p, link), "link to";
+    cancel: "Not cancel safe: the link is made if the system call had started.";
+    errors: "The system's error (`AlreadyExists`, `NotFound`, ...), naming `original`.";
     /// # Examples
     ///
     /// ```
@@ -528,15 +521,13 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path> => link.as_ref().to_owned()) -> ()
-        = |p: &Path, link: PathBuf| std::fs::hard_link(p, link), "link to";
-    cancel: "Not cancel safe: the link is made if the system call had started.";
-    errors: "The system's error (`AlreadyExists`, `NotFound`, ...), naming `original`.";
 }
 
 path_op! {
     /// What the symlink `path` points to (std's `fs::read_link`).
-    ///
+    fn read_link(path: impl AsRef<Path>) -> PathBuf = |p: &Path| std::fs::read_link(p), "read link";
+    cancel: "Cancel safe: it changes nothing.";
+    errors: "The system's error (`InvalidInput` if `path` is not a symlink, `NotFound`).";
     /// # Examples
     ///
     /// ```
@@ -551,15 +542,15 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn read_link(path: impl AsRef<Path>) -> PathBuf = |p: &Path| std::fs::read_link(p), "read link";
-    cancel: "Cancel safe: it changes nothing.";
-    errors: "The system's error (`InvalidInput` if `path` is not a symlink, `NotFound`).";
 }
 
 path_op! {
     /// Sets the permissions of what `path` names, following symlinks (std's
     /// `fs::set_permissions`).
-    ///
+    fn set_permissions(path: impl AsRef<Path>, perm: Permissions => perm) -> ()
+        = |p: &Path, perm: Permissions| std::fs::set_permissions(p, perm), "set permissions of";
+    cancel: "Not cancel safe: the change is made if the system call had started.";
+    errors: "The system's error (`NotFound`, `PermissionDenied` for another user's file).";
     /// # Examples
     ///
     /// ```
@@ -579,10 +570,6 @@ path_op! {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    fn set_permissions(path: impl AsRef<Path>, perm: Permissions => perm) -> ()
-        = |p: &Path, perm: Permissions| std::fs::set_permissions(p, perm), "set permissions of";
-    cancel: "Not cancel safe: the change is made if the system call had started.";
-    errors: "The system's error (`NotFound`, `PermissionDenied` for another user's file).";
 }
 
 /// Makes `link` a symlink to `original` (a path that is not resolved now: relative to
