@@ -477,7 +477,9 @@ async fn x3_a_cancelled_open_closes_the_file_it_opened() {
     // Dropped from outside after one poll: the open runs on in the background, and the
     // file it opens is closed when it returns.
     let mut open = Box::pin(File::open(&path));
-    assert!(future::poll_once(open.as_mut()).await.is_none());
+    // Pending unless the machine stalled for the writer's 100 ms; then the file it
+    // returned is dropped here, which must close it all the same.
+    let _ = future::poll_once(open.as_mut()).await;
     drop(open);
     assert_eq!(writer.join().unwrap(), io::ErrorKind::BrokenPipe);
 }
@@ -513,7 +515,7 @@ async fn x4_bytes_of_a_cancelled_read_stay_for_the_next() {
     let p = path.clone();
     let writer = std::thread::spawn(move || {
         let mut w = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(300));
         io::Write::write_all(&mut w, b"late bytes").unwrap();
         // Keep the pipe open until the reader is done.
         std::thread::sleep(Duration::from_millis(100));
