@@ -32,6 +32,7 @@ chapters! {
     Combinators = "src/combinators.md",
     Sync = "src/sync.md",
     Net = "src/net.md",
+    Files = "src/files.md",
     Processes = "src/processes.md",
     Threads = "src/threads.md",
     Testing = "src/testing.md",

@@ -442,3 +442,39 @@ fn process_types() {
         is_send(&child.wait());
     };
 }
+
+/// The file types can move into tasks and be shared; their futures are `Send`, so a
+/// task can await them.
+#[test]
+fn fs_types() {
+    use hatchery::fs::{DirEntry, File, OpenOptions, ReadDir};
+    send_sync_static::<File>();
+    send_sync_static::<OpenOptions>();
+    send_sync_static::<ReadDir>();
+    send_sync_static::<DirEntry>();
+    unpin::<File>();
+    unpin::<ReadDir>();
+    debug::<File>();
+    debug::<OpenOptions>();
+    debug::<ReadDir>();
+    debug::<DirEntry>();
+    async fn uses(file: &mut File, dir: &mut ReadDir) -> std::io::Result<()> {
+        let mut buf = [0; 4];
+        file.read(&mut buf).await?;
+        file.write_all(&buf).await?;
+        file.seek(std::io::SeekFrom::Start(0)).await?;
+        file.sync_all().await?;
+        if let Some(entry) = dir.next_entry().await? {
+            entry.metadata().await?;
+        }
+        File::open("x").await?;
+        hatchery::fs::write("x", "y").await?;
+        hatchery::fs::read_dir(".").await?;
+        Ok(())
+    }
+    fn is_send<F: Future + Send>(_: &F) {}
+    let _ = |file: &'static mut File, dir: &'static mut ReadDir| {
+        let fut = uses(file, dir);
+        is_send(&fut);
+    };
+}

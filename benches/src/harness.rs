@@ -71,9 +71,10 @@ impl Target {
                 reference: false,
                 max: 1.5,
             },
-            // Networking, against the executor's own sockets (`tokio::net`, async-io);
-            // processes, against its own (`tokio::process`, async-process).
-            "ping_pong" | "echo" | "accept" | "spawn_wait" => Target::Ratio {
+            // Networking, processes and files, against the executor's own (`tokio::net`,
+            // async-io; `tokio::process`, async-process; `tokio::fs`, async-fs).
+            "ping_pong" | "echo" | "accept" | "spawn_wait" | "fs_read" | "fs_write"
+            | "fs_metadata" => Target::Ratio {
                 reference: false,
                 max: 1.10,
             },

@@ -34,6 +34,7 @@ mod backend;
 mod borrow_work;
 mod chart;
 mod flat;
+mod fs_work;
 mod harness;
 mod net_work;
 mod process_work;
@@ -80,7 +81,7 @@ workloads: spawn_join, spawn_handles, cancel_parked, memory_pending, memory_slee
            join2_in_task (the floor under inline_join2: futures::join! in a hatchery
            task), ping_pong, echo, accept, spawn_wait (spawn `true` and wait:
            tokio::process, async-process), to_thread, run_blocking, from_thread,
-           portal
+           portal, fs_read, fs_write, fs_metadata
 checks:    memory_flat (after the table; a million short children through each
            kind of nursery, and a million connections to `serve` (quick: 100,000),
            on tokio-mt, tokio-ct and smol: the heap's peak must stay flat, or the
@@ -117,6 +118,9 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "run_blocking",
     "from_thread",
     "portal",
+    "fs_read",
+    "fs_write",
+    "fs_metadata",
 ];
 
 /// Workloads whose sides each run in processes of their own: the memory rows, whose
@@ -142,6 +146,10 @@ pub(crate) struct Config {
     accepts: usize,
     /// Children of the spawn_wait workload, one after the other.
     spawns: usize,
+    /// Bytes of the file read and written by the file workloads.
+    file_bytes: usize,
+    /// Calls of the metadata workload.
+    metadata_calls: usize,
     /// Timed repetitions per side in each process (after one untimed warm-up run).
     pub(crate) reps: usize,
     /// Fresh processes per cell.
@@ -232,6 +240,8 @@ impl Config {
             echoes: if quick { 20 } else { 200 },
             accepts: if quick { 500 } else { 2_000 },
             spawns: if quick { 50 } else { 500 },
+            file_bytes: if quick { 8 << 20 } else { 64 << 20 },
+            metadata_calls: if quick { 1_000 } else { 10_000 },
             reps: reps.unwrap_or(if quick { 2 } else { 3 }),
             procs: procs.unwrap_or(if quick { 2 } else { 5 }),
             filter,
@@ -848,6 +858,42 @@ fn run_threads(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     }
 }
 
+/// The file rows, against `tokio::fs` on tokio and `async-fs` on smol: a sequential read
+/// and write in 64 KiB pieces (per piece), and metadata calls one after the other.
+fn run_files(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
+    let (name, bytes) = (b.name, cfg.file_bytes);
+    let pieces = bytes / fs_work::PIECE;
+    let mib = bytes >> 20;
+    if cfg.wants("fs_read", name) {
+        let raw = || b.raw(|| fs_work::tokio_read(bytes), |_| fs_work::smol_read(bytes));
+        let hatchery = || b.hatchery(fs_work::hatchery_read(bytes));
+        let row = format!("fs_read {mib} MiB x64 KiB");
+        rows.push(time_row(cfg, &row, b, pieces, raw, hatchery));
+        report(rows);
+    }
+    if cfg.wants("fs_write", name) {
+        let raw = || {
+            b.raw(
+                || fs_work::tokio_write(bytes),
+                |_| fs_work::smol_write(bytes),
+            )
+        };
+        let hatchery = || b.hatchery(fs_work::hatchery_write(bytes));
+        let row = format!("fs_write {mib} MiB x64 KiB");
+        rows.push(time_row(cfg, &row, b, pieces, raw, hatchery));
+        report(rows);
+    }
+    let n = cfg.metadata_calls;
+    if cfg.wants("fs_metadata", name) {
+        let raw = || b.raw(|| fs_work::tokio_metadata(n), |_| fs_work::smol_metadata(n));
+        let hatchery = || b.hatchery(fs_work::hatchery_metadata(n));
+        let row = format!("fs_metadata x{}", count(n));
+        rows.push(time_row(cfg, &row, b, n, raw, hatchery));
+        report(rows);
+    }
+    fs_work::clean_up();
+}
+
 /// `100000` as `100k`, `1000000` as `1M`.
 fn count(n: usize) -> String {
     if n >= 1_000_000 && n % 1_000_000 == 0 {
@@ -892,6 +938,7 @@ fn child(cfg: &Config, cell: &str) {
     run_net(cfg, &b, &mut rows);
     run_process(cfg, &b, &mut rows);
     run_threads(cfg, &b, &mut rows);
+    run_files(cfg, &b, &mut rows);
     for row in &rows {
         println!("{}", row.encode());
     }

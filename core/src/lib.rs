@@ -39,6 +39,9 @@
 //! * **Networking** ([`net`]): TCP, UDP and Unix sockets on every runtime (its own
 //!   reactor), whose operations are checkpoints and say what a cancellation leaves
 //!   behind; happy eyeballs for host names, and [`net::serve`] for a task per connection.
+//! * **Files** ([`fs`]): open, read, write and seek files, whole-file reads and writes,
+//!   directories as streams, on worker threads under a limiter of their own, buffered,
+//!   with written-down cancellation rules (anyio's `open_file` and `Path`).
 //! * **Child processes** ([`process`]): std's `Command`, run with its pipes on the
 //!   reactor; a cancelled `run` terminates and reaps its child, and a dropped running
 //!   `Child` is killed and reaped (anyio's `run_process` and `open_process`).
@@ -182,8 +185,9 @@
 //!   **D** deadlines, the clock and the effective deadline; **P** shields and
 //!   [`finally`]; **K** kept futures (polled in one scope, awaited in another);
 //!   **F** foreign droppers; **W** hatchery's waits and the [`sync`] primitives;
-//!   **G** combinators; **T** threads; **R** the runtime and the task context; **E**
-//!   engineering rules (executor independence, speed, soundness).
+//!   **G** combinators; **T** threads; **X** the operating system (files, descriptors,
+//!   processes); **R** the runtime and the task context; **E** engineering rules
+//!   (executor independence, speed, soundness).
 //!
 //! # Runtimes
 //!
@@ -201,7 +205,7 @@
 //! * `macros` (off by default, so that a library compiles no proc-macro crate): the
 //!   `#[hatchery::test]` attribute (see [`testing`]), from the `hatchery-macros` crate.
 //! * `tokio-io` (off by default): tokio's `AsyncRead` and `AsyncWrite` for the streams of
-//!   [`net`] (tokio's traits only, no tokio runtime: for `tokio-util`'s codecs, and hyper
+//!   [`net`], and with `AsyncSeek` for [`fs::File`] (tokio's traits only, no tokio runtime: for `tokio-util`'s codecs, and hyper
 //!   through `hyper_util::rt::TokioIo`, on any runtime). They always implement
 //!   `futures_io`'s.
 //! * `tracing` (off by default): spans and events through the
@@ -275,12 +279,14 @@
 // layer signal: Unix signals (over `net`'s sockets)
 // layer io: any descriptor on the runtime's reactor
 // layer process: child processes (over `io`'s pipes)
+// layer fs: files (over the threads)
 // layer testing: test runs and virtual time (over everything; nothing imports it)
 mod combinators;
 mod context;
 pub mod diagnostics;
 mod error;
 mod group;
+pub mod fs;
 pub mod inline;
 pub mod io;
 pub mod net;

@@ -1,4 +1,5 @@
-//! The default thread limiter of each runtime binding (see `to_thread::default_limiter`).
+//! The default limiters of each runtime binding: its thread limiter (see
+//! `to_thread::default_limiter`) and its file limiter (see `fs::limiter`).
 //!
 //! Kept by the runtime's identity, the address of its `Arc` (a run's: `hatchery_tokio::run`
 //! makes one, each test run has its own), in a process-wide list with a `Weak` of each
@@ -17,12 +18,21 @@ use crate::sync::CapacityLimiter;
 /// The default number of tokens: anyio's.
 pub(super) const DEFAULT_TOKENS: usize = 40;
 
+/// Which of a runtime's limiters.
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    /// `to_thread`'s.
+    Threads = 0,
+    /// `hatchery::fs`'s.
+    Files = 1,
+}
+
 type Entry = (Weak<dyn Runtime>, Arc<CapacityLimiter>);
 
-static DEFAULTS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+static DEFAULTS: [Mutex<Vec<Entry>>; 2] = [Mutex::new(Vec::new()), Mutex::new(Vec::new())];
 
 thread_local! {
-    static CACHE: RefCell<Option<Entry>> = const { RefCell::new(None) };
+    static CACHE: RefCell<[Option<Entry>; 2]> = const { RefCell::new([None, None]) };
 }
 
 fn is_of(entry: &Entry, rt: &Arc<dyn Runtime>) -> bool {
@@ -30,11 +40,13 @@ fn is_of(entry: &Entry, rt: &Arc<dyn Runtime>) -> bool {
     entry.0.as_ptr().cast::<u8>() == Arc::as_ptr(rt).cast::<u8>()
 }
 
-/// The default limiter of `rt`, made on first use.
-pub(super) fn default_of(rt: &Arc<dyn Runtime>) -> Arc<CapacityLimiter> {
+/// The default limiter of `rt` of the `kind`, made on first use with
+/// [`DEFAULT_TOKENS`].
+pub(crate) fn default_of(rt: &Arc<dyn Runtime>, kind: Kind) -> Arc<CapacityLimiter> {
+    let k = kind as usize;
     let cached = CACHE
         .try_with(|c| {
-            c.borrow()
+            c.borrow()[k]
                 .as_ref()
                 .filter(|e| is_of(e, rt))
                 .map(|e| e.1.clone())
@@ -45,7 +57,7 @@ pub(super) fn default_of(rt: &Arc<dyn Runtime>) -> Arc<CapacityLimiter> {
         return limiter;
     }
     let entry = {
-        let mut defaults = lock(&DEFAULTS);
+        let mut defaults = lock(&DEFAULTS[k]);
         match defaults.iter().find(|e| is_of(e, rt)) {
             Some(e) => (e.0.clone(), e.1.clone()),
             None => {
@@ -63,7 +75,7 @@ pub(super) fn default_of(rt: &Arc<dyn Runtime>) -> Arc<CapacityLimiter> {
     // The old entry is dropped outside the borrow: the last `Weak` of a runtime frees
     // its allocation, which runs no code of ours, but keep it simple.
     let old = CACHE
-        .try_with(|c| c.borrow_mut().replace(entry))
+        .try_with(|c| c.borrow_mut()[k].replace(entry))
         .ok()
         .flatten();
     drop(old);

@@ -39,7 +39,7 @@ use crate::node::Node;
 use crate::rt::BlockingClock;
 
 pub mod from_thread;
-mod limiter;
+pub(crate) mod limiter;
 mod portal;
 pub mod to_thread;
 

@@ -251,7 +251,7 @@ pub type RunBlocking<T> = RunSync<T>;
 /// ```
 pub fn default_limiter() -> Arc<CapacityLimiter> {
     let rt = context::with_current(|c| c.expect(context::NO_RUNTIME).rt.clone());
-    limiter::default_of(&rt)
+    limiter::default_of(&rt, limiter::Kind::Threads)
 }
 
 /// Where a call takes its token from.

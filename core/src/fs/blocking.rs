@@ -1,0 +1,321 @@
+//! The blocking work of `hatchery::fs`: [`Job`]s on the runtime's blocking pool under
+//! the file limiter, awaited at once by the path operations ([`run`]) and kept in
+//! flight between polls by a [`File`](super::File) or a [`ReadDir`](super::ReadDir).
+//!
+//! # Invariants
+//!
+//! 1. **A job holds its scope.** A job started from a hatchery task holds the scope it
+//!    was started in (a [`Hold`], as `to_thread::run_sync` does) until its work has
+//!    returned: a cancelled scope waits for it (rule X2), whether or not anyone polls the
+//!    job. The hold is dropped on the worker thread, after the result is stored, so
+//!    that a job whose future was dropped from outside does not keep the scope for good.
+//! 2. **A token per job.** A job runs with a token of the file limiter, taken before
+//!    its work is handed to the pool and returned when the work has returned (rule X1).
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use atomic_waker::AtomicWaker;
+
+use crate::context;
+use crate::node::Hold;
+use crate::rt::Runtime;
+use crate::sync::{CapacityLimiter, CapacityToken, LimiterAcquireOwned};
+use crate::thread::limiter::{self, Kind};
+
+/// The file limiter of the runtime of the code being polled.
+///
+/// # Panics
+///
+/// Outside a hatchery runtime.
+pub(super) fn current_limiter() -> Arc<CapacityLimiter> {
+    let rt = context::with_current(|c| c.expect(context::NO_RUNTIME).rt.clone());
+    limiter::default_of(&rt, Kind::Files)
+}
+
+/// Runs the path operation `f` on a worker thread under the file limiter: rules X1 and
+/// X2 (a checkpoint first; then a cancelled scope waits for the call, as for
+/// `to_thread::run_sync`, and drops its value, rule W1).
+///
+/// # Panics
+///
+/// When polled outside a hatchery runtime.
+pub(super) async fn run<T, F>(f: F) -> io::Result<T>
+where
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut worker = Worker::current();
+    let mut f = Some(f);
+    let mut job: Option<Job<io::Result<T>>> = None;
+    let mut caught = false;
+    std::future::poll_fn(move |cx| {
+        if caught {
+            return Poll::Pending; // the scope drops us
+        }
+        let job = match &mut job {
+            Some(job) => job,
+            None => {
+                if context::current_cancelled() {
+                    return Poll::Pending; // X1: nothing started
+                }
+                let token = std::task::ready!(worker.poll_token(cx));
+                let f = f.take().expect("started once");
+                job.insert(worker.start(token, f))
+            }
+        };
+        // The job holds the scope until its call has returned (invariant 1).
+        let r = std::task::ready!(job.poll(cx)).and_then(|r| r);
+        if context::current_cancelled() {
+            // A hatchery wait does not complete in a cancelled scope (W1): the value
+            // (an opened file: X3) is dropped here.
+            caught = true;
+            drop(r);
+            return Poll::Pending;
+        }
+        Poll::Ready(r)
+    })
+    .await
+}
+
+/// A checkpoint that never yields (rule X1): `Pending` for good in a cancelled scope,
+/// which drops the operation there; `Ready` at once otherwise.
+pub(super) async fn enter() {
+    std::future::poll_fn(|_| match context::current_cancelled() {
+        true => Poll::Pending,
+        false => Poll::Ready(()),
+    })
+    .await
+}
+
+/// A path's error with the path and what was done to it: the system's kind, and the
+/// system's error as its source.
+#[derive(Debug)]
+struct PathError {
+    op: &'static str,
+    path: Box<Path>,
+    source: io::Error,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} `{}`: {}", self.op, self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for PathError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// `e`, of the same kind, with a message that names `op` and `path` (rule X9).
+pub(super) fn with_path(e: io::Error, op: &'static str, path: &Path) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        PathError {
+            op,
+            path: path.into(),
+            source: e,
+        },
+    )
+}
+
+/// What a [`Job`]'s work left.
+enum Slot<T> {
+    Running,
+    Done(std::thread::Result<T>),
+    /// The runtime dropped the work without running it (it has shut down).
+    Dropped,
+    Taken,
+}
+
+struct Shared<T> {
+    slot: Mutex<Slot<T>>,
+    waker: AtomicWaker,
+}
+
+impl<T> Shared<T> {
+    fn finish(&self, slot: Slot<T>) {
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = slot;
+        self.waker.wake();
+    }
+}
+
+/// Blocking work in flight, started by [`Worker::poll_start`].
+pub(super) struct Job<T> {
+    shared: Arc<Shared<T>>,
+}
+
+/// The work handed to the pool: fills the slot when it has run, or with `Dropped` if
+/// the runtime drops it unrun.
+struct Work<T, F> {
+    f: Option<F>,
+    token: Option<CapacityToken>,
+    hold: Option<Hold>,
+    shared: Arc<Shared<T>>,
+}
+
+impl<T, F> Drop for Work<T, F> {
+    fn drop(&mut self) {
+        if self.f.take().is_some() {
+            self.token.take();
+            self.shared.finish(Slot::Dropped);
+        }
+        // Invariant 1: after the result is stored.
+        self.hold.take();
+    }
+}
+
+/// Why a job came to nothing.
+pub(super) fn runtime_gone() -> io::Error {
+    io::Error::other(
+        "hatchery::fs: the runtime dropped a file operation without running it (has it shut down?)",
+    )
+}
+
+impl<T: Send + 'static> Job<T> {
+    /// Hands `f` to `rt`'s pool, with what it keeps until it has run.
+    pub(super) fn spawn_with<F>(
+        rt: &dyn Runtime,
+        token: Option<CapacityToken>,
+        hold: Option<Hold>,
+        f: F,
+    ) -> Job<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let shared = Arc::new(Shared {
+            slot: Mutex::new(Slot::Running),
+            waker: AtomicWaker::new(),
+        });
+        let mut work = Work {
+            f: Some(f),
+            token,
+            hold,
+            shared: shared.clone(),
+        };
+        rt.spawn_blocking(Box::new(move || {
+            let f = work.f.take().expect("a job runs once");
+            let r = catch_unwind(AssertUnwindSafe(f));
+            // Invariant 2: the token goes back when the work has returned.
+            work.token.take();
+            work.shared.finish(Slot::Done(r));
+            // `work`'s drop releases the hold (invariant 1).
+        }));
+        Job { shared }
+    }
+
+    /// The work's value once it has returned (a panic of it is resumed here). It does
+    /// not check for cancellation: its callers do.
+    pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        self.shared.waker.register(cx.waker());
+        let mut slot = self.shared.slot.lock().unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut *slot, Slot::Taken) {
+            Slot::Running => {
+                *slot = Slot::Running;
+                Poll::Pending
+            }
+            Slot::Done(Ok(v)) => Poll::Ready(Ok(v)),
+            Slot::Done(Err(panic)) => {
+                drop(slot);
+                std::panic::resume_unwind(panic)
+            }
+            Slot::Dropped => Poll::Ready(Err(runtime_gone())),
+            Slot::Taken => panic!("hatchery: internal error: a file job polled after it returned"),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Job<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job").finish_non_exhaustive()
+    }
+}
+
+/// What a [`File`](super::File) or [`ReadDir`](super::ReadDir) needs to start jobs: its
+/// runtime and file limiter, looked up at its first job, and a wait for a token that
+/// outlives a dropped operation (the next one takes it over).
+#[derive(Default)]
+pub(super) struct Worker {
+    ctx: Option<(Arc<dyn Runtime>, Arc<CapacityLimiter>)>,
+    acquire: Option<Pin<Box<LimiterAcquireOwned>>>,
+}
+
+impl Worker {
+    /// A worker of the runtime of the code being polled, if any.
+    pub(super) fn current() -> Worker {
+        let ctx = context::with_current(|c| {
+            c.map(|c| {
+                let rt = c.rt.clone();
+                let limiter = limiter::default_of(&rt, Kind::Files);
+                (rt, limiter)
+            })
+        });
+        Worker { ctx, acquire: None }
+    }
+
+    /// The runtime, for work that takes no token (a dropped file's last write).
+    pub(super) fn runtime(&self) -> Option<&Arc<dyn Runtime>> {
+        self.ctx.as_ref().map(|c| &c.0)
+    }
+
+    /// A token of the file limiter (invariant 2); `Pending` while waiting for one, and
+    /// in a cancelled scope (a wait left pending is taken over by the next call).
+    ///
+    /// # Panics
+    ///
+    /// First called outside a hatchery runtime.
+    pub(super) fn poll_token(&mut self, cx: &mut Context<'_>) -> Poll<CapacityToken> {
+        if let Some(acquire) = self.acquire.as_mut() {
+            // A hatchery wait: pending in a cancelled scope, taking nothing.
+            let token = std::task::ready!(acquire.as_mut().poll(cx));
+            self.acquire = None;
+            return Poll::Ready(token);
+        }
+        let limiter = &self.ctx().1;
+        if let Some(token) = limiter.try_acquire() {
+            return Poll::Ready(token);
+        }
+        let mut acquire = Box::pin(limiter.acquire_owned());
+        match acquire.as_mut().poll(cx) {
+            Poll::Ready(token) => Poll::Ready(token),
+            Poll::Pending => {
+                self.acquire = Some(acquire);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Hands `f` to the pool with `token`, holding the current scope (invariants 1 and 2).
+    pub(super) fn start<T, F>(&mut self, token: CapacityToken, f: F) -> Job<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let hold = context::with_current(|c| c.map(|c| Hold::new(c.node)));
+        Job::spawn_with(&*self.ctx().0, Some(token), hold, f)
+    }
+
+    fn ctx(&mut self) -> &(Arc<dyn Runtime>, Arc<CapacityLimiter>) {
+        self.ctx.get_or_insert_with(|| {
+            let rt = context::with_current(|c| c.expect(context::NO_RUNTIME).rt.clone());
+            let limiter = limiter::default_of(&rt, Kind::Files);
+            (rt, limiter)
+        })
+    }
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("waiting_for_token", &self.acquire.is_some())
+            .finish_non_exhaustive()
+    }
+}
