@@ -282,7 +282,6 @@ pub(crate) struct Shared<E> {
     trace: trace::Parent,
 }
 
-
 impl<E> Shared<E> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Record<E>> {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
