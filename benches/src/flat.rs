@@ -4,7 +4,7 @@
 //! socket, which leaves nothing in TIME_WAIT; a hundred thousand with `--quick`, where a
 //! million take 1.5 to 4 minutes per backend on a loaded 2-core machine); the heap's peak
 //! over all of them, counted with the global allocator, must stay within [`SLACK`] of its
-//! peak over the first thousand. The workspace's test `tests/nursery_memory.rs` does the
+//! peak over the first thousand. The workspace's test `tests/memory/nursery.rs` does the
 //! same with fewer children, in a debug build. The benchmark exits with an error if the
 //! check fails, so CI's `--quick` run fails too.
 

@@ -6,18 +6,12 @@
 //! (one per backend, in turn), and no other test of this binary allocates meanwhile.
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::{ALLOCATOR, TURN};
 use futures_lite::future;
 use hatchery::{checkpoint, move_on_after, nursery, sleep};
-use hatchery_bench_alloc::Counting;
 use hatchery_tests::TestError;
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting::new();
-
-static TURN: Mutex<()> = Mutex::new(());
 
 const HOUR: Duration = Duration::from_secs(3600);
 

@@ -47,7 +47,7 @@ mod tls_abort {
     #[test]
     fn executor_in_a_thread_local_drops_a_task_at_thread_exit() {
         hatchery_tests::in_child_process(
-            "tls_abort::executor_in_a_thread_local_drops_a_task_at_thread_exit",
+            "exit::tls_abort::executor_in_a_thread_local_drops_a_task_at_thread_exit",
             CHILD_ENV,
             child,
         );

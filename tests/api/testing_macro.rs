@@ -81,7 +81,7 @@ mod custom_backends {
         }
     }
 
-    #[hatchery::test(virtual_time, backends(relative = self::run, absolute = crate::custom_backends::run))]
+    #[hatchery::test(virtual_time, backends(relative = self::run, absolute = crate::testing_macro::custom_backends::run))]
     async fn paths_resolve_from_the_tests_module() {
         hatchery::sleep(std::time::Duration::from_secs(3600)).await;
         assert_eq!(

@@ -3,8 +3,7 @@
 //! once. The dual-stack tests need IPv6 loopback; where the machine has none they say so
 //! and pass.
 
-#[path = "net_common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};

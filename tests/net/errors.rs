@@ -4,8 +4,7 @@
 //! listener, sockets whose runtime is gone, runtimes without a reactor, reads into an
 //! empty buffer.
 
-#[path = "net_common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io;
 use std::os::fd::AsFd;
@@ -174,7 +173,7 @@ async fn writing_to_a_closed_connection_fails() {
 #[test]
 fn writing_to_a_closed_connection_raises_no_sigpipe() {
     hatchery_tests::in_child_process(
-        "writing_to_a_closed_connection_raises_no_sigpipe",
+        "errors::writing_to_a_closed_connection_raises_no_sigpipe",
         "HATCHERY_TEST_SIGPIPE_CHILD",
         || {
             // SAFETY: `signal` with `SIG_DFL` only sets the signal's disposition back to

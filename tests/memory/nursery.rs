@@ -18,17 +18,11 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{ALLOCATOR, TURN};
 use hatchery::{checkpoint, inline, nursery, service, Nursery};
-use hatchery_bench_alloc::Counting;
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting::new();
-
-/// One test at a time.
-static TURN: Mutex<()> = Mutex::new(());
 
 /// Children per test (in a debug build; the benchmark runs a million in release).
 const CHILDREN: usize = 20_000;

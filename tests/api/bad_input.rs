@@ -329,7 +329,7 @@ fn e5_empty_races_panic_at_the_call() {
 
 /// Outside a runtime, what needs one (the clock, scopes, nurseries, the combinators that
 /// open one) panics with the message that says how to get one; the primitives, their
-/// `_blocking` forms and scope handles work anywhere. (`tests/runtime.rs` covers `now`,
+/// `_blocking` forms and scope handles work anywhere. (`tests/api/runtime.rs` covers `now`,
 /// `sleep`, `move_on_after`, `nursery`, `CancelScope::run`, `run_blocking`.)
 #[test]
 fn outside_a_runtime() {

@@ -457,11 +457,16 @@ async fn lost_increment() {
 /// Runs this test binary on `lost_increment::sim` alone, with `seed` in the environment.
 fn run_lost_increment(seed: Option<u64>) -> (bool, String) {
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args(["lost_increment::sim", "--exact", "--ignored", "--nocapture"])
-        .env_remove(hatchery_sim::SEED_VAR)
-        .env_remove(hatchery_sim::SEEDS_VAR)
-        // As `cargo test` sets it, also when this binary is run by hand.
-        .env("CARGO_PKG_NAME", env!("CARGO_PKG_NAME"));
+    cmd.args([
+        "sim::lost_increment::sim",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+    ])
+    .env_remove(hatchery_sim::SEED_VAR)
+    .env_remove(hatchery_sim::SEEDS_VAR)
+    // As `cargo test` sets it, also when this binary is run by hand.
+    .env("CARGO_PKG_NAME", env!("CARGO_PKG_NAME"));
     if let Some(seed) = seed {
         cmd.env(hatchery_sim::SEED_VAR, seed.to_string());
     }
@@ -481,7 +486,7 @@ fn a_failing_seed_is_printed_and_replayed() {
     assert!(!passed, "{stderr}");
     let line = format!(
         "hatchery-sim: seed {bad} failed (of seeds 0..64); replay it with:\n    \
-         HATCHERY_SIM_SEED={bad} cargo test -p hatchery-tests -- lost_increment::sim --exact"
+         HATCHERY_SIM_SEED={bad} cargo test -p hatchery-tests -- sim::lost_increment::sim --exact"
     );
     assert!(stderr.contains(&line), "{stderr}");
     assert!(stderr.contains("an increment was lost"), "{stderr}");
@@ -535,7 +540,12 @@ fn print_trace_hashes() {
 fn another_process_replays_the_same_traces() {
     // Another process: other addresses (ASLR), another heap, the same runs.
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["print_trace_hashes", "--exact", "--ignored", "--nocapture"])
+        .args([
+            "sim::print_trace_hashes",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());

@@ -2,8 +2,7 @@
 //! losers, with fake attempts on virtual time; then the TCP connector with a fake
 //! resolver on real loopback sockets.
 
-#[path = "net_common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io;
 use std::net::SocketAddr;

@@ -1,8 +1,7 @@
 //! TCP on every backend, on loopback: echo, half-close, a 64 MiB transfer, owned halves,
 //! addresses and options, a listener shared by several tasks.
 
-#[path = "net_common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io;
 use std::net::SocketAddr;

@@ -3,8 +3,7 @@
 
 #![cfg(unix)]
 
-#[path = "net_common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io;
 use std::path::PathBuf;

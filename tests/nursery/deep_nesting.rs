@@ -59,7 +59,7 @@ fn child() {
 #[test]
 fn dropping_a_deep_chain_does_not_overflow_the_stack() {
     hatchery_tests::in_child_process(
-        "dropping_a_deep_chain_does_not_overflow_the_stack",
+        "deep_nesting::dropping_a_deep_chain_does_not_overflow_the_stack",
         CHILD_ENV,
         child,
     );

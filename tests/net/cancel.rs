@@ -1,8 +1,7 @@
 //! Cancellation of networking operations, on every backend: each operation is a
 //! checkpoint, and what a cancellation mid-way leaves behind is what its docs say.
 
-#[path = "net_common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io;
 use std::time::{Duration, Instant};

@@ -217,7 +217,7 @@ fn t7_dropping_restores_the_default_action() {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "t7_dropping_restores_the_default_action",
+                "signal::t7_dropping_restores_the_default_action",
                 "--nocapture",
                 "--test-threads=1",
             ])

@@ -1,8 +1,7 @@
 //! The streams through the I/O traits of the ecosystem, on every backend:
 //! `futures_io`'s, and tokio's (the `tokio-io` feature) on smol too.
 
-#[path = "net_common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io;
 

@@ -7,18 +7,11 @@
 //! (one per backend, in turn), and no other test of this binary allocates meanwhile.
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::{ALLOCATOR, TURN};
 use futures_lite::future;
 use hatchery::{memory_stream, memory_stream_unbounded};
-use hatchery_bench_alloc::Counting;
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting::new();
-
-/// One test at a time.
-static TURN: Mutex<()> = Mutex::new(());
 
 /// Runs `body` on every backend in turn (given the backend's name), with no other test
 /// of this binary running.

@@ -3,8 +3,7 @@
 //! system says: a socket error is never a hang, on any backend. Loopback only; every
 //! wait bounded by `fail_after` (generously: a regression fails instead of hanging).
 
-#[path = "net_common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io;
 use std::sync::Arc;

@@ -1,8 +1,5 @@
 //! A thousand concurrent connections on every backend, on loopback.
 
-#[path = "net_common/mod.rs"]
-mod common;
-
 use std::io;
 use std::sync::Arc;
 

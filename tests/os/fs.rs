@@ -759,7 +759,7 @@ const EMFILE_CHILD: &str = "HATCHERY_FS_EMFILE_CHILD";
 fn x9_too_many_open_files() {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "x9_too_many_open_files_child",
+            "fs::x9_too_many_open_files_child",
             "--exact",
             "--nocapture",
             "--test-threads=1",

@@ -1,8 +1,7 @@
 //! `serve` and `serve_in` on every backend: a cancelled server closes every connection
 //! and waits for every handler; a handler's error stops the server; a graceful stop.
 
-#[path = "net_common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io;
 use std::sync::Arc;

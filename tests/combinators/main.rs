@@ -1,0 +1,13 @@
+//! The combinators: join, race, map, batch, as_completed, retry, service, their panics, and fused futures (rules G).
+//!
+//! One test binary per family of rules (a binary links once; each file is a module).
+
+mod as_completed;
+mod batch;
+mod futures_fused;
+mod join;
+mod map;
+mod panic;
+mod race;
+mod retry;
+mod service;

@@ -1,0 +1,10 @@
+//! Seeded random tests checked against models: random nursery trees (spawning and inline), the sync primitives, memory streams, deadlines on the virtual clock, and orphan races.
+//!
+//! One test binary per family of rules (a binary links once; each file is a module).
+
+mod deadline_model;
+mod inline_random_trees;
+mod orphan_race;
+mod random_trees;
+mod stream_model;
+mod sync_model;
