@@ -160,7 +160,7 @@ async fn ok<T>(fut: impl std::future::Future<Output = T>) -> Result<T, TestError
 
 /// The line of this file that holds `text` (once, besides this search's own calls).
 fn line_of_text(text: &str) -> u32 {
-    let lines: Vec<usize> = include_str!("nursery/task_tree.rs")
+    let lines: Vec<usize> = include_str!("task_tree.rs")
         .lines()
         .enumerate()
         .filter(|(_, l)| l.contains(text) && !l.contains("line_of_text"))
