@@ -44,8 +44,7 @@ use crate::node::{Detail, Node, Reason};
 #[non_exhaustive]
 pub enum CancelReason {
     /// `cancel` or `cancel_with` of a [`CancelHandle`](crate::CancelHandle) or a
-    /// [`TaskHandle`](crate::TaskHandle), or `cancel` of an inline child's
-    /// [`inline::TaskHandle`](crate::inline::TaskHandle).
+    /// [`TaskHandle`](crate::TaskHandle) (of a task, or of an inline child).
     #[non_exhaustive]
     Explicit {
         /// Where `cancel` was called.

@@ -383,6 +383,67 @@ async fn n7_handles() {
     assert!(finished.get());
 }
 
+
+/// N7: an inline child's handle is the spawning nursery's `TaskHandle`, with the same
+/// methods: `cancel_with` gives the child a reason with its message, `spawned_at` is the
+/// call of `spawn`, an inline child has no name, and its `Debug` says all that.
+#[hatchery::test(virtual_time)]
+async fn n7_an_inline_handle_is_a_task_handle() {
+    let r = inline::nursery(|n| async move {
+        let line = line!() + 1;
+        let h: hatchery::TaskHandle<u8> = n.spawn(async {
+            sleep(secs(3600)).await;
+            Ok::<_, TestError>(1)
+        });
+        assert_eq!((h.spawned_at().file(), h.spawned_at().line()), (file!(), line));
+        assert_eq!(h.name(), None);
+        assert_eq!(h.cancel_reason(), None);
+        sleep(ms(1)).await;
+        h.cancel_with("no longer needed");
+        let reason = h.cancel_reason().expect("cancelled by its handle");
+        assert!(
+            matches!(reason.origin(), hatchery::CancelReason::Explicit { .. }),
+            "{reason}"
+        );
+        assert_eq!(reason.message(), Some("no longer needed"));
+        let debug = format!("{h:?}");
+        assert!(debug.contains("TaskHandle") && debug.contains(file!()), "{debug}");
+        assert!(h.join().await.unwrap_err().is_cancelled());
+        Ok(())
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert_eq!(elapsed(), ms(1), "the cancelled child did not keep the nursery");
+}
+
+/// N7: an inline child that joins its own handle from inside a nursery it opened would
+/// wait for itself: it panics and says so (as a task that joins itself does).
+#[hatchery::test(virtual_time)]
+async fn n7_an_inline_child_joining_itself_from_a_nested_nursery_panics() {
+    let slot = std::sync::Mutex::new(None::<hatchery::TaskHandle<()>>);
+    let slot = &slot;
+    let r = hatchery_tests::catch_panic(inline::nursery(|n| async move {
+        let h = n.spawn(async move {
+            sleep(ms(1)).await;
+            let me = slot.lock().unwrap().take().unwrap();
+            inline::nursery(|m| async move {
+                m.spawn(async move {
+                    move_on_after(secs(3600), me.join()).await;
+                    Ok::<_, TestError>(())
+                });
+                Ok(())
+            })
+            .await
+            .map_err(|_| TestError("inner"))
+        });
+        *slot.lock().unwrap() = Some(h);
+        Ok(())
+    }))
+    .await;
+    let msg = r.unwrap_err();
+    assert!(msg.contains("joins its own handle"), "{msg}");
+    assert!(elapsed() < secs(3600), "the child waited an hour for itself");
+}
 /// I2: a child dropped mid-poll (at its suspension point) by a cancelled scope releases
 /// its borrow before the nursery returns: both a scope inside the child and a handle's
 /// cancel. (Holding the borrow across a suspension is the point.)

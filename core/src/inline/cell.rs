@@ -14,19 +14,21 @@
 //!
 //! * **Exclusive access.** The future and its stage are reached only through the [`Run`]
 //!   and [`DropRun`] methods, and only an [`Owner`] calls them: the owner is made with
-//!   the cell ([`send_child`], [`local_child`], the only places that make either), is
-//!   not `Clone`, keeps its `Arc` to itself, polls through `&mut self` and drops the
-//!   future once, in its `Drop` (the stage says it was dropped, so a destructor that
-//!   panics is not run twice). Everybody else holds the cell as a [`HandleCell`], through
-//!   which only the output is reachable.
+//!   the cell ([`send_child`], [`local_child`], [`send_owner`], [`local_owner`], the
+//!   only places that make either), is not `Clone`, keeps its `Arc` to itself, polls
+//!   through `&mut self` and drops the future once, in its `Drop` (the stage says it was
+//!   dropped, so a destructor that panics is not run twice). Everybody else holds the
+//!   cell as a [`View`] (the handle's [`Part`], a `repr(transparent)` wrapper), through
+//!   which only the output and the child's node are reachable.
 //! * **Pinning.** The future lives in the `Arc`'s allocation, which never moves, and is
 //!   dropped in place there before the allocation can be freed (by the owner's `Drop`,
 //!   or never, if the owner is leaked: then the future is leaked too).
 //! * **Lifetimes.** A handle holds the cell with the future's type forgotten
-//!   ([`Cell::for_handle`]): the trait object's bound, `'env`, becomes `'static`. The
-//!   cell's own destructor never drops the future (`ManuallyDrop`), so a handle that
-//!   frees the cell after `'env` has ended touches only the output, whose `T` its type
-//!   still names, and the memory.
+//!   ([`Cell::for_handle`]: a `dyn Part`, the same trait object as a spawned task's
+//!   handle holds, so that one `TaskHandle` serves both): the trait object's bound,
+//!   `'env`, becomes `'static`. The cell's own destructor never drops the future
+//!   (`ManuallyDrop`), so a handle that frees the cell after `'env` has ended touches only
+//!   the output, whose `T` its type still names, the node (`'static`), and the memory.
 //! * **Forgetting.** Soundness does not depend on a destructor running (rule I3 of the
 //!   book): an owner forgotten with its nursery's future never polls nor drops the future
 //!   again, and a handle that outlives it sees a child that never ended (`is_finished` is
@@ -34,72 +36,32 @@
 //!   borrow is reached after `'env`: the one lifetime changed is that of a type that is
 //!   never used to reach the future.
 //! * **Threads.** The cell is `Sync` for a `Send` future and a `Send` output: the handle
-//!   shares only the output (a mutex and an atomic waker), and the owner moves access to
-//!   the future between threads only by moving itself. A handle is `Send` and `Sync` for
-//!   a `Send` output, as an `Arc<Mutex<T>>` is; it never reaches the future, which need
-//!   not be `Send` (a local nursery's).
+//!   shares only the output (a mutex and an atomic waker) and the node, and the owner
+//!   moves access to the future between threads only by moving itself. A view is `Send`
+//!   and `Sync` for a `Send` output, as an `Arc<Mutex<T>>` is (the contract of `Part`,
+//!   on which the handle's `Send` rests); it never reaches the future, which need not be
+//!   `Send` (a local nursery's).
 
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use atomic_waker::AtomicWaker;
-
 use crate::error::JoinError;
-
-/// What a child shares with its handle: how it ended.
-pub(super) struct Output<T> {
-    slot: Mutex<Slot<T>>,
-    /// The task of the handle's `join`, woken when the slot is filled.
-    pub(super) waker: AtomicWaker,
-}
-
-/// How a child ended, as its handle takes it.
-pub(super) enum Slot<T> {
-    Running,
-    Done(Result<T, JoinError>),
-    Taken,
-}
-
-impl<T> Output<T> {
-    fn new() -> Output<T> {
-        Output {
-            slot: Mutex::new(Slot::Running),
-            waker: AtomicWaker::new(),
-        }
-    }
-
-    /// The slot, locked.
-    pub(super) fn lock(&self) -> MutexGuard<'_, Slot<T>> {
-        // No user code runs under this lock.
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The child ended with `result`, unless it had ended already.
-    fn put(&self, result: Result<T, JoinError>) {
-        let mut slot = self.lock();
-        if let Slot::Running = *slot {
-            *slot = Slot::Done(result);
-            drop(slot);
-            self.waker.wake();
-        }
-    }
-
-    /// Whether the child has ended.
-    pub(super) fn is_finished(&self) -> bool {
-        !matches!(*self.lock(), Slot::Running)
-    }
-}
+use crate::node::{Detail, Label, Node};
+use crate::task::{Output, Part, PartRef};
 
 /// A child's future and what its handle reads, in one allocation: the group owns the
-/// future (through [`Owner`]), the handle reads the output, and the allocation lives
-/// while either holds it. `F` is last so that the handle can name the cell without it
-/// ([`Erased`]).
+/// future (through [`Owner`]), the handle reads the output (through a [`View`]), and the
+/// allocation lives while either holds it.
 pub(super) struct Cell<T, F: ?Sized> {
+    /// How the child ended, for its handle (the handles of spawned tasks read the same).
     out: Output<T>,
+    /// The child's node, which its handle cancels (`None`: a child without a handle, made
+    /// before its node, which `start` makes at its first poll).
+    node: Option<Arc<Node>>,
     /// What the owner knows of the future ([`RUNNING`], [`RETURNED`], [`DROPPED`]),
     /// touched by the owner alone.
     stage: UnsafeCell<u8>,
@@ -116,83 +78,139 @@ const RETURNED: u8 = 1;
 const DROPPED: u8 = 2;
 
 // SAFETY: the handle reaches only `out` (a mutex and an atomic waker, shared as they are
-// when `T: Send`); `stage` and `fut` are reached by the cell's one `Owner` alone, through
-// `&mut Owner`, so the future is never touched from two threads at once and moves to
-// another thread only with the owner (hence `F: Send`, not `Sync`).
+// when `T: Send`) and `node`; `stage` and `fut` are reached by the cell's one `Owner`
+// alone, through `&mut Owner`, so the future is never touched from two threads at once
+// and moves to another thread only with the owner (hence `F: Send`, not `Sync`).
 unsafe impl<T: Send, F: ?Sized + Send> Sync for Cell<T, F> {}
 
-/// The cell with its future's type forgotten: what a handle holds. Any type is one.
-pub(super) trait Erased {}
+/// A cell as its handle sees it: the output and the node, never the future.
+#[repr(transparent)]
+struct View<T, F: ?Sized>(Cell<T, F>);
 
-impl<F: ?Sized> Erased for F {}
-
-/// A cell as a handle holds it: the future's type, and the lifetime of what it borrows,
-/// forgotten. Only the output is reachable through it.
-pub(super) struct HandleCell<T>(Arc<Cell<T, dyn Erased>>);
-
-// SAFETY: a handle's cell reaches only the output (a mutex and an atomic waker over a
-// `T`), never the future, whose type it forgets; freeing the cell on another thread
-// drops only the output. So it is `Send` and `Sync` as an `Arc<Mutex<T>>` is.
-unsafe impl<T: Send> Send for HandleCell<T> {}
+// SAFETY: through a view only the output (a mutex and an atomic waker over a `T`) and the
+// node are reached, never the future; and the view's last reference frees the cell
+// without dropping the future (`ManuallyDrop`: the owner drops it in place, on its own
+// thread, or never if it is forgotten, and then its reference is never given up, so the
+// view's is not the last). So it is `Send` and `Sync` as an `Arc<Mutex<T>>` is, whether
+// or not the future is.
+unsafe impl<T: Send, F: ?Sized> Send for View<T, F> {}
 // SAFETY: as for `Send`.
-unsafe impl<T: Send> Sync for HandleCell<T> {}
+unsafe impl<T: Send, F: ?Sized> Sync for View<T, F> {}
 
-impl<T> HandleCell<T> {
-    /// What the handle reads.
-    pub(super) fn output(&self) -> &Output<T> {
+// SAFETY: a view is `Send` and `Sync` when `Output<T>` is (when `T: Send`), above.
+unsafe impl<T, F: ?Sized> Part<Output<T>> for View<T, F> {
+    fn part(&self) -> &Output<T> {
         &self.0.out
+    }
+
+    fn node(&self) -> &Node {
+        self.0.node()
+    }
+
+    fn cancel(&self, detail: Detail) {
+        super::engine::cancel_child(self.0.node(), detail);
     }
 }
 
-/// A cell for `fut`, as its owner (a child of a `nursery`) and its handle hold it.
+/// A cell for `fut`, whose node is `node`, as its owner (a child of a `nursery`) and its
+/// handle hold it.
 pub(super) fn send_child<'env, T, E, F>(
     fut: F,
-) -> (Owner<dyn Run<E> + Send + Sync + 'env>, HandleCell<T>)
+    node: Arc<Node>,
+    label: Label,
+) -> (Owner<dyn Run<E> + Send + Sync + 'env>, PartRef<Output<T>>)
 where
     F: Future<Output = Result<T, E>> + Send + 'env,
     T: Send + 'env,
 {
-    let cell = Cell::new(fut);
+    let cell = Cell::new(fut, Some(node), label);
     let handle = Cell::for_handle(&cell);
     (Owner(cell), handle)
 }
 
-/// A cell for `fut`, as its owner (a child of a `local_nursery`) and its handle hold it.
-pub(super) fn local_child<'env, T, E, F>(fut: F) -> (Owner<dyn Run<E> + 'env>, HandleCell<T>)
+/// A cell for `fut`, whose node is `node`, as its owner (a child of a `local_nursery`)
+/// and its handle hold it.
+pub(super) fn local_child<'env, T, E, F>(
+    fut: F,
+    node: Arc<Node>,
+    label: Label,
+) -> (Owner<dyn Run<E> + 'env>, PartRef<Output<T>>)
 where
     F: Future<Output = Result<T, E>> + 'env,
     T: 'env,
 {
-    let cell = Cell::new(fut);
+    let cell = Cell::new(fut, Some(node), label);
     let handle = Cell::for_handle(&cell);
     (Owner(cell), handle)
 }
 
+/// A cell for `fut` with no handle, as its owner (a child of a `nursery`) holds it: the
+/// child of a `start`, whose node is made later.
+pub(super) fn send_owner<'env, E, F>(fut: F, label: Label) -> Owner<dyn Run<E> + Send + Sync + 'env>
+where
+    F: Future<Output = Result<(), E>> + Send + 'env,
+{
+    Owner(Cell::new(fut, None, label))
+}
+
+/// [`send_owner`] for a child of a `local_nursery`.
+pub(super) fn local_owner<'env, E, F>(fut: F, label: Label) -> Owner<dyn Run<E> + 'env>
+where
+    F: Future<Output = Result<(), E>> + 'env,
+{
+    Owner(Cell::new(fut, None, label))
+}
+
+impl<T, F: ?Sized> Cell<T, F> {
+    /// The child's node (a view is made only for a cell that has one).
+    fn node(&self) -> &Arc<Node> {
+        self.node
+            .as_ref()
+            .expect("hatchery: internal error: an inline child's handle without its node")
+    }
+}
+
 impl<T, F> Cell<T, F> {
     /// A cell for `fut`.
-    fn new(fut: F) -> Arc<Self> {
+    fn new(fut: F, node: Option<Arc<Node>>, label: Label) -> Arc<Self> {
         Arc::new(Cell {
-            out: Output::new(),
+            out: Output::new(label),
+            node,
             stage: UnsafeCell::new(RUNNING),
             fut: UnsafeCell::new(ManuallyDrop::new(fut)),
         })
     }
 
-    /// The cell as its handle holds it.
-    fn for_handle<'env>(this: &Arc<Self>) -> HandleCell<T>
+    /// The cell as its handle holds it: a [`View`], with the future's type, and the
+    /// lifetime of what it borrows, forgotten.
+    fn for_handle<'env>(this: &Arc<Self>) -> PartRef<Output<T>>
     where
         F: 'env,
+        T: 'env,
     {
-        let cell: Arc<Cell<T, dyn Erased + 'env>> = this.clone();
+        // SAFETY: `View` is `repr(transparent)` over the cell, so the allocation is laid
+        // out as an `Arc<View<T, F>>`'s; the reference count taken by the clone goes with
+        // the new `Arc`.
+        let view: Arc<View<T, F>> =
+            unsafe { Arc::from_raw(Arc::into_raw(this.clone()).cast::<View<T, F>>()) };
+        let view: Arc<dyn Part<Output<T>> + 'env> = view;
         // SAFETY: only the bound on the trait object changes (the same pointer and
-        // vtable). Through a handle's cell nothing reaches the future, the one part that
-        // borrows for `'env` besides `T` (which the handle's type keeps): the owner drops
-        // the future in place before the nursery ends, and the cell's destructor does
-        // not drop it (`ManuallyDrop`), so a handle that frees the cell later touches
-        // only its output and its memory.
-        HandleCell(unsafe {
-            std::mem::transmute::<Arc<Cell<T, dyn Erased + 'env>>, Arc<Cell<T, dyn Erased>>>(cell)
+        // vtable). Through a view nothing reaches the future, the one part that borrows
+        // for `'env` besides `T` (which the handle's type keeps): the owner drops the
+        // future in place before the nursery ends, and the cell's destructor does not drop
+        // it (`ManuallyDrop`), so a handle that frees the cell later touches only its
+        // output, its node and its memory.
+        PartRef::new(unsafe {
+            std::mem::transmute::<Arc<dyn Part<Output<T>> + 'env>, Arc<dyn Part<Output<T>>>>(
+                view,
+            )
         })
+    }
+
+    /// Tells the handle how the child ended, if a handle is left: a result it let go of
+    /// is dropped here, outside the output's lock.
+    fn put(&self, result: Result<T, JoinError>) {
+        drop(self.out.put(result));
     }
 }
 
@@ -219,11 +237,11 @@ pub(super) trait Run<E>: DropRun {
 }
 
 /// Marks the output as panicked if a poll unwinds.
-struct PanicMark<'a, T>(&'a Output<T>);
+struct PanicMark<'a, T, F: ?Sized>(&'a Cell<T, F>);
 
-impl<T> Drop for PanicMark<'_, T> {
+impl<T, F: ?Sized> Drop for PanicMark<'_, T, F> {
     fn drop(&mut self) {
-        self.0.put(Err(JoinError::panicked()));
+        drop(self.0.out.put(Err(JoinError::panicked())));
     }
 }
 
@@ -240,7 +258,7 @@ impl<T, F> DropRun for Cell<T, F> {
         // The handle learns of the end before the future's destructors run: the child is
         // finished once it is being dropped.
         if !returned && has_handle {
-            self.out.put(Err(JoinError::cancelled()));
+            drop(self.out.put(Err(JoinError::cancelled())));
         }
         // SAFETY: the owner's exclusive access; the future has not been dropped
         // (`stage`), and nothing reads it after this.
@@ -262,7 +280,7 @@ where
         // SAFETY: as above; and the future is pinned: it lives in the cell's allocation,
         // which never moves, and is dropped there (`drop_run`) before it is freed.
         let fut = unsafe { Pin::new_unchecked(&mut **self.fut.get()) };
-        let mark = PanicMark(&self.out);
+        let mark = PanicMark(self);
         let poll = fut.poll(cx);
         std::mem::forget(mark);
         match poll {
@@ -270,14 +288,14 @@ where
             Poll::Ready(Ok(v)) => {
                 *stage = RETURNED;
                 if has_handle {
-                    self.out.put(Ok(v));
+                    self.put(Ok(v));
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => {
                 *stage = RETURNED;
                 if has_handle {
-                    self.out.put(Err(JoinError::failed()));
+                    self.put(Err(JoinError::failed()));
                 }
                 Poll::Ready(Err(e))
             }

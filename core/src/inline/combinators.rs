@@ -91,7 +91,7 @@ where
                         permit: None,
                         split,
                     });
-                    if shared.push(child, None).is_err() {
+                    if shared.push(child, shared.child_node(), None).is_err() {
                         unreachable!("hatchery: internal error: a new group is closed");
                     }
                 }
@@ -608,7 +608,7 @@ where
                     permit: Some(permit),
                     split,
                 });
-                if shared.push(child, None).is_err() {
+                if shared.push(child, shared.child_node(), None).is_err() {
                     unreachable!("hatchery: internal error: an open group is closed");
                 }
             }

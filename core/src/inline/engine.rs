@@ -337,16 +337,20 @@ impl<'env, E, C> Shared<'env, E, C> {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a child, spawned at `site` (`None`: by hatchery, for the nursery's caller),
-    /// unless the group has closed (then the future comes back). Returns the child's
-    /// node.
+    /// The node of a new child (its waker too), under the nursery's.
+    pub(crate) fn child_node(&self) -> Arc<Node<ChildWaker>> {
+        Arc::new(Node::task_root(&self.node, self.waker_ext(), false))
+    }
+
+    /// Adds a child whose node is `own` ([`child_node`](Self::child_node)), spawned at
+    /// `site` (`None`: by hatchery, for the nursery's caller), unless the group has
+    /// closed (then the future comes back).
     pub(crate) fn push(
         &self,
         fut: C,
+        own: Arc<Node<ChildWaker>>,
         site: Option<&'static Location<'static>>,
-    ) -> Result<Arc<Node>, C> {
-        let own = Arc::new(Node::task_root(&self.node, self.waker_ext(), false));
-        let node: Arc<Node> = own.clone();
+    ) -> Result<(), C> {
         let site = site.unwrap_or(self.at);
         // Made before the lock: a subscriber's code runs here.
         let span = trace::Span::child(&self.trace, site);
@@ -370,7 +374,7 @@ impl<'env, E, C> Shared<'env, E, C> {
         if first {
             self.group.ext.waker.wake();
         }
-        Ok(node)
+        Ok(())
     }
 
     /// The waker state of a new child.

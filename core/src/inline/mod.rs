@@ -102,8 +102,10 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use crate::error::{NurseryError, SpawnError};
-use crate::node::Reason;
+use crate::node::{Label, Node, Reason};
 use crate::reason::said;
+use crate::task::{Output, PartRef};
+use crate::TaskHandle;
 
 #[allow(unsafe_code)]
 mod cell;
@@ -111,14 +113,12 @@ mod combinators;
 mod core;
 mod engine;
 mod fixed;
-mod handle;
 #[cfg(all(test, hatchery_loom))]
 mod loom;
 mod start;
 pub(crate) mod tuple;
 
 pub use self::combinators::{join, map, race, race_ok, try_join, Map};
-pub use self::handle::{Join, TaskHandle};
 pub use self::start::Start;
 
 /// Runs futures of different types concurrently in the caller's task and returns their
@@ -261,7 +261,7 @@ macro_rules! __inline_try_join {
     };
 }
 
-use self::cell::{HandleCell, Owner, Run};
+use self::cell::{Owner, Run};
 use self::core::Core;
 use self::engine::Shared;
 
@@ -310,24 +310,24 @@ pub struct LocalChild<'env, E>(Owner<dyn Run<E> + 'env>);
 
 impl<'env, E> SendChild<'env, E> {
     /// The child that runs `fut`, and what its handle reads.
-    fn new<T, F>(fut: F) -> (Self, HandleCell<T>)
+    fn new<T, F>(fut: F, node: Arc<Node>, label: Label) -> (Self, PartRef<Output<T>>)
     where
         F: Future<Output = Result<T, E>> + Send + 'env,
         T: Send + 'env,
     {
-        let (owner, handle) = cell::send_child(fut);
+        let (owner, handle) = cell::send_child(fut, node, label);
         (SendChild(owner), handle)
     }
 }
 
 impl<'env, E> LocalChild<'env, E> {
     /// The child that runs `fut`, and what its handle reads.
-    fn new<T, F>(fut: F) -> (Self, HandleCell<T>)
+    fn new<T, F>(fut: F, node: Arc<Node>, label: Label) -> (Self, PartRef<Output<T>>)
     where
         F: Future<Output = Result<T, E>> + 'env,
         T: 'env,
     {
-        let (owner, handle) = cell::local_child(fut);
+        let (owner, handle) = cell::local_child(fut, node, label);
         (LocalChild(owner), handle)
     }
 }
@@ -369,7 +369,8 @@ impl<E> fmt::Debug for LocalChild<'_, E> {
 /// # Examples
 ///
 /// ```
-/// use hatchery::inline::{self, Nursery, TaskHandle};
+/// use hatchery::inline::{self, Nursery};
+/// use hatchery::TaskHandle;
 ///
 /// fn spawn_lens<'env>(n: &Nursery<'env, std::io::Error>, words: &'env [&str]) -> Vec<TaskHandle<usize>> {
 ///     words.iter().map(|w| n.spawn(async move { Ok(w.len()) })).collect()
@@ -688,9 +689,10 @@ impl<'env, E: 'env> Nursery<'env, E, SendChild<'env, E>> {
         F: Future<Output = Result<T, E>> + Send + 'env,
         T: Send + 'env,
     {
-        let (child, out) = SendChild::new(fut);
-        match self.shared.push(child, Some(Location::caller())) {
-            Ok(node) => Ok(TaskHandle::new(out, node)),
+        let (own, site) = (self.shared.child_node(), Location::caller());
+        let (child, handle) = SendChild::new(fut, own.clone(), Label { site, name: None });
+        match self.shared.push(child, own, Some(site)) {
+            Ok(()) => Ok(TaskHandle::new(handle)),
             Err(child) => {
                 drop(child);
                 Err(SpawnError(()))
@@ -766,9 +768,10 @@ impl<'env, E: 'env> Nursery<'env, E, LocalChild<'env, E>> {
         F: Future<Output = Result<T, E>> + 'env,
         T: 'env,
     {
-        let (child, out) = LocalChild::new(fut);
-        match self.shared.push(child, Some(Location::caller())) {
-            Ok(node) => Ok(TaskHandle::new(out, node)),
+        let (own, site) = (self.shared.child_node(), Location::caller());
+        let (child, handle) = LocalChild::new(fut, own.clone(), Label { site, name: None });
+        match self.shared.push(child, own, Some(site)) {
+            Ok(()) => Ok(TaskHandle::new(handle)),
             Err(child) => {
                 drop(child);
                 Err(SpawnError(()))

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use super::engine::{ChildWaker, Shared};
-use super::{LocalChild, Nursery, SendChild};
+use super::{cell, LocalChild, Nursery, SendChild};
 use crate::context;
 use crate::error::StartError;
-use crate::node::{Hold, Node};
+use crate::node::{Hold, Label, Node};
 use crate::TaskStatus;
 
 /// Future returned by an inline [`Nursery::start`].
@@ -128,7 +128,13 @@ impl<'env, E: 'env> Nursery<'env, E, SendChild<'env, E>> {
         Start {
             shared: self.shared.clone(),
             slot,
-            child: Some(SendChild::new(async move { fut.await.map(drop) }).0),
+            child: Some(SendChild(cell::send_owner(
+                async move { fut.await.map(drop) },
+                Label {
+                    site: Location::caller(),
+                    name: None,
+                },
+            ))),
             state: State::Fresh,
             at: Location::caller(),
         }
@@ -179,7 +185,13 @@ impl<'env, E: 'env> Nursery<'env, E, LocalChild<'env, E>> {
         Start {
             shared: self.shared.clone(),
             slot,
-            child: Some(LocalChild::new(async move { fut.await.map(drop) }).0),
+            child: Some(LocalChild(cell::local_owner(
+                async move { fut.await.map(drop) },
+                Label {
+                    site: Location::caller(),
+                    name: None,
+                },
+            ))),
             state: State::Fresh,
             at: Location::caller(),
         }

@@ -1407,14 +1407,14 @@ impl Node {
         false
     }
 
-    /// Whether this node is in the task whose root is at `task` (by address): it is that
-    /// root, or the first task root above it is. The walk follows fixed links only
-    /// (invariant 6), without locks or reference counts.
-    pub(crate) fn in_task(&self, task: *const ()) -> bool {
+    /// Whether this node is the node at `ancestor` (by address), or below it: the walk
+    /// follows fixed links only (invariant 6), without locks or reference counts, so it
+    /// stops at the root of a task that `start` may move.
+    pub(crate) fn is_under(&self, ancestor: *const ()) -> bool {
         let mut cur: &Node = self;
         loop {
-            if cur.root {
-                return std::ptr::eq((cur as *const Node).cast::<()>(), task);
+            if std::ptr::eq((cur as *const Node).cast::<()>(), ancestor) {
+                return true;
             }
             match cur.fixed_parent() {
                 Some(parent) => cur = parent,

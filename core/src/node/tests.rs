@@ -371,17 +371,20 @@ fn a_node_is_reused_only_when_nothing_else_can_see_it() {
 }
 
 #[test]
-fn in_task_finds_the_task_root_above_a_scope() {
+fn is_under_walks_up_through_task_roots() {
     let nursery = root();
     let child = task(&nursery, false);
     let scope = Node::entered(&child, false, None);
     let inner = Node::entered(&scope, true, None);
     let at = |node: &Arc<Node>| Arc::as_ptr(node).cast::<()>();
-    assert!(inner.in_task(at(&child)) && child.in_task(at(&child)));
-    assert!(
-        !inner.in_task(at(&nursery)),
-        "the walk stops at the task's own root"
-    );
+    assert!(inner.is_under(at(&child)) && child.is_under(at(&child)));
+    assert!(inner.is_under(at(&nursery)), "the walk goes on above the task's root");
     let sibling = task(&nursery, false);
-    assert!(!inner.in_task(at(&sibling)));
+    assert!(!inner.is_under(at(&sibling)));
+    let started = task(&nursery, true);
+    let deep = Node::entered(&started, false, None);
+    assert!(
+        !deep.is_under(at(&nursery)),
+        "the walk stops at a root that `start` may move"
+    );
 }

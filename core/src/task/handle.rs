@@ -6,22 +6,22 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
 
-use super::raw::Part;
+use super::raw::PartRef;
 use crate::context;
 use crate::error::JoinError;
-use crate::node::{Label, Node, Reason};
+use crate::node::{Label, Node};
 use crate::reason::{said, CancelReason};
 
 /// What a task shares with its [`TaskHandle`]: how it ended, and what it is called.
 pub(crate) struct Output<T> {
     result: Mutex<Slot<T>>,
     waker: AtomicWaker,
-    pub(super) label: Label,
+    label: Label,
 }
 
 impl<T> Output<T> {
@@ -30,7 +30,7 @@ impl<T> Output<T> {
         self.result.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         !matches!(*self.lock(), Slot::Running | Slot::Abandoned)
     }
 
@@ -55,12 +55,12 @@ impl<T> Output<T> {
     }
 
     /// What the task is called.
-    pub(super) fn label(&self) -> &Label {
+    pub(crate) fn label(&self) -> &Label {
         &self.label
     }
 
     /// The result of a task that is still running, called `label`.
-    pub(super) fn new(label: Label) -> Output<T> {
+    pub(crate) fn new(label: Label) -> Output<T> {
         Output {
             result: Mutex::new(Slot::Running),
             waker: AtomicWaker::new(),
@@ -70,7 +70,7 @@ impl<T> Output<T> {
 
     /// The task finished with `result`: keeps it for the handle and wakes its join, or
     /// hands it back to be dropped (outside the lock) if the handle is gone.
-    pub(super) fn put(&self, result: Result<T, JoinError>) -> Option<Result<T, JoinError>> {
+    pub(crate) fn put(&self, result: Result<T, JoinError>) -> Option<Result<T, JoinError>> {
         let mut slot = self.lock();
         if let Slot::Abandoned = *slot {
             return Some(result);
@@ -105,12 +105,22 @@ enum Slot<T> {
     Taken,
 }
 
-/// A handle to a task spawned with [`Nursery::spawn`](crate::Nursery::spawn): wait for its value, cancel just
-/// that task, or ask whether it has finished.
+/// A handle to a child of a nursery: wait for its value, cancel just that child, or ask
+/// whether it has finished (rule N7).
+///
+/// The same type for every kind of nursery: a task spawned with
+/// [`Nursery::spawn`](crate::Nursery::spawn) (a task of the executor), and a child of an
+/// inline nursery ([`inline::Nursery::spawn`](crate::inline::Nursery::spawn), polled by
+/// the nursery's own task), with the same methods and the same meaning. Below, "the
+/// task" is either.
 ///
 /// Dropping the handle does not cancel the task; it keeps running as part of its
 /// nursery. Its value is dropped with the handle if the task has finished, or else as
 /// soon as the task finishes (a panic in that drop is then a panic of the task).
+///
+/// A handle is `Send` and `Sync` when its value is, whichever kind of nursery made it:
+/// it reaches the task's value and its cancellation only, never its future (an inline
+/// child's future need not be `Send`).
 ///
 /// # Examples
 ///
@@ -141,13 +151,14 @@ pub struct TaskHandle<T> {
     cell: HandleCell<T>,
 }
 
-/// What a handle (or its `Join`) holds of its task. When it goes before the result was
-/// taken, the result is dropped: here if the task has finished, by the task otherwise.
-struct HandleCell<T>(Option<Arc<Node<dyn Part<Output<T>>>>>);
+/// What a handle (or its `Join`) holds of its child: a spawned task's allocation, or an
+/// inline child's cell. When it goes before the result was taken, the result is dropped:
+/// here if the child has finished, by the child otherwise.
+struct HandleCell<T>(Option<PartRef<Output<T>>>);
 
 impl<T> TaskHandle<T> {
-    /// The handle of the task whose allocation is `cell`.
-    pub(super) fn new(cell: Arc<Node<dyn Part<Output<T>>>>) -> TaskHandle<T> {
+    /// The handle of the child `cell` (a task's allocation, or an inline child's cell).
+    pub(crate) fn new(cell: PartRef<Output<T>>) -> TaskHandle<T> {
         TaskHandle {
             cell: HandleCell(Some(cell)),
         }
@@ -155,7 +166,7 @@ impl<T> TaskHandle<T> {
 }
 
 impl<T> HandleCell<T> {
-    fn get(&self) -> &Arc<Node<dyn Part<Output<T>>>> {
+    fn get(&self) -> &PartRef<Output<T>> {
         self.0
             .as_ref()
             .expect("hatchery: task handle used after its result was taken")
@@ -176,7 +187,7 @@ impl<T> Drop for HandleCell<T> {
     fn drop(&mut self) {
         if let Some(cell) = &self.0 {
             // Dropped outside the slot's lock: it may run user code.
-            drop(cell.ext.part().abandon());
+            drop(cell.part().abandon());
         }
     }
 }
@@ -254,7 +265,7 @@ impl<T> TaskHandle<T> {
     #[track_caller]
     pub fn cancel(&self) {
         let detail = said(Location::caller(), None);
-        self.cell.get().cancel_with(Reason::Explicit, detail);
+        self.cell.get().cancel(detail);
     }
 
     /// [`cancel`](TaskHandle::cancel), with a message that the task's
@@ -284,7 +295,7 @@ impl<T> TaskHandle<T> {
     #[track_caller]
     pub fn cancel_with(&self, message: impl Into<Cow<'static, str>>) {
         let detail = said(Location::caller(), Some(message.into()));
-        self.cell.get().cancel_with(Reason::Explicit, detail);
+        self.cell.get().cancel(detail);
     }
 
     /// Why the task was cancelled, if it was: by its handle
@@ -316,11 +327,11 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn cancel_reason(&self) -> Option<CancelReason> {
-        CancelReason::of(self.cell.get())
+        CancelReason::of(self.cell.get().node())
     }
 
     /// The name the task was given by [`spawn_named`](crate::Nursery::spawn_named), if
-    /// any.
+    /// any (an inline child has none).
     ///
     /// # Examples
     ///
@@ -339,11 +350,12 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.cell.get().ext.part().label.name_str()
+        self.cell.get().part().label.name_str()
     }
 
     /// Where the task was spawned: the call of [`spawn`](crate::Nursery::spawn) (or
-    /// `try_spawn`, `spawn_named`) that made it.
+    /// `try_spawn`, `spawn_named`, or an inline nursery's `spawn` or `try_spawn`) that
+    /// made it.
     ///
     /// # Examples
     ///
@@ -361,7 +373,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn spawned_at(&self) -> &'static Location<'static> {
-        self.cell.get().ext.part().label.site
+        self.cell.get().part().label.site
     }
 
     /// Whether the task has finished (its future has been dropped).
@@ -380,7 +392,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.cell.get().ext.part().is_finished()
+        self.cell.get().part().is_finished()
     }
 }
 
@@ -456,7 +468,7 @@ impl<T> Join<T> {
     #[track_caller]
     pub fn cancel(&self) {
         if let Some(cell) = &self.cell.0 {
-            cell.cancel_with(Reason::Explicit, said(Location::caller(), None));
+            cell.cancel(said(Location::caller(), None));
         }
     }
 
@@ -483,7 +495,7 @@ impl<T> Join<T> {
         self.cell
             .0
             .as_ref()
-            .is_none_or(|c| c.ext.part().is_finished())
+            .is_none_or(|c| c.part().is_finished())
     }
 }
 
@@ -494,7 +506,8 @@ impl<T> Future for Join<T> {
         if context::current_cancelled() {
             return Poll::Pending;
         }
-        let output = self.cell.get().ext.part();
+        let child = self.cell.get();
+        let output = child.part();
         let result = match output.try_take() {
             Some(result) => result,
             None => {
@@ -502,10 +515,13 @@ impl<T> Future for Join<T> {
                 match output.try_take() {
                     Some(result) => result,
                     None => {
-                        let task = Arc::as_ptr(self.cell.get()).cast::<()>();
-                        if context::with_current(|c| c.is_some_and(|c| c.node.in_task(task))) {
+                        // Awaited inside the child itself, or inside a nursery it opened:
+                        // it would wait for itself.
+                        let at = (child.node() as *const Node).cast::<()>();
+                        if context::with_current(|c| c.is_some_and(|c| c.node.is_under(at))) {
                             panic!(
-                                "hatchery: a task joins its own handle: it would wait for \
+                                "hatchery: a task joins its own handle (awaited inside the \
+                                 task, or inside a nursery it opened): it would wait for \
                                  itself forever"
                             );
                         }

@@ -12,6 +12,8 @@ mod raw;
 mod run;
 
 pub(crate) use self::graves::Graves;
+pub(crate) use self::handle::Output;
 pub use self::handle::{Join, TaskHandle};
+pub(crate) use self::raw::{Part, PartRef};
 pub(crate) use self::run::{handle_of, spawn, spawn_cell, End, Group, Panic, Route};
 pub(crate) use crate::node::Label;

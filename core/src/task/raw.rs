@@ -22,7 +22,7 @@
 //!   overlap, on any thread. Nothing else can reach the state: [`Cell`] is private to this
 //!   module, and everybody else holding the allocation (handles, the tree, the executor's
 //!   [`Keeper`](crate::rt::Keep)) holds it as another trait object (`Node`,
-//!   `Node<dyn Part<_>>`, `dyn Keep`), which reaches the node and the body, never the run
+//!   `dyn Part<_>`, `dyn Keep`), which reaches the node and the body, never the run
 //!   state.
 //! * **Pinning.** The run state lives inside the `Arc`'s allocation, which never moves,
 //!   and it is dropped in place when the allocation is freed. So the state may be
@@ -62,7 +62,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::node::{Kind, Label, Labelled, Node, Tag};
+use crate::node::{Detail, Kind, Label, Labelled, Node, Reason, Tag};
 use crate::rt::{Handoff, Keep, RawTask, Run};
 
 use self::slot_sync::{AtomicPtr, ValueCell};
@@ -153,14 +153,62 @@ pub(crate) trait Body: Send + Sync + 'static {
     fn abort(&self, node: &Node, state: Pin<&mut Self::State>);
 }
 
-/// A task's allocation as a handle holds it: its node, and the part `P` of its body.
-pub(crate) trait Part<P>: Send + Sync {
+/// A child as its handle holds it: the part `P` of it that the handle reads (its output),
+/// and its node. Implemented here for a task's allocation, and by `inline::cell` for an
+/// inline child's, so that one handle type serves both.
+///
+/// # Safety
+///
+/// An implementor is `Send` and `Sync` whenever `P` is: a handle reaches nothing of it
+/// but `P` and the node (which is both), and dropping the last reference drops nothing
+/// that is not (an inline child's future, which need not be `Send`, is dropped by its
+/// owner, never through this). [`PartRef`] relies on it.
+pub(crate) unsafe trait Part<P> {
+    /// What the handle reads.
     fn part(&self) -> &P;
+
+    /// The child's node.
+    fn node(&self) -> &Node;
+
+    /// Cancels the child from its handle, with `detail`, and makes sure it sees it.
+    fn cancel(&self, detail: Detail) {
+        self.node().cancel_with(Reason::Explicit, detail);
+    }
 }
 
-impl<B: Body> Part<B::Part> for Cell<B> {
+// SAFETY: the allocation is `Send` and `Sync` (`Cell<B>` is, for the bounds of `Body`),
+// whatever the part.
+unsafe impl<B: Body> Part<B::Part> for Node<Cell<B>> {
     fn part(&self) -> &B::Part {
-        self.body.part()
+        self.ext.body.part()
+    }
+
+    fn node(&self) -> &Node {
+        self
+    }
+}
+
+/// A reference to a child, as its handle keeps it: `Send` and `Sync` when its part is,
+/// whichever kind of child it is.
+pub(crate) struct PartRef<P>(Arc<dyn Part<P>>);
+
+// SAFETY: `Part`'s contract: its implementors are `Send` and `Sync` whenever `P` is.
+unsafe impl<P: Send + Sync> Send for PartRef<P> {}
+// SAFETY: as for `Send`.
+unsafe impl<P: Send + Sync> Sync for PartRef<P> {}
+
+impl<P> PartRef<P> {
+    /// The reference to `child`.
+    pub(crate) fn new(child: Arc<dyn Part<P>>) -> PartRef<P> {
+        PartRef(child)
+    }
+}
+
+impl<P> std::ops::Deref for PartRef<P> {
+    type Target = dyn Part<P>;
+
+    fn deref(&self) -> &(dyn Part<P> + 'static) {
+        &*self.0
     }
 }
 
@@ -175,7 +223,7 @@ pub(crate) fn spawn<B: Body>(
     body: B,
     state: B::State,
     init: impl FnOnce(Arc<Node>, Pin<&mut B::State>),
-) -> (RawTask, Arc<Node<dyn Part<B::Part>>>) {
+) -> (RawTask, PartRef<B::Part>) {
     let cell = Arc::new(Node::task_root(
         parent,
         Cell {
@@ -187,9 +235,9 @@ pub(crate) fn spawn<B: Body>(
     ));
     // SAFETY: the allocation is new and no `RawTask` for it exists yet.
     init(cell.clone(), unsafe { cell.ext.state() });
-    let part: Arc<Node<dyn Part<B::Part>>> = cell.clone();
+    let part: Arc<dyn Part<B::Part>> = cell.clone();
     // The one `Arc<dyn Run>` of this allocation (module docs).
-    (RawTask::new(cell), part)
+    (RawTask::new(cell), PartRef::new(part))
 }
 
 impl<B: Body> Tag for Cell<B> {

@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 
 use super::graves::Graves;
 use super::handle::{Output, TaskHandle};
-use super::raw::{self, Body, Part};
+use super::raw::{self, Body, PartRef};
 use crate::context;
 use crate::diagnostics;
 use crate::error::JoinError;
@@ -150,7 +150,7 @@ pub(crate) fn spawn_cell<F, T, G, R>(
     route: R,
     label: Label,
     built: impl FnOnce(&Arc<Node>),
-) -> Arc<Node<dyn Part<Output<T>>>>
+) -> PartRef<Output<T>>
 where
     F: Future<Output = Result<T, G::Error>> + Send + 'static,
     T: Send + 'static,
@@ -182,7 +182,7 @@ where
 }
 
 /// The handle of a task that [`spawn_cell`] made.
-pub(crate) fn handle_of<T>(cell: Arc<Node<dyn Part<Output<T>>>>) -> TaskHandle<T> {
+pub(crate) fn handle_of<T>(cell: PartRef<Output<T>>) -> TaskHandle<T> {
     TaskHandle::new(cell)
 }
 
@@ -382,11 +382,11 @@ where
                 None => Err(JoinError::cancelled()),
             },
             Some(End::Failed(e)) => {
-                group.fail(e, Some(&self.output.label));
+                group.fail(e, Some(self.output.label()));
                 Err(JoinError::failed())
             }
             Some(End::Panicked(p)) => {
-                group.panicked(p, Some(&self.output.label));
+                group.panicked(p, Some(self.output.label()));
                 Err(JoinError::panicked())
             }
             Some(End::Cancelled) => {
@@ -416,14 +416,14 @@ where
         if let Some(result) = unwanted {
             if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(result))) {
                 // The value's destructor panicked: a panic of the task like any other.
-                group.panicked(p, Some(&self.output.label));
+                group.panicked(p, Some(self.output.label()));
             }
         }
         // A value returned by a future whose own drop then panicked: the panic won, and
         // the value goes now, before the nursery hears that this child is done.
         if let Some(v) = value {
             if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(v))) {
-                group.panicked(p, Some(&self.output.label));
+                group.panicked(p, Some(self.output.label()));
             }
         }
         // A scope future first polled in this task and kept elsewhere no longer follows
