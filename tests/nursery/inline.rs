@@ -383,7 +383,6 @@ async fn n7_handles() {
     assert!(finished.get());
 }
 
-
 /// N7: an inline child's handle is the spawning nursery's `TaskHandle`, with the same
 /// methods: `cancel_with` gives the child a reason with its message, `spawned_at` is the
 /// call of `spawn`, an inline child has no name, and its `Debug` says all that.
@@ -395,7 +394,10 @@ async fn n7_an_inline_handle_is_a_task_handle() {
             sleep(secs(3600)).await;
             Ok::<_, TestError>(1)
         });
-        assert_eq!((h.spawned_at().file(), h.spawned_at().line()), (file!(), line));
+        assert_eq!(
+            (h.spawned_at().file(), h.spawned_at().line()),
+            (file!(), line)
+        );
         assert_eq!(h.name(), None);
         assert_eq!(h.cancel_reason(), None);
         sleep(ms(1)).await;
@@ -407,13 +409,20 @@ async fn n7_an_inline_handle_is_a_task_handle() {
         );
         assert_eq!(reason.message(), Some("no longer needed"));
         let debug = format!("{h:?}");
-        assert!(debug.contains("TaskHandle") && debug.contains(file!()), "{debug}");
+        assert!(
+            debug.contains("TaskHandle") && debug.contains(file!()),
+            "{debug}"
+        );
         assert!(h.join().await.unwrap_err().is_cancelled());
         Ok(())
     })
     .await;
     assert_eq!(r, Ok(()));
-    assert_eq!(elapsed(), ms(1), "the cancelled child did not keep the nursery");
+    assert_eq!(
+        elapsed(),
+        ms(1),
+        "the cancelled child did not keep the nursery"
+    );
 }
 
 /// N7: an inline child that joins its own handle from inside a nursery it opened would
@@ -442,7 +451,10 @@ async fn n7_an_inline_child_joining_itself_from_a_nested_nursery_panics() {
     .await;
     let msg = r.unwrap_err();
     assert!(msg.contains("joins its own handle"), "{msg}");
-    assert!(elapsed() < secs(3600), "the child waited an hour for itself");
+    assert!(
+        elapsed() < secs(3600),
+        "the child waited an hour for itself"
+    );
 }
 /// I2: a child dropped mid-poll (at its suspension point) by a cancelled scope releases
 /// its borrow before the nursery returns: both a scope inside the child and a handle's

@@ -201,9 +201,7 @@ impl<T, F> Cell<T, F> {
         // it (`ManuallyDrop`), so a handle that frees the cell later touches only its
         // output, its node and its memory.
         PartRef::new(unsafe {
-            std::mem::transmute::<Arc<dyn Part<Output<T>> + 'env>, Arc<dyn Part<Output<T>>>>(
-                view,
-            )
+            std::mem::transmute::<Arc<dyn Part<Output<T>> + 'env>, Arc<dyn Part<Output<T>>>>(view)
         })
     }
 

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::future::{ready, Future};
+use std::future::{ready, Future, Ready};
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,11 +11,12 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::core::Core;
-use super::engine::Shared;
+use super::engine::{Group as Children, Shared};
 use super::fixed::{self, Fixed, JoinMode, RaceMode, RaceOkMode, Takes, TryJoinMode, VecSlots};
 use crate::error::NurseryError;
+use crate::group::GroupFuture;
 use crate::sync::{OwnedSemaphorePermit, Semaphore};
+use crate::trace;
 
 pin_project! {
     /// A future of a combinator, with its index among the inputs, and the permit of a
@@ -50,7 +51,7 @@ type Child<F, O, E> = Pin<Box<Indexed<F, O, E>>>;
 type Stop<O> = Option<fn(&O) -> bool>;
 
 /// The shared state of a bounded map's group.
-type MapShared<'env, F, O, E> = Arc<Shared<'env, E, Child<F, O, E>>>;
+type MapShared<F, O, E> = Arc<Shared<E, Child<F, O, E>>>;
 
 /// The outputs of a group in input order.
 fn ordered<O>(mut outputs: Vec<(usize, O)>) -> Vec<O> {
@@ -62,42 +63,40 @@ pin_project! {
     /// Runs every input at once (no body of its own) with an inline nursery's engine: the
     /// path of `join`, `try_join`, `race` and `race_ok` for more than [`fixed::MAX`]
     /// futures, whose per-future wakers poll only those that were woken.
-    struct All<'env, F: Future, O, E> {
+    struct All<F: Future, O, E> {
         futs: Option<Vec<F>>,
         split: fn(F::Output) -> Result<O, E>,
         #[pin]
-        core: Core<'env, std::future::Ready<Result<(), E>>, (), E, Child<F, O, E>, (usize, O)>,
+        group: GroupFuture<Children<Child<F, O, E>, (usize, O)>, Ready<Result<(), E>>, (), E>,
     }
 }
 
-impl<'env, F, O, E> Future for All<'env, F, O, E>
-where
-    F: Future + 'env,
-{
+impl<F: Future, O, E> Future for All<F, O, E> {
     type Output = Result<Vec<O>, NurseryError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let (futs, split) = (this.futs, *this.split);
-        this.core
-            .poll_core(cx, |shared| {
-                let futs = futs
-                    .take()
-                    .expect("hatchery: combinator polled after completion");
-                for (index, fut) in futs.into_iter().enumerate() {
-                    let child = Box::pin(Indexed {
-                        fut,
-                        index,
-                        permit: None,
-                        split,
-                    });
-                    if shared.push(child, shared.child_node(), None).is_err() {
-                        unreachable!("hatchery: internal error: a new group is closed");
-                    }
+        let make = |shared: &MapShared<F, O, E>| {
+            let futs = futs
+                .take()
+                .expect("hatchery: combinator polled after completion");
+            for (index, fut) in futs.into_iter().enumerate() {
+                let child = Box::pin(Indexed {
+                    fut,
+                    index,
+                    permit: None,
+                    split,
+                });
+                if shared.push(child, shared.child_node(), None).is_err() {
+                    unreachable!("hatchery: internal error: a new group is closed");
                 }
-                ready(Ok(()))
-            })
-            .map(|r| r.map(|((), outputs)| ordered(outputs)))
+            }
+            ready(Ok(()))
+        };
+        this.group
+            .poll_group(cx, make, |_| trace::failed_borrowed::<E>(false))
+            .map_ok(|((), outputs)| ordered(outputs))
     }
 }
 
@@ -106,15 +105,15 @@ pin_project! {
     /// (boxed: the group is moved into the caller's future, and a join of two should
     /// not move the engine's state around with it). `M` is the combinator's [`Mode`].
     #[project = GroupProj]
-    enum Group<'env, F: Future, M: Takes<F::Output>> {
+    enum Group<F: Future, M: Takes<F::Output>> {
         Fixed { #[pin] fixed: Fixed<VecSlots<F, M>> },
-        Engine { all: Pin<Box<All<'env, F, M::Value, M::Error>>> },
+        Engine { all: Pin<Box<All<F, M::Value, M::Error>>> },
     }
 }
 
-impl<'env, F, M> Group<'env, F, M>
+impl<F, M> Group<F, M>
 where
-    F: Future + 'env,
+    F: Future,
     M: Takes<F::Output>,
 {
     /// The group of `futs`; `race` (a mode that stops) needs one at least.
@@ -145,15 +144,19 @@ where
             all: Box::pin(All {
                 futs: Some(futs),
                 split: M::split,
-                core: Core::new(stop, Location::caller()),
+                group: GroupFuture::new(
+                    Children::new(stop),
+                    trace::Sited::inline(Location::caller()),
+                    None,
+                ),
             }),
         }
     }
 }
 
-impl<'env, F, M> Future for Group<'env, F, M>
+impl<F, M> Future for Group<F, M>
 where
-    F: Future + 'env,
+    F: Future,
     M: Takes<F::Output>,
 {
     type Output = Result<Vec<M::Value>, NurseryError<M::Error>>;
@@ -596,7 +599,7 @@ where
         mut f,
         at,
     } = map;
-    let mut make = Some(move |shared: &MapShared<'env, Fut, O, E>| {
+    let mut make = Some(move |shared: &MapShared<Fut, O, E>| {
         let shared = shared.clone();
         async move {
             let permits = Semaphore::new(limit);
@@ -615,10 +618,19 @@ where
             Ok(())
         }
     });
-    let mut core = Box::pin(Core::new(None, at));
+    let mut group = Box::pin(GroupFuture::new(
+        Children::new(None),
+        trace::Sited::inline(at),
+        None,
+    ));
     std::future::poll_fn(move |cx| {
-        core.as_mut()
-            .poll_core(cx, |shared| (make.take().expect("made once"))(shared))
+        group
+            .as_mut()
+            .poll_group(
+                cx,
+                |shared| (make.take().expect("made once"))(shared),
+                |_| trace::failed_borrowed::<E>(false),
+            )
             .map(|r| r.map(|((), outputs)| outputs))
     })
 }

@@ -52,7 +52,6 @@
 //!    (the waker is the node): the end of the child takes the waker out.
 
 use std::cell::{Cell, RefCell};
-use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -63,8 +62,8 @@ use atomic_waker::AtomicWaker;
 use futures_task::{waker_ref, ArcWake};
 use slab::Slab;
 
-use crate::context::{self, Children};
-use crate::group::{Exit, Failures, Panic, Record};
+use crate::context::{self, Children, Ctx};
+use crate::group::{Closed, Exit, Failures, GroupState, Kind, Panic, Record};
 use crate::node::{Detail, Node, Reason};
 use crate::reason::race_won;
 use crate::rt::Runtime;
@@ -276,9 +275,11 @@ pub(crate) struct New<C> {
 
 /// What the nursery shares with its handles, its `start`s and the wakers of its
 /// children: the inbox of new children and the record of errors and panics. `C` is the
-/// stored child (a spawned child's cell, a combinator's boxed future); `'env` is what
-/// children may borrow.
-pub(crate) struct Shared<'env, E, C> {
+/// stored child (a spawned child's cell, a combinator's boxed future), whose type says
+/// what children may borrow. Public only in name, as the state that the sealed trait of
+/// `SendChild` and `LocalChild` names.
+#[allow(unreachable_pub, missing_debug_implementations)]
+pub struct Shared<E, C> {
     pub(crate) node: Arc<Node>,
     /// The same node, as the ready queue's owner.
     group: Arc<Node<Ready>>,
@@ -288,7 +289,6 @@ pub(crate) struct Shared<'env, E, C> {
     /// nursery was opened: the site of a child spawned by hatchery itself.
     trace: trace::Parent,
     at: &'static Location<'static>,
-    _env: PhantomData<fn(&'env ()) -> &'env ()>,
 }
 
 struct Inbox<E, C> {
@@ -300,15 +300,7 @@ struct Inbox<E, C> {
     record: Record<E>,
 }
 
-/// What the group hands its owner once it has closed.
-pub(crate) struct Closed<E, O> {
-    pub(crate) record: Record<E>,
-    pub(crate) outputs: Vec<O>,
-    /// A child ended cancelled (see the end of the nursery's poll).
-    pub(crate) child_cancelled: bool,
-}
-
-impl<'env, E, C> Shared<'env, E, C> {
+impl<E, C> Shared<E, C> {
     /// The shared state of the nursery whose node is `group` ([`Ready::node`]).
     pub(crate) fn new(
         group: Arc<Node<Ready>>,
@@ -328,7 +320,6 @@ impl<'env, E, C> Shared<'env, E, C> {
             }),
             trace,
             at,
-            _env: PhantomData,
         }
     }
 
@@ -421,10 +412,6 @@ impl<'env, E, C> Shared<'env, E, C> {
         self.group.ext.waker.wake();
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
     /// Records a failure (of the body, `child` `None`, or of the child spawned there)
     /// and cancels the group.
     pub(crate) fn fail(&self, error: E, child: Option<&'static Location<'static>>) {
@@ -445,9 +432,8 @@ impl<'env, E, C> Shared<'env, E, C> {
     }
 }
 
-impl<E, C> Failures<E> for Shared<'_, E, C> {
+impl<E, C> Failures<E> for Shared<E, C> {
     fn body_failed(&self, error: E) {
-        trace::failed_borrowed::<E>(false);
         self.fail(error, None);
     }
 
@@ -455,6 +441,91 @@ impl<E, C> Failures<E> for Shared<'_, E, C> {
         trace::panicked(&*panic, false);
         self.panicked(panic, None);
     }
+}
+
+#[allow(private_interfaces)]
+impl<E, C> GroupState for Shared<E, C> {
+    fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    fn opened_at(&self) -> &'static Location<'static> {
+        self.at
+    }
+
+    fn name(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The group engine's kind for futures polled by the group's own task: a group's
+/// poll runs rounds of the children that were woken, and the group closes once none is
+/// left (nor a pending `start`).
+#[allow(private_interfaces)]
+impl<E, C, O> Kind<E> for Group<C, O>
+where
+    C: std::future::Future<Output = Result<O, E>> + Unpin,
+{
+    type Shared = Shared<E, C>;
+    type Output = Vec<O>;
+
+    fn open(
+        &mut self,
+        parent: &Ctx,
+        site: &trace::Sited,
+        _name: Option<std::borrow::Cow<'static, str>>,
+    ) -> Arc<Shared<E, C>> {
+        let group = Ready::node();
+        let node: Arc<Node> = group.clone();
+        // Linked into the parent's list: an enclosing cancellation must reach the
+        // children (which do not suspend the parent's runner) through the wake-up of
+        // this node.
+        node.attach(&parent.node);
+        Arc::new(Shared::new(
+            group,
+            parent.rt.clone(),
+            site.parent(),
+            site.at(),
+        ))
+    }
+
+    #[inline]
+    fn node(shared: &Shared<E, C>) -> &Arc<Node> {
+        &shared.node
+    }
+
+    #[inline]
+    fn runtime(shared: &Shared<E, C>) -> &Arc<dyn Runtime> {
+        &shared.rt
+    }
+
+    #[inline]
+    fn run(&mut self, shared: &Shared<E, C>, cx: &mut Context<'_>, body: bool) {
+        if !body {
+            // The body's poll registered it; the group's cancellation still has to reach
+            // the children (the sweep) while they drain.
+            shared.node.register(cx.waker());
+        }
+        shared.register(cx.waker());
+        // The children: those woken, the new ones, and all of them once when the
+        // nursery is cancelled.
+        self.rounds(shared, cx);
+    }
+
+    fn close(&mut self, shared: &Shared<E, C>, _: &mut Context<'_>) -> Option<Closed<E, Vec<O>>> {
+        self.try_close(shared)
+    }
+
+    fn abort(&mut self, shared: &Shared<E, C>) -> Option<Panic> {
+        Group::abort(self, shared)
+    }
+
+    // It owns its children: none runs on after it.
+    const FINISH_WHEN_DROPPED: bool = true;
 }
 
 /// What a cancellation by the failure (or panic) of the child spawned at `child` (or
@@ -487,7 +558,8 @@ struct Child<C> {
 /// The children of an inline nursery, owned by its future: polled without a lock. `O`
 /// is what a child returns to the group (its value goes to its handle otherwise, and `O`
 /// is `()`).
-pub(crate) struct Group<C, O> {
+#[allow(unreachable_pub, missing_debug_implementations)]
+pub struct Group<C, O> {
     children: Slab<Child<C>>,
     /// The keys of the round being run, swapped with the ready queue's.
     keys: Vec<u32>,
@@ -524,7 +596,7 @@ impl<C, O> Group<C, O> {
 
     /// Polls the children that were woken (and the new ones), for up to [`ROUNDS`]
     /// rounds; if work is left, the caller's task is woken to come back.
-    pub(crate) fn run<E>(&mut self, shared: &Shared<'_, E, C>, cx: &mut Context<'_>)
+    fn rounds<E>(&mut self, shared: &Shared<E, C>, cx: &mut Context<'_>)
     where
         C: std::future::Future<Output = Result<O, E>> + Unpin,
     {
@@ -540,7 +612,7 @@ impl<C, O> Group<C, O> {
     /// One round: sweeps a new cancellation of the group through its children, places
     /// the new ones, then polls each woken child once. Whether any child was polled or
     /// dropped.
-    fn round<E>(&mut self, shared: &Shared<'_, E, C>) -> bool
+    fn round<E>(&mut self, shared: &Shared<E, C>) -> bool
     where
         C: std::future::Future<Output = Result<O, E>> + Unpin,
     {
@@ -629,7 +701,7 @@ impl<C, O> Group<C, O> {
 
     /// Drops a finished or cancelled child's future (invariant 2) and records its end,
     /// cancelling the group on a failure, a panic or a stopping output.
-    fn finish<E>(&mut self, shared: &Shared<'_, E, C>, child: Child<C>, exit: Exit<O, E>) {
+    fn finish<E>(&mut self, shared: &Shared<E, C>, child: Child<C>, exit: Exit<O, E>) {
         {
             let _entered = child.span.enter();
             match &exit {
@@ -661,7 +733,7 @@ impl<C, O> Group<C, O> {
     /// The group's cancellation reached its children: each one's flag is brought up to
     /// date (so that a hold released later wakes it), those polled already and holding
     /// nothing are dropped, the others are queued to see it. Whether any was dropped.
-    fn sweep<E>(&mut self, shared: &Shared<'_, E, C>) -> bool {
+    fn sweep<E>(&mut self, shared: &Shared<E, C>) -> bool {
         let mut gone = Vec::new();
         for (key, child) in self.children.iter() {
             child.own.refresh();
@@ -681,7 +753,7 @@ impl<C, O> Group<C, O> {
 
     /// Closes the group if no child is left (nor a pending `start`): its record then
     /// goes to the caller.
-    pub(crate) fn try_close<E>(&mut self, shared: &Shared<'_, E, C>) -> Option<Closed<E, O>> {
+    pub(crate) fn try_close<E>(&mut self, shared: &Shared<E, C>) -> Option<Closed<E, Vec<O>>> {
         if !self.children.is_empty() {
             return None;
         }
@@ -700,7 +772,7 @@ impl<C, O> Group<C, O> {
     /// Closes the group and drops every child at once, each in its own context: the
     /// nursery future is dropped from outside hatchery (C8). The first panic of their
     /// destructors is returned.
-    pub(crate) fn abort<E>(&mut self, shared: &Shared<'_, E, C>) -> Option<Panic> {
+    pub(crate) fn abort<E>(&mut self, shared: &Shared<E, C>) -> Option<Panic> {
         let new = {
             let mut inbox = shared.lock();
             inbox.closed = true;

@@ -99,18 +99,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use pin_project_lite::pin_project;
-
-use crate::error::{NurseryError, SpawnError};
-use crate::node::{Label, Node, Reason};
-use crate::reason::said;
+use crate::error::SpawnError;
+use crate::node::{Label, Node};
+use crate::nursery::{sealed, Accepts, Children, NurseryFuture};
 use crate::task::{Output, PartRef};
+use crate::trace;
 use crate::TaskHandle;
 
 #[allow(unsafe_code)]
 mod cell;
 mod combinators;
-mod core;
 mod engine;
 mod fixed;
 #[cfg(all(test, hatchery_loom))]
@@ -262,21 +260,22 @@ macro_rules! __inline_try_join {
 }
 
 use self::cell::{Owner, Run};
-use self::core::Core;
-use self::engine::Shared;
+use self::engine::{ChildWaker, Group, Shared};
 
 /// A child of a [`nursery`] as the nursery stores it: a future that is `Send`, in one
-/// allocation with what its handle reads.
+/// allocation with what its handle reads. The kind of children ([`Children`]) of an
+/// inline nursery whose children are `Send`.
 ///
-/// Only named in types: [`Nursery<'env, E>`](Nursery) is
-/// `Nursery<'env, E, SendChild<'env, E>>`.
+/// Only named in types: [`inline::Nursery<'env, E>`](Nursery) is
+/// `hatchery::Nursery<E, SendChild<'env, E>>`.
 ///
 /// # Examples
 ///
 /// ```
-/// use hatchery::inline::{Nursery, SendChild};
+/// use hatchery::inline::SendChild;
+/// use hatchery::Nursery;
 ///
-/// fn spawn_two<'env>(n: &Nursery<'env, std::io::Error, SendChild<'env, std::io::Error>>) {
+/// fn spawn_two<'env>(n: &Nursery<std::io::Error, SendChild<'env, std::io::Error>>) {
 ///     n.spawn(async { Ok(1) });
 ///     n.spawn(async { Ok(2) });
 /// }
@@ -284,21 +283,36 @@ use self::engine::Shared;
 /// hatchery::inline::nursery(|n| async move { spawn_two(&n); Ok(()) }).await.unwrap();
 /// # });
 /// ```
+///
+/// A nursery's handle is invariant in `'env` (its state is named through
+/// [`Children`], a projection): one whose children may borrow for `'env` does not pass for
+/// one whose children borrow for less, which would let a child borrow what ends before the
+/// nursery does.
+///
+/// ```compile_fail
+/// use hatchery::inline::Nursery;
+///
+/// fn shorten<'short, 'long: 'short>(n: Nursery<'long, ()>) -> Nursery<'short, ()> {
+///     n
+/// }
+/// ```
 pub struct SendChild<'env, E>(Owner<dyn Run<E> + Send + Sync + 'env>);
 
 /// A child of a [`local_nursery`] as the nursery stores it: a future, `Send` or not, in
-/// one allocation with what its handle reads.
+/// one allocation with what its handle reads. The kind of children ([`Children`]) of an
+/// inline nursery whose children need not be `Send`.
 ///
 /// Only named in types: [`LocalNursery<'env, E>`](LocalNursery) is
-/// `Nursery<'env, E, LocalChild<'env, E>>`.
+/// `hatchery::Nursery<E, LocalChild<'env, E>>`.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::rc::Rc;
-/// use hatchery::inline::{LocalChild, Nursery};
+/// use hatchery::inline::LocalChild;
+/// use hatchery::Nursery;
 ///
-/// fn spawn_rc<'env>(n: &Nursery<'env, std::io::Error, LocalChild<'env, std::io::Error>>) {
+/// fn spawn_rc<'env>(n: &Nursery<std::io::Error, LocalChild<'env, std::io::Error>>) {
 ///     let shared = Rc::new(5);
 ///     n.spawn(async move { Ok(*shared) });
 /// }
@@ -306,29 +320,67 @@ pub struct SendChild<'env, E>(Owner<dyn Run<E> + Send + Sync + 'env>);
 /// hatchery::inline::local_nursery(|n| async move { spawn_rc(&n); Ok(()) }).await.unwrap();
 /// # });
 /// ```
+///
+/// Invariant in `'env`, as [`SendChild`] is:
+///
+/// ```compile_fail
+/// use hatchery::inline::LocalNursery;
+///
+/// fn shorten<'short, 'long: 'short>(n: LocalNursery<'long, ()>) -> LocalNursery<'short, ()> {
+///     n
+/// }
+/// ```
 pub struct LocalChild<'env, E>(Owner<dyn Run<E> + 'env>);
 
-impl<'env, E> SendChild<'env, E> {
-    /// The child that runs `fut`, and what its handle reads.
-    fn new<T, F>(fut: F, node: Arc<Node>, label: Label) -> (Self, PartRef<Output<T>>)
-    where
-        F: Future<Output = Result<T, E>> + Send + 'env,
-        T: Send + 'env,
-    {
-        let (owner, handle) = cell::send_child(fut, node, label);
-        (SendChild(owner), handle)
+impl<'env, E, F, T> Accepts<F, T, E> for SendChild<'env, E>
+where
+    F: Future<Output = Result<T, E>> + Send + 'env,
+    T: Send + 'env,
+{
+    #[inline]
+    fn try_spawn(
+        shared: &Arc<Shared<E, Self>>,
+        fut: F,
+        site: &'static Location<'static>,
+    ) -> Result<TaskHandle<T>, SpawnError> {
+        let own = shared.child_node();
+        let (owner, handle) = cell::send_child(fut, own.clone(), Label { site, name: None });
+        admit(shared, SendChild(owner), own, handle, site)
     }
 }
 
-impl<'env, E> LocalChild<'env, E> {
-    /// The child that runs `fut`, and what its handle reads.
-    fn new<T, F>(fut: F, node: Arc<Node>, label: Label) -> (Self, PartRef<Output<T>>)
-    where
-        F: Future<Output = Result<T, E>> + 'env,
-        T: 'env,
-    {
-        let (owner, handle) = cell::local_child(fut, node, label);
-        (LocalChild(owner), handle)
+impl<'env, E, F, T> Accepts<F, T, E> for LocalChild<'env, E>
+where
+    F: Future<Output = Result<T, E>> + 'env,
+    T: 'env,
+{
+    #[inline]
+    fn try_spawn(
+        shared: &Arc<Shared<E, Self>>,
+        fut: F,
+        site: &'static Location<'static>,
+    ) -> Result<TaskHandle<T>, SpawnError> {
+        let own = shared.child_node();
+        let (owner, handle) = cell::local_child(fut, own.clone(), Label { site, name: None });
+        admit(shared, LocalChild(owner), own, handle, site)
+    }
+}
+
+/// Puts `child`, whose node is `own`, in the group whose state is `shared`, and hands
+/// back its handle; or drops it if the group has closed.
+fn admit<E, C, T>(
+    shared: &Shared<E, C>,
+    child: C,
+    own: Arc<Node<ChildWaker>>,
+    handle: PartRef<Output<T>>,
+    site: &'static Location<'static>,
+) -> Result<TaskHandle<T>, SpawnError> {
+    match shared.push(child, own, Some(site)) {
+        Ok(()) => Ok(TaskHandle::new(handle)),
+        Err(child) => {
+            drop(child);
+            Err(SpawnError(()))
+        }
     }
 }
 
@@ -360,11 +412,38 @@ impl<E> fmt::Debug for LocalChild<'_, E> {
     }
 }
 
-/// A handle to an open inline nursery, for spawning children into it and cancelling it.
+impl<E> Children<E> for SendChild<'_, E> {}
+
+impl<E> sealed::Sealed<E> for SendChild<'_, E> {
+    type Shared = Shared<E, Self>;
+    type Kind = Group<Self, ()>;
+}
+
+impl<E> sealed::Describe<E> for SendChild<'_, E> {
+    fn describe(_: &E) {
+        trace::failed_borrowed::<E>(false);
+    }
+}
+
+impl<E> Children<E> for LocalChild<'_, E> {}
+
+impl<E> sealed::Sealed<E> for LocalChild<'_, E> {
+    type Shared = Shared<E, Self>;
+    type Kind = Group<Self, ()>;
+}
+
+impl<E> sealed::Describe<E> for LocalChild<'_, E> {
+    fn describe(_: &E) {
+        trace::failed_borrowed::<E>(false);
+    }
+}
+
+/// A handle to an open inline nursery whose children are `Send`: the
+/// [`Nursery`](crate::Nursery) of a [`nursery`], with [`SendChild`] children. Its methods
+/// are every nursery's: `spawn` and `try_spawn` take children that may borrow for `'env`
+/// ([`Accepts`]).
 ///
 /// Cheap to clone; clones may be moved into children so that they can spawn siblings.
-/// `'env` is what the children may borrow; `C` how they are stored: [`SendChild`] for a
-/// [`nursery`], [`LocalChild`] for a [`local_nursery`] ([`LocalNursery`]).
 ///
 /// # Examples
 ///
@@ -391,11 +470,10 @@ impl<E> fmt::Debug for LocalChild<'_, E> {
 /// assert_eq!(total, 6);
 /// # });
 /// ```
-pub struct Nursery<'env, E, C = SendChild<'env, E>> {
-    shared: Arc<Shared<'env, E, C>>,
-}
+pub type Nursery<'env, E> = crate::Nursery<E, SendChild<'env, E>>;
 
-/// The handle of a [`local_nursery`], whose children need not be `Send`.
+/// The handle of a [`local_nursery`], whose children need not be `Send`: the
+/// [`Nursery`](crate::Nursery) with [`LocalChild`] children.
 ///
 /// # Examples
 ///
@@ -416,24 +494,7 @@ pub struct Nursery<'env, E, C = SendChild<'env, E>> {
 /// assert_eq!(count.get(), 2);
 /// # });
 /// ```
-pub type LocalNursery<'env, E> = Nursery<'env, E, LocalChild<'env, E>>;
-
-impl<E, C> Clone for Nursery<'_, E, C> {
-    fn clone(&self) -> Self {
-        Nursery {
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-impl<E, C> fmt::Debug for Nursery<'_, E, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Nursery")
-            .field("closed", &self.shared.is_closed())
-            .field("cancelled", &self.is_cancelled())
-            .finish()
-    }
-}
+pub type LocalNursery<'env, E> = crate::Nursery<E, LocalChild<'env, E>>;
 
 /// Opens an inline nursery whose children are `Send`, runs `body` in it, and returns once
 /// the body and every child have finished.
@@ -490,15 +551,17 @@ impl<E, C> fmt::Debug for Nursery<'_, E, C> {
 /// # });
 /// ```
 #[track_caller]
-pub fn nursery<'env, E, T, F, Fut>(body: F) -> NurseryFuture<'env, F, Fut, T, E>
+pub fn nursery<'env, E, T, F, Fut>(body: F) -> NurseryFuture<F, Fut, T, E, SendChild<'env, E>>
 where
     F: FnOnce(Nursery<'env, E>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    NurseryFuture {
-        make: Some(body),
-        core: Core::new(None, Location::caller()),
-    }
+    NurseryFuture::with_kind(
+        Group::new(None),
+        trace::Sited::inline(Location::caller()),
+        None,
+        body,
+    )
 }
 
 /// Opens an inline nursery whose children need not be `Send` (an `Rc`, a `RefCell`
@@ -548,312 +611,15 @@ where
 #[track_caller]
 pub fn local_nursery<'env, E, T, F, Fut>(
     body: F,
-) -> NurseryFuture<'env, F, Fut, T, E, LocalChild<'env, E>>
+) -> NurseryFuture<F, Fut, T, E, LocalChild<'env, E>>
 where
     F: FnOnce(LocalNursery<'env, E>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    NurseryFuture {
-        make: Some(body),
-        core: Core::new(None, Location::caller()),
-    }
-}
-
-pin_project! {
-    /// Future returned by [`nursery`] and [`local_nursery`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::cell::Cell;
-    /// use hatchery::inline;
-    ///
-    /// # hatchery_smol::run(async {
-    /// let opened = Cell::new(false);
-    /// let fut = inline::nursery(|_n| {
-    ///     opened.set(true);
-    ///     async { Ok::<_, std::io::Error>(7) }
-    /// });
-    /// assert!(!opened.get()); // the nursery opens when the future is first polled
-    /// assert_eq!(fut.await.unwrap(), 7);
-    /// # });
-    /// ```
-    #[must_use = "futures do nothing unless polled"]
-    pub struct NurseryFuture<'env, F, Fut, T, E, C = SendChild<'env, E>> {
-        make: Option<F>,
-        #[pin]
-        core: Core<'env, Fut, T, E, C, ()>,
-    }
-}
-
-impl<F, Fut, T, E, C> fmt::Debug for NurseryFuture<'_, F, Fut, T, E, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NurseryFuture").finish_non_exhaustive()
-    }
-}
-
-impl<'env, F, Fut, T, E, C> Future for NurseryFuture<'env, F, Fut, T, E, C>
-where
-    F: FnOnce(Nursery<'env, E, C>) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    C: Future<Output = Result<(), E>> + Unpin,
-{
-    type Output = Result<T, NurseryError<E>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let make = this.make;
-        this.core
-            .poll_core(cx, |shared| {
-                let make = make
-                    .take()
-                    .expect("hatchery: nursery future polled after completion");
-                make(Nursery {
-                    shared: shared.clone(),
-                })
-            })
-            .map(|r| r.map(|(v, _)| v))
-    }
-}
-
-impl<'env, E: 'env> Nursery<'env, E, SendChild<'env, E>> {
-    /// Spawns `fut` as a child of the nursery and returns a handle to its value.
-    ///
-    /// The child is polled by the nursery, in the task that awaits it, concurrently with
-    /// the body and its siblings (never in parallel). If it returns `Err`, the nursery is
-    /// cancelled and the error reported. Dropping the handle does not cancel the child.
-    /// A child spawned into a nursery that is cancelled already runs until its first
-    /// suspension point, then is cancelled (N5).
-    ///
-    /// # Panics
-    ///
-    /// If the nursery has already finished: use [`try_spawn`](Nursery::try_spawn) to get
-    /// an error instead.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hatchery::inline;
-    ///
-    /// # hatchery_smol::run(async {
-    /// let data = vec![1, 2, 3];
-    /// let data = &data;
-    /// let sum = inline::nursery(|n| async move {
-    ///     let h = n.spawn(async move { Ok::<_, std::io::Error>(data.iter().sum::<i32>()) });
-    ///     Ok(h.join().await?)
-    /// })
-    /// .await
-    /// .unwrap();
-    /// assert_eq!(sum, 6);
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn spawn<T, F>(&self, fut: F) -> TaskHandle<T>
-    where
-        F: Future<Output = Result<T, E>> + Send + 'env,
-        T: Send + 'env,
-    {
-        match self.try_spawn(fut) {
-            Ok(h) => h,
-            Err(e) => panic!("hatchery: {e}; use `Nursery::try_spawn` to handle this"),
-        }
-    }
-
-    /// Like [`spawn`](Nursery::spawn), but returns [`SpawnError`] instead of panicking if
-    /// the nursery has already finished. The future is dropped unpolled then.
-    ///
-    /// # Errors
-    ///
-    /// [`SpawnError`] if the nursery is closed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hatchery::inline;
-    ///
-    /// # hatchery_smol::run(async {
-    /// let mut saved = None;
-    /// let keep = &mut saved;
-    /// inline::nursery(|n| async move {
-    ///     *keep = Some(n);
-    ///     Ok::<_, std::io::Error>(())
-    /// })
-    /// .await
-    /// .unwrap();
-    /// assert!(saved.unwrap().try_spawn(async { Ok(()) }).is_err());
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn try_spawn<T, F>(&self, fut: F) -> Result<TaskHandle<T>, SpawnError>
-    where
-        F: Future<Output = Result<T, E>> + Send + 'env,
-        T: Send + 'env,
-    {
-        let (own, site) = (self.shared.child_node(), Location::caller());
-        let (child, handle) = SendChild::new(fut, own.clone(), Label { site, name: None });
-        match self.shared.push(child, own, Some(site)) {
-            Ok(()) => Ok(TaskHandle::new(handle)),
-            Err(child) => {
-                drop(child);
-                Err(SpawnError(()))
-            }
-        }
-    }
-}
-
-impl<'env, E: 'env> Nursery<'env, E, LocalChild<'env, E>> {
-    /// Spawns `fut`, which need not be `Send`, as a child of the nursery and returns a
-    /// handle to its value; as [`Nursery::spawn`] does for a [`nursery`].
-    ///
-    /// # Panics
-    ///
-    /// If the nursery has already finished: use [`try_spawn`](Nursery::try_spawn) to get
-    /// an error instead.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::rc::Rc;
-    /// use hatchery::inline;
-    ///
-    /// # hatchery_tokio::run_current_thread(async {
-    /// let shared = Rc::new(vec![1, 2, 3]);
-    /// let shared = &shared;
-    /// let len = inline::local_nursery(|n| async move {
-    ///     let s = shared.clone();
-    ///     let h = n.spawn(async move { Ok::<_, std::io::Error>(s.len()) });
-    ///     Ok(h.join().await?)
-    /// })
-    /// .await
-    /// .unwrap();
-    /// assert_eq!(len, 3);
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn spawn<T, F>(&self, fut: F) -> TaskHandle<T>
-    where
-        F: Future<Output = Result<T, E>> + 'env,
-        T: 'env,
-    {
-        match self.try_spawn(fut) {
-            Ok(h) => h,
-            Err(e) => panic!("hatchery: {e}; use `Nursery::try_spawn` to handle this"),
-        }
-    }
-
-    /// Like [`spawn`](Nursery::spawn), but returns [`SpawnError`] instead of panicking if
-    /// the nursery has already finished.
-    ///
-    /// # Errors
-    ///
-    /// [`SpawnError`] if the nursery is closed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hatchery::inline;
-    ///
-    /// # hatchery_smol::run_current_thread(async {
-    /// inline::local_nursery(|n| async move {
-    ///     assert!(n.try_spawn(async { Ok(()) }).is_ok());
-    ///     Ok::<_, std::io::Error>(())
-    /// })
-    /// .await
-    /// .unwrap();
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn try_spawn<T, F>(&self, fut: F) -> Result<TaskHandle<T>, SpawnError>
-    where
-        F: Future<Output = Result<T, E>> + 'env,
-        T: 'env,
-    {
-        let (own, site) = (self.shared.child_node(), Location::caller());
-        let (child, handle) = LocalChild::new(fut, own.clone(), Label { site, name: None });
-        match self.shared.push(child, own, Some(site)) {
-            Ok(()) => Ok(TaskHandle::new(handle)),
-            Err(child) => {
-                drop(child);
-                Err(SpawnError(()))
-            }
-        }
-    }
-}
-
-impl<E, C> Nursery<'_, E, C> {
-    /// Cancels the nursery: its body and every child (children spawned later too). Not
-    /// an error: if this ends the body before it returns a value, the nursery returns
-    /// [`NurseryError::Cancelled`]. Idempotent.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use hatchery::{inline, sleep};
-    ///
-    /// # hatchery_smol::run(async {
-    /// let r = inline::nursery(|n| async move {
-    ///     n.spawn(async { sleep(Duration::from_secs(3600)).await; Ok(()) });
-    ///     n.cancel();
-    ///     sleep(Duration::from_secs(3600)).await;
-    ///     Ok::<_, std::io::Error>(())
-    /// })
-    /// .await;
-    /// assert!(r.unwrap_err().is_cancelled());
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn cancel(&self) {
-        let detail = said(Location::caller(), None);
-        self.shared.node.cancel_with(Reason::Nursery, detail);
-    }
-
-    /// Whether the nursery has been cancelled (by [`cancel`](Nursery::cancel), a failure
-    /// or an enclosing scope).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hatchery::inline;
-    ///
-    /// # hatchery_smol::run(async {
-    /// inline::nursery(|n| async move {
-    ///     assert!(!n.is_cancelled());
-    ///     n.cancel();
-    ///     assert!(n.is_cancelled());
-    ///     Ok::<_, std::io::Error>(())
-    /// })
-    /// .await
-    /// .unwrap();
-    /// # });
-    /// ```
-    pub fn is_cancelled(&self) -> bool {
-        let node = &self.shared.node;
-        node.is_cancelled() || node.reason().is_some()
-    }
-
-    /// Whether the nursery has finished, or its future was dropped; spawning into it
-    /// then fails.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hatchery::inline;
-    ///
-    /// # hatchery_smol::run(async {
-    /// let mut saved = None;
-    /// let keep = &mut saved;
-    /// inline::nursery(|n| async move {
-    ///     assert!(!n.is_closed());
-    ///     *keep = Some(n);
-    ///     Ok::<_, std::io::Error>(())
-    /// })
-    /// .await
-    /// .unwrap();
-    /// assert!(saved.unwrap().is_closed());
-    /// # });
-    /// ```
-    pub fn is_closed(&self) -> bool {
-        self.shared.is_closed()
-    }
+    NurseryFuture::with_kind(
+        Group::new(None),
+        trace::Sited::inline(Location::caller()),
+        None,
+        body,
+    )
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use super::engine::{ChildWaker, Shared};
-use super::{cell, LocalChild, Nursery, SendChild};
+use super::{cell, LocalChild, SendChild};
 use crate::context;
 use crate::error::StartError;
 use crate::node::{Hold, Label, Node};
@@ -26,7 +26,8 @@ use crate::TaskStatus;
 ///
 /// # hatchery_smol::run(async {
 /// inline::nursery(|n| async move {
-///     let start: Start<'_, (), &str> = n.start(|_status| async { Err::<(), _>("cannot bind") });
+///     let start: Start<(), &str, inline::SendChild<'_, &str>> =
+///         n.start(|_status| async { Err::<(), _>("cannot bind") });
 ///     assert!(matches!(start.await, Err(StartError::Failed("cannot bind"))));
 ///     Ok(())
 /// })
@@ -35,8 +36,8 @@ use crate::TaskStatus;
 /// # });
 /// ```
 #[must_use = "futures do nothing unless polled"]
-pub struct Start<'env, V, E, C = SendChild<'env, E>> {
-    shared: Arc<Shared<'env, E, C>>,
+pub struct Start<V, E, C> {
+    shared: Arc<Shared<E, C>>,
     slot: Arc<Mutex<Option<V>>>,
     child: Option<C>,
     state: State,
@@ -58,15 +59,15 @@ enum State {
     Done,
 }
 
-impl<V, E, C> Unpin for Start<'_, V, E, C> {}
+impl<V, E, C> Unpin for Start<V, E, C> {}
 
-impl<V, E, C> fmt::Debug for Start<'_, V, E, C> {
+impl<V, E, C> fmt::Debug for Start<V, E, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Start").finish_non_exhaustive()
     }
 }
 
-impl<'env, E: 'env> Nursery<'env, E, SendChild<'env, E>> {
+impl<'env, E: 'env> crate::Nursery<E, SendChild<'env, E>> {
     /// Starts a child and waits until it says it is ready, returning the value it passes
     /// to [`TaskStatus::started`] (trio's `nursery.start`, rule N6).
     ///
@@ -116,7 +117,7 @@ impl<'env, E: 'env> Nursery<'env, E, SendChild<'env, E>> {
     /// # });
     /// ```
     #[track_caller]
-    pub fn start<V, T, F, Fut>(&self, f: F) -> Start<'env, V, E>
+    pub fn start<V, T, F, Fut>(&self, f: F) -> Start<V, E, SendChild<'env, E>>
     where
         F: FnOnce(TaskStatus<V>) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'env,
@@ -141,7 +142,7 @@ impl<'env, E: 'env> Nursery<'env, E, SendChild<'env, E>> {
     }
 }
 
-impl<'env, E: 'env> Nursery<'env, E, LocalChild<'env, E>> {
+impl<'env, E: 'env> crate::Nursery<E, LocalChild<'env, E>> {
     /// Starts a child, which need not be `Send`, as [`Nursery::start`] does for a
     /// [`nursery`](super::nursery).
     ///
@@ -174,7 +175,7 @@ impl<'env, E: 'env> Nursery<'env, E, LocalChild<'env, E>> {
     /// # });
     /// ```
     #[track_caller]
-    pub fn start<V, T, F, Fut>(&self, f: F) -> Start<'env, V, E, LocalChild<'env, E>>
+    pub fn start<V, T, F, Fut>(&self, f: F) -> Start<V, E, LocalChild<'env, E>>
     where
         F: FnOnce(TaskStatus<V>) -> Fut,
         Fut: Future<Output = Result<T, E>> + 'env,
@@ -198,7 +199,7 @@ impl<'env, E: 'env> Nursery<'env, E, LocalChild<'env, E>> {
     }
 }
 
-impl<V, E, C> Future for Start<'_, V, E, C>
+impl<V, E, C> Future for Start<V, E, C>
 where
     C: Future<Output = Result<(), E>> + Unpin,
 {
@@ -300,7 +301,7 @@ where
     }
 }
 
-impl<V, E, C> Start<'_, V, E, C> {
+impl<V, E, C> Start<V, E, C> {
     /// Drops the child (in its context if it was cancelled) and gives its slot back.
     fn end(&mut self, cancelled: bool) {
         let State::Running { own, node, .. } = std::mem::replace(&mut self.state, State::Done)
@@ -328,7 +329,7 @@ impl<V, E, C> Start<'_, V, E, C> {
     }
 }
 
-impl<V, E, C> Drop for Start<'_, V, E, C> {
+impl<V, E, C> Drop for Start<V, E, C> {
     fn drop(&mut self) {
         if matches!(self.state, State::Running { .. }) {
             // Dropped before the child started (C8): it goes with us.

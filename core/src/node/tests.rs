@@ -378,7 +378,10 @@ fn is_under_walks_up_through_task_roots() {
     let inner = Node::entered(&scope, true, None);
     let at = |node: &Arc<Node>| Arc::as_ptr(node).cast::<()>();
     assert!(inner.is_under(at(&child)) && child.is_under(at(&child)));
-    assert!(inner.is_under(at(&nursery)), "the walk goes on above the task's root");
+    assert!(
+        inner.is_under(at(&nursery)),
+        "the walk goes on above the task's root"
+    );
     let sibling = task(&nursery, false);
     assert!(!inner.is_under(at(&sibling)));
     let started = task(&nursery, true);

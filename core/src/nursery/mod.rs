@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
+use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,11 +12,10 @@ use std::task::{Context, Poll};
 use atomic_waker::AtomicWaker;
 use pin_project_lite::pin_project;
 
-use crate::context;
-use crate::diagnostics::{self, Held, HolderKind};
+use crate::context::{self, Ctx};
 use crate::error::{NurseryError, SpawnError};
-use crate::group::{decide, make_body, poll_body, Body, Failures, Phase, Record, Seen};
-use crate::node::{Detail, Kind, Labelled, Named, Node, Reason, Tag};
+use crate::group::{Closed, Failures, GroupFuture, GroupState, Kind, Record};
+use crate::node::{self, Detail, Labelled, Named, Node, Reason, Tag};
 use crate::reason::{said, CancelReason};
 use crate::rt::Runtime;
 use crate::task::{Graves, Group, Label, Panic, TaskHandle};
@@ -30,6 +29,157 @@ mod subgroup;
 pub use self::convert::{err_into, BodyOutput, ErrInto};
 pub use self::start::{Start, StartWithHandle, TaskStatus};
 pub use self::subgroup::{Subgroup, SubgroupWait};
+
+/// How a nursery keeps its children: the second type parameter of [`Nursery`] (and of
+/// its future, [`NurseryFuture`](crate::futures::NurseryFuture)), chosen by the function
+/// that opens the nursery.
+///
+/// | `C` | opened by | children |
+/// |---|---|---|
+/// | [`Spawned`] (the default) | [`nursery`] | tasks of the executor: `Send + 'static`, run in parallel |
+/// | [`SendChild<'env, E>`](crate::inline::SendChild) | [`inline::nursery`](crate::inline::nursery) | futures polled by the nursery's own task: `Send`, may borrow for `'env` |
+/// | [`LocalChild<'env, E>`](crate::inline::LocalChild) | [`inline::local_nursery`](crate::inline::local_nursery) | the same, need not be `Send` |
+///
+/// The rules are the same whatever `C` is (one group engine runs them); `C` decides how
+/// children are admitted (the bounds of `spawn`, which differ) and run. Sealed: the three
+/// above are all there is. Code that works with any nursery is generic over it:
+///
+/// ```
+/// use hatchery::{nursery, inline, Children, Nursery};
+///
+/// // Cancels any nursery once `n` children have been spawned: the methods that every
+/// // kind has (cancel, is_cancelled, is_closed, ...) work on `Nursery<E, C>`.
+/// fn stop<E, C: Children<E>>(n: &Nursery<E, C>) {
+///     if !n.is_cancelled() {
+///         n.cancel_with("enough");
+///     }
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let a = nursery(|n| async move { stop(&n); Ok::<_, std::io::Error>(1) }).await;
+/// let b = inline::nursery(|n| async move { stop(&n); Ok::<_, std::io::Error>(2) }).await;
+/// assert_eq!((a.unwrap(), b.unwrap()), (1, 2)); // no suspension after `cancel`: N4
+/// # });
+/// ```
+pub trait Children<E>: sealed::Sealed<E> {}
+
+pub(crate) mod sealed {
+    use crate::group::{GroupState, Kind};
+
+    /// What a kind of children is to the group engine: the state its handles share and
+    /// the kind that runs them. Public only in name (its module is private), so that
+    /// [`Children`](super::Children) is sealed.
+    #[allow(unreachable_pub)]
+    pub trait Sealed<E> {
+        /// What a nursery's handle holds.
+        type Shared: GroupState;
+        /// The group engine's kind of children.
+        type Kind: Kind<E, Shared = Self::Shared>;
+    }
+
+    /// Tells the `tracing` feature of the error a nursery's body returned: what can be
+    /// said of it depends on its bounds, which differ by kind (a spawning nursery's error
+    /// is `'static`, an inline one's may borrow). Public only in name, as `Sealed`.
+    #[allow(unreachable_pub)]
+    pub trait Describe<E> {
+        fn describe(error: &E);
+    }
+}
+
+/// The futures that a nursery whose children are `Self` accepts as children: a future
+/// `F` of `Result<T, E>`, with the bounds of the kind, which [`Nursery::spawn`] and
+/// [`Nursery::try_spawn`] take.
+///
+/// | `Self` | `F` and `T` |
+/// |---|---|
+/// | [`Spawned`] | `Send + 'static` (`E` too) |
+/// | [`SendChild<'env, E>`](crate::inline::SendChild) | `Send + 'env` |
+/// | [`LocalChild<'env, E>`](crate::inline::LocalChild) | `'env` |
+///
+/// Sealed, as [`Children`] is.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::{inline, nursery, Accepts, Children, Nursery, TaskHandle};
+///
+/// // Spawns the same child into any kind of nursery that accepts it.
+/// fn answer<E, C>(n: &Nursery<E, C>) -> TaskHandle<u32>
+/// where
+///     C: Children<E> + Accepts<std::future::Ready<Result<u32, E>>, u32, E>,
+/// {
+///     n.spawn(std::future::ready(Ok(42)))
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let a = nursery(|n| async move { Ok::<_, std::io::Error>(answer(&n).join().await?) });
+/// let b = inline::nursery(|n| async move { Ok::<_, std::io::Error>(answer(&n).join().await?) });
+/// assert_eq!((a.await.unwrap(), b.await.unwrap()), (42, 42));
+/// # });
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{F}` cannot be spawned into this nursery",
+    label = "not a child this kind of nursery accepts",
+    note = "a spawning nursery (`nursery`) takes `Send + 'static` futures; to borrow, open an `inline::nursery` (`Send` children) or an `inline::local_nursery` (any children)"
+)]
+pub trait Accepts<F, T, E>: Children<E> {
+    /// Spawns `fut` at `site` into the nursery whose state is `shared`, or gives it
+    /// back dropped with [`SpawnError`] if the nursery has closed. (Not for use outside
+    /// hatchery: `Self::Shared` cannot be named there.)
+    #[doc(hidden)]
+    fn try_spawn(
+        shared: &Arc<Self::Shared>,
+        fut: F,
+        site: &'static Location<'static>,
+    ) -> Result<TaskHandle<T>, SpawnError>;
+}
+
+impl<E, F, T> Accepts<F, T, E> for Spawned
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    #[inline]
+    fn try_spawn(
+        shared: &Arc<Shared<E>>,
+        fut: F,
+        site: &'static Location<'static>,
+    ) -> Result<TaskHandle<T>, SpawnError> {
+        spawn::try_spawn_at(shared, fut, None, site)
+    }
+}
+
+/// The children of a nursery opened with [`nursery`]: tasks of the executor, `Send +
+/// 'static`, which run in parallel on a multi-threaded runtime (rule N8). The default
+/// kind of [`Nursery`]: `Nursery<E>` is `Nursery<E, Spawned>`. See [`Children`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::{nursery, Nursery, Spawned};
+///
+/// fn takes(_: &Nursery<std::io::Error, Spawned>) {}
+///
+/// # hatchery_smol::run(async {
+/// nursery(|n: Nursery<std::io::Error>| async move { takes(&n); Ok(()) }).await.unwrap();
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spawned;
+
+impl<E> Children<E> for Spawned {}
+
+impl<E> sealed::Sealed<E> for Spawned {
+    type Shared = Shared<E>;
+    type Kind = Spawned;
+}
+
+impl<E: 'static> sealed::Describe<E> for Spawned {
+    fn describe(error: &E) {
+        trace::failed(error, false);
+    }
+}
 
 /// Opens a nursery, runs `body` in it, and returns once the body and every task spawned
 /// into the nursery have finished.
@@ -206,7 +356,7 @@ impl Tag for NurseryTag {
     }
 
     fn label(&self) -> Option<Labelled<'_>> {
-        Some(self.0.labelled(Kind::Nursery))
+        Some(self.0.labelled(node::Kind::Nursery))
     }
 }
 
@@ -237,11 +387,11 @@ impl Tag for NurseryTag {
 /// assert_eq!(total, 1 + 4 + 9);
 /// # });
 /// ```
-pub struct Nursery<E> {
-    pub(crate) shared: Arc<Shared<E>>,
+pub struct Nursery<E, C: Children<E> = Spawned> {
+    pub(crate) shared: Arc<C::Shared>,
 }
 
-impl<E> Clone for Nursery<E> {
+impl<E, C: Children<E>> Clone for Nursery<E, C> {
     fn clone(&self) -> Self {
         Nursery {
             shared: self.shared.clone(),
@@ -249,14 +399,17 @@ impl<E> Clone for Nursery<E> {
     }
 }
 
-impl<E> fmt::Debug for Nursery<E> {
+impl<E, C: Children<E>> fmt::Debug for Nursery<E, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.shared.state.load(Ordering::Acquire);
-        f.debug_struct("Nursery")
-            .field("tasks", &(state >> 1))
-            .field("closed", &(state & CLOSED != 0))
-            .field("cancelled", &self.shared.node.is_cancelled())
-            .field("cancel_reason", &CancelReason::of(&self.shared.node))
+        let node = self.shared.node();
+        let mut d = f.debug_struct("Nursery");
+        d.field("opened_at", &format_args!("{}", self.opened_at()));
+        if let Some(live) = self.shared.live() {
+            d.field("tasks", &live);
+        }
+        d.field("closed", &self.is_closed())
+            .field("cancelled", &node.is_cancelled())
+            .field("cancel_reason", &CancelReason::of(node))
             .finish()
     }
 }
@@ -264,8 +417,10 @@ impl<E> fmt::Debug for Nursery<E> {
 const CLOSED: usize = 1;
 const ONE: usize = 2;
 
-/// State shared by a nursery, its handles and its children.
-pub(crate) struct Shared<E> {
+/// State shared by a nursery, its handles and its children. Public only in name, as the
+/// state that [`Spawned`]'s sealed trait names.
+#[allow(unreachable_pub, missing_debug_implementations)]
+pub struct Shared<E> {
     pub(crate) node: Arc<Node>,
     pub(crate) rt: Arc<dyn Runtime>,
     /// `CLOSED` bit, plus the number of live children times `ONE`.
@@ -320,14 +475,149 @@ impl<E> Shared<E> {
     }
 }
 
-impl<E: Send + 'static> Failures<E> for Shared<E> {
+impl<E> Shared<E> {
+    /// Records a failure of the task called `task` (`None`: of the body) and cancels
+    /// the nursery (N2).
+    fn record_failure(&self, error: E, task: Option<&Label>) {
+        self.lock().errors.push(error);
+        self.cancel_failed(task, false);
+    }
+
+    /// Records a panic of the task called `task` (`None`: of the body) and cancels the
+    /// nursery (N3).
+    fn record_panic(&self, panic: Panic, task: Option<&Label>) {
+        self.lock().panicked(panic);
+        self.cancel_failed(task, true);
+    }
+
+    fn cancel_failed(&self, task: Option<&Label>, panicked: bool) {
+        let detail = Detail::Failed {
+            task: task.map(|t| t.site),
+            name: task.and_then(Label::name),
+            panicked,
+        };
+        self.node.cancel_with(Reason::Failure, detail);
+    }
+}
+
+impl<E> Failures<E> for Shared<E> {
     fn body_failed(&self, error: E) {
-        self.fail(error, None);
+        self.record_failure(error, None);
     }
 
     fn body_panicked(&self, panic: Panic) {
-        self.panicked(panic, None);
+        trace::panicked(&*panic, false);
+        self.record_panic(panic, None);
     }
+}
+
+#[allow(private_interfaces)]
+impl<E> GroupState for Shared<E> {
+    fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    fn opened_at(&self) -> &'static Location<'static> {
+        self.label()
+            .map(|l| l.site)
+            .expect("hatchery: internal error: a nursery's node without its label")
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.label().and_then(Label::name_str)
+    }
+
+    fn live(&self) -> Option<usize> {
+        Some(self.state.load(Ordering::Acquire) >> 1)
+    }
+}
+
+impl<E> Shared<E> {
+    fn label(&self) -> Option<&Label> {
+        self.node.ext_ref::<NurseryTag>().map(|t| &t.0)
+    }
+}
+
+/// The group engine's kind for tasks of the executor: they run and end on their own, and
+/// the group closes once their count is zero.
+#[allow(private_interfaces)]
+impl<E> Kind<E> for Spawned {
+    type Shared = Shared<E>;
+    type Output = ();
+
+    fn open(
+        &mut self,
+        parent: &Ctx,
+        site: &trace::Sited,
+        name: Option<Cow<'static, str>>,
+    ) -> Arc<Shared<E>> {
+        let label = Label {
+            site: site.at(),
+            name: name.map(|name| {
+                Box::new(Named {
+                    name,
+                    since: parent.rt.now(),
+                })
+            }),
+        };
+        let node: Arc<Node> = Arc::new(Node::with_ext(false, false, NurseryTag(label)));
+        node.attach(&parent.node);
+        Arc::new(Shared {
+            node,
+            rt: parent.rt.clone(),
+            state: AtomicUsize::new(0),
+            graves: Graves::new(),
+            child_cancelled: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            record: Mutex::new(Record::default()),
+            trace: site.parent(),
+        })
+    }
+
+    #[inline]
+    fn node(shared: &Shared<E>) -> &Arc<Node> {
+        &shared.node
+    }
+
+    #[inline]
+    fn runtime(shared: &Shared<E>) -> &Arc<dyn Runtime> {
+        &shared.rt
+    }
+
+    fn close(&mut self, shared: &Shared<E>, cx: &mut Context<'_>) -> Option<Closed<E, ()>> {
+        shared.waker.register(cx.waker());
+        if !shared.try_close() {
+            return None;
+        }
+        // Every child has finished and no more can be spawned. Free what children
+        // finishing on other threads left, rather than keep it for as long as a `Nursery`
+        // clone outlives the nursery. (`try_close` acquired the children's writes.)
+        shared.graves.reap(context::thread_key());
+        Some(Closed {
+            record: shared.lock().take(),
+            outputs: (),
+            child_cancelled: shared.child_cancelled.load(Ordering::Relaxed),
+        })
+    }
+
+    fn shut(&mut self, shared: &Shared<E>) {
+        // Nobody will wait for a child spawned from now on: spawning fails (a nursery
+        // that finished is closed already).
+        shared.close();
+    }
+
+    fn abort(&mut self, _: &Shared<E>) -> Option<Panic> {
+        // Children still running finish on their own.
+        None
+    }
+
+    // After a drop from outside, children may still run (and link in their first poll):
+    // the node stays cancelled for them.
+    const FINISH_WHEN_DROPPED: bool = false;
 }
 
 impl<E: Send + 'static> spawn::Admit for Shared<E> {
@@ -373,120 +663,16 @@ impl<E: Send + 'static> Group for Shared<E> {
 
     /// Records a failure and cancels the nursery.
     fn fail(&self, error: E, task: Option<&Label>) {
-        if task.is_none() {
-            // The body's (a task's end has its own event, in its span).
-            trace::failed(&error, false);
-        }
-        self.lock().errors.push(error);
-        let detail = Detail::Failed {
-            task: task.map(|t| t.site),
-            name: task.and_then(Label::name),
-            panicked: false,
-        };
-        self.node.cancel_with(Reason::Failure, detail);
+        self.record_failure(error, task);
     }
 
     /// Records a panic and cancels the nursery.
     fn panicked(&self, panic: Panic, task: Option<&Label>) {
-        if task.is_none() {
-            trace::panicked(&*panic, false);
-        }
-        self.lock().panicked(panic);
-        let detail = Detail::Failed {
-            task: task.map(|t| t.site),
-            name: task.and_then(Label::name),
-            panicked: true,
-        };
-        self.node.cancel_with(Reason::Failure, detail);
+        self.record_panic(panic, task);
     }
 }
 
 impl<E: Send + 'static> Nursery<E> {
-    /// Spawns `fut` as a new task of the nursery and returns a handle to its value.
-    ///
-    /// The task is a task of the executor: on a multi-threaded runtime it runs in
-    /// parallel with the body and its siblings. If it returns `Err`, the nursery is
-    /// cancelled and the error is reported by [`nursery`]. Dropping the [`TaskHandle`]
-    /// does not cancel the task.
-    ///
-    /// A task spawned into a nursery that is already cancelled still runs until its first
-    /// suspension point, then is cancelled.
-    ///
-    /// The task's error type is the nursery's, `E`. A future whose error converts into it
-    /// (a library's error into `anyhow::Error`, say) is spawned through
-    /// [`err_into`](crate::err_into): `n.spawn(err_into(client.ping()))`. (A `spawn`
-    /// taking any `E2: Into<E>` would leave the error type of `n.spawn(async { Ok(x) })`,
-    /// and of every `?` in it, with nothing to infer it from.)
-    ///
-    /// A task that never returns (`async move { loop { .. } }`) gives its value type
-    /// nothing to be inferred from either (rustc's E0282 or E0283, "cannot infer type"):
-    /// name it, `n.spawn::<(), _>(..)`, or write the loop in a function that returns
-    /// `Result<(), E>`.
-    ///
-    /// # Panics
-    ///
-    /// If the nursery has already finished: use [`try_spawn`](Nursery::try_spawn) to get
-    /// an error instead. A task is never silently dropped.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hatchery::nursery;
-    ///
-    /// # hatchery_smol::run(async {
-    /// let out = nursery(|n| async move {
-    ///     let n2 = n.clone();
-    ///     // Children may spawn siblings.
-    ///     let h = n.spawn(async move { Ok(n2.spawn(async { Ok(2) }).join().await.unwrap() * 21) });
-    ///     Ok::<_, std::io::Error>(h.join().await.unwrap())
-    /// })
-    /// .await
-    /// .unwrap();
-    /// assert_eq!(out, 42);
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn spawn<T, F>(&self, fut: F) -> TaskHandle<T>
-    where
-        F: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
-    {
-        spawn::spawn(&self.shared, fut, None)
-    }
-
-    /// Like [`spawn`](Nursery::spawn), but returns [`SpawnError`] instead of panicking if
-    /// the nursery has already finished. The future is dropped unpolled in that case.
-    ///
-    /// # Errors
-    ///
-    /// [`SpawnError`] if the nursery is closed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hatchery::nursery;
-    ///
-    /// # hatchery_smol::run(async {
-    /// let mut saved = None;
-    /// nursery(|n| async {
-    ///     saved = Some(n);
-    ///     Ok::<_, std::io::Error>(())
-    /// })
-    /// .await
-    /// .unwrap();
-    /// let closed = saved.unwrap();
-    /// assert!(closed.try_spawn(async { Ok(()) }).is_err());
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn try_spawn<T, F>(&self, fut: F) -> Result<TaskHandle<T>, SpawnError>
-    where
-        F: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
-    {
-        spawn::try_spawn(&self.shared, fut, None)
-    }
-
     /// [`spawn`](Nursery::spawn), giving the task a name: its handle's
     /// [`name`](TaskHandle::name), and what a cancel reason says of it if it fails
     /// ([`CancelReason::Failure`]). A task without a name is known by where it was
@@ -529,6 +715,129 @@ impl<E: Send + 'static> Nursery<E> {
         spawn::spawn(&self.shared, fut, Some(Box::new(named)))
     }
 
+    /// [`spawn`](Nursery::spawn) called at `site` (see [`nursery_at`]).
+    pub(crate) fn spawn_at<T, F>(&self, site: &'static Location<'static>, fut: F) -> TaskHandle<T>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match spawn::try_spawn_at(&self.shared, fut, None, site) {
+            Ok(h) => h,
+            Err(e) => spawn::refused(e, "Nursery"),
+        }
+    }
+
+    /// [`try_spawn`](Nursery::try_spawn) called at `site` (see [`nursery_at`]).
+    pub(crate) fn try_spawn_at<T, F>(
+        &self,
+        site: &'static Location<'static>,
+        fut: F,
+    ) -> Result<TaskHandle<T>, SpawnError>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn::try_spawn_at(&self.shared, fut, None, site)
+    }
+}
+
+/// What every nursery has, whatever its kind of children ([`Children`]).
+impl<E, C: Children<E>> Nursery<E, C> {
+    /// Spawns `fut` as a new task of the nursery and returns a handle to its value.
+    ///
+    /// What the task is depends on the nursery's kind of children `C` (see [`Accepts`]
+    /// for the bounds on `fut`):
+    ///
+    /// * in a nursery opened with [`nursery`] ([`Spawned`]), a task of the executor
+    ///   (`Send + 'static`): on a multi-threaded runtime it runs in parallel with the body
+    ///   and its siblings (rule N8);
+    /// * in an inline nursery ([`inline::nursery`](crate::inline::nursery),
+    ///   [`inline::local_nursery`](crate::inline::local_nursery)), a future that the
+    ///   nursery polls in the task that awaits it, concurrently with the body and its
+    ///   siblings, never in parallel (rule I1): it may borrow for `'env`, and need not be
+    ///   `Send` in a local one.
+    ///
+    /// If it returns `Err`, the nursery is cancelled and the error is reported by the
+    /// nursery. Dropping the [`TaskHandle`] does not cancel the task. A task spawned into a
+    /// nursery that is already cancelled still runs until its first suspension point,
+    /// then is cancelled (N5).
+    ///
+    /// The task's error type is the nursery's, `E`. A future whose error converts into it
+    /// (a library's error into `anyhow::Error`, say) is spawned through
+    /// [`err_into`](crate::err_into): `n.spawn(err_into(client.ping()))`. (A `spawn`
+    /// taking any `E2: Into<E>` would leave the error type of `n.spawn(async { Ok(x) })`,
+    /// and of every `?` in it, with nothing to infer it from.)
+    ///
+    /// A task that never returns (`async move { loop { .. } }`) gives its value type
+    /// nothing to be inferred from either (rustc's E0282 or E0283, "cannot infer type"):
+    /// name it, `n.spawn::<(), _>(..)`, or write the loop in a function that returns
+    /// `Result<(), E>`.
+    ///
+    /// # Panics
+    ///
+    /// If the nursery has already finished: use [`try_spawn`](Nursery::try_spawn) to get
+    /// an error instead. A task is never silently dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let out = nursery(|n| async move {
+    ///     let n2 = n.clone();
+    ///     // Children may spawn siblings.
+    ///     let h = n.spawn(async move { Ok(n2.spawn(async { Ok(2) }).join().await.unwrap() * 21) });
+    ///     Ok::<_, std::io::Error>(h.join().await.unwrap())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(out, 42);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn spawn<T, F>(&self, fut: F) -> TaskHandle<T>
+    where
+        C: Accepts<F, T, E>,
+    {
+        match C::try_spawn(&self.shared, fut, Location::caller()) {
+            Ok(h) => h,
+            Err(e) => spawn::refused(e, "Nursery"),
+        }
+    }
+
+    /// Like [`spawn`](Nursery::spawn), but returns [`SpawnError`] instead of panicking if
+    /// the nursery has already finished. The future is dropped unpolled in that case.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] if the nursery is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut saved = None;
+    /// nursery(|n| async {
+    ///     saved = Some(n);
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// let closed = saved.unwrap();
+    /// assert!(closed.try_spawn(async { Ok(()) }).is_err());
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn try_spawn<T, F>(&self, fut: F) -> Result<TaskHandle<T>, SpawnError>
+    where
+        C: Accepts<F, T, E>,
+    {
+        C::try_spawn(&self.shared, fut, Location::caller())
+    }
+
     /// Cancels the nursery: its body and every child (children spawned later too). Not an
     /// error: if this ends the body before it returns a value, [`nursery`] returns
     /// [`NurseryError::Cancelled`]. Idempotent.
@@ -557,13 +866,13 @@ impl<E: Send + 'static> Nursery<E> {
     #[track_caller]
     pub fn cancel(&self) {
         let detail = said(Location::caller(), None);
-        self.shared.node.cancel_with(Reason::Nursery, detail);
+        self.shared.node().cancel_with(Reason::Nursery, detail);
     }
 
     /// Cancels the nursery of a race (called at `at`) that was won.
     pub(crate) fn race_won(&self, at: &'static Location<'static>) {
         let detail = crate::reason::race_won(at);
-        self.shared.node.cancel_with(Reason::Nursery, detail);
+        self.shared.node().cancel_with(Reason::Nursery, detail);
     }
 
     /// [`cancel`](Nursery::cancel), with a message that the nursery's
@@ -594,7 +903,7 @@ impl<E: Send + 'static> Nursery<E> {
     #[track_caller]
     pub fn cancel_with(&self, message: impl Into<Cow<'static, str>>) {
         let detail = said(Location::caller(), Some(message.into()));
-        self.shared.node.cancel_with(Reason::Nursery, detail);
+        self.shared.node().cancel_with(Reason::Nursery, detail);
     }
 
     /// Why the nursery was cancelled, if it was: by its own
@@ -626,7 +935,7 @@ impl<E: Send + 'static> Nursery<E> {
     /// # });
     /// ```
     pub fn cancel_reason(&self) -> Option<CancelReason> {
-        CancelReason::of(&self.shared.node)
+        CancelReason::of(self.shared.node())
     }
 
     /// Whether the nursery has been cancelled (by [`cancel`](Nursery::cancel), a failure
@@ -649,7 +958,7 @@ impl<E: Send + 'static> Nursery<E> {
     /// # });
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        let node = &self.shared.node;
+        let node = self.shared.node();
         // A `cancel` after the nursery finished is recorded, with nothing left to mark.
         node.is_cancelled() || node.reason().is_some()
     }
@@ -675,32 +984,7 @@ impl<E: Send + 'static> Nursery<E> {
     /// # });
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.state.load(Ordering::Acquire) & CLOSED != 0
-    }
-
-    /// [`spawn`](Nursery::spawn) called at `site` (see [`nursery_at`]).
-    pub(crate) fn spawn_at<T, F>(&self, site: &'static Location<'static>, fut: F) -> TaskHandle<T>
-    where
-        F: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
-    {
-        match spawn::try_spawn_at(&self.shared, fut, None, site) {
-            Ok(h) => h,
-            Err(e) => spawn::refused(e, "Nursery"),
-        }
-    }
-
-    /// [`try_spawn`](Nursery::try_spawn) called at `site` (see [`nursery_at`]).
-    pub(crate) fn try_spawn_at<T, F>(
-        &self,
-        site: &'static Location<'static>,
-        fut: F,
-    ) -> Result<TaskHandle<T>, SpawnError>
-    where
-        F: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
-    {
-        spawn::try_spawn_at(&self.shared, fut, None, site)
+        self.shared.is_closed()
     }
 
     /// The name the nursery was given by [`nursery_named`], if any.
@@ -725,7 +1009,7 @@ impl<E: Send + 'static> Nursery<E> {
     /// # });
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.label().and_then(Label::name_str)
+        self.shared.name()
     }
 
     /// Where the nursery was opened: the call of [`nursery`] (or [`nursery_named`], or
@@ -748,18 +1032,14 @@ impl<E: Send + 'static> Nursery<E> {
     /// # });
     /// ```
     pub fn opened_at(&self) -> &'static Location<'static> {
-        self.label()
-            .map(|l| l.site)
-            .expect("hatchery: internal error: a nursery's node without its label")
-    }
-
-    fn label(&self) -> Option<&Label> {
-        self.shared.node.ext_ref::<NurseryTag>().map(|t| &t.0)
+        self.shared.opened_at()
     }
 }
 
 pin_project! {
-    /// Future returned by [`nursery`].
+    /// Future returned by [`nursery`] (and, with another kind of children `C`, by
+    /// [`inline::nursery`](crate::inline::nursery) and
+    /// [`inline::local_nursery`](crate::inline::local_nursery)).
     ///
     /// # Examples
     ///
@@ -779,59 +1059,14 @@ pin_project! {
     /// # });
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct NurseryFuture<F, Fut, T, E> {
+    pub struct NurseryFuture<F, Fut, T, E, C: Children<E> = Spawned> {
         make: Option<F>,
         #[pin]
-        body: Option<Fut>,
-        state: Option<Open<T, E>>,
-        // Where `nursery` was called, for the hold warnings and the task tree
-        // (`diagnostics`); with the `tracing` feature, also the nursery's span, entered
-        // around every poll.
-        site: trace::Sited,
-        // The name `nursery_named` gave, until the nursery opens.
-        name: Option<Cow<'static, str>>,
-    }
-
-    impl<F, Fut, T, E> PinnedDrop for NurseryFuture<F, Fut, T, E> {
-        fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
-            if let Some(mut open) = this.state.take() {
-                if !open.phase.finished() {
-                    // Dropped from outside before it finished (C8): cancel everything
-                    // now. Children stop at their next suspension point; nobody waits.
-                    open.shared.node.cancel(Reason::Dropped);
-                }
-                // Nobody will wait for a child spawned from now on: spawning fails (a
-                // nursery that finished is closed already).
-                open.shared.close();
-                // The body's destructor may panic: leave the tree in order first.
-                let dropped = catch_unwind(AssertUnwindSafe(|| this.body.set(None)));
-                open.hold.take();
-                open.shared.node.detach();
-                // Not `finish`ed: after a drop from outside, children may still run (and
-                // link in their first poll): the node stays cancelled for them.
-                if let Err(p) = dropped {
-                    resume_unwind(p);
-                }
-            }
-        }
+        group: GroupFuture<C::Kind, Fut, T, E>,
     }
 }
 
-/// The state of a nursery between its first poll and its completion.
-struct Open<T, E> {
-    shared: Arc<Shared<E>>,
-    /// The nursery's node, installed as the current one while the body is polled.
-    node: Option<Arc<Node>>,
-    /// Keeps enclosing scopes of this task from dropping the nursery while it drains.
-    hold: Option<Held>,
-    /// The body's value, once it has produced one.
-    value: Option<T>,
-    /// Where it is in its life.
-    phase: Phase,
-}
-
-impl<F, Fut, T, E> fmt::Debug for NurseryFuture<F, Fut, T, E> {
+impl<F, Fut, T, E, C: Children<E>> fmt::Debug for NurseryFuture<F, Fut, T, E, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NurseryFuture").finish_non_exhaustive()
     }
@@ -854,16 +1089,29 @@ impl<F, Fut, T, E> fmt::Debug for NurseryFuture<F, Fut, T, E> {
 /// assert!(n.is_terminated());
 /// # });
 /// ```
-impl<F, Fut, T, E> futures_core::future::FusedFuture for NurseryFuture<F, Fut, T, E>
+impl<F, Fut, T, E, C> futures_core::future::FusedFuture for NurseryFuture<F, Fut, T, E, C>
 where
-    F: FnOnce(Nursery<E>) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    E: Send + 'static,
+    C: Children<E>,
+    Self: Future,
 {
     fn is_terminated(&self) -> bool {
-        self.state
-            .as_ref()
-            .is_some_and(|open| open.phase == Phase::Returned)
+        self.group.is_terminated()
+    }
+}
+
+impl<F, Fut, T, E, C: Children<E>> NurseryFuture<F, Fut, T, E, C> {
+    /// The future of a nursery of `kind`, whose group is opened at `site` and called
+    /// `name` if it has one, that will run `body`.
+    pub(crate) fn with_kind(
+        kind: C::Kind,
+        site: trace::Sited,
+        name: Option<Cow<'static, str>>,
+        body: F,
+    ) -> Self {
+        NurseryFuture {
+            make: Some(body),
+            group: GroupFuture::new(kind, site, name),
+        }
     }
 }
 
@@ -871,127 +1119,32 @@ impl<F, Fut, T, E> NurseryFuture<F, Fut, T, E> {
     /// The future of a nursery opened at `site` (its caller's, for `nursery` and
     /// `nursery_named`), called `name` if it has one, that will run `body`.
     fn new(site: &'static Location<'static>, name: Option<Cow<'static, str>>, body: F) -> Self {
-        NurseryFuture {
-            make: Some(body),
-            body: None,
-            state: None,
-            site: trace::Sited::nursery(site),
-            name,
-        }
+        Self::with_kind(Spawned, trace::Sited::nursery(site), name, body)
     }
 }
 
-impl<F, Fut, T, E> Future for NurseryFuture<F, Fut, T, E>
+impl<F, Fut, T, E, C> Future for NurseryFuture<F, Fut, T, E, C>
 where
-    F: FnOnce(Nursery<E>) -> Fut,
+    C: Children<E> + sealed::Describe<E>,
+    F: FnOnce(Nursery<E, C>) -> Fut,
     Fut::Output: BodyOutput<E>,
     Fut: Future<Output = Result<T, E>>,
-    E: Send + 'static,
 {
     type Output = Result<T, NurseryError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let _entered = this.site.entry(this.name.as_deref());
-        let mut first = false;
-        if this.state.is_none() {
-            let make = this
-                .make
+        let this = self.project();
+        let make = this.make;
+        let open = |shared: &Arc<C::Shared>| {
+            let make = make
                 .take()
                 .expect("hatchery: nursery future polled after completion");
-            let parent = context::current();
-            let label = Label {
-                site: this.site.at(),
-                name: this.name.take().map(|name| {
-                    Box::new(Named {
-                        name,
-                        since: parent.rt.now(),
-                    })
-                }),
-            };
-            let node: Arc<Node> = Arc::new(Node::with_ext(false, false, NurseryTag(label)));
-            node.attach(&parent.node);
-            let shared = Arc::new(Shared {
-                node: node.clone(),
-                rt: parent.rt,
-                state: AtomicUsize::new(0),
-                graves: Graves::new(),
-                child_cancelled: AtomicBool::new(false),
-                waker: AtomicWaker::new(),
-                record: Mutex::new(Record::default()),
-                trace: this.site.parent(),
-            });
-            let hold = Held::new(&parent.node, HolderKind::Nursery, this.site.at());
-            let nursery = Nursery {
+            make(Nursery {
                 shared: shared.clone(),
-            };
-            let phase = make_body(this.body.as_mut(), || make(nursery), &*shared);
-            *this.state = Some(Open {
-                shared,
-                node: Some(node),
-                hold: Some(hold),
-                value: None,
-                phase,
-            });
-            first = true;
-        }
-        let open = this.state.as_mut().expect("nursery state");
-        if let Some(hold) = &open.hold {
-            hold.polled();
-        }
-        // Stalled under a cancelled enclosing scope, which drops us. Unless we were kept
-        // past it, and it has finished since (see `Node::finish`): then nothing is left
-        // to catch the cancellation, and we return it ourselves.
-        if let Some(ended) = open
-            .phase
-            .poll_ended(&open.shared.node, open.shared.rt.now())
-        {
-            return ended;
-        }
-        let shared = open.shared.clone();
-        let node = &shared.node;
-
-        if open.phase == Phase::Body {
-            node.register(cx.waker());
-            let body = Body {
-                fut: this.body.as_mut(),
-                value: &mut open.value,
-                slot: &mut open.node,
-            };
-            if !poll_body(body, first, node, &shared.rt, cx, &*shared) {
-                if node.is_marked() {
-                    // Cancelled, but held: warn of a holder kept unpolled (cold).
-                    diagnostics::held(node, &*shared.rt, cx);
-                }
-                return Poll::Pending;
-            }
-            open.phase = Phase::Draining;
-        }
-
-        // The body is gone: nothing holds the node any more.
-        diagnostics::unwatch(node);
-        shared.waker.register(cx.waker());
-        if !shared.try_close() {
-            return Poll::Pending;
-        }
-        // Every child has finished and no more can be spawned.
-        // Free what children finishing on other threads left, rather than keep it for
-        // as long as a `Nursery` clone outlives the nursery.
-        shared.graves.reap(context::thread_key());
-        let record = shared.lock().take();
-        let value = open.value.take();
-        let seen = Seen::close(node, shared.rt.now(), true);
-        // Release the hold last, just before handing control back to enclosing scopes.
-        open.hold.take();
-        // A nursery that produced its value in its first poll never suspended: like code
-        // that never suspends, cancellation does not interrupt it (C1). Unless a child was
-        // cancelled: on another thread, children can start, be cancelled at their first
-        // suspension and finish before that first poll ends, and the value must not
-        // pass for the work of children that were cut short (combinators build theirs
-        // from their children's outputs). (`try_close` acquired the children's writes.)
-        let uninterrupted = first && !shared.child_cancelled.load(Ordering::Relaxed);
-        let decision = decide(Some(node), record, value, seen, uninterrupted);
-        open.phase = decision.phase();
-        decision.into_poll()
+            })
+        };
+        this.group
+            .poll_group(cx, open, C::describe)
+            .map_ok(|(value, _)| value)
     }
 }

@@ -492,10 +492,7 @@ impl<T> Join<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.cell
-            .0
-            .as_ref()
-            .is_none_or(|c| c.part().is_finished())
+        self.cell.0.as_ref().is_none_or(|c| c.part().is_finished())
     }
 }
 

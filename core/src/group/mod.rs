@@ -12,10 +12,13 @@
 //! | kind | where | children |
 //! |---|---|---|
 //! | spawning nursery | `nursery` (`task::run` runs its tasks) | tasks of the executor |
-//! | inline nursery | `inline::core`, `inline::engine` | futures polled by the nursery's task |
+//! | inline nursery, inline combinators | `inline::engine` | futures polled by the group's task |
 //! | fixed group | `inline::fixed` | futures in slots of the combinator's own future |
 //!
-//! How a child ended is an [`Exit`], whichever the kind.
+//! The first two are one future, [`GroupFuture`], over a [`Kind`] of children (how they
+//! are admitted, run, closed and aborted); the fixed groups, whose futures live in place,
+//! use the record and the decision directly. How a child ended is an [`Exit`], whichever
+//! the kind.
 
 use std::any::Any;
 use std::future::Future;
@@ -30,6 +33,34 @@ use crate::error::NurseryError;
 use crate::node::{Node, Reason};
 use crate::rt::Runtime;
 use crate::trace;
+
+mod future;
+
+pub(crate) use self::future::{Closed, GroupFuture, Kind};
+
+/// What a nursery's handle reads of the state its group shares, whatever the kind of
+/// children. Public only in name, as the bound of the sealed trait that names the state
+/// (`nursery::Children`): nothing outside the crate can reach it.
+#[allow(unreachable_pub, private_interfaces)]
+pub trait GroupState {
+    /// The group's node.
+    fn node(&self) -> &Arc<Node>;
+
+    /// Whether the group has closed: it has finished (or its future was dropped), and
+    /// admits no child.
+    fn is_closed(&self) -> bool;
+
+    /// Where the group was opened.
+    fn opened_at(&self) -> &'static std::panic::Location<'static>;
+
+    /// The name the group was given, if any.
+    fn name(&self) -> Option<&str>;
+
+    /// How many children are alive, where the group counts them (its `Debug` says).
+    fn live(&self) -> Option<usize> {
+        None
+    }
+}
 
 /// A panic's payload, as `catch_unwind` gives it.
 pub(crate) type Panic = Box<dyn Any + Send + 'static>;
@@ -144,8 +175,9 @@ pub(crate) fn make_body<Fut, E>(
 }
 
 /// Where a group records how its body ended (its children's ends take their own ways
-/// there, by kind).
-pub(crate) trait Failures<E> {
+/// there, by kind). Public only in name, as [`Kind::Shared`]'s bound.
+#[allow(unreachable_pub, private_interfaces)]
+pub trait Failures<E> {
     /// The body returned `error`: record it and cancel the group (N2).
     fn body_failed(&self, error: E);
 
@@ -169,7 +201,9 @@ pub(crate) struct Body<'a, Fut, T> {
 /// its value, its error or its panic recorded, or cancelled at a suspension point (C1;
 /// never in the group's `first` poll, where the body has not suspended yet, rule N5).
 /// The body's destructor runs in its context (R5), and a panic in it is the body's (N3).
-/// Returns whether the body has ended; the caller then waits for the children.
+/// `describe` tells the `tracing` feature of the body's error (what it can say of `E`
+/// depends on its bounds, which the caller knows). Returns whether the body has ended;
+/// the caller then waits for the children.
 pub(crate) fn poll_body<Fut, T, E>(
     body: Body<'_, Fut, T>,
     first: bool,
@@ -177,6 +211,7 @@ pub(crate) fn poll_body<Fut, T, E>(
     rt: &Arc<dyn Runtime>,
     cx: &mut Context<'_>,
     failures: &impl Failures<E>,
+    describe: fn(&E),
 ) -> bool
 where
     Fut: Future<Output = Result<T, E>>,
@@ -197,7 +232,10 @@ where
             Ok(Poll::Pending) if !node.should_drop() => return false,
             Ok(Poll::Pending) => trace::cancelled(node, None),
             Ok(Poll::Ready(Ok(v))) => *value = Some(v),
-            Ok(Poll::Ready(Err(e))) => failures.body_failed(e),
+            Ok(Poll::Ready(Err(e))) => {
+                describe(&e);
+                failures.body_failed(e);
+            }
             Err(panic) => failures.body_panicked(panic),
         }
     } else {
