@@ -48,6 +48,12 @@ pub struct Config {
     pub attempts: usize,
     /// The delays between attempts: 50 ms doubling, with jitter, by default.
     pub backoff: Backoff,
+    /// A deliberately broken variant, for the simulation tests only (`tests/sim.rs`):
+    /// with `true`, a connection cut in the middle of an exchange (its attempt timed out
+    /// after the request was sent) goes back to the pool, out of step, so that the next
+    /// request on it reads the cut request's answer. `false` by default; never set it.
+    #[doc(hidden)]
+    pub keep_cut_connections: bool,
 }
 
 impl Default for Config {
@@ -57,6 +63,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(1),
             attempts: 3,
             backoff: Backoff::new().with_min_delay(Duration::from_millis(50)),
+            keep_cut_connections: false,
         }
     }
 }
@@ -503,7 +510,9 @@ impl Inner {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         let conn = self.conn.take();
-        if self.keep && !self.inner.closed.load(Ordering::SeqCst) {
+        // (`keep_cut_connections`: the deliberately broken variant of the tests.)
+        let keep = self.keep || self.inner.config.keep_cut_connections;
+        if keep && !self.inner.closed.load(Ordering::SeqCst) {
             self.inner.idle.lock().unwrap().extend(conn);
         }
         // Otherwise `conn` is dropped here, which closes it: cut in the middle of an
