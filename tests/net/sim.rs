@@ -626,3 +626,27 @@ fn z6_a_failing_host_fails_the_run() {
         "{msg}"
     );
 }
+
+/// Z7: a datagram to a port where nothing receives is lost, and the host's answer ("port
+/// unreachable") fails a connected sender's next receive, as the system's does; an
+/// unconnected sender hears nothing.
+#[test]
+fn z7_a_closed_port_answers_a_connected_sender() {
+    Sim::new(0)
+        .run(async {
+            let net = hatchery_sim::net();
+            net.host("quiet", std::future::pending::<()>);
+            let connected = UdpSocket::bind("0.0.0.0:0").await?;
+            connected.connect(("quiet", 9)).await?;
+            connected.send(b"anyone?").await?;
+            let err = connected.recv(&mut [0; 8]).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+            let loose = UdpSocket::bind("0.0.0.0:0").await?;
+            let quiet = std::net::SocketAddr::new(net.lookup("quiet").addr(), 9);
+            loose.send_to(b"anyone?", quiet).await?;
+            let heard = move_on_after(Duration::from_secs(1), loose.recv_from(&mut [0; 8])).await;
+            assert!(heard.is_none(), "an unconnected socket gets no error");
+            Ok::<_, io::Error>(())
+        })
+        .unwrap();
+}

@@ -487,6 +487,9 @@ enum Due {
     Reset { conn: u64, side: usize },
     /// A datagram.
     Udp { id: u64 },
+    /// The answer to a datagram that met a port where nothing receives (ICMP's "port
+    /// unreachable"), back to its sender.
+    Unreachable { id: u64 },
 }
 
 struct Delivery {
@@ -585,7 +588,8 @@ fn deliver(s: &mut State, shared: &Arc<Shared>, due: Due, wake: &mut Vec<Waker>)
             end.wake_all(wake);
             s.recorder.push(Event::Deliver(id));
         }
-        Due::Udp { id } => deliver_datagram(s, id, wake),
+        Due::Udp { id } => deliver_datagram(s, shared, id, wake),
+        Due::Unreachable { id } => deliver_unreachable(s, id, wake),
     }
 }
 
@@ -801,6 +805,7 @@ impl Network for SimNetwork {
                 peer: None,
                 queue: VecDeque::new(),
                 waker: None,
+                error: None,
             },
         );
         Ok(Box::new(SimDatagram {
@@ -1096,6 +1101,9 @@ struct Udp {
     peer: Option<SocketAddr>,
     queue: VecDeque<(Vec<u8>, SocketAddr)>,
     waker: Option<Waker>,
+    /// The error a datagram of this connected socket met (its peer's port closed): the
+    /// next receive returns it, as the system does.
+    error: Option<io::ErrorKind>,
 }
 
 struct Datagram {
@@ -1106,21 +1114,32 @@ struct Datagram {
     bytes: Vec<u8>,
 }
 
-fn deliver_datagram(s: &mut State, id: u64, wake: &mut Vec<Waker>) {
-    let Some(d) = s.net.datagrams.remove(&id) else {
+fn deliver_datagram(s: &mut State, shared: &Arc<Shared>, id: u64, wake: &mut Vec<Waker>) {
+    let Some(d) = s.net.datagrams.get(&id) else {
         return;
     };
     if s.net.blocked(d.from_host, d.to_host) {
+        s.net.datagrams.remove(&id);
         s.recorder.push(Event::Lost(id));
         return;
     }
     let target = s
         .net
         .bound_at(d.to_host, Proto::Udp, d.to.ip(), d.to.port());
-    let Some(socket) = target.and_then(|t| s.net.udps.get_mut(&t)) else {
-        s.recorder.push(Event::Lost(id)); // nothing receives there
+    if !target.is_some_and(|t| s.net.udps.contains_key(&t)) {
+        // Nothing receives there: lost, and the host answers "port unreachable" (the
+        // datagram, kept, says where to).
+        s.recorder.push(Event::Lost(id));
+        let at = s.now() + s.net.delay(d.to_host, d.from_host);
+        arm(s, shared, at, Due::Unreachable { id });
         return;
-    };
+    }
+    let d = s.net.datagrams.remove(&id).expect("a datagram");
+    let socket = s
+        .net
+        .udps
+        .get_mut(&target.expect("bound"))
+        .expect("a socket");
     if socket.peer.is_some_and(|p| p != d.from) || socket.queue.len() >= UDP_QUEUE {
         s.recorder.push(Event::Lost(id)); // not its peer's, or its buffer is full
         return;
@@ -1128,6 +1147,26 @@ fn deliver_datagram(s: &mut State, id: u64, wake: &mut Vec<Waker>) {
     socket.queue.push_back((d.bytes, d.from));
     wake.extend(socket.waker.take());
     s.recorder.push(Event::Deliver(id));
+}
+
+/// The "port unreachable" answer to datagram `id` reaches its sender: a connected socket
+/// gets the error, for its next receive.
+fn deliver_unreachable(s: &mut State, id: u64, wake: &mut Vec<Waker>) {
+    let Some(d) = s.net.datagrams.remove(&id) else {
+        return;
+    };
+    if s.net.blocked(d.to_host, d.from_host) {
+        return;
+    }
+    let sender = s
+        .net
+        .bound_at(d.from_host, Proto::Udp, d.from.ip(), d.from.port());
+    if let Some(socket) = sender.and_then(|t| s.net.udps.get_mut(&t)) {
+        if socket.peer == Some(d.to) {
+            socket.error = Some(io::ErrorKind::ConnectionRefused);
+            wake.extend(socket.waker.take());
+        }
+    }
 }
 
 /// A simulated UDP socket.
@@ -1218,6 +1257,13 @@ impl NetDatagram for SimDatagram {
             return Poll::Ready(Err(crashed()));
         }
         let u = s.net.udps.get_mut(&self.id).expect("a socket");
+        if let Some(kind) = u.error.take() {
+            let peer = u.peer.map_or_else(String::new, |p| p.to_string());
+            return Poll::Ready(Err(io::Error::new(
+                kind,
+                format!("the port of {peer} is closed (simulated)"),
+            )));
+        }
         match u.queue.pop_front() {
             Some((bytes, from)) => {
                 let n = buf.len().min(bytes.len());
@@ -1241,6 +1287,7 @@ impl NetDatagram for SimDatagram {
             ));
         }
         u.peer = Some(addr);
+        u.error = None;
         Ok(())
     }
 
