@@ -650,3 +650,28 @@ fn z7_a_closed_port_answers_a_connected_sender() {
         })
         .unwrap();
 }
+
+/// Z4: a connection closed at both ends is forgotten once its last segment has arrived
+/// (a long run does not grow); one end still open keeps it.
+#[test]
+fn z4_closed_connections_are_forgotten() {
+    Sim::new(4)
+        .run(async {
+            let net = hatchery_sim::net();
+            net.host("server", || echo_server(7));
+            for _ in 0..100 {
+                let mut stream = TcpStream::connect(("server", 7)).await?;
+                assert_eq!(round_trip(&mut stream, b"x").await?, b"x");
+            }
+            sleep(ms(100)).await;
+            assert_eq!(net.connections(), 0, "every one closed at both ends");
+            let kept = TcpStream::connect(("server", 7)).await?;
+            sleep(ms(100)).await;
+            assert_eq!(net.connections(), 1);
+            drop(kept);
+            sleep(ms(100)).await;
+            assert_eq!(net.connections(), 0);
+            Ok::<_, io::Error>(())
+        })
+        .unwrap();
+}

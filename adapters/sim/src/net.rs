@@ -638,7 +638,9 @@ fn deliver_segment(
                 }
                 // Nothing listens there: refused.
                 _ => {
-                    s.net.conns.get_mut(&conn).expect("a connection").ends[1].life = life;
+                    let end = &mut s.net.conns.get_mut(&conn).expect("a connection").ends[1];
+                    end.life = life;
+                    end.closed = true; // never handed out
                     send_reset(s, shared, conn, 0);
                 }
             }
@@ -673,6 +675,7 @@ fn deliver_segment(
         }
     }
     arm_head(s, shared, conn, side);
+    collect(s, conn);
 }
 
 /// Re-arms the stalled directions whose links are back (a partition healed, a host
@@ -986,19 +989,23 @@ impl Drop for SimStream {
 }
 
 fn close_end(s: &mut State, shared: &Arc<Shared>, conn: u64, side: usize) {
-    let Some(c) = s.net.conns.get(&conn) else {
+    let Some(c) = s.net.conns.get_mut(&conn) else {
         return;
     };
-    let end = &c.ends[side];
-    if !s.net.alive(end.host, end.life) {
-        return;
-    }
-    let end = &mut s.net.conns.get_mut(&conn).expect("a connection").ends[side];
+    let end = &mut c.ends[side];
     end.closed = true;
     end.read_waker = None;
     end.write_waker = None;
+    let (host, life) = (end.host, end.life);
+    if !s.net.alive(host, life) {
+        // Its host crashed: silence (invariant 4).
+        collect(s, conn);
+        return;
+    }
+    let end = &mut s.net.conns.get_mut(&conn).expect("a connection").ends[side];
     if end.reset || !end.established {
         // Nothing to tell (an abandoned connect: its answer will be reset).
+        collect(s, conn);
         return;
     }
     if !end.recv.is_empty() {
@@ -1009,6 +1016,25 @@ fn close_end(s: &mut State, shared: &Arc<Shared>, conn: u64, side: usize) {
     } else if !end.shut {
         end.shut = true;
         send_segment(s, shared, conn, side, SegmentKind::Fin);
+    }
+    collect(s, conn);
+}
+
+/// Forgets `conn` once nothing can happen on it any more: both ends closed (their
+/// sockets dropped, or never handed out), nothing queued or on its way. A reset still on
+/// its way finds no connection, and does nothing.
+fn collect(s: &mut State, conn: u64) {
+    let Some(c) = s.net.conns.get(&conn) else {
+        return;
+    };
+    let done = c.listener.is_none()
+        && c.ends
+            .iter()
+            .all(|e| e.closed && e.out.is_empty() && !e.armed);
+    if done {
+        s.net.conns.remove(&conn);
+        s.net.stalled.remove(&(conn, 0));
+        s.net.stalled.remove(&(conn, 1));
     }
 }
 
@@ -1544,6 +1570,33 @@ impl Net {
     /// ```
     pub fn hosts(&self) -> Vec<String> {
         self.with(|s, _| s.net.hosts.iter().map(|h| h.name.clone()).collect())
+    }
+
+    /// How many TCP connections the network still holds: those with an end open (its
+    /// socket not dropped, or not accepted yet) or a segment on its way. A test checks
+    /// with it that a library closes what it opens; the network forgets the others, so
+    /// a long run does not grow.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::net::{TcpListener, TcpStream};
+    ///
+    /// hatchery_sim::Sim::new(0).run(async {
+    ///     let net = hatchery_sim::net();
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     assert_eq!(net.connections(), 1);
+    ///     drop((client, server));
+    ///     hatchery::sleep(std::time::Duration::from_millis(1)).await; // the ends of stream
+    ///     assert_eq!(net.connections(), 0);
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn connections(&self) -> usize {
+        self.with(|s, _| s.net.conns.len())
     }
 
     /// The link between hosts `a` and `b` (both ways) from now on: its latency, jitter,
