@@ -205,6 +205,10 @@ pub trait NetStream: Send + Sync {
     /// # Errors
     ///
     /// `ConnectionRefused` when nothing listens there, and the like.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetStream`].
     fn poll_connect(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
     /// Reads into `buf` (never empty): the bytes that have arrived, `0` at the end of the
@@ -213,6 +217,10 @@ pub trait NetStream: Send + Sync {
     /// # Errors
     ///
     /// `ConnectionReset` after a reset.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetStream`].
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
 
     /// Writes some of `buf` (never empty): how many bytes it took; `Pending` while it can
@@ -221,6 +229,10 @@ pub trait NetStream: Send + Sync {
     /// # Errors
     ///
     /// `BrokenPipe` after a shutdown of this side, `ConnectionReset` after a reset.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetStream`].
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
 
     /// Shuts down the writing side: the peer reads the end of the stream after what was
@@ -229,6 +241,10 @@ pub trait NetStream: Send + Sync {
     /// # Errors
     ///
     /// `NotConnected` when the connection is gone.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetStream`].
     fn shutdown_write(&self) -> io::Result<()>;
 
     /// This end's address.
@@ -236,6 +252,10 @@ pub trait NetStream: Send + Sync {
     /// # Errors
     ///
     /// The network's.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetStream`].
     fn local_addr(&self) -> io::Result<SocketAddr>;
 
     /// The peer's address.
@@ -243,6 +263,10 @@ pub trait NetStream: Send + Sync {
     /// # Errors
     ///
     /// `NotConnected` once the connection is gone, or before it is established.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetStream`].
     fn peer_addr(&self) -> io::Result<SocketAddr>;
 
     /// Sets `TCP_NODELAY` (a network that gathers no small writes keeps it and reads it
@@ -251,6 +275,10 @@ pub trait NetStream: Send + Sync {
     /// # Errors
     ///
     /// The network's.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetStream`].
     fn set_nodelay(&self, nodelay: bool) -> io::Result<()>;
 
     /// Whether `TCP_NODELAY` is set.
@@ -258,6 +286,10 @@ pub trait NetStream: Send + Sync {
     /// # Errors
     ///
     /// The network's.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetStream`].
     fn nodelay(&self) -> io::Result<bool>;
 }
 
@@ -275,6 +307,10 @@ pub trait NetListener: Send + Sync {
     /// # Errors
     ///
     /// The network's; hatchery returns them from `accept`.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetListener`].
     #[allow(clippy::type_complexity)]
     fn poll_accept(
         &self,
@@ -286,6 +322,10 @@ pub trait NetListener: Send + Sync {
     /// # Errors
     ///
     /// The network's.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetListener`].
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
@@ -316,6 +356,10 @@ pub trait NetDatagram: Send + Sync {
     /// # Errors
     ///
     /// An address of the other family, a datagram too large.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetDatagram`].
     fn poll_send_to(
         &self,
         cx: &mut Context<'_>,
@@ -330,6 +374,10 @@ pub trait NetDatagram: Send + Sync {
     /// # Errors
     ///
     /// The network's.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetDatagram`].
     fn poll_recv_from(
         &self,
         cx: &mut Context<'_>,
@@ -341,6 +389,10 @@ pub trait NetDatagram: Send + Sync {
     /// # Errors
     ///
     /// An address of the other family.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetDatagram`].
     fn connect(&self, addr: SocketAddr) -> io::Result<()>;
 
     /// The address it is bound to.
@@ -348,6 +400,10 @@ pub trait NetDatagram: Send + Sync {
     /// # Errors
     ///
     /// The network's.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetDatagram`].
     fn local_addr(&self) -> io::Result<SocketAddr>;
 
     /// The address it is connected to.
@@ -355,16 +411,28 @@ pub trait NetDatagram: Send + Sync {
     /// # Errors
     ///
     /// `NotConnected` if it is not.
+    ///
+    /// # Examples
+    ///
+    /// See [`NetDatagram`].
     fn peer_addr(&self) -> io::Result<SocketAddr>;
 }
 
 impl fmt::Debug for dyn Network {
+    ///
+    /// # Examples
+    ///
+    /// See [`NetDatagram`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Network")
     }
 }
 
 impl fmt::Debug for dyn NetStream {
+    ///
+    /// # Examples
+    ///
+    /// See [`NetDatagram`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("NetStream");
         if let Ok(a) = self.local_addr() {
@@ -378,6 +446,10 @@ impl fmt::Debug for dyn NetStream {
 }
 
 impl fmt::Debug for dyn NetListener {
+    ///
+    /// # Examples
+    ///
+    /// See [`NetDatagram`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("NetListener");
         if let Ok(a) = self.local_addr() {
@@ -388,6 +460,10 @@ impl fmt::Debug for dyn NetListener {
 }
 
 impl fmt::Debug for dyn NetDatagram {
+    ///
+    /// # Examples
+    ///
+    /// See [`NetDatagram`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("NetDatagram");
         if let Ok(a) = self.local_addr() {
