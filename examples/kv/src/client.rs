@@ -49,9 +49,10 @@ pub struct Config {
     /// The delays between attempts: 50 ms doubling, with jitter, by default.
     pub backoff: Backoff,
     /// A deliberately broken variant, for the simulation tests only (`tests/sim.rs`):
-    /// with `true`, a connection cut in the middle of an exchange (its attempt timed out
-    /// after the request was sent) goes back to the pool, out of step, so that the next
-    /// request on it reads the cut request's answer. `false` by default; never set it.
+    /// with `true`, a connection cut in the middle of an exchange (its attempt timed out,
+    /// or its caller's deadline passed, while it waited for the answer) goes back to the
+    /// pool if nothing failed on it, out of step, so that the next request on it reads
+    /// the cut request's answer. `false` by default; never set it.
     #[doc(hidden)]
     pub keep_cut_connections: bool,
 }
@@ -510,8 +511,10 @@ impl Inner {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         let conn = self.conn.take();
-        // (`keep_cut_connections`: the deliberately broken variant of the tests.)
-        let keep = self.keep || self.inner.config.keep_cut_connections;
+        // (`keep_cut_connections`: the deliberately broken variant of the tests, which
+        // keeps a connection cut in the middle of an exchange, if nothing failed on it.)
+        let cut = conn.as_ref().is_some_and(|c| !c.failed());
+        let keep = self.keep || (self.inner.config.keep_cut_connections && cut);
         if keep && !self.inner.closed.load(Ordering::SeqCst) {
             self.inner.idle.lock().unwrap().extend(conn);
         }
