@@ -675,3 +675,35 @@ fn z4_closed_connections_are_forgotten() {
         })
         .unwrap();
 }
+
+/// Prints the trace hashes of [`three_hosts`] for `z1_another_process_replays_the_network`.
+#[test]
+#[ignore = "run by z1_another_process_replays_the_network, in a process of its own"]
+fn print_network_trace_hashes() {
+    for seed in 0..3 {
+        let (_, trace) = Sim::new(seed).run_traced(three_hosts());
+        println!("trace {seed} {:016x}", trace.hash());
+    }
+}
+
+/// Z1: another process (other addresses, another heap, another start of the real clock)
+/// replays the same network runs: nothing of the process leaks into a simulated network.
+#[test]
+fn z1_another_process_replays_the_network() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "sim::print_network_trace_hashes",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for seed in 0..3 {
+        let (_, trace) = Sim::new(seed).run_traced(three_hosts());
+        let line = format!("trace {seed} {:016x}", trace.hash());
+        assert!(stdout.contains(&line), "{line} not in:\n{stdout}");
+    }
+}

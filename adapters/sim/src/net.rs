@@ -1959,8 +1959,8 @@ impl Host {
 
     /// Crashes the host, as a machine that loses its power: its tasks are dropped where
     /// they stand (before the simulator polls another task; no cleanup runs, shielded or
-    /// not, as in a foreign drop, rule C8), its sockets are gone and its ports free, and
-    /// nothing it had not sent yet is sent. Its peers hear nothing: their reads wait,
+    /// not, as in a foreign drop, rule C8), its sockets are gone and its ports free (what
+    /// they had sent is still on its way). Its peers hear nothing: their reads wait,
     /// their writes and connects wait for a host that is down (TCP retransmits), and
     /// their datagrams to it are lost. Once it [`restart`](Host::restart)s, a segment of
     /// theirs that reaches it is answered with a reset, as a rebooted machine answers
