@@ -36,6 +36,7 @@ pub(crate) async fn main() -> anyhow::Result<()> {
                 request_timeout: Duration::from_millis(200),
                 attempts: 3,
                 backoff: Backoff::new().with_min_delay(Duration::from_millis(20)),
+                ..Config::default()
             },
         );
 

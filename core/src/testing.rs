@@ -367,6 +367,10 @@ impl Runtime for TrackedRuntime {
         self.base.reactor()
     }
 
+    fn network(&self) -> Option<&dyn rt::Network> {
+        self.base.network()
+    }
+
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
         struct Done(Arc<Clock>);
         impl Drop for Done {

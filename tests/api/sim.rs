@@ -305,30 +305,6 @@ fn blocking_work_in_a_child_is_refused_and_the_siblings_cancelled() {
     );
 }
 
-#[test]
-fn sockets_are_unsupported() {
-    let errors = Sim::new(0).run(async {
-        let udp = hatchery::net::UdpSocket::bind("127.0.0.1:0")
-            .await
-            .unwrap_err();
-        let tcp = hatchery::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_err();
-        let connect = hatchery::net::TcpStream::connect("127.0.0.1:9")
-            .await
-            .unwrap_err();
-        [udp, tcp, connect]
-    });
-    for err in errors {
-        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
-        assert!(
-            err.to_string()
-                .contains("(`hatchery-sim`) has no I/O reactor"),
-            "{err}"
-        );
-    }
-}
-
 /// A future that, on its first poll, has another thread wake it.
 fn woken_from_another_thread() -> impl Future<Output = ()> {
     let mut polled = false;

@@ -13,6 +13,7 @@ mod listeners;
 mod many;
 mod readiness;
 mod serve;
+mod sim;
 mod tcp;
 mod udp;
 mod unix;

@@ -1,11 +1,13 @@
 //! How fast the simulator runs: seeds per second of a small scenario, simulated seconds
-//! per wall second, and polls per second with many tasks ready at once. The figures in
-//! the book's chapter *Simulation testing* come from
+//! per wall second, polls per second with many tasks ready at once, and a network of three
+//! hosts (simulated seconds and messages per wall second). The figures in the book's
+//! chapter *Simulation testing* come from
 //! `cargo run --release -p hatchery-sim --example sim_speed`.
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
+use hatchery::net::{TcpListener, TcpStream};
 use hatchery::{checkpoint, memory_stream, move_on_after, nursery, sleep, Nursery};
 use hatchery_sim::Sim;
 
@@ -38,6 +40,56 @@ async fn pipeline() -> usize {
     })
     .await
     .unwrap()
+}
+
+/// A server that answers each 64-byte request with 64 bytes, one task per connection.
+async fn server() -> std::io::Result<()> {
+    let listener = TcpListener::bind("0.0.0.0:80").await?;
+    hatchery::net::serve(listener, |mut conn: TcpStream| async move {
+        let mut buf = [0; 64];
+        while conn.read_exact(&mut buf).await.is_ok() {
+            conn.write_all(&buf).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .map(drop)
+    .map_err(std::io::Error::other)
+}
+
+/// A client host: four connections to the server, each a request every 10 ms (and its
+/// answer), for as long as the run goes.
+async fn client() -> std::io::Result<()> {
+    nursery(|n| async move {
+        for _ in 0..4 {
+            n.spawn(async {
+                let mut conn = TcpStream::connect(("server", 80)).await?;
+                let mut buf = [7; 64];
+                for _ in 0..u64::MAX {
+                    conn.write_all(&buf).await?;
+                    conn.read_exact(&mut buf).await?;
+                    sleep(Duration::from_millis(10)).await;
+                }
+                Ok::<_, std::io::Error>(())
+            });
+        }
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)
+}
+
+/// Three hosts (a server and two clients) for `simulated` of simulated time: the
+/// messages delivered, and the simulated time.
+fn three_hosts(seed: u64, simulated: Duration) -> (u64, Duration) {
+    let (_, trace) = Sim::new(seed).run_traced(async move {
+        let net = hatchery_sim::net();
+        net.host("server", server);
+        net.host("client-a", client);
+        net.host("client-b", client);
+        sleep(simulated).await;
+    });
+    (trace.messages(), trace.elapsed())
 }
 
 fn main() {
@@ -87,6 +139,17 @@ fn main() {
             "  10,000 tasks spawned and joined: {wall:.2?} ({:.0} ns a task, {} polls)",
             wall.as_nanos() as f64 / 10_000.0,
             trace.polls()
+        );
+
+        let start = Instant::now();
+        let (messages, simulated) = three_hosts(1, Duration::from_secs(60));
+        let wall = start.elapsed();
+        println!(
+            "  3 hosts, 8 connections, a request every 10 ms on each: {simulated:?} simulated in \
+             {wall:.2?} ({:.0} simulated seconds a wall second, {messages} messages, {:.0} \
+             messages a wall second)",
+            simulated.as_secs_f64() / wall.as_secs_f64(),
+            messages as f64 / wall.as_secs_f64()
         );
     }
 }

@@ -14,6 +14,11 @@
 //!    earliest timer: time stands still while anything can run.
 //! 4. The state's lock is never held while a task is polled or dropped, or a waker woken:
 //!    all of those may call back into the runtime (spawn, wake, arm a timer).
+//! 5. Every task belongs to a host of the simulated network (`crate::net`): the one of
+//!    the task that spawned it (the root's is the first host, `main`), in that host's
+//!    life (incarnation). A task of a host that has crashed never runs again: the crash
+//!    takes its tasks out of the list at once, and the loop drops them before its next
+//!    poll, outside any poll (a task spawned for a crashed host is dropped at once).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,10 +32,18 @@ use std::time::{Duration, Instant};
 use hatchery::rt::{Runtime, Sleep, Task};
 use slab::Slab;
 
+use crate::net::NetState;
 use crate::trace::{Event, Recorder, Trace};
 
 /// The id of the root future in the trace; tasks are numbered from 1 in spawn order.
 const ROOT: u64 = 0;
+
+/// The host of the root future: the first host, `main`.
+pub(crate) const ROOT_HOST: usize = 0;
+
+/// `State::current_host` while tasks of a crashed host are dropped: a task they spawn is
+/// dropped at once (invariant 5).
+const DROPPING: usize = usize::MAX;
 
 /// State shared by the run loop, the runtime, its timers and its wakers.
 pub(crate) struct Shared {
@@ -40,7 +53,7 @@ pub(crate) struct Shared {
     seed: u64,
 }
 
-struct State {
+pub(crate) struct State {
     /// The virtual clock: `start` plus the time simulated so far.
     start: Instant,
     elapsed: Duration,
@@ -53,7 +66,14 @@ struct State {
     next_timer: u64,
     /// The next task's id.
     next_id: u64,
-    recorder: Recorder,
+    pub(crate) recorder: Recorder,
+    /// The host of the task being polled (the root's when none is): whose tasks spawn,
+    /// and whose sockets are opened (invariant 5).
+    pub(crate) current_host: usize,
+    /// Tasks of crashed hosts, to drop before the next poll (invariant 5).
+    doomed: Vec<Slot>,
+    /// The simulated network: its hosts, sockets and messages.
+    pub(crate) net: NetState,
     /// What was refused off the simulator's thread, to panic with (invariant 1).
     refused: Option<&'static str>,
     /// The run has ended: a task spawned now is dropped at once.
@@ -64,6 +84,8 @@ struct Slot {
     id: u64,
     task: Option<Task>,
     queued: bool,
+    /// Its host, and the host's life it was spawned in (invariant 5).
+    host: usize,
     /// The task's waker, made once (a poll clones it).
     waker: Waker,
 }
@@ -75,13 +97,13 @@ enum Ready {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether the caller runs on the simulator's thread; if not, records `what` as
     /// refused (invariant 1).
-    fn on_thread(&self, what: &'static str) -> bool {
+    pub(crate) fn on_thread(&self, what: &'static str) -> bool {
         if std::thread::current().id() == self.thread {
             return true;
         }
@@ -119,6 +141,36 @@ impl Shared {
     }
 }
 
+impl State {
+    /// The virtual clock's reading.
+    pub(crate) fn now(&self) -> Instant {
+        self.start + self.elapsed
+    }
+
+    /// Arms a timer that wakes `waker` at `at` (now if that has passed): the clock jumps
+    /// there when nothing can run, as to any timer (invariant 3).
+    pub(crate) fn arm(&mut self, at: Instant, waker: Waker) {
+        self.next_timer += 1;
+        let at = at.max(self.now());
+        self.timers.insert((at, self.next_timer), waker);
+    }
+
+    /// Takes every task of `host` out of the list, to be dropped before the next poll
+    /// (invariant 5): the host has crashed.
+    pub(crate) fn doom_host(&mut self, host: usize) {
+        let keys: Vec<usize> = self
+            .tasks
+            .iter()
+            .filter(|(_, slot)| slot.host == host)
+            .map(|(key, _)| key)
+            .collect();
+        for key in keys {
+            let slot = self.tasks.remove(key);
+            self.doomed.push(slot);
+        }
+    }
+}
+
 /// A task's waker: its slot and id (the slot may be reused once the task is gone).
 struct TaskWaker {
     shared: Weak<Shared>,
@@ -141,6 +193,17 @@ impl Wake for TaskWaker {
 /// The simulator as hatchery's [`Runtime`].
 pub(crate) struct SimRuntime {
     shared: Arc<Shared>,
+    /// The network's side of the seam.
+    network: crate::net::SimNetwork,
+}
+
+impl SimRuntime {
+    pub(crate) fn new(shared: Arc<Shared>) -> SimRuntime {
+        SimRuntime {
+            network: crate::net::SimNetwork::new(shared.clone()),
+            shared,
+        }
+    }
 }
 
 impl fmt::Debug for SimRuntime {
@@ -153,7 +216,7 @@ impl fmt::Debug for SimRuntime {
 
 /// The message of a refused [`Runtime::spawn_blocking`].
 pub(crate) const NO_THREADS: &str = "hatchery-sim: blocking work (`run_blocking`, \
-`to_thread::run_sync`, a blocking portal, host-name resolution) needs a real thread, which \
+`to_thread::run_sync`, a blocking portal) needs a real thread, which \
 the simulator does not run: a thread's timing is outside the simulation and would make the \
 run depend on more than its seed. Keep blocking work out of the code under simulation, or \
 test it on tokio or smol";
@@ -163,9 +226,10 @@ impl Runtime for SimRuntime {
         self.shared
             .on_thread("a task was spawned from another thread");
         let mut s = self.shared.lock();
-        if s.closed {
+        let host = s.current_host;
+        if s.closed || host == DROPPING || !s.net.is_up(host) {
             drop(s);
-            drop(task); // counts as cancelled
+            drop(task); // counts as cancelled (invariant 5)
             return;
         }
         let id = s.next_id;
@@ -176,6 +240,7 @@ impl Runtime for SimRuntime {
             id,
             task: Some(task),
             queued: true,
+            host,
             waker: Waker::from(Arc::new(TaskWaker {
                 shared: Arc::downgrade(&self.shared),
                 key,
@@ -213,6 +278,11 @@ impl Runtime for SimRuntime {
     /// `"hatchery-sim"`.
     fn name(&self) -> &'static str {
         "hatchery-sim"
+    }
+
+    /// The simulated network of named hosts.
+    fn network(&self) -> Option<&dyn hatchery::rt::Network> {
+        Some(&self.network)
     }
 }
 
@@ -276,7 +346,8 @@ impl Drop for Close {
                 let mut s = self.0.lock();
                 s.closed = true;
                 s.ready.clear();
-                let tasks: Vec<Slot> = s.tasks.drain().collect();
+                let mut tasks: Vec<Slot> = s.tasks.drain().collect();
+                tasks.append(&mut s.doomed);
                 (tasks, std::mem::take(&mut s.timers))
             };
             if tasks.is_empty() && timers.is_empty() {
@@ -294,8 +365,11 @@ impl Drop for Close {
 pub(crate) fn block_on<F: Future>(
     seed: u64,
     record: bool,
+    setup: impl FnOnce(&mut NetState),
     root: impl FnOnce(Arc<dyn Runtime>) -> F,
 ) -> (F::Output, Trace) {
+    let mut net = NetState::new(seed);
+    setup(&mut net);
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             start: Instant::now(),
@@ -309,14 +383,15 @@ pub(crate) fn block_on<F: Future>(
             recorder: Recorder::new(seed, record),
             refused: None,
             closed: false,
+            current_host: ROOT_HOST,
+            doomed: Vec::new(),
+            net,
         }),
         thread: std::thread::current().id(),
         seed,
     });
     let _seeded = Seeded::enter(&shared);
-    let runtime: Arc<dyn Runtime> = Arc::new(SimRuntime {
-        shared: shared.clone(),
-    });
+    let runtime: Arc<dyn Runtime> = Arc::new(SimRuntime::new(shared.clone()));
     let mut root = std::pin::pin!(root(runtime));
     // Dropped before the root, however the run ends: the tasks' drops (in their
     // context) leave the runtime in the thread's context, which the root's `Enter`
@@ -339,6 +414,15 @@ pub(crate) fn block_on<F: Future>(
                      on more than its seed. Everything a simulated test does must run in its \
                      tasks, on the simulator's thread"
                 );
+            }
+            if !s.doomed.is_empty() {
+                // Invariant 5: a crashed host's tasks go, outside any poll and the lock.
+                let doomed = std::mem::take(&mut s.doomed);
+                s.current_host = DROPPING;
+                drop(s);
+                drop(doomed);
+                shared.lock().current_host = ROOT_HOST;
+                continue;
             }
             if s.ready.is_empty() {
                 // Invariant 3: nothing can run; jump to the earliest timer.
@@ -371,6 +455,7 @@ pub(crate) fn block_on<F: Future>(
             match next {
                 Ready::Root => {
                     s.root_queued = false;
+                    s.current_host = ROOT_HOST;
                     s.recorder.push(Event::Poll(ROOT));
                     None
                 }
@@ -379,6 +464,8 @@ pub(crate) fn block_on<F: Future>(
                         slot.queued = false;
                         let task = slot.task.take().expect("a ready task is in its slot");
                         let waker = slot.waker.clone();
+                        let host = slot.host;
+                        s.current_host = host;
                         s.recorder.push(Event::Poll(id));
                         Some((key, id, task, waker))
                     }
@@ -402,13 +489,19 @@ pub(crate) fn block_on<F: Future>(
                     .poll(&mut Context::from_waker(&waker))
                     .is_ready();
                 let mut s = shared.lock();
+                s.current_host = ROOT_HOST;
+                let mine = s.tasks.get(key).is_some_and(|slot| slot.id == id);
                 if done {
-                    let slot = s.tasks.remove(key);
+                    let slot = mine.then(|| s.tasks.remove(key));
                     s.recorder.push(Event::Done(id));
                     drop(s);
                     drop((task, slot, waker)); // invariant 4
-                } else {
+                } else if mine {
                     s.tasks[key].task = Some(task);
+                } else {
+                    // Its host crashed while it ran (invariant 5): it goes now.
+                    drop(s);
+                    drop((task, waker));
                 }
             }
         }

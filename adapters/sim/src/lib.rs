@@ -15,7 +15,13 @@
 //!   same clock, the same outcome. The run's [`Trace`] (task polls, wake-ups, spawns,
 //!   clock jumps) has a [hash](Trace::hash) to compare two runs by;
 //! * **the thread's own generator** (`fastrand`'s, which `hatchery::Backoff`'s jitter
-//!   draws from) is seeded from the run's seed too, for the run.
+//!   draws from) is seeded from the run's seed too, for the run;
+//! * **a simulated network** ([`Net`]): [`hatchery::net`]'s TCP and UDP sockets, and
+//!   host-name resolution, talk to an in-memory network of named hosts, each with its own
+//!   address, over links whose latency and jitter are drawn from the seed. A test injects
+//!   faults (partitions, resets, crashes and restarts of hosts, lossy links) or lets the
+//!   seed draw them ([`Net::random_faults`]). Library code does not change: the same
+//!   `hatchery::net` types route to this network when the simulator runs them.
 //!
 //! A test runs a scenario under many seeds to find the interleaving that breaks it, and
 //! one seed to replay it: [`check_seeds`], or `#[hatchery::test(sim(seeds = 1000))]`,
@@ -42,10 +48,11 @@
 //!   is refused);
 //! * **wake-ups and spawns from another thread** (a thread the test started itself,
 //!   say): the run panics at its next step, naming what came from outside;
-//! * **real sockets**: the simulator has no reactor yet, so opening one of
-//!   [`hatchery::net`]'s sockets fails with an error of kind
-//!   [`Unsupported`](std::io::ErrorKind::Unsupported) that names the runtime,
-//!   `hatchery-sim` (a simulated network is planned: see the book's decisions chapter);
+//! * **real sockets and descriptors**: the simulator has no reactor, so a socket of the
+//!   system (`from_std`, a Unix socket, `hatchery::io::Async`, a child process's pipes)
+//!   fails with an error of kind [`Unsupported`](std::io::ErrorKind::Unsupported) that
+//!   names the runtime, `hatchery-sim`, and says it has a network of its own; a
+//!   simulated socket has no descriptor (`AsFd` panics, saying so);
 //! * **a deadlock** (every task blocked, no timer set): nothing could ever wake a task,
 //!   so the run panics at once, with its seed and simulated time.
 //!
@@ -57,7 +64,7 @@
 //!
 //! # When not to use this
 //!
-//! To run an application: it runs one thread and no I/O. Use `hatchery-tokio` or
+//! To run an application: it runs one thread, and its network is a simulation. Use `hatchery-tokio` or
 //! `hatchery-smol`; the simulator is for tests, and its value is the same test body on
 //! all three (`#[hatchery::test(sim(seeds = 100))]` runs it on tokio, smol and the
 //! simulator).
@@ -70,8 +77,10 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use hatchery::rt::Runtime;
 
 mod executor;
+mod net;
 mod trace;
 
+pub use net::{net, Faults, Host, HostOutput, Link, Net};
 pub use trace::{Event, Trace};
 
 /// The environment variable that replays one seed: when it is set, [`run`] and
@@ -109,10 +118,11 @@ pub const SEEDS_VAR: &str = "HATCHERY_SIM_SEEDS";
 /// }));
 /// assert_eq!(sum.unwrap(), 3);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sim {
     seed: u64,
     record: bool,
+    link: Link,
 }
 
 impl Sim {
@@ -127,6 +137,7 @@ impl Sim {
         Sim {
             seed,
             record: false,
+            link: Link::default(),
         }
     }
 
@@ -178,6 +189,43 @@ impl Sim {
         self
     }
 
+    /// The links between hosts of the simulated network, unless [`Net::set_link`] sets
+    /// one between two of them: [`Link::default`] (1 ms of latency and up to 1 ms of
+    /// jitter, nothing lost) unless this says otherwise. A host's loopback is not a link
+    /// (it takes 20 to 30 µs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::net::UdpSocket;
+    /// use hatchery_sim::{Link, Sim};
+    ///
+    /// async fn echo() -> std::io::Result<()> {
+    ///     let socket = UdpSocket::bind("0.0.0.0:7").await?;
+    ///     let mut buf = [0; 64];
+    ///     loop {
+    ///         let (n, from) = socket.recv_from(&mut buf).await?;
+    ///         socket.send_to(&buf[..n], from).await?;
+    ///     }
+    /// }
+    ///
+    /// let slow = Link { latency: Duration::from_millis(50), jitter: Duration::ZERO, ..Link::default() };
+    /// let took = Sim::new(0).link(slow).run(async {
+    ///     hatchery_sim::net().host("echo", echo);
+    ///     let socket = UdpSocket::bind("0.0.0.0:0").await.unwrap();
+    ///     let start = hatchery::now();
+    ///     socket.send_to(b"ping", "198.18.0.2:7".parse().unwrap()).await.unwrap();
+    ///     socket.recv_from(&mut [0; 64]).await.unwrap();
+    ///     hatchery::now() - start
+    /// });
+    /// assert_eq!(took, Duration::from_millis(100)); // there and back
+    /// ```
+    pub fn link(mut self, link: Link) -> Sim {
+        self.link = link;
+        self
+    }
+
     /// Runs `fut` as the root of a hatchery task tree on the simulator, and returns its
     /// output.
     ///
@@ -220,9 +268,11 @@ impl Sim {
     /// assert_eq!((trace.seed(), trace.polls()), (8, 1));
     /// ```
     pub fn run_traced<F: Future>(&self, fut: F) -> (F::Output, Trace) {
+        let link = self.link;
         executor::block_on(
             self.seed,
             self.record,
+            |net| net.set_default_link(link),
             |runtime: std::sync::Arc<dyn Runtime>| hatchery::rt::enter_root(runtime, fut),
         )
     }

@@ -41,6 +41,23 @@ pub enum Event {
     /// Nothing could run: the clock jumped to the earliest timer, now this long after
     /// the run started, and woke the timers due then.
     Jump(Duration),
+    /// A message of the simulated network (a TCP segment or reset, a datagram; numbered
+    /// in the order they were made) reached its destination.
+    Deliver(u64),
+    /// A datagram was lost: the link's loss, a partition, a host down, nothing bound
+    /// where it went, or a full receive buffer.
+    Lost(u64),
+    /// A partition between two hosts (numbered in the order they were added, `main`
+    /// first, from 0).
+    Partition(u64, u64),
+    /// A partition healed.
+    Heal(u64, u64),
+    /// The TCP connections between two hosts were reset.
+    Reset(u64, u64),
+    /// A host crashed.
+    Crash(u64),
+    /// A host restarted.
+    Restart(u64),
 }
 
 /// What happened in one simulated run: a hash of its events in order, counts, and the
@@ -82,6 +99,7 @@ pub struct Trace {
     wakes: u64,
     spawns: u64,
     jumps: u64,
+    messages: u64,
     elapsed: Duration,
     events: Vec<Event>,
 }
@@ -176,6 +194,26 @@ impl Trace {
         self.jumps
     }
 
+    /// How many messages of the simulated network reached their destination: TCP
+    /// segments (data, connection set-up, end of stream, resets) and datagrams.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::net::UdpSocket;
+    ///
+    /// let (_, trace) = hatchery_sim::Sim::new(0).run_traced(async {
+    ///     let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    ///     let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    ///     a.send_to(b"one", b.local_addr().unwrap()).await.unwrap();
+    ///     b.recv_from(&mut [0; 8]).await.unwrap();
+    /// });
+    /// assert_eq!(trace.messages(), 1);
+    /// ```
+    pub fn messages(&self) -> u64 {
+        self.messages
+    }
+
     /// The simulated time the run took.
     ///
     /// # Examples
@@ -216,6 +254,11 @@ pub(crate) struct Recorder {
     keep: bool,
 }
 
+/// Two numbers as one, for the hash.
+fn pair(a: u64, b: u64) -> u128 {
+    (u128::from(a) << 64) | u128::from(b)
+}
+
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -229,6 +272,7 @@ impl Recorder {
                 wakes: 0,
                 spawns: 0,
                 jumps: 0,
+                messages: 0,
                 elapsed: Duration::ZERO,
                 events: Vec::new(),
             },
@@ -256,6 +300,16 @@ impl Recorder {
                 t.jumps += 1;
                 (5, at.as_nanos())
             }
+            Event::Deliver(id) => {
+                t.messages += 1;
+                (6, id.into())
+            }
+            Event::Lost(id) => (7, id.into()),
+            Event::Partition(a, b) => (8, pair(a, b)),
+            Event::Heal(a, b) => (9, pair(a, b)),
+            Event::Reset(a, b) => (10, pair(a, b)),
+            Event::Crash(host) => (11, host.into()),
+            Event::Restart(host) => (12, host.into()),
         };
         for byte in std::iter::once(tag).chain(value.to_le_bytes()) {
             t.hash = (t.hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME);

@@ -219,7 +219,9 @@ where
 }
 
 /// The system's resolver: `getaddrinfo` (std's `ToSocketAddrs`), run on the runtime's
-/// blocking threads ([`run_blocking`](crate::run_blocking)).
+/// blocking threads ([`run_blocking`](crate::run_blocking)); on a runtime with a network
+/// of its own ([`Runtime::network`](crate::rt::Runtime::network): the simulator's), that
+/// network's resolver, which answers at once.
 ///
 /// `getaddrinfo` cannot be interrupted: when the enclosing scope is cancelled (or its
 /// deadline passes) during a lookup, the connect stops at once, and the lookup goes on
@@ -243,9 +245,21 @@ pub struct SystemResolver;
 impl Resolve for SystemResolver {
     fn resolve(&self, host: &str, port: u16) -> Resolving {
         let host = host.to_owned();
-        Box::pin(crate::run_blocking(move || {
-            std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)).map(Iterator::collect)
-        }))
+        Box::pin(async move {
+            // Asked when polled, in the runtime that awaits it.
+            let network = crate::context::with_current(|c| {
+                c.and_then(|c| c.rt.network().is_some().then(|| c.rt.clone()))
+            });
+            if let Some(rt) = network {
+                let network = rt.network().expect("a runtime with a network");
+                return network.resolve(&host, port);
+            }
+            crate::run_blocking(move || {
+                std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+                    .map(Iterator::collect)
+            })
+            .await
+        })
     }
 }
 

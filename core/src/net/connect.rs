@@ -12,7 +12,7 @@ use std::time::Duration;
 use rustix::net::SocketType;
 
 use super::addr::{describe, resolve, Resolve, ToSocketAddrs};
-use super::io::{enter, Io};
+use super::io::{current_network, enter, Io};
 use super::{sys, TcpStream};
 use crate::rt::Interest;
 use crate::sync::Event;
@@ -190,6 +190,13 @@ impl fmt::Debug for TcpConnector {
 /// until it is done. Dropped meanwhile, it closes the socket.
 pub(crate) async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
     enter().await;
+    if let Some(rt) = current_network() {
+        let network = rt.network().expect("a runtime with a network");
+        // Dropped before it is connected (cancelled), the stream abandons the attempt.
+        let io = Io::net_stream(network.connect_tcp(addr)?);
+        io.connected().await?;
+        return Ok(TcpStream::from_io(io));
+    }
     Io::check_reactor()?;
     let fd = sys::socket(sys::family(&addr), SocketType::STREAM)?;
     // Registered once connecting, not before (see `start_connect`).

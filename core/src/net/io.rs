@@ -1,31 +1,60 @@
-//! A socket registered with its runtime's reactor, and the operations every socket type
-//! shares: each one a checkpoint, done inside one poll.
+//! A socket: registered with its runtime's reactor, or one of the runtime's own network
+//! (`rt::Network`); and the operations every socket type shares: each one a checkpoint,
+//! done inside one poll.
 
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::context as rt;
 use crate::rt::Runtime;
-use crate::rt::{BorrowedSocket, Interest, OwnedSocket, Registration};
+use crate::rt::{
+    BorrowedSocket, Interest, NetDatagram, NetListener, NetStream, OwnedSocket, Registration,
+};
 
 use super::sys;
 
-/// A registered socket: the registration owns it, and closes it when dropped.
+/// A socket: a registered descriptor (the registration owns it, and closes it when
+/// dropped), or a socket of the runtime's own network (dropping it closes it).
 ///
 /// `pub` only for the sealed trait of the stream types (`SplitStream`), which returns
 /// it; the module is private.
 #[allow(unreachable_pub)]
 pub struct Io {
-    reg: Box<dyn Registration>,
+    kind: Kind,
 }
 
-/// Why `rt` cannot open sockets: it names the runtime (`hatchery-sim`, the simulator,
-/// says so).
+/// What an [`Io`] holds.
+enum Kind {
+    /// A descriptor registered with the runtime's reactor.
+    Sys(Box<dyn Registration>),
+    /// A TCP connection of the runtime's network.
+    Stream(Box<dyn NetStream>),
+    /// A TCP listener of the runtime's network.
+    Listener(Box<dyn NetListener>),
+    /// A UDP socket of the runtime's network.
+    Datagram(Box<dyn NetDatagram>),
+}
+
+/// Why `rt` cannot open sockets of the system: it names the runtime (`hatchery-sim`, the
+/// simulator, says so), and says whether it has a network of its own.
 fn no_reactor(rt: &dyn Runtime) -> io::Error {
     let name = rt.name();
+    if rt.network().is_some() {
+        return io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "hatchery: this runtime (`{name}`) has a network of its own and no I/O \
+                 reactor: TCP and UDP sockets opened with `bind` and `connect` talk to its \
+                 network, but a socket or descriptor of the system (`from_std`, a Unix \
+                 socket, `io::Async`, a child process's pipes) cannot be used on it"
+            ),
+        );
+    }
     io::Error::new(
         io::ErrorKind::Unsupported,
         format!(
@@ -37,6 +66,23 @@ fn no_reactor(rt: &dyn Runtime) -> io::Error {
         ),
     )
 }
+
+/// The current runtime, if it has a network of its own (`Runtime::network`).
+///
+/// # Panics
+///
+/// Outside a hatchery runtime.
+pub(crate) fn current_network() -> Option<Arc<dyn Runtime>> {
+    rt::with_current(|c| {
+        let rt = c.expect(rt::NO_RUNTIME).rt;
+        rt.network().is_some().then(|| rt.clone())
+    })
+}
+
+/// The message of a descriptor asked of a socket of a runtime's own network.
+const NO_DESCRIPTOR: &str = "hatchery: this socket belongs to the runtime's own network \
+(`Runtime::network`: the simulator's, under `hatchery-sim`), which has no descriptors: \
+`AsFd`, `AsRawFd` and socket options of the system cannot reach it";
 
 impl Io {
     /// Registers `fd` with the reactor of the runtime of the code being polled.
@@ -68,16 +114,95 @@ impl Io {
     pub(crate) fn with_runtime(rt: &dyn Runtime, fd: OwnedSocket) -> io::Result<Io> {
         match rt.reactor() {
             Some(reactor) => Ok(Io {
-                reg: reactor.register(fd)?,
+                kind: Kind::Sys(reactor.register(fd)?),
             }),
             None => Err(no_reactor(rt)),
         }
     }
 
+    /// A TCP connection of the runtime's network.
+    pub(crate) fn net_stream(stream: Box<dyn NetStream>) -> Io {
+        Io {
+            kind: Kind::Stream(stream),
+        }
+    }
+
+    /// A TCP listener of the runtime's network.
+    pub(crate) fn net_listener(listener: Box<dyn NetListener>) -> Io {
+        Io {
+            kind: Kind::Listener(listener),
+        }
+    }
+
+    /// A UDP socket of the runtime's network.
+    pub(crate) fn net_datagram(socket: Box<dyn NetDatagram>) -> Io {
+        Io {
+            kind: Kind::Datagram(socket),
+        }
+    }
+
+    /// The listener of the runtime's network, if this is one.
+    pub(crate) fn as_net_listener(&self) -> Option<&dyn NetListener> {
+        match &self.kind {
+            Kind::Listener(l) => Some(&**l),
+            _ => None,
+        }
+    }
+
+    /// The UDP socket of the runtime's network, if this is one.
+    pub(crate) fn as_net_datagram(&self) -> Option<&dyn NetDatagram> {
+        match &self.kind {
+            Kind::Datagram(d) => Some(&**d),
+            _ => None,
+        }
+    }
+
     /// The socket, for system calls.
+    ///
+    /// # Panics
+    ///
+    /// For a socket of the runtime's own network, which has none.
     #[inline]
     pub(crate) fn fd(&self) -> BorrowedSocket<'_> {
-        self.reg.socket()
+        match &self.kind {
+            Kind::Sys(reg) => reg.socket(),
+            _ => panic!("{NO_DESCRIPTOR}"),
+        }
+    }
+
+    /// The local address of a TCP or UDP socket.
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.kind {
+            Kind::Sys(reg) => sys::local_addr(reg.socket()),
+            Kind::Stream(s) => s.local_addr(),
+            Kind::Listener(l) => l.local_addr(),
+            Kind::Datagram(d) => d.local_addr(),
+        }
+    }
+
+    /// The peer address of a connected TCP or UDP socket.
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match &self.kind {
+            Kind::Sys(reg) => sys::peer_addr(reg.socket()),
+            Kind::Stream(s) => s.peer_addr(),
+            Kind::Datagram(d) => d.peer_addr(),
+            Kind::Listener(_) => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// `TCP_NODELAY` of a TCP stream.
+    pub(crate) fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        match &self.kind {
+            Kind::Stream(s) => s.set_nodelay(on),
+            _ => sys::set_nodelay(self.fd(), on),
+        }
+    }
+
+    pub(crate) fn nodelay(&self) -> io::Result<bool> {
+        match &self.kind {
+            Kind::Stream(s) => s.nodelay(),
+            _ => sys::nodelay(self.fd()),
+        }
     }
 
     /// One operation: a checkpoint (a cancelled scope stops it before `op` runs), then
@@ -93,7 +218,10 @@ impl Io {
             // Nothing done: the cancelled scope drops the operation here.
             return Poll::Pending;
         }
-        self.reg.poll_io(cx, interest, op)
+        match &self.kind {
+            Kind::Sys(reg) => reg.poll_io(cx, interest, op),
+            _ => panic!("{NO_DESCRIPTOR}"),
+        }
     }
 
     /// Reads into `buf` (a stream's read: datagram sockets receive through
@@ -110,8 +238,13 @@ impl Io {
             // there, so the system call would make it wait for data it cannot take.)
             return nothing_to_do();
         }
-        let fd = self.fd();
-        self.poll_op(cx, Interest::Read, &mut || sys::recv(fd, buf))
+        match &self.kind {
+            Kind::Stream(s) => checked(|| s.poll_read(cx, buf)),
+            _ => {
+                let fd = self.fd();
+                self.poll_op(cx, Interest::Read, &mut || sys::recv(fd, buf))
+            }
+        }
     }
 
     /// Writes from `buf`.
@@ -121,8 +254,13 @@ impl Io {
             // A zero-length send is a no-op; don't wait for writability to do nothing.
             return nothing_to_do();
         }
-        let fd = self.fd();
-        self.poll_op(cx, Interest::Write, &mut || sys::send(fd, buf))
+        match &self.kind {
+            Kind::Stream(s) => checked(|| s.poll_write(cx, buf)),
+            _ => {
+                let fd = self.fd();
+                self.poll_op(cx, Interest::Write, &mut || sys::send(fd, buf))
+            }
+        }
     }
 
     /// Shuts down the write side: a checkpoint, then at once.
@@ -130,7 +268,24 @@ impl Io {
         if rt::current_cancelled() {
             return Poll::Pending;
         }
-        Poll::Ready(sys::shutdown_write(self.fd()))
+        Poll::Ready(self.shutdown_now())
+    }
+
+    /// Shuts down the write side, at once (no checkpoint: a dropped write half's).
+    pub(crate) fn shutdown_now(&self) -> io::Result<()> {
+        match &self.kind {
+            Kind::Stream(s) => s.shutdown_write(),
+            _ => sys::shutdown_write(self.fd()),
+        }
+    }
+
+    /// Waits for a TCP connection of the runtime's network to be established: a
+    /// checkpoint at each poll.
+    pub(crate) async fn connected(&self) -> io::Result<()> {
+        match &self.kind {
+            Kind::Stream(s) => poll_fn(|cx| checked(|| s.poll_connect(cx))).await,
+            _ => Ok(()),
+        }
     }
 
     pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -166,6 +321,16 @@ impl Io {
     }
 }
 
+/// A checkpoint (`Pending`, and nothing done, in a cancelled scope), then `op`: an
+/// operation on a socket of the runtime's network.
+#[inline]
+fn checked<T>(op: impl FnOnce() -> Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    if rt::current_cancelled() {
+        return Poll::Pending;
+    }
+    op()
+}
+
 /// A stream operation on an empty buffer: a checkpoint (`Pending` in a cancelled scope,
 /// which drops the operation there), then `Ok(0)` at once, with no system call.
 #[inline]
@@ -178,7 +343,12 @@ fn nothing_to_do() -> Poll<io::Result<usize>> {
 
 impl fmt::Debug for Io {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.fd(), f)
+        match &self.kind {
+            Kind::Sys(reg) => fmt::Debug::fmt(&reg.socket(), f),
+            Kind::Stream(s) => fmt::Debug::fmt(&**s, f),
+            Kind::Listener(l) => fmt::Debug::fmt(&**l, f),
+            Kind::Datagram(d) => fmt::Debug::fmt(&**d, f),
+        }
     }
 }
 
@@ -236,6 +406,23 @@ impl Shared {
         };
         let _turn = lock.lock().await;
         poll_fn(|cx| self.io.poll_op(cx, interest, &mut op)).await
+    }
+
+    /// Runs `op`, an operation on a socket of the runtime's network, as [`Shared::op`]
+    /// does: a checkpoint, then its turn among the tasks waiting for `interest`, then
+    /// `op` polled (a checkpoint at each poll) until it completes.
+    pub(crate) async fn net_op<T>(
+        &self,
+        interest: Interest,
+        mut op: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> io::Result<T> {
+        enter().await;
+        let lock = match interest {
+            Interest::Write => &self.write,
+            _ => &self.read,
+        };
+        let _turn = lock.lock().await;
+        poll_fn(|cx| checked(|| op(cx))).await
     }
 }
 

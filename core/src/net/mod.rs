@@ -107,6 +107,15 @@
 //! | `hatchery-tokio` (Unix) | tokio's (`AsyncFd`) | operations fail with an error that says the runtime has shut down |
 //! | `hatchery-tokio` (Windows) | none: tokio offers no readiness for sockets there | (use `hatchery-smol`, or wrap `TokioRuntime` with async-io's reactor: see [`rt::Reactor`](crate::rt::Reactor)) |
 //! | `hatchery-smol` | async-io's (`Async`) | sockets keep working: async-io's reactor is global |
+//! | `hatchery-sim` | none: a simulated network of its own | (the run's network goes with it) |
+//!
+//! A runtime may have a network of its own instead
+//! ([`Runtime::network`](crate::rt::Runtime::network)): the simulator's, a network of named
+//! hosts with latency and faults. TCP and UDP sockets opened with `bind` and `connect`,
+//! and host names, then go to that network, with the same types, methods, errors and
+//! cancellation rules (rule Z2 of the book's semantics chapter); a socket of the system
+//! (`from_std`, a Unix socket) fails with `Unsupported`, and a socket of the network has no
+//! descriptor (`AsFd` and `AsRawFd` panic, saying so).
 //!
 //! Windows builds (sockets through Winsock), but is not tested.
 //!
@@ -127,7 +136,10 @@
 //! Fake name resolution with a [`Resolve`] of your own in a [`TcpConnector`]. Virtual
 //! time does not see the network: a task waiting for a socket looks blocked, so the
 //! clock may jump meanwhile. Test real sockets on real time, on loopback; race fake
-//! connections with [`happy_eyeballs`] on virtual time.
+//! connections with [`happy_eyeballs`] on virtual time. Or run the test on the simulator
+//! (`#[hatchery::test(sim(seeds = N))]`), whose clock sees its network: the same test
+//! body, over a simulated network, with partitions, crashes and lossy links if the test
+//! asks (the book's chapter *Simulation testing*).
 
 mod addr;
 mod connect;

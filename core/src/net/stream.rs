@@ -355,7 +355,7 @@ impl<S: SplitStream> Drop for WriteHalf<S> {
     fn drop(&mut self) {
         if self.shutdown_on_drop {
             // Fails only if the connection is gone already, when there is nothing to do.
-            let _ = super::sys::shutdown_write(self.stream.io().fd());
+            let _ = self.stream.io().shutdown_now();
         }
     }
 }

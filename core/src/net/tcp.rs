@@ -12,8 +12,7 @@ use super::io::{enter, impl_async_io, Io, Shared};
 use super::stream::{read_methods, write_methods, ReadHalf, SplitStream, WriteHalf};
 use super::{sys, TcpConnector};
 use crate::context as rt;
-use crate::rt::OwnedSocket;
-use crate::rt::Runtime;
+use crate::rt::{Interest, NetListener, OwnedSocket, Runtime};
 
 /// A TCP connection.
 ///
@@ -177,7 +176,7 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sys::local_addr(self.io.fd())
+        self.io.local_addr()
     }
 
     /// The address of the peer.
@@ -198,7 +197,7 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        sys::peer_addr(self.io.fd())
+        self.io.peer_addr()
     }
 
     /// Sets `TCP_NODELAY`: with `true`, small writes are sent at once rather than
@@ -222,7 +221,7 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        sys::set_nodelay(self.io.fd(), nodelay)
+        self.io.set_nodelay(nodelay)
     }
 
     /// Whether `TCP_NODELAY` is set (see [`set_nodelay`](TcpStream::set_nodelay)).
@@ -243,7 +242,7 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub fn nodelay(&self) -> io::Result<bool> {
-        sys::nodelay(self.io.fd())
+        self.io.nodelay()
     }
 }
 
@@ -355,6 +354,18 @@ impl TcpListener {
         let rt = rt::with_current(|c| c.expect(rt::NO_RUNTIME).rt.clone());
         let mut last = None;
         for addr in addrs {
+            if let Some(network) = rt.network() {
+                match network.bind_tcp(addr) {
+                    Ok(listener) => return Ok(TcpListener::from_net(rt, listener)),
+                    Err(e) => {
+                        last = Some(io::Error::new(
+                            e.kind(),
+                            format!("cannot bind to {addr}: {e}"),
+                        ));
+                        continue;
+                    }
+                }
+            }
             let fd = sys::bind(&addr, SocketType::STREAM)
                 .and_then(|fd| sys::listen(&fd).map(|()| fd))
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot bind to {addr}: {e}")));
@@ -461,6 +472,14 @@ impl TcpListener {
         })
     }
 
+    /// A listener of the runtime's network.
+    fn from_net(rt: Arc<dyn Runtime>, listener: Box<dyn NetListener>) -> TcpListener {
+        TcpListener {
+            shared: Shared::new(Io::net_listener(listener)),
+            rt,
+        }
+    }
+
     fn io(&self) -> &Io {
         &self.shared.io
     }
@@ -488,6 +507,13 @@ impl TcpListener {
     ///
     /// See [`TcpListener`].
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        if let Some(listener) = self.io().as_net_listener() {
+            let (stream, peer) = self
+                .shared
+                .net_op(Interest::Read, |cx| listener.poll_accept(cx))
+                .await?;
+            return Ok((TcpStream::from_io(Io::net_stream(stream)), peer));
+        }
         let (fd, addr) = self.shared.accept().await?;
         let io = Io::with_runtime(&*self.rt, fd)?;
         Ok((TcpStream { io }, sys::inet(addr)?))
@@ -510,7 +536,7 @@ impl TcpListener {
     /// # }).unwrap();
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sys::local_addr(self.io().fd())
+        self.io().local_addr()
     }
 }
 
@@ -600,7 +626,7 @@ fn bind_on_one_port(
     }
     let mut tries = 1;
     'again: loop {
-        let mut fds = Vec::with_capacity(unique.len());
+        let mut bound = Vec::with_capacity(unique.len());
         // The port the system picked for the first port-0 address.
         let mut picked: Option<u16> = None;
         for &addr in &unique {
@@ -608,12 +634,21 @@ fn bind_on_one_port(
             if let (0, Some(port)) = (addr.port(), picked) {
                 at.set_port(port);
             }
-            match sys::bind_listener(&at) {
-                Ok(fd) => {
+            // The runtime's network, or the system's.
+            let listener = match rt.network() {
+                Some(network) => network
+                    .bind_tcp(at)
+                    .map(|l| TcpListener::from_net(rt.clone(), l)),
+                None => {
+                    sys::bind_listener(&at).and_then(|fd| TcpListener::with_runtime(rt.clone(), fd))
+                }
+            };
+            match listener {
+                Ok(listener) => {
                     if addr.port() == 0 && picked.is_none() {
-                        picked = Some(sys::inet(Some(rustix::net::getsockname(&fd)?))?.port());
+                        picked = Some(listener.local_addr()?.port());
                     }
-                    fds.push(fd);
+                    bound.push(listener);
                 }
                 Err(e) if skip_missing && sys::family_missing(&e) => {}
                 // The picked port is taken on this address: try another (the sockets
@@ -635,15 +670,12 @@ fn bind_on_one_port(
                 }
             }
         }
-        if fds.is_empty() {
+        if bound.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::AddrNotAvailable,
                 "cannot bind a listener: this machine has neither IPv6 nor IPv4",
             ));
         }
-        return fds
-            .into_iter()
-            .map(|fd| TcpListener::with_runtime(rt.clone(), fd))
-            .collect();
+        return Ok(bound);
     }
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use rustix::net::SocketType;
 
 use super::addr::{resolve, ToSocketAddrs};
-use super::io::{enter, Io, Shared};
+use super::io::{current_network, enter, Io, Shared};
 use super::sys;
 use crate::rt::{Interest, OwnedSocket};
 
@@ -79,10 +79,21 @@ impl UdpSocket {
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
         enter().await;
         let (addrs, _) = resolve(addr.target()?, None).await?;
+        let network = current_network();
         let mut last = None;
         for addr in addrs {
-            match sys::bind(&addr, SocketType::DGRAM) {
-                Ok(fd) => return UdpSocket::from_fd(fd),
+            let bound = match &network {
+                Some(rt) => rt
+                    .network()
+                    .expect("a runtime with a network")
+                    .bind_udp(addr)
+                    .map(|socket| UdpSocket {
+                        shared: Shared::new(Io::net_datagram(socket)),
+                    }),
+                None => sys::bind(&addr, SocketType::DGRAM).and_then(UdpSocket::from_fd),
+            };
+            match bound {
+                Ok(socket) => return Ok(socket),
                 Err(e) => {
                     last = Some(io::Error::new(
                         e.kind(),
@@ -152,6 +163,12 @@ impl UdpSocket {
     ///
     /// See [`UdpSocket`].
     pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        if let Some(socket) = self.io().as_net_datagram() {
+            return self
+                .shared
+                .net_op(Interest::Write, |cx| socket.poll_send_to(cx, buf, target))
+                .await;
+        }
         let fd = self.io().fd();
         self.shared
             .op(Interest::Write, || sys::send_to(fd, buf, &target))
@@ -178,6 +195,12 @@ impl UdpSocket {
     ///
     /// See [`UdpSocket`].
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        if let Some(socket) = self.io().as_net_datagram() {
+            return self
+                .shared
+                .net_op(Interest::Read, |cx| socket.poll_recv_from(cx, buf))
+                .await;
+        }
         let fd = self.io().fd();
         let mut from = None;
         let n = self
@@ -229,6 +252,11 @@ impl UdpSocket {
         enter().await;
         let (addrs, _) = resolve(addr.target()?, None).await?;
         let addr = addrs[0];
+        if let Some(socket) = self.io().as_net_datagram() {
+            return socket
+                .connect(addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")));
+        }
         sys::start_connect(self.io().fd(), &addr)
             .map(drop)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))
@@ -249,15 +277,21 @@ impl UdpSocket {
     ///
     /// See [`connect`](UdpSocket::connect).
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(socket) = self.io().as_net_datagram() {
+            let Ok(peer) = socket.peer_addr() else {
+                return Err(not_connected());
+            };
+            return self
+                .shared
+                .net_op(Interest::Write, |cx| socket.poll_send_to(cx, buf, peer))
+                .await;
+        }
         let fd = self.io().fd();
         let sent = self.shared.op(Interest::Write, || sys::send(fd, buf)).await;
         #[cfg(unix)]
         if let Err(e) = &sent {
             if sys::is_errno(e, rustix::io::Errno::DESTADDRREQ) {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    "send on a UDP socket that is not connected (connect it, or use send_to)",
-                ));
+                return Err(not_connected());
             }
         }
         sent
@@ -279,6 +313,14 @@ impl UdpSocket {
     ///
     /// See [`connect`](UdpSocket::connect).
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(socket) = self.io().as_net_datagram() {
+            // A connected socket of the network receives only its peer's datagrams.
+            return self
+                .shared
+                .net_op(Interest::Read, |cx| socket.poll_recv_from(cx, buf))
+                .await
+                .map(|(n, _)| n);
+        }
         let fd = self.io().fd();
         self.shared.op(Interest::Read, || sys::recv(fd, buf)).await
     }
@@ -293,7 +335,7 @@ impl UdpSocket {
     ///
     /// See [`UdpSocket`].
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sys::local_addr(self.io().fd())
+        self.io().local_addr()
     }
 
     /// The address the socket is connected to.
@@ -306,8 +348,16 @@ impl UdpSocket {
     ///
     /// See [`connect`](UdpSocket::connect).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        sys::peer_addr(self.io().fd())
+        self.io().peer_addr()
     }
+}
+
+/// `send` on a socket that is not connected.
+fn not_connected() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "send on a UDP socket that is not connected (connect it, or use send_to)",
+    )
 }
 
 super::impl_as_socket!(UdpSocket);

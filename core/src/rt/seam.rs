@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
+use super::network::Network;
 use super::reactor::Reactor;
 
 /// An executor and clock that hatchery can run on.
@@ -61,6 +62,9 @@ use super::reactor::Reactor;
 ///   [`net`](crate::net)'s sockets a reactor; without one, opening a socket fails with a
 ///   clear error. `hatchery_smol::AsyncIoReactor` serves any executor: the
 ///   [`Reactor`] docs add it to a runtime like the one below, and open sockets on it.
+/// * A sixth, [`network`](Runtime::network) (none by default: the system's), gives a
+///   runtime a network of its own, which `net`'s TCP and UDP sockets then talk to
+///   instead of the system's (the simulator's network of named hosts; see [`Network`]).
 ///
 /// The crate `hatchery-conformance` checks a binding: `hatchery_conformance::tests!(run)`
 /// in a test file runs its scenarios through your `run`. The first example below passes
@@ -216,6 +220,9 @@ use super::reactor::Reactor;
 ///     }
 ///     fn reactor(&self) -> Option<&dyn rt::Reactor> {
 ///         self.inner.reactor()
+///     }
+///     fn network(&self) -> Option<&dyn rt::Network> {
+///         self.inner.network()
 ///     }
 /// }
 ///
@@ -476,6 +483,29 @@ pub trait Runtime: Send + Sync + 'static {
     /// # });
     /// ```
     fn reactor(&self) -> Option<&dyn Reactor> {
+        None
+    }
+
+    /// This runtime's own network, if it has one: what [`hatchery::net`](crate::net)'s
+    /// TCP and UDP sockets talk to instead of the system's (see [`Network`]).
+    ///
+    /// The default, `None`, is the system's network, through the
+    /// [`reactor`](Runtime::reactor). `hatchery-sim` returns its simulated network of
+    /// named hosts. A runtime that wraps another forwards it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::rt::Runtime;
+    ///
+    /// # hatchery_tokio::run(async {
+    /// assert!(hatchery::rt::current().unwrap().network().is_none()); // the system's
+    /// # });
+    /// hatchery_sim::Sim::new(0).run(async {
+    ///     assert!(hatchery::rt::current().unwrap().network().is_some()); // simulated
+    /// });
+    /// ```
+    fn network(&self) -> Option<&dyn Network> {
         None
     }
 }

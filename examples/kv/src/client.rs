@@ -48,6 +48,13 @@ pub struct Config {
     pub attempts: usize,
     /// The delays between attempts: 50 ms doubling, with jitter, by default.
     pub backoff: Backoff,
+    /// A deliberately broken variant, for the simulation tests only (`tests/sim.rs`):
+    /// with `true`, a connection cut in the middle of an exchange (its attempt timed out,
+    /// or its caller's deadline passed, while it waited for the answer) goes back to the
+    /// pool if nothing failed on it, out of step, so that the next request on it reads
+    /// the cut request's answer. `false` by default; never set it.
+    #[doc(hidden)]
+    pub keep_cut_connections: bool,
 }
 
 impl Default for Config {
@@ -57,6 +64,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(1),
             attempts: 3,
             backoff: Backoff::new().with_min_delay(Duration::from_millis(50)),
+            keep_cut_connections: false,
         }
     }
 }
@@ -503,7 +511,11 @@ impl Inner {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         let conn = self.conn.take();
-        if self.keep && !self.inner.closed.load(Ordering::SeqCst) {
+        // (`keep_cut_connections`: the deliberately broken variant of the tests, which
+        // keeps a connection cut in the middle of an exchange, if nothing failed on it.)
+        let cut = conn.as_ref().is_some_and(|c| !c.failed());
+        let keep = self.keep || (self.inner.config.keep_cut_connections && cut);
+        if keep && !self.inner.closed.load(Ordering::SeqCst) {
             self.inner.idle.lock().unwrap().extend(conn);
         }
         // Otherwise `conn` is dropped here, which closes it: cut in the middle of an

@@ -260,6 +260,9 @@ pub(crate) struct Conn {
     stream: TcpStream,
     /// Bytes read past the last line returned.
     buf: Vec<u8>,
+    /// A read or write failed (an error, or the end of the stream): the connection is of
+    /// no more use.
+    failed: bool,
 }
 
 impl Conn {
@@ -267,7 +270,13 @@ impl Conn {
         Conn {
             stream,
             buf: Vec::new(),
+            failed: false,
         }
+    }
+
+    /// Whether a read or write failed on it (an error, or the end of the stream).
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
     }
 
     /// The next line, without its `\n`; `None` at the end of the stream (between lines).
@@ -275,6 +284,12 @@ impl Conn {
     /// Cancel safe: a read that did not complete took nothing, and the bytes of a line
     /// read in part stay here for the next call.
     pub(crate) async fn read_line(&mut self) -> io::Result<Option<String>> {
+        let line = self.next_line().await;
+        self.failed |= !matches!(line, Ok(Some(_)));
+        line
+    }
+
+    async fn next_line(&mut self) -> io::Result<Option<String>> {
         loop {
             if let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=end).take(end).collect();
@@ -309,7 +324,9 @@ impl Conn {
     pub(crate) async fn write_line(&mut self, line: impl fmt::Display) -> io::Result<()> {
         let mut bytes = line.to_string().into_bytes();
         bytes.push(b'\n');
-        self.stream.write_all(&bytes).await
+        let written = self.stream.write_all(&bytes).await;
+        self.failed |= written.is_err();
+        written
     }
 }
 

@@ -1,12 +1,14 @@
-//! The key-value library on every backend (`#[hatchery::test]`), over loopback sockets
-//! on real time (virtual time does not see the network).
+//! The key-value library on every backend (`#[hatchery::test(sim(seeds = ..))]`): on
+//! tokio and smol over loopback sockets on real time (virtual time does not see the
+//! network), and on the simulator over its simulated network, under many seeds. One body
+//! for all: times are read on hatchery's clock (`hatchery::now`), the runtime's.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hatchery::net::{TcpListener, TcpStream};
-use hatchery::{err_into, fail_after, move_on_after, nursery, sleep, Backoff};
+use hatchery::{err_into, fail_after, move_on_after, now, nursery, sleep, Backoff};
 use hatchery_kv_example::{Client, Config, Error, Server, Stopped};
 
 fn ms(ms: u64) -> Duration {
@@ -20,6 +22,7 @@ fn config() -> Config {
         request_timeout: Duration::from_secs(5),
         attempts: 3,
         backoff: Backoff::new().with_min_delay(ms(10)).without_jitter(),
+        ..Config::default()
     }
 }
 
@@ -66,7 +69,7 @@ where
 }
 
 /// Set, get and delete, over one connection reused throughout.
-#[hatchery::test]
+#[hatchery::test(sim(seeds = 20))]
 async fn set_get_del() {
     let ((), stopped) = with_server(config(), ms(500), |server, client| async move {
         assert_eq!(client.get("a").await.unwrap(), None);
@@ -84,11 +87,11 @@ async fn set_get_del() {
 /// The pool is bounded: 32 tasks at once, each with a request that takes the server
 /// 20 ms, never have more than `pool_size` connections open (the peak the server saw),
 /// and take 32 / 4 rounds of 20 ms at least; all are answered.
-#[hatchery::test]
+#[hatchery::test(sim(seeds = 20))]
 async fn the_pool_bounds_the_connections() {
     let ((), _) = with_server(config(), ms(500), |server, client| async move {
         let c = client.clone();
-        let start = Instant::now();
+        let start = now();
         nursery(|n| async move {
             for i in 0..32 {
                 let client = c.clone();
@@ -104,7 +107,7 @@ async fn the_pool_bounds_the_connections() {
         })
         .await
         .unwrap();
-        assert!(start.elapsed() >= ms(32 / 4 * 20), "{:?}", start.elapsed());
+        assert!((now() - start) >= ms(32 / 4 * 20), "{:?}", (now() - start));
         assert!(server.stats().most_open <= 4, "{:?}", server.stats());
         assert!(client.stats().connections <= 4, "{:?}", client.stats());
         assert_eq!(server.stats().requests, 32 * 3);
@@ -115,7 +118,7 @@ async fn the_pool_bounds_the_connections() {
 /// A request that the caller's deadline cuts in the middle of its exchange never
 /// returns (the caller's scope does), and its connection is closed rather than lent to
 /// the next request, which would read the cut request's answer.
-#[hatchery::test]
+#[hatchery::test(sim(seeds = 20))]
 async fn a_cut_exchange_does_not_poison_the_pool() {
     let ((), _) = with_server(config(), ms(500), |_server, client| async move {
         client.set("a", "1").await.unwrap();
@@ -136,12 +139,12 @@ async fn a_cut_exchange_does_not_poison_the_pool() {
 
 /// The caller's deadline reaches the server: told the time its client will wait, the
 /// server stops working on the request then, rather than for the 5 s asked.
-#[hatchery::test]
+#[hatchery::test(sim(seeds = 20))]
 async fn the_callers_deadline_reaches_the_server() {
     let ((), _) = with_server(config(), ms(500), |server, client| async move {
         let cut = move_on_after(ms(100), client.wait(ms(5000))).await;
         assert!(cut.is_none());
-        let start = Instant::now();
+        let start = now();
         fail_after(Duration::from_secs(10), async {
             while server.stats().in_flight > 0 {
                 sleep(ms(1)).await;
@@ -149,7 +152,7 @@ async fn the_callers_deadline_reaches_the_server() {
         })
         .await
         .expect("the server gives up");
-        assert!(start.elapsed() < ms(3000), "{:?}", start.elapsed());
+        assert!((now() - start) < ms(3000), "{:?}", (now() - start));
         assert_eq!(server.stats().expired, 1);
     })
     .await;
@@ -157,7 +160,7 @@ async fn the_callers_deadline_reaches_the_server() {
 
 /// The library's own bound: an attempt that takes longer than `request_timeout` fails
 /// with `Timeout`, after every attempt.
-#[hatchery::test]
+#[hatchery::test(sim(seeds = 20))]
 async fn the_library_times_out_each_attempt() {
     let config = Config {
         request_timeout: ms(50),
@@ -182,17 +185,17 @@ async fn the_library_times_out_each_attempt() {
 
 /// Connection failures are retried with backoff, on a fresh connection: the server
 /// closes two connections without answering, and the third attempt succeeds.
-#[hatchery::test]
+#[hatchery::test(sim(seeds = 20))]
 async fn failed_connections_are_retried() {
     let ((), _) = with_server(config(), ms(500), |server, client| async move {
         client.set("a", "1").await.unwrap();
         server.fail_next(2);
-        let start = Instant::now();
+        let start = now();
         assert_eq!(client.get("a").await.unwrap().as_deref(), Some("1"));
         assert!(
-            start.elapsed() >= ms(10 + 20),
+            (now() - start) >= ms(10 + 20),
             "backed off: {:?}",
-            start.elapsed()
+            (now() - start)
         );
         assert_eq!(client.stats().retries, 2);
         assert_eq!(client.stats().connections, 3);
@@ -202,7 +205,7 @@ async fn failed_connections_are_retried() {
 
 /// An answer is not retried: the server's `ERR` is the caller's error at once. (Here a
 /// key of two words, which the client does not check.)
-#[hatchery::test]
+#[hatchery::test(sim(seeds = 20))]
 async fn answers_are_not_retried() {
     let ((), _) = with_server(config(), ms(500), |_server, client| async move {
         let r = client.get("two words").await;
@@ -217,7 +220,7 @@ async fn answers_are_not_retried() {
 
 /// Retries stop in time for the caller's deadline: the caller gets the library's last
 /// error before its own deadline, rather than nothing.
-#[hatchery::test]
+#[hatchery::test(sim(seeds = 20))]
 async fn retries_stop_before_the_callers_deadline() {
     let config = Config {
         attempts: 10,
@@ -238,7 +241,7 @@ async fn retries_stop_before_the_callers_deadline() {
 
 /// A graceful stop: the busy connection finishes its request, the idle one is closed,
 /// and no new connection is accepted afterwards.
-#[hatchery::test]
+#[hatchery::test(sim(seeds = 20))]
 async fn graceful_shutdown_finishes_the_request_in_hand() {
     let server = Server::new();
     let s = server.clone();
@@ -257,15 +260,15 @@ async fn graceful_shutdown_finishes_the_request_in_hand() {
         idle.get("a").await?; // connected, then idle
         let request = n.spawn(err_into(async move { busy.wait(ms(100)).await }));
         until_in_flight(&server, 1).await;
-        let stopping = Instant::now();
+        let stopping = now();
         server.shutdown();
         request.join().await.unwrap(); // answered
         let stopped = running.join().await.unwrap();
         // The idle connection was closed at once: the server did not wait the grace out.
         assert!(
-            stopping.elapsed() < Duration::from_secs(4),
+            (now() - stopping) < Duration::from_secs(4),
             "{:?}",
-            stopping.elapsed()
+            (now() - stopping)
         );
         assert_eq!(server.stats().in_flight, 0);
         let refused = TcpStream::connect(addr).await.unwrap_err();
@@ -289,17 +292,17 @@ async fn graceful_shutdown_finishes_the_request_in_hand() {
 }
 
 /// A request longer than the grace period is cut when it ends.
-#[hatchery::test]
+#[hatchery::test(sim(seeds = 20))]
 async fn the_grace_period_ends_the_stop() {
     let ((), stopped) = with_server(config(), ms(50), |server, client| async move {
         nursery(|n| async move {
             let s = server.clone();
             n.spawn(async move {
-                let start = Instant::now();
+                let start = now();
                 // Cut when the grace period ends; retried, refused: the server is gone.
                 let r = client.wait(ms(5000)).await;
                 assert!(matches!(&r, Err(Error::Io(_))), "{r:?}");
-                assert!(start.elapsed() < ms(4000), "{:?}", start.elapsed());
+                assert!((now() - start) < ms(4000), "{:?}", (now() - start));
                 Ok::<_, Error>(())
             });
             until_in_flight(&s, 1).await;
@@ -314,7 +317,7 @@ async fn the_grace_period_ends_the_stop() {
 }
 
 /// A server that is not there: connections are refused, retried, and the error says so.
-#[hatchery::test]
+#[hatchery::test(sim(seeds = 20))]
 async fn connection_refused() {
     let addr = {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
