@@ -908,23 +908,35 @@ impl Child {
 
     /// Waits for the exit (not a checkpoint of its own).
     async fn wait_exit(&mut self) -> io::Result<ExitStatus> {
-        let mut pause = Duration::from_millis(1);
-        loop {
-            if let Some(status) = self.try_wait()? {
-                return Ok(status);
-            }
-            match &self.exit {
-                #[cfg(any(target_os = "linux", target_os = "android"))]
-                Exit::Pidfd(io) => {
-                    let fd = io.fd();
-                    poll_fn(|cx| {
-                        io.poll_op(cx, Interest::Read, &mut || {
-                            crate::io::probe(fd, Interest::Read)
-                        })
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        match &self.exit {
+            // `waitpid(WNOHANG)` is the operation, run once the pidfd is readable (the
+            // child has exited), or first on a reactor that tries first: one system
+            // call per wake-up, as tokio's own wait.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Exit::Pidfd(io) => {
+                let (std, status) = (&mut self.std, &mut self.status);
+                let child = std.as_mut().expect("a child that is not detached");
+                poll_fn(|cx| {
+                    io.poll_op(cx, Interest::Read, &mut || match child.try_wait()? {
+                        Some(exited) => {
+                            *status = Some(exited);
+                            Ok(0)
+                        }
+                        None => Err(io::ErrorKind::WouldBlock.into()),
                     })
-                    .await?;
-                }
-                Exit::Timer => {
+                })
+                .await?;
+                Ok(status.expect("set by the wait"))
+            }
+            Exit::Timer => {
+                let mut pause = Duration::from_millis(1);
+                loop {
+                    if let Some(status) = self.try_wait()? {
+                        return Ok(status);
+                    }
                     crate::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
@@ -1161,12 +1173,15 @@ impl Exit {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if crate::rt::is_entered() {
             use rustix::process::{pidfd_open, Pid, PidfdFlags};
-            let registered = pidfd_open(Pid::from_child(child), PidfdFlags::empty())
-                .map_err(io::Error::from)
-                .and_then(|fd| {
-                    rustix::io::ioctl_fionbio(&fd, true)?;
-                    Io::new(fd)
-                });
+            let pid = Pid::from_child(child);
+            // Non-blocking from the start (Linux 5.10), or made so (5.3).
+            let registered = match pidfd_open(pid, PidfdFlags::NONBLOCK) {
+                Err(rustix::io::Errno::INVAL) => pidfd_open(pid, PidfdFlags::empty())
+                    .and_then(|fd| rustix::io::ioctl_fionbio(&fd, true).map(|()| fd)),
+                opened => opened,
+            }
+            .map_err(io::Error::from)
+            .and_then(Io::new);
             // No pidfd (Linux before 5.3, a sandbox), or no reactor: the timer.
             if let Ok(io) = registered {
                 return Exit::Pidfd(io);
