@@ -39,6 +39,12 @@
 //! runs kills it (SIGKILL) and reaps it** (rule X13), unless [`detach`](Child::detach)ed;
 //! nothing is left a zombie. Every wait is a checkpoint.
 //!
+//! # Closing stdin
+//!
+//! [`ChildStdin::close`] (and `close` or `shutdown` through the `AsyncWrite` traits)
+//! closes the pipe at once, though the [`Child`] still holds it: the child reads the end
+//! of its input (rule X14). Dropping the `ChildStdin` closes it too.
+//!
 //! # Reaping
 //!
 //! A child's exit is awaited without a thread: on Linux (5.3 and later) through a pidfd
