@@ -4,7 +4,7 @@
 //! is all [futures-rustls](https://docs.rs/futures-rustls) asks of a transport; with
 //! hatchery's `tokio-io` feature it implements tokio's traits too, for tokio-rustls. So
 //! TLS is a library choice of the application, and works unchanged on every runtime
-//! hatchery runs on. This crate is the recipe of the book's networking chapter ("TLS
+//! hatchery runs on (the tests use tokio-rustls too, through the `tokio-io` traits). This crate is the recipe of the book's networking chapter ("TLS
 //! with rustls"), and its tests prove it on tokio (both flavours) and smol.
 //!
 //! Everything here is behind the `rustls` feature (off by default, so that the

@@ -214,3 +214,32 @@ async fn a_cancelled_server_closes_its_connections() {
     assert!(served.is_none());
     client.unwrap();
 }
+
+#[hatchery::test]
+async fn tokio_rustls_over_the_tokio_io_traits_talks_to_futures_rustls() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_rustls::rustls::pki_types::ServerName;
+    let result = nursery(|n| async move {
+        let (client, server) = self_signed(&["localhost"])?;
+        let addr = echo_server_with(&n, "127.0.0.1:0".parse().unwrap(), server).await?;
+        // hatchery's stream through tokio's traits (the `tokio-io` feature), on any
+        // backend: tokio-rustls needs no tokio runtime.
+        let tcp = TcpStream::connect(addr).await?;
+        let name = ServerName::try_from("localhost").unwrap();
+        let connector = tokio_rustls::TlsConnector::from(client);
+        let handshake = connector.connect(name, tcp);
+        let mut tls = fail_after(Duration::from_secs(30), handshake).await??;
+        tls.write_all(b"through tokio's traits").await?;
+        tls.shutdown().await?; // close_notify
+        let mut got = String::new();
+        tls.read_to_string(&mut got).await?;
+        assert_eq!(got, "through tokio's traits");
+        n.cancel();
+        Ok(())
+    })
+    .await;
+    match result {
+        Err(e) if e.is_cancelled() => {}
+        other => other.unwrap(),
+    }
+}
