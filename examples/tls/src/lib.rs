@@ -13,15 +13,15 @@
 //!
 //! What the recipe shows:
 //!
-//! * [`connect`]: a TCP connect and a TLS handshake as one operation with no timeout of
+//! * `connect`: a TCP connect and a TLS handshake as one operation with no timeout of
 //!   its own: **the caller's deadline covers the handshake** (`fail_after`,
 //!   `move_on_after`, or any enclosing scope), and a cancelled handshake closes its
 //!   socket, since cancelling drops the future that owns it ([C1]);
-//! * [`serve_tls`]: `hatchery::net::serve` with the handshake in each connection's
+//! * `serve_tls`: `hatchery::net::serve` with the handshake in each connection's
 //!   task, under a timeout of its own, and a failed handshake dropped there rather than
 //!   returned: an error returned by a handler cancels the whole server ([N2]), and a
 //!   client that sends garbage must not stop it;
-//! * [`self_signed`]: a certificate made at run time (rcgen), trusted by one client
+//! * `self_signed`: a certificate made at run time (rcgen), trusted by one client
 //!   configuration alone: for tests over loopback.
 //!
 //! [C1]: https://hatchery-rs.github.io/hatchery/semantics.html#c1
