@@ -624,6 +624,7 @@ mod tests {
             "accept x2k",
             "spawn_wait x50",
             "spawn_wait cpu x50",
+            "spawn_wait in spawn x50",
         ] {
             for backend in backend::NAMES {
                 assert!(

@@ -80,8 +80,8 @@ workloads: spawn_join, spawn_handles, cancel_parked, memory_pending, memory_slee
            limiter, lock, inline_spawn_join, inline_join2, inline_join2_vec,
            join2_in_task (the floor under inline_join2: futures::join! in a hatchery
            task), ping_pong, echo, accept, spawn_wait (spawn `true` and wait:
-           tokio::process, async-process; by the clock, and by the process's
-           CPU time), to_thread, run_blocking, from_thread,
+           tokio::process, async-process; by the clock, by the process's CPU
+           time, and by the clock inside the spawn calls), to_thread, run_blocking, from_thread,
            portal, fs_read, fs_write, fs_metadata
 checks:    memory_flat (after the table; a million short children through each
            kind of nursery, and a million connections to `serve` (quick: 100,000),
@@ -803,8 +803,9 @@ fn run_net(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     }
 }
 
-/// The process rows: spawning `true` and waiting for it, timed by the clock and by the
-/// CPU time of the benchmark's process (every thread, not the children).
+/// The process rows: spawning `true` and waiting for it, timed by the clock, by the CPU
+/// time of the benchmark's process (every thread, not the children), and by the clock
+/// inside the `spawn` calls alone.
 ///
 /// A spawn costs about a millisecond of the kernel's time (fork, exec, exit), far more
 /// than either side's own work, and on a loaded machine the clock mostly measures the
@@ -813,43 +814,47 @@ fn run_net(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
 /// times the same runs by the process's CPU time (`CLOCK_PROCESS_CPUTIME_ID`: user and
 /// system time of the parent's threads, the spawning included, the children's own time
 /// and the time spent waiting for a CPU not), which another program's load barely
-/// moves.
+/// moves. The third says which part of the clock's time is the spawn calls (the rest is
+/// the waits for the exits).
 fn run_process(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     let (name, n) = (b.name, cfg.spawns);
     if cfg.wants("spawn_wait", name) {
-        let (mut raw_cpu, mut hatchery_cpu) = (Vec::new(), Vec::new());
+        let (mut raw_more, mut hatchery_more) = (Vec::new(), Vec::new());
         let raw = || {
-            let (wall, cpu) = b.raw(
-                || process_work::timed(process_work::tokio_spawn_wait(n)),
-                |_| process_work::timed(process_work::smol_spawn_wait(n)),
+            let times = b.raw(
+                || process_work::tokio_spawn_wait(n),
+                |_| process_work::smol_spawn_wait(n),
             );
-            raw_cpu.push(cpu);
-            wall
+            raw_more.push((times.cpu, times.spawning));
+            times.wall
         };
         let hatchery = || {
-            let (wall, cpu) = b.hatchery(process_work::hatchery_spawn_wait(n));
-            hatchery_cpu.push(cpu);
-            wall
+            let times = b.hatchery(process_work::hatchery_spawn_wait(n));
+            hatchery_more.push((times.cpu, times.spawning));
+            times.wall
         };
         let reps = cfg.reps * 10;
         let workload = format!("spawn_wait x{}", count(n));
         rows.push(time_row_reps(cfg, reps, &workload, b, n, raw, hatchery));
         report(rows);
-        // The same runs, by CPU time (the first of each side is the warm-up).
-        let cpu = |mut xs: Vec<Duration>| {
-            if !xs.is_empty() {
-                xs.remove(0);
-            }
-            time_value(xs, n)
+        // The same runs, by CPU time and inside `spawn` (the first of each side is the
+        // warm-up).
+        let part = |xs: &[(Duration, Duration)], pick: fn(&(Duration, Duration)) -> Duration| {
+            time_value(xs.iter().skip(1).map(pick).collect(), n)
         };
-        rows.push(Row {
-            workload: format!("spawn_wait cpu x{}", count(n)),
-            backend: b.name,
-            raw: cpu(raw_cpu),
-            reference: None,
-            hatchery: cpu(hatchery_cpu),
-        });
-        report(rows);
+        for (what, pick) in [
+            ("cpu", (|t| t.0) as fn(&(Duration, Duration)) -> Duration),
+            ("in spawn", |t| t.1),
+        ] {
+            rows.push(Row {
+                workload: format!("spawn_wait {what} x{}", count(n)),
+                backend: b.name,
+                raw: part(&raw_more, pick),
+                reference: None,
+                hatchery: part(&hatchery_more, pick),
+            });
+            report(rows);
+        }
     }
 }
 
