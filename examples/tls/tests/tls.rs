@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use hatchery::net::{TcpListener, TcpStream};
-use hatchery::{fail_after, move_on_after, nursery, Nursery};
+use hatchery::{fail_after, move_on_after, nursery, CancelScope, Nursery};
 use hatchery_tls_example::{connect, self_signed, serve_tls};
 
 /// Starts a TLS echo server on `addr` in `n` (until `n` is cancelled); its address.
@@ -190,14 +190,13 @@ async fn a_cancelled_server_closes_its_connections() {
     let (client, server) = self_signed(&["localhost"]).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let serving = move_on_after(
-        Duration::from_millis(300),
-        serve_tls(listener, server, |mut tls| async move {
-            tls.write_all(b"hi").await?;
-            hatchery::sleep(Duration::from_secs(3600)).await; // until cancelled
-            Ok(())
-        }),
-    );
+    let scope = CancelScope::new();
+    let stop = scope.handle();
+    let serving = scope.run(serve_tls(listener, server, |mut tls| async move {
+        tls.write_all(b"hi").await?;
+        hatchery::sleep(Duration::from_secs(3600)).await; // until cancelled
+        Ok(())
+    }));
     let client_side = async {
         let mut tls = connect(&client, addr, "localhost").await?;
         let mut hi = [0; 2];
@@ -205,6 +204,7 @@ async fn a_cancelled_server_closes_its_connections() {
         assert_eq!(&hi, b"hi");
         // The server's scope ends: its handler is cancelled and the socket closed
         // (without close_notify: the peer sees the end of the stream, or an error).
+        stop.cancel();
         let mut rest = Vec::new();
         let end = fail_after(Duration::from_secs(30), tls.read_to_end(&mut rest)).await;
         assert!(end.is_ok(), "the connection was left open");
