@@ -622,7 +622,9 @@ mod tests {
             "ping_pong x20k",
             "echo 64x4 KiB x200",
             "accept x2k",
-            "spawn_wait x500",
+            "spawn_wait x50",
+            "spawn_wait cpu x50",
+            "spawn_wait in spawn x50",
         ] {
             for backend in backend::NAMES {
                 assert!(

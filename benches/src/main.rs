@@ -80,7 +80,8 @@ workloads: spawn_join, spawn_handles, cancel_parked, memory_pending, memory_slee
            limiter, lock, inline_spawn_join, inline_join2, inline_join2_vec,
            join2_in_task (the floor under inline_join2: futures::join! in a hatchery
            task), ping_pong, echo, accept, spawn_wait (spawn `true` and wait:
-           tokio::process, async-process), to_thread, run_blocking, from_thread,
+           tokio::process, async-process; by the clock, by the process's CPU
+           time, and by the clock inside the spawn calls), to_thread, run_blocking, from_thread,
            portal, fs_read, fs_write, fs_metadata
 checks:    memory_flat (after the table; a million short children through each
            kind of nursery, and a million connections to `serve` (quick: 100,000),
@@ -239,7 +240,7 @@ impl Config {
             pings: if quick { 2_000 } else { 20_000 },
             echoes: if quick { 20 } else { 200 },
             accepts: if quick { 500 } else { 2_000 },
-            spawns: if quick { 50 } else { 500 },
+            spawns: if quick { 20 } else { 50 },
             file_bytes: if quick { 8 << 20 } else { 64 << 20 },
             metadata_calls: if quick { 1_000 } else { 10_000 },
             reps: reps.unwrap_or(if quick { 2 } else { 3 }),
@@ -406,7 +407,7 @@ type Side<'a, T> = Option<&'a mut dyn FnMut() -> T>;
 /// and then `reps` timed runs each, starting each round with the next side so that no
 /// side always runs right after another; returns each side's samples (none for a side
 /// that is absent or that `--side` left out).
-fn alternate<T>(cfg: &Config, sides: [Side<'_, T>; 3]) -> [Vec<T>; 3] {
+fn alternate<T>(cfg: &Config, reps: usize, sides: [Side<'_, T>; 3]) -> [Vec<T>; 3] {
     let wanted = [cfg.sides.raw, cfg.sides.reference, cfg.sides.hatchery];
     let mut sides = sides;
     for (side, wanted) in sides.iter_mut().zip(wanted) {
@@ -418,7 +419,7 @@ fn alternate<T>(cfg: &Config, sides: [Side<'_, T>; 3]) -> [Vec<T>; 3] {
         side();
     }
     let mut samples = [Vec::new(), Vec::new(), Vec::new()];
-    for i in 0..cfg.reps {
+    for i in 0..reps {
         for k in 0..3 {
             let j = (i + k) % 3;
             if let Some(side) = &mut sides[j] {
@@ -442,7 +443,20 @@ pub(crate) fn time_row(
     mut raw: impl FnMut() -> Duration,
     mut hatchery: impl FnMut() -> Duration,
 ) -> Row {
-    let [r, _, h] = alternate(cfg, [Some(&mut raw), None, Some(&mut hatchery)]);
+    time_row_reps(cfg, cfg.reps, workload, b, ops, &mut raw, &mut hatchery)
+}
+
+/// [`time_row`] with `reps` timed runs per side in each process, rather than `--reps`.
+pub(crate) fn time_row_reps(
+    cfg: &Config,
+    reps: usize,
+    workload: &str,
+    b: &Backend,
+    ops: usize,
+    mut raw: impl FnMut() -> Duration,
+    mut hatchery: impl FnMut() -> Duration,
+) -> Row {
+    let [r, _, h] = alternate(cfg, reps, [Some(&mut raw), None, Some(&mut hatchery)]);
     Row {
         workload: workload.to_owned(),
         backend: b.name,
@@ -464,6 +478,7 @@ pub(crate) fn time_row_ref(
 ) -> Row {
     let [r, f, h] = alternate(
         cfg,
+        cfg.reps,
         [Some(&mut raw), Some(&mut reference), Some(&mut hatchery)],
     );
     Row {
@@ -788,20 +803,58 @@ fn run_net(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     }
 }
 
-/// The process row: spawning `true` and waiting for it.
+/// The process rows: spawning `true` and waiting for it, timed by the clock, by the CPU
+/// time of the benchmark's process (every thread, not the children), and by the clock
+/// inside the `spawn` calls alone.
+///
+/// A spawn costs about a millisecond of the kernel's time (fork, exec, exit), far more
+/// than either side's own work, and on a loaded machine the clock mostly measures the
+/// load. So a run is short (`spawns` children, 50) and the sides take turns ten times as
+/// often as in the other rows (`--reps` x 10 runs each per process); and the second row
+/// times the same runs by the process's CPU time (`CLOCK_PROCESS_CPUTIME_ID`: user and
+/// system time of the parent's threads, the spawning included, the children's own time
+/// and the time spent waiting for a CPU not), which another program's load barely
+/// moves. The third says which part of the clock's time is the spawn calls (the rest is
+/// the waits for the exits).
 fn run_process(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     let (name, n) = (b.name, cfg.spawns);
     if cfg.wants("spawn_wait", name) {
+        let (mut raw_more, mut hatchery_more) = (Vec::new(), Vec::new());
         let raw = || {
-            b.raw(
+            let times = b.raw(
                 || process_work::tokio_spawn_wait(n),
                 |_| process_work::smol_spawn_wait(n),
-            )
+            );
+            raw_more.push((times.cpu, times.spawning));
+            times.wall
         };
-        let hatchery = || b.hatchery(process_work::hatchery_spawn_wait(n));
+        let hatchery = || {
+            let times = b.hatchery(process_work::hatchery_spawn_wait(n));
+            hatchery_more.push((times.cpu, times.spawning));
+            times.wall
+        };
+        let reps = cfg.reps * 10;
         let workload = format!("spawn_wait x{}", count(n));
-        rows.push(time_row(cfg, &workload, b, n, raw, hatchery));
+        rows.push(time_row_reps(cfg, reps, &workload, b, n, raw, hatchery));
         report(rows);
+        // The same runs, by CPU time and inside `spawn` (the first of each side is the
+        // warm-up).
+        let part = |xs: &[(Duration, Duration)], pick: fn(&(Duration, Duration)) -> Duration| {
+            time_value(xs.iter().skip(1).map(pick).collect(), n)
+        };
+        for (what, pick) in [
+            ("cpu", (|t| t.0) as fn(&(Duration, Duration)) -> Duration),
+            ("in spawn", |t| t.1),
+        ] {
+            rows.push(Row {
+                workload: format!("spawn_wait {what} x{}", count(n)),
+                backend: b.name,
+                raw: part(&raw_more, pick),
+                reference: None,
+                hatchery: part(&hatchery_more, pick),
+            });
+            report(rows);
+        }
     }
 }
 

@@ -39,6 +39,12 @@
 //! runs kills it (SIGKILL) and reaps it** (rule X13), unless [`detach`](Child::detach)ed;
 //! nothing is left a zombie. Every wait is a checkpoint.
 //!
+//! # Closing stdin
+//!
+//! [`ChildStdin::close`] (and `close` or `shutdown` through the `AsyncWrite` traits)
+//! closes the pipe at once, though the [`Child`] still holds it: the child reads the end
+//! of its input (rule X14). Dropping the `ChildStdin` closes it too.
+//!
 //! # Reaping
 //!
 //! A child's exit is awaited without a thread: on Linux (5.3 and later) through a pidfd
@@ -492,10 +498,13 @@ impl Command {
             // Before the process exists: nothing to clean up if there is no reactor.
             Io::check_reactor()?;
         }
-        let mut std_child = self.std.spawn().map_err(|e| {
+        let mut std_child = self.std.spawn().map_err(|source| {
             io::Error::new(
-                e.kind(),
-                format!("cannot run {:?}: {e}", self.std.get_program()),
+                source.kind(),
+                SpawnError {
+                    program: self.std.get_program().into(),
+                    source,
+                },
             )
         })?;
         let stdin = std_child.stdin.take().map(ChildStdin::new);
@@ -694,6 +703,26 @@ impl fmt::Debug for Command {
     }
 }
 
+/// A program that could not be started: its name, and the system's error as the source
+/// (rule X9).
+#[derive(Debug)]
+struct SpawnError {
+    program: Box<OsStr>,
+    source: io::Error,
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot run {:?}: {}", self.program, self.source)
+    }
+}
+
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 /// A child that exited with a failure, as [`Command::run`] reports it: its exit status
 /// and what it wrote. The payload of the `io::Error` that `run` returns.
 ///
@@ -885,23 +914,35 @@ impl Child {
 
     /// Waits for the exit (not a checkpoint of its own).
     async fn wait_exit(&mut self) -> io::Result<ExitStatus> {
-        let mut pause = Duration::from_millis(1);
-        loop {
-            if let Some(status) = self.try_wait()? {
-                return Ok(status);
-            }
-            match &self.exit {
-                #[cfg(any(target_os = "linux", target_os = "android"))]
-                Exit::Pidfd(io) => {
-                    let fd = io.fd();
-                    poll_fn(|cx| {
-                        io.poll_op(cx, Interest::Read, &mut || {
-                            crate::io::probe(fd, Interest::Read)
-                        })
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        match &self.exit {
+            // `waitpid(WNOHANG)` is the operation, run once the pidfd is readable (the
+            // child has exited), or first on a reactor that tries first: one system
+            // call per wake-up, as tokio's own wait.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Exit::Pidfd(io) => {
+                let (std, status) = (&mut self.std, &mut self.status);
+                let child = std.as_mut().expect("a child that is not detached");
+                poll_fn(|cx| {
+                    io.poll_op(cx, Interest::Read, &mut || match child.try_wait()? {
+                        Some(exited) => {
+                            *status = Some(exited);
+                            Ok(0)
+                        }
+                        None => Err(io::ErrorKind::WouldBlock.into()),
                     })
-                    .await?;
-                }
-                Exit::Timer => {
+                })
+                .await?;
+                Ok(status.expect("set by the wait"))
+            }
+            Exit::Timer => {
+                let mut pause = Duration::from_millis(1);
+                loop {
+                    if let Some(status) = self.try_wait()? {
+                        return Ok(status);
+                    }
                     crate::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
@@ -1138,12 +1179,15 @@ impl Exit {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if crate::rt::is_entered() {
             use rustix::process::{pidfd_open, Pid, PidfdFlags};
-            let registered = pidfd_open(Pid::from_child(child), PidfdFlags::empty())
-                .map_err(io::Error::from)
-                .and_then(|fd| {
-                    rustix::io::ioctl_fionbio(&fd, true)?;
-                    Io::new(fd)
-                });
+            let pid = Pid::from_child(child);
+            // Non-blocking from the start (Linux 5.10), or made so (5.3).
+            let registered = match pidfd_open(pid, PidfdFlags::NONBLOCK) {
+                Err(rustix::io::Errno::INVAL) => pidfd_open(pid, PidfdFlags::empty())
+                    .and_then(|fd| rustix::io::ioctl_fionbio(&fd, true).map(|()| fd)),
+                opened => opened,
+            }
+            .map_err(io::Error::from)
+            .and_then(Io::new);
             // No pidfd (Linux before 5.3, a sandbox), or no reactor: the timer.
             if let Ok(io) = registered {
                 return Exit::Pidfd(io);
@@ -1169,7 +1213,7 @@ async fn exchange(
     poll_fn(|cx| {
         if let Some(pipe) = &stdin {
             loop {
-                match pipe.pipe.poll_write(cx, input) {
+                match pipe.pipe()?.poll_write(cx, input) {
                     Poll::Ready(Ok(n)) => {
                         input = &input[n..];
                         if input.is_empty() {
@@ -1320,17 +1364,19 @@ impl fmt::Debug for Pipe {
     }
 }
 
-/// The parent's end of a child's stdin: write to it; drop it to close it (the child
-/// reads the end of its input).
+/// The parent's end of a child's stdin: write to it; [`close`](ChildStdin::close) it,
+/// or drop it, and the child reads the end of its input.
 ///
-/// Implements futures-io's `AsyncWrite` (and tokio's, with the `tokio-io` feature).
+/// Implements futures-io's `AsyncWrite` (and tokio's, with the `tokio-io` feature), whose
+/// `close` (tokio's `shutdown`) closes the pipe too (rule X14).
 ///
 /// # Examples
 ///
 /// See [`Command::spawn`].
 #[derive(Debug)]
 pub struct ChildStdin {
-    pipe: Pipe,
+    /// `None` once closed.
+    pipe: Option<Pipe>,
 }
 
 /// The parent's end of a child's stdout: read from it.
@@ -1374,7 +1420,7 @@ pub struct ChildStderr {
 impl ChildStdin {
     fn new(s: std::process::ChildStdin) -> io::Result<ChildStdin> {
         Ok(ChildStdin {
-            pipe: Pipe::new(s.into())?,
+            pipe: Some(Pipe::new(s.into())?),
         })
     }
 }
@@ -1436,7 +1482,74 @@ impl ChildStdin {
     ///
     /// See [`Command::spawn`].
     pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.pipe.write_all(buf).await
+        self.pipe()?.write_all(buf).await
+    }
+
+    /// Closes the pipe: the child reads the end of its input (once no other process
+    /// holds the pipe's write end). A checkpoint, then at once; closing a closed
+    /// `ChildStdin` does nothing. A write after it fails with `BrokenPipe` (rule X14).
+    ///
+    /// Dropping the `ChildStdin` closes it too; `close` is for code that holds it by
+    /// reference, or through the `AsyncWrite` traits (futures' `close`, tokio's
+    /// `shutdown`, which do the same).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it never waits. In a cancelled scope it does not close the pipe
+    /// (a checkpoint); the pipe closes when the `ChildStdin` is dropped.
+    ///
+    /// # Errors
+    ///
+    /// None today (the `Result` is that of `AsyncWrite::poll_close`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use hatchery::process::{Command, Stdio};
+    ///
+    /// # hatchery_smol::run(async {
+    /// let mut child = Command::new("wc")
+    ///     .arg("-c")
+    ///     .stdin(Stdio::piped())
+    ///     .stdout(Stdio::piped())
+    ///     .spawn()?;
+    /// let stdin = child.stdin.as_mut().unwrap();
+    /// stdin.write_all(b"12345").await?;
+    /// stdin.close().await?; // wc sees the end of its input, though `child` still holds `stdin`
+    /// let mut out = Vec::new();
+    /// child.stdout.as_mut().unwrap().read_to_end(&mut out).await?;
+    /// assert_eq!(String::from_utf8_lossy(&out).trim(), "5");
+    /// child.wait().await?;
+    /// # Ok::<_, std::io::Error>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    pub async fn close(&mut self) -> io::Result<()> {
+        poll_fn(|_| self.poll_close_pipe()).await
+    }
+
+    /// The pipe, or `BrokenPipe` once closed.
+    fn pipe(&self) -> io::Result<&Pipe> {
+        self.pipe.as_ref().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "hatchery::process: the child's stdin was closed",
+            )
+        })
+    }
+
+    fn poll_write_pipe(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.pipe()?.poll_write(cx, buf)
+    }
+
+    /// A checkpoint, then the pipe is closed (rule X14).
+    fn poll_close_pipe(&mut self) -> Poll<io::Result<()>> {
+        if crate::context::current_cancelled() {
+            return Poll::Pending;
+        }
+        self.pipe = None;
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -1521,16 +1634,16 @@ impl futures_io::AsyncWrite for ChildStdin {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.pipe.poll_write(cx, buf)
+        self.poll_write_pipe(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
-    /// Nothing to do: the pipe closes when the `ChildStdin` is dropped.
+    /// Closes the pipe, as [`ChildStdin::close`]: the child reads the end of its input.
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+        self.get_mut().poll_close_pipe()
     }
 }
 
@@ -1541,14 +1654,16 @@ impl tokio::io::AsyncWrite for ChildStdin {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.pipe.poll_write(cx, buf)
+        self.poll_write_pipe(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
+    /// Closes the pipe, as [`ChildStdin::close`] (unlike `tokio::process::ChildStdin`,
+    /// whose `shutdown` leaves it open until the drop).
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+        self.get_mut().poll_close_pipe()
     }
 }

@@ -730,7 +730,19 @@ async fn x9_a_missing_file_and_a_nul_byte() {
 async fn x9_permission_denied() {
     use std::os::unix::fs::PermissionsExt;
     if rustix::process::geteuid().is_root() {
-        eprintln!("x9_permission_denied: skipped as root, who may open anything");
+        // Root may open any file, but not a read-only sysctl for writing (Linux).
+        let sysctl = Path::new("/proc/sys/kernel/osrelease");
+        if !sysctl.exists() {
+            eprintln!("x9_permission_denied: skipped as root without /proc/sys");
+            return;
+        }
+        let err = File::options().write(true).open(sysctl).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("osrelease"), "{err}");
+        assert_eq!(
+            fs::write(sysctl, "x").await.unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
         return;
     }
     let dir = TempDir::new("x9-perm");

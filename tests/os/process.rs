@@ -366,6 +366,216 @@ async fn a_child_closing_stdout_early_ends_the_stream_and_run_with_input_stops_f
 }
 
 #[hatchery::test]
+async fn x9_a_directory_as_the_program_is_permission_denied_with_its_name() {
+    let dir = temp("a-directory");
+    std::fs::create_dir_all(&dir).unwrap();
+    let e = Command::new(&dir).status().await.unwrap_err();
+    std::fs::remove_dir(&dir).unwrap();
+    assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+    assert!(e.to_string().contains("a-directory"), "{e}");
+    // The system's error, with its code, is the source.
+    let source = std::error::Error::source(e.get_ref().unwrap()).unwrap();
+    let os = source.downcast_ref::<io::Error>().unwrap();
+    assert_eq!(
+        os.raw_os_error(),
+        Some(rustix::io::Errno::ACCESS.raw_os_error())
+    );
+}
+
+#[hatchery::test]
+async fn x9_a_nul_byte_in_the_program_or_an_argument_is_invalid_input() {
+    for mut command in [Command::new("ca\0t"), {
+        let mut c = Command::new("echo");
+        c.arg("a\0b");
+        c
+    }] {
+        let e = command.run().await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("cannot run"), "{e}");
+    }
+}
+
+/// The environment variable that makes [`x9_too_many_open_files_at_spawn_child`] run.
+const EMFILE_CHILD: &str = "HATCHERY_PROCESS_EMFILE_CHILD";
+
+/// Runs [`x9_too_many_open_files_at_spawn_child`] in a process of its own, whose limit of
+/// open files it lowers (a limit of this process would fail the tests beside it).
+#[test]
+fn x9_too_many_open_files_at_spawn() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "process::x9_too_many_open_files_at_spawn_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(EMFILE_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+#[test]
+fn x9_too_many_open_files_at_spawn_child() {
+    use hatchery_tests::Backend;
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    if std::env::var_os(EMFILE_CHILD).is_none() {
+        return; // only in the process `x9_too_many_open_files_at_spawn` starts
+    }
+    let old = getrlimit(Resource::Nofile);
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(128),
+            maximum: old.maximum,
+        },
+    )
+    .unwrap();
+    for backend in [Backend::TokioCurrent, Backend::TokioMulti, Backend::Smol] {
+        backend.run(async move {
+            // Children with three pipes each, until the descriptors run out.
+            let mut running = Vec::new();
+            let err = loop {
+                let spawned = Command::new("cat")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn();
+                match spawned {
+                    Ok(child) => running.push(child),
+                    Err(e) => break e,
+                }
+                assert!(running.len() < 128, "the limit of 128 did not hold");
+            };
+            assert!(err.to_string().contains("cat"), "{err}");
+            let source = std::error::Error::source(err.get_ref().unwrap()).unwrap();
+            let os = source.downcast_ref::<io::Error>().unwrap();
+            assert_eq!(
+                os.raw_os_error(),
+                Some(rustix::io::Errno::MFILE.raw_os_error())
+            );
+            // Dropped (killed and reaped), they free their descriptors: the next works.
+            let pids: Vec<u32> = running.iter().map(|c| c.id()).collect();
+            drop(running);
+            for pid in pids {
+                until_gone(pid).await;
+            }
+            let out = Command::new("echo").arg("again").run().await.unwrap();
+            assert_eq!(out.stdout, b"again\n");
+        });
+    }
+}
+
+#[hatchery::test]
+async fn x14_closing_stdin_ends_the_childs_input_while_it_is_still_held() {
+    use futures_lite::AsyncWriteExt;
+    // Through the inherent `close`, futures' `close`, and tokio's `shutdown`.
+    for how in ["close", "futures", "tokio"] {
+        let mut child = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin.write_all(how.as_bytes()).await.unwrap();
+        match how {
+            "close" => stdin.close().await.unwrap(),
+            "futures" => AsyncWriteExt::close(stdin).await.unwrap(),
+            _ => tokio::io::AsyncWriteExt::shutdown(stdin).await.unwrap(),
+        }
+        // `child.stdin` is still there: only the close can have ended cat's input.
+        let mut out = Vec::new();
+        let read = child.stdout.as_mut().unwrap().read_to_end(&mut out);
+        hatchery::fail_after(secs(10), read)
+            .await
+            .unwrap_or_else(|_| panic!("{how}: cat saw no end of its input"))
+            .unwrap();
+        assert_eq!(out, how.as_bytes());
+        assert!(child.stdin.is_some());
+        // A write after the close: BrokenPipe, at once.
+        let stdin = child.stdin.as_mut().unwrap();
+        let e = stdin.write_all(b"more").await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe, "{how}: {e}");
+        assert!(e.to_string().contains("closed"), "{e}");
+        stdin.close().await.unwrap(); // again: nothing to do
+        assert!(child.wait().await.unwrap().success());
+    }
+}
+
+#[hatchery::test]
+async fn x14_close_in_a_cancelled_scope_is_a_checkpoint_and_closes_nothing() {
+    let mut child = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.as_mut().unwrap();
+    let scope = CancelScope::new();
+    scope.handle().cancel();
+    assert!(scope.run(stdin.close()).await.is_none());
+    // Still open: a write goes through, and cat echoes it.
+    stdin.write_all(b"open").await.unwrap();
+    let mut buf = [0; 4];
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut got = 0;
+    while got < 4 {
+        got += stdout.read(&mut buf[got..]).await.unwrap();
+    }
+    assert_eq!(&buf, b"open");
+    child.stdin.as_mut().unwrap().close().await.unwrap();
+    assert!(child.wait().await.unwrap().success());
+}
+
+#[hatchery::test]
+async fn x12_ten_cancelled_runs_leave_no_zombie() {
+    const RUNS: usize = 10;
+    let files: Vec<PathBuf> = (0..RUNS).map(|i| temp(&format!("x12-ten-{i}"))).collect();
+    for f in &files {
+        let _ = std::fs::remove_file(f);
+    }
+    let scope = CancelScope::new();
+    let cancel = scope.handle();
+    let pids = hatchery::nursery(|n| {
+        let files = files.clone();
+        async move {
+            let pid_files = files.clone();
+            let pids = n.spawn(async move {
+                let mut pids = Vec::new();
+                for f in &pid_files {
+                    pids.push(pid_from(f).await);
+                }
+                cancel.cancel();
+                Ok::<_, anyhow::Error>(pids)
+            });
+            let runs = hatchery::map(RUNS, files, |f| async move {
+                let script = format!("echo $$ > {}; exec sleep 60", f.display());
+                let mut command = Command::new("sh");
+                command.args(["-c", &script]).terminate_grace(secs(60));
+                command.run().await
+            });
+            assert!(scope.run(runs.try_join()).await.is_none());
+            Ok::<_, anyhow::Error>(pids.join().await?)
+        }
+    })
+    .await
+    .unwrap();
+    // Counted right after the scope returned: every child reaped, none a zombie.
+    assert_eq!(pids.len(), RUNS);
+    assert_eq!(zombies(&pids), 0);
+    let left: Vec<_> = pids.iter().filter(|&&p| state(p).is_some()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    for f in &files {
+        std::fs::remove_file(f).unwrap();
+    }
+}
+
+#[hatchery::test]
 async fn env_cwd_and_stdio_are_as_set() {
     let out = Command::new("sh")
         .args(["-c", "printf '%s %s' \"$A\" \"$(pwd)\"; cat"])
