@@ -10,11 +10,12 @@
 //!
 //! The variables, the same for every seeded test:
 //!
-//! | variable | |
-//! |---|---|
-//! | `HATCHERY_TEST_SEED=<seed>` | alone: run that seed only (the replay); with `HATCHERY_TEST_CASES`: the first seed |
-//! | `HATCHERY_TEST_CASES=<count>` | run that many seeds (from 0, or from `HATCHERY_TEST_SEED`) instead of the test's own count |
-//! | `HATCHERY_TEST_STATS=1` | print what the tests count about their cases (their mix, the cases skipped) |
+//! * `HATCHERY_TEST_SEED=<seed>`: alone, run that seed only (the replay); with
+//!   `HATCHERY_TEST_CASES`, the first seed;
+//! * `HATCHERY_TEST_CASES=<count>`: run that many seeds (from 0, or from
+//!   `HATCHERY_TEST_SEED`) instead of the test's own count;
+//! * `HATCHERY_TEST_STATS=1`: print what the tests count about their cases (their mix,
+//!   the cases they skip).
 //!
 //! A failure ends the test with the first failing seed's panic, the other seeds that
 //! failed, and the command that replays it:
@@ -22,7 +23,7 @@
 //! ```text
 //! seed 17 failed: Smol seed 17: errors out vs. errors returned ...
 //!
-//! 1 of 1000 seeds (0..1000) failed: 17. Replay it with:
+//! 1 of 1000 seeds (0..1000) failed: 17. Replay the first with:
 //!     HATCHERY_TEST_SEED=17 cargo test -p hatchery-tests --test model -- random_trees::e3_random_trees_smol --exact
 //! ```
 
