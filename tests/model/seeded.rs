@@ -79,18 +79,27 @@ fn check_failure_and_replay(test: &str) {
     let list: Vec<String> = failing.iter().map(u64::to_string).collect();
     assert!(
         all.contains(&format!(
-            "{} of {CASES} seeds (0..{CASES}) failed: {}.",
+            "{} of {CASES} seeds (0..{CASES}) failed: {}\n",
             failing.len(),
             list.join(", ")
         )),
         "the failing seeds:\n{all}"
     );
+    // Each of the others with its message's first line.
+    for later in &failing[1..] {
+        assert!(
+            all.contains(&format!(
+                "\n  seed {later}: case {later} fails on purpose\n"
+            )),
+            "{all}"
+        );
+    }
     assert!(
         !all.contains("quiet, please"),
         "a planted panic printed:\n{all}"
     );
     // The first failure's panic is printed where it happens (and in the report), the
-    // later ones' are not.
+    // later ones' only in the report.
     assert_eq!(
         all.matches(&format!("case {first} fails on purpose"))
             .count(),
@@ -98,7 +107,11 @@ fn check_failure_and_replay(test: &str) {
         "{all}"
     );
     for later in &failing[1..] {
-        assert!(!all.contains(&format!("case {later} fails")), "{all}");
+        assert_eq!(
+            all.matches(&format!("case {later} fails")).count(),
+            1,
+            "{all}"
+        );
     }
     // The replay line names this package, this binary and the test.
     let line = all

@@ -18,12 +18,13 @@
 //!   the cases they skip).
 //!
 //! A failure ends the test with the first failing seed's panic, the other seeds that
-//! failed, and the command that replays it:
+//! failed (each with the first line of its panic), and the command that replays it:
 //!
 //! ```text
 //! seed 17 failed: Smol seed 17: errors out vs. errors returned ...
 //!
-//! 1 of 1000 seeds (0..1000) failed: 17. Replay the first with:
+//! 1 of 1000 seeds (0..1000) failed: 17
+//! Replay the first with:
 //!     HATCHERY_TEST_SEED=17 cargo test -p hatchery-tests --test model -- random_trees::e3_random_trees_smol --exact
 //! ```
 
@@ -203,9 +204,8 @@ struct Run {
     ran: u64,
     /// The seed of the case that runs.
     current: Option<u64>,
-    /// The failing seeds, the first with its message.
-    failed: Vec<u64>,
-    first: Option<String>,
+    /// The failing seeds, with their panics' messages.
+    failed: Vec<(u64, String)>,
 }
 
 impl Run {
@@ -225,7 +225,6 @@ impl Run {
             ran: 0,
             current: None,
             failed: Vec::new(),
-            first: None,
         }
     }
 
@@ -234,16 +233,13 @@ impl Run {
         self.ran += 1;
         self.current = None;
         if let Err(panic) = out {
-            if self.first.is_none() {
-                self.first = Some(panic_message(&*panic));
-            }
-            self.failed.push(seed);
+            self.failed.push((seed, panic_message(&*panic)));
         }
         self.failed.len() >= MAX_FAILURES
     }
 
     fn finish(&self) {
-        let Some(&seed) = self.failed.first() else {
+        let Some((seed, message)) = self.failed.first() else {
             eprintln!(
                 "hatchery-tests: {} seeds from {} passed in {:.1?}",
                 self.ran,
@@ -252,16 +248,14 @@ impl Run {
             );
             return;
         };
-        let mut report = format!(
-            "seed {seed} failed: {}\n\n",
-            self.first.as_deref().unwrap_or_default()
-        );
+        let seed = *seed;
+        let mut report = format!("seed {seed} failed: {message}\n\n");
         let seeds = self.seeds;
         if seeds.replay {
             report += "Replayed with:\n";
         } else {
             let last = seeds.first.wrapping_add(seeds.count);
-            let list: Vec<String> = self.failed.iter().map(u64::to_string).collect();
+            let list: Vec<String> = self.failed.iter().map(|(s, _)| s.to_string()).collect();
             let _ = write!(
                 report,
                 "{} of {} seeds ({}..{last}) failed: {}",
@@ -273,7 +267,18 @@ impl Run {
             if self.ran < seeds.count {
                 let _ = write!(report, " (stopped after {MAX_FAILURES} failures)");
             }
-            report += ". Replay the first with:\n";
+            // The others in a line each: the same failure, or another?
+            for (seed, message) in &self.failed[1..] {
+                let line = message.lines().next().unwrap_or_default();
+                let short: String = line.chars().take(120).collect();
+                let more = if short.len() < message.len() {
+                    "..."
+                } else {
+                    ""
+                };
+                let _ = write!(report, "\n  seed {seed}: {short}{more}");
+            }
+            report += "\nReplay the first with:\n";
         }
         let _ = write!(report, "    {}", replay_line(seed, self.test.as_deref()));
         panic!("{report}");
