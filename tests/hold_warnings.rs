@@ -9,12 +9,13 @@
 
 use std::future::Future;
 use std::panic::Location;
-use std::sync::{Mutex, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_lite::future::poll_once;
 use hatchery::diagnostics::{set_hold_warning_hook, set_hold_warnings, HolderKind};
+use hatchery::sync::Event;
 use hatchery::testing::elapsed;
 use hatchery::{finally, move_on_after, nursery, shield, sleep, CancelScope, Nursery, TaskStatus};
 use hatchery_tests::{backend, secs, TestError, HOUR};
@@ -218,4 +219,54 @@ async fn k6_a_kept_holder_in_a_cancelled_task_is_named() {
     .unwrap();
     assert!(out.is_err(), "the task was cancelled");
     assert_eq!(elapsed(), secs(1) + THRESHOLD);
+}
+
+/// A holder polled whenever its scope is arms the warning's timer once, when the scope
+/// first sees it, not again at each poll that timer makes. A shielded cleanup waiting on
+/// a thread (which virtual time does not see) made the clock jump one threshold at a
+/// time, at full speed, for as long as the thread took (73,000 s in 300 ms): the timer
+/// woke the scope, whose poll polled the shield, which re-armed the timer.
+#[hatchery::test(virtual_time)]
+async fn k6_a_polled_holder_arms_the_warning_once() {
+    setup();
+    // The virtual time of each poll of the shielded cleanup.
+    let polls = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let done = Arc::new(Event::new());
+    let thread = {
+        let (polls, done) = (polls.clone(), done.clone());
+        std::thread::spawn(move || {
+            // Once the warning's timer has made its poll, give a clock that would spin
+            // time to show it.
+            while !polls.lock().unwrap().iter().any(|&t| t > secs(1)) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            done.set();
+        })
+    };
+    let line = line!() + 1;
+    let out = move_on_after(
+        secs(1),
+        shield(async {
+            let mut wait = std::pin::pin!(done.wait());
+            std::future::poll_fn(|cx| {
+                polls.lock().unwrap().push(elapsed());
+                wait.as_mut().poll(cx)
+            })
+            .await;
+            elapsed()
+        }),
+    )
+    .await;
+    thread.join().unwrap();
+    // The shield finished with its value (rule C3), once the clock had jumped to the
+    // warning's timer, one threshold after the cancellation, and no further.
+    assert_eq!(
+        out,
+        Some(secs(1) + THRESHOLD),
+        "polls at {:?}",
+        polls.lock().unwrap()
+    );
+    assert_eq!(elapsed(), secs(1) + THRESHOLD);
+    assert_eq!(seen_at(line), [], "a polled holder is not reported");
 }

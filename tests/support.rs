@@ -58,6 +58,8 @@ use futures_lite::FutureExt;
 
 #[path = "support/hook.rs"]
 pub mod hook;
+#[path = "support/seeded.rs"]
+pub mod seeded;
 #[path = "support/trees.rs"]
 pub mod trees;
 
@@ -501,42 +503,6 @@ impl Wake for Flag {
     }
     fn wake_by_ref(self: &Arc<Self>) {
         self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-/// A small seeded generator (xorshift64*) for randomized model tests: a seed replays its
-/// run exactly. The state must not be zero ([`Rng::seeded`] takes any seed).
-#[derive(Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// A generator for any seed, zero included (the seeds of consecutive cases give
-    /// unrelated runs).
-    pub fn seeded(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// The next number.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number below `n` (which must not be zero).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// A number below `n` (which must not be zero).
-    pub fn below_u64(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// True `percent` times in a hundred.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below_u64(100) < percent
     }
 }
 

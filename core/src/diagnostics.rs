@@ -54,7 +54,8 @@
 //!   node is made when the shield is, as for a scope with a
 //!   [`CancelHandle`](crate::CancelHandle), to carry that record. Nothing is armed on the
 //!   normal path: only a scope that is cancelled *and* still held arms a timer for the
-//!   threshold.
+//!   threshold, and only for holders it has not seen polled (a holder polled whenever
+//!   the scope is, a slow shield, arms it once, when first seen).
 //!
 //! Holders created while the warnings are off are not watched when they are turned on:
 //! turn them on at the start of the program. In a test run on a virtual clock
@@ -480,13 +481,24 @@ pub(crate) fn held(node: &Arc<Node>, rt: &dyn Runtime, cx: &mut Context<'_>) {
             .iter()
             .map(|site| {
                 let polls = site.polls.load(Ordering::Relaxed);
-                let since = watch
+                let before = watch
                     .seen
                     .iter()
-                    .find(|(s, p, _)| std::ptr::eq(s.as_ptr(), Arc::as_ptr(site)) && *p == polls)
+                    .find(|(s, _, _)| std::ptr::eq(s.as_ptr(), Arc::as_ptr(site)));
+                // Not polled since it was last seen: waiting since then.
+                let since = before
+                    .filter(|&&(_, p, _)| p == polls)
                     .map_or(now, |&(_, _, since)| since);
+                // Polled since it was last seen (by the poll the timer made, if nothing
+                // else): it is polled whenever the scope is, as a slow holder is, and no
+                // timer is armed for it. Re-armed, the timer would wake the scope, whose
+                // poll polls the holder, again and again; and a virtual clock, whenever
+                // every task is blocked (on a thread, say), would jump from one threshold
+                // to the next at full speed. Should it stop being polled, the next poll
+                // of the scope (whoever wakes it) sees that and arms the timer then.
+                let polled = before.is_some_and(|&(_, p, _)| p != polls);
                 let due = since.checked_add(threshold);
-                if !site.warned.load(Ordering::Relaxed) {
+                if !site.warned.load(Ordering::Relaxed) && !polled {
                     match due {
                         Some(due) if due <= now => {
                             site.warned.store(true, Ordering::Relaxed);

@@ -36,9 +36,10 @@ pub fn now() -> Instant {
 
 /// Waits until `duration` has passed (counted from the first poll).
 ///
-/// `Duration::MAX` sleeps forever. `Duration::ZERO` still suspends once, as
-/// [`checkpoint`] does (trio's `sleep(0)`), so a loop of zero sleeps lets other tasks
-/// and cancellation in on every runtime.
+/// `Duration::MAX` sleeps forever. Every sleep suspends at least once, as [`checkpoint`]
+/// does: `Duration::ZERO` too (trio's `sleep(0)`), so a loop of zero sleeps lets other
+/// tasks and cancellation in on every runtime, and so does a sleep whose deadline has
+/// passed by the time its timer is first polled (rule D9).
 ///
 /// # Cancel safety
 ///
@@ -210,7 +211,23 @@ impl Future for Sleep {
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
-                    (Start::Waiting(d, _), Poll::Ready(())) => *d,
+                    (&Start::Waiting(d, _), Poll::Ready(())) => {
+                        // Due at its first poll all the same: the clock passed the
+                        // deadline between our reading it and the timer's first poll (a
+                        // short sleep on a slow machine). A sleep still suspends once
+                        // (D9), as one due at once does; an enclosing deadline that came
+                        // first, or with it, cancels its scope now (D7).
+                        this.start = Start::Passed;
+                        if this.reg.is_armed() {
+                            let reg = &mut this.reg;
+                            let released = context::with_owner_timers(|owner| reg.clear(owner));
+                            drop(released);
+                        }
+                        if !context::cancel_deadlines_before(d) {
+                            cx.waker().wake_by_ref();
+                        }
+                        return Poll::Pending;
+                    }
                     _ => return Poll::Pending,
                 }
             }

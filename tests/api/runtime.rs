@@ -865,6 +865,66 @@ async fn a_zero_sleep_is_a_checkpoint() {
     assert_eq!(out, None);
 }
 
+/// A runtime whose timers are all due when first polled: a machine so slow (valgrind)
+/// that a short sleep's deadline has passed by the time its timer is armed.
+struct DueTimers(hatchery_tokio::TokioRuntime);
+
+/// A timer that is due.
+struct Due;
+
+impl Future for Due {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Ready(())
+    }
+}
+
+impl Sleep for Due {
+    fn reset(self: Pin<&mut Self>, _: Instant) {}
+}
+
+impl Runtime for DueTimers {
+    fn spawn(&self, task: Task) {
+        self.0.spawn(task);
+    }
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+    fn sleep_until(&self, _: Instant) -> Pin<Box<dyn Sleep>> {
+        Box::pin(Due)
+    }
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
+        self.0.spawn_blocking(work);
+    }
+}
+
+/// D9: a sleep suspends once even when its timer is due at its first poll (the clock
+/// passed its deadline between the sleep's reading it and its timer's first poll, as a
+/// 1 ms sleep did under valgrind). It completed in that first poll.
+#[test]
+fn d9_a_sleep_whose_timer_is_due_at_its_first_poll_still_suspends() {
+    hatchery_tokio::run(async {
+        let rt = Arc::new(DueTimers(hatchery_tokio::TokioRuntime::current()));
+        hatchery::rt::enter(rt, async {
+            // Polled with a waker of its own (a combinator's, say), a sleep arms a timer
+            // of the runtime's: due at once here.
+            let woken = Arc::new(hatchery_tests::Flag(AtomicBool::new(false)));
+            let waker = Waker::from(woken.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut nap = std::pin::pin!(sleep(ms(1)));
+            assert!(
+                nap.as_mut().poll(&mut cx).is_pending(),
+                "the sleep completed in its first poll"
+            );
+            assert!(woken.0.load(Ordering::SeqCst), "it asks to be polled again");
+            assert!(nap.as_mut().poll(&mut cx).is_ready());
+            // Polled in its task, the same.
+            assert_eq!(future::poll_once(sleep(ms(1))).await, None);
+        })
+        .await;
+    });
+}
+
 /// A runtime whose timers reach its horizon at most (1 ms at least): they fire early, at
 /// the horizon, when asked for more; hatchery arms longer waits in steps.
 struct ShortTimers(hatchery_tokio::TokioRuntime, Duration);

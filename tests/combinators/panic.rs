@@ -30,17 +30,18 @@
 //!   can be taken, nobody is left queued, the stream sends and receives.
 //! * Without a panic, the combinator's output is the futures' own.
 //!
-//! `PANIC_ROUNDS` sets the rounds per backend, `PANIC_SEED` the first seed;
-//! `PANIC_PLAN=1` prints the plan of `PANIC_SEED`.
+//! The rounds are seeded by the harness of the seeded tests (`hatchery_tests::seeded`):
+//! [`ROUNDS`] per backend unless `HATCHERY_TEST_CASES` says otherwise; a failure prints
+//! the seeds that failed, the first one's violations and plan, and the line that replays
+//! it (`HATCHERY_TEST_SEED`). `HATCHERY_TEST_STATS=1` prints how many rounds panicked.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_lite::{stream, StreamExt};
 use hatchery::backon::ConstantBuilder;
@@ -50,9 +51,10 @@ use hatchery::{
     memory_stream, move_on_after, nursery, race, race_ok, retry, service, settle, shield, sleep,
     try_join, NurseryError, ReceiveStream, SendStream,
 };
-use hatchery_tests::{catch_panic, panic_message, Backend, Rng};
+use hatchery_tests::seeded::{self, planted_panic, Rng};
+use hatchery_tests::{catch_panic, Backend};
 
-/// Rounds per backend unless `PANIC_ROUNDS` says otherwise: one to two seconds per
+/// Rounds per backend unless `HATCHERY_TEST_CASES` says otherwise: one to two seconds per
 /// backend in a debug build on two cores (every round runs on virtual time).
 const ROUNDS: u64 = 2000;
 
@@ -343,7 +345,7 @@ impl Ctx {
             !self.panicked.swap(true, SeqCst),
             "two injected panics in one round"
         );
-        std::panic::panic_any(self.payload.clone())
+        planted_panic(self.payload.clone())
     }
 
     fn violation(&self, v: String) {
@@ -845,72 +847,20 @@ async fn check_primitives(ctx: &Ctx, v: &mut Vec<String>) {
 
 // ---------------------------------------------------------------- driver
 
-/// Our injected panics are expected: keep them out of the test's output.
-fn quiet_injected_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !panic_message(info.payload()).starts_with("injected panic ") {
-                default(info);
-            }
-        }));
-    });
-}
-
-/// The seeds to run: `PANIC_ROUNDS` of them (default [`ROUNDS`]) from `PANIC_SEED` (0).
-fn seeds() -> std::ops::Range<u64> {
-    let var = |name, default| {
-        std::env::var(name)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
-    let first = var("PANIC_SEED", 0);
-    first..first + var("PANIC_ROUNDS", ROUNDS)
-}
-
 fn check_backend(backend: Backend) {
-    let seeds = seeds();
-    if std::env::var_os("PANIC_PLAN").is_some() {
-        eprintln!("{:#?}", gen_plan(seeds.start));
-        return;
-    }
-    quiet_injected_panics();
-    let started = Instant::now();
-    let count = seeds.end - seeds.start;
-    let mut failures = Vec::new();
     let mut panicked = 0;
-    for seed in seeds {
-        // A panic here is the watchdog's (a spin) or the harness's own.
-        let (v, boom) = catch_unwind(AssertUnwindSafe(|| {
-            backend.run(hatchery::testing::virtual_time(round(seed)))
-        }))
-        .unwrap_or_else(|p| {
-            (
-                vec![format!("round panicked: {}", panic_message(&*p))],
-                false,
-            )
-        });
-        panicked += usize::from(boom);
-        if !v.is_empty() {
-            failures.push((seed, v));
-        }
-    }
-    eprintln!(
-        "combinators_panic {backend:?}: {count} rounds in {:.1?}, {} with a panic, {} failed",
-        started.elapsed(),
-        panicked,
-        failures.len()
-    );
-    if let Some((seed, v)) = failures.first() {
-        panic!(
-            "{backend:?}: {} of {count} rounds failed; the first, seed {seed} \
-             (PANIC_SEED={seed} PANIC_ROUNDS=1): {v:#?}\nplan: {:#?}\nall failing seeds: {:?}",
-            failures.len(),
-            gen_plan(*seed),
-            failures.iter().map(|f| f.0).collect::<Vec<_>>()
+    seeded::check(ROUNDS, |seed| {
+        // A panic of the round itself is the watchdog's (a spin) or the harness's own.
+        let (v, boom) = backend.run(hatchery::testing::virtual_time(round(seed)));
+        panicked += u64::from(boom);
+        assert!(
+            v.is_empty(),
+            "{backend:?}: {v:#?}\nplan: {:#?}",
+            gen_plan(seed)
         );
+    });
+    if seeded::stats() {
+        eprintln!("combinators_panic {backend:?}: {panicked} rounds with a panic");
     }
 }
 

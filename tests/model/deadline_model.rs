@@ -38,7 +38,7 @@
 //!
 //! Some ties between *tasks* are genuinely racy on a multi-threaded executor; the model
 //! recognizes these cases and the test skips them (it counts them, and checks that they
-//! stay rare; `DEADLINE_MODEL_RACY=1` runs them anyway and prints how they differ):
+//! stay rare; `HATCHERY_TEST_STATS=1` runs them anyway and prints how they differ):
 //!
 //! * code that runs in one task at the very instant a scope in *another* task reaches its
 //!   deadline (through its timer), and that could tell whether that scope has noticed it
@@ -57,9 +57,11 @@
 //! `set_deadline` to an instant that has passed is seen when it is called (D5): `true` if
 //! the scope still runs then, an enclosing cancellation or not, as in trio.
 //!
-//! `HATCHERY_RANDOM_CASES` sets the number of cases per backend (3000), and
-//! `HATCHERY_RANDOM_SEED` shifts the seeds; a failure prints the seed, the tree and the
-//! differences. `DEADLINE_MODEL_STATS=1` prints how often each path of the model ran.
+//! The seeds come from the harness of the seeded tests ([`seeded`]): 3000 cases per
+//! backend unless `HATCHERY_TEST_CASES` says otherwise, `HATCHERY_TEST_SEED` replays one;
+//! a failure prints the seed, the tree, the differences and the line that replays it.
+//! `HATCHERY_TEST_STATS=1` also prints how often each path of the model ran, and each
+//! outcome.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -76,7 +78,8 @@ use hatchery::{
     move_on_at, now, nursery, shield, sleep, sleep_until, CancelHandle, CancelScope, Deadline,
     Nursery, TaskHandle,
 };
-use hatchery_tests::{Backend, Rng};
+use hatchery_tests::seeded::{self, Rng};
+use hatchery_tests::Backend;
 
 // ----- time -----
 
@@ -540,7 +543,10 @@ struct LeafGuard {
 
 impl Drop for LeafGuard {
     fn drop(&mut self) {
-        if !self.done {
+        // Not when the run unwinds (a deadlock it reported, say): its tasks are dropped
+        // outside it then, where there is no clock to read, and a second panic would
+        // abort the whole test binary.
+        if !self.done && !std::thread::panicking() {
             let at = now_ticks();
             self.shared.record(
                 self.id,
@@ -1017,7 +1023,7 @@ struct Model<'a> {
     nurseries: Vec<NurseryCtx>,
     /// Why the case is racy (and skipped), if it is.
     racy: Option<String>,
-    /// How often some paths of the model were taken (for `DEADLINE_MODEL_STATS`).
+    /// How often some paths of the model were taken (for `HATCHERY_TEST_STATS`).
     paths: BTreeMap<&'static str, usize>,
 }
 
@@ -1746,32 +1752,23 @@ fn describe(case: &Case) -> String {
     s
 }
 
-/// Cases per backend; `HATCHERY_RANDOM_CASES` overrides, `HATCHERY_RANDOM_SEED` shifts the
-/// seeds (a failure message names the seed to replay).
-fn cases() -> std::ops::Range<u64> {
-    let n = std::env::var("HATCHERY_RANDOM_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3000);
-    let base = std::env::var("HATCHERY_RANDOM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    base..base + n
-}
+/// Cases per backend (`HATCHERY_TEST_CASES` and `HATCHERY_TEST_SEED` choose others:
+/// [`seeded`]).
+const CASES: u64 = 3000;
 
 fn check_backend(backend: Backend) {
-    let mut racy = 0;
+    let show = seeded::stats();
+    let mut total = 0u64;
+    let mut racy = 0u64;
     let mut racy_differ = 0;
     let mut stats = BTreeMap::<String, usize>::new();
-    let range = cases();
-    let total = range.end - range.start;
-    for seed in range {
+    seeded::check(CASES, |seed| {
+        total += 1;
         let case = gen_case(seed);
         let (expected, skip) = model(&case);
         if let Some(why) = skip {
             racy += 1;
-            if std::env::var_os("DEADLINE_MODEL_RACY").is_some() {
+            if show {
                 // Run it anyway, to see how often the race goes either way.
                 let got = run_case(&case, backend);
                 let diff = differences(&expected, &got);
@@ -1780,7 +1777,7 @@ fn check_backend(backend: Backend) {
                     eprintln!("{backend:?} seed {seed} ({why}): {}", diff.join("; "));
                 }
             }
-            continue;
+            return;
         }
         let got = catch_unwind(AssertUnwindSafe(|| run_case(&case, backend)));
         let got = match got {
@@ -1813,8 +1810,8 @@ fn check_backend(backend: Backend) {
             describe(&case),
             diff.join("\n")
         );
-    }
-    if std::env::var_os("DEADLINE_MODEL_STATS").is_some() {
+    });
+    if show {
         eprintln!(
             "{backend:?}: {total} cases, {racy} racy ({racy_differ} run and differ); {stats:?}"
         );

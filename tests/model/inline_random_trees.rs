@@ -38,8 +38,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hatchery::{checkpoint, finally, inline, nursery, sleep, CancelScope, NurseryError};
+use hatchery_tests::seeded::{self, planted_panic, Rng};
 use hatchery_tests::trees::{gen, Cancel, End, Kind, Mix, Node, Tree};
-use hatchery_tests::{Backend, Rng};
+use hatchery_tests::Backend;
 
 /// The kinds of node these trees have, and how often each is drawn.
 const MIX: &Mix = &[
@@ -225,7 +226,7 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                     }
                     End::Panic => {
                         seen.panicked.lock().unwrap().insert(id);
-                        panic!("leaf {id} panics");
+                        planted_panic(format!("leaf {id} panics"));
                     }
                 }
             }
@@ -543,35 +544,12 @@ fn check_case(seed: u64, backend: Backend) {
     }
 }
 
-/// Cases per backend; `HATCHERY_RANDOM_CASES` overrides, `HATCHERY_RANDOM_SEED` shifts the
-/// seeds (a failure message names the seed to replay).
-fn cases() -> std::ops::Range<u64> {
-    let n = std::env::var("HATCHERY_RANDOM_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000);
-    let base = std::env::var("HATCHERY_RANDOM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    base..base + n
-}
-
-/// Leaves panic on purpose; keep their messages out of the test output.
-fn quiet_leaf_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !info.to_string().contains("leaf ") {
-            default(info);
-        }
-    }));
-}
+/// Cases per backend (`HATCHERY_TEST_CASES` and `HATCHERY_TEST_SEED` choose others:
+/// [`seeded`]).
+const CASES: u64 = 1000;
 
 fn check_backend(backend: Backend) {
-    quiet_leaf_panics();
-    for seed in cases() {
-        check_case(seed, backend);
-    }
+    seeded::check(CASES, |seed| check_case(seed, backend));
 }
 
 #[test]

@@ -6,5 +6,6 @@ mod deadline_model;
 mod inline_random_trees;
 mod orphan_race;
 mod random_trees;
+mod seeded;
 mod stream_model;
 mod sync_model;

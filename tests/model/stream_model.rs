@@ -14,8 +14,9 @@
 //! than the paused sends (receives) that were woken. `EndOfStream` must be final: no item
 //! may come after it. At the end every item sent must have been received.
 //!
-//! `SM_SEEDS` and `SM_STEPS` raise the number of seeds (600) and steps per seed (150)
-//! for a longer hunt.
+//! Seeded by the harness of the seeded tests (`hatchery_tests::seeded`): 600 seeds of
+//! [`STEPS`] steps per backend; `HATCHERY_TEST_CASES` runs more for a longer hunt, and a
+//! failure prints the line that replays its seed.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -28,7 +29,8 @@ use futures_lite::future;
 use futures_lite::Stream;
 use hatchery::sync::{ReceiveStream, RecvError, SendError, SendStream, TryRecvError, TrySendError};
 use hatchery::{memory_stream, CancelHandle, CancelScope};
-use hatchery_tests::{Flag, Rng};
+use hatchery_tests::seeded::{self, Rng};
+use hatchery_tests::Flag;
 
 #[derive(Default)]
 struct Track {
@@ -392,8 +394,11 @@ impl St {
     }
 }
 
+/// Steps per seed.
+const STEPS: usize = 150;
+
 async fn run(seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded(seed);
     let cap = [0, 0, 1, 2][rng.below(4)];
     let track = Arc::new(Track::default());
     let (tx, rx) = memory_stream::<It>(cap);
@@ -409,11 +414,7 @@ async fn run(seed: u64) {
         trace: vec![format!("cap {cap}")],
     };
     future::poll_fn(|_cx| {
-        for _step in 0..std::env::var("SM_STEPS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(150)
-        {
+        for _step in 0..STEPS {
             let op = rng.below(15);
             match op {
                 0 | 1 => {
@@ -610,11 +611,5 @@ async fn run(seed: u64) {
 
 #[hatchery::test]
 async fn stream_model() {
-    let n: u64 = std::env::var("SM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(600);
-    for seed in 1..=n {
-        run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).await;
-    }
+    seeded::check_async(600, run).await;
 }

@@ -19,7 +19,8 @@ use hatchery::sync::{
     Semaphore,
 };
 use hatchery::{shield, CancelHandle, CancelScope};
-use hatchery_tests::{Flag, Rng};
+use hatchery_tests::seeded::{self, Rng};
+use hatchery_tests::Flag;
 
 type BoxFut<T> = Pin<Box<dyn Future<Output = Option<T>>>>;
 
@@ -195,7 +196,7 @@ impl SemModel {
 /// One seed of the FIFO model. `new` makes the primitive from a random count of 0 to 2
 /// permits, and says how many it has (a lock: always 1).
 async fn run_queue<Q: Queue>(seed: u64, new: impl FnOnce(usize) -> (Q, usize)) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded(seed);
     let (sem, init) = new(rng.below(3));
     let mut m = SemModel {
         permits: init,
@@ -360,26 +361,26 @@ async fn run_queue<Q: Queue>(seed: u64, new: impl FnOnce(usize) -> (Q, usize)) {
     assert_eq!(sem.waiting(), 0);
 }
 
+/// Seeds per backend of each model (`HATCHERY_TEST_CASES` and `HATCHERY_TEST_SEED`
+/// choose others: `hatchery_tests::seeded`).
+const CASES: u64 = 400;
+
 #[hatchery::test]
 async fn semaphore_model() {
-    for seed in 1..400u64 {
-        run_queue(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, |init| {
-            (Arc::new(Semaphore::new(init)), init)
-        })
-        .await;
-    }
+    seeded::check_async(CASES, |seed| {
+        run_queue(seed, |init| (Arc::new(Semaphore::new(init)), init))
+    })
+    .await;
 }
 
 /// The lock is a FIFO queue of one permit: the semaphore's model, with `try_lock`, and
 /// no adding.
 #[hatchery::test]
 async fn lock_model() {
-    for seed in 1..400u64 {
-        run_queue(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, |_| {
-            (Arc::new(Lock::new(())), 1)
-        })
-        .await;
-    }
+    seeded::check_async(CASES, |seed| {
+        run_queue(seed, |_| (Arc::new(Lock::new(())), 1))
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------- limiter
@@ -396,7 +397,7 @@ enum Got {
 }
 
 async fn run_lim(seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded(seed);
     let init = 1 + rng.below(3);
     let lim = Arc::new(CapacityLimiter::new(init));
     let mut total = init;
@@ -652,7 +653,5 @@ async fn run_lim(seed: u64) {
 
 #[hatchery::test]
 async fn limiter_model() {
-    for seed in 1..400u64 {
-        run_lim(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).await;
-    }
+    seeded::check_async(CASES, run_lim).await;
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use hatchery::sync::{Lock, Semaphore};
 use hatchery::{fail_after, move_on_after, now, nursery, CancelHandle, CancelScope};
-use hatchery_tests::Rng;
+use hatchery_tests::seeded::{self, Rng};
 
 /// Runs `f` on a tokio multi-thread runtime with four workers, failing the test if it
 /// takes more than a minute (a lost wake-up).
@@ -36,96 +36,89 @@ fn spin(n: usize) {
 /// lost or doubled, nobody waits for good, and every permit comes back.
 #[test]
 fn semaphore_fast_path_racing_waiters() {
-    on_four_workers(async {
-        for round in 0..100u64 {
-            let sem = Arc::new(Semaphore::new(2));
-            let holders = Arc::new(AtomicUsize::new(0));
-            nursery(|n| {
-                let (sem, holders) = (sem.clone(), holders.clone());
-                async move {
-                    for t in 0..6u64 {
-                        let (sem, holders) = (sem.clone(), holders.clone());
-                        n.spawn(async move {
-                            let mut rng = Rng(round * 131 + t + 1);
-                            for _ in 0..200 {
-                                let permit = match rng.below(3) {
-                                    0 => sem.try_acquire(),
-                                    1 => Some(sem.acquire().await),
-                                    _ => {
-                                        move_on_after(Duration::from_micros(20), sem.acquire())
-                                            .await
-                                    }
-                                };
-                                if let Some(permit) = permit {
-                                    assert!(holders.fetch_add(1, Ordering::SeqCst) < 2);
-                                    spin(rng.below(100));
-                                    holders.fetch_sub(1, Ordering::SeqCst);
-                                    drop(permit);
-                                }
-                                if rng.below(4) == 0 {
-                                    tokio::task::yield_now().await;
-                                }
+    on_four_workers(seeded::check_async(100, |round| async move {
+        let sem = Arc::new(Semaphore::new(2));
+        let holders = Arc::new(AtomicUsize::new(0));
+        nursery(|n| {
+            let (sem, holders) = (sem.clone(), holders.clone());
+            async move {
+                for t in 0..6u64 {
+                    let (sem, holders) = (sem.clone(), holders.clone());
+                    n.spawn(async move {
+                        let mut rng = Rng::seeded(round * 131 + t + 1);
+                        for _ in 0..200 {
+                            let permit = match rng.below(3) {
+                                0 => sem.try_acquire(),
+                                1 => Some(sem.acquire().await),
+                                _ => move_on_after(Duration::from_micros(20), sem.acquire()).await,
+                            };
+                            if let Some(permit) = permit {
+                                assert!(holders.fetch_add(1, Ordering::SeqCst) < 2);
+                                spin(rng.below(100));
+                                holders.fetch_sub(1, Ordering::SeqCst);
+                                drop(permit);
                             }
-                            Ok(())
-                        });
-                    }
-                    Ok::<_, std::io::Error>(())
+                            if rng.below(4) == 0 {
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                        Ok(())
+                    });
                 }
-            })
-            .await
-            .unwrap();
-            assert_eq!(sem.available_permits(), 2, "round {round}");
-            assert_eq!(sem.tasks_waiting(), 0, "round {round}");
-        }
-    });
+                Ok::<_, std::io::Error>(())
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(sem.available_permits(), 2, "round {round}");
+        assert_eq!(sem.tasks_waiting(), 0, "round {round}");
+    }));
 }
 
 /// The same for `Lock`: every increment made under the lock is kept, and the lock ends
 /// free with nobody waiting.
 #[test]
 fn lock_fast_path_racing_waiters() {
-    on_four_workers(async {
-        for round in 0..100u64 {
-            let lock = Arc::new(Lock::new(0usize));
-            let done = Arc::new(AtomicUsize::new(0));
-            nursery(|n| {
-                let (lock, done) = (lock.clone(), done.clone());
-                async move {
-                    for t in 0..6u64 {
-                        let (lock, done) = (lock.clone(), done.clone());
-                        n.spawn(async move {
-                            let mut rng = Rng(round * 71 + t + 1);
-                            for _ in 0..200 {
-                                let guard = match rng.below(2) {
-                                    0 => lock.try_lock(),
-                                    _ => Some(lock.lock().await),
-                                };
-                                if let Some(mut guard) = guard {
-                                    let seen = *guard;
-                                    spin(rng.below(50));
-                                    *guard = seen + 1;
-                                    done.fetch_add(1, Ordering::Relaxed);
-                                }
-                                if rng.below(4) == 0 {
-                                    tokio::task::yield_now().await;
-                                }
+    on_four_workers(seeded::check_async(100, |round| async move {
+        let lock = Arc::new(Lock::new(0usize));
+        let done = Arc::new(AtomicUsize::new(0));
+        nursery(|n| {
+            let (lock, done) = (lock.clone(), done.clone());
+            async move {
+                for t in 0..6u64 {
+                    let (lock, done) = (lock.clone(), done.clone());
+                    n.spawn(async move {
+                        let mut rng = Rng::seeded(round * 71 + t + 1);
+                        for _ in 0..200 {
+                            let guard = match rng.below(2) {
+                                0 => lock.try_lock(),
+                                _ => Some(lock.lock().await),
+                            };
+                            if let Some(mut guard) = guard {
+                                let seen = *guard;
+                                spin(rng.below(50));
+                                *guard = seen + 1;
+                                done.fetch_add(1, Ordering::Relaxed);
                             }
-                            Ok(())
-                        });
-                    }
-                    Ok::<_, std::io::Error>(())
+                            if rng.below(4) == 0 {
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                        Ok(())
+                    });
                 }
-            })
-            .await
-            .unwrap();
-            assert_eq!(
-                *lock.try_lock().expect("free"),
-                done.load(Ordering::Relaxed)
-            );
-            assert!(!lock.is_locked());
-            assert_eq!(lock.tasks_waiting(), 0, "round {round}");
-        }
-    });
+                Ok::<_, std::io::Error>(())
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            *lock.try_lock().expect("free"),
+            done.load(Ordering::Relaxed)
+        );
+        assert!(!lock.is_locked());
+        assert_eq!(lock.tasks_waiting(), 0, "round {round}");
+    }));
 }
 
 /// `CancelHandle::set_deadline` from a plain thread, at a random moment around the
@@ -148,7 +141,7 @@ fn set_deadline_racing_entry_is_never_lost() {
     let setter = {
         let ctl = ctl.clone();
         std::thread::spawn(move || {
-            let mut rng = Rng(12345);
+            let mut rng = Rng::seeded(12345);
             let mut seen = 0;
             while !ctl.stop.load(Ordering::Relaxed) {
                 let round = ctl.round.load(Ordering::Acquire);

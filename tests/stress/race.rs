@@ -60,12 +60,14 @@
 //!   exactly once; a branch's panic must come out.
 //! * **No hang**: each round runs in its own [`Backend::run`], whose watchdog fails it.
 //!
-//! `RACE_ROUNDS` sets the rounds per backend, `RACE_SEED` the first seed; `RACE_BRIEF=1`
-//! lists every failing seed's violations, `RACE_PLAN=1` prints the plan of `RACE_SEED`.
+//! The rounds are seeded by the harness of the seeded tests (`hatchery_tests::seeded`):
+//! [`ROUNDS`] per backend unless `HATCHERY_TEST_CASES` says otherwise; a failure prints
+//! the seeds that failed, the first one's violations and plan, and the line that replays
+//! it (`HATCHERY_TEST_SEED`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::resume_unwind;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -77,9 +79,10 @@ use hatchery::{
     checkpoint, finally, nursery, run_blocking, shield, sleep, CancelHandle, CancelScope,
     JoinError, Nursery, NurseryError, StartError, TaskHandle, TaskStatus,
 };
-use hatchery_tests::{catch_panic, panic_message, Backend, Rng};
+use hatchery_tests::seeded::{self, planted_panic, Rng};
+use hatchery_tests::{catch_panic, Backend};
 
-/// Rounds per backend unless `RACE_ROUNDS` says otherwise: 3 to 5 s per backend in a
+/// Rounds per backend unless `HATCHERY_TEST_CASES` says otherwise: 3 to 5 s per backend in a
 /// debug build on two cores.
 const ROUNDS: u64 = 1200;
 
@@ -836,7 +839,7 @@ fn run_leaf(
             End::Panic => {
                 track.panics.lock().unwrap().insert(id);
                 track.ended(id, Outcome::Panicked);
-                panic!("leaf {id} panics");
+                planted_panic(format!("leaf {id} panics"));
             }
         }
     });
@@ -925,7 +928,7 @@ fn run_branch(ctx: Arc<Ctx>, branch: Branch, covers: Covers, rec: Arc<Rec>) -> W
         match branch.end {
             End::Ok => Ok(id),
             End::Fail => Err(vec![id]),
-            End::Panic => panic!("leaf {id} panics"),
+            End::Panic => planted_panic(format!("leaf {id} panics")),
         }
     });
     Watched {
@@ -1545,71 +1548,18 @@ async fn check_round(
 
 // ---------------------------------------------------------------- driver
 
-/// Leaves panic on purpose; keep their messages out of the test output.
-fn quiet_leaf_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = panic_message(info.payload());
-            if !(msg.starts_with("leaf ") && msg.ends_with(" panics")) {
-                default(info);
-            }
-        }));
-    });
-}
-
-/// The seeds to run: `RACE_ROUNDS` of them (default [`ROUNDS`]) from `RACE_SEED` (0).
-fn seeds() -> std::ops::Range<u64> {
-    let var = |name, default| {
-        std::env::var(name)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
-    let first = var("RACE_SEED", 0);
-    first..first + var("RACE_ROUNDS", ROUNDS)
-}
-
 /// Runs every round, each on a fresh runtime of `backend`, and fails with the seeds of
 /// the rounds that violated something.
 fn check_backend(backend: Backend) {
-    let seeds = seeds();
-    if std::env::var_os("RACE_PLAN").is_some() {
-        eprintln!("{:#?}", gen_plan(seeds.start));
-        return;
-    }
-    quiet_leaf_panics();
-    let started = Instant::now();
-    let count = seeds.end - seeds.start;
-    let mut failures = Vec::new();
-    for seed in seeds {
-        // A panic here is the watchdog's (a hang) or the harness's own.
-        let v = catch_unwind(AssertUnwindSafe(|| backend.run(round(seed))))
-            .unwrap_or_else(|p| vec![format!("round panicked: {}", panic_message(&*p))]);
-        if !v.is_empty() {
-            failures.push((seed, v));
-        }
-    }
-    eprintln!(
-        "race_stress {backend:?}: {count} rounds in {:.1?}, {} failed",
-        started.elapsed(),
-        failures.len()
-    );
-    if std::env::var_os("RACE_BRIEF").is_some() {
-        for (seed, v) in &failures {
-            eprintln!("seed {seed}: {v:?}");
-        }
-    }
-    if let Some((seed, v)) = failures.first() {
-        panic!(
-            "{backend:?}: {} of {count} rounds failed; the first, seed {seed} (RACE_SEED={seed} \
-             RACE_ROUNDS=1): {v:#?}\nplan: {:#?}\nall failing seeds: {:?}",
-            failures.len(),
-            gen_plan(*seed),
-            failures.iter().map(|f| f.0).collect::<Vec<_>>()
+    seeded::check(ROUNDS, |seed| {
+        // A panic of the round itself is the watchdog's (a hang) or the harness's own.
+        let v = backend.run(round(seed));
+        assert!(
+            v.is_empty(),
+            "{backend:?}: {v:#?}\nplan: {:#?}",
+            gen_plan(seed)
         );
-    }
+    });
 }
 
 #[test]

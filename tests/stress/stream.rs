@@ -1,9 +1,9 @@
 //! Stress: 8 producers, 8 consumers, 100k items through a memory stream, with random
 //! scope cancellations (deadlines already past, short deadlines, and a task cancelling
 //! scopes from outside while sends and receives are in flight). Every item is counted:
-//! nothing is lost and nothing is delivered twice. Seeded, on every backend. And send
-//! handles cloned, closed and waited on from several threads at once (clones and closes
-//! that take no lock).
+//! nothing is lost and nothing is delivered twice. Seeded (`hatchery_tests::seeded`), on
+//! every backend. And send handles cloned, closed and waited on from several threads at
+//! once (clones and closes that take no lock).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,32 +11,18 @@ use std::time::Duration;
 
 use hatchery::sync::{RecvError, SendError, TryRecvError, TrySendError};
 use hatchery::{checkpoint, memory_stream, nursery, CancelHandle, CancelScope};
+use hatchery_tests::seeded::{self, Rng};
 
 const PRODUCERS: usize = 8;
 const CONSUMERS: usize = 8;
 const ITEMS: usize = 100_000;
 
-/// xorshift64*: a small seeded generator, one per task.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 /// A scope for one operation: no deadline, a deadline already past, or a short one; its
 /// handle is published for the chaos task.
 fn scope(rng: &mut Rng, slot: &Mutex<Option<CancelHandle>>) -> CancelScope {
-    let scope = match rng.next() % 8 {
+    let scope = match rng.next_u64() % 8 {
         0 => CancelScope::new().with_timeout(Duration::ZERO),
-        1 => CancelScope::new().with_timeout(Duration::from_micros(rng.next() % 50)),
+        1 => CancelScope::new().with_timeout(Duration::from_micros(rng.next_u64() % 50)),
         _ => CancelScope::new(),
     };
     *slot.lock().unwrap() = Some(scope.handle());
@@ -60,13 +46,13 @@ async fn run(capacity: usize, seed: u64) {
         n.spawn({
             let (stop, slots) = (stop.clone(), slots.clone());
             async move {
-                let mut rng = Rng::new(seed ^ 0xC4A05);
+                let mut rng = Rng::seeded(seed ^ 0xC4A05);
                 while !stop.load(Ordering::Relaxed) {
-                    let i = (rng.next() % slots.len() as u64) as usize;
+                    let i = (rng.next_u64() % slots.len() as u64) as usize;
                     if let Some(h) = slots[i].lock().unwrap().take() {
                         h.cancel();
                     }
-                    for _ in 0..rng.next() % 8 {
+                    for _ in 0..rng.next_u64() % 8 {
                         checkpoint().await;
                     }
                 }
@@ -76,7 +62,7 @@ async fn run(capacity: usize, seed: u64) {
         for p in 0..PRODUCERS {
             let (tx, slots, cancels) = (tx.clone(), slots.clone(), cancels.clone());
             n.spawn(async move {
-                let mut rng = Rng::new(seed + p as u64);
+                let mut rng = Rng::seeded(seed + p as u64);
                 for item in (p..ITEMS).step_by(PRODUCERS) {
                     loop {
                         let s = scope(&mut rng, &slots[p]);
@@ -99,7 +85,7 @@ async fn run(capacity: usize, seed: u64) {
         for k in 0..CONSUMERS {
             let (rx, slots, c, cancels) = (rx.clone(), slots.clone(), c.clone(), cancels.clone());
             consumers.push(n.spawn(async move {
-                let mut rng = Rng::new(seed + 100 + k as u64);
+                let mut rng = Rng::seeded(seed + 100 + k as u64);
                 let mut got = 0usize;
                 loop {
                     let s = scope(&mut rng, &slots[PRODUCERS + k]);
@@ -146,16 +132,17 @@ async fn run(capacity: usize, seed: u64) {
     );
 }
 
-/// A rendezvous stream: every handover can be cut by a cancellation.
+/// A rendezvous stream: every handover can be cut by a cancellation. (One seed a run:
+/// `HATCHERY_TEST_CASES` runs more, `hatchery_tests::seeded`.)
 #[hatchery::test(virtual_time)]
 async fn rendezvous_nothing_lost_or_duplicated() {
-    run(0, 0x5EED_0000).await;
+    seeded::check_async(1, |seed| run(0, seed)).await;
 }
 
 /// A small buffer.
 #[hatchery::test(virtual_time)]
 async fn bounded_nothing_lost_or_duplicated() {
-    run(16, 0x5EED_0016).await;
+    seeded::check_async(1, |seed| run(16, seed)).await;
 }
 
 /// Send handles cloned and closed on several threads at once (clones and closes take no

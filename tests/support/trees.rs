@@ -5,7 +5,7 @@
 //! generator draws from the [`Rng`] in a fixed order (leaf or not, then the kind, then
 //! the node's own choices, its body before its children).
 
-use crate::Rng;
+use crate::seeded::Rng;
 
 /// A node of a randomized tree: what a test builds and runs.
 #[derive(Debug, Clone)]

@@ -315,7 +315,7 @@ impl<'a, T> Future for ConditionWait<'_, 'a, T> {
                     // not hold the lock while a shield next to it keeps the cancelled
                     // body alive.
                     let cancelled = rt::current_cancelled();
-                    let listener = (!cancelled).then(|| this.cond.event.listen());
+                    let listener = (!cancelled).then(|| super::listen(&this.cond.event));
                     let State::Start(guard) = std::mem::replace(&mut this.state, State::Done)
                     else {
                         unreachable!()

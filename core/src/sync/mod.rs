@@ -104,16 +104,34 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
 }
 
 /// Notifies every listener of `event`, if it has any, after the caller's store of what
-/// they wait for. Every waiter of this crate makes its listener before it reads that
-/// again (see [`poll_until`]), and `listen` fences after making it; with a fence here
-/// between the store and the look at the listeners, either the waiter sees the store, or
-/// this sees its listener. Without listeners, nothing is notified: `notify` would make
-/// the event's state, an allocation, for nobody.
+/// they wait for. Every waiter of this crate makes its listener with [`listen`], which
+/// fences after making it, before it reads that again (see [`poll_until`]); with a fence
+/// here between the store and the look at the listeners, either the waiter sees the
+/// store, or this sees its listener. Without listeners, nothing is notified: `notify`
+/// would make the event's state, an allocation, for nobody.
 pub(crate) fn notify_listeners(event: &event_listener::Event) {
     std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
     if event.total_listeners() != 0 {
         event.notify(usize::MAX);
     }
+}
+
+/// A listener of `event`, made before the caller looks (again) at what it waits for.
+///
+/// Then a `SeqCst` fence, the waiter's half of the pair that [`notify_listeners`] (or
+/// `Event::notify`) completes: the waiter stores its listener and then loads the
+/// condition, the notifier stores the condition and then loads the listeners, and without
+/// a fence on both sides each may read the other's old value (store buffering), so that
+/// the waiter waits and nobody is notified. event-listener's `listen` says it fences, but
+/// its version 5 does not; its list's lock orders the two sides only once the event's
+/// state exists: the first listener makes that state (a compare-exchange of a pointer),
+/// and a notifier that reads the pointer as still null looks no further. Found by Miri
+/// (its weak memory, some seeds): a fresh `Event` set as a thread began to wait on it
+/// left the waiter asleep (tests/sync/event.rs).
+pub(crate) fn listen(event: &event_listener::Event) -> event_listener::EventListener {
+    let listener = event.listen();
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    listener
 }
 
 /// Polls until `done()` holds, listening on `event` in between. A listener is made
@@ -131,7 +149,7 @@ fn poll_until(
             return Poll::Ready(());
         }
         match listener {
-            None => *listener = Some(event.listen()),
+            None => *listener = Some(listen(event)),
             Some(l) => {
                 if std::future::Future::poll(std::pin::Pin::new(l), cx).is_pending() {
                     return Poll::Pending;

@@ -491,7 +491,7 @@ impl<T> Future for SendClosed<'_, T> {
             for (listener, event) in this.listeners.iter_mut().zip(events) {
                 match listener {
                     None => {
-                        *listener = Some(event.listen());
+                        *listener = Some(crate::sync::listen(event));
                         again = true;
                     }
                     Some(l) => {
