@@ -53,7 +53,7 @@ impl Target {
         match name {
             // A hatchery child is the executor's task plus one allocation: judged against
             // raw children that carry one more allocation each.
-            "spawn_join" | "spawn_handles" | "cancel_parked" => Target::Ratio {
+            "spawn_join" | "spawn_handles" | "cancel_parked" | "spawn_parked" => Target::Ratio {
                 reference: true,
                 max: if single { 1.10 } else { 1.25 },
             },

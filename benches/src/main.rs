@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use backend::Backend;
 use hatchery_bench_alloc::Counting;
-use work::{Parked, Wait};
+use work::{Count, Parked, Wait};
 
 /// Counts allocated bytes for the memory rows; switched off while anything is timed.
 #[global_allocator]
@@ -73,7 +73,8 @@ usage: hatchery-benches [--quick] [--procs P] [--reps N] [--side S] [--out PATH]
               as the harness reads them (for a profiler; with --side, one side)
   FILTER      run only the cells whose `workload/backend` contains FILTER
 
-workloads: spawn_join, spawn_handles, cancel_parked, memory_pending, memory_sleep,
+workloads: spawn_join, spawn_handles, cancel_parked, spawn_parked (the children of
+           cancel_parked, spawned until all are parked), memory_pending, memory_sleep,
            move_on_after, yield (the floor under move_on_after: bare yields), stack
            (bytes of stack per nested timeout against tokio::time::timeout, tokio-ct
            only), channel, recv_waiters, send_waiters, clone_drops, semaphore,
@@ -95,6 +96,7 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "spawn_join",
     "spawn_handles",
     "cancel_parked",
+    "spawn_parked",
     "memory_pending",
     "memory_sleep",
     "move_on_after",
@@ -579,23 +581,44 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
 }
 
 /// Runs `n` children parked in `wait` on the raw side (with a second allocation per
-/// child if `ballast`) and returns what the run measured.
-fn raw_parked(b: &Backend, n: usize, ballast: bool, wait: Wait) -> Parked {
+/// child if `ballast`) and returns what the run measured (its bytes if `bytes`).
+fn raw_parked(b: &Backend, n: usize, ballast: bool, wait: Wait, bytes: Count) -> Parked {
     b.raw(
-        || work::tokio_parked(n, ballast, wait),
-        |ex| async move { work::smol_parked(&ex, n, ballast, wait).await },
+        || work::tokio_parked(n, ballast, wait, bytes),
+        |ex| async move { work::smol_parked(&ex, n, ballast, wait, bytes).await },
     )
 }
 
-/// The `cancel_parked` and `memory_pending` or `memory_sleep` rows of children parked
-/// in `wait`.
+/// The `cancel_parked`, `spawn_parked` and `memory_pending` or `memory_sleep` rows of
+/// children parked in `wait`.
 fn parked_rows(cfg: &Config, b: &Backend, rows: &mut Vec<Row>, wait: Wait) {
     let (n, name) = (cfg.children, b.name);
     if cfg.wants("cancel_parked", name) {
         let workload = format!("cancel_parked {} {}", count(n), wait.label());
-        let mut raw = || raw_parked(b, n, false, wait).cancel;
-        let mut reference = || raw_parked(b, n, true, wait).cancel;
-        let mut hatchery = || b.hatchery(work::hatchery_parked(n, wait)).cancel;
+        let bytes = Count::Bytes;
+        let mut raw = || raw_parked(b, n, false, wait, bytes).cancel;
+        let mut reference = || raw_parked(b, n, true, wait, bytes).cancel;
+        let mut hatchery = || b.hatchery(work::hatchery_parked(n, wait, bytes)).cancel;
+        let row = time_row_ref(
+            cfg,
+            &workload,
+            b,
+            n,
+            &mut raw,
+            &mut reference,
+            &mut hatchery,
+        );
+        rows.push(row);
+        report(rows);
+    }
+    // The other phase of the same children: from the first spawn until every child is
+    // parked (polled once), with the byte counter off.
+    if cfg.wants("spawn_parked", name) {
+        let workload = format!("spawn_parked {} {}", count(n), wait.label());
+        let none = Count::Nothing;
+        let mut raw = || raw_parked(b, n, false, wait, none).spawn;
+        let mut reference = || raw_parked(b, n, true, wait, none).spawn;
+        let mut hatchery = || b.hatchery(work::hatchery_parked(n, wait, none)).spawn;
         let row = time_row_ref(
             cfg,
             &workload,
@@ -625,11 +648,13 @@ fn parked_rows(cfg: &Config, b: &Backend, rows: &mut Vec<Row>, wait: Wait) {
         rows.push(Row {
             workload: format!("{memory} {}", count(n)),
             backend: name,
-            raw: s.raw.then(|| bytes(raw_parked(b, n, false, wait))),
+            raw: s
+                .raw
+                .then(|| bytes(raw_parked(b, n, false, wait, Count::Bytes))),
             reference: None,
             hatchery: s
                 .hatchery
-                .then(|| bytes(b.hatchery(work::hatchery_parked(n, wait)))),
+                .then(|| bytes(b.hatchery(work::hatchery_parked(n, wait, Count::Bytes)))),
         });
         report(rows);
     }

@@ -272,6 +272,15 @@ impl Wait {
     }
 }
 
+/// Whether a parked-children run counts the bytes its children allocate (the memory and
+/// `cancel_parked` rows, as before) or nothing, so that its spawn phase is timed without
+/// the counter (`spawn_parked`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Count {
+    Bytes,
+    Nothing,
+}
+
 /// What a parked-children run measured.
 #[derive(Clone, Copy)]
 pub(crate) struct Parked {
@@ -279,6 +288,8 @@ pub(crate) struct Parked {
     pub(crate) bytes_per_child: f64,
     /// Growth of the resident set while the children were parked, per child.
     pub(crate) rss_per_child: f64,
+    /// From the first spawn until every child was parked (polled once).
+    pub(crate) spawn: Duration,
     /// From the cancel request until every child's future was dropped.
     pub(crate) cancel: Duration,
 }
@@ -313,15 +324,21 @@ impl Park {
         })
     }
 
-    /// Starts counting allocated bytes and notes the resident set size.
-    fn start(&self) {
-        *self.rss.lock().expect("park lock") = rss();
-        ALLOCATOR.start();
+    /// Starts counting allocated bytes and notes the resident set size, if `count`
+    /// (the memory rows; the timed spawn phase counts nothing).
+    fn start(&self, count: Count) {
+        if count == Count::Bytes {
+            *self.rss.lock().expect("park lock") = rss();
+            ALLOCATOR.start();
+        }
     }
 
     /// Stops the count started by [`start`](Park::start); bytes allocated and resident
-    /// set growth per child.
-    fn measure(&self, n: usize) -> (f64, f64) {
+    /// set growth per child (zero if nothing was counted).
+    fn measure(&self, n: usize, count: Count) -> (f64, f64) {
+        if count == Count::Nothing {
+            return (0.0, 0.0);
+        }
         let bytes = ALLOCATOR.stop() as f64 / n as f64;
         let grown = rss() - *self.rss.lock().expect("park lock");
         (bytes, grown / n as f64)
@@ -403,30 +420,32 @@ impl Drop for Alive {
 
 /// A nursery with `n` children parked in `wait`; the body measures, then calls
 /// `cancel` and returns; timed until the nursery has returned.
-pub(crate) async fn hatchery_parked(n: usize, wait: Wait) -> Parked {
+pub(crate) async fn hatchery_parked(n: usize, wait: Wait, count: Count) -> Parked {
     match wait {
-        Wait::Pending => hatchery_parked_in(n, std::future::pending::<()>).await,
-        Wait::Sleep => hatchery_parked_in(n, || hatchery::sleep(PARK)).await,
+        Wait::Pending => hatchery_parked_in(n, std::future::pending::<()>, count).await,
+        Wait::Sleep => hatchery_parked_in(n, || hatchery::sleep(PARK), count).await,
     }
 }
 
-async fn hatchery_parked_in<W>(n: usize, wait: fn() -> W) -> Parked
+async fn hatchery_parked_in<W>(n: usize, wait: fn() -> W, count: Count) -> Parked
 where
     W: Future<Output = ()> + Send + 'static,
 {
     let park = Park::new();
-    park.start();
-    let (measured, start) = hatchery::nursery(|nursery: Nursery<Infallible>| {
+    park.start(count);
+    let (measured, spawn, start) = hatchery::nursery(|nursery: Nursery<Infallible>| {
         let park = park.clone();
         async move {
+            let spawning = Instant::now();
             for _ in 0..n {
                 drop(nursery.spawn(park.child::<Result<(), Infallible>, W>(wait)));
             }
             park.all_polled(n).await;
-            let measured = park.measure(n);
+            let spawn = spawning.elapsed();
+            let measured = park.measure(n, count);
             let start = Instant::now();
             nursery.cancel();
-            Ok((measured, start))
+            Ok((measured, spawn, start))
         }
     })
     .await
@@ -436,6 +455,7 @@ where
     Parked {
         bytes_per_child: measured.0,
         rss_per_child: measured.1,
+        spawn,
         cancel,
     }
 }
@@ -464,19 +484,20 @@ impl Reach {
 /// A `JoinSet` with `n` children parked in `wait` (`tokio::time::sleep` for a sleep),
 /// cancelled with `JoinSet::shutdown`. With `ballast`, each child also carries a
 /// [`Ballast`] that the cancellation reaches first (the reference rows; see [`Reach`]).
-pub(crate) async fn tokio_parked(n: usize, ballast: bool, wait: Wait) -> Parked {
+pub(crate) async fn tokio_parked(n: usize, ballast: bool, wait: Wait, count: Count) -> Parked {
     match wait {
-        Wait::Pending => tokio_parked_in(n, ballast, std::future::pending::<()>).await,
-        Wait::Sleep => tokio_parked_in(n, ballast, || tokio::time::sleep(PARK)).await,
+        Wait::Pending => tokio_parked_in(n, ballast, std::future::pending::<()>, count).await,
+        Wait::Sleep => tokio_parked_in(n, ballast, || tokio::time::sleep(PARK), count).await,
     }
 }
 
-async fn tokio_parked_in<W>(n: usize, ballast: bool, wait: fn() -> W) -> Parked
+async fn tokio_parked_in<W>(n: usize, ballast: bool, wait: fn() -> W, count: Count) -> Parked
 where
     W: Future<Output = ()> + Send + 'static,
 {
     let park = Park::new();
-    park.start();
+    park.start(count);
+    let spawning = Instant::now();
     let mut reach = Reach::new(ballast, n);
     let mut set = JoinSet::new();
     for _ in 0..n {
@@ -486,7 +507,8 @@ where
         };
     }
     park.all_polled(n).await;
-    let (bytes_per_child, rss_per_child) = park.measure(n);
+    let spawn = spawning.elapsed();
+    let (bytes_per_child, rss_per_child) = park.measure(n, count);
     let start = Instant::now();
     // Every child's ballast is reached before the cancellation, which is one call here.
     reach.0.into_iter().flatten().for_each(|b| touch(&b));
@@ -496,6 +518,7 @@ where
     Parked {
         bytes_per_child,
         rss_per_child,
+        spawn,
         cancel,
     }
 }
@@ -510,13 +533,14 @@ pub(crate) async fn smol_parked(
     n: usize,
     ballast: bool,
     wait: Wait,
+    count: Count,
 ) -> Parked {
     async fn timer() {
         async_io::Timer::after(PARK).await;
     }
     match wait {
-        Wait::Pending => smol_parked_in(ex, n, ballast, std::future::pending::<()>).await,
-        Wait::Sleep => smol_parked_in(ex, n, ballast, timer).await,
+        Wait::Pending => smol_parked_in(ex, n, ballast, std::future::pending::<()>, count).await,
+        Wait::Sleep => smol_parked_in(ex, n, ballast, timer, count).await,
     }
 }
 
@@ -525,12 +549,14 @@ async fn smol_parked_in<W>(
     n: usize,
     ballast: bool,
     wait: fn() -> W,
+    count: Count,
 ) -> Parked
 where
     W: Future<Output = ()> + Send + 'static,
 {
     let park = Park::new();
-    park.start();
+    park.start(count);
+    let spawning = Instant::now();
     let mut reach = Reach::new(ballast, n);
     let tasks: Vec<Task<()>> = (0..n)
         .map(|_| match reach.ballast() {
@@ -539,7 +565,8 @@ where
         })
         .collect();
     park.all_polled(n).await;
-    let (bytes_per_child, rss_per_child) = park.measure(n);
+    let spawn = spawning.elapsed();
+    let (bytes_per_child, rss_per_child) = park.measure(n, count);
     let start = Instant::now();
     match reach.0 {
         Some(kept) => {
@@ -556,6 +583,7 @@ where
     Parked {
         bytes_per_child,
         rss_per_child,
+        spawn,
         cancel,
     }
 }

@@ -421,6 +421,18 @@ pub(crate) enum Reg {
     /// The entry `(word, seq)` in the queue `id` (the deadline as its word,
     /// `node::deadline_word`).
     Shared { id: u64, word: i64, seq: u64 },
+    /// A timer of its own for a deadline that never moves (a sleep's), armed for that
+    /// deadline itself: the executor's timer, kept here rather than in a [`Private`] box,
+    /// so that a child parked in a sleep keeps no more than its executor timer (see
+    /// [`Reg::poll_fixed`]). The caller keeps the deadline.
+    Own {
+        timer: Pin<Box<dyn Sleep>>,
+        /// The runtime that made the timer ([`runtime_id`]): polled under another one (a
+        /// kept future), the registrant arms a new timer there.
+        rt: usize,
+        /// The deadline has come: the timer is spent, and not polled again.
+        done: bool,
+    },
     /// A timer of its own, armed for `deadline` (or a step towards it).
     Private(Box<Private>),
 }
@@ -466,37 +478,73 @@ impl Reg {
         here: Here<'_>,
         now: Option<Instant>,
         cx: &mut Context<'_>,
-    ) -> (Poll<()>, Option<Box<Private>>) {
+    ) -> (Poll<()>, Reg) {
+        self.poll_as::<false>(word, deadline, here, now, cx)
+    }
+
+    /// [`poll`](Reg::poll) for a registrant whose deadline never changes once it is
+    /// first polled (a sleep): a timer of its own is then kept in place ([`Reg::Own`]),
+    /// without the box of [`Private`] around it, as its deadline is the caller's. A scope,
+    /// whose deadline a handle may move, keeps its word in the box.
+    #[inline]
+    pub(crate) fn poll_fixed(
+        &mut self,
+        word: Option<i64>,
+        deadline: impl Fn() -> Instant,
+        here: Here<'_>,
+        now: Option<Instant>,
+        cx: &mut Context<'_>,
+    ) -> (Poll<()>, Reg) {
+        self.poll_as::<true>(word, deadline, here, now, cx)
+    }
+
+    #[inline]
+    fn poll_as<const FIXED: bool>(
+        &mut self,
+        word: Option<i64>,
+        deadline: impl Fn() -> Instant,
+        here: Here<'_>,
+        now: Option<Instant>,
+        cx: &mut Context<'_>,
+    ) -> (Poll<()>, Reg) {
         match self {
             Reg::Shared { id, word: w, seq } if word == Some(*w) => {
                 if let Some(owner) = here.owner.as_deref() {
                     if owner.id == *id && owner.contains(*w, *seq) {
-                        return (Poll::Pending, None);
+                        return (Poll::Pending, Reg::Idle);
                     }
                 }
+            }
+            // Only a registrant of a fixed deadline makes one, and its deadline is the
+            // one this timer was armed for.
+            Reg::Own { timer, rt, done }
+                if FIXED && here.rt.is_none_or(|here| runtime_id(&**here) == *rt) =>
+            {
+                return (poll_own(timer, done, cx), Reg::Idle);
             }
             Reg::Private(p)
                 if p.word == word
                     && here.rt.is_none_or(|rt| runtime_id(&**rt) == p.rt)
                     && (word.is_some() || p.deadline == deadline()) =>
             {
-                return (p.poll(cx), None);
+                return (p.poll(cx), Reg::Idle);
             }
             _ => {}
         }
-        self.register(word, deadline(), here, now, cx)
+        self.register(FIXED, word, deadline(), here, now, cx)
     }
 
     /// The slow path of [`poll`](Reg::poll): registers anew.
     #[inline(never)]
     fn register(
         &mut self,
+        fixed: bool,
         word: Option<i64>,
         deadline: Instant,
         mut here: Here<'_>,
         now: Option<Instant>,
         cx: &mut Context<'_>,
-    ) -> (Poll<()>, Option<Box<Private>>) {
+    ) -> (Poll<()>, Reg) {
         let released = self.clear(here.owner.as_deref_mut());
         let rt = here.rt.expect(MOVED_OUT);
         let now = now.unwrap_or_else(|| rt.now());
@@ -514,6 +562,17 @@ impl Reg {
             }
         }
         let at = rt::wake_at(&**rt, deadline, now);
+        if fixed && at == deadline {
+            let mut timer = rt.sleep_until(at);
+            let mut done = false;
+            let poll = poll_own(&mut timer, &mut done, cx);
+            *self = Reg::Own {
+                timer,
+                rt: runtime_id(&**rt),
+                done,
+            };
+            return (poll, released);
+        }
         let mut private = Box::new(Private {
             deadline,
             word,
@@ -531,16 +590,15 @@ impl Reg {
     /// (else leaves it behind, stale: invariant 2), or returns the timer of its own, for
     /// the caller to drop outside the context.
     #[inline]
-    pub(crate) fn clear(&mut self, owner: Option<&mut Timers>) -> Option<Box<Private>> {
+    pub(crate) fn clear(&mut self, owner: Option<&mut Timers>) -> Reg {
         match std::mem::take(self) {
-            Reg::Idle => None,
             Reg::Shared { id, word, seq } => {
                 if let Some(owner) = owner.filter(|o| o.id == id) {
                     owner.remove(word, seq);
                 }
-                None
+                Reg::Idle
             }
-            Reg::Private(p) => Some(p),
+            own => own,
         }
     }
 
@@ -559,6 +617,7 @@ impl fmt::Debug for Reg {
                 .debug_tuple("Shared")
                 .field(&word_deadline(*word))
                 .finish(),
+            Reg::Own { done, .. } => f.debug_struct("Own").field("done", done).finish(),
             Reg::Private(p) => f.debug_tuple("Private").field(&p.deadline).finish(),
         }
     }
@@ -585,6 +644,19 @@ impl Private {
         }
         Poll::Ready(())
     }
+}
+
+/// Polls a timer of its own ([`Reg::Own`]) that is armed for its deadline itself: once it
+/// has completed, it is not polled again (`done`).
+#[inline]
+fn poll_own(timer: &mut Pin<Box<dyn Sleep>>, done: &mut bool, cx: &mut Context<'_>) -> Poll<()> {
+    if !*done {
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        *done = true;
+    }
+    Poll::Ready(())
 }
 
 /// The panic of a registrant that must arm its deadline outside hatchery.

@@ -9,7 +9,7 @@ mod graves;
 mod handle;
 #[allow(unsafe_code)]
 mod raw;
-mod run;
+pub(crate) mod run;
 
 pub(crate) use self::graves::Graves;
 pub(crate) use self::handle::Output;

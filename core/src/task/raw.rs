@@ -63,7 +63,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::node::{Detail, Kind, Label, Labelled, Node, Reason, Tag};
-use crate::rt::{Handoff, Keep, RawTask, Run};
+use crate::rt::{Handoff, Keep, RawTask, Run, Runtime, Task};
+use crate::timer::runtime_id;
 
 use self::slot_sync::{AtomicPtr, ValueCell};
 
@@ -106,20 +107,22 @@ mod slot_sync {
     }
 }
 
-/// A task's allocation, besides its node: the body (shared) and the run state (the
-/// `RawTask`'s alone). See the [module docs](self).
-struct Cell<B: Body> {
+/// A task's allocation, besides its node: the body (shared), the run state (the
+/// `RawTask`'s alone), and where the executor's handle is kept (`K`: a [`KeepSlot`], or
+/// nothing for a runtime that keeps none, see [`spawn`]). See the [module docs](self).
+struct Cell<B: Body, K> {
     body: B,
     state: UnsafeCell<B::State>,
-    keep: KeepSlot,
+    keep: K,
 }
 
-// SAFETY: `&Cell<B>` gives shared access to `body` (hence `B: Sync`) and none to `state`
-// but through `Run`, which only the unique `RawTask` calls (module docs), possibly from
-// another thread than the one that made it, hence `B::State: Send` (required by `Body`).
-unsafe impl<B: Body> Sync for Cell<B> {}
+// SAFETY: `&Cell<B, K>` gives shared access to `body` (hence `B: Sync`) and to `keep`
+// (`K: Sync`, by `Keeping`), and none to `state` but through `Run`, which only the unique
+// `RawTask` calls (module docs), possibly from another thread than the one that made it,
+// hence `B::State: Send` (required by `Body`).
+unsafe impl<B: Body, K: Keeping> Sync for Cell<B, K> {}
 
-impl<B: Body> Cell<B> {
+impl<B: Body, K> Cell<B, K> {
     /// # Safety
     ///
     /// The caller has exclusive access to the state: it is the unique `RawTask`, or it
@@ -176,9 +179,9 @@ pub(crate) unsafe trait Part<P> {
     }
 }
 
-// SAFETY: the allocation is `Send` and `Sync` (`Cell<B>` is, for the bounds of `Body`),
-// whatever the part.
-unsafe impl<B: Body> Part<B::Part> for Node<Cell<B>> {
+// SAFETY: the allocation is `Send` and `Sync` (`Cell<B, K>` is, for the bounds of `Body`
+// and `Keeping`), whatever the part.
+unsafe impl<B: Body, K: Keeping> Part<B::Part> for Node<Cell<B, K>> {
     fn part(&self) -> &B::Part {
         self.ext.body.part()
     }
@@ -212,35 +215,129 @@ impl<P> std::ops::Deref for PartRef<P> {
     }
 }
 
-/// Allocates a task root node under `parent` carrying `body` and `state`, and makes the
-/// one [`RawTask`] for it; `init` finishes setting up the state, given the allocation as
-/// a node (before the task can run). Only a `movable` task can change its parent later.
-/// Returns the `RawTask`, for the executor, and the allocation as a handle holds it.
+/// Allocates a task root node under `parent` carrying `body` and `state`, makes the one
+/// [`RawTask`] for it and spawns it on `rt`; `init` finishes setting up the state, given
+/// the allocation as a node (before the task can run). Only a `movable` task can change
+/// its parent later. Returns the allocation as a handle holds it.
+///
+/// The allocation has a [`KeepSlot`] for the executor's handle only where `rt` keeps its
+/// handles ([`Task::spawn_with`](crate::rt::Task::spawn_with)): 16 bytes that every child
+/// would otherwise carry unused on one thread and on smol. Whether it does is learned
+/// from the spawns themselves, per thread: a thread's first spawn on a runtime, and the
+/// first after one on another runtime, has the slot and tells ([`Keeps`]). A handle
+/// offered to a task without the slot is dropped at once, as one offered to a
+/// [`Task::from_future`](crate::rt::Task::from_future) is: the executor's task is then
+/// freed where it finishes.
 #[inline]
 pub(crate) fn spawn<B: Body>(
+    rt: &Arc<dyn Runtime>,
     parent: &Arc<Node>,
     movable: bool,
     body: B,
     state: B::State,
     init: impl FnOnce(Arc<Node>, Pin<&mut B::State>),
-) -> (RawTask, PartRef<B::Part>) {
+) -> PartRef<B::Part> {
+    let id = runtime_id(&**rt);
+    match Keeps::of(id) {
+        Some(false) => spawn_as::<B, NoKeep>(rt, parent, movable, body, state, init).0,
+        keeps => {
+            let (part, kept) = spawn_as::<B, KeepSlot>(rt, parent, movable, body, state, init);
+            if keeps.is_none() {
+                Keeps::learn(id, kept);
+            }
+            part
+        }
+    }
+}
+
+/// [`spawn`] with the slot `K`; returns, besides, whether the runtime handed a handle
+/// over to keep while it spawned.
+#[inline]
+fn spawn_as<B: Body, K: Keeping>(
+    rt: &Arc<dyn Runtime>,
+    parent: &Arc<Node>,
+    movable: bool,
+    body: B,
+    state: B::State,
+    init: impl FnOnce(Arc<Node>, Pin<&mut B::State>),
+) -> (PartRef<B::Part>, bool) {
     let cell = Arc::new(Node::task_root(
         parent,
         Cell {
             body,
             state: UnsafeCell::new(state),
-            keep: KeepSlot::new(),
+            keep: K::default(),
         },
         movable,
     ));
     // SAFETY: the allocation is new and no `RawTask` for it exists yet.
     init(cell.clone(), unsafe { cell.ext.state() });
-    let part: Arc<dyn Part<B::Part>> = cell.clone();
     // The one `Arc<dyn Run>` of this allocation (module docs).
-    (RawTask::new(cell), PartRef::new(part))
+    rt.spawn(Task::raw(RawTask::new(cell.clone())));
+    // `spawn_with` keeps the handle before the executor's `spawn` returns, on this thread.
+    let kept = cell.ext.keep.is_kept();
+    let part: Arc<dyn Part<B::Part>> = cell;
+    (PartRef::new(part), kept)
 }
 
-impl<B: Body> Tag for Cell<B> {
+/// Whether the runtime last spawned on, on this thread, keeps the executor's handles to
+/// its tasks (see [`spawn`]).
+struct Keeps;
+
+thread_local! {
+    /// The runtime's identity ([`runtime_id`]) and whether it keeps handles; zero: none.
+    static KEEPS: std::cell::Cell<(usize, bool)> = const { std::cell::Cell::new((0, true)) };
+}
+
+impl Keeps {
+    /// Whether the runtime `id` keeps handles, if this thread has learned it.
+    #[inline]
+    fn of(id: usize) -> Option<bool> {
+        KEEPS
+            .try_with(|k| {
+                let (known, keeps) = k.get();
+                (known == id).then_some(keeps)
+            })
+            .ok()
+            .flatten()
+    }
+
+    #[cold]
+    fn learn(id: usize, keeps: bool) {
+        let _ = KEEPS.try_with(|k| k.set((id, keeps)));
+    }
+}
+
+/// Where a task's allocation keeps the executor's handle to it: a [`KeepSlot`], or
+/// nothing ([`NoKeep`]).
+trait Keeping: Default + Send + Sync + 'static {
+    /// Whether this keeps a handle at all.
+    const SLOT: bool;
+
+    /// Moves the value out of `handle` to keep it, if this keeps one and none is kept yet;
+    /// leaves it there otherwise (for its owner to drop).
+    fn put(&self, handle: &mut dyn Handoff);
+
+    /// Whether a handle is kept (read on the thread that put it, right after).
+    fn is_kept(&self) -> bool;
+}
+
+/// No room for the executor's handle: a handle offered is left to its owner, who drops
+/// it at once.
+#[derive(Default)]
+struct NoKeep;
+
+impl Keeping for NoKeep {
+    const SLOT: bool = false;
+
+    fn put(&self, _: &mut dyn Handoff) {}
+
+    fn is_kept(&self) -> bool {
+        false
+    }
+}
+
+impl<B: Body, K: Keeping> Tag for Cell<B, K> {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
@@ -250,7 +347,7 @@ impl<B: Body> Tag for Cell<B> {
     }
 }
 
-impl<B: Body> Run for Node<Cell<B>> {
+impl<B: Body, K: Keeping> Run for Node<Cell<B, K>> {
     #[inline]
     fn poll_run(&self, cx: &mut Context<'_>) -> Poll<()> {
         // SAFETY: our caller is the unique `RawTask` of this allocation (module docs),
@@ -265,12 +362,13 @@ impl<B: Body> Run for Node<Cell<B>> {
         self.ext.body.abort(self, state)
     }
 
-    fn keeper(self: Arc<Self>) -> Arc<dyn Keep> {
-        self
+    fn keeper(self: Arc<Self>) -> Option<Arc<dyn Keep>> {
+        // A task without the slot keeps nothing: no reference made for it.
+        K::SLOT.then_some(self as Arc<dyn Keep>)
     }
 }
 
-impl<B: Body> Keep for Node<Cell<B>> {
+impl<B: Body, K: Keeping> Keep for Node<Cell<B, K>> {
     fn keep(&self, handle: &mut dyn Handoff) {
         self.ext.keep.put(handle);
     }
@@ -300,12 +398,27 @@ struct KeepSlot {
 // and is dropped, with exclusive access, wherever the allocation goes.)
 unsafe impl Sync for KeepSlot {}
 
+impl Default for KeepSlot {
+    fn default() -> KeepSlot {
+        KeepSlot::new()
+    }
+}
+
 impl KeepSlot {
     fn new() -> KeepSlot {
         KeepSlot {
             drop: AtomicPtr::new(ptr::null_mut()),
             value: ValueCell::new(MaybeUninit::uninit()),
         }
+    }
+}
+
+impl Keeping for KeepSlot {
+    const SLOT: bool = true;
+
+    fn is_kept(&self) -> bool {
+        // Relaxed: read by the thread that wrote it (see `spawn_as`).
+        !self.drop.load(Ordering::Relaxed).is_null()
     }
 
     /// Moves the value out of `handle` if the slot is empty; leaves it there otherwise.
@@ -357,5 +470,77 @@ impl Drop for KeepSlot {
             let drop = std::mem::transmute::<*mut (), DropFn>(drop);
             drop(value.cast::<u8>());
         });
+    }
+}
+
+/// What a child holds, in bytes, as the book's performance chapter ("What a child
+/// holds") gives it: the chapter's table is these figures, kept true here.
+#[cfg(all(test, target_pointer_width = "64", not(feature = "tracing")))]
+mod sizes {
+    use std::convert::Infallible;
+    use std::future::Pending;
+    use std::mem::size_of;
+
+    use super::{Cell, KeepSlot, NoKeep, Node};
+    use crate::nursery::Shared;
+    use crate::task::run::{RunState, TaskBody};
+    use crate::task::Output;
+
+    /// A child with an empty future (no state at all), spawned into a nursery.
+    type Empty = Pending<Result<(), Infallible>>;
+    type Body = TaskBody<Empty, (), Shared<Infallible>, ()>;
+    /// An `Arc`'s two counts, before its value.
+    const COUNTS: usize = 16;
+
+    #[test]
+    fn a_child_with_an_empty_future() {
+        assert_eq!(size_of::<Node<()>>(), 96, "the node: waker 24, parent link 32, lock and its box 16, deadline 8, counts and flags 16");
+        assert_eq!(
+            size_of::<Output<()>>(),
+            48,
+            "the result slot with a join's waker (32) and the label (16)"
+        );
+        assert_eq!(
+            size_of::<RunState<Empty, Shared<Infallible>, ()>>(),
+            40,
+            "the future 8 (an empty one: the `Option`'s flag), own node 16, nursery 8, deadlines 8"
+        );
+        assert_eq!(size_of::<KeepSlot>(), 16);
+        assert_eq!(size_of::<NoKeep>(), 0);
+        // The whole allocation: where the runtime keeps no executor handle (tokio's
+        // current-thread runtime, smol), and where it does (tokio's multi-thread one).
+        assert_eq!(COUNTS + size_of::<Node<Cell<Body, NoKeep>>>(), 200);
+        assert_eq!(COUNTS + size_of::<Node<Cell<Body, KeepSlot>>>(), 216);
+    }
+
+    #[test]
+    fn a_result_and_a_join_share_one_lock() {
+        // A value of a word: the slot is no bigger than for none.
+        assert_eq!(size_of::<Output<usize>>(), 48);
+        assert_eq!(size_of::<Output<[usize; 4]>>(), 64);
+    }
+
+    #[test]
+    fn the_executor_task_and_a_sleep() {
+        assert_eq!(
+            size_of::<crate::rt::Task>(),
+            16,
+            "one `Arc<dyn Run>` in every executor task"
+        );
+        assert_eq!(
+            size_of::<crate::time::Sleep>(),
+            56,
+            "a sleep in a child's future"
+        );
+        assert_eq!(
+            size_of::<crate::timer::Reg>(),
+            32,
+            "its registration, with its executor timer in place"
+        );
+        assert_eq!(
+            size_of::<crate::timer::Private>(),
+            80,
+            "a scope's timer of its own, boxed"
+        );
     }
 }

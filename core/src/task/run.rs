@@ -19,7 +19,7 @@ use crate::error::JoinError;
 use crate::group::Exit;
 pub(crate) use crate::group::Panic;
 use crate::node::{Label, Node};
-use crate::rt::{Runtime, Task};
+use crate::rt::Runtime;
 use crate::timer::TimerSlot;
 use crate::trace;
 
@@ -173,12 +173,17 @@ where
         route,
         timers: TimerSlot::default(),
     };
-    let (raw, cell) = raw::spawn(parent, R::STARTED, body, state, |node, state| {
-        built(&node);
-        *state.project().own = Some(node);
-    });
-    group.runtime().spawn(Task::raw(raw));
-    cell
+    raw::spawn(
+        group.runtime(),
+        parent,
+        R::STARTED,
+        body,
+        state,
+        |node, state| {
+            built(&node);
+            *state.project().own = Some(node);
+        },
+    )
 }
 
 /// The handle of a task that [`spawn_cell`] made.

@@ -25,7 +25,7 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use super::KeepSlot;
+use super::{KeepSlot, Keeping};
 
 /// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset, as
 /// the cancel tree's models do) and prints how many executions it took.
