@@ -343,8 +343,8 @@ pub use crate::combinators::{
 };
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
 pub use crate::nursery::{
-    err_into, nursery, nursery_named, Accepts, BodyOutput, Children, Nursery, Spawned, Subgroup,
-    TaskStatus,
+    err_into, nursery, nursery_named, Accepts, BodyOutput, Children, Nursery, Spawned, Starts,
+    Subgroup, TaskStatus,
 };
 pub use crate::reason::CancelReason;
 pub use crate::scope::{

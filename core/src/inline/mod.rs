@@ -117,7 +117,6 @@ mod start;
 pub(crate) mod tuple;
 
 pub use self::combinators::{join, map, race, race_ok, try_join, Map};
-pub use self::start::Start;
 
 /// Runs futures of different types concurrently in the caller's task and returns their
 /// outputs as a tuple: [`futures::join!`]'s form of [`inline::join`](join()), and the
@@ -417,6 +416,7 @@ impl<E> Children<E> for SendChild<'_, E> {}
 impl<E> sealed::Sealed<E> for SendChild<'_, E> {
     type Shared = Shared<E, Self>;
     type Kind = Group<Self, ()>;
+    type Run<V> = start::InlineRun<V, E, Self>;
 }
 
 impl<E> sealed::Describe<E> for SendChild<'_, E> {
@@ -430,6 +430,7 @@ impl<E> Children<E> for LocalChild<'_, E> {}
 impl<E> sealed::Sealed<E> for LocalChild<'_, E> {
     type Shared = Shared<E, Self>;
     type Kind = Group<Self, ()>;
+    type Run<V> = start::InlineRun<V, E, Self>;
 }
 
 impl<E> sealed::Describe<E> for LocalChild<'_, E> {
