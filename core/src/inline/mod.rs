@@ -507,7 +507,7 @@ pub type LocalNursery<'env, E> = crate::Nursery<E, LocalChild<'env, E>>;
 ///
 /// The outcome is the spawning [`nursery`](crate::nursery)'s: the body's value once every
 /// child has finished; every error, in order, if any failed (the first cancelled the
-/// rest); a panic resumed once all have finished; [`NurseryError::Cancelled`] if the
+/// rest); a panic resumed once all have finished; [`NurseryError::Cancelled`](crate::NurseryError::Cancelled) if the
 /// nursery's own [`cancel`](Nursery::cancel) ended the body before it returned a value.
 ///
 /// # Cancel safety
@@ -524,8 +524,8 @@ pub type LocalNursery<'env, E> = crate::Nursery<E, LocalChild<'env, E>>;
 ///
 /// # Errors
 ///
-/// [`NurseryError::Failed`] with every error the body and the children returned, in
-/// the order they happened; [`NurseryError::Cancelled`] if [`Nursery::cancel`] ended the
+/// [`NurseryError::Failed`](crate::NurseryError::Failed) with every error the body and the children returned, in
+/// the order they happened; [`NurseryError::Cancelled`](crate::NurseryError::Cancelled) if [`Nursery::cancel`] ended the
 /// body before it produced its value.
 ///
 /// # Examples
