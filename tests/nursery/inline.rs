@@ -1049,3 +1049,34 @@ async fn n6_an_inline_child_started_before_its_start_is_dropped_keeps_running() 
     );
     assert_eq!(elapsed(), ms(5));
 }
+
+/// The inline combinators have the spawning ones' family: `inline::settle` runs every
+/// future to its end, an error cancelling nothing, and returns every `Result` in input
+/// order; a `Map`'s `settle` does the same, and `unordered` gives completion order.
+#[hatchery::test(virtual_time)]
+async fn inline_settle_and_unordered_maps() {
+    let inputs = ["3", "x", "1"];
+    let inputs = &inputs;
+    let parse = |i: usize| async move {
+        let secs: u64 = inputs[i].parse().unwrap_or(2);
+        sleep(hatchery_tests::secs(secs)).await;
+        inputs[i].parse::<u64>()
+    };
+    let all = inline::settle([parse(0), parse(1), parse(2)]).await;
+    assert_eq!(all[0], Ok(3));
+    assert!(all[1].is_err(), "the error is kept, not a failure");
+    assert_eq!(all[2], Ok(1));
+    assert_eq!(elapsed(), secs(3), "the error cancelled nothing");
+
+    let settled = inline::map(2, 0..3, parse).settle().await;
+    assert_eq!(settled.iter().filter(|r| r.is_ok()).count(), 2);
+    assert!(settled[1].is_err());
+
+    let order = inline::map(3, 0..3, parse).unordered().join().await;
+    let done: Vec<_> = order.into_iter().map(|r| r.ok()).collect();
+    assert_eq!(
+        done,
+        [Some(1), None, Some(3)],
+        "completion order: 1 s, 2 s, 3 s"
+    );
+}
