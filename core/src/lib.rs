@@ -268,11 +268,11 @@
 // layer diagnostics: task-tree dumps and warnings about holds
 // layer sync: the sync primitives and the streams
 // layer time: `sleep`, `now`, the effective deadline
-// layer group: what every group shares: its record, its body's poll, how it ends
+// layer group: the one group engine: its future, its record, how it ends, kinds of children
 // layer task: spawned tasks and their handles (`task::raw`: their allocation)
 // layer scope: cancel scopes, shields and `finally`
-// layer nursery: the spawning nursery and `start`
-// layer inline: inline nurseries and their combinators
+// layer nursery: `Nursery` for every kind, spawned children, `start` for every kind
+// layer inline: inline children (polled by the group's task) and their combinators
 // layer combinators: `join`, `race`, `map` and the rest, over nurseries
 // layer thread: work on threads, calls back, portals
 // layer net: sockets over the runtime's reactor
@@ -343,8 +343,8 @@ pub use crate::combinators::{
 };
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
 pub use crate::nursery::{
-    err_into, nursery, nursery_named, Accepts, BodyOutput, Children, Nursery, Spawned, Subgroup,
-    TaskStatus,
+    err_into, nursery, nursery_named, Accepts, BodyOutput, Children, Nursery, Spawned, Starts,
+    Subgroup, TaskStatus,
 };
 pub use crate::reason::CancelReason;
 pub use crate::scope::{

@@ -969,3 +969,114 @@ async fn n7_future_that_panics_when_dropped() {
     assert_eq!(panic_message(&*r.unwrap_err()), "boom in drop");
     assert_eq!(log.count("dropped"), 1);
 }
+
+/// S1 for an inline nursery: `start` on one that has finished fails with `Closed`
+/// without calling its closure (it called it, and dropped what it made, when `start` was
+/// written twice).
+#[hatchery::test(virtual_time)]
+async fn s1_an_inline_start_on_a_closed_nursery_never_calls_the_closure() {
+    let called = Cell::new(0);
+    let mut saved = None;
+    let keep = &mut saved;
+    inline::nursery(|n| async move {
+        *keep = Some(n);
+        Ok::<_, TestError>(())
+    })
+    .await
+    .unwrap();
+    let n = saved.unwrap();
+    let start = n.start(|status: hatchery::TaskStatus<u16>| {
+        called.set(called.get() + 1);
+        async move {
+            status.started(8080);
+            Ok(())
+        }
+    });
+    assert_eq!(called.get(), 0, "not called by `start`");
+    assert!(matches!(start.await, Err(StartError::Closed)));
+    assert_eq!(called.get(), 0, "nor by its first poll");
+}
+
+/// N6 for an inline nursery: a `start` lent to a timeout that cancelled its child before
+/// `started`, awaited again outside that scope, reports `NotStarted`, as a spawning
+/// nursery's does (it stayed pending for good when `start` was written twice).
+#[hatchery::test(virtual_time)]
+async fn n6_a_kept_inline_start_awaited_after_its_timeout_reports_not_started() {
+    let r = inline::nursery(|n| async move {
+        let mut start = n.start(|status: hatchery::TaskStatus<u32>| async move {
+            sleep(secs(3600)).await;
+            status.started(1);
+            Ok::<_, TestError>(())
+        });
+        assert!(move_on_after(secs(1), &mut start).await.is_none());
+        // Bounded, so that the test cannot hang.
+        let again = move_on_after(secs(10), start).await;
+        Ok(again.map(|r| matches!(r, Err(StartError::NotStarted))))
+    })
+    .await;
+    assert_eq!(r, Ok(Some(true)));
+    assert_eq!(elapsed(), secs(1));
+}
+
+/// N6 for an inline nursery: a child whose `started` was called (here by the body, which
+/// it handed its token to) keeps running in the nursery when its `start` is dropped
+/// before it was polled again: the nursery takes it over.
+#[hatchery::test(virtual_time)]
+async fn n6_an_inline_child_started_before_its_start_is_dropped_keeps_running() {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let token = std::sync::Mutex::new(None);
+    let (done, token) = (&done, &token);
+    let r = inline::nursery(|n| async move {
+        let mut start = Box::pin(n.start(|status: hatchery::TaskStatus<u32>| async move {
+            *token.lock().unwrap() = Some(status);
+            sleep(ms(5)).await;
+            done.store(true, Ordering::SeqCst);
+            Ok::<_, TestError>(())
+        }));
+        // One poll: the child runs to its sleep and hands its token over.
+        assert!(futures_lite::future::poll_once(start.as_mut())
+            .await
+            .is_none());
+        token.lock().unwrap().take().unwrap().started(7);
+        drop(start);
+        Ok(())
+    })
+    .await;
+    assert_eq!(r, Ok(()));
+    assert!(
+        done.load(Ordering::SeqCst),
+        "the started child ran to its end in the nursery"
+    );
+    assert_eq!(elapsed(), ms(5));
+}
+
+/// The inline combinators have the spawning ones' family: `inline::settle` runs every
+/// future to its end, an error cancelling nothing, and returns every `Result` in input
+/// order; a `Map`'s `settle` does the same, and `unordered` gives completion order.
+#[hatchery::test(virtual_time)]
+async fn inline_settle_and_unordered_maps() {
+    let inputs = ["3", "x", "1"];
+    let inputs = &inputs;
+    let parse = |i: usize| async move {
+        let secs: u64 = inputs[i].parse().unwrap_or(2);
+        sleep(hatchery_tests::secs(secs)).await;
+        inputs[i].parse::<u64>()
+    };
+    let all = inline::settle([parse(0), parse(1), parse(2)]).await;
+    assert_eq!(all[0], Ok(3));
+    assert!(all[1].is_err(), "the error is kept, not a failure");
+    assert_eq!(all[2], Ok(1));
+    assert_eq!(elapsed(), secs(3), "the error cancelled nothing");
+
+    let settled = inline::map(2, 0..3, parse).settle().await;
+    assert_eq!(settled.iter().filter(|r| r.is_ok()).count(), 2);
+    assert!(settled[1].is_err());
+
+    let order = inline::map(3, 0..3, parse).unordered().join().await;
+    let done: Vec<_> = order.into_iter().map(|r| r.ok()).collect();
+    assert_eq!(
+        done,
+        [Some(1), None, Some(3)],
+        "completion order: 1 s, 2 s, 3 s"
+    );
+}

@@ -83,7 +83,9 @@ pub trait Kind: sealed::Sealed + Sized + Send + Sync + 'static {
         + Sync
         + 'static;
 
-    /// The future of [`Nursery::start`]: the kind's own `Start`.
+    /// The future of [`Nursery::start`]: [`hatchery::futures::Start`] over the kind's
+    /// children (`Start<Fut, V, E, Self::Children<E>>`), named here with the auto traits
+    /// that generic code cannot prove of it.
     type Start<E, V, T, Fut>: Future<Output = Result<V, StartError<E>>> + Send + Unpin + 'static
     where
         E: Send + 'static,
@@ -261,7 +263,7 @@ impl Kind for Inline {
     type Children<E: Send + 'static> = SendChild<'static, E>;
     type Handle<E: Send + 'static> = hatchery::inline::Nursery<'static, E>;
     type Start<E, V, T, Fut>
-        = hatchery::inline::Start<V, E, SendChild<'static, E>>
+        = hatchery::futures::Start<Fut, V, E, SendChild<'static, E>>
     where
         E: Send + 'static,
         V: Send + 'static,
@@ -308,7 +310,7 @@ impl Kind for Inline {
     fn __start<E, V, T, F, Fut>(
         n: &hatchery::Nursery<E, SendChild<'static, E>>,
         f: F,
-    ) -> hatchery::inline::Start<V, E, SendChild<'static, E>>
+    ) -> hatchery::futures::Start<Fut, V, E, SendChild<'static, E>>
     where
         E: Send + 'static,
         V: Send + 'static,

@@ -26,13 +26,13 @@ use crate::node::Node;
 use crate::rt::Runtime;
 use crate::timer::{runtime_id, Here, TimerSlot, Timers};
 
-mod armed;
+mod deferred;
 mod enter;
 
-pub(crate) use self::armed::{
-    armed_made, make_armed, polled_by_parent, with_children, ArmedGroup, Children, DisarmOnUnwind,
+pub(crate) use self::deferred::{
+    deferred_made, make_deferred, with_row, Deferred, ResolveOnUnwind, Row,
 };
-use self::armed::{make_group, Made};
+use self::deferred::{make_deferred_node, Made};
 pub use self::enter::{current as current_runtime, enter, enter_root, is_entered, Enter};
 
 /// What every hatchery future finds while it is polled: the runtime and the innermost
@@ -96,9 +96,9 @@ struct Current {
     /// dropped in, by address: a hatchery wait under it would never complete once that
     /// node is cancelled.
     dropping: Cell<*const ()>,
-    /// Once the armed group's node is made (its futures asked for their context, and it
-    /// is the current node), the caller's node it replaced as the current one: put back
-    /// when the group is disarmed.
+    /// Once a deferred node is made (the code polled in the current scope asked for its
+    /// context, and the deferred node is the current node), the caller's node it replaced
+    /// as the current one: put back when the deferral is resolved.
     made: Cell<Option<Made>>,
 }
 
@@ -165,12 +165,11 @@ pub(crate) fn thread_key() -> usize {
 }
 
 thread_local! {
-    /// While an inline group polls its futures in the current scope without a node of
-    /// its own ([`ArmedGroup`]), the address of that scope's node; zero otherwise. A
-    /// thread-local of its own, with no destructor: reading and writing it is a plain
-    /// load and store, and every hatchery context access and every poll of an inline
-    /// join reads it.
-    static ARMED: Cell<usize> = const { Cell::new(0) };
+    /// While a runner polls code in the current scope with its node deferred
+    /// ([`Deferred`]), the address of that scope's node; zero otherwise. A thread-local
+    /// of its own, with no destructor: reading and writing it is a plain load and store,
+    /// and every hatchery context access reads it.
+    static DEFERRED: Cell<usize> = const { Cell::new(0) };
 
     static CURRENT: Current = const {
         Current {
@@ -220,13 +219,13 @@ pub(crate) fn try_current() -> Option<Ctx> {
 
 /// Calls `f` with the current context, if any, without cloning it.
 ///
-/// Inside the futures of an [armed](ArmedGroup) inline group, this first makes the
-/// group's node and installs it: whatever `f` keeps of the context (a scope's parent, a
-/// hold) is then the group's.
+/// Inside code whose runner [deferred](Deferred) its node, this first makes that node
+/// and installs it: whatever `f` keeps of the context (a scope's parent, a hold) is then
+/// the runner's.
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<CtxRef<'_>>) -> R) -> R {
     CURRENT.with(|c| {
-        if ARMED.get() != 0 {
-            make_group(c);
+        if DEFERRED.get() != 0 {
+            make_deferred_node(c);
         }
         let slots = c.slots.borrow();
         f(match (&slots.node, &slots.rt) {
@@ -739,15 +738,7 @@ pub(crate) fn enter_node<R>(
         let restore = Restore { current, node };
         let out = f();
         drop(restore);
-        let by_parent = std::ptr::eq(current.waker.get(), waker)
-            && node.fixed_parent().is_some_and(|parent| {
-                current.slots.borrow().node.as_ref().is_some_and(|caller| {
-                    std::ptr::eq(
-                        Arc::as_ptr(caller).cast::<u8>(),
-                        Arc::as_ptr(parent).cast::<u8>(),
-                    )
-                })
-            });
+        let by_parent = polled_by_parent_in(current, node, waker);
         (out, by_parent)
     })
 }
@@ -773,15 +764,7 @@ pub(crate) fn node_entered(node: &mut Arc<Node>) {
 pub(crate) fn node_left(node: &mut Arc<Node>, waker: &Waker) -> bool {
     CURRENT.with(|current| {
         swap_node(current, node);
-        std::ptr::eq(current.waker.get(), waker)
-            && node.fixed_parent().is_some_and(|parent| {
-                current.slots.borrow().node.as_ref().is_some_and(|caller| {
-                    std::ptr::eq(
-                        Arc::as_ptr(caller).cast::<u8>(),
-                        Arc::as_ptr(parent).cast::<u8>(),
-                    )
-                })
-            })
+        polled_by_parent_in(current, node, waker)
     })
 }
 
@@ -790,6 +773,30 @@ pub(crate) fn node_left(node: &mut Arc<Node>, waker: &Waker) -> bool {
 #[inline(never)]
 pub(crate) fn node_left_on_unwind(node: &mut Arc<Node>) {
     let _ = CURRENT.try_with(|current| swap_node(current, node));
+}
+
+/// Whether a scope `node`, whose parent is the current node of `current`, is polled with
+/// `waker` by the runner of that parent: then the runner's wake-up reaches it, and it need
+/// not be in its parent's child list. The one check behind [`enter_node`], [`node_left`]
+/// and [`polled_by_parent`].
+#[inline]
+fn polled_by_parent_in(current: &Current, node: &Node, waker: &Waker) -> bool {
+    std::ptr::eq(current.waker.get(), waker)
+        && node.fixed_parent().is_some_and(|parent| {
+            current.slots.borrow().node.as_ref().is_some_and(|caller| {
+                std::ptr::eq(
+                    Arc::as_ptr(caller).cast::<u8>(),
+                    Arc::as_ptr(parent).cast::<u8>(),
+                )
+            })
+        })
+}
+
+/// Whether a scope `node`, whose parent is the current node, is polled with `waker` by
+/// the runner of that parent (see [`enter_node`], which tells the same of a scope being
+/// polled).
+pub(crate) fn polled_by_parent(node: &Node, waker: &Waker) -> bool {
+    CURRENT.with(|current| polled_by_parent_in(current, node, waker))
 }
 
 #[inline]

@@ -274,6 +274,52 @@ where
     }
 }
 
+/// Runs every fallible future concurrently in the caller's task to its end and returns
+/// every `Result`, in input order: [`crate::settle`] for futures that borrow. An error
+/// does not cancel the others: this is [`join`] for fallible futures, named so that the
+/// choice between failing fast ([`try_join`]) and collecting every outcome is visible
+/// where it is made.
+///
+/// # Cancel safety
+///
+/// As [`join`].
+///
+/// # Panics
+///
+/// As [`join`].
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::inline;
+///
+/// # hatchery_smol::run(async {
+/// let inputs = ["1", "x", "3"];
+/// let parse = |i: usize| {
+///     let inputs = &inputs;
+///     async move { inputs[i].parse::<u32>() }
+/// };
+/// let results = inline::settle([parse(0), parse(1), parse(2)]).await;
+/// assert_eq!(results[0], Ok(1));
+/// assert!(results[1].is_err());
+/// assert_eq!(results[2], Ok(3));
+/// # });
+/// ```
+#[track_caller]
+pub fn settle<'env, I, T, E>(futs: I) -> impl Future<Output = Vec<Result<T, E>>> + 'env
+where
+    I: IntoIterator,
+    I::IntoIter: 'env,
+    I::Item: Future<Output = Result<T, E>> + 'env,
+    T: 'env,
+    E: 'env,
+{
+    Then {
+        fut: Group::<_, JoinMode>::new(futs, "settle"),
+        then: no_errors,
+    }
+}
+
 /// Runs every future concurrently in the caller's task and returns their values in input
 /// order, or fails fast: [`crate::try_join()`] for futures that borrow.
 ///
@@ -426,7 +472,8 @@ where
 
 /// Applies `f` to every input and runs the futures it makes in the caller's task, at
 /// most `limit` at a time: [`crate::map`] for futures that borrow. Finish it with
-/// [`Map::join`] or [`Map::try_join`].
+/// [`Map::join`], [`Map::try_join`] or [`Map::settle`] (after [`Map::unordered`], in
+/// the order they complete), as [`crate::map`]'s.
 ///
 /// An input is read, and its future made, only when fewer than `limit` futures run.
 ///
@@ -471,12 +518,14 @@ where
         limit,
         inputs: inputs.into_iter(),
         f,
+        ordered: true,
         at: Location::caller(),
     }
 }
 
-/// A bounded map over inputs, from [`map`]: finish it with [`join`](Map::join) or
-/// [`try_join`](Map::try_join).
+/// A bounded map over inputs, from [`map`]: finish it with [`join`](Map::join),
+/// [`try_join`](Map::try_join) or [`settle`](Map::settle), the methods of
+/// [`crate::futures::Map`].
 ///
 /// # Examples
 ///
@@ -489,11 +538,13 @@ where
 /// assert_eq!(m.join().await, [7, 8, 9]);
 /// # });
 /// ```
-#[must_use = "a `Map` does nothing until `join` or `try_join` is awaited"]
+#[must_use = "a `Map` does nothing until `join`, `try_join` or `settle` is awaited"]
 pub struct Map<I, F> {
     limit: usize,
     inputs: I,
     f: F,
+    /// In input order (else in completion order: `unordered`).
+    ordered: bool,
     // Where `map` was called: the site of its group's span (`tracing` feature).
     at: &'static Location<'static>,
 }
@@ -502,12 +553,40 @@ impl<I, F> fmt::Debug for Map<I, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Map")
             .field("limit", &self.limit)
+            .field("ordered", &self.ordered)
             .finish_non_exhaustive()
     }
 }
 
 impl<I, F> Map<I, F> {
-    /// Runs every future and returns their outputs in input order, as [`join`] does.
+    /// Collects outputs in the order the futures complete instead of the input order,
+    /// as [`crate::futures::Map::unordered`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::{inline, sleep};
+    /// use hatchery::testing::virtual_time;
+    ///
+    /// # hatchery_smol::run(virtual_time(async {
+    /// let order = inline::map(3, [60u64, 1, 25], |secs| async move {
+    ///     sleep(Duration::from_secs(secs)).await;
+    ///     secs
+    /// })
+    /// .unordered()
+    /// .join()
+    /// .await;
+    /// assert_eq!(order, [1, 25, 60]);
+    /// # }));
+    /// ```
+    pub fn unordered(mut self) -> Self {
+        self.ordered = false;
+        self
+    }
+
+    /// Runs every future and returns their outputs in input order (or in completion
+    /// order after [`unordered`](Map::unordered)), as [`join`] does.
     ///
     /// # Cancel safety
     ///
@@ -534,8 +613,9 @@ impl<I, F> Map<I, F> {
         F: FnMut(I::Item) -> Fut + 'env,
         Fut: Future + 'env,
     {
+        let order = self.ordered;
         let run = bounded(self, Ok::<_, Infallible>);
-        async move { ordered(no_errors(run.await)) }
+        async move { in_order(order, no_errors(run.await)) }
     }
 
     /// Runs the futures and returns their values in input order, or fails fast, as
@@ -576,8 +656,53 @@ impl<I, F> Map<I, F> {
         T: 'env,
         E: 'env,
     {
+        let order = self.ordered;
         let run = bounded(self, |r| r);
-        async move { not_kept(run.await).map(ordered) }
+        async move { not_kept(run.await).map(|outputs| in_order(order, outputs)) }
+    }
+
+    /// Runs every future to its end and returns every `Result`, in input order (or in
+    /// completion order after [`unordered`](Map::unordered)): an error does not cancel
+    /// the others, as [`settle`] does.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`join`](Map::join).
+    ///
+    /// # Panics
+    ///
+    /// As [`join`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::inline;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let words = ["1", "x", "3"];
+    /// let parsed = inline::map(2, &words, |w| async move { w.parse::<u32>() }).settle().await;
+    /// assert_eq!(parsed[0], Ok(1));
+    /// assert!(parsed[1].is_err());
+    /// # });
+    /// ```
+    pub fn settle<'env, Fut, T, E>(self) -> impl Future<Output = Vec<Result<T, E>>> + 'env
+    where
+        I: Iterator + 'env,
+        F: FnMut(I::Item) -> Fut + 'env,
+        Fut: Future<Output = Result<T, E>> + 'env,
+        T: 'env,
+        E: 'env,
+    {
+        self.join()
+    }
+}
+
+/// The outputs of a group in input order if `ordered`, else as they came (the order the
+/// futures completed in).
+fn in_order<O>(ordered: bool, outputs: Vec<(usize, O)>) -> Vec<O> {
+    match ordered {
+        true => self::ordered(outputs),
+        false => outputs.into_iter().map(|(_, o)| o).collect(),
     }
 }
 
@@ -598,6 +723,7 @@ where
         inputs,
         mut f,
         at,
+        ..
     } = map;
     let mut make = Some(move |shared: &MapShared<Fut, O, E>| {
         let shared = shared.clone();

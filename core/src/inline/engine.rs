@@ -62,7 +62,7 @@ use atomic_waker::AtomicWaker;
 use futures_task::{waker_ref, ArcWake};
 use slab::Slab;
 
-use crate::context::{self, Children, Ctx};
+use crate::context::{self, Ctx, Row};
 use crate::group::{Closed, Exit, Failures, GroupState, Kind, Panic, Record};
 use crate::node::{Detail, Node, Reason};
 use crate::reason::race_won;
@@ -677,7 +677,7 @@ impl<C, O> Group<C, O> {
         // Children woken on this thread during the round queue themselves here, with
         // no lock (see `LOCAL`); an inner group's round keeps its own meanwhile.
         let mut local = LocalRound::enter(&shared.node, std::mem::take(&mut self.local));
-        context::with_children(&shared.rt, |children| {
+        context::with_row(&shared.rt, |children| {
             for key in keys.drain(..) {
                 let Some(child) = self.children.get_mut(key as usize) else {
                     continue;
@@ -803,7 +803,7 @@ impl<C, O> Group<C, O> {
 /// is in its parent's list), which spares a walk up the tree per poll.
 fn poll_child<C, O, E>(
     child: &mut Child<C>,
-    children: &Children<'_>,
+    children: &Row<'_>,
     group_cancelled: bool,
 ) -> Option<Exit<O, E>>
 where

@@ -17,15 +17,19 @@
 //! it as it reaches a scope (it is a scope node under the caller's). But a future that
 //! never asks for its hatchery context (a computation, a foreign future, a hatchery wait,
 //! which only reads whether its scope is cancelled) keeps nothing of it, and nothing in
-//! it can need cancelling but the future itself. So the group is *armed*
-//! ([`ArmedGroup`]): the futures run in the caller's scope, and the group's node is made
+//! it can need cancelling but the future itself. So the group is *armed*: it defers its
+//! node ([`Deferred`], which the context offers any runner): the futures run in the
+//! caller's scope, and the group's node is made
 //! the first time one of them asks for its context (to enter a scope, open a nursery,
 //! take a hold, read the clock), before the access, so that what it keeps is the
 //! group's. From then on every poll runs the futures in the group's node. The node is
 //! also made when the group cancels itself, before another future is polled (one not
 //! polled yet gets its first poll in the cancelled group, rule N5). A group that never
 //! needs its node, as a join of computations or of foreign I/O, costs what
-//! `futures::join!` costs, plus its bookkeeping.
+//! `futures::join!` costs, plus its bookkeeping. (The figure: 90 instructions per
+//! two-future join over `futures::join!` in the same task, on tokio-ct by callgrind,
+//! where making the node at every join would add a node's entry, install and finish;
+//! the book's performance chapter, *The per-poll cost and the inline rows*.)
 //!
 //! Most polls are the fast path ([`Fast`]): no node made yet, nothing cancelled, no
 //! error or panic, in a caller's scope that is not cancelled. Each future is polled and
@@ -60,7 +64,7 @@
 //!    cancelled at a suspension point, and every one of them before `Fixed` returns.
 //! 3. **Kept means the group's.** A future that keeps anything of its context (a
 //!    scope's parent link, a hold) keeps the group's node: the node is made before the
-//!    first such access ([`ArmedGroup`]), and installed for every poll after it.
+//!    first such access ([`Deferred`]), and installed for every poll after it.
 //! 4. **Counted holds only err towards waiting.** A future's count is the change of the
 //!    group's holds across its own polls. A hold taken in one future's poll and released
 //!    in another's (a shield future handed between them) leaves the first with a
@@ -82,7 +86,7 @@ use std::task::{Context, Poll, Waker};
 use pin_project_lite::pin_project;
 
 use super::engine::failed;
-use crate::context::{self, ArmedGroup, DisarmOnUnwind};
+use crate::context::{self, Deferred, ResolveOnUnwind};
 use crate::error::NurseryError;
 use crate::group::{decide, poll_stalled, Decision, Panic, Record, Seen};
 use crate::node::{Detail, Node, Reason};
@@ -551,9 +555,9 @@ impl<E> Polling<'_, E> {
         out: std::thread::Result<Poll<F::Output>>,
         before: u32,
     ) {
-        if self.armed && self.group.is_none() && context::armed_made() {
+        if self.armed && self.group.is_none() && context::deferred_made() {
             // It asked for its context: the group's node is made, and current.
-            self.group = Some(context::make_armed());
+            self.group = Some(context::make_deferred());
         }
         let mut holding = false;
         if let Some(group) = &self.group {
@@ -621,7 +625,7 @@ impl<E> Polling<'_, E> {
     #[cold]
     fn cancel(&mut self, reason: Reason, detail: Detail) {
         if self.group.is_none() && self.armed {
-            self.group = Some(context::make_armed());
+            self.group = Some(context::make_deferred());
         }
         if let Some(group) = &self.group {
             group.cancel_with(reason, detail);
@@ -698,7 +702,7 @@ impl<E> Pass<E> for Fast<'_, E> {
         let mut cx = Context::from_waker(self.waker);
         let out = catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx)));
         *polled = true;
-        if !context::armed_made() {
+        if !context::deferred_made() {
             match out {
                 Ok(Poll::Pending) => {
                     self.running = true;
@@ -848,8 +852,8 @@ impl<S: Slots> Fixed<S> {
                 (running, holding, was_cancelled)
             }
             None => {
-                let (mut armed, was_cancelled) = ArmedGroup::arm();
-                let unwind = DisarmOnUnwind(&mut armed);
+                let (mut armed, was_cancelled) = Deferred::defer();
+                let unwind = ResolveOnUnwind(&mut armed);
                 let mut p = Polling {
                     waker,
                     armed: true,
@@ -863,7 +867,7 @@ impl<S: Slots> Fixed<S> {
                 };
                 poll_settled(slots.as_mut(), &mut p);
                 let (running, holding) = (p.running, p.holding);
-                let made = unwind.0.disarm();
+                let made = unwind.0.resolve();
                 std::mem::forget(unwind);
                 run.caller_cancelled = was_cancelled;
                 return self.finish_poll(cx, fresh, running, holding, was_cancelled, made);
@@ -885,9 +889,9 @@ impl<S: Slots> Fixed<S> {
             State::Running(run) if run.is_simple() => false,
             _ => return None,
         };
-        let (mut armed, caller_cancelled) = ArmedGroup::arm();
+        let (mut armed, caller_cancelled) = Deferred::defer();
         if caller_cancelled {
-            let made = armed.disarm();
+            let made = armed.resolve();
             debug_assert!(made.is_none());
             return None;
         }
@@ -898,7 +902,7 @@ impl<S: Slots> Fixed<S> {
         let State::Running(run) = this.state else {
             unreachable!()
         };
-        let unwind = DisarmOnUnwind(&mut armed);
+        let unwind = ResolveOnUnwind(&mut armed);
         let waker = cx.waker();
         let mut f = Fast {
             waker,
@@ -916,7 +920,7 @@ impl<S: Slots> Fixed<S> {
         };
         // Nothing left in it to drop.
         std::mem::forget(f);
-        let made = unwind.0.disarm();
+        let made = unwind.0.resolve();
         std::mem::forget(unwind);
         if simple && made.is_none() {
             if running {

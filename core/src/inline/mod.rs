@@ -116,8 +116,7 @@ mod loom;
 mod start;
 pub(crate) mod tuple;
 
-pub use self::combinators::{join, map, race, race_ok, try_join, Map};
-pub use self::start::Start;
+pub use self::combinators::{join, map, race, race_ok, settle, try_join, Map};
 
 /// Runs futures of different types concurrently in the caller's task and returns their
 /// outputs as a tuple: [`futures::join!`]'s form of [`inline::join`](join()), and the
@@ -417,6 +416,7 @@ impl<E> Children<E> for SendChild<'_, E> {}
 impl<E> sealed::Sealed<E> for SendChild<'_, E> {
     type Shared = Shared<E, Self>;
     type Kind = Group<Self, ()>;
+    type Run<V> = start::InlineRun<V, E, Self>;
 }
 
 impl<E> sealed::Describe<E> for SendChild<'_, E> {
@@ -430,6 +430,7 @@ impl<E> Children<E> for LocalChild<'_, E> {}
 impl<E> sealed::Sealed<E> for LocalChild<'_, E> {
     type Shared = Shared<E, Self>;
     type Kind = Group<Self, ()>;
+    type Run<V> = start::InlineRun<V, E, Self>;
 }
 
 impl<E> sealed::Describe<E> for LocalChild<'_, E> {
@@ -506,7 +507,7 @@ pub type LocalNursery<'env, E> = crate::Nursery<E, LocalChild<'env, E>>;
 ///
 /// The outcome is the spawning [`nursery`](crate::nursery)'s: the body's value once every
 /// child has finished; every error, in order, if any failed (the first cancelled the
-/// rest); a panic resumed once all have finished; [`NurseryError::Cancelled`] if the
+/// rest); a panic resumed once all have finished; [`NurseryError::Cancelled`](crate::NurseryError::Cancelled) if the
 /// nursery's own [`cancel`](Nursery::cancel) ended the body before it returned a value.
 ///
 /// # Cancel safety
@@ -523,8 +524,8 @@ pub type LocalNursery<'env, E> = crate::Nursery<E, LocalChild<'env, E>>;
 ///
 /// # Errors
 ///
-/// [`NurseryError::Failed`] with every error the body and the children returned, in
-/// the order they happened; [`NurseryError::Cancelled`] if [`Nursery::cancel`] ended the
+/// [`NurseryError::Failed`](crate::NurseryError::Failed) with every error the body and the children returned, in
+/// the order they happened; [`NurseryError::Cancelled`](crate::NurseryError::Cancelled) if [`Nursery::cancel`] ended the
 /// body before it produced its value.
 ///
 /// # Examples

@@ -1,365 +1,291 @@
-//! [`Nursery::start`] for inline nurseries: the child is polled by the caller, under the
+//! [`Nursery::start`](crate::Nursery::start) for inline nurseries: how an inline child
+//! runs before it has started. `start` polls it itself, in the caller's task and under the
 //! caller's cancellation, until it calls [`TaskStatus::started`]; then the nursery takes
-//! it over (rule N6).
+//! it over (rule N6). The handshake, the future and its rules are the spawning nursery's
+//! (`nursery::start`): this is only the kind's part of it.
 
-use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
+use super::cell;
 use super::engine::{ChildWaker, Shared};
-use super::{cell, LocalChild, SendChild};
-use crate::context;
-use crate::error::StartError;
-use crate::node::{Hold, Label, Node};
+use super::{LocalChild, SendChild};
+use crate::context::{self, Ctx};
+use crate::group::Panic;
+use crate::node::{Label, Node};
+use crate::nursery::{EndTo, Hand, Starts};
+use crate::task::End;
 use crate::TaskStatus;
 
-/// Future returned by an inline [`Nursery::start`].
-///
-/// # Examples
-///
-/// ```
-/// use hatchery::inline::{self, Start};
-/// use hatchery::StartError;
-///
-/// # hatchery_smol::run(async {
-/// inline::nursery(|n| async move {
-///     let start: Start<(), &str, inline::SendChild<'_, &str>> =
-///         n.start(|_status| async { Err::<(), _>("cannot bind") });
-///     assert!(matches!(start.await, Err(StartError::Failed("cannot bind"))));
-///     Ok(())
-/// })
-/// .await
-/// .unwrap();
-/// # });
-/// ```
-#[must_use = "futures do nothing unless polled"]
-pub struct Start<V, E, C> {
-    shared: Arc<Shared<E, C>>,
+/// An inline child's start: the handshake, kept to itself (the child is polled by the
+/// start, in its task), the slot its [`TaskStatus`] writes to, and the child until the
+/// nursery takes it over.
+#[allow(unreachable_pub, missing_debug_implementations)]
+pub struct InlineRun<V, E, C> {
+    hand: Hand<V, E>,
     slot: Arc<Mutex<Option<V>>>,
-    child: Option<C>,
-    state: State,
-    // Where `start` was called: the child's site (its span's, its failure's).
-    at: &'static Location<'static>,
+    shared: Arc<Shared<E, C>>,
+    /// The child, from its launch until it has ended or the nursery has taken it.
+    running: Option<Running<C>>,
+    /// Where `start` was called: the child's site (its span's, its failure's).
+    site: &'static Location<'static>,
 }
 
-enum State {
-    Fresh,
-    Running {
-        own: Arc<Node<ChildWaker>>,
-        node: Option<Arc<Node>>,
-        polled: bool,
-        /// On the scope of the caller that polls it (rule S7).
-        hold: Hold,
-    },
-    /// Cancelled under the caller's scope, which ends the work and drops us.
-    Stalled,
-    Done,
+/// A child that `start` polls.
+struct Running<C> {
+    child: C,
+    own: Arc<Node<ChildWaker>>,
+    /// Its node, as installed while it is polled (moved into the context and back).
+    node: Option<Arc<Node>>,
+    /// Polled at least once: a child is cancelled only at a suspension point (rule N5).
+    polled: bool,
 }
 
-impl<V, E, C> Unpin for Start<V, E, C> {}
-
-impl<V, E, C> fmt::Debug for Start<V, E, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Start").finish_non_exhaustive()
-    }
-}
-
-impl<'env, E: 'env> crate::Nursery<E, SendChild<'env, E>> {
-    /// Starts a child and waits until it says it is ready, returning the value it passes
-    /// to [`TaskStatus::started`] (trio's `nursery.start`, rule N6).
-    ///
-    /// Until then the child is polled by the caller, under the caller's cancellation, and
-    /// an error or panic of it comes out of `start`; after `started` it is a child of
-    /// the nursery like any other. A pending `start` keeps the nursery open.
-    ///
-    /// # Cancel safety
-    ///
-    /// If the caller's scope is cancelled before `started`, the child is cancelled at
-    /// its next suspension point and `start` never returns (the scope does). Dropping the
-    /// future drops a child that has not started.
-    ///
-    /// # Panics
-    ///
-    /// A panic of the child before `started` is resumed here.
-    ///
-    /// # Errors
-    ///
-    /// [`StartError::Failed`] if the child failed before `started`,
-    /// [`StartError::NotStarted`] if it returned without calling it,
-    /// [`StartError::Closed`] if the nursery had finished.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use hatchery::{inline, sleep};
-    ///
-    /// # hatchery_smol::run(async {
-    /// let name = String::from("db");
-    /// let name = &name;
-    /// inline::nursery(|n| async move {
-    ///     let ready = n
-    ///         .start(|status| async move {
-    ///             sleep(Duration::from_millis(1)).await; // connect...
-    ///             status.started(name.len());
-    ///             sleep(Duration::from_millis(1)).await; // ...then serve
-    ///             Ok(())
-    ///         })
-    ///         .await?;
-    ///     assert_eq!(ready, 2);
-    ///     Ok::<_, anyhow::Error>(())
-    /// })
-    /// .await
-    /// .unwrap();
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn start<V, T, F, Fut>(&self, f: F) -> Start<V, E, SendChild<'env, E>>
-    where
-        F: FnOnce(TaskStatus<V>) -> Fut,
-        Fut: Future<Output = Result<T, E>> + Send + 'env,
-        T: Send + 'env,
-        V: Send,
-    {
-        let slot = Arc::new(Mutex::new(None));
-        let fut = f(TaskStatus::inline(slot.clone()));
-        Start {
-            shared: self.shared.clone(),
-            slot,
-            child: Some(SendChild(cell::send_owner(
-                async move { fut.await.map(drop) },
-                Label {
-                    site: Location::caller(),
-                    name: None,
-                },
-            ))),
-            state: State::Fresh,
-            at: Location::caller(),
-        }
-    }
-}
-
-impl<'env, E: 'env> crate::Nursery<E, LocalChild<'env, E>> {
-    /// Starts a child, which need not be `Send`, as [`Nursery::start`] does for a
-    /// [`nursery`](super::nursery).
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`Nursery::start`].
-    ///
-    /// # Panics
-    ///
-    /// As [`Nursery::start`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Nursery::start`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::rc::Rc;
-    /// use hatchery::inline;
-    ///
-    /// # hatchery_smol::run_current_thread(async {
-    /// inline::local_nursery(|n| async move {
-    ///     let v = n.start(|status| async move { status.started(Rc::new(1)); Ok(()) }).await?;
-    ///     assert_eq!(*v, 1);
-    ///     Ok::<_, anyhow::Error>(())
-    /// })
-    /// .await
-    /// .unwrap();
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn start<V, T, F, Fut>(&self, f: F) -> Start<V, E, LocalChild<'env, E>>
-    where
-        F: FnOnce(TaskStatus<V>) -> Fut,
-        Fut: Future<Output = Result<T, E>> + 'env,
-        T: 'env,
-    {
-        let slot = Arc::new(Mutex::new(None));
-        let fut = f(TaskStatus::inline(slot.clone()));
-        Start {
-            shared: self.shared.clone(),
-            slot,
-            child: Some(LocalChild(cell::local_owner(
-                async move { fut.await.map(drop) },
-                Label {
-                    site: Location::caller(),
-                    name: None,
-                },
-            ))),
-            state: State::Fresh,
-            at: Location::caller(),
-        }
-    }
-}
-
-impl<V, E, C> Future for Start<V, E, C>
-where
-    C: Future<Output = Result<(), E>> + Unpin,
-{
-    type Output = Result<V, StartError<E>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        match this.state {
-            State::Done => panic!("hatchery: `Start` polled after completion"),
-            State::Stalled => return Poll::Pending,
-            State::Fresh => {
-                if !this.shared.reserve() {
-                    this.state = State::Done;
-                    return Poll::Ready(Err(StartError::Closed));
-                }
-                let caller = context::current();
-                // The child runs under the caller's scopes, which must reach it through
-                // their lists (a movable root is not walked through).
-                caller.node.link_ancestors();
-                let own = Arc::new(Node::task_root(&caller.node, this.shared.waker_ext(), true));
-                let node: Arc<Node> = own.clone();
-                node.link();
-                this.state = State::Running {
-                    own,
-                    node: Some(node),
-                    polled: false,
-                    hold: Hold::new(&caller.node),
-                };
-            }
-            State::Running { .. } => follow_caller(&mut this.state),
-        }
-        let State::Running {
-            own, node, polled, ..
-        } = &mut this.state
-        else {
-            unreachable!()
-        };
-        let cancelled = *polled && own.should_drop();
-        let polled_now = if cancelled {
-            None
-        } else {
-            *polled = true;
-            let child = this.child.as_mut().expect("start child present");
-            let rt = this.shared.rt.clone();
-            Some(catch_unwind(AssertUnwindSafe(|| {
-                context::enter_with(node, &rt, cx.waker(), || Pin::new(child).poll(cx))
-            })))
-        };
-        let started = this.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match polled_now {
-            Some(Ok(Poll::Pending)) => {
-                own.register(cx.waker());
-                if let Some(v) = started {
-                    let erased: Arc<Node> = own.clone();
-                    if erased.reparent(&this.shared.node) {
-                        let State::Running { own, .. } =
-                            std::mem::replace(&mut this.state, State::Done)
-                        else {
-                            unreachable!()
-                        };
-                        let child = this.child.take().expect("start child present");
-                        this.shared.fill(child, own, this.at);
-                        return Poll::Ready(Ok(v));
-                    }
-                    // The caller is cancelled: `started` is ignored.
-                    drop(v);
-                }
-                if !own.should_drop() {
-                    return Poll::Pending;
-                }
-                this.end(true);
-                this.state = State::Stalled;
-                Poll::Pending
-            }
-            None => {
-                drop(started);
-                this.end(true);
-                this.state = State::Stalled;
-                Poll::Pending
-            }
-            Some(ended) => {
-                this.end(false);
-                this.state = State::Done;
-                match (ended, started) {
-                    (Ok(Poll::Ready(Ok(()))), Some(v)) => Poll::Ready(Ok(v)),
-                    (Ok(Poll::Ready(Ok(()))), None) => Poll::Ready(Err(StartError::NotStarted)),
-                    (Ok(Poll::Ready(Err(e))), Some(v)) => {
-                        // Started, then failed in the same poll: the error is the
-                        // nursery's.
-                        this.shared.fail(e, Some(this.at));
-                        Poll::Ready(Ok(v))
-                    }
-                    (Ok(Poll::Ready(Err(e))), None) => Poll::Ready(Err(StartError::Failed(e))),
-                    (Err(p), _) => resume_unwind(p),
-                    (Ok(Poll::Pending), _) => unreachable!(),
-                }
+impl<V, E, C> InlineRun<V, E, C> {
+    /// The value `started` handed over since the last look, into the handshake: the child
+    /// moves into the nursery's scope, unless the caller's is cancelled.
+    fn take_started(&mut self) {
+        let value = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(value) = value {
+            if let Err(ignored) = self.hand.started(value, &self.shared.node) {
+                drop(ignored);
             }
         }
     }
-}
 
-impl<V, E, C> Start<V, E, C> {
-    /// Drops the child (in its context if it was cancelled) and gives its slot back.
-    fn end(&mut self, cancelled: bool) {
-        let State::Running { own, node, .. } = std::mem::replace(&mut self.state, State::Done)
+    /// The child has ended (`end`; `cancelled`: at a suspension point, dropped in its
+    /// context): it is dropped, leaves the tree and gives back its place in the group,
+    /// and its end goes where the handshake says (a panic of its destructor is its own).
+    fn end(&mut self, mut end: End<E>, cancelled: bool, rt_waker: &Waker) {
+        let Some(Running {
+            child,
+            own,
+            mut node,
+            ..
+        }) = self.running.take()
         else {
             return;
         };
-        let child = self.child.take();
         let rt = self.shared.rt.clone();
-        let mut node = node;
-        let waker = std::task::Waker::noop();
-        let dropped = if cancelled {
-            context::drop_cancelled(&mut node, &rt, waker, || {
+        let dropped = match cancelled {
+            true => context::drop_cancelled(&mut node, &rt, rt_waker, || {
                 catch_unwind(AssertUnwindSafe(|| drop(child)))
-            })
-        } else {
-            catch_unwind(AssertUnwindSafe(|| drop(child)))
+            }),
+            false => catch_unwind(AssertUnwindSafe(|| drop(child))),
         };
         own.detach();
         own.finish();
-        own.register(waker);
+        own.register(Waker::noop());
         self.shared.unreserve();
         if let Err(p) = dropped {
-            resume_unwind(p);
+            if !matches!(end, End::Panicked(_)) {
+                end = End::Panicked(p);
+            }
+        }
+        match self.hand.end(end) {
+            EndTo::Start => {}
+            EndTo::Nobody(end) => drop(end),
+            // Started, then ended: the nursery's, as a child's end is.
+            EndTo::Nursery(End::Failed(e)) => self.shared.fail(e, Some(self.site)),
+            EndTo::Nursery(End::Panicked(p)) => self.shared.panicked(p, Some(self.site)),
+            EndTo::Nursery(End::Value(()) | End::Cancelled) => {}
+        }
+    }
+
+    /// The child has started: the nursery takes it over.
+    fn hand_over(&mut self) {
+        if let Some(Running { child, own, .. }) = self.running.take() {
+            self.shared.fill(child, own, self.site);
         }
     }
 }
 
-impl<V, E, C> Drop for Start<V, E, C> {
+impl<V, E, C> Drop for InlineRun<V, E, C> {
     fn drop(&mut self) {
-        if matches!(self.state, State::Running { .. }) {
-            // Dropped before the child started (C8): it goes with us.
-            self.end(false);
+        // A child that started (its value handed over or not) keeps running in the
+        // nursery; one that had not is dropped with the start (C8), and its end goes
+        // nowhere.
+        self.take_started();
+        let left = self.hand.abandon(self.running.is_some());
+        if self.running.is_some() {
+            match self.hand.has_started() {
+                true => self.hand_over(),
+                false => {
+                    let dropped = self.running.take().map(|Running { child, own, .. }| {
+                        let dropped = catch_unwind(AssertUnwindSafe(|| drop(child)));
+                        own.detach();
+                        own.finish();
+                        own.register(Waker::noop());
+                        self.shared.unreserve();
+                        dropped
+                    });
+                    if let Some(Err(p)) = dropped {
+                        drop(left);
+                        resume_unwind(p);
+                    }
+                }
+            }
         }
+        drop(left);
     }
 }
 
-/// A kept `Start` polled under another scope than before (the loser of a race awaited
-/// again, a `start` lent to a timeout and then awaited): its child, which has not
-/// started, runs under the cancellation of whoever awaits it (rule S7), so it moves under
-/// the caller's scope, and so does the hold.
-fn follow_caller(state: &mut State) {
-    let State::Running { own, hold, .. } = state else {
+/// The kind's part of `start`, the same for a `Send` child and a local one but for how
+/// the child is stored (`store`).
+fn launch<V, E, C>(
+    run: &mut InlineRun<V, E, C>,
+    caller: &Ctx,
+    site: &'static Location<'static>,
+    store: impl FnOnce(Label) -> C,
+) {
+    // Under the caller's scope, which must reach it through its list (a movable root is
+    // not walked through).
+    let own = Arc::new(Node::task_root(&caller.node, run.shared.waker_ext(), true));
+    let node: Arc<Node> = own.clone();
+    node.link();
+    drop(run.hand.child_made(node.clone(), &run.shared.node));
+    run.site = site;
+    run.running = Some(Running {
+        child: store(Label { site, name: None }),
+        own,
+        node: Some(node),
+        polled: false,
+    });
+}
+
+/// Polls the child once in its own context (unless it was cancelled at a suspension
+/// point), then hands it to the nursery if it has started, or ends it.
+fn drive<V, E, C>(run: &mut InlineRun<V, E, C>, cx: &mut Context<'_>)
+where
+    C: Future<Output = Result<(), E>> + Unpin,
+{
+    let Some(r) = run.running.as_mut() else {
         return;
     };
-    let moved = context::with_current(|c| {
-        // Awaited outside hatchery (a plain thread's `block_on`): nothing to follow.
-        let node = c?.node;
-        if hold.is_on(node) {
-            return None;
+    let polled = if r.polled && r.own.should_drop() {
+        None
+    } else {
+        r.polled = true;
+        let (child, slot) = (&mut r.child, &mut r.node);
+        let rt = &run.shared.rt;
+        Some(catch_unwind(AssertUnwindSafe(|| {
+            context::enter_with(slot, rt, cx.waker(), || Pin::new(child).poll(cx))
+        })))
+    };
+    run.take_started();
+    let end = match polled {
+        Some(Ok(Poll::Pending)) => {
+            let own = &run.running.as_ref().expect("a running child").own;
+            own.register(cx.waker());
+            if run.hand.has_started() {
+                run.hand_over();
+                return;
+            }
+            if !own.should_drop() {
+                return;
+            }
+            // Cancelled during this poll: dropped at this suspension point.
+            run.end(End::Cancelled, true, cx.waker());
+            return;
         }
-        node.link_ancestors();
-        let child: Arc<Node> = own.clone();
-        // Refused if the child or its old scope is cancelled: then it is, or now takes
-        // that cancellation, and ends at its next suspension point.
-        child.reparent(node);
-        Some(Hold::new(node))
-    });
-    if let Some(new) = moved {
-        drop(std::mem::replace(hold, new));
+        None => {
+            run.end(End::Cancelled, true, cx.waker());
+            return;
+        }
+        Some(Ok(Poll::Ready(Ok(())))) => End::Value(()),
+        Some(Ok(Poll::Ready(Err(e)))) => End::Failed(e),
+        Some(Err(p)) => End::Panicked(p as Panic),
+    };
+    run.end(end, false, cx.waker());
+}
+
+/// A start's own part: the handshake, and the token's slot.
+fn prepare<V, E, C>(shared: &Arc<Shared<E, C>>) -> (InlineRun<V, E, C>, TaskStatus<V>) {
+    let slot = Arc::new(Mutex::new(None));
+    let status = TaskStatus::inline(slot.clone());
+    let run = InlineRun {
+        hand: Hand::new(),
+        slot,
+        shared: shared.clone(),
+        running: None,
+        site: Location::caller(),
+    };
+    (run, status)
+}
+
+#[allow(private_interfaces, private_bounds)]
+impl<'env, Fut, V, T, E> Starts<Fut, V, T, E> for SendChild<'env, E>
+where
+    Fut: Future<Output = Result<T, E>> + Send + 'env,
+    T: Send + 'env,
+    V: Send,
+{
+    fn prepare(shared: &Arc<Shared<E, Self>>, _: bool) -> (InlineRun<V, E, Self>, TaskStatus<V>) {
+        prepare(shared)
+    }
+
+    fn admit(shared: &Arc<Shared<E, Self>>) -> bool {
+        shared.reserve()
+    }
+
+    fn launch(
+        run: &mut InlineRun<V, E, Self>,
+        _: &Arc<Shared<E, Self>>,
+        fut: Fut,
+        caller: &Ctx,
+        site: &'static Location<'static>,
+    ) {
+        // The child's own value is dropped when it returns, as a started task's is.
+        let fut = async move { fut.await.map(drop) };
+        launch(run, caller, site, |label| {
+            SendChild(cell::send_owner(fut, label))
+        });
+    }
+
+    fn drive(run: &mut InlineRun<V, E, Self>, _: &Arc<Shared<E, Self>>, cx: &mut Context<'_>) {
+        drive(run, cx);
+    }
+
+    fn with_hand<R>(run: &mut InlineRun<V, E, Self>, f: impl FnOnce(&mut Hand<V, E>) -> R) -> R {
+        f(&mut run.hand)
+    }
+}
+
+#[allow(private_interfaces, private_bounds)]
+impl<'env, Fut, V, T, E> Starts<Fut, V, T, E> for LocalChild<'env, E>
+where
+    Fut: Future<Output = Result<T, E>> + 'env,
+    T: 'env,
+{
+    fn prepare(shared: &Arc<Shared<E, Self>>, _: bool) -> (InlineRun<V, E, Self>, TaskStatus<V>) {
+        prepare(shared)
+    }
+
+    fn admit(shared: &Arc<Shared<E, Self>>) -> bool {
+        shared.reserve()
+    }
+
+    fn launch(
+        run: &mut InlineRun<V, E, Self>,
+        _: &Arc<Shared<E, Self>>,
+        fut: Fut,
+        caller: &Ctx,
+        site: &'static Location<'static>,
+    ) {
+        let fut = async move { fut.await.map(drop) };
+        launch(run, caller, site, |label| {
+            LocalChild(cell::local_owner(fut, label))
+        });
+    }
+
+    fn drive(run: &mut InlineRun<V, E, Self>, _: &Arc<Shared<E, Self>>, cx: &mut Context<'_>) {
+        drive(run, cx);
+    }
+
+    fn with_hand<R>(run: &mut InlineRun<V, E, Self>, f: impl FnOnce(&mut Hand<V, E>) -> R) -> R {
+        f(&mut run.hand)
     }
 }

@@ -27,7 +27,8 @@ mod start;
 mod subgroup;
 
 pub use self::convert::{err_into, BodyOutput, ErrInto};
-pub use self::start::{Start, StartWithHandle, TaskStatus};
+pub(crate) use self::start::{EndTo, Hand};
+pub use self::start::{Start, StartWithHandle, Starts, TaskStatus};
 pub use self::subgroup::{Subgroup, SubgroupWait};
 
 /// How a nursery keeps its children: the second type parameter of [`Nursery`] (and of
@@ -75,6 +76,8 @@ pub(crate) mod sealed {
         type Shared: GroupState;
         /// The group engine's kind of children.
         type Kind: Kind<E, Shared = Self::Shared>;
+        /// What a `start` keeps of its task, whose `started` hands over a `V`.
+        type Run<V>;
     }
 
     /// Tells the `tracing` feature of the error a nursery's body returned: what can be
@@ -173,6 +176,7 @@ impl<E> Children<E> for Spawned {}
 impl<E> sealed::Sealed<E> for Spawned {
     type Shared = Shared<E>;
     type Kind = Spawned;
+    type Run<V> = start::SpawnRun<V, E>;
 }
 
 impl<E: 'static> sealed::Describe<E> for Spawned {

@@ -1,5 +1,8 @@
 //! [`Nursery::start`]: a task that runs under its caller's cancellation until it says it
-//! is ready ([`TaskStatus::started`]), then belongs to the nursery.
+//! is ready ([`TaskStatus::started`]), then belongs to the nursery (rule N6), for every
+//! kind of children: one handshake ([`Hand`]) and one future ([`Start`]), over a kind's
+//! way of running the task until then ([`Starts`]: a task of the executor, or a future
+//! that `start` polls itself).
 
 use std::any::Any;
 use std::fmt;
@@ -11,8 +14,8 @@ use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
 
-use super::Nursery;
-use crate::context;
+use super::{Children, Nursery, Spawned};
+use crate::context::{self, Ctx};
 use crate::diagnostics::{Held, HolderKind};
 use crate::error::StartError;
 use crate::node::{Node, Reason};
@@ -114,7 +117,8 @@ impl<V> fmt::Debug for TaskStatus<V> {
     }
 }
 
-enum StartState<V, E> {
+/// Where a start is in its handshake with its task.
+pub(crate) enum StartState<V, E> {
     Waiting,
     Started(V),
     Failed(E),
@@ -127,74 +131,353 @@ enum StartState<V, E> {
     Abandoned,
 }
 
-struct StartShared<V, E> {
-    state: Mutex<StartStateFull<V, E>>,
+/// A start's handshake with its task (rule N6), whichever kind of children runs the task:
+/// the one place that decides what `started`, the task's end, the start's poll and its
+/// drop do. A spawned task's start keeps it under a lock (`started` and the task's end
+/// come from other threads); an inline child's start keeps it to itself.
+pub(crate) struct Hand<V, E> {
+    state: StartState<V, E>,
+    /// The task's node, once it exists (under the caller's scope, movable).
+    child: Option<Arc<Node>>,
+}
+
+/// Where a task's end goes ([`Hand::end`]).
+pub(crate) enum EndTo<E> {
+    /// To the start: the task had not started (kept in the hand).
+    Start,
+    /// Nowhere: the start was dropped from outside (C8); the caller drops it.
+    Nobody(End<E>),
+    /// To the nursery: the task had started (its error or panic fails the nursery).
+    Nursery(End<E>),
+}
+
+/// What a start's poll does now ([`Hand::poll`]).
+pub(crate) enum Outcome<V, E> {
+    /// Waits (for the task to start or end).
+    Pending,
+    /// Waits for good: the caller's scope cancelled the task, and ends the work (kept and
+    /// awaited again outside that scope, the start reports it then).
+    Stall,
+    /// Returns.
+    Ready(Result<V, StartError<E>>),
+    /// Resumes the task's panic.
+    Panic(Panic),
+}
+
+impl<V, E> Hand<V, E> {
+    pub(crate) fn new() -> Self {
+        Hand {
+            state: StartState::Waiting,
+            child: None,
+        }
+    }
+
+    /// The task's node exists: `started` moves it from now on. If the task called
+    /// `started` before it existed (in `start`'s closure itself, or on a thread the
+    /// closure handed the token to), it is moved now; in a cancelled caller that call is
+    /// ignored, as a late `started` is, and its value handed back to be dropped.
+    pub(crate) fn child_made(&mut self, node: Arc<Node>, nursery: &Arc<Node>) -> Option<V> {
+        let mut ignored = None;
+        if matches!(self.state, StartState::Started(_)) && !node.reparent(nursery) {
+            if let StartState::Started(v) = std::mem::replace(&mut self.state, StartState::Waiting)
+            {
+                ignored = Some(v);
+            }
+        }
+        self.child = Some(node);
+        ignored
+    }
+
+    /// The task called `started(value)`: it moves into the nursery. Unless the caller's
+    /// scope is cancelled (the task stays under it, and `start` never returns), or the
+    /// start no longer waits: then the value is handed back, to be dropped outside any
+    /// lock. Whether the start's task is to be woken.
+    pub(crate) fn started(&mut self, value: V, nursery: &Arc<Node>) -> Result<(), V> {
+        if !matches!(self.state, StartState::Waiting) {
+            return Err(value);
+        }
+        if let Some(child) = &self.child {
+            if !child.reparent(nursery) {
+                return Err(value);
+            }
+        }
+        self.state = StartState::Started(value);
+        Ok(())
+    }
+
+    /// The task ended: before it started, its end is the start's (a value or a
+    /// cancellation is `NotStarted`); after, the nursery's.
+    pub(crate) fn end(&mut self, end: End<E>) -> EndTo<E> {
+        match self.state {
+            StartState::Waiting => {}
+            StartState::Abandoned => return EndTo::Nobody(end),
+            _ => return EndTo::Nursery(end),
+        }
+        self.state = match end {
+            End::Value(()) | End::Cancelled => StartState::NotStarted,
+            End::Failed(e) => StartState::Failed(e),
+            End::Panicked(p) => StartState::Panicked(p),
+        };
+        EndTo::Start
+    }
+
+    /// What the start's poll returns, in a caller whose scope is cancelled or not
+    /// (`cancelled`, asked only when it matters).
+    pub(crate) fn poll(&mut self, cancelled: impl FnOnce() -> bool) -> Outcome<V, E> {
+        let out = match std::mem::replace(&mut self.state, StartState::Over) {
+            StartState::Waiting => {
+                self.state = StartState::Waiting;
+                return Outcome::Pending;
+            }
+            StartState::Over => return Outcome::Pending,
+            StartState::Abandoned => {
+                self.state = StartState::Abandoned;
+                return Outcome::Pending;
+            }
+            StartState::Started(v) => Ok(v),
+            StartState::Failed(e) => Err(StartError::Failed(e)),
+            StartState::Panicked(p) => return Outcome::Panic(p),
+            StartState::NotStarted => {
+                if cancelled() {
+                    // The caller's scope cancelled the task: let that scope end the work.
+                    self.state = StartState::NotStarted;
+                    return Outcome::Stall;
+                }
+                Err(StartError::NotStarted)
+            }
+        };
+        Outcome::Ready(out)
+    }
+
+    /// The task, if it has not started nor ended: a kept start awaited under another
+    /// scope takes it along (see [`Start`]'s poll).
+    fn waiting_child(&self) -> Option<&Arc<Node>> {
+        match self.state {
+            StartState::Waiting => self.child.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The start is dropped. A task that has not started (`launched`: it runs) is
+    /// abandoned: its node is returned, to be cancelled (C8), and its end will go
+    /// nowhere. An end nobody took (a value `started` handed over, an error, a panic) is
+    /// handed back, to be dropped by whoever dropped the start, outside any lock (not
+    /// kept for as long as the task runs, where a panic in its drop would be lost).
+    pub(crate) fn abandon(&mut self, launched: bool) -> Abandoned<V, E> {
+        match self.state {
+            StartState::Waiting if launched => {
+                self.state = StartState::Abandoned;
+                Abandoned::Cancel(self.child.clone())
+            }
+            StartState::Started(_) | StartState::Failed(_) | StartState::Panicked(_) => {
+                Abandoned::Unclaimed(std::mem::replace(&mut self.state, StartState::Over))
+            }
+            _ => Abandoned::Nothing,
+        }
+    }
+
+    /// Whether the task has started (its value handed over or not).
+    pub(crate) fn has_started(&self) -> bool {
+        matches!(self.state, StartState::Started(_) | StartState::Over)
+    }
+}
+
+/// What a dropped start leaves ([`Hand::abandon`]).
+pub(crate) enum Abandoned<V, E> {
+    Nothing,
+    /// The task that had not started: to be cancelled.
+    Cancel(Option<Arc<Node>>),
+    /// An end nobody took, to drop.
+    #[allow(dead_code)] // Held only to be dropped.
+    Unclaimed(StartState<V, E>),
+}
+
+/// What a spawned task's start shares with the task: the handshake under a lock, and the
+/// waker of the start's task.
+pub(crate) struct StartShared<V, E> {
+    hand: Mutex<Hand<V, E>>,
     waker: AtomicWaker,
     nursery_node: Arc<Node>,
     /// A `start_with_handle`: the task's value goes to its handle once it has started.
     with_handle: bool,
 }
 
-struct StartStateFull<V, E> {
-    state: StartState<V, E>,
-    child: Option<Arc<Node>>,
-}
-
 impl<V, E> StartShared<V, E> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, StartStateFull<V, E>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Hand<V, E>> {
+        self.hand.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl<V: Send, E: Send> StartSink<V> for StartShared<V, E> {
     fn started(&self, value: V) {
-        let mut s = self.lock();
-        if let StartState::Waiting = s.state {
-            if let Some(child) = &s.child {
-                if !child.reparent(&self.nursery_node) {
-                    // The caller is cancelled: the task stays under its cancellation
-                    // and `start` never returns. The value is dropped, outside the lock.
-                    drop(s);
-                    drop(value);
-                    return;
-                }
-            }
-            s.state = StartState::Started(value);
-            drop(s);
-            self.waker.wake();
+        let taken = self.lock().started(value, &self.nursery_node);
+        match taken {
+            Ok(()) => self.waker.wake(),
+            // Dropped outside the lock.
+            Err(value) => drop(value),
         }
     }
 }
 
 impl<V: Send, E: Send> Route<E> for StartShared<V, E> {
     fn end(&self, end: End<E>) -> Option<End<E>> {
-        let mut s = self.lock();
-        match s.state {
-            StartState::Waiting => {}
-            StartState::Abandoned => {
-                // Nobody is left to report it to (C8); dropped outside the lock.
-                drop(s);
-                drop(end);
-                return None;
+        let to = self.lock().end(end);
+        match to {
+            EndTo::Start => {
+                self.waker.wake();
+                None
             }
-            _ => return Some(end),
+            // Nobody is left to report it to (C8); dropped outside the lock.
+            EndTo::Nobody(end) => {
+                drop(end);
+                None
+            }
+            EndTo::Nursery(end) => Some(end),
         }
-        s.state = match end {
-            End::Value(()) | End::Cancelled => StartState::NotStarted,
-            End::Failed(e) => StartState::Failed(e),
-            End::Panicked(p) => StartState::Panicked(p),
-        };
-        drop(s);
-        self.waker.wake();
-        None
     }
 
     fn wants_value(&self) -> bool {
-        self.with_handle && matches!(self.lock().state, StartState::Started(_) | StartState::Over)
+        self.with_handle && self.lock().has_started()
     }
 }
 
-impl<E: Send + 'static> Nursery<E> {
+/// How a kind of children runs a task before it has started, for [`Nursery::start`]:
+/// the futures `Fut` (of `Result<T, E>`, with a value `V` for `started`) that it starts,
+/// with the bounds of the kind.
+///
+/// | `Self` | `Fut`, `T` and `V` |
+/// |---|---|
+/// | [`Spawned`] | `Send + 'static` (`E` too): the task is a task of the executor from its first poll |
+/// | [`SendChild<'env, E>`](crate::inline::SendChild) | `Send + 'env` (`V`: `Send`): the child is polled by `start` until it starts, then by the nursery |
+/// | [`LocalChild<'env, E>`](crate::inline::LocalChild) | `'env` |
+///
+/// Sealed, as [`Children`] is.
+#[diagnostic::on_unimplemented(
+    message = "`{Fut}` cannot be started in this nursery",
+    label = "not a task this kind of nursery starts",
+    note = "a spawning nursery (`nursery`) starts `Send + 'static` futures; to borrow, open an `inline::nursery` or an `inline::local_nursery`"
+)]
+#[allow(private_interfaces, private_bounds)]
+pub trait Starts<Fut, V, T, E>: Children<E> {
+    /// Makes the start's own part, and the token its task gets. (Not for use outside
+    /// hatchery: `Self::Shared` cannot be named there.)
+    #[doc(hidden)]
+    fn prepare(shared: &Arc<Self::Shared>, with_handle: bool) -> (Self::Run<V>, TaskStatus<V>);
+
+    /// Counts the task in (it keeps the nursery open), or `false` if the nursery has
+    /// closed.
+    #[doc(hidden)]
+    fn admit(shared: &Arc<Self::Shared>) -> bool;
+
+    /// Runs `fut` under `caller`'s scope: its node is made there, movable, and handed to
+    /// the hand ([`Hand::child_made`]) before the task can run.
+    #[doc(hidden)]
+    fn launch(
+        run: &mut Self::Run<V>,
+        shared: &Arc<Self::Shared>,
+        fut: Fut,
+        caller: &Ctx,
+        site: &'static Location<'static>,
+    );
+
+    /// Lets the task run, in the start's poll, if the start runs it itself; makes sure
+    /// that the start's task is woken when the handshake moves.
+    #[doc(hidden)]
+    fn drive(run: &mut Self::Run<V>, shared: &Arc<Self::Shared>, cx: &mut Context<'_>);
+
+    /// Runs `f` on the handshake.
+    #[doc(hidden)]
+    fn with_hand<R>(run: &mut Self::Run<V>, f: impl FnOnce(&mut Hand<V, E>) -> R) -> R;
+}
+
+/// A spawned task's start: the handshake it shares with the task, and the task's handle
+/// (a `start_with_handle`'s, made at the first poll).
+#[allow(unreachable_pub, missing_debug_implementations)]
+pub struct SpawnRun<V, E> {
+    shared: Arc<StartShared<V, E>>,
+    /// The task's `TaskHandle<T>` (`T` is not among this type's parameters).
+    handle: Option<Box<dyn Any + Send + Sync>>,
+    /// The task was spawned: dropped while it waits, the start abandons it.
+    launched: bool,
+}
+
+impl<V, E> Drop for SpawnRun<V, E> {
+    fn drop(&mut self) {
+        let left = self.shared.lock().abandon(self.launched);
+        if let Abandoned::Cancel(Some(child)) = &left {
+            // Dropped from outside while the task has not started: cancel it.
+            child.cancel(Reason::Dropped);
+        }
+        drop(left);
+    }
+}
+
+#[allow(private_interfaces, private_bounds)]
+impl<Fut, V, T, E> Starts<Fut, V, T, E> for Spawned
+where
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    V: Send + 'static,
+    E: Send + 'static,
+{
+    fn prepare(
+        shared: &Arc<super::Shared<E>>,
+        with_handle: bool,
+    ) -> (SpawnRun<V, E>, TaskStatus<V>) {
+        let start = Arc::new(StartShared {
+            hand: Mutex::new(Hand::new()),
+            waker: AtomicWaker::new(),
+            nursery_node: shared.node.clone(),
+            with_handle,
+        });
+        let status = TaskStatus {
+            sink: Sink::Task(start.clone()),
+        };
+        let run = SpawnRun {
+            shared: start,
+            handle: None,
+            launched: false,
+        };
+        (run, status)
+    }
+
+    fn admit(shared: &Arc<super::Shared<E>>) -> bool {
+        shared.add_child().is_ok()
+    }
+
+    fn launch(
+        run: &mut SpawnRun<V, E>,
+        shared: &Arc<super::Shared<E>>,
+        fut: Fut,
+        caller: &Ctx,
+        site: &'static Location<'static>,
+    ) {
+        let route: Arc<dyn Route<E>> = run.shared.clone();
+        let start = &run.shared;
+        let label = Label { site, name: None };
+        // The child node is in place before the task can run and call `started`.
+        let cell = spawn_cell(shared, &caller.node, fut, Some(route), label, |cell| {
+            let node: Arc<Node> = cell.clone();
+            let ignored = start.lock().child_made(node, &start.nursery_node);
+            drop(ignored);
+        });
+        if run.shared.with_handle {
+            run.handle = Some(Box::new(task::handle_of(cell)));
+        }
+        run.launched = true;
+    }
+
+    fn drive(run: &mut SpawnRun<V, E>, _: &Arc<super::Shared<E>>, cx: &mut Context<'_>) {
+        run.shared.waker.register(cx.waker());
+    }
+
+    fn with_hand<R>(run: &mut SpawnRun<V, E>, f: impl FnOnce(&mut Hand<V, E>) -> R) -> R {
+        f(&mut run.shared.lock())
+    }
+}
+
+/// What every nursery can do with a task that must say when it is ready.
+impl<E, C: Children<E>> Nursery<E, C> {
     /// Starts a task and waits until it signals that it is ready, returning the value it
     /// passes to [`TaskStatus::started`] (trio's `nursery.start`).
     ///
@@ -202,6 +485,12 @@ impl<E: Send + 'static> Nursery<E> {
     /// calls `started`, it runs under the *caller's* cancellation, and an error or panic
     /// it produces comes out of `start` instead of failing the nursery. After `started`, it
     /// is an ordinary child of the nursery. A pending `start` keeps the nursery open.
+    ///
+    /// The same for every kind of nursery ([`Starts`] gives the bounds on the task): in a
+    /// spawning one the task is a task of the executor from `start`'s first poll; in an
+    /// inline one ([`inline::nursery`](crate::inline::nursery)), a future that `start`
+    /// polls itself, in the caller's task, until it has started, and the nursery then
+    /// (it may borrow, as the nursery's other children do).
     ///
     /// The task's own value (its final `Ok`) is dropped when it returns, as trio's is:
     /// [`start_with_handle`](Nursery::start_with_handle) also hands back a
@@ -267,16 +556,39 @@ impl<E: Send + 'static> Nursery<E> {
     /// # });
     /// ```
     #[track_caller]
-    pub fn start<V, T, F, Fut>(&self, f: F) -> Start<Fut, V, E>
+    pub fn start<V, T, F, Fut>(&self, f: F) -> Start<Fut, V, E, C>
     where
         F: FnOnce(TaskStatus<V>) -> Fut,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
-        V: Send + 'static,
+        C: Starts<Fut, V, T, E>,
     {
         self.start_inner(f, false)
     }
 
+    #[track_caller]
+    fn start_inner<V, T, F, Fut>(&self, f: F, with_handle: bool) -> Start<Fut, V, E, C>
+    where
+        F: FnOnce(TaskStatus<V>) -> Fut,
+        C: Starts<Fut, V, T, E>,
+    {
+        let (run, status) = C::prepare(&self.shared, with_handle);
+        // A closed nursery takes no task: `f` is not called (trio's `start` fails before
+        // it calls the function), and the first poll returns `Closed` (rule S1).
+        let first = match self.is_closed() {
+            true => First::Closed,
+            false => First::Launch(f(status)),
+        };
+        Start {
+            first,
+            nursery: self.clone(),
+            run,
+            hold: None,
+            site: Location::caller(),
+            done: false,
+        }
+    }
+}
+
+impl<E: Send + 'static> Nursery<E> {
     /// Like [`start`](Nursery::start), and also returns a [`TaskHandle`] to the task's
     /// final value: `start` hands over the value passed to
     /// [`TaskStatus::started`] and lets the task's own value go, this keeps both.
@@ -335,45 +647,9 @@ impl<E: Send + 'static> Nursery<E> {
             start: self.start_inner(f, true),
         }
     }
-
-    #[track_caller]
-    fn start_inner<V, T, F, Fut>(&self, f: F, with_handle: bool) -> Start<Fut, V, E>
-    where
-        F: FnOnce(TaskStatus<V>) -> Fut,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
-        V: Send + 'static,
-    {
-        let shared = Arc::new(StartShared {
-            state: Mutex::new(StartStateFull {
-                state: StartState::Waiting,
-                child: None,
-            }),
-            waker: AtomicWaker::new(),
-            nursery_node: self.shared.node.clone(),
-            with_handle,
-        });
-        // A closed nursery takes no task: `f` is not called (trio's `start` fails before
-        // it calls the function), and the first poll returns `Closed`.
-        let first = match self.is_closed() {
-            true => First::Closed,
-            false => First::Spawn(f(TaskStatus {
-                sink: Sink::Task(shared.clone()),
-            })),
-        };
-        Start {
-            first,
-            nursery: self.clone(),
-            shared,
-            hold: None,
-            handle: None,
-            site: Location::caller(),
-            done: false,
-        }
-    }
 }
 
-/// Future returned by [`Nursery::start`].
+/// Future returned by [`Nursery::start`], for every kind of children `C`.
 ///
 /// # Examples
 ///
@@ -393,14 +669,13 @@ impl<E: Send + 'static> Nursery<E> {
 /// # });
 /// ```
 #[must_use = "futures do nothing unless polled"]
-pub struct Start<Fut, V, E> {
+pub struct Start<Fut, V, E, C: Children<E> = Spawned> {
     first: First<Fut>,
-    nursery: Nursery<E>,
-    shared: Arc<StartShared<V, E>>,
+    nursery: Nursery<E, C>,
+    /// The kind's own part: the handshake, and the task if the start runs it.
+    run: C::Run<V>,
+    /// Holds the caller's scope while the task runs under it (rule K4).
     hold: Option<Held>,
-    /// The task's `TaskHandle<T>`, made at the first poll of a `start_with_handle`
-    /// (`T` is not among this type's parameters).
-    handle: Option<Box<dyn Any + Send + Sync>>,
     /// Where `start` was called, for the hold warnings (`diagnostics`).
     site: &'static Location<'static>,
     /// It has returned `Ready`.
@@ -409,8 +684,8 @@ pub struct Start<Fut, V, E> {
 
 /// What the first poll of a [`Start`] does.
 enum First<Fut> {
-    /// Spawns the task whose future `start`'s closure made.
-    Spawn(Fut),
+    /// Launches the task whose future `start`'s closure made.
+    Launch(Fut),
     /// Returns `Closed`: the nursery had finished when `start` was called, and the closure
     /// was not called.
     Closed,
@@ -418,33 +693,29 @@ enum First<Fut> {
     Polled,
 }
 
-impl<Fut, V, E> Unpin for Start<Fut, V, E> {}
+impl<Fut, V, E, C: Children<E>> Unpin for Start<Fut, V, E, C> {}
 
-impl<Fut, V, E> fmt::Debug for Start<Fut, V, E> {
+impl<Fut, V, E, C: Children<E>> fmt::Debug for Start<Fut, V, E, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Start").finish_non_exhaustive()
     }
 }
 
 /// Terminated once it has returned.
-impl<Fut, T, V, E> futures_core::future::FusedFuture for Start<Fut, V, E>
+impl<Fut, T, V, E, C> futures_core::future::FusedFuture for Start<Fut, V, E, C>
 where
-    Fut: Future<Output = Result<T, E>> + Send + 'static,
-    T: Send + 'static,
-    V: Send + 'static,
-    E: Send + 'static,
+    C: Starts<Fut, V, T, E>,
+    Fut: Future<Output = Result<T, E>>,
 {
     fn is_terminated(&self) -> bool {
         self.done
     }
 }
 
-impl<Fut, T, V, E> Future for Start<Fut, V, E>
+impl<Fut, T, V, E, C> Future for Start<Fut, V, E, C>
 where
-    Fut: Future<Output = Result<T, E>> + Send + 'static,
-    T: Send + 'static,
-    V: Send + 'static,
-    E: Send + 'static,
+    C: Starts<Fut, V, T, E>,
+    Fut: Future<Output = Result<T, E>>,
 {
     type Output = Result<V, StartError<E>>;
 
@@ -454,72 +725,66 @@ where
         if let Some(hold) = &this.hold {
             hold.polled();
         }
-        if let First::Spawn(_) | First::Closed = this.first {
+        if let First::Launch(_) | First::Closed = this.first {
             let caller = context::current();
-            let First::Spawn(fut) = std::mem::replace(&mut this.first, First::Polled) else {
+            let First::Launch(fut) = std::mem::replace(&mut this.first, First::Polled) else {
                 this.done = true;
                 return Poll::Ready(Err(StartError::Closed));
             };
-            if this.nursery.shared.add_child().is_err() {
+            if !C::admit(&this.nursery.shared) {
                 this.done = true;
                 return Poll::Ready(Err(StartError::Closed));
             }
-            // The task runs elsewhere under the caller's scopes: those between here and
-            // the caller's task root join their parents' lists, as for a nursery, so that
-            // an enclosing cancellation finds the task without waiting for the caller to
-            // poll them again.
+            // The task runs under the caller's scopes: those between here and the
+            // caller's task root join their parents' lists, as for a nursery, so that an
+            // enclosing cancellation finds the task without waiting for the caller to poll
+            // them again.
             caller.node.link_ancestors();
             this.hold = Some(Held::new(&caller.node, HolderKind::Start, this.site));
-            let route: Arc<dyn Route<E>> = this.shared.clone();
-            // The child node is in place before the task can run and call `started`.
-            let start = &this.shared;
-            let cell = spawn_cell(
-                &this.nursery.shared,
-                &caller.node,
-                fut,
-                Some(route),
-                Label {
-                    site: this.site,
-                    name: None,
-                },
-                |cell| {
-                    let node: Arc<Node> = cell.clone();
-                    let mut s = start.lock();
-                    // `started` was called before this first poll (in `f` itself, or by
-                    // a thread `f` handed the token to): move the task now, as `started`
-                    // does once the task exists. In a cancelled caller the call is
-                    // ignored, as a late `started` is.
-                    if matches!(s.state, StartState::Started(_))
-                        && !node.reparent(&start.nursery_node)
-                    {
-                        let ignored = std::mem::replace(&mut s.state, StartState::Waiting);
-                        s.child = Some(node);
-                        drop(s);
-                        drop(ignored);
-                        return;
-                    }
-                    s.child = Some(node);
-                },
-            );
-            if this.shared.with_handle {
-                this.handle = Some(Box::new(task::handle_of(cell)));
-            }
+            C::launch(&mut this.run, &this.nursery.shared, fut, &caller, this.site);
         } else if this.hold.is_some() {
-            // Kept past the scope of its last poll and awaited in another (the loser of a
-            // race, awaited again): a task that has not started runs under the
-            // cancellation of whoever awaits it, so it moves under this caller's scope,
-            // and so does the hold.
-            let old = context::with_current(|c| {
-                // Awaited outside hatchery (a plain thread's `block_on`): nothing to
-                // follow.
-                let node = c?.node;
-                if this.hold.as_ref().is_none_or(|hold| hold.is_on(node)) {
-                    return None;
-                }
-                let s = this.shared.lock();
-                let (StartState::Waiting, Some(child)) = (&s.state, &s.child) else {
-                    return None;
-                };
+            this.follow_caller();
+        }
+        C::drive(&mut this.run, &this.nursery.shared, cx);
+        let outcome = C::with_hand(&mut this.run, |hand| hand.poll(context::current_cancelled));
+        let out = match outcome {
+            Outcome::Pending => return Poll::Pending,
+            Outcome::Stall => {
+                this.hold.take();
+                return Poll::Pending;
+            }
+            Outcome::Ready(out) => out,
+            Outcome::Panic(p) => {
+                this.hold.take();
+                this.done = true;
+                resume_unwind(p);
+            }
+        };
+        this.hold.take();
+        this.done = true;
+        Poll::Ready(out)
+    }
+}
+
+impl<Fut, T, V, E, C> Start<Fut, V, E, C>
+where
+    C: Starts<Fut, V, T, E>,
+    Fut: Future<Output = Result<T, E>>,
+{
+    /// Kept past the scope of its last poll and awaited in another (the loser of a race,
+    /// awaited again): a task that has not started runs under the cancellation of
+    /// whoever awaits it, so it moves under this caller's scope, and so does the hold.
+    fn follow_caller(&mut self) {
+        let site = self.site;
+        let (run, hold) = (&mut self.run, &mut self.hold);
+        let old = context::with_current(|c| {
+            // Awaited outside hatchery (a plain thread's `block_on`): nothing to follow.
+            let node = c?.node;
+            if hold.as_ref().is_none_or(|hold| hold.is_on(node)) {
+                return None;
+            }
+            C::with_hand(run, |hand| {
+                let child = hand.waiting_child()?;
                 // Awaited inside the task itself (or below it): it cannot move under
                 // itself.
                 if node.is_within(child) {
@@ -529,69 +794,11 @@ where
                 // Refused if the task or its old scope is cancelled: then it is, or now
                 // takes that cancellation, and ends.
                 child.reparent(node);
-                drop(s);
-                this.hold
-                    .replace(Held::new(node, HolderKind::Start, this.site))
-            });
-            drop(old);
-        }
-        this.shared.waker.register(cx.waker());
-        let mut s = this.shared.lock();
-        let state = std::mem::replace(&mut s.state, StartState::Over);
-        let out = match state {
-            StartState::Waiting => {
-                s.state = StartState::Waiting;
-                return Poll::Pending;
-            }
-            StartState::Over | StartState::Abandoned => return Poll::Pending,
-            StartState::Started(v) => Ok(v),
-            StartState::Failed(e) => Err(StartError::Failed(e)),
-            StartState::Panicked(p) => {
-                drop(s);
-                this.hold.take();
-                this.done = true;
-                resume_unwind(p);
-            }
-            StartState::NotStarted => {
-                if context::current_cancelled() {
-                    // The caller's scope cancelled the task: let that scope end the work.
-                    // (Kept: awaited again outside that scope, this reports it.)
-                    s.state = StartState::NotStarted;
-                    drop(s);
-                    this.hold.take();
-                    return Poll::Pending;
-                }
-                Err(StartError::NotStarted)
-            }
-        };
-        drop(s);
-        this.hold.take();
-        this.done = true;
-        Poll::Ready(out)
-    }
-}
-
-impl<Fut, V, E> Drop for Start<Fut, V, E> {
-    fn drop(&mut self) {
-        let mut s = self.shared.lock();
-        match s.state {
-            // Dropped from outside while the task has not started: cancel it.
-            StartState::Waiting if self.hold.is_some() => {
-                s.state = StartState::Abandoned;
-                if let Some(child) = &s.child {
-                    child.cancel(Reason::Dropped);
-                }
-            }
-            // An end nobody took (a value `started` handed over, an error, a panic): it
-            // is dropped here, by whoever dropped the `Start`, not kept for as long as
-            // the task runs (and then dropped where a panic in its drop is lost).
-            StartState::Started(_) | StartState::Failed(_) | StartState::Panicked(_) => {
-                let unclaimed = std::mem::replace(&mut s.state, StartState::Over);
-                drop(s);
-                drop(unclaimed);
-            }
-            _ => {}
-        }
+                Some(())
+            })?;
+            hold.replace(Held::new(node, HolderKind::Start, site))
+        });
+        drop(old);
     }
 }
 
@@ -646,6 +853,7 @@ where
         };
         // Made at the first poll, which spawned the task that has started since.
         let handle = start
+            .run
             .handle
             .take()
             .and_then(|h| h.downcast::<TaskHandle<T>>().ok())

@@ -1,0 +1,251 @@
+//! Two ways for a runner to poll the code it drives with less than an install per
+//! poll: a [`Deferred`] node, made only if the code it polls in the current scope asks
+//! for its context; and a [`Row`] of runners polled one after the other, each in its own
+//! context, with one thread-local access and one install of their runtime. The context
+//! offers them to any runner; it does not know who uses them (the fixed groups of
+//! `inline::join!` defer their node, an inline nursery polls its woken children in a
+//! row: each says there what it saves).
+
+use std::sync::Arc;
+use std::task::Waker;
+
+use super::{with_runtime, Current, CURRENT, DEFERRED, NO_RUNTIME};
+use crate::node::Node;
+use crate::rt::Runtime;
+
+/// The caller's node that a deferred node replaced as the current one, once made (put
+/// back when the deferral is resolved; the deferred node is the current one until then).
+pub(super) type Made = Arc<Node>;
+
+/// A runner's node, deferred: the runner polls code in the current scope, without a node
+/// of its own, until that code asks for its context (to enter a scope, open a nursery,
+/// take a hold, read the clock; [`with_current`](super::with_current),
+/// [`current`](super::current)). Then, before that access, the runner's node is made
+/// under the current scope and installed as the current one, for the rest of that poll
+/// ([`Deferred::resolve`] then puts the caller's node back and hands the runner's over):
+/// whatever the code keeps of its context is the runner's, so that the runner can cancel
+/// it. Code that never asks (a computation, a foreign future, a hatchery wait, which only
+/// reads whether its scope is cancelled) needs no node, and a runner of such code makes
+/// none.
+///
+/// Deferred inside the code of another deferred node, the outer node is made first: the
+/// inner one goes under it.
+///
+/// A runner that defers does so on every poll, so deferring ([`defer`](Deferred::defer)),
+/// asking whether the node was made ([`deferred_made`]) and resolving each reach the
+/// thread-local once, in code small enough for the compiler to inline into the runner's
+/// poll, with no closure around the code's polls and nothing to move but two words:
+/// what an enclosing deferral had, put back when ours is resolved. If the polls unwind, a
+/// [`ResolveOnUnwind`] guard over it resolves it all the same.
+pub(crate) struct Deferred {
+    /// The scope an enclosing deferral was made in, if any (zero: none).
+    prev_deferred: usize,
+    /// The caller's node of an enclosing deferral whose node was made in this poll.
+    prev_made: Option<Made>,
+}
+
+impl Deferred {
+    /// Defers a node in the current scope; also returns whether that scope is cancelled.
+    ///
+    /// # Panics
+    ///
+    /// Outside a hatchery context.
+    #[inline(always)]
+    pub(crate) fn defer() -> (Deferred, bool) {
+        if DEFERRED.get() != 0 {
+            // Inside another deferral's code: its node first, ours under it.
+            make_enclosing();
+        }
+        // Kept small, so that it is inlined: what is rare is out of it.
+        let (at, cancelled, prev_made) = CURRENT.with(|c| {
+            let slots = c.slots.borrow();
+            let (at, cancelled) = match slots.node.as_deref() {
+                Some(node) => (
+                    (node as *const Node).cast::<u8>() as usize,
+                    node.is_cancelled(),
+                ),
+                None => (0, false),
+            };
+            (at, cancelled, c.made.take())
+        });
+        if at == 0 {
+            no_runtime();
+        }
+        let armed = Deferred {
+            prev_deferred: DEFERRED.replace(at),
+            prev_made,
+        };
+        (armed, cancelled)
+    }
+
+    /// Resolves the deferral: the caller's node is the current one again, and an
+    /// enclosing deferral is back. Returns the deferred node, if it was made. Once
+    /// only (a [`ResolveOnUnwind`] over it is forgotten then).
+    #[inline(always)]
+    pub(crate) fn resolve(&mut self) -> Option<Arc<Node>> {
+        // Still deferred: our node was not made (a deferral inside ours puts back
+        // what it found).
+        let made = DEFERRED.get() == 0;
+        DEFERRED.set(self.prev_deferred);
+        if made || self.prev_made.is_some() {
+            return restore(made, self.prev_made.take());
+        }
+        None
+    }
+}
+
+/// Makes the node of the deferral around the one being made (see
+/// [`Deferred::defer`]).
+#[cold]
+#[inline(never)]
+fn make_enclosing() {
+    CURRENT.with(make_deferred_node);
+}
+
+/// Outside a hatchery context, nothing can be deferred.
+#[cold]
+#[inline(never)]
+fn no_runtime() -> ! {
+    panic!("{}", NO_RUNTIME)
+}
+
+/// Whether the innermost deferred node has been made (and is the current node): the code
+/// asked for its context since the deferral began.
+#[inline(always)]
+pub(crate) fn deferred_made() -> bool {
+    DEFERRED.get() == 0
+}
+
+/// The innermost deferred node: made now if it was not, and installed as the
+/// current node.
+#[cold]
+pub(crate) fn make_deferred() -> Arc<Node> {
+    CURRENT.with(|c| {
+        if DEFERRED.get() != 0 {
+            make_deferred_node(c);
+        }
+        c.slots
+            .borrow()
+            .node
+            .clone()
+            .expect("hatchery: internal error: a deferral without its node")
+    })
+}
+
+/// Resolves a [`Deferred`] whose polls unwound before [`Deferred::resolve`]: the
+/// caller's context is put back all the same. Dropped only on unwind: forgotten once
+/// the deferral is resolved.
+pub(crate) struct ResolveOnUnwind<'a>(pub(crate) &'a mut Deferred);
+
+impl Drop for ResolveOnUnwind<'_> {
+    fn drop(&mut self) {
+        drop(self.0.resolve());
+    }
+}
+
+/// What a resolved deferral puts back besides the deferred scope: the caller's node, if
+/// the deferred node was `made` and installed (returned then), and an enclosing one's
+/// caller's node (`prev_made`).
+#[cold]
+#[inline(never)]
+fn restore(made: bool, prev_made: Option<Made>) -> Option<Arc<Node>> {
+    let restore = |c: &Current| {
+        if !made {
+            c.made.set(prev_made);
+            return None;
+        }
+        let caller = c.made.replace(prev_made)?;
+        c.slots.borrow_mut().node.replace(caller)
+    };
+    // The thread may be exiting (a guard unwinding): then nothing is installed.
+    CURRENT.try_with(restore).ok().flatten()
+}
+
+/// Makes the deferred node (see [`Deferred`]) and installs it, if the current node is
+/// the one the deferral began in (not a scope installed inside the deferred code since,
+/// which has its own parent).
+#[cold]
+#[inline(never)]
+pub(super) fn make_deferred_node(c: &Current) {
+    let deferred = DEFERRED.get();
+    let Ok(mut slots) = c.slots.try_borrow_mut() else {
+        return;
+    };
+    let Some(caller) = slots.node.as_ref() else {
+        return;
+    };
+    if Arc::as_ptr(caller).cast::<u8>() as usize != deferred {
+        return;
+    }
+    // A done scope's node under the same parent, if this task poll let one go.
+    let group = match c.spare_node.take() {
+        Some(spare) if spare.is_child_of(caller) => {
+            spare.reenter(false, None);
+            spare
+        }
+        other => {
+            c.spare_node.set(other);
+            Node::entered(caller, false, None)
+        }
+    };
+    let caller = slots.node.replace(group);
+    drop(slots);
+    DEFERRED.set(0);
+    let old = c.made.replace(caller);
+    debug_assert!(old.is_none());
+}
+
+/// Runners being polled in a row (an inline nursery's woken children), in one
+/// thread-local access and one install of their runtime (see [`with_row`]).
+pub(crate) struct Row<'a> {
+    c: &'a Current,
+}
+
+/// Runs `f` (a row of runners) with `rt` as the runtime of the current context, and the
+/// same runtime and scope as before afterwards, even on panic. Each runner is polled in
+/// its own context through [`Row::poll`], which costs a swap of the current node and
+/// waker only: the polls of a row are what [`enter_with`](super::enter_with) would make
+/// of them one by one.
+pub(crate) fn with_row<R>(rt: &Arc<dyn Runtime>, f: impl FnOnce(&Row<'_>) -> R) -> R {
+    with_runtime(rt, || CURRENT.with(|c| f(&Row { c })))
+}
+
+impl Row<'_> {
+    /// Polls `f` with `node` (taken out of `slot`) as the current node, and `waker` as the
+    /// runner's, as [`enter_with`](super::enter_with) does, and puts back the node
+    /// around it (and `slot`'s) afterwards, even on panic; the spare timer and node of
+    /// the poll go with it.
+    #[inline]
+    pub(crate) fn poll<R>(
+        &self,
+        slot: &mut Option<Arc<Node>>,
+        waker: &Waker,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        struct Restore<'a> {
+            c: &'a Current,
+            slot: &'a mut Option<Arc<Node>>,
+            prev: Option<Arc<Node>>,
+            prev_waker: *const Waker,
+        }
+        impl Drop for Restore<'_> {
+            #[inline]
+            fn drop(&mut self) {
+                let c = self.c;
+                c.waker.set(self.prev_waker);
+                *self.slot = std::mem::replace(&mut c.slots.borrow_mut().node, self.prev.take());
+                // The child's poll is over: no spare node survives it.
+                drop(c.spare_node.take());
+            }
+        }
+        let c = self.c;
+        let prev = std::mem::replace(&mut c.slots.borrow_mut().node, slot.take());
+        let _restore = Restore {
+            c,
+            slot,
+            prev,
+            prev_waker: c.waker.replace(waker),
+        };
+        f()
+    }
+}
