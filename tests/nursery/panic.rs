@@ -206,17 +206,11 @@ async fn n3_panic_dropping_an_unjoined_value<K: Kind>() {
     assert_eq!(log.events(), ["sibling finished"]);
 }
 
-each_kind!(
-    n3_panicked_handle;
-    inline: #[ignore = "bug: an inline child that panicked reports `is_cancelled` to its handle"]
-);
+each_kind!(n3_panicked_handle);
 /// N3, N7 (H5): a panicked child's handle reports `is_panicked` when joined after the
-/// nursery has resumed the panic.
-///
-/// Fails on the inline nursery: its child's handle says `JoinError::Cancelled`. The
-/// cell marks the output panicked when a poll unwinds (`PanicMark`), but leaves the
-/// child's stage at "running", so the group's drop of the child then reports it
-/// cancelled over the panic.
+/// nursery has resumed the panic. (An inline child's handle said `is_cancelled`: its
+/// cell marked the output panicked when a poll unwound, then its drop marked it
+/// cancelled over the panic.)
 async fn n3_panicked_handle<K: Kind>() {
     let handle = std::sync::Arc::new(std::sync::Mutex::new(None));
     let r = catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| {
