@@ -18,6 +18,10 @@
 //! [`until`] waits for a condition (on real or virtual time); [`backend`] and friends say
 //! which backend runs the test.
 //!
+//! A test of a rule that holds for both kinds of nursery, the spawning one and the inline
+//! one (N1-N7, S), is written once, generic over the [`Kind`] it opens, and run on each by
+//! [`each_kind!`]: `name::spawning::smol`, `name::inline::smol`, ...
+//!
 //! There is no watchdog around `#[hatchery::test]`: CI runs the suite under `timeout`.
 //! Under virtual time most hangs do not even happen: a sleep that should have been
 //! cancelled ends after its virtual hour, and the test fails on the wrong outcome.
@@ -56,6 +60,10 @@ use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
 
+pub use hatchery_conformance::kinds::{self, Inline, Kind, Spawning};
+
+#[path = "support/each_kind.rs"]
+mod each_kind;
 #[path = "support/hook.rs"]
 pub mod hook;
 #[path = "support/seeded.rs"]

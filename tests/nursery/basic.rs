@@ -1,5 +1,6 @@
 //! Nurseries on the happy path: waiting for every child (N1), spawning while open and
-//! after close (N5), children as parallel executor tasks (N8).
+//! after close (N5), on both kinds of nursery; children as parallel executor tasks (N8),
+//! on the spawning one.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
@@ -8,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use hatchery::sync::Event;
 use hatchery::testing::elapsed;
-use hatchery::{checkpoint, nursery, sleep, Nursery, StartError};
+use hatchery::{checkpoint, nursery, sleep, StartError};
 use hatchery_tests::{
-    backend, is_multi_thread, ms, panic_message, secs, until, Counter, Log, TestError,
+    backend, each_kind, is_multi_thread, kinds, ms, panic_message, secs, until, Counter, Kind, Log,
+    TestError,
 };
 
 type Res<T> = Result<T, TestError>;
@@ -29,12 +31,12 @@ fn spin_rendezvous(arrived: &Counter, n: usize) -> bool {
     true
 }
 
+each_kind!(n1_waits_for_every_child, virtual_time);
 /// N1: the nursery returns the body's value only after every child has finished, even
 /// when the body itself returns at once.
-#[hatchery::test(virtual_time)]
-async fn n1_waits_for_every_child() {
+async fn n1_waits_for_every_child<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             for i in 0..5u64 {
@@ -60,11 +62,11 @@ async fn n1_waits_for_every_child() {
     assert_eq!(elapsed(), secs(13), "returned when the last child finished");
 }
 
+each_kind!(n1_children_dropped_before_return);
 /// N1: children's futures (and what they own) are dropped before `nursery` returns.
-#[hatchery::test]
-async fn n1_children_dropped_before_return() {
+async fn n1_children_dropped_before_return<K: Kind>() {
     let dropped = Counter::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let dropped = dropped.clone();
         async move {
             for _ in 0..10 {
@@ -83,16 +85,16 @@ async fn n1_children_dropped_before_return() {
     assert_eq!(dropped.get(), 10);
 }
 
+each_kind!(n1_unjoined_values_dropped_before_return);
 /// N1: the values of children whose handles are gone when they finish are dropped
 /// before `nursery` returns; a kept handle keeps its value until it is joined or
 /// dropped. (The children wait until the body has dropped the handles: on several
 /// threads a child could otherwise finish before its handle is dropped.)
-#[hatchery::test]
-async fn n1_unjoined_values_dropped_before_return() {
+async fn n1_unjoined_values_dropped_before_return<K: Kind>() {
     let dropped = Counter::new();
     let kept = Counter::new();
     let mut handles = Vec::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let (dropped, kept, handles) = (dropped.clone(), kept.clone(), &mut handles);
         async move {
             let go = Arc::new(Event::new());
@@ -126,11 +128,11 @@ async fn n1_unjoined_values_dropped_before_return() {
     assert_eq!(kept.get(), 10);
 }
 
+each_kind!(n1_join_values_and_empty_nursery, virtual_time);
 /// N7 (basic) and N1: join returns each child's value; an empty nursery returns the
 /// body's value.
-#[hatchery::test(virtual_time)]
-async fn n1_join_values_and_empty_nursery() {
-    let r = nursery(|n| async move {
+async fn n1_join_values_and_empty_nursery<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let hs: Vec<_> = (0..10u64)
             .map(|i| {
                 n.spawn(async move {
@@ -147,20 +149,20 @@ async fn n1_join_values_and_empty_nursery() {
     })
     .await;
     assert_eq!(r.unwrap(), (0..10u64).map(|i| i * i).collect::<Vec<_>>());
-    let empty: Res<u8> = nursery(|_n: Nursery<TestError>| async { Ok(1) })
+    let empty: Res<u8> = K::nursery(|_n: kinds::Nursery<K, TestError>| async { Ok(1) })
         .await
         .map_err(|_| TestError("empty"));
     assert_eq!(empty, Ok(1));
     assert_eq!(elapsed(), secs(2));
 }
 
+each_kind!(n5_spawn_from_children_and_while_body_waits);
 /// N5: spawning works from children (siblings, via a clone of the nursery), from
 /// grandchildren, and from the body while it waits for children. (Real time: a plain OS
 /// thread spawns too.)
-#[hatchery::test]
-async fn n5_spawn_from_children_and_while_body_waits() {
+async fn n5_spawn_from_children_and_while_body_waits<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let n2 = n.clone();
@@ -212,13 +214,13 @@ async fn n5_spawn_from_children_and_while_body_waits() {
     assert!(log.contains("from thread ran"));
 }
 
+each_kind!(n5_spawn_after_close_fails_clearly, virtual_time);
 /// N5: after the nursery has finished, `try_spawn` fails with `SpawnError`, `spawn`
 /// panics naming the closed nursery, `start` fails with `Closed`, and the future is
 /// dropped without being polled.
-#[hatchery::test(virtual_time)]
-async fn n5_spawn_after_close_fails_clearly() {
-    let saved: Arc<Mutex<Option<Nursery<TestError>>>> = Arc::default();
-    let r = nursery(|n| {
+async fn n5_spawn_after_close_fails_clearly<K: Kind>() {
+    let saved: Arc<Mutex<Option<kinds::Nursery<K, TestError>>>> = Arc::default();
+    let r = K::nursery(|n| {
         let saved = saved.clone();
         async move {
             assert!(!n.is_closed());
@@ -363,14 +365,14 @@ async fn n8_children_are_executor_tasks() {
     }
 }
 
+each_kind!(n1_nested_nurseries_compose, virtual_time);
 /// N1: nested nurseries compose: values flow up through two levels.
-#[hatchery::test(virtual_time)]
-async fn n1_nested_nurseries_compose() {
-    let r = nursery(|n| async move {
+async fn n1_nested_nurseries_compose<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let hs: Vec<_> = (0..4u64)
             .map(|i| {
                 n.spawn(async move {
-                    nursery(|n2| async move {
+                    K::nursery(|n2| async move {
                         let hs: Vec<_> = (0..4u64)
                             .map(|j| {
                                 n2.spawn(async move {
@@ -401,12 +403,12 @@ async fn n1_nested_nurseries_compose() {
     assert_eq!(elapsed(), secs(3));
 }
 
+each_kind!(n1_handle_state_while_open);
 /// N1: the nursery handle reports an open, uncancelled nursery while it runs, and the
 /// nursery's `Debug` does not need `E: Debug`.
-#[hatchery::test]
-async fn n1_handle_state_while_open() {
+async fn n1_handle_state_while_open<K: Kind>() {
     struct NoDebug;
-    let r = nursery(|n: Nursery<NoDebug>| async move {
+    let r = K::nursery(|n: kinds::Nursery<K, NoDebug>| async move {
         assert!(!n.is_closed());
         assert!(!n.is_cancelled());
         let _ = format!("{n:?}");
@@ -417,17 +419,17 @@ async fn n1_handle_state_while_open() {
     assert!(matches!(r, Ok(5)));
 }
 
+each_kind!(n5_try_spawn_racing_close_never_drops_a_task);
 /// N5: a task is never silently dropped: a plain thread keeps calling `try_spawn`
 /// while the nursery closes; every spawn that succeeded ran (got its first poll)
 /// before the nursery returned, and the thread stops at the first `SpawnError`. (Real
 /// time: the spawner is an OS thread.)
-#[hatchery::test]
-async fn n5_try_spawn_racing_close_never_drops_a_task() {
+async fn n5_try_spawn_racing_close_never_drops_a_task<K: Kind>() {
     for round in 0..20u64 {
         let accepted = Counter::new();
         let ran = Counter::new();
         let (tx, rx) = std::sync::mpsc::channel();
-        let r = nursery(|n| {
+        let r = K::nursery(|n| {
             let (accepted, ran) = (accepted.clone(), ran.clone());
             async move {
                 let spawner = n.clone();
@@ -460,23 +462,23 @@ async fn n5_try_spawn_racing_close_never_drops_a_task() {
     }
 }
 
+each_kind!(nursery_polled_after_completion_panics);
 /// A nursery future polled again after it returned (a value, errors, or a panic) panics
 /// with a message, rather than staying pending for good.
-#[hatchery::test]
-async fn nursery_polled_after_completion_panics() {
+async fn nursery_polled_after_completion_panics<K: Kind>() {
     async fn poll_again<F: std::future::Future + Unpin>(fut: &mut F) -> String {
         hatchery_tests::catch_panic(futures_lite::future::poll_once(fut))
             .await
             .map(|_| ())
             .expect_err("polled after completion")
     }
-    let mut ok = Box::pin(nursery(|_n| async { Ok::<u8, TestError>(1) }));
+    let mut ok = Box::pin(K::nursery(|_n| async { Ok::<u8, TestError>(1) }));
     assert_eq!((&mut ok).await.unwrap(), 1);
     assert!(poll_again(&mut ok)
         .await
         .contains("polled after completion"));
 
-    let mut failed = Box::pin(nursery(|n| async move {
+    let mut failed = Box::pin(K::nursery(|n| async move {
         n.spawn(async { Err::<(), _>(TestError("child")) });
         Ok::<u8, TestError>(1)
     }));
@@ -485,7 +487,7 @@ async fn nursery_polled_after_completion_panics() {
         .await
         .contains("polled after completion"));
 
-    let mut panicked = Box::pin(nursery(|n| async move {
+    let mut panicked = Box::pin(K::nursery(|n| async move {
         n.spawn::<(), _>(async { panic!("child panic") });
         Ok::<u8, TestError>(1)
     }));

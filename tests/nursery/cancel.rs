@@ -1,5 +1,6 @@
 //! Cancelling nurseries (N4, N5, C2): own cancel vs outer cancel, children spawned into a
-//! cancelled nursery, cancellation across threads and of very many children.
+//! cancelled nursery, cancellation of very many children, on both kinds of nursery;
+//! cancellation across threads, and a child's `Drop` that blocks, on the spawning one.
 
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
@@ -10,14 +11,16 @@ use hatchery::{
     checkpoint, current_effective_deadline, move_on_after, nursery, shield, sleep, CancelScope,
     Deadline, Nursery, NurseryError,
 };
-use hatchery_tests::{backend, is_multi_thread, secs, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{
+    backend, each_kind, is_multi_thread, kinds, secs, until, Counter, Kind, Log, TestError, HOUR,
+};
 
+each_kind!(n4_own_cancel_before_value_is_cancelled, virtual_time);
 /// N4: the nursery's own `cancel()` ends the body before it produced a value: the
 /// result is the distinct `Cancelled` outcome, with no errors; children are dropped.
-#[hatchery::test(virtual_time)]
-async fn n4_own_cancel_before_value_is_cancelled() {
+async fn n4_own_cancel_before_value_is_cancelled<K: Kind>() {
     let dropped = Counter::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let dropped = dropped.clone();
         async move {
             for _ in 0..3 {
@@ -46,13 +49,13 @@ async fn n4_own_cancel_before_value_is_cancelled() {
     assert_eq!(elapsed(), secs(1));
 }
 
+each_kind!(n4_own_cancel_after_value_is_ok, virtual_time);
 /// N4: a cancel after the body produced its value (the body returned, children were
 /// still running) gives `Ok(value)`; so does a body that cancels and returns without
 /// suspending.
-#[hatchery::test(virtual_time)]
-async fn n4_own_cancel_after_value_is_ok() {
+async fn n4_own_cancel_after_value_is_ok<K: Kind>() {
     let dropped = Counter::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let dropped = dropped.clone();
         async move {
             let guard = dropped.guard();
@@ -74,7 +77,7 @@ async fn n4_own_cancel_after_value_is_ok() {
     assert_eq!(r, Ok(5));
     assert_eq!(dropped.get(), 1);
 
-    let r = nursery(|n| async move {
+    let r = K::nursery(|n| async move {
         n.cancel();
         Ok::<_, TestError>(6)
     })
@@ -83,10 +86,10 @@ async fn n4_own_cancel_after_value_is_ok() {
     assert_eq!(elapsed(), secs(5));
 }
 
+each_kind!(n4_outer_cancel_nursery_never_returns, virtual_time);
 /// N4, N1: an outer scope cancels the nursery: it cancels and drains its children,
 /// then never returns; the enclosing scope returns `None`; no error anywhere.
-#[hatchery::test(virtual_time)]
-async fn n4_outer_cancel_nursery_never_returns() {
+async fn n4_outer_cancel_nursery_never_returns<K: Kind>() {
     let log = Log::new();
     let dropped = Counter::new();
     let scope = CancelScope::new();
@@ -95,7 +98,7 @@ async fn n4_outer_cancel_nursery_never_returns() {
         .run({
             let (log, dropped, handle) = (log.clone(), dropped.clone(), handle.clone());
             async move {
-                let r = nursery(|n| async move {
+                let r = K::nursery(|n| async move {
                     for _ in 0..4 {
                         let guard = dropped.guard();
                         n.spawn(async move {
@@ -125,7 +128,7 @@ async fn n4_outer_cancel_nursery_never_returns() {
     let dropped = Counter::new();
     let out = move_on_after(
         secs(10),
-        nursery(|n| {
+        K::nursery(|n| {
             let dropped = dropped.clone();
             async move {
                 for _ in 0..4 {
@@ -147,14 +150,14 @@ async fn n4_outer_cancel_nursery_never_returns() {
     assert_eq!(elapsed(), secs(12));
 }
 
+each_kind!(n4_own_cancel_stays_inside, virtual_time);
 /// N4: cancelling a nursery does not cancel what encloses it.
-#[hatchery::test(virtual_time)]
-async fn n4_own_cancel_stays_inside() {
+async fn n4_own_cancel_stays_inside<K: Kind>() {
     let scope = CancelScope::new();
     let handle = scope.handle();
     let out = scope
         .run(async {
-            let r = nursery(|n| async move {
+            let r = K::nursery(|n| async move {
                 n.cancel();
                 checkpoint().await;
                 Ok::<_, TestError>(())
@@ -171,12 +174,15 @@ async fn n4_own_cancel_stays_inside() {
     assert_eq!(elapsed(), secs(1));
 }
 
+each_kind!(
+    n5_spawn_into_cancelled_nursery_runs_to_first_suspension,
+    virtual_time
+);
 /// N5, C2: children spawned into an already cancelled nursery run to their first
 /// suspension point, then are cancelled.
-#[hatchery::test(virtual_time)]
-async fn n5_spawn_into_cancelled_nursery_runs_to_first_suspension() {
+async fn n5_spawn_into_cancelled_nursery_runs_to_first_suspension<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             n.cancel();
@@ -199,12 +205,12 @@ async fn n5_spawn_into_cancelled_nursery_runs_to_first_suspension() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n5_unpolled_children_get_first_poll, virtual_time);
 /// N5: children spawned but not yet polled when the nursery is cancelled still get
 /// their first poll (the body spawns and cancels without yielding in between).
-#[hatchery::test(virtual_time)]
-async fn n5_unpolled_children_get_first_poll() {
+async fn n5_unpolled_children_get_first_poll<K: Kind>() {
     let first_polls = Counter::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let first_polls = first_polls.clone();
         async move {
             for _ in 0..20 {
@@ -226,17 +232,18 @@ async fn n5_unpolled_children_get_first_poll() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n5_cancel_before_first_poll_is_seen_in_it, virtual_time);
 /// N5, C2: a child joins its parent's child list only when it first suspends; a
 /// cancellation that came before its first poll is still visible inside that poll.
 ///
-/// On one thread the children are spawned, then the nursery is cancelled before any of
-/// them runs. With several threads a child may run as soon as it is spawned, so there
-/// the nursery is cancelled first and the children are spawned into it.
-#[hatchery::test(virtual_time)]
-async fn n5_cancel_before_first_poll_is_seen_in_it() {
+/// On one thread (and for inline children, which the nursery's own task polls) the
+/// children are spawned, then the nursery is cancelled before any of them runs. With
+/// several threads a spawned child may run as soon as it is spawned, so there the nursery
+/// is cancelled first and the children are spawned into it.
+async fn n5_cancel_before_first_poll_is_seen_in_it<K: Kind>() {
     let seen = Log::new();
-    let parallel = is_multi_thread();
-    let r = nursery(|n| {
+    let parallel = K::PARALLEL && is_multi_thread();
+    let r = K::nursery(|n| {
         let seen = seen.clone();
         async move {
             if parallel {
@@ -329,15 +336,15 @@ async fn c2_cancel_reaches_grandchildren_on_other_threads() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n1_ten_thousand_children_cancelled_at_once, virtual_time);
 /// C2, N1: 10,000 parked children (half on hatchery sleeps, half on foreign pending
 /// futures) cancelled at once by `n.cancel()`: every one is dropped before `nursery`
 /// returns.
-#[hatchery::test(virtual_time)]
-async fn n1_ten_thousand_children_cancelled_at_once() {
+async fn n1_ten_thousand_children_cancelled_at_once<K: Kind>() {
     const N: usize = 10_000;
     let started = Counter::new();
     let dropped = Counter::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let (started, dropped) = (started.clone(), dropped.clone());
         async move {
             for i in 0..N {
@@ -366,15 +373,18 @@ async fn n1_ten_thousand_children_cancelled_at_once() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(
+    n1_ten_thousand_children_cancelled_by_outer_timeout,
+    virtual_time
+);
 /// C2, N1: the same 10,000 parked children cancelled by an outer `move_on_after`.
-#[hatchery::test(virtual_time)]
-async fn n1_ten_thousand_children_cancelled_by_outer_timeout() {
+async fn n1_ten_thousand_children_cancelled_by_outer_timeout<K: Kind>() {
     const N: usize = 10_000;
     let started = Counter::new();
     let dropped = Counter::new();
     let out = move_on_after(
         secs(50),
-        nursery(|n| {
+        K::nursery(|n| {
             let (started, dropped) = (started.clone(), dropped.clone());
             async move {
                 for _ in 0..N {
@@ -399,12 +409,12 @@ async fn n1_ten_thousand_children_cancelled_by_outer_timeout() {
     assert_eq!(elapsed(), secs(50));
 }
 
+each_kind!(n5_spawn_while_draining, virtual_time);
 /// N5: spawning into a nursery that is being drained after a cancel still works
 /// (from a child in cleanup), and the new child gets its first poll.
-#[hatchery::test(virtual_time)]
-async fn n5_spawn_while_draining() {
+async fn n5_spawn_while_draining<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let n2 = n.clone();
@@ -435,11 +445,11 @@ async fn n5_spawn_while_draining() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n4_outer_cancel_after_body_value_stalls, virtual_time);
 /// N4 (trio): an outer cancellation that arrives while the body has already returned
 /// its value and the nursery waits for children: waiting is a suspension point, so
 /// the enclosing scope catches the cancellation and the nursery never returns.
-#[hatchery::test(virtual_time)]
-async fn n4_outer_cancel_after_body_value_stalls() {
+async fn n4_outer_cancel_after_body_value_stalls<K: Kind>() {
     let log = Log::new();
     let dropped = Counter::new();
     let scope = CancelScope::new();
@@ -448,7 +458,7 @@ async fn n4_outer_cancel_after_body_value_stalls() {
         .run({
             let (log, dropped, handle) = (log.clone(), dropped.clone(), handle.clone());
             async move {
-                let r = nursery(|n| async move {
+                let r = K::nursery(|n| async move {
                     let guard = dropped.guard();
                     n.spawn(async move {
                         let _guard = guard;
@@ -475,27 +485,27 @@ async fn n4_outer_cancel_after_body_value_stalls() {
     assert_eq!(elapsed(), secs(2));
 }
 
+each_kind!(c3_nursery_that_never_suspends_returns_value);
 /// C1, C3 with N1: a nursery that never suspends (its body returns at once and it has
 /// no children to wait for) is not an interruption point: inside a scope cancelled
 /// before entry, its value comes back and the scope returns the body's value. (Modern
 /// trio likewise ends a nursery with nothing to wait for with a cancel-*shielded*
 /// checkpoint.)
-#[hatchery::test]
-async fn c3_nursery_that_never_suspends_returns_value() {
+async fn c3_nursery_that_never_suspends_returns_value<K: Kind>() {
     let scope = CancelScope::new();
     let handle = scope.handle();
     handle.cancel();
     let out = scope
-        .run(async { nursery(|_n: hatchery::Nursery<TestError>| async { Ok(5) }).await })
+        .run(async { K::nursery(|_n: kinds::Nursery<K, TestError>| async { Ok(5) }).await })
         .await;
     assert_eq!(out, Some(Ok(5)));
     assert!(!handle.cancelled_caught());
 }
 
+each_kind!(n4_own_and_outer_cancel_outer_wins);
 /// N4: a nursery's own cancel and an outer cancel together: the outer scope catches,
 /// the nursery reports nothing.
-#[hatchery::test]
-async fn n4_own_and_outer_cancel_outer_wins() {
+async fn n4_own_and_outer_cancel_outer_wins<K: Kind>() {
     let log = Log::new();
     let scope = CancelScope::new();
     let handle = scope.handle();
@@ -503,7 +513,7 @@ async fn n4_own_and_outer_cancel_outer_wins() {
         .run({
             let (log, handle) = (log.clone(), handle.clone());
             async move {
-                let r = nursery(|n| async move {
+                let r = K::nursery(|n| async move {
                     n.cancel();
                     handle.cancel();
                     checkpoint().await;
@@ -520,11 +530,11 @@ async fn n4_own_and_outer_cancel_outer_wins() {
     assert!(handle.cancelled_caught());
 }
 
+each_kind!(n4_own_cancel_body_value_from_shield, virtual_time);
 /// N4: the nursery's own cancel while the body is in shielded work: the body finishes
 /// its value without suspending again, so the nursery returns that value.
-#[hatchery::test(virtual_time)]
-async fn n4_own_cancel_body_value_from_shield() {
-    let r = nursery(|n| async move {
+async fn n4_own_cancel_body_value_from_shield<K: Kind>() {
+    let r = K::nursery(|n| async move {
         n.cancel();
         let v = hatchery::shield(async {
             sleep(secs(2)).await;
@@ -574,6 +584,7 @@ impl Gate {
     }
 }
 
+each_kind!(cancelled_task_is_not_polled_again);
 /// C1, N4: a task cancelled while suspended is dropped at that suspension point without
 /// being polled again, even if what it waits for (here a future that is not hatchery's)
 /// became ready meanwhile. The nursery's cancel also takes the task out of its child
@@ -581,11 +592,10 @@ impl Gate {
 /// order is exact: the child waits, the body cancels and opens the gate, then the child
 /// is polled; on several threads the child may also be dropped before the gate opens, or
 /// learn of the cancel as it links itself, at the end of the poll that suspended it.
-#[hatchery::test]
-async fn cancelled_task_is_not_polled_again() {
+async fn cancelled_task_is_not_polled_again<K: Kind>() {
     let log = Log::new();
     let gate = Gate::default();
-    let out = nursery(|n| {
+    let out = K::nursery(|n| {
         let (log, gate) = (log.clone(), gate.clone());
         async move {
             n.spawn({
@@ -611,15 +621,16 @@ async fn cancelled_task_is_not_polled_again() {
     assert_eq!(log.events(), ["waiting"]);
 }
 
+each_kind!(a_first_poll_value_does_not_pass_a_cancelled_child);
 /// A nursery whose body returns its value in its first poll, in a cancelled scope, while
-/// a child it spawned was cancelled meanwhile (on another thread): the value does not
-/// pass, since that child was cut short; the scope catches, as when the nursery waits.
-#[hatchery::test]
-async fn a_first_poll_value_does_not_pass_a_cancelled_child() {
+/// a child it spawned was cancelled meanwhile (on another thread; an inline child in that
+/// same poll): the value does not pass, since that child was cut short; the scope
+/// catches, as when the nursery waits.
+async fn a_first_poll_value_does_not_pass_a_cancelled_child<K: Kind>() {
     let scope = CancelScope::new();
     scope.handle().cancel();
     let out = scope
-        .run(nursery(|n| async move {
+        .run(K::nursery(|n| async move {
             n.spawn(async {
                 sleep(HOUR).await;
                 Ok::<_, TestError>(())
@@ -633,12 +644,12 @@ async fn a_first_poll_value_does_not_pass_a_cancelled_child() {
     assert_eq!(out, None);
 }
 
+each_kind!(cancel_after_finish_is_recorded);
 /// `cancel` on a nursery that has finished changes nothing, but `is_cancelled` says it
 /// was called, as it did before the nursery finished.
-#[hatchery::test]
-async fn cancel_after_finish_is_recorded() {
+async fn cancel_after_finish_is_recorded<K: Kind>() {
     let mut saved = None;
-    nursery(|n: Nursery<TestError>| {
+    K::nursery(|n: kinds::Nursery<K, TestError>| {
         saved = Some(n.clone());
         async { Ok(()) }
     })
@@ -650,11 +661,14 @@ async fn cancel_after_finish_is_recorded() {
     assert!(n.is_cancelled());
 }
 
+each_kind!(
+    cancelled_child_drops_its_locals_in_its_context,
+    virtual_time
+);
 /// A cancelled child's locals are dropped as part of the task, in its context: a `Drop`
 /// may read the clock, and sees its scope cancelled. (They were dropped outside any
 /// runtime, where both panic.)
-#[hatchery::test(virtual_time)]
-async fn cancelled_child_drops_its_locals_in_its_context() {
+async fn cancelled_child_drops_its_locals_in_its_context<K: Kind>() {
     type Seen = Arc<Mutex<Option<(std::time::Instant, Deadline)>>>;
     struct Stamp(Seen);
     impl Drop for Stamp {
@@ -665,7 +679,7 @@ async fn cancelled_child_drops_its_locals_in_its_context() {
     let start = hatchery::now();
     let seen: Seen = Arc::default();
     let s = seen.clone();
-    nursery(|n: Nursery<TestError>| async move {
+    K::nursery(|n: kinds::Nursery<K, TestError>| async move {
         n.spawn(async move {
             let _stamp = Stamp(s);
             sleep(HOUR).await;
@@ -857,12 +871,15 @@ async fn drop_in_a_self_cancelled_scope_body_runs_an_inner_cancelled_scope() {
     assert_eq!(*seen.lock().unwrap(), Some(None));
 }
 
+each_kind!(
+    drop_in_a_self_cancelled_nursery_body_runs_an_inner_cancelled_scope,
+    virtual_time
+);
 /// The same in the body of a nursery cancelled by its own `cancel()`.
-#[hatchery::test(virtual_time)]
-async fn drop_in_a_self_cancelled_nursery_body_runs_an_inner_cancelled_scope() {
+async fn drop_in_a_self_cancelled_nursery_body_runs_an_inner_cancelled_scope<K: Kind>() {
     let seen = Arc::new(Mutex::new(None));
     let s = seen.clone();
-    let r = nursery(|n: Nursery<TestError>| async move {
+    let r = K::nursery(|n: kinds::Nursery<K, TestError>| async move {
         let _cleanup = InnerCancelledScope(s);
         n.cancel();
         sleep(HOUR).await;
@@ -873,10 +890,13 @@ async fn drop_in_a_self_cancelled_nursery_body_runs_an_inner_cancelled_scope() {
     assert_eq!(*seen.lock().unwrap(), Some(None));
 }
 
+each_kind!(
+    drop_of_a_cancelled_task_can_wait_inside_a_shield,
+    virtual_time
+);
 /// Inside a shield in such a `Drop`, a scope cancelled itself catches its cancellation as
 /// anywhere else: its wait is not one that could never complete, and must not panic.
-#[hatchery::test(virtual_time)]
-async fn drop_of_a_cancelled_task_can_wait_inside_a_shield() {
+async fn drop_of_a_cancelled_task_can_wait_inside_a_shield<K: Kind>() {
     type Seen = Arc<Mutex<Option<Option<()>>>>;
     struct Cleanup(Seen);
     impl Drop for Cleanup {
@@ -891,7 +911,7 @@ async fn drop_of_a_cancelled_task_can_wait_inside_a_shield() {
     }
     let seen: Seen = Arc::default();
     let s = seen.clone();
-    nursery(|n: Nursery<TestError>| async move {
+    K::nursery(|n: kinds::Nursery<K, TestError>| async move {
         n.spawn(async move {
             let _cleanup = Cleanup(s);
             sleep(HOUR).await;

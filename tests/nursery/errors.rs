@@ -1,5 +1,7 @@
 //! Failing nurseries (N2): the first error cancels the rest, every error is reported in
-//! the order it happened, and `?` converts the result into the usual error types.
+//! the order it happened, and `?` converts the result into the usual error types; on both
+//! kinds of nursery. (The tests without a rule's name check `NurseryError` itself, one
+//! type for both kinds, on the spawning nursery.)
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -7,7 +9,7 @@ use std::time::Duration;
 
 use hatchery::testing::elapsed;
 use hatchery::{checkpoint, move_on_after, nursery, shield, sleep, CancelScope, NurseryError};
-use hatchery_tests::{secs, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{each_kind, secs, until, Counter, Kind, Log, Spawning, TestError, HOUR};
 
 /// A user's own error type, with a `From` impl for nursery errors.
 #[derive(Debug, PartialEq)]
@@ -39,8 +41,9 @@ impl From<NurseryError<AppError>> for AppError {
     }
 }
 
-async fn failing_nursery<E: From<TestError> + Send + 'static>() -> Result<u32, NurseryError<E>> {
-    nursery(|n| async move {
+async fn failing_nursery<K: Kind, E: From<TestError> + Send + 'static>(
+) -> Result<u32, NurseryError<E>> {
+    K::nursery(|n| async move {
         n.spawn(async { Err::<(), E>(TestError("child").into()) });
         sleep(HOUR).await;
         Ok(1)
@@ -48,12 +51,12 @@ async fn failing_nursery<E: From<TestError> + Send + 'static>() -> Result<u32, N
     .await
 }
 
+each_kind!(n2_single_error_cancels_the_rest, virtual_time);
 /// N2: a failing child cancels its siblings and the body; the nursery returns
 /// `Failed` with that one error, which is easy to get at.
-#[hatchery::test(virtual_time)]
-async fn n2_single_error_cancels_the_rest() {
+async fn n2_single_error_cancels_the_rest<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let _guard = log.on_drop("body dropped");
@@ -89,11 +92,11 @@ async fn n2_single_error_cancels_the_rest() {
     assert_eq!(elapsed(), secs(2));
 }
 
+each_kind!(n2_all_errors_in_order, virtual_time);
 /// N2: several failures are all reported, in the order they happened (a child, a
 /// sibling in shielded cleanup, then the body after its own shielded cleanup).
-#[hatchery::test(virtual_time)]
-async fn n2_all_errors_in_order() {
-    let r = nursery(|n| async move {
+async fn n2_all_errors_in_order<K: Kind>() {
+    let r = K::nursery(|n| async move {
         n.spawn(async { Err::<(), _>(TestError("first")) });
         let n2 = n.clone();
         let second = n.spawn(async move {
@@ -117,11 +120,11 @@ async fn n2_all_errors_in_order() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n2_body_error_cancels_children, virtual_time);
 /// N2: the body's own error cancels the children and is reported.
-#[hatchery::test(virtual_time)]
-async fn n2_body_error_cancels_children() {
+async fn n2_body_error_cancels_children<K: Kind>() {
     let dropped = Counter::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let dropped = dropped.clone();
         async move {
             for _ in 0..5 {
@@ -142,12 +145,12 @@ async fn n2_body_error_cancels_children() {
     assert_eq!(elapsed(), secs(1));
 }
 
+each_kind!(n2_error_waits_for_sibling_cleanup, virtual_time);
 /// N1 with N2: the nursery returns the error only after a sibling's shielded cleanup
 /// has finished.
-#[hatchery::test(virtual_time)]
-async fn n2_error_waits_for_sibling_cleanup() {
+async fn n2_error_waits_for_sibling_cleanup<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let in_shield = Counter::new();
@@ -175,14 +178,14 @@ async fn n2_error_waits_for_sibling_cleanup() {
     assert_eq!(elapsed(), secs(15));
 }
 
+each_kind!(n2_question_mark_into_anyhow, virtual_time);
 /// N2: `?` converts a nursery error into `anyhow::Error`.
-#[hatchery::test(virtual_time)]
-async fn n2_question_mark_into_anyhow() {
-    async fn app() -> anyhow::Result<u32> {
-        let v = failing_nursery::<TestError>().await?;
+async fn n2_question_mark_into_anyhow<K: Kind>() {
+    async fn app<K: Kind>() -> anyhow::Result<u32> {
+        let v = failing_nursery::<K, TestError>().await?;
         Ok(v)
     }
-    let e = app().await.unwrap_err();
+    let e = app::<K>().await.unwrap_err();
     let ne = e
         .downcast_ref::<NurseryError<TestError>>()
         .expect("the nursery error");
@@ -190,8 +193,8 @@ async fn n2_question_mark_into_anyhow() {
     assert_eq!(e.to_string(), "test error child");
 
     // With anyhow::Error as the nursery's own error type too.
-    async fn app2() -> anyhow::Result<u32> {
-        let v = nursery(|n| async move {
+    async fn app2<K: Kind>() -> anyhow::Result<u32> {
+        let v = K::nursery(|n| async move {
             n.spawn(async { Err::<(), _>(anyhow::anyhow!("inner")) });
             checkpoint().await;
             Ok(1)
@@ -199,18 +202,18 @@ async fn n2_question_mark_into_anyhow() {
         .await?;
         Ok(v)
     }
-    assert_eq!(app2().await.unwrap_err().to_string(), "inner");
+    assert_eq!(app2::<K>().await.unwrap_err().to_string(), "inner");
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n2_question_mark_into_boxed_error, virtual_time);
 /// N2: `?` converts a nursery error into `Box<dyn Error + Send + Sync>`.
-#[hatchery::test(virtual_time)]
-async fn n2_question_mark_into_boxed_error() {
-    async fn app() -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
-        let v = failing_nursery::<TestError>().await?;
+async fn n2_question_mark_into_boxed_error<K: Kind>() {
+    async fn app<K: Kind>() -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
+        let v = failing_nursery::<K, TestError>().await?;
         Ok(v)
     }
-    let e = app().await.unwrap_err();
+    let e = app::<K>().await.unwrap_err();
     let ne = e
         .downcast_ref::<NurseryError<TestError>>()
         .expect("the nursery error");
@@ -218,18 +221,18 @@ async fn n2_question_mark_into_boxed_error() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n2_question_mark_into_own_error_type, virtual_time);
 /// N2: `?` converts a nursery error into a user's own error type through its `From`
 /// impl; a lone error comes out as itself, several as `Many`.
-#[hatchery::test(virtual_time)]
-async fn n2_question_mark_into_own_error_type() {
-    async fn one() -> Result<u32, AppError> {
-        let v = failing_nursery::<AppError>().await?;
+async fn n2_question_mark_into_own_error_type<K: Kind>() {
+    async fn one<K: Kind>() -> Result<u32, AppError> {
+        let v = failing_nursery::<K, AppError>().await?;
         Ok(v)
     }
-    assert_eq!(one().await, Err(AppError::Test(TestError("child"))));
+    assert_eq!(one::<K>().await, Err(AppError::Test(TestError("child"))));
 
-    async fn two() -> Result<u32, AppError> {
-        let v = nursery(|n| async move {
+    async fn two<K: Kind>() -> Result<u32, AppError> {
+        let v = K::nursery(|n| async move {
             n.spawn(async { Err::<(), _>(AppError::from(TestError("a"))) });
             shield(async { until(|| n.is_cancelled()).await }).await;
             Err(TestError("b"))?;
@@ -239,7 +242,7 @@ async fn n2_question_mark_into_own_error_type() {
         Ok(v)
     }
     assert_eq!(
-        two().await,
+        two::<K>().await,
         Err(AppError::Many(vec![
             AppError::Test(TestError("a")),
             AppError::Test(TestError("b"))
@@ -248,13 +251,13 @@ async fn n2_question_mark_into_own_error_type() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n2_error_from_nested_nursery, virtual_time);
 /// N2: an error in a nested nursery fails the child that opened it, and so the outer
 /// nursery, with every error carried up.
-#[hatchery::test(virtual_time)]
-async fn n2_error_from_nested_nursery() {
-    let r = nursery(|n| async move {
+async fn n2_error_from_nested_nursery<K: Kind>() {
+    let r = K::nursery(|n| async move {
         n.spawn(async {
-            nursery(|n2| async move {
+            K::nursery(|n2| async move {
                 n2.spawn(async { Err::<(), _>(TestError("deep")) });
                 sleep(HOUR).await;
                 Ok(())
@@ -270,14 +273,17 @@ async fn n2_error_from_nested_nursery() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(
+    n2_errors_during_outer_cancellation_are_reported,
+    virtual_time
+);
 /// N2 with N4: errors that children return while an outer cancellation drains the
 /// nursery are still reported (not silently dropped).
-#[hatchery::test(virtual_time)]
-async fn n2_errors_during_outer_cancellation_are_reported() {
+async fn n2_errors_during_outer_cancellation_are_reported<K: Kind>() {
     let outer = CancelScope::new();
     let handle = outer.handle();
     let out = outer
-        .run(nursery(|n| async move {
+        .run(K::nursery(|n| async move {
             let h2 = handle.clone();
             n.spawn(async move {
                 shield(async {
@@ -301,10 +307,10 @@ async fn n2_errors_during_outer_cancellation_are_reported() {
     assert_eq!(elapsed(), secs(2));
 }
 
+each_kind!(n2_no_error_is_lost);
 /// N2: errors from many children failing at once: none is lost.
-#[hatchery::test]
-async fn n2_no_error_is_lost() {
-    let r = nursery(|n| async move {
+async fn n2_no_error_is_lost<K: Kind>() {
+    let r = K::nursery(|n| async move {
         for _ in 0..50 {
             n.spawn(async { Err::<(), _>(TestError("x")) });
         }
@@ -316,10 +322,10 @@ async fn n2_no_error_is_lost() {
     assert_eq!(r.unwrap_err().errors().len(), 50);
 }
 
+each_kind!(n2_failed_nursery_inside_timeout, virtual_time);
 /// N2: a `move_on_after` around a failing nursery: the error is a value, not a timeout.
-#[hatchery::test(virtual_time)]
-async fn n2_failed_nursery_inside_timeout() {
-    let out = move_on_after(HOUR, failing_nursery::<TestError>()).await;
+async fn n2_failed_nursery_inside_timeout<K: Kind>() {
+    let out = move_on_after(HOUR, failing_nursery::<K, TestError>()).await;
     assert_eq!(
         out,
         Some(Err(NurseryError::Failed(vec![TestError("child")])))
@@ -327,21 +333,21 @@ async fn n2_failed_nursery_inside_timeout() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n2_sibling_nursery_unaffected, virtual_time);
 /// N2: the record of errors is per nursery: a sibling nursery is unaffected.
-#[hatchery::test(virtual_time)]
-async fn n2_sibling_nursery_unaffected() {
+async fn n2_sibling_nursery_unaffected<K: Kind>() {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let seen = seen.clone();
         async move {
             let seen2 = seen.clone();
             n.spawn(async move {
-                let r = failing_nursery::<TestError>().await;
+                let r = failing_nursery::<K, TestError>().await;
                 seen2.lock().unwrap().push(r.is_err());
                 Ok(())
             });
             n.spawn(async move {
-                let r = nursery(|m| async move {
+                let r = K::nursery(|m| async move {
                     m.spawn(async {
                         sleep(secs(5)).await;
                         Ok::<_, TestError>(())
@@ -514,7 +520,10 @@ impl From<hatchery::SpawnError> for AppError {
 /// by downcasting the aggregate.
 #[hatchery::test]
 async fn a_wrapped_error_names_no_source() {
-    let err: anyhow::Error = failing_nursery::<anyhow::Error>().await.unwrap_err().into();
+    let err: anyhow::Error = failing_nursery::<Spawning, anyhow::Error>()
+        .await
+        .unwrap_err()
+        .into();
     assert_eq!(err.chain().count(), 1);
     assert!(err.downcast_ref::<TestError>().is_none());
     let inner = err.downcast_ref::<NurseryError<anyhow::Error>>().unwrap();

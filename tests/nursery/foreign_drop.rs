@@ -1,6 +1,9 @@
 //! Foreign droppers (C8): a hatchery future dropped from outside hatchery (a `select`-like
 //! race, a poll-once, `tokio::time::timeout`) cancels everything inside at once; children
-//! are cancelled without being awaited.
+//! are cancelled without being awaited. What a drop leaves behind is checked on both kinds
+//! of nursery; that a spawned child (or a started task) runs on after the drop, to its next
+//! suspension point, on the spawning one: an inline nursery's children go with it at once
+//! (I3, tests/nursery/inline.rs).
 
 use std::future::Future;
 use std::time::Duration;
@@ -11,7 +14,8 @@ use hatchery::{
     checkpoint, move_on_after, nursery, shield, sleep, CancelScope, Nursery, TaskStatus,
 };
 use hatchery_tests::{
-    catch_panic, eventually, is_tokio, ms, secs, until, Counter, Log, TestError, HOUR,
+    catch_panic, each_kind, eventually, is_tokio, kinds, ms, secs, until, Counter, Kind, Log,
+    TestError, HOUR,
 };
 
 /// Generous bound for "soon after" the drop (on real time; under virtual time
@@ -20,14 +24,14 @@ const SOON: Duration = Duration::from_secs(5);
 
 /// A nursery with `count` children that each count their start, then park forever (half
 /// on a hatchery sleep, half on a foreign pending future), logging if they ever resume.
-fn parked_nursery(
+fn parked_nursery<K: Kind>(
     count: usize,
     started: &Counter,
     dropped: &Counter,
     log: &Log,
 ) -> impl Future<Output = Result<(), hatchery::NurseryError<TestError>>> {
     let (started, dropped, log) = (started.clone(), dropped.clone(), log.clone());
-    nursery(move |n: Nursery<TestError>| async move {
+    K::nursery(move |n: kinds::Nursery<K, TestError>| async move {
         for i in 0..count {
             let (started, guard, log) = (started.clone(), dropped.guard(), log.clone());
             n.spawn(async move {
@@ -48,12 +52,12 @@ fn parked_nursery(
     })
 }
 
+each_kind!(c8_race_drops_nursery, virtual_time);
 /// C8: a nursery future dropped by a race (`futures_lite::future::or`) cancels its
 /// children promptly; none resumes past its suspension point.
-#[hatchery::test(virtual_time)]
-async fn c8_race_drops_nursery() {
+async fn c8_race_drops_nursery<K: Kind>() {
     let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
-    let nursery_fut = parked_nursery(8, &started, &dropped, &log);
+    let nursery_fut = parked_nursery::<K>(8, &started, &dropped, &log);
     let winner = future::or(async { nursery_fut.await.map(|_| "nursery") }, async {
         until(|| started.get() == 8).await;
         Ok("race")
@@ -69,12 +73,12 @@ async fn c8_race_drops_nursery() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(c8_poll_once_then_drop, virtual_time);
 /// C8: `poll_once` then drop: children spawned in that single poll (not yet polled
 /// themselves) still get their first poll, then are cancelled.
-#[hatchery::test(virtual_time)]
-async fn c8_poll_once_then_drop() {
+async fn c8_poll_once_then_drop<K: Kind>() {
     let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
-    let out = future::poll_once(parked_nursery(6, &started, &dropped, &log)).await;
+    let out = future::poll_once(parked_nursery::<K>(6, &started, &dropped, &log)).await;
     assert!(out.is_none());
     assert!(
         eventually(SOON, || dropped.get() == 6).await,
@@ -86,11 +90,11 @@ async fn c8_poll_once_then_drop() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(c8_dropping_enclosing_scope, virtual_time);
 /// C8: dropping a scope (`move_on_after`) that holds a nursery cancels the children too.
-#[hatchery::test(virtual_time)]
-async fn c8_dropping_enclosing_scope() {
+async fn c8_dropping_enclosing_scope<K: Kind>() {
     let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
-    let scoped = move_on_after(HOUR, parked_nursery(4, &started, &dropped, &log));
+    let scoped = move_on_after(HOUR, parked_nursery::<K>(4, &started, &dropped, &log));
     let winner = future::or(async { scoped.await.map(|_| "scope") }, async {
         until(|| started.get() == 4).await;
         Some("race")
@@ -177,11 +181,11 @@ async fn c8_f3_dropping_start_cancels_unstarted_task() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(c8_state_is_clean_after_drop, virtual_time);
 /// C8: after a foreign drop, hatchery in the same task keeps working: scopes around
 /// the dropped future can still be cancelled and return (no leftover state holds them
 /// open).
-#[hatchery::test(virtual_time)]
-async fn c8_state_is_clean_after_drop() {
+async fn c8_state_is_clean_after_drop<K: Kind>() {
     let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
     let scope = CancelScope::new();
     let handle = scope.handle();
@@ -190,7 +194,7 @@ async fn c8_state_is_clean_after_drop() {
             scope
                 .run(async {
                     let _ = future::or(
-                        async { parked_nursery(3, &started, &dropped, &log).await.ok() },
+                        async { parked_nursery::<K>(3, &started, &dropped, &log).await.ok() },
                         async {
                             until(|| started.get() == 3).await;
                             None
@@ -216,12 +220,12 @@ async fn c8_state_is_clean_after_drop() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(c8_tokio_timeout_drops_nursery);
 /// C8: `tokio::time::timeout` around a nursery (tokio backends only; on smol the same
 /// is checked with a race). Real time: virtual time does not drive tokio's timer.
-#[hatchery::test]
-async fn c8_tokio_timeout_drops_nursery() {
+async fn c8_tokio_timeout_drops_nursery<K: Kind>() {
     let (started, dropped, log) = (Counter::new(), Counter::new(), Log::new());
-    let fut = parked_nursery(8, &started, &dropped, &log);
+    let fut = parked_nursery::<K>(8, &started, &dropped, &log);
     if is_tokio() {
         let r = tokio::time::timeout(ms(20), fut).await;
         assert!(r.is_err(), "the timeout elapsed");
@@ -267,13 +271,13 @@ async fn c8_f4_p6_foreign_drop_drops_shielded_work() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(c8_dropped_nursery_refuses_spawns, virtual_time);
 /// C8/N5: a nursery dropped from outside is closed: spawning into it through a clone
 /// that outlived it fails clearly, instead of running a task nobody waits for.
-#[hatchery::test(virtual_time)]
-async fn c8_dropped_nursery_refuses_spawns() {
+async fn c8_dropped_nursery_refuses_spawns<K: Kind>() {
     let saved = std::sync::Arc::new(std::sync::Mutex::new(None));
     let s = saved.clone();
-    let mut fut = Box::pin(nursery(move |n: Nursery<TestError>| {
+    let mut fut = Box::pin(K::nursery(move |n: kinds::Nursery<K, TestError>| {
         *s.lock().unwrap() = Some(n);
         async {
             sleep(HOUR).await;

@@ -997,27 +997,6 @@ async fn s1_an_inline_start_on_a_closed_nursery_never_calls_the_closure() {
     assert_eq!(called.get(), 0, "nor by its first poll");
 }
 
-/// N6 for an inline nursery: a `start` lent to a timeout that cancelled its child before
-/// `started`, awaited again outside that scope, reports `NotStarted`, as a spawning
-/// nursery's does (it stayed pending for good when `start` was written twice).
-#[hatchery::test(virtual_time)]
-async fn n6_a_kept_inline_start_awaited_after_its_timeout_reports_not_started() {
-    let r = inline::nursery(|n| async move {
-        let mut start = n.start(|status: hatchery::TaskStatus<u32>| async move {
-            sleep(secs(3600)).await;
-            status.started(1);
-            Ok::<_, TestError>(())
-        });
-        assert!(move_on_after(secs(1), &mut start).await.is_none());
-        // Bounded, so that the test cannot hang.
-        let again = move_on_after(secs(10), start).await;
-        Ok(again.map(|r| matches!(r, Err(StartError::NotStarted))))
-    })
-    .await;
-    assert_eq!(r, Ok(Some(true)));
-    assert_eq!(elapsed(), secs(1));
-}
-
 /// N6 for an inline nursery: a child whose `started` was called (here by the body, which
 /// it handed its token to) keeps running in the nursery when its `start` is dropped
 /// before it was polled again: the nursery takes it over.

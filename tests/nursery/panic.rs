@@ -1,22 +1,24 @@
 //! Panics in nurseries (N3, N4): a panic cancels the rest, everything finishes, then the
-//! panic is resumed in the caller of `nursery`; a panic wins over errors.
+//! panic is resumed in the caller of `nursery`; a panic wins over errors. On both kinds of
+//! nursery.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use hatchery::testing::elapsed;
-use hatchery::{checkpoint, nursery, shield, sleep, Nursery};
+use hatchery::{checkpoint, shield, sleep};
 use hatchery_tests::{
-    backend, catch_panic, panic_message, secs, until, Counter, Log, TestError, HOUR,
+    backend, catch_panic, each_kind, kinds, panic_message, secs, until, Counter, Kind, Log,
+    TestError, HOUR,
 };
 
+each_kind!(n3_panic_waits_for_sibling_cleanup, virtual_time);
 /// N3: a child panics while its siblings are in shielded cleanup: the siblings'
 /// cleanups complete before the panic comes out of `nursery`.
-#[hatchery::test(virtual_time)]
-async fn n3_panic_waits_for_sibling_cleanup() {
+async fn n3_panic_waits_for_sibling_cleanup<K: Kind>() {
     let log = Log::new();
     let in_cleanup = Counter::new();
-    let r = catch_panic(nursery(|n| {
+    let r = catch_panic(K::nursery(|n| {
         let (log, in_cleanup) = (log.clone(), in_cleanup.clone());
         async move {
             for _ in 0..2 {
@@ -56,13 +58,13 @@ async fn n3_panic_waits_for_sibling_cleanup() {
     assert_eq!(elapsed(), secs(10));
 }
 
+each_kind!(n3_body_panic_cancels_children, virtual_time);
 /// N3: the body panics: every child is cancelled and dropped before the panic is
 /// resumed; the payload is preserved (formatted messages too).
-#[hatchery::test(virtual_time)]
-async fn n3_body_panic_cancels_children() {
+async fn n3_body_panic_cancels_children<K: Kind>() {
     let dropped = Counter::new();
     let started = Counter::new();
-    let r: Result<Result<(), _>, _> = catch_panic(nursery(|n: Nursery<TestError>| {
+    let r: Result<Result<(), _>, _> = catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| {
         let (dropped, started) = (dropped.clone(), started.clone());
         async move {
             for _ in 0..5 {
@@ -85,11 +87,11 @@ async fn n3_body_panic_cancels_children() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n4_panic_wins_over_errors, virtual_time);
 /// N4: when a panic and errors both happen, the panic wins: it is resumed and the
 /// errors are discarded.
-#[hatchery::test(virtual_time)]
-async fn n4_panic_wins_over_errors() {
-    let r = catch_panic(nursery(|n| async move {
+async fn n4_panic_wins_over_errors<K: Kind>() {
+    let r = catch_panic(K::nursery(|n| async move {
         n.spawn(async { Err::<(), _>(TestError("error first")) });
         let n2 = n.clone();
         n.spawn::<(), _>(async move {
@@ -104,30 +106,31 @@ async fn n4_panic_wins_over_errors() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n3_first_panic_is_resumed, virtual_time);
 /// N3: when several tasks panic, the first panic is the one resumed.
-#[hatchery::test(virtual_time)]
-async fn n3_first_panic_is_resumed() {
-    let r: Result<Result<(), _>, _> = catch_panic(nursery(|n: Nursery<TestError>| async move {
-        n.spawn::<(), _>(async { panic!("first") });
-        let n2 = n.clone();
-        n.spawn::<(), _>(async move {
-            shield(async { until(|| n2.is_cancelled()).await }).await;
-            panic!("second");
-        });
-        shield(async { sleep(secs(20)).await }).await;
-        panic!("body third");
-    }))
-    .await;
+async fn n3_first_panic_is_resumed<K: Kind>() {
+    let r: Result<Result<(), _>, _> =
+        catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| async move {
+            n.spawn::<(), _>(async { panic!("first") });
+            let n2 = n.clone();
+            n.spawn::<(), _>(async move {
+                shield(async { until(|| n2.is_cancelled()).await }).await;
+                panic!("second");
+            });
+            shield(async { sleep(secs(20)).await }).await;
+            panic!("body third");
+        }))
+        .await;
     assert_eq!(r.unwrap_err(), "first");
     assert_eq!(elapsed(), secs(20));
 }
 
+each_kind!(n3_panic_from_grandchild_propagates, virtual_time);
 /// N3: a panic in a grandchild goes up through both nurseries, message intact.
-#[hatchery::test(virtual_time)]
-async fn n3_panic_from_grandchild_propagates() {
-    let r = catch_panic(nursery(|n| async move {
+async fn n3_panic_from_grandchild_propagates<K: Kind>() {
+    let r = catch_panic(K::nursery(|n| async move {
         n.spawn(async {
-            nursery(|n2: Nursery<TestError>| async move {
+            K::nursery(|n2: kinds::Nursery<K, TestError>| async move {
                 n2.spawn::<(), _>(async {
                     sleep(secs(1)).await;
                     panic!("grandchild boom");
@@ -146,16 +149,16 @@ async fn n3_panic_from_grandchild_propagates() {
     assert_eq!(elapsed(), secs(1));
 }
 
+each_kind!(n3_runtime_usable_after_panic, virtual_time);
 /// N3: after a nursery has resumed a panic, the runtime and hatchery keep working.
-#[hatchery::test(virtual_time)]
-async fn n3_runtime_usable_after_panic() {
-    let r = catch_panic(nursery(|n: Nursery<TestError>| async move {
+async fn n3_runtime_usable_after_panic<K: Kind>() {
+    let r = catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| async move {
         n.spawn::<(), _>(async { panic!("boom") });
         Ok(())
     }))
     .await;
     assert_eq!(r.unwrap_err(), "boom");
-    let v = nursery(|n| async move {
+    let v = K::nursery(|n| async move {
         let h = n.spawn(async {
             sleep(secs(1)).await;
             Ok::<_, TestError>(5)
@@ -168,11 +171,11 @@ async fn n3_runtime_usable_after_panic() {
     assert_eq!(elapsed(), secs(3));
 }
 
+each_kind!(n3_panic_dropping_an_unjoined_value);
 /// N3: a child's value whose destructor panics, with nobody to join it: the panic is
 /// the child's, resumed by `nursery` once the siblings have finished. (The child waits
 /// until its handle is gone, which on several threads it could otherwise outrun.)
-#[hatchery::test]
-async fn n3_panic_dropping_an_unjoined_value() {
+async fn n3_panic_dropping_an_unjoined_value<K: Kind>() {
     struct PanicOnDrop;
     impl Drop for PanicOnDrop {
         fn drop(&mut self) {
@@ -180,7 +183,7 @@ async fn n3_panic_dropping_an_unjoined_value() {
         }
     }
     let log = Log::new();
-    let r = catch_panic(nursery(|n: Nursery<TestError>| {
+    let r = catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| {
         let log = log.clone();
         async move {
             let go = std::sync::Arc::new(hatchery::sync::Event::new());
@@ -203,12 +206,14 @@ async fn n3_panic_dropping_an_unjoined_value() {
     assert_eq!(log.events(), ["sibling finished"]);
 }
 
-/// N3, N7: a panicked child's handle reports `is_panicked` when joined after the
-/// nursery has resumed the panic.
-#[hatchery::test]
-async fn n3_panicked_handle() {
+each_kind!(n3_panicked_handle);
+/// N3, N7 (H5): a panicked child's handle reports `is_panicked` when joined after the
+/// nursery has resumed the panic. (An inline child's handle said `is_cancelled`: its
+/// cell marked the output panicked when a poll unwound, then its drop marked it
+/// cancelled over the panic.)
+async fn n3_panicked_handle<K: Kind>() {
     let handle = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let r = catch_panic(nursery(|n: Nursery<TestError>| {
+    let r = catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| {
         let handle = handle.clone();
         async move {
             *handle.lock().unwrap() = Some(n.spawn(async {
@@ -223,21 +228,24 @@ async fn n3_panicked_handle() {
     let h: hatchery::TaskHandle<()> = handle.lock().unwrap().take().unwrap();
     assert!(h.is_finished());
     let e = h.join().await.unwrap_err();
-    assert!(e.is_panicked() && !e.is_cancelled() && !e.is_failed());
+    assert!(
+        e.is_panicked() && !e.is_cancelled() && !e.is_failed(),
+        "{e:?}"
+    );
 }
 
+each_kind!(n3_panic_out_of_the_backend_run);
 /// N3: the panic is resumed in the caller of `nursery` even at the root, and the run
 /// function of the backend passes it on (checked with `std::panic::catch_unwind`
 /// around a whole backend run, from inside this test).
-#[hatchery::test]
-async fn n3_panic_out_of_the_backend_run() {
+async fn n3_panic_out_of_the_backend_run<K: Kind>() {
     let backend = backend();
     // Running a second runtime inside this one is not allowed on tokio; do it from a
     // plain thread.
     let msg = std::thread::spawn(move || {
         catch_unwind(AssertUnwindSafe(|| {
             let run = async {
-                nursery(|n: Nursery<TestError>| async move {
+                K::nursery(|n: kinds::Nursery<K, TestError>| async move {
                     n.spawn::<(), _>(async { panic!("from the root") });
                     sleep(HOUR).await;
                     Ok(())
@@ -258,11 +266,14 @@ async fn n3_panic_out_of_the_backend_run() {
     assert_eq!(msg.unwrap_err(), "from the root");
 }
 
+each_kind!(
+    n3_panic_dropping_a_cancelled_body_waits_for_children,
+    virtual_time
+);
 /// N1/N3: a body dropped because its nursery was cancelled while it was suspended, whose
 /// destructor panics while a child is still in shielded cleanup: the panic comes out of
 /// `nursery` only once that child has finished.
-#[hatchery::test(virtual_time)]
-async fn n3_panic_dropping_a_cancelled_body_waits_for_children() {
+async fn n3_panic_dropping_a_cancelled_body_waits_for_children<K: Kind>() {
     struct PanicOnDrop;
     impl Drop for PanicOnDrop {
         fn drop(&mut self) {
@@ -270,7 +281,7 @@ async fn n3_panic_dropping_a_cancelled_body_waits_for_children() {
         }
     }
     let log = Log::new();
-    let r = catch_panic(nursery(|n: Nursery<TestError>| {
+    let r = catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| {
         let log = log.clone();
         async move {
             let _guard = PanicOnDrop;
@@ -296,12 +307,12 @@ async fn n3_panic_dropping_a_cancelled_body_waits_for_children() {
     assert_eq!(elapsed(), secs(11));
 }
 
+each_kind!(n3_panic_making_the_body_waits_for_children, virtual_time);
 /// N3: a panic in the closure that makes the body, after it spawned a child, is the
 /// body's: it comes out once that child has finished (cancelled).
-#[hatchery::test(virtual_time)]
-async fn n3_panic_making_the_body_waits_for_children() {
+async fn n3_panic_making_the_body_waits_for_children<K: Kind>() {
     let log = Log::new();
-    let r = catch_panic(nursery(|n: Nursery<TestError>| {
+    let r = catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| {
         let log = log.clone();
         n.spawn(async move {
             shield(sleep(secs(2))).await;
@@ -322,11 +333,11 @@ async fn n3_panic_making_the_body_waits_for_children() {
     assert_eq!(elapsed(), secs(2));
 }
 
+each_kind!(value_of_a_future_whose_drop_panics_is_dropped_in_time);
 /// A future that returns a value and then panics when dropped: the panic wins, and the
 /// value (unwanted now) is dropped before `nursery` returns, even when it is the task's
 /// last act on another thread.
-#[hatchery::test]
-async fn value_of_a_future_whose_drop_panics_is_dropped_in_time() {
+async fn value_of_a_future_whose_drop_panics_is_dropped_in_time<K: Kind>() {
     struct SlowDrop(Counter);
     impl Drop for SlowDrop {
         fn drop(&mut self) {
@@ -351,7 +362,7 @@ async fn value_of_a_future_whose_drop_panics_is_dropped_in_time() {
     }
     let dropped = Counter::new();
     let d = dropped.clone();
-    let r = catch_panic(nursery(|n| async move {
+    let r = catch_panic(K::nursery(|n| async move {
         let h = n.spawn(ThenPanic(Some(SlowDrop(d))));
         drop(h);
         Ok::<_, TestError>(())

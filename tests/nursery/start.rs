@@ -1,5 +1,8 @@
-//! `Nursery::start` (N6): the started value, errors before and after `started`, tasks
-//! that never start, and whose cancellation applies before `started`.
+//! `Nursery::start` (N6, S): the started value, errors before and after `started`, tasks
+//! that never start, and whose cancellation applies before `started`; on both kinds of
+//! nursery. On the spawning one only: `start_with_handle` (which only it has), and a
+//! started task that runs with nobody polling its `start` (a spawned task does; an inline
+//! child, before `started`, is polled by its `start`).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -10,14 +13,16 @@ use hatchery::{
     checkpoint, current_effective_deadline, move_on_after, nursery, shield, sleep, CancelScope,
     Deadline, NurseryError, StartError,
 };
-use hatchery_tests::{catch_panic, secs, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{
+    catch_panic, each_kind, kinds, secs, until, Counter, Kind, Log, TestError, HOUR,
+};
 
+each_kind!(n6_start_returns_started_value, virtual_time);
 /// N6: `start` returns the value passed to `started`; the task then keeps running as a
 /// child of the nursery, which waits for it.
-#[hatchery::test(virtual_time)]
-async fn n6_start_returns_started_value() {
+async fn n6_start_returns_started_value<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let log2 = log.clone();
@@ -42,11 +47,11 @@ async fn n6_start_returns_started_value() {
     assert_eq!(elapsed(), secs(7));
 }
 
+each_kind!(n6_error_before_started_goes_to_start, virtual_time);
 /// N6: an error before `started` comes out of `start` as `StartError::Failed` and does
 /// not fail (or cancel) the nursery.
-#[hatchery::test(virtual_time)]
-async fn n6_error_before_started_goes_to_start() {
-    let r = nursery(|n| async move {
+async fn n6_error_before_started_goes_to_start<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let e = n
             .start(|_status: hatchery::TaskStatus<u8>| async {
                 sleep(secs(1)).await;
@@ -69,11 +74,11 @@ async fn n6_error_before_started_goes_to_start() {
     assert_eq!(elapsed(), secs(2));
 }
 
+each_kind!(n6_s5_finished_without_started_is_not_started, virtual_time);
 /// N6: a task that finishes without calling `started` (or drops its token) makes
 /// `start` fail with `NotStarted`; the nursery is unaffected.
-#[hatchery::test(virtual_time)]
-async fn n6_s5_finished_without_started_is_not_started() {
-    let r = nursery(|n| async move {
+async fn n6_s5_finished_without_started_is_not_started<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let e = n
             .start(|_status: hatchery::TaskStatus<u8>| async {
                 sleep(secs(1)).await;
@@ -99,13 +104,17 @@ async fn n6_s5_finished_without_started_is_not_started() {
     assert_eq!(elapsed(), secs(1));
 }
 
+each_kind!(
+    s1_start_on_a_closed_nursery_never_calls_the_closure,
+    virtual_time
+);
 /// S1: `start` on a nursery that has finished fails with `Closed` without calling its
 /// closure (trio's `start` fails before it calls the function): nothing of the task is
-/// made, and nothing it would have done happens.
-#[hatchery::test(virtual_time)]
-async fn s1_start_on_a_closed_nursery_never_calls_the_closure() {
+/// made, and nothing it would have done happens. (An inline `start` called it, when
+/// `start` was written twice; `inline.rs` has the same with a closure that borrows.)
+async fn s1_start_on_a_closed_nursery_never_calls_the_closure<K: Kind>() {
     let mut saved = None;
-    nursery(|n| {
+    K::nursery(|n| {
         saved = Some(n.clone());
         async { Ok::<_, TestError>(()) }
     })
@@ -127,10 +136,10 @@ async fn s1_start_on_a_closed_nursery_never_calls_the_closure() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n6_s4_error_after_started_fails_nursery, virtual_time);
 /// N6: after `started`, an error of the task goes to the nursery and fails it.
-#[hatchery::test(virtual_time)]
-async fn n6_s4_error_after_started_fails_nursery() {
-    let r = nursery(|n| async move {
+async fn n6_s4_error_after_started_fails_nursery<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let v = n
             .start(|status| async move {
                 status.started(3);
@@ -151,12 +160,12 @@ async fn n6_s4_error_after_started_fails_nursery() {
     assert_eq!(elapsed(), secs(2));
 }
 
+each_kind!(n6_s2_pending_start_keeps_nursery_open, virtual_time);
 /// N6: a pending `start` (in a child, after the body has returned) keeps the nursery
 /// open until the started task, and the child that called `start`, are done.
-#[hatchery::test(virtual_time)]
-async fn n6_s2_pending_start_keeps_nursery_open() {
+async fn n6_s2_pending_start_keeps_nursery_open<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let n2 = n.clone();
@@ -194,12 +203,15 @@ async fn n6_s2_pending_start_keeps_nursery_open() {
     assert_eq!(elapsed(), secs(15));
 }
 
+each_kind!(
+    n6_s6_before_started_cancelled_by_callers_scope,
+    virtual_time
+);
 /// N6: before `started`, the task runs under the caller's cancellation: a timeout
 /// around `start` cancels the task; the nursery is neither failed nor cancelled.
-#[hatchery::test(virtual_time)]
-async fn n6_s6_before_started_cancelled_by_callers_scope() {
+async fn n6_s6_before_started_cancelled_by_callers_scope<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let out = move_on_after(
@@ -227,12 +239,12 @@ async fn n6_s6_before_started_cancelled_by_callers_scope() {
     assert_eq!(elapsed(), secs(10));
 }
 
+each_kind!(n6_start_in_cancelled_scope);
 /// N6: a caller's scope cancelled before `start` is polled: the task runs to its first
 /// suspension point and is cancelled; `start` never returns, the scope does.
-#[hatchery::test]
-async fn n6_start_in_cancelled_scope() {
+async fn n6_start_in_cancelled_scope<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let scope = CancelScope::new();
@@ -266,12 +278,15 @@ async fn n6_start_in_cancelled_scope() {
     assert_eq!(log.events(), ["task first poll"]);
 }
 
+each_kind!(
+    n6_after_started_callers_scope_no_longer_applies,
+    virtual_time
+);
 /// N6: after `started`, the caller's scope no longer applies: cancelling it leaves the
 /// task running in the nursery.
-#[hatchery::test(virtual_time)]
-async fn n6_after_started_callers_scope_no_longer_applies() {
+async fn n6_after_started_callers_scope_no_longer_applies<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let scope = CancelScope::new();
@@ -305,11 +320,11 @@ async fn n6_after_started_callers_scope_no_longer_applies() {
     assert_eq!(elapsed(), secs(10));
 }
 
+each_kind!(n6_started_task_cancelled_with_nursery, virtual_time);
 /// N6: a started task is cancelled with its nursery like any child.
-#[hatchery::test(virtual_time)]
-async fn n6_started_task_cancelled_with_nursery() {
+async fn n6_started_task_cancelled_with_nursery<K: Kind>() {
     let dropped = Counter::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let dropped = dropped.clone();
         async move {
             let guard = dropped.guard();
@@ -332,10 +347,10 @@ async fn n6_started_task_cancelled_with_nursery() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n6_panic_before_started_resumed_from_start);
 /// N6: a panic before `started` is resumed from `start`.
-#[hatchery::test]
-async fn n6_panic_before_started_resumed_from_start() {
-    let r = nursery(|n| async move {
+async fn n6_panic_before_started_resumed_from_start<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let p = catch_panic(n.start::<u8, (), _, _>(|_status| async {
             checkpoint().await;
             panic!("start boom");
@@ -348,13 +363,13 @@ async fn n6_panic_before_started_resumed_from_start() {
     assert_eq!(r, Ok("nursery fine"));
 }
 
+each_kind!(n6_start_while_sibling_fails, virtual_time);
 /// N6: `start` while the nursery is failing: the task starts under the caller; an
 /// error elsewhere cancels the nursery, and with it the caller (the body) and the
 /// starting task.
-#[hatchery::test(virtual_time)]
-async fn n6_start_while_sibling_fails() {
+async fn n6_start_while_sibling_fails<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let in_start = Counter::new();
@@ -385,11 +400,11 @@ async fn n6_start_while_sibling_fails() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n6_starting_task_with_shield, virtual_time);
 /// N6: shielded work inside a starting task: the caller's cancellation waits for it.
-#[hatchery::test(virtual_time)]
-async fn n6_starting_task_with_shield() {
+async fn n6_starting_task_with_shield<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let out = move_on_after(
@@ -421,14 +436,21 @@ async fn n6_starting_task_with_shield() {
     assert_eq!(elapsed(), secs(15));
 }
 
+each_kind!(
+    n6_effective_deadline_moves_with_the_task;
+    inline: #[ignore = "breaks S4 (docs/src/semantics.md: after `started` the nursery's deadlines apply): an inline child sees its caller's deadline until its next suspension, when its `start` hands it to the nursery"]
+);
 /// N6 with C7: before `started` the task sees the caller's deadlines; after `started`
 /// it sees the nursery's.
-#[hatchery::test]
-async fn n6_effective_deadline_moves_with_the_task() {
+///
+/// Fails on the inline nursery: right after `started` the child still sees its caller's
+/// deadline, until its next suspension. (`TaskStatus::started` documents that an inline
+/// nursery takes its child over there; rule S4 says at `started`, for both kinds.)
+async fn n6_effective_deadline_moves_with_the_task<K: Kind>() {
     use hatchery::{current_effective_deadline, move_on_at, now, Deadline};
     let caller_deadline = now() + HOUR;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let seen = seen.clone();
         async move {
             let out = move_on_at(
@@ -460,12 +482,12 @@ async fn n6_effective_deadline_moves_with_the_task() {
     );
 }
 
+each_kind!(n6_started_then_immediate_error, virtual_time);
 /// N6: a task that calls `started` and fails right away: the error goes to the
 /// nursery, never to `start`.
-#[hatchery::test(virtual_time)]
-async fn n6_started_then_immediate_error() {
+async fn n6_started_then_immediate_error<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let v = n
@@ -491,10 +513,10 @@ async fn n6_started_then_immediate_error() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n6_panic_after_started_goes_to_nursery, virtual_time);
 /// N6, N3: a panic after `started` goes to the nursery, which resumes it.
-#[hatchery::test(virtual_time)]
-async fn n6_panic_after_started_goes_to_nursery() {
-    let r = catch_panic(nursery(|n| async move {
+async fn n6_panic_after_started_goes_to_nursery<K: Kind>() {
+    let r = catch_panic(K::nursery(|n| async move {
         n.start::<(), (), _, _>(|status| async move {
             status.started(());
             checkpoint().await;
@@ -510,12 +532,12 @@ async fn n6_panic_after_started_goes_to_nursery() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n6_started_task_value_dropped_by_the_task, virtual_time);
 /// N1, N3, N6: a started task has no handle, so its final value is dropped when it
 /// finishes, before `nursery` returns; a panic in that drop is the task's panic, which
 /// the nursery resumes.
-#[hatchery::test(virtual_time)]
-async fn n6_started_task_value_dropped_by_the_task() {
-    let r = catch_panic(nursery(|n: hatchery::Nursery<TestError>| async move {
+async fn n6_started_task_value_dropped_by_the_task<K: Kind>() {
+    let r = catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| async move {
         n.start(|status| async move {
             status.started(());
             sleep(secs(1)).await;
@@ -530,14 +552,17 @@ async fn n6_started_task_value_dropped_by_the_task() {
     assert_eq!(elapsed(), secs(1));
 }
 
+each_kind!(
+    n6_s6_started_after_the_callers_cancellation_is_ignored,
+    virtual_time
+);
 /// N6: a task that calls `started` in a shield after its caller's scope was cancelled is
 /// not moved into the nursery (as in trio): the call is ignored, the task is cancelled
 /// at its next checkpoint, and `start` never returns (the caller's scope catches).
-#[hatchery::test(virtual_time)]
-async fn n6_s6_started_after_the_callers_cancellation_is_ignored() {
+async fn n6_s6_started_after_the_callers_cancellation_is_ignored<K: Kind>() {
     let log = Log::new();
     let value_dropped = Counter::new();
-    nursery(|n| {
+    K::nursery(|n| {
         let log = log.clone();
         let value_dropped = value_dropped.clone();
         async move {
@@ -571,11 +596,11 @@ async fn n6_s6_started_after_the_callers_cancellation_is_ignored() {
     assert_eq!(value_dropped.get(), 1);
 }
 
+each_kind!(n6_unstarted_value_drop_panic_is_not_lost, virtual_time);
 /// N3/N6: the value of a task that returns before calling `started` panics when dropped:
 /// that panic is a panic of the task and must not be lost.
-#[hatchery::test(virtual_time)]
-async fn n6_unstarted_value_drop_panic_is_not_lost() {
-    let r = catch_panic(nursery(|n: hatchery::Nursery<TestError>| async move {
+async fn n6_unstarted_value_drop_panic_is_not_lost<K: Kind>() {
+    let r = catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| async move {
         let r = n
             .start(|_status: hatchery::TaskStatus<()>| async move {
                 Ok(PanicOnDrop("unstarted value drop boom"))
@@ -589,10 +614,10 @@ async fn n6_unstarted_value_drop_panic_is_not_lost() {
     assert_eq!(r.unwrap_err(), "unstarted value drop boom");
 }
 
+each_kind!(n6_unstarted_value_dropped_before_nursery_returns);
 /// N1/N6: the value of a task that returns before calling `started` is dropped before
 /// `nursery` returns. (Real time: the destructor blocks its thread on purpose.)
-#[hatchery::test]
-async fn n6_unstarted_value_dropped_before_nursery_returns() {
+async fn n6_unstarted_value_dropped_before_nursery_returns<K: Kind>() {
     struct SlowDrop(Counter);
     impl Drop for SlowDrop {
         fn drop(&mut self) {
@@ -602,7 +627,7 @@ async fn n6_unstarted_value_dropped_before_nursery_returns() {
     }
     let dropped = Counter::new();
     let d = dropped.clone();
-    nursery(|n: hatchery::Nursery<TestError>| async move {
+    K::nursery(|n: kinds::Nursery<K, TestError>| async move {
         let r = n
             .start(|_status: hatchery::TaskStatus<()>| async move { Ok(SlowDrop(d)) })
             .await;
@@ -615,10 +640,10 @@ async fn n6_unstarted_value_dropped_before_nursery_returns() {
     assert_eq!(dropped.get(), 1, "the task's value outlived the nursery");
 }
 
+each_kind!(w8_start_polled_after_completion_panics);
 /// A `Start` polled again after it returned panics, instead of staying pending for good.
-#[hatchery::test]
-async fn w8_start_polled_after_completion_panics() {
-    let r = nursery(|n: hatchery::Nursery<TestError>| async move {
+async fn w8_start_polled_after_completion_panics<K: Kind>() {
+    let r = K::nursery(|n: kinds::Nursery<K, TestError>| async move {
         let mut start = n.start(|status: hatchery::TaskStatus<u8>| async move {
             status.started(5);
             Ok(())
@@ -643,12 +668,12 @@ impl Drop for PanicOnDrop {
     }
 }
 
+each_kind!(n6_started_in_f_task_is_cancelled_by_nursery, virtual_time);
 /// N6: a task that called `started` in `start`'s closure, before its first poll,
 /// belongs to the nursery: `n.cancel()` reaches it (it did not, and the nursery waited
 /// for it).
-#[hatchery::test(virtual_time)]
-async fn n6_started_in_f_task_is_cancelled_by_nursery() {
-    let r = nursery(|n| async move {
+async fn n6_started_in_f_task_is_cancelled_by_nursery<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let n2 = n.clone();
         n.spawn(async move {
             n2.start(|status| {
@@ -677,12 +702,12 @@ async fn n6_started_in_f_task_is_cancelled_by_nursery() {
     );
 }
 
+each_kind!(n6_started_in_f_task_outlives_callers_scope, virtual_time);
 /// N6: the caller's scope, cancelled after `start` returned, does not cancel a task that
 /// called `started` in `start`'s closure (it did).
-#[hatchery::test(virtual_time)]
-async fn n6_started_in_f_task_outlives_callers_scope() {
+async fn n6_started_in_f_task_outlives_callers_scope<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let scope = CancelScope::new();
@@ -716,12 +741,14 @@ async fn n6_started_in_f_task_outlives_callers_scope() {
     );
 }
 
+each_kind!(n6_started_in_f_in_cancelled_scope_is_ignored, virtual_time);
 /// N6: in an already-cancelled caller scope, a `started` called in `start`'s closure is
-/// ignored and `start` does not return (it returned `Ok`).
-#[hatchery::test(virtual_time)]
-async fn n6_started_in_f_in_cancelled_scope_is_ignored() {
+/// ignored and `start` does not return (it returned `Ok`; on the inline nursery, a child
+/// that ended in its `start`'s first poll had its value returned, until `start` was
+/// written once).
+async fn n6_started_in_f_in_cancelled_scope_is_ignored<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let scope = CancelScope::new();
@@ -749,11 +776,14 @@ async fn n6_started_in_f_in_cancelled_scope_is_ignored() {
     assert!(log.is_empty(), "{:?}", log.events());
 }
 
+each_kind!(
+    n6_started_in_f_from_the_body_is_cancelled_by_nursery,
+    virtual_time
+);
 /// `started` in `f`, with `start` called from the nursery's own body: `Nursery::cancel`
 /// reaches the started task at once.
-#[hatchery::test(virtual_time)]
-async fn n6_started_in_f_from_the_body_is_cancelled_by_nursery() {
-    let r = nursery(|n| async move {
+async fn n6_started_in_f_from_the_body_is_cancelled_by_nursery<K: Kind>() {
+    let r = K::nursery(|n| async move {
         n.start(|status| {
             status.started(());
             async {
@@ -771,12 +801,12 @@ async fn n6_started_in_f_from_the_body_is_cancelled_by_nursery() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n6_start_error_alternate_display_shows_the_cause_chain);
 /// N6: `StartError`'s `{:#}` passes the flag on to the task's error, as `NurseryError`'s
 /// does, so anyhow's cause chain shows (`{}` shows only the outermost context).
-#[hatchery::test]
-async fn n6_start_error_alternate_display_shows_the_cause_chain() {
+async fn n6_start_error_alternate_display_shows_the_cause_chain<K: Kind>() {
     use anyhow::Context;
-    let e = nursery(|n| async move {
+    let e = K::nursery(|n| async move {
         let e = n
             .start(|_status: hatchery::TaskStatus<u16>| async move {
                 Err::<(), _>(anyhow::anyhow!("address in use")).context("binding port 8080")
@@ -797,12 +827,17 @@ async fn n6_start_error_alternate_display_shows_the_cause_chain() {
     );
 }
 
+each_kind!(
+    a_start_awaited_again_after_its_timeout_reports_not_started,
+    virtual_time
+);
 /// A `Start` lent to a timeout that cancelled its task before `started`, awaited again
 /// outside that scope, reports `NotStarted` (found by an audit: it stayed pending for
-/// good, as its state was consumed by the cancelled poll).
-#[hatchery::test(virtual_time)]
-async fn a_start_awaited_again_after_its_timeout_reports_not_started() {
-    let r = nursery(|n| async move {
+/// good, as its state was consumed by the cancelled poll; an inline `start` did too
+/// until `start` was written once: this test, on the inline kind, is the one that was
+/// `n6_a_kept_inline_start_awaited_after_its_timeout_reports_not_started` in `inline.rs`).
+async fn a_start_awaited_again_after_its_timeout_reports_not_started<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let mut start = n.start(|status: hatchery::TaskStatus<u32>| async move {
             sleep(HOUR).await;
             status.started(1);
@@ -875,21 +910,28 @@ async fn an_abandoned_start_errors_drop_panic_reaches_the_nursery() {
     assert_eq!(r.map(|r| r.is_ok()).unwrap_err(), "error drop");
 }
 
+each_kind!(
+    started_in_first_poll_into_cancelled_nursery_sees_cancelled, virtual_time;
+    inline: #[ignore = "breaks S4 (docs/src/semantics.md: after `started` the nursery's cancellation applies): an inline child that called `started` into a cancelled nursery sees its shielded caller's `Never` until its next suspension, when its `start` hands it to the nursery"]
+);
 /// A task that calls `started()` in its first poll, from a caller that is not cancelled
 /// (shielded), into a nursery that is: it sees the cancellation at once, as a task
 /// spawned into a cancelled nursery does (from the deadline model: it saw `Never` until
 /// it first suspended).
-#[hatchery::test(virtual_time)]
-async fn started_in_first_poll_into_cancelled_nursery_sees_cancelled() {
+///
+/// Fails on the inline nursery: until its `start` is polled again, the child runs on
+/// under its caller (here shielded), and sees `Never`.
+async fn started_in_first_poll_into_cancelled_nursery_sees_cancelled<K: Kind>() {
     let seen = Arc::new(Mutex::new(None));
     let scope = CancelScope::new();
     let handle = scope.handle();
     let s2 = seen.clone();
     let out = scope
-        .run(nursery(|n| async move {
-            handle.cancel(); // the nursery (inside the scope) is cancelled from here on
-                             // The caller is shielded, so `started` is honoured: the task moves into the
-                             // cancelled nursery, and the `start` returns.
+        .run(K::nursery(|n| async move {
+            // The nursery (inside the scope) is cancelled from here on. The caller is
+            // shielded, so `started` is honoured: the task moves into the cancelled
+            // nursery, and the `start` returns.
+            handle.cancel();
             let r = shield(n.start(move |status| async move {
                 status.started(());
                 *s2.lock().unwrap() = Some(current_effective_deadline());
@@ -910,16 +952,22 @@ async fn started_in_first_poll_into_cancelled_nursery_sees_cancelled() {
     );
 }
 
+each_kind!(
+    join_completes_after_started_into_cancelled, virtual_time;
+    inline: #[ignore = "breaks S4 (docs/src/semantics.md: after `started` the nursery's cancellation applies) and so H5 (a join in a cancelled scope never completes): an inline child runs on under its shielded caller until its next suspension, and its `join` completes"]
+);
 /// The same window: `join` of a finished sibling completes although the task is in a
 /// cancelled nursery.
-#[hatchery::test(virtual_time)]
-async fn join_completes_after_started_into_cancelled() {
+///
+/// Fails on the inline nursery: the child, still under its shielded caller after
+/// `started`, completes the join.
+async fn join_completes_after_started_into_cancelled<K: Kind>() {
     let joined = Arc::new(Mutex::new(None));
     let j2 = joined.clone();
     let scope = CancelScope::new();
     let handle = scope.handle();
     let out = scope
-        .run(nursery(|n| async move {
+        .run(K::nursery(|n| async move {
             let h = n.spawn(async { Ok::<u32, TestError>(5) });
             until(|| h.is_finished()).await;
             handle.cancel();
@@ -945,8 +993,8 @@ async fn join_completes_after_started_into_cancelled() {
 }
 
 /// A `start` whose task calls `started(1)` after an hour.
-fn start_in_an_hour(
-    n: &hatchery::Nursery<TestError>,
+fn start_in_an_hour<K: Kind>(
+    n: &kinds::Nursery<K, TestError>,
 ) -> impl Future<Output = Result<u32, hatchery::StartError<TestError>>> + Unpin {
     n.start(|status: hatchery::TaskStatus<u32>| async move {
         sleep(HOUR).await;
@@ -969,12 +1017,15 @@ async fn lose_a_race_in_an_inner_scope<F: Future + Unpin>(start: &mut F) {
     assert!(inner.is_some(), "the inner scope ended normally");
 }
 
+each_kind!(
+    s7_a_kept_start_is_cancelled_with_the_scope_that_awaits_it,
+    virtual_time
+);
 /// A `start` kept past the inner scope of its first poll, awaited in an enclosing
 /// scope that is cancelled: the task has not called `started`, so the cancellation
 /// reaches it, and the scope ends at once.
-#[hatchery::test(virtual_time)]
-async fn s7_a_kept_start_is_cancelled_with_the_scope_that_awaits_it() {
-    let r = nursery(|n| async move {
+async fn s7_a_kept_start_is_cancelled_with_the_scope_that_awaits_it<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let outer = CancelScope::new();
         let handle = outer.handle();
         let out = outer
@@ -1000,11 +1051,14 @@ async fn s7_a_kept_start_is_cancelled_with_the_scope_that_awaits_it() {
     assert_eq!(r, Ok((true, secs(2))));
 }
 
+each_kind!(
+    a_kept_start_is_cancelled_by_the_deadline_of_the_scope_that_awaits_it,
+    virtual_time
+);
 /// The same with a deadline on the enclosing scope: the task must not stall on a
 /// deadline whose cancellation cannot reach it (it did, and nothing around it could end).
-#[hatchery::test(virtual_time)]
-async fn a_kept_start_is_cancelled_by_the_deadline_of_the_scope_that_awaits_it() {
-    let r = nursery(|n| async move {
+async fn a_kept_start_is_cancelled_by_the_deadline_of_the_scope_that_awaits_it<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let outer = CancelScope::new().with_timeout(secs(10));
         let out = outer
             .run(async {
@@ -1019,12 +1073,15 @@ async fn a_kept_start_is_cancelled_by_the_deadline_of_the_scope_that_awaits_it()
     assert_eq!(r, Ok((true, secs(10))));
 }
 
+each_kind!(
+    a_kept_start_repolled_in_an_already_cancelled_scope_is_cancelled,
+    virtual_time
+);
 /// A kept `start` awaited again in a scope cancelled while the start was not polled (and
 /// out of reach: the scope of its first poll had finished) takes that cancellation, and
 /// the scope ends at once.
-#[hatchery::test(virtual_time)]
-async fn a_kept_start_repolled_in_an_already_cancelled_scope_is_cancelled() {
-    let r = nursery(|n| async move {
+async fn a_kept_start_repolled_in_an_already_cancelled_scope_is_cancelled<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let outer = CancelScope::new();
         let handle = outer.handle();
         let out = outer

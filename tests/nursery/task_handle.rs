@@ -1,5 +1,6 @@
 //! `TaskHandle` (N7): join a child's value, cancel just that child, ask whether it has
-//! finished; dropping the handle does not cancel the child.
+//! finished; dropping the handle does not cancel the child. On both kinds of nursery (a
+//! handle is one type for both), but for a race between threads of the executor.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -11,12 +12,12 @@ use std::time::{Duration, Instant};
 use hatchery::sync::Event;
 use hatchery::testing::{elapsed, wait_all_tasks_blocked};
 use hatchery::{checkpoint, nursery, sleep, JoinError, NurseryError, TaskHandle};
-use hatchery_tests::{hook, secs, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{each_kind, hook, secs, until, Counter, Kind, Log, TestError, HOUR};
 
+each_kind!(n7_h5_join_returns_value, virtual_time);
 /// N7: `join` returns the child's value, from the body and from another child.
-#[hatchery::test(virtual_time)]
-async fn n7_h5_join_returns_value() {
-    let r = nursery(|n| async move {
+async fn n7_h5_join_returns_value<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let a = n.spawn(async {
             sleep(secs(2)).await;
             Ok::<_, TestError>("a")
@@ -30,12 +31,12 @@ async fn n7_h5_join_returns_value() {
     assert_eq!(elapsed(), secs(2));
 }
 
+each_kind!(n7_h6_cancel_just_one_child, virtual_time);
 /// N7: cancelling one child through its handle: its join reports `is_cancelled`, its
 /// siblings are unaffected, and the nursery is neither cancelled nor failed.
-#[hatchery::test(virtual_time)]
-async fn n7_h6_cancel_just_one_child() {
+async fn n7_h6_cancel_just_one_child<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let victim = n.spawn({
@@ -67,14 +68,14 @@ async fn n7_h6_cancel_just_one_child() {
     assert_eq!(elapsed(), secs(5));
 }
 
+each_kind!(n7_cancel_before_first_poll, virtual_time);
 /// N7: cancelling a child through its handle before it was ever polled: it still gets
 /// its first poll (like any task spawned into a cancelled scope), then is cancelled at its
 /// first suspension point. (On a multi-threaded backend a worker may get to poll it
 /// before the cancel; the outcome is the same.)
-#[hatchery::test(virtual_time)]
-async fn n7_cancel_before_first_poll() {
+async fn n7_cancel_before_first_poll<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let h = n.spawn(async move {
@@ -93,17 +94,17 @@ async fn n7_cancel_before_first_poll() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n7_cancel_child_with_nested_nursery, virtual_time);
 /// N7: cancelling a child cancels everything inside it (its own nursery's children).
-#[hatchery::test(virtual_time)]
-async fn n7_cancel_child_with_nested_nursery() {
+async fn n7_cancel_child_with_nested_nursery<K: Kind>() {
     let dropped = Counter::new();
     let started = Counter::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let (dropped, started) = (dropped.clone(), started.clone());
         async move {
             let s2 = started.clone();
             let h = n.spawn(async move {
-                nursery(|inner| async move {
+                K::nursery(|inner| async move {
                     for _ in 0..5 {
                         let (guard, started) = (dropped.guard(), s2.clone());
                         inner.spawn(async move {
@@ -130,11 +131,11 @@ async fn n7_cancel_child_with_nested_nursery() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n7_h8_is_finished, virtual_time);
 /// N7: `is_finished` is false while the child runs and true once it has finished (its
 /// future dropped), before and after `join`.
-#[hatchery::test(virtual_time)]
-async fn n7_h8_is_finished() {
-    let r = nursery(|n| async move {
+async fn n7_h8_is_finished<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let gate = Counter::new();
         let g = gate.clone();
         let h = n.spawn(async move {
@@ -154,12 +155,12 @@ async fn n7_h8_is_finished() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n7_h7_dropping_handle_does_not_cancel, virtual_time);
 /// N7: dropping a handle does not cancel the child: it runs to its end, and the
 /// nursery waits for it.
-#[hatchery::test(virtual_time)]
-async fn n7_h7_dropping_handle_does_not_cancel() {
+async fn n7_h7_dropping_handle_does_not_cancel<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let h = n.spawn(async move {
@@ -178,11 +179,11 @@ async fn n7_h7_dropping_handle_does_not_cancel() {
     assert_eq!(elapsed(), secs(10));
 }
 
+each_kind!(n7_h5_join_after_nursery_returned, virtual_time);
 /// N7: a handle that outlives its nursery still yields the value; cancelling a
 /// finished task has no effect.
-#[hatchery::test(virtual_time)]
-async fn n7_h5_join_after_nursery_returned() {
-    let h: TaskHandle<u32> = nursery(|n| async move {
+async fn n7_h5_join_after_nursery_returned<K: Kind>() {
+    let h: TaskHandle<u32> = K::nursery(|n| async move {
         Ok::<_, TestError>(n.spawn(async {
             sleep(secs(1)).await;
             Ok(5)
@@ -196,12 +197,12 @@ async fn n7_h5_join_after_nursery_returned() {
     assert_eq!(elapsed(), secs(1));
 }
 
+each_kind!(n7_failed_child_handle);
 /// N7: the handle of a child that failed reports `is_failed` (its error went to the
 /// nursery, which reports it).
-#[hatchery::test]
-async fn n7_failed_child_handle() {
+async fn n7_failed_child_handle<K: Kind>() {
     let slot: Arc<Mutex<Option<TaskHandle<()>>>> = Arc::default();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let slot = slot.clone();
         async move {
             *slot.lock().unwrap() = Some(n.spawn(async {
@@ -218,11 +219,11 @@ async fn n7_failed_child_handle() {
     assert!(e.is_failed() && !e.is_cancelled() && !e.is_panicked());
 }
 
+each_kind!(n7_child_cancelled_with_nursery, virtual_time);
 /// N7: the handle of a child cancelled with its nursery reports `is_cancelled`.
-#[hatchery::test(virtual_time)]
-async fn n7_child_cancelled_with_nursery() {
+async fn n7_child_cancelled_with_nursery<K: Kind>() {
     let slot: Arc<Mutex<Option<TaskHandle<()>>>> = Arc::default();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let slot = slot.clone();
         async move {
             *slot.lock().unwrap() = Some(n.spawn(async {
@@ -241,10 +242,10 @@ async fn n7_child_cancelled_with_nursery() {
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n7_join_error_converts, virtual_time);
 /// N7: `JoinError` converts into `io::Error` and `anyhow::Error` with `?`.
-#[hatchery::test(virtual_time)]
-async fn n7_join_error_converts() {
-    let r = nursery(|n| async move {
+async fn n7_join_error_converts<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let h = n.spawn(async {
             sleep(HOUR).await;
             Ok::<(), std::io::Error>(())
@@ -257,8 +258,8 @@ async fn n7_join_error_converts() {
     let e = r.unwrap_err().into_first().unwrap();
     assert_eq!(e.kind(), std::io::ErrorKind::Other);
 
-    async fn any() -> anyhow::Result<()> {
-        nursery(|n| async move {
+    async fn any<K: Kind>() -> anyhow::Result<()> {
+        K::nursery(|n| async move {
             let h = n.spawn(async {
                 sleep(HOUR).await;
                 Ok::<(), anyhow::Error>(())
@@ -270,16 +271,16 @@ async fn n7_join_error_converts() {
         .await?;
         Ok(())
     }
-    let e = any().await.unwrap_err();
+    let e = any::<K>().await.unwrap_err();
     assert_eq!(e.to_string(), "task was cancelled");
     assert_eq!(elapsed(), Duration::ZERO);
 }
 
+each_kind!(n7_cancel_during_shield_value_still_returned, virtual_time);
 /// N7 with C3: a child cancelled by its handle while in a shield finishes the shield;
 /// if it then returns without suspending again, its value still comes back.
-#[hatchery::test(virtual_time)]
-async fn n7_cancel_during_shield_value_still_returned() {
-    let r = nursery(|n| async move {
+async fn n7_cancel_during_shield_value_still_returned<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let in_shield = Counter::new();
         let c = in_shield.clone();
         let h = n.spawn(async move {
@@ -300,11 +301,11 @@ async fn n7_cancel_during_shield_value_still_returned() {
     assert_eq!(elapsed(), secs(10));
 }
 
+each_kind!(n7_h7_dropping_join_future_does_not_cancel, virtual_time);
 /// N7: dropping a `join` future before the child finished does not cancel the child.
-#[hatchery::test(virtual_time)]
-async fn n7_h7_dropping_join_future_does_not_cancel() {
+async fn n7_h7_dropping_join_future_does_not_cancel<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let h = n.spawn(async move {
@@ -323,12 +324,12 @@ async fn n7_h7_dropping_join_future_does_not_cancel() {
     assert_eq!(elapsed(), secs(10));
 }
 
+each_kind!(h8_join_with_deadline_then_cancel, virtual_time);
 /// `asyncio.wait_for(task, t)`: a deadline on `&mut join` stops only the waiting; the
 /// join stays usable, `Join::cancel` stops the task, and the join then reports it.
-#[hatchery::test(virtual_time)]
-async fn h8_join_with_deadline_then_cancel() {
+async fn h8_join_with_deadline_then_cancel<K: Kind>() {
     let log = Log::new();
-    let r = nursery(|n| {
+    let r = K::nursery(|n| {
         let log = log.clone();
         async move {
             let mut join = n
@@ -356,11 +357,11 @@ async fn h8_join_with_deadline_then_cancel() {
     assert_eq!(log.events(), ["timed out", "task dropped"]);
 }
 
+each_kind!(join_value_after_deadline_is_kept, virtual_time);
 /// A value that arrives after the deadline but before the cancel is not lost: the
 /// join still returns it, and the cancel has no effect.
-#[hatchery::test(virtual_time)]
-async fn join_value_after_deadline_is_kept() {
-    let r = nursery(|n| async move {
+async fn join_value_after_deadline_is_kept<K: Kind>() {
+    let r = K::nursery(|n| async move {
         let mut join = n
             .spawn(async {
                 sleep(secs(3)).await;

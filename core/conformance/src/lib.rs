@@ -35,8 +35,13 @@
 //! ```
 //!
 //! `cargo test` then runs `c1_delivery_at_suspension_points`,
-//! `n2_first_error_cancels_the_rest`, ... on your runtime, each through your `run`, plus
-//! [`runtime_is_released`](macro@tests#the-runtime-is-released). Scenarios on a virtual
+//! `n2_first_error_cancels_the_rest::spawning`, `n2_first_error_cancels_the_rest::inline`,
+//! ... on your runtime, each through your `run`, plus
+//! [`runtime_is_released`](macro@tests#the-runtime-is-released). The scenarios of
+//! nurseries and `start` run once for each kind of nursery, the spawning one
+//! (`hatchery::nursery`, whose children are tasks of your executor) and the inline one
+//! (`hatchery::inline::nursery`, whose children its own task polls): the rules are the
+//! same for both, and each relies on your executor in its own way (see [`kinds`]). Scenarios on a virtual
 //! clock run under [`hatchery::testing::virtual_time`] (your executor, hatchery's
 //! clock), the others under [`hatchery::testing::tracked`] (your executor, your clock
 //! and timers). To run one by hand, or all in a loop of your own, see [`SCENARIOS`] and
@@ -60,7 +65,9 @@
 //!   wait of a read or a write on an event that carries an error or a hang-up (R6: a
 //!   UDP socket's ICMP answer, a connection reset; these pass at once on a runtime
 //!   without a reactor); and that the runtime is let go of once `run` returns;
-//! * **one scenario for each rule of the principles**, C1–C8 and N1–N8, and one for each
+//! * **one scenario for each rule of the principles**, C1–C8 and N1–N8 (N1–N7 and the
+//!   scenario of `start`, S, on both kinds of nursery, N8's on the spawning one, whose
+//!   rule it is), and one for each
 //!   other family of the book's *Semantics* chapter (S `start`, H handles, D deadlines,
 //!   P shields and `finally`, K kept futures, F foreign droppers, W waits and the `sync`
 //!   primitives, G combinators, R the runtime): the common path through each, run on
@@ -92,7 +99,10 @@ use hatchery::testing::TestRun;
 
 mod support;
 
+pub mod kinds;
 pub mod scenarios;
+
+pub use kinds::{Inline, Kind, Spawning};
 
 /// The clock a scenario runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +139,10 @@ pub struct Scenario {
     /// It needs a thread for blocking work (`run_blocking`): a runtime that runs none
     /// (a simulator) skips it (see [`tests!`](macro@tests#a-runtime-without-threads)).
     pub needs_threads: bool,
+    /// The kind of nursery it opens, for a scenario of nurseries (N1-N7) or `start` (S),
+    /// which runs once on each ([`Kind::NAME`]: `"spawning"`, `"inline"`); `None` for
+    /// the others.
+    pub kind: Option<&'static str>,
     /// The scenario's future, as [`prepare`] runs it.
     pub future: fn() -> Pin<Box<dyn Future<Output = ()> + Send>>,
 }
@@ -236,8 +250,12 @@ pub fn assert_released(runtime: Weak<dyn Runtime>, patience: Duration) {
 /// blocking entry point (`fn run<F: Future>(fut: F) -> F::Output`, given by its path).
 ///
 /// Invoke it once, at module level in a test file (or inside a `mod`, to run the kit on
-/// several runtimes). The tests are named after the scenarios ([`SCENARIOS`]), and one
-/// more:
+/// several runtimes). The tests are named after the scenarios ([`SCENARIOS`]); a
+/// scenario of nurseries or `start` is a module of two tests, one for each [`Kind`] of
+/// nursery (`n1_a_nursery_waits_for_all::spawning`, `n1_a_nursery_waits_for_all::inline`),
+/// which sees `run` through `use super::*`: give `run` as a name in scope or a path from a
+/// crate (`crate::run`, `hatchery_smol::run`), not one that starts with `self::` or
+/// `super::`. And one more test:
 ///
 /// # The runtime is released
 ///
@@ -306,22 +324,42 @@ macro_rules! tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __tests {
-    (($run:path, $threads:ident) $($name:ident: $clock:ident, $rule:literal $(, $needs:ident)?;)*) => {
+    (($run:path, $threads:ident) $($name:ident $(<$kinds:ident>)?: $clock:ident, $rule:literal $(, $needs:ident)?;)*) => {
         $(
-            $crate::__test!($run, $threads, $name, $clock, $($needs)?);
+            $crate::__test!($run, $threads, $name $(<$kinds>)?, $clock, $($needs)?);
         )*
     };
 }
 
 /// Not public API: one scenario's test, for [`tests!`]: ignored, with the reason, if it
-/// needs a thread and the runtime runs none.
+/// needs a thread and the runtime runs none; a module of one test per kind of nursery
+/// for a scenario that runs on each (`<kinds>` in the list).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __test {
-    ($run:path, without_threads, $name:ident, $clock:ident, threads) => {
+    ($run:path, $threads:ident, $name:ident <kinds>, $clock:ident, $($needs:ident)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::__test!($run, $threads, spawning = $name::<$crate::Spawning>, $clock, $($needs)?);
+            $crate::__test!($run, $threads, inline = $name::<$crate::Inline>, $clock, $($needs)?);
+        }
+    };
+    ($run:path, without_threads, $test:ident $(= $name:ident::<$kind:path>)?, $clock:ident, threads) => {
         #[test]
         #[ignore = "needs a thread for blocking work, which this runtime does not run"]
-        fn $name() {}
+        fn $test() {}
+    };
+    ($run:path, $threads:ident, $test:ident = $name:ident::<$kind:path>, $clock:ident, $($needs:ident)?) => {
+        #[test]
+        fn $test() {
+            $run($crate::__wrap(
+                $crate::Clock::$clock,
+                $crate::scenarios::$name::<$kind>(),
+                ::core::concat!(::core::stringify!($name), "::", ::core::stringify!($test)),
+            ))
+        }
     };
     ($run:path, $threads:ident, $name:ident, $clock:ident, $($needs:ident)?) => {
         #[test]
@@ -335,12 +373,52 @@ macro_rules! __test {
     };
 }
 
-/// Not public API: [`SCENARIOS`], from the list.
+/// Not public API: [`SCENARIOS`], from the list: its entries gathered one by one (a
+/// scenario of nurseries or `start` makes one for each kind of nursery), then the array.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __list {
-    (() $($name:ident: $clock:ident, $rule:literal $(, $needs:ident)?;)*) => {
-        /// Every scenario of the kit, in the order of the book's rule families.
+    (() $($list:tt)*) => {
+        $crate::__list!(@gather [] $($list)*);
+    };
+    (@gather [$($done:tt)*] $name:ident <kinds>: $clock:ident, $rule:literal $(, $needs:ident)?; $($rest:tt)*) => {
+        $crate::__list!(@gather [
+            $($done)*
+            Scenario {
+                name: ::core::concat!(::core::stringify!($name), "::spawning"),
+                rule: $rule,
+                clock: Clock::$clock,
+                needs_threads: $crate::__needs_threads!($($needs)?),
+                kind: ::core::option::Option::Some(<$crate::Spawning as $crate::Kind>::NAME),
+                future: || ::std::boxed::Box::pin($crate::scenarios::$name::<$crate::Spawning>()),
+            },
+            Scenario {
+                name: ::core::concat!(::core::stringify!($name), "::inline"),
+                rule: $rule,
+                clock: Clock::$clock,
+                needs_threads: $crate::__needs_threads!($($needs)?),
+                kind: ::core::option::Option::Some(<$crate::Inline as $crate::Kind>::NAME),
+                future: || ::std::boxed::Box::pin($crate::scenarios::$name::<$crate::Inline>()),
+            },
+        ] $($rest)*);
+    };
+    (@gather [$($done:tt)*] $name:ident: $clock:ident, $rule:literal $(, $needs:ident)?; $($rest:tt)*) => {
+        $crate::__list!(@gather [
+            $($done)*
+            Scenario {
+                name: ::core::stringify!($name),
+                rule: $rule,
+                clock: Clock::$clock,
+                needs_threads: $crate::__needs_threads!($($needs)?),
+                kind: ::core::option::Option::None,
+                future: || ::std::boxed::Box::pin($crate::scenarios::$name()),
+            },
+        ] $($rest)*);
+    };
+    (@gather [$($done:tt)*]) => {
+        /// Every scenario of the kit, in the order of the book's rule families: those of
+        /// nurseries (N1-N7) and `start` (S) once for each [`Kind`] of nursery, the
+        /// spawning one first.
         ///
         /// # Examples
         ///
@@ -350,18 +428,13 @@ macro_rules! __list {
         /// for family in ["C", "N", "S", "H", "D", "P", "K", "F", "W", "G", "R"] {
         ///     assert!(SCENARIOS.iter().any(|s| s.rule.starts_with(family)), "{family}");
         /// }
+        /// let n1: Vec<_> = SCENARIOS.iter().filter(|s| s.rule == "N1").map(|s| s.name).collect();
+        /// assert_eq!(
+        ///     n1,
+        ///     ["n1_a_nursery_waits_for_all::spawning", "n1_a_nursery_waits_for_all::inline"]
+        /// );
         /// ```
-        pub const SCENARIOS: &[Scenario] = &[
-            $(
-                Scenario {
-                    name: ::core::stringify!($name),
-                    rule: $rule,
-                    clock: Clock::$clock,
-                    needs_threads: $crate::__needs_threads!($($needs)?),
-                    future: || ::std::boxed::Box::pin($crate::scenarios::$name()),
-                },
-            )*
-        ];
+        pub const SCENARIOS: &[Scenario] = &[$($done)*];
     };
 }
 
@@ -392,16 +465,16 @@ macro_rules! __with_scenarios {
             c6_shields_protect_cleanup: Virtual, "C6";
             c7_the_effective_deadline: Virtual, "C7";
             c8_a_foreign_drop_cancels_without_waiting: Real, "C8";
-            n1_a_nursery_waits_for_all: Virtual, "N1";
-            n2_first_error_cancels_the_rest: Virtual, "N2";
-            n3_panics_resume_after_all_finished: Virtual, "N3";
-            n4_cancellation_is_not_an_error: Virtual, "N4";
-            n5_spawning_after_close_fails_clearly: Virtual, "N5";
-            n6_start_waits_until_ready: Virtual, "N6";
-            n7_task_handles: Virtual, "N7";
+            n1_a_nursery_waits_for_all<kinds>: Virtual, "N1";
+            n2_first_error_cancels_the_rest<kinds>: Virtual, "N2";
+            n3_panics_resume_after_all_finished<kinds>: Virtual, "N3";
+            n4_cancellation_is_not_an_error<kinds>: Virtual, "N4";
+            n5_spawning_after_close_fails_clearly<kinds>: Virtual, "N5";
+            n6_start_waits_until_ready<kinds>: Virtual, "N6";
+            n7_task_handles<kinds>: Virtual, "N7";
             n8_spawn_never_polls_inline: Real, "N8";
             n8_many_tasks_finish: Real, "N8";
-            s3_an_error_before_started_comes_out_of_start: Virtual, "S3";
+            s3_an_error_before_started_comes_out_of_start<kinds>: Virtual, "S3";
             h2_h3_cancel_called_and_cancelled_caught: Virtual, "H2, H3";
             d1_the_runtime_clock_drives_sleeps_and_timeouts: Real, "D1";
             d2_timeouts_count_from_entry: Virtual, "D2";

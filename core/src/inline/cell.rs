@@ -72,7 +72,8 @@ pub(super) struct Cell<T, F: ?Sized> {
 
 /// The future may be polled.
 const RUNNING: u8 = 0;
-/// The future returned, and its output says how: nothing to tell when it is dropped.
+/// The future returned or panicked, and its output says how: nothing to tell when it is
+/// dropped.
 const RETURNED: u8 = 1;
 /// The future has been dropped (or is being dropped).
 const DROPPED: u8 = 2;
@@ -234,11 +235,15 @@ pub(super) trait Run<E>: DropRun {
     unsafe fn poll_run(&self, cx: &mut Context<'_>, has_handle: bool) -> Poll<Result<(), E>>;
 }
 
-/// Marks the output as panicked if a poll unwinds.
+/// Marks the output as panicked if a poll unwinds, and the future as ended: its drop
+/// then leaves the output alone (it would say "cancelled" over the panic, rule H5).
 struct PanicMark<'a, T, F: ?Sized>(&'a Cell<T, F>);
 
 impl<T, F: ?Sized> Drop for PanicMark<'_, T, F> {
     fn drop(&mut self) {
+        // SAFETY: a mark is made only in `poll_run`, under the owner's exclusive access,
+        // and no reference to the stage is alive while the poll unwinds.
+        unsafe { *self.0.stage.get() = RETURNED };
         drop(self.0.out.put(Err(JoinError::panicked())));
     }
 }
@@ -270,9 +275,9 @@ where
 {
     unsafe fn poll_run(&self, cx: &mut Context<'_>, has_handle: bool) -> Poll<Result<(), E>> {
         // SAFETY: the owner's exclusive access (the caller's contract).
-        let stage = unsafe { &mut *self.stage.get() };
+        let running = unsafe { *self.stage.get() } == RUNNING;
         assert!(
-            *stage == RUNNING,
+            running,
             "hatchery: internal error: an inline child polled after it returned"
         );
         // SAFETY: as above; and the future is pinned: it lives in the cell's allocation,
@@ -281,6 +286,8 @@ where
         let mark = PanicMark(self);
         let poll = fut.poll(cx);
         std::mem::forget(mark);
+        // SAFETY: as above (taken after the poll: the mark writes the stage if it unwinds).
+        let stage = unsafe { &mut *self.stage.get() };
         match poll {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(v)) => {

@@ -5,14 +5,16 @@
 //! [`tests!`](crate::tests) set it up); called any other way, they panic outside a
 //! runtime, and the virtual-time ones assert times a real clock would not give. They
 //! assert with `assert!`, so a failure panics with the assertion's message and location.
+//! The scenarios of N1-N7 and S are generic over the [`Kind`](crate::Kind) of nursery they
+//! open, and run on each (`n1_a_nursery_waits_for_all::<Inline>()`).
 //!
 //! By family (see the crate docs for how they were chosen):
 //!
 //! | family | scenarios |
 //! |---|---|
 //! | C, cancellation | [`c1_delivery_at_suspension_points`] ... [`c8_a_foreign_drop_cancels_without_waiting`] |
-//! | N, nurseries | [`n1_a_nursery_waits_for_all`] ... [`n8_spawn_never_polls_inline`], [`n8_many_tasks_finish`] |
-//! | S, `start` | [`s3_an_error_before_started_comes_out_of_start`] |
+//! | N, nurseries | [`n1_a_nursery_waits_for_all`] ... [`n7_task_handles`] (each on both kinds of nursery), [`n8_spawn_never_polls_inline`], [`n8_many_tasks_finish`] |
+//! | S, `start` | [`s3_an_error_before_started_comes_out_of_start`] (on both kinds) |
 //! | H, handles | [`h2_h3_cancel_called_and_cancelled_caught`] |
 //! | D, deadlines | [`d1_the_runtime_clock_drives_sleeps_and_timeouts`] ... [`d5_a_moved_deadline_rearms_the_runtime_timer`] |
 //! | P, shields | [`p5_finally_cleans_up_after_cancellation`] |

@@ -1,18 +1,19 @@
-//! Nurseries (N) and `start` (S).
+//! Nurseries (N) and `start` (S), on both kinds of nursery: each scenario is generic
+//! over the [`Kind`] it opens, and [`tests!`](crate::tests) runs it on both
+//! ([`Spawning`](crate::Spawning), [`Inline`](crate::Inline)), as the rules are the same.
 
 use hatchery::testing::elapsed;
-use hatchery::{
-    move_on_after, nursery, shield, sleep, Nursery, NurseryError, StartError, TaskStatus,
-};
+use hatchery::{move_on_after, shield, sleep, NurseryError, StartError, TaskStatus};
 
+use crate::kinds::{Kind, Nursery};
 use crate::support::{catch_panic, secs, Counter, Log, Oops, HOUR};
 
 /// N1: a nursery returns only once its body and every task have finished, tasks spawned
 /// by tasks included.
-pub async fn n1_a_nursery_waits_for_all() {
+pub async fn n1_a_nursery_waits_for_all<K: Kind>() {
     let done = Counter::new();
     let d = done.clone();
-    let out = nursery(|n: Nursery<Oops>| async move {
+    let out = K::nursery(|n: Nursery<K, Oops>| async move {
         for i in 1..=3u64 {
             let (d, n2) = (d.clone(), n.clone());
             n.spawn(async move {
@@ -35,10 +36,10 @@ pub async fn n1_a_nursery_waits_for_all() {
 
 /// N2: the first error cancels the body and the other tasks; every error is reported,
 /// in the order they happened, those returned while being cancelled included.
-pub async fn n2_first_error_cancels_the_rest() {
+pub async fn n2_first_error_cancels_the_rest<K: Kind>() {
     let log = Log::new();
     let l = log.clone();
-    let out = nursery(|n: Nursery<Oops>| async move {
+    let out = K::nursery(|n: Nursery<K, Oops>| async move {
         n.spawn(async {
             sleep(secs(1)).await;
             Err::<(), _>(Oops("first"))
@@ -68,10 +69,10 @@ pub async fn n2_first_error_cancels_the_rest() {
 
 /// N3: a panic in a task cancels the rest; it is resumed in the caller of `nursery`
 /// once every task has finished (a shielded cleanup here).
-pub async fn n3_panics_resume_after_all_finished() {
+pub async fn n3_panics_resume_after_all_finished<K: Kind>() {
     let log = Log::new();
     let l = log.clone();
-    let out = catch_panic(nursery(|n: Nursery<Oops>| async move {
+    let out = catch_panic(K::nursery(|n: Nursery<K, Oops>| async move {
         n.spawn::<(), _>(async {
             sleep(secs(1)).await;
             panic!("boom")
@@ -96,8 +97,8 @@ pub async fn n3_panics_resume_after_all_finished() {
 /// N4: cancellation is not an error. A nursery's own `cancel` that ends its body before
 /// it produced its value gives `Cancelled`; after it, the value. An enclosing scope's
 /// cancellation gives nothing from the nursery: the scope returns.
-pub async fn n4_cancellation_is_not_an_error() {
-    let out = nursery(|n: Nursery<Oops>| async move {
+pub async fn n4_cancellation_is_not_an_error<K: Kind>() {
+    let out = K::nursery(|n: Nursery<K, Oops>| async move {
         n.spawn(async {
             sleep(HOUR).await;
             Ok(())
@@ -108,7 +109,7 @@ pub async fn n4_cancellation_is_not_an_error() {
     })
     .await;
     assert!(matches!(out, Err(NurseryError::Cancelled)));
-    let out = nursery(|n: Nursery<Oops>| async move {
+    let out = K::nursery(|n: Nursery<K, Oops>| async move {
         n.cancel();
         Ok(2) // no suspension since `cancel`
     })
@@ -116,7 +117,7 @@ pub async fn n4_cancellation_is_not_an_error() {
     assert_eq!(out, Ok(2));
     let out = move_on_after(
         secs(1),
-        nursery(|n: Nursery<Oops>| async move {
+        K::nursery(|n: Nursery<K, Oops>| async move {
             n.spawn(async {
                 sleep(HOUR).await;
                 Ok(())
@@ -132,9 +133,9 @@ pub async fn n4_cancellation_is_not_an_error() {
 /// N5: spawning into a finished nursery fails clearly (`try_spawn`'s error, `spawn`'s
 /// panic), never silently; a task spawned into a cancelled nursery still gets its first
 /// poll.
-pub async fn n5_spawning_after_close_fails_clearly() {
+pub async fn n5_spawning_after_close_fails_clearly<K: Kind>() {
     let mut saved = None;
-    nursery(|n: Nursery<Oops>| {
+    K::nursery(|n: Nursery<K, Oops>| {
         saved = Some(n);
         async { Ok(()) }
     })
@@ -149,7 +150,7 @@ pub async fn n5_spawning_after_close_fails_clearly() {
 
     let log = Log::new();
     let l = log.clone();
-    nursery(|n: Nursery<Oops>| async move {
+    K::nursery(|n: Nursery<K, Oops>| async move {
         n.cancel();
         n.spawn(async move {
             l.push("first poll");
@@ -166,10 +167,10 @@ pub async fn n5_spawning_after_close_fails_clearly() {
 
 /// N6: `start` returns the value passed to `started`; the task then runs on as a task of
 /// the nursery, which waits for it.
-pub async fn n6_start_waits_until_ready() {
+pub async fn n6_start_waits_until_ready<K: Kind>() {
     let log = Log::new();
     let l = log.clone();
-    let out = nursery(|n: Nursery<Oops>| async move {
+    let out = K::nursery(|n: Nursery<K, Oops>| async move {
         let port = n
             .start(|status| async move {
                 sleep(secs(1)).await;
@@ -191,10 +192,10 @@ pub async fn n6_start_waits_until_ready() {
 
 /// N7 (H5-H8): a handle joins its task's value; cancelling one task is not a failure of
 /// the nursery; dropping a handle does not cancel its task; `is_finished`.
-pub async fn n7_task_handles() {
+pub async fn n7_task_handles<K: Kind>() {
     let done = Counter::new();
     let d = done.clone();
-    let out = nursery(|n: Nursery<Oops>| async move {
+    let out = K::nursery(|n: Nursery<K, Oops>| async move {
         let value = n.spawn(async {
             sleep(secs(1)).await;
             Ok(6 * 7)
@@ -225,8 +226,8 @@ pub async fn n7_task_handles() {
 
 /// S3: before `started`, the task is its caller's: its error comes out of `start`, and
 /// the nursery does not fail; a task that ends without `started` gives `NotStarted`.
-pub async fn s3_an_error_before_started_comes_out_of_start() {
-    let out = nursery(|n: Nursery<Oops>| async move {
+pub async fn s3_an_error_before_started_comes_out_of_start<K: Kind>() {
+    let out = K::nursery(|n: Nursery<K, Oops>| async move {
         let r = n
             .start(|_status: TaskStatus<u16>| async {
                 sleep(secs(1)).await;
