@@ -96,8 +96,7 @@ async fn order_of(tasks: u32) -> Vec<u32> {
     })
     .await
     .unwrap();
-    let order = order.lock().unwrap().clone();
-    order
+    order.lock().unwrap().clone()
 }
 
 #[test]

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use hatchery::{checkpoint, finally, inline, nursery, sleep, CancelScope, NurseryError};
 use hatchery_tests::seeded::{self, planted_panic, Rng};
-use hatchery_tests::trees::{gen, Cancel, End, Kind, Mix, Node, Tree};
+use hatchery_tests::trees::{generate, Cancel, End, Kind, Mix, Node, Tree};
 use hatchery_tests::Backend;
 
 /// The kinds of node these trees have, and how often each is drawn.
@@ -504,7 +504,7 @@ impl Drop for LetGo<'_> {
 fn check_case(seed: u64, backend: Backend) {
     let mut rng = Rng::seeded(seed);
     let mut ids = 0;
-    let tree = gen(&mut rng, MIX, 4, &mut ids);
+    let tree = generate(&mut rng, MIX, 4, &mut ids);
     let seen = Arc::new(Seen::default());
     let fut = run_tree(tree.clone(), seen.clone());
     let out = catch_unwind(AssertUnwindSafe(|| backend.run(fut)));

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use hatchery::{checkpoint, finally, nursery, sleep, CancelScope};
 use hatchery_tests::seeded::{self, planted_panic, Rng};
-use hatchery_tests::trees::{gen, End, Mix, Node, Tree};
+use hatchery_tests::trees::{generate, End, Mix, Node, Tree};
 use hatchery_tests::Backend;
 
 /// The kinds of node these trees have (no inline ones), and how often each is drawn.
@@ -179,7 +179,7 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
 fn check_case(seed: u64, backend: Backend) {
     let mut rng = Rng::seeded(seed);
     let mut ids = 0;
-    let tree = gen(&mut rng, MIX, 4, &mut ids);
+    let tree = generate(&mut rng, MIX, 4, &mut ids);
     let seen = Arc::new(Seen::default());
     let fut = run_tree(tree.clone(), seen.clone());
     let out = catch_unwind(AssertUnwindSafe(|| backend.run(fut)));

@@ -528,8 +528,7 @@ async fn probe(inner_scope: bool) -> Option<(bool, Deadline)> {
     } else {
         outer.run(body).await;
     }
-    let got = seen.lock().unwrap().take();
-    got
+    seen.lock().unwrap().take()
 }
 
 /// Many rounds of the probe above, where the outer scope's task runs on another thread

@@ -1451,8 +1451,7 @@ async fn round(seed: u64) -> Vec<String> {
     })
     .await;
     check_round(&track, &oh, &res, &kept).await;
-    let v = std::mem::take(&mut *track.violations.lock().unwrap());
-    v
+    std::mem::take(&mut *track.violations.lock().unwrap())
 }
 
 /// Checks a round's end: the nursery's result and the handles kept past it.

@@ -127,7 +127,7 @@ impl Seeds {
     }
 
     /// The seeds, in order.
-    pub fn iter(&self) -> impl Iterator<Item = u64> {
+    pub fn iter(&self) -> impl Iterator<Item = u64> + use<> {
         let first = self.first;
         (0..self.count).map(move |i| first.wrapping_add(i))
     }

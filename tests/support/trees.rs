@@ -127,7 +127,7 @@ pub type Mix = [(Node, u64)];
 /// A random tree at most `depth` inner nodes deep, its leaves numbered from
 /// `*next_id + 1` on. Below any inner node a leaf comes 35 times in a hundred (at depth
 /// zero always); an inner node is drawn from `mix`.
-pub fn gen(rng: &mut Rng, mix: &Mix, depth: u32, next_id: &mut u32) -> Tree {
+pub fn generate(rng: &mut Rng, mix: &Mix, depth: u32, next_id: &mut u32) -> Tree {
     if depth == 0 || rng.chance(35) {
         return leaf(rng, next_id);
     }
@@ -143,7 +143,7 @@ pub fn gen(rng: &mut Rng, mix: &Mix, depth: u32, next_id: &mut u32) -> Tree {
         .expect("the draw is below the weights' sum");
     match node {
         Node::Nursery => Tree::Nursery {
-            body: Box::new(gen(rng, mix, depth - 1, next_id)),
+            body: Box::new(generate(rng, mix, depth - 1, next_id)),
             children: children(rng, mix, depth, next_id),
         },
         Node::Inline => {
@@ -159,7 +159,7 @@ pub fn gen(rng: &mut Rng, mix: &Mix, depth: u32, next_id: &mut u32) -> Tree {
                 }),
             };
             Tree::Inline {
-                body: Box::new(gen(rng, mix, depth - 1, next_id)),
+                body: Box::new(generate(rng, mix, depth - 1, next_id)),
                 children,
                 cancel,
             }
@@ -184,10 +184,10 @@ pub fn gen(rng: &mut Rng, mix: &Mix, depth: u32, next_id: &mut u32) -> Tree {
             timeout_us: rng.chance(60).then(|| rng.below_u64(1500)),
             shield: rng.chance(20),
             cancel_after: rng.chance(20).then(|| rng.below_u64(3) as u32),
-            body: Box::new(gen(rng, mix, depth - 1, next_id)),
+            body: Box::new(generate(rng, mix, depth - 1, next_id)),
         },
         Node::Finally => Tree::Finally {
-            body: Box::new(gen(rng, mix, depth - 1, next_id)),
+            body: Box::new(generate(rng, mix, depth - 1, next_id)),
             cleanup: Box::new(match leaf(rng, next_id) {
                 Tree::Leaf {
                     id,
@@ -225,6 +225,6 @@ fn leaf(rng: &mut Rng, next_id: &mut u32) -> Tree {
 /// Up to three children of an inner node at `depth`.
 fn children(rng: &mut Rng, mix: &Mix, depth: u32, next_id: &mut u32) -> Vec<Tree> {
     (0..rng.below_u64(4))
-        .map(|_| gen(rng, mix, depth - 1, next_id))
+        .map(|_| generate(rng, mix, depth - 1, next_id))
         .collect()
 }
