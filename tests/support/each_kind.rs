@@ -28,7 +28,7 @@
 ///     assert_eq!(hatchery::testing::elapsed(), hatchery_tests::secs(1));
 /// }
 /// # fn main() {
-/// #     hatchery_smol::run(hatchery::testing::virtual_time(n1_returns_the_value::inline::body()));
+/// #     hatchery_smol::run(hatchery::testing::virtual_time(n1_returns_the_value::inline()));
 /// # }
 /// ```
 #[macro_export]
