@@ -22,6 +22,8 @@ use crate::task::{Graves, Group, Label, Panic, TaskHandle};
 use crate::trace;
 
 mod convert;
+#[cfg(all(test, target_pointer_width = "64", not(feature = "tracing")))]
+mod sizes;
 mod spawn;
 mod start;
 mod subgroup;

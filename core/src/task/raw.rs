@@ -110,7 +110,7 @@ mod slot_sync {
 /// A task's allocation, besides its node: the body (shared), the run state (the
 /// `RawTask`'s alone), and where the executor's handle is kept (`K`: a [`KeepSlot`], or
 /// nothing for a runtime that keeps none, see [`spawn`]). See the [module docs](self).
-struct Cell<B: Body, K> {
+pub(crate) struct Cell<B: Body, K> {
     body: B,
     state: UnsafeCell<B::State>,
     keep: K,
@@ -325,7 +325,7 @@ trait Keeping: Default + Send + Sync + 'static {
 /// No room for the executor's handle: a handle offered is left to its owner, who drops
 /// it at once.
 #[derive(Default)]
-struct NoKeep;
+pub(crate) struct NoKeep;
 
 impl Keeping for NoKeep {
     const SLOT: bool = false;
@@ -387,7 +387,7 @@ fn claimed() -> *mut () {
 
 /// The slot of a task's allocation that keeps the executor's handle to it (see the
 /// [module docs](self)).
-struct KeepSlot {
+pub(crate) struct KeepSlot {
     /// Null when empty, [`claimed`] while being written, then the value's destructor.
     drop: AtomicPtr<()>,
     value: ValueCell<Slot>,
@@ -470,77 +470,5 @@ impl Drop for KeepSlot {
             let drop = std::mem::transmute::<*mut (), DropFn>(drop);
             drop(value.cast::<u8>());
         });
-    }
-}
-
-/// What a child holds, in bytes, as the book's performance chapter ("What a child
-/// holds") gives it: the chapter's table is these figures, kept true here.
-#[cfg(all(test, target_pointer_width = "64", not(feature = "tracing")))]
-mod sizes {
-    use std::convert::Infallible;
-    use std::future::Pending;
-    use std::mem::size_of;
-
-    use super::{Cell, KeepSlot, NoKeep, Node};
-    use crate::nursery::Shared;
-    use crate::task::run::{RunState, TaskBody};
-    use crate::task::Output;
-
-    /// A child with an empty future (no state at all), spawned into a nursery.
-    type Empty = Pending<Result<(), Infallible>>;
-    type Body = TaskBody<Empty, (), Shared<Infallible>, ()>;
-    /// An `Arc`'s two counts, before its value.
-    const COUNTS: usize = 16;
-
-    #[test]
-    fn a_child_with_an_empty_future() {
-        assert_eq!(size_of::<Node<()>>(), 96, "the node: waker 24, parent link 32, lock and its box 16, deadline 8, counts and flags 16");
-        assert_eq!(
-            size_of::<Output<()>>(),
-            48,
-            "the result slot with a join's waker (32) and the label (16)"
-        );
-        assert_eq!(
-            size_of::<RunState<Empty, Shared<Infallible>, ()>>(),
-            40,
-            "the future 8 (an empty one: the `Option`'s flag), own node 16, nursery 8, deadlines 8"
-        );
-        assert_eq!(size_of::<KeepSlot>(), 16);
-        assert_eq!(size_of::<NoKeep>(), 0);
-        // The whole allocation: where the runtime keeps no executor handle (tokio's
-        // current-thread runtime, smol), and where it does (tokio's multi-thread one).
-        assert_eq!(COUNTS + size_of::<Node<Cell<Body, NoKeep>>>(), 200);
-        assert_eq!(COUNTS + size_of::<Node<Cell<Body, KeepSlot>>>(), 216);
-    }
-
-    #[test]
-    fn a_result_and_a_join_share_one_lock() {
-        // A value of a word: the slot is no bigger than for none.
-        assert_eq!(size_of::<Output<usize>>(), 48);
-        assert_eq!(size_of::<Output<[usize; 4]>>(), 64);
-    }
-
-    #[test]
-    fn the_executor_task_and_a_sleep() {
-        assert_eq!(
-            size_of::<crate::rt::Task>(),
-            16,
-            "one `Arc<dyn Run>` in every executor task"
-        );
-        assert_eq!(
-            size_of::<crate::time::Sleep>(),
-            56,
-            "a sleep in a child's future"
-        );
-        assert_eq!(
-            size_of::<crate::timer::Reg>(),
-            32,
-            "its registration, with its executor timer in place"
-        );
-        assert_eq!(
-            size_of::<crate::timer::Private>(),
-            80,
-            "a scope's timer of its own, boxed"
-        );
     }
 }

@@ -1,0 +1,74 @@
+//! What a child holds, in bytes, as the book's performance chapter ("What a child
+//! holds") gives it: the chapter's table is these figures, kept true here. Here, in the
+//! nursery, as the child's allocation holds a nursery's `Shared` (`task` is below it).
+
+use std::convert::Infallible;
+use std::future::Pending;
+use std::mem::size_of;
+
+use super::Shared;
+use crate::node::Node;
+use crate::task::run::{RunState, TaskBody};
+use crate::task::{Cell, KeepSlot, NoKeep, Output};
+
+/// A child with an empty future (no state at all), spawned into a nursery.
+type Empty = Pending<Result<(), Infallible>>;
+type Body = TaskBody<Empty, (), Shared<Infallible>, ()>;
+/// An `Arc`'s two counts, before its value.
+const COUNTS: usize = 16;
+
+#[test]
+fn a_child_with_an_empty_future() {
+    assert_eq!(
+        size_of::<Node<()>>(),
+        96,
+        "the node: waker 24, parent link 32, lock and its box 16, deadline 8, counts and flags 16"
+    );
+    assert_eq!(
+        size_of::<Output<()>>(),
+        48,
+        "the result slot with a join's waker (32) and the label (16)"
+    );
+    assert_eq!(
+        size_of::<RunState<Empty, Shared<Infallible>, ()>>(),
+        40,
+        "the future 8 (an empty one: the `Option`'s flag), own node 16, nursery 8, deadlines 8"
+    );
+    assert_eq!(size_of::<KeepSlot>(), 16);
+    assert_eq!(size_of::<NoKeep>(), 0);
+    // The whole allocation: where the runtime keeps no executor handle (tokio's
+    // current-thread runtime, smol), and where it does (tokio's multi-thread one).
+    assert_eq!(COUNTS + size_of::<Node<Cell<Body, NoKeep>>>(), 200);
+    assert_eq!(COUNTS + size_of::<Node<Cell<Body, KeepSlot>>>(), 216);
+}
+
+#[test]
+fn a_result_and_a_join_share_one_lock() {
+    // A value of a word: the slot is no bigger than for none.
+    assert_eq!(size_of::<Output<usize>>(), 48);
+    assert_eq!(size_of::<Output<[usize; 4]>>(), 64);
+}
+
+#[test]
+fn the_executor_task_and_a_sleep() {
+    assert_eq!(
+        size_of::<crate::rt::Task>(),
+        16,
+        "one `Arc<dyn Run>` in every executor task"
+    );
+    assert_eq!(
+        size_of::<crate::time::Sleep>(),
+        56,
+        "a sleep in a child's future"
+    );
+    assert_eq!(
+        size_of::<crate::timer::Reg>(),
+        32,
+        "its registration, with its executor timer in place"
+    );
+    assert_eq!(
+        size_of::<crate::timer::Private>(),
+        80,
+        "a scope's timer of its own, boxed"
+    );
+}
