@@ -436,16 +436,10 @@ async fn n6_starting_task_with_shield<K: Kind>() {
     assert_eq!(elapsed(), secs(15));
 }
 
-each_kind!(
-    n6_effective_deadline_moves_with_the_task;
-    inline: #[ignore = "breaks S4 (docs/src/semantics.md: after `started` the nursery's deadlines apply): an inline child sees its caller's deadline until its next suspension, when its `start` hands it to the nursery"]
-);
+each_kind!(n6_effective_deadline_moves_with_the_task);
 /// N6 with C7: before `started` the task sees the caller's deadlines; after `started`
-/// it sees the nursery's.
-///
-/// Fails on the inline nursery: right after `started` the child still sees its caller's
-/// deadline, until its next suspension. (`TaskStatus::started` documents that an inline
-/// nursery takes its child over there; rule S4 says at `started`, for both kinds.)
+/// it sees the nursery's (rule S4: at the call, on both kinds; an inline child, still
+/// polled by its `start` until its next suspension, too).
 async fn n6_effective_deadline_moves_with_the_task<K: Kind>() {
     use hatchery::{current_effective_deadline, move_on_at, now, Deadline};
     let caller_deadline = now() + HOUR;
@@ -911,16 +905,13 @@ async fn an_abandoned_start_errors_drop_panic_reaches_the_nursery() {
 }
 
 each_kind!(
-    started_in_first_poll_into_cancelled_nursery_sees_cancelled, virtual_time;
-    inline: #[ignore = "breaks S4 (docs/src/semantics.md: after `started` the nursery's cancellation applies): an inline child that called `started` into a cancelled nursery sees its shielded caller's `Never` until its next suspension, when its `start` hands it to the nursery"]
+    started_in_first_poll_into_cancelled_nursery_sees_cancelled,
+    virtual_time
 );
 /// A task that calls `started()` in its first poll, from a caller that is not cancelled
 /// (shielded), into a nursery that is: it sees the cancellation at once, as a task
 /// spawned into a cancelled nursery does (from the deadline model: it saw `Never` until
 /// it first suspended).
-///
-/// Fails on the inline nursery: until its `start` is polled again, the child runs on
-/// under its caller (here shielded), and sees `Never`.
 async fn started_in_first_poll_into_cancelled_nursery_sees_cancelled<K: Kind>() {
     let seen = Arc::new(Mutex::new(None));
     let scope = CancelScope::new();
@@ -952,15 +943,9 @@ async fn started_in_first_poll_into_cancelled_nursery_sees_cancelled<K: Kind>() 
     );
 }
 
-each_kind!(
-    join_completes_after_started_into_cancelled, virtual_time;
-    inline: #[ignore = "breaks S4 (docs/src/semantics.md: after `started` the nursery's cancellation applies) and so H5 (a join in a cancelled scope never completes): an inline child runs on under its shielded caller until its next suspension, and its `join` completes"]
-);
+each_kind!(join_completes_after_started_into_cancelled, virtual_time);
 /// The same window: `join` of a finished sibling completes although the task is in a
 /// cancelled nursery.
-///
-/// Fails on the inline nursery: the child, still under its shielded caller after
-/// `started`, completes the join.
 async fn join_completes_after_started_into_cancelled<K: Kind>() {
     let joined = Arc::new(Mutex::new(None));
     let j2 = joined.clone();

@@ -1,13 +1,14 @@
 //! [`Nursery::start`](crate::Nursery::start) for inline nurseries: how an inline child
 //! runs before it has started. `start` polls it itself, in the caller's task and under the
-//! caller's cancellation, until it calls [`TaskStatus::started`]; then the nursery takes
-//! it over (rule N6). The handshake, the future and its rules are the spawning nursery's
+//! caller's cancellation, until it calls [`TaskStatus::started`]; that call moves it into
+//! the nursery's scope (rule S4), and the nursery takes over its polling at its next
+//! suspension point (rule N6). The handshake, the future and its rules are the spawning nursery's
 //! (`nursery::start`): this is only the kind's part of it.
 
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::cell;
@@ -16,7 +17,7 @@ use super::{LocalChild, SendChild};
 use crate::context::{self, Ctx};
 use crate::group::Panic;
 use crate::node::{Label, Node};
-use crate::nursery::{EndTo, Hand, Starts};
+use crate::nursery::{EndTo, Hand, InlineSlot, Starts};
 use crate::task::End;
 use crate::TaskStatus;
 
@@ -26,7 +27,7 @@ use crate::TaskStatus;
 #[allow(unreachable_pub, missing_debug_implementations)]
 pub struct InlineRun<V, E, C> {
     hand: Hand<V, E>,
-    slot: Arc<Mutex<Option<V>>>,
+    slot: Arc<InlineSlot<V>>,
     shared: Arc<Shared<E, C>>,
     /// The child, from its launch until it has ended or the nursery has taken it.
     running: Option<Running<C>>,
@@ -48,8 +49,7 @@ impl<V, E, C> InlineRun<V, E, C> {
     /// The value `started` handed over since the last look, into the handshake: the child
     /// moves into the nursery's scope, unless the caller's is cancelled.
     fn take_started(&mut self) {
-        let value = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(value) = value {
+        if let Some(value) = self.slot.take() {
             if let Err(ignored) = self.hand.started(value, &self.shared.node) {
                 drop(ignored);
             }
@@ -147,6 +147,7 @@ fn launch<V, E, C>(
     let node: Arc<Node> = own.clone();
     node.link();
     drop(run.hand.child_made(node.clone(), &run.shared.node));
+    run.slot.child_made(node.clone(), run.shared.node.clone());
     run.site = site;
     run.running = Some(Running {
         child: store(Label { site, name: None }),
@@ -204,7 +205,7 @@ where
 
 /// A start's own part: the handshake, and the token's slot.
 fn prepare<V, E, C>(shared: &Arc<Shared<E, C>>) -> (InlineRun<V, E, C>, TaskStatus<V>) {
-    let slot = Arc::new(Mutex::new(None));
+    let slot = InlineSlot::new();
     let status = TaskStatus::inline(slot.clone());
     let run = InlineRun {
         hand: Hand::new(),

@@ -29,7 +29,7 @@ mod start;
 mod subgroup;
 
 pub use self::convert::{err_into, BodyOutput, ErrInto};
-pub(crate) use self::start::{EndTo, Hand};
+pub(crate) use self::start::{EndTo, Hand, InlineSlot};
 pub use self::start::{Start, StartWithHandle, Starts, TaskStatus};
 pub use self::subgroup::{Subgroup, SubgroupWait};
 

@@ -58,7 +58,65 @@ enum Sink<V> {
     Task(Arc<dyn StartSink<V>>),
     /// An inline child's `start`, which looks at the value after each poll of the child
     /// (the child is polled in the caller's task until then).
-    Inline(Arc<Mutex<Option<V>>>),
+    Inline(Arc<InlineSlot<V>>),
+}
+
+/// What an inline child's [`TaskStatus`] shares with its `start`: the value `started`
+/// left, and, once the child's node exists, where `started` moves it.
+///
+/// The child moves into the nursery's scope at the call (rule S4), as a spawned task
+/// does; only the value waits for the start, which looks after each poll of the child
+/// and hands the child to its nursery there (the start polls it until then, and cannot
+/// let go of it during its own poll).
+pub(crate) struct InlineSlot<V> {
+    inner: Mutex<InlineInner<V>>,
+}
+
+struct InlineInner<V> {
+    value: Option<V>,
+    /// The child's node and the nursery's.
+    moves: Option<(Arc<Node>, Arc<Node>)>,
+}
+
+impl<V> InlineSlot<V> {
+    pub(crate) fn new() -> Arc<InlineSlot<V>> {
+        Arc::new(InlineSlot {
+            inner: Mutex::new(InlineInner {
+                value: None,
+                moves: None,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InlineInner<V>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The child's node exists: a later `started` moves it into `nursery` at the call.
+    /// (A value left before is moved by the handshake, [`Hand::child_made`].)
+    pub(crate) fn child_made(&self, child: Arc<Node>, nursery: Arc<Node>) {
+        self.lock().moves = Some((child, nursery));
+    }
+
+    /// The value `started` left since the last look.
+    pub(crate) fn take(&self) -> Option<V> {
+        self.lock().value.take()
+    }
+
+    /// `started(value)`: moves the child now, unless the caller's scope (or the child)
+    /// is cancelled already; then the value is dropped, as [`Hand::started`] drops it.
+    /// The handshake confirms the move when the start looks ([`Node::reparent`] leaves a
+    /// node where it is already).
+    fn started(&self, value: V) {
+        let moves = self.lock().moves.clone();
+        if let Some((child, nursery)) = moves {
+            if !child.reparent(&nursery) {
+                drop(value);
+                return;
+            }
+        }
+        self.lock().value = Some(value);
+    }
 }
 
 trait StartSink<V>: Send + Sync {
@@ -67,16 +125,18 @@ trait StartSink<V>: Send + Sync {
 
 impl<V> TaskStatus<V> {
     /// The token of an inline child's `start`, which finds the value in `slot`.
-    pub(crate) fn inline(slot: Arc<Mutex<Option<V>>>) -> Self {
+    pub(crate) fn inline(slot: Arc<InlineSlot<V>>) -> Self {
         TaskStatus {
             sink: Sink::Inline(slot),
         }
     }
 
     /// Hands `value` to the caller of [`Nursery::start`] and moves this task into the
-    /// nursery. From now on an error or panic of the task goes to the nursery. (In an
-    /// [inline nursery](crate::inline), the nursery takes the child over at the child's
-    /// next suspension point, or when it returns.)
+    /// nursery: from now on the nursery's cancellation and deadlines apply to it (rule
+    /// S4), and an error or panic of the task goes to the nursery. (In an
+    /// [inline nursery](crate::inline), the child moves into the nursery's scope at this
+    /// call, too; `start`, which polls it, hands it to the nursery to poll at its next
+    /// suspension point, or when it returns.)
     ///
     /// If the caller's scope is cancelled already (the task is then running in a shield
     /// or has not reached a checkpoint yet), this does nothing, as in trio: `value` is
@@ -106,7 +166,7 @@ impl<V> TaskStatus<V> {
     pub fn started(self, value: V) {
         match self.sink {
             Sink::Task(sink) => sink.started(value),
-            Sink::Inline(slot) => *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(value),
+            Sink::Inline(slot) => slot.started(value),
         }
     }
 }
