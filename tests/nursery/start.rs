@@ -590,6 +590,45 @@ async fn n6_s6_started_after_the_callers_cancellation_is_ignored<K: Kind>() {
     assert_eq!(value_dropped.get(), 1);
 }
 
+each_kind!(
+    n6_s6_started_when_the_caller_is_the_cancelled_nursery_is_ignored,
+    virtual_time
+);
+/// S6 where the caller's scope is the nursery itself (`start` awaited in the nursery's
+/// body, after the nursery was cancelled): `started`, called in the task's first poll in
+/// a shield, is ignored; `start` does not return the value. (The task is under the
+/// nursery already: "moving" it there must not skip the check. The inline kind did, once,
+/// and `start` returned `Ok`; the race stress test found it.)
+async fn n6_s6_started_when_the_caller_is_the_cancelled_nursery_is_ignored<K: Kind>() {
+    let returned = Arc::new(Mutex::new(None));
+    let value_dropped = Counter::new();
+    let r = K::nursery(|n: kinds::Nursery<K, TestError>| {
+        let returned = returned.clone();
+        let value_dropped = value_dropped.clone();
+        async move {
+            n.inner().cancel();
+            let out = n
+                .start(|status| async move {
+                    shield(async { status.started(value_dropped.guard()) }).await;
+                    checkpoint().await;
+                    Ok::<_, TestError>(())
+                })
+                .await;
+            *returned.lock().unwrap() = Some(out.is_ok());
+            Ok(())
+        }
+    })
+    .await;
+    // Cancelled by its own `cancel`: the nursery reports it.
+    assert!(matches!(r, Err(NurseryError::Cancelled)), "{r:?}");
+    assert_eq!(
+        *returned.lock().unwrap(),
+        None,
+        "start returned in a cancelled nursery"
+    );
+    assert_eq!(value_dropped.get(), 1);
+}
+
 each_kind!(n6_unstarted_value_drop_panic_is_not_lost, virtual_time);
 /// N3/N6: the value of a task that returns before calling `started` panics when dropped:
 /// that panic is a panic of the task and must not be lost.

@@ -46,11 +46,15 @@ struct Running<C> {
 }
 
 impl<V, E, C> InlineRun<V, E, C> {
-    /// The value `started` handed over since the last look, into the handshake: the child
-    /// moves into the nursery's scope, unless the caller's is cancelled.
+    /// The value `started` handed over since the last look, into the handshake. The
+    /// token moved the child into the nursery's scope at the call (unless the caller's
+    /// was cancelled, and then left no value); a value left before the child existed
+    /// moves it now. (While `start` polls the child, the handshake waits: nothing else
+    /// can have ended it.)
     fn take_started(&mut self) {
-        if let Some(value) = self.slot.take() {
-            if let Err(ignored) = self.hand.started(value, &self.shared.node) {
+        if let Some((value, moved)) = self.slot.take() {
+            let nursery = (!moved).then_some(&self.shared.node);
+            if let Err(ignored) = self.hand.started(value, nursery) {
                 drop(ignored);
             }
         }

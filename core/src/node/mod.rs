@@ -1545,17 +1545,12 @@ impl Node {
     /// unless the task or its old parent is cancelled already: then it stays where it is
     /// and this returns false (trio ignores such a `started` too). Checked under the old
     /// parent's lock, so a cancellation of the old parent either is seen here or does not
-    /// reach the moved task. A task under `parent` already stays, and this returns true
-    /// (an inline child's `start` moves it at `started`, and its handshake confirms the
-    /// move after the child's poll; `nursery::start`).
+    /// reach the moved task.
     pub(crate) fn reparent(self: &Arc<Self>, parent: &Arc<Node>) -> bool {
         let inherit = {
             // Deadlock safety 2: our mutex, then one node lock at a time (the old parent's,
             // then the new one's in `insert_into`).
             let mut p = self.movable().lock().unwrap_or_else(|e| e.into_inner());
-            if p.as_ref().is_some_and(|old| Arc::ptr_eq(old, parent)) {
-                return true;
-            }
             // Invariant 6: a cancelled root is never moved.
             if self.is_marked() {
                 return false;

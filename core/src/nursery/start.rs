@@ -73,7 +73,9 @@ pub(crate) struct InlineSlot<V> {
 }
 
 struct InlineInner<V> {
-    value: Option<V>,
+    /// The value, and whether `started` moved the child (not when it came before the
+    /// child's node existed: the handshake moves it then).
+    value: Option<(V, bool)>,
     /// The child's node and the nursery's.
     moves: Option<(Arc<Node>, Arc<Node>)>,
 }
@@ -98,24 +100,27 @@ impl<V> InlineSlot<V> {
         self.lock().moves = Some((child, nursery));
     }
 
-    /// The value `started` left since the last look.
-    pub(crate) fn take(&self) -> Option<V> {
+    /// The value `started` left since the last look, and whether it moved the child.
+    pub(crate) fn take(&self) -> Option<(V, bool)> {
         self.lock().value.take()
     }
 
     /// `started(value)`: moves the child now, unless the caller's scope (or the child)
     /// is cancelled already; then the value is dropped, as [`Hand::started`] drops it.
-    /// The handshake confirms the move when the start looks ([`Node::reparent`] leaves a
-    /// node where it is already).
+    /// The handshake records the move when the start looks.
     fn started(&self, value: V) {
         let moves = self.lock().moves.clone();
-        if let Some((child, nursery)) = moves {
-            if !child.reparent(&nursery) {
-                drop(value);
-                return;
-            }
-        }
-        self.lock().value = Some(value);
+        let moved = match moves {
+            Some((child, nursery)) => match child.reparent(&nursery) {
+                true => true,
+                false => {
+                    drop(value);
+                    return;
+                }
+            },
+            None => false,
+        };
+        self.lock().value = Some((value, moved));
     }
 }
 
@@ -248,15 +253,16 @@ impl<V, E> Hand<V, E> {
         ignored
     }
 
-    /// The task called `started(value)`: it moves into the nursery. Unless the caller's
-    /// scope is cancelled (the task stays under it, and `start` never returns), or the
-    /// start no longer waits: then the value is handed back, to be dropped outside any
-    /// lock. Whether the start's task is to be woken.
-    pub(crate) fn started(&mut self, value: V, nursery: &Arc<Node>) -> Result<(), V> {
+    /// The task called `started(value)`: it moves into the `nursery`. Unless the
+    /// caller's scope is cancelled (the task stays under it, and `start` never returns),
+    /// or the start no longer waits: then the value is handed back, to be dropped outside
+    /// any lock. (`nursery` is `None` where the kind moved the task at the call already,
+    /// as an inline child's token does: [`InlineSlot`].)
+    pub(crate) fn started(&mut self, value: V, nursery: Option<&Arc<Node>>) -> Result<(), V> {
         if !matches!(self.state, StartState::Waiting) {
             return Err(value);
         }
-        if let Some(child) = &self.child {
+        if let (Some(child), Some(nursery)) = (&self.child, nursery) {
             if !child.reparent(nursery) {
                 return Err(value);
             }
@@ -370,7 +376,7 @@ impl<V, E> StartShared<V, E> {
 
 impl<V: Send, E: Send> StartSink<V> for StartShared<V, E> {
     fn started(&self, value: V) {
-        let taken = self.lock().started(value, &self.nursery_node);
+        let taken = self.lock().started(value, Some(&self.nursery_node));
         match taken {
             Ok(()) => self.waker.wake(),
             // Dropped outside the lock.
