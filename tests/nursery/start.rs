@@ -597,8 +597,9 @@ each_kind!(
 /// S6 where the caller's scope is the nursery itself (`start` awaited in the nursery's
 /// body, after the nursery was cancelled): `started`, called in the task's first poll in
 /// a shield, is ignored; `start` does not return the value. (The task is under the
-/// nursery already: "moving" it there must not skip the check. The inline kind did, once,
-/// and `start` returned `Ok`; the race stress test found it.)
+/// nursery already: "moving" it there must not skip the check. A first version of the
+/// inline kind's move at the call did, on both kinds, and `start` returned `Ok`; the race
+/// stress test found it.)
 async fn n6_s6_started_when_the_caller_is_the_cancelled_nursery_is_ignored<K: Kind>() {
     let returned = Arc::new(Mutex::new(None));
     let value_dropped = Counter::new();
@@ -983,8 +984,8 @@ async fn started_in_first_poll_into_cancelled_nursery_sees_cancelled<K: Kind>() 
 }
 
 each_kind!(join_completes_after_started_into_cancelled, virtual_time);
-/// The same window: `join` of a finished sibling completes although the task is in a
-/// cancelled nursery.
+/// The same window: `join` of a finished sibling must not complete once the task is in a
+/// cancelled nursery (H5), although its caller is shielded.
 async fn join_completes_after_started_into_cancelled<K: Kind>() {
     let joined = Arc::new(Mutex::new(None));
     let j2 = joined.clone();

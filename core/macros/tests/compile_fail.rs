@@ -3,7 +3,7 @@
 //!
 //! Both tests are ignored by a plain `cargo test`: trybuild builds hatchery, its adapters
 //! and their dependencies again in a target directory of its own (`target/tests/trybuild`),
-//! about a minute and a half on a 2-core machine, which would be a sixth of the README's
+//! about a minute and a half on a 2-core machine, which would be a fifth of the README's
 //! test command. CI's `ui` step runs them (`bash .ci/run ui`, or
 //! `cargo test -p hatchery-macros --test compile_fail -- --ignored`).
 

@@ -107,20 +107,22 @@ impl<V> InlineSlot<V> {
 
     /// `started(value)`: moves the child now, unless the caller's scope (or the child)
     /// is cancelled already; then the value is dropped, as [`Hand::started`] drops it.
-    /// The handshake records the move when the start looks.
+    /// The handshake records the move when the start looks. (One locked step, so that a
+    /// token on another thread and the child's launch see each other whole; the move
+    /// takes node locks under it, never the other way round.)
     fn started(&self, value: V) {
-        let moves = self.lock().moves.clone();
-        let moved = match moves {
-            Some((child, nursery)) => match child.reparent(&nursery) {
-                true => true,
-                false => {
-                    drop(value);
-                    return;
-                }
-            },
+        let mut inner = self.lock();
+        let moved = match &inner.moves {
+            Some((child, nursery)) if !child.reparent(nursery) => {
+                // Dropped outside the lock.
+                drop(inner);
+                drop(value);
+                return;
+            }
+            Some(_) => true,
             None => false,
         };
-        self.lock().value = Some((value, moved));
+        inner.value = Some((value, moved));
     }
 }
 
