@@ -560,7 +560,7 @@ impl Core {
         let (poll, released) = context::with_here(cx.waker(), true, |here| {
             timer.poll(word, deadline, here, now, cx)
         });
-        drop(released);
+        released.release();
         if poll.is_ready() {
             node.cancel(Reason::Deadline);
         }
@@ -592,7 +592,7 @@ impl Core {
 fn release_deadline(timer: &mut Reg) {
     if timer.is_armed() {
         let released = context::with_owner_timers(|owner| timer.clear(owner));
-        drop(released);
+        released.release();
     }
 }
 
