@@ -272,8 +272,10 @@
 // layer task: spawned tasks and their handles (`task::raw`: their allocation)
 // layer scope: cancel scopes, shields and `finally`
 // layer nursery: `Nursery` for every kind, spawned children, `start` for every kind
-// layer inline: inline children (polled by the group's task) and their combinators
-// layer combinators: `join`, `race`, `map` and the rest, over nurseries
+// layer combinators: `join`, `race`, `map` and the rest, each written once over every
+//     kind of children (the spawning kind's here)
+// layer inline: inline children (polled by the group's task), the inline kind of the
+//     combinators, and their entry points
 // layer thread: work on threads, calls back, portals
 // layer net: sockets over the runtime's reactor
 // layer signal: Unix signals (over `net`'s sockets)

@@ -1,8 +1,12 @@
-//! `join`, `try_join` and `settle`: run many futures at once, results in input order.
+//! `join`, `try_join` and `settle` of the spawning kind: run many futures at once as
+//! tasks, results in input order (the operations themselves: `ops.rs`).
 
 use std::future::Future;
+use std::panic::Location;
 
-use crate::combinators::map::map;
+use super::mode::{JoinMode, TryJoinMode};
+use super::ops::{Joined, Then, Tried};
+use super::spawned::all;
 use crate::error::NurseryError;
 
 /// Runs every future concurrently and returns their outputs in input order (Python's
@@ -58,7 +62,11 @@ where
     I::Item: Future + Send + 'static,
     <I::Item as Future>::Output: Send + 'static,
 {
-    map(usize::MAX, futs, |fut| fut).spawn_all().join()
+    Then::new(
+        all::<JoinMode, _>(futs.into_iter(), Location::caller()),
+        "join",
+        Joined { ordered: true },
+    )
 }
 
 /// Runs every future concurrently and returns their values in input order, or fails fast.
@@ -137,7 +145,8 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    map(usize::MAX, futs, |fut| fut).spawn_all().try_join()
+    let group = all::<TryJoinMode<E>, _>(futs.into_iter(), Location::caller());
+    Then::new(group, "try_join", Tried { ordered: true })
 }
 
 /// Runs every future concurrently and returns every result, `Ok` or `Err`, in input order
@@ -179,5 +188,9 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    map(usize::MAX, futs, |fut| fut).spawn_all().settle()
+    Then::new(
+        all::<JoinMode, _>(futs.into_iter(), Location::caller()),
+        "settle",
+        Joined { ordered: true },
+    )
 }

@@ -116,7 +116,7 @@ mod loom;
 mod start;
 pub(crate) mod tuple;
 
-pub use self::combinators::{join, map, race, race_ok, settle, try_join, Map};
+pub use self::combinators::{join, map, race, race_ok, settle, try_join, Map, Polled};
 
 /// Runs futures of different types concurrently in the caller's task and returns their
 /// outputs as a tuple: [`futures::join!`]'s form of [`inline::join`](join()), and the
