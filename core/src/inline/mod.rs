@@ -76,9 +76,11 @@
 //! task). The two are one type, [`Nursery`], told apart by how it stores its children
 //! ([`SendChild`], [`LocalChild`]), so that code written for one reads as code for the
 //! other. The combinators ([`join!`], [`try_join!`] for futures of different types;
-//! [`join()`], [`try_join()`], [`race`], [`race_ok`], [`map`] for any number of one
-//! type) store their futures as they are: their future is `Send` exactly when the
-//! futures are, with no choice to make.
+//! [`join()`], [`try_join()`], [`settle`], [`race`], [`race_ok`], [`map`] for any number
+//! of one type) store their futures as they are ([`Polled`], the inline kind of
+//! children of the combinators): their future is `Send` exactly when the futures are,
+//! with no choice to make. They are the spawning combinators' operations, written once
+//! for both kinds; only the storage differs.
 //!
 //! # How it works
 //!
