@@ -56,8 +56,10 @@
 //! futures, each of its own type, are inlined with no call through a pointer.
 //!
 //! A collection's outputs come back in input order, as its slots are (`join`,
-//! `try_join`: no index, no sort); for a mode that stops, in the order they completed
-//! (the first is a race's winner), which the slots record as their futures finish.
+//! `try_join`: no index, no sort, `Outputs::InOrder`, worth 336 instructions per
+//! `inline::join` of two on tokio-ct by callgrind); for a mode that stops, in the order
+//! they completed (the first is a race's winner), which the slots record as their
+//! futures finish.
 //!
 //! # Invariants
 //!
