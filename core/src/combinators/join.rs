@@ -19,7 +19,9 @@ use crate::error::NurseryError;
 /// [`map`](crate::map).
 ///
 /// For a few futures of different types, [`join!`](crate::join!) returns their outputs
-/// as a tuple. (So does a [`nursery`](crate::nursery) whose body joins their
+/// as a tuple. For futures that borrow, or are not `Send`,
+/// [`inline::join`](crate::inline::join()) is the same operation over the inline kind of
+/// children (polled by the caller's task). (So does a [`nursery`](crate::nursery) whose body joins their
 /// [`TaskHandle`](crate::TaskHandle)s.)
 ///
 /// The input is read when this future is first polled, not when it is made, one item at
@@ -72,7 +74,8 @@ where
 /// Runs every future concurrently and returns their values in input order, or fails fast.
 ///
 /// For a few futures of different types, [`try_join!`](crate::try_join!) returns their
-/// values as a tuple.
+/// values as a tuple. For futures that borrow, [`inline::try_join`](crate::inline::try_join())
+/// is the same operation over the inline kind of children.
 ///
 /// The first future to return `Err` cancels the others; `try_join` waits until all have
 /// finished, then returns every error that happened, in the order they happened (the first
@@ -154,7 +157,8 @@ where
 ///
 /// An error does not cancel the others. This is [`join`] for fallible futures, named so
 /// that the choice between failing fast ([`try_join`]) and collecting every outcome is
-/// visible where it is made.
+/// visible where it is made. For futures that borrow, [`inline::settle`](crate::inline::settle)
+/// is the same operation over the inline kind of children.
 ///
 /// # Cancel safety
 ///

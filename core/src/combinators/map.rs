@@ -32,7 +32,9 @@ use crate::nursery::Spawned;
 ///   when a slot is free. Nothing is read ahead, so `inputs` may be endless or expensive to
 ///   produce (for an async source, see [`map_stream`]).
 /// * `f` runs in the caller's task, between the children; it may borrow (only the futures
-///   it returns must be `'static`).
+///   it returns must be `'static`). For futures that borrow too, [`inline::map`](crate::inline::map)
+///   is the same operation over the inline kind of children: the same [`Map`], whose
+///   `K` says which kind runs it.
 ///
 /// # Panics
 ///

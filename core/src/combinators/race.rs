@@ -20,7 +20,8 @@ use crate::error::NurseryError;
 /// *success*, use [`race_ok`].
 ///
 /// For a few futures of different types (with one output type), [`race!`](crate::race!)
-/// takes them without boxing.
+/// takes them without boxing. For futures that borrow, [`inline::race`](crate::inline::race)
+/// is the same operation over the inline kind of children.
 ///
 /// A loser that is already past its last suspension point when the winner finishes runs
 /// to its end; its output is dropped. A loser cancelled while it waits is dropped at that
@@ -90,7 +91,9 @@ where
 ///
 /// Errors of futures that fail before the winner succeeds are dropped. Like
 /// futures-concurrency's `race_ok` and JavaScript's `Promise.any`: use it for hedged
-/// requests ("ask three replicas, take the first answer").
+/// requests ("ask three replicas, take the first answer"). For futures that borrow,
+/// [`inline::race_ok`](crate::inline::race_ok) is the same operation over the inline kind
+/// of children.
 ///
 /// # Errors
 ///

@@ -208,9 +208,11 @@ where
 /// Runs every future concurrently in the caller's task and returns their outputs in
 /// input order: [`crate::join()`] for futures that borrow, or are not `Send`.
 ///
-/// The futures are polled by an inline nursery (see the [module docs](super)): they
-/// may borrow from the caller, run concurrently but not in parallel, and this future is
-/// `Send` exactly when they are.
+/// The same operation as [`crate::join()`], over the inline kind of children
+/// ([`Polled`]): the futures are read at the call and polled by the caller's task (in
+/// slots in place for up to 32, by an inline nursery for more; see the [module
+/// docs](super)). They may borrow from the caller, run concurrently but not in
+/// parallel, and this future is `Send` exactly when they are.
 ///
 /// # Cancel safety
 ///
@@ -221,7 +223,10 @@ where
 /// # Panics
 ///
 /// If a future panics: the others are cancelled and, once all have finished, the panic
-/// is resumed here. When first polled outside a hatchery runtime.
+/// is resumed here. When first polled outside a hatchery runtime, if a future asks for
+/// its context. When kept past the scope it was first polled in, reached by that scope's
+/// cancellation there, and awaited after that scope has finished (rule I4): its outputs
+/// are gone, and the message says so.
 ///
 /// # Examples
 ///
