@@ -65,15 +65,17 @@ pub(crate) trait Admit<Fut> {
     /// Whether the group is cancelled.
     fn is_cancelled(&self) -> bool;
 
-    /// Admits `fut`, the future of the input at `index`, which holds `permit` until it
-    /// ends (and [`stop`](Permit::stop)s it first if it fails).
-    fn admit(&mut self, index: usize, fut: Fut, permit: Permit);
+    /// Admits `fut`, the future of the input at `index`, which holds `permit` (if the
+    /// work has a limit) until it ends, and [`stop`](Permit::stop)s it first if it fails.
+    fn admit(&mut self, index: usize, fut: Fut, permit: Option<Permit>);
 }
 
-/// The body of a combinator's group: admits a child for every input of `work`, with at
-/// most `limit` in flight, and returns how many it admitted. Once the group is cancelled
-/// it takes no more input, unless `every`: then it produces no value either (which
-/// would claim that every input was admitted), and waits to be dropped.
+/// The body of a combinator's group: admits a child for every input of `work`, and
+/// returns how many it admitted. With a limit (`map`), at most that many are in flight,
+/// and once the group is cancelled no more input is taken: the body then produces no
+/// value either (which would claim that every input was admitted), and waits to be
+/// dropped. Without (`join`, `race` and the rest), every input is admitted at once, as
+/// into any nursery, cancelled or not (N5): no gate, no permit.
 pub(crate) async fn feed<S, F, Fut, A>(work: Work<S, F>, mut admit: A) -> usize
 where
     S: Stream,
@@ -84,29 +86,35 @@ where
         limit,
         inputs,
         mut f,
-        every,
         ..
     } = work;
-    let gate = Arc::new(Gate {
-        in_flight: AtomicUsize::new(0),
-        stopped: AtomicBool::new(false),
-        waker: AtomicWaker::new(),
+    let gate = limit.map(|limit| {
+        let gate = Arc::new(Gate {
+            in_flight: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        });
+        (gate, limit)
     });
     let mut inputs = pin!(inputs);
     let mut index = 0;
     loop {
-        poll_fn(|cx| gate.poll_free(limit, cx)).await;
-        if !every && (gate.stopped.load(Ordering::Acquire) || admit.is_cancelled()) {
-            // Permits came free because the work is cancelled (a child failed, or an
-            // enclosing scope was cancelled, perhaps before we started): take no more
-            // input, even if the group has not heard of it yet.
-            return std::future::pending().await;
+        if let Some((gate, limit)) = &gate {
+            poll_fn(|cx| gate.poll_free(*limit, cx)).await;
+            if gate.stopped.load(Ordering::Acquire) || admit.is_cancelled() {
+                // Permits came free because the work is cancelled (a child failed, or an
+                // enclosing scope was cancelled, perhaps before we started): take no
+                // more input, even if the group has not heard of it yet.
+                return std::future::pending().await;
+            }
         }
         let Some(item) = poll_fn(|cx| inputs.as_mut().poll_next(cx)).await else {
             return index;
         };
-        gate.in_flight.fetch_add(1, Ordering::AcqRel);
-        let permit = Permit(gate.clone());
+        let permit = gate.as_ref().map(|(gate, _)| {
+            gate.in_flight.fetch_add(1, Ordering::AcqRel);
+            Permit(gate.clone())
+        });
         admit.admit(index, f(item), permit);
         index += 1;
     }

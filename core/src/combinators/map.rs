@@ -184,10 +184,9 @@ impl<S, F, K> Map<S, F, K> {
     /// The work, and whether its outputs come in input order.
     pub(crate) fn work(self) -> (Work<S, F>, bool, &'static str) {
         let work = Work {
-            limit: self.limit,
+            limit: Some(self.limit),
             inputs: self.inputs,
             f: self.f,
-            every: false,
             site: self.site,
         };
         (work, self.ordered, self.what)

@@ -34,15 +34,15 @@ use crate::error::NurseryError;
 /// past its scope).
 pub(crate) type Ended<V, E> = Result<Outputs<V>, NurseryError<E>>;
 
-/// A combinator's work: `f` over every input, with at most `limit` futures at once.
+/// A combinator's work: `f` over every input.
 pub(crate) struct Work<S, F> {
-    pub(crate) limit: usize,
+    /// At most this many futures at once, and no more input once the group is cancelled
+    /// (`map`, G3). `None`: every input is admitted at once, even once the group is
+    /// cancelled, as into any nursery (N5): `join`, `race` and the rest, whose futures
+    /// exist already.
+    pub(crate) limit: Option<usize>,
     pub(crate) inputs: S,
     pub(crate) f: F,
-    /// Every input is admitted, even once the group is cancelled, as into any nursery
-    /// (N5): `join`, `race` and the rest, whose futures exist already. Otherwise (`map`)
-    /// a cancelled group takes no more input (G3).
-    pub(crate) every: bool,
     /// Where the combinator was called: the place of its group (and, spawned, its tasks).
     pub(crate) site: &'static Location<'static>,
 }
@@ -52,10 +52,9 @@ impl<I: Iterator> Work<InputIter<I>, fn(I::Item) -> I::Item> {
     /// the work of `join`, `try_join`, `race` and `race_ok`.
     pub(crate) fn every(futs: I, site: &'static Location<'static>) -> Self {
         Work {
-            limit: usize::MAX,
+            limit: None,
             inputs: InputIter::new(futs),
             f: identity,
-            every: true,
             site,
         }
     }
@@ -91,7 +90,11 @@ impl<V> Outputs<V> {
     /// The first output to complete (a race's winner). `InOrder` only comes from a mode
     /// that does not stop, for which any order is input order.
     fn completed(self) -> impl Iterator<Item = V> {
-        self.arrange(false).into_iter()
+        let outputs = match self {
+            Outputs::InOrder(outputs) => outputs.into_iter().enumerate().collect(),
+            Outputs::Completed(outputs) => outputs,
+        };
+        outputs.into_iter().map(|(_, o)| o)
     }
 }
 
@@ -269,16 +272,18 @@ impl<F, O> Then<F, O> {
     }
 }
 
-/// The futures of a race (`race`, `race_ok`), read at the call: a race of none would
-/// have no winner.
+/// The futures of a race (`race`, `race_ok`), the first read at the call: a race of
+/// none would have no winner.
 #[track_caller]
-pub(crate) fn racers<I: IntoIterator>(futs: I, what: &str) -> std::vec::IntoIter<I::Item> {
-    let futs: Vec<I::Item> = futs.into_iter().collect();
-    assert!(
-        !futs.is_empty(),
-        "hatchery: `{what}` needs at least one future"
-    );
-    futs.into_iter()
+pub(crate) fn racers<I: IntoIterator>(
+    futs: I,
+    what: &str,
+) -> std::iter::Chain<std::iter::Once<I::Item>, I::IntoIter> {
+    let mut futs = futs.into_iter();
+    let Some(first) = futs.next() else {
+        panic!("hatchery: `{what}` needs at least one future")
+    };
+    std::iter::once(first).chain(futs)
 }
 
 /// A race whose futures all ended without an output: only a spawned task that the

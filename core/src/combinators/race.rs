@@ -82,7 +82,9 @@ where
     I::Item: Future + Send + 'static,
     <I::Item as Future>::Output: Send + 'static,
 {
-    let group = all::<RaceMode, _>(ops::racers(futs, "race"), Location::caller());
+    // Read at the call, as documented.
+    let futs: Vec<_> = ops::racers(futs, "race").collect();
+    let group = all::<RaceMode, _>(futs.into_iter(), Location::caller());
     Then::new(group, "race", Winner)
 }
 
@@ -141,6 +143,7 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    let group = all::<RaceOkMode, _>(ops::racers(futs, "race_ok"), Location::caller());
+    let futs: Vec<_> = ops::racers(futs, "race_ok").collect();
+    let group = all::<RaceOkMode, _>(futs.into_iter(), Location::caller());
     Then::new(group, "race_ok", FirstOk)
 }

@@ -126,8 +126,8 @@ where
         self.n.is_cancelled()
     }
 
-    fn admit(&mut self, index: usize, fut: Fut, permit: Permit) {
-        self.spawn(index, fut, Some(permit));
+    fn admit(&mut self, index: usize, fut: Fut, permit: Option<Permit>) {
+        self.spawn(index, fut, permit);
     }
 }
 

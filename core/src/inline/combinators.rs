@@ -14,7 +14,7 @@ use futures_core::Stream;
 use pin_project_lite::pin_project;
 
 use super::engine::{Group as Children, Shared};
-use super::fixed::{self, Fixed, VecSlots};
+use super::fixed::{self, Fixed, Ordered, VecSlots};
 use crate::combinators::feed::{feed, Admit, Permit};
 use crate::combinators::mode::{JoinMode, RaceMode, RaceOkMode, Takes, TryJoinMode};
 use crate::combinators::ops::{self, Ended, FirstOk, Joined, Outputs, Then, Tried, Winner, Work};
@@ -99,11 +99,11 @@ impl<F: Future, O, E> Admit<F> for Admitting<F, O, E> {
         self.shared.node.is_cancelled()
     }
 
-    fn admit(&mut self, index: usize, fut: F, permit: Permit) {
+    fn admit(&mut self, index: usize, fut: F, permit: Option<Permit>) {
         let child = Box::pin(Indexed {
             fut,
             index,
-            permit: Some(permit),
+            permit,
             split: self.split,
         });
         let shared = &self.shared;
@@ -185,7 +185,7 @@ fn all<M, I>(
 where
     I: Iterator,
     I::Item: Future,
-    M: Takes<<I::Item as Future>::Output>,
+    M: Ordered<<I::Item as Future>::Output>,
 {
     let mut futs = futs;
     let (first, second) = (futs.next(), futs.next());

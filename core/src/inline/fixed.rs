@@ -90,7 +90,7 @@ use std::task::{Context, Poll, Waker};
 use pin_project_lite::pin_project;
 
 use super::engine::failed;
-use crate::combinators::mode::Takes;
+use crate::combinators::mode::{JoinMode, RaceMode, RaceOkMode, Takes, TryJoinMode};
 use crate::combinators::ops::Outputs;
 use crate::context::{self, Deferred, ResolveOnUnwind};
 use crate::error::NurseryError;
@@ -183,23 +183,82 @@ pub trait Slots {
     fn outputs(self: Pin<&mut Self>) -> Self::Outputs;
 }
 
+/// What a collection's slots record of the order their futures finish in, by mode:
+/// nothing for a mode that does not stop (its outputs are taken in input order), the
+/// slots in order for one that stops (a race: the first is its winner), in place.
+pub(crate) trait Ordered<T>: Takes<T> {
+    /// The record.
+    type Order: Order;
+}
+
+/// A record of the order slots finish in (see [`Ordered`]).
+pub(crate) trait Order: Default {
+    /// The slot at `index` finished with a value.
+    fn push(&mut self, index: u8);
+
+    /// The slots, in the order they finished.
+    fn slots(&self) -> &[u8];
+}
+
+impl Order for () {
+    #[inline(always)]
+    fn push(&mut self, _: u8) {}
+
+    fn slots(&self) -> &[u8] {
+        &[]
+    }
+}
+
+/// The slots of a race, in the order they finished.
+#[derive(Default)]
+pub(crate) struct Finished {
+    slots: [u8; MAX],
+    len: u8,
+}
+
+impl Order for Finished {
+    fn push(&mut self, index: u8) {
+        self.slots[usize::from(self.len)] = index;
+        self.len += 1;
+    }
+
+    fn slots(&self) -> &[u8] {
+        &self.slots[..usize::from(self.len)]
+    }
+}
+
+impl<T> Ordered<T> for JoinMode {
+    type Order = ();
+}
+
+impl<T, E> Ordered<Result<T, E>> for TryJoinMode<E> {
+    type Order = ();
+}
+
+impl<T> Ordered<T> for RaceMode {
+    type Order = Finished;
+}
+
+impl<T, E> Ordered<Result<T, E>> for RaceOkMode {
+    type Order = Finished;
+}
+
 pin_project! {
     /// A collection's futures ([`Slots`]): the first two in place (a join of two allocates
     /// nothing for them), the rest boxed, at most [`MAX`] in all.
-    pub(crate) struct VecSlots<F: Future, M: Takes<F::Output>> {
+    pub(crate) struct VecSlots<F: Future, M: Ordered<F::Output>> {
         #[pin]
         first: Slot<F, M::Value>,
         #[pin]
         second: Slot<F, M::Value>,
         rest: Vec<Pin<Box<Slot<F, M::Value>>>>,
-        // For a mode that stops: the slots in the order their futures finished with a
-        // value (the first is a race's winner). Empty for the others, whose outputs are
-        // taken in input order.
-        order: Vec<u8>,
+        // The slots in the order their futures finished with a value, for a mode that
+        // stops (see `Ordered`).
+        order: M::Order,
     }
 }
 
-impl<F: Future, M: Takes<F::Output>> VecSlots<F, M> {
+impl<F: Future, M: Ordered<F::Output>> VecSlots<F, M> {
     /// The slots of `first`, `second` and `rest` (none after a missing one).
     #[inline]
     pub(crate) fn new(first: Option<F>, second: Option<F>, rest: Vec<F>) -> Self {
@@ -212,7 +271,7 @@ impl<F: Future, M: Takes<F::Output>> VecSlots<F, M> {
                 true => Vec::new(),
                 false => rest.into_iter().map(|f| Box::pin(Slot::new(f))).collect(),
             },
-            order: Vec::new(),
+            order: Default::default(),
         }
     }
 }
@@ -224,10 +283,10 @@ fn poll_slot<F, M, P>(
     p: &mut P,
     mut slot: Pin<&mut Slot<F, M::Value>>,
     index: usize,
-    order: &mut Vec<u8>,
+    order: &mut M::Order,
 ) where
     F: Future,
-    M: Takes<F::Output>,
+    M: Ordered<F::Output>,
     P: Pass<M::Error>,
 {
     if !M::STOPS {
@@ -241,7 +300,7 @@ fn poll_slot<F, M, P>(
     }
 }
 
-impl<F: Future, M: Takes<F::Output>> Slots for VecSlots<F, M> {
+impl<F: Future, M: Ordered<F::Output>> Slots for VecSlots<F, M> {
     type Error = M::Error;
     type Outputs = Outputs<M::Value>;
 
@@ -276,8 +335,8 @@ impl<F: Future, M: Takes<F::Output>> Slots for VecSlots<F, M> {
             }
             return Outputs::InOrder(outputs);
         }
-        let mut outputs = Vec::with_capacity(this.order.len());
-        for &i in this.order.iter() {
+        let mut outputs = Vec::with_capacity(this.order.slots().len());
+        for &i in this.order.slots() {
             let i = usize::from(i);
             let slot = match i {
                 0 => this.first.as_mut(),
