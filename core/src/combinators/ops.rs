@@ -240,7 +240,7 @@ impl<T, E> Finish<Ended<Result<T, E>, Infallible>> for FirstOk {
     }
 }
 
-/// `try_join!`, whose group's value is the tuple: it, or every error.
+/// `try_join!` of either kind, whose group's value is the tuple: it, or every error.
 pub(crate) struct TupleTried;
 
 impl<T, E> Finish<Result<T, NurseryError<E>>> for TupleTried {
@@ -252,7 +252,7 @@ impl<T, E> Finish<Result<T, NurseryError<E>>> for TupleTried {
     }
 }
 
-/// `join!`: the tuple, with no error to report.
+/// `join!` of either kind: the tuple, with no error to report.
 pub(crate) struct TupleJoined;
 
 impl<T> Finish<Result<T, NurseryError<Infallible>>> for TupleJoined {
