@@ -20,7 +20,8 @@
 //!
 //! A test of a rule that holds for both kinds of nursery, the spawning one and the inline
 //! one (N1-N7, S), is written once, generic over the [`Kind`] it opens, and run on each by
-//! [`each_kind!`]: `name::spawning::smol`, `name::inline::smol`, ...
+//! [`each_kind!`]: `name::spawning::smol`, `name::inline::smol`, ... So is a test of a
+//! rule of the combinators (G2-G5), generic over the kind's [`Combinators`].
 //!
 //! There is no watchdog around `#[hatchery::test]`: CI runs the suite under `timeout`.
 //! Under virtual time most hangs do not even happen: a sleep that should have been
@@ -62,6 +63,10 @@ use futures_lite::FutureExt;
 
 pub use hatchery_conformance::kinds::{self, Inline, Kind, Spawning};
 
+pub use crate::combinators::Combinators;
+
+#[path = "support/combinators.rs"]
+mod combinators;
 #[path = "support/each_kind.rs"]
 mod each_kind;
 #[path = "support/hook.rs"]

@@ -134,6 +134,16 @@
 //! cancel themselves, and when they are cancelled from outside they return only to
 //! report errors.
 //!
+//! The same combinators for futures that borrow from the caller or are not `Send` are in
+//! [`inline`]: [`inline::join()`], [`inline::try_join()`], [`inline::settle`],
+//! [`inline::race`], [`inline::race_ok`], [`inline::map`], [`inline::join!`] and
+//! [`inline::try_join!`]. They have the same semantics, written once: what differs is
+//! the kind of children that runs the futures, tasks of a nursery here
+//! ([`Spawned`]), futures polled by the caller's task there ([`inline::Polled`]: in
+//! slots in place for a few, an inline nursery for more), as [`futures::Map`]'s kind
+//! parameter says. (For the inline kind, "spawns them into a nursery" above reads "polls
+//! them in an inline group", and they run concurrently, never in parallel.)
+//!
 //! A combinator future can be kept past the scope it was first polled in
 //! (`move_on_after(d, &mut fut)`, then `fut.await`; see [`CancelScope::run`]). If that
 //! scope was cancelled while the combinator ran in it, the cancellation reached its
@@ -272,8 +282,10 @@
 // layer task: spawned tasks and their handles (`task::raw`: their allocation)
 // layer scope: cancel scopes, shields and `finally`
 // layer nursery: `Nursery` for every kind, spawned children, `start` for every kind
-// layer inline: inline children (polled by the group's task) and their combinators
-// layer combinators: `join`, `race`, `map` and the rest, over nurseries
+// layer combinators: `join`, `race`, `map` and the rest, each written once over every
+//     kind of children (the spawning kind's here)
+// layer inline: inline children (polled by the group's task), the inline kind of the
+//     combinators, and their entry points
 // layer thread: work on threads, calls back, portals
 // layer net: sockets over the runtime's reactor
 // layer signal: Unix signals (over `net`'s sockets)

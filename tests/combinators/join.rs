@@ -6,16 +6,18 @@ use std::future::{ready, Ready};
 use std::time::Duration;
 
 use hatchery::{finally, join, move_on_after, settle, sleep, try_join, CancelScope};
-use hatchery_tests::{catch_panic, ms, secs, until, Counter, Log, TestError, HOUR};
+use hatchery_tests::{
+    catch_panic, each_kind, ms, secs, until, Combinators, Counter, Log, TestError, HOUR,
+};
 
+each_kind!(join_returns_outputs_in_input_order);
 /// Outputs come in input order, whatever order the futures finish in.
-#[hatchery::test]
-async fn join_returns_outputs_in_input_order() {
+async fn join_returns_outputs_in_input_order<K: Combinators>() {
     let futs = (0..5u64).map(|i| async move {
         sleep(ms(10 - 2 * i)).await;
         i * 10
     });
-    assert_eq!(join(futs).await, [0, 10, 20, 30, 40]);
+    assert_eq!(K::join(futs).await, [0, 10, 20, 30, 40]);
 }
 
 /// Every future is running at the same time: each one waits until all have started,
@@ -36,41 +38,44 @@ async fn g1_join_runs_every_future_concurrently() {
     assert_eq!(join(futs).await, (0..8).collect::<Vec<_>>());
 }
 
+each_kind!(join_empty_and_single);
 /// Empty and single-element inputs.
-#[hatchery::test]
-async fn join_empty_and_single() {
-    assert!(join(Vec::<Ready<u8>>::new()).await.is_empty());
-    assert_eq!(join([ready(7)]).await, [7]);
+async fn join_empty_and_single<K: Combinators>() {
+    assert!(K::join(Vec::<Ready<u8>>::new()).await.is_empty());
+    assert_eq!(K::join([ready(7)]).await, [7]);
     assert_eq!(
-        try_join(Vec::<Ready<Result<u8, TestError>>>::new()).await,
+        K::try_join(Vec::<Ready<Result<u8, TestError>>>::new()).await,
         Ok(vec![])
     );
-    assert_eq!(try_join([ready(Ok::<_, TestError>(7))]).await, Ok(vec![7]));
-    let one_err = try_join([ready(Err::<u8, _>(TestError("only")))]).await;
+    assert_eq!(
+        K::try_join([ready(Ok::<_, TestError>(7))]).await,
+        Ok(vec![7])
+    );
+    let one_err = K::try_join([ready(Err::<u8, _>(TestError("only")))]).await;
     assert_eq!(one_err.unwrap_err().errors(), [TestError("only")]);
-    assert!(settle(Vec::<Ready<Result<u8, TestError>>>::new())
+    assert!(K::settle(Vec::<Ready<Result<u8, TestError>>>::new())
         .await
         .is_empty());
     assert_eq!(
-        settle([ready(Err::<u8, _>(TestError("x")))]).await,
+        K::settle([ready(Err::<u8, _>(TestError("x")))]).await,
         [Err(TestError("x"))]
     );
 }
 
+each_kind!(try_join_ok_in_input_order);
 /// `try_join` returns the values in input order when all succeed.
-#[hatchery::test]
-async fn try_join_ok_in_input_order() {
+async fn try_join_ok_in_input_order<K: Combinators>() {
     let futs = (0..4u64).map(|i| async move {
         sleep(ms(8 - 2 * i)).await;
         Ok::<_, TestError>(i)
     });
-    assert_eq!(try_join(futs).await, Ok(vec![0, 1, 2, 3]));
+    assert_eq!(K::try_join(futs).await, Ok(vec![0, 1, 2, 3]));
 }
 
+each_kind!(try_join_fails_fast_and_awaits_the_cancelled);
 /// The first error cancels the others, which are dropped (and their async cleanup
 /// has run) before `try_join` returns.
-#[hatchery::test]
-async fn try_join_fails_fast_and_awaits_the_cancelled() {
+async fn try_join_fails_fast_and_awaits_the_cancelled<K: Combinators>() {
     let dropped = Counter::new();
     let log = Log::new();
     let mut futs = Vec::new();
@@ -92,7 +97,7 @@ async fn try_join_fails_fast_and_awaits_the_cancelled() {
         sleep(ms(2)).await;
         Err(TestError("boom"))
     }));
-    let err = try_join(futs).await.unwrap_err();
+    let err = K::try_join(futs).await.unwrap_err();
     assert_eq!(err.errors(), [TestError("boom")]);
     assert!(!err.is_cancelled());
     // Awaited, not just cancelled: every loser is gone and its cleanup has finished.
@@ -100,10 +105,10 @@ async fn try_join_fails_fast_and_awaits_the_cancelled() {
     assert_eq!(log.count("cleaned up"), 4);
 }
 
+each_kind!(g4_try_join_reports_every_error);
 /// Every error that happened is reported: two futures that fail without ever
 /// suspending both get to fail (a spawned task always gets its first poll).
-#[hatchery::test]
-async fn g4_try_join_reports_every_error() {
+async fn g4_try_join_reports_every_error<K: Combinators>() {
     let futs = ["a", "b", "c"].map(|name| async move {
         if name == "b" {
             sleep(HOUR).await;
@@ -112,14 +117,14 @@ async fn g4_try_join_reports_every_error() {
             Err(TestError(name))
         }
     });
-    let mut errors = try_join(futs).await.unwrap_err().into_errors();
+    let mut errors = K::try_join(futs).await.unwrap_err().into_errors();
     errors.sort_by_key(|e| e.0);
     assert_eq!(errors, [TestError("a"), TestError("c")]);
 }
 
+each_kind!(settle_keeps_every_result_in_input_order);
 /// `settle` keeps going after an error and returns every result in input order.
-#[hatchery::test]
-async fn settle_keeps_every_result_in_input_order() {
+async fn settle_keeps_every_result_in_input_order<K: Combinators>() {
     let futs = (0..5u64).map(|i| async move {
         sleep(ms(i)).await;
         if i % 2 == 0 {
@@ -129,7 +134,7 @@ async fn settle_keeps_every_result_in_input_order() {
         }
     });
     assert_eq!(
-        settle(futs).await,
+        K::settle(futs).await,
         [
             Ok(0),
             Err(TestError("odd")),
@@ -140,10 +145,10 @@ async fn settle_keeps_every_result_in_input_order() {
     );
 }
 
+each_kind!(caller_cancelled_midway_leaks_nothing);
 /// A caller cancelled midway (an outer timeout) leaks nothing: every future has been
 /// dropped by the time the enclosing scope returns.
-#[hatchery::test]
-async fn caller_cancelled_midway_leaks_nothing() {
+async fn caller_cancelled_midway_leaks_nothing<K: Combinators>() {
     let dropped = Counter::new();
     let started = Counter::new();
     let make = |n: usize| {
@@ -160,18 +165,18 @@ async fn caller_cancelled_midway_leaks_nothing() {
             })
             .collect::<Vec<_>>()
     };
-    assert_eq!(move_on_after(ms(10), join(make(3))).await, None);
+    assert_eq!(move_on_after(ms(10), K::join(make(3))).await, None);
     assert_eq!(dropped.get(), 3);
-    assert_eq!(move_on_after(ms(10), try_join(make(3))).await, None);
+    assert_eq!(move_on_after(ms(10), K::try_join(make(3))).await, None);
     assert_eq!(dropped.get(), 6);
-    assert!(move_on_after(ms(10), settle(make(3))).await.is_none());
+    assert!(move_on_after(ms(10), K::settle(make(3))).await.is_none());
     assert_eq!(dropped.get(), 9);
     assert_eq!(started.get(), 9);
 }
 
+each_kind!(g4_a_panic_cancels_the_rest_and_is_resumed);
 /// A panicking future cancels the others; the panic is resumed once all have stopped.
-#[hatchery::test]
-async fn g4_a_panic_cancels_the_rest_and_is_resumed() {
+async fn g4_a_panic_cancels_the_rest_and_is_resumed<K: Combinators>() {
     let dropped = Counter::new();
     let mut futs = Vec::new();
     for i in 0..3 {
@@ -186,7 +191,7 @@ async fn g4_a_panic_cancels_the_rest_and_is_resumed() {
             i
         });
     }
-    let r = catch_panic(join(futs)).await;
+    let r = catch_panic(K::join(futs)).await;
     assert_eq!(r.unwrap_err(), "child 1 panicked");
     assert_eq!(dropped.get(), 3);
 }
@@ -251,23 +256,23 @@ async fn join_in_a_cancelled_scope_whose_child_ends_first_returns_nothing() {
     assert_eq!(out, None);
 }
 
+each_kind!(g3_combinators_in_cancelled_scopes_return_nothing);
 /// The same race by ordinary timing, for `race`, `race_ok` and `join`, many times.
-#[hatchery::test]
-async fn g3_combinators_in_cancelled_scopes_return_nothing() {
+async fn g3_combinators_in_cancelled_scopes_return_nothing<K: Combinators>() {
     use std::future::pending;
     for i in 0..2_000 {
         let r = catch_panic(async {
             let scope = hatchery::CancelScope::new();
             scope.handle().cancel();
-            let a = scope.run(hatchery::race([pending::<u32>()])).await;
+            let a = scope.run(K::race([pending::<u32>()])).await;
             let scope = hatchery::CancelScope::new();
             scope.handle().cancel();
             let b = scope
-                .run(hatchery::race_ok([pending::<Result<u32, TestError>>()]))
+                .run(K::race_ok([pending::<Result<u32, TestError>>()]))
                 .await;
             let scope = hatchery::CancelScope::new();
             scope.handle().cancel();
-            let c = scope.run(join([pending::<u32>()])).await;
+            let c = scope.run(K::join([pending::<u32>()])).await;
             assert!(a.is_none() && b.is_none() && c.is_none());
         })
         .await;
@@ -277,15 +282,18 @@ async fn g3_combinators_in_cancelled_scopes_return_nothing() {
     }
 }
 
+each_kind!(
+    g3_errors_are_reported_under_outer_cancellation,
+    virtual_time
+);
 /// A `try_join` whose future failed before the enclosing scope was cancelled reports the
 /// error once the rest has finished (as a nursery does), even though the scope's
 /// deadline passed meanwhile: the scope does not swallow it.
-#[hatchery::test(virtual_time)]
-async fn g3_errors_are_reported_under_outer_cancellation() {
+async fn g3_errors_are_reported_under_outer_cancellation<K: Combinators>() {
     type Child =
         std::pin::Pin<Box<dyn std::future::Future<Output = Result<u32, TestError>> + Send>>;
     let out = move_on_after(secs(2), async {
-        try_join([
+        K::try_join([
             Box::pin(async {
                 sleep(secs(1)).await;
                 Err(TestError("a"))
@@ -474,11 +482,11 @@ async fn join_macro_twelve() {
     assert_eq!(fut.await, Ok((1, 2)));
 }
 
+each_kind!(join_in_a_cancelled_scope_spawns_every_future);
 /// In a cancelled scope, `join` spawns every future it was given, as a nursery would:
 /// each runs to its first suspension point, where it is cancelled (unlike `map`, which
 /// takes no more input once cancelled: these futures exist already).
-#[hatchery::test]
-async fn join_in_a_cancelled_scope_spawns_every_future() {
+async fn join_in_a_cancelled_scope_spawns_every_future<K: Combinators>() {
     let started = Counter::new();
     let scope = CancelScope::new();
     scope.handle().cancel();
@@ -490,6 +498,6 @@ async fn join_in_a_cancelled_scope_spawns_every_future() {
             i
         }
     });
-    assert_eq!(scope.run(join(futs)).await, None);
+    assert_eq!(scope.run(K::join(futs)).await, None);
     assert_eq!(started.get(), 3);
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_lite::{stream, StreamExt};
 use hatchery::{map, map_stream, move_on_after, nursery, sleep, CancelScope};
-use hatchery_tests::{catch_panic, ms, until, Counter, TestError, HOUR};
+use hatchery_tests::{catch_panic, each_kind, ms, until, Combinators, Counter, TestError, HOUR};
 
 /// Tracks how many are in flight, and the most there ever were.
 #[derive(Clone, Default)]
@@ -28,13 +28,14 @@ impl InFlight {
     }
 }
 
+each_kind!(at_most_limit_in_flight);
 /// Never more than `limit` in flight, and the limit is actually used: each child waits
 /// until `limit` are running at once (which would hang if they ran one by one).
-#[hatchery::test]
-async fn at_most_limit_in_flight() {
+async fn at_most_limit_in_flight<K: Combinators>() {
     let flight = InFlight::default();
-    let out = map(3, 0..20u32, |i| {
-        let flight = flight.clone();
+    let all = flight.clone();
+    let f = move |i| {
+        let flight = all.clone();
         async move {
             flight.enter();
             until(|| flight.max() >= 3).await;
@@ -42,9 +43,8 @@ async fn at_most_limit_in_flight() {
             flight.exit();
             i
         }
-    })
-    .join()
-    .await;
+    };
+    let out = K::map_join(3, 0..20u32, f, true).await;
     assert_eq!(out, (0..20).collect::<Vec<_>>());
     assert_eq!(flight.max(), 3);
 }
@@ -123,6 +123,7 @@ async fn ordered_and_unordered_outputs() {
     }
 }
 
+each_kind!(try_join_fails_fast);
 /// Fail-fast: the first error cancels the children in flight, no further input is
 /// taken (even from an endless input), and every started child is dropped before
 /// `try_join` returns.
@@ -131,13 +132,13 @@ async fn ordered_and_unordered_outputs() {
 /// hour: the slot item 4 frees may start one more item before the failure is reported
 /// (its future has returned by then), after which every slot is held until the
 /// cancellation, whatever the timing.
-#[hatchery::test]
-async fn try_join_fails_fast() {
+async fn try_join_fails_fast<K: Combinators>() {
     let started = Counter::new();
     let dropped = Counter::new();
-    let r = map(3, 0u64.., |i| {
-        started.incr();
-        let guard = dropped.guard();
+    let (s, d) = (started.clone(), dropped.clone());
+    let f = move |i| {
+        s.incr();
+        let guard = d.guard();
         async move {
             let _guard = guard;
             if i == 4 {
@@ -146,9 +147,8 @@ async fn try_join_fails_fast() {
             sleep(if i == 2 || i == 3 { ms(1) } else { HOUR }).await;
             Ok(i)
         }
-    })
-    .try_join()
-    .await;
+    };
+    let r = K::map_try_join(3, 0u64.., f).await;
     assert_eq!(r.unwrap_err().errors(), [TestError("item 4")]);
     assert_eq!(dropped.get(), started.get());
     let started = started.get();
@@ -158,10 +158,10 @@ async fn try_join_fails_fast() {
     );
 }
 
+each_kind!(settle_keeps_every_result);
 /// Settle mode keeps going after errors and keeps every result, in input order (or in
 /// completion order when unordered).
-#[hatchery::test]
-async fn settle_keeps_every_result() {
+async fn settle_keeps_every_result<K: Combinators>() {
     let f = |i: u32| async move {
         sleep(ms(u64::from(i % 3))).await;
         if i % 2 == 0 {
@@ -170,7 +170,7 @@ async fn settle_keeps_every_result() {
             Err(TestError("odd"))
         }
     };
-    let all = map(2, 0..6, f).settle().await;
+    let all = K::map_settle(2, 0..6, f).await;
     assert_eq!(
         all,
         [
@@ -182,7 +182,7 @@ async fn settle_keeps_every_result() {
             Err(TestError("odd"))
         ]
     );
-    let unordered = map(2, 0..6, f).unordered().settle().await;
+    let unordered = K::map_join(2, 0..6, f, false).await;
     assert_eq!(unordered.iter().filter(|r| r.is_err()).count(), 3);
     let mut oks: Vec<u32> = unordered.into_iter().filter_map(Result::ok).collect();
     oks.sort();
@@ -247,23 +247,30 @@ async fn stream_inputs_with_backpressure() {
     assert_eq!(pulled.get(), 10);
 }
 
+each_kind!(caller_cancelled_midway_leaks_nothing);
 /// A caller cancelled midway leaks nothing, and takes no more input.
-#[hatchery::test]
-async fn caller_cancelled_midway_leaks_nothing() {
+async fn caller_cancelled_midway_leaks_nothing<K: Combinators>() {
     let started = Counter::new();
     let dropped = Counter::new();
     let out = move_on_after(
         ms(10),
-        map(2, 0..100u32, |i| {
-            started.incr();
-            let guard = dropped.guard();
-            async move {
-                let _guard = guard;
-                sleep(HOUR).await;
-                i
-            }
-        })
-        .join(),
+        K::map_join(
+            2,
+            0..100u32,
+            {
+                let (s, d) = (started.clone(), dropped.clone());
+                move |i| {
+                    s.incr();
+                    let guard = d.guard();
+                    async move {
+                        let _guard = guard;
+                        sleep(HOUR).await;
+                        i
+                    }
+                }
+            },
+            true,
+        ),
     )
     .await;
     assert_eq!(out, None);
@@ -396,13 +403,13 @@ mod interpose {
     }
 }
 
+each_kind!(no_input_is_taken_after_a_failure);
 /// With one slot, the first item fails at once: no further input may be taken.
-#[hatchery::test]
-async fn no_input_is_taken_after_a_failure() {
+async fn no_input_is_taken_after_a_failure<K: Combinators>() {
     for _ in 0..20 {
         let calls = Counter::new();
         let c = calls.clone();
-        let work = map(1, 0..4u32, move |i| {
+        let f = move |i| {
             c.incr();
             async move {
                 if i == 0 {
@@ -411,8 +418,8 @@ async fn no_input_is_taken_after_a_failure() {
                     Ok(i)
                 }
             }
-        })
-        .try_join();
+        };
+        let work = K::map_try_join(1, 0..4u32, f);
         let (work, gate) = interpose::interpose(work);
         let r = work.await;
         assert_eq!(r.unwrap_err().errors(), [TestError("first")]);
@@ -422,13 +429,13 @@ async fn no_input_is_taken_after_a_failure() {
     }
 }
 
+each_kind!(no_input_is_taken_after_a_panic);
 /// The same with a panic: it cancels the rest, and no further input may be taken.
-#[hatchery::test]
-async fn no_input_is_taken_after_a_panic() {
+async fn no_input_is_taken_after_a_panic<K: Combinators>() {
     for _ in 0..20 {
         let calls = Counter::new();
         let c = calls.clone();
-        let work = map(1, 0..4u32, move |i| {
+        let f = move |i| {
             c.incr();
             async move {
                 if i == 0 {
@@ -436,8 +443,8 @@ async fn no_input_is_taken_after_a_panic() {
                 }
                 i
             }
-        })
-        .join();
+        };
+        let work = K::map_join(1, 0..4u32, f, true);
         let (work, gate) = interpose::interpose(work);
         let r = catch_panic(work).await;
         assert_eq!(r.unwrap_err(), "first");
@@ -447,22 +454,24 @@ async fn no_input_is_taken_after_a_panic() {
     }
 }
 
+each_kind!(no_input_is_taken_in_a_cancelled_scope_even_without_a_limit);
 /// In a cancelled scope `map` takes no input, whatever its limit.
-#[hatchery::test]
-async fn no_input_is_taken_in_a_cancelled_scope_even_without_a_limit() {
+async fn no_input_is_taken_in_a_cancelled_scope_even_without_a_limit<K: Combinators>() {
     for limit in [usize::MAX, usize::MAX - 1, 10] {
         let calls = Counter::new();
         let c = calls.clone();
         let scope = CancelScope::new();
         scope.handle().cancel();
         let out = scope
-            .run(
-                map(limit, 0..5, move |i| {
+            .run(K::map_join(
+                limit,
+                0..5,
+                move |i| {
                     c.incr();
                     async move { i }
-                })
-                .join(),
-            )
+                },
+                true,
+            ))
             .await;
         assert!(out.is_none());
         assert_eq!(
@@ -473,11 +482,14 @@ async fn no_input_is_taken_in_a_cancelled_scope_even_without_a_limit() {
     }
 }
 
+each_kind!(
+    map_in_a_scope_whose_deadline_has_passed_takes_no_input,
+    virtual_time
+);
 /// `map` in a scope whose deadline has passed already takes no input either: such a
 /// scope is cancelled on entry, as one cancelled before it is entered is. (It took
 /// `limit` inputs, and more on a multi-thread runtime, before its timer noticed.)
-#[hatchery::test(virtual_time)]
-async fn map_in_a_scope_whose_deadline_has_passed_takes_no_input() {
+async fn map_in_a_scope_whose_deadline_has_passed_takes_no_input<K: Combinators>() {
     let taken = Counter::new();
     let calls = Counter::new();
     let (t, c) = (taken.clone(), calls.clone());
@@ -485,15 +497,14 @@ async fn map_in_a_scope_whose_deadline_has_passed_takes_no_input() {
         let inputs = (0..100u32).inspect(move |_| {
             t.incr();
         });
-        map(4, inputs, move |i| {
+        let f = move |i| {
             c.incr();
             async move {
                 sleep(HOUR).await;
                 Ok::<_, TestError>(i)
             }
-        })
-        .try_join()
-        .await
+        };
+        K::map_try_join(4, inputs, f).await
     })
     .await;
     assert_eq!(out, None);

@@ -2,10 +2,11 @@
 //! synchronization primitives, on every backend.
 //!
 //! Each round builds a plan from its seed ([`Rng`]): a combinator (`join`, `try_join`,
-//! `settle`, `race`, `race_ok`, `as_completed` read plainly, shielded or in part,
+//! `settle`, `race`, `race_ok` of either kind, spawning or inline, `as_completed` read plainly, shielded or in part,
 //! `as_completed_in` read in the body, in a `finally` or dropped, `map` and `map_stream`
-//! with `join`, `try_join` or `settle`, ordered or not, `retry`, `service`, `batches`,
-//! `join!`, `try_join!`, `race!`) over a few futures. Each future runs a few steps:
+//! with `join`, `try_join` or `settle`, ordered or not (`map` of an iterator of either
+//! kind), `retry`, `service`, `batches`, `join!`, `try_join!` (of either kind),
+//! `race!`) over a few futures. Each future runs a few steps:
 //! sleeps, checkpoints, a `Lock` guard, a `Semaphore` permit or a `CapacityLimiter`
 //! token held across sleeps, a wait on an `Event` or a `Condition` (bounded by a timeout,
 //! with steps elsewhere that set and notify), a send or a receive on a memory stream. At
@@ -47,7 +48,7 @@ use futures_lite::{stream, StreamExt};
 use hatchery::backon::ConstantBuilder;
 use hatchery::sync::{CapacityLimiter, Condition, Event, Lock, Semaphore};
 use hatchery::{
-    as_completed, as_completed_in, batches, checkpoint, finally, join, map, map_stream,
+    as_completed, as_completed_in, batches, checkpoint, finally, inline, join, map, map_stream,
     memory_stream, move_on_after, nursery, race, race_ok, retry, service, settle, shield, sleep,
     try_join, NurseryError, ReceiveStream, SendStream,
 };
@@ -185,6 +186,11 @@ struct Plan {
     /// `as_completed_in`, `batches`), at this input (`map`'s closure), at this attempt
     /// (`retry`'s closure), after spawning (`service`).
     body_boom: Option<usize>,
+    /// The combinator of `hatchery::inline` instead (`join`, `try_join`, `settle`,
+    /// `race`, `race_ok`, `map` of an iterator, `join!`, `try_join!`): the same
+    /// operation, over the inline kind of children. Drawn from the seed's bits, not
+    /// from its generator, so that a seed's plan is otherwise what it always was.
+    inline: bool,
 }
 
 fn gen_inner(rng: &mut Rng) -> Inner {
@@ -296,10 +302,23 @@ fn gen_plan(seed: u64) -> Plan {
             });
         }
     }
+    let inline = (seed >> 5) & 1 == 1
+        && matches!(
+            comb,
+            Comb::Join
+                | Comb::TryJoin
+                | Comb::Settle
+                | Comb::Race
+                | Comb::RaceOk
+                | Comb::Map { stream: false, .. }
+                | Comb::JoinMacro
+                | Comb::TryJoinMacro
+        );
     Plan {
         comb,
         futs,
         body_boom,
+        inline,
     }
 }
 
@@ -577,22 +596,37 @@ async fn run_comb(ctx: Arc<Ctx>, plan: Plan) {
     };
     match plan.comb {
         Comb::Join => {
-            let got = join(futs()).await;
+            let got = match plan.inline {
+                true => inline::join(futs()).await,
+                false => join(futs()).await,
+            };
             check_eq(&ctx, "join", &got, &all_expected(&plan));
         }
         Comb::TryJoin => {
-            let got = try_join(futs()).await;
+            let got = match plan.inline {
+                true => inline::try_join(futs()).await,
+                false => try_join(futs()).await,
+            };
             check_try(&ctx, &plan, "try_join", &got);
         }
         Comb::Settle => {
-            let got = settle(futs()).await;
+            let got = match plan.inline {
+                true => inline::settle(futs()).await,
+                false => settle(futs()).await,
+            };
             check_eq(&ctx, "settle", &got, &all_expected(&plan));
         }
         Comb::Race => {
-            let got = race(futs()).await;
+            let got = match plan.inline {
+                true => inline::race(futs()).await,
+                false => race(futs()).await,
+            };
             check_items(&ctx, &plan, "race", &[got]);
         }
-        Comb::RaceOk => match race_ok(futs()).await {
+        Comb::RaceOk => match match plan.inline {
+            true => inline::race_ok(futs()).await,
+            false => race_ok(futs()).await,
+        } {
             Ok(v) => check_items(&ctx, &plan, "race_ok", &[Ok(v)]),
             Err(NurseryError::Failed(e)) => {
                 let e: BTreeSet<u32> = e.into_iter().collect();
@@ -675,6 +709,8 @@ async fn run_comb(ctx: Arc<Ctx>, plan: Plan) {
             }
             if from_stream {
                 collect!(map_stream(limit, stream::iter(0..n), f))
+            } else if plan.inline {
+                collect!(inline::map(limit, 0..n, f))
             } else {
                 collect!(map(limit, 0..n, f))
             }
@@ -747,7 +783,10 @@ async fn run_comb(ctx: Arc<Ctx>, plan: Plan) {
         Comb::JoinMacro => {
             let mut f = futs().into_iter();
             let (a, b, c) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
-            let got = hatchery::join!(a, b, c);
+            let got = match plan.inline {
+                true => inline::join!(a, b, c),
+                false => hatchery::join!(a, b, c),
+            };
             check_eq(
                 &ctx,
                 "join!",
@@ -758,7 +797,11 @@ async fn run_comb(ctx: Arc<Ctx>, plan: Plan) {
         Comb::TryJoinMacro => {
             let mut f = futs().into_iter();
             let (a, b, c) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
-            let got = hatchery::try_join!(a, b, c).map(|(a, b, c)| vec![a, b, c]);
+            let got = match plan.inline {
+                true => inline::try_join!(a, b, c),
+                false => hatchery::try_join!(a, b, c),
+            };
+            let got = got.map(|(a, b, c)| vec![a, b, c]);
             check_try(&ctx, &plan, "try_join!", &got);
         }
         Comb::RaceMacro => {

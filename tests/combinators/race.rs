@@ -4,8 +4,10 @@
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 
-use hatchery::{finally, move_on_after, race, race_ok, sleep};
-use hatchery_tests::{catch_panic, ms, secs, Counter, Log, TestError, HOUR};
+use hatchery::{finally, move_on_after, race, sleep};
+use hatchery_tests::{
+    catch_panic, each_kind, ms, secs, Combinators, Counter, Log, TestError, HOUR,
+};
 
 type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -23,9 +25,9 @@ fn loser<T: Send + 'static>(log: &Log, dropped: &Counter) -> BoxFut<T> {
     })
 }
 
+each_kind!(race_returns_the_first_to_finish);
 /// The first future to finish wins.
-#[hatchery::test]
-async fn race_returns_the_first_to_finish() {
+async fn race_returns_the_first_to_finish<K: Combinators>() {
     let futs: Vec<BoxFut<&str>> = vec![
         Box::pin(async {
             sleep(ms(200)).await;
@@ -40,13 +42,13 @@ async fn race_returns_the_first_to_finish() {
             "never"
         }),
     ];
-    assert_eq!(race(futs).await, "fast");
+    assert_eq!(K::race(futs).await, "fast");
 }
 
+each_kind!(race_cancels_and_awaits_the_losers);
 /// The losers are cancelled and awaited: when `race` returns, each has been dropped
 /// and its (async) cleanup has finished.
-#[hatchery::test]
-async fn race_cancels_and_awaits_the_losers() {
+async fn race_cancels_and_awaits_the_losers<K: Combinators>() {
     let log = Log::new();
     let dropped = Counter::new();
     let mut futs: Vec<BoxFut<u32>> = (0..3).map(|_| loser(&log, &dropped)).collect();
@@ -54,14 +56,14 @@ async fn race_cancels_and_awaits_the_losers() {
         sleep(ms(2)).await;
         42
     }));
-    assert_eq!(race(futs).await, 42);
+    assert_eq!(K::race(futs).await, 42);
     assert_eq!(dropped.get(), 3);
     assert_eq!(log.count("loser cleaned up"), 3);
 }
 
+each_kind!(race_an_error_can_win);
 /// Outputs are opaque to `race`: an `Err` that comes first wins.
-#[hatchery::test]
-async fn race_an_error_can_win() {
+async fn race_an_error_can_win<K: Combinators>() {
     let futs: Vec<BoxFut<Result<u8, TestError>>> = vec![
         Box::pin(async { Err(TestError("first")) }),
         Box::pin(async {
@@ -69,24 +71,24 @@ async fn race_an_error_can_win() {
             Ok(1)
         }),
     ];
-    assert_eq!(race(futs).await, Err(TestError("first")));
+    assert_eq!(K::race(futs).await, Err(TestError("first")));
 }
 
+each_kind!(race_single);
 /// A single future simply runs.
-#[hatchery::test]
-async fn race_single() {
-    assert_eq!(race([ready(5)]).await, 5);
-    assert_eq!(race_ok([ready(Ok::<_, TestError>(5))]).await, Ok(5));
-    let err = race_ok([ready(Err::<u8, _>(TestError("only")))])
+async fn race_single<K: Combinators>() {
+    assert_eq!(K::race([ready(5)]).await, 5);
+    assert_eq!(K::race_ok([ready(Ok::<_, TestError>(5))]).await, Ok(5));
+    let err = K::race_ok([ready(Err::<u8, _>(TestError("only")))])
         .await
         .unwrap_err();
     assert_eq!(err.errors(), [TestError("only")]);
 }
 
+each_kind!(race_ok_returns_the_first_success);
 /// `race_ok` skips failures and returns the first success; the rest are cancelled and
 /// awaited.
-#[hatchery::test]
-async fn race_ok_returns_the_first_success() {
+async fn race_ok_returns_the_first_success<K: Combinators>() {
     let log = Log::new();
     let dropped = Counter::new();
     let mut futs: Vec<BoxFut<Result<u32, TestError>>> =
@@ -96,14 +98,14 @@ async fn race_ok_returns_the_first_success() {
         sleep(ms(5)).await;
         Ok(7)
     }));
-    assert_eq!(race_ok(futs).await, Ok(7));
+    assert_eq!(K::race_ok(futs).await, Ok(7));
     assert_eq!(dropped.get(), 2);
     assert_eq!(log.count("loser cleaned up"), 2);
 }
 
+each_kind!(race_ok_reports_every_error_when_all_fail);
 /// If every future fails, `race_ok` reports every error, in the order they happened.
-#[hatchery::test]
-async fn race_ok_reports_every_error_when_all_fail() {
+async fn race_ok_reports_every_error_when_all_fail<K: Combinators>() {
     let futs: Vec<BoxFut<Result<u8, TestError>>> = vec![
         Box::pin(async {
             sleep(ms(60)).await;
@@ -111,29 +113,29 @@ async fn race_ok_reports_every_error_when_all_fail() {
         }),
         Box::pin(async { Err(TestError("fast")) }),
     ];
-    let err = race_ok(futs).await.unwrap_err();
+    let err = K::race_ok(futs).await.unwrap_err();
     assert!(!err.is_cancelled());
     assert_eq!(err.into_errors(), [TestError("fast"), TestError("slow")]);
 }
 
+each_kind!(caller_cancelled_midway_leaks_nothing);
 /// A caller cancelled midway leaks nothing: every contender has been dropped (and
 /// cleaned up) by the time the enclosing scope returns.
-#[hatchery::test]
-async fn caller_cancelled_midway_leaks_nothing() {
+async fn caller_cancelled_midway_leaks_nothing<K: Combinators>() {
     let log = Log::new();
     let dropped = Counter::new();
     let futs: Vec<BoxFut<u8>> = (0..3).map(|_| loser(&log, &dropped)).collect();
-    assert_eq!(move_on_after(ms(10), race(futs)).await, None);
+    assert_eq!(move_on_after(ms(10), K::race(futs)).await, None);
     assert_eq!(dropped.get(), 3);
     let futs: Vec<BoxFut<Result<u8, TestError>>> = (0..3).map(|_| loser(&log, &dropped)).collect();
-    assert!(move_on_after(ms(10), race_ok(futs)).await.is_none());
+    assert!(move_on_after(ms(10), K::race_ok(futs)).await.is_none());
     assert_eq!(dropped.get(), 6);
     assert_eq!(log.count("loser cleaned up"), 6);
 }
 
+each_kind!(a_panic_is_resumed_after_the_rest_stopped);
 /// A panicking contender cancels the rest; the panic is resumed once all have stopped.
-#[hatchery::test]
-async fn a_panic_is_resumed_after_the_rest_stopped() {
+async fn a_panic_is_resumed_after_the_rest_stopped<K: Combinators>() {
     let log = Log::new();
     let dropped = Counter::new();
     let mut futs: Vec<BoxFut<u8>> = (0..2).map(|_| loser(&log, &dropped)).collect();
@@ -141,7 +143,7 @@ async fn a_panic_is_resumed_after_the_rest_stopped() {
         sleep(ms(2)).await;
         panic!("contender panicked")
     }));
-    let r = catch_panic(race(futs)).await;
+    let r = catch_panic(K::race(futs)).await;
     assert_eq!(r.unwrap_err(), "contender panicked");
     assert_eq!(dropped.get(), 2);
     assert_eq!(log.count("loser cleaned up"), 2);
@@ -158,7 +160,7 @@ fn race_of_nothing_panics() {
 #[test]
 #[should_panic(expected = "`race_ok` needs at least one future")]
 fn race_ok_of_nothing_panics() {
-    drop(race_ok(Vec::<Ready<Result<u8, TestError>>>::new()));
+    drop(hatchery::race_ok(Vec::<Ready<Result<u8, TestError>>>::new()));
 }
 
 // ----- race!: futures of different types -----
@@ -234,13 +236,16 @@ async fn race_macro_panic_and_outer_cancellation() {
     assert_eq!(race!(ready(7)), 7, "one future");
 }
 
+each_kind!(
+    g3_a_cancelled_race_ok_never_returns_even_if_all_failed,
+    virtual_time
+);
 /// A cancelled `race_ok` never returns, even when every future has failed by the time
 /// the last one is done (one before the deadline, one in its shielded cleanup after
 /// it): its errors are its output, not a failure of it (the combinators' docs).
-#[hatchery::test(virtual_time)]
-async fn g3_a_cancelled_race_ok_never_returns_even_if_all_failed() {
+async fn g3_a_cancelled_race_ok_never_returns_even_if_all_failed<K: Combinators>() {
     let out = move_on_after(secs(2), async {
-        race_ok([
+        K::race_ok([
             Box::pin(async {
                 sleep(secs(1)).await;
                 Err::<u32, _>(TestError("a"))

@@ -110,7 +110,7 @@ where
             Ok(out)
         })
         .await;
-        match super::not_kept("as_completed", out) {
+        match super::ops::kept("as_completed", out) {
             Ok(v) => v,
             Err(_) => unreachable!("hatchery: `as_completed` children cannot fail"),
         }

@@ -1,8 +1,12 @@
-//! `join`, `try_join` and `settle`: run many futures at once, results in input order.
+//! `join`, `try_join` and `settle` of the spawning kind: run many futures at once as
+//! tasks, results in input order (the operations themselves: `ops.rs`).
 
 use std::future::Future;
+use std::panic::Location;
 
-use crate::combinators::map::map;
+use super::mode::{JoinMode, TryJoinMode};
+use super::ops::{Joined, Then, Tried};
+use super::spawned::all;
 use crate::error::NurseryError;
 
 /// Runs every future concurrently and returns their outputs in input order (Python's
@@ -15,7 +19,9 @@ use crate::error::NurseryError;
 /// [`map`](crate::map).
 ///
 /// For a few futures of different types, [`join!`](crate::join!) returns their outputs
-/// as a tuple. (So does a [`nursery`](crate::nursery) whose body joins their
+/// as a tuple. For futures that borrow, or are not `Send`,
+/// [`inline::join`](crate::inline::join()) is the same operation over the inline kind of
+/// children (polled by the caller's task). (So does a [`nursery`](crate::nursery) whose body joins their
 /// [`TaskHandle`](crate::TaskHandle)s.)
 ///
 /// The input is read when this future is first polled, not when it is made, one item at
@@ -58,13 +64,18 @@ where
     I::Item: Future + Send + 'static,
     <I::Item as Future>::Output: Send + 'static,
 {
-    map(usize::MAX, futs, |fut| fut).spawn_all().join()
+    Then::new(
+        all::<JoinMode, _>(futs.into_iter(), Location::caller()),
+        "join",
+        Joined { ordered: true },
+    )
 }
 
 /// Runs every future concurrently and returns their values in input order, or fails fast.
 ///
 /// For a few futures of different types, [`try_join!`](crate::try_join!) returns their
-/// values as a tuple.
+/// values as a tuple. For futures that borrow, [`inline::try_join`](crate::inline::try_join())
+/// is the same operation over the inline kind of children.
 ///
 /// The first future to return `Err` cancels the others; `try_join` waits until all have
 /// finished, then returns every error that happened, in the order they happened (the first
@@ -137,7 +148,8 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    map(usize::MAX, futs, |fut| fut).spawn_all().try_join()
+    let group = all::<TryJoinMode<E>, _>(futs.into_iter(), Location::caller());
+    Then::new(group, "try_join", Tried { ordered: true })
 }
 
 /// Runs every future concurrently and returns every result, `Ok` or `Err`, in input order
@@ -145,7 +157,8 @@ where
 ///
 /// An error does not cancel the others. This is [`join`] for fallible futures, named so
 /// that the choice between failing fast ([`try_join`]) and collecting every outcome is
-/// visible where it is made.
+/// visible where it is made. For futures that borrow, [`inline::settle`](crate::inline::settle)
+/// is the same operation over the inline kind of children.
 ///
 /// # Cancel safety
 ///
@@ -179,5 +192,9 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    map(usize::MAX, futs, |fut| fut).spawn_all().settle()
+    Then::new(
+        all::<JoinMode, _>(futs.into_iter(), Location::caller()),
+        "settle",
+        Joined { ordered: true },
+    )
 }

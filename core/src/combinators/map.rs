@@ -1,21 +1,22 @@
-//! Bounded concurrency: `map` and `map_stream`, and the engine that `join`, `try_join` and
-//! `settle` share with them.
+//! Bounded concurrency: `map` and `map_stream`, and [`Map`], one type for every kind of
+//! children (`K`): the spawning kind's methods are here, the inline kind's in
+//! `inline/combinators.rs`, each a call of the one operation (`ops.rs`).
 
-use std::convert::Infallible;
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::Location;
-use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use atomic_waker::AtomicWaker;
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
+use super::mode::{JoinMode, TryJoinMode};
+use super::ops::{Joined, Then, Tried, Work};
+use super::spawned;
 use crate::error::NurseryError;
-use crate::nursery::nursery_at;
+use crate::nursery::Spawned;
 
 /// Maps `f` over `inputs` concurrently, with at most `limit` futures in flight: the
 /// semaphore-limited fan-out (Python's `gather_with_concurrency`).
@@ -31,7 +32,9 @@ use crate::nursery::nursery_at;
 ///   when a slot is free. Nothing is read ahead, so `inputs` may be endless or expensive to
 ///   produce (for an async source, see [`map_stream`]).
 /// * `f` runs in the caller's task, between the children; it may borrow (only the futures
-///   it returns must be `'static`).
+///   it returns must be `'static`). For futures that borrow too, [`inline::map`](crate::inline::map)
+///   is the same operation over the inline kind of children: the same [`Map`], whose
+///   `K` says which kind runs it.
 ///
 /// # Panics
 ///
@@ -74,12 +77,12 @@ where
     F: FnMut(I::Item) -> Fut,
     Fut: Future,
 {
-    map_stream(
+    Map::new(
         limit,
-        InputIter {
-            iter: inputs.into_iter(),
-        },
+        InputIter::new(inputs.into_iter()),
         f,
+        "map",
+        Location::caller(),
     )
 }
 
@@ -111,20 +114,19 @@ where
     F: FnMut(S::Item) -> Fut,
     Fut: Future,
 {
-    assert!(limit > 0, "hatchery: `map` needs a limit of at least 1");
-    Map {
-        limit,
-        inputs,
-        f,
-        ordered: true,
-        all: false,
-        site: Location::caller(),
-    }
+    Map::new(limit, inputs, f, "map", Location::caller())
 }
 
 /// Concurrent work over many inputs with at most `limit` in flight; made by [`map`] and
-/// [`map_stream`]. Choose the output with [`join`](Map::join),
-/// [`try_join`](Map::try_join) or [`settle`](Map::settle).
+/// [`map_stream`] (and by [`inline::map`](crate::inline::map)). Choose the output with
+/// [`join`](Map::join), [`try_join`](Map::try_join) or [`settle`](Map::settle).
+///
+/// `K` is the kind of children that runs the futures: [`Spawned`] (the default), tasks of
+/// a nursery, `Send + 'static`, in parallel on a multi-threaded runtime; or
+/// [`inline::Polled`](crate::inline::Polled) ([`inline::Map`](crate::inline::Map)),
+/// futures polled in the caller's task, which may borrow. The semantics are the same,
+/// written once; each kind has its own `join`, `try_join` and `settle`, which differ
+/// only in the bounds on the futures.
 ///
 /// # Examples
 ///
@@ -144,20 +146,54 @@ where
 /// # });
 /// ```
 #[must_use = "`Map` does nothing until one of `join`, `try_join` or `settle` is awaited"]
-pub struct Map<S, F> {
+pub struct Map<S, F, K = Spawned> {
     limit: usize,
     inputs: S,
     f: F,
     ordered: bool,
-    // Every input is spawned, even in a cancelled scope, as into any nursery: `join`,
-    // `try_join` and `settle`, whose futures exist already.
-    all: bool,
-    // Where `map` (or `join`, ...) was called: the place of its nursery and tasks in the
-    // task tree and the hold warnings (`diagnostics`).
+    // The name of the function that made it, for its panics (`map`, `inline::map`).
+    what: &'static str,
+    // Where `map` was called: the place of its group (and tasks) in the task tree and
+    // the hold warnings (`diagnostics`).
     site: &'static Location<'static>,
+    kind: PhantomData<fn() -> K>,
 }
 
-impl<S, F> fmt::Debug for Map<S, F> {
+impl<S, F, K> Map<S, F, K> {
+    /// The work of `f` over `inputs`, at most `limit` at once, by the function `what`
+    /// called at `site`.
+    pub(crate) fn new(
+        limit: usize,
+        inputs: S,
+        f: F,
+        what: &'static str,
+        site: &'static Location<'static>,
+    ) -> Self {
+        assert!(limit > 0, "hatchery: `{what}` needs a limit of at least 1");
+        Map {
+            limit,
+            inputs,
+            f,
+            ordered: true,
+            what,
+            site,
+            kind: PhantomData,
+        }
+    }
+
+    /// The work, and whether its outputs come in input order.
+    pub(crate) fn work(self) -> (Work<S, F>, bool, &'static str) {
+        let work = Work {
+            limit: Some(self.limit),
+            inputs: self.inputs,
+            f: self.f,
+            site: self.site,
+        };
+        (work, self.ordered, self.what)
+    }
+}
+
+impl<S, F, K> fmt::Debug for Map<S, F, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Map")
             .field("limit", &self.limit)
@@ -166,7 +202,7 @@ impl<S, F> fmt::Debug for Map<S, F> {
     }
 }
 
-impl<S: Stream, F> Map<S, F> {
+impl<S, F, K> Map<S, F, K> {
     /// Collects results in the order they complete instead of the input order.
     ///
     /// # Examples
@@ -191,13 +227,10 @@ impl<S: Stream, F> Map<S, F> {
         self.ordered = false;
         self
     }
+}
 
-    /// Spawns every input, even in a cancelled scope (see `Map::all`).
-    pub(crate) fn spawn_all(mut self) -> Self {
-        self.all = true;
-        self
-    }
-
+/// The spawning kind's: each future a task of a nursery.
+impl<S: Stream, F> Map<S, F, Spawned> {
     /// Runs the work and returns every output (of any type): in input order, or in
     /// completion order after [`unordered`](Map::unordered).
     ///
@@ -230,41 +263,9 @@ impl<S: Stream, F> Map<S, F> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        let Map {
-            limit,
-            inputs,
-            f,
-            ordered,
-            all,
-            site,
-        } = self;
-        async move {
-            let out = Collector::new(ordered);
-            let sink = out.clone();
-            let spawned = drive::<Infallible, _, _, _, _, _>(
-                "join",
-                site,
-                limit,
-                all,
-                inputs,
-                f,
-                move |i, fut| {
-                    let sink = sink.clone();
-                    async move {
-                        sink.put(i, fut.await);
-                        Ok(())
-                    }
-                },
-            )
-            .await;
-            match spawned {
-                Ok(n) => out.finish(n),
-                Err(_) => unreachable!(
-                    "hatchery: `join` children cannot fail, and `drive` \
-                    is not cancelled"
-                ),
-            }
-        }
+        let (work, ordered, what) = self.work();
+        let group = spawned::run::<JoinMode, _, _, _>(work);
+        Then::new(group, what, Joined { ordered })
     }
 
     /// Runs the work and returns every value, failing fast: the first `Err` cancels the
@@ -310,27 +311,9 @@ impl<S: Stream, F> Map<S, F> {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let Map {
-            limit,
-            inputs,
-            f,
-            ordered,
-            all,
-            site,
-        } = self;
-        async move {
-            let out = Collector::new(ordered);
-            let sink = out.clone();
-            let n = drive("try_join", site, limit, all, inputs, f, move |i, fut| {
-                let sink = sink.clone();
-                async move {
-                    sink.put(i, fut.await?);
-                    Ok(())
-                }
-            })
-            .await?;
-            Ok(out.finish(n))
-        }
+        let (work, ordered, what) = self.work();
+        let group = spawned::run::<TryJoinMode<E>, _, _, _>(work);
+        Then::new(group, what, Tried { ordered })
     }
 
     /// Runs the work and returns every result, `Ok` or `Err`: one error does not cancel
@@ -391,6 +374,13 @@ pin_project! {
     }
 }
 
+impl<I> InputIter<I> {
+    /// `iter`, as a stream.
+    pub(crate) fn new(iter: I) -> Self {
+        InputIter { iter }
+    }
+}
+
 impl<I: Iterator> Stream for InputIter<I> {
     type Item = I::Item;
 
@@ -406,153 +396,5 @@ impl<I: Iterator> Stream for InputIter<I> {
 impl<I> fmt::Debug for InputIter<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InputIter").finish_non_exhaustive()
-    }
-}
-
-/// Counts the children in flight and wakes the body when one finishes.
-struct Gate {
-    in_flight: AtomicUsize,
-    /// A child failed or panicked. Set before its slot comes free: the nursery hears of
-    /// the failure only after the child's future is gone, and a freed slot must not take
-    /// more input meanwhile.
-    stopped: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Gate {
-    fn poll_free(&self, limit: usize, cx: &mut Context<'_>) -> Poll<()> {
-        if self.in_flight.load(Ordering::Acquire) < limit {
-            return Poll::Ready(());
-        }
-        self.waker.register(cx.waker());
-        if self.in_flight.load(Ordering::Acquire) < limit {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
-}
-
-/// Frees a slot when the child's future is dropped (it finished or was cancelled).
-struct Slot(Arc<Gate>);
-
-impl Slot {
-    /// The child failed: no more input is taken.
-    fn stop(&self) {
-        self.0.stopped.store(true, Ordering::Release);
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.stop();
-        }
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.waker.wake();
-    }
-}
-
-/// Spawns `wrap(index, f(item))` for every input, with at most `limit` in flight, and
-/// waits for all of them. Returns how many were spawned. Once the work is cancelled it
-/// takes no more input, unless `all`.
-pub(crate) async fn drive<E, S, F, Fut, W, C>(
-    what: &str,
-    site: &'static Location<'static>,
-    limit: usize,
-    all: bool,
-    inputs: S,
-    mut f: F,
-    mut wrap: W,
-) -> Result<usize, NurseryError<E>>
-where
-    E: Send + 'static,
-    S: Stream,
-    F: FnMut(S::Item) -> Fut,
-    W: FnMut(usize, Fut) -> C,
-    C: Future<Output = Result<(), E>> + Send + 'static,
-{
-    let gate = Arc::new(Gate {
-        in_flight: AtomicUsize::new(0),
-        stopped: AtomicBool::new(false),
-        waker: AtomicWaker::new(),
-    });
-    let done = nursery_at(site, |n| async move {
-        let mut inputs = pin!(inputs);
-        let mut index = 0;
-        loop {
-            poll_fn(|cx| gate.poll_free(limit, cx)).await;
-            if !all && (gate.stopped.load(Ordering::Acquire) || n.is_cancelled()) {
-                // Slots came free because the work is cancelled (a child failed, or an
-                // enclosing scope was cancelled, perhaps before we started): take no
-                // more input, even if this poll has not been stopped yet, and produce no
-                // value, which would claim that every input was spawned: wait to be
-                // dropped. With `all` (`join`, `try_join`, `settle`) every future given is
-                // spawned, as into any nursery, cancelled or not.
-                return std::future::pending().await;
-            }
-            let Some(item) = poll_fn(|cx| inputs.as_mut().poll_next(cx)).await else {
-                break;
-            };
-            gate.in_flight.fetch_add(1, Ordering::AcqRel);
-            let slot = Slot(gate.clone());
-            let child = wrap(index, f(item));
-            index += 1;
-            n.spawn_at(site, async move {
-                let out = child.await;
-                if out.is_err() {
-                    slot.stop();
-                }
-                drop(slot);
-                out
-            });
-        }
-        Ok(index)
-    })
-    .await;
-    super::not_kept(what, done)
-}
-
-/// Where children put their outputs: by input index, or in completion order.
-pub(crate) struct Collector<T> {
-    ordered: bool,
-    items: Mutex<Vec<Option<T>>>,
-}
-
-impl<T> Collector<T> {
-    pub(crate) fn new(ordered: bool) -> Arc<Collector<T>> {
-        Arc::new(Collector {
-            ordered,
-            items: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<T>>> {
-        self.items.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn put(&self, index: usize, value: T) {
-        let mut items = self.lock();
-        if self.ordered {
-            if items.len() <= index {
-                items.resize_with(index + 1, || None);
-            }
-            items[index] = Some(value);
-        } else {
-            items.push(Some(value));
-        }
-    }
-
-    /// The `n` outputs, once every child has finished.
-    pub(crate) fn finish(&self, n: usize) -> Vec<T> {
-        let items = std::mem::take(&mut *self.lock());
-        let out: Vec<T> = items.into_iter().flatten().collect();
-        assert_eq!(
-            out.len(),
-            n,
-            "hatchery: a child task was dropped by the executor before it finished \
-             (is the runtime shutting down?)"
-        );
-        out
     }
 }

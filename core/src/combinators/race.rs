@@ -1,12 +1,13 @@
-//! `race` and `race_ok`: the first to finish wins; the losers are cancelled and awaited.
+//! `race` and `race_ok` of the spawning kind: the first to finish wins; the losers are
+//! cancelled and awaited (the operations themselves: `ops.rs`).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::panic::Location;
-use std::sync::{Arc, Mutex};
 
+use super::mode::{RaceMode, RaceOkMode};
+use super::ops::{self, FirstOk, Then, Winner};
+use super::spawned::all;
 use crate::error::NurseryError;
-use crate::nursery::{nursery_at, Nursery};
 
 /// Runs every future concurrently and returns the output of the first to finish. The
 /// others (the losers) are cancelled, and `race` waits until they have stopped before it
@@ -19,7 +20,8 @@ use crate::nursery::{nursery_at, Nursery};
 /// *success*, use [`race_ok`].
 ///
 /// For a few futures of different types (with one output type), [`race!`](crate::race!)
-/// takes them without boxing.
+/// takes them without boxing. For futures that borrow, [`inline::race`](crate::inline::race)
+/// is the same operation over the inline kind of children.
 ///
 /// A loser that is already past its last suspension point when the winner finishes runs
 /// to its end; its output is dropped. A loser cancelled while it waits is dropped at that
@@ -80,58 +82,10 @@ where
     I::Item: Future + Send + 'static,
     <I::Item as Future>::Output: Send + 'static,
 {
-    let futs: Vec<I::Item> = futs.into_iter().collect();
-    assert!(
-        !futs.is_empty(),
-        "hatchery: `race` needs at least one future"
-    );
-    run_race(Location::caller(), move |racers| {
-        for fut in futs {
-            racers.spawn(fut);
-        }
-    })
-}
-
-/// The racers of a [`run_race`]: the nursery and the winner's slot.
-pub(crate) struct Racers<T> {
-    n: Nursery<Infallible>,
-    slot: Arc<Mutex<Option<T>>>,
-    /// Where `race` was called: the place of its nursery and tasks.
-    site: &'static Location<'static>,
-}
-
-impl<T: Send + 'static> Racers<T> {
-    /// Spawns `fut` as a racer: if its output comes first, it wins and cancels the rest.
-    pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(&self, fut: F) {
-        let slot = self.slot.clone();
-        let (n, site) = (self.n.clone(), self.site);
-        self.n.spawn_at(self.site, async move {
-            let v = fut.await;
-            if offer(&slot, v) {
-                n.race_won(site);
-            }
-            Ok(())
-        });
-    }
-}
-
-/// A race whose racers `spawn_all` spawns (at least one): the first output.
-pub(crate) async fn run_race<T, S>(site: &'static Location<'static>, spawn_all: S) -> T
-where
-    T: Send + 'static,
-    S: FnOnce(&Racers<T>),
-{
-    let winner = Arc::new(Mutex::new(None));
-    let slot = winner.clone();
-    let done = nursery_at::<Infallible, _, _, _>(site, |n| async move {
-        spawn_all(&Racers { n, slot, site });
-        Ok(())
-    })
-    .await;
-    // The body never suspends, so the nursery returns its value even though the
-    // winner cancelled it.
-    let _ = super::not_kept("race", done);
-    take(&winner)
+    // Read at the call, as documented.
+    let futs: Vec<_> = ops::racers(futs, "race").collect();
+    let group = all::<RaceMode, _>(futs.into_iter(), Location::caller());
+    Then::new(group, "race", Winner)
 }
 
 /// Runs every future concurrently and returns the first `Ok` value; the others are
@@ -139,7 +93,9 @@ where
 ///
 /// Errors of futures that fail before the winner succeeds are dropped. Like
 /// futures-concurrency's `race_ok` and JavaScript's `Promise.any`: use it for hedged
-/// requests ("ask three replicas, take the first answer").
+/// requests ("ask three replicas, take the first answer"). For futures that borrow,
+/// [`inline::race_ok`](crate::inline::race_ok) is the same operation over the inline kind
+/// of children.
 ///
 /// # Errors
 ///
@@ -187,65 +143,7 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    let futs: Vec<I::Item> = futs.into_iter().collect();
-    assert!(
-        !futs.is_empty(),
-        "hatchery: `race_ok` needs at least one future"
-    );
-    let site = Location::caller();
-    async move {
-        let winner = Arc::new(Mutex::new(None));
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let (slot, errs) = (winner.clone(), errors.clone());
-        let done = nursery_at::<Infallible, _, _, _>(site, |n| async move {
-            for fut in futs {
-                let (slot, errs) = (slot.clone(), errs.clone());
-                let n2 = n.clone();
-                n.spawn_at(site, async move {
-                    match fut.await {
-                        Ok(v) => {
-                            if offer(&slot, v) {
-                                n2.race_won(site);
-                            }
-                        }
-                        Err(e) => errs.lock().unwrap_or_else(|e| e.into_inner()).push(e),
-                    }
-                    Ok(())
-                });
-            }
-            Ok(())
-        })
-        .await;
-        let _ = super::not_kept("race_ok", done);
-        let won = winner.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match won {
-            Some(v) => Ok(v),
-            None => {
-                let errors = std::mem::take(&mut *errors.lock().unwrap_or_else(|e| e.into_inner()));
-                assert!(
-                    !errors.is_empty(),
-                    "hatchery: every `race_ok` child was dropped by the executor before it \
-                     finished (is the runtime shutting down?)"
-                );
-                Err(NurseryError::Failed(errors))
-            }
-        }
-    }
-}
-
-/// Stores `v` if nobody won yet; returns whether it won.
-fn offer<T>(slot: &Mutex<Option<T>>, v: T) -> bool {
-    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-    if slot.is_some() {
-        return false;
-    }
-    *slot = Some(v);
-    true
-}
-
-fn take<T>(slot: &Mutex<Option<T>>) -> T {
-    slot.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .expect("hatchery: every `race` child was dropped by the executor before it finished (is the runtime shutting down?)")
+    let futs: Vec<_> = ops::racers(futs, "race_ok").collect();
+    let group = all::<RaceOkMode, _>(futs.into_iter(), Location::caller());
+    Then::new(group, "race_ok", FirstOk)
 }

@@ -168,7 +168,7 @@ where
             Ok(value)
         })
         .await;
-        let value = match super::not_kept("service", out) {
+        let value = match super::ops::kept("service", out) {
             Ok(v) => v,
             Err(_) => unreachable!("hatchery: a service's body cannot fail"),
         };

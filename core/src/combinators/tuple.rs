@@ -2,13 +2,18 @@
 //!
 //! The macros hand their futures, as a tuple, to the traits below, implemented for
 //! tuples of up to 12 futures. Each future becomes a task of a nursery, as in
-//! [`join`](fn@crate::join), and its value is taken through its handle.
+//! [`join`](fn@crate::join): for `join!` and `try_join!` its value is taken through its
+//! handle (the tuple is the storage of outputs of different types; failing fast is the
+//! nursery's), for `race!` it is a racer of the spawning kind's race (`spawned.rs`),
+//! whose winner is taken as `race`'s is (`ops.rs`).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::Location;
 
-use crate::combinators::race::run_race;
+use super::mode::RaceMode;
+use super::ops::{Then, TupleJoined, TupleTried, Winner};
+use super::spawned::tasks;
 use crate::error::NurseryError;
 use crate::nursery::nursery_at;
 use crate::task::Join;
@@ -267,16 +272,7 @@ macro_rules! tuples {
                     $(let $F = n.spawn_at(site, async move { Ok::<_, Infallible>($F.await) }).join();)+
                     Ok(($(value($F).await,)+))
                 });
-                async move {
-                    match crate::combinators::not_kept("join!", all.await) {
-                        Ok(values) => values,
-                        Err(NurseryError::Failed(e)) => match e.into_iter().next() {
-                            Some(never) => match never {},
-                            None => unreachable!("hatchery: a nursery failed without errors"),
-                        },
-                        Err(NurseryError::Cancelled) => unreachable!(),
-                    }
-                }
+                Then::new(all, "join!", TupleJoined)
             }
         }
 
@@ -298,7 +294,7 @@ macro_rules! tuples {
                     $(let $F = n.spawn_at(site, $F).join();)+
                     Ok(($(value($F).await,)+))
                 });
-                async move { crate::combinators::not_kept("try_join!", all.await) }
+                Then::new(all, "try_join!", TupleTried)
             }
         }
 
@@ -313,9 +309,12 @@ macro_rules! tuples {
             #[track_caller]
             fn race_tuple(self) -> impl Future<Output = T> + Send {
                 let ($($F,)+) = self;
-                run_race(Location::caller(), move |racers| {
-                    $(racers.spawn($F);)+
-                })
+                let all = tasks::<RaceMode, T, _, _>(Location::caller(), true, move |t| {
+                    let mut index = 0;
+                    $(t.spawn(index, $F, None); index += 1;)+
+                    std::future::ready(index)
+                });
+                Then::new(all, "race!", Winner)
             }
         }
     };

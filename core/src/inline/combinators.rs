@@ -1,31 +1,62 @@
-//! The combinators that borrow: [`join`], [`try_join`], [`race`], [`race_ok`] and
-//! bounded [`map`], each an inline nursery over futures of one type.
+//! The inline kind of the combinators ([`Polled`]): futures polled by the caller's task,
+//! which may borrow from it, in slots in place for a few (`fixed.rs`, the fast path) and
+//! in an inline nursery's engine for more and for `map`; and the entry points of the
+//! borrowing [`join`], [`try_join`], [`settle`], [`race`], [`race_ok`] and [`map`]. What
+//! each combinator does is written once for both kinds (`combinators/ops.rs`).
 
-use std::convert::Infallible;
-use std::fmt;
-use std::future::{ready, Future, Ready};
+use std::future::{poll_fn, Future};
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures_core::Stream;
 use pin_project_lite::pin_project;
 
 use super::engine::{Group as Children, Shared};
-use super::fixed::{self, Fixed, JoinMode, RaceMode, RaceOkMode, Takes, TryJoinMode, VecSlots};
+use super::fixed::{self, Fixed, Ordered, VecSlots};
+use crate::combinators::feed::{feed, Admit, Permit};
+use crate::combinators::mode::{JoinMode, RaceMode, RaceOkMode, Takes, TryJoinMode};
+use crate::combinators::ops::{self, Ended, FirstOk, Joined, Outputs, Then, Tried, Winner, Work};
+use crate::combinators::{InputIter, Map as AnyMap};
 use crate::error::NurseryError;
 use crate::group::GroupFuture;
-use crate::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::trace;
 
+/// The kind of children of the inline combinators: futures polled by the task that
+/// awaits the combinator, stored as they are (so the combinator's future is `Send`
+/// exactly when they are, and they may borrow). The `K` of an inline
+/// [`Map`](crate::futures::Map), whose other kind is [`Spawned`](crate::Spawned).
+///
+/// A few futures (at most 32, known at the call: `join`, `try_join`, `race`, `race_ok`
+/// and the tuple macros) are kept in slots in place and polled all on every wake-up,
+/// with no allocation for two; more, and `map`'s, are children of an inline nursery's
+/// engine, whose per-future wakers poll only those that were woken.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::futures::{InputIter, Map};
+/// use hatchery::inline::{self, Polled};
+///
+/// # hatchery_smol::run(async {
+/// let base = 10;
+/// let m: Map<InputIter<std::ops::Range<u32>>, _, Polled> =
+///     inline::map(2, 0..3, |i| async move { base + i });
+/// assert_eq!(m.join().await, [10, 11, 12]);
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Polled;
+
 pin_project! {
-    /// A future of a combinator, with its index among the inputs, and the permit of a
-    /// bounded `map` (released when it ends).
+    /// A future of a combinator, with its index among the inputs, and its place among
+    /// those in flight (freed when it ends).
     struct Indexed<F: Future, O, E> {
         #[pin]
         fut: F,
         index: usize,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<Permit>,
         split: fn(F::Output) -> Result<O, E>,
     }
 }
@@ -38,8 +69,12 @@ impl<F: Future, O, E> Future for Indexed<F, O, E> {
         match this.fut.poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
+                let out = (this.split)(out);
+                if let (Err(_), Some(permit)) = (&out, &*this.permit) {
+                    permit.stop();
+                }
                 this.permit.take();
-                Poll::Ready((this.split)(out).map(|o| (*this.index, o)))
+                Poll::Ready(out.map(|o| (*this.index, o)))
             }
         }
     }
@@ -47,189 +82,137 @@ impl<F: Future, O, E> Future for Indexed<F, O, E> {
 
 type Child<F, O, E> = Pin<Box<Indexed<F, O, E>>>;
 
+/// The shared state of a combinator's inline nursery.
+type MapShared<F, O, E> = Arc<Shared<E, Child<F, O, E>>>;
+
 /// The output that stops a group (`race`): the first one cancels the rest.
 type Stop<O> = Option<fn(&O) -> bool>;
 
-/// The shared state of a bounded map's group.
-type MapShared<F, O, E> = Arc<Shared<E, Child<F, O, E>>>;
-
-/// The outputs of a group in input order.
-fn ordered<O>(mut outputs: Vec<(usize, O)>) -> Vec<O> {
-    outputs.sort_unstable_by_key(|(i, _)| *i);
-    outputs.into_iter().map(|(_, o)| o).collect()
+/// A combinator's inline nursery, as its body admits children into it.
+struct Admitting<F: Future, O, E> {
+    shared: MapShared<F, O, E>,
+    split: fn(F::Output) -> Result<O, E>,
 }
 
-pin_project! {
-    /// Runs every input at once (no body of its own) with an inline nursery's engine: the
-    /// path of `join`, `try_join`, `race` and `race_ok` for more than [`fixed::MAX`]
-    /// futures, whose per-future wakers poll only those that were woken.
-    struct All<F: Future, O, E> {
-        futs: Option<Vec<F>>,
-        split: fn(F::Output) -> Result<O, E>,
-        #[pin]
-        group: GroupFuture<Children<Child<F, O, E>, (usize, O)>, Ready<Result<(), E>>, (), E>,
+impl<F: Future, O, E> Admit<F> for Admitting<F, O, E> {
+    fn is_cancelled(&self) -> bool {
+        self.shared.node.is_cancelled()
     }
-}
 
-impl<F: Future, O, E> Future for All<F, O, E> {
-    type Output = Result<Vec<O>, NurseryError<E>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let (futs, split) = (this.futs, *this.split);
-        let make = |shared: &MapShared<F, O, E>| {
-            let futs = futs
-                .take()
-                .expect("hatchery: combinator polled after completion");
-            for (index, fut) in futs.into_iter().enumerate() {
-                let child = Box::pin(Indexed {
-                    fut,
-                    index,
-                    permit: None,
-                    split,
-                });
-                if shared.push(child, shared.child_node(), None).is_err() {
-                    unreachable!("hatchery: internal error: a new group is closed");
-                }
-            }
-            ready(Ok(()))
-        };
-        this.group
-            .poll_group(cx, make, |_| trace::failed_borrowed::<E>(false))
-            .map_ok(|((), outputs)| ordered(outputs))
+    fn admit(&mut self, index: usize, fut: F, permit: Option<Permit>) {
+        let child = Box::pin(Indexed {
+            fut,
+            index,
+            permit,
+            split: self.split,
+        });
+        let shared = &self.shared;
+        if shared.push(child, shared.child_node(), None).is_err() {
+            unreachable!("hatchery: internal error: an open group is closed");
+        }
     }
 }
 
 pin_project! {
     /// A combinator's group: the fast path for a few futures, the engine for many
     /// (boxed: the group is moved into the caller's future, and a join of two should
-    /// not move the engine's state around with it). `M` is the combinator's [`Mode`].
+    /// not move the engine's state around with it).
     #[project = GroupProj]
-    enum Group<F: Future, M: Takes<F::Output>> {
-        Fixed { #[pin] fixed: Fixed<VecSlots<F, M>> },
-        Engine { all: Pin<Box<All<F, M::Value, M::Error>>> },
+    enum Group<A, B> {
+        Fixed { #[pin] fixed: A },
+        Engine { run: Pin<Box<B>> },
     }
 }
 
-impl<F, M> Group<F, M>
-where
-    F: Future,
-    M: Takes<F::Output>,
-{
-    /// The group of `futs`; `race` (a mode that stops) needs one at least.
-    #[track_caller]
-    fn new<I>(futs: I, what: &str) -> Self
-    where
-        I: IntoIterator<Item = F>,
-    {
-        let mut futs = futs.into_iter();
-        let (first, second) = (futs.next(), futs.next());
-        assert!(
-            !M::STOPS || first.is_some(),
-            "hatchery: `inline::{what}` of no futures"
-        );
-        // No allocation for two futures or fewer.
-        let rest: Vec<F> = futs.collect();
-        if rest.len() + 2 <= fixed::MAX {
-            return Group::Fixed {
-                fixed: Fixed::new(VecSlots::new(first, second, rest), Location::caller()),
-            };
-        }
-        let futs = first.into_iter().chain(second).chain(rest).collect();
-        let stop: Stop<(usize, M::Value)> = match M::STOPS {
-            true => Some(|(_, value)| M::stops(value)),
-            false => None,
-        };
-        Group::Engine {
-            all: Box::pin(All {
-                futs: Some(futs),
-                split: M::split,
-                group: GroupFuture::new(
-                    Children::new(stop),
-                    trace::Sited::inline(Location::caller()),
-                    None,
-                ),
-            }),
-        }
-    }
-}
+impl<A: Future, B: Future<Output = A::Output>> Future for Group<A, B> {
+    type Output = A::Output;
 
-impl<F, M> Future for Group<F, M>
-where
-    F: Future,
-    M: Takes<F::Output>,
-{
-    type Output = Result<Vec<M::Value>, NurseryError<M::Error>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<A::Output> {
         match self.project() {
             GroupProj::Fixed { fixed } => fixed.poll(cx),
-            GroupProj::Engine { all } => all.as_mut().poll(cx),
+            GroupProj::Engine { run } => run.as_mut().poll(cx),
         }
     }
 }
 
-pin_project! {
-    /// A combinator's group, its outputs (`A`) turned into the combinator's. `A` is a
-    /// parameter, not `F::Output`: that projection through the group's `Future` impl
-    /// (which needs `F: 'env`) in a field's type would make rustc unable to prove a
-    /// future that awaits this one `Send` when the futures borrow from it.
-    struct Then<F, A, T> {
-        #[pin]
-        fut: F,
-        then: fn(A) -> T,
-    }
+/// Runs `work` in an inline nursery whose body admits the futures ([`feed`]); the mode
+/// `M` takes their outputs.
+fn run<M, S, F, Fut>(work: Work<S, F>) -> impl Future<Output = Ended<M::Value, M::Error>>
+where
+    S: Stream,
+    F: FnMut(S::Item) -> Fut,
+    Fut: Future,
+    M: Takes<Fut::Output>,
+{
+    let stop: Stop<(usize, M::Value)> = match M::STOPS {
+        true => Some(|(_, value)| M::stops(value)),
+        false => None,
+    };
+    let mut group = Box::pin(GroupFuture::new(
+        Children::new(stop),
+        trace::Sited::inline(work.site),
+        None,
+    ));
+    let mut make = Some(move |shared: &MapShared<Fut, M::Value, M::Error>| {
+        let admitting = Admitting {
+            shared: shared.clone(),
+            split: M::split,
+        };
+        async move {
+            feed(work, admitting).await;
+            Ok(())
+        }
+    });
+    poll_fn(move |cx| {
+        group
+            .as_mut()
+            .poll_group(
+                cx,
+                |shared| (make.take().expect("made once"))(shared),
+                |_| trace::failed_borrowed::<M::Error>(false),
+            )
+            .map_ok(|((), outputs)| Outputs::Completed(outputs))
+    })
 }
 
-impl<F: Future<Output = A>, A, T> Future for Then<F, A, T> {
-    type Output = T;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let this = self.project();
-        this.fut.poll(cx).map(*this.then)
+/// Runs every future of `futs` at once, read now: at most [`fixed::MAX`] in slots in
+/// place (no allocation for two or fewer), more as [`run`] does.
+#[inline]
+fn all<M, I>(
+    futs: I,
+    site: &'static Location<'static>,
+) -> impl Future<Output = Ended<M::Value, M::Error>>
+where
+    I: Iterator,
+    I::Item: Future,
+    M: Ordered<<I::Item as Future>::Output>,
+{
+    let mut futs = futs;
+    let (first, second) = (futs.next(), futs.next());
+    // No call to collect nothing, for two futures or fewer.
+    let rest: Vec<I::Item> = match futs.next() {
+        None => Vec::new(),
+        Some(third) => std::iter::once(third).chain(futs).collect(),
+    };
+    if rest.len() + 2 <= fixed::MAX {
+        return Group::Fixed {
+            fixed: Fixed::new(VecSlots::<I::Item, M>::new(first, second, rest), site),
+        };
     }
-}
-
-/// Outer cancellation never returns from a combinator that has no error to report: the
-/// nursery stays pending. `Cancelled` comes only from a kept combinator whose scope has
-/// finished (rule K).
-#[track_caller]
-pub(crate) fn no_errors<T>(r: Result<T, NurseryError<Infallible>>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(NurseryError::Failed(never)) => match never.into_iter().next() {
-            Some(e) => match e {},
-            None => unreachable!("hatchery: internal error: a failure without an error"),
-        },
-        Err(NurseryError::Cancelled) => kept_cancelled(),
+    let futs = first.into_iter().chain(second).chain(rest);
+    Group::Engine {
+        run: Box::pin(run::<M, _, _, _>(Work::every(futs, site))),
     }
-}
-
-/// A `try_join`'s result, which is never `Cancelled` (rule G4) but from a combinator kept
-/// past the scope that cancelled it: that panics, as for the other combinators (G5).
-#[track_caller]
-pub(crate) fn not_kept<T, E>(r: Result<T, NurseryError<E>>) -> Result<T, NurseryError<E>> {
-    if let Err(NurseryError::Cancelled) = r {
-        kept_cancelled();
-    }
-    r
-}
-
-#[cold]
-#[track_caller]
-fn kept_cancelled() -> ! {
-    panic!(
-        "hatchery: an inline combinator kept past the scope it was first polled in was \
-         cancelled by that scope, and awaited after it finished: its outputs are gone"
-    )
 }
 
 /// Runs every future concurrently in the caller's task and returns their outputs in
 /// input order: [`crate::join()`] for futures that borrow, or are not `Send`.
 ///
-/// The futures are polled by an inline nursery (see the [module docs](super)): they
-/// may borrow from the caller, run concurrently but not in parallel, and this future is
-/// `Send` exactly when they are.
+/// The same operation as [`crate::join()`], over the inline kind of children
+/// ([`Polled`]): the futures are read at the call and polled by the caller's task (in
+/// slots in place for up to 32, by an inline nursery for more; see the [module
+/// docs](super)). They may borrow from the caller, run concurrently but not in
+/// parallel, and this future is `Send` exactly when they are.
 ///
 /// # Cancel safety
 ///
@@ -240,7 +223,10 @@ fn kept_cancelled() -> ! {
 /// # Panics
 ///
 /// If a future panics: the others are cancelled and, once all have finished, the panic
-/// is resumed here. When first polled outside a hatchery runtime.
+/// is resumed here. When first polled outside a hatchery runtime, if a future asks for
+/// its context. When kept past the scope it was first polled in, reached by that scope's
+/// cancellation there, and awaited after that scope has finished (rule I4): its outputs
+/// are gone, and the message says so.
 ///
 /// # Examples
 ///
@@ -262,16 +248,18 @@ fn kept_cancelled() -> ! {
 /// # });
 /// ```
 #[track_caller]
+#[inline]
 pub fn join<'env, I>(futs: I) -> impl Future<Output = Vec<<I::Item as Future>::Output>> + 'env
 where
     I: IntoIterator,
     I::IntoIter: 'env,
     I::Item: Future + 'env,
 {
-    Then {
-        fut: Group::<_, JoinMode>::new(futs, "join"),
-        then: no_errors,
-    }
+    Then::new(
+        all::<JoinMode, _>(futs.into_iter(), Location::caller()),
+        "inline::join",
+        Joined { ordered: true },
+    )
 }
 
 /// Runs every fallible future concurrently in the caller's task to its end and returns
@@ -306,6 +294,7 @@ where
 /// # });
 /// ```
 #[track_caller]
+#[inline]
 pub fn settle<'env, I, T, E>(futs: I) -> impl Future<Output = Vec<Result<T, E>>> + 'env
 where
     I: IntoIterator,
@@ -314,10 +303,11 @@ where
     T: 'env,
     E: 'env,
 {
-    Then {
-        fut: Group::<_, JoinMode>::new(futs, "settle"),
-        then: no_errors,
-    }
+    Then::new(
+        all::<JoinMode, _>(futs.into_iter(), Location::caller()),
+        "inline::settle",
+        Joined { ordered: true },
+    )
 }
 
 /// Runs every future concurrently in the caller's task and returns their values in input
@@ -357,6 +347,7 @@ where
 /// # });
 /// ```
 #[track_caller]
+#[inline]
 pub fn try_join<'env, I, T, E>(
     futs: I,
 ) -> impl Future<Output = Result<Vec<T>, NurseryError<E>>> + 'env
@@ -367,10 +358,8 @@ where
     T: 'env,
     E: 'env,
 {
-    Then {
-        fut: Group::<_, TryJoinMode<E>>::new(futs, "try_join"),
-        then: not_kept,
-    }
+    let group = all::<TryJoinMode<E>, _>(futs.into_iter(), Location::caller());
+    Then::new(group, "inline::try_join", Tried { ordered: true })
 }
 
 /// Runs the futures concurrently in the caller's task and returns the first output; the
@@ -401,19 +390,15 @@ where
 /// # });
 /// ```
 #[track_caller]
+#[inline]
 pub fn race<'env, I>(futs: I) -> impl Future<Output = <I::Item as Future>::Output> + 'env
 where
     I: IntoIterator,
     I::IntoIter: 'env,
     I::Item: Future + 'env,
 {
-    Then {
-        fut: Group::<_, RaceMode>::new(futs, "race"),
-        then: |r: Result<Vec<_>, _>| match no_errors(r).into_iter().next() {
-            Some(out) => out,
-            None => unreachable!("hatchery: internal error: a race without a winner"),
-        },
-    }
+    let group = all::<RaceMode, _>(ops::racers(futs, "inline::race"), Location::caller());
+    Then::new(group, "inline::race", Winner)
 }
 
 /// Runs the futures concurrently in the caller's task and returns the first `Ok` value;
@@ -447,6 +432,7 @@ where
 /// # });
 /// ```
 #[track_caller]
+#[inline]
 pub fn race_ok<'env, I, T, E>(futs: I) -> impl Future<Output = Result<T, NurseryError<E>>> + 'env
 where
     I: IntoIterator,
@@ -455,19 +441,8 @@ where
     T: 'env,
     E: 'env,
 {
-    Then {
-        fut: Group::<_, RaceOkMode>::new(futs, "race_ok"),
-        then: |r| {
-            let mut errors = Vec::new();
-            for r in no_errors(r) {
-                match r {
-                    Ok(v) => return Ok(v),
-                    Err(e) => errors.push(e),
-                }
-            }
-            Err(NurseryError::Failed(errors))
-        },
-    }
+    let group = all::<RaceOkMode, _>(ops::racers(futs, "inline::race_ok"), Location::caller());
+    Then::new(group, "inline::race_ok", FirstOk)
 }
 
 /// Applies `f` to every input and runs the futures it makes in the caller's task, at
@@ -513,19 +488,21 @@ where
     F: FnMut(I::Item) -> Fut,
     Fut: Future,
 {
-    assert!(limit > 0, "hatchery: `inline::map` with a limit of zero");
-    Map {
+    AnyMap::new(
         limit,
-        inputs: inputs.into_iter(),
+        InputIter::new(inputs.into_iter()),
         f,
-        ordered: true,
-        at: Location::caller(),
-    }
+        "inline::map",
+        Location::caller(),
+    )
 }
 
-/// A bounded map over inputs, from [`map`]: finish it with [`join`](Map::join),
-/// [`try_join`](Map::try_join) or [`settle`](Map::settle), the methods of
-/// [`crate::futures::Map`].
+/// A bounded map over inputs, from [`map`]: the one [`Map`](crate::futures::Map) type,
+/// whose futures the inline kind ([`Polled`]) runs in the caller's task. Finish it with
+/// [`join`](crate::futures::Map::join), [`try_join`](crate::futures::Map::try_join) or
+/// [`settle`](crate::futures::Map::settle) (after
+/// [`unordered`](crate::futures::Map::unordered), in the order they complete), which
+/// differ from the spawning kind's only in the bounds on the futures.
 ///
 /// # Examples
 ///
@@ -538,53 +515,10 @@ where
 /// assert_eq!(m.join().await, [7, 8, 9]);
 /// # });
 /// ```
-#[must_use = "a `Map` does nothing until `join`, `try_join` or `settle` is awaited"]
-pub struct Map<I, F> {
-    limit: usize,
-    inputs: I,
-    f: F,
-    /// In input order (else in completion order: `unordered`).
-    ordered: bool,
-    // Where `map` was called: the site of its group's span (`tracing` feature).
-    at: &'static Location<'static>,
-}
+pub type Map<I, F> = AnyMap<InputIter<I>, F, Polled>;
 
-impl<I, F> fmt::Debug for Map<I, F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Map")
-            .field("limit", &self.limit)
-            .field("ordered", &self.ordered)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<I, F> Map<I, F> {
-    /// Collects outputs in the order the futures complete instead of the input order,
-    /// as [`crate::futures::Map::unordered`] does.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use hatchery::{inline, sleep};
-    /// use hatchery::testing::virtual_time;
-    ///
-    /// # hatchery_smol::run(virtual_time(async {
-    /// let order = inline::map(3, [60u64, 1, 25], |secs| async move {
-    ///     sleep(Duration::from_secs(secs)).await;
-    ///     secs
-    /// })
-    /// .unordered()
-    /// .join()
-    /// .await;
-    /// assert_eq!(order, [1, 25, 60]);
-    /// # }));
-    /// ```
-    pub fn unordered(mut self) -> Self {
-        self.ordered = false;
-        self
-    }
-
+/// The inline kind's: futures polled in the caller's task, which may borrow.
+impl<S: Stream, F> AnyMap<S, F, Polled> {
     /// Runs every future and returns their outputs in input order (or in completion
     /// order after [`unordered`](Map::unordered)), as [`join`] does.
     ///
@@ -607,15 +541,14 @@ impl<I, F> Map<I, F> {
     /// assert_eq!(lens, [1, 2]);
     /// # });
     /// ```
-    pub fn join<'env, Fut>(self) -> impl Future<Output = Vec<Fut::Output>> + 'env
+    pub fn join<Fut>(self) -> impl Future<Output = Vec<Fut::Output>>
     where
-        I: Iterator + 'env,
-        F: FnMut(I::Item) -> Fut + 'env,
-        Fut: Future + 'env,
+        F: FnMut(S::Item) -> Fut,
+        Fut: Future,
     {
-        let order = self.ordered;
-        let run = bounded(self, Ok::<_, Infallible>);
-        async move { in_order(order, no_errors(run.await)) }
+        let (work, ordered, what) = self.work();
+        let group = run::<JoinMode, _, _, _>(work);
+        Then::new(group, what, Joined { ordered })
     }
 
     /// Runs the futures and returns their values in input order, or fails fast, as
@@ -646,19 +579,14 @@ impl<I, F> Map<I, F> {
     /// assert_eq!(r.unwrap_err().into_errors()[0], 3);
     /// # });
     /// ```
-    pub fn try_join<'env, Fut, T, E>(
-        self,
-    ) -> impl Future<Output = Result<Vec<T>, NurseryError<E>>> + 'env
+    pub fn try_join<Fut, T, E>(self) -> impl Future<Output = Result<Vec<T>, NurseryError<E>>>
     where
-        I: Iterator + 'env,
-        F: FnMut(I::Item) -> Fut + 'env,
-        Fut: Future<Output = Result<T, E>> + 'env,
-        T: 'env,
-        E: 'env,
+        F: FnMut(S::Item) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
     {
-        let order = self.ordered;
-        let run = bounded(self, |r| r);
-        async move { not_kept(run.await).map(|outputs| in_order(order, outputs)) }
+        let (work, ordered, what) = self.work();
+        let group = run::<TryJoinMode<E>, _, _, _>(work);
+        Then::new(group, what, Tried { ordered })
     }
 
     /// Runs every future to its end and returns every `Result`, in input order (or in
@@ -685,78 +613,11 @@ impl<I, F> Map<I, F> {
     /// assert!(parsed[1].is_err());
     /// # });
     /// ```
-    pub fn settle<'env, Fut, T, E>(self) -> impl Future<Output = Vec<Result<T, E>>> + 'env
+    pub fn settle<Fut, T, E>(self) -> impl Future<Output = Vec<Result<T, E>>>
     where
-        I: Iterator + 'env,
-        F: FnMut(I::Item) -> Fut + 'env,
-        Fut: Future<Output = Result<T, E>> + 'env,
-        T: 'env,
-        E: 'env,
+        F: FnMut(S::Item) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
     {
         self.join()
     }
-}
-
-/// The outputs of a group in input order if `ordered`, else as they came (the order the
-/// futures completed in).
-fn in_order<O>(ordered: bool, outputs: Vec<(usize, O)>) -> Vec<O> {
-    match ordered {
-        true => self::ordered(outputs),
-        false => outputs.into_iter().map(|(_, o)| o).collect(),
-    }
-}
-
-/// A bounded map's nursery: its body reads an input whenever a permit is free.
-fn bounded<'env, I, F, Fut, O, E>(
-    map: Map<I, F>,
-    split: fn(Fut::Output) -> Result<O, E>,
-) -> impl Future<Output = Result<Vec<(usize, O)>, NurseryError<E>>> + 'env
-where
-    I: Iterator + 'env,
-    F: FnMut(I::Item) -> Fut + 'env,
-    Fut: Future + 'env,
-    O: 'env,
-    E: 'env,
-{
-    let Map {
-        limit,
-        inputs,
-        mut f,
-        at,
-        ..
-    } = map;
-    let mut make = Some(move |shared: &MapShared<Fut, O, E>| {
-        let shared = shared.clone();
-        async move {
-            let permits = Semaphore::new(limit);
-            for (index, input) in inputs.enumerate() {
-                let permit = permits.acquire_owned().await;
-                let child = Box::pin(Indexed {
-                    fut: f(input),
-                    index,
-                    permit: Some(permit),
-                    split,
-                });
-                if shared.push(child, shared.child_node(), None).is_err() {
-                    unreachable!("hatchery: internal error: an open group is closed");
-                }
-            }
-            Ok(())
-        }
-    });
-    let mut group = Box::pin(GroupFuture::new(
-        Children::new(None),
-        trace::Sited::inline(at),
-        None,
-    ));
-    std::future::poll_fn(move |cx| {
-        group
-            .as_mut()
-            .poll_group(
-                cx,
-                |shared| (make.take().expect("made once"))(shared),
-                |_| trace::failed_borrowed::<E>(false),
-            )
-            .map(|r| r.map(|((), outputs)| outputs))
-    })
 }

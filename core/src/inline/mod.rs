@@ -76,9 +76,11 @@
 //! task). The two are one type, [`Nursery`], told apart by how it stores its children
 //! ([`SendChild`], [`LocalChild`]), so that code written for one reads as code for the
 //! other. The combinators ([`join!`], [`try_join!`] for futures of different types;
-//! [`join()`], [`try_join()`], [`race`], [`race_ok`], [`map`] for any number of one
-//! type) store their futures as they are: their future is `Send` exactly when the
-//! futures are, with no choice to make.
+//! [`join()`], [`try_join()`], [`settle`], [`race`], [`race_ok`], [`map`] for any number
+//! of one type) store their futures as they are ([`Polled`], the inline kind of
+//! children of the combinators): their future is `Send` exactly when the futures are,
+//! with no choice to make. They are the spawning combinators' operations, written once
+//! for both kinds; only the storage differs.
 //!
 //! # How it works
 //!
@@ -116,7 +118,7 @@ mod loom;
 mod start;
 pub(crate) mod tuple;
 
-pub use self::combinators::{join, map, race, race_ok, settle, try_join, Map};
+pub use self::combinators::{join, map, race, race_ok, settle, try_join, Map, Polled};
 
 /// Runs futures of different types concurrently in the caller's task and returns their
 /// outputs as a tuple: [`futures::join!`]'s form of [`inline::join`](join()), and the

@@ -18,7 +18,9 @@ use std::pin::Pin;
 
 use pin_project_lite::pin_project;
 
-pub use super::fixed::{Fixed, JoinMode, Mode, Pass, Slot, Slots, Takes, TryJoinMode};
+pub use super::fixed::{Fixed, Pass, Slot, Slots};
+pub use crate::combinators::mode::{JoinMode, Mode, Takes, TryJoinMode};
+use crate::combinators::ops::{Finish, TupleJoined, TupleTried};
 use crate::error::NurseryError;
 use crate::task::Panic;
 
@@ -65,14 +67,14 @@ pub fn try_join<E, T: TryJoinTuple<E>>(futs: T) -> Fixed<T::Slots> {
 /// never `Cancelled` but kept past the scope that cancelled it: that panics, rule I4).
 #[track_caller]
 pub fn joined<O>(r: Result<O, NurseryError<Infallible>>) -> O {
-    super::combinators::no_errors(r)
+    TupleJoined.finish("inline::join!", r)
 }
 
 /// What [`try_join!`](super::try_join!) returns: its values or its errors (never
 /// `Cancelled`, as [`joined`]).
 #[track_caller]
 pub fn tried<O, E>(r: Result<O, NurseryError<E>>) -> Result<O, NurseryError<E>> {
-    super::combinators::not_kept(r)
+    TupleTried.finish("inline::try_join!", r)
 }
 
 macro_rules! tuples {

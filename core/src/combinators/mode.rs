@@ -1,0 +1,119 @@
+//! What each combinator makes of an output, written once for every kind of children: a
+//! value to keep (`join`, `race`), a `Result` whose error fails the group (`try_join`),
+//! an output that ends the group (`race`: any, `race_ok`: an `Ok`).
+//!
+//! Modes are types, not values, so that the polls of a tuple's futures (each of its own
+//! type, in the inline kind's fixed slots) are inlined with no call through a pointer,
+//! and a spawned child's wrapper is one generic function.
+
+use std::convert::Infallible;
+use std::marker::PhantomData;
+
+/// What a combinator makes of its futures' outputs: the error type that fails its group.
+pub trait Mode {
+    /// The error that fails a group of this mode.
+    type Error;
+}
+
+/// What a combinator of mode `Self` makes of an output `T`: a value to keep, or an error
+/// that fails the group; and whether a value ends the group (its first one cancels the
+/// rest).
+pub trait Takes<T>: Mode {
+    /// What the group keeps of an output.
+    type Value;
+
+    /// Whether some value ends the group ([`stops`](Takes::stops) may say yes).
+    const STOPS: bool = false;
+
+    /// The output as a value to keep, or an error that fails the group.
+    fn split(out: T) -> Result<Self::Value, Self::Error>;
+
+    /// Whether this value ends the group.
+    #[inline(always)]
+    fn stops(_value: &Self::Value) -> bool {
+        false
+    }
+}
+
+/// `join`: every output is a value.
+#[derive(Debug)]
+pub struct JoinMode;
+
+/// `try_join`: an `Err` fails the group.
+#[derive(Debug)]
+pub struct TryJoinMode<E>(PhantomData<fn() -> E>);
+
+/// `race`: the first output ends the group.
+#[derive(Debug)]
+pub(crate) struct RaceMode;
+
+/// `race_ok`: the first `Ok` ends the group; errors are values (all of them are the
+/// answer if every future fails).
+#[derive(Debug)]
+pub(crate) struct RaceOkMode;
+
+impl Mode for JoinMode {
+    type Error = Infallible;
+}
+
+impl<T> Takes<T> for JoinMode {
+    type Value = T;
+
+    #[inline(always)]
+    fn split(out: T) -> Result<T, Infallible> {
+        Ok(out)
+    }
+}
+
+impl<E> Mode for TryJoinMode<E> {
+    type Error = E;
+}
+
+impl<T, E> Takes<Result<T, E>> for TryJoinMode<E> {
+    type Value = T;
+
+    #[inline(always)]
+    fn split(out: Result<T, E>) -> Result<T, E> {
+        out
+    }
+}
+
+impl Mode for RaceMode {
+    type Error = Infallible;
+}
+
+impl<T> Takes<T> for RaceMode {
+    type Value = T;
+
+    const STOPS: bool = true;
+
+    #[inline(always)]
+    fn split(out: T) -> Result<T, Infallible> {
+        Ok(out)
+    }
+
+    #[inline(always)]
+    fn stops(_value: &T) -> bool {
+        true
+    }
+}
+
+impl Mode for RaceOkMode {
+    type Error = Infallible;
+}
+
+impl<T, E> Takes<Result<T, E>> for RaceOkMode {
+    type Value = Result<T, E>;
+
+    const STOPS: bool = true;
+
+    #[inline(always)]
+    fn split(out: Result<T, E>) -> Result<Result<T, E>, Infallible> {
+        Ok(out)
+    }
+
+    #[inline(always)]
+    fn stops(value: &Result<T, E>) -> bool {
+        value.is_ok()
+    }
+}

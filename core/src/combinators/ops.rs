@@ -1,0 +1,297 @@
+//! The combinators' operations, each written once for every kind of children: the
+//! order of outputs (`join`, `settle`, `map` and its `unordered`), failing fast
+//! (`try_join`), the first output (`race`) or the first success (`race_ok`), the empty
+//! race, and the panic of a combinator kept past its scope (rules G2-G5, I4).
+//!
+//! A kind of children only stores and runs the futures, in a group that admits them
+//! with [`feed`](super::feed::feed) (bounded concurrency) and ends with [`Ended`]: every
+//! output with its input's index ([`Outputs`]), or the errors. What the group makes of
+//! an output (a value, an error that fails it, a value that stops it) is the mode it
+//! runs (`mode.rs`), and what the combinator returns is the operation here. Each kind
+//! has the same two functions, `run` (a [`Work`]) and `all` (futures known at the call):
+//! the spawning kind's, `spawned.rs`, as tasks of a nursery; the inline kind's,
+//! `inline/combinators.rs`, as futures the caller's task polls, in slots in place for a
+//! few (its fast path) or in an inline nursery's engine. An entry point is one line:
+//! `ops::try_join(spawned::all::<TryJoinMode<E>, _>(futs, site), "try_join")`.
+//!
+//! (The kinds' `run` and `all` are functions, not the methods of a trait that the
+//! operations would call: a future returned through a trait's method has its bounds
+//! proved again where it is awaited, and rustc cannot prove them for futures that
+//! borrow, when a spawned task that awaits the combinator must be `Send`.)
+
+use std::convert::{identity, Infallible};
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use super::map::InputIter;
+use crate::error::NurseryError;
+
+/// What a combinator's group ends with: its outputs, or every error (or `Cancelled`, kept
+/// past its scope).
+pub(crate) type Ended<V, E> = Result<Outputs<V>, NurseryError<E>>;
+
+/// A combinator's work: `f` over every input.
+pub(crate) struct Work<S, F> {
+    /// At most this many futures at once, and no more input once the group is cancelled
+    /// (`map`, G3). `None`: every input is admitted at once, even once the group is
+    /// cancelled, as into any nursery (N5): `join`, `race` and the rest, whose futures
+    /// exist already.
+    pub(crate) limit: Option<usize>,
+    pub(crate) inputs: S,
+    pub(crate) f: F,
+    /// Where the combinator was called: the place of its group (and, spawned, its tasks).
+    pub(crate) site: &'static Location<'static>,
+}
+
+impl<I: Iterator> Work<InputIter<I>, fn(I::Item) -> I::Item> {
+    /// Every future of `futs` at once, each admitted even once the group is cancelled:
+    /// the work of `join`, `try_join`, `race` and `race_ok`.
+    pub(crate) fn every(futs: I, site: &'static Location<'static>) -> Self {
+        Work {
+            limit: None,
+            inputs: InputIter::new(futs),
+            f: identity,
+            site,
+        }
+    }
+}
+
+/// A group's outputs, as a kind of children hands them back.
+pub(crate) enum Outputs<V> {
+    /// In input order already: a fixed group's slots are its inputs, and a mode that
+    /// does not stop lets every future finish (the inline kind's fast path: no index, no
+    /// sort, no second vector; handing its outputs over as `Completed` costs an
+    /// `inline::join` of two futures 336 more instructions, 1357 against 1693 per join on
+    /// tokio-ct by callgrind, the `inline_join2_vec` cell).
+    InOrder(Vec<V>),
+    /// Each with its input's index, in the order they completed.
+    Completed(Vec<(usize, V)>),
+}
+
+impl<V> Outputs<V> {
+    /// The outputs in input order, or, not `ordered` (`unordered`), in the order they
+    /// completed.
+    pub(crate) fn arrange(self, ordered: bool) -> Vec<V> {
+        match self {
+            Outputs::InOrder(outputs) => outputs,
+            Outputs::Completed(mut outputs) => {
+                if ordered {
+                    outputs.sort_unstable_by_key(|(i, _)| *i);
+                }
+                outputs.into_iter().map(|(_, o)| o).collect()
+            }
+        }
+    }
+
+    /// The first output to complete (a race's winner). `InOrder` only comes from a mode
+    /// that does not stop, for which any order is input order.
+    fn completed(self) -> impl Iterator<Item = V> {
+        let outputs = match self {
+            Outputs::InOrder(outputs) => outputs.into_iter().enumerate().collect(),
+            Outputs::Completed(outputs) => outputs,
+        };
+        outputs.into_iter().map(|(_, o)| o)
+    }
+}
+
+/// A combinator's group ended `Cancelled`. It never cancels itself (a winner's
+/// cancellation is its own, and it returns its value: see `group::decide`), and under a
+/// cancelled enclosing scope it does not return: only a combinator future kept past the
+/// scope it was first polled in, and awaited after that scope (cancelled while it ran)
+/// finished, gets here (rules G5, I4). Its outputs are gone and nothing can catch the
+/// cancellation: a panic that says so, rather than a wrong value or a hang.
+pub(crate) fn kept<T, E>(what: &str, r: Result<T, NurseryError<E>>) -> Result<T, NurseryError<E>> {
+    if let Err(NurseryError::Cancelled) = r {
+        kept_cancelled(what)
+    }
+    r
+}
+
+/// [`kept`], for a combinator with no error to report: its outputs.
+pub(crate) fn no_errors<T>(what: &str, r: Result<T, NurseryError<Infallible>>) -> T {
+    match kept(what, r) {
+        Ok(v) => v,
+        Err(NurseryError::Failed(never)) => match never.into_iter().next() {
+            Some(e) => match e {},
+            None => unreachable!("hatchery: internal error: a failure without an error"),
+        },
+        Err(NurseryError::Cancelled) => unreachable!(),
+    }
+}
+
+#[cold]
+#[track_caller]
+fn kept_cancelled(what: &str) -> ! {
+    panic!(
+        "hatchery: `{what}` was cancelled by the scope it was first polled in, which has \
+         finished since: its outputs are gone, and nothing is left to catch the \
+         cancellation. Await it in the scope where it started, or drop it (see \
+         `CancelScope::run` on futures kept past their scope)"
+    )
+}
+
+pin_project! {
+    /// A combinator's group, its end turned into the combinator's output by the
+    /// operation `O` ([`Finish`]). The group's output is not named in a field's type: a
+    /// projection through the group's `Future` impl (which needs the futures to outlive
+    /// it) there would make rustc unable to prove a future that awaits this one `Send`
+    /// when the futures borrow.
+    pub(crate) struct Then<F, O> {
+        #[pin]
+        fut: F,
+        // The combinator's name, for the panic of a kept one.
+        what: &'static str,
+        op: O,
+    }
+}
+
+/// What an operation makes of its group's end `A`, for the combinator called `what`.
+pub(crate) trait Finish<A> {
+    type Output;
+
+    fn finish(&self, what: &'static str, ended: A) -> Self::Output;
+}
+
+impl<F, A, O> Future for Then<F, O>
+where
+    F: Future<Output = A>,
+    O: Finish<A>,
+{
+    type Output = O::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O::Output> {
+        let this = self.project();
+        let (what, op) = (*this.what, &*this.op);
+        this.fut.poll(cx).map(|a| op.finish(what, a))
+    }
+}
+
+/// `join`, `settle`, `map(..).join()` and `settle()`: every output, in input order, or
+/// as they completed (not `ordered`: `unordered`).
+pub(crate) struct Joined {
+    pub(crate) ordered: bool,
+}
+
+impl<V> Finish<Ended<V, Infallible>> for Joined {
+    type Output = Vec<V>;
+
+    #[inline]
+    fn finish(&self, what: &'static str, ended: Ended<V, Infallible>) -> Vec<V> {
+        no_errors(what, ended).arrange(self.ordered)
+    }
+}
+
+/// `try_join` and `map(..).try_join()`: every value, in input order or as they
+/// completed, or every error. The first failure cancels the rest (the group does, by
+/// [`TryJoinMode`](super::mode::TryJoinMode)); once all have finished, every error is
+/// returned, in the order they happened (rules N2, G4).
+pub(crate) struct Tried {
+    pub(crate) ordered: bool,
+}
+
+impl<V, E> Finish<Ended<V, E>> for Tried {
+    type Output = Result<Vec<V>, NurseryError<E>>;
+
+    #[inline]
+    fn finish(&self, what: &'static str, ended: Ended<V, E>) -> Self::Output {
+        kept(what, ended).map(|o| o.arrange(self.ordered))
+    }
+}
+
+/// `race` and `race!`: the first output. The first to finish cancels the rest (by
+/// [`RaceMode`](super::mode::RaceMode)), which are awaited (G2).
+pub(crate) struct Winner;
+
+impl<V> Finish<Ended<V, Infallible>> for Winner {
+    type Output = V;
+
+    fn finish(&self, what: &'static str, ended: Ended<V, Infallible>) -> V {
+        match no_errors(what, ended).completed().next() {
+            Some(v) => v,
+            None => lost(what),
+        }
+    }
+}
+
+/// `race_ok`: the first `Ok` value, which cancels the rest (by
+/// [`RaceOkMode`](super::mode::RaceOkMode)), or every error, in the order they happened.
+pub(crate) struct FirstOk;
+
+impl<T, E> Finish<Ended<Result<T, E>, Infallible>> for FirstOk {
+    type Output = Result<T, NurseryError<E>>;
+
+    fn finish(&self, what: &'static str, ended: Ended<Result<T, E>, Infallible>) -> Self::Output {
+        let mut errors = Vec::new();
+        for r in no_errors(what, ended).completed() {
+            match r {
+                Ok(v) => return Ok(v),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            lost(what)
+        }
+        Err(NurseryError::Failed(errors))
+    }
+}
+
+/// `try_join!` of either kind, whose group's value is the tuple: it, or every error.
+pub(crate) struct TupleTried;
+
+impl<T, E> Finish<Result<T, NurseryError<E>>> for TupleTried {
+    type Output = Result<T, NurseryError<E>>;
+
+    #[inline]
+    fn finish(&self, what: &'static str, ended: Result<T, NurseryError<E>>) -> Self::Output {
+        kept(what, ended)
+    }
+}
+
+/// `join!` of either kind: the tuple, with no error to report.
+pub(crate) struct TupleJoined;
+
+impl<T> Finish<Result<T, NurseryError<Infallible>>> for TupleJoined {
+    type Output = T;
+
+    #[inline]
+    fn finish(&self, what: &'static str, ended: Result<T, NurseryError<Infallible>>) -> T {
+        no_errors(what, ended)
+    }
+}
+
+impl<F, O> Then<F, O> {
+    /// The combinator called `what`: the operation `op` over the group `fut`.
+    #[inline]
+    pub(crate) fn new(fut: F, what: &'static str, op: O) -> Self {
+        Then { fut, what, op }
+    }
+}
+
+/// The futures of a race (`race`, `race_ok`), the first read at the call: a race of
+/// none would have no winner.
+#[track_caller]
+pub(crate) fn racers<I: IntoIterator>(
+    futs: I,
+    what: &str,
+) -> std::iter::Chain<std::iter::Once<I::Item>, I::IntoIter> {
+    let mut futs = futs.into_iter();
+    let Some(first) = futs.next() else {
+        panic!("hatchery: `{what}` needs at least one future")
+    };
+    std::iter::once(first).chain(futs)
+}
+
+/// A race whose futures all ended without an output: only a spawned task that the
+/// executor dropped unfinished does that.
+#[cold]
+fn lost(what: &str) -> ! {
+    panic!(
+        "hatchery: every `{what}` child was dropped by the executor before it finished (is \
+         the runtime shutting down?)"
+    )
+}
