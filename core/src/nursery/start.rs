@@ -524,11 +524,11 @@ where
         let start = &run.shared;
         let label = Label { site, name: None };
         // The child node is in place before the task can run and call `started`.
-        let cell = spawn_cell(shared, &caller.node, fut, Some(route), label, |cell| {
-            let node: Arc<Node> = cell.clone();
+        let built = |node: Arc<Node>| {
             let ignored = start.lock().child_made(node, &start.nursery_node);
             drop(ignored);
-        });
+        };
+        let cell = spawn_cell(shared, &caller.node, fut, Some(route), label, Some(built));
         if run.shared.with_handle {
             run.handle = Some(Box::new(task::handle_of(cell)));
         }
