@@ -343,7 +343,7 @@ where
         site: &'static Location<'static>,
     ) -> Result<TaskHandle<T>, SpawnError> {
         let own = shared.child_node();
-        let (owner, handle) = cell::send_child(fut, own.clone(), Label { site, name: None });
+        let (owner, handle) = cell::send_child(fut, own.clone(), Label::at(site));
         admit(shared, SendChild(owner), own, handle, site)
     }
 }
@@ -360,7 +360,7 @@ where
         site: &'static Location<'static>,
     ) -> Result<TaskHandle<T>, SpawnError> {
         let own = shared.child_node();
-        let (owner, handle) = cell::local_child(fut, own.clone(), Label { site, name: None });
+        let (owner, handle) = cell::local_child(fut, own.clone(), Label::at(site));
         admit(shared, LocalChild(owner), own, handle, site)
     }
 }

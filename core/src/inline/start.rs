@@ -154,7 +154,7 @@ fn launch<V, E, C>(
     run.slot.child_made(node.clone(), run.shared.node.clone());
     run.site = site;
     run.running = Some(Running {
-        child: store(Label { site, name: None }),
+        child: store(Label::at(site)),
         own,
         node: Some(node),
         polled: false,

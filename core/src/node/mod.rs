@@ -259,42 +259,9 @@ impl Labelled<'_> {
     }
 }
 
-/// What a task, a nursery or a scope is called: where it was made (`#[track_caller]`),
-/// and the name it was given, if any (boxed, so that a node without a name pays one word
-/// for it).
-pub(crate) struct Label {
-    pub(crate) site: &'static Location<'static>,
-    pub(crate) name: Option<Box<Named>>,
-}
-
-/// A name, and when the named work began on its runtime's clock (only named work reads
-/// the clock for it: unnamed work costs nothing more).
-pub(crate) struct Named {
-    pub(crate) name: Cow<'static, str>,
-    pub(crate) since: Instant,
-}
-
-impl Label {
-    /// The name as a cancel reason carries it.
-    pub(crate) fn name(&self) -> Option<Cow<'static, str>> {
-        self.name.as_ref().map(|n| n.name.clone())
-    }
-
-    /// The name, borrowed.
-    pub(crate) fn name_str(&self) -> Option<&str> {
-        self.name.as_deref().map(|n| &*n.name)
-    }
-
-    /// This label, as a node of `kind` says it.
-    pub(crate) fn labelled(&self, kind: Kind) -> Labelled<'_> {
-        Labelled {
-            kind,
-            site: Some(self.site),
-            name: self.name_str(),
-            since: self.name.as_deref().map(|n| n.since),
-        }
-    }
-}
+// What a task, a nursery or a scope is called: one word, made in `task::raw`, which may
+// use `unsafe` (see its module docs).
+pub(crate) use crate::task::{Label, Named};
 
 /// A scope of the tree. `Node` (with the default `X`) is the type-erased node every
 /// scope, nursery and task shares; a task allocates its node together with its own state

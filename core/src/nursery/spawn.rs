@@ -55,7 +55,7 @@ where
     T: Send + 'static,
 {
     group.admit()?;
-    Ok(task::spawn(group, fut, Label { site, name }))
+    Ok(task::spawn(group, fut, Label::new(site, name)))
 }
 
 /// [`try_spawn`], panicking if the nursery has finished.

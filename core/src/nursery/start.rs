@@ -522,7 +522,7 @@ where
     ) {
         let route: Arc<dyn Route<E>> = run.shared.clone();
         let start = &run.shared;
-        let label = Label { site, name: None };
+        let label = Label::at(site);
         // The child node is in place before the task can run and call `started`.
         let built = |node: Arc<Node>| {
             let ignored = start.lock().child_made(node, &start.nursery_node);

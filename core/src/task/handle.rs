@@ -413,7 +413,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn spawned_at(&self) -> &'static Location<'static> {
-        self.cell.get().part().label.site
+        self.cell.get().part().label.site()
     }
 
     /// Whether the task has finished (its future has been dropped).

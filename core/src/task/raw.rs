@@ -66,6 +66,10 @@
 //! [`context::enter_with`]: crate::context::enter_with
 //! [`context::drop_cancelled`]: crate::context::drop_cancelled
 //!
+//! What a task, a nursery or a scope is called ([`Label`]) is one word here too: a
+//! tagged pointer, either the `&'static Location` where it was made or a box holding
+//! the location and the name; the [`label`] module's docs say why that is sound.
+//!
 //! The cell also keeps the executor's handle to the task ([`KeepSlot`], filled through
 //! [`Task::spawn_with`](crate::rt::Task::spawn_with)), so that the executor's allocation
 //! is freed where hatchery frees its own, usually on the nursery's thread, which
@@ -96,12 +100,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::node::{Detail, Kind, Label, Labelled, Node, Reason, Tag};
+use crate::node::{Detail, Kind, Labelled, Node, Reason, Tag};
 use crate::rt::{Handoff, Keep, Lend, RawTask, Run, Runtime, Task};
 use crate::timer::runtime_id;
 
+pub(crate) use self::label::{Label, Named};
 use self::slot_sync::{AtomicPtr, ValueCell};
 
+mod label;
 #[cfg(all(test, hatchery_loom))]
 mod loom;
 

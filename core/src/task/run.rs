@@ -159,7 +159,7 @@ where
     // Frees what children finished on other threads left, and makes this the group's
     // thread (see `Graves::bury`).
     group.graves().reap(context::thread_key());
-    let span = trace::Span::task(&group.trace_parent(), label.name_str(), label.site);
+    let span = trace::Span::task(&group.trace_parent(), label.name_str(), label.site());
     let body = TaskBody {
         output: Output::new(label),
         span,
