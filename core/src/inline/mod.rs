@@ -100,9 +100,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::error::SpawnError;
-use crate::node::{Label, Node};
+use crate::node::Node;
 use crate::nursery::{sealed, Accepts, Children, NurseryFuture};
-use crate::task::{Output, PartRef};
+use crate::task::{Label, Output, PartRef};
 use crate::trace;
 use crate::TaskHandle;
 

@@ -16,9 +16,9 @@ use super::engine::{ChildWaker, Shared};
 use super::{LocalChild, SendChild};
 use crate::context::{self, Ctx};
 use crate::group::Panic;
-use crate::node::{Label, Node};
+use crate::node::Node;
 use crate::nursery::{EndTo, Hand, InlineSlot, Starts};
-use crate::task::End;
+use crate::task::{End, Label};
 use crate::TaskStatus;
 
 /// An inline child's start: the handshake, kept to itself (the child is polled by the

@@ -259,10 +259,6 @@ impl Labelled<'_> {
     }
 }
 
-// What a task, a nursery or a scope is called: one word, made in `task::raw`, which may
-// use `unsafe` (see its module docs).
-pub(crate) use crate::task::{Label, Named};
-
 /// A scope of the tree. `Node` (with the default `X`) is the type-erased node every
 /// scope, nursery and task shares; a task allocates its node together with its own state
 /// as `Node<Cell<TaskBody<..>>>`, one allocation that coerces to `Node`.

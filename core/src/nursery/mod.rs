@@ -15,10 +15,10 @@ use pin_project_lite::pin_project;
 use crate::context::{self, Ctx};
 use crate::error::{NurseryError, SpawnError};
 use crate::group::{Closed, Failures, GroupFuture, GroupState, Kind, Record};
-use crate::node::{self, Detail, Labelled, Named, Node, Reason, Tag};
+use crate::node::{self, Detail, Labelled, Node, Reason, Tag};
 use crate::reason::{said, CancelReason};
 use crate::rt::Runtime;
-use crate::task::{Graves, Group, Label, Panic, TaskHandle};
+use crate::task::{Graves, Group, Label, Named, Panic, TaskHandle};
 use crate::trace;
 
 mod convert;

@@ -10,7 +10,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use crate::error::SpawnError;
-use crate::node::Named;
+use crate::task::Named;
 use crate::task::{self, Group, Label, TaskHandle};
 
 /// A group a task can be spawned into: one that counts a child in first, or refuses it.

@@ -9,10 +9,11 @@ use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use super::raw::Label;
 use super::raw::PartRef;
 use crate::context;
 use crate::error::JoinError;
-use crate::node::{Label, Node};
+use crate::node::Node;
 use crate::reason::{said, CancelReason};
 
 /// What a task shares with its [`TaskHandle`]: how it ended, and what it is called.

@@ -12,13 +12,13 @@ use pin_project_lite::pin_project;
 
 use super::graves::Graves;
 use super::handle::{Output, TaskHandle};
-use super::raw::{self, Body, Own, PartRef};
+use super::raw::{self, Body, Label, Own, PartRef};
 use crate::context;
 use crate::diagnostics;
 use crate::error::JoinError;
 use crate::group::Exit;
 pub(crate) use crate::group::Panic;
-use crate::node::{Label, Node};
+use crate::node::Node;
 use crate::rt::Runtime;
 use crate::timer::TimerSlot;
 use crate::trace;
