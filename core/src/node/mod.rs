@@ -744,6 +744,20 @@ impl<X: ?Sized> Node<X> {
         self.register_new(old, waker);
     }
 
+    /// [`register`](Node::register) for a runner that has registered no waker on this
+    /// node before (a task's first suspension) and checks the node after it, as every
+    /// runner does (invariants 5 and 8): the waker is cloned first, and kept in one
+    /// locked step. A wake before that step finds no waker, as it would before an
+    /// `AtomicWaker::register`, and what it was for is what the check after this reads
+    /// (the wake's lock comes before ours).
+    #[inline]
+    pub(crate) fn register_first(&self, waker: &Waker) {
+        let new = waker.clone();
+        let old = self.lock().waker.replace(new);
+        // After the lock: a waker's drop is foreign code.
+        drop(old);
+    }
+
     /// The rest of [`register`](Node::register) for a waker that is not the one kept
     /// (`old`, now replaced by the placeholder).
     #[cold]

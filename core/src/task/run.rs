@@ -254,8 +254,12 @@ where
             })) {
                 Ok(Poll::Pending) => {
                     // Registering only now is enough: a cancellation from here on wakes
-                    // us, and one that came earlier is seen by `should_drop` below.
-                    node.register(cx.waker());
+                    // us, and one that came earlier is seen by `should_drop` below. At
+                    // the first suspension no waker was registered before.
+                    match first {
+                        true => node.register_first(cx.waker()),
+                        false => node.register(cx.waker()),
+                    }
                     own.get().link();
                     if !node.should_drop() {
                         if node.is_marked() {
