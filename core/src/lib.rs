@@ -344,7 +344,7 @@ pub mod rt {
     pub use self::reactor::{
         AsSocket, BorrowedSocket, Interest, OwnedSocket, Reactor, Readiness, Registration,
     };
-    pub(crate) use self::seam::{wake_at, Handoff, Keep, RawTask, Run};
+    pub(crate) use self::seam::{wake_at, Handoff, Keep, Lend, RawTask, Run};
     pub use self::seam::{Runtime, Sleep, Task};
     pub use crate::context::{current_runtime as current, enter, enter_root, is_entered, Enter};
 }

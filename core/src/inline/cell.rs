@@ -50,8 +50,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::error::JoinError;
-use crate::node::{Detail, Label, Node};
-use crate::task::{Output, Part, PartRef};
+use crate::node::{Detail, Node};
+use crate::task::{Label, Output, Part, PartRef};
 
 /// A child's future and what its handle reads, in one allocation: the group owns the
 /// future (through [`Owner`]), the handle reads the output (through a [`View`]), and the

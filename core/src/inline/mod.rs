@@ -102,9 +102,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::error::SpawnError;
-use crate::node::{Label, Node};
+use crate::node::Node;
 use crate::nursery::{sealed, Accepts, Children, NurseryFuture};
-use crate::task::{Output, PartRef};
+use crate::task::{Label, Output, PartRef};
 use crate::trace;
 use crate::TaskHandle;
 
@@ -345,7 +345,7 @@ where
         site: &'static Location<'static>,
     ) -> Result<TaskHandle<T>, SpawnError> {
         let own = shared.child_node();
-        let (owner, handle) = cell::send_child(fut, own.clone(), Label { site, name: None });
+        let (owner, handle) = cell::send_child(fut, own.clone(), Label::at(site));
         admit(shared, SendChild(owner), own, handle, site)
     }
 }
@@ -362,7 +362,7 @@ where
         site: &'static Location<'static>,
     ) -> Result<TaskHandle<T>, SpawnError> {
         let own = shared.child_node();
-        let (owner, handle) = cell::local_child(fut, own.clone(), Label { site, name: None });
+        let (owner, handle) = cell::local_child(fut, own.clone(), Label::at(site));
         admit(shared, LocalChild(owner), own, handle, site)
     }
 }

@@ -16,9 +16,9 @@ use super::engine::{ChildWaker, Shared};
 use super::{LocalChild, SendChild};
 use crate::context::{self, Ctx};
 use crate::group::Panic;
-use crate::node::{Label, Node};
+use crate::node::Node;
 use crate::nursery::{EndTo, Hand, InlineSlot, Starts};
-use crate::task::End;
+use crate::task::{End, Label};
 use crate::TaskStatus;
 
 /// An inline child's start: the handshake, kept to itself (the child is polled by the
@@ -154,7 +154,7 @@ fn launch<V, E, C>(
     run.slot.child_made(node.clone(), run.shared.node.clone());
     run.site = site;
     run.running = Some(Running {
-        child: store(Label { site, name: None }),
+        child: store(Label::at(site)),
         own,
         node: Some(node),
         polled: false,

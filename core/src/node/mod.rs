@@ -101,8 +101,9 @@
 //!
 //! # Deadlock safety
 //!
-//! The locks are each node's `inner` lock (its child list and a far deadline) and the
-//! mutex of a movable parent link (`Parent::Movable`, the root of a `start`ed task).
+//! The locks are each node's `inner` lock (its child list, a far deadline and its
+//! runner's waker) and the mutex of a movable parent link (`Parent::Movable`, the root of
+//! a `start`ed task).
 //!
 //! 1. **One node lock at a time.** No thread takes a node's `inner` lock while it holds
 //!    another's. Walks over the tree visit one node at a time, and what they read under
@@ -111,10 +112,12 @@
 //!    `inner` lock at a time (the old or the new parent's, in [`Node::link`] and
 //!    [`Node::reparent`], or a parent's while a node dropped there leaves its list),
 //!    never the other way round, and never two movable mutexes at once.
-//! 3. **Nothing foreign under a node lock.** Under an `inner` lock no waker is woken, no
-//!    user code runs, and no node's last strong reference is dropped (a node's `Drop`
-//!    takes its parent's lock to leave its list, rule 1): what must be woken or dropped
-//!    is moved out, and handled once the lock is released. (A weak reference may be
+//! 3. **Nothing foreign under a node lock.** Under an `inner` lock no waker is woken,
+//!    cloned or dropped, no user code runs, and no node's last strong reference is
+//!    dropped (a node's `Drop` takes its parent's lock to leave its list, rule 1): what
+//!    must be woken or dropped is moved out, and handled once the lock is released. So a
+//!    node's own waker is woken with no lock held ([`Node::wake`]: every caller holds
+//!    none, so taking the node's lock for it keeps rule 1). (A weak reference may be
 //!    dropped there: that frees memory, and runs no `Drop` of a node.)
 
 use std::any::Any;
@@ -127,8 +130,8 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use self::sync::{
-    fence, AtomicBool, AtomicI64, AtomicU32, AtomicU8, AtomicWaker, Mutex, MutexGuard, OnceLock,
-    Ordering, ReadMut,
+    fence, AtomicBool, AtomicI64, AtomicU32, AtomicU8, Mutex, MutexGuard, OnceLock, Ordering,
+    ReadMut,
 };
 
 #[cfg(all(test, hatchery_loom))]
@@ -259,51 +262,14 @@ impl Labelled<'_> {
     }
 }
 
-/// What a task, a nursery or a scope is called: where it was made (`#[track_caller]`),
-/// and the name it was given, if any (boxed, so that a node without a name pays one word
-/// for it).
-pub(crate) struct Label {
-    pub(crate) site: &'static Location<'static>,
-    pub(crate) name: Option<Box<Named>>,
-}
-
-/// A name, and when the named work began on its runtime's clock (only named work reads
-/// the clock for it: unnamed work costs nothing more).
-pub(crate) struct Named {
-    pub(crate) name: Cow<'static, str>,
-    pub(crate) since: Instant,
-}
-
-impl Label {
-    /// The name as a cancel reason carries it.
-    pub(crate) fn name(&self) -> Option<Cow<'static, str>> {
-        self.name.as_ref().map(|n| n.name.clone())
-    }
-
-    /// The name, borrowed.
-    pub(crate) fn name_str(&self) -> Option<&str> {
-        self.name.as_deref().map(|n| &*n.name)
-    }
-
-    /// This label, as a node of `kind` says it.
-    pub(crate) fn labelled(&self, kind: Kind) -> Labelled<'_> {
-        Labelled {
-            kind,
-            site: Some(self.site),
-            name: self.name_str(),
-            since: self.name.as_deref().map(|n| n.since),
-        }
-    }
-}
-
 /// A scope of the tree. `Node` (with the default `X`) is the type-erased node every
 /// scope, nursery and task shares; a task allocates its node together with its own state
 /// as `Node<Cell<TaskBody<..>>>`, one allocation that coerces to `Node`.
 pub(crate) struct Node<X: ?Sized = Ext> {
     // Fields are laid out in the order written (the tail `ext` may be unsized): largest
     // alignment first, so that no padding is wasted in every task's allocation.
-    waker: AtomicWaker,
     parent: Parent,
+    /// The child list, a far deadline, what a reason said, and the runner's waker.
     inner: Mutex<Inner>,
     deadline: AtomicDeadline,
     holds: AtomicU32,
@@ -413,6 +379,12 @@ struct Inner {
     /// Boxed lazily: most nodes (tasks, leaf scopes) never have children, nor a deadline
     /// too far away for the atomic word.
     rare: Option<Box<Rare>>,
+    /// The waker of the node's runner, registered last ([`Node::register`]); taken out
+    /// to be woken after the lock ([`Node::wake`]). Under the lock that the node has
+    /// anyway, rather than in an `AtomicWaker` of its own beside it (8 bytes less in
+    /// every task's allocation: the lock's word does what the `AtomicWaker`'s state word
+    /// did).
+    waker: Option<Waker>,
 }
 
 #[derive(Default)]
@@ -545,7 +517,6 @@ impl<X> Node<X> {
             deadline: AtomicDeadline(AtomicI64::new(NO_DEADLINE)),
             deadline_set: AtomicBool::new(false),
             finished: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
             parent: if root {
                 Parent::Movable(Mutex::new(None))
             } else {
@@ -751,16 +722,87 @@ impl<X: ?Sized> Node<X> {
         self.caught.store(true, Ordering::Release);
     }
 
+    /// Keeps `waker` as the runner's, to be woken when the node is cancelled, its last
+    /// hold goes while it is, or its deadline moves. A runner registers, then checks the
+    /// node: whatever changes after the check wakes the waker registered before it (the
+    /// lock orders the two; invariants 5 and 8).
+    ///
+    /// The waker is cloned outside the lock (deadlock safety 3: a clone is the executor's
+    /// code), and only when the one kept would not wake the same task. Meanwhile the slot
+    /// holds a placeholder (`Waker::noop`): a wake that comes between the two locks takes
+    /// it, and the new waker is woken here instead, as `AtomicWaker::register` wakes the
+    /// waker it registers when a wake comes during the registration.
     #[inline]
     pub(crate) fn register(&self, waker: &Waker) {
-        self.waker.register(waker);
+        let old = {
+            let mut inner = self.lock();
+            if inner.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                return;
+            }
+            inner.waker.replace(Waker::noop().clone())
+        };
+        self.register_new(old, waker);
+    }
+
+    /// [`register`](Node::register) for a runner that has registered no waker on this
+    /// node before (a task's first suspension) and checks the node after it, as every
+    /// runner does (invariants 5 and 8): the waker is cloned first, and kept in one
+    /// locked step. A wake before that step finds no waker, as it would before an
+    /// `AtomicWaker::register`, and what it was for is what the check after this reads
+    /// (the wake's lock comes before ours).
+    #[inline]
+    pub(crate) fn register_first(&self, waker: &Waker) {
+        let new = waker.clone();
+        let old = self.lock().waker.replace(new);
+        // After the lock: a waker's drop is foreign code.
+        drop(old);
+    }
+
+    /// The rest of [`register`](Node::register) for a waker that is not the one kept
+    /// (`old`, now replaced by the placeholder).
+    #[cold]
+    #[inline(never)]
+    fn register_new(&self, old: Option<Waker>, waker: &Waker) {
+        // Outside the lock: a waker's drop and clone are foreign code.
+        drop(old);
+        let new = waker.clone();
+        let woken = {
+            let mut inner = self.lock();
+            match &inner.waker {
+                // The placeholder is still there: nothing woke the runner meanwhile. (Told
+                // by its null data pointer: `will_wake` may not know two no-op wakers for
+                // one, their vtables being constants, and an executor's waker points to
+                // its task.)
+                Some(w) if w.data().is_null() => {
+                    inner.waker = Some(new);
+                    None
+                }
+                // A wake took the placeholder (or a `forget_waker`, or another register
+                // replaced it): wake the new waker rather than keep it.
+                _ => Some(new),
+            }
+        };
+        if let Some(new) = woken {
+            new.wake();
+        }
+    }
+
+    /// Wakes the runner's waker, taken out under the lock and woken after it (deadlock
+    /// safety 3), if one is registered: as `AtomicWaker::wake` did, a wake takes it, and
+    /// the runner registers again when it suspends. Never called under a node's lock.
+    fn wake(&self) {
+        let waker = self.lock().waker.take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Takes out the waker registered last, if any: a node that keeps its runner's waker
     /// lets go of it when the runner is done (an inline child's waker is its own node).
     #[inline]
     pub(crate) fn forget_waker(&self) {
-        drop(self.waker.take());
+        let waker = self.lock().waker.take();
+        drop(waker);
     }
 
     /// The parent link, as it is now (a movable one under its mutex, briefly: deadlock
@@ -975,7 +1017,7 @@ impl<X: ?Sized> Node<X> {
         // Invariant 5: set (sequentially consistent) before `cancel_children` reads
         // `has_children`. Woken outside any lock (deadlock safety 3).
         if !self.cancelled.swap(true, Ordering::SeqCst) {
-            self.waker.wake();
+            self.wake();
         }
         // Nodes whose lists are still to walk, and the marked children with children of
         // their own, to take out of their parents' lists once the whole walk is done.
@@ -1071,7 +1113,7 @@ impl<X: ?Sized> Node<X> {
         // the children here (the last reference to one takes our lock to leave).
         for (child, marked, walk) in children {
             if marked {
-                child.waker.wake();
+                child.wake();
             }
             if let Some(key) = walk {
                 later.push((me.cloned(), child.clone(), key));
@@ -1169,7 +1211,7 @@ impl<X: ?Sized> Node<X> {
             self.deadline_set.store(true, Ordering::Release);
         }
         // Deadlock safety 3: woken after the lock.
-        self.waker.wake();
+        self.wake();
     }
 
     /// Whether [`set_deadline`](Node::set_deadline) was called since the last
@@ -1270,7 +1312,7 @@ impl<X: ?Sized> Node<X> {
             // read could miss a mark that a runner saw before it read the count we are
             // taking away, and neither would wake the runner (found by the loom model
             // `hold_released_while_cancel_walks`).
-            self.waker.wake();
+            self.wake();
         }
     }
 }

@@ -22,15 +22,12 @@
 //!   only once a loom flag, stored with release after the set and loaded with acquire
 //!   before the get, says so: loom sees the publication and its ordering, which is what
 //!   `OnceLock` guarantees (it is set once, by one thread: node invariant 6).
-//! * **`AtomicWaker`** is loom's model of it (`loom::future::AtomicWaker`, a register and
-//!   a take serialized by a modelled lock), with atomic-waker's method names: what is
-//!   checked is the tree's use of the waker's contract (register, then check; a wake
-//!   after a change), not atomic-waker's lock-free implementation.
-//! * **`Mutex`** is loom's, poisoning included.
+//! * **`Mutex`** is loom's, poisoning included. (A runner's waker is kept under the
+//!   node's mutex, so the models check the tree's use of it, register, then check; a
+//!   wake after a change, through loom's lock.)
 
 #[cfg(not(all(test, hatchery_loom)))]
 mod imp {
-    pub(crate) use atomic_waker::AtomicWaker;
     pub(crate) use std::sync::atomic::{
         fence, AtomicBool, AtomicI64, AtomicU32, AtomicU8, Ordering,
     };
@@ -53,7 +50,6 @@ mod imp {
 mod imp {
     pub(crate) use loom::sync::atomic::{fence, Ordering};
     pub(crate) use loom::sync::{Mutex, MutexGuard};
-    use std::task::Waker;
 
     /// Reads an atomic through exclusive access (no synchronization).
     pub(crate) trait ReadMut<T> {
@@ -191,27 +187,6 @@ mod imp {
             // Exclusive access: nobody can race this store.
             self.set.store(false, Ordering::Relaxed);
             self.value.take()
-        }
-    }
-
-    /// loom's model of `AtomicWaker`, with atomic-waker's method names.
-    pub(crate) struct AtomicWaker(loom::future::AtomicWaker);
-
-    impl AtomicWaker {
-        pub(crate) fn new() -> Self {
-            AtomicWaker(loom::future::AtomicWaker::new())
-        }
-
-        pub(crate) fn register(&self, waker: &Waker) {
-            self.0.register_by_ref(waker);
-        }
-
-        pub(crate) fn wake(&self) {
-            self.0.wake();
-        }
-
-        pub(crate) fn take(&self) -> Option<Waker> {
-            self.0.take_waker()
         }
     }
 }

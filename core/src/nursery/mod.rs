@@ -15,10 +15,10 @@ use pin_project_lite::pin_project;
 use crate::context::{self, Ctx};
 use crate::error::{NurseryError, SpawnError};
 use crate::group::{Closed, Failures, GroupFuture, GroupState, Kind, Record};
-use crate::node::{self, Detail, Labelled, Named, Node, Reason, Tag};
+use crate::node::{self, Detail, Labelled, Node, Reason, Tag};
 use crate::reason::{said, CancelReason};
 use crate::rt::Runtime;
-use crate::task::{Graves, Group, Label, Panic, TaskHandle};
+use crate::task::{Graves, Group, Label, Named, Panic, TaskHandle};
 use crate::trace;
 
 mod convert;
@@ -498,7 +498,7 @@ impl<E> Shared<E> {
 
     fn cancel_failed(&self, task: Option<&Label>, panicked: bool) {
         let detail = Detail::Failed {
-            task: task.map(|t| t.site),
+            task: task.map(Label::site),
             name: task.and_then(Label::name),
             panicked,
         };
@@ -529,7 +529,7 @@ impl<E> GroupState for Shared<E> {
 
     fn opened_at(&self) -> &'static Location<'static> {
         self.label()
-            .map(|l| l.site)
+            .map(Label::site)
             .expect("hatchery: internal error: a nursery's node without its label")
     }
 
@@ -561,15 +561,8 @@ impl<E> Kind<E> for Spawned {
         site: &trace::Sited,
         name: Option<Cow<'static, str>>,
     ) -> Arc<Shared<E>> {
-        let label = Label {
-            site: site.at(),
-            name: name.map(|name| {
-                Box::new(Named {
-                    name,
-                    since: parent.rt.now(),
-                })
-            }),
-        };
+        let named = name.map(|name| Box::new(Named::new(name, parent.rt.now())));
+        let label = Label::new(site.at(), named);
         let node: Arc<Node> = Arc::new(Node::with_ext(false, false, NurseryTag(label)));
         node.attach(&parent.node);
         Arc::new(Shared {
@@ -714,10 +707,7 @@ impl<E: Send + 'static> Nursery<E> {
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        let named = Named {
-            name: name.into(),
-            since: self.shared.rt.now(),
-        };
+        let named = Named::new(name.into(), self.shared.rt.now());
         spawn::spawn(&self.shared, fut, Some(Box::new(named)))
     }
 

@@ -21,32 +21,42 @@ const COUNTS: usize = 16;
 fn a_child_with_an_empty_future() {
     assert_eq!(
         size_of::<Node<()>>(),
-        96,
-        "the node: waker 24, parent link 32, lock and its box 16, deadline 8, counts and flags 16"
+        88,
+        "the node: parent link 32, lock over its box and the runner's waker 32, deadline 8, counts and flags 16"
     );
     assert_eq!(
         size_of::<Output<()>>(),
-        48,
-        "the result slot with a join's waker (32) and the label (16)"
+        40,
+        "the result slot with a join's waker (32) and the label (8)"
     );
     assert_eq!(
         size_of::<RunState<Empty, Shared<Infallible>, ()>>(),
-        40,
-        "the future 8 (an empty one: the `Option`'s flag), own node 16, nursery 8, deadlines 8"
+        24,
+        "the future 8 (an empty one: the `Option`'s flag), nursery 8, deadlines 8"
     );
     assert_eq!(size_of::<KeepSlot>(), 16);
     assert_eq!(size_of::<NoKeep>(), 0);
     // The whole allocation: where the runtime keeps no executor handle (tokio's
     // current-thread runtime, smol), and where it does (tokio's multi-thread one).
-    assert_eq!(COUNTS + size_of::<Node<Cell<Body, NoKeep>>>(), 200);
-    assert_eq!(COUNTS + size_of::<Node<Cell<Body, KeepSlot>>>(), 216);
+    assert_eq!(COUNTS + size_of::<Node<Cell<Body, NoKeep>>>(), 168);
+    assert_eq!(COUNTS + size_of::<Node<Cell<Body, KeepSlot>>>(), 184);
 }
 
 #[test]
 fn a_result_and_a_join_share_one_lock() {
     // A value of a word: the slot is no bigger than for none.
-    assert_eq!(size_of::<Output<usize>>(), 48);
-    assert_eq!(size_of::<Output<[usize; 4]>>(), 64);
+    assert_eq!(size_of::<Output<usize>>(), 40);
+    assert_eq!(size_of::<Output<[usize; 4]>>(), 56);
+}
+
+#[test]
+fn a_label_is_one_word() {
+    assert_eq!(
+        size_of::<crate::task::Label>(),
+        8,
+        "a location, or a box with a name"
+    );
+    assert_eq!(size_of::<Option<crate::task::Label>>(), 8);
 }
 
 #[test]

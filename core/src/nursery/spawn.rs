@@ -10,7 +10,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use crate::error::SpawnError;
-use crate::node::Named;
+use crate::task::Named;
 use crate::task::{self, Group, Label, TaskHandle};
 
 /// A group a task can be spawned into: one that counts a child in first, or refuses it.
@@ -55,7 +55,7 @@ where
     T: Send + 'static,
 {
     group.admit()?;
-    Ok(task::spawn(group, fut, Label { site, name }))
+    Ok(task::spawn(group, fut, Label::new(site, name)))
 }
 
 /// [`try_spawn`], panicking if the nursery has finished.

@@ -522,13 +522,13 @@ where
     ) {
         let route: Arc<dyn Route<E>> = run.shared.clone();
         let start = &run.shared;
-        let label = Label { site, name: None };
+        let label = Label::at(site);
         // The child node is in place before the task can run and call `started`.
-        let cell = spawn_cell(shared, &caller.node, fut, Some(route), label, |cell| {
-            let node: Arc<Node> = cell.clone();
+        let built = |node: Arc<Node>| {
             let ignored = start.lock().child_made(node, &start.nursery_node);
             drop(ignored);
-        });
+        };
+        let cell = spawn_cell(shared, &caller.node, fut, Some(route), label, Some(built));
         if run.shared.with_handle {
             run.handle = Some(Box::new(task::handle_of(cell)));
         }

@@ -10,6 +10,7 @@
 use std::alloc::Layout;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -571,17 +572,48 @@ pub struct Task {
 /// only if one caller at a time does: that caller is the allocation's [`RawTask`], the
 /// one `Arc<dyn Run>` the task layer makes for it (see `task::raw`).
 pub(crate) trait Run: Send + Sync + 'static {
-    /// Polls the task. Only the allocation's [`RawTask`] calls this.
-    fn poll_run(&self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Polls the task. Only the allocation's [`RawTask`] calls this, with its [`Lend`].
+    fn poll_run(&self, lend: Lend<'_>, cx: &mut Context<'_>) -> Poll<()>;
 
     /// The executor dropped the task, finished or not. Only the allocation's
-    /// [`RawTask`] calls this, once, as it goes.
-    fn drop_run(&self);
+    /// [`RawTask`] calls this, once, as it goes, with its [`Lend`].
+    fn drop_run(&self, lend: Lend<'_>);
 
     /// Where to keep the executor's handle to this task: the allocation as a [`Keep`] (a
     /// reference that can keep the executor's handle, and nothing else), or `None` if it
     /// keeps none. Only the allocation's [`RawTask`] calls this.
     fn keeper(self: Arc<Self>) -> Option<Arc<dyn Keep>>;
+}
+
+/// The [`RawTask`]'s own reference to the allocation a [`Run`] method is called on, for
+/// the length of that call: only a `RawTask` makes one, of the `Arc` it holds and
+/// through which it calls, so the task layer can lend that reference to the task's
+/// context for the call rather than keep a second one (see `task::raw`).
+#[derive(Clone, Copy)]
+pub(crate) struct Lend<'a> {
+    /// The allocation's address, as [`Arc::as_ptr`] of the `RawTask`'s `Arc` gives it.
+    at: *const (),
+    /// Borrowed from the `RawTask`'s `Arc` for the call.
+    _arc: PhantomData<&'a Arc<dyn Run>>,
+}
+
+impl<'a> Lend<'a> {
+    /// The lend of `arc`, the `RawTask`'s own. (The address is the one the call through
+    /// `arc` computes anyway, so making this costs nothing more.)
+    #[inline(always)]
+    fn of(arc: &'a Arc<dyn Run>) -> Lend<'a> {
+        Lend {
+            at: Arc::as_ptr(arc).cast::<()>(),
+            _arc: PhantomData,
+        }
+    }
+
+    /// The allocation's address, as the `Arc` it was lent from gives it
+    /// ([`Arc::as_ptr`]): with the provenance of the whole allocation, counts included.
+    #[inline(always)]
+    pub(crate) fn as_ptr(self) -> *const () {
+        self.at
+    }
 }
 
 /// Where a task keeps the executor's handle to it ([`Task::spawn_with`]), until its
@@ -651,7 +683,7 @@ impl RawTask {
 
     #[inline]
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.poll_run(cx)
+        self.0.poll_run(Lend::of(&self.0), cx)
     }
 
     /// Something to keep the executor's handle with, once this has been spawned.
@@ -662,7 +694,7 @@ impl RawTask {
 
 impl Drop for RawTask {
     fn drop(&mut self) {
-        self.0.drop_run();
+        self.0.drop_run(Lend::of(&self.0));
     }
 }
 
@@ -732,14 +764,14 @@ impl Boxed {
 }
 
 impl Run for Boxed {
-    fn poll_run(&self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_run(&self, _: Lend<'_>, cx: &mut Context<'_>) -> Poll<()> {
         match self.lock().as_mut() {
             Some(fut) => fut.as_mut().poll(cx),
             None => Poll::Ready(()),
         }
     }
 
-    fn drop_run(&self) {
+    fn drop_run(&self, _: Lend<'_>) {
         // Dropped outside the lock: its `Drop` is foreign code.
         let fut = self.lock().take();
         drop(fut);

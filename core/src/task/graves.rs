@@ -39,31 +39,31 @@ impl Graves {
         }
     }
 
-    /// Lets go of the allocation of a finished task that nothing but its runner holds
-    /// any more. On the group's thread (the one that last spawned into it) this returns
-    /// it, to be dropped as usual; on another thread it is kept for the group's thread
-    /// to free ([`reap`](Graves::reap)), and `None` is returned.
+    /// Keeps the allocation of a finished task that nothing but its runner holds any
+    /// more, about to go: on the group's thread (the one that last spawned into it), it
+    /// does nothing, and the runner's reference, the last, frees it as usual; on another
+    /// thread it keeps a reference to it (`cell`, called only then) for the group's
+    /// thread to free ([`reap`](Graves::reap)).
     ///
     /// At most [`DEAD_MAX`] are kept: past that, the finishing thread frees them itself.
     /// Nothing of the task's is kept but the memory: its future, value and group
     /// reference were dropped when it finished.
-    pub(crate) fn bury(&self, cell: Arc<Node>) -> Option<Arc<Node>> {
+    pub(crate) fn bury(&self, cell: impl FnOnce() -> Arc<Node>) {
         let key = context::thread_key();
         if key == 0 || self.home.load(Ordering::Relaxed) == key {
-            return Some(cell);
+            return;
         }
         let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
-        dead.push(cell);
+        dead.push(cell());
         if dead.len() < DEAD_MAX {
             self.dead_len.store(dead.len(), Ordering::Relaxed);
-            return None;
+            return;
         }
         // Nobody came to free them: free them here after all, outside the lock.
         let batch = std::mem::take(&mut *dead);
         self.dead_len.store(0, Ordering::Relaxed);
         drop(dead);
         drop(batch);
-        None
     }
 
     /// Frees what tasks that finished on other threads left ([`bury`](Graves::bury)),

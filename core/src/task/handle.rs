@@ -9,10 +9,11 @@ use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use super::raw::Label;
 use super::raw::PartRef;
 use crate::context;
 use crate::error::JoinError;
-use crate::node::{Label, Node};
+use crate::node::Node;
 use crate::reason::{said, CancelReason};
 
 /// What a task shares with its [`TaskHandle`]: how it ended, and what it is called.
@@ -413,7 +414,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn spawned_at(&self) -> &'static Location<'static> {
-        self.cell.get().part().label.site
+        self.cell.get().part().label.site()
     }
 
     /// Whether the task has finished (its future has been dropped).

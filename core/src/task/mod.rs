@@ -17,6 +17,5 @@ pub use self::handle::{Join, TaskHandle};
 // For the sizes the performance chapter gives (nursery/sizes.rs).
 #[cfg(all(test, target_pointer_width = "64", not(feature = "tracing")))]
 pub(crate) use self::raw::{Cell, KeepSlot, NoKeep};
-pub(crate) use self::raw::{Part, PartRef};
+pub(crate) use self::raw::{Label, Named, Part, PartRef};
 pub(crate) use self::run::{handle_of, spawn, spawn_cell, End, Group, Panic, Route};
-pub(crate) use crate::node::Label;

@@ -32,6 +32,44 @@
 //!   thread, which moves access to it between threads, and the last `Arc` may drop it on
 //!   any thread.
 //!
+//! The runner installs the task's node as the current one for each of its polls (the
+//! thread's context holds an `Arc<Node>` for it, `crate::context`). That `Arc` is not a
+//! reference of its own, kept in the run state (16 bytes of every child, and a cycle to
+//! break when the task ends): it is the [`RawTask`]'s, lent for the call ([`Own`]).
+//!
+//! * **Made from the `RawTask`'s `Arc`.** [`Run::poll_run`] and [`Run::drop_run`] get a
+//!   [`Lend`], which only the `RawTask` makes, of the `Arc<dyn Run>` it holds and calls
+//!   through: its address ([`Arc::as_ptr`], which keeps the provenance of the whole
+//!   allocation, counts included) is that of this `Node<Cell<B, K>>` (checked), so
+//!   `Arc::from_raw` of it is an `Arc` of this allocation, made without a count of its
+//!   own. The `RawTask` is borrowed for the whole call, so its count keeps the
+//!   allocation alive while the lent `Arc` exists.
+//! * **Given back, never dropped.** The lent `Arc` stays in [`Own`], which the call owns
+//!   on its stack, or in the thread's context while the call has installed it there:
+//!   the context's contract is that a runner's poll ([`context::enter_task`],
+//!   [`context::enter_with`], [`context::drop_cancelled`]) swaps the node into the
+//!   thread-local and back into the runner's slot when the poll returns or unwinds, and
+//!   that everything installed inside it is swapped back in turn (scopes, deferred
+//!   nodes, a row's children), so what comes back is what went in. Code in the task
+//!   reads it (`&Arc<Node>`) or clones it, and a clone is a counted reference like any
+//!   other. When the call ends, `Own`'s `Drop` forgets the `Arc` in its slot. Debug
+//!   builds check that it is an `Arc` of this allocation first (any will do: the counts
+//!   balance, the one forgotten standing for the one lent), so every poll of the test
+//!   suite checks the context's contract; release builds, where this is every poll's
+//!   cost, rely on it.
+//! * **The count tells who else holds the task.** Without a reference of its own, the
+//!   runner's finish reads a strong count of 1 as "the `RawTask` alone" (no handle, and
+//!   nothing kept of the task's context); to have the nursery's thread free the
+//!   allocation ([`Graves`](super::Graves)), it clones the lent `Arc`, a counted one.
+//!
+//! [`context::enter_task`]: crate::context::enter_task
+//! [`context::enter_with`]: crate::context::enter_with
+//! [`context::drop_cancelled`]: crate::context::drop_cancelled
+//!
+//! What a task, a nursery or a scope is called ([`Label`]) is one word here too: a
+//! tagged pointer, either the `&'static Location` where it was made or a box holding
+//! the location and the name; the [`label`] module's docs say why that is sound.
+//!
 //! The cell also keeps the executor's handle to the task ([`KeepSlot`], filled through
 //! [`Task::spawn_with`](crate::rt::Task::spawn_with)), so that the executor's allocation
 //! is freed where hatchery frees its own, usually on the nursery's thread, which
@@ -62,12 +100,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::node::{Detail, Kind, Label, Labelled, Node, Reason, Tag};
-use crate::rt::{Handoff, Keep, RawTask, Run, Runtime, Task};
+use crate::node::{Detail, Kind, Labelled, Node, Reason, Tag};
+use crate::rt::{Handoff, Keep, Lend, RawTask, Run, Runtime, Task};
 use crate::timer::runtime_id;
 
+pub(crate) use self::label::{Label, Named};
 use self::slot_sync::{AtomicPtr, ValueCell};
 
+mod label;
 #[cfg(all(test, hatchery_loom))]
 mod loom;
 
@@ -125,8 +165,7 @@ unsafe impl<B: Body, K: Keeping> Sync for Cell<B, K> {}
 impl<B: Body, K> Cell<B, K> {
     /// # Safety
     ///
-    /// The caller has exclusive access to the state: it is the unique `RawTask`, or it
-    /// made the allocation and no `RawTask` exists yet.
+    /// The caller has exclusive access to the state: it is the unique `RawTask`.
     // Exclusive access is this unsafe function's contract, not `&self`'s.
     #[allow(clippy::mut_from_ref)]
     unsafe fn state(&self) -> Pin<&mut B::State> {
@@ -149,11 +188,89 @@ pub(crate) trait Body: Send + Sync + 'static {
     /// What the task is called (for the task tree).
     fn label(&self) -> &Label;
 
-    /// Polls the task. `node` is the node this body lives in.
-    fn poll(&self, node: &Node, state: Pin<&mut Self::State>, cx: &mut Context<'_>) -> Poll<()>;
+    /// Polls the task. `node` is the node this body lives in, and `own` the same
+    /// allocation as an `Arc`, lent for the call (see [`Own`]).
+    fn poll(
+        &self,
+        node: &Node,
+        own: &mut Own,
+        state: Pin<&mut Self::State>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()>;
 
     /// The executor dropped the task (finished or not).
-    fn abort(&self, node: &Node, state: Pin<&mut Self::State>);
+    fn abort(&self, node: &Node, own: &mut Own, state: Pin<&mut Self::State>);
+}
+
+/// A task's own allocation as an `Arc<Node>`, lent by its [`RawTask`] for one call of the
+/// runner: to install as the current node of the task's context ([`slot`](Own::slot)),
+/// to read ([`get`](Own::get)), or to clone. Never dropped: forgotten when the call ends
+/// (see the [module docs](self)).
+pub(crate) struct Own {
+    /// The lent `Arc`; `None` only while the context holds it (during a poll).
+    node: Option<Arc<Node>>,
+    /// The allocation's address, to check what comes back (debug builds).
+    #[cfg(debug_assertions)]
+    at: *const (),
+}
+
+impl Own {
+    /// The `Arc` of `this`, lent from the `RawTask` whose `lend` this is.
+    ///
+    /// # Panics
+    ///
+    /// If `lend` is not of `this` allocation.
+    #[inline(always)]
+    fn lend<B: Body, K: Keeping>(lend: Lend<'_>, this: &Node<Cell<B, K>>) -> Own {
+        let at = lend.as_ptr();
+        assert!(
+            ptr::eq(at, ptr::from_ref(this).cast::<()>()),
+            "hatchery: internal error: a task's runner called with another's reference"
+        );
+        // SAFETY: `at` is the address of the `RawTask`'s `Arc<dyn Run>` (`Lend::as_ptr`,
+        // with the provenance of its whole allocation), which is `this`, a
+        // `Node<Cell<B, K>>` (checked above): `Arc::from_raw` of it is an `Arc` of the
+        // allocation. It is made without a count, and is forgotten, never dropped
+        // (`Own`'s `Drop`), while the `RawTask`'s count, borrowed for the whole call,
+        // keeps the allocation alive (module docs).
+        let node: Arc<Node<Cell<B, K>>> = unsafe { Arc::from_raw(at.cast::<Node<Cell<B, K>>>()) };
+        Own {
+            node: Some(node),
+            #[cfg(debug_assertions)]
+            at,
+        }
+    }
+
+    /// Where the lent `Arc` is, for the context to swap it in and back out.
+    #[inline(always)]
+    pub(crate) fn slot(&mut self) -> &mut Option<Arc<Node>> {
+        &mut self.node
+    }
+
+    /// The lent `Arc` (outside the context's poll, where it is here).
+    #[inline(always)]
+    pub(crate) fn get(&self) -> &Arc<Node> {
+        self.node
+            .as_ref()
+            .expect("hatchery: internal error: the task's node is lent out")
+    }
+}
+
+impl Drop for Own {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // The context's contract (module docs), checked in debug builds, where every poll
+        // of the test suite checks it. (Any `Arc` of the allocation would stand for the
+        // one lent: the counts balance.)
+        #[cfg(debug_assertions)]
+        assert!(
+            self.node
+                .as_ref()
+                .is_some_and(|node| ptr::eq(Arc::as_ptr(node).cast::<()>(), self.at)),
+            "hatchery: internal error: a task's context did not give back its node"
+        );
+        std::mem::forget(self.node.take());
+    }
 }
 
 /// A child as its handle holds it: the part `P` of it that the handle reads (its output),
@@ -216,9 +333,9 @@ impl<P> std::ops::Deref for PartRef<P> {
 }
 
 /// Allocates a task root node under `parent` carrying `body` and `state`, makes the one
-/// [`RawTask`] for it and spawns it on `rt`; `init` finishes setting up the state, given
-/// the allocation as a node (before the task can run). Only a `movable` task can change
-/// its parent later. Returns the allocation as a handle holds it.
+/// [`RawTask`] for it and spawns it on `rt`; `built`, if any, is given the allocation as
+/// a node before the task can run. Only a `movable` task can change its parent later.
+/// Returns the allocation as a handle holds it.
 ///
 /// The allocation has a [`KeepSlot`] for the executor's handle only where `rt` keeps its
 /// handles ([`Task::spawn_with`](crate::rt::Task::spawn_with)): 16 bytes that every child
@@ -235,13 +352,13 @@ pub(crate) fn spawn<B: Body>(
     movable: bool,
     body: B,
     state: B::State,
-    init: impl FnOnce(Arc<Node>, Pin<&mut B::State>),
+    built: Option<impl FnOnce(Arc<Node>)>,
 ) -> PartRef<B::Part> {
     let id = runtime_id(&**rt);
     match Keeps::of(id) {
-        Some(false) => spawn_as::<B, NoKeep>(rt, parent, movable, body, state, init).0,
+        Some(false) => spawn_as::<B, NoKeep>(rt, parent, movable, body, state, built).0,
         keeps => {
-            let (part, kept) = spawn_as::<B, KeepSlot>(rt, parent, movable, body, state, init);
+            let (part, kept) = spawn_as::<B, KeepSlot>(rt, parent, movable, body, state, built);
             if keeps.is_none() {
                 Keeps::learn(id, kept);
             }
@@ -259,7 +376,7 @@ fn spawn_as<B: Body, K: Keeping>(
     movable: bool,
     body: B,
     state: B::State,
-    init: impl FnOnce(Arc<Node>, Pin<&mut B::State>),
+    built: Option<impl FnOnce(Arc<Node>)>,
 ) -> (PartRef<B::Part>, bool) {
     let cell = Arc::new(Node::task_root(
         parent,
@@ -270,8 +387,9 @@ fn spawn_as<B: Body, K: Keeping>(
         },
         movable,
     ));
-    // SAFETY: the allocation is new and no `RawTask` for it exists yet.
-    init(cell.clone(), unsafe { cell.ext.state() });
+    if let Some(built) = built {
+        built(cell.clone());
+    }
     // The one `Arc<dyn Run>` of this allocation (module docs).
     rt.spawn(Task::raw(RawTask::new(cell.clone())));
     // `spawn_with` keeps the handle before the executor's `spawn` returns, on this thread.
@@ -349,17 +467,19 @@ impl<B: Body, K: Keeping> Tag for Cell<B, K> {
 
 impl<B: Body, K: Keeping> Run for Node<Cell<B, K>> {
     #[inline]
-    fn poll_run(&self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_run(&self, lend: Lend<'_>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut own = Own::lend(lend, self);
         // SAFETY: our caller is the unique `RawTask` of this allocation (module docs),
         // borrowed mutably for the whole call.
         let state = unsafe { self.ext.state() };
-        self.ext.body.poll(self, state, cx)
+        self.ext.body.poll(self, &mut own, state, cx)
     }
 
-    fn drop_run(&self) {
+    fn drop_run(&self, lend: Lend<'_>) {
+        let mut own = Own::lend(lend, self);
         // SAFETY: as in `poll_run`.
         let state = unsafe { self.ext.state() };
-        self.ext.body.abort(self, state)
+        self.ext.body.abort(self, &mut own, state)
     }
 
     fn keeper(self: Arc<Self>) -> Option<Arc<dyn Keep>> {

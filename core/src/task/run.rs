@@ -12,13 +12,13 @@ use pin_project_lite::pin_project;
 
 use super::graves::Graves;
 use super::handle::{Output, TaskHandle};
-use super::raw::{self, Body, PartRef};
+use super::raw::{self, Body, Label, Own, PartRef};
 use crate::context;
 use crate::diagnostics;
 use crate::error::JoinError;
 use crate::group::Exit;
 pub(crate) use crate::group::Panic;
-use crate::node::{Label, Node};
+use crate::node::Node;
 use crate::rt::Runtime;
 use crate::timer::TimerSlot;
 use crate::trace;
@@ -126,9 +126,8 @@ pin_project! {
     pub(crate) struct RunState<F, G, R> {
         #[pin]
         fut: Option<F>,
-        // The task's node, to install as the current one while it is polled: this very
-        // allocation, a reference cycle broken when the task finishes.
-        own: Option<Arc<Node>>,
+        // (The task's node, installed as the current one while it is polled, is this
+        // very allocation: the executor's reference to it, lent for each poll, `Own`.)
         // Taken when the task finishes: `None` means done.
         group: Option<Arc<G>>,
         route: R,
@@ -140,16 +139,16 @@ pin_project! {
 
 /// Spawns `fut` as a child of `group`, cancelled through `parent` (the group's node,
 /// or the caller's for a task that has not `started` yet). The caller has already counted
-/// the child with `add_child`. `built` sees the task's node before it is spawned (no lock
-/// may be held across the spawn: the executor may run or drop the task in it). Returns
-/// the task's allocation.
+/// the child with `add_child`. `built`, if any, gets the task's node before it is spawned
+/// (no lock may be held across the spawn: the executor may run or drop the task in it).
+/// Returns the task's allocation.
 pub(crate) fn spawn_cell<F, T, G, R>(
     group: &Arc<G>,
     parent: &Arc<Node>,
     fut: F,
     route: R,
     label: Label,
-    built: impl FnOnce(&Arc<Node>),
+    built: Option<impl FnOnce(Arc<Node>)>,
 ) -> PartRef<Output<T>>
 where
     F: Future<Output = Result<T, G::Error>> + Send + 'static,
@@ -160,7 +159,7 @@ where
     // Frees what children finished on other threads left, and makes this the group's
     // thread (see `Graves::bury`).
     group.graves().reap(context::thread_key());
-    let span = trace::Span::task(&group.trace_parent(), label.name_str(), label.site);
+    let span = trace::Span::task(&group.trace_parent(), label.name_str(), label.site());
     let body = TaskBody {
         output: Output::new(label),
         span,
@@ -168,22 +167,11 @@ where
     };
     let state = RunState {
         fut: Some(fut),
-        own: None,
         group: Some(group.clone()),
         route,
         timers: TimerSlot::default(),
     };
-    raw::spawn(
-        group.runtime(),
-        parent,
-        R::STARTED,
-        body,
-        state,
-        |node, state| {
-            built(&node);
-            *state.project().own = Some(node);
-        },
-    )
+    raw::spawn(group.runtime(), parent, R::STARTED, body, state, built)
 }
 
 /// The handle of a task that [`spawn_cell`] made.
@@ -198,7 +186,8 @@ where
     T: Send + 'static,
     G: Group,
 {
-    TaskHandle::new(spawn_cell(group, group.node(), fut, (), label, |_| {}))
+    let built = None::<fn(Arc<Node>)>;
+    TaskHandle::new(spawn_cell(group, group.node(), fut, (), label, built))
 }
 
 impl<F, T, G, R> Body for TaskBody<F, T, G, R>
@@ -223,6 +212,7 @@ where
     fn poll(
         &self,
         node: &Node,
+        own: &mut Own,
         state: Pin<&mut RunState<F, G, R>>,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
@@ -246,7 +236,7 @@ where
                     // suspends: a walk up from inside it stops at its root (`started` may
                     // move it: node invariants 6 and 7), so the parent's cancellation must
                     // find it through the list, also during this poll.
-                    this.own.as_ref().expect("task context").link();
+                    own.get().link();
                 } else {
                     // Spawned: the parent is the nursery's node, and stays so (node
                     // invariant 6).
@@ -256,21 +246,25 @@ where
             }
             let was_cancelled = node.is_marked();
             let fut = this.fut.as_mut().as_pin_mut().expect("task future present");
-            let own = &mut *this.own;
+            let slot = own.slot();
             let timers = &mut *this.timers;
             let rt = this.group.as_ref().expect("task running").runtime();
             let ended = match catch_unwind(AssertUnwindSafe(|| {
-                context::enter_task(own, rt, cx.waker(), timers, || fut.poll(cx))
+                context::enter_task(slot, rt, cx.waker(), timers, || fut.poll(cx))
             })) {
                 Ok(Poll::Pending) => {
                     // Registering only now is enough: a cancellation from here on wakes
-                    // us, and one that came earlier is seen by `should_drop` below.
-                    node.register(cx.waker());
-                    this.own.as_ref().expect("task context").link();
+                    // us, and one that came earlier is seen by `should_drop` below. At
+                    // the first suspension no waker was registered before.
+                    match first {
+                        true => node.register_first(cx.waker()),
+                        false => node.register(cx.waker()),
+                    }
+                    own.get().link();
                     if !node.should_drop() {
                         if node.is_marked() {
                             // Cancelled, but held: warn of a holder kept unpolled.
-                            warn_held(this.own, rt, cx);
+                            warn_held(own, rt, cx);
                         }
                         if !was_cancelled && node.is_marked() {
                             // Cancelled during this poll, perhaps before our waker was
@@ -294,18 +288,18 @@ where
             }
             ended
         };
-        self.finish(node, this, end, value, cx.waker());
+        self.finish(node, own, this, end, value, cx.waker());
         Poll::Ready(())
     }
 
-    fn abort(&self, node: &Node, state: Pin<&mut RunState<F, G, R>>) {
+    fn abort(&self, node: &Node, own: &mut Own, state: Pin<&mut RunState<F, G, R>>) {
         // The executor dropped the task before it finished (e.g. at shutdown): it counts
         // as cancelled, so the nursery is not left waiting for it.
         let _entered = self.span.enter();
         let this = state.project();
         if this.group.is_some() {
             let waker = Waker::from(Arc::new(NoWake));
-            self.finish(node, this, End::Cancelled, None, &waker);
+            self.finish(node, own, this, End::Cancelled, None, &waker);
         }
     }
 }
@@ -324,6 +318,7 @@ where
     fn finish(
         &self,
         node: &Node,
+        own: &mut Own,
         mut this: RunStateProj<'_, F, G, R>,
         mut end: End<G::Error>,
         mut value: Option<T>,
@@ -337,7 +332,7 @@ where
             // A future that returned or panicked has dropped them already.
             End::Cancelled => {
                 let rt = this.group.as_ref().expect("task running").runtime();
-                context::drop_cancelled(this.own, rt, waker, || catch_unwind(drop_fut))
+                context::drop_cancelled(own.slot(), rt, waker, || catch_unwind(drop_fut))
             }
             _ => catch_unwind(drop_fut),
         };
@@ -403,15 +398,12 @@ where
         };
         // A started task has a handle only if its `start` made one (and the handle's
         // own slot tells whether it is gone: its `start` holds the task too). A spawned
-        // one whose handle is gone is held only by the runner and its own context, and no
-        // handle can appear later. Either way nobody could read the result, so it is
-        // dropped here, without a lock.
+        // one whose handle is gone is held only by the runner (whose reference `own` is,
+        // lent), and no handle can appear later. Either way nobody could read the
+        // result, so it is dropped here, without a lock.
         let watched = match R::STARTED {
             true => handled,
-            false => this
-                .own
-                .as_ref()
-                .is_none_or(|own| Arc::strong_count(own) > 2),
+            false => Arc::strong_count(own.get()) > 1,
         };
         let unwanted = if watched {
             self.output.put(result)
@@ -434,16 +426,12 @@ where
         // A scope future first polled in this task and kept elsewhere no longer follows
         // the task's cancellation (node invariant 9).
         node.finish();
-        // Break the cycle through the context (its node is this allocation).
-        let own = match this.own.take() {
-            // Held by the runner besides, which lets go right after, and by no handle:
-            // ours will be the last, so have the nursery's thread free it if this is
-            // another.
-            Some(own) if Arc::strong_count(&own) == 2 => group.graves().bury(own),
-            own => own,
-        };
+        // Held by the runner alone, which lets go right after: its reference will be the
+        // last, so have the nursery's thread free the allocation if this is another.
+        if Arc::strong_count(own.get()) == 1 {
+            group.graves().bury(|| own.get().clone());
+        }
         group.child_done();
-        drop(own);
     }
 }
 
@@ -470,8 +458,10 @@ impl Wake for NoWake {
 /// path does not pay for it.
 #[cold]
 #[inline(never)]
-fn warn_held(own: &mut Option<Arc<Node>>, rt: &Arc<dyn Runtime>, cx: &mut Context<'_>) {
-    let node = own.clone().expect("task context");
+fn warn_held(own: &mut Own, rt: &Arc<dyn Runtime>, cx: &mut Context<'_>) {
+    let node = own.get().clone();
     let waker = cx.waker().clone();
-    context::enter_with(own, rt, &waker, || diagnostics::held(&node, &**rt, cx));
+    context::enter_with(own.slot(), rt, &waker, || {
+        diagnostics::held(&node, &**rt, cx)
+    });
 }
