@@ -164,7 +164,7 @@ impl Drop for Sleep {
         if self.reg.is_armed() {
             let reg = &mut self.reg;
             let released = context::with_owner_timers(|owner| reg.clear(owner));
-            drop(released);
+            released.release();
         }
     }
 }
@@ -192,7 +192,7 @@ impl Future for Sleep {
                 let (poll, released) = context::with_here(cx.waker(), false, |here| {
                     reg.poll_fixed(unpack(word), || deadline, here, None, cx)
                 });
-                drop(released);
+                released.release();
                 if poll.is_pending() {
                     return Poll::Pending;
                 }
@@ -221,7 +221,9 @@ impl Future for Sleep {
                         }
                     }
                 });
-                drop(released);
+                if let Some(released) = released {
+                    released.release();
+                }
                 this.start = start;
                 match (&this.start, poll) {
                     (Start::Passed, _) => {
@@ -238,7 +240,7 @@ impl Future for Sleep {
                         if this.reg.is_armed() {
                             let reg = &mut this.reg;
                             let released = context::with_owner_timers(|owner| reg.clear(owner));
-                            drop(released);
+                            released.release();
                         }
                         if !context::cancel_deadlines_before(d) {
                             cx.waker().wake_by_ref();
@@ -261,7 +263,7 @@ impl Future for Sleep {
             if this.reg.is_armed() {
                 let reg = &mut this.reg;
                 let released = context::with_owner_timers(|owner| reg.clear(owner));
-                drop(released);
+                released.release();
             }
             return Poll::Pending;
         }

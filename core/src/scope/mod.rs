@@ -1081,7 +1081,10 @@ impl From<Elapsed> for std::io::Error {
 /// ```
 #[cfg_attr(feature = "tracing", track_caller)]
 pub fn move_on_after<F: IntoFuture>(timeout: Duration, fut: F) -> Run<F::IntoFuture> {
-    CancelScope::new().with_timeout(timeout).run(fut)
+    // `CancelScope::new().with_timeout(timeout).run(fut)`, built directly.
+    Run {
+        scoped: Scoped::after(timeout, fut.into_future()),
+    }
 }
 
 /// Runs `fut` until `deadline` (on the runtime's clock); returns `None` if it is not done
@@ -1149,7 +1152,7 @@ pub fn move_on_at<F: IntoFuture>(deadline: Instant, fut: F) -> Run<F::IntoFuture
 #[cfg_attr(feature = "tracing", track_caller)]
 pub fn fail_after<F: IntoFuture>(timeout: Duration, fut: F) -> Fail<F::IntoFuture> {
     Fail {
-        scoped: Scoped::new(CancelScope::new().with_timeout(timeout), fut.into_future()),
+        scoped: Scoped::after(timeout, fut.into_future()),
     }
 }
 
