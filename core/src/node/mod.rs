@@ -311,6 +311,7 @@ enum Parent {
 
 impl Parent {
     /// The parent link, through exclusive access (no lock).
+    #[inline]
     fn get_mut(&mut self) -> Option<&Arc<Node>> {
         match self {
             Parent::Fixed(p) => p.get(),
@@ -340,11 +341,12 @@ impl<X: ?Sized> Drop for Node<X> {
     fn drop(&mut self) {
         // Invariant 2: a slot key still here means the entry is ours to remove. Deadlock
         // safety 3: whoever drops the last reference holds no node lock.
-        leave_list(self.key.read_mut(), self.parent.get_mut());
+        let key = self.key.read_mut();
+        let parent = self.parent.get_mut();
+        leave_list(key, parent);
         // Most parents have other references (the scope, nursery or task above still
         // runs): then the fields drop as usual.
-        let last = self.parent.get_mut();
-        if last.is_none_or(|p| Arc::strong_count(p) != 1) {
+        if parent.is_none_or(|p| Arc::strong_count(p) != 1) {
             return;
         }
         let mut next = self.parent.take();
@@ -367,6 +369,7 @@ impl<X: ?Sized> Drop for Node<X> {
 /// A node freed while still in its parent's child list leaves it: a finished scope or
 /// nursery stays in the list for as long as a future kept past it is in its own (see
 /// [`Node::detach_unless_kept`]). Any other node has left by then.
+#[inline]
 fn leave_list(key: u32, parent: Option<&Arc<Node>>) {
     if key < DROPPED_KEY {
         if let Some(parent) = parent {
@@ -380,6 +383,23 @@ struct Inner {
     /// Boxed lazily: most nodes (tasks, leaf scopes) never have children, nor a deadline
     /// too far away for the atomic word.
     rare: Option<Box<Rare>>,
+}
+
+impl Drop for Inner {
+    /// The common case, nothing boxed, inline in the node's drop; what is boxed goes out
+    /// of line.
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(rare) = self.rare.take() {
+            drop_rare(rare);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_rare(rare: Box<Rare>) {
+    drop(rare);
 }
 
 #[derive(Default)]
