@@ -36,9 +36,12 @@
 //! that restores one. The code that relies on one cites it (`// Invariant 3:`).
 //!
 //! 1. **Flags only rise.** `cancelled`, `caught`, `has_children` and `finished` go from
-//!    `false` to `true`, never back, and `reason` is set once: the first reason sticks (a
-//!    compare-exchange from none). The one exception is a done scope's node entered again
-//!    by a new scope ([`Node::reenter`]), which nobody else can see (invariant 10).
+//!    `false` to `true`, never back (so do the two bits of a task's handle that share
+//!    `caught`'s byte, [`HANDLE_GONE`] and [`RESULT_PUT`], set by one read-modify-write
+//!    each: the handle protocol of `task::handle`), and `reason` is set once: the first
+//!    reason sticks (a compare-exchange from none). The one exception is a done scope's
+//!    node entered again by a new scope ([`Node::reenter`]), which nobody else can see
+//!    (invariant 10).
 //! 2. **One key, one entry.** A node's `key` is `NO_KEY` (in no child list: never linked,
 //!    or it left by itself), a slot key below `DROPPED_KEY` (its weak reference is in that
 //!    slot of its parent's list), or `DROPPED_KEY` (its parent's cancellation, or
@@ -133,7 +136,7 @@ use self::sync::{
 
 #[cfg(all(test, hatchery_loom))]
 mod loom;
-mod sync;
+pub(crate) mod sync;
 #[cfg(all(test, not(hatchery_loom)))]
 mod tests;
 
@@ -200,6 +203,15 @@ impl Reason {
 
 /// The `key` of a node that is in no child list.
 const NO_KEY: u32 = u32::MAX;
+
+/// The bit of `caught` that says a scope or nursery caught its cancellation.
+const CAUGHT: u8 = 1;
+/// The bit of a task root's `caught` byte that says its handle is gone (see
+/// [`Node::let_go_handle`]).
+const HANDLE_GONE: u8 = 2;
+/// The bit of a task root's `caught` byte that says the task put its result for its
+/// handle (see [`Node::result_put`]).
+const RESULT_PUT: u8 = 4;
 /// The `key` of a node that its parent's cancellation took out of the child list (see
 /// [`Node::cancel_children`]): in no child list, but linked before. Keys of a list are
 /// below it.
@@ -282,7 +294,11 @@ pub(crate) struct Node<X: ?Sized = Ext> {
     root: bool,
     cancelled: AtomicBool,
     reason: AtomicU8,
-    caught: AtomicBool,
+    /// [`CAUGHT`], for a scope or nursery; for a task's root (which catches nothing), the
+    /// bits its handle and its end agree through: [`HANDLE_GONE`] and [`RESULT_PUT`]
+    /// (`task::handle`'s invariants). Bits of one byte, so that the task takes no room
+    /// of its own for them.
+    caught: AtomicU8,
     /// Whether this node has ever had a child (set under `inner`'s lock, never cleared),
     /// so that cancelling a leaf does not take its lock.
     has_children: AtomicBool,
@@ -527,7 +543,7 @@ impl<X> Node<X> {
             root,
             cancelled: AtomicBool::new(false),
             reason: AtomicU8::new(NO_REASON),
-            caught: AtomicBool::new(false),
+            caught: AtomicU8::new(0),
             holds: AtomicU32::new(0),
             deadline: AtomicDeadline(AtomicI64::new(NO_DEADLINE)),
             deadline_set: AtomicBool::new(false),
@@ -731,11 +747,28 @@ impl<X: ?Sized> Node<X> {
     }
 
     pub(crate) fn caught(&self) -> bool {
-        self.caught.load(Ordering::Acquire)
+        self.caught.load(Ordering::Acquire) & CAUGHT != 0
     }
 
     pub(crate) fn set_caught(&self) {
-        self.caught.store(true, Ordering::Release);
+        self.caught.fetch_or(CAUGHT, Ordering::Release);
+    }
+
+    /// A task's handle is gone (sets [`HANDLE_GONE`]): whether the task had put its
+    /// result before ([`RESULT_PUT`]), which the handle then drops. The handle protocol
+    /// of `task::handle` (its invariant 1): exactly one of this and
+    /// [`result_put`](Node::result_put) sees the other's bit.
+    #[inline]
+    pub(crate) fn let_go_handle(&self) -> bool {
+        self.caught.fetch_or(HANDLE_GONE, Ordering::AcqRel) & RESULT_PUT != 0
+    }
+
+    /// A task has put its result for its handle (sets [`RESULT_PUT`]): whether the
+    /// handle was gone before ([`HANDLE_GONE`]), and the task takes the result back to
+    /// drop it. See [`let_go_handle`](Node::let_go_handle).
+    #[inline]
+    pub(crate) fn result_put(&self) -> bool {
+        self.caught.fetch_or(RESULT_PUT, Ordering::AcqRel) & HANDLE_GONE != 0
     }
 
     #[inline]
@@ -1433,7 +1466,7 @@ impl Node {
                 rare.detail = None;
             }
         }
-        self.caught.store(false, Ordering::Relaxed);
+        self.caught.store(0, Ordering::Relaxed);
         self.deadline_set.store(false, Ordering::Relaxed);
         self.finished.store(false, Ordering::Relaxed);
         self.store_deadline(deadline);

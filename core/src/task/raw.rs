@@ -291,6 +291,12 @@ pub(crate) unsafe trait Part<P> {
     /// The child's node.
     fn node(&self) -> &Node;
 
+    /// What the handle reads and the child's node, in one call.
+    #[inline]
+    fn with_node(&self) -> (&P, &Node) {
+        (self.part(), self.node())
+    }
+
     /// Cancels the child from its handle, with `detail`, and makes sure it sees it.
     fn cancel(&self, detail: Detail) {
         self.node().cancel_with(Reason::Explicit, detail);

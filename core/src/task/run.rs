@@ -402,7 +402,7 @@ where
             false => Arc::strong_count(own.get()) > 1,
         };
         let unwanted = if watched {
-            self.output.put(result)
+            self.output.put(Some(node), result)
         } else {
             Some(result)
         };
