@@ -158,7 +158,7 @@ where
 {
     // Frees what children finished on other threads left, and makes this the group's
     // thread (see `Graves::bury`).
-    group.graves().reap(context::thread_key());
+    group.graves().reap(context::thread_mark());
     let span = trace::Span::task(&group.trace_parent(), label.name_str(), label.site());
     let body = TaskBody {
         output: Output::new(label),
