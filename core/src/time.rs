@@ -173,17 +173,13 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if let Start::After(_) | Start::At(_) = this.start {
+            return this.first_poll(cx);
+        }
         if context::current_cancelled() {
-            if let Start::After(d) = self.start {
-                // Counted from the first poll all the same: a sleep kept past a cancelled
-                // scope may be awaited later.
-                if let Some(now) = context::with_current(|c| c.map(|c| c.rt.now())) {
-                    self.start = now.checked_add(d).map_or(Start::Forever, Start::At);
-                }
-            }
             return Poll::Pending;
         }
-        let this = &mut *self;
         let deadline = match this.start {
             Start::Forever => return Poll::Pending,
             Start::Passed => return Poll::Ready(()),
@@ -198,58 +194,7 @@ impl Future for Sleep {
                 }
                 deadline
             }
-            Start::After(_) | Start::At(_) => {
-                let (start, poll, released) = context::with_here(cx.waker(), false, |here| {
-                    let rt = here.rt.expect(context::NO_RUNTIME);
-                    let now = rt.now();
-                    let deadline = match this.start {
-                        Start::After(d) => now.checked_add(d),
-                        Start::At(i) => Some(i),
-                        _ => unreachable!(),
-                    };
-                    match deadline {
-                        None => (Start::Forever, Poll::Pending, None),
-                        // A sleep that is due at once still suspends once, as trio's
-                        // `sleep(0)`: a loop of them is a loop of checkpoints (a timer
-                        // may be ready at once, and smol has no budget that yields).
-                        Some(d) if d <= now => (Start::Passed, Poll::Pending, None),
-                        Some(d) => {
-                            let word = deadline_word(d);
-                            let (poll, released) =
-                                this.reg.poll_fixed(word, || d, here, Some(now), cx);
-                            (Start::Waiting(d, pack(word)), poll, Some(released))
-                        }
-                    }
-                });
-                if let Some(released) = released {
-                    released.release();
-                }
-                this.start = start;
-                match (&this.start, poll) {
-                    (Start::Passed, _) => {
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                    (&Start::Waiting(d, _), Poll::Ready(())) => {
-                        // Due at its first poll all the same: the clock passed the
-                        // deadline between our reading it and the timer's first poll (a
-                        // short sleep on a slow machine). A sleep still suspends once
-                        // (D9), as one due at once does; an enclosing deadline that came
-                        // first, or with it, cancels its scope now (D7).
-                        this.start = Start::Passed;
-                        if this.reg.is_armed() {
-                            let reg = &mut this.reg;
-                            let released = context::with_owner_timers(|owner| reg.clear(owner));
-                            released.release();
-                        }
-                        if !context::cancel_deadlines_before(d) {
-                            cx.waker().wake_by_ref();
-                        }
-                        return Poll::Pending;
-                    }
-                    _ => return Poll::Pending,
-                }
-            }
+            Start::After(_) | Start::At(_) => unreachable!("a sleep's first poll"),
         };
         // The clock may have moved past an enclosing scope's deadline and ours at once
         // (a thread kept busy, `testing::advance`, both on one instant of a virtual
@@ -268,6 +213,77 @@ impl Future for Sleep {
             return Poll::Pending;
         }
         Poll::Ready(())
+    }
+}
+
+impl Sleep {
+    /// The first poll: the deadline fixed, the timer registered, and pending (a sleep
+    /// suspends at least once). Whether the scope is cancelled and what the thread's
+    /// context offers are read in one access to it
+    /// ([`context::with_here_unless_cancelled`], which also says when the runner's check
+    /// just before this poll is taken instead of another walk up the tree: a first poll
+    /// is pending either way).
+    fn first_poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self;
+        let out = context::with_here_unless_cancelled(cx.waker(), |here| {
+            let rt = here.rt.expect(context::NO_RUNTIME);
+            let now = rt.now();
+            let deadline = match this.start {
+                Start::After(d) => now.checked_add(d),
+                Start::At(i) => Some(i),
+                _ => unreachable!(),
+            };
+            match deadline {
+                None => (Start::Forever, Poll::Pending, None),
+                // A sleep that is due at once still suspends once, as trio's
+                // `sleep(0)`: a loop of them is a loop of checkpoints (a timer
+                // may be ready at once, and smol has no budget that yields).
+                Some(d) if d <= now => (Start::Passed, Poll::Pending, None),
+                Some(d) => {
+                    let word = deadline_word(d);
+                    let (poll, released) = this.reg.poll_fixed(word, || d, here, Some(now), cx);
+                    (Start::Waiting(d, pack(word)), poll, Some(released))
+                }
+            }
+        });
+        let Ok((start, poll, released)) = out else {
+            if let Start::After(d) = this.start {
+                // Counted from the first poll all the same: a sleep kept past a
+                // cancelled scope may be awaited later.
+                if let Some(now) = context::with_current(|c| c.map(|c| c.rt.now())) {
+                    this.start = now.checked_add(d).map_or(Start::Forever, Start::At);
+                }
+            }
+            return Poll::Pending;
+        };
+        if let Some(released) = released {
+            released.release();
+        }
+        this.start = start;
+        match (&this.start, poll) {
+            (Start::Passed, _) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            (&Start::Waiting(d, _), Poll::Ready(())) => {
+                // Due at its first poll all the same: the clock passed the
+                // deadline between our reading it and the timer's first poll (a
+                // short sleep on a slow machine). A sleep still suspends once
+                // (D9), as one due at once does; an enclosing deadline that came
+                // first, or with it, cancels its scope now (D7).
+                this.start = Start::Passed;
+                if this.reg.is_armed() {
+                    let reg = &mut this.reg;
+                    let released = context::with_owner_timers(|owner| reg.clear(owner));
+                    released.release();
+                }
+                if !context::cancel_deadlines_before(d) {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
+            _ => Poll::Pending,
+        }
     }
 }
 

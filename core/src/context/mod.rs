@@ -164,7 +164,24 @@ pub(crate) fn thread_key() -> usize {
         .unwrap_or(0)
 }
 
+/// An identity of the calling thread for [`Graves`](crate::task::Graves), cheaper still
+/// than [`thread_key`]: the address of a thread-local without a destructor, which needs
+/// no check of its state (so it is never zero, also while the thread's locals are being
+/// destroyed), unique among running threads.
+#[inline(always)]
+pub(crate) fn thread_mark() -> usize {
+    MARK.with(|m| std::ptr::from_ref(m) as usize)
+}
+
 thread_local! {
+    /// Its address is the thread's mark ([`thread_mark`]); its value is never read.
+    static MARK: u8 = const { 0 };
+
+    /// The node, by address, that the runner being polled found not cancelled just
+    /// before this poll, or zero (see [`mark_checked`]). No destructor: a plain load and
+    /// store.
+    static CHECKED: Cell<usize> = const { Cell::new(0) };
+
     /// While a runner polls code in the current scope with its node deferred
     /// ([`Deferred`]), the address of that scope's node; zero otherwise. A thread-local
     /// of its own, with no destructor: reading and writing it is a plain load and store,
@@ -252,16 +269,72 @@ pub(crate) fn current_cancelled() -> bool {
                 .is_some_and(|n| n.cancelled_from(c.dropping.get()));
             drop(slots);
             if inside {
-                panic!(
-                    "hatchery: a hatchery wait polled in a `Drop` that runs as cancelled code \
-                     is dropped (a cancelled task's future, or a cancelled scope's body): it \
-                     can never complete (the code around it is cancelled), and blocking on it \
-                     would hang the thread. Spawn async cleanup into a nursery instead \
-                     (`Nursery::try_spawn`), or use `finally`"
-                );
+                waited_in_drop();
             }
         }
         cancelled
+    })
+}
+
+/// A hatchery wait polled in the drop of cancelled code, under the cancellation (see
+/// [`current_cancelled`]).
+#[cold]
+#[inline(never)]
+fn waited_in_drop() -> ! {
+    panic!(
+        "hatchery: a hatchery wait polled in a `Drop` that runs as cancelled code is \
+         dropped (a cancelled task's future, or a cancelled scope's body): it can never \
+         complete (the code around it is cancelled), and blocking on it would hang the \
+         thread. Spawn async cleanup into a nursery instead (`Nursery::try_spawn`), or use \
+         `finally`"
+    );
+}
+
+/// Called just before the first poll of a spawned task whose runner has just found its
+/// root not cancelled (its own flag, and its nursery's [`Node::is_cancelled`], which walks
+/// up the tree): a sleep first polled in the root's own context during that poll takes
+/// that answer rather than walk the tree again ([`with_here_unless_cancelled`]). The mark
+/// goes when the poll's context is put back ([`Entered::restore`], also on unwind), and
+/// with that of any runner polled inside it (which then only costs a walk): a stale mark
+/// could name another node at the same address.
+#[inline(always)]
+pub(crate) fn mark_checked(root: &Node) {
+    let at = std::ptr::from_ref(root).cast::<()>() as usize;
+    CHECKED.with(|c| c.set(at));
+}
+
+/// For a sleep's first poll, which stays pending whatever it finds: [`current_cancelled`]
+/// and then, if not cancelled, [`with_here`] (without `make`), in one access to the
+/// thread's context. `Err(())` if cancelled.
+///
+/// Where the innermost scope is the root of the task being polled and its runner found
+/// it not cancelled just before this poll ([`mark_checked`]), that answer is taken without
+/// a walk up the tree. It may be stale: a cancellation from another thread, or from the
+/// task's own code earlier in this poll, may have come since. That is as if it had come
+/// just after this check, which it always can: the sleep arms its timer and stays
+/// pending, and the runner's checks after the poll (the link into the nursery's list,
+/// node invariant 5, then `should_drop`) find the cancellation and drop the future, or
+/// its wake-up comes after them. The answer is not taken for a scope inside the task (its
+/// own deadline or `cancel` may have come in this poll), nor for a sleep's later polls,
+/// which may complete.
+pub(crate) fn with_here_unless_cancelled<R>(
+    waker: &Waker,
+    f: impl FnOnce(Here<'_>) -> R,
+) -> Result<R, ()> {
+    CURRENT.with(|c| {
+        let slots = c.slots.borrow();
+        if let Some(node) = &slots.node {
+            let checked = CHECKED.with(Cell::get) == Arc::as_ptr(node).cast::<()>() as usize;
+            if !checked && node.is_cancelled() {
+                let inside = !c.dropping.get().is_null() && node.cancelled_from(c.dropping.get());
+                drop(slots);
+                if inside {
+                    waited_in_drop();
+                }
+                return Err(());
+            }
+        }
+        Ok(here_in(c, &slots, waker, false, f))
     })
 }
 
@@ -515,6 +588,8 @@ impl<'a, O: Installed> Entered<'a, O> {
     /// dropped outside the thread-local.
     #[inline(always)]
     fn restore(&mut self, c: &Current) -> Option<Arc<Node>> {
+        // The first poll's mark (`mark_checked`) lasts for the poll only.
+        CHECKED.with(|c| c.set(0));
         c.waker.set(self.prev_waker);
         self.owner.restore(c);
         std::mem::swap(&mut c.slots.borrow_mut().node, self.slot);
@@ -601,6 +676,18 @@ fn install(slots: &mut Slots, rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>>
 /// none yet; without, a runner with none offers none (see [`crate::timer`]: a sleep
 /// alone in its task keeps a timer of its own).
 pub(crate) fn with_here<R>(waker: &Waker, make: bool, f: impl FnOnce(Here<'_>) -> R) -> R {
+    CURRENT.with(|c| here_in(c, &c.slots.borrow(), waker, make, f))
+}
+
+/// [`with_here`] with the thread's context reached, and its slots borrowed.
+#[inline(always)]
+fn here_in<R>(
+    c: &Current,
+    slots: &Slots,
+    waker: &Waker,
+    make: bool,
+    f: impl FnOnce(Here<'_>) -> R,
+) -> R {
     /// Puts the deadlines back where they were lent from, also on unwind.
     struct Lent<'a> {
         cell: &'a Cell<Option<Box<Timers>>>,
@@ -612,8 +699,7 @@ pub(crate) fn with_here<R>(waker: &Waker, make: bool, f: impl FnOnce(Here<'_>) -
             self.cell.set(self.timers.take());
         }
     }
-    CURRENT.with(|c| {
-        let slots = c.slots.borrow();
+    {
         let rt = match (&slots.node, &slots.rt) {
             (Some(_), Some(rt)) => Some(rt),
             _ => None,
@@ -637,7 +723,7 @@ pub(crate) fn with_here<R>(waker: &Waker, make: bool, f: impl FnOnce(Here<'_>) -
             owner: lent.timers.as_deref_mut(),
             rt,
         })
-    })
+    }
 }
 
 /// Calls `f` with the deadlines of the runner being polled, if any (to take out an entry

@@ -209,7 +209,7 @@ impl<T, F> Cell<T, F> {
     /// Tells the handle how the child ended, if a handle is left: a result it let go of
     /// is dropped here, outside the output's lock.
     fn put(&self, result: Result<T, JoinError>) {
-        drop(self.out.put(result));
+        drop(self.out.put(self.node.as_deref(), result));
     }
 }
 
@@ -244,7 +244,11 @@ impl<T, F: ?Sized> Drop for PanicMark<'_, T, F> {
         // SAFETY: a mark is made only in `poll_run`, under the owner's exclusive access,
         // and no reference to the stage is alive while the poll unwinds.
         unsafe { *self.0.stage.get() = RETURNED };
-        drop(self.0.out.put(Err(JoinError::panicked())));
+        drop(
+            self.0
+                .out
+                .put(self.0.node.as_deref(), Err(JoinError::panicked())),
+        );
     }
 }
 
@@ -261,7 +265,10 @@ impl<T, F> DropRun for Cell<T, F> {
         // The handle learns of the end before the future's destructors run: the child is
         // finished once it is being dropped.
         if !returned && has_handle {
-            drop(self.out.put(Err(JoinError::cancelled())));
+            drop(
+                self.out
+                    .put(self.node.as_deref(), Err(JoinError::cancelled())),
+            );
         }
         // SAFETY: the owner's exclusive access; the future has not been dropped
         // (`stage`), and nothing reads it after this.

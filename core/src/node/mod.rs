@@ -36,9 +36,12 @@
 //! that restores one. The code that relies on one cites it (`// Invariant 3:`).
 //!
 //! 1. **Flags only rise.** `cancelled`, `caught`, `has_children` and `finished` go from
-//!    `false` to `true`, never back, and `reason` is set once: the first reason sticks (a
-//!    compare-exchange from none). The one exception is a done scope's node entered again
-//!    by a new scope ([`Node::reenter`]), which nobody else can see (invariant 10).
+//!    `false` to `true`, never back (so do the two bits of a task's handle that share
+//!    `caught`'s byte, [`HANDLE_GONE`] and [`RESULT_PUT`], set by one read-modify-write
+//!    each: the handle protocol of `task::handle`), and `reason` is set once: the first
+//!    reason sticks (a compare-exchange from none). The one exception is a done scope's
+//!    node entered again by a new scope ([`Node::reenter`]), which nobody else can see
+//!    (invariant 10).
 //! 2. **One key, one entry.** A node's `key` is `NO_KEY` (in no child list: never linked,
 //!    or it left by itself), a slot key below `DROPPED_KEY` (its weak reference is in that
 //!    slot of its parent's list), or `DROPPED_KEY` (its parent's cancellation, or
@@ -136,7 +139,7 @@ use self::sync::{
 
 #[cfg(all(test, hatchery_loom))]
 mod loom;
-mod sync;
+pub(crate) mod sync;
 #[cfg(all(test, not(hatchery_loom)))]
 mod tests;
 
@@ -203,6 +206,15 @@ impl Reason {
 
 /// The `key` of a node that is in no child list.
 const NO_KEY: u32 = u32::MAX;
+
+/// The bit of `caught` that says a scope or nursery caught its cancellation.
+const CAUGHT: u8 = 1;
+/// The bit of a task root's `caught` byte that says its handle is gone (see
+/// [`Node::let_go_handle`]).
+const HANDLE_GONE: u8 = 2;
+/// The bit of a task root's `caught` byte that says the task put its result for its
+/// handle (see [`Node::result_put`]).
+const RESULT_PUT: u8 = 4;
 /// The `key` of a node that its parent's cancellation took out of the child list (see
 /// [`Node::cancel_children`]): in no child list, but linked before. Keys of a list are
 /// below it.
@@ -281,7 +293,11 @@ pub(crate) struct Node<X: ?Sized = Ext> {
     root: bool,
     cancelled: AtomicBool,
     reason: AtomicU8,
-    caught: AtomicBool,
+    /// [`CAUGHT`], for a scope or nursery; for a task's root (which catches nothing), the
+    /// bits its handle and its end agree through: [`HANDLE_GONE`] and [`RESULT_PUT`]
+    /// (`task::handle`'s invariants). Bits of one byte, so that the task takes no room
+    /// of its own for them.
+    caught: AtomicU8,
     /// Whether this node has ever had a child (set under `inner`'s lock, never cleared),
     /// so that cancelling a leaf does not take its lock.
     has_children: AtomicBool,
@@ -310,6 +326,7 @@ enum Parent {
 
 impl Parent {
     /// The parent link, through exclusive access (no lock).
+    #[inline]
     fn get_mut(&mut self) -> Option<&Arc<Node>> {
         match self {
             Parent::Fixed(p) => p.get(),
@@ -339,11 +356,12 @@ impl<X: ?Sized> Drop for Node<X> {
     fn drop(&mut self) {
         // Invariant 2: a slot key still here means the entry is ours to remove. Deadlock
         // safety 3: whoever drops the last reference holds no node lock.
-        leave_list(self.key.read_mut(), self.parent.get_mut());
+        let key = self.key.read_mut();
+        let parent = self.parent.get_mut();
+        leave_list(key, parent);
         // Most parents have other references (the scope, nursery or task above still
         // runs): then the fields drop as usual.
-        let last = self.parent.get_mut();
-        if last.is_none_or(|p| Arc::strong_count(p) != 1) {
+        if parent.is_none_or(|p| Arc::strong_count(p) != 1) {
             return;
         }
         let mut next = self.parent.take();
@@ -366,6 +384,7 @@ impl<X: ?Sized> Drop for Node<X> {
 /// A node freed while still in its parent's child list leaves it: a finished scope or
 /// nursery stays in the list for as long as a future kept past it is in its own (see
 /// [`Node::detach_unless_kept`]). Any other node has left by then.
+#[inline]
 fn leave_list(key: u32, parent: Option<&Arc<Node>>) {
     if key < DROPPED_KEY {
         if let Some(parent) = parent {
@@ -385,6 +404,23 @@ struct Inner {
     /// every task's allocation: the lock's word does what the `AtomicWaker`'s state word
     /// did).
     waker: Option<Waker>,
+}
+
+impl Drop for Inner {
+    /// The common case, nothing boxed, inline in the node's drop; what is boxed goes out
+    /// of line.
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(rare) = self.rare.take() {
+            drop_rare(rare);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_rare(rare: Box<Rare>) {
+    drop(rare);
 }
 
 #[derive(Default)]
@@ -512,7 +548,7 @@ impl<X> Node<X> {
             root,
             cancelled: AtomicBool::new(false),
             reason: AtomicU8::new(NO_REASON),
-            caught: AtomicBool::new(false),
+            caught: AtomicU8::new(0),
             holds: AtomicU32::new(0),
             deadline: AtomicDeadline(AtomicI64::new(NO_DEADLINE)),
             deadline_set: AtomicBool::new(false),
@@ -715,11 +751,28 @@ impl<X: ?Sized> Node<X> {
     }
 
     pub(crate) fn caught(&self) -> bool {
-        self.caught.load(Ordering::Acquire)
+        self.caught.load(Ordering::Acquire) & CAUGHT != 0
     }
 
     pub(crate) fn set_caught(&self) {
-        self.caught.store(true, Ordering::Release);
+        self.caught.fetch_or(CAUGHT, Ordering::Release);
+    }
+
+    /// A task's handle is gone (sets [`HANDLE_GONE`]): whether the task had put its
+    /// result before ([`RESULT_PUT`]), which the handle then drops. The handle protocol
+    /// of `task::handle` (its invariant 1): exactly one of this and
+    /// [`result_put`](Node::result_put) sees the other's bit.
+    #[inline]
+    pub(crate) fn let_go_handle(&self) -> bool {
+        self.caught.fetch_or(HANDLE_GONE, Ordering::AcqRel) & RESULT_PUT != 0
+    }
+
+    /// A task has put its result for its handle (sets [`RESULT_PUT`]): whether the
+    /// handle was gone before ([`HANDLE_GONE`]), and the task takes the result back to
+    /// drop it. See [`let_go_handle`](Node::let_go_handle).
+    #[inline]
+    pub(crate) fn result_put(&self) -> bool {
+        self.caught.fetch_or(RESULT_PUT, Ordering::AcqRel) & HANDLE_GONE != 0
     }
 
     /// Keeps `waker` as the runner's, to be woken when the node is cancelled, its last
@@ -1488,7 +1541,7 @@ impl Node {
                 rare.detail = None;
             }
         }
-        self.caught.store(false, Ordering::Relaxed);
+        self.caught.store(0, Ordering::Relaxed);
         self.deadline_set.store(false, Ordering::Relaxed);
         self.finished.store(false, Ordering::Relaxed);
         self.store_deadline(deadline);

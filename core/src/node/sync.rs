@@ -140,6 +140,11 @@ mod imp {
                     let (o, before, after) = split(order, true, true);
                     fenced(before, after, || self.0.fetch_sub(v, o))
                 }
+
+                pub(crate) fn fetch_or(&self, v: $t, order: Ordering) -> $t {
+                    let (o, before, after) = split(order, true, true);
+                    fenced(before, after, || self.0.fetch_or(v, o))
+                }
             }
 
             impl ReadMut<$t> for $name {

@@ -595,7 +595,7 @@ impl<E> Kind<E> for Spawned {
         // Every child has finished and no more can be spawned. Free what children
         // finishing on other threads left, rather than keep it for as long as a `Nursery`
         // clone outlives the nursery. (`try_close` acquired the children's writes.)
-        shared.graves.reap(context::thread_key());
+        shared.graves.reap(context::thread_mark());
         Some(Closed {
             record: shared.lock().take(),
             outputs: (),

@@ -20,7 +20,7 @@ const DEAD_MAX: usize = 64;
 /// The allocations of a group's finished tasks, kept for the group's thread to free. See
 /// the [module docs](self).
 pub(crate) struct Graves {
-    /// The thread that last spawned into the group ([`context::thread_key`]), where
+    /// The thread that last spawned into the group ([`context::thread_mark`]), where
     /// tasks' allocations are freed.
     home: AtomicUsize,
     /// How many allocations `dead` holds, read without its lock.
@@ -33,7 +33,7 @@ impl Graves {
     /// A group's, made on its thread.
     pub(crate) fn new() -> Graves {
         Graves {
-            home: AtomicUsize::new(context::thread_key()),
+            home: AtomicUsize::new(context::thread_mark()),
             dead_len: AtomicUsize::new(0),
             dead: Mutex::new(Vec::new()),
         }
@@ -48,13 +48,22 @@ impl Graves {
     /// At most [`DEAD_MAX`] are kept: past that, the finishing thread frees them itself.
     /// Nothing of the task's is kept but the memory: its future, value and group
     /// reference were dropped when it finished.
+    ///
+    /// The check is inline, and all a task that finishes on the group's thread pays (a
+    /// load and a comparison: the thread's mark is an address, read without a call).
+    #[inline]
     pub(crate) fn bury(&self, cell: impl FnOnce() -> Arc<Node>) {
-        let key = context::thread_key();
-        if key == 0 || self.home.load(Ordering::Relaxed) == key {
-            return;
+        if self.home.load(Ordering::Relaxed) != context::thread_mark() {
+            self.keep(cell());
         }
+    }
+
+    /// Keeps `cell` for the group's thread ([`bury`](Graves::bury) on another thread).
+    #[cold]
+    #[inline(never)]
+    fn keep(&self, cell: Arc<Node>) {
         let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
-        dead.push(cell());
+        dead.push(cell);
         if dead.len() < DEAD_MAX {
             self.dead_len.store(dead.len(), Ordering::Relaxed);
             return;
@@ -67,20 +76,29 @@ impl Graves {
     }
 
     /// Frees what tasks that finished on other threads left ([`bury`](Graves::bury)),
-    /// and makes the calling thread (`key`, from [`context::thread_key`]) the group's.
+    /// and makes the calling thread (`key`, from [`context::thread_mark`]) the group's.
     /// Called on every spawn and when the group finishes, so nothing is kept past it.
+    /// Inline: on one thread, two loads and two comparisons.
+    #[inline]
     pub(crate) fn reap(&self, key: usize) {
         if self.home.load(Ordering::Relaxed) != key {
             self.home.store(key, Ordering::Relaxed);
         }
         if self.dead_len.load(Ordering::Relaxed) != 0 {
-            let batch = {
-                let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
-                self.dead_len.store(0, Ordering::Relaxed);
-                std::mem::take(&mut *dead)
-            };
-            // Outside the lock: a task's last reference may drop executor wakers.
-            drop(batch);
+            self.free_dead();
         }
+    }
+
+    /// Frees what [`keep`](Graves::keep) kept.
+    #[cold]
+    #[inline(never)]
+    fn free_dead(&self) {
+        let batch = {
+            let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+            self.dead_len.store(0, Ordering::Relaxed);
+            std::mem::take(&mut *dead)
+        };
+        // Outside the lock: a task's last reference may drop executor wakers.
+        drop(batch);
     }
 }

@@ -6,15 +6,18 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use super::raw::Label;
 use super::raw::PartRef;
 use crate::context;
 use crate::error::JoinError;
+use crate::node::sync::{Mutex, MutexGuard};
 use crate::node::Node;
 use crate::reason::{said, CancelReason};
+
+#[cfg(all(test, hatchery_loom))]
+mod loom;
 
 /// What a task shares with its [`TaskHandle`]: how it ended, and what it is called.
 ///
@@ -22,6 +25,30 @@ use crate::reason::{said, CancelReason};
 /// result or leaves its waker in one locked step, and the task's end puts the result and
 /// takes the waker in one. (A separate `AtomicWaker` took 24 bytes of every child,
 /// whether a handle was kept or not, and two more atomic operations per waiting join.)
+///
+/// A handle that goes before it took the result, and the task's end, agree on who drops
+/// the result without that lock, through two bits of the task's node (in the byte of its
+/// `caught` flag, which a task does not use: no room taken). The code that relies on one
+/// of these invariants cites it (`// Handle invariant 1:`); the loom model `loom.rs`
+/// beside this file checks them:
+///
+/// 1. **The second drops the result.** A handle that goes before it took the result sets
+///    the node's `HANDLE_GONE` bit ([`Node::let_go_handle`]); a task that has put its
+///    result in the slot sets `RESULT_PUT` ([`Node::result_put`]): one read-modify-write
+///    each, of the same byte, so one comes second and sees the other's bit. The second
+///    drops the result: the handle takes it out of the slot (under the lock: the task
+///    put it there before its bit, release and acquire), or the task takes it back. The
+///    first leaves it alone. So a handle dropped before its task ends takes no lock (and
+///    a task whose handle is gone by its end, which its runner tells from the reference
+///    count, puts nothing), and every result is dropped once: by the task if the handle
+///    went first (a panic there is the task's), by the handle otherwise.
+/// 2. **A join's waker goes with the join.** Only a [`Join`] leaves a waker in the slot
+///    (a [`TaskHandle`] never polls), and one that goes before it returned takes its
+///    waker out under the lock, then lets go as a handle does (invariant 1): a result the
+///    task put meanwhile stays for whichever of them comes second.
+/// 3. **Without a node, no handle.** A child with no node (an inline child made before
+///    it, which has no handle: `inline::cell`) puts its result without the bits, and
+///    nobody abandons it; it goes with the allocation.
 pub(crate) struct Output<T> {
     result: Mutex<Slot<T>>,
     label: Label,
@@ -34,10 +61,7 @@ impl<T> Output<T> {
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        !matches!(
-            *self.lock(),
-            Slot::Running | Slot::Waiting(_) | Slot::Abandoned
-        )
+        !matches!(*self.lock(), Slot::Running | Slot::Waiting(_))
     }
 
     /// The result, once the task has finished; else leaves `waker` to be woken when it
@@ -57,11 +81,6 @@ impl<T> Output<T> {
                 Slot::Taken => return Ok(Err(JoinError::cancelled())),
                 Slot::Waiting(old) if old.will_wake(waker) => {
                     *slot = Slot::Waiting(old);
-                    return Err(clone);
-                }
-                // Not while a join holds the task (only a gone handle abandons).
-                Slot::Abandoned => {
-                    *slot = Slot::Abandoned;
                     return Err(clone);
                 }
                 before @ (Slot::Running | Slot::Waiting(_)) => match clone.take() {
@@ -102,36 +121,61 @@ impl<T> Output<T> {
         }
     }
 
-    /// The task finished with `result`: keeps it for the handle and wakes its join, or
+    /// The task, whose node is `node` (`None`: a child without one, and so without a
+    /// handle), finished with `result`: keeps it for the handle and wakes its join, or
     /// hands it back to be dropped (outside the lock) if the handle is gone.
-    pub(crate) fn put(&self, result: Result<T, JoinError>) -> Option<Result<T, JoinError>> {
-        let mut slot = self.lock();
-        if let Slot::Abandoned = *slot {
-            return Some(result);
+    pub(crate) fn put(
+        &self,
+        node: Option<&Node>,
+        result: Result<T, JoinError>,
+    ) -> Option<Result<T, JoinError>> {
+        let before = std::mem::replace(&mut *self.lock(), Slot::Done(result));
+        // Handle invariant 1: put, then the bit; a handle that went meanwhile left the
+        // result to us. (Its waker is not woken: the join is gone.)
+        if node.is_some_and(Node::result_put) {
+            drop(before);
+            return self.take_done();
         }
-        let before = std::mem::replace(&mut *slot, Slot::Done(result));
-        drop(slot);
         if let Slot::Waiting(waker) = before {
             waker.wake();
         }
         None
     }
 
-    /// The handle is gone: hands back the result to be dropped (outside the lock) if the
-    /// task has finished; a task still running will drop its own.
-    fn abandon(&self) -> Option<Result<T, JoinError>> {
-        let mut slot = self.lock();
-        match std::mem::replace(&mut *slot, Slot::Taken) {
-            running @ (Slot::Running | Slot::Waiting(_)) => {
-                *slot = Slot::Abandoned;
-                // A join's waker goes after the lock.
-                drop(slot);
-                drop(running);
-                None
-            }
+    /// The result in the slot, taken out (`None` if none is there).
+    fn take_done(&self) -> Option<Result<T, JoinError>> {
+        match std::mem::replace(&mut *self.lock(), Slot::Taken) {
             Slot::Done(result) => Some(result),
-            Slot::Abandoned | Slot::Taken => None,
+            _ => None,
         }
+    }
+
+    /// The handle of the task whose node is `node` is gone: hands back the result to be
+    /// dropped (outside the lock) if the task has put it; a task still running will drop
+    /// its own. Takes no lock then (handle invariant 1).
+    #[inline]
+    fn abandon(&self, node: &Node) -> Option<Result<T, JoinError>> {
+        match node.let_go_handle() {
+            true => self.take_done(),
+            false => None,
+        }
+    }
+
+    /// [`abandon`](Output::abandon) for a join, which may have left its waker in the
+    /// slot: taken out first, under the lock, and dropped after it (handle invariant 2).
+    fn abandon_join(&self, node: &Node) -> Option<Result<T, JoinError>> {
+        let waker = {
+            let mut slot = self.lock();
+            match std::mem::replace(&mut *slot, Slot::Running) {
+                Slot::Waiting(waker) => Some(waker),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        drop(waker);
+        self.abandon(node)
     }
 }
 
@@ -140,8 +184,6 @@ enum Slot<T> {
     Running,
     /// Running, and a join waits for it: its waker.
     Waiting(Waker),
-    /// Running, and its handle is gone.
-    Abandoned,
     Done(Result<T, JoinError>),
     Taken,
 }
@@ -194,7 +236,8 @@ pub struct TaskHandle<T> {
 
 /// What a handle (or its `Join`) holds of its child: a spawned task's allocation, or an
 /// inline child's cell. When it goes before the result was taken, the result is dropped:
-/// here if the child has finished, by the child otherwise.
+/// here if the child has finished, by the child otherwise (the `Drop` of `TaskHandle` and
+/// of `Join`, [`let_go`](HandleCell::let_go)).
 struct HandleCell<T>(Option<PartRef<Output<T>>>);
 
 impl<T> TaskHandle<T> {
@@ -224,11 +267,39 @@ impl<T> HandleCell<T> {
     }
 }
 
-impl<T> Drop for HandleCell<T> {
+impl<T> HandleCell<T> {
+    /// Lets go of the task before its result was taken (then the reference goes), as a
+    /// handle (which never left a waker).
+    #[inline]
+    fn let_go(cell: &PartRef<Output<T>>) {
+        let (output, node) = cell.with_node();
+        // Dropped outside the slot's lock: it may run user code.
+        drop(output.abandon(node));
+    }
+
+    /// [`let_go`](HandleCell::let_go) as a join (which may have left its waker in the
+    /// slot).
+    #[inline(never)]
+    fn let_go_join(cell: &PartRef<Output<T>>) {
+        let (output, node) = cell.with_node();
+        drop(output.abandon_join(node));
+    }
+}
+
+impl<T> Drop for TaskHandle<T> {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(cell) = &self.0 {
-            // Dropped outside the slot's lock: it may run user code.
-            drop(cell.part().abandon());
+        if let Some(cell) = &self.cell.0 {
+            HandleCell::let_go(cell);
+        }
+    }
+}
+
+impl<T> Drop for Join<T> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(cell) = &self.cell.0 {
+            HandleCell::let_go_join(cell);
         }
     }
 }

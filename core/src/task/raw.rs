@@ -198,7 +198,8 @@ pub(crate) trait Body: Send + Sync + 'static {
         cx: &mut Context<'_>,
     ) -> Poll<()>;
 
-    /// The executor dropped the task (finished or not).
+    /// The executor dropped the task before it finished: not called once the runner's
+    /// end has marked the node finished ([`Node::finish`]).
     fn abort(&self, node: &Node, own: &mut Own, state: Pin<&mut Self::State>);
 }
 
@@ -289,6 +290,12 @@ pub(crate) unsafe trait Part<P> {
 
     /// The child's node.
     fn node(&self) -> &Node;
+
+    /// What the handle reads and the child's node, in one call.
+    #[inline]
+    fn with_node(&self) -> (&P, &Node) {
+        (self.part(), self.node())
+    }
 
     /// Cancels the child from its handle, with `detail`, and makes sure it sees it.
     fn cancel(&self, detail: Detail) {
@@ -475,7 +482,16 @@ impl<B: Body, K: Keeping> Run for Node<Cell<B, K>> {
         self.ext.body.poll(self, &mut own, state, cx)
     }
 
+    #[inline]
     fn drop_run(&self, lend: Lend<'_>) {
+        // A task that has finished has nothing left to abort: its runner's end marks the
+        // node finished as its last step on the task's state (`Node::finish`, which
+        // nothing else calls on a task's root), after it took the future and the group.
+        // Read with acquire: the executor drops its task after the poll that ended it,
+        // on that thread or after handing the task over.
+        if self.is_finished() {
+            return;
+        }
         let mut own = Own::lend(lend, self);
         // SAFETY: as in `poll_run`.
         let state = unsafe { self.ext.state() };

@@ -158,7 +158,7 @@ where
 {
     // Frees what children finished on other threads left, and makes this the group's
     // thread (see `Graves::bury`).
-    group.graves().reap(context::thread_key());
+    group.graves().reap(context::thread_mark());
     let span = trace::Span::task(&group.trace_parent(), label.name_str(), label.site());
     let body = TaskBody {
         output: Output::new(label),
@@ -241,7 +241,17 @@ where
                     // Spawned: the parent is the nursery's node, and stays so (node
                     // invariant 6).
                     let group = this.group.as_ref();
-                    node.inherit(group.is_some_and(|g| g.node().is_cancelled()));
+                    let outer = group.is_some_and(|g| g.node().is_cancelled());
+                    node.inherit(outer);
+                    // One walk up the tree in this poll, not one more in a sleep first
+                    // polled in the root's context: that sleep is pending whatever it
+                    // finds, and a cancellation that comes after this check (from another
+                    // thread, or from the task's own code) is found by the link after the
+                    // poll (node invariant 5) and `should_drop`, as one that comes after
+                    // the sleep's own check would be.
+                    if !outer && !node.is_marked() {
+                        context::mark_checked(node);
+                    }
                 }
             }
             let was_cancelled = node.is_marked();
@@ -406,7 +416,7 @@ where
             false => Arc::strong_count(own.get()) > 1,
         };
         let unwanted = if watched {
-            self.output.put(result)
+            self.output.put(Some(node), result)
         } else {
             Some(result)
         };

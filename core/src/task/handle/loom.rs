@@ -1,0 +1,131 @@
+//! Loom models of the handle protocol ([`Output`]'s invariants): a handle let go of as
+//! its task ends, on two threads, through the real `Output` and `Node` (whose bits and
+//! whose slot's lock are loom's under `--cfg hatchery_loom`, `node::sync`):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg hatchery_loom" cargo test -p hatchery --lib --release loom
+//! ```
+//!
+//! Each model checks, in every interleaving (up to loom's preemption bound), that the
+//! result is dropped exactly once by the time both sides are done, never left in the
+//! slot (invariant 1), and that a join's waker does not stay behind it (invariant 2).
+
+use std::panic::Location;
+use std::sync::atomic::{AtomicUsize as StdCount, Ordering as StdOrdering};
+use std::sync::Arc;
+use std::task::{Wake, Waker};
+use std::time::Instant;
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+use super::{Output, Slot};
+use crate::node::{Label, Node};
+
+/// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset, as
+/// the cancel tree's models do) and prints how many executions it took.
+fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(3);
+    }
+    let runs = Arc::new(StdCount::new(0));
+    let counted = runs.clone();
+    let started = Instant::now();
+    builder.check(move || {
+        counted.fetch_add(1, StdOrdering::Relaxed);
+        f();
+    });
+    println!(
+        "loom model {name}: {} executions in {:.1?} (preemption bound {:?})",
+        runs.load(StdOrdering::Relaxed),
+        started.elapsed(),
+        builder.preemption_bound,
+    );
+}
+
+/// A task's value that counts its drops (in a loom atomic).
+struct Value(Arc<AtomicUsize>);
+
+impl Drop for Value {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A join's waker, counting its wake-ups.
+struct Count(AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A task's node (under a nursery's) and its output, as a spawned task has them.
+fn task() -> (Arc<Node>, Arc<Node>, Arc<Output<Value>>) {
+    let nursery = Node::new(false, true);
+    let node: Arc<Node> = Arc::new(Node::task_root(&nursery, (), false));
+    let output = Arc::new(Output::new(Label::at(Location::caller())));
+    (nursery, node, output)
+}
+
+/// The task's end on another thread: puts its value, and drops it if handed back.
+fn end(
+    node: &Arc<Node>,
+    output: &Arc<Output<Value>>,
+    drops: &Arc<AtomicUsize>,
+) -> thread::JoinHandle<()> {
+    let (node, output, value) = (node.clone(), output.clone(), Value(drops.clone()));
+    thread::spawn(move || drop(output.put(Some(&node), Ok(value))))
+}
+
+/// Whether the slot still holds a result, or a join's waker.
+fn left(output: &Output<Value>) -> (bool, bool) {
+    let slot = output.lock();
+    (
+        matches!(*slot, Slot::Done(_)),
+        matches!(*slot, Slot::Waiting(_)),
+    )
+}
+
+/// A handle dropped as its task ends (`TaskHandle`'s drop, no lock): the value is dropped
+/// once, by whichever side came second, and not left in the slot.
+#[test]
+fn loom_handle_dropped_as_the_task_ends() {
+    model("handle_dropped_as_the_task_ends", || {
+        let (_nursery, node, output) = task();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let ending = end(&node, &output, &drops);
+        drop(output.abandon(&node));
+        ending.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "invariant 1: dropped once");
+        assert!(!left(&output).0, "invariant 1: not left in the slot");
+    });
+}
+
+/// A join polled once (its waker left in the slot, or the value taken if the task was
+/// done), then dropped as the task ends: the value is dropped once and not left, and the
+/// waker does not stay in the slot.
+#[test]
+fn loom_join_dropped_as_the_task_ends() {
+    model("join_dropped_as_the_task_ends", || {
+        let (_nursery, node, output) = task();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let woken = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(woken.clone());
+        let ending = end(&node, &output, &drops);
+        match output.take_or_wait(&waker) {
+            Ok(result) => drop(result),
+            Err(replaced) => {
+                drop(replaced);
+                drop(output.abandon_join(&node));
+            }
+        }
+        ending.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "invariant 1: dropped once");
+        let (done, waiting) = left(&output);
+        assert!(!done, "invariant 1: not left in the slot");
+        assert!(!waiting, "invariant 2: the join's waker goes with it");
+    });
+}
