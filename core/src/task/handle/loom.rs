@@ -20,7 +20,8 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
 use super::{Output, Slot};
-use crate::node::{Label, Node};
+use crate::node::Node;
+use crate::task::raw::Label;
 
 /// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset, as
 /// the cancel tree's models do) and prints how many executions it took.
