@@ -134,6 +134,9 @@ struct Exec {
     /// The owner's waker registered in the alarm, which keeps it (invariant 6), to tell
     /// whether a new one must be (`Waker::will_wake`).
     registered: Option<Waker>,
+    /// Armed on a test run's virtual clock (`settle`'s `exact`): then the deadline it is
+    /// armed for has come once the clock says so, fired or not (see [`TimerSlot::fire`]).
+    exact: bool,
 }
 
 /// What the executor timer wakes: it records that the timer fired, then wakes the owner
@@ -299,10 +302,25 @@ impl TimerSlot {
         let Some(exec) = t.exec.as_mut() else {
             return;
         };
-        if t.armed.is_none() || !exec.alarm.fired.swap(false, Ordering::AcqRel) {
+        let Some(armed) = t.armed else {
             return;
+        };
+        if !exec.alarm.fired.swap(false, Ordering::AcqRel) {
+            // On a virtual clock, the deadline it is armed for (exactly, invariant 4) may
+            // have come all the same: the clock's jump wakes the timers due at that
+            // instant one after another, and another timer of the owner's (a sleep's
+            // own) may have woken it, and it may be polled on another thread, before the
+            // jump reaches the alarm. The deadlines due at one instant are all seen in
+            // the first poll at it, as when the alarm is first: a deadline wins its tie
+            // with a sleep, and cancels a `sleep(0)` or a checkpoint at that instant (D7,
+            // D9). So it reads the clock. (On real time no two timers are due at once
+            // for sure, and the clock is not read on every poll.)
+            if !exec.exact || word_deadline(armed) > rt.now() {
+                return;
+            }
         }
-        // (The alarm still holds the owner's waker: invariant 6.)
+        // (The alarm still holds the owner's waker: invariant 6; a fire still to come
+        // only wakes the owner once more.)
         let mut cx = Context::from_waker(&exec.waker);
         if exec.timer.as_mut().poll(&mut cx).is_pending() {
             return;
@@ -377,7 +395,7 @@ impl Timers {
                     exec.timer.as_mut().reset(at);
                     exec
                 }
-                None => t.exec.insert(Exec::new(rt.sleep_until(at))),
+                None => t.exec.insert(Exec::new(rt.sleep_until(at), exact)),
             };
             t.armed = Some(word);
             // The owner is registered before the timer can fire (invariant 5).
@@ -404,7 +422,7 @@ impl Timers {
 }
 
 impl Exec {
-    fn new(timer: Pin<Box<dyn Sleep>>) -> Exec {
+    fn new(timer: Pin<Box<dyn Sleep>>, exact: bool) -> Exec {
         let alarm = Arc::new(Alarm {
             fired: AtomicBool::new(false),
             owner: Mutex::new(None),
@@ -414,6 +432,7 @@ impl Exec {
             waker: Waker::from(alarm.clone()),
             alarm,
             registered: None,
+            exact,
         }
     }
 
@@ -940,6 +959,38 @@ mod tests {
     #[test]
     fn rearmed_after_a_fire_in_the_poll_real() {
         rearmed_after_a_fire_in_the_poll(false);
+    }
+
+    /// On a virtual clock, the deadline the timer is armed for has come when the owner is
+    /// polled, but its alarm has not fired yet (the clock's jump woke the owner through
+    /// another timer first): the poll takes the entry out all the same, so that a
+    /// deadline and a sleep due at one instant are seen in one poll (D7). On real time it
+    /// waits for the alarm.
+    #[test]
+    fn a_virtual_deadline_is_due_by_the_clock_before_its_alarm() {
+        for exact in [true, false] {
+            let start = Instant::now();
+            let rt = ManualRt::new(start);
+            let count = Arc::new(Count::default());
+            let waker = Waker::from(count.clone());
+            let t1 = start + Duration::from_secs(1);
+            let mut slot = TimerSlot(Some(Timers::new()));
+
+            slot.fire(&rt);
+            queue(&mut slot).insert(word(t1)).expect("room");
+            slot.settle(&rt, &waker, exact);
+
+            // The clock is at t1; the timer has not fired yet.
+            *rt.0.now.lock().unwrap() = t1;
+            slot.fire(&rt);
+            assert_eq!(queue(&mut slot).entries.is_empty(), exact, "exact: {exact}");
+            slot.settle(&rt, &waker, exact);
+            // Then it fires: a wake-up more, nothing lost.
+            rt.advance(t1);
+            slot.fire(&rt);
+            slot.settle(&rt, &waker, exact);
+            assert!(queue(&mut slot).entries.is_empty(), "exact: {exact}");
+        }
     }
 
     /// The same on real time, through the other re-arm: the fire comes in the poll, an
