@@ -65,7 +65,10 @@
 //!    an instant that no deadline or sleep waits for (rule D11).
 //! 5. **The alarm is set before the owner is woken.** The executor timer is polled with
 //!    the owner's alarm ([`Alarm`]), which records that it fired and then wakes the owner:
-//!    the owner polls its executor timer only when the alarm has fired, not on each poll.
+//!    the owner polls its executor timer only when the alarm has fired, not on each poll
+//!    (on a virtual clock, also once the clock has reached the instant it is armed for,
+//!    which a jump may wake the owner for through another timer first:
+//!    [`TimerSlot::fire`]).
 //! 6. **The alarm keeps the owner's waker.** A fire wakes the owner's waker and leaves it
 //!    in the alarm; only the owner replaces it (registering another) or takes it out (no
 //!    entry left). So what the owner remembers having registered (`Exec::registered`) is
