@@ -65,7 +65,21 @@
 //!    an instant that no deadline or sleep waits for (rule D11).
 //! 5. **The alarm is set before the owner is woken.** The executor timer is polled with
 //!    the owner's alarm ([`Alarm`]), which records that it fired and then wakes the owner:
-//!    the owner polls its executor timer only when the alarm has fired, not on each poll.
+//!    the owner polls its executor timer only when the alarm has fired, not on each poll
+//!    (on a virtual clock, also once the clock has reached the instant it is armed for,
+//!    which a jump may wake the owner for through another timer first:
+//!    [`TimerSlot::fire`]).
+//! 6. **The alarm keeps the owner's waker.** A fire wakes the owner's waker and leaves it
+//!    in the alarm; only the owner replaces it (registering another) or takes it out (no
+//!    entry left). So what the owner remembers having registered (`Exec::registered`) is
+//!    what the alarm holds, whatever fires meanwhile, and the owner registers again only
+//!    when its waker changes. The alarm may fire at any moment of the owner's poll (the
+//!    executor's timer runs on another thread; a virtual clock jumps on the thread of the
+//!    last task to block, and may wake the owner through another of its timers first),
+//!    also after [`TimerSlot::fire`] has looked and before [`TimerSlot::settle`] re-arms
+//!    the timer and clears the flag of that fire. (An alarm whose wake took the waker
+//!    out, as `AtomicWaker`'s does, lost the owner there: re-armed, the timer woke
+//!    nobody when it fired, and the owner slept through its deadlines for good.)
 //!
 //! A registrant that finds the queue full ([`MAX_ENTRIES`]) arms a timer of its own.
 //!
@@ -84,11 +98,9 @@ use std::cell::Cell;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
-
-use atomic_waker::AtomicWaker;
 
 use crate::node::{deadline_word, word_deadline};
 use crate::rt::{self, Runtime, Sleep};
@@ -122,16 +134,30 @@ struct Exec {
     alarm: Arc<Alarm>,
     /// `alarm` as a waker, to poll `timer` with.
     waker: Waker,
-    /// The owner's waker registered in the alarm, if still there, to tell whether a new
-    /// one must be (`Waker::will_wake`).
+    /// The owner's waker registered in the alarm, which keeps it (invariant 6), to tell
+    /// whether a new one must be (`Waker::will_wake`).
     registered: Option<Waker>,
+    /// Armed on a test run's virtual clock (`settle`'s `exact`): then the deadline it is
+    /// armed for has come once the clock says so, fired or not (see [`TimerSlot::fire`]).
+    exact: bool,
 }
 
 /// What the executor timer wakes: it records that the timer fired, then wakes the owner
-/// (invariant 5).
+/// (invariant 5), whose waker it keeps (invariant 6).
 struct Alarm {
     fired: AtomicBool,
-    owner: AtomicWaker,
+    /// The owner's waker; `None` while the owner has no entry (a fire then only sets
+    /// `fired`). Under the lock, a waker is only moved in or out, or cloned: it is woken,
+    /// and an old one dropped, after the lock (as node locks keep no foreign code under
+    /// them, `node` deadlock safety 3; a clone of an executor's waker takes no lock of
+    /// hatchery's).
+    owner: Mutex<Option<Waker>>,
+}
+
+impl Alarm {
+    fn owner(&self) -> MutexGuard<'_, Option<Waker>> {
+        self.owner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Wake for Alarm {
@@ -141,7 +167,12 @@ impl Wake for Alarm {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.fired.store(true, Ordering::Release);
-        self.owner.wake();
+        // Woken, not taken out (invariant 6). A registration the lock orders before this
+        // read is woken here; one after it reads `fired` (see `Exec::register`).
+        let owner = self.owner().clone();
+        if let Some(owner) = owner {
+            owner.wake();
+        }
     }
 }
 
@@ -274,11 +305,25 @@ impl TimerSlot {
         let Some(exec) = t.exec.as_mut() else {
             return;
         };
-        if t.armed.is_none() || !exec.alarm.fired.swap(false, Ordering::AcqRel) {
+        let Some(armed) = t.armed else {
             return;
+        };
+        if !exec.alarm.fired.swap(false, Ordering::AcqRel) {
+            // On a virtual clock, the deadline it is armed for (exactly, invariant 4) may
+            // have come all the same: the clock's jump wakes the timers due at that
+            // instant one after another, and another timer of the owner's (a sleep's
+            // own) may have woken it, and it may be polled on another thread, before the
+            // jump reaches the alarm. The deadlines due at one instant are all seen in
+            // the first poll at it, as when the alarm is first: a deadline wins its tie
+            // with a sleep, and cancels a `sleep(0)` or a checkpoint at that instant (D7,
+            // D9). So it reads the clock. (On real time no two timers are due at once
+            // for sure, and the clock is not read on every poll.)
+            if !exec.exact || word_deadline(armed) > rt.now() {
+                return;
+            }
         }
-        // The alarm took the owner's waker out as it woke it.
-        exec.registered = None;
+        // (The alarm still holds the owner's waker: invariant 6; a fire still to come
+        // only wakes the owner once more.)
         let mut cx = Context::from_waker(&exec.waker);
         if exec.timer.as_mut().poll(&mut cx).is_pending() {
             return;
@@ -346,12 +391,14 @@ impl Timers {
             let exec = match &mut t.exec {
                 Some(exec) => {
                     // A wake-up of the timer as it was is no news any more (a fire of the
-                    // new one shows when it is polled below).
+                    // new one shows when it is polled below). One that came during this
+                    // poll woke the owner and left its waker registered (invariant 6):
+                    // clearing its flag loses nobody.
                     exec.alarm.fired.store(false, Ordering::Release);
                     exec.timer.as_mut().reset(at);
                     exec
                 }
-                None => t.exec.insert(Exec::new(rt.sleep_until(at))),
+                None => t.exec.insert(Exec::new(rt.sleep_until(at), exact)),
             };
             t.armed = Some(word);
             // The owner is registered before the timer can fire (invariant 5).
@@ -378,16 +425,17 @@ impl Timers {
 }
 
 impl Exec {
-    fn new(timer: Pin<Box<dyn Sleep>>) -> Exec {
+    fn new(timer: Pin<Box<dyn Sleep>>, exact: bool) -> Exec {
         let alarm = Arc::new(Alarm {
             fired: AtomicBool::new(false),
-            owner: AtomicWaker::new(),
+            owner: Mutex::new(None),
         });
         Exec {
             timer,
             waker: Waker::from(alarm.clone()),
             alarm,
             registered: None,
+            exact,
         }
     }
 
@@ -395,12 +443,16 @@ impl Exec {
     /// it registered it anew.
     #[inline]
     fn register(&mut self, waker: &Waker) -> bool {
+        // The alarm keeps what was registered (invariant 6): the same waker is there.
         if self.registered.as_ref().is_some_and(|w| w.will_wake(waker)) {
             return false;
         }
-        // `AtomicWaker::register` orders this with the alarm's wake: a fire whose wake
-        // found no waker set `fired` before, and the caller sees it.
-        self.alarm.owner.register(waker);
+        // Cloned and dropped outside the lock. The lock orders this with the alarm's
+        // wake: a fire that read the slot before found the old waker (or none) and set
+        // `fired` before, which the caller reads after; one after wakes this waker.
+        let new = waker.clone();
+        let old = self.alarm.owner().replace(new);
+        drop(old);
         self.registered = Some(waker.clone());
         true
     }
@@ -409,7 +461,8 @@ impl Exec {
     #[inline]
     fn unregister(&mut self) {
         if self.registered.take().is_some() {
-            drop(self.alarm.owner.take());
+            let old = self.alarm.owner().take();
+            drop(old);
         }
     }
 }
@@ -715,4 +768,270 @@ timers. Await it in hatchery code, or use the executor's own sleep there";
 /// Identifies a runtime by its address.
 pub(crate) fn runtime_id(rt: &dyn Runtime) -> usize {
     (rt as *const dyn Runtime).cast::<u8>() as usize
+}
+
+#[cfg(test)]
+mod tests {
+    //! The owner's queue driven by hand, on a runtime whose one timer the test fires: the
+    //! interleavings of the alarm with the owner's poll, one at a time.
+
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::{Duration, Instant};
+
+    use super::{TimerSlot, Timers};
+    use crate::node::deadline_word;
+    use crate::rt::{Runtime, Sleep, Task};
+
+    /// A clock the test moves, and the timers made on it (the executor's side).
+    struct Manual {
+        now: Mutex<Instant>,
+        timers: Mutex<Vec<Arc<Mutex<Armed>>>>,
+    }
+
+    #[derive(Default)]
+    struct Armed {
+        deadline: Option<Instant>,
+        waker: Option<Waker>,
+    }
+
+    struct ManualSleep {
+        rt: Arc<Manual>,
+        armed: Arc<Mutex<Armed>>,
+    }
+
+    impl Future for ManualSleep {
+        type Output = ();
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let now = *self.rt.now.lock().unwrap();
+            let mut armed = self.armed.lock().unwrap();
+            if armed.deadline.is_some_and(|d| d <= now) {
+                armed.waker = None;
+                return Poll::Ready(());
+            }
+            armed.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    impl Sleep for ManualSleep {
+        fn reset(self: Pin<&mut Self>, deadline: Instant) {
+            let mut armed = self.armed.lock().unwrap();
+            armed.deadline = Some(deadline);
+            armed.waker = None;
+        }
+    }
+
+    /// The runtime seam over a [`Manual`] clock.
+    struct ManualRt(Arc<Manual>);
+
+    impl Runtime for ManualRt {
+        fn spawn(&self, _: Task) {
+            unreachable!("no task is spawned here")
+        }
+
+        fn now(&self) -> Instant {
+            *self.0.now.lock().unwrap()
+        }
+
+        fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+            let armed = Arc::new(Mutex::new(Armed {
+                deadline: Some(deadline),
+                waker: None,
+            }));
+            self.0.timers.lock().unwrap().push(armed.clone());
+            Box::pin(ManualSleep {
+                rt: self.0.clone(),
+                armed,
+            })
+        }
+
+        fn spawn_blocking(&self, _: Box<dyn FnOnce() + Send>) {
+            unreachable!("no blocking work here")
+        }
+    }
+
+    impl ManualRt {
+        fn new(start: Instant) -> ManualRt {
+            ManualRt(Arc::new(Manual {
+                now: Mutex::new(start),
+                timers: Mutex::new(Vec::new()),
+            }))
+        }
+
+        /// Moves the clock to `to`, and fires what is due, as an executor's timer does:
+        /// wakes the waker it was polled with.
+        fn advance(&self, to: Instant) {
+            *self.0.now.lock().unwrap() = to;
+            let due: Vec<Waker> = self
+                .0
+                .timers
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|armed| {
+                    let mut armed = armed.lock().unwrap();
+                    match armed.deadline {
+                        Some(d) if d <= to => armed.waker.take(),
+                        _ => None,
+                    }
+                })
+                .collect();
+            due.into_iter().for_each(Waker::wake);
+        }
+    }
+
+    /// The owner's waker: counts its wake-ups.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn word(at: Instant) -> i64 {
+        deadline_word(at).expect("a near deadline has a word")
+    }
+
+    fn queue(slot: &mut TimerSlot) -> &mut Timers {
+        slot.0.as_deref_mut().expect("a queue")
+    }
+
+    /// The alarm fires while the owner is polled, after `fire` has looked (the timer's
+    /// thread, or a virtual clock's jump on another thread), and in the same poll the
+    /// owner's timer is re-armed for another deadline: the owner must still be woken when
+    /// that one comes. (The alarm used to take the owner's waker out as it woke it, and
+    /// the re-arm cleared the flag that said so: the owner kept a timer that woke nobody,
+    /// the lost wake-up behind a deadlock of `deadline_model` on `TokioMulti`.)
+    fn rearmed_after_a_fire_in_the_poll(exact: bool) {
+        let start = Instant::now();
+        let rt = ManualRt::new(start);
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let (t1, t2) = (
+            start + Duration::from_secs(2),
+            start + Duration::from_secs(3),
+        );
+        let mut slot = TimerSlot(Some(Timers::new()));
+
+        // Poll 1: a deadline at t1; the timer is armed for it.
+        slot.fire(&rt);
+        let seq1 = queue(&mut slot).insert(word(t1)).expect("room");
+        slot.settle(&rt, &waker, exact);
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+
+        // Poll 2, woken by something else: `fire` finds nothing yet.
+        slot.fire(&rt);
+        // Meanwhile the clock reaches t1 and the timer fires: the owner is woken.
+        rt.advance(t1);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        // Still in poll 2: the registrant of t1 goes (it saw its deadline on the clock),
+        // another comes for t2. The timer is re-armed for t2.
+        queue(&mut slot).remove(word(t1), seq1);
+        queue(&mut slot).insert(word(t2)).expect("room");
+        slot.settle(&rt, &waker, exact);
+
+        // Poll 3, for the wake-up of the fire: nothing due.
+        slot.fire(&rt);
+        slot.settle(&rt, &waker, exact);
+        let before = count.0.load(Ordering::SeqCst);
+
+        // t2 comes: the timer fires, and the owner must hear of it.
+        rt.advance(t2);
+        assert!(
+            count.0.load(Ordering::SeqCst) > before,
+            "the owner's timer fired at its deadline, and nobody was woken (exact: {exact})"
+        );
+        slot.fire(&rt);
+        assert!(
+            queue(&mut slot).entries.is_empty(),
+            "t2 was taken out as due"
+        );
+    }
+
+    #[test]
+    fn rearmed_after_a_fire_in_the_poll_virtual() {
+        rearmed_after_a_fire_in_the_poll(true);
+    }
+
+    #[test]
+    fn rearmed_after_a_fire_in_the_poll_real() {
+        rearmed_after_a_fire_in_the_poll(false);
+    }
+
+    /// On a virtual clock, the deadline the timer is armed for has come when the owner is
+    /// polled, but its alarm has not fired yet (the clock's jump woke the owner through
+    /// another timer first): the poll takes the entry out all the same, so that a
+    /// deadline and a sleep due at one instant are seen in one poll (D7). On real time it
+    /// waits for the alarm.
+    #[test]
+    fn a_virtual_deadline_is_due_by_the_clock_before_its_alarm() {
+        for exact in [true, false] {
+            let start = Instant::now();
+            let rt = ManualRt::new(start);
+            let count = Arc::new(Count::default());
+            let waker = Waker::from(count.clone());
+            let t1 = start + Duration::from_secs(1);
+            let mut slot = TimerSlot(Some(Timers::new()));
+
+            slot.fire(&rt);
+            queue(&mut slot).insert(word(t1)).expect("room");
+            slot.settle(&rt, &waker, exact);
+
+            // The clock is at t1; the timer has not fired yet.
+            *rt.0.now.lock().unwrap() = t1;
+            slot.fire(&rt);
+            assert_eq!(queue(&mut slot).entries.is_empty(), exact, "exact: {exact}");
+            slot.settle(&rt, &waker, exact);
+            // Then it fires: a wake-up more, nothing lost.
+            rt.advance(t1);
+            slot.fire(&rt);
+            slot.settle(&rt, &waker, exact);
+            assert!(queue(&mut slot).entries.is_empty(), "exact: {exact}");
+        }
+    }
+
+    /// The same on real time, through the other re-arm: the fire comes in the poll, an
+    /// entry earlier than the armed one has come meanwhile and is found due, with the
+    /// armed one, when the poll settles; the timer is re-armed for the next entry.
+    #[test]
+    fn rearmed_after_due_entries_in_the_poll() {
+        let start = Instant::now();
+        let rt = ManualRt::new(start);
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let t0 = start + Duration::from_secs(1);
+        let (t1, t2) = (
+            start + Duration::from_secs(2),
+            start + Duration::from_secs(3),
+        );
+        let mut slot = TimerSlot(Some(Timers::new()));
+
+        slot.fire(&rt);
+        queue(&mut slot).insert(word(t1)).expect("room");
+        queue(&mut slot).insert(word(t2)).expect("room");
+        slot.settle(&rt, &waker, false);
+
+        // Poll 2: an earlier deadline comes; the poll runs past t1, and the timer fires.
+        slot.fire(&rt);
+        queue(&mut slot).insert(word(t0)).expect("room");
+        rt.advance(t1);
+        slot.settle(&rt, &waker, false);
+
+        // Polls for the wake-ups: nothing more is due.
+        slot.fire(&rt);
+        slot.settle(&rt, &waker, false);
+        let before = count.0.load(Ordering::SeqCst);
+
+        rt.advance(t2);
+        assert!(
+            count.0.load(Ordering::SeqCst) > before,
+            "the owner's timer fired at its deadline, and nobody was woken"
+        );
+    }
 }
