@@ -28,37 +28,15 @@
 //!   duplicate key polls nobody), and never twice for one wake-up.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize as StdCount, Ordering as StdOrdering};
 use std::sync::Arc;
 use std::task::{Wake, Waker};
-use std::time::Instant;
 
 use loom::future::AtomicWaker;
 use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use loom::sync::Mutex;
 use loom::thread;
 
-/// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset, as
-/// the cancel tree's models do) and prints how many executions it took.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    let runs = Arc::new(StdCount::new(0));
-    let counted = runs.clone();
-    let started = Instant::now();
-    builder.check(move || {
-        counted.fetch_add(1, StdOrdering::Relaxed);
-        f();
-    });
-    println!(
-        "loom model {name}: {} executions in {:.1?} (preemption bound {:?})",
-        runs.load(StdOrdering::Relaxed),
-        started.elapsed(),
-        builder.preemption_bound,
-    );
-}
+use crate::node::loom::model;
 
 /// The nursery's task: counts its wake-ups (a loom atomic, so that reading it is
 /// modelled).

@@ -31,9 +31,10 @@ use loom::thread;
 
 use super::{Hold, Node, Reason, DROPPED_KEY};
 
-/// Runs `f` under loom, with its default preemption bound unless `LOOM_MAX_PREEMPTIONS`
-/// says otherwise (as loom's own `model` does), and prints how many executions it took.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+/// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset)
+/// and prints how many executions it took. The other loom models of the crate
+/// (`task::raw`'s, `task::handle`'s, `inline`'s) run through it too.
+pub(crate) fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(3);

@@ -138,7 +138,7 @@ use self::sync::{
 };
 
 #[cfg(all(test, hatchery_loom))]
-mod loom;
+pub(crate) mod loom;
 pub(crate) mod sync;
 #[cfg(all(test, not(hatchery_loom)))]
 mod tests;

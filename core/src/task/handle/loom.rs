@@ -11,39 +11,16 @@
 //! slot (invariant 1), and that a join's waker does not stay behind it (invariant 2).
 
 use std::panic::Location;
-use std::sync::atomic::{AtomicUsize as StdCount, Ordering as StdOrdering};
 use std::sync::Arc;
 use std::task::{Wake, Waker};
-use std::time::Instant;
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
 use super::{Output, Slot};
+use crate::node::loom::model;
 use crate::node::Node;
 use crate::task::raw::Label;
-
-/// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset, as
-/// the cancel tree's models do) and prints how many executions it took.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    let runs = Arc::new(StdCount::new(0));
-    let counted = runs.clone();
-    let started = Instant::now();
-    builder.check(move || {
-        counted.fetch_add(1, StdOrdering::Relaxed);
-        f();
-    });
-    println!(
-        "loom model {name}: {} executions in {:.1?} (preemption bound {:?})",
-        runs.load(StdOrdering::Relaxed),
-        started.elapsed(),
-        builder.preemption_bound,
-    );
-}
 
 /// A task's value that counts its drops (in a loom atomic).
 struct Value(Arc<AtomicUsize>);

@@ -18,36 +18,12 @@
 //! happen before that drop, through the reference count's release and acquire), and no
 //! value dropped twice or leaked.
 
-use std::sync::atomic::{AtomicUsize as StdCount, Ordering as StdOrdering};
-use std::time::Instant;
-
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
 use super::{KeepSlot, Keeping};
-
-/// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset, as
-/// the cancel tree's models do) and prints how many executions it took.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    let runs = std::sync::Arc::new(StdCount::new(0));
-    let counted = runs.clone();
-    let started = Instant::now();
-    builder.check(move || {
-        counted.fetch_add(1, StdOrdering::Relaxed);
-        f();
-    });
-    println!(
-        "loom model {name}: {} executions in {:.1?} (preemption bound {:?})",
-        runs.load(StdOrdering::Relaxed),
-        started.elapsed(),
-        builder.preemption_bound,
-    );
-}
+use crate::node::loom::model;
 
 /// A handle as an executor would hand it over: one word (a `std` `Arc`), which counts
 /// its drops in a loom atomic of its own.
