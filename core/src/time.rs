@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::context;
-use crate::node::deadline_word;
+use crate::node::{deadline_word, word_deadline};
 use crate::timer::Reg;
 
 /// The current time on the runtime's clock.
@@ -100,38 +100,51 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
-        start: Start::At(deadline),
+        start: Start::at(deadline),
         reg: Reg::Idle,
     }
 }
 
-/// The word of a deadline that has none ([`Start::Waiting`]): `node::deadline_word` never
-/// gives it.
-const NO_WORD: i64 = i64::MIN;
-
-/// A deadline's word as [`Start::Waiting`] keeps it.
-fn pack(word: Option<i64>) -> i64 {
-    word.unwrap_or(NO_WORD)
-}
-
-/// A word that [`pack`] kept.
-fn unpack(word: i64) -> Option<i64> {
-    (word != NO_WORD).then_some(word)
-}
-
+/// Where a sleep is. A deadline is kept as its word (`node::deadline_word`: nanoseconds
+/// from an instant taken once per process, which gives the instant back exactly), and
+/// only one without a word (about 292 years away, in practice never) as a boxed
+/// `Instant`: so every variant but `After` is one word, `After`'s `Duration` has room
+/// for the tag, and a sleep takes 16 bytes here, 8 less than with an `Instant` in place,
+/// in every future that holds one (a parked child's; `nursery/sizes.rs`).
 #[derive(Debug)]
 enum Start {
+    /// Counted from the first poll.
     After(Duration),
-    At(Instant),
+    /// Until this deadline, not yet polled.
+    At(i64),
+    /// The same, for a deadline without a word.
+    AtFar(Box<Instant>),
     Forever,
-    /// Waiting for this deadline (see `Sleep::reg`), with its word
-    /// (`node::deadline_word`), or [`NO_WORD`] for one without (centuries away): a plain
-    /// word rather than an `Option`, so that a sleep takes 8 bytes less in every future
-    /// that holds one (a parked child's).
-    Waiting(Instant, i64),
+    /// Waiting for this deadline (see `Sleep::reg`).
+    Waiting(i64),
+    /// The same, for a deadline without a word.
+    WaitingFar(Box<Instant>),
     /// The deadline had passed at the first poll, which yielded once (a checkpoint); or
     /// it came when an enclosing deadline did, which cancelled the scope instead.
     Passed,
+}
+
+impl Start {
+    /// Until `deadline`, not yet polled.
+    fn at(deadline: Instant) -> Start {
+        match deadline_word(deadline) {
+            Some(word) => Start::At(word),
+            None => Start::AtFar(Box::new(deadline)),
+        }
+    }
+
+    /// Waiting for `deadline`, whose word is `word`.
+    fn waiting(deadline: Instant, word: Option<i64>) -> Start {
+        match word {
+            Some(word) => Start::Waiting(word),
+            None => Start::WaitingFar(Box::new(deadline)),
+        }
+    }
 }
 
 /// Future returned by [`sleep`] and [`sleep_until`].
@@ -174,28 +187,32 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        if let Start::After(_) | Start::At(_) = this.start {
+        if let Start::After(_) | Start::At(_) | Start::AtFar(_) = this.start {
             return this.first_poll(cx);
         }
         if context::current_cancelled() {
             return Poll::Pending;
         }
-        let deadline = match this.start {
+        let (word, far) = match &this.start {
             Start::Forever => return Poll::Pending,
             Start::Passed => return Poll::Ready(()),
-            Start::Waiting(deadline, word) => {
-                let reg = &mut this.reg;
-                let (poll, released) = context::with_here(cx.waker(), false, |here| {
-                    reg.poll_fixed(unpack(word), || deadline, here, None, cx)
-                });
-                released.release();
-                if poll.is_pending() {
-                    return Poll::Pending;
-                }
-                deadline
+            Start::Waiting(word) => (Some(*word), None),
+            Start::WaitingFar(deadline) => (None, Some(**deadline)),
+            Start::After(_) | Start::At(_) | Start::AtFar(_) => {
+                unreachable!("a sleep's first poll")
             }
-            Start::After(_) | Start::At(_) => unreachable!("a sleep's first poll"),
         };
+        // The instant of a word is made only where it is needed (a registration, the end).
+        let deadline = || far.unwrap_or_else(|| word_deadline(word.expect("a word")));
+        let reg = &mut this.reg;
+        let (poll, released) = context::with_here(cx.waker(), false, |here| {
+            reg.poll_fixed(word, deadline, here, None, cx)
+        });
+        released.release();
+        if poll.is_pending() {
+            return Poll::Pending;
+        }
+        let deadline = deadline();
         // The clock may have moved past an enclosing scope's deadline and ours at once
         // (a thread kept busy, `testing::advance`, both on one instant of a virtual
         // clock): if that deadline came first, or with ours, the scope was cancelled by
@@ -228,30 +245,33 @@ impl Sleep {
         let out = context::with_here_unless_cancelled(cx.waker(), |here| {
             let rt = here.rt.expect(context::NO_RUNTIME);
             let now = rt.now();
-            let deadline = match this.start {
-                Start::After(d) => now.checked_add(d),
-                Start::At(i) => Some(i),
+            let (deadline, word) = match &this.start {
+                Start::After(d) => {
+                    let deadline = now.checked_add(*d);
+                    (deadline, deadline.and_then(deadline_word))
+                }
+                Start::At(word) => (Some(word_deadline(*word)), Some(*word)),
+                Start::AtFar(deadline) => (Some(**deadline), None),
                 _ => unreachable!(),
             };
             match deadline {
-                None => (Start::Forever, Poll::Pending, None),
+                None => (Start::Forever, Poll::Pending, None, None),
                 // A sleep that is due at once still suspends once, as trio's
                 // `sleep(0)`: a loop of them is a loop of checkpoints (a timer
                 // may be ready at once, and smol has no budget that yields).
-                Some(d) if d <= now => (Start::Passed, Poll::Pending, None),
+                Some(d) if d <= now => (Start::Passed, Poll::Pending, None, None),
                 Some(d) => {
-                    let word = deadline_word(d);
                     let (poll, released) = this.reg.poll_fixed(word, || d, here, Some(now), cx);
-                    (Start::Waiting(d, pack(word)), poll, Some(released))
+                    (Start::waiting(d, word), poll, Some(released), Some(d))
                 }
             }
         });
-        let Ok((start, poll, released)) = out else {
+        let Ok((start, poll, released, deadline)) = out else {
             if let Start::After(d) = this.start {
                 // Counted from the first poll all the same: a sleep kept past a
                 // cancelled scope may be awaited later.
                 if let Some(now) = context::with_current(|c| c.map(|c| c.rt.now())) {
-                    this.start = now.checked_add(d).map_or(Start::Forever, Start::At);
+                    this.start = now.checked_add(d).map_or(Start::Forever, Start::at);
                 }
             }
             return Poll::Pending;
@@ -260,12 +280,12 @@ impl Sleep {
             released.release();
         }
         this.start = start;
-        match (&this.start, poll) {
-            (Start::Passed, _) => {
+        match (&this.start, poll, deadline) {
+            (Start::Passed, _, _) => {
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            (&Start::Waiting(d, _), Poll::Ready(())) => {
+            (Start::Waiting(_) | Start::WaitingFar(_), Poll::Ready(()), Some(d)) => {
                 // Due at its first poll all the same: the clock passed the
                 // deadline between our reading it and the timer's first poll (a
                 // short sleep on a slow machine). A sleep still suspends once

@@ -68,8 +68,8 @@ fn the_executor_task_and_a_sleep() {
     );
     assert_eq!(
         size_of::<crate::time::Sleep>(),
-        56,
-        "a sleep in a child's future"
+        48,
+        "a sleep in a child's future: its deadline as a word (16 with the state's tag)"
     );
     assert_eq!(
         size_of::<crate::timer::Reg>(),
