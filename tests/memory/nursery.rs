@@ -275,7 +275,7 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
             hatchery::sleep(Duration::from_millis(20)).await;
             ALLOCATOR.start();
             for i in 0..N {
-                handles.push(n.spawn(async move { Ok(i as u64) }));
+                handles.push(n.spawn(short_value(i)));
             }
             // Bounded: 10,000 empty children end within the first few rounds.
             for _ in 0..2_000 {
@@ -316,11 +316,7 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
         // suspension; spawned ones are counted on the one-thread runtime only, as other
         // threads run them meanwhile on tokio's multi-thread runtime and on smol's.)
         let inline_child = inline::nursery(|n: inline::Nursery<'_, Infallible>| async move {
-            ALLOCATOR.start();
-            for i in 0..N {
-                drop(n.spawn(async move { Ok::<u64, Infallible>(i as u64) }));
-            }
-            Ok(ALLOCATOR.stop() / N as isize)
+            Ok(bytes_per_spawn(N, |i| drop(n.spawn(short_value(i)))))
         })
         .await
         .unwrap();
@@ -331,11 +327,7 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
         );
         if backend == "tokio_current" {
             let spawned_child = nursery(|n: Nursery<Infallible>| async move {
-                ALLOCATOR.start();
-                for i in 0..N {
-                    drop(n.spawn(async move { Ok::<u64, Infallible>(i as u64) }));
-                }
-                Ok(ALLOCATOR.stop() / N as isize)
+                Ok(bytes_per_spawn(N, |i| drop(n.spawn(short_value(i)))))
             })
             .await
             .unwrap();
@@ -346,4 +338,19 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
             );
         }
     });
+}
+
+/// A child that ends at its first poll with its index.
+async fn short_value(i: usize) -> Result<u64, Infallible> {
+    Ok(i as u64)
+}
+
+/// The heap's growth per call of `spawn` over `n` calls, none of whose children is polled
+/// meanwhile (the body does not suspend).
+fn bytes_per_spawn(n: usize, mut spawn: impl FnMut(usize)) -> isize {
+    ALLOCATOR.start();
+    for i in 0..n {
+        spawn(i);
+    }
+    ALLOCATOR.stop() / n as isize
 }
