@@ -158,7 +158,7 @@ impl CancelReason {
     /// Why `node` was cancelled: by itself, or (marked by an ancestor's cancellation, or
     /// under a running ancestor cancelled now) the reason of the nearest ancestor up to
     /// the nearest shield that was cancelled itself.
-    pub(crate) fn of<X: ?Sized>(node: &Node<X>) -> Option<CancelReason> {
+    pub(crate) fn of<X: ?Sized + crate::node::Tag>(node: &Node<X>) -> Option<CancelReason> {
         if let Some(own) = CancelReason::own(node) {
             return Some(own);
         }
@@ -182,7 +182,7 @@ impl CancelReason {
     }
 
     /// Why `node` was cancelled itself, if it was.
-    fn own<X: ?Sized>(node: &Node<X>) -> Option<CancelReason> {
+    fn own<X: ?Sized + crate::node::Tag>(node: &Node<X>) -> Option<CancelReason> {
         let (reason, detail) = node.reason_detail()?;
         Some(match (reason, detail) {
             (Reason::Deadline, _) => CancelReason::Deadline,

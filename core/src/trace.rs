@@ -218,7 +218,7 @@ mod on {
     /// `caught`, for a scope: whether it catches the cancellation (returns) rather than
     /// an enclosing scope.
     #[inline]
-    pub(crate) fn cancelled<X: ?Sized>(node: &Node<X>, caught: Option<bool>) {
+    pub(crate) fn cancelled<X: ?Sized + crate::node::Tag>(node: &Node<X>, caught: Option<bool>) {
         if tracing::enabled!(target: TARGET, tracing::Level::DEBUG) {
             cancelled_event(CancelReason::of(node), node.reason(), caught);
         }
@@ -409,7 +409,7 @@ mod off {
     }
 
     #[inline(always)]
-    pub(crate) fn cancelled<X: ?Sized>(_node: &Node<X>, _caught: Option<bool>) {}
+    pub(crate) fn cancelled<X: ?Sized + crate::node::Tag>(_node: &Node<X>, _caught: Option<bool>) {}
 
     #[inline(always)]
     pub(crate) fn failed<E: 'static>(_error: &E, _task: bool) {}

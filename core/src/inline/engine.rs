@@ -119,11 +119,18 @@ pub(crate) struct ChildWaker {
     key: AtomicU32,
     /// In the ready queue, or about to be polled (as a new child) already.
     queued: AtomicBool,
+    /// The parent link of a child that `start` may move (boxed: the rare case; none for
+    /// any other child, 8 bytes with its flags' word).
+    link: Option<Box<crate::node::MovableLink>>,
 }
 
 impl crate::node::Tag for ChildWaker {
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn movable_link(&self) -> Option<&crate::node::MovableLink> {
+        self.link.as_deref()
     }
 
     fn label(&self) -> Option<crate::node::Labelled<'_>> {
@@ -179,7 +186,7 @@ impl ArcWake for Node<ChildWaker> {
 
 /// Queues the child whose node is `node` in its nursery's ready queue, unless it is
 /// queued already. Placed (a child is born queued): its key is set.
-fn queue<X: ?Sized>(node: &Node<X>, w: &ChildWaker) {
+fn queue<X: ?Sized + crate::node::Tag>(node: &Node<X>, w: &ChildWaker) {
     if !w.queued.swap(true, Ordering::AcqRel) {
         let key = w.key.load(Ordering::Acquire);
         match node.fixed_parent() {
@@ -330,7 +337,7 @@ impl<E, C> Shared<E, C> {
 
     /// The node of a new child (its waker too), under the nursery's.
     pub(crate) fn child_node(&self) -> Arc<Node<ChildWaker>> {
-        Arc::new(Node::task_root(&self.node, self.waker_ext(), false))
+        Arc::new(Node::task_root(&self.node, self.waker_ext(false)))
     }
 
     /// Adds a child whose node is `own` ([`child_node`](Self::child_node)), spawned at
@@ -368,11 +375,13 @@ impl<E, C> Shared<E, C> {
         Ok(())
     }
 
-    /// The waker state of a new child.
-    pub(crate) fn waker_ext(&self) -> ChildWaker {
+    /// The waker state of a new child, with a parent link of its own if `start` may
+    /// move it.
+    pub(crate) fn waker_ext(&self, movable: bool) -> ChildWaker {
         ChildWaker {
             key: AtomicU32::new(UNPLACED),
             queued: AtomicBool::new(true),
+            link: movable.then(Box::default),
         }
     }
 

@@ -147,7 +147,7 @@ fn launch<V, E, C>(
 ) {
     // Under the caller's scope, which must reach it through its list (a movable root is
     // not walked through).
-    let own = Arc::new(Node::task_root(&caller.node, run.shared.waker_ext(), true));
+    let own = Arc::new(Node::task_root(&caller.node, run.shared.waker_ext(true)));
     let node: Arc<Node> = own.clone();
     node.link();
     drop(run.hand.child_made(node.clone(), &run.shared.node));

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::{Hold, Node, Reason, DROPPED_KEY};
+use super::{Hold, MovableLink, Node, Reason, DROPPED_KEY};
 
 /// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset)
 /// and prints how many executions it took. The other loom models of the crate
@@ -89,7 +89,10 @@ fn linked(parent: &Arc<Node>, shield: bool) -> Arc<Node> {
 
 /// A task root under `parent` (its nursery), linked (it has suspended once).
 fn task(parent: &Arc<Node>, movable: bool) -> Arc<Node> {
-    let node: Arc<Node> = Arc::new(Node::task_root(parent, (), movable));
+    let node: Arc<Node> = match movable {
+        true => Arc::new(Node::task_root(parent, MovableLink::default())),
+        false => Arc::new(Node::task_root(parent, ())),
+    };
     node.link();
     node
 }
@@ -368,7 +371,7 @@ fn loom_reparent_against_first_link() {
         let caller = linked(&root, false);
         let nursery = Node::new(false, false);
         nursery.attach(&root);
-        let started: Arc<Node> = Arc::new(Node::task_root(&caller, (), true));
+        let started: Arc<Node> = Arc::new(Node::task_root(&caller, MovableLink::default()));
 
         let (s, n) = (started.clone(), nursery.clone());
         let mover = thread::spawn(move || {

@@ -68,7 +68,7 @@
 //!    once, when it is entered or spawned, before anyone else follows it, and never
 //!    changes, so it is read without a lock ([`Node::fixed_parent`]); so is the shield
 //!    flag, fixed before entry. Only the root of a `start`ed task moves
-//!    (`Parent::Movable`), under its own mutex, and never once it or its old parent is
+//!    (its [`MovableLink`], in its ext), under its own mutex, and never once it or its old parent is
 //!    cancelled ([`Node::reparent`] refuses then). Parent links are strong and child
 //!    lists weak, so the tree holds no reference cycle.
 //! 7. **Effective cancellation.** A node is cancelled in effect when its own flag is set,
@@ -105,7 +105,7 @@
 //! # Deadlock safety
 //!
 //! The locks are each node's `inner` lock (its child list, a far deadline and its
-//! runner's waker) and the mutex of a movable parent link (`Parent::Movable`, the root of
+//! runner's waker) and the mutex of a movable parent link ([`MovableLink`], the root of
 //! a `start`ed task).
 //!
 //! 1. **One node lock at a time.** No thread takes a node's `inner` lock while it holds
@@ -234,6 +234,43 @@ pub(crate) trait Tag: Send + Sync + 'static {
     fn label(&self) -> Option<Labelled<'_>> {
         None
     }
+
+    /// The parent link of a `start`ed task's root, which can move
+    /// ([`Node::reparent`]): kept here, in what only such a root carries, so that every
+    /// other node's link is one `OnceLock` (24 bytes, where an enum of the two kinds
+    /// took 32 in every node). `None` for every other node.
+    fn movable_link(&self) -> Option<&MovableLink> {
+        None
+    }
+}
+
+/// The parent link of a root that `start` may move: under its own mutex (deadlock
+/// safety 2), in the root's ext ([`Tag::movable_link`]).
+pub(crate) struct MovableLink(Mutex<Option<Arc<Node>>>);
+
+impl Default for MovableLink {
+    fn default() -> Self {
+        MovableLink(Mutex::new(None))
+    }
+}
+
+impl MovableLink {
+    fn lock(&self) -> MutexGuard<'_, Option<Arc<Node>>> {
+        // No user code runs under this lock.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A movable link alone is an ext too: a root with nothing else to carry (the tree's
+/// unit tests and loom models).
+impl Tag for MovableLink {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn movable_link(&self) -> Option<&MovableLink> {
+        Some(self)
+    }
 }
 
 impl Tag for () {
@@ -277,10 +314,11 @@ impl Labelled<'_> {
 /// A scope of the tree. `Node` (with the default `X`) is the type-erased node every
 /// scope, nursery and task shares; a task allocates its node together with its own state
 /// as `Node<Cell<TaskBody<..>>>`, one allocation that coerces to `Node`.
-pub(crate) struct Node<X: ?Sized = Ext> {
+pub(crate) struct Node<X: ?Sized + Tag = Ext> {
     // Fields are laid out in the order written (the tail `ext` may be unsized): largest
     // alignment first, so that no padding is wasted in every task's allocation.
-    parent: Parent,
+    /// The parent link, set once (invariant 6), but for a movable root's (see [`Link`]).
+    parent: OnceLock<Arc<Node>>,
     /// The child list, a far deadline, what a reason said, and the runner's waker.
     inner: Mutex<Inner>,
     deadline: AtomicDeadline,
@@ -289,8 +327,9 @@ pub(crate) struct Node<X: ?Sized = Ext> {
     key: AtomicU32,
     /// Shields stop cancellation coming from ancestors.
     shield: AtomicBool,
-    /// Task roots end the walk of holds: holds never cross a task boundary.
-    root: bool,
+    /// Whether this is a task's root, and how it holds its parent link. Task roots end
+    /// the walk of holds: holds never cross a task boundary.
+    link: Link,
     cancelled: AtomicBool,
     reason: AtomicU8,
     /// [`CAUGHT`], for a scope or nursery; for a task's root (which catches nothing), the
@@ -311,44 +350,26 @@ pub(crate) struct Node<X: ?Sized = Ext> {
     pub(crate) ext: X,
 }
 
-/// The parent link. Only the roots of `start`ed tasks ever move (when `start` hands the
-/// task to its nursery); every other node gets its parent once, when it is entered or
-/// spawned, and keeps it, so reading it takes no lock.
-enum Parent {
-    /// A scope or nursery, given its parent on entry.
-    Fixed(OnceLock<Arc<Node>>),
-    /// A scope made on entry ([`Node::entered`]), or entered while nobody else could see
-    /// it (set through `Arc::get_mut`), or a spawned task's root.
-    Set(Arc<Node>),
-    /// The root of a task that `start` may move.
-    Movable(Mutex<Option<Arc<Node>>>),
+/// How a node holds its parent link. Only the roots of `start`ed tasks ever move (when
+/// `start` hands the task to its nursery); every other node gets its parent once, when it
+/// is entered or spawned, and keeps it in [`Node::parent`], so reading it takes no lock.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Link {
+    /// A scope or nursery not entered yet, or given its parent through a shared
+    /// reference (a handle could see it then).
+    Shared,
+    /// A scope or nursery given its parent while nobody else could see it (set through
+    /// `Arc::get_mut`, or made on entry, [`Node::entered`]): one that may be recycled
+    /// (invariant 10).
+    Owned,
+    /// A task's root, whose parent never moves (none: a run's root).
+    Root,
+    /// The root of a task that `start` may move: its parent link is its ext's
+    /// [`MovableLink`], and `parent` stays empty.
+    Movable,
 }
 
-impl Parent {
-    /// The parent link, through exclusive access (no lock).
-    #[inline]
-    fn get_mut(&mut self) -> Option<&Arc<Node>> {
-        match self {
-            Parent::Fixed(p) => p.get(),
-            Parent::Set(p) => Some(&*p),
-            Parent::Movable(p) => p.get_mut().unwrap_or_else(|e| e.into_inner()).as_ref(),
-        }
-    }
-
-    /// Takes the parent link out, leaving none.
-    fn take(&mut self) -> Option<Arc<Node>> {
-        match self {
-            Parent::Fixed(p) => p.take(),
-            Parent::Set(_) => match std::mem::replace(self, Parent::Fixed(OnceLock::new())) {
-                Parent::Set(p) => Some(p),
-                _ => unreachable!(),
-            },
-            Parent::Movable(p) => p.get_mut().unwrap_or_else(|e| e.into_inner()).take(),
-        }
-    }
-}
-
-impl<X: ?Sized> Drop for Node<X> {
+impl<X: ?Sized + Tag> Drop for Node<X> {
     /// Frees the ancestors that this node alone kept alive in a loop rather than by
     /// recursion: a chain of nested nurseries thousands deep (each level a task that
     /// opens a nursery) must not need stack in proportion to its depth when its last
@@ -356,28 +377,33 @@ impl<X: ?Sized> Drop for Node<X> {
     fn drop(&mut self) {
         // Invariant 2: a slot key still here means the entry is ours to remove. Deadlock
         // safety 3: whoever drops the last reference holds no node lock.
-        let key = self.key.read_mut();
-        let parent = self.parent.get_mut();
-        leave_list(key, parent);
+        let mut next = self.leave_and_take_parent();
         // Most parents have other references (the scope, nursery or task above still
-        // runs): then the fields drop as usual.
-        if parent.is_none_or(|p| Arc::strong_count(p) != 1) {
-            return;
-        }
-        let mut next = self.parent.take();
+        // runs): then only the count goes.
         while let Some(mut node) = next {
             // Only the parent we hold the last reference to goes now (and no weak one:
             // nobody can upgrade it meanwhile); its own parent is taken out first, so
             // dropping it does not recurse.
             next = match Arc::get_mut(&mut node) {
-                Some(n) => {
-                    leave_list(n.key.read_mut(), n.parent.get_mut());
-                    n.parent.take()
-                }
+                Some(n) => n.leave_and_take_parent(),
                 None => None,
             };
             drop(node);
         }
+    }
+}
+
+impl<X: ?Sized + Tag> Node<X> {
+    /// Through exclusive access (a node being dropped): leaves the parent's child list
+    /// if still in it (see [`leave_list`]) and takes the parent link out.
+    fn leave_and_take_parent(&mut self) -> Option<Arc<Node>> {
+        let key = self.key.read_mut();
+        let parent = match self.link {
+            Link::Movable => self.ext.movable_link().and_then(|link| link.lock().take()),
+            _ => self.parent.take(),
+        };
+        leave_list(key, parent.as_ref());
+        parent
     }
 }
 
@@ -526,18 +552,21 @@ impl Node {
     }
 }
 
-impl<X> Node<X> {
+impl<X: Tag> Node<X> {
     /// A task root under `parent` carrying `ext`, to be put in an `Arc` and coerced to
     /// `Arc<Node>`. It is not linked into `parent`'s child list yet (see
-    /// [`link`](Node::link)). Only a `movable` one can be [`reparent`](Node::reparent)ed;
-    /// the parent link of any other is read without a lock.
-    pub(crate) fn task_root(parent: &Arc<Node>, ext: X, movable: bool) -> Node<X> {
+    /// [`link`](Node::link)). Only one whose `ext` has a [`MovableLink`] can be
+    /// [`reparent`](Node::reparent)ed; the parent link of any other is read without a
+    /// lock.
+    pub(crate) fn task_root(parent: &Arc<Node>, ext: X) -> Node<X> {
         let mut node = Node::with_ext(false, true, ext);
-        node.parent = if movable {
-            Parent::Movable(Mutex::new(Some(parent.clone())))
-        } else {
-            Parent::Set(parent.clone())
-        };
+        match node.ext.movable_link() {
+            Some(link) => {
+                *link.lock() = Some(parent.clone());
+                node.link = Link::Movable;
+            }
+            None => node.parent = OnceLock::from(parent.clone()),
+        }
         node
     }
 
@@ -545,7 +574,7 @@ impl<X> Node<X> {
     pub(crate) fn with_ext(shield: bool, root: bool, ext: X) -> Node<X> {
         Node {
             shield: AtomicBool::new(shield),
-            root,
+            link: if root { Link::Root } else { Link::Shared },
             cancelled: AtomicBool::new(false),
             reason: AtomicU8::new(NO_REASON),
             caught: AtomicU8::new(0),
@@ -553,11 +582,7 @@ impl<X> Node<X> {
             deadline: AtomicDeadline(AtomicI64::new(NO_DEADLINE)),
             deadline_set: AtomicBool::new(false),
             finished: AtomicBool::new(false),
-            parent: if root {
-                Parent::Movable(Mutex::new(None))
-            } else {
-                Parent::Fixed(OnceLock::new())
-            },
+            parent: OnceLock::new(),
             key: AtomicU32::new(NO_KEY),
             inner: Mutex::new(Inner::default()),
             has_children: AtomicBool::new(false),
@@ -566,7 +591,7 @@ impl<X> Node<X> {
     }
 }
 
-impl<X: ?Sized> Node<X> {
+impl<X: ?Sized + Tag> Node<X> {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Deadlock safety 3: no user code runs under this lock, so a poisoned lock still
         // holds valid state.
@@ -678,16 +703,19 @@ impl<X: ?Sized> Node<X> {
     /// its first poll begins.)
     #[inline]
     fn stops_walk(&self) -> bool {
-        self.root && self.key.load(Ordering::Acquire) != NO_KEY
+        self.is_root() && self.key.load(Ordering::Acquire) != NO_KEY
     }
 
     /// The parent of a scope or nursery node, once entered (`None` for a task root).
     pub(crate) fn fixed_parent(&self) -> Option<&Arc<Node>> {
-        match &self.parent {
-            Parent::Fixed(p) => p.get(),
-            Parent::Set(p) => Some(p),
-            Parent::Movable(_) => None,
-        }
+        // A movable root's is never set.
+        self.parent.get()
+    }
+
+    /// Whether this is a task's (or a run's) root.
+    #[inline]
+    fn is_root(&self) -> bool {
+        matches!(self.link, Link::Root | Link::Movable)
     }
 
     /// Brings an unlinked scope's flag up to date with its ancestors (on every poll: the
@@ -861,10 +889,9 @@ impl<X: ?Sized> Node<X> {
     /// The parent link, as it is now (a movable one under its mutex, briefly: deadlock
     /// safety 2). Never called under a node's lock.
     pub(crate) fn parent(&self) -> Option<Arc<Node>> {
-        match &self.parent {
-            Parent::Fixed(p) => p.get().cloned(),
-            Parent::Set(p) => Some(p.clone()),
-            Parent::Movable(p) => p.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        match self.link {
+            Link::Movable => self.movable().lock().clone(),
+            _ => self.parent.get().cloned(),
         }
     }
 
@@ -951,8 +978,8 @@ impl<X: ?Sized> Node<X> {
     /// scope or a spawned task stays (it is only followed upwards, and children are held
     /// weakly, so no cycle); a movable task root lets go of its parent.
     pub(crate) fn detach(&self) {
-        match &self.parent {
-            Parent::Fixed(_) | Parent::Set(_) => {
+        match self.link {
+            Link::Shared | Link::Owned | Link::Root => {
                 // Only the owning runner links a scope, a nursery or a spawned task, so
                 // an unlinked one stays unlinked here. Invariant 2: the parent's
                 // cancellation may unlink it meanwhile, and exactly one of us gets the
@@ -967,12 +994,12 @@ impl<X: ?Sized> Node<X> {
                     }
                 }
             }
-            Parent::Movable(p) => {
+            Link::Movable => {
                 // Under the mutex, to serialize with `link` and `reparent` (invariant 2),
                 // released before the parent's lock is taken (deadlock safety 2), and the
                 // parent dropped after (deadlock safety 3).
                 let (parent, key) = {
-                    let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut p = self.movable().lock();
                     (p.take(), self.key.swap(NO_KEY, Ordering::AcqRel))
                 };
                 if let (Some(parent), true) = (parent, key < DROPPED_KEY) {
@@ -1007,13 +1034,12 @@ impl<X: ?Sized> Node<X> {
         }
     }
 
-    fn movable(&self) -> &Mutex<Option<Arc<Node>>> {
-        match &self.parent {
-            Parent::Movable(p) => p,
-            Parent::Fixed(_) | Parent::Set(_) => {
-                unreachable!("hatchery: internal error: a scope used as a task root")
-            }
+    fn movable(&self) -> &MovableLink {
+        match self.link {
+            Link::Movable => self.ext.movable_link(),
+            _ => None,
         }
+        .expect("hatchery: internal error: a fixed parent link moved")
     }
 
     /// Cancels this node itself. The first reason sticks. A finished node only records
@@ -1306,13 +1332,13 @@ impl<X: ?Sized> Node<X> {
         // Invariant 8: the walk stops at the task's root, before its parent link (which may
         // move), and at a shield; the links it follows are fixed (invariant 6), so the
         // release walks the same nodes.
-        if self.root || self.is_shield() {
+        if self.is_root() || self.is_shield() {
             return;
         }
         let mut cur = self.parent();
         while let Some(node) = cur {
             node.add_hold(up);
-            if node.root || node.is_shield() {
+            if node.is_root() || node.is_shield() {
                 break;
             }
             cur = node.parent();
@@ -1327,7 +1353,7 @@ impl<X: ?Sized> Node<X> {
         if std::ptr::eq((self as *const Self).cast::<u8>(), target) {
             return true;
         }
-        if self.root || self.is_shield() {
+        if self.is_root() || self.is_shield() {
             return false;
         }
         let mut cur = self.parent();
@@ -1335,7 +1361,7 @@ impl<X: ?Sized> Node<X> {
             if std::ptr::eq(Arc::as_ptr(&n).cast::<u8>(), target) {
                 return true;
             }
-            if n.root || n.is_shield() {
+            if n.is_root() || n.is_shield() {
                 return false;
             }
             cur = n.parent();
@@ -1400,7 +1426,7 @@ impl Node {
                 return;
             };
             cur.inherit(cur.insert_into(&parent));
-            if cur.root {
+            if cur.is_root() {
                 return;
             }
             cur = parent;
@@ -1424,11 +1450,12 @@ impl Node {
         let exclusive = match Arc::get_mut(this) {
             Some(node) => {
                 assert!(
-                    matches!(&node.parent, Parent::Fixed(p) if p.get().is_none()),
+                    node.link == Link::Shared && node.parent.get().is_none(),
                     "hatchery: internal error: scope entered twice, or a task root as a scope"
                 );
                 // Invariant 6: set before anyone else can follow it.
-                node.parent = Parent::Set(parent.clone());
+                node.parent = OnceLock::from(parent.clone());
+                node.link = Link::Owned;
                 if deadline.is_some() {
                     node.store_deadline(deadline);
                 }
@@ -1457,7 +1484,8 @@ impl Node {
         deadline: Option<Instant>,
     ) -> Arc<Node> {
         let mut node = Node::with_ext(shield, false, ());
-        node.parent = Parent::Set(parent.clone());
+        node.parent = OnceLock::from(parent.clone());
+        node.link = Link::Owned;
         let node: Arc<Node> = Arc::new(node);
         if deadline.is_some() {
             node.store_deadline(deadline);
@@ -1473,8 +1501,7 @@ impl Node {
     pub(crate) fn recyclable(self: &Arc<Self>) -> bool {
         let alone = Arc::strong_count(self) == 1
             && Arc::weak_count(self) == 0
-            && matches!(self.parent, Parent::Set(_))
-            && !self.root
+            && self.link == Link::Owned
             && self.never_linked()
             && !self.has_children.load(Ordering::Relaxed)
             && self.holds.load(Ordering::Relaxed) == 0;
@@ -1551,10 +1578,11 @@ impl Node {
     /// Gives a scope or nursery node its parent, through a shared reference.
     fn set_parent_once(&self, parent: &Arc<Node>) {
         // Invariant 6: once, at entry.
-        let Parent::Fixed(p) = &self.parent else {
-            unreachable!("hatchery: internal error: a task root entered as a scope");
-        };
-        if p.set(parent.clone()).is_err() {
+        assert!(
+            self.link == Link::Shared,
+            "hatchery: internal error: a task root entered as a scope"
+        );
+        if self.parent.set(parent.clone()).is_err() {
             panic!("hatchery: internal error: scope entered twice");
         }
     }
@@ -1616,11 +1644,11 @@ impl Node {
         if self.key.load(Ordering::Acquire) != NO_KEY {
             return;
         }
-        let inherit = match &self.parent {
+        let inherit = match self.link {
             // Under the mutex, to serialize with `reparent` (invariant 2), and then the
             // parent's lock (deadlock safety 2).
-            Parent::Movable(p) => {
-                let p = p.lock().unwrap_or_else(|e| e.into_inner());
+            Link::Movable => {
+                let p = self.movable().lock();
                 match &*p {
                     Some(parent) if self.key.load(Ordering::Acquire) == NO_KEY => {
                         self.insert_into(parent)
@@ -1628,9 +1656,15 @@ impl Node {
                     _ => false,
                 }
             }
-            // Only the task's own runner links and unlinks it.
-            Parent::Set(parent) => self.insert_into(parent),
-            Parent::Fixed(_) => unreachable!("hatchery: internal error: a scope linked as a task"),
+            // Only the task's own runner links and unlinks it. (A run's root has no
+            // parent.)
+            Link::Root => match self.parent.get() {
+                Some(parent) => self.insert_into(parent),
+                None => false,
+            },
+            Link::Shared | Link::Owned => {
+                unreachable!("hatchery: internal error: a scope linked as a task")
+            }
         };
         self.inherit(inherit);
     }
@@ -1645,7 +1679,7 @@ impl Node {
         let inherit = {
             // Deadlock safety 2: our mutex, then one node lock at a time (the old parent's,
             // then the new one's in `insert_into`).
-            let mut p = self.movable().lock().unwrap_or_else(|e| e.into_inner());
+            let mut p = self.movable().lock();
             // Invariant 6: a cancelled root is never moved.
             if self.is_marked() {
                 return false;
@@ -1705,7 +1739,7 @@ impl Node {
 
     /// Whether this is a task's root (or a run's, which has no parent).
     pub(crate) fn is_task_root(&self) -> bool {
-        self.root
+        self.is_root()
     }
 
     /// Links this node and its unlinked ancestors in its task, shields too, each into its
@@ -1720,7 +1754,7 @@ impl Node {
                 return;
             };
             cur.inherit(cur.insert_into(&parent));
-            if cur.root {
+            if cur.is_root() {
                 return;
             }
             cur = parent;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
-use super::{Detail, Hold, Node, Reason};
+use super::{Detail, Hold, MovableLink, Node, Reason};
 
 /// A waker that counts its wake-ups.
 #[derive(Default)]
@@ -44,7 +44,10 @@ fn linked(parent: &Arc<Node>, shield: bool) -> Arc<Node> {
 
 /// A spawned task's root under `parent` (its nursery), not linked yet.
 fn task(parent: &Arc<Node>, movable: bool) -> Arc<Node> {
-    Arc::new(Node::task_root(parent, (), movable))
+    match movable {
+        true => Arc::new(Node::task_root(parent, MovableLink::default())),
+        false => Arc::new(Node::task_root(parent, ())),
+    }
 }
 
 #[test]

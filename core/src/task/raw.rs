@@ -100,7 +100,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::node::{Detail, Kind, Labelled, Node, Reason, Tag};
+use crate::node::{Detail, Kind, Labelled, MovableLink, Node, Reason, Tag};
 use crate::rt::{Handoff, Keep, Lend, RawTask, Run, Runtime, Task};
 use crate::timer::runtime_id;
 
@@ -187,6 +187,9 @@ pub(crate) trait Body: Send + Sync + 'static {
 
     /// What the task is called (for the task tree).
     fn label(&self) -> &Label;
+
+    /// The task's parent link if `start` may move it (see [`Tag::movable_link`]).
+    fn movable_link(&self) -> Option<&MovableLink>;
 
     /// Polls the task. `node` is the node this body lives in, and `own` the same
     /// allocation as an `Arc`, lent for the call (see [`Own`]).
@@ -341,7 +344,8 @@ impl<P> std::ops::Deref for PartRef<P> {
 
 /// Allocates a task root node under `parent` carrying `body` and `state`, makes the one
 /// [`RawTask`] for it and spawns it on `rt`; `built`, if any, is given the allocation as
-/// a node before the task can run. Only a `movable` task can change its parent later.
+/// a node before the task can run. Only a task whose body has a movable link
+/// ([`Body::movable_link`]) can change its parent later.
 /// Returns the allocation as a handle holds it.
 ///
 /// The allocation has a [`KeepSlot`] for the executor's handle only where `rt` keeps its
@@ -356,16 +360,15 @@ impl<P> std::ops::Deref for PartRef<P> {
 pub(crate) fn spawn<B: Body>(
     rt: &Arc<dyn Runtime>,
     parent: &Arc<Node>,
-    movable: bool,
     body: B,
     state: B::State,
     built: Option<impl FnOnce(Arc<Node>)>,
 ) -> PartRef<B::Part> {
     let id = runtime_id(&**rt);
     match Keeps::of(id) {
-        Some(false) => spawn_as::<B, NoKeep>(rt, parent, movable, body, state, built).0,
+        Some(false) => spawn_as::<B, NoKeep>(rt, parent, body, state, built).0,
         keeps => {
-            let (part, kept) = spawn_as::<B, KeepSlot>(rt, parent, movable, body, state, built);
+            let (part, kept) = spawn_as::<B, KeepSlot>(rt, parent, body, state, built);
             if keeps.is_none() {
                 Keeps::learn(id, kept);
             }
@@ -380,7 +383,6 @@ pub(crate) fn spawn<B: Body>(
 fn spawn_as<B: Body, K: Keeping>(
     rt: &Arc<dyn Runtime>,
     parent: &Arc<Node>,
-    movable: bool,
     body: B,
     state: B::State,
     built: Option<impl FnOnce(Arc<Node>)>,
@@ -392,7 +394,6 @@ fn spawn_as<B: Body, K: Keeping>(
             state: UnsafeCell::new(state),
             keep: K::default(),
         },
-        movable,
     ));
     if let Some(built) = built {
         built(cell.clone());
@@ -469,6 +470,10 @@ impl<B: Body, K: Keeping> Tag for Cell<B, K> {
 
     fn label(&self) -> Option<Labelled<'_>> {
         Some(self.body.label().labelled(Kind::Task))
+    }
+
+    fn movable_link(&self) -> Option<&MovableLink> {
+        self.body.movable_link()
     }
 }
 

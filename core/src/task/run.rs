@@ -18,7 +18,7 @@ use crate::diagnostics;
 use crate::error::JoinError;
 use crate::group::Exit;
 pub(crate) use crate::group::Panic;
-use crate::node::Node;
+use crate::node::{MovableLink, Node};
 use crate::rt::Runtime;
 use crate::timer::TimerSlot;
 use crate::trace;
@@ -77,6 +77,13 @@ pub(crate) trait RouteSlot<E>: Send + 'static {
     /// its lock.
     const STARTED: bool;
 
+    /// Where the task keeps its parent link if `started` may move it (in the body,
+    /// which the node reaches through `&self`): a [`MovableLink`] for a started task,
+    /// nothing for a spawned one.
+    type Link: Default + Send + Sync + 'static;
+
+    fn movable_link(link: &Self::Link) -> Option<&MovableLink>;
+
     fn take(&mut self) -> Option<Arc<dyn Route<E>>>;
 
     /// Whether a started task's value goes to a handle (see [`Route::wants_value`]).
@@ -85,6 +92,12 @@ pub(crate) trait RouteSlot<E>: Send + 'static {
 
 impl<E> RouteSlot<E> for () {
     const STARTED: bool = false;
+
+    type Link = ();
+
+    fn movable_link((): &()) -> Option<&MovableLink> {
+        None
+    }
 
     fn take(&mut self) -> Option<Arc<dyn Route<E>>> {
         None
@@ -98,6 +111,12 @@ impl<E> RouteSlot<E> for () {
 impl<E: 'static> RouteSlot<E> for Option<Arc<dyn Route<E>>> {
     const STARTED: bool = true;
 
+    type Link = MovableLink;
+
+    fn movable_link(link: &MovableLink) -> Option<&MovableLink> {
+        Some(link)
+    }
+
     fn take(&mut self) -> Option<Arc<dyn Route<E>>> {
         Option::take(self)
     }
@@ -109,8 +128,13 @@ impl<E: 'static> RouteSlot<E> for Option<Arc<dyn Route<E>>> {
 
 /// The shared part of a task (besides its node): its output. `F`, `E` and `R` name the
 /// run state that goes with it.
-pub(crate) struct TaskBody<F, T, G, R> {
+pub(crate) struct TaskBody<F, T, G, R: RouteSlot<G::Error>>
+where
+    G: Group,
+{
     output: Output<T>,
+    /// The parent link of a started task (nothing for a spawned one).
+    link: R::Link,
     /// Entered around every poll (`tracing` feature; nothing without it). Here, where
     /// the runner reads it through `&self`, rather than in the run state it hands on.
     span: trace::Span,
@@ -162,6 +186,7 @@ where
     let span = trace::Span::task(&group.trace_parent(), label.name_str(), label.site());
     let body = TaskBody {
         output: Output::new(label),
+        link: R::Link::default(),
         span,
         _run: PhantomData,
     };
@@ -171,7 +196,7 @@ where
         route,
         timers: TimerSlot::default(),
     };
-    raw::spawn(group.runtime(), parent, R::STARTED, body, state, built)
+    raw::spawn(group.runtime(), parent, body, state, built)
 }
 
 /// The handle of a task that [`spawn_cell`] made.
@@ -206,6 +231,10 @@ where
 
     fn label(&self) -> &Label {
         self.output.label()
+    }
+
+    fn movable_link(&self) -> Option<&MovableLink> {
+        R::movable_link(&self.link)
     }
 
     #[inline]

@@ -43,7 +43,7 @@ impl Wake for Count {
 /// A task's node (under a nursery's) and its output, as a spawned task has them.
 fn task() -> (Arc<Node>, Arc<Node>, Arc<Output<Value>>) {
     let nursery = Node::new(false, true);
-    let node: Arc<Node> = Arc::new(Node::task_root(&nursery, (), false));
+    let node: Arc<Node> = Arc::new(Node::task_root(&nursery, ()));
     let output = Arc::new(Output::new(Label::at(Location::caller())));
     (nursery, node, output)
 }
@@ -58,12 +58,12 @@ fn end(
     thread::spawn(move || drop(output.put(Some(&node), Ok(value))))
 }
 
-/// Whether the slot still holds a result, or a join's waker.
-fn left(output: &Output<Value>) -> (bool, bool) {
+/// Whether the slot still holds a value, or the join's waker `waker`.
+fn left(output: &Output<Value>, waker: Option<&Waker>) -> (bool, bool) {
     let slot = output.lock();
     (
-        matches!(*slot, Slot::Done(_)),
-        matches!(*slot, Slot::Waiting(_)),
+        matches!(*slot, Slot::Done(Ok(_))),
+        matches!((&*slot, waker), (Slot::Open(w), Some(join)) if w.will_wake(join)),
     )
 }
 
@@ -78,7 +78,7 @@ fn loom_handle_dropped_as_the_task_ends() {
         drop(output.abandon(&node));
         ending.join().unwrap();
         assert_eq!(drops.load(Ordering::SeqCst), 1, "invariant 1: dropped once");
-        assert!(!left(&output).0, "invariant 1: not left in the slot");
+        assert!(!left(&output, None).0, "invariant 1: not left in the slot");
     });
 }
 
@@ -102,7 +102,7 @@ fn loom_join_dropped_as_the_task_ends() {
         }
         ending.join().unwrap();
         assert_eq!(drops.load(Ordering::SeqCst), 1, "invariant 1: dropped once");
-        let (done, waiting) = left(&output);
+        let (done, waiting) = left(&output, Some(&waker));
         assert!(!done, "invariant 1: not left in the slot");
         assert!(!waiting, "invariant 2: the join's waker goes with it");
     });
