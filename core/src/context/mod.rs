@@ -54,6 +54,7 @@ pub(crate) struct CtxRef<'a> {
 impl CtxRef<'_> {
     /// The node a scope let go of during the current task poll ([`recycle_node`]), if
     /// its parent is the current node: a new scope entered here can take it.
+    #[inline]
     pub(crate) fn take_spare_node(&self) -> Option<Arc<Node>> {
         let spare = self.spare_node.take()?;
         if spare.is_child_of(self.node) {

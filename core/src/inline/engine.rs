@@ -85,16 +85,17 @@ impl crate::node::Tag for Ready {
 }
 
 impl Ready {
-    /// The node of a new inline nursery, which carries its ready queue.
-    pub(crate) fn node() -> Arc<Node<Ready>> {
-        Arc::new(Node::with_ext(
+    /// The node of a new inline nursery, which carries its ready queue (to be
+    /// [attached](Node::attach) under its parent).
+    pub(crate) fn node() -> Node<Ready> {
+        Node::with_ext(
             false,
             false,
             Ready {
                 keys: Mutex::new(Vec::new()),
                 waker: AtomicWaker::new(),
             },
-        ))
+        )
     }
 
     fn push(&self, key: u32) {
@@ -488,12 +489,10 @@ where
         site: &trace::Sited,
         _name: Option<std::borrow::Cow<'static, str>>,
     ) -> Arc<Shared<E, C>> {
-        let group = Ready::node();
-        let node: Arc<Node> = group.clone();
         // Linked into the parent's list: an enclosing cancellation must reach the
         // children (which do not suspend the parent's runner) through the wake-up of
         // this node.
-        node.attach(&parent.node);
+        let group = Node::attach(Ready::node(), &parent.node);
         Arc::new(Shared::new(
             group,
             parent.rt.clone(),

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::{Hold, MovableLink, Node, Reason, DROPPED_KEY};
+use super::{Hold, MovableLink, Node, Reason, SharedLink, DROPPED_KEY};
 
 /// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset)
 /// and prints how many executions it took. The other loom models of the crate
@@ -148,8 +148,7 @@ fn freed(weak: &[Weak<Node>]) {
 fn loom_cancel_against_child_finish() {
     model("cancel_against_child_finish", || {
         let root = root();
-        let nursery = Node::new(false, false);
-        nursery.attach(&root);
+        let nursery = Node::attached(false, &root);
         let done = task(&nursery, false);
         let inside = linked(&done, false);
         let running = task(&nursery, false);
@@ -334,8 +333,7 @@ fn loom_reparent_against_cancel() {
     model("reparent_against_cancel", || {
         let root = root();
         let caller = linked(&root, false);
-        let nursery = Node::new(false, false);
-        nursery.attach(&root);
+        let nursery = Node::attached(false, &root);
         let started = task(&caller, true);
 
         let c = caller.clone();
@@ -369,8 +367,7 @@ fn loom_reparent_against_first_link() {
     model("reparent_against_first_link", || {
         let root = root();
         let caller = linked(&root, false);
-        let nursery = Node::new(false, false);
-        nursery.attach(&root);
+        let nursery = Node::attached(false, &root);
         let started: Arc<Node> = Arc::new(Node::task_root(&caller, MovableLink::default()));
 
         let (s, n) = (started.clone(), nursery.clone());
@@ -453,7 +450,7 @@ fn loom_timeout_on_entry_against_handle_deadline() {
     ] {
         model("timeout_on_entry_against_handle_deadline", move || {
             let root = root();
-            let handle: Arc<Node> = Arc::new(Node::with_ext(false, false, ()));
+            let handle: Arc<Node> = Arc::new(Node::with_ext(false, false, SharedLink::default()));
             let mut entered = handle.clone();
 
             let h = handle.clone();

@@ -237,10 +237,47 @@ pub(crate) trait Tag: Send + Sync + 'static {
 
     /// The parent link of a `start`ed task's root, which can move
     /// ([`Node::reparent`]): kept here, in what only such a root carries, so that every
-    /// other node's link is one `OnceLock` (24 bytes, where an enum of the two kinds
-    /// took 32 in every node). `None` for every other node.
+    /// other node's link is a plain `Option<Arc<Node>>` (16 bytes, where an enum of the
+    /// three kinds of link took 32 in every node). `None` for every other node.
     fn movable_link(&self) -> Option<&MovableLink> {
         None
+    }
+
+    /// The parent link of a scope that may be entered while a handle can see it (so
+    /// that it is set through a shared reference): kept here for the same reason, in
+    /// what only such a scope carries. `None` for every other node.
+    fn shared_link(&self) -> Option<&SharedLink> {
+        None
+    }
+
+    /// [`shared_link`](Tag::shared_link), through exclusive access (a node's drop).
+    fn shared_link_mut(&mut self) -> Option<&mut SharedLink> {
+        None
+    }
+}
+
+/// The parent link of a scope entered while a handle could see it: set once, at entry,
+/// through a shared reference (invariant 6), in the scope's ext ([`Tag::shared_link`]).
+pub(crate) struct SharedLink(OnceLock<Arc<Node>>);
+
+impl Default for SharedLink {
+    fn default() -> Self {
+        SharedLink(OnceLock::new())
+    }
+}
+
+/// A shared link alone is an ext too (the tree's unit tests and loom models).
+impl Tag for SharedLink {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn shared_link(&self) -> Option<&SharedLink> {
+        Some(self)
+    }
+
+    fn shared_link_mut(&mut self) -> Option<&mut SharedLink> {
+        Some(self)
     }
 }
 
@@ -317,8 +354,9 @@ impl Labelled<'_> {
 pub(crate) struct Node<X: ?Sized + Tag = Ext> {
     // Fields are laid out in the order written (the tail `ext` may be unsized): largest
     // alignment first, so that no padding is wasted in every task's allocation.
-    /// The parent link, set once (invariant 6), but for a movable root's (see [`Link`]).
-    parent: OnceLock<Arc<Node>>,
+    /// The parent link, set once with exclusive access (invariant 6), but for the rare
+    /// kinds of [`Link`] that keep theirs in the ext.
+    parent: Option<Arc<Node>>,
     /// The child list, a far deadline, what a reason said, and the runner's waker.
     inner: Mutex<Inner>,
     deadline: AtomicDeadline,
@@ -355,13 +393,16 @@ pub(crate) struct Node<X: ?Sized + Tag = Ext> {
 /// is entered or spawned, and keeps it in [`Node::parent`], so reading it takes no lock.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Link {
-    /// A scope or nursery not entered yet, or given its parent through a shared
-    /// reference (a handle could see it then).
+    /// A scope not entered yet, or given its parent through a shared reference (a
+    /// handle could see it then): its link is its ext's [`SharedLink`], and `parent`
+    /// stays empty.
     Shared,
-    /// A scope or nursery given its parent while nobody else could see it (set through
+    /// A scope given its parent while nobody else could see it (set through
     /// `Arc::get_mut`, or made on entry, [`Node::entered`]): one that may be recycled
     /// (invariant 10).
     Owned,
+    /// A nursery's or subgroup's node, made with its parent ([`Node::attach`]).
+    Attached,
     /// A task's root, whose parent never moves (none: a run's root).
     Root,
     /// The root of a task that `start` may move: its parent link is its ext's
@@ -377,13 +418,32 @@ impl<X: ?Sized + Tag> Drop for Node<X> {
     fn drop(&mut self) {
         // Invariant 2: a slot key still here means the entry is ours to remove. Deadlock
         // safety 3: whoever drops the last reference holds no node lock.
-        let mut next = self.leave_and_take_parent();
-        // Most parents have other references (the scope, nursery or task above still
-        // runs): then only the count goes.
+        let key = self.key.read_mut();
+        let mut next = match &self.parent {
+            // The common case, the link in the node: most parents have other references
+            // (the scope, nursery or task above still runs), and then the fields drop as
+            // usual.
+            Some(parent) => {
+                leave_list(key, Some(parent));
+                if Arc::strong_count(parent) != 1 {
+                    return;
+                }
+                self.parent.take()
+            }
+            None => {
+                let parent = self.take_rare_link();
+                leave_list(key, parent.as_ref());
+                parent
+            }
+        };
         while let Some(mut node) = next {
-            // Only the parent we hold the last reference to goes now (and no weak one:
-            // nobody can upgrade it meanwhile); its own parent is taken out first, so
-            // dropping it does not recurse.
+            // An ancestor with other references only loses ours (a load first: `get_mut`
+            // takes a read-modify-write). Only the one we hold the last reference to goes
+            // now (and no weak one: nobody can upgrade it meanwhile); its own parent is
+            // taken out first, so dropping it does not recurse.
+            if Arc::strong_count(&node) != 1 {
+                return;
+            }
             next = match Arc::get_mut(&mut node) {
                 Some(n) => n.leave_and_take_parent(),
                 None => None,
@@ -396,14 +456,26 @@ impl<X: ?Sized + Tag> Drop for Node<X> {
 impl<X: ?Sized + Tag> Node<X> {
     /// Through exclusive access (a node being dropped): leaves the parent's child list
     /// if still in it (see [`leave_list`]) and takes the parent link out.
+    #[inline]
     fn leave_and_take_parent(&mut self) -> Option<Arc<Node>> {
         let key = self.key.read_mut();
-        let parent = match self.link {
-            Link::Movable => self.ext.movable_link().and_then(|link| link.lock().take()),
-            _ => self.parent.take(),
+        let parent = match self.parent.take() {
+            Some(parent) => Some(parent),
+            None if matches!(self.link, Link::Shared | Link::Movable) => self.take_rare_link(),
+            None => None,
         };
         leave_list(key, parent.as_ref());
         parent
+    }
+
+    /// Takes out a parent link kept in the ext (see [`Link`]), if any.
+    #[inline(never)]
+    fn take_rare_link(&mut self) -> Option<Arc<Node>> {
+        match self.link {
+            Link::Movable => self.ext.movable_link().and_then(|link| link.lock().take()),
+            Link::Shared => self.ext.shared_link_mut().and_then(|link| link.0.take()),
+            Link::Owned | Link::Attached | Link::Root => None,
+        }
     }
 }
 
@@ -558,6 +630,7 @@ impl<X: Tag> Node<X> {
     /// [`link`](Node::link)). Only one whose `ext` has a [`MovableLink`] can be
     /// [`reparent`](Node::reparent)ed; the parent link of any other is read without a
     /// lock.
+    #[inline]
     pub(crate) fn task_root(parent: &Arc<Node>, ext: X) -> Node<X> {
         let mut node = Node::with_ext(false, true, ext);
         match node.ext.movable_link() {
@@ -565,7 +638,7 @@ impl<X: Tag> Node<X> {
                 *link.lock() = Some(parent.clone());
                 node.link = Link::Movable;
             }
-            None => node.parent = OnceLock::from(parent.clone()),
+            None => node.parent = Some(parent.clone()),
         }
         node
     }
@@ -582,7 +655,7 @@ impl<X: Tag> Node<X> {
             deadline: AtomicDeadline(AtomicI64::new(NO_DEADLINE)),
             deadline_set: AtomicBool::new(false),
             finished: AtomicBool::new(false),
-            parent: OnceLock::new(),
+            parent: None,
             key: AtomicU32::new(NO_KEY),
             inner: Mutex::new(Inner::default()),
             has_children: AtomicBool::new(false),
@@ -707,9 +780,21 @@ impl<X: ?Sized + Tag> Node<X> {
     }
 
     /// The parent of a scope or nursery node, once entered (`None` for a task root).
+    #[inline]
     pub(crate) fn fixed_parent(&self) -> Option<&Arc<Node>> {
-        // A movable root's is never set.
-        self.parent.get()
+        // The common case first: a link set with exclusive access is in `parent`; only a
+        // shared link is elsewhere, and a movable one is not fixed.
+        match &self.parent {
+            Some(parent) => Some(parent),
+            None if self.link == Link::Shared => self.shared_parent(),
+            None => None,
+        }
+    }
+
+    /// The parent link of a scope entered through a shared reference.
+    #[inline(never)]
+    fn shared_parent(&self) -> Option<&Arc<Node>> {
+        self.ext.shared_link().and_then(|link| link.0.get())
     }
 
     /// Whether this is a task's (or a run's) root.
@@ -891,7 +976,7 @@ impl<X: ?Sized + Tag> Node<X> {
     pub(crate) fn parent(&self) -> Option<Arc<Node>> {
         match self.link {
             Link::Movable => self.movable().lock().clone(),
-            _ => self.parent.get().cloned(),
+            _ => self.fixed_parent().cloned(),
         }
     }
 
@@ -979,7 +1064,7 @@ impl<X: ?Sized + Tag> Node<X> {
     /// weakly, so no cycle); a movable task root lets go of its parent.
     pub(crate) fn detach(&self) {
         match self.link {
-            Link::Shared | Link::Owned | Link::Root => {
+            Link::Shared | Link::Owned | Link::Attached | Link::Root => {
                 // Only the owning runner links a scope, a nursery or a spawned task, so
                 // an unlinked one stays unlinked here. Invariant 2: the parent's
                 // cancellation may unlink it meanwhile, and exactly one of us gets the
@@ -1396,17 +1481,31 @@ impl<X: ?Sized + Tag> Node<X> {
     }
 }
 
-impl Node {
-    /// Links a nursery node under `parent` on entry, inheriting its cancellation. The
-    /// nursery's tasks run elsewhere, so a cancellation must find the nursery through
-    /// `parent`'s child list. Such a node is attached at most once.
-    pub(crate) fn attach(self: &Arc<Self>, parent: &Arc<Node>) {
-        self.set_parent_once(parent);
+impl<X: Tag> Node<X> {
+    /// A nursery's (or subgroup's, or inline group's) new node `node`, put under
+    /// `parent` on entry and linked there, inheriting its cancellation. The nursery's
+    /// tasks run elsewhere, so a cancellation must find the nursery through `parent`'s
+    /// child list.
+    pub(crate) fn attach(mut node: Node<X>, parent: &Arc<Node>) -> Arc<Node<X>> {
+        debug_assert!(node.link == Link::Shared && node.parent.is_none());
+        // Invariant 6: set before anyone else can follow it.
+        node.parent = Some(parent.clone());
+        node.link = Link::Attached;
+        let node = Arc::new(node);
         // The scopes between here and the task's root join their parents' lists too:
         // left out, they would learn of an enclosing cancellation only when this task
         // next polls them, and the nursery's tasks, which run elsewhere, not until then.
         parent.link_ancestors();
-        self.inherit(self.insert_into(parent));
+        let erased: Arc<Node> = node.clone();
+        erased.inherit(erased.insert_into(parent));
+        node
+    }
+}
+
+impl Node {
+    /// A node with nothing else to carry, [attached](Node::attach) under `parent`.
+    pub(crate) fn attached(shield: bool, parent: &Arc<Node>) -> Arc<Node> {
+        Node::attach(Node::with_ext(shield, false, ()), parent)
     }
 
     /// Links this scope and its unlinked ancestors in the same task, up to the nearest
@@ -1450,11 +1549,11 @@ impl Node {
         let exclusive = match Arc::get_mut(this) {
             Some(node) => {
                 assert!(
-                    node.link == Link::Shared && node.parent.get().is_none(),
+                    node.link == Link::Shared && node.fixed_parent().is_none(),
                     "hatchery: internal error: scope entered twice, or a task root as a scope"
                 );
                 // Invariant 6: set before anyone else can follow it.
-                node.parent = OnceLock::from(parent.clone());
+                node.parent = Some(parent.clone());
                 node.link = Link::Owned;
                 if deadline.is_some() {
                     node.store_deadline(deadline);
@@ -1484,7 +1583,7 @@ impl Node {
         deadline: Option<Instant>,
     ) -> Arc<Node> {
         let mut node = Node::with_ext(shield, false, ());
-        node.parent = OnceLock::from(parent.clone());
+        node.parent = Some(parent.clone());
         node.link = Link::Owned;
         let node: Arc<Node> = Arc::new(node);
         if deadline.is_some() {
@@ -1546,6 +1645,7 @@ impl Node {
     }
 
     /// Whether `parent` is this node's parent.
+    #[inline]
     pub(crate) fn is_child_of(&self, parent: &Arc<Node>) -> bool {
         self.fixed_parent().is_some_and(|p| {
             std::ptr::eq(
@@ -1578,11 +1678,14 @@ impl Node {
     /// Gives a scope or nursery node its parent, through a shared reference.
     fn set_parent_once(&self, parent: &Arc<Node>) {
         // Invariant 6: once, at entry.
-        assert!(
-            self.link == Link::Shared,
-            "hatchery: internal error: a task root entered as a scope"
+        let link = match self.link {
+            Link::Shared => self.ext.shared_link(),
+            _ => None,
+        }
+        .expect(
+            "hatchery: internal error: entered through a shared reference without a shared link",
         );
-        if self.parent.set(parent.clone()).is_err() {
+        if link.0.set(parent.clone()).is_err() {
             panic!("hatchery: internal error: scope entered twice");
         }
     }
@@ -1658,11 +1761,11 @@ impl Node {
             }
             // Only the task's own runner links and unlinks it. (A run's root has no
             // parent.)
-            Link::Root => match self.parent.get() {
+            Link::Root => match &self.parent {
                 Some(parent) => self.insert_into(parent),
                 None => false,
             },
-            Link::Shared | Link::Owned => {
+            Link::Shared | Link::Owned | Link::Attached => {
                 unreachable!("hatchery: internal error: a scope linked as a task")
             }
         };

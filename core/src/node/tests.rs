@@ -110,14 +110,12 @@ fn a_child_that_links_into_a_cancelled_parent_takes_the_cancellation() {
     let root = root();
     root.cancel(Reason::Explicit);
     // Invariant 5, the child's half: a nursery attached under a cancelled scope.
-    let nursery = Node::new(false, false);
-    nursery.attach(&root);
+    let nursery = Node::attached(false, &root);
     assert!(nursery.is_marked());
     // Invariant 4: and it does not stay in the cancelled list.
     assert!(!nursery.is_linked() && !nursery.never_linked());
     // A shield links all the same, and stays uncancelled.
-    let shield = Node::new(true, false);
-    shield.attach(&root);
+    let shield = Node::attached(true, &root);
     assert!(shield.is_linked() && !shield.is_marked());
 }
 

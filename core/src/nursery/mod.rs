@@ -563,8 +563,10 @@ impl<E> Kind<E> for Spawned {
     ) -> Arc<Shared<E>> {
         let named = name.map(|name| Box::new(Named::new(name, parent.rt.now())));
         let label = Label::new(site.at(), named);
-        let node: Arc<Node> = Arc::new(Node::with_ext(false, false, NurseryTag(label)));
-        node.attach(&parent.node);
+        let node: Arc<Node> = Node::attach(
+            Node::with_ext(false, false, NurseryTag(label)),
+            &parent.node,
+        );
         Arc::new(Shared {
             node,
             rt: parent.rt.clone(),

@@ -21,8 +21,8 @@ const COUNTS: usize = 16;
 fn a_child_with_an_empty_future() {
     assert_eq!(
         size_of::<Node<()>>(),
-        80,
-        "the node: parent link 24, lock over its box and the runner's waker 32, deadline 8, counts and flags 16"
+        72,
+        "the node: parent link 16, lock over its box and the runner's waker 32, deadline 8, counts and flags 16"
     );
     assert_eq!(
         size_of::<Output<()>>(),
@@ -38,8 +38,8 @@ fn a_child_with_an_empty_future() {
     assert_eq!(size_of::<NoKeep>(), 0);
     // The whole allocation: where the runtime keeps no executor handle (tokio's
     // current-thread runtime, smol), and where it does (tokio's multi-thread one).
-    assert_eq!(COUNTS + size_of::<Node<Cell<Body, NoKeep>>>(), 152);
-    assert_eq!(COUNTS + size_of::<Node<Cell<Body, KeepSlot>>>(), 168);
+    assert_eq!(COUNTS + size_of::<Node<Cell<Body, NoKeep>>>(), 144);
+    assert_eq!(COUNTS + size_of::<Node<Cell<Body, KeepSlot>>>(), 160);
 }
 
 #[test]

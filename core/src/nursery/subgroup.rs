@@ -194,10 +194,9 @@ impl<E: Send + 'static> Nursery<E> {
     /// # });
     /// ```
     pub fn subgroup(&self) -> Subgroup<E> {
-        let node = Node::new(false, false);
         // A child of the nursery's node, as a nursery opened in the body would be: the
         // nursery's cancellation reaches it through the list, wherever its tasks run.
-        node.attach(&self.shared.node);
+        let node = Node::attached(false, &self.shared.node);
         Subgroup {
             inner: Arc::new(SubShared {
                 nursery: self.shared.clone(),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use pin_project_lite::pin_project;
 
 use crate::diagnostics::{self, HolderKind, Site};
-use crate::node::{Kind, Labelled, Node, Reason, Tag};
+use crate::node::{Kind, Labelled, Node, Reason, SharedLink, Tag};
 use crate::reason::{said, CancelReason};
 use crate::rt::Runtime;
 
@@ -446,13 +446,15 @@ pub struct CancelHandle {
 /// the run's). Set once, on entry. A shield's node also carries where it was made, while
 /// the hold warnings watch it (`diagnostics`). And what the scope is called, for the task
 /// tree: where it was made, the name `with_name` gave it, and when it was entered (named
-/// scopes only).
+/// scopes only). And its parent link, for a scope entered while a handle can see it
+/// (set then through a shared reference: node invariant 6).
 pub(crate) struct EnteredOn(
     pub(crate) OnceLock<Arc<dyn Runtime>>,
     OnceLock<Arc<Site>>,
     &'static Location<'static>,
     OnceLock<Cow<'static, str>>,
     OnceLock<Instant>,
+    SharedLink,
 );
 
 impl Tag for EnteredOn {
@@ -467,6 +469,14 @@ impl Tag for EnteredOn {
             name: self.3.get().map(|n| &**n),
             since: self.4.get().copied(),
         })
+    }
+
+    fn shared_link(&self) -> Option<&SharedLink> {
+        Some(&self.5)
+    }
+
+    fn shared_link_mut(&mut self) -> Option<&mut SharedLink> {
+        Some(&mut self.5)
     }
 }
 
@@ -483,6 +493,7 @@ impl EnteredOn {
             site,
             OnceLock::new(),
             OnceLock::new(),
+            SharedLink::default(),
         )
     }
 
