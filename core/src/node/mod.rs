@@ -67,10 +67,10 @@
 //! 6. **Fixed parents.** The parent link of a scope, a nursery or a spawned task is set
 //!    once, when it is entered or spawned, before anyone else follows it, and never
 //!    changes, so it is read without a lock ([`Node::fixed_parent`]); so is the shield
-//!    flag, fixed before entry. Only the root of a `start`ed task moves
-//!    (its [`MovableLink`], in its ext), under its own mutex, and never once it or its old parent is
-//!    cancelled ([`Node::reparent`] refuses then). Parent links are strong and child
-//!    lists weak, so the tree holds no reference cycle.
+//!    flag, fixed before entry. Only the root of a `start`ed task moves (its
+//!    [`MovableLink`], in its ext), under its own mutex, and never once it or its old
+//!    parent is cancelled ([`Node::reparent`] refuses then). Parent links are strong and
+//!    child lists weak, so the tree holds no reference cycle.
 //! 7. **Effective cancellation.** A node is cancelled in effect when its own flag is set,
 //!    or the flag of an ancestor within its task, up to the nearest shield
 //!    ([`Node::is_cancelled`]; an unlinked scope's own flag lags until
@@ -390,7 +390,7 @@ pub(crate) struct Node<X: ?Sized + Tag = Ext> {
 
 /// How a node holds its parent link. Only the roots of `start`ed tasks ever move (when
 /// `start` hands the task to its nursery); every other node gets its parent once, when it
-/// is entered or spawned, and keeps it in [`Node::parent`], so reading it takes no lock.
+/// is entered or spawned, and keeps it, so reading it takes no lock.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Link {
     /// A scope not entered yet, or given its parent through a shared reference (a
