@@ -267,6 +267,7 @@ impl Default for SharedLink {
 }
 
 /// A shared link alone is an ext too (the tree's unit tests and loom models).
+#[cfg(test)]
 impl Tag for SharedLink {
     fn as_any(&self) -> &dyn Any {
         self
@@ -300,6 +301,7 @@ impl MovableLink {
 
 /// A movable link alone is an ext too: a root with nothing else to carry (the tree's
 /// unit tests and loom models).
+#[cfg(test)]
 impl Tag for MovableLink {
     fn as_any(&self) -> &dyn Any {
         self
@@ -418,23 +420,18 @@ impl<X: ?Sized + Tag> Drop for Node<X> {
     fn drop(&mut self) {
         // Invariant 2: a slot key still here means the entry is ours to remove. Deadlock
         // safety 3: whoever drops the last reference holds no node lock.
-        let key = self.key.read_mut();
         let mut next = match &self.parent {
             // The common case, the link in the node: most parents have other references
             // (the scope, nursery or task above still runs), and then the fields drop as
             // usual.
             Some(parent) => {
-                leave_list(key, Some(parent));
+                leave_list(self.key.read_mut(), Some(parent));
                 if Arc::strong_count(parent) != 1 {
                     return;
                 }
                 self.parent.take()
             }
-            None => {
-                let parent = self.take_rare_link();
-                leave_list(key, parent.as_ref());
-                parent
-            }
+            None => self.leave_and_take_parent(),
         };
         while let Some(mut node) = next {
             // An ancestor with other references only loses ours (a load first: `get_mut`
@@ -776,7 +773,7 @@ impl<X: ?Sized + Tag> Node<X> {
     /// its first poll begins.)
     #[inline]
     fn stops_walk(&self) -> bool {
-        self.is_root() && self.key.load(Ordering::Acquire) != NO_KEY
+        self.is_task_root() && self.key.load(Ordering::Acquire) != NO_KEY
     }
 
     /// The parent of a scope or nursery node, once entered (`None` for a task root).
@@ -797,9 +794,9 @@ impl<X: ?Sized + Tag> Node<X> {
         self.ext.shared_link().and_then(|link| link.0.get())
     }
 
-    /// Whether this is a task's (or a run's) root.
+    /// Whether this is a task's root (or a run's, which has no parent).
     #[inline]
-    fn is_root(&self) -> bool {
+    pub(crate) fn is_task_root(&self) -> bool {
         matches!(self.link, Link::Root | Link::Movable)
     }
 
@@ -1417,13 +1414,13 @@ impl<X: ?Sized + Tag> Node<X> {
         // Invariant 8: the walk stops at the task's root, before its parent link (which may
         // move), and at a shield; the links it follows are fixed (invariant 6), so the
         // release walks the same nodes.
-        if self.is_root() || self.is_shield() {
+        if self.is_task_root() || self.is_shield() {
             return;
         }
         let mut cur = self.parent();
         while let Some(node) = cur {
             node.add_hold(up);
-            if node.is_root() || node.is_shield() {
+            if node.is_task_root() || node.is_shield() {
                 break;
             }
             cur = node.parent();
@@ -1438,7 +1435,7 @@ impl<X: ?Sized + Tag> Node<X> {
         if std::ptr::eq((self as *const Self).cast::<u8>(), target) {
             return true;
         }
-        if self.is_root() || self.is_shield() {
+        if self.is_task_root() || self.is_shield() {
             return false;
         }
         let mut cur = self.parent();
@@ -1446,7 +1443,7 @@ impl<X: ?Sized + Tag> Node<X> {
             if std::ptr::eq(Arc::as_ptr(&n).cast::<u8>(), target) {
                 return true;
             }
-            if n.is_root() || n.is_shield() {
+            if n.is_task_root() || n.is_shield() {
                 return false;
             }
             cur = n.parent();
@@ -1525,7 +1522,7 @@ impl Node {
                 return;
             };
             cur.inherit(cur.insert_into(&parent));
-            if cur.is_root() {
+            if cur.is_task_root() {
                 return;
             }
             cur = parent;
@@ -1840,11 +1837,6 @@ impl Node {
         self.ext.as_any().downcast_ref()
     }
 
-    /// Whether this is a task's root (or a run's, which has no parent).
-    pub(crate) fn is_task_root(&self) -> bool {
-        self.is_root()
-    }
-
     /// Links this node and its unlinked ancestors in its task, shields too, each into its
     /// parent's child list, and the task's root if it is not linked yet, so that a walk
     /// down from the run's root finds it: [`link_ancestors`](Node::link_ancestors)
@@ -1857,7 +1849,7 @@ impl Node {
                 return;
             };
             cur.inherit(cur.insert_into(&parent));
-            if cur.is_root() {
+            if cur.is_task_root() {
                 return;
             }
             cur = parent;

@@ -166,16 +166,6 @@ mod imp {
         value: std::sync::OnceLock<T>,
     }
 
-    impl<T> From<T> for OnceLock<T> {
-        /// One set already (before anyone else can see it).
-        fn from(value: T) -> Self {
-            OnceLock {
-                set: loom::sync::atomic::AtomicBool::new(true),
-                value: std::sync::OnceLock::from(value),
-            }
-        }
-    }
-
     impl<T> OnceLock<T> {
         pub(crate) fn new() -> Self {
             OnceLock {
