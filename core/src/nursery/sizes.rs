@@ -26,8 +26,8 @@ fn a_child_with_an_empty_future() {
     );
     assert_eq!(
         size_of::<Output<()>>(),
-        32,
-        "the result slot with a join's waker (24) and the label (8)"
+        24,
+        "the result slot with a join's waker (16, under the node's lock) and the label (8)"
     );
     assert_eq!(
         size_of::<RunState<Empty, Shared<Infallible>, ()>>(),
@@ -38,15 +38,15 @@ fn a_child_with_an_empty_future() {
     assert_eq!(size_of::<NoKeep>(), 0);
     // The whole allocation: where the runtime keeps no executor handle (tokio's
     // current-thread runtime, smol), and where it does (tokio's multi-thread one).
-    assert_eq!(COUNTS + size_of::<Node<Cell<Body, NoKeep>>>(), 144);
-    assert_eq!(COUNTS + size_of::<Node<Cell<Body, KeepSlot>>>(), 160);
+    assert_eq!(COUNTS + size_of::<Node<Cell<Body, NoKeep>>>(), 136);
+    assert_eq!(COUNTS + size_of::<Node<Cell<Body, KeepSlot>>>(), 152);
 }
 
 #[test]
-fn a_result_and_a_join_share_one_lock() {
+fn a_result_and_a_join_share_the_nodes_lock() {
     // A value of a word: the slot is no bigger than for none.
-    assert_eq!(size_of::<Output<usize>>(), 40);
-    assert_eq!(size_of::<Output<[usize; 4]>>(), 56);
+    assert_eq!(size_of::<Output<usize>>(), 32);
+    assert_eq!(size_of::<Output<[usize; 4]>>(), 48);
 }
 
 #[test]

@@ -9,10 +9,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use super::raw::Label;
-use super::raw::PartRef;
+use super::raw::{PartRef, ValueCell};
 use crate::context;
 use crate::error::JoinError;
-use crate::node::sync::{Mutex, MutexGuard};
 use crate::node::Node;
 use crate::reason::{said, CancelReason};
 
@@ -21,10 +20,11 @@ mod loom;
 
 /// What a task shares with its [`TaskHandle`]: how it ended, and what it is called.
 ///
-/// The result and the waker of a join that waits for it share one lock: a join takes the
-/// result or leaves its waker in one locked step, and the task's end puts the result and
-/// takes the waker in one. (A separate `AtomicWaker` took 24 bytes of every child,
-/// whether a handle was kept or not, and two more atomic operations per waiting join.)
+/// The result and the waker of a join that waits for it share one lock, and it is the
+/// lock of the child's node: a join takes the result or leaves its waker in one locked
+/// step, and the task's end puts the result and takes the waker in one. (A separate
+/// `AtomicWaker` took 24 bytes of every child, whether a handle was kept or not, and two
+/// more atomic operations per waiting join; a mutex of the slot's own, 8.)
 ///
 /// A handle that goes before it took the result, and the task's end, agree on who drops
 /// the result without that lock, through two bits of the task's node (in the byte of its
@@ -49,19 +49,62 @@ mod loom;
 /// 3. **Without a node, no handle.** A child with no node (an inline child made before
 ///    it, which has no handle: `inline::cell`) puts its result without the bits, and
 ///    nobody abandons it; it goes with the allocation.
+/// 4. **The node's lock guards the slot.** The slot has no lock of its own: every method
+///    that reaches it is given the child's node and holds that node's lock meanwhile
+///    ([`Node::with_lock`]), and is given that node only. A handle gets it with the
+///    output from its [`Part`](super::raw::Part) (`with_node`, whose contract pairs
+///    them), a task's runner passes its own node (the allocation the output is part
+///    of), an inline child its cell's. The one access without a lock is a child's
+///    without a node, whose output nobody else reaches (invariant 3). Under the lock only
+///    the slot is touched: a waker or a result that leaves it is dropped or woken after
+///    (the node's deadlock safety 3).
 pub(crate) struct Output<T> {
-    result: Mutex<Slot<T>>,
+    /// Guarded by the child's node's lock (invariant 4).
+    result: ValueCell<Slot<T>>,
     label: Label,
 }
 
+// SAFETY: as a `Mutex<Slot<T>>` beside the label is: the slot is reached only under the
+// lock of the child's node, or by the child alone where it has none (handle invariant
+// 4), so sharing an output shares a `T` only as a mutex would (`T: Send`).
+#[allow(unsafe_code)]
+unsafe impl<T: Send> Sync for Output<T> where Label: Sync {}
+
+/// What a join found in the slot, under the lock.
+enum Look<T> {
+    /// The result, taken.
+    Done(Result<T, JoinError>),
+    /// Its waker is there already.
+    Same,
+    /// Another waker was there, which the clone replaced (to be dropped after the lock).
+    Replaced(Waker),
+    /// Another waker is there, and the join's must be cloned (outside the lock) first.
+    Clone,
+}
+
 impl<T> Output<T> {
-    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
-        // No user code runs under this lock (a waker is dropped or woken after it).
-        self.result.lock().unwrap_or_else(|e| e.into_inner())
+    /// Runs `f` on the slot, under the lock of `node`, the child's (handle invariant 4);
+    /// `None` for a child without a node, whose output only the child reaches.
+    #[allow(unsafe_code)]
+    #[inline]
+    fn with_slot<R>(&self, node: Option<&Node>, f: impl FnOnce(&mut Slot<T>) -> R) -> R {
+        let reach = || {
+            self.result.with_mut(|slot| {
+                // SAFETY: handle invariant 4: the lock of the child's node is held (or the
+                // child, without one, is the only one to reach its output), and no other
+                // reference to the slot lives outside `f`.
+                f(unsafe { &mut *slot })
+            })
+        };
+        match node {
+            Some(node) => node.with_lock(reach),
+            None => reach(),
+        }
     }
 
-    pub(crate) fn is_finished(&self) -> bool {
-        matches!(*self.lock(), Slot::Done(_))
+    /// Whether the task has put its result, for a handle that reaches it with its node.
+    pub(crate) fn is_finished(&self, node: &Node) -> bool {
+        self.with_slot(Some(node), |slot| matches!(slot, Slot::Done(_)))
     }
 
     /// The result, once the task has finished; else leaves `waker` to be woken when it
@@ -72,36 +115,46 @@ impl<T> Output<T> {
     /// The waker is cloned outside the lock (a clone is the executor's code, or anyone's:
     /// deadlock safety of the book's rules, nothing foreign under a lock), then the slot
     /// is looked at again: the task may have finished meanwhile.
-    fn take_or_wait(&self, waker: &Waker) -> Result<Result<T, JoinError>, Option<Waker>> {
-        let mut slot = self.lock();
+    fn take_or_wait(
+        &self,
+        node: &Node,
+        waker: &Waker,
+    ) -> Result<Result<T, JoinError>, Option<Waker>> {
         let mut clone = None;
         loop {
-            match std::mem::replace(&mut *slot, Slot::taken()) {
-                Slot::Done(result) => return Ok(result),
-                Slot::Open(old) if old.will_wake(waker) => {
-                    *slot = Slot::Open(old);
-                    return Err(clone);
-                }
-                Slot::Open(old) => match clone.take() {
-                    Some(new) => {
-                        *slot = Slot::Open(new);
-                        return Err(Some(old));
-                    }
-                    None => {
+            let look = self.with_slot(Some(node), |slot| {
+                match std::mem::replace(slot, Slot::taken()) {
+                    Slot::Done(result) => Look::Done(result),
+                    Slot::Open(old) if old.will_wake(waker) => {
                         *slot = Slot::Open(old);
-                        drop(slot);
-                        clone = Some(waker.clone());
-                        slot = self.lock();
+                        Look::Same
                     }
-                },
+                    Slot::Open(old) => match clone.take() {
+                        Some(new) => {
+                            *slot = Slot::Open(new);
+                            Look::Replaced(old)
+                        }
+                        None => {
+                            *slot = Slot::Open(old);
+                            Look::Clone
+                        }
+                    },
+                }
+            });
+            match look {
+                Look::Done(result) => return Ok(result),
+                Look::Same => return Err(clone),
+                Look::Replaced(old) => return Err(Some(old)),
+                Look::Clone => clone = Some(waker.clone()),
             }
         }
     }
 
     /// Puts back a result that [`take_or_wait`](Output::take_or_wait) took but that the
     /// handle could not return yet.
-    fn restore(&self, result: Result<T, JoinError>) {
-        *self.lock() = Slot::Done(result);
+    fn restore(&self, node: &Node, result: Result<T, JoinError>) {
+        // (What it replaces is the error a take leaves, which holds nothing of the user's.)
+        self.with_slot(Some(node), |slot| *slot = Slot::Done(result));
     }
 
     /// What the task is called.
@@ -112,7 +165,7 @@ impl<T> Output<T> {
     /// The result of a task that is still running, called `label`.
     pub(crate) fn new(label: Label) -> Output<T> {
         Output {
-            result: Mutex::new(Slot::running()),
+            result: ValueCell::new(Slot::running()),
             label,
         }
     }
@@ -125,12 +178,12 @@ impl<T> Output<T> {
         node: Option<&Node>,
         result: Result<T, JoinError>,
     ) -> Option<Result<T, JoinError>> {
-        let before = std::mem::replace(&mut *self.lock(), Slot::Done(result));
+        let before = self.with_slot(node, |slot| std::mem::replace(slot, Slot::Done(result)));
         // Handle invariant 1: put, then the bit; a handle that went meanwhile left the
         // result to us. (Its waker is not woken: the join is gone.)
-        if node.is_some_and(Node::result_put) {
+        if let Some(node) = node.filter(|node| node.result_put()) {
             drop(before);
-            return self.take_done();
+            return self.take_done(node);
         }
         // (A no-op waker where no join waits.)
         if let Slot::Open(waker) = before {
@@ -140,10 +193,10 @@ impl<T> Output<T> {
     }
 
     /// The result in the slot, taken out (`None` if none is there).
-    fn take_done(&self) -> Option<Result<T, JoinError>> {
+    fn take_done(&self, node: &Node) -> Option<Result<T, JoinError>> {
         // (The handle's or the task's end came second, after the result was put: the
         // slot holds it. Whatever it holds is dropped after the lock.)
-        let before = std::mem::replace(&mut *self.lock(), Slot::taken());
+        let before = self.with_slot(Some(node), |slot| std::mem::replace(slot, Slot::taken()));
         match before {
             Slot::Done(result) => Some(result),
             Slot::Open(_) => None,
@@ -156,7 +209,7 @@ impl<T> Output<T> {
     #[inline]
     fn abandon(&self, node: &Node) -> Option<Result<T, JoinError>> {
         match node.let_go_handle() {
-            true => self.take_done(),
+            true => self.take_done(node),
             false => None,
         }
     }
@@ -164,13 +217,10 @@ impl<T> Output<T> {
     /// [`abandon`](Output::abandon) for a join, which may have left its waker in the
     /// slot: taken out first, under the lock, and dropped after it (handle invariant 2).
     fn abandon_join(&self, node: &Node) -> Option<Result<T, JoinError>> {
-        let waker = {
-            let mut slot = self.lock();
-            match &mut *slot {
-                Slot::Open(waker) => Some(std::mem::replace(waker, Waker::noop().clone())),
-                Slot::Done(_) => None,
-            }
-        };
+        let waker = self.with_slot(Some(node), |slot| match slot {
+            Slot::Open(waker) => Some(std::mem::replace(waker, Waker::noop().clone())),
+            Slot::Done(_) => None,
+        });
         drop(waker);
         self.abandon(node)
     }
@@ -518,7 +568,8 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.cell.get().part().is_finished()
+        let (output, node) = self.cell.get().with_node();
+        output.is_finished(node)
     }
 }
 
@@ -618,7 +669,10 @@ impl<T> Join<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.cell.0.as_ref().is_none_or(|c| c.part().is_finished())
+        self.cell.0.as_ref().is_none_or(|c| {
+            let (output, node) = c.with_node();
+            output.is_finished(node)
+        })
     }
 }
 
@@ -629,15 +683,14 @@ impl<T> Future for Join<T> {
         if context::current_cancelled() {
             return Poll::Pending;
         }
-        let child = self.cell.get();
-        let output = child.part();
-        let result = match output.take_or_wait(cx.waker()) {
+        let (output, node) = self.cell.get().with_node();
+        let result = match output.take_or_wait(node, cx.waker()) {
             Ok(result) => result,
             Err(replaced) => {
                 drop(replaced);
                 // Awaited inside the child itself, or inside a nursery it opened: it would
                 // wait for itself.
-                let at = (child.node() as *const Node).cast::<()>();
+                let at = (node as *const Node).cast::<()>();
                 if context::with_current(|c| c.is_some_and(|c| c.node.is_under(at))) {
                     panic!(
                         "hatchery: a task joins its own handle (awaited inside the task, or \
@@ -652,7 +705,7 @@ impl<T> Future for Join<T> {
         // the check above (from another thread): it must not hand a sibling's failure to
         // code the failure cancelled. The result goes back for a later join.
         if matches!(&result, Err(e) if !e.is_cancelled()) && context::current_cancelled() {
-            output.restore(result);
+            output.restore(node, result);
             return Poll::Pending;
         }
         self.cell.release();

@@ -105,7 +105,8 @@ use crate::rt::{Handoff, Keep, Lend, RawTask, Run, Runtime, Task};
 use crate::timer::runtime_id;
 
 pub(crate) use self::label::{Label, Named};
-use self::slot_sync::{AtomicPtr, ValueCell};
+use self::slot_sync::AtomicPtr;
+pub(super) use self::slot_sync::ValueCell;
 
 mod label;
 #[cfg(all(test, hatchery_loom))]
@@ -118,15 +119,16 @@ mod loom;
 mod slot_sync {
     pub(super) use std::sync::atomic::AtomicPtr;
 
-    /// The slot's value: an `UnsafeCell`, reached as loom's is.
-    pub(super) struct ValueCell<T>(std::cell::UnsafeCell<T>);
+    /// The slot's value (and a task's result slot, `task::handle`): an `UnsafeCell`,
+    /// reached as loom's is.
+    pub(in crate::task) struct ValueCell<T>(std::cell::UnsafeCell<T>);
 
     impl<T> ValueCell<T> {
-        pub(super) fn new(value: T) -> ValueCell<T> {
+        pub(in crate::task) fn new(value: T) -> ValueCell<T> {
             ValueCell(std::cell::UnsafeCell::new(value))
         }
 
-        pub(super) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        pub(in crate::task) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
             f(self.0.get())
         }
     }
@@ -139,7 +141,7 @@ mod slot_sync {
 
 #[cfg(all(test, hatchery_loom))]
 mod slot_sync {
-    pub(super) use loom::cell::UnsafeCell as ValueCell;
+    pub(in crate::task) use loom::cell::UnsafeCell as ValueCell;
     pub(super) use loom::sync::atomic::AtomicPtr;
 
     pub(super) fn load_mut(atomic: &mut AtomicPtr<()>) -> *mut () {

@@ -1,6 +1,8 @@
 //! Loom models of the handle protocol ([`Output`]'s invariants): a handle let go of as
 //! its task ends, on two threads, through the real `Output` and `Node` (whose bits and
-//! whose slot's lock are loom's under `--cfg hatchery_loom`, `node::sync`):
+//! whose lock, which guards the slot, are loom's under `--cfg hatchery_loom`,
+//! `node::sync`, and the slot a loom cell, whose every access loom checks is under that
+//! lock: invariant 4):
 //!
 //! ```text
 //! RUSTFLAGS="--cfg hatchery_loom" cargo test -p hatchery --lib --release loom
@@ -59,12 +61,13 @@ fn end(
 }
 
 /// Whether the slot still holds a value, or the join's waker `waker`.
-fn left(output: &Output<Value>, waker: Option<&Waker>) -> (bool, bool) {
-    let slot = output.lock();
-    (
-        matches!(*slot, Slot::Done(Ok(_))),
-        matches!((&*slot, waker), (Slot::Open(w), Some(join)) if w.will_wake(join)),
-    )
+fn left(output: &Output<Value>, node: &Node, waker: Option<&Waker>) -> (bool, bool) {
+    output.with_slot(Some(node), |slot| {
+        (
+            matches!(slot, Slot::Done(Ok(_))),
+            matches!((&*slot, waker), (Slot::Open(w), Some(join)) if w.will_wake(join)),
+        )
+    })
 }
 
 /// A handle dropped as its task ends (`TaskHandle`'s drop, no lock): the value is dropped
@@ -78,7 +81,10 @@ fn loom_handle_dropped_as_the_task_ends() {
         drop(output.abandon(&node));
         ending.join().unwrap();
         assert_eq!(drops.load(Ordering::SeqCst), 1, "invariant 1: dropped once");
-        assert!(!left(&output, None).0, "invariant 1: not left in the slot");
+        assert!(
+            !left(&output, &node, None).0,
+            "invariant 1: not left in the slot"
+        );
     });
 }
 
@@ -93,7 +99,7 @@ fn loom_join_dropped_as_the_task_ends() {
         let woken = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(woken.clone());
         let ending = end(&node, &output, &drops);
-        match output.take_or_wait(&waker) {
+        match output.take_or_wait(&node, &waker) {
             Ok(result) => drop(result),
             Err(replaced) => {
                 drop(replaced);
@@ -102,7 +108,7 @@ fn loom_join_dropped_as_the_task_ends() {
         }
         ending.join().unwrap();
         assert_eq!(drops.load(Ordering::SeqCst), 1, "invariant 1: dropped once");
-        let (done, waiting) = left(&output, Some(&waker));
+        let (done, waiting) = left(&output, &node, Some(&waker));
         assert!(!done, "invariant 1: not left in the slot");
         assert!(!waiting, "invariant 2: the join's waker goes with it");
     });
