@@ -817,12 +817,12 @@ impl<S: Slots> Fixed<S> {
         let (running, holding, was_cancelled) = match &mut run.group {
             Some(group) => {
                 let node = &group.node;
-                if !node.is_linked() {
+                let was_cancelled = match node.is_linked() {
+                    true => node.is_cancelled(),
                     // The caller's cancellation does not reach us through its child list
-                    // (node invariant 7): we learn of it here.
-                    node.refresh();
-                }
-                let was_cancelled = node.is_cancelled();
+                    // (node invariant 7): we learn of it here, in one walk up the tree.
+                    false => node.refresh_cancelled(),
+                };
                 let mut p = Polling {
                     waker,
                     armed: false,

@@ -422,12 +422,12 @@ impl Core {
             self.follow_hold();
         }
         let node = self.node();
-        if !node.is_linked() {
-            // Our parent's cancellation does not reach us through its child list (node
-            // invariant 7).
-            node.refresh();
+        if node.is_linked() {
+            return node.should_drop();
         }
-        node.should_drop()
+        // Our parent's cancellation does not reach us through its child list (node
+        // invariant 7): the flag catches up with the ancestors', one walk up the tree.
+        node.refresh_cancelled() && !node.has_holds()
     }
 
     /// A shield kept and polled under another scope (or task) than before holds that one
