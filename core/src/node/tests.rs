@@ -91,6 +91,26 @@ fn an_unlinked_scope_follows_its_ancestors_and_refresh_marks_it() {
 }
 
 #[test]
+fn refresh_cancelled_answers_is_cancelled_in_one_walk() {
+    let root = root();
+    let a = Node::entered(&root, false, None);
+    let b = Node::entered(&a, false, None);
+    let shield = Node::entered(&a, true, None);
+    // Nothing cancelled: false, and no flag set.
+    assert!(!b.refresh_cancelled() && !b.is_marked());
+    // An ancestor's cancellation that has not reached the flag (invariant 7): the answer
+    // is `is_cancelled`'s, and the flag now says it too.
+    root.cancel(Reason::Explicit);
+    assert!(!b.is_marked() && b.is_cancelled());
+    assert!(b.refresh_cancelled());
+    assert!(b.is_marked());
+    // A shield stops it, and its own cancellation still counts.
+    assert!(!shield.refresh_cancelled() && !shield.is_marked());
+    shield.cancel(Reason::Explicit);
+    assert!(shield.refresh_cancelled());
+}
+
+#[test]
 fn a_shield_stops_its_ancestors_cancellation_but_not_its_own() {
     let root = root();
     let shield = linked(&root, true);
