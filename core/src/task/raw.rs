@@ -288,7 +288,9 @@ impl Drop for Own {
 /// An implementor is `Send` and `Sync` whenever `P` is: a handle reaches nothing of it
 /// but `P` and the node (which is both), and dropping the last reference drops nothing
 /// that is not (an inline child's future, which need not be `Send`, is dropped by its
-/// owner, never through this). [`PartRef`] relies on it.
+/// owner, never through this). [`PartRef`] relies on it. And [`node`](Part::node) is
+/// the node of the child whose part [`part`](Part::part) is, always the same one: its
+/// lock guards the result slot in the part (`task::handle`'s invariant 4).
 pub(crate) unsafe trait Part<P> {
     /// What the handle reads.
     fn part(&self) -> &P;
