@@ -262,7 +262,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<CtxRef<'_>>) -> R) -> R {
 pub(crate) fn current_cancelled() -> bool {
     CURRENT.with(|c| {
         let slots = c.slots.borrow();
-        let cancelled = slots.node.as_ref().is_some_and(|n| n.is_cancelled());
+        let cancelled = slots.node.as_ref().is_some_and(|n| n.is_cancelled_here());
         if cancelled && !c.dropping.get().is_null() {
             let inside = slots
                 .node

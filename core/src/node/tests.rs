@@ -158,6 +158,47 @@ fn a_task_links_at_its_first_suspension_and_its_walk_stops_there() {
 }
 
 #[test]
+fn is_cancelled_here_answers_as_is_cancelled_for_every_kind_of_node() {
+    // Each kind of node, under a nursery that is then cancelled: the inline test of
+    // `is_cancelled_here` must say what the walk says, before and after.
+    let nursery = Node::attached(false, &root());
+    let first_poll = task(&nursery, false);
+    let linked_root = task(&nursery, false);
+    linked_root.link();
+    let started = task(&nursery, true);
+    let run_root = root();
+    let scope = Node::entered(&first_poll, false, None);
+    let shield = Node::entered(&first_poll, true, None);
+    let nodes = [
+        &first_poll,
+        &linked_root,
+        &started,
+        &run_root,
+        &scope,
+        &shield,
+    ];
+    let agree = |when: &str| {
+        for (i, node) in nodes.iter().enumerate() {
+            assert_eq!(
+                node.is_cancelled_here(),
+                node.is_cancelled(),
+                "node {i}, {when}"
+            );
+        }
+    };
+    agree("before the cancellation");
+    nursery.cancel(Reason::Explicit);
+    agree("after the nursery's cancellation");
+    // The task in its first poll sees it through the walk, the linked one through its
+    // flag (the nursery's list marked it), the shield not at all.
+    assert!(first_poll.is_cancelled_here() && !first_poll.is_marked());
+    assert!(linked_root.is_cancelled_here() && linked_root.is_marked());
+    assert!(scope.is_cancelled_here() && !shield.is_cancelled_here());
+    run_root.cancel(Reason::Explicit);
+    agree("after the run root's own cancellation");
+}
+
+#[test]
 fn detach_leaves_the_list_and_the_cancellation_walk_then_misses_the_node() {
     let root = root();
     let a = linked(&root, false);
