@@ -744,8 +744,8 @@ impl<C, O> Group<C, O> {
     fn sweep<E>(&mut self, shared: &Shared<E, C>) -> bool {
         let mut gone = Vec::new();
         for (key, child) in self.children.iter() {
-            let cancelled = child.own.refresh_cancelled();
-            if child.polled && cancelled && !child.own.has_holds() {
+            let droppable = child.own.refresh_should_drop();
+            if child.polled && droppable {
                 gone.push(key);
             } else if child.polled && !child.own.ext.queued.swap(true, Ordering::AcqRel) {
                 self.keys.push(key as u32);

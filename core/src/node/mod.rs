@@ -701,24 +701,16 @@ impl<X: ?Sized + Tag> Node<X> {
         self.cancelled.load(Ordering::Acquire) || self.ancestors_cancelled()
     }
 
-    /// [`is_cancelled`](Node::is_cancelled), with the walk's first test inline: for a
-    /// task's root that its nursery's list holds (every poll of a task but its first), a
-    /// run's root, or a started task's, whose walk would stop at once, the answer is the
-    /// node's own flag, without the walk's call (about 20 instructions a check). For the
-    /// hot checks of the node a task polls with (its runner's, a wait's); elsewhere the
-    /// smaller `is_cancelled` keeps its callers small enough to inline.
+    /// [`is_cancelled`](Node::is_cancelled), with the walk's first test
+    /// ([`stops_walk`](Node::stops_walk)) inline: for a task's root that its nursery's
+    /// list holds (every poll of a task but its first), a run's root, or a started
+    /// task's, the answer is the node's own flag, without the walk's call (about 20
+    /// instructions a check). For the hot checks of the node a task polls with (its
+    /// runner's, a wait's); elsewhere the smaller `is_cancelled` keeps its callers small
+    /// enough to inline.
     #[inline(always)]
     pub(crate) fn is_cancelled_here(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire) || self.walks_up() && self.ancestors_cancelled()
-    }
-
-    /// Whether [`ancestors_cancelled`](Node::ancestors_cancelled) may find anything: not
-    /// for a task's root but in its first poll (its nursery's list does not hold it yet;
-    /// after that the walk's first test, [`stops_walk`](Node::stops_walk), stops it), and
-    /// never for a run's root or a started task's (no fixed parent).
-    #[inline(always)]
-    fn walks_up(&self) -> bool {
-        !self.is_task_root() || self.parent.is_some() && self.key.load(Ordering::Acquire) == NO_KEY
+        self.cancelled.load(Ordering::Acquire) || !self.stops_walk() && self.ancestors_cancelled()
     }
 
     /// This node's own flag: cancelled itself, or marked by an ancestor's cancellation
@@ -798,14 +790,15 @@ impl<X: ?Sized + Tag> Node<X> {
         self.finished.load(Ordering::Acquire)
     }
 
-    /// A task root in its parent's child list: the parent's cancellation marks it, so
-    /// an upward walk of flags ends here. (A spawned task's root joins the list when the
-    /// task first suspends, or opens a nursery or polls a `start` before that; a
-    /// `start`ed task's parent can move, and is not walked: its root joins the list when
-    /// its first poll begins.)
-    #[inline]
+    /// Whether an upward walk of flags ends at this node: a task root in its parent's
+    /// child list (the parent's cancellation marks it), or one with no fixed parent (a
+    /// run's root; a `start`ed task's, whose parent can move and is not walked). (A
+    /// spawned task's root joins the list when the task first suspends, or opens a
+    /// nursery or polls a `start` before that; a `start`ed task's when its first poll
+    /// begins.)
+    #[inline(always)]
     fn stops_walk(&self) -> bool {
-        self.is_task_root() && self.key.load(Ordering::Acquire) != NO_KEY
+        self.is_task_root() && (self.parent.is_none() || self.key.load(Ordering::Acquire) != NO_KEY)
     }
 
     /// The parent of a scope or nursery node, once entered (`None` for a task root).
@@ -902,6 +895,13 @@ impl<X: ?Sized + Tag> Node<X> {
     pub(crate) fn refresh_cancelled(&self) -> bool {
         self.refresh();
         self.is_marked()
+    }
+
+    /// [`refresh`](Node::refresh), then [`should_drop`](Node::should_drop), with one walk
+    /// ([`refresh_cancelled`](Node::refresh_cancelled)).
+    #[inline]
+    pub(crate) fn refresh_should_drop(&self) -> bool {
+        self.refresh_cancelled() && !self.has_holds()
     }
 
     pub(crate) fn caught(&self) -> bool {

@@ -427,7 +427,7 @@ impl Core {
         }
         // Our parent's cancellation does not reach us through its child list (node
         // invariant 7): the flag catches up with the ancestors', one walk up the tree.
-        node.refresh_cancelled() && !node.has_holds()
+        node.refresh_should_drop()
     }
 
     /// A shield kept and polled under another scope (or task) than before holds that one

@@ -103,7 +103,7 @@ impl<T> Output<T> {
     }
 
     /// Whether the task has put its result, for a handle that reaches it with its node.
-    pub(crate) fn is_finished(&self, node: &Node) -> bool {
+    fn is_finished(&self, node: &Node) -> bool {
         self.with_slot(Some(node), |slot| matches!(slot, Slot::Done(_)))
     }
 
