@@ -95,6 +95,82 @@ pub(crate) async fn smol_spawn_join(ex: &Executor<'static>, n: usize, ballast: b
     start.elapsed()
 }
 
+// ----- spawn + join of N children whose futures hold 1 KiB -----
+
+/// What the children of the `spawn_join_1k` rows hold across their suspension.
+const LARGE: usize = 1024;
+
+/// A child of the `spawn_join_1k` rows: 1 KiB held across a yield, then read, so that
+/// its future is larger than the room hatchery keeps a future in place in (256 bytes):
+/// hatchery boxes it, and frees the box when the child ends.
+async fn large_child() {
+    let room = [1u8; LARGE];
+    yield_once().await;
+    black_box(&room);
+}
+
+/// [`hatchery_spawn_join`] with children whose futures hold 1 KiB.
+pub(crate) async fn hatchery_spawn_join_large(n: usize) -> Duration {
+    let start = Instant::now();
+    hatchery::nursery(|nursery: Nursery<Infallible>| async move {
+        for _ in 0..n {
+            drop(nursery.spawn(async {
+                large_child().await;
+                Ok(())
+            }));
+        }
+        Ok(())
+    })
+    .await
+    .expect("nursery failed");
+    start.elapsed()
+}
+
+/// [`tokio_spawn_join`] with children whose futures hold 1 KiB (with `ballast`, one
+/// more allocation each).
+pub(crate) async fn tokio_spawn_join_large(n: usize, ballast: bool) -> Duration {
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for _ in 0..n {
+        let carried = ballast.then(carry);
+        set.spawn(async move {
+            if let Some(carried) = carried {
+                carried.await;
+            }
+            large_child().await;
+        });
+    }
+    while let Some(res) = set.join_next().await {
+        res.expect("task failed");
+    }
+    start.elapsed()
+}
+
+/// [`smol_spawn_join`] with children whose futures hold 1 KiB (with `ballast`, one more
+/// allocation each).
+pub(crate) async fn smol_spawn_join_large(
+    ex: &Executor<'static>,
+    n: usize,
+    ballast: bool,
+) -> Duration {
+    let start = Instant::now();
+    let tasks: Vec<Task<()>> = (0..n)
+        .map(|_| {
+            let carried = ballast.then(carry);
+            ex.spawn(async move {
+                if let Some(carried) = carried {
+                    carried.await;
+                }
+                large_child().await;
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await;
+    }
+    start.elapsed()
+}
+
 // ----- spawn + join through handles, collecting a value -----
 
 /// A nursery spawns `n` children returning their index and joins every handle in order.
