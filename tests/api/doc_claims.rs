@@ -728,7 +728,7 @@ fn e4_unsafe_only_in_its_four_places() {
             "core/src/signal.rs: fn register",
             "core/src/signal.rs: fn default_disposition",
             "core/src/task/handle.rs: unsafe impl<T: Send> Sync for Output<T> where Label: Sync",
-            "core/src/task/handle.rs: fn with_slot<R>",
+            "core/src/task/handle.rs: fn with_slot_ending<R>",
             "core/src/task/mod.rs: mod raw;",
         ],
         "the places where the core allows `unsafe` (rule E4)"

@@ -51,7 +51,7 @@ use std::task::{Context, Poll};
 
 use crate::error::JoinError;
 use crate::node::{Detail, Node};
-use crate::task::{Label, Output, Part, PartRef};
+use crate::task::{self, Label, Output, Part, PartRef};
 
 /// A child's future and what its handle reads, in one allocation: the group owns the
 /// future (through [`Owner`]), the handle reads the output (through a [`View`]), and the
@@ -113,8 +113,27 @@ unsafe impl<T, F: ?Sized> Part<Output<T>> for View<T, F> {
     }
 }
 
+/// The body of [`send_child`] and [`local_child`], which differ in their owner's type:
+/// the cell of `$fut` (of type `$F`) and its handle, with the future in the cell, or
+/// boxed if it is larger than [`IN_PLACE_MAX`](task::IN_PLACE_MAX).
+macro_rules! with_handle {
+    ($F:ty, $fut:expr, $node:expr, $label:expr) => {
+        if const { task::apart::<$F>() } {
+            let cell = Cell::new(Box::pin($fut), Some($node), $label);
+            let handle = Cell::for_handle(&cell);
+            (Owner(cell), handle)
+        } else {
+            let cell = Cell::new($fut, Some($node), $label);
+            let handle = Cell::for_handle(&cell);
+            (Owner(cell), handle)
+        }
+    };
+}
+
 /// A cell for `fut`, whose node is `node`, as its owner (a child of a `nursery`) and its
-/// handle hold it.
+/// handle hold it: the future in the cell, or boxed if it is larger than
+/// [`IN_PLACE_MAX`](task::IN_PLACE_MAX) (so that a handle kept after the child has ended
+/// does not keep the future's room).
 pub(super) fn send_child<'env, T, E, F>(
     fut: F,
     node: Arc<Node>,
@@ -124,13 +143,11 @@ where
     F: Future<Output = Result<T, E>> + Send + 'env,
     T: Send + 'env,
 {
-    let cell = Cell::new(fut, Some(node), label);
-    let handle = Cell::for_handle(&cell);
-    (Owner(cell), handle)
+    with_handle!(F, fut, node, label)
 }
 
 /// A cell for `fut`, whose node is `node`, as its owner (a child of a `local_nursery`)
-/// and its handle hold it.
+/// and its handle hold it, as [`send_child`]'s.
 pub(super) fn local_child<'env, T, E, F>(
     fut: F,
     node: Arc<Node>,
@@ -140,9 +157,7 @@ where
     F: Future<Output = Result<T, E>> + 'env,
     T: 'env,
 {
-    let cell = Cell::new(fut, Some(node), label);
-    let handle = Cell::for_handle(&cell);
-    (Owner(cell), handle)
+    with_handle!(F, fut, node, label)
 }
 
 /// A cell for `fut` with no handle, as its owner (a child of a `nursery`) holds it: the

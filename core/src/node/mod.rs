@@ -680,6 +680,17 @@ impl<X: ?Sized + Tag> Node<X> {
         f()
     }
 
+    /// [`with_lock`](Node::with_lock) for the end of the node's runner, which takes out
+    /// the waker it registered last in the same locked step, to be dropped after the lock
+    /// (deadlock safety 3): nothing wakes a runner that is done, and a node kept after
+    /// its runner (a task's, by the task's handle) would keep its waker, and so the
+    /// executor's task, alive with it.
+    #[inline]
+    pub(crate) fn with_lock_ending<R>(&self, f: impl FnOnce() -> R) -> (R, Option<Waker>) {
+        let mut inner = self.lock();
+        (f(), inner.waker.take())
+    }
+
     pub(crate) fn is_shield(&self) -> bool {
         self.shield.load(Ordering::Relaxed)
     }

@@ -13,7 +13,7 @@ use crate::task::{Cell, KeepSlot, NoKeep, Output};
 
 /// A child with an empty future (no state at all), spawned into a nursery.
 type Empty = Pending<Result<(), Infallible>>;
-type Body = TaskBody<Empty, (), Shared<Infallible>, ()>;
+type Body = TaskBody<Option<Empty>, (), Shared<Infallible>, ()>;
 /// An `Arc`'s two counts, before its value.
 const COUNTS: usize = 16;
 
@@ -30,7 +30,7 @@ fn a_child_with_an_empty_future() {
         "the result slot with a join's waker (16, under the node's lock) and the label (8)"
     );
     assert_eq!(
-        size_of::<RunState<Empty, Shared<Infallible>, ()>>(),
+        size_of::<RunState<Option<Empty>, Shared<Infallible>, ()>>(),
         24,
         "the future 8 (an empty one: the `Option`'s flag), nursery 8, deadlines 8"
     );

@@ -10,7 +10,10 @@
 //! heap allocation (a `Box` inside the executor's task) next to the shared node, which
 //! costs measurably on every spawn: the floor of rule E2 is the executor's task plus one
 //! allocation of ours (the book's `docs/src/performance.md` has the numbers), and rule E4
-//! allows `unsafe` for such a measured need only.
+//! allows `unsafe` for such a measured need only. (A future larger than
+//! [`IN_PLACE_MAX`](super::IN_PLACE_MAX) is boxed first, by
+//! [`spawn_cell`](super::spawn_cell), and the box is what the state keeps: its room goes
+//! when the task ends, not with a kept handle.)
 //!
 //! # Why this is sound
 //!

@@ -126,9 +126,9 @@ impl<E: 'static> RouteSlot<E> for Option<Arc<dyn Route<E>>> {
     }
 }
 
-/// The shared part of a task (besides its node): its output. `F`, `E` and `R` name the
+/// The shared part of a task (besides its node): its output. `K`, `G` and `R` name the
 /// run state that goes with it.
-pub(crate) struct TaskBody<F, T, G, R: RouteSlot<G::Error>>
+pub(crate) struct TaskBody<K, T, G, R: RouteSlot<G::Error>>
 where
     G: Group,
 {
@@ -138,18 +138,96 @@ where
     /// Entered around every poll (`tracing` feature; nothing without it). Here, where
     /// the runner reads it through `&self`, rather than in the run state it hands on.
     span: trace::Span,
-    _run: PhantomData<RunTypes<F, G, R>>,
+    _run: PhantomData<RunTypes<K, G, R>>,
 }
 
 /// Names the run state's types without owning them (and without affecting auto traits).
-type RunTypes<F, G, R> = fn() -> (F, G, R);
+type RunTypes<K, G, R> = fn() -> (K, G, R);
+
+/// How a task's run state keeps its future: in place (`Option<F>`), or apart, in a box of
+/// its own ([`Apart`], for a future larger than [`IN_PLACE_MAX`](super::IN_PLACE_MAX)).
+pub(crate) trait Kept: Send + 'static {
+    /// What the future returns.
+    type Output;
+
+    /// Polls the future.
+    ///
+    /// # Panics
+    ///
+    /// Once [`end`](Kept::end) has dropped it.
+    fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output>;
+
+    /// Drops the future (its destructors run now, in the task's context), keeping the
+    /// memory a box of its own took: that goes with the task's allocation, on the
+    /// nursery's thread (`Graves`), unless [`release`](Kept::release) frees it first.
+    fn end(self: Pin<&mut Self>);
+
+    /// Frees the memory that [`end`](Kept::end) kept, for a task whose handle keeps the
+    /// allocation after its end.
+    fn release(self: Pin<&mut Self>);
+}
+
+impl<F: Future + Send + 'static> Kept for Option<F> {
+    type Output = F::Output;
+
+    #[inline(always)]
+    fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.as_pin_mut().expect("task future present").poll(cx)
+    }
+
+    #[inline]
+    fn end(mut self: Pin<&mut Self>) {
+        self.set(None);
+    }
+
+    #[inline(always)]
+    fn release(self: Pin<&mut Self>) {}
+}
+
+/// A future kept in a box of its own, whose memory outlives the future until the box is
+/// released: a task that ends on another thread than its nursery's does not free it
+/// there (freed at the task's end, into the arena of the thread that allocated it, the
+/// box made the benchmark's `spawn_join_1k`, a spawn and join of a 1 KiB future, about
+/// 1.6x as slow on tokio's multi-thread runtime).
+pub(crate) struct Apart<F>(Option<Pin<Box<Option<F>>>>);
+
+impl<F> Apart<F> {
+    fn new(fut: F) -> Apart<F> {
+        Apart(Some(Box::pin(Some(fut))))
+    }
+}
+
+impl<F: Future + Send + 'static> Kept for Apart<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let boxed = self.get_mut().0.as_mut().expect("task future present");
+        boxed
+            .as_mut()
+            .as_pin_mut()
+            .expect("task future present")
+            .poll(cx)
+    }
+
+    fn end(self: Pin<&mut Self>) {
+        if let Some(boxed) = self.get_mut().0.as_mut() {
+            boxed.set(None);
+        }
+    }
+
+    fn release(self: Pin<&mut Self>) {
+        self.get_mut().0 = None;
+    }
+}
 
 pin_project! {
     /// What only the runner (the executor's [`RawTask`]) touches.
     #[project = RunStateProj]
-    pub(crate) struct RunState<F, G, R> {
+    pub(crate) struct RunState<K, G, R> {
+        // The future, in place or apart (see `Kept`).
         #[pin]
-        fut: Option<F>,
+        fut: K,
         // (The task's node, installed as the current one while it is polled, is this
         // very allocation: the executor's reference to it, lent for each poll, `Own`.)
         // Taken when the task finishes: `None` means done.
@@ -165,7 +243,9 @@ pin_project! {
 /// or the caller's for a task that has not `started` yet). The caller has already counted
 /// the child with `add_child`. `built`, if any, gets the task's node before it is spawned
 /// (no lock may be held across the spawn: the executor may run or drop the task in it).
-/// Returns the task's allocation.
+/// Returns the task's allocation, which holds the future in place, or boxed if it is
+/// larger than [`IN_PLACE_MAX`](super::IN_PLACE_MAX) (so that a handle kept after the
+/// task has ended does not keep the future's room).
 pub(crate) fn spawn_cell<F, T, G, R>(
     group: &Arc<G>,
     parent: &Arc<Node>,
@@ -176,6 +256,28 @@ pub(crate) fn spawn_cell<F, T, G, R>(
 ) -> PartRef<Output<T>>
 where
     F: Future<Output = Result<T, G::Error>> + Send + 'static,
+    T: Send + 'static,
+    G: Group,
+    R: RouteSlot<G::Error>,
+{
+    if const { super::apart::<F>() } {
+        spawn_in_cell(group, parent, Apart::new(fut), route, label, built)
+    } else {
+        spawn_in_cell(group, parent, Some(fut), route, label, built)
+    }
+}
+
+/// [`spawn_cell`], with the future kept as `fut` keeps it.
+fn spawn_in_cell<K, T, G, R>(
+    group: &Arc<G>,
+    parent: &Arc<Node>,
+    fut: K,
+    route: R,
+    label: Label,
+    built: Option<impl FnOnce(Arc<Node>)>,
+) -> PartRef<Output<T>>
+where
+    K: Kept<Output = Result<T, G::Error>>,
     T: Send + 'static,
     G: Group,
     R: RouteSlot<G::Error>,
@@ -191,7 +293,7 @@ where
         _run: PhantomData,
     };
     let state = RunState {
-        fut: Some(fut),
+        fut,
         group: Some(group.clone()),
         route,
         timers: TimerSlot::default(),
@@ -215,14 +317,14 @@ where
     TaskHandle::new(spawn_cell(group, group.node(), fut, (), label, built))
 }
 
-impl<F, T, G, R> Body for TaskBody<F, T, G, R>
+impl<K, T, G, R> Body for TaskBody<K, T, G, R>
 where
-    F: Future<Output = Result<T, G::Error>> + Send + 'static,
+    K: Kept<Output = Result<T, G::Error>>,
     T: Send + 'static,
     G: Group,
     R: RouteSlot<G::Error>,
 {
-    type State = RunState<F, G, R>;
+    type State = RunState<K, G, R>;
     type Part = Output<T>;
 
     fn part(&self) -> &Output<T> {
@@ -242,7 +344,7 @@ where
         &self,
         node: &Node,
         own: &mut Own,
-        state: Pin<&mut RunState<F, G, R>>,
+        state: Pin<&mut RunState<K, G, R>>,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
         let _entered = self.span.enter();
@@ -284,12 +386,12 @@ where
                 }
             }
             let was_cancelled = node.is_marked();
-            let fut = this.fut.as_mut().as_pin_mut().expect("task future present");
+            let fut = this.fut.as_mut();
             let slot = own.slot();
             let timers = &mut *this.timers;
             let rt = this.group.as_ref().expect("task running").runtime();
             let ended = match catch_unwind(AssertUnwindSafe(|| {
-                context::enter_task(slot, rt, cx.waker(), timers, || fut.poll(cx))
+                context::enter_task(slot, rt, cx.waker(), timers, || fut.poll_kept(cx))
             })) {
                 Ok(Poll::Pending) => {
                     // Registering only now is enough: a cancellation from here on wakes
@@ -331,7 +433,7 @@ where
         Poll::Ready(())
     }
 
-    fn abort(&self, node: &Node, own: &mut Own, state: Pin<&mut RunState<F, G, R>>) {
+    fn abort(&self, node: &Node, own: &mut Own, state: Pin<&mut RunState<K, G, R>>) {
         // The executor dropped the task before it finished (e.g. at shutdown): it counts
         // as cancelled, so the nursery is not left waiting for it.
         let _entered = self.span.enter();
@@ -343,9 +445,9 @@ where
     }
 }
 
-impl<F, T, G, R> TaskBody<F, T, G, R>
+impl<K, T, G, R> TaskBody<K, T, G, R>
 where
-    F: Future<Output = Result<T, G::Error>> + Send + 'static,
+    K: Kept<Output = Result<T, G::Error>>,
     T: Send + 'static,
     G: Group,
     R: RouteSlot<G::Error>,
@@ -358,13 +460,13 @@ where
         &self,
         node: &Node,
         own: &mut Own,
-        mut this: RunStateProj<'_, F, G, R>,
+        mut this: RunStateProj<'_, K, G, R>,
         mut end: End<G::Error>,
         mut value: Option<T>,
         waker: &Waker,
     ) {
         let mut fut = this.fut.as_mut();
-        let drop_fut = AssertUnwindSafe(move || fut.set(None));
+        let drop_fut = AssertUnwindSafe(move || fut.as_mut().end());
         let dropped = match end {
             // Cancelled at a suspension point: the future's locals are dropped now, as
             // part of the task, in its context (a `Drop` may read the clock or spawn).
@@ -445,6 +547,8 @@ where
             false => Arc::strong_count(own.get()) > 1,
         };
         let unwanted = if watched {
+            // The handle keeps the allocation: a future's box goes now, not with it.
+            this.fut.as_mut().release();
             self.output.put(Some(node), result)
         } else {
             Some(result)
