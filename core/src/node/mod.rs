@@ -1794,11 +1794,19 @@ impl Node {
     /// whose walk up goes on into the nursery meanwhile, unless
     /// [`link_ancestors`](Node::link_ancestors) linked it first) or when its first poll
     /// begins (a `start`ed one).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn link(self: &Arc<Self>) {
+        // Inline, the test that finds it linked already (a runner asks after every poll
+        // that suspends): about 30 instructions a call less than a call of the whole.
         if self.key.load(Ordering::Acquire) != NO_KEY {
             return;
         }
+        self.link_now();
+    }
+
+    /// [`link`](Node::link), for a node not linked yet.
+    #[inline(never)]
+    fn link_now(self: &Arc<Self>) {
         let inherit = match self.link {
             // Under the mutex, to serialize with `reparent` (invariant 2), and then the
             // parent's lock (deadlock safety 2).
