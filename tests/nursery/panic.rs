@@ -371,3 +371,38 @@ async fn value_of_a_future_whose_drop_panics_is_dropped_in_time<K: Kind>() {
     assert_eq!(r.unwrap_err(), "future drop boom");
     assert_eq!(dropped.get(), 1, "the value outlived the nursery");
 }
+
+each_kind!(h5_a_cancelled_childs_drop_that_panics);
+/// H5, N3: a child cancelled at a suspension point whose future's drop panics: its
+/// handle says it panicked, not that it was cancelled, on both kinds (an inline child's
+/// said `is_cancelled`: its handle learned of the end before the destructors ran), and
+/// the nursery resumes the panic.
+async fn h5_a_cancelled_childs_drop_that_panics<K: Kind>() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("drop boom");
+        }
+    }
+    let handle = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let r = catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| {
+        let handle = handle.clone();
+        async move {
+            let h = n.spawn(async {
+                let bomb = PanicOnDrop;
+                sleep(HOUR).await;
+                drop(bomb);
+                Ok::<_, TestError>(())
+            });
+            checkpoint().await;
+            h.cancel();
+            *handle.lock().unwrap() = Some(h);
+            Ok(())
+        }
+    }))
+    .await;
+    assert_eq!(r.unwrap_err(), "drop boom");
+    let h: hatchery::TaskHandle<()> = handle.lock().unwrap().take().unwrap();
+    let e = h.join().await.unwrap_err();
+    assert!(e.is_panicked() && !e.is_cancelled(), "{e:?}");
+}

@@ -250,15 +250,16 @@ pub(super) trait Run<E>: DropRun {
     unsafe fn poll_run(&self, cx: &mut Context<'_>, has_handle: bool) -> Poll<Result<(), E>>;
 }
 
-/// Marks the output as panicked if a poll unwinds, and the future as ended: its drop
-/// then leaves the output alone (it would say "cancelled" over the panic, rule H5).
-struct PanicMark<'a, T, F: ?Sized>(&'a Cell<T, F>);
+/// Marks the output as panicked if a poll, or the drop of a future that had not
+/// returned, unwinds, and the future as ended (the stage given): its drop then leaves
+/// the output alone (it would say "cancelled" over the panic, rule H5).
+struct PanicMark<'a, T, F: ?Sized>(&'a Cell<T, F>, u8);
 
 impl<T, F: ?Sized> Drop for PanicMark<'_, T, F> {
     fn drop(&mut self) {
-        // SAFETY: a mark is made only in `poll_run`, under the owner's exclusive access,
-        // and no reference to the stage is alive while the poll unwinds.
-        unsafe { *self.0.stage.get() = RETURNED };
+        // SAFETY: a mark is made only in `poll_run` and `drop_run`, under the owner's
+        // exclusive access, and no reference to the stage is alive while they unwind.
+        unsafe { *self.0.stage.get() = self.1 };
         drop(
             self.0
                 .out
@@ -277,17 +278,20 @@ impl<T, F> DropRun for Cell<T, F> {
         let returned = *stage == RETURNED;
         // Set first: a destructor that panics is not run again.
         *stage = DROPPED;
-        // The handle learns of the end before the future's destructors run: the child is
-        // finished once it is being dropped.
-        if !returned && has_handle {
+        // The handle of a child that had not returned learns of its end once its future's
+        // destructors have run, as a spawned task's does: cancelled, or panicked if one
+        // of them panics (rule H5).
+        let mark = (!returned && has_handle).then(|| PanicMark(self, DROPPED));
+        // SAFETY: the owner's exclusive access; the future has not been dropped
+        // (`stage`), and nothing reads it after this.
+        unsafe { ManuallyDrop::drop(&mut *self.fut.get()) };
+        if let Some(mark) = mark {
+            std::mem::forget(mark);
             drop(
                 self.out
                     .put(self.node.as_deref(), Err(JoinError::cancelled())),
             );
         }
-        // SAFETY: the owner's exclusive access; the future has not been dropped
-        // (`stage`), and nothing reads it after this.
-        unsafe { ManuallyDrop::drop(&mut *self.fut.get()) };
     }
 }
 
@@ -305,7 +309,7 @@ where
         // SAFETY: as above; and the future is pinned: it lives in the cell's allocation,
         // which never moves, and is dropped there (`drop_run`) before it is freed.
         let fut = unsafe { Pin::new_unchecked(&mut **self.fut.get()) };
-        let mark = PanicMark(self);
+        let mark = PanicMark(self, RETURNED);
         let poll = fut.poll(cx);
         std::mem::forget(mark);
         // SAFETY: as above (taken after the poll: the mark writes the stage if it unwinds).
