@@ -8,7 +8,7 @@ use std::mem::size_of;
 
 use super::Shared;
 use crate::node::Node;
-use crate::task::run::{RunState, TaskBody};
+use crate::task::run::{Apart, RunState, TaskBody};
 use crate::task::{Cell, KeepSlot, NoKeep, Output};
 
 /// A child with an empty future (no state at all), spawned into a nursery.
@@ -40,6 +40,20 @@ fn a_child_with_an_empty_future() {
     // current-thread runtime, smol), and where it does (tokio's multi-thread one).
     assert_eq!(COUNTS + size_of::<Node<Cell<Body, NoKeep>>>(), 136);
     assert_eq!(COUNTS + size_of::<Node<Cell<Body, KeepSlot>>>(), 152);
+}
+
+#[test]
+fn a_large_future_takes_a_word_of_the_allocation() {
+    // Larger than `task::IN_PLACE_MAX`: in a box of its own, whose pointer is what the
+    // run state keeps, and a handle kept after the child's end no more than that.
+    type Large = std::future::Ready<Result<[u8; 4096], Infallible>>;
+    assert!(crate::task::apart::<Large>());
+    assert!(!crate::task::apart::<Empty>());
+    assert_eq!(
+        size_of::<RunState<Apart<Large>, Shared<Infallible>, ()>>(),
+        size_of::<RunState<Option<Empty>, Shared<Infallible>, ()>>(),
+        "the box's pointer, where an empty future's flag is"
+    );
 }
 
 #[test]
