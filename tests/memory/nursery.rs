@@ -296,7 +296,7 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
         assert!(
             (150..=bound).contains(&per_handle),
             "{backend}: a kept handle of a finished child holds {per_handle} bytes (the \
-             chapter: about 165 to 175, about 305 on tokio's multi-thread runtime)"
+             chapter: about 145 to 175, about 290 to 320 on tokio's multi-thread runtime)"
         );
         assert!(
             joined <= -(kept * 9 / 10),
