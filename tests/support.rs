@@ -452,6 +452,21 @@ pub async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, String> {
         .map_err(|p| panic_message(&*p))
 }
 
+/// A value whose destructor panics with the given message: for the rules of a panic in
+/// a drop (N3, H5).
+///
+/// ```should_panic
+/// drop(hatchery_tests::PanicOnDrop("boom"));
+/// ```
+#[derive(Debug)]
+pub struct PanicOnDrop(pub &'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("{}", self.0);
+    }
+}
+
 /// The message of a panic payload (`&str` or `String`), or a placeholder.
 pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {

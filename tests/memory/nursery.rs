@@ -347,19 +347,13 @@ fn a_kept_handle_holds_its_value_not_its_childs_large_future() {
     on_every_backend(|backend| async move {
         let bound = if backend == "tokio_multi" { 400 } else { 240 };
         let spawned = nursery(|n: Nursery<Infallible>| async move {
-            let mut handles: Vec<hatchery::TaskHandle<u64>> = Vec::with_capacity(N);
-            for i in 0..N {
-                handles.push(n.spawn(large_value(i)));
-            }
+            let handles = (0..N).map(|i| n.spawn(large_value(i))).collect();
             Ok(freed_by_joining(handles, backend).await)
         })
         .await
         .unwrap();
         let inline = inline::nursery(|n: inline::Nursery<'_, Infallible>| async move {
-            let mut handles: Vec<hatchery::TaskHandle<u64>> = Vec::with_capacity(N);
-            for i in 0..N {
-                handles.push(n.spawn(large_value(i)));
-            }
+            let handles = (0..N).map(|i| n.spawn(large_value(i))).collect();
             Ok(freed_by_joining(handles, backend).await)
         })
         .await

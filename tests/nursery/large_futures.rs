@@ -7,7 +7,9 @@ use std::hint::black_box;
 
 use hatchery::testing::elapsed;
 use hatchery::{nursery, shield, sleep, Nursery};
-use hatchery_tests::{catch_panic, each_kind, kinds, secs, Kind, Log, TestError, HOUR};
+use hatchery_tests::{
+    catch_panic, each_kind, kinds, secs, Kind, Log, PanicOnDrop, TestError, HOUR,
+};
 
 /// Bytes a child below holds across its suspensions: far above the 256 that stay in place.
 const ROOM: usize = 4096;
@@ -42,12 +44,6 @@ each_kind!(n3_a_large_future_whose_drop_panics_when_cancelled);
 /// panic is the child's, resumed by the nursery once its siblings have finished, and its
 /// handle says it panicked (H5), on both kinds.
 async fn n3_a_large_future_whose_drop_panics_when_cancelled<K: Kind>() {
-    struct PanicOnDrop;
-    impl Drop for PanicOnDrop {
-        fn drop(&mut self) {
-            panic!("large drop boom");
-        }
-    }
     let log = Log::new();
     let handle = std::sync::Arc::new(std::sync::Mutex::new(None));
     let r = catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| {
@@ -55,7 +51,7 @@ async fn n3_a_large_future_whose_drop_panics_when_cancelled<K: Kind>() {
         async move {
             let h = n.spawn(async {
                 let room = [1u8; ROOM];
-                let bomb = PanicOnDrop;
+                let bomb = PanicOnDrop("large drop boom");
                 sleep(HOUR).await;
                 black_box((&room, &bomb));
                 Ok::<_, TestError>(())

@@ -378,18 +378,12 @@ each_kind!(h5_a_cancelled_childs_drop_that_panics);
 /// said `is_cancelled`: its handle learned of the end before the destructors ran), and
 /// the nursery resumes the panic.
 async fn h5_a_cancelled_childs_drop_that_panics<K: Kind>() {
-    struct PanicOnDrop;
-    impl Drop for PanicOnDrop {
-        fn drop(&mut self) {
-            panic!("drop boom");
-        }
-    }
     let handle = std::sync::Arc::new(std::sync::Mutex::new(None));
     let r = catch_panic(K::nursery(|n: kinds::Nursery<K, TestError>| {
         let handle = handle.clone();
         async move {
             let h = n.spawn(async {
-                let bomb = PanicOnDrop;
+                let bomb = hatchery_tests::PanicOnDrop("drop boom");
                 sleep(HOUR).await;
                 drop(bomb);
                 Ok::<_, TestError>(())

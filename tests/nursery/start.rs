@@ -14,7 +14,7 @@ use hatchery::{
     Deadline, NurseryError, StartError,
 };
 use hatchery_tests::{
-    catch_panic, each_kind, kinds, secs, until, Counter, Kind, Log, TestError, HOUR,
+    catch_panic, each_kind, kinds, secs, until, Counter, Kind, Log, PanicOnDrop, TestError, HOUR,
 };
 
 each_kind!(n6_start_returns_started_value, virtual_time);
@@ -691,15 +691,6 @@ async fn w8_start_polled_after_completion_panics<K: Kind>() {
     })
     .await;
     assert_eq!(r, Ok(()));
-}
-
-/// A value whose destructor panics with the given message.
-struct PanicOnDrop(&'static str);
-
-impl Drop for PanicOnDrop {
-    fn drop(&mut self) {
-        panic!("{}", self.0);
-    }
 }
 
 each_kind!(n6_started_in_f_task_is_cancelled_by_nursery, virtual_time);
