@@ -333,39 +333,60 @@ pub struct SendChild<'env, E>(Owner<dyn Run<E> + Send + Sync + 'env>);
 /// ```
 pub struct LocalChild<'env, E>(Owner<dyn Run<E> + 'env>);
 
-impl<'env, E, F, T> Accepts<F, T, E> for SendChild<'env, E>
-where
-    F: Future<Output = Result<T, E>> + Send + 'env,
-    T: Send + 'env,
-{
-    #[inline]
-    fn try_spawn(
-        shared: &Arc<Shared<E, Self>>,
-        fut: F,
-        site: &'static Location<'static>,
-    ) -> Result<TaskHandle<T>, SpawnError> {
-        let own = shared.child_node();
-        let (owner, handle) = cell::send_child(fut, own.clone(), Label::at(site));
-        admit(shared, SendChild(owner), own, handle, site)
-    }
+/// The impls that make `$child` a kind of children, written once for both inline kinds,
+/// which differ only in the bound `$send` on a child's future and value (`Send`, or
+/// none) and in the owner's type (`cell::$with_handle` makes it).
+macro_rules! inline_kind {
+    ($child:ident, $with_handle:ident, $($send:ident)?) => {
+        impl<'env, E, F, T> Accepts<F, T, E> for $child<'env, E>
+        where
+            F: Future<Output = Result<T, E>> + $($send +)? 'env,
+            T: $($send +)? 'env,
+        {
+            #[inline]
+            fn try_spawn(
+                shared: &Arc<Shared<E, Self>>,
+                fut: F,
+                site: &'static Location<'static>,
+            ) -> Result<TaskHandle<T>, SpawnError> {
+                let own = shared.child_node();
+                let (owner, handle) = cell::$with_handle(fut, own.clone(), Label::at(site));
+                admit(shared, $child(owner), own, handle, site)
+            }
+        }
+
+        impl<E> Future for $child<'_, E> {
+            type Output = Result<(), E>;
+
+            fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+                self.0.poll(cx)
+            }
+        }
+
+        impl<E> fmt::Debug for $child<'_, E> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($child)).finish_non_exhaustive()
+            }
+        }
+
+        impl<E> Children<E> for $child<'_, E> {}
+
+        impl<E> sealed::Sealed<E> for $child<'_, E> {
+            type Shared = Shared<E, Self>;
+            type Kind = Group<Self, ()>;
+            type Run<V> = start::InlineRun<V, E, Self>;
+        }
+
+        impl<E> sealed::Describe<E> for $child<'_, E> {
+            fn describe(_: &E) {
+                trace::failed_borrowed::<E>(false);
+            }
+        }
+    };
 }
 
-impl<'env, E, F, T> Accepts<F, T, E> for LocalChild<'env, E>
-where
-    F: Future<Output = Result<T, E>> + 'env,
-    T: 'env,
-{
-    #[inline]
-    fn try_spawn(
-        shared: &Arc<Shared<E, Self>>,
-        fut: F,
-        site: &'static Location<'static>,
-    ) -> Result<TaskHandle<T>, SpawnError> {
-        let own = shared.child_node();
-        let (owner, handle) = cell::local_child(fut, own.clone(), Label::at(site));
-        admit(shared, LocalChild(owner), own, handle, site)
-    }
-}
+inline_kind!(SendChild, send_child, Send);
+inline_kind!(LocalChild, local_child,);
 
 /// Puts `child`, whose node is `own`, in the group whose state is `shared`, and hands
 /// back its handle; or drops it if the group has closed.
@@ -382,62 +403,6 @@ fn admit<E, C, T>(
             drop(child);
             Err(SpawnError(()))
         }
-    }
-}
-
-impl<E> Future for SendChild<'_, E> {
-    type Output = Result<(), E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        self.0.poll(cx)
-    }
-}
-
-impl<E> Future for LocalChild<'_, E> {
-    type Output = Result<(), E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        self.0.poll(cx)
-    }
-}
-
-impl<E> fmt::Debug for SendChild<'_, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendChild").finish_non_exhaustive()
-    }
-}
-
-impl<E> fmt::Debug for LocalChild<'_, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalChild").finish_non_exhaustive()
-    }
-}
-
-impl<E> Children<E> for SendChild<'_, E> {}
-
-impl<E> sealed::Sealed<E> for SendChild<'_, E> {
-    type Shared = Shared<E, Self>;
-    type Kind = Group<Self, ()>;
-    type Run<V> = start::InlineRun<V, E, Self>;
-}
-
-impl<E> sealed::Describe<E> for SendChild<'_, E> {
-    fn describe(_: &E) {
-        trace::failed_borrowed::<E>(false);
-    }
-}
-
-impl<E> Children<E> for LocalChild<'_, E> {}
-
-impl<E> sealed::Sealed<E> for LocalChild<'_, E> {
-    type Shared = Shared<E, Self>;
-    type Kind = Group<Self, ()>;
-    type Run<V> = start::InlineRun<V, E, Self>;
-}
-
-impl<E> sealed::Describe<E> for LocalChild<'_, E> {
-    fn describe(_: &E) {
-        trace::failed_borrowed::<E>(false);
     }
 }
 

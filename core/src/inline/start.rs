@@ -221,76 +221,58 @@ fn prepare<V, E, C>(shared: &Arc<Shared<E, C>>) -> (InlineRun<V, E, C>, TaskStat
     (run, status)
 }
 
-#[allow(private_interfaces, private_bounds)]
-impl<'env, Fut, V, T, E> Starts<Fut, V, T, E> for SendChild<'env, E>
-where
-    Fut: Future<Output = Result<T, E>> + Send + 'env,
-    T: Send + 'env,
-    V: Send,
-{
-    fn prepare(shared: &Arc<Shared<E, Self>>, _: bool) -> (InlineRun<V, E, Self>, TaskStatus<V>) {
-        prepare(shared)
-    }
+/// The start of a child of `$child`, written once for both inline kinds, which differ only
+/// in the bound `$send` on the child's future, its value and the start's (`Send`, or
+/// none), and in the owner's type (`cell::$owner` makes it).
+macro_rules! inline_starts {
+    ($child:ident, $owner:ident, $($send:ident)?) => {
+        #[allow(private_interfaces, private_bounds)]
+        impl<'env, Fut, V, T, E> Starts<Fut, V, T, E> for $child<'env, E>
+        where
+            Fut: Future<Output = Result<T, E>> + $($send +)? 'env,
+            T: $($send +)? 'env,
+            V: $($send)?,
+        {
+            fn prepare(
+                shared: &Arc<Shared<E, Self>>,
+                _: bool,
+            ) -> (InlineRun<V, E, Self>, TaskStatus<V>) {
+                prepare(shared)
+            }
 
-    fn admit(shared: &Arc<Shared<E, Self>>) -> bool {
-        shared.reserve()
-    }
+            fn admit(shared: &Arc<Shared<E, Self>>) -> bool {
+                shared.reserve()
+            }
 
-    fn launch(
-        run: &mut InlineRun<V, E, Self>,
-        _: &Arc<Shared<E, Self>>,
-        fut: Fut,
-        caller: &Ctx,
-        site: &'static Location<'static>,
-    ) {
-        // The child's own value is dropped when it returns, as a started task's is.
-        let fut = async move { fut.await.map(drop) };
-        launch(run, caller, site, |label| {
-            SendChild(cell::send_owner(fut, label))
-        });
-    }
+            fn launch(
+                run: &mut InlineRun<V, E, Self>,
+                _: &Arc<Shared<E, Self>>,
+                fut: Fut,
+                caller: &Ctx,
+                site: &'static Location<'static>,
+            ) {
+                // The child's own value is dropped when it returns, as a started task's is.
+                let fut = async move { fut.await.map(drop) };
+                launch(run, caller, site, |label| $child(cell::$owner(fut, label)));
+            }
 
-    fn drive(run: &mut InlineRun<V, E, Self>, _: &Arc<Shared<E, Self>>, cx: &mut Context<'_>) {
-        drive(run, cx);
-    }
+            fn drive(
+                run: &mut InlineRun<V, E, Self>,
+                _: &Arc<Shared<E, Self>>,
+                cx: &mut Context<'_>,
+            ) {
+                drive(run, cx);
+            }
 
-    fn with_hand<R>(run: &mut InlineRun<V, E, Self>, f: impl FnOnce(&mut Hand<V, E>) -> R) -> R {
-        f(&mut run.hand)
-    }
+            fn with_hand<R>(
+                run: &mut InlineRun<V, E, Self>,
+                f: impl FnOnce(&mut Hand<V, E>) -> R,
+            ) -> R {
+                f(&mut run.hand)
+            }
+        }
+    };
 }
 
-#[allow(private_interfaces, private_bounds)]
-impl<'env, Fut, V, T, E> Starts<Fut, V, T, E> for LocalChild<'env, E>
-where
-    Fut: Future<Output = Result<T, E>> + 'env,
-    T: 'env,
-{
-    fn prepare(shared: &Arc<Shared<E, Self>>, _: bool) -> (InlineRun<V, E, Self>, TaskStatus<V>) {
-        prepare(shared)
-    }
-
-    fn admit(shared: &Arc<Shared<E, Self>>) -> bool {
-        shared.reserve()
-    }
-
-    fn launch(
-        run: &mut InlineRun<V, E, Self>,
-        _: &Arc<Shared<E, Self>>,
-        fut: Fut,
-        caller: &Ctx,
-        site: &'static Location<'static>,
-    ) {
-        let fut = async move { fut.await.map(drop) };
-        launch(run, caller, site, |label| {
-            LocalChild(cell::local_owner(fut, label))
-        });
-    }
-
-    fn drive(run: &mut InlineRun<V, E, Self>, _: &Arc<Shared<E, Self>>, cx: &mut Context<'_>) {
-        drive(run, cx);
-    }
-
-    fn with_hand<R>(run: &mut InlineRun<V, E, Self>, f: impl FnOnce(&mut Hand<V, E>) -> R) -> R {
-        f(&mut run.hand)
-    }
-}
+inline_starts!(SendChild, send_owner, Send);
+inline_starts!(LocalChild, local_owner,);
