@@ -1,13 +1,14 @@
 //! `CapacityLimiter`: a FIFO-fair token pool that knows who borrowed each token.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
+use super::fifo::Fifo;
 use super::poll_once;
 use crate::context as rt;
 
@@ -76,25 +77,17 @@ enum Key {
     Anonymous,
 }
 
-struct Waiter {
-    id: u64,
-    key: Key,
-    waker: Waker,
-    granted: bool,
-}
-
 struct State {
     total: usize,
     /// The user borrowers holding a token.
     borrowers: HashSet<Key>,
     /// Tokens held by anonymous borrowers.
     anonymous: usize,
-    /// In FIFO order, which is the order of their ids.
-    waiters: VecDeque<Waiter>,
+    /// The tasks waiting for a token, and who borrows for each.
+    waiters: Fifo<Key>,
     /// The user keys of `waiters`: a borrower waits at most once, and looking it up must
     /// not scan the queue (a fan-out of n waiting tasks would take n² steps).
     queued: HashSet<Key>,
-    next_id: u64,
 }
 
 impl Inner {
@@ -104,33 +97,21 @@ impl Inner {
 }
 
 impl State {
-    /// The first waiter not granted a token (or the queue's length). The granted ones
-    /// (not woken yet) are the front of the queue: tokens go to the first waiters not
-    /// granted one, and waiters leave without reordering the rest. So a binary search,
-    /// and handing out tokens one by one to n waiters is not n² steps.
-    fn first_ungranted(&self) -> usize {
-        match self.waiters.front() {
-            Some(w) if w.granted => self.waiters.partition_point(|w| w.granted),
-            _ => 0,
-        }
-    }
-
     /// Hands free tokens to the longest waiters.
     fn grant(&mut self) {
-        let first = self.first_ungranted();
-        for w in self.waiters.range_mut(first..) {
-            if self.borrowers.len() + self.anonymous >= self.total {
-                break;
+        let (total, borrowers, anonymous) = (self.total, &mut self.borrowers, &mut self.anonymous);
+        self.waiters.grant(|&key| {
+            if borrowers.len() + *anonymous >= total {
+                return false;
             }
-            w.granted = true;
-            match w.key {
+            match key {
                 Key::User(_) => {
-                    self.borrowers.insert(w.key);
+                    borrowers.insert(key);
                 }
-                Key::Anonymous => self.anonymous += 1,
+                Key::Anonymous => *anonymous += 1,
             }
-            w.waker.wake_by_ref();
-        }
+            true
+        });
     }
 
     /// Gives back `key`'s token. A borrower whose wait was granted a token but has not
@@ -151,29 +132,18 @@ impl State {
         held
     }
 
-    /// Where waiter `id` is: a binary search, as ids only grow and waiters leave without
-    /// reordering the rest.
-    fn find(&self, id: u64) -> Option<usize> {
-        match self.waiters.front() {
-            Some(w) if w.id == id => Some(0),
-            _ => self.waiters.binary_search_by_key(&id, |w| w.id).ok(),
+    /// A user borrower's wait has left the queue.
+    fn unqueued(&mut self, key: Key) {
+        if let Key::User(_) = key {
+            self.queued.remove(&key);
         }
-    }
-
-    /// Takes waiter `i` out of the queue.
-    fn unqueue(&mut self, i: usize) -> Waiter {
-        let w = self.waiters.remove(i).expect("index in range");
-        if let Key::User(_) = w.key {
-            self.queued.remove(&w.key);
-        }
-        w
     }
 
     fn withdraw(&mut self, id: u64) {
-        if let Some(i) = self.find(id) {
-            let w = self.unqueue(i);
-            if w.granted {
-                self.release(w.key);
+        if let Some((key, granted)) = self.waiters.remove(id) {
+            self.unqueued(key);
+            if granted {
+                self.release(key);
             }
         }
     }
@@ -232,9 +202,8 @@ impl CapacityLimiter {
                     total: total_tokens,
                     borrowers: HashSet::new(),
                     anonymous: 0,
-                    waiters: VecDeque::new(),
+                    waiters: Fifo::new(),
                     queued: HashSet::new(),
-                    next_id: 0,
                 }),
             }),
         }
@@ -332,7 +301,7 @@ impl CapacityLimiter {
             borrowed_tokens: st.borrowed(),
             total_tokens: st.total,
             borrowers,
-            tasks_waiting: st.waiters.len() - st.first_ungranted(),
+            tasks_waiting: st.waiters.ungranted(),
         }
     }
 
@@ -580,33 +549,19 @@ fn poll_acquire(
         return Poll::Pending;
     }
     if let Some(my) = *id {
-        let i = st
-            .find(my)
-            .expect("hatchery: internal error: limiter waiter lost");
-        if st.waiters[i].granted {
-            st.unqueue(i);
+        if let Some(key) = st.waiters.poll(my, cx.waker()) {
+            st.unqueued(key);
             *id = None;
             return Poll::Ready(Ok(()));
-        }
-        if !st.waiters[i].waker.will_wake(cx.waker()) {
-            st.waiters[i].waker = cx.waker().clone();
         }
         return Poll::Pending;
     }
     match st.try_take(key) {
         Err(LimiterError::WouldBlock) => {
-            let my = st.next_id;
-            st.next_id += 1;
-            st.waiters.push_back(Waiter {
-                id: my,
-                key,
-                waker: cx.waker().clone(),
-                granted: false,
-            });
+            *id = Some(st.waiters.push(key, cx.waker()));
             if let Key::User(_) = key {
                 st.queued.insert(key);
             }
-            *id = Some(my);
             Poll::Pending
         }
         r => Poll::Ready(r),

@@ -50,6 +50,7 @@
 
 mod condition;
 mod event;
+mod fifo;
 mod limiter;
 mod lock;
 mod semaphore;

@@ -1,13 +1,13 @@
 //! `Semaphore`: a FIFO-fair counting semaphore.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
+use super::fifo::Fifo;
 use super::poll_once;
 use crate::context as rt;
 
@@ -77,45 +77,8 @@ pub(super) struct Inner {
 /// is one less than `usize::MAX`.
 const WAITING: usize = usize::MAX;
 
-struct Waiter {
-    id: u64,
-    waker: Waker,
-    granted: bool,
-}
-
-struct Queue {
-    waiters: VecDeque<Waiter>,
-    next_id: u64,
-}
-
-/// The waiters granted a permit (not woken yet) are the front of the queue: permits go to
-/// the first waiters not granted one, and waiters leave without reordering the rest.
-impl Queue {
-    fn any_ungranted(&self) -> bool {
-        self.waiters.back().is_some_and(|w| !w.granted)
-    }
-
-    /// The first waiter not granted a permit (or the queue's length): usually the first
-    /// (a granted waiter leaves the queue when it wakes), else a binary search, so that
-    /// handing out permits one by one to n waiters that have not woken is not n² steps.
-    fn first_ungranted(&self) -> usize {
-        match self.waiters.front() {
-            Some(w) if w.granted => self.waiters.partition_point(|w| w.granted),
-            _ => 0,
-        }
-    }
-
-    /// Where waiter `id` is. Ids only grow and waiters leave without reordering the
-    /// rest, so the queue is sorted by id: a binary search, not a scan (a waiter far
-    /// back, dropped or polled spuriously, costs no more than the first).
-    fn find(&self, id: u64) -> Option<usize> {
-        match self.waiters.front() {
-            // The usual case: the longest waiter, woken by its grant.
-            Some(w) if w.id == id => Some(0),
-            _ => self.waiters.binary_search_by_key(&id, |w| w.id).ok(),
-        }
-    }
-}
+/// The tasks waiting for a permit, in FIFO order (see [`Fifo`]).
+type Queue = Fifo<()>;
 
 impl Inner {
     pub(super) fn new(permits: usize) -> Inner {
@@ -126,10 +89,7 @@ impl Inner {
         );
         Inner {
             count: AtomicUsize::new(permits),
-            queue: Mutex::new(Queue {
-                waiters: VecDeque::new(),
-                next_id: 0,
-            }),
+            queue: Mutex::new(Fifo::new()),
         }
     }
 
@@ -162,14 +122,13 @@ impl Inner {
     fn give(&self, queue: &mut Queue, mut n: usize, checked: bool) {
         // `WAITING` is entered and left only under the mutex, which we hold.
         if self.count.load(Ordering::Acquire) == WAITING {
-            let first = queue.first_ungranted();
-            for w in queue.waiters.range_mut(first..) {
-                if n == 0 {
-                    return;
-                }
-                w.granted = true;
-                w.waker.wake_by_ref();
-                n -= 1;
+            let granted_all = queue.grant(|()| {
+                let left = n > 0;
+                n = n.saturating_sub(1);
+                left
+            });
+            if !granted_all {
+                return;
             }
             // Nobody is left to grant: the count leaves `WAITING`.
             self.count.store(0, Ordering::Release);
@@ -225,11 +184,10 @@ impl Inner {
     }
 
     fn withdraw_locked(&self, queue: &mut Queue, id: u64) {
-        let Some(i) = queue.find(id) else {
+        let Some(((), granted)) = queue.remove(id) else {
             return;
         };
-        let w = queue.waiters.remove(i).expect("index in range");
-        if w.granted {
+        if granted {
             self.give(queue, 1, false);
         } else if !queue.any_ungranted() {
             // It was the last task waiting for a grant.
@@ -246,8 +204,7 @@ impl Inner {
 
     /// Waiters not granted a permit yet.
     pub(super) fn waiting(&self) -> usize {
-        let queue = self.lock();
-        queue.waiters.len() - queue.first_ungranted()
+        self.lock().ungranted()
     }
 }
 
@@ -533,27 +490,12 @@ pub(super) fn poll_acquire(inner: &Inner, id: &mut Option<u64>, cx: &mut Context
                 Err(actual) => c = actual,
             }
         }
-        let my = queue.next_id;
-        queue.next_id += 1;
-        queue.waiters.push_back(Waiter {
-            id: my,
-            waker: cx.waker().clone(),
-            granted: false,
-        });
-        *id = Some(my);
+        *id = Some(queue.push((), cx.waker()));
         return Poll::Pending;
     };
-    let mut queue = inner.lock();
-    let i = queue
-        .find(my)
-        .expect("hatchery: internal error: semaphore waiter lost");
-    if queue.waiters[i].granted {
-        queue.waiters.remove(i);
+    if inner.lock().poll(my, cx.waker()).is_some() {
         *id = None;
         return Poll::Ready(());
-    }
-    if !queue.waiters[i].waker.will_wake(cx.waker()) {
-        queue.waiters[i].waker = cx.waker().clone();
     }
     Poll::Pending
 }
