@@ -137,19 +137,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    Retry {
-        f,
-        builder: Some(Backoff::new()),
-        backoff: None,
-        when: |_| true,
-        notify: |_, _| {},
-        max_attempts: 3,
-        max_elapsed: None,
-        attempts: 0,
-        give_up_at: None,
-        attempt: None,
-        wait: None,
-    }
+    Retry::configured(f, Some(Backoff::new()), |_| true, |_, _| {}, 3, None)
 }
 
 pin_project! {
@@ -193,6 +181,30 @@ pin_project! {
 }
 
 impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
+    /// A retry with these settings, not started: what [`retry`] and the setters make.
+    fn configured(
+        f: F,
+        builder: Option<B>,
+        when: P,
+        notify: N,
+        max_attempts: usize,
+        max_elapsed: Option<Duration>,
+    ) -> Self {
+        Retry {
+            f,
+            builder,
+            backoff: None,
+            when,
+            notify,
+            max_attempts,
+            max_elapsed,
+            attempts: 0,
+            give_up_at: None,
+            attempt: None,
+            wait: None,
+        }
+    }
+
     /// The number of attempts in total, the first included (3 by default). `1` means no
     /// retry.
     ///
@@ -273,19 +285,15 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
         Fut: Future<Output = Result<T, E>>,
         P2: FnMut(&E) -> bool,
     {
-        Retry {
-            f: self.f,
-            builder: self.builder,
-            backoff: None,
-            when: retryable,
-            notify: self.notify,
-            max_attempts: self.max_attempts,
-            max_elapsed: self.max_elapsed,
-            attempts: 0,
-            give_up_at: None,
-            attempt: None,
-            wait: None,
-        }
+        let (f, builder, notify) = (self.f, self.builder, self.notify);
+        Retry::configured(
+            f,
+            builder,
+            retryable,
+            notify,
+            self.max_attempts,
+            self.max_elapsed,
+        )
     }
 
     /// Calls `notify(&error, delay)` after a failed attempt, before waiting `delay` for
@@ -312,19 +320,15 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
         Fut: Future<Output = Result<T, E>>,
         N2: FnMut(&E, Duration),
     {
-        Retry {
-            f: self.f,
-            builder: self.builder,
-            backoff: None,
-            when: self.when,
+        let (f, builder, when) = (self.f, self.builder, self.when);
+        Retry::configured(
+            f,
+            builder,
+            when,
             notify,
-            max_attempts: self.max_attempts,
-            max_elapsed: self.max_elapsed,
-            attempts: 0,
-            give_up_at: None,
-            attempt: None,
-            wait: None,
-        }
+            self.max_attempts,
+            self.max_elapsed,
+        )
     }
 
     /// Uses `policy` for the delays between attempts: [`Backoff`] with other settings
@@ -364,19 +368,15 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
     /// # });
     /// ```
     pub fn backoff<B2: BackoffBuilder>(self, policy: B2) -> Retry<F, Fut, B2, P, N> {
-        Retry {
-            f: self.f,
-            builder: Some(policy),
-            backoff: None,
-            when: self.when,
-            notify: self.notify,
-            max_attempts: self.max_attempts,
-            max_elapsed: self.max_elapsed,
-            attempts: 0,
-            give_up_at: None,
-            attempt: None,
-            wait: None,
-        }
+        let (f, when, notify) = (self.f, self.when, self.notify);
+        Retry::configured(
+            f,
+            Some(policy),
+            when,
+            notify,
+            self.max_attempts,
+            self.max_elapsed,
+        )
     }
 }
 
