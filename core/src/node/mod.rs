@@ -104,8 +104,9 @@
 //!
 //! # Deadlock safety
 //!
-//! The locks are each node's `inner` lock (its child list, a far deadline and its
-//! runner's waker, and a task's result slot beside it, [`Node::with_lock`]) and the
+//! The locks are each node's `inner` lock (its child list and a far deadline, and beside
+//! it what it guards too: its runner's waker, written under it and compared without it,
+//! `waker.rs`, and a task's result slot, [`Node::with_lock`]) and the
 //! mutex of a movable parent link ([`MovableLink`], the root of a `start`ed task).
 //!
 //! 1. **One node lock at a time.** No thread takes a node's `inner` lock while it holds
@@ -132,6 +133,8 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use self::waker::WakerSlot;
+
 use self::sync::{
     fence, AtomicBool, AtomicI64, AtomicU32, AtomicU8, Mutex, MutexGuard, OnceLock, Ordering,
     ReadMut,
@@ -142,6 +145,8 @@ pub(crate) mod loom;
 pub(crate) mod sync;
 #[cfg(all(test, not(hatchery_loom)))]
 mod tests;
+#[allow(unsafe_code)]
+mod waker;
 
 /// Why a node was cancelled itself: its own `cancel()`, its deadline, or a failure of one
 /// of its tasks. The first reason sticks; until then a node has none.
@@ -359,8 +364,12 @@ pub(crate) struct Node<X: ?Sized + Tag = Ext> {
     /// The parent link, set once with exclusive access (invariant 6), but for the rare
     /// kinds of [`Link`] that keep theirs in the ext.
     parent: Option<Arc<Node>>,
-    /// The child list, a far deadline, what a reason said, and the runner's waker.
+    /// The child list, a far deadline and what a reason said; it guards `waker` too.
     inner: Mutex<Inner>,
+    /// The waker of the node's runner, registered last ([`Node::register`]); taken out
+    /// to be woken after the lock ([`Node::wake`]). Written under `inner`'s lock only,
+    /// and read without it only to compare ([`WakerSlot::holds`]).
+    waker: WakerSlot,
     deadline: AtomicDeadline,
     holds: AtomicU32,
     /// This node's key in its parent's child list.
@@ -493,12 +502,6 @@ struct Inner {
     /// Boxed lazily: most nodes (tasks, leaf scopes) never have children, nor a deadline
     /// too far away for the atomic word.
     rare: Option<Box<Rare>>,
-    /// The waker of the node's runner, registered last ([`Node::register`]); taken out
-    /// to be woken after the lock ([`Node::wake`]). Under the lock that the node has
-    /// anyway, rather than in an `AtomicWaker` of its own beside it (8 bytes less in
-    /// every task's allocation: the lock's word does what the `AtomicWaker`'s state word
-    /// did).
-    waker: Option<Waker>,
 }
 
 impl Drop for Inner {
@@ -655,6 +658,7 @@ impl<X: Tag> Node<X> {
             parent: None,
             key: AtomicU32::new(NO_KEY),
             inner: Mutex::new(Inner::default()),
+            waker: WakerSlot::new(),
             has_children: AtomicBool::new(false),
             ext,
         }
@@ -688,7 +692,7 @@ impl<X: ?Sized + Tag> Node<X> {
     #[inline]
     pub(crate) fn with_lock_ending<R>(&self, f: impl FnOnce() -> R) -> (R, Option<Waker>) {
         let mut inner = self.lock();
-        (f(), inner.waker.take())
+        (f(), self.waker.take(&mut inner))
     }
 
     pub(crate) fn is_shield(&self) -> bool {
@@ -952,12 +956,17 @@ impl<X: ?Sized + Tag> Node<X> {
     /// waker it registers when a wake comes during the registration.
     #[inline]
     pub(crate) fn register(&self, waker: &Waker) {
+        // Only the node's runner registers, one poll after another, and between two of
+        // its polls a wake only takes the waker out: a read of the two words that finds
+        // the runner's waker finds it there (or taken by a wake since, which polls the
+        // runner again), and a read torn by such a wake mixes it with an empty slot, which
+        // never equals a waker but a no-op one (which wakes nothing anyway).
+        if self.waker.holds(waker) {
+            return;
+        }
         let old = {
             let mut inner = self.lock();
-            if inner.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                return;
-            }
-            inner.waker.replace(Waker::noop().clone())
+            self.waker.replace(&mut inner, Some(Waker::noop().clone()))
         };
         self.register_new(old, waker);
     }
@@ -971,7 +980,7 @@ impl<X: ?Sized + Tag> Node<X> {
     #[inline]
     pub(crate) fn register_first(&self, waker: &Waker) {
         let new = waker.clone();
-        let old = self.lock().waker.replace(new);
+        let old = self.waker.replace(&mut self.lock(), Some(new));
         // After the lock: a waker's drop is foreign code.
         drop(old);
     }
@@ -986,18 +995,16 @@ impl<X: ?Sized + Tag> Node<X> {
         let new = waker.clone();
         let woken = {
             let mut inner = self.lock();
-            match &inner.waker {
-                // The placeholder is still there: nothing woke the runner meanwhile. (Told
-                // by its null data pointer: `will_wake` may not know two no-op wakers for
-                // one, their vtables being constants, and an executor's waker points to
-                // its task.)
-                Some(w) if w.data().is_null() => {
-                    inner.waker = Some(new);
-                    None
-                }
+            // The placeholder is still there: nothing woke the runner meanwhile. (Told by
+            // its null data pointer: `will_wake` may not know two no-op wakers for one,
+            // their vtables being constants, and an executor's waker points to its task.)
+            if self.waker.holds_placeholder(&inner) {
+                drop(self.waker.replace(&mut inner, Some(new)));
+                None
+            } else {
                 // A wake took the placeholder (or a `forget_waker`, or another register
                 // replaced it): wake the new waker rather than keep it.
-                _ => Some(new),
+                Some(new)
             }
         };
         if let Some(new) = woken {
@@ -1009,7 +1016,7 @@ impl<X: ?Sized + Tag> Node<X> {
     /// safety 3), if one is registered: as `AtomicWaker::wake` did, a wake takes it, and
     /// the runner registers again when it suspends. Never called under a node's lock.
     fn wake(&self) {
-        let waker = self.lock().waker.take();
+        let waker = self.waker.take(&mut self.lock());
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -1019,7 +1026,7 @@ impl<X: ?Sized + Tag> Node<X> {
     /// lets go of it when the runner is done (an inline child's waker is its own node).
     #[inline]
     pub(crate) fn forget_waker(&self) {
-        let waker = self.lock().waker.take();
+        let waker = self.waker.take(&mut self.lock());
         drop(waker);
     }
 

@@ -17,19 +17,23 @@
 //!   exactly. The fenced mapping is a correct compilation of `SeqCst` accesses (it is at
 //!   least as strong), so the models may miss a bug that only a weaker-than-fenced
 //!   `SeqCst` allows, never report one that cannot happen. They also give
-//!   [`ReadMut::read_mut`] for `get_mut`, which loom spells `with_mut`.
+//!   [`ReadMut::read_mut`] for `get_mut`: under loom an acquire load, not its
+//!   `with_mut`, as a node's `Drop` reads through it, and loom does not see the standard
+//!   `Arc`'s ordering of a node's last drop after every other access (which the
+//!   runner's lock taken on every suspension used to stand in for, `waker.rs`).
 //! * **`OnceLock`** (the fixed parent link) is a standard one whose value counts as set
 //!   only once a loom flag, stored with release after the set and loaded with acquire
 //!   before the get, says so: loom sees the publication and its ordering, which is what
 //!   `OnceLock` guarantees (it is set once, by one thread: node invariant 6).
-//! * **`Mutex`** is loom's, poisoning included. (A runner's waker is kept under the
-//!   node's mutex, so the models check the tree's use of it, register, then check; a
-//!   wake after a change, through loom's lock.)
+//! * **`Mutex`** is loom's, poisoning included. (A runner's waker is written under the
+//!   node's mutex, in two atomics read without it to compare, `waker.rs`: so the models
+//!   check the tree's use of it, register, then check; a wake after a change, through
+//!   loom's lock and atomics.)
 
 #[cfg(not(all(test, hatchery_loom)))]
 mod imp {
     pub(crate) use std::sync::atomic::{
-        fence, AtomicBool, AtomicI64, AtomicU32, AtomicU8, Ordering,
+        fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU8, Ordering,
     };
     pub(crate) use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -147,12 +151,34 @@ mod imp {
                 }
             }
 
+            // A load, not loom's `with_mut`: `read_mut` is called where the last `Arc` of a
+            // node goes (its `Drop`), and the node's `Arc` is the standard library's, whose
+            // ordering of the last drop after every other access loom does not see.
             impl ReadMut<$t> for $name {
                 fn read_mut(&mut self) -> $t {
-                    self.0.with_mut(|v| *v)
+                    self.0.load(Ordering::Acquire)
                 }
             }
         };
+    }
+
+    /// `AtomicPtr`, as the other atomics (loom's, with the fenced mapping of `SeqCst`).
+    pub(crate) struct AtomicPtr<T>(loom::sync::atomic::AtomicPtr<T>);
+
+    impl<T> AtomicPtr<T> {
+        pub(crate) fn new(v: *mut T) -> Self {
+            Self(loom::sync::atomic::AtomicPtr::new(v))
+        }
+
+        pub(crate) fn load(&self, order: Ordering) -> *mut T {
+            let (o, before, _) = split(order, true, false);
+            fenced(before, false, || self.0.load(o))
+        }
+
+        pub(crate) fn store(&self, v: *mut T, order: Ordering) {
+            let (o, _, after) = split(order, false, true);
+            fenced(false, after, || self.0.store(v, o))
+        }
     }
 
     atomic!(AtomicBool, bool);
