@@ -39,6 +39,7 @@ use std::ptr;
 use std::task::{RawWakerVTable, Waker};
 
 use super::sync::{AtomicPtr, Ordering};
+use super::Inner;
 
 /// A waker's data pointer and vtable, or two nulls (no waker). Written only under the
 /// node's lock (the writing methods take its data as a token); read without it only by
@@ -67,14 +68,14 @@ impl WakerSlot {
     /// Whether the kept waker is the placeholder of a registration under way (a waker
     /// whose data pointer is null). Under the lock.
     #[inline]
-    pub(super) fn holds_placeholder<L>(&self, _locked: &L) -> bool {
+    pub(super) fn holds_placeholder(&self, _locked: &Inner) -> bool {
         !self.vtable.load(Ordering::Relaxed).is_null()
             && self.data.load(Ordering::Relaxed).is_null()
     }
 
     /// Keeps `waker` (or none), and returns the waker it replaces. Under the lock.
     #[inline]
-    pub(super) fn replace<L>(&self, _locked: &mut L, waker: Option<Waker>) -> Option<Waker> {
+    pub(super) fn replace(&self, _locked: &mut Inner, waker: Option<Waker>) -> Option<Waker> {
         let old = self.words();
         let (data, vtable) = match waker {
             Some(waker) => {
@@ -93,7 +94,7 @@ impl WakerSlot {
 
     /// Takes the waker out. Under the lock.
     #[inline]
-    pub(super) fn take<L>(&self, locked: &mut L) -> Option<Waker> {
+    pub(super) fn take(&self, locked: &mut Inner) -> Option<Waker> {
         self.replace(locked, None)
     }
 
