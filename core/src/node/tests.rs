@@ -453,3 +453,51 @@ fn is_under_walks_up_through_task_roots() {
         "the walk stops at a root that `start` may move"
     );
 }
+
+/// The runner's waker (`waker.rs`): a registration with the waker kept keeps it, one with
+/// another waker replaces it (only the new one is woken), a wake takes it out so that
+/// the same waker registered again is kept again (the lock-free check must not find it
+/// there), and the node lets go of the waker it keeps when it goes.
+#[test]
+fn the_runners_waker_is_kept_replaced_taken_and_let_go() {
+    let root = root();
+    let a = linked(&root, false);
+    let (first, first_waker) = Count::waker();
+    let (second, second_waker) = Count::waker();
+    a.register(&first_waker);
+    a.register(&first_waker);
+    assert_eq!(
+        Arc::strong_count(&first),
+        3,
+        "kept once: ours, the waker, the node's"
+    );
+    a.register(&second_waker);
+    assert_eq!(
+        Arc::strong_count(&first),
+        2,
+        "replaced: the node let go of the first"
+    );
+    a.set_deadline(None);
+    assert_eq!(
+        (first.get(), second.get()),
+        (0, 1),
+        "only the waker kept is woken"
+    );
+    assert_eq!(Arc::strong_count(&second), 2, "a wake takes the waker out");
+    a.register(&second_waker);
+    assert_eq!(
+        Arc::strong_count(&second),
+        3,
+        "registered again after the wake"
+    );
+    root.cancel(Reason::Explicit);
+    assert_eq!(second.get(), 2, "and woken by the cancellation");
+    a.register(&second_waker);
+    drop(root);
+    drop(a);
+    assert_eq!(
+        Arc::strong_count(&second),
+        2,
+        "the node's drop lets its waker go"
+    );
+}
