@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::context;
 use crate::node::{deadline_word, word_deadline};
-use crate::timer::Reg;
+use crate::timer::{Here, Reg};
 
 /// The current time on the runtime's clock.
 ///
@@ -70,8 +70,7 @@ pub fn now() -> Instant {
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
     Sleep {
-        start: Start::After(duration),
-        reg: Reg::Idle,
+        state: State::After(duration),
     }
 }
 
@@ -100,19 +99,20 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
-        start: Start::at(deadline),
-        reg: Reg::Idle,
+        state: State::at(deadline),
     }
 }
 
-/// Where a sleep is. A deadline is kept as its word (`node::deadline_word`: nanoseconds
-/// from an instant taken once per process, which gives the instant back exactly), and
-/// only one without a word (about 292 years away, in practice never) as a boxed
-/// `Instant`: so every variant but `After` is one word, `After`'s `Duration` has room
-/// for the tag, and a sleep takes 16 bytes here, 8 less than with an `Instant` in place,
-/// in every future that holds one (a parked child's; `nursery/sizes.rs`).
+/// Where a sleep is, and how it is woken once it waits. A deadline is kept as its word
+/// (`node::deadline_word`: nanoseconds from an instant taken once per process, which gives
+/// the instant back exactly); one without a word (about 292 years away, in practice never)
+/// is a boxed `Instant` until the first poll, and then kept by its registration alone, a
+/// timer of its own ([`Reg::Private`], which keeps its deadline). So the registration (32
+/// bytes) is beside a word in one variant only, and a sleep takes 40 bytes in every future
+/// that holds one (a parked child's: `nursery/sizes.rs`), where a state beside the
+/// registration took 48.
 #[derive(Debug)]
-enum Start {
+enum State {
     /// Counted from the first poll.
     After(Duration),
     /// Until this deadline, not yet polled.
@@ -120,30 +120,41 @@ enum Start {
     /// The same, for a deadline without a word.
     AtFar(Box<Instant>),
     Forever,
-    /// Waiting for this deadline (see `Sleep::reg`).
-    Waiting(i64),
-    /// The same, for a deadline without a word.
-    WaitingFar(Box<Instant>),
+    /// Waiting for this deadline, woken through the registration: an entry in the
+    /// deadlines of the task that polls it, or a timer of its own where it is polled with
+    /// another waker (see [`crate::timer`]).
+    Waiting(i64, Reg),
+    /// Waiting for a deadline without a word: the registration is a timer of its own
+    /// ([`Reg::Private`]), which keeps the deadline.
+    WaitingFar(Reg),
     /// The deadline had passed at the first poll, which yielded once (a checkpoint); or
     /// it came when an enclosing deadline did, which cancelled the scope instead.
     Passed,
 }
 
-impl Start {
+impl State {
     /// Until `deadline`, not yet polled.
-    fn at(deadline: Instant) -> Start {
+    fn at(deadline: Instant) -> State {
         match deadline_word(deadline) {
-            Some(word) => Start::At(word),
-            None => Start::AtFar(Box::new(deadline)),
+            Some(word) => State::At(word),
+            None => State::AtFar(Box::new(deadline)),
         }
     }
 
-    /// Waiting for `deadline`, whose word is `word`.
-    fn waiting(deadline: Instant, word: Option<i64>) -> Start {
-        match word {
-            Some(word) => Start::Waiting(word),
-            None => Start::WaitingFar(Box::new(deadline)),
+    /// The registration of a sleep that waits.
+    fn reg(&mut self) -> Option<&mut Reg> {
+        match self {
+            State::Waiting(_, reg) | State::WaitingFar(reg) => Some(reg),
+            _ => None,
         }
+    }
+
+    /// Done without the timer (see [`Sleep::poll`]): lets go of the registration.
+    fn passed(&mut self) {
+        if let Some(reg) = self.reg() {
+            context::disarm(reg);
+        }
+        *self = State::Passed;
     }
 }
 
@@ -166,18 +177,13 @@ impl Start {
 /// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
-    start: Start,
-    /// How it is woken: an entry in the deadlines of the task that polls it, or a timer
-    /// of its own where it is polled with another waker (see [`crate::timer`]).
-    reg: Reg,
+    state: State,
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if self.reg.is_armed() {
-            let reg = &mut self.reg;
-            let released = context::with_owner_timers(|owner| reg.clear(owner));
-            released.release();
+        if let Some(reg) = self.state.reg() {
+            context::disarm(reg);
         }
     }
 }
@@ -187,26 +193,28 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        if let Start::After(_) | Start::At(_) | Start::AtFar(_) = this.start {
+        if let State::After(_) | State::At(_) | State::AtFar(_) = this.state {
             return this.first_poll(cx);
         }
         if context::current_cancelled() {
             return Poll::Pending;
         }
-        let (word, far) = match &this.start {
-            Start::Forever => return Poll::Pending,
-            Start::Passed => return Poll::Ready(()),
-            Start::Waiting(word) => (Some(*word), None),
-            Start::WaitingFar(deadline) => (None, Some(**deadline)),
-            Start::After(_) | Start::At(_) | Start::AtFar(_) => {
+        let (word, far, reg) = match &mut this.state {
+            State::Forever => return Poll::Pending,
+            State::Passed => return Poll::Ready(()),
+            State::Waiting(word, reg) => (Some(*word), None, reg),
+            State::WaitingFar(reg) => {
+                let far = reg.private_deadline().expect(LOST);
+                (None, Some(far), reg)
+            }
+            State::After(_) | State::At(_) | State::AtFar(_) => {
                 unreachable!("a sleep's first poll")
             }
         };
         // The instant of a word is made only where it is needed (a registration, the end).
         let deadline = || far.unwrap_or_else(|| word_deadline(word.expect("a word")));
-        let reg = &mut this.reg;
         let (poll, released) = context::with_here(cx.waker(), false, |here| {
-            reg.poll_fixed(word, deadline, here, None, cx)
+            register(reg, word, deadline, here, None, cx)
         });
         released.release();
         if poll.is_pending() {
@@ -221,15 +229,32 @@ impl Future for Sleep {
             // Our time has come all the same: polled again where no scope is cancelled (a
             // sleep kept past that scope), we are done, without the spent timer (which
             // some executors never complete twice).
-            this.start = Start::Passed;
-            if this.reg.is_armed() {
-                let reg = &mut this.reg;
-                let released = context::with_owner_timers(|owner| reg.clear(owner));
-                released.release();
-            }
+            this.state.passed();
             return Poll::Pending;
         }
         Poll::Ready(())
+    }
+}
+
+/// The panic of a sleep whose far deadline went with a registration that failed (the
+/// executor's timer panicked, and the sleep was polled again).
+const LOST: &str = "hatchery: internal error: a sleep's far deadline was lost";
+
+/// Polls the registration of a sleep for its deadline: `word`, or one without a word,
+/// which gets a timer of its own that keeps it ([`Reg::poll`], as [`State::WaitingFar`]
+/// needs), where one with a word is fixed ([`Reg::poll_fixed`]).
+#[inline]
+fn register(
+    reg: &mut Reg,
+    word: Option<i64>,
+    deadline: impl Fn() -> Instant,
+    here: Here<'_>,
+    now: Option<Instant>,
+    cx: &mut Context<'_>,
+) -> (Poll<()>, Reg) {
+    match word {
+        Some(_) => reg.poll_fixed(word, deadline, here, now, cx),
+        None => reg.poll(word, deadline, here, now, cx),
     }
 }
 
@@ -245,33 +270,38 @@ impl Sleep {
         let out = context::with_here_unless_cancelled(cx.waker(), |here| {
             let rt = here.rt.expect(context::NO_RUNTIME);
             let now = rt.now();
-            let (deadline, word) = match &this.start {
-                Start::After(d) => {
+            let (deadline, word) = match &this.state {
+                State::After(d) => {
                     let deadline = now.checked_add(*d);
                     (deadline, deadline.and_then(deadline_word))
                 }
-                Start::At(word) => (Some(word_deadline(*word)), Some(*word)),
-                Start::AtFar(deadline) => (Some(**deadline), None),
+                State::At(word) => (Some(word_deadline(*word)), Some(*word)),
+                State::AtFar(deadline) => (Some(**deadline), None),
                 _ => unreachable!(),
             };
             match deadline {
-                None => (Start::Forever, Poll::Pending, None, None),
+                None => (State::Forever, Poll::Pending, None, None),
                 // A sleep that is due at once still suspends once, as trio's
                 // `sleep(0)`: a loop of them is a loop of checkpoints (a timer
                 // may be ready at once, and smol has no budget that yields).
-                Some(d) if d <= now => (Start::Passed, Poll::Pending, None, None),
+                Some(d) if d <= now => (State::Passed, Poll::Pending, None, None),
                 Some(d) => {
-                    let (poll, released) = this.reg.poll_fixed(word, || d, here, Some(now), cx);
-                    (Start::waiting(d, word), poll, Some(released), Some(d))
+                    let mut reg = Reg::Idle;
+                    let (poll, released) = register(&mut reg, word, || d, here, Some(now), cx);
+                    let state = match word {
+                        Some(word) => State::Waiting(word, reg),
+                        None => State::WaitingFar(reg),
+                    };
+                    (state, poll, Some(released), Some(d))
                 }
             }
         });
-        let Ok((start, poll, released, deadline)) = out else {
-            if let Start::After(d) = this.start {
+        let Ok((state, poll, released, deadline)) = out else {
+            if let State::After(d) = this.state {
                 // Counted from the first poll all the same: a sleep kept past a
                 // cancelled scope may be awaited later.
                 if let Some(now) = context::with_current(|c| c.map(|c| c.rt.now())) {
-                    this.start = now.checked_add(d).map_or(Start::Forever, Start::at);
+                    this.state = now.checked_add(d).map_or(State::Forever, State::at);
                 }
             }
             return Poll::Pending;
@@ -279,24 +309,19 @@ impl Sleep {
         if let Some(released) = released {
             released.release();
         }
-        this.start = start;
-        match (&this.start, poll, deadline) {
-            (Start::Passed, _, _) => {
+        this.state = state;
+        match (&this.state, poll, deadline) {
+            (State::Passed, _, _) => {
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            (Start::Waiting(_) | Start::WaitingFar(_), Poll::Ready(()), Some(d)) => {
+            (State::Waiting(..) | State::WaitingFar(_), Poll::Ready(()), Some(d)) => {
                 // Due at its first poll all the same: the clock passed the
                 // deadline between our reading it and the timer's first poll (a
                 // short sleep on a slow machine). A sleep still suspends once
                 // (D9), as one due at once does; an enclosing deadline that came
                 // first, or with it, cancels its scope now (D7).
-                this.start = Start::Passed;
-                if this.reg.is_armed() {
-                    let reg = &mut this.reg;
-                    let released = context::with_owner_timers(|owner| reg.clear(owner));
-                    released.release();
-                }
+                this.state.passed();
                 if !context::cancel_deadlines_before(d) {
                     cx.waker().wake_by_ref();
                 }
@@ -310,7 +335,7 @@ impl Sleep {
 impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sleep")
-            .field("start", &self.start)
+            .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }

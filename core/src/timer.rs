@@ -616,8 +616,10 @@ impl Reg {
         now: Option<Instant>,
         cx: &mut Context<'_>,
     ) -> (Poll<()>, Reg) {
-        let released = self.clear(here.owner.as_deref_mut());
+        // (Checked before anything is let go of: a sleep polled again after this panic
+        // still has what it registered, and panics again.)
         let rt = here.rt.expect(MOVED_OUT);
+        let released = self.clear(here.owner.as_deref_mut());
         let now = now.unwrap_or_else(|| rt.now());
         if deadline <= now {
             return (Poll::Ready(()), released);
@@ -681,6 +683,15 @@ impl Reg {
             return Reg::Idle;
         }
         std::mem::take(self)
+    }
+
+    /// The deadline of a timer of its own made by [`poll`](Reg::poll) ([`Reg::Private`]),
+    /// which keeps it; `None` for any other registration.
+    pub(crate) fn private_deadline(&self) -> Option<Instant> {
+        match self {
+            Reg::Private(p) => Some(p.deadline),
+            _ => None,
+        }
     }
 
     /// Whether something is armed.

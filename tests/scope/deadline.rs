@@ -727,6 +727,23 @@ async fn c4_sleep_until_the_latest_instant() {
     assert_eq!(move_on_at(far, sleep(ms(5))).await, Some(()));
 }
 
+/// C4: a sleep until an instant too far for a deadline word (about 292 years), polled
+/// again and again while it waits (by hand here, between three short sleeps), keeps
+/// waiting: its registration, a timer of its own, keeps that deadline for it. Its
+/// scope's deadline still ends it.
+#[hatchery::test(virtual_time)]
+async fn c4_a_far_sleep_polled_again_keeps_waiting() {
+    let far = latest_instant(now());
+    let mut nap = std::pin::pin!(sleep_until(far));
+    for _ in 0..3 {
+        let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(nap.as_mut().poll(cx)));
+        assert!(polled.await.is_pending());
+        sleep(secs(1)).await;
+    }
+    assert_eq!(move_on_after(secs(5), nap).await, None);
+    assert_eq!(elapsed(), secs(8));
+}
+
 /// Tokio, plus a hook that another thread runs (once) inside the next `now()`: that
 /// thread acts at exactly the moment the caller reads the clock.
 struct Hooked {

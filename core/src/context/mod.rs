@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use crate::node::Node;
 use crate::rt::Runtime;
-use crate::timer::{runtime_id, Here, TimerSlot, Timers};
+use crate::timer::{runtime_id, Here, Reg, TimerSlot, Timers};
 
 mod deferred;
 mod enter;
@@ -727,20 +727,24 @@ fn here_in<R>(
     }
 }
 
-/// Calls `f` with the deadlines of the runner being polled, if any (to take out an entry
-/// of a scope or sleep that goes).
-pub(crate) fn with_owner_timers<R>(f: impl FnOnce(Option<&mut Timers>) -> R) -> R {
-    let mut f = Some(f);
-    let out = CURRENT.try_with(|c| {
-        let mut timers = c.timers.take();
-        let out = (f.take().expect("called once"))(timers.as_deref_mut());
-        c.timers.set(timers);
-        out
-    });
-    match out {
-        Ok(out) => out,
-        // The thread is exiting: no runner is polled.
-        Err(_) => (f.take().expect("called once"))(None),
+/// Lets go of what a scope or a sleep has armed ([`Reg`]): takes its entry out of the
+/// deadlines of the runner being polled if it is there (else it stays behind, stale:
+/// timer invariant 2), or drops its timer of its own, after the thread's context is let
+/// go of (that drop runs the executor's code).
+#[inline]
+pub(crate) fn disarm(reg: &mut Reg) {
+    if reg.is_armed() {
+        let released = match CURRENT.try_with(|c| {
+            let mut timers = c.timers.take();
+            let released = reg.clear(timers.as_deref_mut());
+            c.timers.set(timers);
+            released
+        }) {
+            Ok(released) => released,
+            // The thread is exiting: no runner is polled.
+            Err(_) => reg.clear(None),
+        };
+        released.release();
     }
 }
 

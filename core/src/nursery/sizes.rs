@@ -82,8 +82,8 @@ fn the_executor_task_and_a_sleep() {
     );
     assert_eq!(
         size_of::<crate::time::Sleep>(),
-        48,
-        "a sleep in a child's future: its deadline as a word (16 with the state's tag)"
+        40,
+        "a sleep in a child's future: its deadline as a word beside its registration"
     );
     assert_eq!(
         size_of::<crate::timer::Reg>(),

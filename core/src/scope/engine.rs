@@ -504,7 +504,7 @@ impl Core {
             // Its deadline no longer matters (and a virtual clock must not jump to it,
             // rule D11). Watched again if polled after all (a kept scope future whose
             // cancelled ancestor has finished).
-            release_deadline(&mut self.timer);
+            context::disarm(&mut self.timer);
             if !node.has_holds() {
                 return Next::Drop;
             }
@@ -567,7 +567,7 @@ impl Core {
         let word = match node.deadline_word() {
             Some(word) => Some(word),
             // No deadline, or one without a word (centuries away).
-            None if node.deadline().is_none() => return release_deadline(&mut self.timer),
+            None if node.deadline().is_none() => return context::disarm(&mut self.timer),
             None => None,
         };
         // The entry's reading, for a timeout (a deadline it finds passed has passed). One
@@ -591,7 +591,7 @@ impl Core {
     /// Takes the deadline out of the task's deadlines, or drops the timer of its own.
     #[inline]
     fn release_deadline(&mut self) {
-        release_deadline(&mut self.timer);
+        context::disarm(&mut self.timer);
     }
 
     /// Leaves the tree as the scope future goes (its body is gone).
@@ -606,15 +606,6 @@ impl Core {
             node.detach_unless_kept();
             node.finish();
         }
-    }
-}
-
-/// Takes a scope's deadline out of the task's deadlines, or drops its timer of its own.
-#[inline]
-fn release_deadline(timer: &mut Reg) {
-    if timer.is_armed() {
-        let released = context::with_owner_timers(|owner| timer.clear(owner));
-        released.release();
     }
 }
 
