@@ -737,7 +737,8 @@ pub(crate) fn disarm(reg: &mut Reg) {
         let released = match CURRENT.try_with(|c| {
             let mut timers = c.timers.take();
             let released = reg.clear(timers.as_deref_mut());
-            c.timers.set(timers);
+            // What it replaces is the `None` just left there: no drop glue to call.
+            std::mem::forget(c.timers.replace(timers));
             released
         }) {
             Ok(released) => released,

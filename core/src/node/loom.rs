@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::{Hold, MovableLink, Node, Reason, SharedLink, DROPPED_KEY};
+use super::{AtomicDeadline, Hold, MovableLink, Node, Reason, SharedLink, DROPPED_KEY};
 
 /// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset)
 /// and prints how many executions it took. The other loom models of the crate
@@ -450,7 +450,11 @@ fn loom_timeout_on_entry_against_handle_deadline() {
     ] {
         model("timeout_on_entry_against_handle_deadline", move || {
             let root = root();
-            let handle: Arc<Node> = Arc::new(Node::with_ext(false, false, SharedLink::default()));
+            let handle: Arc<Node> = Arc::new(Node::with_ext(
+                false,
+                false,
+                (SharedLink::default(), AtomicDeadline::default()),
+            ));
             let mut entered = handle.clone();
 
             let h = handle.clone();

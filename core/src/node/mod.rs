@@ -259,6 +259,14 @@ pub(crate) trait Tag: Send + Sync + 'static {
     fn shared_link_mut(&mut self) -> Option<&mut SharedLink> {
         None
     }
+
+    /// The deadline of a node that can have one, a scope's: kept here, in what only a
+    /// scope carries, so that the nodes that never have one (a task's root, a nursery's,
+    /// an inline child's) do not carry its word (8 bytes of every child). `None` for
+    /// every other node, whose deadline is none.
+    fn deadline(&self) -> Option<&AtomicDeadline> {
+        None
+    }
 }
 
 /// The parent link of a scope entered while a handle could see it: set once, at entry,
@@ -268,6 +276,27 @@ pub(crate) struct SharedLink(OnceLock<Arc<Node>>);
 impl Default for SharedLink {
     fn default() -> Self {
         SharedLink(OnceLock::new())
+    }
+}
+
+/// A shared link with a deadline is the ext of a scope a handle can see, as the tree's
+/// unit tests and loom models make one.
+#[cfg(test)]
+impl Tag for (SharedLink, AtomicDeadline) {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn shared_link(&self) -> Option<&SharedLink> {
+        Some(&self.0)
+    }
+
+    fn shared_link_mut(&mut self) -> Option<&mut SharedLink> {
+        Some(&mut self.0)
+    }
+
+    fn deadline(&self) -> Option<&AtomicDeadline> {
+        Some(&self.1)
     }
 }
 
@@ -323,6 +352,18 @@ impl Tag for () {
     }
 }
 
+/// A deadline alone is the ext of a scope's node that nothing else can see
+/// ([`Node::entered`]).
+impl Tag for AtomicDeadline {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn deadline(&self) -> Option<&AtomicDeadline> {
+        Some(self)
+    }
+}
+
 /// What a labelled node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -370,7 +411,6 @@ pub(crate) struct Node<X: ?Sized + Tag = Ext> {
     /// to be woken after the lock ([`Node::wake`]). Written under `inner`'s lock only,
     /// and read without it only to compare ([`WakerSlot::holds`]).
     waker: WakerSlot,
-    deadline: AtomicDeadline,
     holds: AtomicU32,
     /// This node's key in its parent's child list.
     key: AtomicU32,
@@ -556,7 +596,15 @@ fn keep_taken(taken: &mut Vec<Weak<Node>>, child: Weak<Node>) {
 /// A deadline in one atomic word, read without a lock: signed nanoseconds from an
 /// instant taken once per process. An instant more than about 292 years away from it
 /// (in practice: "never") is kept exactly under the node's lock, the word saying [`FAR`].
-struct AtomicDeadline(AtomicI64);
+/// In the ext of the nodes that can have a deadline ([`Tag::deadline`]).
+pub(crate) struct AtomicDeadline(AtomicI64);
+
+impl Default for AtomicDeadline {
+    /// No deadline.
+    fn default() -> AtomicDeadline {
+        AtomicDeadline(AtomicI64::new(NO_DEADLINE))
+    }
+}
 
 /// The word of "no deadline".
 const NO_DEADLINE: i64 = i64::MIN;
@@ -652,7 +700,6 @@ impl<X: Tag> Node<X> {
             reason: AtomicU8::new(NO_REASON),
             caught: AtomicU8::new(0),
             holds: AtomicU32::new(0),
-            deadline: AtomicDeadline(AtomicI64::new(NO_DEADLINE)),
             deadline_set: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             parent: None,
@@ -1371,7 +1418,7 @@ impl<X: ?Sized + Tag> Node<X> {
     /// which [`deadline`](Node::deadline) tells apart.
     #[inline]
     pub(crate) fn deadline_word(&self) -> Option<i64> {
-        match self.deadline.0.load(Ordering::Acquire) {
+        match self.deadline_cell()?.0.load(Ordering::Acquire) {
             FAR | NO_DEADLINE => None,
             word => Some(word),
         }
@@ -1379,17 +1426,31 @@ impl<X: ?Sized + Tag> Node<X> {
 
     #[inline]
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        match self.deadline.0.load(Ordering::Acquire) {
+        match self.deadline_cell()?.0.load(Ordering::Acquire) {
             // Invariant 11.
             FAR => self.lock().rare.as_ref().and_then(|r| r.far_deadline),
             word => AtomicDeadline::decode(word),
         }
     }
 
+    /// Where this node keeps its deadline (in its ext: [`Tag::deadline`]); `None` for a
+    /// node that never has one.
+    #[inline]
+    fn deadline_cell(&self) -> Option<&AtomicDeadline> {
+        self.ext.deadline()
+    }
+
+    /// [`deadline_cell`](Node::deadline_cell) of a node being given a deadline, which
+    /// only a scope's can be.
+    fn deadline_cell_to_set(&self) -> &AtomicDeadline {
+        self.deadline_cell()
+            .expect("hatchery: internal error: a deadline given to a node that cannot have one")
+    }
+
     fn store_deadline(&self, deadline: Option<Instant>) {
         match AtomicDeadline::encode(deadline) {
             FAR => self.store_deadline_locked(&mut self.lock(), deadline),
-            word => self.deadline.0.store(word, Ordering::Release),
+            word => self.deadline_cell_to_set().0.store(word, Ordering::Release),
         }
     }
 
@@ -1400,9 +1461,9 @@ impl<X: ?Sized + Tag> Node<X> {
                 // Invariant 11: the word is written under the lock too, after the instant,
                 // so a reader that sees `FAR` finds this instant (or a later one) there.
                 inner.rare().far_deadline = deadline;
-                self.deadline.0.store(FAR, Ordering::Release);
+                self.deadline_cell_to_set().0.store(FAR, Ordering::Release);
             }
-            word => self.deadline.0.store(word, Ordering::Release),
+            word => self.deadline_cell_to_set().0.store(word, Ordering::Release),
         }
     }
 
@@ -1641,7 +1702,7 @@ impl Node {
         shield: bool,
         deadline: Option<Instant>,
     ) -> Arc<Node> {
-        let mut node = Node::with_ext(shield, false, ());
+        let mut node = Node::with_ext(shield, false, AtomicDeadline::default());
         node.parent = Some(parent.clone());
         node.link = Link::Owned;
         let node: Arc<Node> = Arc::new(node);

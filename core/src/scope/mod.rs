@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use pin_project_lite::pin_project;
 
 use crate::diagnostics::{self, HolderKind, Site};
-use crate::node::{Kind, Labelled, Node, Reason, SharedLink, Tag};
+use crate::node::{AtomicDeadline, Kind, Labelled, Node, Reason, SharedLink, Tag};
 use crate::reason::{said, CancelReason};
 use crate::rt::Runtime;
 
@@ -447,7 +447,8 @@ pub struct CancelHandle {
 /// the hold warnings watch it (`diagnostics`). And what the scope is called, for the task
 /// tree: where it was made, the name `with_name` gave it, and when it was entered (named
 /// scopes only). And its parent link, for a scope entered while a handle can see it
-/// (set then through a shared reference: node invariant 6).
+/// (set then through a shared reference: node invariant 6), and its deadline (which only
+/// a scope's node carries: `node::Tag::deadline`).
 pub(crate) struct EnteredOn(
     pub(crate) OnceLock<Arc<dyn Runtime>>,
     OnceLock<Arc<Site>>,
@@ -455,6 +456,7 @@ pub(crate) struct EnteredOn(
     OnceLock<Cow<'static, str>>,
     OnceLock<Instant>,
     SharedLink,
+    AtomicDeadline,
 );
 
 impl Tag for EnteredOn {
@@ -478,6 +480,10 @@ impl Tag for EnteredOn {
     fn shared_link_mut(&mut self) -> Option<&mut SharedLink> {
         Some(&mut self.5)
     }
+
+    fn deadline(&self) -> Option<&AtomicDeadline> {
+        Some(&self.6)
+    }
 }
 
 impl EnteredOn {
@@ -494,6 +500,7 @@ impl EnteredOn {
             OnceLock::new(),
             OnceLock::new(),
             SharedLink::default(),
+            AtomicDeadline::default(),
         )
     }
 
