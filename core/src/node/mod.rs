@@ -36,10 +36,12 @@
 //! that restores one. The code that relies on one cites it (`// Invariant 3:`).
 //!
 //! 1. **Flags only rise.** `cancelled`, `caught`, `has_children` and `finished` go from
-//!    `false` to `true`, never back (so do the two bits of a task's handle that share
-//!    `caught`'s byte, [`HANDLE_GONE`] and [`RESULT_PUT`], set by one read-modify-write
-//!    each: the handle protocol of `task::handle`), and `reason` is set once: the first
-//!    reason sticks (a compare-exchange from none). The one exception is a done scope's
+//!    `false` to `true`, never back (so do the bits of a task's root that share
+//!    `caught`'s byte, [`HANDLE_GONE`] and [`RESULT_PUT`] of its handle (the handle
+//!    protocol of `task::handle`) and [`KEEP_CLAIMED`], [`KEPT`] and [`KEPT_BOXED`] of
+//!    its slot for the executor's handle (`task::raw`), set by one read-modify-write
+//!    each), and `reason` is set once: the first reason sticks (a compare-exchange from
+//!    none). The one exception is a done scope's
 //!    node entered again by a new scope ([`Node::reenter`]), which nobody else can see
 //!    (invariant 10).
 //! 2. **One key, one entry.** A node's `key` is `NO_KEY` (in no child list: never linked,
@@ -220,6 +222,14 @@ const HANDLE_GONE: u8 = 2;
 /// The bit of a task root's `caught` byte that says the task put its result for its
 /// handle (see [`Node::result_put`]).
 const RESULT_PUT: u8 = 4;
+/// The bit of a task root's `caught` byte that says a thread claimed the task's slot for
+/// the executor's handle, to fill it (see [`KeepBits`]).
+const KEEP_CLAIMED: u8 = 8;
+/// The bit of a task root's `caught` byte that says the task's slot for the executor's
+/// handle holds one, moved in before the bit was set (see [`KeepBits`]).
+const KEPT: u8 = 16;
+/// The same, for a handle that the slot holds in a box of its own.
+const KEPT_BOXED: u8 = 32;
 /// The `key` of a node that its parent's cancellation took out of the child list (see
 /// [`Node::cancel_children`]): in no child list, but linked before. Keys of a list are
 /// below it.
@@ -267,6 +277,12 @@ pub(crate) trait Tag: Send + Sync + 'static {
     fn deadline(&self) -> Option<&AtomicDeadline> {
         None
     }
+
+    /// Drops the executor's handle that a task's ext keeps (`task::raw::KeepSlot`), when
+    /// its node says one was kept ([`KEPT`], or [`KEPT_BOXED`]: `boxed`): called by the
+    /// node's drop, with exclusive access, before the ext's own fields drop. Nothing for
+    /// every other node.
+    fn drop_kept(&mut self, _boxed: bool) {}
 }
 
 /// The parent link of a scope entered while a handle could see it: set once, at entry,
@@ -467,6 +483,12 @@ impl<X: ?Sized + Tag> Drop for Node<X> {
     /// opens a nursery) must not need stack in proportion to its depth when its last
     /// reference goes (a kept `TaskHandle` of the innermost task, say).
     fn drop(&mut self) {
+        // A task's slot for the executor's handle, filled (`KeepBits`): the handle goes
+        // first, as it went with the slot's own drop.
+        let bits = self.caught.read_mut();
+        if bits & (KEPT | KEPT_BOXED) != 0 {
+            self.ext.drop_kept(bits & KEPT_BOXED != 0);
+        }
         // Invariant 2: a slot key still here means the entry is ours to remove. Deadlock
         // safety 3: whoever drops the last reference holds no node lock.
         let mut next = match &self.parent {
@@ -603,6 +625,36 @@ impl Default for AtomicDeadline {
     /// No deadline.
     fn default() -> AtomicDeadline {
         AtomicDeadline(AtomicI64::new(NO_DEADLINE))
+    }
+}
+
+/// The bits of a task root's `caught` byte that its slot for the executor's handle
+/// (`task::raw::KeepSlot`, one word: the handle alone) agrees through, so that the slot
+/// takes no word of its own to say whether it holds one. One thread claims the slot
+/// ([`claim`](KeepBits::claim), one read-modify-write: the first to set
+/// [`KEEP_CLAIMED`]), moves the handle in, then publishes it ([`kept`](KeepBits::kept),
+/// release: [`KEPT`], or [`KEPT_BOXED`] for a handle in a box of its own); the node's
+/// drop, with exclusive access, finds the bit and has its ext drop the handle
+/// ([`Tag::drop_kept`]). A thread that does not win the claim leaves its
+/// handle to its owner.
+pub(crate) struct KeepBits<'a>(&'a AtomicU8);
+
+impl KeepBits<'_> {
+    /// Whether this caller is the first to claim the slot, and so the one to fill it.
+    pub(crate) fn claim(&self) -> bool {
+        self.0.fetch_or(KEEP_CLAIMED, Ordering::AcqRel) & KEEP_CLAIMED == 0
+    }
+
+    /// The claimed slot holds the handle now (moved in before this), in place or, if
+    /// `boxed`, in a box of its own.
+    pub(crate) fn kept(&self, boxed: bool) {
+        let bit = if boxed { KEPT_BOXED } else { KEPT };
+        self.0.fetch_or(bit, Ordering::Release);
+    }
+
+    /// Whether the slot holds a handle (read by the thread that filled it, right after).
+    pub(crate) fn is_kept(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & (KEPT | KEPT_BOXED) != 0
     }
 }
 
@@ -989,6 +1041,11 @@ impl<X: ?Sized + Tag> Node<X> {
     #[inline]
     pub(crate) fn result_put(&self) -> bool {
         self.caught.fetch_or(RESULT_PUT, Ordering::AcqRel) & HANDLE_GONE != 0
+    }
+
+    /// The bits of a task's root that its slot for the executor's handle agrees through.
+    pub(crate) fn keep_bits(&self) -> KeepBits<'_> {
+        KeepBits(&self.caught)
     }
 
     /// Keeps `waker` as the runner's, to be woken when the node is cancelled, its last

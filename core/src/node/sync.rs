@@ -48,6 +48,13 @@ mod imp {
             *self.get_mut()
         }
     }
+
+    impl ReadMut<u8> for AtomicU8 {
+        #[inline]
+        fn read_mut(&mut self) -> u8 {
+            *self.get_mut()
+        }
+    }
 }
 
 #[cfg(all(test, hatchery_loom))]

@@ -638,6 +638,9 @@ pub(crate) trait Handoff: sealed::Sealed {
     /// The value's destructor, `ptr::drop_in_place` of its type, as an address.
     fn drop_fn(&self) -> *const ();
 
+    /// The value's type.
+    fn type_id(&self) -> std::any::TypeId;
+
     /// Forgets the value, whose bytes have been moved out.
     fn forget(&mut self);
 }
@@ -661,6 +664,10 @@ impl<H: Send + 'static> Handoff for Option<H> {
     fn drop_fn(&self) -> *const () {
         let drop: unsafe fn(*mut H) = std::ptr::drop_in_place::<H>;
         drop as *const ()
+    }
+
+    fn type_id(&self) -> std::any::TypeId {
+        std::any::TypeId::of::<H>()
     }
 
     fn forget(&mut self) {

@@ -80,48 +80,54 @@
 //! only implementation, for `Option<H>`, reports `H`'s layout, the address of the value
 //! and `ptr::drop_in_place::<H>`), into one word-sized slot:
 //!
-//! * **One writer.** Whoever wins the compare-exchange of the slot's destructor pointer
-//!   from null to [`claimed`] moves the value in (copies its bytes, then has the
-//!   `Handoff` forget it), then publishes its destructor (release). A loser leaves the
-//!   value in its `Handoff`, whose owner drops it. So the value is written once, by one
-//!   thread.
-//! * **Read only in `Drop`.** Nothing reads the value through `&KeepSlot`; `Drop` has
-//!   exclusive access, after every `Arc` to the cell is gone. The writer holds one while
-//!   it writes, so the write happens before the drop (the `Arc`'s release and acquire),
-//!   and a destructor still [`claimed`] there is impossible (treated as empty).
+//! * **One writer.** Whoever first claims the slot through its node's bits
+//!   ([`KeepBits::claim`]: one read-modify-write of the task root's byte) moves the value
+//!   in (copies its bytes, then has the `Handoff` forget it), then publishes it
+//!   ([`KeepBits::kept`], release). A loser leaves the value in its `Handoff`, whose
+//!   owner drops it. So the value is written once, by one thread.
+//! * **Read only in the node's drop.** Nothing reads the value through `&KeepSlot`; the
+//!   node's drop has exclusive access, after every `Arc` to the cell is gone, and drops
+//!   the value only if it finds it published (`Tag::drop_kept`). The writer holds an
+//!   `Arc` while it writes, so the write happens before the drop (the `Arc`'s release
+//!   and acquire). A slot claimed and never filled (impossible: the writer fills it
+//!   right after its claim) would read as empty.
 //! * **Layout.** The seam boxes a value that does not fit the slot (size or alignment)
 //!   first; the box does. The slot checks the layout again before it writes.
-//! * **The destructor.** It is `ptr::drop_in_place::<H>` for the `H` whose bytes were
-//!   moved in, called with the slot's address as `*mut u8`: raw pointers to sized types
-//!   are ABI-compatible, so this is the call `drop_in_place::<H>(slot as *mut H)`.
+//! * **The destructor.** One type of handle is kept in place per process, the first
+//!   kept's ([`IN_PLACE`], set once: a `tokio::task::JoinHandle<()>` in practice, the one
+//!   adapter that keeps handles), its destructor noted there once; a handle of another
+//!   type goes into a box with its own ([`Boxed`]), whose pointer the slot keeps, and the
+//!   node's bits say which (`KEPT` or `KEPT_BOXED`). So the slot is one
+//!   word (8 bytes of every child on tokio's multi-thread runtime, where a destructor's
+//!   word beside the value took 16), and a handle of a rarer type costs a box. The
+//!   destructor is `ptr::drop_in_place::<H>` for the `H` whose bytes were moved in, called
+//!   with their address as `*mut u8`: raw pointers to sized types are ABI-compatible, so
+//!   this is the call `drop_in_place::<H>(slot as *mut H)`.
 
+use std::any::TypeId;
 use std::cell::UnsafeCell;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::pin::Pin;
 use std::ptr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use crate::node::{Detail, Kind, Labelled, MovableLink, Node, Reason, Tag};
+use crate::node::{Detail, KeepBits, Kind, Labelled, MovableLink, Node, Reason, Tag};
 use crate::rt::{Handoff, Keep, Lend, RawTask, Run, Runtime, Task};
 use crate::timer::runtime_id;
 
 pub(crate) use self::label::{Label, Named};
-use self::slot_sync::AtomicPtr;
 pub(super) use self::slot_sync::ValueCell;
 
 mod label;
 #[cfg(all(test, hatchery_loom))]
 mod loom;
 
-/// What a [`KeepSlot`] is made of: the standard atomic and cell, or loom's under
-/// `--cfg hatchery_loom`, whose model of the slot's compare-exchange (`raw/loom.rs`)
-/// checks every interleaving of two writers and the drop.
+/// What a [`KeepSlot`] is made of: the standard cell, or loom's under `--cfg
+/// hatchery_loom`, whose model of the slot's claim (`raw/loom.rs`) checks every
+/// interleaving of two writers and the drop.
 #[cfg(not(all(test, hatchery_loom)))]
 mod slot_sync {
-    pub(super) use std::sync::atomic::AtomicPtr;
-
     /// The slot's value (and a task's result slot, `task::handle`): an `UnsafeCell`,
     /// reached as loom's is.
     pub(in crate::task) struct ValueCell<T>(std::cell::UnsafeCell<T>);
@@ -135,21 +141,11 @@ mod slot_sync {
             f(self.0.get())
         }
     }
-
-    /// The atomic's value, read with exclusive access.
-    pub(super) fn load_mut(atomic: &mut AtomicPtr<()>) -> *mut () {
-        *atomic.get_mut()
-    }
 }
 
 #[cfg(all(test, hatchery_loom))]
 mod slot_sync {
     pub(in crate::task) use loom::cell::UnsafeCell as ValueCell;
-    pub(super) use loom::sync::atomic::AtomicPtr;
-
-    pub(super) fn load_mut(atomic: &mut AtomicPtr<()>) -> *mut () {
-        atomic.with_mut(|ptr| *ptr)
-    }
 }
 
 /// A task's allocation, besides its node: the body (shared), the run state (the
@@ -356,7 +352,7 @@ impl<P> std::ops::Deref for PartRef<P> {
 /// Returns the allocation as a handle holds it.
 ///
 /// The allocation has a [`KeepSlot`] for the executor's handle only where `rt` keeps its
-/// handles ([`Task::spawn_with`](crate::rt::Task::spawn_with)): 16 bytes that every child
+/// handles ([`Task::spawn_with`](crate::rt::Task::spawn_with)): 8 bytes that every child
 /// would otherwise carry unused on one thread and on smol. Whether it does is learned
 /// from the spawns themselves, per thread: a thread's first spawn on a runtime, and the
 /// first after one on another runtime, has the slot and tells ([`Keeps`]). A handle
@@ -408,7 +404,7 @@ fn spawn_as<B: Body, K: Keeping>(
     // The one `Arc<dyn Run>` of this allocation (module docs).
     rt.spawn(Task::raw(RawTask::new(cell.clone())));
     // `spawn_with` keeps the handle before the executor's `spawn` returns, on this thread.
-    let kept = cell.ext.keep.is_kept();
+    let kept = cell.keep_bits().is_kept();
     let part: Arc<dyn Part<B::Part>> = cell;
     (PartRef::new(part), kept)
 }
@@ -447,12 +443,13 @@ trait Keeping: Default + Send + Sync + 'static {
     /// Whether this keeps a handle at all.
     const SLOT: bool;
 
-    /// Moves the value out of `handle` to keep it, if this keeps one and none is kept yet;
-    /// leaves it there otherwise (for its owner to drop).
-    fn put(&self, handle: &mut dyn Handoff);
+    /// Moves the value out of `handle` to keep it, if this keeps one and none is kept yet
+    /// (`bits`, its node's, say); leaves it there otherwise (for its owner to drop).
+    fn put(&self, bits: KeepBits<'_>, handle: &mut dyn Handoff);
 
-    /// Whether a handle is kept (read on the thread that put it, right after).
-    fn is_kept(&self) -> bool;
+    /// Drops the value kept (in a box of its own if `boxed`), its node having said there
+    /// is one (`Tag::drop_kept`).
+    fn drop_kept(&mut self, boxed: bool);
 }
 
 /// No room for the executor's handle: a handle offered is left to its owner, who drops
@@ -463,11 +460,9 @@ pub(crate) struct NoKeep;
 impl Keeping for NoKeep {
     const SLOT: bool = false;
 
-    fn put(&self, _: &mut dyn Handoff) {}
+    fn put(&self, _: KeepBits<'_>, _: &mut dyn Handoff) {}
 
-    fn is_kept(&self) -> bool {
-        false
-    }
+    fn drop_kept(&mut self, _: bool) {}
 }
 
 impl<B: Body, K: Keeping> Tag for Cell<B, K> {
@@ -481,6 +476,10 @@ impl<B: Body, K: Keeping> Tag for Cell<B, K> {
 
     fn movable_link(&self) -> Option<&MovableLink> {
         self.body.movable_link()
+    }
+
+    fn drop_kept(&mut self, boxed: bool) {
+        self.keep.drop_kept(boxed);
     }
 }
 
@@ -518,7 +517,7 @@ impl<B: Body, K: Keeping> Run for Node<Cell<B, K>> {
 
 impl<B: Body, K: Keeping> Keep for Node<Cell<B, K>> {
     fn keep(&self, handle: &mut dyn Handoff) {
-        self.ext.keep.put(handle);
+        self.ext.keep.put(self.keep_bits(), handle);
     }
 }
 
@@ -528,22 +527,39 @@ type Slot = MaybeUninit<usize>;
 /// A value's destructor: `ptr::drop_in_place` of its type, called with its address.
 type DropFn = unsafe fn(*mut u8);
 
-/// The destructor pointer of a slot being written: an address no function has.
-fn claimed() -> *mut () {
-    ptr::NonNull::dangling().as_ptr()
+/// The one type of handle kept in place in this process, and its destructor: the type of
+/// the first handle kept (a `tokio::task::JoinHandle<()>`, from the one adapter that keeps
+/// handles). A handle of another type is kept in a box with its destructor ([`Boxed`]).
+/// Set once, never changed.
+static IN_PLACE: OnceLock<(TypeId, DropFn)> = OnceLock::new();
+
+/// A handle of another type than the one kept in place ([`IN_PLACE`]), in a box of its
+/// own with its destructor: the slot keeps the box's pointer.
+struct Boxed {
+    drop: DropFn,
+    value: Slot,
+}
+
+impl Drop for Boxed {
+    fn drop(&mut self) {
+        // SAFETY: `value` holds the bytes of a value moved in by `KeepSlot::put`, whose
+        // destructor `drop` is (`Handoff`'s, as for the value in place: module docs); it
+        // is dropped once, here, with the box.
+        unsafe { (self.drop)(self.value.as_mut_ptr().cast::<u8>()) }
+    }
 }
 
 /// The slot of a task's allocation that keeps the executor's handle to it (see the
-/// [module docs](self)).
+/// [module docs](self)): the handle's word alone, or a box's pointer. Whether it holds one
+/// is in the task's node ([`KeepBits`]), and the destructor of a handle in place is the
+/// one type's ([`IN_PLACE`]).
 pub(crate) struct KeepSlot {
-    /// Null when empty, [`claimed`] while being written, then the value's destructor.
-    drop: AtomicPtr<()>,
     value: ValueCell<Slot>,
 }
 
-// SAFETY: `&KeepSlot` lets one thread write the value once (the compare-exchange picks it)
-// and nobody read it. (The value is `Send`, by the bound of `Handoff`'s implementation,
-// and is dropped, with exclusive access, wherever the allocation goes.)
+// SAFETY: `&KeepSlot` lets one thread write the value once (the claim of its node's bits
+// picks it) and nobody read it. (The value is `Send`, by the bound of `Handoff`'s
+// implementation, and is dropped, with exclusive access, wherever the allocation goes.)
 unsafe impl Sync for KeepSlot {}
 
 impl Default for KeepSlot {
@@ -555,7 +571,6 @@ impl Default for KeepSlot {
 impl KeepSlot {
     fn new() -> KeepSlot {
         KeepSlot {
-            drop: AtomicPtr::new(ptr::null_mut()),
             value: ValueCell::new(MaybeUninit::uninit()),
         }
     }
@@ -564,59 +579,67 @@ impl KeepSlot {
 impl Keeping for KeepSlot {
     const SLOT: bool = true;
 
-    fn is_kept(&self) -> bool {
-        // Relaxed: read by the thread that wrote it (see `spawn_as`).
-        !self.drop.load(Ordering::Relaxed).is_null()
-    }
-
-    /// Moves the value out of `handle` if the slot is empty; leaves it there otherwise.
-    fn put(&self, handle: &mut dyn Handoff) {
+    /// Moves the value out of `handle` if the slot is empty (in place if it is of the one
+    /// type kept so, in a box otherwise); leaves it there otherwise.
+    fn put(&self, bits: KeepBits<'_>, handle: &mut dyn Handoff) {
         let layout = handle.layout();
         // The seam boxes what does not fit.
         assert!(layout.size() <= size_of::<Slot>() && layout.align() <= align_of::<Slot>());
         let Some(src) = handle.as_ptr() else {
             return;
         };
-        if self
-            .drop
-            .compare_exchange(
-                ptr::null_mut(),
-                claimed(),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
+        // SAFETY: `Handoff::drop_fn` is the address of `ptr::drop_in_place::<H>` for the
+        // value's type, which takes `*mut H`, ABI-compatible with `*mut u8` (module docs).
+        let drop = unsafe { std::mem::transmute::<*const (), DropFn>(handle.drop_fn()) };
+        let (id, _) = *IN_PLACE.get_or_init(|| (handle.type_id(), drop));
+        let in_place = id == handle.type_id();
+        if !bits.claim() {
             return;
         }
-        // SAFETY: `src` is the address of a live value of `layout` (`Handoff`'s one
-        // implementation, `Option<H>`, reports its `H`), which fits the slot (asserted
-        // above); the compare-exchange made this the one writer, and nobody reads the
-        // value before `Drop` (module docs). The value is forgotten where it was right
-        // after, so it is moved, not copied.
-        self.value.with_mut(|value| unsafe {
-            ptr::copy_nonoverlapping(src.cast_const(), value.cast::<u8>(), layout.size());
-        });
+        let copy = |to: *mut u8| {
+            // SAFETY: `src` is the address of a live value of `layout` (`Handoff`'s one
+            // implementation, `Option<H>`, reports its `H`), which fits `to`, a slot's word
+            // (asserted above); the claim made this the one writer, and nobody reads the
+            // value before the node's drop (module docs). The value is forgotten where it
+            // was right after, so it is moved, not copied.
+            unsafe { ptr::copy_nonoverlapping(src.cast_const(), to, layout.size()) }
+        };
+        if in_place {
+            self.value.with_mut(|value| copy(value.cast::<u8>()));
+        } else {
+            let mut boxed = Box::new(Boxed {
+                drop,
+                value: MaybeUninit::uninit(),
+            });
+            copy(boxed.value.as_mut_ptr().cast::<u8>());
+            let at = Box::into_raw(boxed);
+            // SAFETY: as above: the one writer, read by nobody before the node's drop. The
+            // pointer is written as a pointer (a word, as the slot is), keeping its
+            // provenance.
+            self.value
+                .with_mut(|value| unsafe { value.cast::<*mut Boxed>().write(at) });
+        }
         handle.forget();
-        self.drop
-            .store(handle.drop_fn().cast_mut(), Ordering::Release);
+        bits.kept(!in_place);
     }
-}
 
-impl Drop for KeepSlot {
-    fn drop(&mut self) {
-        let drop = slot_sync::load_mut(&mut self.drop);
-        if drop.is_null() || drop == claimed() {
-            return;
-        }
-        // SAFETY: a pointer other than null and `claimed()` was published after the value
-        // was moved in (`put`), as the value's `ptr::drop_in_place::<H>` (`Handoff`'s
-        // implementation made it from that function's pointer); `*mut u8` and `*mut H` are
-        // ABI-compatible (module docs). We have exclusive access, and the value is not
-        // used again.
-        self.value.with_mut(|value| unsafe {
-            let drop = std::mem::transmute::<*mut (), DropFn>(drop);
-            drop(value.cast::<u8>());
+    fn drop_kept(&mut self, boxed: bool) {
+        self.value.with_mut(|value| {
+            if boxed {
+                // SAFETY: the node said the slot holds a box's pointer (`KEPT_BOXED`,
+                // published after `put` wrote it): made by `Box::into_raw`, taken back once.
+                drop(unsafe { Box::from_raw(value.cast::<*mut Boxed>().read()) });
+                return;
+            }
+            let (_, drop) = *IN_PLACE
+                .get()
+                .expect("a value kept in place has its type's destructor");
+            // SAFETY: the node said the slot holds a value in place (`KEPT`, published
+            // after the value was moved in: `put`), which `put` kept in place only if its
+            // type was `IN_PLACE`'s, set once and never changed: `drop` is that type's
+            // `ptr::drop_in_place` (module docs). We have exclusive access (the node's
+            // drop), and the value is not used again.
+            unsafe { drop(value.cast::<u8>()) }
         });
     }
 }

@@ -1,22 +1,23 @@
-//! A loom model of [`KeepSlot`]'s compare-exchange: two threads hand the executor's
-//! handle to the same task's slot at once, as two `spawn_with` calls racing to keep it
-//! would, and the last reference to the slot goes on whichever thread lets go last.
+//! A loom model of [`KeepSlot`]'s claim: two threads hand the executor's handle to the
+//! same task's slot at once, as two `spawn_with` calls racing to keep it would, and the
+//! last reference to the task goes on whichever thread lets go last, whose drop of the
+//! node drops the handle kept (the node's own `Drop`, through `Tag::drop_kept`).
 //!
-//! Built only with `--cfg hatchery_loom`, which makes the slot's destructor pointer a
-//! loom atomic and its value a loom `UnsafeCell` (`slot_sync` in the parent module), so
-//! that loom explores every interleaving of the writers and the drop (up to its
-//! preemption bound) and fails one where the value is written twice, or written and
-//! dropped without the write happening before the drop:
+//! Built only with `--cfg hatchery_loom`, which makes the node's bits loom atomics and
+//! the slot's value a loom `UnsafeCell` (`slot_sync` in the parent module), so that loom
+//! explores every interleaving of the writers and the drop (up to its preemption bound)
+//! and fails one where the value is written twice, or written and dropped without the
+//! write happening before the drop:
 //!
 //! ```text
 //! RUSTFLAGS="--cfg hatchery_loom" cargo test -p hatchery --lib --release loom
 //! ```
 //!
 //! Each model checks the module docs' claims: **one writer** (exactly one value is moved
-//! in, the other stays in its `Handoff` for its owner to drop), **read only in `Drop`**
-//! (the slot drops the value it keeps exactly once, and loom's cell sees the write
-//! happen before that drop, through the reference count's release and acquire), and no
-//! value dropped twice or leaked.
+//! in, the other stays in its `Handoff` for its owner to drop), **read only in the node's
+//! drop** (the value kept is dropped exactly once, and loom's cell sees the write happen
+//! before that drop, through the reference count's release and acquire and the node's
+//! bit), and no value dropped twice or leaked.
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -24,6 +25,25 @@ use loom::thread;
 
 use super::{KeepSlot, Keeping};
 use crate::node::loom::model;
+use crate::node::{Node, Tag};
+
+/// A task's node with its slot, as its allocation has them (the slot in the ext).
+struct Kept(KeepSlot);
+
+impl Tag for Kept {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn drop_kept(&mut self, boxed: bool) {
+        self.0.drop_kept(boxed);
+    }
+}
+
+/// A task's root with an empty slot.
+fn task() -> Arc<Node<Kept>> {
+    Arc::new(Node::with_ext(false, true, Kept(KeepSlot::new())))
+}
 
 /// A handle as an executor would hand it over: one word (a `std` `Arc`), which counts
 /// its drops in a loom atomic of its own.
@@ -35,28 +55,40 @@ impl Drop for Probe {
     }
 }
 
-/// A writer's thread: hands its probe to the slot, lets go of its reference to the slot
-/// (maybe the last one, so the slot's drop may run here), and says whether its value was
-/// moved in. A value left behind is dropped here, by its owner.
-fn writer(slot: Arc<KeepSlot>, drops: std::sync::Arc<AtomicUsize>) -> thread::JoinHandle<bool> {
+/// A handle of another type than [`Probe`]: the slot keeps one of the two in a box (the
+/// type kept in place is the first kept in the process).
+struct OtherProbe {
+    _probe: Probe,
+}
+
+/// A writer's thread: hands its handle to the task's slot, lets go of its reference to
+/// the task (maybe the last one, so the node's drop may run here), and says whether its
+/// value was moved in. A value left behind is dropped here, by its owner.
+fn writer<H: Send + 'static>(task: Arc<Node<Kept>>, handle: H) -> thread::JoinHandle<bool> {
     thread::spawn(move || {
-        let mut handoff = Some(Probe(drops));
-        slot.put(&mut handoff);
-        drop(slot);
+        let mut handoff = Some(handle);
+        task.ext.0.put(task.keep_bits(), &mut handoff);
+        drop(task);
         handoff.is_none()
     })
 }
 
-/// Two writers race for an empty slot, and the slot goes with the last reference: one
-/// value moved in and dropped by the slot, once; the other dropped by its owner, once.
+/// Two writers race for an empty slot, with handles of two types (one kept in place, the
+/// other in a box), and the slot goes with the last reference: one value moved in and
+/// dropped by the node's drop, once; the other dropped by its owner, once.
 #[test]
 fn loom_keep_slot_two_writers() {
     model("keep_slot_two_writers", || {
-        let slot = Arc::new(KeepSlot::new());
+        let slot = task();
         let first = std::sync::Arc::new(AtomicUsize::new(0));
         let second = std::sync::Arc::new(AtomicUsize::new(0));
-        let a = writer(slot.clone(), first.clone());
-        let b = writer(slot.clone(), second.clone());
+        let a = writer(slot.clone(), Probe(first.clone()));
+        let b = writer(
+            slot.clone(),
+            OtherProbe {
+                _probe: Probe(second.clone()),
+            },
+        );
         drop(slot);
         let (a, b) = (a.join().unwrap(), b.join().unwrap());
         assert!(a != b, "one writer: exactly one value is moved in");
@@ -79,9 +111,9 @@ fn loom_keep_slot_two_writers() {
 #[test]
 fn loom_keep_slot_write_then_drop_elsewhere() {
     model("keep_slot_write_then_drop_elsewhere", || {
-        let slot = Arc::new(KeepSlot::new());
+        let slot = task();
         let drops = std::sync::Arc::new(AtomicUsize::new(0));
-        let kept = writer(slot.clone(), drops.clone());
+        let kept = writer(slot.clone(), Probe(drops.clone()));
         let other = slot.clone();
         let dropper = thread::spawn(move || drop(other));
         drop(slot);
