@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::context;
 use crate::node::{deadline_word, word_deadline};
-use crate::timer::{Here, Reg};
+use crate::timer::Reg;
 
 /// The current time on the runtime's clock.
 ///
@@ -214,7 +214,7 @@ impl Future for Sleep {
         // The instant of a word is made only where it is needed (a registration, the end).
         let deadline = || far.unwrap_or_else(|| word_deadline(word.expect("a word")));
         let (poll, released) = context::with_here(cx.waker(), false, |here| {
-            register(reg, word, deadline, here, None, cx)
+            reg.poll_fixed(word, deadline, here, None, cx)
         });
         released.release();
         if poll.is_pending() {
@@ -239,24 +239,6 @@ impl Future for Sleep {
 /// The panic of a sleep whose far deadline went with a registration that failed (the
 /// executor's timer panicked, and the sleep was polled again).
 const LOST: &str = "hatchery: internal error: a sleep's far deadline was lost";
-
-/// Polls the registration of a sleep for its deadline: `word`, or one without a word,
-/// which gets a timer of its own that keeps it ([`Reg::poll`], as [`State::WaitingFar`]
-/// needs), where one with a word is fixed ([`Reg::poll_fixed`]).
-#[inline]
-fn register(
-    reg: &mut Reg,
-    word: Option<i64>,
-    deadline: impl Fn() -> Instant,
-    here: Here<'_>,
-    now: Option<Instant>,
-    cx: &mut Context<'_>,
-) -> (Poll<()>, Reg) {
-    match word {
-        Some(_) => reg.poll_fixed(word, deadline, here, now, cx),
-        None => reg.poll(word, deadline, here, now, cx),
-    }
-}
 
 impl Sleep {
     /// The first poll: the deadline fixed, the timer registered, and pending (a sleep
@@ -287,7 +269,7 @@ impl Sleep {
                 Some(d) if d <= now => (State::Passed, Poll::Pending, None, None),
                 Some(d) => {
                     let mut reg = Reg::Idle;
-                    let (poll, released) = register(&mut reg, word, || d, here, Some(now), cx);
+                    let (poll, released) = reg.poll_fixed(word, || d, here, Some(now), cx);
                     let state = match word {
                         Some(word) => State::Waiting(word, reg),
                         None => State::WaitingFar(reg),

@@ -556,7 +556,8 @@ impl Reg {
     /// [`poll`](Reg::poll) for a registrant whose deadline never changes once it is
     /// first polled (a sleep): a timer of its own is then kept in place ([`Reg::Own`]),
     /// without the box of [`Private`] around it, as its deadline is the caller's. A scope,
-    /// whose deadline a handle may move, keeps its word in the box.
+    /// whose deadline a handle may move, keeps its word in the box; so does a deadline
+    /// without a word, whose box keeps it for the sleep ([`Reg::private_deadline`]).
     #[inline]
     pub(crate) fn poll_fixed(
         &mut self,
@@ -640,7 +641,8 @@ impl Reg {
             }
         }
         let at = rt::wake_at(&**rt, deadline, now);
-        if fixed && at == deadline {
+        // (A deadline without a word gets a `Private`, which keeps it: see `poll_fixed`.)
+        if fixed && word.is_some() && at == deadline {
             let mut timer = rt.sleep_until(at);
             let mut done = false;
             let poll = poll_own(&mut timer, &mut done, cx);
