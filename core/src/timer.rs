@@ -687,8 +687,9 @@ impl Reg {
         std::mem::take(self)
     }
 
-    /// The deadline of a timer of its own made by [`poll`](Reg::poll) ([`Reg::Private`]),
-    /// which keeps it; `None` for any other registration.
+    /// The deadline of a timer of its own in a box ([`Reg::Private`]: a scope's, or a
+    /// sleep's whose deadline has no word), which keeps it; `None` for any other
+    /// registration.
     pub(crate) fn private_deadline(&self) -> Option<Instant> {
         match self {
             Reg::Private(p) => Some(p.deadline),
