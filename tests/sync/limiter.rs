@@ -297,3 +297,37 @@ async fn raising_the_total_one_by_one_for_100k_waiters_is_not_quadratic() {
     assert_eq!(limiter.borrowed_tokens(), N + 1);
     drop(tokens);
 }
+
+/// W3, W5: a named borrower's wait that was granted a token and is dropped without being
+/// polled gives the token to the next waiter, and is a borrower no more; one dropped
+/// while still waiting, behind it, takes nothing with it and gives back nothing.
+#[hatchery::test]
+async fn w3_a_dropped_granted_wait_hands_its_token_on() {
+    let limiter = CapacityLimiter::new(1);
+    limiter.try_acquire_on_behalf_of(1).unwrap();
+    let mut a = Box::pin(limiter.acquire_on_behalf_of(2));
+    let mut b = Box::pin(limiter.acquire_on_behalf_of(3));
+    let mut c = Box::pin(limiter.acquire_on_behalf_of(4));
+    for w in [&mut a, &mut b, &mut c] {
+        assert!(future::poll_once(w).await.is_none(), "queued");
+    }
+    limiter.release_on_behalf_of(1).unwrap(); // granted to 2, not polled
+    assert_eq!(limiter.statistics().tasks_waiting, 2);
+    drop(b); // 3 was waiting: nothing to give back
+    assert_eq!(limiter.statistics().tasks_waiting, 1);
+    assert_eq!(limiter.borrowed_tokens(), 1);
+    drop(a); // 2's grant goes to 4
+    assert_eq!(limiter.statistics().tasks_waiting, 0);
+    assert_eq!(limiter.borrowed_tokens(), 1);
+    assert_eq!(future::poll_once(&mut c).await, Some(Ok(())));
+    assert_eq!(limiter.statistics().borrowers, [4]);
+    // 2 and 3 hold nothing, and may wait again.
+    assert_eq!(
+        limiter.release_on_behalf_of(2),
+        Err(LimiterError::NotBorrowing)
+    );
+    assert_eq!(
+        limiter.try_acquire_on_behalf_of(3),
+        Err(LimiterError::WouldBlock)
+    );
+}

@@ -321,3 +321,41 @@ async fn w5_a_paused_acquire_keeps_its_place() {
     drop(permit);
     assert!(future::poll_once(&mut later).await.is_some());
 }
+
+/// W3, W5: a granted waiter leaves the queue at its grant, and the queue's mark tells the
+/// granted from the waiting without its lock. A granted acquire that is never polled and
+/// dropped gives its permit to the next waiter; one still waiting, behind a granted one
+/// or ahead of a waiting one, gives back nothing, since it was granted nothing.
+#[hatchery::test]
+async fn w3_a_dropped_waiter_gives_back_only_what_it_was_granted() {
+    let sem = Semaphore::new(1);
+    let held = sem.try_acquire().unwrap();
+    let mut a = Box::pin(sem.acquire());
+    let mut b = Box::pin(sem.acquire());
+    let mut c = Box::pin(sem.acquire());
+    let mut d = Box::pin(sem.acquire());
+    for w in [&mut a, &mut b, &mut c, &mut d] {
+        assert!(future::poll_once(w).await.is_none(), "queued");
+    }
+    assert_eq!(sem.tasks_waiting(), 4);
+    drop(held); // granted to `a`, which is not polled
+    assert_eq!(sem.tasks_waiting(), 3);
+    assert_eq!(sem.available_permits(), 0);
+    assert!(future::poll_once(&mut b).await.is_none(), "`b` still waits");
+    drop(c); // waiting behind the granted one: nothing to give back
+    assert_eq!(sem.tasks_waiting(), 2);
+    assert_eq!(sem.available_permits(), 0);
+    assert!(sem.try_acquire().is_none());
+    drop(a); // granted, never polled: its permit goes to `b`
+    assert_eq!(sem.tasks_waiting(), 1);
+    assert_eq!(sem.available_permits(), 0);
+    let permit = future::poll_once(&mut b)
+        .await
+        .expect("granted to the next");
+    assert!(future::poll_once(&mut d).await.is_none(), "still waiting");
+    drop(permit); // to `d`
+    assert_eq!(sem.tasks_waiting(), 0);
+    drop(d); // granted, never polled: back to the count, nobody waits
+    assert_eq!(sem.available_permits(), 1);
+    assert!(sem.try_acquire().is_some());
+}

@@ -4,13 +4,16 @@
 //! next one; a paused waiter keeps its place and may be granted), written once.
 //!
 //! A waiter is queued with an id (ids only grow) and the waker of its last poll; grants
-//! go in queue order ([`Fifo::grant`]: marked and woken), and a waiter leaves when its
-//! next poll takes its grant ([`Fifo::poll`]) or when it is dropped ([`Fifo::remove`]).
-//! So the granted waiters are the front of the queue and the rest stays sorted by id:
-//! the first waiter not granted, and a waiter by its id, are found by binary searches
-//! (handing n permits to n waiters that have not woken yet is not n² steps, and a
-//! waiter far back costs no more than the first). The queue lives under its owner's
-//! lock, where it wakes wakers with `wake_by_ref`, as both owners did.
+//! go in queue order ([`Fifo::grant`]), and a granted waiter leaves the queue at once and
+//! is woken. Since grants go in the order of the ids, every waiter whose id is below the
+//! last one granted has been granted too, or has left: whether a waiter was granted is
+//! one comparison with that mark ([`Fifo::granted_below`]), which an owner can keep in an
+//! atomic as well, so that a granted waiter takes its grant without the lock (the
+//! semaphore: on two threads, the lock taken again by every woken waiter was what its
+//! acquisition cost beyond tokio's fair semaphore, whose woken waiter reads an atomic
+//! too; see the performance chapter). A waiter far back is found by a binary search
+//! (a waiter dropped far back costs no more than the first). The queue lives under its
+//! owner's lock, where it wakes the granted waiters.
 //!
 //! [`Semaphore`]: super::Semaphore
 //! [`CapacityLimiter`]: super::CapacityLimiter
@@ -20,15 +23,16 @@ use std::task::Waker;
 
 /// The queue of waiters; `T` is what the owner keeps of each (a limiter's borrower).
 pub(super) struct Fifo<T> {
-    /// In queue order, which is the order of their ids; the granted ones first.
+    /// The waiters not granted yet, in queue order, which is the order of their ids.
     waiters: VecDeque<Waiter<T>>,
     next_id: u64,
+    /// Every waiter whose id is below this one has been granted, or has left.
+    granted_below: u64,
 }
 
 struct Waiter<T> {
     id: u64,
     waker: Waker,
-    granted: bool,
     data: T,
 }
 
@@ -37,6 +41,7 @@ impl<T> Fifo<T> {
         Fifo {
             waiters: VecDeque::new(),
             next_id: 0,
+            granted_below: 0,
         }
     }
 
@@ -48,82 +53,81 @@ impl<T> Fifo<T> {
         self.waiters.push_back(Waiter {
             id,
             waker: waker.clone(),
-            granted: false,
             data,
         });
         id
     }
 
-    /// Waiter `id` is polled again: if it was granted, it leaves the queue with its data;
+    /// Waiter `id` is polled again: whether it was granted (it has left the queue then);
     /// if not, it keeps `waker` (the one of this poll) and stays.
     ///
     /// # Panics
     ///
-    /// If no waiter `id` is queued (an internal error: a waiter leaves only through this
-    /// call or [`remove`](Fifo::remove)).
+    /// If waiter `id` was neither granted nor is queued (an internal error: a waiter
+    /// leaves only when granted or through [`remove`](Fifo::remove)).
     #[inline]
-    pub(super) fn poll(&mut self, id: u64, waker: &Waker) -> Option<T> {
+    pub(super) fn poll(&mut self, id: u64, waker: &Waker) -> bool {
+        if id < self.granted_below {
+            return true;
+        }
         let i = self
             .find(id)
             .expect("hatchery: internal error: a queued waiter lost");
         let w = &mut self.waiters[i];
-        if w.granted {
-            return self.waiters.remove(i).map(|w| w.data);
-        }
         if !w.waker.will_wake(waker) {
             w.waker = waker.clone();
         }
-        None
+        false
     }
 
-    /// Takes waiter `id` out of the queue (dropped while it waited): its data, and
-    /// whether it had been granted (what it was granted then goes to the next waiter,
-    /// the owner's part). `None` if it is not queued.
-    pub(super) fn remove(&mut self, id: u64) -> Option<(T, bool)> {
+    /// Waiter `id` leaves (dropped while it waited): whether it had been granted (what it
+    /// was granted then goes to the next waiter, the owner's part). `None` if it was
+    /// neither granted nor is queued.
+    pub(super) fn remove(&mut self, id: u64) -> Option<bool> {
+        if id < self.granted_below {
+            return Some(true);
+        }
         let i = self.find(id)?;
-        let w = self.waiters.remove(i).expect("index in range");
-        Some((w.data, w.granted))
+        self.waiters.remove(i);
+        Some(false)
     }
 
-    /// Grants the waiters not granted yet, in queue order, for as long as `take` agrees
-    /// to give the next one what it waits for (it is told the waiter's data, and returns
-    /// `false` when nothing is left to give); each one granted is woken. Returns whether
-    /// every waiter is granted now (nobody is left waiting).
+    /// Grants the waiters, in queue order, for as long as `take` agrees to give the next
+    /// one what it waits for (it is told the waiter's data, and returns `false` when
+    /// nothing is left to give); each one granted leaves the queue, and is woken once
+    /// `published` has been told the new [`granted_below`](Fifo::granted_below) (an
+    /// owner that keeps it in an atomic stores it there, before the wake-up). Returns
+    /// whether every waiter is granted now (nobody is left waiting).
     #[inline]
-    pub(super) fn grant(&mut self, mut take: impl FnMut(&T) -> bool) -> bool {
-        let first = self.first_ungranted();
-        for w in self.waiters.range_mut(first..) {
+    pub(super) fn grant(
+        &mut self,
+        mut take: impl FnMut(&T) -> bool,
+        mut published: impl FnMut(u64),
+    ) -> bool {
+        while let Some(w) = self.waiters.front() {
             if !take(&w.data) {
                 return false;
             }
-            w.granted = true;
-            w.waker.wake_by_ref();
+            let w = self.waiters.pop_front().expect("a front waiter");
+            self.granted_below = w.id + 1;
+            published(self.granted_below);
+            w.waker.wake();
         }
         true
     }
 
     /// Whether a waiter is not granted yet.
     pub(super) fn any_ungranted(&self) -> bool {
-        self.waiters.back().is_some_and(|w| !w.granted)
+        !self.waiters.is_empty()
     }
 
     /// How many waiters are not granted yet.
     pub(super) fn ungranted(&self) -> usize {
-        self.waiters.len() - self.first_ungranted()
+        self.waiters.len()
     }
 
-    /// The first waiter not granted (or the queue's length): usually the first (a
-    /// granted waiter leaves the queue when it wakes), else a binary search.
-    #[inline]
-    fn first_ungranted(&self) -> usize {
-        match self.waiters.front() {
-            Some(w) if w.granted => self.waiters.partition_point(|w| w.granted),
-            _ => 0,
-        }
-    }
-
-    /// Where waiter `id` is: usually the first (the longest waiter, woken by its grant),
-    /// else a binary search by id.
+    /// Where waiter `id` is: usually the first (the longest waiter), else a binary search
+    /// by id.
     #[inline]
     fn find(&self, id: u64) -> Option<usize> {
         match self.waiters.front() {

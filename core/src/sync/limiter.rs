@@ -100,18 +100,22 @@ impl State {
     /// Hands free tokens to the longest waiters.
     fn grant(&mut self) {
         let (total, borrowers, anonymous) = (self.total, &mut self.borrowers, &mut self.anonymous);
-        self.waiters.grant(|&key| {
-            if borrowers.len() + *anonymous >= total {
-                return false;
-            }
-            match key {
-                Key::User(_) => {
-                    borrowers.insert(key);
+        self.waiters.grant(
+            |&key| {
+                if borrowers.len() + *anonymous >= total {
+                    return false;
                 }
-                Key::Anonymous => *anonymous += 1,
-            }
-            true
-        });
+                match key {
+                    Key::User(_) => {
+                        borrowers.insert(key);
+                    }
+                    Key::Anonymous => *anonymous += 1,
+                }
+                true
+            },
+            // Every poll of a waiter takes the lock: the queue's mark is read there.
+            |_| {},
+        );
     }
 
     /// Gives back `key`'s token. A borrower whose wait was granted a token but has not
@@ -139,8 +143,9 @@ impl State {
         }
     }
 
-    fn withdraw(&mut self, id: u64) {
-        if let Some((key, granted)) = self.waiters.remove(id) {
+    /// `key`'s wait `id` leaves the queue (dropped while it waited).
+    fn withdraw(&mut self, id: u64, key: Key) {
+        if let Some(granted) = self.waiters.remove(id) {
             self.unqueued(key);
             if granted {
                 self.release(key);
@@ -544,12 +549,12 @@ fn poll_acquire(
     if rt::current_cancelled() {
         // Checked before taking a token: a cancelled wait takes nothing.
         if let Some(id) = id.take() {
-            st.withdraw(id);
+            st.withdraw(id, key);
         }
         return Poll::Pending;
     }
     if let Some(my) = *id {
-        if let Some(key) = st.waiters.poll(my, cx.waker()) {
+        if st.waiters.poll(my, cx.waker()) {
             st.unqueued(key);
             *id = None;
             return Poll::Ready(Ok(()));
@@ -634,7 +639,7 @@ impl Future for LimiterAcquire<'_> {
 impl Drop for LimiterAcquire<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.limiter.inner.lock().withdraw(id);
+            self.limiter.inner.lock().withdraw(id, self.key);
         }
     }
 }
@@ -674,7 +679,7 @@ impl Future for LimiterAcquireOwned {
 impl Drop for LimiterAcquireOwned {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.inner.lock().withdraw(id);
+            self.inner.lock().withdraw(id, self.key);
         }
     }
 }
@@ -719,7 +724,7 @@ impl Future for LimiterAcquireFor<'_> {
 impl Drop for LimiterAcquireFor<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.limiter.inner.lock().withdraw(id);
+            self.limiter.inner.lock().withdraw(id, self.key);
         }
     }
 }

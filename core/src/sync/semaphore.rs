@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -66,9 +66,15 @@ pub struct Semaphore {
 /// - a return that finds the count `WAITING` takes the mutex and hands the permit to the
 ///   longest waiter (FIFO);
 /// - a task queues itself only under the mutex, after turning a count of 0 into
-///   `WAITING`; the compare-exchange fails if a permit came back just before.
+///   `WAITING`; the compare-exchange fails if a permit came back just before;
+/// - a waiter granted a permit has left the queue, and learns it from `granted_below`
+///   without the mutex (the queue's mark, stored under the mutex before the waiter is
+///   woken, with release: the releaser's writes happen before the waiter's acquire).
 pub(super) struct Inner {
     count: AtomicUsize,
+    /// The queue's mark (every waiter below it was granted, or has left: see
+    /// [`Fifo`]), kept here to be read without the mutex.
+    granted_below: AtomicU64,
     queue: Mutex<Queue>,
 }
 
@@ -89,6 +95,7 @@ impl Inner {
         );
         Inner {
             count: AtomicUsize::new(permits),
+            granted_below: AtomicU64::new(0),
             queue: Mutex::new(Fifo::new()),
         }
     }
@@ -100,6 +107,7 @@ impl Inner {
     /// Returns a permit: to the longest waiter if a task waits, else to the count, which
     /// stops at `MAX_PERMITS` (a permit returned to a full count is absorbed: the
     /// semaphore is as good as unlimited).
+    #[inline]
     pub(super) fn release(&self) {
         let mut c = self.count.load(Ordering::Relaxed);
         while c != WAITING {
@@ -112,6 +120,13 @@ impl Inner {
                 Err(actual) => c = actual,
             }
         }
+        self.release_to_waiter();
+    }
+
+    /// A returned permit, with a task waiting: to the longest waiter. Out of line, so
+    /// that a permit nobody waits for is returned in a few instructions.
+    #[inline(never)]
+    fn release_to_waiter(&self) {
         let mut queue = self.lock();
         self.give(&mut queue, 1, false);
     }
@@ -122,11 +137,14 @@ impl Inner {
     fn give(&self, queue: &mut Queue, mut n: usize, checked: bool) {
         // `WAITING` is entered and left only under the mutex, which we hold.
         if self.count.load(Ordering::Acquire) == WAITING {
-            let granted_all = queue.grant(|()| {
-                let left = n > 0;
-                n = n.saturating_sub(1);
-                left
-            });
+            let granted_all = queue.grant(
+                |()| {
+                    let left = n > 0;
+                    n = n.saturating_sub(1);
+                    left
+                },
+                |mark| self.granted_below.store(mark, Ordering::Release),
+            );
             if !granted_all {
                 return;
             }
@@ -174,21 +192,36 @@ impl Inner {
         false
     }
 
+    /// Whether waiter `id` has been granted its permit (it has left the queue then).
+    #[inline]
+    fn granted(&self, id: u64) -> bool {
+        id < self.granted_below.load(Ordering::Acquire)
+    }
+
     /// Leaves the queue (an acquire dropped while it waited); a permit already granted
     /// to it goes to the next waiter.
+    #[inline]
     pub(super) fn withdraw(&self, id: Option<u64>) {
         if let Some(id) = id {
-            let mut queue = self.lock();
-            self.withdraw_locked(&mut queue, id);
+            self.withdraw_queued(id);
         }
     }
 
-    fn withdraw_locked(&self, queue: &mut Queue, id: u64) {
-        let Some(((), granted)) = queue.remove(id) else {
+    /// [`withdraw`](Inner::withdraw) of an acquire that was queued. Out of line: most
+    /// acquires that end were not.
+    #[inline(never)]
+    fn withdraw_queued(&self, id: u64) {
+        if self.granted(id) {
+            // Its permit, never taken: returned as a permit is.
+            return self.release();
+        }
+        let mut queue = self.lock();
+        let Some(granted) = queue.remove(id) else {
             return;
         };
         if granted {
-            self.give(queue, 1, false);
+            // Granted since we looked.
+            self.give(&mut queue, 1, false);
         } else if !queue.any_ungranted() {
             // It was the last task waiting for a grant.
             self.count.store(0, Ordering::Release);
@@ -493,7 +526,8 @@ pub(super) fn poll_acquire(inner: &Inner, id: &mut Option<u64>, cx: &mut Context
         *id = Some(queue.push((), cx.waker()));
         return Poll::Pending;
     };
-    if inner.lock().poll(my, cx.waker()).is_some() {
+    // Granted: it has left the queue, and the mark says so without the mutex.
+    if inner.granted(my) || inner.lock().poll(my, cx.waker()) {
         *id = None;
         return Poll::Ready(());
     }
