@@ -331,3 +331,34 @@ async fn w3_a_dropped_granted_wait_hands_its_token_on() {
         Err(LimiterError::WouldBlock)
     );
 }
+
+/// W3, W5, for anonymous borrowers, whose granted wait returns without the limiter's
+/// lock: a wait still queued behind a granted one is not granted, a granted wait dropped
+/// without being polled hands its token on, and nothing is counted twice.
+#[hatchery::test]
+async fn w3_a_dropped_granted_anonymous_wait_hands_its_token_on() {
+    let limiter = CapacityLimiter::new(1);
+    let token = limiter.try_acquire().unwrap();
+    let mut a = Box::pin(limiter.acquire());
+    let mut b = Box::pin(limiter.acquire());
+    let mut c = Box::pin(limiter.acquire());
+    for w in [&mut a, &mut b, &mut c] {
+        assert!(future::poll_once(w).await.is_none(), "queued");
+    }
+    drop(token); // granted to `a`, not polled
+    assert!(future::poll_once(&mut b).await.is_none(), "`b` still waits");
+    assert_eq!(limiter.borrowed_tokens(), 1);
+    drop(a); // its token goes to `b`
+    assert_eq!(limiter.borrowed_tokens(), 1);
+    assert_eq!(limiter.statistics().tasks_waiting, 1);
+    let got = future::poll_once(&mut b)
+        .await
+        .expect("granted to the next");
+    assert!(future::poll_once(&mut c).await.is_none(), "`c` still waits");
+    drop(got); // to `c`
+    let last = future::poll_once(&mut c).await.expect("granted");
+    assert_eq!(limiter.borrowed_tokens(), 1);
+    drop(last);
+    assert_eq!(limiter.borrowed_tokens(), 0);
+    assert!(limiter.try_acquire().is_some());
+}

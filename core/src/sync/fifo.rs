@@ -7,8 +7,8 @@
 //! go in queue order ([`Fifo::grant`]), and a granted waiter leaves the queue at once and
 //! is woken. Since grants go in the order of the ids, every waiter whose id is below the
 //! last one granted has been granted too, or has left: whether a waiter was granted is
-//! one comparison with that mark ([`Fifo::granted_below`]), which an owner can keep in an
-//! atomic as well, so that a granted waiter takes its grant without the lock (the
+//! one comparison with that mark ([`Fifo::granted_below`]), which an owner keeps in an
+//! atomic as well ([`Mark`]), so that a granted waiter takes its grant without the lock (the
 //! semaphore: on two threads, the lock taken again by every woken waiter was what its
 //! acquisition cost beyond tokio's fair semaphore, whose woken waiter reads an atomic
 //! too; see the performance chapter). A waiter far back is found by a binary search
@@ -19,6 +19,7 @@
 //! [`CapacityLimiter`]: super::CapacityLimiter
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Waker;
 
 /// The queue of waiters; `T` is what the owner keeps of each (a limiter's borrower).
@@ -94,23 +95,18 @@ impl<T> Fifo<T> {
 
     /// Grants the waiters, in queue order, for as long as `take` agrees to give the next
     /// one what it waits for (it is told the waiter's data, and returns `false` when
-    /// nothing is left to give); each one granted leaves the queue, and is woken once
-    /// `published` has been told the new [`granted_below`](Fifo::granted_below) (an
-    /// owner that keeps it in an atomic stores it there, before the wake-up). Returns
-    /// whether every waiter is granted now (nobody is left waiting).
+    /// nothing is left to give); each one granted leaves the queue, and is woken once the
+    /// owner's `mark` has the new [`granted_below`](Fifo::granted_below). Returns whether
+    /// every waiter is granted now (nobody is left waiting).
     #[inline]
-    pub(super) fn grant(
-        &mut self,
-        mut take: impl FnMut(&T) -> bool,
-        mut published: impl FnMut(u64),
-    ) -> bool {
+    pub(super) fn grant(&mut self, mark: &Mark, mut take: impl FnMut(&T) -> bool) -> bool {
         while let Some(w) = self.waiters.front() {
             if !take(&w.data) {
                 return false;
             }
             let w = self.waiters.pop_front().expect("a front waiter");
             self.granted_below = w.id + 1;
-            published(self.granted_below);
+            mark.0.store(self.granted_below, Ordering::Release);
             w.waker.wake();
         }
         true
@@ -134,5 +130,25 @@ impl<T> Fifo<T> {
             Some(w) if w.id == id => Some(0),
             _ => self.waiters.binary_search_by_key(&id, |w| w.id).ok(),
         }
+    }
+}
+
+/// A queue's [`granted_below`](Fifo::granted_below), kept by its owner beside the lock
+/// that guards the queue, so that a waiter learns it was granted without that lock.
+/// Stored under the lock, before the granted waiter is woken, with release; read with
+/// acquire: what the granter did before the grant (a releaser's writes under a
+/// [`Lock`](super::Lock)'s permit) happens before what the granted waiter does after.
+pub(super) struct Mark(AtomicU64);
+
+impl Mark {
+    pub(super) fn new() -> Mark {
+        Mark(AtomicU64::new(0))
+    }
+
+    /// Whether waiter `id` has been granted (it has left the queue then). `false` may
+    /// be stale (a grant made since): the queue itself, under the lock, says for sure.
+    #[inline]
+    pub(super) fn granted(&self, id: u64) -> bool {
+        id < self.0.load(Ordering::Acquire)
     }
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use super::fifo::Fifo;
+use super::fifo::{Fifo, Mark};
 use super::poll_once;
 use crate::context as rt;
 
@@ -65,6 +65,9 @@ pub struct CapacityLimiter {
 
 struct Inner {
     state: Mutex<State>,
+    /// The queue's mark, read without the lock by an anonymous borrower's wait (a
+    /// user borrower's takes the lock anyway, to leave `queued`).
+    granted: Mark,
 }
 
 /// Who borrows a token: a user's borrower id, or an anonymous [`CapacityToken`].
@@ -97,30 +100,26 @@ impl Inner {
 }
 
 impl State {
-    /// Hands free tokens to the longest waiters.
-    fn grant(&mut self) {
+    /// Hands free tokens to the longest waiters (`mark`: the limiter's [`Inner::granted`]).
+    fn grant(&mut self, mark: &Mark) {
         let (total, borrowers, anonymous) = (self.total, &mut self.borrowers, &mut self.anonymous);
-        self.waiters.grant(
-            |&key| {
-                if borrowers.len() + *anonymous >= total {
-                    return false;
+        self.waiters.grant(mark, |&key| {
+            if borrowers.len() + *anonymous >= total {
+                return false;
+            }
+            match key {
+                Key::User(_) => {
+                    borrowers.insert(key);
                 }
-                match key {
-                    Key::User(_) => {
-                        borrowers.insert(key);
-                    }
-                    Key::Anonymous => *anonymous += 1,
-                }
-                true
-            },
-            // Every poll of a waiter takes the lock: the queue's mark is read there.
-            |_| {},
-        );
+                Key::Anonymous => *anonymous += 1,
+            }
+            true
+        });
     }
 
     /// Gives back `key`'s token. A borrower whose wait was granted a token but has not
     /// returned yet does not hold it yet: its wait does (and gives it back if dropped).
-    fn release(&mut self, key: Key) -> bool {
+    fn release(&mut self, key: Key, mark: &Mark) -> bool {
         let held = match key {
             Key::User(_) if self.queued.contains(&key) => false,
             Key::User(_) => self.borrowers.remove(&key),
@@ -131,7 +130,7 @@ impl State {
             }
         };
         if held {
-            self.grant();
+            self.grant(mark);
         }
         held
     }
@@ -144,11 +143,11 @@ impl State {
     }
 
     /// `key`'s wait `id` leaves the queue (dropped while it waited).
-    fn withdraw(&mut self, id: u64, key: Key) {
+    fn withdraw(&mut self, id: u64, key: Key, mark: &Mark) {
         if let Some(granted) = self.waiters.remove(id) {
             self.unqueued(key);
             if granted {
-                self.release(key);
+                self.release(key, mark);
             }
         }
     }
@@ -210,6 +209,7 @@ impl CapacityLimiter {
                     waiters: Fifo::new(),
                     queued: HashSet::new(),
                 }),
+                granted: Mark::new(),
             }),
         }
     }
@@ -251,7 +251,7 @@ impl CapacityLimiter {
         check_total(total_tokens);
         let mut st = self.inner.lock();
         st.total = total_tokens;
-        st.grant();
+        st.grant(&self.inner.granted);
     }
 
     /// Tokens borrowed right now (including tokens granted to waiters that have not
@@ -492,7 +492,11 @@ impl CapacityLimiter {
     /// assert_eq!(limiter.release_on_behalf_of(3), Err(LimiterError::NotBorrowing));
     /// ```
     pub fn release_on_behalf_of(&self, borrower: u64) -> Result<(), LimiterError> {
-        if self.inner.lock().release(Key::User(borrower)) {
+        if self
+            .inner
+            .lock()
+            .release(Key::User(borrower), &self.inner.granted)
+        {
             Ok(())
         } else {
             Err(LimiterError::NotBorrowing)
@@ -545,14 +549,21 @@ fn poll_acquire(
     id: &mut Option<u64>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), LimiterError>> {
-    let mut st = inner.lock();
     if rt::current_cancelled() {
         // Checked before taking a token: a cancelled wait takes nothing.
         if let Some(id) = id.take() {
-            st.withdraw(id, key);
+            inner.lock().withdraw(id, key, &inner.granted);
         }
         return Poll::Pending;
     }
+    if let (Some(my), Key::Anonymous) = (*id, key) {
+        // Granted: it has left the queue, and an anonymous borrower is in no set.
+        if inner.granted.granted(my) {
+            *id = None;
+            return Poll::Ready(Ok(()));
+        }
+    }
+    let mut st = inner.lock();
     if let Some(my) = *id {
         if st.waiters.poll(my, cx.waker()) {
             st.unqueued(key);
@@ -639,7 +650,8 @@ impl Future for LimiterAcquire<'_> {
 impl Drop for LimiterAcquire<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.limiter.inner.lock().withdraw(id, self.key);
+            let inner = &self.limiter.inner;
+            inner.lock().withdraw(id, self.key, &inner.granted);
         }
     }
 }
@@ -679,7 +691,9 @@ impl Future for LimiterAcquireOwned {
 impl Drop for LimiterAcquireOwned {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.inner.lock().withdraw(id, self.key);
+            self.inner
+                .lock()
+                .withdraw(id, self.key, &self.inner.granted);
         }
     }
 }
@@ -724,7 +738,8 @@ impl Future for LimiterAcquireFor<'_> {
 impl Drop for LimiterAcquireFor<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.limiter.inner.lock().withdraw(id, self.key);
+            let inner = &self.limiter.inner;
+            inner.lock().withdraw(id, self.key, &inner.granted);
         }
     }
 }
@@ -766,7 +781,7 @@ pub struct CapacityToken {
 
 impl Drop for CapacityToken {
     fn drop(&mut self) {
-        self.inner.lock().release(self.key);
+        self.inner.lock().release(self.key, &self.inner.granted);
     }
 }
 

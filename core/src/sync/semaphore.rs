@@ -3,11 +3,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use super::fifo::Fifo;
+use super::fifo::{Fifo, Mark};
 use super::poll_once;
 use crate::context as rt;
 
@@ -67,14 +67,12 @@ pub struct Semaphore {
 ///   longest waiter (FIFO);
 /// - a task queues itself only under the mutex, after turning a count of 0 into
 ///   `WAITING`; the compare-exchange fails if a permit came back just before;
-/// - a waiter granted a permit has left the queue, and learns it from `granted_below`
-///   without the mutex (the queue's mark, stored under the mutex before the waiter is
-///   woken, with release: the releaser's writes happen before the waiter's acquire).
+/// - a waiter granted a permit has left the queue, and learns it from `granted` without
+///   the mutex (the queue's [`Mark`]).
 pub(super) struct Inner {
     count: AtomicUsize,
-    /// The queue's mark (every waiter below it was granted, or has left: see
-    /// [`Fifo`]), kept here to be read without the mutex.
-    granted_below: AtomicU64,
+    /// The queue's mark, read without the mutex.
+    granted: Mark,
     queue: Mutex<Queue>,
 }
 
@@ -95,7 +93,7 @@ impl Inner {
         );
         Inner {
             count: AtomicUsize::new(permits),
-            granted_below: AtomicU64::new(0),
+            granted: Mark::new(),
             queue: Mutex::new(Fifo::new()),
         }
     }
@@ -137,14 +135,11 @@ impl Inner {
     fn give(&self, queue: &mut Queue, mut n: usize, checked: bool) {
         // `WAITING` is entered and left only under the mutex, which we hold.
         if self.count.load(Ordering::Acquire) == WAITING {
-            let granted_all = queue.grant(
-                |()| {
-                    let left = n > 0;
-                    n = n.saturating_sub(1);
-                    left
-                },
-                |mark| self.granted_below.store(mark, Ordering::Release),
-            );
+            let granted_all = queue.grant(&self.granted, |()| {
+                let left = n > 0;
+                n = n.saturating_sub(1);
+                left
+            });
             if !granted_all {
                 return;
             }
@@ -192,12 +187,6 @@ impl Inner {
         false
     }
 
-    /// Whether waiter `id` has been granted its permit (it has left the queue then).
-    #[inline]
-    fn granted(&self, id: u64) -> bool {
-        id < self.granted_below.load(Ordering::Acquire)
-    }
-
     /// Leaves the queue (an acquire dropped while it waited); a permit already granted
     /// to it goes to the next waiter.
     #[inline]
@@ -211,7 +200,7 @@ impl Inner {
     /// acquires that end were not.
     #[inline(never)]
     fn withdraw_queued(&self, id: u64) {
-        if self.granted(id) {
+        if self.granted.granted(id) {
             // Its permit, never taken: returned as a permit is.
             return self.release();
         }
@@ -527,7 +516,7 @@ pub(super) fn poll_acquire(inner: &Inner, id: &mut Option<u64>, cx: &mut Context
         return Poll::Pending;
     };
     // Granted: it has left the queue, and the mark says so without the mutex.
-    if inner.granted(my) || inner.lock().poll(my, cx.waker()) {
+    if inner.granted.granted(my) || inner.lock().poll(my, cx.waker()) {
         *id = None;
         return Poll::Ready(());
     }
