@@ -262,7 +262,7 @@ impl<F: Future> Scoped<F> {
             State::Running(_) | State::Stalled(_) => {
                 if core.cancelled_while_suspended() {
                     // Cancelled while suspended: drop the body where it stands.
-                    core.release_deadline();
+                    context::disarm(&mut core.timer);
                     return finish_cancelled(this.body, core);
                 }
             }
@@ -464,7 +464,7 @@ impl Core {
         let node = self.node.as_ref().expect("node of an entered scope");
         node.detach_unless_kept();
         node.finish();
-        self.release_deadline();
+        context::disarm(&mut self.timer);
         recycle(&mut self.node, waking);
     }
 
@@ -588,15 +588,9 @@ impl Core {
         }
     }
 
-    /// Takes the deadline out of the task's deadlines, or drops the timer of its own.
-    #[inline]
-    fn release_deadline(&mut self) {
-        context::disarm(&mut self.timer);
-    }
-
     /// Leaves the tree as the scope future goes (its body is gone).
     fn leave(&mut self) {
-        self.release_deadline();
+        context::disarm(&mut self.timer);
         self.hold.take();
         if let Some(node) = &self.node {
             // Dropped by a cancelled enclosing scope before it saw the cancellation (not
