@@ -7,11 +7,11 @@
 //! go in queue order ([`Fifo::grant`]), and a granted waiter leaves the queue at once and
 //! is woken. Since grants go in the order of the ids, every waiter whose id is below the
 //! last one granted has been granted too, or has left: whether a waiter was granted is
-//! one comparison with that mark ([`Fifo::granted_below`]), which an owner keeps in an
-//! atomic as well ([`Mark`]), so that a granted waiter takes its grant without the lock (the
-//! semaphore: on two threads, the lock taken again by every woken waiter was what its
-//! acquisition cost beyond tokio's fair semaphore, whose woken waiter reads an atomic
-//! too; see the performance chapter). A waiter far back is found by a binary search
+//! one comparison with that mark, which the owner keeps beside its lock ([`Mark`]), so
+//! that a granted waiter can take its grant without the lock (the semaphore: on two
+//! threads, the lock taken again by every woken waiter was what its acquisition cost
+//! beyond tokio's fair semaphore, whose woken waiter reads an atomic too; see the
+//! performance chapter). A waiter far back is found by a binary search
 //! (a waiter dropped far back costs no more than the first). The queue lives under its
 //! owner's lock, where it wakes the granted waiters.
 //!
@@ -27,8 +27,6 @@ pub(super) struct Fifo<T> {
     /// The waiters not granted yet, in queue order, which is the order of their ids.
     waiters: VecDeque<Waiter<T>>,
     next_id: u64,
-    /// Every waiter whose id is below this one has been granted, or has left.
-    granted_below: u64,
 }
 
 struct Waiter<T> {
@@ -42,7 +40,6 @@ impl<T> Fifo<T> {
         Fifo {
             waiters: VecDeque::new(),
             next_id: 0,
-            granted_below: 0,
         }
     }
 
@@ -59,16 +56,17 @@ impl<T> Fifo<T> {
         id
     }
 
-    /// Waiter `id` is polled again: whether it was granted (it has left the queue then);
-    /// if not, it keeps `waker` (the one of this poll) and stays.
+    /// Waiter `id` is polled again: whether it was granted (`mark`, the owner's, says so:
+    /// it has left the queue then); if not, it keeps `waker` (the one of this poll) and
+    /// stays.
     ///
     /// # Panics
     ///
     /// If waiter `id` was neither granted nor is queued (an internal error: a waiter
     /// leaves only when granted or through [`remove`](Fifo::remove)).
     #[inline]
-    pub(super) fn poll(&mut self, id: u64, waker: &Waker) -> bool {
-        if id < self.granted_below {
+    pub(super) fn poll(&mut self, mark: &Mark, id: u64, waker: &Waker) -> bool {
+        if mark.granted(id) {
             return true;
         }
         let i = self
@@ -84,8 +82,8 @@ impl<T> Fifo<T> {
     /// Waiter `id` leaves (dropped while it waited): whether it had been granted (what it
     /// was granted then goes to the next waiter, the owner's part). `None` if it was
     /// neither granted nor is queued.
-    pub(super) fn remove(&mut self, id: u64) -> Option<bool> {
-        if id < self.granted_below {
+    pub(super) fn remove(&mut self, mark: &Mark, id: u64) -> Option<bool> {
+        if mark.granted(id) {
             return Some(true);
         }
         let i = self.find(id)?;
@@ -96,8 +94,8 @@ impl<T> Fifo<T> {
     /// Grants the waiters, in queue order, for as long as `take` agrees to give the next
     /// one what it waits for (it is told the waiter's data, and returns `false` when
     /// nothing is left to give); each one granted leaves the queue, and is woken once the
-    /// owner's `mark` has the new [`granted_below`](Fifo::granted_below). Returns whether
-    /// every waiter is granted now (nobody is left waiting).
+    /// owner's `mark` says it is granted. Returns whether every waiter is granted now
+    /// (nobody is left waiting).
     #[inline]
     pub(super) fn grant(&mut self, mark: &Mark, mut take: impl FnMut(&T) -> bool) -> bool {
         while let Some(w) = self.waiters.front() {
@@ -105,8 +103,7 @@ impl<T> Fifo<T> {
                 return false;
             }
             let w = self.waiters.pop_front().expect("a front waiter");
-            self.granted_below = w.id + 1;
-            mark.0.store(self.granted_below, Ordering::Release);
+            mark.0.store(w.id + 1, Ordering::Release);
             w.waker.wake();
         }
         true
@@ -133,11 +130,13 @@ impl<T> Fifo<T> {
     }
 }
 
-/// A queue's [`granted_below`](Fifo::granted_below), kept by its owner beside the lock
-/// that guards the queue, so that a waiter learns it was granted without that lock.
-/// Stored under the lock, before the granted waiter is woken, with release; read with
-/// acquire: what the granter did before the grant (a releaser's writes under a
-/// [`Lock`](super::Lock)'s permit) happens before what the granted waiter does after.
+/// A queue's mark: every waiter whose id is below it has been granted, or has left. Kept
+/// by the queue's owner beside the lock that guards the queue (one per queue: the
+/// queue's methods are given it), so that a waiter can learn it was granted without that
+/// lock. Written only under the lock ([`Fifo::grant`]), before the granted waiter is
+/// woken, with release; read with acquire: what the granter did before the grant (a
+/// releaser's writes under a [`Lock`](super::Lock)'s permit) happens before what the
+/// granted waiter does after. Read under the lock, it is exact.
 pub(super) struct Mark(AtomicU64);
 
 impl Mark {
@@ -145,8 +144,8 @@ impl Mark {
         Mark(AtomicU64::new(0))
     }
 
-    /// Whether waiter `id` has been granted (it has left the queue then). `false` may
-    /// be stale (a grant made since): the queue itself, under the lock, says for sure.
+    /// Whether waiter `id` has been granted (it has left the queue then). Without the
+    /// lock, `false` may be stale (a grant made since); under it, it is not.
     #[inline]
     pub(super) fn granted(&self, id: u64) -> bool {
         id < self.0.load(Ordering::Acquire)

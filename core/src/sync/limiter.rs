@@ -144,7 +144,7 @@ impl State {
 
     /// `key`'s wait `id` leaves the queue (dropped while it waited).
     fn withdraw(&mut self, id: u64, key: Key, mark: &Mark) {
-        if let Some(granted) = self.waiters.remove(id) {
+        if let Some(granted) = self.waiters.remove(mark, id) {
             self.unqueued(key);
             if granted {
                 self.release(key, mark);
@@ -565,7 +565,7 @@ fn poll_acquire(
     }
     let mut st = inner.lock();
     if let Some(my) = *id {
-        if st.waiters.poll(my, cx.waker()) {
+        if st.waiters.poll(&inner.granted, my, cx.waker()) {
             st.unqueued(key);
             *id = None;
             return Poll::Ready(Ok(()));

@@ -205,7 +205,7 @@ impl Inner {
             return self.release();
         }
         let mut queue = self.lock();
-        let Some(granted) = queue.remove(id) else {
+        let Some(granted) = queue.remove(&self.granted, id) else {
             return;
         };
         if granted {
@@ -516,7 +516,7 @@ pub(super) fn poll_acquire(inner: &Inner, id: &mut Option<u64>, cx: &mut Context
         return Poll::Pending;
     };
     // Granted: it has left the queue, and the mark says so without the mutex.
-    if inner.granted.granted(my) || inner.lock().poll(my, cx.waker()) {
+    if inner.granted.granted(my) || inner.lock().poll(&inner.granted, my, cx.waker()) {
         *id = None;
         return Poll::Ready(());
     }
