@@ -744,6 +744,19 @@ async fn c4_a_far_sleep_polled_again_keeps_waiting() {
     assert_eq!(elapsed(), secs(8));
 }
 
+/// C4: a sleep until an instant too far for a deadline word (here 300 years away, which
+/// the virtual clock reaches) ends then, and polled again after it ended is still ended,
+/// as a sleep with a word is: its registration, spent, is not asked for the deadline.
+#[hatchery::test(virtual_time)]
+async fn c4_a_far_sleep_that_ended_stays_ended() {
+    let years = Duration::from_secs(300 * 365 * 24 * 3600);
+    let mut nap = std::pin::pin!(sleep_until(now() + years));
+    (&mut nap).await;
+    assert_eq!(elapsed(), years);
+    let again = std::future::poll_fn(|cx| std::task::Poll::Ready(nap.as_mut().poll(cx)));
+    assert!(again.await.is_ready());
+}
+
 /// Tokio, plus a hook that another thread runs (once) inside the next `now()`: that
 /// thread acts at exactly the moment the caller reads the clock.
 struct Hooked {
