@@ -634,3 +634,64 @@ async fn a_second_cancel_racing_the_first_returns_only_once_the_tree_is_marked()
         "rounds out of 20 that read a non-cancelled deadline right after cancel()"
     );
 }
+
+/// A task that cancels its own nursery in a later poll (it is linked then, and its runner
+/// found it not cancelled as the poll began), then waits inside a plain scope: the join
+/// of a finished sibling must not complete. The scope's walk up the tree stops at the
+/// task's root, checked by its runner for the poll (node invariant 12), only until the
+/// task's own code cancels something.
+#[hatchery::test]
+async fn c2_a_scope_sees_its_task_cancelled_earlier_in_the_same_poll() {
+    let log = Log::new();
+    let l = log.clone();
+    let _ = nursery(|n: Nursery<TestError>| async move {
+        let done = n.spawn(async { Ok(7) });
+        let n2 = n.clone();
+        n.spawn(async move {
+            while !done.is_finished() {
+                checkpoint().await; // suspends: this task is linked from here on
+            }
+            move_on_after(HOUR, async {
+                n2.cancel(); // marks this task's root, through the nursery's list
+                let _v = done.join().await; // must not complete
+                l.push("join returned in a cancelled nursery");
+            })
+            .await;
+            l.push("the scope returned in a cancelled nursery");
+            Ok(())
+        });
+        Ok(())
+    })
+    .await;
+    assert!(log.is_empty(), "{:?}", log.events());
+}
+
+/// A scope suspended in its body, whose task is cancelled by the task's own code in a
+/// later poll, before the scope is polled again in that poll (a `zip` polls its first
+/// future first): the body is dropped where it suspended, not resumed (rule C1).
+#[hatchery::test]
+async fn c1_a_suspended_scope_whose_task_cancelled_itself_is_not_resumed() {
+    let log = Log::new();
+    let l = log.clone();
+    let _ = nursery(|n: Nursery<TestError>| async move {
+        let n2 = n.clone();
+        n.spawn(async move {
+            checkpoint().await; // linked from here on
+            future::zip(
+                async move {
+                    future::yield_now().await;
+                    n2.cancel(); // in the poll that resumes the scope below
+                },
+                move_on_after(HOUR, async move {
+                    future::yield_now().await;
+                    l.push("resumed in a cancelled nursery");
+                }),
+            )
+            .await;
+            Ok(())
+        });
+        Ok(())
+    })
+    .await;
+    assert!(log.is_empty(), "{:?}", log.events());
+}

@@ -199,6 +199,56 @@ fn is_cancelled_here_answers_as_is_cancelled_for_every_kind_of_node() {
 }
 
 #[test]
+fn the_walks_step_inline_answers_as_the_walk_under_a_root() {
+    // A scope directly under a task's root (linked) or a run's: `is_cancelled_here` and
+    // `refresh` take the walk's one step inline (`ancestors_cancelled_near`); they must
+    // say what the walk (`is_cancelled`) says, for a scope and a shield, before and
+    // after each root's cancellation, and once the root has finished (invariant 9).
+    let nursery = Node::attached(false, &root());
+    let linked_root = task(&nursery, false);
+    linked_root.link();
+    let run_root = root();
+    let finished_root = root();
+    let make = |parent: &Arc<Node>| {
+        [
+            Node::entered(parent, false, None),
+            Node::entered(parent, true, None),
+        ]
+    };
+    let under = [make(&linked_root), make(&run_root), make(&finished_root)];
+    let agree = |when: &str| {
+        for (i, pair) in under.iter().enumerate() {
+            for (j, node) in pair.iter().enumerate() {
+                assert_eq!(
+                    node.is_cancelled_here(),
+                    node.is_cancelled(),
+                    "root {i}, node {j}, {when}"
+                );
+            }
+        }
+    };
+    agree("before any cancellation");
+    nursery.cancel(Reason::Explicit);
+    run_root.cancel(Reason::Explicit);
+    finished_root.cancel(Reason::Explicit);
+    agree("with every root cancelled");
+    assert!(under[0][0].is_cancelled_here() && under[1][0].is_cancelled_here());
+    assert!(!under[0][1].is_cancelled_here() && !under[1][1].is_cancelled_here());
+    finished_root.finish();
+    agree("with a root finished");
+    assert!(!under[2][0].is_cancelled_here());
+    // `refresh` takes the same step: the scopes under a cancelled root catch up, those
+    // under a finished one or behind a shield do not.
+    for (i, pair) in under.iter().enumerate() {
+        for node in pair {
+            node.refresh();
+        }
+        assert_eq!(pair[0].is_marked(), i < 2, "root {i}");
+        assert!(!pair[1].is_marked(), "root {i}");
+    }
+}
+
+#[test]
 fn detach_leaves_the_list_and_the_cancellation_walk_then_misses_the_node() {
     let root = root();
     let a = linked(&root, false);

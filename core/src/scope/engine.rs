@@ -495,7 +495,7 @@ impl Core {
             node.register(cx.waker());
             self.state.registered();
         }
-        let cancelled = node.is_cancelled() || {
+        let cancelled = node.is_cancelled_here() || {
             self.watch_deadline(cx);
             self.node().is_marked()
         };
