@@ -110,9 +110,17 @@ pin_project! {
     impl<F> PinnedDrop for Scoped<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            // Drop the body (and any hold inside it) before leaving the tree.
+            // Drop the body (and any hold inside it) before leaving the tree. A done scope
+            // has left it already (its body, hold, timer and node are gone): no call.
             this.body.set(None);
-            this.core.leave();
+            if this.core.state != State::Done {
+                this.core.leave();
+            } else {
+                debug_assert!(
+                    this.core.node.is_none() && this.core.hold.is_none() && !this.core.timer.is_armed(),
+                    "hatchery: internal error: a done scope still in the tree"
+                );
+            }
         }
     }
 }
