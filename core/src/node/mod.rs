@@ -1866,7 +1866,10 @@ impl Node {
         // synchronizes through that sharing.
         self.shield.store(shield, Ordering::Relaxed);
         self.cancelled.store(false, Ordering::Relaxed);
-        if self.reason.swap(NO_REASON, Ordering::Relaxed) != NO_REASON {
+        // A load, and a store only where there is a reason (rarely): no read-modify-write
+        // at every timeout's entry.
+        if self.reason.load(Ordering::Relaxed) != NO_REASON {
+            self.reason.store(NO_REASON, Ordering::Relaxed);
             if let Some(rare) = &mut self.lock().rare {
                 rare.detail = None;
             }
