@@ -829,8 +829,8 @@ impl<X: ?Sized + Tag> Node<X> {
     }
 
     /// [`ancestors_cancelled`](Node::ancestors_cancelled), with its one step inline where
-    /// the walk ends at the parent: a scope (not a task's root, whose walk the caller
-    /// has ruled out) directly under its task's root, or a run's, the common case (a
+    /// the walk ends at the parent (the caller has ruled out a node whose walk stops at
+    /// itself): a scope directly under its task's root, or a run's, the common case (a
     /// timeout in a task's body), whose parent's own flag is the answer (invariant 7):
     /// the out-of-line walk's call and loop cost about 12 instructions more there
     /// (`move_on_after` asks three times a timeout: 42 instructions fewer on smol-ct, 35

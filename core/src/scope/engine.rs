@@ -113,13 +113,12 @@ pin_project! {
             // Drop the body (and any hold inside it) before leaving the tree. A done scope
             // has left it already (its body, hold, timer and node are gone): no call.
             this.body.set(None);
-            if this.core.state != State::Done {
-                this.core.leave();
+            let core = this.core;
+            if core.state != State::Done {
+                core.leave();
             } else {
-                debug_assert!(
-                    this.core.node.is_none() && this.core.hold.is_none() && !this.core.timer.is_armed(),
-                    "hatchery: internal error: a done scope still in the tree"
-                );
+                let gone = core.node.is_none() && core.hold.is_none() && !core.timer.is_armed();
+                debug_assert!(gone, "hatchery: internal error: a done scope still in the tree");
             }
         }
     }
