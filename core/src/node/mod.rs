@@ -839,13 +839,9 @@ impl<X: ?Sized + Tag> Node<X> {
     #[inline(always)]
     fn ancestors_cancelled_near(&self) -> bool {
         match &self.parent {
-            Some(parent) if parent.stops_walk() => {
-                // The walk's own steps, in its order: a shield reads nothing above it;
-                // invariant 9, a finished parent's flag no longer reaches down.
-                !self.is_shield()
-                    && parent.cancelled.load(Ordering::Acquire)
-                    && !parent.is_finished()
-            }
+            // The walk's own tests, in its order (the caller has ruled out a node that
+            // stops its own walk, so only its shield is left to test).
+            Some(parent) if parent.stops_walk() => !self.is_shield() && parent.cancels_below(),
             _ => self.ancestors_cancelled(),
         }
     }
@@ -864,23 +860,36 @@ impl<X: ?Sized + Tag> Node<X> {
     /// flag of the node itself, read first, is what callers inline.
     #[inline(never)]
     fn ancestors_cancelled(&self) -> bool {
-        if self.is_shield() || self.stops_walk() {
+        if self.ends_walk() {
             return false;
         }
         // Invariant 7, through fixed links only (invariant 6): no lock, no reference
         // count, so it may be read under a node's lock (deadlock safety 1).
         let mut cur = self.fixed_parent();
         while let Some(node) = cur {
-            // Invariant 9: a finished node's flag no longer reaches down.
-            if node.cancelled.load(Ordering::Acquire) && !node.is_finished() {
+            if node.cancels_below() {
                 return true;
             }
-            if node.is_shield() || node.stops_walk() {
+            if node.ends_walk() {
                 return false;
             }
             cur = node.fixed_parent();
         }
         false
+    }
+
+    /// The walk's test of an ancestor it reaches: its flag reaches down, unless it has
+    /// finished (invariant 9: a finished node's flag no longer reaches down).
+    #[inline(always)]
+    fn cancels_below(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire) && !self.is_finished()
+    }
+
+    /// The walk's test of where it ends: nothing above a shield reaches it, nor above a
+    /// task root that [`stops_walk`](Node::stops_walk).
+    #[inline(always)]
+    fn ends_walk(&self) -> bool {
+        self.is_shield() || self.stops_walk()
     }
 
     /// Whether the node at `ancestor` (by address) is cancelled and its cancellation
