@@ -612,6 +612,31 @@ impl Reg {
         self.register(FIXED, word, deadline(), here, now, cx)
     }
 
+    /// [`poll`](Reg::poll) of a deadline that is known to be its word, with the clock's
+    /// reading as a word too (a scope's timeout, counted from its entry's reading as a
+    /// word, `node::word_after`): the two words compare as their instants do, and an
+    /// entry in the owner's queue needs no instant, which is made (the deadline's and the
+    /// reading's, from their words) only for a timer of the registrant's own, through
+    /// [`poll`](Reg::poll). Registered already, or due, it is `poll` too.
+    #[inline(never)]
+    pub(crate) fn poll_word(
+        &mut self,
+        word: i64,
+        now: i64,
+        mut here: Here<'_>,
+        cx: &mut Context<'_>,
+    ) -> (Poll<()>, Reg) {
+        if !self.is_armed() && word > now {
+            if let Some(owner) = here.owner.as_deref_mut() {
+                if self.queue(owner, word) {
+                    return (Poll::Pending, Reg::Idle);
+                }
+            }
+        }
+        let (deadline, now) = (word_deadline(word), word_deadline(now));
+        self.poll(Some(word), || deadline, here, Some(now), cx)
+    }
+
     /// The slow path of [`poll`](Reg::poll): registers anew.
     #[inline(never)]
     fn register(
@@ -632,17 +657,7 @@ impl Reg {
             return (Poll::Ready(()), released);
         }
         if let (Some(owner), Some(word)) = (here.owner, word) {
-            if let Some(seq) = owner.insert(word) {
-                // `self` is idle since `clear`: replaced without its drop glue.
-                std::mem::replace(
-                    self,
-                    Reg::Shared {
-                        id: owner.id,
-                        word,
-                        seq,
-                    },
-                )
-                .release();
+            if self.queue(owner, word) {
                 return (Poll::Pending, released);
             }
         }
@@ -674,6 +689,27 @@ impl Reg {
         let poll = private.poll(cx);
         std::mem::replace(self, Reg::Private(private)).release();
         (poll, released)
+    }
+
+    /// Puts an idle registrant's entry for `word` in `owner`'s queue; `false` if the queue
+    /// is full.
+    #[inline]
+    fn queue(&mut self, owner: &mut Timers, word: i64) -> bool {
+        debug_assert!(!self.is_armed());
+        let Some(seq) = owner.insert(word) else {
+            return false;
+        };
+        // `self` is idle: replaced without its drop glue.
+        std::mem::replace(
+            self,
+            Reg::Shared {
+                id: owner.id,
+                word,
+                seq,
+            },
+        )
+        .release();
+        true
     }
 
     /// Lets go of what is armed: takes the entry out of `owner`'s queue if it is there

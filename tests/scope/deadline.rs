@@ -140,6 +140,52 @@ async fn c4_duration_max_means_no_deadline() {
     assert_eq!(elapsed(), 3 * HOUR + secs(5));
 }
 
+/// C4, D2: a timeout without a handle becomes the deadline "entry's reading plus the
+/// timeout" to the nanosecond, near or far (the entry counts it as a word of nanoseconds
+/// when it can, and as an instant beyond the words' range of about 292 years), and fires
+/// exactly then.
+#[hatchery::test(virtual_time)]
+async fn c4_d2_a_timeout_is_the_entrys_reading_plus_the_timeout_to_the_nanosecond() {
+    const YEAR: u64 = 365 * 24 * 3600;
+    let timeouts = [
+        Duration::from_nanos(1),
+        Duration::from_nanos(999_999_999),
+        Duration::new(1, 500_000_007),
+        HOUR,
+        Duration::from_secs(100 * YEAR),
+        Duration::new(300 * YEAR, 3),
+    ];
+    for timeout in timeouts {
+        let out = move_on_after(timeout, async move {
+            // Nothing has slept since the entry: the virtual clock still reads it.
+            let entered = now();
+            assert_eq!(
+                current_effective_deadline(),
+                Deadline::At(entered + timeout),
+                "{timeout:?}"
+            );
+            checkpoint().await;
+            assert_eq!(
+                current_effective_deadline(),
+                Deadline::At(entered + timeout)
+            );
+            entered
+        })
+        .await;
+        assert!(
+            out.is_some(),
+            "{timeout:?}: not cancelled before its deadline"
+        );
+    }
+    // Each of the near ones fires at its deadline exactly.
+    for timeout in &timeouts[..4] {
+        let start = elapsed();
+        let run = move_on_after(*timeout, sleep(HOUR));
+        assert_eq!(run.await, None, "{timeout:?}");
+        assert_eq!(elapsed() - start, *timeout, "{timeout:?}");
+    }
+}
+
 /// C4: huge but representable timeouts (a century) are real deadlines, armed without
 /// panicking, and do not fire.
 #[hatchery::test(virtual_time)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::{with_runtime, Current, CURRENT, DEFERRED, NO_RUNTIME};
-use crate::node::Node;
+use crate::node::{Due, Node};
 use crate::rt::Runtime;
 
 /// The caller's node that a deferred node replaced as the current one, once made (put
@@ -180,12 +180,12 @@ pub(super) fn make_deferred_node(c: &Current) {
     // A done scope's node under the same parent, if this task poll let one go.
     let group = match c.spare_node.take() {
         Some(spare) if spare.is_child_of(caller) => {
-            spare.reenter(false, None);
+            spare.reenter(false, Due::Never);
             spare
         }
         other => {
             c.spare_node.set(other);
-            Node::entered(caller, false, None)
+            Node::entered(caller, false, Due::Never)
         }
     };
     let caller = slots.node.replace(group);

@@ -95,7 +95,7 @@ use crate::combinators::ops::Outputs;
 use crate::context::{self, Deferred, ResolveOnUnwind};
 use crate::error::NurseryError;
 use crate::group::{decide, poll_stalled, Decision, Panic, Record, Seen};
-use crate::node::{Detail, Node, Reason};
+use crate::node::{Detail, Due, Node, Reason};
 use crate::reason::race_won;
 
 /// How many futures a collection's [`Fixed`] takes: more are run by an inline nursery's
@@ -1037,7 +1037,7 @@ impl<S: Slots> Fixed<S> {
                     // A node to tell, if we are kept and polled again later, whether
                     // the enclosing scope has finished since.
                     let node = context::with_current(|c| {
-                        Node::entered(c.expect(context::NO_RUNTIME).node, false, None)
+                        Node::entered(c.expect(context::NO_RUNTIME).node, false, Due::Never)
                     });
                     node.finish();
                     *this.state = State::Stalled(node);

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::{AtomicDeadline, Hold, MovableLink, Node, Reason, SharedLink, DROPPED_KEY};
+use super::{AtomicDeadline, Due, Hold, MovableLink, Node, Reason, SharedLink, DROPPED_KEY};
 
 /// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset)
 /// and prints how many executions it took. The other loom models of the crate
@@ -82,7 +82,7 @@ fn root() -> Arc<Node> {
 
 /// A scope entered under `parent` and linked into its child list.
 fn linked(parent: &Arc<Node>, shield: bool) -> Arc<Node> {
-    let node = Node::entered(parent, shield, None);
+    let node = Node::entered(parent, shield, Due::Never);
     node.link_scope();
     node
 }
@@ -191,7 +191,7 @@ fn loom_cancel_against_lazy_link() {
     model("cancel_against_lazy_link", || {
         let root = root();
         let parent = linked(&root, false);
-        let scope = Node::entered(&parent, false, None);
+        let scope = Node::entered(&parent, false, Due::Never);
         let (woken, w) = waker();
 
         let r = root.clone();
@@ -229,7 +229,7 @@ fn loom_cancel_against_unlink_and_relink() {
         leaving.detach_unless_kept();
         leaving.finish();
         drop(leaving);
-        let sibling = Node::entered(&parent, false, None);
+        let sibling = Node::entered(&parent, false, Due::Never);
         sibling.link_scope();
         canceller.join().unwrap();
 
@@ -402,7 +402,7 @@ fn loom_deadline_moved_while_it_fires() {
     ] {
         model("deadline_moved_while_it_fires", move || {
             let root = root();
-            let scope = Node::entered(&root, false, Some(now));
+            let scope = Node::entered(&root, false, Due::At(now));
             let (woken, w) = waker();
             let moved = now + later;
 

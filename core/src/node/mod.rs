@@ -713,6 +713,38 @@ pub(crate) fn deadline_word(deadline: Instant) -> Option<i64> {
     }
 }
 
+/// The word of the deadline `after` from the instant whose word is `now`
+/// ([`deadline_word`]), if it has one: the same word as `deadline_word(now + after)`, as
+/// both count nanoseconds from the same instant, without adding to an instant (a
+/// timeout's entry encodes its clock reading instead of the sum, and keeps both words:
+/// see `scope::engine`). `None` where the sum leaves the words' range or lands on a word
+/// that means something else: the caller then takes the instant's way.
+#[inline]
+pub(crate) fn word_after(now: i64, after: Duration) -> Option<i64> {
+    let nanos = i64::try_from(after.as_nanos()).ok()?;
+    now.checked_add(nanos)
+        .filter(|&word| word != NO_DEADLINE && word != FAR)
+}
+
+/// A scope's deadline as its node takes it on entry ([`Node::entered`],
+/// [`Node::reenter`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// No deadline.
+    Never,
+    /// An instant, encoded as the node stores it.
+    At(Instant),
+    /// A deadline's word already ([`deadline_word`], [`word_after`]): a timeout counted
+    /// from a clock reading whose word its scope took.
+    Word(i64),
+}
+
+impl From<Option<Instant>> for Due {
+    fn from(deadline: Option<Instant>) -> Due {
+        deadline.map_or(Due::Never, Due::At)
+    }
+}
+
 /// The instant of a word made by [`deadline_word`] or [`Node::deadline_word`].
 pub(crate) fn word_deadline(word: i64) -> Instant {
     AtomicDeadline::decode(word).expect("hatchery: internal error: not a deadline's word")
@@ -1539,6 +1571,20 @@ impl<X: ?Sized + Tag> Node<X> {
             .expect("hatchery: internal error: a deadline given to a node that cannot have one")
     }
 
+    /// [`store_deadline`](Node::store_deadline) for a deadline that may be its word
+    /// already, stored as it is.
+    #[inline(always)]
+    fn store_due(&self, due: Due) {
+        match due {
+            Due::Word(word) => {
+                debug_assert!(word != NO_DEADLINE && word != FAR);
+                self.deadline_cell_to_set().0.store(word, Ordering::Release);
+            }
+            Due::At(deadline) => self.store_deadline(Some(deadline)),
+            Due::Never => self.store_deadline(None),
+        }
+    }
+
     fn store_deadline(&self, deadline: Option<Instant>) {
         match AtomicDeadline::encode(deadline) {
             FAR => self.store_deadline_locked(&mut self.lock(), deadline),
@@ -1789,17 +1835,13 @@ impl Node {
     /// A scope node entered under `parent` as it is made (nobody else has seen it): no
     /// lock, no exclusivity check. It inherits `parent`'s cancellation like
     /// [`enter`](Node::enter), and is not linked into `parent`'s child list either.
-    pub(crate) fn entered(
-        parent: &Arc<Node>,
-        shield: bool,
-        deadline: Option<Instant>,
-    ) -> Arc<Node> {
+    pub(crate) fn entered(parent: &Arc<Node>, shield: bool, deadline: Due) -> Arc<Node> {
         let mut node = Node::with_ext(shield, false, AtomicDeadline::default());
         node.parent = Some(parent.clone());
         node.link = Link::Owned;
         let node: Arc<Node> = Arc::new(node);
-        if deadline.is_some() {
-            node.store_deadline(deadline);
+        if deadline != Due::Never {
+            node.store_due(deadline);
         }
         node.refresh();
         node
@@ -1869,7 +1911,7 @@ impl Node {
 
     /// Enters a [recyclable](Node::recyclable) node again, for a new scope under the
     /// same parent: as if [`entered`](Node::entered) had made it.
-    pub(crate) fn reenter(&self, shield: bool, deadline: Option<Instant>) {
+    pub(crate) fn reenter(&self, shield: bool, deadline: Due) {
         // Invariants 1 and 10: only the caller can see the node, so its flags may fall,
         // and the stores need no ordering of their own. Whoever it is shared with later
         // synchronizes through that sharing.
@@ -1886,7 +1928,7 @@ impl Node {
         self.caught.store(0, Ordering::Relaxed);
         self.deadline_set.store(false, Ordering::Relaxed);
         self.finished.store(false, Ordering::Relaxed);
-        self.store_deadline(deadline);
+        self.store_due(deadline);
         self.refresh();
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
-use super::{Detail, Hold, MovableLink, Node, Reason};
+use super::{Detail, Due, Hold, MovableLink, Node, Reason};
 
 /// A waker that counts its wake-ups.
 #[derive(Default)]
@@ -37,7 +37,7 @@ fn root() -> Arc<Node> {
 
 /// A scope entered under `parent` and linked into its child list.
 fn linked(parent: &Arc<Node>, shield: bool) -> Arc<Node> {
-    let node = Node::entered(parent, shield, None);
+    let node = Node::entered(parent, shield, Due::Never);
     node.link_scope();
     node
 }
@@ -77,8 +77,8 @@ fn cancel_marks_the_linked_subtree_and_wakes_it() {
 #[test]
 fn an_unlinked_scope_follows_its_ancestors_and_refresh_marks_it() {
     let root = root();
-    let a = Node::entered(&root, false, None);
-    let b = Node::entered(&a, false, None);
+    let a = Node::entered(&root, false, Due::Never);
+    let b = Node::entered(&a, false, Due::Never);
     root.cancel(Reason::Explicit);
     // Invariant 7: the flag lags, the effective state does not.
     assert!(!a.is_marked() && !b.is_marked());
@@ -86,16 +86,16 @@ fn an_unlinked_scope_follows_its_ancestors_and_refresh_marks_it() {
     b.refresh();
     assert!(b.is_marked());
     // A scope entered under a cancelled parent takes the cancellation on entry.
-    let c = Node::entered(&root, false, None);
+    let c = Node::entered(&root, false, Due::Never);
     assert!(c.is_marked());
 }
 
 #[test]
 fn refresh_cancelled_answers_is_cancelled_in_one_walk() {
     let root = root();
-    let a = Node::entered(&root, false, None);
-    let b = Node::entered(&a, false, None);
-    let shield = Node::entered(&a, true, None);
+    let a = Node::entered(&root, false, Due::Never);
+    let b = Node::entered(&a, false, Due::Never);
+    let shield = Node::entered(&a, true, Due::Never);
     // Nothing cancelled: false, and no flag set.
     assert!(!b.refresh_cancelled() && !b.is_marked());
     // An ancestor's cancellation that has not reached the flag (invariant 7): the answer
@@ -115,7 +115,7 @@ fn a_shield_stops_its_ancestors_cancellation_but_not_its_own() {
     let root = root();
     let shield = linked(&root, true);
     let inside = linked(&shield, false);
-    let unlinked = Node::entered(&shield, false, None);
+    let unlinked = Node::entered(&shield, false, Due::Never);
     root.cancel(Reason::Explicit);
     assert!(!shield.is_marked() && !shield.is_cancelled());
     assert!(!inside.is_marked() && !unlinked.is_cancelled());
@@ -143,7 +143,7 @@ fn a_child_that_links_into_a_cancelled_parent_takes_the_cancellation() {
 fn a_task_links_at_its_first_suspension_and_its_walk_stops_there() {
     let nursery = root();
     let child = task(&nursery, false);
-    let scope = Node::entered(&child, false, None);
+    let scope = Node::entered(&child, false, Due::Never);
     // Before it is linked, the walk goes on past the task's root into the nursery.
     nursery.cancel(Reason::Explicit);
     assert!(scope.is_cancelled());
@@ -151,7 +151,7 @@ fn a_task_links_at_its_first_suspension_and_its_walk_stops_there() {
     let child = task(&nursery, false);
     child.link();
     assert!(child.is_linked());
-    let scope = Node::entered(&child, false, None);
+    let scope = Node::entered(&child, false, Due::Never);
     nursery.cancel(Reason::Explicit);
     // Linked: the nursery's cancellation marked the root, where the walk now stops.
     assert!(child.is_marked() && scope.is_cancelled());
@@ -167,8 +167,8 @@ fn is_cancelled_here_answers_as_is_cancelled_for_every_kind_of_node() {
     linked_root.link();
     let started = task(&nursery, true);
     let run_root = root();
-    let scope = Node::entered(&first_poll, false, None);
-    let shield = Node::entered(&first_poll, true, None);
+    let scope = Node::entered(&first_poll, false, Due::Never);
+    let shield = Node::entered(&first_poll, true, Due::Never);
     let nodes = [
         &first_poll,
         &linked_root,
@@ -211,8 +211,8 @@ fn the_walks_step_inline_answers_as_the_walk_under_a_root() {
     let finished_root = root();
     let make = |parent: &Arc<Node>| {
         [
-            Node::entered(parent, false, None),
-            Node::entered(parent, true, None),
+            Node::entered(parent, false, Due::Never),
+            Node::entered(parent, true, Due::Never),
         ]
     };
     let under = [make(&linked_root), make(&run_root), make(&finished_root)];
@@ -266,7 +266,7 @@ fn detach_leaves_the_list_and_the_cancellation_walk_then_misses_the_node() {
 fn a_finished_node_cancels_nothing_and_no_longer_reaches_down() {
     let root = root();
     let a = linked(&root, false);
-    let kept = Node::entered(&a, false, None);
+    let kept = Node::entered(&a, false, Due::Never);
     a.cancel(Reason::Explicit);
     assert!(kept.is_cancelled());
     a.finish();
@@ -286,8 +286,8 @@ fn a_finished_node_cancels_nothing_and_no_longer_reaches_down() {
 #[test]
 fn holds_count_up_to_the_task_root_and_the_last_release_wakes() {
     let root = root();
-    let a = Node::entered(&root, false, None);
-    let b = Node::entered(&a, false, None);
+    let a = Node::entered(&root, false, Due::Never);
+    let b = Node::entered(&a, false, Due::Never);
     let hold = Hold::new(&b);
     assert!(b.has_holds() && a.has_holds() && root.has_holds());
     let (woken, waker) = Count::waker();
@@ -308,8 +308,8 @@ fn holds_count_up_to_the_task_root_and_the_last_release_wakes() {
 fn holds_stop_at_a_shield_and_at_a_task_root() {
     let nursery = root();
     let child = task(&nursery, false);
-    let shield = Node::entered(&child, true, None);
-    let inside = Node::entered(&shield, false, None);
+    let shield = Node::entered(&child, true, Due::Never);
+    let inside = Node::entered(&shield, false, Due::Never);
     let hold = Hold::new(&inside);
     assert!(inside.has_holds() && shield.has_holds());
     assert!(
@@ -332,9 +332,9 @@ fn holds_stop_at_a_shield_and_at_a_task_root() {
 fn holds_up_to_names_the_nodes_a_hold_reaches() {
     let nursery = root();
     let child = task(&nursery, false);
-    let scope = Node::entered(&child, false, None);
-    let shield = Node::entered(&scope, true, None);
-    let inside = Node::entered(&shield, false, None);
+    let scope = Node::entered(&child, false, Due::Never);
+    let shield = Node::entered(&scope, true, Due::Never);
+    let inside = Node::entered(&shield, false, Due::Never);
     let _hold = Hold::new(&inside);
     for (node, held) in [
         (&inside, true),
@@ -387,7 +387,7 @@ fn reparent_moves_a_started_task_unless_either_side_is_cancelled() {
 fn deadlines_move_exactly_near_and_far() {
     let root = root();
     let now = Instant::now();
-    let scope = Node::entered(&root, false, Some(now + Duration::from_secs(5)));
+    let scope = Node::entered(&root, false, Due::At(now + Duration::from_secs(5)));
     assert_eq!(scope.deadline(), Some(now + Duration::from_secs(5)));
     assert!(!scope.deadline_was_set());
     scope.set_deadline(Some(now + Duration::from_secs(1)));
@@ -409,17 +409,53 @@ fn deadlines_move_exactly_near_and_far() {
 }
 
 #[test]
+fn a_word_counted_from_a_readings_word_is_the_deadlines_word() {
+    use super::{deadline_word, word_after, FAR, NO_DEADLINE};
+    let now = Instant::now();
+    // The words' instant is taken by the first encoding, so a second ago is before it: a
+    // negative word.
+    let _ = deadline_word(now);
+    let earlier = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+    let year = 365 * 24 * 3600;
+    for at in [earlier, now, now + Duration::from_secs(3600)] {
+        let w = deadline_word(at).expect("a near instant has a word");
+        for after in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::new(1, 999_999_999),
+            Duration::from_secs(100 * year),
+            Duration::from_secs(300 * year),
+            Duration::MAX,
+        ] {
+            let expected = at.checked_add(after).and_then(deadline_word);
+            assert_eq!(word_after(w, after), expected, "{at:?} + {after:?}");
+        }
+    }
+    // Never a word that means something else, nor a sum out of range.
+    assert_eq!(word_after(FAR - 2, Duration::from_nanos(1)), Some(FAR - 1));
+    assert_eq!(word_after(FAR - 1, Duration::from_nanos(1)), None);
+    assert_eq!(word_after(FAR - 1, Duration::from_nanos(2)), None);
+    assert_eq!(word_after(NO_DEADLINE, Duration::ZERO), None);
+    // A node takes a word as it is.
+    let root = Node::new(false, true);
+    let w = deadline_word(now).unwrap();
+    let scope = Node::entered(&root, false, Due::Word(w + 5));
+    assert_eq!(scope.deadline(), Some(now + Duration::from_nanos(5)));
+    assert_eq!(scope.deadline_word(), Some(w + 5));
+}
+
+#[test]
 fn the_effective_deadline_is_the_earliest_up_to_the_nearest_shield() {
     let root = root();
     let now = Instant::now();
-    let outer = Node::entered(&root, false, Some(now + Duration::from_secs(10)));
-    let inner = Node::entered(&outer, false, Some(now + Duration::from_secs(60)));
+    let outer = Node::entered(&root, false, Due::At(now + Duration::from_secs(10)));
+    let inner = Node::entered(&outer, false, Due::At(now + Duration::from_secs(60)));
     assert_eq!(
         inner.effective_deadline(),
         Some(now + Duration::from_secs(10))
     );
-    let shield = Node::entered(&inner, true, None);
-    let below = Node::entered(&shield, false, Some(now + Duration::from_secs(30)));
+    let shield = Node::entered(&inner, true, Due::Never);
+    let below = Node::entered(&shield, false, Due::At(now + Duration::from_secs(30)));
     assert_eq!(
         below.effective_deadline(),
         Some(now + Duration::from_secs(30))
@@ -436,8 +472,8 @@ fn the_effective_deadline_is_the_earliest_up_to_the_nearest_shield() {
 fn a_passed_deadline_cancels_the_nearest_scope_that_came_first() {
     let root = root();
     let now = Instant::now();
-    let outer = Node::entered(&root, false, Some(now));
-    let inner = Node::entered(&outer, false, Some(now + Duration::from_secs(1)));
+    let outer = Node::entered(&root, false, Due::At(now));
+    let inner = Node::entered(&outer, false, Due::At(now + Duration::from_secs(1)));
     // The inner scope's deadline came later: the outer one is cancelled, for its
     // deadline, and nothing else.
     assert!(inner.cancel_deadlines_before(now));
@@ -445,8 +481,8 @@ fn a_passed_deadline_cancels_the_nearest_scope_that_came_first() {
     assert_eq!(inner.reason(), None);
     // Polled late, past both: the outer one catches (it is cancelled from inside).
     let root2 = self::root();
-    let outer = Node::entered(&root2, false, Some(now));
-    let inner = Node::entered(&outer, false, Some(now));
+    let outer = Node::entered(&root2, false, Due::At(now));
+    let inner = Node::entered(&outer, false, Due::At(now));
     assert!(inner.outer_cancelled(now + Duration::from_secs(1)));
     assert_eq!(outer.reason(), Some(Reason::Deadline));
 }
@@ -454,7 +490,7 @@ fn a_passed_deadline_cancels_the_nearest_scope_that_came_first() {
 #[test]
 fn a_node_is_reused_only_when_nothing_else_can_see_it() {
     let root = root();
-    let scope = Node::entered(&root, false, None);
+    let scope = Node::entered(&root, false, Due::Never);
     assert!(scope.recyclable());
     let other = scope.clone();
     assert!(!scope.recyclable(), "another reference");
@@ -462,7 +498,7 @@ fn a_node_is_reused_only_when_nothing_else_can_see_it() {
     let child = linked(&scope, false);
     assert!(!scope.recyclable(), "it has had a child");
     drop(child);
-    let fresh = Node::entered(&root, false, None);
+    let fresh = Node::entered(&root, false, Due::Never);
     let detail = Detail::Failed {
         task: None,
         name: None,
@@ -474,7 +510,7 @@ fn a_node_is_reused_only_when_nothing_else_can_see_it() {
     fresh.finish();
     assert!(fresh.recyclable());
     // Invariants 1 and 10: entered again, it starts over.
-    fresh.reenter(false, None);
+    fresh.reenter(false, Due::Never);
     assert!(!fresh.is_marked() && !fresh.caught() && !fresh.is_finished());
     assert_eq!(fresh.reason(), None);
     assert_eq!(fresh.reason_detail(), None);
@@ -486,8 +522,8 @@ fn a_node_is_reused_only_when_nothing_else_can_see_it() {
 fn is_under_walks_up_through_task_roots() {
     let nursery = root();
     let child = task(&nursery, false);
-    let scope = Node::entered(&child, false, None);
-    let inner = Node::entered(&scope, true, None);
+    let scope = Node::entered(&child, false, Due::Never);
+    let inner = Node::entered(&scope, true, Due::Never);
     let at = |node: &Arc<Node>| Arc::as_ptr(node).cast::<()>();
     assert!(inner.is_under(at(&child)) && child.is_under(at(&child)));
     assert!(
@@ -497,7 +533,7 @@ fn is_under_walks_up_through_task_roots() {
     let sibling = task(&nursery, false);
     assert!(!inner.is_under(at(&sibling)));
     let started = task(&nursery, true);
-    let deep = Node::entered(&started, false, None);
+    let deep = Node::entered(&started, false, Due::Never);
     assert!(
         !deep.is_under(at(&nursery)),
         "the walk stops at a root that `start` may move"

@@ -32,7 +32,7 @@ use pin_project_lite::pin_project;
 use super::{CancelScope, EnteredOn};
 use crate::context;
 use crate::diagnostics;
-use crate::node::{Hold, Node, Reason};
+use crate::node::{deadline_word, word_after, word_deadline, Due, Hold, Node, Reason};
 use crate::timer::Reg;
 use crate::trace;
 
@@ -159,6 +159,10 @@ enum Limit {
     /// The clock reading taken on entry, for the deadline's first registration (it saves
     /// reading the clock again).
     Entered(Instant),
+    /// The same as its word (`node::deadline_word`), where the deadline was counted from
+    /// it as a word too (`node::word_after`): the registration compares the two words,
+    /// and makes no instant (`Reg::poll_word`).
+    EnteredWord(i64),
 }
 
 /// What the poll of a scope does once its body is pending.
@@ -324,18 +328,32 @@ impl Core {
         let (mut deadline, timeout) = match std::mem::replace(limit, Limit::None) {
             Limit::At(deadline) => (Some(deadline), None),
             Limit::After(timeout) => (None, Some(timeout)),
-            Limit::None | Limit::Entered(_) => (None, None),
+            Limit::None | Limit::Entered(_) | Limit::EnteredWord(_) => (None, None),
         };
+        // The deadline as the node takes it: the instant's, or its word counted from the
+        // entry's reading (a timeout of more than zero without a handle, the common case).
+        let mut due = Due::from(deadline);
         context::with_current(|parent| {
             let parent = parent.expect(context::NO_RUNTIME);
             if let Some(timeout) = timeout {
                 // Only if no deadline was set through a handle since `with_timeout`.
                 if !slot.as_ref().is_some_and(|node| node.deadline_was_set()) {
                     let now = parent.rt.now();
-                    *limit = Limit::Entered(now);
-                    // `None` on overflow: a timeout too large to represent is no
-                    // deadline.
-                    deadline = now.checked_add(timeout);
+                    let words = match (&slot, timeout.is_zero()) {
+                        (None, false) => deadline_word(now)
+                            .and_then(|now| Some((now, word_after(now, timeout)?))),
+                        _ => None,
+                    };
+                    if let Some((now, word)) = words {
+                        *limit = Limit::EnteredWord(now);
+                        due = Due::Word(word);
+                    } else {
+                        *limit = Limit::Entered(now);
+                        // `None` on overflow: a timeout too large to represent is no
+                        // deadline.
+                        deadline = now.checked_add(timeout);
+                        due = Due::from(deadline);
+                    }
                 }
             }
             let node = match slot.take() {
@@ -356,10 +374,10 @@ impl Core {
                 // one under the same parent is at hand, or a new one.
                 None => match parent.take_spare_node() {
                     Some(node) => {
-                        node.reenter(shield, deadline);
+                        node.reenter(shield, due);
                         node
                     }
-                    None => Node::entered(parent.node, shield, deadline),
+                    None => Node::entered(parent.node, shield, due),
                 },
             };
             if node.is_shield() {
@@ -580,14 +598,17 @@ impl Core {
         // The entry's reading, for a timeout (a deadline it finds passed has passed). One
         // that passed since (a body that blocked its thread) is seen when the task's timer
         // is armed, after this poll.
-        let now = match std::mem::replace(&mut self.limit, Limit::None) {
-            Limit::Entered(now) => Some(now),
-            _ => None,
-        };
+        let now = std::mem::replace(&mut self.limit, Limit::None);
         let timer = &mut self.timer;
         let deadline = || node.deadline().expect("a deadline");
-        let (poll, released) = context::with_here(cx.waker(), true, |here| {
-            timer.poll(word, deadline, here, now, cx)
+        let (poll, released) = context::with_here(cx.waker(), true, |here| match (word, now) {
+            // Both as words (a timeout counted from the entry's reading as a word).
+            (Some(word), Limit::EnteredWord(now)) => timer.poll_word(word, now, here, cx),
+            (_, Limit::Entered(now)) => timer.poll(word, deadline, here, Some(now), cx),
+            (_, Limit::EnteredWord(now)) => {
+                timer.poll(word, deadline, here, Some(word_deadline(now)), cx)
+            }
+            _ => timer.poll(word, deadline, here, None, cx),
         });
         released.release();
         if poll.is_ready() {
