@@ -656,6 +656,12 @@ impl KeepBits<'_> {
     pub(crate) fn is_kept(&self) -> bool {
         self.0.load(Ordering::Relaxed) & (KEPT | KEPT_BOXED) != 0
     }
+
+    /// Whether the handle the slot holds is in a box of its own (tests).
+    #[cfg(all(test, not(hatchery_loom)))]
+    pub(crate) fn is_kept_boxed(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & KEPT_BOXED != 0
+    }
 }
 
 /// The word of "no deadline".

@@ -122,6 +122,8 @@ pub(super) use self::slot_sync::ValueCell;
 mod label;
 #[cfg(all(test, hatchery_loom))]
 mod loom;
+#[cfg(all(test, not(hatchery_loom)))]
+mod tests;
 
 /// What a [`KeepSlot`] is made of: the standard cell, or loom's under `--cfg
 /// hatchery_loom`, whose model of the slot's claim (`raw/loom.rs`) checks every
