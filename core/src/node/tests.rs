@@ -410,12 +410,13 @@ fn deadlines_move_exactly_near_and_far() {
 
 #[test]
 fn a_word_counted_from_a_readings_word_is_the_deadlines_word() {
-    use super::{deadline_word, word_after, FAR, NO_DEADLINE};
+    use super::{deadline_word, word_after, AtomicDeadline, FAR, NO_DEADLINE};
     let now = Instant::now();
-    // The words' instant is taken by the first encoding, so a second ago is before it: a
-    // negative word.
-    let _ = deadline_word(now);
-    let earlier = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+    // Before the words' instant: a negative word.
+    let earlier = AtomicDeadline::base()
+        .checked_sub(Duration::from_secs(1))
+        .expect("a second before the process's first deadline");
+    assert!(deadline_word(earlier).expect("a word") < 0);
     let year = 365 * 24 * 3600;
     for at in [earlier, now, now + Duration::from_secs(3600)] {
         let w = deadline_word(at).expect("a near instant has a word");

@@ -165,6 +165,17 @@ enum Limit {
     EnteredWord(i64),
 }
 
+impl Limit {
+    /// The clock reading taken on entry, if it is kept (as an instant or as its word).
+    fn entry_reading(&self) -> Option<Instant> {
+        match *self {
+            Limit::Entered(now) => Some(now),
+            Limit::EnteredWord(now) => Some(word_deadline(now)),
+            Limit::None | Limit::At(_) | Limit::After(_) => None,
+        }
+    }
+}
+
 /// What the poll of a scope does once its body is pending.
 enum Next {
     /// Waits.
@@ -339,11 +350,10 @@ impl Core {
                 // Only if no deadline was set through a handle since `with_timeout`.
                 if !slot.as_ref().is_some_and(|node| node.deadline_was_set()) {
                     let now = parent.rt.now();
-                    let words = match (&slot, timeout.is_zero()) {
-                        (None, false) => deadline_word(now)
-                            .and_then(|now| Some((now, word_after(now, timeout)?))),
-                        _ => None,
-                    };
+                    let words = (slot.is_none() && !timeout.is_zero())
+                        .then(|| deadline_word(now))
+                        .flatten()
+                        .and_then(|now| Some((now, word_after(now, timeout)?)));
                     if let Some((now, word)) = words {
                         *limit = Limit::EnteredWord(now);
                         due = Due::Word(word);
@@ -404,11 +414,7 @@ impl Core {
                 // runtime set above, or we find the deadline it set below.
                 fence(Ordering::SeqCst);
             }
-            let entry_now = match self.limit {
-                Limit::Entered(now) => Some(now),
-                _ => None,
-            };
-            cancel_if_passed(node, made_by_handle, deadline, entry_now);
+            cancel_if_passed(node, made_by_handle, deadline, self.limit.entry_reading());
         }
     }
 
@@ -604,11 +610,7 @@ impl Core {
         let (poll, released) = context::with_here(cx.waker(), true, |here| match (word, now) {
             // Both as words (a timeout counted from the entry's reading as a word).
             (Some(word), Limit::EnteredWord(now)) => timer.poll_word(word, now, here, cx),
-            (_, Limit::Entered(now)) => timer.poll(word, deadline, here, Some(now), cx),
-            (_, Limit::EnteredWord(now)) => {
-                timer.poll(word, deadline, here, Some(word_deadline(now)), cx)
-            }
-            _ => timer.poll(word, deadline, here, None, cx),
+            (_, now) => timer.poll(word, deadline, here, now.entry_reading(), cx),
         });
         released.release();
         if poll.is_ready() {

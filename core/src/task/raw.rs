@@ -125,6 +125,31 @@ mod loom;
 #[cfg(all(test, not(hatchery_loom)))]
 mod tests;
 
+/// For the slot's tests and loom model: a task's node with its slot, as its allocation
+/// has them (the slot in the ext).
+#[cfg(test)]
+struct Kept(KeepSlot);
+
+#[cfg(test)]
+impl Kept {
+    /// A task's root with an empty slot, to be put in an `Arc` (the standard one, or
+    /// loom's).
+    fn root() -> Node<Kept> {
+        Node::with_ext(false, true, Kept(KeepSlot::new()))
+    }
+}
+
+#[cfg(test)]
+impl Tag for Kept {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn drop_kept(&mut self, boxed: bool) {
+        self.0.drop_kept(boxed);
+    }
+}
+
 /// What a [`KeepSlot`] is made of: the standard cell, or loom's under `--cfg
 /// hatchery_loom`, whose model of the slot's claim (`raw/loom.rs`) checks every
 /// interleaving of two writers and the drop.

@@ -23,26 +23,13 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use super::{KeepSlot, Keeping};
+use super::{Keeping, Kept};
 use crate::node::loom::model;
-use crate::node::{Node, Tag};
-
-/// A task's node with its slot, as its allocation has them (the slot in the ext).
-struct Kept(KeepSlot);
-
-impl Tag for Kept {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn drop_kept(&mut self, boxed: bool) {
-        self.0.drop_kept(boxed);
-    }
-}
+use crate::node::Node;
 
 /// A task's root with an empty slot.
 fn task() -> Arc<Node<Kept>> {
-    Arc::new(Node::with_ext(false, true, Kept(KeepSlot::new())))
+    Arc::new(Kept::root())
 }
 
 /// A handle as an executor would hand it over: one word (a `std` `Arc`), which counts

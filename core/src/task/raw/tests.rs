@@ -6,21 +6,8 @@ use std::any::TypeId;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::{KeepSlot, Keeping, IN_PLACE};
-use crate::node::{Node, Tag};
-
-/// A task's root with its slot, as its allocation has them (the slot in the ext).
-struct Kept(KeepSlot);
-
-impl Tag for Kept {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn drop_kept(&mut self, boxed: bool) {
-        self.0.drop_kept(boxed);
-    }
-}
+use super::{Keeping, Kept, IN_PLACE};
+use crate::node::Node;
 
 /// A handle of a word, which counts its drops.
 struct Probe(Arc<AtomicUsize>);
@@ -36,9 +23,9 @@ struct OtherProbe {
     _probe: Probe,
 }
 
-/// Keeps `handle` in a new task's slot; whether the slot took it, and whether in a box.
+/// Keeps `handle` in a new task's slot (which takes it: asserted); whether in a box.
 fn keep<H: Send + 'static>(handle: H) -> (Arc<Node<Kept>>, bool) {
-    let task = Arc::new(Node::with_ext(false, true, Kept(KeepSlot::new())));
+    let task = Arc::new(Kept::root());
     let mut handoff = Some(handle);
     task.ext.0.put(task.keep_bits(), &mut handoff);
     assert!(handoff.is_none(), "an empty slot takes the handle");
