@@ -4,6 +4,7 @@
 
 mod cancel;
 mod deadline;
+mod deferred;
 mod effective_deadline;
 mod fail;
 mod finally;

@@ -3,13 +3,14 @@
 //! for its context; and a [`Row`] of runners polled one after the other, each in its own
 //! context, with one thread-local access and one install of their runtime. The context
 //! offers them to any runner; it does not know who uses them (the fixed groups of
-//! `inline::join!` defer their node, an inline nursery polls its woken children in a
-//! row: each says there what it saves).
+//! `inline::join!` defer their node, and so do scopes with a timeout and nothing else,
+//! whose node is then made with their deadline; an inline nursery polls its woken
+//! children in a row: each says there what it saves).
 
 use std::sync::Arc;
 use std::task::Waker;
 
-use super::{with_runtime, Current, CURRENT, DEFERRED, NO_RUNTIME};
+use super::{with_runtime, Current, CURRENT, DEFERRED, DEFERRED_DUE, NO_RUNTIME};
 use crate::node::{Due, Node};
 use crate::rt::Runtime;
 
@@ -44,6 +45,35 @@ pub(crate) struct Deferred {
     prev_made: Option<Made>,
 }
 
+/// A scope's deferral ([`Deferred::defer_scope`]).
+pub(crate) struct ScopeDeferral {
+    pub(crate) deferred: Deferred,
+    /// The current node, on the scope's first poll: the scope's parent, kept for the
+    /// polls after it.
+    pub(crate) caller: Option<Arc<Node>>,
+    /// The deadline of an enclosing scope's deferral, put back when this one is resolved.
+    prev_due: Option<i64>,
+}
+
+impl ScopeDeferral {
+    /// [`Deferred::resolve`], and the deadline of the enclosing deferral put back.
+    #[inline(always)]
+    pub(crate) fn resolve(&mut self) -> Option<Arc<Node>> {
+        let made = self.deferred.resolve();
+        DEFERRED_DUE.set(self.prev_due);
+        made
+    }
+}
+
+/// Resolves a [`ScopeDeferral`] whose polls unwound (see [`ResolveOnUnwind`]).
+pub(crate) struct ResolveScopeOnUnwind<'a>(pub(crate) &'a mut ScopeDeferral);
+
+impl Drop for ResolveScopeOnUnwind<'_> {
+    fn drop(&mut self) {
+        drop(self.0.resolve());
+    }
+}
+
 impl Deferred {
     /// Defers a node in the current scope; also returns whether that scope is cancelled.
     ///
@@ -71,11 +101,61 @@ impl Deferred {
         if at == 0 {
             no_runtime();
         }
+        // (A scope's deadline is set only while its deferral is the innermost one and its
+        // node not made: the node was made above, which took it.)
         let armed = Deferred {
             prev_deferred: DEFERRED.replace(at),
             prev_made,
         };
         (armed, cancelled)
+    }
+
+    /// Defers the node of a scope with a deadline (`scope::engine`), whose node would be
+    /// made with the deadline's word `due` gives (given the runtime, so that a first poll
+    /// reads the clock in this same access), under `caller` (its first poll: the current
+    /// node, returned to be kept). Deferred only where the code is polled with the waker
+    /// of the current node's runner (whose wake-up then reaches it), in `caller` itself
+    /// after the first poll, that node is not cancelled, and `due` gives a word; `None`
+    /// otherwise (also outside a hatchery context), and nothing is deferred.
+    #[inline(always)]
+    pub(crate) fn defer_scope(
+        waker: &Waker,
+        caller: Option<&Arc<Node>>,
+        due: impl FnOnce(&dyn Runtime) -> Option<i64>,
+    ) -> Option<ScopeDeferral> {
+        if DEFERRED.get() != 0 {
+            // Inside another deferral's code: its node first, ours under it.
+            make_enclosing();
+        }
+        let (at, word, first, prev_made) = CURRENT.with(|c| {
+            if !std::ptr::eq(c.waker.get(), waker) {
+                return None;
+            }
+            let slots = c.slots.borrow();
+            let (Some(node), Some(rt)) = (&slots.node, &slots.rt) else {
+                return None;
+            };
+            let at = Arc::as_ptr(node).cast::<u8>() as usize;
+            let first = match caller {
+                Some(caller) if Arc::as_ptr(caller).cast::<u8>() as usize != at => return None,
+                Some(_) => None,
+                None => Some(node.clone()),
+            };
+            if node.is_cancelled_here() {
+                return None;
+            }
+            let word = due(&**rt)?;
+            Some((at, word, first, c.made.take()))
+        })?;
+        let deferred = Deferred {
+            prev_deferred: DEFERRED.replace(at),
+            prev_made,
+        };
+        Some(ScopeDeferral {
+            deferred,
+            caller: first,
+            prev_due: DEFERRED_DUE.replace(Some(word)),
+        })
     }
 
     /// Resolves the deferral: the caller's node is the current one again, and an
@@ -177,15 +257,18 @@ pub(super) fn make_deferred_node(c: &Current) {
     if Arc::as_ptr(caller).cast::<u8>() as usize != deferred {
         return;
     }
+    // A fixed group's node has no deadline; a scope's has its own, taken: only an
+    // unmade scope deferral that is the innermost one has a deadline set.
+    let due = DEFERRED_DUE.take().map_or(Due::Never, Due::Word);
     // A done scope's node under the same parent, if this task poll let one go.
     let group = match c.spare_node.take() {
         Some(spare) if spare.is_child_of(caller) => {
-            spare.reenter(false, Due::Never);
+            spare.reenter(false, due);
             spare
         }
         other => {
             c.spare_node.set(other);
-            Node::entered(caller, false, Due::Never)
+            Node::entered(caller, false, due)
         }
     };
     let caller = slots.node.replace(group);

@@ -30,7 +30,7 @@ mod deferred;
 mod enter;
 
 pub(crate) use self::deferred::{
-    deferred_made, make_deferred, with_row, Deferred, ResolveOnUnwind, Row,
+    deferred_made, make_deferred, with_row, Deferred, ResolveOnUnwind, ResolveScopeOnUnwind, Row,
 };
 use self::deferred::{make_deferred_node, Made};
 pub use self::enter::{current as current_runtime, enter, enter_root, is_entered, Enter};
@@ -189,6 +189,12 @@ thread_local! {
     /// and every hatchery context access reads it.
     static DEFERRED: Cell<usize> = const { Cell::new(0) };
 
+    /// The deadline, as its word (`node::deadline_word`), that the innermost deferred
+    /// node is made with, while that is a scope's ([`Deferred::defer_scope`]) and not
+    /// made yet: taken where it is made, and put back by the scope's resolve. `None`
+    /// otherwise: a fixed group's node has no deadline.
+    static DEFERRED_DUE: Cell<Option<i64>> = const { Cell::new(None) };
+
     static CURRENT: Current = const {
         Current {
             slots: RefCell::new(Slots {
@@ -336,6 +342,22 @@ pub(crate) fn with_here_unless_cancelled<R>(
             }
         }
         Ok(here_in(c, &slots, waker, false, f))
+    })
+}
+
+/// For a scope whose node is deferred (`scope::engine`), after its body's poll: [`with_here`]
+/// (the deadlines made if need be), unless the current node, the scope's parent, is
+/// cancelled: then `None`, and `f` is not called.
+pub(crate) fn with_here_unless_cancelled_here<R>(
+    waker: &Waker,
+    f: impl FnOnce(Here<'_>) -> R,
+) -> Option<R> {
+    CURRENT.with(|c| {
+        let slots = c.slots.borrow();
+        if slots.node.as_ref().is_some_and(|n| n.is_cancelled_here()) {
+            return None;
+        }
+        Some(here_in(c, &slots, waker, true, f))
     })
 }
 

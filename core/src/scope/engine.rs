@@ -13,6 +13,7 @@
 //! | from | when | to |
 //! |---|---|---|
 //! | `Fresh` | first poll: entered (its node made, reused or set up with the handle's, its deadline set; cancelled at once if that has passed, rule D4) | `Running(Alone)`, or `Running(Handled)` with a handle |
+//! | `Fresh` | first poll of a scope with a timeout and nothing else, by its task's runner: entered with its node deferred ([`poll_deferred`]; `Limit::Deferred`), made when the body asks for its context, or when anything but a pending body comes | `Running(Alone)` |
 //! | `Running(Alone)` | the body suspends while the node is linked; or the scope is cancelled while something inside must finish first (a hold) | `Running(Registered)` (`Handled` stays `Handled`, and registers its waker on every such poll) |
 //! | `Running(_)` | the body returns its value | `Done` |
 //! | `Running(_)` | cancelled and nothing inside holds it: the body is dropped, and no enclosing scope is cancelled, so this one catches (C3) | `Done` |
@@ -131,8 +132,9 @@ pin_project! {
 /// stays on the stack while the body is polled, which recursive code with a scope per
 /// level feels at every level. (Measured by the benches' `stack` row, release: 288 bytes
 /// per level of `move_on_after`, as for `tokio::time::timeout`, from 416 with the body
-/// polled in a closure inside the context's; the future itself is 112 bytes around a
-/// boxed body, against tokio's 128.)
+/// polled in a closure inside the context's; 144 since, and 272 with the deferred poll,
+/// [`poll_deferred`], inlined too; the future itself is 120 bytes around a boxed body,
+/// against tokio's 128.)
 struct Core {
     // Before entry, the node a handle made, if any; from entry until the scope is done,
     // always set; taken when the scope is done (see `context::recycle_node`).
@@ -163,6 +165,9 @@ enum Limit {
     /// it as a word too (`node::word_after`): the registration compares the two words,
     /// and makes no instant (`Reg::poll_word`).
     EnteredWord(i64),
+    /// Entered with its node deferred (see [`poll_deferred`]): the deadline's word, and
+    /// the scope's parent, the node current at its first poll.
+    Deferred(i64, Arc<Node>),
 }
 
 impl Limit {
@@ -171,7 +176,7 @@ impl Limit {
         match *self {
             Limit::Entered(now) => Some(now),
             Limit::EnteredWord(now) => Some(word_deadline(now)),
-            Limit::None | Limit::At(_) | Limit::After(_) => None,
+            Limit::None | Limit::At(_) | Limit::After(_) | Limit::Deferred(..) => None,
         }
     }
 }
@@ -279,9 +284,19 @@ impl<F: Future> Scoped<F> {
                 .and_then(EnteredOn::name)
         });
         match core.state {
-            State::Fresh => core.enter(),
+            State::Fresh => {
+                if let Some(poll) = poll_deferred(this.body.as_mut(), core, cx) {
+                    return poll;
+                }
+                core.enter();
+            }
             State::Done => panic!("hatchery: scope future polled after completion"),
             State::Running(_) | State::Stalled(_) => {
+                if matches!(core.limit, Limit::Deferred(..)) {
+                    if let Some(poll) = poll_deferred(this.body.as_mut(), core, cx) {
+                        return poll;
+                    }
+                }
                 if core.cancelled_while_suspended() {
                     // Cancelled while suspended: drop the body where it stands.
                     context::disarm(&mut core.timer);
@@ -339,7 +354,9 @@ impl Core {
         let (mut deadline, timeout) = match std::mem::replace(limit, Limit::None) {
             Limit::At(deadline) => (Some(deadline), None),
             Limit::After(timeout) => (None, Some(timeout)),
-            Limit::None | Limit::Entered(_) | Limit::EnteredWord(_) => (None, None),
+            Limit::None | Limit::Entered(_) | Limit::EnteredWord(_) | Limit::Deferred(..) => {
+                (None, None)
+            }
         };
         // The deadline as the node takes it: the instant's, or its word counted from the
         // entry's reading (a timeout of more than zero without a handle, the common case).
@@ -416,6 +433,27 @@ impl Core {
             }
             cancel_if_passed(node, made_by_handle, deadline, self.limit.entry_reading());
         }
+    }
+
+    /// A deferred scope's node, made now (see [`poll_deferred`]): under the parent kept
+    /// from its first poll, with its deadline, as its entry would have made it.
+    #[cold]
+    #[inline(never)]
+    fn materialize(&mut self) {
+        if let Limit::Deferred(word, parent) = &self.limit {
+            self.node = Some(Node::entered(parent, false, Due::Word(*word)));
+            self.limit = Limit::None;
+        }
+    }
+
+    /// A deferred scope's node, made while its body was polled (see [`poll_deferred`]):
+    /// the scope goes on as an entered one, with `now`, the entry's reading, if this was
+    /// its first poll.
+    #[cold]
+    #[inline(never)]
+    fn adopt(&mut self, node: Arc<Node>, now: Option<i64>) {
+        self.node = Some(node);
+        self.limit = now.map_or(Limit::None, Limit::EnteredWord);
     }
 
     /// Installs the scope as the innermost one for its body's poll; returns whether it
@@ -631,6 +669,119 @@ impl Core {
             node.finish();
         }
     }
+}
+
+/// Polls a scope with its node deferred, if it can be: a scope with a timeout (of more
+/// than zero), no handle and no shield (`move_on_after`, `fail_after`), polled with the
+/// waker of its runner, in the scope it was first polled in, which is not cancelled
+/// (`context::Deferred::defer_scope`). Its body runs in that scope, its parent's, and
+/// its deadline goes into the task's deadlines as it would with a node ([`Reg`] needs
+/// none); its node is made only if the body asks for its context (to enter a scope, open
+/// a nursery, take a hold, read the clock or the effective deadline, a sleep that fires:
+/// rules D6 to D8), with the deadline, and the scope then goes on as an entered one.
+/// A body that asks for nothing keeps nothing of its context, so nothing inside it can
+/// need cancelling but the body itself: a loop of timeouts around such bodies makes and
+/// installs no node at all (the book's performance chapter, `move_on_after`).
+///
+/// Anything but a body that is pending with nothing else to do takes the entered path,
+/// with the node made then, under the parent kept from the first poll
+/// ([`Core::materialize`]), as entering would have made it: the deadline found passed,
+/// the parent found cancelled, a poll with another waker or in another scope (a scope
+/// future kept past the scope it was first polled in, rules K). `None` where the scope
+/// is not deferred (then a fresh one is entered as usual, and a deferred one has its node
+/// now).
+#[inline(always)]
+fn poll_deferred<F: Future>(
+    mut body: Pin<&mut Option<F>>,
+    core: &mut Core,
+    cx: &mut Context<'_>,
+) -> Option<Poll<Outcome<F::Output>>> {
+    // The entry's reading and the deadline, as words, on the first poll.
+    let mut entry = None;
+    let deferral = match &core.limit {
+        Limit::After(timeout) if core.node.is_none() && !core.shield && !timeout.is_zero() => {
+            let timeout = *timeout;
+            context::Deferred::defer_scope(cx.waker(), None, |rt| {
+                let now = deadline_word(rt.now())?;
+                let word = word_after(now, timeout)?;
+                entry = Some((now, word));
+                Some(word)
+            })
+        }
+        Limit::Deferred(word, parent) => {
+            let word = *word;
+            context::Deferred::defer_scope(cx.waker(), Some(parent), |_| Some(word))
+        }
+        _ => return None,
+    };
+    let Some(mut deferral) = deferral else {
+        core.materialize();
+        return None;
+    };
+    if let (Some(parent), Some((_, word))) = (deferral.caller.take(), entry) {
+        core.limit = Limit::Deferred(word, parent);
+        core.state = State::Running(Waking::Alone);
+    }
+    let poll = {
+        let unwind = context::ResolveScopeOnUnwind(&mut deferral);
+        let poll = body.as_mut().as_pin_mut().expect("body present").poll(cx);
+        std::mem::forget(unwind);
+        poll
+    };
+    if let Some(node) = deferral.resolve() {
+        // The body asked for its context: its node is made, with the deadline.
+        core.adopt(node, entry.map(|(now, _)| now));
+        return Some(match poll {
+            Poll::Ready(v) => {
+                body.set(None);
+                core.done();
+                Poll::Ready(Outcome::Done(v))
+            }
+            // Polled by its parent's runner (checked by the deferral), and not marked
+            // before this poll (it did not exist).
+            Poll::Pending => match core.after_pending(true, false, cx) {
+                Next::Wait => Poll::Pending,
+                Next::Drop => finish_cancelled(body, core),
+            },
+        });
+    }
+    let word = match (&core.limit, poll) {
+        (_, Poll::Ready(v)) => {
+            body.set(None);
+            context::disarm(&mut core.timer);
+            core.limit = Limit::None;
+            core.state = State::Done;
+            return Some(Poll::Ready(Outcome::Done(v)));
+        }
+        (Limit::Deferred(word, _), Poll::Pending) => *word,
+        _ => unreachable!("hatchery: internal error: a deferred scope without its deadline"),
+    };
+    // Pending: the deadline watched (the task woken when it passes), unless the parent
+    // was cancelled during the poll (then nothing is registered).
+    let timer = &mut core.timer;
+    let watched = context::with_here_unless_cancelled_here(cx.waker(), |here| match entry {
+        Some((now, _)) => timer.poll_word(word, now, here, cx),
+        None => timer.poll(Some(word), || word_deadline(word), here, None, cx),
+    });
+    let passed = match watched {
+        Some((poll, released)) => {
+            released.release();
+            if poll.is_pending() {
+                return Some(Poll::Pending);
+            }
+            true
+        }
+        None => false,
+    };
+    // The deadline has passed, or the parent is cancelled: as an entered scope.
+    core.materialize();
+    if passed {
+        core.node().cancel(Reason::Deadline);
+    }
+    Some(match core.after_pending(true, false, cx) {
+        Next::Wait => Poll::Pending,
+        Next::Drop => finish_cancelled(body, core),
+    })
 }
 
 /// Cancels a scope being entered whose deadline has passed already (see

@@ -1,0 +1,181 @@
+//! Scopes whose node is deferred: a `move_on_after` or `fail_after` (no handle, no
+//! shield) polled by its task's runner runs its body in its parent's scope until the
+//! body asks for its context, and its node is made then, with its deadline (the
+//! performance chapter, "a scope's node deferred"). These are the paths off the deferred
+//! one, with bodies that never ask (foreign futures) and bodies that ask later; the
+//! rest of the scope tests run through deferred scopes too.
+
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_lite::future;
+use hatchery::testing::elapsed;
+use hatchery::{
+    current_effective_deadline, fail_after, move_on_after, now, nursery, sleep, CancelHandle,
+    CancelScope, Deadline,
+};
+use hatchery_tests::{secs, TestError, HOUR};
+
+/// A foreign future that never asks for its hatchery context: pending `pends` times (it
+/// wakes itself each time), then ready, or pending for good with `None`. On its first
+/// poll it cancels `cancel`, if given. Records its drop.
+struct Foreign {
+    pends: Option<usize>,
+    cancel: Option<CancelHandle>,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Foreign {
+    fn new(pends: Option<usize>) -> (Foreign, Arc<AtomicBool>) {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let foreign = Foreign {
+            pends,
+            cancel: None,
+            dropped: dropped.clone(),
+        };
+        (foreign, dropped)
+    }
+}
+
+impl Future for Foreign {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(handle) = self.cancel.take() {
+            handle.cancel();
+        }
+        match &mut self.pends {
+            Some(0) => Poll::Ready(()),
+            Some(n) => {
+                *n -= 1;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Foreign {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// C4: a deferred scope whose body never asks for its context is woken at its deadline,
+/// drops the body there and catches (`move_on_after`), or fails (`fail_after`); one whose
+/// body finishes first returns its value.
+#[hatchery::test(virtual_time)]
+async fn c4_a_deferred_scope_drops_a_foreign_body_at_its_deadline() {
+    let (body, dropped) = Foreign::new(None);
+    assert_eq!(move_on_after(secs(5), body).await, None);
+    assert_eq!(elapsed(), secs(5));
+    assert!(dropped.load(Ordering::SeqCst));
+    let (body, _) = Foreign::new(None);
+    assert!(fail_after(secs(1), body).await.is_err());
+    assert_eq!(elapsed(), secs(6));
+    let (body, dropped) = Foreign::new(Some(3));
+    assert_eq!(move_on_after(secs(1), body).await, Some(()));
+    assert_eq!(elapsed(), secs(6));
+    assert!(dropped.load(Ordering::SeqCst));
+}
+
+/// C7, D2: a body that asks for its context only after polls that did not gets the
+/// scope's node then, with the deadline counted from the entry: the effective deadline,
+/// a nested scope's, and the cancellation at that deadline are what they would be had
+/// the node been made at the entry.
+#[hatchery::test(virtual_time)]
+async fn c7_d2_a_deferred_scopes_node_is_made_with_its_deadline() {
+    let entered = now();
+    let out = move_on_after(secs(10), async {
+        Foreign::new(Some(2)).0.await; // two polls that ask for nothing
+        assert_eq!(
+            current_effective_deadline(),
+            Deadline::At(entered + secs(10))
+        );
+        let nested = move_on_after(HOUR, async { current_effective_deadline() }).await;
+        assert_eq!(nested, Some(Deadline::At(entered + secs(10))));
+        sleep(secs(4)).await;
+        sleep(HOUR).await;
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(elapsed(), secs(10));
+}
+
+/// C3: a deferred scope whose parent is cancelled during its body's poll (by the body
+/// itself) drops the body, and the parent, the outermost cancelled scope, catches.
+#[hatchery::test(virtual_time)]
+async fn c3_a_deferred_scope_whose_parent_is_cancelled_in_its_body_leaves_it_to_the_parent() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let (mut body, dropped) = Foreign::new(None);
+    body.cancel = Some(handle.clone());
+    let out = scope
+        .run(async {
+            move_on_after(HOUR, body).await;
+            unreachable!("the parent catches");
+        })
+        .await;
+    assert_eq!(out, None);
+    assert!(handle.cancelled_caught());
+    assert!(dropped.load(Ordering::SeqCst));
+    assert_eq!(elapsed(), secs(0));
+}
+
+/// C2, C3: the same when the parent is cancelled from another task while the body is
+/// suspended: the deferred scope sees it at its next poll, before its body's.
+#[hatchery::test(virtual_time)]
+async fn c2_c3_a_deferred_scope_whose_parent_is_cancelled_from_elsewhere_leaves_it_to_the_parent() {
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let (body, dropped) = Foreign::new(None);
+    let out = nursery(|n| async move {
+        n.spawn(async move {
+            sleep(secs(1)).await;
+            handle.cancel();
+            Ok::<_, TestError>(())
+        });
+        Ok::<_, TestError>(scope.run(move_on_after(HOUR, body)).await)
+    })
+    .await
+    .unwrap();
+    assert_eq!(out, None);
+    assert!(dropped.load(Ordering::SeqCst));
+    assert_eq!(elapsed(), secs(1));
+}
+
+/// K2: a deferred scope future reached by its first scope's cancellation while that
+/// scope ran (polled after it, in it) and kept past it returns as cancelled, as one
+/// entered with its node does.
+#[hatchery::test(virtual_time)]
+async fn k2_a_kept_deferred_scope_reached_by_the_cancellation_returns_cancelled() {
+    let mut op = pin!(move_on_after(HOUR, std::future::pending::<()>()));
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let out = scope
+        .run(async {
+            assert_eq!(future::poll_once(&mut op).await, None); // deferred, pending
+            handle.cancel();
+            assert_eq!(future::poll_once(&mut op).await, None); // reached
+            sleep(HOUR).await;
+        })
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(op.await, None);
+    assert_eq!(elapsed(), secs(0));
+}
+
+/// K: a deferred scope future polled once in a scope that then finishes, not cancelled,
+/// goes on under its own deadline wherever it is awaited.
+#[hatchery::test(virtual_time)]
+async fn k_a_kept_deferred_scope_goes_on_under_its_own_deadline() {
+    let mut op = pin!(move_on_after(secs(5), std::future::pending::<()>()));
+    let first = move_on_after(secs(1), future::poll_once(&mut op)).await;
+    assert_eq!(first, Some(None));
+    assert_eq!(op.await, None);
+    assert_eq!(elapsed(), secs(5));
+}
