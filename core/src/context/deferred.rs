@@ -136,15 +136,14 @@ impl Deferred {
                 return None;
             };
             let at = Arc::as_ptr(node).cast::<u8>() as usize;
-            let first = match caller {
-                Some(caller) if Arc::as_ptr(caller).cast::<u8>() as usize != at => return None,
-                Some(_) => None,
-                None => Some(node.clone()),
-            };
-            if node.is_cancelled_here() {
+            if caller.is_some_and(|caller| Arc::as_ptr(caller).cast::<u8>() as usize != at)
+                || node.is_cancelled_here()
+            {
                 return None;
             }
             let word = due(&**rt)?;
+            // The parent, kept from the first poll on.
+            let first = caller.is_none().then(|| node.clone());
             Some((at, word, first, c.made.take()))
         })?;
         let deferred = Deferred {

@@ -312,17 +312,32 @@ impl<F: Future> Scoped<F> {
         let poll = body.poll(cx);
         let by_parent = polling.0.leave_body(cx.waker());
         std::mem::forget(polling);
-        match poll {
-            Poll::Ready(v) => {
-                this.body.set(None);
-                core.done();
-                Poll::Ready(Outcome::Done(v))
-            }
-            Poll::Pending => match core.after_pending(by_parent, was_cancelled, cx) {
-                Next::Wait => Poll::Pending,
-                Next::Drop => finish_cancelled(this.body, core),
-            },
+        after_body(this.body, core, poll, by_parent, was_cancelled, cx)
+    }
+}
+
+/// What an entered scope does once its body has been polled: done with its value, or
+/// pending (see [`Core::after_pending`]: whether the scope was polled by its parent's
+/// runner, and whether it was cancelled before the poll).
+#[inline(always)]
+fn after_body<F: Future>(
+    mut body: Pin<&mut Option<F>>,
+    core: &mut Core,
+    poll: Poll<F::Output>,
+    by_parent: bool,
+    was_cancelled: bool,
+    cx: &mut Context<'_>,
+) -> Poll<Outcome<F::Output>> {
+    match poll {
+        Poll::Ready(v) => {
+            body.set(None);
+            core.done();
+            Poll::Ready(Outcome::Done(v))
         }
+        Poll::Pending => match core.after_pending(by_parent, was_cancelled, cx) {
+            Next::Wait => Poll::Pending,
+            Next::Drop => finish_cancelled(body, core),
+        },
     }
 }
 
@@ -731,30 +746,19 @@ fn poll_deferred<F: Future>(
     if let Some(node) = deferral.resolve() {
         // The body asked for its context: its node is made, with the deadline.
         core.adopt(node, entry.map(|(now, _)| now));
-        return Some(match poll {
-            Poll::Ready(v) => {
-                body.set(None);
-                core.done();
-                Poll::Ready(Outcome::Done(v))
-            }
-            // Polled by its parent's runner (checked by the deferral), and not marked
-            // before this poll (it did not exist).
-            Poll::Pending => match core.after_pending(true, false, cx) {
-                Next::Wait => Poll::Pending,
-                Next::Drop => finish_cancelled(body, core),
-            },
-        });
+        // Polled by its parent's runner (checked by the deferral), and not marked before
+        // this poll (it did not exist).
+        return Some(after_body(body, core, poll, true, false, cx));
     }
-    let word = match (&core.limit, poll) {
-        (_, Poll::Ready(v)) => {
-            body.set(None);
-            context::disarm(&mut core.timer);
-            core.limit = Limit::None;
-            core.state = State::Done;
-            return Some(Poll::Ready(Outcome::Done(v)));
-        }
-        (Limit::Deferred(word, _), Poll::Pending) => *word,
-        _ => unreachable!("hatchery: internal error: a deferred scope without its deadline"),
+    if let Poll::Ready(v) = poll {
+        body.set(None);
+        context::disarm(&mut core.timer);
+        core.limit = Limit::None;
+        core.state = State::Done;
+        return Some(Poll::Ready(Outcome::Done(v)));
+    }
+    let Limit::Deferred(word, _) = core.limit else {
+        unreachable!("hatchery: internal error: a deferred scope without its deadline")
     };
     // Pending: the deadline watched (the task woken when it passes), unless the parent
     // was cancelled during the poll (then nothing is registered).
@@ -763,25 +767,18 @@ fn poll_deferred<F: Future>(
         Some((now, _)) => timer.poll_word(word, now, here, cx),
         None => timer.poll(Some(word), || word_deadline(word), here, None, cx),
     });
-    let passed = match watched {
-        Some((poll, released)) => {
-            released.release();
-            if poll.is_pending() {
-                return Some(Poll::Pending);
-            }
-            true
-        }
-        None => false,
-    };
     // The deadline has passed, or the parent is cancelled: as an entered scope.
-    core.materialize();
-    if passed {
+    if let Some((poll, released)) = watched {
+        released.release();
+        if poll.is_pending() {
+            return Some(Poll::Pending);
+        }
+        core.materialize();
         core.node().cancel(Reason::Deadline);
+    } else {
+        core.materialize();
     }
-    Some(match core.after_pending(true, false, cx) {
-        Next::Wait => Poll::Pending,
-        Next::Drop => finish_cancelled(body, core),
-    })
+    Some(after_body(body, core, Poll::Pending, true, false, cx))
 }
 
 /// Cancels a scope being entered whose deadline has passed already (see
