@@ -6,6 +6,7 @@
 //! rest of the scope tests run through deferred scopes too.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -178,4 +179,80 @@ async fn k_a_kept_deferred_scope_goes_on_under_its_own_deadline() {
     assert_eq!(first, Some(None));
     assert_eq!(op.await, None);
     assert_eq!(elapsed(), secs(5));
+}
+
+/// A body that panics on its first poll, not asking for its context.
+struct Panics;
+
+impl Future for Panics {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        panic!("the body panics");
+    }
+}
+
+/// C7, D11: a deferred scope whose body panics lets the panic through and leaves nothing
+/// of its deferral behind: after the panic is caught in the same task, the effective
+/// deadline around the code is what it was, the next deferred node (a fixed group's,
+/// which takes no deadline, or a scope's, which takes its own) is made with what it
+/// should be, and the panicked scope's deadline, dead, cancels nothing.
+#[hatchery::test(virtual_time)]
+async fn c7_d11_a_deferred_scope_whose_body_panics_leaves_no_deadline_behind() {
+    let caught =
+        future::FutureExt::catch_unwind(AssertUnwindSafe(move_on_after(secs(5), Panics))).await;
+    assert!(caught.is_err());
+    assert_eq!(current_effective_deadline(), Deadline::Never);
+    // A fixed group's node, made when its futures ask for their context: no deadline.
+    let ((), deadline) =
+        hatchery::inline::join!(sleep(secs(10)), async { current_effective_deadline() });
+    assert_eq!(deadline, Deadline::Never);
+    assert_eq!(elapsed(), secs(10));
+    // A scope's node, made after a panic in a nested deferral: its own deadline.
+    let entered = now();
+    let out = move_on_after(secs(3), async {
+        let caught =
+            future::FutureExt::catch_unwind(AssertUnwindSafe(move_on_after(secs(1), Panics))).await;
+        assert!(caught.is_err());
+        current_effective_deadline()
+    })
+    .await;
+    assert_eq!(out, Some(Deadline::At(entered + secs(3))));
+    sleep(secs(20)).await;
+    assert_eq!(elapsed(), secs(30));
+}
+
+/// C7, C4: deferrals nested both ways: a fixed group (`inline::join!`) inside a deferred
+/// scope, whose futures ask for their context, gets its node under the scope's, which is
+/// made first with the scope's deadline; a deferred scope inside a fixed group takes its
+/// own deadline, and the group's other futures see none.
+#[hatchery::test(virtual_time)]
+async fn c7_c4_deferrals_nested_both_ways_keep_each_deadline_with_its_scope() {
+    // A group inside a scope: the scope's deadline reaches into the group.
+    let entered = now();
+    let out = move_on_after(secs(5), async {
+        let ((), deadline) =
+            hatchery::inline::join!(async {}, async { current_effective_deadline() });
+        assert_eq!(deadline, Deadline::At(entered + secs(5)));
+        hatchery::inline::join!(sleep(secs(10)), sleep(secs(20)));
+    })
+    .await;
+    assert_eq!(out, None);
+    assert_eq!(elapsed(), secs(5));
+    // A scope inside a group: its deadline is its own, and not its siblings'.
+    let entered = now();
+    let (inner, sibling) = hatchery::inline::join!(
+        move_on_after(secs(2), async {
+            let deadline = current_effective_deadline();
+            assert_eq!(deadline, Deadline::At(entered + secs(2)));
+            sleep(secs(10)).await;
+        }),
+        async {
+            sleep(secs(1)).await;
+            current_effective_deadline()
+        },
+    );
+    assert_eq!(inner, None);
+    assert_eq!(sibling, Deadline::Never);
+    assert_eq!(elapsed(), secs(7));
 }
