@@ -256,3 +256,28 @@ async fn c7_c4_deferrals_nested_both_ways_keep_each_deadline_with_its_scope() {
     assert_eq!(sibling, Deadline::Never);
     assert_eq!(elapsed(), secs(7));
 }
+
+/// C5, D8: deferred `fail_after`s around bodies that never ask for their context, nested in
+/// deferred scopes: the one whose own deadline passes fails; one inside a scope whose
+/// deadline passes first does not, and that scope catches; of two whose deadlines pass
+/// at the same instant, the outer one fails.
+#[hatchery::test(virtual_time)]
+async fn c5_d8_a_deferred_fail_after_reports_only_its_own_deadline() {
+    let (body, dropped) = Foreign::new(None);
+    let out = move_on_after(secs(5), fail_after(secs(1), body)).await;
+    assert!(matches!(out, Some(Err(_))), "its own deadline: it fails");
+    assert!(dropped.load(Ordering::SeqCst));
+    assert_eq!(elapsed(), secs(1));
+    let (body, dropped) = Foreign::new(None);
+    let out = move_on_after(secs(1), fail_after(secs(5), body)).await;
+    assert!(
+        out.is_none(),
+        "the enclosing deadline: the enclosing scope catches"
+    );
+    assert!(dropped.load(Ordering::SeqCst));
+    assert_eq!(elapsed(), secs(2));
+    let (body, _) = Foreign::new(None);
+    let out = fail_after(secs(1), fail_after(secs(1), body)).await;
+    assert!(out.is_err(), "the same instant: the outermost's (D8)");
+    assert_eq!(elapsed(), secs(3));
+}
