@@ -181,13 +181,22 @@ async fn k_a_kept_deferred_scope_goes_on_under_its_own_deadline() {
     assert_eq!(elapsed(), secs(5));
 }
 
-/// A body that panics on its first poll, not asking for its context.
-struct Panics;
+/// A body that never asks for its context: pending once (it wakes itself), so that its
+/// deferred scope has registered its deadline, then panics.
+#[derive(Default)]
+struct Panics {
+    pended: bool,
+}
 
 impl Future for Panics {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.pended {
+            self.pended = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         panic!("the body panics");
     }
 }
@@ -199,8 +208,11 @@ impl Future for Panics {
 /// should be, and the panicked scope's deadline, dead, cancels nothing.
 #[hatchery::test(virtual_time)]
 async fn c7_d11_a_deferred_scope_whose_body_panics_leaves_no_deadline_behind() {
-    let caught =
-        future::FutureExt::catch_unwind(AssertUnwindSafe(move_on_after(secs(5), Panics))).await;
+    let caught = future::FutureExt::catch_unwind(AssertUnwindSafe(move_on_after(
+        secs(5),
+        Panics::default(),
+    )))
+    .await;
     assert!(caught.is_err());
     assert_eq!(current_effective_deadline(), Deadline::Never);
     // A fixed group's node, made when its futures ask for their context: no deadline.
@@ -211,8 +223,11 @@ async fn c7_d11_a_deferred_scope_whose_body_panics_leaves_no_deadline_behind() {
     // A scope's node, made after a panic in a nested deferral: its own deadline.
     let entered = now();
     let out = move_on_after(secs(3), async {
-        let caught =
-            future::FutureExt::catch_unwind(AssertUnwindSafe(move_on_after(secs(1), Panics))).await;
+        let caught = future::FutureExt::catch_unwind(AssertUnwindSafe(move_on_after(
+            secs(1),
+            Panics::default(),
+        )))
+        .await;
         assert!(caught.is_err());
         current_effective_deadline()
     })

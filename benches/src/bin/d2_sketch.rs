@@ -68,7 +68,8 @@ struct List {
 struct Nursery {
     /// The whole nursery is cancelled.
     cancelled: AtomicBool,
-    /// Some child was cancelled on its own: its entry says which.
+    /// Some child was cancelled on its own: its entry says which. (Nothing in this sketch
+    /// cancels a child alone; the flag is read, as a child would read it, for its cost.)
     some_cancelled: AtomicBool,
     list: Mutex<List>,
 }
