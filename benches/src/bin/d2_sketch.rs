@@ -1,5 +1,5 @@
-//! A lower bound for designs D2 and D4 of the performance chapter ("the single-thread
-//! rows, counted"), on smol-ct: what a child costs when its state lives in the
+//! A lower bound for designs D2, D4 and D6 of the performance chapter ("the
+//! single-thread rows, counted"), on smol-ct: what a child costs when its state lives in the
 //! executor's own task (D2: one allocation per child, the executor's) and it has no node
 //! of its own (D4: its waker and cancel flag in an entry of its nursery's list).
 //!
@@ -19,24 +19,31 @@
 //! * `sketch`: 100,000 children spawned into the sketch's nursery, their executor tasks
 //!   detached, and the nursery waited for (`spawn_join`, each handle dropped);
 //! * `handles`: the same with each child's executor task kept and awaited in order, then
-//!   the nursery (`spawn_handles`: the handle as the executor's own, which D2 allows).
+//!   the nursery (`spawn_handles`: the handle as the executor's own, which D2 allows);
+//! * `lazy` and `lazy_handles`: the two rows again with design D6, a nursery whose
+//!   children enter its list only when they suspend ([`LazyNursery`]): a child that ends
+//!   in its first poll is admitted and let go with one atomic operation each on the
+//!   nursery's count, and takes no lock. Its cancellation is checked before the run
+//!   ([`check_lazy_cancel`]): children parked before and after the nursery's cancel all
+//!   end, and the nursery's wait with them.
 //!
 //! ```sh
 //! cargo run --release -p hatchery-benches --bin d2_sketch
 //! # one side, `reps` runs, for callgrind (a child's count: the difference of 3 and 1 runs)
-//! cargo run --release -p hatchery-benches --bin d2_sketch -- sketch 3
+//! cargo run --release -p hatchery-benches --bin d2_sketch -- lazy 3
 //! ```
 
 use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_executor::{Executor, Task};
+use futures_util::task::AtomicWaker;
 
 /// Children per run.
 const CHILDREN: usize = 100_000;
@@ -183,6 +190,175 @@ async fn wait_all(nursery: &Nursery) {
     .await;
 }
 
+/// The live children of a [`LazyNursery`]: the low half of its count.
+const LIVE: u64 = u32::MAX as u64;
+/// One child admitted: one more alive (low half), and one more admitted so far (high
+/// half, whose value before is the child's id).
+const ADMIT: u64 = 1 + (1 << 32);
+
+/// D6: a nursery whose children enter its list only when they suspend. Admitting a child
+/// and ending one that never suspended is one atomic operation each on the count; the
+/// list, under its lock, holds only the children that wait (to be woken when the
+/// nursery is cancelled), and the requests to cancel a child alone.
+#[derive(Default)]
+struct LazyNursery {
+    /// The whole nursery is cancelled.
+    cancelled: AtomicBool,
+    /// Some child was cancelled on its own: the list's requests say which. (Nothing in
+    /// this sketch cancels a child alone; the flag is read, as a child would read it, for
+    /// its cost.)
+    some_cancelled: AtomicBool,
+    /// Low half: children alive; high half: children admitted so far.
+    count: AtomicU64,
+    /// The nursery's waker, while it waits for its children.
+    parent: AtomicWaker,
+    parked: Mutex<Parked>,
+}
+
+/// The children of a [`LazyNursery`] that have suspended, and the cancel requests.
+#[derive(Default)]
+struct Parked {
+    entries: Vec<Option<Waker>>,
+    free: Vec<u32>,
+    /// Ids of the children cancelled on their own.
+    cancel: Vec<u32>,
+}
+
+/// What a child of a [`LazyNursery`] keeps in its own task: its id, its entry in the
+/// list once it has suspended, and the waker it left there.
+struct LazyChild {
+    id: u32,
+    slot: Option<u32>,
+    waker: Option<Waker>,
+}
+
+impl LazyNursery {
+    fn parked(&self) -> MutexGuard<'_, Parked> {
+        self.parked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Admits a child: one atomic operation.
+    fn admit(&self) -> LazyChild {
+        let before = self.count.fetch_add(ADMIT, Ordering::Relaxed);
+        LazyChild {
+            id: (before >> 32) as u32,
+            slot: None,
+            waker: None,
+        }
+    }
+
+    fn is_cancelled(&self, child: &LazyChild) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+            || (self.some_cancelled.load(Ordering::Acquire)
+                && self.parked().cancel.contains(&child.id))
+    }
+
+    /// Cancels every child: the flag, then a wake for each that waits. (A child that
+    /// suspends meanwhile reads the flag again once its entry is in.)
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        let wakers: Vec<Waker> = self.parked().entries.iter().flatten().cloned().collect();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+}
+
+/// A child's poll in a [`LazyNursery`]: its context installed, its cancellation read, its
+/// future polled; if it suspends, its waker left in the list (taken only when it
+/// changed); if it ends, its entry (if any) taken out and the count let down, the last
+/// one waking the nursery.
+fn poll_lazy_child<F: Future<Output = ()>>(
+    nursery: &LazyNursery,
+    child: &mut LazyChild,
+    fut: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let prev =
+        CONTEXT.with(|c| c.replace(std::ptr::from_ref(nursery) as usize + child.id as usize));
+    let poll = if nursery.is_cancelled(child) {
+        Poll::Ready(())
+    } else {
+        fut.poll(cx)
+    };
+    CONTEXT.with(|c| c.set(prev));
+    if poll.is_pending() {
+        if child
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
+        child.waker = Some(cx.waker().clone());
+        {
+            let mut parked = nursery.parked();
+            let waker = Some(cx.waker().clone());
+            match child.slot {
+                Some(slot) => parked.entries[slot as usize] = waker,
+                None => {
+                    let slot = match parked.free.pop() {
+                        Some(slot) => {
+                            parked.entries[slot as usize] = waker;
+                            slot
+                        }
+                        None => {
+                            parked.entries.push(waker);
+                            u32::try_from(parked.entries.len() - 1).expect("too many children")
+                        }
+                    };
+                    child.slot = Some(slot);
+                }
+            }
+        }
+        // A cancellation that came before the entry was in found no waker to wake.
+        if nursery.is_cancelled(child) {
+            cx.waker().wake_by_ref();
+        }
+        return Poll::Pending;
+    }
+    if let Some(slot) = child.slot.take() {
+        let waker = {
+            let mut parked = nursery.parked();
+            parked.free.push(slot);
+            parked.entries[slot as usize].take()
+        };
+        drop(waker);
+    }
+    if nursery.count.fetch_sub(1, Ordering::AcqRel) & LIVE == 1 {
+        nursery.parent.wake();
+    }
+    Poll::Ready(())
+}
+
+/// Spawns `fut` as a child of a [`LazyNursery`]; the executor's task is its handle.
+fn spawn_lazy<F>(ex: &Executor<'static>, nursery: &Arc<LazyNursery>, fut: F) -> Task<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut child = nursery.admit();
+    let nursery = nursery.clone();
+    ex.spawn(async move {
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| poll_lazy_child(&nursery, &mut child, fut.as_mut(), cx)).await;
+    })
+}
+
+/// Waits until every child of a [`LazyNursery`] has ended.
+async fn wait_lazy(nursery: &LazyNursery) {
+    std::future::poll_fn(|cx| {
+        if nursery.count.load(Ordering::Acquire) & LIVE == 0 {
+            return Poll::Ready(());
+        }
+        nursery.parent.register(cx.waker());
+        if nursery.count.load(Ordering::Acquire) & LIVE == 0 {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    })
+    .await;
+}
+
 async fn raw(ex: Arc<Executor<'static>>) -> Duration {
     let start = Instant::now();
     let tasks: Vec<Task<()>> = (0..CHILDREN).map(|_| ex.spawn(async {})).collect();
@@ -215,13 +391,38 @@ async fn handles(ex: Arc<Executor<'static>>) -> Duration {
     start.elapsed()
 }
 
+async fn lazy(ex: Arc<Executor<'static>>) -> Duration {
+    let start = Instant::now();
+    let nursery = Arc::new(LazyNursery::default());
+    for _ in 0..CHILDREN {
+        spawn_lazy(&ex, &nursery, async {}).detach();
+    }
+    wait_lazy(&nursery).await;
+    start.elapsed()
+}
+
+async fn lazy_handles(ex: Arc<Executor<'static>>) -> Duration {
+    let start = Instant::now();
+    let nursery = Arc::new(LazyNursery::default());
+    let tasks: Vec<Task<()>> = (0..CHILDREN)
+        .map(|_| spawn_lazy(&ex, &nursery, async {}))
+        .collect();
+    for task in tasks {
+        task.await;
+    }
+    wait_lazy(&nursery).await;
+    start.elapsed()
+}
+
 /// One run of `side`, in a task spawned on `ex`: ns a child.
 fn run(ex: &Arc<Executor<'static>>, side: &str) -> f64 {
     let task = match side {
         "raw" => ex.spawn(raw(ex.clone())),
         "sketch" => ex.spawn(sketch(ex.clone())),
         "handles" => ex.spawn(handles(ex.clone())),
-        other => panic!("d2_sketch: no side {other:?} (raw, sketch, handles)"),
+        "lazy" => ex.spawn(lazy(ex.clone())),
+        "lazy_handles" => ex.spawn(lazy_handles(ex.clone())),
+        other => panic!("d2_sketch: no side {other:?} (raw, sketch, handles, lazy, lazy_handles)"),
     };
     let took = async_io::block_on(ex.run(task));
     // Read, so that the children's writes of their context are kept.
@@ -240,8 +441,9 @@ fn main() {
         return;
     }
     assert!(args.is_empty(), "usage: d2_sketch [SIDE REPS]");
-    let sides = ["raw", "sketch", "handles"];
-    let mut times = [vec![], vec![], vec![]];
+    check_lazy_cancel(&ex);
+    let sides = ["raw", "sketch", "handles", "lazy", "lazy_handles"];
+    let mut times = [vec![], vec![], vec![], vec![], vec![]];
     for side in sides {
         run(&ex, side);
     }
@@ -254,11 +456,37 @@ fn main() {
         t.sort_by(f64::total_cmp);
         t[t.len() / 2]
     };
-    let [raw, sketch, handles] = times.each_mut().map(median);
+    let [raw, sketch, handles, lazy, lazy_handles] = times.each_mut().map(median);
     println!(
         "smol-ct, {CHILDREN} children, median of {RUNS} runs: raw {raw:.0} ns a child, \
-         sketch {sketch:.0} ns ({:.2}x), sketch with handles {handles:.0} ns ({:.2}x)",
+         sketch {sketch:.0} ns ({:.2}x), sketch with handles {handles:.0} ns ({:.2}x), \
+         lazy list {lazy:.0} ns ({:.2}x), lazy list with handles {lazy_handles:.0} ns \
+         ({:.2}x)",
         sketch / raw,
-        handles / raw
+        handles / raw,
+        lazy / raw,
+        lazy_handles / raw,
     );
+}
+
+/// The lazy list's cancellation works: children parked for good, some before and some
+/// after the cancel, all end, and the nursery's wait ends with them.
+fn check_lazy_cancel(ex: &Arc<Executor<'static>>) {
+    let nursery = Arc::new(LazyNursery::default());
+    let ex2 = ex.clone();
+    let n = nursery.clone();
+    let task = ex.spawn(async move {
+        for _ in 0..3 {
+            spawn_lazy(&ex2, &n, std::future::pending()).detach();
+        }
+        // Let the three suspend, with their entries in the list.
+        futures_lite::future::yield_now().await;
+        n.cancel();
+        // One more after the cancel: ends at its first poll.
+        spawn_lazy(&ex2, &n, std::future::pending()).detach();
+        wait_lazy(&n).await;
+    });
+    async_io::block_on(ex.run(task));
+    assert_eq!(nursery.count.load(Ordering::Acquire) & LIVE, 0);
+    assert!(nursery.parked().entries.iter().all(Option::is_none));
 }
