@@ -33,6 +33,7 @@
 mod backend;
 mod borrow_work;
 mod chart;
+mod fanout;
 mod flat;
 mod fs_work;
 mod harness;
@@ -42,6 +43,7 @@ mod stack;
 mod sync_work;
 mod thread_work;
 mod work;
+mod yield_once;
 
 use std::time::Duration;
 
@@ -709,19 +711,19 @@ fn run_sync(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         }
         let raw = || {
             b.raw(
-                || sync_work::tokio_semaphore::<Unfair>(n),
-                |ex| async move { sync_work::smol_semaphore::<Unfair>(&ex, n).await },
+                || fanout::tokio_semaphore::<Unfair>(n),
+                |ex| async move { fanout::smol_semaphore::<Unfair>(&ex, n).await },
             )
         };
         let reference = || {
             b.raw(
-                || sync_work::tokio_semaphore::<Fair>(n),
-                |ex| async move { sync_work::smol_semaphore::<Fair>(&ex, n).await },
+                || fanout::tokio_semaphore::<Fair>(n),
+                |ex| async move { fanout::smol_semaphore::<Fair>(&ex, n).await },
             )
         };
         let hatchery = || match workload {
-            "semaphore" => b.hatchery(sync_work::hatchery_semaphore::<Semaphore>(n)),
-            _ => b.hatchery(sync_work::hatchery_semaphore::<CapacityLimiter>(n)),
+            "semaphore" => b.hatchery(fanout::hatchery_semaphore::<Semaphore>(n)),
+            _ => b.hatchery(fanout::hatchery_semaphore::<CapacityLimiter>(n)),
         };
         let label = format!("{workload} {}", count(n));
         rows.push(time_row_ref(cfg, &label, b, n, raw, reference, hatchery));

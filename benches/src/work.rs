@@ -8,10 +8,9 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_executor::{Executor, Task};
@@ -23,27 +22,7 @@ use crate::ALLOCATOR;
 /// The timeout of the timeout workload: long enough never to fire.
 const TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A future that is pending once (waking itself at once) and then ready.
-pub(crate) struct YieldOnce {
-    yielded: bool,
-}
-
-pub(crate) fn yield_once() -> YieldOnce {
-    YieldOnce { yielded: false }
-}
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.yielded {
-            return Poll::Ready(());
-        }
-        self.yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
+pub(crate) use crate::yield_once::yield_once;
 
 // ----- spawn + join of N trivial children -----
 

@@ -23,9 +23,13 @@
 //! * `lazy` and `lazy_handles`: the two rows again with design D6, a nursery whose
 //!   children enter its list only when they suspend ([`LazyNursery`]): a child that ends
 //!   in its first poll is admitted and let go with one atomic operation each on the
-//!   nursery's count, and takes no lock. Its cancellation is checked before the run
-//!   ([`check_lazy_cancel`]): children parked before and after the nursery's cancel all
-//!   end, and the nursery's wait with them.
+//!   nursery's count, and takes no lock.
+//!
+//! Both nurseries ([`LockedNursery`], the first sketch's, and [`LazyNursery`]) can
+//! cancel a child alone and all of their children, and each is checked to before anything
+//! is timed ([`check_cancel`]): a child cancelled alone ends and its siblings go on;
+//! children parked before the nursery's cancel and one spawned after it all end, and the
+//! nursery's wait with them.
 //!
 //! ```sh
 //! cargo run --release -p hatchery-benches --bin d2_sketch
@@ -43,6 +47,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_executor::{Executor, Task};
+use futures_lite::future::yield_now;
 use futures_util::task::AtomicWaker;
 
 /// Children per run.
@@ -54,6 +59,49 @@ thread_local! {
     /// The context of the child being polled, one word (D5).
     static CONTEXT: Cell<usize> = const { Cell::new(0) };
 }
+
+/// What the sides ask of a sketched nursery.
+trait Group: Default + Send + Sync + 'static {
+    /// Spawns `fut` as a child: its id (to cancel it alone) and the executor's task, its
+    /// handle.
+    fn spawn<F>(self: &Arc<Self>, ex: &Executor<'static>, fut: F) -> (u32, Task<()>)
+    where
+        F: Future<Output = ()> + Send + 'static;
+    /// Waits until every child has ended.
+    fn wait(&self) -> impl Future<Output = ()> + Send + '_;
+    /// Cancels every child, those spawned later too.
+    fn cancel(&self);
+    /// Cancels the child `id` alone.
+    fn cancel_one(&self, id: u32);
+    /// The children alive.
+    fn live(&self) -> usize;
+}
+
+/// Installs a child's context (one word), runs `f`, and puts back the one around it.
+#[inline]
+fn with_context<R>(context: usize, f: impl FnOnce() -> R) -> R {
+    let prev = CONTEXT.with(|c| c.replace(context));
+    let out = f();
+    CONTEXT.with(|c| c.set(prev));
+    out
+}
+
+/// A free slot of `entries`, or a new one, holding `entry`.
+#[inline(always)]
+fn insert<T>(entries: &mut Vec<Option<T>>, free: &mut Vec<u32>, entry: T) -> u32 {
+    match free.pop() {
+        Some(slot) => {
+            entries[slot as usize] = Some(entry);
+            slot
+        }
+        None => {
+            entries.push(Some(entry));
+            u32::try_from(entries.len() - 1).expect("too many children")
+        }
+    }
+}
+
+// ----- D2 and D4: every child in its nursery's locked list -----
 
 /// A child's entry in its nursery's list (D4): its waker and its own cancel flag.
 struct Entry {
@@ -71,124 +119,165 @@ struct List {
     parent: Option<Waker>,
 }
 
+impl List {
+    /// Whether the child in `slot` was cancelled alone.
+    fn cancelled(&self, slot: u32) -> bool {
+        self.entries[slot as usize]
+            .as_ref()
+            .is_some_and(|e| e.cancelled)
+    }
+}
+
+/// D2 and D4: a nursery whose every child has an entry in its list from its spawn to its
+/// end, taken and let go under the list's lock. A child's id is its slot in the list.
 #[derive(Default)]
-struct Nursery {
+struct LockedNursery {
     /// The whole nursery is cancelled.
     cancelled: AtomicBool,
-    /// Some child was cancelled on its own: its entry says which. (Nothing in this sketch
-    /// cancels a child alone; the flag is read, as a child would read it, for its cost.)
+    /// Some child was cancelled on its own: its entry says which.
     some_cancelled: AtomicBool,
     list: Mutex<List>,
 }
 
-impl Nursery {
+impl LockedNursery {
     fn list(&self) -> MutexGuard<'_, List> {
         self.list.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Admits a child: its entry, and the count.
-    fn admit(&self) -> u32 {
-        let mut list = self.list();
-        list.live += 1;
-        let entry = Some(Entry {
-            waker: None,
-            cancelled: false,
-        });
-        match list.free.pop() {
-            Some(slot) => {
-                list.entries[slot as usize] = entry;
-                slot
-            }
-            None => {
-                list.entries.push(entry);
-                u32::try_from(list.entries.len() - 1).expect("too many children")
-            }
-        }
     }
 
     /// Whether the child in `slot` is cancelled.
     fn is_cancelled(&self, slot: u32) -> bool {
         self.cancelled.load(Ordering::Acquire)
-            || (self.some_cancelled.load(Ordering::Acquire)
-                && self.list().entries[slot as usize]
-                    .as_ref()
-                    .is_some_and(|e| e.cancelled))
+            || (self.some_cancelled.load(Ordering::Acquire) && self.list().cancelled(slot))
     }
-}
 
-/// A child's poll: its context installed, its cancellation read, its future polled, and
-/// then its waker left in its entry, or its end recorded.
-fn poll_child<F: Future<Output = ()>>(
-    nursery: &Nursery,
-    slot: u32,
-    fut: Pin<&mut F>,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    let prev = CONTEXT.with(|c| c.replace(std::ptr::from_ref(nursery) as usize + slot as usize));
-    let poll = if nursery.is_cancelled(slot) {
-        Poll::Ready(())
-    } else {
-        fut.poll(cx)
-    };
-    CONTEXT.with(|c| c.set(prev));
-    if poll.is_pending() {
-        let mut list = nursery.list();
-        if let Some(entry) = list.entries[slot as usize].as_mut() {
-            if !entry
-                .waker
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                entry.waker = Some(cx.waker().clone());
+    /// A child's poll: its context installed, its cancellation read, its future polled,
+    /// and then its waker left in its entry (and its cancellation read again, which may
+    /// have come before the waker was there), or its end recorded.
+    fn poll_child<F: Future<Output = ()>>(
+        &self,
+        slot: u32,
+        fut: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        let context = std::ptr::from_ref(self) as usize + slot as usize;
+        let poll = with_context(context, || {
+            if self.is_cancelled(slot) {
+                Poll::Ready(())
+            } else {
+                fut.poll(cx)
             }
+        });
+        if poll.is_pending() {
+            let cancelled = {
+                let mut list = self.list();
+                if let Some(entry) = list.entries[slot as usize].as_mut() {
+                    if !entry
+                        .waker
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
+                        entry.waker = Some(cx.waker().clone());
+                    }
+                }
+                self.cancelled.load(Ordering::Acquire) || list.cancelled(slot)
+            };
+            if cancelled {
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
         }
-        return Poll::Pending;
-    }
-    let (entry, wake) = {
-        let mut list = nursery.list();
-        let entry = list.entries[slot as usize].take();
-        list.free.push(slot);
-        list.live -= 1;
-        let wake = if list.live == 0 {
-            list.parent.take()
-        } else {
-            None
+        let (entry, wake) = {
+            let mut list = self.list();
+            let entry = list.entries[slot as usize].take();
+            list.free.push(slot);
+            list.live -= 1;
+            let wake = if list.live == 0 {
+                list.parent.take()
+            } else {
+                None
+            };
+            (entry, wake)
         };
-        (entry, wake)
-    };
-    // Wakers dropped and woken outside the lock.
-    drop(entry);
-    if let Some(waker) = wake {
-        waker.wake();
-    }
-    Poll::Ready(())
-}
-
-/// Spawns `fut` as a child of `nursery`; the executor's task is its handle.
-fn spawn_child<F>(ex: &Executor<'static>, nursery: &Arc<Nursery>, fut: F) -> Task<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let slot = nursery.admit();
-    let nursery = nursery.clone();
-    ex.spawn(async move {
-        let mut fut = std::pin::pin!(fut);
-        std::future::poll_fn(|cx| poll_child(&nursery, slot, fut.as_mut(), cx)).await;
-    })
-}
-
-/// Waits until every child of the nursery has ended.
-async fn wait_all(nursery: &Nursery) {
-    std::future::poll_fn(|cx| {
-        let mut list = nursery.list();
-        if list.live == 0 {
-            return Poll::Ready(());
+        // Wakers dropped and woken outside the lock.
+        drop(entry);
+        if let Some(waker) = wake {
+            waker.wake();
         }
-        list.parent = Some(cx.waker().clone());
-        Poll::Pending
-    })
-    .await;
+        Poll::Ready(())
+    }
 }
+
+impl Group for LockedNursery {
+    fn spawn<F>(self: &Arc<Self>, ex: &Executor<'static>, fut: F) -> (u32, Task<()>)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let slot = {
+            let mut list = self.list();
+            list.live += 1;
+            let List { entries, free, .. } = &mut *list;
+            let entry = Entry {
+                waker: None,
+                cancelled: false,
+            };
+            insert(entries, free, entry)
+        };
+        let nursery = self.clone();
+        let task = ex.spawn(async move {
+            let mut fut = std::pin::pin!(fut);
+            std::future::poll_fn(|cx| nursery.poll_child(slot, fut.as_mut(), cx)).await;
+        });
+        (slot, task)
+    }
+
+    async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            let mut list = self.list();
+            if list.live == 0 {
+                return Poll::Ready(());
+            }
+            list.parent = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+    }
+
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        let wakers: Vec<Waker> = self
+            .list()
+            .entries
+            .iter()
+            .flatten()
+            .filter_map(|e| e.waker.clone())
+            .collect();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    fn cancel_one(&self, id: u32) {
+        let waker = {
+            let mut list = self.list();
+            let Some(entry) = list.entries[id as usize].as_mut() else {
+                return;
+            };
+            entry.cancelled = true;
+            let waker = entry.waker.clone();
+            self.some_cancelled.store(true, Ordering::Release);
+            waker
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.list().live
+    }
+}
+
+// ----- D6: a child in its nursery's list only while it waits -----
 
 /// The live children of a [`LazyNursery`]: the low half of its count.
 const LIVE: u64 = u32::MAX as u64;
@@ -204,9 +293,7 @@ const ADMIT: u64 = 1 + (1 << 32);
 struct LazyNursery {
     /// The whole nursery is cancelled.
     cancelled: AtomicBool,
-    /// Some child was cancelled on its own: the list's requests say which. (Nothing in
-    /// this sketch cancels a child alone; the flag is read, as a child would read it, for
-    /// its cost.)
+    /// Some child was cancelled on its own: the list's requests say which.
     some_cancelled: AtomicBool,
     /// Low half: children alive; high half: children admitted so far.
     count: AtomicU64,
@@ -215,10 +302,11 @@ struct LazyNursery {
     parked: Mutex<Parked>,
 }
 
-/// The children of a [`LazyNursery`] that have suspended, and the cancel requests.
+/// The children of a [`LazyNursery`] that have suspended (their id and waker), and the
+/// cancel requests.
 #[derive(Default)]
 struct Parked {
-    entries: Vec<Option<Waker>>,
+    entries: Vec<Option<(u32, Waker)>>,
     free: Vec<u32>,
     /// Ids of the children cancelled on their own.
     cancel: Vec<u32>,
@@ -237,127 +325,142 @@ impl LazyNursery {
         self.parked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Admits a child: one atomic operation.
-    fn admit(&self) -> LazyChild {
-        let before = self.count.fetch_add(ADMIT, Ordering::Relaxed);
-        LazyChild {
-            id: (before >> 32) as u32,
-            slot: None,
-            waker: None,
-        }
-    }
-
     fn is_cancelled(&self, child: &LazyChild) -> bool {
         self.cancelled.load(Ordering::Acquire)
             || (self.some_cancelled.load(Ordering::Acquire)
                 && self.parked().cancel.contains(&child.id))
     }
 
-    /// Cancels every child: the flag, then a wake for each that waits. (A child that
-    /// suspends meanwhile reads the flag again once its entry is in.)
+    /// A child's poll: its context installed, its cancellation read, its future polled;
+    /// if it suspends, its waker left in the list (only when it changed) and its
+    /// cancellation read again (a cancellation that came before the entry was in found
+    /// no waker to wake); if it ends, its entry (if any) taken out and the count let down,
+    /// the last one waking the nursery.
+    fn poll_child<F: Future<Output = ()>>(
+        &self,
+        child: &mut LazyChild,
+        fut: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        let context = std::ptr::from_ref(self) as usize + child.id as usize;
+        let poll = with_context(context, || {
+            if self.is_cancelled(child) {
+                Poll::Ready(())
+            } else {
+                fut.poll(cx)
+            }
+        });
+        if poll.is_pending() {
+            if child
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                return Poll::Pending;
+            }
+            child.waker = Some(cx.waker().clone());
+            {
+                let mut parked = self.parked();
+                let entry = (child.id, cx.waker().clone());
+                match child.slot {
+                    Some(slot) => parked.entries[slot as usize] = Some(entry),
+                    None => {
+                        let Parked { entries, free, .. } = &mut *parked;
+                        child.slot = Some(insert(entries, free, entry));
+                    }
+                }
+            }
+            if self.is_cancelled(child) {
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
+        }
+        if let Some(slot) = child.slot.take() {
+            let entry = {
+                let mut parked = self.parked();
+                parked.free.push(slot);
+                parked.entries[slot as usize].take()
+            };
+            drop(entry);
+        }
+        if self.count.fetch_sub(1, Ordering::AcqRel) & LIVE == 1 {
+            self.parent.wake();
+        }
+        Poll::Ready(())
+    }
+}
+
+impl Group for LazyNursery {
+    fn spawn<F>(self: &Arc<Self>, ex: &Executor<'static>, fut: F) -> (u32, Task<()>)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let before = self.count.fetch_add(ADMIT, Ordering::Relaxed);
+        let id = (before >> 32) as u32;
+        let mut child = LazyChild {
+            id,
+            slot: None,
+            waker: None,
+        };
+        let nursery = self.clone();
+        let task = ex.spawn(async move {
+            let mut fut = std::pin::pin!(fut);
+            std::future::poll_fn(|cx| nursery.poll_child(&mut child, fut.as_mut(), cx)).await;
+        });
+        (id, task)
+    }
+
+    async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            if self.live() == 0 {
+                return Poll::Ready(());
+            }
+            self.parent.register(cx.waker());
+            if self.live() == 0 {
+                return Poll::Ready(());
+            }
+            Poll::Pending
+        })
+        .await;
+    }
+
     fn cancel(&self) {
         self.cancelled.store(true, Ordering::Release);
-        let wakers: Vec<Waker> = self.parked().entries.iter().flatten().cloned().collect();
+        let wakers: Vec<Waker> = self
+            .parked()
+            .entries
+            .iter()
+            .flatten()
+            .map(|(_, waker)| waker.clone())
+            .collect();
         for waker in wakers {
             waker.wake();
         }
     }
-}
 
-/// A child's poll in a [`LazyNursery`]: its context installed, its cancellation read, its
-/// future polled; if it suspends, its waker left in the list (taken only when it
-/// changed); if it ends, its entry (if any) taken out and the count let down, the last
-/// one waking the nursery.
-fn poll_lazy_child<F: Future<Output = ()>>(
-    nursery: &LazyNursery,
-    child: &mut LazyChild,
-    fut: Pin<&mut F>,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    let prev =
-        CONTEXT.with(|c| c.replace(std::ptr::from_ref(nursery) as usize + child.id as usize));
-    let poll = if nursery.is_cancelled(child) {
-        Poll::Ready(())
-    } else {
-        fut.poll(cx)
-    };
-    CONTEXT.with(|c| c.set(prev));
-    if poll.is_pending() {
-        if child
-            .waker
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            return Poll::Pending;
-        }
-        child.waker = Some(cx.waker().clone());
-        {
-            let mut parked = nursery.parked();
-            let waker = Some(cx.waker().clone());
-            match child.slot {
-                Some(slot) => parked.entries[slot as usize] = waker,
-                None => {
-                    let slot = match parked.free.pop() {
-                        Some(slot) => {
-                            parked.entries[slot as usize] = waker;
-                            slot
-                        }
-                        None => {
-                            parked.entries.push(waker);
-                            u32::try_from(parked.entries.len() - 1).expect("too many children")
-                        }
-                    };
-                    child.slot = Some(slot);
-                }
-            }
-        }
-        // A cancellation that came before the entry was in found no waker to wake.
-        if nursery.is_cancelled(child) {
-            cx.waker().wake_by_ref();
-        }
-        return Poll::Pending;
-    }
-    if let Some(slot) = child.slot.take() {
+    fn cancel_one(&self, id: u32) {
         let waker = {
-            let mut parked = nursery.parked();
-            parked.free.push(slot);
-            parked.entries[slot as usize].take()
+            let mut parked = self.parked();
+            parked.cancel.push(id);
+            self.some_cancelled.store(true, Ordering::Release);
+            parked
+                .entries
+                .iter()
+                .flatten()
+                .find(|(child, _)| *child == id)
+                .map(|(_, waker)| waker.clone())
         };
-        drop(waker);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
-    if nursery.count.fetch_sub(1, Ordering::AcqRel) & LIVE == 1 {
-        nursery.parent.wake();
+
+    fn live(&self) -> usize {
+        (self.count.load(Ordering::Acquire) & LIVE) as usize
     }
-    Poll::Ready(())
 }
 
-/// Spawns `fut` as a child of a [`LazyNursery`]; the executor's task is its handle.
-fn spawn_lazy<F>(ex: &Executor<'static>, nursery: &Arc<LazyNursery>, fut: F) -> Task<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let mut child = nursery.admit();
-    let nursery = nursery.clone();
-    ex.spawn(async move {
-        let mut fut = std::pin::pin!(fut);
-        std::future::poll_fn(|cx| poll_lazy_child(&nursery, &mut child, fut.as_mut(), cx)).await;
-    })
-}
-
-/// Waits until every child of a [`LazyNursery`] has ended.
-async fn wait_lazy(nursery: &LazyNursery) {
-    std::future::poll_fn(|cx| {
-        if nursery.count.load(Ordering::Acquire) & LIVE == 0 {
-            return Poll::Ready(());
-        }
-        nursery.parent.register(cx.waker());
-        if nursery.count.load(Ordering::Acquire) & LIVE == 0 {
-            return Poll::Ready(());
-        }
-        Poll::Pending
-    })
-    .await;
-}
+// ----- the sides -----
 
 async fn raw(ex: Arc<Executor<'static>>) -> Duration {
     let start = Instant::now();
@@ -368,60 +471,41 @@ async fn raw(ex: Arc<Executor<'static>>) -> Duration {
     start.elapsed()
 }
 
-async fn sketch(ex: Arc<Executor<'static>>) -> Duration {
+/// `spawn_join`: the children's executor tasks detached, the nursery waited for.
+async fn dropped<N: Group>(ex: Arc<Executor<'static>>) -> Duration {
     let start = Instant::now();
-    let nursery = Arc::new(Nursery::default());
+    let nursery = Arc::new(N::default());
     for _ in 0..CHILDREN {
-        spawn_child(&ex, &nursery, async {}).detach();
+        nursery.spawn(&ex, async {}).1.detach();
     }
-    wait_all(&nursery).await;
+    nursery.wait().await;
     start.elapsed()
 }
 
-async fn handles(ex: Arc<Executor<'static>>) -> Duration {
+/// `spawn_handles`: each child's executor task kept and awaited in order, then the
+/// nursery.
+async fn kept<N: Group>(ex: Arc<Executor<'static>>) -> Duration {
     let start = Instant::now();
-    let nursery = Arc::new(Nursery::default());
+    let nursery = Arc::new(N::default());
     let tasks: Vec<Task<()>> = (0..CHILDREN)
-        .map(|_| spawn_child(&ex, &nursery, async {}))
+        .map(|_| nursery.spawn(&ex, async {}).1)
         .collect();
     for task in tasks {
         task.await;
     }
-    wait_all(&nursery).await;
-    start.elapsed()
-}
-
-async fn lazy(ex: Arc<Executor<'static>>) -> Duration {
-    let start = Instant::now();
-    let nursery = Arc::new(LazyNursery::default());
-    for _ in 0..CHILDREN {
-        spawn_lazy(&ex, &nursery, async {}).detach();
-    }
-    wait_lazy(&nursery).await;
-    start.elapsed()
-}
-
-async fn lazy_handles(ex: Arc<Executor<'static>>) -> Duration {
-    let start = Instant::now();
-    let nursery = Arc::new(LazyNursery::default());
-    let tasks: Vec<Task<()>> = (0..CHILDREN)
-        .map(|_| spawn_lazy(&ex, &nursery, async {}))
-        .collect();
-    for task in tasks {
-        task.await;
-    }
-    wait_lazy(&nursery).await;
+    nursery.wait().await;
     start.elapsed()
 }
 
 /// One run of `side`, in a task spawned on `ex`: ns a child.
 fn run(ex: &Arc<Executor<'static>>, side: &str) -> f64 {
+    let e = ex.clone();
     let task = match side {
-        "raw" => ex.spawn(raw(ex.clone())),
-        "sketch" => ex.spawn(sketch(ex.clone())),
-        "handles" => ex.spawn(handles(ex.clone())),
-        "lazy" => ex.spawn(lazy(ex.clone())),
-        "lazy_handles" => ex.spawn(lazy_handles(ex.clone())),
+        "raw" => ex.spawn(raw(e)),
+        "sketch" => ex.spawn(dropped::<LockedNursery>(e)),
+        "handles" => ex.spawn(kept::<LockedNursery>(e)),
+        "lazy" => ex.spawn(dropped::<LazyNursery>(e)),
+        "lazy_handles" => ex.spawn(kept::<LazyNursery>(e)),
         other => panic!("d2_sketch: no side {other:?} (raw, sketch, handles, lazy, lazy_handles)"),
     };
     let took = async_io::block_on(ex.run(task));
@@ -441,7 +525,8 @@ fn main() {
         return;
     }
     assert!(args.is_empty(), "usage: d2_sketch [SIDE REPS]");
-    check_lazy_cancel(&ex);
+    check_cancel::<LockedNursery>(&ex);
+    check_cancel::<LazyNursery>(&ex);
     let sides = ["raw", "sketch", "handles", "lazy", "lazy_handles"];
     let mut times = [vec![], vec![], vec![], vec![], vec![]];
     for side in sides {
@@ -469,24 +554,53 @@ fn main() {
     );
 }
 
-/// The lazy list's cancellation works: children parked for good, some before and some
-/// after the cancel, all end, and the nursery's wait ends with them.
-fn check_lazy_cancel(ex: &Arc<Executor<'static>>) {
-    let nursery = Arc::new(LazyNursery::default());
-    let ex2 = ex.clone();
-    let n = nursery.clone();
-    let task = ex.spawn(async move {
-        for _ in 0..3 {
-            spawn_lazy(&ex2, &n, std::future::pending()).detach();
+/// Yields until `done` holds, at most 1,000 times; whether it held. (The children run on
+/// this thread between two yields of the task that checks.)
+async fn settle(done: impl Fn() -> bool) -> bool {
+    for _ in 0..1_000 {
+        if done() {
+            return true;
         }
-        // Let the three suspend, with their entries in the list.
-        futures_lite::future::yield_now().await;
+        yield_now().await;
+    }
+    done()
+}
+
+/// A nursery's cancellation works: a child cancelled alone ends while its siblings wait
+/// on; the nursery's cancel ends those, which had suspended, and a child spawned after it
+/// at its first poll; and the nursery's wait ends with them.
+fn check_cancel<N: Group>(ex: &Arc<Executor<'static>>) {
+    let nursery = Arc::new(N::default());
+    let n = nursery.clone();
+    let e = ex.clone();
+    let task = ex.spawn(async move {
+        let ids: Vec<u32> = (0..3)
+            .map(|_| {
+                let (id, task) = n.spawn(&e, std::future::pending());
+                task.detach();
+                id
+            })
+            .collect();
+        // Let the three suspend.
+        assert!(!settle(|| n.live() < 3).await, "a child ended uncancelled");
+        n.cancel_one(ids[1]);
+        assert!(
+            settle(|| n.live() == 2).await,
+            "a child cancelled alone did not end"
+        );
+        assert!(
+            !settle(|| n.live() < 2).await,
+            "cancelling one child ended another"
+        );
         n.cancel();
         // One more after the cancel: ends at its first poll.
-        spawn_lazy(&ex2, &n, std::future::pending()).detach();
-        wait_lazy(&n).await;
+        n.spawn(&e, std::future::pending()).1.detach();
+        assert!(
+            settle(|| n.live() == 0).await,
+            "the nursery's cancel left a child"
+        );
+        n.wait().await;
     });
     async_io::block_on(ex.run(task));
-    assert_eq!(nursery.count.load(Ordering::Acquire) & LIVE, 0);
-    assert!(nursery.parked().entries.iter().all(Option::is_none));
+    assert_eq!(nursery.live(), 0);
 }

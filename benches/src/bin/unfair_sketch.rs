@@ -20,20 +20,22 @@
 //! cargo run --release -p hatchery-benches --bin unfair_sketch -- smol-ct nursery_unfair 3
 //! ```
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_executor::Executor;
 
-/// Tasks sharing the semaphore.
-const TASKS: usize = 64;
-/// Its permits.
-const PERMITS: usize = 8;
+// The benchmark's own fan-out and yield, the same code as its `semaphore` row runs.
+#[path = "../fanout.rs"]
+mod fanout;
+#[path = "../yield_once.rs"]
+mod yield_once;
+
+use fanout::{hatchery_semaphore, smol_semaphore, tokio_semaphore};
+
 /// Acquisitions per run.
 const ACQUISITIONS: usize = 100_000;
 /// Timed runs per side (after one warm-up each); the median is printed.
@@ -42,110 +44,8 @@ const RUNS: usize = 7;
 /// The sides, in the order they are printed.
 const SIDES: [&str; 4] = ["raw_unfair", "raw_fair", "nursery_unfair", "nursery_fair"];
 
-/// Pending once, then ready: a yield that does not depend on the executor.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-/// A semaphore of the fan-out: acquire, yield once holding the permit, release.
-trait Permits: Send + Sync + 'static {
-    fn make() -> Self;
-    fn hold_once(&self) -> impl Future<Output = ()> + Send + '_;
-}
-
-impl Permits for async_lock::Semaphore {
-    fn make() -> Self {
-        async_lock::Semaphore::new(PERMITS)
-    }
-
-    async fn hold_once(&self) {
-        let _permit = self.acquire().await;
-        YieldOnce(false).await;
-    }
-}
-
-impl Permits for tokio::sync::Semaphore {
-    fn make() -> Self {
-        tokio::sync::Semaphore::new(PERMITS)
-    }
-
-    async fn hold_once(&self) {
-        let _permit = self.acquire().await.expect("closed");
-        YieldOnce(false).await;
-    }
-}
-
-impl Permits for hatchery::sync::Semaphore {
-    fn make() -> Self {
-        hatchery::sync::Semaphore::new(PERMITS)
-    }
-
-    async fn hold_once(&self) {
-        let _permit = self.acquire().await;
-        YieldOnce(false).await;
-    }
-}
-
-/// One task's share of the acquisitions.
-async fn share<S: Permits>(sem: Arc<S>) {
-    for _ in 0..ACQUISITIONS / TASKS {
-        sem.hold_once().await;
-    }
-}
-
-/// The fan-out in the children of a nursery.
-async fn in_nursery<S: Permits>() -> Duration {
-    let start = Instant::now();
-    let sem = Arc::new(S::make());
-    hatchery::nursery(|nursery: hatchery::Nursery<Infallible>| async move {
-        for _ in 0..TASKS {
-            let sem = sem.clone();
-            nursery.spawn(async move {
-                share(sem).await;
-                Ok(())
-            });
-        }
-        Ok(())
-    })
-    .await
-    .expect("the nursery failed");
-    start.elapsed()
-}
-
-/// The fan-out in tokio tasks.
-async fn in_tokio<S: Permits>() -> Duration {
-    let start = Instant::now();
-    let sem = Arc::new(S::make());
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|_| tokio::spawn(share(sem.clone())))
-        .collect();
-    for task in tasks {
-        task.await.expect("a task failed");
-    }
-    start.elapsed()
-}
-
-/// The fan-out in `async-executor` tasks.
-async fn in_smol<S: Permits>(ex: Arc<Executor<'static>>) -> Duration {
-    let start = Instant::now();
-    let sem = Arc::new(S::make());
-    let tasks: Vec<_> = (0..TASKS).map(|_| ex.spawn(share(sem.clone()))).collect();
-    for task in tasks {
-        task.await;
-    }
-    start.elapsed()
-}
+type Unfair = async_lock::Semaphore;
+type Fair = tokio::sync::Semaphore;
 
 /// One of the two one-thread backends.
 enum Backend {
@@ -172,8 +72,8 @@ impl Backend {
         let took = match self {
             Backend::TokioCt(rt) => {
                 let task = match side {
-                    "raw_unfair" => rt.spawn(in_tokio::<async_lock::Semaphore>()),
-                    "raw_fair" => rt.spawn(in_tokio::<tokio::sync::Semaphore>()),
+                    "raw_unfair" => rt.spawn(tokio_semaphore::<Unfair>(ACQUISITIONS)),
+                    "raw_fair" => rt.spawn(tokio_semaphore::<Fair>(ACQUISITIONS)),
                     _ => {
                         let runtime =
                             Arc::new(hatchery_tokio::TokioRuntime::new(rt.handle().clone()));
@@ -184,8 +84,14 @@ impl Backend {
             }
             Backend::SmolCt(ex) => {
                 let task = match side {
-                    "raw_unfair" => ex.spawn(in_smol::<async_lock::Semaphore>(ex.clone())),
-                    "raw_fair" => ex.spawn(in_smol::<tokio::sync::Semaphore>(ex.clone())),
+                    "raw_unfair" => {
+                        let ex2 = ex.clone();
+                        ex.spawn(async move { smol_semaphore::<Unfair>(&ex2, ACQUISITIONS).await })
+                    }
+                    "raw_fair" => {
+                        let ex2 = ex.clone();
+                        ex.spawn(async move { smol_semaphore::<Fair>(&ex2, ACQUISITIONS).await })
+                    }
                     _ => ex.spawn(hatchery_smol::enter(ex, in_nursery_side(side))),
                 };
                 async_io::block_on(ex.run(task))
@@ -198,8 +104,10 @@ impl Backend {
 /// The nursery's side named `side`, boxed so that both are one type.
 fn in_nursery_side(side: &str) -> Pin<Box<dyn Future<Output = Duration> + Send>> {
     match side {
-        "nursery_unfair" => Box::pin(in_nursery::<async_lock::Semaphore>()),
-        "nursery_fair" => Box::pin(in_nursery::<hatchery::sync::Semaphore>()),
+        "nursery_unfair" => Box::pin(hatchery_semaphore::<Unfair>(ACQUISITIONS)),
+        "nursery_fair" => Box::pin(hatchery_semaphore::<hatchery::sync::Semaphore>(
+            ACQUISITIONS,
+        )),
         other => panic!("unfair_sketch: no side {other:?} ({})", SIDES.join(", ")),
     }
 }
