@@ -4,7 +4,7 @@
 //! socket, which leaves nothing in TIME_WAIT; a hundred thousand with `--quick`, where a
 //! million take 1.5 to 4 minutes per backend on a loaded 2-core machine); the heap's peak
 //! over all of them, counted with the global allocator, must stay within [`SLACK`] of its
-//! peak over the first thousand. The workspace's test `tests/memory/nursery.rs` does the
+//! peak over the first [`BASELINE`]. The workspace's test `tests/memory/nursery.rs` does the
 //! same with fewer children, in a debug build. The benchmark exits with an error if the
 //! check fails, so CI's `--quick` run fails too.
 
@@ -27,8 +27,16 @@ const CONNECTIONS: usize = 1_000_000;
 const QUICK_CONNECTIONS: usize = 100_000;
 /// Children alive at once, at most.
 const WINDOW: usize = 64;
-/// How far the peak over all may be above the peak over the first thousand.
+/// How far the peak over all may be above the peak over the first [`BASELINE`].
 const SLACK: isize = 64 * 1024;
+/// The children (or connections) whose peak is the baseline: ten thousand, not a thousand,
+/// because on tokio-mt the heap grows once by about 70 KiB, in a burst of connections
+/// to `serve` whose registrations the runtime's I/O driver has not let go of yet, and
+/// that burst came after the first thousand in one CI run of five or so (the peak over
+/// the first thousand then 18,796 bytes, over all 90,660; 73 to 87 KiB and 91 to 95 KiB
+/// in five runs after it). A leak of a byte a child or connection still shows: the 90,000
+/// connections of a `--quick` run after the baseline would add 88 KiB.
+const BASELINE: usize = 10_000;
 
 /// Children alive, counted up by the spawner and down by the children.
 #[derive(Clone, Default)]
@@ -47,13 +55,13 @@ impl Live {
     }
 }
 
-/// The peak over the first thousand, noted before the thousandth child.
+/// The peak over the first [`BASELINE`], noted before that child.
 #[derive(Default)]
 struct First(Option<isize>);
 
 impl First {
     fn before(&mut self, i: usize) {
-        if i == 1000 {
+        if i == BASELINE {
             self.0 = Some(ALLOCATOR.peak());
         }
     }
@@ -178,7 +186,7 @@ pub(crate) fn run(quick: bool) -> bool {
         ("smol", hatchery_smol::run),
     ];
     println!("\nMemory stays flat: short children in sequence, at most {WINDOW} alive");
-    println!("(the heap's peak over the first thousand, and over all)\n");
+    println!("(the heap's peak over the first {BASELINE}, and over all)\n");
     let mut flat = true;
     for (backend, block_on) in backends {
         for (kind, count, make) in kinds {
@@ -190,7 +198,7 @@ pub(crate) fn run(quick: bool) -> bool {
                 ALLOCATOR.stop();
                 first
             }));
-            let first = first.0.expect("a thousand children ran");
+            let first = first.0.expect("the baseline's children ran");
             let all = ALLOCATOR.peak();
             let ok = all <= first + SLACK;
             flat &= ok;
