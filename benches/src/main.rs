@@ -39,6 +39,8 @@ mod fs_work;
 mod harness;
 mod net_work;
 mod process_work;
+mod raw_smol;
+mod rss;
 mod stack;
 mod sync_work;
 mod thread_work;

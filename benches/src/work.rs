@@ -22,6 +22,8 @@ use crate::ALLOCATOR;
 /// The timeout of the timeout workload: long enough never to fire.
 const TIMEOUT: Duration = Duration::from_secs(1);
 
+pub(crate) use crate::raw_smol::smol_spawn_handles;
+use crate::rss::rss;
 pub(crate) use crate::yield_once::yield_once;
 
 // ----- spawn + join of N trivial children -----
@@ -183,18 +185,6 @@ pub(crate) async fn tokio_spawn_handles(n: usize) -> Duration {
     start.elapsed()
 }
 
-/// `n` smol tasks returning their index, awaited in order.
-pub(crate) async fn smol_spawn_handles(ex: &Executor<'static>, n: usize) -> Duration {
-    let start = Instant::now();
-    let tasks: Vec<Task<usize>> = (0..n).map(|i| ex.spawn(async move { i })).collect();
-    let mut sum = 0;
-    for task in tasks {
-        sum += task.await;
-    }
-    black_box(sum);
-    start.elapsed()
-}
-
 // ----- reference: raw spawn + join through handles, plus hatchery's second allocation -----
 
 /// What a hatchery child allocates besides the executor's task, for the reference rows:
@@ -347,16 +337,6 @@ pub(crate) struct Parked {
     pub(crate) spawn: Duration,
     /// From the cancel request until every child's future was dropped.
     pub(crate) cancel: Duration,
-}
-
-/// The resident set size of this process, in bytes (0 where `/proc` is not there).
-fn rss() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib * 1024.0)
 }
 
 /// Counts the parked children: how many were polled, how many are still alive; and
