@@ -51,13 +51,14 @@
 //! ([`check_full`]): cancelled through its handle, failing with an error, and panicking.
 //!
 //! `memory` counts the bytes (with the benchmark's counting allocator) and the resident
-//! set that 100,000 parked children hold, raw tasks against full children.
+//! set that 100,000 parked children hold, raw tasks against full children, and the bytes
+//! of one `spawn_handles` child's allocation and handle.
 //!
 //! ```sh
 //! cargo run --release -p hatchery-benches --bin d2_sketch
 //! # one side, `reps` runs, for callgrind (a child's count: the difference of 3 and 1 runs)
 //! cargo run --release -p hatchery-benches --bin d2_sketch -- full_handles 3
-//! # a parked child's bytes, raw and full
+//! # a parked child's bytes, raw and full; a spawn_handles child's allocation and handle
 //! cargo run --release -p hatchery-benches --bin d2_sketch -- memory
 //! ```
 
@@ -981,6 +982,13 @@ fn main() {
             full.1,
             full.0 - raw.0,
         );
+        let [raw, full] = spawned_bytes(&ex);
+        println!(
+            "a spawn_handles child's allocation: raw {raw} bytes, full {full} bytes; its \
+             handle: raw {} bytes, full {} bytes",
+            std::mem::size_of::<Task<usize>>(),
+            std::mem::size_of::<FullHandle<(), usize>>(),
+        );
         return;
     }
     assert!(args.is_empty(), "usage: d2_sketch [SIDE REPS | memory]");
@@ -1210,4 +1218,23 @@ fn memory(
     let (bytes, grown) = async_io::block_on(ex.run(task));
     assert_eq!(polled.load(Ordering::Relaxed), PARKED);
     (bytes / PARKED as f64, grown / PARKED as f64)
+}
+
+/// The bytes allocated to spawn one `spawn_handles` child (returning its index), a raw
+/// task and a full child: what each executor task's allocation takes (the full side's
+/// nursery made before the count).
+fn spawned_bytes(ex: &Arc<Executor<'static>>) -> [isize; 2] {
+    let e = ex.clone();
+    let task = ex.spawn(async move {
+        let nursery = Arc::new(LazyNursery::<Full<()>>::default());
+        ALLOCATOR.start();
+        let raw = e.spawn(async move { 7_usize });
+        let raw_bytes = ALLOCATOR.stop();
+        ALLOCATOR.start();
+        let full = nursery.spawn_full(&e, async move { Ok::<usize, Infallible>(7) });
+        let full_bytes = ALLOCATOR.stop();
+        assert_eq!((raw.await, full.join().await), (7, Some(7)));
+        [raw_bytes, full_bytes]
+    });
+    async_io::block_on(ex.run(task))
 }
