@@ -1,10 +1,29 @@
-//! The raw smol side of the `spawn_handles` row: a module of its own, with no other of
-//! the benchmark's, so that the sketches in `src/bin` time the same code.
+//! The raw smol sides of the `spawn_join` and `spawn_handles` rows: a module of its own,
+//! with no other of the benchmark's, so that the sketches in `src/bin` time the same code.
 
+use std::future::Future;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use async_executor::{Executor, Task};
+
+/// `n` tasks spawned on the executor, each `child()`, kept in a `Vec<Task>` and awaited
+/// in order.
+pub(crate) async fn smol_spawn_join<F>(
+    ex: &Executor<'static>,
+    n: usize,
+    mut child: impl FnMut() -> F,
+) -> Duration
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let start = Instant::now();
+    let tasks: Vec<Task<()>> = (0..n).map(|_| ex.spawn(child())).collect();
+    for task in tasks {
+        task.await;
+    }
+    start.elapsed()
+}
 
 /// `n` smol tasks returning their index, awaited in order.
 pub(crate) async fn smol_spawn_handles(ex: &Executor<'static>, n: usize) -> Duration {

@@ -1,7 +1,7 @@
 //! The synchronization workloads: channel throughput, many tasks waiting on one stream
-//! and uncontended locking (the semaphore fan-out is in `fanout.rs`), each with hatchery (`memory_stream`,
-//! `sync::Semaphore`, `sync::Lock`), with raw smol (async-channel, async-lock) and with
-//! raw tokio (`tokio::sync`).
+//! and uncontended locking (the semaphore fan-out is in `fanout.rs`), each with hatchery
+//! (`memory_stream`, `sync::Lock`), with raw smol (async-channel, async-lock) and with raw
+//! tokio (`tokio::sync`).
 
 use std::convert::Infallible;
 use std::hint::black_box;

@@ -22,6 +22,7 @@ use crate::ALLOCATOR;
 /// The timeout of the timeout workload: long enough never to fire.
 const TIMEOUT: Duration = Duration::from_secs(1);
 
+use crate::raw_smol;
 pub(crate) use crate::raw_smol::smol_spawn_handles;
 use crate::rss::rss;
 pub(crate) use crate::yield_once::yield_once;
@@ -63,17 +64,10 @@ pub(crate) async fn tokio_spawn_join(n: usize, ballast: bool) -> Duration {
 /// `n` tasks spawned on the executor, kept in a `Vec<Task>` and awaited in order. With
 /// `ballast`, each child also carries a [`Ballast`] (the reference row).
 pub(crate) async fn smol_spawn_join(ex: &Executor<'static>, n: usize, ballast: bool) -> Duration {
-    let start = Instant::now();
-    let tasks: Vec<Task<()>> = (0..n)
-        .map(|_| match ballast {
-            true => ex.spawn(carry()),
-            false => ex.spawn(async {}),
-        })
-        .collect();
-    for task in tasks {
-        task.await;
+    match ballast {
+        true => raw_smol::smol_spawn_join(ex, n, carry).await,
+        false => raw_smol::smol_spawn_join(ex, n, || async {}).await,
     }
-    start.elapsed()
 }
 
 // ----- spawn + join of N children whose futures hold 1 KiB -----

@@ -78,6 +78,7 @@ use std::time::{Duration, Instant};
 use async_executor::{Executor, Task};
 use futures_lite::future::yield_now;
 use futures_util::task::AtomicWaker;
+use futures_util::FutureExt;
 use hatchery_bench_alloc::Counting;
 
 #[path = "../raw_smol.rs"]
@@ -114,7 +115,8 @@ trait Group: Default + Send + Sync + 'static {
     fn wait(&self) -> impl Future<Output = ()> + Send + '_;
     /// Cancels every child, those spawned later too.
     fn cancel(&self);
-    /// Cancels the child `id` alone.
+    /// Cancels the child `id` alone (an id that [`spawn`](Group::spawn) gave a child
+    /// still alive: the locked nursery's ids are its slots, which a later child reuses).
     fn cancel_one(&self, id: u32);
     /// The children alive.
     fn live(&self) -> usize;
@@ -588,8 +590,7 @@ impl<W: Remembered + Sync> LazyNursery<Full<W>> {
         E: Send + 'static,
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let before = self.count.fetch_add(ADMIT, Ordering::Relaxed);
-        let id = (before >> 32) as u32;
+        let id = self.admit();
         FullHandle {
             task: Some(ex.spawn(self.full_child(id, fut))),
             nursery: self.clone(),
@@ -622,17 +623,19 @@ impl<W: Remembered + Sync> Shape for Full<W> {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let full = nursery.full_child(id, async move {
-            fut.await;
-            Ok::<(), Infallible>(())
-        });
-        async move {
-            full.await;
-        }
+        nursery
+            .full_child(id, fut.map(Ok::<(), Infallible>))
+            .map(drop)
     }
 }
 
 impl<S> LazyNursery<S> {
+    /// Admits a child: one more alive, and its id (the children admitted before it).
+    fn admit(&self) -> u32 {
+        let before = self.count.fetch_add(ADMIT, Ordering::Relaxed);
+        (before >> 32) as u32
+    }
+
     fn parked(&self) -> MutexGuard<'_, Parked> {
         self.parked.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -737,8 +740,7 @@ impl<S: Shape> Group for LazyNursery<S> {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let before = self.count.fetch_add(ADMIT, Ordering::Relaxed);
-        let id = (before >> 32) as u32;
+        let id = self.admit();
         (id, ex.spawn(S::child(self.clone(), id, fut)))
     }
 
@@ -784,13 +786,10 @@ impl<S: Shape> Group for LazyNursery<S> {
 
 // ----- the sides -----
 
+/// The benchmark's `spawn_join` raw side: empty tasks, kept, awaited in order (the
+/// benchmark's own code).
 async fn raw(ex: Arc<Executor<'static>>) -> Duration {
-    let start = Instant::now();
-    let tasks: Vec<Task<()>> = (0..CHILDREN).map(|_| ex.spawn(async {})).collect();
-    for task in tasks {
-        task.await;
-    }
-    start.elapsed()
+    raw_smol::smol_spawn_join(&ex, CHILDREN, || async {}).await
 }
 
 /// `spawn_join`: the children's executor tasks detached, the nursery waited for.
@@ -861,9 +860,7 @@ async fn full_kept_bare(ex: Arc<Executor<'static>>) -> Duration {
     let nursery = Arc::new(LazyNursery::<Full<()>>::default());
     let tasks: Vec<Task<Option<usize>>> = (0..CHILDREN)
         .map(|i| {
-            let before = nursery.count.fetch_add(ADMIT, Ordering::Relaxed);
-            let id = (before >> 32) as u32;
-            ex.spawn(nursery.full_child(id, async move { Ok::<usize, Infallible>(i) }))
+            ex.spawn(nursery.full_child(nursery.admit(), async move { Ok::<usize, Infallible>(i) }))
         })
         .collect();
     let mut sum = 0;
@@ -961,6 +958,7 @@ fn main() {
     }
     if args == ["memory"] {
         check_full(&ex);
+        // The raw side's children stay parked until the process ends.
         let raw = memory(&ex, |ex, polled| {
             ex.spawn(park(polled, Ok::<(), Infallible>(()))).detach();
         });
@@ -1123,7 +1121,7 @@ fn check_full(ex: &Arc<Executor<'static>>) {
         std::future::pending::<()>().await;
         Ok::<(), Infallible>(())
     }));
-    assert!(gone.try_tick(), "the parked child was polled");
+    assert!(gone.try_tick(), "the parked child was not polled");
     drop(nursery.spawn_full(&gone, async { Ok::<(), Infallible>(()) }));
     assert_eq!(nursery.live(), 2);
     drop(gone);
