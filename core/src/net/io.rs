@@ -44,27 +44,22 @@ enum Kind {
 /// simulator, says so), and says whether it has a network of its own.
 fn no_reactor(rt: &dyn Runtime) -> io::Error {
     let name = rt.name();
-    if rt.network().is_some() {
-        return io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!(
-                "hatchery: this runtime (`{name}`) has a network of its own and no I/O \
-                 reactor: TCP and UDP sockets opened with `bind` and `connect` talk to its \
-                 network, but a socket or descriptor of the system (`from_std`, a Unix \
-                 socket, `io::Async`, a child process's pipes) cannot be used on it"
-            ),
-        );
-    }
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        format!(
+    let why = match rt.network() {
+        Some(_) => format!(
+            "hatchery: this runtime (`{name}`) has a network of its own and no I/O \
+             reactor: TCP and UDP sockets opened with `bind` and `connect` talk to its \
+             network, but a socket or descriptor of the system (`from_std`, a Unix \
+             socket, `io::Async`, a child process's pipes) cannot be used on it"
+        ),
+        None => format!(
             "hatchery: this runtime (`{name}`) has no I/O reactor, so it cannot open \
              sockets (its `Runtime::reactor` returns `None`). Run on an adapter that \
              provides one (`hatchery_tokio` on Unix, `hatchery_smol`), or, in a runtime \
              binding of your own, return `hatchery_smol::AsyncIoReactor` (async-io's \
              reactor, which runs on any executor) from `Runtime::reactor`."
         ),
-    )
+    };
+    io::Error::new(io::ErrorKind::Unsupported, why)
 }
 
 /// The current runtime, if it has a network of its own (`Runtime::network`).
@@ -103,21 +98,16 @@ impl Io {
     pub(crate) fn check_reactor() -> io::Result<()> {
         rt::with_current(|c| {
             let rt = &**c.expect(rt::NO_RUNTIME).rt;
-            match rt.reactor() {
-                Some(_) => Ok(()),
-                None => Err(no_reactor(rt)),
-            }
+            rt.reactor().map(drop).ok_or_else(|| no_reactor(rt))
         })
     }
 
     /// Registers `fd` with `rt`'s reactor.
     pub(crate) fn with_runtime(rt: &dyn Runtime, fd: OwnedSocket) -> io::Result<Io> {
-        match rt.reactor() {
-            Some(reactor) => Ok(Io {
-                kind: Kind::Sys(reactor.register(fd)?),
-            }),
-            None => Err(no_reactor(rt)),
-        }
+        let reactor = rt.reactor().ok_or_else(|| no_reactor(rt))?;
+        Ok(Io {
+            kind: Kind::Sys(reactor.register(fd)?),
+        })
     }
 
     /// A TCP connection of the runtime's network.
@@ -214,14 +204,11 @@ impl Io {
         interest: Interest,
         op: &mut dyn FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
-        if rt::current_cancelled() {
-            // Nothing done: the cancelled scope drops the operation here.
-            return Poll::Pending;
-        }
-        match &self.kind {
+        // Nothing done in a cancelled scope, which drops the operation here.
+        checked(|| match &self.kind {
             Kind::Sys(reg) => reg.poll_io(cx, interest, op),
             _ => panic!("{NO_DESCRIPTOR}"),
-        }
+        })
     }
 
     /// Reads into `buf` (a stream's read: datagram sockets receive through
@@ -236,7 +223,7 @@ impl Io {
             // Nothing to read into: 0 at once, nothing consumed. (A non-blocking
             // `recv` of zero bytes from a stream answers `EAGAIN` while no data is
             // there, so the system call would make it wait for data it cannot take.)
-            return nothing_to_do();
+            return checked(|| Poll::Ready(Ok(0)));
         }
         match &self.kind {
             Kind::Stream(s) => checked(|| s.poll_read(cx, buf)),
@@ -252,7 +239,7 @@ impl Io {
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             // A zero-length send is a no-op; don't wait for writability to do nothing.
-            return nothing_to_do();
+            return checked(|| Poll::Ready(Ok(0)));
         }
         match &self.kind {
             Kind::Stream(s) => checked(|| s.poll_write(cx, buf)),
@@ -265,10 +252,7 @@ impl Io {
 
     /// Shuts down the write side: a checkpoint, then at once.
     pub(crate) fn poll_shutdown(&self) -> Poll<io::Result<()>> {
-        if rt::current_cancelled() {
-            return Poll::Pending;
-        }
-        Poll::Ready(self.shutdown_now())
+        checked(|| Poll::Ready(self.shutdown_now()))
     }
 
     /// Shuts down the write side, at once (no checkpoint: a dropped write half's).
@@ -321,24 +305,15 @@ impl Io {
     }
 }
 
-/// A checkpoint (`Pending`, and nothing done, in a cancelled scope), then `op`: an
-/// operation on a socket of the runtime's network.
+/// A checkpoint (`Pending`, and nothing done, in a cancelled scope), then `op`: one
+/// operation, or a stream operation on an empty buffer (`Ok(0)` at once, with no system
+/// call).
 #[inline]
-fn checked<T>(op: impl FnOnce() -> Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+fn checked<T>(op: impl FnOnce() -> Poll<T>) -> Poll<T> {
     if rt::current_cancelled() {
         return Poll::Pending;
     }
     op()
-}
-
-/// A stream operation on an empty buffer: a checkpoint (`Pending` in a cancelled scope,
-/// which drops the operation there), then `Ok(0)` at once, with no system call.
-#[inline]
-fn nothing_to_do() -> Poll<io::Result<usize>> {
-    match rt::current_cancelled() {
-        true => Poll::Pending,
-        false => Poll::Ready(Ok(0)),
-    }
 }
 
 impl fmt::Debug for Io {
@@ -367,10 +342,7 @@ impl Future for Enter {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-        match rt::current_cancelled() {
-            true => Poll::Pending,
-            false => Poll::Ready(()),
-        }
+        checked(|| Poll::Ready(()))
     }
 }
 
@@ -399,12 +371,7 @@ impl Shared {
         interest: Interest,
         mut op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        enter().await;
-        let lock = match interest {
-            Interest::Write => &self.write,
-            _ => &self.read,
-        };
-        let _turn = lock.lock().await;
+        let _turn = self.turn(interest).await;
         poll_fn(|cx| self.io.poll_op(cx, interest, &mut op)).await
     }
 
@@ -416,13 +383,17 @@ impl Shared {
         interest: Interest,
         mut op: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
     ) -> io::Result<T> {
-        enter().await;
-        let lock = match interest {
-            Interest::Write => &self.write,
-            _ => &self.read,
-        };
-        let _turn = lock.lock().await;
+        let _turn = self.turn(interest).await;
         poll_fn(|cx| checked(|| op(cx))).await
+    }
+
+    /// A checkpoint, then this task's turn among the tasks waiting for `interest`.
+    async fn turn(&self, interest: Interest) -> async_lock::MutexGuard<'_, ()> {
+        enter().await;
+        match interest {
+            Interest::Write => self.write.lock().await,
+            _ => self.read.lock().await,
+        }
     }
 }
 
@@ -490,7 +461,13 @@ macro_rules! impl_async_io {
         }
     };
     (write, [$($gen:tt)*], $ty:ty) => {
-        impl<$($gen)*> futures_io::AsyncWrite for $ty {
+        $crate::net::io::impl_async_io!(futures_io::AsyncWrite, poll_close, [$($gen)*], $ty);
+        #[cfg(feature = "tokio-io")]
+        $crate::net::io::impl_async_io!(tokio::io::AsyncWrite, poll_shutdown, [$($gen)*], $ty);
+    };
+    // The write traits, which differ only in the name of the method that shuts down.
+    ($trait:path, $shutdown:ident, [$($gen:tt)*], $ty:ty) => {
+        impl<$($gen)*> $trait for $ty {
             fn poll_write(
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,
@@ -507,32 +484,7 @@ macro_rules! impl_async_io {
                 std::task::Poll::Ready(Ok(()))
             }
 
-            fn poll_close(
-                self: std::pin::Pin<&mut Self>,
-                _cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                self.io().poll_shutdown()
-            }
-        }
-
-        #[cfg(feature = "tokio-io")]
-        impl<$($gen)*> tokio::io::AsyncWrite for $ty {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                self.io().poll_write(cx, buf)
-            }
-
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                _cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                std::task::Poll::Ready(Ok(()))
-            }
-
-            fn poll_shutdown(
+            fn $shutdown(
                 self: std::pin::Pin<&mut Self>,
                 _cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
