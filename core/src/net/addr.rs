@@ -295,6 +295,11 @@ pub(crate) async fn resolve(
     }
 }
 
+/// `e`, of its kind, with a message that says what failed: "cannot `verb` to `target`".
+pub(crate) fn cannot(verb: &str, target: impl fmt::Display, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot {verb} to {target}: {e}"))
+}
+
 /// What an error message calls the target: `host:port`, or the one address.
 pub(crate) fn describe(name: Option<&str>, addrs: &[SocketAddr]) -> String {
     match (name, addrs) {

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,6 @@ use rustix::net::SocketType;
 use super::addr::{describe, resolve, Resolve, ToSocketAddrs};
 use super::io::{current_network, enter, Io};
 use super::{sys, TcpStream};
-use crate::rt::Interest;
 use crate::sync::Event;
 use crate::{move_on_after, nursery, Nursery};
 
@@ -203,8 +202,7 @@ pub(crate) async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
     let done = sys::start_connect(&fd, &addr)?;
     let io = Io::new(fd)?;
     if !done {
-        let fd = io.fd();
-        poll_fn(|cx| io.poll_op(cx, Interest::Write, &mut || sys::connected(fd))).await?;
+        io.connected().await?;
     }
     Ok(TcpStream::from_io(io))
 }

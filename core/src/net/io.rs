@@ -263,12 +263,17 @@ impl Io {
         }
     }
 
-    /// Waits for a TCP connection of the runtime's network to be established: a
-    /// checkpoint at each poll.
+    /// Waits for a connection under way (of the runtime's network, or a registered socket
+    /// whose connect did not complete at once) to be established: a checkpoint at each
+    /// poll.
     pub(crate) async fn connected(&self) -> io::Result<()> {
         match &self.kind {
             Kind::Stream(s) => poll_fn(|cx| checked(|| s.poll_connect(cx))).await,
-            _ => Ok(()),
+            _ => {
+                let fd = self.fd();
+                poll_fn(|cx| self.poll_op(cx, Interest::Write, &mut || sys::connected(fd))).await?;
+                Ok(())
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rustix::net::SocketType;
 
-use super::addr::{resolve, ToSocketAddrs};
+use super::addr::{cannot, resolve, ToSocketAddrs};
 use super::io::{enter, impl_async_io, Io, Shared};
 use super::stream::{read_methods, write_methods, ReadHalf, SplitStream, WriteHalf};
 use super::{sys, TcpConnector};
@@ -354,24 +354,17 @@ impl TcpListener {
         let rt = rt::with_current(|c| c.expect(rt::NO_RUNTIME).rt.clone());
         let mut last = None;
         for addr in addrs {
-            if let Some(network) = rt.network() {
-                match network.bind_tcp(addr) {
+            match rt.network() {
+                Some(network) => match network.bind_tcp(addr) {
                     Ok(listener) => return Ok(TcpListener::from_net(rt, listener)),
-                    Err(e) => {
-                        last = Some(io::Error::new(
-                            e.kind(),
-                            format!("cannot bind to {addr}: {e}"),
-                        ));
-                        continue;
-                    }
-                }
-            }
-            let fd = sys::bind(&addr, SocketType::STREAM)
-                .and_then(|fd| sys::listen(&fd).map(|()| fd))
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot bind to {addr}: {e}")));
-            match fd {
-                Ok(fd) => return TcpListener::with_runtime(rt, fd),
-                Err(e) => last = Some(e),
+                    Err(e) => last = Some(cannot("bind", addr, e)),
+                },
+                None => match sys::bind(&addr, SocketType::STREAM)
+                    .and_then(|fd| sys::listen(&fd).map(|()| fd))
+                {
+                    Ok(fd) => return TcpListener::with_runtime(rt, fd),
+                    Err(e) => last = Some(cannot("bind", addr, e)),
+                },
             }
         }
         Err(last.expect("at least one address"))
@@ -662,12 +655,7 @@ fn bind_on_one_port(
                     tries += 1;
                     continue 'again;
                 }
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("cannot bind to {at}: {e}"),
-                    ))
-                }
+                Err(e) => return Err(cannot("bind", at, e)),
             }
         }
         if bound.is_empty() {

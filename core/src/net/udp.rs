@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use rustix::net::SocketType;
 
-use super::addr::{resolve, ToSocketAddrs};
+use super::addr::{cannot, resolve, ToSocketAddrs};
 use super::io::{current_network, enter, Io, Shared};
 use super::sys;
 use crate::rt::{Interest, OwnedSocket};
@@ -94,12 +94,7 @@ impl UdpSocket {
             };
             match bound {
                 Ok(socket) => return Ok(socket),
-                Err(e) => {
-                    last = Some(io::Error::new(
-                        e.kind(),
-                        format!("cannot bind to {addr}: {e}"),
-                    ))
-                }
+                Err(e) => last = Some(cannot("bind", addr, e)),
             }
         }
         Err(last.expect("at least one address"))
@@ -253,13 +248,11 @@ impl UdpSocket {
         let (addrs, _) = resolve(addr.target()?, None).await?;
         let addr = addrs[0];
         if let Some(socket) = self.io().as_net_datagram() {
-            return socket
-                .connect(addr)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")));
+            return socket.connect(addr).map_err(|e| cannot("connect", addr, e));
         }
         sys::start_connect(self.io().fd(), &addr)
             .map(drop)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))
+            .map_err(|e| cannot("connect", addr, e))
     }
 
     /// Sends the datagram `buf` to the connected peer; as [`send_to`](UdpSocket::send_to).

@@ -1,7 +1,6 @@
 //! Unix domain sockets: `UnixStream`, `UnixListener`, `UnixSocketAddr`.
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -9,12 +8,12 @@ use std::sync::Arc;
 
 use rustix::net::{self as rn, AddressFamily, SocketAddrUnix, SocketType};
 
+use super::addr::cannot;
 use super::io::{enter, impl_async_io, Io, Shared};
 use super::stream::{read_methods, write_methods, ReadHalf, SplitStream, WriteHalf};
 use super::sys;
 use crate::context as rt;
-use crate::rt::Runtime;
-use crate::rt::{Interest, OwnedSocket};
+use crate::rt::{OwnedSocket, Runtime};
 
 /// A connection on a Unix domain socket (Unix only).
 ///
@@ -80,12 +79,7 @@ impl UnixStream {
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         enter().await;
         let path = path.as_ref();
-        let named = |e: io::Error| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot connect to {}: {e}", path.display()),
-            )
-        };
+        let named = |e| cannot("connect", path.display(), e);
         let addr = unix_addr(path)?;
         Io::check_reactor()?;
         let fd = sys::socket(AddressFamily::UNIX, SocketType::STREAM)?;
@@ -94,21 +88,11 @@ impl UnixStream {
         let io = Io::new(fd)?;
         match started {
             Ok(true) => {}
-            Ok(false) => {
-                let fd = io.fd();
-                poll_fn(|cx| io.poll_op(cx, Interest::Write, &mut || sys::connected(fd)))
-                    .await
-                    .map_err(named)?;
-            }
+            Ok(false) => io.connected().await.map_err(named)?,
             // A Unix socket's connect does not wait: a full backlog is an error at once.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Err(io::Error::new(
-                    io::ErrorKind::ResourceBusy,
-                    format!(
-                        "cannot connect to {}: the listener's backlog is full",
-                        path.display()
-                    ),
-                ))
+                let full = "the listener's backlog is full";
+                return Err(named(io::Error::new(io::ErrorKind::ResourceBusy, full)));
             }
             Err(e) => return Err(named(e)),
         }
@@ -320,9 +304,7 @@ impl UnixListener {
         rn::bind(&fd, &addr)
             .map_err(io::Error::from)
             .and_then(|()| sys::listen(&fd))
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot bind to {}: {e}", path.display()))
-            })?;
+            .map_err(|e| cannot("bind", path.display(), e))?;
         UnixListener::from_fd(fd)
     }
 
