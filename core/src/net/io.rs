@@ -321,6 +321,22 @@ fn checked<T>(op: impl FnOnce() -> Poll<T>) -> Poll<T> {
     op()
 }
 
+/// The `Debug` of a socket type: `name`, those of its `addrs` it has, its socket.
+pub(crate) fn fmt_socket<A: fmt::Debug, const N: usize>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    addrs: [(&str, io::Result<A>); N],
+    io: &Io,
+) -> fmt::Result {
+    let mut d = f.debug_struct(name);
+    for (field, addr) in addrs {
+        if let Ok(addr) = addr {
+            d.field(field, &addr);
+        }
+    }
+    d.field("socket", io).finish()
+}
+
 impl fmt::Debug for Io {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {

@@ -215,7 +215,33 @@ macro_rules! write_methods {
     };
 }
 
-pub(crate) use {read_methods, write_methods};
+/// What a stream type (a struct with an `io: Io` field) implements besides its own
+/// methods: [`SplitStream`] (whose sealed part is the `io()` the methods use),
+/// `AsyncRead` and `AsyncWrite`, `AsFd`, and `Debug` (its addresses and its socket).
+macro_rules! impl_stream {
+    ($ty:ident) => {
+        impl super::stream::Sealed for $ty {
+            fn io(&self) -> &super::io::Io {
+                &self.io
+            }
+        }
+
+        impl super::stream::SplitStream for $ty {}
+
+        super::io::impl_async_io!(read, [], $ty);
+        super::io::impl_async_io!(write, [], $ty);
+        super::impl_as_socket!($ty);
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let addrs = [("local", self.local_addr()), ("peer", self.peer_addr())];
+                super::io::fmt_socket(f, stringify!($ty), addrs, &self.io)
+            }
+        }
+    };
+}
+
+pub(crate) use {impl_stream, read_methods, write_methods};
 
 /// The read half of a stream, owned: see `into_split` of
 /// [`TcpStream`](super::TcpStream::into_split) and [`UnixStream`](super::UnixStream).

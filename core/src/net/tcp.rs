@@ -8,8 +8,9 @@ use std::sync::Arc;
 use rustix::net::SocketType;
 
 use super::addr::{cannot, resolve, ToSocketAddrs};
-use super::io::{enter, impl_async_io, Io, Shared};
-use super::stream::{read_methods, write_methods, ReadHalf, SplitStream, WriteHalf};
+use super::io::{enter, fmt_socket, Io, Shared};
+use super::stream::{impl_stream, read_methods, write_methods};
+use super::stream::{ReadHalf, Sealed, SplitStream, WriteHalf};
 use super::{sys, TcpConnector};
 use crate::context as rt;
 use crate::rt::{Interest, NetListener, OwnedSocket, Runtime};
@@ -128,10 +129,6 @@ impl TcpStream {
         TcpStream { io }
     }
 
-    fn io(&self) -> &Io {
-        &self.io
-    }
-
     read_methods!(
         "# hatchery_smol::run(async {\n\
          # use hatchery::net::{TcpListener, TcpStream};\n\
@@ -246,30 +243,7 @@ impl TcpStream {
     }
 }
 
-impl super::stream::Sealed for TcpStream {
-    fn io(&self) -> &Io {
-        &self.io
-    }
-}
-
-impl SplitStream for TcpStream {}
-
-impl_async_io!(read, [], TcpStream);
-impl_async_io!(write, [], TcpStream);
-super::impl_as_socket!(TcpStream);
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("TcpStream");
-        if let Ok(addr) = self.local_addr() {
-            d.field("local", &addr);
-        }
-        if let Ok(addr) = self.peer_addr() {
-            d.field("peer", &addr);
-        }
-        d.field("socket", &self.io).finish()
-    }
-}
+impl_stream!(TcpStream);
 
 /// A TCP socket that listens for connections.
 ///
@@ -545,11 +519,7 @@ super::impl_as_socket!(TcpListener);
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("TcpListener");
-        if let Ok(addr) = self.local_addr() {
-            d.field("local", &addr);
-        }
-        d.field("socket", self.io()).finish()
+        fmt_socket(f, "TcpListener", [("local", self.local_addr())], self.io())
     }
 }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use rustix::net::SocketType;
 
 use super::addr::{cannot, resolve, ToSocketAddrs};
-use super::io::{current_network, enter, Io, Shared};
+use super::io::{current_network, enter, fmt_socket, Io, Shared};
 use super::sys;
 use crate::rt::{Interest, OwnedSocket};
 
@@ -357,13 +357,7 @@ super::impl_as_socket!(UdpSocket);
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("UdpSocket");
-        if let Ok(addr) = self.local_addr() {
-            d.field("local", &addr);
-        }
-        if let Ok(addr) = self.peer_addr() {
-            d.field("peer", &addr);
-        }
-        d.field("socket", self.io()).finish()
+        let addrs = [("local", self.local_addr()), ("peer", self.peer_addr())];
+        fmt_socket(f, "UdpSocket", addrs, self.io())
     }
 }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use rustix::net::{self as rn, AddressFamily, SocketAddrUnix, SocketType};
 
 use super::addr::cannot;
-use super::io::{enter, impl_async_io, Io, Shared};
-use super::stream::{read_methods, write_methods, ReadHalf, SplitStream, WriteHalf};
+use super::io::{enter, fmt_socket, Io, Shared};
+use super::stream::{impl_stream, read_methods, write_methods};
+use super::stream::{ReadHalf, Sealed, SplitStream, WriteHalf};
 use super::sys;
 use crate::context as rt;
 use crate::rt::{OwnedSocket, Runtime};
@@ -148,10 +149,6 @@ impl UnixStream {
         Ok(UnixStream { io: Io::new(fd)? })
     }
 
-    fn io(&self) -> &Io {
-        &self.io
-    }
-
     read_methods!(
         "# hatchery_smol::run(async {\n\
          # let (mut a, mut b) = hatchery::net::UnixStream::pair()?;\n"
@@ -210,30 +207,7 @@ impl UnixStream {
     }
 }
 
-impl super::stream::Sealed for UnixStream {
-    fn io(&self) -> &Io {
-        &self.io
-    }
-}
-
-impl SplitStream for UnixStream {}
-
-impl_async_io!(read, [], UnixStream);
-impl_async_io!(write, [], UnixStream);
-super::impl_as_socket!(UnixStream);
-
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("UnixStream");
-        if let Ok(addr) = self.local_addr() {
-            d.field("local", &addr);
-        }
-        if let Ok(addr) = self.peer_addr() {
-            d.field("peer", &addr);
-        }
-        d.field("socket", &self.io).finish()
-    }
-}
+impl_stream!(UnixStream);
 
 /// A Unix domain socket that listens for connections (Unix only).
 ///
@@ -400,11 +374,7 @@ super::impl_as_socket!(UnixListener);
 
 impl fmt::Debug for UnixListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("UnixListener");
-        if let Ok(addr) = self.local_addr() {
-            d.field("local", &addr);
-        }
-        d.field("socket", self.io()).finish()
+        fmt_socket(f, "UnixListener", [("local", self.local_addr())], self.io())
     }
 }
 
