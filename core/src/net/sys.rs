@@ -9,95 +9,82 @@ use rustix::net::{self as rn, AddressFamily, SendFlags, SocketAddrAny, SocketTyp
 
 use crate::rt::{BorrowedSocket, OwnedSocket};
 
-/// Platforms whose `socket` and `accept4` take `SOCK_NONBLOCK | SOCK_CLOEXEC`, saving
-/// a system call per socket.
-macro_rules! with_socket_flags {
-    ($($item:item)*) => {$(
-        #[cfg(any(
-            target_os = "linux",
-            target_os = "android",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd",
-            target_os = "dragonfly",
-            target_os = "illumos",
-        ))]
-        $item
-    )*};
+/// The items of the first block where `$cfg` holds, those of the second elsewhere.
+macro_rules! cfg_else {
+    (#[cfg($cfg:meta)] { $($yes:item)* } else { $($no:item)* }) => {
+        $(#[cfg($cfg)] $yes)*
+        $(#[cfg(not($cfg))] $no)*
+    };
 }
 
-macro_rules! without_socket_flags {
-    ($($item:item)*) => {$(
-        #[cfg(not(any(
-            target_os = "linux",
-            target_os = "android",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd",
-            target_os = "dragonfly",
-            target_os = "illumos",
-        )))]
-        $item
-    )*};
-}
+cfg_else! {
+    // Platforms whose `socket` and `accept4` take `SOCK_NONBLOCK | SOCK_CLOEXEC`, saving
+    // a system call per socket.
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly",
+        target_os = "illumos",
+    ))]
+    {
+        fn flags() -> rn::SocketFlags {
+            rn::SocketFlags::NONBLOCK | rn::SocketFlags::CLOEXEC
+        }
 
-with_socket_flags! {
-    fn flags() -> rn::SocketFlags {
-        rn::SocketFlags::NONBLOCK | rn::SocketFlags::CLOEXEC
-    }
+        /// A new non-blocking, close-on-exec socket.
+        pub(crate) fn socket(family: AddressFamily, ty: SocketType) -> io::Result<OwnedSocket> {
+            Ok(rn::socket_with(family, ty, flags(), None)?)
+        }
 
-    /// A new non-blocking, close-on-exec socket.
-    pub(crate) fn socket(family: AddressFamily, ty: SocketType) -> io::Result<OwnedSocket> {
-        Ok(rn::socket_with(family, ty, flags(), None)?)
-    }
+        /// Accepts a connection: a non-blocking, close-on-exec socket, and the peer's address.
+        pub(crate) fn accept(fd: BorrowedSocket<'_>) -> io::Result<(OwnedSocket, Option<SocketAddrAny>)> {
+            Ok(rn::acceptfrom_with(fd, flags())?)
+        }
 
-    /// Accepts a connection: a non-blocking, close-on-exec socket, and the peer's address.
-    pub(crate) fn accept(fd: BorrowedSocket<'_>) -> io::Result<(OwnedSocket, Option<SocketAddrAny>)> {
-        Ok(rn::acceptfrom_with(fd, flags())?)
-    }
-
-    /// A connected pair of Unix stream sockets.
-    #[cfg(unix)]
-    pub(crate) fn pair() -> io::Result<(OwnedSocket, OwnedSocket)> {
-        Ok(rn::socketpair(AddressFamily::UNIX, SocketType::STREAM, flags(), None)?)
-    }
-}
-
-without_socket_flags! {
-    /// A new non-blocking, close-on-exec socket.
-    pub(crate) fn socket(family: AddressFamily, ty: SocketType) -> io::Result<OwnedSocket> {
-        #[cfg(windows)]
-        startup()?;
-        let fd = rn::socket(family, ty, None)?;
-        prepare(&fd)?;
-        Ok(fd)
-    }
-
-    /// Accepts a connection: a non-blocking, close-on-exec socket, and the peer's address.
-    pub(crate) fn accept(fd: BorrowedSocket<'_>) -> io::Result<(OwnedSocket, Option<SocketAddrAny>)> {
-        let (fd, addr) = rn::acceptfrom(fd)?;
-        prepare(&fd)?;
-        Ok((fd, addr))
-    }
-
-    /// A connected pair of Unix stream sockets.
-    #[cfg(unix)]
-    pub(crate) fn pair() -> io::Result<(OwnedSocket, OwnedSocket)> {
-        let (a, b) = rn::socketpair(AddressFamily::UNIX, SocketType::STREAM, rn::SocketFlags::empty(), None)?;
-        prepare(&a)?;
-        prepare(&b)?;
-        Ok((a, b))
-    }
-
-    /// Non-blocking, close-on-exec, and without SIGPIPE where a socket option is the
-    /// only way (Apple's systems, which have no `MSG_NOSIGNAL`).
-    fn prepare(fd: &OwnedSocket) -> io::Result<()> {
-        rustix::io::ioctl_fionbio(fd, true)?;
+        /// A connected pair of Unix stream sockets.
         #[cfg(unix)]
-        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
-        #[cfg(target_vendor = "apple")]
-        rn::sockopt::set_socket_nosigpipe(fd, true)?;
-        Ok(())
+        pub(crate) fn pair() -> io::Result<(OwnedSocket, OwnedSocket)> {
+            Ok(rn::socketpair(AddressFamily::UNIX, SocketType::STREAM, flags(), None)?)
+        }
+    } else {
+        /// A new non-blocking, close-on-exec socket.
+        pub(crate) fn socket(family: AddressFamily, ty: SocketType) -> io::Result<OwnedSocket> {
+            #[cfg(windows)]
+            startup()?;
+            let fd = rn::socket(family, ty, None)?;
+            prepare(&fd)?;
+            Ok(fd)
+        }
+
+        /// Accepts a connection: a non-blocking, close-on-exec socket, and the peer's address.
+        pub(crate) fn accept(fd: BorrowedSocket<'_>) -> io::Result<(OwnedSocket, Option<SocketAddrAny>)> {
+            let (fd, addr) = rn::acceptfrom(fd)?;
+            prepare(&fd)?;
+            Ok((fd, addr))
+        }
+
+        /// A connected pair of Unix stream sockets.
+        #[cfg(unix)]
+        pub(crate) fn pair() -> io::Result<(OwnedSocket, OwnedSocket)> {
+            let (a, b) = rn::socketpair(AddressFamily::UNIX, SocketType::STREAM, rn::SocketFlags::empty(), None)?;
+            prepare(&a)?;
+            prepare(&b)?;
+            Ok((a, b))
+        }
+
+        /// Non-blocking, close-on-exec, and without SIGPIPE where a socket option is the
+        /// only way (Apple's systems, which have no `MSG_NOSIGNAL`).
+        fn prepare(fd: &OwnedSocket) -> io::Result<()> {
+            rustix::io::ioctl_fionbio(fd, true)?;
+            #[cfg(unix)]
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+            #[cfg(target_vendor = "apple")]
+            rn::sockopt::set_socket_nosigpipe(fd, true)?;
+            Ok(())
+        }
     }
 }
 
