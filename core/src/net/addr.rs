@@ -62,47 +62,38 @@ mod sealed {
 
 pub(crate) use sealed::Target;
 
-macro_rules! addrs {
+/// Implements `ToSocketAddrs` for each type, with the target that the closure-like body
+/// makes of `self`.
+macro_rules! targets {
     ($($ty:ty => |$this:ident| $body:expr;)*) => {$(
         impl ToSocketAddrs for $ty {}
         impl sealed::Sealed for $ty {
             fn target(&self) -> io::Result<Target> {
                 let $this = self;
-                Ok(Target::Addrs($body))
+                $body
             }
         }
     )*};
 }
 
-addrs! {
-    SocketAddr => |a| vec![*a];
-    SocketAddrV4 => |a| vec![SocketAddr::V4(*a)];
-    SocketAddrV6 => |a| vec![SocketAddr::V6(*a)];
-    (IpAddr, u16) => |a| vec![SocketAddr::new(a.0, a.1)];
-    (Ipv4Addr, u16) => |a| vec![SocketAddr::new(a.0.into(), a.1)];
-    (Ipv6Addr, u16) => |a| vec![SocketAddr::new(a.0.into(), a.1)];
-    [SocketAddr] => |a| a.to_vec();
-    Vec<SocketAddr> => |a| a.clone();
+targets! {
+    SocketAddr => |a| Ok(Target::Addrs(vec![*a]));
+    SocketAddrV4 => |a| Ok(Target::Addrs(vec![SocketAddr::V4(*a)]));
+    SocketAddrV6 => |a| Ok(Target::Addrs(vec![SocketAddr::V6(*a)]));
+    (IpAddr, u16) => |a| Ok(Target::Addrs(vec![SocketAddr::new(a.0, a.1)]));
+    (Ipv4Addr, u16) => |a| Ok(Target::Addrs(vec![SocketAddr::new(a.0.into(), a.1)]));
+    (Ipv6Addr, u16) => |a| Ok(Target::Addrs(vec![SocketAddr::new(a.0.into(), a.1)]));
+    [SocketAddr] => |a| Ok(Target::Addrs(a.to_vec()));
+    Vec<SocketAddr> => |a| Ok(Target::Addrs(a.clone()));
+    (&str, u16) => |a| host_port(a.0, a.1);
+    (String, u16) => |a| host_port(&a.0, a.1);
+    String => |a| a.as_str().target();
 }
 
 impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {}
 impl<T: ToSocketAddrs + ?Sized> sealed::Sealed for &T {
     fn target(&self) -> io::Result<Target> {
         (**self).target()
-    }
-}
-
-impl ToSocketAddrs for (&str, u16) {}
-impl sealed::Sealed for (&str, u16) {
-    fn target(&self) -> io::Result<Target> {
-        host_port(self.0, self.1)
-    }
-}
-
-impl ToSocketAddrs for (String, u16) {}
-impl sealed::Sealed for (String, u16) {
-    fn target(&self) -> io::Result<Target> {
-        host_port(&self.0, self.1)
     }
 }
 
@@ -124,13 +115,6 @@ impl sealed::Sealed for str {
             return Err(bad("invalid IPv6 address"));
         }
         host_port(host, port).map_err(|_| bad("invalid host name"))
-    }
-}
-
-impl ToSocketAddrs for String {}
-impl sealed::Sealed for String {
-    fn target(&self) -> io::Result<Target> {
-        self.as_str().target()
     }
 }
 
