@@ -317,19 +317,15 @@ where
                 match fut.await {
                     Ok(value) => {
                         let mut race = lock(&state);
-                        let late = match race.winner {
-                            None => {
-                                race.winner = Some(value);
-                                None
-                            }
-                            Some(_) => Some(value),
-                        };
-                        drop(race);
-                        match late {
+                        if race.winner.is_some() {
+                            drop(race);
                             // Lost to a winner that connected at the same time: closed.
-                            Some(value) => drop(value),
+                            drop(value);
+                        } else {
+                            race.winner = Some(value);
+                            drop(race);
                             // The losers still under way are cancelled (and closed).
-                            None => group.cancel(),
+                            group.cancel();
                         }
                     }
                     Err(e) => {
