@@ -282,10 +282,8 @@ impl UdpSocket {
         let fd = self.io().fd();
         let sent = self.shared.op(Interest::Write, || sys::send(fd, buf)).await;
         #[cfg(unix)]
-        if let Err(e) = &sent {
-            if sys::is_errno(e, rustix::io::Errno::DESTADDRREQ) {
-                return Err(not_connected());
-            }
+        if matches!(&sent, Err(e) if sys::is_errno(e, rustix::io::Errno::DESTADDRREQ)) {
+            return Err(not_connected());
         }
         sent
     }
