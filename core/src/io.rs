@@ -289,8 +289,8 @@ impl<T> Async<T> {
         let fd = self.shared.io.fd();
         self.shared
             .op(Interest::Read, || probe(fd, Interest::Read))
-            .await
-            .map(drop)
+            .await?;
+        Ok(())
     }
 
     /// Waits until the descriptor is writable: buffer space, or an error or hang-up
@@ -312,8 +312,8 @@ impl<T> Async<T> {
         let fd = self.shared.io.fd();
         self.shared
             .op(Interest::Write, || probe(fd, Interest::Write))
-            .await
-            .map(drop)
+            .await?;
+        Ok(())
     }
 
     /// Runs `op`, a non-blocking operation that reads (or accepts, or receives) from the
@@ -568,12 +568,7 @@ fn poll_with<R>(
         out = Some(op()?);
         Ok(0)
     });
-    done.map(|r| {
-        r.map(|_| {
-            out.take()
-                .expect("an operation that succeeded left its value")
-        })
-    })
+    done.map_ok(|_| out.expect("an operation that succeeded left its value"))
 }
 
 impl Shared {
