@@ -500,32 +500,26 @@ mod tests {
 
     #[test]
     fn interleaves_families_from_the_first() {
-        let addrs: Vec<_> = [
+        let order = |addrs: &[&str]| -> Vec<String> {
+            let addrs = addrs.iter().map(|a| a.parse().unwrap()).collect();
+            interleave(addrs).iter().map(|a| a.to_string()).collect()
+        };
+        let v6_first = [
             "[::1]:1",
             "[::2]:1",
             "[::3]:1",
             "127.0.0.1:1",
             "127.0.0.2:1",
-        ]
-        .iter()
-        .map(|a| a.parse().unwrap())
-        .collect();
-        let order: Vec<String> = interleave(addrs).iter().map(|a| a.to_string()).collect();
-        assert_eq!(
-            order,
-            [
-                "[::1]:1",
-                "127.0.0.1:1",
-                "[::2]:1",
-                "127.0.0.2:1",
-                "[::3]:1"
-            ]
-        );
-        let addrs: Vec<_> = ["127.0.0.1:1", "[::1]:1", "[::2]:1"]
-            .iter()
-            .map(|a| a.parse().unwrap())
-            .collect();
-        let order: Vec<String> = interleave(addrs).iter().map(|a| a.to_string()).collect();
-        assert_eq!(order, ["127.0.0.1:1", "[::1]:1", "[::2]:1"]);
+        ];
+        let interleaved = [
+            "[::1]:1",
+            "127.0.0.1:1",
+            "[::2]:1",
+            "127.0.0.2:1",
+            "[::3]:1",
+        ];
+        assert_eq!(order(&v6_first), interleaved);
+        let v4_first = ["127.0.0.1:1", "[::1]:1", "[::2]:1"];
+        assert_eq!(order(&v4_first), v4_first);
     }
 }
