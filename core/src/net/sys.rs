@@ -203,26 +203,21 @@ pub(crate) fn shutdown_write(fd: BorrowedSocket<'_>) -> io::Result<()> {
     Ok(rn::shutdown(fd, rn::Shutdown::Write)?)
 }
 
-/// Binds a new socket of `ty` to `addr` (TCP listeners also reuse the address of
-/// connections in TIME_WAIT, as std's and tokio's listeners do on Unix).
-pub(crate) fn bind(addr: &SocketAddr, ty: SocketType) -> io::Result<OwnedSocket> {
-    let fd = socket(family(addr), ty)?;
-    #[cfg(unix)]
-    if ty == SocketType::STREAM {
-        rn::sockopt::set_socket_reuseaddr(&fd, true)?;
-    }
+/// A new UDP socket bound to `addr`.
+pub(crate) fn bind_udp(addr: &SocketAddr) -> io::Result<OwnedSocket> {
+    let fd = socket(family(addr), SocketType::DGRAM)?;
     rn::bind(&fd, addr)?;
     Ok(fd)
 }
 
-/// A new listening TCP socket bound to `addr`, reusing the address as [`bind`] does; an
-/// IPv6 one only for IPv6 (`IPV6_V6ONLY`), so that the same port can be bound on IPv4 by
-/// another.
-pub(crate) fn bind_listener(addr: &SocketAddr) -> io::Result<OwnedSocket> {
+/// A new listening TCP socket bound to `addr`, reusing the address of connections in
+/// TIME_WAIT (as std's and tokio's listeners do on Unix); with `v6only`, an IPv6 one only
+/// for IPv6 (`IPV6_V6ONLY`), so that the same port can be bound on IPv4 by another.
+pub(crate) fn bind_listener(addr: &SocketAddr, v6only: bool) -> io::Result<OwnedSocket> {
     let fd = socket(family(addr), SocketType::STREAM)?;
     #[cfg(unix)]
     rn::sockopt::set_socket_reuseaddr(&fd, true)?;
-    if addr.is_ipv6() {
+    if v6only && addr.is_ipv6() {
         rn::sockopt::set_ipv6_v6only(&fd, true)?;
     }
     rn::bind(&fd, addr)?;

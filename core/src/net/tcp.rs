@@ -5,8 +5,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rustix::net::SocketType;
-
 use super::addr::{cannot, resolve, ToSocketAddrs};
 use super::io::{enter, fmt_socket, Io, Shared};
 use super::stream::{impl_stream, read_methods, write_methods};
@@ -333,9 +331,7 @@ impl TcpListener {
                     Ok(listener) => return Ok(TcpListener::from_net(rt, listener)),
                     Err(e) => last = Some(cannot("bind", addr, e)),
                 },
-                None => match sys::bind(&addr, SocketType::STREAM)
-                    .and_then(|fd| sys::listen(&fd).map(|()| fd))
-                {
+                None => match sys::bind_listener(&addr, false) {
                     Ok(fd) => return TcpListener::with_runtime(rt, fd),
                     Err(e) => last = Some(cannot("bind", addr, e)),
                 },
@@ -602,9 +598,8 @@ fn bind_on_one_port(
                 Some(network) => network
                     .bind_tcp(at)
                     .map(|l| TcpListener::from_net(rt.clone(), l)),
-                None => {
-                    sys::bind_listener(&at).and_then(|fd| TcpListener::with_runtime(rt.clone(), fd))
-                }
+                None => sys::bind_listener(&at, true)
+                    .and_then(|fd| TcpListener::with_runtime(rt.clone(), fd)),
             };
             match listener {
                 Ok(listener) => {

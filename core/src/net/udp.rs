@@ -4,8 +4,6 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use rustix::net::SocketType;
-
 use super::addr::{cannot, resolve, ToSocketAddrs};
 use super::io::{current_network, enter, fmt_socket, Io, Shared};
 use super::sys;
@@ -90,7 +88,7 @@ impl UdpSocket {
                     .map(|socket| UdpSocket {
                         shared: Shared::new(Io::net_datagram(socket)),
                     }),
-                None => sys::bind(&addr, SocketType::DGRAM).and_then(UdpSocket::from_fd),
+                None => sys::bind_udp(&addr).and_then(UdpSocket::from_fd),
             };
             match bound {
                 Ok(socket) => return Ok(socket),
