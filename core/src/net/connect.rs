@@ -192,7 +192,7 @@ pub(crate) async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
     if let Some(rt) = current_network() {
         let network = rt.network().expect("a runtime with a network");
         // Dropped before it is connected (cancelled), the stream abandons the attempt.
-        let io = Io::net_stream(network.connect_tcp(addr)?);
+        let io = Io::Stream(network.connect_tcp(addr)?);
         io.connected().await?;
         return Ok(TcpStream::from_io(io));
     }

@@ -24,12 +24,7 @@ use super::sys;
 /// `pub` only for the sealed trait of the stream types (`SplitStream`), which returns
 /// it; the module is private.
 #[allow(unreachable_pub)]
-pub struct Io {
-    kind: Kind,
-}
-
-/// What an [`Io`] holds.
-enum Kind {
+pub enum Io {
     /// A descriptor registered with the runtime's reactor.
     Sys(Box<dyn Registration>),
     /// A TCP connection of the runtime's network.
@@ -105,46 +100,7 @@ impl Io {
     /// Registers `fd` with `rt`'s reactor.
     pub(crate) fn with_runtime(rt: &dyn Runtime, fd: OwnedSocket) -> io::Result<Io> {
         let reactor = rt.reactor().ok_or_else(|| no_reactor(rt))?;
-        Ok(Io {
-            kind: Kind::Sys(reactor.register(fd)?),
-        })
-    }
-
-    /// A TCP connection of the runtime's network.
-    pub(crate) fn net_stream(stream: Box<dyn NetStream>) -> Io {
-        Io {
-            kind: Kind::Stream(stream),
-        }
-    }
-
-    /// A TCP listener of the runtime's network.
-    pub(crate) fn net_listener(listener: Box<dyn NetListener>) -> Io {
-        Io {
-            kind: Kind::Listener(listener),
-        }
-    }
-
-    /// A UDP socket of the runtime's network.
-    pub(crate) fn net_datagram(socket: Box<dyn NetDatagram>) -> Io {
-        Io {
-            kind: Kind::Datagram(socket),
-        }
-    }
-
-    /// The listener of the runtime's network, if this is one.
-    pub(crate) fn as_net_listener(&self) -> Option<&dyn NetListener> {
-        match &self.kind {
-            Kind::Listener(l) => Some(&**l),
-            _ => None,
-        }
-    }
-
-    /// The UDP socket of the runtime's network, if this is one.
-    pub(crate) fn as_net_datagram(&self) -> Option<&dyn NetDatagram> {
-        match &self.kind {
-            Kind::Datagram(d) => Some(&**d),
-            _ => None,
-        }
+        Ok(Io::Sys(reactor.register(fd)?))
     }
 
     /// The socket, for system calls.
@@ -154,43 +110,43 @@ impl Io {
     /// For a socket of the runtime's own network, which has none.
     #[inline]
     pub(crate) fn fd(&self) -> BorrowedSocket<'_> {
-        match &self.kind {
-            Kind::Sys(reg) => reg.socket(),
+        match self {
+            Io::Sys(reg) => reg.socket(),
             _ => panic!("{NO_DESCRIPTOR}"),
         }
     }
 
     /// The local address of a TCP or UDP socket.
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.kind {
-            Kind::Sys(reg) => sys::local_addr(reg.socket()),
-            Kind::Stream(s) => s.local_addr(),
-            Kind::Listener(l) => l.local_addr(),
-            Kind::Datagram(d) => d.local_addr(),
+        match self {
+            Io::Sys(reg) => sys::local_addr(reg.socket()),
+            Io::Stream(s) => s.local_addr(),
+            Io::Listener(l) => l.local_addr(),
+            Io::Datagram(d) => d.local_addr(),
         }
     }
 
     /// The peer address of a connected TCP or UDP socket.
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
-        match &self.kind {
-            Kind::Sys(reg) => sys::peer_addr(reg.socket()),
-            Kind::Stream(s) => s.peer_addr(),
-            Kind::Datagram(d) => d.peer_addr(),
-            Kind::Listener(_) => Err(io::ErrorKind::NotConnected.into()),
+        match self {
+            Io::Sys(reg) => sys::peer_addr(reg.socket()),
+            Io::Stream(s) => s.peer_addr(),
+            Io::Datagram(d) => d.peer_addr(),
+            Io::Listener(_) => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 
     /// `TCP_NODELAY` of a TCP stream.
     pub(crate) fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        match &self.kind {
-            Kind::Stream(s) => s.set_nodelay(on),
+        match self {
+            Io::Stream(s) => s.set_nodelay(on),
             _ => sys::set_nodelay(self.fd(), on),
         }
     }
 
     pub(crate) fn nodelay(&self) -> io::Result<bool> {
-        match &self.kind {
-            Kind::Stream(s) => s.nodelay(),
+        match self {
+            Io::Stream(s) => s.nodelay(),
             _ => sys::nodelay(self.fd()),
         }
     }
@@ -205,8 +161,8 @@ impl Io {
         op: &mut dyn FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         // Nothing done in a cancelled scope, which drops the operation here.
-        checked(|| match &self.kind {
-            Kind::Sys(reg) => reg.poll_io(cx, interest, op),
+        checked(|| match self {
+            Io::Sys(reg) => reg.poll_io(cx, interest, op),
             _ => panic!("{NO_DESCRIPTOR}"),
         })
     }
@@ -225,8 +181,8 @@ impl Io {
             // there, so the system call would make it wait for data it cannot take.)
             return checked(|| Poll::Ready(Ok(0)));
         }
-        match &self.kind {
-            Kind::Stream(s) => checked(|| s.poll_read(cx, buf)),
+        match self {
+            Io::Stream(s) => checked(|| s.poll_read(cx, buf)),
             _ => {
                 let fd = self.fd();
                 self.poll_op(cx, Interest::Read, &mut || sys::recv(fd, buf))
@@ -241,8 +197,8 @@ impl Io {
             // A zero-length send is a no-op; don't wait for writability to do nothing.
             return checked(|| Poll::Ready(Ok(0)));
         }
-        match &self.kind {
-            Kind::Stream(s) => checked(|| s.poll_write(cx, buf)),
+        match self {
+            Io::Stream(s) => checked(|| s.poll_write(cx, buf)),
             _ => {
                 let fd = self.fd();
                 self.poll_op(cx, Interest::Write, &mut || sys::send(fd, buf))
@@ -257,8 +213,8 @@ impl Io {
 
     /// Shuts down the write side, at once (no checkpoint: a dropped write half's).
     pub(crate) fn shutdown_now(&self) -> io::Result<()> {
-        match &self.kind {
-            Kind::Stream(s) => s.shutdown_write(),
+        match self {
+            Io::Stream(s) => s.shutdown_write(),
             _ => sys::shutdown_write(self.fd()),
         }
     }
@@ -267,8 +223,8 @@ impl Io {
     /// whose connect did not complete at once) to be established: a checkpoint at each
     /// poll.
     pub(crate) async fn connected(&self) -> io::Result<()> {
-        match &self.kind {
-            Kind::Stream(s) => poll_fn(|cx| checked(|| s.poll_connect(cx))).await,
+        match self {
+            Io::Stream(s) => poll_fn(|cx| checked(|| s.poll_connect(cx))).await,
             _ => {
                 let fd = self.fd();
                 poll_fn(|cx| self.poll_op(cx, Interest::Write, &mut || sys::connected(fd))).await?;
@@ -339,11 +295,11 @@ pub(crate) fn fmt_socket<A: fmt::Debug, const N: usize>(
 
 impl fmt::Debug for Io {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            Kind::Sys(reg) => fmt::Debug::fmt(&reg.socket(), f),
-            Kind::Stream(s) => fmt::Debug::fmt(&**s, f),
-            Kind::Listener(l) => fmt::Debug::fmt(&**l, f),
-            Kind::Datagram(d) => fmt::Debug::fmt(&**d, f),
+        match self {
+            Io::Sys(reg) => fmt::Debug::fmt(&reg.socket(), f),
+            Io::Stream(s) => fmt::Debug::fmt(&**s, f),
+            Io::Listener(l) => fmt::Debug::fmt(&**l, f),
+            Io::Datagram(d) => fmt::Debug::fmt(&**d, f),
         }
     }
 }

@@ -438,7 +438,7 @@ impl TcpListener {
     /// A listener of the runtime's network.
     fn from_net(rt: Arc<dyn Runtime>, listener: Box<dyn NetListener>) -> TcpListener {
         TcpListener {
-            shared: Shared::new(Io::net_listener(listener)),
+            shared: Shared::new(Io::Listener(listener)),
             rt,
         }
     }
@@ -470,12 +470,12 @@ impl TcpListener {
     ///
     /// See [`TcpListener`].
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        if let Some(listener) = self.io().as_net_listener() {
+        if let Io::Listener(listener) = self.io() {
             let (stream, peer) = self
                 .shared
                 .net_op(Interest::Read, |cx| listener.poll_accept(cx))
                 .await?;
-            return Ok((TcpStream::from_io(Io::net_stream(stream)), peer));
+            return Ok((TcpStream::from_io(Io::Stream(stream)), peer));
         }
         let (fd, addr) = self.shared.accept().await?;
         let io = Io::with_runtime(&*self.rt, fd)?;

@@ -86,7 +86,7 @@ impl UdpSocket {
                     .expect("a runtime with a network")
                     .bind_udp(addr)
                     .map(|socket| UdpSocket {
-                        shared: Shared::new(Io::net_datagram(socket)),
+                        shared: Shared::new(Io::Datagram(socket)),
                     }),
                 None => sys::bind_udp(&addr).and_then(UdpSocket::from_fd),
             };
@@ -156,7 +156,7 @@ impl UdpSocket {
     ///
     /// See [`UdpSocket`].
     pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        if let Some(socket) = self.io().as_net_datagram() {
+        if let Io::Datagram(socket) = self.io() {
             return self
                 .shared
                 .net_op(Interest::Write, |cx| socket.poll_send_to(cx, buf, target))
@@ -188,7 +188,7 @@ impl UdpSocket {
     ///
     /// See [`UdpSocket`].
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        if let Some(socket) = self.io().as_net_datagram() {
+        if let Io::Datagram(socket) = self.io() {
             return self
                 .shared
                 .net_op(Interest::Read, |cx| socket.poll_recv_from(cx, buf))
@@ -245,7 +245,7 @@ impl UdpSocket {
         enter().await;
         let (addrs, _) = resolve(addr.target()?, None).await?;
         let addr = addrs[0];
-        if let Some(socket) = self.io().as_net_datagram() {
+        if let Io::Datagram(socket) = self.io() {
             return socket.connect(addr).map_err(|e| cannot("connect", addr, e));
         }
         sys::start_connect(self.io().fd(), &addr)
@@ -268,7 +268,7 @@ impl UdpSocket {
     ///
     /// See [`connect`](UdpSocket::connect).
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(socket) = self.io().as_net_datagram() {
+        if let Io::Datagram(socket) = self.io() {
             let Ok(peer) = socket.peer_addr() else {
                 return Err(not_connected());
             };
@@ -302,7 +302,7 @@ impl UdpSocket {
     ///
     /// See [`connect`](UdpSocket::connect).
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(socket) = self.io().as_net_datagram() {
+        if let Io::Datagram(socket) = self.io() {
             // A connected socket of the network receives only its peer's datagrams.
             return self
                 .shared
