@@ -6,7 +6,6 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -308,19 +307,9 @@ impl fmt::Debug for Io {
 /// the operation there), `Ready` at once otherwise. Every async operation of
 /// `hatchery::net` starts with one, so that a cancelled scope stops it before it does
 /// anything (opens a socket, sends a SYN).
-pub(crate) fn enter() -> Enter {
-    Enter
-}
-
-pub(crate) struct Enter;
-
-impl Future for Enter {
-    type Output = ();
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-        checked(|| Poll::Ready(()))
-    }
+#[inline]
+pub(crate) fn enter() -> impl Future<Output = ()> {
+    poll_fn(|_| checked(|| Poll::Ready(())))
 }
 
 /// Operations on a socket that several tasks may share (`&self`: accepting, sending
