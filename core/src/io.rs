@@ -412,7 +412,7 @@ impl<T> Async<T> {
         mut op: impl FnMut(&mut T) -> io::Result<R>,
     ) -> io::Result<R> {
         let Async { shared, inner } = self;
-        shared.op_with(Interest::Read, || op(inner)).await
+        shared.op(Interest::Read, || op(inner)).await
     }
 
     /// As [`write_with`](Async::write_with), with the object mutably.
@@ -447,7 +447,7 @@ impl<T> Async<T> {
         mut op: impl FnMut(&mut T) -> io::Result<R>,
     ) -> io::Result<R> {
         let Async { shared, inner } = self;
-        shared.op_with(Interest::Write, || op(inner)).await
+        shared.op(Interest::Write, || op(inner)).await
     }
 
     /// The poll form of [`read_with`](Async::read_with), for implementing a poll-based
@@ -492,7 +492,9 @@ impl<T> Async<T> {
         cx: &mut Context<'_>,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        poll_with(&self.shared.io, cx, Interest::Read, || op(&self.inner))
+        self.shared
+            .io
+            .poll_with(cx, Interest::Read, || op(&self.inner))
     }
 
     /// The poll form of [`write_with`](Async::write_with): see
@@ -531,7 +533,9 @@ impl<T> Async<T> {
         cx: &mut Context<'_>,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        poll_with(&self.shared.io, cx, Interest::Write, || op(&self.inner))
+        self.shared
+            .io
+            .poll_with(cx, Interest::Write, || op(&self.inner))
     }
 
     /// `poll_read_with` with the object mutably (for the `AsyncRead` impl).
@@ -542,7 +546,7 @@ impl<T> Async<T> {
         mut op: impl FnMut(&mut T) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         let Async { shared, inner } = self;
-        poll_with(&shared.io, cx, interest, || op(inner))
+        shared.io.poll_with(cx, interest, || op(inner))
     }
 
     async fn with<R>(
@@ -551,40 +555,7 @@ impl<T> Async<T> {
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
         let inner = &self.inner;
-        self.shared.op_with(interest, || op(inner)).await
-    }
-}
-
-/// One operation through the registration, with a result of any type (the seam's
-/// operations return a `usize`): a checkpoint, then `op` once ready, in this one poll.
-fn poll_with<R>(
-    io: &Io,
-    cx: &mut Context<'_>,
-    interest: Interest,
-    mut op: impl FnMut() -> io::Result<R>,
-) -> Poll<io::Result<R>> {
-    let mut out = None;
-    let done = io.poll_op(cx, interest, &mut || {
-        out = Some(op()?);
-        Ok(0)
-    });
-    done.map_ok(|_| out.expect("an operation that succeeded left its value"))
-}
-
-impl Shared {
-    /// [`Shared::op`] with a result of any type.
-    async fn op_with<R>(
-        &self,
-        interest: Interest,
-        mut op: impl FnMut() -> io::Result<R>,
-    ) -> io::Result<R> {
-        let mut out = None;
-        self.op(interest, || {
-            out = Some(op()?);
-            Ok(0)
-        })
-        .await?;
-        Ok(out.expect("an operation that succeeded left its value"))
+        self.shared.op(interest, || op(inner)).await
     }
 }
 

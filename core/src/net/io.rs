@@ -166,6 +166,21 @@ impl Io {
         })
     }
 
+    /// [`Io::poll_op`] with a value of any type (the seam's operations return a `usize`).
+    pub(crate) fn poll_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        let mut out = None;
+        let done = self.poll_op(cx, interest, &mut || {
+            out = Some(op()?);
+            Ok(0)
+        });
+        done.map_ok(|_| out.expect("an operation that succeeded left its value"))
+    }
+
     /// Reads into `buf` (a stream's read: datagram sockets receive through
     /// [`Shared::op`]).
     #[inline]
@@ -332,13 +347,13 @@ impl Shared {
 
     /// Runs `op` as an operation for `interest`, after the tasks that were waiting for
     /// the same interest before.
-    pub(crate) async fn op(
+    pub(crate) async fn op<R>(
         &self,
         interest: Interest,
-        mut op: impl FnMut() -> io::Result<usize>,
-    ) -> io::Result<usize> {
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
         let _turn = self.turn(interest).await;
-        poll_fn(|cx| self.io.poll_op(cx, interest, &mut op)).await
+        poll_fn(|cx| self.io.poll_with(cx, interest, &mut op)).await
     }
 
     /// Runs `op`, an operation on a socket of the runtime's network, as [`Shared::op`]
@@ -370,13 +385,8 @@ impl Shared {
         &self,
     ) -> io::Result<(OwnedSocket, Option<rustix::net::SocketAddrAny>)> {
         let fd = self.io.fd();
-        let mut accepted = None;
         self.op(Interest::Read, || loop {
             match sys::accept(fd) {
-                Ok(conn) => {
-                    accepted = Some(conn);
-                    return Ok(0);
-                }
                 Err(e) if sys::accept_skippable(&e) => continue,
                 Err(e) if sys::is_errno(&e, rustix::io::Errno::INVAL) => {
                     return Err(io::Error::new(
@@ -384,11 +394,10 @@ impl Shared {
                         "accept on a listener that no longer listens (its socket was shut down)",
                     ))
                 }
-                Err(e) => return Err(e),
+                accepted => return accepted,
             }
         })
-        .await?;
-        Ok(accepted.expect("an accept that succeeded took a connection"))
+        .await
     }
 }
 

@@ -195,14 +195,9 @@ impl UdpSocket {
                 .await;
         }
         let fd = self.io().fd();
-        let mut from = None;
-        let n = self
+        let (n, from) = self
             .shared
-            .op(Interest::Read, || {
-                let (n, addr) = sys::recv_from(fd, buf)?;
-                from = addr;
-                Ok(n)
-            })
+            .op(Interest::Read, || sys::recv_from(fd, buf))
             .await?;
         Ok((n, sys::inet(from)?))
     }
