@@ -568,10 +568,7 @@ pub(crate) fn probe(fd: BorrowedSocket<'_>, interest: Interest) -> io::Result<us
         _ => PollFlags::IN,
     };
     let mut fds = [PollFd::new(&fd, flags)];
-    let zero = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let zero = rustix::event::Timespec::default();
     loop {
         match poll(&mut fds, Some(&zero)) {
             Ok(0) => return Err(io::ErrorKind::WouldBlock.into()),
@@ -661,11 +658,8 @@ impl<T: io::Read + Unpin> tokio::io::AsyncRead for Async<T> {
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let n = std::task::ready!(futures_io::AsyncRead::poll_read(
-            self,
-            cx,
-            buf.initialize_unfilled()
-        ))?;
+        let unfilled = buf.initialize_unfilled();
+        let n = std::task::ready!(futures_io::AsyncRead::poll_read(self, cx, unfilled))?;
         buf.advance(n);
         Poll::Ready(Ok(()))
     }
