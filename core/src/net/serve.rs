@@ -3,7 +3,6 @@
 use std::convert::Infallible;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -106,11 +105,8 @@ impl<L: Listener> Listener for Vec<L> {
             )),
             [one] => one.accept_stream().await,
             many => {
-                type Accept<'a, S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send + 'a>>;
-                let mut accepts: Vec<Accept<'_, L::Stream>> = many
-                    .iter()
-                    .map(|l| Box::pin(l.accept_stream()) as Accept<'_, L::Stream>)
-                    .collect();
+                let mut accepts: Vec<_> =
+                    many.iter().map(|l| Box::pin(l.accept_stream())).collect();
                 let first = fastrand::usize(..many.len());
                 poll_fn(|cx| {
                     let n = accepts.len();
