@@ -286,11 +286,7 @@ impl<T> Async<T> {
     /// # }
     /// ```
     pub async fn readable(&self) -> io::Result<()> {
-        let fd = self.shared.io.fd();
-        self.shared
-            .op(Interest::Read, || probe(fd, Interest::Read))
-            .await?;
-        Ok(())
+        self.ready(Interest::Read).await
     }
 
     /// Waits until the descriptor is writable: buffer space, or an error or hang-up
@@ -309,11 +305,7 @@ impl<T> Async<T> {
     ///
     /// See [`Async::new`].
     pub async fn writable(&self) -> io::Result<()> {
-        let fd = self.shared.io.fd();
-        self.shared
-            .op(Interest::Write, || probe(fd, Interest::Write))
-            .await?;
-        Ok(())
+        self.ready(Interest::Write).await
     }
 
     /// Runs `op`, a non-blocking operation that reads (or accepts, or receives) from the
@@ -339,8 +331,8 @@ impl<T> Async<T> {
     /// # Examples
     ///
     /// See [`Async`].
-    pub async fn read_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        self.with(Interest::Read, op).await
+    pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        self.shared.op(Interest::Read, || op(&self.inner)).await
     }
 
     /// As [`read_with`](Async::read_with), for an operation that writes (or sends, or
@@ -373,8 +365,8 @@ impl<T> Async<T> {
     /// # }).unwrap();
     /// # }
     /// ```
-    pub async fn write_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        self.with(Interest::Write, op).await
+    pub async fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        self.shared.op(Interest::Write, || op(&self.inner)).await
     }
 
     /// As [`read_with`](Async::read_with), with the object mutably (for a type that
@@ -549,13 +541,11 @@ impl<T> Async<T> {
         shared.io.poll_with(cx, interest, || op(inner))
     }
 
-    async fn with<R>(
-        &self,
-        interest: Interest,
-        mut op: impl FnMut(&T) -> io::Result<R>,
-    ) -> io::Result<R> {
-        let inner = &self.inner;
-        self.shared.op(interest, || op(inner)).await
+    /// Waits until the descriptor is ready for `interest`, as `poll(2)` tells.
+    async fn ready(&self, interest: Interest) -> io::Result<()> {
+        let fd = self.shared.io.fd();
+        self.shared.op(interest, || probe(fd, interest)).await?;
+        Ok(())
     }
 }
 
