@@ -183,6 +183,35 @@ fn wait_registered<T>(
     true
 }
 
+/// Sends `item` under the stream's lock (`st`) for a handle (`flags`), or, with no room,
+/// registers its `waiter` (as [`wait_registered`]) and puts the item back in `slot`
+/// to wait. Once it returns `Ready`, the waiter holds no place.
+#[inline]
+fn poll_send<T>(
+    st: &mut State<T>,
+    flags: HandleFlags<'_>,
+    item: T,
+    slot: &mut Option<T>,
+    waiter: &mut Option<u64>,
+    waker: &Waker,
+    sink: bool,
+) -> Poll<Result<(), SendError<T>>> {
+    let out = match st.try_send(flags.1.load(Ordering::Acquire), item) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(item)) => {
+            if wait_registered(st, flags, waiter, waker, sink) {
+                *slot = Some(item);
+                return Poll::Pending;
+            }
+            Err(SendError::Closed(item))
+        }
+        Err(TrySendError::Closed(item)) => Err(SendError::Closed(item)),
+        Err(TrySendError::Broken(item)) => Err(SendError::Broken(item)),
+    };
+    st.remove_sender(waiter.take());
+    Poll::Ready(out)
+}
+
 struct Chan<T> {
     state: Mutex<State<T>>,
     /// Open send handles, counted outside the lock: cloning a send handle, and closing
@@ -477,8 +506,10 @@ impl<T> State<T> {
         }
     }
 
-    fn remove_sender(&mut self, id: u64) {
-        if let Some(i) = self.send.waiters.find(id) {
+    /// Removes a send waiter; nothing for `None` (a future that holds no place).
+    #[inline]
+    fn remove_sender(&mut self, id: Option<u64>) {
+        if let Some(i) = id.and_then(|id| self.send.waiters.find(id)) {
             // Pass on a wake-up this waiter may have received and not used.
             if self.send.remove(i).notified {
                 self.wake_senders();
@@ -487,9 +518,10 @@ impl<T> State<T> {
     }
 
     /// Removes a receive waiter; an item already handed to it goes back to the front of
-    /// the stream, so nothing is lost.
-    fn remove_receiver(&mut self, id: u64) {
-        if let Some(i) = self.recv.waiters.find(id) {
+    /// the stream, so nothing is lost; nothing for `None`.
+    #[inline]
+    fn remove_receiver(&mut self, id: Option<u64>) {
+        if let Some(i) = id.and_then(|id| self.recv.waiters.find(id)) {
             let w = self.recv.remove(i);
             if let Some((seq, item)) = w.slot {
                 // A waiter belongs to an open receive handle (closing a handle removes

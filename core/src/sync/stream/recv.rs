@@ -268,8 +268,8 @@ impl<T> Clone for ReceiveStream<T> {
 
 impl<T> Drop for ReceiveStream<T> {
     fn drop(&mut self) {
-        if let Some(id) = self.next.take() {
-            self.chan.lock().remove_receiver(id);
+        if self.next.is_some() {
+            self.chan.lock().remove_receiver(self.next.take());
         }
         self.close();
     }
@@ -325,9 +325,7 @@ impl<T> futures_core::Stream for ReceiveStream<T> {
         let this = self.get_mut();
         let mut st = this.chan.lock();
         if rt::current_cancelled() {
-            if let Some(id) = this.next.take() {
-                st.remove_receiver(id);
-            }
+            st.remove_receiver(this.next.take());
             return Poll::Pending;
         }
         let closed = this.closed.load(Ordering::Acquire);
@@ -392,9 +390,7 @@ impl<T> Future for Recv<'_, T> {
             let mut st = this.stream.chan.lock();
             // Checked before an item is taken: a cancelled receive takes nothing.
             if rt::current_cancelled() {
-                if let Some(id) = this.id.take() {
-                    st.remove_receiver(id);
-                }
+                st.remove_receiver(this.id.take());
                 return Poll::Pending;
             }
             let closed = this.stream.closed.load(Ordering::Acquire);
@@ -409,8 +405,8 @@ impl<T> Future for Recv<'_, T> {
 
 impl<T> Drop for Recv<'_, T> {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.stream.chan.lock().remove_receiver(id);
+        if self.id.is_some() {
+            self.stream.chan.lock().remove_receiver(self.id.take());
         }
     }
 }

@@ -390,37 +390,20 @@ impl<T> Future for Send<'_, T> {
         let mut st = this.stream.chan.lock();
         if rt::current_cancelled() {
             // Withdraw: nothing is sent; the scope drops us.
-            if let Some(id) = this.id.take() {
-                st.remove_sender(id);
-            }
+            st.remove_sender(this.id.take());
             return Poll::Pending;
         }
         let item = this.item.take().expect("`Send` polled after completion");
-        let out = match st.try_send(this.stream.closed.load(Ordering::Acquire), item) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(item)) => {
-                let stream = this.stream;
-                let flags = (&stream.handle, &stream.closed, &stream.waited);
-                if wait_registered(&mut st, flags, &mut this.id, cx.waker(), false) {
-                    this.item = Some(item);
-                    return Poll::Pending;
-                }
-                Err(SendError::Closed(item))
-            }
-            Err(TrySendError::Closed(item)) => Err(SendError::Closed(item)),
-            Err(TrySendError::Broken(item)) => Err(SendError::Broken(item)),
-        };
-        if let Some(id) = this.id.take() {
-            st.remove_sender(id);
-        }
-        Poll::Ready(out)
+        let (stream, slot, waiter) = (this.stream, &mut this.item, &mut this.id);
+        let flags = (&stream.handle, &stream.closed, &stream.waited);
+        poll_send(&mut st, flags, item, slot, waiter, cx.waker(), false)
     }
 }
 
 impl<T> Drop for Send<'_, T> {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.stream.chan.lock().remove_sender(id);
+        if self.id.is_some() {
+            self.stream.chan.lock().remove_sender(self.id.take());
         }
     }
 }

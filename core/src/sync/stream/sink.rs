@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use super::{rt, wait_registered, SendError, SendStream, State, TrySendError};
+use super::{poll_send, rt, wait_registered, SendError, SendStream, State, TrySendError};
 
 /// The state of a handle used as a `Sink` (boxed: made by the first use, so that a
 /// handle never used as one stays small).
@@ -63,28 +63,11 @@ impl<T> SendStream<T> {
         let mut st = self.chan.lock();
         if rt::current_cancelled() {
             *slot = Some(item);
-            if let Some(id) = sink.waiter.take() {
-                st.remove_sender(id);
-            }
+            st.remove_sender(sink.waiter.take());
             return Poll::Pending;
         }
-        let out = match st.try_send(self.closed.load(Ordering::Acquire), item) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(item)) => {
-                let flags = (&self.handle, &self.closed, &self.waited);
-                if wait_registered(&mut st, flags, &mut sink.waiter, cx.waker(), true) {
-                    *slot = Some(item);
-                    return Poll::Pending;
-                }
-                Err(SendError::Closed(item))
-            }
-            Err(TrySendError::Closed(item)) => Err(SendError::Closed(item)),
-            Err(TrySendError::Broken(item)) => Err(SendError::Broken(item)),
-        };
-        if let Some(id) = sink.waiter.take() {
-            st.remove_sender(id);
-        }
-        Poll::Ready(out)
+        let (flags, waiter) = ((&self.handle, &self.closed, &self.waited), &mut sink.waiter);
+        poll_send(&mut st, flags, item, slot, waiter, cx.waker(), true)
     }
 }
 
@@ -176,17 +159,13 @@ impl<T> futures_sink::Sink<T> for SendStream<T> {
         let mut st = this.chan.lock();
         if rt::current_cancelled() {
             // Withdraw: the scope drops the send, which sent nothing.
-            if let Some(id) = this.sink.as_mut().and_then(|s| s.waiter.take()) {
-                st.remove_sender(id);
-            }
+            st.remove_sender(this.sink.as_mut().and_then(|s| s.waiter.take()));
             return Poll::Pending;
         }
         // A closed handle or a broken stream is ready: `start_send` gives the item back
         // with the error.
         if this.closed.load(Ordering::Acquire) || st.receivers == 0 || st.has_room() {
-            if let Some(id) = this.sink.as_mut().and_then(|s| s.waiter.take()) {
-                st.remove_sender(id);
-            }
+            st.remove_sender(this.sink.as_mut().and_then(|s| s.waiter.take()));
             return Poll::Ready(Ok(()));
         }
         let waiter = &mut state(&mut this.sink).waiter;
@@ -195,9 +174,7 @@ impl<T> futures_sink::Sink<T> for SendStream<T> {
             return Poll::Pending;
         }
         // Closed meanwhile by a close that took no lock: ready, as above.
-        if let Some(id) = waiter.take() {
-            st.remove_sender(id);
-        }
+        st.remove_sender(waiter.take());
         Poll::Ready(Ok(()))
     }
 
