@@ -453,37 +453,32 @@ impl Command {
 
     /// `spawn`, with stdout and stderr piped and stdin null unless set (for `output`).
     fn spawn_with(&mut self, capture: bool) -> io::Result<Child> {
-        let piped = |set: Option<bool>, default: bool| set.unwrap_or(default);
-        let (stdin, stdout, stderr) = (
-            piped(self.stdin, false),
-            piped(self.stdout, capture),
-            piped(self.stderr, capture),
-        );
+        let any_piped = self.stdin.unwrap_or(false)
+            || self.stdout.unwrap_or(capture)
+            || self.stderr.unwrap_or(capture);
         if capture {
-            if self.stdin.is_none() {
-                self.std.stdin(std::process::Stdio::null());
-            }
-            if self.stdout.is_none() {
-                self.std.stdout(std::process::Stdio::piped());
-            }
-            if self.stderr.is_none() {
-                self.std.stderr(std::process::Stdio::piped());
-            }
+            self.set_unset(std::process::Stdio::null, std::process::Stdio::piped);
         }
-        let result = self.spawn_std(stdin || stdout || stderr);
+        let result = self.spawn_std(any_piped);
         if capture {
             // Back to "not set", for the next `spawn`.
-            for (set, which) in [(self.stdin, 0), (self.stdout, 1), (self.stderr, 2)] {
-                if set.is_none() {
-                    match which {
-                        0 => self.std.stdin(std::process::Stdio::inherit()),
-                        1 => self.std.stdout(std::process::Stdio::inherit()),
-                        _ => self.std.stderr(std::process::Stdio::inherit()),
-                    };
-                }
-            }
+            self.set_unset(std::process::Stdio::inherit, std::process::Stdio::inherit);
         }
         result
+    }
+
+    /// Gives the std command `stdin()` for the child's stdin and `out()` for its stdout and
+    /// stderr, each one the caller has not set.
+    fn set_unset(&mut self, stdin: fn() -> std::process::Stdio, out: fn() -> std::process::Stdio) {
+        if self.stdin.is_none() {
+            self.std.stdin(stdin());
+        }
+        if self.stdout.is_none() {
+            self.std.stdout(out());
+        }
+        if self.stderr.is_none() {
+            self.std.stderr(out());
+        }
     }
 
     fn spawn_std(&mut self, any_piped: bool) -> io::Result<Child> {
@@ -507,9 +502,9 @@ impl Command {
                 },
             )
         })?;
-        let stdin = std_child.stdin.take().map(ChildStdin::new);
-        let stdout = std_child.stdout.take().map(ChildStdout::new);
-        let stderr = std_child.stderr.take().map(ChildStderr::new);
+        let stdin = std_child.stdin.take().map(Pipe::new);
+        let stdout = std_child.stdout.take().map(Pipe::new);
+        let stderr = std_child.stderr.take().map(Pipe::new);
         let exit = Exit::new(&std_child);
         let mut child = Child {
             std: Some(std_child),
@@ -521,9 +516,11 @@ impl Command {
             stderr: None,
         };
         // A pipe that cannot be registered: the child is killed and reaped (its drop).
-        child.stdin = stdin.transpose()?;
-        child.stdout = stdout.transpose()?;
-        child.stderr = stderr.transpose()?;
+        child.stdin = stdin
+            .transpose()?
+            .map(|pipe| ChildStdin { pipe: Some(pipe) });
+        child.stdout = stdout.transpose()?.map(|pipe| ChildStdout { pipe });
+        child.stderr = stderr.transpose()?.map(|pipe| ChildStderr { pipe });
         Ok(child)
     }
 
@@ -667,9 +664,8 @@ impl Command {
         self.stdin(Stdio::piped());
         let child = self.spawn_with(true);
         self.stdin = stdin_set;
-        if stdin_set.is_none() {
-            self.std.stdin(std::process::Stdio::inherit());
-        }
+        // Back to "not set" (stdout and stderr already are, by `spawn_with`).
+        self.set_unset(std::process::Stdio::inherit, std::process::Stdio::inherit);
         let out = child?.communicate(input).await?;
         self.check(out)
     }
@@ -1263,7 +1259,9 @@ struct Pipe {
 
 #[cfg(unix)]
 impl Pipe {
-    fn new(fd: std::os::fd::OwnedFd) -> io::Result<Pipe> {
+    /// The parent's end of a child's stdin, stdout or stderr.
+    fn new(end: impl Into<std::os::fd::OwnedFd>) -> io::Result<Pipe> {
+        let fd = end.into();
         rustix::io::ioctl_fionbio(&fd, true)?;
         Ok(Pipe {
             io: Io::new(fd)?,
@@ -1306,6 +1304,13 @@ impl Pipe {
 
 #[cfg(not(unix))]
 impl Pipe {
+    fn new<S>(_: S) -> io::Result<Pipe> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "hatchery::process: piped stdio is not supported on Windows yet",
+        ))
+    }
+
     fn poll_read(&mut self, _cx: &mut Context<'_>, _buf: &mut [u8]) -> Poll<io::Result<usize>> {
         match self.never {}
     }
@@ -1415,54 +1420,6 @@ pub struct ChildStdout {
 pub struct ChildStderr {
     pipe: Pipe,
 }
-
-#[cfg(unix)]
-impl ChildStdin {
-    fn new(s: std::process::ChildStdin) -> io::Result<ChildStdin> {
-        Ok(ChildStdin {
-            pipe: Some(Pipe::new(s.into())?),
-        })
-    }
-}
-
-#[cfg(unix)]
-impl ChildStdout {
-    fn new(s: std::process::ChildStdout) -> io::Result<ChildStdout> {
-        Ok(ChildStdout {
-            pipe: Pipe::new(s.into())?,
-        })
-    }
-}
-
-#[cfg(unix)]
-impl ChildStderr {
-    fn new(s: std::process::ChildStderr) -> io::Result<ChildStderr> {
-        Ok(ChildStderr {
-            pipe: Pipe::new(s.into())?,
-        })
-    }
-}
-
-#[cfg(not(unix))]
-macro_rules! unsupported_new {
-    ($($ty:ident($std:ty)),*) => {$(
-        impl $ty {
-            fn new(_: $std) -> io::Result<$ty> {
-                Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "hatchery::process: piped stdio is not supported on Windows yet",
-                ))
-            }
-        }
-    )*};
-}
-
-#[cfg(not(unix))]
-unsupported_new!(
-    ChildStdin(std::process::ChildStdin),
-    ChildStdout(std::process::ChildStdout),
-    ChildStderr(std::process::ChildStderr)
-);
 
 impl ChildStdin {
     /// Writes all of `buf`, waiting while the pipe is full (the child reads slowly).
