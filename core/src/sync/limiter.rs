@@ -97,6 +97,15 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// `key`'s wait leaves the queue if it is in it (`id`: dropped, or cancelled, while it
+    /// waited).
+    #[inline]
+    fn withdraw(&self, id: Option<u64>, key: Key) {
+        if let Some(id) = id {
+            self.lock().withdraw(id, key, &self.granted);
+        }
+    }
 }
 
 impl State {
@@ -492,14 +501,13 @@ impl CapacityLimiter {
     /// assert_eq!(limiter.release_on_behalf_of(3), Err(LimiterError::NotBorrowing));
     /// ```
     pub fn release_on_behalf_of(&self, borrower: u64) -> Result<(), LimiterError> {
-        if self
+        let held = self
             .inner
             .lock()
-            .release(Key::User(borrower), &self.inner.granted)
-        {
-            Ok(())
-        } else {
-            Err(LimiterError::NotBorrowing)
+            .release(Key::User(borrower), &self.inner.granted);
+        match held {
+            true => Ok(()),
+            false => Err(LimiterError::NotBorrowing),
         }
     }
 }
@@ -551,9 +559,7 @@ fn poll_acquire(
 ) -> Poll<Result<(), LimiterError>> {
     if rt::current_cancelled() {
         // Checked before taking a token: a cancelled wait takes nothing.
-        if let Some(id) = id.take() {
-            inner.lock().withdraw(id, key, &inner.granted);
-        }
+        inner.withdraw(id.take(), key);
         return Poll::Pending;
     }
     if let (Some(my), Key::Anonymous) = (*id, key) {
@@ -649,10 +655,7 @@ impl Future for LimiterAcquire<'_> {
 
 impl Drop for LimiterAcquire<'_> {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            let inner = &self.limiter.inner;
-            inner.lock().withdraw(id, self.key, &inner.granted);
-        }
+        self.limiter.inner.withdraw(self.id.take(), self.key);
     }
 }
 
@@ -690,11 +693,7 @@ impl Future for LimiterAcquireOwned {
 
 impl Drop for LimiterAcquireOwned {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.inner
-                .lock()
-                .withdraw(id, self.key, &self.inner.granted);
-        }
+        self.inner.withdraw(self.id.take(), self.key);
     }
 }
 
@@ -737,10 +736,7 @@ impl Future for LimiterAcquireFor<'_> {
 
 impl Drop for LimiterAcquireFor<'_> {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            let inner = &self.limiter.inner;
-            inner.lock().withdraw(id, self.key, &inner.granted);
-        }
+        self.limiter.inner.withdraw(self.id.take(), self.key);
     }
 }
 
