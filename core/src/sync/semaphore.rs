@@ -107,18 +107,14 @@ impl Inner {
     /// semaphore is as good as unlimited).
     #[inline]
     pub(super) fn release(&self) {
-        let mut c = self.count.load(Ordering::Relaxed);
-        while c != WAITING {
-            let new = c.saturating_add(1).min(Semaphore::MAX_PERMITS);
-            match self
-                .count
-                .compare_exchange_weak(c, new, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => return,
-                Err(actual) => c = actual,
-            }
+        let raised = self
+            .count
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |c| {
+                (c != WAITING).then(|| c.saturating_add(1).min(Semaphore::MAX_PERMITS))
+            });
+        if raised.is_err() {
+            self.release_to_waiter();
         }
-        self.release_to_waiter();
     }
 
     /// A returned permit, with a task waiting: to the longest waiter. Out of line, so
@@ -174,17 +170,12 @@ impl Inner {
     /// Takes a permit if one is available. A count above 0 means no task is waiting (a
     /// release serves waiters first), so this never overtakes one.
     pub(super) fn try_take(&self) -> bool {
-        let mut c = self.count.load(Ordering::Relaxed);
-        while c != 0 && c != WAITING {
-            match self
-                .count
-                .compare_exchange_weak(c, c - 1, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(actual) => c = actual,
-            }
-        }
-        false
+        let taken = self
+            .count
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |c| {
+                (c != 0 && c != WAITING).then(|| c - 1)
+            });
+        taken.is_ok()
     }
 
     /// Leaves the queue (an acquire dropped while it waited); a permit already granted
