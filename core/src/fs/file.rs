@@ -403,14 +403,10 @@ impl File {
         if self.buf().unread() == 0 {
             return Poll::Ready(false);
         }
-        let token = ready!(self.worker.poll_token(cx));
-        let back = self.buf().discard_read();
-        let buf = std::mem::take(self.buf());
-        let file = self.std.clone();
-        let job = self.worker.start(token, move || {
-            (Op::Seek((&*file).seek(SeekFrom::Current(back))), buf)
-        });
-        self.state = State::Busy(job, None);
+        ready!(self.poll_start(cx, None, |mut file, buf| {
+            let back = buf.discard_read();
+            Op::Seek(file.seek(SeekFrom::Current(back)))
+        }));
         Poll::Ready(true)
     }
 
