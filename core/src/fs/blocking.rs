@@ -251,13 +251,7 @@ pub(super) struct Worker {
 impl Worker {
     /// A worker of the runtime of the code being polled, if any.
     pub(super) fn current() -> Worker {
-        let ctx = context::with_current(|c| {
-            c.map(|c| {
-                let rt = c.rt.clone();
-                let limiter = limiter::default_of(&rt, Kind::Files);
-                (rt, limiter)
-            })
-        });
+        let ctx = context::with_current(|c| c.map(|c| with_limiter(c.rt.clone())));
         Worker { ctx, acquire: None }
     }
 
@@ -273,24 +267,18 @@ impl Worker {
     ///
     /// First called outside a hatchery runtime.
     pub(super) fn poll_token(&mut self, cx: &mut Context<'_>) -> Poll<CapacityToken> {
-        if let Some(acquire) = self.acquire.as_mut() {
-            // A hatchery wait: pending in a cancelled scope, taking nothing.
-            let token = std::task::ready!(acquire.as_mut().poll(cx));
-            self.acquire = None;
-            return Poll::Ready(token);
-        }
-        let limiter = &self.ctx().1;
-        if let Some(token) = limiter.try_acquire() {
-            return Poll::Ready(token);
-        }
-        let mut acquire = Box::pin(limiter.acquire_owned());
-        match acquire.as_mut().poll(cx) {
-            Poll::Ready(token) => Poll::Ready(token),
-            Poll::Pending => {
-                self.acquire = Some(acquire);
-                Poll::Pending
+        if self.acquire.is_none() {
+            let limiter = &self.ctx().1;
+            if let Some(token) = limiter.try_acquire() {
+                return Poll::Ready(token);
             }
+            self.acquire = Some(Box::pin(limiter.acquire_owned()));
         }
+        let acquire = self.acquire.as_mut().expect("made above if none");
+        // A hatchery wait: pending in a cancelled scope, taking nothing.
+        let token = std::task::ready!(acquire.as_mut().poll(cx));
+        self.acquire = None;
+        Poll::Ready(token)
     }
 
     /// Hands `f` to the pool with `token`, holding the current scope (invariants 1 and 2).
@@ -306,10 +294,15 @@ impl Worker {
     fn ctx(&mut self) -> &(Arc<dyn Runtime>, Arc<CapacityLimiter>) {
         self.ctx.get_or_insert_with(|| {
             let rt = context::with_current(|c| c.expect(context::NO_RUNTIME).rt.clone());
-            let limiter = limiter::default_of(&rt, Kind::Files);
-            (rt, limiter)
+            with_limiter(rt)
         })
     }
+}
+
+/// A runtime, with its file limiter.
+fn with_limiter(rt: Arc<dyn Runtime>) -> (Arc<dyn Runtime>, Arc<CapacityLimiter>) {
+    let limiter = limiter::default_of(&rt, Kind::Files);
+    (rt, limiter)
 }
 
 impl fmt::Debug for Worker {
