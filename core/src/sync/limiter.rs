@@ -659,20 +659,7 @@ impl Drop for LimiterAcquire<'_> {
     }
 }
 
-/// Terminated once it has returned.
-impl futures_core::future::FusedFuture for LimiterAcquire<'_> {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
-
-impl fmt::Debug for LimiterAcquire<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LimiterAcquire")
-            .field("waiting", &self.id.is_some())
-            .finish()
-    }
-}
+waiting_future_impls!(impl LimiterAcquire<'_>, finish);
 
 /// [`LimiterAcquire`] without the borrow: see [`CapacityLimiter::acquire_owned`].
 pub(crate) struct LimiterAcquireOwned {
@@ -740,20 +727,7 @@ impl Drop for LimiterAcquireFor<'_> {
     }
 }
 
-/// Terminated once it has returned.
-impl futures_core::future::FusedFuture for LimiterAcquireFor<'_> {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
-
-impl fmt::Debug for LimiterAcquireFor<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LimiterAcquireFor")
-            .field("waiting", &self.id.is_some())
-            .finish()
-    }
-}
+waiting_future_impls!(impl LimiterAcquireFor<'_>, finish);
 
 /// An anonymous borrower's token of a [`CapacityLimiter`] (`'static`); returned (to the
 /// longest waiter first) when dropped.

@@ -318,20 +318,7 @@ impl<T> Drop for LockAcquire<'_, T> {
     }
 }
 
-/// Terminated once it has returned.
-impl<T> futures_core::future::FusedFuture for LockAcquire<'_, T> {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
-
-impl<T> fmt::Debug for LockAcquire<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockAcquire")
-            .field("waiting", &self.id.is_some())
-            .finish_non_exhaustive()
-    }
-}
+waiting_future_impls!(impl<T> LockAcquire<'_, T>, finish_non_exhaustive);
 
 /// Future returned by [`Lock::lock_owned`].
 ///
@@ -386,20 +373,7 @@ impl<T> Drop for LockAcquireOwned<T> {
     }
 }
 
-/// Terminated once it has returned.
-impl<T> futures_core::future::FusedFuture for LockAcquireOwned<T> {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
-
-impl<T> fmt::Debug for LockAcquireOwned<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockAcquireOwned")
-            .field("waiting", &self.id.is_some())
-            .finish_non_exhaustive()
-    }
-}
+waiting_future_impls!(impl<T> LockAcquireOwned<T>, finish_non_exhaustive);
 
 /// Holds a [`Lock`]; releases it when dropped. Dereferences to the protected value.
 ///

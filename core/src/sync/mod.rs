@@ -48,6 +48,28 @@
 //! # });
 //! ```
 
+/// `FusedFuture` and `Debug` for a future that may wait in a queue (`id`: its place
+/// there) and returns once (`done`, kept by [`poll_once`]); `$finish` ends its `Debug`
+/// (`finish` or `finish_non_exhaustive`, as that type's always has).
+macro_rules! waiting_future_impls {
+    (impl$(<$gen:ident>)? $name:ident$(<$($arg:tt),*>)?, $finish:ident) => {
+        /// Terminated once it has returned.
+        impl$(<$gen>)? futures_core::future::FusedFuture for $name$(<$($arg),*>)? {
+            fn is_terminated(&self) -> bool {
+                self.done
+            }
+        }
+
+        impl$(<$gen>)? std::fmt::Debug for $name$(<$($arg),*>)? {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("waiting", &self.id.is_some())
+                    .$finish()
+            }
+        }
+    };
+}
+
 mod condition;
 mod event;
 mod fifo;

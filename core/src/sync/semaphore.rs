@@ -561,20 +561,7 @@ impl Drop for SemaphoreAcquire<'_> {
     }
 }
 
-/// Terminated once it has returned.
-impl futures_core::future::FusedFuture for SemaphoreAcquire<'_> {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
-
-impl fmt::Debug for SemaphoreAcquire<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SemaphoreAcquire")
-            .field("waiting", &self.id.is_some())
-            .finish()
-    }
-}
+waiting_future_impls!(impl SemaphoreAcquire<'_>, finish);
 
 /// Future returned by [`Semaphore::acquire_owned`].
 ///
@@ -627,20 +614,7 @@ impl Drop for SemaphoreAcquireOwned {
     }
 }
 
-/// Terminated once it has returned.
-impl futures_core::future::FusedFuture for SemaphoreAcquireOwned {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
-
-impl fmt::Debug for SemaphoreAcquireOwned {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SemaphoreAcquireOwned")
-            .field("waiting", &self.id.is_some())
-            .finish()
-    }
-}
+waiting_future_impls!(impl SemaphoreAcquireOwned, finish);
 
 /// A permit of a [`Semaphore`]; released (to the longest waiter first) when dropped.
 ///

@@ -411,17 +411,4 @@ impl<T> Drop for Recv<'_, T> {
     }
 }
 
-/// Terminated once it has returned.
-impl<T> futures_core::future::FusedFuture for Recv<'_, T> {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
-
-impl<T> fmt::Debug for Recv<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Recv")
-            .field("waiting", &self.id.is_some())
-            .finish_non_exhaustive()
-    }
-}
+waiting_future_impls!(impl<T> Recv<'_, T>, finish_non_exhaustive);
