@@ -643,13 +643,8 @@ impl Future for LimiterAcquire<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CapacityToken> {
         let this = &mut *self;
-        poll_token(
-            &this.limiter.inner,
-            this.key,
-            &mut this.id,
-            &mut this.done,
-            cx,
-        )
+        let inner = &this.limiter.inner;
+        poll_token(inner, this.key, &mut this.id, &mut this.done, cx)
     }
 }
 
