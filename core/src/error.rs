@@ -87,7 +87,7 @@ use std::fmt;
 /// let r = hatchery_smol::run(app());
 /// assert!(matches!(r, Err(AppError::Io(_))));
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum NurseryError<E> {
     /// Tasks failed; their errors in the order they happened (never empty).
     Failed(Vec<E>),
@@ -240,15 +240,6 @@ impl<E> NurseryError<E> {
     }
 }
 
-impl<E: fmt::Debug> fmt::Debug for NurseryError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NurseryError::Failed(errors) => f.debug_tuple("Failed").field(errors).finish(),
-            NurseryError::Cancelled => f.write_str("Cancelled"),
-        }
-    }
-}
-
 impl<E: fmt::Display> fmt::Display for NurseryError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -351,7 +342,7 @@ impl From<NurseryError<std::io::Error>> for std::io::Error {
 /// .unwrap();
 /// # });
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct JoinError {
     kind: JoinKind,
 }
@@ -452,14 +443,6 @@ impl JoinError {
     /// ```
     pub fn is_panicked(&self) -> bool {
         self.kind == JoinKind::Panicked
-    }
-}
-
-impl fmt::Debug for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinError")
-            .field("kind", &self.kind)
-            .finish()
     }
 }
 
@@ -585,7 +568,7 @@ impl From<SpawnError> for std::io::Error {
 /// assert!(matches!(r, Err(StartError::Closed))); // the nursery had finished
 /// # });
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum StartError<E> {
     /// The task returned this error before calling `started`.
     Failed(E),
@@ -636,16 +619,6 @@ impl<E> StartError<E> {
         match self {
             StartError::Failed(e) => e,
             other => E::from(other),
-        }
-    }
-}
-
-impl<E: fmt::Debug> fmt::Debug for StartError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
-            StartError::NotStarted => f.write_str("NotStarted"),
-            StartError::Closed => f.write_str("Closed"),
         }
     }
 }
