@@ -110,10 +110,7 @@ where
             Ok(out)
         })
         .await;
-        match super::ops::kept("as_completed", out) {
-            Ok(v) => v,
-            Err(_) => unreachable!("hatchery: `as_completed` children cannot fail"),
-        }
+        super::ops::no_errors("as_completed", out)
     }
 }
 
