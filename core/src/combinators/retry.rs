@@ -205,6 +205,23 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
         }
     }
 
+    /// This retry with the policy, predicate and callback that `with` makes of its own,
+    /// its limits kept: what the setters that change a type make.
+    fn rebuild<B2: BackoffBuilder, P2, N2>(
+        self,
+        with: impl FnOnce(Option<B>, P, N) -> (Option<B2>, P2, N2),
+    ) -> Retry<F, Fut, B2, P2, N2> {
+        let (builder, when, notify) = with(self.builder, self.when, self.notify);
+        Retry::configured(
+            self.f,
+            builder,
+            when,
+            notify,
+            self.max_attempts,
+            self.max_elapsed,
+        )
+    }
+
     /// The number of attempts in total, the first included (3 by default). `1` means no
     /// retry.
     ///
@@ -285,15 +302,7 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
         Fut: Future<Output = Result<T, E>>,
         P2: FnMut(&E) -> bool,
     {
-        let (f, builder, notify) = (self.f, self.builder, self.notify);
-        Retry::configured(
-            f,
-            builder,
-            retryable,
-            notify,
-            self.max_attempts,
-            self.max_elapsed,
-        )
+        self.rebuild(|builder, _, notify| (builder, retryable, notify))
     }
 
     /// Calls `notify(&error, delay)` after a failed attempt, before waiting `delay` for
@@ -320,15 +329,7 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
         Fut: Future<Output = Result<T, E>>,
         N2: FnMut(&E, Duration),
     {
-        let (f, builder, when) = (self.f, self.builder, self.when);
-        Retry::configured(
-            f,
-            builder,
-            when,
-            notify,
-            self.max_attempts,
-            self.max_elapsed,
-        )
+        self.rebuild(|builder, when, _| (builder, when, notify))
     }
 
     /// Uses `policy` for the delays between attempts: [`Backoff`] with other settings
@@ -368,15 +369,7 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
     /// # });
     /// ```
     pub fn backoff<B2: BackoffBuilder>(self, policy: B2) -> Retry<F, Fut, B2, P, N> {
-        let (f, when, notify) = (self.f, self.when, self.notify);
-        Retry::configured(
-            f,
-            Some(policy),
-            when,
-            notify,
-            self.max_attempts,
-            self.max_elapsed,
-        )
+        self.rebuild(|_, when, notify| (Some(policy), when, notify))
     }
 }
 
