@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_core::Stream;
@@ -148,32 +148,28 @@ impl<S: Stream> Stream for Batches<S> {
                     // timer below be polled.
                     let full = this.items.len() >= *this.max_size;
                     if full || this.deadline.is_some_and(|d| arrived >= d) {
-                        *this.deadline = None;
-                        *this.timer = None;
-                        return Poll::Ready(Some(std::mem::take(this.items)));
+                        break;
                     }
                 }
                 Poll::Ready(None) => {
                     *this.done = true;
-                    *this.deadline = None;
-                    *this.timer = None;
-                    if this.items.is_empty() {
-                        return Poll::Ready(None);
-                    }
-                    return Poll::Ready(Some(std::mem::take(this.items)));
+                    break;
                 }
-                Poll::Pending => break,
+                Poll::Pending => {
+                    let Some(deadline) = *this.deadline else {
+                        return Poll::Pending;
+                    };
+                    let timer = this.timer.get_or_insert_with(|| sleep_until(deadline));
+                    ready!(Pin::new(timer).poll(cx));
+                    break;
+                }
             }
         }
-        if let Some(deadline) = *this.deadline {
-            let timer = this.timer.get_or_insert_with(|| sleep_until(deadline));
-            if Pin::new(timer).poll(cx).is_ready() {
-                *this.deadline = None;
-                *this.timer = None;
-                return Poll::Ready(Some(std::mem::take(this.items)));
-            }
-        }
-        Poll::Pending
+        *this.deadline = None;
+        *this.timer = None;
+        // Empty only at the end of the stream.
+        let batch = std::mem::take(this.items);
+        Poll::Ready((!batch.is_empty()).then_some(batch))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
