@@ -77,13 +77,8 @@ where
     F: FnMut(I::Item) -> Fut,
     Fut: Future,
 {
-    Map::new(
-        limit,
-        InputIter::new(inputs.into_iter()),
-        f,
-        "map",
-        Location::caller(),
-    )
+    let inputs = InputIter::new(inputs.into_iter());
+    Map::new(limit, inputs, f, "map", Location::caller())
 }
 
 /// Like [`map`], for an async source of inputs: a [`Stream`](futures_core::Stream).
