@@ -474,7 +474,7 @@ mod unix {
     use std::os::unix::net::UnixStream;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex, PoisonError};
-    use std::task::{Context, Poll};
+    use std::task::{ready, Context, Poll};
 
     use signal_hook::low_level;
     use signal_hook::SigId;
@@ -545,19 +545,15 @@ mod unix {
             if buffered.is_empty() {
                 // A checkpoint first (a cancelled scope stops it), then one read.
                 let fd = io.fd();
-                let n = match io.poll_op(cx, Interest::Read, &mut || {
+                let n = ready!(io.poll_op(cx, Interest::Read, &mut || {
                     Ok(rustix::io::read(fd, &mut buf)?)
-                }) {
-                    Poll::Ready(Ok(0)) => {
-                        // Every write end is held by an action of this stream.
-                        return Poll::Ready(Err(io::Error::other(
-                            "hatchery: a signal stream's socket was closed",
-                        )));
-                    }
-                    Poll::Ready(Ok(n)) => n,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => return Poll::Pending,
-                };
+                }))?;
+                if n == 0 {
+                    // Every write end is held by an action of this stream.
+                    return Poll::Ready(Err(io::Error::other(
+                        "hatchery: a signal stream's socket was closed",
+                    )));
+                }
                 buffered.extend(buf[..n].iter().map(|&b| Signal::from_raw(i32::from(b))));
             } else if crate::context::current_cancelled() {
                 return Poll::Pending; // a checkpoint, as the read above
