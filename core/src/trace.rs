@@ -281,28 +281,18 @@ mod on {
     /// on the nursery's error type (which has none): the standard library's errors and
     /// strings.
     fn display(error: &dyn Any) -> Option<String> {
-        if let Some(e) = error.downcast_ref::<Box<dyn Error + Send + Sync>>() {
-            return Some(e.to_string());
-        }
-        if let Some(e) = error.downcast_ref::<Box<dyn Error + Send>>() {
-            return Some(e.to_string());
-        }
-        if let Some(e) = error.downcast_ref::<Box<dyn Error>>() {
-            return Some(e.to_string());
-        }
-        if let Some(e) = error.downcast_ref::<std::io::Error>() {
-            return Some(e.to_string());
-        }
-        if let Some(e) = error.downcast_ref::<String>() {
-            return Some(e.clone());
-        }
-        if let Some(e) = error.downcast_ref::<&'static str>() {
-            return Some((*e).to_owned());
-        }
-        if let Some(e) = error.downcast_ref::<std::sync::Arc<dyn Error + Send + Sync>>() {
-            return Some(e.to_string());
-        }
-        None
+        shown::<Box<dyn Error + Send + Sync>>(error)
+            .or_else(|| shown::<Box<dyn Error + Send>>(error))
+            .or_else(|| shown::<Box<dyn Error>>(error))
+            .or_else(|| shown::<std::io::Error>(error))
+            .or_else(|| shown::<String>(error))
+            .or_else(|| shown::<&'static str>(error))
+            .or_else(|| shown::<std::sync::Arc<dyn Error + Send + Sync>>(error))
+    }
+
+    /// `error` shown, if it is a `T`.
+    fn shown<T: Any + std::fmt::Display>(error: &dyn Any) -> Option<String> {
+        error.downcast_ref::<T>().map(T::to_string)
     }
 
     /// A task (or a nursery's body, `task` false) panicked, with this payload.
