@@ -249,11 +249,7 @@ fn read(node: &Node, taken_at: Instant) -> TreeNode {
         since: label.and_then(|l| l.since),
         deadline: node.deadline(),
         cancelled,
-        reason: if cancelled {
-            CancelReason::of(node)
-        } else {
-            None
-        },
+        reason: cancelled.then(|| CancelReason::of(node)).flatten(),
         shielded: node.is_shield(),
         holders: node.hold_count(),
         children: Vec::new(),
