@@ -355,10 +355,8 @@ impl Wake for Signal {
             state.notified = true;
             std::mem::take(&mut state.idle)
         };
-        if idle {
-            if let Some(clock) = &self.clock {
-                clock.busy();
-            }
+        if let Some(clock) = self.clock.as_ref().filter(|_| idle) {
+            clock.busy();
         }
         self.thread.unpark();
     }
@@ -379,8 +377,7 @@ impl<F: Future> Future for CatchUnwind<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let fut = self.project().fut;
         match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
+            Ok(polled) => polled.map(Ok),
             Err(panic) => Poll::Ready(Err(panic)),
         }
     }

@@ -70,10 +70,8 @@ impl Shared {
         self.stopped.store(true, Ordering::SeqCst);
         self.set_phase(Phase::Stopped);
         self.close.set();
-        if cancel {
-            if let Some(calls) = self.calls.get() {
-                calls.cancel();
-            }
+        if let Some(calls) = self.calls.get().filter(|_| cancel) {
+            calls.cancel();
         }
     }
 

@@ -550,8 +550,7 @@ impl<T: Send + 'static> Future for RunSync<T> {
                     };
                     match limit {
                         Limit::Default => {
-                            let limiter = default_limiter();
-                            this.state = State::Acquiring(limiter.acquire_owned());
+                            this.state = State::Acquiring(default_limiter().acquire_owned())
                         }
                         Limit::Given(acquire) => this.state = State::Acquiring(acquire),
                         Limit::Unlimited => this.start(None),
