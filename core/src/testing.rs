@@ -206,10 +206,7 @@ impl Clock {
             };
             if wake.is_empty() {
                 // Tell the test run, which watches for deadlocks.
-                let stall = match self.stalled(&s) {
-                    true => s.stall_waker.take(),
-                    false => None,
-                };
+                let stall = self.stalled(&s).then(|| s.stall_waker.take()).flatten();
                 drop(s);
                 if let Some(w) = stall {
                     w.wake();
