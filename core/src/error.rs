@@ -303,9 +303,7 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for NurseryError<E> {}
 impl From<NurseryError<std::io::Error>> for std::io::Error {
     fn from(e: NurseryError<std::io::Error>) -> Self {
         match e {
-            NurseryError::Cancelled => {
-                std::io::Error::other(NurseryError::<std::io::Error>::Cancelled)
-            }
+            NurseryError::Cancelled => std::io::Error::other(e),
             NurseryError::Failed(mut errors) if errors.len() == 1 => {
                 errors.pop().expect("one error")
             }
