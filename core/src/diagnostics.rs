@@ -77,7 +77,7 @@ use std::fmt;
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 use std::task::Context;
 use std::time::{Duration, Instant};
 
@@ -251,6 +251,11 @@ impl fmt::Display for StalledHold {
     }
 }
 
+/// Locks `m`, poisoned or not (as every lock of this module is taken).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Whether the warnings are on (holders created now are watched).
 #[inline]
 pub(crate) fn enabled() -> bool {
@@ -273,7 +278,7 @@ pub(crate) struct Site {
 impl Site {
     /// The holder now holds `from` (and the scopes its holds reach).
     pub(crate) fn hold(&self, from: &Arc<Node>) {
-        *self.from.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::downgrade(from));
+        *lock(&self.from) = Some(Arc::downgrade(from));
     }
 
     /// The site is a shield's whose node is `node`. (Its weak reference also keeps the
@@ -295,12 +300,7 @@ impl Site {
             .owner
             .get()
             .is_none_or(|owner| owner.upgrade().is_some_and(|o| !o.is_finished()));
-        let from = self
-            .from
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .and_then(Weak::upgrade);
+        let from = lock(&self.from).as_ref().and_then(Weak::upgrade);
         live && from.is_some_and(|from| from.holds_up_to(node))
     }
 }
@@ -395,7 +395,7 @@ fn track(kind: HolderKind, location: &'static Location<'static>) -> Arc<Site> {
         polls: AtomicU32::new(0),
         warned: AtomicBool::new(false),
     });
-    let mut sites = SITES.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut sites = lock(&SITES);
     if sites.list.len() >= sites.sweep_at {
         sites.list.retain(|s| s.strong_count() > 0);
         sites.sweep_at = (sites.list.len() * 2).max(64);
@@ -433,7 +433,7 @@ pub(crate) fn held(node: &Arc<Node>, rt: &dyn Runtime, cx: &mut Context<'_>) {
     }
     let mut report = Vec::new();
     {
-        let mut watches = WATCHES.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut watches = lock(&WATCHES);
         // Scopes that are gone or no longer wait (their timers would only wake them).
         watches.retain(|w| {
             w.node
@@ -466,7 +466,7 @@ pub(crate) fn held(node: &Arc<Node>, rt: &dyn Runtime, cx: &mut Context<'_>) {
         let now = rt.now();
         // The holders of `node`: the watched ones whose holds count on it.
         let sites: Vec<Arc<Site>> = {
-            let sites = SITES.lock().unwrap_or_else(PoisonError::into_inner);
+            let sites = lock(&SITES);
             sites
                 .list
                 .iter()
@@ -542,7 +542,7 @@ pub(crate) fn unwatch(node: &Node) {
 
 #[cold]
 fn unwatch_slow(node: &Node) {
-    let mut watches = WATCHES.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut watches = lock(&WATCHES);
     watches.retain(|w| !std::ptr::eq(w.node.as_ptr().cast::<u8>(), (node as *const Node).cast()));
     WATCHING.store(watches.len(), Ordering::Relaxed);
 }
