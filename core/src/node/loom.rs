@@ -23,13 +23,13 @@
 //!   freed (a reference cycle or a reference left in a list would keep one).
 
 use std::sync::{Arc, Weak};
-use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
-use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::atomic::Ordering;
 use loom::thread;
 
-use super::{AtomicDeadline, Due, Hold, MovableLink, Node, Reason, SharedLink, DROPPED_KEY};
+use super::fixtures::{self, linked, root, Count};
+use super::{AtomicDeadline, Due, Hold, Node, Reason, SharedLink, DROPPED_KEY};
 
 /// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset)
 /// and prints how many executions it took. The other loom models of the crate
@@ -54,45 +54,9 @@ pub(crate) fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     );
 }
 
-/// A waker that counts its wake-ups (a loom atomic, so that reading it is modelled).
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A runner's waker, and its count of wake-ups.
-fn waker() -> (Arc<Count>, Waker) {
-    let count = Arc::new(Count(AtomicUsize::new(0)));
-    (count.clone(), Waker::from(count))
-}
-
-impl Count {
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// The root of a run: a task root with no parent.
-fn root() -> Arc<Node> {
-    Node::new(false, true)
-}
-
-/// A scope entered under `parent` and linked into its child list.
-fn linked(parent: &Arc<Node>, shield: bool) -> Arc<Node> {
-    let node = Node::entered(parent, shield, Due::Never);
-    node.link_scope();
-    node
-}
-
 /// A task root under `parent` (its nursery), linked (it has suspended once).
 fn task(parent: &Arc<Node>, movable: bool) -> Arc<Node> {
-    let node: Arc<Node> = match movable {
-        true => Arc::new(Node::task_root(parent, MovableLink::default())),
-        false => Arc::new(Node::task_root(parent, ())),
-    };
+    let node = fixtures::task(parent, movable);
     node.link();
     node
 }
@@ -152,7 +116,7 @@ fn loom_cancel_against_child_finish() {
         let done = task(&nursery, false);
         let inside = linked(&done, false);
         let running = task(&nursery, false);
-        let (woken, w) = waker();
+        let (woken, w) = Count::waker();
         running.register(&w);
         let weak = vec![Arc::downgrade(&done), Arc::downgrade(&inside)];
 
@@ -192,7 +156,7 @@ fn loom_cancel_against_lazy_link() {
         let root = root();
         let parent = linked(&root, false);
         let scope = Node::entered(&parent, false, Due::Never);
-        let (woken, w) = waker();
+        let (woken, w) = Count::waker();
 
         let r = root.clone();
         let canceller = thread::spawn(move || r.cancel(Reason::Explicit));
@@ -257,7 +221,7 @@ fn loom_overlapping_cancels() {
         let counts: Vec<_> = [&a, &b, &c, &guarded]
             .into_iter()
             .map(|node| {
-                let (count, w) = waker();
+                let (count, w) = Count::waker();
                 node.register(&w);
                 count
             })
@@ -304,7 +268,7 @@ fn loom_hold_released_while_cancel_walks() {
         let scope = linked(&root, false);
         // A shield inside holds the scopes around it (its hold is on its parent).
         let hold = Hold::new(&scope);
-        let (woken, w) = waker();
+        let (woken, w) = Count::waker();
 
         let r = root.clone();
         let canceller = thread::spawn(move || r.cancel(Reason::Explicit));
@@ -368,7 +332,7 @@ fn loom_reparent_against_first_link() {
         let root = root();
         let caller = linked(&root, false);
         let nursery = Node::attached(false, &root);
-        let started: Arc<Node> = Arc::new(Node::task_root(&caller, MovableLink::default()));
+        let started = fixtures::task(&caller, true);
 
         let (s, n) = (started.clone(), nursery.clone());
         let mover = thread::spawn(move || {
@@ -403,7 +367,7 @@ fn loom_deadline_moved_while_it_fires() {
         model("deadline_moved_while_it_fires", move || {
             let root = root();
             let scope = Node::entered(&root, false, Due::At(now));
-            let (woken, w) = waker();
+            let (woken, w) = Count::waker();
             let moved = now + later;
 
             let s = scope.clone();

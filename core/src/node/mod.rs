@@ -142,6 +142,8 @@ use self::sync::{
     ReadMut,
 };
 
+#[cfg(test)]
+pub(crate) mod fixtures;
 #[cfg(all(test, hatchery_loom))]
 pub(crate) mod loom;
 pub(crate) mod sync;

@@ -2,53 +2,11 @@
 //! marks, shields, holds, linking and unlinking, finishing, moving a parent, and moving
 //! deadlines. The invariants they check are numbered in the [module docs](super).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
-use super::{Detail, Due, Hold, MovableLink, Node, Reason};
-
-/// A waker that counts its wake-ups.
-#[derive(Default)]
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Count {
-    fn waker() -> (Arc<Count>, Waker) {
-        let count = Arc::new(Count::default());
-        (count.clone(), Waker::from(count))
-    }
-
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// The root of a run: a task root with no parent.
-fn root() -> Arc<Node> {
-    Node::new(false, true)
-}
-
-/// A scope entered under `parent` and linked into its child list.
-fn linked(parent: &Arc<Node>, shield: bool) -> Arc<Node> {
-    let node = Node::entered(parent, shield, Due::Never);
-    node.link_scope();
-    node
-}
-
-/// A spawned task's root under `parent` (its nursery), not linked yet.
-fn task(parent: &Arc<Node>, movable: bool) -> Arc<Node> {
-    match movable {
-        true => Arc::new(Node::task_root(parent, MovableLink::default())),
-        false => Arc::new(Node::task_root(parent, ())),
-    }
-}
+use super::fixtures::{linked, root, task, Count};
+use super::{Detail, Due, Hold, Node, Reason};
 
 #[test]
 fn cancel_marks_the_linked_subtree_and_wakes_it() {

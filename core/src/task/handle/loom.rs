@@ -14,33 +14,17 @@
 
 use std::panic::Location;
 use std::sync::Arc;
-use std::task::{Wake, Waker};
+use std::task::Waker;
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
 use super::{Output, Slot};
+// A task's value, which counts its drops (in a loom atomic).
+use crate::node::fixtures::{Count, Probe as Value};
 use crate::node::loom::model;
 use crate::node::Node;
 use crate::task::raw::Label;
-
-/// A task's value that counts its drops (in a loom atomic).
-struct Value(Arc<AtomicUsize>);
-
-impl Drop for Value {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A join's waker, counting its wake-ups.
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 /// A task's node (under a nursery's) and its output, as a spawned task has them.
 fn task() -> (Arc<Node>, Arc<Node>, Arc<Output<Value>>) {
@@ -96,8 +80,7 @@ fn loom_join_dropped_as_the_task_ends() {
     model("join_dropped_as_the_task_ends", || {
         let (_nursery, node, output) = task();
         let drops = Arc::new(AtomicUsize::new(0));
-        let woken = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(woken.clone());
+        let (_, waker) = Count::waker();
         let ending = end(&node, &output, &drops);
         match output.take_or_wait(&node, &waker) {
             Ok(result) => drop(result),

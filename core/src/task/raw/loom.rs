@@ -24,28 +24,13 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{Keeping, Kept};
+use crate::node::fixtures::{OtherProbe, Probe};
 use crate::node::loom::model;
 use crate::node::Node;
 
 /// A task's root with an empty slot.
 fn task() -> Arc<Node<Kept>> {
     Arc::new(Kept::root())
-}
-
-/// A handle as an executor would hand it over: one word (a `std` `Arc`), which counts
-/// its drops in a loom atomic of its own.
-struct Probe(std::sync::Arc<AtomicUsize>);
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A handle of another type than [`Probe`]: the slot keeps one of the two in a box (the
-/// type kept in place is the first kept in the process).
-struct OtherProbe {
-    _probe: Probe,
 }
 
 /// A writer's thread: hands its handle to the task's slot, lets go of its reference to

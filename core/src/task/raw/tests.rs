@@ -7,21 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::{Keeping, Kept, IN_PLACE};
+use crate::node::fixtures::{OtherProbe, Probe};
 use crate::node::Node;
-
-/// A handle of a word, which counts its drops.
-struct Probe(Arc<AtomicUsize>);
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A handle of another type, also a word.
-struct OtherProbe {
-    _probe: Probe,
-}
 
 /// Keeps `handle` in a new task's slot (which takes it: asserted); whether in a box.
 fn keep<H: Send + 'static>(handle: H) -> (Arc<Node<Kept>>, bool) {
