@@ -832,13 +832,13 @@ mod tests {
     //! interleavings of the alarm with the owner's poll, one at a time.
 
     use std::pin::Pin;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
-    use std::task::{Context, Poll, Wake, Waker};
+    use std::task::{Context, Poll, Waker};
     use std::time::{Duration, Instant};
 
     use super::{TimerSlot, Timers};
     use crate::node::deadline_word;
+    use crate::node::fixtures::Count;
     use crate::rt::{Runtime, Sleep, Task};
 
     /// A clock the test moves, and the timers made on it (the executor's side).
@@ -940,16 +940,6 @@ mod tests {
         }
     }
 
-    /// The owner's waker: counts its wake-ups.
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
     fn word(at: Instant) -> i64 {
         deadline_word(at).expect("a near deadline has a word")
     }
@@ -967,8 +957,7 @@ mod tests {
     fn rearmed_after_a_fire_in_the_poll(exact: bool) {
         let start = Instant::now();
         let rt = ManualRt::new(start);
-        let count = Arc::new(Count::default());
-        let waker = Waker::from(count.clone());
+        let (count, waker) = Count::waker();
         let (t1, t2) = (
             start + Duration::from_secs(2),
             start + Duration::from_secs(3),
@@ -979,13 +968,13 @@ mod tests {
         slot.fire(&rt);
         let seq1 = queue(&mut slot).insert(word(t1)).expect("room");
         slot.settle(&rt, &waker, exact);
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.get(), 0);
 
         // Poll 2, woken by something else: `fire` finds nothing yet.
         slot.fire(&rt);
         // Meanwhile the clock reaches t1 and the timer fires: the owner is woken.
         rt.advance(t1);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.get(), 1);
         // Still in poll 2: the registrant of t1 goes (it saw its deadline on the clock),
         // another comes for t2. The timer is re-armed for t2.
         queue(&mut slot).remove(word(t1), seq1);
@@ -995,12 +984,12 @@ mod tests {
         // Poll 3, for the wake-up of the fire: nothing due.
         slot.fire(&rt);
         slot.settle(&rt, &waker, exact);
-        let before = count.0.load(Ordering::SeqCst);
+        let before = count.get();
 
         // t2 comes: the timer fires, and the owner must hear of it.
         rt.advance(t2);
         assert!(
-            count.0.load(Ordering::SeqCst) > before,
+            count.get() > before,
             "the owner's timer fired at its deadline, and nobody was woken (exact: {exact})"
         );
         slot.fire(&rt);
@@ -1030,8 +1019,7 @@ mod tests {
         for exact in [true, false] {
             let start = Instant::now();
             let rt = ManualRt::new(start);
-            let count = Arc::new(Count::default());
-            let waker = Waker::from(count.clone());
+            let (_, waker) = Count::waker();
             let t1 = start + Duration::from_secs(1);
             let mut slot = TimerSlot(Some(Timers::new()));
 
@@ -1059,8 +1047,7 @@ mod tests {
     fn rearmed_after_due_entries_in_the_poll() {
         let start = Instant::now();
         let rt = ManualRt::new(start);
-        let count = Arc::new(Count::default());
-        let waker = Waker::from(count.clone());
+        let (count, waker) = Count::waker();
         let t0 = start + Duration::from_secs(1);
         let (t1, t2) = (
             start + Duration::from_secs(2),
@@ -1082,11 +1069,11 @@ mod tests {
         // Polls for the wake-ups: nothing more is due.
         slot.fire(&rt);
         slot.settle(&rt, &waker, false);
-        let before = count.0.load(Ordering::SeqCst);
+        let before = count.get();
 
         rt.advance(t2);
         assert!(
-            count.0.load(Ordering::SeqCst) > before,
+            count.get() > before,
             "the owner's timer fired at its deadline, and nobody was woken"
         );
     }
