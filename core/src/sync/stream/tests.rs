@@ -9,6 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::list::steps;
 use super::*;
+use crate::node::fixtures::Count;
 
 /// Waiters per test: enough that O(waiters) work per operation (n² in all) would
 /// pass any bound of a constant per waiter by far.
@@ -27,6 +28,13 @@ fn counted(f: impl FnOnce()) -> u64 {
     steps() - before
 }
 
+/// Polls each of `futures` once, each pending.
+fn all_pending<F: Future + Unpin>(futures: &mut [F]) {
+    for f in futures {
+        assert!(poll(f).is_pending());
+    }
+}
+
 fn bound(what: &str, n: usize, work: u64) {
     assert!(
         work <= PER_WAITER * n as u64,
@@ -43,9 +51,7 @@ fn serving_waiting_receivers_is_linear() {
     let handles: Vec<_> = (0..N).map(|_| rx.clone()).collect();
     let mut recvs: Vec<_> = handles.iter().map(ReceiveStream::recv).collect();
     let work = counted(|| {
-        for r in &mut recvs {
-            assert!(poll(r).is_pending());
-        }
+        all_pending(&mut recvs);
         for i in 0..N {
             tx.try_send(i).unwrap();
         }
@@ -68,9 +74,7 @@ fn draining_waiting_senders_is_linear() {
     let handles: Vec<_> = (0..N).map(|_| tx.clone()).collect();
     let mut sends: Vec<_> = handles.iter().zip(1..).map(|(h, i)| h.send(i)).collect();
     let work = counted(|| {
-        for s in &mut sends {
-            assert!(poll(s).is_pending());
-        }
+        all_pending(&mut sends);
         for (i, (mut s, h)) in sends.drain(..).zip(&handles).enumerate() {
             assert_eq!(rx.try_recv(), Ok(i));
             assert_eq!(poll(&mut s), Poll::Ready(Ok(())));
@@ -88,14 +92,10 @@ fn dropping_a_clone_does_not_touch_the_waiters() {
     let (tx, rx) = memory_stream::<usize>(1);
     tx.try_send(0).unwrap();
     let mut sends: Vec<_> = (0..N).map(|i| tx.send(i)).collect();
-    for s in &mut sends {
-        assert!(poll(s).is_pending());
-    }
+    all_pending(&mut sends);
     let (tx2, rx2) = memory_stream::<usize>(0);
     let mut recvs: Vec<_> = (0..N).map(|_| rx2.recv()).collect();
-    for r in &mut recvs {
-        assert!(poll(r).is_pending());
-    }
+    all_pending(&mut recvs);
     let work = counted(|| {
         for _ in 0..N {
             drop(tx.clone());
@@ -108,26 +108,13 @@ fn dropping_a_clone_does_not_touch_the_waiters() {
     drop((sends, recvs));
 }
 
-/// A waker that counts its wake-ups.
-struct Count(std::sync::atomic::AtomicUsize);
-
-impl std::task::Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// Dropping a send handle wakes the `closed()` futures of that handle only, not
 /// those of the other clones (which would poll again, each, for every clone dropped).
 #[test]
 fn dropping_a_clone_wakes_no_other_closed_future() {
     let (tx, rx) = memory_stream::<usize>(1);
     let handles: Vec<_> = (0..N).map(|_| tx.clone()).collect();
-    let count = Arc::new(Count(Default::default()));
-    let waker = Waker::from(count.clone());
+    let (count, waker) = Count::waker();
     let mut closed: Vec<_> = handles.iter().map(SendStream::closed).collect();
     for c in &mut closed {
         assert!(Pin::new(c)
@@ -138,13 +125,9 @@ fn dropping_a_clone_wakes_no_other_closed_future() {
         drop(tx.clone());
     }
     handles[0].close();
-    assert_eq!(
-        count.0.load(Ordering::Relaxed),
-        1,
-        "other closed() futures woken"
-    );
+    assert_eq!(count.get(), 1, "other closed() futures woken");
     drop(rx); // the last receiver: every one of them
-    assert_eq!(count.0.load(Ordering::Relaxed), N + 1);
+    assert_eq!(count.get(), N + 1);
     for c in &mut closed {
         assert!(poll(c).is_ready());
     }
@@ -155,14 +138,10 @@ fn dropping_a_clone_wakes_no_other_closed_future() {
 fn closing_a_handle_visits_its_own_waiters() {
     let (tx, rx) = memory_stream::<usize>(0);
     let mut others: Vec<_> = (0..N).map(|_| rx.recv()).collect();
-    for r in &mut others {
-        assert!(poll(r).is_pending());
-    }
+    all_pending(&mut others);
     let mine = rx.clone();
     let mut waits: Vec<_> = (0..8).map(|_| mine.recv()).collect();
-    for r in &mut waits {
-        assert!(poll(r).is_pending());
-    }
+    all_pending(&mut waits);
     let work = counted(|| mine.close());
     assert!(
         work <= PER_WAITER * 8,
@@ -184,12 +163,8 @@ fn removing_waiters_in_any_order_is_linear() {
     let mut recvs: Vec<_> = (0..N).map(|_| rx.recv()).collect();
     let mut sends: Vec<_> = (0..N).map(|i| tx1.send(i)).collect();
     let work = counted(|| {
-        for r in &mut recvs {
-            assert!(poll(r).is_pending());
-        }
-        for s in &mut sends {
-            assert!(poll(s).is_pending());
-        }
+        all_pending(&mut recvs);
+        all_pending(&mut sends);
         // From the back, then every other one from the middle out.
         while let Some(r) = recvs.pop() {
             drop(r);
@@ -263,17 +238,13 @@ fn waiter_storage_shrinks_after_a_burst() {
         let mut sends: Vec<_> = senders.iter().zip(0..).map(|(h, i)| h.send(i)).collect();
         let mut recvs: Vec<_> = receivers.iter().map(ReceiveStream::recv).collect();
         // The receives first: each send completes at once, handing its item over.
-        for r in &mut recvs {
-            assert!(poll(r).is_pending());
-        }
+        all_pending(&mut recvs);
         for s in &mut sends {
             assert!(poll(s).is_ready());
         }
         drop(sends);
         let mut sends: Vec<_> = senders.iter().zip(0..).map(|(h, i)| h.send(i)).collect();
-        for s in &mut sends {
-            assert!(poll(s).is_pending());
-        }
+        all_pending(&mut sends);
         assert!(bytes(&tx.chan.lock()) > 100 * N);
         for (i, mut r) in recvs.into_iter().enumerate() {
             assert_eq!(poll(&mut r), Poll::Ready(Ok(i)));
