@@ -29,24 +29,15 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::task::{Wake, Waker};
+use std::task::Waker;
 
 use loom::future::AtomicWaker;
 use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use loom::sync::Mutex;
 use loom::thread;
 
+use crate::node::fixtures::Count;
 use crate::node::loom::model;
-
-/// The nursery's task: counts its wake-ups (a loom atomic, so that reading it is
-/// modelled).
-struct Task(AtomicUsize);
-
-impl Wake for Task {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 /// The engine's `Ready`: the keys of woken children, and the task that polls the group.
 struct Ready {
@@ -111,7 +102,9 @@ impl Child {
 /// by key), each poll running `poll` (which may wake children locally).
 struct Group {
     ready: Arc<Ready>,
-    task: Arc<Task>,
+    /// The nursery's task: counts its wake-ups (a loom atomic, so that reading it is
+    /// modelled).
+    task: Arc<Count>,
     waker: Waker,
     local: RefCell<Vec<u32>>,
     /// Wake-ups of the task answered by a round so far.
@@ -119,11 +112,14 @@ struct Group {
 }
 
 impl Group {
-    fn new(ready: Arc<Ready>) -> Group {
-        let task = Arc::new(Task(AtomicUsize::new(0)));
-        let waker = Waker::from(task.clone());
+    /// A group with an empty queue.
+    fn new() -> Group {
+        let (task, waker) = Count::waker();
         Group {
-            ready,
+            ready: Arc::new(Ready {
+                keys: Mutex::new(Vec::new()),
+                waker: AtomicWaker::new(),
+            }),
             task,
             waker,
             local: RefCell::new(Vec::new()),
@@ -151,7 +147,7 @@ impl Group {
     /// answered yet, and for keys queued locally, as the executor and the round would.
     fn settle(&mut self, children: &[Arc<Child>]) {
         loop {
-            let woken = self.task.0.load(Ordering::SeqCst);
+            let woken = self.task.get();
             if woken == self.answered && self.local.borrow().is_empty() {
                 break;
             }
@@ -180,14 +176,10 @@ impl Group {
 #[test]
 fn loom_inline_ready_wake_against_round() {
     model("inline_ready_wake_against_round", || {
-        let ready = Arc::new(Ready {
-            keys: Mutex::new(Vec::new()),
-            waker: AtomicWaker::new(),
-        });
         let children = [Arc::new(Child::placed(0))];
-        let mut group = Group::new(ready.clone());
+        let mut group = Group::new();
         let child = children[0].clone();
-        let waking = ready.clone();
+        let waking = group.ready.clone();
         let other = thread::spawn(move || child.wake(&waking));
         group.poll(&children, |_, _| {});
         other.join().unwrap();
@@ -204,16 +196,12 @@ fn loom_inline_ready_wake_against_round() {
 #[test]
 fn loom_inline_ready_two_wakers_one_batch() {
     model("inline_ready_two_wakers_one_batch", || {
-        let ready = Arc::new(Ready {
-            keys: Mutex::new(Vec::new()),
-            waker: AtomicWaker::new(),
-        });
         let children = [Arc::new(Child::placed(0)), Arc::new(Child::placed(1))];
-        let mut group = Group::new(ready.clone());
+        let mut group = Group::new();
         let threads: Vec<_> = children
             .iter()
             .map(|child| {
-                let (child, ready) = (child.clone(), ready.clone());
+                let (child, ready) = (child.clone(), group.ready.clone());
                 thread::spawn(move || child.wake(&ready))
             })
             .collect();
@@ -238,18 +226,14 @@ fn loom_inline_ready_two_wakers_one_batch() {
 #[test]
 fn loom_inline_ready_local_wake_against_remote() {
     model("inline_ready_local_wake_against_remote", || {
-        let ready = Arc::new(Ready {
-            keys: Mutex::new(Vec::new()),
-            waker: AtomicWaker::new(),
-        });
         let children = [Arc::new(Child::placed(0))];
         // Queued already, as a new child is (born queued, its key in the round).
         children[0].queued.store(true, Ordering::SeqCst);
         children[0].sets.fetch_add(1, Ordering::SeqCst);
-        let mut group = Group::new(ready.clone());
+        let mut group = Group::new();
         group.local.borrow_mut().push(0);
         let child = children[0].clone();
-        let waking = ready.clone();
+        let waking = group.ready.clone();
         let other = thread::spawn(move || child.wake(&waking));
         // Its first poll wakes it again, on the round's thread.
         let first = std::cell::Cell::new(true);
