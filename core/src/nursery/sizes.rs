@@ -17,32 +17,33 @@ type Body = TaskBody<Option<Empty>, (), Shared<Infallible>, ()>;
 /// An `Arc`'s two counts, before its value.
 const COUNTS: usize = 16;
 
+/// `T` takes `bytes`, for the reason `why` gives.
+#[track_caller]
+fn holds<T>(bytes: usize, why: &str) {
+    assert_eq!(size_of::<T>(), bytes, "{why}");
+}
+
 #[test]
 fn a_child_with_an_empty_future() {
-    assert_eq!(
-        size_of::<Node<()>>(),
+    holds::<Node<()>>(
         64,
-        "the node: parent link 16, lock over its box and the runner's waker 32, counts and flags 16"
+        "the node: parent link 16, lock over its box and the runner's waker 32, counts and flags 16",
     );
-    assert_eq!(
-        size_of::<Node<crate::node::AtomicDeadline>>(),
+    holds::<Node<crate::node::AtomicDeadline>>(
         72,
-        "a scope's node: the same and its deadline's word, which a task's root does not carry"
+        "a scope's node: the same and its deadline's word, which a task's root does not carry",
     );
-    assert_eq!(
-        size_of::<Output<()>>(),
+    holds::<Output<()>>(
         24,
-        "the result slot with a join's waker (16, under the node's lock) and the label (8)"
+        "the result slot with a join's waker (16, under the node's lock) and the label (8)",
     );
-    assert_eq!(
-        size_of::<RunState<Option<Empty>, Shared<Infallible>, ()>>(),
+    holds::<RunState<Option<Empty>, Shared<Infallible>, ()>>(
         24,
-        "the future 8 (an empty one: the `Option`'s flag), nursery 8, deadlines 8"
+        "the future 8 (an empty one: the `Option`'s flag), nursery 8, deadlines 8",
     );
-    assert_eq!(
-        size_of::<KeepSlot>(),
+    holds::<KeepSlot>(
         8,
-        "the executor's handle alone: whether it is there is in the node's bits"
+        "the executor's handle alone: whether it is there is in the node's bits",
     );
     assert_eq!(size_of::<NoKeep>(), 0);
     // The whole allocation: where the runtime keeps no executor handle (tokio's
@@ -74,34 +75,17 @@ fn a_result_and_a_join_share_the_nodes_lock() {
 
 #[test]
 fn a_label_is_one_word() {
-    assert_eq!(
-        size_of::<crate::task::Label>(),
-        8,
-        "a location, or a box with a name"
-    );
+    holds::<crate::task::Label>(8, "a location, or a box with a name");
     assert_eq!(size_of::<Option<crate::task::Label>>(), 8);
 }
 
 #[test]
 fn the_executor_task_and_a_sleep() {
-    assert_eq!(
-        size_of::<crate::rt::Task>(),
-        16,
-        "one `Arc<dyn Run>` in every executor task"
-    );
-    assert_eq!(
-        size_of::<crate::time::Sleep>(),
+    holds::<crate::rt::Task>(16, "one `Arc<dyn Run>` in every executor task");
+    holds::<crate::time::Sleep>(
         40,
-        "a sleep in a child's future: its deadline as a word beside its registration"
+        "a sleep in a child's future: its deadline as a word beside its registration",
     );
-    assert_eq!(
-        size_of::<crate::timer::Reg>(),
-        32,
-        "its registration, with its executor timer in place"
-    );
-    assert_eq!(
-        size_of::<crate::timer::Private>(),
-        80,
-        "a scope's timer of its own, boxed"
-    );
+    holds::<crate::timer::Reg>(32, "its registration, with its executor timer in place");
+    holds::<crate::timer::Private>(80, "a scope's timer of its own, boxed");
 }
