@@ -500,26 +500,16 @@ mod tests {
 
     #[test]
     fn interleaves_families_from_the_first() {
-        let order = |addrs: &[&str]| -> Vec<String> {
-            let addrs = addrs.iter().map(|a| a.parse().unwrap()).collect();
-            interleave(addrs).iter().map(|a| a.to_string()).collect()
+        // The addresses in a string, a space apart.
+        let order = |addrs: &str| {
+            let addrs = addrs.split(' ').map(|a| a.parse().unwrap()).collect();
+            let out: Vec<String> = interleave(addrs).iter().map(|a| a.to_string()).collect();
+            out.join(" ")
         };
-        let v6_first = [
-            "[::1]:1",
-            "[::2]:1",
-            "[::3]:1",
-            "127.0.0.1:1",
-            "127.0.0.2:1",
-        ];
-        let interleaved = [
-            "[::1]:1",
-            "127.0.0.1:1",
-            "[::2]:1",
-            "127.0.0.2:1",
-            "[::3]:1",
-        ];
-        assert_eq!(order(&v6_first), interleaved);
-        let v4_first = ["127.0.0.1:1", "[::1]:1", "[::2]:1"];
-        assert_eq!(order(&v4_first), v4_first);
+        let v6_first = "[::1]:1 [::2]:1 [::3]:1 127.0.0.1:1 127.0.0.2:1";
+        let interleaved = "[::1]:1 127.0.0.1:1 [::2]:1 127.0.0.2:1 [::3]:1";
+        assert_eq!(order(v6_first), interleaved);
+        let v4_first = "127.0.0.1:1 [::1]:1 [::2]:1";
+        assert_eq!(order(v4_first), v4_first);
     }
 }
