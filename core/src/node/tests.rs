@@ -407,24 +407,16 @@ fn a_word_counted_from_a_readings_word_is_the_deadlines_word() {
 fn the_effective_deadline_is_the_earliest_up_to_the_nearest_shield() {
     let root = root();
     let now = Instant::now();
+    let at = |secs| Some(now + Duration::from_secs(secs));
     let outer = Node::entered(&root, false, Due::At(now + Duration::from_secs(10)));
     let inner = Node::entered(&outer, false, Due::At(now + Duration::from_secs(60)));
-    assert_eq!(
-        inner.effective_deadline(),
-        Some(now + Duration::from_secs(10))
-    );
+    assert_eq!(inner.effective_deadline(), at(10));
     let shield = Node::entered(&inner, true, Due::Never);
     let below = Node::entered(&shield, false, Due::At(now + Duration::from_secs(30)));
-    assert_eq!(
-        below.effective_deadline(),
-        Some(now + Duration::from_secs(30))
-    );
+    assert_eq!(below.effective_deadline(), at(30));
     // A finished scope's deadline no longer counts.
     outer.finish();
-    assert_eq!(
-        inner.effective_deadline(),
-        Some(now + Duration::from_secs(60))
-    );
+    assert_eq!(inner.effective_deadline(), at(60));
 }
 
 #[test]
