@@ -65,16 +65,8 @@ fn loom_keep_slot_two_writers() {
         let (a, b) = (a.join().unwrap(), b.join().unwrap());
         assert!(a != b, "one writer: exactly one value is moved in");
         // Both threads have let go of the slot, so it is gone, and so is what it kept.
-        assert_eq!(
-            first.load(Ordering::SeqCst),
-            1,
-            "each value is dropped once"
-        );
-        assert_eq!(
-            second.load(Ordering::SeqCst),
-            1,
-            "each value is dropped once"
-        );
+        let drops = (first.load(Ordering::SeqCst), second.load(Ordering::SeqCst));
+        assert_eq!(drops, (1, 1), "each value is dropped once");
     });
 }
 
