@@ -127,6 +127,12 @@ impl Group {
         }
     }
 
+    /// A wake-up of `child` from another thread than the round's (`Child::wake`).
+    fn wake_from_thread(&self, child: &Arc<Child>) -> thread::JoinHandle<()> {
+        let (child, ready) = (child.clone(), self.ready.clone());
+        thread::spawn(move || child.wake(&ready))
+    }
+
     /// One poll of the nursery: registers its task, then one round.
     fn poll(&self, children: &[Arc<Child>], poll: impl Fn(&Child, &RefCell<Vec<u32>>)) {
         self.ready.waker.register_by_ref(&self.waker);
@@ -178,9 +184,7 @@ fn loom_inline_ready_wake_against_round() {
     model("inline_ready_wake_against_round", || {
         let children = [Arc::new(Child::placed(0))];
         let mut group = Group::new();
-        let child = children[0].clone();
-        let waking = group.ready.clone();
-        let other = thread::spawn(move || child.wake(&waking));
+        let other = group.wake_from_thread(&children[0]);
         group.poll(&children, |_, _| {});
         other.join().unwrap();
         group.settle(&children);
@@ -198,13 +202,7 @@ fn loom_inline_ready_two_wakers_one_batch() {
     model("inline_ready_two_wakers_one_batch", || {
         let children = [Arc::new(Child::placed(0)), Arc::new(Child::placed(1))];
         let mut group = Group::new();
-        let threads: Vec<_> = children
-            .iter()
-            .map(|child| {
-                let (child, ready) = (child.clone(), group.ready.clone());
-                thread::spawn(move || child.wake(&ready))
-            })
-            .collect();
+        let threads: Vec<_> = children.iter().map(|c| group.wake_from_thread(c)).collect();
         group.poll(&children, |_, _| {});
         for t in threads {
             t.join().unwrap();
@@ -232,9 +230,7 @@ fn loom_inline_ready_local_wake_against_remote() {
         children[0].sets.fetch_add(1, Ordering::SeqCst);
         let mut group = Group::new();
         group.local.borrow_mut().push(0);
-        let child = children[0].clone();
-        let waking = group.ready.clone();
-        let other = thread::spawn(move || child.wake(&waking));
+        let other = group.wake_from_thread(&children[0]);
         // Its first poll wakes it again, on the round's thread.
         let first = std::cell::Cell::new(true);
         group.poll(&children, |child, local| {
