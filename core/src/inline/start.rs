@@ -60,30 +60,36 @@ impl<V, E, C> InlineRun<V, E, C> {
         }
     }
 
-    /// The child has ended (`end`; `cancelled`: at a suspension point, dropped in its
-    /// context): it is dropped, leaves the tree and gives back its place in the group,
-    /// and its end goes where the handshake says (a panic of its destructor is its own).
-    fn end(&mut self, mut end: End<E>, cancelled: bool, rt_waker: &Waker) {
-        let Some(Running {
+    /// The child leaves: it is dropped (cancelled, with `rt_waker`: at a suspension point,
+    /// in its context), leaves the tree and gives back its place in the group. What its
+    /// destructor did, if there was a child.
+    fn release(&mut self, rt_waker: Option<&Waker>) -> Option<std::thread::Result<()>> {
+        let Running {
             child,
             own,
             mut node,
             ..
-        }) = self.running.take()
-        else {
-            return;
-        };
-        let rt = self.shared.rt.clone();
-        let dropped = match cancelled {
-            true => context::drop_cancelled(&mut node, &rt, rt_waker, || {
-                catch_unwind(AssertUnwindSafe(|| drop(child)))
-            }),
-            false => catch_unwind(AssertUnwindSafe(|| drop(child))),
+        } = self.running.take()?;
+        let drop_child = || catch_unwind(AssertUnwindSafe(|| drop(child)));
+        let dropped = match rt_waker {
+            Some(w) => context::drop_cancelled(&mut node, &self.shared.rt, w, drop_child),
+            None => drop_child(),
         };
         own.detach();
         own.finish();
         own.register(Waker::noop());
         self.shared.unreserve();
+        Some(dropped)
+    }
+
+    /// The child has ended (`end`; cancelled: at a suspension point, dropped in its
+    /// context): it is released, and its end goes where the handshake says (a panic of
+    /// its destructor is its own).
+    fn end(&mut self, mut end: End<E>, rt_waker: &Waker) {
+        let cancelled = matches!(end, End::Cancelled);
+        let Some(dropped) = self.release(cancelled.then_some(rt_waker)) else {
+            return;
+        };
         if let Err(p) = dropped {
             if !matches!(end, End::Panicked(_)) {
                 end = End::Panicked(p);
@@ -114,24 +120,11 @@ impl<V, E, C> Drop for InlineRun<V, E, C> {
         // nowhere.
         self.take_started();
         let left = self.hand.abandon(self.running.is_some());
-        if self.running.is_some() {
-            match self.hand.has_started() {
-                true => self.hand_over(),
-                false => {
-                    let dropped = self.running.take().map(|Running { child, own, .. }| {
-                        let dropped = catch_unwind(AssertUnwindSafe(|| drop(child)));
-                        own.detach();
-                        own.finish();
-                        own.register(Waker::noop());
-                        self.shared.unreserve();
-                        dropped
-                    });
-                    if let Some(Err(p)) = dropped {
-                        drop(left);
-                        resume_unwind(p);
-                    }
-                }
-            }
+        if self.hand.has_started() {
+            self.hand_over();
+        } else if let Some(Err(p)) = self.release(None) {
+            drop(left);
+            resume_unwind(p);
         }
         drop(left);
     }
@@ -193,18 +186,14 @@ where
                 return;
             }
             // Cancelled during this poll: dropped at this suspension point.
-            run.end(End::Cancelled, true, cx.waker());
-            return;
+            End::Cancelled
         }
-        None => {
-            run.end(End::Cancelled, true, cx.waker());
-            return;
-        }
+        None => End::Cancelled,
         Some(Ok(Poll::Ready(Ok(())))) => End::Value(()),
         Some(Ok(Poll::Ready(Err(e)))) => End::Failed(e),
         Some(Err(p)) => End::Panicked(p as Panic),
     };
-    run.end(end, false, cx.waker());
+    run.end(end, cx.waker());
 }
 
 /// A start's own part: the handshake, and the token's slot.
