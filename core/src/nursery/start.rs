@@ -815,22 +815,15 @@ where
         }
         C::drive(&mut this.run, &this.nursery.shared, cx);
         let outcome = C::with_hand(&mut this.run, |hand| hand.poll(context::current_cancelled));
-        let out = match outcome {
-            Outcome::Pending => return Poll::Pending,
-            Outcome::Stall => {
-                this.hold.take();
-                return Poll::Pending;
-            }
-            Outcome::Ready(out) => out,
-            Outcome::Panic(p) => {
-                this.hold.take();
-                this.done = true;
-                resume_unwind(p);
-            }
-        };
-        this.hold.take();
-        this.done = true;
-        Poll::Ready(out)
+        if !matches!(outcome, Outcome::Pending) {
+            this.hold.take();
+        }
+        this.done = !matches!(outcome, Outcome::Pending | Outcome::Stall);
+        match outcome {
+            Outcome::Pending | Outcome::Stall => Poll::Pending,
+            Outcome::Ready(out) => Poll::Ready(out),
+            Outcome::Panic(p) => resume_unwind(p),
+        }
     }
 }
 
@@ -914,11 +907,7 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let start = &mut self.start;
-        let value = match Pin::new(&mut *start).poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Ready(Ok(v)) => v,
-        };
+        let value = std::task::ready!(Pin::new(&mut *start).poll(cx))?;
         // Made at the first poll, which spawned the task that has started since.
         let handle = start
             .run
