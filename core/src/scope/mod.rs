@@ -509,12 +509,12 @@ impl EnteredOn {
     /// nursery does on entry, so that the task tree finds it from the root. (Shields too:
     /// a shield in a list takes nothing from it.)
     pub(crate) fn entered(node: &Arc<Node>, rt: &dyn Runtime) {
-        let Some(on) = node.ext_ref::<EnteredOn>() else {
+        let Some(on) = node
+            .ext_ref::<EnteredOn>()
+            .filter(|on| on.3.get().is_some())
+        else {
             return;
         };
-        if on.3.get().is_none() {
-            return;
-        }
         let _ = on.4.set(rt.now());
         node.link_path();
     }
@@ -760,12 +760,9 @@ impl CancelHandle {
     pub fn set_deadline(&self, deadline: impl Into<Option<Instant>>) {
         let deadline = deadline.into();
         self.node.set_deadline(deadline);
-        let Some(deadline) = deadline else {
+        let Some(deadline) = deadline.filter(|_| self.node.reason().is_none()) else {
             return;
         };
-        if self.node.reason().is_some() {
-            return;
-        }
         // Pairs with the fence of the entry (`Scoped::poll_scoped`), which sets the runtime
         // and then reads the deadline: either it finds the deadline stored above, or we
         // find its runtime here. (Before entry, the entry checks the deadline itself.)
