@@ -97,9 +97,7 @@ impl<E> Default for Record<E> {
 impl<E> Record<E> {
     /// Keeps `panic` if it is the first (N3: the first panic to reach the group wins).
     pub(crate) fn panicked(&mut self, panic: Panic) {
-        if self.panic.is_none() {
-            self.panic = Some(panic);
-        }
+        self.panic.get_or_insert(panic);
     }
 
     /// Takes what was recorded, leaving the record empty.
