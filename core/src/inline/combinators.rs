@@ -8,7 +8,7 @@ use std::future::{poll_fn, Future};
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use futures_core::Stream;
 use pin_project_lite::pin_project;
@@ -66,17 +66,12 @@ impl<F: Future, O, E> Future for Indexed<F, O, E> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        match this.fut.poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(out) => {
-                let out = (this.split)(out);
-                if let (Err(_), Some(permit)) = (&out, &*this.permit) {
-                    permit.stop();
-                }
-                this.permit.take();
-                Poll::Ready(out.map(|o| (*this.index, o)))
-            }
+        let out = (this.split)(ready!(this.fut.poll(cx)));
+        if let (Err(_), Some(permit)) = (&out, &*this.permit) {
+            permit.stop();
         }
+        this.permit.take();
+        Poll::Ready(out.map(|o| (*this.index, o)))
     }
 }
 
@@ -144,10 +139,7 @@ where
     Fut: Future,
     M: Takes<Fut::Output>,
 {
-    let stop: Stop<(usize, M::Value)> = match M::STOPS {
-        true => Some(|(_, value)| M::stops(value)),
-        false => None,
-    };
+    let stop: Stop<(usize, M::Value)> = M::STOPS.then_some(|(_, value)| M::stops(value));
     let mut group = Box::pin(GroupFuture::new(
         Children::new(stop),
         trace::Sited::inline(work.site),
@@ -179,7 +171,7 @@ where
 /// place (no allocation for two or fewer), more as [`run`] does.
 #[inline]
 fn all<M, I>(
-    futs: I,
+    mut futs: I,
     site: &'static Location<'static>,
 ) -> impl Future<Output = Ended<M::Value, M::Error>>
 where
@@ -187,7 +179,6 @@ where
     I::Item: Future,
     M: Ordered<<I::Item as Future>::Output>,
 {
-    let mut futs = futs;
     let (first, second) = (futs.next(), futs.next());
     // No call to collect nothing, for two futures or fewer.
     let rest: Vec<I::Item> = match futs.next() {
