@@ -22,26 +22,11 @@ pub(super) trait Admit: Group {
     fn admit(&self) -> Result<(), SpawnError>;
 }
 
-/// Spawns `fut` into `group`, called `name` if given, and returns its handle; fails if
-/// the nursery has finished, dropping `fut` unpolled.
-#[track_caller]
-#[inline]
-pub(super) fn try_spawn<G, T, F>(
-    group: &Arc<G>,
-    fut: F,
-    name: Option<Box<Named>>,
-) -> Result<TaskHandle<T>, SpawnError>
-where
-    G: Admit,
-    F: Future<Output = Result<T, G::Error>> + Send + 'static,
-    T: Send + 'static,
-{
-    try_spawn_at(group, fut, name, Location::caller())
-}
-
-/// [`try_spawn`], labelled with `site`: for the combinators, which spawn on their
-/// caller's behalf from inside the futures they return, where `#[track_caller]` does not
-/// reach.
+/// Spawns `fut` into `group`, called `name` if given and labelled with `site`, and returns
+/// its handle; fails if the nursery has finished, dropping `fut` unpolled. `site` is the
+/// caller's `Location::caller()`, or, for the combinators, which spawn on their caller's
+/// behalf from inside the futures they return (where `#[track_caller]` does not reach),
+/// the place they recorded.
 #[inline]
 pub(super) fn try_spawn_at<G, T, F>(
     group: &Arc<G>,
@@ -58,7 +43,7 @@ where
     Ok(task::spawn(group, fut, Label::new(site, name)))
 }
 
-/// [`try_spawn`], panicking if the nursery has finished.
+/// [`try_spawn_at`] the caller's place, panicking if the nursery has finished.
 #[track_caller]
 #[inline]
 pub(super) fn spawn<G, T, F>(group: &Arc<G>, fut: F, name: Option<Box<Named>>) -> TaskHandle<T>
@@ -67,7 +52,7 @@ where
     F: Future<Output = Result<T, G::Error>> + Send + 'static,
     T: Send + 'static,
 {
-    match try_spawn(group, fut, name) {
+    match try_spawn_at(group, fut, name, Location::caller()) {
         Ok(h) => h,
         Err(e) => refused(e, G::TYPE),
     }

@@ -274,7 +274,7 @@ impl<E: Send + 'static> Subgroup<E> {
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        spawn::try_spawn(&self.inner, fut, None)
+        spawn::try_spawn_at(&self.inner, fut, None, Location::caller())
     }
 
     /// Cancels the subgroup's tasks, those spawned into it from now on too (at their
