@@ -293,13 +293,9 @@ impl<V, E> Hand<V, E> {
     /// (`cancelled`, asked only when it matters).
     pub(crate) fn poll(&mut self, cancelled: impl FnOnce() -> bool) -> Outcome<V, E> {
         let out = match std::mem::replace(&mut self.state, StartState::Over) {
-            StartState::Waiting => {
-                self.state = StartState::Waiting;
-                return Outcome::Pending;
-            }
-            StartState::Over => return Outcome::Pending,
-            StartState::Abandoned => {
-                self.state = StartState::Abandoned;
+            // Nothing to return yet, or any more: the state stays as it was.
+            state @ (StartState::Waiting | StartState::Over | StartState::Abandoned) => {
+                self.state = state;
                 return Outcome::Pending;
             }
             StartState::Started(v) => Ok(v),
