@@ -54,9 +54,7 @@ impl<V, E, C> InlineRun<V, E, C> {
     fn take_started(&mut self) {
         if let Some((value, moved)) = self.slot.take() {
             let nursery = (!moved).then_some(&self.shared.node);
-            if let Err(ignored) = self.hand.started(value, nursery) {
-                drop(ignored);
-            }
+            drop(self.hand.started(value, nursery));
         }
     }
 
