@@ -227,11 +227,7 @@ impl CancelScope {
     #[track_caller]
     pub fn with_shield(mut self, shield: bool) -> CancelScope {
         // Called here, not through a closure: `#[track_caller]` reaches direct calls only.
-        let site = if shield {
-            Some(Location::caller())
-        } else {
-            None
-        };
+        let site = shield.then_some(Location::caller());
         match self.node.get() {
             Some(node) => {
                 node.set_shield(shield);
