@@ -17,15 +17,14 @@ use async_executor::{Executor, Task};
 use hatchery::Nursery;
 use tokio::task::JoinSet;
 
-use crate::ALLOCATOR;
-
-/// The timeout of the timeout workload: long enough never to fire.
-const TIMEOUT: Duration = Duration::from_secs(1);
-
 use crate::raw_smol;
 pub(crate) use crate::raw_smol::smol_spawn_handles;
 use crate::rss::rss;
 pub(crate) use crate::yield_once::yield_once;
+use crate::ALLOCATOR;
+
+/// The timeout of the timeout workload: long enough never to fire.
+const TIMEOUT: Duration = Duration::from_secs(1);
 
 // ----- spawn + join of N trivial children -----
 

@@ -826,7 +826,9 @@ pub(crate) fn runtime_id(rt: &dyn Runtime) -> usize {
     (rt as *const dyn Runtime).cast::<u8>() as usize
 }
 
-#[cfg(test)]
+// Not under `--cfg hatchery_loom`, whose atomics (those of `node::fixtures::Count` too)
+// work only inside a loom model.
+#[cfg(all(test, not(hatchery_loom)))]
 mod tests {
     //! The owner's queue driven by hand, on a runtime whose one timer the test fires: the
     //! interleavings of the alarm with the owner's poll, one at a time.

@@ -40,7 +40,9 @@ cfg_else! {
         }
 
         /// Accepts a connection: a non-blocking, close-on-exec socket, and the peer's address.
-        pub(crate) fn accept(fd: BorrowedSocket<'_>) -> io::Result<(OwnedSocket, Option<SocketAddrAny>)> {
+        pub(crate) fn accept(
+            fd: BorrowedSocket<'_>,
+        ) -> io::Result<(OwnedSocket, Option<SocketAddrAny>)> {
             Ok(rn::acceptfrom_with(fd, flags())?)
         }
 
@@ -60,7 +62,9 @@ cfg_else! {
         }
 
         /// Accepts a connection: a non-blocking, close-on-exec socket, and the peer's address.
-        pub(crate) fn accept(fd: BorrowedSocket<'_>) -> io::Result<(OwnedSocket, Option<SocketAddrAny>)> {
+        pub(crate) fn accept(
+            fd: BorrowedSocket<'_>,
+        ) -> io::Result<(OwnedSocket, Option<SocketAddrAny>)> {
             let (fd, addr) = rn::acceptfrom(fd)?;
             prepare(&fd)?;
             Ok((fd, addr))
@@ -69,7 +73,8 @@ cfg_else! {
         /// A connected pair of Unix stream sockets.
         #[cfg(unix)]
         pub(crate) fn pair() -> io::Result<(OwnedSocket, OwnedSocket)> {
-            let (a, b) = rn::socketpair(AddressFamily::UNIX, SocketType::STREAM, rn::SocketFlags::empty(), None)?;
+            let no_flags = rn::SocketFlags::empty();
+            let (a, b) = rn::socketpair(AddressFamily::UNIX, SocketType::STREAM, no_flags, None)?;
             prepare(&a)?;
             prepare(&b)?;
             Ok((a, b))

@@ -265,7 +265,7 @@ impl<N, const K: usize> Arena<N, K> {
     }
 
     /// Bytes held by the storage (not counting what the nodes point to).
-    #[cfg(test)]
+    #[cfg(all(test, not(hatchery_loom)))]
     pub(super) fn bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Slot<N, K>>()
             + self.index.capacity() * std::mem::size_of::<(u64, u32)>()
@@ -318,7 +318,7 @@ pub(super) fn step() {
 }
 
 /// The steps counted on this thread so far.
-#[cfg(test)]
+#[cfg(all(test, not(hatchery_loom)))]
 pub(super) fn steps() -> u64 {
     STEPS.with(std::cell::Cell::get)
 }
