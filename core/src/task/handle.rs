@@ -116,11 +116,6 @@ impl<T> Output<T> {
         }
     }
 
-    /// Whether the task has put its result, for a handle that reaches it with its node.
-    fn is_finished(&self, node: &Node) -> bool {
-        self.with_slot(Some(node), |slot| matches!(slot, Slot::Done(_)))
-    }
-
     /// The result, once the task has finished; else leaves `waker` to be woken when it
     /// does, and returns `None` (with the waker it replaced, to drop outside the lock).
     /// (A `Join` lets go of the task once it has the result, so nothing takes twice; it
@@ -326,7 +321,7 @@ pub struct TaskHandle<T> {
 /// What a handle (or its `Join`) holds of its child: a spawned task's allocation, or an
 /// inline child's cell. When it goes before the result was taken, the result is dropped:
 /// here if the child has finished, by the child otherwise (the `Drop` of `TaskHandle` and
-/// of `Join`, [`let_go`](HandleCell::let_go)).
+/// of `Join`, [`let_go_join`](HandleCell::let_go_join)).
 struct HandleCell<T>(Option<PartRef<Output<T>>>);
 
 impl<T> TaskHandle<T> {
@@ -354,20 +349,15 @@ impl<T> HandleCell<T> {
     fn release(&mut self) {
         self.0 = None;
     }
-}
 
-impl<T> HandleCell<T> {
-    /// Lets go of the task before its result was taken (then the reference goes), as a
-    /// handle (which never left a waker).
-    #[inline]
-    fn let_go(cell: &PartRef<Output<T>>) {
+    /// Whether the child `cell` has put its result.
+    fn finished(cell: &PartRef<Output<T>>) -> bool {
         let (output, node) = cell.with_node();
-        // Dropped outside the slot's lock: it may run user code.
-        drop(output.abandon(node));
+        output.with_slot(Some(node), |slot| matches!(slot, Slot::Done(_)))
     }
 
-    /// [`let_go`](HandleCell::let_go) as a join (which may have left its waker in the
-    /// slot).
+    /// Lets go of the task before its result was taken (then the reference goes), as a
+    /// join (which may have left its waker in the slot).
     #[inline(never)]
     fn let_go_join(cell: &PartRef<Output<T>>) {
         let (output, node) = cell.with_node();
@@ -378,8 +368,12 @@ impl<T> HandleCell<T> {
 impl<T> Drop for TaskHandle<T> {
     #[inline]
     fn drop(&mut self) {
+        // Lets go of the task before its result was taken, as a handle (which never left
+        // a waker, unlike a join: `let_go_join`).
         if let Some(cell) = &self.cell.0 {
-            HandleCell::let_go(cell);
+            let (output, node) = cell.with_node();
+            // Dropped outside the slot's lock: it may run user code.
+            drop(output.abandon(node));
         }
     }
 }
@@ -593,8 +587,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        let (output, node) = self.cell.get().with_node();
-        output.is_finished(node)
+        HandleCell::finished(self.cell.get())
     }
 }
 
@@ -694,10 +687,7 @@ impl<T> Join<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.cell.0.as_ref().is_none_or(|c| {
-            let (output, node) = c.with_node();
-            output.is_finished(node)
-        })
+        self.cell.0.as_ref().is_none_or(HandleCell::finished)
     }
 }
 
