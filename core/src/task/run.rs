@@ -203,11 +203,7 @@ impl<F: Future + Send + 'static> Kept for Apart<F> {
     #[inline]
     fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let boxed = self.get_mut().0.as_mut().expect("task future present");
-        boxed
-            .as_mut()
-            .as_pin_mut()
-            .expect("task future present")
-            .poll(cx)
+        boxed.as_mut().poll_kept(cx)
     }
 
     fn end(self: Pin<&mut Self>) {
@@ -518,10 +514,7 @@ where
             node.detach();
         }
         let result = match end {
-            Some(End::Value(())) => match value.take() {
-                Some(v) => Ok(v),
-                None => Err(JoinError::cancelled()),
-            },
+            Some(End::Value(())) => value.take().ok_or_else(JoinError::cancelled),
             Some(End::Failed(e)) => {
                 group.fail(e, Some(self.output.label()));
                 Err(JoinError::failed())
