@@ -135,7 +135,7 @@ impl Kept {
     /// A task's root with an empty slot, to be put in an `Arc` (the standard one, or
     /// loom's).
     fn root() -> Node<Kept> {
-        Node::with_ext(false, true, Kept(KeepSlot::new()))
+        Node::with_ext(false, true, Kept(KeepSlot::default()))
     }
 }
 
@@ -591,12 +591,6 @@ unsafe impl Sync for KeepSlot {}
 
 impl Default for KeepSlot {
     fn default() -> KeepSlot {
-        KeepSlot::new()
-    }
-}
-
-impl KeepSlot {
-    fn new() -> KeepSlot {
         KeepSlot {
             value: ValueCell::new(MaybeUninit::uninit()),
         }
