@@ -464,7 +464,7 @@ impl Tag for EnteredOn {
         Some(Labelled {
             kind: Kind::Scope,
             site: Some(self.2),
-            name: self.3.get().map(|n| &**n),
+            name: self.name(),
             since: self.4.get().copied(),
         })
     }
@@ -781,7 +781,7 @@ impl CancelHandle {
     /// assert_eq!(CancelScope::new().handle().name(), None);
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.node.ext.3.get().map(|n| &**n)
+        self.node.ext.name()
     }
 
     /// Where the scope was made: the call of [`CancelScope::new`] (or `default`).
@@ -978,21 +978,16 @@ impl<F: Future> Future for Shield<F> {
     }
 }
 
-macro_rules! debug_future {
+// `Debug`, and `FusedFuture`: terminated once they have returned. A scope stalled under a
+// cancelled enclosing scope (which ends the work and drops it) is not.
+macro_rules! scope_future {
     ($($name:ident),*) => {$(
         impl<F> fmt::Debug for $name<F> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name)).finish_non_exhaustive()
             }
         }
-    )*};
-}
-debug_future!(Run, FailScope, Fail, Shield);
 
-// Terminated once they have returned. A scope stalled under a cancelled enclosing scope
-// (which ends the work and drops it) is not.
-macro_rules! fused_future {
-    ($($name:ident),*) => {$(
         impl<F: Future> futures_core::future::FusedFuture for $name<F> {
             fn is_terminated(&self) -> bool {
                 self.scoped.is_done()
@@ -1000,7 +995,7 @@ macro_rules! fused_future {
         }
     )*};
 }
-fused_future!(Run, FailScope, Fail, Shield);
+scope_future!(Run, FailScope, Fail, Shield);
 
 /// The error of [`fail_after`], [`fail_at`] and [`CancelScope::fail`]: the scope's
 /// deadline passed before the work finished.
