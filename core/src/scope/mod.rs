@@ -334,9 +334,7 @@ impl CancelScope {
     }
 
     /// Like [`run`](CancelScope::run), but reports a cancellation caused by this scope's
-    /// deadline as an error: `Err(Elapsed)`. An explicit [`cancel`](CancelHandle::cancel)
-    /// of this scope is not an error and gives `Ok(None)`; a finished body gives
-    /// `Ok(Some(value))`.
+    /// deadline as an error: `Err(Elapsed)`. A finished body gives `Ok(Some(value))`.
     ///
     /// # Errors
     ///
@@ -1123,9 +1121,8 @@ pub fn move_on_at<F: IntoFuture>(deadline: Instant, fut: F) -> Run<F::IntoFuture
 /// Runs `fut` with a timeout; fails with [`Elapsed`] if it does not finish within
 /// `timeout` of being first polled.
 ///
-/// Only this call's own deadline produces `Elapsed`: if an enclosing scope is cancelled,
-/// that scope returns instead and this future never completes. There is no handle to the
-/// scope, so it cannot be cancelled explicitly; use [`CancelScope::fail`] for that.
+/// There is no handle to the scope, so it cannot be cancelled explicitly; use
+/// [`CancelScope::fail`] for that.
 ///
 /// # Errors
 ///
@@ -1166,11 +1163,8 @@ pub fn fail_after<F: IntoFuture>(timeout: Duration, fut: F) -> Fail<F::IntoFutur
 ///
 /// # Errors
 ///
-/// [`Elapsed`] if `deadline` passed before `fut` finished; never for an enclosing
-/// scope's cancellation, which makes this future never complete.
-/// (Except in a future kept past the scope it was first polled in, which that scope's
-/// cancellation reached while it ran: nothing is left to catch it, and this returns
-/// `Elapsed`; see [`CancelScope::run`].)
+/// [`Elapsed`] if `deadline` passed before `fut` finished; otherwise as for
+/// [`fail_after`].
 ///
 /// # Cancel safety
 ///
