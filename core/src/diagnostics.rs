@@ -465,15 +465,12 @@ pub(crate) fn held(node: &Arc<Node>, rt: &dyn Runtime, cx: &mut Context<'_>) {
         };
         let now = rt.now();
         // The holders of `node`: the watched ones whose holds count on it.
-        let sites: Vec<Arc<Site>> = {
-            let sites = lock(&SITES);
-            sites
-                .list
-                .iter()
-                .filter_map(Weak::upgrade)
-                .filter(|s| s.holds(node))
-                .collect()
-        };
+        let sites: Vec<Arc<Site>> = lock(&SITES)
+            .list
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|s| s.holds(node))
+            .collect();
         WATCHING.store(watches.len(), Ordering::Relaxed);
         let watch = &mut watches[index];
         let mut next: Option<Instant> = None;
