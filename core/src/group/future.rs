@@ -28,9 +28,6 @@ use crate::trace;
 /// | `nursery::Tasks` | tasks of the executor, which run and end on their own | nothing | once the count of live tasks is zero |
 /// | `inline::engine::Group` | futures the group's task polls | a round of the woken ones | once none is left |
 ///
-/// (The fixed groups of `inline::join!` keep their futures in slots of their own future,
-/// and use the group's record and decision directly: see `inline::fixed`.)
-///
 /// Public only in name, for the sealed trait that names it (`nursery::Children`):
 /// nothing outside the crate can reach it.
 #[allow(unreachable_pub, private_interfaces)]
