@@ -479,9 +479,7 @@ impl<E> Shared<E> {
             .compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
-}
 
-impl<E> Shared<E> {
     /// Records a failure of the task called `task` (`None`: of the body) and cancels
     /// the nursery (N2).
     fn record_failure(&self, error: E, task: Option<&Label>) {
@@ -503,6 +501,10 @@ impl<E> Shared<E> {
             panicked,
         };
         self.node.cancel_with(Reason::Failure, detail);
+    }
+
+    fn label(&self) -> Option<&Label> {
+        self.node.ext_ref::<NurseryTag>().map(|t| &t.0)
     }
 }
 
@@ -539,12 +541,6 @@ impl<E> GroupState for Shared<E> {
 
     fn live(&self) -> Option<usize> {
         Some(self.state.load(Ordering::Acquire) >> 1)
-    }
-}
-
-impl<E> Shared<E> {
-    fn label(&self) -> Option<&Label> {
-        self.node.ext_ref::<NurseryTag>().map(|t| &t.0)
     }
 }
 
@@ -648,26 +644,22 @@ impl<E: Send + 'static> Group for Shared<E> {
         &self.graves
     }
 
-    /// Notes that a child ended cancelled (before [`child_done`](Self::child_done)).
     fn note_cancelled_child(&self) {
         if !self.child_cancelled.load(Ordering::Relaxed) {
             self.child_cancelled.store(true, Ordering::Relaxed);
         }
     }
 
-    /// A child has finished (its future is already dropped).
     fn child_done(&self) {
         if self.state.fetch_sub(ONE, Ordering::AcqRel) == ONE {
             self.waker.wake();
         }
     }
 
-    /// Records a failure and cancels the nursery.
     fn fail(&self, error: E, task: Option<&Label>) {
         self.record_failure(error, task);
     }
 
-    /// Records a panic and cancels the nursery.
     fn panicked(&self, panic: Panic, task: Option<&Label>) {
         self.record_panic(panic, task);
     }
