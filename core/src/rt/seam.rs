@@ -799,9 +799,7 @@ impl Task {
         let boxed = Boxed {
             fut: Mutex::new(Some(Box::pin(fut))),
         };
-        Task {
-            raw: RawTask::new(Arc::new(boxed)),
-        }
+        Task::raw(RawTask::new(Arc::new(boxed)))
     }
 
     /// A task that polls `fut` (boxing it).
@@ -827,20 +825,15 @@ impl Task {
     /// A task that polls `wrap(self)`, a future that drives this task (a runtime that
     /// watches every task, as the test runs' does). A handle given to
     /// [`spawn_with`](Task::spawn_with) is still kept with this task's state.
-    pub(crate) fn wrap<F>(mut self, wrap: impl FnOnce(Task) -> F) -> Task
+    pub(crate) fn wrap<F>(self, wrap: impl FnOnce(Task) -> F) -> Task
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let keeper = self.take_keeper();
+        let keeper = self.raw.keeper();
         Task::boxed(Held {
             fut: wrap(self),
             keeper,
         })
-    }
-
-    /// Where to keep the executor's handle to this task, if anywhere.
-    fn take_keeper(&mut self) -> Option<Keeper> {
-        self.raw.keeper()
     }
 
     /// Spawns this task with `spawn`, the executor's own spawn function, and keeps the
@@ -902,8 +895,8 @@ impl Task {
     /// ));
     /// assert_eq!(out.unwrap(), 42);
     /// ```
-    pub fn spawn_with<H: Send + 'static>(mut self, spawn: impl FnOnce(Task) -> H) {
-        let keeper = self.take_keeper();
+    pub fn spawn_with<H: Send + 'static>(self, spawn: impl FnOnce(Task) -> H) {
+        let keeper = self.raw.keeper();
         let handle = spawn(self);
         match keeper {
             Some(keeper) => keeper.keep(handle),
