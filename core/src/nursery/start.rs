@@ -791,14 +791,13 @@ where
         }
         if let First::Launch(_) | First::Closed = this.first {
             let caller = context::current();
-            let First::Launch(fut) = std::mem::replace(&mut this.first, First::Polled) else {
-                this.done = true;
-                return Poll::Ready(Err(StartError::Closed));
+            let fut = match std::mem::replace(&mut this.first, First::Polled) {
+                First::Launch(fut) if C::admit(&this.nursery.shared) => fut,
+                _ => {
+                    this.done = true;
+                    return Poll::Ready(Err(StartError::Closed));
+                }
             };
-            if !C::admit(&this.nursery.shared) {
-                this.done = true;
-                return Poll::Ready(Err(StartError::Closed));
-            }
             // The task runs under the caller's scopes: those between here and the
             // caller's task root join their parents' lists, as for a nursery, so that an
             // enclosing cancellation finds the task without waiting for the caller to poll
