@@ -292,25 +292,22 @@ impl<V, E> Hand<V, E> {
     /// What the start's poll returns, in a caller whose scope is cancelled or not
     /// (`cancelled`, asked only when it matters).
     pub(crate) fn poll(&mut self, cancelled: impl FnOnce() -> bool) -> Outcome<V, E> {
-        let out = match std::mem::replace(&mut self.state, StartState::Over) {
+        match std::mem::replace(&mut self.state, StartState::Over) {
             // Nothing to return yet, or any more: the state stays as it was.
             state @ (StartState::Waiting | StartState::Over | StartState::Abandoned) => {
                 self.state = state;
-                return Outcome::Pending;
+                Outcome::Pending
             }
-            StartState::Started(v) => Ok(v),
-            StartState::Failed(e) => Err(StartError::Failed(e)),
-            StartState::Panicked(p) => return Outcome::Panic(p),
-            StartState::NotStarted => {
-                if cancelled() {
-                    // The caller's scope cancelled the task: let that scope end the work.
-                    self.state = StartState::NotStarted;
-                    return Outcome::Stall;
-                }
-                Err(StartError::NotStarted)
+            StartState::Started(v) => Outcome::Ready(Ok(v)),
+            StartState::Failed(e) => Outcome::Ready(Err(StartError::Failed(e))),
+            StartState::Panicked(p) => Outcome::Panic(p),
+            // The caller's scope cancelled the task: let that scope end the work.
+            StartState::NotStarted if cancelled() => {
+                self.state = StartState::NotStarted;
+                Outcome::Stall
             }
-        };
-        Outcome::Ready(out)
+            StartState::NotStarted => Outcome::Ready(Err(StartError::NotStarted)),
+        }
     }
 
     /// The task, if it has not started nor ended: a kept start awaited under another
