@@ -450,21 +450,11 @@ impl<E> Shared<E> {
 
     /// Counts a new child, unless the nursery has closed.
     pub(crate) fn add_child(&self) -> Result<(), SpawnError> {
-        let mut cur = self.state.load(Ordering::Acquire);
-        loop {
-            if cur & CLOSED != 0 {
-                return Err(SpawnError(()));
-            }
-            match self.state.compare_exchange_weak(
-                cur,
-                cur + ONE,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Ok(()),
-                Err(actual) => cur = actual,
-            }
-        }
+        let open = |cur| (cur & CLOSED == 0).then_some(cur + ONE);
+        self.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, open)
+            .map(drop)
+            .map_err(|_| SpawnError(()))
     }
 
     /// Closes the nursery whatever is left: its future is gone. Children still running
