@@ -701,10 +701,8 @@ impl<E: Send + 'static> Nursery<E> {
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        match spawn::try_spawn_at(&self.shared, fut, None, site) {
-            Ok(h) => h,
-            Err(e) => spawn::refused(e, "Nursery"),
-        }
+        self.try_spawn_at(site, fut)
+            .unwrap_or_else(|e| spawn::refused(e, "Nursery"))
     }
 
     /// [`try_spawn`](Nursery::try_spawn) called at `site` (see [`nursery_at`]).
