@@ -499,9 +499,8 @@ impl<S: Slots> Fixed<S> {
 /// One poll of the futures of a group.
 pub(super) struct Polling<'a, E> {
     waker: &'a Waker,
-    /// Armed: the futures run in the caller's scope until the group's node is made.
-    armed: bool,
-    /// The group's node, once made.
+    /// The group's node, once made: until then the group is armed, its futures run in
+    /// the caller's scope.
     group: Option<Arc<Node>>,
     /// The group is cancelled (by itself, or an enclosing scope).
     cancelled: bool,
@@ -557,7 +556,7 @@ impl<E> Polling<'_, E> {
         out: std::thread::Result<Poll<F::Output>>,
         before: u32,
     ) {
-        if self.armed && self.group.is_none() && context::deferred_made() {
+        if self.group.is_none() && context::deferred_made() {
             // It asked for its context: the group's node is made, and current.
             self.group = Some(context::make_deferred());
         }
@@ -626,7 +625,7 @@ impl<E> Polling<'_, E> {
     /// futures polled from now on (a first poll, rule N5) see the cancellation.
     #[cold]
     fn cancel(&mut self, reason: Reason, detail: Detail) {
-        if self.group.is_none() && self.armed {
+        if self.group.is_none() {
             self.group = Some(context::make_deferred());
         }
         if let Some(group) = &self.group {
@@ -744,7 +743,6 @@ impl<'a, E> Fast<'a, E> {
         let dropped = self.dropped.take();
         self.slow.get_or_insert_with(|| Polling {
             waker,
-            armed: true,
             group: None,
             cancelled: false,
             at,
@@ -825,7 +823,6 @@ impl<S: Slots> Fixed<S> {
                 };
                 let mut p = Polling {
                     waker,
-                    armed: false,
                     group: Some(node.clone()),
                     cancelled: was_cancelled,
                     at: this.at,
@@ -858,7 +855,6 @@ impl<S: Slots> Fixed<S> {
                 let unwind = ResolveOnUnwind(&mut armed);
                 let mut p = Polling {
                     waker,
-                    armed: true,
                     group: None,
                     cancelled: was_cancelled,
                     at: this.at,
