@@ -113,69 +113,51 @@ unsafe impl<T, F: ?Sized> Part<Output<T>> for View<T, F> {
     }
 }
 
-/// The body of [`send_child`] and [`local_child`], which differ in their owner's type:
-/// the cell of `$fut` (of type `$F`) and its handle, with the future in the cell, or
-/// boxed if it is larger than [`IN_PLACE_MAX`](task::IN_PLACE_MAX).
-macro_rules! with_handle {
-    ($F:ty, $fut:expr, $node:expr, $label:expr) => {
-        if const { task::apart::<$F>() } {
-            let cell = Cell::new(Box::pin($fut), Some($node), $label);
-            let handle = Cell::for_handle(&cell);
-            (Owner(cell), handle)
-        } else {
-            let cell = Cell::new($fut, Some($node), $label);
-            let handle = Cell::for_handle(&cell);
-            (Owner(cell), handle)
+/// The constructors of a kind's cells, `$child` (with a handle) and `$owner` (without),
+/// written once for both kinds, which differ only in the bound `$send` on the future and
+/// its value and `$send + $sync` on the owner's type (`Send + Sync`, or none).
+macro_rules! constructors {
+    ($child:ident, $owner:ident, $($send:ident + $sync:ident)?) => {
+        /// A cell for `fut`, whose node is `node`, as its owner (a child of a `nursery`
+        /// or a `local_nursery`) and its handle hold it: the future in the cell, or boxed
+        /// if it is larger than [`IN_PLACE_MAX`](task::IN_PLACE_MAX) (so that a handle
+        /// kept after the child has ended does not keep the future's room).
+        pub(super) fn $child<'env, T, E, F>(
+            fut: F,
+            node: Arc<Node>,
+            label: Label,
+        ) -> (Owner<dyn Run<E> $(+ $send + $sync)? + 'env>, PartRef<Output<T>>)
+        where
+            F: Future<Output = Result<T, E>> $(+ $send)? + 'env,
+            T: $($send +)? 'env,
+        {
+            if const { task::apart::<F>() } {
+                let cell = Cell::new(Box::pin(fut), Some(node), label);
+                let handle = Cell::for_handle(&cell);
+                (Owner(cell), handle)
+            } else {
+                let cell = Cell::new(fut, Some(node), label);
+                let handle = Cell::for_handle(&cell);
+                (Owner(cell), handle)
+            }
+        }
+
+        /// A cell for `fut` with no handle, as its owner holds it: the child of a
+        /// `start`, whose node is made later.
+        pub(super) fn $owner<'env, E, F>(
+            fut: F,
+            label: Label,
+        ) -> Owner<dyn Run<E> $(+ $send + $sync)? + 'env>
+        where
+            F: Future<Output = Result<(), E>> $(+ $send)? + 'env,
+        {
+            Owner(Cell::new(fut, None, label))
         }
     };
 }
 
-/// A cell for `fut`, whose node is `node`, as its owner (a child of a `nursery`) and its
-/// handle hold it: the future in the cell, or boxed if it is larger than
-/// [`IN_PLACE_MAX`](task::IN_PLACE_MAX) (so that a handle kept after the child has ended
-/// does not keep the future's room).
-pub(super) fn send_child<'env, T, E, F>(
-    fut: F,
-    node: Arc<Node>,
-    label: Label,
-) -> (Owner<dyn Run<E> + Send + Sync + 'env>, PartRef<Output<T>>)
-where
-    F: Future<Output = Result<T, E>> + Send + 'env,
-    T: Send + 'env,
-{
-    with_handle!(F, fut, node, label)
-}
-
-/// A cell for `fut`, whose node is `node`, as its owner (a child of a `local_nursery`)
-/// and its handle hold it, as [`send_child`]'s.
-pub(super) fn local_child<'env, T, E, F>(
-    fut: F,
-    node: Arc<Node>,
-    label: Label,
-) -> (Owner<dyn Run<E> + 'env>, PartRef<Output<T>>)
-where
-    F: Future<Output = Result<T, E>> + 'env,
-    T: 'env,
-{
-    with_handle!(F, fut, node, label)
-}
-
-/// A cell for `fut` with no handle, as its owner (a child of a `nursery`) holds it: the
-/// child of a `start`, whose node is made later.
-pub(super) fn send_owner<'env, E, F>(fut: F, label: Label) -> Owner<dyn Run<E> + Send + Sync + 'env>
-where
-    F: Future<Output = Result<(), E>> + Send + 'env,
-{
-    Owner(Cell::new(fut, None, label))
-}
-
-/// [`send_owner`] for a child of a `local_nursery`.
-pub(super) fn local_owner<'env, E, F>(fut: F, label: Label) -> Owner<dyn Run<E> + 'env>
-where
-    F: Future<Output = Result<(), E>> + 'env,
-{
-    Owner(Cell::new(fut, None, label))
-}
+constructors!(send_child, send_owner, Send + Sync);
+constructors!(local_child, local_owner,);
 
 impl<T, F: ?Sized> Cell<T, F> {
     /// The child's node (a view is made only for a cell that has one).
