@@ -102,9 +102,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::error::SpawnError;
-use crate::node::Node;
 use crate::nursery::{sealed, Accepts, Children, NurseryFuture};
-use crate::task::{Label, Output, PartRef};
+use crate::task::Label;
 use crate::trace;
 use crate::TaskHandle;
 
@@ -261,7 +260,7 @@ macro_rules! __inline_try_join {
 }
 
 use self::cell::{Owner, Run};
-use self::engine::{ChildWaker, Group, Shared};
+use self::engine::{Group, Shared};
 
 /// A child of a [`nursery`] as the nursery stores it: a future that is `Send`, in one
 /// allocation with what its handle reads. The kind of children ([`Children`]) of an
@@ -351,7 +350,14 @@ macro_rules! inline_kind {
             ) -> Result<TaskHandle<T>, SpawnError> {
                 let own = shared.child_node();
                 let (owner, handle) = cell::$with_handle(fut, own.clone(), Label::at(site));
-                admit(shared, $child(owner), own, handle, site)
+                match shared.push($child(owner), own, Some(site)) {
+                    Ok(()) => Ok(TaskHandle::new(handle)),
+                    // The group has closed: the child is dropped (before its handle).
+                    Err(child) => {
+                        drop(child);
+                        Err(SpawnError(()))
+                    }
+                }
             }
         }
 
@@ -387,24 +393,6 @@ macro_rules! inline_kind {
 
 inline_kind!(SendChild, send_child, Send);
 inline_kind!(LocalChild, local_child,);
-
-/// Puts `child`, whose node is `own`, in the group whose state is `shared`, and hands
-/// back its handle; or drops it if the group has closed.
-fn admit<E, C, T>(
-    shared: &Shared<E, C>,
-    child: C,
-    own: Arc<Node<ChildWaker>>,
-    handle: PartRef<Output<T>>,
-    site: &'static Location<'static>,
-) -> Result<TaskHandle<T>, SpawnError> {
-    match shared.push(child, own, Some(site)) {
-        Ok(()) => Ok(TaskHandle::new(handle)),
-        Err(child) => {
-            drop(child);
-            Err(SpawnError(()))
-        }
-    }
-}
 
 /// A handle to an open inline nursery whose children are `Send`: the
 /// [`Nursery`](crate::Nursery) of a [`nursery`], with [`SendChild`] children. Its methods
