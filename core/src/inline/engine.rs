@@ -190,13 +190,10 @@ impl ArcWake for Node<ChildWaker> {
 fn queue<X: ?Sized + crate::node::Tag>(node: &Node<X>, w: &ChildWaker) {
     if !w.queued.swap(true, Ordering::AcqRel) {
         let key = w.key.load(Ordering::Acquire);
-        match node.fixed_parent() {
-            Some(parent) => push_to(parent, key),
-            None => {
-                if let Some(parent) = node.parent() {
-                    push_to(&parent, key);
-                }
-            }
+        if let Some(parent) = node.fixed_parent() {
+            push_to(parent, key);
+        } else if let Some(parent) = node.parent() {
+            push_to(&parent, key);
         }
     }
 }
