@@ -98,8 +98,12 @@ impl Ready {
         )
     }
 
+    fn keys(&self) -> MutexGuard<'_, Vec<u32>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn push(&self, key: u32) {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys = self.keys();
         let first = keys.is_empty();
         keys.push(key);
         drop(keys);
@@ -622,15 +626,7 @@ impl<C, O> Group<C, O> {
         C: std::future::Future<Output = Result<O, E>> + Unpin,
     {
         debug_assert!(self.keys.is_empty() && self.new.is_empty());
-        std::mem::swap(
-            &mut *shared
-                .group
-                .ext
-                .keys
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-            &mut self.keys,
-        );
+        std::mem::swap(&mut *shared.group.ext.keys(), &mut self.keys);
         if !self.local.is_empty() {
             self.keys.append(&mut self.local);
         }
