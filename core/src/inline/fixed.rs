@@ -438,12 +438,9 @@ pin_project! {
     impl<S: Slots> PinnedDrop for Fixed<S> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            // Most groups end `Done`: nothing to replace then.
-            if !matches!(this.state, State::Running(_)) {
+            // Most groups end `Done`: nothing to do then.
+            let State::Running(run) = this.state else {
                 return;
-            }
-            let State::Running(run) = std::mem::replace(this.state, State::Done) else {
-                unreachable!()
             };
             // Dropped from outside before it finished (C8): everything inside is
             // cancelled, and the futures, which it owns, are dropped now.
