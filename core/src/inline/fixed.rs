@@ -476,12 +476,6 @@ impl<F, V> fmt::Debug for Slot<F, V> {
     }
 }
 
-impl<E> fmt::Debug for Polling<'_, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Polling").finish_non_exhaustive()
-    }
-}
-
 impl<S: Slots> Fixed<S> {
     /// The group of `slots`, for a combinator called at `at`.
     pub(crate) fn new(slots: S, at: &'static Location<'static>) -> Self {
@@ -675,12 +669,6 @@ pub(super) struct Fast<'a, E> {
     dropped: Option<&'a mut bool>,
     /// The general pass, once something happened.
     slow: Option<Polling<'a, E>>,
-}
-
-impl<E> fmt::Debug for Fast<'_, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Fast").finish_non_exhaustive()
-    }
 }
 
 impl<E> Pass<E> for Fast<'_, E> {
