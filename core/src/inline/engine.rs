@@ -310,28 +310,6 @@ struct Inbox<E, C> {
 }
 
 impl<E, C> Shared<E, C> {
-    /// The shared state of the nursery whose node is `group` ([`Ready::node`]).
-    pub(crate) fn new(
-        group: Arc<Node<Ready>>,
-        rt: Arc<dyn Runtime>,
-        trace: trace::Parent,
-        at: &'static Location<'static>,
-    ) -> Self {
-        Shared {
-            node: group.clone(),
-            group,
-            rt,
-            inbox: Mutex::new(Inbox {
-                new: Vec::new(),
-                closed: false,
-                starting: 0,
-                record: Record::default(),
-            }),
-            trace,
-            at,
-        }
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inbox<E, C>> {
         // No user code runs under this lock (futures are moved, and dropped outside it).
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
@@ -494,12 +472,19 @@ where
         // children (which do not suspend the parent's runner) through the wake-up of
         // this node.
         let group = Node::attach(Ready::node(), &parent.node);
-        Arc::new(Shared::new(
+        Arc::new(Shared {
+            node: group.clone(),
             group,
-            parent.rt.clone(),
-            site.parent(),
-            site.at(),
-        ))
+            rt: parent.rt.clone(),
+            inbox: Mutex::new(Inbox {
+                new: Vec::new(),
+                closed: false,
+                starting: 0,
+                record: Record::default(),
+            }),
+            trace: site.parent(),
+            at: site.at(),
+        })
     }
 
     #[inline]
