@@ -85,19 +85,6 @@ impl crate::node::Tag for Ready {
 }
 
 impl Ready {
-    /// The node of a new inline nursery, which carries its ready queue (to be
-    /// [attached](Node::attach) under its parent).
-    pub(crate) fn node() -> Node<Ready> {
-        Node::with_ext(
-            false,
-            false,
-            Ready {
-                keys: Mutex::new(Vec::new()),
-                waker: AtomicWaker::new(),
-            },
-        )
-    }
-
     fn keys(&self) -> MutexGuard<'_, Vec<u32>> {
         self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -471,7 +458,11 @@ where
         // Linked into the parent's list: an enclosing cancellation must reach the
         // children (which do not suspend the parent's runner) through the wake-up of
         // this node.
-        let group = Node::attach(Ready::node(), &parent.node);
+        let ready = Ready {
+            keys: Mutex::new(Vec::new()),
+            waker: AtomicWaker::new(),
+        };
+        let group = Node::attach(Node::with_ext(false, false, ready), &parent.node);
         Arc::new(Shared {
             node: group.clone(),
             group,
