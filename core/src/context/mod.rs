@@ -268,19 +268,21 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<CtxRef<'_>>) -> R) -> R {
 pub(crate) fn current_cancelled() -> bool {
     CURRENT.with(|c| {
         let slots = c.slots.borrow();
-        let cancelled = slots.node.as_ref().is_some_and(|n| n.is_cancelled_here());
-        if cancelled && !c.dropping.get().is_null() {
-            let inside = slots
-                .node
-                .as_ref()
-                .is_some_and(|n| n.cancelled_from(c.dropping.get()));
+        let Some(node) = slots.node.as_ref().filter(|n| n.is_cancelled_here()) else {
+            return false;
+        };
+        if in_cancelled_drop(c, node) {
             drop(slots);
-            if inside {
-                waited_in_drop();
-            }
+            waited_in_drop();
         }
-        cancelled
+        true
     })
+}
+
+/// Whether cancelled `node`'s code is polled where code it cancelled is dropped.
+#[inline]
+fn in_cancelled_drop(c: &Current, node: &Node) -> bool {
+    !c.dropping.get().is_null() && node.cancelled_from(c.dropping.get())
 }
 
 /// A hatchery wait polled in the drop of cancelled code, under the cancellation (see
@@ -333,9 +335,8 @@ pub(crate) fn with_here_unless_cancelled<R>(
         if let Some(node) = &slots.node {
             let checked = CHECKED.with(Cell::get) == Arc::as_ptr(node).cast::<()>() as usize;
             if !checked && node.is_cancelled() {
-                let inside = !c.dropping.get().is_null() && node.cancelled_from(c.dropping.get());
-                drop(slots);
-                if inside {
+                if in_cancelled_drop(c, node) {
+                    drop(slots);
                     waited_in_drop();
                 }
                 return Err(());
