@@ -390,7 +390,7 @@ pub(crate) fn drop_cancelled<R>(
         .map_or(std::ptr::null(), |n| Arc::as_ptr(n).cast::<()>());
     enter_with(slot, rt, waker, || {
         CURRENT.with(|c| {
-            let _reset = ResetDropping(&c.dropping, c.dropping.replace(node));
+            let _reset = PutBack(&c.dropping, c.dropping.replace(node));
             drop()
         })
     })
@@ -411,15 +411,16 @@ pub(crate) fn drop_cancelled_body<R>(drop: impl FnOnce() -> R) -> R {
             .node
             .as_ref()
             .map_or(std::ptr::null(), |n| Arc::as_ptr(n).cast::<()>());
-        let _reset = ResetDropping(&c.dropping, c.dropping.replace(node));
+        // The marker of the code around is put back after (see [`Current::dropping`]).
+        let _reset = PutBack(&c.dropping, c.dropping.replace(node));
         drop()
     })
 }
 
-/// Puts back the `dropping` marker of the code around (see [`Current::dropping`]).
-struct ResetDropping<'a>(&'a Cell<*const ()>, *const ());
+/// Puts a value back into a cell of the thread's context when it goes, also on unwind.
+struct PutBack<'a, T: Copy>(&'a Cell<T>, T);
 
-impl Drop for ResetDropping<'_> {
+impl<T: Copy> Drop for PutBack<'_, T> {
     fn drop(&mut self) {
         self.0.set(self.1);
     }
@@ -776,14 +777,8 @@ pub(crate) fn disarm(reg: &mut Reg) {
 /// test run polls: on a virtual clock, a timer left armed for an instant nobody waits
 /// for any more would make the clock jump there (rule D11).
 pub(crate) fn with_exact_timers<R>(exact: bool, f: impl FnOnce() -> R) -> R {
-    struct Reset<'a>(&'a Cell<bool>, bool);
-    impl Drop for Reset<'_> {
-        fn drop(&mut self) {
-            self.0.set(self.1);
-        }
-    }
     CURRENT.with(|c| {
-        let _reset = Reset(&c.exact_timers, c.exact_timers.replace(exact));
+        let _reset = PutBack(&c.exact_timers, c.exact_timers.replace(exact));
         f()
     })
 }
