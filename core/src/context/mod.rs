@@ -779,20 +779,16 @@ pub(crate) fn with_exact_timers<R>(exact: bool, f: impl FnOnce() -> R) -> R {
     })
 }
 
-#[inline]
-fn same_runtime(a: &Arc<dyn Runtime>, b: &Arc<dyn Runtime>) -> bool {
-    // By address only: two vtables for one type may differ between codegen units.
-    std::ptr::eq(Arc::as_ptr(a).cast::<u8>(), Arc::as_ptr(b).cast::<u8>())
-}
-
 /// The runtime for an [`enter`](crate::rt::enter) of `rt` nested in a hatchery context,
 /// if not `rt` itself: what the current runtime makes of it ([`Runtime::nested`]; inside
 /// a test run, `rt`'s executor under the run's clock and task tracking, which the test
 /// would otherwise lose there).
 #[cold]
 fn nested_runtime(rt: &Arc<dyn Runtime>) -> Option<Arc<dyn Runtime>> {
-    let current = with_current(|c| c.map(|c| c.rt.clone()))?;
-    match same_runtime(&current, rt) {
+    let current = current_runtime()?;
+    // By address only (`runtime_id`): two vtables for one type may differ between
+    // codegen units.
+    match runtime_id(&*current) == runtime_id(&**rt) {
         true => None,
         false => Some(current.nested(rt.clone())),
     }
