@@ -884,14 +884,12 @@ pub(crate) fn node_left_on_unwind(node: &mut Arc<Node>) {
 #[inline]
 fn polled_by_parent_in(current: &Current, node: &Node, waker: &Waker) -> bool {
     std::ptr::eq(current.waker.get(), waker)
-        && node.fixed_parent().is_some_and(|parent| {
-            current.slots.borrow().node.as_ref().is_some_and(|caller| {
-                std::ptr::eq(
-                    Arc::as_ptr(caller).cast::<u8>(),
-                    Arc::as_ptr(parent).cast::<u8>(),
-                )
-            })
-        })
+        && current
+            .slots
+            .borrow()
+            .node
+            .as_ref()
+            .is_some_and(|caller| node.is_child_of(caller))
 }
 
 /// Whether a scope `node`, whose parent is the current node, is polled with `waker` by
