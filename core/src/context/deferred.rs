@@ -82,10 +82,7 @@ impl Deferred {
     /// Outside a hatchery context.
     #[inline(always)]
     pub(crate) fn defer() -> (Deferred, bool) {
-        if DEFERRED.get() != 0 {
-            // Inside another deferral's code: its node first, ours under it.
-            make_enclosing();
-        }
+        make_enclosing();
         // Kept small, so that it is inlined: what is rare is out of it.
         let (at, cancelled, prev_made) = CURRENT.with(|c| {
             let slots = c.slots.borrow();
@@ -123,10 +120,7 @@ impl Deferred {
         caller: Option<&Arc<Node>>,
         due: impl FnOnce(&dyn Runtime) -> Option<i64>,
     ) -> Option<ScopeDeferral> {
-        if DEFERRED.get() != 0 {
-            // Inside another deferral's code: its node first, ours under it.
-            make_enclosing();
-        }
+        make_enclosing();
         let (at, word, first, prev_made) = CURRENT.with(|c| {
             if !std::ptr::eq(c.waker.get(), waker) {
                 return None;
@@ -173,12 +167,13 @@ impl Deferred {
     }
 }
 
-/// Makes the node of the deferral around the one being made (see
-/// [`Deferred::defer`]).
-#[cold]
-#[inline(never)]
+/// Inside another deferral's code: makes its node first, for the one being made to go
+/// under it (see [`Deferred::defer`]).
+#[inline(always)]
 fn make_enclosing() {
-    CURRENT.with(make_deferred_node);
+    if DEFERRED.get() != 0 {
+        CURRENT.with(make_deferred_node);
+    }
 }
 
 /// Outside a hatchery context, nothing can be deferred.
