@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::task::Waker;
 
-use super::{with_runtime, Current, CURRENT, DEFERRED, DEFERRED_DUE, NO_RUNTIME};
+use super::{with_current, with_runtime, Current, CURRENT, DEFERRED, DEFERRED_DUE, NO_RUNTIME};
 use crate::node::{Due, Node};
 use crate::rt::Runtime;
 
@@ -194,16 +194,8 @@ pub(crate) fn deferred_made() -> bool {
 /// current node.
 #[cold]
 pub(crate) fn make_deferred() -> Arc<Node> {
-    CURRENT.with(|c| {
-        if DEFERRED.get() != 0 {
-            make_deferred_node(c);
-        }
-        c.slots
-            .borrow()
-            .node
-            .clone()
-            .expect("hatchery: internal error: a deferral without its node")
-    })
+    with_current(|c| c.map(|c| c.node.clone()))
+        .expect("hatchery: internal error: a deferral without its node")
 }
 
 /// Resolves a [`Deferred`] whose polls unwound before [`Deferred::resolve`]: the
