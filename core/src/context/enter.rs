@@ -65,14 +65,7 @@ use crate::timer::TimerSlot;
 /// # });
 /// ```
 pub fn enter<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
-    Enter {
-        fut,
-        rt: runtime,
-        node: None,
-        nest: true,
-        fitted: false,
-        timers: TimerSlot::default(),
-    }
+    Enter::new(runtime, fut, true)
 }
 
 /// [`enter`], always as a root of its own, even when polled inside a hatchery context.
@@ -121,14 +114,7 @@ pub fn enter<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
 /// # });
 /// ```
 pub fn enter_root<F: Future>(runtime: Arc<dyn Runtime>, fut: F) -> Enter<F> {
-    Enter {
-        fut,
-        rt: runtime,
-        node: None,
-        nest: false,
-        fitted: false,
-        timers: TimerSlot::default(),
-    }
+    Enter::new(runtime, fut, false)
 }
 
 pin_project! {
@@ -200,6 +186,19 @@ impl<F: Future> Future for Enter<F> {
 }
 
 impl<F: Future> Enter<F> {
+    /// A root not polled yet, or code to nest in the hatchery context it is polled in
+    /// (`nest`: [`enter`]'s, not [`enter_root`]'s).
+    fn new(rt: Arc<dyn Runtime>, fut: F, nest: bool) -> Enter<F> {
+        Enter {
+            fut,
+            rt,
+            node: None,
+            nest,
+            fitted: false,
+            timers: TimerSlot::default(),
+        }
+    }
+
     /// A poll before the root has its node: decides whether it is a root (it stays one,
     /// as its scopes are under its node) and makes its node, or, nested in a hatchery
     /// context, polls it there and returns its output (every poll of a nested one comes
@@ -207,7 +206,7 @@ impl<F: Future> Enter<F> {
     #[inline(never)]
     fn first_poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Option<Poll<F::Output>> {
         let this = self.project();
-        if *this.nest && with_current(|c| c.is_some()) {
+        if *this.nest && is_entered() {
             if !*this.fitted {
                 *this.fitted = true;
                 if let Some(rt) = nested_runtime(this.rt) {
