@@ -149,7 +149,8 @@ impl State {
         }
     }
 
-    /// Done without the timer (see [`Sleep::poll`]): lets go of the registration.
+    /// Done without the timer (see [`Sleep::poll`]), or dropped: lets go of the
+    /// registration.
     fn passed(&mut self) {
         if let Some(reg) = self.reg() {
             context::disarm(reg);
@@ -182,9 +183,7 @@ pub struct Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some(reg) = self.state.reg() {
-            context::disarm(reg);
-        }
+        self.state.passed();
     }
 }
 
