@@ -192,22 +192,15 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        if let State::After(_) | State::At(_) | State::AtFar(_) = this.state {
-            return this.first_poll(cx);
-        }
-        if context::current_cancelled() {
-            return Poll::Pending;
-        }
         let (word, far, reg) = match &mut this.state {
+            State::After(_) | State::At(_) | State::AtFar(_) => return this.first_poll(cx),
+            _ if context::current_cancelled() => return Poll::Pending,
             State::Forever => return Poll::Pending,
             State::Passed => return Poll::Ready(()),
             State::Waiting(word, reg) => (Some(*word), None, reg),
             State::WaitingFar(reg) => {
                 let far = reg.private_deadline().expect(LOST);
                 (None, Some(far), reg)
-            }
-            State::After(_) | State::At(_) | State::AtFar(_) => {
-                unreachable!("a sleep's first poll")
             }
         };
         // The instant of a word is made only where it is needed (a registration, the end).
