@@ -240,11 +240,10 @@ impl Sleep {
     /// just before this poll is taken instead of another walk up the tree: a first poll
     /// is pending either way).
     fn first_poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self;
         let out = context::with_here_unless_cancelled(cx.waker(), |here| {
             let rt = here.rt.expect(context::NO_RUNTIME);
             let now = rt.now();
-            let (deadline, word) = match &this.state {
+            let (deadline, word) = match &self.state {
                 State::After(d) => {
                     let deadline = now.checked_add(*d);
                     (deadline, deadline.and_then(deadline_word))
@@ -254,11 +253,11 @@ impl Sleep {
                 _ => unreachable!(),
             };
             match deadline {
-                None => (State::Forever, Poll::Pending, None, None),
+                None => (State::Forever, Poll::Pending, Reg::Idle, None),
                 // A sleep that is due at once still suspends once, as trio's
                 // `sleep(0)`: a loop of them is a loop of checkpoints (a timer
                 // may be ready at once, and smol has no budget that yields).
-                Some(d) if d <= now => (State::Passed, Poll::Pending, None, None),
+                Some(d) if d <= now => (State::Passed, Poll::Pending, Reg::Idle, None),
                 Some(d) => {
                     let mut reg = Reg::Idle;
                     let (poll, released) = reg.poll_fixed(word, || d, here, Some(now), cx);
@@ -266,25 +265,23 @@ impl Sleep {
                         Some(word) => State::Waiting(word, reg),
                         None => State::WaitingFar(reg),
                     };
-                    (state, poll, Some(released), Some(d))
+                    (state, poll, released, Some(d))
                 }
             }
         });
         let Ok((state, poll, released, deadline)) = out else {
-            if let State::After(d) = this.state {
+            if let State::After(d) = self.state {
                 // Counted from the first poll all the same: a sleep kept past a
                 // cancelled scope may be awaited later.
                 if let Some(now) = context::with_current(|c| c.map(|c| c.rt.now())) {
-                    this.state = now.checked_add(d).map_or(State::Forever, State::at);
+                    self.state = now.checked_add(d).map_or(State::Forever, State::at);
                 }
             }
             return Poll::Pending;
         };
-        if let Some(released) = released {
-            released.release();
-        }
-        this.state = state;
-        match (&this.state, poll, deadline) {
+        released.release();
+        self.state = state;
+        match (&self.state, poll, deadline) {
             (State::Passed, _, _) => {
                 cx.waker().wake_by_ref();
                 Poll::Pending
@@ -295,7 +292,7 @@ impl Sleep {
                 // short sleep on a slow machine). A sleep still suspends once
                 // (D9), as one due at once does; an enclosing deadline that came
                 // first, or with it, cancels its scope now (D7).
-                this.state.passed();
+                self.state.passed();
                 if !context::cancel_deadlines_before(d) {
                     cx.waker().wake_by_ref();
                 }
