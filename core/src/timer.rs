@@ -276,14 +276,16 @@ impl Drop for TimerSlot {
     #[inline]
     fn drop(&mut self) {
         if let Some(timers) = self.0.take() {
-            drop_timers(timers);
+            drop_out_of_line(timers);
         }
     }
 }
 
+/// Drops what is rarely there to drop ([`TimerSlot`]'s queue, [`Reg::release`]'s timer of
+/// its own) in a call of its own, so that the test for it is all that is inlined.
 #[inline(never)]
-fn drop_timers(timers: Box<Timers>) {
-    drop(timers);
+fn drop_out_of_line<T>(value: T) {
+    drop(value);
 }
 
 impl TimerSlot {
@@ -755,15 +757,9 @@ impl Reg {
         match self {
             // They own nothing: forgotten, as dropping them would call the glue.
             Reg::Idle | Reg::Shared { .. } => std::mem::forget(self),
-            timer => drop_reg(timer),
+            timer => drop_out_of_line(timer),
         }
     }
-}
-
-/// [`Reg::release`] of a timer of its own.
-#[inline(never)]
-fn drop_reg(reg: Reg) {
-    drop(reg);
 }
 
 impl fmt::Debug for Reg {
