@@ -250,7 +250,7 @@ fn next_id() -> u64 {
     const BLOCK: u64 = 1 << 16;
     static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
     thread_local! {
-        static IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+        static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     }
     IDS.with(|ids| {
         let (mut next, mut end) = ids.get();
@@ -304,10 +304,7 @@ impl TimerSlot {
         let Some(t) = self.0.as_deref_mut() else {
             return;
         };
-        let Some(exec) = t.exec.as_mut() else {
-            return;
-        };
-        let Some(armed) = t.armed else {
+        let (Some(exec), Some(armed)) = (t.exec.as_mut(), t.armed) else {
             return;
         };
         // Read before it is taken: a read-modify-write (about 3 ns uncontended, on the
@@ -365,8 +362,7 @@ impl Timers {
                     // Nothing to wait for: no timer stays behind, for a virtual clock to
                     // jump to (rule D11).
                     t.armed = None;
-                    let exec = t.exec.take();
-                    drop(exec);
+                    drop(t.exec.take());
                 } else if let Some(exec) = t.exec.as_mut() {
                     // Nothing to wait for: the timer stays as it is, but wakes nobody
                     // (rule D11). Kept, not dropped: a task that alternates a timeout
