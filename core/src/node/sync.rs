@@ -30,6 +30,11 @@
 //!   check the tree's use of it, register, then check; a wake after a change, through
 //!   loom's lock and atomics.)
 
+/// Reads an atomic through exclusive access (no synchronization).
+pub(crate) trait ReadMut<T> {
+    fn read_mut(&mut self) -> T;
+}
+
 #[cfg(not(all(test, hatchery_loom)))]
 mod imp {
     pub(crate) use std::sync::atomic::{
@@ -37,19 +42,14 @@ mod imp {
     };
     pub(crate) use std::sync::{Mutex, MutexGuard, OnceLock};
 
-    /// Reads an atomic through exclusive access (no synchronization).
-    pub(crate) trait ReadMut<T> {
-        fn read_mut(&mut self) -> T;
-    }
-
-    impl ReadMut<u32> for AtomicU32 {
+    impl super::ReadMut<u32> for AtomicU32 {
         #[inline]
         fn read_mut(&mut self) -> u32 {
             *self.get_mut()
         }
     }
 
-    impl ReadMut<u8> for AtomicU8 {
+    impl super::ReadMut<u8> for AtomicU8 {
         #[inline]
         fn read_mut(&mut self) -> u8 {
             *self.get_mut()
@@ -62,61 +62,61 @@ mod imp {
     pub(crate) use loom::sync::atomic::{fence, Ordering};
     pub(crate) use loom::sync::{Mutex, MutexGuard};
 
-    /// Reads an atomic through exclusive access (no synchronization).
-    pub(crate) trait ReadMut<T> {
-        fn read_mut(&mut self) -> T;
+    /// What an atomic access does: whether a `SeqCst` fence goes before it (a load) and
+    /// after it (a store).
+    #[derive(Clone, Copy, PartialEq)]
+    enum Access {
+        Load,
+        Store,
+        Rmw,
     }
 
-    /// The ordering loom applies, and whether a `SeqCst` fence goes before and after.
-    fn split(order: Ordering, load: bool, store: bool) -> (Ordering, bool, bool) {
-        match order {
-            Ordering::SeqCst => {
-                let order = match (load, store) {
-                    (true, true) => Ordering::AcqRel,
-                    (true, false) => Ordering::Acquire,
-                    _ => Ordering::Release,
-                };
-                (order, load, store)
-            }
-            order => (order, false, false),
+    /// The ordering loom applies for `order` on an access.
+    fn weaken(order: Ordering, access: Access) -> Ordering {
+        match (order, access) {
+            (Ordering::SeqCst, Access::Rmw) => Ordering::AcqRel,
+            (Ordering::SeqCst, Access::Load) => Ordering::Acquire,
+            (Ordering::SeqCst, Access::Store) => Ordering::Release,
+            (order, _) => order,
         }
     }
 
-    /// Runs `f` with the fences that `split` asks for.
-    fn fenced<R>(before: bool, after: bool, f: impl FnOnce() -> R) -> R {
-        if before {
+    /// Runs `f` with the ordering loom applies for `order`, and, for `SeqCst`, the fences
+    /// that `access` asks for.
+    fn fenced<R>(order: Ordering, access: Access, f: impl FnOnce(Ordering) -> R) -> R {
+        let seq_cst = order == Ordering::SeqCst;
+        if seq_cst && access != Access::Store {
             fence(Ordering::SeqCst);
         }
-        let out = f();
-        if after {
+        let out = f(weaken(order, access));
+        if seq_cst && access != Access::Load {
             fence(Ordering::SeqCst);
         }
         out
     }
 
+    /// A wrapper of loom's `$name` with the fenced mapping of `SeqCst`, with the
+    /// read-modify-writes `$op`.
     macro_rules! atomic {
-        ($name:ident, $t:ty) => {
-            pub(crate) struct $name(loom::sync::atomic::$name);
+        ($name:ident $(<$g:ident>)?, $t:ty $(, $op:ident)*) => {
+            pub(crate) struct $name$(<$g>)?(loom::sync::atomic::$name$(<$g>)?);
 
             #[allow(dead_code)]
-            impl $name {
+            impl$(<$g>)? $name$(<$g>)? {
                 pub(crate) fn new(v: $t) -> Self {
                     Self(loom::sync::atomic::$name::new(v))
                 }
 
                 pub(crate) fn load(&self, order: Ordering) -> $t {
-                    let (o, before, _) = split(order, true, false);
-                    fenced(before, false, || self.0.load(o))
+                    fenced(order, Access::Load, |o| self.0.load(o))
                 }
 
                 pub(crate) fn store(&self, v: $t, order: Ordering) {
-                    let (o, _, after) = split(order, false, true);
-                    fenced(false, after, || self.0.store(v, o))
+                    fenced(order, Access::Store, |o| self.0.store(v, o))
                 }
 
                 pub(crate) fn swap(&self, v: $t, order: Ordering) -> $t {
-                    let (o, before, after) = split(order, true, true);
-                    fenced(before, after, || self.0.swap(v, o))
+                    fenced(order, Access::Rmw, |o| self.0.swap(v, o))
                 }
 
                 pub(crate) fn compare_exchange(
@@ -126,42 +126,23 @@ mod imp {
                     success: Ordering,
                     failure: Ordering,
                 ) -> Result<$t, $t> {
-                    let (s, before, after) = split(success, true, true);
-                    let (f, _, _) = split(failure, true, false);
-                    fenced(before, after, || {
-                        self.0.compare_exchange(current, new, s, f)
+                    let failure = weaken(failure, Access::Load);
+                    fenced(success, Access::Rmw, |s| {
+                        self.0.compare_exchange(current, new, s, failure)
                     })
                 }
-            }
-        };
-    }
 
-    macro_rules! atomic_int {
-        ($name:ident, $t:ty) => {
-            atomic!($name, $t);
-
-            #[allow(dead_code)]
-            impl $name {
-                pub(crate) fn fetch_add(&self, v: $t, order: Ordering) -> $t {
-                    let (o, before, after) = split(order, true, true);
-                    fenced(before, after, || self.0.fetch_add(v, o))
-                }
-
-                pub(crate) fn fetch_sub(&self, v: $t, order: Ordering) -> $t {
-                    let (o, before, after) = split(order, true, true);
-                    fenced(before, after, || self.0.fetch_sub(v, o))
-                }
-
-                pub(crate) fn fetch_or(&self, v: $t, order: Ordering) -> $t {
-                    let (o, before, after) = split(order, true, true);
-                    fenced(before, after, || self.0.fetch_or(v, o))
-                }
+                $(
+                    pub(crate) fn $op(&self, v: $t, order: Ordering) -> $t {
+                        fenced(order, Access::Rmw, |o| self.0.$op(v, o))
+                    }
+                )*
             }
 
             // A load, not loom's `with_mut`: `read_mut` is called where the last `Arc` of a
             // node goes (its `Drop`), and the node's `Arc` is the standard library's, whose
             // ordering of the last drop after every other access loom does not see.
-            impl ReadMut<$t> for $name {
+            impl$(<$g>)? super::ReadMut<$t> for $name$(<$g>)? {
                 fn read_mut(&mut self) -> $t {
                     self.0.load(Ordering::Acquire)
                 }
@@ -169,29 +150,11 @@ mod imp {
         };
     }
 
-    /// `AtomicPtr`, as the other atomics (loom's, with the fenced mapping of `SeqCst`).
-    pub(crate) struct AtomicPtr<T>(loom::sync::atomic::AtomicPtr<T>);
-
-    impl<T> AtomicPtr<T> {
-        pub(crate) fn new(v: *mut T) -> Self {
-            Self(loom::sync::atomic::AtomicPtr::new(v))
-        }
-
-        pub(crate) fn load(&self, order: Ordering) -> *mut T {
-            let (o, before, _) = split(order, true, false);
-            fenced(before, false, || self.0.load(o))
-        }
-
-        pub(crate) fn store(&self, v: *mut T, order: Ordering) {
-            let (o, _, after) = split(order, false, true);
-            fenced(false, after, || self.0.store(v, o))
-        }
-    }
-
     atomic!(AtomicBool, bool);
-    atomic_int!(AtomicU8, u8);
-    atomic_int!(AtomicU32, u32);
-    atomic_int!(AtomicI64, i64);
+    atomic!(AtomicPtr<T>, *mut T);
+    atomic!(AtomicU8, u8, fetch_add, fetch_sub, fetch_or);
+    atomic!(AtomicU32, u32, fetch_add, fetch_sub, fetch_or);
+    atomic!(AtomicI64, i64, fetch_add, fetch_sub, fetch_or);
 
     /// `std::sync::OnceLock`, its publication seen by loom (see the module docs).
     pub(crate) struct OnceLock<T> {
