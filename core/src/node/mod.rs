@@ -289,13 +289,8 @@ pub(crate) trait Tag: Send + Sync + 'static {
 
 /// The parent link of a scope entered while a handle could see it: set once, at entry,
 /// through a shared reference (invariant 6), in the scope's ext ([`Tag::shared_link`]).
+#[derive(Default)]
 pub(crate) struct SharedLink(OnceLock<Arc<Node>>);
-
-impl Default for SharedLink {
-    fn default() -> Self {
-        SharedLink(OnceLock::new())
-    }
-}
 
 /// A shared link with a deadline is the ext of a scope a handle can see, as the tree's
 /// unit tests and loom models make one.
@@ -336,13 +331,8 @@ impl Tag for SharedLink {
 
 /// The parent link of a root that `start` may move: under its own mutex (deadlock
 /// safety 2), in the root's ext ([`Tag::movable_link`]).
+#[derive(Default)]
 pub(crate) struct MovableLink(Mutex<Option<Arc<Node>>>);
-
-impl Default for MovableLink {
-    fn default() -> Self {
-        MovableLink(Mutex::new(None))
-    }
-}
 
 impl MovableLink {
     fn lock(&self) -> MutexGuard<'_, Option<Arc<Node>>> {

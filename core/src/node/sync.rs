@@ -162,14 +162,16 @@ mod imp {
         value: std::sync::OnceLock<T>,
     }
 
-    impl<T> OnceLock<T> {
-        pub(crate) fn new() -> Self {
+    impl<T> Default for OnceLock<T> {
+        fn default() -> Self {
             OnceLock {
                 set: loom::sync::atomic::AtomicBool::new(false),
                 value: std::sync::OnceLock::new(),
             }
         }
+    }
 
+    impl<T> OnceLock<T> {
         pub(crate) fn get(&self) -> Option<&T> {
             if self.set.load(Ordering::Acquire) {
                 self.value.get()
