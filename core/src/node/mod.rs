@@ -1358,14 +1358,8 @@ impl<X: ?Sized + Tag> Node<X> {
     /// Cancels this node itself. The first reason sticks. A finished node only records
     /// the call (trio's `cancel_called`): nothing is left to cancel.
     pub(crate) fn cancel(&self, reason: Reason) {
-        // Invariant 1: the first reason sticks. Invariant 9: a finished node records it
-        // and marks nothing.
-        let _ = self.reason.compare_exchange(
-            NO_REASON,
-            reason.encode(),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        // Invariant 9: a finished node records the reason and marks nothing.
+        self.set_reason(reason);
         if !self.is_finished() {
             self.propagate();
         }
@@ -1378,22 +1372,26 @@ impl<X: ?Sized + Tag> Node<X> {
     pub(crate) fn cancel_with(&self, reason: Reason, detail: Detail) {
         {
             let mut inner = self.lock();
-            let first = self
-                .reason
-                .compare_exchange(
-                    NO_REASON,
-                    reason.encode(),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok();
-            if first {
+            if self.set_reason(reason) {
                 inner.rare().detail = Some(detail);
             }
         }
         if !self.is_finished() {
             self.propagate();
         }
+    }
+
+    /// Sets the reason unless there is one already (invariant 1: the first reason
+    /// sticks). Whether it was the first.
+    fn set_reason(&self, reason: Reason) -> bool {
+        self.reason
+            .compare_exchange(
+                NO_REASON,
+                reason.encode(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
     }
 
     /// Marks this node and its unshielded subtree cancelled and wakes their runners.
