@@ -1538,7 +1538,7 @@ impl<X: ?Sized + Tag> Node<X> {
     /// which [`deadline`](Node::deadline) tells apart.
     #[inline]
     pub(crate) fn deadline_word(&self) -> Option<i64> {
-        match self.deadline_cell()?.0.load(Ordering::Acquire) {
+        match self.ext.deadline()?.0.load(Ordering::Acquire) {
             FAR | NO_DEADLINE => None,
             word => Some(word),
         }
@@ -1546,25 +1546,19 @@ impl<X: ?Sized + Tag> Node<X> {
 
     #[inline]
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        match self.deadline_cell()?.0.load(Ordering::Acquire) {
+        match self.ext.deadline()?.0.load(Ordering::Acquire) {
             // Invariant 11.
             FAR => self.lock().rare.as_ref().and_then(|r| r.far_deadline),
             word => AtomicDeadline::decode(word),
         }
     }
 
-    /// Where this node keeps its deadline (in its ext: [`Tag::deadline`]); `None` for a
-    /// node that never has one.
-    #[inline]
-    fn deadline_cell(&self) -> Option<&AtomicDeadline> {
-        self.ext.deadline()
-    }
-
-    /// [`deadline_cell`](Node::deadline_cell) of a node being given a deadline, which
-    /// only a scope's can be.
-    fn deadline_cell_to_set(&self) -> &AtomicDeadline {
-        self.deadline_cell()
-            .expect("hatchery: internal error: a deadline given to a node that cannot have one")
+    /// Stores the word of the deadline ([`Tag::deadline`]: only a scope's node has one).
+    fn store_word(&self, word: i64) {
+        let cell = self.ext.deadline();
+        cell.expect("hatchery: internal error: a deadline given to a node that cannot have one")
+            .0
+            .store(word, Ordering::Release);
     }
 
     /// [`store_deadline`](Node::store_deadline) for a deadline that may be its word
@@ -1574,7 +1568,7 @@ impl<X: ?Sized + Tag> Node<X> {
         match due {
             Due::Word(word) => {
                 debug_assert!(word != NO_DEADLINE && word != FAR);
-                self.deadline_cell_to_set().0.store(word, Ordering::Release);
+                self.store_word(word);
             }
             Due::At(deadline) => self.store_deadline(Some(deadline)),
             Due::Never => self.store_deadline(None),
@@ -1584,21 +1578,19 @@ impl<X: ?Sized + Tag> Node<X> {
     fn store_deadline(&self, deadline: Option<Instant>) {
         match AtomicDeadline::encode(deadline) {
             FAR => self.store_deadline_locked(&mut self.lock(), deadline),
-            word => self.deadline_cell_to_set().0.store(word, Ordering::Release),
+            word => self.store_word(word),
         }
     }
 
     /// [`store_deadline`](Node::store_deadline) with the lock held.
     fn store_deadline_locked(&self, inner: &mut Inner, deadline: Option<Instant>) {
-        match AtomicDeadline::encode(deadline) {
-            FAR => {
-                // Invariant 11: the word is written under the lock too, after the instant,
-                // so a reader that sees `FAR` finds this instant (or a later one) there.
-                inner.rare().far_deadline = deadline;
-                self.deadline_cell_to_set().0.store(FAR, Ordering::Release);
-            }
-            word => self.deadline_cell_to_set().0.store(word, Ordering::Release),
+        let word = AtomicDeadline::encode(deadline);
+        if word == FAR {
+            // Invariant 11: the word is written under the lock too, after the instant, so
+            // a reader that sees `FAR` finds this instant (or a later one) there.
+            inner.rare().far_deadline = deadline;
         }
+        self.store_word(word);
     }
 
     /// Sets the deadline of a scope not entered yet, not through `set_deadline` (so a
