@@ -1763,8 +1763,15 @@ impl Node {
     /// entered or a `start` first polled, by the task that polls these scopes (their own
     /// runner, unless a scope future was moved to another task after its first poll).
     pub(crate) fn link_ancestors(self: &Arc<Self>) {
+        self.link_up(true);
+    }
+
+    /// [`link_ancestors`](Node::link_ancestors), stopping at a shield only if
+    /// `stop_at_shield`.
+    #[inline]
+    fn link_up(self: &Arc<Self>, stop_at_shield: bool) {
         let mut cur = self.clone();
-        while !cur.is_shield() && cur.never_linked() {
+        while !(stop_at_shield && cur.is_shield()) && cur.never_linked() {
             // A `start`ed task's root has no fixed parent: it is linked from its first
             // poll on. A run's root has no parent at all.
             let Some(parent) = cur.fixed_parent().cloned() else {
@@ -2099,17 +2106,7 @@ impl Node {
     /// without its stop at shields (a shield in a list is kept there, invariant 4, and
     /// takes no cancellation from it). For a named scope, on entry, by its own runner.
     pub(crate) fn link_path(self: &Arc<Self>) {
-        let mut cur = self.clone();
-        while cur.never_linked() {
-            let Some(parent) = cur.fixed_parent().cloned() else {
-                return;
-            };
-            cur.inherit(cur.insert_into(&parent));
-            if cur.is_task_root() {
-                return;
-            }
-            cur = parent;
-        }
+        self.link_up(false);
     }
 
     /// The nodes in this node's child list now, in the order they joined it (slab order),
