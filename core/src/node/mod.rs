@@ -927,23 +927,38 @@ impl<X: ?Sized + Tag> Node<X> {
     /// (Below a shield, or under an ancestor that is not cancelled, a cancellation comes
     /// from a scope in between, which catches it.)
     pub(crate) fn cancelled_from(&self, ancestor: *const ()) -> bool {
-        if std::ptr::eq((self as *const Self).cast::<()>(), ancestor) {
+        if self.is_at(ancestor) {
             return self.is_cancelled();
         }
-        if self.is_shield() {
-            return false;
-        }
+        let found = |node: &Node| node.is_at(ancestor).then(|| node.is_cancelled());
+        !self.is_shield() && self.find_up(Node::is_shield, found) == Some(true)
+    }
+
+    /// Whether this is the node at `addr`.
+    #[inline]
+    fn is_at(&self, addr: *const ()) -> bool {
+        std::ptr::eq((self as *const Self).cast::<()>(), addr)
+    }
+
+    /// Visits the ancestors (through [`parent`](Node::parent)), nearest first, until `f`
+    /// returns `Some`, or up to the first that `last` holds for. What `f` returned.
+    #[inline]
+    fn find_up<R>(
+        &self,
+        last: impl Fn(&Node) -> bool,
+        mut f: impl FnMut(&Node) -> Option<R>,
+    ) -> Option<R> {
         let mut cur = self.parent();
         while let Some(node) = cur {
-            if std::ptr::eq(Arc::as_ptr(&node).cast::<()>(), ancestor) {
-                return node.is_cancelled();
+            if let Some(found) = f(&node) {
+                return Some(found);
             }
-            if node.is_shield() {
-                return false;
+            if last(&node) {
+                return None;
             }
             cur = node.parent();
         }
-        false
+        None
     }
 
     /// Marks the scope, nursery or task of this node as over, once its body is gone.
@@ -1215,30 +1230,23 @@ impl<X: ?Sized + Tag> Node<X> {
     /// as cancelled even if its timer has not fired yet: it is cancelled here and now, so
     /// that when deadlines race, the outermost scope still wins.
     pub(crate) fn outer_cancelled(&self, now: Instant) -> bool {
-        if self.is_shield() {
-            return false;
-        }
-        let mut cur = self.parent();
-        while let Some(node) = cur {
+        let outer = |node: &Node| {
             // Invariant 9: a finished scope catches nothing any more: the walk goes past
-            // it.
-            if !node.is_finished() {
-                // Its own flag only: the walk visits every ancestor up to the shield,
-                // which is all that `is_cancelled` would read.
-                if node.is_marked() {
-                    return true;
-                }
-                if node.deadline().is_some_and(|d| d <= now) {
-                    node.cancel(Reason::Deadline);
-                    return true;
-                }
+            // it. Its own flag only: the walk visits every ancestor up to the shield,
+            // which is all that `is_cancelled` would read.
+            if node.is_finished() {
+                return None;
             }
-            if node.is_shield() {
-                return false;
+            if node.is_marked() {
+                return Some(());
             }
-            cur = node.parent();
-        }
-        false
+            let passed = node.deadline().is_some_and(|d| d <= now);
+            if passed {
+                node.cancel(Reason::Deadline);
+            }
+            passed.then_some(())
+        };
+        !self.is_shield() && self.find_up(Node::is_shield, outer).is_some()
     }
 
     /// Cancels the nearest running scope, from this node up to the nearest shield, whose
@@ -1246,23 +1254,9 @@ impl<X: ?Sized + Tag> Node<X> {
     /// came first (at the same instant the scope wins, as in trio, where a scope's
     /// deadline is set before the wait inside starts). Whether one was found.
     pub(crate) fn cancel_deadlines_before(&self, deadline: Instant) -> bool {
-        if self.cancel_if_before(deadline) {
-            return true;
-        }
-        if self.is_shield() {
-            return false;
-        }
-        let mut cur = self.parent();
-        while let Some(node) = cur {
-            if node.cancel_if_before(deadline) {
-                return true;
-            }
-            if node.is_shield() {
-                return false;
-            }
-            cur = node.parent();
-        }
-        false
+        let cancelled = |node: &Node| node.cancel_if_before(deadline).then_some(());
+        self.cancel_if_before(deadline)
+            || !self.is_shield() && self.find_up(Node::is_shield, cancelled).is_some()
     }
 
     fn cancel_if_before(&self, deadline: Instant) -> bool {
@@ -1277,14 +1271,11 @@ impl<X: ?Sized + Tag> Node<X> {
     /// it will catch it: the reason of the nearest finished ancestor cancelled itself
     /// ([`Reason::Explicit`] if none is found). See [`finish`](Node::finish).
     pub(crate) fn orphan_reason(&self) -> Reason {
-        let mut cur = self.parent();
-        while let Some(node) = cur {
-            if let Some(reason) = node.reason().filter(|_| node.is_finished()) {
-                return reason;
-            }
-            cur = node.parent();
-        }
-        Reason::Explicit
+        self.find_up(
+            |_| false,
+            |node| node.reason().filter(|_| node.is_finished()),
+        )
+        .unwrap_or(Reason::Explicit)
     }
 
     /// Unlinks this node from its parent's child list. Idempotent. The parent link of a
@@ -1637,18 +1628,13 @@ impl<X: ?Sized + Tag> Node<X> {
     /// The earliest deadline from this node up to (and including) the nearest shield.
     pub(crate) fn effective_deadline(&self) -> Option<Instant> {
         let mut best = self.deadline();
-        if self.is_shield() {
-            return best;
-        }
-        let mut cur = self.parent();
-        while let Some(node) = cur {
-            if let Some(d) = node.deadline().filter(|_| !node.is_finished()) {
-                best = Some(best.map_or(d, |b| b.min(d)));
-            }
-            if node.is_shield() {
-                break;
-            }
-            cur = node.parent();
+        if !self.is_shield() {
+            self.find_up(Node::is_shield, |node| {
+                if let Some(d) = node.deadline().filter(|_| !node.is_finished()) {
+                    best = Some(best.map_or(d, |b| b.min(d)));
+                }
+                None::<()>
+            });
         }
         best
     }
@@ -1663,41 +1649,27 @@ impl<X: ?Sized + Tag> Node<X> {
         // Invariant 8: the walk stops at the task's root, before its parent link (which may
         // move), and at a shield; the links it follows are fixed (invariant 6), so the
         // release walks the same nodes.
-        if self.is_task_root() || self.is_shield() {
-            return;
+        if !self.ends_holds() {
+            self.find_up(Node::ends_holds, |node| {
+                node.add_hold(up);
+                None::<()>
+            });
         }
-        let mut cur = self.parent();
-        while let Some(node) = cur {
-            node.add_hold(up);
-            if node.is_task_root() || node.is_shield() {
-                break;
-            }
-            cur = node.parent();
-        }
+    }
+
+    /// Whether the holds counted from below end at this node: a task's root or a shield.
+    #[inline]
+    fn ends_holds(&self) -> bool {
+        self.is_task_root() || self.is_shield()
     }
 
     /// Whether a hold counted from this node counts on `node` too: it is this node, or an
     /// ancestor that [`add_holds`](Node::add_holds) reaches (up to the task's root or the
     /// nearest shield).
     pub(crate) fn holds_up_to(&self, node: &Node) -> bool {
-        let target = (node as *const Node).cast::<u8>();
-        if std::ptr::eq((self as *const Self).cast::<u8>(), target) {
-            return true;
-        }
-        if self.is_task_root() || self.is_shield() {
-            return false;
-        }
-        let mut cur = self.parent();
-        while let Some(n) = cur {
-            if std::ptr::eq(Arc::as_ptr(&n).cast::<u8>(), target) {
-                return true;
-            }
-            if n.is_task_root() || n.is_shield() {
-                return false;
-            }
-            cur = n.parent();
-        }
-        false
+        let target = (node as *const Node).cast::<()>();
+        let found = |n: &Node| n.is_at(target).then_some(());
+        self.is_at(target) || !self.ends_holds() && self.find_up(Node::ends_holds, found).is_some()
     }
 
     /// Takes on the cancellation of a parent that is cancelled (unless a shield).
@@ -1863,18 +1835,9 @@ impl Node {
 
     /// Whether `ancestor` is this node or one of its ancestors.
     pub(crate) fn is_within(&self, ancestor: &Arc<Node>) -> bool {
-        let target = Arc::as_ptr(ancestor).cast::<u8>();
-        if std::ptr::eq((self as *const Self).cast::<u8>(), target) {
-            return true;
-        }
-        let mut cur = self.parent();
-        while let Some(node) = cur {
-            if std::ptr::eq(Arc::as_ptr(&node).cast::<u8>(), target) {
-                return true;
-            }
-            cur = node.parent();
-        }
-        false
+        let target = Arc::as_ptr(ancestor).cast::<()>();
+        let found = |node: &Node| node.is_at(target).then_some(());
+        self.is_at(target) || self.find_up(|_| false, found).is_some()
     }
 
     /// Whether this node is the node at `ancestor` (by address), or below it: the walk
@@ -1883,7 +1846,7 @@ impl Node {
     pub(crate) fn is_under(&self, ancestor: *const ()) -> bool {
         let mut cur: &Node = self;
         loop {
-            if std::ptr::eq((cur as *const Node).cast::<()>(), ancestor) {
+            if cur.is_at(ancestor) {
                 return true;
             }
             match cur.fixed_parent() {
@@ -1896,12 +1859,7 @@ impl Node {
     /// Whether `parent` is this node's parent.
     #[inline]
     pub(crate) fn is_child_of(&self, parent: &Arc<Node>) -> bool {
-        self.fixed_parent().is_some_and(|p| {
-            std::ptr::eq(
-                Arc::as_ptr(p).cast::<u8>(),
-                Arc::as_ptr(parent).cast::<u8>(),
-            )
-        })
+        self.fixed_parent().is_some_and(|p| Arc::ptr_eq(p, parent))
     }
 
     /// Enters a [recyclable](Node::recyclable) node again, for a new scope under the
