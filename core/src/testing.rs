@@ -154,10 +154,16 @@ impl Clock {
         runtimes.iter().any(|w| w.as_ptr().cast::<u8>() == rt)
     }
 
-    fn add_runtime(&self, rt: &Arc<TrackedRuntime>) {
+    /// A runtime of this run on the executor `base`, recorded as one of its runtimes.
+    fn runtime(self: &Arc<Self>, base: Arc<dyn Runtime>) -> Arc<TrackedRuntime> {
+        let rt = Arc::new(TrackedRuntime {
+            clock: self.clone(),
+            base,
+        });
         let mut runtimes = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
         runtimes.retain(|w| w.strong_count() > 0);
-        runtimes.push(Arc::downgrade(rt));
+        runtimes.push(Arc::downgrade(&rt));
+        rt
     }
 
     fn busy(&self) {
@@ -295,16 +301,10 @@ fn run_of(rt: &Arc<dyn Runtime>) -> Option<Arc<Clock>> {
 
 /// `executor` under `clock`'s run, and the runs it runs inside.
 fn tracked_runtime(clock: &Arc<Clock>, executor: &Arc<dyn Runtime>) -> Arc<TrackedRuntime> {
-    let base: Arc<dyn Runtime> = match &clock.parent {
+    clock.runtime(match &clock.parent {
         Some(parent) => tracked_runtime(parent, executor),
         None => executor.clone(),
-    };
-    let rt = Arc::new(TrackedRuntime {
-        clock: clock.clone(),
-        base,
-    });
-    clock.add_runtime(&rt);
-    rt
+    })
 }
 
 impl Runtime for TrackedRuntime {
@@ -983,11 +983,7 @@ impl<F: Future> Future for TestRun<F> {
                 });
             }
             let base = clock.base.clone();
-            let runtime = Arc::new(TrackedRuntime {
-                clock: clock.clone(),
-                base: base.clone(),
-            });
-            clock.add_runtime(&runtime);
+            let runtime = clock.runtime(base.clone());
             this.root.set(Some(Tracked::new(
                 clock,
                 base,
