@@ -407,6 +407,20 @@ impl TaskWaker {
             *inner = Some(waker.clone());
         }
     }
+
+    /// Moves the task from idle to `to`; `Err` with its state if it was not idle. It is
+    /// counted busy *before* it is seen as `to`, so that no thread can find "everything
+    /// blocked" in between (and the count given back if the move fails).
+    fn leave_idle(&self, to: u8) -> Result<u8, u8> {
+        self.clock.busy();
+        let moved = self
+            .state
+            .compare_exchange(IDLE, to, Ordering::AcqRel, Ordering::Acquire);
+        if moved.is_err() {
+            self.clock.unbusy();
+        }
+        moved
+    }
 }
 
 impl Wake for TaskWaker {
@@ -417,35 +431,20 @@ impl Wake for TaskWaker {
     fn wake_by_ref(self: &Arc<Self>) {
         let mut state = self.state.load(Ordering::Acquire);
         loop {
-            match state {
-                IDLE => {
-                    // Count the task busy *before* it is seen as scheduled, so that no
-                    // thread can find "everything blocked" in between.
-                    self.clock.busy();
-                    match self.state.compare_exchange(
-                        IDLE,
-                        SCHEDULED,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => break,
-                        Err(actual) => {
-                            self.clock.unbusy();
-                            state = actual;
-                        }
-                    }
-                }
-                RUNNING => match self.state.compare_exchange(
+            let moved = match state {
+                IDLE => self.leave_idle(SCHEDULED),
+                RUNNING => self.state.compare_exchange(
                     RUNNING,
                     NOTIFIED,
                     Ordering::AcqRel,
                     Ordering::Acquire,
-                ) {
-                    Ok(_) => break,
-                    Err(actual) => state = actual,
-                },
+                ),
                 _ => break,
-            }
+            };
+            state = match moved {
+                Ok(_) => break,
+                Err(actual) => actual,
+            };
         }
         if let Some(w) = &*self.inner.lock().unwrap_or_else(|e| e.into_inner()) {
             w.wake_by_ref();
@@ -513,18 +512,10 @@ impl<F: Future> Future for Tracked<F> {
         let task = &this.waker.0;
         task.set_waker(cx.waker());
         // Woken from idle without going through our waker (the executor polled us on
-        // its own): count it busy for the poll.
+        // its own): count it busy for the poll (first, so the task is never running
+        // uncounted), unless the waker did meanwhile.
         if task.state.load(Ordering::Acquire) == IDLE {
-            // Count first, as in `wake_by_ref`, so the task is never running uncounted.
-            task.clock.busy();
-            if task
-                .state
-                .compare_exchange(IDLE, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                // Woken meanwhile (and counted by the waker): give ours back.
-                task.clock.unbusy();
-            }
+            let _ = task.leave_idle(RUNNING);
         }
         let _ =
             task.state
