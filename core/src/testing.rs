@@ -91,7 +91,7 @@ use std::time::{Duration, Instant};
 use pin_project_lite::pin_project;
 
 use crate::context;
-use crate::rt::{self, Runtime, Sleep, Task};
+use crate::rt::{self, Busy, Runtime, Sleep, Task};
 
 /// The clock and task bookkeeping shared by everything inside one [`virtual_time`] (or
 /// [`tracked`]) run.
@@ -130,56 +130,12 @@ struct State {
     stall_waker: Option<Waker>,
 }
 
-// The seam's view of the count, for the threads that run the run's blocking work.
-impl rt::Busy for Clock {
-    fn busy(&self) {
-        Clock::busy(self);
-    }
-
-    fn unbusy(&self) {
-        Clock::unbusy(self);
-    }
-}
-
-impl Clock {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether `rt` is one of this run's runtimes.
-    fn owns(&self, rt: &Arc<dyn Runtime>) -> bool {
-        let rt = Arc::as_ptr(rt).cast::<u8>();
-        let runtimes = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
-        // A `Weak` keeps its allocation: no other runtime can be at that address.
-        runtimes.iter().any(|w| w.as_ptr().cast::<u8>() == rt)
-    }
-
-    /// A runtime of this run on the executor `base`, recorded as one of its runtimes.
-    fn runtime(self: &Arc<Self>, base: Arc<dyn Runtime>) -> Arc<TrackedRuntime> {
-        let rt = Arc::new(TrackedRuntime {
-            clock: self.clone(),
-            base,
-        });
-        let mut runtimes = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
-        runtimes.retain(|w| w.strong_count() > 0);
-        runtimes.push(Arc::downgrade(&rt));
-        rt
-    }
-
+// The count, and the seam's view of it, for the threads that run the run's blocking work.
+impl Busy for Clock {
     fn busy(&self) {
         let mut s = self.lock();
         s.busy += 1;
         s.activity = s.activity.wrapping_add(1);
-    }
-
-    /// Nothing in the run can move any more, unless something outside hatchery wakes a
-    /// task: every task is blocked, nobody waits for that, and the virtual clock cannot
-    /// jump (no timer is set, or only [`advance`] moves it).
-    fn stalled(&self, s: &State) -> bool {
-        self.virtual_time
-            && s.busy == 0
-            && s.idle_waiters.is_empty()
-            && (!self.autojump || s.timers.is_empty())
     }
 
     /// One busy thing is now blocked (or done). If nothing is busy any more, wake the
@@ -227,6 +183,42 @@ impl Clock {
         };
         wake.into_iter().for_each(Waker::wake);
         self.unbusy();
+    }
+}
+
+impl Clock {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `rt` is one of this run's runtimes.
+    fn owns(&self, rt: &Arc<dyn Runtime>) -> bool {
+        let rt = Arc::as_ptr(rt).cast::<u8>();
+        let runtimes = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        // A `Weak` keeps its allocation: no other runtime can be at that address.
+        runtimes.iter().any(|w| w.as_ptr().cast::<u8>() == rt)
+    }
+
+    /// A runtime of this run on the executor `base`, recorded as one of its runtimes.
+    fn runtime(self: &Arc<Self>, base: Arc<dyn Runtime>) -> Arc<TrackedRuntime> {
+        let rt = Arc::new(TrackedRuntime {
+            clock: self.clone(),
+            base,
+        });
+        let mut runtimes = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        runtimes.retain(|w| w.strong_count() > 0);
+        runtimes.push(Arc::downgrade(&rt));
+        rt
+    }
+
+    /// Nothing in the run can move any more, unless something outside hatchery wakes a
+    /// task: every task is blocked, nobody waits for that, and the virtual clock cannot
+    /// jump (no timer is set, or only [`advance`] moves it).
+    fn stalled(&self, s: &State) -> bool {
+        self.virtual_time
+            && s.busy == 0
+            && s.idle_waiters.is_empty()
+            && (!self.autojump || s.timers.is_empty())
     }
 
     fn now(&self) -> Instant {
