@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::panic::Location;
+use std::sync::Arc;
 
 use crate::node::{Detail, Node, Reason};
 
@@ -168,17 +169,11 @@ impl CancelReason {
         if !reached || node.is_shield() {
             return None;
         }
-        let mut cur = node.parent();
-        while let Some(ancestor) = cur {
-            if let Some(origin) = CancelReason::own(&ancestor) {
-                return Some(CancelReason::Outer(Box::new(origin)));
-            }
-            if ancestor.is_shield() {
-                break;
-            }
-            cur = ancestor.parent();
-        }
-        None
+        // Up the parents to the nearest shield, that one included.
+        let up = |a: &Arc<Node>| if a.is_shield() { None } else { a.parent() };
+        std::iter::successors(node.parent(), up)
+            .find_map(|ancestor| CancelReason::own(&ancestor))
+            .map(|origin| CancelReason::Outer(Box::new(origin)))
     }
 
     /// Why `node` was cancelled itself, if it was.
