@@ -212,10 +212,7 @@ impl fmt::Display for CancelReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let said = |f: &mut fmt::Formatter<'_>, what: &str, at, message: &Option<_>| {
             write!(f, "{what} at {at}")?;
-            match message {
-                Some(m) => write!(f, ": {m}"),
-                None => Ok(()),
-            }
+            message.as_ref().map_or(Ok(()), |m| write!(f, ": {m}"))
         };
         match self {
             CancelReason::Explicit { at, message } => said(f, "cancelled", at, message),
