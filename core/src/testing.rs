@@ -155,16 +155,14 @@ impl Busy for Clock {
                         w
                     })
                     .collect()
-            } else if self.virtual_time && self.autojump {
+            } else {
                 match s.timers.keys().next() {
-                    Some(&(first, _)) => {
+                    Some(&(first, _)) if self.virtual_time && self.autojump => {
                         s.now = s.now.max(first);
                         due(&mut s)
                     }
-                    None => Vec::new(),
+                    _ => Vec::new(),
                 }
-            } else {
-                Vec::new()
             };
             if wake.is_empty() {
                 // Tell the test run, which watches for deadlocks.
