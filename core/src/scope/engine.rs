@@ -796,14 +796,10 @@ fn cancel_if_passed(
     } else {
         deadline
     };
-    if let Some(d) = deadline {
-        // A reading of our own is not kept for the timer's first arming, which comes
-        // after the body's first poll: a deadline that passes meanwhile must be found
-        // passed then.
-        let now = entry_now.unwrap_or_else(|| context::current().rt.now());
-        if d <= now {
-            node.cancel(Reason::Deadline);
-        }
+    // A reading of our own is not kept for the timer's first arming, which comes after
+    // the body's first poll: a deadline that passes meanwhile must be found passed then.
+    if deadline.is_some_and(|d| d <= entry_now.unwrap_or_else(|| context::current().rt.now())) {
+        node.cancel(Reason::Deadline);
     }
 }
 
