@@ -260,12 +260,7 @@ impl<F: Future> Scoped<F> {
     /// Stalled, but the enclosing scope that cancelled it has finished since (a scope
     /// future kept past the scope it was first polled in): nothing will drop it.
     pub(crate) fn orphaned(&self) -> bool {
-        self.stalled()
-            && self
-                .core
-                .node
-                .as_ref()
-                .is_some_and(|node| !node.outer_cancelled(context::now()))
+        self.stalled() && !self.core.node().outer_cancelled(context::now())
     }
 
     #[inline(always)]
