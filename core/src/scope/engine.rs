@@ -181,14 +181,6 @@ impl Limit {
     }
 }
 
-/// What the poll of a scope does once its body is pending.
-enum Next {
-    /// Waits.
-    Wait,
-    /// Drops the body: the scope is cancelled, and nothing inside holds it.
-    Drop,
-}
-
 impl<F: Future> Scoped<F> {
     /// With the `tracing` feature, the scope's span records where the future was built,
     /// its caller's caller: the constructors that call this one pass on their caller's
@@ -329,10 +321,10 @@ fn after_body<F: Future>(
             core.done();
             Poll::Ready(Outcome::Done(v))
         }
-        Poll::Pending => match core.after_pending(by_parent, was_cancelled, cx) {
-            Next::Wait => Poll::Pending,
-            Next::Drop => finish_cancelled(body, core),
-        },
+        Poll::Pending if core.after_pending(by_parent, was_cancelled, cx) => {
+            finish_cancelled(body, core)
+        }
+        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -549,14 +541,14 @@ impl Core {
 
     /// The body is pending: makes sure the scope is woken when it is cancelled (its
     /// parent's cancellation, a handle's, its deadline), and says whether it is already,
-    /// with nothing inside holding it.
+    /// with nothing inside holding it (then the body is dropped).
     #[inline(never)]
     fn after_pending(
         &mut self,
         by_parent: bool,
         was_cancelled: bool,
         cx: &mut Context<'_>,
-    ) -> Next {
+    ) -> bool {
         let node = self.node.as_ref().expect("node of an entered scope");
         // Who wakes us when an enclosing scope is cancelled: polled by our parent's own
         // runner, its wake-up reaches us and we `refresh` on the next poll; polled through
@@ -585,7 +577,7 @@ impl Core {
             // cancelled ancestor has finished).
             context::disarm(&mut self.timer);
             if !node.has_holds() {
-                return Next::Drop;
+                return true;
             }
             // Something inside must finish first. Its hold may go elsewhere (a kept
             // shield polled from now on in another scope or task), which then wakes us:
@@ -593,7 +585,7 @@ impl Core {
             node.register(cx.waker());
             self.state.registered();
             if !node.has_holds() {
-                return Next::Drop;
+                return true;
             }
             // Still held: warn of a holder kept without being polled (`diagnostics`).
             diagnostics::held(node, &*context::current().rt, cx);
@@ -605,7 +597,7 @@ impl Core {
             // of it only when polled: poll again.
             cx.waker().wake_by_ref();
         }
-        Next::Wait
+        false
     }
 
     /// The body has been dropped, cancelled: returns the reason if this scope catches the
