@@ -81,8 +81,9 @@ impl State {
         }
     }
 
-    /// The node's waker has been registered.
-    fn registered(&mut self) {
+    /// Registers the node's waker.
+    fn register(&mut self, node: &Node, waker: &Waker) {
+        node.register(waker);
         if let State::Running(w @ Waking::Alone) = self {
             *w = Waking::Registered;
         }
@@ -563,8 +564,7 @@ impl Core {
         // cancels us (here, or from a scope inside that finds it passed), and the task's
         // deadlines (or our own timer) wake the task for it.
         if linked || self.state.waking() == Waking::Handled {
-            node.register(cx.waker());
-            self.state.registered();
+            self.state.register(node, cx.waker());
         }
         let cancelled = node.is_cancelled_here() || {
             self.watch_deadline(cx);
@@ -582,8 +582,7 @@ impl Core {
             // Something inside must finish first. Its hold may go elsewhere (a kept
             // shield polled from now on in another scope or task), which then wakes us:
             // register on every such poll (a wake-up takes the waker out).
-            node.register(cx.waker());
-            self.state.registered();
+            self.state.register(node, cx.waker());
             if !node.has_holds() {
                 return true;
             }
