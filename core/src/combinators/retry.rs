@@ -137,7 +137,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    Retry::configured(f, Some(Backoff::new()), |_| true, |_, _| {}, 3, None)
+    Retry::configured(f, Some(Backoff::new()), |_| true, |_, _| {})
 }
 
 pin_project! {
@@ -181,23 +181,17 @@ pin_project! {
 }
 
 impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
-    /// A retry with these settings, not started: what [`retry`] and the setters make.
-    fn configured(
-        f: F,
-        builder: Option<B>,
-        when: P,
-        notify: N,
-        max_attempts: usize,
-        max_elapsed: Option<Duration>,
-    ) -> Self {
+    /// A retry with these settings and the default limits, not started: what [`retry`]
+    /// and the setters make.
+    fn configured(f: F, builder: Option<B>, when: P, notify: N) -> Self {
         Retry {
             f,
             builder,
             backoff: None,
             when,
             notify,
-            max_attempts,
-            max_elapsed,
+            max_attempts: 3,
+            max_elapsed: None,
             attempts: 0,
             give_up_at: None,
             attempt: None,
@@ -212,14 +206,11 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
         with: impl FnOnce(Option<B>, P, N) -> (Option<B2>, P2, N2),
     ) -> Retry<F, Fut, B2, P2, N2> {
         let (builder, when, notify) = with(self.builder, self.when, self.notify);
-        Retry::configured(
-            self.f,
-            builder,
-            when,
-            notify,
-            self.max_attempts,
-            self.max_elapsed,
-        )
+        Retry {
+            max_attempts: self.max_attempts,
+            max_elapsed: self.max_elapsed,
+            ..Retry::configured(self.f, builder, when, notify)
+        }
     }
 
     /// The number of attempts in total, the first included (3 by default). `1` means no
