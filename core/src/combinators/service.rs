@@ -328,14 +328,11 @@ impl<E: Send + 'static> Service<E> {
             let mut state = self.shared.lock();
             // Cancelled by an enclosing scope, the service is closed even while a shield
             // keeps its body alive (the phase moves on only when the body is dropped).
-            let accepted = match state.phase {
-                Phase::Accepting => true,
-                Phase::Draining => self.inside_work(),
+            match state.phase {
+                Phase::Accepting => {}
+                Phase::Draining if self.inside_work() => {}
                 Phase::Cancelled => return Err(Refused::Cancelled),
-                Phase::Closed => false,
-            };
-            if !accepted {
-                return Err(Refused::Closed);
+                Phase::Draining | Phase::Closed => return Err(Refused::Closed),
             }
             if self.n.is_cancelled() {
                 return Err(Refused::Cancelled);
