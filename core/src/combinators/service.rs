@@ -148,14 +148,11 @@ where
                 let _ = body_node.set(rt::current().node);
                 body(svc).await
             };
-            let value = match scope.run(body).await {
-                Some(Ok(v)) => Some(v),
-                Some(Err(e)) => {
-                    sh.lock().errors.push(e);
-                    None
-                }
-                None => None,
-            };
+            // `None` if the body was cancelled or failed (its error goes to the report).
+            let value = scope
+                .run(body)
+                .await
+                .and_then(|r| r.map_err(|e| sh.lock().errors.push(e)).ok());
             sh.set_phase(Phase::Draining);
             let drained = move_on_after(grace, poll_fn(|cx| sh.poll_idle(cx)))
                 .await
