@@ -669,11 +669,8 @@ impl<E> Service<E> {
         while let Some(node) = cur {
             if Arc::ptr_eq(&node, service) {
                 // `below` is the task (or the body's scope) through which we came.
-                return match (below, self.shared.body_node.get()) {
-                    (Some(b), Some(body)) => !Arc::ptr_eq(&b, body),
-                    (Some(_), None) => true,
-                    (None, _) => false,
-                };
+                let body = self.shared.body_node.get();
+                return below.is_some_and(|b| body.is_none_or(|body| !Arc::ptr_eq(&b, body)));
             }
             cur = node.parent();
             below = Some(node);
