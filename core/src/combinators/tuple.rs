@@ -255,8 +255,15 @@ async fn value<T>(join: Join<T>) -> T {
     }
 }
 
+/// Implements the traits for the tuple of the `$F`s, then for each longer one up to the `$Fn`s.
 macro_rules! tuples {
-    ($($F:ident $T:ident),+) => {
+    (@longer $($F:ident $T:ident),+;) => {};
+    (@longer $($F:ident $T:ident),+; $Fn:ident $Tn:ident $(, $Fr:ident $Tr:ident)*) => {
+        tuples!($($F $T),+, $Fn $Tn; $($Fr $Tr),*);
+    };
+    ($($F:ident $T:ident),+; $($Fn:ident $Tn:ident),*) => {
+        tuples!(@longer $($F $T),+; $($Fn $Tn),*);
+
         impl<$($F, $T),+> JoinTuple for ($($F,)+)
         where
             $($F: Future<Output = $T> + Send + 'static, $T: Send + 'static,)+
@@ -320,15 +327,4 @@ macro_rules! tuples {
     };
 }
 
-tuples!(F1 T1);
-tuples!(F1 T1, F2 T2);
-tuples!(F1 T1, F2 T2, F3 T3);
-tuples!(F1 T1, F2 T2, F3 T3, F4 T4);
-tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5);
-tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6);
-tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7);
-tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7, F8 T8);
-tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7, F8 T8, F9 T9);
-tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7, F8 T8, F9 T9, F10 T10);
-tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7, F8 T8, F9 T9, F10 T10, F11 T11);
-tuples!(F1 T1, F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7, F8 T8, F9 T9, F10 T10, F11 T11, F12 T12);
+tuples!(F1 T1; F2 T2, F3 T3, F4 T4, F5 T5, F6 T6, F7 T7, F8 T8, F9 T9, F10 T10, F11 T11, F12 T12);
