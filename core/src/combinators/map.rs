@@ -186,18 +186,7 @@ impl<S, F, K> Map<S, F, K> {
         };
         (work, self.ordered, self.what)
     }
-}
 
-impl<S, F, K> fmt::Debug for Map<S, F, K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Map")
-            .field("limit", &self.limit)
-            .field("ordered", &self.ordered)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, F, K> Map<S, F, K> {
     /// Collects results in the order they complete instead of the input order.
     ///
     /// # Examples
@@ -221,6 +210,15 @@ impl<S, F, K> Map<S, F, K> {
     pub fn unordered(mut self) -> Self {
         self.ordered = false;
         self
+    }
+}
+
+impl<S, F, K> fmt::Debug for Map<S, F, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map")
+            .field("limit", &self.limit)
+            .field("ordered", &self.ordered)
+            .finish_non_exhaustive()
     }
 }
 
