@@ -16,6 +16,7 @@ use super::ops::Work;
 
 /// Counts the children in flight and wakes the body when one finishes. Atomic: a spawned
 /// child ends on any thread.
+#[derive(Default)]
 struct Gate {
     in_flight: AtomicUsize,
     /// A child failed or panicked. Set before its permit comes free: a spawning group
@@ -88,14 +89,7 @@ where
         mut f,
         ..
     } = work;
-    let gate = limit.map(|limit| {
-        let gate = Arc::new(Gate {
-            in_flight: AtomicUsize::new(0),
-            stopped: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-        });
-        (gate, limit)
-    });
+    let gate = limit.map(|limit| (Arc::<Gate>::default(), limit));
     let mut inputs = pin!(inputs);
     let mut index = 0;
     loop {
