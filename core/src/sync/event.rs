@@ -210,7 +210,8 @@ impl Future for EventWait<'_> {
         }
         let this = &mut *self;
         let event = this.event;
-        let out = super::poll_until(&event.event, &mut this.listener, cx, || event.is_set());
+        let listener = std::array::from_mut(&mut this.listener);
+        let out = super::poll_until([&event.event], listener, cx, || event.is_set());
         this.done = out.is_ready();
         out
     }

@@ -157,28 +157,36 @@ pub(crate) fn listen(event: &event_listener::Event) -> event_listener::EventList
     listener
 }
 
-/// Polls until `done()` holds, listening on `event` in between. A listener is made
-/// before the check that follows it, so a notification between the two is not missed.
-fn poll_until(
-    event: &event_listener::Event,
-    listener: &mut Option<event_listener::EventListener>,
+/// Polls until `done()` holds, listening on `events` in between (`listeners`: one for
+/// each). A listener is made before the check that follows it, so a notification
+/// between the two is not missed.
+fn poll_until<const N: usize>(
+    events: [&event_listener::Event; N],
+    listeners: &mut [Option<event_listener::EventListener>; N],
     cx: &mut std::task::Context<'_>,
     mut done: impl FnMut() -> bool,
 ) -> std::task::Poll<()> {
     use std::task::Poll;
     loop {
         if done() {
-            *listener = None;
+            listeners.fill_with(|| None);
             return Poll::Ready(());
         }
-        match listener {
-            None => *listener = Some(listen(event)),
-            Some(l) => {
-                if std::future::Future::poll(std::pin::Pin::new(l), cx).is_pending() {
-                    return Poll::Pending;
+        let mut again = false;
+        for (listener, event) in listeners.iter_mut().zip(events) {
+            match listener {
+                None => *listener = Some(listen(event)),
+                Some(l) => {
+                    if std::future::Future::poll(std::pin::Pin::new(l), cx).is_pending() {
+                        continue;
+                    }
+                    *listener = None;
                 }
-                *listener = None;
             }
+            again = true;
+        }
+        if !again {
+            return Poll::Pending;
         }
     }
 }

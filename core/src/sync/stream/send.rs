@@ -462,33 +462,9 @@ impl<T> Future for SendClosed<'_, T> {
         // Before listening: see `SendStream::close`.
         stream.watched.store(true, Ordering::SeqCst);
         let events = [&stream.closing, &stream.chan.closing];
-        // Each listener is made before the check that follows it, so a notification
-        // between the two is not missed.
-        loop {
-            if stream.cannot_send() {
-                this.listeners = [None, None];
-                this.done = true;
-                return Poll::Ready(());
-            }
-            let mut again = false;
-            for (listener, event) in this.listeners.iter_mut().zip(events) {
-                match listener {
-                    None => {
-                        *listener = Some(crate::sync::listen(event));
-                        again = true;
-                    }
-                    Some(l) => {
-                        if Pin::new(l).poll(cx).is_ready() {
-                            *listener = None;
-                            again = true;
-                        }
-                    }
-                }
-            }
-            if !again {
-                return Poll::Pending;
-            }
-        }
+        let out = crate::sync::poll_until(events, &mut this.listeners, cx, || stream.cannot_send());
+        this.done = out.is_ready();
+        out
     }
 }
 
