@@ -71,7 +71,7 @@ struct Inner {
 }
 
 /// Who borrows a token: a user's borrower id, or an anonymous [`CapacityToken`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy)]
 enum Key {
     User(u64),
     /// Every anonymous borrower is a new one, so nothing needs to tell them apart: they
@@ -83,14 +83,14 @@ enum Key {
 struct State {
     total: usize,
     /// The user borrowers holding a token.
-    borrowers: HashSet<Key>,
+    borrowers: HashSet<u64>,
     /// Tokens held by anonymous borrowers.
     anonymous: usize,
     /// The tasks waiting for a token, and who borrows for each.
     waiters: Fifo<Key>,
-    /// The user keys of `waiters`: a borrower waits at most once, and looking it up must
+    /// The user borrowers of `waiters`: a borrower waits at most once, and looking it up must
     /// not scan the queue (a fan-out of n waiting tasks would take n² steps).
-    queued: HashSet<Key>,
+    queued: HashSet<u64>,
 }
 
 impl Inner {
@@ -117,8 +117,8 @@ impl State {
                 return false;
             }
             match key {
-                Key::User(_) => {
-                    borrowers.insert(key);
+                Key::User(b) => {
+                    borrowers.insert(b);
                 }
                 Key::Anonymous => *anonymous += 1,
             }
@@ -130,8 +130,8 @@ impl State {
     /// returned yet does not hold it yet: its wait does (and gives it back if dropped).
     fn release(&mut self, key: Key, mark: &Mark) -> bool {
         let held = match key {
-            Key::User(_) if self.queued.contains(&key) => false,
-            Key::User(_) => self.borrowers.remove(&key),
+            Key::User(b) if self.queued.contains(&b) => false,
+            Key::User(b) => self.borrowers.remove(&b),
             // Only a token or a granted wait gives an anonymous token back.
             Key::Anonymous => {
                 self.anonymous -= 1;
@@ -146,8 +146,8 @@ impl State {
 
     /// A user borrower's wait has left the queue.
     fn unqueued(&mut self, key: Key) {
-        if let Key::User(_) = key {
-            self.queued.remove(&key);
+        if let Key::User(b) = key {
+            self.queued.remove(&b);
         }
     }
 
@@ -162,23 +162,22 @@ impl State {
     }
 
     fn try_take(&mut self, key: Key) -> Result<(), LimiterError> {
-        let user = matches!(key, Key::User(_));
-        if user && (self.borrowers.contains(&key) || self.queued.contains(&key)) {
-            return Err(LimiterError::AlreadyBorrowing);
+        if let Key::User(b) = key {
+            if self.borrowers.contains(&b) || self.queued.contains(&b) {
+                return Err(LimiterError::AlreadyBorrowing);
+            }
         }
         // Free tokens imply no one is waiting: `grant` serves waiters first.
-        if self.borrowed() < self.total {
-            match user {
-                true => self.borrowers.insert(key),
-                false => {
-                    self.anonymous += 1;
-                    true
-                }
-            };
-            Ok(())
-        } else {
-            Err(LimiterError::WouldBlock)
+        if self.borrowed() >= self.total {
+            return Err(LimiterError::WouldBlock);
         }
+        match key {
+            Key::User(b) => {
+                self.borrowers.insert(b);
+            }
+            Key::Anonymous => self.anonymous += 1,
+        }
+        Ok(())
     }
 
     /// Tokens borrowed, by users and anonymously.
@@ -302,14 +301,7 @@ impl CapacityLimiter {
     /// ```
     pub fn statistics(&self) -> LimiterStatistics {
         let st = self.inner.lock();
-        let mut borrowers: Vec<u64> = st
-            .borrowers
-            .iter()
-            .filter_map(|k| match k {
-                Key::User(b) => Some(*b),
-                Key::Anonymous => None,
-            })
-            .collect();
+        let mut borrowers: Vec<u64> = st.borrowers.iter().copied().collect();
         borrowers.sort_unstable();
         LimiterStatistics {
             borrowed_tokens: st.borrowed(),
@@ -581,8 +573,8 @@ fn poll_acquire(
     match st.try_take(key) {
         Err(LimiterError::WouldBlock) => {
             *id = Some(st.waiters.push(key, cx.waker()));
-            if let Key::User(_) = key {
-                st.queued.insert(key);
+            if let Key::User(b) = key {
+                st.queued.insert(b);
             }
             Poll::Pending
         }
