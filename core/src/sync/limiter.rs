@@ -322,14 +322,12 @@ impl CapacityLimiter {
     /// assert!(limiter.try_acquire().is_none());
     /// ```
     pub fn try_acquire(&self) -> Option<CapacityToken> {
-        let key = Key::Anonymous;
         self.inner
             .lock()
-            .try_take(key)
+            .try_take(Key::Anonymous)
             .ok()
             .map(|()| CapacityToken {
                 inner: self.inner.clone(),
-                key,
             })
     }
 
@@ -358,10 +356,8 @@ impl CapacityLimiter {
     /// # });
     /// ```
     pub fn acquire(&self) -> LimiterAcquire<'_> {
-        let key = Key::Anonymous;
         LimiterAcquire {
             limiter: self,
-            key,
             id: None,
             done: false,
         }
@@ -372,7 +368,6 @@ impl CapacityLimiter {
     pub(crate) fn acquire_owned(&self) -> LimiterAcquireOwned {
         LimiterAcquireOwned {
             inner: self.inner.clone(),
-            key: Key::Anonymous,
             id: None,
             done: false,
         }
@@ -585,16 +580,17 @@ fn poll_acquire(
 /// Polls an anonymous borrower's wait ([`LimiterAcquire`], [`LimiterAcquireOwned`]).
 fn poll_token(
     inner: &Arc<Inner>,
-    key: Key,
     id: &mut Option<u64>,
     done: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<CapacityToken> {
-    poll_once(done, "LimiterAcquire", || poll_acquire(inner, key, id, cx)).map(|r| {
+    poll_once(done, "LimiterAcquire", || {
+        poll_acquire(inner, Key::Anonymous, id, cx)
+    })
+    .map(|r| {
         r.expect("hatchery: internal error: anonymous borrower reused");
         CapacityToken {
             inner: inner.clone(),
-            key,
         }
     })
 }
@@ -624,7 +620,6 @@ fn poll_token(
 #[must_use = "futures do nothing unless polled"]
 pub struct LimiterAcquire<'a> {
     limiter: &'a CapacityLimiter,
-    key: Key,
     id: Option<u64>,
     /// It returned its token: polling again would take another.
     done: bool,
@@ -635,14 +630,13 @@ impl Future for LimiterAcquire<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CapacityToken> {
         let this = &mut *self;
-        let inner = &this.limiter.inner;
-        poll_token(inner, this.key, &mut this.id, &mut this.done, cx)
+        poll_token(&this.limiter.inner, &mut this.id, &mut this.done, cx)
     }
 }
 
 impl Drop for LimiterAcquire<'_> {
     fn drop(&mut self) {
-        self.limiter.inner.withdraw(self.id.take(), self.key);
+        self.limiter.inner.withdraw(self.id.take(), Key::Anonymous);
     }
 }
 
@@ -651,7 +645,6 @@ waiting_future_impls!(impl LimiterAcquire<'_>, finish);
 /// [`LimiterAcquire`] without the borrow: see [`CapacityLimiter::acquire_owned`].
 pub(crate) struct LimiterAcquireOwned {
     inner: Arc<Inner>,
-    key: Key,
     id: Option<u64>,
     done: bool,
 }
@@ -661,13 +654,13 @@ impl Future for LimiterAcquireOwned {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CapacityToken> {
         let this = &mut *self;
-        poll_token(&this.inner, this.key, &mut this.id, &mut this.done, cx)
+        poll_token(&this.inner, &mut this.id, &mut this.done, cx)
     }
 }
 
 impl Drop for LimiterAcquireOwned {
     fn drop(&mut self) {
-        self.inner.withdraw(self.id.take(), self.key);
+        self.inner.withdraw(self.id.take(), Key::Anonymous);
     }
 }
 
@@ -733,12 +726,13 @@ waiting_future_impls!(impl LimiterAcquireFor<'_>, finish);
 #[must_use = "the token is returned at once if not kept"]
 pub struct CapacityToken {
     inner: Arc<Inner>,
-    key: Key,
 }
 
 impl Drop for CapacityToken {
     fn drop(&mut self) {
-        self.inner.lock().release(self.key, &self.inner.granted);
+        self.inner
+            .lock()
+            .release(Key::Anonymous, &self.inner.granted);
     }
 }
 
