@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::poll_once;
-use super::semaphore::{self, poll_acquire};
+use super::semaphore::{self, poll_acquire, OwnedSemaphorePermit};
 
 /// An async mutual-exclusion lock around a value of type `T` (anyio's `Lock`, holding
 /// the data it protects, like `std::sync::Mutex`).
@@ -413,15 +413,6 @@ impl<T> Drop for Permit<'_, T> {
     }
 }
 
-/// [`Permit`] of an [`OwnedLockGuard`].
-struct OwnedPermit(Arc<semaphore::Inner>);
-
-impl Drop for OwnedPermit {
-    fn drop(&mut self) {
-        self.0.release();
-    }
-}
-
 impl<'a, T> LockGuard<'a, T> {
     /// The guard of a lock whose permit was just taken.
     fn new(lock: &'a Lock<T>) -> Self {
@@ -474,7 +465,7 @@ impl<T> fmt::Debug for LockGuard<'_, T> {
 pub struct OwnedLockGuard<T> {
     // As in `LockGuard`: dropped first.
     value: async_lock::MutexGuardArc<T>,
-    _permit: OwnedPermit,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl<T> OwnedLockGuard<T> {
@@ -482,7 +473,9 @@ impl<T> OwnedLockGuard<T> {
     fn new(lock: &Lock<T>) -> Self {
         OwnedLockGuard {
             value: lock.value.try_lock_arc().expect(TAKEN),
-            _permit: OwnedPermit(lock.sem.clone()),
+            _permit: OwnedSemaphorePermit {
+                inner: lock.sem.clone(),
+            },
         }
     }
 }

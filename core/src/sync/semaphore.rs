@@ -660,7 +660,8 @@ impl fmt::Debug for SemaphorePermit<'_> {
 /// ```
 #[must_use = "the permit is released at once if not kept"]
 pub struct OwnedSemaphorePermit {
-    inner: Arc<Inner>,
+    /// Also a [`Lock`](super::Lock)'s, in its owned guard.
+    pub(super) inner: Arc<Inner>,
 }
 
 impl Drop for OwnedSemaphorePermit {
