@@ -270,7 +270,7 @@ impl Semaphore {
     /// assert!(sem.try_acquire().is_some());
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.try_take().then(|| SemaphorePermit { sem: self })
+        self.inner.try_take().then(|| SemaphorePermit { sem: self })
     }
 
     /// As [`try_acquire`](Semaphore::try_acquire), with an owned (`'static`) permit.
@@ -285,13 +285,9 @@ impl Semaphore {
     /// assert_eq!(sem.available_permits(), 1);
     /// ```
     pub fn try_acquire_owned(&self) -> Option<OwnedSemaphorePermit> {
-        self.try_take().then(|| OwnedSemaphorePermit {
+        self.inner.try_take().then(|| OwnedSemaphorePermit {
             inner: self.inner.clone(),
         })
-    }
-
-    fn try_take(&self) -> bool {
-        self.inner.try_take()
     }
 
     /// Waits for a permit and takes it. Waiters are served in FIFO order.
