@@ -193,6 +193,7 @@ fn poll_until<const N: usize>(
 
 /// Polls an acquiring future's `poll`, which must not run again once it returned `Ready`
 /// (it would take a second permit or token): polling `name` after that panics.
+#[inline]
 fn poll_once<T>(
     done: &mut bool,
     name: &str,
