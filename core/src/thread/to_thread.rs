@@ -279,8 +279,9 @@ enum State {
     Caught,
 }
 
-/// Which function made a [`RunSync`], for the messages of its panics.
-#[derive(Clone, Copy)]
+/// Which function made a [`RunSync`], for the messages of its panics; its `Debug` is the
+/// future's name.
+#[derive(Clone, Copy, Debug)]
 enum Made {
     RunSync,
     RunBlocking,
@@ -291,13 +292,6 @@ impl Made {
         match self {
             Made::RunSync => "to_thread::run_sync",
             Made::RunBlocking => "run_blocking",
-        }
-    }
-
-    fn future(self) -> &'static str {
-        match self {
-            Made::RunSync => "RunSync",
-            Made::RunBlocking => "RunBlocking",
         }
     }
 }
@@ -593,7 +587,7 @@ impl<T: Send + 'static> Future for RunSync<T> {
                     return Poll::Ready(value);
                 }
                 State::Caught => return Poll::Pending,
-                State::Done => panic!("hatchery: `{}` polled after completion", this.made.future()),
+                State::Done => panic!("hatchery: `{:?}` polled after completion", this.made),
             }
         }
     }
