@@ -182,6 +182,7 @@ impl Drop for Call {
     }
 }
 
+#[derive(Default)]
 struct Calls {
     queue: Vec<Call>,
     closed: bool,
@@ -190,6 +191,7 @@ struct Calls {
 /// What a thread started by `to_thread::run_sync` knows of the task that waits for it:
 /// where its calls back go ([`from_thread`]), and the scope whose cancellation
 /// [`from_thread::check_cancelled`] reports.
+#[derive(Default)]
 pub(crate) struct Link {
     /// The waiting future's waker: woken when a call comes, and when the thread is done.
     waker: AtomicWaker,
@@ -199,17 +201,6 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    fn new() -> Link {
-        Link {
-            waker: AtomicWaker::new(),
-            node: OnceLock::new(),
-            calls: Mutex::new(Calls {
-                queue: Vec::new(),
-                closed: false,
-            }),
-        }
-    }
-
     /// Queues `call` for the waiting task and wakes it; fails if the link is closed
     /// (invariant 2).
     fn submit(&self, call: Call) -> Result<(), Call> {
@@ -291,10 +282,7 @@ fn block_on<F: Future>(fut: F) -> F::Output {
     let signal = Arc::new(Signal {
         thread: std::thread::current(),
         clock: BlockingClock::current(),
-        state: Mutex::new(SignalState {
-            notified: false,
-            idle: false,
-        }),
+        state: Mutex::default(),
     });
     let waker = Waker::from(signal.clone());
     let mut cx = Context::from_waker(&waker);
@@ -314,6 +302,7 @@ struct Signal {
     state: Mutex<SignalState>,
 }
 
+#[derive(Default)]
 struct SignalState {
     /// Woken since the last poll.
     notified: bool,

@@ -20,9 +20,10 @@ use crate::sync::Event;
 use crate::{nursery, Nursery, TaskHandle, TaskStatus};
 
 /// Where a portal is in its life.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 enum Phase {
     /// Its serving nursery is not open yet (a background portal's runtime starts).
+    #[default]
     Starting,
     /// It takes calls.
     Serving,
@@ -31,6 +32,7 @@ enum Phase {
 }
 
 /// What a portal's handles and its serving nursery share.
+#[derive(Default)]
 struct Shared {
     /// The serving nursery, once open.
     calls: OnceLock<Nursery<Infallible>>,
@@ -44,16 +46,6 @@ struct Shared {
 }
 
 impl Shared {
-    fn new() -> Shared {
-        Shared {
-            calls: OnceLock::new(),
-            phase: Mutex::new(Phase::Starting),
-            started: Condvar::new(),
-            stopped: AtomicBool::new(false),
-            close: Event::new(),
-        }
-    }
-
     fn set_phase(&self, phase: Phase) {
         let mut p = lock(&self.phase);
         // Stopped is final.
@@ -472,7 +464,7 @@ where
     F: FnOnce(BlockingPortal) -> Fut,
     Fut: Future,
 {
-    let shared = Arc::new(Shared::new());
+    let shared = Arc::new(Shared::default());
     let portal = BlockingPortal {
         shared: shared.clone(),
     };
@@ -567,7 +559,7 @@ pub fn start_blocking_portal<R>(run: R) -> PortalRuntime
 where
     R: FnOnce(ServePortal) + Send + 'static,
 {
-    let shared = Arc::new(Shared::new());
+    let shared = Arc::new(Shared::default());
     let serving = shared.clone();
     let serve = ServePortal {
         fut: Box::pin(async move { serve(serving, None).await }),

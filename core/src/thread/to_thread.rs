@@ -387,7 +387,7 @@ impl<T: Send + 'static> RunSync<T> {
         F: FnOnce() -> T + Send + 'static,
     {
         let shared = Arc::new(Shared {
-            link: Link::new(),
+            link: Link::default(),
             slot: Mutex::new(Slot {
                 token: None,
                 outcome: None,
