@@ -485,11 +485,8 @@ where
         Ok(out)
     })
     .await;
-    match out {
-        Ok(out) => out,
-        // Never cancelled by hand, and no task of it returns an error.
-        Err(_) => unreachable!("hatchery: internal error: a portal's nursery failed"),
-    }
+    // Never cancelled by hand, and no task of it returns an error.
+    out.unwrap_or_else(|_| unreachable!("hatchery: internal error: a portal's nursery failed"))
 }
 
 /// The future that serves a background portal, for the runtime of
