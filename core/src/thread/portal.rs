@@ -557,9 +557,8 @@ where
     R: FnOnce(ServePortal) + Send + 'static,
 {
     let shared = Arc::new(Shared::default());
-    let serving = shared.clone();
     let serve = ServePortal {
-        fut: Box::pin(async move { serve(serving, None).await }),
+        fut: Box::pin(serve(shared.clone(), None)),
     };
     // Stops the portal if `run` never polled the future (or dropped it, or panicked):
     // the starter, and callers, are not left waiting.
