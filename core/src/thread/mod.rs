@@ -24,7 +24,6 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -369,13 +368,5 @@ impl<F: Future> Future for CatchUnwind<F> {
             Ok(polled) => polled.map(Ok),
             Err(panic) => Poll::Ready(Err(panic)),
         }
-    }
-}
-
-impl fmt::Debug for Link {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link")
-            .field("cancelled", &self.is_cancelled())
-            .finish_non_exhaustive()
     }
 }
