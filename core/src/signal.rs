@@ -508,9 +508,7 @@ mod unix {
     impl Receiver {
         /// Starts handling `set` (sorted, no duplicates, not empty).
         pub(super) fn new(set: Vec<Signal>) -> io::Result<Receiver> {
-            for &signal in &set {
-                check(signal)?;
-            }
+            set.iter().try_for_each(|&signal| check(signal))?;
             let (read, write) = UnixStream::pair()?;
             read.set_nonblocking(true)?;
             // Shared with the clones: a full socket drops a signal, never blocks the
@@ -524,13 +522,9 @@ mod unix {
             for signal in set {
                 let write = OwnedFd::from(write.try_clone()?);
                 count(signal, 1)?;
-                match register(signal, write) {
-                    Ok(id) => receiver.actions.push((signal, id)),
-                    Err(e) => {
-                        let _ = count(signal, -1);
-                        return Err(e); // `receiver`'s drop undoes the others
-                    }
-                }
+                // On an error: this signal uncounted, `receiver`'s drop undoes the others.
+                let id = register(signal, write).inspect_err(|_| drop(count(signal, -1)))?;
+                receiver.actions.push((signal, id));
             }
             Ok(receiver)
         }
