@@ -149,10 +149,13 @@ where
                 body(svc).await
             };
             // `None` if the body was cancelled or failed (its error goes to the report).
-            let value = scope
-                .run(body)
-                .await
-                .and_then(|r| r.map_err(|e| sh.lock().errors.push(e)).ok());
+            let value = match scope.run(body).await {
+                Some(Err(e)) => {
+                    sh.lock().errors.push(e);
+                    None
+                }
+                done => done.and_then(Result::ok),
+            };
             sh.set_phase(Phase::Draining);
             let drained = move_on_after(grace, poll_fn(|cx| sh.poll_idle(cx)))
                 .await

@@ -322,10 +322,11 @@ fn after_body<F: Future>(
             core.done();
             Poll::Ready(Outcome::Done(v))
         }
-        Poll::Pending if core.after_pending(by_parent, was_cancelled, cx) => {
-            finish_cancelled(body, core)
-        }
-        Poll::Pending => Poll::Pending,
+        // Dropped if it is cancelled and nothing inside holds it.
+        Poll::Pending => match core.after_pending(by_parent, was_cancelled, cx) {
+            true => finish_cancelled(body, core),
+            false => Poll::Pending,
+        },
     }
 }
 
