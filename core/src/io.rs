@@ -54,7 +54,6 @@
 
 use std::fmt;
 use std::io;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::net::{Io, Shared};
@@ -607,69 +606,19 @@ impl<T> std::os::windows::io::AsSocket for Async<T> {
     }
 }
 
-/// Reads through `T`'s `Read`, waiting while it would block.
-impl<T: io::Read + Unpin> futures_io::AsyncRead for Async<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .poll_with_mut(cx, Interest::Read, |t| t.read(buf))
-    }
-}
+crate::net::impl_async_io!(
+    read
+    /// Reads through `T`'s `Read`, waiting while it would block.
+    [T: io::Read + Unpin] Async<T>,
+    |this, cx, buf| this.poll_with_mut(cx, Interest::Read, |t| t.read(buf))
+);
 
-/// Writes through `T`'s `Write`, waiting while it would block; `close` flushes `T` (it
-/// does not close the descriptor: drop the `Async` for that).
-impl<T: io::Write + Unpin> futures_io::AsyncWrite for Async<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .poll_with_mut(cx, Interest::Write, |t| t.write(buf))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut()
-            .poll_with_mut(cx, Interest::Write, |t| t.flush())
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_flush(cx)
-    }
-}
-
-#[cfg(feature = "tokio-io")]
-impl<T: io::Read + Unpin> tokio::io::AsyncRead for Async<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let unfilled = buf.initialize_unfilled();
-        let n = std::task::ready!(futures_io::AsyncRead::poll_read(self, cx, unfilled))?;
-        buf.advance(n);
-        Poll::Ready(Ok(()))
-    }
-}
-
-#[cfg(feature = "tokio-io")]
-impl<T: io::Write + Unpin> tokio::io::AsyncWrite for Async<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        futures_io::AsyncWrite::poll_write(self, cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures_io::AsyncWrite::poll_flush(self, cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures_io::AsyncWrite::poll_flush(self, cx)
-    }
-}
+crate::net::impl_async_io!(
+    write
+    /// Writes through `T`'s `Write`, waiting while it would block; `close` (tokio's
+    /// `shutdown`) flushes `T` (it does not close the descriptor: drop the `Async` for that).
+    [T: io::Write + Unpin] Async<T>,
+    |this, cx, buf| this.poll_with_mut(cx, Interest::Write, |t| t.write(buf)),
+    flush |this, cx| this.poll_with_mut(cx, Interest::Write, |t| t.flush()),
+    shutdown |this, cx| this.poll_with_mut(cx, Interest::Write, |t| t.flush()),
+);

@@ -78,7 +78,6 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::path::Path;
-use std::pin::Pin;
 use std::process::ExitStatus;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -1554,73 +1553,20 @@ macro_rules! read_methods {
             }
         }
 
-        impl futures_io::AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                self.get_mut().pipe.poll_read(cx, buf)
-            }
-        }
-
-        #[cfg(feature = "tokio-io")]
-        impl tokio::io::AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut tokio::io::ReadBuf<'_>,
-            ) -> Poll<io::Result<()>> {
-                let n = std::task::ready!(self
-                    .get_mut()
-                    .pipe
-                    .poll_read(cx, buf.initialize_unfilled()))?;
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
-        }
+        crate::net::impl_async_io!(read [] $ty, |this, cx, buf| this.pipe.poll_read(cx, buf));
     };
 }
 
 read_methods!(ChildStdout);
 read_methods!(ChildStderr);
 
-impl futures_io::AsyncWrite for ChildStdin {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_pipe(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Closes the pipe, as [`ChildStdin::close`]: the child reads the end of its input.
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_close_pipe()
-    }
-}
-
-#[cfg(feature = "tokio-io")]
-impl tokio::io::AsyncWrite for ChildStdin {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_pipe(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Closes the pipe, as [`ChildStdin::close`] (unlike `tokio::process::ChildStdin`,
-    /// whose `shutdown` leaves it open until the drop).
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_close_pipe()
-    }
-}
+crate::net::impl_async_io!(
+    write
+    /// The shutdown (futures' `close`, tokio's `shutdown`) closes the pipe, as
+    /// [`ChildStdin::close`]: the child reads the end of its input (unlike
+    /// `tokio::process::ChildStdin`, whose `shutdown` leaves it open until the drop).
+    [] ChildStdin,
+    |this, cx, buf| this.poll_write_pipe(cx, buf),
+    flush |_this, _cx| Poll::Ready(Ok(())),
+    shutdown |this, _cx| this.poll_close_pipe(),
+);

@@ -1132,15 +1132,13 @@ impl fmt::Debug for File {
     }
 }
 
-impl futures_io::AsyncRead for File {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_read_inner(cx, buf)
-    }
-}
+crate::net::impl_async_io!(read [] File, |this, cx, buf| this.poll_read_inner(cx, buf));
+
+crate::net::impl_async_io!(write [] File,
+    |this, cx, buf| this.poll_write_inner(cx, buf),
+    flush |this, cx| this.poll_flush_inner(cx),
+    shutdown |this, cx| this.poll_flush_inner(cx),
+);
 
 impl futures_io::AsyncBufRead for File {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
@@ -1154,24 +1152,6 @@ impl futures_io::AsyncBufRead for File {
     }
 }
 
-impl futures_io::AsyncWrite for File {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_write_inner(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_flush_inner(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_flush_inner(cx)
-    }
-}
-
 impl futures_io::AsyncSeek for File {
     fn poll_seek(
         self: Pin<&mut Self>,
@@ -1179,40 +1159,6 @@ impl futures_io::AsyncSeek for File {
         pos: SeekFrom,
     ) -> Poll<io::Result<u64>> {
         self.get_mut().poll_seek_inner(cx, pos)
-    }
-}
-
-#[cfg(feature = "tokio-io")]
-impl tokio::io::AsyncRead for File {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = ready!(self
-            .get_mut()
-            .poll_read_inner(cx, buf.initialize_unfilled()))?;
-        buf.advance(n);
-        Poll::Ready(Ok(()))
-    }
-}
-
-#[cfg(feature = "tokio-io")]
-impl tokio::io::AsyncWrite for File {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_write_inner(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_flush_inner(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_flush_inner(cx)
     }
 }
 

@@ -407,21 +407,30 @@ impl fmt::Debug for Shared {
     }
 }
 
-/// Implements `futures_io::AsyncRead`/`AsyncWrite` (and tokio's, with the `tokio-io`
-/// feature) for a type with `fn io(&self) -> &Io`: `read` or `write`, the generics in
-/// brackets, the type.
+/// Implements `futures_io::AsyncRead` or `AsyncWrite` (and tokio's, with the `tokio-io`
+/// feature) for an `Unpin` type, from closure-like expressions over `&mut Self`: `read`
+/// with its `poll_read`, or `write` with its `poll_write`, `poll_flush` and the shutdown
+/// (futures' `poll_close`, tokio's `poll_shutdown`); then attributes for the impls (their
+/// docs), the generics in brackets, the type. Tokio's `poll_read` reads into the
+/// unfilled part of its buffer through the same expression.
 macro_rules! impl_async_io {
-    (read, [$($gen:tt)*], $ty:ty) => {
+    (
+        read $(#[$attr:meta])* [$($gen:tt)*] $ty:ty,
+        |$this:ident, $cx:ident, $buf:ident| $read:expr
+    ) => {
+        $(#[$attr])*
         impl<$($gen)*> futures_io::AsyncRead for $ty {
             fn poll_read(
                 self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &mut [u8],
+                $cx: &mut std::task::Context<'_>,
+                $buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                self.io().poll_read(cx, buf)
+                let $this = self.get_mut();
+                $read
             }
         }
 
+        $(#[$attr])*
         #[cfg(feature = "tokio-io")]
         impl<$($gen)*> tokio::io::AsyncRead for $ty {
             fn poll_read(
@@ -429,41 +438,61 @@ macro_rules! impl_async_io {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut tokio::io::ReadBuf<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                let n = std::task::ready!(self.io().poll_read(cx, buf.initialize_unfilled()))?;
+                let unfilled = buf.initialize_unfilled();
+                let n = std::task::ready!(futures_io::AsyncRead::poll_read(self, cx, unfilled))?;
                 buf.advance(n);
                 std::task::Poll::Ready(Ok(()))
             }
         }
     };
-    (write, [$($gen:tt)*], $ty:ty) => {
-        $crate::net::io::impl_async_io!(futures_io::AsyncWrite, poll_close, [$($gen)*], $ty);
-        #[cfg(feature = "tokio-io")]
-        $crate::net::io::impl_async_io!(tokio::io::AsyncWrite, poll_shutdown, [$($gen)*], $ty);
+    (
+        write $(#[$attr:meta])* [$($gen:tt)*] $ty:ty,
+        |$this:ident, $cx:ident, $buf:ident| $write:expr,
+        flush |$fthis:ident, $fcx:ident| $flush:expr,
+        shutdown |$sthis:ident, $scx:ident| $shutdown:expr $(,)?
+    ) => {
+        $crate::net::impl_async_io!(
+            @write $(#[$attr])* futures_io::AsyncWrite, poll_close, [$($gen)*] $ty,
+            |$this, $cx, $buf| $write, |$fthis, $fcx| $flush, |$sthis, $scx| $shutdown
+        );
+        $crate::net::impl_async_io!(
+            @write $(#[$attr])* #[cfg(feature = "tokio-io")] tokio::io::AsyncWrite,
+            poll_shutdown, [$($gen)*] $ty,
+            |$this, $cx, $buf| $write, |$fthis, $fcx| $flush, |$sthis, $scx| $shutdown
+        );
     };
     // The write traits, which differ only in the name of the method that shuts down.
-    ($trait:path, $shutdown:ident, [$($gen:tt)*], $ty:ty) => {
+    (
+        @write $(#[$attr:meta])* $trait:path, $shutdown_fn:ident, [$($gen:tt)*] $ty:ty,
+        |$this:ident, $cx:ident, $buf:ident| $write:expr,
+        |$fthis:ident, $fcx:ident| $flush:expr,
+        |$sthis:ident, $scx:ident| $shutdown:expr
+    ) => {
+        $(#[$attr])*
         impl<$($gen)*> $trait for $ty {
             fn poll_write(
                 self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
+                $cx: &mut std::task::Context<'_>,
+                $buf: &[u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                self.io().poll_write(cx, buf)
+                let $this = self.get_mut();
+                $write
             }
 
             fn poll_flush(
                 self: std::pin::Pin<&mut Self>,
-                _cx: &mut std::task::Context<'_>,
+                $fcx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                // Nothing is buffered.
-                std::task::Poll::Ready(Ok(()))
+                let $fthis = self.get_mut();
+                $flush
             }
 
-            fn $shutdown(
+            fn $shutdown_fn(
                 self: std::pin::Pin<&mut Self>,
-                _cx: &mut std::task::Context<'_>,
+                $scx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                self.io().poll_shutdown()
+                let $sthis = self.get_mut();
+                $shutdown
             }
         }
     };

@@ -228,8 +228,13 @@ macro_rules! impl_stream {
 
         impl super::stream::SplitStream for $ty {}
 
-        super::io::impl_async_io!(read, [], $ty);
-        super::io::impl_async_io!(write, [], $ty);
+        super::io::impl_async_io!(read [] $ty, |this, cx, buf| this.io().poll_read(cx, buf));
+        super::io::impl_async_io!(write [] $ty,
+            |this, cx, buf| this.io().poll_write(cx, buf),
+            // Nothing is buffered.
+            flush |_this, _cx| std::task::Poll::Ready(Ok(())),
+            shutdown |this, _cx| this.io().poll_shutdown(),
+        );
         super::impl_as_socket!($ty);
 
         impl std::fmt::Debug for $ty {
@@ -398,8 +403,13 @@ impl<S: SplitStream> fmt::Debug for WriteHalf<S> {
     }
 }
 
-impl_async_io!(read, [S: SplitStream], ReadHalf<S>);
-impl_async_io!(write, [S: SplitStream], WriteHalf<S>);
+impl_async_io!(read [S: SplitStream] ReadHalf<S>, |this, cx, buf| this.io().poll_read(cx, buf));
+impl_async_io!(write [S: SplitStream] WriteHalf<S>,
+    |this, cx, buf| this.io().poll_write(cx, buf),
+    // Nothing is buffered.
+    flush |_this, _cx| std::task::Poll::Ready(Ok(())),
+    shutdown |this, _cx| this.io().poll_shutdown(),
+);
 
 /// The error of [`ReadHalf::reunite`]: the halves are of two different streams. It
 /// gives them back.
