@@ -482,14 +482,19 @@ impl<T> State<T> {
             }
         };
         self.wake_senders();
+        self.wake_after_take();
+        Some(item)
+    }
+
+    /// After an item was taken: the next receiver, if there are more; if that was the
+    /// last (one handed back, say, while receives waited for it to be taken or to come
+    /// back), every receiver, which now sees the end.
+    fn wake_after_take(&mut self) {
         if self.buffered() > 0 {
             self.wake_receivers();
         } else if self.ended() {
-            // That was the last item (one handed back, say, while receives waited for it
-            // to come back or not): the others learn that the stream has ended.
             self.wake_all_receivers();
         }
-        Some(item)
     }
 
     /// Gives memory back as the buffer drains: once it is at most a quarter full, down to
@@ -622,13 +627,7 @@ impl<T> State<T> {
             if self.recv.waiters.node(i).slot.is_some() {
                 let w = self.recv.remove(i);
                 *id = None;
-                if self.buffered() > 0 {
-                    self.wake_receivers();
-                } else if self.ended() {
-                    // That was the last item: receives that waited for it to be taken
-                    // or to come back now see the end.
-                    self.wake_all_receivers();
-                }
+                self.wake_after_take();
                 return Poll::Ready(Ok(w.slot.expect("checked").1));
             }
         }
