@@ -1844,16 +1844,8 @@ impl Node {
     /// follows fixed links only (invariant 6), without locks or reference counts, so it
     /// stops at the root of a task that `start` may move.
     pub(crate) fn is_under(&self, ancestor: *const ()) -> bool {
-        let mut cur: &Node = self;
-        loop {
-            if cur.is_at(ancestor) {
-                return true;
-            }
-            match cur.fixed_parent() {
-                Some(parent) => cur = parent,
-                None => return false,
-            }
-        }
+        std::iter::successors(Some(self), |node| node.fixed_parent().map(|p| &**p))
+            .any(|node| node.is_at(ancestor))
     }
 
     /// Whether `parent` is this node's parent.
