@@ -457,19 +457,6 @@ impl<E> Shared<E> {
             .map_err(|_| SpawnError(()))
     }
 
-    /// Closes the nursery whatever is left: its future is gone. Children still running
-    /// finish on their own; nobody is woken when they do.
-    fn close(&self) {
-        self.state.fetch_or(CLOSED, Ordering::AcqRel);
-    }
-
-    /// Closes the nursery if no child is left. Succeeds at most once.
-    fn try_close(&self) -> bool {
-        self.state
-            .compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
     /// Records a failure of the task called `task` (`None`: of the body) and cancels
     /// the nursery (N2).
     fn record_failure(&self, error: E, task: Option<&Label>) {
@@ -577,12 +564,14 @@ impl<E> Kind<E> for Spawned {
 
     fn close(&mut self, shared: &Shared<E>, cx: &mut Context<'_>) -> Option<Closed<E, ()>> {
         shared.waker.register(cx.waker());
-        if !shared.try_close() {
-            return None;
-        }
+        // Closes the nursery if no child is left (at most once).
+        shared
+            .state
+            .compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
         // Every child has finished and no more can be spawned. Free what children
         // finishing on other threads left, rather than keep it for as long as a `Nursery`
-        // clone outlives the nursery. (`try_close` acquired the children's writes.)
+        // clone outlives the nursery. (The exchange acquired the children's writes.)
         shared.graves.reap(context::thread_mark());
         Some(Closed {
             record: shared.lock().take(),
@@ -593,8 +582,9 @@ impl<E> Kind<E> for Spawned {
 
     fn shut(&mut self, shared: &Shared<E>) {
         // Nobody will wait for a child spawned from now on: spawning fails (a nursery
-        // that finished is closed already).
-        shared.close();
+        // that finished is closed already). Children still running finish on their own;
+        // nobody is woken when they do.
+        shared.state.fetch_or(CLOSED, Ordering::AcqRel);
     }
 
     fn abort(&mut self, _: &Shared<E>) -> Option<Panic> {
