@@ -385,15 +385,8 @@ pub(crate) fn drop_cancelled<R>(
     if thread_key() == 0 {
         return drop();
     }
-    let node = slot
-        .as_ref()
-        .map_or(std::ptr::null(), |n| Arc::as_ptr(n).cast::<()>());
-    enter_with(slot, rt, waker, || {
-        CURRENT.with(|c| {
-            let _reset = PutBack(&c.dropping, c.dropping.replace(node));
-            drop()
-        })
-    })
+    // Entered, the task's node is the current one, which marks the drop.
+    enter_with(slot, rt, waker, || drop_cancelled_body(drop))
 }
 
 /// Drops the body of a cancelled scope or nursery with `drop`, in the current context
