@@ -206,7 +206,7 @@ impl Future for Sleep {
         // The instant of a word is made only where it is needed (a registration, the end).
         let deadline = || far.unwrap_or_else(|| word_deadline(word.expect("a word")));
         let (poll, released) = context::with_here(cx.waker(), false, |here| {
-            reg.poll_fixed(word, deadline, here, None, cx)
+            reg.poll::<true>(word, deadline, here, None, cx)
         });
         released.release();
         if poll.is_pending() {
@@ -260,7 +260,7 @@ impl Sleep {
                 Some(d) if d <= now => (State::Passed, Poll::Pending, Reg::Idle, None),
                 Some(d) => {
                     let mut reg = Reg::Idle;
-                    let (poll, released) = reg.poll_fixed(word, || d, here, Some(now), cx);
+                    let (poll, released) = reg.poll::<true>(word, || d, here, Some(now), cx);
                     let state = match word {
                         Some(word) => State::Waiting(word, reg),
                         None => State::WaitingFar(reg),

@@ -499,7 +499,7 @@ pub(crate) enum Reg {
     /// A timer of its own for a deadline that never moves (a sleep's), armed for that
     /// deadline itself: the executor's timer, kept here rather than in a [`Private`] box,
     /// so that a child parked in a sleep keeps no more than its executor timer (see
-    /// [`Reg::poll_fixed`]). The caller keeps the deadline.
+    /// [`Reg::poll`] with `FIXED`). The caller keeps the deadline.
     Own {
         timer: Pin<Box<dyn Sleep>>,
         /// The runtime that made the timer ([`runtime_id`]): polled under another one (a
@@ -541,41 +541,18 @@ impl Reg {
     /// again if the deadline has not passed (invariant 3). A deadline without a word
     /// (centuries away) gets a timer of its own.
     ///
+    /// `FIXED` is for a registrant whose deadline never changes once it is first polled
+    /// (a sleep): a timer of its own is then kept in place ([`Reg::Own`]), without the box
+    /// of [`Private`] around it, as its deadline is the caller's. A scope, whose deadline a
+    /// handle may move, keeps its word in the box; so does a deadline without a word, whose
+    /// box keeps it for the sleep ([`Reg::private_deadline`]).
+    ///
     /// # Panics
     ///
     /// Outside hatchery, when it must register (a sleep first polled inside a task and
     /// then moved out of hatchery; a scope panics before, as it has no context).
     #[inline]
-    pub(crate) fn poll(
-        &mut self,
-        word: Option<i64>,
-        deadline: impl Fn() -> Instant,
-        here: Here<'_>,
-        now: Option<Instant>,
-        cx: &mut Context<'_>,
-    ) -> (Poll<()>, Reg) {
-        self.poll_as::<false>(word, deadline, here, now, cx)
-    }
-
-    /// [`poll`](Reg::poll) for a registrant whose deadline never changes once it is
-    /// first polled (a sleep): a timer of its own is then kept in place ([`Reg::Own`]),
-    /// without the box of [`Private`] around it, as its deadline is the caller's. A scope,
-    /// whose deadline a handle may move, keeps its word in the box; so does a deadline
-    /// without a word, whose box keeps it for the sleep ([`Reg::private_deadline`]).
-    #[inline]
-    pub(crate) fn poll_fixed(
-        &mut self,
-        word: Option<i64>,
-        deadline: impl Fn() -> Instant,
-        here: Here<'_>,
-        now: Option<Instant>,
-        cx: &mut Context<'_>,
-    ) -> (Poll<()>, Reg) {
-        self.poll_as::<true>(word, deadline, here, now, cx)
-    }
-
-    #[inline]
-    fn poll_as<const FIXED: bool>(
+    pub(crate) fn poll<const FIXED: bool>(
         &mut self,
         word: Option<i64>,
         deadline: impl Fn() -> Instant,
@@ -632,7 +609,7 @@ impl Reg {
             }
         }
         let (deadline, now) = (word_deadline(word), word_deadline(now));
-        self.poll(Some(word), || deadline, here, Some(now), cx)
+        self.poll::<false>(Some(word), || deadline, here, Some(now), cx)
     }
 
     /// The slow path of [`poll`](Reg::poll): registers anew.
@@ -660,7 +637,7 @@ impl Reg {
             }
         }
         let at = rt::wake_at(&**rt, deadline, now);
-        // (A deadline without a word gets a `Private`, which keeps it: see `poll_fixed`.)
+        // (A deadline without a word gets a `Private`, which keeps it: see `poll`.)
         if fixed && word.is_some() && at == deadline {
             let mut timer = rt.sleep_until(at);
             let mut done = false;

@@ -650,7 +650,7 @@ impl Core {
         let (poll, released) = context::with_here(cx.waker(), true, |here| match (word, now) {
             // Both as words (a timeout counted from the entry's reading as a word).
             (Some(word), Limit::EnteredWord(now)) => timer.poll_word(word, now, here, cx),
-            (_, now) => timer.poll(word, deadline, here, now.entry_reading(), cx),
+            (_, now) => timer.poll::<false>(word, deadline, here, now.entry_reading(), cx),
         });
         released.release();
         if poll.is_ready() {
@@ -752,7 +752,7 @@ fn poll_deferred<F: Future>(
     let timer = &mut core.timer;
     let watched = context::with_here_unless_cancelled_here(cx.waker(), |here| match entry {
         Some((now, _)) => timer.poll_word(word, now, here, cx),
-        None => timer.poll(Some(word), || word_deadline(word), here, None, cx),
+        None => timer.poll::<false>(Some(word), || word_deadline(word), here, None, cx),
     });
     // The deadline has passed, or the parent is cancelled: as an entered scope.
     if let Some((poll, released)) = watched {
