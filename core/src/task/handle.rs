@@ -222,10 +222,7 @@ impl<T> Output<T> {
     /// its own. Takes no lock then (handle invariant 1).
     #[inline]
     fn abandon(&self, node: &Node) -> Option<Result<T, JoinError>> {
-        match node.let_go_handle() {
-            true => self.take_done(node),
-            false => None,
-        }
+        node.let_go_handle().then(|| self.take_done(node)).flatten()
     }
 
     /// [`abandon`](Output::abandon) for a join, which may have left its waker in the
