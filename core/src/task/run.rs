@@ -489,11 +489,9 @@ where
             // Nobody takes the value: drop it with the future, so that a panic in its
             // destructor is the task's, and goes where its end goes (to `start`'s caller
             // if it ended before `started`).
-            if let Some(v) = value.take() {
-                if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(v))) {
-                    if !matches!(end, End::Panicked(_)) {
-                        end = End::Panicked(p);
-                    }
+            if let Err(p) = value.take().map_or(Ok(()), drop_caught) {
+                if !matches!(end, End::Panicked(_)) {
+                    end = End::Panicked(p);
                 }
             }
         }
@@ -546,18 +544,14 @@ where
         } else {
             Some(result)
         };
-        if let Some(result) = unwanted {
-            if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(result))) {
-                // The value's destructor panicked: a panic of the task like any other.
-                group.panicked(p, Some(self.output.label()));
-            }
+        if let Err(p) = unwanted.map_or(Ok(()), drop_caught) {
+            // The value's destructor panicked: a panic of the task like any other.
+            group.panicked(p, Some(self.output.label()));
         }
         // A value returned by a future whose own drop then panicked: the panic won, and
         // the value goes now, before the nursery hears that this child is done.
-        if let Some(v) = value {
-            if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(v))) {
-                group.panicked(p, Some(self.output.label()));
-            }
+        if let Err(p) = value.map_or(Ok(()), drop_caught) {
+            group.panicked(p, Some(self.output.label()));
         }
         // A scope future first polled in this task and kept elsewhere no longer follows
         // the task's cancellation (node invariant 9).
@@ -580,6 +574,12 @@ fn trace_end<E: 'static>(node: &Node, end: &End<E>) {
         End::Panicked(p) => trace::panicked(&**p, true),
         End::Cancelled => trace::cancelled(node, None),
     }
+}
+
+/// Drops `x`, catching a panic in its destructor.
+#[inline]
+fn drop_caught<X>(x: X) -> std::thread::Result<()> {
+    catch_unwind(AssertUnwindSafe(|| drop(x)))
 }
 
 /// The waker of a task the executor dropped: nothing polls it any more.
