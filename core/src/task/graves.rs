@@ -64,15 +64,12 @@ impl Graves {
     fn keep(&self, cell: Arc<Node>) {
         let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
         dead.push(cell);
-        if dead.len() < DEAD_MAX {
-            self.dead_len.store(dead.len(), Ordering::Relaxed);
-            return;
+        self.dead_len.store(dead.len(), Ordering::Relaxed);
+        if dead.len() >= DEAD_MAX {
+            // Nobody came to free them: free them here after all.
+            drop(dead);
+            self.free_dead();
         }
-        // Nobody came to free them: free them here after all, outside the lock.
-        let batch = std::mem::take(&mut *dead);
-        self.dead_len.store(0, Ordering::Relaxed);
-        drop(dead);
-        drop(batch);
     }
 
     /// Frees what tasks that finished on other threads left ([`bury`](Graves::bury)),
