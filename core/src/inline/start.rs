@@ -128,86 +128,6 @@ impl<V, E, C> Drop for InlineRun<V, E, C> {
     }
 }
 
-/// The kind's part of `start`, the same for a `Send` child and a local one but for how
-/// the child is stored (`store`).
-fn launch<V, E, C>(
-    run: &mut InlineRun<V, E, C>,
-    caller: &Ctx,
-    site: &'static Location<'static>,
-    store: impl FnOnce(Label) -> C,
-) {
-    // Under the caller's scope, which must reach it through its list (a movable root is
-    // not walked through).
-    let own = Arc::new(Node::task_root(&caller.node, run.shared.waker_ext(true)));
-    let node: Arc<Node> = own.clone();
-    node.link();
-    drop(run.hand.child_made(node.clone(), &run.shared.node));
-    run.slot.child_made(node.clone(), run.shared.node.clone());
-    run.site = site;
-    run.running = Some(Running {
-        child: store(Label::at(site)),
-        own,
-        node: Some(node),
-        polled: false,
-    });
-}
-
-/// Polls the child once in its own context (unless it was cancelled at a suspension
-/// point), then hands it to the nursery if it has started, or ends it.
-fn drive<V, E, C>(run: &mut InlineRun<V, E, C>, cx: &mut Context<'_>)
-where
-    C: Future<Output = Result<(), E>> + Unpin,
-{
-    let Some(r) = run.running.as_mut() else {
-        return;
-    };
-    let polled = if r.polled && r.own.should_drop() {
-        None
-    } else {
-        r.polled = true;
-        let (child, slot) = (&mut r.child, &mut r.node);
-        let rt = &run.shared.rt;
-        Some(catch_unwind(AssertUnwindSafe(|| {
-            context::enter_with(slot, rt, cx.waker(), || Pin::new(child).poll(cx))
-        })))
-    };
-    run.take_started();
-    let end = match polled {
-        Some(Ok(Poll::Pending)) => {
-            let own = &run.running.as_ref().expect("a running child").own;
-            own.register(cx.waker());
-            if run.hand.has_started() {
-                run.hand_over();
-                return;
-            }
-            if !own.should_drop() {
-                return;
-            }
-            // Cancelled during this poll: dropped at this suspension point.
-            End::Cancelled
-        }
-        None => End::Cancelled,
-        Some(Ok(Poll::Ready(Ok(())))) => End::Value(()),
-        Some(Ok(Poll::Ready(Err(e)))) => End::Failed(e),
-        Some(Err(p)) => End::Panicked(p as Panic),
-    };
-    run.end(end, cx.waker());
-}
-
-/// A start's own part: the handshake, and the token's slot.
-fn prepare<V, E, C>(shared: &Arc<Shared<E, C>>) -> (InlineRun<V, E, C>, TaskStatus<V>) {
-    let slot = InlineSlot::new();
-    let status = TaskStatus::inline(slot.clone());
-    let run = InlineRun {
-        hand: Hand::new(),
-        slot,
-        shared: shared.clone(),
-        running: None,
-        site: Location::caller(),
-    };
-    (run, status)
-}
-
 /// The start of a child of `$child`, written once for both inline kinds, which differ only
 /// in the bound `$send` on the child's future, its value and the start's (`Send`, or
 /// none), and in the owner's type (`cell::$owner` makes it).
@@ -220,11 +140,21 @@ macro_rules! inline_starts {
             T: $($send +)? 'env,
             V: $($send)?,
         {
+            /// A start's own part: the handshake, and the token's slot.
             fn prepare(
                 shared: &Arc<Shared<E, Self>>,
                 _: bool,
             ) -> (InlineRun<V, E, Self>, TaskStatus<V>) {
-                prepare(shared)
+                let slot = InlineSlot::new();
+                let status = TaskStatus::inline(slot.clone());
+                let run = InlineRun {
+                    hand: Hand::new(),
+                    slot,
+                    shared: shared.clone(),
+                    running: None,
+                    site: Location::caller(),
+                };
+                (run, status)
             }
 
             fn admit(shared: &Arc<Shared<E, Self>>) -> bool {
@@ -240,15 +170,63 @@ macro_rules! inline_starts {
             ) {
                 // The child's own value is dropped when it returns, as a started task's is.
                 let fut = async move { fut.await.map(drop) };
-                launch(run, caller, site, |label| $child(cell::$owner(fut, label)));
+                // Under the caller's scope, which must reach it through its list (a movable
+                // root is not walked through).
+                let own = Arc::new(Node::task_root(&caller.node, run.shared.waker_ext(true)));
+                let node: Arc<Node> = own.clone();
+                node.link();
+                drop(run.hand.child_made(node.clone(), &run.shared.node));
+                run.slot.child_made(node.clone(), run.shared.node.clone());
+                run.site = site;
+                run.running = Some(Running {
+                    child: $child(cell::$owner(fut, Label::at(site))),
+                    own,
+                    node: Some(node),
+                    polled: false,
+                });
             }
 
+            /// Polls the child once in its own context (unless it was cancelled at a
+            /// suspension point), then hands it to the nursery if it has started, or ends it.
             fn drive(
                 run: &mut InlineRun<V, E, Self>,
                 _: &Arc<Shared<E, Self>>,
                 cx: &mut Context<'_>,
             ) {
-                drive(run, cx);
+                let Some(r) = run.running.as_mut() else {
+                    return;
+                };
+                let polled = if r.polled && r.own.should_drop() {
+                    None
+                } else {
+                    r.polled = true;
+                    let (child, slot) = (&mut r.child, &mut r.node);
+                    let rt = &run.shared.rt;
+                    Some(catch_unwind(AssertUnwindSafe(|| {
+                        context::enter_with(slot, rt, cx.waker(), || Pin::new(child).poll(cx))
+                    })))
+                };
+                run.take_started();
+                let end = match polled {
+                    Some(Ok(Poll::Pending)) => {
+                        let own = &run.running.as_ref().expect("a running child").own;
+                        own.register(cx.waker());
+                        if run.hand.has_started() {
+                            run.hand_over();
+                            return;
+                        }
+                        if !own.should_drop() {
+                            return;
+                        }
+                        // Cancelled during this poll: dropped at this suspension point.
+                        End::Cancelled
+                    }
+                    None => End::Cancelled,
+                    Some(Ok(Poll::Ready(Ok(())))) => End::Value(()),
+                    Some(Ok(Poll::Ready(Err(e)))) => End::Failed(e),
+                    Some(Err(p)) => End::Panicked(p as Panic),
+                };
+                run.end(end, cx.waker());
             }
 
             fn with_hand<R>(
