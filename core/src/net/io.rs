@@ -407,12 +407,20 @@ impl fmt::Debug for Shared {
     }
 }
 
-/// Implements `futures_io::AsyncRead` or `AsyncWrite` (and tokio's, with the `tokio-io`
-/// feature) for an `Unpin` type, from closure-like expressions over `&mut Self`: `read`
-/// with its `poll_read`, or `write` with its `poll_write`, `poll_flush` and the shutdown
-/// (futures' `poll_close`, tokio's `poll_shutdown`); then attributes for the impls (their
-/// docs), the generics in brackets, the type. Tokio's `poll_read` reads into the
-/// unfilled part of its buffer through the same expression.
+/// Implements `futures_io::AsyncRead` or `AsyncWrite`, and tokio's with the `tokio-io`
+/// feature, for an `Unpin` type, from closure-like expressions over `this: &mut Self`:
+///
+/// ```text
+/// impl_async_io!(read #[doc = ".."]* [generics] Type, |this, cx, buf| poll_read);
+/// impl_async_io!(write #[doc = ".."]* [generics] Type,
+///     |this, cx, buf| poll_write,
+///     flush |this, cx| poll_flush,
+///     shutdown |this, cx| poll_close_or_shutdown,
+/// );
+/// ```
+///
+/// The attributes (the impls' docs) go on both traits' impls. Tokio's `poll_read` reads
+/// into the unfilled part of its buffer through the futures impl.
 macro_rules! impl_async_io {
     (
         read $(#[$attr:meta])* [$($gen:tt)*] $ty:ty,

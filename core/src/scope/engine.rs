@@ -323,10 +323,13 @@ fn after_body<F: Future>(
             Poll::Ready(Outcome::Done(v))
         }
         // Dropped if it is cancelled and nothing inside holds it.
-        Poll::Pending => match core.after_pending(by_parent, was_cancelled, cx) {
-            true => finish_cancelled(body, core),
-            false => Poll::Pending,
-        },
+        Poll::Pending => {
+            if core.after_pending(by_parent, was_cancelled, cx) {
+                finish_cancelled(body, core)
+            } else {
+                Poll::Pending
+            }
+        }
     }
 }
 
