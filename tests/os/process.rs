@@ -618,6 +618,37 @@ async fn the_async_read_and_write_traits_work_on_the_pipes() {
     child.wait().await.unwrap();
 }
 
+/// Tokio's traits on the pipes (the `tokio-io` feature): a write, flush and shutdown
+/// (which closes the pipe, so `cat` ends), then stdout and stderr read to their ends.
+#[hatchery::test]
+async fn tokio_s_async_read_and_write_traits_work_on_the_pipes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut child = Command::new("sh")
+        .args(["-c", "cat; echo err >&2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    AsyncWriteExt::write_all(&mut stdin, b"tokio")
+        .await
+        .unwrap();
+    AsyncWriteExt::flush(&mut stdin).await.unwrap();
+    AsyncWriteExt::shutdown(&mut stdin).await.unwrap();
+    let mut out = Vec::new();
+    AsyncReadExt::read_to_end(child.stdout.as_mut().unwrap(), &mut out)
+        .await
+        .unwrap();
+    assert_eq!(out, b"tokio");
+    let mut err = String::new();
+    AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut err)
+        .await
+        .unwrap();
+    assert_eq!(err, "err\n");
+    assert!(child.wait().await.unwrap().success());
+}
+
 /// A child spawned outside any runtime (plain code): no pipes, nothing registered; it
 /// is killed and reaped when dropped.
 #[test]
