@@ -233,12 +233,6 @@ impl<T: Send + 'static> Job<T> {
     }
 }
 
-impl<T> fmt::Debug for Job<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Job").finish_non_exhaustive()
-    }
-}
-
 /// What a [`File`](super::File) or [`ReadDir`](super::ReadDir) needs to start jobs: its
 /// runtime and file limiter, looked up at its first job, and a wait for a token that
 /// outlives a dropped operation (the next one takes it over).
@@ -303,12 +297,4 @@ impl Worker {
 fn with_limiter(rt: Arc<dyn Runtime>) -> (Arc<dyn Runtime>, Arc<CapacityLimiter>) {
     let limiter = limiter::default_of(&rt, Kind::Files);
     (rt, limiter)
-}
-
-impl fmt::Debug for Worker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Worker")
-            .field("waiting_for_token", &self.acquire.is_some())
-            .finish_non_exhaustive()
-    }
 }
