@@ -84,16 +84,6 @@ where
     .await
 }
 
-/// A checkpoint that never yields (rule X1): `Pending` for good in a cancelled scope,
-/// which drops the operation there; `Ready` at once otherwise.
-pub(super) async fn enter() {
-    std::future::poll_fn(|_| match context::current_cancelled() {
-        true => Poll::Pending,
-        false => Poll::Ready(()),
-    })
-    .await
-}
-
 /// A path's error with the path and what was done to it: the system's kind, and the
 /// system's error as its source.
 #[derive(Debug)]
