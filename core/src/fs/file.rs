@@ -125,27 +125,18 @@ impl Buf {
     }
 }
 
-/// What a job did.
+/// What a job did, if it did not fail.
 enum Op {
-    Read(io::Result<usize>),
-    Write(io::Result<()>),
-    Seek(io::Result<u64>),
-}
-
-impl Op {
-    fn err(self) -> Option<io::Error> {
-        match self {
-            Op::Read(Err(e)) | Op::Write(Err(e)) | Op::Seek(Err(e)) => Some(e),
-            _ => None,
-        }
-    }
+    Read(usize),
+    Write,
+    /// The new position, and the seek asked for if `poll_seek` started it (for it to
+    /// know its own).
+    Seek(u64, Option<SeekFrom>),
 }
 
 enum State {
     Idle(Buf),
-    /// A job in flight, and the seek it does if it is one (for `poll_seek` to know its
-    /// own).
-    Busy(Job<(Op, Buf)>, Option<SeekFrom>),
+    Busy(Job<(io::Result<Op>, Buf)>),
 }
 
 /// An open file: read, write and seek on hatchery's worker threads, buffered so that a
@@ -344,20 +335,19 @@ impl File {
     }
 
     /// Waits for the job in flight, if any, and takes its buffer back (invariant 1):
-    /// `None` if there was none, else what it did and the seek it was.
-    fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<Option<(Op, Option<SeekFrom>)>> {
-        let State::Busy(job, seek) = &mut self.state else {
-            return Poll::Ready(None);
+    /// `None` if there was none, else what it did, or its error.
+    fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Op>>> {
+        let State::Busy(job) = &mut self.state else {
+            return Poll::Ready(Ok(None));
         };
-        let seek = *seek;
         let done = ready!(job.poll(cx));
         let (op, buf) = match done {
             Ok(done) => done,
             // The runtime dropped the job, and the bytes in it.
-            Err(e) => (Op::Write(Err(e)), Buf::default()),
+            Err(e) => (Err(e), Buf::default()),
         };
         self.state = State::Idle(buf);
-        Poll::Ready(Some((op, seek)))
+        Poll::Ready(op.map(Some))
     }
 
     /// The idle buffer (after [`File::poll_done`]).
@@ -372,8 +362,7 @@ impl File {
     fn poll_start(
         &mut self,
         cx: &mut Context<'_>,
-        seek: Option<SeekFrom>,
-        f: impl FnOnce(&std::fs::File, &mut Buf) -> Op + Send + 'static,
+        f: impl FnOnce(&std::fs::File, &mut Buf) -> io::Result<Op> + Send + 'static,
     ) -> Poll<()> {
         let token = ready!(self.worker.poll_token(cx));
         let mut buf = std::mem::take(self.buf());
@@ -382,13 +371,13 @@ impl File {
             let op = f(&file, &mut buf);
             (op, buf)
         });
-        self.state = State::Busy(job, seek);
+        self.state = State::Busy(job);
         Poll::Ready(())
     }
 
     /// Starts writing out the buffer.
     fn poll_start_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        ready!(self.poll_start(cx, None, |file, buf| Op::Write(buf.write_out(file))));
+        ready!(self.poll_start(cx, |file, buf| buf.write_out(file).map(|()| Op::Write)));
         self.grow();
         Poll::Ready(())
     }
@@ -403,9 +392,10 @@ impl File {
         if self.buf().unread() == 0 {
             return Poll::Ready(false);
         }
-        ready!(self.poll_start(cx, None, |mut file, buf| {
+        ready!(self.poll_start(cx, |mut file, buf| {
             let back = buf.discard_read();
-            Op::Seek(file.seek(SeekFrom::Current(back)))
+            file.seek(SeekFrom::Current(back))
+                .map(|n| Op::Seek(n, None))
         }));
         Poll::Ready(true)
     }
@@ -417,13 +407,9 @@ impl File {
             return Poll::Pending; // invariant 3
         }
         loop {
-            match ready!(self.poll_done(cx)) {
-                // The end of the file (this read's, or that of one dropped before).
-                Some((Op::Read(Ok(0)), _)) => return Poll::Ready(Ok(())),
-                Some((Op::Read(Err(e)) | Op::Write(Err(e)) | Op::Seek(Err(e)), _)) => {
-                    return Poll::Ready(Err(e))
-                }
-                Some(_) | None => {}
+            // The end of the file (this read's, or that of one dropped before).
+            if let Some(Op::Read(0)) = ready!(self.poll_done(cx))? {
+                return Poll::Ready(Ok(()));
             }
             let buf = self.buf();
             if buf.unread() > 0 {
@@ -434,7 +420,7 @@ impl File {
                 continue;
             }
             let n = want.clamp(self.chunk, MAX_BUF);
-            ready!(self.poll_start(cx, None, move |file, buf| Op::Read(buf.read_in(file, n))));
+            ready!(self.poll_start(cx, move |file, buf| buf.read_in(file, n).map(Op::Read)));
             self.grow();
         }
     }
@@ -465,9 +451,7 @@ impl File {
             return Poll::Pending; // invariant 3
         }
         loop {
-            if let Some(e) = ready!(self.poll_done(cx)).and_then(|(op, _)| op.err()) {
-                return Poll::Ready(Err(e));
-            }
+            ready!(self.poll_done(cx))?;
             if ready!(self.poll_start_unread(cx)) {
                 continue;
             }
@@ -494,9 +478,7 @@ impl File {
             return Poll::Pending; // invariant 3
         }
         loop {
-            if let Some(e) = ready!(self.poll_done(cx)).and_then(|(op, _)| op.err()) {
-                return Poll::Ready(Err(e));
-            }
+            ready!(self.poll_done(cx))?;
             if self.buf().unwritten() == 0 {
                 return Poll::Ready(Ok(()));
             }
@@ -510,13 +492,10 @@ impl File {
             return Poll::Pending; // invariant 3
         }
         loop {
-            match ready!(self.poll_done(cx)) {
+            match ready!(self.poll_done(cx))? {
                 // This seek's own job (rule X8).
-                Some((Op::Seek(r), Some(seek))) if seek == pos => return Poll::Ready(r),
-                Some((Op::Read(Err(e)) | Op::Write(Err(e)) | Op::Seek(Err(e)), _)) => {
-                    return Poll::Ready(Err(e))
-                }
-                Some(_) | None => {}
+                Some(Op::Seek(n, Some(seek))) if seek == pos => return Poll::Ready(Ok(n)),
+                _ => {}
             }
             let token = ready!(self.worker.poll_token(cx));
             self.chunk = CHUNK; // invariant 4
@@ -537,9 +516,9 @@ impl File {
             let file = self.std.clone();
             let job = self.worker.start(token, move || {
                 let r = buf.write_out(&file).and_then(|()| (&*file).seek(target));
-                (Op::Seek(r), buf)
+                (r.map(|n| Op::Seek(n, Some(pos))), buf)
             });
-            self.state = State::Busy(job, Some(pos));
+            self.state = State::Busy(job);
         }
     }
 
