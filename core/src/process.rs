@@ -1334,26 +1334,6 @@ impl Pipe {
         }
         Poll::Ready(Ok(()))
     }
-
-    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read(cx, buf)).await
-    }
-
-    async fn read_to_end(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        let before = buf.len();
-        poll_fn(|cx| self.poll_read_to_end(cx, buf)).await?;
-        Ok(buf.len() - before)
-    }
-
-    async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match poll_fn(|cx| self.poll_write(cx, buf)).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
-    }
 }
 
 impl fmt::Debug for Pipe {
@@ -1437,8 +1417,15 @@ impl ChildStdin {
     /// # Examples
     ///
     /// See [`Command::spawn`].
-    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.pipe()?.write_all(buf).await
+    pub async fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        let pipe = self.pipe()?;
+        while !buf.is_empty() {
+            match poll_fn(|cx| pipe.poll_write(cx, buf)).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => buf = &buf[n..],
+            }
+        }
+        Ok(())
     }
 
     /// Closes the pipe: the child reads the end of its input (once no other process
@@ -1495,10 +1482,6 @@ impl ChildStdin {
         })
     }
 
-    fn poll_write_pipe(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.pipe()?.poll_write(cx, buf)
-    }
-
     /// A checkpoint, then the pipe is closed (rule X14).
     fn poll_close_pipe(&mut self) -> Poll<io::Result<()>> {
         if crate::context::current_cancelled() {
@@ -1530,7 +1513,7 @@ macro_rules! read_methods {
             ///
             /// See [`Command::spawn`].
             pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                self.pipe.read(buf).await
+                poll_fn(|cx| self.pipe.poll_read(cx, buf)).await
             }
 
             /// Reads to the end (until the child closes it or exits), appending to `buf`;
@@ -1549,7 +1532,9 @@ macro_rules! read_methods {
             ///
             /// See [`Command::spawn`].
             pub async fn read_to_end(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-                self.pipe.read_to_end(buf).await
+                let before = buf.len();
+                poll_fn(|cx| self.pipe.poll_read_to_end(cx, buf)).await?;
+                Ok(buf.len() - before)
             }
         }
 
@@ -1566,7 +1551,7 @@ crate::net::impl_async_io!(
     /// [`ChildStdin::close`]: the child reads the end of its input (unlike
     /// `tokio::process::ChildStdin`, whose `shutdown` leaves it open until the drop).
     [] ChildStdin,
-    |this, cx, buf| this.poll_write_pipe(cx, buf),
+    |this, cx, buf| this.pipe()?.poll_write(cx, buf),
     flush |_this, _cx| Poll::Ready(Ok(())),
     shutdown |this, _cx| this.poll_close_pipe(),
 );
