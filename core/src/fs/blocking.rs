@@ -29,14 +29,20 @@ use crate::rt::Runtime;
 use crate::sync::{CapacityLimiter, CapacityToken, LimiterAcquireOwned};
 use crate::thread::limiter::{self, Kind};
 
+/// The runtime of the code being polled, if any, with its file limiter.
+fn current_ctx() -> Option<(Arc<dyn Runtime>, Arc<CapacityLimiter>)> {
+    let rt = context::with_current(|c| c.map(|c| c.rt.clone()))?;
+    let limiter = limiter::default_of(&rt, Kind::Files);
+    Some((rt, limiter))
+}
+
 /// The file limiter of the runtime of the code being polled.
 ///
 /// # Panics
 ///
 /// Outside a hatchery runtime.
 pub(super) fn current_limiter() -> Arc<CapacityLimiter> {
-    let rt = context::with_current(|c| c.expect(context::NO_RUNTIME).rt.clone());
-    limiter::default_of(&rt, Kind::Files)
+    current_ctx().expect(context::NO_RUNTIME).1
 }
 
 /// Runs the path operation `f` on a worker thread under the file limiter: rules X1 and
@@ -235,7 +241,7 @@ pub(super) struct Worker {
 impl Worker {
     /// A worker of the runtime of the code being polled, if any.
     pub(super) fn current() -> Worker {
-        let ctx = context::with_current(|c| c.map(|c| with_limiter(c.rt.clone())));
+        let ctx = current_ctx();
         Worker { ctx, acquire: None }
     }
 
@@ -276,15 +282,7 @@ impl Worker {
     }
 
     fn ctx(&mut self) -> &(Arc<dyn Runtime>, Arc<CapacityLimiter>) {
-        self.ctx.get_or_insert_with(|| {
-            let rt = context::with_current(|c| c.expect(context::NO_RUNTIME).rt.clone());
-            with_limiter(rt)
-        })
+        self.ctx
+            .get_or_insert_with(|| current_ctx().expect(context::NO_RUNTIME))
     }
-}
-
-/// A runtime, with its file limiter.
-fn with_limiter(rt: Arc<dyn Runtime>) -> (Arc<dyn Runtime>, Arc<CapacityLimiter>) {
-    let limiter = limiter::default_of(&rt, Kind::Files);
-    (rt, limiter)
 }
