@@ -30,19 +30,10 @@ use crate::sync::{CapacityLimiter, CapacityToken, LimiterAcquireOwned};
 use crate::thread::limiter::{self, Kind};
 
 /// The runtime of the code being polled, if any, with its file limiter.
-fn current_ctx() -> Option<(Arc<dyn Runtime>, Arc<CapacityLimiter>)> {
+pub(super) fn current_ctx() -> Option<(Arc<dyn Runtime>, Arc<CapacityLimiter>)> {
     let rt = context::with_current(|c| c.map(|c| c.rt.clone()))?;
     let limiter = limiter::default_of(&rt, Kind::Files);
     Some((rt, limiter))
-}
-
-/// The file limiter of the runtime of the code being polled.
-///
-/// # Panics
-///
-/// Outside a hatchery runtime.
-pub(super) fn current_limiter() -> Arc<CapacityLimiter> {
-    current_ctx().expect(context::NO_RUNTIME).1
 }
 
 /// Runs the path operation `f` on a worker thread under the file limiter: rules X1 and

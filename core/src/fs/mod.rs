@@ -146,7 +146,7 @@ use crate::sync::CapacityLimiter;
 /// # });
 /// ```
 pub fn limiter() -> Arc<CapacityLimiter> {
-    blocking::current_limiter()
+    blocking::current_ctx().expect(crate::context::NO_RUNTIME).1
 }
 
 /// A path operation: std's `$std` on a worker thread (rules X1, X2), its error naming
