@@ -1250,8 +1250,9 @@ async fn exchange(
 struct Pipe {
     #[cfg(unix)]
     io: Io,
+    /// No pipes elsewhere yet: none is made.
     #[cfg(not(unix))]
-    never: std::convert::Infallible,
+    io: std::convert::Infallible,
     /// A read returned the end of the stream.
     at_end: bool,
 }
@@ -1311,11 +1312,11 @@ impl Pipe {
     }
 
     fn poll_read(&mut self, _cx: &mut Context<'_>, _buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        match self.never {}
+        match self.io {}
     }
 
     fn poll_write(&self, _cx: &mut Context<'_>, _buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.never {}
+        match self.io {}
     }
 }
 
@@ -1338,13 +1339,7 @@ impl Pipe {
 
 impl fmt::Debug for Pipe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        #[cfg(unix)]
-        return fmt::Debug::fmt(&self.io, f);
-        #[cfg(not(unix))]
-        {
-            let _ = f;
-            match self.never {}
-        }
+        fmt::Debug::fmt(&self.io, f)
     }
 }
 
