@@ -1083,16 +1083,11 @@ impl Drop for File {
             .runtime()
             .cloned()
             .or_else(|| context::with_current(|c| c.map(|c| c.rt.clone())));
+        let mut write_out = move || drop(buf.write_out(&file));
         match rt {
-            Some(rt) => {
-                let _job: Job<()> = Job::spawn_with(&*rt, None, None, move || {
-                    let _ = buf.write_out(&file);
-                });
-            }
+            Some(rt) => drop(Job::<()>::spawn_with(&*rt, None, None, write_out)),
             // Outside any runtime: on this thread, which is no executor's of ours.
-            None => {
-                let _ = buf.write_out(&file);
-            }
+            None => write_out(),
         }
     }
 }
