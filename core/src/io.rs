@@ -246,9 +246,7 @@ impl<T> Async<T> {
     /// # }
     /// ```
     pub fn into_inner(self) -> T {
-        let Async { shared, inner } = self;
-        drop(shared);
-        inner
+        self.inner // `shared` drops as it returns: deregistered
     }
 
     /// Waits until the descriptor is readable: data, the end of a stream, a connection to
