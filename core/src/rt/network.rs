@@ -419,56 +419,41 @@ pub trait NetDatagram: Send + Sync {
 }
 
 impl fmt::Debug for dyn Network {
-    ///
-    /// # Examples
-    ///
-    /// See [`NetDatagram`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Network")
     }
 }
 
+/// A socket's `Debug`: `name` with those of `addrs` it can tell.
+fn debug_socket(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    addrs: &[(&str, io::Result<SocketAddr>)],
+) -> fmt::Result {
+    let mut d = f.debug_struct(name);
+    for (field, addr) in addrs {
+        if let Ok(a) = addr {
+            d.field(field, a);
+        }
+    }
+    d.finish()
+}
+
 impl fmt::Debug for dyn NetStream {
-    ///
-    /// # Examples
-    ///
-    /// See [`NetDatagram`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("NetStream");
-        if let Ok(a) = self.local_addr() {
-            d.field("local", &a);
-        }
-        if let Ok(a) = self.peer_addr() {
-            d.field("peer", &a);
-        }
-        d.finish()
+        let addrs = [("local", self.local_addr()), ("peer", self.peer_addr())];
+        debug_socket(f, "NetStream", &addrs)
     }
 }
 
 impl fmt::Debug for dyn NetListener {
-    ///
-    /// # Examples
-    ///
-    /// See [`NetDatagram`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("NetListener");
-        if let Ok(a) = self.local_addr() {
-            d.field("local", &a);
-        }
-        d.finish()
+        debug_socket(f, "NetListener", &[("local", self.local_addr())])
     }
 }
 
 impl fmt::Debug for dyn NetDatagram {
-    ///
-    /// # Examples
-    ///
-    /// See [`NetDatagram`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("NetDatagram");
-        if let Ok(a) = self.local_addr() {
-            d.field("local", &a);
-        }
-        d.finish()
+        debug_socket(f, "NetDatagram", &[("local", self.local_addr())])
     }
 }
