@@ -59,15 +59,12 @@ pub(crate) fn default_of(rt: &Arc<dyn Runtime>, kind: Kind) -> Arc<CapacityLimit
     let entry = {
         let mut defaults = lock(&DEFAULTS[k]);
         match defaults.iter().find(|e| is_of(e, rt)) {
-            Some(e) => (e.0.clone(), e.1.clone()),
+            Some(e) => e.clone(),
             None => {
                 defaults.retain(|e| e.0.strong_count() > 0);
-                let e = (
-                    Arc::downgrade(rt),
-                    Arc::new(CapacityLimiter::new(DEFAULT_TOKENS)),
-                );
-                defaults.push((e.0.clone(), e.1.clone()));
-                e
+                let limiter = Arc::new(CapacityLimiter::new(DEFAULT_TOKENS));
+                defaults.push((Arc::downgrade(rt), limiter.clone()));
+                (Arc::downgrade(rt), limiter)
             }
         }
     };
