@@ -141,15 +141,14 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let caller = worker()?;
-    let reply = Arc::new(Reply::new());
-    let sender = ReplySender(reply.clone());
-    // A scope of its own: when the caller's is cancelled, this one drops `fut` (and so
-    // the sender, which replies `Cancelled`) once nothing inside holds it, and stays
-    // pending; the waiting task then lets go of it.
-    let scope = CancelScope::new().run(async move { sender.send(fut.await) });
-    call(&*caller, reply, async move {
-        let _ = scope.await;
+    call(|sender| {
+        // A scope of its own: when the caller's is cancelled, this one drops `fut` (and so
+        // the sender, which replies `Cancelled`) once nothing inside holds it, and stays
+        // pending; the waiting task then lets go of it.
+        let scope = CancelScope::new().run(async move { sender.send(fut.await) });
+        async move {
+            let _ = scope.await;
+        }
     })
 }
 
@@ -195,10 +194,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let caller = worker()?;
-    let reply = Arc::new(Reply::new());
-    let sender = ReplySender(reply.clone());
-    call(&*caller, reply, async move { sender.send(f()) })
+    call(|sender| async move { sender.send(f()) })
 }
 
 /// Whether the task that started this thread with
@@ -249,14 +245,17 @@ fn worker() -> Result<Arc<dyn Caller>, FromThreadError> {
     current_caller().ok_or(FromThreadError::NotAWorkerThread)
 }
 
-/// Submits `fut` to `caller`'s waiting task and blocks until `reply` is filled.
-fn call<T: Send + 'static>(
-    caller: &dyn Caller,
-    reply: Arc<Reply<T>>,
-    fut: impl Future<Output = ()> + Send + 'static,
-) -> Result<T, FromThreadError> {
+/// Submits the future `make` builds around the reply's sender to the waiting task of this
+/// thread, and blocks until the reply is filled.
+fn call<T, Fut>(make: impl FnOnce(ReplySender<T>) -> Fut) -> Result<T, FromThreadError>
+where
+    T: Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let caller = worker()?;
+    let reply = Arc::new(Reply::new());
     let call = Call {
-        fut: Box::pin(fut),
+        fut: Box::pin(make(ReplySender(reply.clone()))),
         reply: reply.clone(),
     };
     if let Err(call) = caller.link().submit(call) {
