@@ -31,7 +31,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 
 use atomic_waker::AtomicWaker;
-use pin_project_lite::pin_project;
 
 use crate::context;
 use crate::node::Node;
@@ -350,23 +349,13 @@ impl Wake for Signal {
     }
 }
 
-pin_project! {
-    /// Polls `fut`, catching its panics: `Ok` with its output, or `Err` with a panic's
-    /// payload.
-    struct CatchUnwind<F> {
-        #[pin]
-        fut: F,
-    }
-}
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Panic>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let fut = self.project().fut;
-        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
-            Ok(polled) => polled.map(Ok),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
+/// Polls `fut` to its end, catching its panics: `Ok` with its output, or `Err` with a
+/// panic's payload.
+async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, Panic> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx).map(Ok)))
+            .unwrap_or_else(|panic| Poll::Ready(Err(panic)))
+    })
+    .await
 }

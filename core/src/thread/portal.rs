@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 
-use super::{block_on, in_async_code, lock, CatchUnwind, Panic};
+use super::{block_on, catch_panic, in_async_code, lock, Panic};
 use crate::sync::Event;
 use crate::{nursery, Nursery, TaskHandle, TaskStatus};
 
@@ -255,8 +255,7 @@ impl BlockingPortal {
         }
         // The task returns its panic rather than panicking: one call's panic must not
         // cancel the others (rule N3 would).
-        let fut = CatchUnwind { fut };
-        match calls.try_spawn(async move { Ok(fut.await) }) {
+        match calls.try_spawn(async move { Ok(catch_panic(fut).await) }) {
             Ok(handle) => Ok(PortalTask {
                 handle,
                 cancelled: AtomicBool::new(false),
