@@ -469,15 +469,12 @@ where
     };
     let out = nursery(|n: Nursery<Infallible>| async move {
         let serving = shared.clone();
-        if n.start(|ready| async move {
+        n.start(|ready| async move {
             serve(serving, Some(ready)).await;
             Ok(())
         })
         .await
-        .is_err()
-        {
-            unreachable!("hatchery: internal error: a portal that never served");
-        }
+        .unwrap_or_else(|_| unreachable!("hatchery: internal error: a portal that never served"));
         let out = body(portal).await;
         // No more calls; those in flight run to their end.
         shared.stop(false);
