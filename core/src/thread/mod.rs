@@ -78,16 +78,15 @@ impl<T> Reply<T> {
         }
     }
 
-    /// Fills the reply, unless it has been already (invariant 1).
+    /// Fills the reply, unless it has been already (invariant 1): `r` is then dropped on
+    /// return, after the lock (a parameter outlives the body's locals), as it may run
+    /// user code.
     fn send(&self, r: Result<T, Failed>) {
         let mut state = lock(&self.state);
         if let ReplyState::Empty = *state {
             *state = ReplyState::Full(r);
             drop(state);
             self.waker.wake();
-        } else {
-            drop(state);
-            // `r` is dropped here, outside the lock: it may run user code.
         }
     }
 
