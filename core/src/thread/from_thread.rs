@@ -258,9 +258,8 @@ where
         fut: Box::pin(make(ReplySender(reply.clone()))),
         reply: reply.clone(),
     };
-    if let Err(call) = caller.link().submit(call) {
-        // Dropped outside the link's lock.
-        drop(call);
+    // A closed link gives the call back, dropped here, outside its lock.
+    if caller.link().submit(call).is_err() {
         return Err(FromThreadError::Cancelled);
     }
     match block_on(reply.wait()) {
