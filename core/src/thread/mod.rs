@@ -211,12 +211,6 @@ impl Link {
         Ok(())
     }
 
-    /// Moves the queued calls to `into`, for the waiting task to poll.
-    fn take_calls(&self, into: &mut Vec<Call>) {
-        let mut calls = lock(&self.calls);
-        into.append(&mut calls.queue);
-    }
-
     /// Takes no more calls, and drops those queued (invariant 2).
     fn close(&self) {
         let queued = {

@@ -522,7 +522,7 @@ impl<T: Send + 'static> RunSync<T> {
     /// Polls the calls back from the thread, in the caller's context.
     fn poll_calls(&mut self, cx: &mut Context<'_>) {
         let calls = self.calls.get_mut().unwrap_or_else(|e| e.into_inner());
-        self.shared.link.take_calls(calls);
+        calls.append(&mut lock(&self.shared.link.calls).queue);
         calls.retain_mut(|call| call.poll(cx));
     }
 }
