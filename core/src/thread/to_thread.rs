@@ -534,22 +534,15 @@ impl<T: Send + 'static> Future for RunSync<T> {
         let this = &mut *self;
         loop {
             match &mut this.state {
-                State::Fresh(_) => {
-                    if context::current_cancelled() {
-                        return Poll::Pending;
+                State::Fresh(_) if context::current_cancelled() => return Poll::Pending,
+                State::Fresh(_) => match std::mem::replace(&mut this.state, State::Done) {
+                    State::Fresh(Limit::Default) => {
+                        this.state = State::Acquiring(default_limiter().acquire_owned())
                     }
-                    let State::Fresh(limit) = std::mem::replace(&mut this.state, State::Done)
-                    else {
-                        unreachable!()
-                    };
-                    match limit {
-                        Limit::Default => {
-                            this.state = State::Acquiring(default_limiter().acquire_owned())
-                        }
-                        Limit::Given(acquire) => this.state = State::Acquiring(acquire),
-                        Limit::Unlimited => this.start(None),
-                    }
-                }
+                    State::Fresh(Limit::Given(acquire)) => this.state = State::Acquiring(acquire),
+                    State::Fresh(Limit::Unlimited) => this.start(None),
+                    _ => unreachable!(),
+                },
                 State::Acquiring(acquire) => match Pin::new(acquire).poll(cx) {
                     // The wait checks for cancellation itself, and takes nothing then.
                     Poll::Pending => return Poll::Pending,
