@@ -590,13 +590,10 @@ mod unix {
         let i = match slots.iter().position(|s| s.signal == signal) {
             Some(i) => i,
             None => {
-                let restore = if default_disposition(signal) {
-                    let flag = Arc::new(AtomicBool::new(false));
+                let restore = default_disposition(signal).then(|| Arc::new(AtomicBool::new(false)));
+                if let Some(flag) = &restore {
                     signal_hook::flag::register_conditional_default(signal.as_raw(), flag.clone())?;
-                    Some(flag)
-                } else {
-                    None
-                };
+                }
                 slots.push(Slot {
                     signal,
                     streams: 0,
