@@ -45,37 +45,6 @@ pub(crate) struct Tasks<M: Mode, V> {
     site: &'static Location<'static>,
 }
 
-impl<M: Mode, V: Send + 'static> Tasks<M, V>
-where
-    M::Error: Send + 'static,
-{
-    /// Spawns `fut`, the future of the input at `index`, as a task.
-    pub(crate) fn spawn<Fut>(&self, index: usize, fut: Fut, permit: Option<Permit>)
-    where
-        Fut: Future + Send + 'static,
-        M: Takes<Fut::Output, Value = V>,
-    {
-        let sink = self.sink.clone();
-        // Only a winner needs the nursery, to cancel it.
-        let won = M::STOPS.then(|| (self.n.clone(), self.site));
-        self.n.spawn_at(self.site, async move {
-            let out = M::split(fut.await);
-            if let (Err(_), Some(permit)) = (&out, &permit) {
-                permit.stop();
-            }
-            let value = out?;
-            let stops = M::stops(&value);
-            if sink.put(index, value, stops) {
-                if let Some((n, site)) = won {
-                    n.race_won(site);
-                }
-            }
-            drop(permit);
-            Ok(())
-        });
-    }
-}
-
 /// Opens a combinator's nursery at `site`, whose body `fill` admits its tasks and says
 /// how many; its outputs once every task has finished. `stops`: the mode stops the group
 /// (a race), whose cancelled losers have no output.
@@ -126,8 +95,26 @@ where
         self.n.is_cancelled()
     }
 
+    /// Spawns `fut` as a task.
     fn admit(&mut self, index: usize, fut: Fut, permit: Option<Permit>) {
-        self.spawn(index, fut, permit);
+        let sink = self.sink.clone();
+        // Only a winner needs the nursery, to cancel it.
+        let won = M::STOPS.then(|| (self.n.clone(), self.site));
+        self.n.spawn_at(self.site, async move {
+            let out = M::split(fut.await);
+            if let (Err(_), Some(permit)) = (&out, &permit) {
+                permit.stop();
+            }
+            let value = out?;
+            let stops = M::stops(&value);
+            if sink.put(index, value, stops) {
+                if let Some((n, site)) = won {
+                    n.race_won(site);
+                }
+            }
+            drop(permit);
+            Ok(())
+        });
     }
 }
 

@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::Location;
 
+use super::feed::Admit;
 use super::mode::RaceMode;
 use super::ops::{Then, TupleJoined, TupleTried, Winner};
 use super::spawned::tasks;
@@ -316,9 +317,9 @@ macro_rules! tuples {
             #[track_caller]
             fn race_tuple(self) -> impl Future<Output = T> + Send {
                 let ($($F,)+) = self;
-                let all = tasks::<RaceMode, T, _, _>(Location::caller(), true, move |t| {
+                let all = tasks::<RaceMode, T, _, _>(Location::caller(), true, move |mut t| {
                     let mut index = 0;
-                    $(t.spawn(index, $F, None); index += 1;)+
+                    $(t.admit(index, $F, None); index += 1;)+
                     std::future::ready(index)
                 });
                 Then::new(all, "race!", Winner)
