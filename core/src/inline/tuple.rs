@@ -77,8 +77,17 @@ pub fn tried<O, E>(r: Result<O, NurseryError<E>>) -> Result<O, NurseryError<E>> 
     TupleTried.finish("inline::try_join!", r)
 }
 
+/// Implements the slots `$name` and the traits for the tuple of the `$F`s, then for each
+/// longer one up to the last named.
 macro_rules! tuples {
-    ($name:ident: $($F:ident $T:ident $f:ident),+) => {
+    (@longer $($F:ident $T:ident $f:ident),+;) => {};
+    (@longer $($F:ident $T:ident $f:ident),+; $next:ident $Fn:ident $Tn:ident $fnext:ident
+        $(, $rest:ident $Fr:ident $Tr:ident $fr:ident)*) => {
+        tuples!($next: $($F $T $f),+, $Fn $Tn $fnext; $($rest $Fr $Tr $fr),*);
+    };
+    ($name:ident: $($F:ident $T:ident $f:ident),+; $($longer:tt)*) => {
+        tuples!(@longer $($F $T $f),+; $($longer)*);
+
         pin_project! {
             /// The slots of a tuple of futures.
             pub struct $name<M, $($F),+>
@@ -156,19 +165,6 @@ macro_rules! tuples {
     };
 }
 
-tuples!(Tuple1: A1 T1 a1);
-tuples!(Tuple2: A1 T1 a1, A2 T2 a2);
-tuples!(Tuple3: A1 T1 a1, A2 T2 a2, A3 T3 a3);
-tuples!(Tuple4: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4);
-tuples!(Tuple5: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5);
-tuples!(Tuple6: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6);
-tuples!(Tuple7: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6, A7 T7 a7);
-tuples!(Tuple8: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6, A7 T7 a7, A8 T8 a8);
-tuples!(Tuple9: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6, A7 T7 a7, A8 T8 a8,
-    A9 T9 a9);
-tuples!(Tuple10: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6, A7 T7 a7,
-    A8 T8 a8, A9 T9 a9, A10 T10 a10);
-tuples!(Tuple11: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6, A7 T7 a7,
-    A8 T8 a8, A9 T9 a9, A10 T10 a10, A11 T11 a11);
-tuples!(Tuple12: A1 T1 a1, A2 T2 a2, A3 T3 a3, A4 T4 a4, A5 T5 a5, A6 T6 a6, A7 T7 a7,
-    A8 T8 a8, A9 T9 a9, A10 T10 a10, A11 T11 a11, A12 T12 a12);
+tuples!(Tuple1: A1 T1 a1; Tuple2 A2 T2 a2, Tuple3 A3 T3 a3, Tuple4 A4 T4 a4, Tuple5 A5 T5 a5,
+    Tuple6 A6 T6 a6, Tuple7 A7 T7 a7, Tuple8 A8 T8 a8, Tuple9 A9 T9 a9, Tuple10 A10 T10 a10,
+    Tuple11 A11 T11 a11, Tuple12 A12 T12 a12);
