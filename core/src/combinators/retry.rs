@@ -365,13 +365,9 @@ impl<F, Fut, B: BackoffBuilder, P, N> Retry<F, Fut, B, P, N> {
 }
 
 /// Terminated once it has returned (its policy is then dropped).
-impl<F, Fut, T, E, B, P, N> futures_core::future::FusedFuture for Retry<F, Fut, B, P, N>
+impl<F, Fut, B: BackoffBuilder, P, N> futures_core::future::FusedFuture for Retry<F, Fut, B, P, N>
 where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    B: BackoffBuilder,
-    P: FnMut(&E) -> bool,
-    N: FnMut(&E, Duration),
+    Self: Future,
 {
     fn is_terminated(&self) -> bool {
         self.builder.is_none() && self.backoff.is_none()
