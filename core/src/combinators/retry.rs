@@ -417,14 +417,12 @@ where
             if *this.attempts >= *this.max_attempts || !(this.when)(&err) {
                 break Err(err);
             }
-            let next = this.backoff.as_mut().and_then(Iterator::next);
-            let Some(delay) = next else {
+            let Some(delay) = this.backoff.as_mut().and_then(Iterator::next) else {
                 break Err(err);
             };
-            if let Some(give_up_at) = *this.give_up_at {
-                if now().checked_add(delay).is_none_or(|t| t > give_up_at) {
-                    break Err(err);
-                }
+            let late = |give_up_at| now().checked_add(delay).is_none_or(|t| t > give_up_at);
+            if this.give_up_at.is_some_and(late) {
+                break Err(err);
             }
             (this.notify)(&err, delay);
             *this.wait = Some(sleep(delay));
