@@ -355,6 +355,24 @@ impl<E: Send + 'static> Service<E> {
         spawned.map(drop).map_err(|_| Refused::Closed)
     }
 
+    /// Whether the caller runs inside the service's work: in one of its tasks, or in a
+    /// scope or nursery opened by one (not in the body).
+    fn inside_work(&self) -> bool {
+        let service = &self.n.shared.node;
+        let mut below: Option<Arc<Node>> = None;
+        let mut cur = rt::try_current().map(|c| c.node);
+        while let Some(node) = cur {
+            if Arc::ptr_eq(&node, service) {
+                // `below` is the task (or the body's scope) through which we came.
+                let body = self.shared.body_node.get();
+                return below.is_some_and(|b| body.is_none_or(|body| !Arc::ptr_eq(&b, body)));
+            }
+            cur = node.parent();
+            below = Some(node);
+        }
+        false
+    }
+
     /// Begins the graceful shutdown: stops accepting work from outside the service,
     /// cancels the body, and gives the running tasks the grace period to finish (see
     /// [`service`]). Idempotent; returns at once.
@@ -659,25 +677,5 @@ struct CloseOnDrop<'a, E>(&'a Shared<E>);
 impl<E> Drop for CloseOnDrop<'_, E> {
     fn drop(&mut self) {
         self.0.set_phase(Phase::Cancelled);
-    }
-}
-
-impl<E> Service<E> {
-    /// Whether the caller runs inside the service's work: in one of its tasks, or in a
-    /// scope or nursery opened by one (not in the body).
-    fn inside_work(&self) -> bool {
-        let service = &self.n.shared.node;
-        let mut below: Option<Arc<Node>> = None;
-        let mut cur = rt::try_current().map(|c| c.node);
-        while let Some(node) = cur {
-            if Arc::ptr_eq(&node, service) {
-                // `below` is the task (or the body's scope) through which we came.
-                let body = self.shared.body_node.get();
-                return below.is_some_and(|b| body.is_none_or(|body| !Arc::ptr_eq(&b, body)));
-            }
-            cur = node.parent();
-            below = Some(node);
-        }
-        false
     }
 }
