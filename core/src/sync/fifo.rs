@@ -72,10 +72,7 @@ impl<T> Fifo<T> {
         let i = self
             .find(id)
             .expect("hatchery: internal error: a queued waiter lost");
-        let w = &mut self.waiters[i];
-        if !w.waker.will_wake(waker) {
-            w.waker = waker.clone();
-        }
+        self.waiters[i].waker.clone_from(waker);
         false
     }
 

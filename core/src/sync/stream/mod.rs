@@ -586,9 +586,7 @@ impl<T> State<T> {
     fn register_sender(&mut self, id: &mut Option<u64>, handle: u64, waker: &Waker, sink: bool) {
         if let Some(i) = id.and_then(|id| self.send.waiters.find(id)) {
             let w = self.send.waiters.node_mut(i);
-            if !w.waker.will_wake(waker) {
-                w.waker = waker.clone();
-            }
+            w.waker.clone_from(waker);
             // Polled, and no room: a wake-up it had is used up (a send polled before it
             // took the room), and it waits again at the front.
             if std::mem::replace(&mut w.notified, false) {
@@ -643,9 +641,7 @@ impl<T> State<T> {
             if let Some(i) = mine {
                 let took = self.recv.waiters.linked(i, TAKERS);
                 let w = self.recv.waiters.node_mut(i);
-                if !w.waker.will_wake(waker) {
-                    w.waker = waker.clone();
-                }
+                w.waker.clone_from(waker);
                 // Polled again, perhaps from another scope.
                 let same = rt::with_current(|c| match (c, &w.scope) {
                     (Some(c), Some(n)) => Arc::ptr_eq(c.node, n),
