@@ -257,11 +257,7 @@ impl Default for Condition {
     }
 }
 
-impl fmt::Debug for Condition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Condition").finish_non_exhaustive()
-    }
-}
+opaque_debug!(impl Condition);
 
 enum State<'a, T> {
     Start(LockGuard<'a, T>),

@@ -736,11 +736,7 @@ impl Drop for CapacityToken {
     }
 }
 
-impl fmt::Debug for CapacityToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CapacityToken").finish_non_exhaustive()
-    }
-}
+opaque_debug!(impl CapacityToken);
 
 /// Misuse of a [`CapacityLimiter`], or a token that is not free.
 ///

@@ -441,11 +441,7 @@ impl<T> DerefMut for LockGuard<'_, T> {
     }
 }
 
-impl<T> fmt::Debug for LockGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockGuard").finish_non_exhaustive()
-    }
-}
+opaque_debug!(impl<T> LockGuard<'_, T>);
 
 /// Holds a [`Lock`] without borrowing it (`'static`); releases it when dropped.
 ///
@@ -493,8 +489,4 @@ impl<T> DerefMut for OwnedLockGuard<T> {
     }
 }
 
-impl<T> fmt::Debug for OwnedLockGuard<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedLockGuard").finish_non_exhaustive()
-    }
-}
+opaque_debug!(impl<T> OwnedLockGuard<T>);

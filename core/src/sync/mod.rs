@@ -70,6 +70,18 @@ macro_rules! waiting_future_impls {
     };
 }
 
+/// `Debug` that shows the type's name only (`Name { .. }`): for guards, permits and
+/// futures whose fields tell nothing.
+macro_rules! opaque_debug {
+    (impl$(<$gen:ident>)? $name:ident$(<$($arg:tt),*>)?) => {
+        impl$(<$gen>)? std::fmt::Debug for $name$(<$($arg),*>)? {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 mod condition;
 mod event;
 mod fifo;

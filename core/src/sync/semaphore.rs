@@ -636,11 +636,7 @@ impl Drop for SemaphorePermit<'_> {
     }
 }
 
-impl fmt::Debug for SemaphorePermit<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SemaphorePermit").finish_non_exhaustive()
-    }
-}
+opaque_debug!(impl SemaphorePermit<'_>);
 
 /// An owned (`'static`) permit of a [`Semaphore`]; released when dropped.
 ///
@@ -666,9 +662,4 @@ impl Drop for OwnedSemaphorePermit {
     }
 }
 
-impl fmt::Debug for OwnedSemaphorePermit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedSemaphorePermit")
-            .finish_non_exhaustive()
-    }
-}
+opaque_debug!(impl OwnedSemaphorePermit);

@@ -476,8 +476,4 @@ impl<T> futures_core::future::FusedFuture for SendClosed<'_, T> {
     }
 }
 
-impl<T> fmt::Debug for SendClosed<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendClosed").finish_non_exhaustive()
-    }
-}
+opaque_debug!(impl<T> SendClosed<'_, T>);
