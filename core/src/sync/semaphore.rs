@@ -146,25 +146,19 @@ impl Inner {
             return;
         }
         // Not `WAITING`, and it cannot become so while we hold the mutex; permits taken
-        // without the mutex can only lower it meanwhile.
-        let mut c = self.count.load(Ordering::Relaxed);
-        loop {
-            let new = match c.checked_add(n).filter(|&m| m <= Semaphore::MAX_PERMITS) {
-                Some(m) => m,
-                None if checked => panic!(
+        // without the mutex can only lower it meanwhile (the update then tries again; it
+        // never fails).
+        let _ = self
+            .count
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |c| {
+                let new = c.checked_add(n).filter(|&m| m <= Semaphore::MAX_PERMITS);
+                assert!(
+                    new.is_some() || !checked,
                     "hatchery: Semaphore::add_permits would pass Semaphore::MAX_PERMITS \
                      (usize::MAX - 1): {c} available, {n} more"
-                ),
-                None => Semaphore::MAX_PERMITS,
-            };
-            match self
-                .count
-                .compare_exchange_weak(c, new, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => return,
-                Err(actual) => c = actual,
-            }
-        }
+                );
+                Some(new.unwrap_or(Semaphore::MAX_PERMITS))
+            });
     }
 
     /// Takes a permit if one is available. A count above 0 means no task is waiting (a
