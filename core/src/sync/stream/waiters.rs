@@ -218,12 +218,8 @@ impl<T> Receivers<T> {
 
     /// The takers whose scope is not cancelled (a walk over the takers).
     pub(super) fn live_takers(&self) -> usize {
-        let mut n = 0;
-        let mut at = self.lists.takers.front();
-        while let Some(i) = at {
-            n += usize::from(!self.waiters.node(i).in_cancelled_scope());
-            at = self.waiters.next(i, TAKERS);
-        }
-        n
+        std::iter::successors(self.lists.takers.front(), |&i| self.waiters.next(i, TAKERS))
+            .filter(|&i| !self.waiters.node(i).in_cancelled_scope())
+            .count()
     }
 }
