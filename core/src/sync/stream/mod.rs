@@ -595,8 +595,7 @@ impl<T> State<T> {
             }
             return;
         }
-        let new = self.id();
-        *id = Some(new);
+        let new = *id.insert(self.id());
         let i = self.send.waiters.insert(
             new,
             SendWaiter {
@@ -663,8 +662,7 @@ impl<T> State<T> {
                 }
                 return Poll::Pending;
             }
-            let new = self.id();
-            *id = Some(new);
+            let new = *id.insert(self.id());
             let i = self.recv.waiters.insert(
                 new,
                 RecvWaiter {
