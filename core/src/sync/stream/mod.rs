@@ -620,13 +620,11 @@ impl<T> State<T> {
         stream: bool,
     ) -> Poll<Result<T, RecvError>> {
         let mine = id.and_then(|id| self.recv.waiters.find(id));
-        if let Some(i) = mine {
-            if self.recv.waiters.node(i).slot.is_some() {
-                let w = self.recv.remove(i);
-                *id = None;
-                self.wake_after_take();
-                return Poll::Ready(Ok(w.slot.expect("checked").1));
-            }
+        if let Some(i) = mine.filter(|&i| self.recv.waiters.node(i).slot.is_some()) {
+            let w = self.recv.remove(i);
+            *id = None;
+            self.wake_after_take();
+            return Poll::Ready(Ok(w.slot.expect("checked").1));
         }
         let end = if handle_closed {
             Some(RecvError::Closed)
@@ -683,12 +681,11 @@ impl<T> State<T> {
             self.wake_senders();
             return Poll::Pending;
         };
-        if id.take().is_some() {
-            if let Some(i) = mine {
-                // Its slot is empty (checked above): nothing to put back, and the
-                // wake-ups for what is left in the stream are `pop`'s.
-                self.recv.remove(i);
-            }
+        *id = None;
+        if let Some(i) = mine {
+            // Its slot is empty (checked above): nothing to put back, and the wake-ups
+            // for what is left in the stream are `pop`'s.
+            self.recv.remove(i);
         }
         match end {
             Some(e) => Poll::Ready(Err(e)),
