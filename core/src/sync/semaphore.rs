@@ -468,30 +468,24 @@ pub(super) fn poll_acquire(inner: &Inner, id: &mut Option<u64>, cx: &mut Context
         let mut queue = inner.lock();
         let mut c = inner.count.load(Ordering::Acquire);
         loop {
-            let taken = match c {
+            let cas = |new, order| {
+                inner
+                    .count
+                    .compare_exchange_weak(c, new, order, Ordering::Relaxed)
+            };
+            c = match c {
                 WAITING => break,
                 // A permit came back since `try_take`.
-                1.. => inner.count.compare_exchange_weak(
-                    c,
-                    c - 1,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ),
+                1.. => match cas(c - 1, Ordering::Acquire) {
+                    Ok(_) => return Poll::Ready(()),
+                    Err(actual) => actual,
+                },
                 // None: the first waiter turns the count into `WAITING`.
-                0 => match inner.count.compare_exchange_weak(
-                    0,
-                    WAITING,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
+                0 => match cas(WAITING, Ordering::Relaxed) {
                     Ok(_) => break,
-                    Err(actual) => Err(actual),
+                    Err(actual) => actual,
                 },
             };
-            match taken {
-                Ok(_) => return Poll::Ready(()),
-                Err(actual) => c = actual,
-            }
         }
         *id = Some(queue.push((), cx.waker()));
         return Poll::Pending;
