@@ -492,10 +492,7 @@ impl CapacityLimiter {
             .inner
             .lock()
             .release(Key::User(borrower), &self.inner.granted);
-        match held {
-            true => Ok(()),
-            false => Err(LimiterError::NotBorrowing),
-        }
+        held.then_some(()).ok_or(LimiterError::NotBorrowing)
     }
 }
 
