@@ -541,9 +541,7 @@ pub fn current_effective_deadline() -> Deadline {
         if node.is_cancelled() {
             return Deadline::Cancelled;
         }
-        match node.effective_deadline() {
-            Some(d) => Deadline::At(d),
-            None => Deadline::Never,
-        }
+        node.effective_deadline()
+            .map_or(Deadline::Never, Deadline::At)
     })
 }
