@@ -481,17 +481,6 @@ impl<F> Tracked<F> {
             })),
         }
     }
-
-    /// Blocked, and not woken since. (Through the projection: a reference to the whole
-    /// `Tracked` would cover the future too, whose own borrows Miri then sees clash.)
-    fn is_idle(self: Pin<&mut Self>) -> bool {
-        self.project().waker.0.state.load(Ordering::Acquire) == IDLE
-    }
-
-    /// Makes its wake-ups reach `waker`.
-    fn set_waker(self: Pin<&mut Self>, waker: &Waker) {
-        self.project().waker.0.set_waker(waker);
-    }
 }
 
 impl<F: Future> Future for Tracked<F> {
@@ -980,8 +969,11 @@ impl<F: Future> Future for TestRun<F> {
         // polled: that would count it busy, and end the stall it is polled for. Its next
         // wake-up must reach this poll's waker all the same, so that is set first: a
         // wake-up racing the check then reaches it, or the check sees the root woken.
-        root.as_mut().set_waker(cx.waker());
-        if !root.as_mut().is_idle() {
+        // (Through the projection: a reference to the whole `Tracked` would cover the
+        // future too, whose own borrows Miri then sees clash.)
+        let task = &root.as_mut().project().waker.0;
+        task.set_waker(cx.waker());
+        if task.state.load(Ordering::Acquire) != IDLE {
             let out = root.as_mut().poll(cx);
             if out.is_ready() {
                 this.root.set(None);
