@@ -566,15 +566,10 @@ impl Future for VirtualSleep {
             }
             return Poll::Ready(());
         }
-        let key = match this.key {
-            Some(key) => key,
-            None => {
-                s.next_timer += 1;
-                let key = (this.deadline, s.next_timer);
-                this.key = Some(key);
-                key
-            }
-        };
+        let key = *this.key.get_or_insert_with(|| {
+            s.next_timer += 1;
+            (this.deadline, s.next_timer)
+        });
         s.timers.insert(key, cx.waker().clone());
         Poll::Pending
     }
