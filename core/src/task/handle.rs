@@ -342,11 +342,6 @@ impl<T> HandleCell<T> {
         HandleCell(self.0.take())
     }
 
-    /// Lets go of the task after its result was taken.
-    fn release(&mut self) {
-        self.0 = None;
-    }
-
     /// Whether the child `cell` has put its result.
     fn finished(cell: &PartRef<Output<T>>) -> bool {
         let (output, node) = cell.with_node();
@@ -720,7 +715,8 @@ impl<T> Future for Join<T> {
             output.restore(node, result);
             return Poll::Pending;
         }
-        self.cell.release();
+        // The result taken, lets go of the task (nothing to abandon).
+        self.cell.0 = None;
         Poll::Ready(result)
     }
 }
