@@ -827,7 +827,35 @@ impl fmt::Debug for CancelHandle {
     }
 }
 
-pin_project! {
+// The four scope futures: a `Scoped` (the scope and its work), pinned, with `Debug` and
+// `FusedFuture` (terminated once they have returned; a scope stalled under a cancelled
+// enclosing scope, which ends the work and drops it, is not).
+macro_rules! scope_future {
+    ($($(#[$attr:meta])* $name:ident;)*) => {$(
+        pin_project! {
+            $(#[$attr])*
+            #[must_use = "futures do nothing unless polled"]
+            pub struct $name<F> {
+                #[pin]
+                scoped: Scoped<F>,
+            }
+        }
+
+        impl<F> fmt::Debug for $name<F> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+
+        impl<F: Future> futures_core::future::FusedFuture for $name<F> {
+            fn is_terminated(&self) -> bool {
+                self.scoped.is_done()
+            }
+        }
+    )*};
+}
+
+scope_future! {
     /// Future returned by [`CancelScope::run`], [`move_on_after`] and [`move_on_at`].
     ///
     /// # Examples
@@ -844,26 +872,8 @@ pin_project! {
     ///     assert_eq!(run.await, Some(())); // ...it runs from the first poll
     /// }));
     /// ```
-    #[must_use = "futures do nothing unless polled"]
-    pub struct Run<F> {
-        #[pin]
-        scoped: Scoped<F>,
-    }
-}
+    Run;
 
-impl<F: Future> Future for Run<F> {
-    type Output = Option<F::Output>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().scoped.poll_scoped(cx).map(|o| match o {
-            Outcome::Done(v) => Some(v),
-            Outcome::Caught(_) => None,
-        })
-    }
-}
-
-pin_project! {
     /// Future returned by [`CancelScope::fail`].
     ///
     /// # Examples
@@ -879,26 +889,8 @@ pin_project! {
     /// assert_eq!(fut.await, Ok(Some(2))); // finished in time
     /// # });
     /// ```
-    #[must_use = "futures do nothing unless polled"]
-    pub struct FailScope<F> {
-        #[pin]
-        scoped: Scoped<F>,
-    }
-}
+    FailScope;
 
-impl<F: Future> Future for FailScope<F> {
-    type Output = Result<Option<F::Output>, Elapsed>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().scoped.poll_scoped(cx).map(|o| match o {
-            Outcome::Done(v) => Ok(Some(v)),
-            Outcome::Caught(Reason::Deadline) => Err(Elapsed(())),
-            Outcome::Caught(_) => Ok(None),
-        })
-    }
-}
-
-pin_project! {
     /// Future returned by [`fail_after`] and [`fail_at`].
     ///
     /// # Examples
@@ -915,27 +907,8 @@ pin_project! {
     ///
     /// assert_eq!(hatchery_smol::run(answer()).unwrap(), 42);
     /// ```
-    #[must_use = "futures do nothing unless polled"]
-    pub struct Fail<F> {
-        #[pin]
-        scoped: Scoped<F>,
-    }
-}
+    Fail;
 
-impl<F: Future> Future for Fail<F> {
-    type Output = Result<F::Output, Elapsed>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().scoped.poll_scoped(cx).map(|o| match o {
-            Outcome::Done(v) => Ok(v),
-            // Nobody else holds this scope's handle, so only its deadline can cancel it
-            // (or, kept past the scope it was first polled in, that scope's cancellation).
-            Outcome::Caught(_) => Err(Elapsed(())),
-        })
-    }
-}
-
-pin_project! {
     /// Future returned by [`shield`].
     ///
     /// # Examples
@@ -958,10 +931,43 @@ pin_project! {
     /// assert_eq!(out, Some("closed"));
     /// # });
     /// ```
-    #[must_use = "futures do nothing unless polled"]
-    pub struct Shield<F> {
-        #[pin]
-        scoped: Scoped<F>,
+    Shield;
+}
+
+impl<F: Future> Future for Run<F> {
+    type Output = Option<F::Output>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().scoped.poll_scoped(cx).map(|o| match o {
+            Outcome::Done(v) => Some(v),
+            Outcome::Caught(_) => None,
+        })
+    }
+}
+
+impl<F: Future> Future for FailScope<F> {
+    type Output = Result<Option<F::Output>, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().scoped.poll_scoped(cx).map(|o| match o {
+            Outcome::Done(v) => Ok(Some(v)),
+            Outcome::Caught(Reason::Deadline) => Err(Elapsed(())),
+            Outcome::Caught(_) => Ok(None),
+        })
+    }
+}
+
+impl<F: Future> Future for Fail<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().scoped.poll_scoped(cx).map(|o| match o {
+            Outcome::Done(v) => Ok(v),
+            // Nobody else holds this scope's handle, so only its deadline can cancel it
+            // (or, kept past the scope it was first polled in, that scope's cancellation).
+            Outcome::Caught(_) => Err(Elapsed(())),
+        })
     }
 }
 
@@ -975,25 +981,6 @@ impl<F: Future> Future for Shield<F> {
         })
     }
 }
-
-// `Debug`, and `FusedFuture`: terminated once they have returned. A scope stalled under a
-// cancelled enclosing scope (which ends the work and drops it) is not.
-macro_rules! scope_future {
-    ($($name:ident),*) => {$(
-        impl<F> fmt::Debug for $name<F> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($name)).finish_non_exhaustive()
-            }
-        }
-
-        impl<F: Future> futures_core::future::FusedFuture for $name<F> {
-            fn is_terminated(&self) -> bool {
-                self.scoped.is_done()
-            }
-        }
-    )*};
-}
-scope_future!(Run, FailScope, Fail, Shield);
 
 /// The error of [`fail_after`], [`fail_at`] and [`CancelScope::fail`]: the scope's
 /// deadline passed before the work finished.
