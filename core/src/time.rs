@@ -141,18 +141,10 @@ impl State {
         }
     }
 
-    /// The registration of a sleep that waits.
-    fn reg(&mut self) -> Option<&mut Reg> {
-        match self {
-            State::Waiting(_, reg) | State::WaitingFar(reg) => Some(reg),
-            _ => None,
-        }
-    }
-
     /// Done without the timer (see [`Sleep::poll`]), or dropped: lets go of the
-    /// registration.
+    /// registration of a sleep that waits.
     fn passed(&mut self) {
-        if let Some(reg) = self.reg() {
+        if let State::Waiting(_, reg) | State::WaitingFar(reg) = self {
             context::disarm(reg);
         }
         *self = State::Passed;
