@@ -11,8 +11,9 @@
 //! has the same two functions, `run` (a [`Work`]) and `all` (futures known at the call):
 //! the spawning kind's, `spawned.rs`, as tasks of a nursery; the inline kind's,
 //! `inline/combinators.rs`, as futures the caller's task polls, in slots in place for a
-//! few (its fast path) or in an inline nursery's engine. An entry point is one line:
-//! `ops::try_join(spawned::all::<TryJoinMode<E>, _>(futs, site), "try_join")`.
+//! few (its fast path) or in an inline nursery's engine. An entry point is its group and
+//! the operation over it ([`Then`]):
+//! `Then::new(all::<TryJoinMode<E>, _>(futs, site), "try_join", Tried { ordered: true })`.
 //!
 //! (The kinds' `run` and `all` are functions, not the methods of a trait that the
 //! operations would call: a future returned through a trait's method has its bounds
