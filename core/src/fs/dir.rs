@@ -64,14 +64,6 @@ pub struct ReadDir {
 }
 
 impl ReadDir {
-    pub(super) fn new(std: std::fs::ReadDir, worker: Worker) -> ReadDir {
-        ReadDir {
-            ready: VecDeque::new(),
-            state: State::Idle(Some(std)),
-            worker,
-        }
-    }
-
     /// The next entry, `None` at the end: the stream's `next`, without a `StreamExt`.
     ///
     /// # Cancel safety
@@ -236,11 +228,7 @@ impl DirEntry {
     ///
     /// See [`DirEntry`].
     pub async fn metadata(&self) -> io::Result<std::fs::Metadata> {
-        let path = self.std.path();
-        blocking::run(move || {
-            std::fs::symlink_metadata(&path).map_err(|e| with_path(e, "metadata of", &path))
-        })
-        .await
+        super::symlink_metadata(self.std.path()).await
     }
 
     /// The entry's file type, not following a symlink (std's `DirEntry::file_type`).
@@ -295,5 +283,9 @@ pub(super) async fn open(path: &Path) -> io::Result<ReadDir> {
         std::fs::read_dir(&path).map_err(|e| with_path(e, "read directory", &path))
     })
     .await?;
-    Ok(ReadDir::new(std, worker))
+    Ok(ReadDir {
+        ready: VecDeque::new(),
+        state: State::Idle(Some(std)),
+        worker,
+    })
 }
