@@ -1412,15 +1412,9 @@ impl ChildStdin {
     /// # Examples
     ///
     /// See [`Command::spawn`].
-    pub async fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         let pipe = self.pipe()?;
-        while !buf.is_empty() {
-            match poll_fn(|cx| pipe.poll_write(cx, buf)).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
+        crate::net::write_all_with(buf, |cx, buf| pipe.poll_write(cx, buf)).await
     }
 
     /// Closes the pipe: the child reads the end of its input (once no other process

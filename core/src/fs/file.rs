@@ -594,14 +594,8 @@ impl File {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn read_exact(&mut self, mut buf: &mut [u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.read(buf).await? {
-                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                n => buf = &mut buf[n..],
-            }
-        }
-        Ok(())
+    pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        crate::net::read_exact_with(buf, |cx, buf| self.poll_read_inner(cx, buf)).await
     }
 
     /// Reads to the end of the file, appending to `buf`; how many bytes it read.
@@ -714,14 +708,8 @@ impl File {
     /// # Ok::<_, std::io::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        crate::net::write_all_with(buf, |cx, buf| self.poll_write_inner(cx, buf)).await
     }
 
     /// Writes out the bytes `write` took, and waits until the system has them (not the

@@ -251,28 +251,16 @@ impl Io {
         poll_fn(|cx| self.poll_read(cx, buf)).await
     }
 
-    pub(crate) async fn read_exact(&self, mut buf: &mut [u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.read(buf).await? {
-                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                n => buf = &mut buf[n..],
-            }
-        }
-        Ok(())
+    pub(crate) async fn read_exact(&self, buf: &mut [u8]) -> io::Result<()> {
+        read_exact_with(buf, |cx, buf| self.poll_read(cx, buf)).await
     }
 
     pub(crate) async fn write(&self, buf: &[u8]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_write(cx, buf)).await
     }
 
-    pub(crate) async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
+    pub(crate) async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        write_all_with(buf, |cx, buf| self.poll_write(cx, buf)).await
     }
 
     pub(crate) async fn shutdown(&self) -> io::Result<()> {
@@ -316,6 +304,36 @@ impl fmt::Debug for Io {
             Io::Datagram(d) => fmt::Debug::fmt(&**d, f),
         }
     }
+}
+
+/// Reads until `buf` is full, one `poll` (a read) after another: `UnexpectedEof` if one
+/// reads nothing. The sockets', the files' and the pipes' `read_exact`.
+pub(crate) async fn read_exact_with(
+    mut buf: &mut [u8],
+    mut poll: impl FnMut(&mut Context<'_>, &mut [u8]) -> Poll<io::Result<usize>>,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        match poll_fn(|cx| poll(cx, buf)).await? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => buf = &mut buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf`, one `poll` (a write) after another: `WriteZero` if one writes
+/// nothing. The sockets', the files' and the pipes' `write_all`.
+pub(crate) async fn write_all_with(
+    mut buf: &[u8],
+    mut poll: impl FnMut(&mut Context<'_>, &[u8]) -> Poll<io::Result<usize>>,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        match poll_fn(|cx| poll(cx, buf)).await? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => buf = &buf[n..],
+        }
+    }
+    Ok(())
 }
 
 /// A checkpoint that never yields: `Pending` for good in a cancelled scope (which drops

@@ -155,7 +155,7 @@ mod unix;
 pub use addr::{Resolve, Resolving, SystemResolver, ToSocketAddrs};
 pub use connect::{happy_eyeballs, ConnectError, TcpConnector, HAPPY_EYEBALLS_DELAY};
 // `signal` (Unix), `io::Async`.
-pub(crate) use io::{enter, impl_async_io, Io, Shared};
+pub(crate) use io::{enter, impl_async_io, read_exact_with, write_all_with, Io, Shared};
 pub use serve::{serve, serve_in, Listener};
 pub use stream::{ReadHalf, ReuniteError, SplitStream, WriteHalf};
 pub use tcp::{open_tcp_listeners, TcpListener, TcpStream};
