@@ -307,7 +307,7 @@ impl fmt::Debug for Io {
 }
 
 /// Reads until `buf` is full, one `poll` (a read) after another: `UnexpectedEof` if one
-/// reads nothing. The sockets', the files' and the pipes' `read_exact`.
+/// reads nothing. The sockets' and the files' `read_exact`.
 pub(crate) async fn read_exact_with(
     mut buf: &mut [u8],
     mut poll: impl FnMut(&mut Context<'_>, &mut [u8]) -> Poll<io::Result<usize>>,
