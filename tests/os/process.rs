@@ -637,8 +637,11 @@ async fn tokio_s_async_read_and_write_traits_work_on_the_pipes() {
     AsyncWriteExt::flush(&mut stdin).await.unwrap();
     AsyncWriteExt::shutdown(&mut stdin).await.unwrap();
     let mut out = Vec::new();
-    AsyncReadExt::read_to_end(child.stdout.as_mut().unwrap(), &mut out)
+    // Bounded: a `shutdown` that left stdin open would leave `cat` running for good.
+    let read = AsyncReadExt::read_to_end(child.stdout.as_mut().unwrap(), &mut out);
+    hatchery::fail_after(secs(10), read)
         .await
+        .expect("shutdown closes the child's stdin")
         .unwrap();
     assert_eq!(out, b"tokio");
     let mut err = String::new();
