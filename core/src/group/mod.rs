@@ -65,6 +65,13 @@ pub trait GroupState {
 /// A panic's payload, as `catch_unwind` gives it.
 pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 
+/// Drops `x`, catching a panic in its destructor: a child's future or value, whose
+/// destructor's panic is the child's.
+#[inline]
+pub(crate) fn drop_caught<X>(x: X) -> Result<(), Panic> {
+    catch_unwind(AssertUnwindSafe(|| drop(x)))
+}
+
 /// How a child of a group ended. `O` is what it hands to the group: nothing (`()`) when
 /// its value goes to a handle, or to nobody.
 pub(crate) enum Exit<O, E> {

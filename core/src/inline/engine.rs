@@ -63,7 +63,7 @@ use futures_task::{waker_ref, ArcWake};
 use slab::Slab;
 
 use crate::context::{self, Ctx, Row};
-use crate::group::{Closed, Exit, Failures, GroupState, Kind, Panic, Record};
+use crate::group::{drop_caught, Closed, Exit, Failures, GroupState, Kind, Panic, Record};
 use crate::node::{Detail, Node, Reason};
 use crate::reason::race_won;
 use crate::rt::Runtime;
@@ -765,7 +765,7 @@ impl<C, O> Group<C, O> {
             }
         }
         for New { fut, own, .. } in new.into_iter().chain(self.new.drain(..)) {
-            if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(fut))) {
+            if let Err(p) = drop_caught(fut) {
                 first.get_or_insert(p);
             }
             if own.is_linked() {
@@ -851,10 +851,8 @@ fn end<C>(child: Child<C>, cancelled: bool, rt: &Arc<dyn Runtime>) -> Result<(),
     let _entered = span.enter();
     let waker = waker_ref(&own);
     let dropped = match cancelled {
-        true => context::drop_cancelled(&mut node, rt, &waker, || {
-            catch_unwind(AssertUnwindSafe(|| drop(fut)))
-        }),
-        false => catch_unwind(AssertUnwindSafe(|| drop(fut))),
+        true => context::drop_cancelled(&mut node, rt, &waker, || drop_caught(fut)),
+        false => drop_caught(fut),
     };
     if own.is_linked() {
         own.detach();

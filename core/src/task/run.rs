@@ -16,8 +16,8 @@ use super::raw::{self, Body, Label, Own, PartRef};
 use crate::context;
 use crate::diagnostics;
 use crate::error::JoinError;
-use crate::group::Exit;
 pub(crate) use crate::group::Panic;
+use crate::group::{drop_caught, Exit};
 use crate::node::{MovableLink, Node};
 use crate::rt::Runtime;
 use crate::timer::TimerSlot;
@@ -574,12 +574,6 @@ fn trace_end<E: 'static>(node: &Node, end: &End<E>) {
         End::Panicked(p) => trace::panicked(&**p, true),
         End::Cancelled => trace::cancelled(node, None),
     }
-}
-
-/// Drops `x`, catching a panic in its destructor.
-#[inline]
-fn drop_caught<X>(x: X) -> std::thread::Result<()> {
-    catch_unwind(AssertUnwindSafe(|| drop(x)))
 }
 
 /// The waker of a task the executor dropped: nothing polls it any more.
