@@ -279,14 +279,13 @@
 // layer diagnostics: task-tree dumps and warnings about holds
 // layer sync: the sync primitives and the streams
 // layer time: `sleep`, `now`, the effective deadline
-// layer group: the one group engine: its future, its record, how it ends, kinds of children
-// layer task: spawned tasks and their handles (`task::raw`: their allocation)
 // layer scope: cancel scopes, shields and `finally`
-// layer nursery: `Nursery` for every kind, spawned children, `start` for every kind
+// layer group: a group's state, its record, how it ends (every kind of children)
+// layer child: the one child cell, the one driver, the handles
+// layer kind: kinds of children and the one group future over them
+// layer nursery: `Nursery` for every kind, `start`, subgroups
 // layer combinators: `join`, `race`, `map` and the rest, each written once over every
-//     kind of children (the spawning kind's here)
-// layer inline: inline children (polled by the group's task), the inline kind of the
-//     combinators, and their entry points
+//     kind of children
 // layer thread: work on threads, calls back, portals
 // layer net: sockets over the runtime's reactor
 // layer signal: Unix signals (over `net`'s sockets)
@@ -294,14 +293,15 @@
 // layer process: child processes (over `io`'s pipes)
 // layer fs: files (over the threads)
 // layer testing: test runs and virtual time (over everything; nothing imports it)
+mod child;
 mod combinators;
 mod context;
 pub mod diagnostics;
 mod error;
 pub mod fs;
 mod group;
-pub mod inline;
 pub mod io;
+mod kind;
 pub mod net;
 mod node;
 mod nursery;
@@ -310,7 +310,6 @@ mod reason;
 mod scope;
 pub mod signal;
 pub mod sync;
-mod task;
 pub mod testing;
 mod thread;
 mod time;
@@ -355,9 +354,11 @@ pub use crate::combinators::{
     settle, try_join, Backoff, HatcherySleeper, Service, ServiceClosed, ServiceReport,
 };
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
+pub use crate::child::TaskHandle;
+pub use crate::kind::polled::{Polled, PolledLocal};
+pub use crate::kind::Spawned;
 pub use crate::nursery::{
-    err_into, nursery, nursery_named, Accepts, BodyOutput, Children, Nursery, Spawned, Starts,
-    Subgroup, TaskStatus,
+    err_into, nursery, Accepts, BodyOutput, Children, Nursery, Starts, Subgroup, TaskStatus,
 };
 pub use crate::reason::CancelReason;
 pub use crate::scope::{
@@ -365,17 +366,15 @@ pub use crate::scope::{
     CancelScope, Elapsed,
 };
 pub use crate::sync::{memory_stream, memory_stream_unbounded, ReceiveStream, SendStream};
-pub use crate::task::TaskHandle;
 pub use crate::thread::{from_thread, to_thread, to_thread::run_blocking};
 pub use crate::time::{checkpoint, current_effective_deadline, now, sleep, sleep_until, Deadline};
 /// Not public API: what the macros expand to.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::combinators::tuple::{JoinTuple, RaceTuple, TryJoinTuple};
-    /// What `inline::join!` and `inline::try_join!` expand to.
-    pub mod inline {
-        pub use crate::inline::tuple::*;
-    }
+    pub use crate::combinators::tuple::{
+        polled_joined, polled_tried, JoinTuple, RaceTuple, TryJoinTuple,
+    };
+    pub use crate::kind::tuple::*;
 }
 /// The backoff policies used by [`retry`] (re-exported so that versions match).
 pub use backon;
@@ -413,7 +412,7 @@ pub mod futures {
     pub use crate::nursery::{ErrInto, NurseryFuture, Start, StartWithHandle, SubgroupWait};
     pub use crate::scope::{Fail, FailScope, Finally, Run, Shield};
     pub use crate::sync::futures::*;
-    pub use crate::task::Join;
+    pub use crate::child::Join;
     pub use crate::thread::to_thread::{RunBlocking, RunSync};
     pub use crate::time::{Checkpoint, Sleep};
 }

@@ -17,7 +17,7 @@ use pin_project_lite::pin_project;
 
 use crate::context as rt;
 use crate::nursery::{nursery_at, Nursery};
-use crate::task::Join;
+use crate::child::Join;
 
 /// Runs every future concurrently and hands `body` a [`Stream`] of their outputs in the
 /// order they finish (Python's `asyncio.as_completed`). Returns what `body` returns, once

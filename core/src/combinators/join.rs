@@ -4,9 +4,11 @@
 use std::future::Future;
 use std::panic::Location;
 
-use super::mode::{JoinMode, TryJoinMode};
+use crate::kind::mode::{JoinMode, TryJoinMode};
 use super::ops::{Joined, Then, Tried};
-use super::spawned::all;
+use super::ops::Work;
+use super::run::run;
+use crate::kind::Spawned;
 use crate::error::NurseryError;
 
 /// Runs every future concurrently and returns their outputs in input order (Python's
@@ -20,7 +22,7 @@ use crate::error::NurseryError;
 ///
 /// For a few futures of different types, [`join!`](crate::join!) returns their outputs
 /// as a tuple. For futures that borrow, or are not `Send`,
-/// [`inline::join`](crate::inline::join()) is the same operation over the inline kind of
+/// [`Polled::join`](crate::Polled::join) is the same operation over the inline kind of
 /// children (polled by the caller's task). (So does a [`nursery`](crate::nursery) whose body joins their
 /// [`TaskHandle`](crate::TaskHandle)s.)
 ///
@@ -65,7 +67,7 @@ where
     <I::Item as Future>::Output: Send + 'static,
 {
     Then::new(
-        all::<JoinMode, _>(futs.into_iter(), Location::caller()),
+        run::<Spawned, JoinMode, _, _, _>(Work::every(futs.into_iter(), Location::caller())),
         "join",
         Joined { ordered: true },
     )
@@ -74,8 +76,8 @@ where
 /// Runs every future concurrently and returns their values in input order, or fails fast.
 ///
 /// For a few futures of different types, [`try_join!`](crate::try_join!) returns their
-/// values as a tuple. For futures that borrow, [`inline::try_join`](crate::inline::try_join())
-/// is the same operation over the inline kind of children.
+/// values as a tuple. For futures that borrow, [`Polled::try_join`](crate::Polled::try_join)
+/// is the same operation over the polled kind of children.
 ///
 /// The first future to return `Err` cancels the others; `try_join` waits until all have
 /// finished, then returns every error that happened, in the order they happened (the first
@@ -148,7 +150,7 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    let group = all::<TryJoinMode<E>, _>(futs.into_iter(), Location::caller());
+    let group = run::<Spawned, TryJoinMode<E>, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
     Then::new(group, "try_join", Tried { ordered: true })
 }
 
@@ -157,8 +159,8 @@ where
 ///
 /// An error does not cancel the others. This is [`join`] for fallible futures, named so
 /// that the choice between failing fast ([`try_join`]) and collecting every outcome is
-/// visible where it is made. For futures that borrow, [`inline::settle`](crate::inline::settle)
-/// is the same operation over the inline kind of children.
+/// visible where it is made. For futures that borrow, [`Polled::settle`](crate::Polled::settle)
+/// is the same operation over the polled kind of children.
 ///
 /// # Cancel safety
 ///
@@ -193,7 +195,7 @@ where
     E: Send + 'static,
 {
     Then::new(
-        all::<JoinMode, _>(futs.into_iter(), Location::caller()),
+        run::<Spawned, JoinMode, _, _, _>(Work::every(futs.into_iter(), Location::caller())),
         "settle",
         Joined { ordered: true },
     )

@@ -1,6 +1,7 @@
 //! Bounded concurrency: `map` and `map_stream`, and [`Map`], one type for every kind of
-//! children (`K`): the spawning kind's methods are here, the inline kind's in
-//! `inline/combinators.rs`, each a call of the one operation (`ops.rs`).
+//! children (`K`): the spawning kind's methods are here, the polled kind's in
+//! `polled.rs`, each a call of the one operation (`ops.rs`) over the one way a
+//! combinator runs its futures (`run.rs`).
 
 use std::fmt;
 use std::future::Future;
@@ -12,11 +13,11 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use super::mode::{JoinMode, TryJoinMode};
+use crate::kind::mode::{JoinMode, TryJoinMode};
 use super::ops::{Joined, Then, Tried, Work};
-use super::spawned;
+use super::run::run;
 use crate::error::NurseryError;
-use crate::nursery::Spawned;
+use crate::kind::Spawned;
 
 /// Maps `f` over `inputs` concurrently, with at most `limit` futures in flight: the
 /// semaphore-limited fan-out (Python's `gather_with_concurrency`).
@@ -32,8 +33,8 @@ use crate::nursery::Spawned;
 ///   when a slot is free. Nothing is read ahead, so `inputs` may be endless or expensive to
 ///   produce (for an async source, see [`map_stream`]).
 /// * `f` runs in the caller's task, between the children; it may borrow (only the futures
-///   it returns must be `'static`). For futures that borrow too, [`inline::map`](crate::inline::map)
-///   is the same operation over the inline kind of children: the same [`Map`], whose
+///   it returns must be `'static`). For futures that borrow too, [`Polled::map`](crate::Polled::map)
+///   is the same operation over the polled kind of children: the same [`Map`], whose
 ///   `K` says which kind runs it.
 ///
 /// # Panics
@@ -113,12 +114,12 @@ where
 }
 
 /// Concurrent work over many inputs with at most `limit` in flight; made by [`map`] and
-/// [`map_stream`] (and by [`inline::map`](crate::inline::map)). Choose the output with
+/// [`map_stream`] (and by [`Polled::map`](crate::Polled::map)). Choose the output with
 /// [`join`](Map::join), [`try_join`](Map::try_join) or [`settle`](Map::settle).
 ///
 /// `K` is the kind of children that runs the futures: [`Spawned`] (the default), tasks of
 /// a nursery, `Send + 'static`, in parallel on a multi-threaded runtime; or
-/// [`inline::Polled`](crate::inline::Polled) ([`inline::Map`](crate::inline::Map)),
+/// [`Polled::Polled`](crate::Polled::Polled) ([`Polled::Map`](crate::Polled::Map)),
 /// futures polled in the caller's task, which may borrow. The semantics are the same,
 /// written once; each kind has its own `join`, `try_join` and `settle`, which differ
 /// only in the bounds on the futures.
@@ -146,7 +147,7 @@ pub struct Map<S, F, K = Spawned> {
     inputs: S,
     f: F,
     ordered: bool,
-    // The name of the function that made it, for its panics (`map`, `inline::map`).
+    // The name of the function that made it, for its panics (`map`, `Polled::map`).
     what: &'static str,
     // Where `map` was called: the place of its group (and tasks) in the task tree and
     // the hold warnings (`diagnostics`).
@@ -257,7 +258,7 @@ impl<S: Stream, F> Map<S, F, Spawned> {
         Fut::Output: Send + 'static,
     {
         let (work, ordered, what) = self.work();
-        let group = spawned::run::<JoinMode, _, _, _>(work);
+        let group = run::<Spawned, JoinMode, _, _, _>(work);
         Then::new(group, what, Joined { ordered })
     }
 
@@ -305,7 +306,7 @@ impl<S: Stream, F> Map<S, F, Spawned> {
         E: Send + 'static,
     {
         let (work, ordered, what) = self.work();
-        let group = spawned::run::<TryJoinMode<E>, _, _, _>(work);
+        let group = run::<Spawned, TryJoinMode<E>, _, _, _>(work);
         Then::new(group, what, Tried { ordered })
     }
 

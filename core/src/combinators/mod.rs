@@ -21,12 +21,12 @@ mod batch;
 pub(crate) mod feed;
 mod join;
 mod map;
-pub(crate) mod mode;
 pub(crate) mod ops;
+mod polled;
 mod race;
 mod retry;
+mod run;
 mod service;
-mod spawned;
 pub(crate) mod tuple;
 
 pub use self::as_completed::{as_completed, as_completed_in, AsCompleted};

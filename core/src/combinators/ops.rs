@@ -30,6 +30,7 @@ use pin_project_lite::pin_project;
 
 use super::map::InputIter;
 use crate::error::NurseryError;
+use crate::kind::mode::Outputs;
 
 /// What a combinator's group ends with: its outputs, or every error (or `Cancelled`, kept
 /// past its scope).
@@ -61,43 +62,6 @@ impl<I: Iterator> Work<InputIter<I>, fn(I::Item) -> I::Item> {
     }
 }
 
-/// A group's outputs, as a kind of children hands them back.
-pub(crate) enum Outputs<V> {
-    /// In input order already: a fixed group's slots are its inputs, and a mode that
-    /// does not stop lets every future finish (the inline kind's fast path: no index, no
-    /// sort, no second vector; handing its outputs over as `Completed` costs an
-    /// `inline::join` of two futures 336 more instructions, 1357 against 1693 per join on
-    /// tokio-ct by callgrind, the `inline_join2_vec` cell).
-    InOrder(Vec<V>),
-    /// Each with its input's index, in the order they completed.
-    Completed(Vec<(usize, V)>),
-}
-
-impl<V> Outputs<V> {
-    /// The outputs in input order, or, not `ordered` (`unordered`), in the order they
-    /// completed.
-    pub(crate) fn arrange(self, ordered: bool) -> Vec<V> {
-        match self {
-            Outputs::InOrder(outputs) => outputs,
-            Outputs::Completed(mut outputs) => {
-                if ordered {
-                    outputs.sort_unstable_by_key(|(i, _)| *i);
-                }
-                outputs.into_iter().map(|(_, o)| o).collect()
-            }
-        }
-    }
-
-    /// The first output to complete (a race's winner). `InOrder` only comes from a mode
-    /// that does not stop, for which any order is input order.
-    fn completed(self) -> impl Iterator<Item = V> {
-        let outputs = match self {
-            Outputs::InOrder(outputs) => outputs.into_iter().enumerate().collect(),
-            Outputs::Completed(outputs) => outputs,
-        };
-        outputs.into_iter().map(|(_, o)| o)
-    }
-}
 
 /// A combinator's group ended `Cancelled`. It never cancels itself (a winner's
 /// cancellation is its own, and it returns its value: see `group::decide`), and under a

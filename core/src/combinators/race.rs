@@ -4,9 +4,11 @@
 use std::future::Future;
 use std::panic::Location;
 
-use super::mode::{RaceMode, RaceOkMode};
+use crate::kind::mode::{RaceMode, RaceOkMode};
 use super::ops::{self, FirstOk, Then, Winner};
-use super::spawned::all;
+use super::ops::Work;
+use super::run::run;
+use crate::kind::Spawned;
 use crate::error::NurseryError;
 
 /// Runs every future concurrently and returns the output of the first to finish. The
@@ -20,8 +22,8 @@ use crate::error::NurseryError;
 /// *success*, use [`race_ok`].
 ///
 /// For a few futures of different types (with one output type), [`race!`](crate::race!)
-/// takes them without boxing. For futures that borrow, [`inline::race`](crate::inline::race)
-/// is the same operation over the inline kind of children.
+/// takes them without boxing. For futures that borrow, [`Polled::race`](crate::Polled::race)
+/// is the same operation over the polled kind of children.
 ///
 /// A loser that is already past its last suspension point when the winner finishes runs
 /// to its end; its output is dropped. A loser cancelled while it waits is dropped at that
@@ -84,7 +86,7 @@ where
 {
     // Read at the call, as documented.
     let futs: Vec<_> = ops::racers(futs, "race").collect();
-    let group = all::<RaceMode, _>(futs.into_iter(), Location::caller());
+    let group = run::<Spawned, RaceMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
     Then::new(group, "race", Winner)
 }
 
@@ -94,7 +96,7 @@ where
 /// Errors of futures that fail before the winner succeeds are dropped. Like
 /// futures-concurrency's `race_ok` and JavaScript's `Promise.any`: use it for hedged
 /// requests ("ask three replicas, take the first answer"). For futures that borrow,
-/// [`inline::race_ok`](crate::inline::race_ok) is the same operation over the inline kind
+/// [`Polled::race_ok`](crate::Polled::race_ok) is the same operation over the polled kind
 /// of children.
 ///
 /// # Errors
@@ -144,6 +146,6 @@ where
     E: Send + 'static,
 {
     let futs: Vec<_> = ops::racers(futs, "race_ok").collect();
-    let group = all::<RaceOkMode, _>(futs.into_iter(), Location::caller());
+    let group = run::<Spawned, RaceOkMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
     Then::new(group, "race_ok", FirstOk)
 }

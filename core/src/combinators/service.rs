@@ -358,7 +358,7 @@ impl<E: Send + 'static> Service<E> {
     /// Whether the caller runs inside the service's work: in one of its tasks, or in a
     /// scope or nursery opened by one (not in the body).
     fn inside_work(&self) -> bool {
-        let service = &self.n.shared.node;
+        let service = &self.n.group.node;
         let mut below: Option<Arc<Node>> = None;
         let mut cur = rt::try_current().map(|c| c.node);
         while let Some(node) = cur {

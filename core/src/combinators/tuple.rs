@@ -12,12 +12,13 @@ use std::future::Future;
 use std::panic::Location;
 
 use super::feed::Admit;
-use super::mode::RaceMode;
-use super::ops::{Then, TupleJoined, TupleTried, Winner};
-use super::spawned::tasks;
+use super::ops::{Finish, Then, TupleJoined, TupleTried, Winner};
+use super::run::group;
+use crate::kind::mode::RaceMode;
+use crate::kind::Spawned;
 use crate::error::NurseryError;
 use crate::nursery::nursery_at;
-use crate::task::Join;
+use crate::child::Join;
 use crate::time::checkpoint;
 
 /// Runs futures of different types concurrently, each as its own task, and returns their
@@ -66,6 +67,41 @@ use crate::time::checkpoint;
 /// # });
 /// ```
 ///
+/// `join!(Polled: a, b, ..)` runs them in the caller's task instead ([`Polled`](crate::Polled)):
+/// they may borrow from the caller and need not be `Send`. It polls them in place, every
+/// one on every wake-up, as `futures::join!` does, and allocates nothing; what it adds
+/// to `futures::join!` is what the rules ask of a group: a future that panics cancels the
+/// others, which finish (each at its next suspension point, a shielded part first)
+/// before the panic is resumed here (rule N3); the futures run in the caller's scope,
+/// under its cancellation and deadlines, and if one of them enters a scope, opens a
+/// nursery or reads the clock, the group gets a cancel node of its own so that it can
+/// cancel what that future keeps (rule I2). Its future is `Send` exactly when the
+/// futures are. Dropping the async code around it from outside hatchery drops every
+/// future at once (rule I3).
+///
+/// ```
+/// use std::time::Duration;
+/// use hatchery::sleep;
+///
+/// struct Db { users: Vec<&'static str> }
+///
+/// async fn name(db: &Db, id: usize) -> &'static str {
+///     sleep(Duration::from_millis(5)).await;
+///     db.users[id]
+/// }
+/// async fn count(db: &Db) -> usize {
+///     sleep(Duration::from_millis(5)).await;
+///     db.users.len()
+/// }
+///
+/// # hatchery_smol::run(async {
+/// let db = Db { users: vec!["ada", "grace"] };
+/// // Two futures of different types, both borrowing `db`: no `Arc`, no clone.
+/// let (who, how_many) = hatchery::join!(Polled: name(&db, 1), count(&db));
+/// assert_eq!((who, how_many), ("grace", 2));
+/// # });
+/// ```
+///
 /// Without futures it does not compile: there would be nothing to join.
 ///
 /// ```compile_fail
@@ -75,6 +111,11 @@ use crate::time::checkpoint;
 /// ```
 #[macro_export]
 macro_rules! join {
+    (Polled: $($fut:expr),+ $(,)?) => {
+        $crate::__private::polled_joined(
+            $crate::__private::join_slots(($($fut,)+)).await
+        )
+    };
     ($($fut:expr),+ $(,)?) => {
         $crate::__private::JoinTuple::join_tuple(($($fut,)+)).await
     };
@@ -135,6 +176,11 @@ macro_rules! join {
 /// ```
 #[macro_export]
 macro_rules! try_join {
+    (Polled: $($fut:expr),+ $(,)?) => {
+        $crate::__private::polled_tried(
+            $crate::__private::try_join_slots(($($fut,)+)).await
+        )
+    };
     ($($fut:expr),+ $(,)?) => {
         $crate::__private::TryJoinTuple::try_join_tuple(($($fut,)+)).await
     };
@@ -243,6 +289,22 @@ pub trait TryJoinTuple<E> {
 /// The value of a task joined in its nursery's body. A join fails only when the task
 /// failed, panicked or was cancelled, and each of those cancels the nursery before the
 /// handle completes: the body then waits here to be dropped.
+/// What `join!(Polled: ..)` returns: its outputs (it has no error to report, and is
+/// never `Cancelled` but kept past the scope that cancelled it: that panics, rule I4).
+#[doc(hidden)]
+#[track_caller]
+pub fn polled_joined<O>(r: Result<O, NurseryError<Infallible>>) -> O {
+    TupleJoined.finish("join!", r)
+}
+
+/// What `try_join!(Polled: ..)` returns: its values or its errors (never `Cancelled`, as
+/// [`polled_joined`]).
+#[doc(hidden)]
+#[track_caller]
+pub fn polled_tried<O, E>(r: Result<O, NurseryError<E>>) -> Result<O, NurseryError<E>> {
+    TupleTried.finish("try_join!", r)
+}
+
 async fn value<T>(join: Join<T>) -> T {
     match join.await {
         Ok(v) => v,
@@ -317,7 +379,7 @@ macro_rules! tuples {
             #[track_caller]
             fn race_tuple(self) -> impl Future<Output = T> + Send {
                 let ($($F,)+) = self;
-                let all = tasks::<RaceMode, T, _, _>(Location::caller(), true, move |mut t| {
+                let all = group::<Spawned, RaceMode, T, _, _>(Location::caller(), move |mut t| {
                     let mut index = 0;
                     $(t.admit(index, $F, None); index += 1;)+
                     std::future::ready(index)

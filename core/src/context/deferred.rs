@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::task::Waker;
 
-use super::{with_current, with_runtime, Current, CURRENT, DEFERRED, DEFERRED_DUE, NO_RUNTIME};
+use super::{with_current, Current, CURRENT, DEFERRED, DEFERRED_DUE, NO_RUNTIME};
 use crate::node::{Due, Node};
 use crate::rt::Runtime;
 
@@ -262,59 +262,4 @@ pub(super) fn make_deferred_node(c: &Current) {
     DEFERRED.set(0);
     let old = c.made.replace(caller);
     debug_assert!(old.is_none());
-}
-
-/// Runners being polled in a row (an inline nursery's woken children), in one
-/// thread-local access and one install of their runtime (see [`with_row`]).
-pub(crate) struct Row<'a> {
-    c: &'a Current,
-}
-
-/// Runs `f` (a row of runners) with `rt` as the runtime of the current context, and the
-/// same runtime and scope as before afterwards, even on panic. Each runner is polled in
-/// its own context through [`Row::poll`], which costs a swap of the current node and
-/// waker only: the polls of a row are what [`enter_with`](super::enter_with) would make
-/// of them one by one.
-pub(crate) fn with_row<R>(rt: &Arc<dyn Runtime>, f: impl FnOnce(&Row<'_>) -> R) -> R {
-    with_runtime(rt, || CURRENT.with(|c| f(&Row { c })))
-}
-
-impl Row<'_> {
-    /// Polls `f` with `node` (taken out of `slot`) as the current node, and `waker` as the
-    /// runner's, as [`enter_with`](super::enter_with) does, and puts back the node
-    /// around it (and `slot`'s) afterwards, even on panic; the spare timer and node of
-    /// the poll go with it.
-    #[inline]
-    pub(crate) fn poll<R>(
-        &self,
-        slot: &mut Option<Arc<Node>>,
-        waker: &Waker,
-        f: impl FnOnce() -> R,
-    ) -> R {
-        struct Restore<'a> {
-            c: &'a Current,
-            slot: &'a mut Option<Arc<Node>>,
-            prev: Option<Arc<Node>>,
-            prev_waker: *const Waker,
-        }
-        impl Drop for Restore<'_> {
-            #[inline]
-            fn drop(&mut self) {
-                let c = self.c;
-                c.waker.set(self.prev_waker);
-                *self.slot = std::mem::replace(&mut c.slots.borrow_mut().node, self.prev.take());
-                // The child's poll is over: no spare node survives it.
-                drop(c.spare_node.take());
-            }
-        }
-        let c = self.c;
-        let prev = std::mem::replace(&mut c.slots.borrow_mut().node, slot.take());
-        let _restore = Restore {
-            c,
-            slot,
-            prev,
-            prev_waker: c.waker.replace(waker),
-        };
-        f()
-    }
 }

@@ -30,7 +30,7 @@ mod deferred;
 mod enter;
 
 pub(crate) use self::deferred::{
-    deferred_made, make_deferred, with_row, Deferred, ResolveOnUnwind, ResolveScopeOnUnwind, Row,
+    deferred_made, make_deferred, Deferred, ResolveOnUnwind, ResolveScopeOnUnwind,
 };
 use self::deferred::{make_deferred_node, Made};
 pub use self::enter::{current as current_runtime, enter, enter_root, is_entered, Enter};

@@ -243,8 +243,18 @@ pub(crate) type Ext = dyn Tag;
 /// What a node carries besides its scope state: reachable as `Any`, and saying what the
 /// node is and is called, for the task tree
 /// ([`diagnostics::tree`](crate::diagnostics::tree)). Read only when someone asks.
-pub(crate) trait Tag: Send + Sync + 'static {
-    fn as_any(&self) -> &dyn Any;
+pub(crate) trait Tag: Send + Sync {
+    /// The ext as `Any`, for the exts that are `'static` and asked for by type
+    /// ([`Node::ext_ref`]): a group's tag, a scope's. (A polled child's cell may borrow:
+    /// it is reached through this trait's methods only.)
+    fn as_any(&self) -> Option<&dyn Any> {
+        None
+    }
+
+    /// Wakes the runner of a node that is its own waker: a polled child's node, which
+    /// queues the child with its group (`child::cell::Queued`). Nothing for every other
+    /// node.
+    fn wake(&self) {}
 
     /// What the node is and is called (`None`: a scope without a name or a handle, a
     /// subgroup, or a run's root).
@@ -296,10 +306,6 @@ pub(crate) struct SharedLink(OnceLock<Arc<Node>>);
 /// unit tests and loom models make one.
 #[cfg(test)]
 impl Tag for (SharedLink, AtomicDeadline) {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn shared_link(&self) -> Option<&SharedLink> {
         Some(&self.0)
     }
@@ -316,10 +322,6 @@ impl Tag for (SharedLink, AtomicDeadline) {
 /// A shared link alone is an ext too (the tree's unit tests and loom models).
 #[cfg(test)]
 impl Tag for SharedLink {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn shared_link(&self) -> Option<&SharedLink> {
         Some(self)
     }
@@ -345,28 +347,16 @@ impl MovableLink {
 /// unit tests and loom models).
 #[cfg(test)]
 impl Tag for MovableLink {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn movable_link(&self) -> Option<&MovableLink> {
         Some(self)
     }
 }
 
-impl Tag for () {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
+impl Tag for () {}
 
 /// A deadline alone is the ext of a scope's node that nothing else can see
 /// ([`Node::entered`]).
 impl Tag for AtomicDeadline {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn deadline(&self) -> Option<&AtomicDeadline> {
         Some(self)
     }
@@ -392,17 +382,6 @@ pub(crate) struct Labelled<'a> {
     pub(crate) since: Option<Instant>,
 }
 
-impl Labelled<'_> {
-    /// A node of `kind` that does not know where it was made.
-    pub(crate) fn unplaced(kind: Kind) -> Labelled<'static> {
-        Labelled {
-            kind,
-            site: None,
-            name: None,
-            since: None,
-        }
-    }
-}
 
 /// A scope of the tree. `Node` (with the default `X`) is the type-erased node every
 /// scope, nursery and task shares; a task allocates its node together with its own state
@@ -1699,7 +1678,7 @@ impl<X: ?Sized + Tag> Node<X> {
     }
 }
 
-impl<X: Tag> Node<X> {
+impl<X: Tag + 'static> Node<X> {
     /// A nursery's (or subgroup's, or inline group's) new node `node`, put under
     /// `parent` on entry and linked there, inheriting its cancellation. The nursery's
     /// tasks run elsewhere, so a cancellation must find the nursery through `parent`'s
@@ -2047,7 +2026,7 @@ impl Node {
 impl Node {
     /// The ext, if it is a `T`.
     pub(crate) fn ext_ref<T: 'static>(&self) -> Option<&T> {
-        self.ext.as_any().downcast_ref()
+        self.ext.as_any()?.downcast_ref()
     }
 
     /// Links this node and its unlinked ancestors in its task, shields too, each into its

@@ -1,58 +1,54 @@
-//! Nurseries: `nursery`, `Nursery::{spawn, start, cancel}`.
+//! Nurseries: `nursery`, `Nursery::{spawn, start, cancel}`, for every kind of children.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use atomic_waker::AtomicWaker;
 use pin_project_lite::pin_project;
 
-use crate::context::{self, Ctx};
+use crate::child::{self, Label, Named, TaskHandle};
 use crate::error::{NurseryError, SpawnError};
-use crate::group::{Closed, Failures, GroupFuture, GroupState, Kind, Record};
-use crate::node::{self, Detail, Labelled, Node, Reason, Tag};
+use crate::group::Group;
+use crate::kind::polled::{Polled, PolledLocal, PolledOf, Rounds};
+use crate::kind::{GroupFuture, Spawned};
+use crate::node::Reason;
 use crate::reason::{said, CancelReason};
-use crate::rt::Runtime;
-use crate::task::{Graves, Group, Label, Named, Panic, TaskHandle};
 use crate::trace;
 
 mod convert;
-#[cfg(all(test, target_pointer_width = "64", not(feature = "tracing")))]
-mod sizes;
-mod spawn;
 mod start;
 mod subgroup;
 
 pub use self::convert::{err_into, BodyOutput, ErrInto};
-pub(crate) use self::start::{EndTo, Hand, InlineSlot};
 pub use self::start::{Start, StartWithHandle, Starts, TaskStatus};
 pub use self::subgroup::{Subgroup, SubgroupWait};
 
-/// How a nursery keeps its children: the second type parameter of [`Nursery`] (and of
-/// its future, [`NurseryFuture`](crate::futures::NurseryFuture)), chosen by the function
-/// that opens the nursery.
+/// Where a nursery's children run: the second type parameter of [`Nursery`] (and of its
+/// future, [`NurseryFuture`](crate::futures::NurseryFuture), and of the combinators'
+/// [`Map`](crate::futures::Map)), chosen by the function that opens the nursery.
 ///
 /// | `C` | opened by | children |
 /// |---|---|---|
 /// | [`Spawned`] (the default) | [`nursery`] | tasks of the executor: `Send + 'static`, run in parallel |
-/// | [`SendChild<'env, E>`](crate::inline::SendChild) | [`inline::nursery`](crate::inline::nursery) | futures polled by the nursery's own task: `Send`, may borrow for `'env` |
-/// | [`LocalChild<'env, E>`](crate::inline::LocalChild) | [`inline::local_nursery`](crate::inline::local_nursery) | the same, need not be `Send` |
+/// | [`Polled<'env>`](Polled) | [`Polled::nursery`] | futures the nursery polls in its own task: `Send`, may borrow for `'env` |
+/// | [`PolledLocal<'env>`](PolledLocal) | [`PolledLocal::nursery`] | the same, need not be `Send` |
 ///
-/// The rules are the same whatever `C` is (one group engine runs them); `C` decides how
-/// children are admitted (the bounds of `spawn`, which differ) and run. Sealed: the three
-/// above are all there is. Code that works with any nursery is generic over it:
+/// The rules are the same whatever `C` is (one group, one child cell, one driver run
+/// them); `C` decides only how children are admitted (the bounds of `spawn`, which
+/// differ: [`Accepts`]) and scheduled. Sealed: the three above are all there is. Code
+/// that works with any nursery is generic over it:
 ///
 /// ```
-/// use hatchery::{nursery, inline, Children, Nursery};
+/// use hatchery::{nursery, Children, Nursery, Polled};
 ///
-/// // Cancels any nursery once `n` children have been spawned: the methods that every
-/// // kind has (cancel, is_cancelled, is_closed, ...) work on `Nursery<E, C>`.
-/// fn stop<E, C: Children<E>>(n: &Nursery<E, C>) {
+/// // Cancels any nursery: the methods that every kind has (cancel, is_cancelled,
+/// // is_closed, ...) work on `Nursery<E, C>`.
+/// fn stop<E, C: Children>(n: &Nursery<E, C>) {
 ///     if !n.is_cancelled() {
 ///         n.cancel_with("enough");
 ///     }
@@ -60,31 +56,28 @@ pub use self::subgroup::{Subgroup, SubgroupWait};
 ///
 /// # hatchery_smol::run(async {
 /// let a = nursery(|n| async move { stop(&n); Ok::<_, std::io::Error>(1) }).await;
-/// let b = inline::nursery(|n| async move { stop(&n); Ok::<_, std::io::Error>(2) }).await;
+/// let b = Polled::nursery(|n| async move { stop(&n); Ok::<_, std::io::Error>(2) }).await;
 /// assert_eq!((a.unwrap(), b.unwrap()), (1, 2)); // no suspension after `cancel`: N4
 /// # });
 /// ```
-pub trait Children<E>: sealed::Sealed<E> {}
+pub trait Children: sealed::Sealed {}
 
 pub(crate) mod sealed {
-    use crate::group::{GroupState, Kind};
-
-    /// What a kind of children is to the group engine: the state its handles share and
-    /// the kind that runs them. Public only in name (its module is private), so that
-    /// [`Children`](super::Children) is sealed.
+    /// What a kind of children is to the group: the kind that schedules them. Public
+    /// only in name (its module is private), so that [`Children`](super::Children) is
+    /// sealed.
     #[allow(unreachable_pub)]
-    pub trait Sealed<E> {
-        /// What a nursery's handle holds.
-        type Shared: GroupState;
-        /// The group engine's kind of children.
-        type Kind: Kind<E, Shared = Self::Shared>;
-        /// What a `start` keeps of its task, whose `started` hands over a `V`.
-        type Run<V>;
+    pub trait Sealed {
+        /// The group's kind of children.
+        type Kind: crate::kind::Kind;
+
+        /// A new group's kind.
+        fn kind() -> Self::Kind;
     }
 
     /// Tells the `tracing` feature of the error a nursery's body returned: what can be
     /// said of it depends on its bounds, which differ by kind (a spawning nursery's error
-    /// is `'static`, an inline one's may borrow). Public only in name, as `Sealed`.
+    /// is `'static`, a polled one's may borrow). Public only in name, as `Sealed`.
     #[allow(unreachable_pub)]
     pub trait Describe<E> {
         fn describe(error: &E);
@@ -98,45 +91,53 @@ pub(crate) mod sealed {
 /// | `Self` | `F` and `T` |
 /// |---|---|
 /// | [`Spawned`] | `Send + 'static` (`E` too) |
-/// | [`SendChild<'env, E>`](crate::inline::SendChild) | `Send + 'env` |
-/// | [`LocalChild<'env, E>`](crate::inline::LocalChild) | `'env` |
+/// | [`Polled<'env>`](Polled) | `Send + 'env` |
+/// | [`PolledLocal<'env>`](PolledLocal) | `'env` |
 ///
 /// Sealed, as [`Children`] is.
 ///
 /// # Examples
 ///
 /// ```
-/// use hatchery::{inline, nursery, Accepts, Children, Nursery, TaskHandle};
+/// use hatchery::{nursery, Accepts, Children, Nursery, Polled, TaskHandle};
 ///
 /// // Spawns the same child into any kind of nursery that accepts it.
 /// fn answer<E, C>(n: &Nursery<E, C>) -> TaskHandle<u32>
 /// where
-///     C: Children<E> + Accepts<std::future::Ready<Result<u32, E>>, u32, E>,
+///     C: Accepts<std::future::Ready<Result<u32, E>>, u32, E>,
 /// {
 ///     n.spawn(std::future::ready(Ok(42)))
 /// }
 ///
 /// # hatchery_smol::run(async {
 /// let a = nursery(|n| async move { Ok::<_, std::io::Error>(answer(&n).join().await?) });
-/// let b = inline::nursery(|n| async move { Ok::<_, std::io::Error>(answer(&n).join().await?) });
+/// let b = Polled::nursery(|n| async move { Ok::<_, std::io::Error>(answer(&n).join().await?) });
 /// assert_eq!((a.await.unwrap(), b.await.unwrap()), (42, 42));
 /// # });
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{F}` cannot be spawned into this nursery",
     label = "not a child this kind of nursery accepts",
-    note = "a spawning nursery (`nursery`) takes `Send + 'static` futures; to borrow, open an `inline::nursery` (`Send` children) or an `inline::local_nursery` (any children)"
+    note = "a spawning nursery (`nursery`) takes `Send + 'static` futures; to borrow, open a `Polled::nursery` (`Send` children) or a `PolledLocal::nursery` (any children)"
 )]
-pub trait Accepts<F, T, E>: Children<E> {
-    /// Spawns `fut` at `site` into the nursery whose state is `shared`, or gives it
-    /// back dropped with [`SpawnError`] if the nursery has closed. (Not for use outside
-    /// hatchery: `Self::Shared` cannot be named there.)
+#[allow(private_interfaces)]
+pub trait Accepts<F, T, E>: Children {
+    /// Spawns `fut` at `site`, called `name` if given, into the group `group` (a
+    /// nursery's or a subgroup's), or gives it back dropped with [`SpawnError`] if the
+    /// nursery has closed. (Not for use outside hatchery: `Group` cannot be named there.)
     #[doc(hidden)]
     fn try_spawn(
-        shared: &Arc<Self::Shared>,
+        group: &Arc<Group<E>>,
         fut: F,
         site: &'static Location<'static>,
+        name: Option<Cow<'static, str>>,
     ) -> Result<TaskHandle<T>, SpawnError>;
+}
+
+/// The label of a child spawned at `site` into `group`, called `name` if given (the clock
+/// is read for a named child only, for its age in the task tree).
+fn label<E>(group: &Group<E>, site: &'static Location<'static>, name: Option<Cow<'static, str>>) -> Label {
+    Label::new(site, name.map(|name| Box::new(Named::new(name, group.rt.now()))))
 }
 
 impl<E, F, T> Accepts<F, T, E> for Spawned
@@ -147,43 +148,181 @@ where
 {
     #[inline]
     fn try_spawn(
-        shared: &Arc<Shared<E>>,
+        group: &Arc<Group<E>>,
         fut: F,
         site: &'static Location<'static>,
+        name: Option<Cow<'static, str>>,
     ) -> Result<TaskHandle<T>, SpawnError> {
-        spawn::try_spawn_at(shared, fut, None, site)
+        group.admit()?;
+        let label = label(group, site, name);
+        let built = None::<fn(_)>;
+        let cell = child::spawn(group, &group.node, fut, (), label, built);
+        Ok(TaskHandle::new(cell))
     }
 }
 
-/// The children of a nursery opened with [`nursery`]: tasks of the executor, `Send +
-/// 'static`, which run in parallel on a multi-threaded runtime (rule N8). The default
-/// kind of [`Nursery`]: `Nursery<E>` is `Nursery<E, Spawned>`. See [`Children`].
-///
-/// # Examples
-///
-/// ```
-/// use hatchery::{nursery, Nursery, Spawned};
-///
-/// fn takes(_: &Nursery<std::io::Error, Spawned>) {}
-///
-/// # hatchery_smol::run(async {
-/// nursery(|n: Nursery<std::io::Error>| async move { takes(&n); Ok(()) }).await.unwrap();
-/// # });
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Spawned;
+impl Children for Spawned {}
 
-impl<E> Children<E> for Spawned {}
-
-impl<E> sealed::Sealed<E> for Spawned {
-    type Shared = Shared<E>;
+impl sealed::Sealed for Spawned {
     type Kind = Spawned;
-    type Run<V> = start::SpawnRun<V, E>;
+
+    fn kind() -> Spawned {
+        Spawned
+    }
 }
 
 impl<E: 'static> sealed::Describe<E> for Spawned {
     fn describe(error: &E) {
         trace::failed(error, false);
+    }
+}
+
+/// The impls that make `$kind` a kind of children, written once for both polled kinds,
+/// which differ only in the bound `$send` on a child's future and value (`Send`, or
+/// none) and in whether the group's future is `Send` (`$marker`).
+macro_rules! polled_kind {
+    ($kind:ident, $marker:ty, $($send:ident)?) => {
+        impl<'env, E, F, T> Accepts<F, T, E> for $kind<'env>
+        where
+            F: Future<Output = Result<T, E>> + $($send +)? 'env,
+            T: $($send +)? 'env,
+        {
+            #[inline]
+            fn try_spawn(
+                group: &Arc<Group<E>>,
+                fut: F,
+                site: &'static Location<'static>,
+                name: Option<Cow<'static, str>>,
+            ) -> Result<TaskHandle<T>, SpawnError> {
+                group.admit()?;
+                let label = label(group, site, name);
+                let built = None::<fn(_)>;
+                let cell = child::spawn_polled(group, &group.node, fut, (), label, built);
+                Ok(TaskHandle::new(cell))
+            }
+        }
+
+        impl Children for $kind<'_> {}
+
+        impl sealed::Sealed for $kind<'_> {
+            type Kind = Rounds<$marker>;
+
+            fn kind() -> Self::Kind {
+                Rounds::new()
+            }
+        }
+
+        impl<E> sealed::Describe<E> for $kind<'_> {
+            fn describe(_: &E) {
+                trace::failed_borrowed::<E>(false);
+            }
+        }
+
+        impl<'env> $kind<'env> {
+            /// Opens a nursery whose children this task polls (see the kind's docs), runs
+            /// `body` in it, and returns once the body and every child have finished.
+            ///
+            /// The children are futures that the nursery polls itself, in the task that
+            /// awaits it: they run concurrently with the body and each other, never in
+            /// parallel (rule I1), and may borrow from the caller's stack. Everything else
+            /// is [`nursery`]'s: the body's value once every child has finished; every
+            /// error, in order, if any failed (the first cancelled the rest); a panic
+            /// resumed once all have finished; [`NurseryError::Cancelled`] if the
+            /// nursery's own [`cancel`](Nursery::cancel) ended the body before it
+            /// returned a value.
+            ///
+            /// # Cancel safety
+            ///
+            /// If an enclosing scope is cancelled, every child is cancelled at its next
+            /// suspension point (a shielded one finishes its shield first), the nursery
+            /// waits for all of them, and then this future never completes: the cancelled
+            /// scope returns. Dropping this future from outside hatchery (C8) drops the
+            /// body and every child at once, each in its own context.
+            ///
+            /// # Panics
+            ///
+            /// When first polled outside a hatchery runtime; to resume a panic of the body
+            /// or of a child, once every child has finished; when polled after it returned.
+            ///
+            /// # Errors
+            ///
+            /// [`NurseryError::Failed`] with every error the body and the children
+            /// returned, in the order they happened; [`NurseryError::Cancelled`] if
+            /// [`Nursery::cancel`] ended the body before it produced its value.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("use hatchery::", stringify!($kind), ";")]
+            ///
+            /// # hatchery_smol::run_current_thread(async {
+            /// let mut totals = vec![0u32; 3];
+            /// let slots = &mut totals;
+            #[doc = concat!(stringify!($kind), "::nursery(|n| async move {")]
+            ///     for (i, slot) in slots.iter_mut().enumerate() {
+            ///         n.spawn(async move {
+            ///             *slot = (i as u32 + 1) * 10; // each child writes its own slot
+            ///             Ok::<_, std::io::Error>(())
+            ///         });
+            ///     }
+            ///     Ok(())
+            /// })
+            /// .await
+            /// .unwrap();
+            /// totals.push(40); // the borrows ended with the nursery
+            /// assert_eq!(totals, [10, 20, 30, 40]);
+            /// # });
+            /// ```
+            #[track_caller]
+            pub fn nursery<E, T, B, Fut>(body: B) -> NurseryFuture<B, Fut, T, E, Self>
+            where
+                B: FnOnce(Nursery<E, Self>) -> Fut,
+                Fut: Future<Output = Result<T, E>>,
+            {
+                NurseryFuture::new(trace::Sited::inline(Location::caller()), body)
+            }
+        }
+    };
+}
+
+polled_kind!(Polled, (), Send);
+polled_kind!(PolledLocal, *const (), );
+
+/// A polled combinator's group takes its futures (wrapped) as they are: its future is
+/// `Send` exactly when they are (`Rounds<F>`), and it outlives none of them (its body
+/// holds them until it admits them).
+impl<E, F, G, T> Accepts<G, T, E> for PolledOf<F>
+where
+    G: Future<Output = Result<T, E>>,
+{
+    #[inline]
+    fn try_spawn(
+        group: &Arc<Group<E>>,
+        fut: G,
+        site: &'static Location<'static>,
+        name: Option<Cow<'static, str>>,
+    ) -> Result<TaskHandle<T>, SpawnError> {
+        group.admit()?;
+        let label = label(group, site, name);
+        let built = None::<fn(_)>;
+        let cell = child::spawn_polled(group, &group.node, fut, (), label, built);
+        Ok(TaskHandle::new(cell))
+    }
+}
+
+impl<F> Children for PolledOf<F> {}
+
+impl<F> sealed::Sealed for PolledOf<F> {
+    type Kind = Rounds<F>;
+
+    fn kind() -> Rounds<F> {
+        Rounds::new()
+    }
+}
+
+impl<E, F> sealed::Describe<E> for PolledOf<F> {
+    fn describe(_: &E) {
+        trace::failed_borrowed::<E>(false);
     }
 }
 
@@ -286,55 +425,7 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: Send + 'static,
 {
-    NurseryFuture::new(Location::caller(), None, body)
-}
-
-/// [`nursery`], giving the nursery a name: its handle's [`name`](Nursery::name), and how
-/// the task tree shows it ([`diagnostics::tree`](crate::diagnostics::tree)). A nursery
-/// without a name is known by where `nursery` was called; a name costs one allocation
-/// and one read of the clock (for its age in the tree), made when the nursery opens.
-///
-/// # Cancel safety
-///
-/// As [`nursery`]'s: dropping the future before it completes cancels the body and every
-/// child, and does not wait for them. If an enclosing scope is cancelled while it waits,
-/// the body and every child are cancelled, and it waits for them to finish.
-///
-/// # Panics
-///
-/// As [`nursery`]'s.
-///
-/// # Errors
-///
-/// As [`nursery`]'s: every error of the body and the children, or
-/// [`NurseryError::Cancelled`] if [`Nursery::cancel`] ended the body before its value.
-///
-/// # Examples
-///
-/// ```
-/// use hatchery::nursery_named;
-///
-/// # hatchery_smol::run(async {
-/// let name = nursery_named("fetchers", |n| async move {
-///     Ok::<_, std::io::Error>(n.name().map(str::to_owned))
-/// })
-/// .await
-/// .unwrap();
-/// assert_eq!(name.as_deref(), Some("fetchers"));
-/// # });
-/// ```
-#[track_caller]
-pub fn nursery_named<E, T, F, Fut>(
-    name: impl Into<Cow<'static, str>>,
-    body: F,
-) -> NurseryFuture<F, Fut, T, E>
-where
-    F: FnOnce(Nursery<E>) -> Fut,
-    Fut::Output: BodyOutput<E>,
-    Fut: Future<Output = Result<T, E>>,
-    E: Send + 'static,
-{
-    NurseryFuture::new(Location::caller(), Some(name.into()), body)
+    NurseryFuture::new(trace::Sited::nursery(Location::caller()), body)
 }
 
 /// [`nursery`] called at `site`: for the combinators, which open nurseries on their
@@ -350,20 +441,7 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: Send + 'static,
 {
-    NurseryFuture::new(site, None, body)
-}
-
-/// What a nursery's node carries: what the nursery is called, for the task tree.
-struct NurseryTag(Label);
-
-impl Tag for NurseryTag {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn label(&self) -> Option<Labelled<'_>> {
-        Some(self.0.labelled(node::Kind::Nursery))
-    }
+    NurseryFuture::new(trace::Sited::nursery(site), body)
 }
 
 /// A handle to an open nursery, for spawning tasks into it and cancelling it.
@@ -393,263 +471,56 @@ impl Tag for NurseryTag {
 /// assert_eq!(total, 1 + 4 + 9);
 /// # });
 /// ```
-pub struct Nursery<E, C: Children<E> = Spawned> {
-    pub(crate) shared: Arc<C::Shared>,
+pub struct Nursery<E, C: Children = Spawned> {
+    pub(crate) group: Arc<Group<E>>,
+    _kind: PhantomData<C>,
 }
 
-impl<E, C: Children<E>> Clone for Nursery<E, C> {
+impl<E, C: Children> Clone for Nursery<E, C> {
     fn clone(&self) -> Self {
         Nursery {
-            shared: self.shared.clone(),
+            group: self.group.clone(),
+            _kind: PhantomData,
         }
     }
 }
 
-impl<E, C: Children<E>> fmt::Debug for Nursery<E, C> {
+impl<E, C: Children> fmt::Debug for Nursery<E, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let node = self.shared.node();
-        let mut d = f.debug_struct("Nursery");
-        d.field("opened_at", &format_args!("{}", self.opened_at()));
-        if let Some(live) = self.shared.live() {
-            d.field("tasks", &live);
-        }
-        d.field("closed", &self.is_closed())
+        let node = &self.group.node;
+        f.debug_struct("Nursery")
+            .field("opened_at", &format_args!("{}", self.opened_at()))
+            .field("tasks", &self.group.live())
+            .field("closed", &self.is_closed())
             .field("cancelled", &node.is_cancelled())
-            .field("cancel_reason", &CancelReason::of(node))
+            .field("cancel_reason", &CancelReason::of(&**node))
             .finish()
     }
 }
 
-const CLOSED: usize = 1;
-const ONE: usize = 2;
-
-/// State shared by a nursery, its handles and its children. Public only in name, as the
-/// state that [`Spawned`]'s sealed trait names.
-#[allow(unreachable_pub, missing_debug_implementations)]
-pub struct Shared<E> {
-    pub(crate) node: Arc<Node>,
-    pub(crate) rt: Arc<dyn Runtime>,
-    /// `CLOSED` bit, plus the number of live children times `ONE`.
-    state: AtomicUsize,
-    /// Allocations of finished children let go of on another thread than the
-    /// nursery's, for the nursery's thread to free.
-    pub(crate) graves: Graves,
-    /// Whether a child ended cancelled: then a body that returned in the first poll did
-    /// not run to its end without interruption (see the end of `poll`).
-    child_cancelled: AtomicBool,
-    waker: AtomicWaker,
-    record: Mutex<Record<E>>,
-    /// The nursery's span, its tasks' spans' parent (`tracing` feature).
-    trace: trace::Parent,
+/// The panic of a `spawn` into a nursery that has finished (a task is never silently
+/// dropped).
+#[cold]
+#[track_caller]
+pub(crate) fn refused(e: SpawnError, kind: &str) -> ! {
+    panic!("hatchery: {e}; use `{kind}::try_spawn` to handle this")
 }
 
-impl<E> Shared<E> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Record<E>> {
-        self.record.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Counts a new child, unless the nursery has closed.
-    pub(crate) fn add_child(&self) -> Result<(), SpawnError> {
-        let open = |cur| (cur & CLOSED == 0).then_some(cur + ONE);
-        self.state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, open)
-            .map(drop)
-            .map_err(|_| SpawnError(()))
-    }
-
-    /// Records a failure of the task called `task` (`None`: of the body) and cancels
-    /// the nursery (N2).
-    fn record_failure(&self, error: E, task: Option<&Label>) {
-        self.lock().errors.push(error);
-        self.cancel_failed(task, false);
-    }
-
-    /// Records a panic of the task called `task` (`None`: of the body) and cancels the
-    /// nursery (N3).
-    fn record_panic(&self, panic: Panic, task: Option<&Label>) {
-        self.lock().panicked(panic);
-        self.cancel_failed(task, true);
-    }
-
-    fn cancel_failed(&self, task: Option<&Label>, panicked: bool) {
-        let detail = Detail::Failed {
-            task: task.map(Label::site),
-            name: task.and_then(Label::name),
-            panicked,
-        };
-        self.node.cancel_with(Reason::Failure, detail);
-    }
-
-    fn label(&self) -> Option<&Label> {
-        self.node.ext_ref::<NurseryTag>().map(|t| &t.0)
-    }
-}
-
-impl<E> Failures<E> for Shared<E> {
-    fn body_failed(&self, error: E) {
-        self.record_failure(error, None);
-    }
-
-    fn body_panicked(&self, panic: Panic) {
-        trace::panicked(&*panic, false);
-        self.record_panic(panic, None);
-    }
-}
-
-#[allow(private_interfaces)]
-impl<E> GroupState for Shared<E> {
-    fn node(&self) -> &Arc<Node> {
-        &self.node
-    }
-
-    fn is_closed(&self) -> bool {
-        self.state.load(Ordering::Acquire) & CLOSED != 0
-    }
-
-    fn opened_at(&self) -> &'static Location<'static> {
-        self.label()
-            .map(Label::site)
-            .expect("hatchery: internal error: a nursery's node without its label")
-    }
-
-    fn name(&self) -> Option<&str> {
-        self.label().and_then(Label::name_str)
-    }
-
-    fn live(&self) -> Option<usize> {
-        Some(self.state.load(Ordering::Acquire) >> 1)
-    }
-}
-
-/// The group engine's kind for tasks of the executor: they run and end on their own, and
-/// the group closes once their count is zero.
-#[allow(private_interfaces)]
-impl<E> Kind<E> for Spawned {
-    type Shared = Shared<E>;
-    type Output = ();
-
-    fn open(
-        &mut self,
-        parent: &Ctx,
-        site: &trace::Sited,
-        name: Option<Cow<'static, str>>,
-    ) -> Arc<Shared<E>> {
-        let named = name.map(|name| Box::new(Named::new(name, parent.rt.now())));
-        let label = Label::new(site.at(), named);
-        let node: Arc<Node> = Node::attach(
-            Node::with_ext(false, false, NurseryTag(label)),
-            &parent.node,
-        );
-        Arc::new(Shared {
-            node,
-            rt: parent.rt.clone(),
-            state: AtomicUsize::new(0),
-            graves: Graves::new(),
-            child_cancelled: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-            record: Mutex::new(Record::default()),
-            trace: site.parent(),
-        })
-    }
-
-    #[inline]
-    fn node(shared: &Shared<E>) -> &Arc<Node> {
-        &shared.node
-    }
-
-    #[inline]
-    fn runtime(shared: &Shared<E>) -> &Arc<dyn Runtime> {
-        &shared.rt
-    }
-
-    fn close(&mut self, shared: &Shared<E>, cx: &mut Context<'_>) -> Option<Closed<E, ()>> {
-        shared.waker.register(cx.waker());
-        // Closes the nursery if no child is left (at most once).
-        shared
-            .state
-            .compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire)
-            .ok()?;
-        // Every child has finished and no more can be spawned. Free what children
-        // finishing on other threads left, rather than keep it for as long as a `Nursery`
-        // clone outlives the nursery. (The exchange acquired the children's writes.)
-        shared.graves.reap(context::thread_mark());
-        Some(Closed {
-            record: shared.lock().take(),
-            outputs: (),
-            child_cancelled: shared.child_cancelled.load(Ordering::Relaxed),
-        })
-    }
-
-    fn shut(&mut self, shared: &Shared<E>) {
-        // Nobody will wait for a child spawned from now on: spawning fails (a nursery
-        // that finished is closed already). Children still running finish on their own;
-        // nobody is woken when they do.
-        shared.state.fetch_or(CLOSED, Ordering::AcqRel);
-    }
-
-    fn abort(&mut self, _: &Shared<E>) -> Option<Panic> {
-        // Children still running finish on their own.
-        None
-    }
-
-    // After a drop from outside, children may still run (and link in their first poll):
-    // the node stays cancelled for them.
-    const FINISH_WHEN_DROPPED: bool = false;
-}
-
-impl<E: Send + 'static> spawn::Admit for Shared<E> {
-    const TYPE: &'static str = "Nursery";
-
-    fn admit(&self) -> Result<(), SpawnError> {
-        self.add_child()
-    }
-}
-
-impl<E: Send + 'static> Group for Shared<E> {
-    type Error = E;
-
-    fn runtime(&self) -> &Arc<dyn Runtime> {
-        &self.rt
-    }
-
-    fn node(&self) -> &Arc<Node> {
-        &self.node
-    }
-
-    fn trace_parent(&self) -> trace::Parent {
-        self.trace.clone()
-    }
-
-    fn graves(&self) -> &Graves {
-        &self.graves
-    }
-
-    fn note_cancelled_child(&self) {
-        if !self.child_cancelled.load(Ordering::Relaxed) {
-            self.child_cancelled.store(true, Ordering::Relaxed);
+/// What every nursery has, whatever its kind of children ([`Children`]).
+impl<E, C: Children> Nursery<E, C> {
+    /// The handle of the nursery whose group is `group`.
+    pub(crate) fn of(group: Arc<Group<E>>) -> Self {
+        Nursery {
+            group,
+            _kind: PhantomData,
         }
     }
 
-    fn child_done(&self) {
-        if self.state.fetch_sub(ONE, Ordering::AcqRel) == ONE {
-            self.waker.wake();
-        }
-    }
-
-    fn fail(&self, error: E, task: Option<&Label>) {
-        self.record_failure(error, task);
-    }
-
-    fn panicked(&self, panic: Panic, task: Option<&Label>) {
-        self.record_panic(panic, task);
-    }
-}
-
-impl<E: Send + 'static> Nursery<E> {
     /// [`spawn`](Nursery::spawn), giving the task a name: its handle's
     /// [`name`](TaskHandle::name), and what a cancel reason says of it if it fails
     /// ([`CancelReason::Failure`]). A task without a name is known by where it was
-    /// spawned ([`TaskHandle::spawned_at`]); a name costs one allocation, made only here.
+    /// spawned ([`TaskHandle::spawned_at`]); a name costs one allocation and one read of
+    /// the clock (for its age in the task tree), made only here.
     ///
     /// # Panics
     ///
@@ -678,21 +549,21 @@ impl<E: Send + 'static> Nursery<E> {
     #[track_caller]
     pub fn spawn_named<T, F>(&self, name: impl Into<Cow<'static, str>>, fut: F) -> TaskHandle<T>
     where
-        F: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
+        C: Accepts<F, T, E>,
     {
-        let named = Named::new(name.into(), self.shared.rt.now());
-        spawn::spawn(&self.shared, fut, Some(Box::new(named)))
+        match C::try_spawn(&self.group, fut, Location::caller(), Some(name.into())) {
+            Ok(h) => h,
+            Err(e) => refused(e, "Nursery"),
+        }
     }
 
     /// [`spawn`](Nursery::spawn) called at `site` (see [`nursery_at`]).
     pub(crate) fn spawn_at<T, F>(&self, site: &'static Location<'static>, fut: F) -> TaskHandle<T>
     where
-        F: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
+        C: Accepts<F, T, E>,
     {
         self.try_spawn_at(site, fut)
-            .unwrap_or_else(|e| spawn::refused(e, "Nursery"))
+            .unwrap_or_else(|e| refused(e, "Nursery"))
     }
 
     /// [`try_spawn`](Nursery::try_spawn) called at `site` (see [`nursery_at`]).
@@ -702,15 +573,11 @@ impl<E: Send + 'static> Nursery<E> {
         fut: F,
     ) -> Result<TaskHandle<T>, SpawnError>
     where
-        F: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
+        C: Accepts<F, T, E>,
     {
-        spawn::try_spawn_at(&self.shared, fut, None, site)
+        C::try_spawn(&self.group, fut, site, None)
     }
-}
 
-/// What every nursery has, whatever its kind of children ([`Children`]).
-impl<E, C: Children<E>> Nursery<E, C> {
     /// Spawns `fut` as a new task of the nursery and returns a handle to its value.
     ///
     /// What the task is depends on the nursery's kind of children `C` (see [`Accepts`]
@@ -768,9 +635,9 @@ impl<E, C: Children<E>> Nursery<E, C> {
     where
         C: Accepts<F, T, E>,
     {
-        match C::try_spawn(&self.shared, fut, Location::caller()) {
+        match C::try_spawn(&self.group, fut, Location::caller(), None) {
             Ok(h) => h,
-            Err(e) => spawn::refused(e, "Nursery"),
+            Err(e) => refused(e, "Nursery"),
         }
     }
 
@@ -803,7 +670,7 @@ impl<E, C: Children<E>> Nursery<E, C> {
     where
         C: Accepts<F, T, E>,
     {
-        C::try_spawn(&self.shared, fut, Location::caller())
+        C::try_spawn(&self.group, fut, Location::caller(), None)
     }
 
     /// Cancels the nursery: its body and every child (children spawned later too). Not an
@@ -834,14 +701,9 @@ impl<E, C: Children<E>> Nursery<E, C> {
     #[track_caller]
     pub fn cancel(&self) {
         let detail = said(Location::caller(), None);
-        self.shared.node().cancel_with(Reason::Nursery, detail);
+        self.group.node.cancel_with(Reason::Nursery, detail);
     }
 
-    /// Cancels the nursery of a race (called at `at`) that was won.
-    pub(crate) fn race_won(&self, at: &'static Location<'static>) {
-        let detail = crate::reason::race_won(at);
-        self.shared.node().cancel_with(Reason::Nursery, detail);
-    }
 
     /// [`cancel`](Nursery::cancel), with a message that the nursery's
     /// [`cancel_reason`](Nursery::cancel_reason) carries, and so do its tasks' (as
@@ -871,7 +733,7 @@ impl<E, C: Children<E>> Nursery<E, C> {
     #[track_caller]
     pub fn cancel_with(&self, message: impl Into<Cow<'static, str>>) {
         let detail = said(Location::caller(), Some(message.into()));
-        self.shared.node().cancel_with(Reason::Nursery, detail);
+        self.group.node.cancel_with(Reason::Nursery, detail);
     }
 
     /// Why the nursery was cancelled, if it was: by its own
@@ -903,7 +765,7 @@ impl<E, C: Children<E>> Nursery<E, C> {
     /// # });
     /// ```
     pub fn cancel_reason(&self) -> Option<CancelReason> {
-        CancelReason::of(self.shared.node())
+        CancelReason::of(&*self.group.node)
     }
 
     /// Whether the nursery has been cancelled (by [`cancel`](Nursery::cancel), a failure
@@ -926,7 +788,7 @@ impl<E, C: Children<E>> Nursery<E, C> {
     /// # });
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        let node = self.shared.node();
+        let node = &self.group.node;
         // A `cancel` after the nursery finished is recorded, with nothing left to mark.
         node.is_cancelled() || node.reason().is_some()
     }
@@ -952,7 +814,7 @@ impl<E, C: Children<E>> Nursery<E, C> {
     /// # });
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.is_closed()
+        self.group.is_closed()
     }
 
     /// The name the nursery was given by [`nursery_named`], if any.
@@ -977,7 +839,7 @@ impl<E, C: Children<E>> Nursery<E, C> {
     /// # });
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.shared.name()
+        self.group.tag().name()
     }
 
     /// Where the nursery was opened: the call of [`nursery`] (or [`nursery_named`], or
@@ -1000,14 +862,13 @@ impl<E, C: Children<E>> Nursery<E, C> {
     /// # });
     /// ```
     pub fn opened_at(&self) -> &'static Location<'static> {
-        self.shared.opened_at()
+        self.group.tag().at()
     }
 }
 
 pin_project! {
     /// Future returned by [`nursery`] (and, with another kind of children `C`, by
-    /// [`inline::nursery`](crate::inline::nursery) and
-    /// [`inline::local_nursery`](crate::inline::local_nursery)).
+    /// [`Polled::nursery`] and [`PolledLocal::nursery`]).
     ///
     /// # Examples
     ///
@@ -1027,14 +888,14 @@ pin_project! {
     /// # });
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct NurseryFuture<F, Fut, T, E, C: Children<E> = Spawned> {
+    pub struct NurseryFuture<F, Fut, T, E, C: Children = Spawned> {
         make: Option<F>,
         #[pin]
         group: GroupFuture<C::Kind, Fut, T, E>,
     }
 }
 
-impl<F, Fut, T, E, C: Children<E>> fmt::Debug for NurseryFuture<F, Fut, T, E, C> {
+impl<F, Fut, T, E, C: Children> fmt::Debug for NurseryFuture<F, Fut, T, E, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NurseryFuture").finish_non_exhaustive()
     }
@@ -1059,7 +920,7 @@ impl<F, Fut, T, E, C: Children<E>> fmt::Debug for NurseryFuture<F, Fut, T, E, C>
 /// ```
 impl<F, Fut, T, E, C> futures_core::future::FusedFuture for NurseryFuture<F, Fut, T, E, C>
 where
-    C: Children<E>,
+    C: Children,
     Self: Future,
 {
     fn is_terminated(&self) -> bool {
@@ -1067,33 +928,43 @@ where
     }
 }
 
-impl<F, Fut, T, E, C: Children<E>> NurseryFuture<F, Fut, T, E, C> {
-    /// The future of a nursery of `kind`, whose group is opened at `site` and called
-    /// `name` if it has one, that will run `body`.
-    pub(crate) fn with_kind(
-        kind: C::Kind,
-        site: trace::Sited,
-        name: Option<Cow<'static, str>>,
-        body: F,
-    ) -> Self {
+impl<F, Fut, T, E, C: Children> NurseryFuture<F, Fut, T, E, C> {
+    /// The future of a nursery opened at `site` that will run `body`.
+    pub(crate) fn new(site: trace::Sited, body: F) -> Self {
         NurseryFuture {
             make: Some(body),
-            group: GroupFuture::new(kind, site, name),
+            group: GroupFuture::new(C::kind(), site, None),
         }
     }
-}
 
-impl<F, Fut, T, E> NurseryFuture<F, Fut, T, E> {
-    /// The future of a nursery opened at `site` (its caller's, for `nursery` and
-    /// `nursery_named`), called `name` if it has one, that will run `body`.
-    fn new(site: &'static Location<'static>, name: Option<Cow<'static, str>>, body: F) -> Self {
-        Self::with_kind(Spawned, trace::Sited::nursery(site), name, body)
+    /// Gives the nursery a name: its handle's [`name`](Nursery::name), and how the task
+    /// tree shows it ([`diagnostics::tree`](crate::diagnostics::tree)). A nursery without
+    /// a name is known by where it was opened; a name costs one allocation and one read
+    /// of the clock (for its age in the tree), made when the nursery opens. Call it
+    /// before the nursery is first polled; a name given after is not seen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::nursery;
+    ///
+    /// # hatchery_smol::run(async {
+    /// let name = nursery(|n| async move { Ok::<_, std::io::Error>(n.name().map(str::to_owned)) })
+    ///     .named("fetchers")
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(name.as_deref(), Some("fetchers"));
+    /// # });
+    /// ```
+    pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.group.name(name.into());
+        self
     }
 }
 
 impl<F, Fut, T, E, C> Future for NurseryFuture<F, Fut, T, E, C>
 where
-    C: Children<E> + sealed::Describe<E>,
+    C: Children + sealed::Describe<E>,
     F: FnOnce(Nursery<E, C>) -> Fut,
     Fut::Output: BodyOutput<E>,
     Fut: Future<Output = Result<T, E>>,
@@ -1103,16 +974,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let make = this.make;
-        let open = |shared: &Arc<C::Shared>| {
+        let open = |group: &Arc<Group<E>>| {
             let make = make
                 .take()
                 .expect("hatchery: nursery future polled after completion");
-            make(Nursery {
-                shared: shared.clone(),
-            })
+            make(Nursery::of(group.clone()))
         };
-        this.group
-            .poll_group(cx, open, C::describe)
-            .map_ok(|(value, _)| value)
+        this.group.poll_group(cx, open, C::describe)
     }
 }

@@ -1,25 +1,27 @@
-//! [`Nursery::start`]: a task that runs under its caller's cancellation until it says it
+//! [`Nursery::start`]: a child that runs under its caller's cancellation until it says it
 //! is ready ([`TaskStatus::started`]), then belongs to the nursery (rule N6), for every
-//! kind of children: one handshake ([`Hand`]) and one future ([`Start`]), over a kind's
-//! way of running the task until then ([`Starts`]: a task of the executor, or a future
-//! that `start` polls itself).
+//! kind of children: one handshake ([`Hand`]) and one future ([`Start`]). The child is
+//! an ordinary child of the group (the same cell and driver), made under the caller's
+//! node with a movable parent link and a route to its `start` ([`Route`]); its kind
+//! schedules it as every other of its children ([`Starts`]).
 
-use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::panic::{resume_unwind, Location};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
+use futures_core::TryFuture;
 
-use super::{Children, Nursery, Spawned};
-use crate::context::{self, Ctx};
+use super::{label, Children, Nursery, Polled, PolledLocal, Spawned};
+use crate::child::{self, End, Output, PartRef, Route, TaskHandle};
+use crate::context;
 use crate::diagnostics::{Held, HolderKind};
 use crate::error::StartError;
+use crate::group::{Group, Panic};
 use crate::node::{Node, Reason};
-use crate::task::{self, spawn_cell, End, Label, Panic, Route, TaskHandle};
 
 /// The token a task started with [`Nursery::start`] uses to say it is ready.
 ///
@@ -49,30 +51,20 @@ use crate::task::{self, spawn_cell, End, Label, Panic, Route, TaskHandle};
 /// # });
 /// ```
 pub struct TaskStatus<V> {
-    sink: Sink<V>,
+    slot: Arc<StartSlot<V>>,
 }
 
-/// Where a [`TaskStatus`] hands its value.
-enum Sink<V> {
-    /// A spawned task's `start`, which takes the task over at once.
-    Task(Arc<dyn StartSink<V>>),
-    /// An inline child's `start`, which looks at the value after each poll of the child
-    /// (the child is polled in the caller's task until then).
-    Inline(Arc<InlineSlot<V>>),
+/// What a [`TaskStatus`] shares with its `start`: the value `started` left, and, once the
+/// child's node exists, where `started` moves it. The child moves into the nursery's
+/// scope at the call (rule S4); the value waits for the handshake, which takes it when
+/// the `start` or the child's end looks ([`StartShared::sync`]).
+pub(crate) struct StartSlot<V> {
+    inner: Mutex<SlotInner<V>>,
+    /// The task that polls the `start`.
+    waker: AtomicWaker,
 }
 
-/// What an inline child's [`TaskStatus`] shares with its `start`: the value `started`
-/// left, and, once the child's node exists, where `started` moves it.
-///
-/// The child moves into the nursery's scope at the call (rule S4), as a spawned task
-/// does; only the value waits for the start, which looks after each poll of the child
-/// and hands the child to its nursery there (the start polls it until then, and cannot
-/// let go of it during its own poll).
-pub(crate) struct InlineSlot<V> {
-    inner: Mutex<InlineInner<V>>,
-}
-
-struct InlineInner<V> {
+struct SlotInner<V> {
     /// The value, and whether `started` moved the child (not when it came before the
     /// child's node existed: the handshake moves it then).
     value: Option<(V, bool)>,
@@ -80,36 +72,15 @@ struct InlineInner<V> {
     moves: Option<(Arc<Node>, Arc<Node>)>,
 }
 
-impl<V> InlineSlot<V> {
-    pub(crate) fn new() -> Arc<InlineSlot<V>> {
-        Arc::new(InlineSlot {
-            inner: Mutex::new(InlineInner {
-                value: None,
-                moves: None,
-            }),
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, InlineInner<V>> {
+impl<V> StartSlot<V> {
+    fn lock(&self) -> MutexGuard<'_, SlotInner<V>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The child's node exists: a later `started` moves it into `nursery` at the call.
-    /// (A value left before is moved by the handshake, [`Hand::child_made`].)
-    pub(crate) fn child_made(&self, child: Arc<Node>, nursery: Arc<Node>) {
-        self.lock().moves = Some((child, nursery));
-    }
-
-    /// The value `started` left since the last look, and whether it moved the child.
-    pub(crate) fn take(&self) -> Option<(V, bool)> {
-        self.lock().value.take()
     }
 
     /// `started(value)`: moves the child now, unless the caller's scope (or the child)
     /// is cancelled already; then the value is dropped, as [`Hand::started`] drops it.
-    /// The handshake records the move when the start looks. (One locked step, so that a
-    /// token on another thread and the child's launch see each other whole; the move
-    /// takes node locks under it, never the other way round.)
+    /// (One locked step, so that a token on another thread and the child's launch see
+    /// each other whole; the move takes node locks under it, never the other way round.)
     fn started(&self, value: V) {
         let mut inner = self.lock();
         let moved = match &inner.moves {
@@ -123,27 +94,15 @@ impl<V> InlineSlot<V> {
             None => false,
         };
         inner.value = Some((value, moved));
+        drop(inner);
+        self.waker.wake();
     }
-}
-
-trait StartSink<V>: Send + Sync {
-    fn started(&self, value: V);
 }
 
 impl<V> TaskStatus<V> {
-    /// The token of an inline child's `start`, which finds the value in `slot`.
-    pub(crate) fn inline(slot: Arc<InlineSlot<V>>) -> Self {
-        TaskStatus {
-            sink: Sink::Inline(slot),
-        }
-    }
-
     /// Hands `value` to the caller of [`Nursery::start`] and moves this task into the
     /// nursery: from now on the nursery's cancellation and deadlines apply to it (rule
-    /// S4), and an error or panic of the task goes to the nursery. (In an
-    /// [inline nursery](crate::inline), the child moves into the nursery's scope at this
-    /// call, too; `start`, which polls it, hands it to the nursery to poll at its next
-    /// suspension point, or when it returns.)
+    /// S4), and an error or panic of the task goes to the nursery.
     ///
     /// If the caller's scope is cancelled already (the task is then running in a shield
     /// or has not reached a checkpoint yet), this does nothing, as in trio: `value` is
@@ -171,10 +130,7 @@ impl<V> TaskStatus<V> {
     /// # });
     /// ```
     pub fn started(self, value: V) {
-        match self.sink {
-            Sink::Task(sink) => sink.started(value),
-            Sink::Inline(slot) => slot.started(value),
-        }
+        self.slot.started(value);
     }
 }
 
@@ -259,7 +215,7 @@ impl<V, E> Hand<V, E> {
     /// caller's scope is cancelled (the task stays under it, and `start` never returns),
     /// or the start no longer waits: then the value is handed back, to be dropped outside
     /// any lock. (`nursery` is `None` where the kind moved the task at the call already,
-    /// as an inline child's token does: [`InlineSlot`].)
+    /// as the token does: [`StartSlot`].)
     pub(crate) fn started(&mut self, value: V, nursery: Option<&Arc<Node>>) -> Result<(), V> {
         if !matches!(self.state, StartState::Waiting) {
             return Err(value);
@@ -282,7 +238,7 @@ impl<V, E> Hand<V, E> {
             _ => return EndTo::Nursery(end),
         }
         self.state = match end {
-            End::Value(()) | End::Cancelled => StartState::NotStarted,
+            End::Done | End::Cancelled => StartState::NotStarted,
             End::Failed(e) => StartState::Failed(e),
             End::Panicked(p) => StartState::Panicked(p),
         };
@@ -353,39 +309,44 @@ pub(crate) enum Abandoned<V, E> {
     Unclaimed(StartState<V, E>),
 }
 
-/// What a spawned task's start shares with the task: the handshake under a lock, and the
-/// waker of the start's task.
+/// What a start shares with its child: the handshake under a lock, the token's slot, and
+/// whether the child's value goes to a handle (`start_with_handle`).
 pub(crate) struct StartShared<V, E> {
     hand: Mutex<Hand<V, E>>,
-    waker: AtomicWaker,
+    slot: Arc<StartSlot<V>>,
     nursery_node: Arc<Node>,
-    /// A `start_with_handle`: the task's value goes to its handle once it has started.
     with_handle: bool,
 }
 
 impl<V, E> StartShared<V, E> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Hand<V, E>> {
-        self.hand.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl<V: Send, E: Send> StartSink<V> for StartShared<V, E> {
-    fn started(&self, value: V) {
-        let taken = self.lock().started(value, Some(&self.nursery_node));
-        match taken {
-            Ok(()) => self.waker.wake(),
-            // Dropped outside the lock.
-            Err(value) => drop(value),
+    /// The handshake, with the value `started` left since the last look in it: the token
+    /// moved the child into the nursery's scope at the call (unless the caller's was
+    /// cancelled, and then left no value); a value left before the child existed moves
+    /// it now. Every reader of the handshake looks through here, so that the child's end
+    /// right after a `started` on another thread is seen after it.
+    fn sync(&self) -> MutexGuard<'_, Hand<V, E>> {
+        let mut hand = self.hand.lock().unwrap_or_else(|e| e.into_inner());
+        let left = self.slot.lock().value.take();
+        if let Some((value, moved)) = left {
+            let nursery = (!moved).then_some(&self.nursery_node);
+            if let Err(ignored) = hand.started(value, nursery) {
+                // Dropped outside both locks: the caller holds the hand's; the value is
+                // the user's.
+                drop(hand);
+                drop(ignored);
+                hand = self.hand.lock().unwrap_or_else(|e| e.into_inner());
+            }
         }
+        hand
     }
 }
 
-impl<V: Send, E: Send> Route<E> for StartShared<V, E> {
+impl<V, E> Route<E> for StartShared<V, E> {
     fn end(&self, end: End<E>) -> Option<End<E>> {
-        let to = self.lock().end(end);
+        let to = self.sync().end(end);
         match to {
             EndTo::Start => {
-                self.waker.wake();
+                self.slot.waker.wake();
                 None
             }
             // Nobody is left to report it to (C8); dropped outside the lock.
@@ -398,79 +359,31 @@ impl<V: Send, E: Send> Route<E> for StartShared<V, E> {
     }
 
     fn wants_value(&self) -> bool {
-        self.with_handle && self.lock().has_started()
+        self.with_handle && self.sync().has_started()
     }
 }
 
-/// How a kind of children runs a task before it has started, for [`Nursery::start`]:
-/// the futures `Fut` (of `Result<T, E>`, with a value `V` for `started`) that it starts,
-/// with the bounds of the kind.
-///
-/// | `Self` | `Fut`, `T` and `V` |
-/// |---|---|
-/// | [`Spawned`] | `Send + 'static` (`E` too): the task is a task of the executor from its first poll |
-/// | [`SendChild<'env, E>`](crate::inline::SendChild) | `Send + 'env` (`V`: `Send`): the child is polled by `start` until it starts, then by the nursery |
-/// | [`LocalChild<'env, E>`](crate::inline::LocalChild) | `'env` |
-///
-/// Sealed, as [`Children`] is.
+/// The futures that a nursery whose children are `Self` starts with [`Nursery::start`]:
+/// a future `Fut` of `Result<T, E>` with the bounds of the kind (as [`Accepts`](super::Accepts)
+/// gives them for `spawn`), whose `started` hands over a `V`. Sealed.
 #[diagnostic::on_unimplemented(
     message = "`{Fut}` cannot be started in this nursery",
     label = "not a task this kind of nursery starts",
-    note = "a spawning nursery (`nursery`) starts `Send + 'static` futures; to borrow, open an `inline::nursery` or an `inline::local_nursery`"
+    note = "a spawning nursery (`nursery`) starts `Send + 'static` futures; to borrow, open a `Polled::nursery` or a `PolledLocal::nursery`"
 )]
 #[allow(private_interfaces, private_bounds)]
-pub trait Starts<Fut, V, T, E>: Children<E> {
-    /// Makes the start's own part, and the token its task gets. (Not for use outside
-    /// hatchery: `Self::Shared` cannot be named there.)
-    #[doc(hidden)]
-    fn prepare(shared: &Arc<Self::Shared>, with_handle: bool) -> (Self::Run<V>, TaskStatus<V>);
-
-    /// Counts the task in (it keeps the nursery open), or `false` if the nursery has
-    /// closed.
-    #[doc(hidden)]
-    fn admit(shared: &Arc<Self::Shared>) -> bool;
-
-    /// Runs `fut` under `caller`'s scope: its node is made there, movable, and handed to
-    /// the hand ([`Hand::child_made`]) before the task can run.
+pub trait Starts<Fut, V, T, E>: Children {
+    /// Makes the child of `fut` under `caller` (its node), with `route` to its `start`,
+    /// and schedules it as the kind does; `built` gets its node first.
     #[doc(hidden)]
     fn launch(
-        run: &mut Self::Run<V>,
-        shared: &Arc<Self::Shared>,
+        group: &Arc<Group<E>>,
+        caller: &Arc<Node>,
         fut: Fut,
-        caller: &Ctx,
+        route: Arc<StartShared<V, E>>,
         site: &'static Location<'static>,
-    );
-
-    /// Lets the task run, in the start's poll, if the start runs it itself; makes sure
-    /// that the start's task is woken when the handshake moves.
-    #[doc(hidden)]
-    fn drive(run: &mut Self::Run<V>, shared: &Arc<Self::Shared>, cx: &mut Context<'_>);
-
-    /// Runs `f` on the handshake.
-    #[doc(hidden)]
-    fn with_hand<R>(run: &mut Self::Run<V>, f: impl FnOnce(&mut Hand<V, E>) -> R) -> R;
-}
-
-/// A spawned task's start: the handshake it shares with the task, and the task's handle
-/// (a `start_with_handle`'s, made at the first poll).
-#[allow(unreachable_pub, missing_debug_implementations)]
-pub struct SpawnRun<V, E> {
-    shared: Arc<StartShared<V, E>>,
-    /// The task's `TaskHandle<T>` (`T` is not among this type's parameters).
-    handle: Option<Box<dyn Any + Send + Sync>>,
-    /// The task was spawned: dropped while it waits, the start abandons it.
-    launched: bool,
-}
-
-impl<V, E> Drop for SpawnRun<V, E> {
-    fn drop(&mut self) {
-        let left = self.shared.lock().abandon(self.launched);
-        if let Abandoned::Cancel(Some(child)) = &left {
-            // Dropped from outside while the task has not started: cancel it.
-            child.cancel(Reason::Dropped);
-        }
-        drop(left);
-    }
+        built: impl FnOnce(Arc<Node>),
+    ) -> PartRef<Output<T>>;
 }
 
 #[allow(private_interfaces, private_bounds)]
@@ -481,64 +394,51 @@ where
     V: Send + 'static,
     E: Send + 'static,
 {
-    fn prepare(
-        shared: &Arc<super::Shared<E>>,
-        with_handle: bool,
-    ) -> (SpawnRun<V, E>, TaskStatus<V>) {
-        let start = Arc::new(StartShared {
-            hand: Mutex::new(Hand::new()),
-            waker: AtomicWaker::new(),
-            nursery_node: shared.node.clone(),
-            with_handle,
-        });
-        let status = TaskStatus {
-            sink: Sink::Task(start.clone()),
-        };
-        let run = SpawnRun {
-            shared: start,
-            handle: None,
-            launched: false,
-        };
-        (run, status)
-    }
-
-    fn admit(shared: &Arc<super::Shared<E>>) -> bool {
-        shared.add_child().is_ok()
-    }
-
     fn launch(
-        run: &mut SpawnRun<V, E>,
-        shared: &Arc<super::Shared<E>>,
+        group: &Arc<Group<E>>,
+        caller: &Arc<Node>,
         fut: Fut,
-        caller: &Ctx,
+        route: Arc<StartShared<V, E>>,
         site: &'static Location<'static>,
-    ) {
-        let route: Arc<dyn Route<E>> = run.shared.clone();
-        let start = &run.shared;
-        let label = Label::at(site);
-        // The child node is in place before the task can run and call `started`.
-        let built = |node: Arc<Node>| {
-            let ignored = start.lock().child_made(node, &start.nursery_node);
-            drop(ignored);
-        };
-        let cell = spawn_cell(shared, &caller.node, fut, Some(route), label, Some(built));
-        if run.shared.with_handle {
-            run.handle = Some(Box::new(task::handle_of(cell)));
-        }
-        run.launched = true;
-    }
-
-    fn drive(run: &mut SpawnRun<V, E>, _: &Arc<super::Shared<E>>, cx: &mut Context<'_>) {
-        run.shared.waker.register(cx.waker());
-    }
-
-    fn with_hand<R>(run: &mut SpawnRun<V, E>, f: impl FnOnce(&mut Hand<V, E>) -> R) -> R {
-        f(&mut run.shared.lock())
+        built: impl FnOnce(Arc<Node>),
+    ) -> PartRef<Output<T>> {
+        let route: Arc<dyn Route<E> + Send + Sync> = route;
+        child::spawn(group, caller, fut, Some(route), label(group, site, None), Some(built))
     }
 }
 
-/// What every nursery can do with a task that must say when it is ready.
-impl<E, C: Children<E>> Nursery<E, C> {
+/// `start` for a polled kind, written once for both, which differ only in the bound
+/// `$send` on the child's future, its value and the start's (`Send`, or none).
+macro_rules! polled_starts {
+    ($kind:ident, $($send:ident)?) => {
+        #[allow(private_interfaces, private_bounds)]
+        impl<'env, Fut, V, T, E> Starts<Fut, V, T, E> for $kind<'env>
+        where
+            Fut: Future<Output = Result<T, E>> + $($send +)? 'env,
+            T: $($send +)? 'env,
+            V: $($send +)? 'env,
+            E: 'env,
+        {
+            fn launch(
+                group: &Arc<Group<E>>,
+                caller: &Arc<Node>,
+                fut: Fut,
+                route: Arc<StartShared<V, E>>,
+                site: &'static Location<'static>,
+                built: impl FnOnce(Arc<Node>),
+            ) -> PartRef<Output<T>> {
+                let route: Arc<dyn Route<E> + 'env> = route;
+                let label = label(group, site, None);
+                child::spawn_polled(group, caller, fut, Some(route), label, Some(built))
+            }
+        }
+    };
+}
+
+polled_starts!(Polled, Send);
+polled_starts!(PolledLocal,);
+
+impl<E, C: Children> Nursery<E, C> {
     /// Starts a task and waits until it signals that it is ready, returning the value it
     /// passes to [`TaskStatus::started`] (trio's `nursery.start`).
     ///
@@ -547,11 +447,10 @@ impl<E, C: Children<E>> Nursery<E, C> {
     /// it produces comes out of `start` instead of failing the nursery. After `started`, it
     /// is an ordinary child of the nursery. A pending `start` keeps the nursery open.
     ///
-    /// The same for every kind of nursery ([`Starts`] gives the bounds on the task): in a
-    /// spawning one the task is a task of the executor from `start`'s first poll; in an
-    /// inline one ([`inline::nursery`](crate::inline::nursery)), a future that `start`
-    /// polls itself, in the caller's task, until it has started, and the nursery then
-    /// (it may borrow, as the nursery's other children do).
+    /// The same for every kind of nursery ([`Starts`] gives the bounds on the task): a
+    /// child of the nursery's kind from `start`'s first poll (a task of the executor in a
+    /// spawning one; a future the nursery polls in its own task in a polled one, which
+    /// may borrow, as its other children do).
     ///
     /// The task's own value (its final `Ok`) is dropped when it returns, as trio's is:
     /// [`start_with_handle`](Nursery::start_with_handle) also hands back a
@@ -625,36 +524,11 @@ impl<E, C: Children<E>> Nursery<E, C> {
         self.start_inner(f, false)
     }
 
-    #[track_caller]
-    fn start_inner<V, T, F, Fut>(&self, f: F, with_handle: bool) -> Start<Fut, V, E, C>
-    where
-        F: FnOnce(TaskStatus<V>) -> Fut,
-        C: Starts<Fut, V, T, E>,
-    {
-        let (run, status) = C::prepare(&self.shared, with_handle);
-        // A closed nursery takes no task: `f` is not called (trio's `start` fails before
-        // it calls the function), and the first poll returns `Closed` (rule S1).
-        let first = match self.is_closed() {
-            true => First::Closed,
-            false => First::Launch(f(status)),
-        };
-        Start {
-            first,
-            nursery: self.clone(),
-            run,
-            hold: None,
-            site: Location::caller(),
-            done: false,
-        }
-    }
-}
-
-impl<E: Send + 'static> Nursery<E> {
     /// Like [`start`](Nursery::start), and also returns a [`TaskHandle`] to the task's
     /// final value: `start` hands over the value passed to
     /// [`TaskStatus::started`] and lets the task's own value go, this keeps both.
     ///
-    /// The handle is that of a spawned task (N7): `join` waits for
+    /// The handle is that of any child (N7): `join` waits for
     /// the task's value (an error of the task goes to the nursery, as for every child
     /// that has started), `cancel` cancels the task alone, and dropping it does not
     /// cancel the task.
@@ -697,15 +571,50 @@ impl<E: Send + 'static> Nursery<E> {
     /// # });
     /// ```
     #[track_caller]
-    pub fn start_with_handle<V, T, F, Fut>(&self, f: F) -> StartWithHandle<Fut, V, E>
+    pub fn start_with_handle<V, T, F, Fut>(&self, f: F) -> StartWithHandle<Fut, V, E, C>
     where
         F: FnOnce(TaskStatus<V>) -> Fut,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
-        V: Send + 'static,
+        Fut: Future<Output = Result<T, E>>,
+        C: Starts<Fut, V, T, E>,
     {
         StartWithHandle {
             start: self.start_inner(f, true),
+            handle: None,
+        }
+    }
+
+    #[track_caller]
+    fn start_inner<V, F, Fut>(&self, f: F, with_handle: bool) -> Start<Fut, V, E, C>
+    where
+        F: FnOnce(TaskStatus<V>) -> Fut,
+    {
+        let slot = Arc::new(StartSlot {
+            inner: Mutex::new(SlotInner {
+                value: None,
+                moves: None,
+            }),
+            waker: AtomicWaker::new(),
+        });
+        let shared = Arc::new(StartShared {
+            hand: Mutex::new(Hand::new()),
+            slot: slot.clone(),
+            nursery_node: self.group.node.clone(),
+            with_handle,
+        });
+        // A closed nursery takes no task: `f` is not called (trio's `start` fails before
+        // it calls the function), and the first poll returns `Closed` (rule S1).
+        let first = match self.is_closed() {
+            true => First::Closed,
+            false => First::Launch(f(TaskStatus { slot })),
+        };
+        Start {
+            first,
+            nursery: self.clone(),
+            shared,
+            launched: false,
+            hold: None,
+            site: Location::caller(),
+            done: false,
         }
     }
 }
@@ -730,14 +639,16 @@ impl<E: Send + 'static> Nursery<E> {
 /// # });
 /// ```
 #[must_use = "futures do nothing unless polled"]
-pub struct Start<Fut, V, E, C: Children<E> = Spawned> {
+pub struct Start<Fut, V, E, C: Children = Spawned> {
     first: First<Fut>,
     nursery: Nursery<E, C>,
-    /// The kind's own part: the handshake, and the task if the start runs it.
-    run: C::Run<V>,
+    /// The handshake, shared with the child and its token.
+    shared: Arc<StartShared<V, E>>,
+    /// The child was made (it runs).
+    launched: bool,
     /// Holds the caller's scope while the task runs under it (rule K4).
     hold: Option<Held>,
-    /// Where `start` was called, for the hold warnings (`diagnostics`).
+    /// Where `start` was called: the child's site, and the hold warnings'.
     site: &'static Location<'static>,
     /// It has returned `Ready`.
     done: bool,
@@ -754,11 +665,24 @@ enum First<Fut> {
     Polled,
 }
 
-impl<Fut, V, E, C: Children<E>> Unpin for Start<Fut, V, E, C> {}
+impl<Fut, V, E, C: Children> Unpin for Start<Fut, V, E, C> {}
 
-impl<Fut, V, E, C: Children<E>> fmt::Debug for Start<Fut, V, E, C> {
+impl<Fut, V, E, C: Children> fmt::Debug for Start<Fut, V, E, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Start").finish_non_exhaustive()
+    }
+}
+
+impl<Fut, V, E, C: Children> Drop for Start<Fut, V, E, C> {
+    fn drop(&mut self) {
+        // A child that started keeps running in the nursery; one that had not is
+        // cancelled (C8), and its end goes nowhere. What nobody took is dropped here,
+        // outside the lock.
+        let left = self.shared.sync().abandon(self.launched);
+        if let Abandoned::Cancel(Some(child)) = &left {
+            child.cancel(Reason::Dropped);
+        }
+        drop(left);
     }
 }
 
@@ -781,41 +705,7 @@ where
     type Output = Result<V, StartError<E>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        assert!(!this.done, "`Start` polled after completion");
-        if let Some(hold) = &this.hold {
-            hold.polled();
-        }
-        if let First::Launch(_) | First::Closed = this.first {
-            let caller = context::current();
-            let fut = match std::mem::replace(&mut this.first, First::Polled) {
-                First::Launch(fut) if C::admit(&this.nursery.shared) => fut,
-                _ => {
-                    this.done = true;
-                    return Poll::Ready(Err(StartError::Closed));
-                }
-            };
-            // The task runs under the caller's scopes: those between here and the
-            // caller's task root join their parents' lists, as for a nursery, so that an
-            // enclosing cancellation finds the task without waiting for the caller to poll
-            // them again.
-            caller.node.link_ancestors();
-            this.hold = Some(Held::new(&caller.node, HolderKind::Start, this.site));
-            C::launch(&mut this.run, &this.nursery.shared, fut, &caller, this.site);
-        } else if this.hold.is_some() {
-            this.follow_caller();
-        }
-        C::drive(&mut this.run, &this.nursery.shared, cx);
-        let outcome = C::with_hand(&mut this.run, |hand| hand.poll(context::current_cancelled));
-        if !matches!(outcome, Outcome::Pending) {
-            this.hold.take();
-        }
-        this.done = !matches!(outcome, Outcome::Pending | Outcome::Stall);
-        match outcome {
-            Outcome::Pending | Outcome::Stall => Poll::Pending,
-            Outcome::Ready(out) => Poll::Ready(out),
-            Outcome::Panic(p) => resume_unwind(p),
-        }
+        self.poll_start(cx, None)
     }
 }
 
@@ -824,31 +714,84 @@ where
     C: Starts<Fut, V, T, E>,
     Fut: Future<Output = Result<T, E>>,
 {
+    /// Polls the start; the child's handle goes to `keep`, if given, when it is made.
+    fn poll_start(
+        &mut self,
+        cx: &mut Context<'_>,
+        keep: Option<&mut Option<TaskHandle<T>>>,
+    ) -> Poll<Result<V, StartError<E>>> {
+        assert!(!self.done, "`Start` polled after completion");
+        if let Some(hold) = &self.hold {
+            hold.polled();
+        }
+        if let First::Launch(_) | First::Closed = self.first {
+            let caller = context::current();
+            let group = &self.nursery.group;
+            let fut = match std::mem::replace(&mut self.first, First::Polled) {
+                First::Launch(fut) if group.admit().is_ok() => fut,
+                _ => {
+                    self.done = true;
+                    return Poll::Ready(Err(StartError::Closed));
+                }
+            };
+            // The task runs under the caller's scopes: those between here and the
+            // caller's task root join their parents' lists, as for a nursery, so that an
+            // enclosing cancellation finds the task without waiting for the caller to poll
+            // them again.
+            caller.node.link_ancestors();
+            self.hold = Some(Held::new(&caller.node, HolderKind::Start, self.site));
+            // The child's node is in place before the child can run and call `started`.
+            let shared = &self.shared;
+            let built = |node: Arc<Node>| {
+                let nursery = shared.nursery_node.clone();
+                let ignored = shared.sync().child_made(node.clone(), &nursery);
+                shared.slot.lock().moves = Some((node, nursery));
+                drop(ignored);
+            };
+            let cell = C::launch(group, &caller.node, fut, shared.clone(), self.site, built);
+            self.launched = true;
+            if let Some(keep) = keep {
+                *keep = Some(TaskHandle::new(cell));
+            }
+        } else if self.hold.is_some() {
+            self.follow_caller();
+        }
+        self.shared.slot.waker.register(cx.waker());
+        let outcome = self.shared.sync().poll(context::current_cancelled);
+        if !matches!(outcome, Outcome::Pending) {
+            self.hold.take();
+        }
+        self.done = !matches!(outcome, Outcome::Pending | Outcome::Stall);
+        match outcome {
+            Outcome::Pending | Outcome::Stall => Poll::Pending,
+            Outcome::Ready(out) => Poll::Ready(out),
+            Outcome::Panic(p) => resume_unwind(p),
+        }
+    }
+
     /// Kept past the scope of its last poll and awaited in another (the loser of a race,
     /// awaited again): a task that has not started runs under the cancellation of
     /// whoever awaits it, so it moves under this caller's scope, and so does the hold.
     fn follow_caller(&mut self) {
         let site = self.site;
-        let (run, hold) = (&mut self.run, &mut self.hold);
+        let (shared, hold) = (&self.shared, &mut self.hold);
         let old = context::with_current(|c| {
             // Awaited outside hatchery (a plain thread's `block_on`): nothing to follow.
             let node = c?.node;
             if hold.as_ref().is_none_or(|hold| hold.is_on(node)) {
                 return None;
             }
-            C::with_hand(run, |hand| {
-                let child = hand.waiting_child()?;
-                // Awaited inside the task itself (or below it): it cannot move under
-                // itself.
-                if node.is_within(child) {
-                    return None;
-                }
-                node.link_ancestors();
-                // Refused if the task or its old scope is cancelled: then it is, or now
-                // takes that cancellation, and ends.
-                child.reparent(node);
-                Some(())
-            })?;
+            let hand = shared.sync();
+            let child = hand.waiting_child()?;
+            // Awaited inside the task itself (or below it): it cannot move under itself.
+            if node.is_within(child) {
+                return None;
+            }
+            node.link_ancestors();
+            // Refused if the task or its old scope is cancelled: then it is, or now takes
+            // that cancellation, and ends.
+            child.reparent(node);
+            drop(hand);
             hold.replace(Held::new(node, HolderKind::Start, site))
         });
         drop(old);
@@ -878,35 +821,34 @@ where
 /// # });
 /// ```
 #[must_use = "futures do nothing unless polled"]
-pub struct StartWithHandle<Fut, V, E> {
-    start: Start<Fut, V, E>,
+pub struct StartWithHandle<Fut: TryFuture, V, E, C: Children = Spawned> {
+    start: Start<Fut, V, E, C>,
+    handle: Option<TaskHandle<Fut::Ok>>,
 }
 
-impl<Fut, V, E> fmt::Debug for StartWithHandle<Fut, V, E> {
+impl<Fut: TryFuture, V, E, C: Children> Unpin for StartWithHandle<Fut, V, E, C> {}
+
+impl<Fut: TryFuture, V, E, C: Children> fmt::Debug for StartWithHandle<Fut, V, E, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StartWithHandle").finish_non_exhaustive()
     }
 }
 
-impl<Fut, T, V, E> Future for StartWithHandle<Fut, V, E>
+impl<Fut, T, V, E, C> Future for StartWithHandle<Fut, V, E, C>
 where
-    Fut: Future<Output = Result<T, E>> + Send + 'static,
-    T: Send + 'static,
-    V: Send + 'static,
-    E: Send + 'static,
+    C: Starts<Fut, V, T, E>,
+    Fut: Future<Output = Result<T, E>>,
 {
     type Output = Result<(V, TaskHandle<T>), StartError<E>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let start = &mut self.start;
-        let value = std::task::ready!(Pin::new(&mut *start).poll(cx))?;
-        // Made at the first poll, which spawned the task that has started since.
-        let handle = start
-            .run
+        let this = &mut *self;
+        let value = std::task::ready!(this.start.poll_start(cx, Some(&mut this.handle)))?;
+        // Made at the first poll, which launched the task that has started since.
+        let handle = this
             .handle
             .take()
-            .and_then(|h| h.downcast::<TaskHandle<T>>().ok())
             .expect("hatchery: internal error: a started task without its handle");
-        Poll::Ready(Ok((value, *handle)))
+        Poll::Ready(Ok((value, handle)))
     }
 }

@@ -3,22 +3,21 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use event_listener::{Event, EventListener};
+use event_listener::EventListener;
 
-use super::{spawn, Nursery, Shared};
+use super::{refused, Accepts, Children, Nursery, Spawned};
+use crate::child::TaskHandle;
 use crate::context;
 use crate::error::SpawnError;
-use crate::node::{Node, Reason};
+use crate::group::Group;
+use crate::node::Reason;
 use crate::reason::said;
-use crate::rt::Runtime;
-use crate::task::{Graves, Group, Label, Panic, TaskHandle};
-use crate::trace;
 
 /// A group of tasks inside a nursery, that can be cancelled and awaited apart from the
 /// body and the nursery's other tasks ([`Nursery::subgroup`]).
@@ -79,91 +78,30 @@ use crate::trace;
 /// assert!(closed.load(Ordering::SeqCst));
 /// # }));
 /// ```
-pub struct Subgroup<E> {
-    inner: Arc<SubShared<E>>,
+pub struct Subgroup<E, C: Children = Spawned> {
+    group: Arc<Group<E>>,
+    _kind: PhantomData<C>,
 }
 
-/// What a subgroup's handles and tasks share.
-struct SubShared<E> {
-    nursery: Arc<Shared<E>>,
-    /// The subgroup's scope: a child of the nursery's node, the parent of its tasks.
-    node: Arc<Node>,
-    /// Tasks spawned into the subgroup that have not finished.
-    live: AtomicUsize,
-    /// Notified when `live` drops to zero.
-    idle: Event,
-}
-
-impl<E> Clone for Subgroup<E> {
+impl<E, C: Children> Clone for Subgroup<E, C> {
     fn clone(&self) -> Self {
         Subgroup {
-            inner: self.inner.clone(),
+            group: self.group.clone(),
+            _kind: PhantomData,
         }
     }
 }
 
-impl<E> fmt::Debug for Subgroup<E> {
+impl<E, C: Children> fmt::Debug for Subgroup<E, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subgroup")
-            .field("tasks", &self.inner.live.load(Ordering::Acquire))
-            .field("cancelled", &self.inner.node.is_cancelled())
+            .field("tasks", &self.group.live())
+            .field("cancelled", &self.group.node.is_cancelled())
             .finish()
     }
 }
 
-impl<E: Send + 'static> spawn::Admit for SubShared<E> {
-    const TYPE: &'static str = "Subgroup";
-
-    /// Counts the task in the nursery, and in the subgroup (whose `wait` waits for it).
-    fn admit(&self) -> Result<(), SpawnError> {
-        self.nursery.add_child()?;
-        self.live.fetch_add(1, Ordering::AcqRel);
-        Ok(())
-    }
-}
-
-impl<E: Send + 'static> Group for SubShared<E> {
-    type Error = E;
-
-    fn runtime(&self) -> &Arc<dyn Runtime> {
-        self.nursery.runtime()
-    }
-
-    fn node(&self) -> &Arc<Node> {
-        &self.node
-    }
-
-    fn trace_parent(&self) -> trace::Parent {
-        self.nursery.trace_parent()
-    }
-
-    fn graves(&self) -> &Graves {
-        &self.nursery.graves
-    }
-
-    fn fail(&self, error: E, task: Option<&Label>) {
-        self.nursery.fail(error, task);
-    }
-
-    fn panicked(&self, panic: Panic, task: Option<&Label>) {
-        self.nursery.panicked(panic, task);
-    }
-
-    fn note_cancelled_child(&self) {
-        self.nursery.note_cancelled_child();
-    }
-
-    fn child_done(&self) {
-        // The subgroup's count first: by the time the nursery hears of the last of its
-        // children, every `wait` has been told.
-        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            crate::sync::notify_listeners(&self.idle);
-        }
-        self.nursery.child_done();
-    }
-}
-
-impl<E: Send + 'static> Nursery<E> {
+impl<E, C: Children> Nursery<E, C> {
     /// A new, empty [`Subgroup`] of this nursery: tasks spawned into it can be cancelled
     /// ([`Subgroup::cancel`]) and awaited ([`Subgroup::wait`]) apart from the body and
     /// the nursery's other tasks.
@@ -193,22 +131,15 @@ impl<E: Send + 'static> Nursery<E> {
     /// assert_eq!(out, 42);
     /// # });
     /// ```
-    pub fn subgroup(&self) -> Subgroup<E> {
-        // A child of the nursery's node, as a nursery opened in the body would be: the
-        // nursery's cancellation reaches it through the list, wherever its tasks run.
-        let node = Node::attached(false, &self.shared.node);
+    pub fn subgroup(&self) -> Subgroup<E, C> {
         Subgroup {
-            inner: Arc::new(SubShared {
-                nursery: self.shared.clone(),
-                node,
-                live: AtomicUsize::new(0),
-                idle: Event::new(),
-            }),
+            group: self.group.sub(),
+            _kind: PhantomData,
         }
     }
 }
 
-impl<E: Send + 'static> Subgroup<E> {
+impl<E, C: Children> Subgroup<E, C> {
     /// Spawns `fut` as a task of the nursery, in this subgroup, and returns a handle to
     /// its value. As [`Nursery::spawn`], but [`cancel`](Subgroup::cancel) reaches it.
     ///
@@ -239,10 +170,12 @@ impl<E: Send + 'static> Subgroup<E> {
     #[track_caller]
     pub fn spawn<T, F>(&self, fut: F) -> TaskHandle<T>
     where
-        F: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
+        C: Accepts<F, T, E>,
     {
-        spawn::spawn(&self.inner, fut, None)
+        match C::try_spawn(&self.group, fut, Location::caller(), None) {
+            Ok(h) => h,
+            Err(e) => refused(e, "Subgroup"),
+        }
     }
 
     /// Like [`spawn`](Subgroup::spawn), but returns [`SpawnError`] instead of panicking if
@@ -271,10 +204,9 @@ impl<E: Send + 'static> Subgroup<E> {
     #[track_caller]
     pub fn try_spawn<T, F>(&self, fut: F) -> Result<TaskHandle<T>, SpawnError>
     where
-        F: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
+        C: Accepts<F, T, E>,
     {
-        spawn::try_spawn_at(&self.inner, fut, None, Location::caller())
+        C::try_spawn(&self.group, fut, Location::caller(), None)
     }
 
     /// Cancels the subgroup's tasks, those spawned into it from now on too (at their
@@ -304,7 +236,7 @@ impl<E: Send + 'static> Subgroup<E> {
     #[track_caller]
     pub fn cancel(&self) {
         let detail = said(Location::caller(), None);
-        self.inner.node.cancel_with(Reason::Nursery, detail);
+        self.group.node.cancel_with(Reason::Nursery, detail);
     }
 
     /// Whether the subgroup has been cancelled: by [`cancel`](Subgroup::cancel), or by
@@ -328,7 +260,7 @@ impl<E: Send + 'static> Subgroup<E> {
     /// # });
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        let node = &self.inner.node;
+        let node = &self.group.node;
         node.is_cancelled() || node.reason().is_some()
     }
 
@@ -356,7 +288,7 @@ impl<E: Send + 'static> Subgroup<E> {
     /// # });
     /// ```
     pub fn len(&self) -> usize {
-        self.inner.live.load(Ordering::Acquire)
+        self.group.live()
     }
 
     /// Whether every task of the subgroup has finished (none is left).
@@ -421,7 +353,7 @@ impl<E: Send + 'static> Subgroup<E> {
     /// .unwrap();
     /// # });
     /// ```
-    pub fn wait(&self) -> SubgroupWait<E> {
+    pub fn wait(&self) -> SubgroupWait<E, C> {
         SubgroupWait {
             group: self.clone(),
             listener: None,
@@ -450,14 +382,14 @@ impl<E: Send + 'static> Subgroup<E> {
 /// # });
 /// ```
 #[must_use = "futures do nothing unless polled"]
-pub struct SubgroupWait<E> {
-    group: Subgroup<E>,
+pub struct SubgroupWait<E, C: Children = Spawned> {
+    group: Subgroup<E, C>,
     listener: Option<EventListener>,
 }
 
-impl<E> Unpin for SubgroupWait<E> {}
+impl<E, C: Children> Unpin for SubgroupWait<E, C> {}
 
-impl<E> Future for SubgroupWait<E> {
+impl<E, C: Children> Future for SubgroupWait<E, C> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -466,16 +398,16 @@ impl<E> Future for SubgroupWait<E> {
             return Poll::Pending;
         }
         let this = &mut *self;
-        let shared = &this.group.inner;
+        let group = &this.group.group;
         loop {
-            if shared.live.load(Ordering::Acquire) == 0 {
+            if group.live() == 0 {
                 this.listener = None;
                 return Poll::Ready(());
             }
             // A listener made before the count is read again: a notification between
             // the two is not missed.
             match &mut this.listener {
-                None => this.listener = Some(shared.idle.listen()),
+                None => this.listener = Some(group.idle.listen()),
                 Some(l) => {
                     if Pin::new(l).poll(cx).is_pending() {
                         return Poll::Pending;
@@ -487,7 +419,7 @@ impl<E> Future for SubgroupWait<E> {
     }
 }
 
-impl<E> fmt::Debug for SubgroupWait<E> {
+impl<E, C: Children> fmt::Debug for SubgroupWait<E, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SubgroupWait")
             .field("group", &self.group)

@@ -571,7 +571,7 @@ pub struct Task {
 /// The task layer polls the future in place, through a shared reference, which is sound
 /// only if one caller at a time does: that caller is the allocation's [`RawTask`], the
 /// one `Arc<dyn Run>` the task layer makes for it (see `task::raw`).
-pub(crate) trait Run: Send + Sync + 'static {
+pub(crate) trait Run: Send + Sync {
     /// Polls the task. Only the allocation's [`RawTask`] calls this, with its [`Lend`].
     fn poll_run(&self, lend: Lend<'_>, cx: &mut Context<'_>) -> Poll<()>;
 
@@ -618,7 +618,7 @@ impl<'a> Lend<'a> {
 
 /// Where a task keeps the executor's handle to it ([`Task::spawn_with`]), until its
 /// allocation goes.
-pub(crate) trait Keep: Send + Sync + 'static {
+pub(crate) trait Keep: Send + Sync {
     /// Moves the value out of `handle` to keep it, if nothing is kept yet; else leaves it
     /// there (for the caller to drop).
     fn keep(&self, handle: &mut dyn Handoff);
@@ -688,8 +688,10 @@ impl RawTask {
         RawTask(run)
     }
 
+    /// Polls the task (its owner's one way to: the executor's, or a group's that polls
+    /// its children itself).
     #[inline]
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.0.poll_run(Lend::of(&self.0), cx)
     }
 

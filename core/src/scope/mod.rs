@@ -454,8 +454,8 @@ pub(crate) struct EnteredOn(
 );
 
 impl Tag for EnteredOn {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     fn label(&self) -> Option<Labelled<'_>> {

@@ -1,5 +1,42 @@
-//! The handles of a spawned task: [`TaskHandle`] and its [`Join`] future, and the
-//! result they share with the task.
+//! The handles of a child, of any kind: [`TaskHandle`] and its [`Join`] future, and the
+//! protocol of the result they share with the child ([`Output`], whose slot is in the
+//! child's cell).
+//!
+//! # The result slot
+//!
+//! The result and the waker of a join that waits for it share one lock, and it is the
+//! lock of the child's node: a join takes the result or leaves its waker in one locked
+//! step, and the child's end puts the result and takes the waker in one. (A separate
+//! `AtomicWaker` took 24 bytes of every child, whether a handle was kept or not, and two
+//! more atomic operations per waiting join; a mutex of the slot's own, 8.)
+//!
+//! A handle that goes before it took the result, and the child's end, agree on who drops
+//! the result without that lock, through two bits of the child's node (in the byte of
+//! its `caught` flag, which a child does not use: no room taken). The code that relies on
+//! one of these invariants cites it (`// Handle invariant 1:`); the loom model
+//! `handle_loom.rs` beside this file checks them:
+//!
+//! 1. **The second drops the result.** A handle that goes before it took the result sets
+//!    the node's `HANDLE_GONE` bit ([`Node::let_go_handle`]); a child that has put its
+//!    result in the slot sets `RESULT_PUT` ([`Node::result_put`]): one read-modify-write
+//!    each, of the same byte, so one comes second and sees the other's bit. The second
+//!    drops the result: the handle takes it out of the slot (under the lock: the child
+//!    put it there before its bit, release and acquire), or the child takes it back. The
+//!    first leaves it alone. So a handle dropped before its child ends takes no lock (and
+//!    a child whose handle is gone by its end, which its driver tells from the reference
+//!    count, puts nothing), and every result is dropped once: by the child if the handle
+//!    went first (a panic there is the child's), by the handle otherwise.
+//! 2. **A join's waker goes with the join.** Only a [`Join`] leaves a waker in the slot
+//!    (a [`TaskHandle`] never polls), and one that goes before it returned takes its
+//!    waker out under the lock, then lets go as a handle does (invariant 1): a result the
+//!    child put meanwhile stays for whichever of them comes second.
+//! 3. **The node's lock guards the slot.** The slot has no lock of its own: every method
+//!    that reaches it is given the child's node and holds that node's lock meanwhile
+//!    ([`Output::with_slot`]), and is given that node only. A handle gets it with the
+//!    output from its [`Part`](super::cell::Part) (`with_node`, whose contract pairs
+//!    them), the driver passes the child's own node (the allocation the output is part
+//!    of). Under the lock only the slot is touched: a waker or a result that leaves it is
+//!    dropped or woken after (the node's deadlock safety 3).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -8,67 +45,15 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use super::raw::Label;
-use super::raw::{PartRef, ValueCell};
+use super::cell::{Output, PartRef};
 use crate::context;
 use crate::error::JoinError;
 use crate::node::Node;
 use crate::reason::{said, CancelReason};
 
 #[cfg(all(test, hatchery_loom))]
+#[path = "handle_loom.rs"]
 mod loom;
-
-/// What a task shares with its [`TaskHandle`]: how it ended, and what it is called.
-///
-/// The result and the waker of a join that waits for it share one lock, and it is the
-/// lock of the child's node: a join takes the result or leaves its waker in one locked
-/// step, and the task's end puts the result and takes the waker in one. (A separate
-/// `AtomicWaker` took 24 bytes of every child, whether a handle was kept or not, and two
-/// more atomic operations per waiting join; a mutex of the slot's own, 8.)
-///
-/// A handle that goes before it took the result, and the task's end, agree on who drops
-/// the result without that lock, through two bits of the task's node (in the byte of its
-/// `caught` flag, which a task does not use: no room taken). The code that relies on one
-/// of these invariants cites it (`// Handle invariant 1:`); the loom model `loom.rs`
-/// beside this file checks them:
-///
-/// 1. **The second drops the result.** A handle that goes before it took the result sets
-///    the node's `HANDLE_GONE` bit ([`Node::let_go_handle`]); a task that has put its
-///    result in the slot sets `RESULT_PUT` ([`Node::result_put`]): one read-modify-write
-///    each, of the same byte, so one comes second and sees the other's bit. The second
-///    drops the result: the handle takes it out of the slot (under the lock: the task
-///    put it there before its bit, release and acquire), or the task takes it back. The
-///    first leaves it alone. So a handle dropped before its task ends takes no lock (and
-///    a task whose handle is gone by its end, which its runner tells from the reference
-///    count, puts nothing), and every result is dropped once: by the task if the handle
-///    went first (a panic there is the task's), by the handle otherwise.
-/// 2. **A join's waker goes with the join.** Only a [`Join`] leaves a waker in the slot
-///    (a [`TaskHandle`] never polls), and one that goes before it returned takes its
-///    waker out under the lock, then lets go as a handle does (invariant 1): a result the
-///    task put meanwhile stays for whichever of them comes second.
-/// 3. **Without a node, no handle.** A child with no node (an inline child made before
-///    it, which has no handle: `inline::cell`) puts its result without the bits, and
-///    nobody abandons it; it goes with the allocation.
-/// 4. **The node's lock guards the slot.** The slot has no lock of its own: every method
-///    that reaches it is given the child's node and holds that node's lock meanwhile
-///    ([`Node::with_lock`]), and is given that node only. A handle gets it with the
-///    output from its [`Part`](super::raw::Part) (`with_node`, whose contract pairs
-///    them), a task's runner passes its own node (the allocation the output is part
-///    of), an inline child its cell's. The one access without a lock is a child's
-///    without a node, whose output nobody else reaches (invariant 3). Under the lock only
-///    the slot is touched: a waker or a result that leaves it is dropped or woken after
-///    (the node's deadlock safety 3).
-pub(crate) struct Output<T> {
-    /// Guarded by the child's node's lock (invariant 4).
-    result: ValueCell<Slot<T>>,
-    label: Label,
-}
-
-// SAFETY: as a `Mutex<Slot<T>>` beside the label is: the slot is reached only under the
-// lock of the child's node, or by the child alone where it has none (handle invariant
-// 4), so sharing an output shares a `T` only as a mutex would (`T: Send`).
-#[allow(unsafe_code)]
-unsafe impl<T: Send> Sync for Output<T> where Label: Sync {}
 
 /// What a join found in the slot, under the lock.
 enum Look<T> {
@@ -83,37 +68,10 @@ enum Look<T> {
 }
 
 impl<T> Output<T> {
-    /// Runs `f` on the slot, under the lock of `node`, the child's (handle invariant 4);
-    /// `None` for a child without a node, whose output only the child reaches.
+    /// Runs `f` on the slot, under the lock of `node`, the child's (handle invariant 3).
     #[inline]
-    fn with_slot<R>(&self, node: Option<&Node>, f: impl FnOnce(&mut Slot<T>) -> R) -> R {
-        self.with_slot_ending(node, false, f).0
-    }
-
-    /// [`with_slot`](Output::with_slot), which, for the task's end (`ending`), takes out
-    /// the waker the task registered last on its node in the same locked step, to be
-    /// dropped after the lock ([`Node::with_lock_ending`]).
-    #[allow(unsafe_code)]
-    #[inline]
-    fn with_slot_ending<R>(
-        &self,
-        node: Option<&Node>,
-        ending: bool,
-        f: impl FnOnce(&mut Slot<T>) -> R,
-    ) -> (R, Option<Waker>) {
-        let reach = || {
-            self.result.with_mut(|slot| {
-                // SAFETY: handle invariant 4: the lock of the child's node is held (or the
-                // child, without one, is the only one to reach its output), and no other
-                // reference to the slot lives outside `f`.
-                f(unsafe { &mut *slot })
-            })
-        };
-        match node {
-            Some(node) if ending => node.with_lock_ending(reach),
-            Some(node) => (node.with_lock(reach), None),
-            None => (reach(), None),
-        }
+    fn slot<R>(&self, node: &Node, f: impl FnOnce(&mut Slot<T>) -> R) -> R {
+        self.with_slot(node, false, f).0
     }
 
     /// The result, once the task has finished; else leaves `waker` to be woken when it
@@ -131,7 +89,7 @@ impl<T> Output<T> {
     ) -> Result<Result<T, JoinError>, Option<Waker>> {
         let mut clone = None;
         loop {
-            let look = self.with_slot(Some(node), |slot| {
+            let look = self.slot(node, |slot| {
                 match std::mem::replace(slot, Slot::taken()) {
                     Slot::Done(result) => Look::Done(result),
                     Slot::Open(old) if old.will_wake(waker) => {
@@ -163,39 +121,21 @@ impl<T> Output<T> {
     /// handle could not return yet.
     fn restore(&self, node: &Node, result: Result<T, JoinError>) {
         // (What it replaces is the error a take leaves, which holds nothing of the user's.)
-        self.with_slot(Some(node), |slot| *slot = Slot::Done(result));
-    }
-
-    /// What the task is called.
-    pub(crate) fn label(&self) -> &Label {
-        &self.label
-    }
-
-    /// The result of a task that is still running, called `label`.
-    pub(crate) fn new(label: Label) -> Output<T> {
-        Output {
-            result: ValueCell::new(Slot::running()),
-            label,
-        }
+        self.slot(node, |slot| *slot = Slot::Done(result));
     }
 
     /// The task, whose node is `node` (`None`: a child without one, and so without a
     /// handle), finished with `result`: keeps it for the handle and wakes its join, or
     /// hands it back to be dropped (outside the lock) if the handle is gone.
-    pub(crate) fn put(
-        &self,
-        node: Option<&Node>,
-        result: Result<T, JoinError>,
-    ) -> Option<Result<T, JoinError>> {
+    pub(crate) fn put(&self, node: &Node, result: Result<T, JoinError>) -> Option<Result<T, JoinError>> {
         // The task's own waker goes too, in the same locked step: a handle kept after the
         // task has ended keeps the node, and would keep the executor's task with it.
-        let (before, runner) = self.with_slot_ending(node, true, |slot| {
-            std::mem::replace(slot, Slot::Done(result))
-        });
+        let (before, runner) =
+            self.with_slot(node, true, |slot| std::mem::replace(slot, Slot::Done(result)));
         drop(runner);
         // Handle invariant 1: put, then the bit; a handle that went meanwhile left the
         // result to us. (Its waker is not woken: the join is gone.)
-        if let Some(node) = node.filter(|node| node.result_put()) {
+        if node.result_put() {
             drop(before);
             return self.take_done(node);
         }
@@ -210,7 +150,7 @@ impl<T> Output<T> {
     fn take_done(&self, node: &Node) -> Option<Result<T, JoinError>> {
         // (The handle's or the task's end came second, after the result was put: the
         // slot holds it. Whatever it holds is dropped after the lock.)
-        let before = self.with_slot(Some(node), |slot| std::mem::replace(slot, Slot::taken()));
+        let before = self.slot(node, |slot| std::mem::replace(slot, Slot::taken()));
         match before {
             Slot::Done(result) => Some(result),
             Slot::Open(_) => None,
@@ -228,7 +168,7 @@ impl<T> Output<T> {
     /// [`abandon`](Output::abandon) for a join, which may have left its waker in the
     /// slot: taken out first, under the lock, and dropped after it (handle invariant 2).
     fn abandon_join(&self, node: &Node) -> Option<Result<T, JoinError>> {
-        let waker = self.with_slot(Some(node), |slot| match slot {
+        let waker = self.slot(node, |slot| match slot {
             Slot::Open(waker) => Some(std::mem::replace(waker, Waker::noop().clone())),
             Slot::Done(_) => None,
         });
@@ -244,7 +184,7 @@ impl<T> Output<T> {
 /// waiting holds a no-op waker ([`Slot::running`]); a result that was taken leaves the
 /// error a join that came again would read ([`Slot::taken`]: nothing takes twice, see
 /// [`Output::take_or_wait`]).
-enum Slot<T> {
+pub(crate) enum Slot<T> {
     /// Running: the waker of a join that waits for it, or a no-op one.
     Open(Waker),
     /// Finished with this result.
@@ -253,7 +193,7 @@ enum Slot<T> {
 
 impl<T> Slot<T> {
     /// Running, no join waiting.
-    fn running() -> Slot<T> {
+    pub(super) fn running() -> Slot<T> {
         Slot::Open(Waker::noop().clone())
     }
 
@@ -345,7 +285,7 @@ impl<T> HandleCell<T> {
     /// Whether the child `cell` has put its result.
     fn finished(cell: &PartRef<Output<T>>) -> bool {
         let (output, node) = cell.with_node();
-        output.with_slot(Some(node), |slot| matches!(slot, Slot::Done(_)))
+        output.slot(node, |slot| matches!(slot, Slot::Done(_)))
     }
 
     /// Lets go of the task before its result was taken (then the reference goes), as a
@@ -537,7 +477,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.cell.get().part().label.name_str()
+        self.cell.get().part().label().name_str()
     }
 
     /// Where the task was spawned: the call of [`spawn`](crate::Nursery::spawn) (or
@@ -560,7 +500,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn spawned_at(&self) -> &'static Location<'static> {
-        self.cell.get().part().label.site()
+        self.cell.get().part().label().site()
     }
 
     /// Whether the task has finished (its future has been dropped).

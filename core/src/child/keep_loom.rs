@@ -23,7 +23,7 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use super::{Keeping, Kept};
+use super::{Kept, Sched};
 use crate::node::fixtures::{OtherProbe, Probe};
 use crate::node::loom::model;
 use crate::node::Node;
@@ -39,7 +39,7 @@ fn task() -> Arc<Node<Kept>> {
 fn writer<H: Send + 'static>(task: Arc<Node<Kept>>, handle: H) -> thread::JoinHandle<bool> {
     thread::spawn(move || {
         let mut handoff = Some(handle);
-        task.ext.0.put(task.keep_bits(), &mut handoff);
+        task.ext.0.keep(task.keep_bits(), &mut handoff);
         drop(task);
         handoff.is_none()
     })

@@ -89,14 +89,11 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use super::engine::failed;
-use crate::combinators::mode::{JoinMode, RaceMode, RaceOkMode, Takes, TryJoinMode};
-use crate::combinators::ops::Outputs;
+use super::mode::{JoinMode, Outputs, RaceMode, RaceOkMode, Takes, TryJoinMode};
 use crate::context::{self, Deferred, ResolveOnUnwind};
 use crate::error::NurseryError;
-use crate::group::{decide, poll_stalled, Decision, Panic, Record, Seen};
-use crate::node::{Detail, Due, Node, Reason};
-use crate::reason::race_won;
+use crate::group::{decide, failed, poll_stalled, race_won_by, Decision, Exit, Panic, Record, Seen};
+use crate::node::{Due, Node, Reason};
 
 /// How many futures a collection's [`Fixed`] takes: more are run by an inline nursery's
 /// engine, whose per-future wakers poll only the futures that were woken.
@@ -601,34 +598,37 @@ impl<E> Polling<'_, E> {
         match split {
             Ok(value) => {
                 if M::stops(&value) {
-                    self.cancel(Reason::Nursery, race_won(self.at));
+                    let at = self.at;
+                    self.cancel(|group| race_won_by(group, at));
                 }
                 slot.set(Slot::Done { value });
             }
-            Err(e) => {
-                self.trouble.get_or_insert_default().errors.push(e);
-                self.cancel(Reason::Failure, failed(Some(self.at), false));
-            }
+            Err(e) => self.failed(Exit::Failed(e)),
         }
     }
 
-    /// The group cancels itself: its node is made first if it was not, so that the
-    /// futures polled from now on (a first poll, rule N5) see the cancellation.
+    /// The group cancels itself (`how`): its node is made first if it was not, so that
+    /// the futures polled from now on (a first poll, rule N5) see the cancellation.
     #[cold]
-    fn cancel(&mut self, reason: Reason, detail: Detail) {
-        if self.group.is_none() {
-            self.group = Some(context::make_deferred());
-        }
-        if let Some(group) = &self.group {
-            group.cancel_with(reason, detail);
-        }
+    fn cancel(&mut self, how: impl FnOnce(&Node)) {
+        let group = self.group.get_or_insert_with(context::make_deferred);
+        how(group);
         self.cancelled = true;
+    }
+
+    /// A future failed or panicked: recorded, and the group cancelled, as every group's
+    /// child is ([`Record::note`], [`failed`]).
+    #[cold]
+    fn failed(&mut self, exit: Exit<E>) {
+        if let Some(panicked) = self.trouble.get_or_insert_default().note(exit) {
+            let at = self.at;
+            self.cancel(|group| failed(group, panicked, None, Some(at)));
+        }
     }
 
     #[cold]
     fn panicked(&mut self, p: Panic) {
-        self.trouble.get_or_insert_default().panicked(p);
-        self.cancel(Reason::Failure, failed(Some(self.at), true));
+        self.failed(Exit::Panicked(p));
     }
 
     /// Drops a future that finished (or panicked).

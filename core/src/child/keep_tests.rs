@@ -6,7 +6,7 @@ use std::any::TypeId;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::{Keeping, Kept, IN_PLACE};
+use super::{Kept, Sched, IN_PLACE};
 use crate::node::fixtures::{OtherProbe, Probe};
 use crate::node::Node;
 
@@ -14,7 +14,7 @@ use crate::node::Node;
 fn keep<H: Send + 'static>(handle: H) -> (Arc<Node<Kept>>, bool) {
     let task = Arc::new(Kept::root());
     let mut handoff = Some(handle);
-    task.ext.0.put(task.keep_bits(), &mut handoff);
+    task.ext.0.keep(task.keep_bits(), &mut handoff);
     assert!(handoff.is_none(), "an empty slot takes the handle");
     assert!(task.keep_bits().is_kept());
     let boxed = task.keep_bits().is_kept_boxed();
@@ -46,7 +46,7 @@ fn the_first_type_kept_is_kept_in_place_and_any_other_in_a_box() {
     assert!(a_boxed || b_boxed, "two types are never both in place");
     // A second handle offered to a full slot stays with its owner.
     let mut late = Some(Probe(probes.clone()));
-    a.ext.0.put(a.keep_bits(), &mut late);
+    a.ext.0.keep(a.keep_bits(), &mut late);
     assert!(late.is_some());
     drop(late);
     assert_eq!(

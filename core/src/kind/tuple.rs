@@ -19,17 +19,15 @@ use std::pin::Pin;
 use pin_project_lite::pin_project;
 
 pub use super::fixed::{Fixed, Pass, Slot, Slots};
-pub use crate::combinators::mode::{JoinMode, Mode, Takes, TryJoinMode};
-use crate::combinators::ops::{Finish, TupleJoined, TupleTried};
-use crate::error::NurseryError;
-use crate::task::Panic;
+pub use super::mode::{JoinMode, Mode, Takes, TryJoinMode};
+use crate::group::Panic;
 
 /// A tuple of futures that [`join!`](super::join!) can run.
 #[diagnostic::on_unimplemented(
-    message = "`inline::join!` takes 1 to 12 futures",
+    message = "`join!(Polled: ..)` takes 1 to 12 futures",
     label = "not 1 to 12 futures"
 )]
-pub trait JoinTuple {
+pub trait JoinSlots {
     /// The futures' slots.
     type Slots: Slots<Error = Infallible>;
 
@@ -40,10 +38,10 @@ pub trait JoinTuple {
 /// A tuple of fallible futures with one error type that [`try_join!`](super::try_join!)
 /// can run.
 #[diagnostic::on_unimplemented(
-    message = "`inline::try_join!` takes 1 to 12 futures of `Result`s with one error type",
+    message = "`try_join!(Polled: ..)` takes 1 to 12 futures of `Result`s with one error type",
     label = "not 1 to 12 futures of `Result<_, E>` with one `E`"
 )]
-pub trait TryJoinTuple<E> {
+pub trait TryJoinSlots<E> {
     /// The futures' slots.
     type Slots: Slots<Error = E>;
 
@@ -53,28 +51,14 @@ pub trait TryJoinTuple<E> {
 
 /// The group of [`join!`](super::join!)'s futures.
 #[track_caller]
-pub fn join<T: JoinTuple>(futs: T) -> Fixed<T::Slots> {
+pub fn join_slots<T: JoinSlots>(futs: T) -> Fixed<T::Slots> {
     Fixed::new(futs.slots(), Location::caller())
 }
 
 /// The group of [`try_join!`](super::try_join!)'s futures.
 #[track_caller]
-pub fn try_join<E, T: TryJoinTuple<E>>(futs: T) -> Fixed<T::Slots> {
+pub fn try_join_slots<E, T: TryJoinSlots<E>>(futs: T) -> Fixed<T::Slots> {
     Fixed::new(futs.slots(), Location::caller())
-}
-
-/// What [`join!`](super::join!) returns: its outputs (it has no error to report, and is
-/// never `Cancelled` but kept past the scope that cancelled it: that panics, rule I4).
-#[track_caller]
-pub fn joined<O>(r: Result<O, NurseryError<Infallible>>) -> O {
-    TupleJoined.finish("inline::join!", r)
-}
-
-/// What [`try_join!`](super::try_join!) returns: its values or its errors (never
-/// `Cancelled`, as [`joined`]).
-#[track_caller]
-pub fn tried<O, E>(r: Result<O, NurseryError<E>>) -> Result<O, NurseryError<E>> {
-    TupleTried.finish("inline::try_join!", r)
 }
 
 /// Implements the slots `$name` and the traits for the tuple of the `$F`s, then for each
@@ -134,7 +118,7 @@ macro_rules! tuples {
             }
         }
 
-        impl<$($F: Future),+> JoinTuple for ($($F,)+) {
+        impl<$($F: Future),+> JoinSlots for ($($F,)+) {
             type Slots = $name<JoinMode, $($F),+>;
 
             #[allow(non_snake_case)]
@@ -147,7 +131,7 @@ macro_rules! tuples {
             }
         }
 
-        impl<E, $($F, $T),+> TryJoinTuple<E> for ($($F,)+)
+        impl<E, $($F, $T),+> TryJoinSlots<E> for ($($F,)+)
         where
             $($F: Future<Output = Result<$T, E>>,)+
         {
