@@ -21,7 +21,7 @@ use std::time::Duration;
 use hatchery::diagnostics::tree;
 use hatchery::net::{TcpListener, TcpStream};
 use hatchery::signal::{Signal, Signals};
-use hatchery::{nursery_named, sleep, CancelHandle, CancelScope, Nursery};
+use hatchery::{nursery, sleep, CancelHandle, CancelScope, Nursery};
 
 const MS: Duration = Duration::from_millis(1);
 /// How many clients load the server.
@@ -44,17 +44,18 @@ async fn service(serve_for: Option<u64>) -> anyhow::Result<()> {
 
     let server = CancelScope::new().with_name("server");
     let shutdown = server.handle();
-    nursery_named("main", |n| async move {
+    nursery(|n| async move {
         n.spawn_named("dumper", dumper(signals));
         n.spawn_named("load", load(addr, echoed.clone()));
         n.spawn_named("operator", operator(serve_for, shutdown, echoed));
         server
-            .run(nursery_named("connections", |conns| serve(listener, conns)))
+            .run(nursery(|conns| serve(listener, conns)).named("connections"))
             .await;
         // The server has shut down: so does everything else.
         n.cancel();
         Ok::<_, anyhow::Error>(())
     })
+    .named("main")
     .await?;
     println!("shut down");
     Ok(())
@@ -106,7 +107,7 @@ async fn connection(mut stream: TcpStream) -> anyhow::Result<()> {
 
 /// The load: clients that each send a line every few milliseconds.
 async fn load(addr: std::net::SocketAddr, echoed: Arc<AtomicU64>) -> anyhow::Result<()> {
-    nursery_named("clients", |n| async move {
+    nursery(|n| async move {
         for id in 0..CLIENTS {
             let echoed = echoed.clone();
             n.spawn_named(format!("client {id}"), async move {
@@ -124,6 +125,7 @@ async fn load(addr: std::net::SocketAddr, echoed: Arc<AtomicU64>) -> anyhow::Res
         }
         Ok::<_, anyhow::Error>(())
     })
+    .named("clients")
     .await?;
     Ok(())
 }

@@ -408,7 +408,7 @@ async fn inline_nurseries_and_named_scopes() {
     let data = vec![1, 2, 3];
     let data = &data;
     at("inline", line!() + 1);
-    let work = hatchery::inline::nursery(|n| async move {
+    let work = hatchery::Polled::nursery(|n| async move {
         at("sums", line!() + 1);
         let sum = n.spawn(async move {
             at("scope", line!() + 1);

@@ -21,7 +21,7 @@ use crate::{count, report, time_row, time_row_ref, Config, Row};
 /// An inline nursery spawns `n` children that yield once, and returns once all have.
 async fn inline_spawn_join(n: usize) -> Duration {
     let start = Instant::now();
-    hatchery::inline::nursery(|nursery| async move {
+    hatchery::Polled::nursery(|nursery| async move {
         for _ in 0..n {
             drop(nursery.spawn(async {
                 yield_once().await;
@@ -72,7 +72,7 @@ async fn step(i: usize) -> usize {
 async fn inline_join2(iters: usize) -> Duration {
     let start = Instant::now();
     for i in 0..iters {
-        let out = hatchery::inline::join!(step(i), step(i + 1));
+        let out = hatchery::join!(Polled: step(i), step(i + 1));
         std::hint::black_box(out);
     }
     start.elapsed()
@@ -82,7 +82,7 @@ async fn inline_join2(iters: usize) -> Duration {
 async fn inline_join2_vec(iters: usize) -> Duration {
     let start = Instant::now();
     for i in 0..iters {
-        let out = hatchery::inline::join([step(i), step(i + 1)]).await;
+        let out = hatchery::Polled::join([step(i), step(i + 1)]).await;
         std::hint::black_box(out);
     }
     start.elapsed()

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hatchery::net::{serve, UnixListener, UnixStream};
-use hatchery::{checkpoint, inline, nursery, service, CancelScope, Nursery};
+use hatchery::{checkpoint, nursery, service, CancelScope, Nursery, Polled};
 
 use crate::ALLOCATOR;
 
@@ -92,14 +92,16 @@ async fn inline_children() -> First {
     let mut first = First::default();
     let live = Live::default();
     let live = &live;
-    inline::nursery(|n: inline::Nursery<'_, Infallible>| async move {
-        for i in 0..CHILDREN {
-            first.before(i);
-            live.enter().await;
-            n.spawn(short(live.clone()));
-        }
-        Ok(first)
-    })
+    Polled::nursery(
+        |n: hatchery::Nursery<Infallible, hatchery::Polled<'_>>| async move {
+            for i in 0..CHILDREN {
+                first.before(i);
+                live.enter().await;
+                n.spawn(short(live.clone()));
+            }
+            Ok(first)
+        },
+    )
     .await
     .unwrap()
 }

@@ -11,14 +11,14 @@
 //!
 //! ```
 //! use hatchery::diagnostics::tree;
-//! use hatchery::nursery_named;
+//! use hatchery::nursery;
 //!
 //! # hatchery_smol::run(async {
-//! nursery_named("server", |_| async {
+//! nursery(|_| async {
 //!     let dump = tree().to_string();
 //!     assert!(dump.starts_with("run\n└── nursery \"server\" at "));
 //!     Ok::<_, std::io::Error>(())
-//! })
+//! }).named("server")
 //! .await
 //! .unwrap();
 //! # });

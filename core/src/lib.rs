@@ -349,12 +349,12 @@ pub mod rt {
     pub use crate::context::{current_runtime as current, enter, enter_root, is_entered, Enter};
 }
 
+pub use crate::child::TaskHandle;
 pub use crate::combinators::{
     as_completed, as_completed_in, batches, join, map, map_stream, race, race_ok, retry, service,
     settle, try_join, Backoff, HatcherySleeper, Service, ServiceClosed, ServiceReport,
 };
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
-pub use crate::child::TaskHandle;
 pub use crate::kind::polled::{Polled, PolledLocal};
 pub use crate::kind::Spawned;
 pub use crate::nursery::{
@@ -407,12 +407,12 @@ pub use hatchery_macros::test;
 /// # });
 /// ```
 pub mod futures {
+    pub use crate::child::Join;
     pub use crate::combinators::{AsCompleted, Batches, InputIter, Map, Retry};
     pub use crate::context::Enter;
     pub use crate::nursery::{ErrInto, NurseryFuture, Start, StartWithHandle, SubgroupWait};
     pub use crate::scope::{Fail, FailScope, Finally, Run, Shield};
     pub use crate::sync::futures::*;
-    pub use crate::child::Join;
     pub use crate::thread::to_thread::{RunBlocking, RunSync};
     pub use crate::time::{Checkpoint, Sleep};
 }

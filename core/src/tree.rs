@@ -24,10 +24,10 @@ use crate::reason::CancelReason;
 /// ```
 /// use std::time::Duration;
 /// use hatchery::diagnostics::{tree, NodeKind};
-/// use hatchery::{nursery_named, sleep};
+/// use hatchery::{nursery, sleep};
 ///
 /// # hatchery_smol::run(async {
-/// nursery_named("workers", |n| async move {
+/// nursery(|n| async move {
 ///     n.spawn_named("sleeper", async { sleep(Duration::from_secs(3600)).await; Ok(()) });
 ///     sleep(Duration::from_millis(10)).await; // the sleeper suspends meanwhile
 ///     let t = tree();
@@ -37,7 +37,7 @@ use crate::reason::CancelReason;
 ///     println!("{t}");
 ///     n.cancel();
 ///     Ok::<_, std::io::Error>(())
-/// })
+/// }).named("workers")
 /// .await
 /// .unwrap();
 /// # });
@@ -325,14 +325,14 @@ impl TaskTree {
     ///
     /// ```
     /// use hatchery::diagnostics::tree;
-    /// use hatchery::nursery_named;
+    /// use hatchery::nursery;
     ///
     /// # hatchery_smol::run(async {
-    /// nursery_named("io", |_| async {
+    /// nursery(|_| async {
     ///     assert!(tree().find("io").is_some());
     ///     assert!(tree().find("elsewhere").is_none());
     ///     Ok::<_, std::io::Error>(())
-    /// })
+    /// }).named("io")
     /// .await
     /// .unwrap();
     /// # });
@@ -359,20 +359,20 @@ impl TreeNode {
     }
 
     /// Its name: given by [`spawn_named`](crate::Nursery::spawn_named),
-    /// [`nursery_named`](crate::nursery_named) or
+    /// [`NurseryFuture::named`](crate::futures::NurseryFuture::named) or
     /// [`CancelScope::with_name`](crate::CancelScope::with_name).
     ///
     /// # Examples
     ///
     /// ```
     /// use hatchery::diagnostics::tree;
-    /// use hatchery::nursery_named;
+    /// use hatchery::nursery;
     ///
     /// # hatchery_smol::run(async {
-    /// nursery_named("db", |_| async {
+    /// nursery(|_| async {
     ///     assert_eq!(tree().root().children()[0].name(), Some("db"));
     ///     Ok::<_, std::io::Error>(())
-    /// })
+    /// }).named("db")
     /// .await
     /// .unwrap();
     /// # });
@@ -415,14 +415,14 @@ impl TreeNode {
     /// use std::time::Duration;
     /// use hatchery::diagnostics::tree;
     /// use hatchery::testing::virtual_time;
-    /// use hatchery::{nursery_named, sleep};
+    /// use hatchery::{nursery, sleep};
     ///
     /// hatchery_smol::run(virtual_time(async {
-    ///     nursery_named("pool", |_| async {
+    ///     nursery(|_| async {
     ///         sleep(Duration::from_secs(5)).await;
     ///         assert_eq!(tree().find("pool").unwrap().age(), Some(Duration::from_secs(5)));
     ///         Ok::<_, std::io::Error>(())
-    ///     })
+    ///     }).named("pool")
     ///     .await
     ///     .unwrap();
     /// }));
@@ -562,18 +562,18 @@ impl TreeNode {
     ///
     /// ```
     /// use hatchery::diagnostics::tree;
-    /// use hatchery::nursery_named;
+    /// use hatchery::nursery;
     ///
     /// # hatchery_smol::run(async {
-    /// nursery_named("a", |_| async {
-    ///     nursery_named("b", |_| async {
+    /// nursery(|_| async {
+    ///     nursery(|_| async {
     ///         let t = tree();
     ///         assert_eq!(t.find("a").unwrap().children()[0].name(), Some("b"));
     ///         Ok::<_, std::io::Error>(())
-    ///     })
+    ///     }).named("b")
     ///     .await
     ///     .map_err(std::io::Error::other)
-    /// })
+    /// }).named("a")
     /// .await
     /// .unwrap();
     /// # });

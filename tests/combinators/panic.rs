@@ -48,9 +48,9 @@ use futures_lite::{stream, StreamExt};
 use hatchery::backon::ConstantBuilder;
 use hatchery::sync::{CapacityLimiter, Condition, Event, Lock, Semaphore};
 use hatchery::{
-    as_completed, as_completed_in, batches, checkpoint, finally, inline, join, map, map_stream,
+    as_completed, as_completed_in, batches, checkpoint, finally, join, map, map_stream,
     memory_stream, move_on_after, nursery, race, race_ok, retry, service, settle, shield, sleep,
-    try_join, NurseryError, ReceiveStream, SendStream,
+    try_join, NurseryError, Polled, ReceiveStream, SendStream,
 };
 use hatchery_tests::seeded::{self, planted_panic, Rng};
 use hatchery_tests::{catch_panic, Backend};
@@ -597,34 +597,34 @@ async fn run_comb(ctx: Arc<Ctx>, plan: Plan) {
     match plan.comb {
         Comb::Join => {
             let got = match plan.inline {
-                true => inline::join(futs()).await,
+                true => Polled::join(futs()).await,
                 false => join(futs()).await,
             };
             check_eq(&ctx, "join", &got, &all_expected(&plan));
         }
         Comb::TryJoin => {
             let got = match plan.inline {
-                true => inline::try_join(futs()).await,
+                true => Polled::try_join(futs()).await,
                 false => try_join(futs()).await,
             };
             check_try(&ctx, &plan, "try_join", &got);
         }
         Comb::Settle => {
             let got = match plan.inline {
-                true => inline::settle(futs()).await,
+                true => Polled::settle(futs()).await,
                 false => settle(futs()).await,
             };
             check_eq(&ctx, "settle", &got, &all_expected(&plan));
         }
         Comb::Race => {
             let got = match plan.inline {
-                true => inline::race(futs()).await,
+                true => Polled::race(futs()).await,
                 false => race(futs()).await,
             };
             check_items(&ctx, &plan, "race", &[got]);
         }
         Comb::RaceOk => match match plan.inline {
-            true => inline::race_ok(futs()).await,
+            true => Polled::race_ok(futs()).await,
             false => race_ok(futs()).await,
         } {
             Ok(v) => check_items(&ctx, &plan, "race_ok", &[Ok(v)]),
@@ -710,7 +710,7 @@ async fn run_comb(ctx: Arc<Ctx>, plan: Plan) {
             if from_stream {
                 collect!(map_stream(limit, stream::iter(0..n), f))
             } else if plan.inline {
-                collect!(inline::map(limit, 0..n, f))
+                collect!(Polled::map(limit, 0..n, f))
             } else {
                 collect!(map(limit, 0..n, f))
             }
@@ -784,7 +784,7 @@ async fn run_comb(ctx: Arc<Ctx>, plan: Plan) {
             let mut f = futs().into_iter();
             let (a, b, c) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
             let got = match plan.inline {
-                true => inline::join!(a, b, c),
+                true => hatchery::join!(Polled: a, b, c),
                 false => hatchery::join!(a, b, c),
             };
             check_eq(
@@ -798,7 +798,7 @@ async fn run_comb(ctx: Arc<Ctx>, plan: Plan) {
             let mut f = futs().into_iter();
             let (a, b, c) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
             let got = match plan.inline {
-                true => inline::try_join!(a, b, c),
+                true => hatchery::try_join!(Polled: a, b, c),
                 false => hatchery::try_join!(a, b, c),
             };
             let got = got.map(|(a, b, c)| vec![a, b, c]);

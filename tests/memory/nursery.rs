@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{ALLOCATOR, TURN};
-use hatchery::{checkpoint, inline, nursery, service, Nursery};
+use hatchery::{checkpoint, nursery, service, Nursery, Polled};
 
 /// Children per test (in a debug build; the benchmark runs a million in release).
 const CHILDREN: usize = 20_000;
@@ -169,14 +169,16 @@ fn an_inline_nursery_spawning_short_children_stays_flat() {
         let mut peaks = Peaks::start("inline nursery", backend).await;
         let live = Live::default();
         let live = &live;
-        inline::nursery(|n: inline::Nursery<'_, Infallible>| async move {
-            for i in 0..CHILDREN {
-                peaks.before(i);
-                live.enter().await;
-                n.spawn(short(live.clone()));
-            }
-            Ok(peaks)
-        })
+        Polled::nursery(
+            |n: hatchery::Nursery<Infallible, hatchery::Polled<'_>>| async move {
+                for i in 0..CHILDREN {
+                    peaks.before(i);
+                    live.enter().await;
+                    n.spawn(short(live.clone()));
+                }
+                Ok(peaks)
+            },
+        )
         .await
         .unwrap()
         .check();
@@ -307,15 +309,17 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
         // inline nursery's children are polled by its own task, after the body's
         // suspension; spawned ones are counted on the one-thread runtime only, as other
         // threads run them meanwhile on tokio's multi-thread runtime and on smol's.)
-        let inline_child = inline::nursery(|n: inline::Nursery<'_, Infallible>| async move {
-            Ok(bytes_per_spawn(N, |i| drop(n.spawn(short_value(i)))))
-        })
+        let inline_child = Polled::nursery(
+            |n: hatchery::Nursery<Infallible, hatchery::Polled<'_>>| async move {
+                Ok(bytes_per_spawn(N, |i| drop(n.spawn(short_value(i)))))
+            },
+        )
         .await
         .unwrap();
         assert!(
-            (200..=320).contains(&inline_child),
-            "{backend}: an inline child before its first poll: {inline_child} bytes (the \
-             chapter: about 265)"
+            (150..=260).contains(&inline_child),
+            "{backend}: a polled child before its first poll: {inline_child} bytes (the \
+             chapter: about 195)"
         );
         if backend == "tokio_current" {
             let spawned_child = nursery(|n: Nursery<Infallible>| async move {
@@ -352,10 +356,12 @@ fn a_kept_handle_holds_its_value_not_its_childs_large_future() {
         })
         .await
         .unwrap();
-        let inline = inline::nursery(|n: inline::Nursery<'_, Infallible>| async move {
-            let handles = (0..N).map(|i| n.spawn(large_value(i))).collect();
-            Ok(freed_by_joining(handles, backend).await)
-        })
+        let inline = Polled::nursery(
+            |n: hatchery::Nursery<Infallible, hatchery::Polled<'_>>| async move {
+                let handles = (0..N).map(|i| n.spawn(large_value(i))).collect();
+                Ok(freed_by_joining(handles, backend).await)
+            },
+        )
         .await
         .unwrap();
         for (what, freed) in [("spawned", spawned), ("inline", inline)] {

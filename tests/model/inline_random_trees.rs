@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hatchery::{checkpoint, finally, inline, nursery, sleep, CancelScope, NurseryError};
+use hatchery::{checkpoint, finally, nursery, sleep, CancelScope, NurseryError, Polled};
 use hatchery_tests::seeded::{self, planted_panic, Rng};
 use hatchery_tests::trees::{generate, Cancel, End, Kind, Mix, Node, Tree};
 use hatchery_tests::Backend;
@@ -319,7 +319,7 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                     seen: &seen,
                 };
                 let (kids, returned, seen) = (&kids, &returned, &seen);
-                let r = inline::nursery(|n| async move {
+                let r = Polled::nursery(|n| async move {
                     let mut handles = Vec::new();
                     for child in children {
                         let fut = run_tree(child, seen.clone());
@@ -403,10 +403,10 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                         // Two futures: the tuple form (its slots in place), as often.
                         let outs = if futs.len() == 2 {
                             let (b, a) = (futs.pop(), futs.pop());
-                            let (a, b) = inline::join!(a.unwrap(), b.unwrap());
+                            let (a, b) = hatchery::join!(Polled: a.unwrap(), b.unwrap());
                             vec![a, b]
                         } else {
-                            inline::join(futs).await
+                            Polled::join(futs).await
                         };
                         done.store(true, Ordering::SeqCst);
                         flat(outs.into_iter().filter_map(|(_, r)| r.err()).collect())
@@ -414,9 +414,10 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                     Kind::TryJoin => {
                         let r = if results.len() == 2 {
                             let (b, a) = (results.pop(), results.pop());
-                            inline::try_join!(a.unwrap(), b.unwrap()).map(|(a, b)| vec![a, b])
+                            hatchery::try_join!(Polled: a.unwrap(), b.unwrap())
+                                .map(|(a, b)| vec![a, b])
                         } else {
-                            inline::try_join(results).await
+                            Polled::try_join(results).await
                         };
                         done.store(true, Ordering::SeqCst);
                         match r {
@@ -438,7 +439,7 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                         }
                     }
                     Kind::Race => {
-                        let (winner, r) = inline::race(futs).await;
+                        let (winner, r) = Polled::race(futs).await;
                         done.store(true, Ordering::SeqCst);
                         let outputs = outputs.lock().unwrap();
                         if !outputs.iter().any(|(i, o)| *i == winner && *o == r) {

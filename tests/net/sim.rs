@@ -503,7 +503,7 @@ fn z6_a_reset_reaches_both_ends() {
                 let mut buf = [0; 1];
                 stream.read(&mut buf).await
             };
-            let (read, ()) = hatchery::inline::join!(reader, async {
+            let (read, ()) = hatchery::join!(Polled: reader, async {
                 sleep(ms(5)).await;
                 net.reset("server", "main");
             });

@@ -11,8 +11,8 @@ use std::task::{Context, Poll};
 use futures_lite::FutureExt;
 use hatchery::testing::elapsed;
 use hatchery::{
-    current_effective_deadline, finally, inline, move_on_after, nursery, shield, sleep,
-    CancelScope, NurseryError, StartError,
+    current_effective_deadline, finally, move_on_after, nursery, shield, sleep, CancelScope,
+    NurseryError, Polled, PolledLocal, StartError,
 };
 use hatchery_tests::{ms, panic_message, secs, Log, TestError};
 
@@ -37,7 +37,7 @@ impl<F: Future> Future for OnDrop<F> {
 async fn i1_borrows_local_vec_mutated_after() {
     let mut data = vec![1u64, 2, 3];
     let mut outs = vec![0u64; 3];
-    let sum = inline::nursery(|n| {
+    let sum = Polled::nursery(|n| {
         let data = &data;
         let outs = &mut outs;
         async move {
@@ -71,7 +71,7 @@ async fn send_nursery_in_spawned_task() {
     let r = nursery(|n| async move {
         let h = n.spawn(async {
             let local = vec![5u32, 6];
-            let fut = inline::nursery(|n| {
+            let fut = Polled::nursery(|n| {
                 let local = &local;
                 async move {
                     let h = n.spawn(async move { Ok::<_, TestError>(local[0] + local[1]) });
@@ -93,7 +93,7 @@ async fn send_nursery_in_spawned_task() {
 fn rc_children() -> u32 {
     let shared = Rc::new(RefCell::new(Vec::new()));
     let r = async {
-        inline::local_nursery(|n| {
+        PolledLocal::nursery(|n| {
             let shared = shared.clone();
             async move {
                 for i in 0..4u32 {
@@ -126,7 +126,7 @@ fn local_rc_children_smol_current_thread() {
     let shared = Rc::new(Cell::new(0u32));
     let v = hatchery_smol::run_current_thread(async {
         let shared = &shared;
-        inline::local_nursery(|n| async move {
+        PolledLocal::nursery(|n| async move {
             for _ in 0..3 {
                 let s = shared.clone();
                 n.spawn(async move {
@@ -149,7 +149,7 @@ fn local_rc_children_smol_current_thread() {
 async fn n1_waits_for_every_child() {
     let done = AtomicUsize::new(0);
     let done_ref = &done;
-    inline::nursery(|n| async move {
+    Polled::nursery(|n| async move {
         for i in 0..5u64 {
             let done = done_ref;
             n.spawn(async move {
@@ -172,7 +172,7 @@ async fn n1_waits_for_every_child() {
 async fn n2_first_error_cancels_rest_every_error_in_order() {
     let log = Log::new();
     let log_ref = &log;
-    let r: Result<(), _> = inline::nursery(|n| async move {
+    let r: Result<(), _> = Polled::nursery(|n| async move {
         let log = log_ref;
         n.spawn(async move {
             let _g = log.on_drop("sleeper dropped");
@@ -207,7 +207,7 @@ async fn n2_first_error_cancels_rest_every_error_in_order() {
 async fn n3_panic_resumed_after_all_finished() {
     let log = Log::new();
     let log_ref = &log;
-    let r = std::panic::AssertUnwindSafe(inline::nursery(|n| async move {
+    let r = std::panic::AssertUnwindSafe(Polled::nursery(|n| async move {
         let log = log_ref;
         n.spawn(async move {
             let r = sleep(secs(3600)).await;
@@ -246,7 +246,7 @@ async fn n3_panic_resumed_after_all_finished() {
 /// are gone.
 #[hatchery::test(virtual_time)]
 async fn n4_cancellation_is_not_an_error() {
-    let r: Result<(), _> = inline::nursery(|n| async move {
+    let r: Result<(), _> = Polled::nursery(|n| async move {
         n.spawn(async {
             sleep(secs(3600)).await;
             Ok::<_, TestError>(())
@@ -264,7 +264,7 @@ async fn n4_cancellation_is_not_an_error() {
     let out = move_on_after(
         ms(5),
         OnDrop {
-            fut: Box::pin(inline::nursery(|n| async move {
+            fut: Box::pin(Polled::nursery(|n| async move {
                 let log = log_ref;
                 n.spawn(async move {
                     let _g = log.on_drop("child dropped");
@@ -289,7 +289,7 @@ async fn n5_spawning_from_children_and_after_close() {
     let log = Log::new();
     let mut saved = None;
     let (log_ref, saved_ref) = (&log, &mut saved);
-    inline::nursery(|n| async move {
+    Polled::nursery(|n| async move {
         let n2 = n.clone();
         let log = log_ref;
         n.spawn(async move {
@@ -324,7 +324,7 @@ async fn n6_start() {
     let name = String::from("svc");
     let served = Cell::new(false);
     let (name, served_ref) = (&name, &served);
-    let r = inline::local_nursery(|n| async move {
+    let r = PolledLocal::nursery(|n| async move {
         let served = served_ref;
         let v = n
             .start(|status| async move {
@@ -358,7 +358,7 @@ async fn n6_start() {
 async fn n7_handles() {
     let finished = Cell::new(false);
     let finished_ref = &finished;
-    let r = inline::local_nursery(|n| async move {
+    let r = PolledLocal::nursery(|n| async move {
         let finished = finished_ref;
         let slow = n.spawn(async {
             sleep(secs(3600)).await;
@@ -388,7 +388,7 @@ async fn n7_handles() {
 /// call of `spawn`, an inline child has no name, and its `Debug` says all that.
 #[hatchery::test(virtual_time)]
 async fn n7_an_inline_handle_is_a_task_handle() {
-    let r = inline::nursery(|n| async move {
+    let r = Polled::nursery(|n| async move {
         let line = line!() + 1;
         let h: hatchery::TaskHandle<u8> = n.spawn(async {
             sleep(secs(3600)).await;
@@ -431,11 +431,11 @@ async fn n7_an_inline_handle_is_a_task_handle() {
 async fn n7_an_inline_child_joining_itself_from_a_nested_nursery_panics() {
     let slot = std::sync::Mutex::new(None::<hatchery::TaskHandle<()>>);
     let slot = &slot;
-    let r = hatchery_tests::catch_panic(inline::nursery(|n| async move {
+    let r = hatchery_tests::catch_panic(Polled::nursery(|n| async move {
         let h = n.spawn(async move {
             sleep(ms(1)).await;
             let me = slot.lock().unwrap().take().unwrap();
-            inline::nursery(|m| async move {
+            Polled::nursery(|m| async move {
                 m.spawn(async move {
                     move_on_after(secs(3600), me.join()).await;
                     Ok::<_, TestError>(())
@@ -464,7 +464,7 @@ async fn n7_an_inline_child_joining_itself_from_a_nested_nursery_panics() {
 async fn i2_cancelled_child_releases_borrow_before_return() {
     let cell = RefCell::new(0);
     let cell_ref = &cell;
-    let r = inline::local_nursery(|n| async move {
+    let r = PolledLocal::nursery(|n| async move {
         let c = cell_ref;
         let h = n.spawn(async move {
             let out = move_on_after(ms(1), async {
@@ -505,7 +505,7 @@ async fn i1_scopes_inside_children() {
     let scope = CancelScope::new().with_timeout(ms(10));
     let log_ref = &log;
     let out = scope
-        .run(inline::nursery(|n| async move {
+        .run(Polled::nursery(|n| async move {
             let log = log_ref;
             n.spawn(async move {
                 let d = current_effective_deadline().instant(hatchery::now());
@@ -541,7 +541,7 @@ async fn i2_nested_both_ways_cancelled_from_outside() {
     let log_ref = &log;
     let out = move_on_after(
         ms(5),
-        inline::nursery(|n| async move {
+        Polled::nursery(|n| async move {
             let log = log_ref.clone();
             n.spawn(async move {
                 nursery(|s| async move {
@@ -549,7 +549,7 @@ async fn i2_nested_both_ways_cancelled_from_outside() {
                     s.spawn(async move {
                         let _g = l2.on_drop("spawned dropped");
                         let local = 1;
-                        inline::nursery(|i| async move {
+                        Polled::nursery(|i| async move {
                             let local = &local;
                             i.spawn(async move {
                                 let _ = local;
@@ -579,7 +579,7 @@ async fn i2_nested_both_ways_cancelled_from_outside() {
 async fn hundred_thousand_children() {
     let count = AtomicUsize::new(0);
     let count_ref = &count;
-    inline::nursery(|n| async move {
+    Polled::nursery(|n| async move {
         for _ in 0..100_000 {
             let count = count_ref;
             n.spawn(async move {
@@ -598,7 +598,7 @@ async fn hundred_thousand_children() {
 /// C1, I2: a child that never suspends again is not interrupted by a cancellation.
 #[hatchery::test]
 async fn c1_child_that_never_suspends_finishes() {
-    let r = inline::nursery(|n| async move {
+    let r = Polled::nursery(|n| async move {
         let h = n.spawn(async { Ok::<_, TestError>((0..1000u32).sum::<u32>()) });
         n.cancel();
         Ok(h)
@@ -620,10 +620,10 @@ async fn combinators_borrow() {
         }
     };
     assert_eq!(
-        inline::join([fetch(1), fetch(2)]).await,
+        Polled::join([fetch(1), fetch(2)]).await,
         ["client:1", "client:2"]
     );
-    assert_eq!(inline::race([fetch(1), fetch(2)]).await, "client:2");
+    assert_eq!(Polled::race([fetch(1), fetch(2)]).await, "client:2");
 
     let log = Log::new();
     let check = |i: u64| {
@@ -638,16 +638,16 @@ async fn combinators_borrow() {
             }
         }
     };
-    let r = inline::try_join([check(1), check(2), check(100)]).await;
+    let r = Polled::try_join([check(1), check(2), check(100)]).await;
     assert_eq!(r.unwrap_err().into_errors(), [TestError("two")]);
     assert_eq!(log.count("dropped"), 3);
-    assert_eq!(inline::race_ok([check(2), check(3)]).await.unwrap(), 3);
-    let all_fail = inline::race_ok([check(2)]).await.unwrap_err();
+    assert_eq!(Polled::race_ok([check(2), check(3)]).await.unwrap(), 3);
+    let all_fail = Polled::race_ok([check(2)]).await.unwrap_err();
     assert_eq!(all_fail.into_errors(), [TestError("two")]);
 
     let running = Cell::new(0);
     let peak = Cell::new(0);
-    let out = inline::map(3, 0..10u64, |i| {
+    let out = Polled::map(3, 0..10u64, |i| {
         let (running, peak) = (&running, &peak);
         async move {
             running.set(running.get() + 1);
@@ -677,22 +677,22 @@ async fn combinators_send_in_spawned_task() {
                 data[i]
             };
             let try_get = |i: usize| async move { Ok::<_, TestError>(get(i).await) };
-            let few = inline::join([get(1), get(2)]);
+            let few = Polled::join([get(1), get(2)]);
             assert_send(&few);
             assert_eq!(few.await, [1, 2]);
-            let many = inline::join((0..100).map(get));
+            let many = Polled::join((0..100).map(get));
             assert_send(&many);
             assert_eq!(many.await, *data);
-            let tried = inline::try_join((0..40).map(try_get));
+            let tried = Polled::try_join((0..40).map(try_get));
             assert_send(&tried);
             assert_eq!(tried.await.unwrap().len(), 40);
-            let raced = inline::race((0..40).map(get));
+            let raced = Polled::race((0..40).map(get));
             assert_send(&raced);
             assert_eq!(raced.await % 7, 0);
-            let raced_ok = inline::race_ok([try_get(3), try_get(5)]);
+            let raced_ok = Polled::race_ok([try_get(3), try_get(5)]);
             assert_send(&raced_ok);
             assert_eq!(raced_ok.await.unwrap(), 3);
-            let mapped = inline::map(8, 0..20, get).join();
+            let mapped = Polled::map(8, 0..20, get).join();
             assert_send(&mapped);
             assert_eq!(mapped.await.iter().sum::<u64>(), 190);
             Ok::<_, TestError>(data.len())
@@ -710,7 +710,7 @@ async fn combinators_send_in_spawned_task() {
 /// after the body) would otherwise drop it with the error.
 #[hatchery::test(virtual_time)]
 async fn try_join_error_survives_a_cancellation_before_its_next_poll() {
-    let r = inline::nursery(|n| async move {
+    let r = Polled::nursery(|n| async move {
         let canceller = n.clone();
         n.spawn(async move {
             canceller.cancel();
@@ -723,7 +723,7 @@ async fn try_join_error_survives_a_cancellation_before_its_next_poll() {
         let failing = async { Err(TestError("failed")) };
         type Step = Pin<Box<dyn Future<Output = Result<(), TestError>> + Send>>;
         let futs: [Step; 2] = [Box::pin(slow), Box::pin(failing)];
-        inline::try_join(futs)
+        Polled::try_join(futs)
             .await
             .map_err(|e| e.into_errors().remove(0))
     })
@@ -751,7 +751,7 @@ async fn i4_kept_inline_combinators() {
         }
     };
     // Paused (K1): the values come at 3 s, under no deadline.
-    let mut op = pin!(inline::join([get(2), get(3)]));
+    let mut op = pin!(Polled::join([get(2), get(3)]));
     assert!(move_on_after(secs(1), &mut op).await.is_none());
     let out: Vec<_> = op.await.into_iter().map(Result::unwrap).collect();
     assert_eq!(out, [12, 13]);
@@ -773,17 +773,17 @@ async fn i4_kept_inline_combinators() {
     }
     let why = "its outputs are gone";
     let messages = [
-        reached(inline::join([get(100)])).await,
-        reached(inline::try_join([get(100), get(200)])).await,
-        reached(inline::race([get(100)])).await,
-        reached(inline::race_ok([get(100)])).await,
-        reached(inline::map(2, [100, 200], get).try_join()).await,
+        reached(Polled::join([get(100)])).await,
+        reached(Polled::try_join([get(100), get(200)])).await,
+        reached(Polled::race([get(100)])).await,
+        reached(Polled::race_ok([get(100)])).await,
+        reached(Polled::map(2, [100, 200], get).try_join()).await,
     ];
     for m in &messages {
         assert!(m.contains(why), "{m}");
     }
 
-    let mut kept = pin!(inline::nursery(|n| async move {
+    let mut kept = pin!(Polled::nursery(|n| async move {
         n.spawn(get(100));
         Ok(())
     }));
@@ -801,7 +801,7 @@ async fn i3_dropped_from_outside_and_forgotten() {
     let polls = AtomicUsize::new(0);
     let out = {
         let (log, polls) = (&log, &polls);
-        let work = inline::nursery(|n| async move {
+        let work = Polled::nursery(|n| async move {
             for _ in 0..3 {
                 n.spawn(async move {
                     let _g = log.on_drop("child dropped");
@@ -833,7 +833,7 @@ async fn i3_dropped_from_outside_and_forgotten() {
     let mut kept = None;
     {
         let (data, polls, kept) = (&data, &polls, &mut kept);
-        let mut work = Box::pin(inline::nursery(|n| {
+        let mut work = Box::pin(Polled::nursery(|n| {
             *kept = Some(n.spawn(async move {
                 loop {
                     polls.fetch_add(data.len(), Ordering::SeqCst);
@@ -876,7 +876,7 @@ async fn n7_handle_outlives_what_its_child_borrowed() {
         let data_ref = &data;
         let guard = log.on_drop("future dropped");
         let mut kept = None;
-        inline::nursery(|n| {
+        Polled::nursery(|n| {
             kept = Some(n.spawn(async move {
                 let _guard = guard;
                 sleep(ms(1)).await;
@@ -902,7 +902,7 @@ async fn n7_handle_outlives_what_its_child_borrowed() {
 async fn n7_values_and_futures_dropped_once() {
     let log = Log::new();
     let log_ref = &log;
-    let kept = inline::nursery(|n| async move {
+    let kept = Polled::nursery(|n| async move {
         // Handle dropped before the child ends: the value is dropped where it ends.
         drop(n.spawn(async move {
             sleep(ms(1)).await;
@@ -953,7 +953,7 @@ async fn n7_future_that_panics_when_dropped() {
     }
     let log = Log::new();
     let log_ref = &log;
-    let r = std::panic::AssertUnwindSafe(inline::nursery(|n| async move {
+    let r = std::panic::AssertUnwindSafe(Polled::nursery(|n| async move {
         let h = n.spawn(async move {
             let _p = PanicOnDrop(log_ref.clone());
             sleep(secs(3600)).await;
@@ -978,7 +978,7 @@ async fn s1_an_inline_start_on_a_closed_nursery_never_calls_the_closure() {
     let called = Cell::new(0);
     let mut saved = None;
     let keep = &mut saved;
-    inline::nursery(|n| async move {
+    Polled::nursery(|n| async move {
         *keep = Some(n);
         Ok::<_, TestError>(())
     })
@@ -1005,18 +1005,25 @@ async fn n6_an_inline_child_started_before_its_start_is_dropped_keeps_running() 
     let done = std::sync::atomic::AtomicBool::new(false);
     let token = std::sync::Mutex::new(None);
     let (done, token) = (&done, &token);
-    let r = inline::nursery(|n| async move {
+    let r = Polled::nursery(|n| async move {
         let mut start = Box::pin(n.start(|status: hatchery::TaskStatus<u32>| async move {
             *token.lock().unwrap() = Some(status);
             sleep(ms(5)).await;
             done.store(true, Ordering::SeqCst);
             Ok::<_, TestError>(())
         }));
-        // One poll: the child runs to its sleep and hands its token over.
+        // One poll launches the child, which the nursery polls (in this task) to its
+        // sleep, where it has handed its token over.
         assert!(futures_lite::future::poll_once(start.as_mut())
             .await
             .is_none());
-        token.lock().unwrap().take().unwrap().started(7);
+        let status = loop {
+            if let Some(status) = token.lock().unwrap().take() {
+                break status;
+            }
+            hatchery::checkpoint().await;
+        };
+        status.started(7);
         drop(start);
         Ok(())
     })
@@ -1041,17 +1048,17 @@ async fn inline_settle_and_unordered_maps() {
         sleep(hatchery_tests::secs(secs)).await;
         inputs[i].parse::<u64>()
     };
-    let all = inline::settle([parse(0), parse(1), parse(2)]).await;
+    let all = Polled::settle([parse(0), parse(1), parse(2)]).await;
     assert_eq!(all[0], Ok(3));
     assert!(all[1].is_err(), "the error is kept, not a failure");
     assert_eq!(all[2], Ok(1));
     assert_eq!(elapsed(), secs(3), "the error cancelled nothing");
 
-    let settled = inline::map(2, 0..3, parse).settle().await;
+    let settled = Polled::map(2, 0..3, parse).settle().await;
     assert_eq!(settled.iter().filter(|r| r.is_ok()).count(), 2);
     assert!(settled[1].is_err());
 
-    let order = inline::map(3, 0..3, parse).unordered().join().await;
+    let order = Polled::map(3, 0..3, parse).unordered().join().await;
     let done: Vec<_> = order.into_iter().map(|r| r.ok()).collect();
     assert_eq!(
         done,

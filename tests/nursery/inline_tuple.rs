@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use futures_lite::FutureExt;
 use hatchery::testing::elapsed;
-use hatchery::{finally, inline, move_on_after, nursery, shield, sleep, CancelScope};
+use hatchery::{finally, move_on_after, nursery, shield, sleep, CancelScope, Polled};
 use hatchery_tests::{catch_panic, ms, panic_message, secs, Log, TestError};
 
 fn assert_send<T: Send>(_: &T) {}
@@ -36,16 +36,16 @@ async fn join_borrows_futures_of_different_types() {
         name: "ada".to_string(),
     };
     let mut items = vec![1, 2, 3];
-    let (greeting, n) = inline::join!(greet(&client, 5), count(&items, 3));
+    let (greeting, n) = hatchery::join!(Polled: greet(&client, 5), count(&items, 3));
     assert_eq!(greeting, "hello from ada");
     assert_eq!(n, 3);
     assert_eq!(elapsed(), ms(5));
     items.push(4); // the borrow ended with the join
     assert_eq!(items.len(), 4);
 
-    let (one,) = inline::join!(count(&items, 1));
+    let (one,) = hatchery::join!(Polled: count(&items, 1));
     assert_eq!(one, 4);
-    let twelve = inline::join!(
+    let twelve = hatchery::join!(Polled:
         async { 1u8 },
         async { 2u16 },
         async { 3u32 },
@@ -72,9 +72,10 @@ async fn join_is_send_when_its_futures_are() {
             let data: Vec<u32> = (0..10).collect();
             let data = &data;
             let work = async move {
-                let (a, b) = inline::join!(count(data, 2), async move { data[9] });
-                let (c, d) = inline::try_join!(async { Ok::<_, TestError>(a) }, async { Ok(b) })
-                    .map_err(|_| TestError("try_join"))?;
+                let (a, b) = hatchery::join!(Polled: count(data, 2), async move { data[9] });
+                let (c, d) =
+                    hatchery::try_join!(Polled: async { Ok::<_, TestError>(a) }, async { Ok(b) })
+                        .map_err(|_| TestError("try_join"))?;
                 Ok::<_, TestError>(c + d as usize)
             };
             assert_send(&work);
@@ -117,7 +118,7 @@ async fn rc_join_async() -> (usize, u32) {
         }
     };
     // Two owners while the join runs: this one, and the first future's clone.
-    let (a, live) = inline::join!(f(2), async { Rc::strong_count(&shared) });
+    let (a, live) = hatchery::join!(Polled: f(2), async { Rc::strong_count(&shared) });
     let c = f(6).await;
     assert_eq!(a, 2);
     (live, c)
@@ -142,7 +143,7 @@ async fn try_join_first_error_cancels_the_rest() {
         let _g = log.on_drop("done dropped");
         Ok::<_, TestError>(String::from("value"))
     };
-    let err = inline::try_join!(slow, failing, done).unwrap_err();
+    let err = hatchery::try_join!(Polled: slow, failing, done).unwrap_err();
     assert_eq!(err.into_errors(), [TestError("two")]);
     assert_eq!(log.events(), ["done dropped", "slow dropped"]);
     assert_eq!(elapsed(), ms(2));
@@ -150,10 +151,10 @@ async fn try_join_first_error_cancels_the_rest() {
     // Two errors in the same pass, in the order they happened.
     let a = async { Err::<(), _>(TestError("a")) };
     let b = async { Err::<u8, _>(TestError("b")) };
-    let err = inline::try_join!(b, a).unwrap_err();
+    let err = hatchery::try_join!(Polled: b, a).unwrap_err();
     assert_eq!(err.into_errors(), [TestError("b"), TestError("a")]);
 
-    let ok = inline::try_join!(async { Ok::<_, TestError>(1) }, async { Ok("x") });
+    let ok = hatchery::try_join!(Polled: async { Ok::<_, TestError>(1) }, async { Ok("x") });
     assert_eq!(ok.unwrap(), (1, "x"));
 }
 
@@ -165,7 +166,7 @@ async fn join_panic_resumed_after_the_others_finished() {
     let log_ref = &log;
     let r = std::panic::AssertUnwindSafe(async move {
         let log = log_ref;
-        inline::join!(
+        hatchery::join!(Polled:
             async {
                 finally(sleep(secs(3600)), async {
                     sleep(ms(3)).await;
@@ -199,7 +200,7 @@ async fn join_panic_resumed_after_the_others_finished() {
 async fn join_under_an_enclosing_timeout() {
     let log = Log::new();
     let out = move_on_after(ms(10), async {
-        inline::join!(
+        hatchery::join!(Polled:
             async {
                 let _g = log.on_drop("sleeper dropped");
                 sleep(secs(3600)).await;
@@ -223,7 +224,7 @@ async fn join_under_an_enclosing_timeout() {
     let first = Cell::new(0);
     let out = scope
         .run(async {
-            inline::join!(
+            hatchery::join!(Polled:
                 async {
                     first.set(first.get() + 1);
                     sleep(ms(1)).await;
@@ -238,7 +239,7 @@ async fn join_under_an_enclosing_timeout() {
     let scope = CancelScope::new();
     scope.handle().cancel();
     let out = scope
-        .run(async { inline::join!(async { 1 }, async { 2 }) })
+        .run(async { hatchery::join!(Polled: async { 1 }, async { 2 }) })
         .await;
     assert_eq!(out, Some((1, 2)));
 }
@@ -249,7 +250,7 @@ async fn join_under_an_enclosing_timeout() {
 #[hatchery::test(virtual_time)]
 async fn try_join_cancels_what_its_futures_opened() {
     let log = Log::new();
-    let err = inline::try_join!(
+    let err = hatchery::try_join!(Polled:
         async {
             let r = move_on_after(secs(3600), async {
                 let _g = log.on_drop("scoped dropped");
@@ -287,7 +288,7 @@ async fn try_join_cancels_what_its_futures_opened() {
 async fn join_dropped_from_outside() {
     let log = Log::new();
     let joined = async {
-        inline::join!(
+        hatchery::join!(Polled:
             async {
                 let _g = log.on_drop("a dropped");
                 sleep(secs(3600)).await;
@@ -312,12 +313,12 @@ async fn join_dropped_from_outside() {
 /// gone); one whose futures the timeout never reached is merely paused.
 #[hatchery::test(virtual_time)]
 async fn i4_join_kept_past_its_scope() {
-    let mut paused = pin!(async { inline::join!(sleep(secs(2)), async { 7 }) });
+    let mut paused = pin!(async { hatchery::join!(Polled: sleep(secs(2)), async { 7 }) });
     assert!(move_on_after(secs(1), &mut paused).await.is_none());
     assert_eq!(paused.await.1, 7);
     assert_eq!(elapsed(), secs(2));
 
-    let mut reached = pin!(async { inline::join!(sleep(secs(100)), sleep(secs(200))) });
+    let mut reached = pin!(async { hatchery::join!(Polled: sleep(secs(100)), sleep(secs(200))) });
     let _ = move_on_after(secs(1), async {
         futures_lite::future::zip(&mut reached, shield(sleep(secs(2)))).await;
     })
@@ -358,7 +359,7 @@ fn returned<T>(log: &Log, value: T) -> T {
 async fn failure_after_a_plain_pending_sibling() {
     let log = Log::new();
     let r = std::panic::AssertUnwindSafe(async {
-        inline::join!(foreign_pending(&log, "pending dropped"), async {
+        hatchery::join!(Polled: foreign_pending(&log, "pending dropped"), async {
             panic!("second");
         })
     })
@@ -370,7 +371,7 @@ async fn failure_after_a_plain_pending_sibling() {
     let log = Log::new();
     let r = returned(
         &log,
-        inline::try_join!(
+        hatchery::try_join!(Polled:
             async {
                 foreign_pending(&log, "pending dropped").await;
                 Ok::<_, TestError>(())
@@ -390,7 +391,7 @@ async fn failure_after_a_plain_pending_sibling() {
         }),
         Box::pin(async { 2 }),
     ];
-    assert_eq!(returned(&log, inline::race(racers).await), 2);
+    assert_eq!(returned(&log, Polled::race(racers).await), 2);
     assert_eq!(log.events(), ["loser dropped", "returned"]);
     assert_eq!(elapsed(), ms(0));
 }
@@ -411,7 +412,7 @@ impl Drop for ReadsClockOnDrop {
 async fn node_made_after_plain_polls() {
     let log = Log::new();
     let out = move_on_after(ms(5), async {
-        inline::join!(
+        hatchery::join!(Polled:
             async { 1 },
             foreign_pending(&log, "pending dropped"),
             async {
@@ -426,7 +427,7 @@ async fn node_made_after_plain_polls() {
     assert_eq!(log.count("sleeper dropped"), 1);
     assert_eq!(elapsed(), ms(5));
 
-    let (a, b) = inline::join!(
+    let (a, b) = hatchery::join!(Polled:
         async {
             let _g = ReadsClockOnDrop;
             7
@@ -437,7 +438,7 @@ async fn node_made_after_plain_polls() {
         },
     );
     assert_eq!((a, b), (7, 8));
-    let (a, b) = inline::join!(
+    let (a, b) = hatchery::join!(Polled:
         async {
             let _g = ReadsClockOnDrop;
             7

@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use hatchery::diagnostics::{tree, NodeKind, TaskTree, TreeNode};
 use hatchery::{
-    as_completed, join, map, move_on_after, nursery, nursery_named, race, service, sleep, try_join,
-    CancelScope, Nursery,
+    as_completed, join, map, move_on_after, nursery, race, service, sleep, try_join, CancelScope,
+    Nursery,
 };
 use hatchery_tests::{secs, TestError, HOUR};
 
-/// O1: `nursery_named` and `CancelScope::with_name` name their handles; unnamed ones are
+/// O1: `NurseryFuture::named` and `CancelScope::with_name` name their handles; unnamed ones are
 /// known by where they were made (the caller's line, `#[track_caller]`).
 #[hatchery::test]
 async fn o1_names_and_places_of_nurseries_and_scopes() {
     let line = line!() + 1;
-    let r = nursery_named("outer", |n: Nursery<TestError>| async move {
+    let r = nursery(|n: Nursery<TestError>| async move {
         assert_eq!(n.name(), Some("outer"));
         assert_eq!(
             (n.opened_at().file(), n.opened_at().line()),
@@ -32,6 +32,7 @@ async fn o1_names_and_places_of_nurseries_and_scopes() {
         .await
         .map_err(|_| TestError("inner"))
     })
+    .named("outer")
     .await;
     assert_eq!(r, Ok(()));
 
@@ -185,13 +186,14 @@ fn line_of(node: &TreeNode) -> String {
 #[hatchery::test(virtual_time)]
 async fn o2_snapshot_of_a_known_tree() {
     let lines = (
-        line_of_text("nursery_named(\"server\""),
+        line_of_text("let r = nursery(|n: Nursery<TestError>| async move { // the server"),
         line_of_text("n.spawn_named(\"sleeper\""),
         line_of_text("n.spawn_named(\"bounded\""),
         line_of_text("CancelScope::new() // deadline"),
         line_of_text("n.spawn_named(\"cleaner\""),
     );
-    let r = nursery_named("server", |n: Nursery<TestError>| async move {
+    #[rustfmt::skip]
+    let r = nursery(|n: Nursery<TestError>| async move { // the server
         sleep(secs(2)).await; // the server's age will be 12 s, its tasks' 10 s
         n.spawn_named("sleeper", async {
             sleep(HOUR).await;
@@ -224,6 +226,7 @@ async fn o2_snapshot_of_a_known_tree() {
         n.cancel();
         Ok(t)
     })
+    .named("server")
     .await;
     let t = r.unwrap();
     let (server_line, sleeper_line, bounded_line, deadline_line, cleaner_line) = lines;
@@ -304,20 +307,21 @@ async fn o2_snapshot_of_a_known_tree() {
 /// its deadline), and absent when nothing needs to find it from above.
 #[hatchery::test(virtual_time)]
 async fn o2_snapshot_from_anywhere_sees_the_whole_run() {
-    let r = nursery_named("left", |n: Nursery<TestError>| async move {
+    let r = nursery(|n: Nursery<TestError>| async move {
         n.spawn_named("waiting", async {
             // Unnamed and holding nothing: not in the tree.
             move_on_after(secs(100), sleep(HOUR)).await;
             Ok(())
         });
         let t = move_on_after(secs(50), async {
-            nursery_named("right", |m: Nursery<TestError>| async move {
+            nursery(|m: Nursery<TestError>| async move {
                 let deep = m.spawn_named("deep", async {
                     sleep(secs(5)).await;
                     Ok(tree())
                 });
                 Ok(deep.join().await.unwrap())
             })
+            .named("right")
             .await
             .unwrap()
         })
@@ -326,6 +330,7 @@ async fn o2_snapshot_from_anywhere_sees_the_whole_run() {
         n.cancel();
         Ok(t)
     })
+    .named("left")
     .await;
     let t = r.unwrap();
     let left = &t.root().children()[0];
@@ -352,7 +357,7 @@ async fn o2_a_cancelled_subtree_shows_until_it_has_wound_down() {
             sleep(secs(2)).await; // the pool was cancelled at 1 s
             Ok(tree())
         });
-        let r = nursery_named("pool", |n: Nursery<TestError>| async move {
+        let r = nursery(|n: Nursery<TestError>| async move {
             n.spawn_named("quick", async {
                 sleep(HOUR).await;
                 Ok(())
@@ -369,6 +374,7 @@ async fn o2_a_cancelled_subtree_shows_until_it_has_wound_down() {
             n.cancel_with("enough");
             Ok(())
         })
+        .named("pool")
         .await;
         // The body did not suspend after its `cancel`: it returns its value (N4).
         assert_eq!(r, Ok(()));

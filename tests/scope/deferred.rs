@@ -217,7 +217,7 @@ async fn c7_d11_a_deferred_scope_whose_body_panics_leaves_no_deadline_behind() {
     assert_eq!(current_effective_deadline(), Deadline::Never);
     // A fixed group's node, made when its futures ask for their context: no deadline.
     let ((), deadline) =
-        hatchery::inline::join!(sleep(secs(10)), async { current_effective_deadline() });
+        hatchery::join!(Polled: sleep(secs(10)), async { current_effective_deadline() });
     assert_eq!(deadline, Deadline::Never);
     assert_eq!(elapsed(), secs(10));
     // A scope's node, made after a panic in a nested deferral: its own deadline.
@@ -247,16 +247,16 @@ async fn c7_c4_deferrals_nested_both_ways_keep_each_deadline_with_its_scope() {
     let entered = now();
     let out = move_on_after(secs(5), async {
         let ((), deadline) =
-            hatchery::inline::join!(async {}, async { current_effective_deadline() });
+            hatchery::join!(Polled: async {}, async { current_effective_deadline() });
         assert_eq!(deadline, Deadline::At(entered + secs(5)));
-        hatchery::inline::join!(sleep(secs(10)), sleep(secs(20)));
+        hatchery::join!(Polled: sleep(secs(10)), sleep(secs(20)));
     })
     .await;
     assert_eq!(out, None);
     assert_eq!(elapsed(), secs(5));
     // A scope inside a group: its deadline is its own, and not its siblings'.
     let entered = now();
-    let (inner, sibling) = hatchery::inline::join!(
+    let (inner, sibling) = hatchery::join!(Polled:
         move_on_after(secs(2), async {
             let deadline = current_effective_deadline();
             assert_eq!(deadline, Deadline::At(entered + secs(2)));

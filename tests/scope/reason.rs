@@ -339,7 +339,7 @@ where
 /// engine: at the race's call).
 #[hatchery::test(virtual_time)]
 async fn subgroups_and_inline_nurseries_say_why() {
-    use hatchery::inline;
+    use hatchery::Polled;
 
     let line = std::sync::atomic::AtomicU32::new(0);
     let set = |l: u32| line.store(l, std::sync::atomic::Ordering::Relaxed);
@@ -371,7 +371,7 @@ async fn subgroups_and_inline_nurseries_say_why() {
     // An inline child's error and panic.
     for panics in [false, true] {
         let reason = reason_inside(|scope| async move {
-            let out = catch_panic(inline::nursery(|n| async move {
+            let out = catch_panic(Polled::nursery(|n| async move {
                 n.spawn(async move {
                     scope.run(sleep(HOUR)).await;
                     Ok(())
@@ -403,7 +403,7 @@ async fn subgroups_and_inline_nurseries_say_why() {
 
     // An inline nursery's own cancel.
     let reason = reason_inside(|scope| {
-        inline::nursery(|n| async move {
+        Polled::nursery(|n| async move {
             n.spawn(async move {
                 scope.run(sleep(HOUR)).await;
                 Ok::<_, TestError>(())
@@ -420,7 +420,7 @@ async fn subgroups_and_inline_nurseries_say_why() {
 
     // An inline handle's cancel.
     let reason = reason_inside(|scope| {
-        inline::nursery(|n| async move {
+        Polled::nursery(|n| async move {
             let child = n.spawn(async move {
                 scope.run(sleep(HOUR)).await;
                 Ok::<_, TestError>(())
@@ -440,7 +440,7 @@ async fn subgroups_and_inline_nurseries_say_why() {
             let scope = std::cell::RefCell::new(Some(scope));
             let scope = &scope;
             set(here() + 1);
-            let out = inline::try_join((0..n).map(|i| async move {
+            let out = Polled::try_join((0..n).map(|i| async move {
                 match i {
                     0 => {
                         let scope = scope.borrow_mut().take().unwrap();
@@ -494,7 +494,7 @@ async fn subgroups_and_inline_nurseries_say_why() {
             let scope = std::cell::RefCell::new(Some(scope));
             let scope = &scope;
             set(here() + 1);
-            let won = inline::race((0..n).map(|i| async move {
+            let won = Polled::race((0..n).map(|i| async move {
                 if i == 0 {
                     let scope = scope.borrow_mut().take().unwrap();
                     scope.run(sleep(HOUR)).await;

@@ -203,4 +203,4 @@ macro_rules! combinators {
 }
 
 combinators!(Spawning, hatchery);
-combinators!(Inline, hatchery::inline);
+combinators!(Inline, hatchery::Polled);

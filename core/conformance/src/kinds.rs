@@ -40,8 +40,9 @@ use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
 
-use hatchery::inline::SendChild;
-use hatchery::{Children, NurseryError, SpawnError, Spawned, StartError, TaskHandle, TaskStatus};
+use hatchery::{
+    Children, NurseryError, Polled, SpawnError, Spawned, StartError, TaskHandle, TaskStatus,
+};
 
 mod sealed {
     pub trait Sealed {}
@@ -73,7 +74,7 @@ pub trait Kind: sealed::Sealed + Sized + Send + Sync + 'static {
 
     /// The kind of children of the nursery it opens (`C` in
     /// [`hatchery::Nursery<E, C>`]).
-    type Children<E: Send + 'static>: Children<E>;
+    type Children<E: Send + 'static>: Children;
 
     /// The kind's nursery handle, [`hatchery::Nursery<E, Self::Children<E>>`]: named here
     /// with the auto traits that generic code cannot prove of it.
@@ -94,7 +95,7 @@ pub trait Kind: sealed::Sealed + Sized + Send + Sync + 'static {
         Fut: Future<Output = Result<T, E>> + Send + 'static;
 
     /// Opens a nursery of this kind and runs `body` in it: [`hatchery::nursery`] or
-    /// [`hatchery::inline::nursery`].
+    /// [`hatchery::Polled::nursery`].
     ///
     /// # Errors
     ///
@@ -177,7 +178,7 @@ pub type NurseryFuture<'a, T, E> =
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Spawning;
 
-/// The inline nursery, [`hatchery::inline::nursery`]: children are futures that the
+/// The inline nursery, [`hatchery::Polled::nursery`]: children are futures that the
 /// nursery polls in the task that awaits it (their borrows are `'static` here).
 ///
 /// # Examples
@@ -260,10 +261,10 @@ impl Kind for Spawning {
 impl Kind for Inline {
     const NAME: &'static str = "inline";
     const PARALLEL: bool = false;
-    type Children<E: Send + 'static> = SendChild<'static, E>;
-    type Handle<E: Send + 'static> = hatchery::inline::Nursery<'static, E>;
+    type Children<E: Send + 'static> = Polled<'static>;
+    type Handle<E: Send + 'static> = hatchery::Nursery<E, Polled<'static>>;
     type Start<E, V, T, Fut>
-        = hatchery::futures::Start<Fut, V, E, SendChild<'static, E>>
+        = hatchery::futures::Start<Fut, V, E, Polled<'static>>
     where
         E: Send + 'static,
         V: Send + 'static,
@@ -278,14 +279,14 @@ impl Kind for Inline {
         F: FnOnce(Nursery<Self, E>) -> Fut + Send + 'a,
         Fut: Future<Output = Result<T, E>> + Send + 'a,
     {
-        Box::pin(hatchery::inline::nursery(move |n| {
+        Box::pin(hatchery::Polled::nursery(move |n| {
             body(Nursery { inner: n })
         }))
     }
 
     #[track_caller]
     fn __try_spawn<E, T, F>(
-        n: &hatchery::Nursery<E, SendChild<'static, E>>,
+        n: &hatchery::Nursery<E, Polled<'static>>,
         fut: F,
     ) -> Result<TaskHandle<T>, SpawnError>
     where
@@ -297,7 +298,7 @@ impl Kind for Inline {
     }
 
     #[track_caller]
-    fn __spawn<E, T, F>(n: &hatchery::Nursery<E, SendChild<'static, E>>, fut: F) -> TaskHandle<T>
+    fn __spawn<E, T, F>(n: &hatchery::Nursery<E, Polled<'static>>, fut: F) -> TaskHandle<T>
     where
         E: Send + 'static,
         T: Send + 'static,
@@ -308,9 +309,9 @@ impl Kind for Inline {
 
     #[track_caller]
     fn __start<E, V, T, F, Fut>(
-        n: &hatchery::Nursery<E, SendChild<'static, E>>,
+        n: &hatchery::Nursery<E, Polled<'static>>,
         f: F,
-    ) -> hatchery::futures::Start<Fut, V, E, SendChild<'static, E>>
+    ) -> hatchery::futures::Start<Fut, V, E, Polled<'static>>
     where
         E: Send + 'static,
         V: Send + 'static,

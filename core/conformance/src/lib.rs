@@ -40,7 +40,7 @@
 //! [`runtime_is_released`](macro@tests#the-runtime-is-released). The scenarios of
 //! nurseries and `start` run once for each kind of nursery, the spawning one
 //! (`hatchery::nursery`, whose children are tasks of your executor) and the inline one
-//! (`hatchery::inline::nursery`, whose children its own task polls): the rules are the
+//! (`hatchery::Polled::nursery`, whose children its own task polls): the rules are the
 //! same for both, and each relies on your executor in its own way (see [`kinds`]). Scenarios on a virtual
 //! clock run under [`hatchery::testing::virtual_time`] (your executor, hatchery's
 //! clock), the others under [`hatchery::testing::tracked`] (your executor, your clock

@@ -86,12 +86,12 @@ use std::mem::{align_of, size_of, MaybeUninit};
 use std::panic::Location;
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Instant;
 
-use crate::group::{Ready, Who};
+use crate::group::{Ready, Who, UNPLACED};
+use crate::node::sync::{AtomicBool, AtomicU32};
 use crate::node::{Detail, KeepBits, Kind, Labelled, MovableLink, Node, Reason, Tag};
 use crate::rt::{Handoff, Keep, Lend, RawTask, Run, Runtime, Task};
 use crate::timer::runtime_id;
@@ -99,10 +99,8 @@ use crate::timer::runtime_id;
 pub(super) use self::slot_sync::ValueCell;
 
 #[cfg(all(test, hatchery_loom))]
-#[path = "keep_loom.rs"]
 mod loom;
 #[cfg(all(test, not(hatchery_loom)))]
-#[path = "keep_tests.rs"]
 mod tests;
 
 /// For the slot's tests and loom model: a child's node with its slot, as its allocation
@@ -139,10 +137,8 @@ pub(crate) struct Cell<B: Body, S> {
 // through `Run`, which only the unique `RawTask` calls; what `body` shares of a value is
 // the output's, reached under the node's lock by a handle that is `Send` only for a
 // `Send` value. The constructors confine what is not `Send` to its thread (module docs).
-#[allow(unsafe_code)]
 unsafe impl<B: Body, S> Send for Cell<B, S> {}
 // SAFETY: as for `Send`.
-#[allow(unsafe_code)]
 unsafe impl<B: Body, S> Sync for Cell<B, S> {}
 
 /// The driver's part of a child: what the owner polls, given exclusive, pinned access to
@@ -238,7 +234,6 @@ impl Own {
         // `Arc<Node<Cell<B, S>>>` of this very allocation (checked): an `Arc` of it
         // without a count of its own, which `Own` never drops. The `RawTask` is borrowed
         // for the call, so its count keeps the allocation alive (module docs).
-        #[allow(unsafe_code)]
         let node = unsafe { erase(Arc::from_raw(at.cast::<Node<Cell<B, S>>>())) };
         Own {
             node: Some(node),
@@ -285,7 +280,6 @@ fn erase<B: Body, S: Sched>(cell: Arc<Node<Cell<B, S>>>) -> Arc<Node> {
     let node: Arc<Node<dyn Tag + '_>> = cell;
     // SAFETY: only the bound on the trait object changes (the same pointer and vtable);
     // nothing of `'env` is reached through a node (module docs, "borrowed children").
-    #[allow(unsafe_code)]
     unsafe {
         std::mem::transmute::<Arc<Node<dyn Tag + '_>>, Arc<Node>>(node)
     }
@@ -296,7 +290,6 @@ fn erase<B: Body, S: Sched>(cell: Arc<Node<Cell<B, S>>>) -> Arc<Node> {
 fn owner<B: Body, S: Sched>(cell: Arc<Node<Cell<B, S>>>) -> RawTask {
     let run: Arc<dyn Run + '_> = cell;
     // SAFETY: as for `erase`: the owner ends the future before 'env ends (module docs).
-    #[allow(unsafe_code)]
     RawTask::new(unsafe { std::mem::transmute::<Arc<dyn Run + '_>, Arc<dyn Run>>(run) })
 }
 
@@ -332,7 +325,6 @@ pub(crate) unsafe trait Part<P> {
 
 // SAFETY: the cell is `Send` and `Sync` (its run state is reached by its owner alone), and
 // a handle reaches only the part and the node.
-#[allow(unsafe_code)]
 unsafe impl<B: Body, S: Sched> Part<B::Part> for Node<Cell<B, S>> {
     fn part(&self) -> &B::Part {
         self.ext.body.part()
@@ -348,7 +340,6 @@ unsafe impl<B: Body, S: Sched> Part<B::Part> for Node<Cell<B, S>> {
 fn node_of<B: Body, S: Sched>(cell: &Node<Cell<B, S>>) -> &Node {
     let node: &Node<dyn Tag + '_> = cell;
     // SAFETY: only the bound on the trait object changes, as in `erase`.
-    #[allow(unsafe_code)]
     unsafe {
         std::mem::transmute::<&Node<dyn Tag + '_>, &Node>(node)
     }
@@ -359,31 +350,35 @@ fn node_of<B: Body, S: Sched>(cell: &Node<Cell<B, S>>) -> &Node {
 /// dropped), woken through its `Tag::wake`, which queues the child with its group. Its
 /// data is the allocation's address (as `Arc::into_raw` gives it).
 impl<B: Body, S: Sched> Node<Cell<B, S>> {
-    const VTABLE: RawWakerVTable =
-        RawWakerVTable::new(Self::clone_raw, Self::wake_raw, Self::wake_by_ref_raw, Self::drop_raw);
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(
+        Self::clone_raw,
+        Self::wake_raw,
+        Self::wake_by_ref_raw,
+        Self::drop_raw,
+    );
 
-    // SAFETY (the four functions): `ptr` is the data of a waker made of this allocation,
-    // whose count that waker holds (or, for the one made by reference in `poll_run`, the
-    // `RawTask` holds for the call).
-    #[allow(unsafe_code)]
+    // The four functions' contract: `ptr` is the data of a waker made of this
+    // allocation, whose count that waker holds (or, for the one made by reference in
+    // `poll_run`, the `RawTask` holds for the call).
     unsafe fn clone_raw(ptr: *const ()) -> RawWaker {
+        // SAFETY: the contract above: a count is held, and another is taken.
         unsafe { Arc::increment_strong_count(ptr.cast::<Self>()) };
         RawWaker::new(ptr, &Self::VTABLE)
     }
 
-    #[allow(unsafe_code)]
     unsafe fn wake_raw(ptr: *const ()) {
+        // SAFETY: the waker's own count, given back as the `Arc` it stands for.
         let this = unsafe { Arc::from_raw(ptr.cast::<Self>()) };
         this.ext.wake();
     }
 
-    #[allow(unsafe_code)]
     unsafe fn wake_by_ref_raw(ptr: *const ()) {
+        // SAFETY: a count is held for as long as the waker lives.
         unsafe { (*ptr.cast::<Self>()).ext.wake() };
     }
 
-    #[allow(unsafe_code)]
     unsafe fn drop_raw(ptr: *const ()) {
+        // SAFETY: the waker's own count, given back as the `Arc` it stands for.
         drop(unsafe { Arc::from_raw(ptr.cast::<Self>()) });
     }
 }
@@ -393,10 +388,8 @@ impl<B: Body, S: Sched> Node<Cell<B, S>> {
 pub(crate) struct PartRef<P>(Arc<dyn Part<P>>);
 
 // SAFETY: `Part`'s contract: its implementors are `Send` and `Sync` whenever `P` is.
-#[allow(unsafe_code)]
 unsafe impl<P: Send + Sync> Send for PartRef<P> {}
 // SAFETY: as for `Send`.
-#[allow(unsafe_code)]
 unsafe impl<P: Send + Sync> Sync for PartRef<P> {}
 
 impl<P> PartRef<P> {
@@ -404,7 +397,6 @@ impl<P> PartRef<P> {
     fn of<B: Body<Part = P>, S: Sched>(cell: Arc<Node<Cell<B, S>>>) -> PartRef<P> {
         let part: Arc<dyn Part<P> + '_> = cell;
         // SAFETY: as for `erase`; a handle names `T`, and so lives within `'env`.
-        #[allow(unsafe_code)]
         PartRef(unsafe { std::mem::transmute::<Arc<dyn Part<P> + '_>, Arc<dyn Part<P>>>(part) })
     }
 }
@@ -560,7 +552,6 @@ impl<B: Body, S: Sched> Run for Node<Cell<B, S>> {
         let mut own = Own::lend(lend, self);
         // SAFETY: our caller is the unique `RawTask` of this allocation (module docs),
         // borrowed mutably for the whole call.
-        #[allow(unsafe_code)]
         let state = unsafe { Pin::new_unchecked(&mut *self.ext.state.get()) };
         let body = &self.ext.body;
         if S::SPAWNED {
@@ -571,7 +562,6 @@ impl<B: Body, S: Sched> Run for Node<Cell<B, S>> {
         let ptr = std::ptr::from_ref(self).cast::<()>();
         // SAFETY: the waker's data is this allocation, whose `RawTask` keeps it alive for
         // the call; the vtable is this cell's, which counts and frees it as an `Arc`.
-        #[allow(unsafe_code)]
         let waker = std::mem::ManuallyDrop::new(unsafe {
             Waker::from_raw(RawWaker::new(ptr, &Self::VTABLE))
         });
@@ -590,7 +580,6 @@ impl<B: Body, S: Sched> Run for Node<Cell<B, S>> {
         }
         let mut own = Own::lend(lend, self);
         // SAFETY: as in `poll_run`.
-        #[allow(unsafe_code)]
         let state = unsafe { Pin::new_unchecked(&mut *self.ext.state.get()) };
         self.ext.body.abort::<S>(node_of(self), &mut own, state)
     }
@@ -602,7 +591,6 @@ impl<B: Body, S: Sched> Run for Node<Cell<B, S>> {
         }
         let keep: Arc<dyn Keep + '_> = self;
         // SAFETY: only spawned children, `'static`, have a keep slot.
-        #[allow(unsafe_code)]
         Some(unsafe { std::mem::transmute::<Arc<dyn Keep + '_>, Arc<dyn Keep>>(keep) })
     }
 }
@@ -620,7 +608,6 @@ pub(crate) struct NoKeep;
 
 impl Sched for NoKeep {
     const SPAWNED: bool = true;
-
 }
 
 /// The storage of a kept value: one word (a `Box` fits).
@@ -647,7 +634,6 @@ impl Drop for Boxed {
         // SAFETY: `value` holds the bytes of a value moved in by `KeepSlot::keep`, whose
         // destructor `drop` is (`Handoff`'s, as for the value in place); it is dropped
         // once, here, with the box.
-        #[allow(unsafe_code)]
         unsafe {
             (self.drop)(self.value.as_mut_ptr().cast::<u8>())
         }
@@ -685,7 +671,6 @@ pub(crate) struct KeepSlot {
 // SAFETY: `&KeepSlot` lets one thread write the value once (the claim of its node's bits
 // picks it) and nobody read it. (The value is `Send`, by the bound of `Handoff`'s
 // implementation, and is dropped, with exclusive access, wherever the allocation goes.)
-#[allow(unsafe_code)]
 unsafe impl Sync for KeepSlot {}
 
 impl Default for KeepSlot {
@@ -700,7 +685,6 @@ impl Sched for KeepSlot {
     const SPAWNED: bool = true;
     const KEEPS: bool = true;
 
-
     /// Moves the value out of `handle` if the slot is empty (in place if it is of the one
     /// type kept so, in a box otherwise); leaves it there otherwise.
     fn keep(&self, bits: KeepBits<'_>, handle: &mut dyn Handoff) {
@@ -712,7 +696,6 @@ impl Sched for KeepSlot {
         };
         // SAFETY: `Handoff::drop_fn` is the address of `ptr::drop_in_place::<H>` for the
         // value's type, which takes `*mut H`, ABI-compatible with `*mut u8`.
-        #[allow(unsafe_code)]
         let drop = unsafe { std::mem::transmute::<*const (), DropFn>(handle.drop_fn()) };
         let (id, _) = *IN_PLACE.get_or_init(|| (handle.type_id(), drop));
         let in_place = id == handle.type_id();
@@ -724,7 +707,6 @@ impl Sched for KeepSlot {
             // slot's word (asserted above); the claim made this the one writer, and
             // nobody reads the value before the node's drop. The value is forgotten where
             // it was right after, so it is moved, not copied.
-            #[allow(unsafe_code)]
             unsafe {
                 ptr::copy_nonoverlapping(src.cast_const(), to, layout.size())
             }
@@ -741,7 +723,6 @@ impl Sched for KeepSlot {
             // SAFETY: as above: the one writer, read by nobody before the node's drop. The
             // pointer is written as a pointer (a word, as the slot is), keeping its
             // provenance.
-            #[allow(unsafe_code)]
             self.value
                 .with_mut(|value| unsafe { value.cast::<*mut Boxed>().write(at) });
         }
@@ -754,7 +735,6 @@ impl Sched for KeepSlot {
             if boxed {
                 // SAFETY: the node said the slot holds a box's pointer (`KEPT_BOXED`,
                 // published after `keep` wrote it): made by `Box::into_raw`, taken once.
-                #[allow(unsafe_code)]
                 drop(unsafe { Box::from_raw(value.cast::<*mut Boxed>().read()) });
                 return;
             }
@@ -765,16 +745,12 @@ impl Sched for KeepSlot {
             // after the value was moved in), which `keep` kept in place only if its type
             // was `IN_PLACE`'s, set once and never changed: `drop` is that type's
             // `ptr::drop_in_place`. We have exclusive access (the node's drop).
-            #[allow(unsafe_code)]
             unsafe {
                 drop(value.cast::<u8>())
             }
         });
     }
 }
-
-/// The key of a polled child that is not in its group yet.
-pub(crate) const UNPLACED: u32 = u32::MAX;
 
 /// What a polled child keeps: its key in its group, whether it is queued there, and the
 /// group's queue ([`Ready`]), where its waker (its node) puts its key.
@@ -800,7 +776,6 @@ impl Queued {
 impl Sched for Queued {
     const SPAWNED: bool = false;
 
-
     #[inline]
     fn wake(&self) {
         self.ready.wake(&self.key, &self.queued);
@@ -808,12 +783,7 @@ impl Sched for Queued {
 
     #[inline]
     fn take_queued(&self) -> bool {
-        let placed = self.key.load(Ordering::Relaxed) != UNPLACED;
-        if !placed {
-            // Placed now, in the round that polls it first (`Ready::placing`).
-            self.key.store(self.ready.placing(), Ordering::Release);
-        }
-        self.queued.swap(false, Ordering::AcqRel)
+        self.ready.polling(&self.key, &self.queued)
     }
 }
 
@@ -829,7 +799,6 @@ pub(crate) struct Output<T> {
 // SAFETY: as a `Mutex<Slot<T>>` beside the label is: the slot is reached only under the
 // lock of the child's node (handle invariant 4), so sharing an output shares a `T` only as
 // a mutex would (`T: Send`).
-#[allow(unsafe_code)]
 unsafe impl<T: Send> Sync for Output<T> {}
 
 impl<T> Output<T> {
@@ -860,7 +829,6 @@ impl<T> Output<T> {
             self.result.with_mut(|slot| {
                 // SAFETY: handle invariant 4: the lock of the child's node is held, and no
                 // other reference to the slot lives outside `f`.
-                #[allow(unsafe_code)]
                 f(unsafe { &mut *slot })
             })
         };
@@ -936,10 +904,8 @@ const _: () = assert!(align_of::<Named>() > NAMED);
 
 // SAFETY: a label is a `&'static Location` or an owned `Box<Named>`, both `Send` and
 // `Sync`, and reaches it only through `&self`.
-#[allow(unsafe_code)]
 unsafe impl Send for Label {}
 // SAFETY: as for `Send`.
-#[allow(unsafe_code)]
 unsafe impl Sync for Label {}
 
 impl Named {
@@ -983,7 +949,6 @@ impl Label {
         // SAFETY: with the bit set, the word is the pointer of the label's own
         // `Box<Named>`, tagged; untagged, it is that pointer, to a `Named` that lives as
         // long as the label and is never written while it does.
-        #[allow(unsafe_code)]
         boxed.map(|boxed| unsafe { &*boxed.cast::<Named>() })
     }
 
@@ -994,7 +959,6 @@ impl Label {
             Some(named) => named.site,
             // SAFETY: with the bit clear, the word is the `&'static Location` the label
             // was made with.
-            #[allow(unsafe_code)]
             None => unsafe { self.word.cast::<Location<'static>>().as_ref() },
         }
     }
@@ -1032,7 +996,6 @@ impl Drop for Label {
             let boxed = self.word.as_ptr().map_addr(|a| a & !NAMED).cast::<Named>();
             // SAFETY: the pointer of the label's own box, untagged, given back once,
             // here, with exclusive access; the label is not used again.
-            #[allow(unsafe_code)]
             drop(unsafe { Box::from_raw(boxed) });
         }
     }

@@ -14,7 +14,7 @@
 //! the result without that lock, through two bits of the child's node (in the byte of
 //! its `caught` flag, which a child does not use: no room taken). The code that relies on
 //! one of these invariants cites it (`// Handle invariant 1:`); the loom model
-//! `handle_loom.rs` beside this file checks them:
+//! `handle/loom.rs` beside this file checks them:
 //!
 //! 1. **The second drops the result.** A handle that goes before it took the result sets
 //!    the node's `HANDLE_GONE` bit ([`Node::let_go_handle`]); a child that has put its
@@ -52,7 +52,6 @@ use crate::node::Node;
 use crate::reason::{said, CancelReason};
 
 #[cfg(all(test, hatchery_loom))]
-#[path = "handle_loom.rs"]
 mod loom;
 
 /// What a join found in the slot, under the lock.
@@ -89,24 +88,22 @@ impl<T> Output<T> {
     ) -> Result<Result<T, JoinError>, Option<Waker>> {
         let mut clone = None;
         loop {
-            let look = self.slot(node, |slot| {
-                match std::mem::replace(slot, Slot::taken()) {
-                    Slot::Done(result) => Look::Done(result),
-                    Slot::Open(old) if old.will_wake(waker) => {
-                        *slot = Slot::Open(old);
-                        Look::Same
-                    }
-                    Slot::Open(old) => match clone.take() {
-                        Some(new) => {
-                            *slot = Slot::Open(new);
-                            Look::Replaced(old)
-                        }
-                        None => {
-                            *slot = Slot::Open(old);
-                            Look::Clone
-                        }
-                    },
+            let look = self.slot(node, |slot| match std::mem::replace(slot, Slot::taken()) {
+                Slot::Done(result) => Look::Done(result),
+                Slot::Open(old) if old.will_wake(waker) => {
+                    *slot = Slot::Open(old);
+                    Look::Same
                 }
+                Slot::Open(old) => match clone.take() {
+                    Some(new) => {
+                        *slot = Slot::Open(new);
+                        Look::Replaced(old)
+                    }
+                    None => {
+                        *slot = Slot::Open(old);
+                        Look::Clone
+                    }
+                },
             });
             match look {
                 Look::Done(result) => return Ok(result),
@@ -127,11 +124,16 @@ impl<T> Output<T> {
     /// The task, whose node is `node` (`None`: a child without one, and so without a
     /// handle), finished with `result`: keeps it for the handle and wakes its join, or
     /// hands it back to be dropped (outside the lock) if the handle is gone.
-    pub(crate) fn put(&self, node: &Node, result: Result<T, JoinError>) -> Option<Result<T, JoinError>> {
+    pub(crate) fn put(
+        &self,
+        node: &Node,
+        result: Result<T, JoinError>,
+    ) -> Option<Result<T, JoinError>> {
         // The task's own waker goes too, in the same locked step: a handle kept after the
         // task has ended keeps the node, and would keep the executor's task with it.
-        let (before, runner) =
-            self.with_slot(node, true, |slot| std::mem::replace(slot, Slot::Done(result)));
+        let (before, runner) = self.with_slot(node, true, |slot| {
+            std::mem::replace(slot, Slot::Done(result))
+        });
         drop(runner);
         // Handle invariant 1: put, then the bit; a handle that went meanwhile left the
         // result to us. (Its waker is not woken: the join is gone.)

@@ -292,7 +292,8 @@ where
 {
     let rt = &group.rt;
     if const { std::mem::size_of::<F>() > IN_PLACE_MAX } {
-        let (body, state) = parts::<_, _, _, _, Shown>(group, Apart(Some(Box::pin(Some(fut)))), route, label);
+        let (body, state) =
+            parts::<_, _, _, _, Shown>(group, Apart(Some(Box::pin(Some(fut)))), route, label);
         cell::spawn(rt, node, body, state, built)
     } else {
         let (body, state) = parts::<_, _, _, _, Shown>(group, Some(fut), route, label);
@@ -321,7 +322,8 @@ where
         .as_ref()
         .expect("hatchery: internal error: a polled child of a group that polls none");
     let (part, raw) = if const { std::mem::size_of::<F>() > IN_PLACE_MAX } {
-        let (body, state) = parts::<_, _, _, _, Unshown>(group, Apart(Some(Box::pin(Some(fut)))), route, label);
+        let (body, state) =
+            parts::<_, _, _, _, Unshown>(group, Apart(Some(Box::pin(Some(fut)))), route, label);
         cell::polled(node, body, ready, state, built)
     } else {
         let (body, state) = parts::<_, _, _, _, Unshown>(group, Some(fut), route, label);
@@ -565,33 +567,38 @@ where
             false => Arc::strong_count(own.get()) > 1,
         };
         let label = self.output.label();
-        group.child_ended(exit, Some(label), || {
-            let unwanted = if watched {
-                // The handle keeps the allocation: a future's box goes now, not with it.
-                this.fut.as_mut().release();
-                self.output.put(node, result)
-            } else {
-                if !S::SPAWNED {
-                    // A polled child's node keeps its own waker (itself): let it go.
-                    node.forget_waker();
+        group.child_ended(
+            exit,
+            Some(label),
+            || {
+                let unwanted = if watched {
+                    // The handle keeps the allocation: a future's box goes now, not with it.
+                    this.fut.as_mut().release();
+                    self.output.put(node, result)
+                } else {
+                    if !S::SPAWNED {
+                        // A polled child's node keeps its own waker (itself): let it go.
+                        node.forget_waker();
+                    }
+                    Some(result)
+                };
+                // The value's destructor may panic: a panic of the child like any other. A
+                // value returned by a future whose own drop then panicked goes now too.
+                unwanted
+                    .map_or(Ok(()), drop_caught)
+                    .and(value.map_or(Ok(()), drop_caught))
+            },
+            || {
+                // A scope future first polled in this child and kept elsewhere no longer
+                // follows the child's cancellation (node invariant 9).
+                node.finish();
+                // Held by its owner alone, which lets go right after: its reference will be
+                // the last, so have the group's thread free the allocation if this is another.
+                if Arc::strong_count(own.get()) == 1 {
+                    group.graves.bury(|| own.get().clone());
                 }
-                Some(result)
-            };
-            // The value's destructor may panic: a panic of the child like any other. A
-            // value returned by a future whose own drop then panicked goes now too.
-            unwanted
-                .map_or(Ok(()), drop_caught)
-                .and(value.map_or(Ok(()), drop_caught))
-        }, || {
-            // A scope future first polled in this child and kept elsewhere no longer
-            // follows the child's cancellation (node invariant 9).
-            node.finish();
-            // Held by its owner alone, which lets go right after: its reference will be
-            // the last, so have the group's thread free the allocation if this is another.
-            if Arc::strong_count(own.get()) == 1 {
-                group.graves.bury(|| own.get().clone());
-            }
-        });
+            },
+        );
     }
 }
 

@@ -36,13 +36,19 @@ fn a_child_with_an_empty_future() {
         24,
         "the result slot with a join's waker (16, under the node's lock) and the label (8)",
     );
-    holds::<State>(24, "the future 8 (an empty one: the `Option`'s flag), group 8, deadlines 8");
+    holds::<State>(
+        24,
+        "the future 8 (an empty one: the `Option`'s flag), group 8, deadlines 8",
+    );
     holds::<KeepSlot>(
         8,
         "the executor's handle alone: whether it is there is in the node's bits",
     );
     assert_eq!(size_of::<NoKeep>(), 0);
-    holds::<Queued>(16, "a polled child's key and flag (8) and its group's queue (8)");
+    holds::<Queued>(
+        16,
+        "a polled child's key and flag (8) and its group's queue (8)",
+    );
     // The whole allocation: where the runtime keeps no executor handle (tokio's
     // current-thread runtime, smol), where it does (tokio's multi-thread one), and a
     // child its group polls.

@@ -15,9 +15,9 @@ use atomic_waker::AtomicWaker;
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
+use crate::child::Join;
 use crate::context as rt;
 use crate::nursery::{nursery_at, Nursery};
-use crate::child::Join;
 
 /// Runs every future concurrently and hands `body` a [`Stream`] of their outputs in the
 /// order they finish (Python's `asyncio.as_completed`). Returns what `body` returns, once

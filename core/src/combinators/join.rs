@@ -4,12 +4,12 @@
 use std::future::Future;
 use std::panic::Location;
 
-use crate::kind::mode::{JoinMode, TryJoinMode};
-use super::ops::{Joined, Then, Tried};
 use super::ops::Work;
+use super::ops::{Joined, Then, Tried};
 use super::run::run;
-use crate::kind::Spawned;
 use crate::error::NurseryError;
+use crate::kind::mode::{JoinMode, TryJoinMode};
+use crate::kind::Spawned;
 
 /// Runs every future concurrently and returns their outputs in input order (Python's
 /// `asyncio.gather`).
@@ -150,7 +150,8 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    let group = run::<Spawned, TryJoinMode<E>, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
+    let group =
+        run::<Spawned, TryJoinMode<E>, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
     Then::new(group, "try_join", Tried { ordered: true })
 }
 

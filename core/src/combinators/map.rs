@@ -13,10 +13,10 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use crate::kind::mode::{JoinMode, TryJoinMode};
 use super::ops::{Joined, Then, Tried, Work};
 use super::run::run;
 use crate::error::NurseryError;
+use crate::kind::mode::{JoinMode, TryJoinMode};
 use crate::kind::Spawned;
 
 /// Maps `f` over `inputs` concurrently, with at most `limit` futures in flight: the

@@ -62,7 +62,6 @@ impl<I: Iterator> Work<InputIter<I>, fn(I::Item) -> I::Item> {
     }
 }
 
-
 /// A combinator's group ended `Cancelled`. It never cancels itself (a winner's
 /// cancellation is its own, and it returns its value: see `group::decide`), and under a
 /// cancelled enclosing scope it does not return: only a combinator future kept past the

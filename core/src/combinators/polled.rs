@@ -174,7 +174,10 @@ impl Polled<'_> {
         T: 'env,
         E: 'env,
     {
-        let group = all_polled::<PolledOf<I::Item>, TryJoinMode<E>, _>(futs.into_iter(), Location::caller());
+        let group = all_polled::<PolledOf<I::Item>, TryJoinMode<E>, _>(
+            futs.into_iter(),
+            Location::caller(),
+        );
         Then::new(group, "Polled::try_join", Tried { ordered: true })
     }
 
@@ -213,7 +216,10 @@ impl Polled<'_> {
         I::IntoIter: 'env,
         I::Item: Future + 'env,
     {
-        let group = all_polled::<PolledOf<I::Item>, RaceMode, _>(ops::racers(futs, "Polled::race"), Location::caller());
+        let group = all_polled::<PolledOf<I::Item>, RaceMode, _>(
+            ops::racers(futs, "Polled::race"),
+            Location::caller(),
+        );
         Then::new(group, "Polled::race", Winner)
     }
 
@@ -249,7 +255,9 @@ impl Polled<'_> {
     /// ```
     #[track_caller]
     #[inline]
-    pub fn race_ok<'env, I, T, E>(futs: I) -> impl Future<Output = Result<T, NurseryError<E>>> + 'env
+    pub fn race_ok<'env, I, T, E>(
+        futs: I,
+    ) -> impl Future<Output = Result<T, NurseryError<E>>> + 'env
     where
         I: IntoIterator,
         I::IntoIter: 'env,
@@ -257,7 +265,10 @@ impl Polled<'_> {
         T: 'env,
         E: 'env,
     {
-        let group = all_polled::<PolledOf<I::Item>, RaceOkMode, _>(ops::racers(futs, "Polled::race_ok"), Location::caller());
+        let group = all_polled::<PolledOf<I::Item>, RaceOkMode, _>(
+            ops::racers(futs, "Polled::race_ok"),
+            Location::caller(),
+        );
         Then::new(group, "Polled::race_ok", FirstOk)
     }
 
@@ -298,7 +309,11 @@ impl Polled<'_> {
     /// # });
     /// ```
     #[track_caller]
-    pub fn map<I, F, Fut>(limit: usize, inputs: I, f: F) -> Map<InputIter<I::IntoIter>, F, Polled<'static>>
+    pub fn map<I, F, Fut>(
+        limit: usize,
+        inputs: I,
+        f: F,
+    ) -> Map<InputIter<I::IntoIter>, F, Polled<'static>>
     where
         I: IntoIterator,
         F: FnMut(I::Item) -> Fut,

@@ -4,12 +4,12 @@
 use std::future::Future;
 use std::panic::Location;
 
-use crate::kind::mode::{RaceMode, RaceOkMode};
-use super::ops::{self, FirstOk, Then, Winner};
 use super::ops::Work;
+use super::ops::{self, FirstOk, Then, Winner};
 use super::run::run;
-use crate::kind::Spawned;
 use crate::error::NurseryError;
+use crate::kind::mode::{RaceMode, RaceOkMode};
+use crate::kind::Spawned;
 
 /// Runs every future concurrently and returns the output of the first to finish. The
 /// others (the losers) are cancelled, and `race` waits until they have stopped before it
@@ -86,7 +86,8 @@ where
 {
     // Read at the call, as documented.
     let futs: Vec<_> = ops::racers(futs, "race").collect();
-    let group = run::<Spawned, RaceMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
+    let group =
+        run::<Spawned, RaceMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
     Then::new(group, "race", Winner)
 }
 
@@ -146,6 +147,7 @@ where
     E: Send + 'static,
 {
     let futs: Vec<_> = ops::racers(futs, "race_ok").collect();
-    let group = run::<Spawned, RaceOkMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
+    let group =
+        run::<Spawned, RaceOkMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
     Then::new(group, "race_ok", FirstOk)
 }

@@ -70,7 +70,11 @@ impl<F: Future, M: Takes<F::Output>> Future for Child<F, M> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let out = M::split(ready!(this.fut.poll(cx)));
+        // A panic stops the input as an error does: before the permit comes free.
+        let stop = StopOnUnwind(this.permit.as_ref());
+        let poll = this.fut.poll(cx);
+        std::mem::forget(stop);
+        let out = M::split(ready!(poll));
         if let (Err(_), Some(permit)) = (&out, &*this.permit) {
             permit.stop();
         }
@@ -79,6 +83,17 @@ impl<F: Future, M: Takes<F::Output>> Future for Child<F, M> {
         this.sink.put(*this.index, value, stops);
         this.permit.take();
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Stops a combinator's input if the poll it guards unwinds.
+struct StopOnUnwind<'a>(Option<&'a Permit>);
+
+impl Drop for StopOnUnwind<'_> {
+    fn drop(&mut self) {
+        if let Some(permit) = self.0 {
+            permit.stop();
+        }
     }
 }
 

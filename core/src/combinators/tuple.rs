@@ -14,11 +14,11 @@ use std::panic::Location;
 use super::feed::Admit;
 use super::ops::{Finish, Then, TupleJoined, TupleTried, Winner};
 use super::run::group;
+use crate::child::Join;
+use crate::error::NurseryError;
 use crate::kind::mode::RaceMode;
 use crate::kind::Spawned;
-use crate::error::NurseryError;
 use crate::nursery::nursery_at;
-use crate::child::Join;
 use crate::time::checkpoint;
 
 /// Runs futures of different types concurrently, each as its own task, and returns their

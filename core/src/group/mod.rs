@@ -676,4 +676,4 @@ mod graves;
 mod ready;
 
 pub(crate) use self::graves::Graves;
-pub(crate) use self::ready::{Queue, Ready, Round};
+pub(crate) use self::ready::{Queue, Ready, Round, UNPLACED};

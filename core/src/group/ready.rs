@@ -17,21 +17,23 @@
 //!    its group placed it queues nothing: the round that places it polls it.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
-use atomic_waker::AtomicWaker;
-
+use crate::node::sync::{AtomicBool, AtomicU32, AtomicWaker, Mutex, MutexGuard, Ordering};
 use crate::rt::RawTask;
+
+#[cfg(all(test, hatchery_loom))]
+mod loom;
 
 /// The queue of a polled group, shared by the group and every child's cell (see the
 /// [module docs](self)).
-#[derive(Default)]
 pub(crate) struct Ready {
     queue: Mutex<Queue>,
     /// The task that polls the group.
     pub(crate) waker: AtomicWaker,
 }
+
+/// The key of a child that is not in its group yet.
+pub(crate) const UNPLACED: u32 = u32::MAX;
 
 /// What the group takes out of its [`Ready`] in a round.
 #[derive(Default)]
@@ -42,16 +44,26 @@ pub(crate) struct Queue {
     pub(crate) new: Vec<RawTask>,
 }
 
-thread_local! {
+#[cfg(not(all(test, hatchery_loom)))]
+std::thread_local! {
     /// The group whose round this thread is running, if any, the keys of its children
     /// woken on this thread during the round, and the key of the child the round is
-    /// placing (see [`Ready::placing`]).
+    /// placing (see [`Ready::polling`]).
     static LOCAL: Local = const {
         Local {
             group: Cell::new(0),
             keys: RefCell::new(Vec::new()),
-            placing: Cell::new(u32::MAX),
+            placing: Cell::new(UNPLACED),
         }
+    };
+}
+
+#[cfg(all(test, hatchery_loom))]
+loom::thread_local! {
+    static LOCAL: Local = Local {
+        group: Cell::new(0),
+        keys: RefCell::new(Vec::new()),
+        placing: Cell::new(UNPLACED),
     };
 }
 
@@ -60,6 +72,15 @@ struct Local {
     group: Cell<usize>,
     keys: RefCell<Vec<u32>>,
     placing: Cell<u32>,
+}
+
+impl Default for Ready {
+    fn default() -> Ready {
+        Ready {
+            queue: Mutex::new(Queue::default()),
+            waker: AtomicWaker::new(),
+        }
+    }
 }
 
 impl Ready {
@@ -118,9 +139,15 @@ impl Ready {
         std::mem::swap(&mut *self.lock(), into);
     }
 
-    /// The key the round is placing, which a new child takes at its first poll.
-    pub(crate) fn placing(&self) -> u32 {
-        LOCAL.with(|l| l.placing.get())
+    /// A child whose key and flag these are is about to be polled: whether it was queued
+    /// (the flag cleared now, invariant 1). A new child takes its key here, at its first
+    /// poll, in the round that places it ([`Round::placing`]).
+    #[inline]
+    pub(crate) fn polling(&self, key: &AtomicU32, queued: &AtomicBool) -> bool {
+        if key.load(Ordering::Relaxed) == UNPLACED {
+            key.store(LOCAL.with(|l| l.placing.get()), Ordering::Release);
+        }
+        queued.swap(false, Ordering::AcqRel)
     }
 
     fn addr(&self) -> usize {

@@ -92,7 +92,9 @@ use pin_project_lite::pin_project;
 use super::mode::{JoinMode, Outputs, RaceMode, RaceOkMode, Takes, TryJoinMode};
 use crate::context::{self, Deferred, ResolveOnUnwind};
 use crate::error::NurseryError;
-use crate::group::{decide, failed, poll_stalled, race_won_by, Decision, Exit, Panic, Record, Seen};
+use crate::group::{
+    decide, failed, poll_stalled, race_won_by, Decision, Exit, Panic, Record, Seen,
+};
 use crate::node::{Due, Node, Reason};
 
 /// How many futures a collection's [`Fixed`] takes: more are run by an inline nursery's

@@ -277,4 +277,3 @@ where
         decision.into_poll()
     }
 }
-

@@ -35,7 +35,7 @@ use std::task::Context;
 use slab::Slab;
 
 use super::Kind;
-use crate::group::{Group, Queue, Ready, Round};
+use crate::group::{Group, Queue, Ready, Round, UNPLACED};
 use crate::rt::RawTask;
 
 /// The children of a nursery that polls them in its own task (rule I1): futures that may
@@ -145,7 +145,7 @@ impl<M> Rounds<M> {
             let entry = self.children.vacant_entry();
             let key = u32::try_from(entry.key())
                 .ok()
-                .filter(|&k| k != u32::MAX)
+                .filter(|&k| k != UNPLACED)
                 .expect("hatchery: more than 4 billion children in one nursery");
             // Born queued: its first poll takes its key.
             round.placing(key);

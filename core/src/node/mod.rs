@@ -382,7 +382,6 @@ pub(crate) struct Labelled<'a> {
     pub(crate) since: Option<Instant>,
 }
 
-
 /// A scope of the tree. `Node` (with the default `X`) is the type-erased node every
 /// scope, nursery and task shares; a task allocates its node together with its own state
 /// as `Node<Cell<TaskBody<..>>>`, one allocation that coerces to `Node`.

@@ -40,6 +40,7 @@ mod imp {
     pub(crate) use std::sync::atomic::{
         fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU8, Ordering,
     };
+    pub(crate) use atomic_waker::AtomicWaker;
     pub(crate) use std::sync::{Mutex, MutexGuard, OnceLock};
 
     impl super::ReadMut<u32> for AtomicU32 {
@@ -59,6 +60,7 @@ mod imp {
 
 #[cfg(all(test, hatchery_loom))]
 mod imp {
+    pub(crate) use loom::future::AtomicWaker;
     pub(crate) use loom::sync::atomic::{fence, Ordering};
     pub(crate) use loom::sync::{Mutex, MutexGuard};
 

@@ -136,8 +136,15 @@ pub trait Accepts<F, T, E>: Children {
 
 /// The label of a child spawned at `site` into `group`, called `name` if given (the clock
 /// is read for a named child only, for its age in the task tree).
-fn label<E>(group: &Group<E>, site: &'static Location<'static>, name: Option<Cow<'static, str>>) -> Label {
-    Label::new(site, name.map(|name| Box::new(Named::new(name, group.rt.now()))))
+fn label<E>(
+    group: &Group<E>,
+    site: &'static Location<'static>,
+    name: Option<Cow<'static, str>>,
+) -> Label {
+    Label::new(
+        site,
+        name.map(|name| Box::new(Named::new(name, group.rt.now()))),
+    )
 }
 
 impl<E, F, T> Accepts<F, T, E> for Spawned
@@ -286,7 +293,7 @@ macro_rules! polled_kind {
 }
 
 polled_kind!(Polled, (), Send);
-polled_kind!(PolledLocal, *const (), );
+polled_kind!(PolledLocal, *const (),);
 
 /// A polled combinator's group takes its futures (wrapped) as they are: its future is
 /// `Send` exactly when they are (`Rounds<F>`), and it outlives none of them (its body
@@ -704,7 +711,6 @@ impl<E, C: Children> Nursery<E, C> {
         self.group.node.cancel_with(Reason::Nursery, detail);
     }
 
-
     /// [`cancel`](Nursery::cancel), with a message that the nursery's
     /// [`cancel_reason`](Nursery::cancel_reason) carries, and so do its tasks' (as
     /// [`CancelReason::Outer`]). If the nursery was cancelled already, the first reason
@@ -817,15 +823,15 @@ impl<E, C: Children> Nursery<E, C> {
         self.group.is_closed()
     }
 
-    /// The name the nursery was given by [`nursery_named`], if any.
+    /// The name the nursery was given by [`named`](NurseryFuture::named), if any.
     ///
     /// # Examples
     ///
     /// ```
-    /// use hatchery::{nursery, nursery_named};
+    /// use hatchery::nursery;
     ///
     /// # hatchery_smol::run(async {
-    /// nursery_named("pool", |n| async move {
+    /// nursery(|n| async move {
     ///     assert_eq!(n.name(), Some("pool"));
     ///     nursery(|inner| async move {
     ///         assert_eq!(inner.name(), None);
@@ -833,7 +839,7 @@ impl<E, C: Children> Nursery<E, C> {
     ///     })
     ///     .await
     ///     .map_err(std::io::Error::other)
-    /// })
+    /// }).named("pool")
     /// .await
     /// .unwrap();
     /// # });
@@ -842,7 +848,7 @@ impl<E, C: Children> Nursery<E, C> {
         self.group.tag().name()
     }
 
-    /// Where the nursery was opened: the call of [`nursery`] (or [`nursery_named`], or
+    /// Where the nursery was opened: the call of [`nursery`] (or of [`Polled::nursery`], or
     /// the combinator that opened it for you: `join_all`, `race` and the others record
     /// their caller).
     ///

@@ -403,7 +403,14 @@ where
         built: impl FnOnce(Arc<Node>),
     ) -> PartRef<Output<T>> {
         let route: Arc<dyn Route<E> + Send + Sync> = route;
-        child::spawn(group, caller, fut, Some(route), label(group, site, None), Some(built))
+        child::spawn(
+            group,
+            caller,
+            fut,
+            Some(route),
+            label(group, site, None),
+            Some(built),
+        )
     }
 }
 

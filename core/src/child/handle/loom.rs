@@ -24,13 +24,13 @@ use super::{Output, Slot};
 use crate::node::fixtures::{Count, Probe as Value};
 use crate::node::loom::model;
 use crate::node::Node;
-use crate::task::raw::Label;
+use crate::child::Label;
 
 /// A task's node (under a nursery's) and its output, as a spawned task has them.
 fn task() -> (Arc<Node>, Arc<Node>, Arc<Output<Value>>) {
     let nursery = Node::new(false, true);
     let node: Arc<Node> = Arc::new(Node::task_root(&nursery, ()));
-    let output = Arc::new(Output::new(Label::at(Location::caller())));
+    let output = Arc::new(Output::new(Label::new(Location::caller(), None)));
     (nursery, node, output)
 }
 
@@ -41,12 +41,12 @@ fn end(
     drops: &Arc<AtomicUsize>,
 ) -> thread::JoinHandle<()> {
     let (node, output, value) = (node.clone(), output.clone(), Value(drops.clone()));
-    thread::spawn(move || drop(output.put(Some(&node), Ok(value))))
+    thread::spawn(move || drop(output.put(&node, Ok(value))))
 }
 
 /// Whether the slot still holds a value, or the join's waker `waker`.
 fn left(output: &Output<Value>, node: &Node, waker: Option<&Waker>) -> (bool, bool) {
-    output.with_slot(Some(node), |slot| {
+    output.slot(node, |slot| {
         (
             matches!(slot, Slot::Done(Ok(_))),
             matches!((&*slot, waker), (Slot::Open(w), Some(join)) if w.will_wake(join)),
