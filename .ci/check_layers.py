@@ -3,11 +3,11 @@
 
 Reads the layer list from core/src/lib.rs (the lines `// layer NAME: what it is`, bottom
 layer first) and every `crate::...` path in the code of each top-level module of
-core/src (comments, and `#[cfg(test)]` modules at the end of a file, left out), and
+core/src (comments, and `#[cfg(test)]` modules, left out), and
 fails when a module imports one listed above it, or when a top-level module is missing
 from the list. A path through a re-export of lib.rs (`crate::Nursery`,
 `crate::futures::Sleep`, `crate::rt::enter`) counts as an import of the module that
-defines it.
+defines it, and so does every path of a grouped import (`use crate::{group, kind::Kind};`).
 
 Usage: python3 .ci/check_layers.py [--graph]   (--graph prints each module's imports)
 """
@@ -78,22 +78,81 @@ def imports(modules, reexported):
         graph.setdefault(top, {})
         if rel.name in ("tests.rs", "loom.rs"):
             continue
-        src = path.read_text(encoding="utf-8")
-        cut = TEST_MOD.search(src)
-        if cut:
-            src = src[: cut.start()]
-        for number, line in enumerate(strip_comments(src).splitlines(), 1):
-            for m in PATH.finditer(line):
-                first, second = m.group(1), m.group(2)
-                if first in modules and (first, second) in reexported:
-                    target = reexported[(first, second)]
-                elif first in modules or first in tops:
-                    target = first
-                else:
-                    target = reexported.get(("", first))
-                if target and target != top:
-                    graph[top].setdefault(target, f"core/src/{rel}:{number}")
+        code = without_test_mods(strip_comments(path.read_text(encoding="utf-8")))
+        for offset, first, second in paths(code):
+            number = code.count("\n", 0, offset) + 1
+            if first in modules and (first, second) in reexported:
+                target = reexported[(first, second)]
+            elif first in modules or first in tops:
+                target = first
+            else:
+                target = reexported.get(("", first))
+            if target and target != top:
+                graph[top].setdefault(target, f"core/src/{rel}:{number}")
     return graph
+
+
+def without_test_mods(code):
+    """`code` without its `#[cfg(test)]` modules (each to its closing brace), line
+    numbers kept."""
+    while (m := TEST_MOD.search(code)):
+        depth, i = 0, m.end() - 1
+        while True:
+            depth += {"{": 1, "}": -1}.get(code[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        code = code[: m.start()] + "\n" * code.count("\n", m.start(), i + 1) + code[i + 1 :]
+    return code
+
+
+def paths(code):
+    """(offset, first segment, second segment or None) of every `crate::` path in
+    `code`, the paths of a grouped import (`crate::{a::{b, c}, d}`) each on its own."""
+    found = []
+    for m in re.finditer(r"\bcrate::", code):
+        start = m.end()
+        if code.startswith("{", start):
+            found += [(m.start(), *p) for p in group(code, start)]
+        else:
+            p = PATH.match(code, m.start())
+            found.append((m.start(), p.group(1), p.group(2)))
+    return found
+
+
+def group(code, at):
+    """The (first, second) segments of each path in the brace group at `at`."""
+    depth, i = 0, at
+    while True:
+        depth += {"{": 1, "}": -1}.get(code[i], 0)
+        if depth == 0:
+            break
+        i += 1
+    body = code[at + 1 : i]
+    items, depth, cur = [], 0, ""
+    for c in body:
+        if c == "," and depth == 0:
+            items.append(cur)
+            cur = ""
+            continue
+        depth += {"{": 1, "}": -1}.get(c, 0)
+        cur += c
+    items.append(cur)
+    out = []
+    for item in (x.strip() for x in items):
+        if not item or item == "self":
+            continue
+        head, _, rest = item.partition("::")
+        head = re.split(r"\s+as\s+", head)[0].strip()
+        second = None
+        if rest.startswith("{"):
+            out += [(head, sub) for sub, _ in group(rest, 0)]
+            continue
+        if rest:
+            second = re.match(r"[A-Za-z_][A-Za-z0-9_]*", rest)
+            second = second.group(0) if second else None
+        out.append((head, second))
+    return out
 
 
 def main():

@@ -5,14 +5,12 @@ Reads every rule of docs/src/semantics.md (a heading `### X9 Title {#x9}`) and f
 naming them, if some rule has no test whose name carries its id: the id in lowercase
 at the start of the name (`x9_...`) or between underscores inside it (`..._x9_...`).
 
-Where a test's name is looked for (the convention the chapter's index of test names
-states):
-
-* tests/ (the conformance suite, crate hatchery-tests) and core/conformance/ (the
-  conformance kit, whose scenarios are plain `async fn`s run by the adapters' tests):
-  every `fn`, since tests there are also written through macros;
-* core/src/: unit tests only, a `fn` under a test attribute (`#[test]`,
-  `#[hatchery::test]`, `#[tokio::test]`, ...).
+Only tests count (a helper whose name carries an id does not): a `fn` under a test
+attribute (`#[test]`, `#[hatchery::test]`, `#[tokio::test]`, ...) in tests/ (the
+conformance suite, crate hatchery-tests) and in core/src/ (unit tests), a scenario that
+`each_kind!(name, ..)` makes a test of (tests/support/each_kind.rs), and a scenario of
+the conformance kit that its list names (`__with_scenarios!` in
+core/conformance/src/lib.rs: the adapters run each as a test).
 
 Usage: python3 .ci/check_rules.py [--list]   (--list prints each rule's tests)
 """
@@ -23,9 +21,11 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHAPTER = ROOT / "docs" / "src" / "semantics.md"
-# Where any fn counts, and where only a fn under a test attribute does.
-ANY_FN = [ROOT / "tests", ROOT / "core" / "conformance"]
-TEST_FN = [ROOT / "core" / "src"]
+# Where a fn under a test attribute counts; the scenarios `each_kind!` runs; the kit's.
+TEST_FN = [ROOT / "tests", ROOT / "core" / "src"]
+EACH_KIND = re.compile(r"\beach_kind!\(\s*([A-Za-z_][A-Za-z0-9_]*)")
+KIT = ROOT / "core" / "conformance" / "src" / "lib.rs"
+KIT_LIST = re.compile(r"^\s*([a-z][a-z0-9_]*)(?:<kinds>)?\s*:\s*(?:Virtual|Real)\b", re.M)
 
 RULE = re.compile(r"^### ([A-Z]+[0-9]+) (.*?)\s*\{#([a-z]+[0-9]+)\}\s*$")
 FN = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?fn\s+([A-Za-z_][A-Za-z0-9_]*)")
@@ -46,25 +46,29 @@ def rules():
 
 
 def test_names():
-    """(name, file) of every test function where tests are looked for."""
+    """(name, file) of every test where tests are looked for."""
     names = []
-    for roots, attributed in ((ANY_FN, False), (TEST_FN, True)):
-        for root in roots:
-            for path in sorted(root.rglob("*.rs")):
-                if "target" in path.parts:
+    for root in TEST_FN:
+        for path in sorted(root.rglob("*.rs")):
+            if "target" in path.parts:
+                continue
+            text = path.read_text(encoding="utf-8")
+            rel = path.relative_to(ROOT)
+            names += [(m.group(1), rel) for m in EACH_KIND.finditer(text)]
+            under_test = False
+            for line in text.splitlines():
+                if TEST_ATTR.match(line):
+                    under_test = True
                     continue
-                under_test = False
-                for line in path.read_text(encoding="utf-8").splitlines():
-                    if TEST_ATTR.match(line):
-                        under_test = True
-                        continue
-                    m = FN.match(line)
-                    if m:
-                        if under_test or not attributed:
-                            names.append((m.group(1), path.relative_to(ROOT)))
-                        under_test = False
-                    elif not ATTR_OR_DOC.match(line):
-                        under_test = False
+                m = FN.match(line)
+                if m:
+                    if under_test:
+                        names.append((m.group(1), rel))
+                    under_test = False
+                elif not ATTR_OR_DOC.match(line):
+                    under_test = False
+    kit = KIT.read_text(encoding="utf-8")
+    names += [(m.group(1), KIT.relative_to(ROOT)) for m in KIT_LIST.finditer(kit)]
     return names
 
 

@@ -90,6 +90,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Instant;
 
+use crate::error::JoinError;
 use crate::group::{Ready, Who, UNPLACED};
 use crate::node::sync::{AtomicBool, AtomicU32};
 use crate::node::{Detail, KeepBits, Kind, Labelled, MovableLink, Node, Reason, Tag};
@@ -280,9 +281,7 @@ fn erase<B: Body, S: Sched>(cell: Arc<Node<Cell<B, S>>>) -> Arc<Node> {
     let node: Arc<Node<dyn Tag + '_>> = cell;
     // SAFETY: only the bound on the trait object changes (the same pointer and vtable);
     // nothing of `'env` is reached through a node (module docs, "borrowed children").
-    unsafe {
-        std::mem::transmute::<Arc<Node<dyn Tag + '_>>, Arc<Node>>(node)
-    }
+    unsafe { std::mem::transmute::<Arc<Node<dyn Tag + '_>>, Arc<Node>>(node) }
 }
 
 /// The allocation as its owner holds it: `dyn Run + 'static` (as for [`erase`]).
@@ -340,9 +339,7 @@ unsafe impl<B: Body, S: Sched> Part<B::Part> for Node<Cell<B, S>> {
 fn node_of<B: Body, S: Sched>(cell: &Node<Cell<B, S>>) -> &Node {
     let node: &Node<dyn Tag + '_> = cell;
     // SAFETY: only the bound on the trait object changes, as in `erase`.
-    unsafe {
-        std::mem::transmute::<&Node<dyn Tag + '_>, &Node>(node)
-    }
+    unsafe { std::mem::transmute::<&Node<dyn Tag + '_>, &Node>(node) }
 }
 
 /// The waker of a polled child: its node, an `Arc` of this allocation counted as any
@@ -611,7 +608,7 @@ impl Sched for NoKeep {
 }
 
 /// The storage of a kept value: one word (a `Box` fits).
-type Slot = MaybeUninit<usize>;
+type Word = MaybeUninit<usize>;
 
 /// A value's destructor: `ptr::drop_in_place` of its type, called with its address.
 type DropFn = unsafe fn(*mut u8);
@@ -626,7 +623,7 @@ static IN_PLACE: OnceLock<(TypeId, DropFn)> = OnceLock::new();
 /// own with its destructor: the slot keeps the box's pointer.
 struct Boxed {
     drop: DropFn,
-    value: Slot,
+    value: Word,
 }
 
 impl Drop for Boxed {
@@ -634,9 +631,7 @@ impl Drop for Boxed {
         // SAFETY: `value` holds the bytes of a value moved in by `KeepSlot::keep`, whose
         // destructor `drop` is (`Handoff`'s, as for the value in place); it is dropped
         // once, here, with the box.
-        unsafe {
-            (self.drop)(self.value.as_mut_ptr().cast::<u8>())
-        }
+        unsafe { (self.drop)(self.value.as_mut_ptr().cast::<u8>()) }
     }
 }
 
@@ -665,7 +660,7 @@ impl Drop for Boxed {
 ///   address as `*mut u8`: raw pointers to sized types are ABI-compatible, so this is
 ///   the call `drop_in_place::<H>(slot as *mut H)`.
 pub(crate) struct KeepSlot {
-    value: ValueCell<Slot>,
+    value: ValueCell<Word>,
 }
 
 // SAFETY: `&KeepSlot` lets one thread write the value once (the claim of its node's bits
@@ -690,7 +685,7 @@ impl Sched for KeepSlot {
     fn keep(&self, bits: KeepBits<'_>, handle: &mut dyn Handoff) {
         let layout = handle.layout();
         // The seam boxes what does not fit.
-        assert!(layout.size() <= size_of::<Slot>() && layout.align() <= align_of::<Slot>());
+        assert!(layout.size() <= size_of::<Word>() && layout.align() <= align_of::<Word>());
         let Some(src) = handle.as_ptr() else {
             return;
         };
@@ -707,9 +702,7 @@ impl Sched for KeepSlot {
             // slot's word (asserted above); the claim made this the one writer, and
             // nobody reads the value before the node's drop. The value is forgotten where
             // it was right after, so it is moved, not copied.
-            unsafe {
-                ptr::copy_nonoverlapping(src.cast_const(), to, layout.size())
-            }
+            unsafe { ptr::copy_nonoverlapping(src.cast_const(), to, layout.size()) }
         };
         if in_place {
             self.value.with_mut(|value| copy(value.cast::<u8>()));
@@ -745,9 +738,7 @@ impl Sched for KeepSlot {
             // after the value was moved in), which `keep` kept in place only if its type
             // was `IN_PLACE`'s, set once and never changed: `drop` is that type's
             // `ptr::drop_in_place`. We have exclusive access (the node's drop).
-            unsafe {
-                drop(value.cast::<u8>())
-            }
+            unsafe { drop(value.cast::<u8>()) }
         });
     }
 }
@@ -792,7 +783,7 @@ impl Sched for Queued {
 /// reached only through [`with_slot`](Output::with_slot), under the child's node's lock.
 pub(crate) struct Output<T> {
     /// Guarded by the child's node's lock (handle invariant 4).
-    result: ValueCell<super::handle::Slot<T>>,
+    result: ValueCell<Slot<T>>,
     label: Label,
 }
 
@@ -805,7 +796,7 @@ impl<T> Output<T> {
     /// The output of a child that is still running, called `label`.
     pub(crate) fn new(label: Label) -> Output<T> {
         Output {
-            result: ValueCell::new(super::handle::Slot::running()),
+            result: ValueCell::new(Slot::running()),
             label,
         }
     }
@@ -823,7 +814,7 @@ impl<T> Output<T> {
         &self,
         node: &Node,
         ending: bool,
-        f: impl FnOnce(&mut super::handle::Slot<T>) -> R,
+        f: impl FnOnce(&mut Slot<T>) -> R,
     ) -> (R, Option<Waker>) {
         let reach = || {
             self.result.with_mut(|slot| {
@@ -1007,5 +998,31 @@ impl std::fmt::Debug for Label {
             .field("site", &self.site())
             .field("name", &self.name_str())
             .finish()
+    }
+}
+
+/// A task's result, as its handle sees it.
+///
+/// Two variants, so that the waker's niche is the tag: 16 bytes for `Slot<()>` where four
+/// variants (running, waiting, done, taken) took 24. A task that runs with no join
+/// waiting holds a no-op waker ([`Slot::running`]); a result that was taken leaves the
+/// error a join that came again would read ([`Slot::taken`]: nothing takes twice, see
+/// [`Output::take_or_wait`]).
+pub(crate) enum Slot<T> {
+    /// Running: the waker of a join that waits for it, or a no-op one.
+    Open(Waker),
+    /// Finished with this result.
+    Done(Result<T, JoinError>),
+}
+
+impl<T> Slot<T> {
+    /// Running, no join waiting.
+    fn running() -> Slot<T> {
+        Slot::Open(Waker::noop().clone())
+    }
+
+    /// What is left once the result was taken.
+    pub(super) fn taken() -> Slot<T> {
+        Slot::Done(Err(JoinError::cancelled()))
     }
 }

@@ -45,7 +45,7 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use super::cell::{Output, PartRef};
+use super::cell::{Output, PartRef, Slot};
 use crate::context;
 use crate::error::JoinError;
 use crate::node::Node;
@@ -176,32 +176,6 @@ impl<T> Output<T> {
         });
         drop(waker);
         self.abandon(node)
-    }
-}
-
-/// A task's result, as its handle sees it.
-///
-/// Two variants, so that the waker's niche is the tag: 16 bytes for `Slot<()>` where four
-/// variants (running, waiting, done, taken) took 24. A task that runs with no join
-/// waiting holds a no-op waker ([`Slot::running`]); a result that was taken leaves the
-/// error a join that came again would read ([`Slot::taken`]: nothing takes twice, see
-/// [`Output::take_or_wait`]).
-pub(crate) enum Slot<T> {
-    /// Running: the waker of a join that waits for it, or a no-op one.
-    Open(Waker),
-    /// Finished with this result.
-    Done(Result<T, JoinError>),
-}
-
-impl<T> Slot<T> {
-    /// Running, no join waiting.
-    pub(super) fn running() -> Slot<T> {
-        Slot::Open(Waker::noop().clone())
-    }
-
-    /// What is left once the result was taken.
-    fn taken() -> Slot<T> {
-        Slot::Done(Err(JoinError::cancelled()))
     }
 }
 

@@ -7,13 +7,10 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::Location;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use pin_project_lite::pin_project;
 
-use super::ops::{Joined, Then, Tried, Work};
+use super::ops::{InputIter, Joined, Then, Tried, Work};
 use super::run::run;
 use crate::error::NurseryError;
 use crate::kind::mode::{JoinMode, TryJoinMode};
@@ -344,51 +341,5 @@ impl<S: Stream, F> Map<S, F, Spawned> {
         E: Send + 'static,
     {
         self.join()
-    }
-}
-
-pin_project! {
-    /// The input of [`map`]: an iterator, seen as a stream that is always ready.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::ops::Range;
-    /// use hatchery::futures::{InputIter, Map};
-    ///
-    /// # hatchery_smol::run(async {
-    /// // `map` wraps its iterator in an `InputIter`: it shows in the type of the `Map`.
-    /// let work: Map<InputIter<Range<u32>>, _> = hatchery::map(4, 0..3, |i| async move { i + 1 });
-    /// assert_eq!(work.join().await, [1, 2, 3]);
-    /// # });
-    /// ```
-    #[must_use = "streams do nothing unless polled"]
-    pub struct InputIter<I> {
-        iter: I,
-    }
-}
-
-impl<I> InputIter<I> {
-    /// `iter`, as a stream.
-    pub(crate) fn new(iter: I) -> Self {
-        InputIter { iter }
-    }
-}
-
-impl<I: Iterator> Stream for InputIter<I> {
-    type Item = I::Item;
-
-    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<I::Item>> {
-        Poll::Ready(self.project().iter.next())
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.iter.size_hint()
-    }
-}
-
-impl<I> fmt::Debug for InputIter<I> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InputIter").finish_non_exhaustive()
     }
 }

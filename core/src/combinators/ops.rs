@@ -21,14 +21,15 @@
 //! borrow, when a spawned task that awaits the combinator must be `Send`.)
 
 use std::convert::{identity, Infallible};
+use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use super::map::InputIter;
 use crate::error::NurseryError;
 use crate::kind::mode::Outputs;
 
@@ -258,4 +259,50 @@ fn lost(what: &str) -> ! {
         "hatchery: every `{what}` child was dropped by the executor before it finished (is \
          the runtime shutting down?)"
     )
+}
+
+pin_project! {
+    /// The input of [`map`](crate::map): an iterator, seen as a stream that is always ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::ops::Range;
+    /// use hatchery::futures::{InputIter, Map};
+    ///
+    /// # hatchery_smol::run(async {
+    /// // `map` wraps its iterator in an `InputIter`: it shows in the type of the `Map`.
+    /// let work: Map<InputIter<Range<u32>>, _> = hatchery::map(4, 0..3, |i| async move { i + 1 });
+    /// assert_eq!(work.join().await, [1, 2, 3]);
+    /// # });
+    /// ```
+    #[must_use = "streams do nothing unless polled"]
+    pub struct InputIter<I> {
+        iter: I,
+    }
+}
+
+impl<I> InputIter<I> {
+    /// `iter`, as a stream.
+    pub(crate) fn new(iter: I) -> Self {
+        InputIter { iter }
+    }
+}
+
+impl<I: Iterator> Stream for InputIter<I> {
+    type Item = I::Item;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<I::Item>> {
+        Poll::Ready(self.project().iter.next())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.iter.size_hint()
+    }
+}
+
+impl<I> fmt::Debug for InputIter<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InputIter").finish_non_exhaustive()
+    }
 }

@@ -8,7 +8,8 @@ use std::panic::Location;
 
 use futures_core::Stream;
 
-use super::map::{InputIter, Map};
+use super::map::Map;
+use super::ops::InputIter;
 use super::ops::{self, FirstOk, Joined, Then, Tried, Winner};
 use super::run::{all_polled, run};
 use crate::error::NurseryError;
