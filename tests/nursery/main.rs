@@ -9,6 +9,7 @@ mod errors;
 mod foreign_drop;
 mod inline;
 mod inline_tuple;
+mod kinds;
 mod large_futures;
 mod panic;
 mod start;
