@@ -92,7 +92,7 @@ use std::time::Instant;
 
 use crate::error::JoinError;
 use crate::group::{Ready, Who, UNPLACED};
-use crate::node::sync::{AtomicBool, AtomicU32};
+use crate::node::sync::{AtomicBool, AtomicU32, Ordering};
 use crate::node::{Detail, KeepBits, Kind, Labelled, MovableLink, Node, Reason, Tag};
 use crate::rt::{Handoff, Keep, Lend, RawTask, Run, Runtime, Task};
 use crate::timer::runtime_id;
@@ -159,15 +159,18 @@ pub(crate) trait Body {
     /// The child's parent link if `start` may move it (see [`Tag::movable_link`]).
     fn movable_link(&self) -> Option<&MovableLink>;
 
-    /// Polls the child of kind `S` with `waker` (the executor's, or its own). `node` is
-    /// the node this body lives in, and `own` the same allocation as an `Arc`, lent for
-    /// the call (see [`Own`]).
+    /// Polls the child of kind `S` (whose part of the cell is `sched`), for the `first`
+    /// time or not, with `waker` (the executor's, or its own). `node` is the node this
+    /// body lives in, and `own` the same allocation as an `Arc`, lent for the call (see
+    /// [`Own`]).
     fn poll<S: Sched>(
         &self,
         node: &Node,
         own: &mut Own,
+        first: bool,
         waker: &Waker,
         state: Pin<&mut Self::State>,
+        sched: &S,
     ) -> Poll<()>;
 
     /// The owner let go of the child before it finished (an executor that shut down, a
@@ -199,9 +202,21 @@ pub(crate) trait Sched: Send + Sync + Sized {
     /// A polled child was woken: queue it with its group.
     fn wake(&self) {}
 
-    /// A polled child is about to be polled: whether it was queued (cleared now).
-    fn take_queued(&self) -> bool {
-        true
+    /// The child, whose node is `node`, is about to be polled: `None` if it is not to be
+    /// (a polled child not queued: a stale key), else whether this is its first poll.
+    #[inline(always)]
+    fn polling(&self, node: &Node) -> Option<bool> {
+        // A task is linked into its parent's list within its first poll (when it first
+        // suspends, or earlier): one that never was has not been polled.
+        Some(node.never_linked())
+    }
+
+    /// A polled child that suspends was woken again meanwhile (its own poll, or a
+    /// sibling's, queued it): it is polled again soon, so it need not wait in its
+    /// parent's list nor keep its waker in its node. Never for a task of the executor.
+    #[inline(always)]
+    fn requeued(&self) -> bool {
+        false
     }
 }
 
@@ -543,16 +558,16 @@ impl<B: Body, S: Sched> Tag for Cell<B, S> {
 impl<B: Body, S: Sched> Run for Node<Cell<B, S>> {
     #[inline]
     fn poll_run(&self, lend: Lend<'_>, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.ext.sched.take_queued() {
+        let Some(first) = self.ext.sched.polling(node_of(self)) else {
             return Poll::Pending;
-        }
+        };
         let mut own = Own::lend(lend, self);
         // SAFETY: our caller is the unique `RawTask` of this allocation (module docs),
         // borrowed mutably for the whole call.
         let state = unsafe { Pin::new_unchecked(&mut *self.ext.state.get()) };
-        let body = &self.ext.body;
+        let (body, sched) = (&self.ext.body, &self.ext.sched);
         if S::SPAWNED {
-            return body.poll::<S>(node_of(self), &mut own, cx.waker(), state);
+            return body.poll(node_of(self), &mut own, first, cx.waker(), state, sched);
         }
         // A polled child's waker is its node, made here by reference, with no count (one
         // is taken only where it is kept, as by its registration).
@@ -562,7 +577,7 @@ impl<B: Body, S: Sched> Run for Node<Cell<B, S>> {
         let waker = std::mem::ManuallyDrop::new(unsafe {
             Waker::from_raw(RawWaker::new(ptr, &Self::VTABLE))
         });
-        body.poll::<S>(node_of(self), &mut own, &waker, state)
+        body.poll(node_of(self), &mut own, first, &waker, state, sched)
     }
 
     #[inline]
@@ -773,8 +788,13 @@ impl Sched for Queued {
     }
 
     #[inline]
-    fn take_queued(&self) -> bool {
+    fn polling(&self, _: &Node) -> Option<bool> {
         self.ready.polling(&self.key, &self.queued)
+    }
+
+    #[inline]
+    fn requeued(&self) -> bool {
+        self.queued.load(Ordering::Acquire)
     }
 }
 

@@ -391,18 +391,16 @@ where
         &self,
         node: &Node,
         own: &mut Own,
+        first: bool,
         waker: &Waker,
         state: Pin<&mut RunState<K, E, R>>,
+        sched: &S,
     ) -> Poll<()> {
         let _entered = self.span.enter();
         let mut this = state.project();
         let Some(group) = this.group.as_ref() else {
             return Poll::Ready(());
         };
-        // A child joins its parent's child list when it first suspends (or earlier: a
-        // started one when its first poll begins, a spawned one when it opens a nursery
-        // or polls a `start`), always within its first poll: one that never did is in it.
-        let first = node.never_linked();
         let (end, value) = if !first && node.should_drop() {
             // Cancelled before this last poll: the hold warnings may have watched it.
             diagnostics::unwatch(node);
@@ -439,9 +437,21 @@ where
                 }
             }));
             let ended = match polled {
+                Ok(Poll::Pending) if sched.requeued() => {
+                    // A polled child woken again meanwhile is polled again soon: it waits
+                    // nowhere, and sees a cancellation then, through its parent (node
+                    // invariant 7).
+                    if !node.should_drop() {
+                        return Poll::Pending;
+                    }
+                    (End::Cancelled, None)
+                }
                 Ok(Poll::Pending) => {
                     // Registering only now is enough: a cancellation from here on wakes
-                    // us, and one that came earlier is seen by `should_drop` below.
+                    // us, and one that came earlier is seen by `should_drop` below. A
+                    // child joins its parent's child list when it first waits (or earlier:
+                    // a started one when its first poll begins, a spawned one when it
+                    // opens a nursery or polls a `start`).
                     match first {
                         true => node.register_first(waker),
                         false => node.register(waker),

@@ -11,7 +11,7 @@
 //! # Invariants
 //!
 //! 1. **Queued once.** A child is polled from a key only if its `queued` flag was set (by
-//!    its waker, or from birth), and its poll clears the flag first (`Sched::take_queued`):
+//!    its waker, or from birth), and its poll clears the flag first ([`Ready::polling`]):
 //!    a stale key (its child finished and the key went to another) polls nobody twice.
 //! 2. **Born queued.** A new child's flag is set from its birth, so that a wake-up before
 //!    its group placed it queues nothing: the round that places it polls it.
@@ -139,15 +139,17 @@ impl Ready {
         std::mem::swap(&mut *self.lock(), into);
     }
 
-    /// A child whose key and flag these are is about to be polled: whether it was queued
-    /// (the flag cleared now, invariant 1). A new child takes its key here, at its first
-    /// poll, in the round that places it ([`Round::placing`]).
+    /// A child whose key and flag these are is about to be polled: `None` if it was not
+    /// queued (a stale key, invariant 1), else whether this is its first poll. Its flag is
+    /// cleared now; a new child takes its key here, in the round that places it
+    /// ([`Round::placing`]).
     #[inline]
-    pub(crate) fn polling(&self, key: &AtomicU32, queued: &AtomicBool) -> bool {
-        if key.load(Ordering::Relaxed) == UNPLACED {
+    pub(crate) fn polling(&self, key: &AtomicU32, queued: &AtomicBool) -> Option<bool> {
+        let first = key.load(Ordering::Relaxed) == UNPLACED;
+        if first {
             key.store(LOCAL.with(|l| l.placing.get()), Ordering::Release);
         }
-        queued.swap(false, Ordering::AcqRel)
+        queued.swap(false, Ordering::AcqRel).then_some(first)
     }
 
     fn addr(&self) -> usize {

@@ -121,6 +121,9 @@ pin_project! {
             group.shut();
             // The body's destructor may panic: leave the tree in order first.
             let body = catch_unwind(AssertUnwindSafe(|| this.body.set(None)));
+            // What the children failed with is reported to nobody (C8); a panic of the
+            // destructors of those it ends now is resumed here.
+            drop(group.take_panic());
             this.kind.abort(&group);
             open.hold.take();
             node.detach();
@@ -130,7 +133,6 @@ pin_project! {
             if let Err(p) = body {
                 resume_unwind(p);
             }
-            // The first panic of the children it ended, if any.
             if let Some(p) = group.take_panic() {
                 resume_unwind(p);
             }

@@ -1188,6 +1188,10 @@ impl<X: ?Sized + Tag> Node<X> {
     /// lets go of it when the runner is done (an inline child's waker is its own node).
     #[inline]
     pub(crate) fn forget_waker(&self) {
+        // A child that never waited never registered one: no lock to take.
+        if self.waker.is_empty() {
+            return;
+        }
         let waker = self.waker.take(&mut self.lock());
         drop(waker);
     }

@@ -92,6 +92,14 @@ impl WakerSlot {
         old.map(|(data, vtable)| unsafe { Waker::new(data, &*vtable) })
     }
 
+    /// Whether no waker is kept, read without the lock: only compares, as
+    /// [`holds`](WakerSlot::holds) does (a racing write that takes the waker out only makes
+    /// it empty sooner).
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.vtable.load(Ordering::Acquire).is_null()
+    }
+
     /// Takes the waker out. Under the lock.
     #[inline]
     pub(super) fn take(&self, locked: &mut Inner) -> Option<Waker> {

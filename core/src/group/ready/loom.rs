@@ -58,7 +58,7 @@ fn round(ready: &Ready, children: &[Arc<Child>], taken: &mut Queue) -> bool {
     let found = !taken.keys.is_empty();
     for key in taken.keys.drain(..) {
         let child = &children[key as usize];
-        if ready.polling(&child.key, &child.queued) {
+        if ready.polling(&child.key, &child.queued).is_some() {
             child.polls.fetch_add(1, O::SeqCst);
         }
     }
