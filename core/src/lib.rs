@@ -254,9 +254,9 @@
 
 // `unsafe` is denied everywhere but in `task::raw` and `inline::cell` (a task's, and an
 // inline child's, future in one allocation with what its handle reads), whose module docs
-// argue their soundness, in the result slot of `task::handle` (guarded by its child's node's
-// lock, its invariant 4), and in two functions of `signal` (registering a signal handler's
-// action, reading a signal's disposition), each with its own safety comment.
+// argue their soundness, and in the result slot of `task::handle` (guarded by its child's
+// node's lock, its invariant 4). `signal` has none: the two system calls it needs that
+// safe Rust cannot make are the `hatchery-sigaction` crate's.
 #![deny(unsafe_code)]
 // docs.rs (`--cfg docsrs`, see Cargo.toml): mark feature-gated items with their feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -449,9 +449,9 @@ fn unsupported() -> io::Error {
 
 #[cfg(unix)]
 mod unix {
-    //! The Unix implementation: signal-hook's handler writes each signal's number (one
-    //! byte: every Unix signal number is below 256) into a socket pair; the stream reads
-    //! the other end through the runtime's reactor.
+    //! The Unix implementation: signal-hook's handler runs hatchery-sigaction's action,
+    //! which writes each signal's number (one byte: every Unix signal number is below 256)
+    //! into a socket pair; the stream reads the other end through the runtime's reactor.
     //!
     //! # Invariants
     //!
@@ -476,6 +476,7 @@ mod unix {
     use std::sync::{Arc, Mutex, PoisonError};
     use std::task::{ready, Context, Poll};
 
+    use hatchery_sigaction::{disposition, Disposition};
     use signal_hook::low_level;
     use signal_hook::SigId;
 
@@ -511,9 +512,6 @@ mod unix {
             set.iter().try_for_each(|&signal| check(signal))?;
             let (read, write) = UnixStream::pair()?;
             read.set_nonblocking(true)?;
-            // Shared with the clones: a full socket drops a signal, never blocks the
-            // handler.
-            write.set_nonblocking(true)?;
             let mut receiver = Receiver {
                 io: Io::new(OwnedFd::from(read))?,
                 buffered: VecDeque::new(),
@@ -522,8 +520,11 @@ mod unix {
             for signal in set {
                 let write = OwnedFd::from(write.try_clone()?);
                 count(signal, 1)?;
-                // On an error: this signal uncounted, `receiver`'s drop undoes the others.
-                let id = register(signal, write).inspect_err(|_| drop(count(signal, -1)))?;
+                // The action owns its clone, made non-blocking (shared with the others):
+                // a full socket drops a signal, never blocks the handler. On an error:
+                // this signal uncounted, `receiver`'s drop undoes the others.
+                let id = hatchery_sigaction::register_write(signal.as_raw(), write)
+                    .inspect_err(|_| drop(count(signal, -1)))?;
                 receiver.actions.push((signal, id));
             }
             Ok(receiver)
@@ -590,7 +591,8 @@ mod unix {
         let i = match slots.iter().position(|s| s.signal == signal) {
             Some(i) => i,
             None => {
-                let restore = default_disposition(signal).then(|| Arc::new(AtomicBool::new(false)));
+                let default = disposition(signal.as_raw()).ok() == Some(Disposition::Default);
+                let restore = default.then(|| Arc::new(AtomicBool::new(false)));
                 if let Some(flag) = &restore {
                     signal_hook::flag::register_conditional_default(signal.as_raw(), flag.clone())?;
                 }
@@ -608,34 +610,5 @@ mod unix {
             flag.store(slot.streams == 0, Ordering::SeqCst);
         }
         Ok(())
-    }
-
-    /// Registers the action that writes `signal`'s number into `write`, which it owns.
-    #[allow(unsafe_code)]
-    fn register(signal: Signal, write: OwnedFd) -> io::Result<SigId> {
-        // Checked: below 256.
-        let byte = [signal.as_raw() as u8];
-        let action = move || {
-            // A full socket (the reader far behind) drops the signal: it is readable,
-            // so the reader wakes anyway.
-            let _ = rustix::io::write(&write, &byte);
-        };
-        // SAFETY: `register` requires the action to be async-signal-safe. It is one
-        // `write(2)` system call (rustix calls it directly, without allocating or
-        // locking) on a non-blocking socket it owns; it touches no other state.
-        unsafe { low_level::register(signal.as_raw(), action) }
-    }
-
-    /// Whether `signal`'s disposition is the default one (neither ignored nor handled).
-    #[allow(unsafe_code)]
-    fn default_disposition(signal: Signal) -> bool {
-        let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
-        // SAFETY: a null new action only reads the current one into `old`, which is
-        // valid for writes; `old` is read only if the call succeeded (it is zeroed
-        // memory, a valid `sigaction`, either way).
-        let ok = unsafe { libc::sigaction(signal.as_raw(), std::ptr::null(), old.as_mut_ptr()) };
-        // SAFETY: zero-initialized above, and filled by the call on success.
-        let old = unsafe { old.assume_init() };
-        ok == 0 && old.sa_sigaction == libc::SIG_DFL
     }
 }
