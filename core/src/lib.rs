@@ -252,11 +252,11 @@
 //! its own task: concurrently, never in parallel, so a child that blocks its thread
 //! blocks its siblings too.
 
-// `unsafe` is denied everywhere but in `task::raw` and `inline::cell` (a task's, and an
-// inline child's, future in one allocation with what its handle reads), whose module docs
-// argue their soundness, and in the result slot of `task::handle` (guarded by its child's
-// node's lock, its invariant 4). `signal` has none: the two system calls it needs that
-// safe Rust cannot make are the `hatchery-sigaction` crate's.
+// `unsafe` is denied everywhere but in `child::cell` (the one child cell: a child's node,
+// future, output and label in one allocation, for every kind of children) and
+// `node::waker` (a runner's waker in two atomics), whose module docs argue their
+// soundness. `signal` has none: the two system calls it needs that safe Rust cannot make
+// are the `hatchery-sigaction` crate's.
 #![deny(unsafe_code)]
 // docs.rs (`--cfg docsrs`, see Cargo.toml): mark feature-gated items with their feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
