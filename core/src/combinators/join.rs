@@ -5,7 +5,7 @@ use std::future::Future;
 use std::panic::Location;
 
 use super::ops::Work;
-use super::ops::{Joined, Then, Tried};
+use super::ops::{joined, tried, Then};
 use super::run::run;
 use crate::error::NurseryError;
 use crate::kind::mode::{JoinMode, TryJoinMode};
@@ -66,11 +66,8 @@ where
     I::Item: Future + Send + 'static,
     <I::Item as Future>::Output: Send + 'static,
 {
-    Then::new(
-        run::<Spawned, JoinMode, _, _, _>(Work::every(futs.into_iter(), Location::caller())),
-        "join",
-        Joined { ordered: true },
-    )
+    let group = run::<Spawned, JoinMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
+    Then::new(group, |ended| joined("join", ended, true))
 }
 
 /// Runs every future concurrently and returns their values in input order, or fails fast.
@@ -152,7 +149,7 @@ where
 {
     let group =
         run::<Spawned, TryJoinMode<E>, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
-    Then::new(group, "try_join", Tried { ordered: true })
+    Then::new(group, |ended| tried("try_join", ended, true))
 }
 
 /// Runs every future concurrently and returns every result, `Ok` or `Err`, in input order
@@ -195,9 +192,6 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    Then::new(
-        run::<Spawned, JoinMode, _, _, _>(Work::every(futs.into_iter(), Location::caller())),
-        "settle",
-        Joined { ordered: true },
-    )
+    let group = run::<Spawned, JoinMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
+    Then::new(group, |ended| joined("settle", ended, true))
 }

@@ -10,7 +10,7 @@ use std::panic::Location;
 
 use futures_core::Stream;
 
-use super::ops::{InputIter, Joined, Then, Tried, Work};
+use super::ops::{joined, tried, InputIter, Then, Work};
 use super::run::run;
 use crate::error::NurseryError;
 use crate::kind::mode::{JoinMode, TryJoinMode};
@@ -256,7 +256,7 @@ impl<S: Stream, F> Map<S, F, Spawned> {
     {
         let (work, ordered, what) = self.work();
         let group = run::<Spawned, JoinMode, _, _, _>(work);
-        Then::new(group, what, Joined { ordered })
+        Then::new(group, move |ended| joined(what, ended, ordered))
     }
 
     /// Runs the work and returns every value, failing fast: the first `Err` cancels the
@@ -304,7 +304,7 @@ impl<S: Stream, F> Map<S, F, Spawned> {
     {
         let (work, ordered, what) = self.work();
         let group = run::<Spawned, TryJoinMode<E>, _, _, _>(work);
-        Then::new(group, what, Tried { ordered })
+        Then::new(group, move |ended| tried(what, ended, ordered))
     }
 
     /// Runs the work and returns every result, `Ok` or `Err`: one error does not cancel

@@ -100,145 +100,81 @@ fn kept_cancelled(what: &str) -> ! {
 }
 
 pin_project! {
-    /// A combinator's group, its end turned into the combinator's output by the
-    /// operation `O` ([`Finish`]). The group's output is not named in a field's type: a
-    /// projection through the group's `Future` impl (which needs the futures to outlive
-    /// it) there would make rustc unable to prove a future that awaits this one `Send`
-    /// when the futures borrow.
+    /// A combinator's group, then its operation on what the group ended with (`op`).
     pub(crate) struct Then<F, O> {
         #[pin]
         fut: F,
-        // The combinator's name, for the panic of a kept one.
-        what: &'static str,
-        op: O,
+        op: Option<O>,
     }
 }
 
-/// What an operation makes of its group's end `A`, for the combinator called `what`.
-pub(crate) trait Finish<A> {
-    type Output;
-
-    fn finish(&self, what: &'static str, ended: A) -> Self::Output;
-}
-
-impl<F, A, O> Future for Then<F, O>
+impl<F, O, B> Future for Then<F, O>
 where
-    F: Future<Output = A>,
-    O: Finish<A>,
+    F: Future,
+    O: FnOnce(F::Output) -> B,
 {
-    type Output = O::Output;
+    type Output = B;
 
     #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<B> {
         let this = self.project();
-        let (what, op) = (*this.what, &*this.op);
-        this.fut.poll(cx).map(|a| op.finish(what, a))
-    }
-}
-
-/// `join`, `settle`, `map(..).join()` and `settle()`: every output, in input order, or
-/// as they completed (not `ordered`: `unordered`).
-pub(crate) struct Joined {
-    pub(crate) ordered: bool,
-}
-
-impl<V> Finish<Ended<V, Infallible>> for Joined {
-    type Output = Vec<V>;
-
-    #[inline]
-    fn finish(&self, what: &'static str, ended: Ended<V, Infallible>) -> Vec<V> {
-        no_errors(what, ended).arrange(self.ordered)
-    }
-}
-
-/// `try_join` and `map(..).try_join()`: every value, in input order or as they
-/// completed, or every error. The first failure cancels the rest (the group does, by
-/// [`TryJoinMode`](super::mode::TryJoinMode)); once all have finished, every error is
-/// returned, in the order they happened (rules N2, G4).
-pub(crate) struct Tried {
-    pub(crate) ordered: bool,
-}
-
-impl<V, E> Finish<Ended<V, E>> for Tried {
-    type Output = Result<Vec<V>, NurseryError<E>>;
-
-    #[inline]
-    fn finish(&self, what: &'static str, ended: Ended<V, E>) -> Self::Output {
-        kept(what, ended).map(|o| o.arrange(self.ordered))
-    }
-}
-
-/// `race` and `race!`: the first output. The first to finish cancels the rest (by
-/// [`RaceMode`](super::mode::RaceMode)), which are awaited (G2).
-pub(crate) struct Winner;
-
-impl<V> Finish<Ended<V, Infallible>> for Winner {
-    type Output = V;
-
-    fn finish(&self, what: &'static str, ended: Ended<V, Infallible>) -> V {
-        match no_errors(what, ended).completed().next() {
-            Some(v) => v,
-            None => lost(what),
-        }
-    }
-}
-
-/// `race_ok`: the first `Ok` value, which cancels the rest (by
-/// [`RaceOkMode`](super::mode::RaceOkMode)), or every error, in the order they happened.
-pub(crate) struct FirstOk;
-
-impl<T, E> Finish<Ended<Result<T, E>, Infallible>> for FirstOk {
-    type Output = Result<T, NurseryError<E>>;
-
-    fn finish(&self, what: &'static str, ended: Ended<Result<T, E>, Infallible>) -> Self::Output {
-        let mut errors = Vec::new();
-        for r in no_errors(what, ended).completed() {
-            match r {
-                Ok(v) => return Ok(v),
-                Err(e) => errors.push(e),
-            }
-        }
-        if errors.is_empty() {
-            lost(what)
-        }
-        Err(NurseryError::Failed(errors))
-    }
-}
-
-/// `try_join!` of either kind, whose group's value is the tuple: it, or every error.
-pub(crate) struct TupleTried;
-
-impl<T, E> Finish<Result<T, NurseryError<E>>> for TupleTried {
-    type Output = Result<T, NurseryError<E>>;
-
-    #[inline]
-    fn finish(&self, what: &'static str, ended: Result<T, NurseryError<E>>) -> Self::Output {
-        kept(what, ended)
-    }
-}
-
-/// `join!` of either kind: the tuple, with no error to report.
-pub(crate) struct TupleJoined;
-
-impl<T> Finish<Result<T, NurseryError<Infallible>>> for TupleJoined {
-    type Output = T;
-
-    #[inline]
-    fn finish(&self, what: &'static str, ended: Result<T, NurseryError<Infallible>>) -> T {
-        no_errors(what, ended)
+        let ended = std::task::ready!(this.fut.poll(cx));
+        let op = this.op.take().expect("hatchery: combinator polled after completion");
+        Poll::Ready(op(ended))
     }
 }
 
 impl<F, O> Then<F, O> {
-    /// The combinator called `what`: the operation `op` over the group `fut`.
+    /// The group `fut`, then `op`.
     #[inline]
-    pub(crate) fn new(fut: F, what: &'static str, op: O) -> Self {
-        Then { fut, what, op }
+    pub(crate) fn new(fut: F, op: O) -> Self {
+        Then { fut, op: Some(op) }
     }
 }
 
-/// The futures of a race (`race`, `race_ok`), the first read at the call: a race of
-/// none would have no winner.
+/// `join`, `settle` and `map`'s `join` (`what`): every output, in input order or in the
+/// order they completed.
+#[inline]
+pub(crate) fn joined<V>(what: &'static str, ended: Ended<V, Infallible>, ordered: bool) -> Vec<V> {
+    no_errors(what, ended).arrange(ordered)
+}
+
+/// `try_join` and `map`'s `try_join` (`what`): every value, or every error.
+#[inline]
+pub(crate) fn tried<V, E>(
+    what: &'static str,
+    ended: Ended<V, E>,
+    ordered: bool,
+) -> Result<Vec<V>, NurseryError<E>> {
+    kept(what, ended).map(|o| o.arrange(ordered))
+}
+
+/// `race` and `race!` (`what`): the first output.
+pub(crate) fn winner<V>(what: &'static str, ended: Ended<V, Infallible>) -> V {
+    match no_errors(what, ended).completed().next() {
+        Some(v) => v,
+        None => lost(what),
+    }
+}
+
+/// `race_ok` (`what`): the first value, or every error if all failed.
+pub(crate) fn first_ok<T, E>(
+    what: &'static str,
+    ended: Ended<Result<T, E>, Infallible>,
+) -> Result<T, NurseryError<E>> {
+    let mut errors = Vec::new();
+    for r in no_errors(what, ended).completed() {
+        match r {
+            Ok(v) => return Ok(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        lost(what)
+    }
+    Err(NurseryError::Failed(errors))
+}
+
 #[track_caller]
 pub(crate) fn racers<I: IntoIterator>(
     futs: I,

@@ -10,7 +10,7 @@ use futures_core::Stream;
 
 use super::map::Map;
 use super::ops::InputIter;
-use super::ops::{self, FirstOk, Joined, Then, Tried, Winner};
+use super::ops::{self, first_ok, joined, tried, winner, Then};
 use super::run::{all_polled, run};
 use crate::error::NurseryError;
 use crate::kind::mode::{JoinMode, RaceMode, RaceOkMode, TryJoinMode};
@@ -72,11 +72,7 @@ impl Polled<'_> {
         I::IntoIter: 'env,
         I::Item: Future + 'env,
     {
-        Then::new(
-            all_polled::<PolledOf<I::Item>, JoinMode, _>(futs.into_iter(), Location::caller()),
-            "Polled::join",
-            Joined { ordered: true },
-        )
+        Then::new(all_polled::<PolledOf<I::Item>, JoinMode, _>(futs.into_iter(), Location::caller()), |ended| joined("Polled::join", ended, true))
     }
 
     /// Runs every fallible future concurrently in the caller's task to its end and returns
@@ -120,11 +116,7 @@ impl Polled<'_> {
         T: 'env,
         E: 'env,
     {
-        Then::new(
-            all_polled::<PolledOf<I::Item>, JoinMode, _>(futs.into_iter(), Location::caller()),
-            "Polled::settle",
-            Joined { ordered: true },
-        )
+        Then::new(all_polled::<PolledOf<I::Item>, JoinMode, _>(futs.into_iter(), Location::caller()), |ended| joined("Polled::settle", ended, true))
     }
 
     /// Runs every future concurrently in the caller's task and returns their values in input
@@ -179,7 +171,7 @@ impl Polled<'_> {
             futs.into_iter(),
             Location::caller(),
         );
-        Then::new(group, "Polled::try_join", Tried { ordered: true })
+        Then::new(group, |ended| tried("Polled::try_join", ended, true))
     }
 
     /// Runs the futures concurrently in the caller's task and returns the first output; the
@@ -221,7 +213,7 @@ impl Polled<'_> {
             ops::racers(futs, "Polled::race"),
             Location::caller(),
         );
-        Then::new(group, "Polled::race", Winner)
+        Then::new(group, |ended| winner("Polled::race", ended))
     }
 
     /// Runs the futures concurrently in the caller's task and returns the first `Ok` value;
@@ -270,7 +262,7 @@ impl Polled<'_> {
             ops::racers(futs, "Polled::race_ok"),
             Location::caller(),
         );
-        Then::new(group, "Polled::race_ok", FirstOk)
+        Then::new(group, |ended| first_ok("Polled::race_ok", ended))
     }
 
     /// Applies `f` to every input and runs the futures it makes in the caller's task, at
@@ -361,7 +353,7 @@ impl<S: Stream, F> Map<S, F, Polled<'static>> {
     {
         let (work, ordered, what) = self.work();
         let group = run::<PolledOf<Fut>, JoinMode, _, _, _>(work);
-        Then::new(group, what, Joined { ordered })
+        Then::new(group, move |ended| joined(what, ended, ordered))
     }
 
     /// Runs the futures and returns their values in input order, or fails fast, as
@@ -399,7 +391,7 @@ impl<S: Stream, F> Map<S, F, Polled<'static>> {
     {
         let (work, ordered, what) = self.work();
         let group = run::<PolledOf<Fut>, TryJoinMode<E>, _, _, _>(work);
-        Then::new(group, what, Tried { ordered })
+        Then::new(group, move |ended| tried(what, ended, ordered))
     }
 
     /// Runs every future to its end and returns every `Result`, in input order (or in

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::panic::Location;
 
 use super::ops::Work;
-use super::ops::{self, FirstOk, Then, Winner};
+use super::ops::{self, first_ok, winner, Then};
 use super::run::run;
 use crate::error::NurseryError;
 use crate::kind::mode::{RaceMode, RaceOkMode};
@@ -88,7 +88,7 @@ where
     let futs: Vec<_> = ops::racers(futs, "race").collect();
     let group =
         run::<Spawned, RaceMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
-    Then::new(group, "race", Winner)
+    Then::new(group, |ended| winner("race", ended))
 }
 
 /// Runs every future concurrently and returns the first `Ok` value; the others are
@@ -149,5 +149,5 @@ where
     let futs: Vec<_> = ops::racers(futs, "race_ok").collect();
     let group =
         run::<Spawned, RaceOkMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
-    Then::new(group, "race_ok", FirstOk)
+    Then::new(group, |ended| first_ok("race_ok", ended))
 }

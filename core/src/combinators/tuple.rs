@@ -12,7 +12,7 @@ use std::future::Future;
 use std::panic::Location;
 
 use super::feed::Admit;
-use super::ops::{Finish, Then, TupleJoined, TupleTried, Winner};
+use super::ops::{kept, no_errors, winner, Then};
 use super::run::group;
 use crate::child::Join;
 use crate::error::NurseryError;
@@ -294,7 +294,7 @@ pub trait TryJoinTuple<E> {
 #[doc(hidden)]
 #[track_caller]
 pub fn polled_joined<O>(r: Result<O, NurseryError<Infallible>>) -> O {
-    TupleJoined.finish("join!", r)
+    no_errors("join!", r)
 }
 
 /// What `try_join!(Polled: ..)` returns: its values or its errors (never `Cancelled`, as
@@ -302,7 +302,7 @@ pub fn polled_joined<O>(r: Result<O, NurseryError<Infallible>>) -> O {
 #[doc(hidden)]
 #[track_caller]
 pub fn polled_tried<O, E>(r: Result<O, NurseryError<E>>) -> Result<O, NurseryError<E>> {
-    TupleTried.finish("try_join!", r)
+    kept("try_join!", r)
 }
 
 async fn value<T>(join: Join<T>) -> T {
@@ -342,7 +342,7 @@ macro_rules! tuples {
                     $(let $F = n.spawn_at(site, async move { Ok::<_, Infallible>($F.await) }).join();)+
                     Ok(($(value($F).await,)+))
                 });
-                Then::new(all, "join!", TupleJoined)
+                Then::new(all, |ended| no_errors("join!", ended))
             }
         }
 
@@ -364,7 +364,7 @@ macro_rules! tuples {
                     $(let $F = n.spawn_at(site, $F).join();)+
                     Ok(($(value($F).await,)+))
                 });
-                Then::new(all, "try_join!", TupleTried)
+                Then::new(all, |ended| kept("try_join!", ended))
             }
         }
 
@@ -384,7 +384,7 @@ macro_rules! tuples {
                     $(t.admit(index, $F, None); index += 1;)+
                     std::future::ready(index)
                 });
-                Then::new(all, "race!", Winner)
+                Then::new(all, |ended| winner("race!", ended))
             }
         }
     };
