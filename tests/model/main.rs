@@ -3,8 +3,8 @@
 //! One test binary per family of rules (a binary links once; each file is a module).
 
 mod deadline_model;
-mod inline_random_trees;
 mod orphan_race;
+mod polled_random_trees;
 mod random_trees;
 mod seeded;
 mod stream_model;

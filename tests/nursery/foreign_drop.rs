@@ -3,7 +3,7 @@
 //! are cancelled without being awaited. What a drop leaves behind is checked on both kinds
 //! of nursery; that a spawned child (or a started task) runs on after the drop, to its next
 //! suspension point, on the spawning one: an inline nursery's children go with it at once
-//! (I3, tests/nursery/inline.rs).
+//! (I3, tests/nursery/polled.rs).
 
 use std::future::Future;
 use std::time::Duration;

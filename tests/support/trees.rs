@@ -1,4 +1,4 @@
-//! The plans of the randomized tree tests (`model/random_trees.rs`, `model/inline_random_trees.rs`):
+//! The plans of the randomized tree tests (`model/random_trees.rs`, `model/polled_random_trees.rs`):
 //! one generator, each test choosing which kinds of node it draws and how often.
 //!
 //! A seed gives the same tree for as long as a test's [`Mix`] stays the same: the

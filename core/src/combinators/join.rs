@@ -66,7 +66,8 @@ where
     I::Item: Future + Send + 'static,
     <I::Item as Future>::Output: Send + 'static,
 {
-    let group = run::<Spawned, JoinMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
+    let group =
+        run::<Spawned, JoinMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
     Then::new(group, |ended| joined("join", ended, true))
 }
 
@@ -192,6 +193,7 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    let group = run::<Spawned, JoinMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
+    let group =
+        run::<Spawned, JoinMode, _, _, _>(Work::every(futs.into_iter(), Location::caller()));
     Then::new(group, |ended| joined("settle", ended, true))
 }

@@ -119,7 +119,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<B> {
         let this = self.project();
         let ended = std::task::ready!(this.fut.poll(cx));
-        let op = this.op.take().expect("hatchery: combinator polled after completion");
+        let op = this
+            .op
+            .take()
+            .expect("hatchery: combinator polled after completion");
         Poll::Ready(op(ended))
     }
 }

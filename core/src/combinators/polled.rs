@@ -72,7 +72,10 @@ impl Polled<'_> {
         I::IntoIter: 'env,
         I::Item: Future + 'env,
     {
-        Then::new(all_polled::<PolledOf<I::Item>, JoinMode, _>(futs.into_iter(), Location::caller()), |ended| joined("Polled::join", ended, true))
+        Then::new(
+            all_polled::<PolledOf<I::Item>, JoinMode, _>(futs.into_iter(), Location::caller()),
+            |ended| joined("Polled::join", ended, true),
+        )
     }
 
     /// Runs every fallible future concurrently in the caller's task to its end and returns
@@ -116,7 +119,10 @@ impl Polled<'_> {
         T: 'env,
         E: 'env,
     {
-        Then::new(all_polled::<PolledOf<I::Item>, JoinMode, _>(futs.into_iter(), Location::caller()), |ended| joined("Polled::settle", ended, true))
+        Then::new(
+            all_polled::<PolledOf<I::Item>, JoinMode, _>(futs.into_iter(), Location::caller()),
+            |ended| joined("Polled::settle", ended, true),
+        )
     }
 
     /// Runs every future concurrently in the caller's task and returns their values in input

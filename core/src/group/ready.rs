@@ -59,7 +59,7 @@ std::thread_local! {
 }
 
 #[cfg(all(test, hatchery_loom))]
-loom::thread_local! {
+::loom::thread_local! {
     static LOCAL: Local = Local {
         group: Cell::new(0),
         keys: RefCell::new(Vec::new()),

@@ -60,7 +60,25 @@ mod imp {
 
 #[cfg(all(test, hatchery_loom))]
 mod imp {
-    pub(crate) use loom::future::AtomicWaker;
+
+    /// Loom's `AtomicWaker`, registering by reference as the `atomic-waker` crate's does.
+    #[derive(Default)]
+    pub(crate) struct AtomicWaker(loom::future::AtomicWaker);
+
+    impl AtomicWaker {
+        pub(crate) fn new() -> Self {
+            Self::default()
+        }
+        pub(crate) fn register(&self, waker: &std::task::Waker) {
+            self.0.register_by_ref(waker)
+        }
+        pub(crate) fn wake(&self) {
+            self.0.wake()
+        }
+        pub(crate) fn take(&self) -> Option<std::task::Waker> {
+            self.0.take_waker()
+        }
+    }
     pub(crate) use loom::sync::atomic::{fence, Ordering};
     pub(crate) use loom::sync::{Mutex, MutexGuard};
 

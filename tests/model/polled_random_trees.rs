@@ -554,16 +554,16 @@ fn check_backend(backend: Backend) {
 }
 
 #[test]
-fn inline_random_trees_tokio_current() {
+fn polled_random_trees_tokio_current() {
     check_backend(Backend::TokioCurrent);
 }
 
 #[test]
-fn inline_random_trees_tokio_multi() {
+fn polled_random_trees_tokio_multi() {
     check_backend(Backend::TokioMulti);
 }
 
 #[test]
-fn inline_random_trees_smol() {
+fn polled_random_trees_smol() {
     check_backend(Backend::Smol);
 }
