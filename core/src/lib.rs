@@ -26,12 +26,12 @@
 //!   a background [`service`] with graceful shutdown, and [`batches`] of a stream. For
 //!   a few futures of different types, the macros [`join!`] and [`try_join!`] return a
 //!   tuple and [`race!`] the first output.
-//! * **Inline nurseries** ([`inline`]): a nursery whose children are polled by its own
-//!   task, so that they can borrow from the caller and need not be `Send`, with the same
-//!   cancellation rules, and the combinators [`inline::join!`] and [`inline::try_join!`]
-//!   (futures of different types, as a tuple), [`inline::join()`],
-//!   [`inline::try_join()`], [`inline::race`], [`inline::race_ok`] and [`inline::map`]
-//!   built on it.
+//! * **Polled children** ([`Polled`]): a nursery whose children are polled by its own
+//!   task ([`Polled::nursery`], [`PolledLocal::nursery`]), so that they can borrow from
+//!   the caller and need not be `Send`, with the same cancellation rules, and the
+//!   combinators over it: [`Polled::join`], [`Polled::try_join`], [`Polled::settle`],
+//!   [`Polled::race`], [`Polled::race_ok`], [`Polled::map`], and `join!(Polled: ..)` and
+//!   `try_join!(Polled: ..)` for futures of different types.
 //! * **Synchronization** ([`sync`]): memory streams ([`memory_stream`], rendezvous or
 //!   buffered), and anyio's primitives, each correct under cancellation.
 //! * **Diagnostics** ([`diagnostics`]): a warning when a cancelled scope waits on a
@@ -134,15 +134,15 @@
 //! cancel themselves, and when they are cancelled from outside they return only to
 //! report errors.
 //!
-//! The same combinators for futures that borrow from the caller or are not `Send` are in
-//! [`inline`]: [`inline::join()`], [`inline::try_join()`], [`inline::settle`],
-//! [`inline::race`], [`inline::race_ok`], [`inline::map`], [`inline::join!`] and
-//! [`inline::try_join!`]. They have the same semantics, written once: what differs is
-//! the kind of children that runs the futures, tasks of a nursery here
-//! ([`Spawned`]), futures polled by the caller's task there ([`inline::Polled`]: in
-//! slots in place for a few, an inline nursery for more), as [`futures::Map`]'s kind
-//! parameter says. (For the inline kind, "spawns them into a nursery" above reads "polls
-//! them in an inline group", and they run concurrently, never in parallel.)
+//! The same combinators for futures that borrow from the caller or are not `Send` are
+//! the kind [`Polled`]'s: [`Polled::join`], [`Polled::try_join`], [`Polled::settle`],
+//! [`Polled::race`], [`Polled::race_ok`], [`Polled::map`], `join!(Polled: ..)` and
+//! `try_join!(Polled: ..)`. They have the same semantics, written once: what differs is
+//! the kind of children that runs the futures, tasks of a nursery here ([`Spawned`]),
+//! futures polled by the caller's task there ([`Polled`]: in place in the combinator's
+//! future for a few, in a polled nursery for more), as [`futures::Map`]'s kind parameter
+//! says. (For the polled kind, "spawns them into a nursery" above reads "polls them in a
+//! polled nursery", and they run concurrently, never in parallel.)
 //!
 //! A combinator future can be kept past the scope it was first polled in
 //! (`move_on_after(d, &mut fut)`, then `fut.await`; see [`CancelScope::run`]). If that
@@ -248,7 +248,7 @@
 //! If you need a fire-and-forget task that outlives its caller, hatchery is the wrong
 //! tool on purpose: open a nursery high enough in your program instead, or use the
 //! executor's own `spawn`. Spawned children must be `Send + 'static`; for children that
-//! borrow from the caller or are not `Send`, use an [`inline`] nursery, which polls them in
+//! borrow from the caller or are not `Send`, use a [`Polled`] nursery, which polls them in
 //! its own task: concurrently, never in parallel, so a child that blocks its thread
 //! blocks its siblings too.
 

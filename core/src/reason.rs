@@ -45,7 +45,7 @@ use crate::node::{Detail, Node, Reason};
 #[non_exhaustive]
 pub enum CancelReason {
     /// `cancel` or `cancel_with` of a [`CancelHandle`](crate::CancelHandle) or a
-    /// [`TaskHandle`](crate::TaskHandle) (of a task, or of an inline child).
+    /// [`TaskHandle`](crate::TaskHandle) (of a task, or of a polled child).
     #[non_exhaustive]
     Explicit {
         /// Where `cancel` was called.
@@ -57,9 +57,9 @@ pub enum CancelReason {
     /// like, or [`CancelScope::with_deadline`](crate::CancelScope::with_deadline)).
     Deadline,
     /// A task of the nursery, or its body, returned an error or panicked (N2): the
-    /// nursery cancelled the rest. For an inline nursery, the child that failed; for an
-    /// inline combinator's future (`inline::try_join` and the like), the combinator's
-    /// call.
+    /// nursery cancelled the rest. For a polled nursery, the child that failed; for a
+    /// combinator's futures kept in place (`join!(Polled: ..)`, `Polled::try_join` of a
+    /// few futures and the like), the combinator's call.
     #[non_exhaustive]
     Failure {
         /// Where the task that failed was spawned; `None` if it was the nursery's body.
@@ -72,9 +72,8 @@ pub enum CancelReason {
     },
     /// The nursery's own [`cancel`](crate::Nursery::cancel) or
     /// [`cancel_with`](crate::Nursery::cancel_with), a
-    /// [`Subgroup::cancel`](crate::Subgroup::cancel), an inline nursery's
-    /// [`cancel`](crate::inline::Nursery::cancel), or a race won (of
-    /// [`race`](crate::race()), [`race_ok`](crate::race_ok()) and their inline forms: `at`
+    /// [`Subgroup::cancel`](crate::Subgroup::cancel), or a race won (of
+    /// [`race`](crate::race()), [`race_ok`](crate::race_ok()) and their `Polled` forms: `at`
     /// the race's call, with the message "the race was won").
     #[non_exhaustive]
     Nursery {
@@ -237,7 +236,7 @@ impl fmt::Display for CancelReason {
 }
 
 /// What the cancellation of a race's losers says: the race called at `at` was won (for
-/// `race`, `race_ok` and their inline forms).
+/// `race`, `race_ok` and their `Polled` forms).
 pub(crate) fn race_won(at: &'static Location<'static>) -> Detail {
     said(at, Some(Cow::Borrowed("the race was won")))
 }

@@ -184,8 +184,8 @@ impl<T> Output<T> {
 ///
 /// The same type for every kind of nursery: a task spawned with
 /// [`Nursery::spawn`](crate::Nursery::spawn) (a task of the executor), and a child of an
-/// inline nursery ([`inline::Nursery::spawn`](crate::inline::Nursery::spawn), polled by
-/// the nursery's own task), with the same methods and the same meaning. Below, "the
+/// polled nursery ([`Polled::nursery`](crate::Polled::nursery), polled by the nursery's
+/// own task), with the same methods and the same meaning. Below, "the
 /// task" is either.
 ///
 /// Dropping the handle does not cancel the task; it keeps running as part of its
@@ -193,7 +193,7 @@ impl<T> Output<T> {
 /// soon as the task finishes (a panic in that drop is then a panic of the task).
 ///
 /// A handle is `Send` and `Sync` when its value is, whichever kind of nursery made it:
-/// it reaches the task's value and its cancellation only, never its future (an inline
+/// it reaches the task's value and its cancellation only, never its future (a polled
 /// child's future need not be `Send`).
 ///
 /// A handle kept after its task has ended holds the task's value and a fixed size
@@ -232,13 +232,13 @@ pub struct TaskHandle<T> {
 }
 
 /// What a handle (or its `Join`) holds of its child: a spawned task's allocation, or an
-/// inline child's cell. When it goes before the result was taken, the result is dropped:
+/// polled child's cell. When it goes before the result was taken, the result is dropped:
 /// here if the child has finished, by the child otherwise (the `Drop` of `TaskHandle` and
 /// of `Join`, [`let_go_join`](HandleCell::let_go_join)).
 struct HandleCell<T>(Option<PartRef<Output<T>>>);
 
 impl<T> TaskHandle<T> {
-    /// The handle of the child `cell` (a task's allocation, or an inline child's cell).
+    /// The handle of the child `cell` (a task's allocation, or a polled child's).
     pub(crate) fn new(cell: PartRef<Output<T>>) -> TaskHandle<T> {
         TaskHandle {
             cell: HandleCell(Some(cell)),
@@ -434,7 +434,7 @@ impl<T> TaskHandle<T> {
     }
 
     /// The name the task was given by [`spawn_named`](crate::Nursery::spawn_named), if
-    /// any (an inline child has none).
+    /// any (a polled child has none).
     ///
     /// # Examples
     ///
@@ -457,7 +457,7 @@ impl<T> TaskHandle<T> {
     }
 
     /// Where the task was spawned: the call of [`spawn`](crate::Nursery::spawn) (or
-    /// `try_spawn`, `spawn_named`, or an inline nursery's `spawn` or `try_spawn`) that
+    /// `try_spawn`, `spawn_named`, or a polled nursery's `spawn` or `try_spawn`) that
     /// made it.
     ///
     /// # Examples

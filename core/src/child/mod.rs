@@ -145,8 +145,15 @@ pub(crate) struct ChildBody<K, T, E, R: RouteSlot<E>, D> {
     link: R::Link,
     /// Entered around every poll (`tracing` feature; nothing without it).
     span: trace::Span,
-    _run: PhantomData<fn() -> (K, Arc<Group<E>>, R, D)>,
+    _run: Marks<K, E, R, D>,
 }
+
+/// What a [`ChildBody`] is generic over without holding it (invariant in `E`, as its
+/// group is).
+type Marks<K, E, R, D> = PhantomData<fn() -> (K, Arc<Group<E>>, R, D)>;
+
+/// A child's shared part and its run state, made together ([`parts`]).
+type Parts<K, T, E, R, D> = (ChildBody<K, T, E, R, D>, RunState<K, E, R>);
 
 /// How the `tracing` feature tells of a child's error: by its `Display` where the error
 /// type is `'static` ([`Shown`], a task of the executor's), by its type's name where it
@@ -340,7 +347,7 @@ fn parts<K, T, E, R, D>(
     fut: K,
     route: R,
     label: Label,
-) -> (ChildBody<K, T, E, R, D>, RunState<K, E, R>)
+) -> Parts<K, T, E, R, D>
 where
     K: Kept<Output = Result<T, E>>,
     R: RouteSlot<E>,

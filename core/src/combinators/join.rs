@@ -22,7 +22,7 @@ use crate::kind::Spawned;
 ///
 /// For a few futures of different types, [`join!`](crate::join!) returns their outputs
 /// as a tuple. For futures that borrow, or are not `Send`,
-/// [`Polled::join`](crate::Polled::join) is the same operation over the inline kind of
+/// [`Polled::join`](crate::Polled::join) is the same operation over the polled kind of
 /// children (polled by the caller's task). (So does a [`nursery`](crate::nursery) whose body joins their
 /// [`TaskHandle`](crate::TaskHandle)s.)
 ///

@@ -116,8 +116,8 @@ where
 ///
 /// `K` is the kind of children that runs the futures: [`Spawned`] (the default), tasks of
 /// a nursery, `Send + 'static`, in parallel on a multi-threaded runtime; or
-/// [`Polled::Polled`](crate::Polled::Polled) ([`Polled::Map`](crate::Polled::Map)),
-/// futures polled in the caller's task, which may borrow. The semantics are the same,
+/// [`Polled`](crate::Polled) (made by [`Polled::map`](crate::Polled::map)), futures
+/// polled in the caller's task, which may borrow. The semantics are the same,
 /// written once; each kind has its own `join`, `try_join` and `settle`, which differ
 /// only in the bounds on the futures.
 ///

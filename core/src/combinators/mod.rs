@@ -7,9 +7,9 @@
 //!
 //! `join`, `try_join`, `settle`, `race`, `race_ok` and `map` are written once
 //! (`ops.rs`, with bounded concurrency in `feed.rs` and what each makes of an output in
-//! `mode.rs`) over a kind of children that stores and runs their futures (`run` and `all`):
-//! the spawning kind's is `spawned.rs`, the inline kind's `inline/combinators.rs`. The
-//! public functions of both kinds are thin entry points.
+//! `kind/mode.rs`), over a group run once for every kind of children (`run.rs`). The
+//! public functions of both kinds (here, and `Polled`'s in `polled.rs`) are thin entry
+//! points.
 //!
 //! Each combinator that opens a nursery of its own (all but `as_completed_in`, `retry`
 //! and `batches`) passes that nursery's result through [`ops::kept`]: the nursery never

@@ -7,18 +7,11 @@
 //! with [`feed`](super::feed::feed) (bounded concurrency) and ends with [`Ended`]: every
 //! output with its input's index ([`Outputs`]), or the errors. What the group makes of
 //! an output (a value, an error that fails it, a value that stops it) is the mode it
-//! runs (`mode.rs`), and what the combinator returns is the operation here. Each kind
-//! has the same two functions, `run` (a [`Work`]) and `all` (futures known at the call):
-//! the spawning kind's, `spawned.rs`, as tasks of a nursery; the inline kind's,
-//! `inline/combinators.rs`, as futures the caller's task polls, in slots in place for a
-//! few (its fast path) or in an inline nursery's engine. An entry point is its group and
-//! the operation over it ([`Then`]):
-//! `Then::new(all::<TryJoinMode<E>, _>(futs, site), "try_join", Tried { ordered: true })`.
-//!
-//! (The kinds' `run` and `all` are functions, not the methods of a trait that the
-//! operations would call: a future returned through a trait's method has its bounds
-//! proved again where it is awaited, and rustc cannot prove them for futures that
-//! borrow, when a spawned task that awaits the combinator must be `Send`.)
+//! runs (`mode.rs`), and what the combinator returns is the operation here, a function
+//! of what the group ended with ([`joined`], [`tried`], [`winner`], [`first_ok`]). The
+//! group is run once for every kind (`run.rs`: a nursery of the kind, or a few futures
+//! kept in place in the caller's task); an entry point is its group and the operation
+//! after it ([`Then`]).
 
 use std::convert::{identity, Infallible};
 use std::fmt;

@@ -80,17 +80,17 @@ impl Polled<'_> {
 
     /// Runs every fallible future concurrently in the caller's task to its end and returns
     /// every `Result`, in input order: [`settle`](crate::settle) for futures that borrow. An error
-    /// does not cancel the others: this is [`join`] for fallible futures, named so that the
-    /// choice between failing fast ([`try_join`]) and collecting every outcome is visible
+    /// does not cancel the others: this is [`join`](Self::join) for fallible futures, named so that the
+    /// choice between failing fast ([`try_join`](Self::try_join)) and collecting every outcome is visible
     /// where it is made.
     ///
     /// # Cancel safety
     ///
-    /// As [`join`].
+    /// As [`join`](Self::join).
     ///
     /// # Panics
     ///
-    /// As [`join`].
+    /// As [`join`](Self::join).
     ///
     /// # Examples
     ///
@@ -139,7 +139,7 @@ impl Polled<'_> {
     ///
     /// # Panics
     ///
-    /// As [`join`].
+    /// As [`join`](Self::join).
     ///
     /// # Errors
     ///
@@ -190,7 +190,7 @@ impl Polled<'_> {
     ///
     /// # Panics
     ///
-    /// If `futs` is empty (there would be no winner). If a future panics, as [`join`].
+    /// If `futs` is empty (there would be no winner). If a future panics, as [`join`](Self::join).
     ///
     /// # Examples
     ///
@@ -228,11 +228,11 @@ impl Polled<'_> {
     ///
     /// # Cancel safety
     ///
-    /// As [`race`].
+    /// As [`race`](Self::race).
     ///
     /// # Panics
     ///
-    /// If `futs` is empty. If a future panics, as [`join`].
+    /// If `futs` is empty. If a future panics, as [`join`](Self::join).
     ///
     /// # Errors
     ///
@@ -331,15 +331,15 @@ impl Polled<'_> {
 /// The polled kind's: futures polled in the caller's task, which may borrow.
 impl<S: Stream, F> Map<S, F, Polled<'static>> {
     /// Runs every future and returns their outputs in input order (or in completion
-    /// order after [`unordered`](Map::unordered)), as [`join`] does.
+    /// order after [`unordered`](Map::unordered)), as [`join`](Self::join) does.
     ///
     /// # Cancel safety
     ///
-    /// As [`join`]: no input is read after the enclosing scope is cancelled.
+    /// As [`join`](Self::join): no input is read after the enclosing scope is cancelled.
     ///
     /// # Panics
     ///
-    /// As [`join`].
+    /// As [`join`](Self::join).
     ///
     /// # Examples
     ///
@@ -363,15 +363,15 @@ impl<S: Stream, F> Map<S, F, Polled<'static>> {
     }
 
     /// Runs the futures and returns their values in input order, or fails fast, as
-    /// [`try_join`] does; after a failure, no more input is read.
+    /// [`try_join`](Self::try_join) does; after a failure, no more input is read.
     ///
     /// # Cancel safety
     ///
-    /// As [`try_join`].
+    /// As [`try_join`](Self::try_join).
     ///
     /// # Panics
     ///
-    /// As [`join`].
+    /// As [`join`](Self::join).
     ///
     /// # Errors
     ///
@@ -402,7 +402,7 @@ impl<S: Stream, F> Map<S, F, Polled<'static>> {
 
     /// Runs every future to its end and returns every `Result`, in input order (or in
     /// completion order after [`unordered`](Map::unordered)): an error does not cancel
-    /// the others, as [`settle`] does.
+    /// the others, as [`settle`](Self::settle) does.
     ///
     /// # Cancel safety
     ///
@@ -410,7 +410,7 @@ impl<S: Stream, F> Map<S, F, Polled<'static>> {
     ///
     /// # Panics
     ///
-    /// As [`join`].
+    /// As [`join`](Self::join).
     ///
     /// # Examples
     ///

@@ -192,6 +192,7 @@ where
 /// [`fixed::MAX`] in slots in place (no allocation for two or fewer), more in a polled
 /// nursery (`run`, of kind `C`).
 #[inline]
+#[allow(clippy::type_complexity)] // `impl Future` cannot be named in a type alias
 pub(crate) fn all_polled<C, M, I>(
     mut futs: I,
     site: &'static Location<'static>,

@@ -1,11 +1,9 @@
-//! Two ways for a runner to poll the code it drives with less than an install per
-//! poll: a [`Deferred`] node, made only if the code it polls in the current scope asks
-//! for its context; and a [`Row`] of runners polled one after the other, each in its own
-//! context, with one thread-local access and one install of their runtime. The context
-//! offers them to any runner; it does not know who uses them (the fixed groups of
-//! `inline::join!` defer their node, and so do scopes with a timeout and nothing else,
-//! whose node is then made with their deadline; an inline nursery polls its woken
-//! children in a row: each says there what it saves).
+//! A way for a runner to poll the code it drives with less than an install per poll: a
+//! [`Deferred`] node, made only if the code it polls in the current scope asks for its
+//! context. The context offers it to any runner; it does not know who uses it (the
+//! fixed groups of `join!(Polled: ..)` defer their node, and so do scopes with a timeout
+//! and nothing else, whose node is then made with their deadline: each says there what
+//! it saves).
 
 use std::sync::Arc;
 use std::task::Waker;

@@ -106,7 +106,7 @@ impl Ready {
             }
             true
         });
-        if local == Ok(true) || queued.swap(true, Ordering::AcqRel) {
+        if matches!(local, Ok(true)) || queued.swap(true, Ordering::AcqRel) {
             return;
         }
         let mut queue = self.lock();

@@ -29,7 +29,7 @@
 //! `futures::join!` costs, plus its bookkeeping. (The figure: 90 instructions per
 //! two-future join over `futures::join!` in the same task, on tokio-ct by callgrind,
 //! where making the node at every join would add a node's entry, install and finish;
-//! the book's performance chapter, *The per-poll cost and the inline rows*.)
+//! the book's performance chapter, *The per-poll cost and the polled rows*.)
 //!
 //! Most polls are the fast path ([`Fast`]): no node made yet, nothing cancelled, no
 //! error or panic, in a caller's scope that is not cancelled. Each future is polled and
@@ -57,7 +57,7 @@
 //!
 //! A collection's outputs come back in input order, as its slots are (`join`,
 //! `try_join`: no index, no sort, `Outputs::InOrder`, worth 336 instructions per
-//! `inline::join` of two on tokio-ct by callgrind); for a mode that stops, in the order
+//! `Polled::join` of two on tokio-ct by callgrind); for a mode that stops, in the order
 //! they completed (the first is a race's winner), which the slots record as their
 //! futures finish.
 //!
@@ -97,7 +97,7 @@ use crate::group::{
 };
 use crate::node::{Due, Node, Reason};
 
-/// How many futures a collection's [`Fixed`] takes: more are run by an inline nursery's
+/// How many futures a collection's [`Fixed`] takes: more are run by a polled nursery's
 /// engine, whose per-future wakers poll only the futures that were woken.
 pub(crate) const MAX: usize = 32;
 

@@ -62,7 +62,7 @@ pub trait Kind {
 /// The children of a nursery opened with [`nursery`](crate::nursery): tasks of the
 /// executor, `Send + 'static`, which run in parallel on a multi-threaded runtime (rule
 /// N8). The default kind of [`Nursery`](crate::Nursery). See
-/// [`Kind`](crate::Kind).
+/// [`Children`](crate::Children).
 ///
 /// # Examples
 ///

@@ -121,9 +121,9 @@ impl<T, E> Takes<Result<T, E>> for RaceOkMode {
 /// A group's outputs, as a kind of children hands them back.
 pub(crate) enum Outputs<V> {
     /// In input order already: a fixed group's slots are its inputs, and a mode that
-    /// does not stop lets every future finish (the inline kind's fast path: no index, no
+    /// does not stop lets every future finish (the polled kind's fast path: no index, no
     /// sort, no second vector; handing its outputs over as `Completed` costs an
-    /// `inline::join` of two futures 336 more instructions, 1357 against 1693 per join on
+    /// `Polled::join` of two futures 336 more instructions, 1357 against 1693 per join on
     /// tokio-ct by callgrind, the `inline_join2_vec` cell).
     InOrder(Vec<V>),
     /// Each with its input's index, in the order they completed.

@@ -40,7 +40,7 @@ use crate::rt::RawTask;
 
 /// The children of a nursery that polls them in its own task (rule I1): futures that may
 /// borrow for `'env`, and are `Send`. The nursery's future is `Send` when its body is: it
-/// can be awaited in a task of a multi-threaded runtime. See [`Kind`](crate::Kind).
+/// can be awaited in a task of a multi-threaded runtime. See [`Children`](crate::Children).
 ///
 /// A nursery's handle is invariant in `'env`: one whose children may borrow for `'env`
 /// does not pass for one whose children borrow for less, which would let a child borrow
@@ -72,13 +72,13 @@ use crate::rt::RawTask;
 /// # });
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Polled<'env>(PhantomData<fn(&'env ()) -> &'env ()>);
+pub struct Polled<'env>(PhantomData<Invariant<'env>>);
 
 /// The children of a nursery that polls them in its own task and that need not be `Send`
 /// (an `Rc`, a `RefCell` borrow): [`Polled`]'s, but neither the nursery's future nor its
 /// handle is `Send`. Await it in a task that stays on one thread (the future given to
 /// `hatchery_tokio::run_current_thread` or `hatchery_smol::run_current_thread`, or a
-/// local task of the executor). See [`Kind`](crate::Kind).
+/// local task of the executor). See [`Children`](crate::Children).
 ///
 /// # Examples
 ///
@@ -96,7 +96,10 @@ pub struct Polled<'env>(PhantomData<fn(&'env ()) -> &'env ()>);
 /// # });
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PolledLocal<'env>(PhantomData<(fn(&'env ()) -> &'env (), *const ())>);
+pub struct PolledLocal<'env>(PhantomData<(Invariant<'env>, *const ())>);
+
+/// Makes a kind invariant in `'env` (see [`Polled`]).
+type Invariant<'env> = fn(&'env ()) -> &'env ();
 
 /// The children of a polled group, owned by its future (see the [module docs](self)):
 /// `M` is `PhantomData<*const ()>` for children that need not be `Send`, which makes the

@@ -1,5 +1,5 @@
-//! The tuple forms of the borrowing combinators, [`join!`](super::join!) and
-//! [`try_join!`](super::try_join!): futures of different types, each kept in place in
+//! The tuple forms of the borrowing combinators, [`join!`](crate::join!) and
+//! [`try_join!`](crate::try_join!): futures of different types, each kept in place in
 //! the combinator's future (no allocation), their outputs returned as a tuple.
 //!
 //! The macros hand their futures, as a tuple, to [`join`] or [`try_join`], which make a
@@ -7,7 +7,7 @@
 //! future ([`Slots`], implemented here for tuples of 1 to 12 futures).
 //!
 //! Everything here is public only so that the macros can reach it, and hidden from the
-//! docs (`hatchery::__private::inline`).
+//! docs (`hatchery::__private`).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -22,7 +22,7 @@ pub use super::fixed::{Fixed, Pass, Slot, Slots};
 pub use super::mode::{JoinMode, Mode, Takes, TryJoinMode};
 use crate::group::Panic;
 
-/// A tuple of futures that [`join!`](super::join!) can run.
+/// A tuple of futures that [`join!`](crate::join!) can run.
 #[diagnostic::on_unimplemented(
     message = "`join!(Polled: ..)` takes 1 to 12 futures",
     label = "not 1 to 12 futures"
@@ -35,7 +35,7 @@ pub trait JoinSlots {
     fn slots(self) -> Self::Slots;
 }
 
-/// A tuple of fallible futures with one error type that [`try_join!`](super::try_join!)
+/// A tuple of fallible futures with one error type that [`try_join!`](crate::try_join!)
 /// can run.
 #[diagnostic::on_unimplemented(
     message = "`try_join!(Polled: ..)` takes 1 to 12 futures of `Result`s with one error type",
@@ -49,13 +49,13 @@ pub trait TryJoinSlots<E> {
     fn slots(self) -> Self::Slots;
 }
 
-/// The group of [`join!`](super::join!)'s futures.
+/// The group of [`join!`](crate::join!)'s futures.
 #[track_caller]
 pub fn join_slots<T: JoinSlots>(futs: T) -> Fixed<T::Slots> {
     Fixed::new(futs.slots(), Location::caller())
 }
 
-/// The group of [`try_join!`](super::try_join!)'s futures.
+/// The group of [`try_join!`](crate::try_join!)'s futures.
 #[track_caller]
 pub fn try_join_slots<E, T: TryJoinSlots<E>>(futs: T) -> Fixed<T::Slots> {
     Fixed::new(futs.slots(), Location::caller())

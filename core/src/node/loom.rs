@@ -33,7 +33,7 @@ use super::{AtomicDeadline, Due, Hold, Node, Reason, SharedLink, DROPPED_KEY};
 
 /// Runs `f` under loom (its preemption bound from `LOOM_MAX_PREEMPTIONS`, 3 if unset)
 /// and prints how many executions it took. The other loom models of the crate
-/// (`task::raw`'s, `task::handle`'s, `inline`'s) run through it too.
+/// (`child::cell`'s, `child::handle`'s, `group::ready`'s) run through it too.
 pub(crate) fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {

@@ -284,7 +284,7 @@ pub(crate) trait Tag: Send + Sync {
 
     /// The deadline of a node that can have one, a scope's: kept here, in what only a
     /// scope carries, so that the nodes that never have one (a task's root, a nursery's,
-    /// an inline child's) do not carry its word (8 bytes of every child). `None` for
+    /// a polled child's) do not carry its word (8 bytes of every child). `None` for
     /// every other node, whose deadline is none.
     fn deadline(&self) -> Option<&AtomicDeadline> {
         None
@@ -1045,7 +1045,7 @@ impl<X: ?Sized + Tag> Node<X> {
     }
 
     /// How many holds count on this node now: read before and after polling one of the
-    /// futures that share a node (an inline combinator's), to tell which of them holds.
+    /// futures that share a node (a fixed group's), to tell which of them holds.
     #[inline]
     pub(crate) fn hold_count(&self) -> u32 {
         self.holds.load(Ordering::Acquire)
@@ -1062,7 +1062,7 @@ impl<X: ?Sized + Tag> Node<X> {
     /// what `is_cancelled` reads (invariant 7: `refresh` sets it if an ancestor's is
     /// set). For the runners that refresh a node they poll (a scope that is not linked,
     /// polled again: `move_on_after`'s poll walked four times, a walk about 43
-    /// instructions; an inline group's children; a fixed group's node).
+    /// instructions; a polled group's children; a fixed group's node).
     #[inline]
     pub(crate) fn refresh_cancelled(&self) -> bool {
         self.refresh();
@@ -1185,7 +1185,7 @@ impl<X: ?Sized + Tag> Node<X> {
     }
 
     /// Takes out the waker registered last, if any: a node that keeps its runner's waker
-    /// lets go of it when the runner is done (an inline child's waker is its own node).
+    /// lets go of it when the runner is done (a polled child's waker is its own node).
     #[inline]
     pub(crate) fn forget_waker(&self) {
         // A child that never waited never registered one: no lock to take.
@@ -1682,7 +1682,7 @@ impl<X: ?Sized + Tag> Node<X> {
 }
 
 impl<X: Tag + 'static> Node<X> {
-    /// A nursery's (or subgroup's, or inline group's) new node `node`, put under
+    /// A nursery's (or subgroup's, or polled group's) new node `node`, put under
     /// `parent` on entry and linked there, inheriting its cancellation. The nursery's
     /// tasks run elsewhere, so a cancellation must find the nursery through `parent`'s
     /// child list.

@@ -593,8 +593,8 @@ impl<E, C: Children> Nursery<E, C> {
     /// * in a nursery opened with [`nursery`] ([`Spawned`]), a task of the executor
     ///   (`Send + 'static`): on a multi-threaded runtime it runs in parallel with the body
     ///   and its siblings (rule N8);
-    /// * in an inline nursery ([`inline::nursery`](crate::inline::nursery),
-    ///   [`inline::local_nursery`](crate::inline::local_nursery)), a future that the
+    /// * in a polled nursery ([`Polled::nursery`](crate::Polled::nursery),
+    ///   [`PolledLocal::nursery`](crate::PolledLocal::nursery)), a future that the
     ///   nursery polls in the task that awaits it, concurrently with the body and its
     ///   siblings, never in parallel (rule I1): it may borrow for `'env`, and need not be
     ///   `Send` in a local one.

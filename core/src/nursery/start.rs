@@ -157,7 +157,7 @@ pub(crate) enum StartState<V, E> {
 /// A start's handshake with its task (rule N6), whichever kind of children runs the task:
 /// the one place that decides what `started`, the task's end, the start's poll and its
 /// drop do. A spawned task's start keeps it under a lock (`started` and the task's end
-/// come from other threads); an inline child's start keeps it to itself.
+/// come from other threads); a polled child's start keeps it to itself.
 pub(crate) struct Hand<V, E> {
     state: StartState<V, E>,
     /// The task's node, once it exists (under the caller's scope, movable).
