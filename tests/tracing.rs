@@ -439,7 +439,7 @@ async fn inline_nurseries_and_named_scopes() {
     let [l_inline, l_sums, l_scope, l_fails, l_sleeps] =
         ["inline", "sums", "scope", "fails", "sleeps"].map(|k| lines[k]);
     let expected = [
-        format!("inline_nursery site=L{l_inline}"),
+        format!("polled_nursery site=L{l_inline}"),
         // The body, asleep, is cancelled by the failure.
         format!("  * DEBUG message=cancelled reason=a task spawned at L{l_fails} failed"),
         format!("  child site=L{l_sums}"),

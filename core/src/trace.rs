@@ -80,7 +80,7 @@ mod on {
             )))
         }
 
-        /// An inline nursery's child's span, a child of its nursery's (`parent`): where
+        /// A polled nursery's child's span, a child of its nursery's (`parent`): where
         /// it was spawned (for a `start`ed child or a combinator's future, where the
         /// nursery was opened).
         #[inline]
@@ -146,8 +146,8 @@ mod on {
     pub(crate) struct Sited {
         at: &'static Location<'static>,
         span: OnceLock<tracing::Span>,
-        // An inline nursery's (or an inline combinator's): its span is `inline_nursery`.
-        inline: bool,
+        // A polled nursery's (or a polled combinator's): its span is `polled_nursery`.
+        polled: bool,
     }
 
     impl Sited {
@@ -156,18 +156,18 @@ mod on {
             Sited {
                 at,
                 span: OnceLock::new(),
-                inline: false,
+                polled: false,
             }
         }
 
-        /// An inline nursery's site (or an inline combinator's group's): its span is
-        /// named `inline_nursery`, and its children's `child`.
+        /// A polled nursery's site (or a polled combinator's group's): its span is
+        /// named `polled_nursery`, and its children's `child`.
         #[inline]
-        pub(crate) fn inline(at: &'static Location<'static>) -> Sited {
+        pub(crate) fn polled(at: &'static Location<'static>) -> Sited {
             Sited {
                 at,
                 span: OnceLock::new(),
-                inline: true,
+                polled: true,
             }
         }
 
@@ -183,7 +183,7 @@ mod on {
         /// `name`: the nursery's name, if it has one (read at the first poll only).
         pub(crate) fn entry(&self, name: Option<&str>) -> tracing::span::Entered<'_> {
             self.span
-                .get_or_init(|| open_nursery(self.at, name, self.inline))
+                .get_or_init(|| open_nursery(self.at, name, self.polled))
                 .enter()
         }
 
@@ -200,10 +200,10 @@ mod on {
     fn open_nursery(
         site: &'static Location<'static>,
         name: Option<&str>,
-        inline: bool,
+        polled: bool,
     ) -> tracing::Span {
-        if inline {
-            tracing::debug_span!(target: TARGET, "inline_nursery", site = %site)
+        if polled {
+            tracing::debug_span!(target: TARGET, "polled_nursery", name, site = %site)
         } else {
             tracing::debug_span!(target: TARGET, "nursery", name, site = %site)
         }
@@ -261,7 +261,7 @@ mod on {
         );
     }
 
-    /// An inline child (or an inline nursery's body, `task` false) returned an error,
+    /// A polled child (or a polled nursery's body, `task` false) returned an error,
     /// of a type that may borrow: only the type's name is told.
     #[inline]
     pub(crate) fn failed_borrowed<E>(task: bool) {
@@ -347,7 +347,7 @@ mod off {
         }
 
         #[inline(always)]
-        pub(crate) fn inline(at: &'static Location<'static>) -> Sited {
+        pub(crate) fn polled(at: &'static Location<'static>) -> Sited {
             Sited(at)
         }
 

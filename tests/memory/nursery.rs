@@ -294,6 +294,7 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
         .await
         .unwrap();
         let per_handle = kept / N as isize;
+        stat(backend, "a kept handle of a finished spawned child", per_handle);
         let bound = if multi { 400 } else { 240 };
         assert!(
             (150..=bound).contains(&per_handle),
@@ -316,6 +317,7 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
         )
         .await
         .unwrap();
+        stat(backend, "a polled child before its first poll", inline_child);
         assert!(
             (150..=260).contains(&inline_child),
             "{backend}: a polled child before its first poll: {inline_child} bytes (the \
@@ -327,6 +329,7 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
             })
             .await
             .unwrap();
+            stat(backend, "a spawned child before its first poll", spawned_child);
             assert!(
                 (250..=360).contains(&spawned_child),
                 "{backend}: a spawned child before its first poll: {spawned_child} bytes \
@@ -364,8 +367,9 @@ fn a_kept_handle_holds_its_value_not_its_childs_large_future() {
         )
         .await
         .unwrap();
-        for (what, freed) in [("spawned", spawned), ("inline", inline)] {
+        for (what, freed) in [("spawned", spawned), ("polled", inline)] {
             let per_handle = freed / N as isize;
+            stat(backend, &format!("a kept handle of a finished {what} child"), per_handle);
             assert!(
                 (100..=bound).contains(&per_handle),
                 "{backend}: a kept handle of a finished {what} child whose future held 4 KiB \
@@ -399,6 +403,14 @@ fn a_large_futures_box_goes_with_its_child_when_the_handle_was_dropped() {
             "{backend}: {left} bytes left after {N} children whose futures held 4 KiB"
         );
     });
+}
+
+/// Prints a figure the tests check, with `HATCHERY_TEST_STATS=1` (and `--nocapture`):
+/// what the chapter's figures are taken from.
+fn stat(backend: &str, what: &str, bytes: isize) {
+    if hatchery_tests::seeded::stats() {
+        eprintln!("{backend}: {what}: {bytes} bytes");
+    }
 }
 
 /// Waits until every child of `handles` has ended (within 10 s, or fails).

@@ -286,7 +286,7 @@ macro_rules! polled_kind {
                 B: FnOnce(Nursery<E, Self>) -> Fut,
                 Fut: Future<Output = Result<T, E>>,
             {
-                NurseryFuture::new(trace::Sited::inline(Location::caller()), body)
+                NurseryFuture::new(trace::Sited::polled(Location::caller()), body)
             }
         }
     };
