@@ -1,8 +1,7 @@
 //! The semaphore fan-out workload (the `semaphore` and `limiter` rows): `TASKS` tasks
 //! share a semaphore of `PERMITS` permits, each acquiring one, yielding once holding it
 //! and releasing it, `n` acquisitions in all; in hatchery's nursery, in tokio tasks and
-//! in `async-executor` tasks, with any semaphore ([`Permits`]). A module of its own, with
-//! no other of the benchmark's, so that `src/bin/unfair_sketch.rs` runs the same code.
+//! in `async-executor` tasks, with any semaphore ([`Permits`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -520,59 +520,59 @@ fn show_over(line: &Line) -> String {
     s
 }
 
+/// The Markdown report: a line saying when, where and how the rows were taken, then one
+/// table per backend (the performance chapter's results are this text as it is).
 fn markdown(taken: &Taken, procs: usize, lines: &[Line]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "hatchery against the raw executor, {}. Every cell ran in {} fresh processes, each \
-         with {} timed runs per side (after one warm-up) on one executor instance, sides \
-         alternating, every timed workload in a task spawned on the executor{}.",
+        "Measured {} on {} cores ({}): every cell in {} fresh processes, {} timed runs per \
+         side in each{}.",
         taken.date,
+        taken.cores,
+        taken.cpu,
         procs,
         taken.reps,
         if taken.quick { " (--quick)" } else { "" }
     );
-    let _ = writeln!(
-        s,
-        "Machine: {} cores, {}. Times are per operation (median over the processes of each \
-         process's median); ratios are hatchery / raw and hatchery / reference, median over \
-         the processes (lowest–highest). Memory: allocated bytes per parked child, and \
-         hatchery's bytes over raw.",
-        taken.cores, taken.cpu
-    );
-    let _ = writeln!(s);
-    let _ = writeln!(
-        s,
-        "| workload | backend | raw | reference | hatchery | / raw | / reference | target |"
-    );
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---|");
-    for line in lines {
-        let (vs_raw, vs_ref) = if line.is_bytes() {
-            (show_over(line), "-".to_owned())
-        } else {
-            (
-                show_ratio(line.ratio(RAW)),
-                show_ratio(line.ratio(REFERENCE)),
-            )
-        };
-        let verdict = match line.met() {
-            Some(true) => " ✓",
-            Some(false) => " ✗",
-            None => "",
-        };
+    for backend in backend::NAMES {
+        let rows: Vec<&Line> = lines.iter().filter(|l| l.backend == backend).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n### {backend}\n");
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {}{} |",
-            line.workload,
-            line.backend,
-            show_side(line, RAW),
-            show_side(line, REFERENCE),
-            show_side(line, HATCHERY),
-            vs_raw,
-            vs_ref,
-            line.target().show(),
-            verdict
+            "| workload | raw | reference | hatchery | / raw | / reference | target |"
         );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---|");
+        for line in rows {
+            let (vs_raw, vs_ref) = if line.is_bytes() {
+                (show_over(line), "-".to_owned())
+            } else {
+                (
+                    show_ratio(line.ratio(RAW)),
+                    show_ratio(line.ratio(REFERENCE)),
+                )
+            };
+            let verdict = match line.met() {
+                Some(true) => " ✓",
+                Some(false) => " ✗",
+                None => "",
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {}{} |",
+                line.workload,
+                show_side(line, RAW),
+                show_side(line, REFERENCE),
+                show_side(line, HATCHERY),
+                vs_raw,
+                vs_ref,
+                line.target().show(),
+                verdict
+            );
+        }
     }
     s
 }

@@ -80,7 +80,9 @@ usage: hatchery-benches [--quick] [--procs P] [--reps N] [--side S] [--out PATH]
 workloads: spawn_join, spawn_join_1k (children whose futures hold 1 KiB, which
            hatchery boxes), spawn_handles, cancel_parked, spawn_parked (the children of
            cancel_parked, spawned until all are parked), memory_pending, memory_sleep,
-           move_on_after, yield (the floor under move_on_after: bare yields), stack
+           move_on_after, yield (the floor under move_on_after: bare yields),
+           checkpoint (hatchery::checkpoint against a bare yield), checkpoint_deadline
+           (the same under a deadline, against the executor's timeout), stack
            (bytes of stack per nested timeout against tokio::time::timeout, tokio-ct
            only), channel, recv_waiters, send_waiters, clone_drops, semaphore,
            limiter, lock, inline_spawn_join, inline_join2, inline_join2_vec,
@@ -107,6 +109,8 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "memory_sleep",
     "move_on_after",
     "yield",
+    "checkpoint",
+    "checkpoint_deadline",
     "stack",
     "channel",
     "recv_waiters",
@@ -572,6 +576,28 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         let raw = || b.raw(|| work::yield_loop(iters), |_| work::yield_loop(iters));
         let hatchery = || b.hatchery(work::yield_loop(iters));
         let workload = format!("yield x{}", count(iters));
+        rows.push(time_row(cfg, &workload, b, iters, raw, hatchery));
+        report(rows);
+    }
+    // `checkpoint()` in a hatchery task, against the executor's bare yield: no deadline
+    // around it, then one (which the checkpoint reads the clock for), against the
+    // executor's own timeout around the yields.
+    if cfg.wants("checkpoint", name) {
+        let raw = || b.raw(|| work::yield_loop(iters), |_| work::yield_loop(iters));
+        let hatchery = || b.hatchery(work::checkpoint_loop(iters));
+        let workload = format!("checkpoint x{}", count(iters));
+        rows.push(time_row(cfg, &workload, b, iters, raw, hatchery));
+        report(rows);
+    }
+    if cfg.wants("checkpoint_deadline", name) {
+        let raw = || {
+            b.raw(
+                || work::tokio_yields_in_timeout(iters),
+                |_| work::smol_yields_in_timeout(iters),
+            )
+        };
+        let hatchery = || b.hatchery(work::checkpoints_in_timeout(iters));
+        let workload = format!("checkpoint_deadline x{}", count(iters));
         rows.push(time_row(cfg, &workload, b, iters, raw, hatchery));
         report(rows);
     }

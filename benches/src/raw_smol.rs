@@ -1,5 +1,4 @@
-//! The raw smol sides of the `spawn_join` and `spawn_handles` rows: a module of its own,
-//! with no other of the benchmark's, so that the sketches in `src/bin` time the same code.
+//! The raw smol sides of the `spawn_join` and `spawn_handles` rows.
 
 use std::future::Future;
 use std::hint::black_box;

@@ -1,5 +1,4 @@
-//! The resident set size, for the memory rows: a module of its own, with no other of the
-//! benchmark's, so that the sketches in `src/bin` read it the same way.
+//! The resident set size, for the memory rows.
 
 /// The resident set size of this process, in bytes (0 where `/proc` is not there).
 pub(crate) fn rss() -> f64 {

@@ -25,6 +25,8 @@ use crate::ALLOCATOR;
 
 /// The timeout of the timeout workload: long enough never to fire.
 const TIMEOUT: Duration = Duration::from_secs(1);
+/// The deadline around a whole loop of checkpoints: far enough never to pass.
+const LONG_TIMEOUT: Duration = Duration::from_secs(3600);
 
 // ----- spawn + join of N trivial children -----
 
@@ -625,5 +627,64 @@ pub(crate) async fn yield_loop(iters: usize) -> Duration {
     for _ in 0..iters {
         yield_once().await;
     }
+    start.elapsed()
+}
+
+// ----- checkpoints, without and with a deadline around them -----
+
+/// `hatchery::checkpoint()`, `iters` times in a row: the yield row's body with
+/// hatchery's checkpoint, with no deadline around it.
+pub(crate) async fn checkpoint_loop(iters: usize) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        hatchery::checkpoint().await;
+    }
+    start.elapsed()
+}
+
+/// `iters` checkpoints in one `move_on_after(1h, ..)`: each reads the clock for the
+/// deadline around it.
+pub(crate) async fn checkpoints_in_timeout(iters: usize) -> Duration {
+    let start = Instant::now();
+    let out = hatchery::move_on_after(LONG_TIMEOUT, async {
+        for _ in 0..iters {
+            hatchery::checkpoint().await;
+        }
+    })
+    .await;
+    out.expect("timed out");
+    start.elapsed()
+}
+
+/// `iters` yields in one `tokio::time::timeout(1h, ..)`.
+pub(crate) async fn tokio_yields_in_timeout(iters: usize) -> Duration {
+    let start = Instant::now();
+    let out = tokio::time::timeout(LONG_TIMEOUT, async {
+        for _ in 0..iters {
+            yield_once().await;
+        }
+    })
+    .await;
+    out.expect("timed out");
+    start.elapsed()
+}
+
+/// smol's idiom: `iters` yields raced against `Timer::after(1h)`.
+pub(crate) async fn smol_yields_in_timeout(iters: usize) -> Duration {
+    let start = Instant::now();
+    let out = futures_lite::future::or(
+        async {
+            for _ in 0..iters {
+                yield_once().await;
+            }
+            Some(())
+        },
+        async {
+            async_io::Timer::after(LONG_TIMEOUT).await;
+            None
+        },
+    )
+    .await;
+    out.expect("timed out");
     start.elapsed()
 }

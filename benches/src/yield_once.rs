@@ -1,5 +1,4 @@
-//! A future that yields once, the body of the timed loops: a module of its own, with no
-//! other of the benchmark's, so that the sketches in `src/bin` can share it.
+//! A future that yields once, the body of the timed loops.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::context;
-use crate::node::{deadline_word, word_deadline};
+use crate::node::{deadline_word, word_deadline, Node};
 use crate::timer::Reg;
 
 /// The current time on the runtime's clock.
@@ -249,7 +249,7 @@ impl Sleep {
                 // A sleep that is due at once still suspends once, as trio's
                 // `sleep(0)`: a loop of them is a loop of checkpoints (a timer
                 // may be ready at once, and smol has no budget that yields).
-                Some(d) if d <= now => (State::Passed, Poll::Pending, Reg::Idle, None),
+                Some(d) if d <= now => (State::Passed, Poll::Pending, Reg::Idle, Some(now)),
                 Some(d) => {
                     let mut reg = Reg::Idle;
                     let (poll, released) = reg.poll::<true>(word, || d, here, Some(now), cx);
@@ -274,8 +274,13 @@ impl Sleep {
         released.release();
         self.state = state;
         match (&self.state, poll, deadline) {
-            (State::Passed, _, _) => {
-                cx.waker().wake_by_ref();
+            // Due at once: a checkpoint, which a deadline around that has passed cancels
+            // here (rule D12), with the clock read above.
+            (State::Passed, _, now) => {
+                let passed = passed_deadline(now).ok().flatten();
+                if !passed.is_some_and(context::cancel_deadlines_before) {
+                    cx.waker().wake_by_ref();
+                }
                 Poll::Pending
             }
             (State::Waiting(..) | State::WaitingFar(_), Poll::Ready(()), Some(d)) => {
@@ -307,6 +312,10 @@ impl fmt::Debug for Sleep {
 ///
 /// Code that never suspends is never interrupted; call `checkpoint().await` in long CPU
 /// loops so that cancellation (and the rest of the executor) gets a chance.
+///
+/// Where a scope around it has a deadline, a checkpoint reads the clock: the first
+/// checkpoint after the deadline stops the code, without waiting for the executor to
+/// fire the scope's timer (rule D12 of the book's semantics chapter).
 ///
 /// # Cancel safety
 ///
@@ -364,15 +373,92 @@ impl Future for Checkpoint {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if context::current_cancelled() {
-            return Poll::Pending;
-        }
         if self.yielded {
-            return Poll::Ready(());
+            return match context::current_cancelled() {
+                true => Poll::Pending,
+                false => Poll::Ready(()),
+            };
+        }
+        // Not cancelled, unless a deadline around has passed: then it cancels its scope
+        // here, before the executor gets round to its timer (rule D12).
+        match passed_deadline(None) {
+            Err(()) => return Poll::Pending,
+            Ok(Some(now)) if context::cancel_deadlines_before(now) => return Poll::Pending,
+            Ok(_) => {}
         }
         self.yielded = true;
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+/// For a checkpoint (rule D12): `Err(())` if the code being polled is cancelled;
+/// otherwise the clock's reading if the earliest deadline of the scopes around the code,
+/// up to the nearest shield, has passed by it. The clock is read (or `now` taken) only
+/// if one of them has a deadline. `Ok(None)` outside a hatchery context.
+#[inline]
+fn passed_deadline(now: Option<Instant>) -> Result<Option<Instant>, ()> {
+    let passed = context::unless_cancelled(|node, rt, due| {
+        let earliest = earlier(due, earliest_word(node, false))?;
+        let now = now.unwrap_or_else(|| rt.now());
+        (word_deadline(earliest) <= now).then_some(now)
+    })?;
+    Ok(passed.flatten())
+}
+
+/// The earliest deadline, as its word, of `node` (unless it is an `ancestor` that has
+/// finished) and of its ancestors up to the nearest shield, finished ones left out: the
+/// scopes [`current_effective_deadline`] counts (rule D10).
+///
+/// The walk reads each deadline word with one load and follows the fixed parent links,
+/// as the walk of `Node::is_cancelled` does (no lock, no reference count), from a task
+/// into the scopes around its nursery; past the root of a `start`ed task, whose link can
+/// move, it takes that link's lock. A deadline without a word (about 292 years away) is
+/// left to its timer.
+#[inline]
+fn earliest_word(node: &Node, ancestor: bool) -> Option<i64> {
+    let mut earliest = match ancestor && node.is_finished() {
+        true => None,
+        false => deadline_of(node),
+    };
+    let mut cur = node;
+    while !cur.is_shield() {
+        match cur.fixed_parent() {
+            Some(parent) => {
+                if !parent.is_finished() {
+                    earliest = earlier(earliest, deadline_of(parent));
+                }
+                cur = parent;
+            }
+            None if cur.is_task_root() => return earlier(earliest, above_root(cur)),
+            None => break,
+        }
+    }
+    earliest
+}
+
+/// The earliest deadline word above a task's root with no fixed parent: a `start`ed
+/// task's, whose parent link can move (read under its lock), or a run's, which has no
+/// parent.
+#[inline(never)]
+fn above_root(root: &Node) -> Option<i64> {
+    earliest_word(&root.parent()?, true)
+}
+
+/// A node's deadline word; a task's root has none (read without asking its ext).
+#[inline(always)]
+fn deadline_of(node: &Node) -> Option<i64> {
+    match node.is_task_root() {
+        true => None,
+        false => node.deadline_word(),
+    }
+}
+
+/// The earlier of two deadline words, either of which may be missing.
+fn earlier(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -400,6 +400,29 @@ fn fifo(path: &Path) {
     rustix::fs::mkfifoat(rustix::fs::CWD, path, rustix::fs::Mode::from(0o600)).unwrap();
 }
 
+/// T6: a file operation runs on one of hatchery's threads, which counts as busy under
+/// virtual time: the clock stands still while its system call blocks (the open of a FIFO,
+/// until a plain thread opens the other end), so a timeout around it does not fire.
+#[cfg(unix)]
+#[hatchery::test(virtual_time)]
+async fn t6_a_file_operation_counts_as_busy_under_virtual_time() {
+    let dir = TempDir::new("t6");
+    let path = dir.join("fifo");
+    fifo(&path);
+    let p = path.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        drop(std::fs::OpenOptions::new().write(true).open(&p).unwrap());
+    });
+    let out = move_on_after(Duration::from_secs(1), File::open(&path)).await;
+    assert!(
+        matches!(out, Some(Ok(_))),
+        "the clock moved while the open blocked: {out:?}"
+    );
+    assert_eq!(hatchery::testing::elapsed(), Duration::ZERO);
+    writer.join().unwrap();
+}
+
 #[cfg(unix)]
 #[hatchery::test]
 async fn x2_a_cancelled_scope_waits_for_the_system_call_in_flight() {

@@ -3,6 +3,7 @@
 //! One test binary per family of rules (a binary links once; each file is a module).
 
 mod cancel;
+mod checkpoint;
 mod deadline;
 mod deferred;
 mod effective_deadline;

@@ -103,8 +103,8 @@ impl SmolRuntime {
 impl Runtime for SmolRuntime {
     fn spawn(&self, task: Task) {
         // Detached at once, not kept with `Task::spawn_with` as on tokio's multi-thread
-        // runtime: on smol's executor keeping the handle measured slower
-        // (docs/src/performance.md).
+        // runtime: on smol's executor keeping the handle is slower (the benchmark's
+        // spawn_join and spawn_handles rows).
         if let Some(executor) = self.executor.upgrade() {
             executor.spawn(task).detach();
         }

@@ -263,6 +263,42 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<CtxRef<'_>>) -> R) -> R {
     })
 }
 
+/// For a checkpoint, in one access to the thread's context: `Err(())` if the innermost
+/// scope is cancelled (as [`current_cancelled`] tells); otherwise `f` called with the
+/// current node, the runtime, and the deadline word of the scope around the code being
+/// polled whose node is deferred and not made yet ([`Deferred::defer_scope`]), if any,
+/// without making that node (as [`with_current`] would). `Ok(None)` outside a hatchery
+/// context. `time::passed_deadline` reads the deadlines around the code with it.
+#[inline]
+pub(crate) fn unless_cancelled<R>(
+    f: impl FnOnce(&Node, &dyn Runtime, Option<i64>) -> R,
+) -> Result<Option<R>, ()> {
+    CURRENT.with(|c| {
+        let slots = c.slots.borrow();
+        let Some(node) = slots.node.as_ref() else {
+            return Ok(None);
+        };
+        if node.is_cancelled_here() {
+            if in_cancelled_drop(c, node) {
+                drop(slots);
+                waited_in_drop();
+            }
+            return Err(());
+        }
+        let Some(rt) = slots.rt.as_ref() else {
+            return Ok(None);
+        };
+        // The deferral's deadline is the innermost scope's if the deferral began in the
+        // current node (not in a scope installed inside the deferred code since).
+        let deferred = DEFERRED.get();
+        let due = match deferred != 0 && deferred == Arc::as_ptr(node).cast::<u8>() as usize {
+            true => DEFERRED_DUE.get(),
+            false => None,
+        };
+        Ok(Some(f(node, &**rt, due)))
+    })
+}
+
 /// Whether the innermost scope of the current task is cancelled. Every hatchery wait
 /// asks this first, and stays pending if so.
 pub(crate) fn current_cancelled() -> bool {

@@ -144,11 +144,11 @@ enum State {
 ///
 /// Open one with [`File::open`], [`File::create`] or [`OpenOptions`]. Each operation
 /// runs the system call on a worker thread under the [file limiter](super::limiter)
-/// (rule X1), with the file's buffer: a read asks for at least 64 KiB and keeps what
-/// the caller did not take for the next reads; writes are gathered up to 64 KiB before
-/// they are handed to a thread (both growing, doubling at each hand-off, up to 1 MiB
-/// while the access goes on without a seek), and `write` returns as soon as its bytes are taken
-/// (rule X5). [`flush`](File::flush) (or `close`, `sync_all`) hands the rest over and
+/// (rule X1), with the file's buffer: a read asks for what the caller asks, at least
+/// 64 KiB and at most 2 MiB, and keeps what the caller did not take for the next reads;
+/// writes are gathered up to 64 KiB before they are handed to a thread (a `write` takes
+/// up to 2 MiB at once). The 64 KiB grow, doubling at each hand-off, up to 1 MiB while the
+/// access goes on without a seek; `write` returns as soon as its bytes are taken (rule X5). [`flush`](File::flush) (or `close`, `sync_all`) hands the rest over and
 /// waits for it; a dropped `File` writes what it holds in the background (rule X7).
 ///
 /// It implements `futures_io`'s `AsyncRead`, `AsyncBufRead`, `AsyncWrite` and
@@ -524,8 +524,9 @@ impl File {
 
     /// Reads some bytes into `buf`; how many (0 at the end of the file).
     ///
-    /// Served from the file's buffer when it holds any; else one read of at least
-    /// 64 KiB (up to 1 MiB for a long sequential read) on a worker thread fills it.
+    /// Served from the file's buffer when it holds any; else one read on a worker thread
+    /// fills it: of `buf.len()` bytes, at least 64 KiB (1 MiB for a long sequential read)
+    /// and at most 2 MiB.
     ///
     /// # Cancel safety
     ///
@@ -641,9 +642,8 @@ impl File {
 
     /// Takes some bytes of `buf` to write; how many.
     ///
-    /// The bytes go into the file's buffer; a buffer of 64 KiB or more (up to 1 MiB
-    /// for a long sequential write) is handed to a
-    /// worker thread. [`flush`](File::flush) writes them out and says whether it worked
+    /// The bytes go into the file's buffer, up to 2 MiB at a time; a buffer of 64 KiB or
+    /// more (1 MiB for a long sequential write) is handed to a worker thread. [`flush`](File::flush) writes them out and says whether it worked
     /// (rule X5).
     ///
     /// # Cancel safety

@@ -49,7 +49,8 @@
 //! hand-off per call: a read asks the system for at least 64 KiB and serves the next
 //! reads from what it got; writes are gathered up to 64 KiB; both amounts double at
 //! each hand-off, up to 1 MiB, while the access goes on without a seek (a seek sets
-//! them back to 64 KiB, so random access does not read far ahead); a `write` returns as
+//! them back to 64 KiB, so random access does not read far ahead); one hand-off moves
+//! at most 2 MiB (a large read asks for what it wants up to that); a `write` returns as
 //! soon as its bytes are taken (tokio's `File` hands each write to a thread; async-fs's
 //! `Unblock` pipes them to one through a buffer). The position the caller sees is the
 //! one the bytes it read or wrote leave behind, whatever the buffer holds.

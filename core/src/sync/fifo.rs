@@ -8,10 +8,10 @@
 //! is woken. Since grants go in the order of the ids, every waiter whose id is below the
 //! last one granted has been granted too, or has left: whether a waiter was granted is
 //! one comparison with that mark, which the owner keeps beside its lock ([`Mark`]), so
-//! that a granted waiter can take its grant without the lock (the semaphore: on two
-//! threads, the lock taken again by every woken waiter was what its acquisition cost
-//! beyond tokio's fair semaphore, whose woken waiter reads an atomic too; see the
-//! performance chapter). A waiter far back is found by a binary search
+//! that a granted waiter can take its grant without the lock (as tokio's fair semaphore's
+//! woken waiter reads an atomic: the lock taken again by every woken waiter would cost
+//! an acquisition on two threads more than tokio's). A waiter far back is found by a
+//! binary search
 //! (a waiter dropped far back costs no more than the first). The queue lives under its
 //! owner's lock, where it wakes the granted waiters.
 //!
