@@ -18,9 +18,9 @@
 //! [`until`] waits for a condition (on real or virtual time); [`backend`] and friends say
 //! which backend runs the test.
 //!
-//! A test of a rule that holds for both kinds of nursery, the spawning one and the inline
+//! A test of a rule that holds for both kinds of nursery, the spawning one and the polled
 //! one (N1-N7, S), is written once, generic over the [`Kind`] it opens, and run on each by
-//! [`each_kind!`]: `name::spawning::smol`, `name::inline::smol`, ... So is a test of a
+//! [`each_kind!`]: `name::spawning::smol`, `name::polling::smol`, ... So is a test of a
 //! rule of the combinators (G2-G5), generic over the kind's [`Combinators`].
 //!
 //! There is no watchdog around `#[hatchery::test]`: CI runs the suite under `timeout`.
@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
 
-pub use hatchery_conformance::kinds::{self, Inline, Kind, Spawning};
+pub use hatchery_conformance::kinds::{self, Kind, Polling, Spawning};
 
 pub use crate::combinators::Combinators;
 

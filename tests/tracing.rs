@@ -398,16 +398,16 @@ async fn nesting_and_siblings() {
     );
 }
 
-/// An inline nursery is a span, each of its children a span under it (made where it was
+/// A polled nursery is a span, each of its children a span under it (made where it was
 /// spawned, entered around its polls and its drop), with the events of their ends in
 /// them; a scope named with `CancelScope::with_name` carries its name.
 #[hatchery::test(virtual_time)]
-async fn inline_nurseries_and_named_scopes() {
+async fn polled_nurseries_and_named_scopes() {
     let lines = Mutex::new(HashMap::new());
     let at = |what: &'static str, line: u32| lines.lock().unwrap().insert(what, line);
     let data = vec![1, 2, 3];
     let data = &data;
-    at("inline", line!() + 1);
+    at("polled", line!() + 1);
     let work = hatchery::Polled::nursery(|n| async move {
         at("sums", line!() + 1);
         let sum = n.spawn(async move {
@@ -436,10 +436,10 @@ async fn inline_nurseries_and_named_scopes() {
     };
     assert_eq!(errors[0].to_string(), "no more");
     let lines = lines.into_inner().unwrap();
-    let [l_inline, l_sums, l_scope, l_fails, l_sleeps] =
-        ["inline", "sums", "scope", "fails", "sleeps"].map(|k| lines[k]);
+    let [l_polled, l_sums, l_scope, l_fails, l_sleeps] =
+        ["polled", "sums", "scope", "fails", "sleeps"].map(|k| lines[k]);
     let expected = [
-        format!("polled_nursery site=L{l_inline}"),
+        format!("polled_nursery site=L{l_polled}"),
         // The body, asleep, is cancelled by the failure.
         format!("  * DEBUG message=cancelled reason=a task spawned at L{l_fails} failed"),
         format!("  child site=L{l_sums}"),

@@ -109,9 +109,9 @@ pub enum NodeKind {
     /// A cancel scope (a named one, or one with a handle, knows where it was made), or a
     /// nursery's subgroup.
     Scope,
-    /// A child of an inline nursery or combinator (the `inline` module), polled by its
-    /// parent's task.
-    Inline,
+    /// A polled child: a child of a polled nursery or combinator
+    /// ([`Polled`](crate::Polled)), polled by its parent's task.
+    Polled,
 }
 
 impl fmt::Display for NodeKind {
@@ -121,7 +121,7 @@ impl fmt::Display for NodeKind {
             NodeKind::Task => "task",
             NodeKind::Nursery => "nursery",
             NodeKind::Scope => "scope",
-            NodeKind::Inline => "inline",
+            NodeKind::Polled => "polled",
         })
     }
 }
@@ -236,7 +236,7 @@ fn read(node: &Node, taken_at: Instant) -> TreeNode {
         Some(Kind::Task) => NodeKind::Task,
         Some(Kind::Nursery) => NodeKind::Nursery,
         Some(Kind::Scope) => NodeKind::Scope,
-        Some(Kind::Inline) => NodeKind::Inline,
+        Some(Kind::Polled) => NodeKind::Polled,
         None if node.is_task_root() && node.parent().is_none() => NodeKind::Run,
         None if node.is_task_root() => NodeKind::Task,
         None => NodeKind::Scope,
@@ -382,7 +382,7 @@ impl TreeNode {
     }
 
     /// Where it was made: the call that spawned the task, opened the nursery or made the
-    /// scope (`None` for the run, an inline child, a subgroup, and a scope with neither a
+    /// scope (`None` for the run, a polled child, a subgroup, and a scope with neither a
     /// name nor a handle).
     ///
     /// # Examples

@@ -2,7 +2,7 @@
 //! synchronization primitives, on every backend.
 //!
 //! Each round builds a plan from its seed ([`Rng`]): a combinator (`join`, `try_join`,
-//! `settle`, `race`, `race_ok` of either kind, spawning or inline, `as_completed` read plainly, shielded or in part,
+//! `settle`, `race`, `race_ok` of either kind, spawned or polled, `as_completed` read plainly, shielded or in part,
 //! `as_completed_in` read in the body, in a `finally` or dropped, `map` and `map_stream`
 //! with `join`, `try_join` or `settle`, ordered or not (`map` of an iterator of either
 //! kind), `retry`, `service`, `batches`, `join!`, `try_join!` (of either kind),
@@ -186,11 +186,11 @@ struct Plan {
     /// `as_completed_in`, `batches`), at this input (`map`'s closure), at this attempt
     /// (`retry`'s closure), after spawning (`service`).
     body_boom: Option<usize>,
-    /// The combinator of `hatchery::inline` instead (`join`, `try_join`, `settle`,
+    /// The combinator of `hatchery::Polled` instead (`join`, `try_join`, `settle`,
     /// `race`, `race_ok`, `map` of an iterator, `join!`, `try_join!`): the same
-    /// operation, over the inline kind of children. Drawn from the seed's bits, not
+    /// operation, over polled children. Drawn from the seed's bits, not
     /// from its generator, so that a seed's plan is otherwise what it always was.
-    inline: bool,
+    polled: bool,
 }
 
 fn gen_inner(rng: &mut Rng) -> Inner {
@@ -302,7 +302,7 @@ fn gen_plan(seed: u64) -> Plan {
             });
         }
     }
-    let inline = (seed >> 5) & 1 == 1
+    let polled = (seed >> 5) & 1 == 1
         && matches!(
             comb,
             Comb::Join
@@ -318,7 +318,7 @@ fn gen_plan(seed: u64) -> Plan {
         comb,
         futs,
         body_boom,
-        inline,
+        polled,
     }
 }
 
@@ -596,34 +596,34 @@ async fn run_comb(ctx: Arc<Ctx>, plan: Plan) {
     };
     match plan.comb {
         Comb::Join => {
-            let got = match plan.inline {
+            let got = match plan.polled {
                 true => Polled::join(futs()).await,
                 false => join(futs()).await,
             };
             check_eq(&ctx, "join", &got, &all_expected(&plan));
         }
         Comb::TryJoin => {
-            let got = match plan.inline {
+            let got = match plan.polled {
                 true => Polled::try_join(futs()).await,
                 false => try_join(futs()).await,
             };
             check_try(&ctx, &plan, "try_join", &got);
         }
         Comb::Settle => {
-            let got = match plan.inline {
+            let got = match plan.polled {
                 true => Polled::settle(futs()).await,
                 false => settle(futs()).await,
             };
             check_eq(&ctx, "settle", &got, &all_expected(&plan));
         }
         Comb::Race => {
-            let got = match plan.inline {
+            let got = match plan.polled {
                 true => Polled::race(futs()).await,
                 false => race(futs()).await,
             };
             check_items(&ctx, &plan, "race", &[got]);
         }
-        Comb::RaceOk => match match plan.inline {
+        Comb::RaceOk => match match plan.polled {
             true => Polled::race_ok(futs()).await,
             false => race_ok(futs()).await,
         } {
@@ -709,7 +709,7 @@ async fn run_comb(ctx: Arc<Ctx>, plan: Plan) {
             }
             if from_stream {
                 collect!(map_stream(limit, stream::iter(0..n), f))
-            } else if plan.inline {
+            } else if plan.polled {
                 collect!(Polled::map(limit, 0..n, f))
             } else {
                 collect!(map(limit, 0..n, f))
@@ -783,7 +783,7 @@ async fn run_comb(ctx: Arc<Ctx>, plan: Plan) {
         Comb::JoinMacro => {
             let mut f = futs().into_iter();
             let (a, b, c) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
-            let got = match plan.inline {
+            let got = match plan.polled {
                 true => hatchery::join!(Polled: a, b, c),
                 false => hatchery::join!(a, b, c),
             };
@@ -797,7 +797,7 @@ async fn run_comb(ctx: Arc<Ctx>, plan: Plan) {
         Comb::TryJoinMacro => {
             let mut f = futs().into_iter();
             let (a, b, c) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
-            let got = match plan.inline {
+            let got = match plan.polled {
                 true => hatchery::try_join!(Polled: a, b, c),
                 false => hatchery::try_join!(a, b, c),
             };

@@ -4,7 +4,7 @@
 //! handle holds its child's allocation until it is joined or dropped, which is its value
 //! and a few words, not a large future's room. Shown on every
 //! backend for the spawning nursery (handles dropped, and handles kept then joined), the
-//! inline nursery, `service` and `serve`; and what a kept handle and a spawn not yet
+//! polled nursery, `service` and `serve`; and what a kept handle and a spawn not yet
 //! polled hold, per child.
 //!
 //! Each test runs `CHILDREN` children in sequence, at most `WINDOW` alive at a time, and
@@ -161,12 +161,12 @@ fn a_nursery_joining_its_children_stays_flat() {
     });
 }
 
-/// The inline nursery: its children are polled by the nursery's own task, and each
+/// The polled nursery: its children are polled by the nursery's own task, and each
 /// child's allocation (its future and its handle's output in one) is freed when it ends.
 #[test]
-fn an_inline_nursery_spawning_short_children_stays_flat() {
+fn a_polled_nursery_spawning_short_children_stays_flat() {
     on_every_backend(|backend| async move {
-        let mut peaks = Peaks::start("inline nursery", backend).await;
+        let mut peaks = Peaks::start("polled nursery", backend).await;
         let live = Live::default();
         let live = &live;
         Polled::nursery(
@@ -307,10 +307,10 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
             -joined
         );
         // Spawned and never polled yet: the whole child is allocated at the spawn. (The
-        // inline nursery's children are polled by its own task, after the body's
+        // polled nursery's children are polled by its own task, after the body's
         // suspension; spawned ones are counted on the one-thread runtime only, as other
         // threads run them meanwhile on tokio's multi-thread runtime and on smol's.)
-        let inline_child = Polled::nursery(
+        let polled_child = Polled::nursery(
             |n: hatchery::Nursery<Infallible, hatchery::Polled<'_>>| async move {
                 Ok(bytes_per_spawn(N, |i| drop(n.spawn(short_value(i)))))
             },
@@ -319,8 +319,8 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
         .unwrap();
         stat(backend, "a polled child before its first poll", inline_child);
         assert!(
-            (150..=260).contains(&inline_child),
-            "{backend}: a polled child before its first poll: {inline_child} bytes (the \
+            (150..=260).contains(&polled_child),
+            "{backend}: a polled child before its first poll: {polled_child} bytes (the \
              chapter: about 195)"
         );
         if backend == "tokio_current" {
@@ -343,7 +343,7 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
 /// held: a future larger than 256 bytes has an allocation of its own, freed when the
 /// child ends (the nurseries chapter, "What a child costs, and for how long"). Children
 /// whose futures hold 4 KiB across a suspension, their handles kept after they ended,
-/// on every backend, spawned and inline: joining the kept handles frees what they held,
+/// on every backend, spawned and polled: joining the kept handles frees what they held,
 /// which is, a handle, what a handle of an empty future holds (the bounds of the test
 /// above), not the 4 KiB; a child that kept its future in its own allocation would free
 /// over 4,096 bytes a handle here.
@@ -359,7 +359,7 @@ fn a_kept_handle_holds_its_value_not_its_childs_large_future() {
         })
         .await
         .unwrap();
-        let inline = Polled::nursery(
+        let polled = Polled::nursery(
             |n: hatchery::Nursery<Infallible, hatchery::Polled<'_>>| async move {
                 let handles = (0..N).map(|i| n.spawn(large_value(i))).collect();
                 Ok(freed_by_joining(handles, backend).await)
@@ -367,7 +367,7 @@ fn a_kept_handle_holds_its_value_not_its_childs_large_future() {
         )
         .await
         .unwrap();
-        for (what, freed) in [("spawned", spawned), ("polled", inline)] {
+        for (what, freed) in [("spawned", spawned), ("polled", polled)] {
             let per_handle = freed / N as isize;
             stat(backend, &format!("a kept handle of a finished {what} child"), per_handle);
             assert!(

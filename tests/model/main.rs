@@ -1,4 +1,4 @@
-//! Seeded random tests checked against models: random nursery trees (spawning and inline), the sync primitives, memory streams, deadlines on the virtual clock, and orphan races.
+//! Seeded random tests checked against models: random nursery trees (spawning and polled), the sync primitives, memory streams, deadlines on the virtual clock, and orphan races.
 //!
 //! One test binary per family of rules (a binary links once; each file is a module).
 

@@ -1,13 +1,13 @@
-//! Randomized trees of inline and spawning nurseries, checked against the rules (E3 for
-//! the inline kind: I1-I2, with N1-N5 and G2-G4 as they apply to it).
+//! Randomized trees of polled and spawning nurseries, checked against the rules (E3 for
+//! polled children: I1-I2, with N1-N5 and G2-G4 as they apply to them).
 //!
-//! Each case builds a random tree of spawning nurseries, inline nurseries
-//! (`inline::nursery`), inline combinators (`inline::join`, `try_join`, `race`, a few
+//! Each case builds a random tree of spawning nurseries, polled nurseries
+//! (`Polled::nursery`), polled combinators (`Polled::join`, `try_join`, `race`, a few
 //! futures or more than fit their fast path; two as `join!`, `try_join!`), cancel scopes (timeouts, shields, explicit
 //! cancels), `finally` cleanups and leaves that yield, sleep, fail or panic. Seeded
-//! cancellations come at random points: a scope cancels itself, an inline nursery's
+//! cancellations come at random points: a scope cancels itself, a polled nursery's
 //! child cancels the nursery or a sibling through its handle, after a random number of
-//! checkpoints. The inline nurseries and combinators keep their bookkeeping on their own
+//! checkpoints. The polled nurseries and combinators keep their bookkeeping on their own
 //! stack (counters their children borrow, not `Arc`s). The run checks, whatever the
 //! timing:
 //!
@@ -23,7 +23,7 @@
 //!    or a `race` (where an error is an output) that an enclosing cancellation ended
 //!    (G3). A `try_join` never reports `Cancelled` (G4), and is never ended by an
 //!    enclosing cancellation after a future failed (G3).
-//! 4. **In order (N2).** An inline nursery and an inline `try_join` report the errors of
+//! 4. **In order (N2).** A polled nursery and a polled `try_join` report the errors of
 //!    their children (and the body) in the order the children returned them: one task
 //!    polls them all, so that order is well defined.
 //! 5. **No lost panic (N3).** The run panics if and only if some leaf panicked.
@@ -45,7 +45,7 @@ use hatchery_tests::Backend;
 /// The kinds of node these trees have, and how often each is drawn.
 const MIX: &Mix = &[
     (Node::Nursery, 2),
-    (Node::Inline, 3),
+    (Node::Polled, 3),
     (Node::Group, 3),
     (Node::Scope, 3),
     (Node::Finally, 1),
@@ -305,7 +305,7 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                 // Spawned tasks run in parallel: their errors are compared as a set.
                 nursery_errors(r).or_else(flat)
             }
-            Tree::Inline {
+            Tree::Polled {
                 body,
                 children,
                 cancel,
@@ -314,7 +314,7 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                 let kids = Children::default();
                 let returned: Mutex<Vec<Errs>> = Mutex::new(Vec::new());
                 let _check = ExitCheck {
-                    what: "inline nursery",
+                    what: "polled nursery",
                     children: &kids,
                     seen: &seen,
                 };
@@ -358,7 +358,7 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                     let returned = returned.lock().unwrap();
                     if *reported != *returned {
                         seen.violation(format!(
-                            "inline nursery reported {reported:?}, its children returned \
+                            "polled nursery reported {reported:?}, its children returned \
                              {returned:?} in that order (N2)"
                         ));
                     }
@@ -379,7 +379,7 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                     seen: &seen,
                 };
                 let _check = ExitCheck {
-                    what: "inline combinator",
+                    what: "polled combinator",
                     children: &kids,
                     seen: &seen,
                 };

@@ -23,7 +23,7 @@ use hatchery_tests::seeded::{self, planted_panic, Rng};
 use hatchery_tests::trees::{generate, End, Mix, Node, Tree};
 use hatchery_tests::Backend;
 
-/// The kinds of node these trees have (no inline ones), and how often each is drawn.
+/// The kinds of node these trees have (no polled ones), and how often each is drawn.
 const MIX: &Mix = &[(Node::Nursery, 4), (Node::Scope, 4), (Node::Finally, 2)];
 
 /// What the run observed.
@@ -171,7 +171,7 @@ fn run_tree(tree: Tree, seen: Arc<Seen>) -> BoxFut {
                     Err(e) => Err(e.into_errors().into_iter().flatten().collect()),
                 }
             }
-            Tree::Inline { .. } | Tree::Group { .. } => unreachable!("not in this test's mix"),
+            Tree::Polled { .. } | Tree::Group { .. } => unreachable!("not in this test's mix"),
         }
     })
 }

@@ -236,7 +236,7 @@ each_kind!(n5_cancel_before_first_poll_is_seen_in_it, virtual_time);
 /// N5, C2: a child joins its parent's child list only when it first suspends; a
 /// cancellation that came before its first poll is still visible inside that poll.
 ///
-/// On one thread (and for inline children, which the nursery's own task polls) the
+/// On one thread (and for polled children, which the nursery's own task polls) the
 /// children are spawned, then the nursery is cancelled before any of them runs. With
 /// several threads a spawned child may run as soon as it is spawned, so there the nursery
 /// is cancelled first and the children are spawned into it.
@@ -623,7 +623,7 @@ async fn cancelled_task_is_not_polled_again<K: Kind>() {
 
 each_kind!(a_first_poll_value_does_not_pass_a_cancelled_child);
 /// A nursery whose body returns its value in its first poll, in a cancelled scope, while
-/// a child it spawned was cancelled meanwhile (on another thread; an inline child in that
+/// a child it spawned was cancelled meanwhile (on another thread; a polled child in that
 /// same poll): the value does not pass, since that child was cut short; the scope
 /// catches, as when the nursery waits.
 async fn a_first_poll_value_does_not_pass_a_cancelled_child<K: Kind>() {

@@ -2,7 +2,7 @@
 //! race, a poll-once, `tokio::time::timeout`) cancels everything inside at once; children
 //! are cancelled without being awaited. What a drop leaves behind is checked on both kinds
 //! of nursery; that a spawned child (or a started task) runs on after the drop, to its next
-//! suspension point, on the spawning one: an inline nursery's children go with it at once
+//! suspension point, on the spawning one: a polled nursery's children go with it at once
 //! (I3, tests/nursery/polled.rs).
 
 use std::future::Future;

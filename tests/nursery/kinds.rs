@@ -73,7 +73,7 @@ async fn o2_an_open_nursery_and_its_waiting_children_are_in_the_tree<K: Kind>() 
         let child = if K::PARALLEL {
             NodeKind::Task
         } else {
-            NodeKind::Inline
+            NodeKind::Polled
         };
         assert_eq!(
             children.iter().filter(|c| c.kind() == child).count(),

@@ -1,4 +1,4 @@
-//! Nurseries and their children: spawning and inline nurseries, tuple joins, errors, panics, cancellation, `start`, subgroups, task handles, names and the task tree (rules N, I, P, F and W).
+//! Nurseries and their children: spawning and polled nurseries, tuple joins, errors, panics, cancellation, `start`, subgroups, task handles, names and the task tree (rules N, I, P, F and W).
 //!
 //! One test binary per family of rules (a binary links once; each file is a module).
 

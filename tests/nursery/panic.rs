@@ -208,7 +208,7 @@ async fn n3_panic_dropping_an_unjoined_value<K: Kind>() {
 
 each_kind!(n3_panicked_handle);
 /// N3, N7 (H5): a panicked child's handle reports `is_panicked` when joined after the
-/// nursery has resumed the panic. (An inline child's handle said `is_cancelled`: its
+/// nursery has resumed the panic. (A polled child's handle said `is_cancelled`: its
 /// cell marked the output panicked when a poll unwound, then its drop marked it
 /// cancelled over the panic.)
 async fn n3_panicked_handle<K: Kind>() {
@@ -374,7 +374,7 @@ async fn value_of_a_future_whose_drop_panics_is_dropped_in_time<K: Kind>() {
 
 each_kind!(h5_a_cancelled_childs_drop_that_panics);
 /// H5, N3: a child cancelled at a suspension point whose future's drop panics: its
-/// handle says it panicked, not that it was cancelled, on both kinds (an inline child's
+/// handle says it panicked, not that it was cancelled, on both kinds (a polled child's
 /// said `is_cancelled`: its handle learned of the end before the destructors ran), and
 /// the nursery resumes the panic.
 async fn h5_a_cancelled_childs_drop_that_panics<K: Kind>() {

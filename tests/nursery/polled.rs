@@ -1,4 +1,4 @@
-//! Inline (borrowing) nurseries: children that borrow from the caller's stack, polled by
+//! Polled (borrowing) nurseries: children that borrow from the caller's stack, polled by
 //! the nursery's own task, under the rules of the spawning nursery (N1-N7, I1-I4).
 
 use std::cell::{Cell, RefCell};
@@ -79,7 +79,7 @@ async fn send_nursery_in_spawned_task() {
                 }
             });
             assert_send(&fut);
-            fut.await.map_err(|_| TestError("inline"))
+            fut.await.map_err(|_| TestError("polled"))
         });
         Ok::<_, TestError>(h.join().await.unwrap())
     })
@@ -383,11 +383,11 @@ async fn n7_handles() {
     assert!(finished.get());
 }
 
-/// N7: an inline child's handle is the spawning nursery's `TaskHandle`, with the same
+/// N7: a polled child's handle is the spawning nursery's `TaskHandle`, with the same
 /// methods: `cancel_with` gives the child a reason with its message, `spawned_at` is the
-/// call of `spawn`, an inline child has no name, and its `Debug` says all that.
+/// call of `spawn`, a polled child has no name, and its `Debug` says all that.
 #[hatchery::test(virtual_time)]
-async fn n7_an_inline_handle_is_a_task_handle() {
+async fn n7_a_polled_handle_is_a_task_handle() {
     let r = Polled::nursery(|n| async move {
         let line = line!() + 1;
         let h: hatchery::TaskHandle<u8> = n.spawn(async {
@@ -425,10 +425,10 @@ async fn n7_an_inline_handle_is_a_task_handle() {
     );
 }
 
-/// N7: an inline child that joins its own handle from inside a nursery it opened would
+/// N7: a polled child that joins its own handle from inside a nursery it opened would
 /// wait for itself: it panics and says so (as a task that joins itself does).
 #[hatchery::test(virtual_time)]
-async fn n7_an_inline_child_joining_itself_from_a_nested_nursery_panics() {
+async fn n7_a_polled_child_joining_itself_from_a_nested_nursery_panics() {
     let slot = std::sync::Mutex::new(None::<hatchery::TaskHandle<()>>);
     let slot = &slot;
     let r = hatchery_tests::catch_panic(Polled::nursery(|n| async move {
@@ -533,7 +533,7 @@ async fn i1_scopes_inside_children() {
     assert_eq!(elapsed(), ms(22));
 }
 
-/// I1, I2: nested freely: a spawning nursery inside an inline child, and an inline nursery in a
+/// I1, I2: nested freely: a spawning nursery inside a polled child, and a polled nursery in a
 /// spawned task; an outer cancellation reaches all of them.
 #[hatchery::test(virtual_time)]
 async fn i2_nested_both_ways_cancelled_from_outside() {
@@ -704,7 +704,7 @@ async fn combinators_send_in_spawned_task() {
     assert_eq!(r, 100);
 }
 
-/// G3, N4: an inline `try_join` whose future failed returns the error in the poll it
+/// G3, N4: a polled `try_join` whose future failed returns the error in the poll it
 /// failed in, even with siblings polled before it still pending: an enclosing
 /// cancellation that comes before its next poll (here the nursery's, from a child polled
 /// after the body) would otherwise drop it with the error.
@@ -732,15 +732,15 @@ async fn try_join_error_survives_a_cancellation_before_its_next_poll() {
     assert_eq!(elapsed(), secs(0));
 }
 
-/// I4 (K1, K2 and G5 for the inline combinators): kept past a timeout and awaited after it:
+/// I4 (K1, K2 and G5 for the polled combinators): kept past a timeout and awaited after it:
 /// one whose futures the timeout's cancellation did not reach (they were polled by the
 /// timeout's own task, and it dropped only a reference to the combinator) was merely
 /// paused, and finishes with its values; one that the cancellation reached while the
 /// timeout ran (polled again while it was cancelled, a shielded sibling holding it
 /// open) has lost its outputs and panics, as the spawning combinators do, `try_join`
-/// included; a kept inline nursery returns `Err(Cancelled)` (K2).
+/// included; a kept polled nursery returns `Err(Cancelled)` (K2).
 #[hatchery::test(virtual_time)]
-async fn i4_kept_inline_combinators() {
+async fn i4_kept_polled_combinators() {
     use std::pin::pin;
     let base = 10;
     let get = |s: u64| {
@@ -767,7 +767,7 @@ async fn i4_kept_inline_combinators() {
         })
         .await;
         match hatchery_tests::catch_panic(op).await {
-            Ok(_) => panic!("a kept inline combinator returned"),
+            Ok(_) => panic!("a kept polled combinator returned"),
             Err(message) => message,
         }
     }
@@ -791,7 +791,7 @@ async fn i4_kept_inline_combinators() {
     assert!(kept.await.unwrap_err().is_cancelled());
 }
 
-/// I3: dropped from outside hatchery (the losing branch of a select), an inline nursery
+/// I3: dropped from outside hatchery (the losing branch of a select), a polled nursery
 /// drops its body and every child at once, before the drop returns; a forgotten one
 /// never polls its children again, so what they borrowed is free to use (no lifetime
 /// was extended).
@@ -970,11 +970,11 @@ async fn n7_future_that_panics_when_dropped() {
     assert_eq!(log.count("dropped"), 1);
 }
 
-/// S1 for an inline nursery: `start` on one that has finished fails with `Closed`
+/// S1 for a polled nursery: `start` on one that has finished fails with `Closed`
 /// without calling its closure (it called it, and dropped what it made, when `start` was
 /// written twice).
 #[hatchery::test(virtual_time)]
-async fn s1_an_inline_start_on_a_closed_nursery_never_calls_the_closure() {
+async fn s1_a_polled_start_on_a_closed_nursery_never_calls_the_closure() {
     let called = Cell::new(0);
     let mut saved = None;
     let keep = &mut saved;
@@ -997,11 +997,11 @@ async fn s1_an_inline_start_on_a_closed_nursery_never_calls_the_closure() {
     assert_eq!(called.get(), 0, "nor by its first poll");
 }
 
-/// N6 for an inline nursery: a child whose `started` was called (here by the body, which
+/// N6 for a polled nursery: a child whose `started` was called (here by the body, which
 /// it handed its token to) keeps running in the nursery when its `start` is dropped
 /// before it was polled again: the nursery takes it over.
 #[hatchery::test(virtual_time)]
-async fn n6_an_inline_child_started_before_its_start_is_dropped_keeps_running() {
+async fn n6_a_polled_child_started_before_its_start_is_dropped_keeps_running() {
     let done = std::sync::atomic::AtomicBool::new(false);
     let token = std::sync::Mutex::new(None);
     let (done, token) = (&done, &token);
@@ -1036,11 +1036,11 @@ async fn n6_an_inline_child_started_before_its_start_is_dropped_keeps_running() 
     assert_eq!(elapsed(), ms(5));
 }
 
-/// The inline combinators have the spawning ones' family: `inline::settle` runs every
+/// The polled combinators have the spawning ones' family: `Polled::settle` runs every
 /// future to its end, an error cancelling nothing, and returns every `Result` in input
 /// order; a `Map`'s `settle` does the same, and `unordered` gives completion order.
 #[hatchery::test(virtual_time)]
-async fn inline_settle_and_unordered_maps() {
+async fn polled_settle_and_unordered_maps() {
     let inputs = ["3", "x", "1"];
     let inputs = &inputs;
     let parse = |i: usize| async move {

@@ -1,6 +1,6 @@
-//! The tuple forms of the borrowing combinators, `inline::join!` and `inline::try_join!`:
-//! futures of different types, polled in place in the caller's task, under the rules of
-//! an inline group (I1-I4 with N2, N3, G3, G4, C1).
+//! The tuple forms of the borrowing combinators, `join!(Polled: ..)` and
+//! `try_join!(Polled: ..)`: futures of different types, polled in place in the caller's
+//! task, under the rules of a polled group (I1-I4 with N2, N3, G3, G4, C1).
 
 use std::cell::Cell;
 use std::pin::pin;

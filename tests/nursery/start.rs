@@ -1,7 +1,7 @@
 //! `Nursery::start` (N6, S): the started value, errors before and after `started`, tasks
 //! that never start, and whose cancellation applies before `started`; on both kinds of
 //! nursery. On the spawning one only: `start_with_handle` (which only it has), and a
-//! started task that runs with nobody polling its `start` (a spawned task does; an inline
+//! started task that runs with nobody polling its `start` (a spawned task does; a polled
 //! child, before `started`, is polled by its `start`).
 
 use std::future::Future;
@@ -110,8 +110,8 @@ each_kind!(
 );
 /// S1: `start` on a nursery that has finished fails with `Closed` without calling its
 /// closure (trio's `start` fails before it calls the function): nothing of the task is
-/// made, and nothing it would have done happens. (An inline `start` called it, when
-/// `start` was written twice; `inline.rs` has the same with a closure that borrows.)
+/// made, and nothing it would have done happens. (A polled `start` called it, when
+/// `start` was written twice; `polled.rs` has the same with a closure that borrows.)
 async fn s1_start_on_a_closed_nursery_never_calls_the_closure<K: Kind>() {
     let mut saved = None;
     K::nursery(|n| {
@@ -438,7 +438,7 @@ async fn n6_starting_task_with_shield<K: Kind>() {
 
 each_kind!(n6_effective_deadline_moves_with_the_task);
 /// N6 with C7: before `started` the task sees the caller's deadlines; after `started`
-/// it sees the nursery's (rule S4: at the call, on both kinds; an inline child, still
+/// it sees the nursery's (rule S4: at the call, on both kinds; a polled child, still
 /// polled by its `start` until its next suspension, too).
 async fn n6_effective_deadline_moves_with_the_task<K: Kind>() {
     use hatchery::{current_effective_deadline, move_on_at, now, Deadline};
@@ -598,7 +598,7 @@ each_kind!(
 /// body, after the nursery was cancelled): `started`, called in the task's first poll in
 /// a shield, is ignored; `start` does not return the value. (The task is under the
 /// nursery already: "moving" it there must not skip the check. A first version of the
-/// inline kind's move at the call did, on both kinds, and `start` returned `Ok`; the race
+/// polled kind's move at the call did, on both kinds, and `start` returned `Ok`; the race
 /// stress test found it.)
 async fn n6_s6_started_when_the_caller_is_the_cancelled_nursery_is_ignored<K: Kind>() {
     let returned = Arc::new(Mutex::new(None));
@@ -768,7 +768,7 @@ async fn n6_started_in_f_task_outlives_callers_scope<K: Kind>() {
 
 each_kind!(n6_started_in_f_in_cancelled_scope_is_ignored, virtual_time);
 /// N6: in an already-cancelled caller scope, a `started` called in `start`'s closure is
-/// ignored and `start` does not return (it returned `Ok`; on the inline nursery, a child
+/// ignored and `start` does not return (it returned `Ok`; on the polled nursery, a child
 /// that ended in its `start`'s first poll had its value returned, until `start` was
 /// written once).
 async fn n6_started_in_f_in_cancelled_scope_is_ignored<K: Kind>() {
@@ -858,9 +858,8 @@ each_kind!(
 );
 /// A `Start` lent to a timeout that cancelled its task before `started`, awaited again
 /// outside that scope, reports `NotStarted` (found by an audit: it stayed pending for
-/// good, as its state was consumed by the cancelled poll; an inline `start` did too
-/// until `start` was written once: this test, on the inline kind, is the one that was
-/// `n6_a_kept_inline_start_awaited_after_its_timeout_reports_not_started` in `inline.rs`).
+/// good, as its state was consumed by the cancelled poll; a polled `start` did too
+/// until `start` was written once: this test checks both kinds).
 async fn a_start_awaited_again_after_its_timeout_reports_not_started<K: Kind>() {
     let r = K::nursery(|n| async move {
         let mut start = n.start(|status: hatchery::TaskStatus<u32>| async move {

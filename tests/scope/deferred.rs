@@ -237,10 +237,10 @@ async fn c7_d11_a_deferred_scope_whose_body_panics_leaves_no_deadline_behind() {
     assert_eq!(elapsed(), secs(30));
 }
 
-/// C7, C4: deferrals nested both ways: a fixed group (`inline::join!`) inside a deferred
-/// scope, whose futures ask for their context, gets its node under the scope's, which is
-/// made first with the scope's deadline; a deferred scope inside a fixed group takes its
-/// own deadline, and the group's other futures see none.
+/// C7, C4: deferrals nested both ways: a fixed group (`join!(Polled: ..)`) inside a
+/// deferred scope, whose futures ask for their context, gets its node under the scope's,
+/// which is made first with the scope's deadline; a deferred scope inside a fixed group
+/// takes its own deadline, and the group's other futures see none.
 #[hatchery::test(virtual_time)]
 async fn c7_c4_deferrals_nested_both_ways_keep_each_deadline_with_its_scope() {
     // A group inside a scope: the scope's deadline reaches into the group.

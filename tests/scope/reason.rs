@@ -331,14 +331,14 @@ where
     handle.cancel_reason().expect("the scope was cancelled")
 }
 
-/// Every kind of cancel has its reason, the subgroups' and the inline nurseries' too
+/// Every kind of cancel has its reason, the subgroups' and the polled nurseries' too
 /// (their cancels once carried no detail, and reading their reason hit an internal
-/// error): a subgroup's cancel, an inline child's error and panic (naming where it was
-/// spawned), an inline nursery's own cancel, an inline handle's cancel, a `try_join`'s
-/// failing future and a race won (spawning, and inline in the fast path and in the
-/// engine: at the race's call).
+/// error): a subgroup's cancel, a polled child's error and panic (naming where it was
+/// spawned), a polled nursery's own cancel, a polled child's handle's cancel, a
+/// `try_join`'s failing future and a race won (spawning, and polled in the fast path and
+/// in the engine: at the race's call).
 #[hatchery::test(virtual_time)]
-async fn subgroups_and_inline_nurseries_say_why() {
+async fn subgroups_and_polled_nurseries_say_why() {
     use hatchery::Polled;
 
     let line = std::sync::atomic::AtomicU32::new(0);
@@ -368,7 +368,7 @@ async fn subgroups_and_inline_nurseries_say_why() {
     .await;
     explicit_here(reason.origin());
 
-    // An inline child's error and panic.
+    // A polled child's error and panic.
     for panics in [false, true] {
         let reason = reason_inside(|scope| async move {
             let out = catch_panic(Polled::nursery(|n| async move {
@@ -401,7 +401,7 @@ async fn subgroups_and_inline_nurseries_say_why() {
         assert_eq!((at.file(), at.line(), *panicked), (file!(), line(), panics));
     }
 
-    // An inline nursery's own cancel.
+    // A polled nursery's own cancel.
     let reason = reason_inside(|scope| {
         Polled::nursery(|n| async move {
             n.spawn(async move {
@@ -418,7 +418,7 @@ async fn subgroups_and_inline_nurseries_say_why() {
     assert!(matches!(reason.origin(), CancelReason::Nursery { .. }));
     explicit_here(reason.origin());
 
-    // An inline handle's cancel.
+    // A polled child's handle's cancel.
     let reason = reason_inside(|scope| {
         Polled::nursery(|n| async move {
             let child = n.spawn(async move {
@@ -488,7 +488,7 @@ async fn subgroups_and_inline_nurseries_say_why() {
     assert_eq!((at.file(), at.line()), (file!(), line()));
     assert_eq!(message.as_deref(), Some("the race was won"));
 
-    // An inline race won: two (the fast path) and forty (the engine).
+    // A polled race won: two (the fast path) and forty (the engine).
     for n in [2, 40] {
         let reason = reason_inside(|scope| async move {
             let scope = std::cell::RefCell::new(Some(scope));

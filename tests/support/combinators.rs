@@ -1,6 +1,6 @@
 //! The combinators of either kind, for scenarios written once: [`Combinators`] is
 //! `hatchery`'s spawning `join`, `try_join`, `settle`, `race`, `race_ok` and `map` on
-//! [`Spawning`], and `hatchery::inline`'s on [`Inline`]. The rules of the combinators
+//! [`Spawning`], and [`hatchery::Polled`]'s on [`Polling`]. The rules of the combinators
 //! (G2-G5) are the same for both kinds (one implementation, `core/src/combinators/ops.rs`);
 //! a scenario generic over `K: Combinators`, run by [`each_kind!`](crate::each_kind),
 //! checks them on both.
@@ -9,7 +9,7 @@ use std::future::Future;
 
 use hatchery::NurseryError;
 
-use crate::{Inline, Kind, Spawning};
+use crate::{Kind, Polling, Spawning};
 
 /// The combinators of a kind of children, over `Send + 'static` futures (the bounds both
 /// kinds take), collected in a `Vec` at the call.
@@ -17,14 +17,14 @@ use crate::{Inline, Kind, Spawning};
 /// # Examples
 ///
 /// ```
-/// use hatchery_tests::{Combinators, Inline, Spawning};
+/// use hatchery_tests::{Combinators, Polling, Spawning};
 ///
 /// async fn doubled<K: Combinators>() -> Vec<u32> {
 ///     K::join([1, 2].map(|x| async move { x })).await
 /// }
 ///
 /// assert_eq!(hatchery_smol::run(doubled::<Spawning>()), [1, 2]);
-/// assert_eq!(hatchery_smol::run(doubled::<Inline>()), [1, 2]);
+/// assert_eq!(hatchery_smol::run(doubled::<Polling>()), [1, 2]);
 /// ```
 pub trait Combinators: Kind {
     /// `join`.
@@ -203,4 +203,4 @@ macro_rules! combinators {
 }
 
 combinators!(Spawning, hatchery);
-combinators!(Inline, hatchery::Polled);
+combinators!(Polling, hatchery::Polled);

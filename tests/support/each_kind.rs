@@ -3,9 +3,9 @@
 /// Runs a scenario generic over the kind of nursery it opens ([`Kind`](crate::Kind)) on
 /// each kind, on every backend: a module named after the scenario, holding a
 /// `#[hatchery::test]` per kind, `spawning` ([`Spawning`](crate::Spawning): children are
-/// tasks of the executor) and `inline` ([`Inline`](crate::Inline): children polled by the
-/// nursery's own task). What follows the name goes to `#[hatchery::test(..)]`; then
-/// `; inline: #[ignore = ".."]` (or `; spawning: ..`) puts an attribute on one kind's
+/// tasks of the executor) and `polling` ([`Polling`](crate::Polling): children polled by
+/// the nursery's own task). What follows the name goes to `#[hatchery::test(..)]`; then
+/// `; polling: #[ignore = ".."]` (or `; spawning: ..`) puts an attribute on one kind's
 /// test alone: a known bug of one kind, named in the reason.
 ///
 /// The scenario is an `async fn name<K: Kind>()` of the same module, written as for one
@@ -28,19 +28,19 @@
 ///     assert_eq!(hatchery::testing::elapsed(), hatchery_tests::secs(1));
 /// }
 /// # fn main() {
-/// #     hatchery_smol::run(hatchery::testing::virtual_time(n1_returns_the_value::inline()));
+/// #     hatchery_smol::run(hatchery::testing::virtual_time(n1_returns_the_value::polling()));
 /// # }
 /// ```
 #[macro_export]
 macro_rules! each_kind {
-    ($name:ident $(, $option:meta)* $(; spawning: #[$spawning:meta])? $(; inline: #[$inline:meta])?) => {
+    ($name:ident $(, $option:meta)* $(; spawning: #[$spawning:meta])? $(; polling: #[$polling:meta])?) => {
         #[allow(non_snake_case)]
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
             $crate::__kind_test!(spawning, $crate::Spawning, $name, [$($option),*] $(#[$spawning])?);
-            $crate::__kind_test!(inline, $crate::Inline, $name, [$($option),*] $(#[$inline])?);
+            $crate::__kind_test!(polling, $crate::Polling, $name, [$($option),*] $(#[$polling])?);
         }
     };
 }

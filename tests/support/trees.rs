@@ -47,9 +47,9 @@ pub enum Tree {
         /// Its spawned children.
         children: Vec<Tree>,
     },
-    /// An inline nursery whose body runs `body` and whose children are `children`, with
+    /// A polled nursery whose body runs `body` and whose children are `children`, with
     /// a seeded cancellation from inside.
-    Inline {
+    Polled {
         /// The nursery's body.
         body: Box<Tree>,
         /// Its children.
@@ -57,7 +57,7 @@ pub enum Tree {
         /// Who cancels what, if anyone.
         cancel: Option<Cancel>,
     },
-    /// An inline combinator of `children` (never empty).
+    /// A polled combinator of `children` (never empty).
     Group {
         /// Which combinator.
         kind: Kind,
@@ -77,7 +77,7 @@ pub enum End {
     Panic,
 }
 
-/// A cancellation from a child of an inline nursery, after `after` checkpoints.
+/// A cancellation from a child of a polled nursery, after `after` checkpoints.
 #[derive(Debug, Clone, Copy)]
 pub enum Cancel {
     /// Of the child at `index`, through its handle.
@@ -97,11 +97,11 @@ pub enum Cancel {
 /// The combinator of a [`Tree::Group`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
-    /// `inline::join`.
+    /// `Polled::join`.
     Join,
-    /// `inline::try_join`.
+    /// `Polled::try_join`.
     TryJoin,
-    /// `inline::race`.
+    /// `Polled::race`.
     Race,
 }
 
@@ -110,8 +110,8 @@ pub enum Kind {
 pub enum Node {
     /// [`Tree::Nursery`].
     Nursery,
-    /// [`Tree::Inline`].
-    Inline,
+    /// [`Tree::Polled`].
+    Polled,
     /// [`Tree::Group`].
     Group,
     /// [`Tree::Scope`].
@@ -146,7 +146,7 @@ pub fn generate(rng: &mut Rng, mix: &Mix, depth: u32, next_id: &mut u32) -> Tree
             body: Box::new(generate(rng, mix, depth - 1, next_id)),
             children: children(rng, mix, depth, next_id),
         },
-        Node::Inline => {
+        Node::Polled => {
             let children = children(rng, mix, depth, next_id);
             let cancel = match rng.below_u64(10) {
                 0..=3 => None,
@@ -158,7 +158,7 @@ pub fn generate(rng: &mut Rng, mix: &Mix, depth: u32, next_id: &mut u32) -> Tree
                     after: rng.below_u64(4) as u32,
                 }),
             };
-            Tree::Inline {
+            Tree::Polled {
                 body: Box::new(generate(rng, mix, depth - 1, next_id)),
                 children,
                 cancel,

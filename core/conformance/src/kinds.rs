@@ -1,23 +1,23 @@
 //! Nurseries of either kind, for scenarios written once: a [`Kind`] opens a spawning
-//! nursery ([`Spawning`]) or an inline one ([`Inline`]), and hands its body a
+//! nursery ([`Spawning`]) or a polled one ([`Polling`]), and hands its body a
 //! [`Nursery`] to spawn and start `Send + 'static` children with, whichever it is.
 //!
 //! The rules of nurseries (N1-N7) and of `start` (S) are the same for both kinds (the
-//! book's *Semantics* chapter, "Inline nurseries"); a scenario generic over `K: Kind`
+//! book's *Semantics* chapter, "Polled children"); a scenario generic over `K: Kind`
 //! checks them on both. The kit runs its nursery scenarios so ([`tests!`](crate::tests)
 //! makes one test per kind), and hatchery's own suite writes its N and S tests the same
 //! way.
 //!
 //! Only the children's bounds differ between the kinds (a spawning nursery takes `Send +
-//! 'static` futures, an inline one futures that may borrow); children that are `Send +
+//! 'static` futures, a polled one futures that may borrow); children that are `Send +
 //! 'static` suit both, and those are what [`Nursery::spawn`] takes. What the kinds do
 //! not share, a scenario of one kind writes with the kind's own API: a spawning nursery's
-//! `spawn_named`, `subgroup` and `start_with_handle`, an inline child that borrows.
+//! `spawn_named`, `subgroup` and `start_with_handle`, a polled child that borrows.
 //!
 //! # Examples
 //!
 //! ```
-//! use hatchery_conformance::kinds::{Inline, Kind, Spawning};
+//! use hatchery_conformance::kinds::{Kind, Polling, Spawning};
 //!
 //! /// N1, on either kind: the nursery waits for its children.
 //! async fn waits_for_children<K: Kind>() {
@@ -31,7 +31,7 @@
 //! }
 //!
 //! hatchery_smol::run(waits_for_children::<Spawning>());
-//! hatchery_smol::run(waits_for_children::<Inline>());
+//! hatchery_smol::run(waits_for_children::<Polling>());
 //! ```
 
 use std::borrow::Borrow;
@@ -47,28 +47,28 @@ use hatchery::{
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::Spawning {}
-    impl Sealed for super::Inline {}
+    impl Sealed for super::Polling {}
 }
 
-/// A kind of nursery: [`Spawning`] or [`Inline`]. Sealed: those two are all there is.
+/// A kind of nursery: [`Spawning`] or [`Polling`]. Sealed: those two are all there is.
 ///
 /// # Examples
 ///
 /// ```
-/// use hatchery_conformance::kinds::{Inline, Kind, Spawning};
+/// use hatchery_conformance::kinds::{Kind, Polling, Spawning};
 ///
 /// fn name<K: Kind>() -> &'static str {
 ///     K::NAME
 /// }
 ///
-/// assert_eq!((name::<Spawning>(), name::<Inline>()), ("spawning", "inline"));
+/// assert_eq!((name::<Spawning>(), name::<Polling>()), ("spawning", "polling"));
 /// ```
 pub trait Kind: sealed::Sealed + Sized + Send + Sync + 'static {
-    /// Its name: `"spawning"` or `"inline"` (what the generated tests are called).
+    /// Its name: `"spawning"` or `"polling"` (what the generated tests are called).
     const NAME: &'static str;
 
     /// Whether children run in parallel with each other and with the body on a
-    /// multi-threaded runtime: tasks of the executor do (N8); an inline nursery's
+    /// multi-threaded runtime: tasks of the executor do (N8); a polled nursery's
     /// children never do (I1).
     const PARALLEL: bool;
 
@@ -105,9 +105,9 @@ pub trait Kind: sealed::Sealed + Sized + Send + Sync + 'static {
     /// # Examples
     ///
     /// ```
-    /// use hatchery_conformance::kinds::{Inline, Kind};
+    /// use hatchery_conformance::kinds::{Kind, Polling};
     ///
-    /// let out = hatchery_smol::run(Inline::nursery(|n| async move {
+    /// let out = hatchery_smol::run(Polling::nursery(|n| async move {
     ///     Ok::<_, std::io::Error>(n.spawn(async { Ok(2) }).join().await? + 1)
     /// }));
     /// assert_eq!(out.unwrap(), 3);
@@ -178,22 +178,22 @@ pub type NurseryFuture<'a, T, E> =
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Spawning;
 
-/// The inline nursery, [`hatchery::Polled::nursery`]: children are futures that the
+/// The polled nursery, [`hatchery::Polled::nursery`]: children are futures that the
 /// nursery polls in the task that awaits it (their borrows are `'static` here).
 ///
 /// # Examples
 ///
 /// ```
-/// use hatchery_conformance::kinds::{Inline, Kind};
+/// use hatchery_conformance::kinds::{Kind, Polling};
 ///
 /// let here = std::thread::current().id();
-/// let out = hatchery_smol::run(Inline::nursery(|n| async move {
+/// let out = hatchery_smol::run(Polling::nursery(|n| async move {
 ///     Ok::<_, std::io::Error>(n.spawn(async { Ok(std::thread::current().id()) }).join().await?)
 /// }));
 /// assert_eq!(out.unwrap(), here); // polled by the root, on this thread
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Inline;
+pub struct Polling;
 
 impl Kind for Spawning {
     const NAME: &'static str = "spawning";
@@ -258,8 +258,8 @@ impl Kind for Spawning {
     }
 }
 
-impl Kind for Inline {
-    const NAME: &'static str = "inline";
+impl Kind for Polling {
+    const NAME: &'static str = "polling";
     const PARALLEL: bool = false;
     type Children<E: Send + 'static> = Polled<'static>;
     type Handle<E: Send + 'static> = hatchery::Nursery<E, Polled<'static>>;
@@ -333,7 +333,7 @@ impl Kind for Inline {
 /// # Examples
 ///
 /// ```
-/// use hatchery_conformance::kinds::{Inline, Kind, Nursery};
+/// use hatchery_conformance::kinds::{Kind, Nursery, Polling};
 ///
 /// fn spawn_two<K: Kind>(n: &Nursery<K, std::io::Error>) {
 ///     n.spawn(async { Ok(1) });
@@ -341,7 +341,7 @@ impl Kind for Inline {
 ///     assert!(!n.is_closed()); // hatchery::Nursery's own method
 /// }
 ///
-/// hatchery_smol::run(Inline::nursery(|n| async move { spawn_two(&n); Ok(()) })).unwrap();
+/// hatchery_smol::run(Polling::nursery(|n| async move { spawn_two(&n); Ok(()) })).unwrap();
 /// ```
 pub struct Nursery<K: Kind, E: Send + 'static> {
     inner: K::Handle<E>,
@@ -357,9 +357,9 @@ impl<K: Kind, E: Send + 'static> Nursery<K, E> {
     /// # Examples
     ///
     /// ```
-    /// use hatchery_conformance::kinds::{Inline, Kind};
+    /// use hatchery_conformance::kinds::{Kind, Polling};
     ///
-    /// let out = hatchery_smol::run(Inline::nursery(|n| async move {
+    /// let out = hatchery_smol::run(Polling::nursery(|n| async move {
     ///     Ok::<_, std::io::Error>(n.spawn(async { Ok(7) }).join().await?)
     /// }));
     /// assert_eq!(out.unwrap(), 7);
@@ -382,9 +382,9 @@ impl<K: Kind, E: Send + 'static> Nursery<K, E> {
     /// # Examples
     ///
     /// ```
-    /// use hatchery_conformance::kinds::{Inline, Kind};
+    /// use hatchery_conformance::kinds::{Kind, Polling};
     ///
-    /// let kept = hatchery_smol::run(Inline::nursery(|n| async move { Ok::<_, std::io::Error>(n) }));
+    /// let kept = hatchery_smol::run(Polling::nursery(|n| async move { Ok::<_, std::io::Error>(n) }));
     /// assert!(kept.unwrap().try_spawn(async { Ok(()) }).is_err()); // it has finished
     /// ```
     #[track_caller]
@@ -405,9 +405,9 @@ impl<K: Kind, E: Send + 'static> Nursery<K, E> {
     /// # Examples
     ///
     /// ```
-    /// use hatchery_conformance::kinds::{Inline, Kind};
+    /// use hatchery_conformance::kinds::{Kind, Polling};
     ///
-    /// let out = hatchery_smol::run(Inline::nursery(|n| async move {
+    /// let out = hatchery_smol::run(Polling::nursery(|n| async move {
     ///     let port = n.start(|status| async move { status.started(8080u16); Ok(()) }).await;
     ///     Ok::<_, std::io::Error>(port.unwrap())
     /// }));

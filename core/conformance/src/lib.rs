@@ -35,11 +35,11 @@
 //! ```
 //!
 //! `cargo test` then runs `c1_delivery_at_suspension_points`,
-//! `n2_first_error_cancels_the_rest::spawning`, `n2_first_error_cancels_the_rest::inline`,
+//! `n2_first_error_cancels_the_rest::spawning`, `n2_first_error_cancels_the_rest::polling`,
 //! ... on your runtime, each through your `run`, plus
 //! [`runtime_is_released`](macro@tests#the-runtime-is-released). The scenarios of
 //! nurseries and `start` run once for each kind of nursery, the spawning one
-//! (`hatchery::nursery`, whose children are tasks of your executor) and the inline one
+//! (`hatchery::nursery`, whose children are tasks of your executor) and the polled one
 //! (`hatchery::Polled::nursery`, whose children its own task polls): the rules are the
 //! same for both, and each relies on your executor in its own way (see [`kinds`]). Scenarios on a virtual
 //! clock run under [`hatchery::testing::virtual_time`] (your executor, hatchery's
@@ -102,7 +102,7 @@ mod support;
 pub mod kinds;
 pub mod scenarios;
 
-pub use kinds::{Inline, Kind, Spawning};
+pub use kinds::{Kind, Polling, Spawning};
 
 /// The clock a scenario runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +140,7 @@ pub struct Scenario {
     /// (a simulator) skips it (see [`tests!`](macro@tests#a-runtime-without-threads)).
     pub needs_threads: bool,
     /// The kind of nursery it opens, for a scenario of nurseries (N1-N7) or `start` (S),
-    /// which runs once on each ([`Kind::NAME`]: `"spawning"`, `"inline"`); `None` for
+    /// which runs once on each ([`Kind::NAME`]: `"spawning"`, `"polling"`); `None` for
     /// the others.
     pub kind: Option<&'static str>,
     /// The scenario's future, as [`prepare`] runs it.
@@ -252,7 +252,7 @@ pub fn assert_released(runtime: Weak<dyn Runtime>, patience: Duration) {
 /// Invoke it once, at module level in a test file (or inside a `mod`, to run the kit on
 /// several runtimes). The tests are named after the scenarios ([`SCENARIOS`]); a
 /// scenario of nurseries or `start` is a module of two tests, one for each [`Kind`] of
-/// nursery (`n1_a_nursery_waits_for_all::spawning`, `n1_a_nursery_waits_for_all::inline`),
+/// nursery (`n1_a_nursery_waits_for_all::spawning`, `n1_a_nursery_waits_for_all::polling`),
 /// which sees `run` through `use super::*`: give `run` as a name in scope or a path from a
 /// crate (`crate::run`, `hatchery_smol::run`), not one that starts with `self::` or
 /// `super::`. And one more test:
@@ -343,7 +343,7 @@ macro_rules! __test {
             use super::*;
 
             $crate::__test!($run, $threads, spawning = $name::<$crate::Spawning>, $clock, $($needs)?);
-            $crate::__test!($run, $threads, inline = $name::<$crate::Inline>, $clock, $($needs)?);
+            $crate::__test!($run, $threads, polling = $name::<$crate::Polling>, $clock, $($needs)?);
         }
     };
     ($run:path, without_threads, $test:ident $(= $name:ident::<$kind:path>)?, $clock:ident, threads) => {
@@ -393,12 +393,12 @@ macro_rules! __list {
                 future: || ::std::boxed::Box::pin($crate::scenarios::$name::<$crate::Spawning>()),
             },
             Scenario {
-                name: ::core::concat!(::core::stringify!($name), "::inline"),
+                name: ::core::concat!(::core::stringify!($name), "::polling"),
                 rule: $rule,
                 clock: Clock::$clock,
                 needs_threads: $crate::__needs_threads!($($needs)?),
-                kind: ::core::option::Option::Some(<$crate::Inline as $crate::Kind>::NAME),
-                future: || ::std::boxed::Box::pin($crate::scenarios::$name::<$crate::Inline>()),
+                kind: ::core::option::Option::Some(<$crate::Polling as $crate::Kind>::NAME),
+                future: || ::std::boxed::Box::pin($crate::scenarios::$name::<$crate::Polling>()),
             },
         ] $($rest)*);
     };
@@ -431,7 +431,7 @@ macro_rules! __list {
         /// let n1: Vec<_> = SCENARIOS.iter().filter(|s| s.rule == "N1").map(|s| s.name).collect();
         /// assert_eq!(
         ///     n1,
-        ///     ["n1_a_nursery_waits_for_all::spawning", "n1_a_nursery_waits_for_all::inline"]
+        ///     ["n1_a_nursery_waits_for_all::spawning", "n1_a_nursery_waits_for_all::polling"]
         /// );
         /// ```
         pub const SCENARIOS: &[Scenario] = &[$($done)*];

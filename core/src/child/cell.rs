@@ -538,7 +538,7 @@ impl Keeps {
 
 impl<B: Body, S: Sched> Tag for Cell<B, S> {
     fn label(&self) -> Option<Labelled<'_>> {
-        let kind = if S::SPAWNED { Kind::Task } else { Kind::Inline };
+        let kind = if S::SPAWNED { Kind::Task } else { Kind::Polled };
         Some(self.body.label().labelled(kind))
     }
 

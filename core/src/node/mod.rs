@@ -368,8 +368,9 @@ pub(crate) enum Kind {
     Task,
     Nursery,
     Scope,
-    /// A child of an inline nursery or combinator, polled by its parent's task.
-    Inline,
+    /// A polled child: a child of a polled nursery or combinator, polled by its parent's
+    /// task.
+    Polled,
 }
 
 /// What a node says it is ([`Tag::label`]).

@@ -6,7 +6,7 @@
 //! runtime, and the virtual-time ones assert times a real clock would not give. They
 //! assert with `assert!`, so a failure panics with the assertion's message and location.
 //! The scenarios of N1-N7 and S are generic over the [`Kind`](crate::Kind) of nursery they
-//! open, and run on each (`n1_a_nursery_waits_for_all::<Inline>()`).
+//! open, and run on each (`n1_a_nursery_waits_for_all::<Polling>()`).
 //!
 //! By family (see the crate docs for how they were chosen):
 //!

@@ -1,6 +1,6 @@
 //! Nurseries (N) and `start` (S), on both kinds of nursery: each scenario is generic
 //! over the [`Kind`] it opens, and [`tests!`](crate::tests) runs it on both
-//! ([`Spawning`](crate::Spawning), [`Inline`](crate::Inline)), as the rules are the same.
+//! ([`Spawning`](crate::Spawning), [`Polling`](crate::Polling)), as the rules are the same.
 
 use hatchery::testing::elapsed;
 use hatchery::{move_on_after, shield, sleep, NurseryError, StartError, TaskStatus};
