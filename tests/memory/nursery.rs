@@ -294,7 +294,11 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
         .await
         .unwrap();
         let per_handle = kept / N as isize;
-        stat(backend, "a kept handle of a finished spawned child", per_handle);
+        stat(
+            backend,
+            "a kept handle of a finished spawned child",
+            per_handle,
+        );
         let bound = if multi { 400 } else { 240 };
         assert!(
             (150..=bound).contains(&per_handle),
@@ -317,7 +321,11 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
         )
         .await
         .unwrap();
-        stat(backend, "a polled child before its first poll", inline_child);
+        stat(
+            backend,
+            "a polled child before its first poll",
+            polled_child,
+        );
         assert!(
             (150..=260).contains(&polled_child),
             "{backend}: a polled child before its first poll: {polled_child} bytes (the \
@@ -329,7 +337,11 @@ fn a_kept_handle_holds_its_finished_childs_allocation_and_a_spawn_costs_before_i
             })
             .await
             .unwrap();
-            stat(backend, "a spawned child before its first poll", spawned_child);
+            stat(
+                backend,
+                "a spawned child before its first poll",
+                spawned_child,
+            );
             assert!(
                 (250..=360).contains(&spawned_child),
                 "{backend}: a spawned child before its first poll: {spawned_child} bytes \
@@ -369,7 +381,11 @@ fn a_kept_handle_holds_its_value_not_its_childs_large_future() {
         .unwrap();
         for (what, freed) in [("spawned", spawned), ("polled", polled)] {
             let per_handle = freed / N as isize;
-            stat(backend, &format!("a kept handle of a finished {what} child"), per_handle);
+            stat(
+                backend,
+                &format!("a kept handle of a finished {what} child"),
+                per_handle,
+            );
             assert!(
                 (100..=bound).contains(&per_handle),
                 "{backend}: a kept handle of a finished {what} child whose future held 4 KiB \
