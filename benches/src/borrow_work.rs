@@ -1,6 +1,6 @@
-//! The inline (borrowing) nursery's rows: spawn-and-join of N inline children against
+//! The polled (borrowing) nursery's rows: spawn-and-join of N polled children against
 //! `FuturesUnordered` of boxed futures (raw) and futures-concurrency's `FutureGroup`
-//! (reference, shown beside), and a two-way `inline::join` against `futures::join!` (raw)
+//! (reference, shown beside), and a two-way `join!(Polled: ..)` against `futures::join!` (raw)
 //! and futures-concurrency's `Join` for a tuple (reference), with its floor: `futures::join!`
 //! in a hatchery task against a raw one. Every side is timed inside
 //! the task the harness spawns on the backend's executor (never as the `block_on` root),
@@ -18,8 +18,8 @@ use crate::backend::Backend;
 use crate::work::yield_once;
 use crate::{count, report, time_row, time_row_ref, Config, Row};
 
-/// An inline nursery spawns `n` children that yield once, and returns once all have.
-async fn inline_spawn_join(n: usize) -> Duration {
+/// A polled nursery spawns `n` children that yield once, and returns once all have.
+async fn polled_spawn_join(n: usize) -> Duration {
     let start = Instant::now();
     hatchery::Polled::nursery(|nursery| async move {
         for _ in 0..n {
@@ -68,8 +68,8 @@ async fn step(i: usize) -> usize {
     i
 }
 
-/// `iters` two-way joins of futures that yield once, with `inline::join!`.
-async fn inline_join2(iters: usize) -> Duration {
+/// `iters` two-way joins of futures that yield once, with `join!(Polled: ..)`.
+async fn polled_join2(iters: usize) -> Duration {
     let start = Instant::now();
     for i in 0..iters {
         let out = hatchery::join!(Polled: step(i), step(i + 1));
@@ -78,8 +78,8 @@ async fn inline_join2(iters: usize) -> Duration {
     start.elapsed()
 }
 
-/// The same with `inline::join` of an array, which returns a `Vec`.
-async fn inline_join2_vec(iters: usize) -> Duration {
+/// The same with `Polled::join` of an array, which returns a `Vec`.
+async fn polled_join2_vec(iters: usize) -> Duration {
     let start = Instant::now();
     for i in 0..iters {
         let out = hatchery::Polled::join([step(i), step(i + 1)]).await;
@@ -112,36 +112,36 @@ async fn concurrency_join2(iters: usize) -> Duration {
 /// futures-concurrency's is the reference, shown beside it.
 pub(crate) fn run(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     let n = cfg.children;
-    if cfg.wants("inline_spawn_join", b.name) {
+    if cfg.wants("polled_spawn_join", b.name) {
         let raw = || b.raw(|| unordered_spawn_join(n), |_| unordered_spawn_join(n));
         let reference = || b.raw(|| group_spawn_join(n), |_| group_spawn_join(n));
-        let hatchery = || b.hatchery(inline_spawn_join(n));
-        let workload = format!("inline_spawn_join {}", count(n));
+        let hatchery = || b.hatchery(polled_spawn_join(n));
+        let workload = format!("polled_spawn_join {}", count(n));
         rows.push(time_row_ref(cfg, &workload, b, n, raw, reference, hatchery));
         report(rows);
     }
     let iters = cfg.children;
-    if cfg.wants("inline_join2", b.name) {
+    if cfg.wants("polled_join2", b.name) {
         let raw = || b.raw(|| raw_join2(iters), |_| raw_join2(iters));
         let reference = || b.raw(|| concurrency_join2(iters), |_| concurrency_join2(iters));
-        let hatchery = || b.hatchery(inline_join2(iters));
-        let workload = format!("inline_join2 x{}", count(iters));
+        let hatchery = || b.hatchery(polled_join2(iters));
+        let workload = format!("polled_join2 x{}", count(iters));
         rows.push(time_row_ref(
             cfg, &workload, b, iters, raw, reference, hatchery,
         ));
         report(rows);
     }
-    if cfg.wants("inline_join2_vec", b.name) {
+    if cfg.wants("polled_join2_vec", b.name) {
         let raw = || b.raw(|| raw_join2(iters), |_| raw_join2(iters));
         let reference = || b.raw(|| concurrency_join2(iters), |_| concurrency_join2(iters));
-        let hatchery = || b.hatchery(inline_join2_vec(iters));
-        let workload = format!("inline_join2_vec x{}", count(iters));
+        let hatchery = || b.hatchery(polled_join2_vec(iters));
+        let workload = format!("polled_join2_vec x{}", count(iters));
         rows.push(time_row_ref(
             cfg, &workload, b, iters, raw, reference, hatchery,
         ));
         report(rows);
     }
-    // The floor under `inline_join2`, as `yield` is under `move_on_after`: the same
+    // The floor under `polled_join2`, as `yield` is under `move_on_after`: the same
     // `futures::join!` on both sides, in a hatchery task against a raw one. What is left
     // is a hatchery task's per-poll cost (two polls per join), which every hatchery
     // combinator pays in addition to its own.

@@ -1,5 +1,5 @@
 //! The "memory stays flat" check (not a row of the table): a million short children in
-//! sequence, each backend, through the spawning nursery, the inline nursery and
+//! sequence, each backend, through the spawning nursery, the polled nursery and
 //! `service`, and a million connections to `serve` in sequence (over a Unix-domain
 //! socket, which leaves nothing in TIME_WAIT; a hundred thousand with `--quick`, where a
 //! million take 1.5 to 4 minutes per backend on a loaded 2-core machine); the heap's peak
@@ -88,7 +88,7 @@ async fn spawning() -> First {
     .unwrap()
 }
 
-async fn inline_children() -> First {
+async fn polled_children() -> First {
     let mut first = First::default();
     let live = Live::default();
     let live = &live;
@@ -176,7 +176,7 @@ pub(crate) fn run(quick: bool) -> bool {
     };
     let kinds: [(&str, usize, Run); 4] = [
         ("nursery", CHILDREN, |_| Box::pin(spawning())),
-        ("inline nursery", CHILDREN, |_| Box::pin(inline_children())),
+        ("polled nursery", CHILDREN, |_| Box::pin(polled_children())),
         ("service", CHILDREN, |_| Box::pin(background())),
         ("serve (Unix socket)", connections_per_run, |n| {
             Box::pin(connections(n))

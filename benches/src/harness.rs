@@ -69,7 +69,7 @@ impl Target {
                 max: 1.25,
             },
             // A two-way join against `futures::join!`, which polls two futures in place.
-            "inline_join2" | "inline_join2_vec" => Target::Ratio {
+            "polled_join2" | "polled_join2_vec" => Target::Ratio {
                 reference: false,
                 max: 1.5,
             },

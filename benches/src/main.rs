@@ -85,8 +85,8 @@ workloads: spawn_join, spawn_join_1k (children whose futures hold 1 KiB, which
            (the same under a deadline, against the executor's timeout), stack
            (bytes of stack per nested timeout against tokio::time::timeout, tokio-ct
            only), channel, recv_waiters, send_waiters, clone_drops, semaphore,
-           limiter, lock, inline_spawn_join, inline_join2, inline_join2_vec,
-           join2_in_task (the floor under inline_join2: futures::join! in a hatchery
+           limiter, lock, polled_spawn_join, polled_join2, polled_join2_vec,
+           join2_in_task (the floor under polled_join2: futures::join! in a hatchery
            task), ping_pong, echo, accept, spawn_wait (spawn `true` and wait:
            tokio::process, async-process; by the clock, by the process's CPU
            time, and by the clock inside the spawn calls), to_thread, run_blocking, from_thread,
@@ -119,9 +119,9 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "semaphore",
     "limiter",
     "lock",
-    "inline_spawn_join",
-    "inline_join2",
-    "inline_join2_vec",
+    "polled_spawn_join",
+    "polled_join2",
+    "polled_join2_vec",
     "join2_in_task",
     "ping_pong",
     "echo",
@@ -355,7 +355,7 @@ pub(crate) struct Row {
     pub(crate) raw: Option<Value>,
     /// A second side: what the row is judged against where that is not the raw side
     /// (raw plus the one allocation a hatchery child carries, a fair semaphore, a call
-    /// handed to a task by hand), or, for the inline rows, a second crate's idiom shown
+    /// handed to a task by hand), or, for the polled rows, a second crate's idiom shown
     /// beside the raw one (see [`harness::Target::of`]).
     pub(crate) reference: Option<Value>,
     pub(crate) hatchery: Option<Value>,

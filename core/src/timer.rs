@@ -85,8 +85,7 @@
 //!
 //! # What it buys
 //!
-//! Measured with the benches' `move_on_after` row (docs/src/performance.md, "Deadlines
-//! kept by the task"), this queue against a timer of its own for every scope, built both
+//! Measured with the benchmark's `move_on_after` row, this queue against a timer of its own for every scope, built both
 //! ways and run alternately (three runs each, hatchery / raw): 1.5x-2.0x against
 //! 2.4x-3.0x on tokio, 1.0x-1.3x against 1.7x-2.1x on smol. A sleep alone in its task
 //! keeping a timer of its own (not the queue) buys `cancel_parked` in a sleep about 10%

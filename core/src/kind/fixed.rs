@@ -28,8 +28,7 @@
 //! needs its node, as a join of computations or of foreign I/O, costs what
 //! `futures::join!` costs, plus its bookkeeping. (The figure: 90 instructions per
 //! two-future join over `futures::join!` in the same task, on tokio-ct by callgrind,
-//! where making the node at every join would add a node's entry, install and finish;
-//! the book's performance chapter, *The per-poll cost and the polled rows*.)
+//! where making the node at every join would add a node's entry, install and finish.)
 //!
 //! Most polls are the fast path ([`Fast`]): no node made yet, nothing cancelled, no
 //! error or panic, in a caller's scope that is not cancelled. Each future is polled and

@@ -124,7 +124,7 @@ pub(crate) enum Outputs<V> {
     /// does not stop lets every future finish (the polled kind's fast path: no index, no
     /// sort, no second vector; handing its outputs over as `Completed` costs an
     /// `Polled::join` of two futures 336 more instructions, 1357 against 1693 per join on
-    /// tokio-ct by callgrind, the `inline_join2_vec` cell).
+    /// tokio-ct by callgrind, the `polled_join2_vec` cell).
     InOrder(Vec<V>),
     /// Each with its input's index, in the order they completed.
     Completed(Vec<(usize, V)>),
