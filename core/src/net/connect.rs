@@ -14,8 +14,9 @@ use rustix::net::SocketType;
 use super::addr::{describe, resolve, Resolve, ToSocketAddrs};
 use super::io::{current_network, enter, Io};
 use super::{sys, TcpStream};
+use crate::nursery::{nursery, Nursery};
+use crate::scope::move_on_after;
 use crate::sync::Event;
-use crate::{move_on_after, nursery, Nursery};
 
 /// The default delay between the connection attempts of happy eyeballs: 250 ms, as
 /// RFC 8305 recommends and trio uses.

@@ -6,7 +6,9 @@ use std::io;
 use std::task::Poll;
 use std::time::Duration;
 
-use crate::{nursery, sleep, Nursery, NurseryError};
+use crate::error::NurseryError;
+use crate::nursery::{nursery, Nursery};
+use crate::time::sleep;
 
 /// How long [`serve_in`] waits before accepting again when the system is out of
 /// resources (too many open files): trio's choice.

@@ -72,7 +72,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::{block_on, current_caller, in_async_code, Call, Caller, Failed, Reply, ReplySender};
-use crate::CancelScope;
+use crate::scope::CancelScope;
 
 pub use super::portal::{
     blocking_portal, start_blocking_portal, BlockingPortal, PortalError, PortalRuntime, PortalTask,

@@ -16,8 +16,9 @@ use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 
 use super::{block_on, catch_panic, in_async_code, lock, Panic};
+use crate::child::TaskHandle;
+use crate::nursery::{nursery, Nursery, TaskStatus};
 use crate::sync::Event;
-use crate::{nursery, Nursery, TaskHandle, TaskStatus};
 
 /// Where a portal is in its life.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
