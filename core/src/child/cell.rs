@@ -570,8 +570,11 @@ impl<B: Body, S: Sched> Run for Node<Cell<B, S>> {
             return body.poll(node_of(self), &mut own, first, cx.waker(), state, sched);
         }
         // A polled child's waker is its node, made here by reference, with no count (one
-        // is taken only where it is kept, as by its registration).
-        let ptr = std::ptr::from_ref(self).cast::<()>();
+        // is taken only where it is kept, as by its registration). Its data is the lent
+        // address, whose provenance covers the whole allocation, counts included (not
+        // `self`'s, which covers the node alone: a clone's count would be out of its
+        // reach).
+        let ptr = lend.as_ptr();
         // SAFETY: the waker's data is this allocation, whose `RawTask` keeps it alive for
         // the call; the vtable is this cell's, which counts and frees it as an `Arc`.
         let waker = std::mem::ManuallyDrop::new(unsafe {

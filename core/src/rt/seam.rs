@@ -570,7 +570,7 @@ pub struct Task {
 ///
 /// The task layer polls the future in place, through a shared reference, which is sound
 /// only if one caller at a time does: that caller is the allocation's [`RawTask`], the
-/// one `Arc<dyn Run>` the task layer makes for it (see `task::raw`).
+/// one `Arc<dyn Run>` the task layer makes for it (see `child::cell`).
 pub(crate) trait Run: Send + Sync {
     /// Polls the task. Only the allocation's [`RawTask`] calls this, with its [`Lend`].
     fn poll_run(&self, lend: Lend<'_>, cx: &mut Context<'_>) -> Poll<()>;
@@ -588,7 +588,7 @@ pub(crate) trait Run: Send + Sync {
 /// The [`RawTask`]'s own reference to the allocation a [`Run`] method is called on, for
 /// the length of that call: only a `RawTask` makes one, of the `Arc` it holds and
 /// through which it calls, so the task layer can lend that reference to the task's
-/// context for the call rather than keep a second one (see `task::raw`).
+/// context for the call rather than keep a second one (see `child::cell`).
 #[derive(Clone, Copy)]
 pub(crate) struct Lend<'a> {
     /// The allocation's address, as [`Arc::as_ptr`] of the `RawTask`'s `Arc` gives it.
