@@ -318,6 +318,37 @@ fn woken_from_another_thread() -> impl Future<Output = ()> {
     })
 }
 
+/// A leak of the process into a run: the order in which a `HashMap` with its own
+/// random keys hands out its entries decides the bytes sent, and nothing else (the same
+/// messages, the same ids, in the same order). Two runs of one seed send other bytes.
+async fn hashmap_order_leak() {
+    let map: std::collections::HashMap<u32, ()> = (0..32).map(|k| (k, ())).collect();
+    let a = hatchery::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let b = hatchery::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = b.local_addr().unwrap();
+    for key in map.keys() {
+        a.send_to(&key.to_le_bytes(), to).await.unwrap();
+    }
+    for _ in 0..32 {
+        b.recv_from(&mut [0; 4]).await.unwrap();
+    }
+}
+
+/// The trace's hash covers the bytes of the messages: the `HashMap` leak, whose events
+/// are the same kinds with the same ids in both runs, gives two hashes.
+#[test]
+fn the_trace_hash_covers_the_bytes_sent() {
+    let (_, first) = Sim::new(0).run_traced(hashmap_order_leak());
+    let (_, second) = Sim::new(0).run_traced(hashmap_order_leak());
+    assert_eq!(first.messages(), 32);
+    assert_eq!(
+        (first.polls(), first.wakes(), first.messages()),
+        (second.polls(), second.wakes(), second.messages()),
+        "the same events"
+    );
+    assert_ne!(first.hash(), second.hash(), "other bytes, another hash");
+}
+
 #[test]
 fn a_wake_from_another_thread_is_refused() {
     let out = catch_unwind(|| Sim::new(3).run(woken_from_another_thread()));

@@ -13,14 +13,18 @@
 //!    trace. Wakers of tasks are woken after the lock is let go (the executor's invariant
 //!    4): every function that wakes collects them in a `Vec<Waker>`.
 //! 3. TCP keeps order: each direction of a connection is a queue of segments, and only
-//!    its head has a timer. A head whose link is down (a partition, or a host that is
-//!    down) stalls, with the queue behind it, until the link is back: TCP retransmits, so
-//!    nothing is lost, only late. UDP datagrams each have their own timer, and a link that
-//!    is down loses them.
+//!    its head has a timer. A head whose link is down (a partition or a hold in its
+//!    direction, or a host that is down) stalls, with the queue behind it, until the link
+//!    is back: TCP retransmits, so nothing is lost, only late. A reset is a message too,
+//!    and waits for its link the same way. UDP datagrams each have their own timer; a
+//!    partition or a host that is down loses them, a hold keeps them until released.
 //! 4. A socket belongs to its host's life (incarnation): once the host has crashed, the
 //!    socket is dead, silently (its drop sends nothing, its peers hear nothing). A segment
 //!    that reaches a dead end of a host that is up again is answered with a reset, as a
 //!    restarted host's kernel answers a connection it does not know.
+//! 5. A crashed host sends nothing more: the TCP segments its sockets had queued and not
+//!    delivered go with it (the kernel's buffers), and so do the resets it had sent;
+//!    only its datagrams already on their way still arrive.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -133,6 +137,15 @@ struct HostState {
     make: Option<(Make, Arc<dyn Runtime>)>,
 }
 
+/// What cuts one direction between two hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Cut {
+    /// A partition: TCP waits, datagrams are lost.
+    partitioned: bool,
+    /// A hold: TCP and datagrams wait, until released.
+    held: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Proto {
     Tcp,
@@ -151,14 +164,19 @@ pub(crate) struct NetState {
     hosts: Vec<HostState>,
     default_link: Link,
     links: BTreeMap<(usize, usize), Link>,
-    /// Pairs of hosts (lower first) that cannot reach each other.
-    partitions: BTreeSet<(usize, usize)>,
+    /// Directions between hosts (from, to) that are cut or held.
+    cuts: BTreeMap<(usize, usize), Cut>,
     conns: BTreeMap<u64, Conn>,
     listeners: BTreeMap<u64, Listener>,
     udps: BTreeMap<u64, Udp>,
     datagrams: BTreeMap<u64, Datagram>,
     /// Directions of connections whose head waits for its link (invariant 3).
     stalled: BTreeSet<(u64, usize)>,
+    /// Resets that wait for their link (invariant 3): to `side` of `conn`, from its
+    /// other side's host in its life `life`.
+    stalled_resets: BTreeSet<(u64, usize, u64)>,
+    /// Datagrams held by a hold, in the order they were sent.
+    held: Vec<u64>,
     next_id: u64,
     rng: fastrand::Rng,
 }
@@ -169,12 +187,14 @@ impl NetState {
             hosts: Vec::new(),
             default_link: Link::default(),
             links: BTreeMap::new(),
-            partitions: BTreeSet::new(),
+            cuts: BTreeMap::new(),
             conns: BTreeMap::new(),
             listeners: BTreeMap::new(),
             udps: BTreeMap::new(),
             datagrams: BTreeMap::new(),
             stalled: BTreeSet::new(),
+            stalled_resets: BTreeSet::new(),
+            held: Vec::new(),
             next_id: 0,
             // Another stream than the schedule's and the thread's, from the same seed.
             rng: fastrand::Rng::with_seed(seed ^ 0x6A09_E667_F3BC_C908),
@@ -220,6 +240,16 @@ impl NetState {
     fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Two distinct hosts by name, for a fault of `what` between them.
+    fn link_between(&self, a: &str, b: &str, what: &str) -> (usize, usize) {
+        let (a, b) = (self.host_named(a), self.host_named(b));
+        assert_ne!(
+            a, b,
+            "hatchery-sim: {what} is between two hosts (a host's loopback is not a link)"
+        );
+        (a, b)
     }
 
     fn host_named(&self, name: &str) -> usize {
@@ -280,10 +310,31 @@ impl NetState {
         chance > 0.0 && self.rng.f64() < chance
     }
 
-    /// Whether a message from `a` cannot reach `b` now: a partition between them, or `b`
-    /// is down.
+    /// What cuts the direction from `a` to `b`.
+    fn cut(&self, a: usize, b: usize) -> Cut {
+        self.cuts.get(&(a, b)).copied().unwrap_or_default()
+    }
+
+    /// Whether a message from `a` cannot reach `b` now: a partition or a hold in that
+    /// direction, or `b` is down (invariant 3).
     fn blocked(&self, a: usize, b: usize) -> bool {
-        !self.hosts[b].up || self.partitions.contains(&(a.min(b), a.max(b)))
+        let cut = self.cut(a, b);
+        !self.hosts[b].up || cut.partitioned || cut.held
+    }
+
+    /// Whether a datagram from `a` to `b` is lost now: a partition in that direction, or
+    /// `b` is down (a hold keeps it).
+    fn loses(&self, a: usize, b: usize) -> bool {
+        !self.hosts[b].up || self.cut(a, b).partitioned
+    }
+
+    /// Sets or clears what cuts the direction from `a` to `b`.
+    fn set_cut(&mut self, a: usize, b: usize, f: impl FnOnce(&mut Cut)) {
+        let cut = self.cuts.entry((a, b)).or_default();
+        f(cut);
+        if *cut == Cut::default() {
+            self.cuts.remove(&(a, b));
+        }
     }
 
     /// Whether a socket of `host` made in its life `life` is still alive (invariant 4).
@@ -483,8 +534,9 @@ struct Listener {
 enum Due {
     /// The head segment of one direction of a connection: from `side` to the other.
     Tcp { conn: u64, side: usize },
-    /// A reset to `side` of a connection, out of band.
-    Reset { conn: u64, side: usize },
+    /// A reset to `side` of a connection, out of band, from the other side's host in
+    /// its life `life` (invariant 5).
+    Reset { conn: u64, side: usize, life: u64 },
     /// A datagram.
     Udp { id: u64 },
     /// The answer to a datagram that met a port where nothing receives (ICMP's "port
@@ -558,36 +610,49 @@ fn arm_head(s: &mut State, shared: &Arc<Shared>, conn: u64, side: usize) {
     arm(s, shared, at, Due::Tcp { conn, side });
 }
 
-/// Sends a reset to `side` of `conn`, out of band (after a link's delay).
+/// Sends a reset to `side` of `conn`, out of band (after a link's delay), from the
+/// other side's host as it is now (its kernel's answer).
 fn send_reset(s: &mut State, shared: &Arc<Shared>, conn: u64, side: usize) {
     let (from, to) = {
         let c = &s.net.conns[&conn];
         (c.ends[1 - side].host, c.ends[side].host)
     };
+    let life = s.net.hosts[from].life;
     let at = s.now() + s.net.delay(from, to);
-    arm(s, shared, at, Due::Reset { conn, side });
+    arm(s, shared, at, Due::Reset { conn, side, life });
+}
+
+/// A reset reaches `side` of `conn`: it resets that end, unless its link is down, when it
+/// waits (invariant 3), or its sender has crashed since, when it is gone (invariant 5).
+fn deliver_reset(s: &mut State, conn: u64, side: usize, life: u64, wake: &mut Vec<Waker>) {
+    let net = &mut s.net;
+    let Some(c) = net.conns.get(&conn) else {
+        return;
+    };
+    let (from, end) = (c.ends[1 - side].host, &c.ends[side]);
+    if !net.alive(from, life) {
+        return; // its sender crashed: nothing more comes from it
+    }
+    if !net.alive(end.host, end.life) || end.closed || end.reset {
+        return;
+    }
+    if net.blocked(from, end.host) {
+        net.stalled_resets.insert((conn, side, life));
+        return;
+    }
+    let id = net.id();
+    let end = &mut net.conns.get_mut(&conn).expect("a connection").ends[side];
+    end.reset = true;
+    end.recv.clear();
+    end.out.clear();
+    end.wake_all(wake);
+    s.recorder.push(Event::Deliver(id));
 }
 
 fn deliver(s: &mut State, shared: &Arc<Shared>, due: Due, wake: &mut Vec<Waker>) {
     match due {
         Due::Tcp { conn, side } => deliver_segment(s, shared, conn, side, wake),
-        Due::Reset { conn, side } => {
-            let net = &mut s.net;
-            let Some(c) = net.conns.get(&conn) else {
-                return;
-            };
-            let end = &c.ends[side];
-            if !net.alive(end.host, end.life) || end.closed || end.reset {
-                return;
-            }
-            let id = net.id();
-            let end = &mut net.conns.get_mut(&conn).expect("a connection").ends[side];
-            end.reset = true;
-            end.recv.clear();
-            end.out.clear();
-            end.wake_all(wake);
-            s.recorder.push(Event::Deliver(id));
-        }
+        Due::Reset { conn, side, life } => deliver_reset(s, conn, side, life, wake),
         Due::Udp { id } => deliver_datagram(s, shared, id, wake),
         Due::Unreachable { id } => deliver_unreachable(s, id, wake),
     }
@@ -615,9 +680,13 @@ fn deliver_segment(
         return;
     }
     let id = s.net.id();
-    s.recorder.push(Event::Deliver(id));
     let c = s.net.conns.get_mut(&conn).expect("a connection");
     let segment = c.ends[side].out.pop_front().expect("a head");
+    match &segment.kind {
+        SegmentKind::Data(bytes) => s.recorder.push_with(Event::Deliver(id), bytes),
+        _ => s.recorder.push(Event::Deliver(id)),
+    }
+    let c = s.net.conns.get_mut(&conn).expect("a connection");
     let to_side = 1 - side;
     match segment.kind {
         SegmentKind::Syn => {
@@ -678,8 +747,9 @@ fn deliver_segment(
     collect(s, conn);
 }
 
-/// Re-arms the stalled directions whose links are back (a partition healed, a host
-/// restarted), from now (invariant 3).
+/// Re-arms the stalled directions and resets whose links are back (a partition healed,
+/// a hold released, a host restarted), from now, and sends the datagrams a released
+/// hold kept (invariant 3).
 fn unstall(s: &mut State, shared: &Arc<Shared>) {
     let stalled: Vec<(u64, usize)> = s.net.stalled.iter().copied().collect();
     for (conn, side) in stalled {
@@ -698,6 +768,51 @@ fn unstall(s: &mut State, shared: &Arc<Shared>) {
             head.due = head.due.max(at);
         }
         arm_head(s, shared, conn, side);
+    }
+    let resets: Vec<(u64, usize, u64)> = s.net.stalled_resets.iter().copied().collect();
+    for (conn, side, life) in resets {
+        let Some(c) = s.net.conns.get(&conn) else {
+            s.net.stalled_resets.remove(&(conn, side, life));
+            continue;
+        };
+        let (from, to) = (c.ends[1 - side].host, c.ends[side].host);
+        if s.net.blocked(from, to) {
+            continue;
+        }
+        s.net.stalled_resets.remove(&(conn, side, life));
+        let at = s.now() + s.net.delay(from, to);
+        arm(s, shared, at, Due::Reset { conn, side, life });
+    }
+    let held = std::mem::take(&mut s.net.held);
+    for id in held {
+        let Some(d) = s.net.datagrams.get(&id) else {
+            continue;
+        };
+        let (from, to) = (d.from_host, d.to_host);
+        if s.net.blocked(from, to) && !s.net.loses(from, to) {
+            s.net.held.push(id); // still held
+            continue;
+        }
+        let at = s.now() + s.net.delay(from, to);
+        arm(s, shared, at, Due::Udp { id });
+    }
+}
+
+/// Drops what `host`, crashed, had queued and not delivered: the TCP segments of its
+/// sockets of the life `life` (invariant 5). Its resets in flight are dropped as they
+/// arrive ([`deliver_reset`]).
+fn drop_queued(s: &mut State, host: usize, life: u64) {
+    let ids: Vec<u64> = s.net.conns.keys().copied().collect();
+    for id in ids {
+        let c = s.net.conns.get_mut(&id).expect("a connection");
+        for side in 0..2 {
+            let end = &mut c.ends[side];
+            if end.host == host && end.life == life && !end.out.is_empty() {
+                end.out.clear();
+                s.net.stalled.remove(&(id, side));
+            }
+        }
+        collect(s, id);
     }
 }
 
@@ -1144,9 +1259,13 @@ fn deliver_datagram(s: &mut State, shared: &Arc<Shared>, id: u64, wake: &mut Vec
     let Some(d) = s.net.datagrams.get(&id) else {
         return;
     };
-    if s.net.blocked(d.from_host, d.to_host) {
+    if s.net.loses(d.from_host, d.to_host) {
         s.net.datagrams.remove(&id);
         s.recorder.push(Event::Lost(id));
+        return;
+    }
+    if s.net.blocked(d.from_host, d.to_host) {
+        s.net.held.push(id); // a hold: sent on when released
         return;
     }
     let target = s
@@ -1170,9 +1289,9 @@ fn deliver_datagram(s: &mut State, shared: &Arc<Shared>, id: u64, wake: &mut Vec
         s.recorder.push(Event::Lost(id)); // not its peer's, or its buffer is full
         return;
     }
+    s.recorder.push_with(Event::Deliver(id), &d.bytes);
     socket.queue.push_back((d.bytes, d.from));
     wake.extend(socket.waker.take());
-    s.recorder.push(Event::Deliver(id));
 }
 
 /// The "port unreachable" answer to datagram `id` reaches its sender: a connected socket
@@ -1245,8 +1364,9 @@ impl NetDatagram for SimDatagram {
         let copies = if s.net.chance(link.duplicate) { 2 } else { 1 };
         for _ in 0..copies {
             let id = s.net.id();
-            // Lost to the link, or to a partition (or a host down) now or on arrival.
-            if s.net.chance(link.loss) || s.net.blocked(from_host, to_host) {
+            // Lost to the link, or to a partition (or a host down) now or on arrival; a
+            // hold keeps it (on arrival).
+            if s.net.chance(link.loss) || s.net.loses(from_host, to_host) {
                 s.recorder.push(Event::Lost(id));
                 continue;
             }
@@ -1659,15 +1779,62 @@ impl Net {
     /// ```
     pub fn partition(&self, a: &str, b: &str) {
         self.with(|s, _| {
-            let (a, b) = (s.net.host_named(a), s.net.host_named(b));
-            assert_ne!(a, b, "hatchery-sim: a partition is between two hosts");
-            s.net.partitions.insert((a.min(b), a.max(b)));
+            let (a, b) = s.net.link_between(a, b, "a partition");
+            s.net.set_cut(a, b, |c| c.partitioned = true);
+            s.net.set_cut(b, a, |c| c.partitioned = true);
             s.recorder.push(Event::Partition(a as u64, b as u64));
         });
     }
 
-    /// Ends a partition between `a` and `b`: the TCP segments that waited are on their
-    /// way again (after a link's delay).
+    /// Cuts the messages from host `from` to host `to`, and only those, until
+    /// [`heal_oneway`](Net::heal_oneway) (or [`heal`](Net::heal)): a one-way partition,
+    /// as a firewall rule or a broken route in one direction makes. `to` hears nothing
+    /// from `from` (its TCP segments and connection attempts wait, its datagrams are
+    /// lost), while `to`'s messages reach `from`.
+    ///
+    /// # Panics
+    ///
+    /// If a host does not exist, or `from` is `to`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::net::UdpSocket;
+    ///
+    /// hatchery_sim::Sim::new(0).run(async {
+    ///     let net = hatchery_sim::net();
+    ///     net.host("peer", || async {
+    ///         let socket = UdpSocket::bind("0.0.0.0:9").await?;
+    ///         let mut buf = [0; 16];
+    ///         loop {
+    ///             let (n, from) = socket.recv_from(&mut buf).await?;
+    ///             socket.send_to(&buf[..n], from).await?;
+    ///         }
+    ///     });
+    ///     let socket = UdpSocket::bind("0.0.0.0:0").await?;
+    ///     socket.connect(("peer", 9)).await?;
+    ///     net.partition_oneway("peer", "main"); // the answers are lost
+    ///     socket.send(b"ping").await?;
+    ///     let answer = hatchery::move_on_after(Duration::from_secs(1), socket.recv(&mut [0; 16]));
+    ///     assert!(answer.await.is_none());
+    ///     net.heal_oneway("peer", "main");
+    ///     socket.send(b"ping").await?;
+    ///     assert_eq!(socket.recv(&mut [0; 16]).await?, 4);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn partition_oneway(&self, from: &str, to: &str) {
+        self.with(|s, _| {
+            let (a, b) = s.net.link_between(from, to, "a partition");
+            s.net.set_cut(a, b, |c| c.partitioned = true);
+            s.recorder.push(Event::PartitionOneway(a as u64, b as u64));
+        });
+    }
+
+    /// Ends a partition between `a` and `b`, both ways (a one-way one included): the TCP
+    /// segments that waited are on their way again (after a link's delay).
     ///
     /// # Panics
     ///
@@ -1680,13 +1847,102 @@ impl Net {
         let shared = self.shared.clone();
         self.with(|s, _| {
             let (a, b) = (s.net.host_named(a), s.net.host_named(b));
-            s.net.partitions.remove(&(a.min(b), a.max(b)));
+            s.net.set_cut(a, b, |c| c.partitioned = false);
+            s.net.set_cut(b, a, |c| c.partitioned = false);
             s.recorder.push(Event::Heal(a as u64, b as u64));
             unstall(s, &shared);
         });
     }
 
-    /// Ends every partition.
+    /// Ends the one-way partition from `from` to `to` (see
+    /// [`partition_oneway`](Net::partition_oneway)); the other direction stays as it is.
+    ///
+    /// # Panics
+    ///
+    /// If a host does not exist.
+    ///
+    /// # Examples
+    ///
+    /// See [`partition_oneway`](Net::partition_oneway).
+    pub fn heal_oneway(&self, from: &str, to: &str) {
+        let shared = self.shared.clone();
+        self.with(|s, _| {
+            let (a, b) = (s.net.host_named(from), s.net.host_named(to));
+            s.net.set_cut(a, b, |c| c.partitioned = false);
+            s.recorder.push(Event::HealOneway(a as u64, b as u64));
+            unstall(s, &shared);
+        });
+    }
+
+    /// Holds every message between hosts `a` and `b`, both ways, until
+    /// [`release`](Net::release)d: TCP segments, connection attempts and datagrams wait,
+    /// none is lost, and all go on their way at the release (each after a link's delay:
+    /// TCP in order, datagrams in any order the jitter gives). A network that stalls
+    /// (a congested switch, a long GC pause of a middlebox) rather than one that drops.
+    ///
+    /// # Panics
+    ///
+    /// If a host does not exist, or `a` is `b`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::net::UdpSocket;
+    ///
+    /// hatchery_sim::Sim::new(0).run(async {
+    ///     let net = hatchery_sim::net();
+    ///     net.host("echo", || async {
+    ///         let socket = UdpSocket::bind("0.0.0.0:7").await?;
+    ///         let mut buf = [0; 16];
+    ///         loop {
+    ///             let (n, from) = socket.recv_from(&mut buf).await?;
+    ///             socket.send_to(&buf[..n], from).await?;
+    ///         }
+    ///     });
+    ///     let socket = UdpSocket::bind("0.0.0.0:0").await?;
+    ///     socket.connect(("echo", 7)).await?;
+    ///     net.hold("main", "echo");
+    ///     socket.send(b"later").await?;
+    ///     let held = hatchery::move_on_after(Duration::from_secs(5), socket.recv(&mut [0; 16]));
+    ///     assert!(held.await.is_none()); // nothing comes back while held
+    ///     net.release("main", "echo");
+    ///     assert_eq!(socket.recv(&mut [0; 16]).await?, 5); // not lost: on its way now
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn hold(&self, a: &str, b: &str) {
+        self.with(|s, _| {
+            let (a, b) = s.net.link_between(a, b, "a hold");
+            s.net.set_cut(a, b, |c| c.held = true);
+            s.net.set_cut(b, a, |c| c.held = true);
+            s.recorder.push(Event::Hold(a as u64, b as u64));
+        });
+    }
+
+    /// Releases the messages held between `a` and `b` (see [`hold`](Net::hold)): each
+    /// goes on its way, arriving after a link's delay.
+    ///
+    /// # Panics
+    ///
+    /// If a host does not exist.
+    ///
+    /// # Examples
+    ///
+    /// See [`hold`](Net::hold).
+    pub fn release(&self, a: &str, b: &str) {
+        let shared = self.shared.clone();
+        self.with(|s, _| {
+            let (a, b) = (s.net.host_named(a), s.net.host_named(b));
+            s.net.set_cut(a, b, |c| c.held = false);
+            s.net.set_cut(b, a, |c| c.held = false);
+            s.recorder.push(Event::Release(a as u64, b as u64));
+            unstall(s, &shared);
+        });
+    }
+
+    /// Ends every partition, one-way ones included (holds stay).
     ///
     /// # Examples
     ///
@@ -1701,9 +1957,16 @@ impl Net {
     pub fn heal_all(&self) {
         let shared = self.shared.clone();
         self.with(|s, _| {
-            let all = std::mem::take(&mut s.net.partitions);
-            for (a, b) in all {
-                s.recorder.push(Event::Heal(a as u64, b as u64));
+            let cut: Vec<(usize, usize)> = s
+                .net
+                .cuts
+                .iter()
+                .filter(|(_, c)| c.partitioned)
+                .map(|(&k, _)| k)
+                .collect();
+            for (a, b) in cut {
+                s.net.set_cut(a, b, |c| c.partitioned = false);
+                s.recorder.push(Event::HealOneway(a as u64, b as u64));
             }
             unstall(s, &shared);
         });
@@ -2002,10 +2265,12 @@ impl Host {
                 return;
             }
             h.up = false;
+            let life = h.life;
             h.life += 1;
             h.ports.clear();
             s.recorder.push(Event::Crash(self.index as u64));
             s.doom_host(self.index);
+            drop_queued(s, self.index, life);
         });
     }
 
