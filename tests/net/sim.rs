@@ -576,6 +576,74 @@ fn z8_a_oneway_partition_cuts_one_direction() {
         .unwrap();
 }
 
+/// Z9: a paused host's tasks do not run, while its network goes on: a request to it
+/// waits (its bytes wait in its socket), and is answered once it resumes; a pause is not
+/// a crash (nothing is lost).
+#[test]
+fn z9_a_paused_host_answers_once_resumed() {
+    for seed in 0..10 {
+        Sim::new(seed)
+            .run(async {
+                let net = hatchery_sim::net();
+                let server = net.host("server", || echo_server(7));
+                let mut stream = TcpStream::connect(("server", 7)).await?;
+                assert_eq!(round_trip(&mut stream, b"a").await?, b"a");
+                server.pause();
+                assert!(server.is_paused() && server.is_up());
+                let frozen = move_on_after(Duration::from_secs(30), round_trip(&mut stream, b"b"));
+                assert!(frozen.await.is_none(), "a paused host answers nothing");
+                server.resume();
+                let resumed = hatchery::now();
+                let mut buf = [0; 1];
+                stream.read_exact(&mut buf).await?; // the cut round trip's answer
+                assert_eq!(&buf, b"b");
+                assert!(hatchery::now() - resumed < ms(5));
+                assert_eq!(round_trip(&mut stream, b"c").await?, b"c");
+                Ok::<_, io::Error>(())
+            })
+            .unwrap();
+    }
+}
+
+/// Z10: random faults overlap: a crash strikes during a partition, and a partition
+/// starts during a crash, under some seeds of a few.
+#[test]
+fn z10_random_faults_overlap() {
+    let (mut crash_in_partition, mut partition_in_crash) = (false, false);
+    for seed in 0..20 {
+        let (_, trace) = Sim::new(seed).record_events(true).run_traced(async {
+            let net = hatchery_sim::net();
+            net.host("server", || echo_server(7));
+            let faults = Faults::between(["main", "server"])
+                .only()
+                .partitions(1)
+                .crashes(1)
+                .every(ms(100)..ms(300))
+                .lasting(ms(200)..ms(1000));
+            move_on_after(Duration::from_secs(10), net.random_faults(faults)).await;
+        });
+        let (mut partitioned, mut down) = (false, false);
+        for event in trace.events() {
+            match *event {
+                Event::Partition(..) => {
+                    partition_in_crash |= down;
+                    partitioned = true;
+                }
+                Event::Heal(..) => partitioned = false,
+                Event::Crash(_) => {
+                    crash_in_partition |= partitioned;
+                    down = true;
+                }
+                Event::Restart(_) => down = false,
+                _ => {}
+            }
+        }
+        assert!(!partitioned && !down, "seed {seed}: repaired when dropped");
+    }
+    assert!(crash_in_partition, "a crash during a partition");
+    assert!(partition_in_crash, "a partition during a crash");
+}
+
 /// Z6: a crash drops the host's tasks where they stand (no cleanup runs, shielded or
 /// not), its sockets go silently (the peer's read waits), and after a restart the host
 /// runs again and the peer's next segment meets a reset.

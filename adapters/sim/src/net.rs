@@ -232,6 +232,11 @@ impl NetState {
         index
     }
 
+    /// The name of `host`, if there is one.
+    pub(crate) fn host_name(&self, host: usize) -> Option<String> {
+        self.hosts.get(host).map(|h| h.name.clone())
+    }
+
     /// Whether `host` is up (the root's always is).
     pub(crate) fn is_up(&self, host: usize) -> bool {
         self.hosts.get(host).is_some_and(|h| h.up)
@@ -1811,12 +1816,15 @@ impl Net {
     ///             let (n, from) = socket.recv_from(&mut buf).await?;
     ///             socket.send_to(&buf[..n], from).await?;
     ///         }
+    ///         #[allow(unreachable_code)]
+    ///         std::io::Result::Ok(())
     ///     });
     ///     let socket = UdpSocket::bind("0.0.0.0:0").await?;
     ///     socket.connect(("peer", 9)).await?;
     ///     net.partition_oneway("peer", "main"); // the answers are lost
     ///     socket.send(b"ping").await?;
-    ///     let answer = hatchery::move_on_after(Duration::from_secs(1), socket.recv(&mut [0; 16]));
+    ///     let mut buf = [0; 16];
+    ///     let answer = hatchery::move_on_after(Duration::from_secs(1), socket.recv(&mut buf));
     ///     assert!(answer.await.is_none());
     ///     net.heal_oneway("peer", "main");
     ///     socket.send(b"ping").await?;
@@ -1899,12 +1907,15 @@ impl Net {
     ///             let (n, from) = socket.recv_from(&mut buf).await?;
     ///             socket.send_to(&buf[..n], from).await?;
     ///         }
+    ///         #[allow(unreachable_code)]
+    ///         std::io::Result::Ok(())
     ///     });
     ///     let socket = UdpSocket::bind("0.0.0.0:0").await?;
     ///     socket.connect(("echo", 7)).await?;
     ///     net.hold("main", "echo");
     ///     socket.send(b"later").await?;
-    ///     let held = hatchery::move_on_after(Duration::from_secs(5), socket.recv(&mut [0; 16]));
+    ///     let mut buf = [0; 16];
+    ///     let held = hatchery::move_on_after(Duration::from_secs(5), socket.recv(&mut buf));
     ///     assert!(held.await.is_none()); // nothing comes back while held
     ///     net.release("main", "echo");
     ///     assert_eq!(socket.recv(&mut [0; 16]).await?, 5); // not lost: on its way now
@@ -2039,6 +2050,32 @@ impl Net {
         self.lookup(host).crash();
     }
 
+    /// Pauses `host` (see [`Host::pause`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`Host::pause`].
+    ///
+    /// # Examples
+    ///
+    /// See [`Host::pause`].
+    pub fn pause(&self, host: &str) {
+        self.lookup(host).pause();
+    }
+
+    /// Resumes `host` (see [`Host::resume`]).
+    ///
+    /// # Panics
+    ///
+    /// If there is no such host.
+    ///
+    /// # Examples
+    ///
+    /// See [`Host::pause`].
+    pub fn resume(&self, host: &str) {
+        self.lookup(host).resume();
+    }
+
     /// Restarts `host` (see [`Host::restart`]).
     ///
     /// # Panics
@@ -2052,17 +2089,24 @@ impl Net {
         self.lookup(host).restart();
     }
 
-    /// Injects faults drawn from the seed, one after the other, among the hosts that
-    /// `faults` names, for as long as it runs: a future to run beside the scenario (spawn
-    /// it into the test's nursery, and cancel it when the scenario is done). Each fault
-    /// lasts a drawn time, then is repaired (a partition healed, a crashed host
-    /// restarted) before the next is drawn; one in force when the future is dropped is
-    /// repaired then.
+    /// Injects faults drawn from the seed among the hosts that `faults` names, for as
+    /// long as it runs: a future to run beside the scenario (spawn it into the test's
+    /// nursery, and cancel it when the scenario is done). A fault starts every drawn
+    /// pause ([`Faults::every`], counted from the start of the one before), lasts a drawn
+    /// time ([`Faults::lasting`]), and is then repaired (a partition healed, a hold
+    /// released, a crashed host restarted, a paused one resumed); a reset is over at
+    /// once. Faults overlap: one that lasts longer than the pause before the next is
+    /// still in force when the next starts, so a host crashes during a partition, a
+    /// partition starts during a crash, a paused host is partitioned. A fault that would
+    /// repeat one in force (the same pair partitioned or held again, a host that is down
+    /// crashed, a paused one paused) is not injected. Those in force when the future is
+    /// dropped are repaired then.
     ///
     /// # Cancel safety
     ///
-    /// Meant to be cancelled: dropped or cancelled where it waits, it repairs the fault in
-    /// force (heals the partition, restarts the host) and injects no more.
+    /// Meant to be cancelled: dropped or cancelled where it waits, it repairs the faults
+    /// in force (heals the partitions, releases the holds, restarts and resumes the
+    /// hosts) and injects no more.
     ///
     /// # Panics
     ///
@@ -2087,74 +2131,175 @@ impl Net {
             faults.hosts.len() >= 2,
             "hatchery-sim: random faults need two hosts at least"
         );
-        for name in &faults.hosts {
-            self.lookup(name);
-        }
-        let total = faults.partition + faults.crash + faults.reset;
+        let hosts: Vec<usize> = faults
+            .hosts
+            .iter()
+            .map(|name| self.lookup(name).index)
+            .collect();
+        let weights = faults.weights();
+        let total: u32 = weights.iter().sum();
         if total == 0 {
             return std::future::pending().await;
         }
+        let mut active = InForce {
+            net: self.clone(),
+            faults: Vec::new(),
+        };
+        let first = self.with(|s, _| draw(&mut s.net.rng, &faults.every));
+        let mut next = hatchery::now() + first;
         loop {
-            let (pause, kind, a, b, length) = self.with(|s, _| {
+            let end = active.faults.iter().map(|(end, _)| *end).min();
+            let wake = end.map_or(next, |end| end.min(next));
+            hatchery::sleep_until(wake).await;
+            let now = hatchery::now();
+            active.repair_until(now);
+            if now < next {
+                continue;
+            }
+            let (kind, a, b, length, pause) = self.with(|s, _| {
                 let rng = &mut s.net.rng;
-                let pause = draw(rng, &faults.every);
                 let mut pick = rng.u32(0..total);
-                let kind = if pick < faults.partition {
-                    0
-                } else {
-                    pick -= faults.partition;
-                    if pick < faults.crash {
-                        1
-                    } else {
-                        2
-                    }
-                };
-                let a = rng.usize(0..faults.hosts.len());
-                let mut b = rng.usize(0..faults.hosts.len() - 1);
+                let kind = weights
+                    .iter()
+                    .position(|&w| {
+                        let hit = pick < w;
+                        pick = pick.saturating_sub(w);
+                        hit
+                    })
+                    .expect("a kind under the total");
+                let a = rng.usize(0..hosts.len());
+                let mut b = rng.usize(0..hosts.len() - 1);
                 if b >= a {
                     b += 1;
                 }
-                (pause, kind, a, b, draw(rng, &faults.lasting))
+                (
+                    kind,
+                    hosts[a],
+                    hosts[b],
+                    draw(rng, &faults.lasting),
+                    draw(rng, &faults.every),
+                )
             });
-            hatchery::sleep(pause).await;
-            let (a, b) = (faults.hosts[a].as_str(), faults.hosts[b].as_str());
-            match kind {
-                0 => {
-                    self.partition(a, b);
-                    let _heal = Repair(|| self.heal(a, b));
-                    hatchery::sleep(length).await;
+            next = now + pause;
+            // A crash or a pause strikes the one of the two that is not `main`.
+            let victim = if a == ROOT_HOST { b } else { a };
+            let fault = match kind {
+                0 => Fault::Partition(a, b),
+                1 => Fault::Oneway(a, b),
+                2 => Fault::Hold(a, b),
+                3 => Fault::Crash(victim),
+                4 => Fault::Pause(victim),
+                _ => {
+                    let (a, b) = self
+                        .with(|s, _| (s.net.hosts[a].name.clone(), s.net.hosts[b].name.clone()));
+                    self.reset(&a, &b);
+                    continue;
                 }
-                1 => {
-                    // `main` (the test's root) does not crash: its peer does.
-                    let victim = if self.lookup(a).index == ROOT_HOST {
-                        b
-                    } else {
-                        a
-                    };
-                    if self.lookup(victim).index == ROOT_HOST {
-                        continue;
-                    }
-                    self.crash(victim);
-                    let _restart = Repair(|| {
-                        let host = self.lookup(victim);
-                        if !host.is_up() {
-                            host.restart();
-                        }
-                    });
-                    hatchery::sleep(length).await;
-                }
-                _ => self.reset(a, b),
+            };
+            if active.admits(&fault) {
+                active.inject(fault, now + length);
             }
         }
     }
 }
 
-/// Runs its repair when dropped: at the end of a fault, or when the fault's future is.
-struct Repair<F: FnMut()>(F);
+/// A fault of [`Net::random_faults`] that lasts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    Partition(usize, usize),
+    /// From the first host to the second.
+    Oneway(usize, usize),
+    Hold(usize, usize),
+    Crash(usize),
+    Pause(usize),
+}
 
-impl<F: FnMut()> Drop for Repair<F> {
+impl Fault {
+    /// The pair of hosts of a fault of a link, lower first.
+    fn pair(self) -> Option<(usize, usize)> {
+        match self {
+            Fault::Partition(a, b) | Fault::Oneway(a, b) | Fault::Hold(a, b) => {
+                Some((a.min(b), a.max(b)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The faults of [`Net::random_faults`] in force, with their ends: repaired when they
+/// end, or all at once when dropped.
+struct InForce {
+    net: Net,
+    faults: Vec<(Instant, Fault)>,
+}
+
+impl InForce {
+    /// Whether `fault` may start now: it does not repeat one in force, and its host is
+    /// there to strike.
+    fn admits(&self, fault: &Fault) -> bool {
+        let net = &self.net;
+        match *fault {
+            Fault::Crash(h) if h == ROOT_HOST => false,
+            Fault::Pause(h) if h == ROOT_HOST => false,
+            Fault::Crash(h) => net.with(|s, _| s.net.is_up(h)),
+            Fault::Pause(h) => net.with(|s, _| s.net.is_up(h) && !s.is_paused(h)),
+            f => !self.faults.iter().any(|(_, g)| g.pair() == f.pair()),
+        }
+    }
+
+    fn inject(&mut self, fault: Fault, end: Instant) {
+        let name = |h: usize| self.net.with(|s, _| s.net.hosts[h].name.clone());
+        match fault {
+            Fault::Partition(a, b) => self.net.partition(&name(a), &name(b)),
+            Fault::Oneway(a, b) => self.net.partition_oneway(&name(a), &name(b)),
+            Fault::Hold(a, b) => self.net.hold(&name(a), &name(b)),
+            Fault::Crash(h) => self.net.lookup(&name(h)).crash(),
+            Fault::Pause(h) => self.net.lookup(&name(h)).pause(),
+        }
+        self.faults.push((end, fault));
+    }
+
+    fn repair(&self, fault: Fault) {
+        let name = |h: usize| self.net.with(|s, _| s.net.hosts[h].name.clone());
+        match fault {
+            Fault::Partition(a, b) => self.net.heal(&name(a), &name(b)),
+            Fault::Oneway(a, b) => self.net.heal_oneway(&name(a), &name(b)),
+            Fault::Hold(a, b) => self.net.release(&name(a), &name(b)),
+            Fault::Crash(h) => {
+                let host = self.net.lookup(&name(h));
+                if !host.is_up() {
+                    host.restart();
+                }
+            }
+            Fault::Pause(h) => self.net.lookup(&name(h)).resume(),
+        }
+    }
+
+    /// Repairs the faults that end by `now`, in the order of their ends (then of their
+    /// starts).
+    fn repair_until(&mut self, now: Instant) {
+        loop {
+            let due = self
+                .faults
+                .iter()
+                .enumerate()
+                .filter(|(_, (end, _))| *end <= now)
+                .min_by_key(|(i, (end, _))| (*end, *i))
+                .map(|(i, _)| i);
+            let Some(i) = due else {
+                return;
+            };
+            let (_, fault) = self.faults.remove(i);
+            self.repair(fault);
+        }
+    }
+}
+
+impl Drop for InForce {
     fn drop(&mut self) {
-        (self.0)();
+        for (_, fault) in std::mem::take(&mut self.faults) {
+            self.repair(fault);
+        }
     }
 }
 
@@ -2274,6 +2419,84 @@ impl Host {
         });
     }
 
+    /// Pauses the host, as a process stopped (`SIGSTOP`) or a virtual machine frozen:
+    /// its tasks stay where they are but do not run, until [`resume`](Host::resume)d.
+    /// Its network goes on, as the kernel's does: messages to it arrive and wait in its
+    /// sockets, what it had sent is on its way, its peers see it answer nothing. Its
+    /// timers fire meanwhile, and their tasks run at the resume. Pausing a host that is
+    /// paused, or down, does nothing.
+    ///
+    /// # Panics
+    ///
+    /// For `main`, the host of the test's root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// hatchery_sim::Sim::new(0).run(async {
+    ///     let ticks = Arc::new(AtomicU32::new(0));
+    ///     let t = ticks.clone();
+    ///     let host = hatchery_sim::net().host("ticker", move || {
+    ///         let t = t.clone();
+    ///         async move {
+    ///             for _ in 0.. {
+    ///                 hatchery::sleep(Duration::from_secs(1)).await;
+    ///                 t.fetch_add(1, Ordering::SeqCst);
+    ///             }
+    ///         }
+    ///     });
+    ///     hatchery::sleep(Duration::from_millis(3500)).await;
+    ///     host.pause();
+    ///     hatchery::sleep(Duration::from_secs(10)).await;
+    ///     assert_eq!(ticks.load(Ordering::SeqCst), 3); // frozen
+    ///     host.resume();
+    ///     hatchery::sleep(Duration::from_millis(1500)).await;
+    ///     assert_eq!(ticks.load(Ordering::SeqCst), 5); // the late tick, then the next
+    /// });
+    /// ```
+    pub fn pause(&self) {
+        assert_ne!(
+            self.index, ROOT_HOST,
+            "hatchery-sim: `main`, the host of the test's root, cannot be paused"
+        );
+        self.net.with(|s, _| {
+            if !s.net.is_up(self.index) || s.is_paused(self.index) {
+                return;
+            }
+            s.pause_host(self.index);
+            s.recorder.push(Event::Pause(self.index as u64));
+        });
+    }
+
+    /// Resumes a paused host (see [`pause`](Host::pause)): its tasks that became ready
+    /// meanwhile run. Resuming a host that is not paused does nothing.
+    ///
+    /// # Examples
+    ///
+    /// See [`Host::pause`].
+    pub fn resume(&self) {
+        self.net.with(|s, _| {
+            if !s.is_paused(self.index) {
+                return;
+            }
+            s.resume_host(self.index);
+            s.recorder.push(Event::Resume(self.index as u64));
+        });
+    }
+
+    /// Whether the host is paused.
+    ///
+    /// # Examples
+    ///
+    /// See [`Host::pause`].
+    pub fn is_paused(&self) -> bool {
+        self.net.with(|s, _| s.is_paused(self.index))
+    }
+
     /// Restarts a host that crashed: with a new life (its old sockets stay dead), it runs
     /// the future its [`make`](Net::host) function makes, again; TCP segments that waited
     /// for it are on their way.
@@ -2309,10 +2532,12 @@ impl fmt::Debug for Host {
 }
 
 /// Faults for [`Net::random_faults`] to draw from the seed: which hosts, how often, how
-/// long each lasts, and the weights of the kinds (partitions, crashes, resets).
+/// long each lasts, and the weights of the kinds (partitions, one-way partitions, holds,
+/// crashes, pauses, resets).
 ///
-/// By default: a fault every 0.5 to 2 s, lasting 0.1 to 1 s, partitions and crashes
-/// and resets drawn alike (weights 1, 1, 1).
+/// By default: a fault every 0.5 to 2 s (from the start of the one before), lasting 0.1
+/// to 1 s, every kind drawn alike (weights 1). Faults overlap when one lasts longer than
+/// the pause before the next.
 ///
 /// # Examples
 ///
@@ -2321,8 +2546,8 @@ impl fmt::Debug for Host {
 /// use hatchery_sim::Faults;
 ///
 /// let partitions_only = Faults::between(["main", "server"])
-///     .crashes(0)
-///     .resets(0)
+///     .only()
+///     .partitions(1)
 ///     .lasting(Duration::from_millis(50)..Duration::from_millis(500));
 /// # drop(partitions_only);
 /// ```
@@ -2332,13 +2557,16 @@ pub struct Faults {
     every: Range<Duration>,
     lasting: Range<Duration>,
     partition: u32,
+    oneway: u32,
+    hold: u32,
     crash: u32,
+    pause: u32,
     reset: u32,
 }
 
 impl Faults {
-    /// Faults among these hosts (by name): partitions and resets between two of them,
-    /// crashes of one of them (never `main`).
+    /// Faults among these hosts (by name): partitions, holds and resets between two of
+    /// them, crashes and pauses of one of them (never `main`).
     ///
     /// # Examples
     ///
@@ -2353,12 +2581,45 @@ impl Faults {
             every: Duration::from_millis(500)..Duration::from_secs(2),
             lasting: Duration::from_millis(100)..Duration::from_secs(1),
             partition: 1,
+            oneway: 1,
+            hold: 1,
             crash: 1,
+            pause: 1,
             reset: 1,
         }
     }
 
-    /// The pause before each fault, drawn in this range.
+    /// The weights of the kinds, in the order `random_faults` draws them.
+    fn weights(&self) -> [u32; 6] {
+        [
+            self.partition,
+            self.oneway,
+            self.hold,
+            self.crash,
+            self.pause,
+            self.reset,
+        ]
+    }
+
+    /// Every kind's weight set to 0: to name the kinds wanted after it.
+    ///
+    /// # Examples
+    ///
+    /// See [`Faults`].
+    pub fn only(self) -> Faults {
+        Faults {
+            partition: 0,
+            oneway: 0,
+            hold: 0,
+            crash: 0,
+            pause: 0,
+            reset: 0,
+            ..self
+        }
+    }
+
+    /// The pause before each fault, from the start of the one before, drawn in this
+    /// range.
     ///
     /// # Examples
     ///
@@ -2368,7 +2629,8 @@ impl Faults {
         self
     }
 
-    /// How long a partition or a crash lasts, drawn in this range.
+    /// How long a fault lasts (all but a reset, which is over at once), drawn in this
+    /// range.
     ///
     /// # Examples
     ///
@@ -2378,12 +2640,12 @@ impl Faults {
         self
     }
 
-    /// The weight of partitions among the faults (0: none).
+    /// The weight of partitions (both ways) among the faults (0: none).
     ///
     /// # Examples
     ///
     /// ```
-    /// let only_partitions = hatchery_sim::Faults::between(["a", "b"]).partitions(1).crashes(0).resets(0);
+    /// let only_partitions = hatchery_sim::Faults::between(["a", "b"]).only().partitions(1);
     /// # drop(only_partitions);
     /// ```
     pub fn partitions(mut self, weight: u32) -> Faults {
@@ -2391,13 +2653,57 @@ impl Faults {
         self
     }
 
+    /// The weight of one-way partitions ([`Net::partition_oneway`]) among the faults
+    /// (0: none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let one_way = hatchery_sim::Faults::between(["a", "b"]).only().one_way_partitions(1);
+    /// # drop(one_way);
+    /// ```
+    pub fn one_way_partitions(mut self, weight: u32) -> Faults {
+        self.oneway = weight;
+        self
+    }
+
+    /// The weight of holds ([`Net::hold`]) among the faults (0: none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let no_holds = hatchery_sim::Faults::between(["a", "b"]).holds(0);
+    /// # drop(no_holds);
+    /// ```
+    pub fn holds(mut self, weight: u32) -> Faults {
+        self.hold = weight;
+        self
+    }
+
     /// The weight of crashes (each followed by a restart) among the faults (0: none).
     ///
     /// # Examples
     ///
-    /// See [`Faults`].
+    /// ```
+    /// let no_crashes = hatchery_sim::Faults::between(["a", "b"]).crashes(0);
+    /// # drop(no_crashes);
+    /// ```
     pub fn crashes(mut self, weight: u32) -> Faults {
         self.crash = weight;
+        self
+    }
+
+    /// The weight of pauses ([`Host::pause`], each followed by a resume) among the
+    /// faults (0: none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let no_pauses = hatchery_sim::Faults::between(["a", "b"]).pauses(0);
+    /// # drop(no_pauses);
+    /// ```
+    pub fn pauses(mut self, weight: u32) -> Faults {
+        self.pause = weight;
         self
     }
 
@@ -2405,7 +2711,10 @@ impl Faults {
     ///
     /// # Examples
     ///
-    /// See [`Faults`].
+    /// ```
+    /// let no_resets = hatchery_sim::Faults::between(["a", "b"]).resets(0);
+    /// # drop(no_resets);
+    /// ```
     pub fn resets(mut self, weight: u32) -> Faults {
         self.reset = weight;
         self

@@ -343,6 +343,20 @@ impl Trace {
     pub fn steps(&self) -> &[Step] {
         &self.steps
     }
+
+    /// The first step where this trace and `other` differ, with its index: each side's
+    /// step there, `None` for a trace that ended before it. `None` if they are the same.
+    /// Both must have kept their events.
+    pub(crate) fn first_difference<'a>(
+        &'a self,
+        other: &'a Trace,
+    ) -> Option<(usize, Option<&'a Step>, Option<&'a Step>)> {
+        let n = self.steps.len().max(other.steps.len());
+        (0..n).find_map(|i| {
+            let (a, b) = (self.steps.get(i), other.steps.get(i));
+            (a != b).then_some((i, a, b))
+        })
+    }
 }
 
 /// Hashes events as they happen, and keeps them if asked to.

@@ -280,9 +280,7 @@ fn erase<B: Body, S: Sched>(cell: Arc<Node<Cell<B, S>>>) -> Arc<Node> {
     let node: Arc<Node<dyn Tag + '_>> = cell;
     // SAFETY: only the bound on the trait object changes (the same pointer and vtable);
     // nothing of `'env` is reached through a node (module docs, "borrowed children").
-    unsafe {
-        std::mem::transmute::<Arc<Node<dyn Tag + '_>>, Arc<Node>>(node)
-    }
+    unsafe { std::mem::transmute::<Arc<Node<dyn Tag + '_>>, Arc<Node>>(node) }
 }
 
 /// The allocation as its owner holds it: `dyn Run + 'static` (as for [`erase`]).
@@ -340,9 +338,7 @@ unsafe impl<B: Body, S: Sched> Part<B::Part> for Node<Cell<B, S>> {
 fn node_of<B: Body, S: Sched>(cell: &Node<Cell<B, S>>) -> &Node {
     let node: &Node<dyn Tag + '_> = cell;
     // SAFETY: only the bound on the trait object changes, as in `erase`.
-    unsafe {
-        std::mem::transmute::<&Node<dyn Tag + '_>, &Node>(node)
-    }
+    unsafe { std::mem::transmute::<&Node<dyn Tag + '_>, &Node>(node) }
 }
 
 /// The waker of a polled child: its node, an `Arc` of this allocation counted as any
@@ -634,9 +630,7 @@ impl Drop for Boxed {
         // SAFETY: `value` holds the bytes of a value moved in by `KeepSlot::keep`, whose
         // destructor `drop` is (`Handoff`'s, as for the value in place); it is dropped
         // once, here, with the box.
-        unsafe {
-            (self.drop)(self.value.as_mut_ptr().cast::<u8>())
-        }
+        unsafe { (self.drop)(self.value.as_mut_ptr().cast::<u8>()) }
     }
 }
 
@@ -707,9 +701,7 @@ impl Sched for KeepSlot {
             // slot's word (asserted above); the claim made this the one writer, and
             // nobody reads the value before the node's drop. The value is forgotten where
             // it was right after, so it is moved, not copied.
-            unsafe {
-                ptr::copy_nonoverlapping(src.cast_const(), to, layout.size())
-            }
+            unsafe { ptr::copy_nonoverlapping(src.cast_const(), to, layout.size()) }
         };
         if in_place {
             self.value.with_mut(|value| copy(value.cast::<u8>()));
@@ -745,9 +737,7 @@ impl Sched for KeepSlot {
             // after the value was moved in), which `keep` kept in place only if its type
             // was `IN_PLACE`'s, set once and never changed: `drop` is that type's
             // `ptr::drop_in_place`. We have exclusive access (the node's drop).
-            unsafe {
-                drop(value.cast::<u8>())
-            }
+            unsafe { drop(value.cast::<u8>()) }
         });
     }
 }

@@ -37,10 +37,10 @@ pub(crate) trait ReadMut<T> {
 
 #[cfg(not(all(test, hatchery_loom)))]
 mod imp {
+    pub(crate) use atomic_waker::AtomicWaker;
     pub(crate) use std::sync::atomic::{
         fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU8, Ordering,
     };
-    pub(crate) use atomic_waker::AtomicWaker;
     pub(crate) use std::sync::{Mutex, MutexGuard, OnceLock};
 
     impl super::ReadMut<u32> for AtomicU32 {

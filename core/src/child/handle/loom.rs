@@ -21,10 +21,10 @@ use loom::thread;
 
 use super::{Output, Slot};
 // A task's value, which counts its drops (in a loom atomic).
+use crate::child::Label;
 use crate::node::fixtures::{Count, Probe as Value};
 use crate::node::loom::model;
 use crate::node::Node;
-use crate::child::Label;
 
 /// A task's node (under a nursery's) and its output, as a spawned task has them.
 fn task() -> (Arc<Node>, Arc<Node>, Arc<Output<Value>>) {
