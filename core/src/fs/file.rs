@@ -297,8 +297,8 @@ impl File {
 
     /// A `File` for a file std opened.
     ///
-    /// Its operations run on the worker threads of the runtime of the code that first
-    /// polls one (this function needs none).
+    /// Its operations run on the worker threads of the runtime of the code that polls
+    /// them (this function needs none).
     ///
     /// # Examples
     ///
@@ -1066,15 +1066,12 @@ impl Drop for File {
         }
         let mut buf = std::mem::take(buf);
         let file = self.std.clone();
-        let rt = self
-            .worker
-            .runtime()
-            .cloned()
-            .or_else(|| context::with_current(|c| c.map(|c| c.rt.clone())));
+        // On the runtime of the code that drops it (blocking invariant 4); outside any,
+        // on this thread, which is no executor's of ours.
+        let rt = context::with_current(|c| c.map(|c| c.rt.clone()));
         let mut write_out = move || drop(buf.write_out(&file));
         match rt {
-            Some(rt) => drop(Job::<()>::spawn_with(&*rt, None, None, write_out)),
-            // Outside any runtime: on this thread, which is no executor's of ours.
+            Some(rt) => drop(Job::<()>::spawn_with(&*rt, None, None, None, write_out)),
             None => write_out(),
         }
     }

@@ -44,7 +44,11 @@
 //! # Threads and buffering
 //!
 //! Each operation hands its system call to a worker thread, with a token of the
-//! run's file [`limiter`] (40 by default, as anyio's thread limiter; settable). A
+//! run's file [`limiter`] (40 by default, as anyio's thread limiter; settable). The
+//! worker threads number at most the limiter's tokens: a thread that finishes one
+//! operation takes the next, on every runtime (a thread per operation would let the
+//! runtime's pool grow past the limiter, as each token goes back a moment before its
+//! thread is free for the next). A
 //! [`File`] keeps one buffer so that a sequential read or write does not pay a thread
 //! hand-off per call: a read asks the system for at least 64 KiB and serves the next
 //! reads from what it got; writes are gathered up to 64 KiB; both amounts double at
@@ -88,7 +92,11 @@
 //! # Runtimes
 //!
 //! Operations run on the blocking pool of the runtime of the code that polls them
-//! (tokio's `spawn_blocking`, smol's `blocking` pool); a [`File`] keeps that runtime.
+//! (tokio's `spawn_blocking`, smol's `blocking` pool), on every runtime alike: a [`File`]
+//! opened in one run and used in another runs its system calls on the second one's
+//! threads, and used outside any hatchery runtime, an operation that must start a system
+//! call panics with a message that says what to do (what the file's buffer serves needs
+//! none; a dropped file's last write runs on the dropping thread then).
 //! Under [virtual time](crate::testing), a thread counts as busy while it runs, so the
 //! clock stands still meanwhile (rule T6). Everything works on Windows too, where
 //! [`symlink`] picks a file or directory link by what the target is.
@@ -146,7 +154,11 @@ use crate::sync::CapacityLimiter;
 /// # });
 /// ```
 pub fn limiter() -> Arc<CapacityLimiter> {
-    blocking::current_ctx().expect(crate::context::NO_RUNTIME).1
+    blocking::current_ctx()
+        .expect(crate::context::NO_RUNTIME)
+        .1
+        .limiter
+        .clone()
 }
 
 /// A path operation: std's `$std` on a worker thread (rules X1, X2), its error naming
