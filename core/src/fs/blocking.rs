@@ -19,6 +19,11 @@
 //!    runtime of the code that polls it, whichever opened the file; outside any hatchery
 //!    runtime, an operation that must start a system call panics with the message that
 //!    says what to do (one that the buffer serves needs none).
+//! 5. **The runtime's own file system.** On a runtime with a file system of its own
+//!    (`Runtime::file_system`), a job's work runs where that file system says
+//!    (`FileSystem::spawn`) and works on it ([`Sys::Runtime`]), under the same token and
+//!    hold (invariants 1 and 2, kept until the result is handed over); elsewhere on the
+//!    pool, on the system's files ([`Sys::System`]).
 
 use std::fmt;
 use std::future::Future;
@@ -33,7 +38,7 @@ use atomic_waker::AtomicWaker;
 
 use crate::context;
 use crate::node::Hold;
-use crate::rt::Runtime;
+use crate::rt::{FileSystem, FsDone, FsWork, Runtime};
 use crate::sync::{CapacityToken, LimiterAcquireOwned};
 use crate::thread::limiter::{self, Kind, Limits};
 
@@ -55,16 +60,37 @@ pub(super) fn no_runtime() -> ! {
     )
 }
 
-/// Runs the path operation `f` on a worker thread under the file limiter: rules X1 and
-/// X2 (a checkpoint first; then a cancelled scope waits for the call, as for
-/// `to_thread::run_sync`, and drops its value, rule W1).
+/// The file system a job's work runs on (invariant 5).
+#[derive(Clone, Copy)]
+pub(super) enum Sys<'a> {
+    /// The operating system's, on a worker thread.
+    System,
+    /// The runtime's own, where it runs the work; and the runtime's name.
+    Runtime(&'a dyn FileSystem, &'static str),
+}
+
+/// What a runtime's own file system does not have: `what` ("symlinks", "permissions").
+pub(super) fn unsupported(what: &str, runtime: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "hatchery::fs: the runtime (`{runtime}`) has a file system of its own, which has no \
+             {what}"
+        ),
+    )
+}
+
+/// Runs the path operation `f` on a worker thread under the file limiter, or on the
+/// runtime's own file system (invariant 5): rules X1 and X2 (a checkpoint first; then a
+/// cancelled scope waits for the call, as for `to_thread::run_sync`, and drops its
+/// value, rule W1).
 ///
 /// # Panics
 ///
 /// When polled outside a hatchery runtime.
 pub(super) async fn run<T, F>(f: F) -> io::Result<T>
 where
-    F: FnOnce() -> io::Result<T> + Send + 'static,
+    F: FnOnce(Sys<'_>) -> io::Result<T> + Send + 'static,
     T: Send + 'static,
 {
     let mut worker = Worker::current();
@@ -179,6 +205,16 @@ impl<T, F> Drop for Work<T, F> {
     }
 }
 
+/// Where a job's work runs (invariants 3 and 5).
+pub(super) enum Place<'a> {
+    /// The runtime binding's file pool.
+    Pool(&'a Limits),
+    /// A thread of its own (a dropped file's last write).
+    Thread,
+    /// The runtime's own file system.
+    Own(&'a dyn FileSystem),
+}
+
 /// Why a job came to nothing.
 pub(super) fn runtime_gone() -> io::Error {
     io::Error::other(
@@ -187,11 +223,12 @@ pub(super) fn runtime_gone() -> io::Error {
 }
 
 impl<T: Send + 'static> Job<T> {
-    /// Hands `f` to `rt`'s file pool (`limits`'), or to a thread of its own without
-    /// `limits`, with what it keeps until it has run (invariants 2 and 3).
+    /// Hands `f` to `rt`'s file pool, a thread of its own or the runtime's own file
+    /// system, as `place` says, with what it keeps until it has run (invariants 2, 3
+    /// and 5).
     pub(super) fn spawn_with<F>(
         rt: &dyn Runtime,
-        limits: Option<&Limits>,
+        place: Place<'_>,
         token: Option<CapacityToken>,
         hold: Option<Hold>,
         f: F,
@@ -209,6 +246,18 @@ impl<T: Send + 'static> Job<T> {
             hold,
             shared: shared.clone(),
         };
+        if let Place::Own(fs) = place {
+            // Invariant 5: the calls now, the result when the file system drops `done`.
+            fs.spawn(FsWork::new(move || {
+                let f = work.f.take().expect("a job runs once");
+                let r = catch_unwind(AssertUnwindSafe(f));
+                FsDone::new(move || {
+                    work.token.take();
+                    work.shared.finish(Slot::Done(r));
+                })
+            }));
+            return Job { shared };
+        }
         let run = Box::new(move || {
             let f = work.f.take().expect("a job runs once");
             let r = catch_unwind(AssertUnwindSafe(f));
@@ -217,9 +266,9 @@ impl<T: Send + 'static> Job<T> {
             work.shared.finish(Slot::Done(r));
             // `work`'s drop releases the hold (invariant 1).
         });
-        match limits {
-            Some(limits) => limits.pool.submit(rt, limits.limiter.total_tokens(), run),
-            None => rt.spawn_blocking(run),
+        match place {
+            Place::Pool(limits) => limits.pool.submit(rt, limits.limiter.total_tokens(), run),
+            _ => rt.spawn_blocking(run),
         }
         Job { shared }
     }
@@ -283,15 +332,30 @@ impl Worker {
         Poll::Ready(token)
     }
 
-    /// Hands `f` to the pool with `token`, holding the current scope (invariants 1 to 3).
+    /// Hands `f` to the pool, or to the runtime's own file system (invariant 5), with
+    /// `token`, holding the current scope (invariants 1 to 3).
     pub(super) fn start<T, F>(&mut self, token: CapacityToken, f: F) -> Job<T>
     where
         T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
+        F: FnOnce(Sys<'_>) -> T + Send + 'static,
     {
         let hold = context::with_current(|c| c.map(|c| Hold::new(c.node)));
         let (rt, limits) = self.ctx();
-        Job::spawn_with(&**rt, Some(limits), Some(token), hold, f)
+        match rt.file_system() {
+            Some(fs) => {
+                let runtime = rt.clone();
+                let f = move || {
+                    let fs = runtime
+                        .file_system()
+                        .expect("the runtime's own file system");
+                    f(Sys::Runtime(fs, runtime.name()))
+                };
+                Job::spawn_with(&**rt, Place::Own(fs), Some(token), hold, f)
+            }
+            None => Job::spawn_with(&**rt, Place::Pool(limits), Some(token), hold, || {
+                f(Sys::System)
+            }),
+        }
     }
 
     /// The runtime of the code being polled and its file limits, looked up again if it
