@@ -95,6 +95,8 @@ pub(crate) struct State {
     parked: Vec<Ready>,
     /// The most simulated time the run may take.
     time_limit: Option<Duration>,
+    /// The simulated disks of the hosts.
+    pub(crate) disks: crate::disk::Disks,
 }
 
 struct Slot {
@@ -265,12 +267,15 @@ pub(crate) struct SimRuntime {
     shared: Arc<Shared>,
     /// The network's side of the seam.
     network: crate::net::SimNetwork,
+    /// The disks' side of the seam.
+    disks: crate::disk::SimFileSystem,
 }
 
 impl SimRuntime {
     pub(crate) fn new(shared: Arc<Shared>) -> SimRuntime {
         SimRuntime {
             network: crate::net::SimNetwork::new(shared.clone()),
+            disks: crate::disk::SimFileSystem::new(shared.clone()),
             shared,
         }
     }
@@ -291,38 +296,51 @@ the simulator does not run: a thread's timing is outside the simulation and woul
 run depend on more than its seed. Keep blocking work out of the code under simulation, or \
 test it on tokio or smol";
 
+/// Spawns `task` for the host of the code being run (invariant 5).
+pub(crate) fn spawn(shared: &Arc<Shared>, task: Task) {
+    shared.on_thread("a task was spawned from another thread");
+    let mut s = shared.lock();
+    let host = s.current_host;
+    if s.closed || host == DROPPING || !s.net.is_up(host) {
+        drop(s);
+        drop(task); // counts as cancelled (invariant 5)
+        return;
+    }
+    let id = s.next_id;
+    s.next_id += 1;
+    let entry = s.tasks.vacant_entry();
+    let key = entry.key();
+    entry.insert(Slot {
+        id,
+        task: Some(task),
+        queued: true,
+        host,
+        waker: Waker::from(Arc::new(TaskWaker {
+            shared: Arc::downgrade(shared),
+            key,
+            id,
+        })),
+    });
+    let ready = Ready::Task { key, id };
+    match s.paused.contains(&host) {
+        true => s.parked.push(ready), // invariant 6
+        false => s.ready.push(ready),
+    }
+    s.recorder.push(Event::Spawn(id));
+}
+
+/// A timer on the virtual clock, due at `deadline`.
+pub(crate) fn sleep_until(shared: &Arc<Shared>, deadline: Instant) -> impl Future<Output = ()> {
+    SimSleep {
+        shared: shared.clone(),
+        deadline,
+        key: None,
+    }
+}
+
 impl Runtime for SimRuntime {
     fn spawn(&self, task: Task) {
-        self.shared
-            .on_thread("a task was spawned from another thread");
-        let mut s = self.shared.lock();
-        let host = s.current_host;
-        if s.closed || host == DROPPING || !s.net.is_up(host) {
-            drop(s);
-            drop(task); // counts as cancelled (invariant 5)
-            return;
-        }
-        let id = s.next_id;
-        s.next_id += 1;
-        let entry = s.tasks.vacant_entry();
-        let key = entry.key();
-        entry.insert(Slot {
-            id,
-            task: Some(task),
-            queued: true,
-            host,
-            waker: Waker::from(Arc::new(TaskWaker {
-                shared: Arc::downgrade(&self.shared),
-                key,
-                id,
-            })),
-        });
-        let ready = Ready::Task { key, id };
-        match s.paused.contains(&host) {
-            true => s.parked.push(ready), // invariant 6
-            false => s.ready.push(ready),
-        }
-        s.recorder.push(Event::Spawn(id));
+        spawn(&self.shared, task);
     }
 
     fn now(&self) -> Instant {
@@ -357,6 +375,11 @@ impl Runtime for SimRuntime {
     /// The simulated network of named hosts.
     fn network(&self) -> Option<&dyn hatchery::rt::Network> {
         Some(&self.network)
+    }
+
+    /// A simulated disk per host.
+    fn file_system(&self) -> Option<&dyn hatchery::rt::FileSystem> {
+        Some(&self.disks)
     }
 }
 
@@ -439,6 +462,7 @@ pub(crate) struct Setup {
     pub(crate) record: bool,
     pub(crate) time_limit: Option<Duration>,
     pub(crate) link: crate::net::Link,
+    pub(crate) disk: crate::disk::Disk,
 }
 
 /// A run's outcome: its output, or the panic that ended it (invariant 7).
@@ -509,6 +533,7 @@ pub(crate) fn block_on<F: Future>(
             paused: BTreeSet::new(),
             parked: Vec::new(),
             time_limit: setup.time_limit,
+            disks: crate::disk::Disks::new(seed, setup.disk),
         }),
         refusal: Condvar::new(),
         thread: std::thread::current().id(),

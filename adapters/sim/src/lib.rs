@@ -78,11 +78,13 @@ use std::time::Duration;
 use hatchery::rt::Runtime;
 
 mod check;
+mod disk;
 mod executor;
 mod net;
 mod trace;
 
 pub use check::{check_seeds, Outcome, Seeds};
+pub use disk::Disk;
 pub use net::{net, Faults, Host, HostOutput, Link, Net};
 pub use trace::{Event, Step, Trace};
 
@@ -151,6 +153,7 @@ pub struct Sim {
     seed: u64,
     record: bool,
     link: Link,
+    disk: Disk,
     time_limit: Option<Duration>,
 }
 
@@ -167,6 +170,7 @@ impl Sim {
             seed,
             record: false,
             link: Link::default(),
+            disk: Disk::default(),
             time_limit: None,
         }
     }
@@ -291,6 +295,28 @@ impl Sim {
         self
     }
 
+    /// The disk of every host, unless [`Net::set_disk`] sets one for a host:
+    /// [`Disk::default`] (20 to 100 µs a call, 1 ms more a sync, no faults, half of
+    /// what is not synced kept in a crash) unless this says otherwise. Each host has a
+    /// disk of its own, behind `hatchery::fs`, which its restarts keep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery_sim::{Disk, Sim};
+    ///
+    /// let strict = Disk { crash_keeps: 0.0, ..Disk::default() }; // a crash loses every write not synced
+    /// let text = Sim::new(0).disk(strict).run(async {
+    ///     hatchery::fs::write("/greeting", "hello").await?;
+    ///     hatchery::fs::read_to_string("/greeting").await
+    /// });
+    /// assert_eq!(text.unwrap(), "hello");
+    /// ```
+    pub fn disk(mut self, disk: Disk) -> Sim {
+        self.disk = disk;
+        self
+    }
+
     /// Runs `fut` as the root of a hatchery task tree on the simulator, and returns its
     /// output.
     ///
@@ -349,6 +375,7 @@ impl Sim {
                 record: self.record,
                 time_limit: self.time_limit,
                 link: self.link,
+                disk: self.disk,
             },
             |runtime: std::sync::Arc<dyn Runtime>| hatchery::rt::enter_root(runtime, fut),
         )

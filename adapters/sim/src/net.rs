@@ -342,8 +342,13 @@ impl NetState {
         }
     }
 
+    /// The life of `host` now (invariant 4).
+    pub(crate) fn life(&self, host: usize) -> u64 {
+        self.hosts[host].life
+    }
+
     /// Whether a socket of `host` made in its life `life` is still alive (invariant 4).
-    fn alive(&self, host: usize, life: u64) -> bool {
+    pub(crate) fn alive(&self, host: usize, life: u64) -> bool {
         let h = &self.hosts[host];
         h.up && h.life == life
     }
@@ -2050,6 +2055,30 @@ impl Net {
         self.lookup(host).crash();
     }
 
+    /// The disk of `host` from now on (see [`Disk`](crate::Disk)); what it holds stays.
+    ///
+    /// # Panics
+    ///
+    /// If there is no such host.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery_sim::Disk;
+    ///
+    /// hatchery_sim::Sim::new(0).run(async {
+    ///     let net = hatchery_sim::net();
+    ///     net.host("db", || std::future::pending::<()>());
+    ///     net.set_disk("db", Disk { full: 0.01, ..Disk::default() });
+    /// });
+    /// ```
+    pub fn set_disk(&self, host: &str, disk: crate::Disk) {
+        self.with(|s, _| {
+            let host = s.net.host_named(host);
+            s.disks.set(host, disk);
+        });
+    }
+
     /// Pauses `host` (see [`Host::pause`]).
     ///
     /// # Panics
@@ -2416,6 +2445,7 @@ impl Host {
             s.recorder.push(Event::Crash(self.index as u64));
             s.doom_host(self.index);
             drop_queued(s, self.index, life);
+            crate::disk::crash(s, self.index);
         });
     }
 
