@@ -10,15 +10,17 @@
 //!    decides the disks too. Maps are `BTreeMap`s.
 //! 2. A file is an inode: its bytes as the host sees them (`data`), its bytes as they
 //!    are on the platter (`durable`), and the writes and truncations between the two
-//!    (`pending`), in order. A sync makes `data` durable; a crash rebuilds `data` from
-//!    `durable` and the pending operations, each sector of a write (and each
-//!    truncation) kept or lost by a draw: a write may be torn at a sector boundary, a
-//!    later one kept while an earlier one is lost, and nothing synced is ever lost.
-//!    Directory entries (creating, renaming, removing) are durable at once.
+//!    (`pending`), in order, numbered. A sync makes `data` as it was when the sync was
+//!    called durable, when the sync completes; a crash rebuilds `data` from `durable` and
+//!    the pending operations, each sector of a write (and each truncation) kept or lost
+//!    by a draw: a write may be torn at a sector boundary, a later one kept while an
+//!    earlier one is lost, and nothing synced is ever lost. Directory entries (creating,
+//!    renaming, removing) are durable at once.
 //! 3. An operation's calls run at its start, in a task of the host, and its result
 //!    reaches the waiting task after the operation's latency (the calls' costs, summed
 //!    in `cost`), as an I/O that the host's kernel has done and whose completion comes
-//!    later. A crash during that time drops the task, and the crash's losses apply.
+//!    later; a sync takes effect then, at its completion (`syncs`). A crash during that
+//!    time drops the task: the sync never completes, and the crash's losses apply.
 //! 4. An open file belongs to its host's life: once the host has crashed, its calls fail
 //!    (the host's tasks, which held it, are gone anyway).
 //! 5. Every call is an event of the trace (`Event::Disk`, with the bytes it wrote or read,
@@ -95,7 +97,7 @@ impl Default for Disk {
 }
 
 /// A pending change of a file since its last sync (invariant 2).
-enum Pending {
+enum Change {
     Write { at: u64, bytes: Vec<u8> },
     SetLen(u64),
 }
@@ -104,9 +106,42 @@ enum Pending {
 struct Inode {
     data: Vec<u8>,
     durable: Vec<u8>,
-    pending: Vec<Pending>,
+    /// The changes not durable yet, each with its number.
+    pending: Vec<(u64, Change)>,
+    /// The number of the next change.
+    next_change: u64,
+    /// Changes up to this number are durable.
+    synced: u64,
     /// Names it has (0: removed, still open).
     links: usize,
+}
+
+impl Inode {
+    fn new() -> Inode {
+        Inode {
+            data: Vec::new(),
+            durable: Vec::new(),
+            pending: Vec::new(),
+            next_change: 1,
+            synced: 0,
+            links: 1,
+        }
+    }
+
+    fn change(&mut self, change: Change) {
+        self.pending.push((self.next_change, change));
+        self.next_change += 1;
+    }
+}
+
+/// A sync called and not completed yet: what it makes durable (invariant 3).
+struct Sync {
+    host: usize,
+    life: u64,
+    inode: u64,
+    data: Vec<u8>,
+    /// The changes it covers: up to this number.
+    upto: u64,
 }
 
 enum Node {
@@ -159,6 +194,9 @@ pub(crate) struct Disks {
     next_op: u64,
     /// The cost of the calls of the operation being run (invariant 3).
     cost: Duration,
+    /// The syncs of the operation being run, to take effect at its completion
+    /// (invariant 3).
+    syncs: Vec<Sync>,
 }
 
 impl Disks {
@@ -171,6 +209,7 @@ impl Disks {
             next_inode: 0,
             next_op: 0,
             cost: Duration::ZERO,
+            syncs: Vec::new(),
         }
     }
 
@@ -227,14 +266,14 @@ pub(crate) fn crash(s: &mut State, host: usize) {
         }
         let mut data = std::mem::take(&mut inode.durable);
         let (mut kept, mut dropped) = (0u64, 0u64);
-        for change in inode.pending.drain(..) {
+        for (_, change) in inode.pending.drain(..) {
             match change {
-                Pending::SetLen(len) => {
+                Change::SetLen(len) => {
                     if rng.f64() < config.crash_keeps {
                         data.resize(usize::try_from(len).unwrap_or(usize::MAX), 0);
                     }
                 }
-                Pending::Write { at, bytes } => {
+                Change::Write { at, bytes } => {
                     let sector = config.sector.max(1) as u64;
                     let mut offset = 0usize;
                     while offset < bytes.len() {
@@ -259,6 +298,7 @@ pub(crate) fn crash(s: &mut State, host: usize) {
         }
         inode.durable.clone_from(&data);
         inode.data = data;
+        inode.synced = inode.next_change - 1;
         if dropped > 0 {
             lost.push((ino, kept, dropped));
         }
@@ -346,14 +386,16 @@ impl FileSystem for SimFileSystem {
         crate::executor::spawn(
             &self.shared,
             Task::from_future(async move {
-                let (done, cost) = {
+                let (done, cost, syncs) = {
                     shared.lock().disks.cost = Duration::ZERO;
                     let done = work.run();
-                    let cost = std::mem::take(&mut shared.lock().disks.cost);
-                    (done, cost)
+                    let mut s = shared.lock();
+                    let cost = std::mem::take(&mut s.disks.cost);
+                    (done, cost, std::mem::take(&mut s.disks.syncs))
                 };
                 let due = shared.lock().now() + cost;
                 crate::executor::sleep_until(&shared, due).await;
+                complete(&mut shared.lock(), syncs);
                 drop(done); // the result, to the waiting task (invariant 3)
             }),
         );
@@ -396,15 +438,7 @@ impl FileSystem for SimFileSystem {
                     disk.parent_is_dir(path)?;
                     disks.next_inode += 1;
                     let inode = disks.next_inode;
-                    disk.inodes.insert(
-                        inode,
-                        Inode {
-                            data: Vec::new(),
-                            durable: Vec::new(),
-                            pending: Vec::new(),
-                            links: 1,
-                        },
-                    );
+                    disk.inodes.insert(inode, Inode::new());
                     disk.nodes.insert(path.to_owned(), Node::File(inode));
                     inode
                 }
@@ -417,7 +451,7 @@ impl FileSystem for SimFileSystem {
                 let file = disk.inodes.get_mut(&inode).expect("an inode");
                 if !file.data.is_empty() {
                     file.data.clear();
-                    file.pending.push(Pending::SetLen(0));
+                    file.change(Change::SetLen(0));
                 }
             }
             Ok(inode)
@@ -593,6 +627,29 @@ impl FileSystem for SimFileSystem {
     }
 }
 
+/// Completed syncs take effect: what each covers is durable (invariants 2 and 3).
+fn complete(s: &mut State, syncs: Vec<Sync>) {
+    for sync in syncs {
+        if !s.net.alive(sync.host, sync.life) {
+            continue; // its host crashed: the sync never completed
+        }
+        let Some(inode) = s
+            .disks
+            .hosts
+            .get_mut(&sync.host)
+            .and_then(|d| d.inodes.get_mut(&sync.inode))
+        else {
+            continue;
+        };
+        if sync.upto <= inode.synced {
+            continue; // a later sync made it durable already
+        }
+        inode.durable = sync.data;
+        inode.synced = sync.upto;
+        inode.pending.retain(|(n, _)| *n > sync.upto);
+    }
+}
+
 /// One name less for `inode`; a file with none and not open goes (an open one goes at
 /// its host's crash, or stays until then).
 fn unlink(disk: &mut DiskState, inode: u64) {
@@ -721,7 +778,7 @@ impl FsFile for SimFile {
                 inode.data.resize(at + buf.len(), 0);
             }
             inode.data[at..at + buf.len()].copy_from_slice(buf);
-            inode.pending.push(Pending::Write {
+            inode.change(Change::Write {
                 at: *pos,
                 bytes: buf.to_vec(),
             });
@@ -768,15 +825,22 @@ impl FsFile for SimFile {
             inode
                 .data
                 .resize(usize::try_from(len).expect("a length in memory"), 0);
-            inode.pending.push(Pending::SetLen(len));
+            inode.change(Change::SetLen(len));
             (Ok(()), Vec::new())
         })
     }
 
     fn sync_all(&self) -> io::Result<()> {
-        self.call(true, |inode, _, _, _, _| {
-            inode.durable.clone_from(&inode.data);
-            inode.pending.clear();
+        let (host, life, ino) = (self.host, self.life, self.inode);
+        self.call(true, |inode, _, disks, _, _| {
+            // Durable when the sync completes (invariant 3).
+            disks.syncs.push(Sync {
+                host,
+                life,
+                inode: ino,
+                data: inode.data.clone(),
+                upto: inode.next_change - 1,
+            });
             (Ok(()), Vec::new())
         })
     }
