@@ -337,7 +337,7 @@ async fn hashmap_order_leak() {
 /// The trace's hash covers the bytes of the messages: the `HashMap` leak, whose events
 /// are the same kinds with the same ids in both runs, gives two hashes.
 #[test]
-fn the_trace_hash_covers_the_bytes_sent() {
+fn z1_the_trace_hash_covers_the_bytes_sent() {
     let (_, first) = Sim::new(0).run_traced(hashmap_order_leak());
     let (_, second) = Sim::new(0).run_traced(hashmap_order_leak());
     assert_eq!(first.messages(), 32);
@@ -353,7 +353,7 @@ fn the_trace_hash_covers_the_bytes_sent() {
 /// and bytes, and names the first event where the runs differ: the `HashMap` leak is
 /// caught at the first datagram whose bytes differ.
 #[test]
-fn the_determinism_check_names_the_first_event_that_differs() {
+fn z12_the_determinism_check_names_the_first_event_that_differs() {
     let out = catch_unwind(|| {
         hatchery_sim::Seeds::new(4)
             .check_determinism(2)
@@ -424,7 +424,7 @@ fn tokios_own_timers_are_explained() {
 
 /// A run whose clock would pass its limit fails, with its seed and the limit.
 #[test]
-fn a_run_past_its_time_limit_fails_clearly() {
+fn z10_a_run_past_its_time_limit_fails_clearly() {
     let out = catch_unwind(|| {
         Sim::new(3).time_limit(secs(60)).run(async {
             loop {
@@ -447,7 +447,7 @@ fn a_run_past_its_time_limit_fails_clearly() {
 /// The attribute's `time_limit`.
 #[hatchery::test(backends(sim), sim(seeds = 2, time_limit = "10s"))]
 #[should_panic(expected = "the run passed its limit of simulated time, 10s (seed 0")]
-async fn the_attributes_time_limit() {
+async fn z10_the_attributes_time_limit() {
     loop {
         sleep(secs(1)).await;
     }

@@ -8,7 +8,7 @@
 //! cut back to the frames before it. Frames after a bad one were never synced (a sync
 //! makes everything before it durable), so none of them was acknowledged.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::{self, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
@@ -43,7 +43,7 @@ impl Record {
     }
 
     /// Applies the change to `map`.
-    pub(crate) fn apply(self, map: &mut HashMap<String, String>) {
+    pub(crate) fn apply(self, map: &mut BTreeMap<String, String>) {
         match self {
             Record::Set(key, value) => {
                 map.insert(key, value);
@@ -110,7 +110,7 @@ const READ_ATTEMPTS: u32 = 5;
 
 impl Log {
     /// Opens the log at `path` (made if missing), and the map its records make.
-    pub(crate) async fn open(path: &Path) -> io::Result<(Log, HashMap<String, String>)> {
+    pub(crate) async fn open(path: &Path) -> io::Result<(Log, BTreeMap<String, String>)> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -133,7 +133,7 @@ impl Log {
             }
         }
         let (records, len) = records(&bytes);
-        let mut map = HashMap::new();
+        let mut map = BTreeMap::new();
         for record in records {
             record.apply(&mut map);
         }

@@ -1,6 +1,6 @@
 //! The server: a task per connection in a nursery, and a graceful stop.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::path::Path;
@@ -53,7 +53,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// ```
 #[derive(Default)]
 pub struct Server {
-    store: Mutex<HashMap<String, String>>,
+    store: Mutex<BTreeMap<String, String>>,
     /// The write-ahead log, if the server keeps one ([`Server::open`]).
     log: Option<Lock<Log>>,
     /// Acknowledge a change before its log record is synced: a bug, planted for the
