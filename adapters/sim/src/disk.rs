@@ -139,9 +139,26 @@ struct Sync {
     host: usize,
     life: u64,
     inode: u64,
-    data: Vec<u8>,
     /// The changes it covers: up to this number.
     upto: u64,
+}
+
+impl Change {
+    /// Applies the change to `bytes`.
+    fn apply(&self, bytes: &mut Vec<u8>) {
+        match self {
+            Change::Write { at, bytes: new } => {
+                let at = usize::try_from(*at).expect("a position in memory");
+                if bytes.len() < at + new.len() {
+                    bytes.resize(at + new.len(), 0);
+                }
+                bytes[at..at + new.len()].copy_from_slice(new);
+            }
+            Change::SetLen(len) => {
+                bytes.resize(usize::try_from(*len).expect("a length in memory"), 0);
+            }
+        }
+    }
 }
 
 enum Node {
@@ -644,9 +661,16 @@ fn complete(s: &mut State, syncs: Vec<Sync>) {
         if sync.upto <= inode.synced {
             continue; // a later sync made it durable already
         }
-        inode.durable = sync.data;
+        // What was durable, and the changes the sync covers: the bytes when it was called.
+        let covered = inode
+            .pending
+            .iter()
+            .take_while(|(n, _)| *n <= sync.upto)
+            .count();
+        for (_, change) in inode.pending.drain(..covered) {
+            change.apply(&mut inode.durable);
+        }
         inode.synced = sync.upto;
-        inode.pending.retain(|(n, _)| *n > sync.upto);
     }
 }
 
@@ -838,7 +862,6 @@ impl FsFile for SimFile {
                 host,
                 life,
                 inode: ino,
-                data: inode.data.clone(),
                 upto: inode.next_change - 1,
             });
             (Ok(()), Vec::new())
