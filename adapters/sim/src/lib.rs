@@ -13,7 +13,9 @@
 //!   drawn from a generator seeded with the run's seed. Another seed, another
 //!   interleaving; the same seed, the same run: the same polls in the same order, the
 //!   same clock, the same outcome. The run's [`Trace`] (task polls, wake-ups, spawns,
-//!   clock jumps) has a [hash](Trace::hash) to compare two runs by;
+//!   clock jumps, messages, disk operations and faults, with their bytes and times) has
+//!   a [hash](Trace::hash) to compare two runs by, and the determinism check
+//!   ([`Seeds::check_determinism`], [`CHECK_VAR`]) compares them event by event;
 //! * **the thread's own generator** (`fastrand`'s, which `hatchery::Backoff`'s jitter
 //!   draws from) is seeded from the run's seed too, for the run;
 //! * **a simulated network** ([`Net`]): [`hatchery::net`]'s TCP and UDP sockets, and
@@ -21,12 +23,16 @@
 //!   address, over links whose latency and jitter are drawn from the seed. A test injects
 //!   faults (partitions, resets, crashes and restarts of hosts, lossy links) or lets the
 //!   seed draw them ([`Net::random_faults`]). Library code does not change: the same
-//!   `hatchery::net` types route to this network when the simulator runs them.
+//!   `hatchery::net` types route to this network when the simulator runs them;
+//! * **a simulated disk per host** ([`Disk`]): `hatchery::fs` works on it, with latency,
+//!   writes that a crash of the host loses unless synced (torn at sector boundaries),
+//!   and read errors and full disks drawn from the seed.
 //!
 //! A test runs a scenario under many seeds to find the interleaving that breaks it, and
-//! one seed to replay it: [`check_seeds`], or `#[hatchery::test(sim(seeds = 1000))]`,
-//! which prints the failing seed and the line that replays it
-//! (`HATCHERY_SIM_SEED=<seed> cargo test ...`).
+//! one seed to replay it: [`check_seeds`] (or [`Seeds`], with a time limit and the
+//! determinism check), or `#[hatchery::test(sim(seeds = 1000))]`, which prints the failing
+//! seed and the whole command that replays it (`HATCHERY_SIM_SEED=<seed> cargo test -p
+//! <package> --features <..> --test <target> -- <test> --exact`).
 //!
 //! ```
 //! use std::time::Duration;
@@ -38,29 +44,39 @@
 //! assert_eq!(trace.elapsed(), Duration::from_secs(3600)); // at once, in real time
 //! ```
 //!
-//! # What is not simulated
+//! # What is refused, and what is not caught
 //!
-//! Whatever would make a run depend on more than its seed is refused, loudly:
+//! What reaches the simulator through hatchery but cannot be simulated is refused,
+//! loudly:
 //!
 //! * **real threads**: blocking work ([`run_blocking`](hatchery::run_blocking),
 //!   [`to_thread::run_sync`](hatchery::to_thread::run_sync), a blocking portal) panics
 //!   in the task that asked, with a message that says why ([`Runtime::spawn_blocking`]
 //!   is refused);
-//! * **wake-ups and spawns from another thread** (a thread the test started itself,
-//!   say): the run panics at its next step, naming what came from outside;
-//! * **real sockets and descriptors**: the simulator has no reactor, so a socket of the
-//!   system (`from_std`, a Unix socket, `hatchery::io::Async`, a child process's pipes)
-//!   fails with an error of kind [`Unsupported`](std::io::ErrorKind::Unsupported) that
-//!   names the runtime, `hatchery-sim`, and says it has a network of its own; a
+//! * **wake-ups and spawns of hatchery tasks from another thread** (a thread the test
+//!   started itself, say): the run panics at its next step, naming what came from
+//!   outside (when nothing else could run meanwhile, it waits 200 ms of real time for such
+//!   a wake-up before it calls the run a deadlock);
+//! * **sockets, descriptors and files of the system** through hatchery (`from_std`, a
+//!   Unix socket, `hatchery::io::Async`, a child process's pipes, `File::from_std`) fail
+//!   with an error of kind [`Unsupported`](std::io::ErrorKind::Unsupported) that names the
+//!   runtime, `hatchery-sim`, and says it has a network (or a file system) of its own; a
 //!   simulated socket has no descriptor (`AsFd` panics, saying so);
-//! * **a deadlock** (every task blocked, no timer set): nothing could ever wake a task,
-//!   so the run panics at once, with its seed and simulated time.
+//! * **tokio's own timers, sockets and spawn** fail with tokio's panic, to which the
+//!   simulator adds a line that says what it means here;
+//! * **a deadlock** (every task blocked, no timer set) and **a run past its time limit**
+//!   ([`Sim::time_limit`]) panic, with the seed and the simulated time.
 //!
-//! Outside the simulation, and not caught: code that reads the real clock
-//! (`std::time::Instant::now`), real files, or another random generator than the
-//! thread's `fastrand`; and iteration over a `HashMap` with a random hasher, whose order
-//! changes from one process to the next. Code under simulation reads time through
-//! hatchery ([`hatchery::now`]).
+//! What code does behind hatchery's back is not seen, and so not caught: the real clock
+//! (`std::time::Instant::now`, `SystemTime::now`), `std::thread::sleep` and threads that
+//! never touch hatchery, blocking `std::net` sockets and `std::fs` files, random
+//! generators other than the thread's `fastrand`, and the iteration order of a `HashMap`
+//! or `HashSet`, whose keys are random in each map (so the order changes between two runs
+//! in one process, not only between processes). The determinism check catches such a
+//! leak when it changes what a run does (the bytes sent, the events' order or times), and
+//! the crate ships `simulation.clippy.toml`, a `disallowed-methods` list for clippy that
+//! refuses those calls in a crate tested under simulation (the book's chapter *Simulation
+//! testing* shows it).
 //!
 //! # When not to use this
 //!
