@@ -331,15 +331,17 @@ mod tree;
 /// [`enter`]: rt::enter
 /// [`enter_root`]: rt::enter_root
 pub mod rt {
-    // The seam itself (`rt/seam.rs`, `rt/reactor.rs`, `rt/network.rs`, `rt/blocking.rs`)
-    // imports nothing else of the crate; the entry points belong to the ambient context,
-    // above it.
+    // The seam itself (`rt/seam.rs`, `rt/reactor.rs`, `rt/network.rs`, `rt/files.rs`,
+    // `rt/blocking.rs`) imports nothing else of the crate; the entry points belong to the
+    // ambient context, above it.
     mod blocking;
+    mod files;
     mod network;
     mod reactor;
     mod seam;
 
     pub(crate) use self::blocking::{BlockingClock, Busy, OnBlockingThread};
+    pub use self::files::{FileSystem, FsDone, FsFile, FsKind, FsOpen, FsWork};
     pub use self::network::{NetDatagram, NetListener, NetStream, Network};
     pub use self::reactor::{
         AsSocket, BorrowedSocket, Interest, OwnedSocket, Reactor, Readiness, Registration,

@@ -358,6 +358,10 @@ impl Runtime for TrackedRuntime {
         self.base.network()
     }
 
+    fn file_system(&self) -> Option<&dyn rt::FileSystem> {
+        self.base.file_system()
+    }
+
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
         struct Done(Arc<Clock>);
         impl Drop for Done {

@@ -318,6 +318,141 @@ fn woken_from_another_thread() -> impl Future<Output = ()> {
     })
 }
 
+/// A leak of the process into a run: the order in which a `HashMap` with its own
+/// random keys hands out its entries decides the bytes sent, and nothing else (the same
+/// messages, the same ids, in the same order). Two runs of one seed send other bytes.
+async fn hashmap_order_leak() {
+    let map: std::collections::HashMap<u32, ()> = (0..32).map(|k| (k, ())).collect();
+    let a = hatchery::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let b = hatchery::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = b.local_addr().unwrap();
+    for key in map.keys() {
+        a.send_to(&key.to_le_bytes(), to).await.unwrap();
+    }
+    for _ in 0..32 {
+        b.recv_from(&mut [0; 4]).await.unwrap();
+    }
+}
+
+/// The trace's hash covers the bytes of the messages: the `HashMap` leak, whose events
+/// are the same kinds with the same ids in both runs, gives two hashes.
+#[test]
+fn z1_the_trace_hash_covers_the_bytes_sent() {
+    let (_, first) = Sim::new(0).run_traced(hashmap_order_leak());
+    let (_, second) = Sim::new(0).run_traced(hashmap_order_leak());
+    assert_eq!(first.messages(), 32);
+    assert_eq!(
+        (first.polls(), first.wakes(), first.messages()),
+        (second.polls(), second.wakes(), second.messages()),
+        "the same events"
+    );
+    assert_ne!(first.hash(), second.hash(), "other bytes, another hash");
+}
+
+/// The determinism check runs checked seeds twice, keeping every event with its time
+/// and bytes, and names the first event where the runs differ: the `HashMap` leak is
+/// caught at the first datagram whose bytes differ.
+#[test]
+fn z12_the_determinism_check_names_the_first_event_that_differs() {
+    let out = catch_unwind(|| {
+        hatchery_sim::Seeds::new(4)
+            .check_determinism(2)
+            .run(hashmap_order_leak)
+    });
+    let msg = message(&*out.expect_err("the leak passed the check"));
+    assert!(
+        msg.starts_with("hatchery-sim: seed 0 does not replay: two runs of it differ at event"),
+        "{msg}"
+    );
+    assert!(msg.contains("first:  at "), "{msg}");
+    assert!(msg.contains(": Deliver("), "{msg}");
+    assert!(msg.contains("4 bytes"), "{msg}");
+    assert!(msg.contains("`HashMap`"), "{msg}");
+    // A scenario that depends on its seed alone passes it, failing seeds included.
+    hatchery_sim::Seeds::new(20)
+        .check_determinism(5)
+        .run(|| async {
+            pipeline().await;
+        });
+    let failing = catch_unwind(|| {
+        hatchery_sim::Seeds::new(64)
+            .check_determinism(1)
+            .run(|| async { assert_eq!(racy_increments().await, 2, "lost") })
+    });
+    let msg = message(&*failing.expect_err("some seed loses an increment"));
+    assert!(msg.contains("lost"), "the run's own failure: {msg}");
+}
+
+/// A run on a thread of its own that would wake a task: the simulator names the thread,
+/// not a deadlock, even when no timer is set when it looks.
+#[test]
+fn a_thread_that_would_wake_a_task_is_not_called_a_deadlock() {
+    let out = catch_unwind(|| {
+        Sim::new(5).run(async {
+            let (tx, rx) = memory_stream::<u32>(1);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                let _ = tx.try_send(1);
+            });
+            rx.recv().await
+        })
+    });
+    let msg = message(&*out.expect_err("the run went on"));
+    assert!(
+        msg.starts_with(
+            "hatchery-sim: a task was woken from another thread than the simulator's (seed 5)"
+        ),
+        "{msg}"
+    );
+}
+
+/// tokio's own timers under the simulator fail with tokio's panic, and a line that says
+/// what it means here.
+#[test]
+fn tokios_own_timers_are_explained() {
+    let out = catch_unwind(|| {
+        Sim::new(0).run(async { tokio::time::sleep(Duration::from_millis(1)).await })
+    });
+    let msg = message(&*out.expect_err("tokio's timer ran"));
+    assert!(
+        msg.contains("Tokio 1.x runtime"),
+        "tokio's own message: {msg}"
+    );
+    assert!(msg.contains("hatchery-sim: this panic is tokio's"), "{msg}");
+    assert!(msg.contains("`hatchery::sleep`"), "{msg}");
+}
+
+/// A run whose clock would pass its limit fails, with its seed and the limit.
+#[test]
+fn z10_a_run_past_its_time_limit_fails_clearly() {
+    let out = catch_unwind(|| {
+        Sim::new(3).time_limit(secs(60)).run(async {
+            loop {
+                sleep(secs(7)).await; // a heartbeat that never stops
+            }
+        })
+    });
+    let msg = message(&*out.expect_err("the run went on"));
+    assert!(
+        msg.starts_with(
+            "hatchery-sim: the run passed its limit of simulated time, 60s (seed 3, at 56s; its \
+             next timer is due at 63s)"
+        ),
+        "{msg}"
+    );
+    // At the limit exactly is within it.
+    Sim::new(3).time_limit(secs(60)).run(sleep(secs(60)));
+}
+
+/// The attribute's `time_limit`.
+#[hatchery::test(backends(sim), sim(seeds = 2, time_limit = "10s"))]
+#[should_panic(expected = "the run passed its limit of simulated time, 10s (seed 0")]
+async fn z10_the_attributes_time_limit() {
+    loop {
+        sleep(secs(1)).await;
+    }
+}
+
 #[test]
 fn a_wake_from_another_thread_is_refused() {
     let out = catch_unwind(|| Sim::new(3).run(woken_from_another_thread()));
@@ -459,9 +594,21 @@ fn a_failing_seed_is_printed_and_replayed() {
         .expect("some seed of 64 loses an increment");
     let (passed, stderr) = run_lost_increment(None);
     assert!(!passed, "{stderr}");
+    // The whole command: package, profile, features, test target, test.
+    let release = if cfg!(debug_assertions) {
+        ""
+    } else {
+        " --release"
+    };
+    let features = if cfg!(feature = "tracing") {
+        " --features tracing"
+    } else {
+        ""
+    };
     let line = format!(
         "hatchery-sim: seed {bad} failed (of seeds 0..64); replay it with:\n    \
-         HATCHERY_SIM_SEED={bad} cargo test -p hatchery-tests -- sim::lost_increment::sim --exact"
+         HATCHERY_SIM_SEED={bad} cargo test -p hatchery-tests{release}{features} --test api \
+         -- sim::lost_increment::sim --exact --include-ignored"
     );
     assert!(stderr.contains(&line), "{stderr}");
     assert!(stderr.contains("an increment was lost"), "{stderr}");

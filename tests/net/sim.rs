@@ -427,6 +427,223 @@ fn z5_a_partition_holds_tcp_and_loses_datagrams() {
         .unwrap();
 }
 
+/// Z5: a partition silences resets too: a peer that closes with data unread during a
+/// partition resets the other side only once the partition heals (the reset is a message
+/// of the link, as any other).
+#[test]
+fn z5_a_reset_waits_out_the_partition() {
+    for seed in 0..10 {
+        Sim::new(seed)
+            .run(async {
+                let net = hatchery_sim::net();
+                net.host("server", || async {
+                    let listener = TcpListener::bind("0.0.0.0:7").await?;
+                    let (conn, _) = listener.accept().await?;
+                    sleep(ms(100)).await;
+                    drop(conn); // with the client's bytes unread: a reset
+                    std::future::pending::<io::Result<()>>().await
+                });
+                let mut stream = TcpStream::connect(("server", 7)).await?;
+                stream.write_all(b"unread").await?;
+                sleep(ms(50)).await;
+                net.partition("main", "server");
+                let mut buf = [0; 4];
+                let silent = move_on_after(Duration::from_secs(5), stream.read(&mut buf)).await;
+                assert!(silent.is_none(), "nothing crosses a partition: {silent:?}");
+                net.heal("main", "server");
+                let healed = hatchery::now();
+                let err = stream.read(&mut buf).await.unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+                assert!(
+                    hatchery::now() - healed <= ms(2),
+                    "a link's delay after the heal"
+                );
+                Ok::<_, io::Error>(())
+            })
+            .unwrap();
+    }
+}
+
+/// Z6: a crashed host sends nothing more: what it wrote into a partition, and had not
+/// delivered when it crashed, is gone with it, and does not arrive when the partition
+/// heals.
+#[test]
+fn z6_a_crashed_host_sends_nothing_more() {
+    for seed in 0..10 {
+        Sim::new(seed)
+            .run(async {
+                let net = hatchery_sim::net();
+                let write = Arc::new(hatchery::sync::Event::new());
+                let w = write.clone();
+                let server = net.host("server", move || {
+                    let w = w.clone();
+                    async move {
+                        let listener = TcpListener::bind("0.0.0.0:7").await?;
+                        let (mut conn, _) = listener.accept().await?;
+                        w.wait().await;
+                        conn.write_all(b"from the dead").await?;
+                        std::future::pending::<io::Result<()>>().await
+                    }
+                });
+                let mut stream = TcpStream::connect(("server", 7)).await?;
+                net.partition("main", "server");
+                write.set();
+                sleep(ms(10)).await; // written into the partition
+                server.crash();
+                net.heal("main", "server");
+                let mut buf = [0; 13];
+                let heard = move_on_after(Duration::from_secs(5), stream.read(&mut buf)).await;
+                assert!(
+                    heard.is_none(),
+                    "a dead host retransmits nothing: {heard:?}"
+                );
+                Ok::<_, io::Error>(())
+            })
+            .unwrap();
+    }
+}
+
+/// Z8: a hold keeps every message between two hosts, TCP and datagrams alike, and the
+/// release sends them on: none is lost (a partition would lose the datagrams).
+#[test]
+fn z8_a_hold_keeps_messages_until_released() {
+    for seed in 0..10 {
+        Sim::new(seed)
+            .run(async {
+                let net = hatchery_sim::net();
+                net.host("server", || echo_server(7));
+                net.host("udp", || udp_echo(9));
+                let mut stream = TcpStream::connect(("server", 7)).await?;
+                let socket = UdpSocket::bind("0.0.0.0:0").await?;
+                socket.connect(("udp", 9)).await?;
+                net.hold("main", "server");
+                net.hold("main", "udp");
+                stream.write_all(b"tcp").await?;
+                for i in 0..5u8 {
+                    socket.send(&[i]).await?;
+                }
+                let mut buf = [0; 3];
+                let held = move_on_after(Duration::from_secs(10), stream.read_exact(&mut buf));
+                assert!(held.await.is_none(), "held: nothing comes back");
+                net.release("main", "server");
+                net.release("main", "udp");
+                stream.read_exact(&mut buf).await?;
+                assert_eq!(&buf, b"tcp");
+                let mut got = Vec::new();
+                for _ in 0..5 {
+                    let mut one = [0; 1];
+                    socket.recv(&mut one).await?;
+                    got.push(one[0]);
+                }
+                got.sort_unstable();
+                assert_eq!(got, [0, 1, 2, 3, 4], "every datagram, once");
+                Ok::<_, io::Error>(())
+            })
+            .unwrap();
+    }
+}
+
+/// Z8: a one-way partition cuts one direction only: the client's bytes wait, the
+/// server's reach it; healed, the client's arrive.
+#[test]
+fn z8_a_oneway_partition_cuts_one_direction() {
+    Sim::new(2)
+        .run(async {
+            let net = hatchery_sim::net();
+            net.host("server", || async {
+                let listener = TcpListener::bind("0.0.0.0:7").await?;
+                let (mut conn, _) = listener.accept().await?;
+                conn.write_all(b"hi").await?;
+                let mut buf = [0; 3];
+                conn.read_exact(&mut buf).await?;
+                conn.write_all(&buf).await?;
+                std::future::pending::<io::Result<()>>().await
+            });
+            let mut stream = TcpStream::connect(("server", 7)).await?;
+            net.partition_oneway("main", "server");
+            stream.write_all(b"abc").await?;
+            let mut hi = [0; 2];
+            stream.read_exact(&mut hi).await?; // the other way goes
+            assert_eq!(&hi, b"hi");
+            let mut back = [0; 3];
+            let cut = move_on_after(Duration::from_secs(10), stream.read_exact(&mut back));
+            assert!(cut.await.is_none(), "the client's bytes wait");
+            net.heal_oneway("main", "server");
+            stream.read_exact(&mut back).await?;
+            assert_eq!(&back, b"abc");
+            Ok::<_, io::Error>(())
+        })
+        .unwrap();
+}
+
+/// Z9: a paused host's tasks do not run, while its network goes on: a request to it
+/// waits (its bytes wait in its socket), and is answered once it resumes; a pause is not
+/// a crash (nothing is lost).
+#[test]
+fn z9_a_paused_host_answers_once_resumed() {
+    for seed in 0..10 {
+        Sim::new(seed)
+            .run(async {
+                let net = hatchery_sim::net();
+                let server = net.host("server", || echo_server(7));
+                let mut stream = TcpStream::connect(("server", 7)).await?;
+                assert_eq!(round_trip(&mut stream, b"a").await?, b"a");
+                server.pause();
+                assert!(server.is_paused() && server.is_up());
+                let frozen = move_on_after(Duration::from_secs(30), round_trip(&mut stream, b"b"));
+                assert!(frozen.await.is_none(), "a paused host answers nothing");
+                server.resume();
+                let resumed = hatchery::now();
+                let mut buf = [0; 1];
+                stream.read_exact(&mut buf).await?; // the cut round trip's answer
+                assert_eq!(&buf, b"b");
+                assert!(hatchery::now() - resumed < ms(5));
+                assert_eq!(round_trip(&mut stream, b"c").await?, b"c");
+                Ok::<_, io::Error>(())
+            })
+            .unwrap();
+    }
+}
+
+/// Z10: random faults overlap: a crash strikes during a partition, and a partition
+/// starts during a crash, under some seeds of a few.
+#[test]
+fn z10_random_faults_overlap() {
+    let (mut crash_in_partition, mut partition_in_crash) = (false, false);
+    for seed in 0..20 {
+        let (_, trace) = Sim::new(seed).record_events(true).run_traced(async {
+            let net = hatchery_sim::net();
+            net.host("server", || echo_server(7));
+            let faults = Faults::between(["main", "server"])
+                .only()
+                .partitions(1)
+                .crashes(1)
+                .every(ms(100)..ms(300))
+                .lasting(ms(200)..ms(1000));
+            move_on_after(Duration::from_secs(10), net.random_faults(faults)).await;
+        });
+        let (mut partitioned, mut down) = (false, false);
+        for event in trace.events() {
+            match *event {
+                Event::Partition(..) => {
+                    partition_in_crash |= down;
+                    partitioned = true;
+                }
+                Event::Heal(..) => partitioned = false,
+                Event::Crash(_) => {
+                    crash_in_partition |= partitioned;
+                    down = true;
+                }
+                Event::Restart(_) => down = false,
+                _ => {}
+            }
+        }
+        assert!(!partitioned && !down, "seed {seed}: repaired when dropped");
+    }
+    assert!(crash_in_partition, "a crash during a partition");
+    assert!(partition_in_crash, "a partition during a crash");
+}
+
 /// Z6: a crash drops the host's tasks where they stand (no cleanup runs, shielded or
 /// not), its sockets go silently (the peer's read waits), and after a restart the host
 /// runs again and the peer's next segment meets a reset.

@@ -854,3 +854,178 @@ fn x9_too_many_open_files_child() {
         });
     }
 }
+
+/// A file outlives the run that opened it, on every backend alike: used in another run,
+/// it runs its system calls on that run's threads; used outside any runtime, what its
+/// buffer serves needs none, and an operation that must start a system call panics with
+/// the message that says what to do (before, tokio failed it with an error about a
+/// dropped operation and smol ran it on its global pool).
+#[test]
+fn x1_a_file_runs_on_the_runtime_of_the_code_that_uses_it() {
+    use hatchery_tests::Backend;
+    let dir = TempDir::new("x1-outlives");
+    let backends = [Backend::TokioCurrent, Backend::TokioMulti, Backend::Smol];
+    for (i, opener) in backends.into_iter().enumerate() {
+        for user in backends {
+            let path = dir.join(&format!("f{i}-{user:?}"));
+            let p = path.clone();
+            let mut file = opener.run(async move { File::create(&p).await.unwrap() });
+            let mut file = user.run(async move {
+                file.write_all(b"in another run").await.unwrap();
+                file.flush().await.unwrap();
+                file
+            });
+            assert_eq!(std::fs::read(&path).unwrap(), b"in another run");
+            // Outside any runtime: taken into the buffer, no system call needed...
+            future::block_on(file.write_all(b", and after")).unwrap();
+            // ...but writing it out needs one.
+            let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                future::block_on(file.flush())
+            }));
+            let panic = flushed.expect_err("a system call outside any runtime");
+            let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(
+                msg.starts_with("hatchery::fs: a file operation must start a system call"),
+                "{opener:?} then {user:?}: {msg}"
+            );
+            assert!(msg.contains("hatchery_tokio::run"), "{msg}");
+            // Back in a run, the bytes it took are written.
+            user.run(async move { file.close().await.unwrap() });
+            assert_eq!(std::fs::read(&path).unwrap(), b"in another run, and after");
+        }
+    }
+}
+
+/// The environment variable that makes [`x1_the_file_limiter_bounds_the_threads_child`]
+/// run.
+#[cfg(target_os = "linux")]
+const THREADS_CHILD: &str = "HATCHERY_FS_THREADS_CHILD";
+
+/// Runs [`x1_the_file_limiter_bounds_the_threads_child`] in a process of its own, whose
+/// threads it counts (other tests' threads would count in this one).
+#[cfg(target_os = "linux")]
+#[test]
+fn x1_the_file_limiter_bounds_the_threads() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "fs::x1_the_file_limiter_bounds_the_threads_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(THREADS_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+/// The threads of this process, as the kernel counts them.
+#[cfg(target_os = "linux")]
+fn threads() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+    line["Threads:".len()..].trim().parse().unwrap()
+}
+
+/// 1,000 tasks of 6 file operations each, on every backend: the threads the operations
+/// run on number at most the file limiter's 40 (before, tokio's pool grew to 150–317
+/// threads on the multi-thread runtime and 97–197 on the current-thread one, smol's
+/// to 34–47).
+#[cfg(target_os = "linux")]
+#[test]
+fn x1_the_file_limiter_bounds_the_threads_child() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use hatchery_tests::Backend;
+    if std::env::var_os(THREADS_CHILD).is_none() {
+        return; // only in the process `x1_the_file_limiter_bounds_the_threads` starts
+    }
+    for backend in [Backend::TokioCurrent, Backend::TokioMulti, Backend::Smol] {
+        let dir = TempDir::new("x1-threads");
+        let base = dir.0.clone();
+        let (grown, tokens) = backend.run(async move {
+            fs::write(base.join("warm"), "up").await.unwrap();
+            let before = threads();
+            let stop = Arc::new(AtomicBool::new(false));
+            let sampler = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut most = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        most = most.max(threads());
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    most
+                })
+            };
+            hatchery::nursery(|n| async move {
+                for task in 0..1000 {
+                    let base = base.clone();
+                    n.spawn(async move {
+                        let (a, b) = (base.join(format!("a{task}")), base.join(format!("b{task}")));
+                        fs::write(&a, task.to_string()).await?;
+                        assert_eq!(fs::read_to_string(&a).await?, task.to_string());
+                        assert!(fs::metadata(&a).await?.is_file());
+                        fs::copy(&a, &b).await?;
+                        fs::rename(&b, base.join(format!("c{task}"))).await?;
+                        fs::remove_file(&a).await
+                    });
+                }
+                Ok::<_, io::Error>(())
+            })
+            .await
+            .unwrap();
+            stop.store(true, Ordering::Relaxed);
+            // The sampler is one of the threads counted, not one of the pool's.
+            let most = sampler.join().unwrap() - 1;
+            (most.saturating_sub(before), fs::limiter().total_tokens())
+        });
+        println!("{backend:?}: {grown} more threads during the operations");
+        assert!(
+            grown <= tokens + 2,
+            "{backend:?}: {grown} more threads for a limiter of {tokens}"
+        );
+    }
+}
+
+/// Under virtual time, the file pool's threads count as busy while they run an
+/// operation and as idle while they wait for the next: the clock stands still during
+/// the operations, and jumps at once afterwards, threads lingering or not (rule T6).
+#[hatchery::test(virtual_time)]
+async fn x1_file_threads_and_virtual_time() {
+    let dir = TempDir::new("x1-virtual");
+    for round in 0..3 {
+        let start = hatchery::now();
+        hatchery::nursery(|n| {
+            let dir = dir.0.clone();
+            async move {
+                for i in 0..20 {
+                    let path = dir.join(format!("{round}-{i}"));
+                    n.spawn(async move {
+                        fs::write(&path, "x").await?;
+                        fs::read(&path).await.map(drop)
+                    });
+                }
+                Ok::<_, io::Error>(())
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(hatchery::now(), start, "the clock stood still");
+        let wall = std::time::Instant::now();
+        hatchery::sleep(Duration::from_secs(3600)).await;
+        assert_eq!(hatchery::now() - start, Duration::from_secs(3600));
+        assert!(
+            wall.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            wall.elapsed()
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! How fast the simulator runs: seeds per second of a small scenario, simulated seconds
-//! per wall second, polls per second with many tasks ready at once, and a network of three
-//! hosts (simulated seconds and messages per wall second). The figures in the book's
+//! per wall second, polls per second with many tasks ready at once, a network of three
+//! hosts (simulated seconds and messages per wall second), and a disk (synced appends
+//! per wall second). The figures in the book's
 //! chapter *Simulation testing* come from
 //! `cargo run --release -p hatchery-sim --example sim_speed`.
 
@@ -139,6 +140,24 @@ fn main() {
             "  10,000 tasks spawned and joined: {wall:.2?} ({:.0} ns a task, {} polls)",
             wall.as_nanos() as f64 / 10_000.0,
             trace.polls()
+        );
+
+        let start = Instant::now();
+        let appends = 10_000;
+        let simulated = Sim::new(1).run(async move {
+            let t0 = hatchery::now();
+            let mut log = hatchery::fs::File::create("/log").await.unwrap();
+            for _ in 0..appends {
+                log.write_all(&[7; 64]).await.unwrap();
+                log.sync_data().await.unwrap();
+            }
+            hatchery::now() - t0
+        });
+        let wall = start.elapsed();
+        println!(
+            "  {appends} appends of 64 bytes, each synced: {simulated:.2?} simulated in {wall:.2?} \
+             ({:.0} synced appends a wall second)",
+            f64::from(appends) / wall.as_secs_f64()
         );
 
         let start = Instant::now();

@@ -19,12 +19,20 @@
 //!    life (incarnation). A task of a host that has crashed never runs again: the crash
 //!    takes its tasks out of the list at once, and the loop drops them before its next
 //!    poll, outside any poll (a task spawned for a crashed host is dropped at once).
+//! 6. A task of a paused host is never drawn: while its host is paused, its entry waits
+//!    in `parked` (woken or spawned then, it goes there), in the order it became ready;
+//!    a resume puts the host's entries back in the ready list, in that order.
+//! 7. A panic of the run (a task's that reached the root, a refusal, a deadlock, the time
+//!    limit) ends the loop with the trace kept so far: [`block_on`] returns it with the
+//!    panic, for the caller to resume or to compare.
 
-use std::collections::BTreeMap;
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -48,6 +56,9 @@ const DROPPING: usize = usize::MAX;
 /// State shared by the run loop, the runtime, its timers and its wakers.
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// Notified when something is refused off the simulator's thread (invariant 1): what
+    /// a run that looks deadlocked waits for a moment, to name the right cause.
+    refusal: Condvar,
     /// The simulator's thread (invariant 1).
     thread: ThreadId,
     seed: u64,
@@ -78,6 +89,14 @@ pub(crate) struct State {
     refused: Option<&'static str>,
     /// The run has ended: a task spawned now is dropped at once.
     closed: bool,
+    /// Hosts that are paused (invariant 6).
+    paused: BTreeSet<usize>,
+    /// The ready entries of paused hosts' tasks (invariant 6).
+    parked: Vec<Ready>,
+    /// The most simulated time the run may take.
+    time_limit: Option<Duration>,
+    /// The simulated disks of the hosts.
+    pub(crate) disks: crate::disk::Disks,
 }
 
 struct Slot {
@@ -108,6 +127,7 @@ impl Shared {
             return true;
         }
         self.lock().refused.get_or_insert(what);
+        self.refusal.notify_all();
         false
     }
 
@@ -116,6 +136,7 @@ impl Shared {
             return;
         }
         let mut s = self.lock();
+        let s = &mut *s;
         if key == usize::MAX {
             if !s.root_queued && !s.closed {
                 s.root_queued = true;
@@ -132,7 +153,11 @@ impl Shared {
             return;
         }
         slot.queued = true;
-        s.ready.push(Ready::Task { key, id });
+        let ready = Ready::Task { key, id };
+        match s.paused.contains(&slot.host) {
+            true => s.parked.push(ready), // invariant 6
+            false => s.ready.push(ready),
+        }
         s.recorder.push(Event::Wake(id));
     }
 
@@ -168,6 +193,53 @@ impl State {
             let slot = self.tasks.remove(key);
             self.doomed.push(slot);
         }
+        // A crashed host is not paused any more; its parked entries name no task now.
+        self.paused.remove(&host);
+        let tasks = &self.tasks;
+        self.parked.retain(|r| match *r {
+            Ready::Task { key, id } => tasks.get(key).is_some_and(|s| s.id == id),
+            Ready::Root => true,
+        });
+    }
+
+    /// Pauses `host`: its tasks are not drawn until it is resumed (invariant 6).
+    pub(crate) fn pause_host(&mut self, host: usize) {
+        if !self.paused.insert(host) {
+            return;
+        }
+        let tasks = &self.tasks;
+        let of_host = |r: &Ready| match *r {
+            Ready::Task { key, id } => tasks.get(key).is_some_and(|s| s.id == id && s.host == host),
+            Ready::Root => false,
+        };
+        let (parked, ready): (Vec<Ready>, Vec<Ready>) = std::mem::take(&mut self.ready)
+            .into_iter()
+            .partition(of_host);
+        self.ready = ready;
+        self.parked.extend(parked);
+    }
+
+    /// Resumes `host`: its tasks that became ready meanwhile are ready again (invariant
+    /// 6).
+    pub(crate) fn resume_host(&mut self, host: usize) {
+        if !self.paused.remove(&host) {
+            return;
+        }
+        let tasks = &self.tasks;
+        let of_host = |r: &Ready| match *r {
+            Ready::Task { key, id } => tasks.get(key).is_some_and(|s| s.id == id && s.host == host),
+            Ready::Root => false,
+        };
+        let (back, parked): (Vec<Ready>, Vec<Ready>) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(of_host);
+        self.parked = parked;
+        self.ready.extend(back);
+    }
+
+    /// Whether `host` is paused.
+    pub(crate) fn is_paused(&self, host: usize) -> bool {
+        self.paused.contains(&host)
     }
 }
 
@@ -195,12 +267,15 @@ pub(crate) struct SimRuntime {
     shared: Arc<Shared>,
     /// The network's side of the seam.
     network: crate::net::SimNetwork,
+    /// The disks' side of the seam.
+    disks: crate::disk::SimFileSystem,
 }
 
 impl SimRuntime {
     pub(crate) fn new(shared: Arc<Shared>) -> SimRuntime {
         SimRuntime {
             network: crate::net::SimNetwork::new(shared.clone()),
+            disks: crate::disk::SimFileSystem::new(shared.clone()),
             shared,
         }
     }
@@ -221,34 +296,51 @@ the simulator does not run: a thread's timing is outside the simulation and woul
 run depend on more than its seed. Keep blocking work out of the code under simulation, or \
 test it on tokio or smol";
 
+/// Spawns `task` for the host of the code being run (invariant 5).
+pub(crate) fn spawn(shared: &Arc<Shared>, task: Task) {
+    shared.on_thread("a task was spawned from another thread");
+    let mut s = shared.lock();
+    let host = s.current_host;
+    if s.closed || host == DROPPING || !s.net.is_up(host) {
+        drop(s);
+        drop(task); // counts as cancelled (invariant 5)
+        return;
+    }
+    let id = s.next_id;
+    s.next_id += 1;
+    let entry = s.tasks.vacant_entry();
+    let key = entry.key();
+    entry.insert(Slot {
+        id,
+        task: Some(task),
+        queued: true,
+        host,
+        waker: Waker::from(Arc::new(TaskWaker {
+            shared: Arc::downgrade(shared),
+            key,
+            id,
+        })),
+    });
+    let ready = Ready::Task { key, id };
+    match s.paused.contains(&host) {
+        true => s.parked.push(ready), // invariant 6
+        false => s.ready.push(ready),
+    }
+    s.recorder.push(Event::Spawn(id));
+}
+
+/// A timer on the virtual clock, due at `deadline`.
+pub(crate) fn sleep_until(shared: &Arc<Shared>, deadline: Instant) -> impl Future<Output = ()> {
+    SimSleep {
+        shared: shared.clone(),
+        deadline,
+        key: None,
+    }
+}
+
 impl Runtime for SimRuntime {
     fn spawn(&self, task: Task) {
-        self.shared
-            .on_thread("a task was spawned from another thread");
-        let mut s = self.shared.lock();
-        let host = s.current_host;
-        if s.closed || host == DROPPING || !s.net.is_up(host) {
-            drop(s);
-            drop(task); // counts as cancelled (invariant 5)
-            return;
-        }
-        let id = s.next_id;
-        s.next_id += 1;
-        let entry = s.tasks.vacant_entry();
-        let key = entry.key();
-        entry.insert(Slot {
-            id,
-            task: Some(task),
-            queued: true,
-            host,
-            waker: Waker::from(Arc::new(TaskWaker {
-                shared: Arc::downgrade(&self.shared),
-                key,
-                id,
-            })),
-        });
-        s.ready.push(Ready::Task { key, id });
-        s.recorder.push(Event::Spawn(id));
+        spawn(&self.shared, task);
     }
 
     fn now(&self) -> Instant {
@@ -283,6 +375,11 @@ impl Runtime for SimRuntime {
     /// The simulated network of named hosts.
     fn network(&self) -> Option<&dyn hatchery::rt::Network> {
         Some(&self.network)
+    }
+
+    /// A simulated disk per host.
+    fn file_system(&self) -> Option<&dyn hatchery::rt::FileSystem> {
+        Some(&self.disks)
     }
 }
 
@@ -359,17 +456,64 @@ impl Drop for Close {
     }
 }
 
-/// Runs `root` to completion on the simulator, with the schedule drawn from `seed`.
+/// What a run is made of: its seed and settings.
+pub(crate) struct Setup {
+    pub(crate) seed: u64,
+    pub(crate) record: bool,
+    pub(crate) time_limit: Option<Duration>,
+    pub(crate) link: crate::net::Link,
+    pub(crate) disk: crate::disk::Disk,
+}
+
+/// A run's outcome: its output, or the panic that ended it (invariant 7).
+pub(crate) type Outcome<T> = Result<T, Box<dyn Any + Send>>;
+
+/// The message of a refusal (invariant 1).
+fn refused(what: &str, seed: u64) -> String {
+    format!(
+        "hatchery-sim: {what} than the simulator's (seed {seed}): work on a real thread is \
+         outside the simulation, and its timing would make the run depend on more than its \
+         seed. Everything a simulated test does must run in its tasks, on the simulator's \
+         thread"
+    )
+}
+
+/// How long a run that looks deadlocked waits (in real time) for a refusal from another
+/// thread, before it says deadlock: a thread outside the simulation that is about to
+/// wake a task is the likelier cause then, and its refusal says so.
+const FOREIGN_GRACE: Duration = Duration::from_millis(200);
+
+/// A panic of tokio's, from code under the simulator that used tokio's own timers,
+/// sockets or spawn: its message gets a line that says what it means here.
+fn explain_tokio(payload: Box<dyn Any + Send>) -> Box<dyn Any + Send> {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied());
+    match message {
+        Some(m) if m.contains("Tokio 1.x runtime") || m.contains("no reactor running") => {
+            Box::new(format!(
+                "{m}\nhatchery-sim: this panic is tokio's: code under the simulator used tokio's \
+                 own timers, sockets or spawn, which need a tokio runtime and are outside the \
+                 simulation. Use hatchery's (`hatchery::sleep`, `hatchery::net`, a nursery's \
+                 `spawn`), which the simulator runs, or test that code on hatchery-tokio"
+            ))
+        }
+        _ => payload,
+    }
+}
+
+/// Runs `root` to completion on the simulator, with the schedule drawn from the seed:
+/// its output or its panic, and its trace (invariant 7).
 ///
 /// The caller has made `root` a hatchery root on the runtime passed to it.
 pub(crate) fn block_on<F: Future>(
-    seed: u64,
-    record: bool,
-    setup: impl FnOnce(&mut NetState),
+    setup: Setup,
     root: impl FnOnce(Arc<dyn Runtime>) -> F,
-) -> (F::Output, Trace) {
+) -> (Outcome<F::Output>, Trace) {
+    let seed = setup.seed;
     let mut net = NetState::new(seed);
-    setup(&mut net);
+    net.set_default_link(setup.link);
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             start: Instant::now(),
@@ -380,13 +524,18 @@ pub(crate) fn block_on<F: Future>(
             timers: BTreeMap::new(),
             next_timer: 0,
             next_id: ROOT + 1,
-            recorder: Recorder::new(seed, record),
+            recorder: Recorder::new(seed, setup.record),
             refused: None,
             closed: false,
             current_host: ROOT_HOST,
             doomed: Vec::new(),
             net,
+            paused: BTreeSet::new(),
+            parked: Vec::new(),
+            time_limit: setup.time_limit,
+            disks: crate::disk::Disks::new(seed, setup.disk),
         }),
+        refusal: Condvar::new(),
         thread: std::thread::current().id(),
         seed,
     });
@@ -403,17 +552,12 @@ pub(crate) fn block_on<F: Future>(
         id: ROOT,
     }));
     let mut rng = fastrand::Rng::with_seed(seed);
-    loop {
+    let out = catch_unwind(AssertUnwindSafe(|| loop {
         let next = {
             let mut s = shared.lock();
             if let Some(what) = s.refused {
                 drop(s);
-                panic!(
-                    "hatchery-sim: {what} than the simulator's (seed {seed}): work on a real \
-                     thread is outside the simulation, and its timing would make the run depend \
-                     on more than its seed. Everything a simulated test does must run in its \
-                     tasks, on the simulator's thread"
-                );
+                panic!("{}", refused(what, seed));
             }
             if !s.doomed.is_empty() {
                 // Invariant 5: a crashed host's tasks go, outside any poll and the lock.
@@ -427,17 +571,59 @@ pub(crate) fn block_on<F: Future>(
             if s.ready.is_empty() {
                 // Invariant 3: nothing can run; jump to the earliest timer.
                 let Some(&(at, _)) = s.timers.keys().next() else {
+                    // Nothing can wake a task, unless a thread outside the simulation is
+                    // about to: give it a moment, so that its refusal names the cause.
+                    let (s, _) = shared
+                        .refusal
+                        .wait_timeout_while(s, FOREIGN_GRACE, |s| s.refused.is_none())
+                        .unwrap_or_else(|e| e.into_inner());
+                    if let Some(what) = s.refused {
+                        drop(s);
+                        panic!("{}", refused(what, seed));
+                    }
                     let elapsed = s.elapsed;
+                    let paused: Vec<String> = s
+                        .paused
+                        .iter()
+                        .filter_map(|&h| s.net.host_name(h))
+                        .collect();
                     drop(s);
+                    let paused = match paused.is_empty() {
+                        true => String::new(),
+                        false => format!(
+                            " The paused hosts ({}) have tasks that would run once resumed, \
+                             but no task is left to resume them.",
+                            paused.join(", ")
+                        ),
+                    };
                     panic!(
                         "hatchery-sim: deadlock (seed {seed}, at {elapsed:?} of simulated \
                          time): every task is blocked and no timer is set, so nothing can ever \
                          wake one. Something waits for what never comes: a lock or permit never \
                          released, a channel nobody sends on, an event never set, a task \
-                         joining itself"
+                         joining itself; or a thread outside the simulation (a `std::thread`, \
+                         blocking work elsewhere) that was to wake a task and did not within \
+                         {FOREIGN_GRACE:?} of real time: the simulator cannot wait for one.{paused}"
                     );
                 };
                 let now = s.start + s.elapsed;
+                if let Some(limit) = s.time_limit {
+                    let due = at - s.start;
+                    if due > limit {
+                        let elapsed = s.elapsed;
+                        drop(s);
+                        panic!(
+                            "hatchery-sim: the run passed its limit of simulated time, \
+                             {limit:?} (seed {seed}, at {elapsed:?}; its next timer is due at \
+                             {:?}): a task still waits for a timer there (a retry or a \
+                             heartbeat that never stops, a livelock, a deadline too far). \
+                             Raise the limit (`Sim::time_limit`, `Seeds::time_limit`, or \
+                             {}=<seconds>) if the run needs that long",
+                            due,
+                            crate::TIME_LIMIT_VAR,
+                        );
+                    }
+                }
                 if at > now {
                     s.elapsed = at - s.start;
                 }
@@ -477,11 +663,8 @@ pub(crate) fn block_on<F: Future>(
             None => {
                 if let Poll::Ready(out) = root.as_mut().poll(&mut Context::from_waker(&root_waker))
                 {
-                    let mut s = shared.lock();
-                    s.recorder.push(Event::Done(ROOT));
-                    let elapsed = s.elapsed;
-                    let trace = s.recorder.finish(elapsed);
-                    return (out, trace);
+                    shared.lock().recorder.push(Event::Done(ROOT));
+                    break out;
                 }
             }
             Some((key, id, mut task, waker)) => {
@@ -505,7 +688,13 @@ pub(crate) fn block_on<F: Future>(
                 }
             }
         }
-    }
+    }));
+    let trace = {
+        let mut s = shared.lock();
+        let elapsed = s.elapsed;
+        s.recorder.finish(elapsed)
+    };
+    (out.map_err(explain_tokio), trace)
 }
 
 thread_local! {

@@ -13,7 +13,9 @@
 //!   drawn from a generator seeded with the run's seed. Another seed, another
 //!   interleaving; the same seed, the same run: the same polls in the same order, the
 //!   same clock, the same outcome. The run's [`Trace`] (task polls, wake-ups, spawns,
-//!   clock jumps) has a [hash](Trace::hash) to compare two runs by;
+//!   clock jumps, messages, disk operations and faults, with their bytes and times) has
+//!   a [hash](Trace::hash) to compare two runs by, and the determinism check
+//!   ([`Seeds::check_determinism`], [`CHECK_VAR`]) compares them event by event;
 //! * **the thread's own generator** (`fastrand`'s, which `hatchery::Backoff`'s jitter
 //!   draws from) is seeded from the run's seed too, for the run;
 //! * **a simulated network** ([`Net`]): [`hatchery::net`]'s TCP and UDP sockets, and
@@ -21,12 +23,16 @@
 //!   address, over links whose latency and jitter are drawn from the seed. A test injects
 //!   faults (partitions, resets, crashes and restarts of hosts, lossy links) or lets the
 //!   seed draw them ([`Net::random_faults`]). Library code does not change: the same
-//!   `hatchery::net` types route to this network when the simulator runs them.
+//!   `hatchery::net` types route to this network when the simulator runs them;
+//! * **a simulated disk per host** ([`Disk`]): `hatchery::fs` works on it, with latency,
+//!   writes that a crash of the host loses unless synced (torn at sector boundaries),
+//!   and read errors and full disks drawn from the seed.
 //!
 //! A test runs a scenario under many seeds to find the interleaving that breaks it, and
-//! one seed to replay it: [`check_seeds`], or `#[hatchery::test(sim(seeds = 1000))]`,
-//! which prints the failing seed and the line that replays it
-//! (`HATCHERY_SIM_SEED=<seed> cargo test ...`).
+//! one seed to replay it: [`check_seeds`] (or [`Seeds`], with a time limit and the
+//! determinism check), or `#[hatchery::test(sim(seeds = 1000))]`, which prints the failing
+//! seed and the whole command that replays it (`HATCHERY_SIM_SEED=<seed> cargo test -p
+//! <package> --features <..> --test <target> -- <test> --exact`).
 //!
 //! ```
 //! use std::time::Duration;
@@ -38,29 +44,39 @@
 //! assert_eq!(trace.elapsed(), Duration::from_secs(3600)); // at once, in real time
 //! ```
 //!
-//! # What is not simulated
+//! # What is refused, and what is not caught
 //!
-//! Whatever would make a run depend on more than its seed is refused, loudly:
+//! What reaches the simulator through hatchery but cannot be simulated is refused,
+//! loudly:
 //!
 //! * **real threads**: blocking work ([`run_blocking`](hatchery::run_blocking),
 //!   [`to_thread::run_sync`](hatchery::to_thread::run_sync), a blocking portal) panics
 //!   in the task that asked, with a message that says why ([`Runtime::spawn_blocking`]
 //!   is refused);
-//! * **wake-ups and spawns from another thread** (a thread the test started itself,
-//!   say): the run panics at its next step, naming what came from outside;
-//! * **real sockets and descriptors**: the simulator has no reactor, so a socket of the
-//!   system (`from_std`, a Unix socket, `hatchery::io::Async`, a child process's pipes)
-//!   fails with an error of kind [`Unsupported`](std::io::ErrorKind::Unsupported) that
-//!   names the runtime, `hatchery-sim`, and says it has a network of its own; a
+//! * **wake-ups and spawns of hatchery tasks from another thread** (a thread the test
+//!   started itself, say): the run panics at its next step, naming what came from
+//!   outside (when nothing else could run meanwhile, it waits 200 ms of real time for such
+//!   a wake-up before it calls the run a deadlock);
+//! * **sockets, descriptors and files of the system** through hatchery (`from_std`, a
+//!   Unix socket, `hatchery::io::Async`, a child process's pipes, `File::from_std`) fail
+//!   with an error of kind [`Unsupported`](std::io::ErrorKind::Unsupported) that names the
+//!   runtime, `hatchery-sim`, and says it has a network (or a file system) of its own; a
 //!   simulated socket has no descriptor (`AsFd` panics, saying so);
-//! * **a deadlock** (every task blocked, no timer set): nothing could ever wake a task,
-//!   so the run panics at once, with its seed and simulated time.
+//! * **tokio's own timers, sockets and spawn** fail with tokio's panic, to which the
+//!   simulator adds a line that says what it means here;
+//! * **a deadlock** (every task blocked, no timer set) and **a run past its time limit**
+//!   ([`Sim::time_limit`]) panic, with the seed and the simulated time.
 //!
-//! Outside the simulation, and not caught: code that reads the real clock
-//! (`std::time::Instant::now`), real files, or another random generator than the
-//! thread's `fastrand`; and iteration over a `HashMap` with a random hasher, whose order
-//! changes from one process to the next. Code under simulation reads time through
-//! hatchery ([`hatchery::now`]).
+//! What code does behind hatchery's back is not seen, and so not caught: the real clock
+//! (`std::time::Instant::now`, `SystemTime::now`), `std::thread::sleep` and threads that
+//! never touch hatchery, blocking `std::net` sockets and `std::fs` files, random
+//! generators other than the thread's `fastrand`, and the iteration order of a `HashMap`
+//! or `HashSet`, whose keys are random in each map (so the order changes between two runs
+//! in one process, not only between processes). The determinism check catches such a
+//! leak when it changes what a run does (the bytes sent, the events' order or times), and
+//! the crate ships `simulation.clippy.toml`, a `disallowed-methods` list for clippy that
+//! refuses those calls in a crate tested under simulation (the book's chapter *Simulation
+//! testing* shows it).
 //!
 //! # When not to use this
 //!
@@ -72,16 +88,21 @@
 #![forbid(unsafe_code)]
 
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::resume_unwind;
+use std::time::Duration;
 
 use hatchery::rt::Runtime;
 
+mod check;
+mod disk;
 mod executor;
 mod net;
 mod trace;
 
+pub use check::{check_seeds, Outcome, Seeds};
+pub use disk::Disk;
 pub use net::{net, Faults, Host, HostOutput, Link, Net};
-pub use trace::{Event, Trace};
+pub use trace::{Event, Step, Trace};
 
 /// The environment variable that replays one seed: when it is set, [`run`] and
 /// [`check_seeds`] run that seed alone.
@@ -104,7 +125,32 @@ pub const SEED_VAR: &str = "HATCHERY_SIM_SEED";
 /// ```
 pub const SEEDS_VAR: &str = "HATCHERY_SIM_SEEDS";
 
-/// A simulated run's settings: its seed, and whether its trace keeps its events.
+/// The environment variable that turns the determinism check of [`check_seeds`] on:
+/// `1` (or `on`) checks a failing seed and 8 passing ones, a number `N` checks the
+/// failing seed and `N` passing ones (spread over the seeds tried), `0` (or `off`)
+/// none. A checked seed runs twice more, keeping its whole trace, and the two traces
+/// must be the same ([`Seeds::check_determinism`]).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(hatchery_sim::CHECK_VAR, "HATCHERY_SIM_CHECK");
+/// ```
+pub const CHECK_VAR: &str = "HATCHERY_SIM_CHECK";
+
+/// The environment variable that sets the limit of simulated time of every run of
+/// [`run`] and [`check_seeds`], in seconds (`90`, `0.5`), over the limit in the code: a
+/// run whose clock would pass it fails, saying so ([`Sim::time_limit`]).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(hatchery_sim::TIME_LIMIT_VAR, "HATCHERY_SIM_TIME_LIMIT");
+/// ```
+pub const TIME_LIMIT_VAR: &str = "HATCHERY_SIM_TIME_LIMIT";
+
+/// A simulated run's settings: its seed, its network's links, its time limit, and
+/// whether its trace keeps its events.
 ///
 /// # Examples
 ///
@@ -123,6 +169,8 @@ pub struct Sim {
     seed: u64,
     record: bool,
     link: Link,
+    disk: Disk,
+    time_limit: Option<Duration>,
 }
 
 impl Sim {
@@ -138,14 +186,17 @@ impl Sim {
             seed,
             record: false,
             link: Link::default(),
+            disk: Disk::default(),
+            time_limit: None,
         }
     }
 
-    /// A run with the seed in [`SEED_VAR`] if it is set, else `default`.
+    /// A run with the seed in [`SEED_VAR`] if it is set, else `default`, and the time
+    /// limit in [`TIME_LIMIT_VAR`] if it is set.
     ///
     /// # Panics
     ///
-    /// If the variable is set but is not a number (`u64`, decimal).
+    /// If a variable is set but is not a number.
     ///
     /// # Examples
     ///
@@ -156,7 +207,11 @@ impl Sim {
     /// # }
     /// ```
     pub fn from_env_or(default: u64) -> Sim {
-        Sim::new(env_seed().unwrap_or(default))
+        let sim = Sim::new(env_seed().unwrap_or(default));
+        match env_time_limit() {
+            Some(limit) => sim.time_limit(limit),
+            None => sim,
+        }
     }
 
     /// The run's seed.
@@ -170,8 +225,9 @@ impl Sim {
         self.seed
     }
 
-    /// Keeps every event of the run in its [`Trace`] ([`Trace::events`]), not only their
-    /// hash and counts: for a look at an interleaving, at the cost of memory.
+    /// Keeps every event of the run in its [`Trace`] ([`Trace::events`],
+    /// [`Trace::steps`]), not only their hash and counts: for a look at an interleaving,
+    /// at the cost of memory.
     ///
     /// # Examples
     ///
@@ -186,6 +242,35 @@ impl Sim {
     /// ```
     pub fn record_events(mut self, record: bool) -> Sim {
         self.record = record;
+        self
+    }
+
+    /// The most simulated time the run may take: a run whose clock would pass it (its
+    /// next timer is due later) fails with a panic that says so, with its seed. A
+    /// retry loop that never gives up, a heartbeat that never stops, tasks that wake
+    /// each other forever on timers: without a limit, such a run goes on as long as
+    /// the machine lets it, since simulated time costs nothing. None by default
+    /// ([`TIME_LIMIT_VAR`] sets one for [`run`] and [`check_seeds`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery_sim::Sim;
+    ///
+    /// let heartbeat = async {
+    ///     loop {
+    ///         hatchery::sleep(Duration::from_secs(1)).await; // never ends
+    ///     }
+    /// };
+    /// let sim = Sim::new(0).time_limit(Duration::from_secs(60));
+    /// let run = std::panic::AssertUnwindSafe(|| sim.run(heartbeat));
+    /// let failed = std::panic::catch_unwind(run).unwrap_err();
+    /// let message = failed.downcast_ref::<String>().unwrap();
+    /// assert!(message.contains("passed its limit of simulated time, 60s"), "{message}");
+    /// ```
+    pub fn time_limit(mut self, limit: Duration) -> Sim {
+        self.time_limit = Some(limit);
         self
     }
 
@@ -226,6 +311,28 @@ impl Sim {
         self
     }
 
+    /// The disk of every host, unless [`Net::set_disk`] sets one for a host:
+    /// [`Disk::default`] (20 to 100 µs a call, 1 ms more a sync, no faults, half of
+    /// what is not synced kept in a crash) unless this says otherwise. Each host has a
+    /// disk of its own, behind `hatchery::fs`, which its restarts keep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery_sim::{Disk, Sim};
+    ///
+    /// let strict = Disk { crash_keeps: 0.0, ..Disk::default() }; // a crash loses every write not synced
+    /// let text = Sim::new(0).disk(strict).run(async {
+    ///     hatchery::fs::write("/greeting", "hello").await?;
+    ///     hatchery::fs::read_to_string("/greeting").await
+    /// });
+    /// assert_eq!(text.unwrap(), "hello");
+    /// ```
+    pub fn disk(mut self, disk: Disk) -> Sim {
+        self.disk = disk;
+        self
+    }
+
     /// Runs `fut` as the root of a hatchery task tree on the simulator, and returns its
     /// output.
     ///
@@ -235,8 +342,9 @@ impl Sim {
     /// # Panics
     ///
     /// If `fut` panics, with its payload. If the run refuses something that cannot be
-    /// simulated (a wake-up from another thread; see the [crate docs](crate)), or
-    /// deadlocks, with a message that says so.
+    /// simulated (a wake-up from another thread; see the [crate docs](crate)),
+    /// deadlocks, or passes its [time limit](Sim::time_limit), with a message that says
+    /// so.
     ///
     /// # Examples
     ///
@@ -268,24 +376,38 @@ impl Sim {
     /// assert_eq!((trace.seed(), trace.polls()), (8, 1));
     /// ```
     pub fn run_traced<F: Future>(&self, fut: F) -> (F::Output, Trace) {
-        let link = self.link;
+        let (out, trace) = self.run_caught(fut);
+        match out {
+            Ok(out) => (out, trace),
+            Err(panic) => resume_unwind(panic),
+        }
+    }
+
+    /// Runs `fut`, and returns its output or its panic, with the trace either way.
+    pub(crate) fn run_caught<F: Future>(&self, fut: F) -> (std::thread::Result<F::Output>, Trace) {
         executor::block_on(
-            self.seed,
-            self.record,
-            |net| net.set_default_link(link),
+            executor::Setup {
+                seed: self.seed,
+                record: self.record,
+                time_limit: self.time_limit,
+                link: self.link,
+                disk: self.disk,
+            },
             |runtime: std::sync::Arc<dyn Runtime>| hatchery::rt::enter_root(runtime, fut),
         )
     }
 }
 
 /// Runs `fut` as the root of a hatchery task tree on the simulator, with the seed in
-/// [`SEED_VAR`] if it is set, else seed 0, and returns its output: the simulator's
-/// `run`, as `hatchery_smol::run` is smol's (the conformance kit and
+/// [`SEED_VAR`] if it is set, else seed 0 (and the time limit in [`TIME_LIMIT_VAR`] if
+/// it is set), and returns its output: the simulator's `run`, as `hatchery_smol::run`
+/// is smol's (the conformance kit and
 /// `#[hatchery::test(backends(mine = hatchery_sim::run))]` take it).
 ///
 /// # Panics
 ///
-/// As [`Sim::run`]; and if [`SEED_VAR`] is set but is not a number.
+/// As [`Sim::run`]; and if [`SEED_VAR`] or [`TIME_LIMIT_VAR`] is set but is not a
+/// number.
 ///
 /// # Examples
 ///
@@ -313,140 +435,20 @@ pub fn current_seed() -> Option<u64> {
     executor::current().map(|shared| shared.seed())
 }
 
-/// What a test run under many seeds returns: `()`, or a `Result` whose `Err` fails the
-/// test (as `#[test]` functions return).
-///
-/// # Examples
-///
-/// ```
-/// use hatchery_sim::Outcome;
-///
-/// assert!(!().is_failure());
-/// assert!(Err::<(), _>("boom").is_failure());
-/// ```
-pub trait Outcome {
-    /// Whether this outcome fails the test.
-    fn is_failure(&self) -> bool;
-}
-
-impl Outcome for () {
-    fn is_failure(&self) -> bool {
-        false
-    }
-}
-
-impl<T, E> Outcome for Result<T, E> {
-    fn is_failure(&self) -> bool {
-        self.is_err()
-    }
-}
-
-/// Runs the scenario that `make` builds once for each seed from 0 to `seeds - 1`, each
-/// on a fresh simulator, and stops at the first that fails (panics, or returns an
-/// `Err`): it prints that seed and the line that replays it, then fails as the run did
-/// (the panic goes on, the `Err` is returned). It returns the last run's outcome.
-///
-/// [`SEED_VAR`] set, it runs that seed alone (the replay); [`SEEDS_VAR`] set, it tries
-/// that many seeds instead of `seeds`. `#[hatchery::test(sim(seeds = N))]` calls this.
-///
-/// # Panics
-///
-/// As the failing run did. If an environment variable above is set but is not a
-/// number.
-///
-/// # Examples
-///
-/// A race that only some schedules lose: two tasks read a counter, yield, and write it
-/// back plus one.
-///
-/// ```
-/// use std::sync::atomic::{AtomicU32, Ordering};
-/// use std::sync::Arc;
-///
-/// async fn two_increments() -> u32 {
-///     let counter = Arc::new(AtomicU32::new(0));
-///     hatchery::nursery(|n| {
-///         let counter = counter.clone();
-///         async move {
-///             for _ in 0..2 {
-///                 let c = counter.clone();
-///                 n.spawn(async move {
-///                     let read = c.load(Ordering::SeqCst);
-///                     hatchery::checkpoint().await; // another task may run here
-///                     c.store(read + 1, Ordering::SeqCst);
-///                     Ok::<_, std::io::Error>(())
-///                 });
-///             }
-///             Ok(())
-///         }
-///     })
-///     .await
-///     .unwrap();
-///     counter.load(Ordering::SeqCst)
-/// }
-///
-/// // Some seeds lose an increment; `check_seeds` stops at the first and names it.
-/// let lost = std::panic::catch_unwind(|| {
-///     hatchery_sim::check_seeds(50, || async { assert_eq!(two_increments().await, 2) })
-/// });
-/// # if std::env::var_os("HATCHERY_SIM_SEED").is_none() {
-/// assert!(lost.is_err());
-/// # }
-/// ```
-pub fn check_seeds<Fut, M>(seeds: u64, mut make: M) -> Fut::Output
-where
-    M: FnMut() -> Fut,
-    Fut: Future,
-    Fut::Output: Outcome,
-{
-    let (first, count) = match env_seed() {
-        Some(seed) => {
-            eprintln!("hatchery-sim: replaying seed {seed} ({SEED_VAR})");
-            (seed, 1)
-        }
-        None => (0, env_u64(SEEDS_VAR).unwrap_or(seeds).max(1)),
-    };
-    let mut last = None;
-    for seed in (first..).take(usize::try_from(count).unwrap_or(usize::MAX)) {
-        let sim = Sim::new(seed);
-        match catch_unwind(AssertUnwindSafe(|| sim.run(make()))) {
-            Ok(out) if !out.is_failure() => last = Some(out),
-            Ok(out) => {
-                report(seed, count);
-                return out;
-            }
-            Err(panic) => {
-                report(seed, count);
-                resume_unwind(panic);
-            }
-        }
-    }
-    last.expect("at least one seed runs")
-}
-
-/// Prints the seed that failed and the line that replays it.
-fn report(seed: u64, count: u64) {
-    // libtest names a test's thread after the test (except with one test thread).
-    let thread = std::thread::current();
-    let test = thread.name().filter(|n| *n != "main");
-    let package = std::env::var("CARGO_PKG_NAME").ok();
-    let mut line = format!("{SEED_VAR}={seed} cargo test");
-    if let Some(package) = package {
-        line.push_str(&format!(" -p {package}"));
-    }
-    if let Some(test) = test {
-        line.push_str(&format!(" -- {test} --exact"));
-    }
-    let of = match count {
-        1 => String::new(),
-        n => format!(" (of seeds 0..{n})"),
-    };
-    eprintln!("hatchery-sim: seed {seed} failed{of}; replay it with:\n    {line}");
-}
-
 /// The seed in [`SEED_VAR`], if set.
 fn env_seed() -> Option<u64> {
     env_u64(SEED_VAR)
+}
+
+/// The time limit in [`TIME_LIMIT_VAR`], if set.
+fn env_time_limit() -> Option<Duration> {
+    let value = std::env::var(TIME_LIMIT_VAR).ok()?;
+    match value.trim().parse::<f64>() {
+        Ok(secs) if secs >= 0.0 && secs.is_finite() => Some(Duration::from_secs_f64(secs)),
+        _ => panic!(
+            "hatchery-sim: {TIME_LIMIT_VAR}={value:?} is not a number of seconds (`90`, `0.5`)"
+        ),
+    }
 }
 
 fn env_u64(var: &str) -> Option<u64> {
@@ -455,4 +457,10 @@ fn env_u64(var: &str) -> Option<u64> {
         Ok(n) => Some(n),
         Err(_) => panic!("hatchery-sim: {var}={value:?} is not a number (a u64, in decimal)"),
     }
+}
+
+/// Not public API: what `#[hatchery::test(sim)]` expands to.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::check::{Replay, Target};
 }

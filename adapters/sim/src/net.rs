@@ -13,14 +13,18 @@
 //!    trace. Wakers of tasks are woken after the lock is let go (the executor's invariant
 //!    4): every function that wakes collects them in a `Vec<Waker>`.
 //! 3. TCP keeps order: each direction of a connection is a queue of segments, and only
-//!    its head has a timer. A head whose link is down (a partition, or a host that is
-//!    down) stalls, with the queue behind it, until the link is back: TCP retransmits, so
-//!    nothing is lost, only late. UDP datagrams each have their own timer, and a link that
-//!    is down loses them.
+//!    its head has a timer. A head whose link is down (a partition or a hold in its
+//!    direction, or a host that is down) stalls, with the queue behind it, until the link
+//!    is back: TCP retransmits, so nothing is lost, only late. A reset is a message too,
+//!    and waits for its link the same way. UDP datagrams each have their own timer; a
+//!    partition or a host that is down loses them, a hold keeps them until released.
 //! 4. A socket belongs to its host's life (incarnation): once the host has crashed, the
 //!    socket is dead, silently (its drop sends nothing, its peers hear nothing). A segment
 //!    that reaches a dead end of a host that is up again is answered with a reset, as a
 //!    restarted host's kernel answers a connection it does not know.
+//! 5. A crashed host sends nothing more: the TCP segments its sockets had queued and not
+//!    delivered go with it (the kernel's buffers), and so do the resets it had sent;
+//!    only its datagrams already on their way still arrive.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -133,6 +137,15 @@ struct HostState {
     make: Option<(Make, Arc<dyn Runtime>)>,
 }
 
+/// What cuts one direction between two hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Cut {
+    /// A partition: TCP waits, datagrams are lost.
+    partitioned: bool,
+    /// A hold: TCP and datagrams wait, until released.
+    held: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Proto {
     Tcp,
@@ -151,14 +164,19 @@ pub(crate) struct NetState {
     hosts: Vec<HostState>,
     default_link: Link,
     links: BTreeMap<(usize, usize), Link>,
-    /// Pairs of hosts (lower first) that cannot reach each other.
-    partitions: BTreeSet<(usize, usize)>,
+    /// Directions between hosts (from, to) that are cut or held.
+    cuts: BTreeMap<(usize, usize), Cut>,
     conns: BTreeMap<u64, Conn>,
     listeners: BTreeMap<u64, Listener>,
     udps: BTreeMap<u64, Udp>,
     datagrams: BTreeMap<u64, Datagram>,
     /// Directions of connections whose head waits for its link (invariant 3).
     stalled: BTreeSet<(u64, usize)>,
+    /// Resets that wait for their link (invariant 3): to `side` of `conn`, from its
+    /// other side's host in its life `life`.
+    stalled_resets: BTreeSet<(u64, usize, u64)>,
+    /// Datagrams held by a hold, in the order they were sent.
+    held: Vec<u64>,
     next_id: u64,
     rng: fastrand::Rng,
 }
@@ -169,12 +187,14 @@ impl NetState {
             hosts: Vec::new(),
             default_link: Link::default(),
             links: BTreeMap::new(),
-            partitions: BTreeSet::new(),
+            cuts: BTreeMap::new(),
             conns: BTreeMap::new(),
             listeners: BTreeMap::new(),
             udps: BTreeMap::new(),
             datagrams: BTreeMap::new(),
             stalled: BTreeSet::new(),
+            stalled_resets: BTreeSet::new(),
+            held: Vec::new(),
             next_id: 0,
             // Another stream than the schedule's and the thread's, from the same seed.
             rng: fastrand::Rng::with_seed(seed ^ 0x6A09_E667_F3BC_C908),
@@ -212,6 +232,11 @@ impl NetState {
         index
     }
 
+    /// The name of `host`, if there is one.
+    pub(crate) fn host_name(&self, host: usize) -> Option<String> {
+        self.hosts.get(host).map(|h| h.name.clone())
+    }
+
     /// Whether `host` is up (the root's always is).
     pub(crate) fn is_up(&self, host: usize) -> bool {
         self.hosts.get(host).is_some_and(|h| h.up)
@@ -220,6 +245,16 @@ impl NetState {
     fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Two distinct hosts by name, for a fault of `what` between them.
+    fn link_between(&self, a: &str, b: &str, what: &str) -> (usize, usize) {
+        let (a, b) = (self.host_named(a), self.host_named(b));
+        assert_ne!(
+            a, b,
+            "hatchery-sim: {what} is between two hosts (a host's loopback is not a link)"
+        );
+        (a, b)
     }
 
     fn host_named(&self, name: &str) -> usize {
@@ -280,14 +315,40 @@ impl NetState {
         chance > 0.0 && self.rng.f64() < chance
     }
 
-    /// Whether a message from `a` cannot reach `b` now: a partition between them, or `b`
-    /// is down.
+    /// What cuts the direction from `a` to `b`.
+    fn cut(&self, a: usize, b: usize) -> Cut {
+        self.cuts.get(&(a, b)).copied().unwrap_or_default()
+    }
+
+    /// Whether a message from `a` cannot reach `b` now: a partition or a hold in that
+    /// direction, or `b` is down (invariant 3).
     fn blocked(&self, a: usize, b: usize) -> bool {
-        !self.hosts[b].up || self.partitions.contains(&(a.min(b), a.max(b)))
+        let cut = self.cut(a, b);
+        !self.hosts[b].up || cut.partitioned || cut.held
+    }
+
+    /// Whether a datagram from `a` to `b` is lost now: a partition in that direction, or
+    /// `b` is down (a hold keeps it).
+    fn loses(&self, a: usize, b: usize) -> bool {
+        !self.hosts[b].up || self.cut(a, b).partitioned
+    }
+
+    /// Sets or clears what cuts the direction from `a` to `b`.
+    fn set_cut(&mut self, a: usize, b: usize, f: impl FnOnce(&mut Cut)) {
+        let cut = self.cuts.entry((a, b)).or_default();
+        f(cut);
+        if *cut == Cut::default() {
+            self.cuts.remove(&(a, b));
+        }
+    }
+
+    /// The life of `host` now (invariant 4).
+    pub(crate) fn life(&self, host: usize) -> u64 {
+        self.hosts[host].life
     }
 
     /// Whether a socket of `host` made in its life `life` is still alive (invariant 4).
-    fn alive(&self, host: usize, life: u64) -> bool {
+    pub(crate) fn alive(&self, host: usize, life: u64) -> bool {
         let h = &self.hosts[host];
         h.up && h.life == life
     }
@@ -483,8 +544,9 @@ struct Listener {
 enum Due {
     /// The head segment of one direction of a connection: from `side` to the other.
     Tcp { conn: u64, side: usize },
-    /// A reset to `side` of a connection, out of band.
-    Reset { conn: u64, side: usize },
+    /// A reset to `side` of a connection, out of band, from the other side's host in
+    /// its life `life` (invariant 5).
+    Reset { conn: u64, side: usize, life: u64 },
     /// A datagram.
     Udp { id: u64 },
     /// The answer to a datagram that met a port where nothing receives (ICMP's "port
@@ -558,36 +620,49 @@ fn arm_head(s: &mut State, shared: &Arc<Shared>, conn: u64, side: usize) {
     arm(s, shared, at, Due::Tcp { conn, side });
 }
 
-/// Sends a reset to `side` of `conn`, out of band (after a link's delay).
+/// Sends a reset to `side` of `conn`, out of band (after a link's delay), from the
+/// other side's host as it is now (its kernel's answer).
 fn send_reset(s: &mut State, shared: &Arc<Shared>, conn: u64, side: usize) {
     let (from, to) = {
         let c = &s.net.conns[&conn];
         (c.ends[1 - side].host, c.ends[side].host)
     };
+    let life = s.net.hosts[from].life;
     let at = s.now() + s.net.delay(from, to);
-    arm(s, shared, at, Due::Reset { conn, side });
+    arm(s, shared, at, Due::Reset { conn, side, life });
+}
+
+/// A reset reaches `side` of `conn`: it resets that end, unless its link is down, when it
+/// waits (invariant 3), or its sender has crashed since, when it is gone (invariant 5).
+fn deliver_reset(s: &mut State, conn: u64, side: usize, life: u64, wake: &mut Vec<Waker>) {
+    let net = &mut s.net;
+    let Some(c) = net.conns.get(&conn) else {
+        return;
+    };
+    let (from, end) = (c.ends[1 - side].host, &c.ends[side]);
+    if !net.alive(from, life) {
+        return; // its sender crashed: nothing more comes from it
+    }
+    if !net.alive(end.host, end.life) || end.closed || end.reset {
+        return;
+    }
+    if net.blocked(from, end.host) {
+        net.stalled_resets.insert((conn, side, life));
+        return;
+    }
+    let id = net.id();
+    let end = &mut net.conns.get_mut(&conn).expect("a connection").ends[side];
+    end.reset = true;
+    end.recv.clear();
+    end.out.clear();
+    end.wake_all(wake);
+    s.recorder.push(Event::Deliver(id));
 }
 
 fn deliver(s: &mut State, shared: &Arc<Shared>, due: Due, wake: &mut Vec<Waker>) {
     match due {
         Due::Tcp { conn, side } => deliver_segment(s, shared, conn, side, wake),
-        Due::Reset { conn, side } => {
-            let net = &mut s.net;
-            let Some(c) = net.conns.get(&conn) else {
-                return;
-            };
-            let end = &c.ends[side];
-            if !net.alive(end.host, end.life) || end.closed || end.reset {
-                return;
-            }
-            let id = net.id();
-            let end = &mut net.conns.get_mut(&conn).expect("a connection").ends[side];
-            end.reset = true;
-            end.recv.clear();
-            end.out.clear();
-            end.wake_all(wake);
-            s.recorder.push(Event::Deliver(id));
-        }
+        Due::Reset { conn, side, life } => deliver_reset(s, conn, side, life, wake),
         Due::Udp { id } => deliver_datagram(s, shared, id, wake),
         Due::Unreachable { id } => deliver_unreachable(s, id, wake),
     }
@@ -615,9 +690,13 @@ fn deliver_segment(
         return;
     }
     let id = s.net.id();
-    s.recorder.push(Event::Deliver(id));
     let c = s.net.conns.get_mut(&conn).expect("a connection");
     let segment = c.ends[side].out.pop_front().expect("a head");
+    match &segment.kind {
+        SegmentKind::Data(bytes) => s.recorder.push_with(Event::Deliver(id), bytes),
+        _ => s.recorder.push(Event::Deliver(id)),
+    }
+    let c = s.net.conns.get_mut(&conn).expect("a connection");
     let to_side = 1 - side;
     match segment.kind {
         SegmentKind::Syn => {
@@ -678,8 +757,9 @@ fn deliver_segment(
     collect(s, conn);
 }
 
-/// Re-arms the stalled directions whose links are back (a partition healed, a host
-/// restarted), from now (invariant 3).
+/// Re-arms the stalled directions and resets whose links are back (a partition healed,
+/// a hold released, a host restarted), from now, and sends the datagrams a released
+/// hold kept (invariant 3).
 fn unstall(s: &mut State, shared: &Arc<Shared>) {
     let stalled: Vec<(u64, usize)> = s.net.stalled.iter().copied().collect();
     for (conn, side) in stalled {
@@ -698,6 +778,51 @@ fn unstall(s: &mut State, shared: &Arc<Shared>) {
             head.due = head.due.max(at);
         }
         arm_head(s, shared, conn, side);
+    }
+    let resets: Vec<(u64, usize, u64)> = s.net.stalled_resets.iter().copied().collect();
+    for (conn, side, life) in resets {
+        let Some(c) = s.net.conns.get(&conn) else {
+            s.net.stalled_resets.remove(&(conn, side, life));
+            continue;
+        };
+        let (from, to) = (c.ends[1 - side].host, c.ends[side].host);
+        if s.net.blocked(from, to) {
+            continue;
+        }
+        s.net.stalled_resets.remove(&(conn, side, life));
+        let at = s.now() + s.net.delay(from, to);
+        arm(s, shared, at, Due::Reset { conn, side, life });
+    }
+    let held = std::mem::take(&mut s.net.held);
+    for id in held {
+        let Some(d) = s.net.datagrams.get(&id) else {
+            continue;
+        };
+        let (from, to) = (d.from_host, d.to_host);
+        if s.net.blocked(from, to) && !s.net.loses(from, to) {
+            s.net.held.push(id); // still held
+            continue;
+        }
+        let at = s.now() + s.net.delay(from, to);
+        arm(s, shared, at, Due::Udp { id });
+    }
+}
+
+/// Drops what `host`, crashed, had queued and not delivered: the TCP segments of its
+/// sockets of the life `life` (invariant 5). Its resets in flight are dropped as they
+/// arrive ([`deliver_reset`]).
+fn drop_queued(s: &mut State, host: usize, life: u64) {
+    let ids: Vec<u64> = s.net.conns.keys().copied().collect();
+    for id in ids {
+        let c = s.net.conns.get_mut(&id).expect("a connection");
+        for side in 0..2 {
+            let end = &mut c.ends[side];
+            if end.host == host && end.life == life && !end.out.is_empty() {
+                end.out.clear();
+                s.net.stalled.remove(&(id, side));
+            }
+        }
+        collect(s, id);
     }
 }
 
@@ -1144,9 +1269,13 @@ fn deliver_datagram(s: &mut State, shared: &Arc<Shared>, id: u64, wake: &mut Vec
     let Some(d) = s.net.datagrams.get(&id) else {
         return;
     };
-    if s.net.blocked(d.from_host, d.to_host) {
+    if s.net.loses(d.from_host, d.to_host) {
         s.net.datagrams.remove(&id);
         s.recorder.push(Event::Lost(id));
+        return;
+    }
+    if s.net.blocked(d.from_host, d.to_host) {
+        s.net.held.push(id); // a hold: sent on when released
         return;
     }
     let target = s
@@ -1170,9 +1299,9 @@ fn deliver_datagram(s: &mut State, shared: &Arc<Shared>, id: u64, wake: &mut Vec
         s.recorder.push(Event::Lost(id)); // not its peer's, or its buffer is full
         return;
     }
+    s.recorder.push_with(Event::Deliver(id), &d.bytes);
     socket.queue.push_back((d.bytes, d.from));
     wake.extend(socket.waker.take());
-    s.recorder.push(Event::Deliver(id));
 }
 
 /// The "port unreachable" answer to datagram `id` reaches its sender: a connected socket
@@ -1245,8 +1374,9 @@ impl NetDatagram for SimDatagram {
         let copies = if s.net.chance(link.duplicate) { 2 } else { 1 };
         for _ in 0..copies {
             let id = s.net.id();
-            // Lost to the link, or to a partition (or a host down) now or on arrival.
-            if s.net.chance(link.loss) || s.net.blocked(from_host, to_host) {
+            // Lost to the link, or to a partition (or a host down) now or on arrival; a
+            // hold keeps it (on arrival).
+            if s.net.chance(link.loss) || s.net.loses(from_host, to_host) {
                 s.recorder.push(Event::Lost(id));
                 continue;
             }
@@ -1659,15 +1789,65 @@ impl Net {
     /// ```
     pub fn partition(&self, a: &str, b: &str) {
         self.with(|s, _| {
-            let (a, b) = (s.net.host_named(a), s.net.host_named(b));
-            assert_ne!(a, b, "hatchery-sim: a partition is between two hosts");
-            s.net.partitions.insert((a.min(b), a.max(b)));
+            let (a, b) = s.net.link_between(a, b, "a partition");
+            s.net.set_cut(a, b, |c| c.partitioned = true);
+            s.net.set_cut(b, a, |c| c.partitioned = true);
             s.recorder.push(Event::Partition(a as u64, b as u64));
         });
     }
 
-    /// Ends a partition between `a` and `b`: the TCP segments that waited are on their
-    /// way again (after a link's delay).
+    /// Cuts the messages from host `from` to host `to`, and only those, until
+    /// [`heal_oneway`](Net::heal_oneway) (or [`heal`](Net::heal)): a one-way partition,
+    /// as a firewall rule or a broken route in one direction makes. `to` hears nothing
+    /// from `from` (its TCP segments and connection attempts wait, its datagrams are
+    /// lost), while `to`'s messages reach `from`.
+    ///
+    /// # Panics
+    ///
+    /// If a host does not exist, or `from` is `to`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::net::UdpSocket;
+    ///
+    /// hatchery_sim::Sim::new(0).run(async {
+    ///     let net = hatchery_sim::net();
+    ///     net.host("peer", || async {
+    ///         let socket = UdpSocket::bind("0.0.0.0:9").await?;
+    ///         let mut buf = [0; 16];
+    ///         loop {
+    ///             let (n, from) = socket.recv_from(&mut buf).await?;
+    ///             socket.send_to(&buf[..n], from).await?;
+    ///         }
+    ///         #[allow(unreachable_code)]
+    ///         std::io::Result::Ok(())
+    ///     });
+    ///     let socket = UdpSocket::bind("0.0.0.0:0").await?;
+    ///     socket.connect(("peer", 9)).await?;
+    ///     net.partition_oneway("peer", "main"); // the answers are lost
+    ///     socket.send(b"ping").await?;
+    ///     let mut buf = [0; 16];
+    ///     let answer = hatchery::move_on_after(Duration::from_secs(1), socket.recv(&mut buf));
+    ///     assert!(answer.await.is_none());
+    ///     net.heal_oneway("peer", "main");
+    ///     socket.send(b"ping").await?;
+    ///     assert_eq!(socket.recv(&mut [0; 16]).await?, 4);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn partition_oneway(&self, from: &str, to: &str) {
+        self.with(|s, _| {
+            let (a, b) = s.net.link_between(from, to, "a partition");
+            s.net.set_cut(a, b, |c| c.partitioned = true);
+            s.recorder.push(Event::PartitionOneway(a as u64, b as u64));
+        });
+    }
+
+    /// Ends a partition between `a` and `b`, both ways (a one-way one included): the TCP
+    /// segments that waited are on their way again (after a link's delay).
     ///
     /// # Panics
     ///
@@ -1680,13 +1860,105 @@ impl Net {
         let shared = self.shared.clone();
         self.with(|s, _| {
             let (a, b) = (s.net.host_named(a), s.net.host_named(b));
-            s.net.partitions.remove(&(a.min(b), a.max(b)));
+            s.net.set_cut(a, b, |c| c.partitioned = false);
+            s.net.set_cut(b, a, |c| c.partitioned = false);
             s.recorder.push(Event::Heal(a as u64, b as u64));
             unstall(s, &shared);
         });
     }
 
-    /// Ends every partition.
+    /// Ends the one-way partition from `from` to `to` (see
+    /// [`partition_oneway`](Net::partition_oneway)); the other direction stays as it is.
+    ///
+    /// # Panics
+    ///
+    /// If a host does not exist.
+    ///
+    /// # Examples
+    ///
+    /// See [`partition_oneway`](Net::partition_oneway).
+    pub fn heal_oneway(&self, from: &str, to: &str) {
+        let shared = self.shared.clone();
+        self.with(|s, _| {
+            let (a, b) = (s.net.host_named(from), s.net.host_named(to));
+            s.net.set_cut(a, b, |c| c.partitioned = false);
+            s.recorder.push(Event::HealOneway(a as u64, b as u64));
+            unstall(s, &shared);
+        });
+    }
+
+    /// Holds every message between hosts `a` and `b`, both ways, until
+    /// [`release`](Net::release)d: TCP segments, connection attempts and datagrams wait,
+    /// none is lost, and all go on their way at the release (each after a link's delay:
+    /// TCP in order, datagrams in any order the jitter gives). A network that stalls
+    /// (a congested switch, a long GC pause of a middlebox) rather than one that drops.
+    ///
+    /// # Panics
+    ///
+    /// If a host does not exist, or `a` is `b`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery::net::UdpSocket;
+    ///
+    /// hatchery_sim::Sim::new(0).run(async {
+    ///     let net = hatchery_sim::net();
+    ///     net.host("echo", || async {
+    ///         let socket = UdpSocket::bind("0.0.0.0:7").await?;
+    ///         let mut buf = [0; 16];
+    ///         loop {
+    ///             let (n, from) = socket.recv_from(&mut buf).await?;
+    ///             socket.send_to(&buf[..n], from).await?;
+    ///         }
+    ///         #[allow(unreachable_code)]
+    ///         std::io::Result::Ok(())
+    ///     });
+    ///     let socket = UdpSocket::bind("0.0.0.0:0").await?;
+    ///     socket.connect(("echo", 7)).await?;
+    ///     net.hold("main", "echo");
+    ///     socket.send(b"later").await?;
+    ///     let mut buf = [0; 16];
+    ///     let held = hatchery::move_on_after(Duration::from_secs(5), socket.recv(&mut buf));
+    ///     assert!(held.await.is_none()); // nothing comes back while held
+    ///     net.release("main", "echo");
+    ///     assert_eq!(socket.recv(&mut [0; 16]).await?, 5); // not lost: on its way now
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn hold(&self, a: &str, b: &str) {
+        self.with(|s, _| {
+            let (a, b) = s.net.link_between(a, b, "a hold");
+            s.net.set_cut(a, b, |c| c.held = true);
+            s.net.set_cut(b, a, |c| c.held = true);
+            s.recorder.push(Event::Hold(a as u64, b as u64));
+        });
+    }
+
+    /// Releases the messages held between `a` and `b` (see [`hold`](Net::hold)): each
+    /// goes on its way, arriving after a link's delay.
+    ///
+    /// # Panics
+    ///
+    /// If a host does not exist.
+    ///
+    /// # Examples
+    ///
+    /// See [`hold`](Net::hold).
+    pub fn release(&self, a: &str, b: &str) {
+        let shared = self.shared.clone();
+        self.with(|s, _| {
+            let (a, b) = (s.net.host_named(a), s.net.host_named(b));
+            s.net.set_cut(a, b, |c| c.held = false);
+            s.net.set_cut(b, a, |c| c.held = false);
+            s.recorder.push(Event::Release(a as u64, b as u64));
+            unstall(s, &shared);
+        });
+    }
+
+    /// Ends every partition, one-way ones included (holds stay).
     ///
     /// # Examples
     ///
@@ -1701,9 +1973,16 @@ impl Net {
     pub fn heal_all(&self) {
         let shared = self.shared.clone();
         self.with(|s, _| {
-            let all = std::mem::take(&mut s.net.partitions);
-            for (a, b) in all {
-                s.recorder.push(Event::Heal(a as u64, b as u64));
+            let cut: Vec<(usize, usize)> = s
+                .net
+                .cuts
+                .iter()
+                .filter(|(_, c)| c.partitioned)
+                .map(|(&k, _)| k)
+                .collect();
+            for (a, b) in cut {
+                s.net.set_cut(a, b, |c| c.partitioned = false);
+                s.recorder.push(Event::HealOneway(a as u64, b as u64));
             }
             unstall(s, &shared);
         });
@@ -1776,6 +2055,56 @@ impl Net {
         self.lookup(host).crash();
     }
 
+    /// The disk of `host` from now on (see [`Disk`](crate::Disk)); what it holds stays.
+    ///
+    /// # Panics
+    ///
+    /// If there is no such host.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery_sim::Disk;
+    ///
+    /// hatchery_sim::Sim::new(0).run(async {
+    ///     let net = hatchery_sim::net();
+    ///     net.host("db", || std::future::pending::<()>());
+    ///     net.set_disk("db", Disk { full: 0.01, ..Disk::default() });
+    /// });
+    /// ```
+    pub fn set_disk(&self, host: &str, disk: crate::Disk) {
+        self.with(|s, _| {
+            let host = s.net.host_named(host);
+            s.disks.set(host, disk);
+        });
+    }
+
+    /// Pauses `host` (see [`Host::pause`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`Host::pause`].
+    ///
+    /// # Examples
+    ///
+    /// See [`Host::pause`].
+    pub fn pause(&self, host: &str) {
+        self.lookup(host).pause();
+    }
+
+    /// Resumes `host` (see [`Host::resume`]).
+    ///
+    /// # Panics
+    ///
+    /// If there is no such host.
+    ///
+    /// # Examples
+    ///
+    /// See [`Host::pause`].
+    pub fn resume(&self, host: &str) {
+        self.lookup(host).resume();
+    }
+
     /// Restarts `host` (see [`Host::restart`]).
     ///
     /// # Panics
@@ -1789,17 +2118,24 @@ impl Net {
         self.lookup(host).restart();
     }
 
-    /// Injects faults drawn from the seed, one after the other, among the hosts that
-    /// `faults` names, for as long as it runs: a future to run beside the scenario (spawn
-    /// it into the test's nursery, and cancel it when the scenario is done). Each fault
-    /// lasts a drawn time, then is repaired (a partition healed, a crashed host
-    /// restarted) before the next is drawn; one in force when the future is dropped is
-    /// repaired then.
+    /// Injects faults drawn from the seed among the hosts that `faults` names, for as
+    /// long as it runs: a future to run beside the scenario (spawn it into the test's
+    /// nursery, and cancel it when the scenario is done). A fault starts every drawn
+    /// pause ([`Faults::every`], counted from the start of the one before), lasts a drawn
+    /// time ([`Faults::lasting`]), and is then repaired (a partition healed, a hold
+    /// released, a crashed host restarted, a paused one resumed); a reset is over at
+    /// once. Faults overlap: one that lasts longer than the pause before the next is
+    /// still in force when the next starts, so a host crashes during a partition, a
+    /// partition starts during a crash, a paused host is partitioned. A fault that would
+    /// repeat one in force (the same pair partitioned or held again, a host that is down
+    /// crashed, a paused one paused) is not injected. Those in force when the future is
+    /// dropped are repaired then.
     ///
     /// # Cancel safety
     ///
-    /// Meant to be cancelled: dropped or cancelled where it waits, it repairs the fault in
-    /// force (heals the partition, restarts the host) and injects no more.
+    /// Meant to be cancelled: dropped or cancelled where it waits, it repairs the faults
+    /// in force (heals the partitions, releases the holds, restarts and resumes the
+    /// hosts) and injects no more.
     ///
     /// # Panics
     ///
@@ -1824,74 +2160,175 @@ impl Net {
             faults.hosts.len() >= 2,
             "hatchery-sim: random faults need two hosts at least"
         );
-        for name in &faults.hosts {
-            self.lookup(name);
-        }
-        let total = faults.partition + faults.crash + faults.reset;
+        let hosts: Vec<usize> = faults
+            .hosts
+            .iter()
+            .map(|name| self.lookup(name).index)
+            .collect();
+        let weights = faults.weights();
+        let total: u32 = weights.iter().sum();
         if total == 0 {
             return std::future::pending().await;
         }
+        let mut active = InForce {
+            net: self.clone(),
+            faults: Vec::new(),
+        };
+        let first = self.with(|s, _| draw(&mut s.net.rng, &faults.every));
+        let mut next = hatchery::now() + first;
         loop {
-            let (pause, kind, a, b, length) = self.with(|s, _| {
+            let end = active.faults.iter().map(|(end, _)| *end).min();
+            let wake = end.map_or(next, |end| end.min(next));
+            hatchery::sleep_until(wake).await;
+            let now = hatchery::now();
+            active.repair_until(now);
+            if now < next {
+                continue;
+            }
+            let (kind, a, b, length, pause) = self.with(|s, _| {
                 let rng = &mut s.net.rng;
-                let pause = draw(rng, &faults.every);
                 let mut pick = rng.u32(0..total);
-                let kind = if pick < faults.partition {
-                    0
-                } else {
-                    pick -= faults.partition;
-                    if pick < faults.crash {
-                        1
-                    } else {
-                        2
-                    }
-                };
-                let a = rng.usize(0..faults.hosts.len());
-                let mut b = rng.usize(0..faults.hosts.len() - 1);
+                let kind = weights
+                    .iter()
+                    .position(|&w| {
+                        let hit = pick < w;
+                        pick = pick.saturating_sub(w);
+                        hit
+                    })
+                    .expect("a kind under the total");
+                let a = rng.usize(0..hosts.len());
+                let mut b = rng.usize(0..hosts.len() - 1);
                 if b >= a {
                     b += 1;
                 }
-                (pause, kind, a, b, draw(rng, &faults.lasting))
+                (
+                    kind,
+                    hosts[a],
+                    hosts[b],
+                    draw(rng, &faults.lasting),
+                    draw(rng, &faults.every),
+                )
             });
-            hatchery::sleep(pause).await;
-            let (a, b) = (faults.hosts[a].as_str(), faults.hosts[b].as_str());
-            match kind {
-                0 => {
-                    self.partition(a, b);
-                    let _heal = Repair(|| self.heal(a, b));
-                    hatchery::sleep(length).await;
+            next = now + pause;
+            // A crash or a pause strikes the one of the two that is not `main`.
+            let victim = if a == ROOT_HOST { b } else { a };
+            let fault = match kind {
+                0 => Fault::Partition(a, b),
+                1 => Fault::Oneway(a, b),
+                2 => Fault::Hold(a, b),
+                3 => Fault::Crash(victim),
+                4 => Fault::Pause(victim),
+                _ => {
+                    let (a, b) = self
+                        .with(|s, _| (s.net.hosts[a].name.clone(), s.net.hosts[b].name.clone()));
+                    self.reset(&a, &b);
+                    continue;
                 }
-                1 => {
-                    // `main` (the test's root) does not crash: its peer does.
-                    let victim = if self.lookup(a).index == ROOT_HOST {
-                        b
-                    } else {
-                        a
-                    };
-                    if self.lookup(victim).index == ROOT_HOST {
-                        continue;
-                    }
-                    self.crash(victim);
-                    let _restart = Repair(|| {
-                        let host = self.lookup(victim);
-                        if !host.is_up() {
-                            host.restart();
-                        }
-                    });
-                    hatchery::sleep(length).await;
-                }
-                _ => self.reset(a, b),
+            };
+            if active.admits(&fault) {
+                active.inject(fault, now + length);
             }
         }
     }
 }
 
-/// Runs its repair when dropped: at the end of a fault, or when the fault's future is.
-struct Repair<F: FnMut()>(F);
+/// A fault of [`Net::random_faults`] that lasts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    Partition(usize, usize),
+    /// From the first host to the second.
+    Oneway(usize, usize),
+    Hold(usize, usize),
+    Crash(usize),
+    Pause(usize),
+}
 
-impl<F: FnMut()> Drop for Repair<F> {
+impl Fault {
+    /// The pair of hosts of a fault of a link, lower first.
+    fn pair(self) -> Option<(usize, usize)> {
+        match self {
+            Fault::Partition(a, b) | Fault::Oneway(a, b) | Fault::Hold(a, b) => {
+                Some((a.min(b), a.max(b)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The faults of [`Net::random_faults`] in force, with their ends: repaired when they
+/// end, or all at once when dropped.
+struct InForce {
+    net: Net,
+    faults: Vec<(Instant, Fault)>,
+}
+
+impl InForce {
+    /// Whether `fault` may start now: it does not repeat one in force, and its host is
+    /// there to strike.
+    fn admits(&self, fault: &Fault) -> bool {
+        let net = &self.net;
+        match *fault {
+            Fault::Crash(h) if h == ROOT_HOST => false,
+            Fault::Pause(h) if h == ROOT_HOST => false,
+            Fault::Crash(h) => net.with(|s, _| s.net.is_up(h)),
+            Fault::Pause(h) => net.with(|s, _| s.net.is_up(h) && !s.is_paused(h)),
+            f => !self.faults.iter().any(|(_, g)| g.pair() == f.pair()),
+        }
+    }
+
+    fn inject(&mut self, fault: Fault, end: Instant) {
+        let name = |h: usize| self.net.with(|s, _| s.net.hosts[h].name.clone());
+        match fault {
+            Fault::Partition(a, b) => self.net.partition(&name(a), &name(b)),
+            Fault::Oneway(a, b) => self.net.partition_oneway(&name(a), &name(b)),
+            Fault::Hold(a, b) => self.net.hold(&name(a), &name(b)),
+            Fault::Crash(h) => self.net.lookup(&name(h)).crash(),
+            Fault::Pause(h) => self.net.lookup(&name(h)).pause(),
+        }
+        self.faults.push((end, fault));
+    }
+
+    fn repair(&self, fault: Fault) {
+        let name = |h: usize| self.net.with(|s, _| s.net.hosts[h].name.clone());
+        match fault {
+            Fault::Partition(a, b) => self.net.heal(&name(a), &name(b)),
+            Fault::Oneway(a, b) => self.net.heal_oneway(&name(a), &name(b)),
+            Fault::Hold(a, b) => self.net.release(&name(a), &name(b)),
+            Fault::Crash(h) => {
+                let host = self.net.lookup(&name(h));
+                if !host.is_up() {
+                    host.restart();
+                }
+            }
+            Fault::Pause(h) => self.net.lookup(&name(h)).resume(),
+        }
+    }
+
+    /// Repairs the faults that end by `now`, in the order of their ends (then of their
+    /// starts).
+    fn repair_until(&mut self, now: Instant) {
+        loop {
+            let due = self
+                .faults
+                .iter()
+                .enumerate()
+                .filter(|(_, (end, _))| *end <= now)
+                .min_by_key(|(i, (end, _))| (*end, *i))
+                .map(|(i, _)| i);
+            let Some(i) = due else {
+                return;
+            };
+            let (_, fault) = self.faults.remove(i);
+            self.repair(fault);
+        }
+    }
+}
+
+impl Drop for InForce {
     fn drop(&mut self) {
-        (self.0)();
+        for (_, fault) in std::mem::take(&mut self.faults) {
+            self.repair(fault);
+        }
     }
 }
 
@@ -2002,11 +2439,92 @@ impl Host {
                 return;
             }
             h.up = false;
+            let life = h.life;
             h.life += 1;
             h.ports.clear();
             s.recorder.push(Event::Crash(self.index as u64));
             s.doom_host(self.index);
+            drop_queued(s, self.index, life);
+            crate::disk::crash(s, self.index);
         });
+    }
+
+    /// Pauses the host, as a process stopped (`SIGSTOP`) or a virtual machine frozen:
+    /// its tasks stay where they are but do not run, until [`resume`](Host::resume)d.
+    /// Its network goes on, as the kernel's does: messages to it arrive and wait in its
+    /// sockets, what it had sent is on its way, its peers see it answer nothing. Its
+    /// timers fire meanwhile, and their tasks run at the resume. Pausing a host that is
+    /// paused, or down, does nothing.
+    ///
+    /// # Panics
+    ///
+    /// For `main`, the host of the test's root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// hatchery_sim::Sim::new(0).run(async {
+    ///     let ticks = Arc::new(AtomicU32::new(0));
+    ///     let t = ticks.clone();
+    ///     let host = hatchery_sim::net().host("ticker", move || {
+    ///         let t = t.clone();
+    ///         async move {
+    ///             for _ in 0.. {
+    ///                 hatchery::sleep(Duration::from_secs(1)).await;
+    ///                 t.fetch_add(1, Ordering::SeqCst);
+    ///             }
+    ///         }
+    ///     });
+    ///     hatchery::sleep(Duration::from_millis(3500)).await;
+    ///     host.pause();
+    ///     hatchery::sleep(Duration::from_secs(10)).await;
+    ///     assert_eq!(ticks.load(Ordering::SeqCst), 3); // frozen
+    ///     host.resume();
+    ///     hatchery::sleep(Duration::from_millis(1500)).await;
+    ///     assert_eq!(ticks.load(Ordering::SeqCst), 5); // the late tick, then the next
+    /// });
+    /// ```
+    pub fn pause(&self) {
+        assert_ne!(
+            self.index, ROOT_HOST,
+            "hatchery-sim: `main`, the host of the test's root, cannot be paused"
+        );
+        self.net.with(|s, _| {
+            if !s.net.is_up(self.index) || s.is_paused(self.index) {
+                return;
+            }
+            s.pause_host(self.index);
+            s.recorder.push(Event::Pause(self.index as u64));
+        });
+    }
+
+    /// Resumes a paused host (see [`pause`](Host::pause)): its tasks that became ready
+    /// meanwhile run. Resuming a host that is not paused does nothing.
+    ///
+    /// # Examples
+    ///
+    /// See [`Host::pause`].
+    pub fn resume(&self) {
+        self.net.with(|s, _| {
+            if !s.is_paused(self.index) {
+                return;
+            }
+            s.resume_host(self.index);
+            s.recorder.push(Event::Resume(self.index as u64));
+        });
+    }
+
+    /// Whether the host is paused.
+    ///
+    /// # Examples
+    ///
+    /// See [`Host::pause`].
+    pub fn is_paused(&self) -> bool {
+        self.net.with(|s, _| s.is_paused(self.index))
     }
 
     /// Restarts a host that crashed: with a new life (its old sockets stay dead), it runs
@@ -2044,10 +2562,12 @@ impl fmt::Debug for Host {
 }
 
 /// Faults for [`Net::random_faults`] to draw from the seed: which hosts, how often, how
-/// long each lasts, and the weights of the kinds (partitions, crashes, resets).
+/// long each lasts, and the weights of the kinds (partitions, one-way partitions, holds,
+/// crashes, pauses, resets).
 ///
-/// By default: a fault every 0.5 to 2 s, lasting 0.1 to 1 s, partitions and crashes
-/// and resets drawn alike (weights 1, 1, 1).
+/// By default: a fault every 0.5 to 2 s (from the start of the one before), lasting 0.1
+/// to 1 s, every kind drawn alike (weights 1). Faults overlap when one lasts longer than
+/// the pause before the next.
 ///
 /// # Examples
 ///
@@ -2056,8 +2576,8 @@ impl fmt::Debug for Host {
 /// use hatchery_sim::Faults;
 ///
 /// let partitions_only = Faults::between(["main", "server"])
-///     .crashes(0)
-///     .resets(0)
+///     .only()
+///     .partitions(1)
 ///     .lasting(Duration::from_millis(50)..Duration::from_millis(500));
 /// # drop(partitions_only);
 /// ```
@@ -2067,13 +2587,16 @@ pub struct Faults {
     every: Range<Duration>,
     lasting: Range<Duration>,
     partition: u32,
+    oneway: u32,
+    hold: u32,
     crash: u32,
+    pause: u32,
     reset: u32,
 }
 
 impl Faults {
-    /// Faults among these hosts (by name): partitions and resets between two of them,
-    /// crashes of one of them (never `main`).
+    /// Faults among these hosts (by name): partitions, holds and resets between two of
+    /// them, crashes and pauses of one of them (never `main`).
     ///
     /// # Examples
     ///
@@ -2088,12 +2611,45 @@ impl Faults {
             every: Duration::from_millis(500)..Duration::from_secs(2),
             lasting: Duration::from_millis(100)..Duration::from_secs(1),
             partition: 1,
+            oneway: 1,
+            hold: 1,
             crash: 1,
+            pause: 1,
             reset: 1,
         }
     }
 
-    /// The pause before each fault, drawn in this range.
+    /// The weights of the kinds, in the order `random_faults` draws them.
+    fn weights(&self) -> [u32; 6] {
+        [
+            self.partition,
+            self.oneway,
+            self.hold,
+            self.crash,
+            self.pause,
+            self.reset,
+        ]
+    }
+
+    /// Every kind's weight set to 0: to name the kinds wanted after it.
+    ///
+    /// # Examples
+    ///
+    /// See [`Faults`].
+    pub fn only(self) -> Faults {
+        Faults {
+            partition: 0,
+            oneway: 0,
+            hold: 0,
+            crash: 0,
+            pause: 0,
+            reset: 0,
+            ..self
+        }
+    }
+
+    /// The pause before each fault, from the start of the one before, drawn in this
+    /// range.
     ///
     /// # Examples
     ///
@@ -2103,7 +2659,8 @@ impl Faults {
         self
     }
 
-    /// How long a partition or a crash lasts, drawn in this range.
+    /// How long a fault lasts (all but a reset, which is over at once), drawn in this
+    /// range.
     ///
     /// # Examples
     ///
@@ -2113,12 +2670,12 @@ impl Faults {
         self
     }
 
-    /// The weight of partitions among the faults (0: none).
+    /// The weight of partitions (both ways) among the faults (0: none).
     ///
     /// # Examples
     ///
     /// ```
-    /// let only_partitions = hatchery_sim::Faults::between(["a", "b"]).partitions(1).crashes(0).resets(0);
+    /// let only_partitions = hatchery_sim::Faults::between(["a", "b"]).only().partitions(1);
     /// # drop(only_partitions);
     /// ```
     pub fn partitions(mut self, weight: u32) -> Faults {
@@ -2126,13 +2683,57 @@ impl Faults {
         self
     }
 
+    /// The weight of one-way partitions ([`Net::partition_oneway`]) among the faults
+    /// (0: none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let one_way = hatchery_sim::Faults::between(["a", "b"]).only().one_way_partitions(1);
+    /// # drop(one_way);
+    /// ```
+    pub fn one_way_partitions(mut self, weight: u32) -> Faults {
+        self.oneway = weight;
+        self
+    }
+
+    /// The weight of holds ([`Net::hold`]) among the faults (0: none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let no_holds = hatchery_sim::Faults::between(["a", "b"]).holds(0);
+    /// # drop(no_holds);
+    /// ```
+    pub fn holds(mut self, weight: u32) -> Faults {
+        self.hold = weight;
+        self
+    }
+
     /// The weight of crashes (each followed by a restart) among the faults (0: none).
     ///
     /// # Examples
     ///
-    /// See [`Faults`].
+    /// ```
+    /// let no_crashes = hatchery_sim::Faults::between(["a", "b"]).crashes(0);
+    /// # drop(no_crashes);
+    /// ```
     pub fn crashes(mut self, weight: u32) -> Faults {
         self.crash = weight;
+        self
+    }
+
+    /// The weight of pauses ([`Host::pause`], each followed by a resume) among the
+    /// faults (0: none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let no_pauses = hatchery_sim::Faults::between(["a", "b"]).pauses(0);
+    /// # drop(no_pauses);
+    /// ```
+    pub fn pauses(mut self, weight: u32) -> Faults {
+        self.pause = weight;
         self
     }
 
@@ -2140,7 +2741,10 @@ impl Faults {
     ///
     /// # Examples
     ///
-    /// See [`Faults`].
+    /// ```
+    /// let no_resets = hatchery_sim::Faults::between(["a", "b"]).resets(0);
+    /// # drop(no_resets);
+    /// ```
     pub fn resets(mut self, weight: u32) -> Faults {
         self.reset = weight;
         self

@@ -1,5 +1,7 @@
-//! The trace of a simulated run: its events, hashed as they happen.
+//! The trace of a simulated run: its events, each at its simulated time and with the
+//! bytes it carried, hashed as they happen.
 
+use std::fmt;
 use std::time::Duration;
 
 /// One step of a simulated run, as its [`Trace`] records it.
@@ -58,6 +60,77 @@ pub enum Event {
     Crash(u64),
     /// A host restarted.
     Restart(u64),
+    /// Messages from the first host to the second are cut (a one-way partition).
+    PartitionOneway(u64, u64),
+    /// A one-way partition healed.
+    HealOneway(u64, u64),
+    /// Messages between two hosts are held (both ways).
+    Hold(u64, u64),
+    /// Held messages between two hosts are released.
+    Release(u64, u64),
+    /// A host was paused: its tasks do not run.
+    Pause(u64),
+    /// A paused host was resumed.
+    Resume(u64),
+    /// An operation of a host's simulated disk ran (numbered in the order they ran; the
+    /// bytes it wrote or read are the step's payload).
+    Disk(u64),
+    /// A fault of a host's simulated disk: a read error, a full disk, or, at a crash,
+    /// writes that had not been synced lost (numbered as [`Disk`](Event::Disk)).
+    DiskFault(u64),
+}
+
+/// One event of a run with the simulated time it happened at and the bytes it carried
+/// (a TCP segment's or a datagram's data, a disk operation's bytes; empty for the
+/// others): what [`Trace::steps`] keeps, and what the determinism check compares.
+///
+/// # Examples
+///
+/// ```
+/// use hatchery::net::UdpSocket;
+/// use hatchery_sim::{Event, Sim};
+///
+/// let (_, trace) = Sim::new(0).record_events(true).run_traced(async {
+///     let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+///     let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+///     a.send_to(b"one", b.local_addr().unwrap()).await.unwrap();
+///     b.recv_from(&mut [0; 8]).await.unwrap();
+/// });
+/// let delivered = trace.steps().iter().find(|s| matches!(s.event, Event::Deliver(_))).unwrap();
+/// assert_eq!(delivered.payload, b"one");
+/// assert!(delivered.at > std::time::Duration::ZERO); // after the loopback's latency
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Step {
+    /// The simulated time of the event, from the start of the run.
+    pub at: Duration,
+    /// The event.
+    pub event: Event,
+    /// The bytes it carried; empty if none.
+    pub payload: Vec<u8>,
+}
+
+impl fmt::Display for Step {
+    /// `at 1.2ms: Deliver(3) 5 bytes "hello"` (the bytes shown up to 32, escaped).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at {:?}: {:?}", self.at, self.event)?;
+        if !self.payload.is_empty() {
+            let shown = &self.payload[..self.payload.len().min(32)];
+            let more = if shown.len() < self.payload.len() {
+                "..."
+            } else {
+                ""
+            };
+            write!(
+                f,
+                " {} bytes \"{}\"{more}",
+                self.payload.len(),
+                shown.escape_ascii()
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// What happened in one simulated run: a hash of its events in order, counts, and the
@@ -102,6 +175,7 @@ pub struct Trace {
     messages: u64,
     elapsed: Duration,
     events: Vec<Event>,
+    steps: Vec<Step>,
 }
 
 impl Trace {
@@ -117,8 +191,11 @@ impl Trace {
         self.seed
     }
 
-    /// A hash of every event of the run, in order (64-bit FNV-1a, stable across builds
-    /// and platforms): equal for two runs of one program with one seed.
+    /// A hash of every event of the run, in order, with the bytes it carried (a message's
+    /// data, a disk operation's) and the simulated time it happened at (64-bit FNV-1a,
+    /// stable across builds and platforms): equal for two runs of one program with one
+    /// seed. Two runs that sent different bytes, or at other times, differ here even if
+    /// their events are the same kinds with the same ids.
     ///
     /// # Examples
     ///
@@ -246,12 +323,48 @@ impl Trace {
     pub fn events(&self) -> &[Event] {
         &self.events
     }
+
+    /// The events of the run with their simulated times and bytes ([`Step`]), in
+    /// order, if they were kept ([`Sim::record_events`](crate::Sim::record_events));
+    /// else empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hatchery_sim::{Event, Sim};
+    ///
+    /// let (_, trace) = Sim::new(0)
+    ///     .record_events(true)
+    ///     .run_traced(hatchery::sleep(Duration::from_secs(2)));
+    /// let last = trace.steps().last().unwrap();
+    /// assert_eq!((last.at, last.event), (Duration::from_secs(2), Event::Done(0)));
+    /// ```
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The first step where this trace and `other` differ, with its index: each side's
+    /// step there, `None` for a trace that ended before it. `None` if they are the same.
+    /// Both must have kept their events.
+    pub(crate) fn first_difference<'a>(
+        &'a self,
+        other: &'a Trace,
+    ) -> Option<(usize, Option<&'a Step>, Option<&'a Step>)> {
+        let n = self.steps.len().max(other.steps.len());
+        (0..n).find_map(|i| {
+            let (a, b) = (self.steps.get(i), other.steps.get(i));
+            (a != b).then_some((i, a, b))
+        })
+    }
 }
 
 /// Hashes events as they happen, and keeps them if asked to.
 pub(crate) struct Recorder {
     trace: Trace,
     keep: bool,
+    /// The simulated time of the events now (the last jump's).
+    now: Duration,
 }
 
 /// Two numbers as one, for the hash.
@@ -261,6 +374,12 @@ fn pair(a: u64, b: u64) -> u128 {
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv(hash: &mut u64, bytes: impl IntoIterator<Item = u8>) {
+    for byte in bytes {
+        *hash = (*hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
+    }
+}
 
 impl Recorder {
     pub(crate) fn new(seed: u64, keep: bool) -> Recorder {
@@ -275,12 +394,21 @@ impl Recorder {
                 messages: 0,
                 elapsed: Duration::ZERO,
                 events: Vec::new(),
+                steps: Vec::new(),
             },
             keep,
+            now: Duration::ZERO,
         }
     }
 
+    /// Records `event`, which carried no bytes.
     pub(crate) fn push(&mut self, event: Event) {
+        self.push_with(event, &[]);
+    }
+
+    /// Records `event` with the bytes it carried. The time is in the hash through the
+    /// jumps: every event between two jumps happens at the first one's time.
+    pub(crate) fn push_with(&mut self, event: Event, payload: &[u8]) {
         let t = &mut self.trace;
         let (tag, value): (u8, u128) = match event {
             Event::Spawn(id) => {
@@ -298,6 +426,7 @@ impl Recorder {
             Event::Done(id) => (4, id.into()),
             Event::Jump(at) => {
                 t.jumps += 1;
+                self.now = at;
                 (5, at.as_nanos())
             }
             Event::Deliver(id) => {
@@ -310,21 +439,41 @@ impl Recorder {
             Event::Reset(a, b) => (10, pair(a, b)),
             Event::Crash(host) => (11, host.into()),
             Event::Restart(host) => (12, host.into()),
+            Event::PartitionOneway(a, b) => (13, pair(a, b)),
+            Event::HealOneway(a, b) => (14, pair(a, b)),
+            Event::Hold(a, b) => (15, pair(a, b)),
+            Event::Release(a, b) => (16, pair(a, b)),
+            Event::Pause(host) => (17, host.into()),
+            Event::Resume(host) => (18, host.into()),
+            Event::Disk(id) => (19, id.into()),
+            Event::DiskFault(id) => (20, id.into()),
         };
-        for byte in std::iter::once(tag).chain(value.to_le_bytes()) {
-            t.hash = (t.hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
+        fnv(&mut t.hash, std::iter::once(tag).chain(value.to_le_bytes()));
+        if !payload.is_empty() {
+            let len = payload.len() as u64;
+            fnv(
+                &mut t.hash,
+                len.to_le_bytes().into_iter().chain(payload.iter().copied()),
+            );
         }
         if self.keep {
             t.events.push(event);
+            t.steps.push(Step {
+                at: self.now,
+                event,
+                payload: payload.to_vec(),
+            });
         }
     }
 
     /// The trace so far, of a run that has simulated `elapsed`.
     pub(crate) fn finish(&mut self, elapsed: Duration) -> Trace {
         let events = std::mem::take(&mut self.trace.events);
+        let steps = std::mem::take(&mut self.trace.steps);
         Trace {
             elapsed,
             events,
+            steps,
             ..self.trace.clone()
         }
     }

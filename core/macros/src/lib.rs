@@ -2,7 +2,7 @@
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{quote, quote_spanned};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -103,9 +103,12 @@ use syn::{Error, ItemFn, Meta, Token};
 /// * `sim(seeds = N)`, or `sim` for 100 seeds: run on the deterministic simulator too
 ///   (`hatchery-sim`: one thread, virtual time, the order of ready tasks drawn from a
 ///   seed), once for each seed from 0 to N - 1, in a test `name::sim`. The first seed
-///   that fails stops it: it prints the seed and the line that replays it
-///   (`HATCHERY_SIM_SEED=<seed> cargo test -p <package> -- <test> --exact`), then fails
-///   as that run did. `HATCHERY_SIM_SEEDS=<count>` tries another number of seeds. The
+///   that fails stops it: it prints the seed and the command that replays it, whole
+///   (`HATCHERY_SIM_SEED=<seed> cargo test -p <package> --features <the build's>
+///   --test <target> -- <test> --exact`), then fails as that run did.
+///   `HATCHERY_SIM_SEEDS=<count>` tries another number of seeds, `HATCHERY_SIM_CHECK=1`
+///   checks that seeds replay. `sim(seeds = N, time_limit = "60s")` fails a run whose
+///   simulated clock would pass 60 s (`ms`, `s`, `m`, `h`; a bare number is seconds). The
 ///   same body still runs on the other backends; without a time option, it runs on the
 ///   simulator's own clock, which is always virtual;
 /// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`, `sim` (with 100
@@ -153,7 +156,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let options = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
     let mut time: Option<(Time, Span)> = None;
     let mut backends: Option<Vec<Backend>> = None;
-    let mut sim: Option<(u64, Span)> = None;
+    let mut sim: Option<(SimOptions, Span)> = None;
     for option in options {
         let name = option
             .path()
@@ -181,7 +184,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 if sim.is_some() {
                     return Err(Error::new(option.span(), "`sim` given twice"));
                 }
-                sim = Some((sim_seeds(&option)?, option.span()));
+                sim = Some((sim_options(&option)?, option.span()));
             }
             ("backends", Meta::List(list)) => {
                 if backends.is_some() {
@@ -272,7 +275,14 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     if sim.is_some() && !backends.iter().any(|b| b.name() == "sim") {
         backends.push(Backend::BuiltIn("sim"));
     }
-    let seeds = sim.map_or(DEFAULT_SEEDS, |(seeds, _)| seeds);
+    let sim = sim.map_or(
+        SimOptions {
+            seeds: DEFAULT_SEEDS,
+            time_limit: None,
+        },
+        |(options, _)| options,
+    );
+    let seeds = sim.seeds;
 
     let func: ItemFn = syn::parse2(item)?;
     let sig = &func.sig;
@@ -375,11 +385,21 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             }
             Backend::Custom(name, path) => (name.clone(), from_test_module(path)),
         };
-        // The simulator runs the body once per seed, and names the seed that fails.
+        // The simulator runs the body once per seed, and names the seed that fails with
+        // the command that replays it.
         let call = match b.name() == "sim" {
-            true => quote! {
-                ::hatchery_sim::check_seeds(#seeds, || #wrap(body()).with_backend_name(#label))
-            },
+            true => {
+                let time_limit = sim
+                    .time_limit
+                    .map(|nanos| quote!(.time_limit(::core::time::Duration::from_nanos(#nanos))));
+                let replay = replay(&ident, &attrs);
+                quote! {
+                    ::hatchery_sim::Seeds::new(#seeds)
+                        #time_limit
+                        .replay(#replay)
+                        .run(|| #wrap(body()).with_backend_name(#label))
+                }
+            }
             false => quote!(#run(#wrap(body()).with_backend_name(#label))),
         };
         quote_spanned! {name.span()=>
@@ -417,27 +437,197 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     })
 }
 
-/// The seeds of `sim` (100) or `sim(seeds = N)` (`N`, at least 1).
-fn sim_seeds(option: &Meta) -> syn::Result<u64> {
+/// The options of `sim`: its seeds, and the time limit of each run in nanoseconds.
+struct SimOptions {
+    seeds: u64,
+    time_limit: Option<u64>,
+}
+
+/// The options of `sim` (100 seeds), `sim(seeds = N)` (`N`, at least 1) and
+/// `sim(.., time_limit = "60s")`.
+fn sim_options(option: &Meta) -> syn::Result<SimOptions> {
+    let mut options = SimOptions {
+        seeds: DEFAULT_SEEDS,
+        time_limit: None,
+    };
     let Meta::List(list) = option else {
-        return Ok(DEFAULT_SEEDS);
+        return Ok(options);
     };
-    let usage = "expected `sim` or `sim(seeds = N)`, N a number of seeds (at least 1)";
-    let nv: syn::MetaNameValue = list.parse_args().map_err(|e| Error::new(e.span(), usage))?;
-    if !nv.path.is_ident("seeds") {
-        return Err(Error::new(nv.path.span(), usage));
+    let usage = "expected `sim` or `sim(seeds = N)`, N a number of seeds (at least 1), or `sim(seeds = N, time_limit = \"60s\")`";
+    let pairs = list
+        .parse_args_with(Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated)
+        .map_err(|e| Error::new(e.span(), usage))?;
+    for nv in pairs {
+        if nv.path.is_ident("seeds") {
+            let seeds = match &nv.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(n),
+                    ..
+                }) => n.base10_parse::<u64>()?,
+                other => return Err(Error::new(other.span(), usage)),
+            };
+            if seeds == 0 {
+                return Err(Error::new(nv.value.span(), usage));
+            }
+            options.seeds = seeds;
+        } else if nv.path.is_ident("time_limit") {
+            let limit_usage = "expected a time limit: `time_limit = \"60s\"` (`ms`, `s`, `m`, `h`) or a number of seconds";
+            let nanos = match &nv.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(n),
+                    ..
+                }) => n.base10_parse::<u64>()?.checked_mul(1_000_000_000),
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => parse_duration(&s.value()),
+                _ => None,
+            };
+            let Some(nanos) = nanos else {
+                return Err(Error::new(nv.value.span(), limit_usage));
+            };
+            options.time_limit = Some(nanos);
+        } else {
+            return Err(Error::new(nv.path.span(), usage));
+        }
     }
-    let seeds = match &nv.value {
-        syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Int(n),
-            ..
-        }) => n.base10_parse::<u64>()?,
-        other => return Err(Error::new(other.span(), usage)),
+    Ok(options)
+}
+
+/// `"500ms"`, `"60s"`, `"10m"`, `"1h"` (or a bare number of seconds) in nanoseconds.
+fn parse_duration(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "ms" => 1_000_000,
+        "" | "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return None,
     };
-    if seeds == 0 {
-        return Err(Error::new(nv.value.span(), usage));
+    number.checked_mul(scale)
+}
+
+/// What the command that replays a seed of the test `name` needs, as a
+/// `hatchery_sim::__private::Replay`: the package, the test target (from what cargo tells
+/// the compiler of the test's crate), the manifest's features with whether this build
+/// has them (a `cfg!` each, in the test's crate), the profile, and the test's path.
+fn replay(name: &syn::Ident, attrs: &[&syn::Attribute]) -> TokenStream2 {
+    let env = |var: &str| std::env::var(var).ok();
+    let target = match (
+        env("CARGO_TARGET_TMPDIR"),
+        env("CARGO_BIN_NAME"),
+        env("CARGO_CRATE_NAME"),
+    ) {
+        (Some(_), _, Some(krate)) => {
+            let name = test_target_name(&krate);
+            quote!(::hatchery_sim::__private::Target::Test(#name))
+        }
+        (None, Some(bin), _) => quote!(::hatchery_sim::__private::Target::Bin(#bin)),
+        _ => quote!(::hatchery_sim::__private::Target::Lib),
+    };
+    let features = env("CARGO_MANIFEST_DIR")
+        .and_then(|dir| std::fs::read_to_string(std::path::Path::new(&dir).join("Cargo.toml")).ok())
+        .map(|manifest| manifest_features(&manifest))
+        .unwrap_or_default();
+    let features = features
+        .iter()
+        .map(|f| quote!((#f, ::core::cfg!(feature = #f))));
+    // `#[ignore]`, or a `cfg_attr` that may add one: `--include-ignored` is harmless.
+    let ignored = attrs.iter().any(|a| {
+        a.path().is_ident("ignore")
+            || (a.path().is_ident("cfg_attr")
+                && a.meta.to_token_stream().to_string().contains("ignore"))
+    });
+    let label = name.to_string();
+    quote! {
+        ::hatchery_sim::__private::Replay {
+            package: ::core::env!("CARGO_PKG_NAME"),
+            target: #target,
+            features: &[#(#features),*],
+            release: !::core::cfg!(debug_assertions),
+            module: ::core::module_path!(),
+            name: #label,
+            ignored: #ignored,
+        }
     }
-    Ok(seeds)
+}
+
+/// The name of the integration test whose crate is `krate`: its crate name, with dashes
+/// where its file has them (`tests/my-test.rs` is the crate `my_test`, the target
+/// `my-test`).
+fn test_target_name(krate: &str) -> String {
+    let dashed = krate.replace('_', "-");
+    if dashed == krate {
+        return dashed;
+    }
+    let Ok(dir) = std::env::var("CARGO_MANIFEST_DIR") else {
+        return krate.to_owned();
+    };
+    let tests = std::path::Path::new(&dir).join("tests");
+    let exists = |name: &str| {
+        tests.join(format!("{name}.rs")).exists() || tests.join(name).join("main.rs").exists()
+    };
+    match exists(&dashed) && !exists(krate) {
+        true => dashed,
+        false => krate.to_owned(),
+    }
+}
+
+/// The features a package's manifest declares: the keys of its `[features]` table, and
+/// its optional dependencies (each a feature, unless named `dep:<name>` somewhere).
+fn manifest_features(manifest: &str) -> Vec<String> {
+    let mut features = Vec::new();
+    let mut optional = Vec::new();
+    let mut section = String::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            section = line
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned();
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().trim_matches('"');
+        let is_name = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'));
+        if !is_name {
+            continue;
+        }
+        if section == "features" {
+            features.push(key.to_owned());
+        } else if section.ends_with("dependencies") && value.contains("optional") {
+            let flag = value.split("optional").nth(1).unwrap_or("");
+            if flag
+                .trim_start()
+                .trim_start_matches('=')
+                .trim_start()
+                .starts_with("true")
+            {
+                optional.push(key.to_owned());
+            }
+        }
+    }
+    for dep in optional {
+        let explicit = manifest.contains(&format!("\"dep:{dep}\""));
+        if !explicit && !features.contains(&dep) {
+            features.push(dep);
+        }
+    }
+    features
 }
 
 /// A backend a test runs on.
@@ -493,4 +683,45 @@ fn is_std_test(path: &syn::Path) -> bool {
             .as_deref(),
         Some("core" | "std")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{manifest_features, parse_duration};
+
+    #[::core::prelude::v1::test]
+    fn features_of_a_manifest() {
+        let manifest = r#"
+[package]
+name = "x"
+
+[features]
+default = ["fast"]
+fast = []
+"with-dash" = [
+    "dep:quiet",
+    "loud/x",
+]
+
+[dependencies]
+loud = { version = "1", optional = true }
+quiet = { version = "1", optional = true }
+plain = "1"
+"#;
+        assert_eq!(
+            manifest_features(manifest),
+            ["default", "fast", "with-dash", "loud"]
+        );
+    }
+
+    #[::core::prelude::v1::test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(500_000_000));
+        assert_eq!(parse_duration("60s"), Some(60_000_000_000));
+        assert_eq!(parse_duration("2m"), Some(120_000_000_000));
+        assert_eq!(parse_duration("1h"), Some(3_600_000_000_000));
+        assert_eq!(parse_duration("7"), Some(7_000_000_000));
+        assert_eq!(parse_duration("1d"), None);
+        assert_eq!(parse_duration("s"), None);
+    }
 }

@@ -11,6 +11,19 @@
 //!    that a job whose future was dropped from outside does not keep the scope for good.
 //! 2. **A token per job.** A job runs with a token of the file limiter, taken before
 //!    its work is handed to the pool and returned when the work has returned (rule X1).
+//! 3. **Threads bounded by the limiter.** A job's work runs on the runtime binding's file
+//!    pool (`thread::pool`), whose threads take one job after another and number at
+//!    most the limiter's tokens; only a dropped file's last write (which takes no token)
+//!    gets a thread of its own.
+//! 4. **The runtime of the code that polls.** An operation starts its work on the
+//!    runtime of the code that polls it, whichever opened the file; outside any hatchery
+//!    runtime, an operation that must start a system call panics with the message that
+//!    says what to do (one that the buffer serves needs none).
+//! 5. **The runtime's own file system.** On a runtime with a file system of its own
+//!    (`Runtime::file_system`), a job's work runs where that file system says
+//!    (`FileSystem::spawn`) and works on it ([`Sys::Runtime`]), under the same token and
+//!    hold (invariants 1 and 2, kept until the result is handed over); elsewhere on the
+//!    pool, on the system's files ([`Sys::System`]).
 
 use std::fmt;
 use std::future::Future;
@@ -25,27 +38,59 @@ use atomic_waker::AtomicWaker;
 
 use crate::context;
 use crate::node::Hold;
-use crate::rt::Runtime;
-use crate::sync::{CapacityLimiter, CapacityToken, LimiterAcquireOwned};
-use crate::thread::limiter::{self, Kind};
+use crate::rt::{FileSystem, FsDone, FsWork, Runtime};
+use crate::sync::{CapacityToken, LimiterAcquireOwned};
+use crate::thread::limiter::{self, Kind, Limits};
 
-/// The runtime of the code being polled, if any, with its file limiter.
-pub(super) fn current_ctx() -> Option<(Arc<dyn Runtime>, Arc<CapacityLimiter>)> {
+/// The runtime of the code being polled, if any, with its file limiter and pool.
+pub(super) fn current_ctx() -> Option<(Arc<dyn Runtime>, Arc<Limits>)> {
     let rt = context::with_current(|c| c.map(|c| c.rt.clone()))?;
-    let limiter = limiter::default_of(&rt, Kind::Files);
-    Some((rt, limiter))
+    let limits = limiter::limits_of(&rt, Kind::Files);
+    Some((rt, limits))
 }
 
-/// Runs the path operation `f` on a worker thread under the file limiter: rules X1 and
-/// X2 (a checkpoint first; then a cancelled scope waits for the call, as for
-/// `to_thread::run_sync`, and drops its value, rule W1).
+/// The panic of a file operation that must start a system call outside any hatchery
+/// runtime (invariant 4).
+pub(super) fn no_runtime() -> ! {
+    panic!(
+        "hatchery::fs: a file operation must start a system call, and no hatchery runtime \
+         runs the code that polls it (a `File` runs its system calls on the runtime of the \
+         code that uses it, whichever opened it). {}",
+        context::NO_RUNTIME
+    )
+}
+
+/// The file system a job's work runs on (invariant 5).
+#[derive(Clone, Copy)]
+pub(super) enum Sys<'a> {
+    /// The operating system's, on a worker thread.
+    System,
+    /// The runtime's own, where it runs the work; and the runtime's name.
+    Runtime(&'a dyn FileSystem, &'static str),
+}
+
+/// What a runtime's own file system does not have: `what` ("symlinks", "permissions").
+pub(super) fn unsupported(what: &str, runtime: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "hatchery::fs: the runtime (`{runtime}`) has a file system of its own, which has no \
+             {what}"
+        ),
+    )
+}
+
+/// Runs the path operation `f` on a worker thread under the file limiter, or on the
+/// runtime's own file system (invariant 5): rules X1 and X2 (a checkpoint first; then a
+/// cancelled scope waits for the call, as for `to_thread::run_sync`, and drops its
+/// value, rule W1).
 ///
 /// # Panics
 ///
 /// When polled outside a hatchery runtime.
 pub(super) async fn run<T, F>(f: F) -> io::Result<T>
 where
-    F: FnOnce() -> io::Result<T> + Send + 'static,
+    F: FnOnce(Sys<'_>) -> io::Result<T> + Send + 'static,
     T: Send + 'static,
 {
     let mut worker = Worker::current();
@@ -160,6 +205,16 @@ impl<T, F> Drop for Work<T, F> {
     }
 }
 
+/// Where a job's work runs (invariants 3 and 5).
+pub(super) enum Place<'a> {
+    /// The runtime binding's file pool.
+    Pool(&'a Limits),
+    /// A thread of its own (a dropped file's last write).
+    Thread,
+    /// The runtime's own file system.
+    Own(&'a dyn FileSystem),
+}
+
 /// Why a job came to nothing.
 pub(super) fn runtime_gone() -> io::Error {
     io::Error::other(
@@ -168,9 +223,12 @@ pub(super) fn runtime_gone() -> io::Error {
 }
 
 impl<T: Send + 'static> Job<T> {
-    /// Hands `f` to `rt`'s pool, with what it keeps until it has run.
+    /// Hands `f` to `rt`'s file pool, a thread of its own or the runtime's own file
+    /// system, as `place` says, with what it keeps until it has run (invariants 2, 3
+    /// and 5).
     pub(super) fn spawn_with<F>(
         rt: &dyn Runtime,
+        place: Place<'_>,
         token: Option<CapacityToken>,
         hold: Option<Hold>,
         f: F,
@@ -188,14 +246,30 @@ impl<T: Send + 'static> Job<T> {
             hold,
             shared: shared.clone(),
         };
-        rt.spawn_blocking(Box::new(move || {
+        if let Place::Own(fs) = place {
+            // Invariant 5: the calls now, the result when the file system drops `done`.
+            fs.spawn(FsWork::new(move || {
+                let f = work.f.take().expect("a job runs once");
+                let r = catch_unwind(AssertUnwindSafe(f));
+                FsDone::new(move || {
+                    work.token.take();
+                    work.shared.finish(Slot::Done(r));
+                })
+            }));
+            return Job { shared };
+        }
+        let run = Box::new(move || {
             let f = work.f.take().expect("a job runs once");
             let r = catch_unwind(AssertUnwindSafe(f));
             // Invariant 2: the token goes back when the work has returned.
             work.token.take();
             work.shared.finish(Slot::Done(r));
             // `work`'s drop releases the hold (invariant 1).
-        }));
+        });
+        match place {
+            Place::Pool(limits) => limits.pool.submit(rt, limits.limiter.total_tokens(), run),
+            _ => rt.spawn_blocking(run),
+        }
         Job { shared }
     }
 
@@ -225,7 +299,7 @@ impl<T: Send + 'static> Job<T> {
 /// outlives a dropped operation (the next one takes it over).
 #[derive(Default)]
 pub(super) struct Worker {
-    ctx: Option<(Arc<dyn Runtime>, Arc<CapacityLimiter>)>,
+    ctx: Option<(Arc<dyn Runtime>, Arc<Limits>)>,
     acquire: Option<Pin<Box<LimiterAcquireOwned>>>,
 }
 
@@ -236,20 +310,16 @@ impl Worker {
         Worker { ctx, acquire: None }
     }
 
-    /// The runtime, for work that takes no token (a dropped file's last write).
-    pub(super) fn runtime(&self) -> Option<&Arc<dyn Runtime>> {
-        self.ctx.as_ref().map(|c| &c.0)
-    }
-
     /// A token of the file limiter (invariant 2); `Pending` while waiting for one, and
     /// in a cancelled scope (a wait left pending is taken over by the next call).
     ///
     /// # Panics
     ///
-    /// First called outside a hatchery runtime.
+    /// Outside a hatchery runtime (invariant 4).
     pub(super) fn poll_token(&mut self, cx: &mut Context<'_>) -> Poll<CapacityToken> {
+        self.ctx();
         if self.acquire.is_none() {
-            let limiter = &self.ctx().1;
+            let limiter = &self.ctx.as_ref().expect("looked up above").1.limiter;
             if let Some(token) = limiter.try_acquire() {
                 return Poll::Ready(token);
             }
@@ -262,18 +332,56 @@ impl Worker {
         Poll::Ready(token)
     }
 
-    /// Hands `f` to the pool with `token`, holding the current scope (invariants 1 and 2).
+    /// Hands `f` to the pool, or to the runtime's own file system (invariant 5), with
+    /// `token`, holding the current scope (invariants 1 to 3).
     pub(super) fn start<T, F>(&mut self, token: CapacityToken, f: F) -> Job<T>
     where
         T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
+        F: FnOnce(Sys<'_>) -> T + Send + 'static,
     {
         let hold = context::with_current(|c| c.map(|c| Hold::new(c.node)));
-        Job::spawn_with(&*self.ctx().0, Some(token), hold, f)
+        let (rt, limits) = self.ctx();
+        match rt.file_system() {
+            Some(fs) => {
+                let runtime = rt.clone();
+                let f = move || {
+                    let fs = runtime
+                        .file_system()
+                        .expect("the runtime's own file system");
+                    f(Sys::Runtime(fs, runtime.name()))
+                };
+                Job::spawn_with(&**rt, Place::Own(fs), Some(token), hold, f)
+            }
+            None => Job::spawn_with(&**rt, Place::Pool(limits), Some(token), hold, || {
+                f(Sys::System)
+            }),
+        }
     }
 
-    fn ctx(&mut self) -> &(Arc<dyn Runtime>, Arc<CapacityLimiter>) {
-        self.ctx
-            .get_or_insert_with(|| current_ctx().expect(context::NO_RUNTIME))
+    /// The runtime of the code being polled and its file limits, looked up again if it
+    /// is not the one of the last operation (invariant 4): a wait for a token of another
+    /// runtime's limiter is dropped.
+    ///
+    /// # Panics
+    ///
+    /// Outside a hatchery runtime.
+    fn ctx(&mut self) -> &(Arc<dyn Runtime>, Arc<Limits>) {
+        let same = context::with_current(|c| {
+            let c = c?;
+            Some(
+                self.ctx
+                    .as_ref()
+                    .is_some_and(|(rt, _)| std::ptr::addr_eq(Arc::as_ptr(rt), Arc::as_ptr(c.rt))),
+            )
+        });
+        match same {
+            None => no_runtime(),
+            Some(true) => {}
+            Some(false) => {
+                self.acquire = None;
+                self.ctx = Some(current_ctx().expect("a runtime, looked at above"));
+            }
+        }
+        self.ctx.as_ref().expect("set above")
     }
 }

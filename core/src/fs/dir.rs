@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use super::blocking::{self, with_path, Job, Worker};
+use super::blocking::{self, unsupported, with_path, Job, Sys, Worker};
 use crate::context;
 
 /// How many entries one thread hand-off reads.
@@ -129,7 +129,19 @@ impl ReadDir {
             }
             let token = ready!(self.worker.poll_token(cx));
             let mut std = std.take().expect("checked above");
-            let job = self.worker.start(token, move || {
+            let job = self.worker.start(token, move |sys| {
+                if let Sys::Runtime(_, runtime) = sys {
+                    // A directory of the system's, read under a runtime with a file system
+                    // of its own: refused, and the stream ends.
+                    let refused = io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!(
+                            "hatchery::fs: a directory of the system's read under a runtime \
+                             (`{runtime}`) with a file system of its own"
+                        ),
+                    );
+                    return (std, VecDeque::from([Err(refused)]));
+                }
                 let batch = std
                     .by_ref()
                     .take(BATCH)
@@ -138,7 +150,7 @@ impl ReadDir {
                             // Free on most systems (the entry says it); else a system
                             // call here, on the thread, rather than at `file_type`.
                             file_type: std.file_type().ok(),
-                            std,
+                            entry: Entry::System(std),
                         })
                     })
                     .collect();
@@ -184,9 +196,15 @@ impl fmt::Debug for ReadDir {
 /// # }).unwrap();
 /// ```
 pub struct DirEntry {
-    std: std::fs::DirEntry,
+    entry: Entry,
     /// Read with the entry, on the thread that read the batch.
     file_type: Option<std::fs::FileType>,
+}
+
+/// An entry of a directory of the system's, or of a runtime's own file system.
+enum Entry {
+    System(std::fs::DirEntry),
+    Own { path: PathBuf, name: OsString },
 }
 
 impl DirEntry {
@@ -196,7 +214,10 @@ impl DirEntry {
     ///
     /// See [`DirEntry`].
     pub fn path(&self) -> PathBuf {
-        self.std.path()
+        match &self.entry {
+            Entry::System(std) => std.path(),
+            Entry::Own { path, .. } => path.clone(),
+        }
     }
 
     /// The entry's name, without its directory.
@@ -205,7 +226,10 @@ impl DirEntry {
     ///
     /// See [`ReadDir::next_entry`].
     pub fn file_name(&self) -> OsString {
-        self.std.file_name()
+        match &self.entry {
+            Entry::System(std) => std.file_name(),
+            Entry::Own { name, .. } => name.clone(),
+        }
     }
 
     /// The entry's metadata, not following a symlink (std's `DirEntry::metadata`).
@@ -228,7 +252,7 @@ impl DirEntry {
     ///
     /// See [`DirEntry`].
     pub async fn metadata(&self) -> io::Result<std::fs::Metadata> {
-        super::symlink_metadata(self.std.path()).await
+        super::symlink_metadata(self.path()).await
     }
 
     /// The entry's file type, not following a symlink (std's `DirEntry::file_type`).
@@ -259,11 +283,17 @@ impl DirEntry {
             crate::net::enter().await; // a checkpoint (rule X1)
             return Ok(file_type);
         }
-        let path = self.std.path();
-        blocking::run(move || {
-            std::fs::symlink_metadata(&path)
-                .map(|m| m.file_type())
-                .map_err(|e| with_path(e, "file type of", &path))
+        let path = self.path();
+        blocking::run(move |sys| {
+            match sys {
+                Sys::System => std::fs::symlink_metadata(&path).map(|m| m.file_type()),
+                Sys::Runtime(_, runtime) => Err(unsupported(
+                    "std `FileType` (only the system makes one; `fs::read_dir` of a directory \
+                     fails with `NotADirectory`)",
+                    runtime,
+                )),
+            }
+            .map_err(|e| with_path(e, "file type of", &path))
         })
         .await
     }
@@ -271,7 +301,10 @@ impl DirEntry {
 
 impl fmt::Debug for DirEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.std, f)
+        match &self.entry {
+            Entry::System(std) => fmt::Debug::fmt(std, f),
+            Entry::Own { path, .. } => f.debug_tuple("DirEntry").field(path).finish(),
+        }
     }
 }
 
@@ -279,13 +312,35 @@ impl fmt::Debug for DirEntry {
 pub(super) async fn open(path: &Path) -> io::Result<ReadDir> {
     let path = path.to_owned();
     let worker = Worker::current();
-    let std = blocking::run(move || {
-        std::fs::read_dir(&path).map_err(|e| with_path(e, "read directory", &path))
+    let opened = blocking::run(move |sys| {
+        match sys {
+            Sys::System => std::fs::read_dir(&path).map(Ok),
+            // All at once: a runtime's own file system lists a directory in one call.
+            Sys::Runtime(fs, _) => fs.read_dir(&path).map(|entries| {
+                Err(entries
+                    .into_iter()
+                    .map(|(name, _)| {
+                        Ok(DirEntry {
+                            entry: Entry::Own {
+                                path: path.join(&name),
+                                name,
+                            },
+                            file_type: None,
+                        })
+                    })
+                    .collect())
+            }),
+        }
+        .map_err(|e| with_path(e, "read directory", &path))
     })
     .await?;
+    let (ready, std) = match opened {
+        Ok(std) => (VecDeque::new(), Some(std)),
+        Err(entries) => (entries, None),
+    };
     Ok(ReadDir {
-        ready: VecDeque::new(),
-        state: State::Idle(Some(std)),
+        ready,
+        state: State::Idle(std),
         worker,
     })
 }

@@ -28,8 +28,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use super::blocking::{self, with_path, Job, Worker};
+use super::blocking::{self, unsupported, with_path, Job, Place, Sys, Worker};
+use super::own;
 use crate::context;
+use crate::rt::{FsFile, FsOpen};
 
 /// The least a read asks the system for, and how much a write gathers before it hands
 /// the bytes to a thread, at first: small reads and writes are served by the buffer, one
@@ -100,14 +102,14 @@ impl Buf {
     }
 
     /// Writes out the bytes to write (on a worker thread).
-    fn write_out(&mut self, mut f: &std::fs::File) -> io::Result<()> {
+    fn write_out(&mut self, f: &Handle) -> io::Result<()> {
         let r = f.write_all(&self.data[..self.unwritten()]);
         self.clear();
         r
     }
 
     /// Reads up to `n` bytes into the buffer (on a worker thread).
-    fn read_in(&mut self, mut f: &std::fs::File, n: usize) -> io::Result<usize> {
+    fn read_in(&mut self, f: &Handle, n: usize) -> io::Result<usize> {
         debug_assert_eq!(self.unread() + self.unwritten(), 0);
         if self.data.len() < n {
             self.data.resize(n, 0);
@@ -122,6 +124,87 @@ impl Buf {
         self.end = *r.as_ref().unwrap_or(&0);
         self.reading = true;
         r
+    }
+}
+
+/// The file a [`File`] works on: the system's, or one of the runtime's own file system
+/// (`blocking` invariant 5).
+#[derive(Clone)]
+enum Handle {
+    System(Arc<std::fs::File>),
+    Own(Arc<dyn FsFile>),
+}
+
+impl Handle {
+    /// Whether this file may be worked on where `sys` says: a file of the system's on a
+    /// worker thread, a file of a runtime's own file system there.
+    fn fits(&self, sys: Sys<'_>) -> io::Result<()> {
+        match (self, sys) {
+            (Handle::System(_), Sys::System) | (Handle::Own(_), Sys::Runtime(..)) => Ok(()),
+            (Handle::System(_), Sys::Runtime(_, runtime)) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "hatchery::fs: a file of the system's (`File::from_std`) used under a \
+                     runtime (`{runtime}`) with a file system of its own"
+                ),
+            )),
+            (Handle::Own(_), Sys::System) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "hatchery::fs: a file of a runtime's own file system (a simulated disk's) \
+                 used on a runtime that has the system's files",
+            )),
+        }
+    }
+
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Handle::System(f) => (&**f).read(buf),
+            Handle::Own(f) => f.read(buf),
+        }
+    }
+
+    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Handle::System(f) => (&**f).write_all(buf),
+            Handle::Own(f) => own::write_all(&**f, buf),
+        }
+    }
+
+    fn seek(&self, pos: SeekFrom) -> io::Result<u64> {
+        match self {
+            Handle::System(f) => (&**f).seek(pos),
+            Handle::Own(f) => f.seek(pos),
+        }
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        match self {
+            Handle::System(f) => f.sync_all(),
+            Handle::Own(f) => f.sync_all(),
+        }
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        match self {
+            Handle::System(f) => f.sync_data(),
+            Handle::Own(f) => f.sync_data(),
+        }
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        match self {
+            Handle::System(f) => f.set_len(len),
+            Handle::Own(f) => f.set_len(len),
+        }
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Handle::System(file) => fmt::Debug::fmt(file, f),
+            Handle::Own(file) => fmt::Debug::fmt(file, f),
+        }
     }
 }
 
@@ -184,7 +267,7 @@ enum State {
 /// # }).unwrap();
 /// ```
 pub struct File {
-    std: Arc<std::fs::File>,
+    handle: Handle,
     worker: Worker,
     state: State,
     /// How much the next read asks for at least, and a write gathers (invariant 4).
@@ -297,8 +380,8 @@ impl File {
 
     /// A `File` for a file std opened.
     ///
-    /// Its operations run on the worker threads of the runtime of the code that first
-    /// polls one (this function needs none).
+    /// Its operations run on the worker threads of the runtime of the code that polls
+    /// them (this function needs none).
     ///
     /// # Examples
     ///
@@ -320,12 +403,12 @@ impl File {
     /// # }).unwrap();
     /// ```
     pub fn from_std(file: std::fs::File) -> File {
-        File::with_worker(file, Worker::default())
+        File::with_worker(Handle::System(Arc::new(file)), Worker::default())
     }
 
-    fn with_worker(file: std::fs::File, worker: Worker) -> File {
+    fn with_worker(handle: Handle, worker: Worker) -> File {
         File {
-            std: Arc::new(file),
+            handle,
             worker,
             state: State::Idle(Buf::default()),
             chunk: CHUNK,
@@ -362,13 +445,13 @@ impl File {
     fn poll_start(
         &mut self,
         cx: &mut Context<'_>,
-        f: impl FnOnce(&std::fs::File, &mut Buf) -> io::Result<Op> + Send + 'static,
+        f: impl FnOnce(&Handle, &mut Buf) -> io::Result<Op> + Send + 'static,
     ) -> Poll<()> {
         let token = ready!(self.worker.poll_token(cx));
         let mut buf = std::mem::take(self.buf());
-        let file = self.std.clone();
-        let job = self.worker.start(token, move || {
-            let op = f(&file, &mut buf);
+        let file = self.handle.clone();
+        let job = self.worker.start(token, move |sys| {
+            let op = file.fits(sys).and_then(|()| f(&file, &mut buf));
             (op, buf)
         });
         self.state = State::Busy(job);
@@ -392,7 +475,7 @@ impl File {
         if self.buf().unread() == 0 {
             return Poll::Ready(false);
         }
-        ready!(self.poll_start(cx, |mut file, buf| {
+        ready!(self.poll_start(cx, |file, buf| {
             let back = buf.discard_read();
             file.seek(SeekFrom::Current(back))
                 .map(|n| Op::Seek(n, None))
@@ -513,9 +596,12 @@ impl File {
                 p => p,
             };
             let mut buf = std::mem::take(self.buf());
-            let file = self.std.clone();
-            let job = self.worker.start(token, move || {
-                let r = buf.write_out(&file).and_then(|()| (&*file).seek(target));
+            let file = self.handle.clone();
+            let job = self.worker.start(token, move |sys| {
+                let r = file
+                    .fits(sys)
+                    .and_then(|()| buf.write_out(&file))
+                    .and_then(|()| file.seek(target));
                 (r.map(|n| Op::Seek(n, Some(pos))), buf)
             });
             self.state = State::Busy(job);
@@ -858,8 +944,8 @@ impl File {
     /// ```
     pub async fn sync_all(&mut self) -> io::Result<()> {
         self.flush().await?;
-        let file = self.std.clone();
-        blocking::run(move || file.sync_all()).await
+        let file = self.handle.clone();
+        blocking::run(move |sys| file.fits(sys).and_then(|()| file.sync_all())).await
     }
 
     /// Flushes, then waits until the file's data is on the disk (`fdatasync`): as
@@ -892,8 +978,8 @@ impl File {
     /// ```
     pub async fn sync_data(&mut self) -> io::Result<()> {
         self.flush().await?;
-        let file = self.std.clone();
-        blocking::run(move || file.sync_data()).await
+        let file = self.handle.clone();
+        blocking::run(move |sys| file.fits(sys).and_then(|()| file.sync_data())).await
     }
 
     /// Truncates or extends the file to `size` bytes; the position does not move.
@@ -930,8 +1016,8 @@ impl File {
     /// ```
     pub async fn set_len(&mut self, size: u64) -> io::Result<()> {
         self.seek(SeekFrom::Current(0)).await?;
-        let file = self.std.clone();
-        blocking::run(move || file.set_len(size)).await
+        let file = self.handle.clone();
+        blocking::run(move |sys| file.fits(sys).and_then(|()| file.set_len(size))).await
     }
 
     /// The file's metadata, after writing out what is buffered (so that its length
@@ -967,8 +1053,15 @@ impl File {
     /// ```
     pub async fn metadata(&mut self) -> io::Result<std::fs::Metadata> {
         self.flush().await?;
-        let file = self.std.clone();
-        blocking::run(move || file.metadata()).await
+        let file = self.handle.clone();
+        blocking::run(move |sys| match (&file, sys) {
+            (Handle::System(file), Sys::System) => file.metadata(),
+            (Handle::Own(_), Sys::Runtime(_, runtime)) => {
+                Err(unsupported(super::NO_METADATA, runtime))
+            }
+            (file, sys) => file.fits(sys).map(|()| unreachable!("a mismatch")),
+        })
+        .await
     }
 
     /// Changes the file's permissions.
@@ -1006,8 +1099,13 @@ impl File {
     /// # }).unwrap();
     /// ```
     pub async fn set_permissions(&self, perm: std::fs::Permissions) -> io::Result<()> {
-        let file = self.std.clone();
-        blocking::run(move || file.set_permissions(perm)).await
+        let file = self.handle.clone();
+        blocking::run(move |sys| match (&file, sys) {
+            (Handle::System(file), Sys::System) => file.set_permissions(perm),
+            (Handle::Own(_), Sys::Runtime(_, runtime)) => Err(unsupported("permissions", runtime)),
+            (file, sys) => file.fits(sys),
+        })
+        .await
     }
 
     /// Writes out what is buffered, moves the system's position back over bytes read
@@ -1049,7 +1147,13 @@ impl File {
     /// ```
     pub async fn into_std(mut self) -> io::Result<std::fs::File> {
         self.seek(SeekFrom::Current(0)).await?;
-        let file = self.std.clone();
+        let Handle::System(file) = self.handle.clone() else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "hatchery::fs: a file of a runtime's own file system (a simulated disk's) has \
+                 no std `File`",
+            ));
+        };
         drop(self);
         Arc::try_unwrap(file).or_else(|file| file.try_clone())
     }
@@ -1065,17 +1169,22 @@ impl Drop for File {
             return;
         }
         let mut buf = std::mem::take(buf);
-        let file = self.std.clone();
-        let rt = self
-            .worker
-            .runtime()
-            .cloned()
-            .or_else(|| context::with_current(|c| c.map(|c| c.rt.clone())));
+        let file = self.handle.clone();
+        // On the runtime of the code that drops it (blocking invariants 4 and 5), where
+        // its file is; else on this thread, which is no executor's of ours.
+        let rt = context::with_current(|c| c.map(|c| c.rt.clone()));
+        let own = rt.as_ref().and_then(|rt| rt.file_system());
+        let place = match (&file, own) {
+            (Handle::System(_), None) => Some(Place::Thread),
+            (Handle::Own(_), Some(fs)) => Some(Place::Own(fs)),
+            _ => None,
+        };
         let mut write_out = move || drop(buf.write_out(&file));
-        match rt {
-            Some(rt) => drop(Job::<()>::spawn_with(&*rt, None, None, write_out)),
-            // Outside any runtime: on this thread, which is no executor's of ours.
-            None => write_out(),
+        match (&rt, place) {
+            (Some(rt), Some(place)) => {
+                drop(Job::<()>::spawn_with(&**rt, place, None, None, write_out));
+            }
+            _ => write_out(),
         }
     }
 }
@@ -1083,7 +1192,7 @@ impl Drop for File {
 impl fmt::Debug for File {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("File");
-        d.field("std", &self.std);
+        d.field("file", &self.handle);
         match &self.state {
             State::Idle(buf) => d
                 .field("read_ahead", &buf.unread())
@@ -1163,7 +1272,12 @@ impl tokio::io::AsyncSeek for File {
 /// # }).unwrap();
 /// ```
 #[derive(Clone, Debug)]
-pub struct OpenOptions(std::fs::OpenOptions);
+pub struct OpenOptions {
+    std: std::fs::OpenOptions,
+    /// The same, for a runtime's own file system; `None` when made from std's options,
+    /// which cannot be read back.
+    own: Option<FsOpen>,
+}
 
 impl Default for OpenOptions {
     fn default() -> OpenOptions {
@@ -1187,7 +1301,10 @@ impl From<std::fs::OpenOptions> for OpenOptions {
     /// # let _ = options;
     /// ```
     fn from(options: std::fs::OpenOptions) -> OpenOptions {
-        OpenOptions(options)
+        OpenOptions {
+            std: options,
+            own: None,
+        }
     }
 }
 
@@ -1195,7 +1312,10 @@ macro_rules! option {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         pub fn $name(&mut self, $name: bool) -> &mut OpenOptions {
-            self.0.$name($name);
+            self.std.$name($name);
+            if let Some(own) = &mut self.own {
+                own.$name = $name;
+            }
             self
         }
     };
@@ -1214,7 +1334,10 @@ impl OpenOptions {
     /// options.read(true);
     /// ```
     pub fn new() -> OpenOptions {
-        OpenOptions(std::fs::OpenOptions::new())
+        OpenOptions {
+            std: std::fs::OpenOptions::new(),
+            own: Some(FsOpen::default()),
+        }
     }
 
     option! {
@@ -1309,23 +1432,49 @@ impl OpenOptions {
     /// # });
     /// ```
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
-        let options = self.0.clone();
+        let options = self.clone();
         let path = path.as_ref().to_owned();
         let worker = Worker::current();
-        let file = blocking::run(move || {
-            let file = options
-                .open(&path)
-                .map_err(|e| with_path(e, "open", &path))?;
-            match file.metadata() {
-                Ok(meta) if meta.is_dir() => Err(with_path(
-                    io::Error::new(io::ErrorKind::IsADirectory, "a directory, not a file"),
-                    "open",
-                    &path,
-                )),
-                _ => Ok(file),
+        let is_dir = |path: &Path| {
+            with_path(
+                io::Error::new(io::ErrorKind::IsADirectory, "a directory, not a file"),
+                "open",
+                path,
+            )
+        };
+        let handle = blocking::run(move |sys| match sys {
+            Sys::System => {
+                let file = options
+                    .std
+                    .open(&path)
+                    .map_err(|e| with_path(e, "open", &path))?;
+                match file.metadata() {
+                    Ok(meta) if meta.is_dir() => Err(is_dir(&path)),
+                    _ => Ok(Handle::System(Arc::new(file))),
+                }
+            }
+            Sys::Runtime(fs, runtime) => {
+                let Some(own) = options.own else {
+                    return Err(with_path(
+                        unsupported(
+                            "way to read options made from std's `OpenOptions` (set them on \
+                             hatchery's)",
+                            runtime,
+                        ),
+                        "open",
+                        &path,
+                    ));
+                };
+                if let Ok(crate::rt::FsKind::Dir) = fs.kind(&path) {
+                    return Err(is_dir(&path));
+                }
+                let file = fs
+                    .open(&path, &own)
+                    .map_err(|e| with_path(e, "open", &path))?;
+                Ok(Handle::Own(Arc::from(file)))
             }
         })
         .await?;
-        Ok(File::with_worker(file, worker))
+        Ok(File::with_worker(handle, worker))
     }
 }

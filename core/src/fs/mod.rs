@@ -44,7 +44,11 @@
 //! # Threads and buffering
 //!
 //! Each operation hands its system call to a worker thread, with a token of the
-//! run's file [`limiter`] (40 by default, as anyio's thread limiter; settable). A
+//! run's file [`limiter`] (40 by default, as anyio's thread limiter; settable). The
+//! worker threads number at most the limiter's tokens: a thread that finishes one
+//! operation takes the next, on every runtime (a thread per operation would let the
+//! runtime's pool grow past the limiter, as each token goes back a moment before its
+//! thread is free for the next). A
 //! [`File`] keeps one buffer so that a sequential read or write does not pay a thread
 //! hand-off per call: a read asks the system for at least 64 KiB and serves the next
 //! reads from what it got; writes are gathered up to 64 KiB; both amounts double at
@@ -89,7 +93,11 @@
 //! # Runtimes
 //!
 //! Operations run on the blocking pool of the runtime of the code that polls them
-//! (tokio's `spawn_blocking`, smol's `blocking` pool); a [`File`] keeps that runtime.
+//! (tokio's `spawn_blocking`, smol's `blocking` pool), on every runtime alike: a [`File`]
+//! opened in one run and used in another runs its system calls on the second one's
+//! threads, and used outside any hatchery runtime, an operation that must start a system
+//! call panics with a message that says what to do (what the file's buffer serves needs
+//! none; a dropped file's last write runs on the dropping thread then).
 //! Under [virtual time](crate::testing), a thread counts as busy while it runs, so the
 //! clock stands still meanwhile (rule T6). Everything works on Windows too, where
 //! [`symlink`] picks a file or directory link by what the target is.
@@ -109,6 +117,7 @@
 mod blocking;
 mod dir;
 mod file;
+mod own;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -118,9 +127,14 @@ pub use dir::{DirEntry, ReadDir};
 pub use file::{File, OpenOptions};
 pub use std::fs::{FileType, Metadata, Permissions};
 
-use blocking::{run, with_path};
+use blocking::{run, unsupported, with_path, Sys};
 
+use crate::rt::FileSystem;
 use crate::sync::CapacityLimiter;
+
+/// What a runtime's own file system cannot give (see [`unsupported`]).
+const NO_METADATA: &str = "std `Metadata` (only the system makes one; \
+`File::seek(SeekFrom::End(0))` gives a file's length)";
 
 /// The run's file limiter: every operation of `hatchery::fs` takes one of its tokens
 /// while its system call runs on a worker thread (rule X1).
@@ -147,7 +161,11 @@ use crate::sync::CapacityLimiter;
 /// # });
 /// ```
 pub fn limiter() -> Arc<CapacityLimiter> {
-    blocking::current_ctx().expect(crate::context::NO_RUNTIME).1
+    blocking::current_ctx()
+        .expect(crate::context::NO_RUNTIME)
+        .1
+        .limiter
+        .clone()
 }
 
 /// A path operation: std's `$std` on a worker thread (rules X1, X2), its error naming
@@ -155,8 +173,9 @@ pub fn limiter() -> Arc<CapacityLimiter> {
 macro_rules! path_op {
     (
         $(#[$doc:meta])*
-        fn $name:ident($path:ident: impl AsRef<Path> $(, $arg:ident: $ty:ty => $own:expr)?)
+        fn $name:ident($path:ident: impl AsRef<Path> $(, $arg:ident: $ty:ty => $owned:expr)?)
             -> $out:ty = $std:expr, $what:literal;
+        own: $own:expr;
         cancel: $cancel:literal;
         errors: $errors:literal;
         $(#[$examples:meta])*
@@ -181,8 +200,15 @@ macro_rules! path_op {
         $(#[$examples])*
         pub async fn $name($path: impl AsRef<Path> $(, $arg: $ty)?) -> io::Result<$out> {
             let $path = $path.as_ref().to_owned();
-            $(#[allow(clippy::redundant_locals)] let $arg = $own;)?
-            run(move || ($std)(&$path $(, $arg)?).map_err(|e| with_path(e, $what, &$path))).await
+            $(#[allow(clippy::redundant_locals)] let $arg = $owned;)?
+            run(move |sys| {
+                match sys {
+                    Sys::System => ($std)(&$path $(, $arg)?),
+                    Sys::Runtime(fs, runtime) => ($own)(fs, runtime, &$path $(, $arg)?),
+                }
+                .map_err(|e| with_path(e, $what, &$path))
+            })
+            .await
         }
     };
 }
@@ -190,6 +216,7 @@ macro_rules! path_op {
 path_op! {
     /// Reads the whole file at `path` (std's `fs::read`).
     fn read(path: impl AsRef<Path>) -> Vec<u8> = |p: &Path| std::fs::read(p), "read";
+    own: |fs: &dyn FileSystem, _: &str, p: &Path| own::read(fs, p);
     cancel: "Cancel safe: it changes nothing; dropped, its thread runs on and its bytes are dropped.";
     errors: "The system's error: `NotFound`, `PermissionDenied`, `IsADirectory`, ...";
     /// # Examples
@@ -209,6 +236,7 @@ path_op! {
 path_op! {
     /// Reads the whole file at `path` as UTF-8 (std's `fs::read_to_string`).
     fn read_to_string(path: impl AsRef<Path>) -> String = |p: &Path| std::fs::read_to_string(p), "read";
+    own: |fs: &dyn FileSystem, _: &str, p: &Path| own::read_to_string(fs, p);
     cancel: "Cancel safe: it changes nothing.";
     errors: "As [`read`], and `InvalidData` if the file is not UTF-8.";
     /// # Examples
@@ -262,12 +290,20 @@ path_op! {
 pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<()> {
     let path = path.as_ref().to_owned();
     let contents = contents.as_ref().to_owned();
-    run(move || std::fs::write(&path, contents).map_err(|e| with_path(e, "write", &path))).await
+    run(move |sys| {
+        match sys {
+            Sys::System => std::fs::write(&path, contents),
+            Sys::Runtime(fs, _) => own::write(fs, &path, &contents),
+        }
+        .map_err(|e| with_path(e, "write", &path))
+    })
+    .await
 }
 
 path_op! {
     /// The metadata of what `path` names, following symlinks (std's `fs::metadata`).
     fn metadata(path: impl AsRef<Path>) -> Metadata = |p: &Path| std::fs::metadata(p), "metadata of";
+    own: |_: &dyn FileSystem, rt: &str, _: &Path| Err(unsupported(NO_METADATA, rt));
     cancel: "Cancel safe: it changes nothing.";
     errors: "The system's error: `NotFound`, `PermissionDenied` (a directory on the way not searchable), ...";
     /// # Examples
@@ -285,6 +321,7 @@ path_op! {
     /// The metadata of what `path` names, not following a symlink at the end (std's
     /// `fs::symlink_metadata`).
     fn symlink_metadata(path: impl AsRef<Path>) -> Metadata = |p: &Path| std::fs::symlink_metadata(p), "metadata of";
+    own: |_: &dyn FileSystem, rt: &str, _: &Path| Err(unsupported(NO_METADATA, rt));
     cancel: "Cancel safe: it changes nothing.";
     errors: "As [`metadata`].";
     /// # Examples
@@ -302,6 +339,7 @@ path_op! {
     /// Whether `path` names something, following symlinks: `Ok(false)` if it does not,
     /// an error if that cannot be told (std's `fs::exists`, `Path::try_exists`).
     fn try_exists(path: impl AsRef<Path>) -> bool = |p: &Path| p.try_exists(), "look for";
+    own: |fs: &dyn FileSystem, _: &str, p: &Path| own::exists(fs, p);
     cancel: "Cancel safe: it changes nothing.";
     errors: "The system's error other than `NotFound` (`PermissionDenied`, ...).";
     /// # Examples
@@ -319,6 +357,7 @@ path_op! {
     /// The absolute path of `path` with every symlink, `.` and `..` resolved (std's
     /// `fs::canonicalize`).
     fn canonicalize(path: impl AsRef<Path>) -> PathBuf = |p: &Path| std::fs::canonicalize(p), "canonicalize";
+    own: |fs: &dyn FileSystem, _: &str, p: &Path| own::canonicalize(fs, p);
     cancel: "Cancel safe: it changes nothing.";
     errors: "The system's error: `NotFound` if `path`, or a part of it, does not exist.";
     /// # Examples
@@ -369,6 +408,7 @@ pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
 path_op! {
     /// Creates the directory `path`, whose parent must exist (std's `fs::create_dir`).
     fn create_dir(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::create_dir(p), "create directory";
+    own: |fs: &dyn FileSystem, _: &str, p: &Path| fs.create_dir(p);
     cancel: "Not cancel safe: the directory is made if the system call had started.";
     errors: "The system's error: `AlreadyExists`, `NotFound` (no parent), `PermissionDenied`, ...";
     /// # Examples
@@ -389,6 +429,7 @@ path_op! {
     /// Creates the directory `path` and every missing parent; nothing if it exists
     /// (std's `fs::create_dir_all`).
     fn create_dir_all(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::create_dir_all(p), "create directory";
+    own: |fs: &dyn FileSystem, _: &str, p: &Path| own::create_dir_all(fs, p);
     cancel: "Not cancel safe: some of the directories may have been made, if its thread had started.";
     errors: "The system's error (`NotADirectory` where a part is a file, `PermissionDenied`, ...).";
     /// # Examples
@@ -407,6 +448,7 @@ path_op! {
 path_op! {
     /// Removes the file (or symlink) `path` (std's `fs::remove_file`).
     fn remove_file(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::remove_file(p), "remove file";
+    own: |fs: &dyn FileSystem, _: &str, p: &Path| fs.remove_file(p);
     cancel: "Not cancel safe: the file is removed if the system call had started.";
     errors: "The system's error: `NotFound`, `PermissionDenied`, `IsADirectory` (or `PermissionDenied`, as the system says) for a directory.";
     /// # Examples
@@ -427,6 +469,7 @@ path_op! {
 path_op! {
     /// Removes the empty directory `path` (std's `fs::remove_dir`).
     fn remove_dir(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::remove_dir(p), "remove directory";
+    own: |fs: &dyn FileSystem, _: &str, p: &Path| fs.remove_dir(p);
     cancel: "Not cancel safe: the directory is removed if the system call had started.";
     errors: "The system's error: `NotFound`, `DirectoryNotEmpty`, `NotADirectory`, `PermissionDenied`.";
     /// # Examples
@@ -444,6 +487,7 @@ path_op! {
 path_op! {
     /// Removes the directory `path` with everything in it (std's `fs::remove_dir_all`).
     fn remove_dir_all(path: impl AsRef<Path>) -> () = |p: &Path| std::fs::remove_dir_all(p), "remove directory";
+    own: |fs: &dyn FileSystem, _: &str, p: &Path| own::remove_dir_all(fs, p);
     cancel: "Not cancel safe: once its thread started, it runs to its end (the scope waits for it): the directory is gone, or an error said what was left.";
     errors: "The system's error for the first thing it could not remove.";
     /// # Examples
@@ -464,6 +508,7 @@ path_op! {
     /// Renames `from` to `to`, replacing `to` if it is a file (std's `fs::rename`).
     fn rename(from: impl AsRef<Path>, to: impl AsRef<Path> => to.as_ref().to_owned()) -> ()
         = |p: &Path, to: PathBuf| std::fs::rename(p, to), "rename";
+    own: |fs: &dyn FileSystem, _: &str, p: &Path, to: PathBuf| fs.rename(p, &to);
     cancel: "Not cancel safe: the rename is done if the system call had started.";
     errors: "The system's error (`NotFound`, `CrossesDevices`, `PermissionDenied`, ...), naming `from`.";
     /// # Examples
@@ -486,6 +531,7 @@ path_op! {
     /// `fs::copy`, which uses the system's copy where there is one).
     fn copy(from: impl AsRef<Path>, to: impl AsRef<Path> => to.as_ref().to_owned()) -> u64
         = |p: &Path, to: PathBuf| std::fs::copy(p, to), "copy";
+    own: |fs: &dyn FileSystem, _: &str, p: &Path, to: PathBuf| own::copy(fs, p, &to);
     cancel: "Not cancel safe: once its thread started, the copy runs to its end (the scope waits for it).";
     errors: "The system's error (`from` missing or a directory, `to` in a missing directory, ...), naming `from`.";
     /// # Examples
@@ -507,6 +553,7 @@ path_op! {
     /// `fs::hard_link`).
     fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path> => link.as_ref().to_owned()) -> ()
         = |p: &Path, link: PathBuf| std::fs::hard_link(p, link), "link to";
+    own: |_: &dyn FileSystem, rt: &str, _: &Path, _: PathBuf| Err(unsupported("links", rt));
     cancel: "Not cancel safe: the link is made if the system call had started.";
     errors: "The system's error (`AlreadyExists`, `NotFound`, ...), naming `original`.";
     /// # Examples
@@ -527,6 +574,7 @@ path_op! {
 path_op! {
     /// What the symlink `path` points to (std's `fs::read_link`).
     fn read_link(path: impl AsRef<Path>) -> PathBuf = |p: &Path| std::fs::read_link(p), "read link";
+    own: |_: &dyn FileSystem, rt: &str, _: &Path| Err(unsupported("symlinks", rt));
     cancel: "Cancel safe: it changes nothing.";
     errors: "The system's error (`InvalidInput` if `path` is not a symlink, `NotFound`).";
     /// # Examples
@@ -550,6 +598,7 @@ path_op! {
     /// `fs::set_permissions`).
     fn set_permissions(path: impl AsRef<Path>, perm: Permissions => perm) -> ()
         = |p: &Path, perm: Permissions| std::fs::set_permissions(p, perm), "set permissions of";
+    own: |_: &dyn FileSystem, rt: &str, _: &Path, _: Permissions| Err(unsupported("permissions", rt));
     cancel: "Not cancel safe: the change is made if the system call had started.";
     errors: "The system's error (`NotFound`, `PermissionDenied` for another user's file).";
     /// # Examples
@@ -615,8 +664,14 @@ path_op! {
 pub async fn symlink(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
     let original = original.as_ref().to_owned();
     let link = link.as_ref().to_owned();
-    run(move || sys_symlink(&original, &link).map_err(|e| with_path(e, "make symlink", &link)))
-        .await
+    run(move |sys| {
+        match sys {
+            Sys::System => sys_symlink(&original, &link),
+            Sys::Runtime(_, runtime) => Err(unsupported("symlinks", runtime)),
+        }
+        .map_err(|e| with_path(e, "make symlink", &link))
+    })
+    .await
 }
 
 #[cfg(unix)]

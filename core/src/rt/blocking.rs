@@ -44,6 +44,7 @@ impl Drop for OnBlockingThread {
 /// The count of the test run whose blocking work runs on this thread (which counts as
 /// busy while it runs), for a thread that blocks until a task of the run answers it: it
 /// counts as idle while it waits, so that the clock can move for the task it waits for.
+#[derive(Clone)]
 pub(crate) struct BlockingClock(Arc<dyn Busy>);
 
 impl BlockingClock {

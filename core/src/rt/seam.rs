@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
+use super::files::FileSystem;
 use super::network::Network;
 use super::reactor::Reactor;
 
@@ -66,6 +67,9 @@ use super::reactor::Reactor;
 /// * A sixth, [`network`](Runtime::network) (none by default: the system's), gives a
 ///   runtime a network of its own, which `net`'s TCP and UDP sockets then talk to
 ///   instead of the system's (the simulator's network of named hosts; see [`Network`]).
+/// * A seventh, [`file_system`](Runtime::file_system) (none by default: the system's),
+///   gives it a file system of its own for [`fs`](crate::fs) (the simulator's disk per
+///   host; see [`FileSystem`]).
 ///
 /// The crate `hatchery-conformance` checks a binding: `hatchery_conformance::tests!(run)`
 /// in a test file runs its scenarios through your `run`. The first example below passes
@@ -224,6 +228,9 @@ use super::reactor::Reactor;
 ///     }
 ///     fn network(&self) -> Option<&dyn rt::Network> {
 ///         self.inner.network()
+///     }
+///     fn file_system(&self) -> Option<&dyn rt::FileSystem> {
+///         self.inner.file_system()
 ///     }
 /// }
 ///
@@ -507,6 +514,29 @@ pub trait Runtime: Send + Sync + 'static {
     /// });
     /// ```
     fn network(&self) -> Option<&dyn Network> {
+        None
+    }
+
+    /// This runtime's own file system, if it has one: what [`hatchery::fs`](crate::fs)
+    /// works on instead of the system's (see [`FileSystem`]).
+    ///
+    /// The default, `None`, is the system's files, on the runtime's blocking threads.
+    /// `hatchery-sim` returns a simulated disk per host. A runtime that wraps another
+    /// forwards it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery::rt::Runtime;
+    ///
+    /// # hatchery_tokio::run(async {
+    /// assert!(hatchery::rt::current().unwrap().file_system().is_none()); // the system's
+    /// # });
+    /// hatchery_sim::Sim::new(0).run(async {
+    ///     assert!(hatchery::rt::current().unwrap().file_system().is_some()); // simulated
+    /// });
+    /// ```
+    fn file_system(&self) -> Option<&dyn FileSystem> {
         None
     }
 }

@@ -1,5 +1,6 @@
 //! The default limiters of each runtime binding: its thread limiter (see
-//! `to_thread::default_limiter`) and its file limiter (see `fs::limiter`).
+//! `to_thread::default_limiter`) and its file limiter (see `fs::limiter`), each with the
+//! pool of threads it bounds (`super::pool`; the file operations run there).
 //!
 //! Kept by the runtime's identity, the address of its `Arc` (a run's: `hatchery_tokio::run`
 //! makes one, each test run has its own), in a process-wide list with a `Weak` of each
@@ -12,6 +13,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::lock;
+use super::pool::Pool;
 use crate::rt::Runtime;
 use crate::sync::CapacityLimiter;
 
@@ -27,7 +29,13 @@ pub(crate) enum Kind {
     Files = 1,
 }
 
-type Entry = (Weak<dyn Runtime>, Arc<CapacityLimiter>);
+/// A runtime binding's limiter of one kind, and the pool of threads it bounds.
+pub(crate) struct Limits {
+    pub(crate) limiter: Arc<CapacityLimiter>,
+    pub(crate) pool: Arc<Pool>,
+}
+
+type Entry = (Weak<dyn Runtime>, Arc<Limits>);
 
 static DEFAULTS: [Mutex<Vec<Entry>>; 2] = [Mutex::new(Vec::new()), Mutex::new(Vec::new())];
 
@@ -43,6 +51,11 @@ fn is_of(entry: &Entry, rt: &Arc<dyn Runtime>) -> bool {
 /// The default limiter of `rt` of the `kind`, made on first use with
 /// [`DEFAULT_TOKENS`].
 pub(crate) fn default_of(rt: &Arc<dyn Runtime>, kind: Kind) -> Arc<CapacityLimiter> {
+    limits_of(rt, kind).limiter.clone()
+}
+
+/// The default limiter of `rt` of the `kind` and its pool, made on first use.
+pub(crate) fn limits_of(rt: &Arc<dyn Runtime>, kind: Kind) -> Arc<Limits> {
     let k = kind as usize;
     let cached = CACHE
         .try_with(|c| {
@@ -62,9 +75,12 @@ pub(crate) fn default_of(rt: &Arc<dyn Runtime>, kind: Kind) -> Arc<CapacityLimit
             Some(e) => e.clone(),
             None => {
                 defaults.retain(|e| e.0.strong_count() > 0);
-                let limiter = Arc::new(CapacityLimiter::new(DEFAULT_TOKENS));
-                defaults.push((Arc::downgrade(rt), limiter.clone()));
-                (Arc::downgrade(rt), limiter)
+                let limits = Arc::new(Limits {
+                    limiter: Arc::new(CapacityLimiter::new(DEFAULT_TOKENS)),
+                    pool: Arc::new(Pool::new(Arc::downgrade(rt))),
+                });
+                defaults.push((Arc::downgrade(rt), limits.clone()));
+                (Arc::downgrade(rt), limits)
             }
         }
     };

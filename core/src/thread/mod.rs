@@ -38,6 +38,7 @@ use crate::rt::BlockingClock;
 
 pub mod from_thread;
 pub(crate) mod limiter;
+pub(crate) mod pool;
 mod portal;
 pub mod to_thread;
 

@@ -16,7 +16,8 @@
 //! * The [`Server`] runs a task per connection in a nursery ([`hatchery::net::serve_in`]),
 //!   stops working on a request when its client's time runs out, and stops gracefully:
 //!   it stops accepting, closes idle connections, and lets busy ones finish within a
-//!   grace period.
+//!   grace period. Opened on a file ([`Server::open`]), it keeps a write-ahead log,
+//!   synced before it acknowledges a change, and reads it back when it starts again.
 //!
 //! ```
 //! use std::time::Duration;
@@ -61,6 +62,7 @@
 
 mod client;
 mod error;
+mod log;
 pub mod protocol;
 mod server;
 

@@ -1,18 +1,20 @@
 //! The server: a task per connection in a nursery, and a graceful stop.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
+use std::path::Path;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
 use hatchery::net::{serve_in, TcpListener, TcpStream};
-use hatchery::sync::Event;
-use hatchery::{move_on_after, now, nursery, sleep, CancelScope};
+use hatchery::sync::{Event, Lock};
+use hatchery::{move_on_after, now, nursery, shield, sleep, CancelScope};
 
+use crate::log::{Log, Record};
 use crate::protocol::{Call, Conn, Request, Response};
 
 /// How long a connection whose request ran out of budget waits for its client to close
@@ -49,9 +51,14 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// # })
 /// # .unwrap();
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Server {
-    store: Mutex<HashMap<String, String>>,
+    store: Mutex<BTreeMap<String, String>>,
+    /// The write-ahead log, if the server keeps one ([`Server::open`]).
+    log: Option<Lock<Log>>,
+    /// Acknowledge a change before its log record is synced: a bug, planted for the
+    /// crash tests to catch.
+    ack_before_sync: AtomicBool,
     stop: Event,
     /// Requests still to be answered by closing the connection instead (a fault, for
     /// tests and demonstrations of retries).
@@ -110,6 +117,16 @@ pub enum Stopped {
     AfterGrace,
 }
 
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("keys", &self.store.lock().unwrap().len())
+            .field("logged", &self.log.is_some())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Server {
     /// A server with an empty map.
     ///
@@ -121,6 +138,117 @@ impl Server {
     /// ```
     pub fn new() -> Arc<Server> {
         Arc::default()
+    }
+
+    /// A server that keeps its map in a write-ahead log at `path` (made if missing): it
+    /// starts with the map that the log's records make, and from then on appends every
+    /// change to the log and syncs it before it answers `OK`, so that a change it
+    /// acknowledged survives a crash. A record a crash tore is cut off when the log is
+    /// opened again (it was never acknowledged). A change that cannot be logged (a full
+    /// disk, an I/O error) is answered `ERR` and not made.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped or cancelled, the log it opened is closed; it changes nothing but cutting
+    /// a torn record off the log's end.
+    ///
+    /// # Errors
+    ///
+    /// The log cannot be opened, or read (after a few tries), or cut.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hatchery_kv_example::Server;
+    ///
+    /// # hatchery_smol::run(async {
+    /// # let dir = std::env::temp_dir().join(format!("kv-doc-open-{}", std::process::id()));
+    /// # hatchery::fs::create_dir_all(&dir).await?;
+    /// let path = dir.join("kv.log");
+    /// let server = Server::open(&path).await?;
+    /// server.set("k", "v").await?; // what a `SET k v` request does: logged, synced
+    /// drop(server);
+    /// let again = Server::open(&path).await?; // a restart reads it back
+    /// assert_eq!(again.get("k").as_deref(), Some("v"));
+    /// # hatchery::fs::remove_dir_all(&dir).await?;
+    /// # std::io::Result::Ok(())
+    /// # })
+    /// # .unwrap();
+    /// ```
+    pub async fn open(path: impl AsRef<Path>) -> io::Result<Arc<Server>> {
+        let (log, map) = Log::open(path.as_ref()).await?;
+        Ok(Arc::new(Server {
+            store: Mutex::new(map),
+            log: Some(Lock::new(log)),
+            ..Server::default()
+        }))
+    }
+
+    /// The value of `key` in the map, as a `GET` would answer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = hatchery_kv_example::Server::new();
+    /// assert_eq!(server.get("k"), None);
+    /// ```
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.store.lock().unwrap().get(key).cloned()
+    }
+
+    /// Sets `key` to `value`, as a `SET` would: logged and synced first, if the server
+    /// keeps a log.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelled while it waits for the log, nothing is done. Once it appends, it
+    /// finishes (shielded): the change is logged and made, or, failing, neither.
+    ///
+    /// # Errors
+    ///
+    /// The log's (the disk is full, an I/O error): the change is not made.
+    ///
+    /// # Examples
+    ///
+    /// See [`Server::open`].
+    pub async fn set(&self, key: &str, value: &str) -> io::Result<()> {
+        self.change(Record::Set(key.to_owned(), value.to_owned()))
+            .await
+    }
+
+    /// Plants a bug, for tests: answers a change before its log record is synced
+    /// (synced just after the answer), so that a crash in between loses a change that
+    /// was acknowledged.
+    #[doc(hidden)]
+    pub fn ack_before_sync(&self, on: bool) {
+        self.ack_before_sync.store(on, Ordering::SeqCst);
+    }
+
+    /// Logs `record` (synced, unless the planted bug is on), then makes the change.
+    async fn change(&self, record: Record) -> io::Result<()> {
+        let Some(log) = &self.log else {
+            record.apply(&mut self.store.lock().unwrap());
+            return Ok(());
+        };
+        // A hatchery wait: cancelled here, nothing is done.
+        let mut log = log.lock().await;
+        let sync = !self.ack_before_sync.load(Ordering::SeqCst);
+        // Once the append starts it finishes, whatever the caller's deadline, so that a
+        // record is never left half written for the next one to follow.
+        shield(async {
+            log.append(&record, sync).await?;
+            record.apply(&mut self.store.lock().unwrap());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Syncs the log (the planted bug's late sync).
+    async fn sync_log(&self) -> io::Result<()> {
+        match &self.log {
+            Some(log) => shield(async { log.lock().await.sync().await }).await,
+            None => Ok(()),
+        }
     }
 
     /// Serves `listener` until [`shutdown`](Server::shutdown): then it stops accepting,
@@ -334,6 +462,9 @@ impl Server {
                 return Ok(()); // QUIT
             };
             conn.write_line(&response).await?;
+            if self.ack_before_sync.load(Ordering::SeqCst) {
+                self.sync_log().await?; // the planted bug: synced after the answer
+            }
         }
     }
     // ANCHOR_END: serve
@@ -345,14 +476,19 @@ impl Server {
                 Some(value) => Response::Value(value.clone()),
                 None => Response::None,
             },
-            Request::Set(key, value) => {
-                self.store.lock().unwrap().insert(key, value);
-                Response::Ok
-            }
-            Request::Del(key) => match self.store.lock().unwrap().remove(&key) {
-                Some(_) => Response::Deleted,
-                None => Response::None,
+            Request::Set(key, value) => match self.change(Record::Set(key, value)).await {
+                Ok(()) => Response::Ok,
+                Err(e) => Response::Err(format!("not saved: {e}")),
             },
+            Request::Del(key) => {
+                if !self.store.lock().unwrap().contains_key(&key) {
+                    return Some(Response::None);
+                }
+                match self.change(Record::Del(key)).await {
+                    Ok(()) => Response::Deleted,
+                    Err(e) => Response::Err(format!("not saved: {e}")),
+                }
+            }
             Request::Ping => Response::Pong,
             Request::Wait(delay) => {
                 sleep(delay).await;
