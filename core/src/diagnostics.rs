@@ -83,7 +83,7 @@ use std::time::{Duration, Instant};
 
 use crate::node::{Hold, Node};
 
-use crate::rt::{Runtime, Sleep};
+use crate::seam::{Runtime, Sleep};
 pub use crate::tree::{tree, NodeKind, TaskTree, TreeNode};
 
 /// The threshold in debug builds until [`set_hold_warnings`] says otherwise: 10 seconds.

@@ -57,7 +57,7 @@ use std::io;
 use std::task::{Context, Poll};
 
 use crate::net::{Io, Shared};
-use crate::rt::{AsSocket, BorrowedSocket, Interest, OwnedSocket};
+use crate::seam::{AsSocket, BorrowedSocket, Interest, OwnedSocket};
 
 /// A descriptor registered with the runtime's reactor, for waiting until it is readable
 /// or writable, and for running non-blocking operations on it.

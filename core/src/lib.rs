@@ -267,8 +267,7 @@
 // line here after the lines of the modules it imports, before those of the modules that
 // import it.
 //
-// layer rt: the runtime seam (its files import nothing; the entry points it re-exports
-//     belong to `context`)
+// layer seam: the runtime seam, what hatchery needs from an executor (imports nothing)
 // layer error: the public error types
 // layer node: the cancel tree
 // layer reason: why a scope was cancelled, as the public API reports it
@@ -292,6 +291,8 @@
 // layer io: any descriptor on the runtime's reactor
 // layer process: child processes (over `io`'s pipes)
 // layer fs: files (over the threads)
+// layer rt: the seam's public face, `hatchery::rt`, with the entry points of `context`
+//     (re-exports only; nothing imports it)
 // layer testing: test runs and virtual time (over everything; nothing imports it)
 mod child;
 mod combinators;
@@ -307,7 +308,9 @@ mod node;
 mod nursery;
 pub mod process;
 mod reason;
+pub mod rt;
 mod scope;
+mod seam;
 pub mod signal;
 pub mod sync;
 pub mod testing;
@@ -316,40 +319,6 @@ mod time;
 mod timer;
 mod trace;
 mod tree;
-
-/// The runtime seam: the few things hatchery needs from an executor ([`Runtime`]: spawn,
-/// a clock, timers and blocking work), the [`Task`] it spawns, and the entry points that
-/// bind a runtime to a future ([`enter`], [`enter_root`]).
-///
-/// hatchery itself never names an executor. An adapter crate implements [`Runtime`] for
-/// one (`hatchery-tokio`, `hatchery-smol`) and hands it to [`enter`], which installs it for
-/// everything the wrapped future does. To bind another executor, see [`Runtime`]: its
-/// first example is a complete adapter.
-///
-/// [`Runtime`]: rt::Runtime
-/// [`Task`]: rt::Task
-/// [`enter`]: rt::enter
-/// [`enter_root`]: rt::enter_root
-pub mod rt {
-    // The seam itself (`rt/seam.rs`, `rt/reactor.rs`, `rt/network.rs`, `rt/files.rs`,
-    // `rt/blocking.rs`) imports nothing else of the crate; the entry points belong to the
-    // ambient context, above it.
-    mod blocking;
-    mod files;
-    mod network;
-    mod reactor;
-    mod seam;
-
-    pub(crate) use self::blocking::{BlockingClock, Busy, OnBlockingThread};
-    pub use self::files::{FileSystem, FsDone, FsFile, FsKind, FsOpen, FsWork};
-    pub use self::network::{NetDatagram, NetListener, NetStream, Network};
-    pub use self::reactor::{
-        AsSocket, BorrowedSocket, Interest, OwnedSocket, Reactor, Readiness, Registration,
-    };
-    pub(crate) use self::seam::{wake_at, Handoff, Keep, Lend, RawTask, Run};
-    pub use self::seam::{Runtime, Sleep, Task};
-    pub use crate::context::{current_runtime as current, enter, enter_root, is_entered, Enter};
-}
 
 pub use crate::child::TaskHandle;
 pub use crate::combinators::{

@@ -86,7 +86,7 @@ pub use std::process::Output;
 
 use crate::net::Io;
 #[cfg(unix)]
-use crate::rt::Interest;
+use crate::seam::Interest;
 
 /// The default of [`Command::terminate_grace`]: trio's.
 const GRACE: Duration = Duration::from_secs(5);
@@ -1172,7 +1172,7 @@ impl Exit {
     fn new(child: &std::process::Child) -> Exit {
         // Outside a runtime (a `spawn` from plain code): nothing to register with.
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        if crate::rt::is_entered() {
+        if crate::context::is_entered() {
             use rustix::process::{pidfd_open, Pid, PidfdFlags};
             let pid = Pid::from_child(child);
             // Non-blocking from the start (Linux 5.10), or made so (5.3).

@@ -482,7 +482,7 @@ mod unix {
 
     use super::Signal;
     use crate::net::Io;
-    use crate::rt::Interest;
+    use crate::seam::Interest;
 
     /// A signal hatchery has handled in this process.
     struct Slot {

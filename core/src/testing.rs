@@ -46,7 +46,7 @@
 //! tree are its own. The enclosing scopes do not cancel it: if one of them is cancelled,
 //! the inner run is dropped, as if from outside hatchery (see the cancel safety of
 //! [`nursery`](crate::nursery())), and its `finally` cleanups do not run. (Unlike
-//! [`rt::enter`], which runs in the enclosing scope: the enclosing
+//! [`rt::enter`](crate::rt::enter), which runs in the enclosing scope: the enclosing
 //! deadlines are on another clock than the run's.)
 //!
 //! # Caveat: real I/O
@@ -90,8 +90,8 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use crate::context;
-use crate::rt::{self, Busy, Runtime, Sleep, Task};
+use crate::context::{self, Enter};
+use crate::seam::{self, Busy, Runtime, Sleep, Task};
 
 /// The clock and task bookkeeping shared by everything inside one [`virtual_time`] (or
 /// [`tracked`]) run.
@@ -350,15 +350,15 @@ impl Runtime for TrackedRuntime {
         tracked_runtime(&self.clock, &inner)
     }
 
-    fn reactor(&self) -> Option<&dyn rt::Reactor> {
+    fn reactor(&self) -> Option<&dyn seam::Reactor> {
         self.base.reactor()
     }
 
-    fn network(&self) -> Option<&dyn rt::Network> {
+    fn network(&self) -> Option<&dyn seam::Network> {
         self.base.network()
     }
 
-    fn file_system(&self) -> Option<&dyn rt::FileSystem> {
+    fn file_system(&self) -> Option<&dyn seam::FileSystem> {
         self.base.file_system()
     }
 
@@ -372,7 +372,7 @@ impl Runtime for TrackedRuntime {
         self.clock.busy();
         let done = Done(self.clock.clone());
         self.base.spawn_blocking(Box::new(move || {
-            let _on = rt::OnBlockingThread::set(done.0.clone());
+            let _on = seam::OnBlockingThread::set(done.0.clone());
             let _done = done;
             work();
         }));
@@ -745,7 +745,7 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct TestRun<F> {
         #[pin]
-        root: Option<Tracked<rt::Enter<F>>>,
+        root: Option<Tracked<Enter<F>>>,
         pending: Option<(F, bool, bool)>,
         backend: Option<&'static str>,
         deadlock_timeout: Option<Duration>,
@@ -799,7 +799,7 @@ impl Watch {
             self.timer = now.checked_add(self.timeout).map(|deadline| Armed {
                 activity,
                 deadline,
-                timer: base.sleep_until(rt::wake_at(&**base, deadline, now)),
+                timer: base.sleep_until(seam::wake_at(&**base, deadline, now)),
             });
         }
         if let Some(Armed {
@@ -812,7 +812,7 @@ impl Watch {
                 if now >= *deadline {
                     break;
                 }
-                timer.as_mut().reset(rt::wake_at(&**base, *deadline, now));
+                timer.as_mut().reset(seam::wake_at(&**base, *deadline, now));
             }
             if base.now() >= *deadline {
                 let moves = match self.clock.autojump {
@@ -956,7 +956,7 @@ impl<F: Future> Future for TestRun<F> {
             this.root.set(Some(Tracked::new(
                 clock,
                 base,
-                rt::enter_root(runtime, fut),
+                context::enter_root(runtime, fut),
             )));
         }
         let mut root = this

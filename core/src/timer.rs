@@ -102,7 +102,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
 use crate::node::{deadline_word, word_deadline};
-use crate::rt::{self, Runtime, Sleep};
+use crate::seam::{self, Runtime, Sleep};
 
 /// The most entries an owner's queue keeps; a registrant that finds it full arms a timer
 /// of its own. The queue is a sorted vector, fast for the few deadlines a task waits for
@@ -390,7 +390,7 @@ impl Timers {
                 waker.wake_by_ref();
                 continue;
             }
-            let at = rt::wake_at(rt, earliest, now);
+            let at = seam::wake_at(rt, earliest, now);
             let exec = match &mut t.exec {
                 Some(exec) => {
                     // A wake-up of the timer as it was is no news any more (a fire of the
@@ -635,7 +635,7 @@ impl Reg {
                 return (Poll::Pending, released);
             }
         }
-        let at = rt::wake_at(&**rt, deadline, now);
+        let at = seam::wake_at(&**rt, deadline, now);
         // (A deadline without a word gets a `Private`, which keeps it: see `poll`.)
         if fixed && word.is_some() && at == deadline {
             let mut timer = rt.sleep_until(at);
@@ -764,7 +764,7 @@ impl Private {
                 self.done = true;
                 break;
             }
-            let at = rt::wake_at(&**rt, self.deadline, now);
+            let at = seam::wake_at(&**rt, self.deadline, now);
             self.timer.as_mut().reset(at);
         }
         Poll::Ready(())
@@ -809,7 +809,7 @@ mod tests {
     use super::{TimerSlot, Timers};
     use crate::node::deadline_word;
     use crate::node::fixtures::Count;
-    use crate::rt::{Runtime, Sleep, Task};
+    use crate::seam::{Runtime, Sleep, Task};
 
     /// A clock the test moves, and the timers made on it (the executor's side).
     struct Manual {

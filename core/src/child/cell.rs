@@ -94,7 +94,7 @@ use crate::error::JoinError;
 use crate::group::{Ready, Who, UNPLACED};
 use crate::node::sync::{AtomicBool, AtomicU32, Ordering};
 use crate::node::{Detail, KeepBits, Kind, Labelled, MovableLink, Node, Reason, Tag};
-use crate::rt::{Handoff, Keep, Lend, RawTask, Run, Runtime, Task};
+use crate::seam::{Handoff, Keep, Lend, RawTask, Run, Runtime, Task};
 use crate::timer::runtime_id;
 
 pub(super) use self::slot_sync::ValueCell;

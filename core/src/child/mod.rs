@@ -3,7 +3,7 @@
 //! ([`handle`]).
 //!
 //! A child is one allocation: its cancel node, its output for its handle, and its future,
-//! which its owner polls through [`Run`](crate::rt::Run). What differs between the kinds
+//! which its owner polls through [`Run`](crate::seam::Run). What differs between the kinds
 //! is only who owns the child and so schedules it: the executor, for a task spawned
 //! through the seam ([`spawn`]); its group's task, for a child the group polls itself
 //! ([`spawn_polled`]), which queues itself there when woken (`group::Ready`). The driver
@@ -51,7 +51,7 @@ use crate::diagnostics;
 use crate::error::JoinError;
 use crate::group::{drop_caught, Exit, Group};
 use crate::node::{MovableLink, Node};
-use crate::rt::Runtime;
+use crate::seam::Runtime;
 use crate::timer::TimerSlot;
 use crate::trace;
 

@@ -85,7 +85,7 @@ fn a_label_is_one_word() {
 
 #[test]
 fn the_executor_task_and_a_sleep() {
-    holds::<crate::rt::Task>(16, "one `Arc<dyn Run>` in every executor task");
+    holds::<crate::seam::Task>(16, "one `Arc<dyn Run>` in every executor task");
     holds::<crate::time::Sleep>(
         40,
         "a sleep in a child's future: its deadline as a word beside its registration",

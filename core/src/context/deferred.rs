@@ -10,7 +10,7 @@ use std::task::Waker;
 
 use super::{with_current, Current, CURRENT, DEFERRED, DEFERRED_DUE, NO_RUNTIME};
 use crate::node::{Due, Node};
-use crate::rt::Runtime;
+use crate::seam::Runtime;
 
 /// The caller's node that a deferred node replaced as the current one, once made (put
 /// back when the deferral is resolved; the deferred node is the current one until then).

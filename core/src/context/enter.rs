@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 
 use super::{enter_task, forget_runtime, nested_runtime, with_current, with_runtime};
 use crate::node::Node;
-use crate::rt::Runtime;
+use crate::seam::Runtime;
 use crate::timer::TimerSlot;
 
 /// Installs `runtime` for everything `fut` does, making `fut` the root of a hatchery

@@ -23,7 +23,7 @@ use std::task::Waker;
 use std::time::Instant;
 
 use crate::node::Node;
-use crate::rt::Runtime;
+use crate::seam::Runtime;
 use crate::timer::{runtime_id, Here, Reg, TimerSlot, Timers};
 
 mod deferred;

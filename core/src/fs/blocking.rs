@@ -38,7 +38,7 @@ use atomic_waker::AtomicWaker;
 
 use crate::context;
 use crate::node::Hold;
-use crate::rt::{FileSystem, FsDone, FsWork, Runtime};
+use crate::seam::{FileSystem, FsDone, FsWork, Runtime};
 use crate::sync::{CapacityToken, LimiterAcquireOwned};
 use crate::thread::limiter::{self, Kind, Limits};
 

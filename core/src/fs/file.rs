@@ -31,7 +31,7 @@ use std::task::{ready, Context, Poll};
 use super::blocking::{self, unsupported, with_path, Job, Place, Sys, Worker};
 use super::own;
 use crate::context;
-use crate::rt::{FsFile, FsOpen};
+use crate::seam::{FsFile, FsOpen};
 
 /// The least a read asks the system for, and how much a write gathers before it hands
 /// the bytes to a thread, at first: small reads and writes are served by the buffer, one
@@ -1465,7 +1465,7 @@ impl OpenOptions {
                         &path,
                     ));
                 };
-                if let Ok(crate::rt::FsKind::Dir) = fs.kind(&path) {
+                if let Ok(crate::seam::FsKind::Dir) = fs.kind(&path) {
                     return Err(is_dir(&path));
                 }
                 let file = fs

@@ -129,7 +129,7 @@ pub use std::fs::{FileType, Metadata, Permissions};
 
 use blocking::{run, unsupported, with_path, Sys};
 
-use crate::rt::FileSystem;
+use crate::seam::FileSystem;
 use crate::sync::CapacityLimiter;
 
 /// What a runtime's own file system cannot give (see [`unsupported`]).

@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use super::file::CHUNK;
-use crate::rt::{FileSystem, FsFile, FsKind, FsOpen};
+use crate::seam::{FileSystem, FsFile, FsKind, FsOpen};
 
 /// `fs::read`: the whole file.
 pub(super) fn read(fs: &dyn FileSystem, path: &Path) -> io::Result<Vec<u8>> {

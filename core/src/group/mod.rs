@@ -42,7 +42,7 @@ use crate::context::{self, Ctx};
 use crate::error::{NurseryError, SpawnError};
 use crate::node::{self, Detail, Labelled, Node, Reason, Tag};
 use crate::reason::race_won;
-use crate::rt::Runtime;
+use crate::seam::Runtime;
 use crate::trace;
 
 /// A panic's payload, as `catch_unwind` gives it.

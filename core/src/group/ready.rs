@@ -19,7 +19,7 @@
 use std::cell::{Cell, RefCell};
 
 use crate::node::sync::{AtomicBool, AtomicU32, AtomicWaker, Mutex, MutexGuard, Ordering};
-use crate::rt::RawTask;
+use crate::seam::RawTask;
 
 #[cfg(all(test, hatchery_loom))]
 mod loom;

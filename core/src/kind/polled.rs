@@ -36,7 +36,7 @@ use slab::Slab;
 
 use super::Kind;
 use crate::group::{Group, Queue, Ready, Round, UNPLACED};
-use crate::rt::RawTask;
+use crate::seam::RawTask;
 
 /// The children of a nursery that polls them in its own task (rule I1): futures that may
 /// borrow for `'env`, and are `Send`. The nursery's future is `Send` when its body is: it

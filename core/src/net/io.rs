@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::context as rt;
-use crate::rt::Runtime;
-use crate::rt::{
+use crate::seam::Runtime;
+use crate::seam::{
     BorrowedSocket, Interest, NetDatagram, NetListener, NetStream, OwnedSocket, Registration,
 };
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use rustix::net::{self as rn, AddressFamily, SendFlags, SocketAddrAny, SocketType};
 
-use crate::rt::{BorrowedSocket, OwnedSocket};
+use crate::seam::{BorrowedSocket, OwnedSocket};
 
 /// The items of the first block where `$cfg` holds, those of the second elsewhere.
 macro_rules! cfg_else {

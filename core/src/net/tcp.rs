@@ -11,7 +11,7 @@ use super::stream::{impl_stream, read_methods, write_methods};
 use super::stream::{ReadHalf, Sealed, SplitStream, WriteHalf};
 use super::{sys, TcpConnector};
 use crate::context as rt;
-use crate::rt::{Interest, NetListener, OwnedSocket, Runtime};
+use crate::seam::{Interest, NetListener, OwnedSocket, Runtime};
 
 /// A TCP connection.
 ///

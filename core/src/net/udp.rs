@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use super::addr::{cannot, resolve, ToSocketAddrs};
 use super::io::{current_network, enter, fmt_socket, Io, Shared};
 use super::sys;
-use crate::rt::{Interest, OwnedSocket};
+use crate::seam::{Interest, OwnedSocket};
 
 /// A UDP socket: datagrams to and from any address, or, once
 /// [`connect`](UdpSocket::connect)ed, to and from one peer.

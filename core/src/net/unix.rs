@@ -14,7 +14,7 @@ use super::stream::{impl_stream, read_methods, write_methods};
 use super::stream::{ReadHalf, Sealed, SplitStream, WriteHalf};
 use super::sys;
 use crate::context as rt;
-use crate::rt::{OwnedSocket, Runtime};
+use crate::seam::{OwnedSocket, Runtime};
 
 /// A connection on a Unix domain socket (Unix only).
 ///

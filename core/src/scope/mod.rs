@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 use crate::diagnostics::{self, HolderKind, Site};
 use crate::node::{AtomicDeadline, Kind, Labelled, Node, Reason, SharedLink, Tag};
 use crate::reason::{said, CancelReason};
-use crate::rt::Runtime;
+use crate::seam::Runtime;
 
 mod engine;
 mod finally;

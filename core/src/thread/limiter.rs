@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use super::lock;
 use super::pool::Pool;
-use crate::rt::Runtime;
+use crate::seam::Runtime;
 use crate::sync::CapacityLimiter;
 
 /// The default number of tokens: anyio's.

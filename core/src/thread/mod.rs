@@ -34,7 +34,7 @@ use atomic_waker::AtomicWaker;
 
 use crate::context;
 use crate::node::Node;
-use crate::rt::BlockingClock;
+use crate::seam::BlockingClock;
 
 pub mod from_thread;
 pub(crate) mod limiter;

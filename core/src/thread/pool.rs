@@ -33,7 +33,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::lock;
-use crate::rt::{BlockingClock, Runtime};
+use crate::seam::{BlockingClock, Runtime};
 
 /// How long a loop waits for more work before it ends (invariant 4).
 const LINGER: Duration = Duration::from_millis(100);
