@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use hatchery::sync::{ReceiveStream, SendStream};
 use hatchery::{memory_stream, move_on_after, now, nursery, sleep};
+use hatchery::{ReceiveStream, SendStream};
 
 /// Stage 1: produce items (anyio: `async with send_stream: for i in range(..): send`).
 async fn producer(tx: SendStream<String>, count: usize) -> anyhow::Result<()> {

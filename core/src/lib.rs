@@ -336,7 +336,7 @@ pub use crate::scope::{
     fail_after, fail_at, finally, finally_with, move_on_after, move_on_at, shield, CancelHandle,
     CancelScope, Elapsed,
 };
-pub use crate::sync::{memory_stream, memory_stream_unbounded, ReceiveStream, SendStream};
+pub use crate::sync::stream::{memory_stream, memory_stream_unbounded, ReceiveStream, SendStream};
 pub use crate::thread::{from_thread, to_thread, to_thread::run_blocking};
 pub use crate::time::{checkpoint, current_effective_deadline, now, sleep, sleep_until, Deadline};
 /// Not public API: what the macros expand to.

@@ -27,8 +27,9 @@ use std::task::{Context, Poll, Waker};
 
 use futures_lite::future;
 use futures_lite::Stream;
-use hatchery::sync::{ReceiveStream, RecvError, SendError, SendStream, TryRecvError, TrySendError};
+use hatchery::sync::{RecvError, SendError, TryRecvError, TrySendError};
 use hatchery::{memory_stream, CancelHandle, CancelScope};
+use hatchery::{ReceiveStream, SendStream};
 use hatchery_tests::seeded::{self, Rng};
 use hatchery_tests::Flag;
 

@@ -4,7 +4,7 @@
 //!
 //! | anyio | hatchery |
 //! |---|---|
-//! | `create_memory_object_stream(n)` | [`memory_stream`] (`0` = rendezvous), [`memory_stream_unbounded`] |
+//! | `create_memory_object_stream(n)` | [`memory_stream`](crate::memory_stream) (`0` = rendezvous), [`memory_stream_unbounded`](crate::memory_stream_unbounded) |
 //! | `Event` | [`Event`] (`set`, `is_set`, `wait`; no `clear`) |
 //! | `Lock` | [`Lock<T>`](Lock) (FIFO-fair; holds the data; guard and owned guard) |
 //! | `Semaphore` | [`Semaphore`] (FIFO-fair; permits and owned permits) |
@@ -88,7 +88,7 @@ mod fifo;
 mod limiter;
 mod lock;
 mod semaphore;
-mod stream;
+pub(crate) mod stream;
 
 pub use condition::Condition;
 pub use event::Event;
@@ -96,10 +96,9 @@ pub(crate) use limiter::LimiterAcquireOwned;
 pub use limiter::{CapacityLimiter, CapacityToken, LimiterError, LimiterStatistics};
 pub use lock::{Lock, LockGuard, OwnedLockGuard};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
-pub use stream::{
-    memory_stream, memory_stream_unbounded, ReceiveStream, RecvError, SendError, SendStream,
-    StreamStatistics, TryRecvError, TrySendError,
-};
+// The streams themselves are at the crate's root (`hatchery::memory_stream`, ...), their
+// errors and statistics here: one public path each.
+pub use stream::{RecvError, SendError, StreamStatistics, TryRecvError, TrySendError};
 
 /// Polls `fut` to completion on this thread, parking it between polls: the `_blocking`
 /// methods, for threads outside the executor.
