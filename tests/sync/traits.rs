@@ -7,9 +7,9 @@ use hatchery::futures::{
 };
 use hatchery::sync::{
     CapacityLimiter, CapacityToken, Condition, Event, Lock, LockGuard, OwnedLockGuard,
-    OwnedSemaphorePermit, ReceiveStream, RecvError, Semaphore, SemaphorePermit, SendError,
-    SendStream,
+    OwnedSemaphorePermit, RecvError, Semaphore, SemaphorePermit, SendError,
 };
+use hatchery::{ReceiveStream, SendStream};
 
 fn send_sync<T: Send + Sync>() {}
 fn send<T: Send>() {}
