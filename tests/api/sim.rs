@@ -136,6 +136,14 @@ async fn racy_increments() -> u32 {
     counter.load(Ordering::SeqCst)
 }
 
+/// Whether `check_seeds` runs each seed once, from 0: no replay of one seed and no
+/// determinism check asked for in the environment (which run seeds again).
+fn plain_seeds() -> bool {
+    [hatchery_sim::SEED_VAR, hatchery_sim::CHECK_VAR]
+        .iter()
+        .all(|var| std::env::var_os(var).is_none())
+}
+
 #[test]
 fn a_seeded_bug_is_found_and_replayed() {
     let outcomes: Vec<(u64, u32, u64)> = (0..64)
@@ -171,7 +179,7 @@ fn a_seeded_bug_is_found_and_replayed() {
             }
         })
     }));
-    if std::env::var_os(hatchery_sim::SEED_VAR).is_none() {
+    if plain_seeds() {
         let msg = message(&*failed.expect_err("check_seeds found the bug"));
         assert_eq!(
             msg,
@@ -183,7 +191,7 @@ fn a_seeded_bug_is_found_and_replayed() {
 
 #[test]
 fn check_seeds_returns_an_error_with_its_seed() {
-    if std::env::var_os(hatchery_sim::SEED_VAR).is_some() {
+    if !plain_seeds() {
         return;
     }
     let mut runs = 0;
@@ -381,6 +389,38 @@ fn z12_the_determinism_check_names_the_first_event_that_differs() {
     });
     let msg = message(&*failing.expect_err("some seed loses an increment"));
     assert!(msg.contains("lost"), "the run's own failure: {msg}");
+}
+
+/// A failing seed whose replay passes is no failure the seed can bring back: the check
+/// compares the failing run with its replays, not only the replays with each other. Here
+/// a `static` fails the first run of the process and no other (a cache, a lazy value: state
+/// that outlives a run).
+#[test]
+fn z12_a_failure_that_does_not_replay_is_caught() {
+    use std::sync::atomic::AtomicBool;
+    static FIRST: AtomicBool = AtomicBool::new(true);
+    for record in [0, 1] {
+        FIRST.store(true, Ordering::SeqCst);
+        let out = catch_unwind(|| {
+            // `record` 1: seed 0 is a checked seed too, its events kept.
+            hatchery_sim::Seeds::new(4)
+                .check_determinism(record)
+                .run(|| async {
+                    sleep(secs(1)).await;
+                    assert!(!FIRST.swap(false, Ordering::SeqCst), "the first run fails");
+                })
+        });
+        let msg = message(&*out.expect_err("the first run failed"));
+        assert!(
+            msg.starts_with("hatchery-sim: seed 0 does not replay: "),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("outcomes: panicked: the first run fails / passed"),
+            "{msg}"
+        );
+        assert!(msg.contains("a `static`"), "{msg}");
+    }
 }
 
 /// A run on a thread of its own that would wake a task: the simulator names the thread,

@@ -237,12 +237,19 @@ impl Seeds {
             if failed {
                 eprintln!("{}", report(seed, count, self.replay.as_ref()));
                 if checks.is_some() {
-                    // The failing seed twice more: the replay must be the same run.
+                    // The failing seed twice more: each replay must be the failing run,
+                    // the same trace (its hash, or every event if it was kept) and the
+                    // same outcome.
                     let runs = [(); 2].map(|()| sim(seed, true).run_caught(make()));
                     let [(a, ta), (b, tb)] = runs;
+                    let failed = outcome_of(&out);
                     let outcomes = (outcome_of(&a), outcome_of(&b));
                     drop((a, b));
-                    match compare(seed, &ta, &tb, outcomes) {
+                    let diff = match record {
+                        true => compare(seed, &trace, &ta, (failed, outcomes.0.clone())),
+                        false => compare_hashes(seed, &trace, &ta, (failed, outcomes.0.clone())),
+                    };
+                    match diff.or_else(|| compare(seed, &ta, &tb, outcomes)) {
                         Some(diff) => panic!("{diff}"),
                         None => eprintln!(
                             "hatchery-sim: determinism check: seed {seed} failed the same way \
@@ -339,16 +346,45 @@ fn compare(seed: u64, a: &Trace, b: &Trace, outcomes: (String, String)) -> Optio
     }
     let _ = write!(
         report,
-        "\n    outcomes: {} / {}\nSomething outside the seed decides the run: the real clock \
-         (`std::time::Instant`), a thread, a `HashMap`'s or `HashSet`'s iteration order (its \
-         keys are random in each map, in one process too), another random generator than the \
-         thread's `fastrand`. Its replay line could not be trusted. The book's chapter \
-         *Simulation testing* lists what the simulator catches, and a `clippy.toml` that \
-         refuses the usual culprits",
+        "\n    outcomes: {} / {}\n{OUTSIDE}",
         outcomes.0, outcomes.1
     );
     Some(report)
 }
+
+/// The report of a failing run of `seed`, `failed`, whose events were not kept, and its
+/// replay, `replay`, if they differ (their hashes, or their outcomes): `None` if not.
+fn compare_hashes(
+    seed: u64,
+    failed: &Trace,
+    replay: &Trace,
+    outcomes: (String, String),
+) -> Option<String> {
+    if failed.hash() == replay.hash() && outcomes.0 == outcomes.1 {
+        return None;
+    }
+    Some(format!(
+        "hatchery-sim: seed {seed} does not replay: its failing run and its replay differ \
+         (trace hashes {:016x} and {:016x}, of {} and {} polls, {} and {} messages)\n    \
+         outcomes: {} / {}\n{OUTSIDE}",
+        failed.hash(),
+        replay.hash(),
+        failed.polls(),
+        replay.polls(),
+        failed.messages(),
+        replay.messages(),
+        outcomes.0,
+        outcomes.1
+    ))
+}
+
+/// What a difference between two runs of one seed means, and what to do.
+const OUTSIDE: &str = "Something outside the seed decides the run: the real clock \
+     (`std::time::Instant`), a thread, a `HashMap`'s or `HashSet`'s iteration order (its \
+     keys are random in each map, in one process too), another random generator than the \
+     thread's `fastrand`, state that outlives a run (a `static`, a cache). Its replay line \
+     could not be trusted. The book's chapter *Simulation testing* lists what the simulator \
+     catches, and a `clippy.toml` that refuses the usual culprits";
 
 /// Where a test lives, for the command that replays one of its seeds: what
 /// `#[hatchery::test(sim)]` knows where it expands.
