@@ -294,3 +294,52 @@ fn z11_disk_operations_are_traced_and_replay() {
         .iter()
         .any(|s| matches!(s.event, Event::Disk(_)) && s.payload == b"payload"));
 }
+
+/// A file of a simulated disk outlives its run as any `File` does, and is used the way
+/// the fs rules say for every backend: outside any runtime, what its buffer serves needs
+/// no system call and an operation that needs one panics, naming the cause; on a runtime
+/// with the system's files (tokio here), it is refused with `Unsupported`; in another
+/// simulated run, whose disks are others, it fails (before, it wrote to the disk of the
+/// run that had ended), and that run's disk stays its own.
+#[test]
+fn z11_a_simulated_file_after_its_run() {
+    let (mut file, disk_before) = Sim::new(0).run(async {
+        let mut file = File::create("/f").await.unwrap();
+        file.write_all(b"in the run").await.unwrap();
+        file.flush().await.unwrap();
+        (file, fs::read("/f").await.unwrap())
+    });
+    assert_eq!(disk_before, b"in the run");
+    // Outside any runtime: into the buffer, then a flush that needs a system call.
+    futures_lite::future::block_on(file.write_all(b", after")).unwrap();
+    let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        futures_lite::future::block_on(file.flush())
+    }));
+    let panic = flushed.expect_err("a system call outside any runtime");
+    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        msg.starts_with("hatchery::fs: a file operation must start a system call"),
+        "{msg}"
+    );
+    // On tokio: the system's files, not this disk's.
+    let (file, err) = hatchery_tokio::run(async move {
+        let err = file.flush().await.unwrap_err();
+        (file, err)
+    });
+    assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{err}");
+    // In another simulated run: another disk.
+    let mut file = Some(file);
+    let (err, now) = Sim::new(0).run(async move {
+        let mut file = file.take().unwrap();
+        let err = file.flush().await.unwrap_err();
+        let now = fs::read("/f").await.map_err(|e| e.kind());
+        drop(file);
+        (err, now)
+    });
+    assert!(err.to_string().contains("another simulated run"), "{err}");
+    assert_eq!(
+        now,
+        Err(io::ErrorKind::NotFound),
+        "this run's disk is its own"
+    );
+}

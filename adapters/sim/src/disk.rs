@@ -21,8 +21,10 @@
 //!    in `cost`), as an I/O that the host's kernel has done and whose completion comes
 //!    later; a sync takes effect then, at its completion (`syncs`). A crash during that
 //!    time drops the task: the sync never completes, and the crash's losses apply.
-//! 4. An open file belongs to its host's life: once the host has crashed, its calls fail
-//!    (the host's tasks, which held it, are gone anyway).
+//! 4. An open file belongs to its run and its host's life: once the host has crashed, its
+//!    calls fail (the host's tasks, which held it, are gone anyway); in another run (a
+//!    `File` kept from one run to the next), they fail too, and the disk of its own run
+//!    is left as it was.
 //! 5. Every call is an event of the trace (`Event::Disk`, with the bytes it wrote or read,
 //!    or the path it named), and so is every fault (`Event::DiskFault`).
 
@@ -713,6 +715,14 @@ impl SimFile {
             .on_thread("the simulated disk was used from another thread")
         {
             return Err(off_thread());
+        }
+        let ours = crate::executor::current().is_some_and(|run| Arc::ptr_eq(&run, &self.shared));
+        if !ours {
+            // Invariant 4: its disk went with its run.
+            return Err(io::Error::other(
+                "hatchery-sim: a file of another simulated run: its disk went with that run \
+                 (each run has disks of its own)",
+            ));
         }
         let mut s = self.shared.lock();
         let s = &mut *s;
