@@ -59,7 +59,7 @@ impl<T, E> Outcome for Result<T, E> {
 ///
 /// Seeds::new(50)
 ///     .time_limit(Duration::from_secs(60))
-///     .check_determinism(4) // seeds 0, 12, 25 and 37 run twice more: the same traces
+///     .check_determinism(4) // seeds 0, 12, 25 and 37 run twice: the same traces
 ///     .run(|| async {
 ///         hatchery::sleep(Duration::from_secs(1)).await;
 ///     });
@@ -165,13 +165,15 @@ impl Seeds {
         self
     }
 
-    /// Checks that seeds replay, whatever [`CHECK_VAR`] says: the seed that fails, if
-    /// one does, and `passing` seeds that pass (spread over those tried) each run twice
-    /// more with their whole trace kept (every event with its simulated time and the
-    /// bytes it carried, [`Trace::steps`]), and the two traces must be the same. If
-    /// they differ, the run panics with the first event that differs: something outside
-    /// the seed decides the run (the real clock, a thread, a `HashMap`'s order, another
-    /// random generator), and a failing seed's replay could not be trusted.
+    /// Checks that seeds replay, whatever [`CHECK_VAR`] says: `passing` seeds that pass
+    /// (spread over those tried) run again, and the seed that fails, if one does, twice
+    /// again, with their whole trace kept (every event with its simulated time and the
+    /// bytes it carried, [`Trace::steps`]). Each replay must be the run it replays: the
+    /// same events and the same outcome (of a failing run whose events were not kept,
+    /// the same [hash](Trace::hash)). If they differ, the run panics with the first event
+    /// that differs: something outside the seed decides the run (the real clock, a
+    /// thread, a `HashMap`'s order, another random generator, state kept from an earlier
+    /// run), and a failing seed's replay could not be trusted.
     ///
     /// # Examples
     ///

@@ -128,8 +128,8 @@ pub const SEEDS_VAR: &str = "HATCHERY_SIM_SEEDS";
 /// The environment variable that turns the determinism check of [`check_seeds`] on:
 /// `1` (or `on`) checks a failing seed and 8 passing ones, a number `N` checks the
 /// failing seed and `N` passing ones (spread over the seeds tried), `0` (or `off`)
-/// none. A checked seed runs twice more, keeping its whole trace, and the two traces
-/// must be the same ([`Seeds::check_determinism`]).
+/// none. A checked seed runs again (a failing one twice again), keeping its whole
+/// trace, and each replay must be the same run ([`Seeds::check_determinism`]).
 ///
 /// # Examples
 ///
