@@ -109,7 +109,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// is a boxed `Instant` until the first poll, and then kept by its registration alone, a
 /// timer of its own ([`Reg::Private`], which keeps its deadline). So the registration (32
 /// bytes) is beside a word in one variant only, and a sleep takes 40 bytes in every future
-/// that holds one (a parked child's: `nursery/sizes.rs`), where a state beside the
+/// that holds one (a parked child's: `child/sizes.rs`), where a state beside the
 /// registration took 48.
 #[derive(Debug)]
 enum State {
