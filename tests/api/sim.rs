@@ -462,6 +462,37 @@ fn tokios_own_timers_are_explained() {
     assert!(msg.contains("`hatchery::sleep`"), "{msg}");
 }
 
+/// tokio's timer under the attribute: fails on purpose, run by
+/// `tokios_own_timers_are_explained_in_a_tests_output`.
+#[hatchery::test(backends(sim), sim(seeds = 2))]
+#[ignore = "fails on purpose; tokios_own_timers_are_explained_in_a_tests_output runs it"]
+async fn tokios_timer_under_the_attribute() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+/// What a test's output shows is what the panic hook printed at the panic, tokio's
+/// message alone: the simulator prints its explanation beside it (before, only the
+/// payload had it, which a failing test does not show).
+#[test]
+fn tokios_own_timers_are_explained_in_a_tests_output() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "sim::tokios_timer_under_the_attribute::sim",
+            "--exact",
+            "--ignored",
+        ])
+        .env_remove(hatchery_sim::SEED_VAR)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Tokio 1.x runtime"), "{stdout}");
+    assert!(
+        stdout.contains("hatchery-sim: this panic is tokio's"),
+        "{stdout}"
+    );
+}
+
 /// A run whose clock would pass its limit fails, with its seed and the limit.
 #[test]
 fn z10_a_run_past_its_time_limit_fails_clearly() {

@@ -484,7 +484,9 @@ fn refused(what: &str, seed: u64) -> String {
 const FOREIGN_GRACE: Duration = Duration::from_millis(200);
 
 /// A panic of tokio's, from code under the simulator that used tokio's own timers,
-/// sockets or spawn: its message gets a line that says what it means here.
+/// sockets or spawn: its message gets a line that says what it means here, and that line
+/// goes to stderr too, beside the message the panic hook printed at the panic (a test's
+/// output shows that one, not the payload the run ends with).
 fn explain_tokio(payload: Box<dyn Any + Send>) -> Box<dyn Any + Send> {
     let message = payload
         .downcast_ref::<String>()
@@ -492,16 +494,18 @@ fn explain_tokio(payload: Box<dyn Any + Send>) -> Box<dyn Any + Send> {
         .or_else(|| payload.downcast_ref::<&str>().copied());
     match message {
         Some(m) if m.contains("Tokio 1.x runtime") || m.contains("no reactor running") => {
-            Box::new(format!(
-                "{m}\nhatchery-sim: this panic is tokio's: code under the simulator used tokio's \
-                 own timers, sockets or spawn, which need a tokio runtime and are outside the \
-                 simulation. Use hatchery's (`hatchery::sleep`, `hatchery::net`, a nursery's \
-                 `spawn`), which the simulator runs, or test that code on hatchery-tokio"
-            ))
+            eprintln!("{TOKIOS}");
+            Box::new(format!("{m}\n{TOKIOS}"))
         }
         _ => payload,
     }
 }
+
+/// What a panic of tokio's means under the simulator ([`explain_tokio`]).
+const TOKIOS: &str = "hatchery-sim: this panic is tokio's: code under the simulator used \
+     tokio's own timers, sockets or spawn, which need a tokio runtime and are outside the \
+     simulation. Use hatchery's (`hatchery::sleep`, `hatchery::net`, a nursery's `spawn`), \
+     which the simulator runs, or test that code on hatchery-tokio";
 
 /// Runs `root` to completion on the simulator, with the schedule drawn from the seed:
 /// its output or its panic, and its trace (invariant 7).
