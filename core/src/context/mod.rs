@@ -215,7 +215,8 @@ thread_local! {
 }
 
 pub(crate) const NO_RUNTIME: &str = "hatchery: no runtime in this context. \
-Run your code inside `hatchery_tokio::run(..)` or `hatchery_smol::run(..)`, or, in an \
+Run your code inside `hatchery_tokio::run(..)`, `hatchery_smol::run(..)` or, under \
+simulation, `hatchery_sim::run(..)`, or, in an \
 application that already runs an executor, wrap the future once with \
 `hatchery_tokio::enter(..)` or `hatchery_smol::enter(..)`. Futures spawned directly on \
 the executor (`tokio::spawn`, `smol::spawn`) are outside hatchery: spawn them into a \

@@ -29,14 +29,10 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use super::blocking::{self, unsupported, with_path, Job, Place, Sys, Worker};
-use super::own;
+use super::own::{self, CHUNK};
 use crate::context;
 use crate::seam::{FsFile, FsOpen};
 
-/// The least a read asks the system for, and how much a write gathers before it hands
-/// the bytes to a thread, at first: small reads and writes are served by the buffer, one
-/// thread hand-off per this many bytes.
-pub(super) const CHUNK: usize = 64 * 1024;
 /// What [`CHUNK`] grows to, doubling at each hand-off, while the reads or writes go on
 /// without a seek: fewer hand-offs for a long sequential read or write (invariant 4).
 const MAX_CHUNK: usize = 1024 * 1024;

@@ -5,8 +5,12 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use super::file::CHUNK;
 use crate::seam::{FileSystem, FsFile, FsKind, FsOpen};
+
+/// The least a `File`'s read asks the system for, and how much its write gathers before
+/// it hands the bytes to a thread, at first: small reads and writes are served by the
+/// buffer, one thread hand-off per this many bytes. Also the buffer of a copy here.
+pub(super) const CHUNK: usize = 64 * 1024;
 
 /// `fs::read`: the whole file.
 pub(super) fn read(fs: &dyn FileSystem, path: &Path) -> io::Result<Vec<u8>> {
