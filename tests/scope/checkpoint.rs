@@ -60,7 +60,7 @@ each_kind!(
     virtual_time
 );
 /// D12: the deadline is a scope's around the nursery, in the parent's task (or the
-/// inline nursery's); the child's checkpoint ends the child, and the scope catches.
+/// polled nursery's); the child's checkpoint ends the child, and the scope catches.
 async fn d12_a_checkpoint_in_a_child_sees_the_deadline_around_its_nursery<K: Kind>() {
     let rounds = Arc::new(AtomicUsize::new(0));
     let r = rounds.clone();
