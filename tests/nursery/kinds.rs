@@ -4,7 +4,7 @@
 //! handle and has subgroups. One test body, each kind (`each_kind!`, or the two kinds'
 //! own API where a test needs what only a concrete kind names).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_lite::future::poll_once;
 use hatchery::diagnostics::{tree, NodeKind};
@@ -18,10 +18,10 @@ each_kind!(
 /// C8: dropped from outside once its child waits, a nursery cancels the child without
 /// waiting for it; the child's kept handle then says why it ended, on every kind.
 async fn c8_a_kept_handle_says_a_foreign_drop_ended_its_child<K: Kind>() {
-    let kept: Mutex<Option<TaskHandle<()>>> = Mutex::new(None);
-    let kept = &*Box::leak(Box::new(kept));
+    let kept: Arc<Mutex<Option<TaskHandle<()>>>> = Arc::default();
+    let slot = kept.clone();
     let mut fut = K::nursery(move |n| async move {
-        *kept.lock().unwrap() = Some(n.spawn(async {
+        *slot.lock().unwrap() = Some(n.spawn(async {
             sleep(HOUR).await;
             Ok::<_, TestError>(())
         }));
