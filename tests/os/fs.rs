@@ -896,34 +896,10 @@ fn x1_a_file_runs_on_the_runtime_of_the_code_that_uses_it() {
     }
 }
 
-/// The environment variable that makes [`x1_the_file_limiter_bounds_the_threads_child`]
-/// run.
+/// The environment variable that tells [`x1_the_file_limiter_bounds_the_threads`] it runs
+/// in the process it started.
 #[cfg(target_os = "linux")]
 const THREADS_CHILD: &str = "HATCHERY_FS_THREADS_CHILD";
-
-/// Runs [`x1_the_file_limiter_bounds_the_threads_child`] in a process of its own, whose
-/// threads it counts (other tests' threads would count in this one).
-#[cfg(target_os = "linux")]
-#[test]
-fn x1_the_file_limiter_bounds_the_threads() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "fs::x1_the_file_limiter_bounds_the_threads_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(THREADS_CHILD, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("1 passed"), "{stdout}");
-}
 
 /// The threads of this process, as the kernel counts them.
 #[cfg(target_os = "linux")]
@@ -937,16 +913,25 @@ fn threads() -> usize {
 /// run on number at most the file limiter's 40 (before, tokio's pool grew to 150–317
 /// threads on the multi-thread runtime and 97–197 on the current-thread one, smol's
 /// to 34–47).
+///
+/// It runs in a process of its own, whose threads it counts (other tests' threads would
+/// count in this one).
 #[cfg(target_os = "linux")]
 #[test]
-fn x1_the_file_limiter_bounds_the_threads_child() {
+fn x1_the_file_limiter_bounds_the_threads() {
+    hatchery_tests::in_child_process(
+        "fs::x1_the_file_limiter_bounds_the_threads",
+        THREADS_CHILD,
+        limiter_bounds_the_threads,
+    );
+}
+
+#[cfg(target_os = "linux")]
+fn limiter_bounds_the_threads() {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
     use hatchery_tests::Backend;
-    if std::env::var_os(THREADS_CHILD).is_none() {
-        return; // only in the process `x1_the_file_limiter_bounds_the_threads` starts
-    }
     for backend in [Backend::TokioCurrent, Backend::TokioMulti, Backend::Smol] {
         let dir = TempDir::new("x1-threads");
         let base = dir.0.clone();

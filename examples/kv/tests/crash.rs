@@ -8,6 +8,8 @@
 //! The library does not know it is simulated: its `File` is `hatchery::fs`'s, which the
 //! simulator routes to the disk of the host that runs it.
 
+mod planted;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,7 @@ use std::time::Duration;
 use hatchery::net::TcpListener;
 use hatchery::{fail_after, move_on_after, nursery, sleep, Backoff};
 use hatchery_kv_example::{Client, Config, Error, Server};
-use hatchery_sim::{Disk, Faults, Host, Sim};
+use hatchery_sim::{Disk, Faults, Host};
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
@@ -187,25 +189,5 @@ const FIRST_CATCH: u64 = 1;
 /// the same seed.
 #[test]
 fn an_unsynced_ack_is_caught_by_a_seed_and_replayed() {
-    let caught = (0..1000).find_map(|seed| {
-        Sim::new(seed)
-            .run(crash_recovery(true))
-            .err()
-            .map(|e| (seed, e))
-    });
-    let (seed, failure) = caught.expect("some seed catches the unsynced ack");
-    eprintln!("the unsynced ack fails under seed {seed}: {failure}");
-    assert_eq!(
-        seed, FIRST_CATCH,
-        "the simulation chapter (docs/src/simulation.md) says seed {FIRST_CATCH}: update it"
-    );
-    let (again, first) = Sim::new(seed).run_traced(crash_recovery(true));
-    let (third, second) = Sim::new(seed).run_traced(crash_recovery(true));
-    assert_eq!(again, Err(failure.clone()), "replayed");
-    assert_eq!(third, Err(failure));
-    assert_eq!(first.hash(), second.hash(), "the same run");
-    assert!(
-        Sim::new(seed).run(crash_recovery(false)).is_ok(),
-        "the correct server passes seed {seed}"
-    );
+    planted::caught_at_and_replayed("the unsynced ack", FIRST_CATCH, crash_recovery);
 }

@@ -6,6 +6,8 @@
 //! `hatchery::net`'s, which the simulator routes to its network of hosts. The server runs
 //! on a host of its own, `server`; the client on `main`, the test's own host.
 
+mod planted;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::time::Duration;
 use hatchery::net::TcpListener;
 use hatchery::{fail_after, move_on_after, now, nursery, sleep, Backoff};
 use hatchery_kv_example::{Client, Config, Error, Server};
-use hatchery_sim::{Faults, Host, Sim};
+use hatchery_sim::{Faults, Host};
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
@@ -253,25 +255,5 @@ const FIRST_CATCH: u64 = 0;
 /// passes the same seed.
 #[test]
 fn a_broken_pool_is_caught_by_a_seed_and_replayed() {
-    let caught = (0..1000).find_map(|seed| {
-        Sim::new(seed)
-            .run(under_random_faults(true))
-            .err()
-            .map(|e| (seed, e))
-    });
-    let (seed, failure) = caught.expect("some seed catches the broken pool");
-    eprintln!("the broken pool fails under seed {seed}: {failure}");
-    assert_eq!(
-        seed, FIRST_CATCH,
-        "the simulation chapter (docs/src/simulation.md) says seed {FIRST_CATCH}: update it"
-    );
-    let (again, first) = Sim::new(seed).run_traced(under_random_faults(true));
-    let (third, second) = Sim::new(seed).run_traced(under_random_faults(true));
-    assert_eq!(again, Err(failure.clone()), "replayed");
-    assert_eq!(third, Err(failure));
-    assert_eq!(first.hash(), second.hash(), "the same run");
-    assert!(
-        Sim::new(seed).run(under_random_faults(false)).is_ok(),
-        "the correct client passes seed {seed}"
-    );
+    planted::caught_at_and_replayed("the broken pool", FIRST_CATCH, under_random_faults);
 }
