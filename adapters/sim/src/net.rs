@@ -2481,9 +2481,11 @@ impl Host {
     ///     });
     ///     hatchery::sleep(Duration::from_millis(3500)).await;
     ///     host.pause();
+    ///     assert!(host.is_paused());
     ///     hatchery::sleep(Duration::from_secs(10)).await;
     ///     assert_eq!(ticks.load(Ordering::SeqCst), 3); // frozen
     ///     host.resume();
+    ///     assert!(!host.is_paused());
     ///     hatchery::sleep(Duration::from_millis(1500)).await;
     ///     assert_eq!(ticks.load(Ordering::SeqCst), 5); // the late tick, then the next
     /// });

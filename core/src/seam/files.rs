@@ -176,6 +176,10 @@ pub trait FileSystem: Send + Sync {
 
 /// An open file of a runtime's [`FileSystem`]: std's `&File` calls, each one blocking
 /// call that the core makes in a piece of work ([`FsWork`]), one at a time for a file.
+///
+/// # Examples
+///
+/// See [`FileSystem`], whose `open` returns one; the simulator's disk implements it.
 pub trait FsFile: Send + Sync + fmt::Debug {
     /// Reads into `buf` at the file's position, and moves it; how many bytes (0 at the
     /// end).
@@ -271,6 +275,10 @@ pub enum FsKind {
 
 /// The work of one file operation, handed to [`FileSystem::spawn`]: [`run`](FsWork::run)
 /// makes its calls, and the [`FsDone`] it returns hands the result over when dropped.
+///
+/// # Examples
+///
+/// See [`FileSystem`], whose `spawn` runs it.
 pub struct FsWork(Box<dyn FnOnce() -> FsDone + Send>);
 
 impl FsWork {
@@ -299,6 +307,10 @@ impl fmt::Debug for FsWork {
 
 /// A file operation whose calls are made ([`FsWork::run`]): dropping it hands the result
 /// to the waiting task.
+///
+/// # Examples
+///
+/// See [`FileSystem`], whose `spawn` drops it when the work is done.
 pub struct FsDone(Option<Box<dyn FnOnce() + Send>>);
 
 impl FsDone {
