@@ -268,6 +268,7 @@
 // import it.
 //
 // layer seam: the runtime seam, what hatchery needs from an executor (imports nothing)
+// layer values: context values, inherited by children (imports nothing)
 // layer error: the public error types
 // layer node: the cancel tree
 // layer reason: why a scope was cancelled, as the public API reports it
@@ -319,6 +320,7 @@ mod time;
 mod timer;
 mod trace;
 mod tree;
+mod values;
 
 pub use crate::child::TaskHandle;
 pub use crate::combinators::{
@@ -339,6 +341,7 @@ pub use crate::scope::{
 pub use crate::sync::stream::{memory_stream, memory_stream_unbounded, ReceiveStream, SendStream};
 pub use crate::thread::{from_thread, to_thread, to_thread::run_blocking};
 pub use crate::time::{checkpoint, current_effective_deadline, now, sleep, sleep_until, Deadline};
+pub use crate::values::{ContextKey, WithContext};
 /// Not public API: what the macros expand to.
 #[doc(hidden)]
 pub mod __private {

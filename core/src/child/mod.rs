@@ -54,6 +54,7 @@ use crate::node::{MovableLink, Node};
 use crate::seam::Runtime;
 use crate::timer::TimerSlot;
 use crate::trace;
+use crate::values::{self, WithContext};
 
 /// The largest future, in bytes, that a child keeps in its own allocation (beside its
 /// node and its result); a larger one gets an allocation of its own, whose future is
@@ -277,6 +278,27 @@ pin_project! {
     }
 }
 
+/// `$make`, which moves `$fut`, with the future as it is, or, where context values are
+/// set, in a [`WithContext`] with them: a child of every kind runs with the values in
+/// effect where it was spawned (rule V1), and costs nothing more where none is.
+macro_rules! inheriting {
+    ($fut:ident => $make:expr) => {
+        match values::current() {
+            None => $make,
+            Some(values) => {
+                let $fut = WithContext::inherit(values, $fut);
+                $make
+            }
+        }
+    };
+}
+
+/// Whether a future of `F`'s size goes in a box of its own (see [`Apart`]).
+#[inline(always)]
+fn apart<F>(_: &F) -> bool {
+    const { std::mem::size_of::<F>() > IN_PLACE_MAX }
+}
+
 /// Spawns `fut` as a task of the executor, child of `group` (the group or subgroup that
 /// counted it in with `admit`), cancelled through `node` (the group's node, or the
 /// caller's for a child that has not `started` yet). `built`, if any, gets the child's
@@ -298,14 +320,14 @@ where
     R: RouteSlot<E> + Send,
 {
     let rt = &group.rt;
-    if const { std::mem::size_of::<F>() > IN_PLACE_MAX } {
+    inheriting!(fut => if apart(&fut) {
         let (body, state) =
             parts::<_, _, _, _, Shown>(group, Apart(Some(Box::pin(Some(fut)))), route, label);
         cell::spawn(rt, node, body, state, built)
     } else {
         let (body, state) = parts::<_, _, _, _, Shown>(group, Some(fut), route, label);
         cell::spawn(rt, node, body, state, built)
-    }
+    })
 }
 
 /// Makes `fut` a child of `group` (as [`spawn`]) that the group polls in its own task:
@@ -328,14 +350,14 @@ where
         .ready
         .as_ref()
         .expect("hatchery: internal error: a polled child of a group that polls none");
-    let (part, raw) = if const { std::mem::size_of::<F>() > IN_PLACE_MAX } {
+    let (part, raw) = inheriting!(fut => if apart(&fut) {
         let (body, state) =
             parts::<_, _, _, _, Unshown>(group, Apart(Some(Box::pin(Some(fut)))), route, label);
         cell::polled(node, body, ready, state, built)
     } else {
         let (body, state) = parts::<_, _, _, _, Unshown>(group, Some(fut), route, label);
         cell::polled(node, body, ready, state, built)
-    };
+    });
     ready.push(raw);
     part
 }

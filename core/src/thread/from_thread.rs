@@ -73,6 +73,7 @@ use std::sync::Arc;
 
 use super::{block_on, current_caller, in_async_code, Call, Caller, Failed, Reply, ReplySender};
 use crate::scope::CancelScope;
+use crate::values::WithContext;
 
 pub use super::portal::{
     blocking_portal, start_blocking_portal, BlockingPortal, PortalError, PortalRuntime, PortalTask,
@@ -255,7 +256,8 @@ where
     let caller = worker()?;
     let reply = Arc::new(Reply::new());
     let call = Call {
-        fut: Box::pin(make(ReplySender(reply.clone()))),
+        // Run with this thread's context values (rule V3).
+        fut: Box::pin(WithContext::here(make(ReplySender(reply.clone())))),
         reply: reply.clone(),
     };
     // A closed link gives the call back, dropped here, outside its lock.

@@ -35,6 +35,7 @@ use atomic_waker::AtomicWaker;
 use crate::context;
 use crate::node::Node;
 use crate::seam::BlockingClock;
+use crate::values::Values;
 
 pub mod from_thread;
 pub(crate) mod limiter;
@@ -195,6 +196,9 @@ pub(crate) struct Link {
     waker: AtomicWaker,
     /// The scope the waiting future started the thread in, set before the thread starts.
     node: OnceLock<Arc<Node>>,
+    /// The context values of the waiting task, if any, set before the thread starts: the
+    /// work runs with them (rule V3).
+    values: OnceLock<Values>,
     calls: Mutex<Calls>,
 }
 

@@ -19,6 +19,7 @@ use super::{block_on, catch_panic, in_async_code, lock, Panic};
 use crate::child::TaskHandle;
 use crate::nursery::{nursery, Nursery, TaskStatus};
 use crate::sync::Event;
+use crate::values::{self, Installed, Values, WithContext};
 
 /// Where a portal is in its life.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -44,6 +45,9 @@ struct Shared {
     stopped: AtomicBool,
     /// Ends the serving nursery's body.
     close: Event,
+    /// The context values where the portal serves, for the tasks of threads that have
+    /// none (rule V3).
+    values: OnceLock<Values>,
 }
 
 impl Shared {
@@ -95,6 +99,9 @@ async fn serve(shared: Arc<Shared>, ready: Option<TaskStatus<()>>) {
     // Cancelled by `stop`, the nursery returns its own cancellation: nothing to report.
     let _ = nursery(|calls: Nursery<Infallible>| async move {
         let _ = shared.calls.set(calls.clone());
+        if let Some(values) = values::current() {
+            let _ = shared.values.set(values);
+        }
         if shared.stopped.load(Ordering::SeqCst) {
             // Stopped before it started.
             calls.cancel();
@@ -213,7 +220,8 @@ impl BlockingPortal {
     /// to wait for its output or cancel it (anyio's `portal.start_task_soon`).
     ///
     /// Unlike [`call`](BlockingPortal::call), this does not block: async code may call
-    /// it too.
+    /// it too. The task sees the calling thread's [context values](crate::ContextKey),
+    /// or, where it has none, those where the portal serves (rule V3).
     ///
     /// # Errors
     ///
@@ -254,9 +262,14 @@ impl BlockingPortal {
             // Stopping: `stop`, or the scope around the portal is cancelled.
             return Err(PortalError::Stopped);
         }
+        // The task runs with the calling thread's values, or the portal's (rule V3).
+        let mut values = values::current().or_else(|| self.shared.values.get().cloned());
+        let installed = Installed::new(&mut values);
         // The task returns its panic rather than panicking: one call's panic must not
         // cancel the others (rule N3 would).
-        match calls.try_spawn(async move { Ok(catch_panic(fut).await) }) {
+        let spawned = calls.try_spawn(async move { Ok(catch_panic(fut).await) });
+        drop(installed);
+        match spawned {
             Ok(handle) => Ok(PortalTask {
                 handle,
                 cancelled: AtomicBool::new(false),
@@ -555,7 +568,7 @@ where
 {
     let shared = Arc::new(Shared::default());
     let serve = ServePortal {
-        fut: Box::pin(serve(shared.clone(), None)),
+        fut: Box::pin(WithContext::here(serve(shared.clone(), None))),
     };
     // Stops the portal if `run` never polled the future (or dropped it, or panicked):
     // the starter, and callers, are not left waiting.

@@ -85,6 +85,7 @@ use super::{limiter, lock, Call, Caller, Link, OnCaller};
 use crate::context;
 use crate::node::Hold;
 use crate::sync::{CapacityLimiter, CapacityToken, LimiterAcquireOwned};
+use crate::values::{self, Installed};
 
 /// Runs the blocking closure `f` on one of the runtime's blocking threads, under the
 /// runtime's [`default_limiter`], and waits for its result.
@@ -99,6 +100,8 @@ use crate::sync::{CapacityLimiter, CapacityToken, LimiterAcquireOwned};
 /// panic there as they do outside any runtime. It reaches back into the runtime with
 /// [`from_thread`](crate::from_thread), and can ask whether its caller has been
 /// cancelled ([`from_thread::check_cancelled`](crate::from_thread::check_cancelled)).
+/// It sees the [context values](crate::ContextKey) of the task that sent it, and so do
+/// its calls back (rule V3).
 ///
 /// # Cancel safety
 ///
@@ -400,8 +403,10 @@ impl<T: Send + 'static> RunSync<T> {
         let job: Box<dyn FnOnce() + Send> = Box::new(move || {
             let f = job.f.take().expect("blocking work runs once");
             let caller = OnCaller::set(job.shared.clone());
+            let mut values = job.shared.link.values.get().cloned();
+            let installed = Installed::new(&mut values);
             let r = catch_unwind(AssertUnwindSafe(f));
-            drop(caller);
+            drop((installed, caller));
             job.shared.finish(Outcome::Ran(r));
         });
         RunSync {
@@ -510,6 +515,9 @@ impl<T: Send + 'static> RunSync<T> {
             (c.rt.clone(), c.node.clone())
         });
         let _ = self.shared.link.node.set(node.clone());
+        if let Some(values) = values::current() {
+            let _ = self.shared.link.values.set(values);
+        }
         lock(&self.shared.slot).token = token;
         let hold = (!self.abandon).then(|| Hold::new(&node));
         self.state = State::Running { _hold: hold };
