@@ -17,3 +17,4 @@ mod subgroup;
 mod task_handle;
 mod task_names;
 mod task_tree;
+mod values;

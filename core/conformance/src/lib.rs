@@ -425,7 +425,7 @@ macro_rules! __list {
         /// ```
         /// use hatchery_conformance::SCENARIOS;
         ///
-        /// for family in ["C", "N", "S", "H", "D", "P", "K", "F", "W", "G", "R"] {
+        /// for family in ["C", "N", "S", "H", "D", "P", "K", "F", "W", "G", "V", "R"] {
         ///     assert!(SCENARIOS.iter().any(|s| s.rule.starts_with(family)), "{family}");
         /// }
         /// let n1: Vec<_> = SCENARIOS.iter().filter(|s| s.rule == "N1").map(|s| s.name).collect();
@@ -491,6 +491,8 @@ macro_rules! __with_scenarios {
             g2_race_cancels_and_awaits_the_losers: Virtual, "G1, G2";
             g_map_runs_at_most_n_at_a_time: Virtual, "G1";
             g6_retry_backs_off_on_the_clock: Virtual, "G6";
+            v1_v2_children_inherit_and_never_pass_up<kinds>: Virtual, "V1, V2";
+            v3_values_reach_threads_and_calls_back: Real, "V3", threads;
             r1_tasks_find_their_runtime: Real, "R1";
             r2_no_runtime_outside: Real, "R2", threads;
             r3_a_nested_enter_stays_in_its_scope: Real, "R3";
