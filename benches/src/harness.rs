@@ -53,12 +53,11 @@ impl Target {
         match name {
             // A hatchery child is the executor's task plus one allocation: judged against
             // raw children that carry one more allocation each.
-            "spawn_join" | "spawn_join_1k" | "spawn_handles" | "cancel_parked" | "spawn_parked" => {
-                Target::Ratio {
-                    reference: true,
-                    max: if single { 1.10 } else { 1.25 },
-                }
-            }
+            "spawn_join" | "spawn_join_ctx" | "spawn_join_1k" | "spawn_handles"
+            | "cancel_parked" | "spawn_parked" => Target::Ratio {
+                reference: true,
+                max: if single { 1.10 } else { 1.25 },
+            },
             "memory_sleep" => Target::Over(192.0),
             "memory_pending" => Target::Over(128.0),
             // Against tokio's fair semaphore; a call back from a thread against the same

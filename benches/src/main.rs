@@ -77,7 +77,8 @@ usage: hatchery-benches [--quick] [--procs P] [--reps N] [--side S] [--out PATH]
               as the harness reads them (for a profiler; with --side, one side)
   FILTER      run only the cells whose `workload/backend` contains FILTER
 
-workloads: spawn_join, spawn_join_1k (children whose futures hold 1 KiB, which
+workloads: spawn_join, spawn_join_ctx (the same under a context value, which each
+           child inherits), spawn_join_1k (children whose futures hold 1 KiB, which
            hatchery boxes), spawn_handles, cancel_parked, spawn_parked (the children of
            cancel_parked, spawned until all are parked), memory_pending, memory_sleep,
            move_on_after, yield (the floor under move_on_after: bare yields),
@@ -101,6 +102,7 @@ backends:  tokio-mt, tokio-ct, smol, smol-ct";
 /// processes of its own; a row's code asks [`Config::wants`] with one of these names.
 pub(crate) const WORKLOADS: &[&str] = &[
     "spawn_join",
+    "spawn_join_ctx",
     "spawn_join_1k",
     "spawn_handles",
     "cancel_parked",
@@ -518,6 +520,21 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         };
         let hatchery = || b.hatchery(work::hatchery_spawn_join(n));
         let workload = format!("spawn_join {}", count(n));
+        let row = time_row_ref(cfg, &workload, b, n, || raw(false), || raw(true), hatchery);
+        rows.push(row);
+        report(rows);
+    }
+
+    // The same with a context value set around the nursery: each child inherits it.
+    if cfg.wants("spawn_join_ctx", name) {
+        let raw = |ballast| {
+            b.raw(
+                || work::tokio_spawn_join(n, ballast),
+                |ex| async move { work::smol_spawn_join(&ex, n, ballast).await },
+            )
+        };
+        let hatchery = || b.hatchery(work::hatchery_spawn_join_ctx(n));
+        let workload = format!("spawn_join_ctx {}", count(n));
         let row = time_row_ref(cfg, &workload, b, n, || raw(false), || raw(true), hatchery);
         rows.push(row);
         report(rows);

@@ -44,6 +44,32 @@ pub(crate) async fn hatchery_spawn_join(n: usize) -> Duration {
     start.elapsed()
 }
 
+/// The context value that `spawn_join_ctx` sets around the nursery: every child
+/// inherits it.
+static REQUEST: hatchery::ContextKey<u64> = hatchery::ContextKey::new("request");
+
+/// [`hatchery_spawn_join`] with one context value set around the nursery, which every
+/// child inherits (and reads once, so that the inheritance is not for nothing).
+pub(crate) async fn hatchery_spawn_join_ctx(n: usize) -> Duration {
+    REQUEST
+        .scope(7, async move {
+            let start = Instant::now();
+            hatchery::nursery(|nursery: Nursery<Infallible>| async move {
+                for _ in 0..n {
+                    drop(nursery.spawn(async {
+                        std::hint::black_box(REQUEST.with(|r| r.is_some()));
+                        Ok(())
+                    }));
+                }
+                Ok(())
+            })
+            .await
+            .expect("nursery failed");
+            start.elapsed()
+        })
+        .await
+}
+
 /// A `JoinSet` spawns `n` children and is drained with `join_next`. With `ballast`,
 /// each child also carries a [`Ballast`] (the reference row).
 pub(crate) async fn tokio_spawn_join(n: usize, ballast: bool) -> Duration {
