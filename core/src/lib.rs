@@ -324,8 +324,8 @@ mod values;
 
 pub use crate::child::TaskHandle;
 pub use crate::combinators::{
-    as_completed, as_completed_in, batches, join, map, map_stream, race, race_ok, retry, service,
-    settle, try_join, Backoff, HatcherySleeper, Service, ServiceClosed, ServiceReport,
+    as_completed, as_completed_in, batches, join, map, map_stream, produce, race, race_ok, retry,
+    service, settle, try_join, Backoff, HatcherySleeper, Service, ServiceClosed, ServiceReport,
 };
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
 pub use crate::kind::polled::{Polled, PolledLocal};
@@ -382,7 +382,7 @@ pub use hatchery_macros::test;
 /// ```
 pub mod futures {
     pub use crate::child::Join;
-    pub use crate::combinators::{AsCompleted, Batches, InputIter, Map, Retry};
+    pub use crate::combinators::{AsCompleted, Batches, InputIter, Items, Map, Retry};
     pub use crate::context::Enter;
     pub use crate::nursery::{ErrInto, NurseryFuture, Start, StartWithHandle, SubgroupWait};
     pub use crate::scope::{Fail, FailScope, Finally, Run, Shield};
