@@ -493,6 +493,11 @@ macro_rules! __with_scenarios {
             g6_retry_backs_off_on_the_clock: Virtual, "G6";
             v1_v2_children_inherit_and_never_pass_up<kinds>: Virtual, "V1, V2";
             v3_values_reach_threads_and_calls_back: Real, "V3", threads;
+            y1_items_then_the_error_in_order: Virtual, "Y1";
+            y2_breaking_early_cancels_and_awaits_the_producer: Virtual, "Y2";
+            y2_an_enclosing_cancellation_stops_both: Virtual, "Y2";
+            y3_errors_are_not_lost: Virtual, "Y3";
+            y4_panics_are_resumed_after_both_stop: Virtual, "Y4";
             r1_tasks_find_their_runtime: Real, "R1";
             r2_no_runtime_outside: Real, "R2", threads;
             r3_a_nested_enter_stays_in_its_scope: Real, "R3";

@@ -140,3 +140,17 @@ pub(crate) fn eventually(what: &str, mut cond: impl FnMut() -> bool) -> impl Fut
         }
     }
 }
+
+/// The next item of `s`.
+pub(crate) async fn next<S: futures_core::Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *s).poll_next(cx)).await
+}
+
+/// Every item left in `s`, until it ends.
+pub(crate) async fn collect<S: futures_core::Stream + Unpin>(s: &mut S) -> Vec<S::Item> {
+    let mut items = Vec::new();
+    while let Some(item) = next(s).await {
+        items.push(item);
+    }
+    items
+}

@@ -23,6 +23,7 @@
 //! | W, waits | [`w1_waits_never_complete_in_a_cancelled_scope`], [`w3_a_cancelled_receive_loses_nothing`], [`w6_run_blocking_runs_on_another_thread`], [`w_a_limiter_bounds_concurrency`] |
 //! | G, combinators | [`g2_race_cancels_and_awaits_the_losers`], [`g_map_runs_at_most_n_at_a_time`], [`g6_retry_backs_off_on_the_clock`] |
 //! | V, context values | [`v1_v2_children_inherit_and_never_pass_up`] (on both kinds), [`v3_values_reach_threads_and_calls_back`] |
+//! | Y, structured streams | [`y1_items_then_the_error_in_order`], [`y2_breaking_early_cancels_and_awaits_the_producer`], [`y2_an_enclosing_cancellation_stops_both`], [`y3_errors_are_not_lost`], [`y4_panics_are_resumed_after_both_stop`] |
 //! | R, runtime | [`r1_tasks_find_their_runtime`], [`r2_no_runtime_outside`], [`r3_a_nested_enter_stays_in_its_scope`], [`r5_a_cancelled_task_is_dropped_in_its_context`], [`r_virtual_time_moves_over_the_executor`] |
 //! | R6, the reactor | [`r6_an_error_event_ends_a_waiting_receive`], [`r6_an_error_pending_before_the_receive_is_returned`], [`r6_a_reset_ends_a_waiting_read`], [`r6_a_reset_ends_a_waiting_write`] (each passes at once on a runtime without a reactor) |
 
@@ -30,6 +31,7 @@ mod cancel;
 mod io;
 mod nursery;
 mod runtime;
+mod streams;
 mod values;
 mod waits;
 
@@ -37,5 +39,6 @@ pub use self::cancel::*;
 pub use self::io::*;
 pub use self::nursery::*;
 pub use self::runtime::*;
+pub use self::streams::*;
 pub use self::values::*;
 pub use self::waits::*;
