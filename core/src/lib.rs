@@ -23,7 +23,8 @@
 //!   are built on a nursery, so nothing is leaked and cancellation applies):
 //!   [`join`](fn@join), [`try_join`](fn@try_join), [`settle`], [`race`](fn@race),
 //!   [`race_ok`], [`as_completed`], bounded-concurrency [`map`], [`retry`] with backoff,
-//!   a background [`service`] with graceful shutdown, and [`batches`] of a stream. For
+//!   a background [`service`] with graceful shutdown, [`batches`] of a stream, and
+//!   [`produce`], a producer task feeding its consumer a stream (an async generator). For
 //!   a few futures of different types, the macros [`join!`] and [`try_join!`] return a
 //!   tuple and [`race!`] the first output.
 //! * **Polled children** ([`Polled`]): a nursery whose children are polled by its own
@@ -125,6 +126,7 @@
 //! | [`race`](fn@race) | the first | its output; the rest are cancelled | (outputs are opaque) |
 //! | [`race_ok`] | the first `Ok` | its value; the rest are cancelled | keeps going; every error if all fail |
 //! | [`as_completed`] | the body | a stream, in completion order | the body decides |
+//! | [`produce`] | the consumer | the consumer's value; the producer is cancelled | the consumer reads it after the items; unread, returned |
 //! | [`map`] | all, at most N at a time | `join`, `try_join` or `settle`, ordered or not | as chosen |
 //! | [`join!`], [`try_join!`] | as `join`, `try_join` | a tuple: futures of different types | as `join`, `try_join` |
 //! | [`race!`] | the first | as `race`, for futures of different types | (outputs are opaque) |
@@ -160,7 +162,8 @@
 //! call and force `Send + 'static` on everything the body uses, such as the input
 //! iterator of `map`, which may borrow. The futures are `Send` whenever their inputs
 //! are. The hand-written futures and streams ([`Retry`](futures::Retry),
-//! [`AsCompleted`](futures::AsCompleted), [`Batches`](futures::Batches)) are named, in
+//! [`AsCompleted`](futures::AsCompleted), [`Items`](futures::Items),
+//! [`Batches`](futures::Batches)) are named, in
 //! [`futures`].
 //!
 //! # How cancellation works
