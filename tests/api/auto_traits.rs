@@ -263,13 +263,24 @@ fn sync_primitives() {
     debug::<Condition>();
 }
 
-/// The combinators' named types.
+/// The combinators' named types; `produce`'s future is `Send` when its parts are, so a
+/// task can await it.
 #[test]
 fn combinators() {
-    use hatchery::futures::AsCompleted;
+    use hatchery::futures::{AsCompleted, Items};
     use hatchery::{Service, ServiceClosed};
     send::<AsCompleted<u8>>();
     sync::<AsCompleted<u8>>();
+    send::<Items<u8, std::io::Error>>();
+    sync::<Items<u8, std::io::Error>>();
+    unpin::<Items<u8, std::io::Error>>();
+    debug::<Items<u8, std::io::Error>>();
+    // Built, never polled.
+    assert_send_future(hatchery::produce(
+        0,
+        |tx| async move { tx.send(1u8).await.map_err(std::io::Error::other) },
+        |items| async move { Ok::<_, std::io::Error>(items) },
+    ));
     send_sync_static::<Service<std::io::Error>>();
     error::<ServiceClosed>();
     debug::<AsCompleted<u8>>();

@@ -350,6 +350,16 @@ fn outside_a_runtime() {
         panic_of(|| block_on(as_completed([std::future::ready(1)], |_| async {}))),
     );
     no_runtime(
+        "produce",
+        panic_of(|| {
+            block_on(hatchery::produce(
+                0,
+                |_tx| async { Ok::<(), TestError>(()) },
+                |_items: hatchery::futures::Items<u8, _>| async { Ok(()) },
+            ))
+        }),
+    );
+    no_runtime(
         "try_join",
         panic_of(|| block_on(try_join([std::future::ready(Ok::<u8, TestError>(1))]))),
     );

@@ -1,4 +1,4 @@
-//! The combinators: join, race, map, batch, as_completed, retry, service, their panics, and fused futures (rules G).
+//! The combinators: join, race, map, batch, as_completed, produce, retry, service, their panics, and fused futures (rules G).
 //!
 //! One test binary per family of rules (a binary links once; each file is a module).
 
@@ -8,6 +8,7 @@ mod futures_fused;
 mod join;
 mod map;
 mod panic;
+mod produce;
 mod race;
 mod retry;
 mod service;

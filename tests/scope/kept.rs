@@ -371,6 +371,18 @@ async fn g5_k3_kept_combinators_panic_and_say_why() {
             |_s| sleep(HOUR),
         ))
         .await,
+        kept_panic(hatchery::produce(
+            0,
+            |_tx: hatchery::SendStream<u8>| async {
+                sleep(HOUR).await;
+                Ok(())
+            },
+            |_items| async {
+                sleep(HOUR).await;
+                Ok::<_, TestError>(())
+            },
+        ))
+        .await,
         kept_panic(async { hatchery::join!(sleep(HOUR), sleep(HOUR)) }).await,
         kept_panic(async { hatchery::try_join!(slow(), slow()) }).await,
         kept_panic(async { hatchery::race!(sleep(HOUR), std::future::pending::<()>()) }).await,
@@ -378,7 +390,7 @@ async fn g5_k3_kept_combinators_panic_and_say_why() {
     for m in &messages {
         assert!(m.contains(why), "{m}");
     }
-    assert_eq!(elapsed(), secs(10));
+    assert_eq!(elapsed(), secs(11));
 }
 
 /// A kept scope future whose enclosing scope is cancelled during its own body's poll (by

@@ -72,7 +72,10 @@
 //!   P shields and `finally`, K kept futures, F foreign droppers, W waits and the `sync`
 //!   primitives, G combinators, R the runtime): the common path through each, run on
 //!   your executor's threads, so that a binding that breaks a family's assumptions
-//!   (wakers, ordering, thread hops) fails it.
+//!   (wakers, ordering, thread hops) fails it;
+//! * **every rule of structured streams**, Y1–Y4 (`produce`): a producer task and its
+//!   consumer hand items, errors and panics across tasks, on your executor's threads,
+//!   and the producer must be stopped and awaited before the call returns.
 //!
 //! The engineering rules (E) are not about a binding: the core's independence, speed
 //! and soundness are checked by hatchery's CI; E5's clear errors appear in the scenarios
