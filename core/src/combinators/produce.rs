@@ -39,8 +39,8 @@ use crate::sync::stream::{memory_stream, ReceiveStream, SendStream};
 ///
 /// # Errors
 ///
-/// [`NurseryError::Failed`] with every error that nobody handled, in the order they
-/// happened: a producer's error that the consumer did not read (it stopped reading
+/// [`NurseryError::Failed`] with every error that nobody handled (the consumer's value,
+/// if it returned one, is dropped), in the order they happened: a producer's error that the consumer did not read (it stopped reading
 /// first), then the consumer's own error, then errors the producer returned after the
 /// consumer had ended (a send in a shield, say, which fails once the consumer is gone).
 /// An error the consumer read from the stream is the consumer's: returned with `?`, it
@@ -290,19 +290,21 @@ impl<E: Send + 'static> Drop for Reading<E> {
 /// returned one; made by [`produce`].
 ///
 /// Each item is `Ok`. If the producer returns `Err(e)`, the stream gives `Err(e)` after
-/// every item sent before, and then ends; if it returns `Ok(())`, the stream ends. An
-/// error read here is the consumer's to handle (`?` returns it from `produce`); one the
-/// consumer never reads is reported by `produce`. Dropping the stream cancels the
-/// producer.
+/// every item sent before, and then ends; if it returns `Ok(())`, the stream ends. It
+/// ends when the producer returns (its own tasks have finished by then), not when its
+/// `SendStream` is dropped. An error read here is the consumer's to handle (`?` returns it from `produce`); one the
+/// consumer never reads is reported by `produce`.
 ///
 /// A producer that panics gives no error item. Its panic goes to the nursery, which
 /// cancels the consumer and resumes the panic once both have stopped; a consumer out of
 /// its reach (shielded, or in a `finally`) sees the stream end once the producer's task
 /// has ended.
 ///
+/// # Cancel safety
+///
 /// Waiting for the next item is a hatchery wait: in a cancelled scope it never
-/// completes. It is cancel safe: an item sent while nobody waits stays in the stream for
-/// the next call.
+/// completes. It is cancel safe: an item (or the error) sent while nobody waits stays in
+/// the stream for the next call. Dropping the stream cancels the producer.
 ///
 /// # Examples
 ///
