@@ -289,6 +289,8 @@
 // layer nursery: `Nursery` for every kind, `start`, subgroups
 // layer combinators: `join`, `race`, `map` and the rest, each written once over every
 //     kind of children
+// layer produce: structured streams, a producer task feeding its consumer (over a
+//     nursery and a memory stream)
 // layer thread: work on threads, calls back, portals
 // layer net: sockets over the runtime's reactor
 // layer signal: Unix signals (over `net`'s sockets)
@@ -311,6 +313,7 @@ pub mod net;
 mod node;
 mod nursery;
 pub mod process;
+mod produce;
 mod reason;
 pub mod rt;
 mod scope;
@@ -327,8 +330,8 @@ mod values;
 
 pub use crate::child::TaskHandle;
 pub use crate::combinators::{
-    as_completed, as_completed_in, batches, join, map, map_stream, produce, race, race_ok, retry,
-    service, settle, try_join, Backoff, HatcherySleeper, Service, ServiceClosed, ServiceReport,
+    as_completed, as_completed_in, batches, join, map, map_stream, race, race_ok, retry, service,
+    settle, try_join, Backoff, HatcherySleeper, Service, ServiceClosed, ServiceReport,
 };
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
 pub use crate::kind::polled::{Polled, PolledLocal};
@@ -336,6 +339,7 @@ pub use crate::kind::Spawned;
 pub use crate::nursery::{
     err_into, nursery, Accepts, BodyOutput, Children, Nursery, Starts, Subgroup, TaskStatus,
 };
+pub use crate::produce::produce;
 pub use crate::reason::CancelReason;
 pub use crate::scope::{
     fail_after, fail_at, finally, finally_with, move_on_after, move_on_at, shield, CancelHandle,
@@ -385,9 +389,10 @@ pub use hatchery_macros::test;
 /// ```
 pub mod futures {
     pub use crate::child::Join;
-    pub use crate::combinators::{AsCompleted, Batches, InputIter, Items, Map, Retry};
+    pub use crate::combinators::{AsCompleted, Batches, InputIter, Map, Retry};
     pub use crate::context::Enter;
     pub use crate::nursery::{ErrInto, NurseryFuture, Start, StartWithHandle, SubgroupWait};
+    pub use crate::produce::Items;
     pub use crate::scope::{Fail, FailScope, Finally, Run, Shield};
     pub use crate::sync::futures::*;
     pub use crate::thread::to_thread::{RunBlocking, RunSync};

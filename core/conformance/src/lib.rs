@@ -428,7 +428,7 @@ macro_rules! __list {
         /// ```
         /// use hatchery_conformance::SCENARIOS;
         ///
-        /// for family in ["C", "N", "S", "H", "D", "P", "K", "F", "W", "G", "V", "R"] {
+        /// for family in ["C", "N", "S", "H", "D", "P", "K", "F", "W", "G", "V", "Y", "R"] {
         ///     assert!(SCENARIOS.iter().any(|s| s.rule.starts_with(family)), "{family}");
         /// }
         /// let n1: Vec<_> = SCENARIOS.iter().filter(|s| s.rule == "N1").map(|s| s.name).collect();

@@ -11,6 +11,7 @@ use std::task::{ready, Context, Poll};
 use futures_core::Stream;
 
 use crate::child::Join;
+use crate::combinators::ops::kept;
 use crate::context as rt;
 use crate::error::NurseryError;
 use crate::nursery::{nursery_at, Nursery};
@@ -40,9 +41,10 @@ use crate::sync::stream::{memory_stream, ReceiveStream, SendStream};
 /// # Errors
 ///
 /// [`NurseryError::Failed`] with every error that nobody handled (the consumer's value,
-/// if it returned one, is dropped), in the order they happened: a producer's error that the consumer did not read (it stopped reading
-/// first), then the consumer's own error, then errors the producer returned after the
-/// consumer had ended (a send in a shield, say, which fails once the consumer is gone).
+/// if it returned one, is dropped), in the order they happened: a producer's error that
+/// the consumer did not read (it stopped reading first), then the consumer's own error,
+/// then errors the producer returned after the consumer had ended (a send in a shield,
+/// say, which fails once the consumer is gone).
 /// An error the consumer read from the stream is the consumer's: returned with `?`, it
 /// comes out once; dropped, it is gone. Being cancelled is not an error: a producer
 /// stopped because the consumer ended reports nothing. Never
@@ -155,7 +157,7 @@ where
             Ok(())
         })
         .await;
-        let late = match super::ops::kept("produce", r) {
+        let late = match kept("produce", r) {
             Ok(()) => Vec::new(),
             Err(e) => e.into_errors(),
         };
@@ -292,8 +294,8 @@ impl<E: Send + 'static> Drop for Reading<E> {
 /// Each item is `Ok`. If the producer returns `Err(e)`, the stream gives `Err(e)` after
 /// every item sent before, and then ends; if it returns `Ok(())`, the stream ends. It
 /// ends when the producer returns (its own tasks have finished by then), not when its
-/// `SendStream` is dropped. An error read here is the consumer's to handle (`?` returns it from `produce`); one the
-/// consumer never reads is reported by `produce`.
+/// `SendStream` is dropped. An error read here is the consumer's to handle (`?` returns it
+/// from `produce`); one the consumer never reads is reported by `produce`.
 ///
 /// A producer that panics gives no error item. Its panic goes to the nursery, which
 /// cancels the consumer and resumes the panic once both have stopped; a consumer out of
