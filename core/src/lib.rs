@@ -335,7 +335,7 @@ pub use crate::combinators::{
 };
 pub use crate::error::{JoinError, NurseryError, SpawnError, StartError};
 pub use crate::kind::polled::{Polled, PolledLocal};
-pub use crate::kind::Spawned;
+pub use crate::kind::{Local, Spawned};
 pub use crate::nursery::{
     err_into, nursery, Accepts, BodyOutput, Children, Nursery, Starts, Subgroup, TaskStatus,
 };

@@ -12,7 +12,7 @@
 // context, and the core imports each from where it is defined.
 pub use crate::context::{current_runtime as current, enter, enter_root, is_entered, Enter};
 pub use crate::seam::{
-    AsSocket, BorrowedSocket, FileSystem, FsDone, FsFile, FsKind, FsOpen, FsWork, Interest,
-    NetDatagram, NetListener, NetStream, Network, OwnedSocket, Reactor, Readiness, Registration,
-    Runtime, Sleep, Task,
+    enter_local, AsSocket, BorrowedSocket, FileSystem, FsDone, FsFile, FsKind, FsOpen, FsWork,
+    Interest, LocalEntered, LocalRuntime, LocalTask, NetDatagram, NetListener, NetStream, Network,
+    OwnedSocket, Reactor, Readiness, Registration, Runtime, Sleep, Task,
 };

@@ -83,6 +83,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Wake, Waker};
@@ -91,7 +92,7 @@ use std::time::{Duration, Instant};
 use pin_project_lite::pin_project;
 
 use crate::context::{self, Enter};
-use crate::seam::{self, Busy, Runtime, Sleep, Task};
+use crate::seam::{self, Busy, LocalRuntime, LocalTask, Runtime, Sleep, Task};
 
 /// The clock and task bookkeeping shared by everything inside one [`virtual_time`] (or
 /// [`tracked`]) run.
@@ -446,6 +447,22 @@ impl Wake for TaskWaker {
     }
 }
 
+/// A run's view of the thread's local runtime: its tasks counted by the run's clock, as
+/// [`TrackedRuntime`] counts those of the runtime.
+struct TrackedLocal {
+    clock: Arc<Clock>,
+    base: Arc<dyn Runtime>,
+    local: Rc<dyn LocalRuntime>,
+}
+
+impl LocalRuntime for TrackedLocal {
+    fn spawn_local(&self, task: LocalTask) {
+        self.clock.busy();
+        let tracked = Tracked::new(self.clock.clone(), self.base.clone(), task);
+        self.local.spawn_local(LocalTask::from_future(tracked));
+    }
+}
+
 pin_project! {
     /// A task (or the root future) whose busy/blocked state the clock tracks.
     struct Tracked<F> {
@@ -750,6 +767,21 @@ pin_project! {
         backend: Option<&'static str>,
         deadlock_timeout: Option<Duration>,
         watch: Option<Watch>,
+        // The thread and depth of the run's view of the thread's local runtime, if it has
+        // one (`TrackedLocal`): uninstalled when the run goes.
+        local: Option<(usize, usize)>,
+    }
+
+    impl<F> PinnedDrop for TestRun<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            this.root.set(None);
+            if let Some((thread, depth)) = this.local.take() {
+                if thread == context::thread_key() {
+                    seam::pop_local(depth);
+                }
+            }
+        }
     }
 }
 
@@ -841,6 +873,7 @@ impl<F: Future> TestRun<F> {
             backend: None,
             deadlock_timeout: Some(DEADLOCK_TIMEOUT),
             watch: None,
+            local: None,
         }
     }
 
@@ -953,6 +986,14 @@ impl<F: Future> Future for TestRun<F> {
             }
             let base = clock.base.clone();
             let runtime = clock.runtime(base.clone());
+            if let Some(local) = seam::try_local() {
+                let tracked = Rc::new(TrackedLocal {
+                    clock: clock.clone(),
+                    base: base.clone(),
+                    local,
+                });
+                *this.local = Some((context::thread_key(), seam::push_local(tracked)));
+            }
             this.root.set(Some(Tracked::new(
                 clock,
                 base,

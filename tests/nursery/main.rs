@@ -9,6 +9,7 @@ mod errors;
 mod foreign_drop;
 mod kinds;
 mod large_futures;
+mod local;
 mod panic;
 mod polled;
 mod polled_tuple;

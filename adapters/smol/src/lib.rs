@@ -26,12 +26,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::{Rc, Weak as RcWeak};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use async_executor::Executor;
+use async_executor::{Executor, LocalExecutor};
 use async_io::Timer;
 use event_listener::Event;
 use hatchery::from_thread::PortalRuntime;
@@ -207,6 +208,91 @@ pub fn run<F: Future>(fut: F) -> F::Output {
 /// ```
 pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
     run_with_threads(1, fut)
+}
+
+/// Like [`run_current_thread`], with a smol `LocalExecutor` on the calling thread as its
+/// local runtime: the children of a [`Local`](hatchery::Local) nursery are its tasks,
+/// and need not be `Send`. For a `LocalExecutor` you run yourself, install a
+/// [`SmolLocal`] with [`hatchery::rt::enter_local`].
+///
+/// # Panics
+///
+/// As [`run_current_thread`].
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use hatchery::{Local, Nursery};
+///
+/// let seen = Rc::new(RefCell::new(Vec::new())); // per-thread state, no lock
+/// let s = seen.clone();
+/// hatchery_smol::run_local(Local::nursery(|n: Nursery<std::io::Error, Local>| async move {
+///     for i in 0..3 {
+///         let s = s.clone();
+///         n.spawn(async move { s.borrow_mut().push(i); Ok(()) });
+///     }
+///     Ok(())
+/// }))
+/// .unwrap();
+/// assert_eq!(seen.borrow().len(), 3);
+/// ```
+pub fn run_local<F: Future>(fut: F) -> F::Output {
+    let executor = Arc::new(Executor::new());
+    let local = Rc::new(LocalExecutor::new());
+    let entered = hatchery::rt::enter_local(Rc::new(SmolLocal::new(&local)));
+    let runtime = Arc::new(SmolRuntime::new(&executor));
+    let root = hatchery::rt::enter_root(runtime, fut);
+    let out = async_io::block_on(executor.run(local.run(root)));
+    drop((local, entered));
+    out
+}
+
+/// The local face of smol ([`hatchery::rt::LocalRuntime`]): spawns a
+/// [`Local`](hatchery::Local) nursery's children on a `LocalExecutor`. [`run_local`]
+/// installs one; install it yourself for a `LocalExecutor` you run.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use hatchery::{Local, Nursery};
+/// use hatchery_smol::SmolLocal;
+///
+/// let local = Rc::new(async_executor::LocalExecutor::new());
+/// let _entered = hatchery::rt::enter_local(Rc::new(SmolLocal::new(&local)));
+/// let text = Rc::new("not Send".to_string());
+/// let len = hatchery_smol::run_current_thread(local.run(Local::nursery(
+///     |n: Nursery<(), Local>| async move {
+///         let t = text.clone();
+///         Ok(n.spawn(async move { Ok(t.len()) }).join().await.unwrap())
+///     },
+/// )));
+/// assert_eq!(len, Ok(8));
+/// ```
+#[derive(Debug)]
+pub struct SmolLocal {
+    executor: RcWeak<LocalExecutor<'static>>,
+}
+
+impl SmolLocal {
+    /// The local face of `executor`, which must be run on this thread
+    /// (`executor.run(..)`) while its tasks are to make progress. It holds the executor
+    /// weakly: once the executor is gone, a spawn drops the task (a cancelled child).
+    pub fn new(executor: &Rc<LocalExecutor<'static>>) -> SmolLocal {
+        SmolLocal {
+            executor: Rc::downgrade(executor),
+        }
+    }
+}
+
+impl hatchery::rt::LocalRuntime for SmolLocal {
+    fn spawn_local(&self, task: hatchery::rt::LocalTask) {
+        if let Some(executor) = self.executor.upgrade() {
+            executor.spawn(task).detach();
+        }
+    }
 }
 
 /// Like [`run`], with `threads` executor threads in all (the calling thread counts as

@@ -1,7 +1,9 @@
 //! Runs [hatchery] structured concurrency on the [tokio] runtime.
 //!
 //! Call [`run`] from `main` to build a multi-threaded runtime and run your root future in
-//! it; [`run_current_thread`] uses a single-threaded runtime instead. In an application
+//! it; [`run_current_thread`] uses a single-threaded runtime instead, and [`run_local`]
+//! one with a `LocalSet`, for [`Local`](hatchery::Local) children that need not be
+//! `Send`. In an application
 //! that already runs tokio (`#[tokio::main]`), wrap the root future once with [`enter`].
 //!
 //! ```
@@ -290,6 +292,82 @@ pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
     let mut builder = tokio::runtime::Builder::new_current_thread();
     builder.enable_all();
     run_with(builder, fut)
+}
+
+/// Like [`run_current_thread`], with a tokio `LocalSet` on the calling thread as its
+/// local runtime: the children of a [`Local`](hatchery::Local) nursery are its tasks,
+/// and need not be `Send`. For a `LocalSet` you run yourself, install [`TokioLocal`]
+/// with [`hatchery::rt::enter_local`].
+///
+/// # Panics
+///
+/// As [`run`].
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use hatchery::{Local, Nursery};
+///
+/// let hits = Rc::new(Cell::new(0)); // per-thread state, no lock
+/// let h = hits.clone();
+/// hatchery_tokio::run_local(Local::nursery(|n: Nursery<std::io::Error, Local>| async move {
+///     for _ in 0..3 {
+///         let h = h.clone();
+///         n.spawn(async move { h.set(h.get() + 1); Ok(()) });
+///     }
+///     Ok(())
+/// }))
+/// .unwrap();
+/// assert_eq!(hits.get(), 3);
+/// ```
+pub fn run_local<F: Future>(fut: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("hatchery_tokio: cannot build a tokio runtime: {e}"));
+    let runtime = Arc::new(TokioRuntime::new(rt.handle().clone()));
+    let local = tokio::task::LocalSet::new();
+    let entered = hatchery::rt::enter_local(std::rc::Rc::new(TokioLocal));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        local.block_on(&rt, hatchery::rt::enter_root(runtime, fut))
+    }));
+    // As `run_with`: what is left is dropped, not waited for.
+    drop((local, entered));
+    rt.shutdown_background();
+    out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// The local face of tokio ([`hatchery::rt::LocalRuntime`]): spawns a
+/// [`Local`](hatchery::Local) nursery's children with `tokio::task::spawn_local`, on the
+/// `LocalSet` that runs the spawning code. [`run_local`] installs it; install it yourself
+/// for a `LocalSet` you run.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use hatchery::{Local, Nursery};
+/// use hatchery_tokio::TokioLocal;
+///
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// let local = tokio::task::LocalSet::new();
+/// let _entered = hatchery::rt::enter_local(Rc::new(TokioLocal));
+/// let text = Rc::new("not Send".to_string());
+/// let len = local.block_on(&rt, hatchery_tokio::enter(Local::nursery(|n: Nursery<(), Local>| async move {
+///     let t = text.clone();
+///     Ok(n.spawn(async move { Ok(t.len()) }).join().await.unwrap())
+/// })));
+/// assert_eq!(len, Ok(8));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioLocal;
+
+impl hatchery::rt::LocalRuntime for TokioLocal {
+    fn spawn_local(&self, task: hatchery::rt::LocalTask) {
+        drop(tokio::task::spawn_local(task));
+    }
 }
 
 /// Like [`run`], on a runtime built from your own tokio `builder` (remember

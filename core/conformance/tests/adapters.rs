@@ -18,6 +18,16 @@ mod sim {
     hatchery_conformance::tests!(hatchery_sim::run, without_threads);
 }
 
+/// tokio's current-thread runtime with a `LocalSet` as its local runtime.
+mod tokio_local {
+    hatchery_conformance::tests!(hatchery_tokio::run_local);
+}
+
+/// smol with a `LocalExecutor` as its local runtime.
+mod smol_local {
+    hatchery_conformance::tests!(hatchery_smol::run_local);
+}
+
 /// Every scenario the simulator can run, under several seeds (other interleavings of the
 /// same program), each twice: the same seed gives the same trace.
 #[test]

@@ -94,7 +94,7 @@ use crate::error::JoinError;
 use crate::group::{Ready, Who, UNPLACED};
 use crate::node::sync::{AtomicBool, AtomicU32, Ordering};
 use crate::node::{Detail, KeepBits, Kind, Labelled, MovableLink, Node, Reason, Tag};
-use crate::seam::{Handoff, Keep, Lend, RawTask, Run, Runtime, Task};
+use crate::seam::{Handoff, Keep, Lend, LocalRuntime, LocalTask, RawTask, Run, Runtime, Task};
 use crate::timer::runtime_id;
 
 pub(super) use self::slot_sync::ValueCell;
@@ -466,6 +466,23 @@ fn spawn_as<B: Body, S: Sched + Default>(
     // `spawn_with` keeps the handle before the executor's `spawn` returns, on this thread.
     let kept = cell.keep_bits().is_kept();
     (PartRef::of(cell), kept)
+}
+
+/// A child that is a task of this thread's local executor, `local` (it need not be
+/// `Send`): its cell under `parent` (as [`spawn`] allocates it), whose owner goes to the
+/// executor as a [`LocalTask`], polled and dropped on this thread only. It keeps no
+/// executor handle.
+#[inline]
+pub(crate) fn spawn_local<B: Body>(
+    local: &dyn LocalRuntime,
+    parent: &Arc<Node>,
+    body: B,
+    state: B::State,
+    built: Option<impl FnOnce(Arc<Node>)>,
+) -> PartRef<B::Part> {
+    let cell = alloc(parent, body, NoKeep, state, built);
+    local.spawn_local(LocalTask::raw(owner(cell.clone())));
+    PartRef::of(cell)
 }
 
 /// A child of a group that polls it itself ([`Queued`] in `ready`, its group's queue):

@@ -51,7 +51,7 @@ use crate::diagnostics;
 use crate::error::JoinError;
 use crate::group::{drop_caught, Exit, Group};
 use crate::node::{MovableLink, Node};
-use crate::seam::Runtime;
+use crate::seam::{LocalRuntime, Runtime};
 use crate::timer::TimerSlot;
 use crate::trace;
 use crate::values::{self, WithContext};
@@ -327,6 +327,34 @@ where
     } else {
         let (body, state) = parts::<_, _, _, _, Shown>(group, Some(fut), route, label);
         cell::spawn(rt, node, body, state, built)
+    })
+}
+
+/// Spawns `fut` as a task of `local`, this thread's local executor (as [`spawn`] does on
+/// the runtime), which need not be `Send`: it is polled and dropped on this thread only.
+#[inline]
+pub(crate) fn spawn_local<F, T, E, R>(
+    local: &dyn LocalRuntime,
+    group: &Arc<Group<E>>,
+    node: &Arc<Node>,
+    fut: F,
+    route: R,
+    label: Label,
+    built: Option<impl FnOnce(Arc<Node>)>,
+) -> PartRef<Output<T>>
+where
+    F: Future<Output = Result<T, E>> + 'static,
+    T: 'static,
+    E: 'static,
+    R: RouteSlot<E>,
+{
+    inheriting!(fut => if apart(&fut) {
+        let (body, state) =
+            parts::<_, _, _, _, Shown>(group, Apart(Some(Box::pin(Some(fut)))), route, label);
+        cell::spawn_local(local, node, body, state, built)
+    } else {
+        let (body, state) = parts::<_, _, _, _, Shown>(group, Some(fut), route, label);
+        cell::spawn_local(local, node, body, state, built)
     })
 }
 

@@ -15,6 +15,7 @@
 //! fixed set, which records and decides through the group's functions.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::diagnostics::{self, Held, HolderKind};
 use crate::error::NurseryError;
 use crate::group::{decide, poll_body, Body, Exit, Group, Phase, Ready, Seen};
 use crate::node::{Node, Reason};
+use crate::seam::current_local;
 use crate::trace;
 
 pub(crate) mod fixed;
@@ -81,6 +83,53 @@ pub struct Spawned;
 impl Kind for Spawned {
     // After a drop from outside, children may still run (and link in their first poll):
     // the node stays cancelled for them.
+    const FINISH_WHEN_DROPPED: bool = false;
+}
+
+/// The children of a nursery opened with [`Local::nursery`]: tasks of the thread's local
+/// executor (tokio's `LocalSet`, smol's `LocalExecutor`, installed by an adapter's
+/// `run_local` or [`enter_local`](crate::rt::enter_local)), which need not be `Send`
+/// (`Rc`, `RefCell`) and run concurrently on that one thread. Everything else is a
+/// spawning nursery's: the same rules, handles, names, `start`, subgroups and task
+/// tree. Neither the nursery's future nor its handle is `Send`. See
+/// [`Children`](crate::Children).
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use hatchery::{Local, Nursery};
+///
+/// # hatchery_smol::run_local(async {
+/// let log = Rc::new(RefCell::new(Vec::new())); // per-thread state: no lock
+/// Local::nursery(|n: Nursery<std::io::Error, Local>| async move {
+///     for i in 0..3 {
+///         let log = log.clone();
+///         n.spawn(async move {
+///             log.borrow_mut().push(i);
+///             Ok(())
+///         });
+///     }
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Local(PhantomData<*const ()>);
+
+#[allow(private_interfaces)]
+impl Kind for Local {
+    /// No queue: children are tasks. Asked as the group opens, which is where a thread
+    /// without a local runtime is told what to do (a panic), before any child is.
+    fn ready(&self) -> Option<Arc<Ready>> {
+        current_local();
+        None
+    }
+
+    // As for `Spawned`: children run on their own.
     const FINISH_WHEN_DROPPED: bool = false;
 }
 

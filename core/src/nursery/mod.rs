@@ -15,9 +15,10 @@ use crate::child::{self, Label, Named, TaskHandle};
 use crate::error::{NurseryError, SpawnError};
 use crate::group::Group;
 use crate::kind::polled::{Polled, PolledLocal, PolledOf, Rounds};
-use crate::kind::{GroupFuture, Spawned};
+use crate::kind::{GroupFuture, Local, Spawned};
 use crate::node::Reason;
 use crate::reason::{said, CancelReason};
+use crate::seam::current_local;
 use crate::trace;
 
 mod convert;
@@ -181,6 +182,98 @@ impl sealed::Sealed for Spawned {
 impl<E: 'static> sealed::Describe<E> for Spawned {
     fn describe(error: &E) {
         trace::failed(error, false);
+    }
+}
+
+impl<E, F, T> Accepts<F, T, E> for Local
+where
+    F: Future<Output = Result<T, E>> + 'static,
+    T: 'static,
+    E: 'static,
+{
+    #[inline]
+    fn try_spawn(
+        group: &Arc<Group<E>>,
+        fut: F,
+        site: &'static Location<'static>,
+        name: Option<Cow<'static, str>>,
+    ) -> Result<TaskHandle<T>, SpawnError> {
+        // Before the child is counted in: without a local runtime, nothing is spawned.
+        let local = current_local();
+        group.admit()?;
+        let label = label(group, site, name);
+        let built = None::<fn(_)>;
+        let cell = child::spawn_local(&*local, group, &group.node, fut, (), label, built);
+        Ok(TaskHandle::new(cell))
+    }
+}
+
+impl Children for Local {}
+
+impl sealed::Sealed for Local {
+    type Kind = Local;
+
+    fn kind() -> Local {
+        Local::default()
+    }
+}
+
+impl<E: 'static> sealed::Describe<E> for Local {
+    fn describe(error: &E) {
+        trace::failed(error, false);
+    }
+}
+
+impl Local {
+    /// Opens a nursery whose children are tasks of this thread's local executor, runs
+    /// `body` in it, and returns once the body and every child have finished: a
+    /// [`nursery`] whose children need not be `Send` (see the kind's docs).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`nursery`]'s: if an enclosing scope is cancelled, every child is cancelled,
+    /// the nursery waits for all of them, and then this future never completes (the
+    /// cancelled scope returns). Dropping it from outside hatchery (C8) cancels the
+    /// children without waiting for them.
+    ///
+    /// # Panics
+    ///
+    /// When first polled on a thread with no local runtime (run the code inside
+    /// `hatchery_tokio::run_local` or `hatchery_smol::run_local`, or install your own
+    /// local executor with [`enter_local`](crate::rt::enter_local)), or a child is
+    /// spawned where there is none any more; otherwise as [`nursery`].
+    ///
+    /// # Errors
+    ///
+    /// As [`nursery`]: [`NurseryError::Failed`] with every error, in order;
+    /// [`NurseryError::Cancelled`] if [`Nursery::cancel`] ended the body first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use hatchery::Local;
+    ///
+    /// # hatchery_tokio::run_local(async {
+    /// let name = Rc::new(String::from("per-core state"));
+    /// let n = name.clone();
+    /// let len = Local::nursery(|nursery| async move {
+    ///     let h = nursery.spawn(async move { Ok::<_, std::io::Error>(n.len()) });
+    ///     Ok(h.join().await?)
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(len, name.len());
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn nursery<E, T, B, Fut>(body: B) -> NurseryFuture<B, Fut, T, E, Local>
+    where
+        B: FnOnce(Nursery<E, Local>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: 'static,
+    {
+        NurseryFuture::new(trace::Sited::nursery(Location::caller()), body)
     }
 }
 

@@ -15,13 +15,14 @@ use std::task::{Context, Poll};
 use atomic_waker::AtomicWaker;
 use futures_core::TryFuture;
 
-use super::{label, Children, Nursery, Polled, PolledLocal, Spawned};
+use super::{label, Children, Local, Nursery, Polled, PolledLocal, Spawned};
 use crate::child::{self, End, Output, PartRef, Route, TaskHandle};
 use crate::context;
 use crate::diagnostics::{Held, HolderKind};
 use crate::error::StartError;
 use crate::group::{Group, Panic};
 use crate::node::{Node, Reason};
+use crate::seam::current_local;
 
 /// The token a task started with [`Nursery::start`] uses to say it is ready.
 ///
@@ -411,6 +412,29 @@ where
             label(group, site, None),
             Some(built),
         )
+    }
+}
+
+#[allow(private_interfaces, private_bounds)]
+impl<Fut, V, T, E> Starts<Fut, V, T, E> for Local
+where
+    Fut: Future<Output = Result<T, E>> + 'static,
+    T: 'static,
+    V: 'static,
+    E: 'static,
+{
+    fn launch(
+        group: &Arc<Group<E>>,
+        caller: &Arc<Node>,
+        fut: Fut,
+        route: Arc<StartShared<V, E>>,
+        site: &'static Location<'static>,
+        built: impl FnOnce(Arc<Node>),
+    ) -> PartRef<Output<T>> {
+        let route: Arc<dyn Route<E>> = route;
+        let label = label(group, site, None);
+        let local = current_local();
+        child::spawn_local(&*local, group, caller, fut, Some(route), label, Some(built))
     }
 }
 

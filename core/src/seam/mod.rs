@@ -5,12 +5,15 @@
 
 mod blocking;
 mod files;
+mod local;
 mod network;
 mod reactor;
 mod runtime;
 
 pub(crate) use self::blocking::{BlockingClock, Busy, OnBlockingThread};
 pub use self::files::{FileSystem, FsDone, FsFile, FsKind, FsOpen, FsWork};
+pub(crate) use self::local::{current_local, pop_local, push_local, try_local};
+pub use self::local::{enter_local, LocalEntered, LocalRuntime, LocalTask};
 pub use self::network::{NetDatagram, NetListener, NetStream, Network};
 pub use self::reactor::{
     AsSocket, BorrowedSocket, Interest, OwnedSocket, Reactor, Readiness, Registration,
