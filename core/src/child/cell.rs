@@ -4,12 +4,14 @@
 //! its run state (its future, then nothing), which only its owner reaches.
 //!
 //! The owner is the one [`RawTask`] made for the allocation: a spawned child's is held by
-//! the executor, a polled child's by its group, which polls it in its own task; either
+//! the executor (a local child's by the thread's local executor, in a `LocalTask`), a
+//! polled child's by its group, which polls it in its own task; either
 //! way the driver (`child::run`) polls and ends the child, and the kinds differ only in
 //! who holds the `RawTask` and in what `S` keeps (the executor's handle to the task,
 //! [`KeepSlot`]; or where to queue the child when it is woken, [`Queued`]). This is
 //! async-task's shape: one raw task behind `spawn`, `spawn_local` and `spawn_unchecked`,
-//! the bounds on the future a matter of the constructor ([`spawn`], [`polled`]).
+//! the bounds on the future a matter of the constructor ([`spawn`], [`spawn_local`],
+//! [`polled`]).
 //!
 //! # Why this is sound
 //!
@@ -46,7 +48,9 @@
 //!   handle, which is `Send` when `T` is: `PartRef`), the label, `S` (atomics, a keep
 //!   slot written once) and the node; the run state only through the owner, whose
 //!   `RawTask` moves between threads only when the constructor allowed it: [`spawn`]
-//!   takes `Send` futures and values, [`polled`] hands its `RawTask` to a group whose
+//!   takes `Send` futures and values, [`spawn_local`] hands its `RawTask` to the local
+//!   executor inside a `LocalTask`, which is not `Send` (so polled and dropped on the
+//!   thread that spawned it), [`polled`] hands its `RawTask` to a group whose
 //!   future is `Send` only when its kind of children is (`kind::polled`). The last
 //!   reference may free the allocation on any thread: by then no future or value is left
 //!   in it (previous points).
