@@ -115,6 +115,15 @@ impl Args {
     }
 }
 
+/// Runs `fut` on the local runtime of `backend` (`tokio` or `tokio-current`: a tokio
+/// `LocalSet`; else a smol `LocalExecutor`), on the calling thread: for `Local` children.
+pub fn run_local<F: Future>(backend: &str, fut: F) -> F::Output {
+    match backend {
+        "tokio" | "tokio-current" => hatchery_tokio::run_local(fut),
+        _ => hatchery_smol::run_local(fut),
+    }
+}
+
 /// What the command line may hold.
 fn usage(options: &[&'static str]) -> String {
     let own: String = options.iter().map(|o| format!(" [{o} VALUE]")).collect();

@@ -72,6 +72,8 @@ use syn::{Error, ItemFn, Meta, Token};
 /// | `name::tokio_current` | `hatchery_tokio::run_current_thread` |
 /// | `name::tokio_multi` | `hatchery_tokio::run` (multi-thread) |
 /// | `name::smol` | `hatchery_smol::run` (one thread per core) |
+/// | `name::tokio_local` | `hatchery_tokio::run_local` (a `LocalSet`: for `Local` children; with `backends(..)` only) |
+/// | `name::smol_local` | `hatchery_smol::run_local` (a `LocalExecutor`: for `Local` children; with `backends(..)` only) |
 /// | `name::mine` | `path::to::run`, given as `backends(mine = path::to::run)` |
 /// | `name::sim` | `hatchery_sim::check_seeds`: the simulator, once per seed (with `sim` or `backends(.., sim)`) |
 ///
@@ -111,7 +113,8 @@ use syn::{Error, ItemFn, Meta, Token};
 ///   simulated clock would pass 60 s (`ms`, `s`, `m`, `h`; a bare number is seconds). The
 ///   same body still runs on the other backends; without a time option, it runs on the
 ///   simulator's own clock, which is always virtual;
-/// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`, `sim` (with 100
+/// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`, `tokio_local`,
+///   `smol_local` (the local runtimes, for `Local` children), `sim` (with 100
 ///   seeds, or those of `sim(seeds = N)`), and backends of your own, written
 ///   `name = path::to::run`: a test `name::<name>` that calls your `run` (any
 ///   `fn run<F: Future>(fut: F) -> F::Output`, a third-party runtime's, say), as the
@@ -147,7 +150,14 @@ enum Time {
 const BACKENDS: [&str; 3] = ["tokio_current", "tokio_multi", "smol"];
 
 /// The built-in backends that `backends(..)` may list.
-const BUILT_IN: [&str; 4] = ["tokio_current", "tokio_multi", "smol", "sim"];
+const BUILT_IN: [&str; 6] = [
+    "tokio_current",
+    "tokio_multi",
+    "smol",
+    "sim",
+    "tokio_local",
+    "smol_local",
+];
 
 /// How many seeds the simulator runs a test under, unless `sim(seeds = N)` says.
 const DEFAULT_SEEDS: u64 = 100;
@@ -211,7 +221,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                                 return Err(Error::new(
                                     path.span(),
                                     format!(
-                                        "unknown backend `{}`; expected `tokio_current`, `tokio_multi`, `smol` or `sim`, or a backend of your own: `name = path::to::run`",
+                                        "unknown backend `{}`; expected `tokio_current`, `tokio_multi`, `smol`, `sim`, `tokio_local` or `smol_local`, or a backend of your own: `name = path::to::run`",
                                         quote!(#path).to_string().replace(' ', "")
                                     ),
                                 ));
@@ -378,6 +388,8 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 let run = match *b {
                     "tokio_current" => quote!(::hatchery_tokio::run_current_thread),
                     "tokio_multi" => quote!(::hatchery_tokio::run),
+                    "tokio_local" => quote!(::hatchery_tokio::run_local),
+                    "smol_local" => quote!(::hatchery_smol::run_local),
                     "sim" => quote!(::hatchery_sim::run),
                     _ => quote!(::hatchery_smol::run),
                 };
@@ -632,7 +644,7 @@ fn manifest_features(manifest: &str) -> Vec<String> {
 
 /// A backend a test runs on.
 enum Backend {
-    /// `tokio_current`, `tokio_multi`, `smol` or `sim`.
+    /// `tokio_current`, `tokio_multi`, `smol`, `sim`, `tokio_local` or `smol_local`.
     BuiltIn(&'static str),
     /// `name = path::to::run`: a `run` function of the test crate's own.
     Custom(syn::Ident, syn::Path),
