@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::thread::JoinHandle;
 
-use async_executor::Executor;
+use std::rc::Rc;
+
+use async_executor::{Executor, LocalExecutor};
 use hatchery_tokio::TokioRuntime;
 
 /// One executor setup. Both sides of every comparison run on the same instance.
@@ -81,6 +83,58 @@ impl Backend {
             Kind::Smol(pool) => {
                 let task = pool.executor.spawn(smol(pool.executor.clone()));
                 pool.block_on(task)
+            }
+        }
+    }
+}
+
+impl Backend {
+    /// Runs a raw workload in a local task of this backend's thread (tokio: a task of a
+    /// `LocalSet`, smol: of a `LocalExecutor` run beside the executor), as [`raw`](Backend::raw).
+    pub(crate) fn local_raw<T, S, FT, FS, O>(&self, tokio: T, smol: S) -> O
+    where
+        T: FnOnce() -> FT,
+        S: FnOnce(Rc<LocalExecutor<'static>>) -> FS,
+        FT: Future<Output = O> + 'static,
+        FS: Future<Output = O> + 'static,
+        O: 'static,
+    {
+        match &self.kind {
+            Kind::Tokio(rt) => {
+                let local = tokio::task::LocalSet::new();
+                let task = local.spawn_local(tokio());
+                local.block_on(rt, task).expect("the benchmark task failed")
+            }
+            Kind::Smol(pool) => {
+                let ex = Rc::new(LocalExecutor::new());
+                let task = ex.spawn(smol(ex.clone()));
+                pool.block_on(ex.run(task))
+            }
+        }
+    }
+
+    /// Runs `fut` as a hatchery root in a local task of this backend's thread, with that
+    /// local executor bound as the thread's local runtime (`Local` children are its
+    /// tasks), as [`hatchery`](Backend::hatchery).
+    pub(crate) fn local_hatchery<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        match &self.kind {
+            Kind::Tokio(rt) => {
+                let runtime = Arc::new(TokioRuntime::new(rt.handle().clone()));
+                let local = tokio::task::LocalSet::new();
+                let _local = hatchery::rt::enter_local(Rc::new(hatchery_tokio::TokioLocal));
+                let task = local.spawn_local(hatchery::rt::enter(runtime, fut));
+                local.block_on(rt, task).expect("the benchmark task failed")
+            }
+            Kind::Smol(pool) => {
+                let ex = Rc::new(LocalExecutor::new());
+                let local = Rc::new(hatchery_smol::SmolLocal::new(&ex));
+                let _local = hatchery::rt::enter_local(local);
+                let task = ex.spawn(hatchery_smol::enter(&pool.executor, fut));
+                pool.block_on(ex.run(task))
             }
         }
     }

@@ -60,6 +60,13 @@ impl Target {
             },
             "memory_sleep" => Target::Over(192.0),
             "memory_pending" => Target::Over(128.0),
+            // Local children against the local executor's own `spawn_local`: judged
+            // against the raw side, with the room of a child parked in a sleep.
+            "local_spawn_join" | "local_cancel_parked" => Target::Ratio {
+                reference: false,
+                max: 1.25,
+            },
+            "local_memory_pending" => Target::Over(192.0),
             // Against tokio's fair semaphore; a call back from a thread against the same
             // hand-off to the task done by hand (the raw side, `block_on`, polls on the
             // thread itself, outside any task).

@@ -78,7 +78,9 @@ usage: hatchery-benches [--quick] [--procs P] [--reps N] [--side S] [--out PATH]
   FILTER      run only the cells whose `workload/backend` contains FILTER
 
 workloads: spawn_join, spawn_join_ctx (the same under a context value, which each
-           child inherits), spawn_join_1k (children whose futures hold 1 KiB, which
+           child inherits), local_spawn_join, local_cancel_parked,
+           local_memory_pending (Local children against the local executor's own
+           spawn_local, on tokio-ct and smol-ct), spawn_join_1k (children whose futures hold 1 KiB, which
            hatchery boxes), spawn_handles, cancel_parked, spawn_parked (the children of
            cancel_parked, spawned until all are parked), memory_pending, memory_sleep,
            move_on_after, yield (the floor under move_on_after: bare yields),
@@ -104,6 +106,9 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "spawn_join",
     "spawn_join_ctx",
     "spawn_join_1k",
+    "local_spawn_join",
+    "local_cancel_parked",
+    "local_memory_pending",
     "spawn_handles",
     "cancel_parked",
     "spawn_parked",
@@ -537,6 +542,69 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
         let workload = format!("spawn_join_ctx {}", count(n));
         let row = time_row_ref(cfg, &workload, b, n, || raw(false), || raw(true), hatchery);
         rows.push(row);
+        report(rows);
+    }
+
+    // Local children, on the single-threaded backends: `Local::nursery` on the thread's
+    // local executor against its own `spawn_local` (tokio's `LocalSet`, smol's
+    // `LocalExecutor`).
+    let local = name.ends_with("-ct");
+    if local && cfg.wants("local_spawn_join", name) {
+        let raw = |ballast| {
+            b.local_raw(
+                || work::tokio_local_spawn_join(n, ballast),
+                |ex| async move { work::smol_local_spawn_join(&ex, n, ballast).await },
+            )
+        };
+        let hatchery = || b.local_hatchery(work::hatchery_local_spawn_join(n));
+        let workload = format!("local_spawn_join {}", count(n));
+        let row = time_row_ref(cfg, &workload, b, n, || raw(false), || raw(true), hatchery);
+        rows.push(row);
+        report(rows);
+    }
+    let local_parked = |ballast, bytes| {
+        b.local_raw(
+            || work::tokio_local_parked(n, ballast, bytes),
+            |ex| async move { work::smol_local_parked(&ex, n, ballast, bytes).await },
+        )
+    };
+    if local && cfg.wants("local_cancel_parked", name) {
+        let workload = format!("local_cancel_parked {} pending()", count(n));
+        let bytes = work::Count::Bytes;
+        let mut raw = || local_parked(false, bytes).cancel;
+        let mut reference = || local_parked(true, bytes).cancel;
+        let mut hatchery = || {
+            b.local_hatchery(work::hatchery_local_parked(n, bytes))
+                .cancel
+        };
+        let row = time_row_ref(
+            cfg,
+            &workload,
+            b,
+            n,
+            &mut raw,
+            &mut reference,
+            &mut hatchery,
+        );
+        rows.push(row);
+        report(rows);
+    }
+    if local && cfg.wants("local_memory_pending", name) {
+        let bytes = |p: work::Parked| Value::Bytes {
+            alloc: p.bytes_per_child,
+            rss: p.rss_per_child,
+        };
+        let s = cfg.sides;
+        let count_bytes = work::Count::Bytes;
+        rows.push(Row {
+            workload: format!("local_memory_pending {}", count(n)),
+            backend: name,
+            raw: s.raw.then(|| bytes(local_parked(false, count_bytes))),
+            reference: None,
+            hatchery: s
+                .hatchery
+                .then(|| bytes(b.local_hatchery(work::hatchery_local_parked(n, count_bytes)))),
+        });
         report(rows);
     }
 

@@ -714,3 +714,150 @@ pub(crate) async fn smol_yields_in_timeout(iters: usize) -> Duration {
     out.expect("timed out");
     start.elapsed()
 }
+
+/// `n` children of a [`Local`](hatchery::Local) nursery, spawned and joined (their
+/// handles dropped), on the thread's local executor.
+pub(crate) async fn hatchery_local_spawn_join(n: usize) -> Duration {
+    let start = Instant::now();
+    hatchery::Local::nursery(|nursery: Nursery<Infallible, hatchery::Local>| async move {
+        for _ in 0..n {
+            drop(nursery.spawn(async { Ok(()) }));
+        }
+        Ok(())
+    })
+    .await
+    .expect("nursery failed");
+    start.elapsed()
+}
+
+/// `n` tasks spawned with `tokio::task::spawn_local` on the running `LocalSet` and
+/// joined; with `ballast`, each carries a [`Ballast`] (the reference row).
+pub(crate) async fn tokio_local_spawn_join(n: usize, ballast: bool) -> Duration {
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for _ in 0..n {
+        if ballast {
+            set.spawn_local(carry());
+        } else {
+            set.spawn_local(async {});
+        }
+    }
+    while let Some(res) = set.join_next().await {
+        res.expect("a task failed");
+    }
+    start.elapsed()
+}
+
+/// `n` tasks of a smol `LocalExecutor`, spawned and awaited.
+pub(crate) async fn smol_local_spawn_join(
+    ex: &async_executor::LocalExecutor<'static>,
+    n: usize,
+    ballast: bool,
+) -> Duration {
+    let start = Instant::now();
+    let tasks: Vec<Task<()>> = (0..n)
+        .map(|_| match ballast {
+            true => ex.spawn(carry()),
+            false => ex.spawn(async {}),
+        })
+        .collect();
+    for t in tasks {
+        t.await;
+    }
+    start.elapsed()
+}
+
+/// `n` children of a [`Local`](hatchery::Local) nursery parked in `pending()`, then
+/// cancelled (as [`hatchery_parked`]).
+pub(crate) async fn hatchery_local_parked(n: usize, count: Count) -> Parked {
+    let park = Park::new();
+    park.start(count);
+    let p = park.clone();
+    let (measured, spawn, start) =
+        hatchery::Local::nursery(|nursery: Nursery<Infallible, hatchery::Local>| async move {
+            let spawning = Instant::now();
+            for _ in 0..n {
+                drop(nursery.spawn(p.child::<Result<(), Infallible>, _>(std::future::pending)));
+            }
+            p.all_polled(n).await;
+            let spawn = spawning.elapsed();
+            let measured = p.measure(n, count);
+            let start = Instant::now();
+            nursery.cancel();
+            Ok((measured, spawn, start))
+        })
+        .await
+        .expect("nursery failed");
+    let cancel = start.elapsed();
+    assert_eq!(park.live.load(Ordering::Acquire), 0, "children left alive");
+    Parked {
+        bytes_per_child: measured.0,
+        rss_per_child: measured.1,
+        spawn,
+        cancel,
+    }
+}
+
+/// `n` tasks of the running `LocalSet` parked in `pending()`, cancelled with
+/// `JoinSet::shutdown` (as [`tokio_parked`]).
+pub(crate) async fn tokio_local_parked(n: usize, ballast: bool, count: Count) -> Parked {
+    let park = Park::new();
+    park.start(count);
+    let spawning = Instant::now();
+    let mut reach = Reach::new(ballast, n);
+    let mut set = JoinSet::new();
+    for _ in 0..n {
+        match reach.ballast() {
+            Some(b) => set.spawn_local(park.child_with::<(), _>(b, std::future::pending)),
+            None => set.spawn_local(park.child::<(), _>(std::future::pending)),
+        };
+    }
+    park.all_polled(n).await;
+    let spawn = spawning.elapsed();
+    let (bytes_per_child, rss_per_child) = park.measure(n, count);
+    let start = Instant::now();
+    reach.0.into_iter().flatten().for_each(|b| touch(&b));
+    set.shutdown().await;
+    let cancel = start.elapsed();
+    assert_eq!(park.live.load(Ordering::Acquire), 0, "children left alive");
+    Parked {
+        bytes_per_child,
+        rss_per_child,
+        spawn,
+        cancel,
+    }
+}
+
+/// `n` tasks of a smol `LocalExecutor` parked in `pending()`, cancelled by dropping
+/// them (as [`smol_parked`]).
+pub(crate) async fn smol_local_parked(
+    ex: &async_executor::LocalExecutor<'static>,
+    n: usize,
+    ballast: bool,
+    count: Count,
+) -> Parked {
+    let park = Park::new();
+    park.start(count);
+    let spawning = Instant::now();
+    let mut reach = Reach::new(ballast, n);
+    let tasks: Vec<Task<()>> = (0..n)
+        .map(|_| match reach.ballast() {
+            Some(b) => ex.spawn(park.child_with::<(), _>(b, std::future::pending)),
+            None => ex.spawn(park.child::<(), _>(std::future::pending)),
+        })
+        .collect();
+    park.all_polled(n).await;
+    let spawn = spawning.elapsed();
+    let (bytes_per_child, rss_per_child) = park.measure(n, count);
+    let start = Instant::now();
+    reach.0.into_iter().flatten().for_each(|b| touch(&b));
+    drop(tasks);
+    park.all_dropped().await;
+    let cancel = start.elapsed();
+    Parked {
+        bytes_per_child,
+        rss_per_child,
+        spawn,
+        cancel,
+    }
+}
