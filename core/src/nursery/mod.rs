@@ -36,12 +36,13 @@ pub use self::subgroup::{Subgroup, SubgroupWait};
 /// | `C` | opened by | children |
 /// |---|---|---|
 /// | [`Spawned`] (the default) | [`nursery`] | tasks of the executor: `Send + 'static`, run in parallel |
+/// | [`Local`] | [`Local::nursery`] | tasks of the thread's local executor: `'static`, need not be `Send` |
 /// | [`Polled<'env>`](Polled) | [`Polled::nursery`] | futures the nursery polls in its own task: `Send`, may borrow for `'env` |
 /// | [`PolledLocal<'env>`](PolledLocal) | [`PolledLocal::nursery`] | the same, need not be `Send` |
 ///
 /// The rules are the same whatever `C` is (one group, one child cell, one driver run
 /// them); `C` decides only how children are admitted (the bounds of `spawn`, which
-/// differ: [`Accepts`]) and scheduled. Sealed: the three above are all there is. Code
+/// differ: [`Accepts`]) and scheduled. Sealed: the four above are all there is. Code
 /// that works with any nursery is generic over it:
 ///
 /// ```
@@ -92,6 +93,7 @@ pub(crate) mod sealed {
 /// | `Self` | `F` and `T` |
 /// |---|---|
 /// | [`Spawned`] | `Send + 'static` (`E` too) |
+/// | [`Local`] | `'static` (`E` too) |
 /// | [`Polled<'env>`](Polled) | `Send + 'env` |
 /// | [`PolledLocal<'env>`](PolledLocal) | `'env` |
 ///
