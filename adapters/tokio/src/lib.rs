@@ -355,10 +355,14 @@ pub fn run_local<F: Future>(fut: F) -> F::Output {
 /// let local = tokio::task::LocalSet::new();
 /// let _entered = hatchery::rt::enter_local(Rc::new(TokioLocal));
 /// let text = Rc::new("not Send".to_string());
-/// let len = local.block_on(&rt, hatchery_tokio::enter(Local::nursery(|n: Nursery<(), Local>| async move {
-///     let t = text.clone();
-///     Ok(n.spawn(async move { Ok(t.len()) }).join().await.unwrap())
-/// })));
+/// let len = local.block_on(&rt, async {
+///     // `enter` inside the runtime: it binds the tokio runtime it runs on.
+///     let work = Local::nursery(|n: Nursery<(), Local>| async move {
+///         let t = text.clone();
+///         Ok(n.spawn(async move { Ok(t.len()) }).join().await.unwrap())
+///     });
+///     hatchery_tokio::enter(work).await
+/// });
 /// assert_eq!(len, Ok(8));
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
