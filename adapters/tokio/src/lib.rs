@@ -3,7 +3,8 @@
 //! Call [`run`] from `main` to build a multi-threaded runtime and run your root future in
 //! it; [`run_current_thread`] uses a single-threaded runtime instead, and [`run_local`]
 //! one with a `LocalSet`, for [`Local`](hatchery::Local) children that need not be
-//! `Send`. In an application
+//! `Send` (built with `--cfg tokio_unstable`, `run_local_runtime` runs them on tokio's
+//! `LocalRuntime`). In an application
 //! that already runs tokio (`#[tokio::main]`), wrap the root future once with [`enter`].
 //!
 //! ```
@@ -339,10 +340,56 @@ pub fn run_local<F: Future>(fut: F) -> F::Output {
     out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
+/// Like [`run_local`], on tokio's `LocalRuntime` instead of a current-thread runtime with
+/// a `LocalSet`: the children of a [`Local`](hatchery::Local) nursery are tasks of the
+/// runtime itself (`tokio::task::spawn_local` without a `LocalSet`). tokio offers
+/// `LocalRuntime` only when built with `--cfg tokio_unstable`, and so does this function.
+///
+/// # Panics
+///
+/// As [`run`].
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use hatchery::{Local, Nursery};
+///
+/// let seen = Rc::new(RefCell::new(Vec::new())); // per-thread state, no lock
+/// let s = seen.clone();
+/// hatchery_tokio::run_local_runtime(Local::nursery(|n: Nursery<(), Local>| async move {
+///     for i in 0..3 {
+///         let s = s.clone();
+///         n.spawn(async move { s.borrow_mut().push(i); Ok(()) });
+///     }
+///     Ok(())
+/// }))
+/// .unwrap();
+/// assert_eq!(seen.borrow().len(), 3);
+/// ```
+#[cfg(tokio_unstable)]
+pub fn run_local_runtime<F: Future>(fut: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build_local(tokio::runtime::LocalOptions::default())
+        .unwrap_or_else(|e| panic!("hatchery_tokio: cannot build a tokio runtime: {e}"));
+    let runtime = Arc::new(TokioRuntime::new(rt.handle().clone()));
+    let entered = hatchery::rt::enter_local(std::rc::Rc::new(TokioLocal));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(hatchery::rt::enter_root(runtime, fut))
+    }));
+    // As `run_with`: what is left is dropped, not waited for.
+    drop(entered);
+    rt.shutdown_background();
+    out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// The local face of tokio ([`hatchery::rt::LocalRuntime`]): spawns a
 /// [`Local`](hatchery::Local) nursery's children with `tokio::task::spawn_local`, on the
-/// `LocalSet` that runs the spawning code. [`run_local`] installs it; install it yourself
-/// for a `LocalSet` you run.
+/// `LocalSet` that runs the spawning code (or, built with `--cfg tokio_unstable`, the
+/// `LocalRuntime` that does: `run_local_runtime`). [`run_local`] installs it; install it
+/// yourself for a `LocalSet` you run.
 ///
 /// # Examples
 ///

@@ -23,6 +23,12 @@ mod tokio_local {
     hatchery_conformance::tests!(hatchery_tokio::run_local);
 }
 
+/// tokio's `LocalRuntime` (only with `--cfg tokio_unstable`).
+#[cfg(tokio_unstable)]
+mod tokio_local_runtime {
+    hatchery_conformance::tests!(hatchery_tokio::run_local_runtime);
+}
+
 /// smol with a `LocalExecutor` as its local runtime.
 mod smol_local {
     hatchery_conformance::tests!(hatchery_smol::run_local);
