@@ -1,4 +1,4 @@
-//! The combinators: join, race, map, batch, as_completed, produce, retry, service, their panics, and fused futures (rules G).
+//! The combinators: join, race, map, batch, as_completed, produce, retry, service, their local kind, their panics, and fused futures (rules G).
 //!
 //! One test binary per family of rules (a binary links once; each file is a module).
 
@@ -6,6 +6,7 @@ mod as_completed;
 mod batch;
 mod futures_fused;
 mod join;
+mod local;
 mod map;
 mod panic;
 mod produce;

@@ -20,6 +20,7 @@ mod backoff;
 mod batch;
 pub(crate) mod feed;
 mod join;
+mod local;
 mod map;
 pub(crate) mod ops;
 mod polled;
