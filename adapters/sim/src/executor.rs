@@ -22,22 +22,29 @@
 //! 6. A task of a paused host is never drawn: while its host is paused, its entry waits
 //!    in `parked` (woken or spawned then, it goes there), in the order it became ready;
 //!    a resume puts the host's entries back in the ready list, in that order.
-//! 7. A panic of the run (a task's that reached the root, a refusal, a deadlock, the time
+//! 7. A task is a `Send` one ([`Task`], a spawning nursery's child, a host's root) or a
+//!    local one ([`LocalTask`], a `Local` nursery's child): both have a slot, are in the
+//!    ready list and are drawn, crashed, paused and dropped alike. A local task is not
+//!    `Send`, so it cannot sit in the shared state: its slot holds a mark, and the task
+//!    waits in the run's [`SimLocal`], on the simulator's thread, under its id.
+//! 8. A panic of the run (a task's that reached the root, a refusal, a deadlock, the time
 //!    limit) ends the loop with the trace kept so far: [`block_on`] returns it with the
 //!    panic, for the caller to resume or to compare.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use hatchery::rt::{Runtime, Sleep, Task};
+use hatchery::rt::{LocalRuntime, LocalTask, Runtime, Sleep, Task};
 use slab::Slab;
 
 use crate::net::NetState;
@@ -101,12 +108,35 @@ pub(crate) struct State {
 
 struct Slot {
     id: u64,
-    task: Option<Task>,
+    /// Out while the task is polled.
+    job: Option<Job>,
     queued: bool,
     /// Its host, and the host's life it was spawned in (invariant 5).
     host: usize,
     /// The task's waker, made once (a poll clones it).
     waker: Waker,
+}
+
+/// What a slot holds (invariant 7).
+enum Job {
+    Task(Task),
+    /// A local task, in the run's [`SimLocal`] under the slot's id.
+    Local,
+}
+
+/// A task out of its slot, to be polled.
+enum Running {
+    Task(Task),
+    Local(LocalTask),
+}
+
+impl Running {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            Running::Task(task) => Pin::new(task).poll(cx),
+            Running::Local(task) => Pin::new(task).poll(cx),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -298,13 +328,22 @@ test it on tokio or smol";
 
 /// Spawns `task` for the host of the code being run (invariant 5).
 pub(crate) fn spawn(shared: &Arc<Shared>, task: Task) {
-    shared.on_thread("a task was spawned from another thread");
+    let mut task = Some(task);
+    admit(shared, "a task was spawned from another thread", || {
+        Job::Task(task.take().expect("admitted once"))
+    });
+    drop(task); // not admitted: counts as cancelled (invariant 5)
+}
+
+/// Gives a task spawned now a slot, for the host of the code being run, and makes it
+/// ready (invariant 5): its id, or `None` if the run has ended or the host is down (the
+/// caller then drops the task at once: it counts as cancelled).
+fn admit(shared: &Arc<Shared>, what: &'static str, job: impl FnOnce() -> Job) -> Option<u64> {
+    shared.on_thread(what);
     let mut s = shared.lock();
     let host = s.current_host;
     if s.closed || host == DROPPING || !s.net.is_up(host) {
-        drop(s);
-        drop(task); // counts as cancelled (invariant 5)
-        return;
+        return None;
     }
     let id = s.next_id;
     s.next_id += 1;
@@ -312,7 +351,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, task: Task) {
     let key = entry.key();
     entry.insert(Slot {
         id,
-        task: Some(task),
+        job: Some(job()),
         queued: true,
         host,
         waker: Waker::from(Arc::new(TaskWaker {
@@ -327,6 +366,51 @@ pub(crate) fn spawn(shared: &Arc<Shared>, task: Task) {
         false => s.ready.push(ready),
     }
     s.recorder.push(Event::Spawn(id));
+    Some(id)
+}
+
+/// The simulator as hatchery's [`LocalRuntime`], installed on its thread for the whole
+/// run: a `Local` nursery's children are tasks of the simulator like any other, drawn
+/// from the same ready list by the same seed (invariant 7).
+pub(crate) struct SimLocal {
+    shared: Arc<Shared>,
+    /// The local tasks not being polled, by id (invariant 7).
+    tasks: RefCell<BTreeMap<u64, LocalTask>>,
+}
+
+impl SimLocal {
+    /// Takes the local task `id` out of the store: to poll it, or to drop it (outside
+    /// the borrow: its drop may spawn).
+    fn take(&self, id: u64) -> Option<LocalTask> {
+        self.tasks.borrow_mut().remove(&id)
+    }
+
+    /// Drops `slots`, in their order, each with its local task if it has one.
+    fn drop_slots(&self, slots: Vec<Slot>) {
+        for slot in slots {
+            let local = match slot.job {
+                Some(Job::Local) => self.take(slot.id),
+                _ => None,
+            };
+            drop(slot);
+            drop(local);
+        }
+    }
+}
+
+impl LocalRuntime for SimLocal {
+    fn spawn_local(&self, task: LocalTask) {
+        match admit(
+            &self.shared,
+            "a local task was spawned from another thread",
+            || Job::Local,
+        ) {
+            Some(id) => {
+                self.tasks.borrow_mut().insert(id, task);
+            }
+            None => drop(task), // counts as cancelled (invariant 5)
+        }
+    }
 }
 
 /// A timer on the virtual clock, due at `deadline`.
@@ -433,7 +517,7 @@ impl Drop for SimSleep {
 
 /// Drops every task left when the run ends, however it ends, so that the tasks (which
 /// hold the runtime) and the runtime (which holds them) do not keep each other.
-struct Close(Arc<Shared>);
+struct Close(Arc<Shared>, Rc<SimLocal>);
 
 impl Drop for Close {
     fn drop(&mut self) {
@@ -447,10 +531,14 @@ impl Drop for Close {
                 tasks.append(&mut s.doomed);
                 (tasks, std::mem::take(&mut s.timers))
             };
-            if tasks.is_empty() && timers.is_empty() {
+            if tasks.is_empty() && timers.is_empty() && self.1.tasks.borrow().is_empty() {
                 break;
             }
-            drop(tasks);
+            self.1.drop_slots(tasks);
+            // Every local task has a slot; one without would go all the same, so that
+            // nothing of the run outlives it.
+            let orphans = std::mem::take(&mut *self.1.tasks.borrow_mut());
+            drop(orphans);
             drop(timers);
         }
     }
@@ -465,7 +553,7 @@ pub(crate) struct Setup {
     pub(crate) disk: crate::disk::Disk,
 }
 
-/// A run's outcome: its output, or the panic that ended it (invariant 7).
+/// A run's outcome: its output, or the panic that ended it (invariant 8).
 pub(crate) type Outcome<T> = Result<T, Box<dyn Any + Send>>;
 
 /// The message of a refusal (invariant 1).
@@ -508,7 +596,7 @@ const TOKIOS: &str = "hatchery-sim: this panic is tokio's: code under the simula
      which the simulator runs, or test that code on hatchery-tokio";
 
 /// Runs `root` to completion on the simulator, with the schedule drawn from the seed:
-/// its output or its panic, and its trace (invariant 7).
+/// its output or its panic, and its trace (invariant 8).
 ///
 /// The caller has made `root` a hatchery root on the runtime passed to it.
 pub(crate) fn block_on<F: Future>(
@@ -545,11 +633,18 @@ pub(crate) fn block_on<F: Future>(
     });
     let _seeded = Seeded::enter(&shared);
     let runtime: Arc<dyn Runtime> = Arc::new(SimRuntime::new(shared.clone()));
+    // The local face, for every host, the whole run (invariant 7); let go of after the
+    // tasks are dropped.
+    let local = Rc::new(SimLocal {
+        shared: shared.clone(),
+        tasks: RefCell::new(BTreeMap::new()),
+    });
+    let _local = hatchery::rt::enter_local(local.clone());
     let mut root = std::pin::pin!(root(runtime));
     // Dropped before the root, however the run ends: the tasks' drops (in their
     // context) leave the runtime in the thread's context, which the root's `Enter`
     // clears as it goes.
-    let _close = Close(shared.clone());
+    let _close = Close(shared.clone(), local.clone());
     let root_waker = Waker::from(Arc::new(TaskWaker {
         shared: Arc::downgrade(&shared),
         key: usize::MAX,
@@ -568,7 +663,7 @@ pub(crate) fn block_on<F: Future>(
                 let doomed = std::mem::take(&mut s.doomed);
                 s.current_host = DROPPING;
                 drop(s);
-                drop(doomed);
+                local.drop_slots(doomed);
                 shared.lock().current_host = ROOT_HOST;
                 continue;
             }
@@ -652,12 +747,12 @@ pub(crate) fn block_on<F: Future>(
                 Ready::Task { key, id } => match s.tasks.get_mut(key) {
                     Some(slot) if slot.id == id => {
                         slot.queued = false;
-                        let task = slot.task.take().expect("a ready task is in its slot");
+                        let job = slot.job.take().expect("a ready task is in its slot");
                         let waker = slot.waker.clone();
                         let host = slot.host;
                         s.current_host = host;
                         s.recorder.push(Event::Poll(id));
-                        Some((key, id, task, waker))
+                        Some((key, id, job, waker))
                     }
                     _ => continue,
                 },
@@ -671,10 +766,14 @@ pub(crate) fn block_on<F: Future>(
                     break out;
                 }
             }
-            Some((key, id, mut task, waker)) => {
-                let done = Pin::new(&mut task)
-                    .poll(&mut Context::from_waker(&waker))
-                    .is_ready();
+            Some((key, id, job, waker)) => {
+                let mut task = match job {
+                    Job::Task(task) => Running::Task(task),
+                    Job::Local => {
+                        Running::Local(local.take(id).expect("a local task is in the run's store"))
+                    }
+                };
+                let done = task.poll(&mut Context::from_waker(&waker)).is_ready();
                 let mut s = shared.lock();
                 s.current_host = ROOT_HOST;
                 let mine = s.tasks.get(key).is_some_and(|slot| slot.id == id);
@@ -684,7 +783,13 @@ pub(crate) fn block_on<F: Future>(
                     drop(s);
                     drop((task, slot, waker)); // invariant 4
                 } else if mine {
-                    s.tasks[key].task = Some(task);
+                    s.tasks[key].job = Some(match task {
+                        Running::Task(task) => Job::Task(task),
+                        Running::Local(task) => {
+                            local.tasks.borrow_mut().insert(id, task);
+                            Job::Local
+                        }
+                    });
                 } else {
                     // Its host crashed while it ran (invariant 5): it goes now.
                     drop(s);
