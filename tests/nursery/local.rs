@@ -1,6 +1,6 @@
 //! Local children (`Local::nursery`): tasks of the thread's local executor that need not
-//! be `Send`, under the rules of every nursery, on tokio's `LocalSet` and smol's
-//! `LocalExecutor`.
+//! be `Send`, under the rules of every nursery, on tokio's `LocalSet`, smol's
+//! `LocalExecutor`, and the simulator (its own tasks, under 100 seeds).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -14,7 +14,7 @@ use hatchery_tests::{ms, TestError, HOUR};
 /// A local nursery's handle.
 type N = Nursery<TestError, Local>;
 
-#[hatchery::test(virtual_time, backends(tokio_local, smol_local))]
+#[hatchery::test(virtual_time, backends(tokio_local, smol_local, sim))]
 /// N1, N8: children are tasks of the local executor, run concurrently with the body on
 /// its thread; the nursery returns once every one, grandchildren included, is done.
 async fn n1_n8_local_children_are_tasks_and_are_waited_for() {
@@ -45,7 +45,7 @@ async fn n1_n8_local_children_are_tasks_and_are_waited_for() {
     assert_eq!(*log.borrow(), [1, 2, 3, 10, 20, 30]);
 }
 
-#[hatchery::test(virtual_time, backends(tokio_local, smol_local))]
+#[hatchery::test(virtual_time, backends(tokio_local, smol_local, sim))]
 /// N2: the first failure cancels the rest (their shielded cleanup finishes); every
 /// error comes out, in order.
 async fn n2_a_local_failure_cancels_the_rest() {
@@ -75,7 +75,7 @@ trait ThenOk: std::future::Future<Output = ()> + Sized {
 }
 impl<F: std::future::Future<Output = ()>> ThenOk for F {}
 
-#[hatchery::test(virtual_time, backends(tokio_local, smol_local))]
+#[hatchery::test(virtual_time, backends(tokio_local, smol_local, sim))]
 /// N3: a local child's panic is resumed once every child has finished.
 async fn n3_a_local_panic_is_resumed_after_all() {
     let done = Rc::new(Cell::new(false));
@@ -105,7 +105,7 @@ async fn shield_then(done: Rc<Cell<bool>>) -> Result<(), TestError> {
     Ok(())
 }
 
-#[hatchery::test(virtual_time, backends(tokio_local, smol_local))]
+#[hatchery::test(virtual_time, backends(tokio_local, smol_local, sim))]
 /// C2, N6, H5, H6: an enclosing deadline cancels local children; `start` hands a value
 /// back; a handle joins and cancels one child.
 async fn c2_n6_local_start_handles_and_an_enclosing_deadline() {
@@ -139,7 +139,7 @@ async fn c2_n6_local_start_handles_and_an_enclosing_deadline() {
     assert_eq!(hatchery::testing::elapsed(), ms(50));
 }
 
-#[hatchery::test(virtual_time, backends(tokio_local, smol_local))]
+#[hatchery::test(virtual_time, backends(tokio_local, smol_local, sim))]
 /// C8, O2, V1: dropped from outside, a local nursery cancels its children (a kept handle
 /// says why); an open one and its waiting children are in the task tree; children
 /// inherit the context values of their spawn.
