@@ -2,6 +2,13 @@
 //! and on the simulator, `hatchery-sim` (which runs no threads): the scenarios hold where
 //! hatchery is known to be right.
 
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::future::Future;
+use std::rc::Rc;
+
+use hatchery::{Local, Nursery};
+
 mod tokio_current_thread {
     hatchery_conformance::tests!(hatchery_tokio::run_current_thread);
 }
@@ -34,6 +41,36 @@ mod smol_local {
     hatchery_conformance::tests!(hatchery_smol::run_local);
 }
 
+/// The simulator, with every scenario run as the child of a `Local` nursery: a local task,
+/// drawn by the seed from the simulator's ready list as its other tasks are.
+mod sim_local {
+    hatchery_conformance::tests!(crate::sim_as_local_child, without_threads);
+}
+
+/// Runs `fut` on the simulator (seed from the environment, as `hatchery_sim::run`) as
+/// the one child of a `Local` nursery; a panic of `fut` is the nursery's, resumed.
+fn sim_as_local_child<F: Future + 'static>(fut: F) -> F::Output {
+    hatchery_sim::run(as_local_child(fut))
+}
+
+/// `fut`, run as the one child of a `Local` nursery.
+async fn as_local_child<F: Future + 'static>(fut: F) -> F::Output {
+    let out = Rc::new(RefCell::new(None));
+    let o = out.clone();
+    Local::nursery(|n: Nursery<Infallible, Local>| async move {
+        n.spawn(async move {
+            let value = fut.await;
+            *o.borrow_mut() = Some(value);
+            Ok(())
+        });
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let value = out.borrow_mut().take();
+    value.expect("the local child ran to its end")
+}
+
 /// Every scenario the simulator can run, under several seeds (other interleavings of the
 /// same program), each twice: the same seed gives the same trace.
 #[test]
@@ -50,6 +87,28 @@ fn sim_every_scenario_under_many_seeds_replays() {
                 "{} with seed {seed}",
                 scenario.name
             );
+        }
+    }
+}
+
+/// As `sim_every_scenario_under_many_seeds_replays`, each scenario run as a local child:
+/// local tasks replay as the others do.
+#[test]
+fn sim_every_scenario_as_a_local_child_under_many_seeds_replays() {
+    use hatchery_conformance::{prepare, SCENARIOS};
+    for scenario in SCENARIOS.iter().filter(|s| !s.needs_threads) {
+        for seed in 0..8 {
+            let sim = hatchery_sim::Sim::new(seed);
+            let (_, first) = sim.run_traced(as_local_child(prepare(scenario)));
+            let (_, again) = sim.run_traced(as_local_child(prepare(scenario)));
+            assert_eq!(
+                first.hash(),
+                again.hash(),
+                "{} with seed {seed}",
+                scenario.name
+            );
+            // The scenario ran in a local task, and the tasks it spawned beside it.
+            assert!(first.spawns() >= 1, "{}", scenario.name);
         }
     }
 }
