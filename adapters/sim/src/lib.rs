@@ -18,6 +18,10 @@
 //!   ([`Seeds::check_determinism`], [`CHECK_VAR`]) compares them event by event;
 //! * **the thread's own generator** (`fastrand`'s, which `hatchery::Backoff`'s jitter
 //!   draws from) is seeded from the run's seed too, for the run;
+//! * **local children**: the children of a [`Local`](hatchery::Local) nursery, which
+//!   need not be `Send`, are tasks of the simulator like any other (the simulator is the
+//!   thread's local runtime for the whole run, every host included): drawn by the seed,
+//!   replayed by it, and dropped with their host when it crashes (see [`Sim::run`]);
 //! * **a simulated network** ([`Net`]): [`hatchery::net`]'s TCP and UDP sockets, and
 //!   host-name resolution, talk to an in-memory network of named hosts, each with its own
 //!   address, over links whose latency and jitter are drawn from the seed. A test injects
@@ -336,6 +340,10 @@ impl Sim {
     /// Runs `fut` as the root of a hatchery task tree on the simulator, and returns its
     /// output.
     ///
+    /// The simulator is the thread's local runtime ([`hatchery::rt::LocalRuntime`])
+    /// meanwhile: the children of a [`Local`](hatchery::Local) nursery, which need not
+    /// be `Send`, are its tasks, scheduled by the seed as the others are.
+    ///
     /// When it returns, the tasks left (children of a nursery dropped from outside
     /// hatchery, C8) have been dropped.
     ///
@@ -357,6 +365,38 @@ impl Sim {
     ///     hatchery::now() - start
     /// });
     /// assert_eq!(slept, Duration::from_secs(60));
+    /// ```
+    ///
+    /// Local children, and the order in which they run, drawn from the seed:
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use hatchery::{checkpoint, Local, Nursery};
+    /// use hatchery_sim::Sim;
+    ///
+    /// async fn order() -> Vec<u32> {
+    ///     let log = Rc::new(RefCell::new(Vec::new())); // not `Send`
+    ///     let l = log.clone();
+    ///     Local::nursery(|n: Nursery<(), Local>| async move {
+    ///         for i in 0..4 {
+    ///             let l = l.clone();
+    ///             n.spawn(async move {
+    ///                 checkpoint().await;
+    ///                 l.borrow_mut().push(i);
+    ///                 Ok(())
+    ///             });
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    ///     log.take()
+    /// }
+    ///
+    /// assert_eq!(Sim::new(5).run(order()), Sim::new(5).run(order())); // the same seed, the same order
+    /// let orders: std::collections::BTreeSet<_> = (0..20).map(|seed| Sim::new(seed).run(order())).collect();
+    /// assert!(orders.len() > 1); // other seeds, other orders
     /// ```
     pub fn run<F: Future>(&self, fut: F) -> F::Output {
         self.run_traced(fut).0

@@ -75,7 +75,7 @@ use syn::{Error, ItemFn, Meta, Token};
 /// | `name::tokio_local` | `hatchery_tokio::run_local` (a `LocalSet`: for `Local` children; with `backends(..)` only) |
 /// | `name::smol_local` | `hatchery_smol::run_local` (a `LocalExecutor`: for `Local` children; with `backends(..)` only) |
 /// | `name::mine` | `path::to::run`, given as `backends(mine = path::to::run)` |
-/// | `name::sim` | `hatchery_sim::check_seeds`: the simulator, once per seed (with `sim` or `backends(.., sim)`) |
+/// | `name::sim` | `hatchery_sim::check_seeds`: the simulator, once per seed (with `sim` or `backends(.., sim)`; it runs `Local` children too) |
 ///
 /// The function itself stays where it was declared, with its docs and lint levels (the
 /// module shares its name, in the other namespace, and its docs), and the module also
@@ -115,7 +115,8 @@ use syn::{Error, ItemFn, Meta, Token};
 ///   simulator's own clock, which is always virtual;
 /// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`, `tokio_local`,
 ///   `smol_local` (the local runtimes, for `Local` children), `sim` (with 100
-///   seeds, or those of `sim(seeds = N)`), and backends of your own, written
+///   seeds, or those of `sim(seeds = N)`; `Local` children too: `backends(tokio_local,
+///   smol_local, sim)`), and backends of your own, written
 ///   `name = path::to::run`: a test `name::<name>` that calls your `run` (any
 ///   `fn run<F: Future>(fut: F) -> F::Output`, a third-party runtime's, say), as the
 ///   adapters' `run` functions are called for the built-in ones. The path is written as
