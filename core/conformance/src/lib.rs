@@ -88,9 +88,9 @@
 //!
 //! # When not to use this
 //!
-//! The adapters `hatchery-tokio` and `hatchery-smol`, and the simulator `hatchery-sim`
-//! (without the scenarios that need threads), pass this kit in hatchery's CI: an
-//! application using them needs nothing from here.
+//! The adapters `hatchery-tokio`, `hatchery-smol` and `hatchery-compio`, and the
+//! simulator `hatchery-sim` (without the scenarios that need threads), pass this kit in
+//! hatchery's CI: an application using them needs nothing from here.
 
 use std::future::Future;
 use std::pin::Pin;

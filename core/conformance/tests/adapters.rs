@@ -1,5 +1,5 @@
 //! The kit on the reference adapters, `hatchery-tokio` (both flavors) and `hatchery-smol`,
-//! and on the simulator, `hatchery-sim` (which runs no threads): the scenarios hold where
+//! on `hatchery-compio`, and on the simulator, `hatchery-sim` (which runs no threads): the scenarios hold where
 //! hatchery is known to be right.
 
 use std::cell::RefCell;
@@ -69,6 +69,27 @@ async fn as_local_child<F: Future + 'static>(fut: F) -> F::Output {
     .unwrap();
     let value = out.borrow_mut().take();
     value.expect("the local child ran to its end")
+}
+
+/// compio's thread-per-core runtime, both faces on one thread: its default driver
+/// (io_uring on Linux where the kernel offers it, else polling).
+mod compio {
+    hatchery_conformance::tests!(hatchery_compio::run_local);
+}
+
+/// compio with its polling driver (epoll on Linux) forced, where io_uring would be
+/// chosen.
+mod compio_polling {
+    fn run<F: std::future::Future>(fut: F) -> F::Output {
+        let mut proactor = compio_driver::ProactorBuilder::new();
+        proactor.driver_type(compio_driver::DriverType::Poll);
+        let mut builder = compio_runtime::RuntimeBuilder::new();
+        let compio = builder.with_proactor(proactor).build().unwrap();
+        assert!(compio.driver_type().is_polling());
+        hatchery_compio::run_local_on(&compio, fut)
+    }
+
+    hatchery_conformance::tests!(run);
 }
 
 /// Every scenario the simulator can run, under several seeds (other interleavings of the
