@@ -1,5 +1,5 @@
-//! Picks the backend for the examples: `--backend tokio|tokio-current|smol` on the command
-//! line, or the `HATCHERY_BACKEND` environment variable; smol by default.
+//! Picks the backend for the examples: `--backend tokio|tokio-current|smol|compio` on the
+//! command line, or the `HATCHERY_BACKEND` environment variable; smol by default.
 //!
 //! Anything else on the command line is an error (a mistyped `--backnd tokio` must not
 //! quietly run on smol), except the options an example declares for itself.
@@ -7,7 +7,7 @@
 use std::future::Future;
 
 /// The backends an example can run on.
-const BACKENDS: &str = "tokio, tokio-current or smol";
+const BACKENDS: &str = "tokio, tokio-current, smol or compio";
 
 /// Runs `fut` on the backend chosen by `--backend NAME` or `HATCHERY_BACKEND`, for an
 /// example that takes no options of its own.
@@ -81,7 +81,10 @@ impl Args {
                 Err(e) => return Err(format!("HATCHERY_BACKEND: {e}")),
             },
         };
-        if !matches!(backend.as_str(), "tokio" | "tokio-current" | "smol") {
+        if !matches!(
+            backend.as_str(),
+            "tokio" | "tokio-current" | "smol" | "compio"
+        ) {
             return Err(format!("unknown backend {backend:?}: use {BACKENDS}"));
         }
         Ok(Some(Args {
@@ -110,16 +113,20 @@ impl Args {
         match self.backend.as_str() {
             "tokio" => hatchery_tokio::run(fut),
             "tokio-current" => hatchery_tokio::run_current_thread(fut),
+            // compio is thread-per-core: one runtime, on this thread.
+            "compio" => hatchery_compio::run(fut),
             _ => hatchery_smol::run(fut),
         }
     }
 }
 
 /// Runs `fut` on the local runtime of `backend` (`tokio` or `tokio-current`: a tokio
-/// `LocalSet`; else a smol `LocalExecutor`), on the calling thread: for `Local` children.
+/// `LocalSet`; `compio`: a compio runtime; else a smol `LocalExecutor`), on the calling
+/// thread: for `Local` children.
 pub fn run_local<F: Future>(backend: &str, fut: F) -> F::Output {
     match backend {
         "tokio" | "tokio-current" => hatchery_tokio::run_local(fut),
+        "compio" => hatchery_compio::run_local(fut),
         _ => hatchery_smol::run_local(fut),
     }
 }

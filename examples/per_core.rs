@@ -2,10 +2,11 @@
 //! listener on the same port (`SO_REUSEPORT`: the kernel spreads the connections), its
 //! state in `Rc<RefCell<..>>` with no lock, its connections `Local` children that need
 //! not be `Send`, and a graceful stop through one cancel scope per thread. The same code
-//! runs on tokio's `LocalSet` and on smol's `LocalExecutor`.
+//! runs on tokio's `LocalSet`, on smol's `LocalExecutor` and on compio's thread-per-core
+//! runtime.
 //!
 //! ```text
-//! cargo run --example per_core -- --backend tokio   # or smol; --threads N, --clients N
+//! cargo run --example per_core -- --backend compio   # or tokio, smol; --threads N, --clients N
 //! ```
 
 use std::cell::RefCell;
@@ -193,7 +194,7 @@ fn every_connection_is_served_and_closed() {
     let first = reuse_port_listener("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = first.local_addr().unwrap();
     let second = reuse_port_listener(addr).unwrap();
-    for backend in ["tokio", "smol"] {
+    for backend in ["tokio", "smol", "compio"] {
         let (first, second) = (first.try_clone().unwrap(), second.try_clone().unwrap());
         let (stop_tx, stop_rx) = mpsc::channel();
         let workers: Vec<_> = [first, second]
