@@ -11,7 +11,7 @@
 //!   (blocking work that calls back with [`hatchery::from_thread`], a portal), the task
 //!   goes through a queue that a compio task on the runtime's thread drains.
 //! - **Timers** are compio's own, which are `!Send` while hatchery's
-//!   [`Sleep`](hatchery::rt::Sleep) must be `Send + Sync`: each is made lazily on the
+//!   [`Sleep`] must be `Send + Sync`: each is made lazily on the
 //!   thread that polls it, and kept in a thread-checked wrapper. hatchery polls a task's
 //!   timer on the thread the task runs on, which on compio is the runtime's thread.
 //! - **Blocking work** ([`hatchery::run_blocking`]) runs on compio's blocking thread
@@ -376,20 +376,20 @@ impl Sleep for CompioSleep {
         // Armed again with the last waker, as if polled (on a compio thread; else at the
         // next poll): a reset wakes no one early.
         let on_compio = Compio::try_with_current(|_| ()).is_ok();
-        if let (Some(waker), true) = (this.waker.clone(), on_compio) {
-            if this.poll_timer(&mut Context::from_waker(&waker)).is_ready() {
-                waker.wake();
-            }
+        if let (Some(waker), true) = (this.waker.clone(), on_compio)
+            && this.poll_timer(&mut Context::from_waker(&waker)).is_ready()
+        {
+            waker.wake();
         }
     }
 }
 
 impl Drop for CompioSleep {
     fn drop(&mut self) {
-        if let Some(timer) = self.timer.take() {
-            if !timer.valid() {
-                mem::forget(timer);
-            }
+        if let Some(timer) = self.timer.take()
+            && !timer.valid()
+        {
+            mem::forget(timer);
         }
     }
 }
