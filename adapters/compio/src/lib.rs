@@ -14,8 +14,9 @@
 //!   [`Sleep`] must be `Send + Sync`: each is made lazily on the
 //!   thread that polls it, and kept in a thread-checked wrapper. hatchery polls a task's
 //!   timer on the thread the task runs on, which on compio is the runtime's thread.
-//! - **Blocking work** ([`hatchery::run_blocking`]) runs on compio's blocking thread
-//!   pool.
+//! - **Blocking work** ([`hatchery::run_blocking`]) runs on a compio blocking thread
+//!   pool (its `AsyncifyPool`), or on a thread of its own when that pool is full: never
+//!   does the runtime's thread wait for a free one.
 //! - **Sockets** ([`hatchery::net`], Unix): each wait for readiness is compio's one-shot
 //!   poll operation (`PollOnce`), submitted to the driver of the thread that waits. On
 //!   Linux the driver is io_uring where the kernel offers it (the `io-uring` feature, on
@@ -46,10 +47,11 @@ use std::future::{poll_fn, Future};
 use std::mem;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use compio_driver::AsyncifyPool;
 use compio_runtime::Runtime as Compio;
 use compio_send_wrapper::SendWrapper;
 use hatchery::rt::{LocalRuntime, LocalTask, Reactor, Runtime, Sleep, Task};
@@ -281,13 +283,16 @@ impl Runtime for CompioRuntime {
         })
     }
 
-    /// compio's blocking pool on the runtime's thread; from any other thread (with no
-    /// compio driver to report to), a thread of its own.
+    /// compio's blocking thread pool (one for the process, of up to 256 threads), from
+    /// any thread; when all its threads are busy, a thread of its own. Not compio's
+    /// `spawn_blocking`: with its runtime's pool full, that makes the runtime's thread
+    /// wait for a free one, and blocking work that calls back into the runtime
+    /// ([`hatchery::from_thread`]) would then wait for good.
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send>) {
-        if ACTIVE.with(Cell::get) == Arc::as_ptr(&self.shared) as usize {
-            compio_runtime::spawn_blocking(work).detach();
-        } else {
-            std::thread::spawn(work);
+        static POOL: OnceLock<AsyncifyPool> = OnceLock::new();
+        let pool = POOL.get_or_init(|| AsyncifyPool::new(256, Duration::from_secs(60)));
+        if let Err(full) = pool.dispatch(work) {
+            std::thread::spawn(full.into_inner());
         }
     }
 
