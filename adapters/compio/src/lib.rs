@@ -20,8 +20,12 @@
 //! - **Sockets** ([`hatchery::net`], Unix): each wait for readiness is compio's one-shot
 //!   poll operation (`PollOnce`), submitted to the driver of the thread that waits. On
 //!   Linux the driver is io_uring where the kernel offers it (the `io-uring` feature, on
-//!   by default), else `epoll` through compio's polling driver. Windows has no reactor
-//!   here yet: opening a socket fails with hatchery's "no reactor" error.
+//!   by default), else `epoll` through compio's polling driver. A socket may move to
+//!   another compio thread (it then waits on that thread's driver); a wait it left armed
+//!   on the first thread cannot be cancelled from there, and is leaked, with the driver
+//!   it holds. Used on a thread with no compio runtime (after its runtime has ended), a
+//!   socket's wait fails with an error that says so. Windows has no reactor here yet:
+//!   opening a socket fails with hatchery's "no reactor" error.
 //!
 //! Tested: the conformance kit and the examples pass on Linux, with the io_uring driver
 //! (default features, where the kernel offers io_uring) and with the polling driver
