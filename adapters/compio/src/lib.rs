@@ -106,9 +106,11 @@ pub fn run_local<F: Future>(fut: F) -> F::Output {
     run_local_on(&compio, fut)
 }
 
-/// Like [`run_local`], on a compio runtime built by the caller (its driver, thread
-/// affinity, blocking pool: `compio_runtime::RuntimeBuilder`), which must have been
-/// built on this thread. The runtime's other tasks, if any, run meanwhile.
+/// Like [`run_local`], on a compio runtime built by the caller (its driver, its thread
+/// affinity: `compio_runtime::RuntimeBuilder`), which must have been built on this
+/// thread. The runtime's other tasks, if any, run meanwhile. Tasks of the tree that were
+/// cancelled but not awaited (a nursery dropped from outside) are still the runtime's
+/// when this returns: they are dropped with it.
 ///
 /// # Panics
 ///
@@ -191,6 +193,8 @@ pub fn run<F: Future>(fut: F) -> F::Output {
 /// use hatchery::{Local, Nursery};
 /// use hatchery_compio::CompioLocal;
 ///
+/// // By hand, for a compio runtime on this thread (here `run`'s, which installs one of
+/// // its own as well).
 /// let _entered = hatchery::rt::enter_local(Rc::new(CompioLocal));
 /// let text = Rc::new("not Send".to_string());
 /// let len = hatchery_compio::run(Local::nursery(|n: Nursery<(), Local>| async move {
