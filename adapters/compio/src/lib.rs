@@ -10,10 +10,11 @@
 //! - **Spawning** from the runtime's thread is compio's `spawn`. From any other thread
 //!   (blocking work that calls back with [`hatchery::from_thread`], a portal), the task
 //!   goes through a queue that a compio task on the runtime's thread drains.
-//! - **Timers** are compio's own, which are `!Send` while hatchery's
-//!   [`Sleep`] must be `Send + Sync`: each is made lazily on the
-//!   thread that polls it, and kept in a thread-checked wrapper. hatchery polls a task's
-//!   timer on the thread the task runs on, which on compio is the runtime's thread.
+//! - **Timers** are compio's own, which are `!Send` while hatchery's [`Sleep`] must be
+//!   `Send + Sync`: each is made lazily on the thread that polls it, and kept in a
+//!   thread-checked wrapper. hatchery polls a task's timer on the thread the task runs
+//!   on, which on compio is the runtime's thread. (Polled on a thread with no compio
+//!   runtime, a timer panics: it has no clock to wait on there.)
 //! - **Blocking work** ([`hatchery::run_blocking`]) runs on a compio blocking thread
 //!   pool (its `AsyncifyPool`), or on a thread of its own when that pool is full: never
 //!   does the runtime's thread wait for a free one.
@@ -27,9 +28,10 @@
 //!   socket's wait fails with an error that says so. Windows has no reactor here yet:
 //!   opening a socket fails with hatchery's "no reactor" error.
 //!
-//! Tested: the conformance kit and the examples pass on Linux, with the io_uring driver
-//! (default features, where the kernel offers io_uring) and with the polling driver
-//! (`--no-default-features`).
+//! Tested on Linux (6.18), where io_uring is there: the whole conformance kit passes on
+//! the io_uring driver (the default) and on the polling driver (forced through
+//! [`run_local_on`]), and so does every example of the repository, on the default
+//! driver. `--no-default-features` builds the polling driver alone.
 //!
 //! ```
 //! use std::time::Duration;
@@ -136,27 +138,39 @@ pub fn run_local_on<F: Future>(compio: &compio_runtime::Runtime, fut: F) -> F::O
     });
     let entered = hatchery::rt::enter_local(Rc::new(CompioLocal));
     let root = hatchery::rt::enter_root(runtime, fut);
-    // This thread runs this runtime now; the one it ran before (if nested) afterwards,
-    // even if `fut` panics.
-    struct Restore(usize);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let _ = ACTIVE.try_with(|a| a.set(self.0));
-        }
-    }
-    let restore = Restore(ACTIVE.with(|a| a.replace(Arc::as_ptr(&shared) as usize)));
-    let drainer = compio.spawn(drain(shared.clone()));
+    let running = Running::new(shared.clone());
+    let drainer = compio.spawn(drain(shared));
     let out = compio.block_on(root);
-    drop(restore);
-    // From now on a spawn from another thread drops its task (a cancelled child); so
-    // are those still queued.
-    let queued = {
-        let mut inbox = shared.lock();
-        inbox.closed = true;
-        mem::take(&mut inbox.tasks)
-    };
-    drop((queued, drainer, entered));
+    drop((running, drainer, entered));
     out
+}
+
+/// This thread runs a runtime's tasks while it lives: [`Runtime::spawn`] spawns them on
+/// compio directly. Once dropped (also if the root panics), the thread runs the runtime it
+/// ran before, if nested, and a spawn from another thread drops its task (a cancelled
+/// child), as are those still queued.
+struct Running {
+    shared: Arc<Shared>,
+    outer: usize,
+}
+
+impl Running {
+    fn new(shared: Arc<Shared>) -> Running {
+        let outer = ACTIVE.with(|a| a.replace(Arc::as_ptr(&shared) as usize));
+        Running { shared, outer }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = ACTIVE.try_with(|a| a.set(self.outer));
+        let queued = {
+            let mut inbox = self.shared.lock();
+            inbox.closed = true;
+            mem::take(&mut inbox.tasks)
+        };
+        drop(queued); // after the lock: dropping a task may spawn
+    }
 }
 
 /// [`run_local`] under the name the other adapters give their entry point: compio runs
