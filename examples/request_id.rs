@@ -1,7 +1,7 @@
 //! A request id, set once at the top, seen by every piece of work done for the request:
 //! the children of its nursery and theirs, work sent to a thread and its calls back, and
-//! the tasks a blocking portal runs for a plain thread. The same code runs on tokio, smol
-//! and the deterministic simulator (which runs no threads: there the thread's part is
+//! the tasks a blocking portal runs for a plain thread. The same code runs on tokio, smol,
+//! compio and the deterministic simulator (which runs no threads: there the thread's part is
 //! left out, as the simulator refuses blocking work).
 //!
 //! ```text
@@ -137,6 +137,7 @@ fn check(backend: &str, by_id: &BTreeMap<Option<u32>, Vec<String>>, threads: boo
 fn main() {
     check("tokio", &hatchery_tokio::run(serve(true)), true);
     check("smol", &hatchery_smol::run(serve(true)), true);
+    check("compio", &hatchery_compio::run(serve(true)), true);
     check("the simulator", &hatchery_sim::run(serve(false)), false);
 }
 
