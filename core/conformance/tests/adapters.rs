@@ -1,6 +1,8 @@
 //! The kit on the reference adapters, `hatchery-tokio` (both flavors) and `hatchery-smol`,
-//! on `hatchery-compio`, and on the simulator, `hatchery-sim` (which runs no threads): the scenarios hold where
-//! hatchery is known to be right.
+//! on `hatchery-compio`, and on the simulator, `hatchery-sim` (which runs no threads): the
+//! scenarios hold where hatchery is known to be right. On the local runtimes (tokio's
+//! `LocalSet` and `LocalRuntime`, smol's `LocalExecutor`, compio, the simulator) the kit
+//! runs a second time with every scenario as the child of a `Local` nursery.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -51,6 +53,37 @@ mod sim_local {
 /// the one child of a `Local` nursery; a panic of `fut` is the nursery's, resumed.
 fn sim_as_local_child<F: Future + 'static>(fut: F) -> F::Output {
     hatchery_sim::run(as_local_child(fut))
+}
+
+/// tokio's `LocalSet` (and `LocalRuntime`), smol's `LocalExecutor` and compio, each scenario run as the child
+/// of a `Local` nursery: a task of the local executor.
+mod tokio_local_child {
+    fn run<F: std::future::Future + 'static>(fut: F) -> F::Output {
+        hatchery_tokio::run_local(crate::as_local_child(fut))
+    }
+    hatchery_conformance::tests!(run);
+}
+
+#[cfg(tokio_unstable)]
+mod tokio_local_runtime_child {
+    fn run<F: std::future::Future + 'static>(fut: F) -> F::Output {
+        hatchery_tokio::run_local_runtime(crate::as_local_child(fut))
+    }
+    hatchery_conformance::tests!(run);
+}
+
+mod smol_local_child {
+    fn run<F: std::future::Future + 'static>(fut: F) -> F::Output {
+        hatchery_smol::run_local(crate::as_local_child(fut))
+    }
+    hatchery_conformance::tests!(run);
+}
+
+mod compio_local_child {
+    fn run<F: std::future::Future + 'static>(fut: F) -> F::Output {
+        hatchery_compio::run_local(crate::as_local_child(fut))
+    }
+    hatchery_conformance::tests!(run);
 }
 
 /// `fut`, run as the one child of a `Local` nursery.
