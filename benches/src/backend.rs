@@ -20,10 +20,18 @@ pub(crate) struct Backend {
 pub(crate) enum Kind {
     Tokio(tokio::runtime::Runtime),
     Smol(SmolPool),
+    /// compio's thread-per-core runtime: the local rows only.
+    Compio(compio_runtime::Runtime),
 }
 
 /// The backends in table order.
-pub(crate) const NAMES: [&str; 4] = ["tokio-mt", "tokio-ct", "smol", "smol-ct"];
+pub(crate) const NAMES: [&str; 5] = ["tokio-mt", "tokio-ct", "smol", "smol-ct", "compio"];
+
+/// Whether `workload` runs on `backend`: every workload on tokio and smol, only the
+/// local rows on compio (a thread-per-core runtime: its tasks are local ones).
+pub(crate) fn runs(workload: &str, backend: &str) -> bool {
+    backend != "compio" || workload.starts_with("local_")
+}
 
 impl Backend {
     /// Builds the backend called `name` (one of [`NAMES`]).
@@ -35,6 +43,9 @@ impl Backend {
             // What `hatchery_smol::run` builds: the calling thread plus one per further core.
             "smol" => Kind::Smol(SmolPool::new(cores())),
             "smol-ct" => Kind::Smol(SmolPool::new(1)),
+            "compio" => {
+                Kind::Compio(compio_runtime::Runtime::new().expect("cannot build a compio runtime"))
+            }
             _ => unreachable!("unknown backend {name}"),
         };
         Backend { name, kind }
@@ -62,6 +73,7 @@ impl Backend {
                     .spawn(hatchery_smol::enter(&pool.executor, fut));
                 pool.block_on(task)
             }
+            Kind::Compio(_) => unreachable!("compio runs the local rows only"),
         }
     }
 
@@ -84,19 +96,24 @@ impl Backend {
                 let task = pool.executor.spawn(smol(pool.executor.clone()));
                 pool.block_on(task)
             }
+            Kind::Compio(_) => unreachable!("compio runs the local rows only"),
         }
     }
 }
 
 impl Backend {
     /// Runs a raw workload in a local task of this backend's thread (tokio: a task of a
-    /// `LocalSet`, smol: of a `LocalExecutor` run beside the executor), as [`raw`](Backend::raw).
-    pub(crate) fn local_raw<T, S, FT, FS, O>(&self, tokio: T, smol: S) -> O
+    /// `LocalSet`, smol: of a `LocalExecutor` run beside the executor, compio: of its
+    /// runtime), as [`raw`](Backend::raw): the future `tokio` makes on tokio, the one `smol`
+    /// makes (given the executor) on smol, the one `compio` makes on compio.
+    pub(crate) fn local_raw<T, S, C, FT, FS, FC, O>(&self, tokio: T, smol: S, compio: C) -> O
     where
         T: FnOnce() -> FT,
         S: FnOnce(Rc<LocalExecutor<'static>>) -> FS,
+        C: FnOnce() -> FC,
         FT: Future<Output = O> + 'static,
         FS: Future<Output = O> + 'static,
+        FC: Future<Output = O> + 'static,
         O: 'static,
     {
         match &self.kind {
@@ -109,6 +126,10 @@ impl Backend {
                 let ex = Rc::new(LocalExecutor::new());
                 let task = ex.spawn(smol(ex.clone()));
                 pool.block_on(ex.run(task))
+            }
+            Kind::Compio(rt) => {
+                let task = rt.spawn(compio());
+                rt.block_on(task).expect("the benchmark task failed")
             }
         }
     }
@@ -136,6 +157,14 @@ impl Backend {
                 let task = ex.spawn(hatchery_smol::enter(&pool.executor, fut));
                 pool.block_on(ex.run(task))
             }
+            // `run_local_on` binds compio's two faces to it for the thread; the timed code
+            // runs in a task spawned there, under the runtime the root was given.
+            Kind::Compio(rt) => hatchery_compio::run_local_on(rt, async move {
+                let runtime = hatchery::rt::current().expect("inside the root");
+                compio_runtime::spawn(hatchery::rt::enter(runtime, fut))
+                    .await
+                    .expect("the benchmark task failed")
+            }),
         }
     }
 }

@@ -211,7 +211,7 @@ pub(crate) fn run(cfg: &Config) {
     let cells: Vec<(&str, &str)> = WORKLOADS
         .iter()
         .flat_map(|&w| backend::NAMES.into_iter().map(move |b| (w, b)))
-        .filter(|&(w, b)| cfg.wants(w, b))
+        .filter(|&(w, b)| backend::runs(w, b) && cfg.wants(w, b))
         .collect();
     if cells.is_empty() {
         eprintln!(

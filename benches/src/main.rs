@@ -80,7 +80,7 @@ usage: hatchery-benches [--quick] [--procs P] [--reps N] [--side S] [--out PATH]
 workloads: spawn_join, spawn_join_ctx (the same under a context value, which each
            child inherits), local_spawn_join, local_cancel_parked,
            local_memory_pending (Local children against the local executor's own
-           spawn_local, on tokio-ct and smol-ct), spawn_join_1k (children whose futures hold 1 KiB, which
+           spawn_local, on tokio-ct, smol-ct and compio), spawn_join_1k (children whose futures hold 1 KiB, which
            hatchery boxes), spawn_handles, cancel_parked, spawn_parked (the children of
            cancel_parked, spawned until all are parked), memory_pending, memory_sleep,
            move_on_after, yield (the floor under move_on_after: bare yields),
@@ -98,7 +98,7 @@ checks:    memory_flat (after the table; a million short children through each
            kind of nursery, and a million connections to `serve` (quick: 100,000),
            on tokio-mt, tokio-ct and smol: the heap's peak must stay flat, or the
            run fails; FILTER memory_flat runs it alone)
-backends:  tokio-mt, tokio-ct, smol, smol-ct";
+backends:  tokio-mt, tokio-ct, smol, smol-ct, compio (the local rows only)";
 
 /// Every workload's name, in table order. The harness runs each on each backend in
 /// processes of its own; a row's code asks [`Config::wants`] with one of these names.
@@ -547,13 +547,14 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
 
     // Local children, on the single-threaded backends: `Local::nursery` on the thread's
     // local executor against its own `spawn_local` (tokio's `LocalSet`, smol's
-    // `LocalExecutor`).
-    let local = name.ends_with("-ct");
+    // `LocalExecutor`, compio's runtime).
+    let local = name.ends_with("-ct") || name == "compio";
     if local && cfg.wants("local_spawn_join", name) {
         let raw = |ballast| {
             b.local_raw(
                 || work::tokio_local_spawn_join(n, ballast),
-                |ex| async move { work::smol_local_spawn_join(&ex, n, ballast).await },
+                |ex| async move { work::local_spawn_join(&*ex, n, ballast).await },
+                || work::local_spawn_join(&work::Compio, n, ballast),
             )
         };
         let hatchery = || b.local_hatchery(work::hatchery_local_spawn_join(n));
@@ -565,7 +566,8 @@ fn run_backend(cfg: &Config, b: &Backend, rows: &mut Vec<Row>) {
     let local_parked = |ballast, bytes| {
         b.local_raw(
             || work::tokio_local_parked(n, ballast, bytes),
-            |ex| async move { work::smol_local_parked(&ex, n, ballast, bytes).await },
+            |ex| async move { work::local_parked(&*ex, n, ballast, bytes).await },
+            || work::local_parked(&work::Compio, n, ballast, bytes),
         )
     };
     if local && cfg.wants("local_cancel_parked", name) {

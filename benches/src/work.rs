@@ -748,21 +748,44 @@ pub(crate) async fn tokio_local_spawn_join(n: usize, ballast: bool) -> Duration 
     start.elapsed()
 }
 
-/// `n` tasks of a smol `LocalExecutor`, spawned and awaited.
-pub(crate) async fn smol_local_spawn_join(
-    ex: &async_executor::LocalExecutor<'static>,
-    n: usize,
-    ballast: bool,
-) -> Duration {
+/// A local executor's own spawn (smol's `LocalExecutor`, compio's runtime), for the raw
+/// side of the local rows: a task and the handle that awaits it, or cancels it when
+/// dropped.
+pub(crate) trait LocalSpawn {
+    /// The handle of a task whose output is `T`.
+    type Handle<T>: Future;
+    /// Spawns `fut` on this thread's executor.
+    fn spawn<F: Future + 'static>(&self, fut: F) -> Self::Handle<F::Output>;
+}
+
+impl LocalSpawn for async_executor::LocalExecutor<'static> {
+    type Handle<T> = Task<T>;
+    fn spawn<F: Future + 'static>(&self, fut: F) -> Task<F::Output> {
+        async_executor::LocalExecutor::spawn(self, fut)
+    }
+}
+
+/// compio's runtime on this thread.
+pub(crate) struct Compio;
+
+impl LocalSpawn for Compio {
+    type Handle<T> = compio_runtime::JoinHandle<T>;
+    fn spawn<F: Future + 'static>(&self, fut: F) -> compio_runtime::JoinHandle<F::Output> {
+        compio_runtime::spawn(fut)
+    }
+}
+
+/// `n` tasks of a local executor (smol's `LocalExecutor`, compio), spawned and awaited.
+pub(crate) async fn local_spawn_join(ex: &impl LocalSpawn, n: usize, ballast: bool) -> Duration {
     let start = Instant::now();
-    let tasks: Vec<Task<()>> = (0..n)
+    let tasks: Vec<_> = (0..n)
         .map(|_| match ballast {
             true => ex.spawn(carry()),
             false => ex.spawn(async {}),
         })
         .collect();
     for t in tasks {
-        t.await;
+        drop(t.await);
     }
     start.elapsed()
 }
@@ -828,10 +851,10 @@ pub(crate) async fn tokio_local_parked(n: usize, ballast: bool, count: Count) ->
     }
 }
 
-/// `n` tasks of a smol `LocalExecutor` parked in `pending()`, cancelled by dropping
+/// `n` tasks of a local executor (smol's `LocalExecutor`, compio) parked in `pending()`, cancelled by dropping
 /// them (as [`smol_parked`]).
-pub(crate) async fn smol_local_parked(
-    ex: &async_executor::LocalExecutor<'static>,
+pub(crate) async fn local_parked(
+    ex: &impl LocalSpawn,
     n: usize,
     ballast: bool,
     count: Count,
@@ -840,7 +863,7 @@ pub(crate) async fn smol_local_parked(
     park.start(count);
     let spawning = Instant::now();
     let mut reach = Reach::new(ballast, n);
-    let tasks: Vec<Task<()>> = (0..n)
+    let tasks: Vec<_> = (0..n)
         .map(|_| match reach.ballast() {
             Some(b) => ex.spawn(park.child_with::<(), _>(b, std::future::pending)),
             None => ex.spawn(park.child::<(), _>(std::future::pending)),
