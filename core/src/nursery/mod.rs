@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::child::{self, Label, Named, TaskHandle};
+use crate::child::{self, Label, Named, Output, PartRef, TaskHandle};
 use crate::error::{NurseryError, SpawnError};
 use crate::group::Group;
 use crate::kind::polled::{Polled, PolledLocal, PolledOf, Rounds};
@@ -137,17 +137,20 @@ pub trait Accepts<F, T, E>: Children {
     ) -> Result<TaskHandle<T>, SpawnError>;
 }
 
-/// The label of a child spawned at `site` into `group`, called `name` if given (the clock
-/// is read for a named child only, for its age in the task tree).
-fn label<E>(
-    group: &Group<E>,
+/// Every kind's `try_spawn`: admits a child into `group` (or gives back
+/// [`SpawnError`]), labels it as spawned at `site`, called `name` if given (the clock is
+/// read for a named child only, for its age in the task tree), and spawns it with `spawn`
+/// (the kind's way: the executor, the local one, or the group's ready queue).
+#[inline(always)]
+fn spawn_into<E, T>(
+    group: &Arc<Group<E>>,
     site: &'static Location<'static>,
     name: Option<Cow<'static, str>>,
-) -> Label {
-    Label::new(
-        site,
-        name.map(|name| Box::new(Named::new(name, group.rt.now()))),
-    )
+    spawn: impl FnOnce(Label) -> PartRef<Output<T>>,
+) -> Result<TaskHandle<T>, SpawnError> {
+    group.admit()?;
+    let named = name.map(|name| Box::new(Named::new(name, group.rt.now())));
+    Ok(TaskHandle::new(spawn(Label::new(site, named))))
 }
 
 impl<E, F, T> Accepts<F, T, E> for Spawned
@@ -163,11 +166,9 @@ where
         site: &'static Location<'static>,
         name: Option<Cow<'static, str>>,
     ) -> Result<TaskHandle<T>, SpawnError> {
-        group.admit()?;
-        let label = label(group, site, name);
-        let built = None::<fn(_)>;
-        let cell = child::spawn(group, &group.node, fut, (), label, built);
-        Ok(TaskHandle::new(cell))
+        spawn_into(group, site, name, |label| {
+            child::spawn(group, &group.node, fut, (), label, None::<fn(_)>)
+        })
     }
 }
 
@@ -202,11 +203,9 @@ where
     ) -> Result<TaskHandle<T>, SpawnError> {
         // Before the child is counted in: without a local runtime, nothing is spawned.
         let local = current_local();
-        group.admit()?;
-        let label = label(group, site, name);
-        let built = None::<fn(_)>;
-        let cell = child::spawn_local(&*local, group, &group.node, fut, (), label, built);
-        Ok(TaskHandle::new(cell))
+        spawn_into(group, site, name, |label| {
+            child::spawn_local(&*local, group, &group.node, fut, (), label, None::<fn(_)>)
+        })
     }
 }
 
@@ -296,11 +295,9 @@ macro_rules! polled_kind {
                 site: &'static Location<'static>,
                 name: Option<Cow<'static, str>>,
             ) -> Result<TaskHandle<T>, SpawnError> {
-                group.admit()?;
-                let label = label(group, site, name);
-                let built = None::<fn(_)>;
-                let cell = child::spawn_polled(group, &group.node, fut, (), label, built);
-                Ok(TaskHandle::new(cell))
+                spawn_into(group, site, name, |label| {
+                    child::spawn_polled(group, &group.node, fut, (), label, None::<fn(_)>)
+                })
             }
         }
 
@@ -404,11 +401,9 @@ where
         site: &'static Location<'static>,
         name: Option<Cow<'static, str>>,
     ) -> Result<TaskHandle<T>, SpawnError> {
-        group.admit()?;
-        let label = label(group, site, name);
-        let built = None::<fn(_)>;
-        let cell = child::spawn_polled(group, &group.node, fut, (), label, built);
-        Ok(TaskHandle::new(cell))
+        spawn_into(group, site, name, |label| {
+            child::spawn_polled(group, &group.node, fut, (), label, None::<fn(_)>)
+        })
     }
 }
 

@@ -15,8 +15,8 @@ use std::task::{Context, Poll};
 use atomic_waker::AtomicWaker;
 use futures_core::TryFuture;
 
-use super::{label, Children, Local, Nursery, Polled, PolledLocal, Spawned};
-use crate::child::{self, End, Output, PartRef, Route, TaskHandle};
+use super::{Children, Local, Nursery, Polled, PolledLocal, Spawned};
+use crate::child::{self, End, Label, Output, PartRef, Route, TaskHandle};
 use crate::context;
 use crate::diagnostics::{Held, HolderKind};
 use crate::error::StartError;
@@ -409,7 +409,7 @@ where
             caller,
             fut,
             Some(route),
-            label(group, site, None),
+            Label::new(site, None),
             Some(built),
         )
     }
@@ -432,7 +432,7 @@ where
         built: impl FnOnce(Arc<Node>),
     ) -> PartRef<Output<T>> {
         let route: Arc<dyn Route<E>> = route;
-        let label = label(group, site, None);
+        let label = Label::new(site, None);
         let local = current_local();
         child::spawn_local(&*local, group, caller, fut, Some(route), label, Some(built))
     }
@@ -459,7 +459,7 @@ macro_rules! polled_starts {
                 built: impl FnOnce(Arc<Node>),
             ) -> PartRef<Output<T>> {
                 let route: Arc<dyn Route<E> + 'env> = route;
-                let label = label(group, site, None);
+                let label = Label::new(site, None);
                 child::spawn_polled(group, caller, fut, Some(route), label, Some(built))
             }
         }
