@@ -248,19 +248,7 @@ impl<E> Group<E> {
         // In its parent's list: an enclosing cancellation reaches the children through
         // it, wherever they run.
         let node: Arc<Node> = Node::attach(Node::with_ext(false, false, tag), &parent.node);
-        Arc::new(Group {
-            node,
-            rt: parent.rt.clone(),
-            state: AtomicUsize::new(0),
-            record: Mutex::new(Record::default()),
-            child_cancelled: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-            ready,
-            graves: Graves::new(),
-            trace: site.parent(),
-            up: None,
-            idle: event_listener::Event::new(),
-        })
+        Group::new(node, parent.rt.clone(), ready, site.parent(), None)
     }
 
     /// A subgroup of this group: children of the group under a node of their own (a child
@@ -268,17 +256,30 @@ impl<E> Group<E> {
     /// run), which it counts apart so that they can be awaited and cancelled apart, and
     /// whose failures are the group's.
     pub(crate) fn sub(self: &Arc<Self>) -> Arc<Group<E>> {
+        let node = Node::attached(false, &self.node);
+        let (ready, trace) = (self.ready.clone(), self.trace.clone());
+        Group::new(node, self.rt.clone(), ready, trace, Some(self.clone()))
+    }
+
+    /// A new group under `node`, open, with no child, nothing recorded.
+    fn new(
+        node: Arc<Node>,
+        rt: Arc<dyn Runtime>,
+        ready: Option<Arc<Ready>>,
+        trace: trace::Parent,
+        up: Option<Arc<Group<E>>>,
+    ) -> Arc<Group<E>> {
         Arc::new(Group {
-            node: Node::attached(false, &self.node),
-            rt: self.rt.clone(),
+            node,
+            rt,
             state: AtomicUsize::new(0),
             record: Mutex::new(Record::default()),
             child_cancelled: AtomicBool::new(false),
             waker: AtomicWaker::new(),
-            ready: self.ready.clone(),
+            ready,
             graves: Graves::new(),
-            trace: self.trace.clone(),
-            up: Some(self.clone()),
+            trace,
+            up,
             idle: event_listener::Event::new(),
         })
     }
