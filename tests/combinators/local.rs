@@ -1,7 +1,7 @@
 //! The combinators of the local kind (`Local::join`, `try_join`, `settle`, `race`,
 //! `race_ok`, `map`): futures that are not `Send`, each a task of the thread's local
-//! executor, under the rules of every combinator (G1-G4), on tokio's `LocalSet` and
-//! smol's `LocalExecutor`.
+//! executor, under the rules of every combinator (G1-G4), on tokio's `LocalSet`, smol's
+//! `LocalExecutor` and the simulator.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -27,7 +27,7 @@ fn loser<T: 'static>(cleaned: &Rc<Cell<u32>>) -> LocalFut<T> {
     })
 }
 
-#[hatchery::test(virtual_time, backends(tokio_local, smol_local))]
+#[hatchery::test(virtual_time, backends(tokio_local, smol_local, sim))]
 /// G1: each future is a task of the local executor (on the caller's thread, run while
 /// the caller waits), the outputs come back in input order.
 async fn g1_local_join_runs_tasks_in_input_order() {
@@ -47,7 +47,7 @@ async fn g1_local_join_runs_tasks_in_input_order() {
     assert_eq!(hatchery::testing::elapsed(), ms(9));
 }
 
-#[hatchery::test(virtual_time, backends(tokio_local, smol_local))]
+#[hatchery::test(virtual_time, backends(tokio_local, smol_local, sim))]
 /// G2, G4: the first error cancels the others and waits for their cleanup; every error
 /// comes out; `settle` cancels nothing.
 async fn g2_g4_local_try_join_fails_fast_and_settle_does_not() {
@@ -79,7 +79,7 @@ async fn g2_g4_local_try_join_fails_fast_and_settle_does_not() {
     assert!(finished.get());
 }
 
-#[hatchery::test(virtual_time, backends(tokio_local, smol_local))]
+#[hatchery::test(virtual_time, backends(tokio_local, smol_local, sim))]
 /// G2: the first to finish wins, the losers are cancelled and awaited before the race
 /// returns; `race_ok` skips errors.
 async fn g2_local_race_cancels_and_awaits_the_losers() {
@@ -104,7 +104,7 @@ async fn g2_local_race_cancels_and_awaits_the_losers() {
     assert_eq!(cleaned.get(), 3);
 }
 
-#[hatchery::test(virtual_time, backends(tokio_local, smol_local))]
+#[hatchery::test(virtual_time, backends(tokio_local, smol_local, sim))]
 /// G1 for `map`: at most `limit` at once, results in input order; `try_join` reads no
 /// input after a failure.
 async fn g1_local_map_bounds_and_stops_reading() {
@@ -141,7 +141,7 @@ async fn g1_local_map_bounds_and_stops_reading() {
     assert!(read.get() <= 4, "read {} inputs", read.get());
 }
 
-#[hatchery::test(virtual_time, backends(tokio_local, smol_local))]
+#[hatchery::test(virtual_time, backends(tokio_local, smol_local, sim))]
 /// G3: an enclosing cancellation cancels every future and waits for them; the
 /// combinator never completes, the scope returns.
 async fn g3_an_enclosing_cancellation_stops_local_combinators() {

@@ -87,10 +87,10 @@ impl Kind for Spawned {
 }
 
 /// The children of a nursery opened with [`Local::nursery`]: tasks of the thread's local
-/// executor (tokio's `LocalSet`, smol's `LocalExecutor`, installed by an adapter's
-/// `run_local` or [`enter_local`](crate::rt::enter_local); the simulator, `hatchery-sim`,
-/// is its own in every run), which need not be `Send`
-/// (`Rc`, `RefCell`) and run concurrently on that one thread. Everything else is a
+/// executor (tokio's `LocalSet`, smol's `LocalExecutor`, a compio runtime, installed by
+/// an adapter's `run_local` or [`enter_local`](crate::rt::enter_local); the simulator,
+/// `hatchery-sim`, is its own in every run), which need not be `Send` (`Rc`, `RefCell`)
+/// and run concurrently on that one thread. Everything else is a
 /// spawning nursery's: the same rules, handles, names, `start`, subgroups and task
 /// tree. Neither the nursery's future nor its handle is `Send`. See
 /// [`Children`](crate::Children).

@@ -185,8 +185,9 @@ impl fmt::Debug for LocalEntered {
 
 const NO_LOCAL: &str = "hatchery: no local runtime on this thread: the children of a \
 `Local` nursery are tasks of the thread's local executor. Run the code inside \
-`hatchery_tokio::run_local(..)` or `hatchery_smol::run_local(..)` (the simulator, \
-`hatchery_sim::run(..)`, runs them in every run), or install the local executor you run \
+`hatchery_tokio::run_local(..)`, `hatchery_smol::run_local(..)` or \
+`hatchery_compio::run_local(..)` (the simulator, `hatchery_sim::run(..)`, runs them in \
+every run), or install the local executor you run \
 yourself with `hatchery::rt::enter_local(..)`. Children that need not \
 be `Send` can also be polled by their nursery's own task: `PolledLocal::nursery`";
 
