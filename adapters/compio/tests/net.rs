@@ -116,18 +116,6 @@ fn a_socket_moves_to_another_runtime_thread() {
 fn a_socket_after_its_runtime_has_ended_fails_clearly() {
     let socket = hatchery_compio::run(UdpSocket::bind("127.0.0.1:0")).unwrap();
     let mut buf = [0; 8];
-    let err = futures_lite_block_on(socket.recv(&mut buf)).unwrap_err();
+    let err = futures_lite::future::block_on(socket.recv(&mut buf)).unwrap_err();
     assert!(err.to_string().contains("no compio runtime"), "{err}");
-}
-
-/// Polls `fut` to its end on this thread, with no runtime.
-fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
