@@ -33,6 +33,10 @@
 //! [`run_local_on`]), and so does every example of the repository, on the default
 //! driver. `--no-default-features` builds the polling driver alone.
 //!
+//! **Tests**: `#[hatchery::test(backends(compio))]` runs a test on `run_local` (with
+//! `hatchery-compio` among the test crate's dependencies), beside `tokio_local`,
+//! `smol_local` and `sim` if it lists them.
+//!
 //! ```
 //! use std::time::Duration;
 //!

@@ -74,6 +74,7 @@ use syn::{Error, ItemFn, Meta, Token};
 /// | `name::smol` | `hatchery_smol::run` (one thread per core) |
 /// | `name::tokio_local` | `hatchery_tokio::run_local` (a `LocalSet`: for `Local` children; with `backends(..)` only) |
 /// | `name::smol_local` | `hatchery_smol::run_local` (a `LocalExecutor`: for `Local` children; with `backends(..)` only) |
+/// | `name::compio` | `hatchery_compio::run_local` (compio's thread-per-core runtime: for `Local` children; with `backends(..)` only) |
 /// | `name::mine` | `path::to::run`, given as `backends(mine = path::to::run)` |
 /// | `name::sim` | `hatchery_sim::check_seeds`: the simulator, once per seed (with `sim` or `backends(.., sim)`; it runs `Local` children too) |
 ///
@@ -92,8 +93,9 @@ use syn::{Error, ItemFn, Meta, Token};
 /// ["macros"] }` under `[dev-dependencies]`). The test crate needs `hatchery-tokio` and
 /// `hatchery-smol` as (dev-)dependencies, or
 /// only the adapters of the backends it selects, under those names, and `hatchery-sim`
-/// for the simulator (the expansion names `::hatchery`, `::hatchery_tokio`,
-/// `::hatchery_smol` and `::hatchery_sim`; a renamed dependency is not found; a test
+/// for the simulator, `hatchery-compio` for `compio` (the expansion names `::hatchery`,
+/// `::hatchery_tokio`, `::hatchery_smol`, `::hatchery_sim` and `::hatchery_compio`; a
+/// renamed dependency is not found; a test
 /// crate whose tests list only backends of its own needs no adapter). Write it `#[hatchery::test]`: after `use hatchery::*`, a plain `#[test]`
 /// is ambiguous (rustc's error E0659) because the glob brings this `test` in.
 ///
@@ -114,9 +116,9 @@ use syn::{Error, ItemFn, Meta, Token};
 ///   same body still runs on the other backends; without a time option, it runs on the
 ///   simulator's own clock, which is always virtual;
 /// * `backends(..)`: a subset of `tokio_current`, `tokio_multi`, `smol`, `tokio_local`,
-///   `smol_local` (the local runtimes, for `Local` children), `sim` (with 100
+///   `smol_local`, `compio` (the local runtimes, for `Local` children), `sim` (with 100
 ///   seeds, or those of `sim(seeds = N)`; `Local` children too: `backends(tokio_local,
-///   smol_local, sim)`), and backends of your own, written
+///   smol_local, compio, sim)`), and backends of your own, written
 ///   `name = path::to::run`: a test `name::<name>` that calls your `run` (any
 ///   `fn run<F: Future>(fut: F) -> F::Output`, a third-party runtime's, say), as the
 ///   adapters' `run` functions are called for the built-in ones. The path is written as
@@ -151,13 +153,14 @@ enum Time {
 const BACKENDS: [&str; 3] = ["tokio_current", "tokio_multi", "smol"];
 
 /// The built-in backends that `backends(..)` may list.
-const BUILT_IN: [&str; 6] = [
+const BUILT_IN: [&str; 7] = [
     "tokio_current",
     "tokio_multi",
     "smol",
     "sim",
     "tokio_local",
     "smol_local",
+    "compio",
 ];
 
 /// How many seeds the simulator runs a test under, unless `sim(seeds = N)` says.
@@ -222,7 +225,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                                 return Err(Error::new(
                                     path.span(),
                                     format!(
-                                        "unknown backend `{}`; expected `tokio_current`, `tokio_multi`, `smol`, `sim`, `tokio_local` or `smol_local`, or a backend of your own: `name = path::to::run`",
+                                        "unknown backend `{}`; expected `tokio_current`, `tokio_multi`, `smol`, `sim`, `tokio_local`, `smol_local` or `compio`, or a backend of your own: `name = path::to::run`",
                                         quote!(#path).to_string().replace(' ', "")
                                     ),
                                 ));
@@ -391,6 +394,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                     "tokio_multi" => quote!(::hatchery_tokio::run),
                     "tokio_local" => quote!(::hatchery_tokio::run_local),
                     "smol_local" => quote!(::hatchery_smol::run_local),
+                    "compio" => quote!(::hatchery_compio::run_local),
                     "sim" => quote!(::hatchery_sim::run),
                     _ => quote!(::hatchery_smol::run),
                 };
@@ -645,7 +649,8 @@ fn manifest_features(manifest: &str) -> Vec<String> {
 
 /// A backend a test runs on.
 enum Backend {
-    /// `tokio_current`, `tokio_multi`, `smol`, `sim`, `tokio_local` or `smol_local`.
+    /// `tokio_current`, `tokio_multi`, `smol`, `sim`, `tokio_local`, `smol_local` or
+    /// `compio`.
     BuiltIn(&'static str),
     /// `name = path::to::run`: a `run` function of the test crate's own.
     Custom(syn::Ident, syn::Path),
