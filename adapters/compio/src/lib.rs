@@ -57,8 +57,9 @@ use std::future::{poll_fn, Future};
 use std::mem;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use compio_driver::AsyncifyPool;
@@ -144,9 +145,54 @@ pub fn run_local_on<F: Future>(compio: &compio_runtime::Runtime, fut: F) -> F::O
     let root = hatchery::rt::enter_root(runtime, fut);
     let running = Running::new(shared.clone());
     let drainer = compio.spawn(drain(shared));
-    let out = compio.block_on(root);
+    let out = compio.block_on(when_woken(root));
     drop((running, drainer, entered));
     out
+}
+
+/// `fut`, polled only when it was woken (and at first). compio's `block_on` polls its
+/// future at every turn of its loop, after any operation of any task completes, woken or
+/// not: the root's body would try its socket again each time (a server's `accept`
+/// loop tried accepting about 17 times per connection).
+fn when_woken<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    let woken = Arc::new(Woken {
+        woken: AtomicBool::new(true),
+        runtime: Mutex::new(None),
+    });
+    let waker = Waker::from(woken.clone());
+    let mut fut = Box::pin(fut);
+    poll_fn(move |cx| {
+        {
+            let mut runtime = woken.runtime.lock().unwrap_or_else(PoisonError::into_inner);
+            if !runtime.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *runtime = Some(cx.waker().clone());
+            }
+        }
+        if !woken.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        fut.as_mut().poll(&mut Context::from_waker(&waker))
+    })
+}
+
+/// The root's waker: notes the wake, then wakes the runtime's loop (from any thread).
+struct Woken {
+    woken: AtomicBool,
+    runtime: Mutex<Option<Waker>>,
+}
+
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let runtime = self.runtime.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(w) = &*runtime {
+            w.wake_by_ref();
+        }
+    }
 }
 
 /// This thread runs a runtime's tasks while it lives: [`Runtime::spawn`] spawns them on
