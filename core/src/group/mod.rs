@@ -295,6 +295,18 @@ impl<E> Group<E> {
             .expect("hatchery: internal error: a group's node without its tag")
     }
 
+    /// Cancels the group on its handle's word (`Nursery::cancel`, `Subgroup::cancel`),
+    /// `detail` saying where and why.
+    pub(crate) fn cancel(&self, detail: Detail) {
+        self.node.cancel_with(Reason::Nursery, detail);
+    }
+
+    /// Whether the group was cancelled: a `cancel` after it finished is recorded too,
+    /// with nothing left to mark.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.node.is_cancelled() || self.node.reason().is_some()
+    }
+
     /// Counts a new child in, unless the group has closed (rule N5); a subgroup's in its
     /// group too.
     #[inline]

@@ -16,7 +16,6 @@ use crate::error::{NurseryError, SpawnError};
 use crate::group::Group;
 use crate::kind::polled::{Polled, PolledLocal, PolledOf, Rounds};
 use crate::kind::{GroupFuture, Local, Spawned};
-use crate::node::Reason;
 use crate::reason::{said, CancelReason};
 use crate::seam::current_local;
 use crate::trace;
@@ -648,13 +647,12 @@ impl<E, C: Children> Nursery<E, C> {
     where
         C: Accepts<F, T, E>,
     {
-        match C::try_spawn(&self.group, fut, Location::caller(), Some(name.into())) {
-            Ok(h) => h,
-            Err(e) => refused(e, "Nursery"),
-        }
+        C::try_spawn(&self.group, fut, Location::caller(), Some(name.into()))
+            .unwrap_or_else(|e| refused(e, "Nursery"))
     }
 
     /// [`spawn`](Nursery::spawn) called at `site` (see [`nursery_at`]).
+    #[inline]
     pub(crate) fn spawn_at<T, F>(&self, site: &'static Location<'static>, fut: F) -> TaskHandle<T>
     where
         C: Accepts<F, T, E>,
@@ -664,6 +662,7 @@ impl<E, C: Children> Nursery<E, C> {
     }
 
     /// [`try_spawn`](Nursery::try_spawn) called at `site` (see [`nursery_at`]).
+    #[inline]
     pub(crate) fn try_spawn_at<T, F>(
         &self,
         site: &'static Location<'static>,
@@ -732,10 +731,7 @@ impl<E, C: Children> Nursery<E, C> {
     where
         C: Accepts<F, T, E>,
     {
-        match C::try_spawn(&self.group, fut, Location::caller(), None) {
-            Ok(h) => h,
-            Err(e) => refused(e, "Nursery"),
-        }
+        self.spawn_at(Location::caller(), fut)
     }
 
     /// Like [`spawn`](Nursery::spawn), but returns [`SpawnError`] instead of panicking if
@@ -797,8 +793,7 @@ impl<E, C: Children> Nursery<E, C> {
     /// ```
     #[track_caller]
     pub fn cancel(&self) {
-        let detail = said(Location::caller(), None);
-        self.group.node.cancel_with(Reason::Nursery, detail);
+        self.group.cancel(said(Location::caller(), None));
     }
 
     /// [`cancel`](Nursery::cancel), with a message that the nursery's
@@ -828,8 +823,8 @@ impl<E, C: Children> Nursery<E, C> {
     /// ```
     #[track_caller]
     pub fn cancel_with(&self, message: impl Into<Cow<'static, str>>) {
-        let detail = said(Location::caller(), Some(message.into()));
-        self.group.node.cancel_with(Reason::Nursery, detail);
+        self.group
+            .cancel(said(Location::caller(), Some(message.into())));
     }
 
     /// Why the nursery was cancelled, if it was: by its own
@@ -884,9 +879,7 @@ impl<E, C: Children> Nursery<E, C> {
     /// # });
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        let node = &self.group.node;
-        // A `cancel` after the nursery finished is recorded, with nothing left to mark.
-        node.is_cancelled() || node.reason().is_some()
+        self.group.is_cancelled()
     }
 
     /// Whether the nursery has finished, or its future was dropped from outside hatchery

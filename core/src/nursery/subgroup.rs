@@ -16,7 +16,6 @@ use crate::child::TaskHandle;
 use crate::context;
 use crate::error::SpawnError;
 use crate::group::Group;
-use crate::node::Reason;
 use crate::reason::said;
 
 /// A group of tasks inside a nursery, that can be cancelled and awaited apart from the
@@ -172,10 +171,8 @@ impl<E, C: Children> Subgroup<E, C> {
     where
         C: Accepts<F, T, E>,
     {
-        match C::try_spawn(&self.group, fut, Location::caller(), None) {
-            Ok(h) => h,
-            Err(e) => refused(e, "Subgroup"),
-        }
+        C::try_spawn(&self.group, fut, Location::caller(), None)
+            .unwrap_or_else(|e| refused(e, "Subgroup"))
     }
 
     /// Like [`spawn`](Subgroup::spawn), but returns [`SpawnError`] instead of panicking if
@@ -235,8 +232,7 @@ impl<E, C: Children> Subgroup<E, C> {
     /// ```
     #[track_caller]
     pub fn cancel(&self) {
-        let detail = said(Location::caller(), None);
-        self.group.node.cancel_with(Reason::Nursery, detail);
+        self.group.cancel(said(Location::caller(), None));
     }
 
     /// Whether the subgroup has been cancelled: by [`cancel`](Subgroup::cancel), or by
@@ -260,8 +256,7 @@ impl<E, C: Children> Subgroup<E, C> {
     /// # });
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        let node = &self.group.node;
-        node.is_cancelled() || node.reason().is_some()
+        self.group.is_cancelled()
     }
 
     /// How many tasks of the subgroup have not finished yet (a snapshot: tasks may
