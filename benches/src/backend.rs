@@ -152,8 +152,7 @@ impl Backend {
             }
             Kind::Smol(pool) => {
                 let ex = Rc::new(LocalExecutor::new());
-                let local = Rc::new(hatchery_smol::SmolLocal::new(&ex));
-                let _local = hatchery::rt::enter_local(local);
+                let _local = hatchery_smol::enter_local(&ex);
                 let task = ex.spawn(hatchery_smol::enter(&pool.executor, fut));
                 pool.block_on(ex.run(task))
             }

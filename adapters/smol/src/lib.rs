@@ -241,7 +241,7 @@ pub fn run_current_thread<F: Future>(fut: F) -> F::Output {
 pub fn run_local<F: Future>(fut: F) -> F::Output {
     let executor = Arc::new(Executor::new());
     let local = Rc::new(LocalExecutor::new());
-    let entered = hatchery::rt::enter_local(Rc::new(SmolLocal::new(&local)));
+    let entered = enter_local(&local);
     let runtime = Arc::new(SmolRuntime::new(&executor));
     let root = hatchery::rt::enter_root(runtime, fut);
     let out = async_io::block_on(executor.run(local.run(root)));
@@ -249,19 +249,20 @@ pub fn run_local<F: Future>(fut: F) -> F::Output {
     out
 }
 
-/// The local face of smol ([`hatchery::rt::LocalRuntime`]): spawns a
-/// [`Local`](hatchery::Local) nursery's children on a `LocalExecutor`. [`run_local`]
-/// installs one; install it yourself for a `LocalExecutor` you run.
+/// Makes `executor` this thread's local runtime until the returned guard is dropped:
+/// the children of every [`Local`](hatchery::Local) nursery spawned on this thread
+/// meanwhile are its tasks. For a `LocalExecutor` you run yourself (on this thread, with
+/// `executor.run(..)`), inside a runtime of your choice; [`run_local`] makes one, and
+/// runs it, for you. It is `hatchery::rt::enter_local(Rc::new(SmolLocal::new(executor)))`.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::rc::Rc;
 /// use hatchery::{Local, Nursery};
-/// use hatchery_smol::SmolLocal;
 ///
 /// let local = Rc::new(async_executor::LocalExecutor::new());
-/// let _entered = hatchery::rt::enter_local(Rc::new(SmolLocal::new(&local)));
+/// let _entered = hatchery_smol::enter_local(&local);
 /// let text = Rc::new("not Send".to_string());
 /// let len = hatchery_smol::run_current_thread(local.run(Local::nursery(
 ///     |n: Nursery<(), Local>| async move {
@@ -270,6 +271,26 @@ pub fn run_local<F: Future>(fut: F) -> F::Output {
 ///     },
 /// )));
 /// assert_eq!(len, Ok(8));
+/// ```
+pub fn enter_local(executor: &Rc<LocalExecutor<'static>>) -> hatchery::rt::LocalEntered {
+    hatchery::rt::enter_local(Rc::new(SmolLocal::new(executor)))
+}
+
+/// The local face of smol ([`hatchery::rt::LocalRuntime`]): spawns a
+/// [`Local`](hatchery::Local) nursery's children on a `LocalExecutor`. [`run_local`]
+/// installs one, [`enter_local`] one for a `LocalExecutor` you run; or install it
+/// yourself, with [`hatchery::rt::enter_local`], beside a face of your own.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use hatchery::rt::LocalRuntime;
+/// use hatchery_smol::SmolLocal;
+///
+/// let local = Rc::new(async_executor::LocalExecutor::new());
+/// let face: Rc<dyn LocalRuntime> = Rc::new(SmolLocal::new(&local));
+/// let _entered = hatchery::rt::enter_local(face); // what `enter_local(&local)` does
 /// ```
 #[derive(Debug)]
 pub struct SmolLocal {
