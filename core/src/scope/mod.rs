@@ -831,7 +831,7 @@ impl fmt::Debug for CancelHandle {
 // `FusedFuture` (terminated once they have returned; a scope stalled under a cancelled
 // enclosing scope, which ends the work and drops it, is not).
 macro_rules! scope_future {
-    ($($(#[$attr:meta])* $name:ident;)*) => {$(
+    ($($(#[$attr:meta])* $name:ident -> $out:ty = $map:expr;)*) => {$(
         pin_project! {
             $(#[$attr])*
             #[must_use = "futures do nothing unless polled"]
@@ -850,6 +850,15 @@ macro_rules! scope_future {
         impl<F: Future> futures_core::future::FusedFuture for $name<F> {
             fn is_terminated(&self) -> bool {
                 self.scoped.is_done()
+            }
+        }
+
+        impl<F: Future> Future for $name<F> {
+            type Output = $out;
+
+            #[inline]
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                self.project().scoped.poll_scoped(cx).map($map)
             }
         }
     )*};
@@ -872,7 +881,10 @@ scope_future! {
     ///     assert_eq!(run.await, Some(())); // ...it runs from the first poll
     /// }));
     /// ```
-    Run;
+    Run -> Option<F::Output> = |o| match o {
+        Outcome::Done(v) => Some(v),
+        Outcome::Caught(_) => None,
+    };
 
     /// Future returned by [`CancelScope::fail`].
     ///
@@ -889,7 +901,11 @@ scope_future! {
     /// assert_eq!(fut.await, Ok(Some(2))); // finished in time
     /// # });
     /// ```
-    FailScope;
+    FailScope -> Result<Option<F::Output>, Elapsed> = |o| match o {
+        Outcome::Done(v) => Ok(Some(v)),
+        Outcome::Caught(Reason::Deadline) => Err(Elapsed(())),
+        Outcome::Caught(_) => Ok(None),
+    };
 
     /// Future returned by [`fail_after`] and [`fail_at`].
     ///
@@ -907,7 +923,12 @@ scope_future! {
     ///
     /// assert_eq!(hatchery_smol::run(answer()).unwrap(), 42);
     /// ```
-    Fail;
+    Fail -> Result<F::Output, Elapsed> = |o| match o {
+        Outcome::Done(v) => Ok(v),
+        // Nobody else holds this scope's handle, so only its deadline can cancel it
+        // (or, kept past the scope it was first polled in, that scope's cancellation).
+        Outcome::Caught(_) => Err(Elapsed(())),
+    };
 
     /// Future returned by [`shield`].
     ///
@@ -931,55 +952,10 @@ scope_future! {
     /// assert_eq!(out, Some("closed"));
     /// # });
     /// ```
-    Shield;
-}
-
-impl<F: Future> Future for Run<F> {
-    type Output = Option<F::Output>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().scoped.poll_scoped(cx).map(|o| match o {
-            Outcome::Done(v) => Some(v),
-            Outcome::Caught(_) => None,
-        })
-    }
-}
-
-impl<F: Future> Future for FailScope<F> {
-    type Output = Result<Option<F::Output>, Elapsed>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().scoped.poll_scoped(cx).map(|o| match o {
-            Outcome::Done(v) => Ok(Some(v)),
-            Outcome::Caught(Reason::Deadline) => Err(Elapsed(())),
-            Outcome::Caught(_) => Ok(None),
-        })
-    }
-}
-
-impl<F: Future> Future for Fail<F> {
-    type Output = Result<F::Output, Elapsed>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().scoped.poll_scoped(cx).map(|o| match o {
-            Outcome::Done(v) => Ok(v),
-            // Nobody else holds this scope's handle, so only its deadline can cancel it
-            // (or, kept past the scope it was first polled in, that scope's cancellation).
-            Outcome::Caught(_) => Err(Elapsed(())),
-        })
-    }
-}
-
-impl<F: Future> Future for Shield<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().scoped.poll_scoped(cx).map(|o| match o {
-            Outcome::Done(v) => v,
-            Outcome::Caught(_) => unreachable!("nothing can cancel an anonymous shield"),
-        })
-    }
+    Shield -> F::Output = |o| match o {
+        Outcome::Done(v) => v,
+        Outcome::Caught(_) => unreachable!("nothing can cancel an anonymous shield"),
+    };
 }
 
 /// The error of [`fail_after`], [`fail_at`] and [`CancelScope::fail`]: the scope's
