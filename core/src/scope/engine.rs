@@ -199,14 +199,7 @@ impl<F: Future> Scoped<F> {
         };
         Scoped {
             body: Some(body),
-            core: Core {
-                node,
-                hold: None,
-                timer: Reg::Idle,
-                limit,
-                shield: scope.shield.is_some(),
-                state: State::Fresh,
-            },
+            core: Core::new(node, limit, scope.shield.is_some()),
             span: trace::Span::scope(scope.shield.is_some(), scope.timeout),
         }
     }
@@ -221,14 +214,7 @@ impl<F: Future> Scoped<F> {
     pub(crate) fn after(timeout: Duration, body: F) -> Self {
         Scoped {
             body: Some(body),
-            core: Core {
-                node: None,
-                hold: None,
-                timer: Reg::Idle,
-                limit: Limit::After(timeout),
-                shield: false,
-                state: State::Fresh,
-            },
+            core: Core::new(None, Limit::After(timeout), false),
             span: trace::Span::scope(false, Some(timeout)),
         }
     }
@@ -346,6 +332,20 @@ impl Drop for Polling<'_> {
 }
 
 impl Core {
+    /// A scope not entered yet: its node if a handle made one, its deadline and its
+    /// shield, as the node gets them on entry.
+    #[inline]
+    fn new(node: Option<Arc<Node>>, limit: Limit, shield: bool) -> Core {
+        Core {
+            node,
+            hold: None,
+            timer: Reg::Idle,
+            limit,
+            shield,
+            state: State::Fresh,
+        }
+    }
+
     fn node(&self) -> &Arc<Node> {
         self.node.as_ref().expect("node of an entered scope")
     }
