@@ -18,7 +18,7 @@ use pin_project_lite::pin_project;
 use super::feed::{feed, Admit, Permit};
 use super::ops::{Ended, Work};
 use crate::group::race_won_by;
-use crate::kind::fixed::{self, Fixed, Ordered, VecSlots};
+use crate::kind::fixed::{self, Fixed, VecSlots};
 use crate::kind::mode::{Outputs, Takes};
 use crate::node::Node;
 use crate::nursery::{sealed::Describe, Accepts, Children, Nursery, NurseryFuture};
@@ -200,7 +200,7 @@ pub(crate) fn all_polled<C, M, I>(
 where
     I: Iterator,
     I::Item: Future,
-    M: Ordered<<I::Item as Future>::Output>,
+    M: Takes<<I::Item as Future>::Output>,
     C: Children + Accepts<Child<I::Item, M>, (), M::Error> + Describe<M::Error>,
 {
     let (first, second) = (futs.next(), futs.next());

@@ -88,7 +88,7 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use super::mode::{JoinMode, Outputs, RaceMode, RaceOkMode, Takes, TryJoinMode};
+use super::mode::{Outputs, Takes};
 use crate::context::{self, Deferred, ResolveOnUnwind};
 use crate::error::NurseryError;
 use crate::group::{
@@ -181,16 +181,10 @@ pub trait Slots {
     fn outputs(self: Pin<&mut Self>) -> Self::Outputs;
 }
 
-/// What a collection's slots record of the order their futures finish in, by mode:
+/// A record of the order a collection's slots finish in, by mode ([`Takes::Order`]):
 /// nothing for a mode that does not stop (its outputs are taken in input order), the
 /// slots in order for one that stops (a race: the first is its winner), in place.
-pub(crate) trait Ordered<T>: Takes<T> {
-    /// The record.
-    type Order: Order;
-}
-
-/// A record of the order slots finish in (see [`Ordered`]).
-pub(crate) trait Order: Default {
+pub trait Order: Default {
     /// The slot at `index` finished with a value.
     fn push(&mut self, index: u8);
 
@@ -225,38 +219,22 @@ impl Order for Finished {
     }
 }
 
-impl<T> Ordered<T> for JoinMode {
-    type Order = ();
-}
-
-impl<T, E> Ordered<Result<T, E>> for TryJoinMode<E> {
-    type Order = ();
-}
-
-impl<T> Ordered<T> for RaceMode {
-    type Order = Finished;
-}
-
-impl<T, E> Ordered<Result<T, E>> for RaceOkMode {
-    type Order = Finished;
-}
-
 pin_project! {
     /// A collection's futures ([`Slots`]): the first two in place (a join of two allocates
     /// nothing for them), the rest boxed, at most [`MAX`] in all.
-    pub(crate) struct VecSlots<F: Future, M: Ordered<F::Output>> {
+    pub(crate) struct VecSlots<F: Future, M: Takes<F::Output>> {
         #[pin]
         first: Slot<F, M::Value>,
         #[pin]
         second: Slot<F, M::Value>,
         rest: Vec<Pin<Box<Slot<F, M::Value>>>>,
         // The slots in the order their futures finished with a value, for a mode that
-        // stops (see `Ordered`).
+        // stops (see `Order`).
         order: M::Order,
     }
 }
 
-impl<F: Future, M: Ordered<F::Output>> VecSlots<F, M> {
+impl<F: Future, M: Takes<F::Output>> VecSlots<F, M> {
     /// The slots of `first`, `second` and `rest` (none after a missing one).
     #[inline]
     pub(crate) fn new(first: Option<F>, second: Option<F>, rest: Vec<F>) -> Self {
@@ -284,7 +262,7 @@ fn poll_slot<F, M, P>(
     order: &mut M::Order,
 ) where
     F: Future,
-    M: Ordered<F::Output>,
+    M: Takes<F::Output>,
     P: Pass<M::Error>,
 {
     if !M::STOPS {
@@ -298,7 +276,7 @@ fn poll_slot<F, M, P>(
     }
 }
 
-impl<F: Future, M: Ordered<F::Output>> Slots for VecSlots<F, M> {
+impl<F: Future, M: Takes<F::Output>> Slots for VecSlots<F, M> {
     type Error = M::Error;
     type Outputs = Outputs<M::Value>;
 

@@ -9,6 +9,8 @@
 use std::convert::Infallible;
 use std::marker::PhantomData;
 
+use super::fixed::{Finished, Order};
+
 /// What a combinator makes of its futures' outputs: the error type that fails its group.
 pub trait Mode {
     /// The error that fails a group of this mode.
@@ -21,6 +23,10 @@ pub trait Mode {
 pub trait Takes<T>: Mode {
     /// What the group keeps of an output.
     type Value;
+
+    /// What a collection's slots in place record of the order their futures finish in
+    /// (see [`Order`]).
+    type Order: Order;
 
     /// Whether some value ends the group ([`stops`](Takes::stops) may say yes).
     const STOPS: bool = false;
@@ -58,6 +64,7 @@ impl Mode for JoinMode {
 
 impl<T> Takes<T> for JoinMode {
     type Value = T;
+    type Order = ();
 
     #[inline(always)]
     fn split(out: T) -> Result<T, Infallible> {
@@ -71,6 +78,7 @@ impl<E> Mode for TryJoinMode<E> {
 
 impl<T, E> Takes<Result<T, E>> for TryJoinMode<E> {
     type Value = T;
+    type Order = ();
 
     #[inline(always)]
     fn split(out: Result<T, E>) -> Result<T, E> {
@@ -84,6 +92,7 @@ impl Mode for RaceMode {
 
 impl<T> Takes<T> for RaceMode {
     type Value = T;
+    type Order = Finished;
 
     const STOPS: bool = true;
 
@@ -104,6 +113,7 @@ impl Mode for RaceOkMode {
 
 impl<T, E> Takes<Result<T, E>> for RaceOkMode {
     type Value = Result<T, E>;
+    type Order = Finished;
 
     const STOPS: bool = true;
 

@@ -18,7 +18,7 @@ use std::pin::Pin;
 
 use pin_project_lite::pin_project;
 
-pub use super::fixed::{Fixed, Pass, Slot, Slots};
+pub use super::fixed::{Fixed, Order, Pass, Slot, Slots};
 pub use super::mode::{JoinMode, Mode, Takes, TryJoinMode};
 use crate::group::Panic;
 
