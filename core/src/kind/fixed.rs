@@ -776,6 +776,17 @@ impl<S: Slots> Fixed<S> {
         };
         let mut slots = this.slots;
         let waker = cx.waker();
+        // `cancelled` is set below, once each branch knows whether the group is.
+        let mut p = Polling {
+            waker,
+            group: run.group.as_ref().map(|group| group.node.clone()),
+            cancelled: false,
+            at: this.at,
+            trouble: &mut run.trouble,
+            dropped: &mut run.cancelled,
+            running: false,
+            holding: false,
+        };
         let (running, holding, was_cancelled) = match &mut run.group {
             Some(group) => {
                 let node = &group.node;
@@ -785,16 +796,7 @@ impl<S: Slots> Fixed<S> {
                     // (node invariant 7): we learn of it here, in one walk up the tree.
                     false => node.refresh_cancelled(),
                 };
-                let mut p = Polling {
-                    waker,
-                    group: Some(node.clone()),
-                    cancelled: was_cancelled,
-                    at: this.at,
-                    trouble: &mut run.trouble,
-                    dropped: &mut run.cancelled,
-                    running: false,
-                    holding: false,
-                };
+                p.cancelled = was_cancelled;
                 let ((), by_parent) = context::enter_node(&mut group.slot, waker, || {
                     poll_settled(slots.as_mut(), &mut p)
                 });
@@ -812,21 +814,15 @@ impl<S: Slots> Fixed<S> {
                         group.registered = true;
                     }
                 }
+                // Its clone of the node goes now, before the group may end: `end` lets the
+                // node go for reuse only if nothing else holds it.
+                drop(p);
                 (running, holding, was_cancelled)
             }
             None => {
                 let (mut armed, was_cancelled) = Deferred::defer();
                 let unwind = ResolveOnUnwind(&mut armed);
-                let mut p = Polling {
-                    waker,
-                    group: None,
-                    cancelled: was_cancelled,
-                    at: this.at,
-                    trouble: &mut run.trouble,
-                    dropped: &mut run.cancelled,
-                    running: false,
-                    holding: false,
-                };
+                p.cancelled = was_cancelled;
                 poll_settled(slots.as_mut(), &mut p);
                 let (running, holding) = (p.running, p.holding);
                 let made = unwind.0.resolve();
