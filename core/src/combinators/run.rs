@@ -18,8 +18,8 @@ use pin_project_lite::pin_project;
 use super::feed::{feed, Admit, Permit};
 use super::ops::{Ended, Work};
 use crate::group::race_won_by;
-use crate::kind::fixed::{self, Fixed, VecSlots};
-use crate::kind::mode::{Outputs, Takes};
+use crate::kind::fixed::{Fixed, VecSlots};
+use crate::kind::mode::{self, Outputs, Takes};
 use crate::node::Node;
 use crate::nursery::{sealed::Describe, Accepts, Children, Nursery, NurseryFuture};
 use crate::trace;
@@ -189,7 +189,7 @@ where
 }
 
 /// Runs every future of `futs` at once in the caller's task, read now: at most
-/// [`fixed::MAX`] in slots in place (no allocation for two or fewer), more in a polled
+/// [`mode::MAX`] in slots in place (no allocation for two or fewer), more in a polled
 /// nursery (`run`, of kind `C`).
 #[inline]
 #[allow(clippy::type_complexity)] // `impl Future` cannot be named in a type alias
@@ -209,7 +209,7 @@ where
         None => Vec::new(),
         Some(third) => std::iter::once(third).chain(futs).collect(),
     };
-    if rest.len() + 2 <= fixed::MAX {
+    if rest.len() + 2 <= mode::MAX {
         return Either::Fixed {
             fixed: Fixed::new(VecSlots::new(first, second, rest), site),
         };

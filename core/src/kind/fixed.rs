@@ -88,17 +88,13 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use super::mode::{Outputs, Takes};
+use super::mode::{Order, Outputs, Takes, MAX};
 use crate::context::{self, Deferred, ResolveOnUnwind};
 use crate::error::NurseryError;
 use crate::group::{
     decide, failed, poll_stalled, race_won_by, Decision, Exit, Panic, Record, Seen,
 };
 use crate::node::{Due, Node, Reason};
-
-/// How many futures a collection's [`Fixed`] takes: more are run by a polled nursery's
-/// engine, whose per-future wakers poll only the futures that were woken.
-pub(crate) const MAX: usize = 32;
 
 pin_project! {
     /// One future of a group, and what became of it. (Its variants' fields are
@@ -179,44 +175,6 @@ pub trait Slots {
 
     /// The outputs, once every future is gone.
     fn outputs(self: Pin<&mut Self>) -> Self::Outputs;
-}
-
-/// A record of the order a collection's slots finish in, by mode ([`Takes::Order`]):
-/// nothing for a mode that does not stop (its outputs are taken in input order), the
-/// slots in order for one that stops (a race: the first is its winner), in place.
-pub trait Order: Default {
-    /// The slot at `index` finished with a value.
-    fn push(&mut self, index: u8);
-
-    /// The slots, in the order they finished.
-    fn slots(&self) -> &[u8];
-}
-
-impl Order for () {
-    #[inline(always)]
-    fn push(&mut self, _: u8) {}
-
-    fn slots(&self) -> &[u8] {
-        &[]
-    }
-}
-
-/// The slots of a race, in the order they finished.
-#[derive(Default)]
-pub(crate) struct Finished {
-    slots: [u8; MAX],
-    len: u8,
-}
-
-impl Order for Finished {
-    fn push(&mut self, index: u8) {
-        self.slots[usize::from(self.len)] = index;
-        self.len += 1;
-    }
-
-    fn slots(&self) -> &[u8] {
-        &self.slots[..usize::from(self.len)]
-    }
 }
 
 pin_project! {

@@ -9,8 +9,6 @@
 use std::convert::Infallible;
 use std::marker::PhantomData;
 
-use super::fixed::{Finished, Order};
-
 /// What a combinator makes of its futures' outputs: the error type that fails its group.
 pub trait Mode {
     /// The error that fails a group of this mode.
@@ -163,5 +161,47 @@ impl<V> Outputs<V> {
             Outputs::Completed(outputs) => outputs,
         };
         outputs.into_iter().map(|(_, o)| o)
+    }
+}
+
+/// How many futures a collection's [`Fixed`](super::fixed::Fixed) takes: more are run by a polled nursery's
+/// engine, whose per-future wakers poll only the futures that were woken.
+pub(crate) const MAX: usize = 32;
+
+/// A record of the order a collection's slots finish in, by mode ([`Takes::Order`]):
+/// nothing for a mode that does not stop (its outputs are taken in input order), the
+/// slots in order for one that stops (a race: the first is its winner), in place.
+pub trait Order: Default {
+    /// The slot at `index` finished with a value.
+    fn push(&mut self, index: u8);
+
+    /// The slots, in the order they finished.
+    fn slots(&self) -> &[u8];
+}
+
+impl Order for () {
+    #[inline(always)]
+    fn push(&mut self, _: u8) {}
+
+    fn slots(&self) -> &[u8] {
+        &[]
+    }
+}
+
+/// The slots of a race, in the order they finished.
+#[derive(Default)]
+pub(crate) struct Finished {
+    slots: [u8; MAX],
+    len: u8,
+}
+
+impl Order for Finished {
+    fn push(&mut self, index: u8) {
+        self.slots[usize::from(self.len)] = index;
+        self.len += 1;
+    }
+
+    fn slots(&self) -> &[u8] {
+        &self.slots[..usize::from(self.len)]
     }
 }

@@ -18,8 +18,8 @@ use std::pin::Pin;
 
 use pin_project_lite::pin_project;
 
-pub use super::fixed::{Fixed, Order, Pass, Slot, Slots};
-pub use super::mode::{JoinMode, Mode, Takes, TryJoinMode};
+pub use super::fixed::{Fixed, Pass, Slot, Slots};
+pub use super::mode::{JoinMode, Mode, Order, Takes, TryJoinMode};
 use crate::group::Panic;
 
 /// A tuple of futures that [`join!`](crate::join!) can run.
