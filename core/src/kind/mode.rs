@@ -164,8 +164,9 @@ impl<V> Outputs<V> {
     }
 }
 
-/// How many futures a collection's [`Fixed`](super::fixed::Fixed) takes: more are run by a polled nursery's
-/// engine, whose per-future wakers poll only the futures that were woken.
+/// How many futures a collection's [`Fixed`](super::fixed::Fixed) takes: more are run
+/// by a polled nursery's engine, whose per-future wakers poll only the futures that were
+/// woken.
 pub(crate) const MAX: usize = 32;
 
 /// A record of the order a collection's slots finish in, by mode ([`Takes::Order`]):
