@@ -647,12 +647,14 @@ impl<E, C: Children> Nursery<E, C> {
     where
         C: Accepts<F, T, E>,
     {
-        C::try_spawn(&self.group, fut, Location::caller(), Some(name.into()))
-            .unwrap_or_else(|e| refused(e, "Nursery"))
+        // A `match`, not a closure: the panic's location is the caller's (`track_caller`).
+        match C::try_spawn(&self.group, fut, Location::caller(), Some(name.into())) {
+            Ok(h) => h,
+            Err(e) => refused(e, "Nursery"),
+        }
     }
 
     /// [`spawn`](Nursery::spawn) called at `site` (see [`nursery_at`]).
-    #[inline]
     pub(crate) fn spawn_at<T, F>(&self, site: &'static Location<'static>, fut: F) -> TaskHandle<T>
     where
         C: Accepts<F, T, E>,
@@ -662,7 +664,6 @@ impl<E, C: Children> Nursery<E, C> {
     }
 
     /// [`try_spawn`](Nursery::try_spawn) called at `site` (see [`nursery_at`]).
-    #[inline]
     pub(crate) fn try_spawn_at<T, F>(
         &self,
         site: &'static Location<'static>,
@@ -731,7 +732,10 @@ impl<E, C: Children> Nursery<E, C> {
     where
         C: Accepts<F, T, E>,
     {
-        self.spawn_at(Location::caller(), fut)
+        match C::try_spawn(&self.group, fut, Location::caller(), None) {
+            Ok(h) => h,
+            Err(e) => refused(e, "Nursery"),
+        }
     }
 
     /// Like [`spawn`](Nursery::spawn), but returns [`SpawnError`] instead of panicking if

@@ -171,8 +171,10 @@ impl<E, C: Children> Subgroup<E, C> {
     where
         C: Accepts<F, T, E>,
     {
-        C::try_spawn(&self.group, fut, Location::caller(), None)
-            .unwrap_or_else(|e| refused(e, "Subgroup"))
+        match C::try_spawn(&self.group, fut, Location::caller(), None) {
+            Ok(h) => h,
+            Err(e) => refused(e, "Subgroup"),
+        }
     }
 
     /// Like [`spawn`](Subgroup::spawn), but returns [`SpawnError`] instead of panicking if
