@@ -64,7 +64,7 @@ fn a_refused_spawn_panics_at_the_callers_line() {
         hatchery_smol::run(hatchery::nursery(|n| async move { Ok(n) })).expect("the nursery ends");
     let spawn_line = line!() + 1;
     let spawned = catch_unwind(AssertUnwindSafe(|| closed.spawn(async { Ok(()) })));
-    let named_line = line!() + 1;
+    let named_line = line!() + 2; // the call's own line, inside the closure
     let named = catch_unwind(AssertUnwindSafe(|| {
         closed.spawn_named("x", async { Ok(()) })
     }));
