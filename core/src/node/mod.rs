@@ -575,13 +575,21 @@ impl Inner {
     }
 }
 
-/// Keeps `child` in a `taken` list (see [`Rare::taken`]), first pruning the entries of
-/// nodes that are gone whenever the list would grow its allocation.
+/// Keeps `child` in a `taken` list (see [`Rare::taken`]), with room for it made as
+/// [`make_room`] makes it.
 fn keep_taken(taken: &mut Vec<Weak<Node>>, child: Weak<Node>) {
-    if taken.len() == taken.capacity() && !taken.is_empty() {
-        taken.retain(|w| w.strong_count() > 0);
-    }
+    make_room(taken, 1);
     taken.push(child);
+}
+
+/// Makes room in a `taken` list for `more` entries, pruning the entries of nodes that
+/// are gone first if it is short of room. A walk that takes many children out makes
+/// room for them all at once: pruning at each doubling would read every kept node again.
+fn make_room(taken: &mut Vec<Weak<Node>>, more: usize) {
+    if taken.capacity() - taken.len() < more {
+        taken.retain(|w| w.strong_count() > 0);
+        taken.reserve(more);
+    }
 }
 
 /// A deadline in one atomic word, read without a lock: signed nanoseconds from an
@@ -1431,6 +1439,7 @@ impl<X: ?Sized + Tag> Node<X> {
                 return;
             }
             children.reserve(rare.children.len());
+            make_room(&mut rare.taken, rare.children.len());
             rare.children.retain(|key, weak| {
                 let Some(child) = weak.upgrade() else {
                     return true;

@@ -2,11 +2,11 @@
 //! marks, shields, holds, linking and unlinking, finishing, moving a parent, and moving
 //! deadlines. The invariants they check are numbered in the [module docs](super).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::fixtures::{linked, root, task, Count};
-use super::{Detail, Due, Hold, Node, Reason};
+use super::{keep_taken, make_room, Detail, Due, Hold, Node, Reason};
 
 #[test]
 fn cancel_marks_the_linked_subtree_and_wakes_it() {
@@ -30,6 +30,35 @@ fn cancel_marks_the_linked_subtree_and_wakes_it() {
     // "never linked", so they do not link again).
     assert!(!a.is_linked() && !a.never_linked());
     assert!(!b.is_linked() && !b.never_linked());
+}
+
+#[test]
+fn a_walk_makes_room_for_its_leaves_once_and_the_tree_still_sees_them() {
+    let root = root();
+    let leaves: Vec<_> = (0..40).map(|_| linked(&root, false)).collect();
+    root.cancel(Reason::Explicit);
+    // The taken leaves stay visible to the task tree while they live.
+    assert_eq!(root.children().len(), 40);
+    drop(leaves);
+    assert!(root.children().is_empty(), "an ended leaf leaves the tree");
+
+    // Room is made once, pruning what has ended; the pushes then never prune again
+    // (a prune reads every kept node).
+    let kept: Vec<_> = (0..4).map(|_| super::fixtures::root()).collect();
+    let mut taken: Vec<Weak<Node>> = kept.iter().map(Arc::downgrade).collect();
+    taken.push(Arc::downgrade(&super::fixtures::root()));
+    taken.shrink_to_fit();
+    make_room(&mut taken, 10);
+    assert_eq!(taken.len(), 4, "the ended entry is pruned");
+    let room = taken.capacity();
+    assert!(room >= 14);
+    for _ in 0..10 {
+        keep_taken(&mut taken, Arc::downgrade(&kept[0]));
+    }
+    assert_eq!((taken.len(), taken.capacity()), (14, room));
+    // With room to spare, nothing is pruned or grown.
+    make_room(&mut taken, room - 14);
+    assert_eq!(taken.capacity(), room);
 }
 
 #[test]
