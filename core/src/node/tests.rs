@@ -37,6 +37,13 @@ fn a_walk_makes_room_for_its_leaves_once_and_the_tree_still_sees_them() {
     let root = root();
     let leaves: Vec<_> = (0..40).map(|_| linked(&root, false)).collect();
     root.cancel(Reason::Explicit);
+    // The walk made room for its 40 leaves in one step, rather than growing the list by
+    // doubling (4, 8, .., 64), with a prune at each step.
+    let room = root.lock().rare.as_ref().map_or(0, |r| r.taken.capacity());
+    assert!(
+        (40..64).contains(&room),
+        "room for the walk made once: {room}"
+    );
     // The taken leaves stay visible to the task tree while they live.
     assert_eq!(root.children().len(), 40);
     drop(leaves);
