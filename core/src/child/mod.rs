@@ -278,17 +278,29 @@ pin_project! {
     }
 }
 
-/// `$make`, which moves `$fut`, with the future as it is, or, where context values are
-/// set, in a [`WithContext`] with them: a child of every kind runs with the values in
-/// effect where it was spawned (rule V1), and costs nothing more where none is.
-macro_rules! inheriting {
-    ($fut:ident => $make:expr) => {
+/// `$make` with the child's body and run state (`$body`, `$state`) made of `$fut` by
+/// [`parts`] (described by `$d`): the future in place, or apart in a box of its own if it
+/// is large (see [`Apart`]); where context values are set, in a [`WithContext`] with
+/// them: a child of every kind runs with the values in effect where it was spawned (rule
+/// V1), and costs nothing more where none is.
+macro_rules! in_parts {
+    ($d:ty, $group:expr, $fut:ident, $route:ident, $label:ident => |$body:ident, $state:ident| $make:expr) => {
         match values::current() {
-            None => $make,
+            None => in_parts!(@sized $d, $group, $fut, $route, $label => |$body, $state| $make),
             Some(values) => {
                 let $fut = WithContext::inherit(values, $fut);
-                $make
+                in_parts!(@sized $d, $group, $fut, $route, $label => |$body, $state| $make)
             }
+        }
+    };
+    (@sized $d:ty, $group:expr, $fut:ident, $route:ident, $label:ident => |$body:ident, $state:ident| $make:expr) => {
+        if apart(&$fut) {
+            let kept = Apart(Some(Box::pin(Some($fut))));
+            let ($body, $state) = parts::<_, _, _, _, $d>($group, kept, $route, $label);
+            $make
+        } else {
+            let ($body, $state) = parts::<_, _, _, _, $d>($group, Some($fut), $route, $label);
+            $make
         }
     };
 }
@@ -320,12 +332,7 @@ where
     R: RouteSlot<E> + Send,
 {
     let rt = &group.rt;
-    inheriting!(fut => if apart(&fut) {
-        let (body, state) =
-            parts::<_, _, _, _, Shown>(group, Apart(Some(Box::pin(Some(fut)))), route, label);
-        cell::spawn(rt, node, body, state, built)
-    } else {
-        let (body, state) = parts::<_, _, _, _, Shown>(group, Some(fut), route, label);
+    in_parts!(Shown, group, fut, route, label => |body, state| {
         cell::spawn(rt, node, body, state, built)
     })
 }
@@ -348,12 +355,7 @@ where
     E: 'static,
     R: RouteSlot<E>,
 {
-    inheriting!(fut => if apart(&fut) {
-        let (body, state) =
-            parts::<_, _, _, _, Shown>(group, Apart(Some(Box::pin(Some(fut)))), route, label);
-        cell::spawn_local(local, node, body, state, built)
-    } else {
-        let (body, state) = parts::<_, _, _, _, Shown>(group, Some(fut), route, label);
+    in_parts!(Shown, group, fut, route, label => |body, state| {
         cell::spawn_local(local, node, body, state, built)
     })
 }
@@ -378,12 +380,7 @@ where
         .ready
         .as_ref()
         .expect("hatchery: internal error: a polled child of a group that polls none");
-    let (part, raw) = inheriting!(fut => if apart(&fut) {
-        let (body, state) =
-            parts::<_, _, _, _, Unshown>(group, Apart(Some(Box::pin(Some(fut)))), route, label);
-        cell::polled(node, body, ready, state, built)
-    } else {
-        let (body, state) = parts::<_, _, _, _, Unshown>(group, Some(fut), route, label);
+    let (part, raw) = in_parts!(Unshown, group, fut, route, label => |body, state| {
         cell::polled(node, body, ready, state, built)
     });
     ready.push(raw);
