@@ -47,6 +47,32 @@ async fn v1_a_child_keeps_the_values_of_its_spawn<K: Kind>() {
     assert_eq!(set, (Some(5), None));
 }
 
+each_kind!(v1_a_large_child_keeps_the_values_of_its_spawn, virtual_time);
+/// V1 for a child whose future is large enough to be kept in a box of its own: it sees
+/// the values of its spawn as a small one does.
+async fn v1_a_large_child_keeps_the_values_of_its_spawn<K: Kind>() {
+    const ROOM: usize = 4096;
+    let seen = K::nursery(|n| async move {
+        let h = ID
+            .scope(7, async {
+                n.spawn(async {
+                    let room = [3u8; ROOM];
+                    sleep(ms(2)).await;
+                    let sum: u32 = std::hint::black_box(&room)
+                        .iter()
+                        .map(|&b| u32::from(b))
+                        .sum();
+                    Ok::<_, TestError>((ID.get(), sum))
+                })
+            })
+            .await;
+        Ok(h.join().await.unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, (Some(7), 3 * ROOM as u32));
+}
+
 each_kind!(v1_grandchildren_and_started_tasks_inherit, virtual_time);
 /// V1: the values pass down any depth, and through `start`.
 async fn v1_grandchildren_and_started_tasks_inherit<K: Kind>() {
