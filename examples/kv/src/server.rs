@@ -89,7 +89,9 @@ pub struct ServerStats {
     pub most_open: usize,
     /// Requests received.
     pub requests: usize,
-    /// Requests received and not yet answered (or dropped).
+    /// Requests received and not yet answered (or dropped). A request leaves this count
+    /// as its answer is written, so a client that has read its answer never finds it
+    /// counted here.
     pub in_flight: usize,
     /// Requests given up when their client's budget ran out (see
     /// [`Call`](crate::protocol::Call)).
@@ -433,11 +435,13 @@ impl Server {
             };
             self.requests.fetch_add(1, Ordering::SeqCst);
             // Counted until answered, cut or dropped: a guard, so that a cancellation
-            // (the grace period's end) uncounts it too.
+            // (the grace period's end) uncounts it too. Uncounted before its answer is
+            // written: a client that has read the answer never finds it counted.
             let (in_flight, _) = Gauge::up(&self.in_flight);
             let call = match Call::parse(&line) {
                 Ok(call) => call,
                 Err(message) => {
+                    drop(in_flight);
                     conn.write_line(&Response::Err(message)).await?;
                     continue;
                 }
@@ -461,6 +465,7 @@ impl Server {
             let Some(response) = response else {
                 return Ok(()); // QUIT
             };
+            drop(in_flight);
             conn.write_line(&response).await?;
             if self.ack_before_sync.load(Ordering::SeqCst) {
                 self.sync_log().await?; // the planted bug: synced after the answer

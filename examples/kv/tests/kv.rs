@@ -84,6 +84,22 @@ async fn set_get_del() {
     assert_eq!(stopped, Stopped::Gracefully);
 }
 
+/// A request leaves the server's `in_flight` count before its answer is written: a
+/// client that has read its answer never finds it counted. The race needs the server's
+/// task to run beside the client's, as it can on tokio's multi-threaded runtime and on
+/// smol: not on the simulator, which runs one task at a time.
+#[hatchery::test(backends(tokio_current, tokio_multi, smol))]
+async fn an_answered_request_is_no_longer_in_flight() {
+    let ((), stopped) = with_server(config(), ms(500), |server, client| async move {
+        for i in 0..2000 {
+            client.set("k", &i.to_string()).await.unwrap();
+            assert_eq!(server.stats().in_flight, 0, "after answer {i}");
+        }
+    })
+    .await;
+    assert_eq!(stopped, Stopped::Gracefully);
+}
+
 /// The pool is bounded: 32 tasks at once, each with a request that takes the server
 /// 20 ms, never have more than `pool_size` connections open (the peak the server saw),
 /// and take 32 / 4 rounds of 20 ms at least; all are answered.
