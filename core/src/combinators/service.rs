@@ -88,13 +88,15 @@ use crate::scope::{move_on_after, CancelHandle, CancelScope};
 /// # });
 /// ```
 ///
-/// A shutdown from a handler, with work that does not finish within the grace period:
+/// A shutdown from a handler, with work that does not finish within the grace period (on
+/// virtual time: the grace period passes without a real wait):
 ///
 /// ```
 /// use std::time::Duration;
+/// use hatchery::testing::virtual_time;
 /// use hatchery::{service, sleep};
 ///
-/// # hatchery_smol::run(async {
+/// # hatchery_smol::run(virtual_time(async {
 /// let report = service(Duration::from_millis(100), |svc| async move {
 ///     svc.spawn(async { sleep(Duration::from_millis(1)).await; Ok::<_, String>(()) });
 ///     svc.spawn(async { sleep(Duration::from_secs(3600)).await; Ok(()) }); // stuck
@@ -106,7 +108,7 @@ use crate::scope::{move_on_after, CancelHandle, CancelScope};
 /// .await;
 /// assert_eq!(report.value, None); // the body was cancelled
 /// assert_eq!((report.completed, report.cancelled), (2, 1));
-/// # });
+/// # }));
 /// ```
 #[track_caller]
 pub fn service<E, T, F, Fut>(grace: Duration, body: F) -> impl Future<Output = ServiceReport<T, E>>
